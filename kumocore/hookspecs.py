@@ -1,0 +1,286 @@
+"""The hook contract between kumocore and every plugin (built-in, third-party, policy).
+
+Grammar (prefix ``kumo_``; a Lua policy's event name is the hook name without it):
+
+=================  ============================  =======================================
+kind               shape                         how it is called
+=================  ============================  =======================================
+lifecycle          ``kumo_init``/``kumo_shutdown`` every implementation, in order
+provider           ``kumo_register_<things>``    every implementation; results flattened
+lookup             ``kumo_get_<thing>``          in order until the first non-None result
+policy event       ``kumo_<subsystem>_<event>``  every implementation, in order; an
+                                                 implementation refuses by raising
+                                                 :class:`kumocore.Rejection`
+=================  ============================  =======================================
+
+Order: the operator's policy (Lua or Python) runs first, third-party plugins next, and
+built-in defaults last (they are ``trylast``).
+
+Any implementation may be ``async def``: :mod:`kumocore.hookcall` awaits it. Wrapper
+implementations (``wrapper=True``/``hookwrapper=True``) cannot wrap coroutines and are
+refused when the plugin is registered.
+
+Nobody calls ``pm.hook.*`` directly: use the typed facade :class:`kumocore.hooks.Hooks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from kumocore.config import (
+        EgressPathConfig,
+        EgressPool,
+        EgressSource,
+        ListenerDomain,
+        QueueConfig,
+    )
+    from kumocore.kumo_api import Kumo
+    from kumocore.logs.sink import LogSink
+    from kumocore.message import EnvelopeAddress, Message
+    from kumocore.response import Response
+    from kumocore.spool.base import SpoolFactory
+    from kumocore.throttle.store import ThrottleStore
+
+PROJECT = "kumocore"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: Connection metadata as KumoMTA exposes it to policy: ``received_from``,
+#: ``received_via``, ``hostname``, ``ehlo_domain``, ``authn_id``, ``tls_*`` ...
+ConnMeta = dict[str, Any]
+
+# --------------------------------------------------------------------- lifecycle
+
+
+@hookspec
+def kumo_init(kumo: Kumo) -> None:
+    """Configure the server: define spools, logs, listeners, sources and pools.
+
+    Called once at start-up, before anything listens. ``kumo`` is the same API object a
+    Lua policy gets from ``require 'kumo'`` (``kumo.define_spool(name=..., ...)``).
+
+    Lua: ``kumo.on('init', function() ... end)``. All implementations run.
+    """
+
+
+@hookspec
+def kumo_shutdown() -> None:
+    """The server is stopping: flush and close what you own. All implementations run.
+
+    Lua: none (KumoMTA has no shutdown event).
+    """
+
+
+# --------------------------------------------------------------------- providers
+
+
+@hookspec
+def kumo_register_policy_functions() -> Mapping[str, Callable[..., Any]]:
+    """Contribute functions to the ``kumo`` module seen by Lua and Python policies.
+
+    Return ``{"configure_local_logs": fn, "dns.lookup_mx": fn, ...}``; dotted names create
+    sub-tables (``kumo.dns``). Decorate functions that take one options table with
+    :func:`kumocore.policy_function` ``(table=True)``. A function may be ``async``: Python
+    policies await it, and the Lua bridge suspends the calling coroutine until it is done.
+    All implementations run; a later duplicate name is an error naming both plugins.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def kumo_register_policy_loaders() -> Mapping[str, Callable[[str], object]]:
+    """Map a policy file suffix (``".lua"``) to a loader ``loader(path) -> plugin``.
+
+    The returned plugin object carries ``@hookimpl`` methods and is registered as the
+    operator's policy (it runs before everything else). ``.py`` is built in.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def kumo_register_spool_kinds() -> Mapping[str, SpoolFactory]:
+    """Map a ``kumo.define_spool{kind=...}`` name to a factory of spools.
+
+    Example: ``{"RocksDB": make_rocks_spool}``. All implementations run, results merged.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def kumo_register_log_sinks() -> list[LogSink]:
+    """Return the log sinks this plugin wants to receive every log record.
+
+    Called after ``init`` (so sinks configured by the policy are included). Each sink is
+    fed from its own bounded buffer: a slow sink never stalls reception.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def kumo_register_throttle_stores() -> list[ThrottleStore]:
+    """Return configured shared throttle stores (e.g. Redis), first one wins.
+
+    Called after ``init``. The in-process store is the built-in fallback (``trylast``);
+    specs with the ``local:`` prefix always use it.
+    """
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------- SMTP events
+
+
+@hookspec
+def kumo_smtp_server_connection_accepted(conn_meta: ConnMeta) -> None:
+    """A client connected. Raise :class:`Rejection` to refuse it (421 closes).
+
+    Lua: ``kumo.on('smtp_server_connection_accepted', function(conn_meta) end)``.
+    """
+
+
+@hookspec
+def kumo_smtp_server_ehlo(domain: str, conn_meta: ConnMeta) -> None:
+    """The client said EHLO/HELO ``domain``. Raise :class:`Rejection` to refuse.
+
+    Lua: ``kumo.on('smtp_server_ehlo', function(domain, conn_meta) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_smtp_server_auth_plain(
+    authz: str, authc: str, password: str, conn_meta: ConnMeta
+) -> bool | None:
+    """Validate SMTP AUTH PLAIN/LOGIN credentials. First non-None result wins.
+
+    Return True to accept (``authn_id`` is set to ``authc``), False to refuse (535).
+    Lua: ``kumo.on('smtp_server_auth_plain', function(authz, authc, password, conn_meta)
+    return true end)``.
+    """
+
+
+@hookspec
+def kumo_smtp_server_mail_from(sender: EnvelopeAddress, conn_meta: ConnMeta) -> None:
+    """MAIL FROM. Raise :class:`Rejection` to refuse.
+
+    Lua: ``kumo.on('smtp_server_mail_from', function(sender, conn_meta) end)``.
+    """
+
+
+@hookspec
+def kumo_smtp_server_mail_rcpt_to(recipient: EnvelopeAddress, conn_meta: ConnMeta) -> None:
+    """RCPT TO, after the relay check passed. Raise :class:`Rejection` to refuse.
+
+    Lua: ``kumo.on('smtp_server_mail_rcpt_to', function(recipient, conn_meta) end)``.
+    """
+
+
+@hookspec
+def kumo_smtp_server_message_received(message: Message, conn_meta: ConnMeta) -> None:
+    """A message (one per recipient) was received over SMTP, before it is spooled.
+
+    Set meta (``tenant``, ``campaign``, ``queue``), add headers, DKIM-sign. Raise
+    :class:`Rejection` to refuse it; any other error refuses it with 421 4.3.0.
+    Lua: ``kumo.on('smtp_server_message_received', function(msg, conn_meta) end)``.
+    """
+
+
+# --------------------------------------------------------------------- HTTP events
+
+
+@hookspec
+def kumo_http_message_generated(message: Message, auth_info: dict[str, Any]) -> None:
+    """A message was generated by ``/api/inject/v1``, before it is spooled.
+
+    Raise :class:`Rejection` to fail that recipient (counted in ``fail_count``).
+    Lua: ``kumo.on('http_message_generated', function(msg, auth_info) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_http_server_validate_auth_basic(user: str, password: str) -> bool | None:
+    """Validate HTTP Basic credentials of a peer outside ``trusted_hosts``.
+
+    First non-None result wins; no implementation (or False) means 401.
+    Lua: ``kumo.on('http_server_validate_auth_basic', function(user, password) end)``.
+    """
+
+
+# --------------------------------------------------------------------- lookups
+
+
+@hookspec(firstresult=True)
+def kumo_get_listener_domain(
+    domain: str, listener: str, conn_meta: ConnMeta
+) -> ListenerDomain | None:
+    """Relay/OOB/ARF settings for ``domain`` on the listener at ``listener`` (its address).
+
+    Asked at RCPT for the recipient's and the sender's domain. The listener's own
+    ``domains`` table is consulted when every implementation returns None.
+    Lua: ``kumo.on('get_listener_domain', function(domain, listener, conn_meta)
+    return kumo.make_listener_domain{...} end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_get_queue_config(
+    domain: str, tenant: str | None, campaign: str | None, routing_domain: str | None
+) -> QueueConfig | None:
+    """Queue settings (``egress_pool``, ``max_age``, ``retry_interval``...) for a queue.
+
+    Resolved at reception, before the message is acknowledged. First non-None wins;
+    Lua may register several handlers and they run in registration order.
+    Lua: ``kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+    return kumo.make_queue_config{...} end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_get_egress_pool(pool_name: str) -> EgressPool | None:
+    """The pool named ``pool_name``; pools from ``kumo.define_egress_pool`` are the default.
+
+    Lua: ``kumo.on('get_egress_pool', function(name) return kumo.make_egress_pool{...} end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_get_egress_source(source_name: str) -> EgressSource | None:
+    """The source named ``source_name``; ``kumo.define_egress_source`` is the default.
+
+    Lua: ``kumo.on('get_egress_source', function(name)
+    return kumo.make_egress_source{...} end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_get_egress_path_config(
+    domain: str, egress_source: str, site_name: str
+) -> EgressPathConfig | None:
+    """Traffic shaping for the egress path (``egress_source``, ``site_name``).
+
+    Lua: ``kumo.on('get_egress_path_config', function(domain, egress_source, site_name)
+    return kumo.make_egress_path{...} end)``.
+    """
+
+
+# --------------------------------------------------------------------- logs & bounces
+
+
+@hookspec(firstresult=True)
+def kumo_classify_bounce(response: Response) -> str | None:
+    """Classify a delivery response into a bounce category (``InvalidRecipient``...).
+
+    First non-None wins; ``Uncategorized`` when none answers. Lua: none (configure the
+    TOML classifier with ``kumo.configure_bounce_classifier``).
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_should_enqueue_log_record(message: Message, hook_name: str) -> bool | None:
+    """Whether a log record should be queued to a log hook named ``hook_name``.
+
+    Lua: ``kumo.on('should_enqueue_log_record', function(msg, hook_name) end)``; several
+    Lua handlers may be registered and run in order until one returns non-nil.
+    """

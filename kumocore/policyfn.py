@@ -1,0 +1,35 @@
+"""Marking functions contributed to the ``kumo`` policy module.
+
+KumoMTA's Lua API mixes two calling styles: ``kumo.define_spool { name = 'data', ... }``
+takes one options table, ``kumo.dns.lookup_mx('gmail.com')`` takes positional arguments.
+A contributed function declares which it is, so that the Lua bridge and the Python ``kumo``
+object can call it the same way: table-style functions always receive keyword arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_TABLE_ATTR = "__kumo_table__"
+
+
+def policy_function(*, table: bool) -> Callable[[F], F]:
+    """Declare the calling style of a ``kumo.*`` function.
+
+    ``table=True``: the Lua form is ``kumo.fn { key = value }`` and the Python function is
+    called as ``fn(key=value)``. ``table=False``: arguments are passed positionally.
+    """
+
+    def mark(fn: F) -> F:
+        setattr(fn, _TABLE_ATTR, table)
+        return fn
+
+    return mark
+
+
+def takes_table(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` was declared ``@policy_function(table=True)``."""
+    return bool(getattr(fn, _TABLE_ATTR, False))

@@ -1,0 +1,79 @@
+"""The spool contract: a durable key/value store for message data or metadata.
+
+KumoMTA keeps two spools, ``data`` (message bodies) and ``meta`` (envelope and metadata),
+each defined with ``kumo.define_spool``. A spool kind (``RocksDB``...) is provided by a
+plugin through ``kumo_register_spool_kinds``; :class:`MemorySpool` is the in-core version
+for tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Spool(Protocol):
+    """A durable map from message id (32 hex chars) to bytes."""
+
+    name: str
+
+    async def put(self, key: str, value: bytes) -> None:
+        """Store ``value``; when this returns the write is durable (synced to disk).
+
+        Implementations batch concurrent calls into one synced write (group commit).
+        """
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The stored value, or None."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key`` (no error if absent). Need not be synced."""
+        ...
+
+    def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Every (key, value), in key order; used for recovery at start-up."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release resources."""
+        ...
+
+
+#: ``factory(name=..., path=..., **options) -> Spool``; options are the remaining
+#: ``kumo.define_spool`` fields (``flush``, ``rocks_params``...).
+SpoolFactory = Callable[..., Spool]
+
+
+class MemorySpool:
+    """An in-memory spool for tests: durable only as long as the process lives."""
+
+    def __init__(self, name: str = "memory", path: str | None = None, **_: Any) -> None:
+        self.name = name
+        self.path = path
+        self._items: dict[str, bytes] = {}
+
+    async def put(self, key: str, value: bytes) -> None:
+        self._items[key] = bytes(value)
+
+    async def get(self, key: str) -> bytes | None:
+        return self._items.get(key)
+
+    async def delete(self, key: str) -> None:
+        self._items.pop(key, None)
+
+    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        for key in sorted(self._items):
+            yield key, self._items[key]
+
+    async def close(self) -> None:
+        return None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def items(self) -> Mapping[str, bytes]:
+        return self._items
