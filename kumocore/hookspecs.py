@@ -49,6 +49,9 @@ PROJECT = "kumocore"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
+#: ``loader(path, kumo)`` → the policy plugin object, or an awaitable of it.
+PolicyLoader = Callable[[str, "Kumo"], Any]
+
 #: Connection metadata as KumoMTA exposes it to policy: ``received_from``,
 #: ``received_via``, ``hostname``, ``ehlo_domain``, ``authn_id``, ``tls_*`` ...
 ConnMeta = dict[str, Any]
@@ -92,11 +95,12 @@ def kumo_register_policy_functions() -> Mapping[str, Callable[..., Any]]:
 
 
 @hookspec
-def kumo_register_policy_loaders() -> Mapping[str, Callable[[str], object]]:
-    """Map a policy file suffix (``".lua"``) to a loader ``loader(path) -> plugin``.
+def kumo_register_policy_loaders() -> Mapping[str, PolicyLoader]:
+    """Map a policy file suffix (``".lua"``) to a loader ``loader(path, kumo) -> plugin``.
 
-    The returned plugin object carries ``@hookimpl`` methods and is registered as the
-    operator's policy (it runs before everything else). ``.py`` is built in.
+    The loader may be async (a Lua policy's top-level code may look up DNS). The returned
+    plugin object carries ``@hookimpl`` methods and is registered as the operator's policy,
+    so it runs before every other plugin. ``.py`` is built in. All implementations run.
     """
     raise NotImplementedError
 

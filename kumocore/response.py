@@ -39,7 +39,7 @@ class Response:
         enhanced = None
         if match:
             enhanced = EnhancedCode(int(match[1]), int(match[2]), int(match[3]))
-            text = text[match.end():]
+            text = text[match.end() :]
         return cls(code=code, content=text, enhanced_code=enhanced, command=command)
 
     @property

@@ -1,0 +1,46 @@
+# kumocore — the two commands in the README are `make serve` and `make test`.
+VENV := .venv
+BIN := $(VENV)/bin
+POLICY ?= kumocore/defaults/default-policy.lua
+export KUMOCORE_VAR ?= $(CURDIR)/var
+
+.PHONY: install serve test test-fast lint check bench bench-short reliability reliability-short docs clean
+
+install: $(BIN)/kumocore
+
+$(BIN)/kumocore: pyproject.toml $(wildcard plugins/*/pyproject.toml) scripts/setup.sh
+	scripts/setup.sh
+	@touch $@
+
+serve: install
+	$(BIN)/kumocore serve --policy $(POLICY)
+
+lint: install
+	$(BIN)/ruff check kumocore plugins tests bench docs/examples
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow"
+
+check: test
+
+bench: install
+	$(BIN)/python -m bench.run --mode full
+
+bench-short: install
+	$(BIN)/python -m bench.run --mode short
+
+reliability: install
+	$(BIN)/python -m bench.reliability --mode full
+
+reliability-short: install
+	$(BIN)/python -m bench.reliability --mode short
+
+docs: install
+	$(BIN)/mkdocs build --strict
+
+clean:
+	rm -rf $(VENV) var build dist site .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,211 @@
+"""The core's own plugin: the ``kumo.*`` functions that define the server, and defaults.
+
+It is registered before every other plugin, so it is called last: each lookup here is the
+fallback when neither the policy nor a third-party plugin answered (KumoMTA's defaults).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+
+from kumocore.errors import ConfigError, Rejection
+from kumocore.hookspecs import hookimpl
+from kumocore.policyfn import policy_function
+from kumocore.spool.base import MemorySpool, SpoolFactory
+
+if TYPE_CHECKING:
+    from kumocore.config import (
+        EgressPathConfig,
+        EgressPool,
+        EgressSource,
+        ListenerDomain,
+        QueueConfig,
+    )
+    from kumocore.kumo_api import Kumo
+    from kumocore.runtime import Runtime
+
+policy_log = structlog.get_logger("kumocore.policy")
+
+
+def _reject(code: int, message: str) -> None:
+    """``kumo.reject(code, text)``: refuse with that SMTP reply."""
+    raise Rejection(int(code), str(message))
+
+
+def _json_encode(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _json_encode_pretty(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+
+
+def _json_decode(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"kumo.json_decode: invalid JSON: {exc}") from exc
+
+
+def _policy_logger(level: str) -> Callable[..., None]:
+    def emit(*parts: Any) -> None:
+        getattr(policy_log, level)(" ".join(str(p) for p in parts))
+
+    emit.__name__ = f"log_{level}"
+    return emit
+
+
+def load_python_policy(path: str, kumo: Kumo) -> object:
+    """Import a Python policy module (a module of ``@hookimpl`` functions)."""
+    module_name = f"kumocore_policy_{abs(hash(path)):x}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot load Python policy {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class CorePlugin:
+    """Defines the server from policy calls and supplies KumoMTA's defaults."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    # ------------------------------------------------------------- definitions
+    @policy_function(table=True)
+    def define_spool(self, **options: Any) -> None:
+        from kumocore.config import SpoolDefinition
+
+        spool = SpoolDefinition.from_options(options)
+        self.runtime.config.spools[spool.name] = spool
+
+    @policy_function(table=True)
+    def start_esmtp_listener(self, **options: Any) -> None:
+        from kumocore.config import EsmtpListenerConfig
+
+        self.runtime.config.esmtp_listeners.append(EsmtpListenerConfig.from_options(options))
+
+    @policy_function(table=True)
+    def start_http_listener(self, **options: Any) -> None:
+        from kumocore.config import HttpListenerConfig
+
+        self.runtime.config.http_listeners.append(HttpListenerConfig.from_options(options))
+
+    @policy_function(table=True)
+    def define_egress_source(self, **options: Any) -> EgressSource:
+        source = self.make_egress_source(**options)
+        self.runtime.config.egress_sources[source.name] = source
+        return source
+
+    @policy_function(table=True)
+    def define_egress_pool(self, **options: Any) -> EgressPool:
+        pool = self.make_egress_pool(**options)
+        self.runtime.config.egress_pools[pool.name] = pool
+        return pool
+
+    # ------------------------------------------------------------- constructors
+    @policy_function(table=True)
+    def make_egress_source(self, **options: Any) -> EgressSource:
+        from kumocore.config import EgressSource
+
+        return EgressSource.from_options(options)
+
+    @policy_function(table=True)
+    def make_egress_pool(self, **options: Any) -> EgressPool:
+        from kumocore.config import EgressPool
+
+        return EgressPool.from_options(options)
+
+    @policy_function(table=True)
+    def make_egress_path(self, **options: Any) -> EgressPathConfig:
+        from kumocore.config import EgressPathConfig
+
+        return EgressPathConfig.from_options(options)
+
+    @policy_function(table=True)
+    def make_queue_config(self, **options: Any) -> QueueConfig:
+        from kumocore.config import QueueConfig
+
+        return QueueConfig.from_options(options)
+
+    @policy_function(table=True)
+    def make_listener_domain(self, **options: Any) -> ListenerDomain:
+        from kumocore.config import ListenerDomain
+
+        return ListenerDomain.from_options(options)
+
+    # ------------------------------------------------------------- providers
+    @hookimpl
+    def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
+        from kumocore.dkim.policy import make_dkim_functions
+        from kumocore.dns.policy import make_dns_functions
+
+        functions: dict[str, Callable[..., Any]] = {
+            "define_spool": self.define_spool,
+            "start_esmtp_listener": self.start_esmtp_listener,
+            "start_http_listener": self.start_http_listener,
+            "define_egress_source": self.define_egress_source,
+            "define_egress_pool": self.define_egress_pool,
+            "make_egress_source": self.make_egress_source,
+            "make_egress_pool": self.make_egress_pool,
+            "make_egress_path": self.make_egress_path,
+            "make_queue_config": self.make_queue_config,
+            "make_listener_domain": self.make_listener_domain,
+            "reject": _reject,
+            "json_encode": _json_encode,
+            "json_encode_pretty": _json_encode_pretty,
+            "json_decode": _json_decode,
+            "json_parse": _json_decode,
+        }
+        for level in ("debug", "info", "warn", "error"):
+            functions[f"log_{level}"] = _policy_logger("warning" if level == "warn" else level)
+        functions.update(make_dns_functions(self.runtime.resolver))
+        functions.update(make_dkim_functions())
+        return functions
+
+    @hookimpl
+    def kumo_register_policy_loaders(self) -> Mapping[str, Callable[[str, Kumo], object]]:
+        return {".py": load_python_policy}
+
+    @hookimpl
+    def kumo_register_spool_kinds(self) -> Mapping[str, SpoolFactory]:
+        return {"Memory": MemorySpool}
+
+    # ------------------------------------------------------------- default lookups
+    @hookimpl(trylast=True)
+    def kumo_get_egress_source(self, source_name: str) -> EgressSource | None:
+        from kumocore.config import EgressSource
+
+        if source_name == "unspecified":
+            return EgressSource.from_options({"name": "unspecified"})
+        return self.runtime.config.egress_sources.get(source_name)
+
+    @hookimpl(trylast=True)
+    def kumo_get_egress_pool(self, pool_name: str) -> EgressPool | None:
+        from kumocore.config import EgressPool
+
+        if pool_name == "unspecified":
+            return EgressPool.from_options(
+                {"name": "unspecified", "entries": [{"name": "unspecified"}]}
+            )
+        return self.runtime.config.egress_pools.get(pool_name)
+
+    @hookimpl(trylast=True)
+    def kumo_get_queue_config(self) -> QueueConfig:
+        from kumocore.config import QueueConfig
+
+        return QueueConfig.from_options({})
+
+    @hookimpl(trylast=True)
+    def kumo_get_egress_path_config(self) -> EgressPathConfig:
+        from kumocore.config import EgressPathConfig
+
+        return EgressPathConfig.from_options({})

@@ -1,0 +1,109 @@
+"""The ``kumocore`` command line: serve, validate, plugins, logs, and admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from kumocore import __version__
+from kumocore.diagnostics import configure_diagnostics
+from kumocore.errors import ConfigError, HookError, PolicyError
+
+
+def _add_policy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", required=True, help="policy file (.lua or .py)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kumocore", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"kumocore {__version__}")
+    parser.add_argument("--log-level", default="info", help="diagnostic log level")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the MTA")
+    _add_policy(serve)
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to finish in-flight work on SIGTERM/SIGINT",
+    )
+
+    validate = commands.add_parser("validate", help="load a policy, run init, report errors")
+    _add_policy(validate)
+
+    commands.add_parser("plugins", help="list loaded plugins and the hooks they implement")
+
+    try:
+        from kumocore.logs.cli import add_logs_subcommand
+    except ImportError:  # pragma: no cover - the logs reader is part of core
+        pass
+    else:
+        add_logs_subcommand(commands)
+
+    try:
+        from kumocore.admin.cli import add_admin_subcommands
+    except ImportError:
+        pass
+    else:
+        add_admin_subcommands(commands)
+    return parser
+
+
+async def _validate(policy: str) -> int:
+    from kumocore.runtime import Runtime
+
+    runtime = Runtime()
+    await runtime.load(policy)
+    config = runtime.config
+    print(
+        f"policy {policy} OK: {len(config.spools)} spools, "
+        f"{len(config.esmtp_listeners)} ESMTP and {len(config.http_listeners)} HTTP "
+        f"listeners, {len(config.egress_sources)} egress sources, "
+        f"{len(config.egress_pools)} egress pools"
+    )
+    return 0
+
+
+def _plugins() -> int:
+    from kumocore.plugins import describe_plugins
+    from kumocore.runtime import Runtime
+
+    runtime = Runtime()
+    for info in describe_plugins(runtime.pm):
+        origin = f"{info.distribution} {info.version}" if info.distribution else "built into core"
+        print(f"{info.name}  ({origin})")
+        for hook in info.hooks:
+            print(f"    {hook}")
+    return 0
+
+
+async def _serve(policy: str, shutdown_timeout: float) -> int:
+    from kumocore.server import serve
+
+    return await serve(policy, shutdown_timeout=shutdown_timeout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_diagnostics(args.log_level)
+    try:
+        if args.command == "validate":
+            return asyncio.run(_validate(args.policy))
+        if args.command == "plugins":
+            return _plugins()
+        if args.command == "serve":
+            return asyncio.run(_serve(args.policy, args.shutdown_timeout))
+        handler = getattr(args, "handler", None)
+        if handler is None:
+            raise SystemExit(f"unknown command {args.command!r}")
+        return int(handler(args) or 0)
+    except (ConfigError, PolicyError, HookError) as exc:
+        print(f"kumocore: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

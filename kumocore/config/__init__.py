@@ -1,0 +1,52 @@
+"""Validated configuration objects built from a policy's options tables.
+
+Each ``kumo.*`` function that takes an options table has a frozen dataclass here with
+KumoMTA's field names and defaults; ``X.from_options(table)`` validates (raising
+:class:`kumocore.ConfigError` naming the key) and ``x.to_dict()`` gives plain data back.
+"""
+
+from __future__ import annotations
+
+from kumocore.config.cidr import CidrSet, split_host_port
+from kumocore.config.duration import format_duration, parse_duration, parse_size
+from kumocore.config.egress import (
+    EgressPathConfig,
+    EgressPool,
+    EgressPoolEntry,
+    EgressSource,
+    SuspendOnFailure,
+)
+from kumocore.config.listeners import (
+    EsmtpListenerConfig,
+    HttpListenerConfig,
+    ListenerDomain,
+    TraceHeaders,
+)
+from kumocore.config.options import Conv, Options, Path, option
+from kumocore.config.queue import QueueConfig, QueueShrinkPolicy
+from kumocore.config.spool import MinFree, SpoolDefinition
+
+__all__ = [
+    "CidrSet",
+    "Conv",
+    "EgressPathConfig",
+    "EgressPool",
+    "EgressPoolEntry",
+    "EgressSource",
+    "EsmtpListenerConfig",
+    "HttpListenerConfig",
+    "ListenerDomain",
+    "MinFree",
+    "Options",
+    "Path",
+    "QueueConfig",
+    "QueueShrinkPolicy",
+    "SpoolDefinition",
+    "SuspendOnFailure",
+    "TraceHeaders",
+    "format_duration",
+    "option",
+    "parse_duration",
+    "parse_size",
+    "split_host_port",
+]

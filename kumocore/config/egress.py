@@ -1,0 +1,205 @@
+"""Egress options: sources (``kumo.make_egress_source``), pools of sources
+(``kumo.make_egress_pool``) and paths (``kumo.make_egress_path``: traffic shaping for one
+source sending to one destination site).
+
+Field names and defaults are KumoMTA's (crates/kumod/src/egress_source.rs,
+crates/kumo-api-types/src/egress_path.rs, rfc5321 SmtpClientTimeouts).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kumocore.config.cidr import CidrSet
+from kumocore.config.options import (
+    BOOL,
+    CIDRS,
+    DURATION,
+    IP_ADDRESS,
+    KEY_SOURCE,
+    LIMIT,
+    SOCKET_ADDRESS,
+    STRING,
+    STRINGS,
+    THROTTLE,
+    Conv,
+    Options,
+    Path,
+    enum,
+    integer,
+    list_of,
+    map_of,
+    nested,
+    option,
+)
+from kumocore.throttle.spec import LimitSpec, ThrottleSpec
+
+TLS_MODES = ("Opportunistic", "OpportunisticInsecure", "Required", "RequiredInsecure", "Disabled")
+MEMORY_REDUCTION_POLICIES = ("ShrinkDataAndMeta", "ShrinkData", "NoShrink")
+_PORT = integer(1, 65535)
+_WAKEUP = enum("Aggressive", "Relaxed")
+_MEMORY_REDUCTION = enum(*MEMORY_REDUCTION_POLICIES)
+
+
+def _trigger(value: Any, path: Path) -> str | ThrottleSpec:
+    # 'Immediate' (one failure suspends) or {Threshold = 'N/period'} (N failures in a window).
+    if value == "Immediate":
+        return "Immediate"
+    if isinstance(value, dict) and set(value) == {"Threshold"}:
+        spec: ThrottleSpec = THROTTLE.load(value["Threshold"], path.child("Threshold"))
+        return spec
+    raise path.invalid("expected 'Immediate' or {Threshold = 'N/period'}", value)
+
+
+TRIGGER = Conv(_trigger, dump=lambda t: t if isinstance(t, str) else {"Threshold": str(t)})
+
+
+class SuspendOnFailure(Options, options_for="kumo.make_egress_source suspend_when_*"):
+    """Take a source out of pool selection for ``duration`` when it keeps failing."""
+
+    trigger: str | ThrottleSpec = option(TRIGGER, default="Immediate")
+    duration: float = option(DURATION)
+
+
+class EgressSource(Options, options_for="kumo.make_egress_source"):
+    """A way out: a local address to bind, or a HAProxy/SOCKS5 proxy to go through."""
+
+    name: str = option(STRING)
+    source_address: str | None = option(IP_ADDRESS, default=None)
+    ehlo_domain: str | None = option(STRING, default=None)
+    remote_port: int | None = option(_PORT, default=None)
+    ha_proxy_server: str | None = option(SOCKET_ADDRESS, default=None)
+    ha_proxy_source_address: str | None = option(IP_ADDRESS, default=None)
+    socks5_proxy_server: str | None = option(SOCKET_ADDRESS, default=None)
+    socks5_proxy_source_address: str | None = option(IP_ADDRESS, default=None)
+    socks5_proxy_username: str | None = option(STRING, default=None)
+    socks5_proxy_password: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    suspend_when_unplumbed: SuspendOnFailure | None = option(nested(SuspendOnFailure), default=None)
+    suspend_when_proxy_unhealthy: SuspendOnFailure | None = option(
+        nested(SuspendOnFailure), default=None
+    )
+    ttl: float = option(DURATION, default="60s")
+
+
+class EgressPoolEntry(Options, options_for="kumo.make_egress_pool entries"):
+    """A source in a pool; ``weight`` 0 keeps it defined but unused."""
+
+    name: str = option(STRING)
+    weight: int = option(integer(0, 2**32 - 1), default=1)
+
+
+class EgressPool(Options, options_for="kumo.make_egress_pool"):
+    """Sources chosen by weighted round robin for the queues that use this pool."""
+
+    name: str = option(STRING)
+    entries: tuple[EgressPoolEntry, ...] = option(list_of(nested(EgressPoolEntry)), default=[])
+    ttl: float = option(DURATION, default="60s")
+
+
+class EgressPathConfig(Options, options_for="kumo.make_egress_path"):
+    """Traffic shaping for one (egress source, destination site) path.
+
+    Durations are in seconds; rates are :class:`ThrottleSpec`, connection limits
+    :class:`LimitSpec`.
+    """
+
+    connection_limit: LimitSpec = option(LIMIT, default=32)
+    additional_connection_limits: dict[str, LimitSpec] = option(map_of(LIMIT), default={})
+    enable_tls: str = option(enum(*TLS_MODES), default="Opportunistic")
+    enable_mta_sts: bool = option(BOOL, default=True)
+    enable_dane: bool = option(BOOL, default=False)
+    enable_pipelining: bool = option(BOOL, default=True)
+    enable_rset: bool = option(BOOL, default=True)
+    tls_prefer_openssl: bool = option(BOOL, default=False)
+    tls_certificate: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    openssl_cipher_list: str | None = option(STRING, default=None)
+    openssl_cipher_suites: str | None = option(STRING, default=None)
+    openssl_options: str | None = option(STRING, default=None)
+    rustls_cipher_suites: tuple[str, ...] = option(STRINGS, default=[])
+
+    # SMTP client timeouts (KumoMTA's SmtpClientTimeouts, flattened into the path).
+    connect_timeout: float = option(DURATION, default="60s")
+    banner_timeout: float = option(DURATION, default="60s")
+    ehlo_timeout: float = option(DURATION, default="300s")
+    mail_from_timeout: float = option(DURATION, default="300s")
+    rcpt_to_timeout: float = option(DURATION, default="300s")
+    data_timeout: float = option(DURATION, default="300s")
+    data_dot_timeout: float = option(DURATION, default="300s")
+    rset_timeout: float = option(DURATION, default="5s")
+    idle_timeout: float = option(DURATION, default="5s")
+    starttls_timeout: float = option(DURATION, default="5s")
+    auth_timeout: float = option(DURATION, default="60s")
+    system_shutdown_timeout: float | None = option(DURATION, default=None)
+
+    max_ready: int = option(integer(1), default=1024)
+    consecutive_connection_failures_before_delay: int = option(integer(0), default=100)
+    smtp_port: int = option(_PORT, default=25)
+    smtp_auth_plain_username: str | None = option(STRING, default=None)
+    smtp_auth_plain_password: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    allow_smtp_auth_plain_without_tls: bool = option(BOOL, default=False)
+    max_message_rate: ThrottleSpec | None = option(THROTTLE, default=None)
+    additional_message_rate_throttles: dict[str, ThrottleSpec] = option(
+        map_of(THROTTLE), default={}
+    )
+    source_selection_rate: ThrottleSpec | None = option(THROTTLE, default=None)
+    additional_source_selection_rates: dict[str, ThrottleSpec] = option(
+        map_of(THROTTLE), default={}
+    )
+    max_connection_rate: ThrottleSpec | None = option(THROTTLE, default=None)
+    max_deliveries_per_connection: int = option(integer(1), default=1024)
+    max_recipients_per_batch: int = option(integer(1), default=100)
+    # Never connect to ourselves or to "any" addresses, whatever the MX records say.
+    prohibited_hosts: CidrSet = option(CIDRS, default=["127.0.0.0/8", "::1", "0.0.0.0", "::"])
+    skip_hosts: CidrSet = option(CIDRS, default=[])
+    ip_lookup_strategy: str = option(
+        enum("Ipv4Only", "Ipv6Only", "Ipv4AndIpv6", "Ipv6ThenIpv4", "Ipv4ThenIpv6"),
+        default="Ipv4AndIpv6",
+    )
+    ehlo_domain: str | None = option(STRING, default=None)
+    aggressive_connection_opening: bool = option(BOOL, default=False)
+    refresh_interval: float = option(DURATION, default="60s")
+    refresh_strategy: str = option(enum("Ttl", "Epoch"), default="Ttl")
+    dispatcher_wakeup_strategy: str = option(_WAKEUP, default="Aggressive")
+    maintainer_wakeup_strategy: str = option(_WAKEUP, default="Aggressive")
+    provider_name: str | None = option(STRING, default=None)
+    remember_broken_tls: float | None = option(DURATION, default=None)
+    opportunistic_tls_reconnect_on_failed_handshake: bool = option(BOOL, default=False)
+    use_lmtp: bool = option(BOOL, default=False)
+    reconnect_strategy: str = option(
+        enum("TerminateSession", "ReconnectSameHost", "ConnectNextHost"),
+        default="ConnectNextHost",
+    )
+    readyq_pool_name: str | None = option(STRING, default=None)
+    low_memory_reduction_policy: str = option(_MEMORY_REDUCTION, default="ShrinkDataAndMeta")
+    no_memory_reduction_policy: str = option(_MEMORY_REDUCTION, default="ShrinkDataAndMeta")
+    try_next_host_on_transport_error: bool = option(BOOL, default=False)
+    ignore_8bit_checks: bool = option(BOOL, default=False)
+    dispatcher_progress_watchdog_timeout: float | None = option(DURATION, default=None)
+
+    @property
+    def tls_allows_insecure(self) -> bool:
+        """Whether invalid or self-signed server certificates are accepted."""
+        return self.enable_tls in ("OpportunisticInsecure", "RequiredInsecure")
+
+    @property
+    def tls_required(self) -> bool:
+        return self.enable_tls in ("Required", "RequiredInsecure")
+
+    def total_message_send_duration(self) -> float:
+        """The longest one message send can take, summing the client timeouts.
+
+        KumoMTA uses it as the lease duration of a connection-limit slot, so that a
+        crashed holder's slot expires instead of leaking.
+        """
+        return (
+            self.connect_timeout
+            + self.ehlo_timeout
+            + self.auth_timeout
+            + self.mail_from_timeout
+            + self.rcpt_to_timeout
+            + self.data_timeout
+            + self.data_dot_timeout
+            + self.starttls_timeout
+            + self.idle_timeout
+        )

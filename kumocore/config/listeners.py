@@ -1,0 +1,219 @@
+"""Listener options: ``kumo.start_esmtp_listener``, ``kumo.start_http_listener`` and
+``kumo.make_listener_domain`` (relaying and OOB/ARF handling per domain).
+
+Defaults are KumoMTA's (crates/kumod/src/smtp_server.rs, kumo-server-common http_server).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import socket
+from typing import Any
+
+from kumocore.config.cidr import CidrSet, parse_network, split_host_port
+from kumocore.config.options import (
+    BOOL,
+    CIDRS,
+    DURATION,
+    KEY_SOURCE,
+    SIZE,
+    SOCKET_ADDRESS,
+    STRING,
+    STRINGS,
+    TABLE,
+    Conv,
+    Options,
+    Path,
+    check_keys,
+    enum,
+    integer,
+    map_of,
+    nested,
+    option,
+)
+
+#: A ``peer``/``via`` block: the network it applies to and its converted options.
+OverrideRule = tuple[CidrSet, dict[str, Any]]
+
+LOG_DISPOSITIONS = ("Ignore", "LogThenRelay", "LogThenDrop")
+_LOG_ENUM = enum(*LOG_DISPOSITIONS)
+
+
+def _log_disposition(value: Any, path: Path) -> str:
+    # KumoMTA still accepts the older boolean form: true = LogThenRelay, false = Ignore.
+    if isinstance(value, bool):
+        return "LogThenRelay" if value else "Ignore"
+    return str(_LOG_ENUM.load(value, path))
+
+
+LOG_DISPOSITION = Conv(_log_disposition)
+
+
+class ListenerDomain(Options, options_for="kumo.make_listener_domain"):
+    """What the SMTP listener accepts for one domain (``kumo.make_listener_domain``)."""
+
+    relay_to: bool = option(BOOL, default=False)
+    relay_from: CidrSet = option(CIDRS, default=[])
+    log_oob: str = option(LOG_DISPOSITION, default="Ignore")
+    log_arf: str = option(LOG_DISPOSITION, default="Ignore")
+    ttl: float | None = option(DURATION, default=None)  # deprecated by KumoMTA; unused
+
+    @property
+    def should_log_oob(self) -> bool:
+        return self.log_oob != "Ignore"
+
+    @property
+    def should_log_arf(self) -> bool:
+        return self.log_arf != "Ignore"
+
+
+class TraceHeaders(Options, options_for="kumo.start_esmtp_listener trace_headers"):
+    """The ``Received:`` header and the supplemental ``X-KumoRef`` header."""
+
+    received_header: bool = option(BOOL, default=True)
+    supplemental_header: bool = option(BOOL, default=True)
+    header_name: str = option(STRING, default="X-KumoRef")
+    include_meta_names: tuple[str, ...] = option(STRINGS, default=[])
+
+
+def _cidr_keyed(value: Any, path: Path) -> dict[str, dict[str, Any]]:
+    """A ``peer``/``via`` table: CIDR -> listener options that override the listener's.
+
+    The tables are kept as written (so ``to_dict`` gives them back) once checked; the
+    listener converts them when a connection first needs them.
+    """
+    tables: dict[str, dict[str, Any]] = map_of(TABLE).load(value, path)
+    for cidr, table in tables.items():
+        try:
+            parse_network(cidr)
+        except ValueError as exc:
+            raise path.item(cidr).invalid(f"expected a CIDR block as key: {exc}", cidr) from None
+        _convert_overrides(table, path.item(cidr))
+    return tables
+
+
+CIDR_KEYED = Conv(_cidr_keyed)
+
+
+class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
+    """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""
+
+    listen: str = option(SOCKET_ADDRESS, default="127.0.0.1:2025")
+    hostname: str = option(STRING, default_factory=socket.gethostname)
+    banner: str = option(STRING, default="KumoMTA")
+    relay_hosts: CidrSet = option(CIDRS, default=["127.0.0.1", "::1"])
+    max_connections: int = option(integer(1), default=32 * 1024)
+    max_messages_per_connection: int = option(integer(1), default=10_000)
+    max_recipients_per_message: int = option(integer(1), default=1024)
+    max_message_size: int = option(SIZE, default="20 MiB")
+    data_buffer_size: int = option(SIZE, default="128 KiB")
+    client_timeout: float = option(DURATION, default="60s")
+    data_processing_timeout: float = option(DURATION, default="300s")
+    # 998 octets plus CRLF, RFC 5321's limit.
+    line_length_hard_limit: int = option(integer(1), default=998)
+    invalid_line_endings: str = option(enum("Deny", "Allow", "Fix"), default="Deny")
+    tls_certificate: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    tls_required_client_ca: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    domains: dict[str, ListenerDomain] = option(map_of(nested(ListenerDomain)), default={})
+    trace_headers: TraceHeaders = option(nested(TraceHeaders), default_factory=TraceHeaders)
+    batch_handling: str = option(
+        enum("BifurcateAlways", "BatchByDomain"), default="BifurcateAlways"
+    )
+    deferred_spool: bool = option(BOOL, default=False)
+    deferred_queue: bool = option(BOOL, default=False)
+    allow_xclient: bool = option(BOOL, default=False)
+    require_proxy_protocol: bool = option(BOOL, default=False)
+    meta: dict[str, Any] = option(TABLE, default={})
+    peer: dict[str, dict[str, Any]] = option(CIDR_KEYED, default={})
+    via: dict[str, dict[str, Any]] = option(CIDR_KEYED, default={})
+
+    # Derived once, lazily (cached_property writes past the frozen dataclass's guard),
+    # because they are consulted for every connection and every RCPT TO.
+    @functools.cached_property
+    def _peer_rules(self) -> tuple[OverrideRule, ...]:
+        return _override_rules(self.peer, "peer")
+
+    @functools.cached_property
+    def _via_rules(self) -> tuple[OverrideRule, ...]:
+        return _override_rules(self.via, "via")
+
+    @functools.cached_property
+    def _domains(self) -> dict[str, ListenerDomain]:
+        return {domain.lower().rstrip("."): conf for domain, conf in self.domains.items()}
+
+    def listen_host_port(self) -> tuple[str, int]:
+        """``listen`` split: ``"[::1]:25"`` -> ``("::1", 25)``, ``"0.0.0.0:25"`` -> ..."""
+        return split_host_port(self.listen)
+
+    def listener_domain(self, domain: str) -> ListenerDomain | None:
+        """The ``domains`` entry for ``domain``: exact (any case), else ``*.parent``."""
+        table = self._domains
+        name = domain.lower().rstrip(".")
+        if name in table:
+            return table[name]
+        labels = name.split(".")
+        for i in range(1, len(labels)):
+            found = table.get("*." + ".".join(labels[i:]))
+            if found is not None:
+                return found
+        return None
+
+    def for_connection(self, peer_ip: str, local_ip: str) -> EsmtpListenerConfig:
+        """The parameters for one connection, as KumoMTA applies them: the most specific
+        ``peer`` block matching the client's address, then the ``via`` block matching the
+        address it connected to. ``meta`` tables are merged rather than replaced."""
+        changes: dict[str, Any] = {}
+        meta = dict(self.meta)
+        for rules, ip in ((self._peer_rules, peer_ip), (self._via_rules, local_ip)):
+            for networks, overrides in rules:
+                if networks.contains(ip):
+                    meta.update(overrides.get("meta", {}))
+                    changes.update(overrides)
+                    break
+        if not changes:
+            return self
+        return dataclasses.replace(self, **{**changes, "meta": meta})
+
+
+#: Options a ``peer``/``via`` block may override (KumoMTA's GenericEsmtpListenerParams);
+#: the socket itself, the connection cap and nested blocks belong to the listener.
+OVERRIDABLE = tuple(
+    name
+    for name in EsmtpListenerConfig.option_converters
+    if name not in {"listen", "max_connections", "domains", "peer", "via"}
+)
+
+
+def _convert_overrides(table: dict[str, Any], path: Path) -> dict[str, Any]:
+    check_keys(table, OVERRIDABLE, path)
+    converters = EsmtpListenerConfig.option_converters
+    return {k: converters[k].load(v, path.child(k)) for k, v in table.items() if v is not None}
+
+
+def _override_rules(blocks: dict[str, dict[str, Any]], key: str) -> tuple[OverrideRule, ...]:
+    """(network, converted overrides), most specific network first."""
+    path = Path(EsmtpListenerConfig.options_for, key)
+    rules = [
+        (parse_network(cidr).prefixlen, CidrSet([cidr]), _convert_overrides(table, path.item(cidr)))
+        for cidr, table in blocks.items()
+    ]
+    rules.sort(key=lambda rule: -rule[0])
+    return tuple((networks, overrides) for _, networks, overrides in rules)
+
+
+class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):
+    """One HTTP listener (``kumo.start_http_listener``): injection and admin API."""
+
+    listen: str = option(SOCKET_ADDRESS, default="127.0.0.1:8000")
+    hostname: str = option(STRING, default_factory=socket.gethostname)
+    use_tls: bool = option(BOOL, default=False)
+    tls_certificate: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    trusted_hosts: CidrSet = option(CIDRS, default=["127.0.0.1", "::1"])
+    request_body_limit: int = option(SIZE, default="2 MiB")
+
+    def listen_host_port(self) -> tuple[str, int]:
+        """``listen`` split into (host, port); IPv6 hosts come without brackets."""
+        return split_host_port(self.listen)

@@ -1,0 +1,45 @@
+-- kumocore's bundled default policy: what `make serve` runs.
+-- An embedded RocksDB spool and local logs under $KUMOCORE_VAR (default /tmp/kumocore),
+-- an ESMTP listener on 127.0.0.1:2025 and the HTTP API on 127.0.0.1:8000 (unprivileged
+-- ports), relaying only for loopback clients. Copy it and edit to make it your own.
+local kumo = require 'kumo'
+
+local VAR = os.getenv 'KUMOCORE_VAR' or '/tmp/kumocore'
+local RULES = os.getenv 'KUMOCORE_BOUNCE_RULES'
+  or 'plugins/bounce_classifier/kumocore_bounce_classifier/rules/default.toml'
+
+kumo.on('init', function()
+  kumo.define_spool { name = 'data', path = VAR .. '/spool/data', kind = 'RocksDB' }
+  kumo.define_spool { name = 'meta', path = VAR .. '/spool/meta', kind = 'RocksDB' }
+
+  kumo.configure_local_logs {
+    log_dir = VAR .. '/logs',
+    max_segment_duration = '5 minutes',
+  }
+
+  kumo.configure_bounce_classifier { files = { RULES } }
+
+  kumo.start_http_listener {
+    listen = '127.0.0.1:8000',
+    trusted_hosts = { '127.0.0.1', '::1' },
+  }
+
+  kumo.start_esmtp_listener {
+    listen = '127.0.0.1:2025',
+    relay_hosts = { '127.0.0.1', '::1' },
+  }
+end)
+
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return kumo.make_queue_config {
+    retry_interval = '1 minute',
+    max_retry_interval = '20 minutes',
+  }
+end)
+
+kumo.on('smtp_server_message_received', function(msg)
+  local tenant = msg:get_first_named_header_value 'X-Tenant'
+  if tenant then
+    msg:set_meta('tenant', tenant)
+  end
+end)

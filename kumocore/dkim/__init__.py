@@ -1,0 +1,30 @@
+"""DKIM signing for kumocore: ``kumo.dkim.rsa_sha256_signer`` / ``kumo.dkim.ed25519_signer``.
+
+See docs/dkim.md. :class:`Signer` signs; :mod:`kumocore.dkim.keys` loads and caches keys;
+:func:`make_dkim_functions` provides the two policy functions.
+"""
+
+from __future__ import annotations
+
+from kumocore.dkim.keys import (
+    PrivateKey,
+    clear_key_cache,
+    load_private_key,
+    load_private_key_data,
+    public_key_record,
+)
+from kumocore.dkim.policy import DkimSignerOptions, SignerCache, make_dkim_functions, make_signer
+from kumocore.dkim.signer import Signer
+
+__all__ = [
+    "DkimSignerOptions",
+    "PrivateKey",
+    "Signer",
+    "SignerCache",
+    "clear_key_cache",
+    "load_private_key",
+    "load_private_key_data",
+    "make_dkim_functions",
+    "make_signer",
+    "public_key_record",
+]

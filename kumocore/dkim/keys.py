@@ -1,0 +1,120 @@
+"""Loading DKIM private keys, cached so that signing a message never re-reads a key file.
+
+KumoMTA accepts RSA keys as PKCS#1 (``BEGIN RSA PRIVATE KEY``) or PKCS#8 (``BEGIN PRIVATE
+KEY``) PEM, and ed25519 keys as PKCS#8 (PEM or DER). Parsing a PEM RSA key costs far more
+than signing with it, so parsed keys are cached: file keys by ``(path, mtime, size)`` so a
+rotated key file is picked up on the next message, inline ``key_data`` by its bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from functools import lru_cache
+from typing import Literal
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from kumocore.errors import ConfigError
+
+PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+Algorithm = Literal["rsa-sha256", "ed25519-sha256"]
+
+#: RFC 8301: verifiers must not accept RSA keys under 1024 bits, so refuse to sign with one.
+MIN_RSA_BITS = 1024
+
+_FileStamp = tuple[int, int]  # (st_mtime_ns, st_size)
+
+# One entry per path (a new mtime replaces the old entry), so the cache cannot grow with
+# key rotations. Guarded by a lock because signing may run in worker threads.
+_file_cache: dict[str, tuple[_FileStamp, PrivateKey]] = {}
+_file_lock = threading.Lock()
+
+
+def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
+    """The parsed private key in the file at ``path``, from cache while the file is unchanged.
+
+    Raises :class:`ConfigError` naming ``path`` when it is missing, unreadable or malformed.
+    """
+    name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except OSError as exc:
+        raise ConfigError(f"dkim key {name!r}: cannot read key file: {exc.strerror}") from exc
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _file_cache.get(name)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    try:
+        with open(name, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"dkim key {name!r}: cannot read key file: {exc.strerror}") from exc
+    key = parse_private_key(data, origin=repr(name))
+    with _file_lock:
+        _file_cache[name] = (stamp, key)
+    return key
+
+
+@lru_cache(maxsize=256)
+def load_private_key_data(data: bytes) -> PrivateKey:
+    """Parse inline key material (KumoMTA's ``key = { key_data = "..." }``), cached."""
+    return parse_private_key(data, origin="key_data")
+
+
+def parse_private_key(data: bytes, *, origin: str) -> PrivateKey:
+    """Parse PEM (PKCS#1 or PKCS#8) or DER (PKCS#8) key bytes; ``origin`` names the source."""
+    stripped = data.strip()
+    try:
+        if stripped.startswith(b"-----BEGIN"):
+            key = serialization.load_pem_private_key(stripped, password=None)
+        else:
+            key = serialization.load_der_private_key(data, password=None)
+    except TypeError as exc:  # raised for encrypted keys: we have no passphrase to offer
+        raise ConfigError(f"dkim key {origin}: encrypted keys are not supported") from exc
+    except ValueError as exc:
+        raise ConfigError(f"dkim key {origin}: not a valid PEM/DER private key") from exc
+    except UnsupportedAlgorithm as exc:  # e.g. a DSA or X448 key
+        raise ConfigError(f"dkim key {origin}: cannot parse private key: {exc}") from exc
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise ConfigError(
+                f"dkim key {origin}: RSA key has {key.key_size} bits, at least "
+                f"{MIN_RSA_BITS} are required (RFC 8301)"
+            )
+        return key
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    raise ConfigError(
+        f"dkim key {origin}: unsupported key type {type(key).__name__}; "
+        "DKIM signs with RSA or ed25519 keys"
+    )
+
+
+def key_algorithm(key: PrivateKey) -> Algorithm:
+    """The DKIM ``a=`` algorithm a key signs with."""
+    return "rsa-sha256" if isinstance(key, rsa.RSAPrivateKey) else "ed25519-sha256"
+
+
+def public_key_record(key: PrivateKey) -> str:
+    """The DNS TXT record (``v=DKIM1; k=...; p=...``) to publish for ``key``.
+
+    RSA publishes the DER SubjectPublicKeyInfo; ed25519 the raw 32-byte key (RFC 8463).
+    """
+    if isinstance(key, rsa.RSAPrivateKey):
+        der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"
+
+
+def clear_key_cache() -> None:
+    """Forget every parsed key (tests; an operator reload)."""
+    with _file_lock:
+        _file_cache.clear()
+    load_private_key_data.cache_clear()

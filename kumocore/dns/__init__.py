@@ -1,0 +1,16 @@
+"""DNS for delivery and policy: MX resolution with KumoMTA's site names, a caching resolver.
+
+* :func:`factor_names` — the ``site_name`` of an MX host set (:mod:`.site_name`);
+* :class:`MailExchanger` — the resolved MX set of a destination (:mod:`.mx`);
+* :class:`Resolver`, :class:`DnsError` — cached, coalesced lookups (:mod:`.resolver`);
+* :func:`make_dns_functions` — the ``kumo.dns.*`` policy functions (:mod:`.policy`).
+"""
+
+from __future__ import annotations
+
+from kumocore.dns.mx import MailExchanger
+from kumocore.dns.policy import make_dns_functions
+from kumocore.dns.resolver import DnsError, Resolver
+from kumocore.dns.site_name import factor_names
+
+__all__ = ["DnsError", "MailExchanger", "Resolver", "factor_names", "make_dns_functions"]

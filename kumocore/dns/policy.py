@@ -1,0 +1,106 @@
+"""The ``kumo.dns.*`` policy functions, bound to one :class:`~kumocore.dns.resolver.Resolver`.
+
+A plugin contributes them from ``kumo_register_policy_functions``::
+
+    return make_dns_functions(resolver)
+
+Lua sees ``kumo.dns.configure_resolver { name_servers = {'127.0.0.1:53'} }`` and
+``kumo.dns.lookup_mx('gmail.com')``; Python policies call the same functions. Results are
+plain dicts and lists so that they cross the Lua bridge and JSON unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kumocore.dns.resolver import Resolver
+from kumocore.errors import ConfigError
+from kumocore.policyfn import policy_function
+
+_RESOLVER_OPTIONS = ("name_servers", "timeout")
+
+
+def _as_list(value: Any) -> list[Any]:
+    """A Lua array arrives as a list, or as a mapping keyed 1..n; accept both."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, Mapping) and all(isinstance(key, int) for key in value):
+        return [value[key] for key in sorted(value)]
+    raise ConfigError(f"name_servers: expected a list of 'IP:PORT' strings, got {value!r}")
+
+
+def _name_server_spec(entry: Any) -> str:
+    """``'IP:PORT'``, or KumoMTA's table form ``{ socket_addr = 'IP:PORT' }``."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, Mapping):
+        unknown = sorted(str(key) for key in entry if key != "socket_addr")
+        if unknown:
+            raise ConfigError(
+                f"name_servers: unknown name server option {unknown[0]!r}; "
+                "only 'socket_addr' is supported"
+            )
+        if isinstance(entry.get("socket_addr"), str):
+            return str(entry["socket_addr"])
+    raise ConfigError(f"name_servers: expected 'IP:PORT' or {{socket_addr=...}}, got {entry!r}")
+
+
+def _timeout(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"timeout: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _default_resolver_only(resolver_name: str | None) -> None:
+    # KumoMTA's lookups take an optional resolver name (kumo.dns.define_resolver); say
+    # plainly that it is unsupported rather than silently querying the default resolver.
+    if resolver_name is not None:
+        raise ConfigError(
+            f"resolver_name: named resolvers are not supported (got {resolver_name!r})"
+        )
+
+
+def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
+    """The ``dns.*`` entries for ``kumo_register_policy_functions``."""
+
+    @policy_function(table=True)
+    def configure_resolver(**options: Any) -> None:
+        """Point the resolver at other name servers (call it from the ``init`` event)."""
+        for key in options:
+            if key not in _RESOLVER_OPTIONS:
+                raise ConfigError(
+                    f"dns.configure_resolver: unknown option {key!r}; "
+                    f"expected one of {', '.join(_RESOLVER_OPTIONS)}"
+                )
+        if options.get("name_servers") is None:
+            raise ConfigError("dns.configure_resolver: name_servers is required")
+        specs = [_name_server_spec(entry) for entry in _as_list(options["name_servers"])]
+        resolver.configure(specs, timeout=_timeout(options.get("timeout")))
+
+    @policy_function(table=False)
+    async def lookup_mx(domain: str, resolver_name: str | None = None) -> dict[str, Any]:
+        """``kumo.dns.lookup_mx(domain)``: the MailExchanger table; raises on NXDOMAIN."""
+        _default_resolver_only(resolver_name)
+        return (await resolver.lookup_mx(domain)).to_policy_table()
+
+    @policy_function(table=False)
+    async def lookup_addr(name: str, resolver_name: str | None = None) -> list[str]:
+        """``kumo.dns.lookup_addr(name)``: IPv4 then IPv6 addresses; raises on NXDOMAIN."""
+        _default_resolver_only(resolver_name)
+        return await resolver.lookup_addr(name)
+
+    @policy_function(table=False)
+    async def lookup_txt(name: str, resolver_name: str | None = None) -> list[str]:
+        """``kumo.dns.lookup_txt(name)``: one string per TXT record; raises on NXDOMAIN."""
+        _default_resolver_only(resolver_name)
+        return await resolver.lookup_txt(name)
+
+    return {
+        "dns.configure_resolver": configure_resolver,
+        "dns.lookup_mx": lookup_mx,
+        "dns.lookup_addr": lookup_addr,
+        "dns.lookup_txt": lookup_txt,
+    }

@@ -1,0 +1,298 @@
+"""The header block of raw RFC 5322 message bytes: lazy parsing and cheap edits.
+
+Only the header block is ever looked at: it ends at the first empty line (CRLF CRLF; a
+bare-LF message is tolerated so that locally generated mail works too). The body is never
+parsed or copied more than once per edit. Editing functions take and return the whole
+message bytes; they never re-serialise the headers they do not touch, so a DKIM
+signature made before an edit stays valid for the headers it covered.
+
+Values are returned unfolded and RFC 2047 decoded. Raw 8-bit header bytes are read as
+UTF-8 (RFC 6532), falling back to Latin-1 so that a broken legacy header never raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+
+__all__ = [
+    "HeaderBlock",
+    "HeaderError",
+    "HeaderField",
+    "append_header",
+    "decode_rfc2047",
+    "encode_header_value",
+    "format_header",
+    "prepend_header",
+    "remove_fields",
+    "remove_headers",
+    "split_header_block",
+]
+
+_FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
+_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+_EW = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
+_Q_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
+_MAX_LINE = 78  # RFC 5322 2.1.1 "SHOULD"; an encoded word is at most 75 (RFC 2047 2).
+
+
+class HeaderError(ValueError):
+    """The header block is malformed, or a header to add is not acceptable."""
+
+
+def _text(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+class HeaderField:
+    """One header field: its name as written, its unfolded raw value, and its byte span."""
+
+    __slots__ = ("end", "name", "raw_value", "start")
+
+    def __init__(self, name: str, raw_value: str, start: int, end: int) -> None:
+        self.name = name
+        self.raw_value = raw_value  # unfolded, still RFC 2047 encoded
+        self.start = start  # offset of the first byte of the field in the message
+        self.end = end  # offset just past its last line terminator
+
+    @property
+    def value(self) -> str:
+        return decode_rfc2047(self.raw_value)
+
+
+def split_header_block(data: bytes) -> tuple[int, int]:
+    """``(header_end, body_start)``: where the header block ends and the body begins.
+
+    ``header_end`` is just past the last header line's terminator (where an appended
+    header goes). Without an empty line the whole message is headers.
+    """
+    if data.startswith(b"\r\n"):
+        return 0, 2
+    if data.startswith(b"\n"):
+        return 0, 1
+    crlf = data.find(b"\r\n\r\n")
+    limit = crlf + 3 if crlf >= 0 else len(data)
+    lf = data.find(b"\n\n", 0, limit)  # a bare-LF separator earlier than any CRLF one
+    if lf >= 0:
+        return lf + 1, lf + 2
+    if crlf >= 0:
+        return crlf + 2, crlf + 4
+    return len(data), len(data)
+
+
+class HeaderBlock:
+    """The parsed header block of one message: fields in order, case-insensitive index."""
+
+    __slots__ = ("_index", "body_start", "end", "fields")
+
+    def __init__(self, data: bytes) -> None:
+        self.end, self.body_start = split_header_block(data)
+        self.fields: list[HeaderField] = []
+        self._index: dict[str, list[HeaderField]] = {}
+        self._parse(data)
+
+    def _parse(self, data: bytes) -> None:
+        pos, lineno, end = 0, 0, self.end
+        name: str | None = None
+        start = 0
+        parts: list[bytes] = []
+        while pos < end:
+            nl = data.find(b"\n", pos, end)
+            line_end = end if nl < 0 else nl + 1
+            line = data[pos:line_end].rstrip(b"\r\n")
+            lineno += 1
+            if line[:1] in (b" ", b"\t"):
+                if name is None:
+                    raise HeaderError(f"header line {lineno} is a continuation of nothing")
+                parts.append(line)
+            else:
+                m = _FIELD.match(line)
+                if m is None:
+                    raise HeaderError(f"malformed header line {lineno}: {line[:60]!r}")
+                if name is not None:
+                    self._add(name, parts, start, pos)
+                name, start, parts = m.group(1).decode("ascii"), pos, [line[m.end() :]]
+            pos = line_end
+        if name is not None:
+            self._add(name, parts, start, end)
+
+    def _add(self, name: str, parts: list[bytes], start: int, end: int) -> None:
+        # RFC 5322 unfolding removes only the line breaks; the folding whitespace stays.
+        field = HeaderField(name, _text(b"".join(parts)).strip(" \t"), start, end)
+        self.fields.append(field)
+        self._index.setdefault(name.lower(), []).append(field)
+
+    def get_all(self, name: str) -> list[HeaderField]:
+        return list(self._index.get(name.lower(), ()))
+
+    def get_first(self, name: str) -> HeaderField | None:
+        found = self._index.get(name.lower())
+        return found[0] if found else None
+
+
+# --------------------------------------------------------------------- RFC 2047 decoding
+
+
+def _decode_word(charset: str, enc: str, text: str) -> bytes | None:
+    try:
+        codecs.lookup(charset)
+        if enc in "Bb":
+            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        return binascii.a2b_qp(text.encode("ascii"), header=True)
+    except (LookupError, ValueError, binascii.Error):
+        return None
+
+
+def decode_rfc2047(value: str) -> str:
+    """Decode RFC 2047 encoded words; anything undecodable is left exactly as written.
+
+    Whitespace between adjacent encoded words is dropped (RFC 2047 6.2), and adjacent
+    words in one charset are joined before decoding, because broken encoders split a
+    multi-byte character across two words.
+    """
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    pending: list[bytes] = []
+    pending_charset = ""
+    after_word = False
+    pos = 0
+    for m in _EW.finditer(value):
+        between = value[pos : m.start()]
+        charset = m.group(1).split("*", 1)[0].lower()  # drop an RFC 2231 language suffix
+        raw = _decode_word(charset, m.group(2), m.group(3))
+        if raw is None:  # not decodable: keep it verbatim, like any other text
+            _flush(out, pending, pending_charset)
+            out.append(value[pos : m.end()])
+            after_word = False
+        else:
+            if not (after_word and (between == "" or between.isspace())):
+                _flush(out, pending, pending_charset)
+                out.append(between)
+            elif charset != pending_charset:
+                _flush(out, pending, pending_charset)
+            pending.append(raw)
+            pending_charset = charset
+            after_word = True
+        pos = m.end()
+    _flush(out, pending, pending_charset)
+    out.append(value[pos:])
+    return "".join(out)
+
+
+def _flush(out: list[str], pending: list[bytes], charset: str) -> None:
+    if pending:
+        out.append(b"".join(pending).decode(charset, "replace"))
+        pending.clear()
+
+
+# --------------------------------------------------------------------- building headers
+
+
+def encode_header_value(name: str, value: str) -> str:
+    """Fold ``value`` to ~76 columns, RFC 2047-encoding it (UTF-8) if it is not ASCII.
+
+    The value is treated as unstructured text (a Subject); do not use it for address
+    headers, whose addresses must stay unencoded.
+    """
+    room = max(_MAX_LINE - len(name) - 2, 20)  # the first line also holds "Name: "
+    if value.isascii():
+        return _fold_ascii(value, room)
+    enc = "q" if _word_len(value, "q") <= _word_len(value, "b") else "b"
+    words: list[str] = []
+    chunk = ""
+    limit = min(room, 75)
+    for c in value:  # split between characters, never inside a UTF-8 sequence
+        if chunk and _word_len(chunk + c, enc) > limit:
+            words.append(_encode_word(chunk, enc))
+            chunk, limit = "", 75
+        chunk += c
+    words.append(_encode_word(chunk, enc))
+    return "\r\n ".join(words)
+
+
+def _word_len(text: str, enc: str) -> int:
+    raw = text.encode()
+    if enc == "b":
+        return 12 + 4 * -(-len(raw) // 3)  # 12 = len("=?utf-8?b??=")
+    return 12 + sum(1 if b == 0x20 or chr(b) in _Q_SAFE else 3 for b in raw)
+
+
+def _encode_word(text: str, enc: str) -> str:
+    raw = text.encode()
+    if enc == "b":
+        return f"=?utf-8?b?{base64.b64encode(raw).decode('ascii')}?="
+    body = "".join("_" if b == 0x20 else chr(b) if chr(b) in _Q_SAFE else f"={b:02X}" for b in raw)
+    return f"=?utf-8?q?{body}?="
+
+
+def _fold_ascii(value: str, room: int) -> str:
+    lines: list[str] = []
+    line = ""
+    for word in value.split(" "):
+        if line and len(line) + 1 + len(word) > room:
+            lines.append(line)
+            line, room = word, _MAX_LINE - 1
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
+def format_header(name: str, value: str, *, encode: bool = False, nl: bytes = b"\r\n") -> bytes:
+    """``Name: value`` plus ``nl``, refusing names and values that would break the block."""
+    if not _NAME.fullmatch(name):
+        raise HeaderError(f"invalid header name {name!r}")
+    if encode:
+        value = encode_header_value(name, _LINE_BREAKS.sub(" ", value))
+    elif "\r" in value or "\n" in value:
+        raise HeaderError(f"header {name!r} value contains a line break; pass encode=True")
+    text = f"{name}: {value}"
+    if nl != b"\r\n":
+        text = text.replace("\r\n", nl.decode("ascii"))
+    return text.encode("utf-8") + nl
+
+
+def _newline_of(data: bytes) -> bytes:
+    nl = data.find(b"\n")
+    return b"\n" if nl > 0 and data[nl - 1 : nl] != b"\r" else b"\r\n"
+
+
+def prepend_header(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:
+    """The message with ``Name: value`` added as the first header."""
+    return format_header(name, value, encode=encode, nl=_newline_of(data)) + data
+
+
+def append_header(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:
+    """The message with ``Name: value`` added after the last header."""
+    newline = _newline_of(data)
+    line = format_header(name, value, encode=encode, nl=newline)
+    end, _ = split_header_block(data)
+    if end and data[end - 1 : end] != b"\n":
+        line = newline + line  # headers-only message without a final line break
+    return data[:end] + line + data[end:]
+
+
+def remove_headers(data: bytes, name: str, block: HeaderBlock | None = None) -> bytes:
+    """The message without any ``name`` header (the same object when there was none)."""
+    return remove_fields(data, (block or HeaderBlock(data)).get_all(name))
+
+
+def remove_fields(data: bytes, fields: list[HeaderField]) -> bytes:
+    """The message without these fields (parsed from this very ``data``)."""
+    if not fields:
+        return data
+    pieces: list[bytes] = []
+    pos = 0
+    for f in sorted(fields, key=lambda f: f.start):
+        if f.start >= pos:  # the same field listed twice is cut once
+            pieces.append(data[pos : f.start])
+            pos = f.end
+    pieces.append(data[pos:])
+    return b"".join(pieces)

@@ -1,0 +1,189 @@
+"""The typed facade over the hook contract: the rest of kumocore calls hooks through here.
+
+Each method mirrors one hook in :mod:`kumocore.hookspecs` and says how it is called
+(all / first non-None). The facade never calls pluggy itself; :mod:`kumocore.hookcall` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from kumocore.errors import ConfigError
+from kumocore.hookcall import HookCaller
+from kumocore.hookspecs import PolicyLoader
+
+if TYPE_CHECKING:
+    from kumocore.config import (
+        EgressPathConfig,
+        EgressPool,
+        EgressSource,
+        ListenerDomain,
+        QueueConfig,
+    )
+    from kumocore.kumo_api import Kumo
+    from kumocore.logs.sink import LogSink
+    from kumocore.message import EnvelopeAddress, Message
+    from kumocore.response import Response
+    from kumocore.spool.base import SpoolFactory
+    from kumocore.throttle.store import ThrottleStore
+
+ConnMeta = dict[str, Any]
+
+
+class Hooks:
+    """Awaitable, typed calls of every kumocore hook."""
+
+    def __init__(self, pm: pluggy.PluginManager, *, timeout: float | None = 30.0) -> None:
+        self.pm = pm
+        self.caller = HookCaller(pm, timeout=timeout)
+
+    # ---------------------------------------------------------------- lifecycle
+    async def init(self, kumo: Kumo) -> None:
+        await self.caller.call_all("kumo_init", kumo=kumo)
+
+    async def shutdown(self) -> None:
+        await self.caller.call_all("kumo_shutdown")
+
+    # ---------------------------------------------------------------- providers
+    def policy_functions(self) -> dict[str, tuple[str, Callable[..., Any]]]:
+        """All contributed ``kumo.*`` functions: name → (plugin, function)."""
+        merged: dict[str, tuple[str, Callable[..., Any]]] = {}
+        for plugin, functions in self.caller.call_all_sync("kumo_register_policy_functions"):
+            for name, fn in functions.items():
+                if name in merged:
+                    raise ConfigError(
+                        f"kumo.{name} is contributed by both {merged[name][0]!r} and {plugin!r}"
+                    )
+                merged[name] = (plugin, fn)
+        return merged
+
+    def policy_loaders(self) -> dict[str, PolicyLoader]:
+        return _merge_maps(self.caller.call_all_sync("kumo_register_policy_loaders"))
+
+    def spool_kinds(self) -> dict[str, SpoolFactory]:
+        return _merge_maps(self.caller.call_all_sync("kumo_register_spool_kinds"))
+
+    def log_sinks(self) -> list[LogSink]:
+        return [
+            s for _, sinks in self.caller.call_all_sync("kumo_register_log_sinks") for s in sinks
+        ]
+
+    def throttle_stores(self) -> list[ThrottleStore]:
+        return [
+            s
+            for _, stores in self.caller.call_all_sync("kumo_register_throttle_stores")
+            for s in stores
+        ]
+
+    # ---------------------------------------------------------------- SMTP events (all)
+    async def smtp_server_connection_accepted(self, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all("kumo_smtp_server_connection_accepted", conn_meta=conn_meta)
+
+    async def smtp_server_ehlo(self, domain: str, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all("kumo_smtp_server_ehlo", domain=domain, conn_meta=conn_meta)
+
+    async def smtp_server_auth_plain(
+        self, authz: str, authc: str, password: str, conn_meta: ConnMeta
+    ) -> bool:
+        result = await self.caller.call_first(
+            "kumo_smtp_server_auth_plain",
+            authz=authz,
+            authc=authc,
+            password=password,
+            conn_meta=conn_meta,
+        )
+        return bool(result)
+
+    async def smtp_server_mail_from(self, sender: EnvelopeAddress, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all("kumo_smtp_server_mail_from", sender=sender, conn_meta=conn_meta)
+
+    async def smtp_server_mail_rcpt_to(
+        self, recipient: EnvelopeAddress, conn_meta: ConnMeta
+    ) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_mail_rcpt_to", recipient=recipient, conn_meta=conn_meta
+        )
+
+    async def smtp_server_message_received(self, message: Message, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_message_received", message=message, conn_meta=conn_meta
+        )
+
+    # ---------------------------------------------------------------- HTTP events
+    async def http_message_generated(self, message: Message, auth_info: dict[str, Any]) -> None:
+        await self.caller.call_all(
+            "kumo_http_message_generated", message=message, auth_info=auth_info
+        )
+
+    async def http_server_validate_auth_basic(self, user: str, password: str) -> bool:
+        result = await self.caller.call_first(
+            "kumo_http_server_validate_auth_basic", user=user, password=password
+        )
+        return bool(result)
+
+    # ---------------------------------------------------------------- lookups (first)
+    async def get_listener_domain(
+        self, domain: str, listener: str, conn_meta: ConnMeta
+    ) -> ListenerDomain | None:
+        result: ListenerDomain | None = await self.caller.call_first(
+            "kumo_get_listener_domain", domain=domain, listener=listener, conn_meta=conn_meta
+        )
+        return result
+
+    async def get_queue_config(
+        self, domain: str, tenant: str | None, campaign: str | None, routing_domain: str | None
+    ) -> QueueConfig | None:
+        result: QueueConfig | None = await self.caller.call_first(
+            "kumo_get_queue_config",
+            domain=domain,
+            tenant=tenant,
+            campaign=campaign,
+            routing_domain=routing_domain,
+        )
+        return result
+
+    async def get_egress_pool(self, pool_name: str) -> EgressPool | None:
+        result: EgressPool | None = await self.caller.call_first(
+            "kumo_get_egress_pool", pool_name=pool_name
+        )
+        return result
+
+    async def get_egress_source(self, source_name: str) -> EgressSource | None:
+        result: EgressSource | None = await self.caller.call_first(
+            "kumo_get_egress_source", source_name=source_name
+        )
+        return result
+
+    async def get_egress_path_config(
+        self, domain: str, egress_source: str, site_name: str
+    ) -> EgressPathConfig | None:
+        result: EgressPathConfig | None = await self.caller.call_first(
+            "kumo_get_egress_path_config",
+            domain=domain,
+            egress_source=egress_source,
+            site_name=site_name,
+        )
+        return result
+
+    # ---------------------------------------------------------------- logs & bounces
+    async def classify_bounce(self, response: Response) -> str:
+        result = await self.caller.call_first("kumo_classify_bounce", response=response)
+        return str(result) if result is not None else "Uncategorized"
+
+    async def should_enqueue_log_record(self, message: Message, hook_name: str) -> bool:
+        result = await self.caller.call_first(
+            "kumo_should_enqueue_log_record", message=message, hook_name=hook_name
+        )
+        return bool(result)
+
+
+def _merge_maps(results: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """Merge provider maps; the first provider (in call order) of a name wins."""
+    merged: dict[str, Any] = {}
+    for _, mapping in results:
+        for key, value in mapping.items():
+            merged.setdefault(key, value)
+    return merged

@@ -1,0 +1,121 @@
+"""Accepting messages: from "the policy said yes" to "durable, logged and queued".
+
+Both listeners (SMTP after DATA, HTTP per generated message) hand their messages here
+after the reception event ran. As KumoMTA does, the queue configuration is resolved
+*before* the message is acknowledged: a policy error there refuses the message instead of
+losing it later. Saves of concurrent messages overlap, so the spool's group commit turns
+them into one synced write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.config import QueueConfig
+    from kumocore.message import Message
+    from kumocore.runtime import Runtime
+
+log = structlog.get_logger("kumocore.intake")
+
+NULL_QUEUE = "null"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The outcome for one message: ``error`` is None when it is durable and queued."""
+
+    message: Message
+    error: BaseException | None = None
+    discarded: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Intake:
+    """The reception → spool → log → queue pipeline."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def resolve_queue_config(self, message: Message) -> tuple[str, QueueConfig | None]:
+        """The scheduled queue name and its configuration (None for the null queue)."""
+        from kumocore.queue_name import message_queue_name, parse_queue_name
+
+        name = message_queue_name(message)
+        if name == NULL_QUEUE:
+            return name, None
+        parts = parse_queue_name(name)
+        config = await self.runtime.hooks.get_queue_config(
+            parts.domain, parts.tenant, parts.campaign, parts.routing_domain
+        )
+        return name, config
+
+    async def accept(
+        self, messages: Sequence[Message], *, reception_protocol: str
+    ) -> list[Accepted]:
+        """Make each message durable, log its reception and queue it.
+
+        Failures are per message (the caller decides the reply); nothing that is reported
+        ``ok`` can be lost, and nothing that is not ``ok`` was stored.
+        """
+        resolved = await asyncio.gather(
+            *(self.resolve_queue_config(m) for m in messages), return_exceptions=True
+        )
+        results: list[Accepted | None] = [None] * len(messages)
+        to_save: list[tuple[int, str, QueueConfig]] = []
+        for index, (message, outcome) in enumerate(zip(messages, resolved, strict=True)):
+            if isinstance(outcome, BaseException):
+                results[index] = Accepted(message, error=outcome)
+            elif outcome[1] is None:
+                results[index] = Accepted(message, discarded=True)
+            else:
+                to_save.append((index, outcome[0], outcome[1]))
+
+        store = self.runtime.store
+        if store is None:
+            raise RuntimeError("intake used before the spool was started")
+        saved = await asyncio.gather(
+            *(store.save(messages[i]) for i, _, _ in to_save), return_exceptions=True
+        )
+        for (index, queue, config), error in zip(to_save, saved, strict=True):
+            message = messages[index]
+            if isinstance(error, BaseException):
+                log.error("spool write failed", id=message.id, error=str(error))
+                results[index] = Accepted(message, error=error)
+                continue
+            self._log_reception(message, queue, reception_protocol)
+            self.runtime.queues.insert(message, queue, config)
+            results[index] = Accepted(message)
+        return [r for r in results if r is not None]
+
+    def _log_reception(self, message: Message, queue: str, reception_protocol: str) -> None:
+        logs = self.runtime.logs
+        if logs is None:
+            return
+        from kumocore.logs.record import RecordType, make_record
+
+        logs.submit(
+            make_record(
+                RecordType.Reception,
+                message,
+                queue=queue,
+                response=Response(250, f"OK ids={message.id}", command="."),
+                peer_address={
+                    "name": message.meta.get("ehlo_domain", ""),
+                    "addr": message.meta.get("received_from", ""),
+                },
+                reception_protocol=reception_protocol,
+                nodeid=self.runtime.nodeid,
+                header_names=logs.header_names,
+            )
+        )

@@ -1,0 +1,77 @@
+"""The log sink contract: where log records go (local files, webhooks, Kafka...).
+
+A plugin returns sinks from ``kumo_register_log_sinks``. The
+:class:`~kumocore.logs.dispatch.LogDispatcher` feeds each sink from its own bounded buffer
+and task, in batches, so a sink may take its time (compress, retry an HTTP POST) without
+ever slowing down reception.
+
+Besides the three required members a sink may declare, as plain attributes:
+
+``header_names: Sequence[str]``
+    Header names (``X-*`` wildcards allowed) the sink will select with
+    :meth:`LogRecord.to_json`. Records only capture headers some sink declared, so a sink
+    that selects headers without declaring them gets an empty ``headers`` map.
+``buffer_size: int``
+    How many records may wait for this sink before new ones are dropped (KumoMTA's
+    ``back_pressure``); the dispatcher's default otherwise.
+``batch_size: int``
+    The most records handed to one :meth:`LogSink.write_batch` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from kumocore.logs.record import LogRecord
+
+
+@runtime_checkable
+class LogSink(Protocol):
+    """Receives every log record, in submission order, in batches."""
+
+    #: Names the sink in diagnostics and in :meth:`LogDispatcher.stats`; unique per server.
+    name: str
+
+    async def write_batch(self, records: Sequence[LogRecord]) -> None:
+        """Persist or forward ``records``. Called by one task at a time per sink.
+
+        Raising counts the batch as failed (the dispatcher logs it and carries on; it does
+        not retry), so a sink that wants retries does them here.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Flush what is buffered and release resources. Called once, after the last
+        :meth:`write_batch`; it should tolerate being called again."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SinkOptions:
+    """The optional attributes of a sink, validated, with the dispatcher's defaults."""
+
+    header_names: tuple[str, ...]
+    buffer_size: int
+    batch_size: int
+
+
+def sink_options(sink: LogSink, *, buffer_size: int, batch_size: int) -> SinkOptions:
+    """Read a sink's optional attributes; a malformed one is a plugin bug, said loudly."""
+    headers = getattr(sink, "header_names", ())
+    if isinstance(headers, str) or not all(isinstance(h, str) for h in headers):
+        raise TypeError(f"log sink {sink.name!r}: header_names must be a sequence of str")
+    size = _positive(sink, "buffer_size", buffer_size)
+    batch = _positive(sink, "batch_size", batch_size)
+    return SinkOptions(tuple(headers), size, batch)
+
+
+def _positive(sink: LogSink, attr: str, default: int) -> int:
+    value = getattr(sink, attr, None)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise TypeError(f"log sink {sink.name!r}: {attr} must be a positive int, got {value!r}")
+    return value

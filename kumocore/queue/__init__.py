@@ -1,0 +1,3 @@
+"""The queue machine: scheduled queues, egress source selection, ready queues, dispatch."""
+
+from __future__ import annotations

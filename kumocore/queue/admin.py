@@ -1,0 +1,134 @@
+"""Operator rules over scheduled queues: admin bounces and suspensions (KumoMTA's shapes).
+
+A rule matches queues by ``campaign``, ``tenant``, ``domain`` and ``routing_domain``
+(each optional; all given must match) or by explicit ``queue_names``. It stays active for
+``duration`` (default 5 minutes) or until ``expires``: a bounce rule also bounces
+matching messages injected while it is active, as KumoMTA does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kumocore.errors import ConfigError
+
+_MATCH_FIELDS = ("campaign", "tenant", "domain", "routing_domain")
+_ALLOWED = {*_MATCH_FIELDS, "reason", "duration", "expires", "suppress_logging", "queue_names"}
+
+
+@dataclass
+class QueueRule:
+    """One bounce or suspension rule."""
+
+    reason: str
+    expires: float
+    duration: float
+    campaign: str | None = None
+    tenant: str | None = None
+    domain: str | None = None
+    routing_domain: str | None = None
+    queue_names: tuple[str, ...] = ()
+    suppress_logging: bool = False
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    bounced: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_bounced(self) -> int:
+        return sum(self.bounced.values())
+
+    @property
+    def active(self) -> bool:
+        return time.time() < self.expires
+
+    def matches(self, queue_name: str) -> bool:
+        if self.queue_names:
+            return queue_name in self.queue_names
+        from kumocore.queue_name import parse_queue_name
+
+        parts = parse_queue_name(queue_name)
+        return all(
+            getattr(self, name) is None or getattr(self, name) == getattr(parts, name)
+            for name in _MATCH_FIELDS
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "campaign": self.campaign,
+            "tenant": self.tenant,
+            "domain": self.domain,
+            "routing_domain": self.routing_domain,
+            "reason": self.reason,
+            "duration": f"{max(self.expires - time.time(), 0):.0f}s",
+            "bounced": dict(self.bounced),
+            "total_bounced": self.total_bounced,
+        }
+
+
+def parse_rule(body: dict[str, Any]) -> QueueRule:
+    """Validate a KumoMTA ``BounceV1Request``/``SuspendV1Request`` body."""
+    from kumocore.config import parse_duration
+
+    unknown = sorted(set(body) - _ALLOWED)
+    if unknown:
+        raise ConfigError(f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(_ALLOWED))}")
+    reason = body.get("reason")
+    if not isinstance(reason, str) or not reason:
+        raise ConfigError("field 'reason' is required and must be a non-empty string")
+    if body.get("expires"):
+        try:
+            expires = datetime.fromisoformat(str(body["expires"])).timestamp()
+        except ValueError as exc:
+            raise ConfigError(f"field 'expires' must be RFC 3339: {exc}") from exc
+        duration = max(expires - time.time(), 0.0)
+    else:
+        duration = parse_duration(body.get("duration", "5m"), key="duration")
+        expires = time.time() + duration
+    names = body.get("queue_names") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError("field 'queue_names' must be a list of strings")
+    for name in _MATCH_FIELDS:
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise ConfigError(f"field {name!r} must be a string")
+    return QueueRule(
+        reason=reason,
+        expires=expires,
+        duration=duration,
+        queue_names=tuple(names),
+        suppress_logging=bool(body.get("suppress_logging", False)),
+        campaign=body.get("campaign"),
+        tenant=body.get("tenant"),
+        domain=body.get("domain"),
+        routing_domain=body.get("routing_domain"),
+    )
+
+
+class AdminRules:
+    """The active bounce and suspension rules of one node."""
+
+    def __init__(self) -> None:
+        self.bounces: dict[str, QueueRule] = {}
+        self.suspensions: dict[str, QueueRule] = {}
+
+    @staticmethod
+    def _prune(rules: dict[str, QueueRule]) -> list[QueueRule]:
+        for rule_id in [r.id for r in rules.values() if not r.active]:
+            del rules[rule_id]
+        return list(rules.values())
+
+    def bounce_rule_for(self, queue_name: str) -> QueueRule | None:
+        return next((r for r in self._prune(self.bounces) if r.matches(queue_name)), None)
+
+    def suspended_until(self, queue_name: str) -> float | None:
+        until = [r.expires for r in self._prune(self.suspensions) if r.matches(queue_name)]
+        return max(until) if until else None
+
+    def list_bounces(self) -> list[QueueRule]:
+        return self._prune(self.bounces)
+
+    def list_suspensions(self) -> list[QueueRule]:
+        return self._prune(self.suspensions)

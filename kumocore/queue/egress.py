@@ -1,0 +1,135 @@
+"""Using an egress path: connection slots, message rate, connecting, sending one message."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.queue.ready import LEASE_SECONDS, ConnectionFailed
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.config import EgressPathConfig
+    from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.message import Message
+    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.ready import ReadyQueue
+    from kumocore.throttle.store import ThrottleStore
+
+log = structlog.get_logger("kumocore.egress")
+
+#: The longest a connection waits for the message rate before handing its slot back.
+MAX_RATE_WAIT = 5.0
+
+
+class Egress:
+    """Throttles, connections and sends for ready queues."""
+
+    def __init__(self, manager: QueueManager) -> None:
+        from kumocore.throttle.local import LocalThrottleStore
+
+        self.manager = manager
+        self.runtime = manager.runtime
+        self.local = LocalThrottleStore()
+
+    def _store(self, force_local: bool) -> ThrottleStore:
+        shared = self.runtime.throttles
+        return self.local if force_local or shared is None else shared
+
+    @staticmethod
+    def connection_limit(config: EgressPathConfig) -> int:
+        return int(config.connection_limit.limit)
+
+    async def acquire_slot(self, ready: ReadyQueue) -> Any:
+        spec = ready.config.connection_limit
+        store = self._store(bool(getattr(spec, "force_local", False)))
+        key = f"kumomta.connection_limit.{ready.key.name}"
+        return await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
+
+    async def release_slot(self, lease: Any) -> None:
+        if lease is None:
+            return
+        for store in {id(s): s for s in (self.local, self.runtime.throttles) if s}.values():
+            try:
+                await store.release_lease(lease)
+            except Exception as exc:  # a lease that lapses is harmless
+                log.debug("lease release failed", error=str(exc))
+
+    async def wait_for_rate(self, ready: ReadyQueue) -> bool:
+        """Wait until the path's ``max_message_rate`` admits one more message.
+
+        False when the wait would exceed :data:`MAX_RATE_WAIT`: the connection then
+        gives its message back and ends, and the queue is woken again later.
+        """
+        spec = ready.config.max_message_rate
+        if spec is None:
+            return True
+        from kumocore.throttle.store import rate_key
+
+        store = self._store(bool(spec.force_local))
+        key = rate_key(f"kumomta.max_message_rate.{ready.key.name}", spec)
+        waited = 0.0
+        while True:
+            result = await store.throttle(key, spec)
+            if not result.throttled:
+                return True
+            if waited + result.retry_after > MAX_RATE_WAIT:
+                self._wake_later(ready, result.retry_after)
+                return False
+            await asyncio.sleep(result.retry_after)
+            waited += result.retry_after
+
+    def _wake_later(self, ready: ReadyQueue, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, ready.wake)
+
+    async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
+        """Connect to the first reachable MX address, in preference order."""
+        from kumocore.delivery.client import ConnectFailure, open_connection
+
+        config, source, mx = ready.config, ready.source, ready.mx
+        last = Response.parse(451, "4.4.1 no MX host could be reached")
+        candidates = 0
+        for host in mx.hosts:
+            try:
+                addresses = await self.runtime.resolver.resolve_ips(host)
+            except Exception as exc:
+                last = Response.parse(451, f"4.4.3 address lookup for {host} failed: {exc}")
+                continue
+            for address in addresses:
+                if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
+                    continue
+                candidates += 1
+                try:
+                    return await open_connection(
+                        mx_host=host.rstrip("."),
+                        address=address,
+                        port=int(source.remote_port or config.smtp_port),
+                        source_address=source.source_address,
+                        ehlo_domain=config.ehlo_domain
+                        or source.ehlo_domain
+                        or self.runtime.hostname,
+                        path=config,
+                    )
+                except ConnectFailure as failure:
+                    last = failure.response
+        if candidates == 0 and mx.hosts:
+            last = Response.parse(
+                550,
+                "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
+            )
+        raise ConnectionFailed(last)
+
+    async def deliver(
+        self, ready: ReadyQueue, conn: SmtpClientConnection, message: Message
+    ) -> None:
+        data = message.data or await self.manager.load_data(message)
+        if data is None:
+            log.error("message body missing from spool; dropping", id=message.id)
+            await self.manager.forget(message)
+            return
+        response = await conn.send(str(message.sender), str(message.recipient), data)
+        self.manager.outcomes.handle(
+            ready, message, response, peer=conn.peer, source_address=conn.source_address
+        )

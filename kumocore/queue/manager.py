@@ -1,0 +1,224 @@
+"""The queue manager: scheduled queues, routing workers, ready queues, admin actions.
+
+Messages arrive from :mod:`kumocore.intake` (already durable) or from spool recovery.
+A message that is due goes to a routing worker, which finds its egress path and puts it
+in that path's ready queue; one that is not yet due waits in the :class:`Scheduler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.queue.admin import AdminRules, QueueRule
+from kumocore.queue.egress import Egress
+from kumocore.queue.outcomes import Outcomes
+from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.queue.routing import Router
+from kumocore.queue.schedule import Scheduler
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.config import EgressPathConfig, QueueConfig
+    from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.message import Message
+    from kumocore.runtime import Runtime
+
+log = structlog.get_logger("kumocore.queue")
+
+ROUTING_WORKERS = 16
+
+
+@dataclass
+class ScheduledQueue:
+    """One scheduled queue (``campaign:tenant@domain``) and its configuration."""
+
+    name: str
+    config: QueueConfig
+    ids: set[str] = field(default_factory=set)
+
+    @property
+    def pool_name(self) -> str:
+        return self.config.egress_pool or "unspecified"
+
+
+class QueueManager:
+    """Owns every queued message of this node until it is delivered, bounced or expired."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.messages: dict[str, Message] = {}
+        self.queue_names: dict[str, str] = {}
+        self.scheduled: dict[str, ScheduledQueue] = {}
+        self.ready: dict[PathKey, ReadyQueue] = {}
+        self.admin = AdminRules()
+        self.outcomes = Outcomes(self)
+        self.router = Router(self)
+        self.egress = Egress(self)
+        self.scheduler = Scheduler(self._on_due)
+        self._routing: collections.deque[str] = collections.deque()
+        self._routing_ready = asyncio.Event()
+        self._workers: list[asyncio.Task[None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.scheduler.start()
+        loop = asyncio.get_running_loop()
+        self._workers = [
+            loop.create_task(self._route_worker(), name=f"router-{n}")
+            for n in range(ROUTING_WORKERS)
+        ]
+
+    async def stop(self, timeout: float = 8.0) -> None:
+        """Stop routing and let connections finish what they are sending (bounded)."""
+        await self.scheduler.stop()
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        deadline = time.monotonic() + timeout
+        for ready in self.ready.values():
+            ready.drain()  # queued but not in flight: stays spooled for the next start
+        while any(r.connections for r in self.ready.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(r.stop() for r in self.ready.values()))
+        await self.outcomes.drain()
+
+    # ------------------------------------------------------------------ intake
+    def insert(self, message: Message, queue_name: str, config: QueueConfig) -> None:
+        """Take ownership of a durable message and schedule or route it."""
+        queue = self.scheduled.get(queue_name)
+        if queue is None:
+            queue = self.scheduled[queue_name] = ScheduledQueue(queue_name, config)
+        else:
+            queue.config = config
+        queue.ids.add(message.id)
+        self.messages[message.id] = message
+        self.queue_names[message.id] = queue_name
+        rule = self.admin.bounce_rule_for(queue_name)
+        if rule is not None:
+            self.admin_bounce(message, rule)
+            return
+        due = message.due or 0.0
+        if due > time.time():
+            self.scheduler.schedule(message.id, due)
+        else:
+            self._enqueue_routing(message.id)
+
+    def queue_of(self, message: Message) -> ScheduledQueue | None:
+        name = self.queue_names.get(message.id)
+        return self.scheduled.get(name) if name else None
+
+    def schedule(self, message: Message, due: float) -> None:
+        self.scheduler.schedule(message.id, due)
+
+    async def persist_and_schedule(self, message: Message, due: float) -> None:
+        """After a transient failure: persist attempts/due, drop the body, schedule."""
+        store = self.runtime.store
+        if store is not None:
+            await store.save_meta(message)
+        message.release_data()  # bodies of deferred messages live on disk, not in RAM
+        self.scheduler.schedule(message.id, due)
+
+    async def load_data(self, message: Message) -> bytes | None:
+        store = self.runtime.store
+        return await store.load_data(message.id) if store is not None else None
+
+    async def forget(self, message: Message) -> None:
+        """The message reached a final outcome: drop it from memory and the spool."""
+        self.messages.pop(message.id, None)
+        name = self.queue_names.pop(message.id, None)
+        queue = self.scheduled.get(name) if name else None
+        if queue is not None:
+            queue.ids.discard(message.id)
+            if not queue.ids:
+                del self.scheduled[queue.name]
+        self.scheduler.cancel(message.id)
+        if self.runtime.store is not None:
+            await self.runtime.store.remove(message.id)
+
+    # ------------------------------------------------------------------ routing
+    def _on_due(self, message_id: str) -> None:
+        self._enqueue_routing(message_id)
+
+    def _enqueue_routing(self, message_id: str) -> None:
+        self._routing.append(message_id)
+        self._routing_ready.set()
+
+    async def _route_worker(self) -> None:
+        while True:
+            if not self._routing:
+                self._routing_ready.clear()
+                await self._routing_ready.wait()
+                continue
+            message = self.messages.get(self._routing.popleft())
+            if message is None:
+                continue
+            try:
+                await self.router.route(message)
+            except Exception as exc:  # a policy error in a lookup: keep it queued
+                log.error("routing failed; message stays queued", id=message.id, error=str(exc))
+                self.outcomes.handle(
+                    None, message, Response.parse(451, f"4.3.0 routing failed: {exc}"), peer=None
+                )
+
+    # ------------------------------------------------------------------ used by ready queues
+    def connection_limit(self, config: EgressPathConfig) -> int:
+        return self.egress.connection_limit(config)
+
+    async def acquire_connection_slot(self, ready: ReadyQueue) -> Any:
+        return await self.egress.acquire_slot(ready)
+
+    async def release_connection_slot(self, lease: Any) -> None:
+        await self.egress.release_slot(lease)
+
+    async def wait_for_rate(self, ready: ReadyQueue) -> bool:
+        return await self.egress.wait_for_rate(ready)
+
+    async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
+        return await self.egress.connect(ready)
+
+    async def deliver(
+        self, ready: ReadyQueue, conn: SmtpClientConnection, message: Message
+    ) -> None:
+        await self.egress.deliver(ready, conn, message)
+
+    # ------------------------------------------------------------------ admin
+    def admin_bounce(self, message: Message, rule: QueueRule) -> None:
+        queue_name = self.queue_names.get(message.id, "")
+        rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
+        self.scheduler.cancel(message.id)
+        response = Response.parse(551, f"5.7.1 Administrative bounce: {rule.reason}")
+        self.outcomes.bounce(None, message, response, None, None, kind="AdminBounce")
+
+    def apply_bounce_rule(self, rule: QueueRule) -> None:
+        """Bounce every queued message that matches (not ones already in flight)."""
+        self.admin.bounces[rule.id] = rule
+        for ready in self.ready.values():
+            for message in ready.drain():
+                if rule.matches(self.queue_names.get(message.id, "")):
+                    self.admin_bounce(message, rule)
+                else:
+                    ready.messages.append(message)
+        for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
+            for message_id in list(queue.ids):
+                waiting = self.messages.get(message_id)
+                if waiting is not None and message_id in self.scheduler:
+                    self.admin_bounce(waiting, rule)
+
+    def add_suspension(self, rule: QueueRule) -> None:
+        self.admin.suspensions[rule.id] = rule
+
+    def cancel_suspension(self, rule_id: str) -> bool:
+        rule = self.admin.suspensions.pop(rule_id, None)
+        if rule is None:
+            return False
+        for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
+            for message_id in list(queue.ids):
+                if message_id in self.scheduler and not self.admin.suspended_until(queue.name):
+                    self.scheduler.schedule(message_id, time.time())
+        return True

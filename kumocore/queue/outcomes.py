@@ -1,0 +1,194 @@
+"""What happens after an attempt: Delivery, TransientFailure, Bounce, Expiration.
+
+Every outcome is logged with KumoMTA's record fields. A message leaves the spool only
+after its final record (Delivery, Bounce, Expiration, AdminBounce) was handed to the log
+dispatcher; a transient failure persists the new attempt count and due time first, so a
+restart resumes the same schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.message import Message
+    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.ready import ReadyQueue
+
+log = structlog.get_logger("kumocore.outcomes")
+
+
+class Outcomes:
+    """Records outcomes, updates the spool and reschedules."""
+
+    def __init__(self, manager: QueueManager) -> None:
+        self.manager = manager
+        self.runtime = manager.runtime
+        self.counters = {
+            "delivered": 0,
+            "transient": 0,
+            "bounced": 0,
+            "expired": 0,
+            "admin_bounced": 0,
+        }
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait until every pending spool update has been written."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def handle(
+        self,
+        path: ReadyQueue | None,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: str | None = None,
+    ) -> None:
+        """Dispatch a response to the matching outcome."""
+        if response.is_success:
+            self.delivered(path, message, response, peer, source_address)
+        elif response.is_transient:
+            self.transient(path, message, response, peer, source_address)
+        else:
+            self.bounce(path, message, response, peer, source_address)
+
+    # ------------------------------------------------------------------ records
+    def _record(
+        self,
+        kind: str,
+        message: Message,
+        response: Response,
+        path: ReadyQueue | None,
+        peer: dict[str, str] | None,
+        source_address: str | None,
+        classification: str = "Uncategorized",
+    ) -> None:
+        logs = self.runtime.logs
+        if logs is None:
+            return
+        from kumocore.logs.record import RecordType, make_record
+
+        queue = self.manager.queue_of(message)
+        logs.submit(
+            make_record(
+                RecordType(kind),
+                message,
+                queue=queue.name if queue else "",
+                site=path.key.name if path is not None else "",
+                response=response,
+                peer_address=peer,
+                egress_pool=queue.pool_name if queue else None,
+                egress_source=path.key.source if path is not None else None,
+                source_address=source_address,
+                delivery_protocol="ESMTP" if path is not None else None,
+                reception_protocol=message.meta.get("reception_protocol"),
+                bounce_classification=classification,
+                nodeid=self.runtime.nodeid,
+                header_names=logs.header_names,
+            )
+        )
+
+    async def _classify(self, response: Response) -> str:
+        try:
+            return await self.runtime.hooks.classify_bounce(response)
+        except Exception as exc:
+            log.error("bounce classification failed", error=str(exc))
+            return "Uncategorized"
+
+    # ------------------------------------------------------------------ final outcomes
+    def delivered(
+        self,
+        path: ReadyQueue | None,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: str | None,
+    ) -> None:
+        self.counters["delivered"] += 1
+        self._record("Delivery", message, response, path, peer, source_address)
+        self._spawn(self.manager.forget(message))
+
+    def bounce(
+        self,
+        path: ReadyQueue | None,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: str | None,
+        kind: str = "Bounce",
+    ) -> None:
+        self.counters["admin_bounced" if kind == "AdminBounce" else "bounced"] += 1
+
+        async def finish() -> None:
+            classification = await self._classify(response)
+            self._record(kind, message, response, path, peer, source_address, classification)
+            await self.manager.forget(message)
+
+        self._spawn(finish())
+
+    def expire(self, path: ReadyQueue | None, message: Message, reason: str) -> None:
+        self.counters["expired"] += 1
+        response = Response.parse(551, f"5.4.7 {reason}")
+
+        async def finish() -> None:
+            classification = await self._classify(response)
+            self._record("Expiration", message, response, path, None, None, classification)
+            await self.manager.forget(message)
+
+        self._spawn(finish())
+
+    # ------------------------------------------------------------------ retry
+    def transient(
+        self,
+        path: ReadyQueue | None,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: str | None,
+    ) -> None:
+        self.counters["transient"] += 1
+        queue = self.manager.queue_of(message)
+        if queue is None:
+            log.error("transient failure for a message without a queue", id=message.id)
+            return
+        config = queue.config
+        delay = config.delay_for_attempt(message.num_attempts)
+        jitter = config.jitter_bound()
+        delay = max(0.0, delay + random.uniform(-jitter, jitter))
+        message.num_attempts += 1
+        due = time.time() + delay
+        expires = message.created + float(config.max_age)
+
+        async def finish() -> None:
+            classification = await self._classify(response)
+            self._record(
+                "TransientFailure", message, response, path, peer, source_address, classification
+            )
+            if due > expires:
+                when = datetime.fromtimestamp(due, UTC).isoformat()
+                self.expire(
+                    path,
+                    message,
+                    f"Next delivery time would be at {when} "
+                    "which exceeds the expiry time (max_age)",
+                )
+                return
+            message.due = due
+            await self.manager.persist_and_schedule(message, due)
+
+        self._spawn(finish())

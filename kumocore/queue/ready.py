@@ -1,0 +1,178 @@
+"""A ready queue per egress path (egress source, site name) and its connections.
+
+Domains whose MX hosts share a site name share one ready queue, so the path's limits —
+``connection_limit``, ``max_deliveries_per_connection``, ``max_message_rate`` — hold for all
+of them together, as in KumoMTA. Connection slots are leases from the throttle store, so
+with Redis the limit holds across every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.config import EgressPathConfig, EgressSource
+    from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.message import Message
+    from kumocore.queue.manager import QueueManager
+
+log = structlog.get_logger("kumocore.ready")
+
+#: How long a connection slot lease lives before it must be renewed; a crashed node's
+#: leases lapse after this.
+LEASE_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class PathKey:
+    source: str
+    site: str
+
+    @property
+    def name(self) -> str:
+        """KumoMTA's ready queue name: ``source->site@smtp_client``."""
+        return f"{self.source}->{self.site}@smtp_client"
+
+
+class ReadyQueue:
+    """Messages due for delivery over one egress path, and the connections serving them."""
+
+    def __init__(
+        self,
+        manager: QueueManager,
+        key: PathKey,
+        domain: str,
+        source: EgressSource,
+        config: EgressPathConfig,
+    ) -> None:
+        self.manager = manager
+        self.key = key
+        self.domain = domain
+        self.source = source
+        self.config = config
+        self.config_loaded = time.monotonic()
+        self.messages: collections.deque[Message] = collections.deque()
+        self.connections = 0
+        self.mx: Any = None  # the MailExchanger of the domain that opened this path
+        self._pumping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    @property
+    def is_full(self) -> bool:
+        return len(self.messages) >= self.config.max_ready
+
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        self.wake()
+
+    def wake(self) -> None:
+        """Open connections if there is work and the limit allows (never blocks)."""
+        if not self._pumping and self.messages:
+            self._pumping = True
+            task = asyncio.get_running_loop().create_task(self._pump())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self) -> None:
+        try:
+            while self.messages and self.connections < self._wanted_connections():
+                lease = await self.manager.acquire_connection_slot(self)
+                if lease is None:
+                    break  # at the (possibly fleet-wide) limit: an ending connection wakes us
+                self.connections += 1
+                task = asyncio.get_running_loop().create_task(self._connection(lease))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        finally:
+            self._pumping = False
+
+    def _wanted_connections(self) -> int:
+        limit = self.manager.connection_limit(self.config)
+        # No more connections than messages: each connection needs at least one.
+        return min(limit, self.connections + len(self.messages))
+
+    async def _connection(self, lease: Any) -> None:
+        try:
+            await self._serve_connection()
+        except Exception as exc:  # a bug must not kill the queue: log and move on
+            log.exception("connection task failed", path=self.key.name, error=str(exc))
+        finally:
+            self.connections -= 1
+            await self.manager.release_connection_slot(lease)
+            self.wake()
+
+    async def _serve_connection(self) -> None:
+        if not self.messages:
+            return
+        try:
+            conn = await self.manager.connect(self)
+        except ConnectionFailed as failure:
+            self._fail_queued(failure.response)
+            return
+        try:
+            await self._deliver_over(conn)
+        finally:
+            await conn.close()
+
+    async def _deliver_over(self, conn: SmtpClientConnection) -> None:
+        idle = float(self.config.idle_timeout)
+        delivered = 0
+        while delivered < self.config.max_deliveries_per_connection and not conn.closed:
+            message = await self._next_message(idle)
+            if message is None:
+                return
+            if not await self.manager.wait_for_rate(self):
+                self.messages.appendleft(message)
+                return
+            await self.manager.deliver(self, conn, message)
+            delivered += 1
+
+    async def _next_message(self, idle: float) -> Message | None:
+        """The next message, waiting up to ``idle`` seconds for one to arrive."""
+        deadline = time.monotonic() + idle
+        while not self.messages:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(min(0.05, idle))
+        return self.messages.popleft()
+
+    def _fail_queued(self, response: Response) -> None:
+        """No MX host could take a connection: every queued message gets that response.
+
+        Usually transient (retried with backoff); permanent when every MX address is
+        prohibited (``550 5.4.4``), which would otherwise be a mail loop.
+        """
+        failed = list(self.messages)
+        self.messages.clear()
+        for message in failed:
+            self.manager.outcomes.handle(self, message, response, peer=None)
+
+    def drain(self) -> list[Message]:
+        """Take every queued message (for shutdown, suspension or rebinding)."""
+        taken = list(self.messages)
+        self.messages.clear()
+        return taken
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class ConnectionFailed(Exception):
+    """No MX host of the path could be reached; ``response`` says why."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.to_single_line())
+        self.response = response

@@ -1,0 +1,127 @@
+"""From a due message to a ready queue: pool → source → MX site → egress path.
+
+Any lookup that fails (an unknown pool or source, a policy error in
+``get_egress_path_config``, a DNS failure) is logged and the message stays queued for a
+later attempt; only a null MX is final.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from kumocore.queue.pool import WeightedRoundRobin
+from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.message import Message
+    from kumocore.queue.manager import QueueManager, ScheduledQueue
+
+log = structlog.get_logger("kumocore.routing")
+
+#: How long a message waits before another try when its ready queue is full.
+READY_FULL_DELAY = 5.0
+
+
+class RoutingError(Exception):
+    """A lookup needed for delivery failed; ``response`` is what the log will say."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.to_single_line())
+        self.response = response
+
+
+class Router:
+    """Resolves the egress path of due messages and hands them to ready queues."""
+
+    def __init__(self, manager: QueueManager) -> None:
+        self.manager = manager
+        self.hooks = manager.runtime.hooks
+        self._rotations: dict[str, tuple[tuple[tuple[str, int], ...], WeightedRoundRobin]] = {}
+
+    async def route(self, message: Message) -> None:
+        manager = self.manager
+        queue = manager.queue_of(message)
+        if queue is None:
+            return
+        now = time.time()
+        if message.created + float(queue.config.max_age) <= now:
+            manager.outcomes.expire(None, message, "message exceeded max_age")
+            return
+        rule = manager.admin.bounce_rule_for(queue.name)
+        if rule is not None:
+            manager.admin_bounce(message, rule)
+            return
+        suspended_until = manager.admin.suspended_until(queue.name)
+        if suspended_until:
+            manager.schedule(message, suspended_until)
+            return
+        try:
+            ready = await self._ready_queue_for(message, queue)
+        except RoutingError as error:
+            manager.outcomes.handle(None, message, error.response, peer=None)
+            return
+        if ready.is_full:
+            manager.schedule(message, now + READY_FULL_DELAY)
+            return
+        ready.add(message)
+
+    async def _pick_source(self, queue: ScheduledQueue) -> str:
+        pool_name = queue.pool_name
+        pool = await self.hooks.get_egress_pool(pool_name)
+        if pool is None:
+            raise RoutingError(
+                Response.parse(451, f"4.3.0 egress pool {pool_name!r} is not defined")
+            )
+        entries = tuple((entry.name, int(entry.weight)) for entry in pool.entries)
+        cached = self._rotations.get(pool_name)
+        if cached is None or cached[0] != entries:
+            cached = (entries, WeightedRoundRobin(entries))
+            self._rotations[pool_name] = cached
+        source = cached[1].next()
+        if source is None:
+            raise RoutingError(
+                Response.parse(451, f"4.3.0 egress pool {pool_name!r} has no enabled sources")
+            )
+        return source
+
+    async def _ready_queue_for(self, message: Message, queue: ScheduledQueue) -> ReadyQueue:
+        from kumocore.dns import DnsError
+
+        source_name = await self._pick_source(queue)
+        source = await self.hooks.get_egress_source(source_name)
+        if source is None:
+            raise RoutingError(
+                Response.parse(451, f"4.3.0 egress source {source_name!r} is not defined")
+            )
+        domain = message.meta.get("routing_domain") or message.recipient.domain
+        try:
+            mx = await self.manager.runtime.resolver.lookup_mx(domain)
+        except DnsError as exc:
+            # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.
+            raise RoutingError(Response.parse(451, f"4.4.4 MX lookup for {domain}: {exc}")) from exc
+        if mx.site_name == "":
+            raise RoutingError(
+                Response.parse(556, f"5.1.10 {domain} has a null MX and accepts no mail")
+            )
+        key = PathKey(source_name, mx.site_name)
+        ready = self.manager.ready.get(key)
+        refresh = ready is None or (
+            time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval)
+        )
+        if refresh:
+            config = await self.hooks.get_egress_path_config(domain, source_name, mx.site_name)
+            if config is None:
+                raise RoutingError(Response.parse(451, "4.3.0 no egress path configuration"))
+            if ready is None:
+                ready = ReadyQueue(self.manager, key, domain, source, config)
+                self.manager.ready[key] = ready
+            else:
+                ready.config, ready.source = config, source
+                ready.config_loaded = time.monotonic()
+        assert ready is not None
+        ready.mx = mx
+        return ready

@@ -1,0 +1,98 @@
+"""KumoMTA's scheduled-queue names: ``campaign:tenant@domain!routing_domain``.
+
+A message is placed in the scheduled queue named after its recipient domain and the
+``tenant``, ``campaign`` and ``routing_domain`` meta values; the ``queue`` meta value, when
+set, replaces the whole name (``null`` means "accept and discard"). The forms are::
+
+    campaign:tenant@domain    tenant@domain    campaign:@domain    domain
+
+each followed by ``!routing_domain`` when a routing domain is set. Parsing is the inverse
+and follows KumoMTA exactly: split on the first ``@`` (prefix / domain), the prefix on its
+first ``:`` (campaign / tenant), the domain on its first ``!`` (domain / routing domain).
+One deliberate difference: an empty tenant or campaign is reported as None (KumoMTA
+passes ``""`` for the tenant of ``campaign:@domain``), so policies test a single value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kumocore.message import Message
+
+__all__ = [
+    "NULL_QUEUE",
+    "QueueNameParts",
+    "message_queue_name",
+    "parse_queue_name",
+    "queue_name_for",
+]
+
+#: A message whose queue is ``null`` is accepted and discarded at reception.
+NULL_QUEUE = "null"
+
+_QUEUE_META = ("tenant", "campaign", "routing_domain")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueNameParts:
+    """The components of a scheduled-queue name; absent parts are None."""
+
+    campaign: str | None
+    tenant: str | None
+    domain: str
+    routing_domain: str | None
+
+    def __str__(self) -> str:
+        return queue_name_for(self.domain, self.tenant, self.campaign, self.routing_domain)
+
+
+def queue_name_for(
+    domain: str,
+    tenant: str | None = None,
+    campaign: str | None = None,
+    routing_domain: str | None = None,
+) -> str:
+    """The scheduled-queue name for these components (empty strings count as absent)."""
+    suffix = f"!{routing_domain}" if routing_domain else ""
+    if campaign:
+        return f"{campaign}:{tenant or ''}@{domain}{suffix}"
+    if tenant:
+        return f"{tenant}@{domain}{suffix}"
+    return f"{domain}{suffix}"
+
+
+def parse_queue_name(name: str) -> QueueNameParts:
+    """Split a scheduled-queue name into its components (the inverse of queue_name_for)."""
+    prefix, at, domain = name.partition("@")
+    if not at:
+        prefix, domain = "", name
+    campaign, colon, tenant = prefix.partition(":")
+    if not colon:
+        campaign, tenant = "", prefix
+    domain, _, routing_domain = domain.partition("!")
+    return QueueNameParts(campaign or None, tenant or None, domain, routing_domain or None)
+
+
+def message_queue_name(message: Message) -> str:
+    """The scheduled queue ``message`` belongs in: meta ``queue``, else built from meta.
+
+    Raises TypeError naming the meta key when ``queue``/``tenant``/``campaign``/
+    ``routing_domain`` holds something other than a string.
+    """
+    meta = message.meta
+    queue = meta.get("queue")
+    if queue is not None:
+        if not isinstance(queue, str) or not queue:
+            raise TypeError(f"meta 'queue' must be a non-empty string, got {queue!r}")
+        return queue
+    parts: dict[str, str | None] = {}
+    for key in _QUEUE_META:
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"meta {key!r} must be a string, got {type(value).__name__}")
+        parts[key] = value
+    return queue_name_for(
+        message.recipient.domain, parts["tenant"], parts["campaign"], parts["routing_domain"]
+    )

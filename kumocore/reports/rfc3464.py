@@ -1,0 +1,283 @@
+"""Parse RFC 3464 delivery status notifications (out-of-band bounces).
+
+A remote MTA that accepted a message and later failed to deliver it sends a DSN back to the
+return path. With ``log_oob`` on the bounce domain, kumocore logs one ``OOB`` record per
+``Action: failed`` recipient of such a report, as KumoMTA does. The helpers at the bottom
+(header fields, returned message, dates) are shared with :mod:`kumocore.reports.rfc5965`.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.generator import BytesGenerator
+from email.message import Message
+from email.utils import parsedate_to_datetime
+
+ACTIONS = frozenset({"failed", "delayed", "delivered", "relayed", "expanded"})
+_STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+(.*))?$", re.DOTALL)
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+class ReportError(ValueError):
+    """The message says it is a DSN or ARF report but its report part is malformed."""
+
+
+@dataclass(frozen=True)
+class RemoteMta:
+    """``Reporting-MTA: dns; mx.example.com`` → ``RemoteMta("dns", "mx.example.com")``."""
+
+    mta_type: str
+    name: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"mta_type": self.mta_type, "name": self.name}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """``Final-Recipient: rfc822; user@example.com``; angle brackets are removed."""
+
+    recipient_type: str
+    recipient: str
+
+
+@dataclass(frozen=True)
+class DiagnosticCode:
+    diagnostic_type: str
+    diagnostic: str
+
+    def smtp_reply(self) -> tuple[int, str]:
+        """``(code, content)`` the way KumoMTA fills an OOB record's response.
+
+        ``smtp; 550 5.1.1 unknown`` → ``(550, "5.1.1 unknown")``; text without a leading
+        number keeps 550 and all the text; a non-SMTP diagnostic gives ``(550, "")``.
+        """
+        if self.diagnostic_type.lower() != "smtp":
+            return 550, ""
+        code, sep, content = self.diagnostic.partition(" ")
+        if sep and code.isdigit():
+            return int(code), content
+        return 550, self.diagnostic
+
+
+@dataclass(frozen=True)
+class ReportStatus:
+    """``Status: 5.1.1`` (an RFC 3463 enhanced status code, maybe followed by a comment)."""
+
+    status_class: int
+    subject: int
+    detail: int
+    comment: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.status_class}.{self.subject}.{self.detail}"
+
+    def to_enhanced_code(self) -> dict[str, int]:
+        """The log record's ``enhanced_code`` object."""
+        return {"class": self.status_class, "subject": self.subject, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class RecipientStatus:
+    """One per-recipient block of the report."""
+
+    final_recipient: Recipient
+    action: str
+    status: ReportStatus
+    original_recipient: Recipient | None = None
+    remote_mta: RemoteMta | None = None
+    diagnostic_code: DiagnosticCode | None = None
+    last_attempt_date: datetime | None = None
+    final_log_id: str | None = None
+    will_retry_until: datetime | None = None
+    extensions: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def recipient(self) -> str:
+        """The address to report: Original-Recipient when given, else Final-Recipient."""
+        return (self.original_recipient or self.final_recipient).recipient
+
+
+@dataclass(frozen=True)
+class DeliveryStatusReport:
+    reporting_mta: RemoteMta
+    per_recipient: list[RecipientStatus]
+    original_envelope_id: str | None = None
+    arrival_date: datetime | None = None
+    received_from_mta: RemoteMta | None = None
+    dsn_gateway: RemoteMta | None = None
+    extensions: dict[str, list[str]] = field(default_factory=dict)
+    #: The returned message (or its headers), line endings normalised to LF.
+    original_message: str | None = None
+
+
+def parse_rfc3464(data: bytes) -> DeliveryStatusReport | None:
+    """The DSN in ``data``, None when it is not one; :class:`ReportError` when malformed."""
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    if msg.get_content_type() != "multipart/report" or not msg.is_multipart():
+        return None
+    report_type = str(msg.get_param("report-type", "")).lower()
+    parts = [p for p in msg.get_payload() if isinstance(p, Message)]
+    status_parts = [p for p in parts if p.get_content_type() in _STATUS_TYPES]
+    if report_type not in ("delivery-status", "") or (not report_type and not status_parts):
+        return None
+    if not status_parts:
+        raise ReportError("delivery status report has no message/delivery-status part")
+    blocks = _status_blocks(status_parts[0])
+    if not blocks:
+        raise ReportError("delivery status report has an empty message/delivery-status part")
+    per_message = blocks[0]
+    return DeliveryStatusReport(
+        reporting_mta=RemoteMta(
+            *_typed("reporting-mta", take_required(per_message, "reporting-mta"))
+        ),
+        original_envelope_id=take_one(per_message, "original-envelope-id"),
+        dsn_gateway=remote_mta(take_one(per_message, "dsn-gateway")),
+        received_from_mta=remote_mta(take_one(per_message, "received-from-mta")),
+        arrival_date=parse_date("arrival-date", take_one(per_message, "arrival-date")),
+        per_recipient=[_recipient_status(block) for block in blocks[1:]],
+        extensions=per_message,
+        original_message=returned_message(parts),
+    )
+
+
+_STATUS_TYPES = ("message/delivery-status", "message/global-delivery-status")
+
+
+def _status_blocks(part: Message) -> list[dict[str, list[str]]]:
+    """The header blocks (per-message first, then one per recipient) of the status part."""
+    payload = part.get_payload()
+    if part.get_content_type() == "message/delivery-status" and isinstance(payload, list):
+        messages = [p for p in payload if isinstance(p, Message)]  # the stdlib split it
+    else:  # message/global-delivery-status: split the text into blocks ourselves
+        text = (body_bytes(part) or b"").decode("utf-8", "replace")
+        chunks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
+        messages = [email.message_from_string(chunk + "\n") for chunk in chunks]
+    return [fields for fields in map(header_fields, messages) if fields]
+
+
+def _recipient_status(fields: dict[str, list[str]]) -> RecipientStatus:
+    action = take_required(fields, "action")
+    if action.lower() not in ACTIONS:
+        raise ReportError(f"Action: {action!r} is not one of {', '.join(sorted(ACTIONS))}")
+    original = take_one(fields, "original-recipient")
+    diagnostic = take_one(fields, "diagnostic-code")
+    return RecipientStatus(
+        final_recipient=_recipient("final-recipient", take_required(fields, "final-recipient")),
+        original_recipient=None if original is None else _recipient("original-recipient", original),
+        action=action.lower(),
+        status=_status(take_required(fields, "status")),
+        remote_mta=remote_mta(take_one(fields, "remote-mta")),
+        diagnostic_code=(
+            None if diagnostic is None else DiagnosticCode(*_typed("diagnostic-code", diagnostic))
+        ),
+        last_attempt_date=parse_date("last-attempt-date", take_one(fields, "last-attempt-date")),
+        final_log_id=take_one(fields, "final-log-id"),
+        will_retry_until=parse_date("will-retry-until", take_one(fields, "will-retry-until")),
+        extensions=fields,
+    )
+
+
+def _status(value: str) -> ReportStatus:
+    match = _STATUS.match(value)
+    if match is None:
+        raise ReportError(f"Status: {value!r} is not an enhanced status code like 5.1.1")
+    klass, subject, detail, comment = match.groups()
+    return ReportStatus(int(klass), int(subject), int(detail), comment)
+
+
+def _typed(name: str, value: str) -> tuple[str, str]:
+    """``type; value`` fields (Reporting-MTA, Final-Recipient, Diagnostic-Code...)."""
+    kind, sep, rest = value.partition(";")
+    if not sep:
+        raise ReportError(f"{name}: expected 'type; value', got {value!r}")
+    return kind.strip(), rest.strip()
+
+
+def _recipient(name: str, value: str) -> Recipient:
+    kind, address = _typed(name, value)
+    if kind.lower() == "rfc822":
+        address = address.strip().removeprefix("<").removesuffix(">")
+    return Recipient(kind, address)
+
+
+# ---------------------------------------------------------------- shared with rfc5965
+
+
+def header_fields(msg: Message) -> dict[str, list[str]]:
+    """Fields of a header block by lower-case name, each value unfolded and stripped."""
+    fields: dict[str, list[str]] = {}
+    for name, value in msg.items():
+        fields.setdefault(name.lower(), []).append(_FOLD.sub("", str(value)).strip())
+    return fields
+
+
+def take_one(fields: dict[str, list[str]], name: str) -> str | None:
+    """Remove and return a single-valued field; what remains ends up in ``extensions``."""
+    values = fields.pop(name, [])
+    if len(values) > 1:
+        raise ReportError(f"{name} must appear once, found {len(values)}")
+    return values[0] if values else None
+
+
+def take_required(fields: dict[str, list[str]], name: str) -> str:
+    value = take_one(fields, name)
+    if value is None:
+        raise ReportError(f"required field {name} is missing")
+    return value
+
+
+def remote_mta(value: str | None) -> RemoteMta | None:
+    if value is None:
+        return None
+    return RemoteMta(*_typed("MTA name", value))
+
+
+def parse_date(name: str, value: str | None) -> datetime | None:
+    """An RFC 5322 date as an aware UTC datetime; ReportError names the field if invalid."""
+    if value is None:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        raise ReportError(f"{name}: {value!r} is not an RFC 5322 date") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def body_bytes(part: Message) -> bytes | None:
+    """The body of a leaf part, transfer-decoded; an embedded message re-serialised."""
+    payload = part.get_payload()
+    if isinstance(payload, list):  # the stdlib parsed message/* bodies into a Message
+        if not payload:
+            return None
+        buffer = io.BytesIO()
+        # maxheaderlen=0: reproduce the returned headers as they were, not re-folded.
+        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(payload[0])
+        return buffer.getvalue()
+    raw = part.get_payload(decode=True)
+    return raw if isinstance(raw, bytes) else None
+
+
+#: Parts that return the original message (RFC 3462, RFC 6522, RFC 6533).
+RETURNED_CONTENT = (
+    "message/rfc822",
+    "text/rfc822-headers",
+    "message/global",
+    "message/global-headers",
+)
+
+
+def returned_message(parts: list[Message]) -> str | None:
+    """The returned original message (or its headers) of a report, LF line endings."""
+    original: str | None = None
+    for part in parts:
+        if part.get_content_type() in RETURNED_CONTENT:
+            raw = body_bytes(part)
+            if raw is not None:
+                original = raw.decode("utf-8", "replace").replace("\r\n", "\n")
+    return original

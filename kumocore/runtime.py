@@ -1,0 +1,155 @@
+"""Loading a policy into a plugin manager and running its ``init``.
+
+:class:`Runtime` is the state one kumocore process shares between its components: the hook
+facade, the ``kumo`` API object, what the policy's ``init`` defined (:class:`ServerConfig`),
+the DNS resolver, and — once the server starts — spools, queues, logs and throttles.
+``kumocore validate`` stops after :meth:`Runtime.load`; ``kumocore serve`` goes on to
+:class:`kumocore.server.Server`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+import structlog
+
+from kumocore import hookspecs
+from kumocore.errors import ConfigError, PolicyError
+from kumocore.hooks import Hooks
+from kumocore.kumo_api import Kumo
+from kumocore.plugins import load_entry_points, register_plugin
+
+if TYPE_CHECKING:
+    from kumocore.config import (
+        EgressPool,
+        EgressSource,
+        EsmtpListenerConfig,
+        HttpListenerConfig,
+        SpoolDefinition,
+    )
+    from kumocore.dns import Resolver
+    from kumocore.intake import Intake
+    from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.spool.store import MessageStore
+    from kumocore.throttle.store import ThrottleStore
+
+log = structlog.get_logger("kumocore.runtime")
+
+POLICY_PLUGIN_NAME = "policy"
+
+
+@dataclass
+class ServerConfig:
+    """Everything the policy's ``init`` defined, in definition order."""
+
+    spools: dict[str, SpoolDefinition] = field(default_factory=dict)
+    esmtp_listeners: list[EsmtpListenerConfig] = field(default_factory=list)
+    http_listeners: list[HttpListenerConfig] = field(default_factory=list)
+    egress_sources: dict[str, EgressSource] = field(default_factory=dict)
+    egress_pools: dict[str, EgressPool] = field(default_factory=dict)
+
+
+class Runtime:
+    """One kumocore process's policy, plugins and shared services."""
+
+    def __init__(
+        self,
+        *,
+        load_entrypoints: bool | None = None,
+        blocked: tuple[str, ...] = (),
+        extra_plugins: tuple[tuple[str, object], ...] = (),
+        hostname: str | None = None,
+        hook_timeout: float | None = 30.0,
+    ) -> None:
+        from kumocore.builtins import CorePlugin
+        from kumocore.dns import Resolver
+
+        self.hostname = hostname or socket.gethostname()
+        self.nodeid = str(uuid.uuid4())
+        self.config = ServerConfig()
+        self.resolver: Resolver = Resolver()
+        self.policy_path: str | None = None
+        self.init_done = False
+        # Services attached by kumocore.server once it starts; None until then.
+        self.store: MessageStore | None = None
+        self.logs: LogDispatcher | None = None
+        self.queues: Any = None
+        self.throttles: ThrottleStore | None = None
+        self.intake: Intake | None = None
+
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        # The core registers first so that it is called last: built-in defaults are the
+        # fallback for every lookup, and the operator's policy (registered last) goes first.
+        register_plugin(self.pm, CorePlugin(self), "kumocore.core")
+        if load_entrypoints is None:
+            load_entrypoints = os.environ.get("KUMOCORE_DISABLE_PLUGIN_AUTOLOAD", "") not in (
+                "1",
+                "true",
+                "yes",
+            )
+        if load_entrypoints:
+            load_entry_points(self.pm, blocked)
+        for name, plugin in extra_plugins:
+            register_plugin(self.pm, plugin, name)
+        self.hooks = Hooks(self.pm, timeout=hook_timeout)
+        self.kumo = Kumo({name: fn for name, (_, fn) in self.hooks.policy_functions().items()})
+
+    # ------------------------------------------------------------------ policy
+    async def load_policy(self, path: str | os.PathLike[str]) -> None:
+        """Load the operator's policy (Lua or Python) and register it as the first plugin."""
+        policy = Path(path)
+        if not policy.is_file():
+            raise ConfigError(f"policy file {str(policy)!r} does not exist")
+        loaders = self.hooks.policy_loaders()
+        loader = loaders.get(policy.suffix)
+        if loader is None:
+            known = ", ".join(sorted(loaders)) or "none"
+            raise ConfigError(
+                f"no policy loader for {policy.suffix!r} files ({policy}); known: {known}"
+            )
+        plugin = loader(str(policy), self.kumo)
+        if inspect.isawaitable(plugin):
+            plugin = await plugin
+        register_plugin(self.pm, plugin, POLICY_PLUGIN_NAME)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PolicyError(str(exc), where=str(policy)) from exc
+        self.policy_path = str(policy)
+
+    async def run_init(self) -> None:
+        """Run every ``init`` handler, then check that what it defined fits together."""
+        await self.hooks.init(self.kumo)
+        self.init_done = True
+        self._check_config()
+
+    async def load(self, path: str | os.PathLike[str]) -> None:
+        """Load a policy and run its ``init``: what ``kumocore validate`` does."""
+        await self.load_policy(path)
+        await self.run_init()
+
+    def _check_config(self) -> None:
+        kinds = self.hooks.spool_kinds()
+        for spool in self.config.spools.values():
+            if spool.kind not in kinds:
+                raise ConfigError(
+                    f"kumo.define_spool: kind {spool.kind!r} for spool {spool.name!r} is not "
+                    f"provided by any plugin; known kinds: {', '.join(sorted(kinds))}"
+                )
+        for pool in self.config.egress_pools.values():
+            for entry in pool.entries:
+                if entry.name not in self.config.egress_sources:
+                    # A get_egress_source handler may still provide it; say so, don't fail.
+                    log.debug(
+                        "pool entry not defined by define_egress_source",
+                        pool=pool.name,
+                        source=entry.name,
+                    )

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import orjson
+import pytest
+import zstandard
+
+from kumocore.logs.cli import add_logs_subcommand, run_logs
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="kumocore")
+    add_logs_subcommand(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def write_segment(path: Path, *records: dict[str, str]) -> None:
+    data = b"".join(orjson.dumps(r) + b"\n" for r in records)
+    path.write_bytes(zstandard.ZstdCompressor().compress(data))
+    path.chmod(0o444)
+
+
+def test_logs_cat_parses_type_and_queue_and_prints_matching_records(tmp_path: Path) -> None:
+    write_segment(tmp_path / "seg", {"type": "Reception", "queue": "a"},
+                  {"type": "Bounce", "queue": "a"}, {"type": "Bounce", "queue": "b"})
+    args = parse(["logs", "cat", str(tmp_path), "--type", "Bounce", "--queue", "a"])
+    out = io.StringIO()
+    assert args.handler(args, out) == 0
+    assert [orjson.loads(line) for line in out.getvalue().splitlines()] == [
+        {"type": "Bounce", "queue": "a"}]
+
+
+def test_logs_tail_no_follow_prints_last_n(tmp_path: Path) -> None:
+    write_segment(tmp_path / "seg", *({"type": "Delivery", "queue": str(i)} for i in range(5)))
+    args = parse(["logs", "tail", str(tmp_path), "-n", "2", "--no-follow"])
+    out = io.StringIO()
+    assert run_logs(args, out) == 0
+    assert [orjson.loads(x)["queue"] for x in out.getvalue().splitlines()] == ["3", "4"]
+
+
+def test_logs_cat_of_missing_directory_exits_1(tmp_path: Path) -> None:
+    assert run_logs(parse(["logs", "cat", str(tmp_path / "nope")]), io.StringIO()) == 1
+
+
+def test_logs_rejects_unknown_record_types() -> None:
+    with pytest.raises(SystemExit):
+        parse(["logs", "cat", "/tmp", "--type", "Nope"])
+
+
+def test_kumocore_main_dispatches_logs_cat(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kumocore.cli import main
+
+    write_segment(tmp_path / "seg", {"type": "Delivery", "queue": "a"})
+    assert main(["logs", "cat", str(tmp_path)]) == 0
+    assert orjson.loads(capsys.readouterr().out) == {"type": "Delivery", "queue": "a"}

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from kumocore.logs.dispatch import LogDispatcher
+from tests.core.logs.fakes import RecordingSink, record
+
+
+async def wait_for(predicate: object, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
+
+
+async def test_every_sink_gets_every_record_in_submission_order() -> None:
+    a, b = RecordingSink("a"), RecordingSink("b")
+    dispatcher = LogDispatcher([a, b], batch_latency=0.01)
+    await dispatcher.start()
+    records = [record(queue=f"q{i}") for i in range(25)]
+    for rec in records:
+        dispatcher.submit(rec)
+    await dispatcher.close()
+    assert a.records == records and b.records == records
+    assert dispatcher.stats()["a"] == {"submitted": 25, "written": 25, "dropped": 0,
+                                       "errors": 0, "failed": 0, "pending": 0}
+
+
+async def test_records_are_written_in_batches_of_at_most_batch_size() -> None:
+    sink = RecordingSink(batch_size=4)
+    dispatcher = LogDispatcher([sink], batch_size=100, batch_latency=0.05)
+    for _ in range(10):
+        dispatcher.submit(record())
+    await dispatcher.start()
+    await dispatcher.close()
+    assert [len(b) for b in sink.batches] == [4, 4, 2]  # the sink's own batch_size wins
+
+
+async def test_a_partial_batch_is_written_after_the_batch_latency() -> None:
+    sink = RecordingSink()
+    dispatcher = LogDispatcher([sink], batch_size=1000, batch_latency=0.02)
+    await dispatcher.start()
+    dispatcher.submit(record())
+    await wait_for(lambda: len(sink.records) == 1, timeout=1.0)
+    await dispatcher.close()
+
+
+async def test_slow_sink_does_not_block_submit_nor_the_other_sinks() -> None:
+    gate = asyncio.Event()
+    slow, fast = RecordingSink("slow", gate=gate), RecordingSink("fast")
+    dispatcher = LogDispatcher([slow, fast], batch_latency=0.001)
+    await dispatcher.start()
+    started = time.perf_counter()
+    for _ in range(5000):
+        dispatcher.submit(record())
+    assert time.perf_counter() - started < 1.0  # synchronous, O(1) per sink
+    await wait_for(lambda: len(fast.records) == 5000)
+    assert slow.records == []
+    gate.set()
+    await dispatcher.close()
+    assert len(slow.records) == 5000
+
+
+async def test_full_buffer_drops_for_that_sink_only_and_counts_drops() -> None:
+    gate = asyncio.Event()
+    slow, fast = RecordingSink("slow", gate=gate, buffer_size=10), RecordingSink("fast")
+    dispatcher = LogDispatcher([slow, fast], batch_size=5, batch_latency=0)
+    await dispatcher.start()
+    await asyncio.sleep(0)
+    for _ in range(30):
+        dispatcher.submit(record())
+        await asyncio.sleep(0)  # let the drain tasks take what they can
+    stats = dispatcher.stats()
+    assert stats["slow"]["dropped"] > 0
+    assert stats["fast"]["dropped"] == 0
+    gate.set()
+    await dispatcher.close()
+    stats = dispatcher.stats()
+    assert stats["slow"]["written"] + stats["slow"]["dropped"] == 30
+    assert len(slow.records) == stats["slow"]["written"]
+    assert len(fast.records) == 30
+
+
+async def test_sink_errors_are_counted_logged_and_do_not_stop_other_sinks() -> None:
+    from structlog.testing import capture_logs
+
+    bad, good = RecordingSink("bad", fail=True), RecordingSink("good")
+    dispatcher = LogDispatcher([bad, good], batch_latency=0)
+    await dispatcher.start()
+    with capture_logs() as logs:
+        for _ in range(3):
+            dispatcher.submit(record())
+            await asyncio.sleep(0.01)
+        await dispatcher.close()
+    stats = dispatcher.stats()
+    assert stats["bad"]["errors"] >= 1 and stats["bad"]["failed"] == 3
+    assert stats["bad"]["written"] == 0
+    assert stats["good"]["written"] == 3
+    assert any(e.get("sink") == "bad" and e["log_level"] == "error" for e in logs)
+
+
+async def test_close_drains_pending_records_and_closes_every_sink_once() -> None:
+    sink = RecordingSink()
+    dispatcher = LogDispatcher([sink], batch_latency=10.0)  # only close flushes this batch
+    await dispatcher.start()
+    dispatcher.submit(record())
+    await dispatcher.close(timeout=2.0)
+    await dispatcher.close()
+    assert len(sink.records) == 1 and sink.closed == 1
+
+
+async def test_close_timeout_counts_stuck_records_as_dropped() -> None:
+    stuck = RecordingSink("stuck", gate=asyncio.Event())
+    dispatcher = LogDispatcher([stuck], batch_size=2, batch_latency=0)
+    await dispatcher.start()
+    for _ in range(5):
+        dispatcher.submit(record())
+    await dispatcher.close(timeout=0.1)
+    stats = dispatcher.stats()["stuck"]
+    assert stats["dropped"] == 5 and stats["pending"] == 0 and stuck.closed == 1
+
+
+async def test_records_submitted_after_close_are_dropped() -> None:
+    sink = RecordingSink()
+    dispatcher = LogDispatcher([sink])
+    await dispatcher.close()
+    dispatcher.submit(record())
+    assert dispatcher.stats()["recording"]["dropped"] == 1
+
+
+async def test_header_names_is_the_union_of_what_sinks_select() -> None:
+    dispatcher = LogDispatcher([
+        RecordingSink("a", header_names=("Subject", "X-*")),
+        RecordingSink("b", header_names=["X-*", "To"]),
+        RecordingSink("c"),
+    ])
+    assert dispatcher.header_names == ("Subject", "X-*", "To")
+
+
+def test_duplicate_sink_names_and_bad_sink_attributes_are_refused() -> None:
+    with pytest.raises(ValueError, match="'a'"):
+        LogDispatcher([RecordingSink("a"), RecordingSink("a")])
+    with pytest.raises(TypeError, match="buffer_size"):
+        LogDispatcher([RecordingSink("a", buffer_size=0)])
+    with pytest.raises(TypeError, match="header_names"):
+        LogDispatcher([RecordingSink("a", header_names="Subject")])

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import pytest
+
+from kumocore.message import Message
+from kumocore.queue_name import QueueNameParts, parse_queue_name, queue_name_for
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (("example.com", "t", "c", None), "c:t@example.com"),
+        (("example.com", "t", None, None), "t@example.com"),
+        (("example.com", None, "c", None), "c:@example.com"),
+        (("example.com", None, None, None), "example.com"),
+        (("example.com", "t", "c", "smarthost.net"), "c:t@example.com!smarthost.net"),
+        (("example.com", None, None, "smarthost.net"), "example.com!smarthost.net"),
+        (("example.com", "", "", ""), "example.com"),
+    ],
+)
+def test_queue_name_for_builds_kumomta_scheduled_queue_names(
+    args: tuple[str, str | None, str | None, str | None], name: str
+) -> None:
+    assert queue_name_for(*args) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "parts"),
+    [
+        ("foo.com", QueueNameParts(None, None, "foo.com", None)),
+        ("tenant@foo.com", QueueNameParts(None, "tenant", "foo.com", None)),
+        ("campaign:@foo.com", QueueNameParts("campaign", None, "foo.com", None)),
+        ("campaign:tenant@foo.com", QueueNameParts("campaign", "tenant", "foo.com", None)),
+        (
+            "campaign:tenant@foo.com!routing.com",
+            QueueNameParts("campaign", "tenant", "foo.com", "routing.com"),
+        ),
+        ("foo.com:2025", QueueNameParts(None, None, "foo.com:2025", None)),
+        ("foo.com!routing.com:2025", QueueNameParts(None, None, "foo.com", "routing.com:2025")),
+        ("a:b:c@d@e", QueueNameParts("a", "b:c", "d@e", None)),
+    ],
+)
+def test_parse_queue_name_splits_on_first_at_colon_and_bang(
+    name: str, parts: QueueNameParts
+) -> None:
+    assert parse_queue_name(name) == parts
+
+
+def test_parse_and_format_round_trip() -> None:
+    for name in ["c:t@d.com!r.net", "t@d.com", "c:@d.com", "d.com", "d.com!r.net"]:
+        assert str(parse_queue_name(name)) == name
+
+
+def _msg(**meta: object) -> Message:
+    return Message("s@example.org", "rcpt@Example.COM", b"Subject: x\r\n\r\nbody", meta=meta)
+
+
+def test_message_queue_name_comes_from_recipient_domain_and_meta() -> None:
+    assert _msg().queue_name() == "example.com"
+    assert _msg(tenant="acme").queue_name() == "acme@example.com"
+    assert _msg(campaign="spring", tenant="acme").queue_name() == "spring:acme@example.com"
+    assert _msg(routing_domain="relay.net").queue_name() == "example.com!relay.net"
+
+
+def test_queue_meta_overrides_the_whole_name() -> None:
+    assert _msg(queue="null", tenant="acme").queue_name() == "null"
+
+
+def test_non_string_queue_meta_is_refused_naming_the_key() -> None:
+    with pytest.raises(TypeError, match="'tenant'"):
+        _msg(tenant=5).queue_name()

@@ -1,0 +1,31 @@
+"""Child process for the kill -9 test: put records and print each key once put returned."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from kumocore_rocksdb_spool import RocksDBSpool
+
+
+async def main(path: str, count: int, writers: int) -> None:
+    spool = RocksDBSpool("data", path)
+    value = b"x" * 2048
+    queue = iter(range(count))
+
+    async def writer() -> None:
+        for n in queue:
+            key = f"{n:08d}"
+            await spool.put(key, value)
+            # Only now is the put acknowledged: this line is our "250 OK".
+            sys.stdout.write(key + "\n")
+            sys.stdout.flush()
+
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    sys.stdout.write("DONE\n")
+    sys.stdout.flush()
+    await asyncio.sleep(3600)  # stay up until killed
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))

@@ -1,0 +1,131 @@
+"""A delivery test bench: a runtime with memory spools, a test DNS server, a recording sink
+and a recording log sink, driven by a small Python policy object."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kumocore import hookimpl
+from kumocore.config import EgressPathConfig, EgressPool, QueueConfig
+from kumocore.logs.dispatch import LogDispatcher
+from kumocore.message import Message
+from kumocore.queue.manager import QueueManager
+from kumocore.runtime import Runtime
+from kumocore.spool.base import MemorySpool
+from kumocore.spool.store import MessageStore
+from tests.support.dns_server import TestDnsServer
+from tests.support.sink import RecordingSink
+
+
+class RecordingLogSink:
+    name = "recording"
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    async def write_batch(self, records: Any) -> None:
+        self.records.extend(r.to_json() for r in records)
+
+    async def close(self) -> None:
+        return None
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["type"] == kind]
+
+
+@dataclass
+class ShapingPolicy:
+    """Answers the egress lookups from plain tables, like a small operator policy."""
+
+    sink_port: int
+    path: dict[str, Any] = field(default_factory=dict)
+    queue: dict[str, Any] = field(default_factory=dict)
+    pools: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @hookimpl
+    def kumo_get_egress_path_config(self, domain: str) -> EgressPathConfig:
+        return EgressPathConfig.from_options(
+            {"smtp_port": self.sink_port, "prohibited_hosts": [], "idle_timeout": 0.2, **self.path}
+        )
+
+    @hookimpl
+    def kumo_get_queue_config(self) -> QueueConfig:
+        return QueueConfig.from_options(self.queue)
+
+    @hookimpl
+    def kumo_get_egress_pool(self, pool_name: str) -> EgressPool | None:
+        entries = self.pools.get(pool_name)
+        return EgressPool.from_options({"name": pool_name, "entries": entries}) if entries else None
+
+
+ZONES: dict[str, Any] = {
+    "example.com": {"MX": [(10, "mx1.example.com"), (20, "mx2.example.com")]},
+    "mx1.example.com": {"A": ["127.0.0.1"]},
+    "mx2.example.com": {"A": ["127.0.0.1"]},
+    "other.example": {"MX": [(10, "mx1.example.com"), (20, "mx2.example.com")]},
+    "nullmx.example": {"MX": [(0, ".")]},
+    "looped.example": {"MX": [(10, "mx1.example.com")]},
+}
+
+
+class Bench:
+    def __init__(self, policy: ShapingPolicy, dns: TestDnsServer, sink: RecordingSink) -> None:
+        self.policy, self.dns, self.sink = policy, dns, sink
+        self.runtime = Runtime(load_entrypoints=False, extra_plugins=(("policy", policy),))
+        self.runtime.resolver.configure([dns.address])
+        self.runtime.store = MessageStore(MemorySpool("data"), MemorySpool("meta"))
+        self.log_sink = RecordingLogSink()
+        self.runtime.logs = LogDispatcher([self.log_sink], batch_latency=0.01)
+        self.queues = QueueManager(self.runtime)
+        self.runtime.queues = self.queues
+
+    async def start(self) -> Bench:
+        assert self.runtime.logs is not None
+        await self.runtime.logs.start()
+        await self.queues.start()
+        return self
+
+    async def stop(self) -> None:
+        await self.queues.stop(timeout=1)
+        assert self.runtime.logs is not None
+        await self.runtime.logs.close(timeout=1)
+
+    async def inject(
+        self,
+        recipient: str,
+        *,
+        queue: str | None = None,
+        sender: str = "a@src.test",
+        meta: dict[str, Any] | None = None,
+    ) -> Message:
+        message = Message(sender, recipient, b"Subject: test\r\n\r\nhello\r\n", meta=meta or {})
+        assert self.runtime.store is not None and self.runtime.intake is None
+        await self.runtime.store.save(message)
+        config = QueueConfig.from_options(self.policy.queue)
+        self.queues.insert(message, queue or message.recipient.domain, config)
+        return message
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out; records: {[r['type'] for r in self.log_sink.records]}"
+                )
+            await asyncio.sleep(0.02)
+
+    async def wait_for_records(
+        self, kind: str, count: int, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        await self.wait_until(lambda: len(self.log_sink.of_type(kind)) >= count, timeout)
+        return self.log_sink.of_type(kind)
+
+    def spooled(self) -> int:
+        assert self.runtime.store is not None
+        meta = self.runtime.store.meta
+        assert isinstance(meta, MemorySpool)
+        return len(meta)
