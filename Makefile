@@ -16,7 +16,7 @@ serve: install
 	$(BIN)/kumocore serve --policy $(POLICY)
 
 lint: install
-	$(BIN)/ruff check kumocore plugins tests bench docs/examples
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 
 test: install lint

@@ -31,5 +31,11 @@ plugins=()
 for dir in plugins/*/ docs/examples/*/; do
   [ -f "$dir/pyproject.toml" ] && plugins+=(-e "$dir")
 done
-.venv/bin/pip install -q -e ".[dev,fast]" "${plugins[@]}"
+log=$(mktemp)
+if ! .venv/bin/pip install -q -e ".[dev,fast]" "${plugins[@]}" >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "setup: pip install failed" >&2
+  exit 1
+fi
+rm -f "$log"
 echo "kumocore installed: $(.venv/bin/kumocore --version)"
