@@ -81,6 +81,9 @@ class Intake:
             else:
                 to_save.append((index, outcome[0], outcome[1]))
 
+        from kumocore.metrics import reception_counter
+
+        received = reception_counter(self.runtime)
         store = self.runtime.store
         if store is None:
             raise RuntimeError("intake used before the spool was started")
@@ -95,6 +98,7 @@ class Intake:
                 continue
             self._log_reception(message, queue, reception_protocol)
             self.runtime.queues.insert(message, queue, config)
+            received.add(reception_protocol)
             results[index] = Accepted(message)
         return [r for r in results if r is not None]
 

@@ -35,6 +35,10 @@ _CANONS: dict[str, Canonicalization] = {"relaxed": "Relaxed", "simple": "Simple"
 _ALGORITHMS: tuple[Algorithm, ...] = ("rsa-sha256", "ed25519-sha256")
 _WSP_RUN = re.compile(rb"[ \t]+")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII except ':'
+# Dot-separated labels; '_' is tolerated because real selectors use it. Anything else (a
+# ';', a space) would corrupt the tag list of the header we emit.
+_DOMAIN = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
+_AUID = re.compile(r"[!-:<-~]*@[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")  # no ';' or spaces
 _FOLD_AT = 78  # RFC 5322 recommends lines of at most 78 characters
 _CRLF = b"\r\n"
 
@@ -68,6 +72,7 @@ class Signer:
         if not self.domain or not self.selector:
             raise ConfigError("dkim signer: 'domain' and 'selector' must not be empty")
         set_(self, "domain", _ascii_domain(self.domain, "domain"))
+        set_(self, "selector", _ascii_domain(self.selector, "selector"))
         set_(self, "headers", tuple(self.headers))
         for name in self.headers:
             if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
@@ -91,7 +96,8 @@ class Signer:
             _, _, auid_domain = auid.rpartition("@")
             auid_domain = auid_domain.lower()
             dom = self.domain.lower()
-            if "@" not in auid or not (auid_domain == dom or auid_domain.endswith("." + dom)):
+            in_domain = auid_domain == dom or auid_domain.endswith("." + dom)
+            if not _AUID.fullmatch(auid) or not in_domain:
                 raise ConfigError(
                     "dkim signer: 'agent_user_identifier' must be an address in 'domain' "
                     "or a subdomain of it (RFC 6376 3.5 i=)"
@@ -170,9 +176,12 @@ class Signer:
 
 def _ascii_domain(value: str, opt: str) -> str:
     try:
-        return value.encode("idna").decode("ascii")
-    except UnicodeError as exc:
-        raise ConfigError(f"dkim signer: {opt!r} is not a valid domain: {value!r}") from exc
+        ascii_value = value.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_value = ""
+    if not _DOMAIN.fullmatch(ascii_value):
+        raise ConfigError(f"dkim signer: {opt!r} is not a valid domain name: {value!r}")
+    return ascii_value
 
 
 def _split_message(message: bytes) -> tuple[bytes, bytes]:

@@ -193,7 +193,8 @@ class QueueManager:
         rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
         self.scheduler.cancel(message.id)
         response = Response.parse(551, f"5.7.1 Administrative bounce: {rule.reason}")
-        self.outcomes.bounce(None, message, response, None, None, kind="AdminBounce")
+        self.outcomes.bounce(None, message, response, None, None, kind="AdminBounce",
+                             log_it=not rule.suppress_logging)
 
     def apply_bounce_rule(self, rule: QueueRule) -> None:
         """Bounce every queued message that matches (not ones already in flight)."""
@@ -209,6 +210,10 @@ class QueueManager:
                 waiting = self.messages.get(message_id)
                 if waiting is not None and message_id in self.scheduler:
                     self.admin_bounce(waiting, rule)
+
+    def cancel_bounce(self, rule_id: str) -> bool:
+        """Stop bouncing newly queued messages for rule ``rule_id``."""
+        return self.admin.bounces.pop(rule_id, None) is not None
 
     def add_suspension(self, rule: QueueRule) -> None:
         self.admin.suspensions[rule.id] = rule

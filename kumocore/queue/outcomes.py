@@ -131,12 +131,14 @@ class Outcomes:
         peer: dict[str, str] | None,
         source_address: str | None,
         kind: str = "Bounce",
+        log_it: bool = True,
     ) -> None:
         self.counters["admin_bounced" if kind == "AdminBounce" else "bounced"] += 1
 
         async def finish() -> None:
-            classification = await self._classify(response)
-            self._record(kind, message, response, path, peer, source_address, classification)
+            if log_it:
+                classification = await self._classify(response)
+                self._record(kind, message, response, path, peer, source_address, classification)
             await self.manager.forget(message)
 
         self._spawn(finish())

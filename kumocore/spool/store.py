@@ -1,15 +1,16 @@
 """Messages on disk: bodies in the ``data`` spool, envelope + meta in the ``meta`` spool.
 
 Write order is data first, then meta: the meta record is the commit marker. Recovery walks
-the meta spool only, so a crash between the two writes leaves an orphan body (harmless,
-removed at the next start) but never a message that cannot be loaded.
+the meta spool only, so a crash between the two writes leaves an orphan body (it costs disk
+space until compaction tooling removes it; it is never delivered) but never a message that
+cannot be loaded.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -30,9 +31,7 @@ class RecoveryReport:
 
     recovered: int = 0
     quarantined: int = 0
-    orphans_removed: int = 0
     seconds: float = 0.0
-    quarantined_ids: list[str] = field(default_factory=list)
 
 
 class MessageStore:
@@ -41,6 +40,7 @@ class MessageStore:
     def __init__(self, data: Spool, meta: Spool) -> None:
         self.data = data
         self.meta = meta
+        self.quarantined = 0
 
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
@@ -83,6 +83,7 @@ class MessageStore:
     async def quarantine(self, message_id: str, meta_bytes: bytes, reason: str) -> None:
         """Move an undecodable meta record aside so it never blocks a start again."""
         log.error("quarantined corrupt spool entry", id=message_id, reason=reason)
+        self.quarantined += 1
         await self.meta.put(QUARANTINE_PREFIX + message_id, meta_bytes)
         await self.meta.delete(message_id)
 
@@ -90,11 +91,13 @@ class MessageStore:
         """Scan everything (used by tests and the benchmark); returns the counts."""
         report = RecoveryReport()
         started = time.perf_counter()
+        quarantined_before = self.quarantined
         async for message in self.recover():
             report.recovered += 1
             if sink is not None:
                 sink.append(message)
         report.seconds = time.perf_counter() - started
+        report.quarantined = self.quarantined - quarantined_before
         return report
 
     async def close(self) -> None:

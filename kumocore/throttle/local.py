@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -42,6 +43,9 @@ class LocalThrottleStore:
         self._prune_at = _PRUNE_MIN
         self._leases: dict[str, dict[str, int]] = {}
         self._tokens = itertools.count(1)
+        # Tokens differ between instances too, so a lease handed to the wrong local store
+        # (a caller that releases to every store it has) can never release another's.
+        self._token_prefix = f"{os.getpid():x}.{id(self):x}."
 
     # ------------------------------------------------------------------ rate throttles
 
@@ -56,10 +60,9 @@ class LocalThrottleStore:
         interval = spec.interval_ns
         tolerance = interval * spec.capacity
         increment = interval * quantity
-        full_key = key + spec.key_suffix
         tats = self._tats
         # How far the TAT is ahead of now; an idle bucket banks no credit beyond capacity.
-        ahead = tats.get(full_key, now) - now
+        ahead = tats.get(key, now) - now
         if ahead < 0:
             ahead = 0
         ttl = ahead + increment
@@ -72,7 +75,7 @@ class LocalThrottleStore:
             throttled = False
             retry_after = 0.0
             if increment:
-                tats[full_key] = now + ttl
+                tats[key] = now + ttl
                 if len(tats) >= self._prune_at:
                     self._prune(now)
         spare = tolerance - ttl
@@ -95,7 +98,7 @@ class LocalThrottleStore:
             _expire(holders, now)
         if len(holders) >= limit:
             return None
-        token = str(next(self._tokens))
+        token = f"{self._token_prefix}{next(self._tokens)}"
         expires = now + int(duration * _NS)
         holders[token] = expires
         return Lease(key, token, expires / _NS, self.name)

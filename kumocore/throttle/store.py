@@ -91,10 +91,11 @@ class ThrottleStore(Protocol):
     name: str
 
     async def throttle(self, key: str, spec: ThrottleSpec, quantity: int = 1) -> ThrottleResult:
-        """Charge ``quantity`` units to throttle ``key`` (a name, see :func:`rate_key`).
+        """Charge ``quantity`` units to the bucket ``key``; a refused call charges nothing.
 
-        The store applies :func:`rate_key` itself; a refused call charges nothing.
-        Stores honour ``spec.force_local`` by keeping such throttles in this process.
+        ``key`` is used verbatim: build it with :func:`rate_key` so that a changed spec
+        gets a fresh bucket, as in KumoMTA. Stores honour ``spec.force_local`` by keeping
+        such throttles in this process.
         """
         ...
 

@@ -95,17 +95,20 @@ def _parse(name: str, text: str) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}"
-            ) from None
+            raise ConfigError(f"{name}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # Python 3.11's TOMLDecodeError has no line attribute; the message carries it.
         message = str(exc)
         position = _TOML_POSITION.search(message)
-        where = f"{name}:{position[1]}:{position[2]}" if position else name
-        reason = _TOML_POSITION.sub("", message).strip()
+        if position:
+            where = f"{name}:{position[1]}:{position[2]}"
+        elif "(at end of document)" in message:  # e.g. an unclosed array: blame the end
+            where = f"{name}:{max(1, len(text.splitlines()))}"
+        else:
+            where = name
+        reason = _TOML_POSITION.sub("", message).replace("(at end of document)", "").strip()
         raise ConfigError(f"{where}: invalid TOML: {reason}") from None
 
 

@@ -25,7 +25,6 @@ from kumocore.throttle import (
     LocalThrottleStore,
     ThrottleResult,
     ThrottleSpec,
-    rate_key,
 )
 from kumocore_redis_throttles import scripts
 
@@ -115,7 +114,7 @@ class RedisThrottleStore:
         if quantity < 0:
             raise ValueError(f"throttle quantity must not be negative, got {quantity}")
         if not spec.force_local:
-            result = await self._redis(self._throttle_redis, rate_key(key, spec), spec, quantity)
+            result = await self._redis(self._throttle_redis, key, spec, quantity)
             if result is not _DOWN:
                 return result
         return self.local.throttle_now(key, spec, quantity)

@@ -152,3 +152,15 @@ def test_signer_cache_is_bounded_and_per_function_set(keys: dict[str, KeyFile]) 
     assert len(cache) == 3
     separate = make_dkim_functions()["dkim.rsa_sha256_signer"]
     assert separate(**options(keys["rsa2048-pkcs8"])) is not fn(**options(keys["rsa2048-pkcs8"]))
+
+
+def test_signer_from_the_policy_function_signs_a_kumocore_message(
+    keys: dict[str, KeyFile], dkimpy_verify: Verify
+) -> None:
+    from kumocore.message import Message
+
+    message = Message("alice@example.com", "bob@example.net", MESSAGE)
+    signer = make_dkim_functions()["dkim.ed25519_signer"](**options(keys["ed25519"]))
+    message.dkim_sign(signer)
+    assert message.data.startswith(b"DKIM-Signature: v=1; a=ed25519-sha256;")
+    assert dkimpy_verify(message.data, keys["ed25519"].record)

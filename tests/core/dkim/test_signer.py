@@ -4,6 +4,7 @@ header selection / folding / tags follow RFC 6376 and KumoMTA's options."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -21,10 +22,16 @@ CANONS = [
 ]
 
 
-def signer_for(key: KeyFile, **kwargs: object) -> Signer:
-    algorithm = "ed25519-sha256" if "ed25519" in key.path.name else "rsa-sha256"
-    options: dict[str, object] = {"headers": HEADERS, "algorithm": algorithm, **kwargs}
-    return Signer("example.com", "sel", key_path=str(key.path), **options)  # type: ignore[arg-type]
+def signer_for(key: KeyFile, **kwargs: Any) -> Signer:
+    options: dict[str, Any] = {
+        "domain": "example.com",
+        "selector": "sel",
+        "headers": HEADERS,
+        "algorithm": "ed25519-sha256" if "ed25519" in key.path.name else "rsa-sha256",
+        "key_path": str(key.path),
+        **kwargs,
+    }
+    return Signer(**options)
 
 
 def tags(header: bytes) -> dict[str, str]:
@@ -194,6 +201,8 @@ def test_signer_is_hashable_and_compares_by_value(keys: dict[str, KeyFile]) -> N
         ({"expiration": 0}, "positive"),
         ({"agent_user_identifier": "a@elsewhere.example"}, "agent_user_identifier"),
         ({"algorithm": "rsa-sha1"}, "algorithm"),
+        ({"selector": "s1; x=1"}, "'selector' is not a valid domain name"),
+        ({"agent_user_identifier": "a b@example.com"}, "agent_user_identifier"),
     ],
 )
 def test_invalid_signer_settings_raise_config_error(

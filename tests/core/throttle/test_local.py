@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from kumocore.throttle import LeaseLostError, LocalThrottleStore, ThrottleSpec, ThrottleStore
+from kumocore.throttle import (
+    LeaseLostError,
+    LocalThrottleStore,
+    ThrottleSpec,
+    ThrottleStore,
+    rate_key,
+)
 from kumocore.throttle.local import _PRUNE_MIN
 
 NS = 1_000_000_000
@@ -121,11 +127,15 @@ def test_quantity_zero_reports_without_charging(store: LocalThrottleStore) -> No
     assert admitted(store, spec, 5) == 3
 
 
-def test_keys_and_specs_are_separate_buckets(store: LocalThrottleStore) -> None:
-    assert admitted(store, ThrottleSpec.parse("2/s"), 5, key="a") == 2
-    assert admitted(store, ThrottleSpec.parse("2/s"), 5, key="b") == 2
+def test_keys_are_separate_buckets_and_rate_key_separates_specs(
+    store: LocalThrottleStore,
+) -> None:
+    two, three = ThrottleSpec.parse("2/s"), ThrottleSpec.parse("3/s")
+    assert admitted(store, two, 5, key=rate_key("a", two)) == 2
+    assert admitted(store, two, 5, key=rate_key("b", two)) == 2
     # A changed policy rate is a different bucket (the spec is part of the key).
-    assert admitted(store, ThrottleSpec.parse("3/s"), 5, key="a") == 3
+    assert admitted(store, three, 5, key=rate_key("a", three)) == 3
+    assert admitted(store, three, 5, key=rate_key("a", two)) == 0
 
 
 def test_idle_buckets_do_not_bank_more_than_their_burst(

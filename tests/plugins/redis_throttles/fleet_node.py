@@ -17,7 +17,7 @@ import time
 import structlog
 from kumocore_redis_throttles import RedisOptions, RedisThrottleStore
 
-from kumocore.throttle import ThrottleSpec, connection_limit_key
+from kumocore.throttle import ThrottleSpec, connection_limit_key, rate_key
 
 SPEC = ThrottleSpec.parse("10/second")
 LEASE_KEY = connection_limit_key("fleet-test->site@smtp_client")
@@ -41,7 +41,7 @@ async def main(url: str) -> None:
     end = plan["start"] + plan["window"]
     allowed = calls = 0
     while time.time() < end:
-        result = await store.throttle("fleet-test", SPEC)
+        result = await store.throttle(rate_key("fleet-test", SPEC), SPEC)
         calls += 1
         allowed += not result.throttled
         await asyncio.sleep(0.001)  # poll hard, but leave the CPU to the other node too

@@ -23,7 +23,7 @@ async def test_killed_redis_falls_back_to_local_limits_logs_once_and_comes_back(
 ) -> None:
     spec = ThrottleSpec.parse("5/m")
     with capture_logs() as logs:
-        assert not (await store.throttle("before", spec)).throttled
+        assert not (await store.throttle(rate_key("before", spec), spec)).throttled
         assert await raw.exists(rate_key("before", spec)) == 1
 
         redis_server.kill()
@@ -37,7 +37,7 @@ async def test_killed_redis_falls_back_to_local_limits_logs_once_and_comes_back(
 
         redis_server.start()  # same port, empty
         await asyncio.sleep(store.probe_interval * 2)
-        assert not (await store.throttle("after", spec)).throttled
+        assert not (await store.throttle(rate_key("after", spec), spec)).throttled
         assert not store.degraded
         assert await raw.exists(rate_key("after", spec)) == 1
         assert [e for e in events(logs, "info") if "reachable again" in e]

@@ -1,0 +1,215 @@
+"""``kumocore`` admin commands: a thin client of the admin HTTP API, like KumoMTA's kcli.
+
+Plain ``urllib`` on purpose: a one-shot command needs no event loop, and the admin API
+is the only interface, so the CLI can never do something the API cannot. Output is JSON,
+except ``queue summary`` which prints a table (``--json`` for the raw response). An HTTP
+error prints the server's JSON error to stderr and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from kumocore.admin.summary import format_summary
+
+__all__ = ["DEFAULT_ENDPOINT", "AdminClientError", "add_admin_subcommands", "request"]
+
+DEFAULT_ENDPOINT = os.environ.get("KUMOCORE_ENDPOINT", "http://127.0.0.1:8000")
+_SELECTORS = ("domain", "tenant", "campaign", "routing_domain")
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class AdminClientError(Exception):
+    """The API answered with an error (``status`` > 0) or could not be reached (0)."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(body.get("error", ""))
+        self.status = status
+        self.body = body
+
+
+def request(
+    endpoint: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    timeout: float = 60.0,
+) -> Any:
+    """One API call; returns the decoded JSON answer or raises :class:`AdminClientError`."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        endpoint.rstrip("/") + path,
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            error = json.loads(raw)
+        except ValueError:
+            error = None
+        if not isinstance(error, dict):  # not our JSON: an auth layer or a proxy answered
+            error = {"error": raw.decode("utf-8", "replace").strip() or exc.reason}
+        raise AdminClientError(exc.code, error) from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise AdminClientError(0, {"error": f"cannot reach {endpoint}: {reason}"}) from exc
+
+
+def _run(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
+) -> Any:
+    return request(args.endpoint, method, path, body, timeout=args.timeout)
+
+
+def _print(value: Any) -> int:
+    print(json.dumps(value, indent=2, sort_keys=True))
+    return 0
+
+
+def _guarded(handler: Command) -> Command:
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except AdminClientError as exc:
+            print(json.dumps(exc.body), file=sys.stderr)
+            return 1
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------- commands
+def _rule_body(args: argparse.Namespace, parser_name: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"reason": args.reason}
+    for name in _SELECTORS:
+        if getattr(args, name) is not None:
+            body[name] = getattr(args, name)
+    if args.queue:
+        body["queue_names"] = args.queue
+    if not (args.queue or any(name in body for name in _SELECTORS)) and not args.everything:
+        # An empty selector matches every queue: make that a deliberate choice (as kcli).
+        raise AdminClientError(
+            0,
+            {
+                "error": f"{parser_name}: give --domain, --tenant, "
+                "--campaign, --routing-domain or --queue, or "
+                "--everything to match every queue"
+            },
+        )
+    if args.duration is not None:
+        body["duration"] = args.duration
+    if args.expires is not None:
+        body["expires"] = args.expires
+    if getattr(args, "suppress_logging", False):
+        body["suppress_logging"] = True
+    return body
+
+
+def _summary(args: argparse.Namespace) -> int:
+    result = _run(args, "GET", "/api/admin/queue-summary/v1")
+    if args.json:
+        return _print(result)
+    print(format_summary(result))
+    return 0
+
+
+def _bounce(args: argparse.Namespace) -> int:
+    return _print(_run(args, "POST", "/api/admin/bounce/v1", _rule_body(args, "bounce")))
+
+
+def _suspend(args: argparse.Namespace) -> int:
+    return _print(_run(args, "POST", "/api/admin/suspend/v1", _rule_body(args, "suspend")))
+
+
+def _lister(path: str) -> Command:
+    return lambda args: _print(_run(args, "GET", path))
+
+
+def _canceller(path: str) -> Command:
+    return lambda args: _print(_run(args, "DELETE", path, {"id": args.id}))
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    query = urllib.parse.urlencode({"id": args.id, "want_body": str(args.want_body).lower()})
+    return _print(_run(args, "GET", f"/api/admin/inspect-message/v1?{query}"))
+
+
+# ---------------------------------------------------------------------- parser
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint",
+        default=DEFAULT_ENDPOINT,
+        help="base URL of kumocore's HTTP listener (default: $KUMOCORE_ENDPOINT or %(default)s)",
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
+
+
+def _rule_options(parser: argparse.ArgumentParser, *, bounce: bool) -> None:
+    parser.add_argument("--reason", required=True, help="why (logged and listed)")
+    parser.add_argument("--domain", help="match the scheduled queues of this domain")
+    parser.add_argument("--tenant", help="match this tenant")
+    parser.add_argument("--campaign", help="match this campaign")
+    parser.add_argument("--routing-domain", help="match this routing domain")
+    parser.add_argument(
+        "--queue",
+        action="append",
+        default=[],
+        help="an exact scheduled-queue name (repeatable; overrides the above)",
+    )
+    parser.add_argument(
+        "--everything",
+        action="store_true",
+        help="required to match every queue when no selector is given",
+    )
+    parser.add_argument("--duration", help="how long the rule stays active (default 5m)")
+    parser.add_argument("--expires", help="RFC 3339 end time instead of --duration")
+    if bounce:
+        parser.add_argument(
+            "--suppress-logging",
+            action="store_true",
+            help="ask not to log AdminBounce records (accepted; not honoured yet)",
+        )
+    _client_options(parser)
+
+
+def add_admin_subcommands(subparsers: Any) -> None:
+    """Add ``queue summary``, ``bounce*``, ``suspend*`` and ``inspect`` to ``kumocore``."""
+    queue = subparsers.add_parser("queue", help="queue views over the admin API")
+    queue_commands = queue.add_subparsers(dest="queue_command", required=True)
+    summary = queue_commands.add_parser("summary", help="scheduled and ready queues")
+    summary.add_argument("--json", action="store_true", help="print the raw JSON")
+    _client_options(summary)
+    summary.set_defaults(handler=_guarded(_summary))
+
+    for kind, create in (("bounce", _bounce), ("suspend", _suspend)):
+        path = f"/api/admin/{kind}/v1"
+        parser = subparsers.add_parser(kind, help=f"add an admin {kind} rule")
+        _rule_options(parser, bounce=kind == "bounce")
+        parser.set_defaults(handler=_guarded(create))
+        listing = subparsers.add_parser(f"{kind}-list", help=f"list active {kind} rules")
+        _client_options(listing)
+        listing.set_defaults(handler=_guarded(_lister(path)))
+        cancel = subparsers.add_parser(f"{kind}-cancel", help=f"cancel a {kind} rule")
+        cancel.add_argument("id", help="the rule id")
+        _client_options(cancel)
+        cancel.set_defaults(handler=_guarded(_canceller(path)))
+
+    inspect = subparsers.add_parser("inspect", help="show a queued message")
+    inspect.add_argument("id", help="the message (spool) id")
+    inspect.add_argument("--want-body", action="store_true", help="include the message data")
+    _client_options(inspect)
+    inspect.set_defaults(handler=_guarded(_inspect))

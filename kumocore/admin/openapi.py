@@ -1,0 +1,223 @@
+"""OpenAPI 3 path items of the admin endpoints and ``/metrics``.
+
+The HTTP listener merges :func:`admin_openapi_paths` into its ``openapi.json``. Schemas
+are inline (no ``$ref``) so that merging is a plain dict update with nothing else to
+carry over. Shapes are KumoMTA's (``BounceV1Request``, ``SuspendV1ListEntry``...).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+__all__ = ["admin_openapi_paths"]
+
+_STR = {"type": "string"}
+_NULLABLE_STR = {"type": "string", "nullable": True}
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {"error": {"type": "string", "example": "field 'reason' is required"}},
+}
+_ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": _STR}}
+
+_RULE_REQUEST = {
+    "type": "object",
+    "required": ["reason"],
+    "additionalProperties": False,
+    "properties": {
+        "campaign": _STR,
+        "tenant": _STR,
+        "domain": _STR,
+        "routing_domain": _STR,
+        "reason": {"type": "string", "description": "recorded in the log / list entries"},
+        "duration": {
+            "type": "string",
+            "default": "5m",
+            "description": "how long the rule stays active (e.g. 90s, 1h30m)",
+        },
+        "expires": {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 end time; overrides duration",
+        },
+        "queue_names": {
+            "type": "array",
+            "items": _STR,
+            "description": "exact scheduled-queue names; override the match fields",
+        },
+        "suppress_logging": {"type": "boolean", "default": False},
+    },
+}
+_BOUNCE_COUNTS = {
+    "bounced": {
+        "type": "object",
+        "additionalProperties": {"type": "integer"},
+        "description": "messages bounced, per scheduled queue name",
+    },
+    "total_bounced": {"type": "integer"},
+}
+_BOUNCE_ENTRY = {
+    "type": "object",
+    "properties": {
+        "id": _STR,
+        "campaign": _NULLABLE_STR,
+        "tenant": _NULLABLE_STR,
+        "domain": _NULLABLE_STR,
+        "routing_domain": _NULLABLE_STR,
+        "reason": _STR,
+        "duration": {"type": "string", "description": "time left, e.g. 287s"},
+        **_BOUNCE_COUNTS,
+    },
+}
+_SUSPEND_ENTRY = {
+    "type": "object",
+    "properties": {
+        "id": _STR,
+        "campaign": _NULLABLE_STR,
+        "tenant": _NULLABLE_STR,
+        "domain": _NULLABLE_STR,
+        "reason": _STR,
+        "duration": {"type": "string", "description": "time left, e.g. 287s"},
+    },
+}
+_INSPECT = {
+    "type": "object",
+    "properties": {
+        "id": _STR,
+        "message": {
+            "type": "object",
+            "properties": {
+                "sender": _STR,
+                "recipient": {"type": "array", "items": _STR},
+                "meta": {"type": "object"},
+                "data": {"type": "string", "description": "only with want_body=true"},
+                "due": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "present while the message waits in the scheduler",
+                },
+                "created": {"type": "string", "format": "date-time"},
+                "num_attempts": {"type": "integer"},
+            },
+        },
+    },
+}
+_SUMMARY = {
+    "type": "object",
+    "properties": {
+        "scheduled": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"name": _STR, "count": {"type": "integer"}, "egress_pool": _STR},
+            },
+        },
+        "ready": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": _STR,
+                    "source": _STR,
+                    "site": _STR,
+                    "count": {"type": "integer"},
+                    "connections": {"type": "integer"},
+                    "connection_limit": {"type": "integer"},
+                },
+            },
+        },
+        "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    text = {400: "bad request body or query", 404: "unknown id", 503: "the queues are not started"}
+    return {str(s): _json(_ERROR, text[s]) for s in statuses}
+
+
+def _rule_path(kind: str, created: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    tag = ["admin"]
+    return {
+        "post": {
+            "tags": tag,
+            "summary": f"Create a {kind} rule",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _RULE_REQUEST}},
+            },
+            "responses": {"200": _json(created), **_errors(400, 503)},
+        },
+        "get": {
+            "tags": tag,
+            "summary": f"List active {kind} rules",
+            "responses": {"200": _json({"type": "array", "items": entry}), **_errors(503)},
+        },
+        "delete": {
+            "tags": tag,
+            "summary": f"Cancel a {kind} rule",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ID_BODY}},
+            },
+            "responses": {"200": _json(_ID_BODY), **_errors(400, 404, 503)},
+        },
+    }
+
+
+def admin_openapi_paths() -> dict[str, Any]:
+    """Path items keyed by path, ready to merge into an OpenAPI 3 document's ``paths``."""
+    bounce_created = {"type": "object", "properties": {"id": _STR, **_BOUNCE_COUNTS}}
+    paths: dict[str, Any] = {
+        "/api/admin/bounce/v1": _rule_path("bounce", bounce_created, _BOUNCE_ENTRY),
+        "/api/admin/suspend/v1": _rule_path("suspend", _ID_BODY, _SUSPEND_ENTRY),
+        "/api/admin/inspect-message/v1": {
+            "get": {
+                "tags": ["admin"],
+                "summary": "Show a queued message",
+                "parameters": [
+                    {"name": "id", "in": "query", "required": True, "schema": _STR},
+                    {
+                        "name": "want_body",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "boolean", "default": False},
+                    },
+                ],
+                "responses": {"200": _json(_INSPECT), **_errors(400, 404, 503)},
+            }
+        },
+        "/api/admin/queue-summary/v1": {
+            "get": {
+                "tags": ["admin"],
+                "summary": "Scheduled and ready queues with their sizes",
+                "responses": {"200": _json(_SUMMARY), **_errors(503)},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["metrics"],
+                "summary": "Prometheus text exposition (format 0.0.4)",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"text/plain; version=0.0.4": {"schema": _STR}},
+                    }
+                },
+            }
+        },
+        "/metrics.json": {
+            "get": {
+                "tags": ["metrics"],
+                "summary": "The same metrics as JSON",
+                "responses": {"200": _json({"type": "object"})},
+            }
+        },
+    }
+    # Callers may mutate what they merge; never let that reach the shared schema dicts.
+    return copy.deepcopy(paths)

@@ -1,0 +1,187 @@
+"""The ``/api/admin/*`` endpoints and ``/metrics``, with KumoMTA's request/response shapes.
+
+The HTTP listener calls :func:`add_admin_routes` while building its application and
+restricts these paths to trusted hosts; nothing here authenticates. Errors are JSON
+``{"error": "..."}``: 400 for a bad request body or query, 404 for an unknown id, 503 while
+the queues are not started.
+
+One deliberate difference from KumoMTA: ``POST /api/admin/bounce/v1`` bounces matching
+queued messages before it answers, so its ``bounced``/``total_bounced`` are real counts
+(KumoMTA answers first and always reports 0, kumomta#191).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from kumocore.admin.summary import inspect_message, queue_summary
+from kumocore.errors import ConfigError
+from kumocore.metrics import CONTENT_TYPE, registry_for, render_json, render_text
+from kumocore.queue.admin import QueueRule, parse_rule
+
+if TYPE_CHECKING:
+    from kumocore.queue.manager import QueueManager
+    from kumocore.runtime import Runtime
+
+__all__ = ["ADMIN_PREFIX", "AdminApi", "add_admin_routes"]
+
+ADMIN_PREFIX = "/api/admin"
+
+Method = Callable[["AdminApi", web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """Answer the current request with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _json_errors(handler: Method) -> Method:
+    """Turn :class:`ApiError` and ``ConfigError`` (from ``parse_rule``) into JSON replies."""
+
+    @wraps(handler)
+    async def wrapper(self: AdminApi, request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(self, request)
+        except ApiError as exc:
+            return web.json_response({"error": exc.message}, status=exc.status)
+        except ConfigError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+
+    return wrapper
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+async def _rule_id(request: web.Request) -> str:
+    body = await _body(request)
+    rule_id = body.get("id")
+    if not isinstance(rule_id, str) or not rule_id:
+        raise ApiError(400, "field 'id' is required and must be a string")
+    return rule_id
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
+def _suspension_entry(rule: QueueRule) -> dict[str, Any]:
+    """KumoMTA's ``SuspendV1ListEntry``: the bounce entry without the bounce counts."""
+    entry = rule.to_json()
+    return {key: entry[key] for key in ("id", "campaign", "tenant", "domain", "reason", "duration")}
+
+
+class AdminApi:
+    """The handlers, bound to one runtime."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def _manager(self) -> QueueManager:
+        manager: QueueManager | None = self.runtime.queues
+        if manager is None:
+            raise ApiError(503, "the queues are not started")
+        return manager
+
+    # ------------------------------------------------------------------ bounce
+    @_json_errors
+    async def bounce_create(self, request: web.Request) -> web.StreamResponse:
+        rule = parse_rule(await _body(request))
+        self._manager().apply_bounce_rule(rule)
+        return web.json_response(
+            {"id": rule.id, "bounced": dict(rule.bounced), "total_bounced": rule.total_bounced}
+        )
+
+    @_json_errors
+    async def bounce_list(self, request: web.Request) -> web.StreamResponse:
+        rules = self._manager().admin.list_bounces()
+        return web.json_response([rule.to_json() for rule in rules])
+
+    @_json_errors
+    async def bounce_cancel(self, request: web.Request) -> web.StreamResponse:
+        rule_id = await _rule_id(request)
+        manager = self._manager()
+        manager.admin.list_bounces()  # prunes expired rules, so cancelling one of those is a 404
+        if not manager.cancel_bounce(rule_id):
+            raise ApiError(404, f"no active bounce rule with id {rule_id!r}")
+        return web.json_response({"id": rule_id})
+
+    # ------------------------------------------------------------------ suspend
+    @_json_errors
+    async def suspend_create(self, request: web.Request) -> web.StreamResponse:
+        rule = parse_rule(await _body(request))
+        self._manager().add_suspension(rule)
+        return web.json_response({"id": rule.id})
+
+    @_json_errors
+    async def suspend_list(self, request: web.Request) -> web.StreamResponse:
+        rules = self._manager().admin.list_suspensions()
+        return web.json_response([_suspension_entry(rule) for rule in rules])
+
+    @_json_errors
+    async def suspend_cancel(self, request: web.Request) -> web.StreamResponse:
+        rule_id = await _rule_id(request)
+        manager = self._manager()
+        manager.admin.list_suspensions()  # prune expired ones first, as for bounces
+        if not manager.cancel_suspension(rule_id):
+            raise ApiError(404, f"no active suspension with id {rule_id!r}")
+        return web.json_response({"id": rule_id})
+
+    # ------------------------------------------------------------------ views
+    @_json_errors
+    async def inspect(self, request: web.Request) -> web.StreamResponse:
+        message_id = request.query.get("id", "")
+        if not message_id:
+            raise ApiError(400, "query parameter 'id' is required")
+        result = await inspect_message(
+            self._manager(),
+            self.runtime.store,
+            message_id,
+            want_body=_flag(request.query.get("want_body")),
+        )
+        if result is None:
+            raise ApiError(404, f"no queued message with id {message_id!r}")
+        return web.json_response(result)
+
+    @_json_errors
+    async def summary(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(queue_summary(self._manager()))
+
+    async def metrics(self, request: web.Request) -> web.StreamResponse:
+        body = render_text(registry_for(self.runtime))
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+    async def metrics_json(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(render_json(registry_for(self.runtime)))
+
+
+def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
+    """Add the admin endpoints and ``/metrics`` to ``app`` (called by the HTTP listener)."""
+    api = AdminApi(runtime)
+    routes = app.router
+    for path, create, listing, cancel in (
+        ("bounce", api.bounce_create, api.bounce_list, api.bounce_cancel),
+        ("suspend", api.suspend_create, api.suspend_list, api.suspend_cancel),
+    ):
+        routes.add_post(f"{ADMIN_PREFIX}/{path}/v1", create)
+        routes.add_get(f"{ADMIN_PREFIX}/{path}/v1", listing)
+        routes.add_delete(f"{ADMIN_PREFIX}/{path}/v1", cancel)
+    routes.add_get(f"{ADMIN_PREFIX}/inspect-message/v1", api.inspect)
+    routes.add_get(f"{ADMIN_PREFIX}/queue-summary/v1", api.summary)
+    routes.add_get("/metrics", api.metrics)
+    routes.add_get("/metrics.json", api.metrics_json)

@@ -1,0 +1,150 @@
+"""Read-only views of the queues: queue summary, message inspection, their text form.
+
+The admin API, the CLI and ``/metrics`` all show the same numbers, so they are computed
+here once. Only the :class:`~kumocore.queue.manager.QueueManager`'s public attributes are
+read (``scheduled``, ``ready``, ``messages``, ``scheduler``, ``connection_limit``); nothing
+here changes queue state.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kumocore.message import Message
+    from kumocore.queue.manager import QueueManager
+    from kumocore.spool.store import MessageStore
+
+__all__ = [
+    "format_summary",
+    "inspect_message",
+    "queue_summary",
+    "ready_entries",
+    "scheduled_counts",
+]
+
+
+def scheduled_counts(manager: QueueManager) -> dict[str, int]:
+    """Messages waiting in each scheduled queue (not yet due, retrying or suspended).
+
+    A scheduled queue's ``ids`` also holds its messages that moved on to a ready queue or
+    are being delivered; KumoMTA counts those under the ready queue, so only ids the
+    scheduler still holds count here. This walks every queued id: O(messages) per call.
+    """
+    scheduler = manager.scheduler
+    return {
+        name: sum(1 for message_id in queue.ids if message_id in scheduler)
+        for name, queue in manager.scheduled.items()
+    }
+
+
+def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
+    """One entry per ready queue (egress path), busiest first."""
+    queues = sorted(manager.ready.values(), key=lambda r: (-len(r), -r.connections, r.key.name))
+    return [
+        {
+            "name": ready.key.name,
+            "source": ready.key.source,
+            "site": ready.key.site,
+            "count": len(ready),
+            "connections": ready.connections,
+            "connection_limit": manager.connection_limit(ready.config),
+        }
+        for ready in queues
+    ]
+
+
+def queue_summary(manager: QueueManager) -> dict[str, Any]:
+    """What ``GET /api/admin/queue-summary/v1`` returns and ``kumocore queue summary`` prints."""
+    counts = scheduled_counts(manager)
+    names = sorted(manager.scheduled, key=lambda name: (-counts[name], name))
+    scheduled = [
+        {"name": name, "count": counts[name], "egress_pool": manager.scheduled[name].pool_name}
+        for name in names
+    ]
+    ready = ready_entries(manager)
+    return {
+        "scheduled": scheduled,
+        "ready": ready,
+        "totals": {
+            # Every message this node owns, wherever it is (scheduled, ready, in flight).
+            "messages": len(manager.messages),
+            "scheduled": sum(counts.values()),
+            "ready": sum(e["count"] for e in ready),
+            "connections": sum(e["connections"] for e in ready),
+            "scheduled_queues": len(scheduled),
+            "ready_queues": len(ready),
+        },
+    }
+
+
+def _rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def inspect_message(
+    manager: QueueManager, store: MessageStore | None, message_id: str, *, want_body: bool
+) -> dict[str, Any] | None:
+    """KumoMTA's ``InspectMessageV1Response`` for a queued message; None when unknown."""
+    message: Message | None = manager.messages.get(message_id)
+    if message is None:
+        return None
+    body: dict[str, Any] = {
+        "sender": message.sender.email,
+        # A list because KumoMTA's API allows several; a kumocore message has one.
+        "recipient": [message.recipient.email],
+        "meta": dict(message.meta),
+        "num_attempts": message.num_attempts,
+        "created": _rfc3339(message.created),
+    }
+    due = manager.scheduler.due_time(message_id)
+    if due is not None:
+        body["due"] = _rfc3339(due)
+    if want_body:
+        data = message.data
+        if not data and store is not None:
+            # Deferred messages drop their body from RAM; the spool still has it.
+            data = await store.load_data(message_id) or b""
+        # JSON has no bytes; a non-UTF-8 octet shows as U+FFFD, like KumoMTA's lossy view.
+        body["data"] = data.decode("utf-8", errors="replace")
+    return {"id": message_id, "message": body}
+
+
+_NUMERIC = {"COUNT", "CONNS"}
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
+    # Numbers right-aligned so their digits line up; names and pools left-aligned.
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if headers[i] in _NUMERIC else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return [line(headers), *(line(r) for r in rows)]
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The human table ``kumocore queue summary`` prints (ready queues, then scheduled)."""
+    ready_rows = [
+        [e["name"], str(e["count"]), f"{e['connections']}/{e['connection_limit']}"]
+        for e in summary.get("ready", [])
+    ]
+    scheduled_rows = [
+        [e["name"], str(e["count"]), e["egress_pool"]] for e in summary.get("scheduled", [])
+    ]
+    totals = summary.get("totals", {})
+    lines = _table(["READY QUEUE", "COUNT", "CONNS"], ready_rows)
+    lines.append("")
+    lines += _table(["SCHEDULED QUEUE", "COUNT", "POOL"], scheduled_rows)
+    lines.append("")
+    lines.append(
+        f"{totals.get('messages', 0)} messages: {totals.get('scheduled', 0)} scheduled, "
+        f"{totals.get('ready', 0)} ready, {totals.get('connections', 0)} connections"
+    )
+    return "\n".join(lines)

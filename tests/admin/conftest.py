@@ -1,0 +1,98 @@
+"""A started runtime (memory spools, real QueueManager) behind a real aiohttp server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from kumocore.admin.routes import add_admin_routes
+from kumocore.config import EgressPathConfig, EgressSource, QueueConfig
+from kumocore.message import Message
+from kumocore.queue.manager import QueueManager
+from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.runtime import Runtime
+from kumocore.spool.base import MemorySpool
+from kumocore.spool.store import MessageStore
+
+# An egress pool no policy defines: a message that becomes due fails routing with a 451
+# and is rescheduled, so no test ever resolves MX records or connects anywhere.
+NOWHERE_POOL = "nowhere"
+
+
+@pytest.fixture
+async def runtime() -> AsyncIterator[Runtime]:
+    rt = Runtime(load_entrypoints=False)
+    rt.store = MessageStore(MemorySpool("data"), MemorySpool("meta"))
+    rt.queues = QueueManager(rt)
+    await rt.queues.start()
+    yield rt
+    await rt.queues.stop(timeout=1.0)
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[TestClient[Any, Any]]:
+    app = web.Application()
+    add_admin_routes(app, runtime)
+    async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as test_client:
+        yield test_client
+
+
+Enqueue = Callable[..., Message]
+
+
+@pytest.fixture
+def enqueue(runtime: Runtime) -> Enqueue:
+    """Insert a message into the queue manager; by default due in an hour (so it waits)."""
+
+    def insert(
+        recipient: str = "user@example.com",
+        *,
+        due_in: float | None = 3600.0,
+        data: bytes = b"Subject: hi\r\n\r\nhello\r\n",
+        **meta: Any,
+    ) -> Message:
+        message = Message(
+            "sender@example.org",
+            recipient,
+            data,
+            meta=meta,
+            due=None if due_in is None else time.time() + due_in,
+        )
+        config = QueueConfig.from_options({"egress_pool": NOWHERE_POOL})
+        runtime.queues.insert(message, message.queue_name(), config)
+        return message
+
+    return insert
+
+
+def make_ready(
+    manager: QueueManager,
+    messages: list[Message],
+    site: str = "mx.example.com",
+    source: str = "src1",
+) -> ReadyQueue:
+    """Move ``messages`` from the scheduler into a ready queue, as routing would.
+
+    Messages are appended to the deque directly rather than through ``add`` so that no
+    connection is attempted.
+    """
+    key = PathKey(source, site)
+    ready = manager.ready.get(key)
+    if ready is None:
+        ready = ReadyQueue(
+            manager,
+            key,
+            "example.com",
+            EgressSource.from_options({"name": source}),
+            EgressPathConfig.from_options({"connection_limit": 7}),
+        )
+        manager.ready[key] = ready
+    for message in messages:
+        manager.scheduler.cancel(message.id)
+        ready.messages.append(message)
+    return ready

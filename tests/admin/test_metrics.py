@@ -1,0 +1,165 @@
+"""/metrics and /metrics.json: KumoMTA names, live values, per-runtime registries, caps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+from kumocore import metrics
+from kumocore.hookcall import HookTiming
+from kumocore.logs.dispatch import LogDispatcher
+from kumocore.metrics import reception_counter, registry_for, render_text
+from kumocore.runtime import Runtime
+from tests.admin.conftest import Enqueue, make_ready
+
+
+class DiscardSink:
+    name = "audit"
+    buffer_size = 1
+
+    async def write_batch(self, records: Sequence[Any]) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """{(sample name, sorted labels): value}; the parser appends _total to counters."""
+    return {
+        (
+            sample.name.removesuffix("_total") if family.type == "counter" else sample.name,
+            tuple(sorted(sample.labels.items())),
+        ): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_metrics_text_has_kumomta_names_and_live_queue_values(
+    runtime: Runtime, client: Any, enqueue: Enqueue
+) -> None:
+    for n in range(3):
+        enqueue(f"u{n}@example.com")
+    ready = make_ready(runtime.queues, [enqueue("r@example.com")])
+    ready.connections = 2
+    runtime.queues.outcomes.counters.update(delivered=5, transient=4, bounced=3, expired=2)
+    reception_counter(runtime).add("ESMTP", 9)
+
+    response = await client.get("/metrics")
+
+    assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    text = await response.text()
+    # KumoMTA's counters keep their names: no _total appended.
+    assert "\ntotal_messages_delivered 5.0\n" in text
+    assert "# TYPE total_messages_delivered counter\n" in text
+    # Families without samples yet (no log sinks here) keep their names too.
+    assert "# TYPE kumocore_log_sink_dropped_total counter\n" in text
+    assert "_total_total" not in text
+    assert "# TYPE process_cpu_seconds_total counter\n" in text
+    values = _samples(text)
+    assert values[("total_messages_received", (("service", "esmtp_listener"),))] == 9
+    assert values[("total_messages_received", (("service", "http_listener"),))] == 0
+    assert values[("total_messages_transfail", ())] == 4
+    assert values[("total_messages_fail", ())] == 3
+    assert values[("total_messages_expired", ())] == 2
+    assert values[("scheduled_count", (("queue", "example.com"),))] == 3
+    assert values[("ready_count", (("queue", "src1->mx.example.com@smtp_client"),))] == 1
+    service = "smtp_client:src1->mx.example.com@smtp_client"
+    assert values[("connection_count", (("service", service),))] == 2
+    assert values[("kumocore_messages_queued", ())] == 4
+    assert ("process_cpu_seconds", ()) in values
+    ready.connections = 0
+
+
+async def test_metrics_report_hook_timings_log_drops_and_admin_rules(
+    runtime: Runtime, client: Any, enqueue: Enqueue
+) -> None:
+    runtime.logs = LogDispatcher([DiscardSink()])  # not started: its 1-record buffer fills
+    for n in range(3):
+        enqueue(f"u{n}@example.com")
+    await client.post("/api/admin/bounce/v1", json={"domain": "example.com", "reason": "x"})
+    await runtime.queues.outcomes.drain()  # AdminBounce records classified and submitted
+
+    values = _samples(await (await client.get("/metrics")).text())
+
+    assert values[("kumocore_log_sink_dropped", (("sink", "audit"),))] == 2
+    calls = values[("kumocore_hook_calls", (("hook", "kumo_classify_bounce"),))]
+    assert calls == 3
+    assert values[("kumocore_hook_seconds", (("hook", "kumo_classify_bounce"),))] >= 0
+    assert values[("kumocore_admin_rules", (("kind", "bounce"),))] == 1
+    assert values[("kumocore_messages_admin_bounced", ())] == 3
+
+
+async def test_metrics_json_nests_labelled_values(
+    runtime: Runtime, client: Any, enqueue: Enqueue
+) -> None:
+    enqueue("a@example.com")
+    body = await (await client.get("/metrics.json")).json()
+    assert body["scheduled_count"]["type"] == "gauge"
+    assert body["scheduled_count"]["value"] == {"queue": {"example.com": 1}}
+    assert body["total_messages_delivered"]["value"] == 0
+    assert body["total_messages_delivered"]["type"] == "counter"
+
+
+def test_each_runtime_has_its_own_registry() -> None:
+    first, second = Runtime(load_entrypoints=False), Runtime(load_entrypoints=False)
+    reception_counter(first).add("HTTP")
+    assert registry_for(first) is registry_for(first)
+    assert registry_for(first) is not registry_for(second)
+    assert 'total_messages_received{service="http_listener"} 1.0' in (
+        render_text(registry_for(first)).decode()
+    )
+    assert 'total_messages_received{service="http_listener"} 0.0' in (
+        render_text(registry_for(second)).decode()
+    )
+
+
+async def test_labelled_series_are_capped_with_an_other_bucket(
+    runtime: Runtime, client: Any, enqueue: Enqueue, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(metrics, "MAX_SERIES", 5)
+    for n in range(8):
+        for _ in range(n + 1):  # queue dN holds N+1 messages
+            enqueue(f"u@d{n}.example")
+    for n in range(8):
+        runtime.hooks.caller.timings[f"hook{n}"] = HookTiming(calls=1, seconds=0.1)
+
+    values = _samples(await (await client.get("/metrics")).text())
+
+    scheduled = {
+        labels[0][1]: v for (name, labels), v in values.items() if name == "scheduled_count"
+    }
+    # Gauges keep the largest queues; the rest are summed under "other".
+    assert scheduled == {
+        "d7.example": 8,
+        "d6.example": 7,
+        "d5.example": 6,
+        "d4.example": 5,
+        "other": 1 + 2 + 3 + 4,
+    }
+    hooks = [labels[0][1] for (name, labels), _ in values.items() if name == "kumocore_hook_calls"]
+    # Counters keep the first labels seen, so "other" only ever grows.
+    assert hooks[:4] == [name for name in runtime.hooks.caller.timings][:4]
+    assert hooks[4] == "other"
+
+
+def test_label_values_and_help_are_escaped_so_the_text_parses_back() -> None:
+    class Weird(Collector):
+        def collect(self) -> Iterable[Metric]:
+            metric = Metric("weird_count", 'help with \\ and "quotes"\nand a newline', "gauge")
+            metric.add_sample("weird_count", {"queue": 'a"b\\c\nd'}, 1.0)
+            yield metric
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Weird())
+
+    (family,) = text_string_to_metric_families(render_text(registry).decode())
+
+    assert family.documentation == 'help with \\ and "quotes"\nand a newline'
+    assert family.samples[0].labels == {"queue": 'a"b\\c\nd'}
