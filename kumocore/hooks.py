@@ -7,11 +7,12 @@ Each method mirrors one hook in :mod:`kumocore.hookspecs` and says how it is cal
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
-from kumocore.errors import ConfigError
+from kumocore import config
+from kumocore.errors import ConfigError, PolicyError
 from kumocore.hookcall import HookCaller
 from kumocore.hookspecs import PolicyLoader
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from kumocore.throttle.store import ThrottleStore
 
 ConnMeta = dict[str, Any]
+T = TypeVar("T")
 
 
 class Hooks:
@@ -125,48 +127,72 @@ class Hooks:
         return bool(result)
 
     # ---------------------------------------------------------------- lookups (first)
+    async def _lookup(
+        self, hook: str, expected: type[T], constructor: str, **kwargs: Any
+    ) -> T | None:
+        """First non-None answer, which must be the object ``kumo.<constructor>`` makes.
+
+        A handler returning a plain table (a common slip) would otherwise be accepted and
+        fail much later, far from its cause; here it refuses the message with the reason.
+        """
+        result = await self.caller.call_first(hook, **kwargs)
+        if result is None or isinstance(result, expected):
+            return result
+        event = hook.removeprefix("kumo_")
+        raise PolicyError(
+            f"{event} must return kumo.{constructor}{{...}} (or nil), "
+            f"got {type(result).__name__}: {result!r:.80}"
+        )
+
     async def get_listener_domain(
         self, domain: str, listener: str, conn_meta: ConnMeta
     ) -> ListenerDomain | None:
-        result: ListenerDomain | None = await self.caller.call_first(
-            "kumo_get_listener_domain", domain=domain, listener=listener, conn_meta=conn_meta
+        return await self._lookup(
+            "kumo_get_listener_domain",
+            config.ListenerDomain,
+            "make_listener_domain",
+            domain=domain,
+            listener=listener,
+            conn_meta=conn_meta,
         )
-        return result
 
     async def get_queue_config(
         self, domain: str, tenant: str | None, campaign: str | None, routing_domain: str | None
     ) -> QueueConfig | None:
-        result: QueueConfig | None = await self.caller.call_first(
+        return await self._lookup(
             "kumo_get_queue_config",
+            config.QueueConfig,
+            "make_queue_config",
             domain=domain,
             tenant=tenant,
             campaign=campaign,
             routing_domain=routing_domain,
         )
-        return result
 
     async def get_egress_pool(self, pool_name: str) -> EgressPool | None:
-        result: EgressPool | None = await self.caller.call_first(
-            "kumo_get_egress_pool", pool_name=pool_name
+        return await self._lookup(
+            "kumo_get_egress_pool", config.EgressPool, "make_egress_pool", pool_name=pool_name
         )
-        return result
 
     async def get_egress_source(self, source_name: str) -> EgressSource | None:
-        result: EgressSource | None = await self.caller.call_first(
-            "kumo_get_egress_source", source_name=source_name
+        return await self._lookup(
+            "kumo_get_egress_source",
+            config.EgressSource,
+            "make_egress_source",
+            source_name=source_name,
         )
-        return result
 
     async def get_egress_path_config(
         self, domain: str, egress_source: str, site_name: str
     ) -> EgressPathConfig | None:
-        result: EgressPathConfig | None = await self.caller.call_first(
+        return await self._lookup(
             "kumo_get_egress_path_config",
+            config.EgressPathConfig,
+            "make_egress_path",
             domain=domain,
             egress_source=egress_source,
             site_name=site_name,
         )
-        return result
 
     # ---------------------------------------------------------------- logs & bounces
     async def classify_bounce(self, response: Response) -> str:

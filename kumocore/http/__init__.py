@@ -1,0 +1,12 @@
+"""The HTTP listener: ``/api/inject/v1``, liveness, the OpenAPI document, admin routes.
+
+``start_http_listener(runtime, config)`` is what :mod:`kumocore.server` calls for each
+``kumo.start_http_listener{...}`` of the policy. See docs/http-api.md.
+"""
+
+from __future__ import annotations
+
+from kumocore.http.openapi import add_openapi_paths
+from kumocore.http.server import HttpListener, make_app, start_http_listener
+
+__all__ = ["HttpListener", "add_openapi_paths", "make_app", "start_http_listener"]

@@ -1,0 +1,254 @@
+"""The ``/api/inject/v1`` request: KumoMTA's schema, validated strictly.
+
+Like KumoMTA (serde ``deny_unknown_fields``), an unknown field is an error, as is a value
+of the wrong type; the error names the field (``recipients[2].email``). Addresses are
+parsed here, and header values are refused when they contain CR or LF, so that nothing a
+client sends can become an extra header line. Every problem is a :class:`RequestError`,
+answered with ``400`` and ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kumocore.address import AddressError, EnvelopeAddress, parse_envelope_address
+
+DIALECTS = ("Jinja", "Static", "Handlebars")
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+_TRACE_KEYS = ("received_header", "supplemental_header", "header_name", "include_meta_names")
+
+
+class RequestError(ValueError):
+    """The request body does not follow the schema; the text names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    email: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    data: bytes
+    content_type: str
+    content_id: str | None = None
+    file_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Builder:
+    """``content`` as an object: the MIME structure to build."""
+
+    text_body: str | None = None
+    html_body: str | None = None
+    amp_html_body: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    from_: Mailbox | None = None
+    reply_to: Mailbox | None = None
+    subject: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InjectRecipient:
+    email: str
+    address: EnvelopeAddress
+    name: str | None = None
+    substitutions: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TraceHeaders:
+    received_header: bool = False
+    supplemental_header: bool = True
+    header_name: str = "X-KumoRef"
+    include_meta_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class InjectRequest:
+    envelope_sender: EnvelopeAddress
+    recipients: tuple[InjectRecipient, ...]
+    content: str | Builder
+    substitutions: dict[str, Any] = field(default_factory=dict)
+    template_dialect: str = "Jinja"
+    deferred_spool: bool = False
+    deferred_generation: bool = False
+    trace_headers: TraceHeaders = field(default_factory=TraceHeaders)
+
+
+def parse_inject_request(body: Any) -> InjectRequest:
+    """Validate a decoded JSON body; raises :class:`RequestError`."""
+    obj = _object(body, "request", required=("envelope_sender", "recipients", "content"),
+                  optional=("substitutions", "template_dialect", "deferred_spool",
+                            "deferred_generation", "trace_headers"))
+    recipients = _list(obj["recipients"], "recipients")
+    if not recipients:
+        raise RequestError("recipients: at least one recipient is required")
+    dialect = obj.get("template_dialect", "Jinja")
+    if dialect not in DIALECTS:
+        raise RequestError(f"template_dialect: expected one of {', '.join(DIALECTS)}")
+    return InjectRequest(
+        envelope_sender=_address(obj["envelope_sender"], "envelope_sender", allow_null=True),
+        recipients=tuple(_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients)),
+        content=_content(obj["content"]),
+        substitutions=_map(obj.get("substitutions", {}), "substitutions"),
+        template_dialect=dialect,
+        deferred_spool=_bool(obj.get("deferred_spool", False), "deferred_spool"),
+        deferred_generation=_bool(obj.get("deferred_generation", False), "deferred_generation"),
+        trace_headers=_trace(obj.get("trace_headers")),
+    )
+
+
+def _recipient(value: Any, where: str) -> InjectRecipient:
+    obj = _object(value, where, required=("email",),
+                  optional=("name", "substitutions", "metadata"))
+    email = _str(obj["email"], f"{where}.email")
+    metadata = obj.get("metadata")
+    return InjectRecipient(
+        email=email,
+        address=_address(email, f"{where}.email", allow_null=False),
+        name=_header_text(obj.get("name"), f"{where}.name"),
+        substitutions=_map(obj.get("substitutions", {}), f"{where}.substitutions"),
+        metadata=None if metadata is None else _map(metadata, f"{where}.metadata"),
+    )
+
+
+def _content(value: Any) -> str | Builder:
+    if isinstance(value, str):
+        return value
+    obj = _object(value, "content", required=(), optional=(
+        "text_body", "html_body", "amp_html_body", "headers", "from", "reply_to", "subject",
+        "attachments"))
+    headers = _map(obj.get("headers", {}), "content.headers")
+    for name, header_value in headers.items():
+        if _HEADER_NAME.fullmatch(name) is None:
+            raise RequestError(f"content.headers: {name!r} is not a valid header name")
+        _header_text(header_value, f"content.headers[{name!r}]")
+    return Builder(
+        text_body=_optional_str(obj.get("text_body"), "content.text_body"),
+        html_body=_optional_str(obj.get("html_body"), "content.html_body"),
+        amp_html_body=_optional_str(obj.get("amp_html_body"), "content.amp_html_body"),
+        headers=headers,
+        from_=_mailbox(obj.get("from"), "content.from"),
+        reply_to=_mailbox(obj.get("reply_to"), "content.reply_to"),
+        subject=_header_text(obj.get("subject"), "content.subject"),
+        attachments=tuple(
+            _attachment(a, f"content.attachments[{i}]")
+            for i, a in enumerate(_list(obj.get("attachments", []), "content.attachments"))),
+    )
+
+
+def _mailbox(value: Any, where: str) -> Mailbox | None:
+    if value is None:
+        return None
+    obj = _object(value, where, required=("email",), optional=("name",))
+    return Mailbox(_header_text(obj["email"], f"{where}.email") or "",
+                   _header_text(obj.get("name"), f"{where}.name"))
+
+
+def _attachment(value: Any, where: str) -> Attachment:
+    obj = _object(value, where, required=("data", "content_type"),
+                  optional=("content_id", "file_name", "base64"))
+    text = _str(obj["data"], f"{where}.data")
+    if _bool(obj.get("base64", False), f"{where}.base64"):
+        try:
+            data = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(f"{where}.data: invalid base64") from None
+    else:
+        data = text.encode("utf-8")
+    content_type = _header_text(obj["content_type"], f"{where}.content_type") or ""
+    if content_type.count("/") != 1:
+        raise RequestError(f"{where}.content_type: expected type/subtype, got {content_type!r}")
+    return Attachment(data, content_type,
+                      _header_text(obj.get("content_id"), f"{where}.content_id"),
+                      _header_text(obj.get("file_name"), f"{where}.file_name"))
+
+
+def _trace(value: Any) -> TraceHeaders:
+    if value is None:
+        return TraceHeaders()
+    obj = _object(value, "trace_headers", required=(), optional=_TRACE_KEYS)
+    defaults = TraceHeaders()
+    names = _list(obj.get("include_meta_names", []), "trace_headers.include_meta_names")
+    return TraceHeaders(
+        received_header=_bool(obj.get("received_header", defaults.received_header),
+                              "trace_headers.received_header"),
+        supplemental_header=_bool(obj.get("supplemental_header", defaults.supplemental_header),
+                                  "trace_headers.supplemental_header"),
+        header_name=_header_text(obj.get("header_name"), "trace_headers.header_name")
+        or defaults.header_name,
+        include_meta_names=tuple(_str(n, "trace_headers.include_meta_names") for n in names),
+    )
+
+
+# ---------------------------------------------------------------- primitives
+
+
+def _object(value: Any, where: str, *, required: tuple[str, ...],
+            optional: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RequestError(f"{where}: expected an object")
+    allowed = set(required) | set(optional)
+    for key in value:
+        if key not in allowed:
+            raise RequestError(f"{where}: unknown field {key!r}; "
+                               f"expected one of {', '.join(sorted(allowed))}")
+    for key in required:
+        if value.get(key) is None:
+            raise RequestError(f"{where}: missing field {key!r}")
+    return {k: v for k, v in value.items() if v is not None}
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise RequestError(f"{where}: expected an array")
+    return value
+
+
+def _map(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RequestError(f"{where}: expected an object")
+    return dict(value)
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise RequestError(f"{where}: expected a string")
+    return value
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    return None if value is None else _str(value, where)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise RequestError(f"{where}: expected true or false")
+    return value
+
+
+def _header_text(value: Any, where: str) -> str | None:
+    """A string that will end up in a header: CR and LF are refused (header injection)."""
+    if value is None:
+        return None
+    text = _str(value, where)
+    if "\r" in text or "\n" in text:
+        raise RequestError(f"{where}: must not contain CR or LF")
+    return text
+
+
+def _address(value: Any, where: str, *, allow_null: bool) -> EnvelopeAddress:
+    text = _str(value, where)
+    try:
+        return parse_envelope_address(text, allow_null=allow_null)
+    except AddressError as exc:
+        raise RequestError(f"{where}: {exc}") from None

@@ -1,0 +1,122 @@
+"""Starting and stopping HTTP listeners (``kumo.start_http_listener``), on aiohttp.
+
+Routes: ``POST /api/inject/v1`` (:mod:`kumocore.http.inject`), ``GET
+/api/check-liveness/v1``, ``GET /api-docs/openapi.json`` (:mod:`kumocore.http.openapi`),
+and — when the delivery side provides ``kumocore.admin.routes`` — ``/api/admin/*`` and
+``/metrics`` via its ``add_admin_routes(app, runtime)``. Access rules are the middleware in
+:mod:`kumocore.http.auth`. ``use_tls`` serves HTTPS, with a generated self-signed
+certificate when none is configured.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from kumocore.http.auth import make_auth_middleware
+from kumocore.http.inject import InjectHandler
+from kumocore.http.openapi import (
+    OPENAPI_KEY,
+    add_openapi_paths,
+    base_document,
+    serve_openapi,
+)
+from kumocore.tls import server_context
+
+if TYPE_CHECKING:
+    from kumocore.config import HttpListenerConfig
+    from kumocore.runtime import Runtime
+
+log = structlog.get_logger("kumocore.http")
+
+__all__ = ["HttpListener", "make_app", "start_http_listener"]
+
+RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("kumocore.runtime")
+CONFIG_KEY: web.AppKey[HttpListenerConfig] = web.AppKey("kumocore.http_config")
+#: Seconds in-flight requests may take to finish when the listener closes.
+SHUTDOWN_GRACE = 5.0
+
+STATE_KEY: web.AppKey[dict[str, bool]] = web.AppKey("kumocore.http_state")
+
+
+async def check_liveness(request: web.Request) -> web.Response:
+    """200 ``OK`` while accepting messages; 503 with the reason otherwise (KumoMTA texts)."""
+    runtime = request.app[RUNTIME_KEY]
+    if request.app[STATE_KEY].get("closing"):
+        return web.Response(status=503, text="shutting down")
+    if runtime.intake is None or runtime.store is None:
+        return web.Response(status=503, text="waiting for spool enumeration")
+    return web.Response(text="OK")
+
+
+def make_app(runtime: Runtime, config: HttpListenerConfig) -> web.Application:
+    """The aiohttp application of one listener (exposed for tests and embedding)."""
+    app = web.Application(
+        client_max_size=config.request_body_limit,
+        middlewares=[make_auth_middleware(runtime, config)],
+    )
+    app[RUNTIME_KEY] = runtime
+    app[CONFIG_KEY] = config
+    app[STATE_KEY] = {"closing": False}
+    app[OPENAPI_KEY] = base_document()
+    app.router.add_post("/api/inject/v1", InjectHandler(runtime, config).handle)
+    app.router.add_get("/api/check-liveness/v1", check_liveness)
+    app.router.add_get("/api-docs/openapi.json", serve_openapi)
+    if importlib.util.find_spec("kumocore.admin.routes") is not None:
+        from kumocore.admin.routes import add_admin_routes
+
+        add_admin_routes(app, runtime)
+        if importlib.util.find_spec("kumocore.admin.openapi") is not None:
+            from kumocore.admin.openapi import admin_openapi_paths
+
+            add_openapi_paths(app, admin_openapi_paths())
+    return app
+
+
+class HttpListener:
+    """A running HTTP listener: ``address`` is where it listens, ``close()`` stops it."""
+
+    def __init__(self, app: web.Application, runner: web.AppRunner) -> None:
+        self.app = app
+        self.runner = runner
+        addresses = runner.addresses
+        if not addresses:
+            raise RuntimeError("the listener is not running")
+        self._address = (str(addresses[0][0]), int(addresses[0][1]))
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); the real port when ``listen`` asked for port 0."""
+        return self._address
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        scheme = "https" if self.app[CONFIG_KEY].use_tls else "http"
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
+
+    async def close(self) -> None:
+        """Stop accepting; in-flight requests get :data:`SHUTDOWN_GRACE` s to finish."""
+        self.app[STATE_KEY]["closing"] = True
+        await self.runner.cleanup()
+
+
+async def start_http_listener(runtime: Runtime, config: HttpListenerConfig) -> HttpListener:
+    """Bind and start one listener."""
+    app = make_app(runtime, config)
+    ssl_context = None
+    if config.use_tls:
+        ssl_context = server_context(
+            config.hostname, config.tls_certificate, config.tls_private_key)
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
+    await runner.setup()
+    host, port = config.listen_host_port()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    listener = HttpListener(app, runner)
+    log.debug("HTTP listener started", address=listener.address, tls=config.use_tls)
+    return listener

@@ -1,0 +1,11 @@
+"""The ESMTP listener: reception over SMTP, on aiosmtpd, with KumoMTA's behaviour.
+
+``start_esmtp_listener(runtime, config)`` is what :mod:`kumocore.server` calls for each
+``kumo.start_esmtp_listener{...}`` of the policy. See docs/reception.md.
+"""
+
+from __future__ import annotations
+
+from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
+
+__all__ = ["EsmtpListener", "start_esmtp_listener"]

@@ -1,0 +1,200 @@
+"""DATA: read the message, make one Message per recipient, run the policy, spool, reply.
+
+The steps follow KumoMTA's ``process_data``:
+
+1. Read to ``CRLF.CRLF`` (:mod:`kumocore.smtp.data`): over ``max_message_size`` →
+   ``552 5.3.4``; a line over ``line_length_hard_limit`` → ``500 5.2.3``; bare CR/LF →
+   ``552 5.6.0`` (``invalid_line_endings = "Deny"``) or normalised (``"Fix"``).
+2. One :class:`~kumocore.message.Message` per recipient, with the connection meta and a
+   ``Received:`` header; ``smtp_server_message_received`` runs for each, within
+   ``data_processing_timeout`` (else ``451 4.4.5``). A Rejection of any one message
+   refuses the whole transaction with its reply; any other failure is ``421 4.3.0``.
+3. The supplemental trace header; the relay decision per message (again, as the policy
+   may have changed sender or recipient); OOB/ARF reports (:mod:`kumocore.smtp.reports`).
+4. Messages to relay go to :meth:`Intake.accept`. Reply: ``250 OK ids=<id> <id>...``.
+   Nothing relayed, reported or discarded into the ``null`` queue:
+   ``550 5.7.1 relaying not permitted``.
+
+Mixed intake results (documented in docs/reception.md): when the policy refused or failed
+for some messages while resolving their queue, the transaction is refused with that
+Rejection (or ``421 4.3.0``), as KumoMTA does — the messages already spooled may then
+arrive twice when the client retries, which is better than losing any. When only the
+spool failed for some, the reply is ``250 PARTIAL ids=<the ids that were kept>`` (KumoMTA's
+reply for failed queue insertions); when it failed for all, ``421 4.3.0``.
+
+Processing is shielded from cancellation: a client that drops the connection after the
+final dot cannot leave a message spooled but not queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import structlog
+
+from kumocore.errors import HookError, PolicyError, Rejection
+from kumocore.ids import new_message_id
+from kumocore.message import Message
+from kumocore.queue_name import NULL_QUEUE
+from kumocore.smtp import data as data_io
+from kumocore.smtp.relay import check_relaying
+from kumocore.smtp.reports import Report, find_report, report_records
+from kumocore.smtp.trace import (
+    add_supplemental_header,
+    protocol_name,
+    received_header,
+    rfc2822_now,
+)
+
+if TYPE_CHECKING:
+    from kumocore.intake import Accepted
+    from kumocore.smtp.session import EsmtpSession, Transaction
+
+log = structlog.get_logger("kumocore.smtp")
+
+
+async def data(session: EsmtpSession, arg: str) -> None:
+    txn = session.txn
+    if txn is None:
+        await session.reply(503, "5.5.0 MAIL FROM must be issued first")
+        return
+    if not txn.recipients:
+        await session.reply(503, "5.5.0 RCPT TO must be issued first")
+        return
+    if arg:
+        await session.syntax_error(501, "5.5.4 Syntax: DATA")
+        return
+    config = session.config
+    await session.reply(354, "Send body; end with CRLF.CRLF")
+    raw = await session.read_data(config.max_message_size)
+    session.txn = None
+    if isinstance(raw, data_io.DataTooBig):
+        await session.reply(552, "5.3.4 message too big")
+        return
+    body = data_io.unstuff(raw)
+    if data_io.has_long_line(body, config.line_length_hard_limit):
+        await session.reply(500, "5.2.3 line too long")
+        return
+    if config.invalid_line_endings != "Allow" and not data_io.check_line_endings(body):
+        if config.invalid_line_endings == "Deny":
+            await session.reply(552, "5.6.0 message data must use CRLF for line endings")
+            return
+        body = data_io.fix_line_endings(body)
+    task = asyncio.ensure_future(_receive(session, txn, body))
+    task.add_done_callback(_log_orphan_failure)
+    await asyncio.shield(task)
+
+
+def _log_orphan_failure(task: asyncio.Future[None]) -> None:
+    # Only reached with nobody awaiting when the client vanished during processing.
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("reception after disconnect failed", error=str(task.exception()))
+
+
+async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None:
+    messages = _make_messages(session, txn, body)
+    hooks = session.runtime.hooks
+    try:
+        async with asyncio.timeout(session.config.data_processing_timeout):
+            for message in messages:
+                await hooks.smtp_server_message_received(message, session.conn_meta)
+    except TimeoutError:
+        await session.reply(451, "4.4.5 data_processing_timeout exceeded (rx)")
+        return
+    trace = session.config.trace_headers
+    relay, reported, black_holed = [], False, False
+    for message in messages:
+        if trace.supplemental_header:
+            add_supplemental_header(message, trace.header_name, trace.include_meta_names)
+        keep, report = await _disposition(session, message)
+        if report is not None:
+            reported = True
+            _log_report(session, message, report)
+        if message.queue_name() == NULL_QUEUE:
+            black_holed = True  # accepted and discarded, as the policy asked
+        elif keep:
+            relay.append(message)
+    if not (relay or reported or black_holed):
+        await session.reply(550, "5.7.1 relaying not permitted")
+        return
+    results = await _accept(session, relay)
+    await _final_reply(session, [m.id for m in messages], results)
+
+
+def _make_messages(session: EsmtpSession, txn: Transaction, body: bytes) -> list[Message]:
+    trace = session.config.trace_headers
+    date = rfc2822_now()
+    protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
+    messages = []
+    for recipient in txn.recipients:
+        message_id = new_message_id()
+        content = body
+        if trace.received_header:
+            content = received_header(
+                ehlo_domain=session.ehlo_domain, peer_ip=session.peer_ip,
+                hostname=session.config.hostname, local_ip=session.local_ip,
+                protocol=protocol, message_id=message_id, recipient=recipient.email,
+                date=date) + body
+        messages.append(
+            Message(txn.sender, recipient, content, id=message_id, meta=session.conn_meta))
+    return messages
+
+
+async def _disposition(session: EsmtpSession, message: Message) -> tuple[bool, Report | None]:
+    """Whether to queue ``message``, and the OOB/ARF report it carries, if any."""
+    disposition = await check_relaying(
+        session.domains, peer_ip=session.peer_ip, sender=message.sender,
+        recipient=message.recipient, authenticated=session.authn_id is not None)
+    report = find_report(message, disposition)
+    if report is not None:
+        return report.relay, report
+    return disposition.relay, None
+
+
+def _log_report(session: EsmtpSession, message: Message, report: Report) -> None:
+    runtime = session.runtime
+    if runtime.logs is None:
+        return
+    ehlo = session.ehlo_domain or ""
+    for record in report_records(runtime, message, report, peer_ip=session.peer_ip, ehlo=ehlo):
+        runtime.logs.submit(record)
+    if report.dsn is not None and not report.relay:
+        # A relayed message gets its Reception record from the intake; a dropped DSN is
+        # still a received message, as in KumoMTA's logs.
+        from kumocore.logs.record import PeerAddress, RecordType, make_record
+        from kumocore.response import Response
+
+        runtime.logs.submit(make_record(
+            RecordType.Reception, message, queue=message.queue_name(),
+            response=Response(250, f"OK ids={message.id}", command="."),
+            peer_address=PeerAddress(ehlo, session.peer_ip), reception_protocol="ESMTP",
+            nodeid=runtime.nodeid, header_names=runtime.logs.header_names))
+
+
+async def _accept(session: EsmtpSession, messages: list[Message]) -> list[Accepted]:
+    if not messages:
+        return []
+    intake = session.runtime.intake
+    if intake is None:
+        raise RuntimeError("the ESMTP listener runs without an intake")
+    return await intake.accept(messages, reception_protocol="ESMTP")
+
+
+async def _final_reply(session: EsmtpSession, ids: list[str], results: list[Accepted]) -> None:
+    failed = [result for result in results if not result.ok]
+    if not failed:
+        await session.reply(250, f"OK ids={' '.join(ids)}")
+        return
+    for result in failed:
+        log.error("message not accepted", id=result.message.id, error=str(result.error))
+    policy = [r.error for r in failed if isinstance(r.error, Rejection | PolicyError | HookError)]
+    rejection = next((e for e in policy if isinstance(e, Rejection)), None)
+    if rejection is not None:
+        await session.reject(rejection)
+    elif policy or len(failed) == len(ids):
+        await session.technical_difficulties()
+    else:
+        lost = {result.message.id for result in failed}
+        kept = " ".join(i for i in ids if i not in lost)
+        await session.reply(250, f"PARTIAL ids={kept}")

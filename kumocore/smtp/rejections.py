@@ -1,0 +1,53 @@
+"""``Rejection`` log records: every 4xx/5xx reply the listener sends, as KumoMTA logs it.
+
+Operators watch these to see what their listeners refuse and why (KumoMTA's integration
+tests count them on the receiving side). Like KumoMTA, the record has no message id,
+carries the connection meta, the envelope seen so far (sender, last recipient) and the
+command being answered — for AUTH only its mechanism, never the credentials.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from kumocore.logs.record import LogRecord, PeerAddress, RecordType, make_record
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from kumocore.smtp.session import EsmtpSession
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """What ``make_record`` needs to know about the refused transaction."""
+
+    sender: str
+    recipient: str
+    meta: Mapping[str, Any]
+    created: float = field(default_factory=time.time)
+    id: str = ""
+    num_attempts: int = 0
+    size: int = 0
+
+    def get_first_named_header_value(self, name: str) -> str | None:
+        return None
+
+    def get_all_headers(self) -> list[tuple[str, str]]:
+        return []
+
+
+def rejection_record(session: EsmtpSession, code: int, text: str) -> LogRecord:
+    """The record for the reply ``code text`` sent on ``session``."""
+    txn = session.txn
+    sender = txn.sender.email if txn is not None else ""
+    recipient = txn.recipients[-1].email if txn is not None and txn.recipients else ""
+    refused = _Refused(sender, recipient, dict(session.conn_meta))
+    return make_record(
+        RecordType.Rejection, refused, queue="",
+        response=Response.parse(code, text, command=session.command or None),
+        peer_address=PeerAddress(session.ehlo_domain or "", session.peer_ip),
+        nodeid=session.runtime.nodeid, session_id=session.session_id, when=refused.created)

@@ -1,0 +1,152 @@
+"""Out-of-band bounces and feedback reports arriving on ``log_oob``/``log_arf`` domains.
+
+At the end of DATA, for a recipient domain with ``log_arf``/``log_oob`` set (KumoMTA
+order: ARF first, then DSN):
+
+* an RFC 5965 feedback report is logged as a ``Feedback`` record carrying the parsed
+  ``feedback_report``;
+* an RFC 3464 delivery status notification is logged as one ``OOB`` record per recipient
+  whose ``Action`` is ``failed``: sender = this message's envelope recipient (the bounce
+  address, i.e. the original return path), recipient = Original- or Final-Recipient,
+  response = the SMTP diagnostic (code, Status as enhanced code, text), peer = the
+  Reporting-MTA, time = Last-Attempt-Date.
+
+Either way the message is queued only for ``LogThenRelay``; ``LogThenDrop`` logs and
+discards it (250 to the client). A report that claims to be one but is malformed is
+treated as "not a report" — it gets no special treatment and, unless relaying is allowed,
+the usual ``550 5.7.1 relaying not permitted``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.response import EnhancedCode, Response
+from kumocore.smtp.relay import IGNORE, LOG_THEN_RELAY, RelayDisposition
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from kumocore.logs.record import LogRecord
+    from kumocore.message import Message
+    from kumocore.reports import DeliveryStatusReport, RecipientStatus
+    from kumocore.runtime import Runtime
+
+log = structlog.get_logger("kumocore.smtp.reports")
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A report found in a received message, and whether that message is still relayed."""
+
+    relay: bool
+    feedback: dict[str, Any] | None = None
+    dsn: DeliveryStatusReport | None = None
+
+
+def find_report(message: Message, disposition: RelayDisposition) -> Report | None:
+    """The ARF or DSN report in ``message``, when its domain asks to log one."""
+    if disposition.log_arf == IGNORE and disposition.log_oob == IGNORE:
+        return None
+    content_type = (message.get_first_named_header_value("Content-Type") or "").lower()
+    if "multipart/report" not in content_type:
+        return None  # cheap test first: neither parser accepts anything else
+    from kumocore.reports import ReportError, parse_rfc3464, parse_rfc5965
+
+    try:
+        if disposition.log_arf != IGNORE and (arf := parse_rfc5965(message.data)) is not None:
+            return Report(relay=disposition.log_arf == LOG_THEN_RELAY, feedback=arf)
+        if disposition.log_oob != IGNORE and (dsn := parse_rfc3464(message.data)) is not None:
+            return Report(relay=disposition.log_oob == LOG_THEN_RELAY, dsn=dsn)
+    except ReportError as exc:
+        log.info("malformed report ignored", id=message.id, error=str(exc))
+    return None
+
+
+def report_records(
+    runtime: Runtime, message: Message, report: Report, *, peer_ip: str, ehlo: str
+) -> list[LogRecord]:
+    """The ``Feedback`` or ``OOB`` records for ``report``."""
+    from kumocore.logs.record import PeerAddress, RecordType, make_record
+
+    header_names = runtime.logs.header_names if runtime.logs is not None else ()
+    queue = message.queue_name()
+    if report.feedback is not None:
+        return [make_record(
+            RecordType.Feedback, message, queue=queue,
+            response=Response(250, "", command="."),
+            peer_address=PeerAddress(ehlo, peer_ip), reception_protocol="ESMTP",
+            feedback_report=report.feedback, nodeid=runtime.nodeid,
+            header_names=header_names)]
+    assert report.dsn is not None
+    records = []
+    for status in report.dsn.per_recipient:
+        if status.action != "failed":
+            continue
+        when = status.last_attempt_date.timestamp() if status.last_attempt_date else None
+        records.append(make_record(
+            RecordType.OOB, _FailedRecipient(message, status.recipient), queue=queue,
+            response=_oob_response(status),
+            peer_address=PeerAddress(report.dsn.reporting_mta.name, peer_ip),
+            reception_protocol="ESMTP", nodeid=runtime.nodeid, when=when or time.time(),
+            header_names=header_names))
+    return records
+
+
+def _oob_response(status: RecipientStatus) -> Response:
+    code, content = (550, "")
+    if status.diagnostic_code is not None:
+        code, content = status.diagnostic_code.smtp_reply()
+    enhanced = EnhancedCode(
+        status.status.status_class, status.status.subject, status.status.detail)
+    # The diagnostic text often repeats the enhanced code; keep it once.
+    prefix = f"{enhanced} "
+    if content.startswith(prefix):
+        content = content[len(prefix):]
+    return Response(code, content, enhanced_code=enhanced)
+
+
+@dataclass(frozen=True, slots=True)
+class _FailedRecipient:
+    """The DSN message seen as the original delivery that failed (for ``make_record``)."""
+
+    message: Message
+    failed: str
+
+    @property
+    def id(self) -> str:
+        return self.message.id
+
+    @property
+    def sender(self) -> object:
+        return self.message.recipient  # the bounce address: the original return path
+
+    @property
+    def recipient(self) -> object:
+        return self.failed
+
+    @property
+    def meta(self) -> Mapping[str, Any]:
+        return self.message.meta
+
+    @property
+    def created(self) -> float:
+        return self.message.created
+
+    @property
+    def num_attempts(self) -> int:
+        return 0
+
+    @property
+    def size(self) -> int:
+        return 0
+
+    def get_first_named_header_value(self, name: str) -> str | None:
+        return self.message.get_first_named_header_value(name)
+
+    def get_all_headers(self) -> list[tuple[str, str]]:
+        return self.message.get_all_headers()

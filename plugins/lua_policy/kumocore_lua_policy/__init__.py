@@ -1,0 +1,37 @@
+"""kumocore plugin: run KumoMTA-style Lua policy files.
+
+Installing this distribution registers the ``.lua`` policy loader (entry point
+``lua_policy`` in the group ``kumocore``)::
+
+    kumocore validate --policy policy.lua
+
+The policy's ``local kumo = require 'kumo'`` gets every ``kumo.*`` function that core and
+the installed plugins contribute; ``kumo.on(event, fn)`` registers handlers for the events
+of the hook contract. See ``docs/lua-policy.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kumocore import hookimpl
+from kumocore_lua_policy.errors import LuaPolicyError
+
+__all__ = ["LuaPolicyError", "LuaPolicyPlugin", "load_lua_policy"]
+
+
+async def load_lua_policy(path: str, kumo: Any) -> Any:
+    """Load a Lua policy file; returns its plugin object (a ``LuaPolicy``)."""
+    # Imported here so that merely installing the plugin doesn't import lupa.
+    from kumocore_lua_policy.policy import load_lua_policy as load
+
+    return await load(path, kumo)
+
+
+class LuaPolicyPlugin:
+    """Contributes the ``.lua`` policy loader."""
+
+    @hookimpl
+    def kumo_register_policy_loaders(self) -> Mapping[str, Any]:
+        return {".lua": load_lua_policy}

@@ -1,0 +1,271 @@
+-- The Lua half of kumocore's policy bridge, loaded once per policy runtime under the chunk
+-- name "=kumo-bridge" and called with a table of Python helpers (see engine.py).
+--
+-- It lives in Lua because these parts must run on the Lua stack:
+--  * the coroutine driver: a kumo.* call that needs I/O yields from Lua code (a Python
+--    callback cannot yield a Lua coroutine), and the Python driver awaits it;
+--  * the error handler: only at the point of failure can we find the policy's file:line;
+--  * a yieldable `require` (the C one cannot be yielded across);
+--  * proxies: tables through which Lua reads Python objects (messages, conn_meta, configs).
+local py = ...
+
+local coroutine, debug, error, select, setmetatable, tostring, type =
+  coroutine, debug, error, select, setmetatable, tostring, type
+local unpack = table.unpack
+
+local BRIDGE = '=kumo-bridge'
+-- Yields carrying this token belong to the driver; any other yield is the policy's own.
+local AWAIT = setmetatable({}, { __name = 'kumo-await' })
+-- Coroutines run by the driver (only these may suspend for I/O) -> the function they run.
+local driven = setmetatable({}, { __mode = 'k' })
+-- Proxy table -> the Python object it stands for.
+local target_of = setmetatable({}, { __mode = 'k' })
+
+local bridge = {}
+
+--------------------------------------------------------------------------- calls into Python
+
+-- A Lua function calling the Python callable `fn` through py.invoke, which answers
+-- ('ok', value), ('await', pending) or ('error', exception).
+function bridge.wrap(fn, name)
+  local invoke = py.invoke
+  return function(...)
+    local status, value = invoke(fn, name, ...)
+    if status == 'await' then
+      if not (driven[coroutine.running()] ~= nil and coroutine.isyieldable()) then
+        py.discard(value)
+        error(name .. ' needs I/O, which is only possible in policy code that kumocore runs '
+          .. '(top level or an event handler), not in a coroutine of your own or a callback '
+          .. 'of a C function such as table.sort', 2)
+      end
+      status, value = coroutine.yield(AWAIT, value)
+    end
+    if status == 'error' then
+      error(value, 2)
+    end
+    return value
+  end
+end
+
+--------------------------------------------------------------------------- errors
+
+local function location(ar)
+  local prefix = ar.source:sub(1, 1)
+  local file = (prefix == '@' or prefix == '=') and ar.source:sub(2) or ar.short_src
+  return file .. ':' .. ar.currentline
+end
+
+-- The first policy frame at or above `level` (of the caller), skipping C functions and
+-- this bridge; with want_src/want_line, the frame that an error message's prefix names.
+local function policy_frame(level, want_src, want_line)
+  level = level + 1
+  while true do
+    local ar = debug.getinfo(level, 'Sl')
+    if not ar then
+      return nil
+    end
+    if ar.currentline > 0 and ar.source ~= BRIDGE
+      and (want_src == nil or (ar.short_src == want_src and ar.currentline == want_line)) then
+      return location(ar)
+    end
+    level = level + 1
+  end
+end
+
+-- Where the running handler was defined: the best we can say when the failing call was a
+-- tail call (`return kumo.make_queue_config(params)`), which leaves no frame of the caller.
+local function entry_point()
+  local fn = driven[coroutine.running()]
+  if type(fn) == 'function' then
+    local ar = debug.getinfo(fn, 'S')
+    if ar.what == 'Lua' then
+      ar.currentline = ar.linedefined
+      return location(ar)
+    end
+  end
+end
+
+-- xpcall message handler: runs on the failing stack, so it can name the policy's line.
+local function on_error(err)
+  local info = { value = err }
+  if type(err) == 'string' then
+    local src, line, rest = err:match('^(.-):(%d+): (.*)$')
+    if src then
+      -- Lua abbreviates long file names in messages; the frame has the full one.
+      info.where = policy_frame(2, src, tonumber(line)) or (src .. ':' .. line)
+      info.detail = rest
+    else
+      info.where = policy_frame(2) or entry_point()
+      info.detail = err
+    end
+  else
+    info.where = policy_frame(2) or entry_point()
+    local ok, text = pcall(tostring, err)
+    info.detail = ok and text or ('(error object of type ' .. type(err) .. ')')
+  end
+  info.traceback = debug.traceback(info.detail, 2)
+  return info
+end
+
+--------------------------------------------------------------------------- the driver
+
+-- Start `fn(...)` as a driven coroutine. Returns step(...) and close(): step resumes it and
+-- answers ('await', pending), ('done', first result) or ('error', info).
+function bridge.start(fn, ...)
+  local n, args = select('#', ...), { ... }
+  local co = coroutine.create(function()
+    return xpcall(fn, on_error, unpack(args, 1, n))
+  end)
+  driven[co] = fn
+  local function step(...)
+    local ok, a, b = coroutine.resume(co, ...)
+    if not ok then -- only an error in on_error itself gets here
+      return 'error', { value = a, detail = tostring(a) }
+    end
+    if coroutine.status(co) == 'suspended' then
+      if a == AWAIT then
+        return 'await', b
+      end
+      coroutine.close(co)
+      return 'error', { detail = 'coroutine.yield() outside a coroutine created by the policy' }
+    end
+    if a then
+      return 'done', b
+    end
+    return 'error', b
+  end
+  local function close()
+    coroutine.close(co)
+  end
+  return step, close
+end
+
+--------------------------------------------------------------------------- proxies
+
+local function read_only(t, k)
+  error(("cannot set '%s' on %s: it is read-only"):format(tostring(k), tostring(t)), 2)
+end
+
+local function pairs_over(names, get)
+  return function(t)
+    local obj, keys, i = target_of[t], names(target_of[t]), 0
+    return function()
+      i = i + 1
+      local k = keys[i]
+      if k ~= nil then
+        return k, get(obj, k)
+      end
+    end, t, nil
+  end
+end
+
+local function str(t)
+  return py.str(target_of[t])
+end
+
+-- A Python object with readable fields (a config, an address, a DNS answer...).
+local object_meta = {
+  __name = 'kumo-object',
+  __index = function(t, k) return py.get_attr(target_of[t], k) end,
+  __newindex = read_only,
+  __pairs = pairs_over(py.fields, py.get_attr),
+  __tostring = str,
+}
+
+-- A live view of a Python dict (conn_meta, auth_info): reads and writes go to the dict.
+local map_methods = {
+  get_meta = function(self, k) return py.map_get(target_of[self], k) end,
+  set_meta = function(self, k, v) py.map_set(target_of[self], k, v) end,
+}
+local map_meta = {
+  __name = 'kumo-map',
+  __index = function(t, k)
+    local method = map_methods[k]
+    if method ~= nil then
+      return method
+    end
+    return py.map_get(target_of[t], k)
+  end,
+  __newindex = function(t, k, v) py.map_set(target_of[t], k, v) end,
+  __pairs = pairs_over(py.map_keys, py.map_get),
+  __tostring = str,
+}
+
+-- A Message: msg:method(...) calls the Python method (see proxies.message_method).
+local message_methods = {}
+local message_meta = {
+  __name = 'kumo-message',
+  __index = function(t, k)
+    local method = message_methods[k]
+    if method == nil then
+      method = py.message_method(target_of[t], k)
+      message_methods[k] = method
+    end
+    return method
+  end,
+  __newindex = read_only,
+  __tostring = str,
+}
+
+local metas = { object = object_meta, map = map_meta, message = message_meta }
+
+function bridge.proxy(kind, obj)
+  local t = setmetatable({}, metas[kind])
+  target_of[t] = obj
+  return t
+end
+
+-- The Python object behind a proxy, or nil for an ordinary table.
+function bridge.target(t)
+  return target_of[t]
+end
+
+--------------------------------------------------------------------------- environment
+
+-- `require` as in Lua 5.4, but written in Lua so that a module's top-level code may call
+-- kumo.* functions that yield (the C implementation is not yieldable).
+local function require(name)
+  local loaded = package.loaded
+  local value = loaded[name]
+  if value then
+    return value
+  end
+  local messages = {}
+  for _, searcher in ipairs(package.searchers) do
+    local loader, extra = searcher(name)
+    if type(loader) == 'function' then
+      local result = loader(name, extra)
+      if result ~= nil then
+        loaded[name] = result
+      elseif loaded[name] == nil then
+        loaded[name] = true
+      end
+      return loaded[name], extra
+    elseif type(loader) == 'string' then
+      messages[#messages + 1] = loader
+    end
+  end
+  error(("module '%s' not found:%s"):format(name, table.concat(messages)), 2)
+end
+
+-- `print` through Python's sys.stdout, so it interleaves with Python output (and tests
+-- can capture it).
+local function print(...)
+  local parts = {}
+  for i = 1, select('#', ...) do
+    parts[i] = tostring((select(i, ...)))
+  end
+  py.write(table.concat(parts, '\t'))
+end
+
+function bridge.install(kumo, policy_dir)
+  package.loaded.kumo = kumo
+  if policy_dir then
+    package.path = policy_dir .. '/?.lua;' .. policy_dir .. '/?/init.lua;' .. package.path
+  end
+  _G.require = require
+  _G.print = print
+  _G.python = nil -- lupa's module: not part of KumoMTA's environment
+end
+
+return bridge

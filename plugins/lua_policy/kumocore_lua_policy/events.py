@@ -1,0 +1,120 @@
+"""Which events a Lua policy may register, and KumoMTA's rules for registering them.
+
+The events are read from the hook contract (:mod:`kumocore.hookspecs`): every hook except
+the ``kumo_register_*`` providers, named without the ``kumo_`` prefix, so a hook added to
+the contract is available to Lua without touching this plugin.
+
+KumoMTA's rules (docs/reference/kumo/on.md): registering an event again replaces the
+handler — the last registration wins — except for ``get_queue_config`` and
+``should_enqueue_log_record``, whose handlers all stay and run in registration order until
+one returns non-nil. An unknown name is a load-time error with a did-you-mean hint.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kumocore import hookspecs
+
+#: Events where every registered handler is kept (called in order until one returns non-nil).
+MULTI_HANDLER_EVENTS = frozenset({"get_queue_config", "should_enqueue_log_record"})
+
+#: KumoMTA's names for events that kumocore's contract names differently.
+ALIASES = {"smtp_server_rcpt_to": "smtp_server_mail_rcpt_to"}
+
+#: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
+UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
+    "pre_init", "smtp_server_data", "smtp_server_rewrite_response",
+    "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
+    "smtp_server_message_deferred_inject", "smtp_client_rewrite_delivery_status",
+    "requeue_message", "rebind_message", "throttle_insert_ready_queue",
+    "spool_message_enumerated", "get_acl_definition",
+})
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One event a policy can register: its Lua name, hook and the hook's arguments."""
+
+    name: str
+    hook: str
+    argnames: tuple[str, ...]
+    firstresult: bool
+
+    @property
+    def multi(self) -> bool:
+        return self.name in MULTI_HANDLER_EVENTS
+
+
+def event_specs() -> dict[str, EventSpec]:
+    """Every event of the hook contract, by Lua name."""
+    specs: dict[str, EventSpec] = {}
+    marker = f"{hookspecs.PROJECT}_spec"
+    for hook, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        options = getattr(fn, marker, None)
+        if options is None or not hook.startswith("kumo_") or hook.startswith("kumo_register_"):
+            continue
+        name = hook.removeprefix("kumo_")
+        argnames = tuple(inspect.signature(fn).parameters)
+        specs[name] = EventSpec(name, hook, argnames, bool(options.get("firstresult")))
+    return specs
+
+
+class EventRegistry:
+    """The handlers a policy registered with ``kumo.on``; closed once the policy is loaded."""
+
+    def __init__(
+        self,
+        specs: dict[str, EventSpec] | None = None,
+        *,
+        is_function: Callable[[Any], bool] = callable,
+    ) -> None:
+        self.specs = event_specs() if specs is None else specs
+        self._is_function = is_function
+        self._handlers: dict[str, list[Any]] = {}
+        self._closed = False
+
+    def on(self, name: Any, handler: Any, *_ignored: Any) -> None:
+        """``kumo.on(name, fn)``."""
+        if not isinstance(name, str):
+            raise ValueError(f"kumo.on: the event name must be a string, got {name!r}")
+        spec = self.spec(name)
+        if not self._is_function(handler):
+            raise ValueError(f"kumo.on('{name}', ...): the handler must be a function")
+        if self._closed:
+            raise ValueError(
+                f"kumo.on('{name}', ...) must be called while the policy loads (at its top "
+                "level), not from inside an event handler")
+        if spec.multi:
+            self._handlers.setdefault(spec.name, []).append(handler)
+        else:
+            self._handlers[spec.name] = [handler]  # the last registration wins
+
+    def spec(self, name: str) -> EventSpec:
+        """The event called ``name`` (or KumoMTA's alias of it); else a helpful error."""
+        spec = self.specs.get(ALIASES.get(name, name))
+        if spec is not None:
+            return spec
+        if name in UNSUPPORTED_KUMOMTA_EVENTS:
+            raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore")
+        known = sorted([*self.specs, *ALIASES])
+        hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if hint:
+            suggestion = f"; did you mean '{hint[0]}'?"
+        else:
+            suggestion = f"; known events: {', '.join(known)}"
+        raise ValueError(f"kumo.on: unknown event '{name}'{suggestion}")
+
+    def close(self) -> None:
+        self._closed = True
+
+    def handlers(self, name: str) -> list[Any]:
+        return list(self._handlers.get(name, ()))
+
+    def registered(self) -> list[EventSpec]:
+        """The events with at least one handler, in contract order."""
+        return [spec for name, spec in self.specs.items() if name in self._handlers]

@@ -1,0 +1,123 @@
+"""The Python side of the bridge's proxy tables: how Lua reads objects, dicts and messages.
+
+A proxy is an empty Lua table with a metatable (see ``bridge.lua``); its metamethods call
+the functions here with the Python object it stands for. Three kinds:
+
+``object``  read-only fields of any Python object (``addr.domain``, ``mx.site_name``,
+            ``tostring(addr)`` → ``user@domain``). Private names are never visible.
+``map``     a live ``dict`` (``conn_meta``): ``conn_meta.x``, ``conn_meta:get_meta('x')``,
+            ``conn_meta:set_meta('x', v)`` and ``pairs`` read and write the dict itself, so
+            what one SMTP event stores is there for the next.
+``message`` a :class:`kumocore.message.Message`: ``msg:method(...)`` calls the method of
+            the same name; a plain attribute (``msg:id()``, ``msg:sender()``) is returned.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from kumocore_lua_policy.convert import Converter, public_fields
+from kumocore_lua_policy.errors import scrub
+
+Wrap = Callable[[Callable[..., Any], str], Any]
+
+
+def _is_public(name: Any) -> bool:
+    return isinstance(name, str) and not name.startswith("_")
+
+
+def _call_message_method(name: str, message: Any, *args: Any) -> Any:
+    attr = getattr(message, name)
+    if callable(attr):
+        return attr(*args)
+    if args:
+        raise TypeError(f"msg:{name}() takes no arguments")
+    return attr
+
+
+class ProxyHelpers:
+    """The callables the bridge's metatables use; one instance per Lua runtime."""
+
+    def __init__(self, conv: Converter, wrap: Wrap) -> None:
+        self.conv = conv
+        self.wrap = wrap
+
+    def as_lua_table(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "get_attr": self.get_attr,
+            "fields": self.fields,
+            "str": self.str,
+            "map_get": self.map_get,
+            "map_set": self.map_set,
+            "map_keys": self.map_keys,
+            "message_method": self.message_method,
+        }
+
+    # ------------------------------------------------------------------ objects
+    def get_attr(self, obj: Any, name: Any) -> Any:
+        """``proxy.name``: a field's value, or nil (like a table) for anything else."""
+        if not _is_public(name):
+            return None
+        value = getattr(obj, name, None)
+        if callable(value) and not _is_data(value):
+            return None  # methods stay in Python; Lua sees data only
+        return self.conv.to_lua(value)
+
+    def fields(self, obj: Any) -> Any:
+        return self.conv.to_lua(public_fields(obj))
+
+    def str(self, obj: Any) -> str:
+        """``tostring(proxy)``: the object's own ``__str__``, else its email, else repr."""
+        own_str: Any = type(obj).__str__
+        if own_str is not object.__str__:
+            return str(obj)
+        email = getattr(obj, "email", None)
+        return email if isinstance(email, str) else repr(obj)
+
+    # ------------------------------------------------------------------ maps
+    def map_get(self, mapping: dict[Any, Any], key: Any) -> Any:
+        return self.conv.to_lua(mapping.get(key))
+
+    def map_set(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
+        if value is None:
+            mapping.pop(key, None)  # assigning nil removes, as in a Lua table
+            return
+        try:
+            mapping[key] = self.conv.from_lua(value)
+        except Exception as exc:
+            raise scrub(exc) from None
+        finally:
+            del value  # a Lua table tied to the running coroutine (see errors.scrub)
+
+    def map_keys(self, mapping: dict[Any, Any]) -> Any:
+        return self.conv.to_lua([key for key in mapping if isinstance(key, str | int)])
+
+    # ------------------------------------------------------------------ messages
+    def message_method(self, message: Any, name: Any) -> Any:
+        """The Lua function for ``msg:name(...)``; the bridge caches it per name."""
+        if not _is_public(name) or not hasattr(message, name):
+            raise AttributeError(_unknown_method(message, name))
+        return self.wrap(_method_caller(name), f"msg:{name}")
+
+
+def _method_caller(name: str) -> Callable[..., Any]:
+    def call(message: Any, *args: Any) -> Any:
+        return _call_message_method(name, message, *args)
+
+    call.__name__ = name
+    return call
+
+
+def _is_data(value: Any) -> bool:
+    """Callable values that are still data to Lua (a class instance with ``__call__``)."""
+    return not (inspect.isroutine(value) or inspect.isclass(value))
+
+
+def _unknown_method(message: Any, name: Any) -> str:
+    known = [n for n in dir(message) if not n.startswith("_")]
+    hint = difflib.get_close_matches(str(name), known, n=1)
+    suggestion = f"; did you mean msg:{hint[0]}?" if hint else ""
+    return f"msg:{name} is not a method of {type(message).__name__}{suggestion}"

@@ -1,0 +1,146 @@
+"""kumo.on: event names from the hook contract, KumoMTA's registration rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kumocore_lua_policy.events import MULTI_HANDLER_EVENTS, EventRegistry, event_specs
+
+from kumocore import PolicyError
+from kumocore.address import parse_envelope_address
+from kumocore.config import QueueConfig
+from kumocore.message import Message
+
+from .support import DATA, Recorder, load, make_runtime, write
+
+
+def test_every_non_provider_hook_is_an_event() -> None:
+    specs = event_specs()
+    assert "init" in specs
+    assert "smtp_server_message_received" in specs
+    assert "get_queue_config" in specs and specs["get_queue_config"].firstresult
+    assert not any(name.startswith("register_") for name in specs)
+    assert specs["get_queue_config"].argnames == ("domain", "tenant", "campaign", "routing_domain")
+    assert set(specs) >= MULTI_HANDLER_EVENTS
+
+
+async def test_unknown_event_fails_at_load_with_did_you_mean(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError) as info:
+        await load(tmp_path, """\
+            local kumo = require 'kumo'
+            kumo.on('smtp_server_mesage_received', function(msg) end)
+        """)
+    assert info.value.where == f"{tmp_path / 'policy.lua'}:2"
+    assert "unknown event 'smtp_server_mesage_received'" in str(info.value)
+    assert "did you mean 'smtp_server_message_received'?" in str(info.value)
+
+
+async def test_unsupported_kumomta_event_says_so(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="'smtp_server_data' event is not supported"):
+        await load(tmp_path, "require('kumo').on('smtp_server_data', function() end)")
+
+
+async def test_handler_must_be_a_function(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="the handler must be a function"):
+        await load(tmp_path, "require('kumo').on('init', { })")
+
+
+async def test_last_registration_wins(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime, _ = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_ehlo', function(domain) kumo.test.mark('first ' .. domain) end)
+        kumo.on('smtp_server_ehlo', function(domain) kumo.test.mark('second ' .. domain) end)
+    """, recorder=recorder)
+    await runtime.hooks.smtp_server_ehlo("client.example", {})
+    assert recorder.marks == ["second client.example"]
+
+
+async def test_get_queue_config_handlers_fall_through_on_nil(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime, _ = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('get_queue_config', function(domain, tenant)
+          kumo.test.mark('first ' .. tostring(tenant))
+          if tenant == 'vip' then
+            return kumo.make_queue_config { egress_pool = 'vip-pool' }
+          end
+        end)
+        kumo.on('get_queue_config', function(domain, tenant)
+          kumo.test.mark('second ' .. tostring(tenant))
+          return kumo.make_queue_config { egress_pool = 'default-pool', max_age = '1h' }
+        end)
+    """, recorder=recorder)
+    vip = await runtime.hooks.get_queue_config("gmail.com", "vip", None, None)
+    other = await runtime.hooks.get_queue_config("gmail.com", None, None, None)
+    assert isinstance(vip, QueueConfig) and vip.egress_pool == "vip-pool"
+    assert isinstance(other, QueueConfig) and other.egress_pool == "default-pool"
+    assert other.max_age == 3600
+    assert recorder.marks == ["first vip", "first nil", "second nil"]
+
+
+async def test_should_enqueue_log_record_handlers_fall_through_on_nil(tmp_path: Path) -> None:
+    runtime, policy = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('should_enqueue_log_record', function(msg, hook_name)
+          if hook_name == 'webhook' then return true end
+        end)
+        kumo.on('should_enqueue_log_record', function(msg, hook_name) return false end)
+    """)
+    message = Message("a@examplecorp.com", "b@gmail.com", DATA)
+    assert len(policy.registry.handlers("should_enqueue_log_record")) == 2
+    assert await runtime.hooks.should_enqueue_log_record(message, "webhook") is True
+    assert await runtime.hooks.should_enqueue_log_record(message, "other") is False
+
+
+async def test_kumomta_rcpt_to_name_is_an_alias(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime, policy = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_rcpt_to', function(rcpt) kumo.test.mark(rcpt.email) end)
+    """, recorder=recorder)
+    assert policy.events == ["smtp_server_mail_rcpt_to"]
+    await runtime.hooks.smtp_server_mail_rcpt_to(parse_envelope_address("bob@gmail.com"), {})
+    assert recorder.marks == ["bob@gmail.com"]
+
+
+async def test_only_registered_events_get_hook_implementations(tmp_path: Path) -> None:
+    runtime, policy = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('init', function() end)
+        kumo.on('get_egress_path_config', function() end)
+    """)
+    hooks = sorted(caller.name for caller in runtime.pm.get_hookcallers(policy) or [])
+    assert hooks == ["kumo_get_egress_path_config", "kumo_init"]
+    assert not hasattr(policy, "kumo_smtp_server_message_received")
+
+
+async def test_init_handler_gets_no_arguments(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime = make_runtime(recorder)
+    await runtime.load(write(tmp_path, "policy.lua", """\
+        local kumo = require 'kumo'
+        kumo.on('init', function(...)
+          kumo.test.mark(select('#', ...))
+          kumo.define_spool { name = 'data', path = '/tmp/unused', kind = 'Memory' }
+        end)
+    """))
+    assert recorder.marks == [0]
+    assert list(runtime.config.spools) == ["data"]
+
+
+async def test_registering_from_inside_a_handler_is_refused(tmp_path: Path) -> None:
+    runtime, _ = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_ehlo', function()
+          kumo.on('smtp_server_mail_from', function() end)
+        end)
+    """)
+    with pytest.raises(PolicyError, match="must be called while the policy loads"):
+        await runtime.hooks.smtp_server_ehlo("x", {})
+
+
+def test_registry_rejects_non_string_names() -> None:
+    with pytest.raises(ValueError, match="event name must be a string"):
+        EventRegistry().on(42, lambda: None)

@@ -1,0 +1,98 @@
+"""Listener lifecycle: several listeners, started from a policy, closed gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from typing import Any
+
+import pytest
+
+from kumocore import ConfigError, hookimpl
+from kumocore.message import Message
+from kumocore.server import Server
+from tests.reception.harness import make_reception
+from tests.smtp.conftest import StartSmtp
+from tests.support.smtp_client import RawSmtpClient
+
+
+async def test_several_listeners_run_at_once(start_smtp: StartSmtp) -> None:
+    first = await start_smtp(hostname="mx1.example")
+    second = await start_smtp(hostname="mx2.example", banner="second")
+    assert first.port != second.port
+    assert str(await (await first.client()).read_reply()) == "220 mx1.example KumoMTA"
+    assert str(await (await second.client()).read_reply()) == "220 mx2.example second"
+
+
+class StartsListeners:
+    @hookimpl
+    def kumo_init(self, kumo: Any) -> None:
+        kumo.start_esmtp_listener(listen="127.0.0.1:0", hostname="policy.example")
+        kumo.start_http_listener({"listen": "127.0.0.1:0"})
+
+
+async def test_server_starts_the_listeners_a_policy_defines() -> None:
+    reception = await make_reception(StartsListeners())
+    await reception.runtime.run_init()
+    server = Server(reception.runtime)
+    await server._start_listeners()
+    try:
+        esmtp, http = server.listeners
+        client = await RawSmtpClient.connect(esmtp.address[1])
+        assert str(await client.read_reply()) == "220 policy.example KumoMTA"
+        assert http.address[1] > 0
+    finally:
+        for listener in server.listeners:
+            await listener.close()
+        await reception.close()
+
+
+async def test_closing_tells_idle_clients_and_refuses_new_ones(start_smtp: StartSmtp) -> None:
+    env = await start_smtp()
+    idle = await env.session()
+    await env.listener.close(timeout=1.0)
+    assert str(await idle.read_reply()) == "421 4.3.2 mx.kumocore.test shutting down"
+    assert await idle.closed()
+    try:
+        late = await RawSmtpClient.connect(env.port, timeout=1.0)
+    except OSError:
+        return
+    assert await late.closed(timeout=1.0)
+
+
+class Slow:
+    @hookimpl
+    async def kumo_smtp_server_message_received(self, message: Message) -> None:
+        await asyncio.sleep(0.3)
+
+
+async def test_closing_lets_a_message_in_processing_finish(start_smtp: StartSmtp) -> None:
+    env = await start_smtp(Slow())
+    client = await env.session()
+    await client.command("MAIL FROM:<a@example.com>")
+    await client.command("RCPT TO:<b@example.com>")
+    await client.command("DATA")
+    await client.send("Subject: in flight\r\n\r\n.\r\n")
+    await asyncio.sleep(0.1)
+    closing = asyncio.create_task(env.listener.close(timeout=2.0))
+    assert (await client.read_reply()).code == 250
+    assert str(await client.read_reply()) == "421 4.3.2 mx.kumocore.test shutting down"
+    await closing
+    assert len(env.messages) == 1
+
+
+async def test_stdlib_smtplib_client_sends_a_message(start_smtp: StartSmtp) -> None:
+    env = await start_smtp()
+
+    def send() -> dict[str, tuple[int, bytes]]:
+        with smtplib.SMTP("127.0.0.1", env.port, local_hostname="std.client") as client:
+            return client.sendmail("a@example.com", ["b@example.com"],
+                                   b"Subject: stdlib\r\n\r\n.dot line\r\nend\r\n")
+
+    assert await asyncio.to_thread(send) == {}
+    assert env.messages[0].data.endswith(b"Subject: stdlib\r\n\r\n.dot line\r\nend\r\n")
+
+
+async def test_unsafe_unsupported_options_are_refused(start_smtp: StartSmtp) -> None:
+    with pytest.raises(ConfigError, match="require_proxy_protocol"):
+        await start_smtp(require_proxy_protocol=True)
