@@ -177,7 +177,9 @@ class CorePlugin:
 
     @hookimpl
     def kumo_register_spool_kinds(self) -> Mapping[str, SpoolFactory]:
-        return {"Memory": MemorySpool}
+        from kumocore.spool.localdisk import LocalDiskSpool
+
+        return {"Memory": MemorySpool, "LocalDisk": LocalDiskSpool}
 
     # ------------------------------------------------------------- default lookups
     @hookimpl(trylast=True)

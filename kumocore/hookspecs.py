@@ -74,7 +74,7 @@ def kumo_init(kumo: Kumo) -> None:
 def kumo_shutdown() -> None:
     """The server is stopping: flush and close what you own. All implementations run.
 
-    Lua: none (KumoMTA has no shutdown event).
+    Lua: ``kumo.on('shutdown', function() end)`` (a kumocore addition; KumoMTA has none).
     """
 
 
@@ -276,8 +276,10 @@ def kumo_get_egress_path_config(
 def kumo_classify_bounce(response: Response) -> str | None:
     """Classify a delivery response into a bounce category (``InvalidRecipient``...).
 
-    First non-None wins; ``Uncategorized`` when none answers. Lua: none (configure the
-    TOML classifier with ``kumo.configure_bounce_classifier``).
+    First non-None wins; ``Uncategorized`` when none answers. Usually configured with
+    ``kumo.configure_bounce_classifier``; Lua may also answer with
+    ``kumo.on('classify_bounce', function(response) return 'SpamBlock' end)``
+    (a kumocore addition).
     """
 
 

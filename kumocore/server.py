@@ -152,6 +152,9 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
+        "SIGHUP ignored: reloading the policy is not supported yet; restart to apply changes"))
     log.info("kumocore ready", policy=policy, hostname=runtime.hostname)
     await stop.wait()
     log.info("shutting down", timeout=shutdown_timeout)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -16,9 +18,17 @@ if TYPE_CHECKING:
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
-    from kumocore.throttle.store import ThrottleStore
+    from kumocore.throttle.store import Lease, ThrottleStore
 
 log = structlog.get_logger("kumocore.egress")
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A held connection slot: the lease and the store that granted it."""
+
+    store: ThrottleStore
+    lease: Lease
 
 #: The longest a connection waits for the message rate before handing its slot back.
 MAX_RATE_WAIT = 5.0
@@ -42,20 +52,31 @@ class Egress:
     def connection_limit(config: EgressPathConfig) -> int:
         return int(config.connection_limit.limit)
 
-    async def acquire_slot(self, ready: ReadyQueue) -> Any:
+    async def acquire_slot(self, ready: ReadyQueue) -> Slot | None:
+        """A connection slot for ``ready``, or None when its connection limit is reached."""
         spec = ready.config.connection_limit
         store = self._store(bool(getattr(spec, "force_local", False)))
         key = f"kumomta.connection_limit.{ready.key.name}"
-        return await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
+        lease = await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
+        return Slot(store, lease) if lease is not None else None
 
-    async def release_slot(self, lease: Any) -> None:
-        if lease is None:
+    async def keep_slot(self, slot: Slot | None) -> None:
+        """Renew a long-lived connection's lease before it lapses (a lapsed lease would let
+        the fleet open one connection too many)."""
+        if slot is None or slot.lease.expires - time.monotonic() > LEASE_SECONDS / 3:
             return
-        for store in {id(s): s for s in (self.local, self.runtime.throttles) if s}.values():
-            try:
-                await store.release_lease(lease)
-            except Exception as exc:  # a lease that lapses is harmless
-                log.debug("lease release failed", error=str(exc))
+        try:
+            await slot.store.renew_lease(slot.lease, LEASE_SECONDS)
+        except Exception as exc:  # lapsed already (e.g. Redis was away): keep going
+            log.warning("connection slot lease could not be renewed", error=str(exc))
+
+    async def release_slot(self, slot: Slot | None) -> None:
+        if slot is None:
+            return
+        try:
+            await slot.store.release_lease(slot.lease)
+        except Exception as exc:  # a lease that is not released lapses on its own
+            log.debug("lease release failed", error=str(exc))
 
     async def wait_for_rate(self, ready: ReadyQueue) -> bool:
         """Wait until the path's ``max_message_rate`` admits one more message.

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.outcomes")
 
+_COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
+
 
 class Outcomes:
     """Records outcomes, updates the spool and reschedules."""
@@ -133,7 +135,8 @@ class Outcomes:
         kind: str = "Bounce",
         log_it: bool = True,
     ) -> None:
-        self.counters["admin_bounced" if kind == "AdminBounce" else "bounced"] += 1
+        """A final failure (``Bounce``, ``AdminBounce`` or ``Expiration``): log, then forget."""
+        self.counters[_COUNTER_OF[kind]] += 1
 
         async def finish() -> None:
             if log_it:
@@ -144,15 +147,8 @@ class Outcomes:
         self._spawn(finish())
 
     def expire(self, path: ReadyQueue | None, message: Message, reason: str) -> None:
-        self.counters["expired"] += 1
         response = Response.parse(551, f"5.4.7 {reason}")
-
-        async def finish() -> None:
-            classification = await self._classify(response)
-            self._record("Expiration", message, response, path, None, None, classification)
-            await self.manager.forget(message)
-
-        self._spawn(finish())
+        self.bounce(path, message, response, None, None, kind="Expiration")
 
     # ------------------------------------------------------------------ retry
     def transient(

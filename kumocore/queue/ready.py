@@ -99,12 +99,13 @@ class ReadyQueue:
 
     def _wanted_connections(self) -> int:
         limit = self.manager.connection_limit(self.config)
-        # No more connections than messages: each connection needs at least one.
-        return min(limit, self.connections + len(self.messages))
+        # No more connections than queued messages: a new connection has not taken its
+        # first message yet, so the open ones already stand for that many queued ones.
+        return min(limit, len(self.messages))
 
     async def _connection(self, lease: Any) -> None:
         try:
-            await self._serve_connection()
+            await self._serve_connection(lease)
         except Exception as exc:  # a bug must not kill the queue: log and move on
             log.exception("connection task failed", path=self.key.name, error=str(exc))
         finally:
@@ -112,7 +113,7 @@ class ReadyQueue:
             await self.manager.release_connection_slot(lease)
             self.wake()
 
-    async def _serve_connection(self) -> None:
+    async def _serve_connection(self, lease: Any) -> None:
         if not self.messages:
             return
         try:
@@ -121,11 +122,11 @@ class ReadyQueue:
             self._fail_queued(failure.response)
             return
         try:
-            await self._deliver_over(conn)
+            await self._deliver_over(conn, lease)
         finally:
             await conn.close()
 
-    async def _deliver_over(self, conn: SmtpClientConnection) -> None:
+    async def _deliver_over(self, conn: SmtpClientConnection, lease: Any) -> None:
         idle = float(self.config.idle_timeout)
         delivered = 0
         while delivered < self.config.max_deliveries_per_connection and not conn.closed:
@@ -137,6 +138,7 @@ class ReadyQueue:
                 return
             await self.manager.deliver(self, conn, message)
             delivered += 1
+            await self.manager.egress.keep_slot(lease)
 
     async def _next_message(self, idle: float) -> Message | None:
         """The next message, waiting up to ``idle`` seconds for one to arrive."""

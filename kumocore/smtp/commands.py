@@ -13,7 +13,7 @@ from kumocore.address import AddressError, parse_envelope_address
 from kumocore.smtp.auth import auth
 from kumocore.smtp.parse import CommandSyntaxError, parse_params, split_path
 from kumocore.smtp.receive import data
-from kumocore.smtp.relay import check_relaying
+from kumocore.smtp.relay import check_relaying, has_routing_syntax
 from kumocore.smtp.session import CommandHandler, Transaction
 
 if TYPE_CHECKING:
@@ -128,7 +128,8 @@ async def rcpt(session: EsmtpSession, arg: str) -> None:
     disposition = await check_relaying(
         session.domains, peer_ip=session.peer_ip, sender=txn.sender, recipient=recipient,
         authenticated=session.authn_id is not None)
-    if not disposition.accept_rcpt_to:
+    if not disposition.accept_rcpt_to or (
+            not disposition.trusted and has_routing_syntax(recipient.user)):
         await session.reply(550, f"5.7.1 relaying not permitted for {session.peer_address}")
         return
     if len(txn.recipients) >= session.config.max_recipients_per_message:

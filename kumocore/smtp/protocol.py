@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto as sslproto
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from aiosmtpd.smtp import SMTP
@@ -147,8 +147,9 @@ class SmtpProtocol(SMTP):
 
     def abort_with(self, code: int, text: str) -> None:
         """Write a last reply and close, without waiting (from callbacks)."""
-        transport = self.transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+        # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
+        transport = cast(asyncio.Transport | None, self.transport)
+        if transport is not None and not transport.is_closing():
             transport.write(format_reply(code, text))
             transport.close()
         self.closing = True

@@ -82,14 +82,17 @@ async def data(session: EsmtpSession, arg: str) -> None:
             return
         body = data_io.fix_line_endings(body)
     task = asyncio.ensure_future(_receive(session, txn, body))
-    task.add_done_callback(_log_orphan_failure)
-    await asyncio.shield(task)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # The client went away: processing goes on, and its outcome is only logged.
+        task.add_done_callback(_log_orphan_failure)
+        raise
 
 
 def _log_orphan_failure(task: asyncio.Future[None]) -> None:
-    # Only reached with nobody awaiting when the client vanished during processing.
     if not task.cancelled() and task.exception() is not None:
-        log.debug("reception after disconnect failed", error=str(task.exception()))
+        log.error("reception after disconnect failed", error=str(task.exception()))
 
 
 async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None:

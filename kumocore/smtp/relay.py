@@ -12,6 +12,11 @@ RCPT TO is also accepted, without relaying, when the recipient's domain logs OOB
 reports (``log_oob``/``log_arf`` not ``Ignore``): whether such a message is kept is
 decided at the end of DATA, once it is known to be a report.
 
+Like Postfix's ``allow_untrusted_routing = no``, a client that may not relay by itself is
+refused a recipient whose local part carries routing syntax (``user%other@relay-to-domain``,
+``other!user@...``, ``"user@other"@...``): the ``relay_to`` domain's server might honour
+the route and forward to ``other``. kumocore itself never interprets such syntax.
+
 Listener domains come from the ``get_listener_domain`` hook first, then from the
 listener's ``domains`` table. Answers are cached per connection (at most
 :data:`MAX_CACHED_DOMAINS` of them) because RCPT TO asks for the same sender domain again
@@ -41,6 +46,9 @@ class RelayDisposition:
     relay: bool
     log_arf: str = IGNORE
     log_oob: str = IGNORE
+    #: The client itself may relay (relay_hosts, AUTH or relay_from), as opposed to the
+    #: recipient's domain accepting mail from anyone (relay_to, report domains).
+    trusted: bool = False
 
     @property
     def accept_rcpt_to(self) -> bool:
@@ -85,15 +93,22 @@ async def check_relaying(
     authenticated: bool,
 ) -> RelayDisposition:
     """KumoMTA's relay decision for ``recipient`` (see the module docstring)."""
-    relay = authenticated or lookup.config.relay_hosts.contains(peer_ip)
-    if not relay and sender.domain:
+    trusted = authenticated or lookup.config.relay_hosts.contains(peer_ip)
+    if not trusted and sender.domain:
         sender_domain = await lookup.get(sender.domain)
-        relay = sender_domain is not None and sender_domain.relay_from.contains(peer_ip)
+        trusted = sender_domain is not None and sender_domain.relay_from.contains(peer_ip)
     recipient_domain = await lookup.get(recipient.domain)
     if recipient_domain is None:
-        return RelayDisposition(relay=relay)
+        return RelayDisposition(relay=trusted, trusted=trusted)
     return RelayDisposition(
-        relay=relay or recipient_domain.relay_to,
+        relay=trusted or recipient_domain.relay_to,
         log_arf=recipient_domain.log_arf,
         log_oob=recipient_domain.log_oob,
+        trusted=trusted,
     )
+
+
+def has_routing_syntax(local_part: str) -> bool:
+    """Whether a local part carries source-routing syntax (``%``-hack, ``!`` path, or a
+    quoted ``@``) that a downstream server might still honour."""
+    return any(c in local_part for c in "%!@")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
@@ -80,8 +80,9 @@ class EsmtpListener:
         if pending:
             _, still_running = await asyncio.wait(pending, timeout=timeout)
             for session in list(self.sessions):
-                if isinstance(session.transport, asyncio.WriteTransport):
-                    session.transport.abort()
+                transport = cast(asyncio.Transport | None, session.transport)
+                if transport is not None:
+                    transport.abort()
             if still_running:
                 log.warning("closed SMTP sessions still busy", count=len(still_running))
         if self._server is not None:

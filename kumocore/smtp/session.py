@@ -121,8 +121,16 @@ class EsmtpSession(SmtpProtocol):
             self._log_rejection(code, text)
         await super().reply(code, text, close=close)
 
-    async def reject(self, rejection: Rejection) -> None:
-        await self.reply(rejection.code, rejection.message, close=rejection.disconnect)
+    async def reject(self, rejection: Rejection, *, close: bool = False) -> None:
+        """Send a policy's Rejection; ``close`` ends the session even without a 421."""
+        if rejection.code < 400:
+            # kumo.reject(250, ...) would tell the client "accepted" for a message that is
+            # dropped: a policy bug, answered like any other policy error.
+            log.error("policy rejected with a non-error code", code=rejection.code,
+                      text=rejection.message)
+            await self.technical_difficulties()
+            return
+        await self.reply(rejection.code, rejection.message, close=close or rejection.disconnect)
 
     async def technical_difficulties(self) -> None:
         await self.reply(421, f"4.3.0 {self.hostname} technical difficulties", close=True)
@@ -172,7 +180,7 @@ class EsmtpSession(SmtpProtocol):
             await self.runtime.hooks.smtp_server_connection_accepted(self.conn_meta)
         except Rejection as rejection:
             # KumoMTA ends the session after any refusal at connect time.
-            await self.reply(rejection.code, rejection.message, close=True)
+            await self.reject(rejection, close=True)
             return False
         await self.reply(220, f"{hostname} {self.config.banner}")
         return True

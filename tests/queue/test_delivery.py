@@ -120,3 +120,11 @@ async def test_unknown_egress_pool_keeps_the_message_queued(make_bench) -> None:
     failure = (await bench.wait_for_records("TransientFailure", 1))[0]
     assert "egress pool 'missing' is not defined" in failure["response"]["content"]
     assert bench.spooled() == 1
+
+
+async def test_one_queued_message_opens_one_connection_not_the_whole_limit(make_bench) -> None:
+    bench = await make_bench(path={"connection_limit": 32})
+    await bench.inject("only@example.com")
+    await bench.wait_for_records("Delivery", 1)
+    assert bench.sink.state.connections == 1
+    assert max(r.connections for r in bench.queues.ready.values()) <= 1

@@ -219,3 +219,11 @@ async def test_trace_headers_can_be_turned_off(start_smtp: StartSmtp) -> None:
     client = await env.session()
     await client.send_mail("a@example.com", ["b@example.com"], "Subject: bare\r\n\r\nx\r\n")
     assert env.messages[0].data == b"Subject: bare\r\n\r\nx\r\n"
+
+
+async def test_reject_with_a_success_code_is_a_policy_error(start_smtp: StartSmtp) -> None:
+    env = await start_smtp(Refuse("message_received", Rejection(250, "2.0.0 pretend")))
+    client = await env.session()
+    _, final = await client.send_mail("a@example.com", ["no@example.com"], "Subject: x\r\n\r\n")
+    assert str(final) == TECHNICAL_DIFFICULTIES
+    assert env.messages == []

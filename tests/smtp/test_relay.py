@@ -149,3 +149,19 @@ async def test_get_listener_domain_hook_gets_listener_address_and_conn_meta(
     assert listener == f"127.0.0.1:{env.port}"
     assert conn_meta["received_from"].startswith("127.0.10.7:")
     assert conn_meta["ehlo_domain"] == "client.test"
+
+
+ROUTING_TRICKS = ["victim%other.example@inbound.example", "other.example!victim@inbound.example",
+                  '"victim@other.example"@inbound.example']
+
+
+async def test_untrusted_peer_may_not_use_routing_syntax_via_a_relay_to_domain(
+    start_smtp: StartSmtp,
+) -> None:
+    env = await start_smtp(domains=DOMAINS)
+    for recipient in ROUTING_TRICKS:
+        reply = await rcpt_reply(env, UNTRUSTED, "a@x.example", recipient)
+        assert reply.startswith("550 5.7.1 relaying not permitted for 127.0.0.5:"), recipient
+    # A client that may relay anyway is not second-guessed: kumocore never routes on it.
+    for recipient in ROUTING_TRICKS:
+        assert await rcpt_reply(env, TRUSTED, "a@x.example", recipient) == "250 2.1.5 OK"

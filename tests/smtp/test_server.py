@@ -96,3 +96,19 @@ async def test_stdlib_smtplib_client_sends_a_message(start_smtp: StartSmtp) -> N
 async def test_unsafe_unsupported_options_are_refused(start_smtp: StartSmtp) -> None:
     with pytest.raises(ConfigError, match="require_proxy_protocol"):
         await start_smtp(require_proxy_protocol=True)
+
+
+async def test_client_vanishing_after_the_final_dot_does_not_lose_the_message(
+    start_smtp: StartSmtp,
+) -> None:
+    env = await start_smtp(Slow())
+    client = await env.session()
+    await client.command("MAIL FROM:<a@example.com>")
+    await client.command("RCPT TO:<b@example.com>")
+    await client.command("DATA")
+    await client.send("Subject: fire and forget\r\n\r\n.\r\n")
+    client.writer.transport.abort()
+    await asyncio.sleep(0.6)
+    [message] = env.messages
+    assert len(env.reception.meta_spool) == 1
+    assert message.get_first_named_header_value("Subject") == "fire and forget"
