@@ -3,6 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 POLICY ?= kumocore/defaults/default-policy.lua
 export KUMOCORE_VAR ?= $(CURDIR)/var
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: install serve test test-fast lint check bench bench-short reliability reliability-short docs clean
 

@@ -10,6 +10,7 @@ them into one synced write.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kumocore.intake")
 
 NULL_QUEUE = "null"
+#: Bound on cached queue configurations (one per distinct queue name).
+MAX_CACHED_QUEUE_CONFIGS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,27 +44,54 @@ class Accepted:
         return self.error is None
 
 
+def peer_ip(received_from: str) -> str:
+    """The IP of a ``received_from`` meta value (``"ip:port"``, ``"[v6]:port"`` or an IP).
+
+    KumoMTA's log records carry the peer's address without its port.
+    """
+    if received_from.startswith("["):
+        return received_from[1:].partition("]")[0]
+    host, sep, port = received_from.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host
+    return received_from
+
+
 class Intake:
     """The reception → spool → log → queue pipeline."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._configs: dict[str, tuple[QueueConfig, float]] = {}
 
     async def resolve_queue_config(self, message: Message) -> tuple[str, QueueConfig | None]:
-        """The scheduled queue name and its configuration (None for the null queue)."""
+        """The scheduled queue name and its configuration (None for the null queue).
+
+        Answers are kept per queue name for the config's ``refresh_interval``, as KumoMTA
+        does: the policy is asked once per queue, not once per message. Errors are never
+        cached, so a refused message is asked about again when it is retried.
+        """
         from kumocore.queue_name import message_queue_name, parse_queue_name
 
         name = message_queue_name(message)
         if name == NULL_QUEUE:
             return name, None
+        cached = self._configs.get(name)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return name, cached[0]
         parts = parse_queue_name(name)
         config = await self.runtime.hooks.get_queue_config(
-            parts.domain, parts.tenant, parts.campaign, parts.routing_domain
-        )
+            parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
+        if config is not None:
+            if len(self._configs) >= MAX_CACHED_QUEUE_CONFIGS:
+                self._configs.clear()
+            self._configs[name] = (config, now + float(config.refresh_interval))
         return name, config
 
     async def accept(
-        self, messages: Sequence[Message], *, reception_protocol: str
+        self, messages: Sequence[Message], *, reception_protocol: str,
+        without_reception_record: frozenset[str] = frozenset(),
     ) -> list[Accepted]:
         """Make each message durable, log its reception and queue it.
 
@@ -96,7 +126,8 @@ class Intake:
                 log.error("spool write failed", id=message.id, error=str(error))
                 results[index] = Accepted(message, error=error)
                 continue
-            self._log_reception(message, queue, reception_protocol)
+            if message.id not in without_reception_record:
+                self._log_reception(message, queue, reception_protocol)
             self.runtime.queues.insert(message, queue, config)
             received.add(reception_protocol)
             results[index] = Accepted(message)
@@ -116,7 +147,7 @@ class Intake:
                 response=Response(250, f"OK ids={message.id}", command="."),
                 peer_address={
                     "name": message.meta.get("ehlo_domain", ""),
-                    "addr": message.meta.get("received_from", ""),
+                    "addr": peer_ip(str(message.meta.get("received_from", ""))),
                 },
                 reception_protocol=reception_protocol,
                 nodeid=self.runtime.nodeid,

@@ -18,7 +18,9 @@ def dot_stuff(data: bytes) -> bytes:
     Every bare CR or LF becomes CRLF, so a smuggling payload that reached the spool can
     never be passed on as a second end-of-data.
     """
-    if b"\r" in data or b"\n" in data:
+    # Counting is ~3x cheaper than the regex and reception already made most bodies clean.
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
         data = _BARE_LINE_ENDINGS.sub(b"\r\n", data)
     if data.startswith(b"."):
         data = b"." + data

@@ -168,15 +168,17 @@ class Outcomes:
         delay = config.delay_for_attempt(message.num_attempts)
         jitter = config.jitter_bound()
         delay = max(0.0, delay + random.uniform(-jitter, jitter))
-        message.num_attempts += 1
         due = time.time() + delay
         expires = message.created + float(config.max_age)
 
         async def finish() -> None:
             classification = await self._classify(response)
+            # As in KumoMTA, the record shows the attempts made before this one; the
+            # count goes up when the message is requeued.
             self._record(
                 "TransientFailure", message, response, path, peer, source_address, classification
             )
+            message.num_attempts += 1
             if due > expires:
                 when = datetime.fromtimestamp(due, UTC).isoformat()
                 self.expire(

@@ -30,6 +30,9 @@ log = structlog.get_logger("kumocore.ready")
 #: leases lapse after this.
 LEASE_SECONDS = 300.0
 
+#: How soon a queue that found every connection slot taken (by another node) asks again.
+SLOT_RETRY_SECONDS = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class PathKey:
@@ -60,21 +63,33 @@ class ReadyQueue:
         self.config = config
         self.config_loaded = time.monotonic()
         self.messages: collections.deque[Message] = collections.deque()
+        # Beyond max_ready, messages wait here with their bodies released to disk; they
+        # move up as the queue drains, instead of waiting out a fixed reschedule delay.
+        self.overflow: collections.deque[Message] = collections.deque()
         self.connections = 0
         self.mx: Any = None  # the MailExchanger of the domain that opened this path
         self._pumping = False
+        self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
-        return len(self.messages)
+        return len(self.messages) + len(self.overflow)
 
     @property
     def is_full(self) -> bool:
         return len(self.messages) >= self.config.max_ready
 
     def add(self, message: Message) -> None:
-        self.messages.append(message)
+        if self.is_full or self.overflow:
+            message.release_data()  # durable already; delivery reloads it from the spool
+            self.overflow.append(message)
+        else:
+            self.messages.append(message)
         self.wake()
+
+    def _refill(self) -> None:
+        while self.overflow and len(self.messages) < self.config.max_ready // 2 + 1:
+            self.messages.append(self.overflow.popleft())
 
     def wake(self) -> None:
         """Open connections if there is work and the limit allows (never blocks)."""
@@ -89,13 +104,25 @@ class ReadyQueue:
             while self.messages and self.connections < self._wanted_connections():
                 lease = await self.manager.acquire_connection_slot(self)
                 if lease is None:
-                    break  # at the (possibly fleet-wide) limit: an ending connection wakes us
+                    # At the (possibly fleet-wide) limit. Our own ending connections wake
+                    # us, but slots held by other nodes free up silently: poll once later.
+                    self._retry_slots_later()
+                    break
                 self.connections += 1
                 task = asyncio.get_running_loop().create_task(self._connection(lease))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
             self._pumping = False
+
+    def _retry_slots_later(self) -> None:
+        if self._slot_retry is None:
+            self._slot_retry = asyncio.get_running_loop().call_later(
+                SLOT_RETRY_SECONDS, self._retry_slots)
+
+    def _retry_slots(self) -> None:
+        self._slot_retry = None
+        self.wake()
 
     def _wanted_connections(self) -> int:
         limit = self.manager.connection_limit(self.config)
@@ -147,7 +174,10 @@ class ReadyQueue:
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(min(0.05, idle))
-        return self.messages.popleft()
+        message = self.messages.popleft()
+        if self.overflow:
+            self._refill()
+        return message
 
     def _fail_queued(self, response: Response) -> None:
         """No MX host could take a connection: every queued message gets that response.
@@ -155,18 +185,21 @@ class ReadyQueue:
         Usually transient (retried with backoff); permanent when every MX address is
         prohibited (``550 5.4.4``), which would otherwise be a mail loop.
         """
-        failed = list(self.messages)
-        self.messages.clear()
+        failed = self.drain()
         for message in failed:
             self.manager.outcomes.handle(self, message, response, peer=None)
 
     def drain(self) -> list[Message]:
         """Take every queued message (for shutdown, suspension or rebinding)."""
-        taken = list(self.messages)
+        taken = [*self.messages, *self.overflow]
         self.messages.clear()
+        self.overflow.clear()
         return taken
 
     async def stop(self) -> None:
+        if self._slot_retry is not None:
+            self._slot_retry.cancel()
+            self._slot_retry = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.routing")
 
-#: How long a message waits before another try when its ready queue is full.
-READY_FULL_DELAY = 5.0
 
 
 class RoutingError(Exception):
@@ -63,9 +61,6 @@ class Router:
             ready = await self._ready_queue_for(message, queue)
         except RoutingError as error:
             manager.outcomes.handle(None, message, error.response, peer=None)
-            return
-        if ready.is_full:
-            manager.schedule(message, now + READY_FULL_DELAY)
             return
         ready.add(message)
 

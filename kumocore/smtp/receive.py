@@ -39,7 +39,7 @@ from kumocore.message import Message
 from kumocore.queue_name import NULL_QUEUE
 from kumocore.smtp import data as data_io
 from kumocore.smtp.relay import check_relaying
-from kumocore.smtp.reports import Report, find_report, report_records
+from kumocore.smtp.reports import Report, find_report, log_report
 from kumocore.smtp.trace import (
     add_supplemental_header,
     protocol_name,
@@ -106,23 +106,32 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None
         await session.reply(451, "4.4.5 data_processing_timeout exceeded (rx)")
         return
     trace = session.config.trace_headers
-    relay, reported, black_holed = [], False, False
+    relay: list[Message] = []
+    reports: list[tuple[Message, Report]] = []
+    black_holed = False
     for message in messages:
         if trace.supplemental_header:
             add_supplemental_header(message, trace.header_name, trace.include_meta_names)
         keep, report = await _disposition(session, message)
         if report is not None:
-            reported = True
-            _log_report(session, message, report)
+            reports.append((message, report))
         if message.queue_name() == NULL_QUEUE:
             black_holed = True  # accepted and discarded, as the policy asked
         elif keep:
             relay.append(message)
-    if not (relay or reported or black_holed):
+    if not (relay or reports or black_holed):
         await session.reply(550, "5.7.1 relaying not permitted")
         return
-    results = await _accept(session, relay)
-    await _final_reply(session, [m.id for m in messages], results)
+    # A relayed ARF report is logged as Feedback *instead of* Reception, as in KumoMTA.
+    feedback_ids = frozenset(m.id for m, report in reports if report.feedback is not None)
+    results = await _accept(session, relay, feedback_ids)
+    accepted = await _final_reply(session, [m.id for m in messages], results)
+    # Reports are logged once the client was told they were taken: a refused transaction
+    # is retried, and must not log its OOB/Feedback records again each time.
+    for message, report in reports:
+        if message.id in accepted:
+            await log_report(session.runtime, message, report,
+                             peer_ip=session.peer_ip, ehlo=session.ehlo_domain or "")
 
 
 def _make_messages(session: EsmtpSession, txn: Transaction, body: bytes) -> list[Message]:
@@ -155,49 +164,36 @@ async def _disposition(session: EsmtpSession, message: Message) -> tuple[bool, R
     return disposition.relay, None
 
 
-def _log_report(session: EsmtpSession, message: Message, report: Report) -> None:
-    runtime = session.runtime
-    if runtime.logs is None:
-        return
-    ehlo = session.ehlo_domain or ""
-    for record in report_records(runtime, message, report, peer_ip=session.peer_ip, ehlo=ehlo):
-        runtime.logs.submit(record)
-    if report.dsn is not None and not report.relay:
-        # A relayed message gets its Reception record from the intake; a dropped DSN is
-        # still a received message, as in KumoMTA's logs.
-        from kumocore.logs.record import PeerAddress, RecordType, make_record
-        from kumocore.response import Response
-
-        runtime.logs.submit(make_record(
-            RecordType.Reception, message, queue=message.queue_name(),
-            response=Response(250, f"OK ids={message.id}", command="."),
-            peer_address=PeerAddress(ehlo, session.peer_ip), reception_protocol="ESMTP",
-            nodeid=runtime.nodeid, header_names=runtime.logs.header_names))
-
-
-async def _accept(session: EsmtpSession, messages: list[Message]) -> list[Accepted]:
+async def _accept(session: EsmtpSession, messages: list[Message],
+                  feedback_ids: frozenset[str] = frozenset()) -> list[Accepted]:
     if not messages:
         return []
     intake = session.runtime.intake
     if intake is None:
         raise RuntimeError("the ESMTP listener runs without an intake")
-    return await intake.accept(messages, reception_protocol="ESMTP")
+    return await intake.accept(messages, reception_protocol="ESMTP",
+                               without_reception_record=feedback_ids)
 
 
-async def _final_reply(session: EsmtpSession, ids: list[str], results: list[Accepted]) -> None:
+async def _final_reply(
+    session: EsmtpSession, ids: list[str], results: list[Accepted]
+) -> set[str]:
+    """Answer the transaction; return the ids the client was told were accepted."""
     failed = [result for result in results if not result.ok]
     if not failed:
         await session.reply(250, f"OK ids={' '.join(ids)}")
-        return
+        return set(ids)
     for result in failed:
         log.error("message not accepted", id=result.message.id, error=str(result.error))
     policy = [r.error for r in failed if isinstance(r.error, Rejection | PolicyError | HookError)]
     rejection = next((e for e in policy if isinstance(e, Rejection)), None)
     if rejection is not None:
         await session.reject(rejection)
-    elif policy or len(failed) == len(ids):
+        return set()
+    if policy or len(failed) == len(ids):
         await session.technical_difficulties()
-    else:
-        lost = {result.message.id for result in failed}
-        kept = " ".join(i for i in ids if i not in lost)
-        await session.reply(250, f"PARTIAL ids={kept}")
+        return set()
+    lost = {result.message.id for result in failed}
+    kept = [i for i in ids if i not in lost]
+    await session.reply(250, f"PARTIAL ids={' '.join(kept)}")
+    return set(kept)

@@ -8,16 +8,19 @@ command being answered — for AUTH only its mechanism, never the credentials.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kumocore.logs.record import LogRecord, PeerAddress, RecordType, make_record
+from kumocore.logs.record import PeerAddress, RecordType, make_record
 from kumocore.response import Response
+from kumocore.smtp.reports import classify
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from kumocore.runtime import Runtime
     from kumocore.smtp.session import EsmtpSession
 
 
@@ -40,14 +43,36 @@ class _Refused:
         return []
 
 
-def rejection_record(session: EsmtpSession, code: int, text: str) -> LogRecord:
-    """The record for the reply ``code text`` sent on ``session``."""
+#: Classification tasks in flight (a task nobody references may be garbage collected).
+_PENDING: set[asyncio.Task[None]] = set()
+
+
+def log_rejection(session: EsmtpSession, code: int, text: str) -> None:
+    """Log the reply ``code text`` sent on ``session`` as a ``Rejection`` record.
+
+    The session's state is captured now; the record is classified (KumoMTA classifies
+    Rejection records) and submitted in the background, so a slow classifier never
+    delays the reply.
+    """
     txn = session.txn
     sender = txn.sender.email if txn is not None else ""
     recipient = txn.recipients[-1].email if txn is not None and txn.recipients else ""
     refused = _Refused(sender, recipient, dict(session.conn_meta))
-    return make_record(
-        RecordType.Rejection, refused, queue="",
-        response=Response.parse(code, text, command=session.command or None),
-        peer_address=PeerAddress(session.ehlo_domain or "", session.peer_ip),
-        nodeid=session.runtime.nodeid, session_id=session.session_id, when=refused.created)
+    response = Response.parse(code, text, command=session.command or None)
+    peer = PeerAddress(session.ehlo_domain or "", session.peer_ip)
+    task = asyncio.ensure_future(
+        _submit(session.runtime, refused, response, peer, session.session_id))
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
+
+async def _submit(
+    runtime: Runtime, refused: _Refused, response: Response, peer: PeerAddress,
+    session_id: str,
+) -> None:
+    if runtime.logs is None:
+        return
+    runtime.logs.submit(make_record(
+        RecordType.Rejection, refused, queue="", response=response, peer_address=peer,
+        nodeid=runtime.nodeid, session_id=session_id, when=refused.created,
+        bounce_classification=await classify(runtime, response)))

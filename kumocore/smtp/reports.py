@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.logs.record import LogRecord, PeerAddress, RecordType, make_record
 from kumocore.response import EnhancedCode, Response
 from kumocore.smtp.relay import IGNORE, LOG_THEN_RELAY, RelayDisposition
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from kumocore.logs.record import LogRecord
     from kumocore.message import Message
     from kumocore.reports import DeliveryStatusReport, RecipientStatus
     from kumocore.runtime import Runtime
@@ -67,20 +67,49 @@ def find_report(message: Message, disposition: RelayDisposition) -> Report | Non
     return None
 
 
-def report_records(
+async def classify(runtime: Runtime, response: Response) -> str:
+    """The bounce classification of ``response``; a failing classifier never stops
+    logging (the record is then ``Uncategorized``)."""
+    try:
+        return await runtime.hooks.classify_bounce(response)
+    except Exception as exc:
+        log.error("bounce classification failed", error=str(exc))
+        return "Uncategorized"
+
+
+async def log_report(
+    runtime: Runtime, message: Message, report: Report, *, peer_ip: str, ehlo: str
+) -> None:
+    """Submit the ``Feedback`` or ``OOB`` records for ``report`` (classified, as KumoMTA
+    classifies every record type but Reception), and the ``Reception`` of a dropped DSN."""
+    logs = runtime.logs
+    if logs is None:
+        return
+    for record in await report_records(runtime, message, report, peer_ip=peer_ip, ehlo=ehlo):
+        logs.submit(record)
+    if report.dsn is not None and not report.relay:
+        # A relayed message gets its Reception record from the intake; a dropped DSN is
+        # still a received message, as in KumoMTA's logs.
+        logs.submit(make_record(
+            RecordType.Reception, message, queue=message.queue_name(),
+            response=Response(250, f"OK ids={message.id}", command="."),
+            peer_address=PeerAddress(ehlo, peer_ip), reception_protocol="ESMTP",
+            nodeid=runtime.nodeid, header_names=logs.header_names))
+
+
+async def report_records(
     runtime: Runtime, message: Message, report: Report, *, peer_ip: str, ehlo: str
 ) -> list[LogRecord]:
     """The ``Feedback`` or ``OOB`` records for ``report``."""
-    from kumocore.logs.record import PeerAddress, RecordType, make_record
-
     header_names = runtime.logs.header_names if runtime.logs is not None else ()
     queue = message.queue_name()
     if report.feedback is not None:
+        response = Response(250, "", command=".")
         return [make_record(
-            RecordType.Feedback, message, queue=queue,
-            response=Response(250, "", command="."),
+            RecordType.Feedback, message, queue=queue, response=response,
             peer_address=PeerAddress(ehlo, peer_ip), reception_protocol="ESMTP",
             feedback_report=report.feedback, nodeid=runtime.nodeid,
+            bounce_classification=await classify(runtime, response),
             header_names=header_names)]
     assert report.dsn is not None
     records = []
@@ -88,11 +117,13 @@ def report_records(
         if status.action != "failed":
             continue
         when = status.last_attempt_date.timestamp() if status.last_attempt_date else None
+        response = _oob_response(status)
         records.append(make_record(
             RecordType.OOB, _FailedRecipient(message, status.recipient), queue=queue,
-            response=_oob_response(status),
+            response=response,
             peer_address=PeerAddress(report.dsn.reporting_mta.name, peer_ip),
             reception_protocol="ESMTP", nodeid=runtime.nodeid, when=when or time.time(),
+            bounce_classification=await classify(runtime, response),
             header_names=header_names))
     return records
 

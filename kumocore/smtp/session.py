@@ -144,12 +144,10 @@ class EsmtpSession(SmtpProtocol):
             await self.reply(code, text)
 
     def _log_rejection(self, code: int, text: str) -> None:
-        logs = self.runtime.logs
-        if logs is None:
-            return
-        from kumocore.smtp.rejections import rejection_record
+        if self.runtime.logs is not None:
+            from kumocore.smtp.rejections import log_rejection
 
-        logs.submit(rejection_record(self, code, text))
+            log_rejection(self, code, text)
 
     # ------------------------------------------------------------------ the loop
     async def _handle_client(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from kumocore import Rejection, hookimpl
 from kumocore.message import Message
+from kumocore.response import Response
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 
@@ -108,3 +109,18 @@ async def test_refusals_are_logged_as_rejection_records(start_smtp: StartSmtp) -
     assert relay.meta["received_from"].startswith("127.0.0.5:")
     # Credentials never reach the logs: only the mechanism is recorded.
     assert auth.response.command == "AUTH PLAIN"
+
+
+class RelayDeniedClassifier:
+    @hookimpl
+    def kumo_classify_bounce(self, response: Response) -> str:
+        return "RelayDenied" if response.code == 550 else "Uncategorized"
+
+
+async def test_rejection_records_are_classified(start_smtp: StartSmtp) -> None:
+    env = await start_smtp(RelayDeniedClassifier())
+    client = await env.session("127.0.0.5")
+    await client.command("MAIL FROM:<a@example.com>")
+    assert (await client.command("RCPT TO:<b@other.example>")).code == 550
+    [rejection] = await env.reception.records("Rejection")
+    assert rejection.bounce_classification == "RelayDenied"

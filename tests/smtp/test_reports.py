@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from kumocore import Rejection, hookimpl
+from kumocore.response import Response
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 
 UNTRUSTED = "127.0.0.5"
@@ -142,3 +144,30 @@ async def test_relay_host_dsn_to_a_drop_domain_is_still_dropped(start_smtp: Star
     assert final.code == 250
     assert env.messages == []
     assert len(await env.reception.records("OOB")) == 1
+
+
+class Classifier:
+    @hookimpl
+    def kumo_classify_bounce(self, response: Response) -> str:
+        return "InvalidRecipient" if response.to_single_line().startswith("550 5.1.1") else \
+            "RelayDenied"
+
+
+async def test_oob_records_are_classified(start_smtp: StartSmtp) -> None:
+    env = await start_smtp(Classifier(), domains=DOMAINS)
+    await deliver(env, "bounce@bounces.example", DSN)
+    [oob] = await env.reception.records("OOB")
+    assert oob.bounce_classification == "InvalidRecipient"
+
+
+class RefuseBounceQueue:
+    @hookimpl
+    def kumo_get_queue_config(self, domain: str) -> None:
+        raise Rejection(451, "4.3.0 no queue for reports today")
+
+
+async def test_a_refused_report_logs_nothing(start_smtp: StartSmtp) -> None:
+    env = await start_smtp(RefuseBounceQueue(), domains=DOMAINS)
+    final = await deliver(env, "bounce@relayed-bounces.example", DSN)
+    assert final == "451 4.3.0 no queue for reports today"
+    assert await env.reception.records("OOB", "Feedback", "Reception") == []
