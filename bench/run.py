@@ -20,19 +20,15 @@ a side delivers nothing (or the harness itself breaks).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
 import json
-import math
 import os
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,154 +38,26 @@ from bench.kumocore_side import (
     KumocoreSettings,
     generate_dkim_key,
     process_cpu_seconds,
-    profile_with_py_spy,
-    py_spy_path,
-    top_functions,
-    top_inclusive,
 )
 from bench.load import (
     LoadError,
     SmtpSink,
     SmtpSource,
     free_port,
-    http_inject,
-    make_message,
     missing_tools,
     write_message,
 )
+from bench.machine import CpuMeter, machine, postfix_version
 from bench.postfix import PostfixInstance
-
-RATIO_LINE = "kumocore/postfix end-to-end ratio: {:.2f}"
-
-
-@dataclass
-class Mode:
-    sizes: tuple[int, ...]
-    counts: dict[int, int]
-    sessions: int
-    e2e_timeout: float
-    http_recipients: int
-    http_batch: int
-    http_concurrency: int
-    scheduled: int
-    breakdown: int
-    profile_seconds: float
-    repeats: int = 1  # e2e runs per side and size; the ratio uses the medians
-    nodkim_row: bool = False  # also kumocore without DKIM (informative, not in the ratio)
-
-
-MODES = {
-    # A few minutes on a 2-core machine (CI: must stay under 5 minutes).
-    "short": Mode(
-        sizes=(2048, 51200),
-        counts={2048: 3000, 51200: 1000},
-        sessions=20,
-        e2e_timeout=45,
-        http_recipients=3000,
-        http_batch=100,
-        http_concurrency=4,
-        scheduled=50_000,
-        breakdown=20_000,
-        profile_seconds=8,
-    ),
-    "full": Mode(
-        sizes=(2048, 51200),
-        counts={2048: 30_000, 51200: 10_000},
-        sessions=20,
-        e2e_timeout=600,
-        http_recipients=30_000,
-        http_batch=100,
-        http_concurrency=4,
-        scheduled=1_000_000,
-        breakdown=200_000,
-        profile_seconds=30,
-        repeats=3,
-        nodkim_row=True,
-    ),
-}
-
-
-@dataclass
-class E2EResult:
-    side: str
-    size: int
-    count: int
-    received: int
-    seconds: float  # first injected → last at the sink (or → timeout)
-    inject_seconds: float
-    complete: bool
-    cpu_busy_cores: float  # whole machine, average during the run
-    mta_cpu_seconds: float | None = None  # kumocore's process only
-    errors: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        return self.received / self.seconds if self.seconds > 0 else 0.0
-
-
-def log(text: str) -> None:
-    print(text, flush=True)
-
-
-# ----------------------------------------------------------------------------- machine
-
-
-def _cpu_ticks() -> tuple[int, int]:
-    with open("/proc/stat") as fh:
-        fields = [int(v) for v in fh.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields[:8]), idle
-
-
-class CpuMeter:
-    def __init__(self) -> None:
-        self.total, self.idle = _cpu_ticks()
-        self.started = time.perf_counter()
-
-    def busy_cores(self) -> float:
-        total, idle = _cpu_ticks()
-        seconds = time.perf_counter() - self.started
-        ticks = os.sysconf("SC_CLK_TCK")
-        busy = (total - self.total) - (idle - self.idle)
-        return busy / ticks / seconds if seconds > 0 else 0.0
-
-
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    with open("/proc/cpuinfo") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as fh:
-        mem_kib = int(fh.readline().split()[1])
-    import platform
-
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(mem_kib / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
-
-
-def postfix_version() -> str:
-    import subprocess
-
-    from bench.load import tool_path
-
-    try:
-        out = subprocess.run(
-            [tool_path("postconf") or "postconf", "-d", "-h", "mail_version"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
+from bench.report import (
+    RATIO_LINE,
+    E2EResult,
+    e2e_ratio,
+    log,
+    print_e2e,
+    print_profile,
+)
+from bench.sections import MODES, Mode, run_http, run_profile, run_scheduled, with_sink
 
 # ----------------------------------------------------------------------------- e2e
 
@@ -263,7 +131,7 @@ def run_kumocore_e2e(
     root: Path, size: int, count: int, mode: Mode, message: Path, base: KumocoreSettings
 ) -> E2EResult:
     with SmtpSink(count) as sink:
-        settings = _with_sink(base, sink.port)
+        settings = with_sink(base, sink.port)
         instance = KumocoreInstance(root, settings)
         try:
             instance.start()
@@ -282,12 +150,6 @@ def run_kumocore_e2e(
             return result
         finally:
             instance.stop()
-
-
-def _with_sink(base: KumocoreSettings, port: int, **changes: Any) -> KumocoreSettings:
-    values = asdict(base)
-    values.update(sink_port=port, **changes)
-    return KumocoreSettings(**values)
 
 
 def run_e2e_section(
@@ -310,9 +172,7 @@ def run_e2e_section(
                     if side == "postfix":
                         result = run_postfix_e2e(where, size, count, mode, message)
                     else:
-                        settings = (
-                            base if side == "kumocore" else _with_sink(base, 0, dkim_key=None)
-                        )
+                        settings = base if side == "kumocore" else with_sink(base, 0, dkim_key=None)
                         result = run_kumocore_e2e(where, size, count, mode, message, settings)
                         result.side = side
                 except LoadError as exc:
@@ -331,253 +191,6 @@ def run_e2e_section(
                     )
                 shutil.rmtree(where, ignore_errors=True)
     return results
-
-
-# ----------------------------------------------------------------------------- http
-
-
-@dataclass
-class HttpResult:
-    recipients: int
-    received: int
-    seconds: float  # first request → last message at the sink
-    accept_seconds: float  # first request → last response
-    accepted: int
-    failed: int
-    errors: list[str]
-
-    @property
-    def rate(self) -> float:
-        return self.received / self.seconds if self.seconds > 0 else 0.0
-
-
-def run_http(root: Path, mode: Mode, base: KumocoreSettings) -> HttpResult:
-    content = make_message(2048)
-    with SmtpSink(mode.http_recipients) as sink:
-        instance = KumocoreInstance(root / "kumocore-http", _with_sink(base, sink.port, http=True))
-        try:
-            instance.start()
-            url = f"http://127.0.0.1:{instance.http_port}/api/inject/v1"
-            injected = asyncio.run(
-                http_inject(
-                    url,
-                    recipients=mode.http_recipients,
-                    per_request=mode.http_batch,
-                    concurrency=mode.http_concurrency,
-                    content=content,
-                )
-            )
-            remaining = max(mode.e2e_timeout - (injected.finished - injected.started), 1.0)
-            result = sink.wait(remaining)
-            end = result.last_at if result.complete and result.last_at else time.perf_counter()
-            return HttpResult(
-                recipients=mode.http_recipients,
-                received=result.received,
-                seconds=end - injected.started,
-                accept_seconds=injected.finished - injected.started,
-                accepted=injected.accepted,
-                failed=injected.failed,
-                errors=(injected.errors[:3] + instance.errors_logged()[:3]),
-            )
-        finally:
-            instance.stop()
-
-
-# ----------------------------------------------------------------------------- scheduled
-
-
-def run_scheduled(root: Path, mode: Mode, base: KumocoreSettings) -> dict[str, Any]:
-    from bench.memory import baseline_rss, breakdown
-    from bench.recovery import measure_recovery, populate_spool
-
-    body = make_message(2048)
-    # Deliveries must not start: the messages are due in an hour, and the "sink" port
-    # is closed anyway.
-    settings = _with_sink(base, free_port())
-    baseline = baseline_rss(root / "kumocore-baseline", settings)
-    log(f"  idle kumocore RSS: {baseline / 1024:.1f} MiB")
-    var = root / "kumocore-recovery" / "var"
-    populated = populate_spool(var, mode.scheduled, body)
-    log(
-        f"  wrote {populated.count:,} messages into the spool in {populated.seconds:.1f}s "
-        f"(meta {populated.meta_bytes / populated.count:.0f} B, "
-        f"data {populated.data_bytes / populated.count:.0f} B each)"
-    )
-    recovery = measure_recovery(
-        root / "kumocore-recovery",
-        var,
-        settings,
-        mode.scheduled,
-        ready_timeout=max(120.0, mode.scheduled / 1000),
-    )
-    from bench.memory import ScheduledMemory
-
-    memory = ScheduledMemory(mode.scheduled, baseline, recovery.rss_kib, recovery.peak_rss_kib)
-    parts = breakdown(mode.breakdown, body)
-    return {
-        "count": mode.scheduled,
-        "populate_seconds": populated.seconds,
-        "meta_record_bytes": populated.meta_bytes / populated.count,
-        "data_record_bytes": populated.data_bytes / populated.count,
-        "seconds_to_ready": recovery.seconds_to_ready,
-        "scan_seconds": recovery.scan_seconds,
-        "recovered_logged": recovery.recovered_logged,
-        "recovery_rate": recovery.messages_per_second,
-        "baseline_rss_kib": baseline,
-        "rss_kib": recovery.rss_kib,
-        "peak_rss_kib": recovery.peak_rss_kib,
-        "bytes_per_message": memory.bytes_per_message,
-        "peak_bytes_per_message": memory.peak_bytes_per_message,
-        "breakdown_count": parts.count,
-        "breakdown_message_bytes": parts.message_bytes,
-        "breakdown_queued_bytes": parts.queued_bytes,
-        "errors": recovery.errors,
-    }
-
-
-# ----------------------------------------------------------------------------- profile
-
-
-def run_profile(
-    root: Path, mode: Mode, message: Path, base: KumocoreSettings, *, gil: bool = False
-) -> dict[str, Any]:
-    """py-spy on kumocore while smtp-source keeps it saturated; the load is then stopped."""
-    import subprocess
-
-    if py_spy_path() is None:
-        return {"skipped": "py-spy is not installed (pip install py-spy)"}
-    output = root / "profile.collapsed"
-    unlimited = 10_000_000
-    with SmtpSink(unlimited) as sink:
-        instance = KumocoreInstance(root / "kumocore-profile", _with_sink(base, sink.port))
-        source = None
-        try:
-            instance.start()
-            main_thread = instance.pid
-            source = subprocess.Popen(
-                SmtpSource(instance.smtp_port, unlimited, mode.sessions, message).command(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(1.0)  # past connection set-up: sample the steady state
-            before, cpu_before = sink.received, process_cpu_seconds(instance.pid)
-            spy = profile_with_py_spy(instance.pid, output, mode.profile_seconds, gil=gil)
-            _, spy_err = spy.communicate(timeout=mode.profile_seconds + 60)
-            delivered = sink.received - before
-            cpu = process_cpu_seconds(instance.pid) - cpu_before
-        finally:
-            if source is not None:
-                source.kill()
-                source.wait()
-            instance.stop()
-    # The event loop's thread (its id is the process id) is the bottleneck; the spool
-    # writer threads mostly wait in fdatasync, which py-spy does not always see as idle.
-    samples, entries = top_functions(output, 25, thread=main_thread)
-    all_samples, _ = top_functions(output, 1)
-    prefixes = ("kumocore/", "kumocore_", "aiosmtpd/", "bench_policy")
-    inclusive = top_inclusive(output, prefixes, 25, thread=main_thread)
-    if samples == 0:
-        return {"skipped": f"py-spy recorded nothing: {spy_err.decode(errors='replace')[-300:]}"}
-    return {
-        "samples": samples,
-        "message_size": message.stat().st_size,
-        "all_thread_samples": all_samples,
-        "main_thread_busy": samples / (100.0 * mode.profile_seconds),
-        "gil_only": gil,
-        "seconds": mode.profile_seconds,
-        "rate_under_profiler": delivered / mode.profile_seconds,
-        "kumocore_cpu_cores": cpu / mode.profile_seconds,
-        "collapsed": str(output),
-        "own": [asdict(e) for e in entries],
-        "inclusive": [asdict(e) for e in inclusive],
-    }
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def geometric_mean(values: list[float]) -> float:
-    if not values or any(v <= 0 for v in values):
-        return 0.0
-    return math.exp(sum(math.log(v) for v in values) / len(values))
-
-
-def median_rates(results: list[E2EResult]) -> dict[tuple[str, int], float]:
-    rates: dict[tuple[str, int], list[float]] = {}
-    for r in results:
-        rates.setdefault((r.side, r.size), []).append(r.rate)
-    return {key: statistics.median(values) for key, values in rates.items()}
-
-
-def e2e_ratio(results: list[E2EResult]) -> tuple[float, dict[int, float]]:
-    """Geometric mean over sizes of median(kumocore) / median(postfix)."""
-    medians = median_rates(results)
-    per_size = {}
-    for size in sorted({r.size for r in results}):
-        postfix, kumocore = medians.get(("postfix", size)), medians.get(("kumocore", size))
-        if postfix and kumocore is not None:
-            per_size[size] = kumocore / postfix
-    return geometric_mean(list(per_size.values())), per_size
-
-
-def print_e2e(results: list[E2EResult]) -> None:
-    log("")
-    log(
-        "| side | size | messages | delivered | seconds | msg/s | inject msg/s | "
-        "machine CPU (cores) | kumocore CPU ms/msg |"
-    )
-    log("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        inject = r.count / r.inject_seconds if r.inject_seconds > 0 else 0.0
-        per_msg = (
-            f"{1000 * r.mta_cpu_seconds / r.received:.2f}"
-            if r.mta_cpu_seconds and r.received
-            else "-"
-        )
-        flag = "" if r.complete else " (incomplete)"
-        log(
-            f"| {r.side} | {r.size // 1024} KB | {r.count:,} | {r.received:,}{flag} | "
-            f"{r.seconds:.2f} | {r.rate:,.0f} | {inject:,.0f} | {r.cpu_busy_cores:.2f} | "
-            f"{per_msg} |"
-        )
-    for r in results:
-        for error in r.errors:
-            log(f"  ! {r.side} {r.size // 1024} KB: {error}")
-    if any(n > 1 for n in collections.Counter((r.side, r.size) for r in results).values()):
-        log("")
-        for (side, size), rate in sorted(
-            median_rates(results).items(), key=lambda kv: (kv[0][1], kv[0][0])
-        ):
-            log(f"median {side} {size // 1024} KB: {rate:,.0f} msg/s")
-
-
-def print_profile(profile: dict[str, Any]) -> None:
-    if "skipped" in profile:
-        log(f"profile: skipped ({profile['skipped']})")
-        return
-    which = "while holding the GIL" if profile["gil_only"] else "non-idle"
-    log(
-        f"\nprofile: event-loop thread {which} in {profile['samples']} of "
-        f"{int(100 * profile['seconds'])} samples ({100 * profile['main_thread_busy']:.0f}%; "
-        f"py-spy, 100 Hz, {profile['seconds']}s of "
-        f"{profile['message_size'] / 1024:.0f} KB messages; "
-        f"{profile['rate_under_profiler']:,.0f} msg/s delivered meanwhile; kumocore process "
-        f"at {profile['kumocore_cpu_cores']:.2f} cores). Percentages are of the event-loop "
-        "thread's samples; top by own time:"
-    )
-    log("| own % | total % | function |")
-    log("|---:|---:|---|")
-    for entry in profile["own"][:20]:
-        log(
-            f"| {entry['own_percent']:.1f} | {entry['total_percent']:.1f} | `{entry['function']}` |"
-        )
-    log("\nevent-loop thread, kumocore/aiosmtpd frames by inclusive time:")
-    log("| total % | own % | function |")
-    log("|---:|---:|---|")
-    for entry in profile["inclusive"][:20]:
-        log(
-            f"| {entry['total_percent']:.1f} | {entry['own_percent']:.1f} | `{entry['function']}` |"
-        )
 
 
 # ----------------------------------------------------------------------------- main
