@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
+    from kumocore.throttle.spec import ThrottleSpec
     from kumocore.throttle.store import Lease, ThrottleStore
 
 log = structlog.get_logger("kumocore.egress")
@@ -79,18 +80,25 @@ class Egress:
             log.debug("lease release failed", error=str(exc))
 
     async def wait_for_rate(self, ready: ReadyQueue) -> bool:
-        """Wait until the path's ``max_message_rate`` admits one more message.
+        """Wait until the path's ``max_message_rate`` admits one more message."""
+        return await self._admit(ready, ready.config.max_message_rate, "max_message_rate")
 
-        False when the wait would exceed :data:`MAX_RATE_WAIT`: the connection then
-        gives its message back and ends, and the queue is woken again later.
+    async def wait_for_connection_rate(self, ready: ReadyQueue) -> bool:
+        """Wait until the path's ``max_connection_rate`` admits one more connection."""
+        return await self._admit(ready, ready.config.max_connection_rate, "max_connection_rate")
+
+    async def _admit(self, ready: ReadyQueue, spec: ThrottleSpec | None, what: str) -> bool:
+        """Wait until the throttle ``spec`` (one of the path's rates) admits one more.
+
+        False when the wait would exceed :data:`MAX_RATE_WAIT`: the caller then gives its
+        work back, and the queue is woken again once the throttle would admit it.
         """
-        spec = ready.config.max_message_rate
         if spec is None:
             return True
         from kumocore.throttle.store import rate_key
 
         store = self._store(bool(spec.force_local))
-        key = rate_key(f"kumomta.max_message_rate.{ready.key.name}", spec)
+        key = rate_key(f"kumomta.{what}.{ready.key.name}", spec)
         waited = 0.0
         while True:
             result = await store.throttle(key, spec)

@@ -141,7 +141,7 @@ class ReadyQueue:
             self.wake()
 
     async def _serve_connection(self, lease: Any) -> None:
-        if not self.messages:
+        if not self.messages or not await self.manager.egress.wait_for_connection_rate(self):
             return
         try:
             conn = await self.manager.connect(self)

@@ -128,3 +128,17 @@ async def test_one_queued_message_opens_one_connection_not_the_whole_limit(make_
     await bench.wait_for_records("Delivery", 1)
     assert bench.sink.state.connections == 1
     assert max(r.connections for r in bench.queues.ready.values()) <= 1
+
+
+@pytest.mark.slow
+async def test_max_connection_rate_paces_new_connections(make_bench) -> None:
+    bench = await make_bench(
+        path={"max_connection_rate": "1/s", "max_deliveries_per_connection": 1}
+    )
+    for n in range(3):
+        await bench.inject(f"r{n}@example.com")
+    messages = await bench.sink.wait_for(3, timeout=15)
+    arrivals = sorted(m.at for m in messages)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert bench.sink.state.connections == 3
+    assert min(gaps) >= 0.9, gaps
