@@ -92,6 +92,7 @@ class Intake:
     async def accept(
         self, messages: Sequence[Message], *, reception_protocol: str,
         without_reception_record: frozenset[str] = frozenset(),
+        all_or_nothing: bool = False,
     ) -> list[Accepted]:
         """Make each message durable, log its reception and queue it.
 
@@ -110,6 +111,12 @@ class Intake:
                 results[index] = Accepted(message, discarded=True)
             else:
                 to_save.append((index, outcome[0], outcome[1]))
+        first_error = next((r.error for r in results if r is not None and r.error), None)
+        if all_or_nothing and first_error is not None:
+            # One SMTP reply covers the whole transaction: if it will be a refusal, store
+            # none of it, or the client's retry would deliver the others twice.
+            return [r if r is not None and r.error else Accepted(m, error=first_error)
+                    for m, r in zip(messages, results, strict=True)]
 
         from kumocore.metrics import reception_counter
 

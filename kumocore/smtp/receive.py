@@ -16,11 +16,10 @@ The steps follow KumoMTA's ``process_data``:
    ``550 5.7.1 relaying not permitted``.
 
 Mixed intake results (documented in docs/reception.md): when the policy refused or failed
-for some messages while resolving their queue, the transaction is refused with that
-Rejection (or ``421 4.3.0``), as KumoMTA does — the messages already spooled may then
-arrive twice when the client retries, which is better than losing any. When only the
-spool failed for some, the reply is ``250 PARTIAL ids=<the ids that were kept>`` (KumoMTA's
-reply for failed queue insertions); when it failed for all, ``421 4.3.0``.
+for some message while resolving its queue, nothing of the transaction is spooled and it
+is refused with that Rejection (or ``421 4.3.0``), as KumoMTA does. When the spool failed
+for some messages, the reply is ``421 4.3.0`` too (KumoMTA says ``250 PARTIAL``, which
+would acknowledge the lost ones): the stored ones may then arrive twice, none is lost.
 
 Processing is shielded from cancellation: a client that drops the connection after the
 final dot cannot leave a message spooled but not queued.
@@ -172,7 +171,7 @@ async def _accept(session: EsmtpSession, messages: list[Message],
     if intake is None:
         raise RuntimeError("the ESMTP listener runs without an intake")
     return await intake.accept(messages, reception_protocol="ESMTP",
-                               without_reception_record=feedback_ids)
+                               without_reception_record=feedback_ids, all_or_nothing=True)
 
 
 async def _final_reply(
@@ -190,10 +189,8 @@ async def _final_reply(
     if rejection is not None:
         await session.reject(rejection)
         return set()
-    if policy or len(failed) == len(ids):
-        await session.technical_difficulties()
-        return set()
-    lost = {result.message.id for result in failed}
-    kept = [i for i in ids if i not in lost]
-    await session.reply(250, f"PARTIAL ids={' '.join(kept)}")
-    return set(kept)
+    # A spool failure for some recipients: KumoMTA answers "250 PARTIAL", but a 250 to
+    # DATA acknowledges every accepted recipient, so the failed ones would be lost. A
+    # transient refusal makes the client retry them all: duplicates over loss.
+    await session.technical_difficulties()
+    return set()

@@ -79,3 +79,12 @@ async def test_null_queue_discards_without_storing() -> None:
     assert results[0].ok and results[0].discarded
     assert queues.inserted == []
     assert len(runtime.store.meta) == 0  # type: ignore[arg-type, union-attr]
+
+
+async def test_all_or_nothing_stores_nothing_when_any_message_is_refused() -> None:
+    runtime, queues = make_runtime()
+    results = await Intake(runtime).accept(
+        [message("TenantOne"), message("Nope")], reception_protocol="ESMTP", all_or_nothing=True)
+    assert [r.ok for r in results] == [False, False]
+    assert queues.inserted == []
+    assert len(runtime.store.meta) == 0  # type: ignore[arg-type, union-attr]
