@@ -32,6 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds to finish in-flight work on SIGTERM/SIGINT",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("KUMOCORE_WORKERS", "1")),
+        help="worker processes sharing the listeners, each with its own spool shard "
+        "(default: $KUMOCORE_WORKERS or 1)",
+    )
 
     validate = commands.add_parser("validate", help="load a policy, run init, report errors")
     _add_policy(validate)
@@ -111,6 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_validate(args.policy))
         if args.command == "plugins":
             return _plugins()
+        if args.command == "serve" and args.workers > 1:
+            from kumocore.workers import supervise
+
+            return supervise(
+                args.policy,
+                workers=args.workers,
+                log_level=args.log_level,
+                shutdown_timeout=args.shutdown_timeout,
+            )
         if args.command == "serve":
             return _run(_serve(args.policy, args.shutdown_timeout))
         handler = getattr(args, "handler", None)

@@ -77,6 +77,8 @@ class Runtime:
         self.resolver: Resolver = Resolver()
         self.policy_path: str | None = None
         self.init_done = False
+        #: Bind listeners with SO_REUSEPORT (``serve --workers N``: workers share addresses).
+        self.reuse_port = False
         # Services attached by kumocore.server once it starts; None until then.
         self.store: MessageStore | None = None
         self.logs: LogDispatcher | None = None

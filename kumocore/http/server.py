@@ -115,7 +115,8 @@ async def start_http_listener(runtime: Runtime, config: HttpListenerConfig) -> H
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     host, port = config.listen_host_port()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True,
+                       reuse_port=runtime.reuse_port or None)
     await site.start()
     listener = HttpListener(app, runner)
     log.debug("HTTP listener started", address=listener.address, tls=config.use_tls)

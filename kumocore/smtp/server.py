@@ -56,7 +56,8 @@ class EsmtpListener:
         host, port = self.config.listen_host_port()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: EsmtpSession(self), host, port, reuse_address=True, backlog=1024)
+            lambda: EsmtpSession(self), host, port, reuse_address=True, backlog=1024,
+            reuse_port=self.runtime.reuse_port or None)
         sockname = self._server.sockets[0].getsockname()
         self._address = (str(sockname[0]), int(sockname[1]))
 

@@ -1,0 +1,289 @@
+"""``kumocore serve --workers N``: one node on every core.
+
+The parent process is a supervisor only: it starts N worker processes
+(``python -m kumocore.workers``), restarts one that dies (a bounded number of times), and
+on SIGTERM/SIGINT tells every worker to stop and waits for them. It binds nothing.
+
+Each worker is an ordinary ``kumocore serve`` with three differences:
+
+* its listeners bind with ``SO_REUSEPORT`` (:attr:`Runtime.reuse_port`), so all workers
+  share the configured ESMTP and HTTP addresses and the kernel spreads connections;
+* it owns a spool shard: every ``kumo.define_spool`` path gets ``/worker-<k>`` appended;
+* before it starts, it moves into its own shard the messages of shards ``j >= N`` with
+  ``j % N == k`` left by an earlier run with more workers, so shrinking N loses nothing.
+
+Workers see ``KUMOCORE_WORKER_INDEX`` and ``KUMOCORE_WORKER_COUNT`` in their environment,
+so a policy can shard anything else per worker (a local-logs ``log_dir``, for instance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from kumocore.runtime import Runtime
+    from kumocore.spool.store import MessageStore
+
+log = structlog.get_logger("kumocore.workers")
+
+INDEX_ENV = "KUMOCORE_WORKER_INDEX"
+COUNT_ENV = "KUMOCORE_WORKER_COUNT"
+#: Restarts allowed per worker within :data:`RESTART_WINDOW` seconds before giving up.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+#: A worker that exits with this code (a configuration error) is not restarted.
+CONFIG_ERROR_EXIT = 2
+
+
+# --------------------------------------------------------------------------- supervisor
+
+
+@dataclasses.dataclass
+class _Worker:
+    index: int
+    process: subprocess.Popen[bytes]
+    restarts: list[float] = dataclasses.field(default_factory=list)
+
+
+class Supervisor:
+    """Starts, watches and stops the worker processes of one node."""
+
+    def __init__(
+        self, policy: str, *, workers: int, shutdown_timeout: float, log_level: str
+    ) -> None:
+        self.policy = policy
+        self.count = workers
+        self.shutdown_timeout = shutdown_timeout
+        self.log_level = log_level
+        self.workers: list[_Worker] = []
+        self.stopping = False
+
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable, "-m", "kumocore.workers", "--log-level", self.log_level,
+            "--policy", self.policy, "--shutdown-timeout", str(self.shutdown_timeout),
+            "--index", str(index), "--count", str(self.count), "--parent", str(os.getpid()),
+        ]  # fmt: skip
+        env = {**os.environ, INDEX_ENV: str(index), COUNT_ENV: str(self.count)}
+        # Same process group as the parent: a signal to the group reaches every worker.
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        log.info("worker started", worker=index, pid=process.pid)
+        return process
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (0) or a worker cannot be kept running (nonzero)."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.workers = [_Worker(k, self._spawn(k)) for k in range(self.count)]
+        code = 0
+        while not self.stopping and code == 0:
+            time.sleep(0.2)
+            for worker in self.workers:
+                code = code or self._check(worker)
+        log.info("stopping workers", timeout=self.shutdown_timeout)
+        self._terminate_all()
+        return code
+
+    def _check(self, worker: _Worker) -> int:
+        """Restart ``worker`` if it died; nonzero when the node must stop instead."""
+        status = worker.process.poll()
+        if status is None or self.stopping:
+            return 0
+        log.error("worker exited", worker=worker.index, pid=worker.process.pid, status=status)
+        if status == CONFIG_ERROR_EXIT:
+            return CONFIG_ERROR_EXIT
+        now = time.monotonic()
+        worker.restarts = [t for t in worker.restarts if now - t < RESTART_WINDOW]
+        if len(worker.restarts) >= MAX_RESTARTS:
+            log.error(
+                "worker keeps dying; stopping the node",
+                worker=worker.index,
+                restarts=len(worker.restarts),
+                window=RESTART_WINDOW,
+            )
+            return 1
+        worker.restarts.append(now)
+        worker.process = self._spawn(worker.index)
+        return 0
+
+    def _terminate_all(self) -> None:
+        for worker in self.workers:
+            if worker.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.shutdown_timeout + 5.0
+        for worker in self.workers:
+            try:
+                worker.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                log.error("worker did not stop in time; killing it", worker=worker.index)
+                worker.process.kill()
+                worker.process.wait()
+
+
+def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: str) -> int:
+    """``kumocore serve --workers N`` with N > 1."""
+    if workers < 2:
+        raise ValueError("supervise() needs at least two workers")
+    supervisor = Supervisor(
+        policy, workers=workers, shutdown_timeout=shutdown_timeout, log_level=log_level
+    )
+    return supervisor.run()
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def shard_path(path: str, index: int) -> str:
+    """Where worker ``index`` keeps a spool defined at ``path``."""
+    return str(Path(path) / f"worker-{index}")
+
+
+def shard_spools(runtime: Runtime, index: int) -> None:
+    """Point every spool the policy defined at worker ``index``'s shard."""
+    spools = runtime.config.spools
+    for name, definition in list(spools.items()):
+        spools[name] = dataclasses.replace(definition, path=shard_path(definition.path, index))
+
+
+def orphan_shards(runtime: Runtime, index: int, count: int) -> list[int]:
+    """Shards ``j >= count`` with ``j % count == index`` that exist on disk (N shrank)."""
+    found: set[int] = set()
+    for definition in runtime.config.spools.values():
+        base = Path(definition.path).parent  # already sharded: <path>/worker-<index>
+        for entry in base.glob("worker-*") if base.is_dir() else ():
+            suffix = entry.name.removeprefix("worker-")
+            if suffix.isdigit() and int(suffix) >= count and int(suffix) % count == index:
+                found.add(int(suffix))
+    return sorted(found)
+
+
+def _open_store(runtime: Runtime, index: int | None) -> MessageStore:
+    """The message store of shard ``index`` (None: the spools as currently defined)."""
+    from kumocore.spool.store import MessageStore
+
+    kinds = runtime.hooks.spool_kinds()
+    spools: dict[str, Any] = {}
+    for name in ("data", "meta"):
+        definition = runtime.config.spools[name]
+        options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
+        if index is not None:
+            options["path"] = shard_path(str(Path(definition.path).parent), index)
+        spools[name] = kinds[definition.kind](name=name, **options)
+    return MessageStore(spools["data"], spools["meta"])
+
+
+async def adopt_orphans(runtime: Runtime, index: int, count: int) -> int:
+    """Move the messages of shards left by a larger N into this worker's shard."""
+    if set(runtime.config.spools) != {"data", "meta"}:
+        return 0
+    orphans = orphan_shards(runtime, index, count)
+    if not orphans:
+        return 0
+    moved = 0
+    own = _open_store(runtime, None)
+    try:
+        for orphan in orphans:
+            store = _open_store(runtime, orphan)
+            try:
+                async for message in store.recover(load_data=True):
+                    await own.save(message)
+                    await store.remove(message.id)
+                    moved += 1
+            finally:
+                await store.close()
+    finally:
+        await own.close()
+    log.info("adopted spool shards of a larger worker count", shards=orphans, messages=moved)
+    return moved
+
+
+async def serve_worker(policy: str, *, index: int, count: int, shutdown_timeout: float) -> int:
+    """One worker: load the policy, shard the spools, serve with ``SO_REUSEPORT``."""
+    from kumocore.runtime import Runtime
+    from kumocore.server import Server
+
+    runtime = Runtime()
+    runtime.reuse_port = True
+    await runtime.load(policy)
+    shard_spools(runtime, index)
+    await adopt_orphans(runtime, index, count)
+    server = Server(runtime)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    log.info("kumocore worker ready", worker=index, workers=count, pid=os.getpid())
+    await stop.wait()
+    log.info("worker shutting down", worker=index, timeout=shutdown_timeout)
+    try:
+        async with asyncio.timeout(shutdown_timeout):
+            await server.stop(shutdown_timeout)
+    except TimeoutError:
+        log.error("shutdown timed out; spooled messages are recovered at next start")
+    return 0
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: get SIGTERM when the supervisor dies, even by SIGKILL."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from kumocore.cli import _run
+    from kumocore.diagnostics import configure_diagnostics
+    from kumocore.errors import ConfigError, HookError, PolicyError
+
+    parser = argparse.ArgumentParser(prog="kumocore-worker")
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--policy", required=True)
+    parser.add_argument("--shutdown-timeout", type=float, default=10.0)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--parent", type=int, default=0)
+    args = parser.parse_args(argv)
+    configure_diagnostics(args.log_level)
+    if args.parent:
+        _die_with_parent(args.parent)
+    try:
+        return _run(
+            serve_worker(
+                args.policy,
+                index=args.index,
+                count=args.count,
+                shutdown_timeout=args.shutdown_timeout,
+            )
+        )
+    except (ConfigError, PolicyError, HookError) as exc:
+        print(f"kumocore worker {args.index}: error: {exc}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
