@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import traceback
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
 
-from kumocore.errors import ConfigError, Rejection
+from kumocore.errors import ConfigError, PolicyError, Rejection
 from kumocore.hookspecs import hookimpl
 from kumocore.policyfn import policy_function
 from kumocore.spool.base import MemorySpool, SpoolFactory
@@ -69,8 +70,22 @@ def load_python_policy(path: str, kumo: Kumo) -> object:
         raise ConfigError(f"cannot load Python policy {path!r}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise PolicyError(f"syntax error: {exc.msg}", where=f"{path}:{exc.lineno}") from exc
+    except Exception as exc:
+        raise PolicyError(f"{type(exc).__name__}: {exc}", where=_where(path, exc)) from exc
     return module
+
+
+def _where(path: str, exc: BaseException) -> str:
+    """``file:line`` of the deepest frame of ``exc`` inside the policy file."""
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == path:
+            line = lineno
+    return f"{path}:{line}" if line else path
 
 
 class CorePlugin:

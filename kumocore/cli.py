@@ -12,6 +12,7 @@ from typing import Any
 from kumocore import __version__
 from kumocore.diagnostics import configure_diagnostics
 from kumocore.errors import ConfigError, HookError, PolicyError
+from kumocore.plugins import PluginLoadError
 
 
 def _add_policy(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             raise SystemExit(f"unknown command {args.command!r}")
         return int(handler(args) or 0)
-    except (ConfigError, PolicyError, HookError) as exc:
+    except (ConfigError, PolicyError, HookError, PluginLoadError) as exc:
         print(f"kumocore: error: {exc}", file=sys.stderr)
         return 2
 

@@ -285,6 +285,8 @@ class Message:
             )
             # Parsed JSON is JSON-able by construction: skip set_meta's validating copy.
             msg.meta = _field(rec, "meta", dict)
+            if msg.num_attempts < 0:
+                raise TypeError(f"num_attempts must not be negative, got {msg.num_attempts}")
             if not data_bytes and "size" in rec:  # recovered without its body (lazy load)
                 msg._size = _field(rec, "size", int)
         except (AddressError, TypeError, KeyError) as exc:

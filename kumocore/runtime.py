@@ -24,7 +24,7 @@ from kumocore import hookspecs
 from kumocore.errors import ConfigError, PolicyError
 from kumocore.hooks import Hooks
 from kumocore.kumo_api import Kumo
-from kumocore.plugins import load_entry_points, register_plugin
+from kumocore.plugins import PluginLoadError, load_entry_points, register_plugin
 
 if TYPE_CHECKING:
     from kumocore.config import (
@@ -120,10 +120,11 @@ class Runtime:
         plugin = loader(str(policy), self.kumo)
         if inspect.isawaitable(plugin):
             plugin = await plugin
-        register_plugin(self.pm, plugin, POLICY_PLUGIN_NAME)
         try:
+            register_plugin(self.pm, plugin, POLICY_PLUGIN_NAME)
             self.pm.check_pending()
-        except pluggy.PluginValidationError as exc:
+        except (pluggy.PluginValidationError, PluginLoadError) as exc:
+            # e.g. a hook implementation with a misspelled argument or hook name
             raise PolicyError(str(exc), where=str(policy)) from exc
         self.policy_path = str(policy)
 

@@ -84,18 +84,21 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
     async def lookup_mx(domain: str, resolver_name: str | None = None) -> dict[str, Any]:
         """``kumo.dns.lookup_mx(domain)``: the MailExchanger table; raises on NXDOMAIN."""
         _default_resolver_only(resolver_name)
+        _require_name("dns.lookup_mx", domain)
         return (await resolver.lookup_mx(domain)).to_policy_table()
 
     @policy_function(table=False)
     async def lookup_addr(name: str, resolver_name: str | None = None) -> list[str]:
         """``kumo.dns.lookup_addr(name)``: IPv4 then IPv6 addresses; raises on NXDOMAIN."""
         _default_resolver_only(resolver_name)
+        _require_name("dns.lookup_addr", name)
         return await resolver.lookup_addr(name)
 
     @policy_function(table=False)
     async def lookup_txt(name: str, resolver_name: str | None = None) -> list[str]:
         """``kumo.dns.lookup_txt(name)``: one string per TXT record; raises on NXDOMAIN."""
         _default_resolver_only(resolver_name)
+        _require_name("dns.lookup_txt", name)
         return await resolver.lookup_txt(name)
 
     return {
@@ -104,3 +107,9 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
         "dns.lookup_addr": lookup_addr,
         "dns.lookup_txt": lookup_txt,
     }
+
+
+def _require_name(function: str, value: object) -> None:
+    """A lookup's argument must be a non-empty name: say so instead of querying garbage."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"kumo.{function}: expected a domain name string, got {value!r}")

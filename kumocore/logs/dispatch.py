@@ -24,7 +24,8 @@ log = structlog.get_logger("kumocore.logs")
 
 DEFAULT_BUFFER_SIZE = 128_000  # KumoMTA's default back_pressure
 DEFAULT_BATCH_SIZE = 1_000
-DEFAULT_BATCH_LATENCY = 0.05  # seconds a partial batch waits for company
+DEFAULT_BATCH_LATENCY = 0.01  # seconds a partial batch waits for company (short: final
+# outcomes wait for their record before leaving the spool, see kumocore.queue.outcomes)
 
 
 class _Lane:
@@ -38,10 +39,19 @@ class _Lane:
         self.filled = asyncio.Event()  # buffer holds a full batch (or we are closing)
         self.task: asyncio.Task[None] | None = None
         self.in_flight = 0
+        # Sequence numbers of records appended / handed to the sink (written or failed);
+        # ``progress`` is replaced and set after every batch, to wake ``written`` waiters.
+        self.accepted = 0
+        self.processed = 0
+        self.progress = asyncio.Event()
         self.counts = {"submitted": 0, "written": 0, "dropped": 0, "errors": 0, "failed": 0}
 
     def stats(self) -> dict[str, int]:
         return {**self.counts, "pending": len(self.buffer) + self.in_flight}
+
+
+#: What :meth:`LogDispatcher.submit` returns: each lane and the record's place in it.
+Ticket = list[tuple[_Lane, int]]
 
 
 class LogDispatcher:
@@ -84,8 +94,13 @@ class LogDispatcher:
         """Every header pattern some sink selects: pass it to ``make_record``."""
         return self._header_names
 
-    def submit(self, record: LogRecord) -> None:
-        """Queue ``record`` for every sink. Never blocks, never raises for a slow sink."""
+    def submit(self, record: LogRecord) -> Ticket:
+        """Queue ``record`` for every sink. Never blocks, never raises for a slow sink.
+
+        The returned ticket can be awaited with :meth:`written`; callers that only log
+        ignore it.
+        """
+        ticket: Ticket = []
         for lane in self._lanes:
             counts = lane.counts
             counts["submitted"] += 1
@@ -94,9 +109,27 @@ class LogDispatcher:
                 counts["dropped"] += 1
                 continue
             buffer.append(record)
+            lane.accepted += 1
+            ticket.append((lane, lane.accepted))
             lane.wakeup.set()
             if len(buffer) >= lane.options.batch_size:
                 lane.filled.set()
+        return ticket
+
+    async def written(self, ticket: Ticket, timeout: float) -> bool:
+        """Wait until every sink has been handed the ticket's record; False on timeout.
+
+        The queue awaits this before it deletes a message with a final outcome, so a
+        crash can never leave a message both gone from the spool and missing from the logs.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                for lane, sequence in ticket:
+                    while lane.processed < sequence:
+                        await lane.progress.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def start(self) -> None:
         """Start one drain task per sink (idempotent)."""
@@ -170,6 +203,9 @@ class LogDispatcher:
             lane.counts["written"] += len(batch)
         finally:
             lane.in_flight = 0
+            lane.processed += len(batch)
+            progress, lane.progress = lane.progress, asyncio.Event()
+            progress.set()
 
     async def _close_sink(self, lane: _Lane, timeout: float) -> None:
         try:

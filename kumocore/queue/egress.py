@@ -31,6 +31,7 @@ class Slot:
     store: ThrottleStore
     lease: Lease
 
+
 #: The longest a connection waits for the message rate before handing its slot back.
 MAX_RATE_WAIT = 5.0
 
@@ -155,8 +156,13 @@ class Egress:
     ) -> None:
         data = message.data or await self.manager.load_data(message)
         if data is None:
-            log.error("message body missing from spool; dropping", id=message.id)
-            await self.manager.forget(message)
+            # Undeliverable, but not to be silently dropped: move its meta aside where an
+            # operator can find it (and where the next start won't trip over it).
+            log.error("message body missing from spool; quarantined", id=message.id)
+            store = self.runtime.store
+            if store is not None:
+                await store.quarantine(message.id, message.meta_bytes(), "data record missing")
+            await self.manager.forget(message, keep_spooled=True)
             return
         response = await conn.send(str(message.sender), str(message.recipient), data)
         self.manager.outcomes.handle(

@@ -128,8 +128,12 @@ class QueueManager:
         store = self.runtime.store
         return await store.load_data(message.id) if store is not None else None
 
-    async def forget(self, message: Message) -> None:
-        """The message reached a final outcome: drop it from memory and the spool."""
+    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None:
+        """The message reached a final outcome: drop it from memory and the spool.
+
+        ``keep_spooled`` leaves the spool record (its log record could not be confirmed):
+        the next start handles the message again — logged twice rather than never.
+        """
         self.messages.pop(message.id, None)
         name = self.queue_names.pop(message.id, None)
         queue = self.scheduled.get(name) if name else None
@@ -138,7 +142,7 @@ class QueueManager:
             if not queue.ids:
                 del self.scheduled[queue.name]
         self.scheduler.cancel(message.id)
-        if self.runtime.store is not None:
+        if self.runtime.store is not None and not keep_spooled:
             await self.runtime.store.remove(message.id)
 
     # ------------------------------------------------------------------ routing
@@ -162,9 +166,15 @@ class QueueManager:
                 await self.router.route(message)
             except Exception as exc:  # a policy error in a lookup: keep it queued
                 log.error("routing failed; message stays queued", id=message.id, error=str(exc))
-                self.outcomes.handle(
-                    None, message, Response.parse(451, f"4.3.0 routing failed: {exc}"), peer=None
-                )
+                try:
+                    self.outcomes.handle(
+                        None,
+                        message,
+                        Response.parse(451, f"4.3.0 routing failed: {exc}"),
+                        peer=None,
+                    )
+                except Exception as again:  # never let one bad message stop a worker
+                    log.exception("could not reschedule message", id=message.id, error=str(again))
 
     # ------------------------------------------------------------------ used by ready queues
     def connection_limit(self, config: EgressPathConfig) -> int:
@@ -193,8 +203,15 @@ class QueueManager:
         rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
         self.scheduler.cancel(message.id)
         response = Response.parse(551, f"5.7.1 Administrative bounce: {rule.reason}")
-        self.outcomes.bounce(None, message, response, None, None, kind="AdminBounce",
-                             log_it=not rule.suppress_logging)
+        self.outcomes.bounce(
+            None,
+            message,
+            response,
+            None,
+            None,
+            kind="AdminBounce",
+            log_it=not rule.suppress_logging,
+        )
 
     def apply_bounce_rule(self, rule: QueueRule) -> None:
         """Bounce every queued message that matches (not ones already in flight)."""

@@ -19,11 +19,15 @@ import structlog
 from kumocore.response import Response
 
 if TYPE_CHECKING:
+    from kumocore.logs.dispatch import Ticket
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
 
 log = structlog.get_logger("kumocore.outcomes")
+
+#: How long a final outcome waits for its log record before keeping the message spooled.
+LOG_CONFIRM_SECONDS = 30.0
 
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
 
@@ -79,14 +83,14 @@ class Outcomes:
         peer: dict[str, str] | None,
         source_address: str | None,
         classification: str = "Uncategorized",
-    ) -> None:
+    ) -> Ticket | None:
         logs = self.runtime.logs
         if logs is None:
-            return
+            return None
         from kumocore.logs.record import RecordType, make_record
 
         queue = self.manager.queue_of(message)
-        logs.submit(
+        return logs.submit(
             make_record(
                 RecordType(kind),
                 message,
@@ -113,6 +117,21 @@ class Outcomes:
             return "Uncategorized"
 
     # ------------------------------------------------------------------ final outcomes
+    async def _finish(self, message: Message, ticket: Ticket | None) -> None:
+        """Forget a message once its final record reached every log sink.
+
+        Deleting first would open a window in which a crash loses the message from both
+        the spool and the logs. If the sinks don't confirm in time, the spool record stays
+        and the next start handles the message again (at-least-once).
+        """
+        logs = self.runtime.logs
+        confirmed = True
+        if ticket and logs is not None:
+            confirmed = await logs.written(ticket, timeout=LOG_CONFIRM_SECONDS)
+            if not confirmed:
+                log.warning("log record not confirmed; message stays spooled", id=message.id)
+        await self.manager.forget(message, keep_spooled=not confirmed)
+
     def delivered(
         self,
         path: ReadyQueue | None,
@@ -122,8 +141,8 @@ class Outcomes:
         source_address: str | None,
     ) -> None:
         self.counters["delivered"] += 1
-        self._record("Delivery", message, response, path, peer, source_address)
-        self._spawn(self.manager.forget(message))
+        ticket = self._record("Delivery", message, response, path, peer, source_address)
+        self._spawn(self._finish(message, ticket))
 
     def bounce(
         self,
@@ -139,10 +158,13 @@ class Outcomes:
         self.counters[_COUNTER_OF[kind]] += 1
 
         async def finish() -> None:
+            ticket = None
             if log_it:
                 classification = await self._classify(response)
-                self._record(kind, message, response, path, peer, source_address, classification)
-            await self.manager.forget(message)
+                ticket = self._record(
+                    kind, message, response, path, peer, source_address, classification
+                )
+            await self._finish(message, ticket)
 
         self._spawn(finish())
 

@@ -65,12 +65,15 @@ class MessageStore:
         Bodies are loaded lazily by delivery unless ``load_data`` is set, so recovering a
         million messages costs one pass over the (small) meta records.
         """
+        from kumocore.ids import is_message_id
         from kumocore.message import Message, SpoolRecordError
 
         async for message_id, meta_bytes in self.meta.scan():
             if message_id.startswith(QUARANTINE_PREFIX):
                 continue
             try:
+                if not is_message_id(message_id):
+                    raise SpoolRecordError(message_id, "key is not a message id")
                 data = await self.data.get(message_id) if load_data else b""
                 if load_data and data is None:
                     raise SpoolRecordError(message_id, "meta record has no data record")
