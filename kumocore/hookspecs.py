@@ -20,7 +20,8 @@ Any implementation may be ``async def``: :mod:`kumocore.hookcall` awaits it. Wra
 implementations (``wrapper=True``/``hookwrapper=True``) cannot wrap coroutines and are
 refused when the plugin is registered.
 
-Nobody calls ``pm.hook.*`` directly: use the typed facade :class:`kumocore.hooks.Hooks`.
+Nobody calls the plugin manager's hook relay directly: use the typed facade
+:class:`kumocore.hooks.Hooks` (only :mod:`kumocore.hookcall` talks to pluggy).
 """
 
 from __future__ import annotations
