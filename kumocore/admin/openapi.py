@@ -26,10 +26,11 @@ _RULE_REQUEST = {
     "required": ["reason"],
     "additionalProperties": False,
     "properties": {
-        "campaign": _STR,
-        "tenant": _STR,
-        "domain": _STR,
-        "routing_domain": _STR,
+        # null means "not given", as in KumoMTA (whose kcli sends null for unset fields).
+        "campaign": _NULLABLE_STR,
+        "tenant": _NULLABLE_STR,
+        "domain": _NULLABLE_STR,
+        "routing_domain": _NULLABLE_STR,
         "reason": {"type": "string", "description": "recorded in the log / list entries"},
         "duration": {
             "type": "string",
