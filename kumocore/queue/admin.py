@@ -79,6 +79,11 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason:
         raise ConfigError("field 'reason' is required and must be a non-empty string")
+    # Validate every given field, even one another field overrides.
+    duration = parse_duration(body.get("duration") or "5m", key="duration")
+    suppress = body.get("suppress_logging", False)
+    if not isinstance(suppress, bool):
+        raise ConfigError("field 'suppress_logging' must be true or false")
     if body.get("expires"):
         try:
             expires = datetime.fromisoformat(str(body["expires"])).timestamp()
@@ -86,7 +91,6 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
             raise ConfigError(f"field 'expires' must be RFC 3339: {exc}") from exc
         duration = max(expires - time.time(), 0.0)
     else:
-        duration = parse_duration(body.get("duration", "5m"), key="duration")
         expires = time.time() + duration
     names = body.get("queue_names") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -99,7 +103,7 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
         expires=expires,
         duration=duration,
         queue_names=tuple(names),
-        suppress_logging=bool(body.get("suppress_logging", False)),
+        suppress_logging=suppress,
         campaign=body.get("campaign"),
         tenant=body.get("tenant"),
         domain=body.get("domain"),

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from kumocore import ConfigError
+from kumocore.queue.admin import parse_rule
 from kumocore.runtime import Runtime
 from tests.admin.conftest import Enqueue, make_ready
 
@@ -162,3 +164,13 @@ async def test_admin_endpoints_answer_503_before_the_queues_start(
             assert "not started" in (await response.json())["error"]
     finally:
         runtime.queues = manager
+
+
+def test_suppress_logging_must_be_a_boolean() -> None:
+    with pytest.raises(ConfigError, match="suppress_logging"):
+        parse_rule({"reason": "r", "suppress_logging": {"yes": 1}})
+
+
+def test_a_bad_duration_is_refused_even_when_expires_overrides_it() -> None:
+    with pytest.raises(ConfigError, match="duration"):
+        parse_rule({"reason": "r", "duration": "soonish", "expires": "2030-01-01T00:00:00Z"})
