@@ -49,7 +49,7 @@ def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
             "site": ready.key.site,
             "count": len(ready),
             "connections": ready.connections,
-            "connection_limit": manager.connection_limit(ready.config),
+            "connection_limit": manager.egress.connection_limit(ready.config),
         }
         for ready in queues
     ]

@@ -11,7 +11,7 @@ import asyncio
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,8 +24,7 @@ from kumocore.queue.schedule import Scheduler
 from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.config import EgressPathConfig, QueueConfig
-    from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.config import QueueConfig
     from kumocore.message import Message
     from kumocore.runtime import Runtime
 
@@ -175,27 +174,6 @@ class QueueManager:
                     )
                 except Exception as again:  # never let one bad message stop a worker
                     log.exception("could not reschedule message", id=message.id, error=str(again))
-
-    # ------------------------------------------------------------------ used by ready queues
-    def connection_limit(self, config: EgressPathConfig) -> int:
-        return self.egress.connection_limit(config)
-
-    async def acquire_connection_slot(self, ready: ReadyQueue) -> Any:
-        return await self.egress.acquire_slot(ready)
-
-    async def release_connection_slot(self, lease: Any) -> None:
-        await self.egress.release_slot(lease)
-
-    async def wait_for_rate(self, ready: ReadyQueue) -> bool:
-        return await self.egress.wait_for_rate(ready)
-
-    async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
-        return await self.egress.connect(ready)
-
-    async def deliver(
-        self, ready: ReadyQueue, conn: SmtpClientConnection, message: Message
-    ) -> None:
-        await self.egress.deliver(ready, conn, message)
 
     # ------------------------------------------------------------------ admin
     def admin_bounce(self, message: Message, rule: QueueRule) -> None:

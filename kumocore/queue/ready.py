@@ -102,7 +102,7 @@ class ReadyQueue:
     async def _pump(self) -> None:
         try:
             while self.messages and self.connections < self._wanted_connections():
-                lease = await self.manager.acquire_connection_slot(self)
+                lease = await self.manager.egress.acquire_slot(self)
                 if lease is None:
                     # At the (possibly fleet-wide) limit. Our own ending connections wake
                     # us, but slots held by other nodes free up silently: poll once later.
@@ -125,7 +125,7 @@ class ReadyQueue:
         self.wake()
 
     def _wanted_connections(self) -> int:
-        limit = self.manager.connection_limit(self.config)
+        limit = self.manager.egress.connection_limit(self.config)
         # No more connections than queued messages: a new connection has not taken its
         # first message yet, so the open ones already stand for that many queued ones.
         return min(limit, len(self.messages))
@@ -137,14 +137,14 @@ class ReadyQueue:
             log.exception("connection task failed", path=self.key.name, error=str(exc))
         finally:
             self.connections -= 1
-            await self.manager.release_connection_slot(lease)
+            await self.manager.egress.release_slot(lease)
             self.wake()
 
     async def _serve_connection(self, lease: Any) -> None:
         if not self.messages or not await self.manager.egress.wait_for_connection_rate(self):
             return
         try:
-            conn = await self.manager.connect(self)
+            conn = await self.manager.egress.connect(self)
         except ConnectionFailed as failure:
             self._fail_queued(failure.response)
             return
@@ -160,10 +160,10 @@ class ReadyQueue:
             message = await self._next_message(idle)
             if message is None:
                 return
-            if not await self.manager.wait_for_rate(self):
+            if not await self.manager.egress.wait_for_rate(self):
                 self.messages.appendleft(message)
                 return
-            await self.manager.deliver(self, conn, message)
+            await self.manager.egress.deliver(self, conn, message)
             delivered += 1
             await self.manager.egress.keep_slot(lease)
 
