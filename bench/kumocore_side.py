@@ -90,6 +90,8 @@ class KumocoreSettings:
     local_logs: bool = True
     loop: str = "uvloop"  # kumocore's default; "asyncio" forces the standard loop
     shutdown_timeout: float = 10.0
+    #: ``kumocore serve --workers N``; ``connections`` is the node's total, split among them.
+    workers: int = 1
 
 
 class KumocoreInstance:
@@ -108,6 +110,9 @@ class KumocoreInstance:
         self._log: Any = None
 
     def environment(self) -> dict[str, str]:
+        # Without Redis, connection limits are per worker: split the node's total so
+        # kumocore opens as many connections to the sink as Postfix does.
+        per_worker = max(self.settings.connections // self.settings.workers, 1)
         env = dict(os.environ)
         env.update(
             KUMOCORE_BENCH_VAR=str(self.var),
@@ -115,7 +120,7 @@ class KumocoreInstance:
             KUMOCORE_BENCH_HTTP=f"127.0.0.1:{self.http_port}" if self.http_port else "",
             KUMOCORE_BENCH_DNS=self.settings.dns,
             KUMOCORE_BENCH_SINK_PORT=str(self.settings.sink_port),
-            KUMOCORE_BENCH_CONNECTIONS=str(self.settings.connections),
+            KUMOCORE_BENCH_CONNECTIONS=str(per_worker),
             KUMOCORE_BENCH_LOCAL_LOGS="1" if self.settings.local_logs else "0",
             PYTHONUNBUFFERED="1",
             KUMOCORE_EVENT_LOOP=self.settings.loop,
@@ -127,6 +132,8 @@ class KumocoreInstance:
     def command(self, policy: Path) -> list[str]:
         serve = ["serve", "--policy", str(policy)]
         serve += ["--shutdown-timeout", str(self.settings.shutdown_timeout)]
+        if self.settings.workers > 1:
+            serve += ["--workers", str(self.settings.workers)]
         return [sys.executable, "-m", "kumocore.cli", *serve]
 
     def start(self, *, ready_timeout: float = 120.0) -> KumocoreInstance:
@@ -221,11 +228,28 @@ class KumocoreInstance:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process, from /proc."""
+    """User + system CPU time of a live process and its live descendants (the workers of
+    ``serve --workers N``), from /proc."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    own = (int(fields[11]) + int(fields[12])) / ticks
+    return own + sum(_cpu_or_zero(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(child) for child in fh.read().split()]
+    except OSError:
+        return []
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return process_cpu_seconds(pid)
+    except OSError:  # it exited between the listing and the read
+        return 0.0
 
 
 # ----------------------------------------------------------------------------- profiling

@@ -221,6 +221,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="uvloop",
         help="kumocore's event loop (KUMOCORE_EVENT_LOOP; uvloop is its default)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="kumocore serve --workers N for the e2e and http sections (default: one per "
+        "core, like Postfix's processes; the scheduled and profile sections use 1)",
+    )
     parser.add_argument("--no-dkim", action="store_true", help="kumocore without DKIM signing")
     parser.add_argument(
         "--profile-gil",
@@ -284,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             **asdict(mode),
             "loop": args.loop,
+            "workers": args.workers,
             "dkim": not args.no_dkim,
             "local_logs": not args.no_logs,
         },
@@ -301,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                 dkim_key=None if args.no_dkim else dkim_key,
                 local_logs=not args.no_logs,
                 loop=args.loop,
+                workers=args.workers,
             )
             log(f"kumocore benchmark ({args.mode}), work dir {root}")
             log(f"machine: {report['machine']}; Postfix {report['postfix']}")

@@ -143,7 +143,8 @@ def run_scheduled(root: Path, mode: Mode, base: KumocoreSettings) -> dict[str, A
     body = make_message(2048)
     # Deliveries must not start: the messages are due in an hour, and the "sink" port
     # is closed anyway.
-    settings = with_sink(base, free_port())
+    # One process: the figures are per process (RSS) and per spool (recovery scan).
+    settings = with_sink(base, free_port(), workers=1)
     baseline = baseline_rss(root / "kumocore-baseline", settings)
     log(f"  idle kumocore RSS: {baseline / 1024:.1f} MiB")
     var = root / "kumocore-recovery" / "var"
@@ -199,7 +200,9 @@ def run_profile(
     output = root / "profile.collapsed"
     unlimited = 10_000_000
     with SmtpSink(unlimited) as sink:
-        instance = KumocoreInstance(root / "kumocore-profile", with_sink(base, sink.port))
+        # One worker: py-spy samples one event loop, the thing that limits a worker.
+        settings = with_sink(base, sink.port, workers=1)
+        instance = KumocoreInstance(root / "kumocore-profile", settings)
         source = None
         try:
             instance.start()

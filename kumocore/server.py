@@ -56,7 +56,13 @@ class Server:
         spool: Spool = factory(name=name, **options)
         return spool
 
-    async def start(self) -> None:
+    async def start(self, *, listen: bool = True) -> None:
+        """Start everything; with ``listen=False`` stop short of the listeners.
+
+        ``kumocore serve --workers N`` uses that: a worker opens its listeners only once
+        every worker has recovered its spool, so the kernel never hands connections to a
+        node that is half up (:meth:`start_listeners`).
+        """
         runtime = self.runtime
         kinds = runtime.hooks.spool_kinds()
         runtime.store = MessageStore(
@@ -70,7 +76,8 @@ class Server:
         runtime.intake = Intake(runtime)
         await runtime.queues.start()
         await self._recover()
-        await self._start_listeners()
+        if listen:
+            await self.start_listeners()
         self.started = True
 
     async def _start_logs(self) -> None:
@@ -112,7 +119,7 @@ class Server:
             count += 1
         log.info("spool recovered", messages=count, seconds=round(time.perf_counter() - started, 3))
 
-    async def _start_listeners(self) -> None:
+    async def start_listeners(self) -> None:
         from kumocore.http.server import start_http_listener
         from kumocore.smtp.server import start_esmtp_listener
 

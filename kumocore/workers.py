@@ -4,6 +4,13 @@ The parent process is a supervisor only: it starts N worker processes
 (``python -m kumocore.workers``), restarts one that dies (a bounded number of times), and
 on SIGTERM/SIGINT tells every worker to stop and waits for them. It binds nothing.
 
+Start-up is a barrier: each worker loads the policy and recovers its spool shard, then
+reports ready over a socket pair it inherited; only when all N are ready does the
+supervisor tell them to open their listeners. Until then the port is closed, so the
+kernel cannot pin early connections to whichever worker happened to be fastest (and a
+client retrying a closed port is better served than one stuck behind a recovering
+worker). A worker restarted later opens its listeners as soon as it is ready.
+
 Each worker is an ordinary ``kumocore serve`` with three differences:
 
 * its listeners bind with ``SO_REUSEPORT`` (:attr:`Runtime.reuse_port`), so all workers
@@ -23,7 +30,9 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,6 +55,8 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 #: A worker that exits with this code (a configuration error) is not restarted.
 CONFIG_ERROR_EXIT = 2
+#: Bytes on the start-up socket pair: worker → supervisor, then supervisor → worker.
+READY, GO = b"R", b"G"
 
 
 # --------------------------------------------------------------------------- supervisor
@@ -56,6 +67,8 @@ class _Worker:
     index: int
     process: subprocess.Popen[bytes]
     restarts: list[float] = dataclasses.field(default_factory=list)
+    #: The supervisor's end of the start-up socket pair (None once the node is up).
+    control: socket.socket | None = None
 
 
 class Supervisor:
@@ -71,17 +84,56 @@ class Supervisor:
         self.workers: list[_Worker] = []
         self.stopping = False
 
-    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+    def _spawn(self, index: int, control: socket.socket | None = None) -> subprocess.Popen[bytes]:
+        """Start worker ``index``; with ``control``, it waits for :data:`GO` to listen."""
         command = [
             sys.executable, "-m", "kumocore.workers", "--log-level", self.log_level,
             "--policy", self.policy, "--shutdown-timeout", str(self.shutdown_timeout),
             "--index", str(index), "--count", str(self.count), "--parent", str(os.getpid()),
         ]  # fmt: skip
+        fds: tuple[int, ...] = ()
+        if control is not None:
+            command += ["--control-fd", str(control.fileno())]
+            fds = (control.fileno(),)
         env = {**os.environ, INDEX_ENV: str(index), COUNT_ENV: str(self.count)}
         # Same process group as the parent: a signal to the group reaches every worker.
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, pass_fds=fds)
         log.info("worker started", worker=index, pid=process.pid)
         return process
+
+    def _start_with_barrier(self, index: int) -> _Worker:
+        ours, theirs = socket.socketpair()
+        try:
+            process = self._spawn(index, theirs)
+        finally:
+            theirs.close()  # the child has its own copy
+        return _Worker(index, process, control=ours)
+
+    def _wait_until_ready(self) -> int:
+        """Wait for every worker's :data:`READY`; nonzero if one exits first."""
+        pending = {w.control.fileno(): w for w in self.workers if w.control is not None}
+        while pending and not self.stopping:
+            readable, _, _ = select.select(list(pending), [], [], 0.2)
+            for fd in readable:
+                worker = pending.pop(fd)
+                assert worker.control is not None
+                if worker.control.recv(1) == READY:
+                    continue
+                status = worker.process.wait()  # its end closed: it is gone
+                log.error("worker exited during start-up", worker=worker.index, status=status)
+                return CONFIG_ERROR_EXIT if status == CONFIG_ERROR_EXIT else 1
+        return 0
+
+    def _release(self, *, go: bool) -> None:
+        """End the start-up channel: with ``go``, every worker opens its listeners;
+        without, each sees it closed and stops (start-up failed or SIGTERM came first)."""
+        for worker in self.workers:
+            if worker.control is not None:
+                with contextlib.suppress(OSError):  # a worker that died is restarted later
+                    if go:
+                        worker.control.sendall(GO)
+                worker.control.close()
+                worker.control = None
 
     def _stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
@@ -91,8 +143,11 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        self.workers = [_Worker(k, self._spawn(k)) for k in range(self.count)]
-        code = 0
+        self.workers = [self._start_with_barrier(k) for k in range(self.count)]
+        code = self._wait_until_ready()
+        self._release(go=code == 0 and not self.stopping)
+        if code == 0 and not self.stopping:
+            log.info("kumocore ready", workers=self.count, policy=self.policy)
         while not self.stopping and code == 0:
             time.sleep(0.2)
             for worker in self.workers:
@@ -215,8 +270,24 @@ async def adopt_orphans(runtime: Runtime, index: int, count: int) -> int:
     return moved
 
 
-async def serve_worker(policy: str, *, index: int, count: int, shutdown_timeout: float) -> int:
-    """One worker: load the policy, shard the spools, serve with ``SO_REUSEPORT``."""
+async def _barrier(control_fd: int) -> bool:
+    """Say :data:`READY` to the supervisor and wait for :data:`GO` (False: it is gone)."""
+    loop = asyncio.get_running_loop()
+    with socket.socket(fileno=control_fd) as control:
+        control.setblocking(False)
+        await loop.sock_sendall(control, READY)
+        return await loop.sock_recv(control, 1) == GO
+
+
+async def serve_worker(
+    policy: str, *, index: int, count: int, shutdown_timeout: float,
+    control_fd: int | None = None,
+) -> int:
+    """One worker: load the policy, shard the spools, serve with ``SO_REUSEPORT``.
+
+    With ``control_fd`` (the start-up socket pair), the listeners open only after the
+    supervisor said every worker is ready.
+    """
     from kumocore.runtime import Runtime
     from kumocore.server import Server
 
@@ -226,7 +297,13 @@ async def serve_worker(policy: str, *, index: int, count: int, shutdown_timeout:
     shard_spools(runtime, index)
     await adopt_orphans(runtime, index, count)
     server = Server(runtime)
-    await server.start()
+    await server.start(listen=control_fd is None)
+    if control_fd is not None:
+        if not await _barrier(control_fd):
+            log.warning("start-up called off by the supervisor; stopping", worker=index)
+            await server.stop(shutdown_timeout)
+            return 1
+        await server.start_listeners()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -267,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)
+    parser.add_argument("--control-fd", type=int, default=None)
     args = parser.parse_args(argv)
     configure_diagnostics(args.log_level)
     if args.parent:
@@ -278,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 index=args.index,
                 count=args.count,
                 shutdown_timeout=args.shutdown_timeout,
+                control_fd=args.control_fd,
             )
         )
     except (ConfigError, PolicyError, HookError) as exc:

@@ -51,6 +51,13 @@ def kumo_init(kumo: Any) -> None:
     kumo.define_spool(name="data", path=f"{var}/spool/data", kind="LocalDisk")
     kumo.define_spool(name="meta", path=f"{var}/spool/meta", kind="LocalDisk")
     kumo.start_esmtp_listener(listen=f"127.0.0.1:{ENV['W_SMTP']}", relay_hosts=["127.0.0.1"])
+    if ENV.get("W_FAIL") == ENV["KUMOCORE_WORKER_INDEX"]:
+        raise ValueError("this worker cannot start")
+    if ENV.get("W_SLOW") == ENV["KUMOCORE_WORKER_INDEX"]:
+        import time
+        time.sleep(2.0)
+        with open(f"{var}/slow-worker-ready", "w") as fh:
+            fh.write(repr(time.time()))
 
 @hookimpl
 def kumo_smtp_server_message_received(message: Any, conn_meta: Any) -> None:
@@ -66,7 +73,7 @@ def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str)
 class Node:
     """``kumocore serve --workers 2`` in its own session (the test's cleanup kills the group)."""
 
-    def __init__(self, root: Path, dns: str, sink_port: int) -> None:
+    def __init__(self, root: Path, dns: str, sink_port: int, **extra_env: str) -> None:
         self.root = root
         self.smtp_port = free_port()
         self.log = root / "kumocore.log"
@@ -74,7 +81,7 @@ class Node:
         self.policy.write_text(POLICY)
         self.env = {**os.environ, "W_DIR": str(root), "W_DNS": dns, "W_SINK": str(sink_port),
                     "W_SMTP": str(self.smtp_port),
-                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
+                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink", **extra_env}  # fmt: skip
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> subprocess.Popen[bytes]:
@@ -188,6 +195,53 @@ async def test_a_worker_that_dies_is_restarted_and_takes_mail_again(
         await asyncio.gather(*(send(node.smtp_port, sent + c, 1) for c in range(5)))
         sent += 5
         await sink.wait_for(sent, timeout=30)
+
+
+async def first_accept(node: Node, timeout: float) -> float | None:
+    """When the node's port first accepted a connection (None: never, or it exited)."""
+    assert node.process is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and node.process.poll() is None:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", node.smtp_port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        accepted = time.time()
+        writer.close()
+        return accepted
+    return None
+
+
+async def test_the_port_opens_only_once_every_worker_has_started(
+    tmp_path: Path, dns: TestDnsServer, sink: RecordingSink
+) -> None:
+    node = Node(tmp_path, dns.address, sink.port, W_SLOW="1")
+    try:
+        node.start()
+        accepted = await first_accept(node, timeout=30)
+        assert accepted is not None, node.text()
+        slow_ready = float((tmp_path / "slow-worker-ready").read_text())
+        assert accepted >= slow_ready  # worker 0 was up 2 s earlier, yet the port stayed shut
+        await node.wait_for_log("kumocore ready", 1)
+        await asyncio.gather(*(send(node.smtp_port, c, 1) for c in range(20)))
+        await sink.wait_for(20, timeout=30)
+        assert len(worker_pids(sink)) == 2  # the slow worker takes its share from the start
+    finally:
+        node.kill_group()
+
+
+async def test_a_worker_that_cannot_start_stops_the_node_before_it_listens(
+    tmp_path: Path, dns: TestDnsServer, sink: RecordingSink
+) -> None:
+    node = Node(tmp_path, dns.address, sink.port, W_FAIL="1")
+    try:
+        process = node.start()
+        assert await first_accept(node, timeout=30) is None
+        assert await asyncio.to_thread(process.wait, 10) == 2
+        assert "worker exited during start-up" in node.text()
+    finally:
+        node.kill_group()
 
 
 async def test_workers_shard_spool_paths_and_adopt_shards_of_a_larger_count(

@@ -35,7 +35,7 @@ async def test_server_starts_the_listeners_a_policy_defines() -> None:
     reception = await make_reception(StartsListeners())
     await reception.runtime.run_init()
     server = Server(reception.runtime)
-    await server._start_listeners()
+    await server.start_listeners()
     try:
         esmtp, http = server.listeners
         client = await RawSmtpClient.connect(esmtp.address[1])

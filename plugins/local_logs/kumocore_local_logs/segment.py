@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from kumocore_local_logs.options import LocalLogsConfig, MinFree
+from kumocore_local_logs.workers import WorkerTag
 
 log = structlog.get_logger("kumocore.local_logs")
 
@@ -24,11 +25,12 @@ SegmentKey = tuple[Path, str]
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 
 
-def segment_name(unix_ns: int, suffix: str = "") -> str:
+def segment_name(unix_ns: int, suffix: str = "", worker: WorkerTag | None = None) -> str:
     """``20250912-110801.440526026``: KumoMTA's ``%Y%m%d-%H%M%S%.f`` (UTC), fixed width so
-    names sort in time order."""
+    names sort in time order; a ``--workers`` worker adds ``.w<k>`` before the suffix."""
     secs, frac = divmod(unix_ns, 1_000_000_000)
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(secs)) + f".{frac:09d}{suffix}"
+    marker = worker.marker if worker is not None else ""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(secs)) + f".{frac:09d}{marker}{suffix}"
 
 
 def mark_done(path: Path) -> None:
@@ -37,11 +39,14 @@ def mark_done(path: Path) -> None:
     path.chmod(stat.S_IMODE(mode) & ~_WRITE_BITS)
 
 
-def mark_existing_done(directory: Path) -> int:
+def mark_existing_done(directory: Path, worker: WorkerTag | None = None) -> int:
     """Mark segments left writable by a previous run (a crash) as done; KumoMTA does this
-    at start-up so readers do not wait forever on a file nobody will finish."""
+    at start-up so readers do not wait forever on a file nobody will finish. A worker
+    leaves the segments other live workers are writing alone."""
     count = 0
     for entry in os.scandir(directory):
+        if worker is not None and not worker.owns_leftover(entry.name):
+            continue
         if (not entry.name.startswith(".") and entry.is_file(follow_symlinks=False)
                 and entry.stat().st_mode & _WRITE_BITS):
             mark_done(Path(entry.path))
@@ -103,6 +108,7 @@ class SegmentSet:
         self.level = config.compression_level or 3  # 0 means zstd's default level
         self.open: dict[SegmentKey, Segment] = {}
         self.prepared = False
+        self.worker = WorkerTag.from_env()
 
     def prepare(self) -> None:
         """Create the directories and finish a previous run's segments (idempotent)."""
@@ -110,7 +116,7 @@ class SegmentSet:
             return
         for directory in self.config.all_dirs():
             directory.mkdir(parents=True, exist_ok=True)
-            mark_existing_done(directory)
+            mark_existing_done(directory, self.worker)
         self.prepared = True
 
     def write(self, items: Iterable[tuple[SegmentKey, bytes]]) -> float | None:
@@ -167,7 +173,8 @@ class SegmentSet:
         unix_ns = time.time_ns()
         for _ in range(1000):  # two segments opened within the same nanosecond
             try:
-                return Segment(directory / segment_name(unix_ns, suffix), self.level, expires)
+                name = segment_name(unix_ns, suffix, self.worker)
+                return Segment(directory / name, self.level, expires)
             except FileExistsError:
                 unix_ns += 1
         raise FileExistsError(f"cannot find a free segment name in {directory}")
