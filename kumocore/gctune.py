@@ -1,0 +1,37 @@
+"""Garbage-collector settings for a long-running server.
+
+CPython's cyclic collector runs a young-generation pass every 700 net allocations. An MTA
+allocates a few thousand short-lived objects per message (buffers, replies, records), so
+with the default that pass runs several times per message and shows up as a few per cent
+of CPU; reference counting frees nearly all of those objects anyway. And everything that
+lives for the whole run (modules, the policy, messages recovered from the spool: a
+million of them is tens of millions of objects) would be walked again by every full
+collection, a pause that grows with the queue.
+
+So the server raises the young-generation threshold and, once started, freezes what
+exists (``gc.freeze``): those objects are never scanned again. They are still freed by
+reference counting when their count drops to zero (a delivered message), which is how
+almost every object here dies. Measured: about -5 % CPU per message, +5-7 % throughput
+(docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import gc
+
+__all__ = ["YOUNG_THRESHOLD", "settle_after_start", "tune_for_server"]
+
+#: Allocations between young-generation collections (CPython's default is 700).
+YOUNG_THRESHOLD = 20_000
+
+
+def tune_for_server() -> None:
+    """Collect less often; call once, before the server starts."""
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
+
+
+def settle_after_start() -> None:
+    """Collect start-up garbage once, then exempt everything alive from future scans."""
+    gc.collect()
+    gc.freeze()
