@@ -8,18 +8,18 @@ lives for the whole run (modules, the policy, messages recovered from the spool:
 million of them is tens of millions of objects) would be walked again by every full
 collection, a pause that grows with the queue.
 
-So the server raises the young-generation threshold and, once started, freezes what
-exists (``gc.freeze``): those objects are never scanned again. They are still freed by
-reference counting when their count drops to zero (a delivered message), which is how
-almost every object here dies. Measured: about -5 % CPU per message, +5-7 % throughput
-(docs/performance.md).
+So the server raises the young-generation threshold and, once started (spool recovered),
+freezes what exists (``gc.freeze``): those objects are never scanned again.
+They are still freed by reference counting when their count drops to zero (a delivered
+message), which is how almost every object here dies. Measured: about -5 % CPU per
+message, +5-7 % throughput (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import gc
 
-__all__ = ["YOUNG_THRESHOLD", "settle_after_start", "tune_for_server"]
+__all__ = ["YOUNG_THRESHOLD", "freeze_survivors", "tune_for_server"]
 
 #: Allocations between young-generation collections (CPython's default is 700).
 YOUNG_THRESHOLD = 20_000
@@ -31,7 +31,11 @@ def tune_for_server() -> None:
     gc.set_threshold(YOUNG_THRESHOLD, older, oldest)
 
 
-def settle_after_start() -> None:
-    """Collect start-up garbage once, then exempt everything alive from future scans."""
+def freeze_survivors() -> None:
+    """Collect garbage once, then exempt everything still alive from future scans.
+
+    Called once the server has started, i.e. after spool recovery. (Freezing during
+    recovery as well made no measurable difference for 300,000 messages.)
+    """
     gc.collect()
     gc.freeze()

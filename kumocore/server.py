@@ -151,14 +151,14 @@ class Server:
 
 async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     """``kumocore serve``: load, start, run until SIGTERM/SIGINT, stop gracefully."""
-    from kumocore.gctune import settle_after_start, tune_for_server
+    from kumocore.gctune import freeze_survivors, tune_for_server
 
     tune_for_server()
     runtime = Runtime()
     await runtime.load(policy)
     server = Server(runtime)
     await server.start()
-    settle_after_start()
+    freeze_survivors()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

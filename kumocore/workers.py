@@ -288,7 +288,7 @@ async def serve_worker(
     With ``control_fd`` (the start-up socket pair), the listeners open only after the
     supervisor said every worker is ready.
     """
-    from kumocore.gctune import settle_after_start, tune_for_server
+    from kumocore.gctune import freeze_survivors, tune_for_server
     from kumocore.runtime import Runtime
     from kumocore.server import Server
 
@@ -306,7 +306,7 @@ async def serve_worker(
             await server.stop(shutdown_timeout)
             return 1
         await server.start_listeners()
-    settle_after_start()
+    freeze_survivors()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kumocore.gctune import YOUNG_THRESHOLD, settle_after_start, tune_for_server
+from kumocore.gctune import YOUNG_THRESHOLD, freeze_survivors, tune_for_server
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def test_tuning_raises_only_the_young_generation_threshold(restored_gc: None) ->
 
 def test_objects_alive_at_start_are_frozen_and_later_ones_are_not(restored_gc: None) -> None:
     alive_at_start = [object() for _ in range(10)]
-    settle_after_start()
+    freeze_survivors()
     frozen = gc.get_freeze_count()
     assert frozen > len(alive_at_start)
     later = [[] for _ in range(100)]  # noqa: F841 - tracked containers, created after
