@@ -22,6 +22,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from email.utils import formataddr, getaddresses
+from functools import lru_cache
 
 from kumocore.headers import decode_rfc2047
 
@@ -156,22 +157,35 @@ def _dot_string_problem(local: str) -> str:
 def _check_domain(text: str, domain: str) -> str:
     if domain.startswith("["):
         return _check_literal(text, domain)
+    normalized, problem = _domain_verdict(domain)
+    if problem is not None:
+        raise AddressError(text, problem)
+    return normalized
+
+
+@lru_cache(maxsize=4096)
+def _domain_verdict(domain: str) -> tuple[str, str | None]:
+    """``(lower-case domain, None)`` or ``("", what is wrong with it)``.
+
+    Every MAIL FROM and RCPT TO checks a domain, and a campaign repeats the same few:
+    the checks (a scan for spaces, a regex per label) are remembered per domain.
+    """
     if any(c.isspace() for c in domain):
-        raise AddressError(text, "space in domain")
+        return "", "space in domain"
     if domain.endswith("."):
         domain = domain[:-1]
     if not domain:
-        raise AddressError(text, "missing domain")
+        return "", "missing domain"
     if len(domain.encode()) > _MAX_DOMAIN:
-        raise AddressError(text, f"domain longer than {_MAX_DOMAIN} octets")
+        return "", f"domain longer than {_MAX_DOMAIN} octets"
     for label in domain.split("."):
         if not label:
-            raise AddressError(text, "domain has an empty label")
+            return "", "domain has an empty label"
         if len(label.encode()) > _MAX_LABEL:
-            raise AddressError(text, f"domain label longer than {_MAX_LABEL} octets")
+            return "", f"domain label longer than {_MAX_LABEL} octets"
         if _LABEL.fullmatch(label) is None or not (label.isascii() or _is_u_label(label)):
-            raise AddressError(text, f"invalid domain label {label!r}")
-    return domain.lower()
+            return "", f"invalid domain label {label!r}"
+    return domain.lower(), None
 
 
 def _is_u_label(label: str) -> bool:

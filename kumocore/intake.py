@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kumocore.intake")
 
 NULL_QUEUE = "null"
+_T = TypeVar("_T")
 #: Bound on cached queue configurations (one per distinct queue name).
 MAX_CACHED_QUEUE_CONFIGS = 100_000
 
@@ -55,6 +56,23 @@ def peer_ip(received_from: str) -> str:
     if sep and port.isdigit() and ":" not in host:
         return host
     return received_from
+
+
+async def _each(
+    fn: Callable[[Message], Awaitable[_T]], messages: Sequence[Message]
+) -> list[_T | BaseException]:
+    """``fn`` for every message, concurrently; an exception is returned, not raised.
+
+    That is ``asyncio.gather(..., return_exceptions=True)``, which wraps each call in a
+    task: worth it for several messages (their spool writes share a group commit), pure
+    overhead for the usual one, which is awaited directly.
+    """
+    if len(messages) != 1:
+        return await asyncio.gather(*(fn(m) for m in messages), return_exceptions=True)
+    try:
+        return [await fn(messages[0])]
+    except Exception as exc:
+        return [exc]
 
 
 class Intake:
@@ -99,9 +117,7 @@ class Intake:
         Failures are per message (the caller decides the reply); nothing that is reported
         ``ok`` can be lost, and nothing that is not ``ok`` was stored.
         """
-        resolved = await asyncio.gather(
-            *(self.resolve_queue_config(m) for m in messages), return_exceptions=True
-        )
+        resolved = await _each(self.resolve_queue_config, messages)
         results: list[Accepted | None] = [None] * len(messages)
         to_save: list[tuple[int, str, QueueConfig]] = []
         for index, (message, outcome) in enumerate(zip(messages, resolved, strict=True)):
@@ -124,9 +140,7 @@ class Intake:
         store = self.runtime.store
         if store is None:
             raise RuntimeError("intake used before the spool was started")
-        saved = await asyncio.gather(
-            *(store.save(messages[i]) for i, _, _ in to_save), return_exceptions=True
-        )
+        saved = await _each(store.save, [messages[i] for i, _, _ in to_save])
         for (index, queue, config), error in zip(to_save, saved, strict=True):
             message = messages[index]
             if isinstance(error, BaseException):

@@ -12,7 +12,7 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
-from kumocore.delivery.wire import ReplyReader, dot_stuff
+from kumocore.delivery.wire import ReplyReader, dot_stuff, drain_needed
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -65,11 +65,13 @@ class SmtpClientConnection:
     # ---------------------------------------------------------------- primitives
     async def _command(self, line: str, command: str, timeout: float) -> Response:
         self.writer.write(line.encode("utf-8") + b"\r\n")
-        await self.writer.drain()
+        if drain_needed(self.writer):  # usually sent already: skip two coroutine frames
+            await self.writer.drain()
         return await self.replies.read(command, timeout)
 
     def _lost(self, command: str, exc: BaseException) -> Response:
         self.closed = True
+        self.replies.close()
         self.writer.close()
         reason = "timed out" if isinstance(exc, TimeoutError) else f"connection lost: {exc}"
         return Response.parse(421, f"4.4.2 {reason} during {command}", command=command)
@@ -133,7 +135,8 @@ class SmtpClientConnection:
                 return reply
             command = "."
             self.writer.write(dot_stuff(data))
-            await self.writer.drain()
+            if drain_needed(self.writer):
+                await self.writer.drain()
             final = await self.replies.read(".", _timeout(self.path, "data_dot_timeout", 300))
             self.deliveries += 1
             return final
@@ -142,7 +145,8 @@ class SmtpClientConnection:
 
     async def _pipelined_envelope(self, sender: str, recipient: str) -> Response:
         self.writer.write(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
-        await self.writer.drain()
+        if drain_needed(self.writer):
+            await self.writer.drain()
         mail = await self.replies.read("MAIL FROM", _timeout(self.path, "mail_from_timeout", 300))
         rcpt = await self.replies.read("RCPT TO", _timeout(self.path, "rcpt_to_timeout", 300))
         data = await self.replies.read("DATA", _timeout(self.path, "data_timeout", 300))
@@ -172,6 +176,7 @@ class SmtpClientConnection:
             self.closed = True
 
     async def close(self) -> None:
+        self.replies.close()
         if not self.closed:
             self.closed = True
             try:

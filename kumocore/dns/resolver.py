@@ -149,6 +149,12 @@ class Resolver:
         self.negative_ttl = negative_ttl
         self._clock = clock
         self._cache = _TtlCache(cache_size, clock)
+        self._cache_size = cache_size
+        # Routing asks for the MX of every message. The MailExchanger built from a cached
+        # answer is kept with that answer (per domain as asked): reused while the cache
+        # still holds the very same answer, rebuilt once it expired or was replaced.
+        # Nobody mutates a MailExchanger (the policy gets copies), so sharing it is safe.
+        self._built_mx: dict[str, tuple[tuple[str, str], _Answer, MailExchanger]] = {}
         self._inflight: dict[tuple[str, str], asyncio.Task[_Answer]] = {}
         # Bumped by configure(): answers still in flight from the old servers are not cached.
         self._generation = 0
@@ -201,14 +207,22 @@ class Resolver:
             raise DnsError(str(err), name=domain) from None
         if literal is not None:
             return MailExchanger.for_literal(domain, literal)
+        built = self._built_mx.get(domain)
+        if built is not None and self._cache.get(built[0]) is built[1]:
+            return built[2]
         host, port = split_port(domain)
         name = normalize_name(host)
         answer = await self._query(name, "MX")
         if answer.status == "nxdomain":
             raise DnsError(f"MX lookup for {name} failed: NXDOMAIN", name=name)
         if answer.status == "nodata":
-            return MailExchanger.implicit(name, port)
-        return MailExchanger.from_records(name, answer.records, port)
+            mx = MailExchanger.implicit(name, port)
+        else:
+            mx = MailExchanger.from_records(name, answer.records, port)
+        if len(self._built_mx) >= self._cache_size:
+            self._built_mx.clear()
+        self._built_mx[domain] = ((name, "MX"), answer, mx)
+        return mx
 
     async def lookup_addr(self, host: str) -> list[str]:
         """IPv4 then IPv6 addresses of ``host``; [] if it exists without any; NXDOMAIN raises."""

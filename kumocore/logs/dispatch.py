@@ -45,9 +45,29 @@ class _Lane:
         self.processed = 0
         self.progress = asyncio.Event()
         self.counts = {"submitted": 0, "written": 0, "dropped": 0, "errors": 0, "failed": 0}
+        # One timer bounds every ``written`` wait on this lane (see LogDispatcher.written).
+        self._watch: asyncio.TimerHandle | None = None
+        self._watch_at = 0.0
 
     def stats(self) -> dict[str, int]:
         return {**self.counts, "pending": len(self.buffer) + self.in_flight}
+
+    def wake_waiters(self) -> None:
+        progress, self.progress = self.progress, asyncio.Event()
+        progress.set()
+
+    def watch(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Make sure waiters are woken at ``deadline`` at the latest."""
+        if self._watch is None or self._watch_at > deadline:
+            if self._watch is not None:
+                self._watch.cancel()
+            self._watch = loop.call_at(deadline, self._on_watch)
+            self._watch_at = deadline
+
+    def _on_watch(self) -> None:
+        # Waiters whose deadline passed give up; the others arm the watch again.
+        self._watch = None
+        self.wake_waiters()
 
 
 #: What :meth:`LogDispatcher.submit` returns: each lane and the record's place in it.
@@ -122,13 +142,20 @@ class LogDispatcher:
         The queue awaits this before it deletes a message with a final outcome, so a
         crash can never leave a message both gone from the spool and missing from the logs.
         """
-        try:
-            async with asyncio.timeout(timeout):
-                for lane, sequence in ticket:
-                    while lane.processed < sequence:
-                        await lane.progress.wait()
-        except TimeoutError:
-            return False
+        # Every delivered message waits here. Rather than a timer per wait (what
+        # ``asyncio.timeout`` costs), each lane has one watch timer, armed for the earliest
+        # deadline of its waiters and firing at most once per ``timeout`` under load.
+        deadline: float | None = None
+        for lane, sequence in ticket:
+            while lane.processed < sequence:
+                loop = asyncio.get_running_loop()
+                now = loop.time()
+                if deadline is None:
+                    deadline = now + timeout
+                elif now >= deadline:
+                    return False
+                lane.watch(loop, deadline)
+                await lane.progress.wait()
         return True
 
     async def start(self) -> None:
@@ -204,8 +231,7 @@ class LogDispatcher:
         finally:
             lane.in_flight = 0
             lane.processed += len(batch)
-            progress, lane.progress = lane.progress, asyncio.Event()
-            progress.set()
+            lane.wake_waiters()
 
     async def _close_sink(self, lane: _Lane, timeout: float) -> None:
         try:

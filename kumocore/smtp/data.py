@@ -3,7 +3,9 @@
 aiosmtpd reads DATA one line per ``await``, which dominates the cost of a small message.
 Here the stream is read with ``readuntil(b".\\r\\n")``: every end-of-data marker
 (``CRLF . CRLF``) ends with ``.\\r\\n``, so each call returns a large chunk that is either the
-rest of the message or ends at a line finishing in a dot. Only ``CRLF . CRLF`` ends the
+rest of the message or ends at a line finishing in a dot (and once the buffered input
+shows that the data does not end right here, with ``readuntil(b"\\r\\n.\\r\\n")``, which
+takes a whole message in one call, see :func:`_end_not_next`). Only ``CRLF . CRLF`` ends the
 data (or ``. CRLF`` straight after the DATA command's own CRLF): ``LF . LF``,
 ``LF . CRLF``, ``CR . CR``... are message content. That is what makes smuggling
 impossible here: whatever a client hides behind a bare-LF "end of data" stays inside the
@@ -28,12 +30,15 @@ __all__ = [
     "fix_line_endings",
     "has_long_line",
     "read_data",
+    "scan_lines",
     "unstuff",
 ]
 
 _DOT_CRLF = b".\r\n"
 _END = b"\r\n.\r\n"
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
+# re's literal-prefix search finds this about 2.5x faster than ``bytes.__contains__``.
+_CRLF_DOT = re.compile(rb"\r\n\.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,7 @@ async def read_data(reader: asyncio.StreamReader, max_size: int) -> bytes | Data
     try:
         while True:
             try:
-                chunk = await reader.readuntil(_DOT_CRLF)
+                chunk = await reader.readuntil(_END if _end_not_next(reader, tail) else _DOT_CRLF)
             except asyncio.LimitOverrunError as exc:
                 # Over the limit without a marker in sight: drop what cannot be part of one.
                 skipped = await reader.readexactly(exc.consumed)
@@ -88,11 +93,27 @@ async def read_data(reader: asyncio.StreamReader, max_size: int) -> bytes | Data
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def _end_not_next(reader: asyncio.StreamReader, tail: bytes) -> bool:
+    """Whether the end of data, if it is in the stream at all, is its first CRLF.CRLF.
+
+    The marker can only hide from a search for ``CRLF . CRLF`` by starting with the CRLF
+    already read (``tail``): then the stream starts with ``. CRLF``. When the buffered
+    input shows it does not, one ``readuntil(CRLF . CRLF)`` takes the whole message,
+    instead of one ``readuntil(. CRLF)`` per line that ends in a full stop (most lines of
+    prose: 24 calls for a 2 KB newsletter). With too little buffered to tell, the
+    line-by-line search is used, which is always right.
+    """
+    # ``_buffer`` is only peeked at (StreamReader has no peek); ``_limit`` is already
+    # handled the same way above.
+    buffered: bytearray = reader._buffer  # type: ignore[attr-defined]
+    return tail.endswith(b"\r\n") and len(buffered) >= 3 and not buffered.startswith(_DOT_CRLF)
+
+
 def unstuff(data: bytes) -> bytes:
     """Remove the transparency dot of each line that starts with one (RFC 5321 4.5.2)."""
     if data.startswith(b"."):
         data = data[1:]
-    if b"\r\n." in data:
+    if _CRLF_DOT.search(data) is not None:
         data = data.replace(b"\r\n.", b"\r\n")
     return data
 
@@ -102,6 +123,26 @@ def has_long_line(data: bytes, limit: int) -> bool:
     if len(data) <= limit:
         return False
     return max(map(len, data.split(b"\r\n"))) > limit
+
+
+def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
+    """``(has_long_line(data, limit), check_line_endings(data))`` in one pass.
+
+    Reception needs both answers for every message; computed separately they take three
+    ``count`` passes (one for the two-byte CRLF, the slowest) and a ``split``: about
+    120 us at 50 KB. ``splitlines`` breaks at CRLF, CR and LF alike; the line lengths
+    then tell both answers. Every terminator is a CRLF exactly when the terminators take
+    two bytes each (a bare CR or LF takes one), and the lines are then the CRLF lines.
+    """
+    if not data:
+        return False, True
+    lines = data.splitlines()
+    lengths = list(map(len, lines))
+    # splitlines gives no empty last item after a final terminator: count terminators.
+    terminators = len(lines) if data.endswith((b"\r", b"\n")) else len(lines) - 1
+    if len(data) - sum(lengths) != 2 * terminators:
+        return has_long_line(data, limit), False
+    return max(lengths) > limit, True
 
 
 def check_line_endings(data: bytes) -> bool:

@@ -18,6 +18,7 @@ from typing import Any, cast
 import structlog
 from aiosmtpd.smtp import SMTP
 
+from kumocore.delivery.wire import drain_needed
 from kumocore.smtp.data import DataTooBig, read_data
 
 log = structlog.get_logger("kumocore.smtp")
@@ -25,6 +26,8 @@ log = structlog.get_logger("kumocore.smtp")
 
 def format_reply(code: int, text: str) -> bytes:
     """``code`` and ``text`` on the wire; a multi-line text becomes a multi-line reply."""
+    if "\n" not in text and "\r" not in text:  # nearly every reply: skip split and join
+        return f"{code} {text}\r\n".encode("utf-8", "replace")
     lines = text.replace("\r", "").split("\n")
     out = "".join(f"{code}-{line}\r\n" for line in lines[:-1]) + f"{code} {lines[-1]}\r\n"
     return out.encode("utf-8", "replace")
@@ -161,12 +164,15 @@ class SmtpProtocol(SMTP):
         if transport is None or transport.is_closing():
             self.closing = True
             return
-        self._writer.write(format_reply(code, text))
+        writer = self._writer
+        writer.write(format_reply(code, text))
         if close:
             self.closing = True
             transport.close()  # flushes the reply first
             return
-        await self._writer.drain()
+        if not drain_needed(writer):
+            return
+        await writer.drain()
 
     async def read_line(self, limit: int) -> bytes | None:
         """One CRLF-terminated line (CRLF included); None if it was over ``limit``."""

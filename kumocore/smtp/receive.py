@@ -72,10 +72,11 @@ async def data(session: EsmtpSession, arg: str) -> None:
         await session.reply(552, "5.3.4 message too big")
         return
     body = data_io.unstuff(raw)
-    if data_io.has_long_line(body, config.line_length_hard_limit):
+    long_line, clean = data_io.scan_lines(body, config.line_length_hard_limit)
+    if long_line:
         await session.reply(500, "5.2.3 line too long")
         return
-    if config.invalid_line_endings != "Allow" and not data_io.check_line_endings(body):
+    if config.invalid_line_endings != "Allow" and not clean:
         if config.invalid_line_endings == "Deny":
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
             return

@@ -88,3 +88,29 @@ async def test_all_or_nothing_stores_nothing_when_any_message_is_refused() -> No
     assert [r.ok for r in results] == [False, False]
     assert queues.inserted == []
     assert len(runtime.store.meta) == 0  # type: ignore[arg-type, union-attr]
+
+
+class BrokenSpool(MemorySpool):
+    async def put(self, key: str, value: bytes) -> None:
+        raise OSError("disk on fire")
+
+
+async def test_spool_failure_of_a_single_message_is_its_outcome_not_an_exception() -> None:
+    # One message is awaited directly rather than through gather: its failure must still
+    # come back as that message's result.
+    runtime, queues = make_runtime()
+    runtime.store = MessageStore(BrokenSpool("data"), MemorySpool("meta"))
+    results = await Intake(runtime).accept([message("TenantOne")], reception_protocol="ESMTP")
+    assert not results[0].ok
+    assert isinstance(results[0].error, OSError)
+    assert queues.inserted == []
+
+
+async def test_spool_failure_in_a_batch_fails_only_the_messages_it_hit() -> None:
+    runtime, queues = make_runtime()
+    runtime.store = MessageStore(BrokenSpool("data"), MemorySpool("meta"))
+    results = await Intake(runtime).accept(
+        [message("TenantOne"), message("Nope")], reception_protocol="HTTP")
+    assert isinstance(results[0].error, OSError)
+    assert not results[1].ok and not isinstance(results[1].error, OSError)
+    assert queues.inserted == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 
@@ -12,6 +13,7 @@ from kumocore.smtp.data import (
     fix_line_endings,
     has_long_line,
     read_data,
+    scan_lines,
     unstuff,
 )
 
@@ -87,3 +89,48 @@ def test_long_line_detection() -> None:
     assert not has_long_line(b"x" * 998 + b"\r\n", 998)
     assert has_long_line(b"short\r\n" + b"x" * 999 + b"\r\nend\r\n", 998)
     assert not has_long_line(b"", 998)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"a", b"a\r\n", b"a\n", b"a\r", b"a\n\r", b"a\r\r\n", b"\r\n\r\n", b"x" * 12,
+     b"x" * 12 + b"\r\n", b"ab\ncdefghijklmn\r\n", b"ab\rcdefghijklmn\r\n"],
+)
+def test_scan_lines_answers_as_the_two_separate_checks(data: bytes) -> None:
+    assert scan_lines(data, 10) == (has_long_line(data, 10), check_line_endings(data))
+
+
+def test_scan_lines_answers_as_the_two_separate_checks_on_random_bodies() -> None:
+    rng = random.Random(998)
+    alphabet = [b"a", b"bcd", b"\r", b"\n", b"\r\n", b"\r\n", b"."]
+    for _ in range(3000):
+        data = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(16)))
+        limit = rng.randrange(1, 8)
+        assert scan_lines(data, limit) == (
+            has_long_line(data, limit), check_line_endings(data)), (data, limit)
+
+
+def reference_split(stream: bytes) -> tuple[bytes, bytes]:
+    """The definition: data ends at the first CRLF.CRLF, counting the DATA line's CRLF."""
+    framed = b"\r\n" + stream
+    end = framed.find(b"\r\n.\r\n")
+    return framed[2:end + 2], framed[end + 5:]
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_read_data_ends_where_the_definition_says_however_packets_arrive(
+    seed: int,
+) -> None:
+    # Lines ending in a full stop, dot lines, bare LFs before dots, empty messages: the
+    # reader switches between searching for ".CRLF" and for "CRLF.CRLF" as it peeks at
+    # its buffer, and must end exactly at the first end-of-data marker every time.
+    rng = random.Random(seed)
+    tokens = [b"text", b"end.", b".", b"..", b"\r\n", b"\r\n", b"\n", b"\r", b" "]
+    for _ in range(150):
+        data = b"".join(rng.choice(tokens) for _ in range(rng.randrange(14)))
+        stream = data + b"\r\n.\r\nNEXT\r\n" if rng.random() < 0.8 else b".\r\nNEXT\r\n"
+        cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randrange(4))))
+        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        result, rest = await feed(chunks)
+        body, after = reference_split(stream)
+        assert (result, rest) == (body, after), (stream, chunks)

@@ -210,3 +210,36 @@ async def test_invalid_name_is_a_permanent_dns_error_without_a_query(
         await resolver.lookup_mx(name)
     assert caught.value.transient is False
     assert dns_server.queries == []
+
+
+async def test_mx_built_for_a_cached_answer_is_reused_until_the_answer_expires(
+    dns_server: TestDnsServer, clocked: Resolver, clock: FakeClock
+) -> None:
+    dns_server.set_records("site.example", "MX", [(10, "mx1.site.example")], ttl=100)
+    first = await clocked.lookup_mx("site.example")
+    assert await clocked.lookup_mx("site.example") is first  # same answer: same value
+    clock.now += 101  # the answer expired: a new query, and a value built from it
+    dns_server.set_records("site.example", "MX", [(10, "mx2.site.example")], ttl=100)
+    renewed = await clocked.lookup_mx("site.example")
+    assert renewed.site_name == "mx2.site.example"
+    assert dns_server.query_count("site.example", "MX") == 2
+
+
+async def test_mx_built_for_a_domain_with_port_keeps_the_port_apart(
+    dns_server: TestDnsServer, resolver: Resolver
+) -> None:
+    plain = await resolver.lookup_mx("gmail.com")
+    with_port = await resolver.lookup_mx("gmail.com:2525")
+    assert with_port.hosts == [f"{host}:2525" for host in plain.hosts]
+    assert (await resolver.lookup_mx("gmail.com")).hosts == plain.hosts
+    assert dns_server.query_count("gmail.com", "MX") == 1
+
+
+async def test_configure_drops_the_mx_built_from_old_answers(
+    dns_server: TestDnsServer, resolver: Resolver
+) -> None:
+    await resolver.lookup_mx("gmail.com")
+    await resolver.lookup_mx("gmail.com")
+    with TestDnsServer({"gmail.com": {"MX": [(1, "smtp.other.example")]}}) as other:
+        resolver.configure([other.address], timeout=0.5)
+        assert (await resolver.lookup_mx("gmail.com")).site_name == "smtp.other.example"

@@ -148,3 +148,47 @@ def test_duplicate_sink_names_and_bad_sink_attributes_are_refused() -> None:
         LogDispatcher([RecordingSink("a", buffer_size=0)])
     with pytest.raises(TypeError, match="header_names"):
         LogDispatcher([RecordingSink("a", header_names="Subject")])
+
+
+async def test_written_waits_until_every_sink_was_handed_the_record() -> None:
+    gate = asyncio.Event()
+    fast, slow = RecordingSink("fast"), RecordingSink("slow", gate=gate)
+    dispatcher = LogDispatcher([fast, slow], batch_latency=0)
+    await dispatcher.start()
+    waiter = asyncio.create_task(dispatcher.written(dispatcher.submit(record()), timeout=5))
+    await wait_for(lambda: len(fast.records) == 1)
+    await asyncio.sleep(0.02)
+    assert not waiter.done()  # the slow sink has not taken it yet
+    gate.set()
+    assert await waiter is True
+    assert await dispatcher.written(dispatcher.submit(record()), timeout=5) is True
+    await dispatcher.close()
+
+
+async def test_written_gives_up_at_each_waiters_own_deadline() -> None:
+    gate = asyncio.Event()  # never set until the end: the sink is stuck
+    dispatcher = LogDispatcher([RecordingSink("stuck", gate=gate)], batch_latency=0)
+    await dispatcher.start()
+    started = time.monotonic()
+    long_wait = asyncio.create_task(dispatcher.written(dispatcher.submit(record()), timeout=0.3))
+    await asyncio.sleep(0)
+    short_wait = asyncio.create_task(dispatcher.written(dispatcher.submit(record()), timeout=0.05))
+    assert await short_wait is False  # its deadline is earlier than the watch already armed
+    assert time.monotonic() - started < 0.25
+    assert not long_wait.done()  # woken with it, but its own deadline is still ahead
+    assert await long_wait is False
+    assert time.monotonic() - started >= 0.29
+    gate.set()
+    await dispatcher.close()
+
+
+async def test_written_after_a_timed_out_wait_still_sees_later_progress() -> None:
+    gate = asyncio.Event()
+    sink = RecordingSink("late", gate=gate)
+    dispatcher = LogDispatcher([sink], batch_latency=0)
+    await dispatcher.start()
+    ticket = dispatcher.submit(record())
+    assert await dispatcher.written(ticket, timeout=0.02) is False
+    asyncio.get_running_loop().call_later(0.05, gate.set)
+    assert await dispatcher.written(ticket, timeout=2) is True
+    await dispatcher.close()

@@ -127,3 +127,16 @@ def test_address_header_decodes_rfc2047_display_names_after_splitting() -> None:
 
 def test_address_header_without_any_address_is_none() -> None:
     assert parse_address_header("undisclosed-recipients:;") is None
+
+
+def test_domain_verdict_is_remembered_but_errors_still_name_each_address() -> None:
+    # The domain check is cached per domain: the second address with the same bad
+    # domain must still get an error naming that address, not the first one.
+    for text in ("a@bad..example", "b@bad..example"):
+        with pytest.raises(AddressError) as info:
+            parse_envelope_address(text)
+        assert text in str(info.value)
+        assert "empty label" in str(info.value)
+    first = parse_envelope_address("a@Example.COM.")
+    second = parse_envelope_address("b@Example.COM.")
+    assert first.domain == second.domain == "example.com"

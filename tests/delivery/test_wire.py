@@ -1,0 +1,143 @@
+"""Dot-stuffing for the outbound client: same bytes as the straightforward definition."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+
+import pytest
+
+from kumocore.delivery.wire import ReplyReader, dot_stuff, drain_needed
+
+_ANY_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+def reference_dot_stuff(data: bytes) -> bytes:
+    """The definition: every CR, LF and CRLF becomes CRLF, leading dots double, then ``.``."""
+    data = _ANY_EOL.sub(b"\r\n", data)
+    if data.startswith(b"."):
+        data = b"." + data
+    data = data.replace(b"\r\n.", b"\r\n..")
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    return data + b".\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\r\n",
+        b"\r\n\r\n",
+        b"a",
+        b".",
+        b"..\r\n",
+        b"a\r\n.b\r\n",
+        b"a\n.\nb",  # a bare-LF "end of data" must come out as content, never as a dot line
+        b"a\r.\rb\r\n",
+        b"a\n\r.\r\n",
+        b"x\x0by\x0cz\x1cw\x85v\r\n",  # str.splitlines breaks at these, bytes must not
+    ],
+)
+def test_dot_stuff_matches_the_definition(data: bytes) -> None:
+    assert dot_stuff(data) == reference_dot_stuff(data)
+
+
+def test_dot_stuff_matches_the_definition_on_random_bodies() -> None:
+    rng = random.Random(5321)
+    alphabet = [b"a", b".", b"\r", b"\n", b"\r\n", b" ", b"\x0b"]
+    for _ in range(3000):
+        data = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+        assert dot_stuff(data) == reference_dot_stuff(data), data
+
+
+def test_dot_stuffed_body_has_exactly_one_end_of_data() -> None:
+    stuffed = dot_stuff(b"Subject: x\r\n\r\nhi\n.\nMAIL FROM:<evil@example.com>\r\n.\r\n")
+    assert stuffed.endswith(b"\r\n.\r\n")
+    assert stuffed.count(b"\r\n.\r\n") == 1
+
+
+# ---------------------------------------------------------------- reply timeouts
+
+
+def _reader(*data: bytes) -> asyncio.StreamReader:
+    reader = asyncio.StreamReader()
+    for chunk in data:
+        reader.feed_data(chunk)
+    return reader
+
+
+async def test_reply_reader_times_out_a_reply_that_does_not_come() -> None:
+    replies = ReplyReader(_reader(b"250-first line\r\n"))
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await replies.read("MAIL FROM", 0.05)
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(TimeoutError):  # the connection is dead for good: no stale reply
+        await replies.read("RCPT TO", 5)
+    replies.close()
+
+
+async def test_reply_reader_gives_each_reply_its_own_timeout() -> None:
+    reader = _reader(b"250 ok\r\n")
+    replies = ReplyReader(reader)
+    assert (await replies.read("MAIL FROM", 0.1)).code == 250
+    # The timer armed for the first read fires during this one, which must survive it:
+    # its own deadline is later.
+    asyncio.get_running_loop().call_later(0.15, reader.feed_data, b"354 go\r\n")
+    assert (await replies.read("DATA", 0.3)).code == 354
+    replies.close()
+
+
+async def test_reply_reader_shorter_timeout_after_a_longer_one_still_applies() -> None:
+    replies = ReplyReader(_reader(b"250 ok\r\n"))
+    assert (await replies.read(".", 300)).code == 250
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await replies.read("RSET", 0.05)
+    assert time.monotonic() - started < 1.0
+    replies.close()
+
+
+async def test_reply_reader_reads_multi_line_and_malformed_replies() -> None:
+    replies = ReplyReader(_reader(b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\nhello\r\n"))
+    ehlo = await replies.read("EHLO", 1)
+    assert ehlo.code == 250
+    assert set(replies.last_extensions) == {"PIPELINING", "8BITMIME"}
+    bad = await replies.read("MAIL FROM", 1)
+    assert bad.code == 421
+    assert "malformed reply: b'hello\\r\\n'" in bad.to_single_line()
+    replies.close()
+
+
+# ---------------------------------------------------------------- drain
+
+
+class _Transport:
+    def __init__(self, buffered: int = 0, closing: bool = False) -> None:
+        self.buffered, self.closing = buffered, closing
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+
+def _writer(transport: _Transport, reader: asyncio.StreamReader | None) -> asyncio.StreamWriter:
+    protocol = asyncio.StreamReaderProtocol(reader or asyncio.StreamReader())
+    return asyncio.StreamWriter(transport, protocol, reader, asyncio.get_running_loop())  # type: ignore[arg-type]
+
+
+async def test_drain_is_skipped_only_when_it_could_not_wait_or_fail() -> None:
+    assert not drain_needed(_writer(_Transport(), asyncio.StreamReader()))
+    assert drain_needed(_writer(_Transport(buffered=10), None))  # flow control may pause
+    assert drain_needed(_writer(_Transport(closing=True), None))  # must see connection_lost
+    failed = asyncio.StreamReader()
+    failed.set_exception(ConnectionResetError())
+    assert drain_needed(_writer(_Transport(), failed))  # drain() would raise it
