@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -43,6 +44,7 @@ class Server:
         self.runtime = runtime
         self.listeners: list[Listener] = []
         self.started = False
+        self._unbound: list[Callable[[], Awaitable[Listener]]] | None = None
 
     def _make_spool(self, name: str, kinds: dict[str, Any]) -> Spool:
         definition: SpoolDefinition | None = self.runtime.config.spools.get(name)
@@ -76,6 +78,7 @@ class Server:
         runtime.intake = Intake(runtime)
         await runtime.queues.start()
         await self._recover()
+        await self.prepare_listeners()
         if listen:
             await self.start_listeners()
         self.started = True
@@ -119,14 +122,30 @@ class Server:
             count += 1
         log.info("spool recovered", messages=count, seconds=round(time.perf_counter() - started, 3))
 
-    async def start_listeners(self) -> None:
-        from kumocore.http.server import start_http_listener
-        from kumocore.smtp.server import start_esmtp_listener
+    async def prepare_listeners(self) -> None:
+        """Build every listener short of binding it: TLS contexts (a self-signed
+        certificate is an RSA key generation) and apps, so that :meth:`start_listeners`
+        only binds. Workers of one node then open their ports within moments of each
+        other."""
+        from kumocore.http.server import prepare_http_listener
+        from kumocore.smtp.server import prepare_esmtp_listener
 
-        for esmtp in self.runtime.config.esmtp_listeners:
-            self.listeners.append(await start_esmtp_listener(self.runtime, esmtp))
-        for http in self.runtime.config.http_listeners:
-            self.listeners.append(await start_http_listener(self.runtime, http))
+        config = self.runtime.config
+        unbound: list[Callable[[], Awaitable[Listener]]] = []
+        for esmtp in config.esmtp_listeners:
+            unbound.append(await prepare_esmtp_listener(self.runtime, esmtp))
+        for http in config.http_listeners:
+            unbound.append(await prepare_http_listener(self.runtime, http))
+        self._unbound = unbound
+
+    async def start_listeners(self) -> None:
+        """Bind and start the listeners (prepared first if :meth:`prepare_listeners` was
+        not called)."""
+        if self._unbound is None:
+            await self.prepare_listeners()
+        unbound, self._unbound = self._unbound or [], []
+        for start in unbound:
+            self.listeners.append(await start())
         for listener in self.listeners:
             host, port = listener.address[:2]
             log.info("listening", address=f"{host}:{port}", kind=type(listener).__name__)

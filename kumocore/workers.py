@@ -5,11 +5,13 @@ The parent process is a supervisor only: it starts N worker processes
 on SIGTERM/SIGINT tells every worker to stop and waits for them. It binds nothing.
 
 Start-up is a barrier: each worker loads the policy and recovers its spool shard, then
-reports ready over a socket pair it inherited; only when all N are ready does the
-supervisor tell them to open their listeners. Until then the port is closed, so the
-kernel cannot pin early connections to whichever worker happened to be fastest (and a
-client retrying a closed port is better served than one stuck behind a recovering
-worker). A worker restarted later opens its listeners as soon as it is ready.
+builds its listeners short of binding them (TLS contexts, apps), and reports ready over
+a socket pair it inherited; only when all N are ready does the supervisor tell them to
+bind, and it logs ``kumocore ready`` once each has said it listens. Until then the port
+is closed, so the kernel cannot pin early connections to whichever worker happened to
+be fastest (and a client retrying a closed port is better served than one stuck behind
+a recovering worker). A worker restarted later opens its listeners as soon as it is
+ready.
 
 Each worker is an ordinary ``kumocore serve`` with three differences:
 
@@ -44,6 +46,7 @@ import structlog
 
 if TYPE_CHECKING:
     from kumocore.runtime import Runtime
+    from kumocore.server import Server
     from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.workers")
@@ -55,8 +58,11 @@ MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 #: A worker that exits with this code (a configuration error) is not restarted.
 CONFIG_ERROR_EXIT = 2
-#: Bytes on the start-up socket pair: worker → supervisor, then supervisor → worker.
-READY, GO = b"R", b"G"
+#: Bytes on the start-up socket pair: worker → supervisor (ready to listen), supervisor
+#: → worker (listen now), worker → supervisor (listening).
+READY, GO, LISTENING = b"R", b"G", b"L"
+#: How long the supervisor waits for every worker to report its listeners open.
+LISTEN_ACK_TIMEOUT = 30.0
 
 
 # --------------------------------------------------------------------------- supervisor
@@ -125,15 +131,30 @@ class Supervisor:
         return 0
 
     def _release(self, *, go: bool) -> None:
-        """End the start-up channel: with ``go``, every worker opens its listeners;
-        without, each sees it closed and stops (start-up failed or SIGTERM came first)."""
+        """End the start-up channel: with ``go``, every worker opens its listeners and
+        this returns once all say they listen; without, each sees the channel closed and
+        stops (start-up failed, or SIGTERM came first)."""
+        if go:
+            for worker in self.workers:
+                if worker.control is not None:
+                    with contextlib.suppress(OSError):  # a dead worker is restarted later
+                        worker.control.sendall(GO)
+            self._wait_for(LISTENING, LISTEN_ACK_TIMEOUT)
         for worker in self.workers:
             if worker.control is not None:
-                with contextlib.suppress(OSError):  # a worker that died is restarted later
-                    if go:
-                        worker.control.sendall(GO)
                 worker.control.close()
                 worker.control = None
+
+    def _wait_for(self, what: bytes, timeout: float) -> None:
+        pending = {w.control.fileno(): w.control for w in self.workers if w.control is not None}
+        deadline = time.monotonic() + timeout
+        while pending and not self.stopping and time.monotonic() < deadline:
+            readable, _, _ = select.select(list(pending), [], [], 0.2)
+            for fd in readable:
+                with contextlib.suppress(OSError):
+                    if pending[fd].recv(1) != what:
+                        log.warning("worker went away while opening its listeners")
+                del pending[fd]
 
     def _stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
@@ -270,13 +291,21 @@ async def adopt_orphans(runtime: Runtime, index: int, count: int) -> int:
     return moved
 
 
-async def _barrier(control_fd: int) -> bool:
-    """Say :data:`READY` to the supervisor and wait for :data:`GO` (False: it is gone)."""
+async def _open_with_the_others(server: Server, control_fd: int) -> bool:
+    """Say :data:`READY`, wait for :data:`GO`, open the listeners, say :data:`LISTENING`.
+
+    False when the supervisor called start-up off (the channel closed before GO).
+    """
     loop = asyncio.get_running_loop()
     with socket.socket(fileno=control_fd) as control:
         control.setblocking(False)
         await loop.sock_sendall(control, READY)
-        return await loop.sock_recv(control, 1) == GO
+        if await loop.sock_recv(control, 1) != GO:
+            return False
+        await server.start_listeners()
+        with contextlib.suppress(OSError):  # the supervisor may stop waiting
+            await loop.sock_sendall(control, LISTENING)
+    return True
 
 
 async def serve_worker(
@@ -300,12 +329,10 @@ async def serve_worker(
     await adopt_orphans(runtime, index, count)
     server = Server(runtime)
     await server.start(listen=control_fd is None)
-    if control_fd is not None:
-        if not await _barrier(control_fd):
-            log.warning("start-up called off by the supervisor; stopping", worker=index)
-            await server.stop(shutdown_timeout)
-            return 1
-        await server.start_listeners()
+    if control_fd is not None and not await _open_with_the_others(server, control_fd):
+        log.warning("start-up called off by the supervisor; stopping", worker=index)
+        await server.stop(shutdown_timeout)
+        return 1
     freeze_survivors()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

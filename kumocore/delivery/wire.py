@@ -6,6 +6,7 @@ import asyncio
 import re
 
 from kumocore.response import Response
+from kumocore.timers import EarliestDeadline
 
 _REPLY = re.compile(rb"^(\d{3})([ -])(.*?)\r?\n?$", re.S)
 _CRLF_DOT = re.compile(rb"\r\n\.")
@@ -61,8 +62,7 @@ class ReplyReader:
         self.last_extensions: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadline: float | None = None  # of the read in progress, if any
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer = EarliestDeadline(self._check_deadline)
         self._expired = False
 
     def reset(self) -> None:
@@ -71,9 +71,7 @@ class ReplyReader:
 
     def close(self) -> None:
         """The connection is gone: drop the timer (it would keep this reader alive)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
     async def read(self, command: str, timeout: float) -> Response:
         """The next reply; ``TimeoutError`` if it is not complete within ``timeout``."""
@@ -115,21 +113,15 @@ class ReplyReader:
             loop = self._loop = asyncio.get_running_loop()
         deadline = self._deadline = loop.time() + timeout
         # An earlier timer is fine: it re-arms itself for this deadline when it fires.
-        if self._timer is None or self._timer_at > deadline:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = loop.call_at(deadline, self._check_deadline)
-            self._timer_at = deadline
+        self._timer.arm(loop, deadline)
 
     def _check_deadline(self) -> None:
         assert self._loop is not None
-        self._timer = None
         deadline = self._deadline
-        if deadline is None:  # no read in progress: the next one arms a new timer
+        if deadline is None:  # no read in progress: the next one arms the timer again
             return
         if self._loop.time() < deadline:
-            self._timer = self._loop.call_at(deadline, self._check_deadline)
-            self._timer_at = deadline
+            self._timer.arm(self._loop, deadline)
             return
         self._expired = True
         self.reader.set_exception(TimeoutError("SMTP reply timed out"))

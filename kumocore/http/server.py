@@ -11,6 +11,7 @@ certificate when none is configured.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -106,6 +107,14 @@ class HttpListener:
 
 async def start_http_listener(runtime: Runtime, config: HttpListenerConfig) -> HttpListener:
     """Bind and start one listener."""
+    start = await prepare_http_listener(runtime, config)
+    return await start()
+
+
+async def prepare_http_listener(
+    runtime: Runtime, config: HttpListenerConfig
+) -> Callable[[], Awaitable[HttpListener]]:
+    """Everything but the bind (the app, TLS context); the returned function binds it."""
     app = make_app(runtime, config)
     ssl_context = None
     if config.use_tls:
@@ -117,7 +126,11 @@ async def start_http_listener(runtime: Runtime, config: HttpListenerConfig) -> H
     host, port = config.listen_host_port()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True,
                        reuse_port=runtime.reuse_port or None)
-    await site.start()
-    listener = HttpListener(app, runner)
-    log.debug("HTTP listener started", address=listener.address, tls=config.use_tls)
-    return listener
+
+    async def start() -> HttpListener:
+        await site.start()
+        listener = HttpListener(app, runner)
+        log.debug("HTTP listener started", address=listener.address, tls=config.use_tls)
+        return listener
+
+    return start

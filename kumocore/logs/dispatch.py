@@ -19,6 +19,7 @@ import structlog
 
 from kumocore.logs.record import LogRecord
 from kumocore.logs.sink import LogSink, SinkOptions, sink_options
+from kumocore.timers import EarliestDeadline
 
 log = structlog.get_logger("kumocore.logs")
 
@@ -46,8 +47,7 @@ class _Lane:
         self.progress = asyncio.Event()
         self.counts = {"submitted": 0, "written": 0, "dropped": 0, "errors": 0, "failed": 0}
         # One timer bounds every ``written`` wait on this lane (see LogDispatcher.written).
-        self._watch: asyncio.TimerHandle | None = None
-        self._watch_at = 0.0
+        self._watch = EarliestDeadline(self.wake_waiters)
 
     def stats(self) -> dict[str, int]:
         return {**self.counts, "pending": len(self.buffer) + self.in_flight}
@@ -57,17 +57,9 @@ class _Lane:
         progress.set()
 
     def watch(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        """Make sure waiters are woken at ``deadline`` at the latest."""
-        if self._watch is None or self._watch_at > deadline:
-            if self._watch is not None:
-                self._watch.cancel()
-            self._watch = loop.call_at(deadline, self._on_watch)
-            self._watch_at = deadline
-
-    def _on_watch(self) -> None:
-        # Waiters whose deadline passed give up; the others arm the watch again.
-        self._watch = None
-        self.wake_waiters()
+        """Make sure waiters are woken at ``deadline`` at the latest (those whose deadline
+        passed then give up; the others arm the watch again)."""
+        self._watch.arm(loop, deadline)
 
 
 #: What :meth:`LogDispatcher.submit` returns: each lane and the record's place in it.

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, cast
 
 import structlog
@@ -116,11 +117,24 @@ def check_supported(config: EsmtpListenerConfig) -> None:
 
 async def start_esmtp_listener(runtime: Runtime, config: EsmtpListenerConfig) -> EsmtpListener:
     """Bind and start one listener; a self-signed certificate is made when none is set."""
+    start = await prepare_esmtp_listener(runtime, config)
+    return await start()
+
+
+async def prepare_esmtp_listener(
+    runtime: Runtime, config: EsmtpListenerConfig
+) -> Callable[[], Awaitable[EsmtpListener]]:
+    """Everything but the bind (TLS context, a self-signed certificate's key generation);
+    the returned function binds and starts the listener."""
     check_supported(config)
     if _AIOSMTPD_LOG.level == logging.NOTSET:
         _AIOSMTPD_LOG.setLevel(logging.WARNING)
     tls_context = server_context(config.hostname, config.tls_certificate, config.tls_private_key)
     listener = EsmtpListener(runtime, config, tls_context)
-    await listener.start()
-    log.debug("ESMTP listener started", address=listener.address)
-    return listener
+
+    async def start() -> EsmtpListener:
+        await listener.start()
+        log.debug("ESMTP listener started", address=listener.address)
+        return listener
+
+    return start
