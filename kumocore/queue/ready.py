@@ -102,7 +102,14 @@ class ReadyQueue:
     async def _pump(self) -> None:
         try:
             while self.messages and self.connections < self._wanted_connections():
-                lease = await self.manager.egress.acquire_slot(self)
+                try:
+                    lease = await self.manager.egress.acquire_slot(self)
+                except Exception as exc:
+                    # A throttle store that fails (rather than reporting an outage) must
+                    # not strand the queue: nothing else wakes it once arrivals stop.
+                    log.warning("connection slot unavailable; retrying",
+                                path=self.key.name, error=str(exc))
+                    lease = None
                 if lease is None:
                     # At the (possibly fleet-wide) limit. Our own ending connections wake
                     # us, but slots held by other nodes free up silently: poll once later.

@@ -142,3 +142,23 @@ async def test_max_connection_rate_paces_new_connections(make_bench) -> None:
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
     assert bench.sink.state.connections == 3
     assert min(gaps) >= 0.9, gaps
+
+
+async def test_a_throttle_store_error_on_a_slot_is_retried_not_stranding_the_queue(
+    make_bench,
+) -> None:
+    bench = await make_bench()
+    store = bench.runtime.throttles or bench.queues.egress.local
+    real_acquire = store.acquire_lease
+    failures = []
+
+    async def fails_once(*args, **kwargs):
+        if not failures:
+            failures.append(True)
+            raise RuntimeError("throttle store broke")
+        return await real_acquire(*args, **kwargs)
+
+    store.acquire_lease = fails_once
+    await bench.inject("after-error@example.com")  # the only arrival: nothing else wakes it
+    await bench.wait_for_records("Delivery", 1)
+    assert failures and bench.sink.messages[0].recipient == "after-error@example.com"
