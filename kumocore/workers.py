@@ -38,7 +38,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,17 +115,27 @@ class Supervisor:
             theirs.close()  # the child has its own copy
         return _Worker(index, process, control=ours)
 
-    def _wait_until_ready(self) -> int:
-        """Wait for every worker's :data:`READY`; nonzero if one exits first."""
+    def _answers(self, timeout: float | None = None) -> Iterator[tuple[_Worker, bytes]]:
+        """Each worker's next byte on the start-up channel, as they arrive (``b""`` when
+        its end closed: the worker is gone); stops early on SIGTERM or after ``timeout``."""
         pending = {w.control.fileno(): w for w in self.workers if w.control is not None}
-        while pending and not self.stopping:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while pending and not self.stopping and (deadline is None or time.monotonic() < deadline):
             readable, _, _ = select.select(list(pending), [], [], 0.2)
             for fd in readable:
                 worker = pending.pop(fd)
                 assert worker.control is not None
-                if worker.control.recv(1) == READY:
-                    continue
-                status = worker.process.wait()  # its end closed: it is gone
+                try:
+                    answer = worker.control.recv(1)
+                except OSError:
+                    answer = b""
+                yield worker, answer
+
+    def _wait_until_ready(self) -> int:
+        """Wait for every worker's :data:`READY`; nonzero if one exits first."""
+        for worker, answer in self._answers():
+            if answer != READY:
+                status = worker.process.wait()
                 log.error("worker exited during start-up", worker=worker.index, status=status)
                 return CONFIG_ERROR_EXIT if status == CONFIG_ERROR_EXIT else 1
         return 0
@@ -139,22 +149,14 @@ class Supervisor:
                 if worker.control is not None:
                     with contextlib.suppress(OSError):  # a dead worker is restarted later
                         worker.control.sendall(GO)
-            self._wait_for(LISTENING, LISTEN_ACK_TIMEOUT)
+            for worker, answer in self._answers(LISTEN_ACK_TIMEOUT):
+                if answer != LISTENING:
+                    log.warning("worker went away while opening its listeners",
+                                worker=worker.index)
         for worker in self.workers:
             if worker.control is not None:
                 worker.control.close()
                 worker.control = None
-
-    def _wait_for(self, what: bytes, timeout: float) -> None:
-        pending = {w.control.fileno(): w.control for w in self.workers if w.control is not None}
-        deadline = time.monotonic() + timeout
-        while pending and not self.stopping and time.monotonic() < deadline:
-            readable, _, _ = select.select(list(pending), [], [], 0.2)
-            for fd in readable:
-                with contextlib.suppress(OSError):
-                    if pending[fd].recv(1) != what:
-                        log.warning("worker went away while opening its listeners")
-                del pending[fd]
 
     def _stop(self, signum: int, _frame: object) -> None:
         self.stopping = True

@@ -9,8 +9,9 @@ takes a whole message in one call, see :func:`_end_not_next`). Only ``CRLF . CRL
 data (or ``. CRLF`` straight after the DATA command's own CRLF): ``LF . LF``,
 ``LF . CRLF``, ``CR . CR``... are message content. That is what makes smuggling
 impossible here: whatever a client hides behind a bare-LF "end of data" stays inside the
-one message, and :func:`check_line_endings` then rejects it (``invalid_line_endings =
-"Deny"``, the default) or normalises it (``"Fix"``) — never a second message.
+one message, whose bare line ends :func:`scan_lines` then finds: it is rejected
+(``invalid_line_endings = "Deny"``, the default) or normalised (``"Fix"``) — never a
+second message.
 
 While DATA is read the stream limit is raised to the message size limit so ``readuntil``
 can search a whole message in the buffer; it is restored afterwards. A message over
@@ -146,7 +147,10 @@ def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
 
 
 def check_line_endings(data: bytes) -> bool:
-    """True when every CR and LF in ``data`` is part of a CRLF pair."""
+    """True when every CR and LF in ``data`` is part of a CRLF pair.
+
+    The plain definition; reception gets the same answer from :func:`scan_lines`, which
+    the tests hold to this one."""
     pairs = data.count(b"\r\n")
     return data.count(b"\r") == pairs and data.count(b"\n") == pairs
 
