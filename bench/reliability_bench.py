@@ -40,6 +40,7 @@ class Bench:
     lost: dict[str, int] = field(default_factory=dict)
     servers: list[KumoServer] = field(default_factory=list)
     tags: int = 0
+    hostile_cases: list[tuple[str, str, bool]] = field(default_factory=list)
 
     def server(self, **options: Any) -> KumoServer:
         spec = ServerSpec(dns=self.world.dns.address, sink_port=self.world.sink.port, **options)
@@ -53,6 +54,16 @@ class Bench:
 
     def problem(self, section: str, text: str) -> None:
         self.problems.append(f"[{section}] {text}")
+
+    def hostile(self, section: str, case: str, held: bool, detail: str = "") -> bool:
+        """Record one hostile case (an attack tried against a server) and whether it held.
+
+        A case that did not hold is also a problem, with ``detail`` saying what was seen.
+        """
+        self.hostile_cases.append((section, case, held))
+        if not held:
+            self.problem(section, f"hostile case not held: {case}: {detail}")
+        return held
 
     def probe_ok(self, server: KumoServer, section: str, what: str) -> bool:
         try:

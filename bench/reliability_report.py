@@ -14,7 +14,9 @@ def headline(bench: Bench) -> list[str]:
     limits = f.get("limits", {})
     idle = limits.get("idle_connections", {})
     faults = f.get("faults", {})
+    held = sum(1 for _, _, ok in bench.hostile_cases if ok)
     return [
+        f"hostile cases: {len(bench.hostile_cases)} tried, {held} held",
         f"load held: {crash.get('transactions', 0)} SMTP transactions over "
         f"{crash.get('rounds', 0)} crash rounds, {idle.get('held', 0)} concurrent idle "
         f"connections at {idle.get('kib_per_connection', '?')} KiB each, "
