@@ -5,7 +5,7 @@ POLICY ?= kumocore/defaults/default-policy.lua
 export KUMOCORE_VAR ?= $(CURDIR)/var
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install serve test test-fast lint check bench bench-short reliability reliability-short docs clean
+.PHONY: install serve test test-fast lint check bench bench-short reliability reliability-short docs dist clean
 
 install: $(BIN)/kumocore
 
@@ -39,6 +39,10 @@ reliability: install
 
 reliability-short: install
 	$(BIN)/python -m bench.reliability --mode short
+
+dist: install
+	rm -rf dist && $(BIN)/pip wheel -q --no-deps -w dist . plugins/*/
+	@ls dist
 
 docs: install
 	$(BIN)/mkdocs build --strict

@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_logs_subcommand(commands)
 
+    from kumocore.packaging import add_packaging_subcommands
+
+    add_packaging_subcommands(commands)
+
     try:
         from kumocore.admin.cli import add_admin_subcommands
     except ImportError:
