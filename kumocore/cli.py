@@ -14,37 +14,119 @@ from kumocore.diagnostics import configure_diagnostics
 from kumocore.errors import ConfigError, HookError, PolicyError
 from kumocore.plugins import PluginLoadError
 
+# What ``kumocore --help`` shows (the module docstring above is for readers of the code).
+DESCRIPTION = """\
+kumocore: a mail transfer agent for bulk and transactional senders that runs
+KumoMTA-style Lua (or Python) policies and is extended by pip-installable plugins."""
+
+EPILOG = """\
+examples:
+  kumocore serve --policy policy.lua             run the MTA (SIGTERM/SIGINT: graceful stop)
+  kumocore validate --policy policy.lua          load the policy, report errors, exit
+  kumocore serve --policy "$(kumocore default-policy)" --log-level debug
+  kumocore logs cat var/logs                     decode local log segments
+  kumocore queue summary                         queues of a running node (HTTP API)
+
+Exit status: 0 success, 1 failure, 2 configuration error (bad policy, option or listener)."""
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 def _add_policy(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", required=True, help="policy file (.lua or .py)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kumocore", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"kumocore {__version__}")
-    parser.add_argument("--log-level", default="info", help="diagnostic log level")
-    commands = parser.add_subparsers(dest="command", required=True)
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
-    serve = commands.add_parser("serve", help="run the MTA")
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, not {text}")
+    return value
+
+
+def _default_workers() -> int:
+    raw = os.environ.get("KUMOCORE_WORKERS", "1")
+    try:
+        return _positive_int(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise SystemExit(f"kumocore: error: KUMOCORE_WORKERS={raw!r}: {exc}") from None
+
+
+def _accept_log_level_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` works before and after any subcommand (``serve --log-level debug``).
+
+    Subcommand copies default to SUPPRESS so that they only override when given.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument("--log-level", choices=LOG_LEVELS, default=argparse.SUPPRESS,
+                                 help="diagnostic log level (default: info)")  # fmt: skip
+                _accept_log_level_everywhere(sub)
+
+
+def _command(commands: Any, name: str, summary: str, description: str) -> Any:
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kumocore",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kumocore {__version__}")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS,
+                        help="diagnostic log level (default: info)")  # fmt: skip
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = _command(commands, "serve", "run the MTA",
+                     "Load the policy, recover the spool, open the listeners and deliver "
+                     "until SIGTERM/SIGINT, then stop gracefully. Example: kumocore serve "
+                     "--policy /etc/kumocore/policy.lua --workers 2")  # fmt: skip
     _add_policy(serve)
     serve.add_argument(
         "--shutdown-timeout",
-        type=float,
+        type=_seconds,
         default=10.0,
         help="seconds to finish in-flight work on SIGTERM/SIGINT",
     )
     serve.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("KUMOCORE_WORKERS", "1")),
+        type=_positive_int,
+        default=_default_workers(),
         help="worker processes sharing the listeners, each with its own spool shard "
-        "(default: $KUMOCORE_WORKERS or 1)",
+        "($KUMOCORE_WORKERS sets the default)",
     )
 
-    validate = commands.add_parser("validate", help="load a policy, run init, report errors")
+    validate = _command(commands, "validate", "load a policy, run init, report errors",
+                        "Load the policy and run its init and validation steps without "
+                        "opening listeners; print a summary, or each problem with its file "
+                        "and line. Exit 0 when valid, 2 on a configuration error. Example: "
+                        "kumocore validate --policy policy.lua")  # fmt: skip
     _add_policy(validate)
 
-    commands.add_parser("plugins", help="list loaded plugins and the hooks they implement")
+    _command(commands, "plugins", "list loaded plugins and the hooks they implement",
+             "List every plugin kumocore loads (built-in and pip-installed), the "
+             "distribution it comes from and the hooks it implements.")  # fmt: skip
 
     try:
         from kumocore.logs.cli import add_logs_subcommand
@@ -63,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_admin_subcommands(commands)
+    _accept_log_level_everywhere(parser)
     return parser
 
 

@@ -12,6 +12,7 @@ import shutil
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 
 def systemd_unit(executable: str | None = None) -> str:
@@ -32,7 +33,8 @@ def _kumocore_script() -> str:
     return shutil.which("kumocore") or "/usr/local/bin/kumocore"
 
 
-Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def add_packaging_subcommands(commands: Subcommands) -> None:

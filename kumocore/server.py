@@ -9,9 +9,12 @@ log sinks flush, plugins shut down, spools close.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
+import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -37,6 +40,31 @@ class Listener(Protocol):
     async def close(self) -> None: ...
 
 
+def _reason(exc: BaseException) -> str:
+    """The operator-facing reason of a start-up failure, without the exception's class."""
+    if isinstance(exc, OSError) and exc.errno:
+        # uvloop's bind errors carry errno but a long sentence instead of strerror.
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{os.strerror(exc.errno)}{where}"
+    return str(exc) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _startup_errors(what: str) -> Iterator[None]:
+    """Turn a listener's bind/TLS/file failure into one :class:`ConfigError` line naming it."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        binding = isinstance(exc, OSError) and exc.errno in _BIND_ERRNOS
+        verb = "cannot bind" if binding else "failed"
+        raise ConfigError(f"{what}: {verb}: {_reason(exc)}") from exc
+
+
+_BIND_ERRNOS = {98, 99, 13}  # EADDRINUSE, EADDRNOTAVAIL, EACCES (privileged port)
+
+
 class Server:
     """Runs one loaded :class:`Runtime`."""
 
@@ -44,7 +72,7 @@ class Server:
         self.runtime = runtime
         self.listeners: list[Listener] = []
         self.started = False
-        self._unbound: list[Callable[[], Awaitable[Listener]]] | None = None
+        self._unbound: list[tuple[str, Callable[[], Awaitable[Listener]]]] | None = None
 
     def _make_spool(self, name: str, kinds: dict[str, Any]) -> Spool:
         definition: SpoolDefinition | None = self.runtime.config.spools.get(name)
@@ -55,7 +83,15 @@ class Server:
         if factory is None:
             raise ConfigError(f"spool kind {definition.kind!r} is not provided by any plugin")
         options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
-        spool: Spool = factory(name=name, **options)
+        try:
+            spool: Spool = factory(name=name, **options)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a spool that cannot open is a start-up error, not a crash
+            raise ConfigError(
+                f"spool {name!r} ({definition.kind}) at {definition.path}: cannot open: "
+                f"{_reason(exc)}"
+            ) from exc
         return spool
 
     async def start(self, *, listen: bool = True) -> None:
@@ -131,11 +167,15 @@ class Server:
         from kumocore.smtp.server import prepare_esmtp_listener
 
         config = self.runtime.config
-        unbound: list[Callable[[], Awaitable[Listener]]] = []
+        unbound: list[tuple[str, Callable[[], Awaitable[Listener]]]] = []
         for esmtp in config.esmtp_listeners:
-            unbound.append(await prepare_esmtp_listener(self.runtime, esmtp))
+            what = f"ESMTP listener {esmtp.listen}"
+            with _startup_errors(what):
+                unbound.append((what, await prepare_esmtp_listener(self.runtime, esmtp)))
         for http in config.http_listeners:
-            unbound.append(await prepare_http_listener(self.runtime, http))
+            what = f"HTTP listener {http.listen}"
+            with _startup_errors(what):
+                unbound.append((what, await prepare_http_listener(self.runtime, http)))
         self._unbound = unbound
 
     async def start_listeners(self) -> None:
@@ -144,8 +184,9 @@ class Server:
         if self._unbound is None:
             await self.prepare_listeners()
         unbound, self._unbound = self._unbound or [], []
-        for start in unbound:
-            self.listeners.append(await start())
+        for what, start in unbound:
+            with _startup_errors(what):
+                self.listeners.append(await start())
         for listener in self.listeners:
             host, port = listener.address[:2]
             log.info("listening", address=f"{host}:{port}", kind=type(listener).__name__)
@@ -193,4 +234,5 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
             await server.stop(shutdown_timeout)
     except TimeoutError:
         log.error("shutdown timed out; spooled messages are recovered at next start")
+    log.info("kumocore stopped")
     return 0

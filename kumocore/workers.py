@@ -140,23 +140,39 @@ class Supervisor:
                 return CONFIG_ERROR_EXIT if status == CONFIG_ERROR_EXIT else 1
         return 0
 
-    def _release(self, *, go: bool) -> None:
+    def _release(self, *, go: bool) -> int:
         """End the start-up channel: with ``go``, every worker opens its listeners and
         this returns once all say they listen; without, each sees the channel closed and
-        stops (start-up failed, or SIGTERM came first)."""
+        stops (start-up failed, or SIGTERM came first).
+
+        Nonzero when a worker could not open its listeners (a port taken, an address not on
+        the host): the node must stop before it says it is ready, with that worker's exit
+        status, rather than restart a worker that can only fail the same way again.
+        """
+        code = 0
         if go:
             for worker in self.workers:
                 if worker.control is not None:
-                    with contextlib.suppress(OSError):  # a dead worker is restarted later
+                    with contextlib.suppress(OSError):  # noticed below as a missing answer
                         worker.control.sendall(GO)
+            listening = 0
             for worker, answer in self._answers(LISTEN_ACK_TIMEOUT):
-                if answer != LISTENING:
-                    log.warning("worker went away while opening its listeners",
-                                worker=worker.index)
+                if answer == LISTENING:
+                    listening += 1
+                    continue
+                status = _exit_status(worker.process)
+                log.error("worker failed to open its listeners", worker=worker.index,
+                          status=status)  # fmt: skip
+                code = code or (CONFIG_ERROR_EXIT if status == CONFIG_ERROR_EXIT else 1)
+            if not code and listening < self.count and not self.stopping:
+                log.error("workers did not open their listeners in time",
+                          listening=listening, workers=self.count)  # fmt: skip
+                code = 1
         for worker in self.workers:
             if worker.control is not None:
                 worker.control.close()
                 worker.control = None
+        return code
 
     def _stop(self, signum: int, _frame: object) -> None:
         self.stopping = True
@@ -168,7 +184,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self.workers = [self._start_with_barrier(k) for k in range(self.count)]
         code = self._wait_until_ready()
-        self._release(go=code == 0 and not self.stopping)
+        code = self._release(go=code == 0 and not self.stopping) or code
         if code == 0 and not self.stopping:
             log.info("kumocore ready", workers=self.count, policy=self.policy)
         while not self.stopping and code == 0:
@@ -177,6 +193,7 @@ class Supervisor:
                 code = code or self._check(worker)
         log.info("stopping workers", timeout=self.shutdown_timeout)
         self._terminate_all()
+        log.info("kumocore stopped", status=code)
         return code
 
     def _check(self, worker: _Worker) -> int:
@@ -214,6 +231,15 @@ class Supervisor:
                 log.error("worker did not stop in time; killing it", worker=worker.index)
                 worker.process.kill()
                 worker.process.wait()
+
+
+def _exit_status(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """The exit status of a worker that is on its way out (killed if it lingers)."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
 
 
 def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: str) -> int:
