@@ -5,7 +5,9 @@ POLICY ?= kumocore/defaults/default-policy.lua
 export KUMOCORE_VAR ?= $(CURDIR)/var
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install serve test test-fast lint check bench bench-short reliability reliability-short docs dist clean
+.PHONY: install install-test serve test test-fast lint check bench bench-short reliability reliability-short docs dist clean
+
+EXAMPLE_PLUGINS := kumocore-hello kumocore-webhook-sink
 
 install: $(BIN)/kumocore
 
@@ -13,17 +15,27 @@ $(BIN)/kumocore: pyproject.toml $(wildcard plugins/*/pyproject.toml) scripts/set
 	scripts/setup.sh
 	@touch $@
 
+# The tests also need the example third-party plugins; `make serve` must not load them.
+install-test: $(VENV)/.examples-installed
+
+$(VENV)/.examples-installed: $(BIN)/kumocore $(wildcard docs/examples/*/pyproject.toml)
+	scripts/setup.sh --examples
+	@touch $@
+
 serve: install
+	@if $(BIN)/pip show -q $(EXAMPLE_PLUGINS) >/dev/null 2>&1; then \
+	  echo "serve: removing the example plugins installed for the tests"; \
+	  $(BIN)/pip uninstall -q -y $(EXAMPLE_PLUGINS); rm -f $(VENV)/.examples-installed; fi
 	$(BIN)/kumocore serve --policy $(POLICY)
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: install lint
+test: install-test lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
-test-fast: install
+test-fast: install-test
 	$(BIN)/pytest -q -m "not slow"
 
 check: test

@@ -2,8 +2,14 @@
 # Install everything kumocore needs on a fresh Debian machine: the system packages the
 # tests and benchmarks start (redis-server, Postfix's smtp-source/smtp-sink, swaks,
 # opendkim-tools) and a virtualenv at .venv with core, every built-in plugin and dev tools.
+# With --examples it also installs the example third-party plugins of docs/examples (the
+# tests use them; `make serve` must not load them, so it runs without that flag and
+# removes them if an earlier `make test` installed them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_examples=no
+[ "${1:-}" = "--examples" ] && with_examples=yes
+step() { echo "setup: $*" >&2; }
 
 declare -A wanted=(
   [redis-server]=redis-server
@@ -16,6 +22,7 @@ for probe in "${!wanted[@]}"; do
   command -v "$probe" >/dev/null 2>&1 || [ -x "$probe" ] || missing+=("${wanted[$probe]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  step "installing Debian packages: ${missing[*]} (a minute or two)"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive
   # Postfix is only wanted for its load tools: never configure or start a mail system.
@@ -25,17 +32,33 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PYTHON=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+if [ ! -x .venv/bin/python ]; then
+  step "creating the virtualenv .venv"
+  "$PYTHON" -m venv .venv
+fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 plugins=()
-for dir in plugins/*/ docs/examples/*/; do
+for dir in plugins/*/; do
   [ -f "$dir/pyproject.toml" ] && plugins+=(-e "$dir")
 done
+examples=()
+for dir in docs/examples/*/; do
+  [ -f "$dir/pyproject.toml" ] && examples+=(-e "$dir")
+done
 log=$(mktemp)
+step "pip: kumocore, $(( ${#plugins[@]} / 2 )) built-in plugins and the dev tools (a few minutes on a fresh machine)"
 if ! .venv/bin/pip install -q -e ".[dev,fast]" "${plugins[@]}" >"$log" 2>&1; then
   cat "$log" >&2
   echo "setup: pip install failed" >&2
   exit 1
+fi
+if [ "$with_examples" = yes ]; then
+  step "pip: the example plugins of docs/examples (for the tests)"
+  if ! .venv/bin/pip install -q "${examples[@]}" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip install of the examples failed" >&2
+    exit 1
+  fi
 fi
 rm -f "$log"
 echo "kumocore installed: $(.venv/bin/kumocore --version)"
