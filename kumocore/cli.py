@@ -135,8 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_logs_subcommand(commands)
 
+    from kumocore.explain_cli import add_explain_subcommand
     from kumocore.packaging import add_packaging_subcommands
 
+    add_explain_subcommand(commands)
     add_packaging_subcommands(commands)
 
     try:
