@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "and line. Exit 0 when valid, 2 on a configuration error. Example: "
                         "kumocore validate --policy policy.lua")  # fmt: skip
     _add_policy(validate)
+    validate.add_argument("--domain", action="append", default=[],
+                          help="a recipient domain to ask the handlers about (repeatable; "
+                          "default: the listener domains, else example.com)")  # fmt: skip
+    validate.add_argument("--tenant", action="append", default=[],
+                          help="a tenant to ask get_queue_config about (repeatable)")
 
     _command(commands, "plugins", "list loaded plugins and the hooks they implement",
              "List every plugin kumocore loads (built-in and pip-installed), the "
@@ -151,18 +156,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _validate(policy: str) -> int:
+async def _validate(policy: str, domains: list[str], tenants: list[str]) -> int:
+    from kumocore.policy_check import check_policy
     from kumocore.runtime import Runtime
 
     runtime = Runtime()
     await runtime.load(policy)
+    try:
+        findings = await check_policy(runtime, domains=domains, tenants=tenants)
+    finally:
+        await runtime.hooks.shutdown()
     config = runtime.config
-    print(
-        f"policy {policy} OK: {len(config.spools)} spools, "
+    errors = [f for f in findings if f.severity == "error"]
+    summary = (
+        f"{len(config.spools)} spools, "
         f"{len(config.esmtp_listeners)} ESMTP and {len(config.http_listeners)} HTTP "
         f"listeners, {len(config.egress_sources)} egress sources, "
         f"{len(config.egress_pools)} egress pools"
     )
+    for finding in findings:
+        print(finding, file=sys.stderr)
+    if errors:
+        print(f"policy {policy} has {len(errors)} error(s): {summary}")
+        return 1
+    warned = f", {len(findings)} warning(s)" if findings else ""
+    print(f"policy {policy} OK: {summary}{warned}")
     return 0
 
 
@@ -205,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_diagnostics(args.log_level)
     try:
         if args.command == "validate":
-            return asyncio.run(_validate(args.policy))
+            return asyncio.run(_validate(args.policy, args.domain, args.tenant))
         if args.command == "plugins":
             return _plugins()
         if args.command == "serve" and args.workers > 1:

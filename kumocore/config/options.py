@@ -14,6 +14,7 @@ arrive as a dict or a list), so list options accept an empty dict and vice versa
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -150,8 +151,10 @@ def check_keys(table: Mapping[Any, Any], allowed: Iterable[str], path: Path) -> 
     """Refuse a key not in ``allowed``, listing the allowed ones (serde's deny_unknown_fields)."""
     for key in table:
         if key not in allowed:
+            close = difflib.get_close_matches(str(key), list(allowed), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
-                f"unknown key {path.child(str(key)).key!r} for {path.function}; "
+                f"unknown key {path.child(str(key)).key!r} for {path.function}{hint}; "
                 f"allowed: {', '.join(sorted(allowed))}"
             )
 

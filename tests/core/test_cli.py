@@ -32,11 +32,32 @@ def test_version_is_printed() -> None:
 def test_python_rendering_of_the_reference_policy_validates(tmp_path: Path) -> None:
     import os
 
-    env = {**os.environ, "KUMOCORE_VAR": str(tmp_path)}
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    # validate signs a sample message, so the policy's DKIM key must exist.
+    key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    key_file = tmp_path / "dkim" / "examplecorp.com" / "dkim1024.key"
+    key_file.parent.mkdir(parents=True)
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    env = {**os.environ, "KUMOCORE_VAR": str(tmp_path), "KUMOCORE_DKIM_DIR": str(tmp_path / "dkim")}
     result = run("validate", "--policy", "docs/examples/example_policy.py", env=env)
     assert result.returncode == 0, result.stderr
     assert "2 spools, 1 ESMTP and 2 HTTP listeners, 5 egress sources, 2 egress pools" in (
         result.stdout)
+
+
+def test_python_example_policy_without_its_dkim_key_fails_validation_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    env = {**os.environ, "KUMOCORE_VAR": str(tmp_path), "KUMOCORE_DKIM_DIR": str(tmp_path)}
+    result = run("validate", "--policy", "docs/examples/example_policy.py", env=env)
+    assert result.returncode == 1
+    assert f"{tmp_path}/examplecorp.com/dkim1024.key': cannot read key file" in result.stderr
 
 
 def test_unknown_key_fails_validation_naming_the_key(tmp_path: Path) -> None:

@@ -211,7 +211,8 @@ def test_unknown_field_inside_a_pool_entry_is_named() -> None:
             function="kumo.define_egress_pool",
         )
     assert str(info.value) == (
-        "unknown key 'entries[2].wieght' for kumo.define_egress_pool; allowed: name, weight"
+        "unknown key 'entries[2].wieght' for kumo.define_egress_pool (did you mean 'weight'?); "
+        "allowed: name, weight"
     )
 
 

@@ -126,7 +126,8 @@ def test_every_bad_value_names_its_key(options: dict[str, Any], key: str) -> Non
 
 def test_unknown_key_in_a_nested_table_is_named_with_its_path() -> None:
     message = error_for({"name": "x", "inners": [{"name": "a", "wieght": 2}]})
-    assert message == "unknown key 'inners[1].wieght' for kumo.make_sample; allowed: name, weight"
+    assert message == ("unknown key 'inners[1].wieght' for kumo.make_sample (did you mean "
+                       "'weight'?); allowed: name, weight")
 
 
 def test_empty_lua_table_is_accepted_as_list_or_table() -> None:

@@ -1,0 +1,112 @@
+"""``kumocore validate`` asks every handler what the server will ask it (not only ``init``).
+
+Each case runs the real ``kumocore`` script on a Lua policy with one mistake inside a
+handler — the kind that ``init`` alone never runs into.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+KUMOCORE = str(Path(sys.executable).with_name("kumocore"))
+
+INIT = """
+local kumo = require 'kumo'
+kumo.on('init', function()
+  kumo.define_spool { name = 'data', path = '{spool}/data', kind = 'LocalDisk' }
+  kumo.start_esmtp_listener { listen = '127.0.0.1:0' }
+  kumo.define_egress_source { name = 'ip-1', source_address = '127.0.10.1' }
+  kumo.define_egress_pool { name = 'pool-1', entries = { { name = 'ip-1' } } }
+end)
+"""
+
+
+def _validate(tmp_path: Path, handlers: str, *args: str,
+              spool: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    policy = tmp_path / "policy.lua"
+    policy.write_text(INIT.replace("{spool}", spool or str(tmp_path / "spool")) + handlers)
+    return subprocess.run([KUMOCORE, "validate", "--policy", str(policy), *args],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_a_misspelt_queue_option_is_an_error_with_file_line_and_a_suggestion(
+    tmp_path: Path,
+) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return kumo.make_queue_config { max_agee = '1 hour' }
+end)
+""")
+    assert result.returncode == 1
+    where = "get_queue_config(domain='example.com', tenant=None)"
+    assert f"error: {where}: {tmp_path}/policy.lua:10:" in result.stderr
+    assert "unknown key 'max_agee'" in result.stderr and "did you mean 'max_age'?" in result.stderr
+
+
+def test_a_bad_duration_in_a_queue_config_is_an_error(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return kumo.make_queue_config { retry_interval = '1 mniute' }
+end)
+""")
+    assert result.returncode == 1
+    assert "retry_interval" in result.stderr and "error: get_queue_config" in result.stderr
+
+
+def test_a_misspelt_egress_path_option_is_an_error_for_each_source(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_egress_path_config', function(domain, source, site)
+  return kumo.make_egress_path { connection_limt = 3 }
+end)
+""")
+    assert result.returncode == 1
+    assert "error: get_egress_path_config(domain='example.com', source='ip-1')" in result.stderr
+    assert "did you mean 'connection_limit'?" in result.stderr
+
+
+def test_a_queue_naming_an_undefined_pool_is_an_error(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return kumo.make_queue_config { egress_pool = 'pool-typo' }
+end)
+""")
+    assert result.returncode == 1
+    assert "error: get_egress_pool('pool-typo'): the pool is not defined" in result.stderr
+
+
+def test_a_handler_failing_for_one_tenant_is_a_warning_naming_the_input(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+local TENANTS = { acme = { max_age = '1 day' } }
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return kumo.make_queue_config { max_age = TENANTS[tenant].max_age }
+end)
+""", "--tenant", "acme", "--domain", "gmail.com")
+    assert result.returncode == 0, result.stderr
+    assert "warning: get_queue_config(domain='gmail.com', tenant=None)" in result.stderr
+    assert "tenant='acme'" not in result.stderr  # that tenant is fine
+    assert "1 warning(s)" in result.stdout
+
+
+def test_a_spool_directory_that_cannot_be_created_is_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    result = _validate(tmp_path, "", spool=str(blocker))
+    assert result.returncode == 1
+    assert f"error: spool 'data' at {blocker}/data: {blocker} exists and is not a directory" \
+        in result.stderr
+
+
+def test_a_correct_policy_validates_with_no_findings(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return kumo.make_queue_config { egress_pool = 'pool-1', max_age = '1 day' }
+end)
+kumo.on('get_egress_path_config', function(domain, source, site)
+  return kumo.make_egress_path { connection_limit = 3 }
+end)
+""")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("warning") == 0 and result.stderr.count("error") == 0
+    assert "OK:" in result.stdout
