@@ -1,15 +1,18 @@
-"""A fresh plugin manager per test with only the bounce classifier registered."""
+"""A fresh bounce classifier plugin per test, called through its hook implementations.
+
+Only kumocore's hook caller talks to pluggy; these tests call the plugin's
+``kumo_register_policy_functions`` and ``kumo_classify_bounce`` implementations directly,
+as the hook caller would.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-import pluggy
 import pytest
 from kumocore_bounce_classifier import BounceClassifierPlugin
 
-import kumocore.hookspecs
 from kumocore.response import Response
 
 Configure = Callable[..., None]
@@ -17,22 +20,16 @@ Classify = Callable[[str], "str | None"]
 
 
 @pytest.fixture
-def pm() -> pluggy.PluginManager:
-    manager = pluggy.PluginManager("kumocore")
-    manager.add_hookspecs(kumocore.hookspecs)
-    manager.register(BounceClassifierPlugin())
-    return manager
+def plugin() -> BounceClassifierPlugin:
+    return BounceClassifierPlugin()
 
 
 @pytest.fixture
-def configure(pm: pluggy.PluginManager) -> Configure:
+def configure(plugin: BounceClassifierPlugin) -> Configure:
     """``configure(files=[...], ...)``: call the contributed policy function, as a policy."""
 
     def call(**options: Any) -> None:
-        functions: dict[str, Any] = {}
-        for contributed in pm.hook.kumo_register_policy_functions():
-            functions.update(contributed)
-        functions["configure_bounce_classifier"](**options)
+        plugin.kumo_register_policy_functions()["configure_bounce_classifier"](**options)
 
     return call
 
@@ -45,11 +42,10 @@ def response(line: str) -> Response:
 
 
 @pytest.fixture
-def classify(pm: pluggy.PluginManager) -> Classify:
+def classify(plugin: BounceClassifierPlugin) -> Classify:
     """What kumocore asks for each failure: the ``kumo_classify_bounce`` hook."""
 
     def call(line: str) -> str | None:
-        result: str | None = pm.hook.kumo_classify_bounce(response=response(line))
-        return result
+        return plugin.kumo_classify_bounce(response=response(line))
 
     return call

@@ -137,10 +137,13 @@ def test_cache_hit_does_not_search_again(tmp_path: Path) -> None:
 
 
 def test_each_plugin_manager_has_its_own_classifier(tmp_path: Path) -> None:
+    import asyncio
+
     import pluggy
     from kumocore_bounce_classifier import BounceClassifierPlugin
 
     import kumocore.hookspecs
+    from kumocore.hooks import Hooks
     from tests.plugins.bounce_classifier.conftest import response
 
     managers = []
@@ -149,9 +152,9 @@ def test_each_plugin_manager_has_its_own_classifier(tmp_path: Path) -> None:
         manager.add_hookspecs(kumocore.hookspecs)
         plugin = BounceClassifierPlugin()
         manager.register(plugin)
-        managers.append((manager, plugin))
+        managers.append((Hooks(manager), plugin))
     managers[0][1].configure(files=[default_rules_path()])
     first, second = (
-        m.hook.kumo_classify_bounce(response=response("550 5.1.1 x")) for m, _ in managers
+        asyncio.run(hooks.classify_bounce(response("550 5.1.1 x"))) for hooks, _ in managers
     )
-    assert (first, second) == ("InvalidRecipient", None)
+    assert (first, second) == ("InvalidRecipient", "Uncategorized")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from importlib.metadata import entry_points
 from typing import Any
@@ -14,26 +13,27 @@ from kumocore_redis_throttles.options import parse_duration, redact
 
 import kumocore.hookspecs
 from kumocore import ConfigError, takes_table
+from kumocore.hooks import Hooks
 from kumocore.plugins import make_plugin_manager
 from kumocore.throttle import ThrottleSpec
 from tests.support.redis_server import RedisServer, free_port
 
 
-def fresh_manager() -> tuple[pluggy.PluginManager, RedisThrottlesPlugin]:
+def fresh_manager() -> tuple[Hooks, RedisThrottlesPlugin]:
+    """Hooks over a plugin manager holding only this plugin (kumocore's typed facade)."""
     pm = pluggy.PluginManager("kumocore")
     pm.add_hookspecs(kumocore.hookspecs)
     plugin = RedisThrottlesPlugin()
     pm.register(plugin)
-    return pm, plugin
+    return Hooks(pm), plugin
 
 
-def configure_fn(pm: pluggy.PluginManager) -> Any:
-    name = "configure_redis_throttles"
-    return next(fns[name] for fns in pm.hook.kumo_register_policy_functions() if name in fns)
+def configure_fn(hooks: Hooks) -> Any:
+    return hooks.policy_functions()["configure_redis_throttles"][1]
 
 
-async def shutdown(pm: pluggy.PluginManager) -> None:
-    await asyncio.gather(*pm.hook.kumo_shutdown())
+async def shutdown(hooks: Hooks) -> None:
+    await hooks.shutdown()
 
 
 def test_plugin_is_discovered_through_its_kumocore_entry_point() -> None:
@@ -45,49 +45,49 @@ def test_plugin_is_discovered_through_its_kumocore_entry_point() -> None:
 async def test_configure_through_pluggy_provides_a_working_shared_store(
     redis_server: RedisServer,
 ) -> None:
-    pm, plugin = fresh_manager()
-    assert pm.hook.kumo_register_throttle_stores() == [[]]  # nothing until configured
-    configure = configure_fn(pm)
+    hooks, plugin = fresh_manager()
+    assert hooks.throttle_stores() == []  # nothing until configured
+    configure = configure_fn(hooks)
     assert takes_table(configure)
     await configure(node=redis_server.url, pool_size=4, connect_timeout="2s")
-    [[store]] = pm.hook.kumo_register_throttle_stores()
+    [store] = hooks.throttle_stores()
     assert isinstance(store, RedisThrottleStore) and store is plugin.store
     assert not (await store.throttle("k", ThrottleSpec.parse("1/h"))).throttled
     assert (await store.throttle("k", ThrottleSpec.parse("1/h"))).throttled
-    await shutdown(pm)
-    assert pm.hook.kumo_register_throttle_stores() == [[]]
+    await shutdown(hooks)
+    assert hooks.throttle_stores() == []
     await store.close()  # the server closes its store again after shutdown: harmless
 
 
 async def test_each_plugin_manager_configures_its_own_store(redis_server: RedisServer) -> None:
     (first, _), (second, _) = fresh_manager(), fresh_manager()
     await configure_fn(first)(node=redis_server.url)
-    assert second.hook.kumo_register_throttle_stores() == [[]]
+    assert second.throttle_stores() == []
     await shutdown(first)
 
 
 async def test_configuring_twice_is_refused(redis_server: RedisServer) -> None:
-    pm, _ = fresh_manager()
-    await configure_fn(pm)(node=redis_server.url)
+    hooks, _ = fresh_manager()
+    await configure_fn(hooks)(node=redis_server.url)
     with pytest.raises(ConfigError, match="already configured"):
-        await configure_fn(pm)(node=redis_server.url)
-    await shutdown(pm)
+        await configure_fn(hooks)(node=redis_server.url)
+    await shutdown(hooks)
 
 
 async def test_unreachable_redis_at_configure_names_the_node_without_its_password() -> None:
-    pm, plugin = fresh_manager()
+    hooks, plugin = fresh_manager()
     url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
     with pytest.raises(ConfigError) as caught:
-        await configure_fn(pm)(node=url, connect_timeout=2)
+        await configure_fn(hooks)(node=url, connect_timeout=2)
     message = str(caught.value)
     assert redact(url) in message and "hunter2" not in message
     assert plugin.store is None
 
 
 async def test_wrong_password_at_configure_is_a_config_error(redis_server: RedisServer) -> None:
-    pm, _ = fresh_manager()
+    hooks, _ = fresh_manager()
     with pytest.raises(ConfigError, match=re.escape(redis_server.url)):
-        await configure_fn(pm)(node=redis_server.url, username="nobody", password="wrong")
+        await configure_fn(hooks)(node=redis_server.url, username="nobody", password="wrong")
 
 
 @pytest.mark.parametrize(
@@ -113,9 +113,9 @@ async def test_wrong_password_at_configure_is_a_config_error(redis_server: Redis
 async def test_bad_options_are_config_errors_naming_the_key(
     options: dict[str, Any], named: str
 ) -> None:
-    pm, _ = fresh_manager()
+    hooks, _ = fresh_manager()
     with pytest.raises(ConfigError, match=rf"configure_redis_throttles: {named}:"):
-        await configure_fn(pm)(**options)
+        await configure_fn(hooks)(**options)
 
 
 def test_options_follow_kumomtas_defaults_and_durations() -> None:
