@@ -91,6 +91,9 @@ def kumo_register_policy_functions() -> Mapping[str, Callable[..., Any]]:
     :func:`kumocore.policy_function` ``(table=True)``. A function may be ``async``: Python
     policies await it, and the Lua bridge suspends the calling coroutine until it is done.
     All implementations run; a later duplicate name is an error naming both plugins.
+
+    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
+    through ``kumo.*`` functions).
     """
     raise NotImplementedError
 
@@ -102,6 +105,9 @@ def kumo_register_policy_loaders() -> Mapping[str, PolicyLoader]:
     The loader may be async (a Lua policy's top-level code may look up DNS). The returned
     plugin object carries ``@hookimpl`` methods and is registered as the operator's policy,
     so it runs before every other plugin. ``.py`` is built in. All implementations run.
+
+    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
+    through ``kumo.*`` functions).
     """
     raise NotImplementedError
 
@@ -111,6 +117,9 @@ def kumo_register_spool_kinds() -> Mapping[str, SpoolFactory]:
     """Map a ``kumo.define_spool{kind=...}`` name to a factory of spools.
 
     Example: ``{"RocksDB": make_rocks_spool}``. All implementations run, results merged.
+
+    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
+    through ``kumo.*`` functions).
     """
     raise NotImplementedError
 
@@ -121,6 +130,9 @@ def kumo_register_log_sinks() -> list[LogSink]:
 
     Called after ``init`` (so sinks configured by the policy are included). Each sink is
     fed from its own bounded buffer: a slow sink never stalls reception.
+
+    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
+    through ``kumo.*`` functions).
     """
     raise NotImplementedError
 
@@ -131,6 +143,9 @@ def kumo_register_throttle_stores() -> list[ThrottleStore]:
 
     Called after ``init``. The in-process store is the built-in fallback (``trylast``);
     specs with the ``local:`` prefix always use it.
+
+    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
+    through ``kumo.*`` functions).
     """
     raise NotImplementedError
 
