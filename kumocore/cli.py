@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kumocore import __version__
@@ -203,21 +203,6 @@ async def _serve(policy: str, shutdown_timeout: float) -> int:
     return await serve(policy, shutdown_timeout=shutdown_timeout)
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
-    """Run on uvloop when it is installed (faster sockets), else on asyncio's own loop.
-
-    ``KUMOCORE_EVENT_LOOP=asyncio`` forces the standard loop (for comparisons and debugging).
-    """
-    if os.environ.get("KUMOCORE_EVENT_LOOP", "uvloop") == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            pass
-        else:
-            return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_diagnostics(args.log_level)
@@ -236,7 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shutdown_timeout=args.shutdown_timeout,
             )
         if args.command == "serve":
-            return _run(_serve(args.policy, args.shutdown_timeout))
+            from kumocore.loop import run
+
+            return run(_serve(args.policy, args.shutdown_timeout))
         handler = getattr(args, "handler", None)
         if handler is None:
             raise SystemExit(f"unknown command {args.command!r}")

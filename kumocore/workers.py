@@ -391,9 +391,9 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kumocore.cli import _run
     from kumocore.diagnostics import configure_diagnostics
     from kumocore.errors import ConfigError, HookError, PolicyError
+    from kumocore.loop import run
 
     parser = argparse.ArgumentParser(prog="kumocore-worker")
     parser.add_argument("--log-level", default="info")
@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.parent:
         _die_with_parent(args.parent)
     try:
-        return _run(
+        return run(
             serve_worker(
                 args.policy,
                 index=args.index,
