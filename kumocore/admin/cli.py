@@ -145,7 +145,23 @@ def _canceller(path: str) -> Command:
 
 def _inspect(args: argparse.Namespace) -> int:
     query = urllib.parse.urlencode({"id": args.id, "want_body": str(args.want_body).lower()})
-    return _print(_run(args, "GET", f"/api/admin/inspect-message/v1?{query}"))
+    result = _run(args, "GET", f"/api/admin/inspect-message/v1?{query}")
+    data = result.get("message", {}).pop("data", None) if not args.json else None
+    _print(result)
+    if data is not None:
+        # The message as it would go on the wire, not one JSON string of "\r\n"s.
+        print("--- message data ---")
+        sys.stdout.write(data.replace("\r\n", "\n"))
+        if not data.endswith("\n"):
+            print()
+    return 0
+
+
+def _top(args: argparse.Namespace) -> int:
+    from kumocore.admin.top import run_top
+
+    return run_top(lambda path: _run(args, "GET", path), args.endpoint,
+                   interval=args.interval, once=args.once)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- parser
@@ -181,7 +197,7 @@ def _rule_options(parser: argparse.ArgumentParser, *, bounce: bool) -> None:
         parser.add_argument(
             "--suppress-logging",
             action="store_true",
-            help="ask not to log AdminBounce records (accepted; not honoured yet)",
+            help="bounce without writing AdminBounce log records",
         )
     _client_options(parser)
 
@@ -210,6 +226,20 @@ def add_admin_subcommands(subparsers: Any) -> None:
 
     inspect = subparsers.add_parser("inspect", help="show a queued message")
     inspect.add_argument("id", help="the message (spool) id")
-    inspect.add_argument("--want-body", action="store_true", help="include the message data")
+    inspect.add_argument("--want-body", action="store_true",
+                         help="print the message data after the envelope")  # fmt: skip
+    inspect.add_argument("--json", action="store_true",
+                         help="print the API's JSON as is (data as one string)")  # fmt: skip
     _client_options(inspect)
     inspect.set_defaults(handler=_guarded(_inspect))
+
+    from kumocore.admin.top import add_top_arguments
+
+    top = subparsers.add_parser(
+        "top", help="live view of queues, rates and outcomes (like kcli top)",
+        description="A live terminal view of a running node, refreshed every --interval "
+        "seconds: messages per second received, delivered, failed; ready queues with "
+        "connections against their limit; the largest scheduled queues. Ctrl-C ends it.")
+    add_top_arguments(top)
+    _client_options(top)
+    top.set_defaults(handler=_guarded(_top))

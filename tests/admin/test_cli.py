@@ -86,11 +86,39 @@ async def test_suspend_list_and_cancel_round_trip(capsys: Any, endpoint: str) ->
     assert json.loads(out) == []
 
 
-async def test_inspect_with_body(capsys: Any, endpoint: str, enqueue: Enqueue) -> None:
+async def test_inspect_json_keeps_the_body_as_one_string(
+    capsys: Any, endpoint: str, enqueue: Enqueue
+) -> None:
     message = enqueue(data=b"Subject: cli\r\n\r\nhi\r\n")
-    code, out, _ = await _run(capsys, "inspect", message.id, "--want-body", "--endpoint", endpoint)
+    code, out, _ = await _run(capsys, "inspect", message.id, "--want-body", "--json",
+                              "--endpoint", endpoint)  # fmt: skip
     assert code == 0
     assert json.loads(out)["message"]["data"] == "Subject: cli\r\n\r\nhi\r\n"
+
+
+async def test_inspect_prints_the_body_as_lines_after_the_envelope(
+    capsys: Any, endpoint: str, enqueue: Enqueue
+) -> None:
+    message = enqueue(data=b"Subject: cli\r\nX-A: 1\r\n\r\nhi\r\n")
+    code, out, _ = await _run(capsys, "inspect", message.id, "--want-body", "--endpoint", endpoint)
+    assert code == 0
+    envelope, _, data = out.partition("--- message data ---\n")
+    assert json.loads(envelope)["message"]["recipient"] == ["user@example.com"]
+    assert "data" not in json.loads(envelope)["message"]
+    assert data == "Subject: cli\nX-A: 1\n\nhi\n"
+
+
+async def test_top_once_shows_rates_ready_and_scheduled_queues(
+    capsys: Any, endpoint: str, enqueue: Enqueue
+) -> None:
+    enqueue("a@example.com")
+    enqueue("b@example.com")
+    code, out, err = await _run(capsys, "top", "--once", "--interval", "0.2",
+                                "--endpoint", endpoint)  # fmt: skip
+    assert code == 0, err
+    assert "kumocore top" in out and "per second" in out
+    assert "scheduled queues" in out and "example.com" in out
+    assert "ready queues (egress paths)" in out
 
 
 async def test_http_errors_exit_1_with_the_json_error(capsys: Any, endpoint: str) -> None:
