@@ -222,19 +222,35 @@ def _exposed_name(metric: Metric) -> str:
     return metric.name
 
 
+def go_float(value: float) -> str:
+    """A sample value as Prometheus' text format writes it (``30.0``, ``+Inf``)."""
+    return _go_float(value)
+
+
+def help_line(name: str, documentation: str) -> str:
+    return f"# HELP {name} {_escape(documentation, quote=False)}\n"
+
+
+def type_line(name: str, kind: str) -> str:
+    return f"# TYPE {name} {_TYPE_NAMES.get(kind, kind)}\n"
+
+
+def format_sample_line(name: str, labels: Mapping[str, str], value: float) -> str:
+    text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{text}}} {_go_float(value)}\n" if text else f"{name} {_go_float(value)}\n"
+
+
 def render_text(registry: CollectorRegistry) -> bytes:
     """Prometheus text exposition format 0.0.4, sample names exactly as collected."""
     out: list[str] = []
     for metric in registry.collect():
         name = _exposed_name(metric)
-        out.append(f"# HELP {name} {_escape(metric.documentation, quote=False)}\n")
-        out.append(f"# TYPE {name} {_TYPE_NAMES.get(metric.type, metric.type)}\n")
+        out.append(help_line(name, metric.documentation))
+        out.append(type_line(name, metric.type))
         for sample in metric.samples:
             if sample.name == metric.name + "_created":
                 continue  # OpenMetrics-only series; the 0.0.4 format has no place for it
-            labels = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(sample.labels.items()))
-            out.append(f"{sample.name}{{{labels}}} " if labels else f"{sample.name} ")
-            out.append(f"{_go_float(sample.value)}\n")
+            out.append(format_sample_line(sample.name, sample.labels, sample.value))
     return "".join(out).encode("utf-8")
 
 

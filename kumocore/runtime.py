@@ -27,6 +27,7 @@ from kumocore.kumo_api import Kumo
 from kumocore.plugins import PluginLoadError, load_entry_points, register_plugin
 
 if TYPE_CHECKING:
+    from kumocore.admin.peers import NodePeers
     from kumocore.config import (
         EgressPool,
         EgressSource,
@@ -79,6 +80,8 @@ class Runtime:
         self.init_done = False
         #: Bind listeners with SO_REUSEPORT (``serve --workers N``: workers share addresses).
         self.reuse_port = False
+        #: The other workers of this node (``serve --workers N``), for node-wide admin answers.
+        self.node: NodePeers | None = None
         # Services attached by kumocore.server once it starts; None until then.
         self.store: MessageStore | None = None
         self.logs: LogDispatcher | None = None

@@ -33,10 +33,12 @@ import contextlib
 import dataclasses
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -44,10 +46,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.admin.peers import NODE_DIR_ENV
+
 if TYPE_CHECKING:
     from kumocore.runtime import Runtime
     from kumocore.server import Server
-    from kumocore.spool.store import MessageStore
+from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.workers")
 
@@ -89,6 +93,8 @@ class Supervisor:
         self.log_level = log_level
         self.workers: list[_Worker] = []
         self.stopping = False
+        # The workers' private admin sockets (kumocore.admin.peers): readable by this user only.
+        self.node_dir = tempfile.mkdtemp(prefix="kumocore-node-")
 
     def _spawn(self, index: int, control: socket.socket | None = None) -> subprocess.Popen[bytes]:
         """Start worker ``index``; with ``control``, it waits for :data:`GO` to listen."""
@@ -101,7 +107,8 @@ class Supervisor:
         if control is not None:
             command += ["--control-fd", str(control.fileno())]
             fds = (control.fileno(),)
-        env = {**os.environ, INDEX_ENV: str(index), COUNT_ENV: str(self.count)}
+        env = {**os.environ, INDEX_ENV: str(index), COUNT_ENV: str(self.count),
+               NODE_DIR_ENV: self.node_dir}  # fmt: skip
         # Same process group as the parent: a signal to the group reaches every worker.
         process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, pass_fds=fds)
         log.info("worker started", worker=index, pid=process.pid)
@@ -193,6 +200,7 @@ class Supervisor:
                 code = code or self._check(worker)
         log.info("stopping workers", timeout=self.shutdown_timeout)
         self._terminate_all()
+        shutil.rmtree(self.node_dir, ignore_errors=True)
         log.info("kumocore stopped", status=code)
         return code
 
@@ -350,13 +358,18 @@ async def serve_worker(
     from kumocore.server import Server
 
     tune_for_server()
+    from kumocore.admin.peers import NodePeers
+
     runtime = Runtime()
     runtime.reuse_port = True
+    runtime.node = NodePeers.from_environment(index, count)
     await runtime.load(policy)
     shard_spools(runtime, index)
     await adopt_orphans(runtime, index, count)
     server = Server(runtime)
     await server.start(listen=control_fd is None)
+    if runtime.node is not None:
+        await runtime.node.serve(runtime)
     if control_fd is not None and not await _open_with_the_others(server, control_fd):
         log.warning("start-up called off by the supervisor; stopping", worker=index)
         await server.stop(shutdown_timeout)
@@ -375,6 +388,8 @@ async def serve_worker(
             await server.stop(shutdown_timeout)
     except TimeoutError:
         log.error("shutdown timed out; spooled messages are recovered at next start")
+    if runtime.node is not None:
+        await runtime.node.close()
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kumocore.admin.peers import peer_rule_id
 from kumocore.admin.summary import inspect_message, queue_summary
 from kumocore.errors import ConfigError
 from kumocore.metrics import CONTENT_TYPE, registry_for, render_json, render_text
@@ -102,6 +103,7 @@ class AdminApi:
     @_json_errors
     async def bounce_create(self, request: web.Request) -> web.StreamResponse:
         rule = parse_rule(await _body(request))
+        rule.id = peer_rule_id(request) or rule.id
         self._manager().apply_bounce_rule(rule)
         return web.json_response(
             {"id": rule.id, "bounced": dict(rule.bounced), "total_bounced": rule.total_bounced}
@@ -125,6 +127,7 @@ class AdminApi:
     @_json_errors
     async def suspend_create(self, request: web.Request) -> web.StreamResponse:
         rule = parse_rule(await _body(request))
+        rule.id = peer_rule_id(request) or rule.id
         self._manager().add_suspension(rule)
         return web.json_response({"id": rule.id})
 

@@ -55,10 +55,12 @@ async def check_liveness(request: web.Request) -> web.Response:
 
 def make_app(runtime: Runtime, config: HttpListenerConfig) -> web.Application:
     """The aiohttp application of one listener (exposed for tests and embedding)."""
-    app = web.Application(
-        client_max_size=config.request_body_limit,
-        middlewares=[make_auth_middleware(runtime, config)],
-    )
+    middlewares = [make_auth_middleware(runtime, config)]
+    if runtime.node is not None:  # serve --workers N: admin answers for the whole node
+        from kumocore.admin.fanout import make_fanout_middleware
+
+        middlewares.append(make_fanout_middleware(runtime.node))
+    app = web.Application(client_max_size=config.request_body_limit, middlewares=middlewares)
     app[RUNTIME_KEY] = runtime
     app[CONFIG_KEY] = config
     app[STATE_KEY] = {"closing": False}

@@ -1,0 +1,80 @@
+"""Admin requests answered for the whole node: ask every worker, merge what they say.
+
+With ``serve --workers N`` the kernel hands an admin request to any one worker. This
+middleware (on the public HTTP listener only) lets that worker answer it, asks the
+others the same question over their private sockets (:mod:`kumocore.admin.peers`), and
+merges the answers, so ``kumocore queue summary``, ``/metrics`` and the rest describe the
+node, and a suspension or bounce made through any worker applies on all of them:
+
+* queue summary: queues with the same name are one queue, their counts summed;
+* bounce/suspend lists: one entry per rule id (ids are node-wide), bounce counts summed;
+* creating a rule: the receiving worker assigns the id, the others adopt it;
+* cancelling a rule: done if any worker had it (404 only if none did);
+* inspect: the answer of the worker that holds the message;
+* ``/metrics`` and ``/metrics.json``: counters and gauges summed across workers (process
+  start time: the earliest; build info and limits: the largest).
+
+A worker that does not answer (restarting) is left out; the ``X-Kumocore-Workers``
+response header says how many answered ("1/2").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from kumocore.admin.merge import (
+    merge_cancel,
+    merge_inspect,
+    merge_metrics_json,
+    merge_metrics_text,
+    merge_rule_lists,
+    merge_rules_created,
+    merge_summary,
+)
+from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Merge = Callable[[web.Response, list[PeerAnswer]], web.Response]
+
+#: (method, path) of the admin requests answered for the whole node, and how.
+FANNED_OUT: dict[tuple[str, str], Merge] = {
+    ("GET", "/api/admin/queue-summary/v1"): merge_summary,
+    ("GET", "/api/admin/bounce/v1"): merge_rule_lists,
+    ("GET", "/api/admin/suspend/v1"): merge_rule_lists,
+    ("POST", "/api/admin/bounce/v1"): merge_rules_created,
+    ("POST", "/api/admin/suspend/v1"): merge_rules_created,
+    ("DELETE", "/api/admin/bounce/v1"): merge_cancel,
+    ("DELETE", "/api/admin/suspend/v1"): merge_cancel,
+    ("GET", "/api/admin/inspect-message/v1"): merge_inspect,
+    ("GET", "/metrics"): merge_metrics_text,
+    ("GET", "/metrics.json"): merge_metrics_json,
+}
+
+
+def make_fanout_middleware(peers: NodePeers) -> Any:
+    """The middleware described in the module docstring, for this worker's ``peers``."""
+
+    @web.middleware
+    async def fanout(request: web.Request, handler: Handler) -> web.StreamResponse:
+        merge = FANNED_OUT.get((request.method, request.path))
+        if merge is None:
+            return await handler(request)
+        body = await request.read()  # cached by aiohttp: the local handler reads it again
+        local = await handler(request)
+        if not isinstance(local, web.Response):
+            return local
+        if request.method == "POST" and local.status >= 400:
+            return local  # an invalid rule is refused once, not N times
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        if request.method == "POST":
+            headers[RULE_ID_HEADER] = json.loads(local.body)["id"]  # type: ignore[arg-type]
+        answers = await peers.ask_others(request.method, request.path_qs, body, headers)
+        merged = merge(local, answers)
+        merged.headers[ANSWERED_HEADER] = answered(local.status < 500, answers)
+        return merged
+
+    return fanout

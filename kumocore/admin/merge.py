@@ -1,0 +1,165 @@
+"""How the answers of a node's workers combine into one (see :mod:`kumocore.admin.fanout`).
+
+Each function takes this worker's own response and the other workers' answers and
+returns the node's response. Answers that are not 200 (a worker that was unreachable,
+or that does not hold the message asked about) are left out of sums.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+
+from kumocore.admin.peers import PeerAnswer
+from kumocore.metrics import CONTENT_TYPE, go_float
+
+#: Samples combined by min/max instead of summed (the rest are counts: summed).
+_MIN_SAMPLES = {"process_start_time_seconds"}
+_MAX_SAMPLES = {"kumocore_build_info", "process_max_fds"}
+
+
+def _bodies(local: web.Response, answers: list[PeerAnswer]) -> list[bytes]:
+    own = [local.body] if local.status == 200 and isinstance(local.body, bytes) else []
+    return own + [a.body for a in answers if a.status == 200]
+
+
+def _json_bodies(local: web.Response, answers: list[PeerAnswer]) -> list[Any]:
+    return [json.loads(body) for body in _bodies(local, answers)]
+
+
+def _merge_entries(groups: Iterable[list[dict[str, Any]]], key: str,
+                   summed: tuple[str, ...]) -> list[dict[str, Any]]:  # fmt: skip
+    merged: dict[str, dict[str, Any]] = {}
+    for entries in groups:
+        for entry in entries:
+            seen = merged.get(entry[key])
+            if seen is None:
+                merged[entry[key]] = dict(entry)
+                continue
+            for name in summed:
+                seen[name] = seen.get(name, 0) + entry.get(name, 0)
+    return list(merged.values())
+
+
+def merge_summary(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    summaries = _json_bodies(local, answers)
+    scheduled = _merge_entries((s["scheduled"] for s in summaries), "name", ("count",))
+    ready = _merge_entries((s["ready"] for s in summaries), "name", ("count", "connections"))
+    scheduled.sort(key=lambda e: (-e["count"], e["name"]))
+    ready.sort(key=lambda e: (-e["count"], -e["connections"], e["name"]))
+    totals: dict[str, int] = {}
+    for summary in summaries:
+        for name, value in summary["totals"].items():
+            totals[name] = totals.get(name, 0) + value
+    totals["scheduled_queues"], totals["ready_queues"] = len(scheduled), len(ready)
+    return web.json_response({"scheduled": scheduled, "ready": ready, "totals": totals})
+
+
+def merge_rule_lists(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    merged: dict[str, dict[str, Any]] = {}
+    for rules in _json_bodies(local, answers):
+        for rule in rules:
+            seen = merged.get(rule["id"])
+            if seen is None:
+                merged[rule["id"]] = dict(rule)
+            elif "bounced" in rule:
+                seen["bounced"] = _sum_maps(seen.get("bounced", {}), rule["bounced"])
+                seen["total_bounced"] = sum(seen["bounced"].values())
+    return web.json_response(list(merged.values()))
+
+
+def _sum_maps(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
+    out = dict(first)
+    for key, value in second.items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+def merge_rules_created(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    results = _json_bodies(local, answers)
+    merged = dict(results[0]) if results else {}
+    if "bounced" in merged:
+        for result in results[1:]:
+            merged["bounced"] = _sum_maps(merged["bounced"], result.get("bounced", {}))
+        merged["total_bounced"] = sum(merged["bounced"].values())
+    return web.json_response(merged, status=local.status)
+
+
+def merge_cancel(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    if local.status == 200:
+        return local
+    for answer in answers:
+        if answer.status == 200:
+            return web.Response(body=answer.body, content_type="application/json")
+    return local
+
+
+def merge_inspect(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    return merge_cancel(local, answers)  # the one worker that has the message answers
+
+
+def merge_metrics_json(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    merged: dict[str, Any] = {}
+    for metrics in _json_bodies(local, answers):
+        for name, entry in metrics.items():
+            seen = merged.get(name)
+            if seen is None:
+                merged[name] = entry
+            else:
+                seen["value"] = _combine(name, seen["value"], entry["value"])
+    return web.json_response(merged)
+
+
+def _combine(name: str, first: Any, second: Any) -> Any:
+    if isinstance(first, dict) and isinstance(second, dict):
+        out = dict(first)
+        for key, value in second.items():
+            out[key] = _combine(name, out[key], value) if key in out else value
+        return out
+    if isinstance(first, int | float) and isinstance(second, int | float):
+        if name in _MIN_SAMPLES:
+            return min(first, second)
+        if name in _MAX_SAMPLES:
+            return max(first, second)
+        return first + second
+    return first
+
+
+def merge_metrics_text(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    """Sum the workers' Prometheus text, sample by sample (name and label text).
+
+    Every worker renders the same families in the same format (kumocore.metrics), so the
+    text is merged as text: HELP/TYPE lines once per family, each sample's value combined.
+    Label text is kept verbatim (already escaped), which also keeps the names exact —
+    prometheus_client's parser would rename counter samples.
+    """
+    headers: dict[str, list[str]] = {}  # family -> its HELP/TYPE lines
+    samples: dict[str, dict[str, float]] = {}  # family -> "name{labels}" -> value
+    for body in _bodies(local, answers):
+        family = ""
+        for line in body.decode("utf-8").splitlines():
+            if line.startswith("# "):
+                parts = line.split(" ", 3)
+                family = parts[2] if len(parts) > 2 else family
+                lines = headers.setdefault(family, [])
+                if line not in lines:
+                    lines.append(line)
+                continue
+            series, _, value = line.rpartition(" ")
+            if not series:
+                continue
+            values = samples.setdefault(family, {})
+            name = series.partition("{")[0]
+            number = float(value)
+            values[series] = _combine(name, values[series], number) if series in values \
+                else number  # fmt: skip
+    out: list[str] = []
+    for family, lines in headers.items():
+        out += [line + "\n" for line in lines]
+        out += [f"{series} {go_float(value)}\n"
+                for series, value in samples.get(family, {}).items()]  # fmt: skip
+    return web.Response(body="".join(out).encode("utf-8"),
+                        headers={"Content-Type": CONTENT_TYPE})  # fmt: skip
