@@ -129,7 +129,16 @@ class Server:
         from kumocore.throttle.local import LocalThrottleStore
 
         stores = self.runtime.hooks.throttle_stores()
-        self.runtime.throttles = stores[0] if stores else LocalThrottleStore()
+        node = self.runtime.node
+        if stores:
+            self.runtime.throttles = stores[0]  # shared across workers and nodes (Redis)
+        elif node is not None:
+            # serve --workers N: one store for the node, kept by the supervisor.
+            from kumocore.throttle.node import NodeThrottleStore, socket_path
+
+            self.runtime.throttles = NodeThrottleStore(socket_path(node.node_dir))
+        else:
+            self.runtime.throttles = LocalThrottleStore()
 
     async def _recover(self) -> None:
         """Hand every spooled message back to the queues (a 250 survives kill -9)."""

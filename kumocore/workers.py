@@ -189,6 +189,10 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        from kumocore.throttle.node import NodeThrottleServer, socket_path
+
+        throttles = NodeThrottleServer(socket_path(self.node_dir))
+        throttles.start()
         self.workers = [self._start_with_barrier(k) for k in range(self.count)]
         code = self._wait_until_ready()
         code = self._release(go=code == 0 and not self.stopping) or code
@@ -200,6 +204,7 @@ class Supervisor:
                 code = code or self._check(worker)
         log.info("stopping workers", timeout=self.shutdown_timeout)
         self._terminate_all()
+        throttles.stop()
         shutil.rmtree(self.node_dir, ignore_errors=True)
         log.info("kumocore stopped", status=code)
         return code

@@ -66,7 +66,8 @@ def kumo_smtp_server_message_received(message: Any, conn_meta: Any) -> None:
 @hookimpl
 def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str) -> Any:
     return _kumo.make_egress_path(
-        smtp_port=int(ENV["W_SINK"]), prohibited_hosts=[], enable_tls="Disabled")
+        smtp_port=int(ENV["W_SINK"]), prohibited_hosts=[], enable_tls="Disabled",
+        connection_limit=int(ENV.get("W_LIMIT", "32")), max_message_rate=ENV.get("W_RATE"))
 """
 
 
@@ -130,6 +131,13 @@ async def sink() -> AsyncIterator[RecordingSink]:
 @pytest.fixture
 def node(tmp_path: Path, dns: TestDnsServer, sink: RecordingSink) -> Iterator[Node]:
     started = Node(tmp_path, dns.address, sink.port)
+    yield started
+    started.kill_group()
+
+
+@pytest.fixture
+def limited_node(tmp_path: Path, dns: TestDnsServer, sink: RecordingSink) -> Iterator[Node]:
+    started = Node(tmp_path, dns.address, sink.port, W_LIMIT="1", W_RATE="10/s")
     yield started
     started.kill_group()
 
@@ -287,3 +295,19 @@ async def test_a_smaller_worker_count_moves_left_over_shards_into_the_owning_wor
     recovered = await store(1).recover_all(found)
     assert recovered.recovered == 1 and found[0].id == message.id
     assert (await store(3).recover_all()).recovered == 0
+
+
+async def test_connection_limit_and_message_rate_hold_for_the_node_not_per_worker(
+    limited_node: Node, sink: RecordingSink
+) -> None:
+    """connection_limit = 1 and max_message_rate = 10/s, no Redis: with two workers the
+    sink sees at most one connection at a time, and 30 messages take about two seconds
+    (10 at once, then 10/s) — per-worker limits would allow 2 connections and ~0.5 s."""
+    limited_node.start()
+    await limited_node.wait_for_log("kumocore worker ready", 2)
+    await asyncio.gather(*(send(limited_node.smtp_port, c, 1) for c in range(30)))
+    received = await sink.wait_for(30, timeout=60)
+    assert len(worker_pids(sink)) == 2, "both workers must have mail for this to mean much"
+    assert sink.state.max_active["127.0.0.1"] == 1
+    arrivals = sorted(m.at for m in received)
+    assert arrivals[-1] - arrivals[0] >= 1.5, f"30 messages in {arrivals[-1] - arrivals[0]:.2f}s"
