@@ -127,6 +127,45 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _queue_list(args: argparse.Namespace) -> int:
+    query = {"queue_name": args.queue_name}
+    if args.limit is not None:
+        query["limit"] = str(args.limit)
+    result = _run(args, "GET", f"/api/admin/inspect-sched-q/v1?{urllib.parse.urlencode(query)}")
+    if args.json:
+        return _print(result)
+    from kumocore.admin.queue_list import format_queue_list
+
+    print(format_queue_list(result))
+    return 0
+
+
+def _selection(args: argparse.Namespace, what: str) -> dict[str, Any]:
+    body: dict[str, Any] = {n: getattr(args, n) for n in _SELECTORS if getattr(args, n)}
+    if not body and not args.everything:
+        raise AdminClientError(0, {"error": f"{what}: give --domain, --tenant, --campaign, "
+                                   "--routing-domain, or --everything for every queue"})
+    return body
+
+
+def _flush(args: argparse.Namespace) -> int:
+    body = {**_selection(args, "queue flush"), "reason": args.reason, "always_flush": True,
+            "suppress_logging": True}
+    return _print(_run(args, "POST", "/api/admin/rebind/v1", body))
+
+
+def _rebind(args: argparse.Namespace) -> int:
+    data: dict[str, str] = json.loads(args.data) if args.data else {}
+    for pair in args.set:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise AdminClientError(0, {"error": f"rebind: --set {pair!r} is not KEY=VALUE"})
+        data[key] = value
+    body = {**_selection(args, "rebind"), "reason": args.reason, "data": data,
+            "always_flush": args.always_flush, "suppress_logging": args.suppress_logging}
+    return _print(_run(args, "POST", "/api/admin/rebind/v1", body))
+
+
 def _bounce(args: argparse.Namespace) -> int:
     return _print(_run(args, "POST", "/api/admin/bounce/v1", _rule_body(args, "bounce")))
 
@@ -174,6 +213,15 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
 
 
+def _selection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--domain", help="match the scheduled queues of this domain")
+    parser.add_argument("--tenant", help="match this tenant")
+    parser.add_argument("--campaign", help="match this campaign")
+    parser.add_argument("--routing-domain", help="match this routing domain")
+    parser.add_argument("--everything", action="store_true",
+                        help="required to match every queue when no selector is given")
+
+
 def _rule_options(parser: argparse.ArgumentParser, *, bounce: bool) -> None:
     parser.add_argument("--reason", required=True, help="why (logged and listed)")
     parser.add_argument("--domain", help="match the scheduled queues of this domain")
@@ -210,6 +258,41 @@ def add_admin_subcommands(subparsers: Any) -> None:
     summary.add_argument("--json", action="store_true", help="print the raw JSON")
     _client_options(summary)
     summary.set_defaults(handler=_guarded(_summary))
+    listing = queue_commands.add_parser(
+        "list", help="the messages of one scheduled queue (like mailq)",
+        description="List the messages waiting in one scheduled queue: id, age, attempts, "
+        "next attempt, sender and recipient. Example: kumocore queue list gmail.com")
+    listing.add_argument("queue_name", help="the scheduled queue (e.g. tenant@gmail.com)")
+    listing.add_argument("--limit", type=int, help="at most this many messages (per worker)")
+    listing.add_argument("--json", action="store_true", help="print the raw JSON")
+    _client_options(listing)
+    listing.set_defaults(handler=_guarded(_queue_list))
+    flush = queue_commands.add_parser(
+        "flush", help="retry waiting messages now (like postqueue -f)",
+        description="Make every waiting message of the matching queues due now. Example: "
+        "kumocore queue flush --domain gmail.com")
+    _selection_options(flush)
+    flush.add_argument("--reason", default="flushed by the operator", help="logged reason")
+    _client_options(flush)
+    flush.set_defaults(handler=_guarded(_flush))
+
+    rebind = subparsers.add_parser(
+        "rebind", help="set meta on waiting messages and move them to other queues",
+        description="KumoMTA's rebind: merge --set/--data meta into each waiting message "
+        "of the matching queues; one whose queue changes moves there and is due now "
+        "(AdminRebind record). Example: kumocore rebind --domain example.com --set "
+        "queue=smarthost.example --reason 'route via smarthost'")
+    _selection_options(rebind)
+    rebind.add_argument("--reason", required=True, help="logged in AdminRebind records")
+    rebind.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a meta value to set (repeatable)")
+    rebind.add_argument("--data", help="meta values as a JSON object of strings")
+    rebind.add_argument("--always-flush", action="store_true",
+                        help="make matching messages due now even if their queue is the same")
+    rebind.add_argument("--suppress-logging", action="store_true",
+                        help="write no AdminRebind records")
+    _client_options(rebind)
+    rebind.set_defaults(handler=_guarded(_rebind))
 
     for kind, create in (("bounce", _bounce), ("suspend", _suspend)):
         path = f"/api/admin/{kind}/v1"

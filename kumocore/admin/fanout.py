@@ -28,11 +28,13 @@ from aiohttp import web
 
 from kumocore.admin.merge import (
     merge_cancel,
+    merge_counts,
     merge_inspect,
     merge_metrics_json,
     merge_metrics_text,
     merge_rule_lists,
     merge_rules_created,
+    merge_sched_q,
     merge_summary,
 )
 from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
@@ -50,9 +52,15 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("DELETE", "/api/admin/bounce/v1"): merge_cancel,
     ("DELETE", "/api/admin/suspend/v1"): merge_cancel,
     ("GET", "/api/admin/inspect-message/v1"): merge_inspect,
+    ("POST", "/api/admin/rebind/v1"): merge_counts,
+    ("GET", "/api/admin/inspect-sched-q/v1"): merge_sched_q,
     ("GET", "/metrics"): merge_metrics_text,
     ("GET", "/metrics.json"): merge_metrics_json,
 }
+
+
+#: POSTs that create a rule whose id must be the same on every worker.
+RULE_PATHS = ("/api/admin/bounce/v1", "/api/admin/suspend/v1")
 
 
 def make_fanout_middleware(peers: NodePeers) -> Any:
@@ -68,9 +76,9 @@ def make_fanout_middleware(peers: NodePeers) -> Any:
         if not isinstance(local, web.Response):
             return local
         if request.method == "POST" and local.status >= 400:
-            return local  # an invalid rule is refused once, not N times
+            return local  # an invalid request is refused once, not N times
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        if request.method == "POST":
+        if request.path in RULE_PATHS:
             headers[RULE_ID_HEADER] = json.loads(local.body)["id"]  # type: ignore[arg-type]
         answers = await peers.ask_others(request.method, request.path_qs, body, headers)
         merged = merge(local, answers)

@@ -88,6 +88,27 @@ def merge_rules_created(local: web.Response, answers: list[PeerAnswer]) -> web.R
     return web.json_response(merged, status=local.status)
 
 
+def merge_counts(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    """Answers that are objects of counts (``rebind``): summed key by key."""
+    total: dict[str, int] = {}
+    for counts in _json_bodies(local, answers):
+        total = _sum_maps(total, counts)
+    return web.json_response(total)
+
+
+def merge_sched_q(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    """One scheduled queue spread over workers: every worker's messages, counts summed."""
+    views = _json_bodies(local, answers)
+    merged = dict(views[0]) if views else {}
+    for view in views[1:]:
+        merged["messages"] = merged["messages"] + view["messages"]
+        for key in ("num_scheduled", "delayed_metric"):
+            merged[key] = merged[key] + view[key]
+        if not merged.get("queue_config"):
+            merged["queue_config"] = view["queue_config"]
+    return web.json_response(merged)
+
+
 def merge_cancel(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
     if local.status == 200:
         return local

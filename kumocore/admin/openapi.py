@@ -133,6 +133,44 @@ _SUMMARY = {
 }
 
 
+_REBIND_REQUEST = {
+    "type": "object",
+    "required": ["reason"],
+    "additionalProperties": False,
+    "properties": {
+        "campaign": _NULLABLE_STR,
+        "tenant": _NULLABLE_STR,
+        "domain": _NULLABLE_STR,
+        "routing_domain": _NULLABLE_STR,
+        "reason": {"type": "string", "description": "logged in AdminRebind records"},
+        "data": {"type": "object", "additionalProperties": _STR,
+                 "description": "meta values to set on each matching message"},
+        "always_flush": {"type": "boolean", "default": False,
+                         "description": "make every matching message due now"},
+        "suppress_logging": {"type": "boolean", "default": False},
+        "trigger_rebind_event": {"type": "boolean", "enum": [False],
+                                 "description": "the rebind_message event: not supported yet"},
+    },
+}
+_REBIND_RESULT = {
+    "type": "object",
+    "description": "KumoMTA answers {}; kumocore adds how many messages it moved and flushed",
+    "properties": {"moved": {"type": "integer"}, "flushed": {"type": "integer"}},
+}
+_SCHED_Q = {
+    "type": "object",
+    "properties": {
+        "queue_name": _STR,
+        "num_scheduled": {"type": "integer"},
+        "delayed_metric": {"type": "integer"},
+        "now": {"type": "string", "format": "date-time"},
+        "last_changed": {"type": "string", "format": "date-time"},
+        "queue_config": {"type": "object"},
+        "messages": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -191,6 +229,31 @@ def admin_openapi_paths() -> dict[str, Any]:
                     },
                 ],
                 "responses": {"200": _json(_INSPECT), **_errors(400, 404, 503)},
+            }
+        },
+        "/api/admin/rebind/v1": {
+            "post": {
+                "tags": ["admin"],
+                "summary": "Rebind waiting messages: set meta, move queues, or retry now",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _REBIND_REQUEST}},
+                },
+                "responses": {"200": _json(_REBIND_RESULT), **_errors(400, 503)},
+            }
+        },
+        "/api/admin/inspect-sched-q/v1": {
+            "get": {
+                "tags": ["admin"],
+                "summary": "The messages of one scheduled queue",
+                "parameters": [
+                    {"name": "queue_name", "in": "query", "required": True, "schema": _STR},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "want_body", "in": "query", "required": False,
+                     "schema": {"type": "boolean", "default": False}},
+                ],
+                "responses": {"200": _json(_SCHED_Q), **_errors(400, 503)},
             }
         },
         "/api/admin/queue-summary/v1": {

@@ -162,6 +162,26 @@ class AdminApi:
         return web.json_response(result)
 
     @_json_errors
+    async def rebind(self, request: web.Request) -> web.StreamResponse:
+        from kumocore.queue.rebind import parse_rebind, rebind
+
+        return web.json_response(await rebind(self._manager(), parse_rebind(await _body(request))))
+
+    @_json_errors
+    async def inspect_sched_q(self, request: web.Request) -> web.StreamResponse:
+        from kumocore.queue.rebind import queue_messages
+
+        name = request.query.get("queue_name", "")
+        if not name:
+            raise ApiError(400, "query parameter 'queue_name' is required")
+        raw_limit = request.query.get("limit")
+        if raw_limit is not None and not raw_limit.isdigit():
+            raise ApiError(400, "query parameter 'limit' must be a whole number")
+        limit = int(raw_limit) if raw_limit is not None else None
+        return web.json_response(queue_messages(
+            self._manager(), name, limit=limit, want_body=_flag(request.query.get("want_body"))))
+
+    @_json_errors
     async def summary(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(queue_summary(self._manager()))
 
@@ -186,5 +206,7 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
         routes.add_delete(f"{ADMIN_PREFIX}/{path}/v1", cancel)
     routes.add_get(f"{ADMIN_PREFIX}/inspect-message/v1", api.inspect)
     routes.add_get(f"{ADMIN_PREFIX}/queue-summary/v1", api.summary)
+    routes.add_post(f"{ADMIN_PREFIX}/rebind/v1", api.rebind)
+    routes.add_get(f"{ADMIN_PREFIX}/inspect-sched-q/v1", api.inspect_sched_q)
     routes.add_get("/metrics", api.metrics)
     routes.add_get("/metrics.json", api.metrics_json)

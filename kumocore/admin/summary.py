@@ -21,6 +21,7 @@ __all__ = [
     "inspect_message",
     "queue_summary",
     "ready_entries",
+    "rfc3339",
     "scheduled_counts",
 ]
 
@@ -79,7 +80,7 @@ def queue_summary(manager: QueueManager) -> dict[str, Any]:
     }
 
 
-def _rfc3339(timestamp: float) -> str:
+def rfc3339(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
@@ -96,11 +97,11 @@ async def inspect_message(
         "recipient": [message.recipient.email],
         "meta": dict(message.meta),
         "num_attempts": message.num_attempts,
-        "created": _rfc3339(message.created),
+        "created": rfc3339(message.created),
     }
     due = manager.scheduler.due_time(message_id)
     if due is not None:
-        body["due"] = _rfc3339(due)
+        body["due"] = rfc3339(due)
     if want_body:
         data = message.data
         if not data and store is not None:

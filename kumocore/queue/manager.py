@@ -115,6 +115,16 @@ class QueueManager:
     def schedule(self, message: Message, due: float) -> None:
         self.scheduler.schedule(message.id, due)
 
+    def detach(self, message: Message) -> None:
+        """Take a waiting message out of its scheduled queue (rebind moves it elsewhere);
+        it stays owned, spooled and in ``messages`` until re-inserted or forgotten."""
+        name = self.queue_names.pop(message.id, None)
+        queue = self.scheduled.get(name) if name else None
+        if queue is not None:
+            queue.ids.discard(message.id)
+            if not queue.ids:
+                del self.scheduled[queue.name]
+
     async def persist_and_schedule(self, message: Message, due: float) -> None:
         """After a transient failure: persist attempts/due, drop the body, schedule."""
         store = self.runtime.store
