@@ -6,8 +6,9 @@ The policy configures it in ``init``::
       files = { '/path/to/default.toml', '/etc/kumo/my-rules.toml' },
     }
 
-:func:`default_rules_path` is the bundled rules file (a Python policy can call it; for a
-Lua policy print it once with ``python -m kumocore_bounce_classifier``). kumocore then asks
+:func:`default_rules_path` is the bundled rules file; policies (Lua and Python) get it as
+``kumo.bounce_classifier_default_rules()``, and ``python -m kumocore_bounce_classifier``
+prints it. kumocore then asks
 ``kumo_classify_bounce`` for the ``bounce_classification`` of each failure it logs.
 See docs/bounce-classification.md.
 """
@@ -96,7 +97,10 @@ class BounceClassifierPlugin:
         def configure_bounce_classifier(**options: Any) -> None:
             self.configure(**options)
 
-        return {_FUNCTION: configure_bounce_classifier}
+        # kumocore's own addition: where the bundled rules are installed, so a policy (the
+        # bundled default one among them) can name them wherever kumocore is installed.
+        return {_FUNCTION: configure_bounce_classifier,
+                "bounce_classifier_default_rules": default_rules_path}
 
     @hookimpl(trylast=True)
     def kumo_classify_bounce(self, response: Response) -> str | None:
