@@ -116,6 +116,8 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
     tls_certificate: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     tls_required_client_ca: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    # kumocore's own: how long a STARTTLS handshake may take before the connection is cut.
+    tls_handshake_timeout: float = option(DURATION, default="30s")
     domains: dict[str, ListenerDomain] = option(map_of(nested(ListenerDomain)), default={})
     trace_headers: TraceHeaders = option(nested(TraceHeaders), default_factory=TraceHeaders)
     batch_handling: str = option(

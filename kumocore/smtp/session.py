@@ -86,6 +86,7 @@ class EsmtpSession(SmtpProtocol):
         self.config = self.listener.config.for_connection(self.peer_ip, self.local_ip)
         self.hostname = self.config.hostname
         self._timeout_duration = self.config.client_timeout
+        self.tls_handshake_timeout = self.config.tls_handshake_timeout
         self.session_id = str(uuid.uuid4())
         self.conn_meta.update({
             "reception_protocol": "ESMTP",
@@ -164,6 +165,7 @@ class EsmtpSession(SmtpProtocol):
         finally:
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
+            self.release()  # every way out of the loop frees the session's slot
 
     async def _welcome(self) -> bool:
         hostname = self.config.hostname
