@@ -120,8 +120,7 @@ class SmtpProtocol(SMTP):
         self._released = True
         self.closing = True
         if self._timeout_handle is not None:
-            self._timeout_handle.cancel()
-            self._timeout_handle = None
+            self._timeout_handle.cancel()  # kept: aiosmtpd's connection_lost asserts it
         self._tls_protocol = None
         self._ended()
 
