@@ -244,7 +244,8 @@ class SmtpProtocol(SMTP):
         waiter = self.loop.create_future()
         tls_protocol = sslproto.SSLProtocol(
             self.loop, self, self.tls_context, waiter, server_side=True,
-            ssl_handshake_timeout=self.tls_handshake_timeout)
+            # typeshed says int; asyncio takes any number of seconds
+            ssl_handshake_timeout=cast(int, self.tls_handshake_timeout))
         self._tls_protocol = tls_protocol
         self._original_transport = self.transport
         self._original_transport.set_protocol(tls_protocol)
@@ -259,7 +260,7 @@ class SmtpProtocol(SMTP):
         except Exception as exc:
             log.info("TLS handshake failed", peer=self.session and self.session.peer,
                      error=str(exc) or type(exc).__name__)
-            self._original_transport.abort()
+            cast(asyncio.Transport, self._original_transport).abort()
             self.release()
         finally:
             self._waiting = False

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.errors import Rejection
+from kumocore.headers import HeaderParseError
 from kumocore.smtp.limits import descriptors_low
 from kumocore.smtp.protocol import SmtpProtocol, format_address
 from kumocore.smtp.relay import DomainLookup
@@ -304,6 +305,14 @@ class EsmtpSession(SmtpProtocol):
                 await handler(self, arg.strip(" "))
             except Rejection as rejection:
                 await self.reject(rejection)
+            except Exception as exc:
+                # A policy that reads the headers of a message whose header block does
+                # not parse: the sender's fault, and retrying will not fix it, so a
+                # permanent refusal (docs/reception.md) instead of 421 for ever.
+                unparsable = _header_parse_error(exc)
+                if unparsable is None:
+                    raise
+                await self.reply(550, f"5.6.0 message headers cannot be parsed: {unparsable}")
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
@@ -319,3 +328,15 @@ class EsmtpSession(SmtpProtocol):
 
     def reset_transaction(self) -> None:
         self.txn = None
+
+
+def _header_parse_error(exc: BaseException) -> HeaderParseError | None:
+    """The HeaderParseError behind ``exc`` (policy errors wrap it as their cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, HeaderParseError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
