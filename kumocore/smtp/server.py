@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, cast
 import structlog
 
 from kumocore.errors import ConfigError
-from kumocore.smtp.limits import AuthFailures, PeerCounts, descriptor_limit
+from kumocore.smtp.limits import AuthFailures, PeerCounts
 from kumocore.tls import server_context
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ class EsmtpListener:
         self.peers = PeerCounts()
         self.auth_failures = AuthFailures(
             config.max_auth_failures_per_peer, config.auth_failure_window)
-        self.descriptor_limit = descriptor_limit()
         self.closing = False
         self._server: asyncio.Server | None = None
         self._address: tuple[str, int] | None = None

@@ -38,7 +38,7 @@ import structlog
 
 from kumocore.errors import Rejection
 from kumocore.headers import HeaderParseError
-from kumocore.smtp.limits import descriptors_low
+from kumocore.smtp.limits import descriptor_limit, descriptors_low
 from kumocore.smtp.protocol import SmtpProtocol, format_address
 from kumocore.smtp.relay import DomainLookup
 
@@ -210,11 +210,13 @@ class EsmtpSession(SmtpProtocol):
         """Why this connection must be turned away at once, if it must."""
         listener = self.listener
         socket = self.transport.get_extra_info("socket") if self.transport else None
+        # The limit is read each time (one cheap system call), so that raising it on a
+        # running process (prlimit) takes effect at once.
+        limit = descriptor_limit()
         if socket is not None and descriptors_low(
-                socket.fileno(), listener.descriptor_limit,
-                listener.config.reserved_file_descriptors):
+                socket.fileno(), limit, listener.config.reserved_file_descriptors):
             log.warning("refusing SMTP connection: few file descriptors left",
-                        peer=self.peer_address, limit=listener.descriptor_limit)
+                        peer=self.peer_address, limit=limit)
             return "too many open files"
         if len(listener.sessions) > listener.config.max_connections:
             return "too many concurrent sessions"
