@@ -39,6 +39,16 @@ def format_address(address: Any) -> tuple[str, str]:
     return host, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
+class _ServerTlsProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS layer with a 64 KiB read buffer instead of 256 KiB.
+
+    Every TLS session — and every abandoned handshake until it is cut — holds one; a TLS
+    record is at most 16 KiB, so 64 KiB still reads several per call.
+    """
+
+    max_size = 64 * 1024
+
+
 class _NoHandler:
     """aiosmtpd wants a handler object; kumocore's commands are its own functions."""
 
@@ -242,7 +252,7 @@ class SmtpProtocol(SMTP):
         """
         assert self.tls_context is not None and self.transport is not None
         waiter = self.loop.create_future()
-        tls_protocol = sslproto.SSLProtocol(
+        tls_protocol = _ServerTlsProtocol(
             self.loop, self, self.tls_context, waiter, server_side=True,
             # typeshed says int; asyncio takes any number of seconds
             ssl_handshake_timeout=cast(int, self.tls_handshake_timeout))

@@ -248,3 +248,14 @@ async def test_auth_failures_are_limited_per_ip_across_connections(
     other = await tls_session(env, "127.0.0.6")
     await other.command("EHLO other.test")
     assert (await other.command(f"AUTH PLAIN {plain('', 'alice', 's3cret')}")).code == 235
+
+
+async def test_large_message_over_tls_arrives_intact(smtp: SmtpEnv) -> None:
+    # The TLS layer reads 64 KiB at a time (kumocore.smtp.protocol._ServerTlsProtocol).
+    client = await tls_session(smtp)
+    await client.command("EHLO secure.test")
+    body = b"Subject: big\r\n\r\n" + b"".join(
+        b"%07d" % i + b"x" * 90 + b"\r\n" for i in range(20_000))
+    _, final = await client.send_mail("a@example.com", ["b@example.com"], body)
+    assert final.code == 250
+    assert smtp.messages[0].data.endswith(body)

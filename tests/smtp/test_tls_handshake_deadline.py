@@ -8,10 +8,12 @@ used up ``max_connections``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ssl
 import warnings
 
 from kumocore.smtp.server import EsmtpListener
+from kumocore.smtp.session import EsmtpSession
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 
 PEER = "127.0.0.5"
@@ -54,6 +56,10 @@ async def test_failed_handshakes_release_their_sessions(start_smtp: StartSmtp) -
     except (ssl.SSLError, ConnectionError, TimeoutError):
         pass
     assert await _until_no_sessions(env.listener) == 0
+    # Nothing keeps the abandoned sessions (and their TLS buffers) alive either.
+    await asyncio.sleep(0.1)
+    gc.collect()
+    assert [o for o in gc.get_objects() if isinstance(o, EsmtpSession)] == []
     # All three slots are free again: a new client is greeted.
     client = await env.client(PEER)
     assert (await client.read_reply()).code == 220
