@@ -17,8 +17,17 @@ from __future__ import annotations
 import resource
 import time
 from collections import OrderedDict, deque
+from typing import TYPE_CHECKING
 
-__all__ = ["AuthFailures", "PeerCounts", "descriptor_limit", "descriptors_low"]
+import structlog
+
+if TYPE_CHECKING:
+    from kumocore.smtp.session import EsmtpSession
+
+__all__ = [
+    "AuthFailures", "PeerCounts", "admission_refusal", "descriptor_limit", "descriptors_low"]
+
+log = structlog.get_logger("kumocore.smtp")
 
 #: Peers whose AUTH failures are remembered; the oldest is forgotten beyond this, so a
 #: client with many addresses cannot grow the table without bound.
@@ -66,6 +75,28 @@ def descriptors_low(fd: int, limit: int, reserve: int) -> bool:
     a quarter of the limit so that a small limit still leaves room for clients.
     """
     return fd >= limit - min(reserve, limit // 4)
+
+
+def admission_refusal(session: EsmtpSession) -> str | None:
+    """Why a new connection must be turned away at once (``421 4.3.2``), if it must."""
+    listener = session.listener
+    transport = session.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    # The limit is read each time (one cheap system call), so that raising it on a
+    # running process (prlimit) takes effect at once.
+    limit = descriptor_limit()
+    if sock is not None and descriptors_low(
+            sock.fileno(), limit, listener.config.reserved_file_descriptors):
+        log.warning("refusing SMTP connection: few file descriptors left",
+                    peer=session.peer_address, limit=limit)
+        return "too many open files"
+    if len(listener.sessions) > listener.config.max_connections:
+        return "too many concurrent sessions"
+    config = session.config
+    if (listener.peers[session.peer_ip] > config.max_connections_per_peer
+            and not config.relay_hosts.contains(session.peer_ip)):
+        return f"too many connections from {session.peer_ip}"
+    return None
 
 
 class AuthFailures:

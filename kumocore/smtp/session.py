@@ -14,8 +14,8 @@ kumocore's own command loop, because kumocore must
 The command handlers live in :mod:`kumocore.smtp.commands` (and ``auth``/``receive``);
 they are plain functions taking the session, which holds the connection state. Every
 4xx/5xx reply is logged as a ``Rejection`` record, as KumoMTA does (except its ``421
-4.3.2`` load/shutdown replies) — the first :data:`REJECTION_RECORDS_IN_FULL` of a
-connection; the rest are counted and summed up in one record when it ends.
+4.3.2`` load/shutdown replies) — the first 50 of a connection; the rest are counted and
+summed up in one record when it ends (:class:`~kumocore.smtp.rejections.RejectionLog`).
 
 What one client may cost is bounded (docs/reliability.md, "SMTP listener defences"):
 every refused command counts against ``max_command_errors`` (Postfix's
@@ -38,8 +38,9 @@ import structlog
 
 from kumocore.errors import Rejection
 from kumocore.headers import HeaderParseError
-from kumocore.smtp.limits import descriptor_limit, descriptors_low
+from kumocore.smtp.limits import admission_refusal
 from kumocore.smtp.protocol import SmtpProtocol, format_address
+from kumocore.smtp.rejections import RejectionLog
 from kumocore.smtp.relay import DomainLookup
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ log = structlog.get_logger("kumocore.smtp")
 #: A command handler: ``await handler(session, argument)``.
 CommandHandler = Callable[["EsmtpSession", str], Awaitable[None]]
 
-#: Rejection records logged in full per connection; later ones are only counted.
-REJECTION_RECORDS_IN_FULL = 50
 #: Commands answered before the session lets other sessions run (pipelined backlogs).
 COMMANDS_PER_TURN = 8
 #: Commands that make no progress towards a message (Postfix's junk commands, plus the
@@ -97,9 +96,7 @@ class EsmtpSession(SmtpProtocol):
         self.junk_commands = 0  # non-progress commands since the last accepted message
         self.recipient_overshoot = 0
         self.auth_failures = 0
-        self.rejections_logged = 0
-        self.rejections_unlogged = 0
-        self._last_rejection: tuple[int, str, str] | None = None
+        self.rejections = RejectionLog()
         self._end_text: str | None = None  # set: end the session at the next command
         self._session_timer: asyncio.TimerHandle | None = None
 
@@ -149,8 +146,7 @@ class EsmtpSession(SmtpProtocol):
         self.listener.peers.remove(self.peer_ip)
         if self._session_timer is not None:
             self._session_timer.cancel()
-        if self.rejections_unlogged and self._last_rejection is not None:
-            self._log_rejection_summary()
+        self.rejections.summarize(self)
 
     # ------------------------------------------------------------------ replies
     async def reply(
@@ -187,43 +183,8 @@ class EsmtpSession(SmtpProtocol):
         await self.reply(code, text)
 
     def _log_rejection(self, code: int, text: str) -> None:
-        if self.runtime.logs is None:
-            return
-        self._last_rejection = (code, text, self.command)
-        if self.rejections_logged >= REJECTION_RECORDS_IN_FULL:
-            self.rejections_unlogged += 1
-            return
-        self.rejections_logged += 1
-        from kumocore.smtp.rejections import log_rejection
-
-        log_rejection(self, code, text)
-
-    def _log_rejection_summary(self) -> None:
-        from kumocore.smtp.rejections import log_rejection
-
-        assert self._last_rejection is not None
-        code, text, self.command = self._last_rejection
-        log_rejection(self, code, f"{text} (and {self.rejections_unlogged} more rejections "
-                      "on this connection not logged one by one)")
-
-    def _admission_refusal(self) -> str | None:
-        """Why this connection must be turned away at once, if it must."""
-        listener = self.listener
-        socket = self.transport.get_extra_info("socket") if self.transport else None
-        # The limit is read each time (one cheap system call), so that raising it on a
-        # running process (prlimit) takes effect at once.
-        limit = descriptor_limit()
-        if socket is not None and descriptors_low(
-                socket.fileno(), limit, listener.config.reserved_file_descriptors):
-            log.warning("refusing SMTP connection: few file descriptors left",
-                        peer=self.peer_address, limit=limit)
-            return "too many open files"
-        if len(listener.sessions) > listener.config.max_connections:
-            return "too many concurrent sessions"
-        if (listener.peers[self.peer_ip] > self.config.max_connections_per_peer
-                and not self.config.relay_hosts.contains(self.peer_ip)):
-            return f"too many connections from {self.peer_ip}"
-        return None
+        if self.runtime.logs is not None:
+            self.rejections.add(self, code, text)
 
     # ------------------------------------------------------------------ the loop
     async def _handle_client(self) -> None:
@@ -244,7 +205,7 @@ class EsmtpSession(SmtpProtocol):
 
     async def _welcome(self) -> bool:
         hostname = self.config.hostname
-        refusal = self._admission_refusal()
+        refusal = admission_refusal(self)
         if refusal is not None:
             await self.reply(421, f"4.3.2 {hostname} {refusal}. Try later", close=True)
             return False
