@@ -21,6 +21,7 @@ __all__ = [
     "HeaderBlock",
     "HeaderError",
     "HeaderField",
+    "HeaderParseError",
     "append_header",
     "decode_rfc2047",
     "encode_header_value",
@@ -41,6 +42,10 @@ _MAX_LINE = 78  # RFC 5322 2.1.1 "SHOULD"; an encoded word is at most 75 (RFC 20
 
 class HeaderError(ValueError):
     """The header block is malformed, or a header to add is not acceptable."""
+
+
+class HeaderParseError(HeaderError):
+    """The message's own header block is malformed (the sender's fault, not the policy's)."""
 
 
 def _text(raw: bytes) -> str:
@@ -109,12 +114,12 @@ class HeaderBlock:
             lineno += 1
             if line[:1] in (b" ", b"\t"):
                 if name is None:
-                    raise HeaderError(f"header line {lineno} is a continuation of nothing")
+                    raise HeaderParseError(f"header line {lineno} is a continuation of nothing")
                 parts.append(line)
             else:
                 m = _FIELD.match(line)
                 if m is None:
-                    raise HeaderError(f"malformed header line {lineno}: {line[:60]!r}")
+                    raise HeaderParseError(f"malformed header line {lineno}: {line[:60]!r}")
                 if name is not None:
                     self._add(name, parts, start, pos)
                 name, start, parts = m.group(1).decode("ascii"), pos, [line[m.end() :]]

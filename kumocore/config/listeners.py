@@ -116,6 +116,16 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
     tls_certificate: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     tls_required_client_ca: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    # kumocore's own defences (docs/reliability.md, "SMTP listener defences"); KumoMTA
+    # has no options for these.
+    tls_handshake_timeout: float = option(DURATION, default="30s")
+    max_command_errors: int = option(integer(1), default=20)
+    max_junk_commands: int = option(integer(0), default=100)
+    max_session_duration: float = option(DURATION, default="1h")
+    max_connections_per_peer: int = option(integer(1), default=50)
+    reserved_file_descriptors: int = option(integer(0), default=256)
+    max_auth_failures_per_peer: int = option(integer(1), default=10)
+    auth_failure_window: float = option(DURATION, default="10m")
     domains: dict[str, ListenerDomain] = option(map_of(nested(ListenerDomain)), default={})
     trace_headers: TraceHeaders = option(nested(TraceHeaders), default_factory=TraceHeaders)
     batch_handling: str = option(
@@ -178,11 +188,13 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
 
 
 #: Options a ``peer``/``via`` block may override (KumoMTA's GenericEsmtpListenerParams);
-#: the socket itself, the connection cap and nested blocks belong to the listener.
+#: the socket itself, the listener-wide caps and nested blocks belong to the listener.
 OVERRIDABLE = tuple(
     name
     for name in EsmtpListenerConfig.option_converters
-    if name not in {"listen", "max_connections", "domains", "peer", "via"}
+    if name not in {"listen", "max_connections", "domains", "peer", "via",
+                    "reserved_file_descriptors", "max_auth_failures_per_peer",
+                    "auth_failure_window"}
 )
 
 

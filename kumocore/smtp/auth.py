@@ -9,7 +9,11 @@ message received on the connection; an authenticated client may relay.
 
 Replies follow KumoMTA's, except that AUTH before STARTTLS gets RFC 4954's
 ``538 5.7.11`` (KumoMTA answers 524), and three failed attempts end the connection so a
-client cannot guess passwords at line speed.
+client cannot guess passwords at line speed. Reconnecting does not help a guesser: after
+``max_auth_failures_per_peer`` failures from one IP within ``auth_failure_window`` the
+listener answers every AUTH from that IP with ``454 4.7.0`` without asking the policy —
+even one with the right password, so a guesser learns nothing — until the window has
+slid past its failures.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ async def auth(session: EsmtpSession, arg: str) -> None:
         await session.reply(504, f"5.5.4 AUTH {mechanism} not supported")
     elif not session.tls_active:
         await session.reply(538, f"5.7.11 AUTH {mechanism} requires an encrypted channel")
+    elif session.listener.auth_failures.blocked(session.peer_ip):
+        await session.reply(454, f"4.7.0 too many AUTH failures from {session.peer_ip}; "
+                            "try again later")
     else:
         try:
             if mechanism == "PLAIN":
@@ -65,6 +72,7 @@ async def _validate(session: EsmtpSession, credentials: Credentials) -> None:
     ok = await session.runtime.hooks.smtp_server_auth_plain(
         authz, authc, password, session.conn_meta)
     if not ok:
+        session.listener.auth_failures.record(session.peer_ip)
         session.auth_failures += 1
         if session.auth_failures >= MAX_AUTH_FAILURES:
             await session.reply(

@@ -14,7 +14,7 @@ from kumocore.smtp.auth import auth
 from kumocore.smtp.parse import CommandSyntaxError, parse_params, split_path
 from kumocore.smtp.receive import data
 from kumocore.smtp.relay import check_relaying, has_routing_syntax
-from kumocore.smtp.session import CommandHandler, Transaction
+from kumocore.smtp.session import RECIPIENT_OVERSHOOT_LIMIT, CommandHandler, Transaction
 
 if TYPE_CHECKING:
     from kumocore.smtp.session import EsmtpSession
@@ -133,7 +133,11 @@ async def rcpt(session: EsmtpSession, arg: str) -> None:
         await session.reply(550, f"5.7.1 relaying not permitted for {session.peer_address}")
         return
     if len(txn.recipients) >= session.config.max_recipients_per_message:
-        await session.reply(451, "4.5.3 too many recipients")
+        # Not an error for a client that sends the rest in a new transaction, up to a
+        # point (as Postfix's smtpd_recipient_overshoot_limit).
+        session.recipient_overshoot += 1
+        await session.reply(451, "4.5.3 too many recipients",
+                            error=session.recipient_overshoot > RECIPIENT_OVERSHOOT_LIMIT)
         return
     if session.rcpt_count >= session.config.max_messages_per_connection:
         if not txn.recipients:

@@ -39,6 +39,16 @@ def format_address(address: Any) -> tuple[str, str]:
     return host, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
+class _ServerTlsProtocol(sslproto.SSLProtocol):
+    """asyncio's TLS layer with a 64 KiB read buffer instead of 256 KiB.
+
+    Every TLS session — and every abandoned handshake until it is cut — holds one; a TLS
+    record is at most 16 KiB, so 64 KiB still reads several per call.
+    """
+
+    max_size = 64 * 1024
+
+
 class _NoHandler:
     """aiosmtpd wants a handler object; kumocore's commands are its own functions."""
 
@@ -94,6 +104,8 @@ class SmtpProtocol(SMTP):
         self.tls_active = False
         self._waiting = False  # True while waiting for the client (not for the policy)
         self._last_activity = 0.0
+        self._released = False
+        self.tls_handshake_timeout = 30.0
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
@@ -104,7 +116,23 @@ class SmtpProtocol(SMTP):
         self.tls_active = True
 
     def _ended(self) -> None:
-        """The connection is gone."""
+        """The connection is gone (called once, from :meth:`release`)."""
+
+    def release(self) -> None:
+        """Forget this connection: stop its timer, drop its TLS layer, run :meth:`_ended`.
+
+        Called when the connection is lost *and* when the command loop ends, whichever
+        comes first: after a STARTTLS whose handshake failed, asyncio's TLS layer never
+        passes ``connection_lost`` on to us, so the loop's end is the only exit we see.
+        """
+        if self._released:
+            return
+        self._released = True
+        self.closing = True
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()  # kept: aiosmtpd's connection_lost asserts it
+        self._tls_protocol = None
+        self._ended()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         upgrading = self.transport is not None and self._original_transport is not None
@@ -116,7 +144,7 @@ class SmtpProtocol(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
-        self._ended()
+        self.release()
 
     def eof_received(self) -> bool | None:
         # aiosmtpd cancels the command loop at EOF, dropping commands still buffered
@@ -140,6 +168,8 @@ class SmtpProtocol(SMTP):
                 duration or self._timeout_duration, self._timeout_cb)
 
     def _timeout_cb(self) -> None:
+        if self._released:
+            return
         remaining = self._last_activity + self._timeout_duration - self.loop.time()
         if remaining > 0 or not self._waiting:
             delay = remaining if remaining > 0 else self._timeout_duration
@@ -214,11 +244,18 @@ class SmtpProtocol(SMTP):
         The same steps as aiosmtpd's own STARTTLS: the TLS layer is inserted under this
         protocol, and when the handshake completes :meth:`connection_made` runs again, in
         which aiosmtpd drops any plaintext the client pipelined after STARTTLS.
+
+        The handshake has a deadline (``tls_handshake_timeout``). When it fails or runs
+        out, the connection is closed and the session released here: asyncio's TLS
+        layer does not report the loss of a connection that never completed its
+        handshake, so nothing else would.
         """
         assert self.tls_context is not None and self.transport is not None
         waiter = self.loop.create_future()
-        tls_protocol = sslproto.SSLProtocol(
-            self.loop, self, self.tls_context, waiter, server_side=True)
+        tls_protocol = _ServerTlsProtocol(
+            self.loop, self, self.tls_context, waiter, server_side=True,
+            # typeshed says int; asyncio takes any number of seconds
+            ssl_handshake_timeout=cast(int, self.tls_handshake_timeout))
         self._tls_protocol = tls_protocol
         self._original_transport = self.transport
         self._original_transport.set_protocol(tls_protocol)
@@ -226,10 +263,14 @@ class SmtpProtocol(SMTP):
         tls_protocol.connection_made(self._original_transport)
         self._waiting = True
         try:
-            await waiter
+            # SSLProtocol enforces the deadline itself; this one covers a waiter that
+            # is never woken at all (the cost of a bug there would be a leaked session).
+            async with asyncio.timeout(self.tls_handshake_timeout + 1.0):
+                await waiter
         except Exception as exc:
-            log.info("TLS handshake failed", error=str(exc))
-            self.closing = True
-            self._original_transport.close()
+            log.info("TLS handshake failed", peer=self.session and self.session.peer,
+                     error=str(exc) or type(exc).__name__)
+            cast(asyncio.Transport, self._original_transport).abort()
+            self.release()
         finally:
             self._waiting = False

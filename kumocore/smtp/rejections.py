@@ -4,6 +4,11 @@ Operators watch these to see what their listeners refuse and why (KumoMTA's inte
 tests count them on the receiving side). Like KumoMTA, the record has no message id,
 carries the connection meta, the envelope seen so far (sender, last recipient) and the
 command being answered — for AUTH only its mechanism, never the credentials.
+
+One connection logs at most :data:`RECORDS_IN_FULL` records one by one; the rest are
+only counted, and when the connection ends one more record carries its last refusal and
+that count (:class:`RejectionLog`). A client pipelining refused commands can then never
+flood the log dispatcher.
 """
 
 from __future__ import annotations
@@ -41,6 +46,39 @@ class _Refused:
 
     def get_all_headers(self) -> list[tuple[str, str]]:
         return []
+
+
+#: Rejection records logged one by one per connection.
+RECORDS_IN_FULL = 50
+
+
+class RejectionLog:
+    """The Rejection records of one connection: the first ones in full, then a count."""
+
+    __slots__ = ("last", "logged", "unlogged")
+
+    def __init__(self) -> None:
+        self.logged = 0
+        self.unlogged = 0
+        self.last: tuple[int, str, str] | None = None  # code, text, command
+
+    def add(self, session: EsmtpSession, code: int, text: str) -> None:
+        """Log the reply ``code text`` now, or count it once the quota is used."""
+        self.last = (code, text, session.command)
+        if self.logged >= RECORDS_IN_FULL:
+            self.unlogged += 1
+            return
+        self.logged += 1
+        log_rejection(session, code, text)
+
+    def summarize(self, session: EsmtpSession) -> None:
+        """At the end of the connection: one record for the refusals not logged."""
+        if not self.unlogged or self.last is None:
+            return
+        code, text, session.command = self.last
+        log_rejection(session, code, f"{text} (and {self.unlogged} more rejections on this "
+                      "connection not logged one by one)")
+        self.unlogged = 0
 
 
 #: Classification tasks in flight (a task nobody references may be garbage collected).

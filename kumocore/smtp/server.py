@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, cast
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.smtp.limits import AuthFailures, PeerCounts
 from kumocore.tls import server_context
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ class EsmtpListener:
         self.config = config
         self.tls_context = tls_context
         self.sessions: set[EsmtpSession] = set()
+        self.peers = PeerCounts()
+        self.auth_failures = AuthFailures(
+            config.max_auth_failures_per_peer, config.auth_failure_window)
         self.closing = False
         self._server: asyncio.Server | None = None
         self._address: tuple[str, int] | None = None

@@ -14,7 +14,16 @@ kumocore's own command loop, because kumocore must
 The command handlers live in :mod:`kumocore.smtp.commands` (and ``auth``/``receive``);
 they are plain functions taking the session, which holds the connection state. Every
 4xx/5xx reply is logged as a ``Rejection`` record, as KumoMTA does (except its ``421
-4.3.2`` load/shutdown replies).
+4.3.2`` load/shutdown replies) — the first 50 of a connection; the rest are counted and
+summed up in one record when it ends (:class:`~kumocore.smtp.rejections.RejectionLog`).
+
+What one client may cost is bounded (docs/reliability.md, "SMTP listener defences"):
+every refused command counts against ``max_command_errors`` (Postfix's
+smtpd_hard_error_limit), NOOP/RSET/EHLO and friends against ``max_junk_commands``
+(smtpd_junk_command_limit), both forgiven when a message is accepted; a session ends
+after ``max_session_duration``; and a pipelined backlog is answered
+:data:`COMMANDS_PER_TURN` commands per event-loop turn so other sessions never wait
+for it.
 """
 
 from __future__ import annotations
@@ -28,7 +37,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.errors import Rejection
+from kumocore.headers import HeaderParseError
+from kumocore.smtp.limits import admission_refusal
 from kumocore.smtp.protocol import SmtpProtocol, format_address
+from kumocore.smtp.rejections import RejectionLog
 from kumocore.smtp.relay import DomainLookup
 
 if TYPE_CHECKING:
@@ -41,8 +53,14 @@ log = structlog.get_logger("kumocore.smtp")
 #: A command handler: ``await handler(session, argument)``.
 CommandHandler = Callable[["EsmtpSession", str], Awaitable[None]]
 
-#: Unknown or malformed commands tolerated before the connection is dropped.
-MAX_BAD_COMMANDS = 10
+#: Commands answered before the session lets other sessions run (pipelined backlogs).
+COMMANDS_PER_TURN = 8
+#: Commands that make no progress towards a message (Postfix's junk commands, plus the
+#: greetings, which a client needs once or twice per connection).
+JUNK_VERBS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP", "EHLO", "HELO"})
+#: "Too many recipients" refusals not counted as errors (RFC 5321 clients send the rest
+#: in a new transaction); Postfix's smtpd_recipient_overshoot_limit.
+RECIPIENT_OVERSHOOT_LIMIT = 1000
 
 
 @dataclass
@@ -74,9 +92,13 @@ class EsmtpSession(SmtpProtocol):
         self.txn: Transaction | None = None
         self.command = ""  # the command being answered, for Rejection records
         self.rcpt_count = 0  # recipients (= messages) accepted on this connection
-        self.bad_commands = 0
+        self.errors = 0  # refused commands since the last accepted message
+        self.junk_commands = 0  # non-progress commands since the last accepted message
+        self.recipient_overshoot = 0
         self.auth_failures = 0
-        self._shutting_down = False
+        self.rejections = RejectionLog()
+        self._end_text: str | None = None  # set: end the session at the next command
+        self._session_timer: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
@@ -86,6 +108,7 @@ class EsmtpSession(SmtpProtocol):
         self.config = self.listener.config.for_connection(self.peer_ip, self.local_ip)
         self.hostname = self.config.hostname
         self._timeout_duration = self.config.client_timeout
+        self.tls_handshake_timeout = self.config.tls_handshake_timeout
         self.session_id = str(uuid.uuid4())
         self.conn_meta.update({
             "reception_protocol": "ESMTP",
@@ -97,6 +120,10 @@ class EsmtpSession(SmtpProtocol):
         self.domains = DomainLookup(
             self.runtime.hooks, self.config, self.local_address, self.conn_meta)
         self.listener.sessions.add(self)
+        self.listener.peers.add(self.peer_ip)
+        self._session_timer = self.loop.call_later(
+            self.config.max_session_duration, self.end_soon,
+            f"4.4.2 {self.hostname} session time limit reached")
 
     def _tls_started(self, transport: asyncio.BaseTransport) -> None:
         super()._tls_started(transport)
@@ -113,12 +140,28 @@ class EsmtpSession(SmtpProtocol):
         self.conn_meta.pop("ehlo_domain", None)
 
     def _ended(self) -> None:
+        if self not in self.listener.sessions:
+            return
         self.listener.sessions.discard(self)
+        self.listener.peers.remove(self.peer_ip)
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        self.rejections.summarize(self)
 
     # ------------------------------------------------------------------ replies
-    async def reply(self, code: int, text: str, *, close: bool = False) -> None:
-        if code >= 400 and not (code == 421 and text.startswith("4.3.2 ")):
-            self._log_rejection(code, text)
+    async def reply(
+        self, code: int, text: str, *, close: bool = False, error: bool = True
+    ) -> None:
+        """Send a reply; a 4xx/5xx that does not end the session counts as an error
+        unless ``error`` is False."""
+        if code >= 400:
+            if not (code == 421 and text.startswith("4.3.2 ")):
+                self._log_rejection(code, text)
+            if error and not close:
+                self.errors += 1
+        elif code == 250 and self.command[:4].upper() == "DATA":
+            # A message was accepted: the client is making progress.
+            self.errors = self.junk_commands = self.recipient_overshoot = 0
         await super().reply(code, text, close=close)
 
     async def reject(self, rejection: Rejection, *, close: bool = False) -> None:
@@ -136,18 +179,12 @@ class EsmtpSession(SmtpProtocol):
         await self.reply(421, f"4.3.0 {self.hostname} technical difficulties", close=True)
 
     async def syntax_error(self, code: int, text: str) -> None:
-        """A malformed or unknown command; too many of them end the connection."""
-        self.bad_commands += 1
-        if self.bad_commands >= MAX_BAD_COMMANDS:
-            await self.reply(421, f"4.7.0 {self.hostname} too many bad commands", close=True)
-        else:
-            await self.reply(code, text)
+        """A malformed or unknown command (an error like any refusal)."""
+        await self.reply(code, text)
 
     def _log_rejection(self, code: int, text: str) -> None:
         if self.runtime.logs is not None:
-            from kumocore.smtp.rejections import log_rejection
-
-            log_rejection(self, code, text)
+            self.rejections.add(self, code, text)
 
     # ------------------------------------------------------------------ the loop
     async def _handle_client(self) -> None:
@@ -164,12 +201,13 @@ class EsmtpSession(SmtpProtocol):
         finally:
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
+            self.release()  # every way out of the loop frees the session's slot
 
     async def _welcome(self) -> bool:
         hostname = self.config.hostname
-        if len(self.listener.sessions) > self.listener.config.max_connections:
-            await self.reply(
-                421, f"4.3.2 {hostname} too many concurrent sessions. Try later", close=True)
+        refusal = admission_refusal(self)
+        if refusal is not None:
+            await self.reply(421, f"4.3.2 {hostname} {refusal}. Try later", close=True)
             return False
         if self.listener.closing:
             await self.reply(421, f"4.3.2 {hostname} shutting down", close=True)
@@ -186,10 +224,20 @@ class EsmtpSession(SmtpProtocol):
     async def _command_loop(self) -> None:
         from kumocore.smtp.commands import COMMANDS
 
+        answered = 0
         while not self.closing:
-            if self._shutting_down:
-                await self.reply(421, f"4.3.2 {self.hostname} shutting down", close=True)
+            if self._end_text is not None:
+                await self.reply(421, self._end_text, close=True)
                 return
+            if self.errors >= self.config.max_command_errors:
+                await self.reply(421, f"4.7.0 {self.hostname} too many errors", close=True)
+                return
+            answered += 1
+            if answered >= COMMANDS_PER_TURN:
+                # A pipelined backlog is answered without the loop ever waiting for
+                # I/O; let the other sessions have their turn.
+                answered = 0
+                await asyncio.sleep(0)
             raw = await self.read_line(self.config.line_length_hard_limit)
             self.command = ""
             if raw is None:
@@ -212,17 +260,46 @@ class EsmtpSession(SmtpProtocol):
             if handler is None:
                 await self.syntax_error(500, "5.5.1 command not recognized")
                 continue
+            if verb in JUNK_VERBS:
+                self.junk_commands += 1
+                if self.junk_commands > self.config.max_junk_commands:
+                    self.errors += 1  # as Postfix: answered, but counted as an error
             try:
                 await handler(self, arg.strip(" "))
             except Rejection as rejection:
                 await self.reject(rejection)
+            except Exception as exc:
+                # A policy that reads the headers of a message whose header block does
+                # not parse: the sender's fault, and retrying will not fix it, so a
+                # permanent refusal (docs/reception.md) instead of 421 for ever.
+                unparsable = _header_parse_error(exc)
+                if unparsable is None:
+                    raise
+                await self.reply(550, f"5.6.0 message headers cannot be parsed: {unparsable}")
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:
         """The listener is closing: end now if idle, else after the current command."""
-        self._shutting_down = True
+        self.end_soon(f"4.3.2 {self.hostname} shutting down")
+
+    def end_soon(self, text: str) -> None:
+        """End with ``421 text``: now if waiting for the client (even inside DATA, which
+        then was never acknowledged), else once the current command is answered."""
+        self._end_text = text
         if self._waiting:
-            self.abort_with(421, f"4.3.2 {self.hostname} shutting down")
+            self.abort_with(421, text)
 
     def reset_transaction(self) -> None:
         self.txn = None
+
+
+def _header_parse_error(exc: BaseException) -> HeaderParseError | None:
+    """The HeaderParseError behind ``exc`` (policy errors wrap it as their cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, HeaderParseError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

@@ -224,3 +224,38 @@ async def test_overlong_auth_line_and_bad_utf8_are_refused(start_smtp: StartSmtp
     assert str(await client.command(f"AUTH PLAIN {bad}")) == \
         "501 5.5.2 Invalid UTF8 in decoded PLAIN response"
     assert (await client.command(f"AUTH PLAIN {plain('', 'alice', 's3cret')}")).code == 235
+
+
+async def test_auth_failures_are_limited_per_ip_across_connections(
+    start_smtp: StartSmtp,
+) -> None:
+    credentials = Credentials()
+    env = await start_smtp(credentials, max_auth_failures_per_peer=4)
+    first = await tls_session(env, "127.0.0.5")
+    for _ in range(3):
+        await first.command(f"AUTH PLAIN {plain('', 'alice', 'guess')}")
+    assert await first.closed()
+    second = await tls_session(env, "127.0.0.5")
+    await second.command("EHLO again.test")
+    assert str(await second.command(f"AUTH PLAIN {plain('', 'alice', 'guess')}")) == \
+        "535 5.7.8 AUTH invalid"
+    # Four failures from this IP: even the right password is refused, unasked.
+    calls = len(credentials.calls)
+    assert str(await second.command(f"AUTH PLAIN {plain('', 'alice', 's3cret')}")) == \
+        "454 4.7.0 too many AUTH failures from 127.0.0.5; try again later"
+    assert len(credentials.calls) == calls
+    # Another client IP is not affected.
+    other = await tls_session(env, "127.0.0.6")
+    await other.command("EHLO other.test")
+    assert (await other.command(f"AUTH PLAIN {plain('', 'alice', 's3cret')}")).code == 235
+
+
+async def test_large_message_over_tls_arrives_intact(smtp: SmtpEnv) -> None:
+    # The TLS layer reads 64 KiB at a time (kumocore.smtp.protocol._ServerTlsProtocol).
+    client = await tls_session(smtp)
+    await client.command("EHLO secure.test")
+    body = b"Subject: big\r\n\r\n" + b"".join(
+        b"%07d" % i + b"x" * 90 + b"\r\n" for i in range(20_000))
+    _, final = await client.send_mail("a@example.com", ["b@example.com"], body)
+    assert final.code == 250
+    assert smtp.messages[0].data.endswith(body)
