@@ -4,6 +4,13 @@ Domains whose MX hosts share a site name share one ready queue, so the path's li
 ``connection_limit``, ``max_deliveries_per_connection``, ``max_message_rate`` — hold for all
 of them together, as in KumoMTA. Connection slots are leases from the throttle store, so
 with Redis the limit holds across every node.
+
+A connection that fails — it cannot be opened or greeted, or the session breaks without
+a reply (reset, timeout, protocol violation, TLS error) — backs the whole path off:
+:data:`CONNECT_BACKOFF_FIRST` seconds, doubling with each consecutive failure up to
+:data:`CONNECT_BACKOFF_MAX`, during which no connection is opened; after it, a single
+connection probes the MX until one transaction gets a reply. So a hostile or broken MX
+costs a few connections a minute, however much mail is queued for it.
 """
 
 from __future__ import annotations
@@ -32,6 +39,11 @@ LEASE_SECONDS = 300.0
 
 #: How soon a queue that found every connection slot taken (by another node) asks again.
 SLOT_RETRY_SECONDS = 0.5
+
+#: The path's pause after its first failed connection; it doubles with each consecutive
+#: failure, up to CONNECT_BACKOFF_MAX.
+CONNECT_BACKOFF_FIRST = 1.0
+CONNECT_BACKOFF_MAX = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,12 @@ class ReadyQueue:
         self._pumping = False
         self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.failures = 0  # consecutive failed connections
+        # Bumped by each counted failure: connections opened before it (a burst that
+        # fails together) count as one failure, not one each.
+        self._epoch = 0
+        self.backoff_until = 0.0  # time.monotonic() before which no connection opens
+        self._backoff_timer: asyncio.TimerHandle | None = None
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.overflow)
@@ -93,15 +111,23 @@ class ReadyQueue:
 
     def wake(self) -> None:
         """Open connections if there is work and the limit allows (never blocks)."""
-        if not self._pumping and self.messages:
-            self._pumping = True
-            task = asyncio.get_running_loop().create_task(self._pump())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._pumping or not self.messages:
+            return
+        if self._backing_off():
+            self._wake_after_backoff()
+            return
+        self._pumping = True
+        task = asyncio.get_running_loop().create_task(self._pump())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _pump(self) -> None:
         try:
-            while self.messages and self.connections < self._wanted_connections():
+            while (
+                self.messages
+                and self.connections < self._wanted_connections()
+                and not self._backing_off()
+            ):
                 try:
                     lease = await self.manager.egress.acquire_slot(self)
                 except Exception as exc:
@@ -131,34 +157,81 @@ class ReadyQueue:
         self._slot_retry = None
         self.wake()
 
+    # ------------------------------------------------------------------ backoff
+    def _backing_off(self) -> bool:
+        return self.backoff_until > time.monotonic()
+
+    def _wake_after_backoff(self) -> None:
+        if self._backoff_timer is None:
+            delay = max(self.backoff_until - time.monotonic(), 0.0)
+            self._backoff_timer = asyncio.get_running_loop().call_later(
+                delay, self._backoff_over)
+
+    def _backoff_over(self) -> None:
+        self._backoff_timer = None
+        self.wake()
+
+    def connection_failed(self, response: Response, epoch: int | None = None) -> None:
+        """A connection failed: pause the path, longer with each failure in a row.
+
+        ``epoch`` is the failure epoch when the connection was opened; a connection of
+        an earlier epoch failed together with one already counted.
+        """
+        if epoch is not None and epoch != self._epoch:
+            return
+        self._epoch += 1
+        self.failures += 1
+        delay = min(CONNECT_BACKOFF_FIRST * 2 ** min(self.failures - 1, 16), CONNECT_BACKOFF_MAX)
+        self.backoff_until = max(self.backoff_until, time.monotonic() + delay)
+        log.warning(
+            "connection failed; egress path backs off",
+            path=self.key.name,
+            failures=self.failures,
+            seconds=delay,
+            response=response.to_single_line(),
+        )
+
+    def connection_worked(self) -> None:
+        """A transaction got a reply: the MX works, connections open freely again."""
+        self.failures = 0
+
     def _wanted_connections(self) -> int:
         limit = self.manager.egress.connection_limit(self.config)
+        if self.failures:  # probing a failing MX: one connection until one works
+            limit = 1
         # No more connections than queued messages: a new connection has not taken its
         # first message yet, so the open ones already stand for that many queued ones.
         return min(limit, len(self.messages))
 
     async def _connection(self, lease: Any) -> None:
+        epoch = self._epoch
         try:
-            await self._serve_connection(lease)
+            await self._serve_connection(lease, epoch)
         except Exception as exc:  # a bug must not kill the queue: log and move on
             log.exception("connection task failed", path=self.key.name, error=str(exc))
+            # ... nor make it reconnect in a tight loop
+            self.connection_failed(
+                Response.parse(451, f"4.3.0 connection task failed: {exc}"), epoch)
         finally:
             self.connections -= 1
             await self.manager.egress.release_slot(lease)
             self.wake()
 
-    async def _serve_connection(self, lease: Any) -> None:
+    async def _serve_connection(self, lease: Any, epoch: int) -> None:
         if not self.messages or not await self.manager.egress.wait_for_connection_rate(self):
             return
         try:
             conn = await self.manager.egress.connect(self)
         except ConnectionFailed as failure:
+            self.connection_failed(failure.response, epoch)
             self._fail_queued(failure.response)
             return
         try:
             await self._deliver_over(conn, lease)
         finally:
             await conn.close()
+            if conn.failure is not None:
+                self.connection_failed(conn.failure, epoch)
 
     async def _deliver_over(self, conn: SmtpClientConnection, lease: Any) -> None:
         idle = float(self.config.idle_timeout)
@@ -167,12 +240,30 @@ class ReadyQueue:
             message = await self._next_message(idle)
             if message is None:
                 return
-            if not await self.manager.egress.wait_for_rate(self):
-                self.messages.appendleft(message)
-                return
-            await self.manager.egress.deliver(self, conn, message)
+            if not await self._deliver_one(conn, message):
+                return  # the message rate is exhausted: hand the slot back
+            if conn.failure is None:
+                self.connection_worked()
             delivered += 1
             await self.manager.egress.keep_slot(lease)
+
+    async def _deliver_one(self, conn: SmtpClientConnection, message: Message) -> bool:
+        """Send ``message``; False when the message rate says not now.
+
+        If anything raises before its outcome is recorded, or the rate refuses, the
+        message goes back to the front of the queue: never left outside both the queue
+        and the scheduler.
+        """
+        handed = False
+        try:
+            if not await self.manager.egress.wait_for_rate(self):
+                return False
+            await self.manager.egress.deliver(self, conn, message)
+            handed = True
+            return True
+        finally:
+            if not handed:
+                self.messages.appendleft(message)
 
     async def _next_message(self, idle: float) -> Message | None:
         """The next message, waiting up to ``idle`` seconds for one to arrive."""
@@ -204,6 +295,9 @@ class ReadyQueue:
         return taken
 
     async def stop(self) -> None:
+        if self._backoff_timer is not None:
+            self._backoff_timer.cancel()
+            self._backoff_timer = None
         if self._slot_retry is not None:
             self._slot_retry.cancel()
             self._slot_retry = None
