@@ -61,6 +61,7 @@ class Received:
     sender: str
     recipient: str
     data: bytes
+    at: float = field(default_factory=time.monotonic)
 
 
 class _Reset(Exception):
