@@ -136,3 +136,17 @@ async def test_a_send_after_the_connection_was_lost_is_a_transient_failure() -> 
         await conn.close()
         assert first.is_transient and second.is_transient
         assert conn.closed
+
+
+async def test_an_mx_that_stops_reading_the_body_hits_the_data_dot_timeout() -> None:
+    async with HostileMx("stall_data") as mx:
+        conn = await _connect(mx, data_dot_timeout="1s")
+        started = time.monotonic()
+        # Far more than the socket buffers of both ends hold on loopback.
+        body = b"Subject: big\r\n\r\n" + (b"x" * 998 + b"\r\n") * 40_000
+        response = await asyncio.wait_for(conn.send("a@src.test", "b@dst.test", body), 10)
+        await conn.close()
+        assert response.is_transient
+        assert "timed out during ." in response.to_single_line()
+        assert time.monotonic() - started < 5
+        assert conn.writer.transport.is_closing()

@@ -18,6 +18,7 @@ to arrive). Modes:
                         plaintext replies; the TLS session then refuses everything
 ``slow_drip``           every reply (the greeting too) one byte per ``drip_interval``
 ``tls_garbage``         ``220`` to STARTTLS, then garbage instead of a TLS handshake
+``stall_data``          ``354`` to DATA, then it stops reading: the body can never be sent
 
 It counts connections (with their times) so a test can measure how hard the client
 reconnects, and remembers the commands it saw.
@@ -47,6 +48,7 @@ MODES = (
     "starttls_injection",
     "slow_drip",
     "tls_garbage",
+    "stall_data",
 )
 
 #: Longer than any sane reply line and than asyncio's default 64 KiB stream limit.
@@ -294,6 +296,12 @@ class _Session:
             await self.send(b"503 5.5.1 no valid recipients\r\n")
             return True
         await self.send(b"354 go ahead\r\n")
+        if self.mode == "stall_data":
+            # Stop reading: the client's send buffer and ours fill up, and stay full.
+            self.writer.transport.pause_reading()
+            while not self.writer.transport.is_closing():  # until stop() aborts it
+                await asyncio.sleep(0.2)
+            return False
         body = bytearray()
         while True:
             chunk = await self.reader.readline()
