@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from kumocore.queue.ready import CONNECT_BACKOFF_FIRST
+from kumocore.spool.base import MemorySpool
 from tests.queue.harness import Bench
 from tests.support.hostile_mx import HostileMx
 
@@ -73,6 +74,7 @@ async def test_hostile_mx_failures_are_logged_retried_and_delivered_once_benign(
     assert sorted(m.recipient for m in mx.messages) == [f"r{n}@example.com" for n in range(3)]
 
 
+@pytest.mark.slow
 async def test_oversized_banner_with_mail_arriving_backs_off_instead_of_reconnecting(
     make_bench: Any, mx: HostileMx
 ) -> None:
@@ -98,6 +100,7 @@ async def test_oversized_banner_with_mail_arriving_backs_off_instead_of_reconnec
     assert ready.backoff_until > time.monotonic() - 1
 
 
+@pytest.mark.slow
 async def test_failures_in_session_back_off_the_path_and_a_reply_resets_it(
     make_bench: Any, mx: HostileMx
 ) -> None:
@@ -123,6 +126,7 @@ async def test_failures_in_session_back_off_the_path_and_a_reply_resets_it(
     await bench.wait_for_records("Delivery", 9, timeout=10)
 
 
+@pytest.mark.slow
 async def test_slow_drip_mx_hits_the_banner_timeout_and_is_retried(
     make_bench: Any, mx: HostileMx
 ) -> None:
@@ -134,3 +138,32 @@ async def test_slow_drip_mx_hits_the_banner_timeout_and_is_retried(
     assert "timed out during banner" in record["response"]["content"]
     mx.mode = "benign"
     await bench.wait_for_records("Delivery", 1, timeout=20)
+
+
+class _FailingReads(MemorySpool):
+    """A data spool whose reads fail while ``failing`` is set (a disk read error)."""
+
+    failing = True
+
+    async def get(self, key: str) -> bytes | None:
+        if self.failing:
+            raise OSError(5, "Input/output error")
+        return await super().get(key)
+
+
+async def test_a_spool_read_error_at_delivery_is_a_transient_failure_not_a_lost_message(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    bench = await _bench(make_bench, mx)
+    assert bench.runtime.store is not None
+    failing = _FailingReads("data")
+    bench.runtime.store.data = failing
+    message = await bench.inject("r@example.com")
+    message.release_data()  # as for a message recovered from the spool: read at delivery
+    (record,) = await bench.wait_for_records("TransientFailure", 1)
+    assert record["response"]["code"] == 451
+    assert "spool read failed" in record["response"]["content"]
+    await bench.wait_until(lambda: message.id in bench.queues.scheduler)
+    failing.failing = False
+    await bench.wait_for_records("Delivery", 1, timeout=10)
+    assert [m.recipient for m in mx.messages] == ["r@example.com"]
