@@ -167,3 +167,27 @@ async def test_a_spool_read_error_at_delivery_is_a_transient_failure_not_a_lost_
     failing.failing = False
     await bench.wait_for_records("Delivery", 1, timeout=10)
     assert [m.recipient for m in mx.messages] == ["r@example.com"]
+
+
+async def test_a_message_rate_store_error_puts_the_message_back_not_stranding_it(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    bench: Bench = await make_bench(
+        path={"smtp_port": mx.port, "max_message_rate": "100/s", **SHORT_TIMEOUTS})
+    store = bench.queues.egress.local
+    real_throttle = store.throttle
+    failures: list[bool] = []
+
+    async def fails_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append(True)
+            raise RuntimeError("throttle store broke")
+        return await real_throttle(*args, **kwargs)
+
+    store.throttle = fails_once  # type: ignore[method-assign]
+    message = await bench.inject("r@example.com")
+    await bench.wait_until(lambda: bool(failures))
+    assert _accounted(bench)
+    await bench.wait_for_records("Delivery", 1, timeout=10)  # after the path's 1 s pause
+    assert [m.recipient for m in mx.messages] == ["r@example.com"]
+    assert message.id not in bench.queues.messages
