@@ -5,12 +5,7 @@ Domains whose MX hosts share a site name share one ready queue, so the path's li
 of them together, as in KumoMTA. Connection slots are leases from the throttle store, so
 with Redis the limit holds across every node.
 
-A connection that fails — it cannot be opened or greeted, or the session breaks without
-a reply (reset, timeout, protocol violation, TLS error) — backs the whole path off:
-:data:`CONNECT_BACKOFF_FIRST` seconds, doubling with each consecutive failure up to
-:data:`CONNECT_BACKOFF_MAX`, during which no connection is opened; after it, a single
-connection probes the MX until one transaction gets a reply. So a hostile or broken MX
-costs a few connections a minute, however much mail is queued for it.
+A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`).
 """
 
 from __future__ import annotations
@@ -23,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.queue.backoff import PathBackoff
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -39,11 +35,6 @@ LEASE_SECONDS = 300.0
 
 #: How soon a queue that found every connection slot taken (by another node) asks again.
 SLOT_RETRY_SECONDS = 0.5
-
-#: The path's pause after its first failed connection; it doubles with each consecutive
-#: failure, up to CONNECT_BACKOFF_MAX.
-CONNECT_BACKOFF_FIRST = 1.0
-CONNECT_BACKOFF_MAX = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +74,7 @@ class ReadyQueue:
         self._pumping = False
         self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.failures = 0  # consecutive failed connections
-        # Bumped by each counted failure: connections opened before it (a burst that
-        # fails together) count as one failure, not one each.
-        self._epoch = 0
-        self.backoff_until = 0.0  # time.monotonic() before which no connection opens
-        self._backoff_timer: asyncio.TimerHandle | None = None
+        self.backoff = PathBackoff(key.name)
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.overflow)
@@ -113,8 +99,8 @@ class ReadyQueue:
         """Open connections if there is work and the limit allows (never blocks)."""
         if self._pumping or not self.messages:
             return
-        if self._backing_off():
-            self._wake_after_backoff()
+        if self.backoff.active:
+            self.backoff.call_when_over(self.wake)
             return
         self._pumping = True
         task = asyncio.get_running_loop().create_task(self._pump())
@@ -126,7 +112,7 @@ class ReadyQueue:
             while (
                 self.messages
                 and self.connections < self._wanted_connections()
-                and not self._backing_off()
+                and not self.backoff.active
             ):
                 try:
                     lease = await self.manager.egress.acquire_slot(self)
@@ -157,60 +143,22 @@ class ReadyQueue:
         self._slot_retry = None
         self.wake()
 
-    # ------------------------------------------------------------------ backoff
-    def _backing_off(self) -> bool:
-        return self.backoff_until > time.monotonic()
-
-    def _wake_after_backoff(self) -> None:
-        if self._backoff_timer is None:
-            delay = max(self.backoff_until - time.monotonic(), 0.0)
-            self._backoff_timer = asyncio.get_running_loop().call_later(
-                delay, self._backoff_over)
-
-    def _backoff_over(self) -> None:
-        self._backoff_timer = None
-        self.wake()
-
-    def connection_failed(self, response: Response, epoch: int | None = None) -> None:
-        """A connection failed: pause the path, longer with each failure in a row.
-
-        ``epoch`` is the failure epoch when the connection was opened; a connection of
-        an earlier epoch failed together with one already counted.
-        """
-        if epoch is not None and epoch != self._epoch:
-            return
-        self._epoch += 1
-        self.failures += 1
-        delay = min(CONNECT_BACKOFF_FIRST * 2 ** min(self.failures - 1, 16), CONNECT_BACKOFF_MAX)
-        self.backoff_until = max(self.backoff_until, time.monotonic() + delay)
-        log.warning(
-            "connection failed; egress path backs off",
-            path=self.key.name,
-            failures=self.failures,
-            seconds=delay,
-            response=response.to_single_line(),
-        )
-
-    def connection_worked(self) -> None:
-        """A transaction got a reply: the MX works, connections open freely again."""
-        self.failures = 0
-
     def _wanted_connections(self) -> int:
         limit = self.manager.egress.connection_limit(self.config)
-        if self.failures:  # probing a failing MX: one connection until one works
+        if self.backoff.failures:  # probing a failing MX: one connection until one works
             limit = 1
         # No more connections than queued messages: a new connection has not taken its
         # first message yet, so the open ones already stand for that many queued ones.
         return min(limit, len(self.messages))
 
     async def _connection(self, lease: Any) -> None:
-        epoch = self._epoch
+        epoch = self.backoff.epoch
         try:
             await self._serve_connection(lease, epoch)
         except Exception as exc:  # a bug must not kill the queue: log and move on
             log.exception("connection task failed", path=self.key.name, error=str(exc))
             # ... nor make it reconnect in a tight loop
-            self.connection_failed(
+            self.backoff.failed(
                 Response.parse(451, f"4.3.0 connection task failed: {exc}"), epoch)
         finally:
             self.connections -= 1
@@ -223,7 +171,7 @@ class ReadyQueue:
         try:
             conn = await self.manager.egress.connect(self)
         except ConnectionFailed as failure:
-            self.connection_failed(failure.response, epoch)
+            self.backoff.failed(failure.response, epoch)
             self._fail_queued(failure.response)
             return
         try:
@@ -231,7 +179,7 @@ class ReadyQueue:
         finally:
             await conn.close()
             if conn.failure is not None:
-                self.connection_failed(conn.failure, epoch)
+                self.backoff.failed(conn.failure, epoch)
 
     async def _deliver_over(self, conn: SmtpClientConnection, lease: Any) -> None:
         idle = float(self.config.idle_timeout)
@@ -243,7 +191,7 @@ class ReadyQueue:
             if not await self._deliver_one(conn, message):
                 return  # the message rate is exhausted: hand the slot back
             if conn.failure is None:
-                self.connection_worked()
+                self.backoff.worked()
             delivered += 1
             await self.manager.egress.keep_slot(lease)
 
@@ -295,9 +243,7 @@ class ReadyQueue:
         return taken
 
     async def stop(self) -> None:
-        if self._backoff_timer is not None:
-            self._backoff_timer.cancel()
-            self._backoff_timer = None
+        self.backoff.cancel()
         if self._slot_retry is not None:
             self._slot_retry.cancel()
             self._slot_retry = None

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kumocore.queue.ready import CONNECT_BACKOFF_FIRST
+from kumocore.queue.backoff import CONNECT_BACKOFF_FIRST
 from kumocore.spool.base import MemorySpool
 from tests.queue.harness import Bench
 from tests.support.hostile_mx import HostileMx
@@ -96,8 +96,8 @@ async def test_oversized_banner_with_mail_arriving_backs_off_instead_of_reconnec
     assert burst <= 32 and later <= 4, (burst, later, elapsed, times)
     await bench.wait_for_records("TransientFailure", 100, timeout=30)
     (ready,) = bench.queues.ready.values()
-    assert ready.failures >= 2
-    assert ready.backoff_until > time.monotonic() - 1
+    assert ready.backoff.failures >= 2
+    assert ready.backoff.until > time.monotonic() - 1
 
 
 @pytest.mark.slow
@@ -117,12 +117,12 @@ async def test_failures_in_session_back_off_the_path_and_a_reply_resets_it(
     # is empty.
     (ready,) = bench.queues.ready.values()
     assert mx.connections_since(started) <= 3, mx.connections
-    assert ready.failures == 2
+    assert ready.backoff.failures == 2
     assert len(ready.messages) >= 8  # the rest wait for the path, still queued
     assert first.id in bench.queues.scheduler  # retried later, not stranded
     assert _accounted(bench)
     mx.mode = "benign"
-    await bench.wait_until(lambda: not ready.messages and ready.failures == 0, timeout=10)
+    await bench.wait_until(lambda: not ready.messages and ready.backoff.failures == 0, timeout=10)
     await bench.wait_for_records("Delivery", 9, timeout=10)
 
 
