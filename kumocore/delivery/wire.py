@@ -2,9 +2,9 @@
 
 A reply is bounded: at most :data:`MAX_REPLY_LINE` bytes per line (KumoMTA's limit) and
 :data:`MAX_REPLY_LINES` lines, all within the command's timeout. Anything else the MX
-sends — an over-long or endless reply, a line that is not ``NNN[ -]text``, a
-continuation line with another code — is a :class:`ReplyError`: the stream can no
-longer be trusted to be in step, so the client closes the connection.
+sends — an over-long or endless reply, a line that is not ``NNN[ -]text`` (the code's
+first digit 2 to 5), a continuation line with another code — is a :class:`ReplyError`:
+the stream can no longer be trusted to be in step, so the client closes the connection.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import re
 from kumocore.response import Response
 from kumocore.timers import EarliestDeadline
 
-# "250" alone is a complete reply line too (RFC 5321's textstring is optional).
-_REPLY = re.compile(rb"^(\d{3})(?:([ -])(.*?))?\r?\n?$", re.S)
+# "250" alone is a complete reply line too (RFC 5321's textstring is optional). Codes
+# start with 2-5: anything else (which would otherwise count as a permanent failure) is
+# a malformed reply, so garbage from the MX can defer a message but never bounce it.
+_REPLY = re.compile(rb"^([2-5]\d\d)(?:([ -])(.*?))?\r?\n?$", re.S)
 _CRLF_DOT = re.compile(rb"\r\n\.")
 #: The longest reply line accepted, CRLF included (KumoMTA's client allows 4096 bytes;
 #: RFC 5321 only promises 512).

@@ -131,6 +131,8 @@ async def test_reply_reader_accepts_a_bare_code_as_a_reply_line() -> None:
         (b"250 " + b"x" * 100_000, "reply line longer than 4096 bytes"),  # no end in sight
         (b"250-more\r\n" * (MAX_REPLY_LINES + 1), "reply of more than 100 lines"),
         (b"250-first\r\n550 second\r\n", "code 550 within a 250"),
+        (b"999 not a reply code\r\n", "malformed reply"),  # must not count as a bounce
+        (b"100 continue\r\n", "malformed reply"),
     ],
 )
 async def test_reply_reader_refuses_replies_beyond_its_bounds(data: bytes, error: str) -> None:
