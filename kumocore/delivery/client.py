@@ -153,7 +153,9 @@ class SmtpClientConnection:
             self.abort()
             raise ConnectFailure(
                 Response.parse(
-                    421, f"4.7.5 TLS handshake with {self.peer['name']} failed: {str(exc)[:200]}"
+                    421,
+                    f"4.7.5 TLS handshake with {self.peer['name']} failed: "
+                    f"{str(exc)[:200] or type(exc).__name__}",
                 )
             ) from exc
         # Plaintext that arrived before the handshake took over the socket sits in the

@@ -73,6 +73,7 @@ async def _no_open_connections(mx: HostileMx) -> None:
         ("garbage_banner", "malformed reply"),
         ("garbage", "malformed reply"),
         ("tls_garbage", "TLS handshake"),
+        ("tls_silent", "TLS handshake with mx.hostile.test failed: TimeoutError"),
     ],
 )
 async def test_hostile_replies_end_as_a_transient_failure_and_a_closed_connection(

@@ -18,6 +18,7 @@ to arrive). Modes:
                         plaintext replies; the TLS session then refuses everything
 ``slow_drip``           every reply (the greeting too) one byte per ``drip_interval``
 ``tls_garbage``         ``220`` to STARTTLS, then garbage instead of a TLS handshake
+``tls_silent``          ``220`` to STARTTLS, then silence: the handshake never completes
 ``stall_data``          ``354`` to DATA, then it stops reading: the body can never be sent
 
 It counts connections (with their times) so a test can measure how hard the client
@@ -49,6 +50,7 @@ MODES = (
     "slow_drip",
     "tls_garbage",
     "stall_data",
+    "tls_silent",
 )
 
 #: Longer than any sane reply line and than asyncio's default 64 KiB stream limit.
@@ -239,7 +241,7 @@ class _Session:
 
     async def ehlo(self, line: str) -> bool:
         offer_tls = not self.tls and (
-            self.mx.starttls or self.mode in ("starttls_injection", "tls_garbage")
+            self.mx.starttls or self.mode in ("starttls_injection", "tls_garbage", "tls_silent")
         )
         lines = [f"250-{self.mx.hostname}", "250-PIPELINING", "250-8BITMIME"]
         if offer_tls:
@@ -254,6 +256,10 @@ class _Session:
             await self.reader.read(1)  # the ClientHello has begun: answer it with garbage
             await self.send(GARBAGE * 64)
             await self.reader.read()
+            return False
+        if self.mode == "tls_silent":
+            await self.send(b"220 2.0.0 Ready to start TLS\r\n")
+            await self.reader.read()  # swallow the ClientHello, answer nothing
             return False
         if self.mode == "starttls_injection":
             await self.send(b"220 2.0.0 Ready to start TLS\r\n" + INJECTED)
