@@ -3,7 +3,8 @@
 One :class:`~tests.support.hostile_mx.HostileMx` per hostile mode (over-long replies at
 each step, endless multi-line replies, garbage, resets at every step, STARTTLS response
 injection, one-byte-per-second replies, TLS handshake garbage or silence, a body that is
-never read), each the MX of its own domain. Mail is relayed to all of them at once; for each mode the case holds when
+never read), each the MX of its own domain. Mail is relayed to all of them at once; for
+each mode the case holds when
 
 * every accepted message was logged as TransientFailure and none as Delivery while the MX
   was hostile (a STARTTLS injector's plaintext ``250`` must not count as a delivery);
