@@ -45,6 +45,7 @@ from bench.reliability_hostile import section_http, section_relay, section_smtp_
 from bench.reliability_limits import section_limits
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
+from bench.reliability_sec_delivery import section_sec_delivery
 from bench.reliability_sec_smtp import section_sec_smtp
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "section_limits",
     "section_policies",
     "section_relay",
+    "section_sec_delivery",
     "section_sec_smtp",
     "section_smtp_fuzz",
     "section_spool",
@@ -80,6 +82,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("limits", section_limits),
     ("faults", section_faults),
     ("sec_smtp", section_sec_smtp),
+    ("sec_delivery", section_sec_delivery),
 ]
 
 

@@ -11,10 +11,20 @@ and follows KumoMTA exactly: split on the first ``@`` (prefix / domain), the pre
 first ``:`` (campaign / tenant), the domain on its first ``!`` (domain / routing domain).
 One deliberate difference: an empty tenant or campaign is reported as None (KumoMTA
 passes ``""`` for the tenant of ``campaign:@domain``), so policies test a single value.
+
+A second one: the parts come from untrusted input (a policy copies ``X-Tenant`` into the
+tenant), and KumoMTA builds the name from them verbatim, so a tenant ``x@evil.com`` puts
+the message in a queue whose *domain* parses as ``evil.com@example.com`` — out of reach
+of an operator's suspension or bounce for ``example.com``. Here the separators a part
+cannot hold are percent-escaped when the name is built (``%`` → ``%25``, ``:`` → ``%3A``,
+``@`` → ``%40``, ``!`` → ``%21``; ``:`` only in campaign and tenant, where it separates)
+and unescaped when it is parsed, so ``parse(build(parts)) == parts`` for every value.
+Names of parts without those characters are exactly KumoMTA's.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +43,19 @@ __all__ = [
 NULL_QUEUE = "null"
 
 _QUEUE_META = ("tenant", "campaign", "routing_domain")
+
+# Escapes for the prefix (campaign, tenant) and for the domain parts. "%" goes first so
+# that the escapes themselves are never escaped again.
+_PREFIX_ESCAPES = str.maketrans({"%": "%25", ":": "%3A", "@": "%40", "!": "%21"})
+_DOMAIN_ESCAPES = str.maketrans({"%": "%25", "@": "%40", "!": "%21"})
+_ESCAPED = re.compile("%(25|3A|40|21)")
+_UNESCAPED = {"25": "%", "3A": ":", "40": "@", "21": "!"}
+
+
+def _unescape(part: str) -> str:
+    # Only the four escapes this module writes are decoded: any other "%" (in a queue
+    # name an operator or policy wrote by hand) is left as it is.
+    return _ESCAPED.sub(lambda match: _UNESCAPED[match[1]], part) if "%" in part else part
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +78,10 @@ def queue_name_for(
     routing_domain: str | None = None,
 ) -> str:
     """The scheduled-queue name for these components (empty strings count as absent)."""
-    suffix = f"!{routing_domain}" if routing_domain else ""
+    domain = domain.translate(_DOMAIN_ESCAPES)
+    suffix = f"!{routing_domain.translate(_DOMAIN_ESCAPES)}" if routing_domain else ""
+    campaign = campaign.translate(_PREFIX_ESCAPES) if campaign else campaign
+    tenant = tenant.translate(_PREFIX_ESCAPES) if tenant else tenant
     if campaign:
         return f"{campaign}:{tenant or ''}@{domain}{suffix}"
     if tenant:
@@ -72,7 +98,12 @@ def parse_queue_name(name: str) -> QueueNameParts:
     if not colon:
         campaign, tenant = "", prefix
     domain, _, routing_domain = domain.partition("!")
-    return QueueNameParts(campaign or None, tenant or None, domain, routing_domain or None)
+    return QueueNameParts(
+        _unescape(campaign) or None,
+        _unescape(tenant) or None,
+        _unescape(domain),
+        _unescape(routing_domain) or None,
+    )
 
 
 def message_queue_name(message: Message) -> str:

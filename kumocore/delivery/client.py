@@ -4,6 +4,13 @@ Written on asyncio streams rather than aiosmtplib because bulk delivery wants cl
 PIPELINING (MAIL, RCPT and DATA in one round trip), which aiosmtplib does not do. Message
 bodies are re-canonicalised to CRLF and dot-stuffed here, so kumocore never emits an SMTP
 smuggling payload whatever it received.
+
+Nothing the MX does can make this client raise: every failure — a timeout, a reset, a
+TLS error, an over-long, endless or malformed reply, even an unexpected exception — ends
+the connection (aborted, so a peer that stops reading cannot keep the socket) and becomes
+a 4xx :class:`Response`: from :meth:`SmtpClientConnection.send` as its result, from
+:func:`open_connection` as a :class:`ConnectFailure`. The queue turns that into a
+TransientFailure with backoff.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
-from kumocore.delivery.wire import ReplyReader, dot_stuff, drain_needed
+from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff, drain_needed
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -30,6 +37,22 @@ class ConnectFailure(Exception):
 def _timeout(path: EgressPathConfig, name: str, default: float) -> float:
     value = getattr(path, name, None)
     return float(value) if value is not None else default
+
+
+def failure_response(exc: BaseException, command: str) -> Response:
+    """The 4xx reply that stands for ``exc`` ending a session during ``command``."""
+    detail = str(exc)[:200]
+    if isinstance(exc, TimeoutError):
+        text = f"4.4.2 timed out during {command}"
+    elif isinstance(exc, ReplyError):
+        text = f"4.5.0 protocol violation by the MX during {command}: {detail}"
+    elif isinstance(exc, ssl.SSLError):
+        text = f"4.7.0 TLS error during {command}: {detail}"
+    elif isinstance(exc, (OSError, EOFError)):
+        text = f"4.4.2 connection lost during {command}: {detail}"
+    else:  # a bug or an exception nobody foresaw: still only this attempt fails
+        text = f"4.3.0 client error during {command}: {type(exc).__name__}: {detail}"
+    return Response.parse(421, text, command=command)
 
 
 def _tls_context(mode: str) -> ssl.SSLContext:
@@ -61,20 +84,32 @@ class SmtpClientConnection:
         self.tls = False
         self.closed = False
         self.deliveries = 0
+        # Set when the session ended by a failure rather than a reply: the queue backs the
+        # path off after it.
+        self.failure: Response | None = None
 
     # ---------------------------------------------------------------- primitives
     async def _command(self, line: str, command: str, timeout: float) -> Response:
         self.writer.write(line.encode("utf-8") + b"\r\n")
-        if drain_needed(self.writer):  # usually sent already: skip two coroutine frames
-            await self.writer.drain()
+        await self._drain(timeout)
         return await self.replies.read(command, timeout)
 
-    def _lost(self, command: str, exc: BaseException) -> Response:
+    async def _drain(self, timeout: float) -> None:
+        """Wait (within ``timeout``) until the MX takes what was written."""
+        if drain_needed(self.writer):  # usually sent already: skip two coroutine frames
+            await asyncio.wait_for(self.writer.drain(), timeout)
+
+    def abort(self) -> None:
+        """Drop the connection at once: no QUIT, no waiting for unsent data."""
         self.closed = True
         self.replies.close()
-        self.writer.close()
-        reason = "timed out" if isinstance(exc, TimeoutError) else f"connection lost: {exc}"
-        return Response.parse(421, f"4.4.2 {reason} during {command}", command=command)
+        self.writer.transport.abort()
+
+    def _lost(self, exc: BaseException) -> Response:
+        """End the session after ``exc``; the 4xx reply that stands for it."""
+        self.abort()
+        self.failure = failure_response(exc, self.replies.command)
+        return self.failure
 
     # ---------------------------------------------------------------- session set-up
     async def greet(self, ehlo_domain: str) -> None:
@@ -108,23 +143,52 @@ class SmtpClientConnection:
             if mode.startswith("Required"):
                 raise ConnectFailure(reply)
             return
+        self._refuse_injection("with")
         try:
             await asyncio.wait_for(
                 self.writer.start_tls(_tls_context(mode), server_hostname=self.peer["name"]),
                 _timeout(self.path, "starttls_timeout", 5),
             )
-        except (ssl.SSLError, OSError, TimeoutError) as exc:
+        except Exception as exc:
+            self.abort()
             raise ConnectFailure(
-                Response.parse(421, f"4.7.5 TLS handshake with {self.peer['name']} failed: {exc}")
+                Response.parse(
+                    421,
+                    f"4.7.5 TLS handshake with {self.peer['name']} failed: "
+                    f"{str(exc)[:200] or type(exc).__name__}",
+                )
             ) from exc
+        # Plaintext that arrived before the handshake took over the socket sits in the
+        # same buffer as what TLS decrypts: refuse it here too.
+        self._refuse_injection("after")
         self.replies.reset()  # nothing read before the handshake may be trusted
         self.tls = True
         await self._ehlo(ehlo_domain)
 
+    def _refuse_injection(self, when: str) -> None:
+        """CVE-2011-0411: bytes sent with or after ``220`` to STARTTLS are plaintext an
+        on-path attacker may have added; never read them as replies over TLS."""
+        extra = self.replies.buffered()
+        if extra:
+            self.abort()  # not one more byte on this connection, not even QUIT
+            raise ConnectFailure(
+                Response.parse(
+                    421,
+                    f"4.7.0 {self.peer['name']} sent {extra} bytes {when} its 220 "
+                    "reply to STARTTLS (possible response injection); connection closed",
+                    command="STARTTLS",
+                )
+            )
+
     # ---------------------------------------------------------------- transactions
     async def send(self, sender: str, recipient: str, data: bytes) -> Response:
-        """Run one transaction; the reply that decided it (never raises for SMTP errors)."""
-        command = "MAIL FROM"
+        """Run one transaction; the reply that decided it (never raises).
+
+        A failure on the wire ends the session (:attr:`closed`, :attr:`failure` set) and
+        is returned as a 4xx reply.
+        """
+        if self.closed:
+            return Response.parse(421, "4.4.2 connection already closed", command="MAIL FROM")
         try:
             if "PIPELINING" in self.extensions and getattr(self.path, "enable_pipelining", True):
                 reply = await self._pipelined_envelope(sender, recipient)
@@ -133,20 +197,20 @@ class SmtpClientConnection:
             if reply.code != 354:
                 await self._reset()
                 return reply
-            command = "."
+            timeout = _timeout(self.path, "data_dot_timeout", 300)
+            self.replies.command = "."
             self.writer.write(dot_stuff(data))
-            if drain_needed(self.writer):
-                await self.writer.drain()
-            final = await self.replies.read(".", _timeout(self.path, "data_dot_timeout", 300))
+            await self._drain(timeout)
+            final = await self.replies.read(".", timeout)
             self.deliveries += 1
             return final
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-            return self._lost(command, exc)
+        except Exception as exc:  # every way a hostile MX can fail us: see the module doc
+            return self._lost(exc)
 
     async def _pipelined_envelope(self, sender: str, recipient: str) -> Response:
         self.writer.write(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
-        if drain_needed(self.writer):
-            await self.writer.drain()
+        self.replies.command = "MAIL FROM"
+        await self._drain(_timeout(self.path, "mail_from_timeout", 300))
         mail = await self.replies.read("MAIL FROM", _timeout(self.path, "mail_from_timeout", 300))
         rcpt = await self.replies.read("RCPT TO", _timeout(self.path, "rcpt_to_timeout", 300))
         data = await self.replies.read("DATA", _timeout(self.path, "data_timeout", 300))
@@ -171,24 +235,25 @@ class SmtpClientConnection:
 
     async def _reset(self) -> None:
         try:
-            await self._command("RSET", "RSET", _timeout(self.path, "rset_timeout", 5))
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            self.closed = True
+            reply = await self._command("RSET", "RSET", _timeout(self.path, "rset_timeout", 5))
+        except Exception as exc:
+            self._lost(exc)
+            return
+        if reply.code != 250:  # the session is not in a state we know: start afresh
+            self.abort()
 
     async def close(self) -> None:
+        """QUIT and close (bounded: a peer that does not cooperate is aborted)."""
         self.replies.close()
-        if not self.closed:
-            self.closed = True
-            try:
+        try:
+            if not self.closed:
+                self.closed = True
                 self.writer.write(b"QUIT\r\n")
                 await asyncio.wait_for(self.writer.drain(), 2)
-            except (OSError, TimeoutError, ConnectionError):
-                pass
-        self.writer.close()
-        try:
+            self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 2)
-        except (OSError, TimeoutError, ConnectionError, ssl.SSLError):
-            pass
+        except Exception:  # the socket must go whatever the peer does
+            self.writer.transport.abort()
 
 
 async def open_connection(
@@ -204,20 +269,25 @@ async def open_connection(
     local = (source_address, 0) if source_address else None
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(address, port, local_addr=local),
+            # A small stream limit: a reply line longer than MAX_REPLY_LINE is refused
+            # anyway, so the reader never needs to buffer much more than one.
+            asyncio.open_connection(address, port, local_addr=local, limit=4 * MAX_REPLY_LINE),
             _timeout(path, "connect_timeout", 60),
         )
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:
         raise ConnectFailure(
-            Response.parse(451, f"4.4.1 connection to {mx_host} [{address}]:{port} failed: {exc}")
+            Response.parse(
+                451, f"4.4.1 connection to {mx_host} [{address}]:{port} failed: {str(exc)[:200]}"
+            )
         ) from exc
     conn = SmtpClientConnection(reader, writer, mx_host, address, path)
     try:
         await conn.greet(ehlo_domain)
     except ConnectFailure:
-        await conn.close()
+        await conn.close()  # QUIT after a refusal; nothing more after a broken session
         raise
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+    except Exception as exc:  # timeouts, resets, bad replies: see the module doc
+        failure = conn._lost(exc)
         await conn.close()
-        raise ConnectFailure(conn._lost("banner", exc)) from exc
+        raise ConnectFailure(failure) from exc
     return conn

@@ -1,4 +1,11 @@
-"""SMTP wire details for the client: reading (multi-line) replies, dot-stuffing bodies."""
+"""SMTP wire details for the client: reading (multi-line) replies, dot-stuffing bodies.
+
+A reply is bounded: at most :data:`MAX_REPLY_LINE` bytes per line (KumoMTA's limit) and
+:data:`MAX_REPLY_LINES` lines, all within the command's timeout. Anything else the MX
+sends — an over-long or endless reply, a line that is not ``NNN[ -]text`` (the code's
+first digit 2 to 5), a continuation line with another code — is a :class:`ReplyError`:
+the stream can no longer be trusted to be in step, so the client closes the connection.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,20 @@ import re
 from kumocore.response import Response
 from kumocore.timers import EarliestDeadline
 
-_REPLY = re.compile(rb"^(\d{3})([ -])(.*?)\r?\n?$", re.S)
+# "250" alone is a complete reply line too (RFC 5321's textstring is optional). Codes
+# start with 2-5: anything else (which would otherwise count as a permanent failure) is
+# a malformed reply, so garbage from the MX can defer a message but never bounce it.
+_REPLY = re.compile(rb"^([2-5]\d\d)(?:([ -])(.*?))?\r?\n?$", re.S)
 _CRLF_DOT = re.compile(rb"\r\n\.")
+#: The longest reply line accepted, CRLF included (KumoMTA's client allows 4096 bytes;
+#: RFC 5321 only promises 512).
+MAX_REPLY_LINE = 4096
+#: The most lines one (multi-line) reply may have; EHLO replies have a dozen or so.
 MAX_REPLY_LINES = 100
+
+
+class ReplyError(Exception):
+    """The MX sent something that is not a bounded, well-formed SMTP reply."""
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -64,17 +82,30 @@ class ReplyReader:
         self._deadline: float | None = None  # of the read in progress, if any
         self._timer = EarliestDeadline(self._check_deadline)
         self._expired = False
+        self.command = "banner"  # the reply being read, or last read (for error texts)
 
     def reset(self) -> None:
-        """Forget buffered input (after STARTTLS, nothing from before may be trusted)."""
+        """Forget what the pre-TLS session said (after STARTTLS, nothing may be trusted)."""
         self.last_extensions = {}
+
+    def buffered(self) -> int:
+        """Bytes received but not yet read as a reply.
+
+        After the ``220`` to STARTTLS there must be none: bytes that came with or after
+        it were sent in plaintext, and reading them later as if they came over TLS is
+        the response injection of CVE-2011-0411.
+        """
+        buffer = getattr(self.reader, "_buffer", b"")  # StreamReader has no public peek
+        return len(buffer)
 
     def close(self) -> None:
         """The connection is gone: drop the timer (it would keep this reader alive)."""
         self._timer.cancel()
 
     async def read(self, command: str, timeout: float) -> Response:
-        """The next reply; ``TimeoutError`` if it is not complete within ``timeout``."""
+        """The next reply; ``TimeoutError`` if it is not complete within ``timeout``,
+        :class:`ReplyError` if what came is not a bounded, well-formed reply."""
+        self.command = command
         self._arm(timeout)
         try:
             lines, code = await self._read_lines()
@@ -82,8 +113,6 @@ class ReplyReader:
             self._deadline = None
         if self._expired:  # the deadline passed just as the reply arrived: still too late
             raise TimeoutError(f"no {command} reply within {timeout}s")
-        if code == 0:
-            return Response.parse(421, f"4.5.0 malformed reply: {lines[0]}", command=command)
         if command == "EHLO":
             self.last_extensions = _extensions(lines[1:])
         return Response.parse(
@@ -91,19 +120,36 @@ class ReplyReader:
         )
 
     async def _read_lines(self) -> tuple[list[str], int]:
-        """The reply's text lines and code; code 0 and the raw line if it is malformed."""
+        """The reply's text lines and code; :class:`ReplyError` if it is not one."""
         lines: list[str] = []
         code = 0
         for _ in range(MAX_REPLY_LINES):
-            raw = await self.reader.readuntil(b"\n")
+            raw = await self._read_line()
             match = _REPLY.match(raw)
             if match is None:
-                return [repr(raw[:80])], 0
+                raise ReplyError(f"malformed reply: {raw[:80]!r}")
+            if code and int(match[1]) != code:
+                raise ReplyError(f"malformed reply: code {match[1].decode()} within a {code}")
             code = int(match[1])
-            lines.append(match[3].decode("utf-8", "replace"))
-            if match[2] == b" ":
-                break
-        return lines, code
+            lines.append((match[3] or b"").decode("utf-8", "replace"))
+            if match[2] != b"-":
+                return lines, code
+        raise ReplyError(f"reply of more than {MAX_REPLY_LINES} lines")
+
+    async def _read_line(self) -> bytes:
+        try:
+            raw = await self.reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:  # beyond the stream's own limit
+            raise ReplyError(f"reply line longer than {MAX_REPLY_LINE} bytes") from exc
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise ConnectionResetError(
+                    f"connection closed in the middle of a reply line: {exc.partial[:80]!r}"
+                ) from exc
+            raise ConnectionResetError("connection closed by the MX") from exc
+        if len(raw) > MAX_REPLY_LINE:
+            raise ReplyError(f"reply line longer than {MAX_REPLY_LINE} bytes")
+        return raw
 
     def _arm(self, timeout: float) -> None:
         if self._expired:  # the stream holds our TimeoutError: every later read fails

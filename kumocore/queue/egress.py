@@ -154,7 +154,16 @@ class Egress:
     async def deliver(
         self, ready: ReadyQueue, conn: SmtpClientConnection, message: Message
     ) -> None:
-        data = message.data or await self.manager.load_data(message)
+        """One attempt; its outcome is always handed to :class:`Outcomes` (send never
+        raises: every wire failure comes back as a 4xx reply)."""
+        try:
+            data = message.data or await self.manager.load_data(message)
+        except Exception as exc:  # a spool read error: retry later, like any 4xx
+            log.error("message body could not be read from the spool", id=message.id,
+                      error=str(exc))
+            response = Response.parse(451, f"4.3.0 spool read failed: {str(exc)[:200]}")
+            self.manager.outcomes.handle(ready, message, response, peer=None)
+            return
         if data is None:
             # Undeliverable, but not to be silently dropped: move its meta aside where an
             # operator can find it (and where the next start won't trip over it).

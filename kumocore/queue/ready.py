@@ -4,6 +4,8 @@ Domains whose MX hosts share a site name share one ready queue, so the path's li
 ``connection_limit``, ``max_deliveries_per_connection``, ``max_message_rate`` — hold for all
 of them together, as in KumoMTA. Connection slots are leases from the throttle store, so
 with Redis the limit holds across every node.
+
+A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.queue.backoff import PathBackoff
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -71,6 +74,7 @@ class ReadyQueue:
         self._pumping = False
         self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.backoff = PathBackoff(key.name)
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.overflow)
@@ -93,15 +97,23 @@ class ReadyQueue:
 
     def wake(self) -> None:
         """Open connections if there is work and the limit allows (never blocks)."""
-        if not self._pumping and self.messages:
-            self._pumping = True
-            task = asyncio.get_running_loop().create_task(self._pump())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if self._pumping or not self.messages:
+            return
+        if self.backoff.active:
+            self.backoff.call_when_over(self.wake)
+            return
+        self._pumping = True
+        task = asyncio.get_running_loop().create_task(self._pump())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _pump(self) -> None:
         try:
-            while self.messages and self.connections < self._wanted_connections():
+            while (
+                self.messages
+                and self.connections < self._wanted_connections()
+                and not self.backoff.active
+            ):
                 try:
                     lease = await self.manager.egress.acquire_slot(self)
                 except Exception as exc:
@@ -133,32 +145,41 @@ class ReadyQueue:
 
     def _wanted_connections(self) -> int:
         limit = self.manager.egress.connection_limit(self.config)
+        if self.backoff.failures:  # probing a failing MX: one connection until one works
+            limit = 1
         # No more connections than queued messages: a new connection has not taken its
         # first message yet, so the open ones already stand for that many queued ones.
         return min(limit, len(self.messages))
 
     async def _connection(self, lease: Any) -> None:
+        epoch = self.backoff.epoch
         try:
-            await self._serve_connection(lease)
+            await self._serve_connection(lease, epoch)
         except Exception as exc:  # a bug must not kill the queue: log and move on
             log.exception("connection task failed", path=self.key.name, error=str(exc))
+            # ... nor make it reconnect in a tight loop
+            self.backoff.failed(
+                Response.parse(451, f"4.3.0 connection task failed: {exc}"), epoch)
         finally:
             self.connections -= 1
             await self.manager.egress.release_slot(lease)
             self.wake()
 
-    async def _serve_connection(self, lease: Any) -> None:
+    async def _serve_connection(self, lease: Any, epoch: int) -> None:
         if not self.messages or not await self.manager.egress.wait_for_connection_rate(self):
             return
         try:
             conn = await self.manager.egress.connect(self)
         except ConnectionFailed as failure:
+            self.backoff.failed(failure.response, epoch)
             self._fail_queued(failure.response)
             return
         try:
             await self._deliver_over(conn, lease)
         finally:
             await conn.close()
+            if conn.failure is not None:
+                self.backoff.failed(conn.failure, epoch)
 
     async def _deliver_over(self, conn: SmtpClientConnection, lease: Any) -> None:
         idle = float(self.config.idle_timeout)
@@ -167,12 +188,30 @@ class ReadyQueue:
             message = await self._next_message(idle)
             if message is None:
                 return
-            if not await self.manager.egress.wait_for_rate(self):
-                self.messages.appendleft(message)
-                return
-            await self.manager.egress.deliver(self, conn, message)
+            if not await self._deliver_one(conn, message):
+                return  # the message rate is exhausted: hand the slot back
+            if conn.failure is None:
+                self.backoff.worked()
             delivered += 1
             await self.manager.egress.keep_slot(lease)
+
+    async def _deliver_one(self, conn: SmtpClientConnection, message: Message) -> bool:
+        """Send ``message``; False when the message rate says not now.
+
+        If anything raises before its outcome is recorded, or the rate refuses, the
+        message goes back to the front of the queue: never left outside both the queue
+        and the scheduler.
+        """
+        handed = False
+        try:
+            if not await self.manager.egress.wait_for_rate(self):
+                return False
+            await self.manager.egress.deliver(self, conn, message)
+            handed = True
+            return True
+        finally:
+            if not handed:
+                self.messages.appendleft(message)
 
     async def _next_message(self, idle: float) -> Message | None:
         """The next message, waiting up to ``idle`` seconds for one to arrive."""
@@ -204,6 +243,7 @@ class ReadyQueue:
         return taken
 
     async def stop(self) -> None:
+        self.backoff.cancel()
         if self._slot_retry is not None:
             self._slot_retry.cancel()
             self._slot_retry = None

@@ -9,7 +9,14 @@ import time
 
 import pytest
 
-from kumocore.delivery.wire import ReplyReader, dot_stuff, drain_needed
+from kumocore.delivery.wire import (
+    MAX_REPLY_LINE,
+    MAX_REPLY_LINES,
+    ReplyError,
+    ReplyReader,
+    dot_stuff,
+    drain_needed,
+)
 
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
 
@@ -106,9 +113,48 @@ async def test_reply_reader_reads_multi_line_and_malformed_replies() -> None:
     ehlo = await replies.read("EHLO", 1)
     assert ehlo.code == 250
     assert set(replies.last_extensions) == {"PIPELINING", "8BITMIME"}
-    bad = await replies.read("MAIL FROM", 1)
-    assert bad.code == 421
-    assert "malformed reply: b'hello\\r\\n'" in bad.to_single_line()
+    with pytest.raises(ReplyError, match=r"malformed reply: b'hello\\r\\n'"):
+        await replies.read("MAIL FROM", 1)
+    replies.close()
+
+
+async def test_reply_reader_accepts_a_bare_code_as_a_reply_line() -> None:
+    replies = ReplyReader(_reader(b"250-first\r\n250\r\n"))
+    assert (await replies.read("MAIL FROM", 1)).code == 250
+    replies.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        (b"250 " + b"x" * MAX_REPLY_LINE + b"\r\n", "reply line longer than 4096 bytes"),
+        (b"250 " + b"x" * 100_000, "reply line longer than 4096 bytes"),  # no end in sight
+        (b"250-more\r\n" * (MAX_REPLY_LINES + 1), "reply of more than 100 lines"),
+        (b"250-first\r\n550 second\r\n", "code 550 within a 250"),
+        (b"999 not a reply code\r\n", "malformed reply"),  # must not count as a bounce
+        (b"100 continue\r\n", "malformed reply"),
+    ],
+)
+async def test_reply_reader_refuses_replies_beyond_its_bounds(data: bytes, error: str) -> None:
+    replies = ReplyReader(_reader(data))
+    with pytest.raises(ReplyError, match=error):
+        await replies.read("MAIL FROM", 1)
+    replies.close()
+
+
+async def test_reply_reader_takes_a_reply_of_the_longest_allowed_lines() -> None:
+    line = b"250-" + b"x" * (MAX_REPLY_LINE - 6) + b"\r\n"
+    replies = ReplyReader(_reader(line * (MAX_REPLY_LINES - 1) + b"250 end\r\n"))
+    assert (await replies.read("EHLO", 1)).code == 250
+    replies.close()
+
+
+async def test_reply_reader_reports_a_connection_closed_mid_reply_as_a_reset() -> None:
+    reader = _reader(b"250-partial\r\n25")
+    reader.feed_eof()
+    replies = ReplyReader(reader)
+    with pytest.raises(ConnectionResetError, match="middle of a reply line"):
+        await replies.read("MAIL FROM", 1)
     replies.close()
 
 

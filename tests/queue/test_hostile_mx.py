@@ -1,0 +1,193 @@
+"""Delivery to a hostile MX: every message ends as a logged TransientFailure and is
+rescheduled (never stranded), the egress path backs off instead of reconnecting in a
+loop, and everything is delivered once the MX behaves (issue 14, finding 9)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from kumocore.queue.backoff import CONNECT_BACKOFF_FIRST
+from kumocore.spool.base import MemorySpool
+from tests.queue.harness import Bench
+from tests.support.hostile_mx import HostileMx
+
+SHORT_TIMEOUTS = {
+    "banner_timeout": "2s",
+    "ehlo_timeout": "2s",
+    "mail_from_timeout": "2s",
+    "rcpt_to_timeout": "2s",
+    "data_timeout": "2s",
+    "data_dot_timeout": "2s",
+    "starttls_timeout": "2s",
+    "enable_tls": "OpportunisticInsecure",
+}
+
+
+@pytest.fixture
+async def mx() -> AsyncIterator[HostileMx]:
+    async with HostileMx("benign") as server:
+        yield server
+
+
+async def _bench(make_bench: Any, mx: HostileMx, retry: str = "1s") -> Bench:
+    bench: Bench = await make_bench(
+        path={"smtp_port": mx.port, **SHORT_TIMEOUTS},
+        queue={"retry_interval": retry, "max_retry_interval": retry},
+    )
+    return bench
+
+
+def _accounted(bench: Bench) -> bool:
+    """Every message the manager owns is queued somewhere: scheduled, ready or in
+    flight on a connection — none only in memory."""
+    queues = bench.queues
+    ready = {m.id for r in queues.ready.values() for m in [*r.messages, *r.overflow]}
+    in_flight = sum(r.connections for r in queues.ready.values())
+    loose = [i for i in queues.messages if i not in queues.scheduler and i not in ready]
+    return len(loose) <= in_flight
+
+
+@pytest.mark.parametrize(
+    "mode", ["oversized_banner", "oversized_mail", "oversized_data", "endless_multiline",
+             "garbage", "reset", "starttls_injection"]
+)
+async def test_hostile_mx_failures_are_logged_retried_and_delivered_once_benign(
+    make_bench: Any, mx: HostileMx, mode: str
+) -> None:
+    mx.mode = mode
+    bench = await _bench(make_bench, mx)
+    for n in range(3):
+        await bench.inject(f"r{n}@example.com")
+    records = await bench.wait_for_records("TransientFailure", 3, timeout=20)
+    assert all(400 <= r["response"]["code"] < 500 for r in records)
+    assert bench.log_sink.of_type("Delivery") == []
+    await bench.wait_until(lambda: len(bench.queues.scheduler) > 0)
+    assert _accounted(bench)
+    mx.mode = "benign"
+    await bench.wait_for_records("Delivery", 3, timeout=40)
+    await bench.wait_until(lambda: bench.spooled() == 0)
+    assert sorted(m.recipient for m in mx.messages) == [f"r{n}@example.com" for n in range(3)]
+
+
+@pytest.mark.slow
+async def test_oversized_banner_with_mail_arriving_backs_off_instead_of_reconnecting(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    # Before the fix: ~540 connections/s. Now each failure doubles the path's pause,
+    # however many messages keep arriving.
+    mx.mode = "oversized_banner"
+    bench = await _bench(make_bench, mx, retry="1m")
+    started = time.monotonic()
+    for n in range(100):
+        await bench.inject(f"r{n}@example.com")
+        await asyncio.sleep(0.03)
+    elapsed = time.monotonic() - started
+    # The first messages may open a few connections at once, before the first failure;
+    # after it, 1 + 2 s of backoff fit in the remaining ~2 s: one or two more attempts,
+    # each trying both MX hosts of example.com (2 connections).
+    burst = mx.connections_since(started) - mx.connections_since(started + 1)
+    later = mx.connections_since(started + 1)
+    times = [round(t - started, 2) for t in mx.connections]
+    assert burst <= 32 and later <= 4, (burst, later, elapsed, times)
+    await bench.wait_for_records("TransientFailure", 100, timeout=30)
+    (ready,) = bench.queues.ready.values()
+    assert ready.backoff.failures >= 2
+    assert ready.backoff.until > time.monotonic() - 1
+
+
+@pytest.mark.slow
+async def test_failures_in_session_back_off_the_path_and_a_reply_resets_it(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    mx.mode = "oversized_mail"
+    bench = await _bench(make_bench, mx, retry="1m")
+    started = time.monotonic()
+    first = await bench.inject("first@example.com")
+    await bench.wait_for_records("TransientFailure", 1, timeout=10)
+    for n in range(10):
+        await bench.inject(f"r{n}@example.com")
+    await asyncio.sleep(2.5 * CONNECT_BACKOFF_FIRST)
+    # After the first failure the path waits 1 s, then one probe connection takes one
+    # message and fails, then 2 s: not one connection after another until the queue
+    # is empty.
+    (ready,) = bench.queues.ready.values()
+    assert mx.connections_since(started) <= 3, mx.connections
+    assert ready.backoff.failures == 2
+    assert len(ready.messages) >= 8  # the rest wait for the path, still queued
+    assert first.id in bench.queues.scheduler  # retried later, not stranded
+    assert _accounted(bench)
+    mx.mode = "benign"
+    await bench.wait_until(lambda: not ready.messages and ready.backoff.failures == 0, timeout=10)
+    await bench.wait_for_records("Delivery", 9, timeout=10)
+
+
+@pytest.mark.slow
+async def test_slow_drip_mx_hits_the_banner_timeout_and_is_retried(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    mx.mode = "slow_drip"
+    mx.drip_interval = 1.0
+    bench = await _bench(make_bench, mx)
+    await bench.inject("r@example.com")
+    (record,) = await bench.wait_for_records("TransientFailure", 1, timeout=10)
+    assert "timed out during banner" in record["response"]["content"]
+    mx.mode = "benign"
+    await bench.wait_for_records("Delivery", 1, timeout=20)
+
+
+class _FailingReads(MemorySpool):
+    """A data spool whose reads fail while ``failing`` is set (a disk read error)."""
+
+    failing = True
+
+    async def get(self, key: str) -> bytes | None:
+        if self.failing:
+            raise OSError(5, "Input/output error")
+        return await super().get(key)
+
+
+async def test_a_spool_read_error_at_delivery_is_a_transient_failure_not_a_lost_message(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    bench = await _bench(make_bench, mx)
+    assert bench.runtime.store is not None
+    failing = _FailingReads("data")
+    bench.runtime.store.data = failing
+    message = await bench.inject("r@example.com")
+    message.release_data()  # as for a message recovered from the spool: read at delivery
+    (record,) = await bench.wait_for_records("TransientFailure", 1)
+    assert record["response"]["code"] == 451
+    assert "spool read failed" in record["response"]["content"]
+    await bench.wait_until(lambda: message.id in bench.queues.scheduler)
+    failing.failing = False
+    await bench.wait_for_records("Delivery", 1, timeout=10)
+    assert [m.recipient for m in mx.messages] == ["r@example.com"]
+
+
+async def test_a_message_rate_store_error_puts_the_message_back_not_stranding_it(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    bench: Bench = await make_bench(
+        path={"smtp_port": mx.port, "max_message_rate": "100/s", **SHORT_TIMEOUTS})
+    store = bench.queues.egress.local
+    real_throttle = store.throttle
+    failures: list[bool] = []
+
+    async def fails_once(*args: Any, **kwargs: Any) -> Any:
+        if not failures:
+            failures.append(True)
+            raise RuntimeError("throttle store broke")
+        return await real_throttle(*args, **kwargs)
+
+    store.throttle = fails_once  # type: ignore[method-assign]
+    message = await bench.inject("r@example.com")
+    await bench.wait_until(lambda: bool(failures))
+    assert _accounted(bench)
+    await bench.wait_for_records("Delivery", 1, timeout=10)  # after the path's 1 s pause
+    assert [m.recipient for m in mx.messages] == ["r@example.com"]
+    assert message.id not in bench.queues.messages
