@@ -31,9 +31,16 @@ class DataFileError(ConfigError):
         self.helper, self.file, self.key, self.problem = helper, file, key, problem
 
 
-def key_path(*parts: str) -> str:
-    """``source."ip-1".weight``: TOML's dotted-key syntax, quoting parts that need it."""
-    return ".".join(p if _BARE.fullmatch(p) else json.dumps(p) for p in parts if p)
+def quote(part: str) -> str:
+    """A TOML key part: bare when it can be (``weight``), else quoted (``"ip-1"``)."""
+    return part if _BARE.fullmatch(part) else json.dumps(part)
+
+
+def key_path(prefix: str, *parts: str) -> str:
+    """``pool."p-1"."ip-1"``: ``prefix`` (an already written path, or "") then ``parts``
+    in TOML's dotted-key syntax."""
+    quoted = [quote(p) for p in parts]
+    return ".".join([prefix, *quoted] if prefix else quoted)
 
 
 def file_list(helper: str, files: Any) -> list[str | dict[str, Any]]:

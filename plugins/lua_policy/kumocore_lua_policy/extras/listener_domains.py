@@ -77,7 +77,7 @@ def _merge_file(
                 for domain, params in table(HELPER, file, lkey, domains).items():
                     sections.append((listener, domain, key_path(lkey, domain), params))
         else:
-            sections.append((ANY, name, key_path(name), value))
+            sections.append((ANY, name, key_path("", name), value))
     for listener, domain, key, params in sections:
         target = merged.setdefault(listener, {}).setdefault(domain, {})
         target.update(table(HELPER, file, key, params))

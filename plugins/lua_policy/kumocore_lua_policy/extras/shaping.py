@@ -164,7 +164,7 @@ class Shaping:
                     )
                     self.providers.setdefault(provider, []).append(block)
             else:
-                block = parse_block(file, key_path(name), value)
+                block = parse_block(file, key_path("", name), value)
                 self.blocks.setdefault(name.lower(), []).append(block)
 
     def report(self, option: str, message: str) -> None:

@@ -7,6 +7,29 @@
 -- setup registers a get_queue_config handler (unless skip_queue_config_hook is set).
 local kumo = require 'kumo'
 
+-- The error level of the policy code that called into this module (the first frame
+-- outside this file), so that errors name the policy line that set the helper up.
+local THIS_FILE = debug.getinfo(1, 'S').source
+local function policy_level()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, 'S')
+    if info == nil or info.source ~= THIS_FILE then
+      return level
+    end
+    level = level + 1
+  end
+end
+
+-- Run a kumocore loader; its error is raised again as text at the policy's line.
+local function load(loader, ...)
+  local ok, result = pcall(loader, ...)
+  if not ok then
+    error(tostring(result), policy_level())
+  end
+  return result
+end
+
 local mod = {}
 
 local SETUP_OPTIONS = {
@@ -24,17 +47,17 @@ end
 
 function mod:setup_with_options(options)
   if mod.CONFIGURED then
-    error('queues module has already been configured', 2)
+    error('queues module has already been configured', policy_level())
   end
   for key in pairs(options) do
     if not SETUP_OPTIONS[key] then
-      error(string.format("policy-extras.queue: unknown setup option '%s'", tostring(key)), 2)
+      error(string.format("policy-extras.queue: unknown setup option '%s'", tostring(key)), policy_level())
     end
   end
   if options.file_names == nil then
-    error('policy-extras.queue: setup_with_options needs file_names', 2)
+    error('policy-extras.queue: setup_with_options needs file_names', policy_level())
   end
-  local data = kumo.policy_extras.queue(options.file_names)
+  local data = load(kumo.policy_extras.queue, options.file_names)
   local apply, resolve = data.apply, data.resolve
 
   local helper = { file_names = options.file_names }

@@ -12,6 +12,29 @@
 -- supported by kumocore yet: asking for it fails at load rather than doing nothing.
 local kumo = require 'kumo'
 
+-- The error level of the policy code that called into this module (the first frame
+-- outside this file), so that errors name the policy line that set the helper up.
+local THIS_FILE = debug.getinfo(1, 'S').source
+local function policy_level()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, 'S')
+    if info == nil or info.source ~= THIS_FILE then
+      return level
+    end
+    level = level + 1
+  end
+end
+
+-- Run a kumocore loader; its error is raised again as text at the policy's line.
+local function load(loader, ...)
+  local ok, result = pcall(loader, ...)
+  if not ok then
+    error(tostring(result), policy_level())
+  end
+  return result
+end
+
 local mod = {}
 
 local AUTOMATION = 'traffic shaping automation is not supported by kumocore yet'
@@ -32,13 +55,13 @@ end
 
 local function check_options(options)
   if not is_empty(options.publish) or not is_empty(options.subscribe) then
-    error(string.format('policy-extras.shaping: %s: publish and subscribe must be empty', AUTOMATION), 3)
+    error(string.format('policy-extras.shaping: %s: publish and subscribe must be empty', AUTOMATION), policy_level())
   end
   for key in pairs(options) do
     if not SUPPORTED[key] then
       error(string.format(
         "policy-extras.shaping: option '%s' of setup_with_automation belongs to %s",
-        tostring(key), AUTOMATION), 3)
+        tostring(key), AUTOMATION), policy_level())
     end
   end
 end
@@ -55,7 +78,7 @@ local function check_sources(data)
   for source, refs in pairs(data.get_referenced_sources()) do
     if sources.get_egress_source(source) == nil then
       error(string.format("policy-extras.shaping: source '%s' is not defined by the sources helper; referenced by %s",
-        source, table.concat(refs, ', ')), 3)
+        source, table.concat(refs, ', ')), policy_level())
     end
   end
 end
@@ -70,7 +93,7 @@ end
 
 function mod:setup_with_automation(options)
   if mod.CONFIGURED then
-    error('shaping module has already been configured', 2)
+    error('shaping module has already been configured', policy_level())
   end
   check_options(options)
   local file_names = {}
@@ -80,7 +103,7 @@ function mod:setup_with_automation(options)
   for _, name in ipairs(options.extra_files or {}) do
     file_names[#file_names + 1] = name
   end
-  local data = kumo.shaping.load(file_names, options.load_validation_options)
+  local data = load(kumo.shaping.load, file_names, options.load_validation_options)
   for _, text in ipairs(data.get_warnings()) do
     kumo.log_warn(text)
   end
