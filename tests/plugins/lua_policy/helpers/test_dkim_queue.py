@@ -8,10 +8,10 @@ from pathlib import Path
 
 import dkim
 import pytest
+from kumocore_lua_policy import LuaPolicyError
 
 from kumocore import Rejection
 from kumocore.message import Message
-from kumocore_lua_policy import LuaPolicyError
 from tests.core.dkim.conftest import _NACL
 from tests.plugins.lua_policy.helpers.conftest import Load
 from tests.plugins.lua_policy.helpers.support import Key, make_key

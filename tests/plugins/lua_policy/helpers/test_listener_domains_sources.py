@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from kumocore_lua_policy import LuaPolicyError
+
 from tests.plugins.lua_policy.helpers.conftest import Load
 
 LISTENER_POLICY = """

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from kumocore_lua_policy import LuaPolicyError
+
 from tests.plugins.lua_policy.helpers.conftest import Load
 
 MODULES = ["policy_utils", "listener_domains", "sources", "dkim_sign", "queue", "shaping"]
@@ -20,7 +20,8 @@ async def test_require_finds_kumocores_own_module(load_policy: Load, name: str) 
         local kumo = require 'kumo'
         local mod = require 'policy-extras.{name}'
         kumo.on('get_queue_config', function()
-          return kumo.make_queue_config {{ egress_pool = package.searchpath('policy-extras.{name}', package.path) }}
+          local found = package.searchpath('policy-extras.{name}', package.path)
+          return kumo.make_queue_config {{ egress_pool = found }}
         end)
         assert(type(mod) == 'table')
         """
@@ -48,7 +49,7 @@ async def test_a_module_in_the_policy_directory_comes_first(
 
 
 async def test_a_module_kumocore_does_not_ship_is_not_found(load_policy: Load) -> None:
-    with pytest.raises(LuaPolicyError, match="module 'policy-extras.typing' not found"):
+    with pytest.raises(LuaPolicyError, match=r"module 'policy-extras\.typing' not found"):
         await load_policy("local typing = require 'policy-extras.typing'")
 
 
@@ -62,7 +63,8 @@ async def test_policy_utils_helpers_behave_as_documented(load_policy: Load, tmp_
         u.assert_eq(u.load_json_or_toml_file('DIR/data.json'), { a = 2 })
         u.assert_eq(u.load_json_or_toml_file({ inline = true }), { inline = true })
         u.assert_eq(u.merge_into({ a = 1 }, { b = 2 }), { a = 1, b = 2 })
-        u.assert_eq(u.recursive_merge_into({ t = { x = 1 } }, { t = { y = 2 } }), { t = { x = 1, y = 2 } })
+        local merged = u.recursive_merge_into({ t = { x = 1 } }, { t = { y = 2 } })
+        u.assert_eq(merged, { t = { x = 1, y = 2 } })
         assert(u.table_contains({ 'a', 'b' }, 'b') and not u.table_contains({ 'a' }, 'z'))
         assert(u.table_is_empty({}) and not u.table_is_empty({ 1 }))
         assert(u.starts_with('hello', 'he') and u.ends_with('hello', 'llo'))
