@@ -219,7 +219,8 @@ class Shaping:
                 f"{where}: MX lookup failed ({exc}); the block applies to this domain name only",
             )
             return None
-        if mx.get("is_null_mx") or not mx.get("hosts"):
+        hosts = [str(h) for h in mx.get("hosts") or []]
+        if not hosts or hosts == ["."] or not mx.get("site_name"):  # RFC 7505 null MX
             self.report(
                 "null_mx",
                 f"{where}: the domain has a null MX; the block applies to this domain name only",

@@ -58,7 +58,7 @@ def parse_block(
     if not nested:
         allowed |= _BLOCK_KEYS
     if provider:
-        allowed |= _PROVIDER_KEYS
+        allowed |= _PROVIDER_KEYS - {"match"} if nested else _PROVIDER_KEYS
     check_keys(HELPER, file, key, section, allowed)
     options = {
         k: v for k, v in section.items() if k in PATH_OPTIONS or k in _PROVIDER_KEYS - {"match"}
@@ -97,7 +97,7 @@ def parse_block(
     block.automation = [
         _rule(file, f"{key_path(key, 'automation')}[{n}]", rule) for n, rule in enumerate(rules, 1)
     ]
-    if provider:
+    if provider and not nested:
         block.match = _match(file, key_path(key, "match"), section.get("match"))
     return block
 
