@@ -10,7 +10,15 @@ from kumocore_lua_policy import LuaPolicyError
 
 from tests.plugins.lua_policy.helpers.conftest import Load
 
-MODULES = ["policy_utils", "listener_domains", "sources", "dkim_sign", "queue", "shaping"]
+MODULES = [
+    "policy_utils",
+    "listener_domains",
+    "sources",
+    "dkim_sign",
+    "queue",
+    "shaping",
+    "log_hooks",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -75,3 +83,19 @@ async def test_policy_utils_helpers_behave_as_documented(load_policy: Load, tmp_
         assert(not pcall(u.assert_eq, 1, 2))
         """
     )
+
+
+async def test_log_hooks_loads_but_refuses_to_pretend_to_deliver(load_policy: Load) -> None:
+    await load_policy(
+        """
+        local log_hooks = require 'policy-extras.log_hooks'
+        log_hooks:new_disabled { name = 'webhook', url = 'http://127.0.0.1:1/' }
+        """
+    )
+    with pytest.raises(LuaPolicyError, match=r"policy\.lua:3: .*log hooks .* not supported"):
+        await load_policy(
+            """
+            local log_hooks = require 'policy-extras.log_hooks'
+            log_hooks:new_json { name = 'webhook', url = 'http://127.0.0.1:1/' }
+            """
+        )
