@@ -213,7 +213,7 @@ class DkimData:
 
     def _signer(self, block: _Block, domain: str) -> Signer:
         params = {k: block.params.get(k, self.base.get(k)) for k in _SIGNER_KEYS}
-        selector = params["selector"]
+        selector = str(params["selector"])  # _check made sure there is one
         template = block.params.get("filename") or self.base.get("filename") or DEFAULT_TEMPLATE
         key_file = template.replace("{domain}", domain).replace("{selector}", selector)
         algorithm = _ALGOS[block.params.get("algo", "sha256")]

@@ -103,7 +103,9 @@ class Shaping:
                 log.debug("shaping: MX lookup for %s failed: %s", domain, exc)
         return self._store(key, self._merge(domain, source, site_name, hosts))
 
-    def _store(self, key: tuple[str | None, str, str], config: EgressPathConfig) -> Any:
+    def _store(
+        self, key: tuple[str | None, str, str], config: EgressPathConfig
+    ) -> EgressPathConfig:
         self._cache[key] = config
         return config
 
