@@ -171,17 +171,17 @@ class QueueHelper:
             target["require_authz"] = string_list(
                 HELPER, file, key_path(key, "require_authz"), options.pop("require_authz")
             )
-        target["options"].update(_queue_options(file, key, options, nested=False))
+        target["options"].update(_queue_options(file, key, options))
 
     def _merge_queue(self, file: str, key: str, domain: str, options: Any) -> None:
         target = self._queues.setdefault(domain, {"options": {}, "tenants": {}})
         plain, tenants = _split(file, key, table(HELPER, file, key, options))
-        target["options"].update(_queue_options(file, key, plain, nested=False))
+        target["options"].update(_queue_options(file, key, plain))
         for tenant, value in tenants.items():
             tkey = key_path(key, tenant)
             tplain, campaigns = _split(file, tkey, value)
             entry = target["tenants"].setdefault(tenant, {"options": {}, "campaigns": {}})
-            entry["options"].update(_queue_options(file, tkey, tplain, nested=False))
+            entry["options"].update(_queue_options(file, tkey, tplain))
             for campaign, cvalue in campaigns.items():
                 ckey = key_path(tkey, campaign)
                 cplain, deeper = _split(file, ckey, cvalue)
@@ -194,7 +194,7 @@ class QueueHelper:
                         "options, not another level of sections",
                     )
                 entry["campaigns"].setdefault(campaign, {}).update(
-                    _queue_options(file, ckey, cplain, nested=False)
+                    _queue_options(file, ckey, cplain)
                 )
 
 
@@ -213,7 +213,7 @@ def _split(
     return plain, nested
 
 
-def _queue_options(file: str, key: str, options: dict[str, Any], *, nested: bool) -> dict[str, Any]:
+def _queue_options(file: str, key: str, options: dict[str, Any]) -> dict[str, Any]:
     """Check ``options`` as make_queue_config takes them (plus ``routing_domain``)."""
     for name in options:
         if name in _NOT_YET:
