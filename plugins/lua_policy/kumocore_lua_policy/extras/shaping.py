@@ -64,6 +64,8 @@ class Shaping:
         self.by_domain: dict[str, list[Block]] = {}
         self._cache: dict[tuple[str | None, str, str], EgressPathConfig] = {}
         self._lookup_mx: MxLookup | None = None
+        self._by_domain_suffix = False
+        self._by_mx_host = False
 
     # ------------------------------------------------------------------ KumoMTA's API
     def get_errors(self) -> list[str]:
@@ -110,20 +112,16 @@ class Shaping:
         return config
 
     def _domain_specific(self, domain: str) -> bool:
-        return domain.lower() in self.by_domain or any(
-            kind == "DomainSuffix"
-            for blocks in self.providers.values()
-            for block in blocks
-            for kind, _ in block.match
-        )
+        return self._by_domain_suffix or domain.lower() in self.by_domain
 
     def _needs_mx_hosts(self) -> bool:
-        return any(
-            kind != "DomainSuffix"
-            for blocks in self.providers.values()
-            for block in blocks
-            for kind, _ in block.match
-        )
+        return self._by_mx_host
+
+    def _note_match_kinds(self) -> None:
+        """Which provider matches exist, computed once: lookups consult these flags."""
+        kinds = {k for blocks in self.providers.values() for b in blocks for k, _ in b.match}
+        self._by_domain_suffix = "DomainSuffix" in kinds
+        self._by_mx_host = bool(kinds - {"DomainSuffix"})
 
     def matching_providers(self, domain: str, hosts: Sequence[str]) -> list[str]:
         return [
@@ -180,6 +178,7 @@ class Shaping:
     async def resolve_sites(self, lookup_mx: MxLookup | None) -> None:
         """Key each domain block by its site name (mx_rollup) or its domain name."""
         self._lookup_mx = lookup_mx
+        self._note_match_kinds()
         first_at_site: dict[str, str] = {}
         for name, blocks in self.blocks.items():
             if name == "default":
