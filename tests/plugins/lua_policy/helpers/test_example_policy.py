@@ -5,7 +5,9 @@ with the test DNS server and a recording sink; everything is checked on the wire
 from __future__ import annotations
 
 import itertools
+import json
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -206,3 +208,30 @@ def test_a_bad_data_file_fails_validate_naming_file_and_key(
     setup_line = next(n for n, line in enumerate(lines, 1) if line.startswith("sources:setup"))
     assert f"init.lua:{setup_line}:" in output  # the policy line that set the helper up
     assert "not a source defined" in output
+
+
+def test_http_injected_mail_gets_its_tenant_pool_and_dkim_signature(
+    world: tuple[ExampleSite, ThreadedSink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dkim, "nacl", _NACL, raising=False)
+    site, sink = world
+    tag = f"http{next(_tags)}"
+    body = {
+        "envelope_sender": "news@example.com",
+        "content": f"From: <news@example.com>\r\nTo: <{tag}@example.net>\r\nSubject: {tag}\r\n"
+        "X-Tenant: bigcustomer\r\n\r\nHello over HTTP.\r\n",
+        "recipients": [{"email": f"{tag}@example.net"}],
+    }
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{site.http_port}/api/inject/v1",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert json.loads(response.read())["success_count"] == 1
+    wait_for(sink, lambda: len(delivered(sink, tag)) == 1)
+    (got,) = delivered(sink, tag)
+    assert got.source_ip in ("127.0.10.2", "127.0.10.3")  # bigcustomer's pool
+    records = {b"s1._domainkey.example.com.": site.keys["example.com"].txt}
+    assert _verify_all(got.data, records) == [b"example.com"]
