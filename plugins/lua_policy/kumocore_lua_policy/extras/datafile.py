@@ -69,6 +69,8 @@ def load_data_file(helper: str, path: str) -> dict[str, Any]:
         raise DataFileError(helper, path, "", f"cannot read the file: {exc.strerror}") from exc
     try:
         data = tomllib.loads(raw.decode("utf-8")) if is_toml(path) else json.loads(raw)
+    except RecursionError as exc:  # a hostile file: [[[[...]]]] deeper than Python recurses
+        raise DataFileError(helper, path, "", "nested too deeply to read") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         kind = "TOML" if is_toml(path) else "JSON (the name does not end in .toml)"
         raise DataFileError(helper, path, "", f"not valid {kind}: {exc}") from exc

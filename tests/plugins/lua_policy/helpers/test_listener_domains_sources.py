@@ -151,3 +151,12 @@ async def test_setting_a_helper_up_twice_is_an_error(
     files(sources__toml=SOURCES_TOML, more__toml="")
     with pytest.raises(LuaPolicyError, match="sources module has already been configured"):
         await load_policy(SOURCES_POLICY + "sources:setup { 'DIR/sources.toml' }\n")
+
+
+async def test_a_hostile_deeply_nested_json_file_is_refused_not_a_recursion_error(
+    load_policy: Load, files: Callable[..., Path]
+) -> None:
+    directory = files(ld__toml="", more__json="[" * 100_000 + "]" * 100_000)
+    with pytest.raises(LuaPolicyError, match=r"more.json: nested too deeply to read"):
+        await load_policy(LISTENER_POLICY)
+    assert directory.is_dir()
