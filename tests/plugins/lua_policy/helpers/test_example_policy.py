@@ -15,6 +15,7 @@ import dkim
 import pytest
 
 from bench.crash_world import ThreadedSink
+from tests.core.dkim import opendkim
 from tests.core.dkim.conftest import _NACL
 from tests.plugins.lua_policy.helpers.support import (
     ExampleSite,
@@ -235,3 +236,26 @@ def test_http_injected_mail_gets_its_tenant_pool_and_dkim_signature(
     assert got.source_ip in ("127.0.10.2", "127.0.10.3")  # bigcustomer's pool
     records = {b"s1._domainkey.example.com.": site.keys["example.com"].txt}
     assert _verify_all(got.data, records) == [b"example.com"]
+
+
+def test_example_policy_signatures_also_verify_with_opendkim(
+    world: tuple[ExampleSite, ThreadedSink],
+) -> None:
+    reason = opendkim.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    site, sink = world
+    records = {
+        "s1._domainkey.example.com": site.keys["example.com"].txt.decode(),
+        "e1._domainkey.ed.example.com": site.keys["ed.example.com"].txt.decode(),
+        "s1._domainkey.esp.example": site.keys["esp.example"].txt.decode(),
+    }
+    tag = f"odkim{next(_tags)}"
+    senders = {"rsa": "news@example.com", "ed": "news@ed.example.com", "esp": "x@other.org"}
+    for kind, sender in senders.items():
+        rcpt = f"{tag}-{kind}@example.net"
+        assert send(site.smtp_port, sender, rcpt, message(sender, rcpt, f"{tag}-{kind}"))[0] == 250
+    wait_for(sink, lambda: len(delivered(sink, tag)) == 3)
+    for got in delivered(sink, tag):
+        result = opendkim.opendkim_verify(got.data, records)
+        assert result.returncode == 0, (got.recipient, result.stderr.decode())
