@@ -33,6 +33,7 @@ from kumocore_lua_policy.extras.datafile import (
     load_data_file,
     table,
 )
+from kumocore_lua_policy.extras.shaping_merge import apply_blocks, provider_matches
 from kumocore_lua_policy.extras.shaping_rules import HELPER, Block, parse_block
 
 log = logging.getLogger("kumocore.shaping")
@@ -48,7 +49,6 @@ _OPTION_DEFAULTS = {
     "null_mx": "Ignore",
     "provider_overlap": "Ignore",
 }
-_MAP_OPTIONS = ("additional_connection_limits", "additional_message_rate_throttles")
 
 
 class Shaping:
@@ -127,7 +127,7 @@ class Shaping:
         return [
             name
             for name, blocks in self.providers.items()
-            if _provider_matches([m for b in blocks for m in b.match], domain, hosts)
+            if provider_matches([m for b in blocks for m in b.match], domain, hosts)
         ]
 
     def _merge(
@@ -135,12 +135,12 @@ class Shaping:
     ) -> EgressPathConfig:
         params: dict[str, Any] = {}
         default = self.blocks.get("default", [])
-        _apply(params, default)
-        _apply(params, [b.sources[source] for b in default if source in b.sources])
+        apply_blocks(params, default)
+        apply_blocks(params, [b.sources[source] for b in default if source in b.sources])
         for name in self.matching_providers(domain, hosts):
             blocks = self.providers[name]
-            _apply(params, blocks, provider=(name, source))
-            _apply(
+            apply_blocks(params, blocks, provider=(name, source))
+            apply_blocks(
                 params,
                 [b.sources[source] for b in blocks if source in b.sources],
                 provider=(name, source),
@@ -148,10 +148,10 @@ class Shaping:
             params["provider_name"] = name
         site_blocks = self.by_site.get(site_name, [])
         domain_blocks = self.by_domain.get(domain.lower(), [])
-        _apply(params, site_blocks)
-        _apply(params, domain_blocks)
-        _apply(params, [b.sources[source] for b in site_blocks if source in b.sources])
-        _apply(params, [b.sources[source] for b in domain_blocks if source in b.sources])
+        apply_blocks(params, site_blocks)
+        apply_blocks(params, domain_blocks)
+        apply_blocks(params, [b.sources[source] for b in site_blocks if source in b.sources])
+        apply_blocks(params, [b.sources[source] for b in domain_blocks if source in b.sources])
         return EgressPathConfig.from_options(params, function="shaping")
 
     # ------------------------------------------------------------------ loading
@@ -277,49 +277,6 @@ def _load_options(options: Mapping[str, Any]) -> dict[str, Any]:
             )
         result[name] = value
     return result
-
-
-def _apply(
-    params: dict[str, Any], blocks: Sequence[Block], provider: tuple[str, str] | None = None
-) -> None:
-    for block in blocks:
-        if block.replace_base:
-            params.clear()
-        for name, value in block.options.items():
-            if provider is not None and name.startswith("provider_"):
-                _provider_throttle(params, name, value, *provider)
-            elif name in _MAP_OPTIONS:
-                params[name] = {**params.get(name, {}), **value}
-            else:
-                params[name] = value
-
-
-def _provider_throttle(
-    params: dict[str, Any], name: str, value: Any, provider: str, source: str
-) -> None:
-    """A provider-wide limit: a named throttle every site of the provider shares."""
-    if name == "provider_connection_limit":
-        limits = params.setdefault("additional_connection_limits", {})
-        limits[f"shaping-provider-{provider}-{source}-limit"] = value
-    else:
-        rates = params.setdefault("additional_message_rate_throttles", {})
-        rates[f"shaping-provider-{provider}-{source}-rate"] = value
-
-
-def _provider_matches(rules: Sequence[tuple[str, str]], domain: str, hosts: Sequence[str]) -> bool:
-    domain = domain.lower().removesuffix(".")
-    if any(kind == "DomainSuffix" and domain.endswith(text) for kind, text in rules):
-        return True
-    mx_rules = [(k, t) for k, t in rules if k != "DomainSuffix"]
-    if not mx_rules or not hosts:
-        return False
-    names = [h.lower().removesuffix(".") for h in hosts]
-    return all(
-        any(
-            (k == "MXSuffix" and n.endswith(t)) or (k == "HostName" and n == t) for k, t in mx_rules
-        )
-        for n in names
-    )
 
 
 __all__ = ["Shaping", "is_toml", "load"]
