@@ -4,7 +4,6 @@ real ``kumocore serve`` process, and SMTP sending from an untrusted or trusted p
 from __future__ import annotations
 
 import os
-import shutil
 import smtplib
 import subprocess
 import sys
@@ -200,6 +199,5 @@ __all__ = [
     "message",
     "send",
     "send_steps",
-    "shutil",
     "validate",
 ]
