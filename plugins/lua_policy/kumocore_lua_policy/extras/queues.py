@@ -26,6 +26,7 @@ later one winning key by key. Files merge in order, later ones winning.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,8 @@ from kumocore_lua_policy.extras.datafile import (
 from kumocore_lua_policy.extras.domain_map import DomainMap
 
 HELPER = "policy-extras.queue"
+#: Distinct (domain, tenant, campaign) answers kept by :meth:`QueueHelper.resolve`.
+RESOLVE_CACHE_SIZE = 4096
 _TOP = {
     "tenant_header": str,
     "remove_tenant_header": bool,
@@ -76,6 +79,7 @@ class QueueHelper:
             {k: v for k, v in self._queues.items() if k != "default"}
         )
         self.default = self._queues.get("default", {})
+        self._resolve_cached = functools.lru_cache(maxsize=RESOLVE_CACHE_SIZE)(self._resolve)
 
     # ------------------------------------------------------------------ events
     def apply(self, message: Message, authz_id: str | None = None) -> None:
@@ -98,6 +102,13 @@ class QueueHelper:
             message.set_meta("routing_domain", composed["routing_domain"])
 
     def resolve(
+        self, domain: str, tenant: str | None = None, campaign: str | None = None
+    ) -> QueueConfig | None:
+        """The queue config; asked for every message received, so answers are cached
+        (configs are immutable, the data never changes after load)."""
+        return self._resolve_cached(domain.lower(), tenant, campaign)
+
+    def _resolve(
         self, domain: str, tenant: str | None = None, campaign: str | None = None
     ) -> QueueConfig | None:
         params = {

@@ -203,6 +203,7 @@ async def test_queue_config_resolves_default_domain_tenant_and_campaign_in_order
     assert (campaign.max_age, campaign.retry_interval) == (7200, 60)
     tenant_only = await resolve("other.test", "vip", None)
     assert tenant_only.max_age == 36000
+    assert await resolve("GMAIL.test", "vip", None) is gmail  # cached, case-insensitive
 
 
 async def test_queue_apply_sets_tenant_campaign_routing_domain_and_checks_authz(
