@@ -33,6 +33,8 @@ ZONES = {
     "example.com": {"MX": [(10, "mx.sink.test")]},
     "a.example.com": {"MX": [(10, "mx.sink.test")]},
     "mx.sink.test": {"A": ["127.0.0.1"]},
+    "example.org": {"MX": [(10, "mx2.sink.test")]},  # its own site: its own rate
+    "mx2.sink.test": {"A": ["127.0.0.1"]},
 }
 _tags = itertools.count(1)
 
@@ -92,6 +94,24 @@ def test_shaping_file_limits_connections_and_deliveries_per_connection_at_the_si
         per_connection[m.connection] = per_connection.get(m.connection, 0) + 1
     assert max(per_connection.values()) <= 3
     assert len(per_connection) >= 4
+
+
+def test_shaping_file_message_rate_holds_at_the_sink(
+    world: tuple[ExampleSite, ThreadedSink],
+) -> None:
+    site, sink = world
+    tag = f"rate{next(_tags)}"
+    for n in range(15):
+        rcpt = f"{tag}-{n}@example.org"
+        body = message("sender@example.com", rcpt, f"{tag}-{n}")
+        assert send(site.smtp_port, "sender@example.com", rcpt, body)[0] == 250
+    wait_for(sink, lambda: len(delivered(sink, tag)) == 15, timeout=60)
+    arrivals = sorted(m.at for m in delivered(sink, tag))
+    # max_message_rate = "5/s": after a burst of at most 5, ten more need at least 2 s
+    assert arrivals[-1] - arrivals[0] >= 1.5, arrivals[-1] - arrivals[0]
+    for start in arrivals:
+        in_one_second = [t for t in arrivals if start <= t < start + 1.0]
+        assert len(in_one_second) <= 10
 
 
 def test_tenant_mail_leaves_from_its_pool_sources_with_their_ehlo_names(
