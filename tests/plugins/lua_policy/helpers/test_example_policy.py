@@ -14,7 +14,7 @@ from pathlib import Path
 import dkim
 import pytest
 
-from bench.crash_world import ThreadedSink
+from bench.crash_world import ThreadedSink, free_port
 from tests.core.dkim import opendkim
 from tests.core.dkim.conftest import _NACL
 from tests.plugins.lua_policy.helpers.support import (
@@ -207,7 +207,7 @@ def test_listener_domains_decide_what_an_untrusted_peer_may_send(
     assert (final[0] if final else None) == data_code, final
 
 
-def test_a_bad_data_file_fails_validate_naming_file_and_key(
+def test_a_bad_data_file_fails_validate_and_serve_naming_file_and_key(
     tmp_path: Path, world: tuple[ExampleSite, ThreadedSink]
 ) -> None:
     site, _ = world
@@ -225,6 +225,13 @@ def test_a_bad_data_file_fails_validate_naming_file_and_key(
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert f'{sources}: pool.shared."ip-9": pool member' in output, output
+    # serve loads the policy the same way, and stops before it listens
+    served = Served(broken / "init.lua", free_port())  # nothing must answer there
+    served.log = tmp_path / "serve.log"
+    with pytest.raises(RuntimeError, match="kumocore exited"):
+        served.start(timeout=60)
+    assert "pool member 'ip-9' is not a source" in served.log.read_text()
+    assert '"listening"' not in served.log.read_text()
     lines = (broken / "init.lua").read_text().splitlines()
     setup_line = next(n for n, line in enumerate(lines, 1) if line.startswith("sources:setup"))
     assert f"init.lua:{setup_line}:" in output  # the policy line that set the helper up
