@@ -41,6 +41,7 @@ from typing import Any
 from bench.crash import World, raise_nofile
 from bench.reliability_bench import MODES, Bench, Mode, say
 from bench.reliability_faults import section_crash, section_faults
+from bench.reliability_helpers import section_helpers
 from bench.reliability_hostile import section_http, section_relay, section_smtp_fuzz
 from bench.reliability_limits import section_limits
 from bench.reliability_malformed import section_policies, section_spool
@@ -59,6 +60,7 @@ __all__ = [
     "say",
     "section_crash",
     "section_faults",
+    "section_helpers",
     "section_http",
     "section_limits",
     "section_policies",
@@ -78,6 +80,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("smtp_fuzz", section_smtp_fuzz),
     ("http", section_http),
     ("policy", section_policies),
+    ("helpers", section_helpers),
     ("spool", section_spool),
     ("limits", section_limits),
     ("faults", section_faults),

@@ -12,7 +12,7 @@ of the hook contract. See ``docs/lua-policy.md``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kumocore import hookimpl
@@ -30,8 +30,15 @@ async def load_lua_policy(path: str, kumo: Any) -> Any:
 
 
 class LuaPolicyPlugin:
-    """Contributes the ``.lua`` policy loader."""
+    """Contributes the ``.lua`` policy loader, and the Python backing of kumocore's
+    ``policy-extras`` helper modules (``kumo.shaping.load``, ``kumo.policy_extras.*``)."""
 
     @hookimpl
     def kumo_register_policy_loaders(self) -> Mapping[str, Any]:
         return {".lua": load_lua_policy}
+
+    @hookimpl
+    def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
+        from kumocore_lua_policy.extras import PolicyExtras
+
+        return PolicyExtras().policy_functions()

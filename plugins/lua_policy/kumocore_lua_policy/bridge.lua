@@ -258,8 +258,15 @@ local function print(...)
   py.write(table.concat(parts, '\t'))
 end
 
-function bridge.install(kumo, policy_dir)
+-- Where `require` looks, in order: the policy's own directory, then kumocore's modules
+-- (builtin_dir holds policy-extras/*.lua, so `require 'policy-extras.queue'` finds
+-- kumocore's helper before any copy of KumoMTA's further down the path), then Lua's
+-- defaults. To override a kumocore module, put a directory ahead of builtin_dir.
+function bridge.install(kumo, policy_dir, builtin_dir)
   package.loaded.kumo = kumo
+  if builtin_dir then
+    package.path = builtin_dir .. '/?.lua;' .. package.path
+  end
   if policy_dir then
     package.path = policy_dir .. '/?.lua;' .. policy_dir .. '/?/init.lua;' .. package.path
   end

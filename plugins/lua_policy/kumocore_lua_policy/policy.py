@@ -30,6 +30,8 @@ from kumocore import hookimpl
 from kumocore_lua_policy.engine import LuaEngine
 from kumocore_lua_policy.errors import LuaPolicyError
 from kumocore_lua_policy.events import EventRegistry, EventSpec
+from kumocore_lua_policy.extras import bind as bind_policy_extras
+from kumocore_lua_policy.extras import lua_module_dir
 
 #: Lookup event → the ``kumo.*`` constructor a plain returned table is passed through.
 RESULT_MAKERS = {
@@ -169,9 +171,10 @@ async def load_lua_policy(path: str, kumo: Any) -> LuaPolicy:
     engine = LuaEngine()
     registry = EventRegistry(is_function=lambda value: engine.conv.lua_type(value) == "function")
     functions: Mapping[str, Callable[..., Any]] = getattr(kumo, "functions", {})
+    bind_policy_extras(functions)
     table = build_kumo_table(engine, functions, registry)
     policy_dir = os.path.dirname(os.path.abspath(path))
-    engine.install(table, policy_dir)
+    engine.install(table, policy_dir, lua_module_dir())
     chunk = engine.load_file(path)
     await engine.run(chunk)
     registry.close()

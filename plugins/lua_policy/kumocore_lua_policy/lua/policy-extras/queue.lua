@@ -1,0 +1,93 @@
+-- kumocore's policy-extras.queue: tenant, campaign and queue settings from queues.toml
+-- (format: docs/helpers-queue.md).
+--
+--   local queue_helper = queue_module:setup { '/etc/kumo/queues.toml' }
+--   kumo.on('smtp_server_message_received', function(msg) queue_helper:apply(msg) end)
+--
+-- setup registers a get_queue_config handler (unless skip_queue_config_hook is set).
+local kumo = require 'kumo'
+
+-- The error level of the policy code that called into this module (the first frame
+-- outside this file), so that errors name the policy line that set the helper up.
+local THIS_FILE = debug.getinfo(1, 'S').source
+local function policy_level()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, 'S')
+    if info == nil or info.source ~= THIS_FILE then
+      return level
+    end
+    level = level + 1
+  end
+end
+
+-- Run a kumocore loader; its error is raised again as text at the policy's line.
+local function load(loader, ...)
+  local ok, result = pcall(loader, ...)
+  if not ok then
+    error(tostring(result), policy_level())
+  end
+  return result
+end
+
+local mod = {}
+
+local SETUP_OPTIONS = {
+  file_names = true,
+  skip_queue_config_hook = true,
+  invalidate_with_epoch = true,
+}
+
+function mod:setup(file_names)
+  return self:setup_with_options {
+    skip_queue_config_hook = false,
+    file_names = file_names,
+  }
+end
+
+function mod:setup_with_options(options)
+  if mod.CONFIGURED then
+    error('queues module has already been configured', policy_level())
+  end
+  for key in pairs(options) do
+    if not SETUP_OPTIONS[key] then
+      error(string.format("policy-extras.queue: unknown setup option '%s'", tostring(key)), policy_level())
+    end
+  end
+  if options.file_names == nil then
+    error('policy-extras.queue: setup_with_options needs file_names', policy_level())
+  end
+  local data = load(kumo.policy_extras.queue, options.file_names)
+  local apply, resolve = data.apply, data.resolve
+
+  local helper = { file_names = options.file_names }
+  function helper:apply(msg)
+    apply(msg)
+  end
+  -- The queue config (a kumo.make_queue_config value) for a domain, tenant and campaign,
+  -- or nil when the files say nothing about it.
+  function helper:resolve_config(domain, tenant, campaign)
+    return resolve(domain, tenant, campaign)
+  end
+
+  if not options.skip_queue_config_hook then
+    kumo.on('get_queue_config', function(domain, tenant, campaign, _routing_domain)
+      return resolve(domain, tenant, campaign)
+    end)
+  end
+
+  mod.CONFIGURED = {
+    options = options,
+    get_data = function()
+      return data
+    end,
+    resolve_config = helper.resolve_config,
+  }
+  return helper
+end
+
+function mod:resolve_provider(_domain, _routing_domain)
+  error('policy-extras.queue: resolve_provider is not supported by kumocore yet', 2)
+end
+
+return mod

@@ -1,0 +1,132 @@
+-- kumocore's policy-extras.shaping: traffic shaping from TOML/JSON shaping files
+-- (format: docs/helpers-shaping.md).
+--
+--   kumo.on('get_egress_path_config', shaping:setup { '/etc/kumo/shaping.toml' })
+--
+--   local shaper = shaping:setup_with_automation { extra_files = { ... } }
+--   kumo.on('get_egress_path_config', shaper.get_egress_path_config)
+--
+-- kumocore's default shaping file is loaded first unless no_default_files is set. The
+-- files are loaded, checked and their MX rollups resolved by kumo.shaping.load when setup
+-- is called. Traffic shaping automation (publish/subscribe to a TSA daemon) is not
+-- supported by kumocore yet: asking for it fails at load rather than doing nothing.
+local kumo = require 'kumo'
+
+-- The error level of the policy code that called into this module (the first frame
+-- outside this file), so that errors name the policy line that set the helper up.
+local THIS_FILE = debug.getinfo(1, 'S').source
+local function policy_level()
+  local level = 2
+  while true do
+    local info = debug.getinfo(level + 1, 'S')
+    if info == nil or info.source ~= THIS_FILE then
+      return level
+    end
+    level = level + 1
+  end
+end
+
+-- Run a kumocore loader; its error is raised again as text at the policy's line.
+local function load(loader, ...)
+  local ok, result = pcall(loader, ...)
+  if not ok then
+    error(tostring(result), policy_level())
+  end
+  return result
+end
+
+local mod = {}
+
+local AUTOMATION = 'traffic shaping automation is not supported by kumocore yet'
+
+-- Options of setup_with_automation that kumocore honours.
+local SUPPORTED = {
+  extra_files = true,
+  no_default_files = true,
+  publish = true,
+  subscribe = true,
+  load_validation_options = true,
+  validation_options = true,
+}
+
+local function is_empty(list)
+  return list == nil or next(list) == nil
+end
+
+local function check_options(options)
+  if not is_empty(options.publish) or not is_empty(options.subscribe) then
+    error(string.format('policy-extras.shaping: %s: publish and subscribe must be empty', AUTOMATION), policy_level())
+  end
+  for key in pairs(options) do
+    if not SUPPORTED[key] then
+      error(string.format(
+        "policy-extras.shaping: option '%s' of setup_with_automation belongs to %s",
+        tostring(key), AUTOMATION), policy_level())
+    end
+  end
+end
+
+-- Shaping blocks may name egress sources; when the sources helper is set up too, each
+-- name must be one of its sources.
+local function check_sources(data)
+  local loaded = package.loaded['policy-extras.sources']
+  local configured = type(loaded) == 'table' and loaded.CONFIGURED
+  if not configured then
+    return
+  end
+  local sources = configured.get_data()
+  for source, refs in pairs(data.get_referenced_sources()) do
+    -- KumoMTA's own shaping.toml has a sample per-source block; KumoMTA skips it too.
+    local sample = source == 'my source name' and #refs == 1 and refs[1]:find(': "example.com"$')
+    if not sample and sources.get_egress_source(source) == nil then
+      error(string.format("policy-extras.shaping: source '%s' is not defined by the sources helper; referenced by %s",
+        source, table.concat(refs, ', ')), policy_level())
+    end
+  end
+end
+
+function mod:setup(extra_files)
+  return self:setup_with_automation({
+    extra_files = extra_files,
+    publish = {},
+    subscribe = {},
+  }).get_egress_path_config
+end
+
+function mod:setup_with_automation(options)
+  if mod.CONFIGURED then
+    error('shaping module has already been configured', policy_level())
+  end
+  check_options(options)
+  local file_names = {}
+  if not options.no_default_files then
+    file_names[1] = kumo.policy_extras.default_shaping_file()
+  end
+  for _, name in ipairs(options.extra_files or {}) do
+    file_names[#file_names + 1] = name
+  end
+  local data = load(kumo.shaping.load, file_names, options.load_validation_options)
+  for _, text in ipairs(data.get_warnings()) do
+    kumo.log_warn(text)
+  end
+  check_sources(data)
+  local lookup = data.get_egress_path_config
+
+  local function get_egress_path_config(domain, egress_source, site_name)
+    return lookup(domain, egress_source, site_name)
+  end
+
+  mod.CONFIGURED = {
+    _file_names = file_names,
+    _options = options,
+    load_shaping_data = function()
+      return data
+    end,
+    get_egress_path_config = get_egress_path_config,
+    -- publish is empty (anything else was refused above), so there is nothing to set up.
+    setup_publish = function() end,
+  }
+  return mod.CONFIGURED
+end
+
+return mod
