@@ -162,6 +162,7 @@ class CorePlugin:
     def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
         from kumocore.dkim.policy import make_dkim_functions
         from kumocore.dns.policy import make_dns_functions
+        from kumocore.runtime_functions import make_runtime_functions
 
         functions: dict[str, Callable[..., Any]] = {
             "define_spool": self.define_spool,
@@ -184,6 +185,7 @@ class CorePlugin:
             functions[f"log_{level}"] = _policy_logger("warning" if level == "warn" else level)
         functions.update(make_dns_functions(self.runtime.resolver))
         functions.update(make_dkim_functions())
+        functions.update(make_runtime_functions(self.runtime))
         return functions
 
     @hookimpl

@@ -67,6 +67,15 @@ async def _validate(policy: str) -> int:
 
     runtime = Runtime()
     await runtime.load(policy)
+    # As `kumod --validate`: the validate_config handlers run after init, and any
+    # kumo.validation_failed() they (or init) called fails validation.
+    await runtime.hooks.validate_config()
+    if runtime.validation.failed:
+        for failure in runtime.validation.failures:
+            print(f"kumocore: validation failed: {failure}", file=sys.stderr)
+        print(f"policy {policy} failed validation "
+              f"({len(runtime.validation.failures)} problem(s))", file=sys.stderr)
+        return 1
     config = runtime.config
     print(
         f"policy {policy} OK: {len(config.spools)} spools, "

@@ -258,10 +258,11 @@ local function print(...)
   py.write(table.concat(parts, '\t'))
 end
 
-function bridge.install(kumo, policy_dir)
+-- `search_path(default)` returns the whole package.path (see engine.lua_package_path).
+function bridge.install(kumo, search_path)
   package.loaded.kumo = kumo
-  if policy_dir then
-    package.path = policy_dir .. '/?.lua;' .. policy_dir .. '/?/init.lua;' .. package.path
+  if search_path then
+    package.path = search_path(package.path)
   end
   _G.require = require
   _G.print = print

@@ -63,6 +63,9 @@ class ProxyHelpers:
             return None
         value = getattr(obj, name, None)
         if callable(value) and not _is_data(value):
+            if getattr(type(obj), "lua_methods", False):
+                # Objects made for policies (a Regex, a Time) offer methods: obj:name(...)
+                return self.wrap(_method_caller(name), f"{type(obj).__name__}:{name}")
             return None  # methods stay in Python; Lua sees data only
         return self.conv.to_lua(value)
 
