@@ -13,7 +13,8 @@ from .support import Recorder, load, make_runtime
 
 async def test_lua_loads_toml_json_and_yaml_files(tmp_path: Path) -> None:
     (tmp_path / "d.toml").write_text('name = "x"\n[pool.a]\nweight = 2\n')
-    (tmp_path / "d.json").write_text('{\n  // a comment\n  "list": [1, 2], /* more */ "u": "#x"\n}\n')
+    (tmp_path / "d.json").write_text(
+        '{\n  // a comment\n  "list": [1, 2], /* more */ "u": "#x"\n}\n')
     (tmp_path / "d.yaml").write_text("a:\n  - 1\n  - two\n")
     recorder = Recorder()
     await load(tmp_path, f"""\

@@ -21,9 +21,12 @@ async def test_lua_string_functions(tmp_path: Path) -> None:
         kumo.test.mark(kumo.json_encode(s.splitn('Mary had a little lamb', 3, ' ')))
         kumo.test.mark(kumo.json_encode(s.rsplitn('Mary had a little lamb', 3, ' ')))
         kumo.test.mark(kumo.json_encode(s.split_whitespace('  a \\t b\\n')))
-        kumo.test.mark(s.replace('foo foo', 'foo', 'bar') .. '|' .. s.replacen('foo foo foo', 'foo', 'x', 2))
-        kumo.test.mark(s.trim('  x  ') .. '|' .. s.trim_start('  x ') .. '|' .. s.trim_end(' x  '))
-        kumo.test.mark(tostring(s.starts_with('hello', 'he')) .. tostring(s.ends_with('hello', 'x')))
+        kumo.test.mark(s.replace('foo foo', 'foo', 'bar') .. '|'
+          .. s.replacen('foo foo foo', 'foo', 'x', 2))
+        kumo.test.mark(s.trim('  x  ') .. '|' .. s.trim_start('  x ') .. '|'
+          .. s.trim_end(' x  '))
+        kumo.test.mark(tostring(s.starts_with('hello', 'he'))
+          .. tostring(s.ends_with('hello', 'x')))
         kumo.test.mark(s.wrap(string.rep('A', 12), 5, 8))
     """, recorder=recorder)
     assert recorder.marks == [
