@@ -36,10 +36,13 @@ end
 
 --------------------------------------------------------------------------- stacks
 
-local function position(level)
+-- "file:line" of a frame: with the full file name, or with Lua's short_src (which
+-- abbreviates long names) where KumoMTA uses that and helpers compare against it.
+local function position(level, short)
   local ar = debug.getinfo(level + 1, 'Sl')
   if ar then
-    return ar.short_src .. ':' .. ar.currentline
+    local full = not short and ar.source:sub(1, 1) == '@'
+    return (full and ar.source:sub(2) or ar.short_src) .. ':' .. ar.currentline
   end
 end
 
@@ -74,7 +77,7 @@ function kumo.on(name, fn, ...)
   on(name, fn, ...)
   local stack, n = {}, 2
   while true do
-    local where = position(n)
+    local where = position(n, true)
     if not where then
       break
     end

@@ -182,7 +182,11 @@ def digest_functions() -> dict[str, Callable[..., Any]]:
 
 def encode_functions() -> dict[str, Callable[..., Any]]:
     def enc(fn: Callable[[bytes], bytes], nopad: bool = False) -> Callable[[Any], str]:
-        return lambda value: (_nopad if nopad else bytes.decode)(fn(_bytes(value)))  # type: ignore[operator]
+        def encode(value: Any) -> str:
+            data = fn(_bytes(value))
+            return _nopad(data) if nopad else data.decode("ascii")
+
+        return encode
 
     b32hex = lambda b: base64.b32encode(b).translate(_TO_HEX32)  # noqa: E731
     encoders = {
