@@ -51,7 +51,7 @@ async def test_custom_event_last_registration_wins_and_errors_name_the_line(
         await policy.call_custom_event("make.webhook")
     assert info.value.where == f"{tmp_path / 'policy.lua'}:4"
     assert "constructor broke" in str(info.value)
-    with pytest.raises(KeyError, match="no handler for the custom event 'make.kafka'"):
+    with pytest.raises(KeyError, match=r"no handler for the custom event 'make\.kafka'"):
         await policy.call_custom_event("make.kafka")
 
 
