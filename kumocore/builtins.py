@@ -17,6 +17,7 @@ import structlog
 
 from kumocore.errors import ConfigError, PolicyError, Rejection
 from kumocore.hookspecs import hookimpl
+from kumocore.jsonable import jsonable
 from kumocore.policyfn import policy_function
 from kumocore.spool.base import MemorySpool, SpoolFactory
 
@@ -40,11 +41,12 @@ def _reject(code: int, message: str) -> None:
 
 
 def _json_encode(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, default=jsonable).decode()
 
 
 def _json_encode_pretty(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    return orjson.dumps(value, default=jsonable, option=options).decode()
 
 
 def _json_decode(text: str | bytes) -> Any:

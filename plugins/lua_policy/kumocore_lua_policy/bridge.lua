@@ -146,14 +146,21 @@ local function read_only(t, k)
   error(("cannot set '%s' on %s: it is read-only"):format(tostring(k), tostring(t)), 2)
 end
 
+-- Like pairs() over a table, fields whose value is nil (None) are skipped.
 local function pairs_over(names, get)
   return function(t)
     local obj, keys, i = target_of[t], names(target_of[t]), 0
     return function()
-      i = i + 1
-      local k = keys[i]
-      if k ~= nil then
-        return k, get(obj, k)
+      while true do
+        i = i + 1
+        local k = keys[i]
+        if k == nil then
+          return nil
+        end
+        local v = get(obj, k)
+        if v ~= nil then
+          return k, v
+        end
       end
     end, t, nil
   end

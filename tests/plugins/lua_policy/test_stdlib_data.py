@@ -83,3 +83,23 @@ def test_python_policies_get_the_same_serde_functions(tmp_path: Path) -> None:
     assert kumo.serde.yaml_parse(kumo.serde.yaml_encode({"k": [1, 2]})) == {"k": [1, 2]}
     (tmp_path / "c.json").write_text('# shell comment\n{"a": "//not a comment"}')
     assert kumo.json_load(str(tmp_path / "c.json")) == {"a": "//not a comment"}
+
+
+async def test_json_encode_writes_kumocore_objects_and_pairs_skips_nil_fields(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local domain = kumo.make_listener_domain { relay_from = { '10.0.0.0/24' } }
+        local decoded = kumo.json_parse(kumo.json_encode(domain))
+        kumo.test.mark(decoded.relay_from[1] .. ' ' .. decoded.log_oob)
+        kumo.test.mark(kumo.serde.json_parse(kumo.serde.json_encode(domain)).relay_from[1])
+        local keys = {}
+        for k, v in pairs(domain) do keys[#keys + 1] = k end
+        table.sort(keys)
+        kumo.test.mark(table.concat(keys, ','))  -- ttl is nil: not listed, as in a table
+    """, recorder=recorder)
+    assert recorder.marks == [
+        "10.0.0.0/24 Ignore", "10.0.0.0/24",
+        "log_arf,log_oob,relay_from,relay_to,should_log_arf,should_log_oob"]

@@ -22,6 +22,7 @@ import orjson
 import yaml
 
 from kumocore import ConfigError
+from kumocore.jsonable import jsonable
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -80,11 +81,11 @@ def json_load(path: str) -> Any:
 
 
 def json_encode(value: Any) -> str:
-    return orjson.dumps(_plain(value)).decode()
+    return orjson.dumps(_plain(value), default=jsonable).decode()
 
 
 def json_encode_pretty(value: Any) -> str:
-    return orjson.dumps(_plain(value), option=orjson.OPT_INDENT_2).decode()
+    return orjson.dumps(_plain(value), default=jsonable, option=orjson.OPT_INDENT_2).decode()
 
 
 # ----------------------------------------------------------------------------------- TOML
