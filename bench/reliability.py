@@ -40,6 +40,7 @@ from bench.reliability_bench import MODES, Bench, Mode, say
 from bench.reliability_faults import section_crash, section_faults
 from bench.reliability_hostile import section_http, section_relay, section_smtp_fuzz
 from bench.reliability_limits import section_limits
+from bench.reliability_lua_reload import section_lua_reload
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
 
@@ -56,6 +57,7 @@ __all__ = [
     "section_faults",
     "section_http",
     "section_limits",
+    "section_lua_reload",
     "section_policies",
     "section_relay",
     "section_smtp_fuzz",
@@ -74,6 +76,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("spool", section_spool),
     ("limits", section_limits),
     ("faults", section_faults),
+    ("lua_reload", section_lua_reload),
 ]
 
 
