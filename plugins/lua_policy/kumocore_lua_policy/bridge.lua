@@ -170,13 +170,33 @@ local function str(t)
   return py.str(target_of[t])
 end
 
--- A Python object with readable fields (a config, an address, a DNS answer...).
+-- An operand of an arithmetic or comparison metamethod: a proxy's Python object, or the
+-- plain value.
+local function operand(v)
+  local obj = target_of[v]
+  if obj ~= nil then
+    return obj
+  end
+  return v
+end
+
+local function binop(op)
+  return function(a, b)
+    return py.binop(op, operand(a), operand(b))
+  end
+end
+
+-- A Python object with readable fields (a config, an address, a DNS answer...). `==`, `+`
+-- and `-` use Python's operators (equal configs are equal; Time + TimeDelta).
 local object_meta = {
   __name = 'kumo-object',
   __index = function(t, k) return py.get_attr(target_of[t], k) end,
   __newindex = read_only,
   __pairs = pairs_over(py.fields, py.get_attr),
   __tostring = str,
+  __eq = binop('eq'),
+  __add = binop('add'),
+  __sub = binop('sub'),
 }
 
 -- A live view of a Python dict (conn_meta, auth_info): reads and writes go to the dict.

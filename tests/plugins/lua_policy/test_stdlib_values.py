@@ -98,6 +98,26 @@ async def test_lua_time_and_uuid_objects(tmp_path: Path) -> None:
     ]
 
 
+async def test_lua_operators_on_time_and_kumocore_objects(tmp_path: Path) -> None:
+    recorder = Recorder()
+    await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local t = kumo.time.with_ymd_hms(2000, 01, 02, 03, 04, 05)
+        local hour = kumo.time.parse_duration '1h'
+        kumo.test.mark(tostring(t + hour) .. ' ' .. (t + hour - t).seconds)
+        kumo.test.mark((t - hour).hour .. ' ' .. (hour - kumo.time.parse_duration(600)).seconds)
+        kumo.test.mark(t == kumo.time.from_unix_timestamp(946782245))
+        kumo.test.mark(t == t + hour)
+        local a = kumo.make_listener_domain { relay_from = { '10.0.0.0/24' } }
+        local b = kumo.make_listener_domain { relay_from = { '10.0.0.0/24' } }
+        kumo.test.mark(a == b)
+        local ok, err = pcall(function() return t + 1 end)
+        kumo.test.mark(tostring(err):match('cannot compute Time %+ int') ~= nil)
+    """, recorder=recorder)
+    assert recorder.marks == ["2000-01-02 04:04:05 UTC 3600.0", "2 3000.0", True, False, True,
+                              True]
+
+
 def test_python_gets_the_same_value_functions() -> None:
     kumo = make_runtime().kumo
     dmap = kumo.domain_map.new({"*.example.com": 1})

@@ -1,9 +1,8 @@
 """``kumo.time.*`` (Time, TimeDelta, timers) and ``kumo.uuid.*`` (Uuid objects).
 
-Times are UTC. Their fields (``t.year``, ``t.rfc3339``...) and methods (``t:format(fmt)``)
-are as KumoMTA documents; from Python the same objects also support ``+``/``-``/``==``.
-Lua's arithmetic metamethods on these objects are not provided yet (the bridge proxies
-objects as tables of fields and methods); ``tostring`` works.
+Times are UTC. Their fields (``t.year``, ``t.rfc3339``...), methods (``t:format(fmt)``) and
+operators (``time + delta``, ``time - time``, ``==``; ``tostring``) are as KumoMTA
+documents, in Lua and in Python.
 """
 
 from __future__ import annotations
@@ -37,10 +36,14 @@ class TimeDelta:
     def __hash__(self) -> int:
         return hash(self._seconds)
 
-    def __add__(self, other: TimeDelta) -> TimeDelta:
+    def __add__(self, other: object) -> TimeDelta:
+        if not isinstance(other, TimeDelta):
+            return NotImplemented
         return TimeDelta(self._seconds + other._seconds)
 
-    def __sub__(self, other: TimeDelta) -> TimeDelta:
+    def __sub__(self, other: object) -> TimeDelta:
+        if not isinstance(other, TimeDelta):
+            return NotImplemented
         return TimeDelta(self._seconds - other._seconds)
 
     def __str__(self) -> str:
@@ -82,13 +85,17 @@ class Time:
     def __hash__(self) -> int:
         return hash(self._dt)
 
-    def __add__(self, delta: TimeDelta) -> Time:
+    def __add__(self, delta: object) -> Time:
+        if not isinstance(delta, TimeDelta):
+            return NotImplemented
         return Time(self._dt + dt.timedelta(seconds=delta.seconds))
 
-    def __sub__(self, other: Time | TimeDelta) -> Any:
+    def __sub__(self, other: object) -> Any:
         if isinstance(other, Time):
             return TimeDelta((self._dt - other._dt).total_seconds())
-        return Time(self._dt - dt.timedelta(seconds=other.seconds))
+        if isinstance(other, TimeDelta):
+            return Time(self._dt - dt.timedelta(seconds=other.seconds))
+        return NotImplemented
 
     def __str__(self) -> str:
         return self._dt.strftime("%Y-%m-%d %H:%M:%S UTC")
