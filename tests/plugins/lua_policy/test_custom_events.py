@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from kumocore import PolicyError
+from kumocore.custom_events import CustomEventSource, custom_event_source
 
 from .support import load
 
@@ -83,3 +84,14 @@ async def test_get_event_registrars_lists_who_registered(tmp_path: Path) -> None
     """)
     stacks = await policy.call_custom_event("make.probe")
     assert [s.rsplit("/", 1)[-1] for s in stacks] == ["helper.lua:2", "policy.lua:3"]
+
+
+async def test_features_find_the_handler_through_the_core_lookup(tmp_path: Path) -> None:
+    runtime, policy = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('make.webhook', function(domain) return 'hook for ' .. domain end)
+    """)
+    source = custom_event_source(runtime, "make.webhook")
+    assert source is policy and isinstance(policy, CustomEventSource)
+    assert await source.call_custom_event("make.webhook", "example.com") == "hook for example.com"
+    assert custom_event_source(runtime, "make.amqp") is None
