@@ -11,8 +11,9 @@
 --  * `require 'kumo.regex'` etc. and the "not supported by kumocore yet" guard.
 local kumo, py = ...
 
-local debug, error, ipairs, pairs, rawget, setmetatable, type =
-  debug, error, ipairs, pairs, rawget, setmetatable, type
+local debug, error, ipairs, pairs, rawget, select, setmetatable, type =
+  debug, error, ipairs, pairs, rawget, select, setmetatable, type
+local unpack = table.unpack
 
 --------------------------------------------------------------------------- memoize
 
@@ -25,12 +26,18 @@ function kumo.memoize(fn, params)
     error('kumo.memoize: the first argument must be a function, got ' .. type(fn), 2)
   end
   local name = memo_cache(params)
+  -- Every result is cached, as KumoMTA does (a function may return several values).
+  local function store(found, ...)
+    local n = select('#', ...)
+    local stored = memo_store(name, found.key, found.epoch, n, ...)
+    return unpack(stored, 1, n)
+  end
   return function(...)
     local found = memo_lookup(name, ...)
     if found.hit then
-      return found.value
+      return unpack(found.values, 1, found.n)
     end
-    return memo_store(name, found.key, found.epoch, (fn(...)))
+    return store(found, fn(...))
   end
 end
 

@@ -31,8 +31,13 @@ async def test_lua_memoize_caches_by_argument_value_and_copies_tables(tmp_path: 
         local slow = kumo.memoize(function(v) return kumo.test.echo(v) end,
                                   { name = 'io', ttl = 60, capacity = 1 })
         kumo.test.mark(slow('through io'))
+        -- every result is cached, nils included
+        local multi = kumo.memoize(function(x) calls = calls + 1; return x, nil, x * 2 end,
+                                   { name = 'multi', ttl = 60, capacity = 2 })
+        local function count(...) return select('#', ...) .. ':' .. tostring((select(3, ...))) end
+        kumo.test.mark(count(multi(4)) .. ' ' .. count(multi(4)) .. ' ' .. calls)
     """, recorder=recorder)
-    assert recorder.marks == ["2 1 1 2", "through io"]
+    assert recorder.marks == ["2 1 1 2", "through io", "3:8 3:8 3"]
 
 
 async def test_lua_memoize_evicts_least_recently_used_and_expires(tmp_path: Path) -> None:

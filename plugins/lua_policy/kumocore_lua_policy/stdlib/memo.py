@@ -7,8 +7,9 @@ KumoMTA's semantics, which these caches follow:
 * entries live ``ttl`` (a duration) and at most ``capacity`` of them are kept, the least
   recently used going first;
 * the key is the arguments' value (tables compared by content, not identity);
-* a result is stored as data and handed out as a fresh copy on every hit, so a caller that
-  modifies a returned table does not change the cache (functions cannot be cached);
+* results (all of a Lua function's return values) are stored as data and handed out as
+  fresh copies on every hit, so a caller that modifies a returned table does not change the
+  cache (functions cannot be cached);
 * ``invalidate_with_epoch = true``: entries made before the configuration epoch last
   changed are ignored (``allow_stale_reads`` turns this off, as in KumoMTA).
 
@@ -110,7 +111,7 @@ class MemoCache:
         return True, value
 
     def put(self, key: str, value: Any, epoch: int) -> None:
-        if callable(value):
+        if callable(value) or (isinstance(value, list) and any(map(callable, value))):
             raise ConfigError(f"kumo.memoize '{self.params.name}': a function result cannot "
                               "be cached")
         self._entries[key] = (time.monotonic() + self.params.ttl, epoch, value)
@@ -120,6 +121,11 @@ class MemoCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _sparse(values: list[Any]) -> dict[int, Any]:
+    """Results as a Lua array that may hold nils (``{1: a, 3: c}``), unpacked with ``n``."""
+    return {i: v for i, v in enumerate(values, 1) if v is not None}
 
 
 class MemoRegistry:
@@ -139,15 +145,20 @@ class MemoRegistry:
 
     # ------------------------------------------------------------------ Lua's helpers
     def lookup(self, name: str, *args: Any) -> dict[str, Any]:
-        """``{hit, value, key, epoch}`` for a call of the memoized function ``name``."""
+        """``{hit, values, n, key, epoch}`` for a call of the memoized Lua function ``name``
+        (a Lua function's results are cached as the list of its ``n`` return values)."""
         key = cache_key(args)
-        hit, value = self.caches[name].get(key)
-        return {"hit": hit, "value": value, "key": key, "epoch": self.epoch.value}
+        hit, values = self.caches[name].get(key)
+        found: dict[str, Any] = {"hit": hit, "key": key, "epoch": self.epoch.value}
+        if hit:
+            found.update(values=_sparse(values), n=len(values))
+        return found
 
-    def store(self, name: str, key: str, epoch: int, value: Any) -> Any:
-        """Cache ``value``; returns it (Lua hands a fresh copy of it to the caller)."""
-        self.caches[name].put(key, value, epoch)
-        return value
+    def store(self, name: str, key: str, epoch: int, n: int, *values: Any) -> dict[int, Any]:
+        """Cache a Lua function's ``n`` results; returns them for Lua to hand out a copy."""
+        results = list(values[:n]) + [None] * (n - len(values))
+        self.caches[name].put(key, results, epoch)
+        return _sparse(results)
 
     # ------------------------------------------------------------------ Python policies
     def memoize(self, fn: Callable[..., Any], params: Any) -> Callable[..., Any]:
