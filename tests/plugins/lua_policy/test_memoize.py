@@ -123,6 +123,19 @@ async def test_python_memoize_sync_and_async() -> None:
     with pytest.raises(ConfigError, match="'ttl' parameter is required"):
         kumo.memoize(compute, {"name": "x", "capacity": 1})
 
+    attempts: list[int] = []
+
+    async def slow(key: str) -> str:
+        attempts.append(1)
+        await asyncio.sleep(5)
+        return key
+
+    timed = kumo.memoize(slow, {"name": "slow", "ttl": 60, "capacity": 1,
+                                "populate_timeout": "50ms", "retry_on_populate_timeout": True})
+    with pytest.raises(ConfigError, match=r"took longer than populate_timeout \(0\.05s\)"):
+        await timed("x")
+    assert len(attempts) == 3
+
 
 def test_caches_are_shared_by_name_across_policy_states() -> None:
     plugin = LuaPolicyPlugin()

@@ -20,6 +20,7 @@ call :meth:`MemoRegistry.memoize`, which accepts plain and ``async`` functions.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import inspect
@@ -48,6 +49,7 @@ class MemoParams:
     capacity: int
     invalidate_with_epoch: bool = False
     populate_timeout: float = 120.0
+    retry_on_populate_timeout: bool = False
 
     @classmethod
     def parse(cls, params: Any) -> MemoParams:
@@ -74,7 +76,8 @@ class MemoParams:
             raise ConfigError(f"kumo.memoize '{name}': {exc}") from None
         stale_ok = bool(params.get("allow_stale_reads", False))
         epoch = bool(params.get("invalidate_with_epoch", False)) and not stale_ok
-        return cls(name, ttl, capacity, epoch, timeout)
+        retry = bool(params.get("retry_on_populate_timeout", False))
+        return cls(name, ttl, capacity, epoch, timeout, retry)
 
 
 def cache_key(args: tuple[Any, ...] | list[Any]) -> str:
@@ -173,7 +176,7 @@ class MemoRegistry:
                 key, epoch = cache_key(args), self.epoch.value
                 hit, value = cache.get(key)
                 if not hit:
-                    value = await fn(*args)
+                    value = await _populate(cache.params, fn, args)
                     cache.put(key, value, epoch)
                 return copy.deepcopy(value)
 
@@ -189,3 +192,16 @@ class MemoRegistry:
             return copy.deepcopy(value)
 
         return cached
+
+
+async def _populate(params: MemoParams, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """Await ``fn(*args)`` within ``populate_timeout`` (three tries with ``retry_on_...``)."""
+    tries = 3 if params.retry_on_populate_timeout else 1
+    for attempt in range(tries):
+        try:
+            return await asyncio.wait_for(fn(*args), params.populate_timeout)
+        except TimeoutError:
+            if attempt + 1 == tries:
+                raise ConfigError(f"kumo.memoize '{params.name}': populating took longer than "
+                                  f"populate_timeout ({params.populate_timeout:g}s)") from None
+    raise AssertionError("unreachable")  # pragma: no cover
