@@ -121,7 +121,10 @@ class CidrMap:
     def get(self, key: Any, default: Any = None) -> Any:
         address = _address_key(key)
         if address is None:
-            return default
+            try:  # a block itself ('10.0.0.0/8'): its own value
+                return self._blocks.get(parse_network(key), default)
+            except (ValueError, TypeError):
+                return default
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         best: IPNetwork | None = None
