@@ -98,3 +98,20 @@ async def test_bump_config_epoch_from_lua_reloads_and_invalidates(tmp_path: Path
         assert recorder.marks == ["computed", "computed"]
     finally:
         await runtime.hooks.shutdown()
+
+
+def test_monitor_sees_same_size_rewrites_in_quick_succession(tmp_path: Path) -> None:
+    from kumocore_lua_policy.stdlib import ConfigEpoch, ConfigMonitor
+
+    data = tmp_path / "d.toml"
+    data.write_text("a = 1\n")
+    monitor = ConfigMonitor(ConfigEpoch())
+    monitor.set_globs([f"{tmp_path}/*.toml"])
+    assert not monitor.check()  # the baseline
+    changes = 0
+    for value in range(2, 12):
+        data.write_text(f"a = {value % 10}\n")  # same size, within one mtime tick or two
+        changes += monitor.check()
+    assert changes == 10 and monitor.epoch.value == 10
+    (tmp_path / "new.toml").write_text("")
+    assert monitor.check()  # a file that appears is a change too

@@ -20,6 +20,7 @@ import hashlib
 import itertools
 import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -78,9 +79,25 @@ class ConfigEpoch:
         return self.value
 
 
-def _fingerprint(path: str) -> tuple[int, int, str] | None:
+Fingerprint = tuple[int, int, str]
+
+
+def _matching(globs: Iterable[str], extra: set[str]) -> list[str]:
+    return sorted(set(glob_files(globs)) | extra)
+
+#: A file modified this recently is hashed again even if its size and mtime look unchanged:
+#: two writes within one mtime tick (a few ms on some filesystems) must not be missed.
+_RECENT_NS = 2_000_000_000
+
+
+def _fingerprint(path: str, previous: Fingerprint | None) -> Fingerprint | None:
+    """(size, mtime, content hash); the hash of an old, unchanged file is reused, so large
+    stable data files are not read on every poll."""
     try:
         stat = os.stat(path)
+        if (previous is not None and previous[:2] == (stat.st_size, stat.st_mtime_ns)
+                and time.time_ns() - stat.st_mtime_ns > _RECENT_NS):
+            return previous
         with open(path, "rb") as f:
             digest = hashlib.blake2b(f.read(), digest_size=16).hexdigest()
     except OSError:
@@ -96,7 +113,7 @@ class ConfigMonitor:
         self.interval = interval
         self.globs: list[str] = list(DEFAULT_GLOBS)
         self.extra_files: set[str] = set()
-        self._last: dict[str, tuple[int, int, str] | None] | None = None
+        self._last: dict[str, Fingerprint | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def set_globs(self, globs: Any) -> None:
@@ -108,17 +125,18 @@ class ConfigMonitor:
         self._last = None  # a new set of files: take a fresh baseline
 
     def files(self) -> list[str]:
-        return sorted(set(glob_files(self.globs)) | self.extra_files)
+        return _matching(self.globs, self.extra_files)
 
     def check(self) -> bool:
         """Compare with the last poll; bump the epoch (and return True) on a change."""
-        if not self._poll():
+        if not self._poll(self.files()):
             return False
         self.epoch.bump()
         return True
 
-    def _poll(self) -> bool:
-        current = {path: _fingerprint(path) for path in self.files()}
+    def _poll(self, files: list[str]) -> bool:
+        last = self._last or {}
+        current = {path: _fingerprint(path, last.get(path)) for path in files}
         previous, self._last = self._last, current
         if previous is None or previous == current:
             return False
@@ -147,8 +165,11 @@ class ConfigMonitor:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                # Reading files happens off the loop; listeners run on it.
-                if await asyncio.to_thread(self._poll):
+                # Reading files happens off the loop; listeners run on it. The glob and
+                # file lists are read here, on the loop, where they are changed.
+                globs, extra = list(self.globs), set(self.extra_files)
+                files = await asyncio.to_thread(_matching, globs, extra)
+                if await asyncio.to_thread(self._poll, files):
                     self.epoch.bump()
             except Exception:
                 log.exception("configuration monitor poll failed")
