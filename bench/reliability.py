@@ -44,6 +44,7 @@ from bench.reliability_faults import section_crash, section_faults
 from bench.reliability_helpers import section_helpers
 from bench.reliability_hostile import section_http, section_relay, section_smtp_fuzz
 from bench.reliability_limits import section_limits
+from bench.reliability_lua_reload import section_lua_reload
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
 from bench.reliability_sec_delivery import section_sec_delivery
@@ -63,6 +64,7 @@ __all__ = [
     "section_helpers",
     "section_http",
     "section_limits",
+    "section_lua_reload",
     "section_policies",
     "section_relay",
     "section_sec_delivery",
@@ -86,6 +88,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("faults", section_faults),
     ("sec_smtp", section_sec_smtp),
     ("sec_delivery", section_sec_delivery),
+    ("lua_reload", section_lua_reload),
 ]
 
 

@@ -17,6 +17,7 @@ import structlog
 
 from kumocore.errors import ConfigError, PolicyError, Rejection
 from kumocore.hookspecs import hookimpl
+from kumocore.jsonable import jsonable
 from kumocore.policyfn import policy_function
 from kumocore.spool.base import MemorySpool, SpoolFactory
 
@@ -40,11 +41,12 @@ def _reject(code: int, message: str) -> None:
 
 
 def _json_encode(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return orjson.dumps(value, default=jsonable).decode()
 
 
 def _json_encode_pretty(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    return orjson.dumps(value, default=jsonable, option=options).decode()
 
 
 def _json_decode(text: str | bytes) -> Any:
@@ -162,6 +164,7 @@ class CorePlugin:
     def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
         from kumocore.dkim.policy import make_dkim_functions
         from kumocore.dns.policy import make_dns_functions
+        from kumocore.runtime_functions import make_runtime_functions
 
         functions: dict[str, Callable[..., Any]] = {
             "define_spool": self.define_spool,
@@ -184,6 +187,7 @@ class CorePlugin:
             functions[f"log_{level}"] = _policy_logger("warning" if level == "warn" else level)
         functions.update(make_dns_functions(self.runtime.resolver))
         functions.update(make_dkim_functions())
+        functions.update(make_runtime_functions(self.runtime))
         return functions
 
     @hookimpl

@@ -162,6 +162,15 @@ async def _validate(policy: str, domains: list[str], tenants: list[str]) -> int:
 
     runtime = Runtime()
     await runtime.load(policy)
+    # As `kumod --validate`: the validate_config handlers run after init, and any
+    # kumo.validation_failed() they (or init) called fails validation.
+    await runtime.hooks.validate_config()
+    if runtime.validation.failed:
+        for failure in runtime.validation.failures:
+            print(f"kumocore: validation failed: {failure}", file=sys.stderr)
+        print(f"policy {policy} failed validation "
+              f"({len(runtime.validation.failures)} problem(s))", file=sys.stderr)
+        return 1
     try:
         findings = await check_policy(runtime, domains=domains, tenants=tenants)
     finally:

@@ -46,6 +46,12 @@ class Hooks:
     async def init(self, kumo: Kumo) -> None:
         await self.caller.call_all("kumo_init", kumo=kumo)
 
+    async def pre_init(self, kumo: Kumo) -> None:
+        await self.caller.call_all("kumo_pre_init", kumo=kumo)
+
+    async def validate_config(self) -> None:
+        await self.caller.call_all("kumo_validate_config")
+
     async def shutdown(self) -> None:
         await self.caller.call_all("kumo_shutdown")
 

@@ -72,6 +72,25 @@ def kumo_init(kumo: Kumo) -> None:
 
 
 @hookspec
+def kumo_pre_init(kumo: Kumo) -> None:
+    """Runs once before ``init``: helper modules build up optional features here.
+
+    Lua: ``kumo.on('pre_init', function() end)`` (KumoMTA's event; every registered
+    handler runs, in registration order). All implementations run.
+    """
+
+
+@hookspec
+def kumo_validate_config() -> None:
+    """``kumocore validate`` only, after ``init``: check the configuration more deeply.
+
+    Report problems with ``kumo.validation_failed()``; validation then fails (exit 1).
+    Lua: ``kumo.on('validate_config', function() end)`` (KumoMTA's event; every registered
+    handler runs). All implementations run.
+    """
+
+
+@hookspec
 def kumo_shutdown() -> None:
     """The server is stopping: flush and close what you own. All implementations run.
 

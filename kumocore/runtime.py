@@ -25,6 +25,7 @@ from kumocore.errors import ConfigError, PolicyError
 from kumocore.hooks import Hooks
 from kumocore.kumo_api import Kumo
 from kumocore.plugins import PluginLoadError, load_entry_points, register_plugin
+from kumocore.validation import ValidationReport
 
 if TYPE_CHECKING:
     from kumocore.admin.peers import NodePeers
@@ -77,6 +78,8 @@ class Runtime:
         self.config = ServerConfig()
         self.resolver: Resolver = Resolver()
         self.policy_path: str | None = None
+        #: What ``kumo.validation_failed()`` recorded (``kumocore validate`` reports it).
+        self.validation = ValidationReport()
         self.init_done = False
         #: Bind listeners with SO_REUSEPORT (``serve --workers N``: workers share addresses).
         self.reuse_port = False
@@ -133,6 +136,7 @@ class Runtime:
 
     async def run_init(self) -> None:
         """Run every ``init`` handler, then check that what it defined fits together."""
+        await self.hooks.pre_init(self.kumo)
         await self.hooks.init(self.kumo)
         self.init_done = True
         self._check_config()

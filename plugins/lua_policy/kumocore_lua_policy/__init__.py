@@ -21,24 +21,44 @@ from kumocore_lua_policy.errors import LuaPolicyError
 __all__ = ["LuaPolicyError", "LuaPolicyPlugin", "load_lua_policy"]
 
 
-async def load_lua_policy(path: str, kumo: Any) -> Any:
+async def load_lua_policy(path: str, kumo: Any, stdlib: Any = None) -> Any:
     """Load a Lua policy file; returns its plugin object (a ``LuaPolicy``)."""
     # Imported here so that merely installing the plugin doesn't import lupa.
     from kumocore_lua_policy.policy import load_lua_policy as load
 
-    return await load(path, kumo)
+    return await load(path, kumo, stdlib)
 
 
 class LuaPolicyPlugin:
-    """Contributes the ``.lua`` policy loader, and the Python backing of kumocore's
-    ``policy-extras`` helper modules (``kumo.shaping.load``, ``kumo.policy_extras.*``)."""
+    """Contributes the ``.lua`` policy loader, the ``kumo`` standard library (the
+    functions KumoMTA's ``kumo`` module has beyond server definition: serde, string, regex,
+    maps, digests, time, memoize, configuration epochs — see ``stdlib/``) and the Python
+    backing of kumocore's ``policy-extras`` helper modules (``kumo.shaping.load``,
+    ``kumo.policy_extras.*``)."""
+
+    def __init__(self) -> None:
+        from kumocore_lua_policy.stdlib import LuaStdlib
+
+        self.stdlib = LuaStdlib()
+
+    async def _load(self, path: str, kumo: Any) -> Any:
+        return await load_lua_policy(path, kumo, self.stdlib)
 
     @hookimpl
     def kumo_register_policy_loaders(self) -> Mapping[str, Any]:
-        return {".lua": load_lua_policy}
+        return {".lua": self._load}
 
     @hookimpl
     def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
         from kumocore_lua_policy.extras import PolicyExtras
 
-        return PolicyExtras().policy_functions()
+        return {**self.stdlib.functions(), **PolicyExtras().policy_functions()}
+
+    @hookimpl
+    def kumo_init(self) -> None:
+        # Watch the monitored files from now on (KumoMTA starts its monitor after init).
+        self.stdlib.monitor.start()
+
+    @hookimpl
+    async def kumo_shutdown(self) -> None:
+        await self.stdlib.monitor.stop()

@@ -146,14 +146,21 @@ local function read_only(t, k)
   error(("cannot set '%s' on %s: it is read-only"):format(tostring(k), tostring(t)), 2)
 end
 
+-- Like pairs() over a table, fields whose value is nil (None) are skipped.
 local function pairs_over(names, get)
   return function(t)
     local obj, keys, i = target_of[t], names(target_of[t]), 0
     return function()
-      i = i + 1
-      local k = keys[i]
-      if k ~= nil then
-        return k, get(obj, k)
+      while true do
+        i = i + 1
+        local k = keys[i]
+        if k == nil then
+          return nil
+        end
+        local v = get(obj, k)
+        if v ~= nil then
+          return k, v
+        end
       end
     end, t, nil
   end
@@ -163,13 +170,33 @@ local function str(t)
   return py.str(target_of[t])
 end
 
--- A Python object with readable fields (a config, an address, a DNS answer...).
+-- An operand of an arithmetic or comparison metamethod: a proxy's Python object, or the
+-- plain value.
+local function operand(v)
+  local obj = target_of[v]
+  if obj ~= nil then
+    return obj
+  end
+  return v
+end
+
+local function binop(op)
+  return function(a, b)
+    return py.binop(op, operand(a), operand(b))
+  end
+end
+
+-- A Python object with readable fields (a config, an address, a DNS answer...). `==`, `+`
+-- and `-` use Python's operators (equal configs are equal; Time + TimeDelta).
 local object_meta = {
   __name = 'kumo-object',
   __index = function(t, k) return py.get_attr(target_of[t], k) end,
   __newindex = read_only,
   __pairs = pairs_over(py.fields, py.get_attr),
   __tostring = str,
+  __eq = binop('eq'),
+  __add = binop('add'),
+  __sub = binop('sub'),
 }
 
 -- A live view of a Python dict (conn_meta, auth_info): reads and writes go to the dict.
@@ -258,17 +285,11 @@ local function print(...)
   py.write(table.concat(parts, '\t'))
 end
 
--- Where `require` looks, in order: the policy's own directory, then kumocore's modules
--- (builtin_dir holds policy-extras/*.lua, so `require 'policy-extras.queue'` finds
--- kumocore's helper before any copy of KumoMTA's further down the path), then Lua's
--- defaults. To override a kumocore module, put a directory ahead of builtin_dir.
-function bridge.install(kumo, policy_dir, builtin_dir)
+-- `search_path(default)` returns the whole package.path (see engine.lua_package_path).
+function bridge.install(kumo, search_path)
   package.loaded.kumo = kumo
-  if builtin_dir then
-    package.path = builtin_dir .. '/?.lua;' .. package.path
-  end
-  if policy_dir then
-    package.path = policy_dir .. '/?.lua;' .. policy_dir .. '/?/init.lua;' .. package.path
+  if search_path then
+    package.path = search_path(package.path)
   end
   _G.require = require
   _G.print = print

@@ -79,6 +79,8 @@ class Converter:
             return self._wrap(value, f"<function {getattr(value, '__name__', 'python')}>")
         if isinstance(value, Message):
             return self.proxy("message", value)
+        if getattr(type(value), "lua_proxy", None) == "map":
+            return self.proxy("map", value)  # indexed like a table (kumo.domain_map...)
         return self.proxy("object", value)
 
     def proxy(self, kind: str, obj: Any) -> Any:

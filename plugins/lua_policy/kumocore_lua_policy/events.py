@@ -5,9 +5,16 @@ the ``kumo_register_*`` providers, named without the ``kumo_`` prefix, so a hook
 the contract is available to Lua without touching this plugin.
 
 KumoMTA's rules (docs/reference/kumo/on.md): registering an event again replaces the
-handler — the last registration wins — except for ``get_queue_config`` and
-``should_enqueue_log_record``, whose handlers all stay and run in registration order until
-one returns non-nil. An unknown name is a load-time error with a did-you-mean hint.
+handler — the last registration wins — except for the events KumoMTA declares "multiple"
+(``get_queue_config``, ``should_enqueue_log_record``, ``pre_init``, ``validate_config``),
+whose handlers all stay and run in registration order (lookups until one returns non-nil).
+
+Any other name is a *custom event* (KumoMTA: "EVENT can be any string"): a constructor
+that another feature calls by name, such as ``make.webhook`` for a log hook or the
+constructor of a ``custom_lua`` delivery protocol. Those are looked up and called with
+:meth:`LuaPolicy.call_custom_event <kumocore_lua_policy.policy.LuaPolicy.call_custom_event>`.
+A name that is not dotted and is *close* to a built-in event's name is refused with a
+did-you-mean hint: it is far more likely a typo than a custom event.
 """
 
 from __future__ import annotations
@@ -21,14 +28,16 @@ from typing import Any
 from kumocore import hookspecs
 
 #: Events where every registered handler is kept (called in order until one returns non-nil).
-MULTI_HANDLER_EVENTS = frozenset({"get_queue_config", "should_enqueue_log_record"})
+MULTI_HANDLER_EVENTS = frozenset(
+    {"get_queue_config", "should_enqueue_log_record", "pre_init", "validate_config"}
+)
 
 #: KumoMTA's names for events that kumocore's contract names differently.
 ALIASES = {"smtp_server_rcpt_to": "smtp_server_mail_rcpt_to"}
 
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
-    "pre_init", "smtp_server_data", "smtp_server_rewrite_response",
+    "smtp_server_data", "smtp_server_rewrite_response",
     "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
     "smtp_server_message_deferred_inject", "smtp_client_rewrite_delivery_status",
     "requeue_message", "rebind_message", "throttle_insert_ready_queue",
@@ -44,6 +53,8 @@ class EventSpec:
     hook: str
     argnames: tuple[str, ...]
     firstresult: bool
+    #: A name no hook has: a constructor other features call (``make.webhook``).
+    custom: bool = False
 
     @property
     def multi(self) -> bool:
@@ -101,13 +112,16 @@ class EventRegistry:
             return spec
         if name in UNSUPPORTED_KUMOMTA_EVENTS:
             raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore")
-        known = sorted([*self.specs, *ALIASES])
-        hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        if hint:
-            suggestion = f"; did you mean '{hint[0]}'?"
-        else:
-            suggestion = f"; known events: {', '.join(known)}"
-        raise ValueError(f"kumo.on: unknown event '{name}'{suggestion}")
+        if not name:
+            raise ValueError("kumo.on: the event name must not be empty")
+        if "." not in name:
+            known = sorted([*self.specs, *ALIASES, *UNSUPPORTED_KUMOMTA_EVENTS])
+            hint = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+            if hint:
+                raise ValueError(f"kumo.on: unknown event '{name}'; did you mean '{hint[0]}'? "
+                                 "(a custom event needs a name not this close to a built-in "
+                                 "one, such as 'make.my_event')")
+        return EventSpec(name, "", (), firstresult=True, custom=True)
 
     def close(self) -> None:
         self._closed = True
@@ -116,5 +130,9 @@ class EventRegistry:
         return list(self._handlers.get(name, ()))
 
     def registered(self) -> list[EventSpec]:
-        """The events with at least one handler, in contract order."""
+        """The built-in events with at least one handler, in contract order."""
         return [spec for name, spec in self.specs.items() if name in self._handlers]
+
+    def custom_events(self) -> list[str]:
+        """The custom event names with a handler, sorted."""
+        return sorted(name for name in self._handlers if name not in self.specs)

@@ -21,17 +21,23 @@ the result back:
 
 from __future__ import annotations
 
+import asyncio
 import keyword
 import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
+import structlog
+
 from kumocore import hookimpl
-from kumocore_lua_policy.engine import LuaEngine
+from kumocore_lua_policy.engine import LuaEngine, lua_package_path
 from kumocore_lua_policy.errors import LuaPolicyError
 from kumocore_lua_policy.events import EventRegistry, EventSpec
 from kumocore_lua_policy.extras import bind as bind_policy_extras
-from kumocore_lua_policy.extras import lua_module_dir
+from kumocore_lua_policy.stdlib import LuaStdlib
+from kumocore_lua_policy.stdlib_lua import install_stdlib
+
+log = structlog.get_logger("kumocore.lua")
 
 #: Lookup event → the ``kumo.*`` constructor a plain returned table is passed through.
 RESULT_MAKERS = {
@@ -42,11 +48,21 @@ RESULT_MAKERS = {
     "get_listener_domain": "make_listener_domain",
 }
 
+#: Events whose Lua handlers get no arguments (the Python hook's ``kumo`` is left out).
+NO_ARGUMENT_EVENTS = frozenset({"init", "pre_init"})
+
 Dispatch = Callable[[str, tuple[Any, ...]], Coroutine[Any, Any, Any]]
 
 
 class LuaPolicy:
-    """A loaded Lua policy; registered with the plugin manager as the operator's policy."""
+    """A loaded Lua policy; registered with the plugin manager as the operator's policy.
+
+    On a configuration epoch bump (a monitored file changed, ``kumo.bump_config_epoch()``)
+    the policy file is evaluated again in a fresh Lua runtime and its handlers replace the
+    current ones, as KumoMTA builds new Lua states per epoch; ``init`` does not run again.
+    The set of hooked built-in events is fixed when the policy is first registered: an
+    event first registered by a reloaded policy needs a restart (a warning says so).
+    """
 
     def __init__(
         self,
@@ -54,11 +70,17 @@ class LuaPolicy:
         engine: LuaEngine,
         registry: EventRegistry,
         functions: Mapping[str, Callable[..., Any]],
+        stdlib: LuaStdlib | None = None,
     ) -> None:
         self.path = path
         self.engine = engine
         self.registry = registry
         self._functions = functions
+        self.stdlib = stdlib
+        self._reloading: asyncio.Task[None] | None = None
+        self._reload_again = False
+        #: How many times the policy was re-evaluated after an epoch bump.
+        self.reloads = 0
         for spec in registry.registered():
             setattr(self, spec.hook, hookimpl(_make_impl(spec, self._dispatch)))
 
@@ -78,11 +100,12 @@ class LuaPolicy:
         handlers are registered) and None for other events. Raises what the handler raised:
         :class:`kumocore.Rejection` unchanged, anything else as :class:`LuaPolicyError`.
         """
-        spec = self.registry.spec(name)
-        lua_args = self._lua_args(spec, args)
-        for handler in self.registry.handlers(spec.name):
+        engine, registry = self.engine, self.registry  # a reload may swap them meanwhile
+        spec = registry.spec(name)
+        lua_args = self._lua_args(engine, spec, args)
+        for handler in registry.handlers(spec.name):
             try:
-                result = self.engine.conv.from_lua(await self.engine.run(handler, *lua_args))
+                result = engine.conv.from_lua(await engine.run(handler, *lua_args))
             except LuaPolicyError as exc:
                 exc.add_note(f"in the Lua handler of kumo.on('{spec.name}', ...)")
                 raise
@@ -90,18 +113,99 @@ class LuaPolicy:
                 return self._result(spec, result) if spec.firstresult else None
         return None
 
+    # ------------------------------------------------------------------ custom events
+    @property
+    def custom_events(self) -> list[str]:
+        """The custom event names (``make.webhook``...) the policy registered."""
+        return self.registry.custom_events()
+
+    def has_custom_event(self, name: str) -> bool:
+        """Whether the policy registered a handler for the custom event ``name``."""
+        return bool(self.registry.handlers(name)) and name not in self.registry.specs
+
+    async def call_custom_event(self, name: str, *args: Any) -> Any:
+        """Call the handler registered with ``kumo.on(name, fn)`` for a custom event.
+
+        This is how features that KumoMTA configures by constructor name reach the policy
+        (``configure_log_hook{name = 'webhook'}`` calls ``make.webhook``, a ``custom_lua``
+        protocol its ``constructor``). ``args`` are Python values (converted for Lua);
+        returns the handler's first result converted to Python — a Lua function result
+        stays callable through :meth:`call_lua_function`. Raises ``KeyError`` when no
+        handler is registered, :class:`LuaPolicyError` when the handler fails.
+        """
+        engine, registry = self.engine, self.registry
+        handlers = registry.handlers(name)
+        if not handlers or name in registry.specs:
+            raise KeyError(f"the policy registers no handler for the custom event '{name}'")
+        lua_args = [engine.conv.to_lua(arg) for arg in args]
+        try:
+            return engine.conv.from_lua(await engine.run(handlers[-1], *lua_args))
+        except LuaPolicyError as exc:
+            exc.add_note(f"in the Lua handler of kumo.on('{name}', ...)")
+            raise
+
+    async def call_lua_function(self, fn: Any, *args: Any) -> Any:
+        """Call a Lua function that a handler returned (e.g. a constructor's callback)."""
+        engine = self.engine
+        result = await engine.run(fn, *[engine.conv.to_lua(arg) for arg in args])
+        return engine.conv.from_lua(result)
+
+    # ------------------------------------------------------------------ reload
+    def on_epoch(self, epoch: int) -> None:
+        """Epoch listener: re-evaluate the policy file (one reload at a time)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log.warning("configuration epoch bumped outside the event loop; policy not "
+                        "reloaded", policy=self.path, epoch=epoch)
+            return
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_again = True
+            return
+        self._reloading = loop.create_task(self._reload_loop(), name=f"reload {self.path}")
+
+    async def _reload_loop(self) -> None:
+        while True:
+            self._reload_again = False
+            await self.reload()
+            if not self._reload_again:
+                return
+
+    async def reload(self) -> bool:
+        """Evaluate the policy file in a fresh runtime and switch to its handlers.
+
+        On failure the running handlers stay and the error is logged: a typo saved into
+        the file must not take the server down. Returns whether the switch happened.
+        """
+        try:
+            engine, registry = await _evaluate(self.path, self._functions, self.stdlib)
+        except Exception as exc:
+            log.error("policy reload failed; keeping the running policy",
+                      policy=self.path, error=str(exc))
+            return False
+        hooked = {spec.name for spec in self.registry.registered()}
+        added = [spec.name for spec in registry.registered() if spec.name not in hooked]
+        if added:
+            log.warning("the reloaded policy registers new events; they take effect after a "
+                        "restart", policy=self.path, events=added)
+        self.engine, self.registry = engine, registry
+        self.reloads += 1
+        log.info("policy reloaded", policy=self.path, reloads=self.reloads)
+        return True
+
     async def _dispatch(self, name: str, args: tuple[Any, ...]) -> Any:
         return await self.call_event(name, *args)
 
-    def _lua_args(self, spec: EventSpec, args: tuple[Any, ...]) -> list[Any]:
+    @staticmethod
+    def _lua_args(engine: LuaEngine, spec: EventSpec, args: tuple[Any, ...]) -> list[Any]:
         converted = []
         for argname, value in zip(spec.argnames, args, strict=False):
             if argname == "kumo":
                 continue  # init() gets no arguments in KumoMTA
             if isinstance(value, dict):
-                converted.append(self.engine.conv.proxy("map", value))
+                converted.append(engine.conv.proxy("map", value))
             else:
-                converted.append(self.engine.conv.to_lua(value))
+                converted.append(engine.conv.to_lua(value))
         return converted
 
     def _result(self, spec: EventSpec, value: Any) -> Any:
@@ -124,7 +228,7 @@ def _make_impl(spec: EventSpec, dispatch: Dispatch) -> Callable[..., Any]:
     must really have parameters named as in the hookspec; it is compiled from source.
     The names come from kumocore.hookspecs, and are checked to be plain identifiers.
     """
-    params = [] if spec.name == "init" else list(spec.argnames)
+    params = [] if spec.name in NO_ARGUMENT_EVENTS else list(spec.argnames)
     for name in (spec.hook, *params):
         if not name.isidentifier() or keyword.iskeyword(name):
             raise ValueError(f"hookspec {spec.hook}: {name!r} is not a valid identifier")
@@ -162,20 +266,35 @@ def build_kumo_table(
     return kumo
 
 
-async def load_lua_policy(path: str, kumo: Any) -> LuaPolicy:
-    """The ``.lua`` policy loader: ``loader(path, kumo)`` of ``kumo_register_policy_loaders``.
-
-    Runs the file's top-level code as a coroutine (it may look up DNS), then returns the
-    plugin object exposing the events the policy registered.
-    """
+async def _evaluate(
+    path: str, functions: Mapping[str, Callable[..., Any]], stdlib: LuaStdlib | None
+) -> tuple[LuaEngine, EventRegistry]:
+    """A fresh runtime that ran the policy file's top-level code; its registered events."""
     engine = LuaEngine()
     registry = EventRegistry(is_function=lambda value: engine.conv.lua_type(value) == "function")
-    functions: Mapping[str, Callable[..., Any]] = getattr(kumo, "functions", {})
     bind_policy_extras(functions)
     table = build_kumo_table(engine, functions, registry)
+    install_stdlib(engine, table, stdlib or LuaStdlib())
     policy_dir = os.path.dirname(os.path.abspath(path))
-    engine.install(table, policy_dir, lua_module_dir())
+    engine.install(table, lambda default: lua_package_path(policy_dir, default))
     chunk = engine.load_file(path)
     await engine.run(chunk)
     registry.close()
-    return LuaPolicy(path, engine, registry, functions)
+    return engine, registry
+
+
+async def load_lua_policy(path: str, kumo: Any, stdlib: LuaStdlib | None = None) -> LuaPolicy:
+    """The ``.lua`` policy loader: ``loader(path, kumo)`` of ``kumo_register_policy_loaders``.
+
+    Runs the file's top-level code as a coroutine (it may look up DNS), then returns the
+    plugin object exposing the events the policy registered. With ``stdlib`` (the plugin's
+    shared state) the policy also reloads when the configuration epoch is bumped, and the
+    policy file itself is monitored for changes.
+    """
+    functions: Mapping[str, Callable[..., Any]] = getattr(kumo, "functions", {})
+    engine, registry = await _evaluate(path, functions, stdlib)
+    policy = LuaPolicy(path, engine, registry, functions, stdlib)
+    if stdlib is not None:
+        stdlib.monitor.extra_files.add(os.path.abspath(path))
+        stdlib.epoch.subscribe(policy.on_epoch)
+    return policy

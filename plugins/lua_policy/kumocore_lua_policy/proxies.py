@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,7 @@ class ProxyHelpers:
             "map_set": self.map_set,
             "map_keys": self.map_keys,
             "message_method": self.message_method,
+            "binop": self.binop,
         }
 
     # ------------------------------------------------------------------ objects
@@ -63,8 +65,23 @@ class ProxyHelpers:
             return None
         value = getattr(obj, name, None)
         if callable(value) and not _is_data(value):
+            if getattr(type(obj), "lua_methods", False):
+                # Objects made for policies (a Regex, a Time) offer methods: obj:name(...)
+                return self.wrap(_method_caller(name), f"{type(obj).__name__}:{name}")
             return None  # methods stay in Python; Lua sees data only
         return self.conv.to_lua(value)
+
+    def binop(self, op: str, left: Any, right: Any) -> Any:
+        """``a == b``, ``a + b``, ``a - b`` on object proxies, with Python's operators."""
+        if op == "eq":
+            return bool(left == right)
+        try:
+            result = operator.add(left, right) if op == "add" else operator.sub(left, right)
+        except TypeError:
+            sign = "+" if op == "add" else "-"
+            raise TypeError(f"cannot compute {type(left).__name__} {sign} "
+                            f"{type(right).__name__}") from None
+        return self.conv.to_lua(result)
 
     def fields(self, obj: Any) -> Any:
         return self.conv.to_lua(public_fields(obj))

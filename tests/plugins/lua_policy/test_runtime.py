@@ -47,9 +47,10 @@ async def test_require_kumo_returns_one_plain_mutable_table(tmp_path: Path) -> N
         local original = kumo.test.mark
         kumo.test.mark = function(v) original('wrapped ' .. v) end
         again.test.mark('call')
-        kumo.test.mark(tostring(getmetatable(kumo)) .. ' ' .. type(kumo.dns.lookup_mx))
+        -- its only metatable is the guard naming KumoMTA functions kumocore lacks
+        kumo.test.mark(type(getmetatable(kumo).__index) .. ' ' .. type(kumo.dns.lookup_mx))
     """, recorder=recorder)
-    assert recorder.marks == ["wrapped call", "wrapped nil function"]
+    assert recorder.marks == ["wrapped call", "wrapped function function"]
 
 
 async def test_every_contributed_function_is_exposed_with_nested_names(tmp_path: Path) -> None:

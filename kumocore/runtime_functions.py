@@ -1,0 +1,32 @@
+"""``kumo.*`` functions that need the running :class:`~kumocore.runtime.Runtime`.
+
+* ``kumo.validation_failed`` records into ``runtime.validation`` (see
+  :mod:`kumocore.validation`);
+* ``kumo.invoke_get_egress_path_config(domain, source, site)`` runs the
+  ``get_egress_path_config`` lookup — policy first, then plugins and defaults — as
+  KumoMTA's helper modules do to read the effective shaping of a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kumocore.config import EgressPathConfig
+    from kumocore.runtime import Runtime
+
+
+def make_runtime_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+    async def invoke_get_egress_path_config(
+        routing_domain: str, egress_source: str, site_name: str
+    ) -> EgressPathConfig | None:
+        """The effective egress path configuration for (domain, source, site)."""
+        return await runtime.hooks.get_egress_path_config(
+            str(routing_domain), str(egress_source), str(site_name)
+        )
+
+    return {
+        "validation_failed": runtime.validation.validation_failed,
+        "invoke_get_egress_path_config": invoke_get_egress_path_config,
+    }

@@ -1,0 +1,222 @@
+"""``kumo.serde.*`` and the older top-level aliases: JSON, TOML and YAML data files.
+
+KumoMTA's helper modules read their data files with these (``kumo.toml_load``,
+``kumo.serde.json_parse``...), so errors matter: a bad file is reported with its name and
+the line/column the parser stopped at, which is what an operator needs to fix it.
+
+``json_load`` accepts comments as KumoMTA documents (``/* */``, ``//`` and ``#``): they are
+replaced by spaces outside strings before parsing, which keeps reported columns right.
+The TOML encoder is our own (the standard library only reads TOML).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+import yaml
+
+from kumocore import ConfigError
+from kumocore.jsonable import jsonable
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _read(name: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{name}: {path!r} is not UTF-8 text: {exc}") from None
+
+
+# ----------------------------------------------------------------------------------- JSON
+def _strip_json_comments(text: str) -> str:
+    """Blank out ``/* */``, ``//`` and ``#`` comments outside strings (same length)."""
+    out = list(text)
+    i, n, in_string = 0, len(text), False
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 2
+                continue
+            in_string = c != '"'
+        elif c == '"':
+            in_string = True
+        elif c == "#" or text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            out[i:end] = " " * (end - i)
+            i = end
+            continue
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            out[i:end] = [ch if ch == "\n" else " " for ch in text[i:end]]
+            i = end
+            continue
+        i += 1
+    return "".join(out)
+
+
+def json_parse(text: str | bytes, *, source: str = "kumo.serde.json_parse") -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"{source}: invalid JSON at line {exc.lineno} column {exc.colno}: "
+                          f"{exc.msg}") from None
+
+
+def json_load(path: str) -> Any:
+    text = _strip_json_comments(_read("kumo.serde.json_load", path))
+    return json_parse(text, source=f"kumo.serde.json_load: {path}")
+
+
+def json_encode(value: Any) -> str:
+    return orjson.dumps(_plain(value), default=jsonable).decode()
+
+
+def json_encode_pretty(value: Any) -> str:
+    return orjson.dumps(_plain(value), default=jsonable, option=orjson.OPT_INDENT_2).decode()
+
+
+# ----------------------------------------------------------------------------------- TOML
+def toml_parse(text: str, *, source: str = "kumo.serde.toml_parse") -> Any:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already ends with "(at line L, column C)".
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+
+
+def toml_load(path: str) -> Any:
+    return toml_parse(_read("kumo.serde.toml_load", path), source=f"kumo.serde.toml_load: {path}")
+
+
+def _toml_key(key: Any) -> str:
+    key = str(key)
+    return key if _BARE_KEY.match(key) else orjson.dumps(key).decode()
+
+
+def _toml_scalar(value: Any, *, pretty: bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return orjson.dumps(value).decode()
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{_toml_key(k)} = {_toml_scalar(v, pretty=pretty)}"
+                          for k, v in value.items() if v is not None)
+        return "{ " + inner + " }" if inner else "{}"
+    if isinstance(value, Sequence):
+        items = [_toml_scalar(v, pretty=pretty) for v in value]
+        if pretty and items:
+            return "[\n" + "".join(f"    {item},\n" for item in items) + "]"
+        return "[" + ", ".join(items) + "]"
+    raise ConfigError(f"cannot encode {type(value).__name__} as TOML")
+
+
+def _toml_table(lines: list[str], prefix: str, table: Mapping[str, Any], *,
+                pretty: bool, sort: bool) -> None:
+    items = sorted(table.items()) if sort else list(table.items())
+    subtables = []
+    for key, value in items:
+        if value is None:
+            continue  # TOML has no null; KumoMTA's encoder omits such keys too
+        if isinstance(value, Mapping) and (value or not sort):
+            subtables.append((key, value))
+        else:
+            lines.append(f"{_toml_key(key)} = {_toml_scalar(value, pretty=pretty)}")
+    for key, value in subtables:
+        name = f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key)
+        if lines:
+            lines.append("")
+        lines.append(f"[{name}]")
+        _toml_table(lines, name, value, pretty=pretty, sort=sort)
+
+
+def _toml_encoder(*, pretty: bool, sort: bool) -> Callable[[Any], str]:
+    def encode(value: Any) -> str:
+        value = _plain(value)
+        if not isinstance(value, Mapping):
+            raise ConfigError("kumo.serde.toml_encode: only a table of key/value pairs can be "
+                              f"encoded as a TOML document, got {type(value).__name__}")
+        lines: list[str] = []
+        _toml_table(lines, "", value, pretty=pretty, sort=sort)
+        return "\n".join(lines) + "\n"
+
+    return encode
+
+
+# ----------------------------------------------------------------------------------- YAML
+def yaml_parse(text: str, *, source: str = "kumo.serde.yaml_parse") -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
+
+
+def yaml_load(path: str) -> Any:
+    return yaml_parse(_read("kumo.serde.yaml_load", path), source=f"kumo.serde.yaml_load: {path}")
+
+
+def yaml_encode(value: Any) -> str:
+    return str(yaml.safe_dump(_plain(value), sort_keys=False, allow_unicode=True))
+
+
+def _plain(value: Any) -> Any:
+    """Lua's empty table arrives as ``{}``; tuples as lists — what encoders expect."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def serde_functions() -> dict[str, Callable[..., Any]]:
+    """``kumo.serde.*`` plus the deprecated top-level names KumoMTA still accepts.
+
+    ``kumo.json_parse``/``json_encode``/``json_encode_pretty`` are core functions already.
+    """
+    toml_encode = _toml_encoder(pretty=False, sort=False)
+    toml_encode_pretty = _toml_encoder(pretty=True, sort=False)
+    functions: dict[str, Callable[..., Any]] = {
+        "serde.json_parse": json_parse,
+        "serde.json_load": json_load,
+        "serde.json_encode": json_encode,
+        "serde.json_encode_pretty": json_encode_pretty,
+        "serde.toml_parse": toml_parse,
+        "serde.toml_load": toml_load,
+        "serde.toml_encode": toml_encode,
+        "serde.toml_encode_pretty": toml_encode_pretty,
+        "serde.toml_encode_pretty_compact": _toml_encoder(pretty=True, sort=True),
+        "serde.yaml_parse": yaml_parse,
+        "serde.yaml_load": yaml_load,
+        "serde.yaml_encode": yaml_encode,
+        "json_load": json_load,
+        "toml_parse": toml_parse,
+        "toml_load": toml_load,
+        "toml_encode": toml_encode,
+        "toml_encode_pretty": toml_encode_pretty,
+    }
+    return functions

@@ -1,0 +1,34 @@
+"""Installing ``stdlib.lua``: the Lua-side parts of the ``kumo`` standard library.
+
+Run once per Lua runtime, after :func:`~kumocore_lua_policy.policy.build_kumo_table`, with
+the Python helpers it needs (the memoize registry and KumoMTA's names). See ``stdlib.lua``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from kumocore_lua_policy.engine import LuaEngine
+from kumocore_lua_policy.kumomta_names import KUMOMTA_FUNCTIONS
+from kumocore_lua_policy.stdlib import LuaStdlib
+
+# The bridge's chunk name: error positions then skip these frames (bridge.policy_frame).
+_CHUNK_NAME = "=kumo-bridge"
+
+
+def install_stdlib(engine: LuaEngine, kumo: Any, stdlib: LuaStdlib) -> None:
+    memo = stdlib.memo
+
+    def memo_cache(params: Any) -> str:
+        return memo.cache(params).params.name
+
+    helpers = {
+        "memo_cache": engine.wrap(memo_cache, "kumo.memoize"),
+        "memo_lookup": engine.wrap(memo.lookup, "kumo.memoize"),
+        "memo_store": engine.wrap(memo.store, "kumo.memoize"),
+        "kumomta_names": engine.conv.to_lua(sorted(KUMOMTA_FUNCTIONS)),
+    }
+    source = resources.files(__package__).joinpath("stdlib.lua").read_text("utf-8")
+    chunk = engine.lua.eval("load")(source, _CHUNK_NAME)
+    chunk(kumo, engine.table(helpers))
