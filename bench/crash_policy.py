@@ -46,8 +46,10 @@ async def kumo_init(kumo: Any) -> None:
     global _kumo
     _kumo = kumo
     kumo.dns.configure_resolver(name_servers=[CFG["dns"]], timeout=CFG["dns_timeout"])
-    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind="RocksDB")
-    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind="RocksDB")
+    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind="RocksDB",
+                      **CFG["spool"])
+    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind="RocksDB",
+                      **CFG["spool"])
     kumo.configure_local_logs(log_dir=CFG["var"] + "/logs")
     if CFG["redis"]:
         await kumo.configure_redis_throttles(
@@ -89,6 +91,7 @@ class ServerSpec:
     listener: dict[str, Any] = field(default_factory=dict)
     queue: dict[str, Any] = field(default_factory=dict)
     path: dict[str, Any] = field(default_factory=dict)
+    spool: dict[str, Any] = field(default_factory=dict)  # extra kumo.define_spool options
     redis: str | None = None
     slow_log_sink: float | None = None
     dns_timeout: float = 1.0
@@ -117,6 +120,7 @@ def render_policy(spec: ServerSpec, var: Path) -> str:
         "listener": spec.listener,
         "queue": spec.queue,
         "path": spec.path,
+        "spool": spec.spool,
         "redis": spec.redis,
         "slow_log_sink": spec.slow_log_sink,
     }

@@ -55,8 +55,14 @@ class Server:
         if factory is None:
             raise ConfigError(f"spool kind {definition.kind!r} is not provided by any plugin")
         options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
-        spool: Spool = factory(name=name, **options)
-        return spool
+        from kumocore.spool.recovering import RecoveringSpool
+
+        # Reopened after a failed write (a full disk), so reception recovers by itself.
+        return RecoveringSpool(lambda: factory(name=name, **options), self._storage_failed)
+
+    def _storage_failed(self) -> None:
+        if self.runtime.storage is not None:
+            self.runtime.storage.check()
 
     async def start(self, *, listen: bool = True) -> None:
         """Start everything; with ``listen=False`` stop short of the listeners.
@@ -66,6 +72,10 @@ class Server:
         node that is half up (:meth:`start_listeners`).
         """
         runtime = self.runtime
+        from kumocore.spool.storage_guard import StorageMonitor
+
+        runtime.storage = StorageMonitor.for_spools(runtime.config.spools.values())
+        runtime.storage.start()
         kinds = runtime.hooks.spool_kinds()
         runtime.store = MessageStore(
             self._make_spool("data", kinds), self._make_spool("meta", kinds)
@@ -165,6 +175,8 @@ class Server:
             await runtime.throttles.close()
         if runtime.store is not None:
             await runtime.store.close()
+        if runtime.storage is not None:
+            await runtime.storage.stop()
         self.started = False
 
 

@@ -1,8 +1,8 @@
 """What happens after an attempt: Delivery, TransientFailure, Bounce, Expiration.
 
 Every outcome is logged with KumoMTA's record fields. A message leaves the spool only
-after its final record (Delivery, Bounce, Expiration, AdminBounce) was handed to the log
-dispatcher; a transient failure persists the new attempt count and due time first, so a
+after its final record (Delivery, Bounce, Expiration, AdminBounce) was written by every
+log sink; a transient failure persists the new attempt count and due time first, so a
 restart resumes the same schedule.
 """
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.outcomes")
 
-#: How long a final outcome waits for its log record before keeping the message spooled.
+#: How often a final outcome waiting for its log record says it is still waiting.
 LOG_CONFIRM_SECONDS = 30.0
 
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
@@ -127,9 +127,12 @@ class Outcomes:
         logs = self.runtime.logs
         confirmed = True
         if ticket and logs is not None:
-            confirmed = await logs.written(ticket, timeout=LOG_CONFIRM_SECONDS)
-            if not confirmed:
-                log.warning("log record not confirmed; message stays spooled", id=message.id)
+            # A sink that cannot write (a full log disk) retries until it can: wait for it
+            # as long as it takes. Only a shutdown ends the wait with the message spooled.
+            while not (confirmed := await logs.written(ticket, timeout=LOG_CONFIRM_SECONDS)):
+                if logs.closing:
+                    break
+                log.warning("log record not written yet; message stays spooled", id=message.id)
         await self.manager.forget(message, keep_spooled=not confirmed)
 
     def delivered(

@@ -1,0 +1,100 @@
+"""Full disks (issue 14, findings 8 and 17), on a real small tmpfs.
+
+* The spool disk under ``min_free_space``: reception is refused with a 4xx and liveness
+  answers 503 before the disk is full; both recover by themselves once space is freed.
+* The spool disk filled for real (RocksDB fails its WAL write): reception recovers once
+  space is freed, without a restart.
+* The log disk full: delivered messages stay spooled until their records are written;
+  once space is freed every record appears and the spool empties.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bench.abuse import wait_until
+from bench.crash import KumoServer, World
+from bench.crash_world import free_port
+from bench.sec_disk import TmpfsUnavailable, fill, liveness, send, tmpfs, unfill
+from kumocore.logs.reader import iter_records
+from tests.reliability.conftest import StartKumo, unique
+
+OnTmpfs = Callable[..., KumoServer]
+
+
+@pytest.fixture
+def on_tmpfs(start_kumo: StartKumo) -> Iterator[OnTmpfs]:
+    """``on_tmpfs("spool", "8m", **spec)``: a server whose ``var/<where>`` is a tmpfs."""
+    with contextlib.ExitStack() as stack:
+
+        def start(where: str, size: str = "8m", **options: Any) -> KumoServer:
+            server = start_kumo(ready=False, **options)
+            try:
+                stack.enter_context(tmpfs(server.var / where, size))
+            except TmpfsUnavailable as exc:
+                pytest.skip(f"needs a real small filesystem and may not mount one: {exc}")
+            stack.callback(server.kill)  # before the unmount (callbacks run in reverse)
+            return server.start()
+
+        yield start
+
+
+def test_spool_under_min_free_space_refuses_4xx_liveness_503_and_recovers(
+    on_tmpfs: OnTmpfs, world: World
+) -> None:
+    http = free_port()
+    server = on_tmpfs("spool", http_port=http, spool={"min_free_space": "25%"})
+    spool = server.var / "spool"
+    assert send(server.port, f"ok.{unique('sp')}@crash.test").code == 250
+    assert liveness(http) == (200, "OK")
+    fill(spool, leave=1024 * 1024)  # 1 MiB free of 8: under 25 %, far from full
+    assert wait_until(lambda: liveness(http)[0] == 503, 10)
+    assert liveness(http) == (503, "storage is too full")
+    reply = send(server.port, f"ok.{unique('sp')}@crash.test")
+    assert reply.code == 421 and reply.text.startswith("4.3.1 insufficient system storage")
+    unfill(spool)
+    assert wait_until(lambda: liveness(http)[0] == 200, 10)
+    rcpt = f"ok.{unique('sp')}@crash.test"
+    assert send(server.port, rcpt).code == 250
+    assert wait_until(lambda: world.sink.recipients()[rcpt] == 1, 15)
+
+
+def test_spool_disk_that_filled_for_real_recovers_once_space_is_freed(
+    on_tmpfs: OnTmpfs, world: World
+) -> None:
+    # No floor: nothing refuses early, RocksDB's own WAL write fails with ENOSPC.
+    server = on_tmpfs("spool", spool={"min_free_space": 0, "min_free_inodes": 0})
+    spool = server.var / "spool"
+    fill(spool, leave=1024 * 1024)
+    codes = [send(server.port, f"big.{unique('full')}@crash.test", 200_000).code
+             for _ in range(12)]
+    assert 250 in codes and codes[-1] != 250, codes  # the disk did fill up
+    assert set(codes) <= {250, 421, 451}, codes
+    unfill(spool)
+    rcpt = f"ok.{unique('full')}@crash.test"
+    assert wait_until(lambda: send(server.port, rcpt).code == 250, 15, 0.5)
+    assert wait_until(lambda: world.sink.recipients()[rcpt] == 1, 15)
+
+
+def test_full_log_disk_keeps_messages_spooled_until_every_record_is_written(
+    on_tmpfs: OnTmpfs, world: World
+) -> None:
+    server = on_tmpfs("logs", size="2m")
+    logs = server.var / "logs"
+    fill(logs, leave=0)
+    recipients = [f"ok.{n}.{unique('ld')}@crash.test" for n in range(3)]
+    for rcpt in recipients:
+        assert send(server.port, rcpt).code == 250
+    assert wait_until(lambda: all(world.sink.recipients()[r] for r in recipients), 15)
+    assert wait_until(lambda: len(server.spooled_ids()) == 3, 5)  # delivered, not logged
+    unfill(logs)
+    assert wait_until(lambda: not server.spooled_ids(), 20)
+    seen: dict[str, set[str]] = {r: set() for r in recipients}
+    for record in iter_records(logs):
+        if record.get("recipient") in seen:
+            seen[record["recipient"]].add(record["type"])
+    assert all({"Reception", "Delivery"} <= kinds for kinds in seen.values()), seen
