@@ -55,10 +55,18 @@ class Server:
         if factory is None:
             raise ConfigError(f"spool kind {definition.kind!r} is not provided by any plugin")
         options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
+        from kumocore.fsmode import private_dir, tighten_tree
         from kumocore.spool.recovering import RecoveringSpool
 
+        private_dir(definition.path, f"spool {name!r}")  # 0700, ours, nobody else's
+
+        def open_spool() -> Spool:
+            spool: Spool = factory(name=name, **options)
+            tighten_tree(definition.path)  # files the kind created under a laxer umask
+            return spool
+
         # Reopened after a failed write (a full disk), so reception recovers by itself.
-        return RecoveringSpool(lambda: factory(name=name, **options), self._storage_failed)
+        return RecoveringSpool(open_spool, self._storage_failed)
 
     def _storage_failed(self) -> None:
         if self.runtime.storage is not None:

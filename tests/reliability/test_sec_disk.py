@@ -6,11 +6,16 @@
   space is freed, without a restart.
 * The log disk full: delivered messages stay spooled until their records are written;
   once space is freed every record appears and the spool empties.
+
+And finding 18: spool, RocksDB and log files are owner-only; a spool directory another
+user controls refuses the start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -98,3 +103,48 @@ def test_full_log_disk_keeps_messages_spooled_until_every_record_is_written(
         if record.get("recipient") in seen:
             seen[record["recipient"]].add(record["type"])
     assert all({"Reception", "Delivery"} <= kinds for kinds in seen.values()), seen
+
+
+# ---------------------------------------------------------------------------- finding 18
+
+
+def group_or_other_bits(root: Path) -> list[str]:
+    """Every path under ``root`` (itself included) that group or others may access."""
+    loose = []
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and stat.S_IMODE(mode) & 0o077:
+            loose.append(f"{path} {stat.S_IMODE(mode):04o}")
+    return loose
+
+
+def test_serve_keeps_spool_rocksdb_and_log_files_owner_only(
+    start_kumo: StartKumo, world: World
+) -> None:
+    server = start_kumo()
+    rcpt = f"ok.{unique('mode')}@crash.test"
+    assert send(server.port, rcpt).code == 250
+    assert wait_until(lambda: world.sink.recipients()[rcpt] == 1, 15)
+    assert wait_until(lambda: any((server.var / "logs").iterdir()), 5)
+    spool, logs = server.var / "spool", server.var / "logs"
+    assert any(p.name.startswith("MANIFEST") for p in (spool / "data").iterdir())  # RocksDB's
+    assert group_or_other_bits(spool) == [] and group_or_other_bits(logs) == []
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("attack", ["owned by another user", "group-writable"])
+def test_serve_refuses_a_spool_directory_someone_else_controls(
+    start_kumo: StartKumo, attack: str
+) -> None:
+    server = start_kumo(ready=False)
+    data = server.var / "spool" / "data"
+    data.mkdir(parents=True)
+    if attack == "owned by another user":
+        os.chown(data, 65534, 65534)  # nobody
+    else:
+        data.chmod(0o770)
+    process = server.spawn()
+    assert process.wait(timeout=60) == 2
+    errors = [line for line in server.log_text().splitlines() if "kumocore: error" in line]
+    assert len(errors) == 1, server.log_tail()
+    assert str(data) in errors[0] and "spool 'data': refusing" in errors[0]
