@@ -17,6 +17,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
