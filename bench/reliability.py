@@ -13,7 +13,8 @@ loopback (see :mod:`bench.crash` for the harness):
 6. corrupt spool records written into a stopped server's RocksDB meta spool;
 7. limits: connection flood, idle and trickling clients, memory with many connections,
    with half-sent DATA, and with a stuck log sink;
-8. Redis killed mid-run, DNS down and SERVFAIL.
+8. Redis killed mid-run, DNS down and SERVFAIL;
+9. full disks and hostile files (:mod:`bench.reliability_sec_disk`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -42,6 +43,7 @@ from bench.reliability_hostile import section_http, section_relay, section_smtp_
 from bench.reliability_limits import section_limits
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
+from bench.reliability_sec_disk import section_sec_disk
 
 __all__ = [
     "MODES",
@@ -58,6 +60,7 @@ __all__ = [
     "section_limits",
     "section_policies",
     "section_relay",
+    "section_sec_disk",
     "section_smtp_fuzz",
     "section_spool",
 ]
@@ -74,6 +77,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("spool", section_spool),
     ("limits", section_limits),
     ("faults", section_faults),
+    ("sec_disk", section_sec_disk),
 ]
 
 

@@ -83,3 +83,30 @@ def liveness(http_port: int) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def crafted_segment(path: Path, compressed: int = 64 * 1024) -> int:
+    """Write a hostile log segment: ~``compressed`` bytes of zstd that decode to ~32,000
+    times as much (zeros: one 2 GB line), then one real record. Returns its size."""
+    import zstandard
+
+    compressor = zstandard.ZstdCompressor(level=1).compressobj()
+    zeros = b"\0" * (1 << 20)
+    bomb = b"".join(compressor.compress(zeros) for _ in range(compressed * 32_000 >> 20))
+    bomb += compressor.compress(b"\n") + compressor.flush()
+    tail = zstandard.ZstdCompressor().compress(b'{"type":"Bounce","queue":"after"}\n')
+    path.write_bytes(bomb + tail)
+    return path.stat().st_size
+
+
+def logs_cat_max_rss(directory: Path, timeout: float = 120.0) -> tuple[int, int, str, str]:
+    """Run ``kumocore logs cat DIR``: (exit status, peak RSS in KiB, stdout, stderr)."""
+    import sys
+
+    code = ("import resource, sys; from kumocore.cli import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+            "sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "logs", "cat", str(directory)],
+                          capture_output=True, text=True, timeout=timeout)
+    *errors, rss = done.stderr.strip().splitlines() or ["0"]
+    return done.returncode, int(rss) if rss.isdigit() else 0, done.stdout, "\n".join(errors)

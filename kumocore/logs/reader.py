@@ -173,10 +173,11 @@ def iter_lines(
 
 
 def iter_records(
-    path_or_dir: str | Path, types: Collection[str] | None = None, queue: str | None = None
+    path_or_dir: str | Path, types: Collection[str] | None = None, queue: str | None = None,
+    on_problem: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every record (filtered by ``type`` and exact ``queue``) in a segment or directory."""
-    for _, record in iter_lines(path_or_dir, types, queue):
+    for _, record in iter_lines(path_or_dir, types, queue, on_problem):
         yield record
 
 

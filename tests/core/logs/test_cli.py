@@ -60,36 +60,18 @@ def test_kumocore_main_dispatches_logs_cat(
     assert orjson.loads(capsys.readouterr().out) == {"type": "Delivery", "queue": "a"}
 
 
-def crafted_frame(size: int = 64 * 1024) -> bytes:
-    """A zstd frame of about ``size`` bytes that decodes to ~32,000 times as much: zeros
-    (one 2 GB line), then a real record."""
-    # Streamed, so the test process never holds the 2 GB itself.
-    compressor = zstandard.ZstdCompressor(level=1).compressobj()
-    zeros = b"\0" * (1 << 20)
-    bomb = b"".join(compressor.compress(zeros) for _ in range(size * 32_000 >> 20))
-    bomb += compressor.compress(b"\n") + compressor.flush()
-    return bomb + zstandard.ZstdCompressor().compress(b'{"type":"Bounce","queue":"after"}\n')
-
-
 def test_logs_cat_bounds_memory_on_a_crafted_frame_and_reports_the_long_line(
     tmp_path: Path
 ) -> None:
-    import subprocess
-    import sys
+    from bench.sec_disk import crafted_segment, logs_cat_max_rss
 
     segment = tmp_path / "20250101-000000.000000000"
-    segment.write_bytes(crafted_frame())
-    assert segment.stat().st_size < 80 * 1024
-    code = ("import resource, sys; from kumocore.cli import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
-            "sys.exit(rc)")
-    done = subprocess.run([sys.executable, "-c", code, "logs", "cat", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    *problems, max_rss_kib = done.stderr.strip().splitlines()
-    assert int(max_rss_kib) < 200 * 1024  # was 4.2 GB; the interpreter alone is ~60 MB
-    assert problems == [f"kumocore logs: {segment}: skipped a line longer than 4194304 bytes"]
-    assert [orjson.loads(x) for x in done.stdout.splitlines()] == [
+    assert crafted_segment(segment) < 80 * 1024
+    code, max_rss_kib, stdout, problems = logs_cat_max_rss(tmp_path)
+    assert code == 0, problems
+    assert max_rss_kib < 200 * 1024  # was 4.2 GB; the interpreter alone is ~60 MB
+    assert problems == f"kumocore logs: {segment}: skipped a line longer than 4194304 bytes"
+    assert [orjson.loads(x) for x in stdout.splitlines()] == [
         {"type": "Bounce", "queue": "after"}]
 
 
