@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.outcomes")
 
-#: How often a final outcome waiting for its log record says it is still waiting.
+#: After how long a final outcome still waiting for its log record says so (once).
 LOG_CONFIRM_SECONDS = 30.0
+#: How often such a wait checks whether the server is stopping (then the message stays
+#: spooled for the next start instead of holding up the shutdown).
+LOG_WAIT_STEP = 1.0
 
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
 
@@ -46,6 +49,7 @@ class Outcomes:
             "admin_bounced": 0,
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        self._draining = False  # stopping: unwritten final records no longer hold us up
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -53,9 +57,14 @@ class Outcomes:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait until every pending spool update has been written."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every pending spool update has been written (at shutdown: a message
+        whose final record cannot be written now stays spooled)."""
+        self._draining = True
+        try:
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            self._draining = False
 
     def handle(
         self,
@@ -129,10 +138,14 @@ class Outcomes:
         if ticket and logs is not None:
             # A sink that cannot write (a full log disk) retries until it can: wait for it
             # as long as it takes. Only a shutdown ends the wait with the message spooled.
-            while not (confirmed := await logs.written(ticket, timeout=LOG_CONFIRM_SECONDS)):
-                if logs.closing:
+            waited = 0.0
+            while not (confirmed := await logs.written(ticket, timeout=LOG_WAIT_STEP)):
+                if logs.closing or self._draining:
                     break
-                log.warning("log record not written yet; message stays spooled", id=message.id)
+                waited += LOG_WAIT_STEP
+                if waited == LOG_CONFIRM_SECONDS:  # said once per message, not every step
+                    log.warning("log record not written yet; message stays spooled",
+                                id=message.id)
         await self.manager.forget(message, keep_spooled=not confirmed)
 
     def delivered(
