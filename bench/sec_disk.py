@@ -103,8 +103,11 @@ def logs_cat_max_rss(directory: Path, timeout: float = 120.0) -> tuple[int, int,
     """Run ``kumocore logs cat DIR``: (exit status, peak RSS in KiB, stdout, stderr)."""
     import sys
 
-    code = ("import resource, sys; from kumocore.cli import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); "
+    # VmHWM belongs to the process image: unlike ru_maxrss it does not carry over the
+    # parent's size across fork + exec (pytest's own RSS would be counted otherwise).
+    code = ("import re, sys; from kumocore.cli import main; rc = main(sys.argv[1:]); "
+            "status = open('/proc/self/status').read(); "
+            "print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr); "
             "sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, "logs", "cat", str(directory)],
                           capture_output=True, text=True, timeout=timeout)
