@@ -31,8 +31,10 @@ class SlowLogSink:
 
     name = "slow"
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, buffer_size: int | None = None) -> None:
         self.delay = delay
+        if buffer_size:
+            self.buffer_size = buffer_size  # the sink's back_pressure
 
     async def write_batch(self, records: Any) -> None:
         await asyncio.sleep(self.delay)
@@ -62,7 +64,9 @@ async def kumo_init(kumo: Any) -> None:
 
 @hookimpl
 def kumo_register_log_sinks() -> list[Any]:
-    return [SlowLogSink(CFG["slow_log_sink"])] if CFG["slow_log_sink"] else []
+    if not CFG["slow_log_sink"]:
+        return []
+    return [SlowLogSink(CFG["slow_log_sink"], CFG["slow_log_sink_buffer"])]
 
 
 @hookimpl
@@ -94,6 +98,7 @@ class ServerSpec:
     spool: dict[str, Any] = field(default_factory=dict)  # extra kumo.define_spool options
     redis: str | None = None
     slow_log_sink: float | None = None
+    slow_log_sink_buffer: int | None = None  # its back_pressure (default 128,000)
     dns_timeout: float = 1.0
     extra: str = ""
     log_level: str = "warning"  # kumocore's diagnostic log level (not part of the policy)
@@ -123,5 +128,6 @@ def render_policy(spec: ServerSpec, var: Path) -> str:
         "spool": spec.spool,
         "redis": spec.redis,
         "slow_log_sink": spec.slow_log_sink,
+        "slow_log_sink_buffer": spec.slow_log_sink_buffer,
     }
     return _POLICY.format(config=json.dumps(config)) + spec.extra

@@ -9,6 +9,8 @@ Cases (each recorded with :meth:`Bench.hostile`):
   until reception recovers after space is freed, without a restart;
 * log disk full while messages are delivered: they stay spooled until their records are
   written; measured: records lost once space is freed (must be 0);
+* a rejection flood while a log sink is backlogged: rejection records are shed (counted),
+  every record of the messages accepted meanwhile is kept;
 * ``kumocore logs cat`` on a 64 KiB crafted zstd frame: measured: peak RSS;
 * a spool directory owned by another user: the start is refused (exit 2, one line).
 """
@@ -33,6 +35,8 @@ from bench.sec_disk import (
     fill,
     liveness,
     logs_cat_max_rss,
+    metric,
+    rejection_flood,
     send,
     tmpfs,
     unfill,
@@ -59,6 +63,7 @@ async def section_sec_disk(bench: Bench) -> None:
     except TmpfsUnavailable as exc:
         say(f"  tmpfs cases skipped: {exc}")
         figures["tmpfs"] = f"skipped: {exc}"
+    figures["rejection_flood"] = await asyncio.to_thread(_rejection_flood, bench)
     figures["logs_cat"] = await asyncio.to_thread(_logs_cat, bench)
     figures["foreign_spool_dir"] = await asyncio.to_thread(_foreign_dir, bench)
     bench.figures[SECTION] = figures
@@ -155,6 +160,46 @@ def _log_disk_full(bench: Bench) -> dict[str, Any]:
         f"spool empty {seconds}s after space freed")
     return {"delivered_while_full": len(accepted), "kept_spooled": kept,
             "records_lost": lost, "drain_s": seconds}
+
+
+def _rejection_flood(bench: Bench) -> dict[str, Any]:
+    """Finding 2: a rejection flood while a log sink is backlogged sheds only rejection
+    records; every record of the messages accepted meanwhile is kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kumocore.logs.reader import iter_records
+
+    http = free_port()
+    server = _server(bench, http_port=http, slow_log_sink=0.2, slow_log_sink_buffer=500)
+    server.start()
+    try:
+        recipients = [f"ok.{n}.{bench.tag('flood')}@crash.test" for n in range(20)]
+        with ThreadPoolExecutor(8) as pool:
+            floods = [pool.submit(rejection_flood, server.port, 2_000) for _ in range(6)]
+            codes = [send(server.port, r).code for r in recipients]
+            answered = sum(f.result() for f in floods)
+        accepted = [r for r, code in zip(recipients, codes, strict=True) if code == 250]
+        bench.delivered(accepted, 20)
+        written = wait_until(lambda: (metric(http, "kumocore_log_sink_written_total", "slow")
+                                      or 0) >= 2 * len(accepted), 30, 0.2)
+        shed = metric(http, "kumocore_log_sink_shed_total", "slow") or 0
+        dropped = metric(http, "kumocore_log_sink_dropped_total", "slow") or 0
+        seen: dict[str, set[str]] = {r: set() for r in accepted}
+        for record in iter_records(server.log_dir, on_problem=lambda _: None):
+            if record.get("recipient") in seen:
+                seen[record["recipient"]].add(record["type"])
+        lost = sum(2 - len({"Reception", "Delivery"} & kinds) for kinds in seen.values())
+    finally:
+        server.kill()
+    held = len(accepted) == len(recipients) and dropped == 0 and lost == 0 and written
+    bench.hostile(SECTION, "rejection flood with a backlogged log sink sheds only rejections",
+                  held, f"accepted {len(accepted)}/{len(recipients)}, dropped {dropped}, "
+                  f"records lost {lost}, all written {written}")
+    bench.lost[SECTION] = bench.lost.get(SECTION, 0) + lost
+    say(f"  rejection flood: {answered} refusals answered, {int(shed)} rejection records "
+        f"shed by the slow sink, {len(accepted)} messages accepted, records lost {lost}")
+    return {"refusals": answered, "shed": int(shed), "dropped": int(dropped),
+            "accepted": len(accepted), "records_lost": lost}
 
 
 def _logs_cat(bench: Bench) -> dict[str, Any]:

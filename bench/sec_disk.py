@@ -113,3 +113,30 @@ def logs_cat_max_rss(directory: Path, timeout: float = 120.0) -> tuple[int, int,
                           capture_output=True, text=True, timeout=timeout)
     *errors, rss = done.stderr.strip().splitlines() or ["0"]
     return done.returncode, int(rss) if rss.isdigit() else 0, done.stdout, "\n".join(errors)
+
+
+def rejection_flood(port: int, commands: int, source: str = TRUSTED) -> int:
+    """Pipeline ``commands`` out-of-sequence ``RCPT TO`` (each a 503 and a Rejection
+    record) on one connection; returns how many replies came back before it closed."""
+    import socket
+
+    with SyncClient(port, source, 30.0) as client:
+        client.hello("flood.test")
+        client.send(b"RCPT TO:<x@crash.test>\r\n" * commands)
+        replies = 0
+        with contextlib.suppress(OSError, ConnectionError, socket.timeout):
+            while replies < commands:
+                client.read_reply()
+                replies += 1
+        return replies
+
+
+def metric(http_port: int, name: str, sink: str) -> float | None:
+    """One ``sink``-labelled sample of ``/metrics`` (None when absent)."""
+    url = f"http://127.0.0.1:{http_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{sink="{sink}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return None
