@@ -13,6 +13,7 @@ API: plugins that store files (local logs) use it too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -87,13 +88,17 @@ def create_private_file(path: str | Path) -> int:
 def tighten_tree(path: str | Path) -> None:
     """Remove group/other bits from everything under ``path`` that this user owns (files a
     library created under a laxer umask, e.g. RocksDB's when run in-process)."""
-    uid = os.geteuid()
     for root, dirs, files in os.walk(path):
         for name in [*dirs, *files]:
-            entry = os.path.join(root, name)
-            st = os.lstat(entry)
-            if st.st_uid == uid and not stat.S_ISLNK(st.st_mode) and st.st_mode & 0o077:
-                os.chmod(entry, stat.S_IMODE(st.st_mode) & ~0o077)
-    st = os.stat(path)
-    if st.st_uid == uid and st.st_mode & 0o077:
-        os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+            _tighten(os.path.join(root, name))
+    _tighten(str(path))
+
+
+def _tighten(entry: str) -> None:
+    # The library may delete files while we walk (RocksDB removes obsolete WAL, MANIFEST
+    # and OPTIONS files from background threads): a vanished file needs no tightening.
+    with contextlib.suppress(FileNotFoundError):
+        st = os.lstat(entry)
+        if (st.st_uid == os.geteuid() and not stat.S_ISLNK(st.st_mode)
+                and st.st_mode & 0o077):
+            os.chmod(entry, stat.S_IMODE(st.st_mode) & ~0o077)
