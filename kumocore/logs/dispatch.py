@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
@@ -184,13 +184,15 @@ class LogDispatcher:
                 await lane.progress.wait()
         return True
 
-    async def written(self, ticket: Ticket, timeout: float) -> bool:
-        """Wait until every sink has written the ticket's record; False on timeout (or if
-        the dispatcher closed before it could be written).
+    async def written(self, ticket: Ticket, timeout: float | None,
+                      give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait until every sink has written the ticket's record; False on timeout, if
+        the dispatcher closed before it could be written, or once ``give_up()`` says so
+        (checked whenever waiters are woken, e.g. by :meth:`wake_waiters`).
 
         The queue awaits this before it deletes a message with a final outcome, so a
         crash or a full log disk never leaves a message gone from the spool and missing
-        from the logs.
+        from the logs. It waits with no timeout: a waiter is only woken by progress.
         """
         # Every delivered message waits here. Rather than a timer per wait (what
         # ``asyncio.timeout`` costs), each lane has one watch timer, armed for the earliest
@@ -198,17 +200,23 @@ class LogDispatcher:
         deadline: float | None = None
         for lane, sequence in ticket:
             while lane.processed < sequence:
-                if lane.closed:
+                if lane.closed or (give_up is not None and give_up()):
                     return False
-                loop = asyncio.get_running_loop()
-                now = loop.time()
-                if deadline is None:
-                    deadline = now + timeout
-                elif now >= deadline:
-                    return False
-                lane.watch(loop, deadline)
+                if timeout is not None:
+                    loop = asyncio.get_running_loop()
+                    now = loop.time()
+                    if deadline is None:
+                        deadline = now + timeout
+                    elif now >= deadline:
+                        return False
+                    lane.watch(loop, deadline)
                 await lane.progress.wait()
         return True
+
+    def wake_waiters(self) -> None:
+        """Wake every :meth:`written` and :meth:`room` waiter to re-check its condition."""
+        for lane in self._lanes:
+            lane.wake_waiters()
 
     async def start(self) -> None:
         """Start one drain task per sink (idempotent)."""

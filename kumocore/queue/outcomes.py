@@ -26,11 +26,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.outcomes")
 
-#: After how long a final outcome still waiting for its log record says so (once).
-LOG_CONFIRM_SECONDS = 30.0
-#: How often such a wait checks whether the server is stopping (then the message stays
-#: spooled for the next start instead of holding up the shutdown).
-LOG_WAIT_STEP = 1.0
+#: How long a shutdown waits for the final records of finished messages to be written.
+DRAIN_GRACE = 2.0
 
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
 
@@ -49,7 +46,9 @@ class Outcomes:
             "admin_bounced": 0,
         }
         self._tasks: set[asyncio.Task[None]] = set()
-        self._draining = False  # stopping: unwritten final records no longer hold us up
+        # Set while draining at shutdown: after it, unwritten final records stop holding
+        # up the shutdown (their messages stay spooled).
+        self._give_up_at: float | None = None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -59,12 +58,26 @@ class Outcomes:
     async def drain(self) -> None:
         """Wait until every pending spool update has been written (at shutdown: a message
         whose final record cannot be written now stays spooled)."""
-        self._draining = True
+        loop = asyncio.get_running_loop()
+        self._give_up_at = loop.time() + DRAIN_GRACE
+        logs = self.runtime.logs
+        # Records a working sink writes within the grace still unspool their message;
+        # then the waiters are woken to find that they may give up.
+        timer = loop.call_later(DRAIN_GRACE, logs.wake_waiters) if logs is not None else None
         try:
             while self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
         finally:
-            self._draining = False
+            self._give_up_at = None
+            if timer is not None:
+                timer.cancel()
+
+    def _giving_up(self) -> bool:
+        logs = self.runtime.logs
+        if logs is not None and logs.closing:
+            return True
+        return self._give_up_at is not None and (
+            asyncio.get_running_loop().time() >= self._give_up_at)
 
     def handle(
         self,
@@ -138,14 +151,13 @@ class Outcomes:
         if ticket and logs is not None:
             # A sink that cannot write (a full log disk) retries until it can: wait for it
             # as long as it takes. Only a shutdown ends the wait with the message spooled.
-            waited = 0.0
-            while not (confirmed := await logs.written(ticket, timeout=LOG_WAIT_STEP)):
-                if logs.closing or self._draining:
-                    break
-                waited += LOG_WAIT_STEP
-                if waited == LOG_CONFIRM_SECONDS:  # said once per message, not every step
-                    log.warning("log record not written yet; message stays spooled",
-                                id=message.id)
+            # No timeout (a timer per waiting message would cost more than the wait); the
+            # dispatcher logs every failed write, and drain() wakes us at shutdown.
+            confirmed = await logs.written(
+                ticket, None, give_up=self._giving_up)
+            if not confirmed:
+                log.warning("log record not written at shutdown; message stays spooled",
+                            id=message.id)
         await self.manager.forget(message, keep_spooled=not confirmed)
 
     def delivered(
