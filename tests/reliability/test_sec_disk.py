@@ -149,3 +149,31 @@ def test_serve_refuses_a_spool_directory_someone_else_controls(
     errors = [line for line in server.log_text().splitlines() if "kumocore: error" in line]
     assert len(errors) == 1, server.log_tail()
     assert str(data) in errors[0] and "spool 'data': refusing" in errors[0]
+
+
+def test_min_free_inodes_floor_is_checked_on_a_real_filesystem(tmp_path: Path) -> None:
+    from kumocore.config.spool import MinFree
+    from kumocore.spool.storage_guard import MonitoredPath, StorageMonitor
+
+    try:
+        mount = tmpfs(tmp_path / "fs", "8m,nr_inodes=64")
+        root = mount.__enter__()
+    except TmpfsUnavailable as exc:
+        pytest.skip(f"needs a real small filesystem and may not mount one: {exc}")
+    try:
+        monitor = StorageMonitor([MonitoredPath("meta", root / "spool", MinFree.parse("0"),
+                                                MinFree.parse("25%"))])
+        assert monitor.check() and monitor.refusal() is None
+        for n in range(60):  # use up the inodes, not the space
+            (root / f"f{n}").touch()
+            if not monitor.check():
+                break
+        assert monitor.over_limit and "inodes free, under min_free_inodes 25%" in (
+            monitor.reasons[0])
+        refusal = monitor.refusal()
+        assert refusal is not None and refusal.code == 421
+        for path in root.glob("f*"):
+            path.unlink()
+        assert monitor.check() and not monitor.over_limit  # recovers by itself
+    finally:
+        mount.__exit__(None, None, None)
