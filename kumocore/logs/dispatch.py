@@ -21,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
+from kumocore.logs.lane import Lane as _Lane
+from kumocore.logs.lane import Ticket as Ticket  # re-exported: the queue awaits these
 from kumocore.logs.record import LogRecord, RecordType
-from kumocore.logs.sink import LogSink, SinkOptions, sink_options
-from kumocore.timers import EarliestDeadline
+from kumocore.logs.sink import LogSink, sink_options
 
 log = structlog.get_logger("kumocore.logs")
 
@@ -43,49 +43,6 @@ RETRY_MAX = 5.0
 SHED_REPORT_INTERVAL = 1.0
 #: The records a hostile peer can multiply without any message being accepted.
 SHEDDABLE = frozenset({RecordType.Rejection})
-
-
-class _Lane:
-    """One sink's buffer, worker task and counters."""
-
-    def __init__(self, sink: LogSink, options: SinkOptions) -> None:
-        self.sink = sink
-        self.options = options
-        self.buffer: deque[LogRecord] = deque()
-        self.wakeup = asyncio.Event()  # buffer became non-empty (or we are closing)
-        self.filled = asyncio.Event()  # buffer holds a full batch (or we are closing)
-        self.task: asyncio.Task[None] | None = None
-        self.in_flight = 0
-        self.closed = False  # no more writes: waiters whose record is not written give up
-        # Sequence numbers of records appended / written by the sink; ``progress`` is
-        # replaced and set after every attempt, to wake ``written`` and ``room`` waiters.
-        self.accepted = 0
-        self.processed = 0
-        self.progress = asyncio.Event()
-        self.counts = {"submitted": 0, "written": 0, "dropped": 0, "errors": 0, "failed": 0,
-                       "shed": 0}
-        # One timer bounds every ``written`` wait on this lane (see LogDispatcher.written).
-        self._watch = EarliestDeadline(self.wake_waiters)
-
-    def stats(self) -> dict[str, int]:
-        return {**self.counts, "pending": len(self.buffer) + self.in_flight}
-
-    @property
-    def backlog(self) -> int:
-        return len(self.buffer) + self.in_flight
-
-    def wake_waiters(self) -> None:
-        progress, self.progress = self.progress, asyncio.Event()
-        progress.set()
-
-    def watch(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        """Make sure waiters are woken at ``deadline`` at the latest (those whose deadline
-        passed then give up; the others arm the watch again)."""
-        self._watch.arm(loop, deadline)
-
-
-#: What :meth:`LogDispatcher.submit` returns: each lane and the record's place in it.
-Ticket = list[tuple[_Lane, int]]
 
 
 class LogDispatcher:
