@@ -31,8 +31,10 @@ class SlowLogSink:
 
     name = "slow"
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, buffer_size: int | None = None) -> None:
         self.delay = delay
+        if buffer_size:
+            self.buffer_size = buffer_size  # the sink's back_pressure
 
     async def write_batch(self, records: Any) -> None:
         await asyncio.sleep(self.delay)
@@ -46,8 +48,10 @@ async def kumo_init(kumo: Any) -> None:
     global _kumo
     _kumo = kumo
     kumo.dns.configure_resolver(name_servers=[CFG["dns"]], timeout=CFG["dns_timeout"])
-    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind="RocksDB")
-    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind="RocksDB")
+    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind="RocksDB",
+                      **CFG["spool"])
+    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind="RocksDB",
+                      **CFG["spool"])
     kumo.configure_local_logs(log_dir=CFG["var"] + "/logs")
     if CFG["redis"]:
         await kumo.configure_redis_throttles(
@@ -60,7 +64,9 @@ async def kumo_init(kumo: Any) -> None:
 
 @hookimpl
 def kumo_register_log_sinks() -> list[Any]:
-    return [SlowLogSink(CFG["slow_log_sink"])] if CFG["slow_log_sink"] else []
+    if not CFG["slow_log_sink"]:
+        return []
+    return [SlowLogSink(CFG["slow_log_sink"], CFG["slow_log_sink_buffer"])]
 
 
 @hookimpl
@@ -89,8 +95,10 @@ class ServerSpec:
     listener: dict[str, Any] = field(default_factory=dict)
     queue: dict[str, Any] = field(default_factory=dict)
     path: dict[str, Any] = field(default_factory=dict)
+    spool: dict[str, Any] = field(default_factory=dict)  # extra kumo.define_spool options
     redis: str | None = None
     slow_log_sink: float | None = None
+    slow_log_sink_buffer: int | None = None  # its back_pressure (default 128,000)
     dns_timeout: float = 1.0
     extra: str = ""
     log_level: str = "warning"  # kumocore's diagnostic log level (not part of the policy)
@@ -117,7 +125,9 @@ def render_policy(spec: ServerSpec, var: Path) -> str:
         "listener": spec.listener,
         "queue": spec.queue,
         "path": spec.path,
+        "spool": spec.spool,
         "redis": spec.redis,
         "slow_log_sink": spec.slow_log_sink,
+        "slow_log_sink_buffer": spec.slow_log_sink_buffer,
     }
     return _POLICY.format(config=json.dumps(config)) + spec.extra

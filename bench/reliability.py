@@ -17,6 +17,7 @@ loopback (see :mod:`bench.crash` for the harness):
 9. sec_smtp — one hostile SMTP peer: abandoned TLS handshakes, refused-command floods,
    pipelining stalls, junk commands, per-peer and descriptor caps, unparsable headers,
    AUTH guessing (:mod:`bench.reliability_sec_smtp`).
+9. full disks and hostile files (:mod:`bench.reliability_sec_disk`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -48,6 +49,7 @@ from bench.reliability_lua_reload import section_lua_reload
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
 from bench.reliability_sec_delivery import section_sec_delivery
+from bench.reliability_sec_disk import section_sec_disk
 from bench.reliability_sec_smtp import section_sec_smtp
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "section_policies",
     "section_relay",
     "section_sec_delivery",
+    "section_sec_disk",
     "section_sec_smtp",
     "section_smtp_fuzz",
     "section_spool",
@@ -89,6 +92,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_smtp", section_sec_smtp),
     ("sec_delivery", section_sec_delivery),
     ("lua_reload", section_lua_reload),
+    ("sec_disk", section_sec_disk),
 ]
 
 

@@ -215,6 +215,10 @@ async def _serve(policy: str, shutdown_timeout: float) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_diagnostics(args.log_level)
+    if args.command == "serve":
+        from kumocore.fsmode import restrict_umask
+
+        restrict_umask()  # spool, logs, RocksDB's own files: owner only (workers inherit it)
     try:
         if args.command == "validate":
             return asyncio.run(_validate(args.policy, args.domain, args.tenant))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
+from kumocore.errors import Rejection
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -28,6 +29,8 @@ log = structlog.get_logger("kumocore.intake")
 
 NULL_QUEUE = "null"
 _T = TypeVar("_T")
+#: How long a message waits for room in the log sinks before it is refused with a 451.
+LOG_ROOM_SECONDS = 10.0
 #: Bound on cached queue configurations (one per distinct queue name).
 MAX_CACHED_QUEUE_CONFIGS = 100_000
 
@@ -134,6 +137,11 @@ class Intake:
             return [r if r is not None and r.error else Accepted(m, error=first_error)
                     for m, r in zip(messages, results, strict=True)]
 
+        refusal = await self._admission()
+        if refusal is not None:
+            return [r if r is not None else Accepted(m, error=refusal)
+                    for m, r in zip(messages, results, strict=True)]
+
         from kumocore.metrics import reception_counter
 
         received = reception_counter(self.runtime)
@@ -153,6 +161,19 @@ class Intake:
             received.add(reception_protocol)
             results[index] = Accepted(message)
         return [r for r in results if r is not None]
+
+    async def _admission(self) -> Rejection | None:
+        """Why no message may be stored now (spool disk under its floor, log sinks too
+        far behind), or None. Checked before anything is spooled, so a refusal costs the
+        client a retry and loses nothing."""
+        storage = self.runtime.storage
+        if storage is not None and storage.over_limit:
+            return storage.refusal()
+        logs = self.runtime.logs
+        if logs is not None and not logs.has_room() and not await logs.room(LOG_ROOM_SECONDS):
+            # Their Reception records could not be kept: hold reception back instead.
+            return Rejection(451, "4.3.0 log writing is behind. Try later")
+        return None
 
     def _log_reception(self, message: Message, queue: str, reception_protocol: str) -> None:
         logs = self.runtime.logs

@@ -127,7 +127,8 @@ _HELP = {
     "connection_count": "Open SMTP client connections per egress path.",
     "kumocore_admin_rules": "Active administrative rules, by kind.",
     "kumocore_log_sink_written_total": "Log records written, per sink.",
-    "kumocore_log_sink_dropped_total": "Log records dropped (buffer full or at close), per sink.",
+    "kumocore_log_sink_dropped_total": "Log records dropped (still pending at close), per sink.",
+    "kumocore_log_sink_shed_total": "Rejection records shed while the sink was backlogged.",
     "kumocore_log_sink_errors_total": "Failed log sink writes, per sink.",
     "kumocore_hook_calls_total": "Hook (event) invocations, per hook.",
     "kumocore_hook_seconds_total": "Time spent in hook implementations, per hook.",
@@ -184,7 +185,7 @@ class KumocoreCollector(Collector):
     def _log_metrics(self) -> Iterator[Metric]:
         logs = self.runtime.logs
         stats: Mapping[str, Mapping[str, int]] = logs.stats() if logs is not None else {}
-        for key in ("written", "dropped", "errors"):
+        for key in ("written", "dropped", "errors", "shed"):
             values = {sink: counts.get(key, 0) for sink, counts in stats.items()}
             yield _labelled(f"kumocore_log_sink_{key}_total", "counter", "sink", values)
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from kumocore.dns import Resolver
     from kumocore.intake import Intake
     from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.spool.storage_guard import StorageMonitor
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
 
@@ -91,6 +92,7 @@ class Runtime:
         self.queues: Any = None
         self.throttles: ThrottleStore | None = None
         self.intake: Intake | None = None
+        self.storage: StorageMonitor | None = None  # free space under the spools
 
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)

@@ -83,8 +83,19 @@ class Server:
         if factory is None:
             raise ConfigError(f"spool kind {definition.kind!r} is not provided by any plugin")
         options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
-        try:
+        from kumocore.fsmode import private_dir, tighten_tree
+        from kumocore.spool.recovering import RecoveringSpool
+
+        private_dir(definition.path, f"spool {name!r}")  # 0700, ours, nobody else's
+
+        def open_spool() -> Spool:
             spool: Spool = factory(name=name, **options)
+            tighten_tree(definition.path)  # files the kind created under a laxer umask
+            return spool
+
+        try:
+            # Reopened after a failed write (a full disk), so reception recovers by itself.
+            return RecoveringSpool(open_spool, self._storage_failed)
         except ConfigError:
             raise
         except Exception as exc:  # a spool that cannot open is a start-up error, not a crash
@@ -92,7 +103,10 @@ class Server:
                 f"spool {name!r} ({definition.kind}) at {definition.path}: cannot open: "
                 f"{_reason(exc)}"
             ) from exc
-        return spool
+
+    def _storage_failed(self) -> None:
+        if self.runtime.storage is not None:
+            self.runtime.storage.check()
 
     async def start(self, *, listen: bool = True) -> None:
         """Start everything; with ``listen=False`` stop short of the listeners.
@@ -102,6 +116,10 @@ class Server:
         node that is half up (:meth:`start_listeners`).
         """
         runtime = self.runtime
+        from kumocore.spool.storage_guard import StorageMonitor
+
+        runtime.storage = StorageMonitor.for_spools(runtime.config.spools.values())
+        runtime.storage.start()
         kinds = runtime.hooks.spool_kinds()
         runtime.store = MessageStore(
             self._make_spool("data", kinds), self._make_spool("meta", kinds)
@@ -215,6 +233,8 @@ class Server:
             await runtime.throttles.close()
         if runtime.store is not None:
             await runtime.store.close()
+        if runtime.storage is not None:
+            await runtime.storage.stop()
         self.started = False
 
 

@@ -1,12 +1,21 @@
 -- kumocore's bundled default policy: what `make serve` runs.
--- An embedded RocksDB spool and local logs under $KUMOCORE_VAR (default /tmp/kumocore),
+-- An embedded RocksDB spool and local logs in a per-user directory: $KUMOCORE_VAR, else
+-- $XDG_STATE_HOME/kumocore, else ./var (never a shared place like /tmp, where another
+-- user could create it first; kumocore refuses a directory it does not own),
 -- an ESMTP listener on 127.0.0.1:2025 and the HTTP API on 127.0.0.1:8000 (unprivileged
 -- ports), relaying only for loopback clients. Copy it and edit to make it your own.
 local kumo = require 'kumo'
 
-local VAR = os.getenv 'KUMOCORE_VAR' or '/tmp/kumocore'
-local RULES = os.getenv 'KUMOCORE_BOUNCE_RULES'
-  or 'plugins/bounce_classifier/kumocore_bounce_classifier/rules/default.toml'
+local function state_dir()
+  local xdg = os.getenv 'XDG_STATE_HOME'
+  if xdg and xdg ~= '' then
+    return xdg .. '/kumocore'
+  end
+  return './var'
+end
+local VAR = os.getenv 'KUMOCORE_VAR' or state_dir()
+-- The bounce classifier's bundled rules, wherever kumocore is installed.
+local RULES = os.getenv 'KUMOCORE_BOUNCE_RULES' or kumo.bounce_classifier_default_rules()
 
 kumo.on('init', function()
   kumo.define_spool { name = 'data', path = VAR .. '/spool/data', kind = 'RocksDB' }

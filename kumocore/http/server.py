@@ -50,6 +50,8 @@ async def check_liveness(request: web.Request) -> web.Response:
         return web.Response(status=503, text="shutting down")
     if runtime.intake is None or runtime.store is None:
         return web.Response(status=503, text="waiting for spool enumeration")
+    if runtime.storage is not None and runtime.storage.over_limit:  # min_free_* (issue 14)
+        return web.Response(status=503, text="storage is too full")
     return web.Response(text="OK")
 
 

@@ -1,10 +1,19 @@
-"""Feeding log records to sinks without ever making reception wait.
+"""Feeding log records to sinks: never losing the record of an accepted message.
 
-Every sink gets a lane: a bounded deque and one task that drains it in batches. Submitting
-is synchronous and O(1) per sink — reception never awaits logging. When a sink falls behind
-and its deque is full, new records are dropped *for that sink only* and counted; the other
-sinks still get them. This deliberately differs from KumoMTA, whose ``back_pressure`` makes
-submitters wait: in kumocore a stuck webhook must not stop mail from being accepted.
+Every sink gets a lane: a deque and one task that drains it in batches. Submitting is
+synchronous and O(1) per sink. Two kinds of record are treated differently when a sink
+falls behind (its deque holds ``buffer_size`` records):
+
+* Records about messages (Reception, Delivery, Bounce...) are never dropped. Reception
+  is back-pressured instead: :meth:`LogDispatcher.room` lets intake wait (boundedly)
+  for the lanes to drain before it answers 250, so the deques stay near their bound.
+* Rejection records (a hostile client can make any number of them) are shed over the
+  bound; the shed count is in the stats and logged once per second while shedding.
+
+A batch the sink fails to write is retried, with backoff, until it is written: a record
+only counts as written (and :meth:`LogDispatcher.written` only says so, which is what
+lets the queue delete a finished message) once the sink accepted it. Records still
+pending when the dispatcher closes are counted as dropped; their messages stay spooled.
 """
 
 from __future__ import annotations
@@ -12,14 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 
-from kumocore.logs.record import LogRecord
-from kumocore.logs.sink import LogSink, SinkOptions, sink_options
-from kumocore.timers import EarliestDeadline
+from kumocore.logs.lane import Lane as _Lane
+from kumocore.logs.lane import Ticket as Ticket  # re-exported: the queue awaits these
+from kumocore.logs.record import LogRecord, RecordType
+from kumocore.logs.sink import LogSink, sink_options
 
 log = structlog.get_logger("kumocore.logs")
 
@@ -27,51 +36,22 @@ DEFAULT_BUFFER_SIZE = 128_000  # KumoMTA's default back_pressure
 DEFAULT_BATCH_SIZE = 1_000
 DEFAULT_BATCH_LATENCY = 0.01  # seconds a partial batch waits for company (short: final
 # outcomes wait for their record before leaving the spool, see kumocore.queue.outcomes)
-
-
-class _Lane:
-    """One sink's buffer, worker task and counters."""
-
-    def __init__(self, sink: LogSink, options: SinkOptions) -> None:
-        self.sink = sink
-        self.options = options
-        self.buffer: deque[LogRecord] = deque()
-        self.wakeup = asyncio.Event()  # buffer became non-empty (or we are closing)
-        self.filled = asyncio.Event()  # buffer holds a full batch (or we are closing)
-        self.task: asyncio.Task[None] | None = None
-        self.in_flight = 0
-        # Sequence numbers of records appended / handed to the sink (written or failed);
-        # ``progress`` is replaced and set after every batch, to wake ``written`` waiters.
-        self.accepted = 0
-        self.processed = 0
-        self.progress = asyncio.Event()
-        self.counts = {"submitted": 0, "written": 0, "dropped": 0, "errors": 0, "failed": 0}
-        # One timer bounds every ``written`` wait on this lane (see LogDispatcher.written).
-        self._watch = EarliestDeadline(self.wake_waiters)
-
-    def stats(self) -> dict[str, int]:
-        return {**self.counts, "pending": len(self.buffer) + self.in_flight}
-
-    def wake_waiters(self) -> None:
-        progress, self.progress = self.progress, asyncio.Event()
-        progress.set()
-
-    def watch(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
-        """Make sure waiters are woken at ``deadline`` at the latest (those whose deadline
-        passed then give up; the others arm the watch again)."""
-        self._watch.arm(loop, deadline)
-
-
-#: What :meth:`LogDispatcher.submit` returns: each lane and the record's place in it.
-Ticket = list[tuple[_Lane, int]]
+#: Backoff between attempts to write a failed batch again: doubles up to the maximum.
+RETRY_INITIAL = 0.05
+RETRY_MAX = 5.0
+#: How often (seconds) the count of shed rejection records is logged while shedding.
+SHED_REPORT_INTERVAL = 1.0
+#: The records a hostile peer can multiply without any message being accepted.
+SHEDDABLE = frozenset({RecordType.Rejection})
 
 
 class LogDispatcher:
-    """Fan log records out to sinks, each in its own bounded, batched lane.
+    """Fan log records out to sinks, each in its own batched lane.
 
     ``submit`` must be called from the event loop's thread. Stats per sink: ``submitted``,
-    ``written``, ``dropped`` (buffer full, or still pending at close), ``errors`` (failed
-    ``write_batch`` calls), ``failed`` (records in those calls), ``pending``.
+    ``written``, ``dropped`` (still pending at close, or submitted after it), ``shed``
+    (rejection records over the bound), ``errors`` (failed ``write_batch`` calls, each
+    retried), ``failed`` (records in those calls), ``pending``.
     """
 
     def __init__(
@@ -92,6 +72,8 @@ class LogDispatcher:
             self._lanes.append(_Lane(sink, options))
         self._latency = batch_latency
         self._closing = False
+        self._shed_unreported = 0
+        self._shed_timer: asyncio.TimerHandle | None = None
         seen: dict[str, None] = {}
         for lane in self._lanes:
             seen.update(dict.fromkeys(lane.options.header_names))
@@ -106,19 +88,29 @@ class LogDispatcher:
         """Every header pattern some sink selects: pass it to ``make_record``."""
         return self._header_names
 
-    def submit(self, record: LogRecord) -> Ticket:
-        """Queue ``record`` for every sink. Never blocks, never raises for a slow sink.
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
-        The returned ticket can be awaited with :meth:`written`; callers that only log
-        ignore it.
+    def submit(self, record: LogRecord) -> Ticket:
+        """Queue ``record`` for every sink. Never blocks.
+
+        A record about a message is always queued (intake keeps the backlog bounded with
+        :meth:`room`); a rejection record is shed when the sink's buffer is full. The
+        returned ticket can be awaited with :meth:`written`.
         """
         ticket: Ticket = []
+        sheddable = record.type in SHEDDABLE
         for lane in self._lanes:
             counts = lane.counts
             counts["submitted"] += 1
             buffer = lane.buffer
-            if self._closing or len(buffer) >= lane.options.buffer_size:
+            if self._closing:
                 counts["dropped"] += 1
+                continue
+            if sheddable and len(buffer) >= lane.options.buffer_size:
+                counts["shed"] += 1
+                self._note_shed()
                 continue
             buffer.append(record)
             lane.accepted += 1
@@ -128,11 +120,36 @@ class LogDispatcher:
                 lane.filled.set()
         return ticket
 
-    async def written(self, ticket: Ticket, timeout: float) -> bool:
-        """Wait until every sink has been handed the ticket's record; False on timeout.
+    def has_room(self) -> bool:
+        return all(lane.backlog < lane.options.buffer_size for lane in self._lanes)
+
+    async def room(self, timeout: float) -> bool:
+        """Wait until every sink's backlog is under its ``buffer_size``; False on timeout.
+
+        Intake awaits this before it stores a message, so a sink that falls behind (or
+        cannot write at all) slows reception down instead of losing records.
+        """
+        if self.has_room():
+            return True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for lane in self._lanes:
+            while lane.backlog >= lane.options.buffer_size and not lane.closed:
+                if loop.time() >= deadline:
+                    return False
+                lane.watch(loop, deadline)
+                await lane.progress.wait()
+        return True
+
+    async def written(self, ticket: Ticket, timeout: float | None,
+                      give_up: Callable[[], bool] | None = None) -> bool:
+        """Wait until every sink has written the ticket's record; False on timeout, if
+        the dispatcher closed before it could be written, or once ``give_up()`` says so
+        (checked whenever waiters are woken, e.g. by :meth:`wake_waiters`).
 
         The queue awaits this before it deletes a message with a final outcome, so a
-        crash can never leave a message both gone from the spool and missing from the logs.
+        crash or a full log disk never leaves a message gone from the spool and missing
+        from the logs. It waits with no timeout: a waiter is only woken by progress.
         """
         # Every delivered message waits here. Rather than a timer per wait (what
         # ``asyncio.timeout`` costs), each lane has one watch timer, armed for the earliest
@@ -140,15 +157,23 @@ class LogDispatcher:
         deadline: float | None = None
         for lane, sequence in ticket:
             while lane.processed < sequence:
-                loop = asyncio.get_running_loop()
-                now = loop.time()
-                if deadline is None:
-                    deadline = now + timeout
-                elif now >= deadline:
+                if lane.closed or (give_up is not None and give_up()):
                     return False
-                lane.watch(loop, deadline)
+                if timeout is not None:
+                    loop = asyncio.get_running_loop()
+                    now = loop.time()
+                    if deadline is None:
+                        deadline = now + timeout
+                    elif now >= deadline:
+                        return False
+                    lane.watch(loop, deadline)
                 await lane.progress.wait()
         return True
+
+    def wake_waiters(self) -> None:
+        """Wake every :meth:`written` and :meth:`room` waiter to re-check its condition."""
+        for lane in self._lanes:
+            lane.wake_waiters()
 
     async def start(self) -> None:
         """Start one drain task per sink (idempotent)."""
@@ -163,7 +188,8 @@ class LogDispatcher:
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stop accepting records, drain every lane (for up to ``timeout`` seconds in all),
-        then close every sink. Records still pending when time runs out count as dropped."""
+        then close every sink. Records still pending when time runs out count as dropped
+        (the messages they are about stay in the spool)."""
         if self._closing:
             return
         deadline = time.monotonic() + timeout
@@ -178,9 +204,12 @@ class LogDispatcher:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+        self._report_shed()
         for lane in self._lanes:
             lane.counts["dropped"] += len(lane.buffer)
             lane.buffer.clear()
+            lane.closed = True
+            lane.wake_waiters()
             await self._close_sink(lane, max(deadline - time.monotonic(), 1.0))
 
     async def _drain(self, lane: _Lane) -> None:
@@ -203,27 +232,50 @@ class LogDispatcher:
             await self._write(lane, [buffer.popleft() for _ in range(count)])
 
     async def _write(self, lane: _Lane, batch: Sequence[LogRecord]) -> None:
+        """Write ``batch``, retrying with backoff until the sink takes it (or we are
+        cancelled at close, when it counts as dropped)."""
         lane.in_flight = len(batch)
+        delay = RETRY_INITIAL
         try:
-            await lane.sink.write_batch(batch)
+            while True:
+                try:
+                    await lane.sink.write_batch(batch)
+                except Exception as exc:
+                    lane.counts["errors"] += 1
+                    lane.counts["failed"] += len(batch)
+                    log.error("log sink failed to write a batch; retrying",
+                              sink=lane.sink.name, records=len(batch),
+                              retry_in=round(delay, 3), error=repr(exc))
+                    lane.wake_waiters()  # ``room`` waiters re-check their deadline
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+                    continue
+                lane.counts["written"] += len(batch)
+                lane.processed += len(batch)
+                return
         except asyncio.CancelledError:
             lane.counts["dropped"] += len(batch)
             raise
-        except Exception as exc:
-            lane.counts["errors"] += 1
-            lane.counts["failed"] += len(batch)
-            log.error(
-                "log sink failed to write a batch",
-                sink=lane.sink.name,
-                records=len(batch),
-                error=repr(exc),
-            )
-        else:
-            lane.counts["written"] += len(batch)
         finally:
             lane.in_flight = 0
-            lane.processed += len(batch)
             lane.wake_waiters()
+
+    def _note_shed(self) -> None:
+        self._shed_unreported += 1
+        if self._shed_timer is None:
+            with contextlib.suppress(RuntimeError):  # no running loop: reported at close
+                self._shed_timer = asyncio.get_running_loop().call_later(
+                    SHED_REPORT_INTERVAL, self._report_shed)
+
+    def _report_shed(self) -> None:
+        if self._shed_timer is not None:
+            self._shed_timer.cancel()
+            self._shed_timer = None
+        if self._shed_unreported:
+            log.warning("log backlog full: rejection records shed",
+                        shed=self._shed_unreported,
+                        total_shed={lane.sink.name: lane.counts["shed"] for lane in self._lanes})
+            self._shed_unreported = 0
 
     async def _close_sink(self, lane: _Lane, timeout: float) -> None:
         try:

@@ -13,15 +13,24 @@ import asyncio
 import contextlib
 import itertools
 import stat
+import sys
 from collections import deque
-from collections.abc import AsyncIterator, Collection, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
-_CHUNK = 64 * 1024  # compressed bytes per read: a few MB of JSON at most once decoded
+_CHUNK = 64 * 1024  # compressed bytes read from the file at once
+#: Compressed bytes decoded per call: zstd expands at most ~32,768-fold (RLE blocks), so
+#: one call yields at most 4 MiB, however hostile the segment.
+STEP = 128
+#: The longest line (record) kept; longer ones are skipped and reported.
+MAX_LINE = 4 * 1024 * 1024
+#: The largest zstd window accepted: what compression_level 21 (the highest the local
+#: logs allow) uses. A frame asking for more is reported, not decoded.
+MAX_WINDOW = 1 << 26
 #: (the line as written, the decoded record)
 Line = tuple[bytes, dict[str, Any]]
 
@@ -40,42 +49,96 @@ def segment_paths(directory: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_file())
 
 
+class SegmentError(Exception):
+    """A file in a log directory that is not a readable zstd segment."""
+
+
 class SegmentDecoder:
     """Decodes one segment incrementally: each :meth:`read_new` yields the complete lines
-    that appeared since the previous call."""
+    that appeared since the previous call.
 
-    def __init__(self, path: Path) -> None:
+    Memory stays bounded whatever the file holds (a crafted frame can expand 32,768-fold):
+    compressed input is fed :data:`STEP` bytes at a time, so one call decodes at most
+    ``STEP * 32 KiB`` (4 MiB); the zstd window is capped at :data:`MAX_WINDOW`; and a line
+    longer than :data:`MAX_LINE` is skipped (reported through ``on_problem``), never
+    accumulated.
+    """
+
+    def __init__(self, path: Path,
+                 on_problem: Callable[[str], None] | None = None) -> None:
         import zstandard
 
         self.path = path
         self.offset = 0
-        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._error = zstandard.ZstdError
+        self._new = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj
         self._zstd = self._new()
-        self._partial = b""
+        self._partial = bytearray()
+        self._skipping = False  # inside an over-long line: drop bytes until its end
+        self._on_problem = on_problem or _stderr
+        self.skipped_lines = 0
 
     def read_new(self, *, final: bool = False) -> Iterator[bytes]:
-        """New complete lines; with ``final`` (segment done) a trailing partial line too."""
+        """New complete lines; with ``final`` (segment done) a trailing partial line too.
+
+        Raises :class:`SegmentError` when the file is not zstd (or is corrupt)."""
         with self.path.open("rb") as f:
             f.seek(self.offset)
             while chunk := f.read(_CHUNK):
                 self.offset += len(chunk)
-                lines = (self._partial + self._decompress(chunk)).split(b"\n")
-                self._partial = lines.pop()
-                yield from (line for line in lines if line.strip())
-        if final and self._partial.strip():
-            yield self._partial
+                for start in range(0, len(chunk), STEP):
+                    yield from self._lines(self._decompress(chunk[start:start + STEP]))
+        if final and self._partial.strip() and not self._skipping:
+            yield bytes(self._partial)
         if final:
-            self._partial = b""
+            self._partial.clear()
+            self._skipping = False
+
+    def _lines(self, data: bytes) -> Iterator[bytes]:
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            piece, start = data[start:end], end + 1
+            if self._skipping:
+                self._skipping = False
+                continue
+            if len(self._partial) + len(piece) > MAX_LINE:
+                self._skip_line()
+                self._skipping = False
+                continue
+            line = bytes(self._partial + piece) if self._partial else piece
+            self._partial.clear()
+            if line.strip():
+                yield line
+        rest = data[start:]
+        if self._skipping or not rest:
+            return
+        if len(self._partial) + len(rest) > MAX_LINE:
+            self._skip_line()  # and drop the rest of it as it comes
+        else:
+            self._partial += rest
+
+    def _skip_line(self) -> None:
+        self._partial.clear()
+        self._skipping = True
+        self.skipped_lines += 1
+        self._on_problem(f"{self.path}: skipped a line longer than {MAX_LINE} bytes")
 
     def _decompress(self, data: bytes) -> bytes:
         out = []
-        while data:
-            out.append(self._zstd.decompress(data))
-            if not self._zstd.eof:
-                break
-            data = self._zstd.unused_data  # a segment may hold several frames
-            self._zstd = self._new()
+        try:
+            while data:
+                out.append(self._zstd.decompress(data))
+                if not self._zstd.eof:
+                    break
+                data = self._zstd.unused_data  # a segment may hold several frames
+                self._zstd = self._new()
+        except self._error as exc:
+            raise SegmentError(f"{self.path}: not a readable zstd log segment ({exc})") from None
         return b"".join(out)
+
+
+def _stderr(text: str) -> None:
+    print(f"kumocore logs: {text}", file=sys.stderr)
 
 
 def _decode(lines: Iterable[bytes], types: Collection[str] | None,
@@ -91,22 +154,30 @@ def _decode(lines: Iterable[bytes], types: Collection[str] | None,
 
 
 def iter_lines(
-    path_or_dir: str | Path, types: Collection[str] | None = None, queue: str | None = None
+    path_or_dir: str | Path, types: Collection[str] | None = None, queue: str | None = None,
+    on_problem: Callable[[str], None] | None = None,
 ) -> Iterator[Line]:
     """Every matching (line, record) in a segment, or in every segment of a directory,
-    finished or in progress, oldest first."""
+    finished or in progress, oldest first. A file that is not a segment, and an over-long
+    line, are reported through ``on_problem`` (stderr by default) and skipped."""
     path = Path(path_or_dir)
     if not path.exists():
         raise FileNotFoundError(f"no such log file or directory: {path}")
+    report = on_problem or _stderr
     for segment in segment_paths(path) if path.is_dir() else [path]:
-        yield from _decode(SegmentDecoder(segment).read_new(final=True), types, queue)
+        try:
+            yield from _decode(SegmentDecoder(segment, report).read_new(final=True),
+                               types, queue)
+        except SegmentError as exc:
+            report(str(exc))
 
 
 def iter_records(
-    path_or_dir: str | Path, types: Collection[str] | None = None, queue: str | None = None
+    path_or_dir: str | Path, types: Collection[str] | None = None, queue: str | None = None,
+    on_problem: Callable[[str], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every record (filtered by ``type`` and exact ``queue``) in a segment or directory."""
-    for _, record in iter_lines(path_or_dir, types, queue):
+    for _, record in iter_lines(path_or_dir, types, queue, on_problem):
         yield record
 
 
@@ -134,6 +205,11 @@ class Follower:
                 done = is_done(path)  # before reading: a done file is complete when read
                 yield from _decode(decoder.read_new(final=done), self.types, self.queue)
             except FileNotFoundError:  # removed by log retention since we listed it
+                self._decoders.pop(path.name, None)
+                continue
+            except SegmentError as exc:  # a stray file: said once, then left alone
+                _stderr(str(exc))
+                self._finished.add(path.name)
                 self._decoders.pop(path.name, None)
                 continue
             if done:

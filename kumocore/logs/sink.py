@@ -2,8 +2,8 @@
 
 A plugin returns sinks from ``kumo_register_log_sinks``. The
 :class:`~kumocore.logs.dispatch.LogDispatcher` feeds each sink from its own bounded buffer
-and task, in batches, so a sink may take its time (compress, retry an HTTP POST) without
-ever slowing down reception.
+and task, in batches, so a sink may take its time (compress, retry an HTTP POST); only a
+sink that falls ``buffer_size`` records behind holds reception back.
 
 Besides the three required members a sink may declare, as plain attributes:
 
@@ -12,8 +12,8 @@ Besides the three required members a sink may declare, as plain attributes:
     :meth:`LogRecord.to_json`. Records only capture headers some sink declared, so a sink
     that selects headers without declaring them gets an empty ``headers`` map.
 ``buffer_size: int``
-    How many records may wait for this sink before new ones are dropped (KumoMTA's
-    ``back_pressure``); the dispatcher's default otherwise.
+    How many records may wait for this sink before reception is held back and rejection
+    records are shed (KumoMTA's ``back_pressure``); the dispatcher's default otherwise.
 ``batch_size: int``
     The most records handed to one :meth:`LogSink.write_batch` call.
 """
@@ -38,8 +38,10 @@ class LogSink(Protocol):
     async def write_batch(self, records: Sequence[LogRecord]) -> None:
         """Persist or forward ``records``. Called by one task at a time per sink.
 
-        Raising counts the batch as failed (the dispatcher logs it and carries on; it does
-        not retry), so a sink that wants retries does them here.
+        Raising counts the batch as failed: the dispatcher logs it and calls again with
+        the same batch, with backoff, until it succeeds (records about messages must not
+        be lost). A sink must therefore leave no half-written record behind when it raises,
+        or accept that a retried record may appear twice.
         """
         ...
 

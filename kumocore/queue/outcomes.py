@@ -1,8 +1,8 @@
 """What happens after an attempt: Delivery, TransientFailure, Bounce, Expiration.
 
 Every outcome is logged with KumoMTA's record fields. A message leaves the spool only
-after its final record (Delivery, Bounce, Expiration, AdminBounce) was handed to the log
-dispatcher; a transient failure persists the new attempt count and due time first, so a
+after its final record (Delivery, Bounce, Expiration, AdminBounce) was written by every
+log sink; a transient failure persists the new attempt count and due time first, so a
 restart resumes the same schedule.
 """
 
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.outcomes")
 
-#: How long a final outcome waits for its log record before keeping the message spooled.
-LOG_CONFIRM_SECONDS = 30.0
+#: How long a shutdown waits for the final records of finished messages to be written.
+DRAIN_GRACE = 2.0
 
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
 
@@ -46,6 +46,9 @@ class Outcomes:
             "admin_bounced": 0,
         }
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set while draining at shutdown: after it, unwritten final records stop holding
+        # up the shutdown (their messages stay spooled).
+        self._give_up_at: float | None = None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -53,9 +56,28 @@ class Outcomes:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait until every pending spool update has been written."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every pending spool update has been written (at shutdown: a message
+        whose final record cannot be written now stays spooled)."""
+        loop = asyncio.get_running_loop()
+        self._give_up_at = loop.time() + DRAIN_GRACE
+        logs = self.runtime.logs
+        # Records a working sink writes within the grace still unspool their message;
+        # then the waiters are woken to find that they may give up.
+        timer = loop.call_later(DRAIN_GRACE, logs.wake_waiters) if logs is not None else None
+        try:
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        finally:
+            self._give_up_at = None
+            if timer is not None:
+                timer.cancel()
+
+    def _giving_up(self) -> bool:
+        logs = self.runtime.logs
+        if logs is not None and logs.closing:
+            return True
+        return self._give_up_at is not None and (
+            asyncio.get_running_loop().time() >= self._give_up_at)
 
     def handle(
         self,
@@ -127,9 +149,15 @@ class Outcomes:
         logs = self.runtime.logs
         confirmed = True
         if ticket and logs is not None:
-            confirmed = await logs.written(ticket, timeout=LOG_CONFIRM_SECONDS)
+            # A sink that cannot write (a full log disk) retries until it can: wait for it
+            # as long as it takes. Only a shutdown ends the wait with the message spooled.
+            # No timeout (a timer per waiting message would cost more than the wait); the
+            # dispatcher logs every failed write, and drain() wakes us at shutdown.
+            confirmed = await logs.written(
+                ticket, None, give_up=self._giving_up)
             if not confirmed:
-                log.warning("log record not confirmed; message stays spooled", id=message.id)
+                log.warning("log record not written at shutdown; message stays spooled",
+                            id=message.id)
         await self.manager.forget(message, keep_spooled=not confirmed)
 
     def delivered(

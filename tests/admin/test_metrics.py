@@ -80,15 +80,23 @@ async def test_metrics_text_has_kumomta_names_and_live_queue_values(
 async def test_metrics_report_hook_timings_log_drops_and_admin_rules(
     runtime: Runtime, client: Any, enqueue: Enqueue
 ) -> None:
+    from kumocore.logs.record import RecordType
+    from tests.core.logs.fakes import record
+
     runtime.logs = LogDispatcher([DiscardSink()])  # not started: its 1-record buffer fills
+    for _ in range(3):  # rejection records over the bound are shed (and counted)
+        runtime.logs.submit(record(RecordType.Rejection))
     for n in range(3):
         enqueue(f"u{n}@example.com")
     await client.post("/api/admin/bounce/v1", json={"domain": "example.com", "reason": "x"})
-    await runtime.queues.outcomes.drain()  # AdminBounce records classified and submitted
+    await runtime.logs.start()  # AdminBounce records are never shed: they wait for room
+    await runtime.queues.outcomes.drain()  # classified, submitted, written, unspooled
 
     values = _samples(await (await client.get("/metrics")).text())
 
-    assert values[("kumocore_log_sink_dropped", (("sink", "audit"),))] == 2
+    assert values[("kumocore_log_sink_shed", (("sink", "audit"),))] == 2
+    assert values[("kumocore_log_sink_dropped", (("sink", "audit"),))] == 0
+    assert values[("kumocore_log_sink_written", (("sink", "audit"),))] == 4
     calls = values[("kumocore_hook_calls", (("hook", "kumo_classify_bounce"),))]
     assert calls == 3
     assert values[("kumocore_hook_seconds", (("hook", "kumo_classify_bounce"),))] >= 0

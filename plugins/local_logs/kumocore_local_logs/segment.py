@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from kumocore.fsmode import create_private_file, private_dir
 from kumocore_local_logs.options import LocalLogsConfig, MinFree
 from kumocore_local_logs.workers import WorkerTag
 
@@ -77,8 +78,10 @@ class Segment:
         self.path = path
         self.expires = expires
         self.written = 0  # uncompressed bytes, what max_file_size limits
+        self.flushed = False  # some batch made it to disk (its records were confirmed)
         # "x": never append to (and corrupt) a segment written by someone else.
-        raw = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by the writer
+        # 0600: the records carry addresses and headers. Exclusive: see above.
+        raw = os.fdopen(create_private_file(path), "wb", buffering=0)
         # One compressor per segment: a ZstdCompressor must not drive two streams at once.
         self._writer: Any = zstandard.ZstdCompressor(level=level).stream_writer(
             raw, closefd=True)
@@ -91,6 +94,7 @@ class Segment:
         # Ending the current zstd block makes everything written so far decodable by a
         # reader of the in-progress file; the frame (one per segment) stays open.
         self._writer.flush(self._zstd.FLUSH_BLOCK)
+        self.flushed = True
 
     def finish(self) -> None:
         """End the frame, close the file, and mark it done (read-only)."""
@@ -115,7 +119,7 @@ class SegmentSet:
         if self.prepared:
             return
         for directory in self.config.all_dirs():
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory, "configure_local_logs: log_dir")  # 0700, ours only
             mark_existing_done(directory, self.worker)
         self.prepared = True
 
@@ -185,10 +189,19 @@ class SegmentSet:
             segment.finish()
 
     def _abandon(self, key: SegmentKey) -> None:
+        segment = self.open.get(key)
         try:
             self._finish(key)
         except Exception as exc:
             log.error("could not finish a failed log segment", error=repr(exc))
+        if segment is not None and not segment.flushed:
+            # Nothing in it was confirmed: only (part of) the batch that failed, which the
+            # dispatcher writes again. Removing it keeps a full disk from gathering one
+            # empty segment per retry, and the records from appearing twice.
+            try:
+                segment.path.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("could not remove a failed log segment", error=repr(exc))
 
     def next_deadline(self) -> float | None:
         deadlines = [s.expires for s in self.open.values() if s.expires is not None]

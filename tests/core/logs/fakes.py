@@ -58,11 +58,13 @@ def record(
 class RecordingSink:
     """Keeps every batch; optionally slow (an Event gates each write) or failing."""
 
-    def __init__(self, name: str = "recording", *, fail: bool = False,
+    def __init__(self, name: str = "recording", *, fail: bool = False, fail_times: int = 0,
                  gate: asyncio.Event | None = None, **attrs: Any) -> None:
         self.name = name
         self.batches: list[list[LogRecord]] = []
         self.fail = fail
+        self.fail_times = fail_times  # fail this many calls, then succeed
+        self.calls = 0
         self.gate = gate
         self.closed = 0
         for key, value in attrs.items():
@@ -75,8 +77,9 @@ class RecordingSink:
     async def write_batch(self, records: Sequence[LogRecord]) -> None:
         if self.gate is not None:
             await self.gate.wait()
-        if self.fail:
-            raise OSError("disk on fire")
+        self.calls += 1
+        if self.fail or self.calls <= self.fail_times:
+            raise OSError(28, "No space left on device")
         self.batches.append(list(records))
 
     async def close(self) -> None:

@@ -58,3 +58,31 @@ def test_kumocore_main_dispatches_logs_cat(
     write_segment(tmp_path / "seg", {"type": "Delivery", "queue": "a"})
     assert main(["logs", "cat", str(tmp_path)]) == 0
     assert orjson.loads(capsys.readouterr().out) == {"type": "Delivery", "queue": "a"}
+
+
+def test_logs_cat_bounds_memory_on_a_crafted_frame_and_reports_the_long_line(
+    tmp_path: Path
+) -> None:
+    from bench.sec_disk import crafted_segment, logs_cat_max_rss
+
+    segment = tmp_path / "20250101-000000.000000000"
+    assert crafted_segment(segment) < 80 * 1024
+    code, max_rss_kib, stdout, problems = logs_cat_max_rss(tmp_path)
+    assert code == 0, problems
+    assert max_rss_kib < 200 * 1024  # was 4.2 GB; the interpreter alone is ~60 MB
+    assert problems == f"kumocore logs: {segment}: skipped a line longer than 4194304 bytes"
+    assert [orjson.loads(x) for x in stdout.splitlines()] == [
+        {"type": "Bounce", "queue": "after"}]
+
+
+def test_logs_cat_reports_a_stray_non_zstd_file_in_one_line_and_reads_the_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "20250101-000000.000000000").write_bytes(b"not zstd at all\n" * 100)
+    write_segment(tmp_path / "20250101-000001.000000000", {"type": "Bounce", "queue": "a"})
+    out = io.StringIO()
+    assert run_logs(parse(["logs", "cat", str(tmp_path)]), out) == 0
+    assert [orjson.loads(x) for x in out.getvalue().splitlines()] == [
+        {"type": "Bounce", "queue": "a"}]
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 1 and "not a readable zstd log segment" in errors[0], errors

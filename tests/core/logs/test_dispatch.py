@@ -27,7 +27,8 @@ async def test_every_sink_gets_every_record_in_submission_order() -> None:
     await dispatcher.close()
     assert a.records == records and b.records == records
     assert dispatcher.stats()["a"] == {"submitted": 25, "written": 25, "dropped": 0,
-                                       "errors": 0, "failed": 0, "pending": 0}
+                                       "errors": 0, "failed": 0, "shed": 0,
+                                       "pending": 0}
 
 
 async def test_records_are_written_in_batches_of_at_most_batch_size() -> None:
@@ -65,42 +66,82 @@ async def test_slow_sink_does_not_block_submit_nor_the_other_sinks() -> None:
     assert len(slow.records) == 5000
 
 
-async def test_full_buffer_drops_for_that_sink_only_and_counts_drops() -> None:
+async def test_full_buffer_never_drops_message_records_and_sheds_only_rejections() -> None:
+    from structlog.testing import capture_logs
+
+    from kumocore.logs.record import RecordType
+
     gate = asyncio.Event()
     slow, fast = RecordingSink("slow", gate=gate, buffer_size=10), RecordingSink("fast")
     dispatcher = LogDispatcher([slow, fast], batch_size=5, batch_latency=0)
     await dispatcher.start()
     await asyncio.sleep(0)
-    for _ in range(30):
+    with capture_logs() as logs:
+        for _ in range(30):
+            dispatcher.submit(record(RecordType.Reception))
+            dispatcher.submit(record(RecordType.Rejection))
+            await asyncio.sleep(0)  # let the drain tasks take what they can
+        stats = dispatcher.stats()
+        assert stats["slow"]["dropped"] == 0
+        assert stats["slow"]["shed"] > 0  # rejections over the bound only
+        assert stats["fast"]["shed"] == 0 and stats["fast"]["dropped"] == 0
+        assert not dispatcher.has_room()
+        gate.set()
+        await dispatcher.close()
+    stats = dispatcher.stats()
+    kinds = [r.type for r in slow.records]
+    assert kinds.count(RecordType.Reception) == 30  # every message record written
+    assert kinds.count(RecordType.Rejection) == 30 - stats["slow"]["shed"]
+    assert len(fast.records) == 60
+    shed_lines = [e for e in logs if e["event"] == "log backlog full: rejection records shed"]
+    assert sum(e["shed"] for e in shed_lines) == stats["slow"]["shed"]
+
+
+async def test_room_waits_until_the_backlog_drains_and_times_out_while_stuck() -> None:
+    gate = asyncio.Event()
+    sink = RecordingSink("slow", gate=gate, buffer_size=4)
+    dispatcher = LogDispatcher([sink], batch_size=2, batch_latency=0)
+    await dispatcher.start()
+    for _ in range(6):
         dispatcher.submit(record())
-        await asyncio.sleep(0)  # let the drain tasks take what they can
-    stats = dispatcher.stats()
-    assert stats["slow"]["dropped"] > 0
-    assert stats["fast"]["dropped"] == 0
+    assert await dispatcher.room(timeout=0.05) is False  # stuck sink: intake refuses
+    waiter = asyncio.create_task(dispatcher.room(timeout=5))
+    await asyncio.sleep(0.02)
+    assert not waiter.done()
     gate.set()
+    assert await waiter is True
     await dispatcher.close()
-    stats = dispatcher.stats()
-    assert stats["slow"]["written"] + stats["slow"]["dropped"] == 30
-    assert len(slow.records) == stats["slow"]["written"]
-    assert len(fast.records) == 30
+    assert len(sink.records) == 6
 
 
-async def test_sink_errors_are_counted_logged_and_do_not_stop_other_sinks() -> None:
+async def test_failed_batches_are_retried_until_written_and_only_then_confirmed() -> None:
     from structlog.testing import capture_logs
 
-    bad, good = RecordingSink("bad", fail=True), RecordingSink("good")
+    bad, good = RecordingSink("bad", fail_times=3), RecordingSink("good")
     dispatcher = LogDispatcher([bad, good], batch_latency=0)
     await dispatcher.start()
     with capture_logs() as logs:
-        for _ in range(3):
-            dispatcher.submit(record())
-            await asyncio.sleep(0.01)
+        tickets = [dispatcher.submit(record()) for _ in range(3)]
+        assert await dispatcher.written(tickets[0], timeout=0.02) is False  # still failing
+        for ticket in tickets:
+            assert await dispatcher.written(ticket, timeout=5) is True
         await dispatcher.close()
     stats = dispatcher.stats()
-    assert stats["bad"]["errors"] >= 1 and stats["bad"]["failed"] == 3
-    assert stats["bad"]["written"] == 0
+    assert stats["bad"]["errors"] == 3 and stats["bad"]["written"] == 3
+    assert len(bad.records) == 3 and stats["bad"]["dropped"] == 0
     assert stats["good"]["written"] == 3
     assert any(e.get("sink") == "bad" and e["log_level"] == "error" for e in logs)
+
+
+async def test_a_record_never_written_is_not_confirmed_and_counts_as_dropped_at_close() -> None:
+    bad = RecordingSink("bad", fail=True)
+    dispatcher = LogDispatcher([bad], batch_latency=0)
+    await dispatcher.start()
+    ticket = dispatcher.submit(record())
+    waiter = asyncio.create_task(dispatcher.written(ticket, timeout=30))
+    await dispatcher.close(timeout=0.2)
+    assert await waiter is False  # the queue keeps such a message spooled
+    assert dispatcher.stats()["bad"]["dropped"] == 1
 
 
 async def test_close_drains_pending_records_and_closes_every_sink_once() -> None:

@@ -1,0 +1,87 @@
+"""Reopening a spool after a storage error, so a disk that filled up once recovers.
+
+RocksDB puts itself in a read-only error state when a WAL write fails (``No space left on
+device``) and stays there: every later write fails, even once space is freed, until the
+database is reopened. :class:`RecoveringSpool` wraps any spool kind: after a failed
+``put``/``delete`` it closes the spool and opens it again (at most once per
+:data:`REOPEN_INTERVAL`) before the next write. A failed write was never acknowledged, so
+nothing acknowledged is lost; RocksDB's recovery drops a torn WAL tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import structlog
+
+from kumocore.spool.base import Spool
+
+log = structlog.get_logger("kumocore.spool")
+
+#: Seconds between two attempts to reopen a spool that keeps failing.
+REOPEN_INTERVAL = 1.0
+
+
+class RecoveringSpool:
+    """A :class:`Spool` that reopens its inner spool after a failed write."""
+
+    def __init__(self, open_spool: Callable[[], Spool],
+                 on_failure: Callable[[], None] | None = None) -> None:
+        self._open = open_spool
+        self.inner: Spool = open_spool()
+        self.name = self.inner.name
+        self._on_failure = on_failure
+        self._failed = False
+        self._last_attempt = 0.0
+        self._lock = asyncio.Lock()
+        self.reopened = 0
+
+    def __getattr__(self, name: str) -> Any:  # kind-specific attributes (stats, path)
+        return getattr(self.inner, name)
+
+    async def put(self, key: str, value: bytes) -> None:
+        await self._write(self.inner.put, key, value)
+
+    async def delete(self, key: str) -> None:
+        await self._write(self.inner.delete, key)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self.inner.get(key)
+
+    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        async for item in self.inner.scan():
+            yield item
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def _write(self, op: Callable[..., Any], *args: Any) -> None:
+        if self._failed:
+            await self._reopen()
+            op = getattr(self.inner, op.__name__)
+        try:
+            await op(*args)
+        except Exception:
+            self._failed = True
+            if self._on_failure is not None:
+                self._on_failure()  # e.g. make the storage monitor look at once
+            raise
+
+    async def _reopen(self) -> None:
+        async with self._lock:
+            if not self._failed:
+                return
+            if time.monotonic() - self._last_attempt < REOPEN_INTERVAL:
+                raise OSError(f"spool {self.name!r} failed a write and is not reopened yet")
+            self._last_attempt = time.monotonic()
+            old = self.inner
+            with contextlib.suppress(Exception):  # a database in error state fails to flush
+                await old.close()
+            self.inner = await asyncio.to_thread(self._open)
+            self._failed = False
+            self.reopened += 1
+            log.warning("spool reopened after a failed write", spool=self.name)
