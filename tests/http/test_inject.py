@@ -179,7 +179,8 @@ async def test_malformed_requests_get_400_with_a_json_error(
 
 
 async def test_body_that_is_not_json_gets_400(http: HttpEnv) -> None:
-    status, payload, _ = await http.request("POST", "/api/inject/v1", data=b"{nope")
+    status, payload, _ = await http.request(
+        "POST", "/api/inject/v1", data=b"{nope", headers={"Content-Type": "application/json"})
     assert status == 400 and payload["error"].startswith("request body is not valid JSON")
 
 
