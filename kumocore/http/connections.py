@@ -136,10 +136,21 @@ class GuardedProtocol(asyncio.Protocol):
         self._close()
 
     def _close(self) -> None:
-        if self.transport is not None:
-            # abort(): a client that stopped reading must not keep the socket open either.
-            with contextlib.suppress(Exception):
-                self.transport.abort()
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.close()  # flushes what was written (the 408), then closes
+        # ... unless the client stopped reading: then the socket goes anyway, a moment later.
+        asyncio.get_running_loop().call_later(LINGER, _abort, transport)
+
+
+#: Seconds a closing connection may take to flush its last bytes before it is aborted.
+LINGER = 1.0
+
+
+def _abort(transport: asyncio.Transport) -> None:
+    with contextlib.suppress(Exception):
+        transport.abort()
 
 
 class ConnectionGuard:

@@ -131,6 +131,12 @@ def make_request_guard(config: HttpListenerConfig) -> Any:
             response = json_error(408, "request body not received within "
                                   f"{config.request_body_timeout:g}s (request_body_timeout)")
             response.force_close()
+            # Answer and hang up now: aiohttp would otherwise linger, reading the rest of a
+            # body that is not coming.
+            await response.prepare(request)
+            await response.write_eof()
+            if request.transport is not None:
+                request.transport.close()
             return response
         return await handler(request)
 
