@@ -13,8 +13,8 @@ KumoMTA's builder does:
 * ``To:`` is generated for the recipient unless a ``To`` header was given; ``Date`` and
   ``MIME-Version`` are added. No ``Message-ID`` (KumoMTA's builder adds none either).
 
-A rendered header value containing CR or LF fails the recipient: a substitution must not
-be able to add header lines.
+A rendered header value containing CR, LF or another control or line-break character
+fails the recipient: a substitution must not be able to add header lines.
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ import re
 from email.message import MIMEPart
 
 from kumocore.headers import HeaderBlock, HeaderError, append_header
-from kumocore.http.inject_schema import Attachment, Builder, InjectRecipient, InjectRequest
+from kumocore.http.inject_schema import (
+    Attachment,
+    Builder,
+    InjectRecipient,
+    InjectRequest,
+    unsafe_header_character,
+)
 from kumocore.http.templating import Templates, template_context
 from kumocore.smtp.trace import rfc2822_now
 
@@ -66,8 +72,10 @@ def build_message(
     headers = []
     for index, (name, _) in enumerate(_header_templates(content)):
         value = templates.render(f"header{index}", context)
-        if "\r" in value or "\n" in value:
-            raise BuildError(f"header {name} contains CR or LF after substitution")
+        bad = unsafe_header_character(value)
+        if bad is not None:
+            raise BuildError(f"header {name} contains CR or LF or another control or "
+                             f"line-break character ({bad!r}) after substitution")
         headers.append((name, value))
     message = _body(content, templates, context)
     for name, value in headers:
@@ -108,7 +116,12 @@ def _header_templates(content: Builder) -> list[tuple[str, str]]:
     for key, mailbox in fields.items():
         if mailbox is not None:
             name = "From" if key == "from" else "Reply-To"
-            shortcuts[key] = (name, email.utils.formataddr((mailbox.name or "", mailbox.email)))
+            try:
+                value = email.utils.formataddr((mailbox.name or "", mailbox.email))
+            except UnicodeError:
+                raise BuildError(f"content.{key.replace('-', '_')}.email: a non-ASCII "
+                                 "address cannot be written in a header") from None
+            shortcuts[key] = (name, value)
     if content.subject is not None:
         shortcuts["subject"] = ("Subject", content.subject)
     headers = [(n, v) for n, v in content.headers.items() if n.lower() not in shortcuts]

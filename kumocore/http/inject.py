@@ -16,6 +16,7 @@ still answers ``200``::
 
 from __future__ import annotations
 
+import email.errors
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -39,7 +40,10 @@ log = structlog.get_logger("kumocore.http")
 
 TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
 #: Per-recipient failures: reported in ``errors``, never an HTTP error.
-_RECIPIENT_ERRORS = (Rejection, PolicyError, HookError, TemplateFailure, BuildError, TypeError)
+#: ValueError and MessageError: whatever else the ``email`` package refuses to build is
+#: that recipient's failure, never a 500 for the batch.
+_RECIPIENT_ERRORS = (Rejection, PolicyError, HookError, TemplateFailure, BuildError, TypeError,
+                     ValueError, email.errors.MessageError)
 
 
 def json_error(status: int, message: str) -> web.Response:
