@@ -43,9 +43,9 @@ class BuildError(ValueError):
     """The message for one recipient cannot be generated."""
 
 
-def compile_templates(request: InjectRequest) -> Templates:
+def compile_templates(request: InjectRequest, max_rendered_size: int) -> Templates:
     """Every template of ``request``, compiled (raises TemplateFailure / BuildError)."""
-    templates = Templates(request.template_dialect)
+    templates = Templates(request.template_dialect, max_rendered_size)
     content = request.content
     if isinstance(content, str):
         templates.add("content", content)

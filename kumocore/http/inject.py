@@ -68,10 +68,12 @@ class InjectHandler:
             return json_error(400, f"request body is not valid JSON: {exc}")
         except RequestError as exc:
             return json_error(400, str(exc))
+        except RecursionError:
+            return json_error(400, "request body nests arrays/objects too deeply")
         if inject.deferred_generation:
             return json_error(422, "deferred_generation is not supported by kumocore")
         try:
-            templates = compile_templates(inject)
+            templates = compile_templates(inject, self.config.max_rendered_size)
         except (TemplateFailure, BuildError) as exc:
             return json_error(422, str(exc))
         auth = request_auth(request)

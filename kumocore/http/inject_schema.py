@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kumocore.address import AddressError, EnvelopeAddress, parse_envelope_address
+from kumocore.http.frozen import freeze
 
 DIALECTS = ("Jinja", "Static", "Handlebars")
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
@@ -103,7 +104,7 @@ def parse_inject_request(body: Any) -> InjectRequest:
         envelope_sender=_address(obj["envelope_sender"], "envelope_sender", allow_null=True),
         recipients=tuple(_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients)),
         content=_content(obj["content"]),
-        substitutions=_map(obj.get("substitutions", {}), "substitutions"),
+        substitutions=freeze(_map(obj.get("substitutions", {}), "substitutions")),
         template_dialect=dialect,
         deferred_spool=_bool(obj.get("deferred_spool", False), "deferred_spool"),
         deferred_generation=_bool(obj.get("deferred_generation", False), "deferred_generation"),
@@ -120,7 +121,7 @@ def _recipient(value: Any, where: str) -> InjectRecipient:
         email=email,
         address=_address(email, f"{where}.email", allow_null=False),
         name=_header_text(obj.get("name"), f"{where}.name"),
-        substitutions=_map(obj.get("substitutions", {}), f"{where}.substitutions"),
+        substitutions=freeze(_map(obj.get("substitutions", {}), f"{where}.substitutions")),
         metadata=None if metadata is None else _map(metadata, f"{where}.metadata"),
     )
 
