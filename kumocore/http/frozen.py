@@ -36,7 +36,7 @@ class FrozenDict(dict[str, Any]):
     __slots__ = ()
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
-    fromkeys = classmethod(_read_only)  # type: ignore[assignment]
+    fromkeys = classmethod(_read_only)  # type: ignore[assignment,var-annotated]
 
     def copy(self) -> FrozenDict:
         return self
