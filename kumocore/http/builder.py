@@ -61,6 +61,17 @@ def compile_templates(request: InjectRequest, max_rendered_size: int) -> Templat
     return templates
 
 
+def content_size(request: InjectRequest) -> int:
+    """Roughly how many bytes one recipient's message takes before substitution."""
+    content = request.content
+    if isinstance(content, str):
+        return len(content)
+    texts = [content.text_body, content.html_body, content.amp_html_body, content.subject,
+             *content.headers.values()]
+    return (sum(len(t) for t in texts if t is not None)
+            + sum(len(a.data) * 4 // 3 for a in content.attachments))  # base64 in MIME
+
+
 def build_message(
     request: InjectRequest, templates: Templates, recipient: InjectRecipient
 ) -> bytes:
