@@ -25,7 +25,7 @@ import asyncio
 import collections
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -55,14 +55,14 @@ class GuardedProtocol(asyncio.Protocol):
 
     # -------------------------------------------------------------- asyncio protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports are not asyncio.Transport subclasses, so no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else ""
         refusal = self.guard.admit(self)
         if refusal is not None:
-            transport.write(raw_json_response(503, "Service Unavailable", refusal))
-            transport.close()
+            self.transport.write(raw_json_response(503, "Service Unavailable", refusal))
+            self._close()
             return
         self.admitted = True
         self.inner.connection_made(transport)
