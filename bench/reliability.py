@@ -13,7 +13,10 @@ loopback (see :mod:`bench.crash` for the harness):
 6. corrupt spool records written into a stopped server's RocksDB meta spool;
 7. limits: connection flood, idle and trickling clients, memory with many connections,
    with half-sent DATA, and with a stuck log sink;
-8. Redis killed mid-run, DNS down and SERVFAIL.
+8. Redis killed mid-run, DNS down and SERVFAIL;
+9. ``sec_http``: slowloris/silent/flooding HTTP clients, cross-site POSTs, bad characters,
+   template abuse, Basic-auth guessing, a 1 MiB x N inject vs SMTP latency
+   (:mod:`bench.reliability_sec_http`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -42,6 +45,7 @@ from bench.reliability_hostile import section_http, section_relay, section_smtp_
 from bench.reliability_limits import section_limits
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
+from bench.reliability_sec_http import section_sec_http
 
 __all__ = [
     "MODES",
@@ -58,6 +62,7 @@ __all__ = [
     "section_limits",
     "section_policies",
     "section_relay",
+    "section_sec_http",
     "section_smtp_fuzz",
     "section_spool",
 ]
@@ -70,6 +75,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("relay", section_relay),
     ("smtp_fuzz", section_smtp_fuzz),
     ("http", section_http),
+    ("sec_http", section_sec_http),
     ("policy", section_policies),
     ("spool", section_spool),
     ("limits", section_limits),
