@@ -9,7 +9,8 @@ a builder without a body), then for each recipient render the message, build a
 Large batches must neither stall the event loop (SMTP clients wait for it) nor hold every
 generated message in memory at once (issue 14, #12). So the request's content size times
 its recipient count may not exceed ``inject_generated_size_limit`` (``413`` with a JSON
-error naming it), and recipients are handled in chunks of about :data:`CHUNK_BYTES` of
+error naming it; once the bytes really generated pass it, the remaining recipients
+fail), and recipients are handled in chunks of about :data:`CHUNK_BYTES` of
 generated data: a chunk whose messages are large is rendered and built in a worker thread
 (the loop keeps running; the GIL is handed back every few milliseconds, and measured
 stalls stay in that range), then its policy events run on the loop and the chunk goes to
@@ -115,16 +116,27 @@ class InjectHandler:
         self, inject: InjectRequest, templates: Templates, auth: AuthInfo, via: str
     ) -> dict[str, Any]:
         errors: list[tuple[str, str]] = []
-        size = max(content_size(inject), 1)
-        step = max(1, min(CHUNK_RECIPIENTS, CHUNK_BYTES // size))
+        budget = self.config.inject_generated_size_limit
         recipients = inject.recipients
-        for start in range(0, len(recipients), step):
-            chunk = recipients[start:start + step]
+        # Bytes per message: estimated from the content, then what was really generated
+        # (substitutions and loops can make a small template render large).
+        size = max(content_size(inject), 1)
+        done = generated = 0
+        while done < len(recipients):
+            if generated > budget:
+                errors += [(r.email, f"not generated: the request already generated "
+                            f"{generated} bytes, over inject_generated_size_limit ({budget})")
+                           for r in recipients[done:]]
+                break
+            chunk = recipients[done:done + max(1, min(CHUNK_RECIPIENTS, CHUNK_BYTES // size))]
             if size * len(chunk) >= THREAD_BYTES:
-                built = await asyncio.to_thread(
+                built, nbytes = await asyncio.to_thread(
                     self._generate_all, inject, templates, chunk, auth, via)
             else:
-                built = self._generate_all(inject, templates, chunk, auth, via)
+                built, nbytes = self._generate_all(inject, templates, chunk, auth, via)
+            done += len(built)
+            generated += nbytes
+            size = max(size, nbytes // max(len(built), 1))
             errors += await self._finish(inject, built, auth)
             await asyncio.sleep(0)  # let other clients in between chunks
         return {
@@ -137,16 +149,23 @@ class InjectHandler:
     def _generate_all(
         self, inject: InjectRequest, templates: Templates,
         chunk: Sequence[InjectRecipient], auth: AuthInfo, via: str,
-    ) -> list[tuple[str, Message | Exception]]:
-        """Each recipient's message, or why it could not be generated (thread-safe)."""
+    ) -> tuple[list[tuple[str, Message | Exception]], int]:
+        """Each recipient's message, or why it could not be generated, and the bytes
+        generated; stops early past :data:`CHUNK_BYTES` (the rest is the next chunk).
+        Runs in a worker thread for large chunks: it touches nothing shared."""
         built: list[tuple[str, Message | Exception]] = []
+        nbytes = 0
         for recipient in chunk:
+            if nbytes >= CHUNK_BYTES:
+                break
             try:
-                built.append((recipient.email,
-                              self._generate(inject, templates, recipient, auth, via)))
+                message = self._generate(inject, templates, recipient, auth, via)
             except _RECIPIENT_ERRORS as exc:
                 built.append((recipient.email, exc))
-        return built
+                continue
+            nbytes += len(message.data)
+            built.append((recipient.email, message))
+        return built, nbytes
 
     async def _finish(
         self, inject: InjectRequest, built: list[tuple[str, Message | Exception]],

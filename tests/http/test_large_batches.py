@@ -55,3 +55,18 @@ async def test_a_1_mib_by_100_batch_does_not_stall_the_event_loop(
     assert max(gaps) < 1.0, max(gaps)
     assert len(env.messages) == 100
     assert all(b"Hello r" in m.data for m in env.messages[:3])
+
+
+async def test_a_small_template_rendering_large_is_stopped_at_the_budget(
+    start_http: StartHttp,
+) -> None:
+    env = await start_http(inject_generated_size_limit="1 MiB")
+    body = {"envelope_sender": "a@sender.example", "substitutions": {"big": "y" * 1000},
+            "recipients": [{"email": f"r{i}@example.com"} for i in range(50)],
+            "content": {"text_body": "{% for i in range(200) %}{{ big }}{% endfor %}"}}
+    status, payload = await env.inject(body)
+    assert status == 200, payload
+    assert 0 < payload["success_count"] < 50, payload
+    assert all("over inject_generated_size_limit (1048576)" in e for e in payload["errors"])
+    spooled = sum(len(m.data) for m in env.messages)
+    assert spooled <= 1024 * 1024 + 4 * 1024 * 1024, spooled  # the budget plus one chunk
