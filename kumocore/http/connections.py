@@ -29,7 +29,22 @@ from typing import Any, cast
 
 import orjson
 
-__all__ = ["ConnectionGuard", "GuardedProtocol", "raw_json_response"]
+__all__ = ["ConnectionGuard", "GuardedProtocol", "connection_cap", "raw_json_response"]
+
+#: Share of the process's descriptor limit one HTTP listener may use at most, so that the
+#: SMTP listeners, the spool and the logs always keep the rest.
+FD_SHARE = 0.5
+
+
+def connection_cap(configured: int, fd_soft_limit: int | None = None) -> int:
+    """``max_connections``, lowered to :data:`FD_SHARE` of ``RLIMIT_NOFILE`` if above it."""
+    if fd_soft_limit is None:
+        import resource
+
+        fd_soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if fd_soft_limit == resource.RLIM_INFINITY:
+            return configured
+    return max(1, min(configured, int(fd_soft_limit * FD_SHARE)))
 
 
 def raw_json_response(status: int, reason: str, error: str) -> bytes:

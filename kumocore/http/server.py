@@ -23,7 +23,7 @@ import structlog
 from aiohttp import web
 
 from kumocore.http.auth import make_auth_middleware
-from kumocore.http.connections import ConnectionGuard
+from kumocore.http.connections import ConnectionGuard, connection_cap
 from kumocore.http.guard import make_connection_middleware, make_request_guard
 from kumocore.http.inject import InjectHandler
 from kumocore.http.openapi import (
@@ -135,8 +135,13 @@ async def prepare_http_listener(
 ) -> Callable[[], Awaitable[HttpListener]]:
     """Everything but the bind (the app, TLS context); the returned function binds it."""
     holder: list[Callable[[], asyncio.Protocol]] = []
+    cap = connection_cap(config.max_connections)
+    if cap < config.max_connections:
+        log.warning("HTTP max_connections lowered to half the open-file limit, keeping "
+                    "descriptors for SMTP and the spool", configured=config.max_connections,
+                    effective=cap, listen=config.listen)
     guard = ConnectionGuard(
-        lambda: holder[0](), max_connections=config.max_connections,
+        lambda: holder[0](), max_connections=cap,
         max_per_peer=config.max_connections_per_peer, header_timeout=config.header_timeout,
         keepalive_timeout=config.keepalive_timeout)
     app = make_app(runtime, config, guard)

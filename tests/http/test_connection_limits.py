@@ -167,3 +167,11 @@ async def test_basic_auth_failures_beyond_the_limit_get_429_with_retry_after(
     status, _, _ = await env.request("POST", "/api/inject/v1", json=body,
                                      source="127.0.0.6", headers=basic("right"))
     assert status == 200
+
+
+def test_max_connections_keeps_half_the_descriptor_limit_for_smtp_and_the_spool() -> None:
+    from kumocore.http.connections import connection_cap
+
+    assert connection_cap(1024, fd_soft_limit=1024) == 512
+    assert connection_cap(100, fd_soft_limit=1024) == 100
+    assert connection_cap(1024, fd_soft_limit=65536) == 1024
