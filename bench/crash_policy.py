@@ -58,8 +58,8 @@ async def kumo_init(kumo: Any) -> None:
             node=CFG["redis"], connect_timeout="2s", response_timeout="500ms")
     kumo.start_esmtp_listener(listen="127.0.0.1:%d" % CFG["smtp_port"], **CFG["listener"])
     if CFG["http_port"]:
-        kumo.start_http_listener(
-            listen="127.0.0.1:%d" % CFG["http_port"], trusted_hosts=["127.0.0.1"])
+        kumo.start_http_listener(listen="127.0.0.1:%d" % CFG["http_port"],
+                                 **dict(dict(trusted_hosts=["127.0.0.1"]), **CFG["http_listener"]))
 
 
 @hookimpl
@@ -93,6 +93,7 @@ class ServerSpec:
     smtp_port: int = 0
     http_port: int | None = None
     listener: dict[str, Any] = field(default_factory=dict)
+    http_listener: dict[str, Any] = field(default_factory=dict)
     queue: dict[str, Any] = field(default_factory=dict)
     path: dict[str, Any] = field(default_factory=dict)
     spool: dict[str, Any] = field(default_factory=dict)  # extra kumo.define_spool options
@@ -123,6 +124,7 @@ def render_policy(spec: ServerSpec, var: Path) -> str:
         "smtp_port": spec.smtp_port,
         "http_port": spec.http_port,
         "listener": spec.listener,
+        "http_listener": spec.http_listener,
         "queue": spec.queue,
         "path": spec.path,
         "spool": spec.spool,

@@ -18,6 +18,9 @@ loopback (see :mod:`bench.crash` for the harness):
    pipelining stalls, junk commands, per-peer and descriptor caps, unparsable headers,
    AUTH guessing (:mod:`bench.reliability_sec_smtp`).
 9. full disks and hostile files (:mod:`bench.reliability_sec_disk`).
+9. ``sec_http``: slowloris/silent/flooding HTTP clients, cross-site POSTs, bad characters,
+   template abuse, Basic-auth guessing, a 1 MiB x N inject vs SMTP latency
+   (:mod:`bench.reliability_sec_http`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -50,6 +53,7 @@ from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
 from bench.reliability_sec_delivery import section_sec_delivery
 from bench.reliability_sec_disk import section_sec_disk
+from bench.reliability_sec_http import section_sec_http
 from bench.reliability_sec_smtp import section_sec_smtp
 
 __all__ = [
@@ -71,6 +75,7 @@ __all__ = [
     "section_relay",
     "section_sec_delivery",
     "section_sec_disk",
+    "section_sec_http",
     "section_sec_smtp",
     "section_smtp_fuzz",
     "section_spool",
@@ -84,6 +89,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("relay", section_relay),
     ("smtp_fuzz", section_smtp_fuzz),
     ("http", section_http),
+    ("sec_http", section_sec_http),
     ("policy", section_policies),
     ("helpers", section_helpers),
     ("spool", section_spool),

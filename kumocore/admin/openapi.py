@@ -32,18 +32,23 @@ _RULE_REQUEST = {
         "domain": _NULLABLE_STR,
         "routing_domain": _NULLABLE_STR,
         "reason": {"type": "string", "description": "recorded in the log / list entries"},
+        # duration and expires are Option<...> in KumoMTA's request types: null is allowed.
         "duration": {
             "type": "string",
+            "nullable": True,
             "default": "5m",
             "description": "how long the rule stays active (e.g. 90s, 1h30m)",
         },
         "expires": {
             "type": "string",
+            "nullable": True,
             "format": "date-time",
             "description": "RFC 3339 end time; overrides duration",
         },
+        # kumocore also reads null here as "not given" (an empty list).
         "queue_names": {
             "type": "array",
+            "nullable": True,
             "items": _STR,
             "description": "exact scheduled-queue names; override the match fields",
         },

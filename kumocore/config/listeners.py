@@ -225,6 +225,17 @@ class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):
     tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     trusted_hosts: CidrSet = option(CIDRS, default=["127.0.0.1", "::1"])
     request_body_limit: int = option(SIZE, default="2 MiB")
+    # kumocore additions (docs/http-api.md "Limits"): what one peer may hold open and for
+    # how long, so that slow or silent clients cannot use up the process's descriptors.
+    max_connections: int = option(integer(1), default=1024)
+    max_connections_per_peer: int = option(integer(1), default=64)
+    header_timeout: float = option(DURATION, default="10s")
+    keepalive_timeout: float = option(DURATION, default="30s")
+    request_body_timeout: float = option(DURATION, default="30s")
+    auth_failure_limit: int = option(integer(1), default=10)
+    auth_failure_window: float = option(DURATION, default="60s")
+    inject_generated_size_limit: int = option(SIZE, default="256 MiB")
+    max_rendered_size: int = option(SIZE, default="20 MiB")
 
     def listen_host_port(self) -> tuple[str, int]:
         """``listen`` split into (host, port); IPv6 hosts come without brackets."""

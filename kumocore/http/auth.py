@@ -8,14 +8,21 @@
 
 Refusals use KumoMTA's texts: ``401 <who> not permitted <METHOD> on <path>``, ``401
 HttpBasicAuth Authentication Failed for <user>``, and ``400`` for an Authorization header
-that cannot be decoded. The outcome is stored on the request as :class:`AuthInfo`; the
-inject handler copies its summary into the ``http_auth`` meta of each message.
+that cannot be decoded. A peer whose Basic credentials failed ``auth_failure_limit`` times
+within ``auth_failure_window`` gets ``429`` with ``Retry-After`` (and a JSON error)
+without the policy being asked, until the oldest failure leaves the window — password
+guessing costs a client that much time (kumocore addition). The outcome is stored on the
+request as :class:`AuthInfo`; the inject handler copies its summary into the ``http_auth``
+meta of each message.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import collections
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -76,8 +83,51 @@ def _basic_credentials(header: str) -> tuple[str, str]:
     return user, password
 
 
+class AuthFailures:
+    """Recent HTTP Basic failures per peer IP, to answer ``429`` beyond ``limit``."""
+
+    #: Peers remembered at most; older entries are dropped first (bounded memory).
+    MAX_PEERS = 10_000
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict())
+
+    def retry_after(self, peer: str, now: float | None = None) -> int | None:
+        """Seconds the peer must wait, or None when it may try again now."""
+        failures = self._failures.get(peer)
+        if failures is None:
+            return None
+        now = time.monotonic() if now is None else now
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        if not failures:
+            del self._failures[peer]
+            return None
+        if len(failures) < self.limit:
+            return None
+        return max(1, math.ceil(failures[0] + self.window - now))
+
+    def failed(self, peer: str, now: float | None = None) -> None:
+        failures = self._failures.pop(peer, None) or collections.deque(maxlen=self.limit)
+        failures.append(time.monotonic() if now is None else now)
+        self._failures[peer] = failures  # most recent last
+        while len(self._failures) > self.MAX_PEERS:
+            self._failures.popitem(last=False)
+
+
+def _too_many_failures(peer: str, seconds: int) -> web.Response:
+    return web.json_response(
+        {"error": f"too many failed HTTP Basic authentications from {peer}; "
+                  f"retry in {seconds}s"},
+        status=429, headers={"Retry-After": str(seconds)})
+
+
 def make_auth_middleware(runtime: Runtime, config: HttpListenerConfig) -> Any:
     """The aiohttp middleware enforcing the rules in the module docstring."""
+    failures = AuthFailures(config.auth_failure_limit, config.auth_failure_window)
 
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -93,9 +143,13 @@ def make_auth_middleware(runtime: Runtime, config: HttpListenerConfig) -> Any:
         header = request.headers.get("Authorization")
         user: str | None = None
         if header is not None and not path.startswith(TRUSTED_ONLY_PREFIXES):
+            wait = failures.retry_after(peer)
+            if wait is not None:
+                return _too_many_failures(peer, wait)
             try:
                 user, password = _basic_credentials(header)
             except ValueError:
+                failures.failed(peer)
                 return web.Response(
                     status=400, text="Malformed or unsupported Authorization header")
             try:
@@ -105,6 +159,7 @@ def make_auth_middleware(runtime: Runtime, config: HttpListenerConfig) -> Any:
             except (PolicyError, HookError):
                 return web.Response(status=500, text="try again later")
             if not valid:
+                failures.failed(peer)
                 return web.Response(
                     status=401, text=f"HttpBasicAuth Authentication Failed for {user}")
             request[AUTH_KEY] = AuthInfo(peer, False, user)

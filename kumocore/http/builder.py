@@ -13,8 +13,8 @@ KumoMTA's builder does:
 * ``To:`` is generated for the recipient unless a ``To`` header was given; ``Date`` and
   ``MIME-Version`` are added. No ``Message-ID`` (KumoMTA's builder adds none either).
 
-A rendered header value containing CR or LF fails the recipient: a substitution must not
-be able to add header lines.
+A rendered header value containing CR, LF or another control or line-break character
+fails the recipient: a substitution must not be able to add header lines.
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ import re
 from email.message import MIMEPart
 
 from kumocore.headers import HeaderBlock, HeaderError, append_header
-from kumocore.http.inject_schema import Attachment, Builder, InjectRecipient, InjectRequest
+from kumocore.http.inject_schema import (
+    Attachment,
+    Builder,
+    InjectRecipient,
+    InjectRequest,
+    unsafe_header_character,
+)
 from kumocore.http.templating import Templates, template_context
 from kumocore.smtp.trace import rfc2822_now
 
@@ -37,9 +43,9 @@ class BuildError(ValueError):
     """The message for one recipient cannot be generated."""
 
 
-def compile_templates(request: InjectRequest) -> Templates:
+def compile_templates(request: InjectRequest, max_rendered_size: int) -> Templates:
     """Every template of ``request``, compiled (raises TemplateFailure / BuildError)."""
-    templates = Templates(request.template_dialect)
+    templates = Templates(request.template_dialect, max_rendered_size)
     content = request.content
     if isinstance(content, str):
         templates.add("content", content)
@@ -55,6 +61,17 @@ def compile_templates(request: InjectRequest) -> Templates:
     return templates
 
 
+def content_size(request: InjectRequest) -> int:
+    """Roughly how many bytes one recipient's message takes before substitution."""
+    content = request.content
+    if isinstance(content, str):
+        return len(content)
+    texts = [content.text_body, content.html_body, content.amp_html_body, content.subject,
+             *content.headers.values()]
+    return (sum(len(t) for t in texts if t is not None)
+            + sum(len(a.data) * 4 // 3 for a in content.attachments))  # base64 in MIME
+
+
 def build_message(
     request: InjectRequest, templates: Templates, recipient: InjectRecipient
 ) -> bytes:
@@ -66,8 +83,10 @@ def build_message(
     headers = []
     for index, (name, _) in enumerate(_header_templates(content)):
         value = templates.render(f"header{index}", context)
-        if "\r" in value or "\n" in value:
-            raise BuildError(f"header {name} contains CR or LF after substitution")
+        bad = unsafe_header_character(value)
+        if bad is not None:
+            raise BuildError(f"header {name} contains CR or LF or another control or "
+                             f"line-break character ({bad!r}) after substitution")
         headers.append((name, value))
     message = _body(content, templates, context)
     for name, value in headers:
@@ -108,7 +127,12 @@ def _header_templates(content: Builder) -> list[tuple[str, str]]:
     for key, mailbox in fields.items():
         if mailbox is not None:
             name = "From" if key == "from" else "Reply-To"
-            shortcuts[key] = (name, email.utils.formataddr((mailbox.name or "", mailbox.email)))
+            try:
+                value = email.utils.formataddr((mailbox.name or "", mailbox.email))
+            except UnicodeError:
+                raise BuildError(f"content.{key.replace('-', '_')}.email: a non-ASCII "
+                                 "address cannot be written in a header") from None
+            shortcuts[key] = (name, value)
     if content.subject is not None:
         shortcuts["subject"] = ("Subject", content.subject)
     headers = [(n, v) for n, v in content.headers.items() if n.lower() not in shortcuts]

@@ -2,9 +2,11 @@
 
 Like KumoMTA (serde ``deny_unknown_fields``), an unknown field is an error, as is a value
 of the wrong type; the error names the field (``recipients[2].email``). Addresses are
-parsed here, and header values are refused when they contain CR or LF, so that nothing a
-client sends can become an extra header line. Every problem is a :class:`RequestError`,
-answered with ``400`` and ``{"error": "..."}``.
+parsed here, and header values are refused when they contain a control character or
+anything Python's ``str.splitlines`` (and so the ``email`` package) treats as a line break
+(``\v``, ``\f``, ``\x1c``-``\x1e``, ``\x85``, U+2028, U+2029), so that nothing a client
+sends can become an extra header line or break building the message. Every problem is a
+:class:`RequestError`, answered with ``400`` and ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kumocore.address import AddressError, EnvelopeAddress, parse_envelope_address
+from kumocore.http.frozen import freeze
 
 DIALECTS = ("Jinja", "Static", "Handlebars")
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+#: C0 controls but TAB, DEL, NEL and the Unicode line/paragraph separators.
+_HEADER_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
 _TRACE_KEYS = ("received_header", "supplemental_header", "header_name", "include_meta_names")
 
 
@@ -99,7 +104,7 @@ def parse_inject_request(body: Any) -> InjectRequest:
         envelope_sender=_address(obj["envelope_sender"], "envelope_sender", allow_null=True),
         recipients=tuple(_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients)),
         content=_content(obj["content"]),
-        substitutions=_map(obj.get("substitutions", {}), "substitutions"),
+        substitutions=freeze(_map(obj.get("substitutions", {}), "substitutions")),
         template_dialect=dialect,
         deferred_spool=_bool(obj.get("deferred_spool", False), "deferred_spool"),
         deferred_generation=_bool(obj.get("deferred_generation", False), "deferred_generation"),
@@ -110,13 +115,13 @@ def parse_inject_request(body: Any) -> InjectRequest:
 def _recipient(value: Any, where: str) -> InjectRecipient:
     obj = _object(value, where, required=("email",),
                   optional=("name", "substitutions", "metadata"))
-    email = _str(obj["email"], f"{where}.email")
+    email = _header_text(obj["email"], f"{where}.email") or ""
     metadata = obj.get("metadata")
     return InjectRecipient(
         email=email,
         address=_address(email, f"{where}.email", allow_null=False),
         name=_header_text(obj.get("name"), f"{where}.name"),
-        substitutions=_map(obj.get("substitutions", {}), f"{where}.substitutions"),
+        substitutions=freeze(_map(obj.get("substitutions", {}), f"{where}.substitutions")),
         metadata=None if metadata is None else _map(metadata, f"{where}.metadata"),
     )
 
@@ -184,7 +189,7 @@ def _trace(value: Any) -> TraceHeaders:
                               "trace_headers.received_header"),
         supplemental_header=_bool(obj.get("supplemental_header", defaults.supplemental_header),
                                   "trace_headers.supplemental_header"),
-        header_name=_header_text(obj.get("header_name"), "trace_headers.header_name")
+        header_name=_header_name(obj.get("header_name"), "trace_headers.header_name")
         or defaults.header_name,
         include_meta_names=tuple(_str(n, "trace_headers.include_meta_names") for n in names),
     )
@@ -237,17 +242,34 @@ def _bool(value: Any, where: str) -> bool:
 
 
 def _header_text(value: Any, where: str) -> str | None:
-    """A string that will end up in a header: CR and LF are refused (header injection)."""
+    """A string that will end up in a header: line breaks and controls are refused."""
     if value is None:
         return None
     text = _str(value, where)
-    if "\r" in text or "\n" in text:
-        raise RequestError(f"{where}: must not contain CR or LF")
+    bad = _HEADER_UNSAFE.search(text)
+    if bad is not None:
+        raise RequestError(f"{where}: must not contain CR, LF or other control or "
+                           f"line-break characters (found {bad.group()!r} at {bad.start()})")
     return text
 
 
+def unsafe_header_character(text: str) -> str | None:
+    """The first character of ``text`` that must not appear in a header value, if any."""
+    bad = _HEADER_UNSAFE.search(text)
+    return None if bad is None else bad.group()
+
+
+def _header_name(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    name = _str(value, where)
+    if _HEADER_NAME.fullmatch(name) is None:
+        raise RequestError(f"{where}: {name!r} is not a valid header name")
+    return name
+
+
 def _address(value: Any, where: str, *, allow_null: bool) -> EnvelopeAddress:
-    text = _str(value, where)
+    text = _header_text(value, where) or ""
     try:
         return parse_envelope_address(text, allow_null=allow_null)
     except AddressError as exc:

@@ -125,7 +125,6 @@ PATHS: dict[str, Any] = {
                         "schema": {"$ref": "#/components/schemas/InjectV1Response"}}}},
             "400": {**_ERROR_RESPONSE, "description": "Malformed request"},
             "401": {"description": "Not a trusted host and no valid HTTP Basic credentials"},
-            "413": {"description": "Request body larger than request_body_limit"},
             "422": {**_ERROR_RESPONSE, "description": "Template or builder error"},
         },
         "security": [{}, {"basicAuth": []}],
@@ -144,6 +143,55 @@ PATHS: dict[str, Any] = {
         "responses": {"200": {"description": "The OpenAPI document"}},
     }},
 }
+
+
+#: Open to anyone: no access rule, so none of the refusals below applies.
+_OPEN_PATHS = ("/api/check-liveness/", "/api-docs/")
+_STATE_CHANGING = ("post", "put", "patch", "delete")
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {**_ERROR_RESPONSE, "description": description}
+
+
+#: What the listener's guards may answer (kumocore.http.guard, kumocore.http.auth).
+GUARD_RESPONSES: dict[str, Any] = {
+    "403": _error("Cross-site request (a foreign Origin, Sec-Fetch-Site: cross-site) or, "
+                  "for a trusted host, a Host header that is not an IP literal, localhost "
+                  "or the listener's hostname (DNS rebinding)"),
+}
+STATE_CHANGING_RESPONSES: dict[str, Any] = {
+    "408": _error("The request body did not arrive within request_body_timeout"),
+    "413": {"description": "Request body larger than request_body_limit (text), or, for "
+                           "injection, content size x recipients over "
+                           "inject_generated_size_limit (JSON error)",
+            "content": {"text/plain": {"schema": _STRING},
+                        "application/json": {"schema": {
+                            "$ref": "#/components/schemas/Error"}}}},
+    "415": _error("Content-Type is not application/json"),
+}
+BASIC_AUTH_RESPONSES: dict[str, Any] = {
+    "429": {**_error("Too many failed HTTP Basic authentications from this peer within "
+                     "auth_failure_window"),
+            "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                        "description": "Seconds until it may try again"}}},
+}
+
+
+def add_guard_responses(document: dict[str, Any]) -> None:
+    """Describe the refusals every guarded operation may get (after all paths are in)."""
+    for path, operations in document["paths"].items():
+        if path.startswith(_OPEN_PATHS):
+            continue
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            extra = dict(GUARD_RESPONSES)
+            if method in _STATE_CHANGING:
+                extra.update(STATE_CHANGING_RESPONSES)
+            if any("basicAuth" in rule for rule in operation.get("security", [])):
+                extra.update(BASIC_AUTH_RESPONSES)
+            for status, response in extra.items():
+                responses.setdefault(status, copy.deepcopy(response))
 
 
 def base_document(title: str = "kumocore") -> dict[str, Any]:
@@ -178,4 +226,6 @@ def add_openapi_paths(
 
 
 async def serve_openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI_KEY])
+    document = request.app[OPENAPI_KEY]
+    add_guard_responses(document)  # idempotent; covers paths added after make_app too
+    return web.json_response(document)

@@ -4,13 +4,18 @@ Routes: ``POST /api/inject/v1`` (:mod:`kumocore.http.inject`), ``GET
 /api/check-liveness/v1``, ``GET /api-docs/openapi.json`` (:mod:`kumocore.http.openapi`),
 and — when the delivery side provides ``kumocore.admin.routes`` — ``/api/admin/*`` and
 ``/metrics`` via its ``add_admin_routes(app, runtime)``. Access rules are the middleware in
-:mod:`kumocore.http.auth`. ``use_tls`` serves HTTPS, with a generated self-signed
-certificate when none is configured.
+:mod:`kumocore.http.auth`; cross-site and DNS-rebinding checks and the body deadline are in
+:mod:`kumocore.http.guard`; connection caps and header/idle deadlines in
+:mod:`kumocore.http.connections` (its protocol wrapper sits between the socket and aiohttp,
+which is why the socket is bound here rather than by an aiohttp site). ``use_tls`` serves
+HTTPS, with a generated self-signed certificate when none is configured.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -18,6 +23,8 @@ import structlog
 from aiohttp import web
 
 from kumocore.http.auth import make_auth_middleware
+from kumocore.http.connections import ConnectionGuard, connection_cap
+from kumocore.http.guard import make_connection_middleware, make_request_guard
 from kumocore.http.inject import InjectHandler
 from kumocore.http.openapi import (
     OPENAPI_KEY,
@@ -41,6 +48,7 @@ CONFIG_KEY: web.AppKey[HttpListenerConfig] = web.AppKey("kumocore.http_config")
 SHUTDOWN_GRACE = 5.0
 
 STATE_KEY: web.AppKey[dict[str, bool]] = web.AppKey("kumocore.http_state")
+GUARD_KEY: web.AppKey[ConnectionGuard] = web.AppKey("kumocore.http_guard")
 
 
 async def check_liveness(request: web.Request) -> web.Response:
@@ -55,9 +63,12 @@ async def check_liveness(request: web.Request) -> web.Response:
     return web.Response(text="OK")
 
 
-def make_app(runtime: Runtime, config: HttpListenerConfig) -> web.Application:
+def make_app(
+    runtime: Runtime, config: HttpListenerConfig, guard: ConnectionGuard | None = None
+) -> web.Application:
     """The aiohttp application of one listener (exposed for tests and embedding)."""
-    middlewares = [make_auth_middleware(runtime, config)]
+    middlewares = [make_connection_middleware(guard), make_auth_middleware(runtime, config),
+                   make_request_guard(config)]
     if runtime.node is not None:  # serve --workers N: admin answers for the whole node
         from kumocore.admin.fanout import make_fanout_middleware
 
@@ -84,13 +95,20 @@ def make_app(runtime: Runtime, config: HttpListenerConfig) -> web.Application:
 class HttpListener:
     """A running HTTP listener: ``address`` is where it listens, ``close()`` stops it."""
 
-    def __init__(self, app: web.Application, runner: web.AppRunner) -> None:
+    def __init__(self, app: web.Application, runner: web.AppRunner,
+                 server: asyncio.base_events.Server) -> None:
         self.app = app
         self.runner = runner
-        addresses = runner.addresses
-        if not addresses:
+        self.server = server
+        if not server.sockets:
             raise RuntimeError("the listener is not running")
-        self._address = (str(addresses[0][0]), int(addresses[0][1]))
+        address = server.sockets[0].getsockname()
+        self._address = (str(address[0]), int(address[1]))
+
+    @property
+    def guard(self) -> ConnectionGuard:
+        """Connection counts and caps (``guard.stats()``)."""
+        return self.app[GUARD_KEY]
 
     @property
     def address(self) -> tuple[str, int]:
@@ -106,6 +124,7 @@ class HttpListener:
     async def close(self) -> None:
         """Stop accepting; in-flight requests get :data:`SHUTDOWN_GRACE` s to finish."""
         self.app[STATE_KEY]["closing"] = True
+        self.server.close()
         await self.runner.cleanup()
 
 
@@ -119,21 +138,37 @@ async def prepare_http_listener(
     runtime: Runtime, config: HttpListenerConfig
 ) -> Callable[[], Awaitable[HttpListener]]:
     """Everything but the bind (the app, TLS context); the returned function binds it."""
-    app = make_app(runtime, config)
+    holder: list[Callable[[], asyncio.Protocol]] = []
+    cap = connection_cap(config.max_connections)
+    if cap < config.max_connections:
+        log.warning("HTTP max_connections lowered to half the open-file limit, keeping "
+                    "descriptors for SMTP and the spool", configured=config.max_connections,
+                    effective=cap, listen=config.listen)
+    guard = ConnectionGuard(
+        lambda: holder[0](), max_connections=cap,
+        max_per_peer=config.max_connections_per_peer, header_timeout=config.header_timeout,
+        keepalive_timeout=config.keepalive_timeout)
+    app = make_app(runtime, config, guard)
+    app[GUARD_KEY] = guard
     ssl_context = None
     if config.use_tls:
         ssl_context = server_context(
             config.hostname, config.tls_certificate, config.tls_private_key)
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE)
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE,
+        keepalive_timeout=config.keepalive_timeout)
     await runner.setup()
+    handler_factory = runner.server
+    assert handler_factory is not None
+    holder.append(handler_factory)
     host, port = config.listen_host_port()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True,
-                       reuse_port=runtime.reuse_port or None)
 
     async def start() -> HttpListener:
-        await site.start()
-        listener = HttpListener(app, runner)
+        server = await asyncio.get_running_loop().create_server(
+            guard, host or None, port, ssl=ssl_context, reuse_address=True,
+            reuse_port=runtime.reuse_port or None, backlog=128, family=socket.AF_UNSPEC,
+            ssl_handshake_timeout=config.header_timeout if ssl_context else None)
+        listener = HttpListener(app, runner, server)
         log.debug("HTTP listener started", address=listener.address, tls=config.use_tls)
         return listener
 

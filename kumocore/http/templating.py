@@ -12,6 +12,17 @@ Variables for a recipient, later ones winning: the request's ``substitutions``, 
 ``email``, ``name`` (when given) and ``to_header`` (``"Name" <email>``, encoded), then the
 recipient's own ``substitutions``.
 
+Substitution values are handed over frozen (:func:`kumocore.http.frozen.freeze`). The
+``minijinja`` binding passes Python dicts and lists into the template as the Python objects
+themselves, and a template may call their methods: ``{{ l.extend(l) }}`` in a loop doubles
+a list per iteration for one unit of fuel. Frozen values are ``dict``/``list`` subclasses
+whose mutating methods raise, and every method that returns a container returns a frozen
+one, so no template can reach a mutable Python object. Scalars are native MiniJinja values
+already. A rendered template longer than ``max_rendered_size`` characters fails its
+recipient, naming the limit. (Fuel does not count string sizes either: a template that
+doubles a string in a ``namespace`` grows it exponentially before any output exists; only
+authorised clients can send templates, and that remains an engine limitation.)
+
 The ``Static`` dialect uses the text as is. ``Handlebars`` is not supported (``422``).
 """
 
@@ -35,9 +46,10 @@ class TemplateFailure(ValueError):
 class Templates:
     """The compiled templates of one request, looked up by name."""
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, max_rendered_size: int = 20 * 1024 * 1024) -> None:
         if dialect == "Handlebars":
             raise TemplateFailure("template_dialect 'Handlebars' is not supported by kumocore")
+        self.max_rendered_size = max_rendered_size
         self.static = dialect == "Static"
         self._sources: dict[str, str] = {}
         self._env = minijinja.Environment(debug=False, fuel=TEMPLATE_FUEL)
@@ -56,13 +68,19 @@ class Templates:
         if self.static:
             return self._sources[name]
         try:
-            return str(self._env.render_template(name, **context))
+            text = str(self._env.render_template(name, **context))
         except minijinja.TemplateError as exc:
             raise TemplateFailure(_message(exc)) from None
+        if len(text) > self.max_rendered_size:
+            raise TemplateFailure(
+                f"template {name!r} rendered to {len(text)} characters, over the limit of "
+                f"{self.max_rendered_size} (max_rendered_size)")
+        return text
 
 
 def template_context(request: InjectRequest, recipient: InjectRecipient) -> dict[str, Any]:
-    """The variables for ``recipient`` (see the module docstring)."""
+    """The variables for ``recipient`` (see the module docstring); the substitutions were
+    frozen when the request was parsed."""
     context = dict(request.substitutions)
     context["email"] = recipient.email
     if recipient.name is not None:

@@ -80,11 +80,14 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
     if not isinstance(reason, str) or not reason:
         raise ConfigError("field 'reason' is required and must be a non-empty string")
     # Validate every given field, even one another field overrides.
-    duration = parse_duration(body.get("duration") or "5m", key="duration")
+    # null means "not given" (KumoMTA's Option fields); any other falsy value is refused.
+    given_duration = body.get("duration")
+    duration = parse_duration("5m" if given_duration is None else given_duration,
+                              key="duration")
     suppress = body.get("suppress_logging", False)
     if not isinstance(suppress, bool):
         raise ConfigError("field 'suppress_logging' must be true or false")
-    if body.get("expires"):
+    if body.get("expires") is not None:
         try:
             expires = datetime.fromisoformat(str(body["expires"])).timestamp()
         except ValueError as exc:
@@ -92,7 +95,8 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
         duration = max(expires - time.time(), 0.0)
     else:
         expires = time.time() + duration
-    names = body.get("queue_names") or []
+    names = body.get("queue_names")
+    names = [] if names is None else names
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ConfigError("field 'queue_names' must be a list of strings")
     for name in _MATCH_FIELDS:

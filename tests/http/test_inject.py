@@ -155,10 +155,10 @@ async def test_builder_keeps_a_given_to_header(http: HttpEnv) -> None:
      "missing field 'content'"),
     ({"envelope_sender": "a@b.example", "recipients": [{"email": "c@d.example"}],
       "content": {"text_body": "x", "headers": {"X-A": "1\r\nBcc: victim@example.com"}}},
-     "must not contain CR or LF"),
+     "must not contain CR, LF or other control"),
     ({"envelope_sender": "a@b.example", "recipients": [{"email": "c@d.example"}],
       "content": {"text_body": "x", "subject": "hi\nBcc: victim@example.com"}},
-     "content.subject: must not contain CR or LF"),
+     "content.subject: must not contain CR, LF"),
     ({"envelope_sender": "a@b.example", "recipients": [{"email": "c@d.example",
       "name": "Eve\r\nBcc: x@y.example"}], "content": "x"}, "recipients[0].name"),
     ({"envelope_sender": "a@b.example", "recipients": [{"email": "c@d.example"}],
@@ -179,7 +179,8 @@ async def test_malformed_requests_get_400_with_a_json_error(
 
 
 async def test_body_that_is_not_json_gets_400(http: HttpEnv) -> None:
-    status, payload, _ = await http.request("POST", "/api/inject/v1", data=b"{nope")
+    status, payload, _ = await http.request(
+        "POST", "/api/inject/v1", data=b"{nope", headers={"Content-Type": "application/json"})
     assert status == 400 and payload["error"].startswith("request body is not valid JSON")
 
 

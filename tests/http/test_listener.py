@@ -43,7 +43,8 @@ async def test_openapi_document_describes_inject_and_liveness(http: HttpEnv) -> 
     inject = document["paths"]["/api/inject/v1"]["post"]
     assert inject["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/InjectV1Request"}
-    assert set(inject["responses"]) == {"200", "400", "401", "413", "422"}
+    assert set(inject["responses"]) == {
+        "200", "400", "401", "403", "408", "413", "415", "422", "429"}
     assert set(document["paths"]["/api/check-liveness/v1"]["get"]["responses"]) == {
         "200", "503"}
     schemas = document["components"]["schemas"]

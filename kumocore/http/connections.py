@@ -1,0 +1,226 @@
+"""Connection limits and timeouts of one HTTP listener (issue 14, finding 4).
+
+aiohttp on its own keeps a connection open for as long as the client sends a byte now and
+then: there is no deadline for the request headers, so slow ("slowloris") and silent
+clients can pile up until the process runs out of file descriptors, and then the SMTP
+listener and the spool fail too. :class:`ConnectionGuard` sits between the socket and
+aiohttp's request handler (a thin protocol wrapper, so only public aiohttp API is used):
+
+* ``max_connections`` / ``max_connections_per_peer``: a connection beyond either cap gets
+  ``503`` with a JSON error and is closed before aiohttp sees it;
+* ``header_timeout``: from the connection's first byte (or the first byte after an idle
+  keep-alive pause) to the end of the request headers; a client still sending headers then
+  gets ``408`` and is closed;
+* ``keepalive_timeout``: how long a connection may sit idle between requests (and before
+  its first one) before it is closed.
+
+The body deadline (``request_body_timeout``) is applied where the body is read, in
+:mod:`kumocore.http.guard`, which tells the guard when a request starts and ends through
+:meth:`ConnectionGuard.begin` / :meth:`ConnectionGuard.end`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Callable
+from typing import Any, cast
+
+import orjson
+
+__all__ = ["ConnectionGuard", "GuardedProtocol", "connection_cap", "raw_json_response"]
+
+#: Share of the process's descriptor limit one HTTP listener may use at most, so that the
+#: SMTP listeners, the spool and the logs always keep the rest.
+FD_SHARE = 0.5
+
+
+def connection_cap(configured: int, fd_soft_limit: int | None = None) -> int:
+    """``max_connections``, lowered to :data:`FD_SHARE` of ``RLIMIT_NOFILE`` if above it."""
+    if fd_soft_limit is None:
+        import resource
+
+        fd_soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if fd_soft_limit == resource.RLIM_INFINITY:
+            return configured
+    return max(1, min(configured, int(fd_soft_limit * FD_SHARE)))
+
+
+def raw_json_response(status: int, reason: str, error: str) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response, written before aiohttp runs."""
+    body = orjson.dumps({"error": error})
+    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+class GuardedProtocol(asyncio.Protocol):
+    """One connection: forwards everything to aiohttp's handler, enforcing the deadlines."""
+
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+        self.guard = guard
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.admitted = False
+        self.in_request = False
+        self.receiving_headers = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -------------------------------------------------------------- asyncio protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, so no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+        peername = transport.get_extra_info("peername")
+        self.peer = str(peername[0]) if peername else ""
+        refusal = self.guard.admit(self)
+        if refusal is not None:
+            self.transport.write(raw_json_response(503, "Service Unavailable", refusal))
+            self._close()
+            return
+        self.admitted = True
+        self.inner.connection_made(transport)
+        self._arm(self.guard.keepalive_timeout, self._idle_expired)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.admitted:
+            return
+        if not self.in_request and not self.receiving_headers:
+            self.receiving_headers = True
+            self._arm(self.guard.header_timeout, self._headers_expired)
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.admitted else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        if self.admitted:
+            self.admitted = False
+            self.guard.release(self)
+            self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self.admitted:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.admitted:
+            self.inner.resume_writing()
+
+    # -------------------------------------------------------------- request lifecycle
+    def begin(self) -> None:
+        """The request's headers are in: their deadline no longer applies."""
+        self.in_request = True
+        self.receiving_headers = False
+        self._cancel()
+
+    def end(self) -> None:
+        """The request was answered: the connection is idle until its next byte."""
+        self.in_request = False
+        self.receiving_headers = False
+        if self.transport is not None and not self.transport.is_closing():
+            self._arm(self.guard.keepalive_timeout, self._idle_expired)
+
+    # -------------------------------------------------------------- deadlines
+    def _arm(self, seconds: float, callback: Callable[[], None]) -> None:
+        self._cancel()
+        self._timer = asyncio.get_running_loop().call_later(seconds, callback)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _idle_expired(self) -> None:
+        self._timer = None
+        self.guard.closed_idle += 1
+        self._close()
+
+    def _headers_expired(self) -> None:
+        self._timer = None
+        if self.in_request:
+            return
+        self.guard.closed_slow_headers += 1
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(raw_json_response(
+                408, "Request Timeout",
+                f"request headers not received within {self.guard.header_timeout:g}s "
+                "(header_timeout)"))
+        self._close()
+
+    def _close(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        transport.close()  # flushes what was written (the 408), then closes
+        # ... unless the client stopped reading: then the socket goes anyway, a moment later.
+        asyncio.get_running_loop().call_later(LINGER, _abort, transport)
+
+
+#: Seconds a closing connection may take to flush its last bytes before it is aborted.
+LINGER = 1.0
+
+
+def _abort(transport: asyncio.Transport) -> None:
+    with contextlib.suppress(Exception):
+        transport.abort()
+
+
+class ConnectionGuard:
+    """The caps and deadlines shared by every connection of one listener."""
+
+    def __init__(
+        self,
+        inner_factory: Callable[[], asyncio.Protocol],
+        *,
+        max_connections: int,
+        max_per_peer: int,
+        header_timeout: float,
+        keepalive_timeout: float,
+    ) -> None:
+        self.inner_factory = inner_factory
+        self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
+        self.header_timeout = header_timeout
+        self.keepalive_timeout = keepalive_timeout
+        self.open = 0
+        self.per_peer: collections.Counter[str] = collections.Counter()
+        self.by_handler: dict[Any, GuardedProtocol] = {}
+        self.refused = 0
+        self.closed_idle = 0
+        self.closed_slow_headers = 0
+
+    def __call__(self) -> GuardedProtocol:
+        """The protocol factory handed to ``loop.create_server``."""
+        return GuardedProtocol(self, self.inner_factory())
+
+    def admit(self, conn: GuardedProtocol) -> str | None:
+        """None when ``conn`` may proceed, else why it is refused."""
+        if self.open >= self.max_connections:
+            self.refused += 1
+            return f"too many connections to this listener (max_connections {self.max_connections})"
+        if self.per_peer[conn.peer] >= self.max_per_peer:
+            self.refused += 1
+            return (f"too many connections from {conn.peer} "
+                    f"(max_connections_per_peer {self.max_per_peer})")
+        self.open += 1
+        self.per_peer[conn.peer] += 1
+        self.by_handler[conn.inner] = conn
+        return None
+
+    def release(self, conn: GuardedProtocol) -> None:
+        self.open -= 1
+        self.per_peer[conn.peer] -= 1
+        if self.per_peer[conn.peer] <= 0:
+            del self.per_peer[conn.peer]
+        self.by_handler.pop(conn.inner, None)
+
+    def connection_of(self, handler: Any) -> GuardedProtocol | None:
+        """The guarded connection whose aiohttp handler is ``handler`` (request.protocol)."""
+        return self.by_handler.get(handler)
+
+    def stats(self) -> dict[str, int]:
+        return {"open": self.open, "refused": self.refused, "closed_idle": self.closed_idle,
+                "closed_slow_headers": self.closed_slow_headers}
