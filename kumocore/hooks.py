@@ -84,8 +84,18 @@ class Hooks:
     async def smtp_server_connection_accepted(self, conn_meta: ConnMeta) -> None:
         await self.caller.call_all("kumo_smtp_server_connection_accepted", conn_meta=conn_meta)
 
-    async def smtp_server_ehlo(self, domain: str, conn_meta: ConnMeta) -> None:
-        await self.caller.call_all("kumo_smtp_server_ehlo", domain=domain, conn_meta=conn_meta)
+    async def smtp_server_ehlo(
+        self, domain: str, conn_meta: ConnMeta, extensions: list[str] | None = None
+    ) -> list[str]:
+        """Run every implementation; the extensions to advertise (the first list returned,
+        else ``extensions`` as given)."""
+        offered = list(extensions or [])
+        results = await self.caller.call_all(
+            "kumo_smtp_server_ehlo", domain=domain, conn_meta=conn_meta, extensions=offered
+        )
+        for result in results:
+            return _string_list("smtp_server_ehlo", result)
+        return offered
 
     async def smtp_server_auth_plain(
         self, authz: str, authc: str, password: str, conn_meta: ConnMeta
@@ -204,6 +214,15 @@ class Hooks:
             "kumo_should_enqueue_log_record", message=message, hook_name=hook_name
         )
         return bool(result)
+
+
+def _string_list(event: str, value: Any) -> list[str]:
+    """A list of strings returned by a handler (Lua's empty table arrives as ``{}``)."""
+    if isinstance(value, Mapping) and not value:
+        return []
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise PolicyError(f"{event} must return a list of strings (or nil), got {value!r:.80}")
 
 
 def _merge_maps(results: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:

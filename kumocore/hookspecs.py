@@ -147,10 +147,17 @@ def kumo_smtp_server_connection_accepted(conn_meta: ConnMeta) -> None:
 
 
 @hookspec
-def kumo_smtp_server_ehlo(domain: str, conn_meta: ConnMeta) -> None:
+def kumo_smtp_server_ehlo(
+    domain: str, conn_meta: ConnMeta, extensions: list[str]
+) -> list[str] | None:
     """The client said EHLO/HELO ``domain``. Raise :class:`Rejection` to refuse.
 
-    Lua: ``kumo.on('smtp_server_ehlo', function(domain, conn_meta) end)``.
+    ``extensions`` lists the ESMTP extensions the EHLO reply will advertise
+    (``"PIPELINING"``, ``"SIZE 20971520"``, ``"STARTTLS"``...). Return a list to advertise
+    that instead (the first implementation returning non-None decides); the server's
+    behaviour does not change with what is advertised.
+    Lua: ``kumo.on('smtp_server_ehlo', function(domain, conn_meta, extensions)
+    table.insert(extensions, 'X-SOMETHING'); return extensions end)``.
     """
 
 

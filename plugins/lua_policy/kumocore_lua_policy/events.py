@@ -100,7 +100,7 @@ class EventRegistry:
         if spec is not None:
             return spec
         if name in UNSUPPORTED_KUMOMTA_EVENTS:
-            raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore")
+            raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore yet")
         known = sorted([*self.specs, *ALIASES])
         hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         if hint:

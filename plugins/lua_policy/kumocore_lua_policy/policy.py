@@ -40,6 +40,9 @@ RESULT_MAKERS = {
     "get_listener_domain": "make_listener_domain",
 }
 
+#: Events that are not lookups but whose handler may answer (KumoMTA uses the value).
+ANSWERING_EVENTS = frozenset({"smtp_server_ehlo"})
+
 Dispatch = Callable[[str, tuple[Any, ...]], Coroutine[Any, Any, Any]]
 
 
@@ -85,7 +88,9 @@ class LuaPolicy:
                 exc.add_note(f"in the Lua handler of kumo.on('{spec.name}', ...)")
                 raise
             if result is not None:
-                return self._result(spec, result) if spec.firstresult else None
+                if spec.firstresult or spec.name in ANSWERING_EVENTS:
+                    return self._result(spec, result)
+                return None
         return None
 
     async def _dispatch(self, name: str, args: tuple[Any, ...]) -> Any:
