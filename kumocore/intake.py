@@ -134,6 +134,12 @@ class Intake:
             return [r if r is not None and r.error else Accepted(m, error=first_error)
                     for m, r in zip(messages, results, strict=True)]
 
+        for result in results:
+            # KumoMTA logs a Reception for a message it then discards into the null queue.
+            if result is not None and result.discarded \
+                    and result.message.id not in without_reception_record:
+                self._log_reception(result.message, NULL_QUEUE, reception_protocol)
+
         from kumocore.metrics import reception_counter
 
         received = reception_counter(self.runtime)

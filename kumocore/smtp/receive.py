@@ -117,6 +117,7 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None
             reports.append((message, report))
         if message.queue_name() == NULL_QUEUE:
             black_holed = True  # accepted and discarded, as the policy asked
+            relay.append(message)  # intake logs its Reception, then discards it
         elif keep:
             relay.append(message)
     if not (relay or reports or black_holed):
