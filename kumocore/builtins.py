@@ -88,6 +88,25 @@ def _where(path: str, exc: BaseException) -> str:
     return f"{path}:{line}" if line else path
 
 
+def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+    """Tasks, HTTP, secrets, throttles, injection and DNS lists (issue 16, item 6)."""
+    from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
+    from kumocore.http.client import make_http_client_functions
+    from kumocore.inject_api import make_inject_functions
+    from kumocore.secrets import make_secrets_functions
+    from kumocore.tasks import make_task_functions
+    from kumocore.throttle.policy import make_throttle_functions
+
+    return {
+        **make_task_functions(runtime),
+        **make_http_client_functions(),
+        **make_secrets_functions(),
+        **make_throttle_functions(runtime),
+        **make_inject_functions(runtime),
+        **make_dns_list_functions(NamedResolvers(runtime.resolver)),
+    }
+
+
 class CorePlugin:
     """Defines the server from policy calls and supplies KumoMTA's defaults."""
 
@@ -184,6 +203,7 @@ class CorePlugin:
             functions[f"log_{level}"] = _policy_logger("warning" if level == "warn" else level)
         functions.update(make_dns_functions(self.runtime.resolver))
         functions.update(make_dkim_functions())
+        functions.update(_runtime_io_functions(self.runtime))
         return functions
 
     @hookimpl

@@ -42,6 +42,8 @@ function bridge.wrap(fn, name)
     end
     if status == 'error' then
       error(value, 2)
+    elseif status == 'multi' then -- a function with several results (MultipleValues)
+      return unpack(value, 1, value.n)
     end
     return value
   end

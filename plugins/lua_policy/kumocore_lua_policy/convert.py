@@ -77,7 +77,8 @@ class Converter:
             return value  # already a Lua value (a table, function... from this runtime)
         if _is_plain_function(value):
             return self._wrap(value, f"<function {getattr(value, '__name__', 'python')}>")
-        if isinstance(value, Message):
+        if isinstance(value, Message) or getattr(value, "__kumo_methods__", False):
+            # Objects with methods (a message, an HTTP client...): obj:method(...) calls.
             return self.proxy("message", value)
         return self.proxy("object", value)
 

@@ -26,6 +26,7 @@ from importlib import resources
 from typing import Any
 
 from kumocore import ConfigError, Rejection, takes_table
+from kumocore.policyfn import MultipleValues
 from kumocore_lua_policy.convert import Converter
 from kumocore_lua_policy.errors import (
     KumoCallError,
@@ -116,7 +117,7 @@ class LuaEngine:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):
                 return "await", _Pending(name, result)
-            return "ok", self.conv.to_lua(result)
+            return self._answer(result)
         except Rejection as exc:
             return "error", exc
         except Exception as exc:
@@ -168,9 +169,17 @@ class LuaEngine:
         except Exception as exc:
             return "error", KumoCallError(pending.name, exc)
         try:
-            return "ok", self.conv.to_lua(result)
+            return self._answer(result)
         except Exception as exc:
             return "error", KumoCallError(pending.name, exc)
+
+    def _answer(self, result: Any) -> tuple[str, Any]:
+        """How the bridge returns ``result``: one value, or several (MultipleValues)."""
+        if isinstance(result, MultipleValues):
+            values = self.conv.to_lua(list(result))
+            values["n"] = len(result)
+            return "multi", values
+        return "ok", self.conv.to_lua(result)
 
     # ------------------------------------------------------------------ loading
     def load_file(self, path: str) -> Any:
