@@ -36,9 +36,11 @@ def make_inject_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
         """``kumo.inject_message(MSG)``: spool and queue a message from make_message."""
         if not isinstance(message, Message):
             raise ConfigError(
-                f"kumo.inject_message: expected a message from kumo.make_message, got {message!r:.60}")
+                "kumo.inject_message: expected a message from kumo.make_message, "
+                f"got {message!r:.60}")
         if deferred_spool:
-            raise ConfigError("kumo.inject_message: deferred_spool is not supported by kumocore yet")
+            raise ConfigError(
+                "kumo.inject_message: deferred_spool is not supported by kumocore yet")
         intake = runtime.intake
         if intake is None:
             raise ConfigError(

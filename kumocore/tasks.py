@@ -46,8 +46,8 @@ class TaskRunner:
     def _handler(self, event_name: str) -> Callable[[Any], Any]:
         policy = self.runtime.pm.get_plugin("policy")
         call_event = getattr(policy, "call_event", None)
-        if call_event is not None:  # a Lua policy: kumo.on(event_name, fn)
-            registry = policy.registry
+        registry = getattr(policy, "registry", None)
+        if call_event is not None and registry is not None:  # Lua: kumo.on(event_name, fn)
             if not registry.handlers(event_name):
                 raise ConfigError(
                     f"kumo.spawn_task: no handler registered for event {event_name!r}; "
@@ -89,7 +89,8 @@ def set_diagnostic_log_filter(filter: Any) -> None:
     reported once, not silently dropped.
     """
     if not isinstance(filter, str) or not filter.strip():
-        raise ConfigError(f"kumo.set_diagnostic_log_filter: expected a filter string, got {filter!r}")
+        raise ConfigError(
+            f"kumo.set_diagnostic_log_filter: expected a filter string, got {filter!r}")
     level: int | None = None
     ignored: list[str] = []
     for directive in (part.strip() for part in filter.split(",")):

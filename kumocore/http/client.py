@@ -190,8 +190,7 @@ class HttpClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             headers = {"User-Agent": str(self.user_agent)} if self.user_agent else None
-            connector = aiohttp.TCPConnector(
-                keepalive_timeout=self.pool_idle, ssl=None if self.verify else False)
+            connector = aiohttp.TCPConnector(keepalive_timeout=self.pool_idle, ssl=self.verify)
             self._session = aiohttp.ClientSession(headers=headers, connector=connector)
         return self._session
 
