@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.response import Response
+from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
     from kumocore.logs.dispatch import Ticket
@@ -192,6 +193,10 @@ class Outcomes:
         delay = max(0.0, delay + random.uniform(-jitter, jitter))
         due = time.time() + delay
         expires = message.created + float(config.max_age)
+        schedule = message_schedule(message.meta)  # msg:set_scheduling{...}
+        if schedule is not None:
+            due = schedule.adjust(due)
+            expires = expires if schedule.expires is None else schedule.expires
 
         async def finish() -> None:
             classification = await self._classify(response)

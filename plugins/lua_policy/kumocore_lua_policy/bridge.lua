@@ -209,7 +209,16 @@ local message_meta = {
   __tostring = str,
 }
 
-local metas = { object = object_meta, map = map_meta, message = message_meta }
+-- An object with both fields and methods (a MIME part): part.body, part:method(...).
+local fields_meta = {
+  __name = 'kumo-object',
+  __index = function(t, k) return py.member(target_of[t], k) end,
+  __newindex = read_only,
+  __tostring = str,
+}
+
+local metas = { object = object_meta, map = map_meta, message = message_meta,
+                fields = fields_meta }
 
 function bridge.proxy(kind, obj)
   local t = setmetatable({}, metas[kind])

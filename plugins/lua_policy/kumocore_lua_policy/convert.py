@@ -80,6 +80,8 @@ class Converter:
         if isinstance(value, Message) or getattr(value, "__kumo_methods__", False):
             # Objects with methods (a message, an HTTP client...): obj:method(...) calls.
             return self.proxy("message", value)
+        if getattr(value, "__kumo_fields__", False):
+            return self.proxy("fields", value)  # part.body and part:method()
         return self.proxy("object", value)
 
     def proxy(self, kind: str, obj: Any) -> Any:
