@@ -101,7 +101,9 @@ async def verify_message(data: bytes, resolver_name: str | None = None) -> list[
             ok = verifier.verify_sig(sig, include_headers, sig_headers[index],
                                      _answer(record))
         except dkim.DKIMException as exc:
-            results.append(_result("permerror", sig, str(exc)))
+            # A body changed after signing is a failed signature, not a malformed one.
+            mismatch = "body hash mismatch" in str(exc)
+            results.append(_result("fail" if mismatch else "permerror", sig, str(exc)))
             continue
         if ok:
             results.append(_result("pass", sig, None))
