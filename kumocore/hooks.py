@@ -124,6 +124,16 @@ class Hooks:
             "kumo_smtp_server_message_received", message=message, conn_meta=conn_meta
         )
 
+    async def smtp_server_data(self, message: Message, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_data", message=message, conn_meta=conn_meta
+        )
+
+    def implemented(self, event: str) -> bool:
+        """Whether any plugin or policy handles ``event`` (``"smtp_server_data"``): lets a
+        caller skip preparing arguments nobody will read."""
+        return self.caller.has_implementations(f"kumo_{event}")
+
     # ---------------------------------------------------------------- HTTP events
     async def http_message_generated(self, message: Message, auth_info: dict[str, Any]) -> None:
         await self.caller.call_all(
@@ -203,6 +213,31 @@ class Hooks:
             egress_source=egress_source,
             site_name=site_name,
         )
+
+    # ---------------------------------------------------------------- queues & delivery
+    async def spool_message_enumerated(self, message: Message) -> None:
+        await self.caller.call_all("kumo_spool_message_enumerated", message=message)
+
+    async def throttle_insert_ready_queue(self, message: Message) -> None:
+        await self.caller.call_all("kumo_throttle_insert_ready_queue", message=message)
+
+    async def smtp_client_rewrite_delivery_status(
+        self, response: str, domain: str, tenant: str | None, campaign: str | None,
+        routing_domain: str | None,
+    ) -> int | None:
+        """The status code a policy wants ``response`` handled as, or None."""
+        result = await self.caller.call_first(
+            "kumo_smtp_client_rewrite_delivery_status", response=response, domain=domain,
+            tenant=tenant, campaign=campaign, routing_domain=routing_domain,
+        )
+        if result is None:
+            return None
+        if isinstance(result, bool) or not isinstance(result, int | float) \
+                or int(result) != result or not 200 <= int(result) <= 599:
+            raise PolicyError(
+                "smtp_client_rewrite_delivery_status must return an SMTP status code "
+                f"(200-599) or nil, got {result!r:.40}")
+        return int(result)
 
     # ---------------------------------------------------------------- logs & bounces
     async def classify_bounce(self, response: Response) -> str:

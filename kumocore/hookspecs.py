@@ -199,6 +199,18 @@ def kumo_smtp_server_message_received(message: Message, conn_meta: ConnMeta) -> 
     """
 
 
+@hookspec
+def kumo_smtp_server_data(message: Message, conn_meta: ConnMeta) -> None:
+    """DATA was received, before the per-recipient messages are made and before the reply.
+
+    ``message`` holds the data exactly as sent (no trace headers yet) and the transaction's
+    first recipient. Changes to its data, sender and meta apply to every recipient's
+    message; raise :class:`Rejection` to refuse the whole transaction. Runs within
+    ``data_processing_timeout``.
+    Lua: ``kumo.on('smtp_server_data', function(msg, conn_meta) end)``.
+    """
+
+
 # --------------------------------------------------------------------- HTTP events
 
 
@@ -274,6 +286,43 @@ def kumo_get_egress_path_config(
 
     Lua: ``kumo.on('get_egress_path_config', function(domain, egress_source, site_name)
     return kumo.make_egress_path{...} end)``.
+    """
+
+
+# --------------------------------------------------------------------- queues & delivery
+
+
+@hookspec
+def kumo_spool_message_enumerated(message: Message) -> None:
+    """A message was read back from the spool at start-up, before it is queued.
+
+    Change its meta (``queue``, ``tenant``...) to queue it elsewhere. An error stops the
+    start-up, as in KumoMTA.
+    Lua: ``kumo.on('spool_message_enumerated', function(msg) end)``.
+    """
+
+
+@hookspec
+def kumo_throttle_insert_ready_queue(message: Message) -> None:
+    """A due message is about to move from its scheduled queue into a ready queue.
+
+    Delay it by moving its due time into the future (``throttle:delay_message_if_throttled
+    (msg)`` or ``msg:set_due(...)``): it goes back to its scheduled queue until then.
+    Lua: ``kumo.on('throttle_insert_ready_queue', function(msg) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_smtp_client_rewrite_delivery_status(
+    response: str, domain: str, tenant: str | None, campaign: str | None,
+    routing_domain: str | None,
+) -> int | None:
+    """A destination refused a message (``response`` on one line, ``"450 4.2.2 full"``).
+
+    Return another SMTP status code to handle it as that (e.g. 500 to bounce instead of
+    retrying); the logged response then says it was rewritten. None keeps the code.
+    Lua: ``kumo.on('smtp_client_rewrite_delivery_status', function(response, domain,
+    tenant, campaign, routing_domain) return 500 end)``.
     """
 
 

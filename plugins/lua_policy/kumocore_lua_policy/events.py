@@ -28,11 +28,10 @@ ALIASES = {"smtp_server_rcpt_to": "smtp_server_mail_rcpt_to"}
 
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
-    "pre_init", "smtp_server_data", "smtp_server_rewrite_response",
+    "pre_init", "smtp_server_rewrite_response",
     "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
-    "smtp_server_message_deferred_inject", "smtp_client_rewrite_delivery_status",
-    "requeue_message", "rebind_message", "throttle_insert_ready_queue",
-    "spool_message_enumerated", "get_acl_definition",
+    "smtp_server_message_deferred_inject",
+    "requeue_message", "rebind_message", "get_acl_definition",
 })
 
 
