@@ -119,9 +119,22 @@ def _fixed_headers(lines: list[bytes], fix: frozenset[str], issues: set[str]) ->
     return out
 
 
+#: Above this share of 8-bit bytes (or this size) a text part is base64-encoded rather than
+#: quoted-printable: QP triples each such byte and is encoded in pure Python.
+_QP_MAX_8BIT_SHARE = 0.1
+_QP_MAX_SIZE = 256 * 1024
+
+
+def _text_cte(payload: bytes) -> str:
+    if len(payload) > _QP_MAX_SIZE:
+        return "base64"
+    eight_bit = len(payload) - len(payload.decode("latin-1").encode("ascii", "ignore"))
+    return "base64" if eight_bit > _QP_MAX_8BIT_SHARE * max(1, len(payload)) else "quoted-printable"
+
+
 def _reencode(data: bytes) -> bytes:
-    """Re-encode every leaf part quoted-printable (7-bit, short lines)."""
-    parsed = BytesParser(policy=email_policy.SMTP).parsebytes(data)
+    """Re-encode every leaf part to 7 bits with short lines (QP for text, else base64)."""
+    parsed = BytesParser(policy=email_policy.SMTP.clone(cte_type="7bit")).parsebytes(data)
     assert isinstance(parsed, EmailMessage)
     for part in parsed.walk():
         if part.is_multipart():
@@ -135,8 +148,8 @@ def _reencode(data: bytes) -> bytes:
         if maintype == "text":
             charset = str(params.pop("charset", "utf-8"))
             text = payload.decode(charset, "replace")
-            part.set_content(text, subtype=subtype, charset="utf-8", cte="quoted-printable",
-                             params=params)
+            part.set_content(text, subtype=subtype, charset="utf-8",
+                             cte=_text_cte(text.encode("utf-8")), params=params)
         else:
             part.set_content(payload, maintype=maintype, subtype=subtype, cte="base64",
                              params=params)
@@ -160,5 +173,8 @@ def check_fix(
     body = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
     fixed = head + b"\r\n\r\n" + body
     if {"LINE_TOO_LONG", "NEEDS_TRANSFER_ENCODING"} & issues & fixes:
-        fixed = _reencode(fixed)
+        try:
+            fixed = _reencode(fixed)
+        except RecursionError as exc:  # a crafted message nesting thousands of parts
+            raise ValueError("cannot re-encode: MIME parts nested too deeply") from exc
     return None, fixed

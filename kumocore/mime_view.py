@@ -61,18 +61,29 @@ class HeaderMap:
         return len(self._headers)
 
 
+#: Deeper MIME nesting than this is refused: real mail nests a handful of levels, and a
+#: crafted message nesting thousands would exhaust the stack of any recursive walk.
+MAX_DEPTH = 64
+
+
+class MimeStructureError(ValueError):
+    """The message's MIME structure cannot be inspected (e.g. nested too deeply)."""
+
+
 class MimePart:
     """One part of the tree (the message itself is part ``'0'``)."""
 
     __kumo_fields__ = True  # Lua reads part.body/part.headers and calls part:method()
 
-    def __init__(self, part: EmailMessage, part_id: str = "0") -> None:
+    def __init__(self, part: EmailMessage, part_id: str = "0", depth: int = 0) -> None:
+        if depth > MAX_DEPTH:
+            raise MimeStructureError(f"MIME parts nested deeper than {MAX_DEPTH} levels")
         self._part = part
         self.id = part_id
         self.headers = HeaderMap(part)
         self.content_type = part.get_content_type()
         self.children = [
-            MimePart(child, f"{part_id}.{index}")
+            MimePart(child, f"{part_id}.{index}", depth + 1)
             for index, child in enumerate(part.get_payload() if part.is_multipart() else [])
             if isinstance(child, EmailMessage)
         ]
@@ -129,4 +140,7 @@ class MimePart:
 
 def parse_mime(data: bytes) -> MimePart:
     """The MIME tree of ``data`` (a lenient parse: broken structure is still readable)."""
-    return MimePart(BytesParser(policy=email_policy.default).parsebytes(data))
+    try:
+        return MimePart(BytesParser(policy=email_policy.default).parsebytes(data))
+    except RecursionError as exc:  # the stdlib parser's own limit on nesting
+        raise MimeStructureError(f"MIME parts nested deeper than {MAX_DEPTH} levels") from exc

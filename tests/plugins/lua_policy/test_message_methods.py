@@ -252,3 +252,28 @@ def test_python_parse_mime() -> None:
     # The CRLF before a boundary belongs to the boundary (RFC 2046), not to the part.
     assert structure["text_part"].body == "café text"
     assert structure["attachments"][0]["part"].body == b"%PDF"
+
+
+def _nested(depth: int) -> bytes:
+    body = b"leaf\r\n"
+    for level in range(depth):
+        boundary = f"B{level}".encode()
+        body = (b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n--'
+                + boundary + b"\r\n" + body + b"\r\n--" + boundary + b"--\r\n")
+    return b"From: a@example.com\r\nSubject: x\r\n" + body
+
+
+def test_parse_mime_refuses_absurd_nesting_with_a_clear_error() -> None:
+    from kumocore.mime_view import MAX_DEPTH, MimeStructureError
+
+    assert message(_nested(10)).parse_mime().walk()[-1].body.strip() == "leaf"
+    with pytest.raises(MimeStructureError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        message(_nested(MAX_DEPTH + 5)).parse_mime()
+
+
+def test_large_8bit_body_is_fixed_with_base64_not_quoted_printable() -> None:
+    msg = message(b"Subject: x\r\n\r\n" + ("é" * 2000 + "\r\n").encode() * 200)
+    assert msg.check_fix_conformance("", "NEEDS_TRANSFER_ENCODING|LINE_TOO_LONG") is None
+    assert msg.get_first_named_header_value("Content-Transfer-Encoding") == "base64"
+    assert msg.get_data().isascii()
+    assert msg.parse_mime().body == ("é" * 2000 + "\r\n") * 200
