@@ -13,7 +13,9 @@ loopback (see :mod:`bench.crash` for the harness):
 6. corrupt spool records written into a stopped server's RocksDB meta spool;
 7. limits: connection flood, idle and trickling clients, memory with many connections,
    with half-sent DATA, and with a stuck log sink;
-8. Redis killed mid-run, DNS down and SERVFAIL.
+8. Redis killed mid-run, DNS down and SERVFAIL;
+9. policy I/O: hung HTTP calls, MIME bombs, garbage RBL lookups, failing tasks, large
+   conformance fixes (:mod:`bench.reliability_policy_io`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -41,6 +43,7 @@ from bench.reliability_faults import section_crash, section_faults
 from bench.reliability_hostile import section_http, section_relay, section_smtp_fuzz
 from bench.reliability_limits import section_limits
 from bench.reliability_malformed import section_policies, section_spool
+from bench.reliability_policy_io import section_policy_io
 from bench.reliability_report import headline
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
     "section_http",
     "section_limits",
     "section_policies",
+    "section_policy_io",
     "section_relay",
     "section_smtp_fuzz",
     "section_spool",
@@ -74,6 +78,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("spool", section_spool),
     ("limits", section_limits),
     ("faults", section_faults),
+    ("policy_io", section_policy_io),
 ]
 
 
