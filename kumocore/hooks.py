@@ -221,6 +221,15 @@ class Hooks:
     async def throttle_insert_ready_queue(self, message: Message) -> None:
         await self.caller.call_all("kumo_throttle_insert_ready_queue", message=message)
 
+    async def requeue_message(
+        self, message: Message, smtp_response: str, insert_context: list[str],
+        increment_attempts: bool, delay: float | None,
+    ) -> None:
+        await self.caller.call_all(
+            "kumo_requeue_message", message=message, smtp_response=smtp_response,
+            insert_context=insert_context, increment_attempts=increment_attempts, delay=delay,
+        )
+
     async def smtp_client_rewrite_delivery_status(
         self, response: str, domain: str, tenant: str | None, campaign: str | None,
         routing_domain: str | None,

@@ -312,6 +312,22 @@ def kumo_throttle_insert_ready_queue(message: Message) -> None:
     """
 
 
+@hookspec
+def kumo_requeue_message(
+    message: Message, smtp_response: str, insert_context: list[str],
+    increment_attempts: bool, delay: float | None,
+) -> None:
+    """A transient failure is about to put ``message`` back in its scheduled queue.
+
+    Change the meta its queue name is made of (``queue``, ``tenant``, ``campaign``,
+    ``routing_domain``) to re-bind it: it then moves to that queue, due at once.
+    ``smtp_response`` is the response on one line, ``insert_context`` the reasons
+    (``['LoggedTransientFailure']``); ``delay`` is None (the queue's retry schedule).
+    Lua: ``kumo.on('requeue_message', function(msg, smtp_response, insert_context,
+    increment_attempts, delay) end)``.
+    """
+
+
 @hookspec(firstresult=True)
 def kumo_smtp_client_rewrite_delivery_status(
     response: str, domain: str, tenant: str | None, campaign: str | None,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.queue.requeue import requeue_event
 from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
@@ -205,6 +206,8 @@ class Outcomes:
             self._record(
                 "TransientFailure", message, response, path, peer, source_address, classification
             )
+            if await requeue_event(self.manager, message, response):
+                return  # the policy moved it to another queue
             message.num_attempts += 1
             if due > expires:
                 when = datetime.fromtimestamp(due, UTC).isoformat()

@@ -1,5 +1,5 @@
 """Queue and delivery events from Lua and Python policies, against the real SMTP sink:
-smtp_client_rewrite_delivery_status, throttle_insert_ready_queue, and
+smtp_client_rewrite_delivery_status, throttle_insert_ready_queue, requeue_message, and
 spool_message_enumerated at a real server start."""
 
 from __future__ import annotations
@@ -174,3 +174,50 @@ async def test_spool_message_enumerated_rebinds_messages_at_start(
         assert ids == []
     finally:
         await server.stop()
+
+
+async def test_lua_requeue_message_rebinds_to_another_queue_and_delivers_there(
+    make_bench, tmp_path: Path
+) -> None:
+    bench = await make_bench()
+    await _with_lua(bench, tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('requeue_message',
+          function(msg, smtp_response, insert_context, increment_attempts, delay)
+            -- Send the retry to the other recipient's domain (a different queue).
+            msg:set_recipient('rerouted@other.example')
+            msg:set_meta('tenant', 'fallback')
+          end)
+    """)
+    message = await bench.inject("tempfail@example.com")
+    await bench.wait_for_records("TransientFailure", 1)
+    await bench.sink.wait_for(1)
+    assert [m.recipient for m in bench.sink.messages] == ["rerouted@other.example"]
+    assert message.num_attempts == 1
+    await bench.wait_until(lambda: bench.spooled() == 0)
+
+
+class PythonRequeue:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str], bool, Any]] = []
+
+    @hookimpl
+    def kumo_requeue_message(
+        self, message: Message, smtp_response: str, insert_context: list[str],
+        increment_attempts: bool, delay: Any,
+    ) -> None:
+        self.calls.append((smtp_response, insert_context, increment_attempts, delay))
+
+
+async def test_python_requeue_message_sees_the_response_and_leaves_the_queue(make_bench) -> None:
+    bench = await make_bench()
+    policy = PythonRequeue()
+    register_plugin(bench.runtime.pm, policy, "python_requeue")
+    message = await bench.inject("tempfail@example.com")
+    await bench.wait_for_records("TransientFailure", 1)
+    await bench.wait_until(lambda: bool(policy.calls))
+    [(response, context, increment, delay)] = policy.calls[:1]
+    assert response.startswith("451 4.3.0") and context == ["LoggedTransientFailure"]
+    assert increment is True and delay is None
+    await bench.wait_until(lambda: bench.queues.scheduler.due_time(message.id) is not None)
+    assert bench.queues.queue_of(message).name == "example.com"

@@ -31,7 +31,7 @@ UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
     "pre_init", "smtp_server_rewrite_response",
     "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
     "smtp_server_message_deferred_inject",
-    "requeue_message", "rebind_message", "get_acl_definition",
+    "rebind_message", "get_acl_definition",
 })
 
 
