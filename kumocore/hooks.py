@@ -129,6 +129,30 @@ class Hooks:
             "kumo_smtp_server_data", message=message, conn_meta=conn_meta
         )
 
+    async def smtp_server_rewrite_response(
+        self, status: int, response: str, command: str | None, conn_meta: ConnMeta
+    ) -> tuple[int, str]:
+        """The reply to send instead of ``status response`` (unchanged when no handler
+        answers). Raises PolicyError for an answer that is not ``(code, text)``."""
+        result = await self.caller.call_first(
+            "kumo_smtp_server_rewrite_response", status=status, response=response,
+            command=command, conn_meta=conn_meta,
+        )
+        if result is None:
+            return status, response
+        if not isinstance(result, list | tuple) or len(result) != 2:
+            raise PolicyError(f"smtp_server_rewrite_response must return status, response; "
+                              f"got {result!r:.80}")
+        new_status, new_response = result
+        if new_status is not None and (isinstance(new_status, bool)
+                                       or not isinstance(new_status, int)
+                                       or not 200 <= new_status <= 599):
+            raise PolicyError(f"smtp_server_rewrite_response: bad status {new_status!r}")
+        if new_response is not None and not isinstance(new_response, str):
+            raise PolicyError(f"smtp_server_rewrite_response: bad response {new_response!r:.80}")
+        return (status if new_status is None else new_status,
+                response if new_response is None else new_response)
+
     def implemented(self, event: str) -> bool:
         """Whether any plugin or policy handles ``event`` (``"smtp_server_data"``): lets a
         caller skip preparing arguments nobody will read."""

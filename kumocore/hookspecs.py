@@ -211,6 +211,21 @@ def kumo_smtp_server_data(message: Message, conn_meta: ConnMeta) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def kumo_smtp_server_rewrite_response(
+    status: int, response: str, command: str | None, conn_meta: ConnMeta
+) -> tuple[int | None, str | None] | None:
+    """The listener is about to send ``status`` ``response`` (the text after the code,
+    lines separated by ``\n``) answering ``command`` (the verb: ``"EHLO"``, ``"DATA"``...).
+
+    Return ``(status, response)`` to send something else (either may be None to keep it);
+    None keeps both. A 421 closes the connection. Errors are logged and change nothing.
+    The first implementation answering non-None decides.
+    Lua: ``kumo.on('smtp_server_rewrite_response', function(status, response, command,
+    conn_meta) return 250, 'fine\n' .. response end)``.
+    """
+
+
 # --------------------------------------------------------------------- HTTP events
 
 

@@ -30,6 +30,7 @@ import structlog
 from kumocore.errors import Rejection
 from kumocore.smtp.protocol import SmtpProtocol, format_address
 from kumocore.smtp.relay import DomainLookup
+from kumocore.smtp.rewrite import rewrite_reply
 
 if TYPE_CHECKING:
     from kumocore.address import EnvelopeAddress
@@ -77,6 +78,8 @@ class EsmtpSession(SmtpProtocol):
         self.bad_commands = 0
         self.auth_failures = 0
         self._shutting_down = False
+        # Known once the policy is loaded; asked per reply only when a handler exists.
+        self._rewrite = self.runtime.hooks.implemented("smtp_server_rewrite_response")
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
@@ -119,6 +122,9 @@ class EsmtpSession(SmtpProtocol):
     async def reply(self, code: int, text: str, *, close: bool = False) -> None:
         if code >= 400 and not (code == 421 and text.startswith("4.3.2 ")):
             self._log_rejection(code, text)
+        if self._rewrite:  # smtp_server_rewrite_response (kumocore.smtp.rewrite)
+            code, text = await rewrite_reply(self, code, text)
+            close = close or code == 421
         await super().reply(code, text, close=close)
 
     async def reject(self, rejection: Rejection, *, close: bool = False) -> None:

@@ -112,7 +112,7 @@ end
 --------------------------------------------------------------------------- the driver
 
 -- Start `fn(...)` as a driven coroutine. Returns step(...) and close(): step resumes it and
--- answers ('await', pending), ('done', first result) or ('error', info).
+-- answers ('await', pending), ('done', first result, second result) or ('error', info).
 function bridge.start(fn, ...)
   local n, args = select('#', ...), { ... }
   local co = coroutine.create(function()
@@ -120,7 +120,8 @@ function bridge.start(fn, ...)
   end)
   driven[co] = fn
   local function step(...)
-    local ok, a, b = coroutine.resume(co, ...)
+    -- c: a handler's second result (smtp_server_rewrite_response returns two)
+    local ok, a, b, c = coroutine.resume(co, ...)
     if not ok then -- only an error in on_error itself gets here
       return 'error', { value = a, detail = tostring(a) }
     end
@@ -132,7 +133,7 @@ function bridge.start(fn, ...)
       return 'error', { detail = 'coroutine.yield() outside a coroutine created by the policy' }
     end
     if a then
-      return 'done', b
+      return 'done', b, c
     end
     return 'error', b
   end

@@ -28,7 +28,7 @@ ALIASES = {"smtp_server_rcpt_to": "smtp_server_mail_rcpt_to"}
 
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
-    "pre_init", "smtp_server_rewrite_response",
+    "pre_init",
     "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
     "smtp_server_message_deferred_inject",
     "rebind_message", "get_acl_definition",

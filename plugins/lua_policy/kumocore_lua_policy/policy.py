@@ -42,6 +42,8 @@ RESULT_MAKERS = {
 
 #: Events that are not lookups but whose handler may answer (KumoMTA uses the value).
 ANSWERING_EVENTS = frozenset({"smtp_server_ehlo"})
+#: Events whose handler answers with two values (``return status, response``).
+TWO_RESULT_EVENTS = frozenset({"smtp_server_rewrite_response"})
 
 Dispatch = Callable[[str, tuple[Any, ...]], Coroutine[Any, Any, Any]]
 
@@ -83,7 +85,12 @@ class LuaPolicy:
         lua_args = self._lua_args(spec, args)
         for handler in self.registry.handlers(spec.name):
             try:
-                result = self.engine.conv.from_lua(await self.engine.run(handler, *lua_args))
+                if spec.name in TWO_RESULT_EVENTS:
+                    pair = await self.engine.run(handler, *lua_args, two_results=True)
+                    result = tuple(map(self.engine.conv.from_lua, pair))
+                    result = None if result == (None, None) else result
+                else:
+                    result = self.engine.conv.from_lua(await self.engine.run(handler, *lua_args))
             except LuaPolicyError as exc:
                 exc.add_note(f"in the Lua handler of kumo.on('{spec.name}', ...)")
                 raise
