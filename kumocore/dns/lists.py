@@ -64,10 +64,10 @@ class NamedResolvers:
         self._named[name] = Resolver(servers)
 
 
-def _ip(text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+def _ip(function: str, text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """An IP from ``'1.2.3.4'``, ``'1.2.3.4:25'``, ``'[::1]:25'`` or ``'::1'``."""
     if not isinstance(text, str):
-        raise ConfigError(f"expected an IP address string, got {text!r}")
+        raise ConfigError(f"kumo.dns.{function}: expected an IP address string, got {text!r:.60}")
     candidates = [text]
     if text.startswith("["):
         candidates.append(text[1:].partition("]")[0])
@@ -78,7 +78,8 @@ def _ip(text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
             return ipaddress.ip_address(candidate)
         except ValueError:
             continue
-    raise ConfigError(f"{text} is not a valid IpAddr or SocketAddr")
+    raise ConfigError(
+        f"kumo.dns.{function}: {text!r:.60} is not an IP address (or IP:port)")
 
 
 def reverse_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
@@ -98,7 +99,7 @@ def make_dns_list_functions(resolvers: NamedResolvers) -> dict[str, Callable[...
     @policy_function(table=False)
     async def lookup_ptr(ip: str, resolver_name: str | None = None) -> list[str]:
         """``kumo.dns.lookup_ptr(IP)``: the PTR names (with their final dot), maybe none."""
-        address = _ip(ip)
+        address = _ip("lookup_ptr", ip)
         resolver = resolvers.get(resolver_name)
         ptr_name = dns.reversename.from_address(str(address)).to_text()
         records = await resolver.lookup_records(ptr_name, "PTR")
@@ -114,7 +115,7 @@ def make_dns_list_functions(resolvers: NamedResolvers) -> dict[str, Callable[...
         if not isinstance(base_domain, str) or not base_domain.strip("."):
             raise ConfigError(f"kumo.dns.rbl_lookup: expected a base domain, got {base_domain!r}")
         resolver = resolvers.get(resolver_name)
-        name = f"{reverse_ip(_ip(ip))}.{base_domain.strip('.')}"
+        name = f"{reverse_ip(_ip('rbl_lookup', ip))}.{base_domain.strip('.')}"
         answers = await resolver.lookup_records(name, "A") or []
         if not answers:
             answers = await resolver.lookup_records(name, "AAAA") or []
