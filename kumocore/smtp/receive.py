@@ -100,7 +100,7 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None
     try:
         async with asyncio.timeout(session.config.data_processing_timeout):
             meta = session.conn_meta
-            if hooks.implemented("smtp_server_data"):
+            if session.data_event:
                 body, meta = await _data_event(session, txn, body)
             messages = _make_messages(session, txn, body, meta)
             for message in messages:

@@ -78,8 +78,9 @@ class EsmtpSession(SmtpProtocol):
         self.bad_commands = 0
         self.auth_failures = 0
         self._shutting_down = False
-        # Known once the policy is loaded; asked per reply only when a handler exists.
+        # Known once the policy is loaded: asked per connection, not per reply or DATA.
         self._rewrite = self.runtime.hooks.implemented("smtp_server_rewrite_response")
+        self.data_event = self.runtime.hooks.implemented("smtp_server_data")
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
