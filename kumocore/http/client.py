@@ -11,7 +11,9 @@ methods (``header``, ``headers``, ``basic_auth``, ``bearer_auth``, ``body``,
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import weakref
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -170,6 +172,27 @@ class HttpRequest:
             raise ConfigError(f"kumo.http: {self._method} {self._url} failed: {exc}") from exc
 
 
+#: Pool closings started by a finalizer, referenced until done.
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _release(session: aiohttp.ClientSession) -> None:
+    """Close the pooled connections of a client dropped without ``client:close()``."""
+    if session.closed:
+        return
+    connector = session.connector
+    if connector is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no loop any more (process exit): nothing left to close politely
+    session.detach()  # no "Unclosed client session" warning: its pool is closed here
+    task: asyncio.Future[None] = asyncio.ensure_future(connector.close(), loop=loop)
+    _closing.add(task)
+    task.add_done_callback(_closing.discard)
+
+
 class HttpClient:
     """What ``kumo.http.build_client`` returns."""
 
@@ -192,6 +215,9 @@ class HttpClient:
             headers = {"User-Agent": str(self.user_agent)} if self.user_agent else None
             connector = aiohttp.TCPConnector(keepalive_timeout=self.pool_idle, ssl=self.verify)
             self._session = aiohttp.ClientSession(headers=headers, connector=connector)
+            # Policies often build a client per request and never call client:close()
+            # (KumoMTA's own examples do): free its pool when the client is collected.
+            weakref.finalize(self, _release, self._session)
         return self._session
 
     def get(self, url: Any) -> HttpRequest:

@@ -120,3 +120,21 @@ async def test_python_policy_uses_the_same_client(http_url: str) -> None:
     got = kumo.json_decode(response.text())
     assert (got["method"], got["x"], got["body"]) == ("POST", "py", "hi")
     await client.close()
+
+
+async def test_a_client_dropped_without_close_releases_its_connections(http_url: str) -> None:
+    import gc
+    import warnings
+
+    kumo = make_runtime().kumo
+    client = kumo.http.build_client()
+    assert (await client.get(f"{http_url}/echo").send()).status_code() == 200
+    connector = client.session().connector
+    assert connector is not None and not connector.closed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del client
+        gc.collect()
+        await asyncio.sleep(0.05)  # the pool is closed by a task the finalizer started
+    assert connector.closed
+    assert not [w for w in caught if "Unclosed" in str(w.message)]
