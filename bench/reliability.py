@@ -21,6 +21,8 @@ loopback (see :mod:`bench.crash` for the harness):
 9. ``sec_http``: slowloris/silent/flooding HTTP clients, cross-site POSTs, bad characters,
    template abuse, Basic-auth guessing, a 1 MiB x N inject vs SMTP latency
    (:mod:`bench.reliability_sec_http`).
+9. policy I/O: hung HTTP calls, MIME bombs, garbage RBL lookups, failing tasks, large
+   conformance fixes (:mod:`bench.reliability_policy_io`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -50,6 +52,7 @@ from bench.reliability_hostile import section_http, section_relay, section_smtp_
 from bench.reliability_limits import section_limits
 from bench.reliability_lua_reload import section_lua_reload
 from bench.reliability_malformed import section_policies, section_spool
+from bench.reliability_policy_io import section_policy_io
 from bench.reliability_report import headline
 from bench.reliability_sec_delivery import section_sec_delivery
 from bench.reliability_sec_disk import section_sec_disk
@@ -72,6 +75,7 @@ __all__ = [
     "section_limits",
     "section_lua_reload",
     "section_policies",
+    "section_policy_io",
     "section_relay",
     "section_sec_delivery",
     "section_sec_disk",
@@ -99,6 +103,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_delivery", section_sec_delivery),
     ("lua_reload", section_lua_reload),
     ("sec_disk", section_sec_disk),
+    ("policy_io", section_policy_io),
 ]
 
 

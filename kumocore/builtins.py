@@ -90,6 +90,28 @@ def _where(path: str, exc: BaseException) -> str:
     return f"{path}:{line}" if line else path
 
 
+def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+    """Tasks, HTTP, secrets, throttles, injection and DNS lists (issue 16, item 6)."""
+    from kumocore.dkim.verify import use_resolvers
+    from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
+    from kumocore.http.client import make_http_client_functions
+    from kumocore.inject_api import make_inject_functions
+    from kumocore.secrets import make_secrets_functions
+    from kumocore.tasks import make_task_functions
+    from kumocore.throttle.policy import make_throttle_functions
+
+    resolvers = NamedResolvers(runtime.resolver)
+    use_resolvers(resolvers)  # msg:dkim_verify() looks keys up through them
+    return {
+        **make_task_functions(runtime),
+        **make_http_client_functions(),
+        **make_secrets_functions(),
+        **make_throttle_functions(runtime),
+        **make_inject_functions(runtime),
+        **make_dns_list_functions(resolvers),
+    }
+
+
 class CorePlugin:
     """Defines the server from policy calls and supplies KumoMTA's defaults."""
 
@@ -188,6 +210,7 @@ class CorePlugin:
         functions.update(make_dns_functions(self.runtime.resolver))
         functions.update(make_dkim_functions())
         functions.update(make_runtime_functions(self.runtime))
+        functions.update(_runtime_io_functions(self.runtime))
         return functions
 
     @hookimpl

@@ -90,8 +90,18 @@ class Hooks:
     async def smtp_server_connection_accepted(self, conn_meta: ConnMeta) -> None:
         await self.caller.call_all("kumo_smtp_server_connection_accepted", conn_meta=conn_meta)
 
-    async def smtp_server_ehlo(self, domain: str, conn_meta: ConnMeta) -> None:
-        await self.caller.call_all("kumo_smtp_server_ehlo", domain=domain, conn_meta=conn_meta)
+    async def smtp_server_ehlo(
+        self, domain: str, conn_meta: ConnMeta, extensions: list[str] | None = None
+    ) -> list[str]:
+        """Run every implementation; the extensions to advertise (the first list returned,
+        else ``extensions`` as given)."""
+        offered = list(extensions or [])
+        results = await self.caller.call_all(
+            "kumo_smtp_server_ehlo", domain=domain, conn_meta=conn_meta, extensions=offered
+        )
+        for result in results:
+            return _string_list("smtp_server_ehlo", result)
+        return offered
 
     async def smtp_server_auth_plain(
         self, authz: str, authc: str, password: str, conn_meta: ConnMeta
@@ -119,6 +129,40 @@ class Hooks:
         await self.caller.call_all(
             "kumo_smtp_server_message_received", message=message, conn_meta=conn_meta
         )
+
+    async def smtp_server_data(self, message: Message, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_data", message=message, conn_meta=conn_meta
+        )
+
+    async def smtp_server_rewrite_response(
+        self, status: int, response: str, command: str | None, conn_meta: ConnMeta
+    ) -> tuple[int, str]:
+        """The reply to send instead of ``status response`` (unchanged when no handler
+        answers). Raises PolicyError for an answer that is not ``(code, text)``."""
+        result = await self.caller.call_first(
+            "kumo_smtp_server_rewrite_response", status=status, response=response,
+            command=command, conn_meta=conn_meta,
+        )
+        if result is None:
+            return status, response
+        if not isinstance(result, list | tuple) or len(result) != 2:
+            raise PolicyError(f"smtp_server_rewrite_response must return status, response; "
+                              f"got {result!r:.80}")
+        new_status, new_response = result
+        if new_status is not None and (isinstance(new_status, bool)
+                                       or not isinstance(new_status, int)
+                                       or not 200 <= new_status <= 599):
+            raise PolicyError(f"smtp_server_rewrite_response: bad status {new_status!r}")
+        if new_response is not None and not isinstance(new_response, str):
+            raise PolicyError(f"smtp_server_rewrite_response: bad response {new_response!r:.80}")
+        return (status if new_status is None else new_status,
+                response if new_response is None else new_response)
+
+    def implemented(self, event: str) -> bool:
+        """Whether any plugin or policy handles ``event`` (``"smtp_server_data"``): lets a
+        caller skip preparing arguments nobody will read."""
+        return self.caller.has_implementations(f"kumo_{event}")
 
     # ---------------------------------------------------------------- HTTP events
     async def http_message_generated(self, message: Message, auth_info: dict[str, Any]) -> None:
@@ -200,6 +244,40 @@ class Hooks:
             site_name=site_name,
         )
 
+    # ---------------------------------------------------------------- queues & delivery
+    async def spool_message_enumerated(self, message: Message) -> None:
+        await self.caller.call_all("kumo_spool_message_enumerated", message=message)
+
+    async def throttle_insert_ready_queue(self, message: Message) -> None:
+        await self.caller.call_all("kumo_throttle_insert_ready_queue", message=message)
+
+    async def requeue_message(
+        self, message: Message, smtp_response: str, insert_context: list[str],
+        increment_attempts: bool, delay: float | None,
+    ) -> None:
+        await self.caller.call_all(
+            "kumo_requeue_message", message=message, smtp_response=smtp_response,
+            insert_context=insert_context, increment_attempts=increment_attempts, delay=delay,
+        )
+
+    async def smtp_client_rewrite_delivery_status(
+        self, response: str, domain: str, tenant: str | None, campaign: str | None,
+        routing_domain: str | None,
+    ) -> int | None:
+        """The status code a policy wants ``response`` handled as, or None."""
+        result = await self.caller.call_first(
+            "kumo_smtp_client_rewrite_delivery_status", response=response, domain=domain,
+            tenant=tenant, campaign=campaign, routing_domain=routing_domain,
+        )
+        if result is None:
+            return None
+        if isinstance(result, bool) or not isinstance(result, int | float) \
+                or int(result) != result or not 200 <= int(result) <= 599:
+            raise PolicyError(
+                "smtp_client_rewrite_delivery_status must return an SMTP status code "
+                f"(200-599) or nil, got {result!r:.40}")
+        return int(result)
+
     # ---------------------------------------------------------------- logs & bounces
     async def classify_bounce(self, response: Response) -> str:
         result = await self.caller.call_first("kumo_classify_bounce", response=response)
@@ -210,6 +288,15 @@ class Hooks:
             "kumo_should_enqueue_log_record", message=message, hook_name=hook_name
         )
         return bool(result)
+
+
+def _string_list(event: str, value: Any) -> list[str]:
+    """A list of strings returned by a handler (Lua's empty table arrives as ``{}``)."""
+    if isinstance(value, Mapping) and not value:
+        return []
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise PolicyError(f"{event} must return a list of strings (or nil), got {value!r:.80}")
 
 
 def _merge_maps(results: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:

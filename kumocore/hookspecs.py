@@ -181,10 +181,17 @@ def kumo_smtp_server_connection_accepted(conn_meta: ConnMeta) -> None:
 
 
 @hookspec
-def kumo_smtp_server_ehlo(domain: str, conn_meta: ConnMeta) -> None:
+def kumo_smtp_server_ehlo(
+    domain: str, conn_meta: ConnMeta, extensions: list[str]
+) -> list[str] | None:
     """The client said EHLO/HELO ``domain``. Raise :class:`Rejection` to refuse.
 
-    Lua: ``kumo.on('smtp_server_ehlo', function(domain, conn_meta) end)``.
+    ``extensions`` lists the ESMTP extensions the EHLO reply will advertise
+    (``"PIPELINING"``, ``"SIZE 20971520"``, ``"STARTTLS"``...). Return a list to advertise
+    that instead (the first implementation returning non-None decides); the server's
+    behaviour does not change with what is advertised.
+    Lua: ``kumo.on('smtp_server_ehlo', function(domain, conn_meta, extensions)
+    table.insert(extensions, 'X-SOMETHING'); return extensions end)``.
     """
 
 
@@ -223,6 +230,33 @@ def kumo_smtp_server_message_received(message: Message, conn_meta: ConnMeta) -> 
     Set meta (``tenant``, ``campaign``, ``queue``), add headers, DKIM-sign. Raise
     :class:`Rejection` to refuse it; any other error refuses it with 421 4.3.0.
     Lua: ``kumo.on('smtp_server_message_received', function(msg, conn_meta) end)``.
+    """
+
+
+@hookspec
+def kumo_smtp_server_data(message: Message, conn_meta: ConnMeta) -> None:
+    """DATA was received, before the per-recipient messages are made and before the reply.
+
+    ``message`` holds the data exactly as sent (no trace headers yet) and the transaction's
+    first recipient. Changes to its data, sender and meta apply to every recipient's
+    message; raise :class:`Rejection` to refuse the whole transaction. Runs within
+    ``data_processing_timeout``.
+    Lua: ``kumo.on('smtp_server_data', function(msg, conn_meta) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_smtp_server_rewrite_response(
+    status: int, response: str, command: str | None, conn_meta: ConnMeta
+) -> tuple[int | None, str | None] | None:
+    """The listener is about to send ``status`` ``response`` (the text after the code,
+    lines separated by ``\n``) answering ``command`` (the verb: ``"EHLO"``, ``"DATA"``...).
+
+    Return ``(status, response)`` to send something else (either may be None to keep it);
+    None keeps both. A 421 closes the connection. Errors are logged and change nothing.
+    The first implementation answering non-None decides.
+    Lua: ``kumo.on('smtp_server_rewrite_response', function(status, response, command,
+    conn_meta) return 250, 'fine\n' .. response end)``.
     """
 
 
@@ -301,6 +335,59 @@ def kumo_get_egress_path_config(
 
     Lua: ``kumo.on('get_egress_path_config', function(domain, egress_source, site_name)
     return kumo.make_egress_path{...} end)``.
+    """
+
+
+# --------------------------------------------------------------------- queues & delivery
+
+
+@hookspec
+def kumo_spool_message_enumerated(message: Message) -> None:
+    """A message was read back from the spool at start-up, before it is queued.
+
+    Change its meta (``queue``, ``tenant``...) to queue it elsewhere. An error stops the
+    start-up, as in KumoMTA.
+    Lua: ``kumo.on('spool_message_enumerated', function(msg) end)``.
+    """
+
+
+@hookspec
+def kumo_throttle_insert_ready_queue(message: Message) -> None:
+    """A due message is about to move from its scheduled queue into a ready queue.
+
+    Delay it by moving its due time into the future (``throttle:delay_message_if_throttled
+    (msg)`` or ``msg:set_due(...)``): it goes back to its scheduled queue until then.
+    Lua: ``kumo.on('throttle_insert_ready_queue', function(msg) end)``.
+    """
+
+
+@hookspec
+def kumo_requeue_message(
+    message: Message, smtp_response: str, insert_context: list[str],
+    increment_attempts: bool, delay: float | None,
+) -> None:
+    """A transient failure is about to put ``message`` back in its scheduled queue.
+
+    Change the meta its queue name is made of (``queue``, ``tenant``, ``campaign``,
+    ``routing_domain``) to re-bind it: it then moves to that queue, due at once.
+    ``smtp_response`` is the response on one line, ``insert_context`` the reasons
+    (``['LoggedTransientFailure']``); ``delay`` is None (the queue's retry schedule).
+    Lua: ``kumo.on('requeue_message', function(msg, smtp_response, insert_context,
+    increment_attempts, delay) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_smtp_client_rewrite_delivery_status(
+    response: str, domain: str, tenant: str | None, campaign: str | None,
+    routing_domain: str | None,
+) -> int | None:
+    """A destination refused a message (``response`` on one line, ``"450 4.2.2 full"``).
+
+    Return another SMTP status code to handle it as that (e.g. 500 to bounce instead of
+    retrying); the logged response then says it was rewritten. None keeps the code.
+    Lua: ``kumo.on('smtp_client_rewrite_delivery_status', function(response, domain,
+    tenant, campaign, routing_domain) return 500 end)``.
     """
 
 

@@ -141,6 +141,11 @@ class Intake:
         if refusal is not None:
             return [r if r is not None else Accepted(m, error=refusal)
                     for m, r in zip(messages, results, strict=True)]
+        for result in results:
+            # KumoMTA logs a Reception for a message it then discards into the null queue.
+            if result is not None and result.discarded \
+                    and result.message.id not in without_reception_record:
+                self._log_reception(result.message, NULL_QUEUE, reception_protocol)
 
         from kumocore.metrics import reception_counter
 

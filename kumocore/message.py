@@ -29,6 +29,7 @@ from kumocore.address import (
     parse_envelope_address,
 )
 from kumocore.ids import new_message_id
+from kumocore.message_methods import MessageMethods
 from kumocore.queue_name import message_queue_name
 
 __all__ = [
@@ -88,8 +89,11 @@ def _jsonable(value: Any, where: str) -> Any:
     raise TypeError(f"{where}: {type(value).__name__} is not JSON-serialisable")
 
 
-class Message:
-    """A message for one recipient. Attributes are plain; ``data`` is a property."""
+class Message(MessageMethods):
+    """A message for one recipient. Attributes are plain; ``data`` is a property.
+
+    More of KumoMTA's methods (scheduling, conformance, DKIM verification, report and MIME
+    parsing) come from :class:`kumocore.message_methods.MessageMethods`."""
 
     __slots__ = ("_data", "_headers", "_size", "created", "due", "id", "meta",
                  "num_attempts", "recipient", "sender")  # fmt: skip

@@ -33,3 +33,13 @@ def policy_function(*, table: bool) -> Callable[[F], F]:
 def takes_table(fn: Callable[..., Any]) -> bool:
     """True when ``fn`` was declared ``@policy_function(table=True)``."""
     return bool(getattr(fn, _TABLE_ATTR, False))
+
+
+class MultipleValues(tuple[Any, ...]):
+    """Return this from a ``kumo.*`` function to give Lua several return values.
+
+    ``return MultipleValues((ip, reason))`` reads in Lua as ``local ip, reason = f()``;
+    Python policies receive the tuple. (A plain tuple becomes one Lua array.)
+    """
+
+    __slots__ = ()

@@ -164,7 +164,10 @@ class Server:
         assert runtime.store is not None and runtime.intake is not None
         started = time.perf_counter()
         count = 0
+        enumerated = runtime.hooks.implemented("spool_message_enumerated")
         async for message in runtime.store.recover():
+            if enumerated:  # may re-bind it (meta 'queue'); an error stops the start-up
+                await runtime.hooks.spool_message_enumerated(message)
             try:
                 queue, config = await runtime.intake.resolve_queue_config(message)
             except Exception as exc:

@@ -131,6 +131,8 @@ def _convert(rdtype: str, rdata: Any) -> Any:
         # One TXT record may be split into several <=255 byte strings (long DKIM keys);
         # consumers want the record, so rejoin them without a separator (RFC 6376 §3.6.2.2).
         return b"".join(rdata.strings).decode("utf-8", "replace")
+    if rdtype == "PTR":
+        return str(rdata.target.to_text())
     return str(rdata.address)
 
 
@@ -255,6 +257,12 @@ class Resolver:
         if answer.status == "nxdomain":
             raise DnsError(f"TXT lookup for {fqdn} failed: NXDOMAIN", name=fqdn)
         return list(answer.records)
+
+    async def lookup_records(self, name: str, rdtype: str) -> list[str] | None:
+        """The ``A``/``AAAA``/``TXT``/``PTR`` records of ``name`` (cached); ``[]`` when the
+        name exists without them, None when it does not exist (NXDOMAIN)."""
+        answer = await self._query(normalize_name(name), rdtype)
+        return None if answer.status == "nxdomain" else list(answer.records)
 
     # ------------------------------------------------------------------ cache & coalescing
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kumocore.queue.ready import LEASE_SECONDS, ConnectionFailed
+from kumocore.queue.rewrite_status import rewrite_delivery_status
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -174,6 +175,11 @@ class Egress:
             await self.manager.forget(message, keep_spooled=True)
             return
         response = await conn.send(str(message.sender), str(message.recipient), data)
+        if not response.is_success:
+            queue = self.manager.queue_of(message)
+            queue_name = message.queue_name() if queue is None else queue.name
+            response = await rewrite_delivery_status(
+                self.runtime.hooks, queue_name, message, response)
         self.manager.outcomes.handle(
             ready, message, response, peer=conn.peer, source_address=conn.source_address
         )

@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.queue.requeue import requeue_event
 from kumocore.response import Response
+from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
     from kumocore.logs.dispatch import Ticket
@@ -220,6 +222,10 @@ class Outcomes:
         delay = max(0.0, delay + random.uniform(-jitter, jitter))
         due = time.time() + delay
         expires = message.created + float(config.max_age)
+        schedule = message_schedule(message.meta)  # msg:set_scheduling{...}
+        if schedule is not None:
+            due = schedule.adjust(due)
+            expires = expires if schedule.expires is None else schedule.expires
 
         async def finish() -> None:
             classification = await self._classify(response)
@@ -228,6 +234,8 @@ class Outcomes:
             self._record(
                 "TransientFailure", message, response, path, peer, source_address, classification
             )
+            if await requeue_event(self.manager, message, response):
+                return  # the policy moved it to another queue
             message.num_attempts += 1
             if due > expires:
                 when = datetime.fromtimestamp(due, UTC).isoformat()

@@ -38,6 +38,9 @@ class Router:
     def __init__(self, manager: QueueManager) -> None:
         self.manager = manager
         self.hooks = manager.runtime.hooks
+        # Asked on the first routed message, not per message (~3 µs): the policy and the
+        # plugins are registered by then.
+        self._throttle_event: bool | None = None
         self._rotations: dict[str, tuple[tuple[tuple[str, int], ...], WeightedRoundRobin]] = {}
 
     async def route(self, message: Message) -> None:
@@ -57,12 +60,34 @@ class Router:
         if suspended_until:
             manager.schedule(message, suspended_until)
             return
+        if await self._throttled(message):
+            return
         try:
             ready = await self._ready_queue_for(message, queue)
         except RoutingError as error:
             manager.outcomes.handle(None, message, error.response, peer=None)
             return
         ready.add(message)
+
+    async def _throttled(self, message: Message) -> bool:
+        """Run ``throttle_insert_ready_queue``; True when it pushed the message's due time
+        into the future (it is then back in its scheduled queue)."""
+        if self._throttle_event is None:
+            self._throttle_event = self.hooks.implemented("throttle_insert_ready_queue")
+        if not self._throttle_event:
+            return False
+        before = message.due
+        try:
+            await self.hooks.throttle_insert_ready_queue(message)
+        except Exception as exc:
+            # A policy bug must not strand the message: it goes on to delivery.
+            log.error("throttle_insert_ready_queue failed", id=message.id, error=str(exc))
+            return False
+        due = message.due
+        if due is None or due == before or due <= time.time():
+            return False
+        self.manager.schedule(message, due)
+        return True
 
     async def _pick_source(self, queue: ScheduledQueue) -> str:
         pool_name = queue.pool_name

@@ -37,7 +37,11 @@ async def _hello(session: EsmtpSession, arg: str, *, extended: bool) -> None:
         await session.syntax_error(501, f"5.5.4 Syntax: {verb} hostname")
         return
     session.reset_transaction()  # RFC 5321 4.1.4: EHLO implies RSET
-    await session.runtime.hooks.smtp_server_ehlo(domain, session.conn_meta)
+    extensions = _extensions(session)
+    # The policy sees (and may replace) what EHLO will advertise; HELO advertises nothing
+    # but the handler still gets the list, as in KumoMTA.
+    extensions = await session.runtime.hooks.smtp_server_ehlo(
+        domain, session.conn_meta, extensions)
     session.ehlo_domain = domain
     session.esmtp = extended
     session.conn_meta["ehlo_domain"] = domain
@@ -45,8 +49,12 @@ async def _hello(session: EsmtpSession, arg: str, *, extended: bool) -> None:
     if not extended:
         await session.reply(250, f"{hostname} Hello {domain}")
         return
+    await session.reply(250, "\n".join([f"{hostname} Aloha {domain}", *extensions]))
+
+
+def _extensions(session: EsmtpSession) -> list[str]:
+    """The ESMTP extensions this session advertises (the EHLO reply after its greeting)."""
     lines = [
-        f"{hostname} Aloha {domain}",
         "PIPELINING",
         "ENHANCEDSTATUSCODES",
         "8BITMIME",
@@ -57,7 +65,7 @@ async def _hello(session: EsmtpSession, arg: str, *, extended: bool) -> None:
         lines.append("AUTH PLAIN LOGIN")  # credentials only ever travel encrypted
     elif session.tls_context is not None:
         lines.append("STARTTLS")
-    await session.reply(250, "\n".join(lines))
+    return lines
 
 
 async def mail(session: EsmtpSession, arg: str) -> None:

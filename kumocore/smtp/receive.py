@@ -28,7 +28,7 @@ final dot cannot leave a message spooled but not queued.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -96,10 +96,13 @@ def _log_orphan_failure(task: asyncio.Future[None]) -> None:
 
 
 async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None:
-    messages = _make_messages(session, txn, body)
     hooks = session.runtime.hooks
     try:
         async with asyncio.timeout(session.config.data_processing_timeout):
+            meta = session.conn_meta
+            if session.data_event:
+                body, meta = await _data_event(session, txn, body)
+            messages = _make_messages(session, txn, body, meta)
             for message in messages:
                 await hooks.smtp_server_message_received(message, session.conn_meta)
     except TimeoutError:
@@ -117,6 +120,7 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None
             reports.append((message, report))
         if message.queue_name() == NULL_QUEUE:
             black_holed = True  # accepted and discarded, as the policy asked
+            relay.append(message)  # intake logs its Reception, then discards it
         elif keep:
             relay.append(message)
     if not (relay or reports or black_holed):
@@ -134,7 +138,20 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None
                              peer_ip=session.peer_ip, ehlo=session.ehlo_domain or "")
 
 
-def _make_messages(session: EsmtpSession, txn: Transaction, body: bytes) -> list[Message]:
+async def _data_event(
+    session: EsmtpSession, txn: Transaction, body: bytes
+) -> tuple[bytes, dict[str, Any]]:
+    """Run ``smtp_server_data`` on the transaction as one message; what the policy changed
+    (data, sender, meta) applies to every recipient's message. Returns data and meta."""
+    whole = Message(txn.sender, txn.recipients[0], body, meta=session.conn_meta)
+    await session.runtime.hooks.smtp_server_data(whole, session.conn_meta)
+    txn.sender = whole.sender
+    return whole.get_data(), whole.meta
+
+
+def _make_messages(
+    session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any]
+) -> list[Message]:
     trace = session.config.trace_headers
     date = rfc2822_now()
     protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
@@ -149,7 +166,7 @@ def _make_messages(session: EsmtpSession, txn: Transaction, body: bytes) -> list
                 protocol=protocol, message_id=message_id, recipient=recipient.email,
                 date=date) + body
         messages.append(
-            Message(txn.sender, recipient, content, id=message_id, meta=session.conn_meta))
+            Message(txn.sender, recipient, content, id=message_id, meta=meta))
     return messages
 
 

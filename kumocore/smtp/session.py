@@ -42,6 +42,7 @@ from kumocore.smtp.limits import admission_refusal
 from kumocore.smtp.protocol import SmtpProtocol, format_address
 from kumocore.smtp.rejections import RejectionLog
 from kumocore.smtp.relay import DomainLookup
+from kumocore.smtp.rewrite import rewrite_reply
 
 if TYPE_CHECKING:
     from kumocore.address import EnvelopeAddress
@@ -99,6 +100,10 @@ class EsmtpSession(SmtpProtocol):
         self.rejections = RejectionLog()
         self._end_text: str | None = None  # set: end the session at the next command
         self._session_timer: asyncio.TimerHandle | None = None
+        self._shutting_down = False
+        # Known once the policy is loaded: asked per connection, not per reply or DATA.
+        self._rewrite = self.runtime.hooks.implemented("smtp_server_rewrite_response")
+        self.data_event = self.runtime.hooks.implemented("smtp_server_data")
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
@@ -153,7 +158,8 @@ class EsmtpSession(SmtpProtocol):
         self, code: int, text: str, *, close: bool = False, error: bool = True
     ) -> None:
         """Send a reply; a 4xx/5xx that does not end the session counts as an error
-        unless ``error`` is False."""
+        unless ``error`` is False. The policy's ``smtp_server_rewrite_response`` may
+        change the reply the client sees (not what is logged or counted)."""
         if code >= 400:
             if not (code == 421 and text.startswith("4.3.2 ")):
                 self._log_rejection(code, text)
@@ -162,6 +168,9 @@ class EsmtpSession(SmtpProtocol):
         elif code == 250 and self.command[:4].upper() == "DATA":
             # A message was accepted: the client is making progress.
             self.errors = self.junk_commands = self.recipient_overshoot = 0
+        if self._rewrite:  # smtp_server_rewrite_response (kumocore.smtp.rewrite)
+            code, text = await rewrite_reply(self, code, text)
+            close = close or code == 421
         await super().reply(code, text, close=close)
 
     async def reject(self, rejection: Rejection, *, close: bool = False) -> None:

@@ -24,6 +24,9 @@ async def test_null_queue_is_accepted_and_discarded(start_smtp: StartSmtp) -> No
     _, final = await client.send_mail("a@example.com", ["b@example.com"], "Subject: x\r\n\r\n")
     assert final.code == 250 and final.text.startswith("OK ids=")
     assert env.messages == [] and len(env.reception.meta_spool) == 0
+    # As in KumoMTA, the discarded message still gets its Reception record.
+    [reception] = await env.reception.records("Reception")
+    assert reception.queue == "null" and reception.recipient == "b@example.com"
 
 
 class QueueConfigFails:

@@ -9,7 +9,7 @@
         resolver = Resolver([server.address])
 
 Names are case-insensitive, with or without the trailing dot. Record types: A, AAAA, MX
-(``(pref, exchange)``; ``(0, ".")`` is a null MX), TXT (a string, split into 255-byte chunks
+(``(pref, exchange)``; ``(0, ".")`` is a null MX), PTR, TXT (a string, split into 255-byte chunks
 on the wire, or a list of chunks), CNAME. ``"TTL"`` sets the zone's TTL (default 300).
 An unknown name answers NXDOMAIN, a known name without the asked type answers NODATA.
 
@@ -26,12 +26,12 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
 from dnslib.server import DNSHandler, DNSLogger, TCPServer, UDPServer
 
 Zones = dict[str, dict[str, Any]]
 
-_RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME}
+_RDATA = {"A": A, "AAAA": AAAA, "CNAME": CNAME, "PTR": PTR}
 #: Without EDNS a UDP answer may be at most 512 bytes (RFC 1035 §4.2.1).
 _UDP_LIMIT = 512
 

@@ -42,6 +42,8 @@ function bridge.wrap(fn, name)
     end
     if status == 'error' then
       error(value, 2)
+    elseif status == 'multi' then -- a function with several results (MultipleValues)
+      return unpack(value, 1, value.n)
     end
     return value
   end
@@ -110,7 +112,7 @@ end
 --------------------------------------------------------------------------- the driver
 
 -- Start `fn(...)` as a driven coroutine. Returns step(...) and close(): step resumes it and
--- answers ('await', pending), ('done', first result) or ('error', info).
+-- answers ('await', pending), ('done', first result, second result) or ('error', info).
 function bridge.start(fn, ...)
   local n, args = select('#', ...), { ... }
   local co = coroutine.create(function()
@@ -118,7 +120,8 @@ function bridge.start(fn, ...)
   end)
   driven[co] = fn
   local function step(...)
-    local ok, a, b = coroutine.resume(co, ...)
+    -- c: a handler's second result (smtp_server_rewrite_response returns two)
+    local ok, a, b, c = coroutine.resume(co, ...)
     if not ok then -- only an error in on_error itself gets here
       return 'error', { value = a, detail = tostring(a) }
     end
@@ -130,7 +133,7 @@ function bridge.start(fn, ...)
       return 'error', { detail = 'coroutine.yield() outside a coroutine created by the policy' }
     end
     if a then
-      return 'done', b
+      return 'done', b, c
     end
     return 'error', b
   end
@@ -234,7 +237,16 @@ local message_meta = {
   __tostring = str,
 }
 
-local metas = { object = object_meta, map = map_meta, message = message_meta }
+-- An object with both fields and methods (a MIME part): part.body, part:method(...).
+local fields_meta = {
+  __name = 'kumo-object',
+  __index = function(t, k) return py.member(target_of[t], k) end,
+  __newindex = read_only,
+  __tostring = str,
+}
+
+local metas = { object = object_meta, map = map_meta, message = message_meta,
+                fields = fields_meta }
 
 function bridge.proxy(kind, obj)
   local t = setmetatable({}, metas[kind])

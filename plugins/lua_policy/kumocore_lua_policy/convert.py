@@ -77,10 +77,13 @@ class Converter:
             return value  # already a Lua value (a table, function... from this runtime)
         if _is_plain_function(value):
             return self._wrap(value, f"<function {getattr(value, '__name__', 'python')}>")
-        if isinstance(value, Message):
+        if isinstance(value, Message) or getattr(value, "__kumo_methods__", False):
+            # Objects with methods (a message, an HTTP client...): obj:method(...) calls.
             return self.proxy("message", value)
         if getattr(type(value), "lua_proxy", None) == "map":
             return self.proxy("map", value)  # indexed like a table (kumo.domain_map...)
+        if getattr(value, "__kumo_fields__", False):
+            return self.proxy("fields", value)  # part.body and part:method()
         return self.proxy("object", value)
 
     def proxy(self, kind: str, obj: Any) -> Any:

@@ -27,6 +27,7 @@ from importlib import resources
 from typing import Any
 
 from kumocore import ConfigError, Rejection, takes_table
+from kumocore.policyfn import MultipleValues
 from kumocore_lua_policy.convert import Converter
 from kumocore_lua_policy.errors import (
     KumoCallError,
@@ -117,7 +118,7 @@ class LuaEngine:
             result = fn(*args, **kwargs)
             if inspect.isawaitable(result):
                 return "await", _Pending(name, result)
-            return "ok", self.conv.to_lua(result)
+            return self._answer(result)
         except Rejection as exc:
             return "error", exc
         except Exception as exc:
@@ -139,17 +140,18 @@ class LuaEngine:
         return options
 
     # ------------------------------------------------------------------ the driver
-    async def run(self, fn: Any, *args: Any) -> Any:
-        """Run the Lua function ``fn(*args)`` as a coroutine; return its first result.
+    async def run(self, fn: Any, *args: Any, two_results: bool = False) -> Any:
+        """Run the Lua function ``fn(*args)`` as a coroutine; return its first result
+        (with ``two_results``, a pair of its first two).
 
         Raises the :class:`~kumocore.Rejection` the Lua code raised, or a
         :class:`~kumocore_lua_policy.errors.LuaPolicyError` naming the policy's line.
         """
         step, close = self._start(fn, *args)
         try:
-            kind, value = step()
+            kind, value, *extra = step()
             while kind == "await":
-                kind, value = step(*await self._settle(value))
+                kind, value, *extra = step(*await self._settle(value))
         except Exception as exc:  # lupa could not convert a value (e.g. invalid UTF-8)
             close()
             raise LuaPolicyError(f"Lua value could not cross into Python: {exc}") from exc
@@ -157,7 +159,7 @@ class LuaEngine:
             close()  # cancelled mid-await: run the coroutine's to-be-closed variables
             raise
         if kind == "done":
-            return value
+            return (value, extra[0] if extra else None) if two_results else value
         raise error_from_info(value)
 
     async def _settle(self, pending: _Pending) -> tuple[str, Any]:
@@ -169,9 +171,17 @@ class LuaEngine:
         except Exception as exc:
             return "error", KumoCallError(pending.name, exc)
         try:
-            return "ok", self.conv.to_lua(result)
+            return self._answer(result)
         except Exception as exc:
             return "error", KumoCallError(pending.name, exc)
+
+    def _answer(self, result: Any) -> tuple[str, Any]:
+        """How the bridge returns ``result``: one value, or several (MultipleValues)."""
+        if isinstance(result, MultipleValues):
+            values = self.conv.to_lua(list(result))
+            values["n"] = len(result)
+            return "multi", values
+        return "ok", self.conv.to_lua(result)
 
     # ------------------------------------------------------------------ loading
     def load_file(self, path: str) -> Any:

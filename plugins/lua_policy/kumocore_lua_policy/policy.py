@@ -50,6 +50,10 @@ RESULT_MAKERS = {
 
 #: Events whose Lua handlers get no arguments (the Python hook's ``kumo`` is left out).
 NO_ARGUMENT_EVENTS = frozenset({"init", "pre_init"})
+#: Events that are not lookups but whose handler may answer (KumoMTA uses the value).
+ANSWERING_EVENTS = frozenset({"smtp_server_ehlo"})
+#: Events whose handler answers with two values (``return status, response``).
+TWO_RESULT_EVENTS = frozenset({"smtp_server_rewrite_response"})
 
 Dispatch = Callable[[str, tuple[Any, ...]], Coroutine[Any, Any, Any]]
 
@@ -105,12 +109,19 @@ class LuaPolicy:
         lua_args = self._lua_args(engine, spec, args)
         for handler in registry.handlers(spec.name):
             try:
-                result = engine.conv.from_lua(await engine.run(handler, *lua_args))
+                if spec.name in TWO_RESULT_EVENTS:
+                    pair = await engine.run(handler, *lua_args, two_results=True)
+                    result = tuple(map(engine.conv.from_lua, pair))
+                    result = None if result == (None, None) else result
+                else:
+                    result = engine.conv.from_lua(await engine.run(handler, *lua_args))
             except LuaPolicyError as exc:
                 exc.add_note(f"in the Lua handler of kumo.on('{spec.name}', ...)")
                 raise
             if result is not None:
-                return self._result(spec, result) if spec.firstresult else None
+                if spec.firstresult or spec.name in ANSWERING_EVENTS:
+                    return self._result(spec, result)
+                return None
         return None
 
     # ------------------------------------------------------------------ custom events

@@ -10,6 +10,10 @@ the functions here with the Python object it stands for. Three kinds:
             what one SMTP event stores is there for the next.
 ``message`` a :class:`kumocore.message.Message`: ``msg:method(...)`` calls the method of
             the same name; a plain attribute (``msg:id()``, ``msg:sender()``) is returned.
+            Other objects marked ``__kumo_methods__ = True`` (an HTTP client, a throttle)
+            use it too.
+``fields``  an object marked ``__kumo_fields__ = True`` (a MIME part): ``part.body`` reads
+            a field, ``part:get_simple_structure()`` calls a method.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class ProxyHelpers:
             "map_keys": self.map_keys,
             "message_method": self.message_method,
             "binop": self.binop,
+            "member": self.member,
         }
 
     # ------------------------------------------------------------------ objects
@@ -117,7 +122,19 @@ class ProxyHelpers:
         """The Lua function for ``msg:name(...)``; the bridge caches it per name."""
         if not _is_public(name) or not hasattr(message, name):
             raise AttributeError(_unknown_method(message, name))
-        return self.wrap(_method_caller(name), f"msg:{name}")
+        owner = "msg" if type(message).__name__ == "Message" else type(message).__name__
+        return self.wrap(_method_caller(name), f"{owner}:{name}")
+
+
+    # ------------------------------------------------------------------ fields + methods
+    def member(self, obj: Any, name: Any) -> Any:
+        """``proxy.name``: a method as a Lua function (``obj:name()``), else the value."""
+        if not _is_public(name):
+            return None
+        value = getattr(obj, name, None)
+        if inspect.ismethod(value):
+            return self.wrap(_method_caller(name), f"{type(obj).__name__}:{name}")
+        return self.conv.to_lua(value)
 
 
 def _method_caller(name: str) -> Callable[..., Any]:

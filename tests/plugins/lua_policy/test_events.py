@@ -37,8 +37,10 @@ async def test_unknown_event_fails_at_load_with_did_you_mean(tmp_path: Path) -> 
 
 
 async def test_unsupported_kumomta_event_says_so(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="'smtp_server_data' event is not supported"):
-        await load(tmp_path, "require('kumo').on('smtp_server_data', function() end)")
+    with pytest.raises(
+        PolicyError, match="'get_acl_definition' event is not supported by kumocore yet"
+    ):
+        await load(tmp_path, "require('kumo').on('get_acl_definition', function() end)")
 
 
 async def test_handler_must_be_a_function(tmp_path: Path) -> None:

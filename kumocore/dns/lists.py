@@ -1,0 +1,134 @@
+"""``kumo.dns.lookup_ptr``, ``kumo.dns.rbl_lookup`` and ``kumo.dns.define_resolver``.
+
+KumoMTA lets a policy name extra resolvers (typically one pointing at an rbldnsd serving
+DNS block lists) and pass that name as the last, optional argument of its lookups. The
+named resolvers live in a :class:`NamedResolvers` per runtime; the default resolver is the
+one ``kumo.dns.configure_resolver`` configures.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import dns.reversename
+
+from kumocore.dns.resolver import DnsError, Resolver
+from kumocore.errors import ConfigError
+from kumocore.policyfn import MultipleValues, policy_function
+
+#: The resolver kinds of KumoMTA's define_resolver that kumocore cannot build.
+_UNSUPPORTED_KINDS = ("Test", "Unbound", "System", "Aggregate")
+
+
+class NamedResolvers:
+    """The default resolver plus those defined by ``kumo.dns.define_resolver``."""
+
+    def __init__(self, default: Resolver) -> None:
+        self.default = default
+        self._named: dict[str, Resolver] = {}
+
+    def get(self, name: str | None) -> Resolver:
+        if name is None:
+            return self.default
+        resolver = self._named.get(name)
+        if resolver is None:
+            raise ConfigError(f"resolver {name} is not defined")
+        return resolver
+
+    def define(self, name: Any, config: Any) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"kumo.dns.define_resolver: NAME must be a string, got {name!r}")
+        if not isinstance(config, Mapping) or len(config) != 1:
+            raise ConfigError(
+                "kumo.dns.define_resolver: CONFIG must be one of "
+                "{ Hickory = { name_servers = {...} } }")
+        [(kind, options)] = config.items()
+        if kind in _UNSUPPORTED_KINDS:
+            raise ConfigError(
+                f"kumo.dns.define_resolver: KumoMTA's '{kind}' resolver is not supported by "
+                "kumocore yet; use { Hickory = { name_servers = {'IP:PORT'} } }")
+        if kind != "Hickory" or not isinstance(options, Mapping):
+            raise ConfigError(f"kumo.dns.define_resolver: unknown resolver kind {kind!r}")
+        unknown = sorted(str(key) for key in options if key != "name_servers")
+        if unknown:
+            raise ConfigError(
+                f"kumo.dns.define_resolver: Hickory option {unknown[0]!r} is not supported "
+                "by kumocore yet (only name_servers)")
+        servers = options.get("name_servers")
+        if isinstance(servers, Mapping):  # a Lua array that arrived keyed 1..n
+            servers = [servers[key] for key in sorted(servers)]
+        if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
+            raise ConfigError("kumo.dns.define_resolver: name_servers must list 'IP:PORT' strings")
+        self._named[name] = Resolver(servers)
+
+
+def _ip(function: str, text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IP from ``'1.2.3.4'``, ``'1.2.3.4:25'``, ``'[::1]:25'`` or ``'::1'``."""
+    if not isinstance(text, str):
+        raise ConfigError(f"kumo.dns.{function}: expected an IP address string, got {text!r:.60}")
+    candidates = [text]
+    if text.startswith("["):
+        candidates.append(text[1:].partition("]")[0])
+    elif text.count(":") == 1:
+        candidates.append(text.partition(":")[0])
+    for candidate in candidates:
+        try:
+            return ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+    raise ConfigError(
+        f"kumo.dns.{function}: {text!r:.60} is not an IP address (or IP:port)")
+
+
+def reverse_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """``10.0.0.1`` → ``1.0.0.10`` (nibbles for IPv6): the label order DNSBLs use."""
+    name = dns.reversename.from_address(str(ip)).to_text(omit_final_dot=True)
+    return name.removesuffix(".in-addr.arpa").removesuffix(".ip6.arpa")
+
+
+def make_dns_list_functions(resolvers: NamedResolvers) -> dict[str, Callable[..., Any]]:
+    """The ``dns.lookup_ptr``, ``dns.rbl_lookup`` and ``dns.define_resolver`` entries."""
+
+    @policy_function(table=False)
+    def define_resolver(name: str, config: Mapping[str, Any]) -> None:
+        """``kumo.dns.define_resolver(NAME, { Hickory = { name_servers = {...} } })``."""
+        resolvers.define(name, config)
+
+    @policy_function(table=False)
+    async def lookup_ptr(ip: str, resolver_name: str | None = None) -> list[str]:
+        """``kumo.dns.lookup_ptr(IP)``: the PTR names (with their final dot), maybe none."""
+        address = _ip("lookup_ptr", ip)
+        resolver = resolvers.get(resolver_name)
+        ptr_name = dns.reversename.from_address(str(address)).to_text()
+        records = await resolver.lookup_records(ptr_name, "PTR")
+        if records is None:
+            raise DnsError(f"PTR lookup for {address} failed: NXDOMAIN", name=ptr_name)
+        return records
+
+    @policy_function(table=False)
+    async def rbl_lookup(
+        ip: str, base_domain: str, resolver_name: str | None = None
+    ) -> MultipleValues:
+        """``local answer, reason = kumo.dns.rbl_lookup(IP, BASE)``: nil, nil if unlisted."""
+        if not isinstance(base_domain, str) or not base_domain.strip("."):
+            raise ConfigError(f"kumo.dns.rbl_lookup: expected a base domain, got {base_domain!r}")
+        resolver = resolvers.get(resolver_name)
+        name = f"{reverse_ip(_ip('rbl_lookup', ip))}.{base_domain.strip('.')}"
+        answers = await resolver.lookup_records(name, "A") or []
+        if not answers:
+            answers = await resolver.lookup_records(name, "AAAA") or []
+        if not answers:
+            return MultipleValues((None, None))
+        try:
+            reason: str | None = "".join(await resolver.lookup_records(name, "TXT") or [])
+        except DnsError:
+            reason = None  # listed, but the explanation is unavailable: still listed
+        return MultipleValues((answers[0], reason or None))
+
+    return {
+        "dns.define_resolver": define_resolver,
+        "dns.lookup_ptr": lookup_ptr,
+        "dns.rbl_lookup": rbl_lookup,
+    }
