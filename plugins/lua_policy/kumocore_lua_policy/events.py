@@ -113,7 +113,7 @@ class EventRegistry:
             # by name with one argument, its answer returned.
             return EventSpec(name, "", ("args",), True, custom=True)
         if name in UNSUPPORTED_KUMOMTA_EVENTS:
-            raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore")
+            raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore yet")
         if not name:
             raise ValueError("kumo.on: the event name must not be empty")
         if "." not in name:
