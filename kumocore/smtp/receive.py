@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.body import SharedBody
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.ids import new_message_id
 from kumocore.message import Message
@@ -138,18 +139,25 @@ def _make_messages(session: EsmtpSession, txn: Transaction, body: bytes) -> list
     trace = session.config.trace_headers
     date = rfc2822_now()
     protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
+    # Several recipients share one body: each message holds only its Received header.
+    shared = SharedBody(body) if len(txn.recipients) > 1 else None
     messages = []
     for recipient in txn.recipients:
         message_id = new_message_id()
-        content = body
+        head = b""
         if trace.received_header:
-            content = received_header(
+            head = received_header(
                 ehlo_domain=session.ehlo_domain, peer_ip=session.peer_ip,
                 hostname=session.config.hostname, local_ip=session.local_ip,
                 protocol=protocol, message_id=message_id, recipient=recipient.email,
-                date=date) + body
-        messages.append(
-            Message(txn.sender, recipient, content, id=message_id, meta=session.conn_meta))
+                date=date)
+        if shared is None:
+            message = Message(txn.sender, recipient, head + body, id=message_id,
+                              meta=session.conn_meta)
+        else:
+            message = Message(txn.sender, recipient, head, shared=shared, id=message_id,
+                              meta=session.conn_meta)
+        messages.append(message)
     return messages
 
 
