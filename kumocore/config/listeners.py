@@ -108,6 +108,8 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
     max_recipients_per_message: int = option(integer(1), default=1024)
     max_message_size: int = option(SIZE, default="20 MiB")
     data_buffer_size: int = option(SIZE, default="128 KiB")
+    # kumocore's own: DATA bytes all sessions of the listener may hold in memory at once.
+    max_data_buffered: int = option(SIZE, default="256 MiB")
     client_timeout: float = option(DURATION, default="60s")
     data_processing_timeout: float = option(DURATION, default="300s")
     # 998 octets plus CRLF, RFC 5321's limit.

@@ -28,6 +28,7 @@ final dot cannot leave a message spooled but not queued.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import TYPE_CHECKING
 
 import structlog
@@ -67,28 +68,63 @@ async def data(session: EsmtpSession, arg: str) -> None:
         return
     config = session.config
     await session.reply(354, "Send body; end with CRLF.CRLF")
-    raw = await session.read_data(config.max_message_size)
+    budget = data_budget(session)
+    raw = await session.read_data(config.max_message_size, budget)
     session.txn = None
     if isinstance(raw, data_io.DataTooBig):
         await session.reply(552, "5.3.4 message too big")
         return
+    if isinstance(raw, data_io.DataOverBudget):
+        await session.reply(*data_io.OVER_BUDGET_REPLY)
+        return
+    # The bytes read stay charged to the listener until the transaction is answered.
+    held = len(raw)
+    task: asyncio.Future[None] | None = None
+    try:
+        body = await _checked_body(session, raw)
+        if body is None:
+            return
+        task = asyncio.ensure_future(_receive(session, txn, body))
+        task.add_done_callback(lambda _: budget.give(held))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The client went away: processing goes on, and its outcome is only logged.
+            task.add_done_callback(_log_orphan_failure)
+            raise
+    finally:
+        if task is None:
+            budget.give(held)
+
+
+#: The DATA budget of each running listener (kept apart from the listener object, which
+#: belongs to the server module).
+_budgets: weakref.WeakKeyDictionary[object, data_io.DataBudget] = weakref.WeakKeyDictionary()
+
+
+def data_budget(session: EsmtpSession) -> data_io.DataBudget:
+    """The listener-wide budget of DATA bytes held in memory (``max_data_buffered``)."""
+    listener = session.listener
+    budget = _budgets.get(listener)
+    if budget is None:
+        budget = _budgets[listener] = data_io.DataBudget(listener.config.max_data_buffered)
+    return budget
+
+
+async def _checked_body(session: EsmtpSession, raw: bytes) -> bytes | None:
+    """The unstuffed body, or None once a refusal for its lines or headers was sent."""
+    config = session.config
     body = data_io.unstuff(raw)
     long_line, clean = data_io.scan_lines(body, config.line_length_hard_limit)
     if long_line:
         await session.reply(500, "5.2.3 line too long")
-        return
+        return None
     if config.invalid_line_endings != "Allow" and not clean:
         if config.invalid_line_endings == "Deny":
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
-            return
+            return None
         body = data_io.fix_line_endings(body)
-    task = asyncio.ensure_future(_receive(session, txn, body))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        # The client went away: processing goes on, and its outcome is only logged.
-        task.add_done_callback(_log_orphan_failure)
-        raise
+    return body
 
 
 def _log_orphan_failure(task: asyncio.Future[None]) -> None:
