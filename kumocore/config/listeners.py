@@ -110,6 +110,9 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
     data_buffer_size: int = option(SIZE, default="128 KiB")
     # kumocore's own: DATA bytes all sessions of the listener may hold in memory at once.
     max_data_buffered: int = option(SIZE, default="256 MiB")
+    # kumocore's own: a larger header block is refused (552 5.3.4); Postfix's
+    # header_size_limit has the same default.
+    max_header_block_size: int = option(SIZE, default="100 KiB")
     client_timeout: float = option(DURATION, default="60s")
     data_processing_timeout: float = option(DURATION, default="300s")
     # 998 octets plus CRLF, RFC 5321's limit.

@@ -35,6 +35,7 @@ import structlog
 
 from kumocore.body import SharedBody
 from kumocore.errors import HookError, PolicyError, Rejection
+from kumocore.headers import split_header_block
 from kumocore.ids import new_message_id
 from kumocore.message import Message
 from kumocore.queue_name import NULL_QUEUE
@@ -124,6 +125,12 @@ async def _checked_body(session: EsmtpSession, raw: bytes) -> bytes | None:
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
             return None
         body = data_io.fix_line_endings(body)
+    # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
+    header_end, _ = split_header_block(body)
+    if header_end > config.max_header_block_size:
+        await session.reply(552, f"5.3.4 header block too big (limit "
+                                 f"{config.max_header_block_size} bytes)")
+        return None
     return body
 
 
