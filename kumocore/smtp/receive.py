@@ -209,7 +209,7 @@ async def _disposition(session: EsmtpSession, message: Message) -> tuple[bool, R
     disposition = await check_relaying(
         session.domains, peer_ip=session.peer_ip, sender=message.sender,
         recipient=message.recipient, authenticated=session.authn_id is not None)
-    report = find_report(message, disposition)
+    report = await find_report(message, disposition)
     if report is not None:
         return report.relay, report
     return disposition.relay, None
