@@ -42,6 +42,7 @@ from bench.reliability_hostile import section_http, section_relay, section_smtp_
 from bench.reliability_limits import section_limits
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
+from bench.reliability_sec_memory import section_sec_memory
 
 __all__ = [
     "MODES",
@@ -58,6 +59,7 @@ __all__ = [
     "section_limits",
     "section_policies",
     "section_relay",
+    "section_sec_memory",
     "section_smtp_fuzz",
     "section_spool",
 ]
@@ -74,6 +76,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("spool", section_spool),
     ("limits", section_limits),
     ("faults", section_faults),
+    ("sec_memory", section_sec_memory),
 ]
 
 

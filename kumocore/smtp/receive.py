@@ -116,7 +116,13 @@ async def _checked_body(session: EsmtpSession, raw: bytes) -> bytes | None:
     """The unstuffed body, or None once a refusal for its lines or headers was sent."""
     config = session.config
     body = data_io.unstuff(raw)
-    long_line, clean = data_io.scan_lines(body, config.line_length_hard_limit)
+    # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
+    header_end, _ = split_header_block(body)
+    if header_end > config.max_header_block_size:
+        await session.reply(552, f"5.3.4 header block too big (limit "
+                                 f"{config.max_header_block_size} bytes)")
+        return None
+    long_line, clean = await data_io.scan_lines_yielding(body, config.line_length_hard_limit)
     if long_line:
         await session.reply(500, "5.2.3 line too long")
         return None
@@ -125,12 +131,6 @@ async def _checked_body(session: EsmtpSession, raw: bytes) -> bytes | None:
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
             return None
         body = data_io.fix_line_endings(body)
-    # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
-    header_end, _ = split_header_block(body)
-    if header_end > config.max_header_block_size:
-        await session.reply(552, f"5.3.4 header block too big (limit "
-                                 f"{config.max_header_block_size} bytes)")
-        return None
     return body
 
 
