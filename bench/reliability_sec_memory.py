@@ -145,8 +145,9 @@ def _large_dsn(bench: Bench, port: int) -> dict[str, Any]:
     worst = max(waits, default=0.0)
     bench.hostile(SECTION, "20 MiB DSN to a log_oob domain, 5 recipients: no stall",
                   final.code == 250 and worst < 0.1, f"{final}; worst NOOP {worst * 1000:.0f} ms")
-    return {"reply": str(final)[:60], "dsn_mib": 20, "recipients": 5, "transaction_s": round(took, 2),
-            "worst_noop_ms": round(worst * 1000, 1), "noops": len(waits)}
+    return {"reply": str(final)[:60], "dsn_mib": 20, "recipients": 5,
+            "transaction_s": round(took, 2), "worst_noop_ms": round(worst * 1000, 1),
+            "noops": len(waits)}
 
 
 def _header_only(bench: Bench, port: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ async def test_data_over_the_listener_budget_is_refused_with_452_and_not_kept(
     await holder.command("MAIL FROM:<a@example.com>")
     await holder.command("RCPT TO:<b@example.com>")
     assert (await holder.command("DATA")).code == 354
-    await holder.send(LINE * 10_000)  # 800 KB of a message that is not finished
+    await holder.send("Subject: x\r\n\r\n" + LINE * 10_000)  # 800 KB, not finished
     await asyncio.sleep(0.3)
     other = await env.session()
     _, final = await other.send_mail("a@example.com", ["c@example.com"],
