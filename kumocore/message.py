@@ -15,7 +15,6 @@ and carries its head (``spool_ref``).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -34,6 +33,7 @@ from kumocore.address import (
 )
 from kumocore.body import JoinedHeaders, SharedBody
 from kumocore.ids import new_message_id
+from kumocore.message_json import SpoolRecordError, jsonable, record_field
 from kumocore.queue_name import message_queue_name
 
 __all__ = [
@@ -48,15 +48,6 @@ __all__ = [
 _SPOOL_VERSION = 1
 
 
-class SpoolRecordError(ValueError):
-    """A spooled meta record cannot be turned back into a Message; names the message id."""
-
-    def __init__(self, message_id: str, reason: str) -> None:
-        super().__init__(f"corrupt spool record for message {message_id}: {reason}")
-        self.id = message_id
-        self.reason = reason
-
-
 class DkimSigner(Protocol):
     """Anything that signs: ``sign(data)`` returns a ``DKIM-Signature: ...\\r\\n`` header."""
 
@@ -67,30 +58,6 @@ def _address(value: EnvelopeAddress | str, *, allow_null: bool) -> EnvelopeAddre
     if isinstance(value, EnvelopeAddress):
         return value
     return parse_envelope_address(value, allow_null=allow_null)
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """``value`` if it survives a JSON round trip unchanged (tuples become lists)."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, int) and -(2**63) <= value < 2**64:
-        return value
-    if isinstance(value, int):
-        raise TypeError(f"{where}: integer {value} does not fit in 64 bits")
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        raise TypeError(f"{where}: {value} is not representable in JSON")
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: object keys must be strings, got {k!r}")
-            out[k] = _jsonable(v, f"{where}.{k}")
-        return out
-    raise TypeError(f"{where}: {type(value).__name__} is not JSON-serialisable")
 
 
 class Message:
@@ -123,7 +90,7 @@ class Message:
         #: ``(body key, head)`` when the spool holds this message as a shared body plus
         #: its head (set by the store when saved); fixed once saved, whatever edits follow.
         self.spool_ref: tuple[str, bytes] | None = None
-        self.meta: dict[str, Any] = _jsonable(dict(meta), "meta") if meta else {}
+        self.meta: dict[str, Any] = jsonable(dict(meta), "meta") if meta else {}
         self.created: float = time.time() if created is None else created
         self.num_attempts: int = num_attempts
         self.due: float | None = due
@@ -299,7 +266,7 @@ class Message:
         """Set a meta value; it must survive a JSON round trip (TypeError otherwise)."""
         if not isinstance(key, str):
             raise TypeError(f"meta key must be a string, got {key!r}")
-        self.meta[key] = _jsonable(value, f"meta {key!r}")
+        self.meta[key] = jsonable(value, f"meta {key!r}")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         return self.meta.get(key, default)
@@ -334,37 +301,29 @@ class Message:
         if rec.get("v") != _SPOOL_VERSION:
             raise SpoolRecordError(id, f"unsupported meta version {rec.get('v')!r}")
         try:
-            sender = _field(rec, "sender", str)
+            sender = record_field(rec, "sender", str)
             msg = cls(
                 NULL_SENDER if sender == "" else sender,
-                _field(rec, "recipient", str),
+                record_field(rec, "recipient", str),
                 data_bytes,
                 id=id,
-                created=float(_field(rec, "created", (int, float))),
-                num_attempts=_field(rec, "num_attempts", int),
-                due=None if rec.get("due") is None else float(_field(rec, "due", (int, float))),
+                created=float(record_field(rec, "created", (int, float))),
+                num_attempts=record_field(rec, "num_attempts", int),
+                due=None if rec.get("due") is None
+                else float(record_field(rec, "due", (int, float))),
             )
             # Parsed JSON is JSON-able by construction: skip set_meta's validating copy.
-            msg.meta = _field(rec, "meta", dict)
+            msg.meta = record_field(rec, "meta", dict)
             if msg.num_attempts < 0:
                 raise TypeError(f"num_attempts must not be negative, got {msg.num_attempts}")
             if "body" in rec:
-                head = _field(rec, "head", str).encode("latin-1")
-                msg.spool_ref = (_field(rec, "body", str), head)
+                head = record_field(rec, "head", str).encode("latin-1")
+                msg.spool_ref = (record_field(rec, "body", str), head)
             if not data_bytes and "size" in rec:  # recovered without its body (lazy load)
-                msg._size = _field(rec, "size", int)
+                msg._size = record_field(rec, "size", int)
         except (AddressError, TypeError, KeyError, UnicodeEncodeError) as exc:
             raise SpoolRecordError(id, str(exc.args[0] if exc.args else exc)) from None
         return msg
-
-
-def _field(rec: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    if key not in rec:
-        raise KeyError(f"missing field {key!r}")
-    value = rec[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise TypeError(f"field {key!r} has the wrong type ({type(value).__name__})")
-    return value
 
 
 def _x_fields(block: _h.HeaderBlock | JoinedHeaders,
