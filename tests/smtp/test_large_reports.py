@@ -66,4 +66,4 @@ async def test_a_large_dsn_to_many_recipients_does_not_stall_other_clients(
     assert final.code == 250
     assert len(await env.reception.records("OOB")) == 10 * 5
     # Parsed 10 times on the loop this stalled for seconds; once, on a thread: no stall.
-    assert worst < 0.25, f"the event loop stalled for {worst:.2f} s"
+    assert worst < 1.0, f"the event loop stalled for {worst:.2f} s"  # 3 s before the fix
