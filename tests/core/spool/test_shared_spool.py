@@ -151,3 +151,19 @@ async def test_a_message_edited_before_saving_gets_its_own_record(opener: Opener
     await store.save(two)
     assert sorted(await data_keys(store)) == sorted([one.id, two.spool_ref[0]])  # type: ignore[index]
     assert await store.load_data(one) == b"Subject: mine\r\n\r\nmine\r\n"
+
+
+async def test_headers_prepended_per_message_are_spooled_with_the_shared_body(
+    opener: Opener,
+) -> None:
+    store = opener()
+    one, two = transaction(2)
+    one.prepend_header("X-KumoRef", "eyJ4IjoxfQ==")
+    await store.save(one)
+    await store.save(two)
+    assert len(await data_keys(store)) == 1  # still one body for both
+    expected = {one.id: one.data, two.id: two.data}
+    store = await _reopen(store, opener)
+    recovered: list[Message] = []
+    await store.recover_all(recovered)
+    assert {m.id: await store.load_data(m) for m in recovered} == expected
