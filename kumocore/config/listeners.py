@@ -187,7 +187,7 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
 OVERRIDABLE = tuple(
     name
     for name in EsmtpListenerConfig.option_converters
-    if name not in {"listen", "max_connections", "domains", "peer", "via"}
+    if name not in {"listen", "max_connections", "max_data_buffered", "domains", "peer", "via"}
 )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from kumocore import ConfigError
 from kumocore.smtp.receive import data_budget
 from tests.smtp.conftest import StartSmtp
 
@@ -45,3 +48,10 @@ async def test_a_message_larger_than_the_read_window_arrives_intact(
     assert final.code == 250
     [message] = env.messages
     assert message.data.endswith(body.encode())
+
+
+async def test_the_budget_is_listener_wide_and_refused_in_a_peer_block(
+    start_smtp: StartSmtp,
+) -> None:
+    with pytest.raises(ConfigError, match="max_data_buffered"):
+        await start_smtp(peer={"10.0.0.0/8": {"max_data_buffered": "1 MiB"}})
