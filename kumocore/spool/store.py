@@ -172,10 +172,10 @@ class MessageStore:
         is kept while its meta exists; a shared body while a counted message uses it.
         Both key listings come in key order, so they are merged without holding either.
         """
-        metas = aiter(self.meta.keys())
+        metas = aiter(_keys(self.meta))
         current = await anext(metas, None)
         removed = 0
-        async for key in self.data.keys():
+        async for key in _keys(self.data):
             if key in kept:
                 continue
             if is_body_key(key):
@@ -216,6 +216,19 @@ class MessageStore:
     async def close(self) -> None:
         await self.meta.close()
         await self.data.close()
+
+
+def _keys(spool: Spool) -> AsyncIterator[str]:
+    """``spool.keys()``; for a spool object without it (a wrapper written before keys()
+    joined the contract), the keys of ``scan()``, which come in the same order."""
+    if callable(getattr(spool, "keys", None)):
+        return spool.keys()
+
+    async def from_scan() -> AsyncIterator[str]:
+        async for key, _ in spool.scan():
+            yield key
+
+    return from_scan()
 
 
 def _data_key(message_id: str, meta_bytes: bytes) -> str:

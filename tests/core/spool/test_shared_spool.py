@@ -167,3 +167,22 @@ async def test_headers_prepended_per_message_are_spooled_with_the_shared_body(
     recovered: list[Message] = []
     await store.recover_all(recovered)
     assert {m.id: await store.load_data(m) for m in recovered} == expected
+
+
+class _WithoutKeys:
+    """A spool wrapper from before ``keys()`` was in the contract (put/get/delete/scan)."""
+
+    def __init__(self, inner: MemorySpool) -> None:
+        self.name = inner.name
+        self.put, self.get, self.delete = inner.put, inner.get, inner.delete
+        self.scan, self.close = inner.scan, inner.close
+
+
+async def test_orphans_are_collected_through_scan_when_a_spool_has_no_keys() -> None:
+    data, meta = MemorySpool("data"), MemorySpool("meta")
+    store = MessageStore(_WithoutKeys(data), _WithoutKeys(meta))  # type: ignore[arg-type]
+    await data.put(SharedBody(BODY).key, BODY)  # orphan
+    for message in transaction(2):
+        await store.save(message)
+    await store.recover_all()
+    assert store.collected == 1 and len(data) == 1
