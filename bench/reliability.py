@@ -57,6 +57,7 @@ from bench.reliability_report import headline
 from bench.reliability_sec_delivery import section_sec_delivery
 from bench.reliability_sec_disk import section_sec_disk
 from bench.reliability_sec_http import section_sec_http
+from bench.reliability_sec_memory import section_sec_memory
 from bench.reliability_sec_smtp import section_sec_smtp
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "section_sec_delivery",
     "section_sec_disk",
     "section_sec_http",
+    "section_sec_memory",
     "section_sec_smtp",
     "section_smtp_fuzz",
     "section_spool",
@@ -104,6 +106,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("lua_reload", section_lua_reload),
     ("sec_disk", section_sec_disk),
     ("policy_io", section_policy_io),
+    ("sec_memory", section_sec_memory),
 ]
 
 

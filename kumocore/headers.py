@@ -27,6 +27,7 @@ __all__ = [
     "encode_header_value",
     "format_header",
     "prepend_header",
+    "prepend_to_head",
     "remove_fields",
     "remove_headers",
     "split_header_block",
@@ -272,6 +273,14 @@ def _newline_of(data: bytes) -> bytes:
 def prepend_header(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:
     """The message with ``Name: value`` added as the first header."""
     return format_header(name, value, encode=encode, nl=_newline_of(data)) + data
+
+
+def prepend_to_head(
+    head: bytes, body: bytes, name: str, value: str, *, encode: bool = False
+) -> bytes:
+    """``head`` (header lines kept in front of a shared ``body``) with ``Name: value``
+    first, using the line ending of the message they form."""
+    return format_header(name, value, encode=encode, nl=_newline_of(head or body)) + head
 
 
 def append_header(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:

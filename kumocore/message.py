@@ -2,16 +2,19 @@
 
 One Message has one recipient, as in KumoMTA. The body is kept as the bytes received and
 never MIME-parsed; the header block is parsed lazily on the first header lookup and the
-parse is cached until ``data`` changes. Method names match KumoMTA's Lua message API
-(``msg:get_first_named_header_value(...)``) so Lua and Python policies read the same.
+parse is cached until ``data`` changes. The messages of one multi-recipient transaction
+share one body (:mod:`kumocore.body`): each holds only its own prepended header lines.
+Method names match KumoMTA's Lua message API (``msg:get_first_named_header_value(...)``)
+so Lua and Python policies read the same.
 
 For the spool a message is two records under its id: the data (the bytes) and the meta
-(:meth:`Message.meta_bytes`, compact JSON of envelope, meta and schedule).
+(:meth:`Message.meta_bytes`, compact JSON of envelope, meta and schedule). A message
+saved with a shared body has no data record of its own: its meta names the body's key
+and carries its head (``spool_ref``).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -28,7 +31,9 @@ from kumocore.address import (
     parse_address_header,
     parse_envelope_address,
 )
+from kumocore.body import JoinedHeaders, SharedBody
 from kumocore.ids import new_message_id
+from kumocore.message_json import SpoolRecordError, jsonable, record_field
 from kumocore.message_methods import MessageMethods
 from kumocore.queue_name import message_queue_name
 
@@ -44,15 +49,6 @@ __all__ = [
 _SPOOL_VERSION = 1
 
 
-class SpoolRecordError(ValueError):
-    """A spooled meta record cannot be turned back into a Message; names the message id."""
-
-    def __init__(self, message_id: str, reason: str) -> None:
-        super().__init__(f"corrupt spool record for message {message_id}: {reason}")
-        self.id = message_id
-        self.reason = reason
-
-
 class DkimSigner(Protocol):
     """Anything that signs: ``sign(data)`` returns a ``DKIM-Signature: ...\\r\\n`` header."""
 
@@ -65,38 +61,14 @@ def _address(value: EnvelopeAddress | str, *, allow_null: bool) -> EnvelopeAddre
     return parse_envelope_address(value, allow_null=allow_null)
 
 
-def _jsonable(value: Any, where: str) -> Any:
-    """``value`` if it survives a JSON round trip unchanged (tuples become lists)."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, int) and -(2**63) <= value < 2**64:
-        return value
-    if isinstance(value, int):
-        raise TypeError(f"{where}: integer {value} does not fit in 64 bits")
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        raise TypeError(f"{where}: {value} is not representable in JSON")
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise TypeError(f"{where}: object keys must be strings, got {k!r}")
-            out[k] = _jsonable(v, f"{where}.{k}")
-        return out
-    raise TypeError(f"{where}: {type(value).__name__} is not JSON-serialisable")
-
-
 class Message(MessageMethods):
     """A message for one recipient. Attributes are plain; ``data`` is a property.
 
     More of KumoMTA's methods (scheduling, conformance, DKIM verification, report and MIME
     parsing) come from :class:`kumocore.message_methods.MessageMethods`."""
 
-    __slots__ = ("_data", "_headers", "_size", "created", "due", "id", "meta",
-                 "num_attempts", "recipient", "sender")  # fmt: skip
+    __slots__ = ("_data", "_headers", "_shared", "_size", "created", "due", "id", "meta",
+                 "num_attempts", "recipient", "sender", "spool_ref")  # fmt: skip
 
     def __init__(
         self,
@@ -104,6 +76,7 @@ class Message(MessageMethods):
         recipient: EnvelopeAddress | str,
         data: bytes,
         *,
+        shared: SharedBody | None = None,
         id: str | None = None,
         meta: Mapping[str, Any] | None = None,
         created: float | None = None,
@@ -113,16 +86,21 @@ class Message(MessageMethods):
         self.id: str = id or new_message_id()
         self.sender: EnvelopeAddress = _address(sender, allow_null=True)
         self.recipient: EnvelopeAddress = _address(recipient, allow_null=False)
+        # With a shared body, ``_data`` is only this message's head (its own header lines).
         self._data = bytes(data)
-        self._size = len(self._data)
-        self._headers: _h.HeaderBlock | None = None
-        self.meta: dict[str, Any] = _jsonable(dict(meta), "meta") if meta else {}
+        self._shared = shared
+        self._size = len(self._data) + (len(shared) if shared is not None else 0)
+        self._headers: _h.HeaderBlock | JoinedHeaders | None = None
+        #: ``(body key, head)`` when the spool holds this message as a shared body plus
+        #: its head (set by the store when saved); fixed once saved, whatever edits follow.
+        self.spool_ref: tuple[str, bytes] | None = None
+        self.meta: dict[str, Any] = jsonable(dict(meta), "meta") if meta else {}
         self.created: float = time.time() if created is None else created
         self.num_attempts: int = num_attempts
         self.due: float | None = due
 
     def __repr__(self) -> str:
-        return f"<Message {self.id} {self.sender}->{self.recipient} {len(self._data)} bytes>"
+        return f"<Message {self.id} {self.sender}->{self.recipient} {self._size} bytes>"
 
     @property
     def sender_domain(self) -> str:
@@ -140,19 +118,39 @@ class Message(MessageMethods):
 
     @property
     def data(self) -> bytes:
-        return self._data
+        """The whole message; with a shared body, joined on each call (a transient copy)."""
+        shared = self._shared
+        if shared is None:
+            return self._data
+        return self._data + shared.data if self._data else shared.data
 
     @data.setter
     def data(self, value: bytes | str) -> None:
         self._data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        self._shared = None
         self._size = len(self._data)
         self._headers = None
 
     def get_data(self) -> bytes:
-        return self._data
+        return self.data
 
     def set_data(self, data: bytes | str) -> None:
         self.data = data
+
+    @property
+    def shared(self) -> SharedBody | None:
+        """The body shared with other messages (None once this one has its own copy)."""
+        return self._shared
+
+    @property
+    def head(self) -> bytes:
+        """The header lines in front of the shared body (``b""`` without one)."""
+        return self._data if self._shared is not None else b""
+
+    def _own(self) -> None:
+        """Copy-on-write: give this message its own bytes before an edit of the body."""
+        if self._shared is not None:
+            self.data = self.data
 
     def release_data(self) -> None:
         """Drop the body from memory (it stays in the data spool); ``data`` is then ``b""``.
@@ -160,6 +158,7 @@ class Message(MessageMethods):
         ``size`` keeps reporting the released body's length, for logs.
         """
         self._data = b""
+        self._shared = None
         self._headers = None
 
     @property
@@ -169,10 +168,21 @@ class Message(MessageMethods):
     def queue_name(self) -> str:
         return message_queue_name(self)
 
-    def _block(self) -> _h.HeaderBlock:
+    def _block(self) -> _h.HeaderBlock | JoinedHeaders:
         if self._headers is None:
-            self._headers = _h.HeaderBlock(self._data)
+            shared = self._shared
+            if shared is None:
+                self._headers = _h.HeaderBlock(self._data)
+            else:  # the body's block is parsed once for all the messages sharing it
+                self._headers = JoinedHeaders(_h.HeaderBlock(self._data), shared.headers())
         return self._headers
+
+    def _own_block(self) -> _h.HeaderBlock:
+        """The header block with offsets into :attr:`data`, for edits (copy-on-write)."""
+        self._own()
+        block = self._block()
+        assert isinstance(block, _h.HeaderBlock)
+        return block
 
     def get_first_named_header_value(self, name: str) -> str | None:
         field = self._block().get_first(name)
@@ -195,13 +205,28 @@ class Message(MessageMethods):
         return self.get_address_header("To")
 
     def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
-        self.data = _h.prepend_header(self._data, name, value, encode=encode)
+        shared = self._shared
+        if shared is None:
+            self.data = _h.prepend_header(self._data, name, value, encode=encode)
+        else:  # only the head grows: the body stays shared
+            self._set_head(_h.prepend_to_head(self._data, shared.data, name, value,
+                                              encode=encode))
+
+    def _set_head(self, head: bytes) -> None:
+        assert self._shared is not None
+        self._data = head
+        self._size = len(head) + len(self._shared)
+        self._headers = None
 
     def append_header(self, name: str, value: str, encode: bool = False) -> None:
+        self._own()
         self.data = _h.append_header(self._data, name, value, encode=encode)
 
     def remove_all_named_headers(self, name: str) -> None:
-        data = _h.remove_headers(self._data, name, self._block())
+        if self._block().get_first(name) is None:
+            return  # nothing to remove: keep sharing the body
+        block = self._own_block()
+        data = _h.remove_headers(self._data, name, block)
         if data is not self._data:
             self.data = data
 
@@ -224,46 +249,49 @@ class Message(MessageMethods):
 
     def remove_x_headers(self, names: list[str] | None = None) -> None:
         """Remove the named headers, or every ``X-`` header when ``names`` is None."""
-        block = self._block()
-        if names is None:
-            fields = [f for f in block.fields if f.name.lower().startswith("x-")]
-        else:
-            fields = [f for name in names for f in block.get_all(name)]
-        if fields:
-            self.data = _h.remove_fields(self._data, fields)
+        if not _x_fields(self._block(), names):
+            return  # nothing to remove: keep sharing the body
+        fields = _x_fields(self._own_block(), names)
+        self.data = _h.remove_fields(self._data, fields)
 
     def dkim_sign(self, signer: DkimSigner) -> None:
         """Prepend the ``DKIM-Signature`` header that ``signer.sign(data)`` returns."""
-        header = signer.sign(self._data)
+        header = signer.sign(self.data)
         if not isinstance(header, bytes) or not header[:15].lower() == b"dkim-signature:":
             raise ValueError(f"DKIM signer returned {header!r:.60}, not a DKIM-Signature header")
         if not header.endswith(b"\n"):
             header += b"\r\n"
-        self.data = header + self._data
+        if self._shared is None:
+            self.data = header + self._data
+        else:  # a prepend: only the head grows
+            self._set_head(header + self._data)
 
     def set_meta(self, key: str, value: Any) -> None:
         """Set a meta value; it must survive a JSON round trip (TypeError otherwise)."""
         if not isinstance(key, str):
             raise TypeError(f"meta key must be a string, got {key!r}")
-        self.meta[key] = _jsonable(value, f"meta {key!r}")
+        self.meta[key] = jsonable(value, f"meta {key!r}")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         return self.meta.get(key, default)
 
     def meta_bytes(self) -> bytes:
         """The spool's meta record: compact JSON with a version field."""
-        return orjson.dumps(
-            {
-                "v": _SPOOL_VERSION,
-                "sender": self.sender.email,
-                "recipient": self.recipient.email,
-                "meta": self.meta,
-                "created": self.created,
-                "num_attempts": self.num_attempts,
-                "due": self.due,
-                "size": self._size,
-            }
-        )
+        record: dict[str, Any] = {
+            "v": _SPOOL_VERSION,
+            "sender": self.sender.email,
+            "recipient": self.recipient.email,
+            "meta": self.meta,
+            "created": self.created,
+            "num_attempts": self.num_attempts,
+            "due": self.due,
+            "size": self._size,
+        }
+        if self.spool_ref is not None:
+            # Latin-1 maps every byte to one code point: the head round-trips exactly.
+            record["body"] = self.spool_ref[0]
+            record["head"] = self.spool_ref[1].decode("latin-1")
+        return orjson.dumps(record)
 
     @classmethod
     def from_spool(cls, id: str, meta_bytes: bytes, data_bytes: bytes) -> Message:
@@ -277,34 +305,36 @@ class Message(MessageMethods):
         if rec.get("v") != _SPOOL_VERSION:
             raise SpoolRecordError(id, f"unsupported meta version {rec.get('v')!r}")
         try:
-            sender = _field(rec, "sender", str)
+            sender = record_field(rec, "sender", str)
             msg = cls(
                 NULL_SENDER if sender == "" else sender,
-                _field(rec, "recipient", str),
+                record_field(rec, "recipient", str),
                 data_bytes,
                 id=id,
-                created=float(_field(rec, "created", (int, float))),
-                num_attempts=_field(rec, "num_attempts", int),
-                due=None if rec.get("due") is None else float(_field(rec, "due", (int, float))),
+                created=float(record_field(rec, "created", (int, float))),
+                num_attempts=record_field(rec, "num_attempts", int),
+                due=None if rec.get("due") is None
+                else float(record_field(rec, "due", (int, float))),
             )
             # Parsed JSON is JSON-able by construction: skip set_meta's validating copy.
-            msg.meta = _field(rec, "meta", dict)
+            msg.meta = record_field(rec, "meta", dict)
             if msg.num_attempts < 0:
                 raise TypeError(f"num_attempts must not be negative, got {msg.num_attempts}")
+            if "body" in rec:
+                head = record_field(rec, "head", str).encode("latin-1")
+                msg.spool_ref = (record_field(rec, "body", str), head)
             if not data_bytes and "size" in rec:  # recovered without its body (lazy load)
-                msg._size = _field(rec, "size", int)
-        except (AddressError, TypeError, KeyError) as exc:
+                msg._size = record_field(rec, "size", int)
+        except (AddressError, TypeError, KeyError, UnicodeEncodeError) as exc:
             raise SpoolRecordError(id, str(exc.args[0] if exc.args else exc)) from None
         return msg
 
 
-def _field(rec: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
-    if key not in rec:
-        raise KeyError(f"missing field {key!r}")
-    value = rec[key]
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise TypeError(f"field {key!r} has the wrong type ({type(value).__name__})")
-    return value
+def _x_fields(block: _h.HeaderBlock | JoinedHeaders,
+              names: list[str] | None) -> list[_h.HeaderField]:
+    if names is None:
+        return [f for f in block.fields if f.name.lower().startswith("x-")]
+    return [f for name in names for f in block.get_all(name)]
 
 
 def _meta_key(header_name: str) -> str:

@@ -106,7 +106,7 @@ async def inspect_message(
         data = message.data
         if not data and store is not None:
             # Deferred messages drop their body from RAM; the spool still has it.
-            data = await store.load_data(message_id) or b""
+            data = await store.load_data(message) or b""
         # JSON has no bytes; a non-UTF-8 octet shows as U+FFFD, like KumoMTA's lossy view.
         body["data"] = data.decode("utf-8", errors="replace")
     return {"id": message_id, "message": body}

@@ -108,6 +108,11 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
     max_recipients_per_message: int = option(integer(1), default=1024)
     max_message_size: int = option(SIZE, default="20 MiB")
     data_buffer_size: int = option(SIZE, default="128 KiB")
+    # kumocore's own: DATA bytes all sessions of the listener may hold in memory at once.
+    max_data_buffered: int = option(SIZE, default="256 MiB")
+    # kumocore's own: a larger header block is refused (552 5.3.4); Postfix's
+    # header_size_limit has the same default.
+    max_header_block_size: int = option(SIZE, default="100 KiB")
     client_timeout: float = option(DURATION, default="60s")
     data_processing_timeout: float = option(DURATION, default="300s")
     # 998 octets plus CRLF, RFC 5321's limit.
@@ -192,7 +197,7 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
 OVERRIDABLE = tuple(
     name
     for name in EsmtpListenerConfig.option_converters
-    if name not in {"listen", "max_connections", "domains", "peer", "via",
+    if name not in {"listen", "max_connections", "max_data_buffered", "domains", "peer", "via",
                     "reserved_file_descriptors", "max_auth_failures_per_peer",
                     "auth_failure_window"}
 )

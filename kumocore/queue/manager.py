@@ -135,7 +135,7 @@ class QueueManager:
 
     async def load_data(self, message: Message) -> bytes | None:
         store = self.runtime.store
-        return await store.load_data(message.id) if store is not None else None
+        return await store.load_data(message) if store is not None else None
 
     async def forget(self, message: Message, *, keep_spooled: bool = False) -> None:
         """The message reached a final outcome: drop it from memory and the spool.

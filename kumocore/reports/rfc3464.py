@@ -18,6 +18,12 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
+#: At most this many per-recipient blocks are taken from one report (so at most this many
+#: OOB records per received message); the rest are ignored, and the count says so.
+MAX_REPORT_RECIPIENTS = 100
+#: At most this many top-level MIME parts of a report are looked at.
+MAX_REPORT_PARTS = 16
+
 ACTIONS = frozenset({"failed", "delayed", "delivered", "relayed", "expanded"})
 _STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+(.*))?$", re.DOTALL)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
@@ -114,6 +120,8 @@ class DeliveryStatusReport:
     extensions: dict[str, list[str]] = field(default_factory=dict)
     #: The returned message (or its headers), line endings normalised to LF.
     original_message: str | None = None
+    #: Per-recipient blocks left out past :data:`MAX_REPORT_RECIPIENTS` (> 0: some were).
+    recipients_skipped: int = 0
 
 
 def parse_rfc3464(data: bytes) -> DeliveryStatusReport | None:
@@ -122,13 +130,17 @@ def parse_rfc3464(data: bytes) -> DeliveryStatusReport | None:
     if msg.get_content_type() != "multipart/report" or not msg.is_multipart():
         return None
     report_type = str(msg.get_param("report-type", "")).lower()
-    parts = [p for p in msg.get_payload() if isinstance(p, Message)]
+    payload = msg.get_payload()
+    top = payload[:MAX_REPORT_PARTS] if isinstance(payload, list) else []
+    parts = [p for p in top if isinstance(p, Message)]
     status_parts = [p for p in parts if p.get_content_type() in _STATUS_TYPES]
     if report_type not in ("delivery-status", "") or (not report_type and not status_parts):
         return None
     if not status_parts:
         raise ReportError("delivery status report has no message/delivery-status part")
     blocks = _status_blocks(status_parts[0])
+    skipped = max(0, len(blocks) - 1 - MAX_REPORT_RECIPIENTS)
+    blocks = blocks[: MAX_REPORT_RECIPIENTS + 1]
     if not blocks:
         raise ReportError("delivery status report has an empty message/delivery-status part")
     per_message = blocks[0]
@@ -143,6 +155,7 @@ def parse_rfc3464(data: bytes) -> DeliveryStatusReport | None:
         per_recipient=[_recipient_status(block) for block in blocks[1:]],
         extensions=per_message,
         original_message=returned_message(parts),
+        recipients_skipped=skipped,
     )
 
 
@@ -157,7 +170,9 @@ def _status_blocks(part: Message) -> list[dict[str, list[str]]]:
     else:  # message/global-delivery-status: split the text into blocks ourselves
         text = (body_bytes(part) or b"").decode("utf-8", "replace")
         chunks = re.split(r"\r?\n[ \t]*\r?\n", text.strip())
-        messages = [email.message_from_string(chunk + "\n") for chunk in chunks]
+        # One more than the cap, so that the caller sees that some were left out.
+        messages = [email.message_from_string(chunk + "\n")
+                    for chunk in chunks[: MAX_REPORT_RECIPIENTS + 2]]
     return [fields for fields in map(header_fields, messages) if fields]
 
 

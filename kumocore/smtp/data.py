@@ -13,10 +13,18 @@ one message, whose bare line ends :func:`scan_lines` then finds: it is rejected
 (``invalid_line_endings = "Deny"``, the default) or normalised (``"Fix"``) — never a
 second message.
 
-While DATA is read the stream limit is raised to the message size limit so ``readuntil``
-can search a whole message in the buffer; it is restored afterwards. A message over
+While DATA is read the stream limit is raised to :data:`READ_WINDOW` (64 KiB) so
+``readuntil`` can search a whole ordinary message in the buffer; it is restored
+afterwards. A larger message is taken a window at a time. A message over
 ``max_message_size`` is read to its end and discarded (the reply comes after the final
 dot, RFC 5321 4.2.5, so the client does not get out of step), keeping nothing in memory.
+
+Memory: what a session has read of an unfinished message is charged to its listener's
+:class:`DataBudget` (``max_data_buffered``) and stays charged until the transaction was
+answered. A chunk that does not fit makes the rest of that message be read and
+discarded, and the transaction gets :data:`OVER_BUDGET_REPLY` (a temporary refusal: the
+client retries later). Besides the budget, a session holds at most about two read windows
+in its stream buffer (the transport stops reading beyond that).
 """
 
 from __future__ import annotations
@@ -26,12 +34,17 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "OVER_BUDGET_REPLY",
+    "READ_WINDOW",
+    "DataBudget",
+    "DataOverBudget",
     "DataTooBig",
     "check_line_endings",
     "fix_line_endings",
     "has_long_line",
     "read_data",
     "scan_lines",
+    "scan_lines_yielding",
     "unstuff",
 ]
 
@@ -42,6 +55,12 @@ _ANY_EOL = re.compile(rb"\r\n|\r|\n")
 _CRLF_DOT = re.compile(rb"\r\n\.")
 
 
+#: How far one ``readuntil`` may search: ordinary messages are read in one call.
+READ_WINDOW = 64 * 1024
+#: The reply to a transaction whose DATA did not fit in the listener's budget.
+OVER_BUDGET_REPLY = (452, "4.3.1 insufficient system resources, try again later")
+
+
 @dataclass(frozen=True, slots=True)
 class DataTooBig:
     """The client sent more than the limit; everything up to the final dot was read."""
@@ -49,49 +68,97 @@ class DataTooBig:
     size: int
 
 
-async def read_data(reader: asyncio.StreamReader, max_size: int) -> bytes | DataTooBig:
+@dataclass(frozen=True, slots=True)
+class DataOverBudget:
+    """The listener's DATA budget was spent; the message was read to its end, discarded."""
+
+    size: int
+
+
+class DataBudget:
+    """Bytes of DATA held in memory by the sessions of one listener, at most ``limit``."""
+
+    __slots__ = ("held", "limit", "refused")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self.refused = 0  # transactions refused for want of budget, for tests and metrics
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+async def read_data(
+    reader: asyncio.StreamReader, max_size: int, budget: DataBudget | None = None
+) -> bytes | DataTooBig | DataOverBudget:
     """Read up to the end-of-data marker; return the raw (still dot-stuffed) data.
 
     The returned bytes end with the last line's CRLF (or are empty); the final ``.\\r\\n``
-    is consumed. Raises ``asyncio.IncompleteReadError`` if the client goes away.
+    is consumed. Raises ``asyncio.IncompleteReadError`` if the client goes away. With a
+    ``budget``, the returned bytes stay charged to it: the caller gives them back.
     """
     chunks: list[bytes] = []
     size = 0
+    held = 0  # charged to the budget
     tail = b"\r\n"  # the last bytes seen: the DATA command line ended with CRLF
-    too_big = False
+    too_big = over_budget = False
     # ``_limit`` is the only StreamReader knob for how far readuntil may search; aiosmtpd
     # already manipulates the reader's internals in the same way for STARTTLS.
     saved_limit = reader._limit  # type: ignore[attr-defined]
-    reader._limit = max_size + len(_END)  # type: ignore[attr-defined]
+    reader._limit = min(max_size, READ_WINDOW) + len(_END)  # type: ignore[attr-defined]
     try:
         while True:
             try:
                 chunk = await reader.readuntil(_END if _end_not_next(reader, tail) else _DOT_CRLF)
             except asyncio.LimitOverrunError as exc:
-                # Over the limit without a marker in sight: drop what cannot be part of one.
-                skipped = await reader.readexactly(exc.consumed)
-                size += len(skipped)
-                tail = (tail + skipped[-4:])[-4:]
-                too_big = True
-                chunks.clear()
-                continue
-            last = chunk[-5:] if len(chunk) >= 5 else (tail + chunk)[-5:]
-            if last == _END:
-                chunks.append(chunk[:-3])
-                size += len(chunk) - 3
-                break
-            size += len(chunk)
-            tail = chunk[-4:]
-            if too_big or size > max_size:
-                too_big = True
-                chunks.clear()
+                # A window without a marker in sight: take what cannot be part of one.
+                chunk = await reader.readexactly(exc.consumed)
+                last = b""
             else:
-                chunks.append(chunk)
+                last = chunk[-5:] if len(chunk) >= 5 else (tail + chunk)[-5:]
+            end = last == _END
+            if end:
+                chunk = chunk[:-3]
+            size += len(chunk)
+            tail = (tail + chunk[-4:])[-4:]
+            if not (too_big or over_budget):
+                if size > max_size:
+                    too_big = True
+                elif budget is not None and not budget.take(len(chunk)):
+                    over_budget = True
+                else:
+                    held += len(chunk)
+                    chunks.append(chunk)
+                if too_big or over_budget:  # keep reading to the end, keep nothing
+                    chunks.clear()
+                    if budget is not None:
+                        budget.give(held)
+                    held = 0
+            if end:
+                break
+    except BaseException:
+        if budget is not None:
+            budget.give(held)
+        raise
     finally:
         reader._limit = saved_limit  # type: ignore[attr-defined]
-    if too_big or size > max_size:
+    if too_big:
         return DataTooBig(size)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if over_budget:
+        assert budget is not None
+        budget.refused += 1
+        return DataOverBudget(size)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if budget is not None and held != len(data):  # cannot happen; keep the books exact
+        budget.give(held - len(data))
+    return data
 
 
 def _end_not_next(reader: asyncio.StreamReader, tail: bytes) -> bool:
@@ -144,6 +211,37 @@ def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
     if len(data) - sum(lengths) != 2 * terminators:
         return has_long_line(data, limit), False
     return max(lengths) > limit, True
+
+
+#: Bodies larger than this are scanned a slice at a time, yielding to the loop in between.
+SCAN_SLICE = 1024 * 1024
+
+
+async def scan_lines_yielding(data: bytes, limit: int) -> tuple[bool, bool]:
+    """:func:`scan_lines`, one :data:`SCAN_SLICE` at a time with a loop turn in between.
+
+    ``splitlines`` holds the GIL, so a thread would not help: a 20 MiB body of short lines
+    took ~100 ms in one call, during which no other client was served. Slices end just
+    after a CRLF, so no line (by either definition: CRLF-terminated for the length, any
+    terminator for the endings) and no CRLF pair is split between two of them.
+    """
+    if len(data) <= SCAN_SLICE:
+        return scan_lines(data, limit)
+    clean = True
+    start = 0
+    while start < len(data):
+        end = len(data) if len(data) - start <= SCAN_SLICE else (
+            data.rfind(b"\r\n", start, start + SCAN_SLICE) + 2)
+        if end <= start + 1:  # one line longer than a slice: take it whole
+            found = data.find(b"\r\n", start + SCAN_SLICE - 1)
+            end = len(data) if found < 0 else found + 2
+        long_line, slice_clean = scan_lines(data[start:end], limit)
+        if long_line:
+            return True, clean and slice_clean
+        clean = clean and slice_clean
+        start = end
+        await asyncio.sleep(0)
+    return False, clean
 
 
 def check_line_endings(data: bytes) -> bool:

@@ -19,7 +19,7 @@ import structlog
 from aiosmtpd.smtp import SMTP
 
 from kumocore.delivery.wire import drain_needed
-from kumocore.smtp.data import DataTooBig, read_data
+from kumocore.smtp.data import DataBudget, DataOverBudget, DataTooBig, read_data
 
 log = structlog.get_logger("kumocore.smtp")
 
@@ -229,12 +229,14 @@ class SmtpProtocol(SMTP):
             except asyncio.LimitOverrunError as exc:
                 consumed = exc.consumed
 
-    async def read_data(self, max_size: int) -> bytes | DataTooBig:
+    async def read_data(
+        self, max_size: int, budget: DataBudget | None = None
+    ) -> bytes | DataTooBig | DataOverBudget:
         """The DATA section (see :mod:`kumocore.smtp.data`)."""
         self._waiting = True
         self._last_activity = self.loop.time()
         try:
-            return await read_data(self._reader, max_size)
+            return await read_data(self._reader, max_size, budget)
         finally:
             self._waiting = False
 

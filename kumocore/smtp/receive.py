@@ -28,11 +28,14 @@ final dot cannot leave a message spooled but not queued.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.body import SharedBody
 from kumocore.errors import HookError, PolicyError, Rejection
+from kumocore.headers import split_header_block
 from kumocore.ids import new_message_id
 from kumocore.message import Message
 from kumocore.queue_name import NULL_QUEUE
@@ -66,28 +69,69 @@ async def data(session: EsmtpSession, arg: str) -> None:
         return
     config = session.config
     await session.reply(354, "Send body; end with CRLF.CRLF")
-    raw = await session.read_data(config.max_message_size)
+    budget = data_budget(session)
+    raw = await session.read_data(config.max_message_size, budget)
     session.txn = None
     if isinstance(raw, data_io.DataTooBig):
         await session.reply(552, "5.3.4 message too big")
         return
+    if isinstance(raw, data_io.DataOverBudget):
+        await session.reply(*data_io.OVER_BUDGET_REPLY)
+        return
+    # The bytes read stay charged to the listener until the transaction is answered.
+    held = len(raw)
+    task: asyncio.Future[None] | None = None
+    try:
+        body = await _checked_body(session, raw)
+        if body is None:
+            return
+        task = asyncio.ensure_future(_receive(session, txn, body))
+        task.add_done_callback(lambda _: budget.give(held))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The client went away: processing goes on, and its outcome is only logged.
+            task.add_done_callback(_log_orphan_failure)
+            raise
+    finally:
+        if task is None:
+            budget.give(held)
+
+
+#: The DATA budget of each running listener (kept apart from the listener object, which
+#: belongs to the server module).
+_budgets: weakref.WeakKeyDictionary[object, data_io.DataBudget] = weakref.WeakKeyDictionary()
+
+
+def data_budget(session: EsmtpSession) -> data_io.DataBudget:
+    """The listener-wide budget of DATA bytes held in memory (``max_data_buffered``)."""
+    listener = session.listener
+    budget = _budgets.get(listener)
+    if budget is None:
+        budget = _budgets[listener] = data_io.DataBudget(listener.config.max_data_buffered)
+    return budget
+
+
+async def _checked_body(session: EsmtpSession, raw: bytes) -> bytes | None:
+    """The unstuffed body, or None once a refusal for its lines or headers was sent."""
+    config = session.config
     body = data_io.unstuff(raw)
-    long_line, clean = data_io.scan_lines(body, config.line_length_hard_limit)
+    # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
+    header_end, _ = split_header_block(body)
+    if header_end > config.max_header_block_size:
+        await session.reply(552, f"5.3.4 header block too big (limit "
+                                 f"{config.max_header_block_size} bytes)")
+        return None
+    long_line, clean = await data_io.scan_lines_yielding(body, config.line_length_hard_limit)
     if long_line:
         await session.reply(500, "5.2.3 line too long")
-        return
+        return None
     if config.invalid_line_endings != "Allow" and not clean:
         if config.invalid_line_endings == "Deny":
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
-            return
+            return None
         body = data_io.fix_line_endings(body)
-    task = asyncio.ensure_future(_receive(session, txn, body))
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        # The client went away: processing goes on, and its outcome is only logged.
-        task.add_done_callback(_log_orphan_failure)
-        raise
+    return body
 
 
 def _log_orphan_failure(task: asyncio.Future[None]) -> None:
@@ -155,18 +199,25 @@ def _make_messages(
     trace = session.config.trace_headers
     date = rfc2822_now()
     protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
+    # Several recipients share one body: each message holds only its Received header.
+    shared = SharedBody(body) if len(txn.recipients) > 1 else None
     messages = []
     for recipient in txn.recipients:
         message_id = new_message_id()
-        content = body
+        head = b""
         if trace.received_header:
-            content = received_header(
+            head = received_header(
                 ehlo_domain=session.ehlo_domain, peer_ip=session.peer_ip,
                 hostname=session.config.hostname, local_ip=session.local_ip,
                 protocol=protocol, message_id=message_id, recipient=recipient.email,
-                date=date) + body
-        messages.append(
-            Message(txn.sender, recipient, content, id=message_id, meta=meta))
+                date=date)
+        if shared is None:
+            message = Message(txn.sender, recipient, head + body, id=message_id,
+                              meta=meta)
+        else:
+            message = Message(txn.sender, recipient, head, shared=shared, id=message_id,
+                              meta=meta)
+        messages.append(message)
     return messages
 
 
@@ -175,7 +226,7 @@ async def _disposition(session: EsmtpSession, message: Message) -> tuple[bool, R
     disposition = await check_relaying(
         session.domains, peer_ip=session.peer_ip, sender=message.sender,
         recipient=message.recipient, authenticated=session.authn_id is not None)
-    report = find_report(message, disposition)
+    report = await find_report(message, disposition)
     if report is not None:
         return report.relay, report
     return disposition.relay, None

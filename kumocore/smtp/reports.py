@@ -19,6 +19,7 @@ the usual ``550 5.7.1 relaying not permitted``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -48,22 +49,62 @@ class Report:
     dsn: DeliveryStatusReport | None = None
 
 
-def find_report(message: Message, disposition: RelayDisposition) -> Report | None:
-    """The ARF or DSN report in ``message``, when its domain asks to log one."""
+#: A report larger than this is parsed on a worker thread, not on the event loop.
+OFF_LOOP_BYTES = 256 * 1024
+
+
+async def find_report(message: Message, disposition: RelayDisposition) -> Report | None:
+    """The ARF or DSN report in ``message``, when its domain asks to log one.
+
+    The messages of one transaction share their body: it is parsed once for all of them
+    (the result is kept on the shared body), and on a thread when it is large, so that a
+    20 MiB DSN does not stall other clients.
+    """
     if disposition.log_arf == IGNORE and disposition.log_oob == IGNORE:
         return None
     content_type = (message.get_first_named_header_value("Content-Type") or "").lower()
     if "multipart/report" not in content_type:
         return None  # cheap test first: neither parser accepts anything else
+    want = (disposition.log_arf != IGNORE, disposition.log_oob != IGNORE)
+    key = f"report:{want}"
+    shared = message.shared
+    if shared is not None and key in shared.derived:
+        found = shared.derived[key]
+    else:
+        # The head holds only trace headers: a shared body alone is the same report.
+        data = shared.data if shared is not None else message.data
+        if len(data) > OFF_LOOP_BYTES:
+            found = await asyncio.to_thread(_parse, data, *want)
+        else:
+            found = _parse(data, *want)
+        if shared is not None:
+            shared.derived[key] = found
+    if isinstance(found, Exception):
+        log.info("malformed report ignored", id=message.id, error=str(found))
+        return None
+    if isinstance(found, dict):
+        return Report(relay=disposition.log_arf == LOG_THEN_RELAY, feedback=found)
+    if found is not None:
+        if found.recipients_skipped:
+            log.warning("report has more recipients than are logged", id=message.id,
+                        logged=len(found.per_recipient), skipped=found.recipients_skipped)
+        return Report(relay=disposition.log_oob == LOG_THEN_RELAY, dsn=found)
+    return None
+
+
+def _parse(
+    data: bytes, arf: bool, oob: bool
+) -> dict[str, Any] | DeliveryStatusReport | Exception | None:
+    """The ARF report (a dict) or the DSN in ``data``; a malformed one as its error."""
     from kumocore.reports import ReportError, parse_rfc3464, parse_rfc5965
 
     try:
-        if disposition.log_arf != IGNORE and (arf := parse_rfc5965(message.data)) is not None:
-            return Report(relay=disposition.log_arf == LOG_THEN_RELAY, feedback=arf)
-        if disposition.log_oob != IGNORE and (dsn := parse_rfc3464(message.data)) is not None:
-            return Report(relay=disposition.log_oob == LOG_THEN_RELAY, dsn=dsn)
+        if arf and (feedback := parse_rfc5965(data)) is not None:
+            return feedback
+        if oob:
+            return parse_rfc3464(data)
     except ReportError as exc:
-        log.info("malformed report ignored", id=message.id, error=str(exc))
+        return exc
     return None
 
 

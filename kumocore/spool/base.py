@@ -37,6 +37,10 @@ class Spool(Protocol):
         """Every (key, value), in key order; used for recovery at start-up."""
         ...
 
+    def keys(self) -> AsyncIterator[str]:
+        """Every key, in key order, without reading values (orphan collection)."""
+        ...
+
     async def close(self) -> None:
         """Flush and release resources."""
         ...
@@ -67,6 +71,10 @@ class MemorySpool:
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         for key in sorted(self._items):
             yield key, self._items[key]
+
+    async def keys(self) -> AsyncIterator[str]:
+        for key in sorted(self._items):
+            yield key
 
     async def close(self) -> None:
         return None

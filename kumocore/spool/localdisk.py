@@ -104,6 +104,23 @@ class LocalDiskSpool:
                     continue
                 yield entry.name, value
 
+    async def keys(self) -> AsyncIterator[str]:
+        # Listed on a thread, one shard directory at a time: a large spool never stalls
+        # the loop. Shards are the first two characters, so this is key order.
+        shards = await asyncio.to_thread(
+            lambda: sorted(p.name for p in self.root.iterdir() if p.is_dir()))
+        for shard in shards:
+            names = await asyncio.to_thread(_list_shard, self.root / shard)
+            for name in names:
+                yield name
+
     async def close(self) -> None:
         if self._writer is not None:
             await self._writer
+
+
+def _list_shard(shard: Path) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(shard) if not n.endswith(_TMP))
+    except FileNotFoundError:
+        return []

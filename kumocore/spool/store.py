@@ -1,23 +1,38 @@
 """Messages on disk: bodies in the ``data`` spool, envelope + meta in the ``meta`` spool.
 
-Write order is data first, then meta: the meta record is the commit marker. Recovery walks
-the meta spool only, so a crash between the two writes leaves an orphan body (it costs disk
-space until compaction tooling removes it; it is never delivered) but never a message that
-cannot be loaded.
+A message alone in its transaction has a data record under its own id. The messages of a
+multi-recipient transaction share ONE data record, under a body key (``<id>.body``,
+:mod:`kumocore.body`); each meta record names that key and carries the message's head
+(its own header lines, e.g. ``Received``). The store counts, in memory, the messages
+still referencing each shared body and deletes the body with the last of them.
+
+Write order is data first, then meta: the meta record is the commit marker, so a message
+whose meta is on disk always has its body. Crash safety without a durable counter:
+
+* a crash between the body and the metas, or between deleting the last meta and its body,
+  leaves a body no meta references: recovery rebuilds the counts from the meta records
+  and then deletes every data record no meta (not even a quarantined one) references
+  (:meth:`MessageStore.collect_garbage`);
+* while recovery is still scanning, no shared body is deleted (a message delivered early
+  could otherwise drop a body that metas not yet scanned still use).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import orjson
 import structlog
 
+from kumocore.body import is_body_key
 from kumocore.spool.base import Spool
 
 if TYPE_CHECKING:
+    from kumocore.body import SharedBody
     from kumocore.message import Message
 
 log = structlog.get_logger("kumocore.spool")
@@ -41,47 +56,142 @@ class MessageStore:
         self.data = data
         self.meta = meta
         self.quarantined = 0
+        self.collected = 0  # orphan data records removed by the last recovery
+        # Shared bodies: messages (by id) referencing each key, and the one write per key.
+        self._refs: dict[str, int] = {}
+        self._key_of: dict[str, str] = {}
+        self._body_puts: dict[str, asyncio.Task[None]] = {}
+        self._recovering = False
 
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
-        await self.data.put(message.id, message.data)
+        shared = message.shared
+        if shared is None:
+            message.spool_ref = None
+            await self.data.put(message.id, message.data)
+            await self.meta.put(message.id, message.meta_bytes())
+            return
+        await self._put_body(shared)
+        message.spool_ref = (shared.key, message.head)
         await self.meta.put(message.id, message.meta_bytes())
+        self._reference(message.id, shared.key)
+
+    async def _put_body(self, shared: SharedBody) -> None:
+        """Write a shared body once, however many of its messages are saved at once."""
+        task = self._body_puts.get(shared.key)
+        if task is None or (task.done() and task.exception() is not None):
+            task = asyncio.ensure_future(self.data.put(shared.key, shared.data))
+            self._body_puts[shared.key] = task
+        await asyncio.shield(task)
+
+    def _reference(self, message_id: str, key: str) -> None:
+        self._key_of[message_id] = key
+        self._refs[key] = self._refs.get(key, 0) + 1
 
     async def save_meta(self, message: Message) -> None:
         """Persist changed meta/attempt state (e.g. after a transient failure)."""
         await self.meta.put(message.id, message.meta_bytes())
 
-    async def load_data(self, message_id: str) -> bytes | None:
-        return await self.data.get(message_id)
+    async def load_data(self, message: Message | str) -> bytes | None:
+        """The spooled bytes of ``message`` (its head + shared body, or its own record).
 
-    async def remove(self, message_id: str) -> None:
+        Given only an id, a message saved with a shared body is looked up by the key
+        recorded for it; its head is then not known and only the body is returned.
+        """
+        if isinstance(message, str):
+            key = self._key_of.get(message)
+            return await self.data.get(key or message)
+        if message.spool_ref is None:
+            return await self.data.get(message.id)
+        key, head = message.spool_ref
+        body = await self.data.get(key)
+        return None if body is None else head + body
+
+    async def remove(self, message: Message | str) -> None:
         """Forget a message that was delivered, bounced or expired (meta first)."""
+        message_id = message if isinstance(message, str) else message.id
         await self.meta.delete(message_id)
-        await self.data.delete(message_id)
+        key = self._key_of.pop(message_id, None)
+        if key is None:
+            await self.data.delete(message_id)
+            return
+        left = self._refs.get(key, 0) - 1
+        if left > 0:
+            self._refs[key] = left
+            return
+        self._refs.pop(key, None)
+        self._body_puts.pop(key, None)
+        if not self._recovering:  # else collect_garbage decides once every meta is counted
+            await self.data.delete(key)
+
+    def shared_bodies(self) -> dict[str, int]:
+        """Shared body key → messages still referencing it (for tests and the admin)."""
+        return dict(self._refs)
 
     async def recover(self, *, load_data: bool = False) -> AsyncIterator[Message]:
         """Yield every stored message; quarantine entries that cannot be decoded.
 
         Bodies are loaded lazily by delivery unless ``load_data`` is set, so recovering a
-        million messages costs one pass over the (small) meta records.
+        million messages costs one pass over the (small) meta records. Once every meta
+        was seen, data records that none references are deleted.
         """
         from kumocore.ids import is_message_id
         from kumocore.message import Message, SpoolRecordError
 
-        async for message_id, meta_bytes in self.meta.scan():
-            if message_id.startswith(QUARANTINE_PREFIX):
+        kept: set[str] = set()  # data keys that quarantined metas still reference
+        self._recovering = True
+        try:
+            async for message_id, meta_bytes in self.meta.scan():
+                if message_id.startswith(QUARANTINE_PREFIX):
+                    kept.add(_data_key(message_id[len(QUARANTINE_PREFIX):], meta_bytes))
+                    continue
+                try:
+                    if not is_message_id(message_id):
+                        raise SpoolRecordError(message_id, "key is not a message id")
+                    message = Message.from_spool(message_id, meta_bytes, b"")
+                    if load_data:
+                        data = await self.load_data(message)
+                        if data is None:
+                            raise SpoolRecordError(message_id, "meta record has no data record")
+                        message.set_data(data)
+                except Exception as exc:
+                    kept.add(_data_key(message_id, meta_bytes))
+                    await self.quarantine(message_id, meta_bytes, str(exc))
+                    continue
+                if message.spool_ref is not None:
+                    self._reference(message_id, message.spool_ref[0])
+                yield message
+        finally:
+            self._recovering = False
+        await self.collect_garbage(kept)
+
+    async def collect_garbage(self, kept: Collection[str] = frozenset()) -> int:
+        """Delete data records no meta references (orphans of a crash); their count.
+
+        Runs before the listeners open (nothing is being saved). A message's own record
+        is kept while its meta exists; a shared body while a counted message uses it.
+        Both key listings come in key order, so they are merged without holding either.
+        """
+        metas = aiter(_keys(self.meta))
+        current = await anext(metas, None)
+        removed = 0
+        async for key in _keys(self.data):
+            if key in kept:
                 continue
-            try:
-                if not is_message_id(message_id):
-                    raise SpoolRecordError(message_id, "key is not a message id")
-                data = await self.data.get(message_id) if load_data else b""
-                if load_data and data is None:
-                    raise SpoolRecordError(message_id, "meta record has no data record")
-                message = Message.from_spool(message_id, meta_bytes, data or b"")
-            except Exception as exc:
-                await self.quarantine(message_id, meta_bytes, str(exc))
-                continue
-            yield message
+            if is_body_key(key):
+                if key in self._refs:
+                    continue
+            else:
+                while current is not None and current < key:
+                    current = await anext(metas, None)
+                if current == key:
+                    continue
+            await self.data.delete(key)
+            removed += 1
+        if removed:
+            log.warning("removed data records no message references", count=removed)
+        self.collected = removed
+        return removed
 
     async def quarantine(self, message_id: str, meta_bytes: bytes, reason: str) -> None:
         """Move an undecodable meta record aside so it never blocks a start again."""
@@ -106,3 +216,26 @@ class MessageStore:
     async def close(self) -> None:
         await self.meta.close()
         await self.data.close()
+
+
+def _keys(spool: Spool) -> AsyncIterator[str]:
+    """``spool.keys()``; for a spool object without it (a wrapper written before keys()
+    joined the contract), the keys of ``scan()``, which come in the same order."""
+    if callable(getattr(spool, "keys", None)):
+        return spool.keys()
+
+    async def from_scan() -> AsyncIterator[str]:
+        async for key, _ in spool.scan():
+            yield key
+
+    return from_scan()
+
+
+def _data_key(message_id: str, meta_bytes: bytes) -> str:
+    """The data record a (possibly corrupt) meta record refers to."""
+    try:
+        record = orjson.loads(meta_bytes)
+    except orjson.JSONDecodeError:
+        return message_id
+    body = record.get("body") if isinstance(record, dict) else None
+    return body if isinstance(body, str) else message_id

@@ -59,8 +59,8 @@ async def test_queue_config_policy_error_refuses_the_transaction_with_421(
     assert env.messages == []
 
 
-def failing_data_spool(env: SmtpEnv, marker: bytes) -> None:
-    spool = env.reception.data_spool
+def failing_data_spool(env: SmtpEnv, marker: bytes, *, spool_name: str = "data") -> None:
+    spool = getattr(env.reception, f"{spool_name}_spool")
     original = spool.put
 
     async def put(key: str, value: bytes) -> None:
@@ -72,7 +72,8 @@ def failing_data_spool(env: SmtpEnv, marker: bytes) -> None:
 
 
 async def test_spool_failure_for_some_recipients_is_retried_not_lost(smtp: SmtpEnv) -> None:
-    failing_data_spool(smtp, b"for <fail@")
+    # The two recipients share one body record; fail@'s own (meta) record fails.
+    failing_data_spool(smtp, b'"fail@example.com"', spool_name="meta")
     client = await smtp.session()
     _, final = await client.send_mail(
         "a@example.com", ["ok@example.com", "fail@example.com"], "Subject: x\r\n\r\n")

@@ -191,6 +191,32 @@ class RocksDBSpool:
         del it
         return out
 
+    async def keys(self) -> AsyncIterator[str]:
+        """Every key in key order, read in chunks on a thread, values never copied out."""
+        after: bytes | None = None
+        while True:
+            chunk: list[bytes] = await self._read(self._read_keys, after)
+            for key in chunk:
+                yield key.decode("utf-8", "backslashreplace")
+            if not chunk:
+                return
+            after = chunk[-1]
+
+    def _read_keys(self, after: bytes | None) -> list[bytes]:
+        it = self._db.iter()
+        if after is None:
+            it.seek_to_first()
+        else:
+            it.seek(after)
+            if it.valid() and it.key() == after:
+                it.next()
+        out: list[bytes] = []
+        while it.valid() and len(out) < _SCAN_CHUNK_ITEMS:
+            out.append(it.key())
+            it.next()
+        del it
+        return out
+
     # ------------------------------------------------------------------ lifecycle
 
     async def close(self) -> None:

@@ -1,0 +1,78 @@
+"""kill -9 at any step of saving or removing shared bodies: recovery loses no body a meta
+still references and keeps no body that none references (both spool kinds)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.reception.shared_body_stores import BODY, open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_and_kill(kind: str, path: Path, lines: int) -> tuple[dict[str, str], set[str]]:
+    """Saved id -> expected head, finished ids: what the child printed before kill -9."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reception.shared_body_child", kind, str(path)],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    printed: list[str] = []
+    try:
+        for line in proc.stdout:
+            printed.append(line.strip())
+            if len(printed) == lines:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        printed.extend(line.strip() for line in proc.stdout)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    saved: dict[str, str] = {}
+    removed: set[str] = set()
+    for line in printed:
+        word, _, rest = line.partition(" ")
+        if word == "SAVED":
+            saved.update(item.split(":") for item in rest.split())
+        elif word == "REMOVING":  # a finished message, whether or not its removal ended
+            removed.add(rest)
+    return saved, removed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["localdisk", "rocksdb"])
+async def test_kill_9_while_saving_and_removing_shared_bodies_loses_and_leaks_nothing(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "rocksdb":
+        pytest.importorskip("kumocore_rocksdb_spool")
+    # Kill points fall at different steps: mid-transaction, mid-removal, between both.
+    for round_, lines in enumerate((7, 33, 61, 90)):
+        saved, removed = run_and_kill(kind, tmp_path, lines + round_)
+        store = open_store(kind, str(tmp_path))
+        try:
+            recovered = []
+            await store.recover_all(recovered)
+            by_id = {m.id: m for m in recovered}
+            live = set(saved) - removed
+            assert live <= set(by_id), "an acknowledged message was lost"
+            for message_id in live:
+                data = await store.load_data(by_id[message_id])
+                assert data == f"Received: {saved[message_id]}\r\n".encode() + BODY
+            # Nothing left that no meta references: every data record is a live body.
+            keys = [key async for key in store.data.keys()]  # noqa: SIM118 (a spool)
+            referenced = {m.spool_ref[0] for m in recovered if m.spool_ref is not None}
+            assert set(keys) == referenced
+            # And the counts are right: removing every message empties the data spool.
+            for message in recovered:
+                await store.remove(message)
+            assert [key async for key in store.data.keys()] == []  # noqa: SIM118
+        finally:
+            await store.close()

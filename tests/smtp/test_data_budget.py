@@ -1,0 +1,57 @@
+"""DATA held in memory is bounded per listener (``max_data_buffered``): past the budget a
+transaction gets ``452 4.3.1`` and nothing it sent is kept; large messages still pass."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from kumocore import ConfigError
+from kumocore.smtp.receive import data_budget
+from tests.smtp.conftest import StartSmtp
+
+LINE = "y" * 78 + "\r\n"
+
+
+async def test_data_over_the_listener_budget_is_refused_with_452_and_not_kept(
+    start_smtp: StartSmtp,
+) -> None:
+    env = await start_smtp(max_data_buffered="1 MiB", max_message_size="4 MiB")
+    holder = await env.session()
+    await holder.command("MAIL FROM:<a@example.com>")
+    await holder.command("RCPT TO:<b@example.com>")
+    assert (await holder.command("DATA")).code == 354
+    await holder.send("Subject: x\r\n\r\n" + LINE * 10_000)  # 800 KB, not finished
+    await asyncio.sleep(0.3)
+    other = await env.session()
+    _, final = await other.send_mail("a@example.com", ["c@example.com"],
+                                     "Subject: x\r\n\r\n" + LINE * 5_000)
+    assert str(final).startswith("452 4.3.1")
+    await holder.send(".\r\n")
+    assert (await holder.read_reply()).code == 250
+    budget = data_budget(next(iter(env.listener.sessions)))
+    assert budget.held == 0 and budget.refused == 1
+    # With the first message answered, the budget is free again.
+    _, final = await other.send_mail("a@example.com", ["c@example.com"],
+                                     "Subject: x\r\n\r\n" + LINE * 5_000)
+    assert final.code == 250
+
+
+async def test_a_message_larger_than_the_read_window_arrives_intact(
+    start_smtp: StartSmtp,
+) -> None:
+    env = await start_smtp()
+    body = "Subject: big\r\n\r\n" + "".join(f"{n:08d}.{LINE}" for n in range(40_000))
+    client = await env.session()
+    _, final = await client.send_mail("a@example.com", ["b@example.com"], body)
+    assert final.code == 250
+    [message] = env.messages
+    assert message.data.endswith(body.encode())
+
+
+async def test_the_budget_is_listener_wide_and_refused_in_a_peer_block(
+    start_smtp: StartSmtp,
+) -> None:
+    with pytest.raises(ConfigError, match="max_data_buffered"):
+        await start_smtp(peer={"10.0.0.0/8": {"max_data_buffered": "1 MiB"}})
