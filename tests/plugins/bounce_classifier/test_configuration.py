@@ -19,9 +19,10 @@ def test_entry_point_is_discoverable_and_names_the_plugin_class() -> None:
     assert entry.load() is BounceClassifierPlugin
 
 
-def test_policy_function_is_table_style() -> None:
-    (fn,) = BounceClassifierPlugin().kumo_register_policy_functions().values()
-    assert takes_table(fn)
+def test_configure_is_table_style_and_the_default_rules_path_is_a_plain_function() -> None:
+    functions = BounceClassifierPlugin().kumo_register_policy_functions()
+    assert takes_table(functions["configure_bounce_classifier"])
+    assert functions["bounce_classifier_default_rules"]() == default_rules_path()
 
 
 def test_every_kumomta_option_is_accepted(tmp_path: Path) -> None:
