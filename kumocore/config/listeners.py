@@ -101,7 +101,7 @@ class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
 
     listen: str = option(SOCKET_ADDRESS, default="127.0.0.1:2025")
     hostname: str = option(STRING, default_factory=socket.gethostname)
-    banner: str = option(STRING, default="KumoMTA")
+    banner: str = option(STRING, default="kumocore ESMTP")
     relay_hosts: CidrSet = option(CIDRS, default=["127.0.0.1", "::1"])
     max_connections: int = option(integer(1), default=32 * 1024)
     max_messages_per_connection: int = option(integer(1), default=10_000)

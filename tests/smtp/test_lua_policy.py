@@ -65,7 +65,7 @@ async def test_lua_policy_events_shape_the_session(
 ) -> None:
     listener, reception = lua_listener
     client = await RawSmtpClient.connect(listener.address[1], source="127.0.0.5")
-    assert str(await client.read_reply()) == "220 lua.example KumoMTA"
+    assert str(await client.read_reply()) == "220 lua.example kumocore ESMTP"
     assert str(await client.command("EHLO spammer.example")) == \
         "550 5.7.1 go away spammer.example"
     assert (await client.command("EHLO friend.example")).code == 250

@@ -15,9 +15,9 @@ async def test_greeting_is_hostname_and_banner(start_smtp: StartSmtp) -> None:
     assert (reply.code, reply.text) == (220, f"{HOSTNAME} kumocore ready")
 
 
-async def test_default_banner_is_kumomta(smtp: SmtpEnv) -> None:
+async def test_default_banner_names_kumocore(smtp: SmtpEnv) -> None:
     client = await smtp.client()
-    assert str(await client.read_reply()) == f"220 {HOSTNAME} KumoMTA"
+    assert str(await client.read_reply()) == f"220 {HOSTNAME} kumocore ESMTP"
 
 
 async def test_ehlo_advertises_extensions_and_starttls_before_tls(smtp: SmtpEnv) -> None:

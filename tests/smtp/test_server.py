@@ -20,7 +20,7 @@ async def test_several_listeners_run_at_once(start_smtp: StartSmtp) -> None:
     first = await start_smtp(hostname="mx1.example")
     second = await start_smtp(hostname="mx2.example", banner="second")
     assert first.port != second.port
-    assert str(await (await first.client()).read_reply()) == "220 mx1.example KumoMTA"
+    assert str(await (await first.client()).read_reply()) == "220 mx1.example kumocore ESMTP"
     assert str(await (await second.client()).read_reply()) == "220 mx2.example second"
 
 
@@ -39,7 +39,7 @@ async def test_server_starts_the_listeners_a_policy_defines() -> None:
     try:
         esmtp, http = server.listeners
         client = await RawSmtpClient.connect(esmtp.address[1])
-        assert str(await client.read_reply()) == "220 policy.example KumoMTA"
+        assert str(await client.read_reply()) == "220 policy.example kumocore ESMTP"
         assert http.address[1] > 0
     finally:
         for listener in server.listeners:

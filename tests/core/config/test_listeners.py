@@ -31,7 +31,7 @@ def test_esmtp_defaults_are_kumomtas() -> None:
     listener = EsmtpListenerConfig.from_options({})
     assert listener.listen == "127.0.0.1:2025"
     assert listener.hostname == socket.gethostname()
-    assert listener.banner == "KumoMTA"
+    assert listener.banner == "kumocore ESMTP"
     assert listener.relay_hosts == CidrSet(["127.0.0.1", "::1"])
     assert listener.max_connections == 32768
     assert listener.max_messages_per_connection == 10000
