@@ -241,6 +241,9 @@ class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):
     auth_failure_window: float = option(DURATION, default="60s")
     inject_generated_size_limit: int = option(SIZE, default="256 MiB")
     max_rendered_size: int = option(SIZE, default="20 MiB")
+    # kumocore addition: injected mail without a Message-ID gets one (Gmail refuses mail
+    # without it); false keeps KumoMTA's behaviour of adding none.
+    generate_message_id: bool = option(BOOL, default=True)
 
     def listen_host_port(self) -> tuple[str, int]:
         """``listen`` split into (host, port); IPv6 hosts come without brackets."""

@@ -11,7 +11,8 @@ KumoMTA's builder does:
 * attachments with a ``content_id`` are inline: ``multipart/related`` around the body;
   others make the whole a ``multipart/mixed``;
 * ``To:`` is generated for the recipient unless a ``To`` header was given; ``Date`` and
-  ``MIME-Version`` are added. No ``Message-ID`` (KumoMTA's builder adds none either).
+  ``MIME-Version`` are added. The listener adds a ``Message-ID`` when there is none
+  (``generate_message_id``, a kumocore addition; KumoMTA's builder adds none).
 
 A rendered header value containing CR, LF or another control or line-break character
 fails the recipient: a substitution must not be able to add header lines.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import email.policy
 import email.utils
 import re
+import uuid
 from email.message import MIMEPart
 
 from kumocore.headers import HeaderBlock, HeaderError, append_header
@@ -102,6 +104,13 @@ def build_message(
         return message.as_bytes(policy=_POLICY)
     except (ValueError, TypeError) as exc:
         raise BuildError(f"cannot build the message: {exc}") from None
+
+
+def with_message_id(data: bytes, hostname: str) -> bytes:
+    """``data`` with a ``Message-ID: <random@hostname>`` first, unless it has one."""
+    if HeaderBlock(data).get_first("Message-ID") is not None:
+        return data
+    return f"Message-ID: <{uuid.uuid4().hex}@{hostname}>\r\n".encode() + data
 
 
 def finish_rfc5322(data: bytes) -> bytes:

@@ -37,7 +37,13 @@ from aiohttp import web
 
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.http.auth import AuthInfo, request_auth
-from kumocore.http.builder import BuildError, build_message, compile_templates, content_size
+from kumocore.http.builder import (
+    BuildError,
+    build_message,
+    compile_templates,
+    content_size,
+    with_message_id,
+)
 from kumocore.http.inject_schema import InjectRequest, RequestError, parse_inject_request
 from kumocore.http.templating import TemplateFailure, Templates
 from kumocore.message import Message
@@ -201,6 +207,8 @@ class InjectHandler:
         auth: AuthInfo, via: str,
     ) -> Message:
         data = build_message(inject, templates, recipient)
+        if self.config.generate_message_id:
+            data = with_message_id(data, self.config.hostname)
         meta: dict[str, Any] = {
             "http_auth": auth.summary,
             "auth_info": auth.to_dict(),
