@@ -32,6 +32,9 @@ def add_logs_subcommand(subparsers: Any) -> argparse.ArgumentParser:
             help="only this record type (repeatable)",
         )
         parser.add_argument("--queue", help="only records of this exact queue name")
+        parser.add_argument("--format", choices=("json", "text"), default="json",
+                            help="json: the records as written (default); text: one "
+                            "readable line per record")  # fmt: skip
         parser.set_defaults(handler=run_logs)
     tail.add_argument(
         "-n",
@@ -53,7 +56,11 @@ def run_logs(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     """Run ``kumocore logs cat|tail``; returns the process exit status."""
     from kumocore.logs import reader
 
-    stream = out if out is not None else sys.stdout
+    stream: IO[str] = out if out is not None else sys.stdout
+    if getattr(args, "format", "json") == "text":
+        from kumocore.logs.text import TextLines
+
+        stream = TextLines(stream)  # type: ignore[assignment]
     try:
         if args.logs_command == "cat":
             reader.cat(args.dir, args.types, args.queue, stream)

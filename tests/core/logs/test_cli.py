@@ -86,3 +86,19 @@ def test_logs_cat_reports_a_stray_non_zstd_file_in_one_line_and_reads_the_rest(
         {"type": "Bounce", "queue": "a"}]
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 1 and "not a readable zstd log segment" in errors[0], errors
+
+
+def test_logs_cat_format_text_prints_one_readable_line_per_record(tmp_path: Path) -> None:
+    write_segment(tmp_path / "seg", {
+        "type": "Bounce", "id": "abc", "sender": "s@a.example", "recipient": "r@b.example",
+        "queue": "b.example", "site": "mx.b.example", "timestamp": 1796310245,
+        "bounce_classification": "InvalidRecipient", "peer_address": {"addr": "192.0.2.7"},
+        "response": {"code": 550, "enhanced_code": {"class": 5, "subject": 1, "detail": 1},
+                     "content": "no such\n user", "command": "RCPT TO"}})
+    args = parse(["logs", "cat", str(tmp_path), "--format", "text", "--type", "Bounce"])
+    out = io.StringIO()
+    assert run_logs(args, out) == 0
+    assert out.getvalue() == (
+        "2026-12-03 15:04:05 Bounce           abc  s@a.example -> r@b.example  "
+        "550 5.1.1 no such user  [queue=b.example site=mx.b.example class=InvalidRecipient "
+        "peer=192.0.2.7]\n")
