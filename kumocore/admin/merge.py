@@ -47,7 +47,15 @@ def _merge_entries(groups: Iterable[list[dict[str, Any]]], key: str,
 def merge_summary(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
     summaries = _json_bodies(local, answers)
     scheduled = _merge_entries((s["scheduled"] for s in summaries), "name", ("count",))
-    ready = _merge_entries((s["ready"] for s in summaries), "name", ("count", "connections"))
+    by_name = {entry["name"]: entry for entry in scheduled}
+    for summary in summaries:  # a queue's oldest message is the oldest on any worker
+        for entry in summary["scheduled"]:
+            if "oldest_age" not in entry:
+                continue
+            merged = by_name[entry["name"]]
+            merged["oldest_age"] = max(merged.get("oldest_age", 0), entry.get("oldest_age", 0))
+    summed = ("count", "connections", "delivered", "transient", "failed")
+    ready = _merge_entries((s["ready"] for s in summaries), "name", summed)
     scheduled.sort(key=lambda e: (-e["count"], e["name"]))
     ready.sort(key=lambda e: (-e["count"], -e["connections"], e["name"]))
     totals: dict[str, int] = {}

@@ -8,6 +8,7 @@ here changes queue state.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,19 +52,38 @@ def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
             "count": len(ready),
             "connections": ready.connections,
             "connection_limit": manager.egress.connection_limit(ready.config),
+            # kumocore addition: what this path saw since start, and its last error.
+            **_path_stats(manager, ready.key.name),
         }
         for ready in queues
     ]
+
+
+def _path_stats(manager: QueueManager, name: str) -> dict[str, Any]:
+    stats = manager.outcomes.stats.paths.get(name)
+    if stats is None:
+        return {"delivered": 0, "transient": 0, "failed": 0, "last_error": None}
+    return {"delivered": stats.delivered, "transient": stats.transient,
+            "failed": stats.failed, "last_error": stats.last_error}  # fmt: skip
+
+
+def _oldest_age(manager: QueueManager, name: str, now: float) -> float:
+    """Seconds since the oldest message of scheduled queue ``name`` was received."""
+    messages = manager.messages
+    created = [messages[i].created for i in manager.scheduled[name].ids if i in messages]
+    return round(now - min(created), 1) if created else 0.0
 
 
 def queue_summary(manager: QueueManager) -> dict[str, Any]:
     """What ``GET /api/admin/queue-summary/v1`` returns and ``kumocore queue summary`` prints."""
     counts = scheduled_counts(manager)
     names = sorted(manager.scheduled, key=lambda name: (-counts[name], name))
+    now = time.time()
     scheduled = [
-        {"name": name, "count": counts[name], "egress_pool": manager.scheduled[name].pool_name}
+        {"name": name, "count": counts[name], "egress_pool": manager.scheduled[name].pool_name,
+         "oldest_age": _oldest_age(manager, name, now)}
         for name in names
-    ]
+    ]  # fmt: skip
     ready = ready_entries(manager)
     return {
         "scheduled": scheduled,
@@ -102,6 +122,9 @@ async def inspect_message(
     due = manager.scheduler.due_time(message_id)
     if due is not None:
         body["due"] = rfc3339(due)
+    last = manager.outcomes.stats.last_response.get(message_id)
+    if last is not None:
+        body["last_response"] = last  # kumocore addition: why it is waiting
     if want_body:
         data = message.data
         if not data and store is not None:
@@ -112,7 +135,7 @@ async def inspect_message(
     return {"id": message_id, "message": body}
 
 
-_NUMERIC = {"COUNT", "CONNS"}
+_NUMERIC = {"COUNT", "CONNS", "DELIV", "TEMP", "FAIL", "OLDEST"}
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -130,19 +153,32 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return [line(headers), *(line(r) for r in rows)]
 
 
+def _age(seconds: float) -> str:
+    whole = int(seconds)
+    if whole >= 86400:
+        return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
+    if whole >= 3600:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 60}m{whole % 60:02d}s" if whole >= 60 else f"{whole}s"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The human table ``kumocore queue summary`` prints (ready queues, then scheduled)."""
     ready_rows = [
-        [e["name"], str(e["count"]), f"{e['connections']}/{e['connection_limit']}"]
+        [e["name"], str(e["count"]), f"{e['connections']}/{e['connection_limit']}",
+         str(e.get("delivered", 0)), str(e.get("transient", 0)), str(e.get("failed", 0)),
+         e.get("last_error") or ""]
         for e in summary.get("ready", [])
-    ]
+    ]  # fmt: skip
     scheduled_rows = [
-        [e["name"], str(e["count"]), e["egress_pool"]] for e in summary.get("scheduled", [])
+        [e["name"], str(e["count"]), _age(e.get("oldest_age", 0.0)), e["egress_pool"]]
+        for e in summary.get("scheduled", [])
     ]
     totals = summary.get("totals", {})
-    lines = _table(["READY QUEUE", "COUNT", "CONNS"], ready_rows)
+    lines = _table(["READY QUEUE", "COUNT", "CONNS", "DELIV", "TEMP", "FAIL", "LAST ERROR"],
+                   ready_rows)  # fmt: skip
     lines.append("")
-    lines += _table(["SCHEDULED QUEUE", "COUNT", "POOL"], scheduled_rows)
+    lines += _table(["SCHEDULED QUEUE", "COUNT", "OLDEST", "POOL"], scheduled_rows)
     lines.append("")
     lines.append(
         f"{totals.get('messages', 0)} messages: {totals.get('scheduled', 0)} scheduled, "

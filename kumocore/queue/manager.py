@@ -144,6 +144,7 @@ class QueueManager:
         the next start handles the message again — logged twice rather than never.
         """
         self.messages.pop(message.id, None)
+        self.outcomes.stats.forget(message.id)
         name = self.queue_names.pop(message.id, None)
         queue = self.scheduled.get(name) if name else None
         if queue is not None:

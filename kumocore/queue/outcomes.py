@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.queue.path_stats import OutcomeStats
 from kumocore.queue.requeue import requeue_event
 from kumocore.response import Response
 from kumocore.scheduling import message_schedule
@@ -34,6 +35,10 @@ DRAIN_GRACE = 2.0
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
 
 
+def _path_name(path: ReadyQueue | None) -> str | None:
+    return path.key.name if path is not None else None
+
+
 class Outcomes:
     """Records outcomes, updates the spool and reschedules."""
 
@@ -47,6 +52,8 @@ class Outcomes:
             "expired": 0,
             "admin_bounced": 0,
         }
+        #: Per-path outcome counts and last errors, per-message last responses (queue tools).
+        self.stats = OutcomeStats()
         self._tasks: set[asyncio.Task[None]] = set()
         # Set while draining at shutdown: after it, unwritten final records stop holding
         # up the shutdown (their messages stay spooled).
@@ -171,6 +178,7 @@ class Outcomes:
         source_address: str | None,
     ) -> None:
         self.counters["delivered"] += 1
+        self.stats.record(_path_name(path), message.id, "delivered", response)
         ticket = self._record("Delivery", message, response, path, peer, source_address)
         self._spawn(self._finish(message, ticket))
 
@@ -186,6 +194,7 @@ class Outcomes:
     ) -> None:
         """A final failure (``Bounce``, ``AdminBounce`` or ``Expiration``): log, then forget."""
         self.counters[_COUNTER_OF[kind]] += 1
+        self.stats.record(_path_name(path), message.id, "failed", response)
 
         async def finish() -> None:
             ticket = None
@@ -212,6 +221,7 @@ class Outcomes:
         source_address: str | None,
     ) -> None:
         self.counters["transient"] += 1
+        self.stats.record(_path_name(path), message.id, "transient", response)
         queue = self.manager.queue_of(message)
         if queue is None:
             log.error("transient failure for a message without a queue", id=message.id)

@@ -68,10 +68,11 @@ async def test_queue_summary_counts_scheduled_and_ready_queues(
 
     summary = await (await client.get(SUMMARY)).json()
 
-    assert summary["scheduled"] == [
+    assert [{k: v for k, v in e.items() if k != "oldest_age"} for e in summary["scheduled"]] == [
         {"name": "example.com", "count": 3, "egress_pool": NOWHERE_POOL},
         {"name": "c1:t1@other.example", "count": 1, "egress_pool": NOWHERE_POOL},
     ]
+    assert all(0 <= e["oldest_age"] < 60 for e in summary["scheduled"])
     assert summary["ready"] == [
         {
             "name": "src1->mx.example.com@smtp_client",
@@ -80,6 +81,10 @@ async def test_queue_summary_counts_scheduled_and_ready_queues(
             "count": 2,
             "connections": 1,
             "connection_limit": 7,
+            "delivered": 0,
+            "transient": 0,
+            "failed": 0,
+            "last_error": None,
         }
     ]
     assert summary["totals"] == {
@@ -111,10 +116,11 @@ def test_summary_table_lists_ready_then_scheduled_queues_with_totals() -> None:
         }
     )
     lines = text.splitlines()
-    assert lines[0].split() == ["READY", "QUEUE", "COUNT", "CONNS"]
-    assert lines[1].split() == ["s->mx@smtp_client", "3", "2/10"]
-    assert lines[3].split() == ["SCHEDULED", "QUEUE", "COUNT", "POOL"]
-    assert lines[4].split() == ["example.com", "12", "pool-a"]
+    assert lines[0].split() == ["READY", "QUEUE", "COUNT", "CONNS", "DELIV", "TEMP", "FAIL",
+                                "LAST", "ERROR"]
+    assert lines[1].split() == ["s->mx@smtp_client", "3", "2/10", "0", "0", "0"]
+    assert lines[3].split() == ["SCHEDULED", "QUEUE", "COUNT", "OLDEST", "POOL"]
+    assert lines[4].split() == ["example.com", "12", "0s", "pool-a"]
     assert lines[-1] == "15 messages: 12 scheduled, 3 ready, 2 connections"
 
 
