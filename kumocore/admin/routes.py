@@ -178,8 +178,11 @@ class AdminApi:
         if raw_limit is not None and not raw_limit.isdigit():
             raise ApiError(400, "query parameter 'limit' must be a whole number")
         limit = int(raw_limit) if raw_limit is not None else None
+        want_body = request.query.get("want_body", "false").lower()
+        if want_body not in ("true", "false"):
+            raise ApiError(400, "query parameter 'want_body' must be true or false")
         return web.json_response(queue_messages(
-            self._manager(), name, limit=limit, want_body=_flag(request.query.get("want_body"))))
+            self._manager(), name, limit=limit, want_body=want_body == "true"))
 
     @_json_errors
     async def summary(self, request: web.Request) -> web.StreamResponse:
