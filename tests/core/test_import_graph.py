@@ -1,0 +1,107 @@
+"""The import graph of ``kumocore/``, read from the source (function-level and
+TYPE_CHECKING imports count: a reader follows them too).
+
+The architecture issue's goal is a graph without circles. Until it is reached, the
+modules that are in a circle today are listed here, and no other module may join one:
+a new circle, or a module pulled into an old one, fails this test.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "kumocore"
+
+#: Modules in an import circle today (to be untangled by the architecture step).
+KNOWN_IN_CIRCLES = frozenset({
+    "kumocore", "kumocore.body", "kumocore.hookspecs", "kumocore.message",
+    "kumocore.queue_name",
+    "kumocore.admin.peers", "kumocore.admin.routes", "kumocore.admin.summary",
+    "kumocore.builtins", "kumocore.inject_api", "kumocore.intake", "kumocore.metrics",
+    "kumocore.queue.egress", "kumocore.queue.manager", "kumocore.queue.outcomes",
+    "kumocore.queue.ready", "kumocore.queue.rebind", "kumocore.queue.requeue",
+    "kumocore.queue.routing", "kumocore.runtime", "kumocore.runtime_functions",
+    "kumocore.tasks", "kumocore.throttle.policy",
+    "kumocore.smtp", "kumocore.smtp.auth", "kumocore.smtp.commands", "kumocore.smtp.limits",
+    "kumocore.smtp.receive", "kumocore.smtp.rejections", "kumocore.smtp.rewrite",
+    "kumocore.smtp.server", "kumocore.smtp.session",
+})  # fmt: skip
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parts, *([node.module] if node.module else [])])
+                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph[name].add(target)
+    return graph
+
+
+def modules_in_circles(graph: dict[str, set[str]]) -> set[str]:
+    """Every module in a strongly connected component of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: set[str] = set()
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.update(component)
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_module_outside_the_known_circles_joins_an_import_circle() -> None:
+    new = modules_in_circles(import_graph()) - KNOWN_IN_CIRCLES
+    assert not new, f"modules newly in an import circle: {sorted(new)}"
+
+
+def test_the_circle_finder_finds_a_two_module_circle() -> None:
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
+    assert modules_in_circles(graph) == {"a", "b"}
