@@ -3,7 +3,8 @@
 -- $XDG_STATE_HOME/kumocore, else ./var (never a shared place like /tmp, where another
 -- user could create it first; kumocore refuses a directory it does not own),
 -- an ESMTP listener on 127.0.0.1:2025 and the HTTP API on 127.0.0.1:8000 (unprivileged
--- ports), relaying only for loopback clients. Copy it and edit to make it your own.
+-- ports; $KUMOCORE_SMTP_LISTEN and $KUMOCORE_HTTP_LISTEN move them), relaying only for
+-- loopback clients. Copy it and edit to make it your own.
 local kumo = require 'kumo'
 
 local function state_dir()
@@ -29,12 +30,12 @@ kumo.on('init', function()
   kumo.configure_bounce_classifier { files = { RULES } }
 
   kumo.start_http_listener {
-    listen = '127.0.0.1:8000',
+    listen = os.getenv 'KUMOCORE_HTTP_LISTEN' or '127.0.0.1:8000',
     trusted_hosts = { '127.0.0.1', '::1' },
   }
 
   kumo.start_esmtp_listener {
-    listen = '127.0.0.1:2025',
+    listen = os.getenv 'KUMOCORE_SMTP_LISTEN' or '127.0.0.1:2025',
     relay_hosts = { '127.0.0.1', '::1' },
   }
 end)
