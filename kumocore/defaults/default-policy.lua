@@ -47,9 +47,33 @@ kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
   }
 end)
 
+-- DKIM signing, when $KUMOCORE_DKIM_KEY names a private key (PEM, RSA): every message is
+-- signed for the domain of its From header with selector $KUMOCORE_DKIM_SELECTOR
+-- (default 'default'); publish the public key at <selector>._domainkey.<domain>.
+local DKIM_KEY = os.getenv 'KUMOCORE_DKIM_KEY'
+local DKIM_SELECTOR = os.getenv 'KUMOCORE_DKIM_SELECTOR' or 'default'
+
+local function dkim_sign(msg)
+  local from = msg:from_header()
+  if not DKIM_KEY or not from then
+    return
+  end
+  msg:dkim_sign(kumo.dkim.rsa_sha256_signer {
+    domain = from.domain,
+    selector = DKIM_SELECTOR,
+    headers = { 'From', 'To', 'Subject', 'Date', 'Message-ID' },
+    key = DKIM_KEY,
+  })
+end
+
 kumo.on('smtp_server_message_received', function(msg)
   local tenant = msg:get_first_named_header_value 'X-Tenant'
   if tenant then
     msg:set_meta('tenant', tenant)
   end
+  dkim_sign(msg)
+end)
+
+kumo.on('http_message_generated', function(msg)
+  dkim_sign(msg)
 end)
