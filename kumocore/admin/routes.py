@@ -210,3 +210,6 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     routes.add_get(f"{ADMIN_PREFIX}/inspect-sched-q/v1", api.inspect_sched_q)
     routes.add_get("/metrics", api.metrics)
     routes.add_get("/metrics.json", api.metrics_json)
+    from kumocore.status.routes import add_status_api
+
+    add_status_api(app, runtime)  # the status page's data, also on the peer sockets

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.response import Response
+from kumocore.status.responses import note_outcome
 
 if TYPE_CHECKING:
     from kumocore.logs.dispatch import Ticket
@@ -84,6 +85,7 @@ class Outcomes:
         source_address: str | None,
         classification: str = "Uncategorized",
     ) -> Ticket | None:
+        note_outcome(self.runtime, kind, path, response, classification)  # the status page
         logs = self.runtime.logs
         if logs is None:
             return None
