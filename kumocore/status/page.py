@@ -131,6 +131,7 @@ def render_page(status: dict[str, Any]) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>kumocore status — {host}</title>
+<link rel="icon" href="/status/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/status/static/status.css">
 <script src="/status/static/status.js" defer></script>
 </head>

@@ -31,7 +31,8 @@ __all__ = ["EVENT_INTERVAL", "StatusHub", "add_status_api", "add_status_page"]
 
 #: Seconds between two status events.
 EVENT_INTERVAL = 1.0
-STATIC_FILES = {"status.js": "text/javascript", "status.css": "text/css"}
+STATIC_FILES = {"status.js": "text/javascript", "status.css": "text/css",
+                "favicon.svg": "image/svg+xml"}
 #: The page loads nothing but its own files and talks only to its own origin.
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "

@@ -1,0 +1,167 @@
+"""The status page in a real headless Chromium, against a real ``serve --workers 2``.
+
+Mail goes to two sites: ``ok.test`` delivers, ``defer.test`` answers 451. The browser
+must see the counters move and the deferring site's response, and a suspension made
+with the page's own button must stop deliveries for ``ok.test`` at the sink. The
+console must stay free of errors. A screenshot is saved (``STATUS_SCREENSHOT`` names
+where; ``make status-screenshot`` points it at docs/images/status.png).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.status.harness import Node, Sinks
+
+pytestmark = pytest.mark.slow
+
+webdriver = pytest.importorskip("selenium.webdriver")
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+if CHROMIUM is None or DRIVER is None:  # pragma: no cover - setup.sh installs both
+    pytest.fail("chromium and chromium-driver are required (scripts/setup.sh installs them)")
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[tuple[Node, Sinks]]:
+    sinks = Sinks().start()
+    node = Node(tmp_path, sinks.port, sinks.dns.address)
+    try:
+        node.wait_ready()
+        yield node, sinks
+    finally:
+        node.stop()
+        sinks.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="kumocore-chromium-")
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                 "--window-size=1366,1000", f"--user-data-dir={profile}"):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(DRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def cell_texts(driver: Any, table: str) -> list[list[str]]:
+    rows = driver.find_elements("css selector", f"#{table} tbody tr")
+    return [[td.text for td in row.find_elements("css selector", "td")] for row in rows]
+
+
+def counter(driver: Any, name: str) -> int:
+    for row in cell_texts(driver, "counters"):
+        if row and row[0] == name:
+            return int(row[1])
+    raise AssertionError(f"no counter row {name!r}")
+
+
+def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
+        world: tuple[Node, Sinks], browser: Any) -> None:  # fmt: skip
+    node, sinks = world
+    browser.get(node.url + "/status")
+    wait_for("the live stream", lambda: browser.find_element("id", "live").text == "live")
+    assert counter(browser, "received") == 0
+
+    node.send([f"user{i}@ok.test" for i in range(20)]
+              + [f"tempfail{i}@defer.test" for i in range(5)])  # fmt: skip
+
+    # The numbers move without a reload.
+    wait_for("received to reach 25", lambda: counter(browser, "received") == 25)
+    wait_for("deliveries", lambda: counter(browser, "delivered") >= 20)
+    wait_for("transient failures", lambda: counter(browser, "transient failures") >= 5)
+    # The deferring site's response is listed, with its code and text.
+    responses = wait_for("the 451 of mx.defer.test", lambda: [
+        r for r in cell_texts(browser, "responses")
+        if r[:1] == ["mx.defer.test"] and "451" in r and "tempfail requested" in r])
+    assert responses[0][3] == "4.3.0"
+    # The deferring queue waits in the scheduled table; the chart is drawn.
+    wait_for("defer.test queued", lambda: any(
+        r[0] == "defer.test" and r[1] == "5" for r in cell_texts(browser, "scheduled")))
+    assert browser.find_elements("css selector", "#chart svg polyline.s1")
+
+    # Keep an ok.test queue around to suspend: a message to it is queued while the
+    # page suspends it... first make the queue exist by deferring a message there.
+    node.send(["tempfail-once-a@ok.test"])
+    row = wait_for("ok.test in the scheduled table", lambda: [
+        r for r in browser.find_elements("css selector", "#scheduled tbody tr")
+        if r.find_elements("css selector", ".qname")
+        and r.find_element("css selector", ".qname").text == "ok.test"])
+    row[0].find_element("css selector", "button.suspend").click()
+    wait_for("the confirmation", lambda: browser.find_element("id", "confirm").is_displayed())
+    browser.find_element("id", "confirm-ok").click()
+    wait_for("the suspension listed", lambda: any(
+        r[0] == "suspend" and r[1] == "ok.test" for r in cell_texts(browser, "rules")))
+    assert not browser.find_element("id", "confirm").is_displayed()
+    save_screenshot(browser)
+
+    before = sinks.delivered()["ok.test"]
+    node.send([f"late{i}@ok.test" for i in range(5)])
+    wait_for("the suspended messages queued", lambda: any(
+        r[0] == "ok.test" and int(r[1]) >= 5 and r[4].startswith("suspended")
+        for r in cell_texts(browser, "scheduled")))
+    time.sleep(4)  # longer than the retry interval: nothing may reach the sink
+    assert sinks.delivered()["ok.test"] == before
+
+    # Click-through: the queue's messages, then one message's inspect view.
+    row = [r for r in browser.find_elements("css selector", "#scheduled tbody tr")
+           if r.find_element("css selector", ".qname").text == "ok.test"]  # fmt: skip
+    row[0].find_element("css selector", "button.messages").click()
+    link = wait_for("the message list", lambda: browser.find_elements("css selector", "a.msgid"))
+    link[0].click()
+    inspect = wait_for("the inspect view", lambda: browser.find_elements("id", "inspect"))
+    assert "@ok.test" in inspect[0].text and "hello" in inspect[0].text
+
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
+def save_screenshot(browser: Any) -> None:
+    target = os.environ.get("STATUS_SCREENSHOT")
+    path = Path(target) if target else Path(tempfile.gettempdir()) / "kumocore-status.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(path))
+
+
+def test_page_without_javascript_is_a_readable_snapshot(world: tuple[Node, Sinks]) -> None:
+    node, sinks = world
+    node.send(["tempfail-x@defer.test", "a@ok.test"])
+    wait_for("the deferral", lambda: node.api("/api/admin/status/v1")["recent"]["responses"])
+    import urllib.request
+
+    with urllib.request.urlopen(node.url + "/status", timeout=30) as response:
+        html = response.read().decode()
+        csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert '<html lang="en" class="nojs">' in html
+    assert "<td>mx.defer.test</td>" in html and "tempfail requested" in html
+    assert '<span class="qname">defer.test</span>' in html
