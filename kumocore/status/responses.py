@@ -49,6 +49,8 @@ class ResponseLog:
 
     def _bucket(self) -> _Bucket:
         minute = int(self._clock() // 60)
+        while self._buckets and self._buckets[0].minute <= minute - WINDOW_MINUTES:
+            self._buckets.popleft()  # quiet minutes leave gaps: age out by time, not count
         if not self._buckets or self._buckets[-1].minute != minute:
             self._buckets.append(_Bucket(minute))
         return self._buckets[-1]
@@ -67,7 +69,8 @@ class ResponseLog:
 
     def recent(self, minutes: int = WINDOW_MINUTES) -> dict[str, Any]:
         """Counts over the last ``minutes`` minutes: ``responses`` (busiest first) and
-        ``bounce_classes``."""
+        ``bounce_classes``. No further back than :data:`WINDOW_MINUTES`."""
+        minutes = min(minutes, WINDOW_MINUTES)
         oldest = int(self._clock() // 60) - minutes + 1
         responses: Counter[Key] = Counter()
         classes: Counter[str] = Counter()

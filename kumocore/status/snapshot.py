@@ -50,8 +50,17 @@ _IMPORTED = time.time()
 _STARTED = process_start_time()
 
 
+def _manager(runtime: Runtime) -> QueueManager | None:
+    """The runtime's queue manager; None before the queues start (or when a test stands
+    something else in for them)."""
+    from kumocore.queue.manager import QueueManager
+
+    queues = runtime.queues
+    return queues if isinstance(queues, QueueManager) else None
+
+
 def _counters(runtime: Runtime) -> dict[str, Any]:
-    manager = runtime.queues
+    manager = _manager(runtime)
     outcomes: dict[str, int] = manager.outcomes.counters if manager is not None else {}
     received = dict(reception_counter(runtime).counts)
     counters: dict[str, Any] = {name: outcomes.get(key, 0) for name, key in COUNTERS.items()}
@@ -109,7 +118,7 @@ def _spools(runtime: Runtime) -> list[dict[str, Any]]:
 def local_status(runtime: Runtime) -> dict[str, Any]:
     """This process's status (what the private socket of a worker answers)."""
     now = time.time()
-    manager: QueueManager | None = runtime.queues
+    manager = _manager(runtime)
     logs = runtime.logs
     status: dict[str, Any] = {
         "time": now,

@@ -109,8 +109,8 @@ def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
         r[0] == "defer.test" and r[1] == "5" for r in cell_texts(browser, "scheduled")))
     assert browser.find_elements("css selector", "#chart svg polyline.s1")
 
-    # Keep an ok.test queue around to suspend: a message to it is queued while the
-    # page suspends it... first make the queue exist by deferring a message there.
+    # ok.test delivered everything, so its queue is gone: one deferral brings it back
+    # (tempfail-once), then the page's suspend button suspends it.
     node.send(["tempfail-once-a@ok.test"])
     row = wait_for("ok.test in the scheduled table", lambda: [
         r for r in browser.find_elements("css selector", "#scheduled tbody tr")
@@ -153,7 +153,7 @@ def save_screenshot(browser: Any) -> None:
 
 
 def test_page_without_javascript_is_a_readable_snapshot(world: tuple[Node, Sinks]) -> None:
-    node, sinks = world
+    node, _ = world
     node.send(["tempfail-x@defer.test", "a@ok.test"])
     wait_for("the deferral", lambda: node.api("/api/admin/status/v1")["recent"]["responses"])
     import urllib.request
