@@ -91,6 +91,11 @@ def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
     browser.get(node.url + "/status")
     wait_for("the live stream", lambda: browser.find_element("id", "live").text == "live")
     assert counter(browser, "received") == 0
+    # Both workers answer: the page shows the node, not the worker that served it.
+    wait_for("both workers", lambda: ["2"] in [
+        [td.text for td in row.find_elements("css selector", "td")]
+        for row in browser.find_elements("css selector", "#node tbody tr")
+        if row.find_element("css selector", "th").text == "workers"])
 
     node.send([f"user{i}@ok.test" for i in range(20)]
               + [f"tempfail{i}@defer.test" for i in range(5)])  # fmt: skip
