@@ -2,7 +2,8 @@
 
 Two sinks share one port on two loopback addresses, so the two destination domains are
 two sites: ``ok.test`` (MX 127.0.0.2) accepts, ``defer.test`` (MX 127.0.0.3) is where
-the tests send ``tempfail`` recipients (451). The sinks run on their own event loop in a
+the tests send ``tempfail`` recipients (451). ``slow.test`` shares ok.test's site but
+retries only after an hour (for "retry now"). The sinks run on their own event loop in a
 thread, because the browser driver (selenium) blocks the test's thread.
 """
 
@@ -45,9 +46,9 @@ def kumo_init(kumo):
 
 @hookimpl
 def kumo_get_queue_config(domain, tenant, campaign, routing_domain):
-    return QueueConfig.from_options({{
-        "retry_interval": "2s", "max_retry_interval": "4s",
-    }})
+    if domain == "slow.test":
+        return QueueConfig.from_options({{"retry_interval": "1h"}})
+    return QueueConfig.from_options({{"retry_interval": "2s", "max_retry_interval": "4s"}})
 
 
 @hookimpl
@@ -64,6 +65,7 @@ def zones() -> dict[str, Any]:
     for domain, address in SITES.items():
         out[domain] = {"MX": [(10, f"mx.{domain}")]}
         out[f"mx.{domain}"] = {"A": [address]}
+    out["slow.test"] = {"MX": [(10, "mx.ok.test")]}
     return out
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
 
 from tests.status.harness import Node, Sinks
 
 pytestmark = pytest.mark.slow
 
-webdriver = pytest.importorskip("selenium.webdriver")
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 if CHROMIUM is None or DRIVER is None:  # pragma: no cover - setup.sh installs both
     pytest.fail("chromium and chromium-driver are required (scripts/setup.sh installs them)")
@@ -150,6 +150,74 @@ def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
     assert errors == [], errors
 
 
+def queue_row(browser: Any, name: str) -> list[Any]:
+    return [r for r in browser.find_elements("css selector", "#scheduled tbody tr")
+            if r.find_elements("css selector", ".qname")
+            and r.find_element("css selector", ".qname").text == name]  # fmt: skip
+
+
+def press(browser: Any, name: str, button: str, *, confirm: bool = True) -> None:
+    """Press ``button`` on queue ``name``'s row, then confirm (or cancel) the dialog."""
+    row = wait_for(f"{name} in the scheduled table", lambda: queue_row(browser, name))
+    wait_for(f"the {button} button", lambda: row[0].find_elements(
+        "css selector", f"button.{button}"))[0].click()
+    wait_for("the confirmation", lambda: browser.find_element("id", "confirm").is_displayed())
+    browser.find_element("id", "confirm-ok" if confirm else "confirm-cancel").click()
+    wait_for("the dialog to close",
+             lambda: not browser.find_element("id", "confirm").is_displayed())
+
+
+def background(browser: Any, scheme: str) -> str:
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {
+        "features": [{"name": "prefers-color-scheme", "value": scheme}]})  # fmt: skip
+    return str(browser.execute_script(
+        "return getComputedStyle(document.body).backgroundColor"))  # fmt: skip
+
+
+def test_page_buttons_resume_retry_bounce_and_cancel_and_follow_dark_mode(
+        world: tuple[Node, Sinks], browser: Any) -> None:  # fmt: skip
+    node, sinks = world
+    browser.get(node.url + "/status")
+    wait_for("the live stream", lambda: browser.find_element("id", "live").text == "live")
+    assert background(browser, "dark") == "rgb(21, 23, 26)"
+    assert background(browser, "light") == "rgb(247, 247, 245)"
+
+    # Cancelling the dialog changes nothing; suspend then resume leaves no rule.
+    node.send([f"tempfail{i}@defer.test" for i in range(3)])
+    press(browser, "defer.test", "suspend", confirm=False)
+    time.sleep(1.5)
+    assert node.api("/api/admin/suspend/v1") == []
+    press(browser, "defer.test", "suspend")
+    wait_for("suspended", lambda: queue_row(browser, "defer.test")[0].find_elements(
+        "css selector", "button.resume"))  # fmt: skip
+    press(browser, "defer.test", "resume")
+    wait_for("no rule left", lambda: node.api("/api/admin/suspend/v1") == [])
+
+    # Retry now: a message deferred for an hour is delivered at once.
+    node.send(["tempfail-once-r@slow.test"])
+    wait_for("the deferral", lambda: any(
+        r[0] == "slow.test" and r[1] == "1" for r in cell_texts(browser, "scheduled")))
+    time.sleep(1)
+    assert sinks.delivered()["slow.test"] == 0
+    press(browser, "slow.test", "retry")
+    wait_for("delivery after retry now", lambda: sinks.delivered()["slow.test"] == 1, 15)
+
+    # Bounce: the queue's messages are bounced; the rule is listed and can be cancelled.
+    press(browser, "defer.test", "bounce")
+    wait_for("the queue emptied", lambda: not any(
+        r[0] == "defer.test" and r[1] != "0" for r in cell_texts(browser, "scheduled")))
+    assert node.api("/api/admin/status/v1")["counters"]["admin_bounced"] == 3
+    rule = wait_for("the bounce rule", lambda: [
+        r for r in browser.find_elements("css selector", "#rules tbody tr")
+        if r.find_elements("css selector", "button.cancel")])
+    rule[0].find_element("css selector", "button.cancel").click()
+    browser.find_element("id", "confirm-ok").click()
+    wait_for("the rule cancelled", lambda: node.api("/api/admin/bounce/v1") == [])
+
+    errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == [], errors
+
+
 def save_screenshot(browser: Any) -> None:
     target = os.environ.get("STATUS_SCREENSHOT")
     path = Path(target) if target else Path(tempfile.gettempdir()) / "kumocore-status.png"
@@ -170,3 +238,11 @@ def test_page_without_javascript_is_a_readable_snapshot(world: tuple[Node, Sinks
     assert '<html lang="en" class="nojs">' in html
     assert "<td>mx.defer.test</td>" in html and "tempfail requested" in html
     assert '<span class="qname">defer.test</span>' in html
+
+
+def test_rule_lists_are_answered_for_the_node_with_two_workers(
+        world: tuple[Node, Sinks]) -> None:  # fmt: skip
+    # The page reads these lists; the fan-out once took a GET list for a rule creation.
+    node, _ = world
+    assert node.api("/api/admin/suspend/v1") == []
+    assert node.api("/api/admin/bounce/v1") == []
