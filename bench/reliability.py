@@ -16,7 +16,9 @@ loopback (see :mod:`bench.crash` for the harness):
 8. Redis killed mid-run, DNS down and SERVFAIL;
 9. sec_smtp — one hostile SMTP peer: abandoned TLS handshakes, refused-command floods,
    pipelining stalls, junk commands, per-peer and descriptor caps, unparsable headers,
-   AUTH guessing (:mod:`bench.reliability_sec_smtp`).
+   AUTH guessing (:mod:`bench.reliability_sec_smtp`);
+10. status — the status page: untrusted peers, path traversal, event-stream clients that
+   never read (:mod:`bench.reliability_status`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -46,6 +48,7 @@ from bench.reliability_limits import section_limits
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_report import headline
 from bench.reliability_sec_smtp import section_sec_smtp
+from bench.reliability_status import section_status
 
 __all__ = [
     "MODES",
@@ -65,6 +68,7 @@ __all__ = [
     "section_sec_smtp",
     "section_smtp_fuzz",
     "section_spool",
+    "section_status",
 ]
 
 
@@ -80,6 +84,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("limits", section_limits),
     ("faults", section_faults),
     ("sec_smtp", section_sec_smtp),
+    ("status", section_status),
 ]
 
 
