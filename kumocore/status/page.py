@@ -143,7 +143,7 @@ def render_page(status: dict[str, Any]) -> str:
 </header>
 <main>
 <section id="throughput-panel" class="wide">
-  <h2>Throughput <small>per second, last 5 minutes</small></h2>
+  <h2>Throughput <small>per second, up to the last 5 minutes</small></h2>
   <div id="chart" class="chart" aria-label="throughput chart"></div>
   {_table("counters", ["counter", "total", "per second"], _counters(status))}
 </section>

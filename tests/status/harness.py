@@ -139,8 +139,12 @@ class Node:
                 client.sendmail("sender@src.test", [rcpt],
                                 f"Subject: status test\r\nTo: {rcpt}\r\n\r\nhello\r\n")
 
-    def api(self, path: str) -> Any:
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+    def api(self, path: str, body: Any = None) -> Any:
+        """GET ``path`` (POST ``body`` as JSON when given); the decoded JSON answer."""
+        request = urllib.request.Request(
+            self.url + path, data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
 
     def stop(self) -> None:

@@ -30,9 +30,16 @@ if CHROMIUM is None or DRIVER is None:  # pragma: no cover - setup.sh installs b
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll ``check`` until it is truthy. An element replaced by the page's once-a-second
+    re-render while ``check`` looked at it counts as "not yet"."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while True:
-        result = check()
+        try:
+            result = check()
+        except StaleElementReferenceException:
+            result = None
         if result:
             return result
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -74,8 +81,30 @@ def browser() -> Iterator[Any]:
 
 
 def cell_texts(driver: Any, table: str) -> list[list[str]]:
-    rows = driver.find_elements("css selector", f"#{table} tbody tr")
-    return [[td.text for td in row.find_elements("css selector", "td")] for row in rows]
+    """The table's cells as text, read in one script call: the page re-renders its tables
+    every second, so element-by-element reads could meet a replaced row."""
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".map(r => [...r.cells].map(c => c.innerText.trim()))", f"#{table} tbody tr")
+    return [list(map(str, row)) for row in rows]
+
+
+def click(driver: Any, what: str, find: Callable[[], list[Any]], timeout: float = 30.0) -> None:
+    """Click the first element ``find`` returns, finding it again if a re-render replaced
+    it between the find and the click."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = find()
+            if found:
+                found[0].click()
+                return
+        except StaleElementReferenceException:
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting to click {what}"
+        time.sleep(0.1)
 
 
 def counter(driver: Any, name: str) -> int:
@@ -92,10 +121,8 @@ def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
     wait_for("the live stream", lambda: browser.find_element("id", "live").text == "live")
     assert counter(browser, "received") == 0
     # Both workers answer: the page shows the node, not the worker that served it.
-    wait_for("both workers", lambda: ["2"] in [
-        [td.text for td in row.find_elements("css selector", "td")]
-        for row in browser.find_elements("css selector", "#node tbody tr")
-        if row.find_element("css selector", "th").text == "workers"])
+    wait_for("both workers", lambda: "workers\t2" in browser.execute_script(
+        "return [...document.querySelectorAll('#node tbody tr')].map(r => r.innerText)"))
 
     node.send([f"user{i}@ok.test" for i in range(20)]
               + [f"tempfail{i}@defer.test" for i in range(5)])  # fmt: skip
@@ -117,16 +144,9 @@ def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
     # ok.test delivered everything, so its queue is gone: one deferral brings it back
     # (tempfail-once), then the page's suspend button suspends it.
     node.send(["tempfail-once-a@ok.test"])
-    row = wait_for("ok.test in the scheduled table", lambda: [
-        r for r in browser.find_elements("css selector", "#scheduled tbody tr")
-        if r.find_elements("css selector", ".qname")
-        and r.find_element("css selector", ".qname").text == "ok.test"])
-    row[0].find_element("css selector", "button.suspend").click()
-    wait_for("the confirmation", lambda: browser.find_element("id", "confirm").is_displayed())
-    browser.find_element("id", "confirm-ok").click()
+    press(browser, "ok.test", "suspend")
     wait_for("the suspension listed", lambda: any(
         r[0] == "suspend" and r[1] == "ok.test" for r in cell_texts(browser, "rules")))
-    assert not browser.find_element("id", "confirm").is_displayed()
     save_screenshot(browser)
 
     before = sinks.delivered()["ok.test"]
@@ -138,11 +158,8 @@ def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
     assert sinks.delivered()["ok.test"] == before
 
     # Click-through: the queue's messages, then one message's inspect view.
-    row = [r for r in browser.find_elements("css selector", "#scheduled tbody tr")
-           if r.find_element("css selector", ".qname").text == "ok.test"]  # fmt: skip
-    row[0].find_element("css selector", "button.messages").click()
-    link = wait_for("the message list", lambda: browser.find_elements("css selector", "a.msgid"))
-    link[0].click()
+    click(browser, "messages of ok.test", lambda: queue_button(browser, "ok.test", "messages"))
+    click(browser, "a message id", lambda: browser.find_elements("css selector", "a.msgid"))
     inspect = wait_for("the inspect view", lambda: browser.find_elements("id", "inspect"))
     assert "@ok.test" in inspect[0].text and "hello" in inspect[0].text
 
@@ -150,17 +167,17 @@ def test_page_shows_live_numbers_responses_and_suspends_a_queue_from_its_button(
     assert errors == [], errors
 
 
-def queue_row(browser: Any, name: str) -> list[Any]:
-    return [r for r in browser.find_elements("css selector", "#scheduled tbody tr")
+def queue_button(browser: Any, name: str, button: str) -> list[Any]:
+    """The ``button`` of queue ``name``'s row (empty while there is none)."""
+    return [b for r in browser.find_elements("css selector", "#scheduled tbody tr")
             if r.find_elements("css selector", ".qname")
-            and r.find_element("css selector", ".qname").text == name]  # fmt: skip
+            and r.find_element("css selector", ".qname").text == name
+            for b in r.find_elements("css selector", f"button.{button}")]  # fmt: skip
 
 
 def press(browser: Any, name: str, button: str, *, confirm: bool = True) -> None:
     """Press ``button`` on queue ``name``'s row, then confirm (or cancel) the dialog."""
-    row = wait_for(f"{name} in the scheduled table", lambda: queue_row(browser, name))
-    wait_for(f"the {button} button", lambda: row[0].find_elements(
-        "css selector", f"button.{button}"))[0].click()
+    click(browser, f"{button} of {name}", lambda: queue_button(browser, name, button))
     wait_for("the confirmation", lambda: browser.find_element("id", "confirm").is_displayed())
     browser.find_element("id", "confirm-ok" if confirm else "confirm-cancel").click()
     wait_for("the dialog to close",
@@ -188,10 +205,15 @@ def test_page_buttons_resume_retry_bounce_and_cancel_and_follow_dark_mode(
     time.sleep(1.5)
     assert node.api("/api/admin/suspend/v1") == []
     press(browser, "defer.test", "suspend")
-    wait_for("suspended", lambda: queue_row(browser, "defer.test")[0].find_elements(
-        "css selector", "button.resume"))  # fmt: skip
+    wait_for("suspended", lambda: queue_button(browser, "defer.test", "resume"))
     press(browser, "defer.test", "resume")
     wait_for("no rule left", lambda: node.api("/api/admin/suspend/v1") == [])
+    # A suspension made elsewhere (by domain, through the API) is resumed the same way.
+    node.api("/api/admin/suspend/v1", {"domain": "defer.test", "reason": "from the CLI"})
+    wait_for("the domain rule listed", lambda: any(
+        r[:2] == ["suspend", "domain=defer.test"] for r in cell_texts(browser, "rules")))
+    press(browser, "defer.test", "resume")
+    wait_for("the domain rule cancelled", lambda: node.api("/api/admin/suspend/v1") == [])
 
     # Retry now: a message deferred for an hour is delivered at once.
     node.send(["tempfail-once-r@slow.test"])
@@ -207,10 +229,9 @@ def test_page_buttons_resume_retry_bounce_and_cancel_and_follow_dark_mode(
     wait_for("the queue emptied", lambda: not any(
         r[0] == "defer.test" and r[1] != "0" for r in cell_texts(browser, "scheduled")))
     assert node.api("/api/admin/status/v1")["counters"]["admin_bounced"] == 3
-    rule = wait_for("the bounce rule", lambda: [
-        r for r in browser.find_elements("css selector", "#rules tbody tr")
-        if r.find_elements("css selector", "button.cancel")])
-    rule[0].find_element("css selector", "button.cancel").click()
+    click(browser, "the rule's cancel", lambda: browser.find_elements(
+        "css selector", "#rules tbody button.cancel"))  # fmt: skip
+    wait_for("the confirmation", lambda: browser.find_element("id", "confirm").is_displayed())
     browser.find_element("id", "confirm-ok").click()
     wait_for("the rule cancelled", lambda: node.api("/api/admin/bounce/v1") == [])
 
@@ -222,7 +243,11 @@ def save_screenshot(browser: Any) -> None:
     target = os.environ.get("STATUS_SCREENSHOT")
     path = Path(target) if target else Path(tempfile.gettempdir()) / "kumocore-status.png"
     path.parent.mkdir(parents=True, exist_ok=True)
+    # The whole page, not just the first screen.
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1366, int(height) + 140)
     browser.save_screenshot(str(path))
+    browser.set_window_size(1366, 1000)
 
 
 def test_page_without_javascript_is_a_readable_snapshot(world: tuple[Node, Sinks]) -> None:

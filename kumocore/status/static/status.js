@@ -79,7 +79,8 @@
 
   function renderChart() {
     const svgNS = "http://www.w3.org/2000/svg";
-    const W = 720, H = 180, P = 30;
+    // Drawn at the panel's own width (1 unit = 1 px) so text keeps its size.
+    const W = Math.max(320, $("chart").clientWidth), H = 180, P = 30;
     const points = [];
     for (let i = 1; i < samples.length; i++) {
       const a = samples[i - 1], b = samples[i], dt = b.t - a.t;
@@ -95,7 +96,9 @@
     let max = 1;
     for (const p of points) for (const [key] of SERIES) max = Math.max(max, p[key]);
     const now = samples.length ? samples[samples.length - 1].t : 0;
-    const x = (t) => P + (W - 2 * P) * (1 - (now - t) / HISTORY);
+    // The last minute at first, growing to HISTORY as samples come in.
+    const span = samples.length ? Math.min(HISTORY, Math.max(60, now - samples[0].t)) : 60;
+    const x = (t) => P + (W - 2 * P) * (1 - (now - t) / span);
     const y = (v) => H - P + (-(H - 2 * P) * v) / max;
     const line = (x1, y1, x2, y2, cls) => {
       const l = document.createElementNS(svgNS, "line");
@@ -111,15 +114,15 @@
     line(P, P, P, H - P, "axis");
     text(2, P + 4, max.toFixed(max < 10 ? 1 : 0), "tick");
     text(2, H - P, "0", "tick");
-    text(P, H - 8, "-5 min", "tick");
+    text(P, H - 8, "-" + age(span), "tick");
     text(W - P - 20, H - 8, "now", "tick");
     SERIES.forEach(([key, label], i) => {
       const poly = document.createElementNS(svgNS, "polyline");
       poly.setAttribute("points", points.map((p) => `${x(p.t).toFixed(1)},${y(p[key]).toFixed(1)}`).join(" "));
       poly.setAttribute("class", "series s" + i);
       svg.append(poly);
-      line(P + 10 + i * 150, 12, P + 30 + i * 150, 12, "series s" + i);
-      text(P + 35 + i * 150, 16, label, "legend");
+      line(P + 10 + i * 140, 12, P + 30 + i * 140, 12, "series s" + i);
+      text(P + 35 + i * 140, 16, label, "legend");
     });
     $("chart").replaceChildren(svg);
   }
@@ -135,7 +138,7 @@
       const actions = el("span", { class: "actions" },
         button("messages", () => showQueue(q.name), "messages"),
         q.suspended_until
-          ? button("resume", () => resume(q.name), "resume")
+          ? button("resume", () => resume(q), "resume")
           : button("suspend", () => suspend(q.name), "suspend"),
         button("bounce", () => bounce(q.name), "bounce danger"),
         button("retry now", () => retry(q), "retry"));
@@ -238,11 +241,26 @@
       api("POST", "/api/admin/suspend/v1", { queue_names: [name], reason, duration }));
   }
 
-  function resume(name) {
-    const ids = (latest ? latest.suspensions : []).filter(
-      (r) => (r.queue_names || []).includes(name)).map((r) => r.id);
-    confirmAction("Resume queue " + name + " (cancel " + ids.length + " suspension(s))?", false,
-      async () => { for (const id of ids) await api("DELETE", "/api/admin/suspend/v1", { id }); });
+  // The suspensions that hold queue q: by exact name, or by every field they set
+  // (as the server matches them; a rule with no field at all holds every queue).
+  function holds(rule, q) {
+    if ((rule.queue_names || []).length) return rule.queue_names.includes(q.name);
+    return ["campaign", "tenant", "domain", "routing_domain"].every(
+      (k) => !rule[k] || rule[k] === q[k]);
+  }
+
+  function resume(q) {
+    const ids = (latest ? latest.suspensions : []).filter((r) => holds(r, q)).map((r) => r.id);
+    confirmAction("Resume queue " + q.name + " (cancel " + ids.length + " suspension(s))?", false,
+      async () => {
+        for (const id of ids) {
+          try {
+            await api("DELETE", "/api/admin/suspend/v1", { id });
+          } catch (err) { // already expired or cancelled elsewhere: that is what we wanted
+            if (!err.message.startsWith("no active suspension")) throw err;
+          }
+        }
+      });
   }
 
   function bounce(name) {
