@@ -47,12 +47,15 @@ def _rows(rows: list[list[str]], columns: int, empty: str) -> str:
     return "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
 
 
+#: The throughput table's rows: counter key and label (the script uses the same).
+COUNTER_ROWS = (("received", "received"), ("delivered", "delivered"),
+                ("transfail", "transient failures"), ("fail", "bounced"), ("expired", "expired"))
+
+
 def _counters(status: dict[str, Any]) -> str:
     counters = status["counters"]
-    rows = [[escape(label), f'<span class="num">{counters.get(key, 0)}</span>', "",
-             ] for key, label in (("received", "received"), ("delivered", "delivered"),
-                                  ("transfail", "transient failures"), ("fail", "bounced"),
-                                  ("expired", "expired"))]  # fmt: skip
+    rows = [[escape(label), f'<span class="num">{counters.get(key, 0)}</span>', ""]
+            for key, label in COUNTER_ROWS]  # fmt: skip
     return _rows(rows, 3, "")
 
 
