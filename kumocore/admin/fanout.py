@@ -81,7 +81,7 @@ def make_fanout_middleware(peers: NodePeers) -> Any:
         if request.method == "POST" and local.status >= 400:
             return local  # an invalid request is refused once, not N times
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
-        if request.method == "POST" and request.path in RULE_PATHS:  # not the GET lists
+        if request.method == "POST" and request.path in RULE_PATHS:
             headers[RULE_ID_HEADER] = json.loads(local.body)["id"]  # type: ignore[arg-type]
         answers = await peers.ask_others(request.method, request.path_qs, body, headers)
         merged = merge(local, answers)

@@ -45,10 +45,7 @@ def _merge_entries(groups: Iterable[list[dict[str, Any]]], key: str,
 
 
 def merge_summary(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    return web.json_response(_merged_summary(_json_bodies(local, answers)))
-
-
-def _merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    summaries = _json_bodies(local, answers)
     scheduled = _merge_entries((s["scheduled"] for s in summaries), "name", ("count",))
     ready = _merge_entries((s["ready"] for s in summaries), "name", ("count", "connections"))
     scheduled.sort(key=lambda e: (-e["count"], e["name"]))
@@ -58,7 +55,7 @@ def _merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         for name, value in summary["totals"].items():
             totals[name] = totals.get(name, 0) + value
     totals["scheduled_queues"], totals["ready_queues"] = len(scheduled), len(ready)
-    return {"scheduled": scheduled, "ready": ready, "totals": totals}
+    return web.json_response({"scheduled": scheduled, "ready": ready, "totals": totals})
 
 
 def merge_rule_lists(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
@@ -190,7 +187,7 @@ def merge_metrics_text(local: web.Response, answers: list[PeerAnswer]) -> web.Re
 
 
 def merge_status(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    """The status page's data (:mod:`kumocore.status.snapshot`) for the whole node."""
+    """The status page's data (:mod:`kumocore.status.data`) for the whole node."""
     return web.json_response(merge_statuses(_json_bodies(local, answers)))
 
 
@@ -221,6 +218,13 @@ def merge_statuses(statuses: list[dict[str, Any]]) -> dict[str, Any]:
             node["log_sinks"][sink] = _sum_maps(node["log_sinks"].get(sink, {}), stats)
     merged["node"] = node
     return merged
+
+
+def _merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The queue summaries merged exactly as ``merge_summary`` merges them."""
+    local = web.json_response(summaries[0])
+    answers = [PeerAnswer(k, 200, json.dumps(s).encode()) for k, s in enumerate(summaries[1:])]
+    return json.loads(merge_summary(local, answers).body)  # type: ignore[arg-type, no-any-return]
 
 
 def _keep_scheduled_facts(entries: list[dict[str, Any]], queues: list[dict[str, Any]]) -> None:

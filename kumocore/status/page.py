@@ -1,4 +1,4 @@
-"""The status page's HTML, rendered from one status snapshot (:mod:`kumocore.status.snapshot`).
+"""The status page's HTML, rendered from one node status (:mod:`kumocore.status.data`).
 
 Every table is filled in here, so the page is a readable snapshot without JavaScript;
 ``static/status.js`` then keeps the same tables current from the event stream and draws

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kumocore.queue.ready import ReadyQueue
     from kumocore.response import Response
 
 __all__ = ["MAX_KEYS", "MAX_TEXT", "WINDOW_MINUTES", "ResponseLog", "log_for", "note_outcome"]
@@ -101,10 +100,11 @@ def log_for(runtime: object) -> ResponseLog:
     return log
 
 
-def note_outcome(runtime: object, kind: str, path: ReadyQueue | None, response: Response,
+def note_outcome(runtime: object, kind: str, path: Any, response: Response,
                  classification: str) -> None:  # fmt: skip
-    """Called by the outcomes for every record: counts the refusals (cheap, never raises
-    for a well-formed response)."""
+    """Called by the outcomes for every record: counts the refusals (cheap). ``path`` is
+    the message's ready queue or None (typed loosely: importing the queue modules here
+    would pull this module into their import circle)."""
     if kind in COUNTED_KINDS:
         site = path.key.site if path is not None else ""
         log_for(runtime).add(kind, site, response, classification)

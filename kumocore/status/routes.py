@@ -14,20 +14,19 @@ import asyncio
 import contextlib
 import json
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
 
 from kumocore.status.page import render_page
-from kumocore.status.snapshot import STATUS_PATH, local_status, node_status
 
 if TYPE_CHECKING:
     from kumocore.runtime import Runtime
 
 log = structlog.get_logger("kumocore.status")
 
-__all__ = ["EVENT_INTERVAL", "StatusHub", "add_status_api", "add_status_page"]
+__all__ = ["EVENT_INTERVAL", "StatusHub", "add_status_page", "node_status"]
 
 #: Seconds between two status events.
 EVENT_INTERVAL = 1.0
@@ -44,6 +43,20 @@ PAGE_HEADERS = {
 }  # fmt: skip
 
 HUB_KEY: web.AppKey[StatusHub] = web.AppKey("kumocore.status_hub")
+
+
+async def node_status(runtime: Runtime) -> dict[str, Any]:
+    """The whole node's status: this worker's, merged with the other workers' answers to
+    ``GET /api/admin/status/v1`` (with ``serve --workers N``)."""
+    from kumocore.admin.merge import merge_statuses
+    from kumocore.admin.routes import STATUS_PATH, status_of
+
+    local = status_of(runtime)
+    node = runtime.node
+    if node is None:
+        return local
+    answers = await node.ask_others("GET", STATUS_PATH, b"", {})
+    return merge_statuses([local, *(json.loads(a.body) for a in answers if a.status == 200)])
 
 
 class StatusHub:
@@ -137,15 +150,3 @@ def add_status_page(app: web.Application, runtime: Runtime) -> None:
     app.router.add_get("/status", status_page)
     app.router.add_get("/status/events", status_events)
     app.router.add_get("/status/static/{name}", static_file)
-
-
-def add_status_api(app: web.Application, runtime: Runtime) -> None:
-    """``GET /api/admin/status/v1``: this worker's status (fanned out to the node by
-    :mod:`kumocore.admin.fanout` on the public listener)."""
-
-    async def status_json(_: web.Request) -> web.Response:
-        return web.json_response(local_status(runtime))
-
-    app.router.add_get(STATUS_PATH, status_json)
-
-

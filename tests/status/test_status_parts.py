@@ -11,10 +11,10 @@ from typing import Any
 import aiohttp
 
 from kumocore.admin.merge import merge_statuses
+from kumocore.admin.routes import status_of
 from kumocore.response import Response
 from kumocore.status.page import render_page
 from kumocore.status.responses import MAX_KEYS, OTHER, WINDOW_MINUTES, ResponseLog
-from kumocore.status.snapshot import local_status
 from tests.http.conftest import HttpEnv
 
 UNTRUSTED = "127.0.0.5"
@@ -135,6 +135,6 @@ async def test_event_stream_sends_the_status_every_second_until_the_listener_clo
 
 
 def test_local_status_without_queues_reports_counters_and_node_facts(http: HttpEnv) -> None:
-    status = local_status(http.reception.runtime)
+    status = status_of(http.reception.runtime)
     assert status["queues"] is None and status["counters"]["delivered"] == 0
     assert status["node"]["uptime"] >= 0
