@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.response import Response
-from kumocore.status.responses import note_outcome
 
 if TYPE_CHECKING:
     from kumocore.logs.dispatch import Ticket
@@ -85,6 +84,8 @@ class Outcomes:
         source_address: str | None,
         classification: str = "Uncategorized",
     ) -> Ticket | None:
+        from kumocore.status.responses import note_outcome
+
         note_outcome(self.runtime, kind, path, response, classification)  # the status page
         logs = self.runtime.logs
         if logs is None:
