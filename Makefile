@@ -5,7 +5,7 @@ POLICY ?= kumocore/defaults/default-policy.lua
 export KUMOCORE_VAR ?= $(CURDIR)/var
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install install-test serve test test-fast lint check bench bench-short reliability reliability-short docs dist clean
+.PHONY: install install-test serve test test-fast lint check bench bench-short reliability reliability-short docs dist clean status-screenshot
 
 EXAMPLE_PLUGINS := kumocore-hello kumocore-webhook-sink
 
@@ -51,6 +51,11 @@ reliability: install
 
 reliability-short: install
 	$(BIN)/python -m bench.reliability --mode short
+
+# The status page screenshot in docs/operations.md, taken by its browser test.
+status-screenshot: install-test
+	STATUS_SCREENSHOT=$(CURDIR)/docs/images/status.png $(BIN)/pytest -q -p no:cacheprovider \
+	  tests/status/test_status_browser.py -k suspends_a_queue
 
 dist: install
 	rm -rf dist && $(BIN)/pip wheel -q --no-deps -w dist . plugins/*/

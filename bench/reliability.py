@@ -23,6 +23,9 @@ loopback (see :mod:`bench.crash` for the harness):
    (:mod:`bench.reliability_sec_http`).
 9. policy I/O: hung HTTP calls, MIME bombs, garbage RBL lookups, failing tasks, large
    conformance fixes (:mod:`bench.reliability_policy_io`).
+   AUTH guessing (:mod:`bench.reliability_sec_smtp`);
+10. status — the status page: untrusted peers, path traversal, event-stream clients that
+   never read (:mod:`bench.reliability_status`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -59,6 +62,7 @@ from bench.reliability_sec_disk import section_sec_disk
 from bench.reliability_sec_http import section_sec_http
 from bench.reliability_sec_memory import section_sec_memory
 from bench.reliability_sec_smtp import section_sec_smtp
+from bench.reliability_status import section_status
 
 __all__ = [
     "MODES",
@@ -85,6 +89,7 @@ __all__ = [
     "section_sec_smtp",
     "section_smtp_fuzz",
     "section_spool",
+    "section_status",
 ]
 
 
@@ -107,6 +112,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_disk", section_sec_disk),
     ("policy_io", section_policy_io),
     ("sec_memory", section_sec_memory),
+    ("status", section_status),
 ]
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything kumocore needs on a fresh Debian machine: the system packages the
 # tests and benchmarks start (redis-server, Postfix's smtp-source/smtp-sink, swaks,
-# opendkim-tools) and a virtualenv at .venv with core, every built-in plugin and dev tools.
+# opendkim-tools, chromium + chromium-driver for the status page's browser tests) and a
+# virtualenv at .venv with core, every built-in plugin and dev tools.
 # With --examples it also installs the example third-party plugins of docs/examples (the
 # tests use them; `make serve` must not load them, so it runs without that flag and
 # removes them if an earlier `make test` installed them).
@@ -16,6 +17,8 @@ declare -A wanted=(
   [/usr/sbin/smtp-source]=postfix
   [swaks]=swaks
   [opendkim-testmsg]=opendkim-tools
+  [chromium]=chromium          # the status page's browser tests (tests/status)
+  [chromedriver]=chromium-driver
 )
 missing=()
 for probe in "${!wanted[@]}"; do

@@ -11,6 +11,7 @@ node, and a suspension or bounce made through any worker applies on all of them:
 * creating a rule: the receiving worker assigns the id, the others adopt it;
 * cancelling a rule: done if any worker had it (404 only if none did);
 * inspect: the answer of the worker that holds the message;
+* the status page's data (``/api/admin/status/v1``): see ``merge_statuses``;
 * ``/metrics`` and ``/metrics.json``: counters and gauges summed across workers (process
   start time: the earliest; build info and limits: the largest).
 
@@ -35,6 +36,7 @@ from kumocore.admin.merge import (
     merge_rule_lists,
     merge_rules_created,
     merge_sched_q,
+    merge_status,
     merge_summary,
 )
 from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
@@ -56,6 +58,7 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("GET", "/api/admin/inspect-sched-q/v1"): merge_sched_q,
     ("GET", "/metrics"): merge_metrics_text,
     ("GET", "/metrics.json"): merge_metrics_json,
+    ("GET", "/api/admin/status/v1"): merge_status,
 }
 
 

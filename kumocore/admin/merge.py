@@ -192,3 +192,72 @@ def merge_metrics_text(local: web.Response, answers: list[PeerAnswer]) -> web.Re
                 for series, value in samples.get(family, {}).items()]  # fmt: skip
     return web.Response(body="".join(out).encode("utf-8"),
                         headers={"Content-Type": CONTENT_TYPE})  # fmt: skip
+
+
+def merge_status(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    """The status page's data (:mod:`kumocore.status.data`) for the whole node."""
+    return web.json_response(merge_statuses(_json_bodies(local, answers)))
+
+
+def merge_statuses(statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counters and queue counts summed, rules once per id, recent responses summed by
+    (kind, site, code, enhanced code, text); node facts from the first (asking) worker,
+    log sink stats summed per sink."""
+    if not statuses:
+        return {}
+    merged = dict(statuses[0])
+    merged["workers"] = sum(s.get("workers", 1) for s in statuses)
+    counters: dict[str, Any] = {}
+    for status in statuses:
+        counters = _combine("counters", counters, status["counters"]) if counters \
+            else dict(status["counters"])  # fmt: skip
+    merged["counters"] = counters
+    queues = [s["queues"] for s in statuses if s.get("queues") is not None]
+    if queues:
+        merged["queues"] = _merged_summary(queues)
+        _keep_scheduled_facts(merged["queues"]["scheduled"], queues)
+    for kind in ("suspensions", "bounces"):
+        merged[kind] = _merge_entries((s[kind] for s in statuses), "id", ("total_bounced",))
+    merged["recent"] = _merged_recent([s["recent"] for s in statuses])
+    node = dict(merged["node"])
+    node["log_sinks"] = {}
+    for status in statuses:
+        for sink, stats in status["node"]["log_sinks"].items():
+            node["log_sinks"][sink] = _sum_maps(node["log_sinks"].get(sink, {}), stats)
+    merged["node"] = node
+    return merged
+
+
+def _merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The queue summaries merged exactly as ``merge_summary`` merges them."""
+    local = web.json_response(summaries[0])
+    answers = [PeerAnswer(k, 200, json.dumps(s).encode()) for k, s in enumerate(summaries[1:])]
+    return json.loads(merge_summary(local, answers).body)  # type: ignore[arg-type, no-any-return]
+
+
+def _keep_scheduled_facts(entries: list[dict[str, Any]], queues: list[dict[str, Any]]) -> None:
+    """A queue is as old as its oldest message on any worker, suspended if on any."""
+    for entry in entries:
+        ages, until = [], []
+        for summary in queues:
+            for other in summary["scheduled"]:
+                if other["name"] == entry["name"]:
+                    ages.append(other.get("oldest_age"))
+                    until.append(other.get("suspended_until"))
+        entry["oldest_age"] = max((a for a in ages if a is not None), default=None)
+        entry["suspended_until"] = max((u for u in until if u is not None), default=None)
+
+
+def _merged_recent(recents: list[dict[str, Any]]) -> dict[str, Any]:
+    counts: dict[tuple[Any, ...], int] = {}
+    classes: dict[str, int] = {}
+    for recent in recents:
+        for r in recent["responses"]:
+            key = (r["kind"], r["site"], r["code"], r["enhanced_code"], r["text"])
+            counts[key] = counts.get(key, 0) + r["count"]
+        classes = _sum_maps(classes, recent["bounce_classes"])
+    keys = ("kind", "site", "code", "enhanced_code", "text")
+    responses = [dict(zip(keys, key, strict=True), count=count)
+                 for key, count in sorted(counts.items(), key=lambda kv: -kv[1])]  # fmt: skip
+    return {"minutes": recents[0]["minutes"] if recents else 0, "responses": responses,
+            "bounce_classes": dict(sorted(classes.items(), key=lambda kv: -kv[1]))}  # fmt: skip

@@ -268,6 +268,14 @@ def admin_openapi_paths() -> dict[str, Any]:
                 "responses": {"200": _json(_SUMMARY), **_errors(503)},
             }
         },
+        "/api/admin/status/v1": {
+            "get": {
+                "tags": ["admin"],
+                "summary": "The status page's data: counters, queues, rules, recent "
+                           "responses, node facts (kumocore addition)",
+                "responses": {"200": _json({"type": "object"})},
+            }
+        },
         "/metrics": {
             "get": {
                 "tags": ["metrics"],

@@ -21,16 +21,23 @@ from aiohttp import web
 from kumocore.admin.peers import peer_rule_id
 from kumocore.admin.summary import inspect_message, queue_summary
 from kumocore.errors import ConfigError
-from kumocore.metrics import CONTENT_TYPE, registry_for, render_json, render_text
+from kumocore.metrics import (
+    CONTENT_TYPE,
+    reception_counter,
+    registry_for,
+    render_json,
+    render_text,
+)
 from kumocore.queue.admin import QueueRule, parse_rule
 
 if TYPE_CHECKING:
     from kumocore.queue.manager import QueueManager
     from kumocore.runtime import Runtime
 
-__all__ = ["ADMIN_PREFIX", "AdminApi", "add_admin_routes"]
+__all__ = ["ADMIN_PREFIX", "STATUS_PATH", "AdminApi", "add_admin_routes", "status_of"]
 
 ADMIN_PREFIX = "/api/admin"
+STATUS_PATH = f"{ADMIN_PREFIX}/status/v1"
 
 Method = Callable[["AdminApi", web.Request], Awaitable[web.StreamResponse]]
 
@@ -195,6 +202,21 @@ class AdminApi:
     async def metrics_json(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(render_json(registry_for(self.runtime)))
 
+    async def status(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(status_of(self.runtime))
+
+
+def status_of(runtime: Runtime) -> dict[str, Any]:
+    """This worker's status for the status page (:mod:`kumocore.status.data`)."""
+    from kumocore import __version__
+    from kumocore.queue_name import parse_queue_name
+    from kumocore.status.data import local_status, queue_manager
+
+    manager = queue_manager(runtime)
+    summary = queue_summary(manager) if manager is not None else None
+    return local_status(runtime, summary=summary, received=reception_counter(runtime).counts,
+                        version=__version__, parse_name=parse_queue_name)  # fmt: skip
+
 
 def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     """Add the admin endpoints and ``/metrics`` to ``app`` (called by the HTTP listener)."""
@@ -213,3 +235,4 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     routes.add_get(f"{ADMIN_PREFIX}/inspect-sched-q/v1", api.inspect_sched_q)
     routes.add_get("/metrics", api.metrics)
     routes.add_get("/metrics.json", api.metrics_json)
+    routes.add_get(STATUS_PATH, api.status)  # the status page's data (kumocore addition)

@@ -1,7 +1,8 @@
 """Who may call what on the HTTP listener (KumoMTA's default ACL).
 
 * ``/api/check-liveness/*``, ``/api-docs/*`` and ``/rapidoc``: anyone.
-* ``/api/admin/*``, ``/metrics``, ``/metrics.json`` and ``/api/machine-info``: only peers
+* ``/api/admin/*``, ``/metrics``, ``/metrics.json``, ``/api/machine-info`` and the
+  status page ``/status*``: only peers
   in ``trusted_hosts`` — HTTP Basic credentials do not open them.
 * everything else (``/api/inject/v1``...): a peer in ``trusted_hosts``, or any client
   whose HTTP Basic credentials the ``http_server_validate_auth_basic`` event accepts.
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from kumocore.runtime import Runtime
 
 OPEN_PREFIXES = ("/api/check-liveness/", "/api-docs/", "/rapidoc")
-TRUSTED_ONLY_PREFIXES = ("/api/admin/", "/metrics", "/api/machine-info")
+TRUSTED_ONLY_PREFIXES = ("/api/admin/", "/metrics", "/api/machine-info", "/status")
 
 # aiohttp 3.14 wants typed request keys; older versions only have plain strings.
 AUTH_KEY: Any = (

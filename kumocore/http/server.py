@@ -89,6 +89,9 @@ def make_app(
             from kumocore.admin.openapi import admin_openapi_paths
 
             add_openapi_paths(app, admin_openapi_paths())
+        from kumocore.status.routes import add_status_page
+
+        add_status_page(app, runtime)  # the live status page (/status), read-only
     return app
 
 

@@ -115,6 +115,9 @@ class Outcomes:
         source_address: str | None,
         classification: str = "Uncategorized",
     ) -> Ticket | None:
+        from kumocore.status.responses import note_outcome
+
+        note_outcome(self.runtime, kind, path, response, classification)  # the status page
         logs = self.runtime.logs
         if logs is None:
             return None

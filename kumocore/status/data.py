@@ -1,0 +1,137 @@
+"""One worker's status as JSON: what ``GET /api/admin/status/v1`` answers.
+
+Everything is read from what already exists: the outcome and reception counters behind
+``/metrics.json``, the queue summary, the admin rules, the recent responses
+(:mod:`kumocore.status.responses`), the log sinks' stats and the spool's file system.
+
+This module imports nothing from the queue, admin or runtime modules: the admin API
+(which is part of their import circle) passes in what it computed — the queue summary,
+the reception counts, the version and the queue-name parser — and the runtime is read by
+attribute. So the status page stays out of that circle (tests/core/test_import_graph.py).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kumocore.status.responses import log_for
+
+__all__ = ["local_status", "process_start_time", "queue_manager"]
+
+#: The outcome counters shown, by their ``/metrics`` names.
+COUNTERS = {"delivered": "delivered", "transfail": "transient", "fail": "bounced",
+            "expired": "expired", "admin_bounced": "admin_bounced"}  # fmt: skip
+
+
+def process_start_time() -> float:
+    """When this process started (Unix time), from ``/proc``; now if that cannot be read."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))  # fmt: skip
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+
+
+_IMPORTED = time.time()
+_STARTED = process_start_time()
+
+
+def queue_manager(runtime: Any) -> Any:
+    """The runtime's queue manager; None before the queues start (or when a test stands
+    in something without outcome counters)."""
+    queues = runtime.queues
+    return queues if hasattr(queues, "outcomes") and hasattr(queues, "admin") else None
+
+
+def _counters(manager: Any, received: dict[str, int]) -> dict[str, Any]:
+    outcomes: dict[str, int] = dict(manager.outcomes.counters) if manager is not None else {}
+    counters: dict[str, Any] = {name: outcomes.get(key, 0) for name, key in COUNTERS.items()}
+    counters["received"] = sum(received.values())
+    counters["received_by_listener"] = dict(received)
+    return counters
+
+
+def _rule(rule: Any, now: float) -> dict[str, Any]:
+    entry: dict[str, Any] = dict(rule.to_json())
+    entry["queue_names"] = list(rule.queue_names)
+    entry["expires"] = rule.expires
+    entry["remaining"] = max(rule.expires - now, 0.0)
+    return entry
+
+
+def _queues(manager: Any, summary: dict[str, Any], now: float,
+            parse_name: Callable[[str], Any]) -> dict[str, Any]:  # fmt: skip
+    """The queue summary, each scheduled queue with its name's parts, its suspension and
+    the age of its oldest message."""
+    admin = manager.admin
+    for entry in summary["scheduled"]:
+        name = entry["name"]
+        parts = parse_name(name)
+        entry.update(domain=parts.domain, tenant=parts.tenant, campaign=parts.campaign,
+                     routing_domain=parts.routing_domain)  # fmt: skip
+        entry["suspended_until"] = admin.suspended_until(name)
+        if "oldest_age" not in entry:  # newer queue summaries have it already
+            created = [m.created for i in manager.scheduled[name].ids
+                       if (m := manager.messages.get(i)) is not None]  # fmt: skip
+            entry["oldest_age"] = now - min(created) if created else None
+    return summary
+
+
+def _disk(path: str | None) -> dict[str, Any] | None:
+    if not path:
+        return None
+    try:
+        stat = os.statvfs(path)
+    except OSError:
+        return {"path": path, "free_bytes": None, "total_bytes": None}
+    return {"path": path, "free_bytes": stat.f_bavail * stat.f_frsize,
+            "total_bytes": stat.f_blocks * stat.f_frsize}  # fmt: skip
+
+
+def _spools(runtime: Any) -> list[dict[str, Any]]:
+    store = runtime.store
+    if store is None:
+        return []
+    out = []
+    for role, spool in (("data", store.data), ("meta", store.meta)):
+        path = getattr(spool, "path", None) or getattr(spool, "root", None)
+        disk = _disk(str(path) if path else None) or {"path": None}
+        out.append({"role": role, "name": getattr(spool, "name", role), **disk})
+    return out
+
+
+def local_status(runtime: Any, *, summary: dict[str, Any] | None, received: dict[str, int],
+                 version: str, parse_name: Callable[[str], Any]) -> dict[str, Any]:  # fmt: skip
+    """This process's status. ``summary`` is its queue summary (None before the queues
+    start), ``received`` its reception counts per listener, ``parse_name`` splits a
+    scheduled-queue name (``kumocore.queue_name.parse_queue_name``)."""
+    now = time.time()
+    manager = queue_manager(runtime)
+    logs = runtime.logs
+    rules = manager.admin if manager is not None else None
+    return {
+        "time": now,
+        "workers": 1,
+        "counters": _counters(manager, received),
+        "queues": _queues(manager, summary, now, parse_name)
+        if manager is not None and summary is not None else None,
+        "suspensions": [_rule(r, now) for r in rules.list_suspensions()] if rules else [],
+        "bounces": [_rule(r, now) for r in rules.list_bounces()] if rules else [],
+        "recent": log_for(runtime).recent(),
+        "node": {
+            "hostname": runtime.hostname,
+            "nodeid": runtime.nodeid,
+            "version": version,
+            "started": _STARTED,
+            "uptime": now - _STARTED,
+            "policy_path": runtime.policy_path,
+            "spools": _spools(runtime),
+            "log_sinks": logs.stats() if logs is not None else {},
+        },
+    }
