@@ -19,7 +19,10 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
+from kumocore.delivery import auth
+from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
 from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff, drain_needed
+from kumocore.errors import ConfigError
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -55,14 +58,6 @@ def failure_response(exc: BaseException, command: str) -> Response:
     return Response.parse(421, text, command=command)
 
 
-def _tls_context(mode: str) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if mode.endswith("Insecure"):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class SmtpClientConnection:
     """An open, greeted SMTP session ready for transactions."""
 
@@ -82,6 +77,8 @@ class SmtpClientConnection:
         self.source_address = f"{local[0]}:{local[1]}" if local else None
         self.extensions: dict[str, str] = {}
         self.tls = False
+        # The protocol and TLS outcome of this session, for the log records.
+        self.session = SessionInfo()
         self.closed = False
         self.deliveries = 0
         # Set when the session ended by a failure rather than a reply: the queue backs the
@@ -126,6 +123,24 @@ class SmtpClientConnection:
                     451, "4.7.4 TLS is required for this path but the peer does not offer it"
                 )
             )
+        if getattr(self.path, "smtp_auth_plain_username", None):
+            await self._auth_plain()
+
+    async def _auth_plain(self) -> None:
+        """AUTH PLAIN with the path's credential (see :mod:`kumocore.delivery.auth`)."""
+        where = f"{self.peer['name']} [{self.peer['addr']}]"
+        try:
+            auth.precondition(self.path, self.tls, self.session.tls_verified, where)
+            try:
+                token = auth.plain_initial_response(self.path)
+            except ConfigError as exc:  # the password's key source cannot be read
+                raise auth.AuthRefused(Response.parse(451, f"4.7.0 {exc}")) from exc
+            reply = await self._command(
+                f"AUTH PLAIN {token}", "AUTH", _timeout(self.path, "auth_timeout", 60))
+            if reply.code != 235:
+                raise auth.failed(reply, str(self.path.smtp_auth_plain_username), where)
+        except auth.AuthRefused as refused:
+            raise ConnectFailure(refused.response) from refused
 
     async def _ehlo(self, ehlo_domain: str) -> None:
         reply = await self._command(
@@ -146,7 +161,7 @@ class SmtpClientConnection:
         self._refuse_injection("with")
         try:
             await asyncio.wait_for(
-                self.writer.start_tls(_tls_context(mode), server_hostname=self.peer["name"]),
+                self.writer.start_tls(client_context(self.path), server_hostname=self.peer["name"]),
                 _timeout(self.path, "starttls_timeout", 5),
             )
         except Exception as exc:
@@ -163,6 +178,9 @@ class SmtpClientConnection:
         self._refuse_injection("after")
         self.replies.reset()  # nothing read before the handshake may be trusted
         self.tls = True
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.session = session_info(ssl_object, verifies(mode))
         await self._ehlo(ehlo_domain)
 
     def _refuse_injection(self, when: str) -> None:

@@ -116,17 +116,24 @@ class Egress:
         asyncio.get_running_loop().call_later(delay, ready.wake)
 
     async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
-        """Connect to the first reachable MX address, in preference order."""
+        """Connect to the first reachable MX address, in preference order (or, for a
+        protocol other than SMTP, open that protocol's connection)."""
         from kumocore.delivery.client import ConnectFailure, open_connection
+        from kumocore.delivery.protocols import SmtpProtocol
 
-        config, source, mx = ready.config, ready.source, ready.mx
+        if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
+            conn: SmtpClientConnection = await ready.protocol.connect(ready)
+            return conn
+        config, source = ready.config, ready.source
         last = Response.parse(451, "4.4.1 no MX host could be reached")
         candidates = 0
-        for host in mx.hosts:
+        for target in ready.targets:
             try:
-                addresses = await self.runtime.resolver.resolve_ips(host)
+                addresses = (
+                    [target.address] if target.address
+                    else await self.runtime.resolver.resolve_ips(target.name))
             except Exception as exc:
-                last = Response.parse(451, f"4.4.3 address lookup for {host} failed: {exc}")
+                last = Response.parse(451, f"4.4.3 address lookup for {target.name} failed: {exc}")
                 continue
             for address in addresses:
                 if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
@@ -134,9 +141,11 @@ class Egress:
                 candidates += 1
                 try:
                     return await open_connection(
-                        mx_host=host.rstrip("."),
+                        mx_host=target.name,
                         address=address,
-                        port=int(source.remote_port or config.smtp_port),
+                        # KumoMTA: the source's remote_port, else the mx_list (or
+                        # queue name) port, else the path's smtp_port.
+                        port=int(source.remote_port or target.port or config.smtp_port),
                         source_address=source.source_address,
                         ehlo_domain=config.ehlo_domain
                         or source.ehlo_domain
@@ -145,7 +154,7 @@ class Egress:
                     )
                 except ConnectFailure as failure:
                     last = failure.response
-        if candidates == 0 and mx.hosts:
+        if candidates == 0 and ready.targets:
             last = Response.parse(
                 550,
                 "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
@@ -181,5 +190,6 @@ class Egress:
             response = await rewrite_delivery_status(
                 self.runtime.hooks, queue_name, message, response)
         self.manager.outcomes.handle(
-            ready, message, response, peer=conn.peer, source_address=conn.source_address
+            ready, message, response, peer=conn.peer, source_address=conn.source_address,
+            session=conn.session,
         )
