@@ -104,13 +104,13 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 # is refused at load unless the operator passes --allow-unsupported. enable_mta_sts,
 # enable_dane and the proxy options are another workstream's and are not listed here.
 PATH_UNSUPPORTED = (
-    "additional_connection_limits", "enable_rset", "tls_certificate", "tls_private_key",
+    "enable_rset", "tls_certificate", "tls_private_key",
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
-    "system_shutdown_timeout", "consecutive_connection_failures_before_delay",
-    "additional_message_rate_throttles", "source_selection_rate",
+    "system_shutdown_timeout",
+    "source_selection_rate",
     "additional_source_selection_rates", "max_recipients_per_batch", "ip_lookup_strategy",
     "aggressive_connection_opening", "refresh_strategy", "dispatcher_wakeup_strategy",
-    "maintainer_wakeup_strategy", "provider_name", "remember_broken_tls",
+    "maintainer_wakeup_strategy", "remember_broken_tls",
     "opportunistic_tls_reconnect_on_failed_handshake", "use_lmtp", "reconnect_strategy",
     "readyq_pool_name", "low_memory_reduction_policy", "no_memory_reduction_policy",
     "try_next_host_on_transport_error", "ignore_8bit_checks",

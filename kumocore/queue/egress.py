@@ -27,10 +27,10 @@ log = structlog.get_logger("kumocore.egress")
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A held connection slot: the lease and the store that granted it."""
+    """A held connection slot: the leases of the path's ``connection_limit`` and of each
+    of its ``additional_connection_limits``, with the stores that granted them."""
 
-    store: ThrottleStore
-    lease: Lease
+    leases: tuple[tuple[ThrottleStore, Lease], ...]
 
 
 #: The longest a connection waits for the message rate before handing its slot back.
@@ -56,40 +56,61 @@ class Egress:
         return int(config.connection_limit.limit)
 
     async def acquire_slot(self, ready: ReadyQueue) -> Slot | None:
-        """A connection slot for ``ready``, or None when its connection limit is reached."""
-        spec = ready.config.connection_limit
-        store = self._store(bool(getattr(spec, "force_local", False)))
-        key = f"kumomta.connection_limit.{ready.key.name}"
-        lease = await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
-        return Slot(store, lease) if lease is not None else None
+        """A connection slot for ``ready``, or None when its connection limit, or one of
+        its ``additional_connection_limits`` (named, so shared by every path naming them,
+        as in KumoMTA), is reached."""
+        limits = [(f"kumomta.connection_limit.{ready.key.name}", ready.config.connection_limit)]
+        limits += list(ready.config.additional_connection_limits.items())
+        held: list[tuple[ThrottleStore, Lease]] = []
+        for key, spec in limits:
+            store = self._store(bool(getattr(spec, "force_local", False)))
+            lease = await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
+            if lease is None:
+                await self.release_slot(Slot(tuple(held)))
+                return None
+            held.append((store, lease))
+        return Slot(tuple(held))
 
     async def keep_slot(self, slot: Slot | None) -> None:
-        """Renew a long-lived connection's lease before it lapses (a lapsed lease would let
-        the fleet open one connection too many)."""
-        if slot is None or slot.lease.expires - time.monotonic() > LEASE_SECONDS / 3:
+        """Renew a long-lived connection's leases before they lapse (a lapsed lease would
+        let the fleet open one connection too many)."""
+        if slot is None:
             return
-        try:
-            await slot.store.renew_lease(slot.lease, LEASE_SECONDS)
-        except Exception as exc:  # lapsed already (e.g. Redis was away): keep going
-            log.warning("connection slot lease could not be renewed", error=str(exc))
+        for store, lease in slot.leases:
+            if lease.expires - time.monotonic() > LEASE_SECONDS / 3:
+                continue
+            try:
+                await store.renew_lease(lease, LEASE_SECONDS)
+            except Exception as exc:  # lapsed already (e.g. Redis was away): keep going
+                log.warning("connection slot lease could not be renewed", error=str(exc))
 
     async def release_slot(self, slot: Slot | None) -> None:
         if slot is None:
             return
-        try:
-            await slot.store.release_lease(slot.lease)
-        except Exception as exc:  # a lease that is not released lapses on its own
-            log.debug("lease release failed", error=str(exc))
+        for store, lease in slot.leases:
+            try:
+                await store.release_lease(lease)
+            except Exception as exc:  # a lease that is not released lapses on its own
+                log.debug("lease release failed", error=str(exc))
 
     async def wait_for_rate(self, ready: ReadyQueue) -> bool:
-        """Wait until the path's ``max_message_rate`` admits one more message."""
-        return await self._admit(ready, ready.config.max_message_rate, "max_message_rate")
+        """Wait until the path's ``max_message_rate`` and each of its
+        ``additional_message_rate_throttles`` (named, shared by every path naming them)
+        admit one more message."""
+        if not await self._admit(ready, ready.config.max_message_rate, "max_message_rate"):
+            return False
+        for name, spec in ready.config.additional_message_rate_throttles.items():
+            if not await self._admit(ready, spec, name, shared=True):
+                return False
+        return True
 
     async def wait_for_connection_rate(self, ready: ReadyQueue) -> bool:
         """Wait until the path's ``max_connection_rate`` admits one more connection."""
         return await self._admit(ready, ready.config.max_connection_rate, "max_connection_rate")
 
-    async def _admit(self, ready: ReadyQueue, spec: ThrottleSpec | None, what: str) -> bool:
+    async def _admit(
+        self, ready: ReadyQueue, spec: ThrottleSpec | None, what: str, *, shared: bool = False
+    ) -> bool:
         """Wait until the throttle ``spec`` (one of the path's rates) admits one more.
 
         False when the wait would exceed :data:`MAX_RATE_WAIT`: the caller then gives its
@@ -100,7 +121,7 @@ class Egress:
         from kumocore.throttle.store import rate_key
 
         store = self._store(bool(spec.force_local))
-        key = rate_key(f"kumomta.{what}.{ready.key.name}", spec)
+        key = rate_key(what if shared else f"kumomta.{what}.{ready.key.name}", spec)
         waited = 0.0
         while True:
             result = await store.throttle(key, spec)

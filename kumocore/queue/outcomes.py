@@ -136,6 +136,7 @@ class Outcomes:
                 tls_cipher=session.tls_cipher if session else None,
                 tls_protocol_version=session.tls_protocol_version if session else None,
                 tls_peer_subject_name=session.tls_peer_subject_name if session else None,
+                provider_name=path.config.provider_name if path is not None else None,
                 reception_protocol=message.meta.get("reception_protocol"),
                 bounce_classification=classification,
                 nodeid=self.runtime.nodeid,
