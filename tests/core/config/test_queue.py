@@ -5,8 +5,8 @@ import re
 import pytest
 
 from kumocore import ConfigError
-from kumocore.delivery.protocols import MaildirProtocol, SmtpProtocol
 from kumocore.config import QueueConfig
+from kumocore.delivery.protocols import MaildirProtocol, SmtpProtocol
 from kumocore.throttle.spec import ThrottleSpec
 
 MINUTE = 60.0
