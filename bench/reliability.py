@@ -58,6 +58,7 @@ from bench.reliability_sec_delivery import section_sec_delivery
 from bench.reliability_sec_disk import section_sec_disk
 from bench.reliability_sec_http import section_sec_http
 from bench.reliability_sec_memory import section_sec_memory
+from bench.reliability_sec_routing import section_sec_routing
 from bench.reliability_sec_smtp import section_sec_smtp
 
 __all__ = [
@@ -107,6 +108,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_disk", section_sec_disk),
     ("policy_io", section_policy_io),
     ("sec_memory", section_sec_memory),
+    ("sec_routing", section_sec_routing),
 ]
 
 

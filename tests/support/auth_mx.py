@@ -46,8 +46,9 @@ class AuthMx:
     """``await AuthMx(host, hostname, users).start()``; ``ca_file`` is its certificate."""
 
     def __init__(self, host: str, hostname: str, users: dict[str, str], tmp: Path,
-                 *, starttls: bool = True) -> None:
+                 *, starttls: bool = True, silent: bool = False) -> None:
         self.host, self.hostname, self.users = host, hostname, users
+        self.silent = silent  # never answer AUTH (a stalling server)
         self.state = AuthMxState()
         self.starttls = starttls
         cert, key = self_signed_pem(hostname)
@@ -66,6 +67,8 @@ class AuthMx:
         user, password = auth_data.login.decode(), auth_data.password.decode()
         ok = self.users.get(user) == password
         self.state.auth_attempts.append((user, ok))
+        if self.silent:  # handled=True with no reply sent: the client hears nothing
+            return AuthResult(success=False, handled=True)
         # handled=False: aiosmtpd answers a failure itself (535 5.7.8).
         return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
 
