@@ -8,6 +8,14 @@ with ``dir_mode`` when given; the file gets ``file_mode`` when given. Modes are 
 with ``chmod``, so a restrictive process umask does not narrow them (they exist to share
 the maildir with e.g. dovecot).
 
+``maildir_path`` may be a template (MiniJinja, as KumoMTA's) with KumoMTA's variables:
+``meta``, ``queue``, ``campaign``, ``tenant``, ``domain``, ``routing_domain``,
+``local_part``, ``domain_part``, ``email``, ``sender_local_part``, ``sender_domain_part``,
+``sender_email``. The values come from senders, so a rendered path with a ``..``
+component, or one that leaves the template's literal leading directory
+(``/maildirs/{{ local_part }}`` with a local part ``x/../../etc``), is refused: the
+message bounces (``550 5.1.3``) rather than being written elsewhere.
+
 As in KumoMTA, the Delivery record says ``200 <recipient>: wrote to maildir with
 id=<name>`` with ``delivery_protocol`` ``Maildir``; a write that fails is a
 TransientFailure (code 400) retried about a minute later, not on the queue's schedule.
@@ -20,9 +28,10 @@ import itertools
 import os
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kumocore.delivery.tls import SessionInfo
+from kumocore.queue_name import parse_queue_name
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -86,17 +95,70 @@ def store_new(root: str, data: bytes, dir_mode: int | None, file_mode: int | Non
     return name
 
 
+#: Bounds the work of one path render.
+_FUEL = 100_000
+
+
+def _environment() -> Any:
+    import minijinja
+
+    return minijinja.Environment(debug=False, fuel=_FUEL)
+
+
+def check_template(template: str) -> None:
+    """Compile ``template`` once at load; ValueError with the engine's reason."""
+    import minijinja
+
+    try:
+        _environment().add_template("maildir_path", template)
+    except minijinja.TemplateError as exc:
+        raise ValueError(f"invalid template: {exc}") from None
+
+
+class UnsafePath(ValueError):
+    """A rendered maildir path that would leave its directory."""
+
+
+def render_path(template: str, message: Message, queue_name: str) -> str:
+    """The maildir of ``message``: ``template`` rendered with KumoMTA's variables."""
+    if "{{" not in template and "{%" not in template:
+        return template
+    parts = parse_queue_name(queue_name)
+    recipient, sender = message.recipient, message.sender
+    context = {
+        "meta": dict(message.meta), "queue": queue_name, "campaign": parts.campaign,
+        "tenant": parts.tenant, "domain": parts.domain, "routing_domain": parts.routing_domain,
+        "local_part": recipient.user, "domain_part": recipient.domain,
+        "email": str(recipient), "sender_local_part": sender.user,
+        "sender_domain_part": sender.domain, "sender_email": str(sender),
+    }
+    env = _environment()
+    env.add_template("maildir_path", template)
+    rendered = str(env.render_template("maildir_path", **context))
+    prefix = os.path.dirname(template.split("{", 1)[0])
+    if ".." in rendered.split("/") or "\0" in rendered or not rendered or (
+            prefix and not rendered.startswith(prefix.rstrip("/") + "/")):
+        raise UnsafePath(f"maildir path {rendered[:200]!r} rendered from the message leaves "
+                         f"{prefix or 'its directory'!r}")
+    return rendered
+
+
 async def deliver_to_maildir(
-    manager: QueueManager, message: Message, protocol: MaildirProtocol
+    manager: QueueManager, message: Message, protocol: MaildirProtocol, queue_name: str
 ) -> None:
     """Write ``message`` into the maildir; its outcome goes to the queue's outcomes."""
     recipient = str(message.recipient)
     try:
+        root = render_path(protocol.path, message, queue_name)
         data = message.data or await manager.load_data(message)
         if data is None:
             raise OSError("message body missing from the spool")
         name = await asyncio.to_thread(
-            store_new, protocol.path, data, protocol.dir_mode, protocol.file_mode)
+            store_new, root, data, protocol.dir_mode, protocol.file_mode)
+    except UnsafePath as exc:  # never deliverable: bounce rather than retry for days
+        manager.outcomes.bounce(None, message, Response.parse(550, f"5.1.3 {exc}"), None, None,
+                                session=MAILDIR)
+        return
     except Exception as exc:
         response = Response(
             code=400, enhanced_code=None,

@@ -138,10 +138,12 @@ def _parse_maildir(table: Mapping[str, Any], path: Path) -> DeliveryProtocol:
     if not isinstance(maildir, str) or not maildir:
         raise path.child("maildir_path").invalid("expected a directory name", maildir)
     if "{{" in maildir or "{%" in maildir:
-        raise ConfigError(
-            f"template expansion in 'maildir_path' is not supported by kumocore yet "
-            f"({path.function}); give a plain directory name"
-        )
+        from kumocore.delivery.maildir import check_template
+
+        try:
+            check_template(maildir)
+        except ValueError as exc:
+            raise path.child("maildir_path").invalid(str(exc), maildir) from None
     modes = {
         key: _MODE.load(table[key], path.child(key)) if table.get(key) is not None else None
         for key in ("dir_mode", "file_mode")

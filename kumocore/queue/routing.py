@@ -75,7 +75,7 @@ class Router:
         if isinstance(queue.config.protocol, MaildirProtocol):
             from kumocore.delivery.maildir import deliver_to_maildir
 
-            await deliver_to_maildir(manager, message, queue.config.protocol)
+            await deliver_to_maildir(manager, message, queue.config.protocol, queue.name)
             return
         try:
             ready = await self._ready_queue_for(message, queue)

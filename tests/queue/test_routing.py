@@ -120,6 +120,31 @@ async def test_maildir_protocol_writes_a_maildir_file_with_the_configured_modes(
     await bench.wait_until(lambda: bench.spooled() == 0)
 
 
+async def test_templated_maildir_path_makes_a_maildir_per_domain_and_user(
+    make_bench: Any, tmp_path: Path
+) -> None:
+    template = str(tmp_path) + "/{{ domain_part }}/{{ local_part }}"
+    bench: Bench = await make_bench(queue={"protocol": {"maildir_path": template}})
+    await bench.inject("alice@example.com")
+    await bench.inject("bob@example.com")
+    await bench.wait_for_records("Delivery", 2)
+    for user in ("alice", "bob"):
+        assert len(list((tmp_path / "example.com" / user / "new").iterdir())) == 1
+
+
+async def test_maildir_path_rendered_outside_its_directory_is_bounced_not_written(
+    make_bench: Any, tmp_path: Path
+) -> None:
+    base = tmp_path / "boxes"
+    bench: Bench = await make_bench(queue={"protocol": {
+        "maildir_path": str(base) + "/{{ meta.box }}"}})
+    await bench.inject("user@example.com", meta={"box": "../escaped"})
+    (record,) = await bench.wait_for_records("Bounce", 1)
+    assert record["response"]["code"] == 550
+    assert "leaves" in record["response"]["content"]
+    assert not (tmp_path / "escaped").exists()
+
+
 async def test_maildir_write_failure_is_a_transient_failure_retried_later(
     make_bench: Any, tmp_path: Path
 ) -> None:

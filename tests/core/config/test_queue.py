@@ -115,7 +115,7 @@ def test_unsupported_options_set_to_their_default_are_accepted() -> None:
         ({"smtp": {"mx_list": ["[not-an-ip]"]}}, "'protocol.smtp.mx_list[1]'"),
         ({"smtp": {"mx_lst": []}}, "unknown key 'protocol.smtp.mx_lst'"),
         ({"maildir_path": "/m", "dir_mode": -1}, "'protocol.dir_mode'"),
-        ({"maildir_path": "/m/{{ local_part }}"}, "template expansion"),
+        ({"maildir_path": "/m/{{ local_part"}, "'protocol.maildir_path'"),
     ],
 )
 def test_protocols_kumocore_lacks_or_bad_protocol_tables_are_refused(
