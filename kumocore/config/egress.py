@@ -108,7 +108,7 @@ PATH_UNSUPPORTED = (
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
     "system_shutdown_timeout",
     "source_selection_rate",
-    "additional_source_selection_rates", "ip_lookup_strategy",
+    "additional_source_selection_rates",
     "aggressive_connection_opening", "refresh_strategy", "dispatcher_wakeup_strategy",
     "maintainer_wakeup_strategy", "remember_broken_tls",
     "opportunistic_tls_reconnect_on_failed_handshake", "use_lmtp", "reconnect_strategy",

@@ -89,6 +89,15 @@ def parse_mx_list_entry(entry: Any) -> MxTarget:
     raise ValueError("expected a host name, '[IP]', 'host:port' or { name = ..., addr = ... }")
 
 
+def order_addresses(addresses: list[str], strategy: str) -> list[str]:
+    """Addresses to try per KumoMTA's ``ip_lookup_strategy``: ``Ipv4Only``/``Ipv6Only``
+    keep one family; ``Ipv6ThenIpv4`` puts IPv6 first; ``Ipv4ThenIpv6`` and the default
+    ``Ipv4AndIpv6`` keep both, IPv4 first (the order kumocore's resolver returns)."""
+    v4 = [a for a in addresses if ":" not in a]
+    v6 = [a for a in addresses if ":" in a]
+    return {"Ipv4Only": v4, "Ipv6Only": v6, "Ipv6ThenIpv4": v6 + v4}.get(strategy, v4 + v6)
+
+
 def fully_qualify(name: str) -> str:
     """Lower-case ``name`` and give it exactly one trailing dot (``Gmail.COM`` → ``gmail.com.``)."""
     return name.lower().rstrip(".") + "."

@@ -141,13 +141,14 @@ class Egress:
         protocol other than SMTP, open that protocol's connection)."""
         from kumocore.delivery.client import ConnectFailure, open_connection
         from kumocore.delivery.protocols import SmtpProtocol
+        from kumocore.dns.mx import order_addresses
 
         if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
             conn: SmtpClientConnection = await ready.protocol.connect(ready)
             return conn
         config, source = ready.config, ready.source
         last = Response.parse(451, "4.4.1 no MX host could be reached")
-        candidates = 0
+        candidates, filtered = 0, False
         for target in ready.targets:
             try:
                 addresses = (
@@ -156,7 +157,12 @@ class Egress:
             except Exception as exc:
                 last = Response.parse(451, f"4.4.3 address lookup for {target.name} failed: {exc}")
                 continue
-            for address in addresses:
+            ordered = order_addresses(addresses, config.ip_lookup_strategy)
+            if not ordered:
+                last = Response.parse(451, f"4.4.3 no address of {target.name} is allowed by "
+                                      f"ip_lookup_strategy {config.ip_lookup_strategy}")
+                filtered = True
+            for address in ordered:
                 if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
                     continue
                 candidates += 1
@@ -175,7 +181,7 @@ class Egress:
                     )
                 except ConnectFailure as failure:
                     last = failure.response
-        if candidates == 0 and ready.targets:
+        if candidates == 0 and ready.targets and not filtered:
             last = Response.parse(
                 550,
                 "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
