@@ -30,11 +30,14 @@ if TYPE_CHECKING:
 
 
 class ConnectFailure(Exception):
-    """The connection or its greeting/EHLO/STARTTLS failed; ``response`` says how."""
+    """The connection or its greeting/EHLO/STARTTLS failed; ``response`` says how.
+    ``tls_broken``: the TLS handshake, or the EHLO after it, failed (for
+    ``remember_broken_tls`` and ``opportunistic_tls_reconnect_on_failed_handshake``)."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response, *, tls_broken: bool = False) -> None:
         super().__init__(response.to_single_line())
         self.response = response
+        self.tls_broken = tls_broken
 
 
 def _timeout(path: EgressPathConfig, name: str, default: float) -> float:
@@ -68,8 +71,11 @@ class SmtpClientConnection:
         mx_host: str,
         address: str,
         path: EgressPathConfig,
+        tls_mode: str | None = None,
     ) -> None:
         self.replies = ReplyReader(reader)
+        # enable_tls, unless the caller overrides it (a site remembered as broken TLS).
+        self.tls_mode = tls_mode or str(getattr(path, "enable_tls", "Opportunistic"))
         self.writer = writer
         self.path = path
         self.peer = {"name": mx_host, "addr": address}
@@ -114,7 +120,7 @@ class SmtpClientConnection:
         if banner.code != 220:
             raise ConnectFailure(banner)
         await self._ehlo(ehlo_domain)
-        mode = str(getattr(self.path, "enable_tls", "Opportunistic"))
+        mode = self.tls_mode
         if mode != "Disabled" and "STARTTLS" in self.extensions:
             await self._starttls(mode, ehlo_domain)
         elif mode.startswith("Required"):
@@ -171,7 +177,8 @@ class SmtpClientConnection:
                     421,
                     f"4.7.5 TLS handshake with {self.peer['name']} failed: "
                     f"{str(exc)[:200] or type(exc).__name__}",
-                )
+                ),
+                tls_broken=True,
             ) from exc
         # Plaintext that arrived before the handshake took over the socket sits in the
         # same buffer as what TLS decrypts: refuse it here too.
@@ -181,7 +188,11 @@ class SmtpClientConnection:
         ssl_object = self.writer.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.session = session_info(ssl_object, verifies(mode))
-        await self._ehlo(ehlo_domain)
+        try:
+            await self._ehlo(ehlo_domain)
+        except ConnectFailure as failure:
+            failure.tls_broken = True
+            raise
 
     def _refuse_injection(self, when: str) -> None:
         """CVE-2011-0411: bytes sent with or after ``220`` to STARTTLS are plaintext an
@@ -282,8 +293,10 @@ async def open_connection(
     source_address: str | None,
     ehlo_domain: str,
     path: EgressPathConfig,
+    tls_mode: str | None = None,
 ) -> SmtpClientConnection:
-    """Connect (from ``source_address`` when set), read the banner, EHLO, maybe STARTTLS."""
+    """Connect (from ``source_address`` when set), read the banner, EHLO, maybe STARTTLS
+    (per ``tls_mode``, default the path's ``enable_tls``)."""
     local = (source_address, 0) if source_address else None
     try:
         reader, writer = await asyncio.wait_for(
@@ -298,7 +311,7 @@ async def open_connection(
                 451, f"4.4.1 connection to {mx_host} [{address}]:{port} failed: {str(exc)[:200]}"
             )
         ) from exc
-    conn = SmtpClientConnection(reader, writer, mx_host, address, path)
+    conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode)
     try:
         await conn.greet(ehlo_domain)
     except ConnectFailure:

@@ -46,6 +46,9 @@ class Egress:
         self.manager = manager
         self.runtime = manager.runtime
         self.local = LocalThrottleStore()
+        from kumocore.delivery.broken_tls import BrokenTls
+
+        self.broken_tls = BrokenTls()
 
     def _store(self, force_local: bool) -> ThrottleStore:
         shared = self.runtime.throttles
@@ -146,7 +149,12 @@ class Egress:
         if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
             conn: SmtpClientConnection = await ready.protocol.connect(ready)
             return conn
+        from kumocore.delivery.broken_tls import reconnect_in_clear
+
         config, source = ready.config, ready.source
+        tls_mode = self.broken_tls.tls_mode(ready.key.site, config)
+        if isinstance(tls_mode, Response):
+            raise ConnectionFailed(tls_mode)
         last = Response.parse(451, "4.4.1 no MX host could be reached")
         candidates, filtered = 0, False
         for target in ready.targets:
@@ -166,19 +174,27 @@ class Egress:
                 if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
                     continue
                 candidates += 1
+                options = dict(
+                    mx_host=target.name,
+                    address=address,
+                    # KumoMTA: the source's remote_port, else the mx_list (or
+                    # queue name) port, else the path's smtp_port.
+                    port=int(source.remote_port or target.port or config.smtp_port),
+                    source_address=source.source_address,
+                    ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.runtime.hostname,
+                    path=config,
+                )
                 try:
-                    return await open_connection(
-                        mx_host=target.name,
-                        address=address,
-                        # KumoMTA: the source's remote_port, else the mx_list (or
-                        # queue name) port, else the path's smtp_port.
-                        port=int(source.remote_port or target.port or config.smtp_port),
-                        source_address=source.source_address,
-                        ehlo_domain=config.ehlo_domain
-                        or source.ehlo_domain
-                        or self.runtime.hostname,
-                        path=config,
-                    )
+                    return await open_connection(**options, tls_mode=tls_mode)
+                except ConnectFailure as failure:
+                    last = failure.response
+                    if not failure.tls_broken:
+                        continue
+                    self.broken_tls.failed(ready.key.site, config)
+                    if not reconnect_in_clear(config, tls_mode):
+                        continue
+                try:
+                    return await open_connection(**options, tls_mode="Disabled")
                 except ConnectFailure as failure:
                     last = failure.response
         if candidates == 0 and ready.targets and not filtered:

@@ -238,3 +238,58 @@ async def test_disabled_tls_sends_in_clear_and_logs_no_tls_fields(make_bench: An
     (record,) = await bench.wait_for_records("Delivery", 1)
     assert record.get("tls_cipher") is None and record.get("tls_protocol_version") is None
     assert record["delivery_protocol"] == "ESMTP"
+
+
+async def _plain_mx_with_untrusted_tls(tmp_path: Path) -> AuthMx:
+    return await AuthMx("127.0.0.4", "mx.auth.test", {}, tmp_path, require_auth=False).start()
+
+
+async def test_failed_opportunistic_handshake_reconnects_in_clear_when_asked(
+    make_bench: Any, tmp_path: Path
+) -> None:
+    mx = await _plain_mx_with_untrusted_tls(tmp_path)
+    try:
+        bench: Bench = await make_bench(queue=_auth_route(mx), path={
+            "enable_tls": "Opportunistic",
+            "opportunistic_tls_reconnect_on_failed_handshake": True})
+        await bench.inject("rcpt@example.com")
+        (record,) = await bench.wait_for_records("Delivery", 1)
+        assert [m[1] for m in mx.state.messages] == ["rcpt@example.com"]
+        assert record.get("tls_cipher") is None  # delivered in clear, after the failure
+    finally:
+        await mx.stop()
+
+
+async def test_remembered_broken_tls_sends_opportunistic_mail_in_clear_next_time(
+    make_bench: Any, tmp_path: Path
+) -> None:
+    mx = await _plain_mx_with_untrusted_tls(tmp_path)
+    try:
+        bench: Bench = await make_bench(queue={**_auth_route(mx), "retry_interval": "1s"},
+                                        path={"enable_tls": "Opportunistic",
+                                              "remember_broken_tls": "1h"})
+        await bench.inject("rcpt@example.com")
+        (failed,) = await bench.wait_for_records("TransientFailure", 1)
+        assert "TLS handshake" in failed["response"]["content"]
+        (record,) = await bench.wait_for_records("Delivery", 1, timeout=15)
+        assert [m[1] for m in mx.state.messages] == ["rcpt@example.com"]
+        assert record.get("tls_cipher") is None
+    finally:
+        await mx.stop()
+
+
+async def test_remembered_broken_tls_fails_required_mode_naming_the_option(
+    make_bench: Any, tmp_path: Path
+) -> None:
+    mx = await _plain_mx_with_untrusted_tls(tmp_path)
+    try:
+        bench: Bench = await make_bench(queue={**_auth_route(mx), "retry_interval": "1s"},
+                                        path={"enable_tls": "Required",
+                                              "remember_broken_tls": "1h"})
+        await bench.inject("rcpt@example.com")
+        records = await bench.wait_for_records("TransientFailure", 2, timeout=15)
+        assert "TLS handshake" in records[0]["response"]["content"]
+        assert "remember_broken_tls" in records[1]["response"]["content"]
+        assert mx.state.messages == []
+    finally:
+        await mx.stop()

@@ -46,7 +46,9 @@ class AuthMx:
     """``await AuthMx(host, hostname, users).start()``; ``ca_file`` is its certificate."""
 
     def __init__(self, host: str, hostname: str, users: dict[str, str], tmp: Path,
-                 *, starttls: bool = True, silent: bool = False) -> None:
+                 *, starttls: bool = True, silent: bool = False,
+                 require_auth: bool = True) -> None:
+        self.require_auth = require_auth
         self.host, self.hostname, self.users = host, hostname, users
         self.silent = silent  # never answer AUTH (a stalling server)
         self.state = AuthMxState()
@@ -79,7 +81,7 @@ class AuthMx:
             lambda: SMTP(
                 handler, hostname=self.hostname,
                 tls_context=self.context if self.starttls else None,
-                authenticator=self._authenticate, auth_required=True,
+                authenticator=self._authenticate, auth_required=self.require_auth,
                 auth_require_tls=True, auth_exclude_mechanism=["LOGIN"],
             ),
             self.host, 0,
