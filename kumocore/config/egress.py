@@ -104,7 +104,7 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 # is refused at load unless the operator passes --allow-unsupported. enable_mta_sts,
 # enable_dane and the proxy options are another workstream's and are not listed here.
 PATH_UNSUPPORTED = (
-    "enable_rset", "tls_certificate", "tls_private_key",
+    "enable_rset",
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
     "system_shutdown_timeout",
     "source_selection_rate",

@@ -166,8 +166,14 @@ class SmtpClientConnection:
             return
         self._refuse_injection("with")
         try:
+            context = client_context(self.path)
+        except Exception as exc:  # our configuration (client certificate), not the peer
+            self.abort()
+            raise ConnectFailure(Response.parse(
+                451, f"4.7.0 client TLS configuration cannot be used: {str(exc)[:200]}")) from exc
+        try:
             await asyncio.wait_for(
-                self.writer.start_tls(client_context(self.path), server_hostname=self.peer["name"]),
+                self.writer.start_tls(context, server_hostname=self.peer["name"]),
                 _timeout(self.path, "starttls_timeout", 5),
             )
         except Exception as exc:

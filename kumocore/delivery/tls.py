@@ -50,7 +50,29 @@ def client_context(path: EgressPathConfig) -> ssl.SSLContext:
     cipher_list = getattr(path, "openssl_cipher_list", None)
     if cipher_list:
         context.set_ciphers(cipher_list)
+    if getattr(path, "tls_certificate", None):
+        _load_client_certificate(context, path)
     return context
+
+
+def _load_client_certificate(context: ssl.SSLContext, path: EgressPathConfig) -> None:
+    """Present ``tls_certificate`` (key: ``tls_private_key``, else the same source) as
+    the client certificate. Both are key sources; OpenSSL only loads files, so the PEM
+    goes through a private temporary file that is removed at once."""
+    import os
+    import tempfile
+
+    from kumocore.secrets import load_secret
+
+    pem = load_secret(path.tls_certificate)
+    key = load_secret(path.tls_private_key) if path.tls_private_key else b""
+    fd, name = tempfile.mkstemp(prefix="kumocore-client-cert-")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(pem.rstrip(b"\n") + b"\n" + key)
+        context.load_cert_chain(name)
+    finally:
+        os.unlink(name)
 
 
 def _subject_of_der(der: bytes) -> tuple[str, ...]:

@@ -293,3 +293,41 @@ async def test_remembered_broken_tls_fails_required_mode_naming_the_option(
         assert mx.state.messages == []
     finally:
         await mx.stop()
+
+
+async def test_client_certificate_from_key_sources_is_presented_to_the_mx(
+    make_bench: Any, tmp_path: Path
+) -> None:
+    from kumocore.tls import self_signed_pem
+
+    cert, key = self_signed_pem("client.test")
+    (tmp_path / "client-ca.pem").write_bytes(cert)
+    mx = await AuthMx("127.0.0.4", "mx.auth.test", {}, tmp_path, require_auth=False,
+                      client_ca=tmp_path / "client-ca.pem").start()
+    try:
+        bench: Bench = await make_bench(queue=_auth_route(mx), path={
+            "enable_tls": "RequiredInsecure",
+            "tls_certificate": {"key_data": cert.decode()},
+            "tls_private_key": {"key_data": key.decode()}})
+        await bench.inject("rcpt@example.com")
+        await bench.wait_for_records("Delivery", 1)
+        assert mx.state.client_subjects == ["client.test"]
+        assert [m[1] for m in mx.state.messages] == ["rcpt@example.com"]
+    finally:
+        await mx.stop()
+
+
+async def test_unreadable_client_certificate_fails_the_attempt_saying_why(
+    make_bench: Any, tmp_path: Path
+) -> None:
+    mx = await _plain_mx_with_untrusted_tls(tmp_path)
+    try:
+        bench: Bench = await make_bench(queue=_auth_route(mx), path={
+            "enable_tls": "OpportunisticInsecure",
+            "tls_certificate": str(tmp_path / "missing.pem")})
+        await bench.inject("rcpt@example.com")
+        (record,) = await bench.wait_for_records("TransientFailure", 1)
+        assert "client TLS configuration cannot be used" in record["response"]["content"]
+        assert mx.state.messages == []
+    finally:
+        await mx.stop()

@@ -24,6 +24,7 @@ class AuthMxState:
     messages: list[tuple[str, str, bytes, str | None]] = field(default_factory=list)
     auth_attempts: list[tuple[str, bool]] = field(default_factory=list)
     tls_sessions: int = 0
+    client_subjects: list[str] = field(default_factory=list)
 
 
 class _Handler:
@@ -39,6 +40,9 @@ class _Handler:
 
     def handle_STARTTLS(self, server: SMTP, session: Session, envelope: Envelope) -> bool:
         self.state.tls_sessions += 1
+        cert = session.ssl.get("peercert") if isinstance(session.ssl, dict) else None
+        if cert:
+            self.state.client_subjects.append(dict(x[0] for x in cert["subject"])["commonName"])
         return True
 
 
@@ -47,7 +51,7 @@ class AuthMx:
 
     def __init__(self, host: str, hostname: str, users: dict[str, str], tmp: Path,
                  *, starttls: bool = True, silent: bool = False,
-                 require_auth: bool = True) -> None:
+                 require_auth: bool = True, client_ca: Path | None = None) -> None:
         self.require_auth = require_auth
         self.host, self.hostname, self.users = host, hostname, users
         self.silent = silent  # never answer AUTH (a stalling server)
@@ -60,6 +64,9 @@ class AuthMx:
         key_file.write_bytes(key)
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.context.load_cert_chain(self.ca_file, key_file)
+        if client_ca is not None:  # ask for a client certificate and check it
+            self.context.verify_mode = ssl.CERT_OPTIONAL
+            self.context.load_verify_locations(client_ca)
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
 
