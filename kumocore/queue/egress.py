@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -16,6 +16,7 @@ from kumocore.response import Response
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
     from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.dns.mx import MxTarget
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
@@ -35,6 +36,15 @@ class Slot:
 
 #: The longest a connection waits for the message rate before handing its slot back.
 MAX_RATE_WAIT = 5.0
+
+
+class _NoAddress(Exception):
+    """An MX target has no address to try; ``response`` says why."""
+
+    def __init__(self, response: Response, *, filtered: bool = False) -> None:
+        super().__init__(response.to_single_line())
+        self.response = response
+        self.filtered = filtered
 
 
 class Egress:
@@ -142,15 +152,12 @@ class Egress:
     async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
         """Connect to the first reachable MX address, in preference order (or, for a
         protocol other than SMTP, open that protocol's connection)."""
-        from kumocore.delivery.client import ConnectFailure, open_connection
+        from kumocore.delivery.client import ConnectFailure
         from kumocore.delivery.protocols import SmtpProtocol
-        from kumocore.dns.mx import order_addresses
 
         if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
             conn: SmtpClientConnection = await ready.protocol.connect(ready)
             return conn
-        from kumocore.delivery.broken_tls import reconnect_in_clear
-
         config, source = ready.config, ready.source
         tls_mode = self.broken_tls.tls_mode(ready.key.site, config)
         if isinstance(tls_mode, Response):
@@ -159,18 +166,11 @@ class Egress:
         candidates, filtered = 0, False
         for target in ready.targets:
             try:
-                addresses = (
-                    [target.address] if target.address
-                    else await self.runtime.resolver.resolve_ips(target.name))
-            except Exception as exc:
-                last = Response.parse(451, f"4.4.3 address lookup for {target.name} failed: {exc}")
+                addresses = await self._addresses(target, config.ip_lookup_strategy)
+            except _NoAddress as exc:
+                last, filtered = exc.response, filtered or exc.filtered
                 continue
-            ordered = order_addresses(addresses, config.ip_lookup_strategy)
-            if not ordered:
-                last = Response.parse(451, f"4.4.3 no address of {target.name} is allowed by "
-                                      f"ip_lookup_strategy {config.ip_lookup_strategy}")
-                filtered = True
-            for address in ordered:
+            for address in addresses:
                 if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
                     continue
                 candidates += 1
@@ -185,16 +185,7 @@ class Egress:
                     path=config,
                 )
                 try:
-                    return await open_connection(**options, tls_mode=tls_mode)
-                except ConnectFailure as failure:
-                    last = failure.response
-                    if not failure.tls_broken:
-                        continue
-                    self.broken_tls.failed(ready.key.site, config)
-                    if not reconnect_in_clear(config, tls_mode):
-                        continue
-                try:
-                    return await open_connection(**options, tls_mode="Disabled")
+                    return await self._open(ready, options, tls_mode)
                 except ConnectFailure as failure:
                     last = failure.response
         if candidates == 0 and ready.targets and not filtered:
@@ -203,6 +194,42 @@ class Egress:
                 "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
             )
         raise ConnectionFailed(last)
+
+    async def _addresses(self, target: MxTarget, strategy: str) -> list[str]:
+        """The addresses of one MX target, in ``ip_lookup_strategy`` order."""
+        from kumocore.dns.mx import order_addresses
+
+        try:
+            addresses = (
+                [target.address] if target.address
+                else await self.runtime.resolver.resolve_ips(target.name))
+        except Exception as exc:
+            raise _NoAddress(Response.parse(
+                451, f"4.4.3 address lookup for {target.name} failed: {exc}")) from exc
+        ordered = order_addresses(addresses, strategy)
+        if not ordered:
+            raise _NoAddress(Response.parse(
+                451, f"4.4.3 no address of {target.name} is allowed by ip_lookup_strategy "
+                f"{strategy}"), filtered=True)
+        return ordered
+
+    async def _open(
+        self, ready: ReadyQueue, options: dict[str, Any], tls_mode: str
+    ) -> SmtpClientConnection:
+        """One address: connect; after broken TLS remember the site, and reconnect in
+        clear text when the path asks to (see :mod:`kumocore.delivery.broken_tls`)."""
+        from kumocore.delivery.broken_tls import reconnect_in_clear
+        from kumocore.delivery.client import ConnectFailure, open_connection
+
+        try:
+            return await open_connection(**options, tls_mode=tls_mode)
+        except ConnectFailure as failure:
+            if not failure.tls_broken:
+                raise
+            self.broken_tls.failed(ready.key.site, ready.config)
+            if not reconnect_in_clear(ready.config, tls_mode):
+                raise
+        return await open_connection(**options, tls_mode="Disabled")
 
     async def deliver(
         self, ready: ReadyQueue, conn: SmtpClientConnection, message: Message
