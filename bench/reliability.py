@@ -61,6 +61,7 @@ from bench.reliability_sec_delivery import section_sec_delivery
 from bench.reliability_sec_disk import section_sec_disk
 from bench.reliability_sec_http import section_sec_http
 from bench.reliability_sec_memory import section_sec_memory
+from bench.reliability_sec_routing import section_sec_routing
 from bench.reliability_sec_smtp import section_sec_smtp
 from bench.reliability_status import section_status
 
@@ -113,6 +114,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("policy_io", section_policy_io),
     ("sec_memory", section_sec_memory),
     ("status", section_status),
+    ("sec_routing", section_sec_routing),
 ]
 
 

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "until SIGTERM/SIGINT, then stop gracefully. Example: kumocore serve "
                      "--policy /etc/kumocore/policy.lua --workers 2")  # fmt: skip
     _add_policy(serve)
+    _add_allow_unsupported(serve)
     serve.add_argument(
         "--shutdown-timeout",
         type=_seconds,
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and line. Exit 0 when valid, 2 on a configuration error. Example: "
                         "kumocore validate --policy policy.lua")  # fmt: skip
     _add_policy(validate)
+    _add_allow_unsupported(validate)
     validate.add_argument("--domain", action="append", default=[],
                           help="a recipient domain to ask the handlers about (repeatable; "
                           "default: the listener domains, else example.com)")  # fmt: skip
@@ -156,6 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_allow_unsupported(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-unsupported", action="store_true",
+        help="load a policy that sets KumoMTA options kumocore does not implement yet, "
+        "ignoring them (each is logged as a warning); without it such a policy is refused")
+
+
+def _report_ignored() -> None:
+    from kumocore.config.options import ignored_options
+
+    for name, function in sorted(ignored_options().items()):
+        print(f"kumocore: warning: KumoMTA's option {name!r} ({function}) is not supported "
+              "by kumocore yet and is ignored (--allow-unsupported)", file=sys.stderr)
+
+
 async def _validate(policy: str, domains: list[str], tenants: list[str]) -> int:
     from kumocore.policy_check import check_policy
     from kumocore.runtime import Runtime
@@ -185,6 +202,7 @@ async def _validate(policy: str, domains: list[str], tenants: list[str]) -> int:
     )
     for finding in findings:
         print(finding, file=sys.stderr)
+    _report_ignored()
     if errors:
         print(f"policy {policy} has {len(errors)} error(s): {summary}")
         return 1
@@ -215,6 +233,17 @@ async def _serve(policy: str, shutdown_timeout: float) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_diagnostics(args.log_level)
+    if getattr(args, "allow_unsupported", False):
+        from kumocore.config.options import allow_unsupported
+
+        # In the environment, so that worker processes inherit it.
+        allow_unsupported()
+        if args.command == "serve":
+            import structlog
+
+            structlog.get_logger("kumocore.config").warning(
+                "--allow-unsupported: KumoMTA options kumocore does not implement are "
+                "ignored; each is listed as a warning when the policy sets it")
     if args.command == "serve":
         from kumocore.fsmode import restrict_umask
 

@@ -96,7 +96,15 @@ def _cidr_keyed(value: Any, path: Path) -> dict[str, dict[str, Any]]:
 CIDR_KEYED = Conv(_cidr_keyed)
 
 
-class EsmtpListenerConfig(Options, options_for="kumo.start_esmtp_listener"):
+class EsmtpListenerConfig(
+    Options,
+    options_for="kumo.start_esmtp_listener",
+    # Not acted on: refused at load (unless --allow-unsupported) when set to non-defaults.
+    unsupported=(
+        "data_buffer_size", "batch_handling", "deferred_spool", "deferred_queue",
+        "allow_xclient",
+    ),
+):
     """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""
 
     listen: str = option(SOCKET_ADDRESS, default="127.0.0.1:2025")

@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import functools
 import ipaddress
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self, TypeVar, cast, dataclass_transform
@@ -101,8 +102,13 @@ class Options:
     options_for: ClassVar[str]
     option_converters: ClassVar[dict[str, Conv]]
     required_options: ClassVar[frozenset[str]]
+    #: KumoMTA options kumocore parses but does not act on: refused at load when a
+    #: policy sets them to anything but their default (see :func:`refuse_unsupported`).
+    unsupported_options: ClassVar[frozenset[str]]
 
-    def __init_subclass__(cls, *, options_for: str, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, *, options_for: str, unsupported: Iterable[str] = (), **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
         dataclass(frozen=True, kw_only=True)(cls)
         fields = dataclasses.fields(cast(Any, cls))
@@ -110,6 +116,10 @@ class Options:
         if plain:
             raise TypeError(f"{cls.__name__}: declare {', '.join(plain)} with option()")
         cls.options_for = options_for
+        cls.unsupported_options = frozenset(unsupported)
+        unknown = cls.unsupported_options - {f.name for f in fields}
+        if unknown:
+            raise TypeError(f"{cls.__name__}: unsupported names no option: {sorted(unknown)}")
         cls.option_converters = {f.name: f.metadata[_META_KEY] for f in fields}
         cls.required_options = frozenset(
             f.name
@@ -144,7 +154,56 @@ def build(cls: type[OptionsT], options: Mapping[str, Any] | None, path: Path) ->
             kwargs[name] = conv.load(value, path.child(name))
         elif name in cls.required_options:
             raise ConfigError(f"missing required key {path.child(name).key!r} for {path.function}")
+    for name in cls.unsupported_options & kwargs.keys():
+        if kwargs[name] != _default_of(cls, name):
+            refuse_unsupported(name, path)
     return cls(**kwargs)
+
+
+def _default_of(cls: type[Options], name: str) -> Any:
+    field = cls.__dataclass_fields__[name]  # type: ignore[attr-defined]
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return None if field.default is dataclasses.MISSING else field.default
+
+
+#: Set (by ``kumocore serve/validate --allow-unsupported``) in the environment, so that
+#: worker processes inherit the operator's choice.
+ALLOW_UNSUPPORTED_ENV = "KUMOCORE_ALLOW_UNSUPPORTED"
+_ignored: dict[str, str] = {}
+
+
+def allow_unsupported(allow: bool = True) -> None:
+    """Let policies set unsupported KumoMTA options (each is then listed as a warning)."""
+    if allow:
+        os.environ[ALLOW_UNSUPPORTED_ENV] = "1"
+    else:
+        os.environ.pop(ALLOW_UNSUPPORTED_ENV, None)
+
+
+def ignored_options() -> dict[str, str]:
+    """``{option: function}`` of every unsupported option a policy set and that was
+    ignored because the operator allowed it."""
+    return dict(_ignored)
+
+
+def refuse_unsupported(name: str, path: Path) -> None:
+    """A KumoMTA option kumocore does not act on: a :class:`ConfigError` naming it,
+    unless the operator opted in, in which case it is remembered and logged once."""
+    where = path.child(name)
+    if os.environ.get(ALLOW_UNSUPPORTED_ENV) != "1":
+        raise ConfigError(
+            f"KumoMTA's option {name!r} is not supported by kumocore yet "
+            f"({where.key!r} in {where.function}); remove it, or start kumocore with "
+            "--allow-unsupported to run with it ignored"
+        )
+    if name not in _ignored:
+        import structlog
+
+        _ignored[name] = where.function
+        structlog.get_logger("kumocore.config").warning(
+            "KumoMTA option not supported by kumocore yet; ignored (--allow-unsupported)",
+            option=name, function=where.function)
 
 
 def check_keys(table: Mapping[Any, Any], allowed: Iterable[str], path: Path) -> None:

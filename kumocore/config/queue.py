@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import Any
 
 from kumocore.config.egress import MEMORY_REDUCTION_POLICIES
 from kumocore.config.options import (
     DURATION,
     STRING,
-    TABLE,
     THROTTLE,
+    Conv,
     Options,
     Path,
     enum,
@@ -26,6 +25,7 @@ from kumocore.config.options import (
     nested,
     option,
 )
+from kumocore.delivery.protocols import DeliveryProtocol, parse_protocol
 from kumocore.throttle.spec import ThrottleSpec
 
 #: The pool used when a queue names none: one source, also "unspecified", binding nothing.
@@ -42,7 +42,18 @@ class QueueShrinkPolicy(Options, options_for="kumo.make_queue_config shrink_poli
     policy: str = option(enum(*MEMORY_REDUCTION_POLICIES))
 
 
-class QueueConfig(Options, options_for="kumo.make_queue_config"):
+PROTOCOL = Conv(parse_protocol, dump=lambda protocol: protocol.to_dict())
+
+
+class QueueConfig(
+    Options,
+    options_for="kumo.make_queue_config",
+    # Parsed, not acted on yet: refused at load (unless --allow-unsupported) when set.
+    unsupported=(
+        "max_message_rate", "reap_interval", "refresh_interval", "refresh_strategy",
+        "strategy", "timerwheel_tick_interval", "provider_name", "shrink_policy",
+    ),
+):
     """Settings of one scheduled queue. Durations are in seconds."""
 
     retry_interval: float = option(DURATION, default="20m")
@@ -50,9 +61,9 @@ class QueueConfig(Options, options_for="kumo.make_queue_config"):
     max_age: float = option(DURATION, default="7 days")
     egress_pool: str | None = option(STRING, default=None)
     max_message_rate: ThrottleSpec | None = option(THROTTLE, default=None)
-    # SMTP when absent; else {smtp={mx_list=...}}, {maildir_path=...}, {custom_lua=...}...
-    # checked by the delivery layer, which knows the protocols plugins provide.
-    protocol: dict[str, Any] | None = option(TABLE, default=None)
+    # SMTP to the routing domain's MX when absent; else {smtp={mx_list=...}},
+    # {maildir_path=...}, or a protocol registered in kumocore.delivery.protocols.
+    protocol: DeliveryProtocol | None = option(PROTOCOL, default=None)
     reap_interval: float = option(DURATION, default="10m")
     refresh_interval: float = option(DURATION, default="1m")
     refresh_strategy: str = option(enum("Ttl", "Epoch"), default="Ttl")

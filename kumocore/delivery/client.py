@@ -19,7 +19,10 @@ import asyncio
 import ssl
 from typing import TYPE_CHECKING
 
+from kumocore.delivery import auth
+from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
 from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff, drain_needed
+from kumocore.errors import ConfigError
 from kumocore.response import Response
 
 if TYPE_CHECKING:
@@ -27,11 +30,14 @@ if TYPE_CHECKING:
 
 
 class ConnectFailure(Exception):
-    """The connection or its greeting/EHLO/STARTTLS failed; ``response`` says how."""
+    """The connection or its greeting/EHLO/STARTTLS failed; ``response`` says how.
+    ``tls_broken``: the TLS handshake, or the EHLO after it, failed (for
+    ``remember_broken_tls`` and ``opportunistic_tls_reconnect_on_failed_handshake``)."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response, *, tls_broken: bool = False) -> None:
         super().__init__(response.to_single_line())
         self.response = response
+        self.tls_broken = tls_broken
 
 
 def _timeout(path: EgressPathConfig, name: str, default: float) -> float:
@@ -55,14 +61,6 @@ def failure_response(exc: BaseException, command: str) -> Response:
     return Response.parse(421, text, command=command)
 
 
-def _tls_context(mode: str) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if mode.endswith("Insecure"):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class SmtpClientConnection:
     """An open, greeted SMTP session ready for transactions."""
 
@@ -73,8 +71,11 @@ class SmtpClientConnection:
         mx_host: str,
         address: str,
         path: EgressPathConfig,
+        tls_mode: str | None = None,
     ) -> None:
         self.replies = ReplyReader(reader)
+        # enable_tls, unless the caller overrides it (a site remembered as broken TLS).
+        self.tls_mode = tls_mode or str(getattr(path, "enable_tls", "Opportunistic"))
         self.writer = writer
         self.path = path
         self.peer = {"name": mx_host, "addr": address}
@@ -82,6 +83,8 @@ class SmtpClientConnection:
         self.source_address = f"{local[0]}:{local[1]}" if local else None
         self.extensions: dict[str, str] = {}
         self.tls = False
+        # The protocol and TLS outcome of this session, for the log records.
+        self.session = SessionInfo()
         self.closed = False
         self.deliveries = 0
         # Set when the session ended by a failure rather than a reply: the queue backs the
@@ -117,7 +120,7 @@ class SmtpClientConnection:
         if banner.code != 220:
             raise ConnectFailure(banner)
         await self._ehlo(ehlo_domain)
-        mode = str(getattr(self.path, "enable_tls", "Opportunistic"))
+        mode = self.tls_mode
         if mode != "Disabled" and "STARTTLS" in self.extensions:
             await self._starttls(mode, ehlo_domain)
         elif mode.startswith("Required"):
@@ -126,6 +129,24 @@ class SmtpClientConnection:
                     451, "4.7.4 TLS is required for this path but the peer does not offer it"
                 )
             )
+        if getattr(self.path, "smtp_auth_plain_username", None):
+            await self._auth_plain()
+
+    async def _auth_plain(self) -> None:
+        """AUTH PLAIN with the path's credential (see :mod:`kumocore.delivery.auth`)."""
+        where = f"{self.peer['name']} [{self.peer['addr']}]"
+        try:
+            auth.precondition(self.path, self.tls, self.session.tls_verified, where)
+            try:
+                token = auth.plain_initial_response(self.path)
+            except ConfigError as exc:  # the password's key source cannot be read
+                raise auth.AuthRefused(Response.parse(451, f"4.7.0 {exc}")) from exc
+            reply = await self._command(
+                f"AUTH PLAIN {token}", "AUTH", _timeout(self.path, "auth_timeout", 60))
+            if reply.code != 235:
+                raise auth.failed(reply, str(self.path.smtp_auth_plain_username), where)
+        except auth.AuthRefused as refused:
+            raise ConnectFailure(refused.response) from refused
 
     async def _ehlo(self, ehlo_domain: str) -> None:
         reply = await self._command(
@@ -145,8 +166,14 @@ class SmtpClientConnection:
             return
         self._refuse_injection("with")
         try:
+            context = client_context(self.path)
+        except Exception as exc:  # our configuration (client certificate), not the peer
+            self.abort()
+            raise ConnectFailure(Response.parse(
+                451, f"4.7.0 client TLS configuration cannot be used: {str(exc)[:200]}")) from exc
+        try:
             await asyncio.wait_for(
-                self.writer.start_tls(_tls_context(mode), server_hostname=self.peer["name"]),
+                self.writer.start_tls(context, server_hostname=self.peer["name"]),
                 _timeout(self.path, "starttls_timeout", 5),
             )
         except Exception as exc:
@@ -156,14 +183,22 @@ class SmtpClientConnection:
                     421,
                     f"4.7.5 TLS handshake with {self.peer['name']} failed: "
                     f"{str(exc)[:200] or type(exc).__name__}",
-                )
+                ),
+                tls_broken=True,
             ) from exc
         # Plaintext that arrived before the handshake took over the socket sits in the
         # same buffer as what TLS decrypts: refuse it here too.
         self._refuse_injection("after")
         self.replies.reset()  # nothing read before the handshake may be trusted
         self.tls = True
-        await self._ehlo(ehlo_domain)
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.session = session_info(ssl_object, verifies(mode))
+        try:
+            await self._ehlo(ehlo_domain)
+        except ConnectFailure as failure:
+            failure.tls_broken = True
+            raise
 
     def _refuse_injection(self, when: str) -> None:
         """CVE-2011-0411: bytes sent with or after ``220`` to STARTTLS are plaintext an
@@ -264,8 +299,10 @@ async def open_connection(
     source_address: str | None,
     ehlo_domain: str,
     path: EgressPathConfig,
+    tls_mode: str | None = None,
 ) -> SmtpClientConnection:
-    """Connect (from ``source_address`` when set), read the banner, EHLO, maybe STARTTLS."""
+    """Connect (from ``source_address`` when set), read the banner, EHLO, maybe STARTTLS
+    (per ``tls_mode``, default the path's ``enable_tls``)."""
     local = (source_address, 0) if source_address else None
     try:
         reader, writer = await asyncio.wait_for(
@@ -280,7 +317,7 @@ async def open_connection(
                 451, f"4.4.1 connection to {mx_host} [{address}]:{port} failed: {str(exc)[:200]}"
             )
         ) from exc
-    conn = SmtpClientConnection(reader, writer, mx_host, address, path)
+    conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode)
     try:
         await conn.greet(ehlo_domain)
     except ConnectFailure:

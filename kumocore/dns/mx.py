@@ -36,6 +36,68 @@ def domain_literal_address(domain: str) -> str | None:
         raise ValueError(f"invalid domain literal {domain!r}: not an IP address") from None
 
 
+@dataclass(frozen=True)
+class MxTarget:
+    """One host to try: a name to resolve (or an IP), or a pre-resolved address.
+
+    ``label`` is how KumoMTA shows an ``mx_list`` entry in the synthesized site name: the
+    string as written, or the address (with its port) of a ``{ name, addr }`` table.
+    """
+
+    name: str
+    address: str | None = None
+    port: int | None = None
+    label: str = ""
+
+
+def _split_address(text: str) -> tuple[str, int | None]:
+    """``10.0.0.1``, ``10.0.0.1:25``, ``[::1]:25``, ``::1`` → address and optional port."""
+    if text.startswith("["):
+        inner, _, rest = text[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else None
+        if rest and port is None:
+            raise ValueError(f"invalid address {text!r}")
+        text = inner
+    else:
+        host, port = split_port(text)
+        text = host
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"invalid port in {text!r}")
+    return str(ipaddress.ip_address(text.removeprefix("IPv6:").removeprefix("ipv6:"))), port
+
+
+def parse_mx_list_entry(entry: Any) -> MxTarget:
+    """One entry of ``protocol = { smtp = { mx_list = {...} } }``, in KumoMTA's forms:
+    ``'mx.example.com'``, ``'mx.example.com:2025'``, ``'[10.0.0.1]'`` (``'[10.0.0.1]:2025'``)
+    or ``{ name = 'mx.example.com', addr = '10.0.0.1:2025' }``."""
+    if isinstance(entry, str) and entry:
+        if entry.startswith("["):
+            address, port = _split_address(entry)
+            return MxTarget(name=address, address=address, port=port, label=entry)
+        host, port = split_port(entry)
+        if not host or any(c.isspace() for c in host):
+            raise ValueError("expected a host name, '[IP]' or 'host:port'")
+        return MxTarget(name=host.rstrip("."), port=port, label=entry)
+    if isinstance(entry, dict) and set(entry) == {"name", "addr"}:
+        name, addr = entry["name"], entry["addr"]
+        if not isinstance(name, str) or not isinstance(addr, str):
+            raise ValueError("expected { name = 'host', addr = 'IP[:port]' } with strings")
+        address, port = _split_address(addr)
+        shown = f"[{address}]:{port}" if ":" in address and port else (
+            f"{address}:{port}" if port else address)
+        return MxTarget(name=name.rstrip("."), address=address, port=port, label=shown)
+    raise ValueError("expected a host name, '[IP]', 'host:port' or { name = ..., addr = ... }")
+
+
+def order_addresses(addresses: list[str], strategy: str) -> list[str]:
+    """Addresses to try per KumoMTA's ``ip_lookup_strategy``: ``Ipv4Only``/``Ipv6Only``
+    keep one family; ``Ipv6ThenIpv4`` puts IPv6 first; ``Ipv4ThenIpv6`` and the default
+    ``Ipv4AndIpv6`` keep both, IPv4 first (the order kumocore's resolver returns)."""
+    v4 = [a for a in addresses if ":" not in a]
+    v6 = [a for a in addresses if ":" in a]
+    return {"Ipv4Only": v4, "Ipv6Only": v6, "Ipv6ThenIpv4": v6 + v4}.get(strategy, v4 + v6)
+
+
 def fully_qualify(name: str) -> str:
     """Lower-case ``name`` and give it exactly one trailing dot (``Gmail.COM`` → ``gmail.com.``)."""
     return name.lower().rstrip(".") + "."
@@ -125,6 +187,16 @@ class MailExchanger:
         if self.is_domain_literal:
             return host, None
         return split_port(host)
+
+    def targets(self) -> list[MxTarget]:
+        """The hosts to try, in order, with any port of ``example.com:2525`` split off."""
+        result = []
+        for host in self.hosts:
+            if host == NULL_MX_HOST:
+                continue
+            name, port = self.host_port(host)
+            result.append(MxTarget(name=name.rstrip("."), port=port, label=host))
+        return result
 
     def to_policy_table(self) -> dict[str, Any]:
         """The table ``kumo.dns.lookup_mx`` returns, with KumoMTA's field names.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -16,6 +16,7 @@ from kumocore.response import Response
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
     from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.dns.mx import MxTarget
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
@@ -27,14 +28,23 @@ log = structlog.get_logger("kumocore.egress")
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A held connection slot: the lease and the store that granted it."""
+    """A held connection slot: the leases of the path's ``connection_limit`` and of each
+    of its ``additional_connection_limits``, with the stores that granted them."""
 
-    store: ThrottleStore
-    lease: Lease
+    leases: tuple[tuple[ThrottleStore, Lease], ...]
 
 
 #: The longest a connection waits for the message rate before handing its slot back.
 MAX_RATE_WAIT = 5.0
+
+
+class _NoAddress(Exception):
+    """An MX target has no address to try; ``response`` says why."""
+
+    def __init__(self, response: Response, *, filtered: bool = False) -> None:
+        super().__init__(response.to_single_line())
+        self.response = response
+        self.filtered = filtered
 
 
 class Egress:
@@ -46,6 +56,9 @@ class Egress:
         self.manager = manager
         self.runtime = manager.runtime
         self.local = LocalThrottleStore()
+        from kumocore.delivery.broken_tls import BrokenTls
+
+        self.broken_tls = BrokenTls()
 
     def _store(self, force_local: bool) -> ThrottleStore:
         shared = self.runtime.throttles
@@ -56,40 +69,61 @@ class Egress:
         return int(config.connection_limit.limit)
 
     async def acquire_slot(self, ready: ReadyQueue) -> Slot | None:
-        """A connection slot for ``ready``, or None when its connection limit is reached."""
-        spec = ready.config.connection_limit
-        store = self._store(bool(getattr(spec, "force_local", False)))
-        key = f"kumomta.connection_limit.{ready.key.name}"
-        lease = await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
-        return Slot(store, lease) if lease is not None else None
+        """A connection slot for ``ready``, or None when its connection limit, or one of
+        its ``additional_connection_limits`` (named, so shared by every path naming them,
+        as in KumoMTA), is reached."""
+        limits = [(f"kumomta.connection_limit.{ready.key.name}", ready.config.connection_limit)]
+        limits += list(ready.config.additional_connection_limits.items())
+        held: list[tuple[ThrottleStore, Lease]] = []
+        for key, spec in limits:
+            store = self._store(bool(getattr(spec, "force_local", False)))
+            lease = await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
+            if lease is None:
+                await self.release_slot(Slot(tuple(held)))
+                return None
+            held.append((store, lease))
+        return Slot(tuple(held))
 
     async def keep_slot(self, slot: Slot | None) -> None:
-        """Renew a long-lived connection's lease before it lapses (a lapsed lease would let
-        the fleet open one connection too many)."""
-        if slot is None or slot.lease.expires - time.monotonic() > LEASE_SECONDS / 3:
+        """Renew a long-lived connection's leases before they lapse (a lapsed lease would
+        let the fleet open one connection too many)."""
+        if slot is None:
             return
-        try:
-            await slot.store.renew_lease(slot.lease, LEASE_SECONDS)
-        except Exception as exc:  # lapsed already (e.g. Redis was away): keep going
-            log.warning("connection slot lease could not be renewed", error=str(exc))
+        for store, lease in slot.leases:
+            if lease.expires - time.monotonic() > LEASE_SECONDS / 3:
+                continue
+            try:
+                await store.renew_lease(lease, LEASE_SECONDS)
+            except Exception as exc:  # lapsed already (e.g. Redis was away): keep going
+                log.warning("connection slot lease could not be renewed", error=str(exc))
 
     async def release_slot(self, slot: Slot | None) -> None:
         if slot is None:
             return
-        try:
-            await slot.store.release_lease(slot.lease)
-        except Exception as exc:  # a lease that is not released lapses on its own
-            log.debug("lease release failed", error=str(exc))
+        for store, lease in slot.leases:
+            try:
+                await store.release_lease(lease)
+            except Exception as exc:  # a lease that is not released lapses on its own
+                log.debug("lease release failed", error=str(exc))
 
     async def wait_for_rate(self, ready: ReadyQueue) -> bool:
-        """Wait until the path's ``max_message_rate`` admits one more message."""
-        return await self._admit(ready, ready.config.max_message_rate, "max_message_rate")
+        """Wait until the path's ``max_message_rate`` and each of its
+        ``additional_message_rate_throttles`` (named, shared by every path naming them)
+        admit one more message."""
+        if not await self._admit(ready, ready.config.max_message_rate, "max_message_rate"):
+            return False
+        for name, spec in ready.config.additional_message_rate_throttles.items():
+            if not await self._admit(ready, spec, name, shared=True):
+                return False
+        return True
 
     async def wait_for_connection_rate(self, ready: ReadyQueue) -> bool:
         """Wait until the path's ``max_connection_rate`` admits one more connection."""
         return await self._admit(ready, ready.config.max_connection_rate, "max_connection_rate")
 
-    async def _admit(self, ready: ReadyQueue, spec: ThrottleSpec | None, what: str) -> bool:
+    async def _admit(
+        self, ready: ReadyQueue, spec: ThrottleSpec | None, what: str, *, shared: bool = False
+    ) -> bool:
         """Wait until the throttle ``spec`` (one of the path's rates) admits one more.
 
         False when the wait would exceed :data:`MAX_RATE_WAIT`: the caller then gives its
@@ -100,7 +134,7 @@ class Egress:
         from kumocore.throttle.store import rate_key
 
         store = self._store(bool(spec.force_local))
-        key = rate_key(f"kumomta.{what}.{ready.key.name}", spec)
+        key = rate_key(what if shared else f"kumomta.{what}.{ready.key.name}", spec)
         waited = 0.0
         while True:
             result = await store.throttle(key, spec)
@@ -116,41 +150,86 @@ class Egress:
         asyncio.get_running_loop().call_later(delay, ready.wake)
 
     async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
-        """Connect to the first reachable MX address, in preference order."""
-        from kumocore.delivery.client import ConnectFailure, open_connection
+        """Connect to the first reachable MX address, in preference order (or, for a
+        protocol other than SMTP, open that protocol's connection)."""
+        from kumocore.delivery.client import ConnectFailure
+        from kumocore.delivery.protocols import SmtpProtocol
 
-        config, source, mx = ready.config, ready.source, ready.mx
+        if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
+            conn: SmtpClientConnection = await ready.protocol.connect(ready)
+            return conn
+        config, source = ready.config, ready.source
+        tls_mode = self.broken_tls.tls_mode(ready.key.site, config)
+        if isinstance(tls_mode, Response):
+            raise ConnectionFailed(tls_mode)
         last = Response.parse(451, "4.4.1 no MX host could be reached")
-        candidates = 0
-        for host in mx.hosts:
+        candidates, filtered = 0, False
+        for target in ready.targets:
             try:
-                addresses = await self.runtime.resolver.resolve_ips(host)
-            except Exception as exc:
-                last = Response.parse(451, f"4.4.3 address lookup for {host} failed: {exc}")
+                addresses = await self._addresses(target, config.ip_lookup_strategy)
+            except _NoAddress as exc:
+                last, filtered = exc.response, filtered or exc.filtered
                 continue
             for address in addresses:
                 if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
                     continue
                 candidates += 1
+                options = dict(
+                    mx_host=target.name,
+                    address=address,
+                    # KumoMTA: the source's remote_port, else the mx_list (or
+                    # queue name) port, else the path's smtp_port.
+                    port=int(source.remote_port or target.port or config.smtp_port),
+                    source_address=source.source_address,
+                    ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.runtime.hostname,
+                    path=config,
+                )
                 try:
-                    return await open_connection(
-                        mx_host=host.rstrip("."),
-                        address=address,
-                        port=int(source.remote_port or config.smtp_port),
-                        source_address=source.source_address,
-                        ehlo_domain=config.ehlo_domain
-                        or source.ehlo_domain
-                        or self.runtime.hostname,
-                        path=config,
-                    )
+                    return await self._open(ready, options, tls_mode)
                 except ConnectFailure as failure:
                     last = failure.response
-        if candidates == 0 and mx.hosts:
+        if candidates == 0 and ready.targets and not filtered:
             last = Response.parse(
                 550,
                 "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
             )
         raise ConnectionFailed(last)
+
+    async def _addresses(self, target: MxTarget, strategy: str) -> list[str]:
+        """The addresses of one MX target, in ``ip_lookup_strategy`` order."""
+        from kumocore.dns.mx import order_addresses
+
+        try:
+            addresses = (
+                [target.address] if target.address
+                else await self.runtime.resolver.resolve_ips(target.name))
+        except Exception as exc:
+            raise _NoAddress(Response.parse(
+                451, f"4.4.3 address lookup for {target.name} failed: {exc}")) from exc
+        ordered = order_addresses(addresses, strategy)
+        if not ordered:
+            raise _NoAddress(Response.parse(
+                451, f"4.4.3 no address of {target.name} is allowed by ip_lookup_strategy "
+                f"{strategy}"), filtered=True)
+        return ordered
+
+    async def _open(
+        self, ready: ReadyQueue, options: dict[str, Any], tls_mode: str
+    ) -> SmtpClientConnection:
+        """One address: connect; after broken TLS remember the site, and reconnect in
+        clear text when the path asks to (see :mod:`kumocore.delivery.broken_tls`)."""
+        from kumocore.delivery.broken_tls import reconnect_in_clear
+        from kumocore.delivery.client import ConnectFailure, open_connection
+
+        try:
+            return await open_connection(**options, tls_mode=tls_mode)
+        except ConnectFailure as failure:
+            if not failure.tls_broken:
+                raise
+            self.broken_tls.failed(ready.key.site, ready.config)
+            if not reconnect_in_clear(ready.config, tls_mode):
+                raise
+        return await open_connection(**options, tls_mode="Disabled")
 
     async def deliver(
         self, ready: ReadyQueue, conn: SmtpClientConnection, message: Message
@@ -181,5 +260,6 @@ class Egress:
             response = await rewrite_delivery_status(
                 self.runtime.hooks, queue_name, message, response)
         self.manager.outcomes.handle(
-            ready, message, response, peer=conn.peer, source_address=conn.source_address
+            ready, message, response, peer=conn.peer, source_address=conn.source_address,
+            session=conn.session,
         )

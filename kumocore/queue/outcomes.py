@@ -22,6 +22,7 @@ from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
+    from kumocore.delivery.tls import SessionInfo
     from kumocore.logs.dispatch import Ticket
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
@@ -95,14 +96,16 @@ class Outcomes:
         response: Response,
         peer: dict[str, str] | None,
         source_address: str | None = None,
+        session: SessionInfo | None = None,
     ) -> None:
-        """Dispatch a response to the matching outcome."""
+        """Dispatch a response to the matching outcome (``session``: the protocol and TLS
+        details of the attempt, for the record)."""
         if response.is_success:
-            self.delivered(path, message, response, peer, source_address)
+            self.delivered(path, message, response, peer, source_address, session=session)
         elif response.is_transient:
-            self.transient(path, message, response, peer, source_address)
+            self.transient(path, message, response, peer, source_address, session=session)
         else:
-            self.bounce(path, message, response, peer, source_address)
+            self.bounce(path, message, response, peer, source_address, session=session)
 
     # ------------------------------------------------------------------ records
     def _record(
@@ -114,6 +117,7 @@ class Outcomes:
         peer: dict[str, str] | None,
         source_address: str | None,
         classification: str = "Uncategorized",
+        session: SessionInfo | None = None,
     ) -> Ticket | None:
         from kumocore.status.responses import note_outcome
 
@@ -124,6 +128,9 @@ class Outcomes:
         from kumocore.logs.record import RecordType, make_record
 
         queue = self.manager.queue_of(message)
+        protocol = session.delivery_protocol if session is not None else None
+        if protocol is None and path is not None:
+            protocol = "ESMTP"
         return logs.submit(
             make_record(
                 RecordType(kind),
@@ -135,7 +142,11 @@ class Outcomes:
                 egress_pool=queue.pool_name if queue else None,
                 egress_source=path.key.source if path is not None else None,
                 source_address=source_address,
-                delivery_protocol="ESMTP" if path is not None else None,
+                delivery_protocol=protocol,
+                tls_cipher=session.tls_cipher if session else None,
+                tls_protocol_version=session.tls_protocol_version if session else None,
+                tls_peer_subject_name=session.tls_peer_subject_name if session else None,
+                provider_name=path.config.provider_name if path is not None else None,
                 reception_protocol=message.meta.get("reception_protocol"),
                 bounce_classification=classification,
                 nodeid=self.runtime.nodeid,
@@ -179,10 +190,12 @@ class Outcomes:
         response: Response,
         peer: dict[str, str] | None,
         source_address: str | None,
+        session: SessionInfo | None = None,
     ) -> None:
         self.counters["delivered"] += 1
         self.stats.record(_path_name(path), message.id, "delivered", response)
-        ticket = self._record("Delivery", message, response, path, peer, source_address)
+        ticket = self._record(
+            "Delivery", message, response, path, peer, source_address, session=session)
         self._spawn(self._finish(message, ticket))
 
     def bounce(
@@ -194,6 +207,7 @@ class Outcomes:
         source_address: str | None,
         kind: str = "Bounce",
         log_it: bool = True,
+        session: SessionInfo | None = None,
     ) -> None:
         """A final failure (``Bounce``, ``AdminBounce`` or ``Expiration``): log, then forget."""
         self.counters[_COUNTER_OF[kind]] += 1
@@ -204,7 +218,8 @@ class Outcomes:
             if log_it:
                 classification = await self._classify(response)
                 ticket = self._record(
-                    kind, message, response, path, peer, source_address, classification
+                    kind, message, response, path, peer, source_address, classification,
+                    session=session,
                 )
             await self._finish(message, ticket)
 
@@ -222,7 +237,11 @@ class Outcomes:
         response: Response,
         peer: dict[str, str] | None,
         source_address: str | None,
+        session: SessionInfo | None = None,
+        retry_after: float | None = None,
     ) -> None:
+        """Log and reschedule; ``retry_after`` (seconds) replaces the queue's schedule for
+        this attempt (KumoMTA retries a failed maildir write after a minute)."""
         self.counters["transient"] += 1
         self.stats.record(_path_name(path), message.id, "transient", response)
         queue = self.manager.queue_of(message)
@@ -233,6 +252,8 @@ class Outcomes:
         delay = config.delay_for_attempt(message.num_attempts)
         jitter = config.jitter_bound()
         delay = max(0.0, delay + random.uniform(-jitter, jitter))
+        if retry_after is not None:
+            delay = retry_after
         due = time.time() + delay
         expires = message.created + float(config.max_age)
         schedule = message_schedule(message.meta)  # msg:set_scheduling{...}
@@ -245,7 +266,8 @@ class Outcomes:
             # As in KumoMTA, the record shows the attempts made before this one; the
             # count goes up when the message is requeued.
             self._record(
-                "TransientFailure", message, response, path, peer, source_address, classification
+                "TransientFailure", message, response, path, peer, source_address,
+                classification, session=session,
             )
             if await requeue_event(self.manager, message, response):
                 return  # the policy moved it to another queue

@@ -41,11 +41,13 @@ SLOT_RETRY_SECONDS = 0.5
 class PathKey:
     source: str
     site: str
+    #: The delivery protocol's ready-queue suffix (``smtp_client``, ``lua:make.webhook``).
+    protocol: str = "smtp_client"
 
     @property
     def name(self) -> str:
         """KumoMTA's ready queue name: ``source->site@smtp_client``."""
-        return f"{self.source}->{self.site}@smtp_client"
+        return f"{self.source}->{self.site}@{self.protocol}"
 
 
 class ReadyQueue:
@@ -71,6 +73,9 @@ class ReadyQueue:
         self.overflow: collections.deque[Message] = collections.deque()
         self.connections = 0
         self.mx: Any = None  # the MailExchanger of the domain that opened this path
+        # What to connect to, in order (kumocore.dns.mx.MxTarget), and how: set by routing.
+        self.targets: list[Any] = []
+        self.protocol: Any = None
         self._pumping = False
         self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()

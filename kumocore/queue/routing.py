@@ -1,5 +1,12 @@
 """From a due message to a ready queue: pool → source → MX site → egress path.
 
+The destination is KumoMTA's: the queue name's routing domain, else its domain (so the
+``queue`` meta may name a domain, ``[192.0.2.1]``, ``[IPv6:2001:db8::1]`` or
+``host:port``). The queue config's ``protocol`` decides the site: the MX site of that
+destination, ``mx_list:<entries>`` for an explicit ``mx_list``, or the destination itself
+for other protocols; the ready queue is ``source->site@<protocol suffix>``. Maildir
+queues are written directly, without a ready queue (as in KumoMTA).
+
 Any lookup that fails (an unknown pool or source, a policy error in
 ``get_egress_path_config``, a DNS failure) is logged and the message stays queued for a
 later attempt; only a null MX is final.
@@ -12,11 +19,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.delivery.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
 from kumocore.queue.pool import WeightedRoundRobin
 from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.queue_name import parse_queue_name
 from kumocore.response import Response
 
 if TYPE_CHECKING:
+    from kumocore.dns.mx import MailExchanger
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager, ScheduledQueue
 
@@ -61,6 +71,11 @@ class Router:
             manager.schedule(message, suspended_until)
             return
         if await self._throttled(message):
+            return
+        if isinstance(queue.config.protocol, MaildirProtocol):
+            from kumocore.delivery.maildir import deliver_to_maildir
+
+            await deliver_to_maildir(manager, message, queue.config.protocol, queue.name)
             return
         try:
             ready = await self._ready_queue_for(message, queue)
@@ -109,31 +124,28 @@ class Router:
         return source
 
     async def _ready_queue_for(self, message: Message, queue: ScheduledQueue) -> ReadyQueue:
-        from kumocore.dns import DnsError
-
         source_name = await self._pick_source(queue)
         source = await self.hooks.get_egress_source(source_name)
         if source is None:
             raise RoutingError(
                 Response.parse(451, f"4.3.0 egress source {source_name!r} is not defined")
             )
-        domain = message.meta.get("routing_domain") or message.recipient.domain
-        try:
-            mx = await self.manager.runtime.resolver.lookup_mx(domain)
-        except DnsError as exc:
-            # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.
-            raise RoutingError(Response.parse(451, f"4.4.4 MX lookup for {domain}: {exc}")) from exc
-        if mx.site_name == "":
-            raise RoutingError(
-                Response.parse(556, f"5.1.10 {domain} has a null MX and accepts no mail")
-            )
-        key = PathKey(source_name, mx.site_name)
+        parts = parse_queue_name(queue.name)
+        domain = parts.routing_domain or parts.domain
+        protocol = queue.config.protocol or SMTP_DEFAULT
+        mx, targets, site = None, [], domain
+        if isinstance(protocol, SmtpProtocol) and protocol.mx_list:
+            targets, site = list(protocol.mx_list), protocol.mx_list_site_name
+        elif isinstance(protocol, SmtpProtocol):
+            mx = await self._lookup_mx(domain)
+            targets, site = mx.targets(), mx.site_name
+        key = PathKey(source_name, site, protocol.suffix)
         ready = self.manager.ready.get(key)
         refresh = ready is None or (
             time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval)
         )
         if refresh:
-            config = await self.hooks.get_egress_path_config(domain, source_name, mx.site_name)
+            config = await self.hooks.get_egress_path_config(domain, source_name, site)
             if config is None:
                 raise RoutingError(Response.parse(451, "4.3.0 no egress path configuration"))
             if ready is None:
@@ -143,5 +155,19 @@ class Router:
                 ready.config, ready.source = config, source
                 ready.config_loaded = time.monotonic()
         assert ready is not None
-        ready.mx = mx
+        ready.mx, ready.targets, ready.protocol = mx, targets, protocol
         return ready
+
+    async def _lookup_mx(self, domain: str) -> MailExchanger:
+        from kumocore.dns import DnsError
+
+        try:
+            mx = await self.manager.runtime.resolver.lookup_mx(domain)
+        except DnsError as exc:
+            # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.
+            raise RoutingError(Response.parse(451, f"4.4.4 MX lookup for {domain}: {exc}")) from exc
+        if mx.site_name == "":
+            raise RoutingError(
+                Response.parse(556, f"5.1.10 {domain} has a null MX and accepts no mail")
+            )
+        return mx

@@ -106,6 +106,35 @@ def test_additional_limits_and_throttles_keep_their_names() -> None:
     assert EgressPathConfig.from_options(path.to_dict()) == path
 
 
+@pytest.mark.parametrize(
+    "options",
+    [{"use_lmtp": True}, {"enable_rset": False}, {"openssl_options": "NO_TLSV1"},
+     {"aggressive_connection_opening": True}, {"try_next_host_on_transport_error": True}],
+)
+def test_unsupported_path_options_are_refused_naming_the_option(
+    options: dict[str, object],
+) -> None:
+    (name,) = options
+    with pytest.raises(ConfigError, match=f"KumoMTA's option '{name}' is not supported by "
+                       "kumocore yet"):
+        EgressPathConfig.from_options(options)
+
+
+def test_unsupported_path_option_loads_ignored_with_allow_unsupported(
+    allow_unsupported: None,
+) -> None:
+    from kumocore.config.options import ignored_options
+
+    assert EgressPathConfig.from_options({"use_lmtp": True}).use_lmtp is True
+    assert ignored_options()["use_lmtp"] == "kumo.make_egress_path"
+
+
+def test_proxy_mta_sts_and_dane_options_are_not_refused_here() -> None:
+    # Another workstream implements them; they must not be refused by this mechanism.
+    EgressPathConfig.from_options({"enable_mta_sts": False, "enable_dane": True})
+    EgressSource.from_options({"name": "p", "socks5_proxy_server": "127.0.0.1:1080"})
+
+
 def test_total_send_duration_sums_the_client_timeouts() -> None:
     # connect + auth, ehlo + mail_from + rcpt_to + data + data_dot, starttls + idle
     assert EgressPathConfig.from_options({}).total_message_send_duration() == 60 * 2 + 300 * 5 + 10
@@ -150,7 +179,9 @@ def test_egress_source_from_the_seed_policy() -> None:
     assert source.ttl == 60 and source.remote_port is None
 
 
-def test_egress_source_proxies_and_suspension_rules() -> None:
+def test_egress_source_proxies_and_suspension_rules_parse_when_unsupported_are_allowed(
+    allow_unsupported: None,
+) -> None:
     source = EgressSource.from_options(
         {
             "name": "proxied",

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kumocore import ConfigError
 from kumocore.config import QueueConfig
+from kumocore.delivery.protocols import MaildirProtocol, SmtpProtocol
 from kumocore.throttle.spec import ThrottleSpec
 
 MINUTE = 60.0
@@ -69,7 +72,9 @@ def test_expiry() -> None:
     assert not queue.is_expired(299) and queue.is_expired(300)
 
 
-def test_rates_protocol_and_shrink_policy() -> None:
+def test_rates_protocol_and_shrink_policy_parse_when_unsupported_are_allowed(
+    allow_unsupported: None,
+) -> None:
     queue = QueueConfig.from_options(
         {
             "max_message_rate": "100/h",
@@ -79,7 +84,67 @@ def test_rates_protocol_and_shrink_policy() -> None:
     )
     assert queue.max_message_rate == ThrottleSpec(100, 3600)
     assert queue.shrink_policy[0].interval == 60
+    assert queue.protocol is not None and queue.protocol.suffix == "smtp_client"
     assert QueueConfig.from_options(queue.to_dict()) == queue
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"max_message_rate": "100/h"}, {"strategy": "SkipList"}, {"reap_interval": "1m"},
+     {"shrink_policy": [{"interval": "1m", "policy": "ShrinkData"}]}],
+)
+def test_unsupported_queue_options_are_refused_naming_the_option(
+    options: dict[str, object],
+) -> None:
+    (name,) = options
+    with pytest.raises(ConfigError, match=f"KumoMTA's option '{name}' is not supported by "
+                       "kumocore yet"):
+        QueueConfig.from_options(options)
+
+
+def test_unsupported_options_set_to_their_default_are_accepted() -> None:
+    assert QueueConfig.from_options({"strategy": "SingletonTimerWheel"}).strategy == (
+        "SingletonTimerWheel")
+
+
+@pytest.mark.parametrize(
+    ("protocol", "error"),
+    [
+        ({"xfer": {"target": "http://x"}}, "KumoMTA's protocol 'xfer' is not supported"),
+        ({"custom_lua": {"constructor": "make.x"}}, "protocol 'custom_lua' is not supported"),
+        ({"smtp": {"mx_list": ["[not-an-ip]"]}}, "'protocol.smtp.mx_list[1]'"),
+        ({"smtp": {"mx_lst": []}}, "unknown key 'protocol.smtp.mx_lst'"),
+        ({"maildir_path": "/m", "dir_mode": -1}, "'protocol.dir_mode'"),
+        ({"maildir_path": "/m/{{ local_part"}, "'protocol.maildir_path'"),
+    ],
+)
+def test_protocols_kumocore_lacks_or_bad_protocol_tables_are_refused(
+    protocol: dict[str, object], error: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        QueueConfig.from_options({"protocol": protocol})
+
+
+def test_mx_list_entries_in_kumomtas_forms_make_the_site_name() -> None:
+    queue = QueueConfig.from_options({"protocol": {"smtp": {"mx_list": [
+        "smart.host.local", "smart.host.local:2025", "[10.0.0.1]",
+        {"name": "mx.example.com", "addr": "10.0.0.2:2025"}]}}})
+    protocol = queue.protocol
+    assert isinstance(protocol, SmtpProtocol)
+    assert [(t.name, t.address, t.port) for t in protocol.mx_list] == [
+        ("smart.host.local", None, None), ("smart.host.local", None, 2025),
+        ("10.0.0.1", "10.0.0.1", None), ("mx.example.com", "10.0.0.2", 2025)]
+    assert protocol.mx_list_site_name == (
+        "mx_list:smart.host.local,smart.host.local:2025,[10.0.0.1],10.0.0.2:2025")
+
+
+def test_maildir_protocol_keeps_path_and_modes() -> None:
+    queue = QueueConfig.from_options(
+        {"protocol": {"maildir_path": "/var/tmp/m", "dir_mode": 0o775, "file_mode": 0o664}})
+    protocol = queue.protocol
+    assert isinstance(protocol, MaildirProtocol)
+    assert (protocol.path, protocol.dir_mode, protocol.file_mode) == ("/var/tmp/m", 0o775, 0o664)
+    assert protocol.suffix == "maildir:/var/tmp/m"
 
 
 @pytest.mark.parametrize(
@@ -91,6 +156,7 @@ def test_rates_protocol_and_shrink_policy() -> None:
         ({"max_age": -5}, "'max_age'"),
         ({"egress_pool": 5}, "'egress_pool'"),
         ({"strategy": "Heap"}, "'strategy'"),
+        ({"protocol": {}}, "'protocol'"),
         ({"protocol": "smtp"}, "'protocol'"),
         ({"max_message_rate": "1/hours"}, "'max_message_rate'"),
         ({"shrink_policy": [{"interval": "1m", "policy": "Shrink"}]}, "'shrink_policy[1].policy'"),

@@ -151,3 +151,21 @@ async def test_internationalised_domain_is_queried_as_punycode(
     mx = await resolver.lookup_mx("Bücher.example")
     assert mx.domain_name == "xn--bcher-kva.example."
     assert mx.site_name == "mx.xn--bcher-kva.example"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        ("Ipv4Only", ["192.0.2.1", "192.0.2.2"]),
+        ("Ipv6Only", ["2001:db8::1"]),
+        ("Ipv6ThenIpv4", ["2001:db8::1", "192.0.2.1", "192.0.2.2"]),
+        ("Ipv4ThenIpv6", ["192.0.2.1", "192.0.2.2", "2001:db8::1"]),
+        ("Ipv4AndIpv6", ["192.0.2.1", "192.0.2.2", "2001:db8::1"]),
+    ],
+)
+def test_ip_lookup_strategy_orders_and_filters_the_addresses_to_try(
+    strategy: str, expected: list[str]
+) -> None:
+    from kumocore.dns.mx import order_addresses
+
+    assert order_addresses(["192.0.2.1", "2001:db8::1", "192.0.2.2"], strategy) == expected
