@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.config import EgressPathConfig
+    from kumocore.config.egress import EgressPathConfig
 
 
 class BrokenTls:

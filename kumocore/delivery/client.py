@@ -26,7 +26,7 @@ from kumocore.errors import ConfigError
 from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.config import EgressPathConfig
+    from kumocore.config.egress import EgressPathConfig
 
 
 class ConnectFailure(Exception):

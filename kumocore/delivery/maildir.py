@@ -23,21 +23,18 @@ TransientFailure (code 400) retried about a minute later, not on the queue's sch
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from kumocore.delivery.maildir_template import environment as _environment
 from kumocore.delivery.tls import SessionInfo
 from kumocore.queue_name import parse_queue_name
-from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.delivery.protocols import MaildirProtocol
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
 
 #: KumoMTA retries a failed maildir write after about a minute, whatever the schedule.
 RETRY_SECONDS = 60.0
@@ -95,24 +92,6 @@ def store_new(root: str, data: bytes, dir_mode: int | None, file_mode: int | Non
     return name
 
 
-#: Bounds the work of one path render.
-_FUEL = 100_000
-
-
-def _environment() -> Any:
-    import minijinja
-
-    return minijinja.Environment(debug=False, fuel=_FUEL)
-
-
-def check_template(template: str) -> None:
-    """Compile ``template`` once at load; ValueError with the engine's reason."""
-    import minijinja
-
-    try:
-        _environment().add_template("maildir_path", template)
-    except minijinja.TemplateError as exc:
-        raise ValueError(f"invalid template: {exc}") from None
 
 
 class UnsafePath(ValueError):
@@ -141,32 +120,3 @@ def render_path(template: str, message: Message, queue_name: str) -> str:
         raise UnsafePath(f"maildir path {rendered[:200]!r} rendered from the message leaves "
                          f"{prefix or 'its directory'!r}")
     return rendered
-
-
-async def deliver_to_maildir(
-    manager: QueueManager, message: Message, protocol: MaildirProtocol, queue_name: str
-) -> None:
-    """Write ``message`` into the maildir; its outcome goes to the queue's outcomes."""
-    recipient = str(message.recipient)
-    try:
-        root = render_path(protocol.path, message, queue_name)
-        data = message.data or await manager.load_data(message)
-        if data is None:
-            raise OSError("message body missing from the spool")
-        name = await asyncio.to_thread(
-            store_new, root, data, protocol.dir_mode, protocol.file_mode)
-    except UnsafePath as exc:  # never deliverable: bounce rather than retry for days
-        manager.outcomes.bounce(None, message, Response.parse(550, f"5.1.3 {exc}"), None, None,
-                                session=MAILDIR)
-        return
-    except Exception as exc:
-        response = Response(
-            code=400, enhanced_code=None,
-            content=f"{recipient}: failed to write to maildir: {exc}", command=None)
-        manager.outcomes.transient(None, message, response, None, None, session=MAILDIR,
-                                   retry_after=RETRY_SECONDS)
-        return
-    response = Response(
-        code=200, enhanced_code=None,
-        content=f"{recipient}: wrote to maildir with id={name}", command=None)
-    manager.outcomes.delivered(None, message, response, None, None, session=MAILDIR)

@@ -138,7 +138,7 @@ def _parse_maildir(table: Mapping[str, Any], path: Path) -> DeliveryProtocol:
     if not isinstance(maildir, str) or not maildir:
         raise path.child("maildir_path").invalid("expected a directory name", maildir)
     if "{{" in maildir or "{%" in maildir:
-        from kumocore.delivery.maildir import check_template
+        from kumocore.delivery.maildir_template import check_template
 
         try:
             check_template(maildir)

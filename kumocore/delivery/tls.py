@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kumocore.config import EgressPathConfig
+    from kumocore.config.egress import EgressPathConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,7 +73,7 @@ class Router:
         if await self._throttled(message):
             return
         if isinstance(queue.config.protocol, MaildirProtocol):
-            from kumocore.delivery.maildir import deliver_to_maildir
+            from kumocore.queue.maildir import deliver_to_maildir
 
             await deliver_to_maildir(manager, message, queue.config.protocol, queue.name)
             return

@@ -21,6 +21,7 @@ KNOWN_IN_CIRCLES = frozenset({
     "kumocore.builtins", "kumocore.inject_api", "kumocore.intake", "kumocore.metrics",
     "kumocore.queue.egress", "kumocore.queue.manager", "kumocore.queue.outcomes",
     "kumocore.queue.ready", "kumocore.queue.rebind", "kumocore.queue.requeue",
+    "kumocore.queue.maildir",
     "kumocore.queue.routing", "kumocore.runtime", "kumocore.runtime_functions",
     "kumocore.tasks", "kumocore.throttle.policy",
     "kumocore.smtp", "kumocore.smtp.auth", "kumocore.smtp.commands", "kumocore.smtp.limits",
