@@ -16,6 +16,9 @@ declare -A wanted=(
   [/usr/sbin/smtp-source]=postfix
   [swaks]=swaks
   [opendkim-testmsg]=opendkim-tools
+  # Real egress/inbound proxies for the proxy tests (started by the tests, never as services).
+  [/usr/sbin/haproxy]=haproxy
+  [/usr/sbin/danted]=dante-server
 )
 missing=()
 for probe in "${!wanted[@]}"; do

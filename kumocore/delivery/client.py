@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff, drain_needed
 from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.config import EgressPathConfig
+    from kumocore.config import EgressPathConfig, EgressSource
 
 
 class ConnectFailure(Exception):
@@ -79,7 +80,9 @@ class SmtpClientConnection:
         self.path = path
         self.peer = {"name": mx_host, "addr": address}
         local = writer.get_extra_info("sockname")
-        self.source_address = f"{local[0]}:{local[1]}" if local else None
+        # KumoMTA's {address, server, protocol} in log records (server/protocol: proxied)
+        self.source_address: dict[str, Any] | None = (
+            {"address": f"{local[0]}:{local[1]}"} if local else None)
         self.extensions: dict[str, str] = {}
         self.tls = False
         self.closed = False
@@ -264,14 +267,16 @@ async def open_connection(
     source_address: str | None,
     ehlo_domain: str,
     path: EgressPathConfig,
+    egress_source: EgressSource | None = None,
 ) -> SmtpClientConnection:
-    """Connect (from ``source_address`` when set), read the banner, EHLO, maybe STARTTLS."""
-    local = (source_address, 0) if source_address else None
+    """Connect (from ``source_address``, or through the source's proxy), read the banner,
+    EHLO, maybe STARTTLS."""
     try:
-        reader, writer = await asyncio.wait_for(
+        route = route_for_source(egress_source, source_address)
+        reader, writer, origin = await asyncio.wait_for(
             # A small stream limit: a reply line longer than MAX_REPLY_LINE is refused
             # anyway, so the reader never needs to buffer much more than one.
-            asyncio.open_connection(address, port, local_addr=local, limit=4 * MAX_REPLY_LINE),
+            open_stream(route, address, port, limit=4 * MAX_REPLY_LINE),
             _timeout(path, "connect_timeout", 60),
         )
     except Exception as exc:
@@ -281,6 +286,7 @@ async def open_connection(
             )
         ) from exc
     conn = SmtpClientConnection(reader, writer, mx_host, address, path)
+    conn.source_address = origin
     try:
         await conn.greet(ehlo_domain)
     except ConnectFailure:

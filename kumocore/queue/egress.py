@@ -138,6 +138,7 @@ class Egress:
                         address=address,
                         port=int(source.remote_port or config.smtp_port),
                         source_address=source.source_address,
+                        egress_source=source,
                         ehlo_domain=config.ehlo_domain
                         or source.ehlo_domain
                         or self.runtime.hostname,

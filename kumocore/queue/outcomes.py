@@ -21,10 +21,15 @@ from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from kumocore.logs.dispatch import Ticket
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
+
+    #: KumoMTA's ``{address, server, protocol}`` (or just ``"ip:port"``) of a connection.
+    SourceAddress = Mapping[str, Any] | str | None
 
 log = structlog.get_logger("kumocore.outcomes")
 
@@ -87,7 +92,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None = None,
+        source_address: SourceAddress = None,
     ) -> None:
         """Dispatch a response to the matching outcome."""
         if response.is_success:
@@ -105,7 +110,7 @@ class Outcomes:
         response: Response,
         path: ReadyQueue | None,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
         classification: str = "Uncategorized",
     ) -> Ticket | None:
         logs = self.runtime.logs
@@ -168,7 +173,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
     ) -> None:
         self.counters["delivered"] += 1
         ticket = self._record("Delivery", message, response, path, peer, source_address)
@@ -180,7 +185,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
         kind: str = "Bounce",
         log_it: bool = True,
     ) -> None:
@@ -209,7 +214,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
     ) -> None:
         self.counters["transient"] += 1
         queue = self.manager.queue_of(message)

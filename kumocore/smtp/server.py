@@ -101,16 +101,12 @@ class EsmtpListener:
 def check_supported(config: EsmtpListenerConfig) -> None:
     """Refuse options kumocore cannot honour where ignoring them would be unsafe, and
     warn about the others (the listener then behaves as with their defaults)."""
-    if config.require_proxy_protocol:
-        raise ConfigError("kumo.start_esmtp_listener: require_proxy_protocol is not "
-                          "supported by kumocore")
     if config.tls_required_client_ca is not None:
         raise ConfigError("kumo.start_esmtp_listener: tls_required_client_ca is not "
                           "supported by kumocore")
     ignored = {
         "deferred_spool": config.deferred_spool,  # kumocore always spools before 250
         "deferred_queue": config.deferred_queue,
-        "allow_xclient": config.allow_xclient,
         "batch_handling": config.batch_handling != "BifurcateAlways",
     }
     for option, is_set in ignored.items():
