@@ -118,8 +118,10 @@ class Egress:
     async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
         """Connect to the first reachable MX address, in preference order."""
         from kumocore.delivery.client import ConnectFailure, open_connection
+        from kumocore.delivery.mta_sts import tls_mode_for
 
         config, source, mx = ready.config, ready.source, ready.mx
+        config = tls_mode_for(config, mx)  # MTA-STS enforce/testing: TLS posture
         last = Response.parse(451, "4.4.1 no MX host could be reached")
         candidates = 0
         for host in mx.hosts:
