@@ -10,7 +10,8 @@ insisting on a valid certificate (``testing``). See :func:`tls_mode_for`.
 Discovery: the ``_mta-sts.<domain>`` TXT record (``v=STSv1; id=...``) through kumocore's
 resolver, then ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` over verified TLS,
 no redirects, at most :data:`MAX_POLICY_SIZE` bytes within :data:`FETCH_TIMEOUT`. A
-policy is cached for its ``max_age`` and refetched only when the TXT ``id`` changes;
+policy is cached for its ``max_age`` and refetched only when the TXT ``id`` changes
+(the TXT record is looked at again at most every :data:`RECHECK_INTERVAL`);
 when DNS or the fetch fails a cached policy stays in force (RFC 8461 §5.1), else the
 domain is treated as having none.
 """
@@ -44,6 +45,7 @@ MAX_POLICY_SIZE = 64 * 1024  # RFC 8461 §3.2 suggests senders cap the policy bo
 FETCH_TIMEOUT = 10.0
 MAX_MAX_AGE = 31_557_600  # one year, RFC 8461 §3.2
 MAX_CACHED_DOMAINS = 100_000
+RECHECK_INTERVAL = 60.0  # how long one TXT answer (or its absence) is trusted
 MODES = ("enforce", "testing", "none")
 _ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
@@ -148,17 +150,27 @@ class MtaSts:
         self.ssl_context = ssl_context or ssl.create_default_context()
         self._cache: dict[str, tuple[StsPolicy, float]] = {}
         self._inflight: dict[str, asyncio.Task[StsPolicy | None]] = {}
+        # The answer of the last discovery per domain, reused for RECHECK_INTERVAL.
+        self._recent: dict[str, tuple[StsPolicy | None, float]] = {}
         self.fetches = 0
 
     async def policy_for(self, domain: str) -> StsPolicy | None:
         """The policy in force for ``domain`` (concurrent callers share one lookup)."""
         domain = domain.lower().rstrip(".")
+        recent = self._recent.get(domain)
+        now = time.monotonic()
+        if recent is not None and recent[1] > now:
+            return recent[0]  # every routed message asks: spare the TXT lookup and a task
         task = self._inflight.get(domain)
         if task is None:
             task = asyncio.ensure_future(self._discover(domain))
             self._inflight[domain] = task
             task.add_done_callback(lambda _: self._inflight.pop(domain, None))
-        return await asyncio.shield(task)
+        policy = await asyncio.shield(task)
+        if len(self._recent) >= MAX_CACHED_DOMAINS:
+            self._recent.clear()
+        self._recent[domain] = (policy, now + RECHECK_INTERVAL)
+        return policy
 
     def _cached(self, domain: str) -> StsPolicy | None:
         entry = self._cache.get(domain)

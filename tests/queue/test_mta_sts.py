@@ -188,6 +188,7 @@ async def test_policy_is_cached_by_id_and_refetched_when_the_id_changes(
     assert sts.fetches == 1
     dns.set_records("_mta-sts.example.com", "TXT", ["v=STSv1; id=2;"], ttl=0)
     resolver.configure([dns.address])  # forget the cached TXT record
+    sts._recent.clear()  # as RECHECK_INTERVAL later
     policy_server.publish("enforce", "mx1.example.com")
     changed = await sts.policy_for("example.com")
     assert (changed.mode, changed.id, sts.fetches) == ("enforce", "2", 2)  # type: ignore[union-attr]
