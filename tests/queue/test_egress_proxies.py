@@ -110,3 +110,29 @@ async def test_socks5_username_and_password_authenticate_and_a_wrong_password_fa
         received = await bench2.sink.wait_for(1)
     assert received[0].recipient == "second@example.com"
     assert received[0].source_ip == "127.0.10.36"
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"ha_proxy_server": "127.0.0.30:5000"}, "ha_proxy_server needs ha_proxy_source_address"),
+    ({"socks5_proxy_source_address": "127.0.10.1"},
+     "socks5_proxy_source_address needs socks5_proxy_server"),
+    ({"ha_proxy_server": "127.0.0.30:5000", "ha_proxy_source_address": "127.0.10.1",
+      "socks5_proxy_server": "127.0.0.31:1080", "socks5_proxy_source_address": "127.0.10.1"},
+     "both an HAProxy and a SOCKS5 proxy"),
+])
+def test_half_configured_proxies_are_refused_at_load(options: dict[str, str], message: str) -> None:
+    from kumocore.config import EgressSource
+    from kumocore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        EgressSource.from_options({"name": "s", **options})
+
+
+def test_enable_dane_is_refused_until_supported() -> None:
+    from kumocore.config import EgressPathConfig
+    from kumocore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="KumoMTA's option 'enable_dane' is not supported "
+                                          "by kumocore yet"):
+        EgressPathConfig.from_options({"enable_dane": True})
+    assert EgressPathConfig.from_options({"enable_dane": False}).enable_dane is False
