@@ -30,7 +30,8 @@ async def accept_proxy_header(session: EsmtpSession) -> bool:
     False (and the connection is closed, no banner, as KumoMTA does) when it is
     missing, malformed or late.
     """
-    session._waiting = True  # the idle timer may cut a proxy that sends nothing
+    # Bounded here rather than by the idle timer, which would answer with an SMTP
+    # reply: before the header, the peer must get no SMTP text at all.
     try:
         async with asyncio.timeout(session.config.client_timeout):
             header = await read_header(session._reader)
@@ -41,8 +42,6 @@ async def accept_proxy_header(session: EsmtpSession) -> bool:
         if session.transport is not None:
             session.transport.close()
         return False
-    finally:
-        session._waiting = False
     if header.source is None or header.destination is None:
         return True  # LOCAL/UNKNOWN: the proxy speaks for itself
     move_session(session, header.source, header.destination)

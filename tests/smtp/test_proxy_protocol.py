@@ -147,3 +147,11 @@ async def test_v2_header_with_huge_length_is_refused_before_reading_it() -> None
     huge = header[:14] + (60000).to_bytes(2, "big")
     with pytest.raises(ProxyHeaderError, match="too long"):
         await read_header(_reader(huge))
+
+
+async def test_silent_trusted_proxy_is_cut_at_client_timeout_without_smtp_text(
+    start_smtp: StartSmtp,
+) -> None:
+    env = await start_smtp(peer=TRUSTED_PROXY, client_timeout=0.5)
+    client = await RawSmtpClient.connect(env.port, source=PROXY_HOST)
+    assert await asyncio.wait_for(client.reader.read(), 5) == b""
