@@ -182,7 +182,7 @@ class MtaSts:
         cached = self._cached(domain)
         try:
             policy_id = parse_txt(await self.resolver.lookup_txt(f"_mta-sts.{domain}"))
-        except DnsError:
+        except (DnsError, TimeoutError, OSError):  # DNS trouble: as if no record
             policy_id = None
         if policy_id is None:
             return cached  # RFC 8461 §5.1: a cached policy outlives a missing record
