@@ -230,3 +230,22 @@ def test_wildcard_matches_exactly_one_leftmost_label() -> None:
     assert policy.allows("mx1.example.com.")
     assert not policy.allows("a.b.example.com.")
     assert not policy.allows("example.com.")
+
+
+async def test_enforce_keeps_only_allowed_hosts_and_gets_its_own_site_name(
+    dns: TestDnsServer, policy_server: PolicyServer, ca: trustme.CA,
+) -> None:
+    from kumocore.dns.mx import MailExchanger
+    from kumocore.dns.resolver import Resolver
+
+    resolver = Resolver()
+    resolver.configure([dns.address])
+    sts = MtaSts(resolver, https_port=policy_server.port, ssl_context=_client_context(ca))
+    _publish_txt(dns, "1")
+    policy_server.publish("enforce", "mx2.example.com")
+    mx = MailExchanger.from_records(
+        "example.com", [(10, "mx1.example.com"), (20, "mx2.example.com")])
+    applied = await sts.apply("example.com", mx)
+    assert applied.hosts == ["mx2.example.com."]
+    assert applied.by_pref == {20: ["mx2.example.com."]}
+    assert applied.mta_sts == "enforce" and applied.site_name != mx.site_name
