@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from kumocore_lua_policy import LuaPolicyPlugin
+
 from tests.reception.harness import make_reception
 
 POLICY = """\
