@@ -27,6 +27,8 @@ async def _bench_with_source(make_bench: Any, **source: Any) -> Bench:
 
 
 @needs_haproxy
+@pytest.mark.skipif(os.geteuid() != 0,
+                    reason="HAProxy's 'usesrc clientip' needs CAP_NET_ADMIN (root)")
 async def test_haproxy_source_address_is_what_the_sink_sees_and_what_is_logged(
     make_bench: Any,
 ) -> None:
