@@ -56,6 +56,7 @@ from bench.reliability_limits import section_limits
 from bench.reliability_lua_reload import section_lua_reload
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_policy_io import section_policy_io
+from bench.reliability_proxy import section_proxy
 from bench.reliability_report import headline
 from bench.reliability_sec_delivery import section_sec_delivery
 from bench.reliability_sec_disk import section_sec_disk
@@ -82,6 +83,7 @@ __all__ = [
     "section_lua_reload",
     "section_policies",
     "section_policy_io",
+    "section_proxy",
     "section_relay",
     "section_sec_delivery",
     "section_sec_disk",
@@ -115,6 +117,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_memory", section_sec_memory),
     ("status", section_status),
     ("sec_routing", section_sec_routing),
+    ("proxy", section_proxy),
 ]
 
 

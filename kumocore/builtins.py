@@ -96,6 +96,7 @@ def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
     from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
     from kumocore.http.client import make_http_client_functions
     from kumocore.inject_api import make_inject_functions
+    from kumocore.reports.dsn import make_dsn_functions
     from kumocore.secrets import make_secrets_functions
     from kumocore.tasks import make_task_functions
     from kumocore.throttle.policy import make_throttle_functions
@@ -108,6 +109,7 @@ def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
         **make_secrets_functions(),
         **make_throttle_functions(runtime),
         **make_inject_functions(runtime),
+        **make_dsn_functions(runtime),
         **make_dns_list_functions(resolvers),
     }
 

@@ -19,6 +19,9 @@ declare -A wanted=(
   [opendkim-testmsg]=opendkim-tools
   [chromium]=chromium          # the status page's browser tests (tests/status)
   [chromedriver]=chromium-driver
+  # Real egress/inbound proxies for the proxy tests (started by the tests, never as services).
+  [/usr/sbin/haproxy]=haproxy
+  [/usr/sbin/danted]=dante-server
 )
 missing=()
 for probe in "${!wanted[@]}"; do

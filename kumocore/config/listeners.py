@@ -102,7 +102,6 @@ class EsmtpListenerConfig(
     # Not acted on: refused at load (unless --allow-unsupported) when set to non-defaults.
     unsupported=(
         "data_buffer_size", "batch_handling", "deferred_spool", "deferred_queue",
-        "allow_xclient",
     ),
 ):
     """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""

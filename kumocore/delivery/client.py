@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kumocore.delivery import auth
+from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
 from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff, drain_needed
 from kumocore.errors import ConfigError
 from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.config.egress import EgressPathConfig
+    from kumocore.config.egress import EgressPathConfig, EgressSource
 
 
 class ConnectFailure(Exception):
@@ -80,7 +81,9 @@ class SmtpClientConnection:
         self.path = path
         self.peer = {"name": mx_host, "addr": address}
         local = writer.get_extra_info("sockname")
-        self.source_address = f"{local[0]}:{local[1]}" if local else None
+        # KumoMTA's {address, server, protocol} in log records (server/protocol: proxied)
+        self.source_address: dict[str, Any] | None = (
+            {"address": f"{local[0]}:{local[1]}"} if local else None)
         self.extensions: dict[str, str] = {}
         self.tls = False
         # The protocol and TLS outcome of this session, for the log records.
@@ -300,15 +303,16 @@ async def open_connection(
     ehlo_domain: str,
     path: EgressPathConfig,
     tls_mode: str | None = None,
+    egress_source: EgressSource | None = None,
 ) -> SmtpClientConnection:
-    """Connect (from ``source_address`` when set), read the banner, EHLO, maybe STARTTLS
-    (per ``tls_mode``, default the path's ``enable_tls``)."""
-    local = (source_address, 0) if source_address else None
+    """Connect (from ``source_address``, or through the source's proxy), read the banner,
+    EHLO, maybe STARTTLS (per ``tls_mode``, default the path's ``enable_tls``)."""
     try:
-        reader, writer = await asyncio.wait_for(
+        route = route_for_source(egress_source, source_address)
+        reader, writer, origin = await asyncio.wait_for(
             # A small stream limit: a reply line longer than MAX_REPLY_LINE is refused
             # anyway, so the reader never needs to buffer much more than one.
-            asyncio.open_connection(address, port, local_addr=local, limit=4 * MAX_REPLY_LINE),
+            open_stream(route, address, port, limit=4 * MAX_REPLY_LINE),
             _timeout(path, "connect_timeout", 60),
         )
     except Exception as exc:
@@ -318,6 +322,7 @@ async def open_connection(
             )
         ) from exc
     conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode)
+    conn.source_address = origin
     try:
         await conn.greet(ehlo_domain)
     except ConnectFailure:

@@ -121,6 +121,9 @@ class MailExchanger:
     is_secure: bool = False
     #: False for domain literals and for the implicit MX (a domain without MX records).
     is_mx: bool = True
+    #: The MTA-STS mode applied to this set (kumocore.delivery.mta_sts): "none",
+    #: "testing" or "enforce" (then ``hosts`` holds only those the policy allows).
+    mta_sts: str = "none"
 
     @classmethod
     def for_literal(cls, domain: str, address: str) -> MailExchanger:

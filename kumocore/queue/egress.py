@@ -153,12 +153,14 @@ class Egress:
         """Connect to the first reachable MX address, in preference order (or, for a
         protocol other than SMTP, open that protocol's connection)."""
         from kumocore.delivery.client import ConnectFailure
+        from kumocore.delivery.mta_sts import tls_mode_for
         from kumocore.delivery.protocols import SmtpProtocol
 
         if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
             conn: SmtpClientConnection = await ready.protocol.connect(ready)
             return conn
-        config, source = ready.config, ready.source
+        source = ready.source
+        config = tls_mode_for(ready.config, ready.mx)  # MTA-STS enforce/testing: TLS posture
         tls_mode = self.broken_tls.tls_mode(ready.key.site, config)
         if isinstance(tls_mode, Response):
             raise ConnectionFailed(tls_mode)
@@ -181,6 +183,7 @@ class Egress:
                     # queue name) port, else the path's smtp_port.
                     port=int(source.remote_port or target.port or config.smtp_port),
                     source_address=source.source_address,
+                    egress_source=source,
                     ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.runtime.hostname,
                     path=config,
                 )

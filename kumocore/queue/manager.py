@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.delivery.mta_sts import MtaSts
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import Egress
 from kumocore.queue.outcomes import Outcomes
@@ -59,6 +60,7 @@ class QueueManager:
         self.outcomes = Outcomes(self)
         self.router = Router(self)
         self.egress = Egress(self)
+        self.mta_sts = MtaSts(runtime.resolver)  # policies applied at MX resolution
         self.scheduler = Scheduler(self._on_due)
         self._routing: collections.deque[str] = collections.deque()
         self._routing_ready = asyncio.Event()

@@ -22,11 +22,16 @@ from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from kumocore.delivery.tls import SessionInfo
     from kumocore.logs.dispatch import Ticket
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
+
+    #: KumoMTA's ``{address, server, protocol}`` (or just ``"ip:port"``) of a connection.
+    SourceAddress = Mapping[str, Any] | str | None
 
 log = structlog.get_logger("kumocore.outcomes")
 
@@ -95,7 +100,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None = None,
+        source_address: SourceAddress = None,
         session: SessionInfo | None = None,
     ) -> None:
         """Dispatch a response to the matching outcome (``session``: the protocol and TLS
@@ -115,7 +120,7 @@ class Outcomes:
         response: Response,
         path: ReadyQueue | None,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
         classification: str = "Uncategorized",
         session: SessionInfo | None = None,
     ) -> Ticket | None:
@@ -189,7 +194,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
         session: SessionInfo | None = None,
     ) -> None:
         self.counters["delivered"] += 1
@@ -204,7 +209,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
         kind: str = "Bounce",
         log_it: bool = True,
         session: SessionInfo | None = None,
@@ -236,7 +241,7 @@ class Outcomes:
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
-        source_address: str | None,
+        source_address: SourceAddress,
         session: SessionInfo | None = None,
         retry_after: float | None = None,
     ) -> None:

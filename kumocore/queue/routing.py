@@ -163,6 +163,7 @@ class Router:
 
         try:
             mx = await self.manager.runtime.resolver.lookup_mx(domain)
+            mx = await self.manager.mta_sts.apply(domain, mx)  # enforce: allowed hosts only
         except DnsError as exc:
             # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.
             raise RoutingError(Response.parse(451, f"4.4.4 MX lookup for {domain}: {exc}")) from exc

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from kumocore.address import AddressError, parse_envelope_address
 from kumocore.smtp.auth import auth
 from kumocore.smtp.parse import CommandSyntaxError, parse_params, split_path
+from kumocore.smtp.proxied import xclient
 from kumocore.smtp.receive import data
 from kumocore.smtp.relay import check_relaying, has_routing_syntax
 from kumocore.smtp.session import RECIPIENT_OVERSHOOT_LIMIT, CommandHandler, Transaction
@@ -65,6 +66,8 @@ def _extensions(session: EsmtpSession) -> list[str]:
         lines.append("AUTH PLAIN LOGIN")  # credentials only ever travel encrypted
     elif session.tls_context is not None:
         lines.append("STARTTLS")
+    if session.config.allow_xclient:
+        lines.append("XCLIENT ADDR PORT DESTADDR DESTPORT")
     return lines
 
 
@@ -200,6 +203,7 @@ COMMANDS: dict[str, CommandHandler] = {
     "QUIT": quit_,
     "STARTTLS": starttls,
     "AUTH": auth,
+    "XCLIENT": xclient,
     "VRFY": unimplemented,
     "EXPN": unimplemented,
     "HELP": unimplemented,

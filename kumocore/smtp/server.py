@@ -101,9 +101,6 @@ class EsmtpListener:
 def check_supported(config: EsmtpListenerConfig) -> None:
     """Refuse options kumocore cannot honour where ignoring them would be unsafe, even
     with ``--allow-unsupported``."""
-    if config.require_proxy_protocol:
-        raise ConfigError("kumo.start_esmtp_listener: require_proxy_protocol is not "
-                          "supported by kumocore")
     if config.tls_required_client_ca is not None:
         raise ConfigError("kumo.start_esmtp_listener: tls_required_client_ca is not "
                           "supported by kumocore")

@@ -40,6 +40,7 @@ from kumocore.errors import Rejection
 from kumocore.headers import HeaderParseError
 from kumocore.smtp.limits import admission_refusal
 from kumocore.smtp.protocol import SmtpProtocol, format_address
+from kumocore.smtp.proxied import accept_proxy_header
 from kumocore.smtp.rejections import RejectionLog
 from kumocore.smtp.relay import DomainLookup
 from kumocore.smtp.rewrite import rewrite_reply
@@ -107,14 +108,26 @@ class EsmtpSession(SmtpProtocol):
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
-        self.peer_ip, self.peer_address = format_address(transport.get_extra_info("peername"))
-        self.local_ip, self.local_address = format_address(transport.get_extra_info("sockname"))
+        self.session_id = str(uuid.uuid4())
+        self.set_addresses(transport.get_extra_info("peername"),
+                           transport.get_extra_info("sockname"))
+        self.listener.sessions.add(self)
+        self.listener.peers.add(self.peer_ip)
+        self._session_timer = self.loop.call_later(
+            self.config.max_session_duration, self.end_soon,
+            f"4.4.2 {self.hostname} session time limit reached")
+
+    def set_addresses(self, peer: Any, local: Any) -> None:
+        """The client's and our address (from the socket, or from a PROXY header or
+        XCLIENT): they choose the ``peer``/``via`` overrides and fill the connection
+        meta that relay decisions and log records use."""
+        self.peer_ip, self.peer_address = format_address(peer)
+        self.local_ip, self.local_address = format_address(local)
         # ``peer``/``via`` blocks may override options for this client or local address.
         self.config = self.listener.config.for_connection(self.peer_ip, self.local_ip)
         self.hostname = self.config.hostname
         self._timeout_duration = self.config.client_timeout
         self.tls_handshake_timeout = self.config.tls_handshake_timeout
-        self.session_id = str(uuid.uuid4())
         self.conn_meta.update({
             "reception_protocol": "ESMTP",
             "received_via": self.local_address,
@@ -124,11 +137,6 @@ class EsmtpSession(SmtpProtocol):
         self.conn_meta.update(self.config.meta)
         self.domains = DomainLookup(
             self.runtime.hooks, self.config, self.local_address, self.conn_meta)
-        self.listener.sessions.add(self)
-        self.listener.peers.add(self.peer_ip)
-        self._session_timer = self.loop.call_later(
-            self.config.max_session_duration, self.end_soon,
-            f"4.4.2 {self.hostname} session time limit reached")
 
     def _tls_started(self, transport: asyncio.BaseTransport) -> None:
         super()._tls_started(transport)
@@ -213,6 +221,8 @@ class EsmtpSession(SmtpProtocol):
             self.release()  # every way out of the loop frees the session's slot
 
     async def _welcome(self) -> bool:
+        if self.config.require_proxy_protocol and not await accept_proxy_header(self):
+            return False
         hostname = self.config.hostname
         refusal = admission_refusal(self)
         if refusal is not None:

@@ -94,8 +94,8 @@ async def test_stdlib_smtplib_client_sends_a_message(start_smtp: StartSmtp) -> N
 
 
 async def test_unsafe_unsupported_options_are_refused(start_smtp: StartSmtp) -> None:
-    with pytest.raises(ConfigError, match="require_proxy_protocol"):
-        await start_smtp(require_proxy_protocol=True)
+    with pytest.raises(ConfigError, match="tls_required_client_ca"):
+        await start_smtp(tls_required_client_ca={"key_data": "x"})
 
 
 async def test_client_vanishing_after_the_final_dot_does_not_lose_the_message(

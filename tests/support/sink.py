@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ class Received:
     ehlo: str
     connection: int
     at: float
+    tls: bool = False  # the message came over STARTTLS
 
 
 @dataclass
@@ -75,6 +77,7 @@ class _Handler:
                     ehlo=session.host_name or "",
                     connection=connection,
                     at=time.time(),
+                    tls=server._tls_protocol is not None,
                 )
             )
         self.state.per_connection[connection] += 1
@@ -101,9 +104,13 @@ class _SinkSMTP(SMTP):
 class RecordingSink:
     """Start with ``await sink.start()``; ``sink.port`` is where it listens."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *,
+        tls_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.host = host
         self.port = port
+        self.tls_context = tls_context  # set: the sink offers STARTTLS with it
         self.state = SinkState()
         self._server: asyncio.base_events.Server | None = None
 
@@ -112,7 +119,8 @@ class RecordingSink:
         handler = _Handler(self.state)
         self._server = await loop.create_server(
             lambda: _SinkSMTP(
-                handler, hostname="sink.test", enable_SMTPUTF8=True, decode_data=False
+                handler, hostname="sink.test", enable_SMTPUTF8=True, decode_data=False,
+                tls_context=self.tls_context,
             ),
             self.host,
             self.port,

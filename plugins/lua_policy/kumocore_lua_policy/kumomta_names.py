@@ -42,7 +42,7 @@ KUMOMTA_FUNCTIONS: frozenset[str] = frozenset({
     "file_type.from_bytes", "file_type.from_extension", "file_type.from_media_type",
     "format_egress_path_config_constraints", "format_egress_path_config_toml",
     "format_queue_config_toml", "fs.glob", "fs.metadata_for_path", "fs.open", "fs.read_dir",
-    "fs.symlink_metadata_for_path", "fs.uncached_glob", "generate_rfc3464_message",
+    "fs.symlink_metadata_for_path", "fs.uncached_glob",
     "get_event_registrars", "get_memory_hard_limit", "get_memory_low_thresh",
     "get_memory_soft_limit", "glob", "http.build_client", "http.build_url",
     "http.connect_websocket", "inject_message", "invoke_get_egress_path_config",

@@ -187,7 +187,6 @@ def test_egress_source_proxies_and_suspension_rules_parse_when_unsupported_are_a
             "name": "proxied",
             "socks5_proxy_server": "proxy.example.com:1080",
             "socks5_proxy_source_address": "10.0.0.1",
-            "ha_proxy_server": "[2001:db8::1]:5000",
             "suspend_when_proxy_unhealthy": {"trigger": {"Threshold": "3/5m"}, "duration": "10m"},
             "suspend_when_unplumbed": {"duration": 60},
         }

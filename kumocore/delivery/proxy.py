@@ -1,0 +1,182 @@
+"""Opening the TCP stream to an MX: directly, through HAProxy, or through SOCKS5.
+
+An egress source (``kumo.make_egress_source``) names how a connection leaves:
+
+* ``source_address``: bind that local address and connect directly;
+* ``ha_proxy_server`` + ``ha_proxy_source_address``: connect to HAProxy and send a PROXY
+  protocol v2 header whose source is ``ha_proxy_source_address`` and whose destination
+  is the MX (HAProxy, configured with ``usesrc clientip``, then connects from that
+  address). The protocol has no reply, so a proxy that cannot bind shows up only as a
+  lost or silent connection, as KumoMTA warns;
+* ``socks5_proxy_server`` + ``socks5_proxy_source_address``: a standard SOCKS5
+  ``CONNECT`` (RFC 1928), with user name/password authentication (RFC 1929) when
+  ``socks5_proxy_username``/``socks5_proxy_password`` are set. A standard SOCKS5
+  server picks its outgoing address itself (Dante's ``external``), so kumocore checks
+  the address the proxy reports having connected from and refuses the connection when
+  it is not ``socks5_proxy_source_address``: mail never leaves from an address the
+  operator did not choose.
+
+:func:`open_stream` returns the stream and the source description for log records,
+KumoMTA's ``{address, server, protocol}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kumocore.secrets import load_secret
+from kumocore.smtp.proxy_protocol import encode_v2
+
+if TYPE_CHECKING:
+    from kumocore.config import EgressSource
+
+_SOCKS_REPLIES = {
+    1: "general SOCKS server failure",
+    2: "connection not allowed by ruleset",
+    3: "network unreachable",
+    4: "host unreachable",
+    5: "connection refused",
+    6: "TTL expired",
+    7: "command not supported",
+    8: "address type not supported",
+}
+
+
+class ProxyError(OSError):
+    """The proxy refused or broke the connection (a transient delivery failure)."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How to reach an MX for one egress source."""
+
+    protocol: str | None  # None (direct), "haproxy" or "socks5"
+    server: tuple[str, int] | None
+    source_ip: str | None
+    username: str | None = None
+    password: bytes | None = None
+
+    def describe(self, local: tuple[str, int] | None) -> dict[str, Any]:
+        """The ``source_address`` of log records for a connection on this route."""
+        if self.protocol is None:
+            return {"address": f"{local[0]}:{local[1]}" if local else None}
+        address = local if local is not None else (self.source_ip or "", 0)
+        assert self.server is not None
+        return {"address": _join(address), "server": _join(self.server),
+                "protocol": self.protocol}
+
+
+def _join(address: tuple[str, int]) -> str:
+    host = address[0]
+    return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+
+
+def _split(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def route_for_source(source: EgressSource | None, source_address: str | None = None) -> Route:
+    """The route an egress source describes: direct (from ``source_address``) when it
+    names no proxy. As in KumoMTA, a proxy is used only when both its server and its
+    source address are set."""
+    if source is not None and source.ha_proxy_server and source.ha_proxy_source_address:
+        return Route("haproxy", _split(source.ha_proxy_server), source.ha_proxy_source_address)
+    if source is not None and source.socks5_proxy_server and source.socks5_proxy_source_address:
+        password = None
+        if source.socks5_proxy_password is not None:
+            # Read per connection, so a rotated secret is picked up without a restart.
+            password = load_secret(source.socks5_proxy_password)
+        return Route("socks5", _split(source.socks5_proxy_server),
+                     source.socks5_proxy_source_address,
+                     source.socks5_proxy_username, password)
+    return Route(None, None, source_address)
+
+
+async def open_stream(
+    route: Route, address: str, port: int, *, limit: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]]:
+    """A stream to ``address:port`` along ``route`` (the caller bounds the time)."""
+    if route.protocol is None:
+        local = (route.source_ip, 0) if route.source_ip else None
+        reader, writer = await asyncio.open_connection(
+            address, port, local_addr=local, limit=limit)
+        return reader, writer, route.describe(writer.get_extra_info("sockname"))
+    assert route.server is not None and route.source_ip is not None
+    if ipaddress.ip_address(route.source_ip).version != ipaddress.ip_address(address).version:
+        raise ProxyError(
+            f"{route.protocol} source address {route.source_ip} and destination "
+            f"{address} are of different address families")
+    reader, writer = await asyncio.open_connection(*route.server, limit=limit)
+    try:
+        if route.protocol == "haproxy":
+            writer.write(encode_v2((route.source_ip, 0), (address, port)))
+            await writer.drain()
+            return reader, writer, route.describe(None)
+        bound = await _socks5_connect(reader, writer, route, address, port)
+    except BaseException:
+        writer.transport.abort()
+        raise
+    if bound[0] != str(ipaddress.ip_address(route.source_ip)):
+        writer.transport.abort()
+        raise ProxyError(
+            f"SOCKS5 proxy {_join(route.server)} connected from {bound[0]}, not from "
+            f"socks5_proxy_source_address {route.source_ip}")
+    return reader, writer, route.describe(bound)
+
+
+async def _socks5_connect(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route,
+    address: str, port: int,
+) -> tuple[str, int]:
+    """RFC 1928 greeting, RFC 1929 authentication when offered, CONNECT; the address
+    the proxy connected from."""
+    methods = b"\x00\x02" if route.username is not None else b"\x00"
+    writer.write(b"\x05" + bytes([len(methods)]) + methods)
+    version, method = await reader.readexactly(2)
+    if version != 5:
+        raise ProxyError(f"SOCKS5 proxy answered with version {version}")
+    if method == 2 and route.username is not None:
+        await _socks5_authenticate(reader, writer, route.username, route.password or b"")
+    elif method != 0:
+        raise ProxyError(f"SOCKS5 proxy offers no usable authentication (method {method})")
+    ip = ipaddress.ip_address(address)
+    kind = b"\x01" if ip.version == 4 else b"\x04"
+    writer.write(b"\x05\x01\x00" + kind + ip.packed + struct.pack("!H", port))
+    _, status, _, atyp = await reader.readexactly(4)
+    bound = await _read_socks_address(reader, atyp)
+    if status != 0:
+        reason = _SOCKS_REPLIES.get(status, f"status {status}")
+        raise ProxyError(f"SOCKS5 proxy could not connect to {address}:{port}: {reason}")
+    return bound
+
+
+async def _socks5_authenticate(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, username: str, password: bytes
+) -> None:
+    user = username.encode()
+    if len(user) > 255 or len(password) > 255:
+        raise ProxyError("SOCKS5 user name and password are limited to 255 bytes each")
+    writer.write(b"\x01" + bytes([len(user)]) + user + bytes([len(password)]) + password)
+    _, status = await reader.readexactly(2)
+    if status != 0:
+        raise ProxyError("SOCKS5 proxy refused the user name or password")
+
+
+async def _read_socks_address(reader: asyncio.StreamReader, atyp: int) -> tuple[str, int]:
+    if atyp == 1:
+        raw = await reader.readexactly(6)
+        return socket.inet_ntop(socket.AF_INET, raw[:4]), struct.unpack("!H", raw[4:])[0]
+    if atyp == 4:
+        raw = await reader.readexactly(18)
+        return socket.inet_ntop(socket.AF_INET6, raw[:16]), struct.unpack("!H", raw[16:])[0]
+    if atyp == 3:
+        size = (await reader.readexactly(1))[0]
+        raw = await reader.readexactly(size + 2)
+        return raw[:size].decode("ascii", "replace"), struct.unpack("!H", raw[size:])[0]
+    raise ProxyError(f"SOCKS5 proxy sent an unknown address type {atyp}")
