@@ -37,6 +37,9 @@ local kumo = require 'kumo'
 kumo.on('init', function()
   kumo.start_esmtp_listener { listen = '127.0.0.1:0', hostname = 'mx.example' }
 end)
+
+-- The bundled policy signs only when KUMOCORE_DKIM_KEY is set; unset here.
+local function dkim_sign(msg) end
 """ + _bundled_message_received_handler()
 
 
