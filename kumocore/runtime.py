@@ -29,6 +29,7 @@ from kumocore.validation import ValidationReport
 
 if TYPE_CHECKING:
     from kumocore.admin.peers import NodePeers
+    from kumocore.tsa.engine import TsaEngine
     from kumocore.config import (
         EgressPool,
         EgressSource,
@@ -93,6 +94,8 @@ class Runtime:
         self.throttles: ThrottleStore | None = None
         self.intake: Intake | None = None
         self.storage: StorageMonitor | None = None  # free space under the spools
+        #: Traffic shaping automation, when the shaping helper set it up (kumocore.tsa).
+        self.tsa: TsaEngine | None = None
 
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)

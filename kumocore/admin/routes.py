@@ -208,5 +208,8 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     routes.add_get(f"{ADMIN_PREFIX}/queue-summary/v1", api.summary)
     routes.add_post(f"{ADMIN_PREFIX}/rebind/v1", api.rebind)
     routes.add_get(f"{ADMIN_PREFIX}/inspect-sched-q/v1", api.inspect_sched_q)
+    from kumocore.tsa.http import add_tsa_routes
+
+    add_tsa_routes(app, runtime)
     routes.add_get("/metrics", api.metrics)
     routes.add_get("/metrics.json", api.metrics_json)

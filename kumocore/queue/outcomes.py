@@ -114,8 +114,7 @@ class Outcomes:
         from kumocore.logs.record import RecordType, make_record
 
         queue = self.manager.queue_of(message)
-        return logs.submit(
-            make_record(
+        record = make_record(
                 RecordType(kind),
                 message,
                 queue=queue.name if queue else "",
@@ -131,7 +130,9 @@ class Outcomes:
                 nodeid=self.runtime.nodeid,
                 header_names=logs.header_names,
             )
-        )
+        if self.runtime.tsa is not None:
+            self.runtime.tsa.observe(record)  # traffic shaping automation (kumocore.tsa)
+        return logs.submit(record)
 
     async def _classify(self, response: Response) -> str:
         try:
