@@ -78,6 +78,9 @@ class ReadyQueue:
         # Held by a traffic shaping automation ``Suspend`` until this time (unix seconds).
         self.suspended_until = 0.0
         self._resume: asyncio.TimerHandle | None = None
+        tsa = manager.runtime.tsa
+        if tsa is not None:  # a path opened while a Suspend holds starts held
+            self.suspend_until(tsa.applier.held_until.get(key.name, 0.0))
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.overflow)
@@ -245,8 +248,8 @@ class ReadyQueue:
     async def _next_message(self, idle: float) -> Message | None:
         """The next message, waiting up to ``idle`` seconds for one to arrive."""
         deadline = time.monotonic() + idle
-        while not self.messages:
-            if time.monotonic() >= deadline:
+        while not self.messages or self.suspended:
+            if time.monotonic() >= deadline or self.suspended:
                 return None
             await asyncio.sleep(min(0.05, idle))
         message = self.messages.popleft()

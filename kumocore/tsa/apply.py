@@ -32,6 +32,8 @@ _CONFIG = ("SetConfig", "SetDomainConfig")
 class Applier:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        #: Ready queue name → end of the latest Suspend on it (new queues start held).
+        self.held_until: dict[str, float] = {}
 
     async def apply(
         self, previous: Mapping[str, ActiveAction], current: Mapping[str, ActiveAction]
@@ -57,6 +59,7 @@ class Applier:
         for action in current.values():
             if action.kind == "Suspend":
                 until[action.site] = max(until.get(action.site, 0.0), action.expires)
+        self.held_until = until
         ready: ReadyQueue
         for ready in list(manager.ready.values()):
             ready.suspend_until(until.get(ready.key.name, 0.0))

@@ -65,8 +65,10 @@ class TsaRoutes:
             actions = await engine.list_actions()
         except Exception as exc:
             return _error(503, f"automation store {engine.store.label} unavailable: {exc}")
+        # "applied": this node has applied it (it syncs with the store every interval).
+        listed = [{**a.to_json(), "applied": a.id in engine.actions} for a in actions]
         return web.json_response({"configured": True, "store": engine.store.label,
-                                  "actions": [a.to_json() for a in actions]})
+                                  "actions": listed})
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         engine = self._engine()
