@@ -29,7 +29,6 @@ from kumocore.validation import ValidationReport
 
 if TYPE_CHECKING:
     from kumocore.admin.peers import NodePeers
-    from kumocore.tsa.engine import TsaEngine
     from kumocore.config import (
         EgressPool,
         EgressSource,
@@ -43,6 +42,7 @@ if TYPE_CHECKING:
     from kumocore.spool.storage_guard import StorageMonitor
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
+    from kumocore.tsa.engine import TsaEngine
 
 log = structlog.get_logger("kumocore.runtime")
 

@@ -16,9 +16,9 @@ from kumocore.config import EgressPathConfig
 from kumocore.config.duration import duration_seconds
 from kumocore.throttle.spec import ThrottleSpec
 from kumocore.tsa import Rule, make_rule
+from kumocore_lua_policy.extras.datafile import key_path
 from kumocore_lua_policy.extras.shaping import Shaping
 from kumocore_lua_policy.extras.shaping_merge import provider_matches
-from kumocore_lua_policy.extras.datafile import key_path
 from kumocore_lua_policy.extras.shaping_rules import Block
 
 
@@ -49,6 +49,8 @@ class ShapingAutomation:
         self.by_site = {s: _rules(b, rollup=True) for s, b in shaping.by_site.items()}
         self.by_domain = {d: _rules(b, rollup=False) for d, b in shaping.by_domain.items()}
         self.engine: Any = None
+        self._by_mx_host = any(
+            kind != "DomainSuffix" for match, _ in self.providers.values() for kind, _t in match)
         self.count = len(self.default) + sum(len(r) for _, r in self.providers.values()) + sum(
             len(r) for r in (*self.by_site.values(), *self.by_domain.values()))
 
@@ -56,13 +58,12 @@ class ShapingAutomation:
         domain = domain.lower()
         result = list(self.default)
         hosts: Sequence[str] = ()
-        if any(kind != "DomainSuffix" for match, _ in self.providers.values() for kind, _t in match):
-            lookup = self.shaping._lookup_mx
-            if lookup is not None:
-                try:
-                    hosts = (await lookup(domain)).get("hosts") or ()
-                except Exception:
-                    hosts = ()
+        lookup = self.shaping._lookup_mx
+        if self._by_mx_host and lookup is not None:  # providers matched by their MX hosts
+            try:
+                hosts = (await lookup(domain)).get("hosts") or ()
+            except Exception:
+                hosts = ()
         for match, rules in self.providers.values():
             if rules and provider_matches(match, domain, hosts):
                 result.extend(rules)
