@@ -11,6 +11,7 @@ delivers while it holds, and cancelling it through node B's admin API frees node
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.support.dns_server import TestDnsServer
 from tests.support.redis_server import RedisServer, require_redis_server
 from tests.tsa.tsa_fleet import (
     DOMAIN,
+    KUMOCORE,
     MX_HOST,
     Node,
     ThrottlingSink,
@@ -157,6 +159,12 @@ async def test_a_suspension_holds_both_nodes_and_a_cancel_on_one_frees_both(
 
     action = next(x for x in await b.actions() if x["kind"] == "Suspend")
     assert action["site"].endswith("@smtp_client")
+    listed = await asyncio.to_thread(
+        subprocess.run, [str(KUMOCORE), "tsa", "list", "--endpoint",
+                         f"http://127.0.0.1:{a.http_port}"], capture_output=True, text=True,
+        timeout=30)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert f"Suspend on {action['site']}" in listed.stdout and action["id"] in listed.stdout
     status, body = await b.api("DELETE", "/api/admin/tsa/v1", {"id": action["id"]})
     assert status == 200, body
     await sink.wait_for(10, timeout=20)

@@ -1,0 +1,125 @@
+"""The automation HTTP endpoints on a real listener, and ``kumocore validate`` on a policy
+whose automation rule is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from kumocore_lua_policy.extras import shaping
+from kumocore_lua_policy.extras.shaping_automation import setup
+
+from kumocore.runtime import Runtime
+from kumocore.tsa.http import add_tsa_routes
+from kumocore.tsa.setup import configure
+
+KUMOCORE = Path(sys.executable).with_name("kumocore")
+
+RULES = {"x.test": {"mx_rollup": False, "automation": [
+    {"regex": r"4\.7\.28", "action": {"SetConfig": {"name": "connection_limit", "value": 2}},
+     "duration": "1 hour"}]}}  # fmt: skip
+
+
+def kumomta_record(**extra: Any) -> dict[str, Any]:
+    """A record as KumoMTA's shaping helper POSTs it (recipient as a list, unix seconds)."""
+    return {
+        "type": "TransientFailure", "id": "abc", "sender": "s@a.test",
+        "recipient": ["u@x.test"], "queue": "x.test", "site": "src->mx.x.test@smtp_client",
+        "egress_source": "src", "timestamp": int(time.time()),
+        "response": {"code": 421, "enhanced_code": {"class": 4, "subject": 7, "detail": 28},
+                     "content": "rate limited", "command": None},
+        **extra,
+    }  # fmt: skip
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[tuple[str, Runtime]]:
+    runtime = Runtime(load_entrypoints=False)
+    data = await shaping.load([RULES])
+    table = setup(data, lambda *a: configure(runtime, *a), ["local"], ["local"])
+    assert table["rule_count"] == 1
+    assert runtime.tsa is not None
+    runtime.tsa.start()
+    app = web.Application()
+    add_tsa_routes(app, runtime)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}", runtime
+    await runtime.tsa.stop()
+    await runner.cleanup()
+
+
+async def test_a_record_posted_as_kumomta_publishes_it_creates_a_config_override(
+    node: tuple[str, Runtime],
+) -> None:
+    url, runtime = node
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{url}/publish_log_v1", json=kumomta_record()) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 5
+        actions: list[dict[str, Any]] = []
+        while not actions and time.monotonic() < deadline:
+            async with http.get(f"{url}/api/admin/tsa/v1") as response:
+                actions = (await response.json())["actions"]
+        [action] = actions
+        assert (action["kind"], action["name"], action["value"]) == (
+            "SetConfig", "connection_limit", 2)
+        assert action["site_name"] == "mx.x.test" and action["source"] == "src"
+        assert runtime.tsa is not None
+        await runtime.tsa.sync()
+        async with http.get(f"{url}/get_config_v1/shaping.toml") as response:
+            text = await response.text()
+        assert '["mx.x.test"]\nmx_rollup = true' in text
+        assert '["mx.x.test".sources."src"]' in text and "connection_limit = 2" in text
+        async with http.delete(f"{url}/api/admin/tsa/v1", json={"id": action["id"]}) as r:
+            assert r.status == 200
+        async with http.delete(f"{url}/api/admin/tsa/v1", json={"id": action["id"]}) as r:
+            assert r.status == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"{not json", 400, "request body is not JSON"),
+        (b'{"type": "Delivery", "recipient": "nobody"}', 400, "record 0: expected a log record"),
+        (b"[1]", 400, "record 0"),
+    ],
+)
+async def test_a_bad_publish_body_gets_a_json_error(
+    node: tuple[str, Runtime], body: bytes, status: int, error: str
+) -> None:
+    url, _ = node
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{url}/publish_log_v1", data=body, headers={"Content-Type": "application/json"}
+    ) as response:
+        assert response.status == status
+        assert error in (await response.json())["error"]
+
+
+def test_validate_reports_a_bad_automation_rule_with_file_and_key(tmp_path: Path) -> None:
+    rules = tmp_path / "tsa-rules.toml"
+    rules.write_text('[["gmail.com".automation]]\nregex = "TS04"\nduration = "2h"\n'
+                     'action = { SetConfig = { name = "max_mesage_rate", value = "1/s" } }\n')
+    policy = tmp_path / "policy.lua"
+    policy.write_text(
+        "local shaping = require 'policy-extras.shaping'\n"
+        "local shaper = shaping:setup_with_automation {\n"
+        f"  no_default_files = true, extra_files = {{ '{rules}' }},\n"
+        "  publish = { 'local' }, subscribe = { 'local' },\n}\n")
+    result = subprocess.run([str(KUMOCORE), "validate", "--policy", str(policy)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert str(rules) in output
+    assert '"gmail.com".automation[1].action.SetConfig.name' in output
+    assert "'max_mesage_rate' is not a kumo.make_egress_path option" in output
