@@ -61,6 +61,7 @@ class TsaEngine:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
+        self._subscribers: set[asyncio.Queue[ActiveAction]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -98,6 +99,20 @@ class TsaEngine:
         current = await self.store.active()
         previous, self.actions = self.actions, current
         await self.applier.apply(previous, current)
+        for action_id, action in current.items():
+            old = previous.get(action_id)
+            if old is None or old.expires != action.expires:
+                for queue in self._subscribers:
+                    queue.put_nowait(action)
+
+    def subscribe(self) -> asyncio.Queue[ActiveAction]:
+        """New and extended actions from now on (``/subscribe_event_v1``)."""
+        queue: asyncio.Queue[ActiveAction] = asyncio.Queue(maxsize=10_000)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[ActiveAction]) -> None:
+        self._subscribers.discard(queue)
 
     # ------------------------------------------------------------------ records
     def observe(self, record: LogRecord) -> None:

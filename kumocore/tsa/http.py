@@ -5,6 +5,7 @@
   nodes of a mixed fleet can feed a kumocore automation service;
 * ``GET /get_config_v1/shaping.toml`` — the active config overrides as a shaping file
   (KumoMTA's format: ``["site"]`` blocks with ``mx_rollup`` and ``sources``);
+* ``GET /subscribe_event_v1`` — KumoMTA's websocket of suspensions (:mod:`.events_ws`);
 * ``GET /api/admin/tsa/v1`` — the active actions (which rule, which path, since, until);
 * ``DELETE /api/admin/tsa/v1`` with ``{"id": ...}`` — cancel one, on every node.
 """
@@ -12,9 +13,12 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from kumocore.tsa.events_ws import subscribe_event_v1
 
 if TYPE_CHECKING:
     from kumocore.runtime import Runtime
@@ -116,5 +120,6 @@ def add_tsa_routes(app: web.Application, runtime: Runtime) -> None:
     routes = TsaRoutes(runtime)
     app.router.add_post("/publish_log_v1", routes.publish)
     app.router.add_get("/get_config_v1/shaping.toml", routes.config_toml)
+    app.router.add_get("/subscribe_event_v1", partial(subscribe_event_v1, runtime))
     app.router.add_get(ADMIN_PATH, routes.list_actions)
     app.router.add_delete(ADMIN_PATH, routes.cancel)

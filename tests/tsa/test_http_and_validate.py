@@ -24,7 +24,9 @@ KUMOCORE = Path(sys.executable).with_name("kumocore")
 
 RULES = {"x.test": {"mx_rollup": False, "automation": [
     {"regex": r"4\.7\.28", "action": {"SetConfig": {"name": "connection_limit", "value": 2}},
-     "duration": "1 hour"}]}}  # fmt: skip
+     "duration": "1 hour"},
+    {"regex": r"\[TS04\]", "action": ["Suspend", "SuspendTenant"], "duration": "1 hour"}]}}
+
 
 
 def kumomta_record(**extra: Any) -> dict[str, Any]:
@@ -44,7 +46,7 @@ async def node() -> AsyncIterator[tuple[str, Runtime]]:
     runtime = Runtime(load_entrypoints=False)
     data = await shaping.load([RULES])
     table = setup(data, lambda *a: configure(runtime, *a), ["local"], ["local"])
-    assert table["rule_count"] == 1
+    assert table["rule_count"] == 2
     assert runtime.tsa is not None
     runtime.tsa.start()
     app = web.Application()
@@ -123,3 +125,31 @@ def test_validate_reports_a_bad_automation_rule_with_file_and_key(tmp_path: Path
     assert str(rules) in output
     assert '"gmail.com".automation[1].action.SetConfig.name' in output
     assert "'max_mesage_rate' is not a kumo.make_egress_path option" in output
+
+
+async def test_kumomta_subscribers_get_current_and_new_suspensions_over_the_websocket(
+    node: tuple[str, Runtime],
+) -> None:
+    url, runtime = node
+    ts04 = {"code": 421, "enhanced_code": None, "content": "[TS04] deferred", "command": None}
+    async with aiohttp.ClientSession() as http:
+        await http.post(f"{url}/publish_log_v1", json=kumomta_record(
+            response=ts04, queue="acme@x.test", site="a->mx.x.test@smtp_client",
+            egress_source="a"))  # fmt: skip
+        assert runtime.tsa is not None
+        while len(runtime.tsa.actions) < 2:
+            await runtime.tsa.sync()
+        async with http.ws_connect(f"{url}/subscribe_event_v1") as ws:
+            first = [await ws.receive_json(timeout=5) for _ in range(2)]
+            kinds = sorted(next(iter(item)) for item in first)
+            assert kinds == ["ReadyQSuspension", "SchedQSuspension"]
+            ready = next(i["ReadyQSuspension"] for i in first if "ReadyQSuspension" in i)
+            assert ready["site_name"] == "a->mx.x.test@smtp_client" and ready["source"] == "a"
+            assert ready["expires"].endswith("Z") and "TS04" in ready["reason"]
+            sched = next(i["SchedQSuspension"] for i in first if "SchedQSuspension" in i)
+            assert (sched["tenant"], sched["domain"]) == ("acme", "x.test")
+            # A new suspension (another path) arrives as it is recorded.
+            await http.post(f"{url}/publish_log_v1", json=kumomta_record(
+                response=ts04, site="b->mx.x.test@smtp_client", egress_source="b"))
+            new = await ws.receive_json(timeout=5)
+            assert new["ReadyQSuspension"]["site_name"] == "b->mx.x.test@smtp_client"
