@@ -23,6 +23,7 @@ from kumocore.admin.summary import inspect_message, queue_summary
 from kumocore.errors import ConfigError
 from kumocore.metrics import CONTENT_TYPE, registry_for, render_json, render_text
 from kumocore.queue.admin import QueueRule, parse_rule
+from kumocore.tsa.admin_share import share_rule, unshare_rule
 
 if TYPE_CHECKING:
     from kumocore.queue.manager import QueueManager
@@ -105,6 +106,7 @@ class AdminApi:
         rule = parse_rule(await _body(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().apply_bounce_rule(rule)
+        await share_rule(self.runtime, "AdminBounce", rule)  # every node (shared store)
         return web.json_response(
             {"id": rule.id, "bounced": dict(rule.bounced), "total_bounced": rule.total_bounced}
         )
@@ -119,7 +121,8 @@ class AdminApi:
         rule_id = await _rule_id(request)
         manager = self._manager()
         manager.admin.list_bounces()  # prunes expired rules, so cancelling one of those is a 404
-        if not manager.cancel_bounce(rule_id):
+        shared = await unshare_rule(self.runtime, rule_id)
+        if not manager.cancel_bounce(rule_id) and not shared:
             raise ApiError(404, f"no active bounce rule with id {rule_id!r}")
         return web.json_response({"id": rule_id})
 
@@ -129,6 +132,7 @@ class AdminApi:
         rule = parse_rule(await _body(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().add_suspension(rule)
+        await share_rule(self.runtime, "AdminSuspend", rule)  # every node (shared store)
         return web.json_response({"id": rule.id})
 
     @_json_errors
@@ -141,7 +145,8 @@ class AdminApi:
         rule_id = await _rule_id(request)
         manager = self._manager()
         manager.admin.list_suspensions()  # prune expired ones first, as for bounces
-        if not manager.cancel_suspension(rule_id):
+        shared = await unshare_rule(self.runtime, rule_id)
+        if not manager.cancel_suspension(rule_id) and not shared:
             raise ApiError(404, f"no active suspension with id {rule_id!r}")
         return web.json_response({"id": rule_id})
 

@@ -42,8 +42,11 @@ class Applier:
         if manager is None:
             return
         for action_id, gone in previous.items():
-            if action_id not in current and gone.kind in _SCHEDULED:
+            if action_id not in current and gone.kind in (*_SCHEDULED, "AdminSuspend"):
                 manager.cancel_suspension(action_id)
+            elif action_id not in current and gone.kind == "AdminBounce":
+                manager.cancel_bounce(action_id)
+        self._admin_rules(manager, current)
         for action_id, action in current.items():
             old = previous.get(action_id)
             if action.kind in _SCHEDULED and (old is None or old.expires != action.expires):
@@ -52,6 +55,17 @@ class Applier:
         changed = _config_changes(previous, current)
         if changed:
             await self._refresh(manager, changed)
+
+    @staticmethod
+    def _admin_rules(manager: Any, current: Mapping[str, ActiveAction]) -> None:
+        """Operator rules shared by other nodes (kumocore.tsa.admin_share)."""
+        from kumocore.tsa.admin_share import rule_of
+
+        for action in current.values():
+            if action.kind == "AdminSuspend" and action.id not in manager.admin.suspensions:
+                manager.add_suspension(rule_of(action))
+            elif action.kind == "AdminBounce" and action.id not in manager.admin.bounces:
+                manager.apply_bounce_rule(rule_of(action))
 
     def _hold_ready_queues(self, manager: Any, current: Mapping[str, ActiveAction]) -> None:
         """Every ready queue holds until its latest Suspend action ends (new ones too)."""

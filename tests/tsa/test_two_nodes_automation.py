@@ -172,3 +172,44 @@ async def test_a_suspension_holds_both_nodes_and_a_cancel_on_one_frees_both(
     status, body = await a.api("DELETE", "/api/admin/tsa/v1", {"id": action["id"]})
     assert status == 404 and "no active automation action" in body["error"]
     print(f"\nTSA figures: suspension visible on both nodes {seen:.2f}s after the 421")
+
+
+async def test_an_admin_suspend_bounce_and_resume_on_one_node_apply_on_both(
+    fleet: tuple[Node, Node], sink: ThrottlingSink
+) -> None:
+    a, b = fleet
+    status, body = await a.api("POST", "/api/admin/suspend/v1",
+                               {"domain": DOMAIN, "reason": "maintenance", "duration": "5m"})
+    assert status == 200, body
+    rule_id = body["id"]
+
+    async def listed_on_b() -> bool:
+        return any(r["id"] == rule_id for r in (await b.api("GET", "/api/admin/suspend/v1"))[1])
+
+    seen = await wait_until(listed_on_b, 5, "the admin suspension on node B")
+    await inject(b, [f"paused{n}@{DOMAIN}" for n in range(3)])
+    await asyncio.sleep(2)
+    assert not arrivals(sink, "paused"), "node B delivered under node A's suspension"
+
+    # Resume on B: node A's own rule goes too, and B's held messages are delivered.
+    status, body = await b.api("DELETE", "/api/admin/suspend/v1", {"id": rule_id})
+    assert status == 200, body
+    await sink.wait_for(3, timeout=20)
+    status, left = await a.api("GET", "/api/admin/suspend/v1")
+    assert status == 200 and not [r for r in left if r["id"] == rule_id]
+
+    # A bounce made on A bounces what waits on B (held by another suspension there).
+    status, body = await b.api("POST", "/api/admin/suspend/v1",
+                               {"domain": DOMAIN, "reason": "hold", "duration": "5m"})
+    await inject(b, [f"doomed{n}@{DOMAIN}" for n in range(4)])
+    status, body = await a.api("POST", "/api/admin/bounce/v1",
+                               {"domain": DOMAIN, "reason": "purge", "duration": "5m"})
+    assert status == 200, body
+
+    async def bounced_on_b() -> bool:
+        rules = (await b.api("GET", "/api/admin/bounce/v1"))[1]
+        return any(r["id"] == body["id"] and r["total_bounced"] == 4 for r in rules)
+
+    await wait_until(bounced_on_b, 10, "node B to bounce its 4 waiting messages")
+    assert not arrivals(sink, "doomed")
+    print(f"\nTSA figures: admin suspension on node A listed on node B after {seen:.2f}s")
