@@ -59,6 +59,7 @@ from bench.reliability_sec_disk import section_sec_disk
 from bench.reliability_sec_http import section_sec_http
 from bench.reliability_sec_memory import section_sec_memory
 from bench.reliability_sec_smtp import section_sec_smtp
+from bench.reliability_tsa import section_tsa
 
 __all__ = [
     "MODES",
@@ -85,6 +86,7 @@ __all__ = [
     "section_sec_smtp",
     "section_smtp_fuzz",
     "section_spool",
+    "section_tsa",
 ]
 
 
@@ -107,6 +109,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_disk", section_sec_disk),
     ("policy_io", section_policy_io),
     ("sec_memory", section_sec_memory),
+    ("tsa", section_tsa),
 ]
 
 

@@ -16,6 +16,7 @@ import json
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 
 from kumocore.tsa.events_ws import subscribe_event_v1
@@ -46,7 +47,7 @@ class TsaRoutes:
                                "(setup_with_automation with subscribe = {'redis-throttles'} "
                                "or {'local'})")
         try:
-            body = json.loads(await request.read())
+            body = orjson.loads(await request.read())  # depth-limited, unlike json
         except ValueError as exc:
             return _error(400, f"request body is not JSON: {exc}")
         records = body if isinstance(body, list) else [body]
@@ -79,7 +80,7 @@ class TsaRoutes:
         if engine is None:
             return _error(404, "traffic shaping automation is not configured on this node")
         try:
-            body = json.loads(await request.read() or b"{}")
+            body = orjson.loads(await request.read() or b"{}")
         except ValueError as exc:
             return _error(400, f"request body is not JSON: {exc}")
         action_id = body.get("id") if isinstance(body, dict) else None

@@ -73,6 +73,12 @@ local function is_empty(list)
 end
 
 local function check_options(options)
+  for _, key in ipairs { 'publish', 'subscribe', 'extra_files' } do
+    if options[key] ~= nil and type(options[key]) ~= 'table' then
+      error(string.format("policy-extras.shaping: setup_with_automation: %s must be a list, got %s",
+        key, type(options[key])), policy_level())
+    end
+  end
   for key in pairs(options) do
     if HOOK_OPTIONS[key] then
       error(string.format(
