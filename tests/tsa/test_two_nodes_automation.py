@@ -195,8 +195,12 @@ async def test_an_admin_suspend_bounce_and_resume_on_one_node_apply_on_both(
     status, body = await b.api("DELETE", "/api/admin/suspend/v1", {"id": rule_id})
     assert status == 200, body
     await sink.wait_for(3, timeout=20)
-    status, left = await a.api("GET", "/api/admin/suspend/v1")
-    assert status == 200 and not [r for r in left if r["id"] == rule_id]
+
+    async def gone_on_a() -> bool:
+        status, left = await a.api("GET", "/api/admin/suspend/v1")
+        return status == 200 and not [r for r in left if r["id"] == rule_id]
+
+    await wait_until(gone_on_a, 5, "node A to drop the suspension resumed on node B")
 
     # A bounce made on A bounces what waits on B (held by another suspension there).
     status, body = await b.api("POST", "/api/admin/suspend/v1",
