@@ -40,6 +40,20 @@ def format_actions(body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kumocore.errors import ConfigError, HookError, PolicyError
+    from kumocore.tsa.daemon import serve
+
+    try:
+        asyncio.run(serve(args.policy, args.listen, args.trusted_host or ["127.0.0.1", "::1"]))
+    except (ConfigError, PolicyError, HookError) as exc:
+        print(f"kumocore tsa serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.tsa_command == "cancel":
@@ -61,6 +75,16 @@ def add_tsa_subcommand(subparsers: Any) -> None:
     listing.add_argument("--json", action="store_true", help="the API's JSON as is")
     cancel = commands.add_parser("cancel", help="end an action now (on every node)")
     cancel.add_argument("id", help="the action id (from `kumocore tsa list`)")
+    serve = commands.add_parser(
+        "serve", help="run automation as a service (KumoMTA's tsa-daemon role)",
+        description="Load POLICY (it calls shaping:setup_with_automation) and serve "
+        "/publish_log_v1, /get_config_v1/shaping.toml, /subscribe_event_v1 and "
+        "/api/admin/tsa/v1 on --listen, to --trusted-host peers only.")
+    serve.add_argument("--policy", required=True, help="the Lua or Python policy")
+    serve.add_argument("--listen", default="127.0.0.1:8008", help="address (%(default)s)")
+    serve.add_argument("--trusted-host", action="append", metavar="CIDR",
+                       help="a peer allowed to call it (repeatable; default loopback)")
+    serve.set_defaults(handler=_serve)
     for parser in (listing, cancel):
         parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
                             help="base URL of the node's HTTP listener (default %(default)s)")

@@ -83,11 +83,19 @@ class TsaEngine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _sync_loop(self) -> None:
+        failing = False
         while True:
             try:
                 await self.sync()
             except Exception as exc:  # a store outage must not end automation
-                log.warning("automation sync failed", store=self.store.label, error=str(exc))
+                if not failing:  # once per outage; the last actions read stay applied
+                    log.warning("automation store unreachable; keeping the actions last read",
+                                store=self.store.label, error=str(exc) or type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    log.info("automation store reachable again", store=self.store.label)
+                failing = False
             try:
                 await asyncio.wait_for(self._wakeup.wait(), self.interval)
             except TimeoutError:
@@ -164,7 +172,9 @@ class TsaEngine:
                 self._wakeup.set()  # apply on this node now, not at the next tick
         except Exception as exc:
             self.counters["errors"] += 1
-            log.warning("automation could not process a record", site=view.site, error=str(exc))
+            if self.counters["errors"] & (self.counters["errors"] - 1) == 0:  # 1, 2, 4, 8...
+                log.warning("automation could not process a record", site=view.site,
+                            error=str(exc) or type(exc).__name__, errors=self.counters["errors"])
 
     async def _consider(self, rule: Rule, view: RecordView) -> bool:
         now = time.time()
