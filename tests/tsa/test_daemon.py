@@ -64,9 +64,10 @@ async def test_the_daemon_turns_published_records_into_actions_a_subscriber_appl
     daemon: str,
 ) -> None:
     ts04 = {"code": 421, "enhanced_code": None, "content": "[TS04] deferred", "command": None}
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{daemon}/publish_log_v1", json=kumomta_record(response=ts04)) as r:
-            assert r.status == 200
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{daemon}/publish_log_v1", json=kumomta_record(response=ts04)
+    ) as response:
+        assert response.status == 200
     # A kumocore node subscribed over HTTP (subscribe = { 'http://...' }) applies it.
     node = Runtime(load_entrypoints=False)
     engine = configure(node, lambda domain, site: [], [], [daemon])
