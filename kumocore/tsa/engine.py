@@ -81,6 +81,9 @@ class TsaEngine:
         for pending in list(self._tasks):
             pending.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        close = getattr(self.store, "close", None)  # an HTTP subscription's session
+        if close is not None:
+            await close()
 
     async def _sync_loop(self) -> None:
         failing = False
