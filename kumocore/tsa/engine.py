@@ -42,6 +42,7 @@ class TsaEngine:
         *,
         publish: Sequence[str] = (),
         match_locally: bool = True,
+        could_match: Callable[[str, bool], bool] | None = None,
         interval: float = 0.5,
     ) -> None:
         self.runtime = runtime
@@ -53,6 +54,9 @@ class TsaEngine:
         self.store: ActionStore = (
             store if store is not None and not callable(store) else _NotStarted())
         self.match_locally = match_locally
+        # A synchronous "could any rule match this response?": most records (deliveries)
+        # are dropped here without a task.
+        self.could_match = could_match
         self.publish = tuple(u.rstrip("/") for u in publish)
         self.interval = interval
         self.applier = Applier(runtime)
@@ -131,14 +135,18 @@ class TsaEngine:
         if record.type in UNINTERESTING_TYPES or "@" not in record.recipient:
             return
         content = record.response.content
+        line = record.response.to_single_line().replace("\r", "").replace("\n", " ")
+        internal = content.startswith(INTERNAL_PREFIX)
+        if self.could_match is not None and not self.could_match(line, internal):
+            return
         view = RecordView(
             type=str(record.type),
             domain=record.recipient.rsplit("@", 1)[1].lower(),
             site=record.site,
             source=record.egress_source or "unspecified",
             queue=record.queue,
-            response=record.response.to_single_line().replace("\r", "").replace("\n", " "),
-            internal=content.startswith(INTERNAL_PREFIX),
+            response=line,
+            internal=internal,
             timestamp=record.timestamp,
         )
         self._spawn(self._observe(view, record))

@@ -13,6 +13,7 @@ Each entry of ``publish`` / ``subscribe`` is one of:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import ConfigError
@@ -42,7 +43,8 @@ def _entries(name: str, value: Any) -> list[str]:
 
 
 def configure(
-    runtime: Runtime, rules_for: RulesFor, publish: Any, subscribe: Any
+    runtime: Runtime, rules_for: RulesFor, publish: Any, subscribe: Any,
+    could_match: Callable[[str, bool], bool] | None = None,
 ) -> TsaEngine:
     """Build this runtime's automation engine (started by the server)."""
     from kumocore.tsa.engine import TsaEngine
@@ -73,6 +75,7 @@ def configure(
         runtime, rules_for, store,
         publish=[e for e in pub if e not in NATIVE],
         match_locally=bool(native),
+        could_match=could_match,
     )  # fmt: skip
     runtime.tsa = engine
     return engine

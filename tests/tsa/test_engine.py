@@ -63,6 +63,9 @@ async def test_internal_responses_match_only_rules_that_ask_for_them() -> None:
     internal = "421 4.4.2 KumoMTA internal: mx is down"
     assert [r.matches(internal, True) for r in rules] == [True, False]
     assert [r.matches("421 4.4.2 host is down", False) for r in rules] == [True, True]
+    # The hot-path pre-check lets through what some rule could match, and only that.
+    assert auto.could_match("421 4.4.2 host is down", False)
+    assert not auto.could_match("250 2.0.0 OK queued", False)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ overrides laid over the shaping files' options.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -51,8 +52,19 @@ class ShapingAutomation:
         self.engine: Any = None
         self._by_mx_host = any(
             kind != "DomainSuffix" for match, _ in self.providers.values() for kind, _t in match)
+        every = [*self.default, *(r for _, rules in self.providers.values() for r in rules),
+                 *(r for rules in (*self.by_site.values(), *self.by_domain.values())
+                   for r in rules)]  # fmt: skip
+        # One list of distinct patterns (not one alternation: group numbers and inline
+        # flags of the operator's patterns must keep their meaning).
+        self._patterns = [re.compile(p) for p in dict.fromkeys(p for r in every for p in r.regex)]
         self.count = len(self.default) + sum(len(r) for _, r in self.providers.values()) + sum(
             len(r) for r in (*self.by_site.values(), *self.by_domain.values()))
+
+    def could_match(self, response: str, internal: bool) -> bool:
+        """Whether any rule's regex is in ``response`` (one search, on the hot path)."""
+        del internal  # the per-rule check (after this one) applies match_internal
+        return any(pattern.search(response) for pattern in self._patterns)
 
     async def rules_for(self, domain: str, site_name: str) -> list[Rule]:
         domain = domain.lower()
@@ -88,7 +100,8 @@ def setup(
 ) -> Mapping[str, Any]:
     """Build the engine through ``kumo.automation.configure``; the Lua helper's table."""
     automation = ShapingAutomation(shaping)
-    automation.engine = configure(automation.rules_for, publish, subscribe)
+    automation.engine = configure(
+        automation.rules_for, publish, subscribe, automation.could_match)
 
     async def get_egress_path_config(domain: str, source: str, site_name: str) -> Any:
         return await automation.get_egress_path_config(domain, source, site_name)
