@@ -57,6 +57,7 @@ class TsaEngine:
         # A synchronous "could any rule match this response?": most records (deliveries)
         # are dropped here without a task.
         self.could_match = could_match
+        self.spec: tuple[list[str], list[str]] = ([], [])  # publish, subscribe as configured
         self.publish = tuple(u.rstrip("/") for u in publish)
         self.interval = interval
         self.applier = Applier(runtime)

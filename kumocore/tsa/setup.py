@@ -49,9 +49,14 @@ def configure(
     """Build this runtime's automation engine (started by the server)."""
     from kumocore.tsa.engine import TsaEngine
 
-    if runtime.tsa is not None:
-        raise ConfigError(f"{WHERE}: traffic shaping automation is already configured")
     pub, sub = _entries("publish", publish), _entries("subscribe", subscribe)
+    if runtime.tsa is not None:
+        # The policy was evaluated again (kumo.bump_config_epoch): new rules, same service.
+        if runtime.tsa.spec != (pub, sub):
+            raise ConfigError(f"{WHERE}: publish/subscribe changed from {runtime.tsa.spec!r}: "
+                              "restart kumocore to apply")
+        runtime.tsa.rules_for, runtime.tsa.could_match = rules_for, could_match
+        return runtime.tsa
     native = sorted({e for e in (*pub, *sub) if e in NATIVE})
     remote = [e for e in sub if e not in NATIVE]
     if len(native) > 1:
@@ -77,6 +82,7 @@ def configure(
         match_locally=bool(native),
         could_match=could_match,
     )  # fmt: skip
+    engine.spec = (pub, sub)
     runtime.tsa = engine
     return engine
 

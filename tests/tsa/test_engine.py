@@ -171,3 +171,19 @@ async def test_the_redis_store_shares_matches_and_actions_between_clients(
     finally:
         await one.close()
         await two.close()
+
+
+async def test_a_reloaded_policy_replaces_the_rules_but_not_the_service(
+    runtime: Runtime,
+) -> None:
+    from kumocore.errors import ConfigError
+    from kumocore.tsa.setup import configure
+
+    first = await automation({"x.test": {"mx_rollup": False, "automation": [rule("old")]}})
+    engine = configure(runtime, first.rules_for, ["local"], ["local"], first.could_match)
+    second = await automation({"x.test": {"mx_rollup": False, "automation": [rule("new")]}})
+    again = configure(runtime, second.rules_for, ["local"], ["local"], second.could_match)
+    assert again is engine and engine.could_match == second.could_match
+    assert [r.regex for r in await engine.rules_for("x.test", "")] == [("new",)]
+    with pytest.raises(ConfigError, match=r"publish/subscribe changed .* restart"):
+        configure(runtime, second.rules_for, ["redis-throttles"], ["redis-throttles"])
