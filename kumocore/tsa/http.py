@@ -43,7 +43,7 @@ class TsaRoutes:
     async def publish(self, request: web.Request) -> web.StreamResponse:
         engine = self._engine()
         if engine is None or not engine.match_locally:
-            return _error(503, "traffic shaping automation is not configured on this node "
+            return _error(404, "traffic shaping automation is not configured on this node "
                                "(setup_with_automation with subscribe = {'redis-throttles'} "
                                "or {'local'})")
         try:

@@ -29,7 +29,7 @@ def tsa_openapi_paths() -> dict[str, Any]:
                             "content": {"application/json": {"schema": _OBJ}}},
             "responses": {"200": {"description": "accepted"},
                           "400": _error("not a log record"),
-                          "503": _error("automation not configured")},
+                          "404": _error("automation not configured")},
         }},
         "/get_config_v1/shaping.toml": {"get": {
             "tags": ["automation"],
@@ -48,7 +48,8 @@ def tsa_openapi_paths() -> dict[str, Any]:
                 "tags": ["admin"],
                 "summary": "Active automation actions: rule, path, since, until",
                 "responses": {"200": _json({"type": "object", "properties": {
-                    "configured": {"type": "boolean"}, "store": _STR,
+                    "configured": {"type": "boolean"},
+                    "store": {"type": "string", "nullable": True},
                     "actions": {"type": "array", "items": action}}}),
                     "503": _error("store unavailable")},
             },

@@ -153,3 +153,22 @@ async def test_kumomta_subscribers_get_current_and_new_suspensions_over_the_webs
                 response=ts04, site="b->mx.x.test@smtp_client", egress_source="b"))
             new = await ws.receive_json(timeout=5)
             assert new["ReadyQSuspension"]["site_name"] == "b->mx.x.test@smtp_client"
+
+
+async def test_a_node_without_automation_answers_404_to_publishers() -> None:
+    runtime = Runtime(load_entrypoints=False)
+    app = web.Application()
+    add_tsa_routes(app, runtime)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"http://127.0.0.1:{port}/publish_log_v1", json=kumomta_record()
+        ) as response:
+            assert response.status == 404
+            assert "not configured" in (await response.json())["error"]
+    finally:
+        await runner.cleanup()
