@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from kumocore.tsa.events_ws import subscribe_event_v1
+from kumocore.tsa.events_ws import subscribe_event_v1, subscription_item
 
 if TYPE_CHECKING:
     from kumocore.runtime import Runtime
@@ -61,6 +61,17 @@ class TsaRoutes:
         engine = self._engine()
         actions = list(engine.actions.values()) if engine is not None else []
         return web.Response(text=render_toml(actions), content_type="text/plain")
+
+    async def suspensions(self, request: web.Request) -> web.StreamResponse:
+        """KumoMTA's ``/get_suspension_v1/suspended.json``: ``{ready_q, sched_q}``."""
+        engine = self._engine()
+        body: dict[str, list[Any]] = {"ready_q": [], "sched_q": []}
+        for action in engine.actions.values() if engine is not None else ():
+            item = subscription_item(action)
+            if item is not None:
+                kind, entry = next(iter(item.items()))
+                body["ready_q" if kind == "ReadyQSuspension" else "sched_q"].append(entry)
+        return web.json_response(body)
 
     async def list_actions(self, request: web.Request) -> web.StreamResponse:
         engine = self._engine()
@@ -122,5 +133,6 @@ def add_tsa_routes(app: web.Application, runtime: Runtime) -> None:
     app.router.add_post("/publish_log_v1", routes.publish)
     app.router.add_get("/get_config_v1/shaping.toml", routes.config_toml)
     app.router.add_get("/subscribe_event_v1", partial(subscribe_event_v1, runtime))
+    app.router.add_get("/get_suspension_v1/suspended.json", routes.suspensions)
     app.router.add_get(ADMIN_PATH, routes.list_actions)
     app.router.add_delete(ADMIN_PATH, routes.cancel)

@@ -37,6 +37,13 @@ def tsa_openapi_paths() -> dict[str, Any]:
             "responses": {"200": {"description": "OK",
                                   "content": {"text/plain": {"schema": _STR}}}},
         }},
+        "/get_suspension_v1/suspended.json": {"get": {
+            "tags": ["automation"],
+            "summary": "Active suspensions as KumoMTA's tsa-daemon lists them",
+            "responses": {"200": _json({"type": "object", "properties": {
+                "ready_q": {"type": "array", "items": _OBJ},
+                "sched_q": {"type": "array", "items": _OBJ}}})},
+        }},
         "/subscribe_event_v1": {"get": {
             "tags": ["automation"],
             "summary": "Websocket: ReadyQSuspension / SchedQSuspension items (KumoMTA's)",

@@ -1,7 +1,10 @@
-"""Subscribing to a kumocore automation service over HTTP (``subscribe = {'http://...'}``).
+"""Subscribing to an automation service over HTTP (``subscribe = {'http://...'}``).
 
-The node polls the service's ``GET /api/admin/tsa/v1`` (the active actions) and applies
-them; it matches nothing itself, as a KumoMTA node subscribed to a tsa-daemon does not.
+The node polls the service every sync interval and applies what it lists; it matches
+nothing itself, as a KumoMTA node subscribed to a tsa-daemon does not. A kumocore service
+(a node or ``kumocore tsa serve``) lists its actions at ``GET /api/admin/tsa/v1``; where
+that is 404, the service is taken for a KumoMTA tsa-daemon and read through its
+suspension and config documents (:mod:`kumocore.tsa.kumomta_daemon`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ class RemoteActionStore:
         self.label = f"http {self.url}"
         self.timeout = timeout
         self._session: Any = None
+        self.kumomta = False  # True once the service turned out to be a KumoMTA tsa-daemon
+        self._seen: dict[str, ActiveAction] = {}
 
     def _client(self) -> Any:
         import aiohttp
@@ -35,17 +40,36 @@ class RemoteActionStore:
         raise RuntimeError("a subscriber does not record actions")
 
     async def active(self) -> dict[str, ActiveAction]:
-        async with self._client().get(self.url + PATH) as response:
-            if response.status == 404:
-                raise RuntimeError(
-                    f"{self.url} has no {PATH}: subscribing to a KumoMTA tsa-daemon is not "
-                    "supported by kumocore yet (use a kumocore node or `kumocore tsa`)")
+        if not self.kumomta:
+            async with self._client().get(self.url + PATH) as response:
+                if response.status != 404:
+                    response.raise_for_status()
+                    body = await response.json()
+                    actions = [ActiveAction.from_json(i) for i in body.get("actions", [])]
+                    return {a.id: a for a in actions if a.active}
+            self.kumomta = True  # no kumocore listing: a KumoMTA tsa-daemon
+        return await self._kumomta_active()
+
+    async def _kumomta_active(self) -> dict[str, ActiveAction]:
+        """A KumoMTA tsa-daemon: its suspensions and its generated shaping file."""
+        from kumocore.tsa.kumomta_daemon import CONFIG, SUSPENSIONS, config_overrides, suspensions
+
+        origin = f"tsa-daemon {self.url}"
+        async with self._client().get(self.url + SUSPENSIONS) as response:
             response.raise_for_status()
-            body = await response.json()
-        actions = [ActiveAction.from_json(item) for item in body.get("actions", [])]
-        return {a.id: a for a in actions if a.active}
+            actions = suspensions(await response.json(content_type=None), origin)
+        async with self._client().get(self.url + CONFIG) as response:
+            response.raise_for_status()
+            actions += config_overrides(await response.text(), origin)
+        for action in actions:  # "since" is when this node first saw it
+            known = self._seen.get(action.id)
+            action.since = known.since if known is not None else action.since
+        self._seen = {a.id: a for a in actions if a.active}
+        return dict(self._seen)
 
     async def cancel(self, action_id: str) -> bool:
+        if self.kumomta:
+            return False  # KumoMTA's daemon has no cancel: its actions end when they expire
         async with self._client().delete(self.url + PATH, json={"id": action_id}) as response:
             return bool(response.status == 200)
 
