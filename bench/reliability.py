@@ -65,6 +65,7 @@ from bench.reliability_sec_memory import section_sec_memory
 from bench.reliability_sec_routing import section_sec_routing
 from bench.reliability_sec_smtp import section_sec_smtp
 from bench.reliability_status import section_status
+from bench.reliability_tsa import section_tsa
 
 __all__ = [
     "MODES",
@@ -93,6 +94,7 @@ __all__ = [
     "section_smtp_fuzz",
     "section_spool",
     "section_status",
+    "section_tsa",
 ]
 
 
@@ -118,6 +120,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("status", section_status),
     ("sec_routing", section_sec_routing),
     ("proxy", section_proxy),
+    ("tsa", section_tsa),
 ]
 
 

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_admin_subcommands(commands)
+        from kumocore.tsa.cli import add_tsa_subcommand
+
+        add_tsa_subcommand(commands)
     _accept_log_level_everywhere(parser)
     return parser
 

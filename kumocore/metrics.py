@@ -161,6 +161,9 @@ class KumocoreCollector(Collector):
         yield from self._queue_metrics()
         yield from self._log_metrics()
         yield from self._hook_metrics()
+        from kumocore.tsa.metrics import tsa_metrics
+
+        yield from tsa_metrics(self.runtime.tsa)
 
     def _queue_metrics(self) -> Iterator[Metric]:
         manager = self.runtime.queues

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from kumocore.spool.storage_guard import StorageMonitor
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
+    from kumocore.tsa.engine import TsaEngine
 
 log = structlog.get_logger("kumocore.runtime")
 
@@ -93,6 +94,8 @@ class Runtime:
         self.throttles: ThrottleStore | None = None
         self.intake: Intake | None = None
         self.storage: StorageMonitor | None = None  # free space under the spools
+        #: Traffic shaping automation, when the shaping helper set it up (kumocore.tsa).
+        self.tsa: TsaEngine | None = None
 
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)

@@ -26,7 +26,17 @@ def make_runtime_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
             str(routing_domain), str(egress_source), str(site_name)
         )
 
+    def configure_automation(
+        rules_for: Any, publish: Any, subscribe: Any, could_match: Any = None
+    ) -> Any:
+        """Set up traffic shaping automation (called by the shaping helper's
+        ``setup_with_automation``; see docs/traffic-shaping-automation.md)."""
+        from kumocore.tsa.setup import configure
+
+        return configure(runtime, rules_for, publish, subscribe, could_match)
+
     return {
+        "automation.configure": configure_automation,
         "validation_failed": runtime.validation.validation_failed,
         "invoke_get_egress_path_config": invoke_get_egress_path_config,
     }

@@ -131,6 +131,8 @@ class Server:
         runtime.queues = QueueManager(runtime)
         runtime.intake = Intake(runtime)
         await runtime.queues.start()
+        if runtime.tsa is not None:
+            runtime.tsa.start()  # after the throttle store: Redis holds automation state
         await self._recover()
         await self.prepare_listeners()
         if listen:
@@ -227,6 +229,8 @@ class Server:
         for listener in self.listeners:
             await listener.close()
         self.listeners.clear()
+        if runtime.tsa is not None:
+            await runtime.tsa.stop()
         if runtime.queues is not None:
             await runtime.queues.stop(timeout=max(timeout - 2.0, 1.0))
         if runtime.logs is not None:

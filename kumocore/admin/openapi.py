@@ -296,5 +296,8 @@ def admin_openapi_paths() -> dict[str, Any]:
             }
         },
     }
+    from kumocore.tsa.openapi import tsa_openapi_paths
+
+    paths.update(tsa_openapi_paths())
     # Callers may mutate what they merge; never let that reach the shared schema dicts.
     return copy.deepcopy(paths)

@@ -29,6 +29,7 @@ from kumocore.metrics import (
     render_text,
 )
 from kumocore.queue.admin import QueueRule, parse_rule
+from kumocore.tsa.admin_share import share_rule, unshare_rule
 
 if TYPE_CHECKING:
     from kumocore.queue.manager import QueueManager
@@ -112,6 +113,7 @@ class AdminApi:
         rule = parse_rule(await _body(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().apply_bounce_rule(rule)
+        await share_rule(self.runtime, "AdminBounce", rule)  # every node (shared store)
         return web.json_response(
             {"id": rule.id, "bounced": dict(rule.bounced), "total_bounced": rule.total_bounced}
         )
@@ -126,7 +128,8 @@ class AdminApi:
         rule_id = await _rule_id(request)
         manager = self._manager()
         manager.admin.list_bounces()  # prunes expired rules, so cancelling one of those is a 404
-        if not manager.cancel_bounce(rule_id):
+        shared = await unshare_rule(self.runtime, rule_id)
+        if not manager.cancel_bounce(rule_id) and not shared:
             raise ApiError(404, f"no active bounce rule with id {rule_id!r}")
         return web.json_response({"id": rule_id})
 
@@ -136,6 +139,7 @@ class AdminApi:
         rule = parse_rule(await _body(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().add_suspension(rule)
+        await share_rule(self.runtime, "AdminSuspend", rule)  # every node (shared store)
         return web.json_response({"id": rule.id})
 
     @_json_errors
@@ -148,7 +152,8 @@ class AdminApi:
         rule_id = await _rule_id(request)
         manager = self._manager()
         manager.admin.list_suspensions()  # prune expired ones first, as for bounces
-        if not manager.cancel_suspension(rule_id):
+        shared = await unshare_rule(self.runtime, rule_id)
+        if not manager.cancel_suspension(rule_id) and not shared:
             raise ApiError(404, f"no active suspension with id {rule_id!r}")
         return web.json_response({"id": rule_id})
 
@@ -233,6 +238,9 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     routes.add_get(f"{ADMIN_PREFIX}/queue-summary/v1", api.summary)
     routes.add_post(f"{ADMIN_PREFIX}/rebind/v1", api.rebind)
     routes.add_get(f"{ADMIN_PREFIX}/inspect-sched-q/v1", api.inspect_sched_q)
+    from kumocore.tsa.http import add_tsa_routes
+
+    add_tsa_routes(app, runtime)
     routes.add_get("/metrics", api.metrics)
     routes.add_get("/metrics.json", api.metrics_json)
     routes.add_get(STATUS_PATH, api.status)  # the status page's data (kumocore addition)

@@ -136,28 +136,29 @@ class Outcomes:
         protocol = session.delivery_protocol if session is not None else None
         if protocol is None and path is not None:
             protocol = "ESMTP"
-        return logs.submit(
-            make_record(
-                RecordType(kind),
-                message,
-                queue=queue.name if queue else "",
-                site=path.key.name if path is not None else "",
-                response=response,
-                peer_address=peer,
-                egress_pool=queue.pool_name if queue else None,
-                egress_source=path.key.source if path is not None else None,
-                source_address=source_address,
-                delivery_protocol=protocol,
-                tls_cipher=session.tls_cipher if session else None,
-                tls_protocol_version=session.tls_protocol_version if session else None,
-                tls_peer_subject_name=session.tls_peer_subject_name if session else None,
-                provider_name=path.config.provider_name if path is not None else None,
-                reception_protocol=message.meta.get("reception_protocol"),
-                bounce_classification=classification,
-                nodeid=self.runtime.nodeid,
-                header_names=logs.header_names,
-            )
+        record = make_record(
+            RecordType(kind),
+            message,
+            queue=queue.name if queue else "",
+            site=path.key.name if path is not None else "",
+            response=response,
+            peer_address=peer,
+            egress_pool=queue.pool_name if queue else None,
+            egress_source=path.key.source if path is not None else None,
+            source_address=source_address,
+            delivery_protocol=protocol,
+            tls_cipher=session.tls_cipher if session else None,
+            tls_protocol_version=session.tls_protocol_version if session else None,
+            tls_peer_subject_name=session.tls_peer_subject_name if session else None,
+            provider_name=path.config.provider_name if path is not None else None,
+            reception_protocol=message.meta.get("reception_protocol"),
+            bounce_classification=classification,
+            nodeid=self.runtime.nodeid,
+            header_names=logs.header_names,
         )
+        if self.runtime.tsa is not None:
+            self.runtime.tsa.observe(record)  # traffic shaping automation (kumocore.tsa)
+        return logs.submit(record)
 
     async def _classify(self, response: Response) -> str:
         try:

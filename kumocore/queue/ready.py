@@ -80,6 +80,12 @@ class ReadyQueue:
         self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.backoff = PathBackoff(key.name)
+        # Held by a traffic shaping automation ``Suspend`` until this time (unix seconds).
+        self.suspended_until = 0.0
+        self._resume: asyncio.TimerHandle | None = None
+        tsa = manager.runtime.tsa
+        if tsa is not None:  # a path opened while a Suspend holds starts held
+            self.suspend_until(tsa.applier.held_until.get(key.name, 0.0))
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.overflow)
@@ -100,9 +106,33 @@ class ReadyQueue:
         while self.overflow and len(self.messages) < self.config.max_ready // 2 + 1:
             self.messages.append(self.overflow.popleft())
 
+    @property
+    def suspended(self) -> bool:
+        return time.time() < self.suspended_until
+
+    def suspend_until(self, until: float) -> None:
+        """Hold the path until ``until`` (0: not held); a lifted hold wakes it."""
+        if until == self.suspended_until:
+            return
+        was_held, self.suspended_until = self.suspended, until
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+        if self.suspended:
+            self._resume = asyncio.get_running_loop().call_later(
+                until - time.time(), self.wake)
+        elif was_held:
+            self.wake()
+
+    def reconfigure(self, config: EgressPathConfig) -> None:
+        """Use a new configuration now (automation changed an option of this path)."""
+        self.config = config
+        self.config_loaded = time.monotonic()
+        self.wake()
+
     def wake(self) -> None:
         """Open connections if there is work and the limit allows (never blocks)."""
-        if self._pumping or not self.messages:
+        if self._pumping or not self.messages or self.suspended:
             return
         if self.backoff.active:
             self.backoff.call_when_over(self.wake)
@@ -118,6 +148,7 @@ class ReadyQueue:
                 self.messages
                 and self.connections < self._wanted_connections()
                 and not self.backoff.active
+                and not self.suspended
             ):
                 try:
                     lease = await self.manager.egress.acquire_slot(self)
@@ -189,7 +220,8 @@ class ReadyQueue:
     async def _deliver_over(self, conn: SmtpClientConnection, lease: Any) -> None:
         idle = float(self.config.idle_timeout)
         delivered = 0
-        while delivered < self.config.max_deliveries_per_connection and not conn.closed:
+        while (delivered < self.config.max_deliveries_per_connection and not conn.closed
+               and not self.suspended):
             message = await self._next_message(idle)
             if message is None:
                 return
@@ -221,8 +253,8 @@ class ReadyQueue:
     async def _next_message(self, idle: float) -> Message | None:
         """The next message, waiting up to ``idle`` seconds for one to arrive."""
         deadline = time.monotonic() + idle
-        while not self.messages:
-            if time.monotonic() >= deadline:
+        while not self.messages or self.suspended:
+            if time.monotonic() >= deadline or self.suspended:
                 return None
             await asyncio.sleep(min(0.05, idle))
         message = self.messages.popleft()
@@ -249,6 +281,9 @@ class ReadyQueue:
 
     async def stop(self) -> None:
         self.backoff.cancel()
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
         if self._slot_retry is not None:
             self._slot_retry.cancel()
             self._slot_retry = None

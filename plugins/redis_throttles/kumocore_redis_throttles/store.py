@@ -164,6 +164,14 @@ class RedisThrottleStore:
         # During an outage the release is skipped: the entry lapses at its expiry.
         await self._redis(self._client.zrem, lease.key, lease.token)
 
+    # ------------------------------------------------------------------ automation
+
+    def automation_store(self) -> Any:
+        """Traffic shaping automation state in this Redis (``subscribe = {'redis-throttles'}``)."""
+        from kumocore_redis_throttles.automation import RedisActionStore
+
+        return RedisActionStore(self._client, self.label)
+
     # ------------------------------------------------------------------ outage handling
 
     async def _redis(self, op: Callable[..., Awaitable[T]], *args: Any) -> T | _Outage:

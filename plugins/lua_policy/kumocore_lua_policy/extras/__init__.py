@@ -44,6 +44,9 @@ class PolicyExtras:
 
     def __init__(self) -> None:
         self._functions: Mapping[str, Callable[..., Any]] = {}
+        # Shaping data loaded by this runtime, by handle: setup_with_automation hands the
+        # handle back to build automation on the data it loaded.
+        self._loaded: list[shaping.Shaping] = []
 
     def bind(self, functions: Mapping[str, Callable[..., Any]]) -> None:
         self._functions = functions
@@ -58,9 +61,22 @@ class PolicyExtras:
     ) -> dict[str, Callable[..., Any]]:
         lookup = self._lookup_mx if "dns.lookup_mx" in self._functions else None
         data = await shaping.load(files, options, lookup)
-        return methods(
+        self._loaded.append(data)
+        table: dict[str, Any] = methods(
             data, ("get_egress_path_config", "get_errors", "get_warnings", "get_referenced_sources")
         )
+        table["automation_handle"] = len(self._loaded)
+        return table
+
+    @policy_function(table=False)
+    def shaping_automation(
+        self, handle: int, publish: Any = None, subscribe: Any = None
+    ) -> Mapping[str, Any]:
+        """``setup_with_automation``'s engine (kumocore.tsa) on loaded shaping data."""
+        from kumocore_lua_policy.extras.shaping_automation import setup
+
+        configure = self._functions["automation.configure"]
+        return setup(self._loaded[int(handle) - 1], configure, publish, subscribe)
 
     def policy_functions(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -71,6 +87,7 @@ class PolicyExtras:
             "policy_extras.queue": _loader(QueueHelper, "apply", "resolve"),
             "policy_extras.load_data_file": _load_data_file,
             "policy_extras.default_shaping_file": default_shaping_file,
+            "policy_extras.shaping_automation": self.shaping_automation,
         }
 
 

@@ -130,9 +130,26 @@ class Shaping:
             if provider_matches([m for b in blocks for m in b.match], domain, hosts)
         ]
 
+    async def params_for(self, domain: str, source: str, site_name: str) -> dict[str, Any]:
+        """The merged options of a path before they become a config (not cached):
+        automation lays its overrides over them."""
+        hosts: Sequence[str] = ()
+        if self._needs_mx_hosts() and self._lookup_mx is not None:
+            try:
+                hosts = (await self._lookup_mx(domain)).get("hosts") or ()
+            except Exception as exc:
+                log.debug("shaping: MX lookup for %s failed: %s", domain, exc)
+        return self._params(domain, source, site_name, hosts)
+
     def _merge(
         self, domain: str, source: str, site_name: str, hosts: Sequence[str]
     ) -> EgressPathConfig:
+        params = self._params(domain, source, site_name, hosts)
+        return EgressPathConfig.from_options(params, function="shaping")
+
+    def _params(
+        self, domain: str, source: str, site_name: str, hosts: Sequence[str]
+    ) -> dict[str, Any]:
         params: dict[str, Any] = {}
         default = self.blocks.get("default", [])
         apply_blocks(params, default)
@@ -152,7 +169,7 @@ class Shaping:
         apply_blocks(params, domain_blocks)
         apply_blocks(params, [b.sources[source] for b in site_blocks if source in b.sources])
         apply_blocks(params, [b.sources[source] for b in domain_blocks if source in b.sources])
-        return EgressPathConfig.from_options(params, function="shaping")
+        return params
 
     # ------------------------------------------------------------------ loading
     def add_file(self, file: str, data: dict[str, Any]) -> None:

@@ -196,16 +196,20 @@ async def test_valid_automation_rules_are_accepted(
 @pytest.mark.parametrize(
     ("setup", "expected"),
     [
-        ("publish = { 'http://127.0.0.1:8008' }", "automation is not supported by kumocore yet"),
-        ("subscribe = { 'http://127.0.0.1:8008' }", "automation is not supported by kumocore"),
-        ("back_pressure = 1000", "option 'back_pressure' of setup_with_automation belongs to"),
+        ("publish = { 'amqp://127.0.0.1:8008' }", "'amqp://127.0.0.1:8008' is not a TSA URL"),
+        (
+            "subscribe = { 'redis-throttles', 'http://127.0.0.1:8008' }",
+            "subscribe to one automation service",
+        ),
+        ("back_pressure = 1000", "option 'back_pressure' of setup_with_automation .* is not "
+                                 "supported by kumocore yet"),
         (
             "extra_files = { 'http://127.0.0.1:8008/shaping.toml' }",
             "loading shaping data over HTTP is not supported",
         ),
     ],
 )
-async def test_traffic_shaping_automation_is_refused_not_ignored(
+async def test_unsupported_automation_settings_are_refused_not_ignored(
     load_policy: Load, setup: str, expected: str
 ) -> None:
     with pytest.raises(LuaPolicyError, match=expected):

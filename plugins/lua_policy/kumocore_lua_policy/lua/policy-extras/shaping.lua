@@ -8,8 +8,13 @@
 --
 -- kumocore's default shaping file is loaded first unless no_default_files is set. The
 -- files are loaded, checked and their MX rollups resolved by kumo.shaping.load when setup
--- is called. Traffic shaping automation (publish/subscribe to a TSA daemon) is not
--- supported by kumocore yet: asking for it fails at load rather than doing nothing.
+-- is called. Traffic shaping automation (docs/traffic-shaping-automation.md):
+--
+--   shaping:setup_with_automation { publish = { 'redis-throttles' },
+--                                   subscribe = { 'redis-throttles' }, extra_files = ... }
+--
+-- publish/subscribe take TSA URLs ('http://host:port'), 'redis-throttles' (actions shared
+-- through the Redis of kumo.configure_redis_throttles) or 'local' (this node only).
 local kumo = require 'kumo'
 
 -- The error level of the policy code that called into this module (the first frame
@@ -37,7 +42,7 @@ end
 
 local mod = {}
 
-local AUTOMATION = 'traffic shaping automation is not supported by kumocore yet'
+local UNSUPPORTED = 'not supported by kumocore yet'
 
 -- Options of setup_with_automation that kumocore honours.
 local SUPPORTED = {
@@ -49,19 +54,40 @@ local SUPPORTED = {
   validation_options = true,
 }
 
+-- KumoMTA options of the log hook that feeds its tsa-daemon; kumocore publishes matching
+-- records directly (no spooled hook queue), so these have no meaning here.
+local HOOK_OPTIONS = {
+  tsa_queue_config = true,
+  back_pressure = true,
+  pre_filter = true,
+  skip_log_record_types = true,
+  additional_skip_log_record_types = true,
+  publish_timeout = true,
+  publish_pool_idle_timeout = true,
+  publish_connection_verbose = true,
+  cache_ttl = true,
+}
+
 local function is_empty(list)
   return list == nil or next(list) == nil
 end
 
 local function check_options(options)
-  if not is_empty(options.publish) or not is_empty(options.subscribe) then
-    error(string.format('policy-extras.shaping: %s: publish and subscribe must be empty', AUTOMATION), policy_level())
+  for _, key in ipairs { 'publish', 'subscribe', 'extra_files' } do
+    if options[key] ~= nil and type(options[key]) ~= 'table' then
+      error(string.format("policy-extras.shaping: setup_with_automation: %s must be a list, got %s",
+        key, type(options[key])), policy_level())
+    end
   end
   for key in pairs(options) do
-    if not SUPPORTED[key] then
+    if HOOK_OPTIONS[key] then
       error(string.format(
-        "policy-extras.shaping: option '%s' of setup_with_automation belongs to %s",
-        tostring(key), AUTOMATION), policy_level())
+        "policy-extras.shaping: option '%s' of setup_with_automation (KumoMTA's TSA log hook) is %s: kumocore publishes matching records itself",
+        tostring(key), UNSUPPORTED), policy_level())
+    elseif not SUPPORTED[key] then
+      error(string.format(
+        "policy-extras.shaping: option '%s' of setup_with_automation is %s",
+        tostring(key), UNSUPPORTED), policy_level())
     end
   end
 end
@@ -111,6 +137,12 @@ function mod:setup_with_automation(options)
   end
   check_sources(data)
   local lookup = data.get_egress_path_config
+  local automation = nil
+  if not is_empty(options.publish) or not is_empty(options.subscribe) then
+    automation = load(kumo.policy_extras.shaping_automation, data.automation_handle,
+      options.publish or {}, options.subscribe or {})
+    lookup = automation.get_egress_path_config
+  end
 
   local function get_egress_path_config(domain, egress_source, site_name)
     return lookup(domain, egress_source, site_name)
@@ -123,7 +155,8 @@ function mod:setup_with_automation(options)
       return data
     end,
     get_egress_path_config = get_egress_path_config,
-    -- publish is empty (anything else was refused above), so there is nothing to set up.
+    -- kumocore feeds delivery records to automation itself (no log hook to configure);
+    -- kept so that KumoMTA policies calling it in init run unchanged.
     setup_publish = function() end,
   }
   return mod.CONFIGURED

@@ -1,0 +1,13 @@
+"""Traffic shaping automation (KumoMTA's TSA): rules matched against delivery records,
+actions (suspensions, config overrides) shared by every node through a store.
+
+See ``docs/traffic-shaping-automation.md``.
+"""
+
+from kumocore.tsa.rules import Action, RecordView, Rule, make_rule
+from kumocore.tsa.store import ActionStore, ActiveAction, LocalActionStore
+
+__all__ = [
+    "Action", "ActionStore", "ActiveAction", "LocalActionStore", "RecordView", "Rule",
+    "make_rule",
+]  # fmt: skip

@@ -1,0 +1,66 @@
+"""Operator suspensions and bounces shared through the automation store.
+
+When automation runs on a shared store (``'redis-throttles'``), an admin suspend or
+bounce made on one node is also written there as an ``AdminSuspend`` / ``AdminBounce``
+action; every node sharing the store applies it as its own admin rule (same id), and a
+cancel (resume) on any node removes it from every node. KumoMTA makes operators call each
+node; on a node without a shared store nothing changes (the rule is the node's own).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from kumocore.queue.admin import QueueRule
+from kumocore.tsa.store import ActiveAction
+
+if TYPE_CHECKING:
+    from kumocore.runtime import Runtime
+
+ADMIN_KINDS = ("AdminSuspend", "AdminBounce")
+_FIELDS = ("campaign", "tenant", "domain", "routing_domain")
+
+
+def _shared(runtime: Runtime) -> Any:
+    engine = runtime.tsa
+    if engine is None or not str(engine.store.label).startswith("redis"):
+        return None
+    return engine
+
+
+async def share_rule(runtime: Runtime, kind: str, rule: QueueRule) -> bool:
+    """Write an admin rule for every node; False when there is no shared store."""
+    engine = _shared(runtime)
+    if engine is None:
+        return False
+    value = {name: getattr(rule, name) for name in _FIELDS}
+    value.update(queue_names=list(rule.queue_names), suppress_logging=rule.suppress_logging)
+    action = ActiveAction(
+        id=rule.id, kind=kind, rule=f"admin API on {runtime.hostname}", reason=rule.reason,
+        site="", site_name="", source="", domain=rule.domain or "", since=time.time(),
+        expires=rule.expires, tenant=rule.tenant, campaign=rule.campaign, value=value,
+    )  # fmt: skip
+    await engine.store.put(action)
+    await engine.sync()
+    return True
+
+
+async def unshare_rule(runtime: Runtime, rule_id: str) -> bool:
+    """Remove a shared admin rule from every node; True if the store had it."""
+    engine = _shared(runtime)
+    if engine is None:
+        return False
+    return bool(await engine.cancel(rule_id))
+
+
+def rule_of(action: ActiveAction) -> QueueRule:
+    value = action.value if isinstance(action.value, dict) else {}
+    return QueueRule(
+        reason=action.reason, expires=action.expires,
+        duration=max(0.0, action.expires - action.since),
+        queue_names=tuple(value.get("queue_names") or ()),
+        suppress_logging=bool(value.get("suppress_logging", False)),
+        id=action.id, campaign=value.get("campaign"), tenant=value.get("tenant"),
+        domain=value.get("domain"), routing_domain=value.get("routing_domain"),
+    )  # fmt: skip

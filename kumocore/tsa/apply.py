@@ -1,0 +1,139 @@
+"""Applying automation actions to this node's queues, and undoing them.
+
+* ``Suspend`` holds the ready queue (egress path) the matching record named: no new
+  connection, open ones stop after their current message, until the action ends.
+* ``SuspendTenant`` / ``SuspendCampaign`` become suspension rules of the queue manager
+  (the ones ``/api/admin/suspend/v1`` makes), keyed by the action's id.
+* ``SetConfig`` / ``SetDomainConfig`` override egress path options. The shaping helper's
+  ``get_egress_path_config`` asks :meth:`Applier.overrides_for`; when the overrides of a
+  path change, its ready queues fetch their configuration again at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.queue.admin import QueueRule
+from kumocore.tsa.store import ActiveAction
+
+if TYPE_CHECKING:
+    from kumocore.queue.ready import ReadyQueue
+    from kumocore.runtime import Runtime
+
+log = structlog.get_logger("kumocore.tsa")
+
+_SCHEDULED = ("SuspendTenant", "SuspendCampaign")
+_CONFIG = ("SetConfig", "SetDomainConfig")
+
+
+class Applier:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        #: Ready queue name → end of the latest Suspend on it (new queues start held).
+        self.held_until: dict[str, float] = {}
+
+    async def apply(
+        self, previous: Mapping[str, ActiveAction], current: Mapping[str, ActiveAction]
+    ) -> None:
+        manager = self.runtime.queues
+        if manager is None:
+            return
+        for action_id, gone in previous.items():
+            if action_id not in current and gone.kind in (*_SCHEDULED, "AdminSuspend"):
+                manager.cancel_suspension(action_id)
+            elif action_id not in current and gone.kind == "AdminBounce":
+                manager.cancel_bounce(action_id)
+        self._admin_rules(manager, current)
+        for action_id, action in current.items():
+            old = previous.get(action_id)
+            if action.kind in _SCHEDULED and (old is None or old.expires != action.expires):
+                manager.add_suspension(_queue_rule(action))
+        self._hold_ready_queues(manager, current)
+        changed = _config_changes(previous, current)
+        if changed:
+            await self._refresh(manager, changed)
+
+    @staticmethod
+    def _admin_rules(manager: Any, current: Mapping[str, ActiveAction]) -> None:
+        """Operator rules shared by other nodes (kumocore.tsa.admin_share)."""
+        from kumocore.tsa.admin_share import rule_of
+
+        for action in current.values():
+            if action.kind == "AdminSuspend" and action.id not in manager.admin.suspensions:
+                manager.add_suspension(rule_of(action))
+            elif action.kind == "AdminBounce" and action.id not in manager.admin.bounces:
+                manager.apply_bounce_rule(rule_of(action))
+
+    def _hold_ready_queues(self, manager: Any, current: Mapping[str, ActiveAction]) -> None:
+        """Every ready queue holds until its latest Suspend action ends (new ones too)."""
+        until: dict[str, float] = {}
+        for action in current.values():
+            if action.kind == "Suspend":
+                until[action.site] = max(until.get(action.site, 0.0), action.expires)
+        self.held_until = until
+        ready: ReadyQueue
+        for ready in list(manager.ready.values()):
+            ready.suspend_until(until.get(ready.key.name, 0.0))
+
+    async def _refresh(self, manager: Any, changed: set[tuple[str, str]]) -> None:
+        ready: ReadyQueue
+        for ready in list(manager.ready.values()):
+            if (ready.key.site, ready.key.source) not in changed and (
+                ready.domain, ready.key.source) not in changed:
+                continue
+            try:
+                config = await self.runtime.hooks.get_egress_path_config(
+                    ready.domain, ready.key.source, ready.key.site)
+            except Exception as exc:
+                log.warning("automation: path configuration refresh failed",
+                            path=ready.key.name, error=str(exc))  # fmt: skip
+                continue
+            if config is not None:
+                ready.reconfigure(config)
+                log.info("automation: path configuration refreshed", path=ready.key.name)
+
+    @staticmethod
+    def overrides_for(
+        actions: Mapping[str, ActiveAction], domain: str, source: str, site_name: str
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for action in sorted(actions.values(), key=lambda a: a.since):
+            if action.kind not in _CONFIG or action.source != source or not action.active:
+                continue
+            if (action.kind == "SetConfig" and action.site_name == site_name) or (
+                action.kind == "SetDomainConfig" and action.domain == domain.lower()
+            ):
+                result[str(action.name)] = action.value
+        return result
+
+
+def _queue_rule(action: ActiveAction) -> QueueRule:
+    return QueueRule(
+        reason=f"{action.reason} (rule_hash={action.id})",
+        expires=action.expires,
+        duration=max(0.0, action.expires - action.since),
+        tenant=action.tenant,
+        campaign=action.campaign,
+        domain=action.domain,
+        id=action.id,
+    )
+
+
+def _config_changes(
+    previous: Mapping[str, ActiveAction], current: Mapping[str, ActiveAction]
+) -> set[tuple[str, str]]:
+    """The (site or domain, source) pairs whose overrides differ between two syncs."""
+    changed: set[tuple[str, str]] = set()
+    for action_id in set(previous) | set(current):
+        old, new = previous.get(action_id), current.get(action_id)
+        if old is not None and new is not None and (old.value, old.expires) == (
+            new.value, new.expires):
+            continue
+        for action in (old, new):
+            if action is not None and action.kind in _CONFIG:
+                where = action.site_name if action.kind == "SetConfig" else action.domain
+                changed.add((where, action.source))
+    return changed

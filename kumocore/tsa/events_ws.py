@@ -1,0 +1,69 @@
+"""``/subscribe_event_v1``: KumoMTA's websocket of automation suspensions.
+
+A KumoMTA node whose shaping helper subscribes to a kumocore node connects here: it gets
+every active suspension first, then each new or extended one as kumocore records it, in
+KumoMTA's shapes — ``{"ReadyQSuspension": {rule_hash, site_name, reason, source,
+expires}}`` and ``{"SchedQSuspension": {rule_hash, tenant, domain, campaign, reason,
+expires}}`` (``expires`` in RFC 3339) — and applies them with its own admin API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from kumocore.runtime import Runtime
+    from kumocore.tsa.store import ActiveAction
+
+
+def subscription_item(action: ActiveAction) -> dict[str, Any] | None:
+    expires = datetime.fromtimestamp(action.expires, UTC).isoformat().replace("+00:00", "Z")
+    if action.kind == "Suspend":
+        return {"ReadyQSuspension": {
+            "rule_hash": action.id, "site_name": action.site, "reason": action.reason,
+            "source": action.source, "expires": expires}}  # fmt: skip
+    if action.kind in ("SuspendTenant", "SuspendCampaign"):
+        return {"SchedQSuspension": {
+            "rule_hash": action.id, "tenant": action.tenant, "domain": action.domain,
+            "campaign": action.campaign, "reason": action.reason, "expires": expires}}  # fmt: skip
+    return None
+
+
+async def subscribe_event_v1(runtime: Runtime, request: web.Request) -> web.StreamResponse:
+    engine = runtime.tsa
+    if engine is None:
+        return web.json_response(
+            {"error": "traffic shaping automation is not configured on this node"}, status=404)
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    updates = engine.subscribe()  # before the snapshot: nothing recorded in between is lost
+    try:
+        for action in list(engine.actions.values()):
+            item = subscription_item(action)
+            if item is not None:
+                await ws.send_json(item)
+        closed = asyncio.ensure_future(_closed(ws))
+        while not closed.done():
+            getter = asyncio.ensure_future(updates.get())
+            done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            item = subscription_item(getter.result())
+            if item is not None:
+                await ws.send_json(item)
+    finally:
+        engine.unsubscribe(updates)
+        await ws.close()
+    return ws
+
+
+async def _closed(ws: web.WebSocketResponse) -> None:
+    """Returns when the subscriber goes away (it sends nothing we need)."""
+    async for message in ws:
+        if message.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+            return

@@ -1,0 +1,138 @@
+"""HTTP endpoints of traffic shaping automation.
+
+* ``POST /publish_log_v1`` — KumoMTA's tsa-daemon endpoint: one JSON log record (or an
+  array of them) per request, as KumoMTA's shaping helper publishes them, so KumoMTA
+  nodes of a mixed fleet can feed a kumocore automation service;
+* ``GET /get_config_v1/shaping.toml`` — the active config overrides as a shaping file
+  (KumoMTA's format: ``["site"]`` blocks with ``mx_rollup`` and ``sources``);
+* ``GET /subscribe_event_v1`` — KumoMTA's websocket of suspensions (:mod:`.events_ws`);
+* ``GET /api/admin/tsa/v1`` — the active actions (which rule, which path, since, until);
+* ``DELETE /api/admin/tsa/v1`` with ``{"id": ...}`` — cancel one, on every node.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from kumocore.tsa.events_ws import subscribe_event_v1, subscription_item
+
+if TYPE_CHECKING:
+    from kumocore.runtime import Runtime
+    from kumocore.tsa.engine import TsaEngine
+    from kumocore.tsa.store import ActiveAction
+
+ADMIN_PATH = "/api/admin/tsa/v1"
+
+
+def _error(status: int, text: str) -> web.Response:
+    return web.json_response({"error": text}, status=status)
+
+
+class TsaRoutes:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def _engine(self) -> TsaEngine | None:
+        return self.runtime.tsa
+
+    async def publish(self, request: web.Request) -> web.StreamResponse:
+        engine = self._engine()
+        if engine is None or not engine.match_locally:
+            return _error(404, "traffic shaping automation is not configured on this node "
+                               "(setup_with_automation with subscribe = {'redis-throttles'} "
+                               "or {'local'})")
+        try:
+            body = orjson.loads(await request.read())  # depth-limited, unlike json
+        except ValueError as exc:
+            return _error(400, f"request body is not JSON: {exc}")
+        records = body if isinstance(body, list) else [body]
+        for n, record in enumerate(records):
+            if not isinstance(record, dict) or not engine.observe_json(record):
+                return _error(400, f"record {n}: expected a log record object with a "
+                                   "'recipient' address")
+        return web.Response(text="")
+
+    async def config_toml(self, request: web.Request) -> web.StreamResponse:
+        engine = self._engine()
+        actions = list(engine.actions.values()) if engine is not None else []
+        return web.Response(text=render_toml(actions), content_type="text/plain")
+
+    async def suspensions(self, request: web.Request) -> web.StreamResponse:
+        """KumoMTA's ``/get_suspension_v1/suspended.json``: ``{ready_q, sched_q}``."""
+        engine = self._engine()
+        body: dict[str, list[Any]] = {"ready_q": [], "sched_q": []}
+        for action in engine.actions.values() if engine is not None else ():
+            item = subscription_item(action)
+            if item is not None:
+                kind, entry = next(iter(item.items()))
+                body["ready_q" if kind == "ReadyQSuspension" else "sched_q"].append(entry)
+        return web.json_response(body)
+
+    async def list_actions(self, request: web.Request) -> web.StreamResponse:
+        engine = self._engine()
+        if engine is None:
+            return web.json_response({"configured": False, "store": None, "actions": []})
+        try:
+            actions = await engine.list_actions()
+        except Exception as exc:
+            return _error(503, f"automation store {engine.store.label} unavailable: {exc}")
+        # "applied": this node has applied it (it syncs with the store every interval).
+        listed = [{**a.to_json(), "applied": a.id in engine.actions} for a in actions]
+        return web.json_response({"configured": True, "store": engine.store.label,
+                                  "actions": listed})
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        engine = self._engine()
+        if engine is None:
+            return _error(404, "traffic shaping automation is not configured on this node")
+        try:
+            body = orjson.loads(await request.read() or b"{}")
+        except ValueError as exc:
+            return _error(400, f"request body is not JSON: {exc}")
+        action_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(action_id, str) or not action_id:
+            return _error(400, "field 'id' (the action to cancel) is required")
+        if not await engine.cancel(action_id):
+            return _error(404, f"no active automation action with id {action_id!r}")
+        return web.json_response({"id": action_id})
+
+
+def render_toml(actions: list[ActiveAction]) -> str:
+    """The active SetConfig/SetDomainConfig overrides as KumoMTA's generated shaping.toml."""
+    blocks: dict[str, dict[str, Any]] = {}
+    config = [a for a in actions if a.kind in ("SetConfig", "SetDomainConfig") and a.active]
+    for action in sorted(config, key=lambda a: (a.expires, a.site_name, a.source)):
+        rollup = action.kind == "SetConfig"
+        name = action.site_name if rollup else action.domain
+        block = blocks.setdefault(name, {"mx_rollup": rollup, "sources": {}})
+        block["sources"].setdefault(action.source, []).append(action)
+    lines = ["# Generated by kumocore", f"# Number of entries: {len(config)}", ""]
+    for name, block in blocks.items():
+        lines.append(f"[{json.dumps(name)}]")
+        lines.append(f"mx_rollup = {'true' if block['mx_rollup'] else 'false'}")
+        lines.append("")
+        for source, entries in block["sources"].items():
+            lines.append(f"[{json.dumps(name)}.sources.{json.dumps(source)}]")
+            for action in entries:
+                from kumocore.logs.record import rfc3339_ns
+
+                lines.append(f"# reason: {action.reason}")
+                lines.append(f"# expires: {rfc3339_ns(action.expires)}")
+                lines.append(f"{action.name} = {json.dumps(action.value)}")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def add_tsa_routes(app: web.Application, runtime: Runtime) -> None:
+    routes = TsaRoutes(runtime)
+    app.router.add_post("/publish_log_v1", routes.publish)
+    app.router.add_get("/get_config_v1/shaping.toml", routes.config_toml)
+    app.router.add_get("/subscribe_event_v1", partial(subscribe_event_v1, runtime))
+    app.router.add_get("/get_suspension_v1/suspended.json", routes.suspensions)
+    app.router.add_get(ADMIN_PATH, routes.list_actions)
+    app.router.add_delete(ADMIN_PATH, routes.cancel)

@@ -1,0 +1,101 @@
+"""Where rule matches and active automation actions live.
+
+:class:`LocalActionStore` keeps them in this process (one node). A shared store (the
+Redis one of ``kumocore_redis_throttles``) implements the same three calls, so every node
+using it sees the same actions; each node polls :meth:`active` and applies the
+difference (:mod:`kumocore.tsa.engine`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class ActiveAction:
+    """One action in force: which rule made it, for which path, since and until when."""
+
+    id: str
+    kind: str  # Suspend, SuspendTenant, SuspendCampaign, SetConfig, SetDomainConfig
+    rule: str  # where the rule was written ("file: key")
+    reason: str
+    site: str  # the ready queue name the triggering record named
+    site_name: str
+    source: str
+    domain: str
+    since: float
+    expires: float
+    tenant: str | None = None
+    campaign: str | None = None
+    name: str | None = None  # the option a SetConfig sets
+    value: Any = None
+    matches: int = 1  # matches counted when it triggered
+
+    @property
+    def active(self) -> bool:
+        return time.time() < self.expires
+
+    def to_json(self) -> dict[str, Any]:
+        from kumocore.logs.record import rfc3339_ns
+
+        data = asdict(self)
+        data["since_rfc3339"] = rfc3339_ns(self.since)
+        data["expires_rfc3339"] = rfc3339_ns(self.expires)
+        data["remaining_seconds"] = max(0.0, round(self.expires - time.time(), 1))
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ActiveAction:
+        fields = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+class ActionStore(Protocol):
+    """The three operations automation needs from a store."""
+
+    label: str
+
+    async def count_match(self, scope: str, window: float, now: float) -> int:
+        """Record one match for ``scope``; return the matches within ``window`` seconds."""
+
+    async def put(self, action: ActiveAction) -> ActiveAction:
+        """Store ``action`` (keeping ``since`` of an existing one with the same id)."""
+
+    async def active(self) -> dict[str, ActiveAction]:
+        """Every unexpired action, by id (expired ones are removed)."""
+
+    async def cancel(self, action_id: str) -> bool:
+        """Remove an action; False if there was none."""
+
+
+class LocalActionStore:
+    """An in-process store: automation for one node without Redis."""
+
+    label = "local"
+
+    def __init__(self) -> None:
+        self._events: dict[str, list[float]] = {}
+        self._actions: dict[str, ActiveAction] = {}
+
+    async def count_match(self, scope: str, window: float, now: float) -> int:
+        series = [t for t in self._events.get(scope, []) if t > now - window]
+        series.append(now)
+        self._events[scope] = series
+        return len(series)
+
+    async def put(self, action: ActiveAction) -> ActiveAction:
+        old = self._actions.get(action.id)
+        if old is not None and old.active:
+            action.since = old.since
+        self._actions[action.id] = action
+        return action
+
+    async def active(self) -> dict[str, ActiveAction]:
+        for key in [k for k, a in self._actions.items() if not a.active]:
+            del self._actions[key]
+        return dict(self._actions)
+
+    async def cancel(self, action_id: str) -> bool:
+        return self._actions.pop(action_id, None) is not None

@@ -1,0 +1,201 @@
+"""Two ``kumocore serve`` nodes sharing one ``redis-server``, set up as operators write it.
+
+Each node loads the Lua policy below: the shaping helper with automation
+(``setup_with_automation{ publish = {'redis-throttles'}, subscribe = {'redis-throttles'} }``)
+over a shaping file the test writes. The sink on 127.0.0.1 answers like a throttling
+receiver for some recipients (:class:`ThrottlingSink`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from tests.support.redis_server import free_port
+from tests.support.sink import RecordingSink, _Handler, _SinkSMTP
+from tests.support.smtp_client import RawSmtpClient
+
+KUMOCORE = Path(sys.executable).with_name("kumocore")
+DOMAIN = "tsa.test"
+MX_HOST = "mx.tsa.test"
+
+POLICY = """
+local kumo = require 'kumo'
+local shaping = require 'policy-extras.shaping'
+local shaper = shaping:setup_with_automation {
+  no_default_files = true,
+  extra_files = { os.getenv 'TSA_SHAPING' },
+  publish = { os.getenv 'TSA_STORE' },
+  subscribe = { os.getenv 'TSA_STORE' },
+}
+kumo.on('init', function()
+  local dir = os.getenv 'TSA_DIR'
+  kumo.dns.configure_resolver { name_servers = { os.getenv 'TSA_DNS' } }
+  if os.getenv 'TSA_STORE' == 'redis-throttles' then
+    kumo.configure_redis_throttles { node = os.getenv 'TSA_REDIS' }
+  end
+  kumo.define_spool { name = 'data', path = dir .. '/spool/data', kind = 'RocksDB' }
+  kumo.define_spool { name = 'meta', path = dir .. '/spool/meta', kind = 'RocksDB' }
+  kumo.configure_local_logs { log_dir = dir .. '/logs' }
+  kumo.start_esmtp_listener { listen = '127.0.0.1:' .. os.getenv 'TSA_SMTP',
+                              relay_hosts = { '127.0.0.1' } }
+  kumo.start_http_listener { listen = '127.0.0.1:' .. os.getenv 'TSA_HTTP',
+                             trusted_hosts = { '127.0.0.1' } }
+  shaper.setup_publish()
+end)
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return kumo.make_queue_config { retry_interval = '1 hour' }
+end)
+kumo.on('get_egress_path_config', shaper.get_egress_path_config)
+"""
+
+
+def shaping_file(sink_port: int, rules: str, base_rate: str = "100/s") -> str:
+    """A shaping file: every path goes to the sink; ``rules`` adds automation."""
+    return (
+        '["default"]\n'
+        f"smtp_port = {sink_port}\n"
+        'enable_tls = "Disabled"\n'
+        "prohibited_hosts = []\n"
+        f'max_message_rate = "{base_rate}"\n'
+        "connection_limit = 4\n"
+        f"\n{rules}"
+    )
+
+
+class _ThrottlingHandler(_Handler):
+    """Recipients ask for a receiver's throttling replies (other ones are accepted)."""
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str,
+        rcpt_options: list[str],
+    ) -> str:  # fmt: skip
+        local = address.split("@")[0].lower()
+        if "ratelimit" in local:
+            self.state.attempts[address] += 1
+            return "421 4.7.28 [127.0.0.1] Our system has detected an unusual rate (rate limited)"
+        if "ts04" in local:
+            self.state.attempts[address] += 1
+            return "421 4.7.0 [TS04] Messages from 127.0.0.1 temporarily deferred"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+class ThrottlingSink(RecordingSink):
+    async def start(self) -> ThrottlingSink:
+        loop = asyncio.get_running_loop()
+        handler = _ThrottlingHandler(self.state)
+        self._server = await loop.create_server(
+            lambda: _SinkSMTP(handler, hostname="sink.test", decode_data=False),
+            self.host, self.port)  # fmt: skip
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+
+class Node:
+    """One ``kumocore serve`` process (its own session, so signals reach only it)."""
+
+    def __init__(self, name: str, root: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.dir = root / name
+        self.dir.mkdir(parents=True)
+        self.smtp_port, self.http_port = free_port(), free_port()
+        self.log = self.dir / "kumocore.log"
+        (self.dir / "policy.lua").write_text(POLICY)
+        self.env = {**os.environ, **env, "TSA_DIR": str(self.dir),
+                    "TSA_SMTP": str(self.smtp_port), "TSA_HTTP": str(self.http_port),
+                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Node:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(KUMOCORE), "--log-level", "info", "serve", "--policy",
+                 str(self.dir / "policy.lua"), "--shutdown-timeout", "3"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.env, start_new_session=True)  # fmt: skip
+        return self
+
+    def log_text(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-3000:]
+        return ""
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.name} exited early:\n{self.log_text()}")
+            if "kumocore ready" in self.log_text():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.name} did not start in {timeout}s:\n{self.log_text()}")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return await asyncio.to_thread(self._api, method, path, body)
+
+    def _api(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}", method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                kind = response.headers.get("Content-Type", "")
+                return response.status, json.loads(raw) if "json" in kind else raw.decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    async def actions(self) -> list[dict[str, Any]]:
+        status, body = await self.api("GET", "/api/admin/tsa/v1")
+        assert status == 200, body
+        actions: list[dict[str, Any]] = body["actions"]
+        return actions
+
+
+async def inject(node: Node, recipients: list[str]) -> None:
+    client = await RawSmtpClient.connect(node.smtp_port)
+    try:
+        await client.hello()
+        for recipient in recipients:
+            body = f"To: <{recipient}>\r\nSubject: {node.name}\r\n\r\nx\r\n"
+            _, final = await client.send_mail("s@src.test", [recipient], body)
+            assert final.code == 250, f"{node.name}: {final}"
+    finally:
+        await client.close()
+
+
+async def wait_until(predicate: Any, timeout: float, what: str) -> float:
+    """Poll the async ``predicate`` until true; the seconds it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if await predicate():
+            return time.monotonic() - start
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {timeout}s: {what}")
