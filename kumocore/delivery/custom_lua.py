@@ -176,7 +176,8 @@ class LuaReadyQueue(ReadyQueue):
             try:
                 if not await self.manager.egress.wait_for_rate(self):
                     return
-                responses = await sender.deliver(batch)
+                batch = await self._with_bodies(batch)
+                responses = await sender.deliver(batch) if batch else []
                 for message, response in zip(batch, responses, strict=True):
                     self.manager.outcomes.handle(self, message, response, peer=None)
                 handed = True
@@ -185,6 +186,30 @@ class LuaReadyQueue(ReadyQueue):
                     self.messages.extendleft(reversed(batch))
             delivered += len(batch)
             await self.manager.egress.keep_slot(lease)
+
+    async def _with_bodies(self, batch: list[Message]) -> list[Message]:
+        """The batch with every body in memory (a deferred message's body was released
+        to the spool); a message whose body cannot be read is handled here and left out."""
+        ready: list[Message] = []
+        for message in batch:
+            if message.size and not message.data:
+                try:
+                    data = await self.manager.load_data(message)
+                except Exception as exc:  # a spool read error: retry later
+                    self.manager.outcomes.handle(self, message, Response.parse(
+                        451, f"4.3.0 spool read failed: {str(exc)[:200]}"), peer=None)
+                    continue
+                if data is None:  # as the SMTP path does: set aside, never dropped
+                    log.error("message body missing from spool; quarantined", id=message.id)
+                    store = self.manager.runtime.store
+                    if store is not None:
+                        await store.quarantine(message.id, message.meta_bytes(),
+                                               "data record missing")
+                    await self.manager.forget(message, keep_spooled=True)
+                    continue
+                message.data = data
+            ready.append(message)
+        return ready
 
     async def _next_batch(self, idle: float) -> list[Message]:
         """Up to ``batch_size`` messages; waits up to ``max_batch_latency`` for

@@ -72,7 +72,12 @@ class Webhook:
         self._runner: web.AppRunner | None = None
 
     async def _log(self, request: web.Request) -> web.Response:
-        batch = await request.json()
+        text = await request.text()
+        try:
+            batch = json.loads(text)
+        except ValueError:
+            print("BAD BODY", text[:300])
+            raise
         assert isinstance(batch, list)
         self.records.extend(batch)
         self.posts += 1
@@ -173,7 +178,15 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
             return await hook_queue_count(ports["http"]) == 0 and \
                 {key(r) for r in expected} <= {key(r) for r in webhook.records}
 
-        await wait_for(drained, 90, "the hook queue to drain into the webhook")
+        try:
+            await wait_for(drained, 90, "the hook queue to drain into the webhook")
+        except AssertionError:
+            print("hook queue:", await hook_queue_count(ports["http"]), "received:",
+                  len(webhook.records), "posts:", webhook.posts, "expected:", len(expected))
+            print("missing sample:", [r for r in expected if key(r) not in
+                                      {key(w) for w in webhook.records}][:1])
+            print("received sample:", webhook.records[:1])
+            raise
     finally:
         await webhook.stop()
     local = collections.Counter(key(r) for r in hookable_local_records(logs))

@@ -118,13 +118,15 @@ function mod:new_json(options)
       kumo.reject(400, disposition(response))
     end
     if batched then
-      -- One POST per batch: a JSON array of the records.
+      -- One POST per batch: a JSON array of the records. Each body already is the
+      -- record's JSON (plus a newline), so the array is built from the bodies: decoding
+      -- and encoding again could turn an empty object into [] or drop null fields.
       function sender:send_batch(messages)
         local records = {}
         for i, msg in ipairs(messages) do
-          records[i] = msg:get_meta 'log_record'
+          records[i] = (msg:get_data():gsub('%s+$', ''))
         end
-        return post(kumo.json_encode(records))
+        return post('[' .. table.concat(records, ',') .. ']')
       end
     else
       function sender:send(message)
