@@ -97,6 +97,8 @@ def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
     from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
     from kumocore.http.client import make_http_client_functions
     from kumocore.inject_api import make_inject_functions
+    from kumocore.loghooks.amqp_client import make_amqp_functions
+    from kumocore.loghooks.nats_client import make_nats_functions
     from kumocore.secrets import make_secrets_functions
     from kumocore.tasks import make_task_functions
     from kumocore.throttle.policy import make_throttle_functions
@@ -110,6 +112,8 @@ def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
         **make_throttle_functions(runtime),
         **make_inject_functions(runtime),
         **make_dns_list_functions(resolvers),
+        **make_amqp_functions(),
+        **make_nats_functions(),
     }
 
 

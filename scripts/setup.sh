@@ -16,6 +16,9 @@ declare -A wanted=(
   [/usr/sbin/smtp-source]=postfix
   [swaks]=swaks
   [opendkim-testmsg]=opendkim-tools
+  # brokers the log-hook tests start on loopback (tests/loghooks)
+  [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
+  [nats-server]=nats-server
 )
 missing=()
 for probe in "${!wanted[@]}"; do
@@ -47,7 +50,7 @@ for dir in docs/examples/*/; do
 done
 log=$(mktemp)
 step "pip: kumocore, $(( ${#plugins[@]} / 2 )) built-in plugins and the dev tools (a few minutes on a fresh machine)"
-if ! .venv/bin/pip install -q -e ".[dev,fast]" "${plugins[@]}" >"$log" 2>&1; then
+if ! .venv/bin/pip install -q -e ".[dev,fast,loghooks]" "${plugins[@]}" >"$log" 2>&1; then
   cat "$log" >&2
   echo "setup: pip install failed" >&2
   exit 1
