@@ -9,6 +9,7 @@ for the subject) raise: inside a ``custom_lua`` sender that defers the record.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,16 +111,34 @@ class NatsClient:
 async def nats_connect(options: Mapping[str, Any]) -> NatsClient:
     """Connect with KumoMTA's options; raises when no server answers."""
     try:
-        import nats
+        from nats.aio.client import Client
     except ImportError as exc:  # an optional extra
         raise ConfigError(f"{_FN} needs nats-py: pip install 'kumocore[loghooks]'") from exc
     kwargs = connect_options(options)
     kwargs.setdefault("connect_timeout", 5.0)
-    kwargs["allow_reconnect"] = False  # a sender session is short: fail, defer, retry
+    # A sender session is short: when no server answers, fail now (the records are
+    # deferred and retried with the queue's schedule) instead of nats-py's default of
+    # retrying for minutes inside connect.
+    kwargs.setdefault("max_reconnect_attempts", 0)
+    kwargs["allow_reconnect"] = False
     timeout = 10.0
     if options.get("request_timeout") is not None:
         timeout = _seconds(options["request_timeout"], "request_timeout")
-    return NatsClient(await nats.connect(**kwargs), timeout)
+    connection = Client()
+    try:
+        # nats-py keeps retrying a refused initial connect whatever the reconnect
+        # options say: bound the whole attempt ourselves.
+        async with asyncio.timeout(kwargs["connect_timeout"] * 2):
+            await connection.connect(**kwargs, error_cb=_quiet)
+    except TimeoutError:
+        await connection.close()
+        raise ConnectionError(f"{_FN}: no NATS server answered at "
+                              f"{', '.join(kwargs['servers'])}") from None
+    return NatsClient(connection, timeout)
+
+
+async def _quiet(_error: Exception) -> None:
+    """nats-py's error callback: failures reach the caller as exceptions instead."""
 
 
 def make_nats_functions() -> dict[str, Callable[..., Any]]:
