@@ -51,7 +51,10 @@ log_hooks:new {{
     local sender = {{}}
     function sender:send_batch(messages)
       for _, msg in ipairs(messages) do
-        client:publish {{ subject = '{subject}', payload = msg:get_data() }}
+        local record = msg:get_meta 'log_record'
+        client:publish {{ subject = '{subject}', payload = msg:get_data(),
+          headers = {{ ['Nats-Msg-Id'] = string.format('%s:%s:%d', record.id, record.type,
+                                                       record.num_attempts) }} }}
       end
       return 'published ' .. #messages
     end

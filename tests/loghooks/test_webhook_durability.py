@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from tests.support.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 
-MESSAGES = 60
+MESSAGES = 300
+CLIENTS = 4  # concurrent SMTP connections while the webhook is down
+OUTAGE = 10.0  # seconds the webhook stays down after the backlog is complete
 HOOK_QUEUE = "webhook.log_hook"
 
 POLICY = '''
@@ -108,12 +111,12 @@ def deployment(tmp_path: Path) -> Iterator[tuple[Kumocore, dict[str, int], Path]
     kumo.stop()
 
 
-async def send_messages(port: int, count: int) -> None:
+async def send_messages(port: int, count: int, prefix: str = "") -> None:
     client = await RawSmtpClient.connect(port)
     await client.hello()
     for index in range(count):
         _, final = await client.send_mail(
-            "sender@example.com", [f"user{index}@example.com"],
+            "sender@example.com", [f"{prefix}user{index}@example.com"],
             f"Subject: hooked {index}\r\n\r\nbody\r\n")
         assert final.code == 250, str(final)
     await client.close()
@@ -154,7 +157,10 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
     webhook = Webhook(ports["hook"])
     kumo.start()
     await wait_for_smtp(kumo, ports["smtp"])
-    await send_messages(ports["smtp"], MESSAGES)
+    started = time.monotonic()
+    await asyncio.gather(*(send_messages(ports["smtp"], MESSAGES // CLIENTS, f"c{n}-")
+                           for n in range(CLIENTS)))
+    receive_seconds = time.monotonic() - started
 
     async def backlog_complete() -> bool:
         # each message: a Reception and a TransientFailure record (closed port)
@@ -162,14 +168,15 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
 
     # The webhook is down: every record waits in the hook's queue, visible in the summary.
     await wait_for(backlog_complete, 60, "the hook queue to hold every record")
-    await asyncio.sleep(3)  # a few retry rounds against the closed webhook
+    await asyncio.sleep(OUTAGE)  # retry rounds against the closed webhook
     assert webhook.posts == 0
     kumo.kill9()
 
     kumo.start()
     await wait_for_smtp(kumo, ports["smtp"])
-    assert await hook_queue_count(ports["http"]) >= 2 * MESSAGES  # recovered from the spool
+    await wait_for(backlog_complete, 60, "the hook queue to be recovered from the spool")
     await webhook.start()
+    drain_started = time.monotonic()
     try:
         expected = hookable_local_records(logs)
         assert len(expected) >= 2 * MESSAGES
@@ -194,7 +201,9 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
     missing = set(local) - set(received)
     duplicates = sum(n - 1 for n in received.values() if n > 1)
     print(f"records: local={sum(local.values())} webhook={len(webhook.records)} "
-          f"duplicates={duplicates} posts={webhook.posts}")
+          f"duplicates={duplicates} posts={webhook.posts} "
+          f"received {MESSAGES} messages in {receive_seconds:.1f}s, "
+          f"drained in {time.monotonic() - drain_started:.1f}s")
     assert not missing
     assert set(received) <= set(local)  # nothing the local log does not have
     assert webhook.posts < len(webhook.records)  # batched: several records per POST
