@@ -23,6 +23,8 @@ loopback (see :mod:`bench.crash` for the harness):
    (:mod:`bench.reliability_sec_http`).
 9. policy I/O: hung HTTP calls, MIME bombs, garbage RBL lookups, failing tasks, large
    conformance fixes (:mod:`bench.reliability_policy_io`).
+9. ``loghooks``: a webhook log hook whose target is down (kill -9 meanwhile) or failing,
+   and a failing ``should_enqueue_log_record`` (:mod:`bench.reliability_loghooks`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -50,6 +52,7 @@ from bench.reliability_faults import section_crash, section_faults
 from bench.reliability_helpers import section_helpers
 from bench.reliability_hostile import section_http, section_relay, section_smtp_fuzz
 from bench.reliability_limits import section_limits
+from bench.reliability_loghooks import section_loghooks
 from bench.reliability_lua_reload import section_lua_reload
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_policy_io import section_policy_io
@@ -74,6 +77,7 @@ __all__ = [
     "section_helpers",
     "section_http",
     "section_limits",
+    "section_loghooks",
     "section_lua_reload",
     "section_policies",
     "section_policy_io",
@@ -107,6 +111,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_disk", section_sec_disk),
     ("policy_io", section_policy_io),
     ("sec_memory", section_sec_memory),
+    ("loghooks", section_loghooks),
 ]
 
 
