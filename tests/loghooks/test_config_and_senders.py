@@ -160,3 +160,32 @@ async def test_log_hooks_helper_refuses_bad_arguments_at_load(
 ) -> None:
     with pytest.raises(Exception, match=says):
         await load(tmp_path, f"local log_hooks = require 'policy-extras.log_hooks'\n{call}\n")
+
+
+async def test_custom_lua_batches_fill_to_batch_size_and_wait_for_min_batch_size() -> None:
+    import time
+
+    from kumocore.config import EgressPathConfig, EgressSource
+    from kumocore.delivery.custom_lua import LuaPathKey, LuaReadyQueue
+
+    ready = LuaReadyQueue(None, LuaPathKey("unspecified", "hook.log_hook", "make.x"),  # type: ignore[arg-type]
+                          "hook.log_hook", EgressSource.from_options({"name": "unspecified"}),
+                          EgressPathConfig.from_options({}))
+    ready.protocol = LuaProtocol("make.x", batch_size=5, min_batch_size=4,
+                                 max_batch_latency=0.5)
+    ready.wake = lambda: None  # type: ignore[method-assign]  # no connections in this test
+    for index in range(7):
+        ready.add(Message("a@x.test", f"r{index}@y.test", DATA))
+    started = time.monotonic()
+    assert len(await ready._next_batch(1.0)) == 5  # full batch at once
+    assert time.monotonic() - started < 0.3
+    started = time.monotonic()
+    assert len(await ready._next_batch(1.0)) == 2  # under min_batch_size: waited the latency
+    assert 0.4 < time.monotonic() - started < 3
+    ready.protocol = LuaProtocol("make.x", batch_size=5, min_batch_size=1)
+    for index in range(2):
+        ready.add(Message("a@x.test", f"s{index}@y.test", DATA))
+    started = time.monotonic()
+    assert len(await ready._next_batch(1.0)) == 2  # min 1, no latency: what is there
+    assert time.monotonic() - started < 0.3
+    assert await ready._next_batch(0.1) == []  # idle: nothing came
