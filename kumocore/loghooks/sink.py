@@ -59,9 +59,8 @@ class LogHookSink:
         todo = [r for r in records if id(r) not in self._done]
         messages = await asyncio.gather(*(self._admit(r) for r in todo))
         pairs = [(r, m) for r, m in zip(todo, messages, strict=True) if m is not None]
-        for record in todo:
-            if all(record is not r for r, _ in pairs):
-                self._done.add(id(record))
+        # Records not to be queued are done already: a retry must not ask the event again.
+        self._done.update(id(r) for r, m in zip(todo, messages, strict=True) if m is None)
         results = await asyncio.gather(*(self._spool(m) for _, m in pairs),
                                        return_exceptions=True)
         failed = 0
