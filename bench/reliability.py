@@ -26,6 +26,8 @@ loopback (see :mod:`bench.crash` for the harness):
    AUTH guessing (:mod:`bench.reliability_sec_smtp`);
 10. status — the status page: untrusted peers, path traversal, event-stream clients that
    never read (:mod:`bench.reliability_status`).
+9. ``loghooks``: a webhook log hook whose target is down (kill -9 meanwhile) or failing,
+   and a failing ``should_enqueue_log_record`` (:mod:`bench.reliability_loghooks`).
 
 It prints each section's figures, then a JSON summary, ``problems: N`` with one line per
 problem, and last ``lost: N`` — the messages that got 250 and were neither delivered nor
@@ -53,6 +55,7 @@ from bench.reliability_faults import section_crash, section_faults
 from bench.reliability_helpers import section_helpers
 from bench.reliability_hostile import section_http, section_relay, section_smtp_fuzz
 from bench.reliability_limits import section_limits
+from bench.reliability_loghooks import section_loghooks
 from bench.reliability_lua_reload import section_lua_reload
 from bench.reliability_malformed import section_policies, section_spool
 from bench.reliability_policy_io import section_policy_io
@@ -81,6 +84,7 @@ __all__ = [
     "section_helpers",
     "section_http",
     "section_limits",
+    "section_loghooks",
     "section_lua_reload",
     "section_policies",
     "section_policy_io",
@@ -121,6 +125,7 @@ SECTIONS: list[tuple[str, Callable[[Bench], Any]]] = [
     ("sec_routing", section_sec_routing),
     ("proxy", section_proxy),
     ("tsa", section_tsa),
+    ("loghooks", section_loghooks),
 ]
 
 

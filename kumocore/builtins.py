@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         QueueConfig,
     )
     from kumocore.kumo_api import Kumo
+    from kumocore.loghooks.sink import LogHookSink
     from kumocore.runtime import Runtime
 
 policy_log = structlog.get_logger("kumocore.policy")
@@ -96,6 +97,8 @@ def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
     from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
     from kumocore.http.client import make_http_client_functions
     from kumocore.inject_api import make_inject_functions
+    from kumocore.loghooks.amqp_client import make_amqp_functions
+    from kumocore.loghooks.nats_client import make_nats_functions
     from kumocore.reports.dsn import make_dsn_functions
     from kumocore.secrets import make_secrets_functions
     from kumocore.tasks import make_task_functions
@@ -111,6 +114,8 @@ def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
         **make_inject_functions(runtime),
         **make_dsn_functions(runtime),
         **make_dns_list_functions(resolvers),
+        **make_amqp_functions(),
+        **make_nats_functions(),
     }
 
 
@@ -119,6 +124,7 @@ class CorePlugin:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.log_hooks: list[LogHookSink] = []
 
     # ------------------------------------------------------------- definitions
     @policy_function(table=True)
@@ -151,6 +157,18 @@ class CorePlugin:
         pool = self.make_egress_pool(**options)
         self.runtime.config.egress_pools[pool.name] = pool
         return pool
+
+    @policy_function(table=True)
+    def configure_log_hook(self, **options: Any) -> None:
+        """Each matching log record becomes a spooled message (kumocore.loghooks)."""
+        from kumocore.loghooks.options import parse_options
+        from kumocore.loghooks.sink import LogHookSink
+
+        config = parse_options(options)
+        if any(hook.config.name == config.name for hook in self.log_hooks):
+            raise ConfigError(f"configure_log_hook: a hook named {config.name!r} "
+                              "is already configured")
+        self.log_hooks.append(LogHookSink(self.runtime, config))
 
     # ------------------------------------------------------------- constructors
     @policy_function(table=True)
@@ -201,6 +219,7 @@ class CorePlugin:
             "make_egress_path": self.make_egress_path,
             "make_queue_config": self.make_queue_config,
             "make_listener_domain": self.make_listener_domain,
+            "configure_log_hook": self.configure_log_hook,
             "reject": _reject,
             "json_encode": _json_encode,
             "json_encode_pretty": _json_encode_pretty,
@@ -214,6 +233,10 @@ class CorePlugin:
         functions.update(make_runtime_functions(self.runtime))
         functions.update(_runtime_io_functions(self.runtime))
         return functions
+
+    @hookimpl
+    def kumo_register_log_sinks(self) -> list[LogHookSink]:
+        return list(self.log_hooks)
 
     @hookimpl
     def kumo_register_policy_loaders(self) -> Mapping[str, Callable[[str, Kumo], object]]:

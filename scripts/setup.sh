@@ -22,6 +22,9 @@ declare -A wanted=(
   # Real egress/inbound proxies for the proxy tests (started by the tests, never as services).
   [/usr/sbin/haproxy]=haproxy
   [/usr/sbin/danted]=dante-server
+  # brokers the log-hook tests start on loopback (tests/loghooks)
+  [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
+  [nats-server]=nats-server
 )
 missing=()
 for probe in "${!wanted[@]}"; do
@@ -53,7 +56,7 @@ for dir in docs/examples/*/; do
 done
 log=$(mktemp)
 step "pip: kumocore, $(( ${#plugins[@]} / 2 )) built-in plugins and the dev tools (a few minutes on a fresh machine)"
-if ! .venv/bin/pip install -q -e ".[dev,fast]" "${plugins[@]}" >"$log" 2>&1; then
+if ! .venv/bin/pip install -q -e ".[dev,fast,loghooks]" "${plugins[@]}" >"$log" 2>&1; then
   cat "$log" >&2
   echo "setup: pip install failed" >&2
   exit 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kumocore.config.options import Path, check_keys, integer
+from kumocore.delivery.lua_options import LuaProtocol, lua_options
 from kumocore.dns.mx import MxTarget, parse_mx_list_entry
 from kumocore.errors import ConfigError
 
@@ -73,6 +74,14 @@ class MaildirProtocol(DeliveryProtocol):
     path: str = ""
     dir_mode: int | None = None
     file_mode: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomLuaProtocol(DeliveryProtocol):
+    """Delivered by a sender the policy's constructor makes (:mod:`kumocore.delivery.custom_lua`:
+    log hooks are queues of this kind)."""
+
+    options: LuaProtocol = field(default_factory=lambda: LuaProtocol(""))
 
 
 ProtocolParser = Callable[[Mapping[str, Any], Path], DeliveryProtocol]
@@ -154,5 +163,13 @@ def _parse_maildir(table: Mapping[str, Any], path: Path) -> DeliveryProtocol:
     )
 
 
+def _parse_custom_lua(table: Mapping[str, Any], path: Path) -> DeliveryProtocol:
+    check_keys(table, ("custom_lua",), path)
+    options = lua_options(table["custom_lua"])
+    return CustomLuaProtocol(name="lua", suffix=f"lua:{options.constructor}", log_name="Lua",
+                             table=dict(table), options=options)  # fmt: skip
+
+
 register_protocol("smtp", _parse_smtp)
 register_protocol("maildir_path", _parse_maildir)
+register_protocol("custom_lua", _parse_custom_lua)

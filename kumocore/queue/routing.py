@@ -78,7 +78,7 @@ class Router:
             await deliver_to_maildir(manager, message, queue.config.protocol, queue.name)
             return
         try:
-            ready = await self._ready_queue_for(message, queue)
+            ready = await self._dispatch(message, queue)
         except RoutingError as error:
             manager.outcomes.handle(None, message, error.response, peer=None)
             return
@@ -122,6 +122,21 @@ class Router:
                 Response.parse(451, f"4.3.0 egress pool {pool_name!r} has no enabled sources")
             )
         return source
+
+    async def _dispatch(self, message: Message, queue: ScheduledQueue) -> ReadyQueue:
+        """The ready queue of the queue's delivery protocol: the one place where a
+        ``custom_lua`` queue leaves the SMTP path (kumocore.delivery.custom_lua)."""
+        from kumocore.delivery.custom_lua import lua_protocol, lua_ready_queue_for
+        from kumocore.errors import ConfigError
+
+        try:
+            protocol = lua_protocol(queue.config)
+        except ConfigError as exc:
+            raise RoutingError(Response.parse(451, f"4.3.0 {exc}")) from exc
+        if protocol is None:
+            return await self._ready_queue_for(message, queue)
+        source = await self._pick_source(queue)
+        return await lua_ready_queue_for(self.manager, message, queue, protocol, source)
 
     async def _ready_queue_for(self, message: Message, queue: ScheduledQueue) -> ReadyQueue:
         source_name = await self._pick_source(queue)

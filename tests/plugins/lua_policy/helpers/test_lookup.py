@@ -85,17 +85,22 @@ async def test_policy_utils_helpers_behave_as_documented(load_policy: Load, tmp_
     )
 
 
-async def test_log_hooks_loads_but_refuses_to_pretend_to_deliver(load_policy: Load) -> None:
-    await load_policy(
+async def test_log_hooks_new_json_sets_up_a_hook_and_names_the_bad_line(
+    load_policy: Load,
+) -> None:
+    _, policy = await load_policy(
         """
         local log_hooks = require 'policy-extras.log_hooks'
-        log_hooks:new_disabled { name = 'webhook', url = 'http://127.0.0.1:1/' }
+        log_hooks:new_disabled { name = 'off', url = 'http://127.0.0.1:1/' }
+        log_hooks:new_json { name = 'webhook', url = 'http://127.0.0.1:1/' }
         """
     )
-    with pytest.raises(LuaPolicyError, match=r"policy\.lua:3: .*log hooks .* not supported"):
+    assert policy.has_custom_event("make.webhook.log_hook")
+    assert policy.registry.handlers("should_enqueue_log_record")
+    with pytest.raises(LuaPolicyError, match=r"policy\.lua:3: .*url is required"):
         await load_policy(
             """
             local log_hooks = require 'policy-extras.log_hooks'
-            log_hooks:new_json { name = 'webhook', url = 'http://127.0.0.1:1/' }
+            log_hooks:new_json { name = 'webhook' }
             """
         )

@@ -1,19 +1,144 @@
--- kumocore's policy-extras.log_hooks. KumoMTA's module wires webhooks through
--- kumo.configure_log_hook; kumocore has no log hooks yet (write a log-sink plugin
--- instead: docs/plugins.md). The module loads, so a policy that requires it still loads
--- as long as it does not set a hook up; new/new_json refuse clearly instead of
--- pretending to deliver, and new_disabled is accepted (it delivers nothing anyway).
-local mod = {}
+-- kumocore's policy-extras.log_hooks: KumoMTA's helper for log hooks, on top of
+-- kumo.configure_log_hook, the should_enqueue_log_record event and a custom_lua queue.
+--
+--   log_hooks:new{ name, constructor, log_parameters?, queue_config?, batch_size?,
+--                  min_batch_size?, max_batch_latency?, filter? }
+--   log_hooks:new_json{ name, url, log_parameters?, queue_config?, batch_size?, ... }
+--
+-- Records go to the queue '<name>.log_hook' (a domain no real mail can have), whose
+-- queue config delivers through the custom event 'make.<name>.log_hook'.
+local kumo = require 'kumo'
+local mod = { CONFIGURED = {} }
 
-local NOT_YET = 'policy-extras.log_hooks: log hooks (kumo.configure_log_hook) are not '
-  .. 'supported by kumocore yet; write a log-sink plugin instead (docs/plugins.md)'
+local KNOWN = {
+  name = true, constructor = true, log_parameters = true, queue_config = true,
+  batch_size = true, min_batch_size = true, max_batch_latency = true, filter = true,
+}
 
-function mod:new(_options)
-  error(NOT_YET, 2)
+local function check_options(fn, options, extra)
+  if type(options) ~= 'table' then
+    error(string.format('log_hooks:%s: expected a table of options', fn), 3)
+  end
+  for key, _ in pairs(options) do
+    if not KNOWN[key] and key ~= extra then
+      error(string.format("log_hooks:%s: unknown option '%s'", fn, tostring(key)), 3)
+    end
+  end
+  if type(options.name) ~= 'string' or options.name == '' then
+    error(string.format('log_hooks:%s: name is required (a string)', fn), 3)
+  end
+  if mod.CONFIGURED[options.name] then
+    error(string.format("log_hooks:%s: a log hook named '%s' is already configured",
+      fn, options.name), 3)
+  end
 end
 
-function mod:new_json(_options)
-  error(NOT_YET, 2)
+local function copy_into(target, source)
+  for key, value in pairs(source or {}) do
+    target[key] = value
+  end
+  return target
+end
+
+function mod:new(options)
+  check_options('new', options)
+  if type(options.constructor) ~= 'function' then
+    error('log_hooks:new: constructor is required (a function(domain, tenant, campaign))', 2)
+  end
+  local name = options.name
+  mod.CONFIGURED[name] = options
+  local queue_domain = name .. '.log_hook'
+  local event = 'make.' .. queue_domain
+
+  kumo.on('pre_init', function()
+    kumo.configure_log_hook(copy_into({ name = name }, options.log_parameters))
+  end)
+
+  kumo.on('should_enqueue_log_record', function(msg, hook_name)
+    if hook_name ~= name then
+      return nil -- another hook's decision
+    end
+    local record = msg:get_meta 'log_record'
+    if record.reception_protocol == 'LogRecord' then
+      return false -- the record of a hook delivery: never hook it again
+    end
+    if options.filter and options.filter(msg, hook_name) then
+      return false
+    end
+    msg:set_meta('queue', queue_domain)
+    return true
+  end)
+
+  -- The retry defaults KumoMTA's helper uses, overridable through queue_config.
+  local queue_config = copy_into({ retry_interval = '1m', max_retry_interval = '20m' },
+    options.queue_config)
+  queue_config.protocol = {
+    custom_lua = {
+      constructor = event,
+      batch_size = options.batch_size or 1,
+      min_batch_size = options.min_batch_size,
+      max_batch_latency = options.max_batch_latency,
+    },
+  }
+  kumo.on('get_queue_config', function(domain, _tenant, _campaign, _routing_domain)
+    if domain == queue_domain then
+      return kumo.make_queue_config(queue_config)
+    end
+    return nil
+  end)
+
+  kumo.on(event, options.constructor)
+end
+
+-- The disposition text of an HTTP response, as the webhook logs it.
+local function disposition(response)
+  return string.format('%d %s: %s', response:status_code(), response:status_reason(),
+    response:text())
+end
+
+function mod:new_json(options)
+  check_options('new_json', options, 'url')
+  if type(options.url) ~= 'string' or options.url == '' then
+    error('log_hooks:new_json: url is required (the URL to POST records to)', 2)
+  end
+  local url = options.url
+  local batched = (options.batch_size or 1) > 1
+  local hook = copy_into({}, options)
+  hook.url = nil
+  hook.constructor = function(_domain, _tenant, _campaign)
+    local client = kumo.http.build_client {}
+    local sender = {}
+    local function post(body)
+      local response = client:post(url):header('Content-Type', 'application/json')
+        :body(body):send()
+      if response:status_is_success() then
+        return disposition(response)
+      end
+      -- A webhook that is down or failing is retried later (4xx), never dropped.
+      kumo.reject(400, disposition(response))
+    end
+    if batched then
+      -- One POST per batch: a JSON array of the records. Each body already is the
+      -- record's JSON (plus a newline), so the array is built from the bodies: decoding
+      -- and encoding again could turn an empty object into [] or drop null fields.
+      function sender:send_batch(messages)
+        local records = {}
+        for i, msg in ipairs(messages) do
+          records[i] = (msg:get_data():gsub('%s+$', ''))
+        end
+        return post('[' .. table.concat(records, ',') .. ']')
+      end
+    else
+      function sender:send(message)
+        return post(message:get_data())
+      end
+    end
+    function sender:close()
+      client:close()
+    end
+    return sender
+  end
+  return self:new(hook)
 end
 
 -- A hook that is defined but never delivers: nothing to do here.

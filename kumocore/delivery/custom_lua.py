@@ -1,0 +1,228 @@
+"""The ``custom_lua`` delivery protocol: a policy constructor "delivers" the messages.
+
+A queue config with ``protocol = { custom_lua = { constructor = 'make.webhook' } }``
+sends its messages to a ready queue of its own (one per egress source, routing domain
+and constructor, as in KumoMTA). Each session of that queue calls the constructor event
+(``kumo.on('make.webhook', function(domain, tenant, campaign) ... end)``) once and hands
+messages to the object it returns: ``send_batch(messages)`` when it has one (batches of
+``batch_size``, waiting up to ``max_batch_latency`` for ``min_batch_size``), else
+``send(message)`` per message. A string result is the delivery's disposition (250);
+``kumo.reject(4xx, ...)`` — or any error — defers the message(s) with the queue's retry
+schedule; ``kumo.reject(5xx, ...)`` bounces them. So log-hook records wait in the spool,
+visible in ``queue summary``, while their target is down.
+
+The router dispatches here from one place (:meth:`kumocore.queue.routing.Router.route`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.delivery.lua_options import LuaProtocol
+from kumocore.delivery.protocols import CustomLuaProtocol
+from kumocore.errors import ConfigError, Rejection
+from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.config import QueueConfig
+    from kumocore.message import Message
+    from kumocore.queue.manager import QueueManager, ScheduledQueue
+
+log = structlog.get_logger("kumocore.custom_lua")
+
+def lua_protocol(config: QueueConfig) -> LuaProtocol | None:
+    """The queue's ``custom_lua`` protocol options, None for any other protocol (SMTP...)."""
+    protocol = config.protocol
+    return protocol.options if isinstance(protocol, CustomLuaProtocol) else None
+
+
+@dataclass(frozen=True, slots=True)
+class LuaPathKey(PathKey):
+    """A ``custom_lua`` ready queue: ``source->routing_domain@lua:constructor``."""
+
+    constructor: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.site}@lua:{self.constructor}"
+
+
+class Sender:
+    """The object a constructor returned, called through the policy that made it."""
+
+    def __init__(self, source: Any, constructor: str, obj: Any) -> None:
+        self.source, self.constructor, self.obj = source, constructor, obj
+        methods = obj if isinstance(obj, Mapping) else {}
+        self._send = methods.get("send")
+        self._send_batch = methods.get("send_batch")
+        self._close = methods.get("close")
+        if self._send is None and self._send_batch is None:
+            raise ConfigError(f"custom_lua: '{constructor}' returned {type(obj).__name__}, "
+                              "not an object with a send or send_batch method")
+
+    async def deliver(self, batch: Sequence[Message]) -> list[Response]:
+        """One response per message of ``batch`` (same order)."""
+        if self._send_batch is not None:
+            response = await self._call(self._send_batch, list(batch))
+            return [response] * len(batch)
+        assert self._send is not None
+        return [await self._call(self._send, message) for message in batch]
+
+    async def _call(self, fn: Any, argument: Any) -> Response:
+        try:
+            result = await self.source.call_lua_function(fn, self.obj, argument)
+        except Rejection as rejection:
+            return Response.parse(rejection.code, rejection.message)
+        except Exception as exc:  # a failing sender defers: the records wait in the spool
+            return Response.parse(451, f"4.3.0 custom_lua {self.constructor}: {exc}")
+        return Response(250, "" if result is None else str(result))
+
+    async def close(self) -> None:
+        if self._close is None:
+            return
+        try:
+            await self.source.call_lua_function(self._close, self.obj)
+        except Exception as exc:
+            log.warning("custom_lua sender close failed", constructor=self.constructor,
+                        error=str(exc))
+
+
+class LuaReadyQueue(ReadyQueue):
+    """A ready queue whose "connections" are sender objects from a constructor event."""
+
+    protocol: LuaProtocol
+    tenant: str | None = None
+    campaign: str | None = None
+
+    async def _construct(self) -> Sender:
+        from kumocore.custom_events import custom_event_source
+
+        name = self.protocol.constructor
+        source = custom_event_source(self.manager.runtime, name)
+        if source is None:
+            raise ConfigError(f"custom_lua: the policy registers no '{name}' event "
+                              f"(kumo.on('{name}', function(domain, tenant, campaign) ...))")
+        obj = await source.call_custom_event(name, self.domain, self.tenant, self.campaign)
+        return Sender(source, name, obj)
+
+    async def _serve_connection(self, lease: Any, epoch: int) -> None:
+        if not self.messages or not await self.manager.egress.wait_for_connection_rate(self):
+            return
+        try:
+            sender = await self._construct()
+        except Exception as exc:
+            response = Response.parse(451, f"4.3.0 {exc}")
+            log.error("custom_lua constructor failed", path=self.key.name, error=str(exc))
+            self.backoff.failed(response, epoch)
+            self._fail_queued(response)
+            return
+        try:
+            await self._deliver_batches(sender, lease)
+        finally:
+            await sender.close()
+
+    async def _deliver_batches(self, sender: Sender, lease: Any) -> None:
+        idle = float(self.config.idle_timeout)
+        delivered = 0
+        while delivered < self.config.max_deliveries_per_connection:
+            batch = await self._next_batch(idle)
+            if not batch:
+                return
+            handed = False
+            try:
+                if not await self.manager.egress.wait_for_rate(self):
+                    return
+                batch = await self._with_bodies(batch)
+                responses = await sender.deliver(batch) if batch else []
+                for message, response in zip(batch, responses, strict=True):
+                    self.manager.outcomes.handle(self, message, response, peer=None)
+                handed = True
+            finally:
+                if not handed:  # never outside both the queue and the scheduler
+                    self.messages.extendleft(reversed(batch))
+            delivered += len(batch)
+            await self.manager.egress.keep_slot(lease)
+
+    async def _with_bodies(self, batch: list[Message]) -> list[Message]:
+        """The batch with every body in memory (a deferred message's body was released
+        to the spool); a message whose body cannot be read is handled here and left out."""
+        ready: list[Message] = []
+        for message in batch:
+            if message.size and not message.data:
+                try:
+                    data = await self.manager.load_data(message)
+                except Exception as exc:  # a spool read error: retry later
+                    self.manager.outcomes.handle(self, message, Response.parse(
+                        451, f"4.3.0 spool read failed: {str(exc)[:200]}"), peer=None)
+                    continue
+                if data is None:  # as the SMTP path does: set aside, never dropped
+                    log.error("message body missing from spool; quarantined", id=message.id)
+                    store = self.manager.runtime.store
+                    if store is not None:
+                        await store.quarantine(message.id, message.meta_bytes(),
+                                               "data record missing")
+                    await self.manager.forget(message, keep_spooled=True)
+                    continue
+                message.data = data
+            ready.append(message)
+        return ready
+
+    async def _next_batch(self, idle: float) -> list[Message]:
+        """Up to ``batch_size`` messages; waits up to ``max_batch_latency`` for
+        ``min_batch_size`` of them once the first is there."""
+        first = await self._next_message(idle)
+        if first is None:
+            return []
+        batch = [first]
+        protocol = self.protocol
+        deadline = time.monotonic() + protocol.max_batch_latency
+        while len(batch) < protocol.batch_size:
+            if self.messages:
+                message = await self._next_message(0.0)
+                if message is not None:
+                    batch.append(message)
+                continue
+            if len(batch) >= protocol.min_batch_size or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return batch
+
+
+async def lua_ready_queue_for(
+    manager: QueueManager, message: Message, queue: ScheduledQueue, protocol: LuaProtocol,
+    source_name: str,
+) -> ReadyQueue:
+    """The ``custom_lua`` ready queue ``message`` goes to (created on first use)."""
+    from kumocore.queue.routing import RoutingError
+    from kumocore.queue_name import parse_queue_name
+
+    parts = parse_queue_name(queue.name)
+    domain = parts.routing_domain or parts.domain
+    key = LuaPathKey(source_name, domain, protocol.constructor)
+    ready = manager.ready.get(key)
+    refresh = ready is None or (
+        time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval))
+    if refresh:
+        hooks = manager.runtime.hooks
+        source = await hooks.get_egress_source(source_name)
+        config = await hooks.get_egress_path_config(domain, source_name, domain)
+        if source is None or config is None:
+            raise RoutingError(Response.parse(
+                451, f"4.3.0 custom_lua: no egress source/path for {source_name!r}"))
+        if ready is None:
+            ready = LuaReadyQueue(manager, key, domain, source, config)
+            manager.ready[key] = ready
+        else:
+            ready.config, ready.source = config, source
+            ready.config_loaded = time.monotonic()
+    assert isinstance(ready, LuaReadyQueue)
+    ready.protocol = protocol
+    ready.tenant, ready.campaign = parts.tenant, parts.campaign
+    return ready

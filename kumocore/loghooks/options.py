@@ -1,0 +1,97 @@
+"""``kumo.configure_log_hook { ... }``: KumoMTA's options, validated.
+
+Every mistake raises :class:`~kumocore.errors.ConfigError` naming the key, as KumoMTA's
+``deny_unknown_fields`` does. Options kumocore cannot honour are refused, not ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kumocore.errors import ConfigError
+from kumocore.logs.record import RecordType
+
+_FN = "configure_log_hook"
+_KEYS = frozenset({"name", "back_pressure", "meta", "headers", "per_record", "deferred_spool"})
+_PER_RECORD_KEYS = frozenset({"enable", "template"})
+DEFAULT_BACK_PRESSURE = 128_000  # KumoMTA's default, shared with the local logs
+
+
+@dataclass(frozen=True, slots=True)
+class LogHookConfig:
+    """One log hook: which records become messages, with which meta and headers."""
+
+    name: str
+    back_pressure: int = DEFAULT_BACK_PRESSURE
+    meta: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    #: ``per_record = { Type = { enable = ... } }``: the record types given an entry.
+    enabled: Mapping[str, bool] = field(default_factory=dict)
+
+    def wants(self, record_type: str) -> bool:
+        """Whether records of this type reach ``should_enqueue_log_record`` (a type with
+        no entry of its own follows ``Any``, as in KumoMTA)."""
+        if record_type in self.enabled:
+            return self.enabled[record_type]
+        return self.enabled.get("Any", True)
+
+
+def _names(value: Any, key: str) -> tuple[str, ...]:
+    if isinstance(value, Mapping):  # a Lua array may arrive as {1: .., 2: ..}
+        value = [value[k] for k in sorted(value)]
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{_FN}: {key}: expected a list of names, got {value!r}")
+    if not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{_FN}: {key}: every entry must be a non-empty string")
+    return tuple(value)
+
+
+def _per_record(value: Any) -> dict[str, bool]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{_FN}: per_record: expected a table, got {value!r}")
+    enabled: dict[str, bool] = {}
+    for kind, entry in value.items():
+        where = f"per_record.{kind}"
+        if kind not in RecordType.__members__:
+            raise ConfigError(f"{_FN}: {where}: unknown record type {kind!r}; use one of "
+                              + ", ".join(RecordType.__members__))
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{_FN}: {where}: expected a table, got {entry!r}")
+        for unknown in sorted(set(entry) - _PER_RECORD_KEYS):
+            raise ConfigError(f"{_FN}: {where}.{unknown}: unknown option "
+                              f"(known: {', '.join(sorted(_PER_RECORD_KEYS))})")
+        if entry.get("template") is not None:
+            raise ConfigError(f"{_FN}: {where}.template: record templates are not supported "
+                              "by kumocore yet; the message body is the record's JSON")
+        enable = entry.get("enable", True)
+        if not isinstance(enable, bool):
+            raise ConfigError(f"{_FN}: {where}.enable: expected true or false")
+        enabled[kind] = enable
+    return enabled
+
+
+def parse_options(options: Mapping[str, Any]) -> LogHookConfig:
+    """Validate ``configure_log_hook`` options (defaults as in KumoMTA)."""
+    for unknown in sorted(set(options) - _KEYS):
+        raise ConfigError(f"{_FN}: unknown option {unknown!r} "
+                          f"(known: {', '.join(sorted(_KEYS))})")
+    name = options.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{_FN}: name is required (a non-empty string)")
+    if options.get("deferred_spool"):
+        raise ConfigError(f"{_FN}: deferred_spool = true is not supported by kumocore: "
+                          "hook records are always spooled before they count as logged")
+    kwargs: dict[str, Any] = {"name": name}
+    if options.get("back_pressure") is not None:
+        value = options["back_pressure"]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{_FN}: back_pressure: expected an integer >= 1, got {value!r}")
+        kwargs["back_pressure"] = value
+    for key in ("meta", "headers"):
+        if options.get(key) is not None:
+            kwargs[key] = _names(options[key], key)
+    if options.get("per_record") is not None:
+        kwargs["enabled"] = _per_record(options["per_record"])
+    return LogHookConfig(**kwargs)
