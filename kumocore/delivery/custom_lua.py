@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -41,17 +40,6 @@ def lua_protocol(config: QueueConfig) -> LuaProtocol | None:
     """The queue's ``custom_lua`` protocol options, None for any other protocol (SMTP...)."""
     protocol = config.protocol
     return protocol.options if isinstance(protocol, CustomLuaProtocol) else None
-
-
-@dataclass(frozen=True, slots=True)
-class LuaPathKey(PathKey):
-    """A ``custom_lua`` ready queue: ``source->routing_domain@lua:constructor``."""
-
-    constructor: str = ""
-
-    @property
-    def name(self) -> str:
-        return f"{self.source}->{self.site}@lua:{self.constructor}"
 
 
 class Sender:
@@ -205,7 +193,7 @@ async def lua_ready_queue_for(
 
     parts = parse_queue_name(queue.name)
     domain = parts.routing_domain or parts.domain
-    key = LuaPathKey(source_name, domain, protocol.constructor)
+    key = PathKey(source_name, domain, f"lua:{protocol.constructor}")
     ready = manager.ready.get(key)
     refresh = ready is None or (
         time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval))

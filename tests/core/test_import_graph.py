@@ -26,7 +26,13 @@ KNOWN_IN_CIRCLES = frozenset({
     "kumocore.tasks", "kumocore.throttle.policy",
     "kumocore.smtp", "kumocore.smtp.auth", "kumocore.smtp.commands", "kumocore.smtp.limits",
     "kumocore.smtp.receive", "kumocore.smtp.rejections", "kumocore.smtp.rewrite",
-    "kumocore.smtp.server", "kumocore.smtp.session",
+    "kumocore.smtp.server", "kumocore.smtp.session", "kumocore.smtp.proxied",
+    # joined through the runtime and the queue manager when log hooks, automation and
+    # DSNs landed (the same knot, grown):
+    "kumocore.custom_events", "kumocore.delivery.custom_lua", "kumocore.loghooks.sink",
+    "kumocore.reports.dsn", "kumocore.tsa.admin_share", "kumocore.tsa.apply",
+    "kumocore.tsa.engine", "kumocore.tsa.events_ws", "kumocore.tsa.http",
+    "kumocore.tsa.metrics", "kumocore.tsa.setup",
 })  # fmt: skip
 
 

@@ -164,11 +164,14 @@ async def test_log_hooks_helper_refuses_bad_arguments_at_load(
 
 async def test_custom_lua_batches_fill_to_batch_size_and_wait_for_min_batch_size() -> None:
     import time
+    from types import SimpleNamespace
 
     from kumocore.config import EgressPathConfig, EgressSource
-    from kumocore.delivery.custom_lua import LuaPathKey, LuaReadyQueue
+    from kumocore.delivery.custom_lua import LuaReadyQueue
+    from kumocore.queue.ready import PathKey
 
-    ready = LuaReadyQueue(None, LuaPathKey("unspecified", "hook.log_hook", "make.x"),  # type: ignore[arg-type]
+    no_manager = SimpleNamespace(runtime=SimpleNamespace(tsa=None))  # nothing is delivered
+    ready = LuaReadyQueue(no_manager, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]
                           "hook.log_hook", EgressSource.from_options({"name": "unspecified"}),
                           EgressPathConfig.from_options({}))
     ready.protocol = LuaProtocol("make.x", batch_size=5, min_batch_size=4,
