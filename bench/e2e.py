@@ -233,7 +233,7 @@ def run_e2e(
                     if strict:
                         failures.append(problem)
             warm = write_message(root, 2048)
-            for side in sides:
+            for side in sides if mode.warmup > 0 else []:
                 run_batch(side, 2048, mode.warmup, mode.sessions, mode.e2e_timeout, warm)
             for size in mode.sizes:
                 message = write_message(root, size)

@@ -1,10 +1,14 @@
-"""``python -m bench.run --mode short|full``: kumocore vs Postfix, same load, same machine.
+"""``python -m bench.run --mode short|full``: kumocore vs its peers, same load, same machine.
 
 Sections (``--only`` picks some):
 
 ``e2e``       ``smtp-source`` (``--sessions`` connections, each message to a distinct
-              recipient) → MTA → ``smtp-sink``, for each message size; first message
-              injected → last message at the sink. Postfix runs first, then kumocore.
+              recipient) → relay → its own ``smtp-sink``, for each size (2, 50, 100 KB),
+              first message injected → last message at the sink. Six sides, like for
+              like (bench/e2e.py): Postfix and kumocore without signing, Postfix +
+              OpenDKIM and kumocore with DKIM, Haraka without and with DKIM. Each side's
+              sample is checked (queued on disk, signed or not), then a warm-up, then
+              ``repeats`` interleaved runs per size; the ratios use the medians.
 ``http``      ``/api/inject/v1`` (``--http-batch`` recipients per request) → kumocore →
               sink; recipients per second, counted at the sink.
 ``scheduled`` N deferred messages in the spool: time for kumocore to recover them at
@@ -12,10 +16,14 @@ Sections (``--only`` picks some):
 ``profile``   py-spy samples kumocore's event-loop thread (the bottleneck) while
               ``smtp-source`` keeps it saturated with 2 KB messages (not in the ratio).
 
-The last line is always ``kumocore/postfix end-to-end ratio: X.XX`` (the geometric mean of
-the per-size ratios). Slow is informative, never a failure; the exit status is 1 only when
-a side delivers nothing (or the harness itself breaks).
-"""
+The last two lines are always ``kumocore/haraka end-to-end ratio: X.XX`` and
+``kumocore/postfix end-to-end ratio: X.XX``: geometric means over the sizes of the
+like-for-like ratios (kumocore / Postfix and kumocore+DKIM / Postfix+OpenDKIM; the same
+against Haraka). Slow is informative, never a failure. The exit status is 1 when a side
+delivers nothing or the harness breaks; in full mode also when a side cannot run or its
+sample check fails. In short mode (CI) a missing Haraka or OpenDKIM is reported, and the
+run goes on without that side (0.00 when no pair is left).
+""""""
 
 from __future__ import annotations
 
