@@ -2,7 +2,8 @@
 
 Debian's ``opendkim`` (installed by ``scripts/setup.sh``) runs in the foreground
 (``opendkim -f -x <tmp>/opendkim.conf``) as the ``opendkim`` user, listening on an inet
-socket on 127.0.0.1 that Postfix's ``smtpd_milters`` points at. It signs every message
+unix socket in the instance's directory that Postfix's ``smtpd_milters``
+points at. It signs every message
 from ``bench.example`` the way kumocore and Haraka do: RSA 2048 (the same key, selector
 ``bench``), relaxed/relaxed, the same five headers. Mail from 127.0.0.0/8 is "internal",
 so it is signed, never verified. A milter failure tempfails the message
@@ -17,10 +18,13 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from bench.load import SENDER_DOMAIN, LoadError, free_port, wait_for_port
+from bench.load import SENDER_DOMAIN, LoadError
 
 USER = "opendkim"
 SIGNED_HEADERS = "From,To,Subject,Date,Message-ID"
@@ -59,14 +63,14 @@ class OpenDkim:
     def __init__(self, root: Path, key: Path) -> None:
         self.root = root
         self.key = key
-        self.port = free_port()
+        self.path = root / "milter" / "opendkim.sock"  # a directory user opendkim owns
         self.log_path = root / "opendkim.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def socket(self) -> str:
         """The milter address in Postfix's syntax."""
-        return f"inet:127.0.0.1:{self.port}"
+        return f"unix:{self.path}"
 
     def write_config(self) -> Path:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -74,12 +78,17 @@ class OpenDkim:
         key = self.root / "opendkim.key"
         shutil.copyfile(self.key, key)
         os.chown(key, owner.pw_uid, owner.pw_gid)
+        self.path.parent.mkdir(exist_ok=True)
+        os.chown(self.path.parent, owner.pw_uid, owner.pw_gid)
         key.chmod(0o600)
         settings = {
             "Syslog": "no",
             "Background": "no",
             "Mode": "s",
-            "Socket": f"inet:{self.port}@127.0.0.1",
+            # A unix socket: over loopback TCP, the milter's small writes meet Nagle's
+            # algorithm and delayed ACKs (measured: ~100 ms per message, 196 msg/s).
+            "Socket": f"local:{self.path}",
+            "UMask": "000",  # Postfix's smtpd (user postfix) must connect to it
             "UserID": USER,
             "Domain": SENDER_DOMAIN,
             "Selector": "bench",
@@ -111,7 +120,7 @@ class OpenDkim:
         )
         log.close()
         try:
-            wait_for_port("127.0.0.1", self.port, timeout, alive=self.alive)
+            _wait_for_socket(self.path, timeout, self.alive)
         except LoadError as exc:
             self.stop()
             raise LoadError(f"opendkim did not start: {exc}\n{self.log_tail()}") from None
@@ -142,3 +151,17 @@ class OpenDkim:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no opendkim.log)"
+
+
+def _wait_for_socket(path: Path, timeout: float, alive: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise LoadError(f"opendkim exited before listening on {path}")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.connect(str(path))
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise LoadError(f"nothing listens on {path} after {timeout:.0f}s")

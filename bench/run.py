@@ -23,7 +23,7 @@ against Haraka). Slow is informative, never a failure. The exit status is 1 when
 delivers nothing or the harness breaks; in full mode also when a side cannot run or its
 sample check fails. In short mode (CI) a missing Haraka or OpenDKIM is reported, and the
 run goes on without that side (0.00 when no pair is left).
-""""""
+"""
 
 from __future__ import annotations
 
