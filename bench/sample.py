@@ -115,8 +115,8 @@ def check_side(
 
     capture.reset()
     marker = f"{side}-{uuid.uuid4().hex}".encode()
-    header = b"X-Bench-Sample: " + marker + b"\nMIME-Version:"
-    body = make_message(2048).replace(b"MIME-Version:", header, 1)
+    marked = b"X-Bench-Sample: " + marker + b"\nMIME-Version:"
+    body = make_message(2048).replace(b"MIME-Version:", marked, 1)
     try:
         with smtplib.SMTP("127.0.0.1", port, timeout=timeout) as client:
             client.sendmail(SENDER, [SAMPLE_RECIPIENT], body.replace(b"\n", b"\r\n"))
@@ -141,10 +141,11 @@ def check_side(
     if signatures:
         import email
 
-        header = str(email.message_from_bytes(content)["DKIM-Signature"])
-        fields = dict(
-            part.split("=", 1) for part in "".join(header.split()).split(";") if "=" in part
-        )
+        signature = str(email.message_from_bytes(content)["DKIM-Signature"])
+        fields: dict[str, str] = {}
+        for part in "".join(signature.split()).split(";"):
+            tag, _, value = part.partition("=")
+            fields[tag] = value
         tags = " ".join(f"{tag}={fields.get(tag, '?')}" for tag in ("a", "c", "h"))
     signed = f"DKIM {'verifies' if valid else 'DOES NOT VERIFY'} ({tags})"
     detail = f"queued on disk: {'yes' if queued else 'NO'}; " + (
