@@ -137,3 +137,64 @@ def test_harness_fails_loudly_when_a_side_delivers_nothing(tmp_path: Path) -> No
     assert "FAIL: postfix delivered nothing" in proc.stdout
     assert "kumocore/haraka end-to-end ratio: 0.00" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("kumocore/postfix end-to-end ratio: ")
+
+
+_WITHOUT_PEERS = (
+    "import sys, bench.run as r, bench.e2e as e\n"
+    "e.haraka_missing = lambda: 'node is not installed (test)'\n"
+    "e.opendkim_missing = lambda: 'opendkim is not installed (test)'\n"
+    "sys.exit(r.main(sys.argv[1:]))\n"
+)
+
+
+def _run_without_peers(mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _WITHOUT_PEERS,
+            "--mode",
+            mode,
+            "--only",
+            "e2e",
+            "--sides",
+            "postfix,postfix+opendkim,kumocore,kumocore+dkim,haraka",
+            "--sizes",
+            "2048",
+            "--count",
+            "20",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--timeout",
+            "30",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=85,
+        check=False,
+    )
+
+
+def test_short_mode_without_haraka_or_opendkim_says_so_and_passes() -> None:
+    proc = _run_without_peers("short")
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "e2e: haraka NOT RUN: node is not installed (test)" in proc.stdout
+    assert "e2e: postfix+opendkim NOT RUN: opendkim is not installed (test)" in proc.stdout
+    assert "not in the ratios: haraka (node is not installed (test))" in proc.stdout
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-2] == "kumocore/haraka end-to-end ratio: 0.00", output
+    # kumocore / Postfix without signing is still measured and in the ratio.
+    assert "kumocore/postfix at 2 KB: " in proc.stdout
+    ratio = float(lines[-1].rsplit(": ", 1)[1])
+    assert ratio > 0, output
+
+
+def test_full_mode_fails_loudly_when_haraka_or_opendkim_is_missing() -> None:
+    proc = _run_without_peers("full")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAIL: haraka could not run: node is not installed (test)" in proc.stdout
+    assert "FAIL: postfix+opendkim could not run" in proc.stdout
