@@ -35,6 +35,7 @@ from bench.opendkim import OpenDkim, opendkim_missing
 from bench.postfix import PostfixInstance
 from bench.report import E2EResult, log
 from bench.sample import SAMPLE_DOMAIN, CaptureServer, SampleCheck, check_side
+from bench.sections import Mode
 
 ALL_SIDES = ("postfix", "postfix+opendkim", "kumocore", "kumocore+dkim", "haraka", "haraka+dkim")
 UNLIMITED = 1_000_000_000
@@ -90,7 +91,6 @@ def start_side(
     base: KumocoreSettings,
     key: Path,
     sample_port: int,
-    sessions: int,
 ) -> Side:
     where = root / name.replace("+", "-")
     sink = SmtpSink(UNLIMITED).start()
@@ -193,7 +193,7 @@ class E2ESection:
 
 def run_e2e(
     root: Path,
-    mode: Any,
+    mode: Mode,
     base: KumocoreSettings,
     key: Path,
     dkim_public: str,
@@ -216,7 +216,7 @@ def run_e2e(
                 if reason is None:
                     try:
                         log(f"e2e: starting {name}")
-                        sides.append(start_side(name, root, base, key, capture.port, mode.sessions))
+                        sides.append(start_side(name, root, base, key, capture.port))
                         continue
                     except LoadError as exc:
                         reason = f"did not start: {str(exc)[:1200]}"
