@@ -54,7 +54,7 @@ class Mode:
 
 
 MODES = {
-    # CI-sized: about 4-6 minutes on a loaded 2-core machine, all six sides included.
+    # CI-sized: about 4-5 minutes on a loaded 2-core machine, all six sides included.
     "short": Mode(
         sizes=(2048, 51200, 102400),
         counts={2048: 1500, 51200: 600, 102400: 400},
