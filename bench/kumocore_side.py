@@ -63,6 +63,9 @@ class BenchDns:
         zones: dict[str, dict[str, Any]] = {
             DEST_DOMAIN: {"MX": [(10, f"mx.{DEST_DOMAIN}")], "TTL": 3600},
             f"mx.{DEST_DOMAIN}": {"A": ["127.0.0.1"], "TTL": 3600},
+            # bench/sample.py's capture server (every side routes this domain to it)
+            "capture.example": {"MX": [(10, "mx.capture.example")], "TTL": 3600},
+            "mx.capture.example": {"A": ["127.0.0.1"], "TTL": 3600},
         }
         if dkim_public:
             zones[f"bench._domainkey.{SENDER_DOMAIN}"] = {"TXT": f"v=DKIM1; k=rsa; p={dkim_public}"}
@@ -92,6 +95,8 @@ class KumocoreSettings:
     shutdown_timeout: float = 10.0
     #: ``kumocore serve --workers N``; ``connections`` is the node's total, split among them.
     workers: int = 1
+    #: the port of bench/sample.py's capture server (0: none)
+    sample_port: int = 0
 
 
 class KumocoreInstance:
@@ -120,6 +125,7 @@ class KumocoreInstance:
             KUMOCORE_BENCH_HTTP=f"127.0.0.1:{self.http_port}" if self.http_port else "",
             KUMOCORE_BENCH_DNS=self.settings.dns,
             KUMOCORE_BENCH_SINK_PORT=str(self.settings.sink_port),
+            KUMOCORE_BENCH_SAMPLE_PORT=str(self.settings.sample_port),
             KUMOCORE_BENCH_CONNECTIONS=str(per_worker),
             KUMOCORE_BENCH_LOCAL_LOGS="1" if self.settings.local_logs else "0",
             PYTHONUNBUFFERED="1",
@@ -228,12 +234,13 @@ class KumocoreInstance:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a live process and its live descendants (the workers of
-    ``serve --workers N``), from /proc."""
+    """User + system CPU time of a live process, of its children that exited and were
+    waited for (cutime, cstime: Postfix's short-lived daemons) and of its live descendants
+    (the workers of ``serve --workers N``, Haraka's cluster), from /proc."""
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    own = (int(fields[11]) + int(fields[12])) / ticks
+    own = sum(int(value) for value in fields[11:15]) / ticks
     return own + sum(_cpu_or_zero(child) for child in _children(pid))
 
 

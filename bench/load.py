@@ -177,6 +177,10 @@ class SmtpSink:
         self._reader: threading.Thread | None = None
         self._tail = b""
         self._done = threading.Event()
+        # A running total can be waited for: the time it was reached is recorded.
+        self._target = 0
+        self._target_at: float | None = None
+        self._target_event = threading.Event()
 
     def start(self) -> SmtpSink:
         cmd = [tool_path(SMTP_SINK) or SMTP_SINK, "-c", "-M", str(self.expected)]
@@ -206,8 +210,25 @@ class SmtpSink:
                     if self.first_at is None:
                         self.first_at = now
                     self.received, self.last_at = received, now
+                    if self._target and received >= self._target and self._target_at is None:
+                        self._target_at = now
+                        self._target_event.set()
             self._tail = (self._tail + chunk)[-2000:]
         self._done.set()
+
+    def expect(self, more: int) -> int:
+        """Arm a wait for ``more`` messages beyond those received so far; returns the total
+        :meth:`wait_total` will wait for."""
+        self._target_event.clear()
+        self._target_at = None
+        self._target = self.received + more
+        return self._target
+
+    def wait_total(self, timeout: float) -> float | None:
+        """Wait until the armed total has been received; when it was, or None on timeout."""
+        if not self._target_event.wait(timeout):
+            return None
+        return self._target_at
 
     def wait(self, timeout: float) -> SinkResult:
         """Wait until all expected messages arrived (the sink exits) or ``timeout``."""

@@ -6,6 +6,10 @@ own ``post-install``), ``data/`` (``data_directory``) and ``maillog`` (``maillog
 via ``postlogd``, so no syslog is needed). The system's ``/etc/postfix`` is only read (the
 ``postfix-files`` manifest through the default ``meta_directory``), never written.
 
+With ``milter``, every message received by ``smtpd`` passes through that milter
+(OpenDKIM, :mod:`bench.opendkim`) before it is queued. With ``sample``, mail for one
+domain goes to a capture server instead of the sink (the harness's DKIM and queue check).
+
 Settings: a relay for ``127.0.0.0/8`` listening on 127.0.0.1:<smtpd_port>, every message
 to ``relayhost = [127.0.0.1]:<sink port>`` (no DNS), up to ``concurrency`` parallel
 deliveries to it (``smtp_destination_concurrency_limit``), Postfix's default durability
@@ -68,7 +72,14 @@ class PostfixInstance:
     """One private Postfix relaying everything to ``[127.0.0.1]:relay_port``."""
 
     def __init__(
-        self, root: Path, *, smtpd_port: int, relay_port: int, concurrency: int = 20
+        self,
+        root: Path,
+        *,
+        smtpd_port: int,
+        relay_port: int,
+        concurrency: int = 20,
+        milter: str | None = None,
+        sample: tuple[str, int] | None = None,
     ) -> None:
         self.root = root
         self.etc = root / "etc"
@@ -79,11 +90,23 @@ class PostfixInstance:
         self.relay_port = relay_port
         self.concurrency = concurrency
         self.owner = "postfix"
+        self.milter = milter  # e.g. OpenDKIM's socket: every message passes through it
+        self.sample = sample  # (domain, port): that domain's mail goes to a capture server
         self._running = False
 
     # ------------------------------------------------------------------ configuration
     def settings(self) -> dict[str, str]:
-        return {
+        extra = {}
+        if self.milter:
+            extra = {
+                "smtpd_milters": self.milter,
+                "non_smtpd_milters": "",
+                "milter_default_action": "tempfail",
+            }
+        if self.sample:
+            domain, port = self.sample
+            extra["transport_maps"] = f"inline:{{{domain}=smtp:[127.0.0.1]:{port}}}"
+        return extra | {
             "compatibility_level": "3.6",
             "queue_directory": str(self.queue),
             "data_directory": str(self.data),

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import collections
 import math
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
 RATIO_LINE = "kumocore/postfix end-to-end ratio: {:.2f}"
+HARAKA_LINE = "kumocore/haraka end-to-end ratio: {:.2f}"
+#: (kumocore side, peer side): like for like, with and without DKIM signing.
+POSTFIX_PAIRS = (("kumocore", "postfix"), ("kumocore+dkim", "postfix+opendkim"))
+HARAKA_PAIRS = (("kumocore", "haraka"), ("kumocore+dkim", "haraka+dkim"))
 
 
 @dataclass
@@ -28,6 +31,13 @@ class E2EResult:
     def rate(self) -> float:
         return self.received / self.seconds if self.seconds > 0 else 0.0
 
+    @property
+    def cpu_ms_per_message(self) -> float | None:
+        """The side's own processes (MTA, milter), not the load tools."""
+        if not self.mta_cpu_seconds or not self.received:
+            return None
+        return 1000 * self.mta_cpu_seconds / self.received
+
 
 def log(text: str) -> None:
     print(text, flush=True)
@@ -46,46 +56,56 @@ def median_rates(results: list[E2EResult]) -> dict[tuple[str, int], float]:
     return {key: statistics.median(values) for key, values in rates.items()}
 
 
-def e2e_ratio(results: list[E2EResult]) -> tuple[float, dict[int, float]]:
-    """Geometric mean over sizes of median(kumocore) / median(postfix)."""
+def pair_ratios(
+    results: list[E2EResult], pairs: tuple[tuple[str, str], ...]
+) -> dict[tuple[str, str, int], float]:
+    """median(kumocore side) / median(peer side) for each pair and size both ran."""
     medians = median_rates(results)
-    per_size = {}
+    ratios = {}
     for size in sorted({r.size for r in results}):
-        postfix, kumocore = medians.get(("postfix", size)), medians.get(("kumocore", size))
-        if postfix and kumocore is not None:
-            per_size[size] = kumocore / postfix
-    return geometric_mean(list(per_size.values())), per_size
+        for ours, theirs in pairs:
+            mine, peer = medians.get((ours, size)), medians.get((theirs, size))
+            if mine is not None and peer:
+                ratios[(ours, theirs, size)] = mine / peer
+    return ratios
+
+
+def e2e_ratio(
+    results: list[E2EResult], pairs: tuple[tuple[str, str], ...] = POSTFIX_PAIRS
+) -> tuple[float, dict[tuple[str, str, int], float]]:
+    """The geometric mean of :func:`pair_ratios` (0.0 when no pair ran)."""
+    ratios = pair_ratios(results, pairs)
+    return geometric_mean(list(ratios.values())), ratios
+
+
+def median_cpu(results: list[E2EResult]) -> dict[tuple[str, int], float]:
+    cpu: dict[tuple[str, int], list[float]] = {}
+    for r in results:
+        if r.cpu_ms_per_message is not None:
+            cpu.setdefault((r.side, r.size), []).append(r.cpu_ms_per_message)
+    return {key: statistics.median(values) for key, values in cpu.items()}
 
 
 def print_e2e(results: list[E2EResult]) -> None:
+    """One line per side and size (medians over the repeats), then every run."""
+    medians, cpu = median_rates(results), median_cpu(results)
     log("")
-    log(
-        "| side | size | messages | delivered | seconds | msg/s | inject msg/s | "
-        "machine CPU (cores) | kumocore CPU ms/msg |"
-    )
-    log("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in results:
-        inject = r.count / r.inject_seconds if r.inject_seconds > 0 else 0.0
-        per_msg = (
-            f"{1000 * r.mta_cpu_seconds / r.received:.2f}"
-            if r.mta_cpu_seconds and r.received
-            else "-"
-        )
-        flag = "" if r.complete else " (incomplete)"
+    log("| side | size | runs | msg/s (median) | msg/s (each run) | CPU ms/msg (median) |")
+    log("|---|---:|---:|---:|---|---:|")
+    order = {side: n for n, side in enumerate(dict.fromkeys(r.side for r in results))}
+    for side, size in sorted(medians, key=lambda key: (key[1], order[key[0]])):
+        runs = [r for r in results if (r.side, r.size) == (side, size)]
+        each = ", ".join(f"{r.rate:,.0f}" + ("" if r.complete else "*") for r in runs)
+        per_msg = f"{cpu[(side, size)]:.2f}" if (side, size) in cpu else "-"
         log(
-            f"| {r.side} | {r.size // 1024} KB | {r.count:,} | {r.received:,}{flag} | "
-            f"{r.seconds:.2f} | {r.rate:,.0f} | {inject:,.0f} | {r.cpu_busy_cores:.2f} | "
-            f"{per_msg} |"
+            f"| {side} | {size // 1024} KB | {len(runs)} | {medians[(side, size)]:,.0f} | "
+            f"{each} | {per_msg} |"
         )
+    if any(not r.complete for r in results):
+        log("(* incomplete: the run timed out before the sink had every message)")
     for r in results:
         for error in r.errors:
             log(f"  ! {r.side} {r.size // 1024} KB: {error}")
-    if any(n > 1 for n in collections.Counter((r.side, r.size) for r in results).values()):
-        log("")
-        for (side, size), rate in sorted(
-            median_rates(results).items(), key=lambda kv: (kv[0][1], kv[0][0])
-        ):
-            log(f"median {side} {size // 1024} KB: {rate:,.0f} msg/s")
 
 
 def print_profile(profile: dict[str, Any]) -> None:

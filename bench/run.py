@@ -1,10 +1,14 @@
-"""``python -m bench.run --mode short|full``: kumocore vs Postfix, same load, same machine.
+"""``python -m bench.run --mode short|full``: kumocore vs its peers, same load, same machine.
 
 Sections (``--only`` picks some):
 
 ``e2e``       ``smtp-source`` (``--sessions`` connections, each message to a distinct
-              recipient) → MTA → ``smtp-sink``, for each message size; first message
-              injected → last message at the sink. Postfix runs first, then kumocore.
+              recipient) → relay → its own ``smtp-sink``, for each size (2, 50, 100 KB),
+              first message injected → last message at the sink. Six sides, like for
+              like (bench/e2e.py): Postfix and kumocore without signing, Postfix +
+              OpenDKIM and kumocore with DKIM, Haraka without and with DKIM. Each side's
+              sample is checked (queued on disk, signed or not), then a warm-up, then
+              ``repeats`` interleaved runs per size; the ratios use the medians.
 ``http``      ``/api/inject/v1`` (``--http-batch`` recipients per request) → kumocore →
               sink; recipients per second, counted at the sink.
 ``scheduled`` N deferred messages in the spool: time for kumocore to recover them at
@@ -12,9 +16,13 @@ Sections (``--only`` picks some):
 ``profile``   py-spy samples kumocore's event-loop thread (the bottleneck) while
               ``smtp-source`` keeps it saturated with 2 KB messages (not in the ratio).
 
-The last line is always ``kumocore/postfix end-to-end ratio: X.XX`` (the geometric mean of
-the per-size ratios). Slow is informative, never a failure; the exit status is 1 only when
-a side delivers nothing (or the harness itself breaks).
+The last two lines are always ``kumocore/haraka end-to-end ratio: X.XX`` and
+``kumocore/postfix end-to-end ratio: X.XX``: geometric means over the sizes of the
+like-for-like ratios (kumocore / Postfix and kumocore+DKIM / Postfix+OpenDKIM; the same
+against Haraka). Slow is informative, never a failure. The exit status is 1 when a side
+delivers nothing or the harness breaks; in full mode also when a side cannot run or its
+sample check fails. In short mode (CI) a missing Haraka or OpenDKIM is reported, and the
+run goes on without that side (0.00 when no pair is left).
 """
 
 from __future__ import annotations
@@ -32,165 +40,60 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.kumocore_side import (
-    BenchDns,
-    KumocoreInstance,
-    KumocoreSettings,
-    generate_dkim_key,
-    process_cpu_seconds,
-)
-from bench.load import (
-    LoadError,
-    SmtpSink,
-    SmtpSource,
-    free_port,
-    missing_tools,
-    write_message,
-)
-from bench.machine import CpuMeter, machine, postfix_version
-from bench.postfix import PostfixInstance
+from bench.e2e import ALL_SIDES, run_e2e
+from bench.haraka import haraka_version
+from bench.kumocore_side import BenchDns, KumocoreSettings, generate_dkim_key
+from bench.load import LoadError, missing_tools, write_message
+from bench.machine import machine, openssl_rsa2048, postfix_version
+from bench.opendkim import opendkim_version
 from bench.report import (
+    HARAKA_LINE,
+    HARAKA_PAIRS,
+    POSTFIX_PAIRS,
     RATIO_LINE,
-    E2EResult,
     e2e_ratio,
     log,
     print_e2e,
     print_profile,
 )
-from bench.sections import MODES, Mode, run_http, run_profile, run_scheduled, with_sink
+from bench.sections import MODES, Mode, run_http, run_profile, run_scheduled
 
 # ----------------------------------------------------------------------------- e2e
 
 
-def _e2e(
-    side: str,
-    size: int,
-    count: int,
-    sessions: int,
-    timeout: float,
-    message: Path,
-    port: int,
-    sink: SmtpSink,
+def e2e_section(
+    root: Path,
+    mode: Mode,
+    base: KumocoreSettings,
+    key: Path,
+    dkim_public: str,
+    sides: list[str],
+    report: dict[str, Any],
+    failures: list[str],
     *,
-    pid: int | None = None,
-) -> E2EResult:
-    meter = CpuMeter()
-    cpu_before = process_cpu_seconds(pid) if pid else None
-    source = SmtpSource(port, count, sessions, message).run(timeout)
-    remaining = max(timeout - source.seconds, 1.0)
-    result = sink.wait(remaining)
-    end = result.last_at if result.complete and result.last_at else time.perf_counter()
-    errors = []
-    if source.returncode != 0:
-        errors.append(f"smtp-source exit {source.returncode}: {source.stderr.strip()[-300:]}")
-    mta_cpu = None
-    if pid and cpu_before is not None:
-        try:
-            mta_cpu = process_cpu_seconds(pid) - cpu_before
-        except OSError:
-            mta_cpu = None
-    return E2EResult(
-        side=side,
-        size=size,
-        count=count,
-        received=result.received,
-        seconds=end - source.started,
-        inject_seconds=source.seconds,
-        complete=result.complete,
-        cpu_busy_cores=meter.busy_cores(),
-        mta_cpu_seconds=mta_cpu,
-        errors=errors,
-    )
-
-
-def run_postfix_e2e(root: Path, size: int, count: int, mode: Mode, message: Path) -> E2EResult:
-    with SmtpSink(count) as sink:
-        postfix = PostfixInstance(
-            root, smtpd_port=free_port(), relay_port=sink.port, concurrency=20
-        )
-        try:
-            postfix.start()
-            result = _e2e(
-                "postfix",
-                size,
-                count,
-                mode.sessions,
-                mode.e2e_timeout,
-                message,
-                postfix.smtpd_port,
-                sink,
-            )
-            if not result.complete:
-                result.errors.append(f"queue: {postfix.queue_counts()}; {postfix.log_tail(5)}")
-            return result
-        finally:
-            postfix.stop()
-
-
-def run_kumocore_e2e(
-    root: Path, size: int, count: int, mode: Mode, message: Path, base: KumocoreSettings
-) -> E2EResult:
-    with SmtpSink(count) as sink:
-        settings = with_sink(base, sink.port)
-        instance = KumocoreInstance(root, settings)
-        try:
-            instance.start()
-            result = _e2e(
-                "kumocore",
-                size,
-                count,
-                mode.sessions,
-                mode.e2e_timeout,
-                message,
-                instance.smtp_port,
-                sink,
-                pid=instance.pid,
-            )
-            result.errors += instance.errors_logged()[:5]
-            return result
-        finally:
-            instance.stop()
-
-
-def run_e2e_section(
-    root: Path, mode: Mode, base: KumocoreSettings, failures: list[str]
-) -> list[E2EResult]:
-    """Every size, ``mode.repeats`` times: Postfix, kumocore (and kumocore without DKIM)."""
-    sides = ["postfix", "kumocore"] + (["kumocore-nodkim"] if mode.nodkim_row else [])
-    results: list[E2EResult] = []
-    for size in mode.sizes:
-        message = write_message(root, size)
-        count = mode.counts[size]
-        for repeat in range(mode.repeats):
-            for side in sides:
-                log(
-                    f"e2e: {side}, {count:,} x {size // 1024} KB, {mode.sessions} sessions"
-                    + (f" (run {repeat + 1}/{mode.repeats})" if mode.repeats > 1 else "")
-                )
-                where = root / f"{side}-{size}-{repeat}"
-                try:
-                    if side == "postfix":
-                        result = run_postfix_e2e(where, size, count, mode, message)
-                    else:
-                        settings = base if side == "kumocore" else with_sink(base, 0, dkim_key=None)
-                        result = run_kumocore_e2e(where, size, count, mode, message, settings)
-                        result.side = side
-                except LoadError as exc:
-                    result = E2EResult(
-                        side, size, count, 0, 0.0, 0.0, False, 0.0, errors=[str(exc)[:1500]]
-                    )
-                log(
-                    f"  {result.received:,}/{count:,} delivered in {result.seconds:.2f}s: "
-                    f"{result.rate:,.0f} msg/s"
-                )
-                results.append(result)
-                if result.received == 0:
-                    failures.append(
-                        f"{side} delivered nothing ({size // 1024} KB): "
-                        f"{'; '.join(result.errors)[:1500]}"
-                    )
-                shutil.rmtree(where, ignore_errors=True)
-    return results
+    strict: bool,
+) -> float:
+    """Run the e2e section, print its table and ratios; returns the Postfix ratio."""
+    section = run_e2e(root, mode, base, key, dkim_public, sides, failures, strict=strict)
+    print_e2e(section.results)
+    ratio, per_pair = e2e_ratio(section.results, POSTFIX_PAIRS)
+    haraka, per_haraka = e2e_ratio(section.results, HARAKA_PAIRS)
+    report["e2e"] = [
+        {**asdict(r), "rate": r.rate, "cpu_ms_per_message": r.cpu_ms_per_message}
+        for r in section.results
+    ]
+    report["samples"] = [asdict(check) for check in section.checks]
+    report["skipped_sides"] = section.skipped
+    report["ratio_per_pair"] = {f"{a}/{b} {s}": v for (a, b, s), v in per_pair.items()}
+    report["haraka_ratio"] = haraka
+    report["haraka_ratio_per_pair"] = {f"{a}/{b} {s}": v for (a, b, s), v in per_haraka.items()}
+    log("")
+    for (ours, theirs, size), value in {**per_pair, **per_haraka}.items():
+        log(f"{ours}/{theirs} at {size // 1024} KB: {value:.2f}")
+    for name, reason in section.skipped.items():
+        log(f"not in the ratios: {name} ({reason.splitlines()[0][:200]})")
+    report["haraka_line"] = HARAKA_LINE.format(haraka)
+    return ratio
 
 
 # ----------------------------------------------------------------------------- main
@@ -214,6 +117,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scheduled", type=int, help="messages for the scheduled section")
     parser.add_argument("--http-recipients", type=int, help="recipients for the http section")
     parser.add_argument("--repeats", type=int, help="e2e runs per side and size (median)")
+    parser.add_argument("--warmup", type=int, help="2 KB warm-up messages per e2e side")
     parser.add_argument("--timeout", type=float, help="seconds per e2e run before giving up")
     parser.add_argument(
         "--loop",
@@ -228,7 +132,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="kumocore serve --workers N for the e2e and http sections (default: one per "
         "core, like Postfix's processes; the scheduled and profile sections use 1)",
     )
-    parser.add_argument("--no-dkim", action="store_true", help="kumocore without DKIM signing")
+    parser.add_argument(
+        "--sides",
+        default=",".join(ALL_SIDES),
+        help=f"comma-separated e2e sides (default: all of {','.join(ALL_SIDES)})",
+    )
+    parser.add_argument(
+        "--no-dkim",
+        action="store_true",
+        help="only the sides that do not sign, and kumocore without DKIM in the other sections",
+    )
     parser.add_argument(
         "--profile-gil",
         action="store_true",
@@ -262,6 +175,8 @@ def build_mode(args: argparse.Namespace) -> Mode:
         values["http_recipients"] = args.http_recipients
     if args.repeats:
         values["repeats"] = args.repeats
+    if args.warmup is not None:
+        values["warmup"] = args.warmup
     return Mode(**values)
 
 
@@ -288,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         "workdir": str(root),
         "machine": machine(),
         "postfix": postfix_version(),
+        "opendkim": opendkim_version(),
+        "haraka": haraka_version(),
+        "openssl_rsa2048_sign_per_s": openssl_rsa2048(mode.openssl_seconds),
         "settings": {
             **asdict(mode),
             "loop": args.loop,
@@ -312,15 +230,33 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
             )
             log(f"kumocore benchmark ({args.mode}), work dir {root}")
-            log(f"machine: {report['machine']}; Postfix {report['postfix']}")
+            log(
+                f"machine: {report['machine']}; Postfix {report['postfix']}; "
+                f"{report['opendkim']}; Haraka {report['haraka']}"
+            )
+            signs = report["openssl_rsa2048_sign_per_s"]
+            log(
+                "openssl speed rsa2048: "
+                + (f"{signs:,.0f} sign/s (one core)" if signs else "not measured")
+            )
             if "e2e" in sections:
-                results = run_e2e_section(root, mode, base, failures)
-                print_e2e(results)
-                ratio, per_size = e2e_ratio(results)
-                report["e2e"] = [{**asdict(r), "rate": r.rate} for r in results]
-                report["ratio_per_size"] = per_size
-                for size, value in per_size.items():
-                    log(f"kumocore/postfix at {size // 1024} KB: {value:.2f}")
+                sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+                unknown = sorted(set(sides) - set(ALL_SIDES))
+                if unknown:
+                    raise SystemExit(f"bench: unknown sides {unknown}; known: {ALL_SIDES}")
+                if args.no_dkim:
+                    sides = [side for side in sides if "+" not in side]
+                ratio = e2e_section(
+                    root,
+                    mode,
+                    base,
+                    dkim_key,
+                    dkim_public,
+                    sides,
+                    report,
+                    failures,
+                    strict=args.mode == "full",
+                )
             if "http" in sections:
                 log(
                     f"http: {mode.http_recipients:,} recipients, {mode.http_batch} per request, "
@@ -393,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"total {report['seconds']:.0f}s")
     for failure in failures:
         log(f"FAIL: {failure}")
+    log(report.get("haraka_line", HARAKA_LINE.format(0.0)))
     log(RATIO_LINE.format(ratio))
     return 1 if failures else 0
 

@@ -48,27 +48,30 @@ class Mode:
     scheduled: int
     breakdown: int
     profile_seconds: float
-    repeats: int = 1  # e2e runs per side and size; the ratio uses the medians
-    nodkim_row: bool = False  # also kumocore without DKIM (informative, not in the ratio)
+    repeats: int = 1  # e2e runs per side and size, interleaved; the ratios use the medians
+    warmup: int = 200  # 2 KB messages through each side before anything is timed
+    openssl_seconds: int = 1  # `openssl speed -seconds N rsa2048`
 
 
 MODES = {
-    # A few minutes on a 2-core machine (CI: must stay under 5 minutes).
+    # CI-sized: about 4-5 minutes on a loaded 2-core machine, all six sides included.
     "short": Mode(
-        sizes=(2048, 51200),
-        counts={2048: 3000, 51200: 1000},
+        sizes=(2048, 51200, 102400),
+        counts={2048: 1500, 51200: 600, 102400: 400},
         sessions=20,
-        e2e_timeout=45,
+        e2e_timeout=90,
         http_recipients=3000,
         http_batch=100,
         http_concurrency=4,
         scheduled=50_000,
         breakdown=20_000,
         profile_seconds=8,
+        repeats=3,
+        warmup=300,
     ),
     "full": Mode(
-        sizes=(2048, 51200),
-        counts={2048: 30_000, 51200: 10_000},
+        sizes=(2048, 51200, 102400),
+        counts={2048: 10_000, 51200: 4_000, 102400: 3_000},
         sessions=20,
         e2e_timeout=600,
         http_recipients=30_000,
@@ -78,7 +81,8 @@ MODES = {
         breakdown=200_000,
         profile_seconds=30,
         repeats=3,
-        nodkim_row=True,
+        warmup=1000,
+        openssl_seconds=3,
     ),
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install everything kumocore needs on a fresh Debian machine: the system packages the
 # tests and benchmarks start (redis-server, Postfix's smtp-source/smtp-sink, swaks,
-# opendkim-tools, chromium + chromium-driver for the status page's browser tests) and a
-# virtualenv at .venv with core, every built-in plugin and dev tools.
+# opendkim-tools, opendkim, chromium + chromium-driver for the status page's browser tests,
+# haproxy/dante for the proxy tests, rabbitmq/nats for the log-hook tests), a virtualenv at
+# .venv with core, every built-in plugin and dev tools, and the benchmark's Node.js peers
+# (Haraka and haraka-plugin-dkim, pinned by bench/peers/package-lock.json).
 # With --examples it also installs the example third-party plugins of docs/examples (the
 # tests use them; `make serve` must not load them, so it runs without that flag and
 # removes them if an earlier `make test` installed them).
@@ -25,6 +27,7 @@ declare -A wanted=(
   # brokers the log-hook tests start on loopback (tests/loghooks)
   [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
   [nats-server]=nats-server
+  [/usr/sbin/opendkim]=opendkim
 )
 missing=()
 for probe in "${!wanted[@]}"; do
@@ -38,6 +41,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's package starts an opendkim service; the benchmark runs its own instances.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q opendkim 2>/dev/null; then
+  systemctl stop opendkim || true
+fi
+
+# The benchmark's Haraka peer (make bench). It needs Node.js 20 or later; without it the
+# short benchmark says so and runs the other sides, so this step never fails the set-up.
+if [ ! -d bench/peers/node_modules/Haraka ] || [ bench/peers/package-lock.json -nt bench/peers/node_modules/.package-lock.json ]; then
+  if command -v npm >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null; then
+    step "npm: Haraka and haraka-plugin-dkim for the benchmark (bench/peers)"
+    npm ci --prefix bench/peers --no-audit --no-fund --loglevel=error >&2 \
+      || echo "setup: npm ci in bench/peers failed: the benchmark will run without Haraka" >&2
+  else
+    echo "setup: Node.js 20+ with npm not found: the benchmark will run without Haraka" >&2
+  fi
 fi
 
 PYTHON=${PYTHON:-python3}

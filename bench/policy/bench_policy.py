@@ -7,6 +7,8 @@
 * the test domain's MX is found through DNS (``KUMOCORE_BENCH_DNS``, a test DNS server
   the benchmark runs on loopback) and reached on ``smtp_port`` = the sink's port, with
   ``prohibited_hosts = {}`` because that MX is 127.0.0.1;
+* mail for ``capture.example`` goes to the harness's capture server
+  (``KUMOCORE_BENCH_SAMPLE_PORT``), which checks signing and queueing on one sample;
 * ``connection_limit`` = Postfix's ``smtp_destination_concurrency_limit`` in the same run.
 
 Everything variable comes from ``KUMOCORE_BENCH_*`` environment variables set by
@@ -27,6 +29,9 @@ SMTP_LISTEN = ENV.get("KUMOCORE_BENCH_SMTP", "127.0.0.1:2025")
 HTTP_LISTEN = ENV.get("KUMOCORE_BENCH_HTTP", "")
 DNS = ENV.get("KUMOCORE_BENCH_DNS", "")
 SINK_PORT = int(ENV.get("KUMOCORE_BENCH_SINK_PORT", "25"))
+# The harness's sample check (bench/sample.py): mail for this domain goes to its capture server.
+SAMPLE_DOMAIN = "capture.example"
+SAMPLE_PORT = int(ENV.get("KUMOCORE_BENCH_SAMPLE_PORT", "0") or 0)
 CONNECTIONS = int(ENV.get("KUMOCORE_BENCH_CONNECTIONS", "20"))
 DKIM_KEY = ENV.get("KUMOCORE_BENCH_DKIM_KEY", "")
 SIGNING_DOMAIN = ENV.get("KUMOCORE_BENCH_SIGNING_DOMAIN", "bench.example")
@@ -67,7 +72,7 @@ def kumo_get_queue_config(
 def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str) -> Any:
     return _kumo.make_egress_path(
         connection_limit=CONNECTIONS,
-        smtp_port=SINK_PORT,
+        smtp_port=SAMPLE_PORT if domain == SAMPLE_DOMAIN and SAMPLE_PORT else SINK_PORT,
         prohibited_hosts=[],
         max_deliveries_per_connection=1000,
     )
