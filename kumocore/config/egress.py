@@ -139,7 +139,6 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 PATH_UNSUPPORTED = (
     "enable_rset",
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
-    "system_shutdown_timeout",
     "source_selection_rate",
     "additional_source_selection_rates",
     "aggressive_connection_opening", "refresh_strategy", "dispatcher_wakeup_strategy",

@@ -81,10 +81,18 @@ class QueueManager:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         for ready in self.ready.values():
             ready.drain()  # queued but not in flight: stays spooled for the next start
-        while any(r.connections for r in self.ready.values()) and time.monotonic() < deadline:
+
+        def until(ready: ReadyQueue) -> float:
+            # A path's system_shutdown_timeout (KumoMTA's) bounds its own in-flight
+            # deliveries; the server's shutdown timeout bounds them all.
+            own = ready.config.system_shutdown_timeout
+            return deadline if own is None else min(deadline, started + float(own))
+
+        while any(r.connections and time.monotonic() < until(r) for r in self.ready.values()):
             await asyncio.sleep(0.05)
         await asyncio.gather(*(r.stop() for r in self.ready.values()))
         await self.outcomes.drain()

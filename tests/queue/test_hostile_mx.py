@@ -191,3 +191,22 @@ async def test_a_message_rate_store_error_puts_the_message_back_not_stranding_it
     await bench.wait_for_records("Delivery", 1, timeout=10)  # after the path's 1 s pause
     assert [m.recipient for m in mx.messages] == ["r@example.com"]
     assert message.id not in bench.queues.messages
+
+
+async def test_system_shutdown_timeout_bounds_a_paths_in_flight_delivery_at_stop(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    """An MX dripping one byte a second holds a delivery in flight; at shutdown the path's
+    system_shutdown_timeout (1 s) cuts it well before the server's own timeout (8 s)."""
+    mx.mode = "slow_drip"
+    bench: Bench = await make_bench(path={"smtp_port": mx.port, **SHORT_TIMEOUTS,
+                                          "banner_timeout": "30s",
+                                          "system_shutdown_timeout": "1s"})  # fmt: skip
+    await bench.inject("held@example.com")
+    deadline = time.monotonic() + 10
+    while not any(r.connections for r in bench.queues.ready.values()):
+        assert time.monotonic() < deadline, "no connection opened"
+        await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await bench.queues.stop(timeout=8.0)
+    assert time.monotonic() - started < 4.0
