@@ -54,10 +54,9 @@ _TOP = {
     "campaign_header": str,
     "remove_campaign_header": bool,
     "default_tenant": str,
+    "scheduling_header": str,
 }
 _NOT_YET = {
-    "scheduling_header": "scheduling headers (msg:import_scheduling_header) are not "
-    "supported by kumocore yet",
     "overall_max_message_rate": "overall_max_message_rate needs the "
     "throttle_insert_ready_queue event, which kumocore does not "
     "have yet",
@@ -83,7 +82,11 @@ class QueueHelper:
 
     # ------------------------------------------------------------------ events
     def apply(self, message: Message, authz_id: str | None = None) -> None:
-        """Set the message's tenant, campaign and routing domain (or reject it)."""
+        """Set the message's tenant, campaign and routing domain (or reject it), and its
+        scheduling from ``scheduling_header`` (the header is then removed, as KumoMTA)."""
+        scheduling_header = self.settings.get("scheduling_header")
+        if scheduling_header:
+            message.import_scheduling_header(scheduling_header, True)
         campaign_header = self.settings.get("campaign_header")
         if campaign_header:
             campaign = message.get_first_named_header_value(campaign_header)

@@ -116,6 +116,19 @@ async def test_dkim_sign_rejects_a_message_without_from(
     assert info.value.code == 552 and "From header" in info.value.message
 
 
+async def test_queue_apply_imports_the_scheduling_header_and_removes_it(
+    load_policy: Load, files: Callable[..., Path]
+) -> None:
+    files(queues__toml='scheduling_header = "X-Schedule"\n' + QUEUES)
+    _, lua = await load_policy(QUEUE_POLICY)
+    data = (b"From: a@x.test\r\nX-Schedule: {\"first_attempt\": \"2099-01-01T00:00:00Z\"}"
+            b"\r\n\r\nhi\r\n")  # fmt: skip
+    msg = Message("a@x.test", "b@gmail.test", data)
+    await lua.call_event("smtp_server_message_received", msg, {})
+    assert b"X-Schedule" not in msg.data
+    assert msg.due is not None and msg.due > 4_000_000_000  # 2099, as the header asked
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
@@ -242,8 +255,8 @@ async def test_queue_apply_sets_tenant_campaign_routing_domain_and_checks_authz(
         (('retry_interval = "5m"', 'retry_intervall = "5m"'), r"unknown key 'retry_intervall'"),
         (('default_tenant = "free"', "default_tenant = 5"), r"default_tenant: expected a string"),
         (
-            ('tenant_header = "X-Tenant"', 'scheduling_header = "X-Schedule"'),
-            r"scheduling_header: scheduling headers .* not supported by kumocore yet",
+            ('tenant_header = "X-Tenant"', "scheduling_header = 5"),
+            r"scheduling_header: expected a string",
         ),
         (
             ('require_authz = ["alice"]', 'overall_max_message_rate = "10/s"'),
