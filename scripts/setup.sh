@@ -50,7 +50,7 @@ fi
 # The benchmark's Haraka peer (make bench). It needs Node.js 20 or later; without it the
 # short benchmark says so and runs the other sides, so this step never fails the set-up.
 if [ ! -d bench/peers/node_modules/Haraka ] || [ bench/peers/package-lock.json -nt bench/peers/node_modules/.package-lock.json ]; then
-  if command -v npm >/dev/null 2>&1 && node -e 'process.exit(+process.versions.node.split(".")[0] < 20)' 2>/dev/null; then
+  if command -v npm >/dev/null 2>&1 && node -e 'process.exit(Number(process.versions.node.split(".")[0]) < 20 ? 1 : 0)' 2>/dev/null; then
     step "npm: Haraka and haraka-plugin-dkim for the benchmark (bench/peers)"
     npm ci --prefix bench/peers --no-audit --no-fund --loglevel=error >&2 \
       || echo "setup: npm ci in bench/peers failed: the benchmark will run without Haraka" >&2
