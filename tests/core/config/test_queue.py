@@ -111,7 +111,7 @@ def test_unsupported_options_set_to_their_default_are_accepted() -> None:
     ("protocol", "error"),
     [
         ({"xfer": {"target": "http://x"}}, "KumoMTA's protocol 'xfer' is not supported"),
-        ({"custom_lua": {"constructor": "make.x"}}, "protocol 'custom_lua' is not supported"),
+        ({"custom_lua": {"batch_size": 2}}, "protocol.custom_lua.constructor"),
         ({"smtp": {"mx_list": ["[not-an-ip]"]}}, "'protocol.smtp.mx_list[1]'"),
         ({"smtp": {"mx_lst": []}}, "unknown key 'protocol.smtp.mx_lst'"),
         ({"maildir_path": "/m", "dir_mode": -1}, "'protocol.dir_mode'"),
