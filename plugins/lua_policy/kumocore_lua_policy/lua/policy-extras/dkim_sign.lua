@@ -8,28 +8,9 @@
 -- (kumo.policy_extras.dkim_data), so a missing key fails at policy load.
 local kumo = require 'kumo'
 
--- The error level of the policy code that called into this module (the first frame
--- outside this file), so that errors name the policy line that set the helper up.
-local THIS_FILE = debug.getinfo(1, 'S').source
-local function policy_level()
-  local level = 2
-  while true do
-    local info = debug.getinfo(level + 1, 'S')
-    if info == nil or info.source ~= THIS_FILE then
-      return level
-    end
-    level = level + 1
-  end
-end
-
--- Run a kumocore loader; its error is raised again as text at the policy's line.
-local function load(loader, ...)
-  local ok, result = pcall(loader, ...)
-  if not ok then
-    error(tostring(result), policy_level())
-  end
-  return result
-end
+-- Errors name the policy line that set the helper up (policy-extras.kumocore_caller).
+local _, load =
+  require('policy-extras.kumocore_caller').for_file(debug.getinfo(1, 'S').source)
 
 local mod = {}
 
