@@ -218,6 +218,7 @@ def merge_statuses(statuses: list[dict[str, Any]]) -> dict[str, Any]:
         _keep_scheduled_facts(merged["queues"]["scheduled"], queues)
     for kind in ("suspensions", "bounces"):
         merged[kind] = _merge_entries((s[kind] for s in statuses), "id", ("total_bounced",))
+    merged["automation"] = _merge_entries((s.get("automation", []) for s in statuses), "id", ())
     merged["recent"] = _merged_recent([s["recent"] for s in statuses])
     node = dict(merged["node"])
     node["log_sinks"] = {}

@@ -83,6 +83,13 @@ def _queues(manager: Any, summary: dict[str, Any], now: float,
     return summary
 
 
+def _automation(runtime: Any, now: float) -> list[dict[str, Any]]:
+    engine = getattr(runtime, "tsa", None)
+    if engine is None:
+        return []
+    return [action.to_json() for action in engine.actions.values() if action.expires > now]
+
+
 def _disk(path: str | None) -> dict[str, Any] | None:
     if not path:
         return None
@@ -123,6 +130,8 @@ def local_status(runtime: Any, *, summary: dict[str, Any] | None, received: dict
         if manager is not None and summary is not None else None,
         "suspensions": [_rule(r, now) for r in rules.list_suspensions()] if rules else [],
         "bounces": [_rule(r, now) for r in rules.list_bounces()] if rules else [],
+        # traffic shaping automation actions in force, as of its last sync (kumocore.tsa)
+        "automation": _automation(runtime, now),
         "recent": log_for(runtime).recent(),
         "node": {
             "hostname": runtime.hostname,

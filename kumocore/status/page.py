@@ -101,7 +101,22 @@ def _rules(status: dict[str, Any]) -> str:
                 if rule.get(k)) or "everything"  # fmt: skip
             rows.append([escape(kind), escape(target), escape(rule["reason"]),
                          escape(fmt_age(rule["remaining"])), ""])  # fmt: skip
-    return _rows(rows, 5, "no active suspensions or bounce rules")
+    for action in status.get("automation", []):
+        rows.append([escape(f"automation: {action['kind']}"), escape(_action_target(action)),
+                     escape(f"{action['reason']} ({action['rule']})"),
+                     escape(fmt_age(action["remaining_seconds"])), ""])  # fmt: skip
+    return _rows(rows, 5, "no active suspensions, bounce rules or automation actions")
+
+
+def _action_target(action: dict[str, Any]) -> str:
+    """What a traffic shaping automation action holds or changes."""
+    target = action.get("site") or action.get("domain") or ""
+    if action.get("name"):
+        target += f" {action['name']}={action.get('value')}"
+    for key in ("tenant", "campaign"):
+        if action.get(key):
+            target += f" {key}={action[key]}"
+    return target.strip()
 
 
 def _node(status: dict[str, Any]) -> str:
@@ -164,7 +179,7 @@ def render_page(status: dict[str, Any]) -> str:
   {_table("classes", ["classification", "count"], _classes(status))}
 </section>
 <section id="rules-panel">
-  <h2>Suspensions and bounce rules</h2>
+  <h2>Suspensions, bounce rules and automation</h2>
   {_table("rules", ["kind", "applies to", "reason", "expires in", ""], _rules(status))}
 </section>
 <section id="node-panel">

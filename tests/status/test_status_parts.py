@@ -138,3 +138,20 @@ def test_local_status_without_queues_reports_counters_and_node_facts(http: HttpE
     status = status_of(http.reception.runtime)
     assert status["queues"] is None and status["counters"]["delivered"] == 0
     assert status["node"]["uptime"] >= 0
+
+
+def test_automation_actions_are_listed_once_per_id_with_their_expiry() -> None:
+    action = {"id": "t1", "kind": "SetConfig", "rule": "shaping.toml: gmail.com.automation[1]",
+              "reason": "421 4.7.28 <rate limited>", "site": "ip-1->gmail@smtp_client",
+              "domain": "gmail.com", "name": "max_message_rate", "value": "4/s",
+              "remaining_seconds": 65.0}  # fmt: skip
+    first = _status({"received": 1}, 1.0, "a", 1)
+    second = _status({"received": 1}, 1.0, "a", 1)
+    first["automation"], second["automation"] = [action], [action]
+    merged = merge_statuses([first, second])
+    assert [a["id"] for a in merged["automation"]] == ["t1"]
+    merged["node"].update(version="1", uptime=5.0, policy_path=None, spools=[])
+    html = render_page(merged)
+    assert "automation: SetConfig" in html
+    assert "ip-1-&gt;gmail@smtp_client max_message_rate=4/s" in html
+    assert "&lt;rate limited&gt;" in html and "1m5s" in html

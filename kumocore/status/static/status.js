@@ -168,7 +168,15 @@
           el("span", { class: "actions" }, button("cancel", () => cancelRule(kind, r.id, target), "cancel"))]);
       }
     }
-    fill("rules", rows, 5, "no active suspensions or bounce rules");
+    for (const a of status.automation || []) {
+      let target = a.site || a.domain || "";
+      if (a.name) target += " " + a.name + "=" + a.value;
+      for (const k of ["tenant", "campaign"]) if (a[k]) target += " " + k + "=" + a[k];
+      rows.push(["automation: " + a.kind, target.trim(), a.reason + " (" + a.rule + ")",
+        age(a.remaining_seconds),
+        el("span", { class: "actions" }, button("cancel", () => cancelAutomation(a.id, target), "cancel"))]);
+    }
+    fill("rules", rows, 5, "no active suspensions, bounce rules or automation actions");
   }
 
   function renderNode(status) {
@@ -283,6 +291,11 @@
   }
 
   // ------------------------------------------------------------------ detail views
+  function cancelAutomation(id, target) {
+    confirmAction("Cancel the automation action on " + target + "?", false,
+      () => api("DELETE", "/api/admin/tsa/v1", { id: id }));
+  }
+
   async function showQueue(name) {
     const panel = $("detail-panel");
     $("detail-title").textContent = "Messages in " + name;
