@@ -52,11 +52,18 @@ def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
             "count": len(ready),
             "connections": ready.connections,
             "connection_limit": manager.egress.connection_limit(ready.config),
-            # kumocore addition: what this path saw since start, and its last error.
+            # kumocore additions: the path's message rate limit, what it saw since start,
+            # and its last error.
+            "max_message_rate": _rate_text(ready.config),
             **_path_stats(manager, ready.key.name),
         }
         for ready in queues
     ]
+
+
+def _rate_text(config: Any) -> str | None:
+    spec = getattr(config, "max_message_rate", None)
+    return None if spec is None else f"{spec.limit}/{spec.period}s"
 
 
 def _path_stats(manager: QueueManager, name: str) -> dict[str, Any]:

@@ -74,9 +74,11 @@ def _scheduled(status: dict[str, Any]) -> str:
 def _ready(status: dict[str, Any]) -> str:
     queues = status.get("queues") or {"ready": []}
     rows = [[escape(f"{q['source']} → {q['site']}"), f'<span class="num">{q["count"]}</span>',
-             f'{q["connections"]} / {q["connection_limit"]}']
+             f'{q["connections"]} / {q["connection_limit"]}',
+             escape(f"- / {q.get('max_message_rate') or 'no limit'}"),
+             escape(q.get("last_error") or "")]
             for q in queues["ready"]]  # fmt: skip
-    return _rows(rows, 3, "no ready queues")
+    return _rows(rows, 5, "no ready queues")
 
 
 def _responses(status: dict[str, Any]) -> str:
@@ -169,7 +171,8 @@ def render_page(status: dict[str, Any]) -> str:
   <h2>Scheduled queues</h2>
   {_table("scheduled", ["queue", "messages", "oldest", "pool", "state", ""], _scheduled(status))}
   <h2>Ready queues <small>egress path source → site</small></h2>
-  {_table("ready", ["path", "messages", "connections / limit"], _ready(status))}
+  {_table("ready", ["path", "messages", "connections / limit", "delivered per second / limit",
+                     "last error"], _ready(status))}
 </section>
 <section id="responses-panel" class="wide">
   <h2>Receiver responses <small>last {status["recent"]["minutes"]} minutes</small></h2>

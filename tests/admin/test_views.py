@@ -81,6 +81,7 @@ async def test_queue_summary_counts_scheduled_and_ready_queues(
             "count": 2,
             "connections": 1,
             "connection_limit": 7,
+            "max_message_rate": None,
             "delivered": 0,
             "transient": 0,
             "failed": 0,

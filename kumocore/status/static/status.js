@@ -132,6 +132,7 @@
     return el("button", { type: "button", class: cls || "", onclick }, label);
   }
 
+  const lastDelivered = {};
   function renderQueues(status) {
     const queues = status.queues || { scheduled: [], ready: [] };
     fill("scheduled", queues.scheduled.map((q) => {
@@ -146,8 +147,17 @@
       return [el("span", { class: "qname" }, q.name), num(q.count), age(q.oldest_age),
         q.egress_pool, state, actions];
     }), 6, "no scheduled queues");
-    fill("ready", queues.ready.map((q) => [q.source + " → " + q.site, num(q.count),
-      q.connections + " / " + q.connection_limit]), 3, "no ready queues");
+    // The current rate of a path: its delivered count against the previous update's.
+    const rows = queues.ready.map((q) => {
+      const before = lastDelivered[q.name];
+      const perSecond = before && status.time > before.time
+        ? ((q.delivered || 0) - before.count) / (status.time - before.time) : null;
+      lastDelivered[q.name] = { count: q.delivered || 0, time: status.time };
+      const current = perSecond === null ? "-" : Math.max(perSecond, 0).toFixed(1);
+      return [q.source + " → " + q.site, num(q.count), q.connections + " / " + q.connection_limit,
+        current + " / " + (q.max_message_rate || "no limit"), q.last_error || ""];
+    });
+    fill("ready", rows, 5, "no ready queues");
   }
 
   function renderResponses(status) {
