@@ -94,22 +94,7 @@ def _guarded(handler: Command) -> Command:
 
 # ---------------------------------------------------------------------- commands
 def _rule_body(args: argparse.Namespace, parser_name: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"reason": args.reason}
-    for name in _SELECTORS:
-        if getattr(args, name) is not None:
-            body[name] = getattr(args, name)
-    if args.queue:
-        body["queue_names"] = args.queue
-    if not (args.queue or any(name in body for name in _SELECTORS)) and not args.everything:
-        # An empty selector matches every queue: make that a deliberate choice (as kcli).
-        raise AdminClientError(
-            0,
-            {
-                "error": f"{parser_name}: give --domain, --tenant, "
-                "--campaign, --routing-domain or --queue, or "
-                "--everything to match every queue"
-            },
-        )
+    body: dict[str, Any] = {"reason": args.reason, **_selection(args, parser_name, args.queue)}
     if args.duration is not None:
         body["duration"] = args.duration
     if args.expires is not None:
@@ -140,11 +125,18 @@ def _queue_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _selection(args: argparse.Namespace, what: str) -> dict[str, Any]:
-    body: dict[str, Any] = {n: getattr(args, n) for n in _SELECTORS if getattr(args, n)}
+def _selection(args: argparse.Namespace, what: str,
+               queue_names: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The selector fields of a rule or rebind request; an empty selector matches every
+    queue, so it needs ``--everything`` (as kcli)."""
+    body: dict[str, Any] = {n: getattr(args, n) for n in _SELECTORS if getattr(args, n) is not None}
+    if queue_names:
+        body["queue_names"] = queue_names
     if not body and not args.everything:
+        queue = " or --queue" if queue_names is not None else ""
         raise AdminClientError(0, {"error": f"{what}: give --domain, --tenant, --campaign, "
-                                   "--routing-domain, or --everything for every queue"})
+                                   f"--routing-domain{queue}, or --everything to match "
+                                   "every queue"})  # fmt: skip
     return body
 
 
@@ -224,20 +216,12 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
 
 def _rule_options(parser: argparse.ArgumentParser, *, bounce: bool) -> None:
     parser.add_argument("--reason", required=True, help="why (logged and listed)")
-    parser.add_argument("--domain", help="match the scheduled queues of this domain")
-    parser.add_argument("--tenant", help="match this tenant")
-    parser.add_argument("--campaign", help="match this campaign")
-    parser.add_argument("--routing-domain", help="match this routing domain")
+    _selection_options(parser)
     parser.add_argument(
         "--queue",
         action="append",
         default=[],
         help="an exact scheduled-queue name (repeatable; overrides the above)",
-    )
-    parser.add_argument(
-        "--everything",
-        action="store_true",
-        help="required to match every queue when no selector is given",
     )
     parser.add_argument("--duration", help="how long the rule stays active (default 5m)")
     parser.add_argument("--expires", help="RFC 3339 end time instead of --duration")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kumocore.spool.store import MessageStore
 
 __all__ = [
+    "format_age",
     "format_summary",
     "inspect_message",
     "queue_summary",
@@ -160,8 +161,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
     return [line(headers), *(line(r) for r in rows)]
 
 
-def _age(seconds: float) -> str:
-    whole = int(seconds)
+def format_age(seconds: float) -> str:
+    """``1d02h``, ``3h05m``, ``4m07s`` or ``9s``: two units are enough to read a queue."""
+    whole = max(int(seconds), 0)
     if whole >= 86400:
         return f"{whole // 86400}d{whole % 86400 // 3600:02d}h"
     if whole >= 3600:
@@ -178,7 +180,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         for e in summary.get("ready", [])
     ]  # fmt: skip
     scheduled_rows = [
-        [e["name"], str(e["count"]), _age(e.get("oldest_age", 0.0)), e["egress_pool"]]
+        [e["name"], str(e["count"]), format_age(e.get("oldest_age", 0.0)), e["egress_pool"]]
         for e in summary.get("scheduled", [])
     ]
     totals = summary.get("totals", {})
