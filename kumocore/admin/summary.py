@@ -75,21 +75,28 @@ def _path_stats(manager: QueueManager, name: str) -> dict[str, Any]:
             "failed": stats.failed, "last_error": stats.last_error}  # fmt: skip
 
 
-def _oldest_age(manager: QueueManager, name: str, now: float) -> float:
-    """Seconds since the oldest message of scheduled queue ``name`` was received."""
-    messages = manager.messages
-    created = [messages[i].created for i in manager.scheduled[name].ids if i in messages]
-    return round(now - min(created), 1) if created else 0.0
+def _scheduled_facts(manager: QueueManager, name: str, now: float) -> tuple[int, float]:
+    """(messages waiting in scheduled queue ``name``, seconds since its oldest message was
+    received), in one pass over its ids (see :func:`scheduled_counts` for what counts)."""
+    scheduler, messages = manager.scheduler, manager.messages
+    waiting, oldest = 0, now
+    for message_id in manager.scheduled[name].ids:
+        waiting += message_id in scheduler
+        message = messages.get(message_id)
+        if message is not None and message.created < oldest:
+            oldest = message.created
+    return waiting, round(now - oldest, 1)
 
 
 def queue_summary(manager: QueueManager) -> dict[str, Any]:
     """What ``GET /api/admin/queue-summary/v1`` returns and ``kumocore queue summary`` prints."""
-    counts = scheduled_counts(manager)
-    names = sorted(manager.scheduled, key=lambda name: (-counts[name], name))
     now = time.time()
+    facts = {name: _scheduled_facts(manager, name, now) for name in manager.scheduled}
+    counts = {name: waiting for name, (waiting, _) in facts.items()}
+    names = sorted(manager.scheduled, key=lambda name: (-counts[name], name))
     scheduled = [
         {"name": name, "count": counts[name], "egress_pool": manager.scheduled[name].pool_name,
-         "oldest_age": _oldest_age(manager, name, now)}
+         "oldest_age": facts[name][1]}
         for name in names
     ]  # fmt: skip
     ready = ready_entries(manager)

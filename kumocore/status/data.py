@@ -65,10 +65,10 @@ def _rule(rule: Any, now: float) -> dict[str, Any]:
     return entry
 
 
-def _queues(manager: Any, summary: dict[str, Any], now: float,
+def _queues(manager: Any, summary: dict[str, Any],
             parse_name: Callable[[str], Any]) -> dict[str, Any]:  # fmt: skip
-    """The queue summary, each scheduled queue with its name's parts, its suspension and
-    the age of its oldest message."""
+    """The queue summary (which has each queue's oldest message age), each scheduled queue
+    with its name's parts and its suspension."""
     admin = manager.admin
     for entry in summary["scheduled"]:
         name = entry["name"]
@@ -76,10 +76,6 @@ def _queues(manager: Any, summary: dict[str, Any], now: float,
         entry.update(domain=parts.domain, tenant=parts.tenant, campaign=parts.campaign,
                      routing_domain=parts.routing_domain)  # fmt: skip
         entry["suspended_until"] = admin.suspended_until(name)
-        if "oldest_age" not in entry:  # newer queue summaries have it already
-            created = [m.created for i in manager.scheduled[name].ids
-                       if (m := manager.messages.get(i)) is not None]  # fmt: skip
-            entry["oldest_age"] = now - min(created) if created else None
     return summary
 
 
@@ -126,7 +122,7 @@ def local_status(runtime: Any, *, summary: dict[str, Any] | None, received: dict
         "time": now,
         "workers": 1,
         "counters": _counters(manager, received),
-        "queues": _queues(manager, summary, now, parse_name)
+        "queues": _queues(manager, summary, parse_name)
         if manager is not None and summary is not None else None,
         "suspensions": [_rule(r, now) for r in rules.list_suspensions()] if rules else [],
         "bounces": [_rule(r, now) for r in rules.list_bounces()] if rules else [],
