@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kumocore import headers as _h
+import kumocore.headers as _h
 from kumocore.ids import new_message_id
 
 __all__ = ["BODY_KEY_SUFFIX", "JoinedHeaders", "SharedBody", "is_body_key", "new_body_key"]

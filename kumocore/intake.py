@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 import structlog
 
 from kumocore.errors import Rejection
-from kumocore.response import Response
+from kumocore.logs.record import PeerAddress
+from kumocore.queue_name import NULL_QUEUE
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.intake")
 
-NULL_QUEUE = "null"
 _T = TypeVar("_T")
 #: How long a message waits for room in the log sinks before it is refused with a 451.
 LOG_ROOM_SECONDS = 10.0
@@ -181,23 +181,7 @@ class Intake:
         return None
 
     def _log_reception(self, message: Message, queue: str, reception_protocol: str) -> None:
-        logs = self.runtime.logs
-        if logs is None:
-            return
-        from kumocore.logs.record import RecordType, make_record
-
-        logs.submit(
-            make_record(
-                RecordType.Reception,
-                message,
-                queue=queue,
-                response=Response(250, f"OK ids={message.id}", command="."),
-                peer_address={
-                    "name": message.meta.get("ehlo_domain", ""),
-                    "addr": peer_ip(str(message.meta.get("received_from", ""))),
-                },
-                reception_protocol=reception_protocol,
-                nodeid=self.runtime.nodeid,
-                header_names=logs.header_names,
-            )
-        )
+        peer = PeerAddress(str(message.meta.get("ehlo_domain", "")),
+                           peer_ip(str(message.meta.get("received_from", ""))))
+        self.runtime.journal.reception(
+            message, queue=queue, peer=peer, protocol=reception_protocol)

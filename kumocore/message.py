@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from kumocore import headers as _h
+import kumocore.headers as _h
 from kumocore.address import (
     NULL_SENDER,
     AddressError,

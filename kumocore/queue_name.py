@@ -25,11 +25,9 @@ Names of parts without those characters are exactly KumoMTA's.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from kumocore.message import Message
+from typing import Any, Protocol
 
 __all__ = [
     "NULL_QUEUE",
@@ -106,7 +104,22 @@ def parse_queue_name(name: str) -> QueueNameParts:
     )
 
 
-def message_queue_name(message: Message) -> str:
+class _Domain(Protocol):
+    @property
+    def domain(self) -> str: ...
+
+
+class Addressed(Protocol):
+    """What naming a queue reads from a message: its meta and recipient domain (a
+    structural type, so this module needs nothing from :mod:`kumocore.message`)."""
+
+    @property
+    def meta(self) -> Mapping[str, Any]: ...
+    @property
+    def recipient(self) -> _Domain: ...
+
+
+def message_queue_name(message: Addressed) -> str:
     """The scheduled queue ``message`` belongs in: meta ``queue``, else built from meta.
 
     Raises TypeError naming the meta key when ``queue``/``tenant``/``campaign``/

@@ -24,6 +24,7 @@ from kumocore import hookspecs
 from kumocore.errors import ConfigError, PolicyError
 from kumocore.hooks import Hooks
 from kumocore.kumo_api import Kumo
+from kumocore.logs.journal import Journal
 from kumocore.plugins import PluginLoadError, load_entry_points, register_plugin
 from kumocore.validation import ValidationReport
 
@@ -96,6 +97,7 @@ class Runtime:
         self.storage: StorageMonitor | None = None  # free space under the spools
         #: Traffic shaping automation, when the shaping helper set it up (kumocore.tsa).
         self.tsa: TsaEngine | None = None
+        self._journal: Journal | None = None
 
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
@@ -114,6 +116,15 @@ class Runtime:
             register_plugin(self.pm, plugin, name)
         self.hooks = Hooks(self.pm, timeout=hook_timeout)
         self.kumo = Kumo({name: fn for name, (_, fn) in self.hooks.policy_functions().items()})
+
+    @property
+    def journal(self) -> Journal:
+        """The log journal over the current log dispatcher (it writes nothing before
+        the server attached one)."""
+        journal = self._journal
+        if journal is None or journal.logs is not self.logs:
+            journal = self._journal = Journal(self.logs, self.nodeid, self.hooks.classify_bounce)
+        return journal
 
     # ------------------------------------------------------------------ policy
     async def load_policy(self, path: str | os.PathLike[str]) -> None:

@@ -228,9 +228,53 @@ def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     return MappingProxyType(dict(mapping)) if mapping else None
 
 
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a record says about its message, snapshot when the event happens.
+
+    A refused transaction (``Rejection``) has no message: its subject is just the
+    envelope seen so far and the connection meta (empty id, no size, no headers).
+    """
+
+    id: str
+    sender: str
+    recipient: str
+    meta: Mapping[str, Any]
+    created: float
+    num_attempts: int = 0
+    size: int = 0
+    header_pairs: HeaderPairs = _NO_HEADERS
+
+    @classmethod
+    def of(cls, message: MessageLike, header_names: Sequence[str] = ()) -> Subject:
+        """``message`` now: meta is copied (policy may keep changing it after this
+        event) and only the headers ``header_names`` could select are kept."""
+        return cls(message.id, str(message.sender), str(message.recipient),
+                   MappingProxyType(dict(message.meta)), message.created,
+                   message.num_attempts, message.size,
+                   capture_headers(message, header_names))
+
+
 def make_record(
     type: RecordType | str,
     message: MessageLike,
+    *,
+    header_names: Sequence[str] = (),
+    **event: Any,
+) -> LogRecord:
+    """Snapshot ``message`` into a record (see :func:`build_record` for ``event``).
+
+    ``header_names`` is the union of the sinks' header patterns
+    (:attr:`kumocore.logs.dispatch.LogDispatcher.header_names`); leave it empty and the
+    message's headers are never read. The node's own records are built by
+    :class:`kumocore.logs.journal.Journal`.
+    """
+    return build_record(type, Subject.of(message, header_names), **event)
+
+
+def build_record(
+    type: RecordType | str,
+    subject: Subject,
     *,
     queue: str,
     site: str = "",
@@ -245,50 +289,46 @@ def make_record(
     feedback_report: Mapping[str, Any] | None = None,
     nodeid: str,
     when: float | None = None,
-    header_names: Sequence[str] = (),
     session_id: str | None = None,
     provider_name: str | None = None,
     tls_cipher: str | None = None,
     tls_protocol_version: str | None = None,
     tls_peer_subject_name: Sequence[str] | None = None,
 ) -> LogRecord:
-    """Snapshot ``message`` into a record for an event happening at ``when`` (default now).
+    """The record of an event about ``subject`` happening at ``when`` (default now).
 
-    ``header_names`` is the union of the sinks' header patterns
-    (:attr:`kumocore.logs.dispatch.LogDispatcher.header_names`); leave it empty and the
-    message's headers are never read. ``reception_protocol`` defaults to the message's
-    ``reception_protocol`` meta, as in KumoMTA. ``peer_address`` may be a ``{name, addr}``
-    mapping and ``source_address`` a plain ``"ip:port"`` (taken as ``{address: ...}``).
+    ``reception_protocol`` defaults to the subject's ``reception_protocol`` meta, as in
+    KumoMTA. ``peer_address`` may be a ``{name, addr}`` mapping and ``source_address`` a
+    plain ``"ip:port"`` (taken as ``{address: ...}``).
     """
     if isinstance(peer_address, Mapping):
         peer_address = PeerAddress(str(peer_address.get("name", "")),
                                    str(peer_address.get("addr", "")))
     if isinstance(source_address, str):
         source_address = {"address": source_address}
-    meta = dict(message.meta)  # a copy: policy may keep changing meta after this event
     if reception_protocol is None:
-        value = meta.get("reception_protocol")
+        value = subject.meta.get("reception_protocol")
         reception_protocol = str(value) if value is not None else None
     return LogRecord(
         type=RecordType(type),
-        id=message.id,
-        sender=str(message.sender),
-        recipient=str(message.recipient),
+        id=subject.id,
+        sender=subject.sender,
+        recipient=subject.recipient,
         queue=queue,
         site=site,
-        size=message.size,
+        size=subject.size,
         response=response,
         peer_address=peer_address,
         timestamp=time.time() if when is None else when,
-        created=message.created,
-        num_attempts=message.num_attempts,
+        created=subject.created,
+        num_attempts=subject.num_attempts,
         bounce_classification=bounce_classification,
         egress_pool=egress_pool,
         egress_source=egress_source,
         source_address=_frozen(source_address),
         feedback_report=_frozen(feedback_report),
-        meta=MappingProxyType(meta),
-        header_pairs=capture_headers(message, header_names),
+        meta=subject.meta,
+        header_pairs=subject.header_pairs,
         delivery_protocol=delivery_protocol,
         reception_protocol=reception_protocol,
         nodeid=nodeid,

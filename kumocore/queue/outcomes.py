@@ -16,22 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.logs.journal import Attempt
+from kumocore.logs.record import RecordType
 from kumocore.queue.path_stats import OutcomeStats
 from kumocore.queue.requeue import requeue_event
 from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from kumocore.delivery.tls import SessionInfo
     from kumocore.logs.dispatch import Ticket
+    from kumocore.logs.journal import SourceAddress
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
-
-    #: KumoMTA's ``{address, server, protocol}`` (or just ``"ip:port"``) of a connection.
-    SourceAddress = Mapping[str, Any] | str | None
 
 log = structlog.get_logger("kumocore.outcomes")
 
@@ -127,45 +125,27 @@ class Outcomes:
         from kumocore.status.responses import note_outcome
 
         note_outcome(self.runtime, kind, path, response, classification)  # the status page
-        logs = self.runtime.logs
-        if logs is None:
-            return None
-        from kumocore.logs.record import RecordType, make_record
-
         queue = self.manager.queue_of(message)
         protocol = session.delivery_protocol if session is not None else None
         if protocol is None and path is not None:
             protocol = "ESMTP"
-        record = make_record(
-            RecordType(kind),
-            message,
+        attempt = Attempt(
             queue=queue.name if queue else "",
             site=path.key.name if path is not None else "",
-            response=response,
-            peer_address=peer,
             egress_pool=queue.pool_name if queue else None,
             egress_source=path.key.source if path is not None else None,
+            provider_name=path.config.provider_name if path is not None else None,
+            peer=peer,
             source_address=source_address,
             delivery_protocol=protocol,
             tls_cipher=session.tls_cipher if session else None,
             tls_protocol_version=session.tls_protocol_version if session else None,
             tls_peer_subject_name=session.tls_peer_subject_name if session else None,
-            provider_name=path.config.provider_name if path is not None else None,
-            reception_protocol=message.meta.get("reception_protocol"),
-            bounce_classification=classification,
-            nodeid=self.runtime.nodeid,
-            header_names=logs.header_names,
         )
-        if self.runtime.tsa is not None:
-            self.runtime.tsa.observe(record)  # traffic shaping automation (kumocore.tsa)
-        return logs.submit(record)
-
-    async def _classify(self, response: Response) -> str:
-        try:
-            return await self.runtime.hooks.classify_bounce(response)
-        except Exception as exc:
-            log.error("bounce classification failed", error=str(exc))
-            return "Uncategorized"
+        tsa = self.runtime.tsa  # traffic shaping automation (kumocore.tsa) sees every outcome
+        return self.runtime.journal.outcome(
+            RecordType(kind), message, response, attempt, classification=classification,
+            observe=tsa.observe if tsa is not None else None)
 
     # ------------------------------------------------------------------ final outcomes
     async def _finish(self, message: Message, ticket: Ticket | None) -> None:
@@ -222,7 +202,7 @@ class Outcomes:
         async def finish() -> None:
             ticket = None
             if log_it:
-                classification = await self._classify(response)
+                classification = await self.runtime.journal.classify(response)
                 ticket = self._record(
                     kind, message, response, path, peer, source_address, classification,
                     session=session,
@@ -268,7 +248,7 @@ class Outcomes:
             expires = expires if schedule.expires is None else schedule.expires
 
         async def finish() -> None:
-            classification = await self._classify(response)
+            classification = await self.runtime.journal.classify(response)
             # As in KumoMTA, the record shows the attempts made before this one; the
             # count goes up when the message is requeued.
             self._record(

@@ -114,16 +114,7 @@ async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
 
 
 def _log_rebind(manager: QueueManager, message: Message, queue: str, reason: str) -> None:
-    logs = manager.runtime.logs
-    if logs is None:
-        return
-    from kumocore.logs.record import RecordType, make_record
-    from kumocore.response import Response
-
-    logs.submit(make_record(
-        RecordType.AdminRebind, message, queue=queue,
-        response=Response.parse(250, f"2.0.0 rebound: {reason}"),
-        nodeid=manager.runtime.nodeid, header_names=logs.header_names))  # fmt: skip
+    manager.runtime.journal.rebind(message, queue=queue, reason=reason)
 
 
 def queue_messages(manager: QueueManager, queue_name: str, *, limit: int | None,

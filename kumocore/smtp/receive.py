@@ -178,7 +178,7 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None
     # is retried, and must not log its OOB/Feedback records again each time.
     for message, report in reports:
         if message.id in accepted:
-            await log_report(session.runtime, message, report,
+            await log_report(session.runtime.journal, message, report,
                              peer_ip=session.peer_ip, ehlo=session.ehlo_domain or "")
 
 

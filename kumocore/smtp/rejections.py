@@ -15,37 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from kumocore.logs.record import PeerAddress, RecordType, make_record
+from kumocore.logs.record import PeerAddress
 from kumocore.response import Response
-from kumocore.smtp.reports import classify
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from kumocore.runtime import Runtime
+    from kumocore.logs.dispatch import Ticket
     from kumocore.smtp.session import EsmtpSession
-
-
-@dataclass(frozen=True, slots=True)
-class _Refused:
-    """What ``make_record`` needs to know about the refused transaction."""
-
-    sender: str
-    recipient: str
-    meta: Mapping[str, Any]
-    created: float = field(default_factory=time.time)
-    id: str = ""
-    num_attempts: int = 0
-    size: int = 0
-
-    def get_first_named_header_value(self, name: str) -> str | None:
-        return None
-
-    def get_all_headers(self) -> list[tuple[str, str]]:
-        return []
 
 
 #: Rejection records logged one by one per connection.
@@ -82,7 +59,7 @@ class RejectionLog:
 
 
 #: Classification tasks in flight (a task nobody references may be garbage collected).
-_PENDING: set[asyncio.Task[None]] = set()
+_PENDING: set[asyncio.Task[Ticket | None]] = set()
 
 
 def log_rejection(session: EsmtpSession, code: int, text: str) -> None:
@@ -93,24 +70,12 @@ def log_rejection(session: EsmtpSession, code: int, text: str) -> None:
     delays the reply.
     """
     txn = session.txn
-    sender = txn.sender.email if txn is not None else ""
-    recipient = txn.recipients[-1].email if txn is not None and txn.recipients else ""
-    refused = _Refused(sender, recipient, dict(session.conn_meta))
-    response = Response.parse(code, text, command=session.command or None)
-    peer = PeerAddress(session.ehlo_domain or "", session.peer_ip)
-    task = asyncio.ensure_future(
-        _submit(session.runtime, refused, response, peer, session.session_id))
+    task = asyncio.ensure_future(session.runtime.journal.rejection(
+        sender=txn.sender.email if txn is not None else "",
+        recipient=txn.recipients[-1].email if txn is not None and txn.recipients else "",
+        meta=dict(session.conn_meta),  # now: the task runs later
+        response=Response.parse(code, text, command=session.command or None),
+        peer=PeerAddress(session.ehlo_domain or "", session.peer_ip),
+        session_id=session.session_id, when=time.time()))
     _PENDING.add(task)
     task.add_done_callback(_PENDING.discard)
-
-
-async def _submit(
-    runtime: Runtime, refused: _Refused, response: Response, peer: PeerAddress,
-    session_id: str,
-) -> None:
-    if runtime.logs is None:
-        return
-    runtime.logs.submit(make_record(
-        RecordType.Rejection, refused, queue="", response=response, peer_address=peer,
-        nodeid=runtime.nodeid, session_id=session_id, when=refused.created,
-        bounce_classification=await classify(runtime, response)))

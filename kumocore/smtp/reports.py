@@ -20,22 +20,19 @@ the usual ``550 5.7.1 relaying not permitted``.
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from kumocore.logs.record import LogRecord, PeerAddress, RecordType, make_record
+from kumocore.logs.record import PeerAddress
 from kumocore.response import EnhancedCode, Response
 from kumocore.smtp.relay import IGNORE, LOG_THEN_RELAY, RelayDisposition
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
+    from kumocore.logs.journal import Journal
     from kumocore.message import Message
     from kumocore.reports import DeliveryStatusReport, RecipientStatus
-    from kumocore.runtime import Runtime
 
 log = structlog.get_logger("kumocore.smtp.reports")
 
@@ -108,65 +105,28 @@ def _parse(
     return None
 
 
-async def classify(runtime: Runtime, response: Response) -> str:
-    """The bounce classification of ``response``; a failing classifier never stops
-    logging (the record is then ``Uncategorized``)."""
-    try:
-        return await runtime.hooks.classify_bounce(response)
-    except Exception as exc:
-        log.error("bounce classification failed", error=str(exc))
-        return "Uncategorized"
-
-
 async def log_report(
-    runtime: Runtime, message: Message, report: Report, *, peer_ip: str, ehlo: str
+    journal: Journal, message: Message, report: Report, *, peer_ip: str, ehlo: str
 ) -> None:
-    """Submit the ``Feedback`` or ``OOB`` records for ``report`` (classified, as KumoMTA
-    classifies every record type but Reception), and the ``Reception`` of a dropped DSN."""
-    logs = runtime.logs
-    if logs is None:
-        return
-    for record in await report_records(runtime, message, report, peer_ip=peer_ip, ehlo=ehlo):
-        logs.submit(record)
-    if report.dsn is not None and not report.relay:
-        # A relayed message gets its Reception record from the intake; a dropped DSN is
-        # still a received message, as in KumoMTA's logs.
-        logs.submit(make_record(
-            RecordType.Reception, message, queue=message.queue_name(),
-            response=Response(250, f"OK ids={message.id}", command="."),
-            peer_address=PeerAddress(ehlo, peer_ip), reception_protocol="ESMTP",
-            nodeid=runtime.nodeid, header_names=logs.header_names))
-
-
-async def report_records(
-    runtime: Runtime, message: Message, report: Report, *, peer_ip: str, ehlo: str
-) -> list[LogRecord]:
-    """The ``Feedback`` or ``OOB`` records for ``report``."""
-    header_names = runtime.logs.header_names if runtime.logs is not None else ()
+    """Log the ``Feedback`` or ``OOB`` records for ``report``, and the ``Reception`` of
+    a dropped DSN."""
+    peer = PeerAddress(ehlo, peer_ip)
     queue = message.queue_name()
     if report.feedback is not None:
-        response = Response(250, "", command=".")
-        return [make_record(
-            RecordType.Feedback, message, queue=queue, response=response,
-            peer_address=PeerAddress(ehlo, peer_ip), reception_protocol="ESMTP",
-            feedback_report=report.feedback, nodeid=runtime.nodeid,
-            bounce_classification=await classify(runtime, response),
-            header_names=header_names)]
+        await journal.feedback(message, report.feedback, queue=queue, peer=peer)
+        return
     assert report.dsn is not None
-    records = []
+    reporter = PeerAddress(report.dsn.reporting_mta.name, peer_ip)
     for status in report.dsn.per_recipient:
         if status.action != "failed":
             continue
         when = status.last_attempt_date.timestamp() if status.last_attempt_date else None
-        response = _oob_response(status)
-        records.append(make_record(
-            RecordType.OOB, _FailedRecipient(message, status.recipient), queue=queue,
-            response=response,
-            peer_address=PeerAddress(report.dsn.reporting_mta.name, peer_ip),
-            reception_protocol="ESMTP", nodeid=runtime.nodeid, when=when or time.time(),
-            bounce_classification=await classify(runtime, response),
-            header_names=header_names))
-    return records
+        await journal.oob(message, failed=status.recipient, response=_oob_response(status),
+                          queue=queue, peer=reporter, when=when)
+    if not report.relay:
+        # A relayed message gets its Reception record from the intake; a dropped DSN is
+        # still a received message, as in KumoMTA's logs.
+        journal.reception(message, queue=queue, peer=peer, protocol="ESMTP")
 
 
 def _oob_response(status: RecipientStatus) -> Response:
@@ -180,45 +140,3 @@ def _oob_response(status: RecipientStatus) -> Response:
     if content.startswith(prefix):
         content = content[len(prefix):]
     return Response(code, content, enhanced_code=enhanced)
-
-
-@dataclass(frozen=True, slots=True)
-class _FailedRecipient:
-    """The DSN message seen as the original delivery that failed (for ``make_record``)."""
-
-    message: Message
-    failed: str
-
-    @property
-    def id(self) -> str:
-        return self.message.id
-
-    @property
-    def sender(self) -> object:
-        return self.message.recipient  # the bounce address: the original return path
-
-    @property
-    def recipient(self) -> object:
-        return self.failed
-
-    @property
-    def meta(self) -> Mapping[str, Any]:
-        return self.message.meta
-
-    @property
-    def created(self) -> float:
-        return self.message.created
-
-    @property
-    def num_attempts(self) -> int:
-        return 0
-
-    @property
-    def size(self) -> int:
-        return 0
-
-    def get_first_named_header_value(self, name: str) -> str | None:
-        return self.message.get_first_named_header_value(name)
-
-    def get_all_headers(self) -> list[tuple[str, str]]:
-        return self.message.get_all_headers()
