@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, cast
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.smtp.aiosmtpd_contract import check_aiosmtpd
 from kumocore.smtp.limits import AuthFailures, PeerCounts
 from kumocore.tls import server_context
 
@@ -120,6 +121,7 @@ async def prepare_esmtp_listener(
     """Everything but the bind (TLS context, a self-signed certificate's key generation);
     the returned function binds and starts the listener."""
     check_supported(config)
+    check_aiosmtpd()  # kumocore relies on aiosmtpd internals (kumocore.smtp.aiosmtpd_contract)
     if _AIOSMTPD_LOG.level == logging.NOTSET:
         _AIOSMTPD_LOG.setLevel(logging.WARNING)
     tls_context = server_context(config.hostname, config.tls_certificate, config.tls_private_key)
