@@ -17,12 +17,15 @@ from __future__ import annotations
 import resource
 import time
 from collections import OrderedDict, deque
-from typing import TYPE_CHECKING
+from collections.abc import Sized
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 if TYPE_CHECKING:
-    from kumocore.smtp.session import EsmtpSession
+    import asyncio
+
+    from kumocore.config import EsmtpListenerConfig
 
 __all__ = [
     "AuthFailures", "PeerCounts", "admission_refusal", "descriptor_limit", "descriptors_low"]
@@ -77,7 +80,32 @@ def descriptors_low(fd: int, limit: int, reserve: int) -> bool:
     return fd >= limit - min(reserve, limit // 4)
 
 
-def admission_refusal(session: EsmtpSession) -> str | None:
+class _Listener(Protocol):
+    @property
+    def config(self) -> EsmtpListenerConfig: ...
+    @property
+    def sessions(self) -> Sized: ...
+    @property
+    def peers(self) -> PeerCounts: ...
+
+
+class Admitting(Protocol):
+    """What admission reads of a new session (a structural type: the session module
+    uses this one, not the other way round)."""
+
+    @property
+    def listener(self) -> _Listener: ...
+    @property
+    def transport(self) -> asyncio.BaseTransport | None: ...
+    @property
+    def config(self) -> EsmtpListenerConfig: ...
+    @property
+    def peer_ip(self) -> str: ...
+    @property
+    def peer_address(self) -> str: ...
+
+
+def admission_refusal(session: Admitting) -> str | None:
     """Why a new connection must be turned away at once (``421 4.3.2``), if it must."""
     listener = session.listener
     transport = session.transport

@@ -12,19 +12,55 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from kumocore.smtp.proxy_protocol import ProxyHeaderError, read_header
 
 if TYPE_CHECKING:
-    from kumocore.smtp.session import EsmtpSession
+    from kumocore.config import EsmtpListenerConfig
+    from kumocore.smtp.limits import PeerCounts
 
 log = structlog.get_logger("kumocore.smtp")
 
 
-async def accept_proxy_header(session: EsmtpSession) -> bool:
+class _Listener(Protocol):
+    @property
+    def peers(self) -> PeerCounts: ...
+
+
+class Proxied(Protocol):
+    """What the PROXY header and XCLIENT read and change of a session (structural: the
+    session uses this module, not the other way round)."""
+
+    closing: bool
+
+    @property
+    def _reader(self) -> asyncio.StreamReader: ...
+    @property
+    def transport(self) -> asyncio.BaseTransport | None: ...
+    @property
+    def listener(self) -> _Listener: ...
+    @property
+    def config(self) -> EsmtpListenerConfig: ...
+    @property
+    def txn(self) -> object | None: ...
+    @property
+    def peer_ip(self) -> str: ...
+    @property
+    def peer_address(self) -> str: ...
+    @property
+    def local_ip(self) -> str: ...
+    @property
+    def local_address(self) -> str: ...
+
+    def set_addresses(self, peer: Any, local: Any) -> None: ...
+    async def reply(self, code: int, text: str) -> None: ...
+    async def syntax_error(self, code: int, text: str) -> None: ...
+
+
+async def accept_proxy_header(session: Proxied) -> bool:
     """Read the PROXY header a trusted proxy must send before our banner.
 
     False (and the connection is closed, no banner, as KumoMTA does) when it is
@@ -49,7 +85,7 @@ async def accept_proxy_header(session: EsmtpSession) -> bool:
 
 
 def move_session(
-    session: EsmtpSession, peer: tuple[str, int], local: tuple[str, int]
+    session: Proxied, peer: tuple[str, int], local: tuple[str, int]
 ) -> None:
     """Make ``peer``/``local`` the session's addresses (per-peer counts follow)."""
     proxy = session.peer_address
@@ -60,7 +96,7 @@ def move_session(
               local=session.local_address)
 
 
-def parse_xclient(arg: str, session: EsmtpSession) -> tuple[tuple[str, int], tuple[str, int]]:
+def parse_xclient(arg: str, session: Proxied) -> tuple[tuple[str, int], tuple[str, int]]:
     """The addresses an ``XCLIENT`` command sets (ADDR, PORT, DESTADDR, DESTPORT, as
     KumoMTA supports); ValueError names an attribute it cannot take."""
     peer_ip, peer_port = session.peer_ip, _socket_port(session.peer_address)
@@ -104,7 +140,7 @@ def _xclient_port(value: str) -> int:
     return int(value)
 
 
-async def xclient(session: EsmtpSession, arg: str) -> None:
+async def xclient(session: Proxied, arg: str) -> None:
     """``XCLIENT ADDR=.. PORT=.. DESTADDR=.. DESTPORT=..`` from a peer with
     ``allow_xclient``; answered with the banner again, as KumoMTA and Postfix do."""
     if not session.config.allow_xclient:

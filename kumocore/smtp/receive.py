@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+import kumocore.smtp.data as data_io
 from kumocore.body import SharedBody
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.headers import split_header_block
 from kumocore.ids import new_message_id
 from kumocore.message import Message
 from kumocore.queue_name import NULL_QUEUE
-from kumocore.smtp import data as data_io
 from kumocore.smtp.relay import check_relaying
 from kumocore.smtp.reports import Report, find_report, log_report
 from kumocore.smtp.trace import (

@@ -8,17 +8,28 @@ used here. A rewritten 421 closes the connection.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 if TYPE_CHECKING:
-    from kumocore.smtp.session import EsmtpSession
+    from kumocore.runtime import Runtime
 
 log = structlog.get_logger("kumocore.smtp")
 
 
-async def rewrite_reply(session: EsmtpSession, code: int, text: str) -> tuple[int, str]:
+class Replying(Protocol):
+    """What a rewrite reads of the session (structural: the session uses this module)."""
+
+    @property
+    def command(self) -> str: ...
+    @property
+    def conn_meta(self) -> dict[str, Any]: ...
+    @property
+    def runtime(self) -> Runtime: ...
+
+
+async def rewrite_reply(session: Replying, code: int, text: str) -> tuple[int, str]:
     """The ``(code, text)`` to send instead of ``code text``."""
     verb = session.command.split(" ", 1)[0].upper() or None
     try:

@@ -22,13 +22,17 @@ import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.smtp.aiosmtpd_contract import check_aiosmtpd
+from kumocore.smtp.commands import COMMANDS
 from kumocore.smtp.limits import AuthFailures, PeerCounts
+from kumocore.smtp.session import EsmtpSession
 from kumocore.tls import server_context
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from kumocore.config import EsmtpListenerConfig
     from kumocore.runtime import Runtime
-    from kumocore.smtp.session import EsmtpSession
+    from kumocore.smtp.session import CommandHandler
 
 log = structlog.get_logger("kumocore.smtp")
 
@@ -48,6 +52,7 @@ class EsmtpListener:
         self.runtime = runtime
         self.config = config
         self.tls_context = tls_context
+        self.commands: Mapping[str, CommandHandler] = COMMANDS
         self.sessions: set[EsmtpSession] = set()
         self.peers = PeerCounts()
         self.auth_failures = AuthFailures(
@@ -57,8 +62,6 @@ class EsmtpListener:
         self._address: tuple[str, int] | None = None
 
     async def start(self) -> None:
-        from kumocore.smtp.session import EsmtpSession
-
         host, port = self.config.listen_host_port()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -46,9 +46,12 @@ from kumocore.smtp.relay import DomainLookup
 from kumocore.smtp.rewrite import rewrite_reply
 
 if TYPE_CHECKING:
+    import ssl
+
     from kumocore.address import EnvelopeAddress
     from kumocore.config import EsmtpListenerConfig
-    from kumocore.smtp.server import EsmtpListener
+    from kumocore.runtime import Runtime
+    from kumocore.smtp.limits import AuthFailures, PeerCounts
 
 log = structlog.get_logger("kumocore.smtp")
 
@@ -65,6 +68,29 @@ JUNK_VERBS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP", "EHLO", "HELO"})
 RECIPIENT_OVERSHOOT_LIMIT = 1000
 
 
+class Listener(Protocol):
+    """The listener a session belongs to (:class:`kumocore.smtp.server.EsmtpListener`,
+    which creates sessions: typed structurally so that this module needs nothing of it)."""
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def config(self) -> EsmtpListenerConfig: ...
+    @property
+    def tls_context(self) -> ssl.SSLContext | None: ...
+    @property
+    def commands(self) -> Mapping[str, CommandHandler]:
+        """The handler of each SMTP verb (:data:`kumocore.smtp.commands.COMMANDS`)."""
+    @property
+    def sessions(self) -> set[EsmtpSession]: ...
+    @property
+    def peers(self) -> PeerCounts: ...
+    @property
+    def auth_failures(self) -> AuthFailures: ...
+    @property
+    def closing(self) -> bool: ...
+
+
 @dataclass
 class Transaction:
     """The envelope being built between MAIL FROM and the end of DATA."""
@@ -76,7 +102,7 @@ class Transaction:
 class EsmtpSession(SmtpProtocol):
     """State and command loop of one client connection; see the module docstring."""
 
-    def __init__(self, listener: EsmtpListener) -> None:
+    def __init__(self, listener: Listener) -> None:
         self.listener = listener
         self.runtime = listener.runtime
         self.config: EsmtpListenerConfig = listener.config
@@ -241,8 +267,7 @@ class EsmtpSession(SmtpProtocol):
         return True
 
     async def _command_loop(self) -> None:
-        from kumocore.smtp.commands import COMMANDS
-
+        commands = self.listener.commands
         answered = 0
         while not self.closing:
             if self._end_text is not None:
@@ -275,7 +300,7 @@ class EsmtpSession(SmtpProtocol):
             verb = verb.upper()
             # An AUTH line may carry credentials: only its mechanism is ever logged.
             self.command = " ".join(line.split()[:2]) if verb == "AUTH" else line
-            handler = COMMANDS.get(verb)
+            handler = commands.get(verb)
             if handler is None:
                 await self.syntax_error(500, "5.5.1 command not recognized")
                 continue

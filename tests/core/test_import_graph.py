@@ -22,9 +22,6 @@ KNOWN_IN_CIRCLES = frozenset({
     "kumocore.queue.maildir",
     "kumocore.queue.routing", "kumocore.runtime", "kumocore.runtime_functions",
     "kumocore.tasks", "kumocore.throttle.policy",
-    "kumocore.smtp", "kumocore.smtp.auth", "kumocore.smtp.commands", "kumocore.smtp.limits",
-    "kumocore.smtp.receive", "kumocore.smtp.rejections", "kumocore.smtp.rewrite",
-    "kumocore.smtp.server", "kumocore.smtp.session", "kumocore.smtp.proxied",
     # joined through the runtime and the queue manager when log hooks, automation and
     # DSNs landed (the same knot, grown):
     "kumocore.custom_events", "kumocore.delivery.custom_lua", "kumocore.loghooks.sink",
