@@ -22,7 +22,7 @@ from kumocore.errors import Rejection
 from kumocore.ids import new_message_id
 from kumocore.message import Message
 from kumocore.smtp.relay import DomainLookup, check_relaying, has_routing_syntax
-from kumocore.smtp.trace import received_header, rfc2822_now
+from kumocore.trace import received_header, rfc2822_now
 
 if TYPE_CHECKING:
     from kumocore.config import EsmtpListenerConfig

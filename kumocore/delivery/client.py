@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from kumocore.delivery import auth
 from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
-from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff, drain_needed
+from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff
 from kumocore.errors import ConfigError
 from kumocore.response import Response
+from kumocore.streams import drain_needed
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig, EgressSource

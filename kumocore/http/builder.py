@@ -35,7 +35,7 @@ from kumocore.http.inject_schema import (
     unsafe_header_character,
 )
 from kumocore.http.templating import Templates, template_context
-from kumocore.smtp.trace import rfc2822_now
+from kumocore.trace import rfc2822_now
 
 _POLICY = email.policy.SMTP  # CRLF line endings, RFC 2047 encoded headers
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")

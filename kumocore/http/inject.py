@@ -47,7 +47,7 @@ from kumocore.http.builder import (
 from kumocore.http.inject_schema import InjectRequest, RequestError, parse_inject_request
 from kumocore.http.templating import TemplateFailure, Templates
 from kumocore.message import Message
-from kumocore.smtp.trace import add_supplemental_header, rfc2822_now
+from kumocore.trace import add_supplemental_header, rfc2822_now
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig

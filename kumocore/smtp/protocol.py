@@ -18,8 +18,8 @@ from typing import Any, cast
 import structlog
 from aiosmtpd.smtp import SMTP
 
-from kumocore.delivery.wire import drain_needed
 from kumocore.smtp.data import DataBudget, DataOverBudget, DataTooBig, read_data
+from kumocore.streams import drain_needed
 
 log = structlog.get_logger("kumocore.smtp")
 

@@ -42,7 +42,7 @@ from kumocore.message import Message
 from kumocore.queue_name import NULL_QUEUE
 from kumocore.smtp.relay import check_relaying
 from kumocore.smtp.reports import Report, find_report, log_report
-from kumocore.smtp.trace import (
+from kumocore.trace import (
     add_supplemental_header,
     protocol_name,
     received_header,

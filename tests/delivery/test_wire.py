@@ -15,8 +15,8 @@ from kumocore.delivery.wire import (
     ReplyError,
     ReplyReader,
     dot_stuff,
-    drain_needed,
 )
+from kumocore.streams import drain_needed
 
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
 
