@@ -1,4 +1,5 @@
-"""Log records, the sink contract, and the dispatcher that feeds sinks without blocking.
+"""Log records, the sink contract, the dispatcher that feeds sinks without blocking, and
+the journal (:mod:`kumocore.logs.journal`), which builds every record the node writes.
 
 Reading local log segments lives in :mod:`kumocore.logs.reader` (imported on demand: it
 needs ``zstandard``).
@@ -7,24 +8,27 @@ needs ``zstandard``).
 from __future__ import annotations
 
 from kumocore.logs.dispatch import LogDispatcher
+from kumocore.logs.journal import Journal
 from kumocore.logs.record import (
     LogRecord,
     MessageLike,
     PeerAddress,
     RecordType,
+    Subject,
     make_record,
-    select_headers,
-    select_meta,
 )
+from kumocore.logs.select import select_headers, select_meta
 from kumocore.logs.sink import LogSink
 
 __all__ = [
+    "Journal",
     "LogDispatcher",
     "LogRecord",
     "LogSink",
     "MessageLike",
     "PeerAddress",
     "RecordType",
+    "Subject",
     "make_record",
     "select_headers",
     "select_meta",
