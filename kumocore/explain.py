@@ -198,14 +198,13 @@ async def _received(step: Step, run: _Run, message: Message) -> None:
 
 
 async def _queue_config(step: Step, run: _Run, message: Message) -> Any:
-    from kumocore.queue_name import message_queue_name, parse_queue_name
+    from kumocore.queue_name import message_queue
 
-    name = message_queue_name(message)
+    name, parts = message_queue(message)
     step.answer = {"queue": name}
     if name == "null":
         step.answer["note"] = "the null queue: accepted and discarded"
         return None
-    parts = parse_queue_name(name)
     config = await run.runtime.hooks.get_queue_config(
         parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
     if config is not None:

@@ -92,16 +92,15 @@ class Intake:
         does: the policy is asked once per queue, not once per message. Errors are never
         cached, so a refused message is asked about again when it is retried.
         """
-        from kumocore.queue_name import message_queue_name, parse_queue_name
+        from kumocore.queue_name import message_queue
 
-        name = message_queue_name(message)
+        name, parts = message_queue(message)
         if name == NULL_QUEUE:
             return name, None
         cached = self._configs.get(name)
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return name, cached[0]
-        parts = parse_queue_name(name)
         config = await self.runtime.hooks.get_queue_config(
             parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
         if config is not None:

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 __all__ = [
     "NULL_QUEUE",
     "QueueNameParts",
+    "message_queue",
     "message_queue_name",
     "parse_queue_name",
     "queue_name_for",
@@ -119,24 +120,43 @@ class Addressed(Protocol):
     def recipient(self) -> _Domain: ...
 
 
+def _named_by_meta(meta: Mapping[str, Any]) -> str | None:
+    """The ``queue`` meta value, when set; TypeError unless it is a non-empty string."""
+    queue = meta.get("queue")
+    if queue is not None and (not isinstance(queue, str) or not queue):
+        raise TypeError(f"meta 'queue' must be a non-empty string, got {queue!r}")
+    return queue
+
+
+def _meta_parts(message: Addressed) -> QueueNameParts:
+    meta = message.meta
+    parts: dict[str, str | None] = {}
+    for key in _QUEUE_META:
+        value = meta.get(key)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"meta {key!r} must be a string, got {type(value).__name__}")
+        parts[key] = value or None
+    return QueueNameParts(
+        parts["campaign"], parts["tenant"], message.recipient.domain, parts["routing_domain"])
+
+
 def message_queue_name(message: Addressed) -> str:
     """The scheduled queue ``message`` belongs in: meta ``queue``, else built from meta.
 
     Raises TypeError naming the meta key when ``queue``/``tenant``/``campaign``/
     ``routing_domain`` holds something other than a string.
     """
-    meta = message.meta
-    queue = meta.get("queue")
-    if queue is not None:
-        if not isinstance(queue, str) or not queue:
-            raise TypeError(f"meta 'queue' must be a non-empty string, got {queue!r}")
-        return queue
-    parts: dict[str, str | None] = {}
-    for key in _QUEUE_META:
-        value = meta.get(key)
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"meta {key!r} must be a string, got {type(value).__name__}")
-        parts[key] = value
-    return queue_name_for(
-        message.recipient.domain, parts["tenant"], parts["campaign"], parts["routing_domain"]
-    )
+    named = _named_by_meta(message.meta)
+    return named if named is not None else str(_meta_parts(message))
+
+
+def message_queue(message: Addressed) -> tuple[str, QueueNameParts]:
+    """The scheduled queue's name and parts, for ``get_queue_config``: the parts are
+    the meta values themselves, unless meta ``queue`` names the queue (then its parts
+    are parsed from that name, as KumoMTA does). Errors as :func:`message_queue_name`.
+    """
+    named = _named_by_meta(message.meta)
+    if named is not None:
+        return named, parse_queue_name(named)
+    parts = _meta_parts(message)
+    return str(parts), parts

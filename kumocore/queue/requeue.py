@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kumocore.queue_name import NULL_QUEUE, parse_queue_name
+from kumocore.queue_name import NULL_QUEUE, message_queue
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
@@ -39,12 +39,11 @@ async def requeue_event(manager: QueueManager, message: Message, response: Respo
     try:
         await runtime.hooks.requeue_message(
             message, response.to_single_line(), list(TRANSIENT_CONTEXT), True, None)
-        name = message.queue_name()
+        name, parts = message_queue(message)
         if name == before:
             return False
         config = None
         if name != NULL_QUEUE:
-            parts = parse_queue_name(name)
             config = await runtime.hooks.get_queue_config(
                 parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
             if config is None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kumocore.message import Message
-from kumocore.queue_name import QueueNameParts, parse_queue_name, queue_name_for
+from kumocore.queue_name import QueueNameParts, message_queue, parse_queue_name, queue_name_for
 
 
 @pytest.mark.parametrize(
@@ -69,3 +71,27 @@ def test_queue_meta_overrides_the_whole_name() -> None:
 def test_non_string_queue_meta_is_refused_naming_the_key() -> None:
     with pytest.raises(TypeError, match="'tenant'"):
         _msg(tenant=5).queue_name()
+
+
+_PART = st.one_of(st.none(), st.text(alphabet="ab:@!%3A", max_size=6))
+
+
+@given(tenant=_PART, campaign=_PART, routing_domain=_PART)
+def test_message_queue_parts_are_the_meta_values_and_match_parsing_the_name(
+    tenant: str | None, campaign: str | None, routing_domain: str | None
+) -> None:
+    meta = {k: v for k, v in [("tenant", tenant), ("campaign", campaign),
+                              ("routing_domain", routing_domain)] if v is not None}
+    message = _msg(**meta)
+    name, parts = message_queue(message)
+    assert name == message.queue_name()
+    assert parts == QueueNameParts(campaign or None, tenant or None, message.recipient.domain,
+                                   routing_domain or None)
+    assert parse_queue_name(name) == parts  # what get_queue_config got before, by parsing
+
+
+def test_message_queue_named_by_meta_is_parsed_from_that_name() -> None:
+    assert message_queue(_msg(queue="c:t@other.net!relay.net", tenant="ignored")) == (
+        "c:t@other.net!relay.net", QueueNameParts("c", "t", "other.net", "relay.net"))
+    with pytest.raises(TypeError, match="'queue'"):
+        message_queue(_msg(queue=""))
