@@ -12,7 +12,10 @@ kumocore's own command loop, because kumocore must
   (:mod:`kumocore.smtp.data`) instead of one ``await`` per line.
 
 The command handlers live in :mod:`kumocore.smtp.commands` (and ``auth``/``receive``);
-they are plain functions taking the session, which holds the connection state. Every
+they are plain functions taking the session, which holds the connection state. The
+listener hands the session its command table, and the helpers the session calls
+(``limits``, ``proxied``, ``rejections``, ``rewrite``) type it structurally: imports go
+one way, from the handlers to the session, never back. Every
 4xx/5xx reply is logged as a ``Rejection`` record, as KumoMTA does (except its ``421
 4.3.2`` load/shutdown replies) — the first 50 of a connection; the rest are counted and
 summed up in one record when it ends (:class:`~kumocore.smtp.rejections.RejectionLog`).
