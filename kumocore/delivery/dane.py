@@ -154,8 +154,7 @@ async def decide(
     try:
         address_secure = await _address_secure(resolver, host, address)
     except DnsError as err:
-        return _defer(f"the address records of {host.rstrip('.')} could not be "
-                      f"securely resolved: {err}")
+        return _defer(f"{err}; the DNSSEC status of {host.rstrip('.')} is unknown")
     if not address_secure:
         dane_results["insecure_chain"] += 1
         return policy
@@ -163,8 +162,8 @@ async def decide(
         answer = await resolver.lookup_dnssec(policy.base_name, "TLSA")
     except DnsError as err:
         # Downgrade resistance (RFC 7672 §2.2): an unknown TLSA status defers.
-        return _defer(f"TLSA lookup for {policy.base_name} could not be securely "
-                      f"resolved: {err}")
+        return _defer(f"{err}; without a secure answer (records or their absence) "
+                      f"{host.rstrip('.')} is not tried")
     records = tuple(Tlsa(*record) for record in answer.records)
     if answer.status != "ok" or not answer.secure or not records:
         result = "not_applicable"
