@@ -28,6 +28,7 @@ check itself is :mod:`kumocore.delivery.dane_match`.
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -40,9 +41,18 @@ if TYPE_CHECKING:
     from kumocore.dns.mx import MailExchanger
     from kumocore.dns.resolver import Resolver
 
-#: KumoMTA's ``dane_result_count`` labels, counted per process.
+#: KumoMTA's ``dane_result_count`` labels.
 RESULTS = ("ok", "unusable", "not_applicable", "insecure_chain", "tempfail")
-dane_results: Counter[str] = Counter()
+# Keyed by the Runtime, typed ``object`` so that this module does not import the runtime.
+_counts: weakref.WeakKeyDictionary[object, Counter[str]] = weakref.WeakKeyDictionary()
+
+
+def dane_counts(runtime: object) -> Counter[str]:
+    """The runtime's DANE decisions by ``result`` (``dane_result_count`` on /metrics)."""
+    counts = _counts.get(runtime)
+    if counts is None:
+        counts = _counts[runtime] = Counter({result: 0 for result in RESULTS})
+    return counts
 
 #: Digest lengths of the matching types 1 (SHA2-256) and 2 (SHA2-512); 0 is the raw data.
 _DIGEST_LENGTHS = {0: None, 1: 32, 2: 64}
@@ -124,8 +134,8 @@ def require_validating_resolver(resolver: Resolver) -> None:
             "validating name servers you trust (their AD bit is believed)")
 
 
-def _defer(text: str) -> Response:
-    dane_results["tempfail"] += 1
+def _defer(counts: Counter[str], text: str) -> Response:
+    counts["tempfail"] += 1
     return Response.parse(451, f"4.7.5 DANE: {text}")
 
 
@@ -136,10 +146,12 @@ async def decide(
     address: str,
     port: int,
     *,
+    counts: Counter[str],
     preresolved: bool = False,
 ) -> DanePolicy | Response:
     """DANE for connecting to ``host`` at ``address``:``port``; a 4xx Response when the
-    delivery must be deferred (never a fallback to less security)."""
+    delivery must be deferred (never a fallback to less security). The decision is
+    counted in ``counts``."""
     if not resolver.validate:
         return Response.parse(
             451, "4.7.0 DANE: enable_dane is set but the resolver is not marked as "
@@ -149,20 +161,20 @@ async def decide(
     if preresolved or literal or mx is None or mx.is_domain_literal or not mx.is_secure:
         # An mx_list entry, an IP literal or an MX set that was not validated: the host
         # name itself is not authenticated, so its TLSA records could be anybody's.
-        dane_results["insecure_chain"] += 1
+        counts["insecure_chain"] += 1
         return policy
     try:
         address_secure = await _address_secure(resolver, host, address)
     except DnsError as err:
-        return _defer(f"{err}; the DNSSEC status of {host.rstrip('.')} is unknown")
+        return _defer(counts, f"{err}; the DNSSEC status of {host.rstrip('.')} is unknown")
     if not address_secure:
-        dane_results["insecure_chain"] += 1
+        counts["insecure_chain"] += 1
         return policy
     try:
         answer = await resolver.lookup_dnssec(policy.base_name, "TLSA")
     except DnsError as err:
         # Downgrade resistance (RFC 7672 §2.2): an unknown TLSA status defers.
-        return _defer(f"{err}; without a secure answer (records or their absence) "
+        return _defer(counts, f"{err}; without a secure answer (records or their absence) "
                       f"{host.rstrip('.')} is not tried")
     records = tuple(Tlsa(*record) for record in answer.records)
     if answer.status != "ok" or not answer.secure or not records:
@@ -171,7 +183,7 @@ async def decide(
     else:
         usable = tuple(record for record in records if record.usable)
         result = "ok" if usable else "unusable"
-    dane_results[result] += 1
+    counts[result] += 1
     return DanePolicy(result, host, port, usable, address_secure=True)
 
 

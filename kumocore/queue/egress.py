@@ -212,9 +212,10 @@ class Egress:
         self, ready: ReadyQueue, target: MxTarget, address: str, port: int
     ) -> DanePolicy | Response:
         """What the MX host's TLSA records say (see :mod:`kumocore.delivery.dane`)."""
-        from kumocore.delivery.dane import decide
+        from kumocore.delivery.dane import dane_counts, decide
 
         return await decide(self.runtime.resolver, ready.mx, target.name, address, port,
+                            counts=dane_counts(self.runtime),
                             preresolved=target.address is not None)
 
     async def _addresses(self, target: MxTarget, strategy: str) -> list[str]:

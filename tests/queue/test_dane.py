@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import trustme
 
-from kumocore.delivery.dane import dane_results
+from kumocore.delivery.dane import dane_counts
+from kumocore.metrics import registry_for, render_text
 from tests.queue.harness import Bench, ShapingPolicy
 from tests.support.dane import association, ca_cert, leaf_cert, server_context
 from tests.support.dns_server import TestDnsServer
@@ -73,14 +74,16 @@ async def test_matching_dane_ee_record_delivers_over_tls_with_a_secure_peer(
     dane_dns: TestDnsServer, tls_sink: RecordingSink, leaf: trustme.LeafCert,
 ) -> None:
     _publish(dane_dns, tls_sink.port, (3, 1, 1, association(leaf_cert(leaf), 1, 1)))
-    before = dane_results["ok"]
-    _, record = await _deliver(dane_dns, tls_sink, "Delivery")
+    bench, record = await _deliver(dane_dns, tls_sink, "Delivery")
     assert tls_sink.messages[0].tls
     assert record["peer_address"] == {"name": MX, "addr": "127.0.0.1", "is_secure": True}
     assert record["tls_cipher"] and record["tls_protocol_version"].startswith("TLS")
     assert record["tls_peer_subject_name"] == [
         a.rfc4514_string() for a in leaf_cert(leaf).subject]
-    assert dane_results["ok"] == before + 1
+    assert dane_counts(bench.runtime)["ok"] == 1
+    metrics = render_text(registry_for(bench.runtime)).decode()
+    assert 'dane_result_count{result="ok"} 1' in metrics
+    assert 'dane_result_count{result="tempfail"} 0' in metrics
 
 
 async def test_mismatching_dane_ee_record_defers_and_never_falls_back_to_plaintext(
@@ -107,11 +110,10 @@ async def test_tlsa_without_the_ad_bit_is_ignored_for_the_paths_opportunistic_tl
     ca.cert_pem.write_to_path(str(ca_file))
     monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))  # the path's own PKIX verification
     _publish(dane_dns, tls_sink.port, (3, 1, 1, "ab" * 32), secure=False)
-    before = dane_results["not_applicable"]
-    _, record = await _deliver(dane_dns, tls_sink, "Delivery")
+    bench, record = await _deliver(dane_dns, tls_sink, "Delivery")
     assert tls_sink.messages[0].tls
     assert record["peer_address"]["is_secure"] is True  # the address was secure
-    assert dane_results["not_applicable"] == before + 1
+    assert dane_counts(bench.runtime)["not_applicable"] == 1
 
 
 async def test_insecure_mx_records_mean_no_dane_even_with_secure_tlsa(
@@ -119,11 +121,11 @@ async def test_insecure_mx_records_mean_no_dane_even_with_secure_tlsa(
 ) -> None:
     dane_dns.set_secure("dane.example", False)
     _publish(dane_dns, tls_sink.port, (3, 1, 1, "ab" * 32))
-    before = dane_results["insecure_chain"]
-    _, record = await _deliver(dane_dns, tls_sink, "Delivery", enable_tls="OpportunisticInsecure")
+    bench, record = await _deliver(
+        dane_dns, tls_sink, "Delivery", enable_tls="OpportunisticInsecure")
     assert tls_sink.messages[0].tls
     assert "is_secure" not in record["peer_address"]
-    assert dane_results["insecure_chain"] == before + 1
+    assert dane_counts(bench.runtime)["insecure_chain"] == 1
 
 
 async def test_dane_ta_record_of_the_servers_ca_delivers(
@@ -152,14 +154,13 @@ async def test_servfail_on_the_tlsa_lookup_defers_and_sends_nothing(
 ) -> None:
     name = _publish(dane_dns, tls_sink.port, (3, 1, 1, "ab" * 32))
     dane_dns.set_servfail(names=[name])
-    before = dane_results["tempfail"]
-    _, record = await _deliver(dane_dns, tls_sink, "TransientFailure")
+    bench, record = await _deliver(dane_dns, tls_sink, "TransientFailure")
     assert tls_sink.messages == [] and tls_sink.state.connections == 0
     assert record["response"]["enhanced_code"] == {"class": 4, "subject": 7, "detail": 5}
     assert record["response"]["content"] == (
         f"DANE: TLSA lookup for {name}. failed: no name server could answer (SERVFAIL); "
         f"without a secure answer (records or their absence) {MX} is not tried")
-    assert dane_results["tempfail"] > before
+    assert dane_counts(bench.runtime)["tempfail"] >= 1
 
 
 async def test_only_unusable_records_require_starttls_without_checking_the_certificate(
