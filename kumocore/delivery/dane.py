@@ -165,9 +165,10 @@ async def decide(
         return policy
     try:
         address_secure = await _address_secure(resolver, host, address)
+        eligible = address_secure or await _secure_alias(resolver, host)
     except DnsError as err:
         return _defer(counts, f"{err}; the DNSSEC status of {host.rstrip('.')} is unknown")
-    if not address_secure:
+    if not eligible:
         counts["insecure_chain"] += 1
         return policy
     try:
@@ -184,7 +185,7 @@ async def decide(
         usable = tuple(record for record in records if record.usable)
         result = "ok" if usable else "unusable"
     counts[result] += 1
-    return DanePolicy(result, host, port, usable, address_secure=True)
+    return DanePolicy(result, host, port, usable, address_secure=address_secure)
 
 
 async def _address_secure(resolver: Resolver, host: str, address: str) -> bool:
@@ -196,6 +197,14 @@ async def _address_secure(resolver: Resolver, host: str, address: str) -> bool:
         return False
     wanted = ipaddress.ip_address(address)
     return any(ipaddress.ip_address(record) == wanted for record in answer.records)
+
+
+async def _secure_alias(resolver: Resolver, host: str) -> bool:
+    """RFC 7672 §2.2.2: a securely published CNAME whose target lies in an unsigned zone
+    still makes its TLSA records (at the original name) count. Asked on its own, the CNAME
+    RRset's AD bit reflects only the alias's zone."""
+    answer = await resolver.lookup_dnssec(host, "CNAME")
+    return answer.status == "ok" and bool(answer.records) and answer.secure
 
 
 def _is_ip(host: str) -> bool:

@@ -150,7 +150,7 @@ def _convert(rdtype: str, rdata: Any) -> Any:
         # One TXT record may be split into several <=255 byte strings (long DKIM keys);
         # consumers want the record, so rejoin them without a separator (RFC 6376 §3.6.2.2).
         return b"".join(rdata.strings).decode("utf-8", "replace")
-    if rdtype == "PTR":
+    if rdtype in ("PTR", "CNAME"):
         return str(rdata.target.to_text())
     if rdtype == "TLSA":
         return (int(rdata.usage), int(rdata.selector), int(rdata.mtype), bytes(rdata.cert))

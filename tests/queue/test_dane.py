@@ -186,3 +186,26 @@ async def test_dane_without_a_validating_resolver_defers_with_the_reason(
     assert tls_sink.messages == []
     assert "resolver is not marked as validating DNSSEC" in record["response"]["content"]
 
+
+
+@pytest.mark.parametrize("alias_signed", [True, False])
+async def test_a_signed_cname_into_an_unsigned_zone_keeps_dane_at_the_original_name(
+    dane_dns: TestDnsServer, tls_sink: RecordingSink, alias_signed: bool,
+) -> None:
+    # mx.dane.example is a CNAME to a host in an unsigned zone: the address records are
+    # not secure, but a signed alias still makes its TLSA records count (RFC 7672 §2.2.2).
+    dane_dns.remove_name(MX)
+    dane_dns.set_records(MX, "CNAME", ["host.unsigned.example"])
+    dane_dns.set_secure(MX, alias_signed)
+    dane_dns.set_records("host.unsigned.example", "A", ["127.0.0.1"])
+    name = _publish(dane_dns, tls_sink.port, (3, 1, 1, "ab" * 32))
+    kind = "TransientFailure" if alias_signed else "Delivery"
+    bench, record = await _deliver(dane_dns, tls_sink, kind,
+                                   enable_tls="OpportunisticInsecure")
+    counts = dane_counts(bench.runtime)
+    if alias_signed:
+        assert f"DANE: no TLSA record of {name}" in record["response"]["content"]
+        assert tls_sink.messages == [] and counts["ok"] >= 1
+    else:
+        assert tls_sink.messages[0].tls and counts["insecure_chain"] == 1
+        assert "is_secure" not in record["peer_address"]
