@@ -139,28 +139,36 @@ def _defer(counts: Counter[str], text: str) -> Response:
     return Response.parse(451, f"4.7.5 DANE: {text}")
 
 
+def selection_secure(mx: MailExchanger | None, treat_mx_list_as_secure: bool) -> bool:
+    """Whether the choice of MX hosts is authenticated: a DNSSEC-validated MX RRset, or
+    (no MX lookup: an ``mx_list``) what the queue's ``treat_mx_list_as_secure`` says."""
+    if mx is None:
+        return treat_mx_list_as_secure
+    return mx.is_secure and not mx.is_domain_literal
+
+
 async def decide(
     resolver: Resolver,
-    mx: MailExchanger | None,
     host: str,
     address: str,
     port: int,
     *,
+    secure_selection: bool,
     counts: Counter[str],
     preresolved: bool = False,
 ) -> DanePolicy | Response:
-    """DANE for connecting to ``host`` at ``address``:``port``; a 4xx Response when the
-    delivery must be deferred (never a fallback to less security). The decision is
-    counted in ``counts``."""
+    """DANE for connecting to ``host`` at ``address``:``port`` (``secure_selection``: see
+    :func:`selection_secure`); a 4xx Response when the delivery must be deferred (never a
+    fallback to less security). The decision is counted in ``counts``."""
     if not resolver.validate:
         return Response.parse(
             451, "4.7.0 DANE: enable_dane is set but the resolver is not marked as "
             "validating DNSSEC (kumo.dns.configure_resolver options.validate)")
     policy = DanePolicy("insecure_chain", host, port)
     literal = _is_ip(host)
-    if preresolved or literal or mx is None or mx.is_domain_literal or not mx.is_secure:
-        # An mx_list entry, an IP literal or an MX set that was not validated: the host
-        # name itself is not authenticated, so its TLSA records could be anybody's.
+    if preresolved or literal or not secure_selection:
+        # A pre-resolved address, an IP literal or an MX set that was not validated: the
+        # host name itself is not authenticated, so its TLSA records could be anybody's.
         counts["insecure_chain"] += 1
         return policy
     try:

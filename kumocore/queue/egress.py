@@ -212,9 +212,11 @@ class Egress:
         self, ready: ReadyQueue, target: MxTarget, address: str, port: int
     ) -> DanePolicy | Response:
         """What the MX host's TLSA records say (see :mod:`kumocore.delivery.dane`)."""
-        from kumocore.delivery.dane import dane_counts, decide
+        from kumocore.delivery.dane import dane_counts, decide, selection_secure
 
-        return await decide(self.runtime.resolver, ready.mx, target.name, address, port,
+        trusted_list = bool(getattr(ready.protocol, "treat_mx_list_as_secure", False))
+        return await decide(self.runtime.resolver, target.name, address, port,
+                            secure_selection=selection_secure(ready.mx, trusted_list),
                             counts=dane_counts(self.runtime),
                             preresolved=target.address is not None)
 

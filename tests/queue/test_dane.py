@@ -209,3 +209,30 @@ async def test_a_signed_cname_into_an_unsigned_zone_keeps_dane_at_the_original_n
     else:
         assert tls_sink.messages[0].tls and counts["insecure_chain"] == 1
         assert "is_secure" not in record["peer_address"]
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_an_mx_list_gets_dane_only_when_treated_as_secure(
+    dane_dns: TestDnsServer, tls_sink: RecordingSink, trusted: bool,
+) -> None:
+    # No MX lookup authenticates an mx_list: the operator vouches for it (or not).
+    _publish(dane_dns, tls_sink.port, (3, 1, 1, "ab" * 32))
+    policy = ShapingPolicy(
+        sink_port=tls_sink.port,
+        path={"enable_dane": True, "enable_tls": "OpportunisticInsecure"},
+        queue={"protocol": {"smtp": {"mx_list": [MX], "treat_mx_list_as_secure": trusted}}})
+    bench = Bench(policy, dane_dns, tls_sink)
+    bench.runtime.resolver.configure([dane_dns.address], validate=True)
+    await bench.start()
+    try:
+        await bench.inject("rcpt@elsewhere.example")
+        record = (await bench.wait_for_records(
+            "TransientFailure" if trusted else "Delivery", 1))[0]
+    finally:
+        await bench.stop()
+    counts = dane_counts(bench.runtime)
+    if trusted:
+        assert "DANE: no TLSA record of" in record["response"]["content"]
+        assert tls_sink.messages == [] and counts["ok"] >= 1
+    else:
+        assert tls_sink.messages[0].tls and counts["insecure_chain"] == 1
