@@ -54,9 +54,9 @@ def dane_counts(runtime: object) -> Counter[str]:
         counts = _counts[runtime] = Counter({result: 0 for result in RESULTS})
     return counts
 
+
 #: Digest lengths of the matching types 1 (SHA2-256) and 2 (SHA2-512); 0 is the raw data.
 _DIGEST_LENGTHS = {0: None, 1: 32, 2: 64}
-_USAGES = {0: "PKIX-TA", 1: "PKIX-EE", 2: "DANE-TA", 3: "DANE-EE"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +84,6 @@ class Tlsa:
         hexdata = self.data.hex()
         shown = hexdata if len(hexdata) <= 16 else hexdata[:16] + "..."
         return f"{self.usage} {self.selector} {self.mtype} {shown}"
-
-    @property
-    def usage_name(self) -> str:
-        return _USAGES.get(self.usage, f"usage {self.usage}")
 
 
 @dataclass(frozen=True, slots=True)
