@@ -186,8 +186,12 @@ class CorePlugin:
     @policy_function(table=True)
     def make_egress_path(self, **options: Any) -> EgressPathConfig:
         from kumocore.config import EgressPathConfig
+        from kumocore.delivery.dane import require_validating_resolver
 
-        return EgressPathConfig.from_options(options)
+        path = EgressPathConfig.from_options(options)
+        if path.enable_dane:
+            require_validating_resolver(self.runtime.resolver)
+        return path
 
     @policy_function(table=True)
     def make_queue_config(self, **options: Any) -> QueueConfig:

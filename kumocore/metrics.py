@@ -132,6 +132,7 @@ _HELP = {
     "kumocore_log_sink_errors_total": "Failed log sink writes, per sink.",
     "kumocore_hook_calls_total": "Hook (event) invocations, per hook.",
     "kumocore_hook_seconds_total": "Time spent in hook implementations, per hook.",
+    "dane_result_count": "DANE policy decisions on the delivery path, by result.",
 }
 
 
@@ -161,6 +162,9 @@ class KumocoreCollector(Collector):
         yield from self._queue_metrics()
         yield from self._log_metrics()
         yield from self._hook_metrics()
+        from kumocore.delivery.dane import dane_counts
+
+        yield _labelled("dane_result_count", "counter", "result", dane_counts(self.runtime))
         from kumocore.tsa.metrics import tsa_metrics
 
         yield from tsa_metrics(self.runtime.tsa)

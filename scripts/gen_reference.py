@@ -319,7 +319,7 @@ def options_classes() -> dict[str, type]:
 
 def _named_convs() -> dict[int, str]:
     from kumocore.config import listeners, options, spool
-    from kumocore.config.egress import NOT_YET_IF_TRUE, TRIGGER
+    from kumocore.config.egress import TRIGGER
 
     named = {
         options.STRING: "string",
@@ -336,7 +336,6 @@ def _named_convs() -> dict[int, str]:
         options.KEY_SOURCE: "key source",
         spool.MIN_FREE: "`'N%'` or an amount",
         TRIGGER: "`'Immediate'` or `{ Threshold = spec }`",
-        NOT_YET_IF_TRUE: "`false` (`true` is refused: not supported yet)",
         listeners.LOG_DISPOSITION: "`'Ignore'`, `'LogThenRelay'`, `'LogThenDrop'` (or boolean)",
         listeners.CIDR_KEYED: "table: CIDR → listener options",
     }

@@ -35,17 +35,6 @@ from kumocore.config.options import (
 from kumocore.errors import ConfigError
 from kumocore.throttle.spec import LimitSpec, ThrottleSpec
 
-
-def _not_yet_if_true(value: Any, path: Path) -> bool:
-    # DANE needs a DNSSEC-validating resolver and TLSA checks in the TLS handshake;
-    # until kumocore has both, asking for it is refused rather than ignored.
-    if value is True:
-        raise ConfigError(f"{path.function}: KumoMTA's option '{path.key}' is not supported "
-                          "by kumocore yet")
-    return bool(BOOL.load(value, path))
-
-
-NOT_YET_IF_TRUE = Conv(_not_yet_if_true)
 TLS_MODES = ("Opportunistic", "OpportunisticInsecure", "Required", "RequiredInsecure", "Disabled")
 MEMORY_REDUCTION_POLICIES = ("ShrinkDataAndMeta", "ShrinkData", "NoShrink")
 _PORT = integer(1, 65535)
@@ -134,8 +123,7 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 
 
 # Parsed but not acted on yet: a policy setting one of them (to other than its default)
-# is refused at load unless the operator passes --allow-unsupported. (enable_dane = true
-# is refused outright: DANE is not implemented, and ignoring it would weaken security.)
+# is refused at load unless the operator passes --allow-unsupported.
 PATH_UNSUPPORTED = (
     "enable_rset",
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
@@ -162,7 +150,9 @@ class EgressPathConfig(
     additional_connection_limits: dict[str, LimitSpec] = option(map_of(LIMIT), default={})
     enable_tls: str = option(enum(*TLS_MODES), default="Opportunistic")
     enable_mta_sts: bool = option(BOOL, default=True)
-    enable_dane: bool = option(NOT_YET_IF_TRUE, default=False)
+    # DANE (kumocore.delivery.dane); kumo.make_egress_path refuses true unless the
+    # resolver is marked as validating DNSSEC.
+    enable_dane: bool = option(BOOL, default=False)
     enable_pipelining: bool = option(BOOL, default=True)
     enable_rset: bool = option(BOOL, default=True)
     tls_prefer_openssl: bool = option(BOOL, default=False)

@@ -16,6 +16,7 @@ TransientFailure with backoff.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from kumocore.streams import drain_needed
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig, EgressSource
+    from kumocore.delivery.dane import DanePolicy
 
 
 class ConnectFailure(Exception):
@@ -74,13 +76,18 @@ class SmtpClientConnection:
         address: str,
         path: EgressPathConfig,
         tls_mode: str | None = None,
+        dane: DanePolicy | None = None,
     ) -> None:
         self.replies = ReplyReader(reader)
+        # TLSA records the certificate must match (kumocore.delivery.dane), if any.
+        self.dane = dane if dane is not None and dane.checks_certificate else None
         # enable_tls, unless the caller overrides it (a site remembered as broken TLS).
         self.tls_mode = tls_mode or str(getattr(path, "enable_tls", "Opportunistic"))
         self.writer = writer
         self.path = path
-        self.peer = {"name": mx_host, "addr": address}
+        self.peer: dict[str, Any] = {"name": mx_host, "addr": address}
+        if dane is not None and dane.address_secure:
+            self.peer["is_secure"] = True  # KumoMTA's ResolvedAddress.is_secure
         local = writer.get_extra_info("sockname")
         # KumoMTA's {address, server, protocol} in log records (server/protocol: proxied)
         self.source_address: dict[str, Any] | None = (
@@ -127,6 +134,10 @@ class SmtpClientConnection:
         mode = self.tls_mode
         if mode != "Disabled" and "STARTTLS" in self.extensions:
             await self._starttls(mode, ehlo_domain)
+        elif self.dane is not None:
+            raise ConnectFailure(Response.parse(451, (
+                f"4.7.4 DANE: {self.dane.base_name} has TLSA records, so TLS is required, "
+                f"but {self.peer['name']} does not offer STARTTLS")))
         elif mode.startswith("Required"):
             raise ConnectFailure(
                 Response.parse(
@@ -170,7 +181,9 @@ class SmtpClientConnection:
             return
         self._refuse_injection("with")
         try:
-            context = client_context(self.path)
+            # With TLSA records the chain is checked against them after the handshake,
+            # not against the public CAs.
+            context = client_context(self.path, "RequiredInsecure" if self.dane else mode)
         except Exception as exc:  # our configuration (client certificate), not the peer
             self.abort()
             raise ConnectFailure(Response.parse(
@@ -198,11 +211,34 @@ class SmtpClientConnection:
         ssl_object = self.writer.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.session = session_info(ssl_object, verifies(mode))
+            if self.dane is not None:
+                self.session = self._check_dane(ssl_object)
         try:
             await self._ehlo(ehlo_domain)
         except ConnectFailure as failure:
             failure.tls_broken = True
             raise
+
+    def _check_dane(self, ssl_object: Any) -> SessionInfo:
+        """The session, authenticated by a TLSA record; else the connection is dropped
+        before any SMTP command went over it (see :mod:`kumocore.delivery.dane_match`)."""
+        from kumocore.delivery.dane_match import DaneMismatch, check_chain, peer_chain
+
+        assert self.dane is not None
+        try:
+            cert, _record = check_chain(self.dane.records, peer_chain(ssl_object),
+                                       self.peer["name"])
+        except DaneMismatch as mismatch:
+            self.abort()
+            records = ", ".join(str(r) for r in self.dane.records)
+            raise ConnectFailure(Response.parse(421, (
+                f"4.7.5 DANE: no TLSA record of {self.dane.base_name} ({records}) matched "
+                f"the certificate of {self.peer['name'].rstrip('.')} [{self.peer['addr']}]: "
+                f"{mismatch}")[:900], command="STARTTLS")) from mismatch
+        # As KumoMTA (OpenSSL's DANE authority): the subject of the matched certificate.
+        subject = tuple(attribute.rfc4514_string() for attribute in cert.subject)
+        return dataclasses.replace(
+            self.session, tls_verified=True, tls_peer_subject_name=subject or None)
 
     def _refuse_injection(self, when: str) -> None:
         """CVE-2011-0411: bytes sent with or after ``220`` to STARTTLS are plaintext an
@@ -305,9 +341,11 @@ async def open_connection(
     path: EgressPathConfig,
     tls_mode: str | None = None,
     egress_source: EgressSource | None = None,
+    dane: DanePolicy | None = None,
 ) -> SmtpClientConnection:
     """Connect (from ``source_address``, or through the source's proxy), read the banner,
-    EHLO, maybe STARTTLS (per ``tls_mode``, default the path's ``enable_tls``)."""
+    EHLO, maybe STARTTLS (per ``tls_mode``, default the path's ``enable_tls``; with
+    ``dane``'s TLSA records, the certificate must match one of them)."""
     try:
         route = route_for_source(egress_source, source_address)
         reader, writer, origin = await asyncio.wait_for(
@@ -322,7 +360,7 @@ async def open_connection(
                 451, f"4.4.1 connection to {mx_host} [{address}]:{port} failed: {str(exc)[:200]}"
             )
         ) from exc
-    conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode)
+    conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode, dane)
     conn.source_address = origin
     try:
         await conn.greet(ehlo_domain)

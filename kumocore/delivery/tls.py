@@ -41,10 +41,11 @@ def verifies(mode: str) -> bool:
     return mode in ("Opportunistic", "Required")
 
 
-def client_context(path: EgressPathConfig) -> ssl.SSLContext:
-    """A fresh client context for one connection over ``path``."""
+def client_context(path: EgressPathConfig, mode: str | None = None) -> ssl.SSLContext:
+    """A fresh client context for one connection over ``path`` in TLS ``mode`` (default
+    the path's ``enable_tls``; DANE and MTA-STS may decide another)."""
     context = ssl.create_default_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR now
-    if not verifies(str(path.enable_tls)):
+    if not verifies(mode or str(path.enable_tls)):
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     cipher_list = getattr(path, "openssl_cipher_list", None)

@@ -117,7 +117,7 @@ class MailExchanger:
     site_name: str
     by_pref: dict[int, list[str]]
     is_domain_literal: bool = False
-    #: DNSSEC validated. kumocore does not validate DNSSEC, so this is always False.
+    #: The MX RRset came with the AD bit from a resolver marked ``validate`` (for DANE).
     is_secure: bool = False
     #: False for domain literals and for the implicit MX (a domain without MX records).
     is_mx: bool = True

@@ -18,7 +18,9 @@ from kumocore.dns.resolver import Resolver
 from kumocore.errors import ConfigError
 from kumocore.policyfn import policy_function
 
-_RESOLVER_OPTIONS = ("name_servers", "timeout")
+_RESOLVER_OPTIONS = ("name_servers", "timeout", "options")
+#: KumoMTA's resolver ``options`` kumocore acts on (the rest are refused, never ignored).
+_OPTIONS = ("validate",)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -54,6 +56,35 @@ def _timeout(value: Any) -> float | None:
     return float(value)
 
 
+def _validate(options: Any) -> bool:
+    """``options = { validate = true }``: the name servers validate DNSSEC (for DANE)."""
+    if options is None:
+        return False
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"dns.configure_resolver: options must be a table, got {options!r}")
+    for key in options:
+        if key not in _OPTIONS:
+            raise ConfigError(
+                f"dns.configure_resolver: resolver option {key!r} is not supported by "
+                f"kumocore yet (supported: {', '.join(_OPTIONS)})")
+    value = options.get("validate", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"dns.configure_resolver: options.validate must be true or false, "
+                          f"got {value!r}")
+    return value
+
+
+def _unwrap_hickory(options: dict[str, Any]) -> dict[str, Any]:
+    """KumoMTA's structured form ``{ Hickory = { name_servers = ..., options = ... } }``."""
+    if set(options) != {"Hickory"}:
+        return options
+    inner = options["Hickory"]
+    if not isinstance(inner, Mapping):
+        raise ConfigError("dns.configure_resolver: Hickory must be a table of name_servers "
+                          "and options")
+    return dict(inner)
+
+
 def _default_resolver_only(resolver_name: str | None) -> None:
     # KumoMTA's lookups take an optional resolver name (kumo.dns.define_resolver); say
     # plainly that it is unsupported rather than silently querying the default resolver.
@@ -68,7 +99,9 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
 
     @policy_function(table=True)
     def configure_resolver(**options: Any) -> None:
-        """Point the resolver at other name servers (call it from the ``init`` event)."""
+        """Point the resolver at other name servers (call it from the ``init`` event);
+        ``options.validate``: they validate DNSSEC, so DANE may believe their AD bit."""
+        options = _unwrap_hickory(options)
         for key in options:
             if key not in _RESOLVER_OPTIONS:
                 raise ConfigError(
@@ -78,7 +111,8 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
         if options.get("name_servers") is None:
             raise ConfigError("dns.configure_resolver: name_servers is required")
         specs = [_name_server_spec(entry) for entry in _as_list(options["name_servers"])]
-        resolver.configure(specs, timeout=_timeout(options.get("timeout")))
+        resolver.configure(specs, timeout=_timeout(options.get("timeout")),
+                           validate=_validate(options.get("options")))
 
     @policy_function(table=False)
     async def lookup_mx(domain: str, resolver_name: str | None = None) -> dict[str, Any]:

@@ -8,12 +8,18 @@ give us:
 * request coalescing: when a queue wakes up, hundreds of dispatchers may ask for the same
   name at once and must share a single query;
 * errors that tell delivery whether to retry: SERVFAIL and timeouts are ``transient``,
-  NXDOMAIN is not.
+  NXDOMAIN is not;
+* DNSSEC status for DANE: kumocore does not validate signatures itself. A resolver marked
+  ``validate`` (``kumo.dns.configure_resolver { options = { validate = true } }``) asks its
+  name servers for the AD bit and records it with each answer (``secure``); only then is
+  an AD bit believed, as Postfix's ``smtp_dns_support_level = dnssec`` does. The name
+  servers must be validating resolvers reached over a trusted path (typically loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import time
 from collections import OrderedDict
@@ -23,6 +29,7 @@ from typing import Any, Literal
 
 import dns.asyncresolver
 import dns.exception
+import dns.flags
 import dns.name
 import dns.nameserver
 import dns.resolver
@@ -51,9 +58,21 @@ class DnsError(Exception):
 @dataclass(frozen=True, slots=True)
 class _Answer:
     status: Status
-    #: Normalised rdata: ``(pref, exchange)`` for MX, text for A/AAAA/TXT.
+    #: Normalised rdata: ``(pref, exchange)`` for MX, text for A/AAAA/TXT,
+    #: ``(usage, selector, matching type, data)`` for TLSA.
     records: tuple[Any, ...]
     expires: float
+    #: The validating name server set the AD bit (only recorded when ``validate`` is on).
+    secure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DnssecAnswer:
+    """What :meth:`Resolver.lookup_dnssec` found: ``secure`` is the believed AD bit."""
+
+    status: Status
+    records: tuple[Any, ...]
+    secure: bool
 
 
 class _TtlCache:
@@ -131,8 +150,10 @@ def _convert(rdtype: str, rdata: Any) -> Any:
         # One TXT record may be split into several <=255 byte strings (long DKIM keys);
         # consumers want the record, so rejoin them without a separator (RFC 6376 §3.6.2.2).
         return b"".join(rdata.strings).decode("utf-8", "replace")
-    if rdtype == "PTR":
+    if rdtype in ("PTR", "CNAME"):
         return str(rdata.target.to_text())
+    if rdtype == "TLSA":
+        return (int(rdata.usage), int(rdata.selector), int(rdata.mtype), bytes(rdata.cert))
     return str(rdata.address)
 
 
@@ -161,6 +182,8 @@ class Resolver:
         # Bumped by configure(): answers still in flight from the old servers are not cached.
         self._generation = 0
         self._timeout = timeout
+        #: Whether the name servers are trusted to validate DNSSEC (their AD bit is believed).
+        self.validate = False
         if name_servers is None:
             try:
                 self._dns = dns.asyncresolver.Resolver()  # the system's /etc/resolv.conf
@@ -174,14 +197,22 @@ class Resolver:
 
     # ------------------------------------------------------------------ configuration
 
-    def configure(self, name_servers: list[str], timeout: float | None = None) -> None:
-        """Use ``name_servers`` (``"IP"`` or ``"IP:PORT"``) from now on; drops the cache."""
+    def configure(
+        self, name_servers: list[str], timeout: float | None = None, *, validate: bool = False
+    ) -> None:
+        """Use ``name_servers`` (``"IP"`` or ``"IP:PORT"``) from now on; drops the cache.
+
+        ``validate``: the name servers validate DNSSEC, so their AD bit is believed.
+        """
         if not name_servers:
             raise ConfigError("name_servers: at least one name server is required")
         servers = [parse_name_server(spec) for spec in name_servers]
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"timeout: must be a positive number of seconds, got {timeout!r}")
         self._dns.nameservers = servers
+        self.validate = validate
+        # RFC 6840 §5.7: AD in a query asks the server to report validation in the reply.
+        self._dns.flags = dns.flags.RD | dns.flags.AD if validate else None
         self._apply_timeout(self._timeout if timeout is None else timeout)
         self._generation += 1
         self._cache.clear()
@@ -221,6 +252,8 @@ class Resolver:
             mx = MailExchanger.implicit(name, port)
         else:
             mx = MailExchanger.from_records(name, answer.records, port)
+        if answer.secure:
+            mx = dataclasses.replace(mx, is_secure=True)
         if len(self._built_mx) >= self._cache_size:
             self._built_mx.clear()
         self._built_mx[domain] = ((name, "MX"), answer, mx)
@@ -263,6 +296,11 @@ class Resolver:
         name exists without them, None when it does not exist (NXDOMAIN)."""
         answer = await self._query(normalize_name(name), rdtype)
         return None if answer.status == "nxdomain" else list(answer.records)
+
+    async def lookup_dnssec(self, name: str, rdtype: str) -> DnssecAnswer:
+        """One (cached) query with its DNSSEC status, for DANE; DnsError when it failed."""
+        answer = await self._query(normalize_name(name), rdtype)
+        return DnssecAnswer(answer.status, answer.records, answer.secure)
 
     # ------------------------------------------------------------------ cache & coalescing
 
@@ -309,12 +347,14 @@ class Resolver:
             ) from None
         else:
             if result.rrset is None:
-                answer = _Answer("nodata", (), self._clock() + self.negative_ttl)
+                secure = self.validate and bool(result.response.flags & dns.flags.AD)
+                answer = _Answer("nodata", (), self._clock() + self.negative_ttl, secure)
             else:
                 # ``expiration`` already accounts for the lowest TTL along a CNAME chain.
                 ttl = max(0.0, result.expiration - time.time())
                 records = tuple(_convert(rdtype, rdata) for rdata in result.rrset)
-                answer = _Answer("ok", records, self._clock() + ttl)
+                secure = self.validate and bool(result.response.flags & dns.flags.AD)
+                answer = _Answer("ok", records, self._clock() + ttl, secure)
         # Transient failures are deliberately not cached: the next attempt asks again.
         if generation == self._generation:
             self._cache.put((name, rdtype), answer)

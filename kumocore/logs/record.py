@@ -70,8 +70,12 @@ class PeerAddress:
 
     name: str
     addr: str
+    #: Resolved through DNSSEC-validated records (KumoMTA writes it only when true).
+    is_secure: bool = False
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
+        if self.is_secure:
+            return {"name": self.name, "addr": self.addr, "is_secure": True}
         return {"name": self.name, "addr": self.addr}
 
 
@@ -215,7 +219,7 @@ def build_record(
     queue: str,
     site: str = "",
     response: Response,
-    peer_address: PeerAddress | Mapping[str, str] | None = None,
+    peer_address: PeerAddress | Mapping[str, Any] | None = None,
     egress_pool: str | None = None,
     egress_source: str | None = None,
     source_address: Mapping[str, Any] | str | None = None,
@@ -239,7 +243,8 @@ def build_record(
     """
     if isinstance(peer_address, Mapping):
         peer_address = PeerAddress(str(peer_address.get("name", "")),
-                                   str(peer_address.get("addr", "")))
+                                   str(peer_address.get("addr", "")),
+                                   peer_address.get("is_secure") is True)
     if isinstance(source_address, str):
         source_address = {"address": source_address}
     if reception_protocol is None:

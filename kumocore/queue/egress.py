@@ -16,6 +16,7 @@ from kumocore.response import Response
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
     from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.delivery.dane import DanePolicy
     from kumocore.dns.mx import MxTarget
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
@@ -176,19 +177,28 @@ class Egress:
                 if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
                     continue
                 candidates += 1
+                port = int(source.remote_port or target.port or config.smtp_port)
+                dane = await self._dane(ready, target, address, port) if config.enable_dane \
+                    else None
+                if isinstance(dane, Response):  # TLSA status unknown: never less security
+                    last = dane
+                    continue
                 options = dict(
                     mx_host=target.name,
                     address=address,
                     # KumoMTA: the source's remote_port, else the mx_list (or
                     # queue name) port, else the path's smtp_port.
-                    port=int(source.remote_port or target.port or config.smtp_port),
+                    port=port,
                     source_address=source.source_address,
                     egress_source=source,
                     ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.runtime.hostname,
                     path=config,
                 )
+                if dane is not None:
+                    options["dane"] = dane
                 try:
-                    return await self._open(ready, options, tls_mode)
+                    return await self._open(
+                        ready, options, dane.tls_mode(tls_mode) if dane else tls_mode)
                 except ConnectFailure as failure:
                     last = failure.response
         if candidates == 0 and ready.targets and not filtered:
@@ -197,6 +207,18 @@ class Egress:
                 "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
             )
         raise ConnectionFailed(last)
+
+    async def _dane(
+        self, ready: ReadyQueue, target: MxTarget, address: str, port: int
+    ) -> DanePolicy | Response:
+        """What the MX host's TLSA records say (see :mod:`kumocore.delivery.dane`)."""
+        from kumocore.delivery.dane import dane_counts, decide, selection_secure
+
+        trusted_list = bool(getattr(ready.protocol, "treat_mx_list_as_secure", False))
+        return await decide(self.runtime.resolver, target.name, address, port,
+                            secure_selection=selection_secure(ready.mx, trusted_list),
+                            counts=dane_counts(self.runtime),
+                            preresolved=target.address is not None)
 
     async def _addresses(self, target: MxTarget, strategy: str) -> list[str]:
         """The addresses of one MX target, in ``ip_lookup_strategy`` order."""

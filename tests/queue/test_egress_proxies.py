@@ -130,11 +130,10 @@ def test_half_configured_proxies_are_refused_at_load(options: dict[str, str], me
         EgressSource.from_options({"name": "s", **options})
 
 
-def test_enable_dane_is_refused_until_supported() -> None:
+def test_enable_dane_loads_and_use_lmtp_is_listed_as_ignored() -> None:
     from kumocore.config import EgressPathConfig
-    from kumocore.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="KumoMTA's option 'enable_dane' is not supported "
-                                          "by kumocore yet"):
-        EgressPathConfig.from_options({"enable_dane": True})
+    # enable_dane is implemented (tests/queue/test_dane.py); kumo.make_egress_path refuses
+    # it without a validating resolver.
+    assert EgressPathConfig.from_options({"enable_dane": True}).enable_dane is True
     assert EgressPathConfig.from_options({"enable_dane": False}).enable_dane is False

@@ -10,8 +10,14 @@
 
 Names are case-insensitive, with or without the trailing dot. Record types: A, AAAA, MX
 (``(pref, exchange)``; ``(0, ".")`` is a null MX), PTR, TXT (a string, split into 255-byte chunks
-on the wire, or a list of chunks), CNAME. ``"TTL"`` sets the zone's TTL (default 300).
+on the wire, or a list of chunks), CNAME, TLSA (``(usage, selector, matching_type, data)``,
+``data`` as bytes or hex). ``"TTL"`` sets the zone's TTL (default 300).
 An unknown name answers NXDOMAIN, a known name without the asked type answers NODATA.
+
+DNSSEC, as a validating resolver reports it: ``"SECURE": True`` in a name's records (or
+``set_secure(name)``) makes answers about that name carry the AD bit — for a CNAME chain,
+only when every name along it is secure — and only to queries that asked for it with AD
+or DO (RFC 6840 §5.7), as real resolvers do. Nothing is signed: the AD bit is the claim.
 
 Fault injection: ``set_servfail()`` answers SERVFAIL, ``down()`` swallows queries so the
 client times out, ``up()`` restores service. Every query is recorded in ``queries`` so tests
@@ -26,7 +32,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TLSA, TXT, A, DNSRecord
 from dnslib.server import DNSHandler, DNSLogger, TCPServer, UDPServer
 
 Zones = dict[str, dict[str, Any]]
@@ -154,6 +160,11 @@ class TestDnsServer:
         with self._lock:
             self._zones.pop(_key(name), None)
 
+    def set_secure(self, name: str, secure: bool = True) -> None:
+        """Whether answers about ``name`` carry the AD bit (the name must exist)."""
+        with self._lock:
+            self._zones.setdefault(_key(name), {})["SECURE"] = secure
+
     def set_servfail(self, enabled: bool = True, names: Iterable[str] = ()) -> None:
         """Answer SERVFAIL for ``names`` (every name when none are given)."""
         with self._lock:
@@ -175,18 +186,23 @@ class TestDnsServer:
     def answer(self, request: DNSRecord, protocol: str) -> DNSRecord:
         name, qtype = _key(str(request.q.qname)), QTYPE[request.q.qtype]
         reply = request.reply()
+        reply.header.ad = 0  # reply() copies the query's flags; AD is ours to claim
+        wants_ad = bool(request.header.ad) or any(
+            rr.rtype == QTYPE.OPT and rr.ttl & 0x8000 for rr in request.ar)  # the DO bit
         with self._lock:
             self.queries.append((name, qtype, protocol))
             if self._servfail is not None and (not self._servfail or name in self._servfail):
                 reply.header.rcode = RCODE.SERVFAIL
                 return reply
             # Follow CNAMEs as a recursive resolver would, answering the whole chain.
+            secure = wants_ad
             for _ in range(8):
                 zone = self._zones.get(name)
                 if zone is None:
                     if not reply.rr:
                         reply.header.rcode = RCODE.NXDOMAIN
                     return reply
+                secure = secure and zone.get("SECURE") is True
                 if "CNAME" in zone and qtype != "CNAME":
                     target = zone["CNAME"][0]
                     reply.add_answer(self._rr(name, "CNAME", target, zone))
@@ -194,6 +210,7 @@ class TestDnsServer:
                     continue
                 for value in zone.get(qtype, []):
                     reply.add_answer(self._rr(name, qtype, value, zone))
+                reply.header.ad = int(secure)
                 return reply
         return reply
 
@@ -205,6 +222,10 @@ class TestDnsServer:
             rdata: Any = MX(exchange, int(pref))
         elif rtype == "TXT":
             rdata = TXT(_txt_chunks(value))
+        elif rtype == "TLSA":
+            usage, selector, mtype, data = value
+            cert = bytes.fromhex(data) if isinstance(data, str) else bytes(data)
+            rdata = TLSA(int(usage), int(selector), int(mtype), cert)
         else:
             rdata = _RDATA[rtype](value)
         return RR(name + ".", getattr(QTYPE, rtype), rdata=rdata, ttl=ttl)
