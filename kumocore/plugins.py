@@ -25,6 +25,8 @@ from kumocore import hookspecs
 ENTRY_POINT_GROUP = "kumocore"
 AUTOLOAD_ENV = "KUMOCORE_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV = "KUMOCORE_BLOCK_PLUGINS"
+#: The name the operator's policy is registered under (custom events look it up).
+POLICY_PLUGIN_NAME = "policy"
 
 
 class PluginLoadError(Exception):

@@ -13,7 +13,6 @@ import inspect
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,21 +20,20 @@ import pluggy
 import structlog
 
 from kumocore import hookspecs
+from kumocore.config.defined import ServerConfig
 from kumocore.errors import ConfigError, PolicyError
 from kumocore.hooks import Hooks
 from kumocore.kumo_api import Kumo
-from kumocore.plugins import PluginLoadError, load_entry_points, register_plugin
+from kumocore.plugins import (
+    POLICY_PLUGIN_NAME,
+    PluginLoadError,
+    load_entry_points,
+    register_plugin,
+)
 from kumocore.validation import ValidationReport
 
 if TYPE_CHECKING:
     from kumocore.admin.peers import NodePeers
-    from kumocore.config import (
-        EgressPool,
-        EgressSource,
-        EsmtpListenerConfig,
-        HttpListenerConfig,
-        SpoolDefinition,
-    )
     from kumocore.dns import Resolver
     from kumocore.intake import Intake
     from kumocore.logs.dispatch import LogDispatcher
@@ -45,19 +43,6 @@ if TYPE_CHECKING:
     from kumocore.tsa.engine import TsaEngine
 
 log = structlog.get_logger("kumocore.runtime")
-
-POLICY_PLUGIN_NAME = "policy"
-
-
-@dataclass
-class ServerConfig:
-    """Everything the policy's ``init`` defined, in definition order."""
-
-    spools: dict[str, SpoolDefinition] = field(default_factory=dict)
-    esmtp_listeners: list[EsmtpListenerConfig] = field(default_factory=list)
-    http_listeners: list[HttpListenerConfig] = field(default_factory=list)
-    egress_sources: dict[str, EgressSource] = field(default_factory=dict)
-    egress_pools: dict[str, EgressPool] = field(default_factory=dict)
 
 
 class Runtime:

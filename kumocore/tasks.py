@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.plugins import POLICY_PLUGIN_NAME
 from kumocore.policyfn import policy_function
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class TaskRunner:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def _handler(self, event_name: str) -> Callable[[Any], Any]:
-        policy = self.runtime.pm.get_plugin("policy")
+        policy = self.runtime.pm.get_plugin(POLICY_PLUGIN_NAME)
         call_event = getattr(policy, "call_event", None)
         registry = getattr(policy, "registry", None)
         if call_event is not None and registry is not None:  # Lua: kumo.on(event_name, fn)

@@ -374,7 +374,9 @@ async def serve_worker(
     server = Server(runtime)
     await server.start(listen=control_fd is None)
     if runtime.node is not None:
-        await runtime.node.serve(runtime)
+        from kumocore.admin.routes import add_admin_routes
+
+        await runtime.node.serve(lambda app: add_admin_routes(app, runtime))
     if control_fd is not None and not await _open_with_the_others(server, control_fd):
         log.warning("start-up called off by the supervisor; stopping", worker=index)
         await server.stop(shutdown_timeout)

@@ -93,7 +93,7 @@ class LuaReadyQueue(ReadyQueue):
         from kumocore.custom_events import custom_event_source
 
         name = self.protocol.constructor
-        source = custom_event_source(self.manager.runtime, name)
+        source = custom_event_source(self.manager.runtime.hooks.pm, name)
         if source is None:
             raise ConfigError(f"custom_lua: the policy registers no '{name}' event "
                               f"(kumo.on('{name}', function(domain, tenant, campaign) ...))")
