@@ -23,7 +23,7 @@ from kumocore.plugins import POLICY_PLUGIN_NAME
 from kumocore.policyfn import policy_function
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 log = structlog.get_logger("kumocore.tasks")
 
@@ -40,7 +40,7 @@ _SERVER_TARGETS = ("", "kumod", "kumocore")
 class TaskRunner:
     """Spawns policy tasks and keeps them referenced until they finish."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: PolicyHost) -> None:
         self.runtime = runtime
         self.tasks: set[asyncio.Task[Any]] = set()
 
@@ -113,7 +113,7 @@ def set_diagnostic_log_filter(filter: Any) -> None:
         logging.getLogger().setLevel(level)
 
 
-def make_task_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+def make_task_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     """``spawn_task``, ``sleep``, ``available_parallelism``, ``set_diagnostic_log_filter``."""
     runner = TaskRunner(runtime)
 

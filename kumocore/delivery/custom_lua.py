@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from kumocore.delivery.lua_options import LuaProtocol
-from kumocore.delivery.protocols import CustomLuaProtocol
+from kumocore.config.lua_options import LuaProtocol
+from kumocore.config.protocols import CustomLuaProtocol
 from kumocore.errors import ConfigError, Rejection
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.response import Response
@@ -93,7 +93,7 @@ class LuaReadyQueue(ReadyQueue):
         from kumocore.custom_events import custom_event_source
 
         name = self.protocol.constructor
-        source = custom_event_source(self.manager.runtime.hooks.pm, name)
+        source = custom_event_source(self.manager.hooks.pm, name)
         if source is None:
             raise ConfigError(f"custom_lua: the policy registers no '{name}' event "
                               f"(kumo.on('{name}', function(domain, tenant, campaign) ...))")
@@ -152,7 +152,7 @@ class LuaReadyQueue(ReadyQueue):
                     continue
                 if data is None:  # as the SMTP path does: set aside, never dropped
                     log.error("message body missing from spool; quarantined", id=message.id)
-                    store = self.manager.runtime.store
+                    store = self.manager.store
                     if store is not None:
                         await store.quarantine(message.id, message.meta_bytes(),
                                                "data record missing")
@@ -198,7 +198,7 @@ async def lua_ready_queue_for(
     refresh = ready is None or (
         time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval))
     if refresh:
-        hooks = manager.runtime.hooks
+        hooks = manager.hooks
         source = await hooks.get_egress_source(source_name)
         config = await hooks.get_egress_path_config(domain, source_name, domain)
         if source is None or config is None:

@@ -54,14 +54,13 @@ class Egress:
         from kumocore.throttle.local import LocalThrottleStore
 
         self.manager = manager
-        self.runtime = manager.runtime
         self.local = LocalThrottleStore()
         from kumocore.delivery.broken_tls import BrokenTls
 
         self.broken_tls = BrokenTls()
 
     def _store(self, force_local: bool) -> ThrottleStore:
-        shared = self.runtime.throttles
+        shared = self.manager.throttles
         return self.local if force_local or shared is None else shared
 
     @staticmethod
@@ -152,9 +151,9 @@ class Egress:
     async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
         """Connect to the first reachable MX address, in preference order (or, for a
         protocol other than SMTP, open that protocol's connection)."""
+        from kumocore.config.protocols import SmtpProtocol
         from kumocore.delivery.client import ConnectFailure
         from kumocore.delivery.mta_sts import tls_mode_for
-        from kumocore.delivery.protocols import SmtpProtocol
 
         if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
             conn: SmtpClientConnection = await ready.protocol.connect(ready)
@@ -184,7 +183,7 @@ class Egress:
                     port=int(source.remote_port or target.port or config.smtp_port),
                     source_address=source.source_address,
                     egress_source=source,
-                    ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.runtime.hostname,
+                    ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.manager.hostname,
                     path=config,
                 )
                 try:
@@ -205,7 +204,7 @@ class Egress:
         try:
             addresses = (
                 [target.address] if target.address
-                else await self.runtime.resolver.resolve_ips(target.name))
+                else await self.manager.resolver.resolve_ips(target.name))
         except Exception as exc:
             raise _NoAddress(Response.parse(
                 451, f"4.4.3 address lookup for {target.name} failed: {exc}")) from exc
@@ -251,7 +250,7 @@ class Egress:
             # Undeliverable, but not to be silently dropped: move its meta aside where an
             # operator can find it (and where the next start won't trip over it).
             log.error("message body missing from spool; quarantined", id=message.id)
-            store = self.runtime.store
+            store = self.manager.store
             if store is not None:
                 await store.quarantine(message.id, message.meta_bytes(), "data record missing")
             await self.manager.forget(message, keep_spooled=True)
@@ -261,7 +260,7 @@ class Egress:
             queue = self.manager.queue_of(message)
             queue_name = message.queue_name() if queue is None else queue.name
             response = await rewrite_delivery_status(
-                self.runtime.hooks, queue_name, message, response)
+                self.manager.hooks, queue_name, message, response)
         self.manager.outcomes.handle(
             ready, message, response, peer=conn.peer, source_address=conn.source_address,
             session=conn.session,

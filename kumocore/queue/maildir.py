@@ -13,7 +13,7 @@ from kumocore.delivery.maildir import MAILDIR, RETRY_SECONDS, UnsafePath, render
 from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.delivery.protocols import MaildirProtocol
+    from kumocore.config.protocols import MaildirProtocol
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
 

@@ -23,11 +23,17 @@ from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.queue.routing import Router
 from kumocore.queue.schedule import Scheduler
 from kumocore.response import Response
+from kumocore.status.responses import ResponseLog
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
+    from kumocore.dns import Resolver
+    from kumocore.hooks import Hooks
+    from kumocore.logs.dispatch import LogDispatcher
     from kumocore.message import Message
-    from kumocore.runtime import Runtime
+    from kumocore.queue.automation import Automation
+    from kumocore.spool.store import MessageStore
+    from kumocore.throttle.store import ThrottleStore
 
 log = structlog.get_logger("kumocore.queue")
 
@@ -50,8 +56,25 @@ class ScheduledQueue:
 class QueueManager:
     """Owns every queued message of this node until it is delivered, bounced or expired."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        *,
+        hooks: Hooks,
+        resolver: Resolver,
+        store: MessageStore,
+        logs: LogDispatcher,
+        hostname: str,
+        nodeid: str,
+        throttles: ThrottleStore | None = None,
+        tsa: Automation | None = None,
+    ) -> None:
+        # The services below the queues, given explicitly (kumocore.services).
+        self.hooks, self.resolver, self.store, self.logs = hooks, resolver, store, logs
+        self.hostname, self.nodeid = hostname, nodeid
+        self.throttles = throttles  # None: each path throttles in this process only
+        self.tsa = tsa
+        #: Recent refusals and bounce classes, for the status page (kumocore.status).
+        self.responses = ResponseLog()
         self.messages: dict[str, Message] = {}
         self.queue_names: dict[str, str] = {}
         self.scheduled: dict[str, ScheduledQueue] = {}
@@ -60,7 +83,7 @@ class QueueManager:
         self.outcomes = Outcomes(self)
         self.router = Router(self)
         self.egress = Egress(self)
-        self.mta_sts = MtaSts(runtime.resolver)  # policies applied at MX resolution
+        self.mta_sts = MtaSts(resolver)  # policies applied at MX resolution
         self.scheduler = Scheduler(self._on_due)
         self._routing: collections.deque[str] = collections.deque()
         self._routing_ready = asyncio.Event()
@@ -137,14 +160,14 @@ class QueueManager:
 
     async def persist_and_schedule(self, message: Message, due: float) -> None:
         """After a transient failure: persist attempts/due, drop the body, schedule."""
-        store = self.runtime.store
+        store = self.store
         if store is not None:
             await store.save_meta(message)
         message.release_data()  # bodies of deferred messages live on disk, not in RAM
         self.scheduler.schedule(message.id, due)
 
     async def load_data(self, message: Message) -> bytes | None:
-        store = self.runtime.store
+        store = self.store
         return await store.load_data(message) if store is not None else None
 
     async def forget(self, message: Message, *, keep_spooled: bool = False) -> None:
@@ -162,8 +185,8 @@ class QueueManager:
             if not queue.ids:
                 del self.scheduled[queue.name]
         self.scheduler.cancel(message.id)
-        if self.runtime.store is not None and not keep_spooled:
-            await self.runtime.store.remove(message.id)
+        if not keep_spooled:
+            await self.store.remove(message.id)
 
     # ------------------------------------------------------------------ routing
     def _on_due(self, message_id: str) -> None:

@@ -50,7 +50,6 @@ class Outcomes:
 
     def __init__(self, manager: QueueManager) -> None:
         self.manager = manager
-        self.runtime = manager.runtime
         self.counters = {
             "delivered": 0,
             "transient": 0,
@@ -75,7 +74,7 @@ class Outcomes:
         whose final record cannot be written now stays spooled)."""
         loop = asyncio.get_running_loop()
         self._give_up_at = loop.time() + DRAIN_GRACE
-        logs = self.runtime.logs
+        logs = self.manager.logs
         # Records a working sink writes within the grace still unspool their message;
         # then the waiters are woken to find that they may give up.
         timer = loop.call_later(DRAIN_GRACE, logs.wake_waiters) if logs is not None else None
@@ -88,7 +87,7 @@ class Outcomes:
                 timer.cancel()
 
     def _giving_up(self) -> bool:
-        logs = self.runtime.logs
+        logs = self.manager.logs
         if logs is not None and logs.closing:
             return True
         return self._give_up_at is not None and (
@@ -126,8 +125,9 @@ class Outcomes:
     ) -> Ticket | None:
         from kumocore.status.responses import note_outcome
 
-        note_outcome(self.runtime, kind, path, response, classification)  # the status page
-        logs = self.runtime.logs
+        # the status page
+        note_outcome(self.manager.responses, kind, path, response, classification)
+        logs = self.manager.logs
         if logs is None:
             return None
         from kumocore.logs.record import RecordType, make_record
@@ -153,16 +153,16 @@ class Outcomes:
             provider_name=path.config.provider_name if path is not None else None,
             reception_protocol=message.meta.get("reception_protocol"),
             bounce_classification=classification,
-            nodeid=self.runtime.nodeid,
+            nodeid=self.manager.nodeid,
             header_names=logs.header_names,
         )
-        if self.runtime.tsa is not None:
-            self.runtime.tsa.observe(record)  # traffic shaping automation (kumocore.tsa)
+        if self.manager.tsa is not None:
+            self.manager.tsa.observe(record)  # traffic shaping automation (kumocore.tsa)
         return logs.submit(record)
 
     async def _classify(self, response: Response) -> str:
         try:
-            return await self.runtime.hooks.classify_bounce(response)
+            return await self.manager.hooks.classify_bounce(response)
         except Exception as exc:
             log.error("bounce classification failed", error=str(exc))
             return "Uncategorized"
@@ -175,7 +175,7 @@ class Outcomes:
         the spool and the logs. If the sinks don't confirm in time, the spool record stays
         and the next start handles the message again (at-least-once).
         """
-        logs = self.runtime.logs
+        logs = self.manager.logs
         confirmed = True
         if ticket and logs is not None:
             # A sink that cannot write (a full log disk) retries until it can: wait for it

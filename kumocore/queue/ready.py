@@ -83,9 +83,9 @@ class ReadyQueue:
         # Held by a traffic shaping automation ``Suspend`` until this time (unix seconds).
         self.suspended_until = 0.0
         self._resume: asyncio.TimerHandle | None = None
-        tsa = manager.runtime.tsa
+        tsa = manager.tsa
         if tsa is not None:  # a path opened while a Suspend holds starts held
-            self.suspend_until(tsa.applier.held_until.get(key.name, 0.0))
+            self.suspend_until(tsa.held_until(key.name))
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.overflow)

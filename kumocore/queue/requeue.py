@@ -31,13 +31,13 @@ TRANSIENT_CONTEXT = ("LoggedTransientFailure",)
 
 async def requeue_event(manager: QueueManager, message: Message, response: Response) -> bool:
     """Run ``requeue_message``; True when the message was re-bound (and is handled)."""
-    runtime = manager.runtime
-    if not runtime.hooks.implemented("requeue_message"):
+    hooks = manager.hooks
+    if not hooks.implemented("requeue_message"):
         return False
     queue = manager.queue_of(message)
     before = queue.name if queue is not None else None
     try:
-        await runtime.hooks.requeue_message(
+        await hooks.requeue_message(
             message, response.to_single_line(), list(TRANSIENT_CONTEXT), True, None)
         name = message.queue_name()
         if name == before:
@@ -45,7 +45,7 @@ async def requeue_event(manager: QueueManager, message: Message, response: Respo
         config = None
         if name != NULL_QUEUE:
             parts = parse_queue_name(name)
-            config = await runtime.hooks.get_queue_config(
+            config = await hooks.get_queue_config(
                 parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
             if config is None:
                 raise LookupError(f"no queue configuration for {name!r}")
@@ -59,11 +59,9 @@ async def requeue_event(manager: QueueManager, message: Message, response: Respo
     message.due = None if schedule is None else schedule.adjust(time.time())
     await manager.forget(message, keep_spooled=True)
     if config is None:  # re-bound to the null queue: discarded
-        if runtime.store is not None:
-            await runtime.store.remove(message.id)
+        await manager.store.remove(message.id)
         return True
-    if runtime.store is not None:
-        await runtime.store.save_meta(message)
+    await manager.store.save_meta(message)
     log.info("message re-bound by requeue_message", id=message.id, queue=name)
     manager.insert(message, name, config)
     return True

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kumocore.delivery.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
+from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
 from kumocore.queue.pool import WeightedRoundRobin
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.queue_name import parse_queue_name
@@ -47,7 +47,7 @@ class Router:
 
     def __init__(self, manager: QueueManager) -> None:
         self.manager = manager
-        self.hooks = manager.runtime.hooks
+        self.hooks = manager.hooks
         # Asked on the first routed message, not per message (~3 µs): the policy and the
         # plugins are registered by then.
         self._throttle_event: bool | None = None
@@ -177,7 +177,7 @@ class Router:
         from kumocore.dns import DnsError
 
         try:
-            mx = await self.manager.runtime.resolver.lookup_mx(domain)
+            mx = await self.manager.resolver.lookup_mx(domain)
             mx = await self.manager.mta_sts.apply(domain, mx)  # enforce: allowed hosts only
         except DnsError as exc:
             # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kumocore.status.responses import log_for
-
 __all__ = ["local_status", "process_start_time", "queue_manager"]
 
 #: The outcome counters shown, by their ``/metrics`` names.
@@ -128,7 +126,7 @@ def local_status(runtime: Any, *, summary: dict[str, Any] | None, received: dict
         "bounces": [_rule(r, now) for r in rules.list_bounces()] if rules else [],
         # traffic shaping automation actions in force, as of its last sync (kumocore.tsa)
         "automation": _automation(runtime, now),
-        "recent": log_for(runtime).recent(),
+        "recent": manager.responses.recent() if manager is not None else [],
         "node": {
             "hostname": runtime.hostname,
             "nodeid": runtime.nodeid,

@@ -16,22 +16,13 @@ PACKAGE = Path(__file__).resolve().parents[2] / "kumocore"
 #: Modules in an import circle today (to be untangled by the architecture step).
 KNOWN_IN_CIRCLES = frozenset({
     "kumocore.message", "kumocore.queue_name",
-    "kumocore.admin.peers", "kumocore.admin.routes", "kumocore.admin.summary",
-    "kumocore.builtins", "kumocore.inject_api", "kumocore.intake", "kumocore.metrics",
-    "kumocore.queue.egress", "kumocore.queue.manager", "kumocore.queue.outcomes",
-    "kumocore.queue.ready", "kumocore.queue.rebind", "kumocore.queue.requeue",
-    "kumocore.queue.maildir",
-    "kumocore.queue.routing", "kumocore.runtime", "kumocore.runtime_functions",
-    "kumocore.tasks", "kumocore.throttle.policy",
+    # the queue manager and the parts it builds, which call back into it:
+    "kumocore.delivery.custom_lua", "kumocore.queue.egress", "kumocore.queue.maildir",
+    "kumocore.queue.manager", "kumocore.queue.outcomes", "kumocore.queue.ready",
+    "kumocore.queue.requeue", "kumocore.queue.routing",
     "kumocore.smtp.auth", "kumocore.smtp.commands", "kumocore.smtp.limits",
     "kumocore.smtp.receive", "kumocore.smtp.rejections", "kumocore.smtp.rewrite",
     "kumocore.smtp.server", "kumocore.smtp.session", "kumocore.smtp.proxied",
-    # joined through the runtime and the queue manager when log hooks, automation and
-    # DSNs landed (the same knot, grown):
-    "kumocore.custom_events", "kumocore.delivery.custom_lua", "kumocore.loghooks.sink",
-    "kumocore.reports.dsn", "kumocore.tsa.admin_share", "kumocore.tsa.apply",
-    "kumocore.tsa.engine", "kumocore.tsa.events_ws", "kumocore.tsa.http",
-    "kumocore.tsa.metrics", "kumocore.tsa.setup",
 })  # fmt: skip
 
 

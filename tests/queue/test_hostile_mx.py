@@ -174,7 +174,8 @@ async def test_a_message_rate_store_error_puts_the_message_back_not_stranding_it
 ) -> None:
     bench: Bench = await make_bench(
         path={"smtp_port": mx.port, "max_message_rate": "100/s", **SHORT_TIMEOUTS})
-    store = bench.queues.egress.local
+    store = bench.queues.throttles  # the node's store, which the path's rate counts in
+    assert store is not None
     real_throttle = store.throttle
     failures: list[bool] = []
 
