@@ -4,34 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from kumocore.queue.ready import LEASE_SECONDS, ConnectionFailed
+from kumocore.queue.ready import LEASE_SECONDS, ConnectionFailed, Slot
 from kumocore.queue.rewrite_status import rewrite_delivery_status
 from kumocore.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
     from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.dns import Resolver
     from kumocore.dns.mx import MxTarget
+    from kumocore.hooks import Hooks
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
-    from kumocore.queue.ready import ReadyQueue
+    from kumocore.queue.ready import PathOutcomes, ReadyQueue
+    from kumocore.queue.schedule import ScheduledQueue
+    from kumocore.spool.store import MessageStore
     from kumocore.throttle.spec import ThrottleSpec
     from kumocore.throttle.store import Lease, ThrottleStore
 
 log = structlog.get_logger("kumocore.egress")
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """A held connection slot: the leases of the path's ``connection_limit`` and of each
-    of its ``additional_connection_limits``, with the stores that granted them."""
-
-    leases: tuple[tuple[ThrottleStore, Lease], ...]
 
 
 #: The longest a connection waits for the message rate before handing its slot back.
@@ -47,10 +41,38 @@ class _NoAddress(Exception):
         self.filtered = filtered
 
 
+class EgressOwner(Protocol):
+    """What the egress needs of the queue manager that builds it."""
+
+    @property
+    def hooks(self) -> Hooks: ...
+
+    @property
+    def resolver(self) -> Resolver: ...
+
+    @property
+    def store(self) -> MessageStore: ...
+
+    @property
+    def throttles(self) -> ThrottleStore | None: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+    @property
+    def outcomes(self) -> PathOutcomes: ...
+
+    def queue_of(self, message: Message) -> ScheduledQueue | None: ...
+
+    async def load_data(self, message: Message) -> bytes | None: ...
+
+    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
+
+
 class Egress:
     """Throttles, connections and sends for ready queues."""
 
-    def __init__(self, manager: QueueManager) -> None:
+    def __init__(self, manager: EgressOwner) -> None:
         from kumocore.throttle.local import LocalThrottleStore
 
         self.manager = manager

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -21,7 +20,7 @@ from kumocore.queue.egress import Egress
 from kumocore.queue.outcomes import Outcomes
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.queue.routing import Router
-from kumocore.queue.schedule import Scheduler
+from kumocore.queue.schedule import ScheduledQueue, Scheduler
 from kumocore.response import Response
 from kumocore.status.responses import ResponseLog
 
@@ -38,19 +37,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kumocore.queue")
 
 ROUTING_WORKERS = 16
-
-
-@dataclass
-class ScheduledQueue:
-    """One scheduled queue (``campaign:tenant@domain``) and its configuration."""
-
-    name: str
-    config: QueueConfig
-    ids: set[str] = field(default_factory=set)
-
-    @property
-    def pool_name(self) -> str:
-        return self.config.egress_pool or "unspecified"
 
 
 class QueueManager:

@@ -12,12 +12,12 @@ import asyncio
 import random
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from kumocore.queue.path_stats import OutcomeStats
-from kumocore.queue.requeue import requeue_event
+from kumocore.queue.requeue import RequeueOwner, requeue_event
 from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
@@ -25,10 +25,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from kumocore.delivery.tls import SessionInfo
-    from kumocore.logs.dispatch import Ticket
+    from kumocore.logs.dispatch import LogDispatcher, Ticket
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.automation import Automation
     from kumocore.queue.ready import ReadyQueue
+    from kumocore.status.responses import ResponseLog
 
     #: KumoMTA's ``{address, server, protocol}`` (or just ``"ip:port"``) of a connection.
     SourceAddress = Mapping[str, Any] | str | None
@@ -45,10 +46,29 @@ def _path_name(path: ReadyQueue | None) -> str | None:
     return path.key.name if path is not None else None
 
 
+class OutcomeOwner(RequeueOwner, Protocol):
+    """What the outcomes need of the queue manager that builds them: where records go,
+    and how a message is rescheduled or forgotten."""
+
+    @property
+    def logs(self) -> LogDispatcher: ...
+
+    @property
+    def nodeid(self) -> str: ...
+
+    @property
+    def responses(self) -> ResponseLog: ...
+
+    @property
+    def tsa(self) -> Automation | None: ...
+
+    async def persist_and_schedule(self, message: Message, due: float) -> None: ...
+
+
 class Outcomes:
     """Records outcomes, updates the spool and reschedules."""
 
-    def __init__(self, manager: QueueManager) -> None:
+    def __init__(self, manager: OutcomeOwner) -> None:
         self.manager = manager
         self.counters = {
             "delivered": 0,

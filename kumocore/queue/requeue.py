@@ -11,7 +11,7 @@ moves to its new scheduled queue and is due at once — unless its own schedule
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -19,9 +19,12 @@ from kumocore.queue_name import NULL_QUEUE, parse_queue_name
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
+    from kumocore.config import QueueConfig
+    from kumocore.hooks import Hooks
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.schedule import ScheduledQueue
     from kumocore.response import Response
+    from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.queue")
 
@@ -29,7 +32,23 @@ log = structlog.get_logger("kumocore.queue")
 TRANSIENT_CONTEXT = ("LoggedTransientFailure",)
 
 
-async def requeue_event(manager: QueueManager, message: Message, response: Response) -> bool:
+class RequeueOwner(Protocol):
+    """What re-binding needs of the queue manager (which calls it through the outcomes)."""
+
+    @property
+    def hooks(self) -> Hooks: ...
+
+    @property
+    def store(self) -> MessageStore: ...
+
+    def queue_of(self, message: Message) -> ScheduledQueue | None: ...
+
+    def insert(self, message: Message, queue_name: str, config: QueueConfig) -> None: ...
+
+    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
+
+
+async def requeue_event(manager: RequeueOwner, message: Message, response: Response) -> bool:
     """Run ``requeue_message``; True when the message was re-bound (and is handled)."""
     hooks = manager.hooks
     if not hooks.implemented("requeue_message"):
