@@ -285,20 +285,38 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     server = Server(runtime)
     await server.start()
     freeze_survivors()
+    # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
+    await run_until_stopped(
+        server, shutdown_timeout,
+        on_sighup=lambda: log.warning("SIGHUP ignored: reloading the policy is not "
+                                      "supported yet; restart to apply changes"),
+        ready=lambda: log.info("kumocore ready", policy=policy, hostname=runtime.hostname),
+    )  # fmt: skip
+    log.info("kumocore stopped")
+    return 0
+
+
+async def run_until_stopped(
+    server: Server,
+    shutdown_timeout: float,
+    *,
+    on_sighup: Callable[[], None],
+    ready: Callable[[], None],
+    **log_fields: object,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop ``server`` within ``shutdown_timeout``
+    (``kumocore serve`` and each ``--workers`` worker). ``ready`` runs once the signal
+    handlers are in place, so a signal sent on seeing it is never missed."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
-        "SIGHUP ignored: reloading the policy is not supported yet; restart to apply changes"))
-    log.info("kumocore ready", policy=policy, hostname=runtime.hostname)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    ready()
     await stop.wait()
-    log.info("shutting down", timeout=shutdown_timeout)
+    log.info("shutting down", timeout=shutdown_timeout, **log_fields)
     try:
         async with asyncio.timeout(shutdown_timeout):
             await server.stop(shutdown_timeout)
     except TimeoutError:
         log.error("shutdown timed out; spooled messages are recovered at next start")
-    log.info("kumocore stopped")
-    return 0
