@@ -22,18 +22,18 @@ KNOWN_IN_CIRCLES = frozenset({
 })  # fmt: skip
 
 
-def _modules() -> dict[str, Path]:
+def _modules(package: Path) -> dict[str, Path]:
     modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         modules[".".join(parts)] = path
     return modules
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = _modules()
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    modules = _modules(package)
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -102,3 +102,16 @@ def test_no_module_outside_the_known_circles_joins_an_import_circle() -> None:
 def test_the_circle_finder_finds_a_two_module_circle() -> None:
     graph = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert modules_in_circles(graph) == {"a", "b"}
+
+
+def test_importing_a_submodule_from_its_package_is_an_edge_to_the_submodule_only(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from pkg import a\nVERSION = 1\n")
+    (package / "a.py").write_text("from pkg import b\n")
+    (package / "b.py").write_text("from pkg import VERSION\n")
+    graph = import_graph(package)
+    assert graph == {"pkg": {"pkg.a"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg"}}
+    assert modules_in_circles(graph) == {"pkg", "pkg.a", "pkg.b"}
