@@ -73,15 +73,21 @@ def breakdown(count: int, body: bytes) -> Breakdown:
     from bench.recovery import meta_template
     from kumocore.config import QueueConfig
     from kumocore.ids import new_message_id
+    from kumocore.logs.dispatch import LogDispatcher
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.runtime import Runtime
+    from kumocore.spool.base import MemorySpool
+    from kumocore.spool.store import MessageStore
 
     template = meta_template(body, time.time() + 3600)
     head, tail = template.split(b"RCPTPLACEHOLDER")
     records = [(new_message_id(), b"%s%d%s" % (head, n, tail)) for n in range(count)]
     runtime = Runtime(load_entrypoints=False)
-    manager = QueueManager(runtime)
+    manager = QueueManager(
+        hooks=runtime.hooks, resolver=runtime.resolver,
+        store=MessageStore(MemorySpool("data"), MemorySpool("meta")), logs=LogDispatcher([]),
+        hostname=runtime.hostname, nodeid=runtime.nodeid)  # fmt: skip
     config = QueueConfig.from_options({})
     gc.collect()
     tracemalloc.start()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     )
     from kumocore.kumo_api import Kumo
     from kumocore.loghooks.sink import LogHookSink
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 policy_log = structlog.get_logger("kumocore.policy")
 
@@ -91,7 +91,7 @@ def _where(path: str, exc: BaseException) -> str:
     return f"{path}:{line}" if line else path
 
 
-def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+def _runtime_io_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     """Tasks, HTTP, secrets, throttles, injection and DNS lists (issue 16, item 6)."""
     from kumocore.dkim.verify import use_resolvers
     from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
@@ -122,7 +122,7 @@ def _runtime_io_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
 class CorePlugin:
     """Defines the server from policy calls and supplies KumoMTA's defaults."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: PolicyHost) -> None:
         self.runtime = runtime
         self.log_hooks: list[LogHookSink] = []
 

@@ -6,7 +6,7 @@ features call it by name: ``configure_log_hook { name = 'webhook' }`` calls
 operator's policy plugin offers such handlers through :class:`CustomEventSource` (the Lua
 policy does); features look them up with :func:`custom_event_source`::
 
-    source = custom_event_source(runtime, "make.webhook")
+    source = custom_event_source(pm, "make.webhook")
     if source is None:
         raise ConfigError("configure_log_hook: the policy registers no 'make.webhook'")
     constructor = await source.call_custom_event("make.webhook", domain, tenant, campaign)
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from kumocore.plugins import POLICY_PLUGIN_NAME
+
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    import pluggy
 
 
 @runtime_checkable
@@ -36,11 +38,9 @@ class CustomEventSource(Protocol):
         ...
 
 
-def custom_event_source(runtime: Runtime, name: str) -> CustomEventSource | None:
+def custom_event_source(pm: pluggy.PluginManager, name: str) -> CustomEventSource | None:
     """The loaded policy, when it registered a handler for the custom event ``name``."""
-    from kumocore.runtime import POLICY_PLUGIN_NAME
-
-    policy = runtime.pm.get_plugin(POLICY_PLUGIN_NAME)
+    policy = pm.get_plugin(POLICY_PLUGIN_NAME)
     if isinstance(policy, CustomEventSource) and policy.has_custom_event(name):
         return policy
     return None

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import ConfigError
 from kumocore.message import Message
+from kumocore.policy_host import running
 from kumocore.policyfn import policy_function
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 
-def make_inject_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+def make_inject_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     """The ``make_message``/``inject_message`` entries of ``kumo_register_policy_functions``."""
 
     @policy_function(table=False)
@@ -41,11 +42,7 @@ def make_inject_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
         if deferred_spool:
             raise ConfigError(
                 "kumo.inject_message: deferred_spool is not supported by kumocore yet")
-        intake = runtime.intake
-        if intake is None:
-            raise ConfigError(
-                "kumo.inject_message: the server is not running yet (call it from an event "
-                "handler, not while the policy loads)")
+        intake = running(runtime, "kumo.inject_message").intake
         [outcome] = await intake.accept(
             [message], reception_protocol="Lua",
             without_reception_record=frozenset({message.id}))

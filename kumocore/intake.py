@@ -13,18 +13,23 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import structlog
 
 from kumocore.errors import Rejection
+from kumocore.logs.journal import Journal
 from kumocore.logs.record import PeerAddress
 from kumocore.queue_name import NULL_QUEUE
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
+    from kumocore.hooks import Hooks
+    from kumocore.logs.dispatch import LogDispatcher
     from kumocore.message import Message
-    from kumocore.runtime import Runtime
+    from kumocore.node_metrics import ReceptionCounter
+    from kumocore.spool.storage_guard import StorageMonitor
+    from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.intake")
 
@@ -33,6 +38,14 @@ _T = TypeVar("_T")
 LOG_ROOM_SECONDS = 10.0
 #: Bound on cached queue configurations (one per distinct queue name).
 MAX_CACHED_QUEUE_CONFIGS = 100_000
+
+
+class QueueInsert(Protocol):
+    """What intake needs of the queues (:class:`kumocore.queue.manager.QueueManager`)."""
+
+    def insert(self, message: Message, queue_name: str, config: QueueConfig) -> None:
+        """Queue a durable message in its scheduled queue."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +94,23 @@ async def _each(
 class Intake:
     """The reception → spool → log → queue pipeline."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        *,
+        hooks: Hooks,
+        store: MessageStore,
+        logs: LogDispatcher | None,
+        queues: QueueInsert,
+        nodeid: str,
+        receptions: ReceptionCounter,
+        storage: StorageMonitor | None = None,
+    ) -> None:
+        # What the pipeline writes to, given by the server (kumocore.services).
+        self.hooks, self.store, self.logs, self.queues = hooks, store, logs, queues
+        self.nodeid, self.receptions, self.storage = nodeid, receptions, storage
         self._configs: dict[str, tuple[QueueConfig, float]] = {}
+        #: Builds the Reception records (kumocore.logs.journal).
+        self.journal = Journal(logs, nodeid, hooks.classify_bounce)
 
     async def resolve_queue_config(self, message: Message) -> tuple[str, QueueConfig | None]:
         """The scheduled queue name and its configuration (None for the null queue).
@@ -101,7 +128,7 @@ class Intake:
         now = time.monotonic()
         if cached is not None and cached[1] > now:
             return name, cached[0]
-        config = await self.runtime.hooks.get_queue_config(
+        config = await self.hooks.get_queue_config(
             parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
         if config is not None:
             if len(self._configs) >= MAX_CACHED_QUEUE_CONFIGS:
@@ -146,13 +173,8 @@ class Intake:
                     and result.message.id not in without_reception_record:
                 self._log_reception(result.message, NULL_QUEUE, reception_protocol)
 
-        from kumocore.metrics import reception_counter
-
-        received = reception_counter(self.runtime)
-        store = self.runtime.store
-        if store is None:
-            raise RuntimeError("intake used before the spool was started")
-        saved = await _each(store.save, [messages[i] for i, _, _ in to_save])
+        received = self.receptions
+        saved = await _each(self.store.save, [messages[i] for i, _, _ in to_save])
         for (index, queue, config), error in zip(to_save, saved, strict=True):
             message = messages[index]
             if isinstance(error, BaseException):
@@ -161,7 +183,7 @@ class Intake:
                 continue
             if message.id not in without_reception_record:
                 self._log_reception(message, queue, reception_protocol)
-            self.runtime.queues.insert(message, queue, config)
+            self.queues.insert(message, queue, config)
             received.add(reception_protocol)
             results[index] = Accepted(message)
         return [r for r in results if r is not None]
@@ -170,10 +192,10 @@ class Intake:
         """Why no message may be stored now (spool disk under its floor, log sinks too
         far behind), or None. Checked before anything is spooled, so a refusal costs the
         client a retry and loses nothing."""
-        storage = self.runtime.storage
+        storage = self.storage
         if storage is not None and storage.over_limit:
             return storage.refusal()
-        logs = self.runtime.logs
+        logs = self.logs
         if logs is not None and not logs.has_room() and not await logs.room(LOG_ROOM_SECONDS):
             # Their Reception records could not be kept: hold reception back instead.
             return Rejection(451, "4.3.0 log writing is behind. Try later")
@@ -182,5 +204,5 @@ class Intake:
     def _log_reception(self, message: Message, queue: str, reception_protocol: str) -> None:
         peer = PeerAddress(str(message.meta.get("ehlo_domain", "")),
                            peer_ip(str(message.meta.get("received_from", ""))))
-        self.runtime.journal.reception(
+        self.journal.reception(
             message, queue=queue, peer=peer, protocol=reception_protocol)

@@ -1,9 +1,9 @@
 """Prometheus metrics: ``/metrics`` (text format 0.0.4) and ``/metrics.json``.
 
 Nothing is counted twice: a :class:`KumocoreCollector` reads the live counters the queue
-manager, the log dispatcher and the hook caller already keep, at scrape time. Each
-:class:`~kumocore.runtime.Runtime` has its own :class:`CollectorRegistry` (never the
-global one: tests build many runtimes in one process).
+manager, the log dispatcher and the hook caller already keep, at scrape time. Each node
+has its own :class:`CollectorRegistry`, held by its :class:`~kumocore.services.Services`
+(never the global one: tests start many nodes in one process).
 
 Names follow KumoMTA where it has the metric (``total_messages_delivered``,
 ``scheduled_count``...), unprefixed and without a ``_total`` suffix, so KumoMTA dashboards
@@ -17,7 +17,6 @@ series labelled ``other``, so a flood of one-off domains cannot blow up Promethe
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +26,10 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from kumocore import __version__
+from kumocore.node_metrics import ReceptionCounter
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.services import Services
 
 __all__ = [
     "CONTENT_TYPE",
@@ -61,42 +61,19 @@ _OUTCOMES = (
 )
 
 
-class ReceptionCounter:
-    """Messages accepted (durable and queued) per listener service, for this process.
-
-    Intake calls :meth:`add` once per accepted message; nothing else can tell a received
-    message from a recovered one, so received is counted at the source, not derived.
-    """
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {"esmtp_listener": 0, "http_listener": 0}
-
-    def add(self, reception_protocol: str, count: int = 1) -> None:
-        """Count ``count`` messages received over ``reception_protocol`` (``ESMTP``/``HTTP``)."""
-        service = f"{reception_protocol.lower()}_listener"
-        self.counts[service] = self.counts.get(service, 0) + count
+def reception_counter(services: Services) -> ReceptionCounter:
+    """The node's reception counter."""
+    return services.metrics.receptions
 
 
-_receptions: weakref.WeakKeyDictionary[Runtime, ReceptionCounter] = weakref.WeakKeyDictionary()
-_registries: weakref.WeakKeyDictionary[Runtime, CollectorRegistry] = weakref.WeakKeyDictionary()
-
-
-def reception_counter(runtime: Runtime) -> ReceptionCounter:
-    """The runtime's reception counter (created on first use)."""
-    counter = _receptions.get(runtime)
-    if counter is None:
-        counter = _receptions[runtime] = ReceptionCounter()
-    return counter
-
-
-def registry_for(runtime: Runtime) -> CollectorRegistry:
-    """The runtime's registry: kumocore's collector plus the standard ``process_*`` one."""
-    registry = _registries.get(runtime)
+def registry_for(services: Services) -> CollectorRegistry:
+    """The node's registry: kumocore's collector plus the standard ``process_*`` one."""
+    registry = services.metrics.registry
     if registry is None:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(KumocoreCollector(runtime))
+        registry.register(KumocoreCollector(services))
         ProcessCollector(registry=registry)
-        _registries[runtime] = registry
+        services.metrics.registry = registry
     return registry
 
 
@@ -150,32 +127,29 @@ def _labelled(name: str, typ: str, label: str, values: Mapping[str, float]) -> M
 
 
 class KumocoreCollector(Collector):
-    """Reads one runtime's live counters and queue sizes at scrape time."""
+    """Reads one node's live counters and queue sizes at scrape time."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
     def collect(self) -> Iterable[Metric]:
         yield _labelled("kumocore_build_info", "gauge", "version", {__version__: 1})
-        received = reception_counter(self.runtime).counts
+        received = self.services.metrics.receptions.counts
         yield _labelled("total_messages_received", "counter", "service", received)
         yield from self._queue_metrics()
         yield from self._log_metrics()
         yield from self._hook_metrics()
-        from kumocore.delivery.dane import dane_counts
-
-        yield _labelled("dane_result_count", "counter", "result", dane_counts(self.runtime))
+        yield _labelled("dane_result_count", "counter", "result",
+                        self.services.queues.dane_counts)
         from kumocore.tsa.metrics import tsa_metrics
 
-        yield from tsa_metrics(self.runtime.tsa)
+        yield from tsa_metrics(self.services.tsa)
 
     def _queue_metrics(self) -> Iterator[Metric]:
-        manager = self.runtime.queues
-        counters: Mapping[str, int] = manager.outcomes.counters if manager is not None else {}
+        manager = self.services.queues
+        counters: Mapping[str, int] = manager.outcomes.counters
         for key, name, doc in _OUTCOMES:
             yield _single(name, "counter", counters.get(key, 0), doc)
-        if manager is None:
-            return
         from kumocore.admin.summary import ready_entries, scheduled_counts
 
         ready = ready_entries(manager)
@@ -190,14 +164,13 @@ class KumocoreCollector(Collector):
         yield _labelled("kumocore_admin_rules", "gauge", "kind", rules)
 
     def _log_metrics(self) -> Iterator[Metric]:
-        logs = self.runtime.logs
-        stats: Mapping[str, Mapping[str, int]] = logs.stats() if logs is not None else {}
+        stats: Mapping[str, Mapping[str, int]] = self.services.logs.stats()
         for key in ("written", "dropped", "errors", "shed"):
             values = {sink: counts.get(key, 0) for sink, counts in stats.items()}
             yield _labelled(f"kumocore_log_sink_{key}_total", "counter", "sink", values)
 
     def _hook_metrics(self) -> Iterator[Metric]:
-        timings = self.runtime.hooks.caller.timings
+        timings = self.services.hooks.caller.timings
         calls = {name: t.calls for name, t in timings.items()}
         yield _labelled("kumocore_hook_calls_total", "counter", "hook", calls)
         seconds = {name: t.seconds for name, t in timings.items()}

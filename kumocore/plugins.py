@@ -25,6 +25,8 @@ from kumocore import hookspecs
 ENTRY_POINT_GROUP = "kumocore"
 AUTOLOAD_ENV = "KUMOCORE_DISABLE_PLUGIN_AUTOLOAD"
 BLOCK_ENV = "KUMOCORE_BLOCK_PLUGINS"
+#: The name the operator's policy is registered under (custom events look it up).
+POLICY_PLUGIN_NAME = "policy"
 
 
 class PluginLoadError(Exception):
@@ -103,14 +105,19 @@ def make_plugin_manager(
     load_entrypoints: bool | None = None,
     blocked: Iterable[str] = (),
     plugins: Iterable[tuple[str, Any]] = (),
+    core: tuple[str, object] | None = None,
 ) -> pluggy.PluginManager:
     """A fresh plugin manager with kumocore's hook specs and the installed plugins.
 
-    ``plugins`` are extra ``(name, plugin)`` pairs registered after entry points, so they run
-    before them (pluggy calls the most recently registered first).
+    ``core`` (the built-in plugin) is registered first, so it is called last: built-in
+    defaults are the fallback for every lookup. ``plugins`` are extra ``(name, plugin)``
+    pairs registered after entry points, so they run before them (pluggy calls the most
+    recently registered first); the operator's policy is registered later still.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
+    if core is not None:
+        register_plugin(pm, core[1], core[0])
     if load_entrypoints is None:
         load_entrypoints = os.environ.get(AUTOLOAD_ENV, "") not in ("1", "true", "yes")
     if load_entrypoints:

@@ -2,7 +2,8 @@
 
 :class:`Runtime` is the state one kumocore process shares between its components: the hook
 facade, the ``kumo`` API object, what the policy's ``init`` defined (:class:`ServerConfig`),
-the DNS resolver, and — once the server starts — spools, queues, logs and throttles.
+the DNS resolver, and — once the server starts — its :class:`~kumocore.services.Services`
+(spools, queues, logs, throttles...), built by :func:`kumocore.server.wire_services`.
 ``kumocore validate`` stops after :meth:`Runtime.load`; ``kumocore serve`` goes on to
 :class:`kumocore.server.Server`.
 """
@@ -13,52 +14,39 @@ import inspect
 import os
 import socket
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 import structlog
 
-from kumocore import hookspecs
+from kumocore.builtins import CorePlugin
+from kumocore.config.defined import ServerConfig
+from kumocore.dns import Resolver
 from kumocore.errors import ConfigError, PolicyError
 from kumocore.hooks import Hooks
 from kumocore.kumo_api import Kumo
 from kumocore.logs.journal import Journal
-from kumocore.plugins import PluginLoadError, load_entry_points, register_plugin
+from kumocore.plugins import (
+    POLICY_PLUGIN_NAME,
+    PluginLoadError,
+    make_plugin_manager,
+    register_plugin,
+)
 from kumocore.validation import ValidationReport
 
 if TYPE_CHECKING:
     from kumocore.admin.peers import NodePeers
-    from kumocore.config import (
-        EgressPool,
-        EgressSource,
-        EsmtpListenerConfig,
-        HttpListenerConfig,
-        SpoolDefinition,
-    )
-    from kumocore.dns import Resolver
     from kumocore.intake import Intake
     from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.queue.manager import QueueManager
+    from kumocore.services import Services
     from kumocore.spool.storage_guard import StorageMonitor
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
     from kumocore.tsa.engine import TsaEngine
 
 log = structlog.get_logger("kumocore.runtime")
-
-POLICY_PLUGIN_NAME = "policy"
-
-
-@dataclass
-class ServerConfig:
-    """Everything the policy's ``init`` defined, in definition order."""
-
-    spools: dict[str, SpoolDefinition] = field(default_factory=dict)
-    esmtp_listeners: list[EsmtpListenerConfig] = field(default_factory=list)
-    http_listeners: list[HttpListenerConfig] = field(default_factory=list)
-    egress_sources: dict[str, EgressSource] = field(default_factory=dict)
-    egress_pools: dict[str, EgressPool] = field(default_factory=dict)
 
 
 class Runtime:
@@ -73,9 +61,6 @@ class Runtime:
         hostname: str | None = None,
         hook_timeout: float | None = 30.0,
     ) -> None:
-        from kumocore.builtins import CorePlugin
-        from kumocore.dns import Resolver
-
         self.hostname = hostname or socket.gethostname()
         self.nodeid = str(uuid.uuid4())
         self.config = ServerConfig()
@@ -88,43 +73,55 @@ class Runtime:
         self.reuse_port = False
         #: The other workers of this node (``serve --workers N``), for node-wide admin answers.
         self.node: NodePeers | None = None
-        # Services attached by kumocore.server once it starts; None until then.
-        self.store: MessageStore | None = None
-        self.logs: LogDispatcher | None = None
-        self.queues: Any = None
-        self.throttles: ThrottleStore | None = None
-        self.intake: Intake | None = None
-        self.storage: StorageMonitor | None = None  # free space under the spools
-        #: Traffic shaping automation, when the shaping helper set it up (kumocore.tsa).
+        #: Traffic shaping automation, when the policy's ``init`` set it up (kumocore.tsa).
         self.tsa: TsaEngine | None = None
+        #: The started node's services (:func:`kumocore.server.wire_services`); None until
+        #: the server starts.
+        self.services: Services | None = None
         self._journal: Journal | None = None
-
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-        self.pm.add_hookspecs(hookspecs)
-        # The core registers first so that it is called last: built-in defaults are the
-        # fallback for every lookup, and the operator's policy (registered last) goes first.
-        register_plugin(self.pm, CorePlugin(self), "kumocore.core")
-        if load_entrypoints is None:
-            load_entrypoints = os.environ.get("KUMOCORE_DISABLE_PLUGIN_AUTOLOAD", "") not in (
-                "1",
-                "true",
-                "yes",
-            )
-        if load_entrypoints:
-            load_entry_points(self.pm, blocked)
-        for name, plugin in extra_plugins:
-            register_plugin(self.pm, plugin, name)
+        self.pm = make_plugin_manager(
+            load_entrypoints=load_entrypoints,
+            blocked=blocked,
+            plugins=extra_plugins,
+            core=("kumocore.core", CorePlugin(self)),
+        )
         self.hooks = Hooks(self.pm, timeout=hook_timeout)
         self.kumo = Kumo({name: fn for name, (_, fn) in self.hooks.policy_functions().items()})
 
     @property
     def journal(self) -> Journal:
-        """The log journal over the current log dispatcher (it writes nothing before
-        the server attached one)."""
+        """The log journal over the started node's log dispatcher (before the start it
+        writes nothing)."""
         journal = self._journal
         if journal is None or journal.logs is not self.logs:
             journal = self._journal = Journal(self.logs, self.nodeid, self.hooks.classify_bounce)
         return journal
+
+    # Shortcuts to the started services, for the listeners that hold the runtime; None
+    # before the start. New code takes :class:`~kumocore.services.Services` instead.
+    @property
+    def store(self) -> MessageStore | None:
+        return self.services.store if self.services is not None else None
+
+    @property
+    def logs(self) -> LogDispatcher | None:
+        return self.services.logs if self.services is not None else None
+
+    @property
+    def queues(self) -> QueueManager | None:
+        return self.services.queues if self.services is not None else None
+
+    @property
+    def throttles(self) -> ThrottleStore | None:
+        return self.services.throttles if self.services is not None else None
+
+    @property
+    def intake(self) -> Intake | None:
+        return self.services.intake if self.services is not None else None
+
+    @property
+    def storage(self) -> StorageMonitor | None:
+        return self.services.storage if self.services is not None else None
 
     # ------------------------------------------------------------------ policy
     async def load_policy(self, path: str | os.PathLike[str]) -> None:

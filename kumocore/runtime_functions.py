@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 
-def make_runtime_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+def make_runtime_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     async def invoke_get_egress_path_config(
         routing_domain: str, egress_source: str, site_name: str
     ) -> EgressPathConfig | None:

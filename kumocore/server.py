@@ -21,12 +21,18 @@ import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.intake import Intake
+from kumocore.node_metrics import NodeMetrics
+from kumocore.queue.manager import QueueManager
 from kumocore.runtime import Runtime
+from kumocore.services import Services
 from kumocore.spool.base import MemorySpool, Spool
 from kumocore.spool.store import MessageStore
 
 if TYPE_CHECKING:
     from kumocore.config import SpoolDefinition
+    from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.spool.storage_guard import StorageMonitor
+    from kumocore.throttle.store import ThrottleStore
 
 log = structlog.get_logger("kumocore.server")
 
@@ -73,6 +79,7 @@ class Server:
         self.listeners: list[Listener] = []
         self.started = False
         self._unbound: list[tuple[str, Callable[[], Awaitable[Listener]]]] | None = None
+        self._storage: StorageMonitor | None = None  # started first, stopped last
 
     def _make_spool(self, name: str, kinds: dict[str, Any]) -> Spool:
         definition: SpoolDefinition | None = self.runtime.config.spools.get(name)
@@ -105,8 +112,8 @@ class Server:
             ) from exc
 
     def _storage_failed(self) -> None:
-        if self.runtime.storage is not None:
-            self.runtime.storage.check()
+        if self._storage is not None:
+            self._storage.check()
 
     async def start(self, *, listen: bool = True) -> None:
         """Start everything; with ``listen=False`` stop short of the listeners.
@@ -118,60 +125,51 @@ class Server:
         runtime = self.runtime
         from kumocore.spool.storage_guard import StorageMonitor
 
-        runtime.storage = StorageMonitor.for_spools(runtime.config.spools.values())
-        runtime.storage.start()
+        storage = self._storage = StorageMonitor.for_spools(runtime.config.spools.values())
+        storage.start()
         kinds = runtime.hooks.spool_kinds()
-        runtime.store = MessageStore(
-            self._make_spool("data", kinds), self._make_spool("meta", kinds)
-        )
-        await self._start_logs()
-        self._start_throttles()
-        from kumocore.queue.manager import QueueManager
+        store = MessageStore(self._make_spool("data", kinds), self._make_spool("meta", kinds))
+        from kumocore.logs.dispatch import LogDispatcher
 
-        runtime.queues = QueueManager(runtime)
-        runtime.intake = Intake(runtime)
-        await runtime.queues.start()
-        if runtime.tsa is not None:
-            runtime.tsa.start()  # after the throttle store: Redis holds automation state
-        await self._recover()
+        logs = LogDispatcher(runtime.hooks.log_sinks())
+        await logs.start()
+        services = wire_services(
+            runtime, store=store, logs=logs, throttles=self._throttles(), storage=storage)
+        await services.queues.start()
+        if services.tsa is not None:
+            # after the throttle store (Redis holds automation state) and the queues
+            services.tsa.start(services.throttles, services.queues)
+        await self._recover(services)
         await self.prepare_listeners()
         if listen:
             await self.start_listeners()
         self.started = True
 
-    async def _start_logs(self) -> None:
-        from kumocore.logs.dispatch import LogDispatcher
-
-        self.runtime.logs = LogDispatcher(self.runtime.hooks.log_sinks())
-        await self.runtime.logs.start()
-
-    def _start_throttles(self) -> None:
+    def _throttles(self) -> ThrottleStore:
         from kumocore.throttle.local import LocalThrottleStore
 
         stores = self.runtime.hooks.throttle_stores()
         node = self.runtime.node
         if stores:
-            self.runtime.throttles = stores[0]  # shared across workers and nodes (Redis)
-        elif node is not None:
+            return stores[0]  # shared across workers and nodes (Redis)
+        if node is not None:
             # serve --workers N: one store for the node, kept by the supervisor.
             from kumocore.throttle.node import NodeThrottleStore, socket_path
 
-            self.runtime.throttles = NodeThrottleStore(socket_path(node.node_dir))
-        else:
-            self.runtime.throttles = LocalThrottleStore()
+            return NodeThrottleStore(socket_path(node.node_dir))
+        return LocalThrottleStore()
 
-    async def _recover(self) -> None:
+    async def _recover(self, services: Services) -> None:
         """Hand every spooled message back to the queues (a 250 survives kill -9)."""
-        runtime = self.runtime
-        assert runtime.store is not None and runtime.intake is not None
+        hooks = services.hooks
         started = time.perf_counter()
         count = 0
-        enumerated = runtime.hooks.implemented("spool_message_enumerated")
-        async for message in runtime.store.recover():
+        enumerated = hooks.implemented("spool_message_enumerated")
+        async for message in services.store.recover():
             if enumerated:  # may re-bind it (meta 'queue'); an error stops the start-up
-                await runtime.hooks.spool_message_enumerated(message)
+                await hooks.spool_message_enumerated(message)
             try:
-                queue, config = await runtime.intake.resolve_queue_config(message)
+                queue, config = await services.intake.resolve_queue_config(message)
             except Exception as exc:
                 # The policy changed under a spooled message: keep it, use defaults.
                 from kumocore.config import QueueConfig
@@ -184,9 +182,9 @@ class Server:
                 )
                 queue, config = message_queue_name(message), QueueConfig.from_options({})
             if config is None:  # now routed to the null queue
-                await runtime.store.remove(message.id)
+                await services.store.remove(message.id)
                 continue
-            runtime.queues.insert(message, queue, config)
+            services.queues.insert(message, queue, config)
             count += 1
         log.info("spool recovered", messages=count, seconds=round(time.perf_counter() - started, 3))
 
@@ -229,20 +227,52 @@ class Server:
         for listener in self.listeners:
             await listener.close()
         self.listeners.clear()
-        if runtime.tsa is not None:
-            await runtime.tsa.stop()
-        if runtime.queues is not None:
-            await runtime.queues.stop(timeout=max(timeout - 2.0, 1.0))
-        if runtime.logs is not None:
-            await runtime.logs.close(timeout=2.0)
+        services = runtime.services
+        if services is not None and services.tsa is not None:
+            await services.tsa.stop()
+        if services is not None:
+            await services.queues.stop(timeout=max(timeout - 2.0, 1.0))
+            await services.logs.close(timeout=2.0)
         await runtime.hooks.shutdown()
-        if runtime.throttles is not None:
-            await runtime.throttles.close()
-        if runtime.store is not None:
-            await runtime.store.close()
-        if runtime.storage is not None:
-            await runtime.storage.stop()
+        if services is not None:
+            await services.throttles.close()
+            await services.store.close()
+        if self._storage is not None:
+            await self._storage.stop()
         self.started = False
+
+
+def wire_services(
+    runtime: Runtime,
+    *,
+    store: MessageStore,
+    logs: LogDispatcher,
+    throttles: ThrottleStore,
+    storage: StorageMonitor,
+) -> Services:
+    """Build the queues and intake over started spools, logs and throttles, freeze
+    everything into the node's :class:`Services` and give it to ``runtime``.
+
+    The one place the parts are wired (the server's start, and tests that run a node's
+    parts without listeners)."""
+    metrics = NodeMetrics()
+    queues = QueueManager(
+        hooks=runtime.hooks, resolver=runtime.resolver, store=store, logs=logs,
+        hostname=runtime.hostname, nodeid=runtime.nodeid, throttles=throttles,
+        tsa=runtime.tsa,
+    )  # fmt: skip
+    intake = Intake(
+        hooks=runtime.hooks, store=store, logs=logs, queues=queues, nodeid=runtime.nodeid,
+        receptions=metrics.receptions, storage=storage,
+    )  # fmt: skip
+    services = Services(
+        hostname=runtime.hostname, nodeid=runtime.nodeid, hooks=runtime.hooks,
+        resolver=runtime.resolver, store=store, logs=logs, throttles=throttles,
+        storage=storage, queues=queues, intake=intake, metrics=metrics, tsa=runtime.tsa,
+        node=runtime.node,
+    )  # fmt: skip
+    runtime.services = services
+    return services
 
 
 async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
@@ -255,20 +285,38 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     server = Server(runtime)
     await server.start()
     freeze_survivors()
+    # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
+    await run_until_stopped(
+        server, shutdown_timeout,
+        on_sighup=lambda: log.warning("SIGHUP ignored: reloading the policy is not "
+                                      "supported yet; restart to apply changes"),
+        ready=lambda: log.info("kumocore ready", policy=policy, hostname=runtime.hostname),
+    )  # fmt: skip
+    log.info("kumocore stopped")
+    return 0
+
+
+async def run_until_stopped(
+    server: Server,
+    shutdown_timeout: float,
+    *,
+    on_sighup: Callable[[], None],
+    ready: Callable[[], None],
+    **log_fields: object,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop ``server`` within ``shutdown_timeout``
+    (``kumocore serve`` and each ``--workers`` worker). ``ready`` runs once the signal
+    handlers are in place, so a signal sent on seeing it is never missed."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
-        "SIGHUP ignored: reloading the policy is not supported yet; restart to apply changes"))
-    log.info("kumocore ready", policy=policy, hostname=runtime.hostname)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    ready()
     await stop.wait()
-    log.info("shutting down", timeout=shutdown_timeout)
+    log.info("shutting down", timeout=shutdown_timeout, **log_fields)
     try:
         async with asyncio.timeout(shutdown_timeout):
             await server.stop(shutdown_timeout)
     except TimeoutError:
         log.error("shutdown timed out; spooled messages are recovered at next start")
-    log.info("kumocore stopped")
-    return 0

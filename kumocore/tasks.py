@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.plugins import POLICY_PLUGIN_NAME
 from kumocore.policyfn import policy_function
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 log = structlog.get_logger("kumocore.tasks")
 
@@ -39,12 +40,12 @@ _SERVER_TARGETS = ("", "kumod", "kumocore")
 class TaskRunner:
     """Spawns policy tasks and keeps them referenced until they finish."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: PolicyHost) -> None:
         self.runtime = runtime
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def _handler(self, event_name: str) -> Callable[[Any], Any]:
-        policy = self.runtime.pm.get_plugin("policy")
+        policy = self.runtime.pm.get_plugin(POLICY_PLUGIN_NAME)
         call_event = getattr(policy, "call_event", None)
         registry = getattr(policy, "registry", None)
         if call_event is not None and registry is not None:  # Lua: kumo.on(event_name, fn)
@@ -112,7 +113,7 @@ def set_diagnostic_log_filter(filter: Any) -> None:
         logging.getLogger().setLevel(level)
 
 
-def make_task_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+def make_task_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     """``spawn_task``, ``sleep``, ``available_parallelism``, ``set_diagnostic_log_filter``."""
     runner = TaskRunner(runtime)
 

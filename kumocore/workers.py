@@ -360,7 +360,7 @@ async def serve_worker(
     """
     from kumocore.gctune import freeze_survivors, tune_for_server
     from kumocore.runtime import Runtime
-    from kumocore.server import Server
+    from kumocore.server import Server, run_until_stopped
 
     tune_for_server()
     from kumocore.admin.peers import NodePeers
@@ -374,25 +374,20 @@ async def serve_worker(
     server = Server(runtime)
     await server.start(listen=control_fd is None)
     if runtime.node is not None:
-        await runtime.node.serve(runtime)
+        from kumocore.admin.routes import add_admin_routes
+
+        await runtime.node.serve(lambda app: add_admin_routes(app, runtime))
     if control_fd is not None and not await _open_with_the_others(server, control_fd):
         log.warning("start-up called off by the supervisor; stopping", worker=index)
         await server.stop(shutdown_timeout)
         return 1
     freeze_survivors()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: None)
-    log.info("kumocore worker ready", worker=index, workers=count, pid=os.getpid())
-    await stop.wait()
-    log.info("worker shutting down", worker=index, timeout=shutdown_timeout)
-    try:
-        async with asyncio.timeout(shutdown_timeout):
-            await server.stop(shutdown_timeout)
-    except TimeoutError:
-        log.error("shutdown timed out; spooled messages are recovered at next start")
+    await run_until_stopped(
+        server, shutdown_timeout, on_sighup=lambda: None,  # ignored, as by the supervisor
+        ready=lambda: log.info("kumocore worker ready", worker=index, workers=count,
+                               pid=os.getpid()),
+        worker=index,
+    )  # fmt: skip
     if runtime.node is not None:
         await runtime.node.close()
     return 0

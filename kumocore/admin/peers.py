@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from collections.abc import Callable
 
 NODE_DIR_ENV = "KUMOCORE_NODE_DIR"
 #: Set on requests between workers: the rule id the asking worker assigned, so a rule has
@@ -65,13 +65,12 @@ class NodePeers:
             return None
         return cls(Path(node_dir), index, count)
 
-    async def serve(self, runtime: Runtime) -> None:
-        """Serve this worker's admin endpoints on its private socket."""
-        from kumocore.admin.routes import add_admin_routes
-
+    async def serve(self, add_routes: Callable[[web.Application], None]) -> None:
+        """Serve this worker's admin endpoints (``add_routes`` adds them) on its private
+        socket."""
         app = web.Application()
         app[PEER_APP_KEY] = True
-        add_admin_routes(app, runtime)
+        add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         path = socket_path(self.node_dir, self.index)

@@ -34,6 +34,7 @@ from kumocore.tsa.admin_share import share_rule, unshare_rule
 if TYPE_CHECKING:
     from kumocore.queue.manager import QueueManager
     from kumocore.runtime import Runtime
+    from kumocore.services import Services
 
 __all__ = ["ADMIN_PREFIX", "STATUS_PATH", "AdminApi", "add_admin_routes", "status_of"]
 
@@ -101,11 +102,14 @@ class AdminApi:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    def _manager(self) -> QueueManager:
-        manager: QueueManager | None = self.runtime.queues
-        if manager is None:
+    def _services(self) -> Services:
+        services = self.runtime.services
+        if services is None:
             raise ApiError(503, "the queues are not started")
-        return manager
+        return services
+
+    def _manager(self) -> QueueManager:
+        return self._services().queues
 
     # ------------------------------------------------------------------ bounce
     @_json_errors
@@ -113,7 +117,8 @@ class AdminApi:
         rule = parse_rule(await _body(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().apply_bounce_rule(rule)
-        await share_rule(self.runtime, "AdminBounce", rule)  # every node (shared store)
+        # every node (shared store)
+        await share_rule(self.runtime.tsa, self.runtime.hostname, "AdminBounce", rule)
         return web.json_response(
             {"id": rule.id, "bounced": dict(rule.bounced), "total_bounced": rule.total_bounced}
         )
@@ -128,7 +133,7 @@ class AdminApi:
         rule_id = await _rule_id(request)
         manager = self._manager()
         manager.admin.list_bounces()  # prunes expired rules, so cancelling one of those is a 404
-        shared = await unshare_rule(self.runtime, rule_id)
+        shared = await unshare_rule(self.runtime.tsa, rule_id)
         if not manager.cancel_bounce(rule_id) and not shared:
             raise ApiError(404, f"no active bounce rule with id {rule_id!r}")
         return web.json_response({"id": rule_id})
@@ -139,7 +144,8 @@ class AdminApi:
         rule = parse_rule(await _body(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().add_suspension(rule)
-        await share_rule(self.runtime, "AdminSuspend", rule)  # every node (shared store)
+        # every node (shared store)
+        await share_rule(self.runtime.tsa, self.runtime.hostname, "AdminSuspend", rule)
         return web.json_response({"id": rule.id})
 
     @_json_errors
@@ -152,7 +158,7 @@ class AdminApi:
         rule_id = await _rule_id(request)
         manager = self._manager()
         manager.admin.list_suspensions()  # prune expired ones first, as for bounces
-        shared = await unshare_rule(self.runtime, rule_id)
+        shared = await unshare_rule(self.runtime.tsa, rule_id)
         if not manager.cancel_suspension(rule_id) and not shared:
             raise ApiError(404, f"no active suspension with id {rule_id!r}")
         return web.json_response({"id": rule_id})
@@ -163,9 +169,10 @@ class AdminApi:
         message_id = request.query.get("id", "")
         if not message_id:
             raise ApiError(400, "query parameter 'id' is required")
+        services = self._services()
         result = await inspect_message(
-            self._manager(),
-            self.runtime.store,
+            services.queues,
+            services.store,
             message_id,
             want_body=_flag(request.query.get("want_body")),
         )
@@ -177,7 +184,10 @@ class AdminApi:
     async def rebind(self, request: web.Request) -> web.StreamResponse:
         from kumocore.queue.rebind import parse_rebind, rebind
 
-        return web.json_response(await rebind(self._manager(), parse_rebind(await _body(request))))
+        services = self._services()
+        moved = await rebind(services.queues, parse_rebind(await _body(request)),
+                             services.intake.resolve_queue_config)  # fmt: skip
+        return web.json_response(moved)
 
     @_json_errors
     async def inspect_sched_q(self, request: web.Request) -> web.StreamResponse:
@@ -201,11 +211,11 @@ class AdminApi:
         return web.json_response(queue_summary(self._manager()))
 
     async def metrics(self, request: web.Request) -> web.StreamResponse:
-        body = render_text(registry_for(self.runtime))
+        body = render_text(registry_for(self._services()))
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def metrics_json(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(render_json(registry_for(self.runtime)))
+        return web.json_response(render_json(registry_for(self._services())))
 
     async def status(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(status_of(self.runtime))
@@ -219,7 +229,9 @@ def status_of(runtime: Runtime) -> dict[str, Any]:
 
     manager = queue_manager(runtime)
     summary = queue_summary(manager) if manager is not None else None
-    return local_status(runtime, summary=summary, received=reception_counter(runtime).counts,
+    services = runtime.services
+    received = reception_counter(services).counts if services is not None else {}
+    return local_status(runtime, summary=summary, received=received,
                         version=__version__, parse_name=parse_queue_name)  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from kumocore.config.options import (
     nested,
     option,
 )
-from kumocore.delivery.protocols import DeliveryProtocol, parse_protocol
+from kumocore.config.protocols import DeliveryProtocol, parse_protocol
 from kumocore.throttle.spec import ThrottleSpec
 
 #: The pool used when a queue names none: one source, also "unspecified", binding nothing.
@@ -62,7 +62,7 @@ class QueueConfig(
     egress_pool: str | None = option(STRING, default=None)
     max_message_rate: ThrottleSpec | None = option(THROTTLE, default=None)
     # SMTP to the routing domain's MX when absent; else {smtp={mx_list=...}},
-    # {maildir_path=...}, or a protocol registered in kumocore.delivery.protocols.
+    # {maildir_path=...}, or a protocol registered in kumocore.config.protocols.
     protocol: DeliveryProtocol | None = option(PROTOCOL, default=None)
     reap_interval: float = option(DURATION, default="10m")
     refresh_interval: float = option(DURATION, default="1m")

@@ -19,20 +19,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from kumocore.delivery.lua_options import LuaProtocol
-from kumocore.delivery.protocols import CustomLuaProtocol
+from kumocore.config.lua_options import LuaProtocol
+from kumocore.config.protocols import CustomLuaProtocol
 from kumocore.errors import ConfigError, Rejection
-from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.queue.ready import PathKey, PathOwner, ReadyQueue
 from kumocore.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
+    from kumocore.hooks import Hooks
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager, ScheduledQueue
+    from kumocore.queue.schedule import ScheduledQueue
+    from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.custom_lua")
 
@@ -82,9 +84,27 @@ class Sender:
                         error=str(exc))
 
 
+class LuaOwner(PathOwner, Protocol):
+    """What a ``custom_lua`` ready queue needs of the queue manager, beyond any path's."""
+
+    @property
+    def hooks(self) -> Hooks: ...
+
+    @property
+    def store(self) -> MessageStore: ...
+
+    @property
+    def ready(self) -> dict[PathKey, ReadyQueue]: ...
+
+    async def load_data(self, message: Message) -> bytes | None: ...
+
+    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
+
+
 class LuaReadyQueue(ReadyQueue):
     """A ready queue whose "connections" are sender objects from a constructor event."""
 
+    manager: LuaOwner
     protocol: LuaProtocol
     tenant: str | None = None
     campaign: str | None = None
@@ -93,7 +113,7 @@ class LuaReadyQueue(ReadyQueue):
         from kumocore.custom_events import custom_event_source
 
         name = self.protocol.constructor
-        source = custom_event_source(self.manager.runtime, name)
+        source = custom_event_source(self.manager.hooks.pm, name)
         if source is None:
             raise ConfigError(f"custom_lua: the policy registers no '{name}' event "
                               f"(kumo.on('{name}', function(domain, tenant, campaign) ...))")
@@ -152,7 +172,7 @@ class LuaReadyQueue(ReadyQueue):
                     continue
                 if data is None:  # as the SMTP path does: set aside, never dropped
                     log.error("message body missing from spool; quarantined", id=message.id)
-                    store = self.manager.runtime.store
+                    store = self.manager.store
                     if store is not None:
                         await store.quarantine(message.id, message.meta_bytes(),
                                                "data record missing")
@@ -184,11 +204,11 @@ class LuaReadyQueue(ReadyQueue):
 
 
 async def lua_ready_queue_for(
-    manager: QueueManager, message: Message, queue: ScheduledQueue, protocol: LuaProtocol,
+    manager: LuaOwner, message: Message, queue: ScheduledQueue, protocol: LuaProtocol,
     source_name: str,
 ) -> ReadyQueue:
     """The ``custom_lua`` ready queue ``message`` goes to (created on first use)."""
-    from kumocore.queue.routing import RoutingError
+    from kumocore.queue.errors import RoutingError
     from kumocore.queue_name import parse_queue_name
 
     parts = parse_queue_name(queue.name)
@@ -198,7 +218,7 @@ async def lua_ready_queue_for(
     refresh = ready is None or (
         time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval))
     if refresh:
-        hooks = manager.runtime.hooks
+        hooks = manager.hooks
         source = await hooks.get_egress_source(source_name)
         config = await hooks.get_egress_path_config(domain, source_name, domain)
         if source is None or config is None:

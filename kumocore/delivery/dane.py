@@ -28,7 +28,6 @@ check itself is :mod:`kumocore.delivery.dane_match`.
 from __future__ import annotations
 
 import ipaddress
-import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,16 +42,12 @@ if TYPE_CHECKING:
 
 #: KumoMTA's ``dane_result_count`` labels.
 RESULTS = ("ok", "unusable", "not_applicable", "insecure_chain", "tempfail")
-# Keyed by the Runtime, typed ``object`` so that this module does not import the runtime.
-_counts: weakref.WeakKeyDictionary[object, Counter[str]] = weakref.WeakKeyDictionary()
 
 
-def dane_counts(runtime: object) -> Counter[str]:
-    """The runtime's DANE decisions by ``result`` (``dane_result_count`` on /metrics)."""
-    counts = _counts.get(runtime)
-    if counts is None:
-        counts = _counts[runtime] = Counter({result: 0 for result in RESULTS})
-    return counts
+def new_dane_counts() -> Counter[str]:
+    """A node's DANE decisions by ``result`` (``dane_result_count`` on /metrics); the
+    queue manager owns one."""
+    return Counter({result: 0 for result in RESULTS})
 
 
 #: Digest lengths of the matching types 1 (SHA2-256) and 2 (SHA2-512); 0 is the raw data.

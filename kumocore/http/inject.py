@@ -192,10 +192,11 @@ class InjectHandler:
                 continue
             generated.append((email_address, outcome))
         if generated:
-            intake = self.runtime.intake
-            if intake is None:
+            services = self.runtime.services
+            if services is None:
                 raise web.HTTPServiceUnavailable(text="waiting for spool startup")
-            results = await intake.accept([m for _, m in generated], reception_protocol="HTTP")
+            results = await services.intake.accept(
+                [m for _, m in generated], reception_protocol="HTTP")
             for (email_address, _), result in zip(generated, results, strict=True):
                 if not result.ok:
                     log.error("injected message not accepted", error=str(result.error))

@@ -56,9 +56,10 @@ async def check_liveness(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     if request.app[STATE_KEY].get("closing"):
         return web.Response(status=503, text="shutting down")
-    if runtime.intake is None or runtime.store is None:
+    services = runtime.services
+    if services is None:
         return web.Response(status=503, text="waiting for spool enumeration")
-    if runtime.storage is not None and runtime.storage.over_limit:  # min_free_* (issue 14)
+    if services.storage.over_limit:  # min_free_* (issue 14)
         return web.Response(status=503, text="storage is too full")
     return web.Response(text="OK")
 

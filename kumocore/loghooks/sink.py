@@ -26,7 +26,7 @@ from kumocore.loghooks.options import LogHookConfig
 if TYPE_CHECKING:
     from kumocore.logs.record import LogRecord
     from kumocore.message import Message
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 log = structlog.get_logger("kumocore.loghooks")
 
@@ -39,7 +39,7 @@ HOOK_BATCH_SIZE = 256
 class LogHookSink:
     """The sink behind one ``kumo.configure_log_hook``: records → spooled messages."""
 
-    def __init__(self, runtime: Runtime, config: LogHookConfig) -> None:
+    def __init__(self, runtime: PolicyHost, config: LogHookConfig) -> None:
         self.runtime = runtime
         self.config = config
         self.name = f"log_hook:{config.name}"
@@ -120,13 +120,13 @@ class LogHookSink:
 
     async def _spool(self, message: Message) -> None:
         """Save and queue one hook message (no Reception record, as in KumoMTA)."""
-        intake, store = self.runtime.intake, self.runtime.store
-        if intake is None or store is None:
+        services = self.runtime.services
+        if services is None:
             raise RuntimeError("log hook used before the spool was started")
-        queue, config = await intake.resolve_queue_config(message)
+        queue, config = await services.intake.resolve_queue_config(message)
         if config is None:
             self.counts["declined"] += 1  # routed to the null queue by the policy
             return
-        await store.save(message)
-        self.runtime.queues.insert(message, queue, config)
+        await services.store.save(message)
+        services.queues.insert(message, queue, config)
         self.counts["enqueued"] += 1

@@ -4,35 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from kumocore.queue.ready import LEASE_SECONDS, ConnectionFailed
+from kumocore.queue.ready import LEASE_SECONDS, ConnectionFailed, Slot
 from kumocore.queue.rewrite_status import rewrite_delivery_status
 from kumocore.response import Response
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from kumocore.config import EgressPathConfig
     from kumocore.delivery.client import SmtpClientConnection
     from kumocore.delivery.dane import DanePolicy
+    from kumocore.dns import Resolver
     from kumocore.dns.mx import MxTarget
+    from kumocore.hooks import Hooks
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
-    from kumocore.queue.ready import ReadyQueue
+    from kumocore.queue.ready import PathOutcomes, ReadyQueue
+    from kumocore.queue.schedule import ScheduledQueue
+    from kumocore.spool.store import MessageStore
     from kumocore.throttle.spec import ThrottleSpec
     from kumocore.throttle.store import Lease, ThrottleStore
 
 log = structlog.get_logger("kumocore.egress")
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """A held connection slot: the leases of the path's ``connection_limit`` and of each
-    of its ``additional_connection_limits``, with the stores that granted them."""
-
-    leases: tuple[tuple[ThrottleStore, Lease], ...]
 
 
 #: The longest a connection waits for the message rate before handing its slot back.
@@ -48,21 +44,51 @@ class _NoAddress(Exception):
         self.filtered = filtered
 
 
+class EgressOwner(Protocol):
+    """What the egress needs of the queue manager that builds it."""
+
+    @property
+    def hooks(self) -> Hooks: ...
+
+    @property
+    def resolver(self) -> Resolver: ...
+
+    @property
+    def store(self) -> MessageStore: ...
+
+    @property
+    def throttles(self) -> ThrottleStore | None: ...
+
+    @property
+    def hostname(self) -> str: ...
+
+    @property
+    def dane_counts(self) -> Counter[str]: ...
+
+    @property
+    def outcomes(self) -> PathOutcomes: ...
+
+    def queue_of(self, message: Message) -> ScheduledQueue | None: ...
+
+    async def load_data(self, message: Message) -> bytes | None: ...
+
+    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
+
+
 class Egress:
     """Throttles, connections and sends for ready queues."""
 
-    def __init__(self, manager: QueueManager) -> None:
+    def __init__(self, manager: EgressOwner) -> None:
         from kumocore.throttle.local import LocalThrottleStore
 
         self.manager = manager
-        self.runtime = manager.runtime
         self.local = LocalThrottleStore()
         from kumocore.delivery.broken_tls import BrokenTls
 
         self.broken_tls = BrokenTls()
 
     def _store(self, force_local: bool) -> ThrottleStore:
-        shared = self.runtime.throttles
+        shared = self.manager.throttles
         return self.local if force_local or shared is None else shared
 
     @staticmethod
@@ -153,9 +179,9 @@ class Egress:
     async def connect(self, ready: ReadyQueue) -> SmtpClientConnection:
         """Connect to the first reachable MX address, in preference order (or, for a
         protocol other than SMTP, open that protocol's connection)."""
+        from kumocore.config.protocols import SmtpProtocol
         from kumocore.delivery.client import ConnectFailure
         from kumocore.delivery.mta_sts import tls_mode_for
-        from kumocore.delivery.protocols import SmtpProtocol
 
         if ready.protocol is not None and not isinstance(ready.protocol, SmtpProtocol):
             conn: SmtpClientConnection = await ready.protocol.connect(ready)
@@ -191,7 +217,7 @@ class Egress:
                     port=port,
                     source_address=source.source_address,
                     egress_source=source,
-                    ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.runtime.hostname,
+                    ehlo_domain=config.ehlo_domain or source.ehlo_domain or self.manager.hostname,
                     path=config,
                 )
                 if dane is not None:
@@ -212,12 +238,12 @@ class Egress:
         self, ready: ReadyQueue, target: MxTarget, address: str, port: int
     ) -> DanePolicy | Response:
         """What the MX host's TLSA records say (see :mod:`kumocore.delivery.dane`)."""
-        from kumocore.delivery.dane import dane_counts, decide, selection_secure
+        from kumocore.delivery.dane import decide, selection_secure
 
         trusted_list = bool(getattr(ready.protocol, "treat_mx_list_as_secure", False))
-        return await decide(self.runtime.resolver, target.name, address, port,
+        return await decide(self.manager.resolver, target.name, address, port,
                             secure_selection=selection_secure(ready.mx, trusted_list),
-                            counts=dane_counts(self.runtime),
+                            counts=self.manager.dane_counts,
                             preresolved=target.address is not None)
 
     async def _addresses(self, target: MxTarget, strategy: str) -> list[str]:
@@ -227,7 +253,7 @@ class Egress:
         try:
             addresses = (
                 [target.address] if target.address
-                else await self.runtime.resolver.resolve_ips(target.name))
+                else await self.manager.resolver.resolve_ips(target.name))
         except Exception as exc:
             raise _NoAddress(Response.parse(
                 451, f"4.4.3 address lookup for {target.name} failed: {exc}")) from exc
@@ -273,7 +299,7 @@ class Egress:
             # Undeliverable, but not to be silently dropped: move its meta aside where an
             # operator can find it (and where the next start won't trip over it).
             log.error("message body missing from spool; quarantined", id=message.id)
-            store = self.runtime.store
+            store = self.manager.store
             if store is not None:
                 await store.quarantine(message.id, message.meta_bytes(), "data record missing")
             await self.manager.forget(message, keep_spooled=True)
@@ -283,7 +309,7 @@ class Egress:
             queue = self.manager.queue_of(message)
             queue_name = message.queue_name() if queue is None else queue.name
             response = await rewrite_delivery_status(
-                self.runtime.hooks, queue_name, message, response)
+                self.manager.hooks, queue_name, message, response)
         self.manager.outcomes.handle(
             ready, message, response, peer=conn.peer, source_address=conn.source_address,
             session=conn.session,

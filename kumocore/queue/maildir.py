@@ -7,19 +7,28 @@ KumoMTA delivers maildir queues straight from the scheduled queue (site ``""``).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kumocore.delivery.maildir import MAILDIR, RETRY_SECONDS, UnsafePath, render_path, store_new
 from kumocore.response import Response
 
 if TYPE_CHECKING:
-    from kumocore.delivery.protocols import MaildirProtocol
+    from kumocore.config.protocols import MaildirProtocol
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.outcomes import Outcomes
+
+
+class MaildirOwner(Protocol):
+    """What maildir delivery needs of the queue manager."""
+
+    @property
+    def outcomes(self) -> Outcomes: ...
+
+    async def load_data(self, message: Message) -> bytes | None: ...
 
 
 async def deliver_to_maildir(
-    manager: QueueManager, message: Message, protocol: MaildirProtocol, queue_name: str
+    manager: MaildirOwner, message: Message, protocol: MaildirProtocol, queue_name: str
 ) -> None:
     """Write ``message`` into the maildir; its outcome goes to the queue's outcomes."""
     recipient = str(message.recipient)

@@ -10,48 +10,63 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
+from kumocore.logs.journal import Journal
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import Egress
 from kumocore.queue.outcomes import Outcomes
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.queue.routing import Router
-from kumocore.queue.schedule import Scheduler
+from kumocore.queue.schedule import ScheduledQueue, Scheduler
 from kumocore.response import Response
+from kumocore.status.responses import ResponseLog
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
+    from kumocore.dns import Resolver
+    from kumocore.hooks import Hooks
+    from kumocore.logs.dispatch import LogDispatcher
     from kumocore.message import Message
-    from kumocore.runtime import Runtime
+    from kumocore.queue.automation import Automation
+    from kumocore.spool.store import MessageStore
+    from kumocore.throttle.store import ThrottleStore
 
 log = structlog.get_logger("kumocore.queue")
 
 ROUTING_WORKERS = 16
 
 
-@dataclass
-class ScheduledQueue:
-    """One scheduled queue (``campaign:tenant@domain``) and its configuration."""
-
-    name: str
-    config: QueueConfig
-    ids: set[str] = field(default_factory=set)
-
-    @property
-    def pool_name(self) -> str:
-        return self.config.egress_pool or "unspecified"
-
-
 class QueueManager:
     """Owns every queued message of this node until it is delivered, bounced or expired."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(
+        self,
+        *,
+        hooks: Hooks,
+        resolver: Resolver,
+        store: MessageStore,
+        logs: LogDispatcher,
+        hostname: str,
+        nodeid: str,
+        throttles: ThrottleStore | None = None,
+        tsa: Automation | None = None,
+    ) -> None:
+        # The services below the queues, given explicitly (kumocore.services).
+        self.hooks, self.resolver, self.store, self.logs = hooks, resolver, store, logs
+        self.hostname, self.nodeid = hostname, nodeid
+        self.throttles = throttles  # None: each path throttles in this process only
+        self.tsa = tsa
+        #: Recent refusals and bounce classes, for the status page (kumocore.status).
+        self.responses = ResponseLog()
+        #: Builds every record the queues write (kumocore.logs.journal).
+        self.journal = Journal(logs, nodeid, hooks.classify_bounce)
+        #: DANE decisions by result (``dane_result_count`` on /metrics).
+        self.dane_counts = new_dane_counts()
         self.messages: dict[str, Message] = {}
         self.queue_names: dict[str, str] = {}
         self.scheduled: dict[str, ScheduledQueue] = {}
@@ -60,7 +75,7 @@ class QueueManager:
         self.outcomes = Outcomes(self)
         self.router = Router(self)
         self.egress = Egress(self)
-        self.mta_sts = MtaSts(runtime.resolver)  # policies applied at MX resolution
+        self.mta_sts = MtaSts(resolver)  # policies applied at MX resolution
         self.scheduler = Scheduler(self._on_due)
         self._routing: collections.deque[str] = collections.deque()
         self._routing_ready = asyncio.Event()
@@ -137,14 +152,14 @@ class QueueManager:
 
     async def persist_and_schedule(self, message: Message, due: float) -> None:
         """After a transient failure: persist attempts/due, drop the body, schedule."""
-        store = self.runtime.store
+        store = self.store
         if store is not None:
             await store.save_meta(message)
         message.release_data()  # bodies of deferred messages live on disk, not in RAM
         self.scheduler.schedule(message.id, due)
 
     async def load_data(self, message: Message) -> bytes | None:
-        store = self.runtime.store
+        store = self.store
         return await store.load_data(message) if store is not None else None
 
     async def forget(self, message: Message, *, keep_spooled: bool = False) -> None:
@@ -162,8 +177,8 @@ class QueueManager:
             if not queue.ids:
                 del self.scheduled[queue.name]
         self.scheduler.cancel(message.id)
-        if self.runtime.store is not None and not keep_spooled:
-            await self.runtime.store.remove(message.id)
+        if not keep_spooled:
+            await self.store.remove(message.id)
 
     # ------------------------------------------------------------------ routing
     def _on_due(self, message_id: str) -> None:

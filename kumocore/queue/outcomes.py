@@ -12,24 +12,25 @@ import asyncio
 import random
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
 from kumocore.queue.path_stats import OutcomeStats
-from kumocore.queue.requeue import requeue_event
+from kumocore.queue.requeue import RequeueOwner, requeue_event
 from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
     from kumocore.delivery.tls import SessionInfo
-    from kumocore.logs.dispatch import Ticket
-    from kumocore.logs.journal import SourceAddress
+    from kumocore.logs.dispatch import LogDispatcher, Ticket
+    from kumocore.logs.journal import Journal, SourceAddress
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.automation import Automation
     from kumocore.queue.ready import ReadyQueue
+    from kumocore.status.responses import ResponseLog
 
 log = structlog.get_logger("kumocore.outcomes")
 
@@ -43,12 +44,33 @@ def _path_name(path: ReadyQueue | None) -> str | None:
     return path.key.name if path is not None else None
 
 
+class OutcomeOwner(RequeueOwner, Protocol):
+    """What the outcomes need of the queue manager that builds them: where records go,
+    and how a message is rescheduled or forgotten."""
+
+    @property
+    def logs(self) -> LogDispatcher: ...
+
+    @property
+    def nodeid(self) -> str: ...
+
+    @property
+    def responses(self) -> ResponseLog: ...
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def tsa(self) -> Automation | None: ...
+
+    async def persist_and_schedule(self, message: Message, due: float) -> None: ...
+
+
 class Outcomes:
     """Records outcomes, updates the spool and reschedules."""
 
-    def __init__(self, manager: QueueManager) -> None:
+    def __init__(self, manager: OutcomeOwner) -> None:
         self.manager = manager
-        self.runtime = manager.runtime
         self.counters = {
             "delivered": 0,
             "transient": 0,
@@ -73,7 +95,7 @@ class Outcomes:
         whose final record cannot be written now stays spooled)."""
         loop = asyncio.get_running_loop()
         self._give_up_at = loop.time() + DRAIN_GRACE
-        logs = self.runtime.logs
+        logs = self.manager.logs
         # Records a working sink writes within the grace still unspool their message;
         # then the waiters are woken to find that they may give up.
         timer = loop.call_later(DRAIN_GRACE, logs.wake_waiters) if logs is not None else None
@@ -86,7 +108,7 @@ class Outcomes:
                 timer.cancel()
 
     def _giving_up(self) -> bool:
-        logs = self.runtime.logs
+        logs = self.manager.logs
         if logs is not None and logs.closing:
             return True
         return self._give_up_at is not None and (
@@ -124,7 +146,8 @@ class Outcomes:
     ) -> Ticket | None:
         from kumocore.status.responses import note_outcome
 
-        note_outcome(self.runtime, kind, path, response, classification)  # the status page
+        # the status page
+        note_outcome(self.manager.responses, kind, path, response, classification)
         queue = self.manager.queue_of(message)
         protocol = session.delivery_protocol if session is not None else None
         if protocol is None and path is not None:
@@ -142,8 +165,8 @@ class Outcomes:
             tls_protocol_version=session.tls_protocol_version if session else None,
             tls_peer_subject_name=session.tls_peer_subject_name if session else None,
         )
-        tsa = self.runtime.tsa  # traffic shaping automation (kumocore.tsa) sees every outcome
-        return self.runtime.journal.outcome(
+        tsa = self.manager.tsa  # traffic shaping automation (kumocore.tsa) sees every outcome
+        return self.manager.journal.outcome(
             RecordType(kind), message, response, attempt, classification=classification,
             observe=tsa.observe if tsa is not None else None)
 
@@ -155,7 +178,7 @@ class Outcomes:
         the spool and the logs. If the sinks don't confirm in time, the spool record stays
         and the next start handles the message again (at-least-once).
         """
-        logs = self.runtime.logs
+        logs = self.manager.logs
         confirmed = True
         if ticket and logs is not None:
             # A sink that cannot write (a full log disk) retries until it can: wait for it
@@ -202,7 +225,7 @@ class Outcomes:
         async def finish() -> None:
             ticket = None
             if log_it:
-                classification = await self.runtime.journal.classify(response)
+                classification = await self.manager.journal.classify(response)
                 ticket = self._record(
                     kind, message, response, path, peer, source_address, classification,
                     session=session,
@@ -248,7 +271,7 @@ class Outcomes:
             expires = expires if schedule.expires is None else schedule.expires
 
         async def finish() -> None:
-            classification = await self.runtime.journal.classify(response)
+            classification = await self.manager.journal.classify(response)
             # As in KumoMTA, the record shows the attempts made before this one; the
             # count goes up when the message is requeued.
             self._record(

@@ -14,7 +14,7 @@ import asyncio
 import collections
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import structlog
 
@@ -22,10 +22,17 @@ from kumocore.queue.backoff import PathBackoff
 from kumocore.response import Response
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from kumocore.config import EgressPathConfig, EgressSource
     from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.delivery.tls import SessionInfo
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.automation import Automation
+    from kumocore.throttle.store import Lease, ThrottleStore
+
+#: The egress source address an outcome record names (a source's options, or a name).
+SourceAddress: TypeAlias = "Mapping[str, Any] | str | None"
 
 log = structlog.get_logger("kumocore.ready")
 
@@ -35,6 +42,15 @@ LEASE_SECONDS = 300.0
 
 #: How soon a queue that found every connection slot taken (by another node) asks again.
 SLOT_RETRY_SECONDS = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A held connection slot: the leases of the path's ``connection_limit`` and of each
+    of its ``additional_connection_limits``, with the stores that granted them (taken and
+    given back by the egress, held by the ready queue's connection)."""
+
+    leases: tuple[tuple[ThrottleStore, Lease], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +66,64 @@ class PathKey:
         return f"{self.source}->{self.site}@{self.protocol}"
 
 
+class PathEgress(Protocol):
+    """What a ready queue asks of the egress (:class:`kumocore.queue.egress.Egress`):
+    connection slots, rates, connect and send."""
+
+    def connection_limit(self, config: EgressPathConfig) -> int: ...
+
+    async def acquire_slot(self, ready: ReadyQueue) -> Slot | None: ...
+
+    async def keep_slot(self, slot: Slot | None) -> None: ...
+
+    async def release_slot(self, slot: Slot | None) -> None: ...
+
+    async def wait_for_rate(self, ready: ReadyQueue) -> bool: ...
+
+    async def wait_for_connection_rate(self, ready: ReadyQueue) -> bool: ...
+
+    async def connect(self, ready: ReadyQueue) -> SmtpClientConnection: ...
+
+    async def deliver(
+        self, ready: ReadyQueue, conn: SmtpClientConnection, message: Message
+    ) -> None: ...
+
+
+class PathOutcomes(Protocol):
+    """Where a ready queue hands an attempt's response
+    (:class:`kumocore.queue.outcomes.Outcomes`)."""
+
+    def handle(
+        self,
+        path: ReadyQueue | None,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: SourceAddress = None,
+        session: SessionInfo | None = None,
+    ) -> None: ...
+
+
+class PathOwner(Protocol):
+    """What a ready queue needs of its queue manager; the manager builds ready queues, so
+    they see it through this protocol instead of importing it."""
+
+    @property
+    def egress(self) -> PathEgress: ...
+
+    @property
+    def outcomes(self) -> PathOutcomes: ...
+
+    @property
+    def tsa(self) -> Automation | None: ...
+
+
 class ReadyQueue:
     """Messages due for delivery over one egress path, and the connections serving them."""
 
     def __init__(
         self,
-        manager: QueueManager,
+        manager: PathOwner,
         key: PathKey,
         domain: str,
         source: EgressSource,
@@ -83,9 +151,9 @@ class ReadyQueue:
         # Held by a traffic shaping automation ``Suspend`` until this time (unix seconds).
         self.suspended_until = 0.0
         self._resume: asyncio.TimerHandle | None = None
-        tsa = manager.runtime.tsa
+        tsa = manager.tsa
         if tsa is not None:  # a path opened while a Suspend holds starts held
-            self.suspend_until(tsa.applier.held_until.get(key.name, 0.0))
+            self.suspend_until(tsa.held_until(key.name))
 
     def __len__(self) -> int:
         return len(self.messages) + len(self.overflow)

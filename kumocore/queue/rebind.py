@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import structlog
 
@@ -25,6 +25,9 @@ from kumocore.errors import ConfigError
 from kumocore.queue_name import message_queue_name
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from kumocore.config import QueueConfig
     from kumocore.message import Message
     from kumocore.queue.admin import QueueRule
     from kumocore.queue.manager import QueueManager
@@ -33,6 +36,10 @@ log = structlog.get_logger("kumocore.queue")
 
 _REBIND_FIELDS = {"campaign", "tenant", "domain", "routing_domain", "reason", "data",
                   "always_flush", "suppress_logging", "trigger_rebind_event"}  # fmt: skip
+
+
+#: A message's (possibly new) queue name and configuration (None: the null queue).
+ResolveQueue: TypeAlias = "Callable[[Message], Awaitable[tuple[str, QueueConfig | None]]]"
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,13 @@ def parse_rebind(body: dict[str, Any]) -> RebindRequest:
                          bool(body.get("suppress_logging", False)))  # fmt: skip
 
 
-async def rebind(manager: QueueManager, request: RebindRequest) -> dict[str, int]:
-    """Apply ``request``; returns how many messages moved and how many were flushed."""
+async def rebind(
+    manager: QueueManager, request: RebindRequest, resolve: ResolveQueue
+) -> dict[str, int]:
+    """Apply ``request``; returns how many messages moved and how many were flushed.
+
+    ``resolve`` gives a message's new queue and its configuration (the intake's
+    :meth:`~kumocore.intake.Intake.resolve_queue_config`, which caches them)."""
     moved = flushed = 0
     now = time.time()
     for queue in [q for q in manager.scheduled.values() if request.rule.matches(q.name)]:
@@ -79,7 +91,7 @@ async def rebind(manager: QueueManager, request: RebindRequest) -> dict[str, int
                 continue  # on its way already (ready queue or in flight)
             for key, value in request.data.items():
                 message.set_meta(key, value)
-            if await _move_if_requeued(manager, message, queue.name, request):
+            if await _move_if_requeued(manager, message, queue.name, request, resolve):
                 moved += 1
             elif request.always_flush:
                 manager.schedule(message, now)
@@ -89,18 +101,15 @@ async def rebind(manager: QueueManager, request: RebindRequest) -> dict[str, int
 
 
 async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
-                            request: RebindRequest) -> bool:  # fmt: skip
+                            request: RebindRequest, resolve: ResolveQueue) -> bool:  # fmt: skip
     """Move ``message`` when its meta now names another queue; False if it stays."""
     if message_queue_name(message) == old:
-        if request.data and manager.runtime.store is not None:
-            await manager.runtime.store.save_meta(message)
+        if request.data and manager.store is not None:
+            await manager.store.save_meta(message)
         return False
-    intake = manager.runtime.intake
-    if intake is None:
-        return False
-    new, config = await intake.resolve_queue_config(message)
-    if manager.runtime.store is not None:
-        await manager.runtime.store.save_meta(message)
+    new, config = await resolve(message)
+    if manager.store is not None:
+        await manager.store.save_meta(message)
     manager.scheduler.cancel(message.id)
     manager.detach(message)
     if not request.suppress_logging:
@@ -114,7 +123,7 @@ async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
 
 
 def _log_rebind(manager: QueueManager, message: Message, queue: str, reason: str) -> None:
-    manager.runtime.journal.rebind(message, queue=queue, reason=reason)
+    manager.journal.rebind(message, queue=queue, reason=reason)
 
 
 def queue_messages(manager: QueueManager, queue_name: str, *, limit: int | None,

@@ -11,7 +11,7 @@ moves to its new scheduled queue and is due at once — unless its own schedule
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -19,9 +19,12 @@ from kumocore.queue_name import NULL_QUEUE, message_queue
 from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
+    from kumocore.config import QueueConfig
+    from kumocore.hooks import Hooks
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager
+    from kumocore.queue.schedule import ScheduledQueue
     from kumocore.response import Response
+    from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.queue")
 
@@ -29,22 +32,38 @@ log = structlog.get_logger("kumocore.queue")
 TRANSIENT_CONTEXT = ("LoggedTransientFailure",)
 
 
-async def requeue_event(manager: QueueManager, message: Message, response: Response) -> bool:
+class RequeueOwner(Protocol):
+    """What re-binding needs of the queue manager (which calls it through the outcomes)."""
+
+    @property
+    def hooks(self) -> Hooks: ...
+
+    @property
+    def store(self) -> MessageStore: ...
+
+    def queue_of(self, message: Message) -> ScheduledQueue | None: ...
+
+    def insert(self, message: Message, queue_name: str, config: QueueConfig) -> None: ...
+
+    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
+
+
+async def requeue_event(manager: RequeueOwner, message: Message, response: Response) -> bool:
     """Run ``requeue_message``; True when the message was re-bound (and is handled)."""
-    runtime = manager.runtime
-    if not runtime.hooks.implemented("requeue_message"):
+    hooks = manager.hooks
+    if not hooks.implemented("requeue_message"):
         return False
     queue = manager.queue_of(message)
     before = queue.name if queue is not None else None
     try:
-        await runtime.hooks.requeue_message(
+        await hooks.requeue_message(
             message, response.to_single_line(), list(TRANSIENT_CONTEXT), True, None)
         name, parts = message_queue(message)
         if name == before:
             return False
         config = None
         if name != NULL_QUEUE:
-            config = await runtime.hooks.get_queue_config(
+            config = await hooks.get_queue_config(
                 parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
             if config is None:
                 raise LookupError(f"no queue configuration for {name!r}")
@@ -58,11 +77,9 @@ async def requeue_event(manager: QueueManager, message: Message, response: Respo
     message.due = None if schedule is None else schedule.adjust(time.time())
     await manager.forget(message, keep_spooled=True)
     if config is None:  # re-bound to the null queue: discarded
-        if runtime.store is not None:
-            await runtime.store.remove(message.id)
+        await manager.store.remove(message.id)
         return True
-    if runtime.store is not None:
-        await runtime.store.save_meta(message)
+    await manager.store.save_meta(message)
     log.info("message re-bound by requeue_message", id=message.id, queue=name)
     manager.insert(message, name, config)
     return True

@@ -15,39 +15,60 @@ later attempt; only a null MX is final.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from kumocore.delivery.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
+from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
+from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue_for
+from kumocore.queue.errors import RoutingError
 from kumocore.queue.pool import WeightedRoundRobin
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.queue_name import parse_queue_name
 from kumocore.response import Response
 
 if TYPE_CHECKING:
+    from kumocore.delivery.mta_sts import MtaSts
+    from kumocore.dns import Resolver
     from kumocore.dns.mx import MailExchanger
     from kumocore.message import Message
-    from kumocore.queue.manager import QueueManager, ScheduledQueue
+    from kumocore.queue.admin import AdminRules, QueueRule
+    from kumocore.queue.outcomes import Outcomes
+    from kumocore.queue.schedule import ScheduledQueue
 
 log = structlog.get_logger("kumocore.routing")
 
 
 
-class RoutingError(Exception):
-    """A lookup needed for delivery failed; ``response`` is what the log will say."""
+class RouterOwner(LuaOwner, Protocol):
+    """What routing needs of the queue manager that builds it (and, for ``custom_lua``
+    queues, what those ready queues need)."""
 
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.to_single_line())
-        self.response = response
+    @property
+    def outcomes(self) -> Outcomes: ...
+
+    @property
+    def admin(self) -> AdminRules: ...
+
+    @property
+    def mta_sts(self) -> MtaSts: ...
+
+    @property
+    def resolver(self) -> Resolver: ...
+
+    def queue_of(self, message: Message) -> ScheduledQueue | None: ...
+
+    def schedule(self, message: Message, due: float) -> None: ...
+
+    def admin_bounce(self, message: Message, rule: QueueRule) -> None: ...
 
 
 class Router:
     """Resolves the egress path of due messages and hands them to ready queues."""
 
-    def __init__(self, manager: QueueManager) -> None:
+    def __init__(self, manager: RouterOwner) -> None:
         self.manager = manager
-        self.hooks = manager.runtime.hooks
+        self.hooks = manager.hooks
         # Asked on the first routed message, not per message (~3 µs): the policy and the
         # plugins are registered by then.
         self._throttle_event: bool | None = None
@@ -126,7 +147,6 @@ class Router:
     async def _dispatch(self, message: Message, queue: ScheduledQueue) -> ReadyQueue:
         """The ready queue of the queue's delivery protocol: the one place where a
         ``custom_lua`` queue leaves the SMTP path (kumocore.delivery.custom_lua)."""
-        from kumocore.delivery.custom_lua import lua_protocol, lua_ready_queue_for
         from kumocore.errors import ConfigError
 
         try:
@@ -177,7 +197,7 @@ class Router:
         from kumocore.dns import DnsError
 
         try:
-            mx = await self.manager.runtime.resolver.lookup_mx(domain)
+            mx = await self.manager.resolver.lookup_mx(domain)
             mx = await self.manager.mta_sts.apply(domain, mx)  # enforce: allowed hosts only
         except DnsError as exc:
             # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.

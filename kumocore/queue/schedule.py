@@ -1,4 +1,4 @@
-"""One timer for every scheduled message: a heap and a single task.
+"""Scheduled queues, and one timer for every scheduled message: a heap and a single task.
 
 A million deferred messages must not mean a million sleeping tasks. Entries are
 ``(due, sequence, message_id)`` tuples in one heap; the task sleeps until the earliest is
@@ -13,6 +13,24 @@ import heapq
 import itertools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kumocore.config import QueueConfig
+
+
+@dataclass
+class ScheduledQueue:
+    """One scheduled queue (``campaign:tenant@domain``) and its configuration."""
+
+    name: str
+    config: QueueConfig
+    ids: set[str] = field(default_factory=set)
+
+    @property
+    def pool_name(self) -> str:
+        return self.config.egress_pool or "unspecified"
 
 
 class Scheduler:

@@ -21,7 +21,7 @@ from kumocore.message import Message
 from kumocore.policyfn import policy_function
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 WHO = "kumo.generate_rfc3464_message"
 INCLUDE = ("FullContent", "HeadersOnly", "No")
@@ -194,7 +194,7 @@ def generate_report(
     return head + body + f"--{boundary}--\r\n".encode()
 
 
-def make_dsn_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+def make_dsn_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     """The ``generate_rfc3464_message`` entry of ``kumo_register_policy_functions``."""
 
     @policy_function(table=False)
@@ -210,8 +210,8 @@ def make_dsn_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
         data = None
         if original is not None:
             data = original.data
-            if not data and runtime.queues is not None:  # released: read the spool
-                data = await runtime.queues.load_data(original)
+            if not data and runtime.services is not None:  # released: read the spool
+                data = await runtime.services.queues.load_data(original)
         report = generate_report(params, data, log_record)
         if report is None:
             return None

@@ -4,10 +4,9 @@ Everything is read from what already exists: the outcome and reception counters 
 ``/metrics.json``, the queue summary, the admin rules, the recent responses
 (:mod:`kumocore.status.responses`), the log sinks' stats and the spool's file system.
 
-This module imports nothing from the queue, admin or runtime modules: the admin API
-(which is part of their import circle) passes in what it computed — the queue summary,
-the reception counts, the version and the queue-name parser — and the runtime is read by
-attribute. So the status page stays out of that circle (tests/core/test_import_graph.py).
+The admin API passes in what it computed — the queue summary, the reception counts, the
+version and the queue-name parser; the rest is read from the node's services
+(``runtime.services``, None before the server starts).
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from kumocore.status.responses import log_for
 
 __all__ = ["local_status", "process_start_time", "queue_manager"]
 
@@ -45,7 +42,7 @@ _STARTED = process_start_time()
 def queue_manager(runtime: Any) -> Any:
     """The runtime's queue manager; None before the queues start (or when a test stands
     in something without outcome counters)."""
-    queues = runtime.queues
+    queues = runtime.services.queues if runtime.services is not None else None
     return queues if hasattr(queues, "outcomes") and hasattr(queues, "admin") else None
 
 
@@ -98,9 +95,9 @@ def _disk(path: str | None) -> dict[str, Any] | None:
 
 
 def _spools(runtime: Any) -> list[dict[str, Any]]:
-    store = runtime.store
-    if store is None:
+    if runtime.services is None:
         return []
+    store = runtime.services.store
     out = []
     for role, spool in (("data", store.data), ("meta", store.meta)):
         path = getattr(spool, "path", None) or getattr(spool, "root", None)
@@ -116,7 +113,7 @@ def local_status(runtime: Any, *, summary: dict[str, Any] | None, received: dict
     scheduled-queue name (``kumocore.queue_name.parse_queue_name``)."""
     now = time.time()
     manager = queue_manager(runtime)
-    logs = runtime.logs
+    logs = runtime.services.logs if runtime.services is not None else None
     rules = manager.admin if manager is not None else None
     return {
         "time": now,
@@ -128,7 +125,7 @@ def local_status(runtime: Any, *, summary: dict[str, Any] | None, received: dict
         "bounces": [_rule(r, now) for r in rules.list_bounces()] if rules else [],
         # traffic shaping automation actions in force, as of its last sync (kumocore.tsa)
         "automation": _automation(runtime, now),
-        "recent": log_for(runtime).recent(),
+        "recent": manager.responses.recent() if manager is not None else [],
         "node": {
             "hostname": runtime.hostname,
             "nodeid": runtime.nodeid,

@@ -11,7 +11,6 @@ rest are counted under one "other" entry per site and kind), texts cut to
 from __future__ import annotations
 
 import time
-import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from kumocore.response import Response
 
-__all__ = ["MAX_KEYS", "MAX_TEXT", "WINDOW_MINUTES", "ResponseLog", "log_for", "note_outcome"]
+__all__ = ["MAX_KEYS", "MAX_TEXT", "WINDOW_MINUTES", "ResponseLog", "note_outcome"]
 
 WINDOW_MINUTES = 15
 MAX_KEYS = 200
@@ -88,23 +87,10 @@ class ResponseLog:
         }
 
 
-# One log per runtime (tests run several runtimes in one process); weak, so a finished
-# runtime's log goes with it.
-_LOGS: weakref.WeakKeyDictionary[object, ResponseLog] = weakref.WeakKeyDictionary()
-
-
-def log_for(runtime: object) -> ResponseLog:
-    log = _LOGS.get(runtime)
-    if log is None:
-        log = _LOGS[runtime] = ResponseLog()
-    return log
-
-
-def note_outcome(runtime: object, kind: str, path: Any, response: Response,
+def note_outcome(log: ResponseLog, kind: str, path: Any, response: Response,
                  classification: str) -> None:  # fmt: skip
     """Called by the outcomes for every record: counts the refusals (cheap). ``path`` is
-    the message's ready queue or None (typed loosely: importing the queue modules here
-    would pull this module into their import circle)."""
+    the message's ready queue or None. ``log`` is the queue manager's own."""
     if kind in COUNTED_KINDS:
         site = path.key.site if path is not None else ""
-        log_for(runtime).add(kind, site, response, classification)
+        log.add(kind, site, response, classification)

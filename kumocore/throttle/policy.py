@@ -20,7 +20,7 @@ from kumocore.throttle.spec import ThrottleSpec
 from kumocore.throttle.store import ThrottleStore, rate_key
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
 
 
 class PolicyThrottle:
@@ -71,7 +71,7 @@ class PolicyThrottle:
         return True
 
 
-def make_throttle_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
+def make_throttle_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     """The ``make_throttle`` entry of ``kumo_register_policy_functions``."""
     local = LocalThrottleStore()
 
@@ -83,7 +83,7 @@ def make_throttle_functions(runtime: Runtime) -> dict[str, Callable[..., Any]]:
         parsed = ThrottleSpec.parse(spec)
 
         def store() -> ThrottleStore:
-            shared = runtime.throttles
+            shared = runtime.services.throttles if runtime.services is not None else None
             return local if parsed.force_local or shared is None else shared
 
         return PolicyThrottle(name, parsed, store)

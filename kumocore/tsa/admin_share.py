@@ -10,34 +10,43 @@ node; on a node without a shared store nothing changes (the rule is the node's o
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from kumocore.queue.admin import QueueRule
-from kumocore.tsa.store import ActiveAction
-
-if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+from kumocore.tsa.store import ActionStore, ActiveAction
 
 ADMIN_KINDS = ("AdminSuspend", "AdminBounce")
 _FIELDS = ("campaign", "tenant", "domain", "routing_domain")
 
 
-def _shared(runtime: Runtime) -> Any:
-    engine = runtime.tsa
+class SharedEngine(Protocol):
+    """What sharing needs of the automation engine (:class:`~kumocore.tsa.engine.TsaEngine`)."""
+
+    @property
+    def store(self) -> ActionStore: ...
+
+    async def sync(self) -> None: ...
+
+    async def cancel(self, action_id: str) -> bool: ...
+
+
+def _shared(engine: SharedEngine | None) -> SharedEngine | None:
     if engine is None or not str(engine.store.label).startswith("redis"):
         return None
     return engine
 
 
-async def share_rule(runtime: Runtime, kind: str, rule: QueueRule) -> bool:
+async def share_rule(
+    engine: SharedEngine | None, hostname: str, kind: str, rule: QueueRule
+) -> bool:
     """Write an admin rule for every node; False when there is no shared store."""
-    engine = _shared(runtime)
+    engine = _shared(engine)
     if engine is None:
         return False
     value = {name: getattr(rule, name) for name in _FIELDS}
     value.update(queue_names=list(rule.queue_names), suppress_logging=rule.suppress_logging)
     action = ActiveAction(
-        id=rule.id, kind=kind, rule=f"admin API on {runtime.hostname}", reason=rule.reason,
+        id=rule.id, kind=kind, rule=f"admin API on {hostname}", reason=rule.reason,
         site="", site_name="", source="", domain=rule.domain or "", since=time.time(),
         expires=rule.expires, tenant=rule.tenant, campaign=rule.campaign, value=value,
     )  # fmt: skip
@@ -46,9 +55,9 @@ async def share_rule(runtime: Runtime, kind: str, rule: QueueRule) -> bool:
     return True
 
 
-async def unshare_rule(runtime: Runtime, rule_id: str) -> bool:
+async def unshare_rule(engine: SharedEngine | None, rule_id: str) -> bool:
     """Remove a shared admin rule from every node; True if the store had it."""
-    engine = _shared(runtime)
+    engine = _shared(engine)
     if engine is None:
         return False
     return bool(await engine.cancel(rule_id))

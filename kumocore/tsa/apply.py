@@ -20,8 +20,9 @@ from kumocore.queue.admin import QueueRule
 from kumocore.tsa.store import ActiveAction
 
 if TYPE_CHECKING:
+    from kumocore.hooks import Hooks
+    from kumocore.queue.manager import QueueManager
     from kumocore.queue.ready import ReadyQueue
-    from kumocore.runtime import Runtime
 
 log = structlog.get_logger("kumocore.tsa")
 
@@ -30,15 +31,17 @@ _CONFIG = ("SetConfig", "SetDomainConfig")
 
 
 class Applier:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
+        #: The node's queues, given at start (None: a standalone automation service).
+        self.queues: QueueManager | None = None
         #: Ready queue name → end of the latest Suspend on it (new queues start held).
         self.held_until: dict[str, float] = {}
 
     async def apply(
         self, previous: Mapping[str, ActiveAction], current: Mapping[str, ActiveAction]
     ) -> None:
-        manager = self.runtime.queues
+        manager = self.queues
         if manager is None:
             return
         for action_id, gone in previous.items():
@@ -85,7 +88,7 @@ class Applier:
                 ready.domain, ready.key.source) not in changed:
                 continue
             try:
-                config = await self.runtime.hooks.get_egress_path_config(
+                config = await self.hooks.get_egress_path_config(
                     ready.domain, ready.key.source, ready.key.site)
             except Exception as exc:
                 log.warning("automation: path configuration refresh failed",

@@ -55,8 +55,8 @@ async def serve(policy: str, listen: str, trusted: Sequence[str],
             f"{policy}: no automation to serve: call shaping:setup_with_automation with "
             "subscribe = { 'redis-throttles' } or { 'local' }")
     stores = runtime.hooks.throttle_stores()
-    runtime.throttles = stores[0] if stores else LocalThrottleStore()
-    engine.start()
+    throttles = stores[0] if stores else LocalThrottleStore()
+    engine.start(throttles)
     app = web.Application(middlewares=[_trust(trusted)], client_max_size=16 * 1024 * 1024)
     add_tsa_routes(app, runtime)
     runner = web.AppRunner(app)
@@ -75,4 +75,4 @@ async def serve(policy: str, listen: str, trusted: Sequence[str],
         await engine.stop()
         await runner.cleanup()
         await runtime.hooks.shutdown()
-        await runtime.throttles.close()
+        await throttles.close()

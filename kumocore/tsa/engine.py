@@ -24,28 +24,31 @@ from kumocore.tsa.rules import INTERNAL_PREFIX, UNINTERESTING_TYPES, RecordView,
 from kumocore.tsa.store import ActionStore, ActiveAction
 
 if TYPE_CHECKING:
+    from kumocore.hooks import Hooks
     from kumocore.logs.record import LogRecord
-    from kumocore.runtime import Runtime
+    from kumocore.queue.manager import QueueManager
+    from kumocore.throttle.store import ThrottleStore
 
 log = structlog.get_logger("kumocore.tsa")
 
 #: ``rules_for(domain, site_name)`` → the rules that apply to a record for that path.
 RulesFor = Callable[[str, str], "Sequence[Rule] | Awaitable[Sequence[Rule]]"]
+#: Builds the action store at start from the node's throttle store (Redis holds actions).
+StoreFactory = Callable[["ThrottleStore | None"], ActionStore]
 
 
 class TsaEngine:
     def __init__(
         self,
-        runtime: Runtime,
+        hooks: Hooks,
         rules_for: RulesFor,
-        store: ActionStore | Callable[[], ActionStore] | None,
+        store: ActionStore | StoreFactory | None,
         *,
         publish: Sequence[str] = (),
         match_locally: bool = True,
         could_match: Callable[[str, bool], bool] | None = None,
         interval: float = 0.5,
     ) -> None:
-        self.runtime = runtime
         self.rules_for = rules_for
         # A callable is resolved at start: the Redis store exists only once the server
         # has set up its throttle store (kumo.configure_redis_throttles runs in init).
@@ -60,7 +63,7 @@ class TsaEngine:
         self.spec: tuple[list[str], list[str]] = ([], [])  # publish, subscribe as configured
         self.publish = tuple(u.rstrip("/") for u in publish)
         self.interval = interval
-        self.applier = Applier(runtime)
+        self.applier = Applier(hooks)
         self.actions: dict[str, ActiveAction] = {}  # as of the last sync
         self.counters = {"records": 0, "matches": 0, "triggered": 0, "errors": 0}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -69,10 +72,14 @@ class TsaEngine:
         self._subscribers: set[asyncio.Queue[ActiveAction]] = set()
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> None:
-        """Resolve the store and start applying actions (raises ConfigError if no store)."""
+    def start(
+        self, throttles: ThrottleStore | None = None, queues: QueueManager | None = None
+    ) -> None:
+        """Resolve the store and start applying actions to ``queues`` (none in the
+        standalone ``kumocore tsa`` service); raises ConfigError if there is no store."""
+        self.applier.queues = queues
         if callable(self._store_spec):
-            self.store = self._store_spec()
+            self.store = self._store_spec(throttles)
         log.info("traffic shaping automation running", store=self.store.label,
                  publish=list(self.publish))  # fmt: skip
         if self._loop_task is None:
@@ -131,6 +138,10 @@ class TsaEngine:
         self._subscribers.discard(queue)
 
     # ------------------------------------------------------------------ records
+    def held_until(self, path_name: str) -> float:
+        """When the latest ``Suspend`` on the ready queue ``path_name`` ends (0: none)."""
+        return self.applier.held_until.get(path_name, 0.0)
+
     def observe(self, record: LogRecord) -> None:
         """A record of this node's outcomes (cheap when no rule could match)."""
         if record.type in UNINTERESTING_TYPES or "@" not in record.recipient:

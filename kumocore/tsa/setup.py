@@ -20,7 +20,8 @@ from kumocore.errors import ConfigError
 from kumocore.tsa.store import ActionStore, LocalActionStore
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.policy_host import PolicyHost
+    from kumocore.throttle.store import ThrottleStore
     from kumocore.tsa.engine import RulesFor, TsaEngine
 
 WHERE = "policy-extras.shaping: setup_with_automation"
@@ -43,7 +44,7 @@ def _entries(name: str, value: Any) -> list[str]:
 
 
 def configure(
-    runtime: Runtime, rules_for: RulesFor, publish: Any, subscribe: Any,
+    runtime: PolicyHost, rules_for: RulesFor, publish: Any, subscribe: Any,
     could_match: Callable[[str, bool], bool] | None = None,
 ) -> TsaEngine:
     """Build this runtime's automation engine (started by the server)."""
@@ -69,7 +70,7 @@ def configure(
     if native == ["local"]:
         store = LocalActionStore()
     elif native:
-        store = lambda: _redis_store(runtime)  # noqa: E731  (resolved at server start)
+        store = _redis_store  # resolved at server start, from its throttle store
     elif remote:
         from kumocore.tsa.remote import RemoteActionStore
 
@@ -77,7 +78,7 @@ def configure(
     else:
         store = None
     engine = TsaEngine(
-        runtime, rules_for, store,
+        runtime.hooks, rules_for, store,
         publish=[e for e in pub if e not in NATIVE],
         match_locally=bool(native),
         could_match=could_match,
@@ -87,8 +88,8 @@ def configure(
     return engine
 
 
-def _redis_store(runtime: Runtime) -> ActionStore:
-    factory = getattr(runtime.throttles, "automation_store", None)
+def _redis_store(throttles: ThrottleStore | None) -> ActionStore:
+    factory = getattr(throttles, "automation_store", None)
     if factory is None:
         raise ConfigError(
             f"{WHERE}: 'redis-throttles' needs kumo.configure_redis_throttles "

@@ -16,8 +16,7 @@ from kumocore.message import Message
 from kumocore.queue.manager import QueueManager
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.runtime import Runtime
-from kumocore.spool.base import MemorySpool
-from kumocore.spool.store import MessageStore
+from tests.support.wiring import wire
 
 # An egress pool no policy defines: a message that becomes due fails routing with a 451
 # and is rescheduled, so no test ever resolves MX records or connects anywhere.
@@ -27,11 +26,10 @@ NOWHERE_POOL = "nowhere"
 @pytest.fixture
 async def runtime() -> AsyncIterator[Runtime]:
     rt = Runtime(load_entrypoints=False)
-    rt.store = MessageStore(MemorySpool("data"), MemorySpool("meta"))
-    rt.queues = QueueManager(rt)
-    await rt.queues.start()
+    queues = wire(rt).queues
+    await queues.start()
     yield rt
-    await rt.queues.stop(timeout=1.0)
+    await queues.stop(timeout=1.0)
 
 
 @pytest.fixture

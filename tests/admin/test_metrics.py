@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from kumocore.logs.dispatch import LogDispatcher
 from kumocore.metrics import reception_counter, registry_for, render_text
 from kumocore.runtime import Runtime
 from tests.admin.conftest import Enqueue, make_ready
+from tests.support.wiring import wire
 
 
 class DiscardSink:
@@ -49,7 +51,8 @@ async def test_metrics_text_has_kumomta_names_and_live_queue_values(
     ready = make_ready(runtime.queues, [enqueue("r@example.com")])
     ready.connections = 2
     runtime.queues.outcomes.counters.update(delivered=5, transient=4, bounced=3, expired=2)
-    reception_counter(runtime).add("ESMTP", 9)
+    assert runtime.services is not None
+    reception_counter(runtime.services).add("ESMTP", 9)
 
     response = await client.get("/metrics")
 
@@ -83,13 +86,16 @@ async def test_metrics_report_hook_timings_log_drops_and_admin_rules(
     from kumocore.logs.record import RecordType
     from tests.core.logs.fakes import record
 
-    runtime.logs = LogDispatcher([DiscardSink()])  # not started: its 1-record buffer fills
+    logs = LogDispatcher([DiscardSink()])  # not started: its 1-record buffer fills
+    assert runtime.services is not None and runtime.queues is not None
+    runtime.services = dataclasses.replace(runtime.services, logs=logs)
+    runtime.queues.logs = runtime.queues.journal.logs = logs  # the queues' records go there too
     for _ in range(3):  # rejection records over the bound are shed (and counted)
-        runtime.logs.submit(record(RecordType.Rejection))
+        logs.submit(record(RecordType.Rejection))
     for n in range(3):
         enqueue(f"u{n}@example.com")
     await client.post("/api/admin/bounce/v1", json={"domain": "example.com", "reason": "x"})
-    await runtime.logs.start()  # AdminBounce records are never shed: they wait for room
+    await logs.start()  # AdminBounce records are never shed: they wait for room
     await runtime.queues.outcomes.drain()  # classified, submitted, written, unspooled
 
     values = _samples(await (await client.get("/metrics")).text())
@@ -115,8 +121,8 @@ async def test_metrics_json_nests_labelled_values(
     assert body["total_messages_delivered"]["type"] == "counter"
 
 
-def test_each_runtime_has_its_own_registry() -> None:
-    first, second = Runtime(load_entrypoints=False), Runtime(load_entrypoints=False)
+def test_each_node_has_its_own_registry() -> None:
+    first, second = wire(Runtime(load_entrypoints=False)), wire(Runtime(load_entrypoints=False))
     reception_counter(first).add("HTTP")
     assert registry_for(first) is registry_for(first)
     assert registry_for(first) is not registry_for(second)

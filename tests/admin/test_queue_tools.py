@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 
 from kumocore.cli import main
-from kumocore.intake import Intake
 from kumocore.runtime import Runtime
 from tests.admin.conftest import Enqueue
-
-
-@pytest.fixture(autouse=True)
-def intake(runtime: Runtime) -> None:
-    runtime.intake = Intake(runtime)  # rebind resolves the new queue's configuration
 
 
 @pytest.fixture

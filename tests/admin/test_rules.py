@@ -152,7 +152,7 @@ async def test_suspension_holds_due_messages_until_cancelled(
 async def test_admin_endpoints_answer_503_before_the_queues_start(
     runtime: Runtime, client: Any
 ) -> None:
-    manager, runtime.queues = runtime.queues, None
+    services, runtime.services = runtime.services, None
     try:
         for method, path in (
             ("GET", BOUNCE),
@@ -163,7 +163,7 @@ async def test_admin_endpoints_answer_503_before_the_queues_start(
             assert response.status == 503
             assert "not started" in (await response.json())["error"]
     finally:
-        runtime.queues = manager
+        runtime.services = services
 
 
 def test_suppress_logging_must_be_a_boolean() -> None:

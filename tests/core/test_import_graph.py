@@ -14,35 +14,21 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "kumocore"
 
 #: Modules in an import circle today (to be untangled by the architecture step).
-KNOWN_IN_CIRCLES = frozenset({
-    "kumocore.admin.peers", "kumocore.admin.routes", "kumocore.admin.summary",
-    "kumocore.builtins", "kumocore.inject_api", "kumocore.intake", "kumocore.metrics",
-    "kumocore.queue.egress", "kumocore.queue.manager", "kumocore.queue.outcomes",
-    "kumocore.queue.ready", "kumocore.queue.rebind", "kumocore.queue.requeue",
-    "kumocore.queue.maildir",
-    "kumocore.queue.routing", "kumocore.runtime", "kumocore.runtime_functions",
-    "kumocore.tasks", "kumocore.throttle.policy",
-    # joined through the runtime and the queue manager when log hooks, automation and
-    # DSNs landed (the same knot, grown):
-    "kumocore.custom_events", "kumocore.delivery.custom_lua", "kumocore.loghooks.sink",
-    "kumocore.reports.dsn", "kumocore.tsa.admin_share", "kumocore.tsa.apply",
-    "kumocore.tsa.engine", "kumocore.tsa.events_ws", "kumocore.tsa.http",
-    "kumocore.tsa.metrics", "kumocore.tsa.setup",
-})  # fmt: skip
+KNOWN_IN_CIRCLES: frozenset[str] = frozenset()
 
 
-def _modules() -> dict[str, Path]:
+def _modules(package: Path) -> dict[str, Path]:
     modules = {}
-    for path in PACKAGE.rglob("*.py"):
-        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    for path in package.rglob("*.py"):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts = parts[:-1]
         modules[".".join(parts)] = path
     return modules
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = _modules()
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    modules = _modules(package)
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -55,7 +41,11 @@ def import_graph() -> dict[str, set[str]]:
                 if node.level:
                     parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join([*parts, *([node.module] if node.module else [])])
-                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+                names = [f"{base}.{alias.name}" for alias in node.names]
+                # ``from pkg import submodule`` imports the submodule, like
+                # ``import pkg.submodule``; only a name defined in pkg itself is an edge to it.
+                defined_in_base = [n for n in names if n not in modules]
+                targets = [*([base] if defined_in_base else []), *names]
             for target in targets:
                 while target and target not in modules:
                     target = target.rpartition(".")[0]
@@ -114,3 +104,16 @@ def test_every_known_module_is_still_in_a_circle() -> None:
 def test_the_circle_finder_finds_a_two_module_circle() -> None:
     graph = {"a": {"b"}, "b": {"a"}, "c": {"a"}}
     assert modules_in_circles(graph) == {"a", "b"}
+
+
+def test_importing_a_submodule_from_its_package_is_an_edge_to_the_submodule_only(
+    tmp_path: Path,
+) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("from pkg import a\nVERSION = 1\n")
+    (package / "a.py").write_text("from pkg import b\n")
+    (package / "b.py").write_text("from pkg import VERSION\n")
+    graph = import_graph(package)
+    assert graph == {"pkg": {"pkg.a"}, "pkg.a": {"pkg.b"}, "pkg.b": {"pkg"}}
+    assert modules_in_circles(graph) == {"pkg", "pkg.a", "pkg.b"}

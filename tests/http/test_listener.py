@@ -22,7 +22,7 @@ async def test_liveness_says_ok(http: HttpEnv) -> None:
 
 async def test_liveness_is_503_before_the_spool_is_ready(start_http: StartHttp) -> None:
     env = await start_http()
-    env.reception.runtime.intake = None
+    env.reception.runtime.services = None  # as before the server wired its services
     status, text, _ = await env.request("GET", "/api/check-liveness/v1")
     assert (status, text) == (503, "waiting for spool enumeration")
 
@@ -117,7 +117,7 @@ async def test_several_http_listeners_run_at_once(start_http: StartHttp) -> None
 
 async def test_inject_before_the_spool_is_ready_gets_503(start_http: StartHttp) -> None:
     env = await start_http()
-    env.reception.runtime.intake = None
+    env.reception.runtime.services = None  # as before the server wired its services
     status, text = await env.inject(
         {"envelope_sender": "a@b.example", "recipients": [{"email": "c@d.example"}],
          "content": "Subject: x\n\ny"})

@@ -13,12 +13,11 @@ from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, EgressPool, QueueConfig
 from kumocore.logs.dispatch import LogDispatcher
 from kumocore.message import Message
-from kumocore.queue.manager import QueueManager
 from kumocore.runtime import Runtime
 from kumocore.spool.base import MemorySpool
-from kumocore.spool.store import MessageStore
 from tests.support.dns_server import TestDnsServer
 from tests.support.sink import RecordingSink
+from tests.support.wiring import wire
 
 
 class RecordingLogSink:
@@ -73,15 +72,14 @@ ZONES: dict[str, Any] = {
 
 
 class Bench:
-    def __init__(self, policy: ShapingPolicy, dns: TestDnsServer, sink: RecordingSink) -> None:
+    def __init__(self, policy: ShapingPolicy, dns: TestDnsServer, sink: RecordingSink,
+                 log_sink: RecordingLogSink | None = None) -> None:
         self.policy, self.dns, self.sink = policy, dns, sink
         self.runtime = Runtime(load_entrypoints=False, extra_plugins=(("policy", policy),))
         self.runtime.resolver.configure([dns.address])
-        self.runtime.store = MessageStore(MemorySpool("data"), MemorySpool("meta"))
-        self.log_sink = RecordingLogSink()
-        self.runtime.logs = LogDispatcher([self.log_sink], batch_latency=0.01)
-        self.queues = QueueManager(self.runtime)
-        self.runtime.queues = self.queues
+        self.log_sink = log_sink or RecordingLogSink()
+        logs = LogDispatcher([self.log_sink], batch_latency=0.01)
+        self.queues = wire(self.runtime, logs=logs).queues
 
     async def start(self) -> Bench:
         assert self.runtime.logs is not None
@@ -103,7 +101,7 @@ class Bench:
         meta: dict[str, Any] | None = None,
     ) -> Message:
         message = Message(sender, recipient, b"Subject: test\r\n\r\nhello\r\n", meta=meta or {})
-        assert self.runtime.store is not None and self.runtime.intake is None
+        assert self.runtime.store is not None
         await self.runtime.store.save(message)
         config = QueueConfig.from_options(self.policy.queue)
         self.queues.insert(message, queue or message.recipient.domain, config)

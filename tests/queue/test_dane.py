@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import trustme
 
-from kumocore.delivery.dane import dane_counts
 from kumocore.metrics import registry_for, render_text
 from tests.queue.harness import Bench, ShapingPolicy
 from tests.support.dane import association, ca_cert, leaf_cert, server_context
@@ -80,8 +79,8 @@ async def test_matching_dane_ee_record_delivers_over_tls_with_a_secure_peer(
     assert record["tls_cipher"] and record["tls_protocol_version"].startswith("TLS")
     assert record["tls_peer_subject_name"] == [
         a.rfc4514_string() for a in leaf_cert(leaf).subject]
-    assert dane_counts(bench.runtime)["ok"] == 1
-    metrics = render_text(registry_for(bench.runtime)).decode()
+    assert bench.queues.dane_counts["ok"] == 1
+    metrics = render_text(registry_for(bench.runtime.services)).decode()
     assert 'dane_result_count{result="ok"} 1' in metrics
     assert 'dane_result_count{result="tempfail"} 0' in metrics
 
@@ -113,7 +112,7 @@ async def test_tlsa_without_the_ad_bit_is_ignored_for_the_paths_opportunistic_tl
     bench, record = await _deliver(dane_dns, tls_sink, "Delivery")
     assert tls_sink.messages[0].tls
     assert record["peer_address"]["is_secure"] is True  # the address was secure
-    assert dane_counts(bench.runtime)["not_applicable"] == 1
+    assert bench.queues.dane_counts["not_applicable"] == 1
 
 
 async def test_insecure_mx_records_mean_no_dane_even_with_secure_tlsa(
@@ -125,7 +124,7 @@ async def test_insecure_mx_records_mean_no_dane_even_with_secure_tlsa(
         dane_dns, tls_sink, "Delivery", enable_tls="OpportunisticInsecure")
     assert tls_sink.messages[0].tls
     assert "is_secure" not in record["peer_address"]
-    assert dane_counts(bench.runtime)["insecure_chain"] == 1
+    assert bench.queues.dane_counts["insecure_chain"] == 1
 
 
 async def test_dane_ta_record_of_the_servers_ca_delivers(
@@ -160,7 +159,7 @@ async def test_servfail_on_the_tlsa_lookup_defers_and_sends_nothing(
     assert record["response"]["content"] == (
         f"DANE: TLSA lookup for {name}. failed: no name server could answer (SERVFAIL); "
         f"without a secure answer (records or their absence) {MX} is not tried")
-    assert dane_counts(bench.runtime)["tempfail"] >= 1
+    assert bench.queues.dane_counts["tempfail"] >= 1
 
 
 async def test_only_unusable_records_require_starttls_without_checking_the_certificate(
@@ -202,7 +201,7 @@ async def test_a_signed_cname_into_an_unsigned_zone_keeps_dane_at_the_original_n
     kind = "TransientFailure" if alias_signed else "Delivery"
     bench, record = await _deliver(dane_dns, tls_sink, kind,
                                    enable_tls="OpportunisticInsecure")
-    counts = dane_counts(bench.runtime)
+    counts = bench.queues.dane_counts
     if alias_signed:
         assert f"DANE: no TLSA record of {name}" in record["response"]["content"]
         assert tls_sink.messages == [] and counts["ok"] >= 1
@@ -230,7 +229,7 @@ async def test_an_mx_list_gets_dane_only_when_treated_as_secure(
             "TransientFailure" if trusted else "Delivery", 1))[0]
     finally:
         await bench.stop()
-    counts = dane_counts(bench.runtime)
+    counts = bench.queues.dane_counts
     if trusted:
         assert "DANE: no TLSA record of" in record["response"]["content"]
         assert tls_sink.messages == [] and counts["ok"] >= 1

@@ -4,6 +4,7 @@ intake, a recording queue (delivery is tested elsewhere) and a recording log sin
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from kumocore.message import Message
 from kumocore.runtime import Runtime
 from kumocore.spool.base import MemorySpool
 from kumocore.spool.store import MessageStore
+from tests.support.wiring import wire
 
 HOSTNAME = "mx.kumocore.test"
 
@@ -55,6 +57,7 @@ class Reception:
     sink: RecordingSink
     data_spool: MemorySpool
     meta_spool: MemorySpool
+    logs: LogDispatcher | None = None  # closed at the end even if a test unwired it
 
     @property
     def messages(self) -> list[Message]:
@@ -66,8 +69,8 @@ class Reception:
         return [r for r in self.sink.records if not types or r.type.value in types]
 
     async def close(self) -> None:
-        if self.runtime.logs is not None:
-            await self.runtime.logs.close(timeout=1.0)
+        if self.logs is not None:
+            await self.logs.close(timeout=1.0)
 
 
 async def make_reception(
@@ -82,11 +85,13 @@ async def make_reception(
     if policy_file is not None:
         await runtime.load(policy_file)
     data_spool, meta_spool = MemorySpool("data"), MemorySpool("meta")
-    runtime.store = MessageStore(data_spool, meta_spool)
-    runtime.intake = Intake(runtime)
-    queues = RecordingQueues()
-    runtime.queues = queues
-    sink = RecordingSink()
-    runtime.logs = LogDispatcher([sink], batch_latency=0)
-    await runtime.logs.start()
-    return Reception(runtime, queues, sink, data_spool, meta_spool)
+    queues, sink = RecordingQueues(), RecordingSink()
+    services = wire(runtime, store=MessageStore(data_spool, meta_spool),
+                    logs=LogDispatcher([sink], batch_latency=0))
+    # The intake queues into the recording stand-in, not the (unstarted) queue manager.
+    intake = Intake(hooks=runtime.hooks, store=services.store, logs=services.logs,
+                    queues=queues, nodeid=runtime.nodeid,
+                    receptions=services.metrics.receptions)
+    runtime.services = dataclasses.replace(services, intake=intake)
+    await services.logs.start()
+    return Reception(runtime, queues, sink, data_spool, meta_spool, services.logs)

@@ -135,7 +135,9 @@ async def test_event_stream_sends_the_status_every_second_until_the_listener_clo
 
 
 def test_local_status_without_queues_reports_counters_and_node_facts(http: HttpEnv) -> None:
-    status = status_of(http.reception.runtime)
+    runtime = http.reception.runtime
+    runtime.services = None  # as before the server wired its services: no queues yet
+    status = status_of(runtime)
     assert status["queues"] is None and status["counters"]["delivered"] == 0
     assert status["node"]["uptime"] >= 0
 

@@ -6,7 +6,7 @@ import pytest
 
 from kumocore import ConfigError
 from kumocore.config import QueueConfig
-from kumocore.delivery.protocols import MaildirProtocol, SmtpProtocol
+from kumocore.config.protocols import MaildirProtocol, SmtpProtocol
 from kumocore.throttle.spec import ThrottleSpec
 
 MINUTE = 60.0

@@ -91,7 +91,7 @@ async def test_features_find_the_handler_through_the_core_lookup(tmp_path: Path)
         local kumo = require 'kumo'
         kumo.on('make.webhook', function(domain) return 'hook for ' .. domain end)
     """)
-    source = custom_event_source(runtime, "make.webhook")
+    source = custom_event_source(runtime.pm, "make.webhook")
     assert source is policy and isinstance(policy, CustomEventSource)
     assert await source.call_custom_event("make.webhook", "example.com") == "hook for example.com"
-    assert custom_event_source(runtime, "make.amqp") is None
+    assert custom_event_source(runtime.pm, "make.amqp") is None

@@ -8,13 +8,14 @@ from typing import Any
 from kumocore_redis_throttles import RedisThrottleStore
 
 from kumocore.runtime import Runtime
+from tests.support.wiring import wire
 
 
 async def test_make_throttle_uses_redis_and_local_prefix_stays_in_process(
     store: RedisThrottleStore, raw: Any
 ) -> None:
     runtime = Runtime(load_entrypoints=False)
-    runtime.throttles = store
+    wire(runtime, throttles=store)  # the server's shared throttle store
     shared = runtime.kumo.make_throttle("policy-shared", "1/hour")
     assert (await shared.throttle())["throttled"] is False
     assert (await shared.throttle())["throttled"] is True

@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kumocore.config.lua_options import LuaProtocol, lua_options
 from kumocore.config.options import Path, check_keys, integer
-from kumocore.delivery.lua_options import LuaProtocol, lua_options
 from kumocore.dns.mx import MxTarget, parse_mx_list_entry
 from kumocore.errors import ConfigError
 
