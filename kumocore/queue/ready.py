@@ -36,6 +36,9 @@ LEASE_SECONDS = 300.0
 #: How soon a queue that found every connection slot taken (by another node) asks again.
 SLOT_RETRY_SECONDS = 0.5
 
+#: How often an idle connection asks whether another worker waits for its slot.
+YIELD_CHECK_SECONDS = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class PathKey:
@@ -222,7 +225,7 @@ class ReadyQueue:
         delivered = 0
         while (delivered < self.config.max_deliveries_per_connection and not conn.closed
                and not self.suspended):
-            message = await self._next_message(idle)
+            message = await self._next_message(idle, lease)
             if message is None:
                 return
             if not await self._deliver_one(conn, message):
@@ -250,12 +253,24 @@ class ReadyQueue:
             if not handed:
                 self.messages.appendleft(message)
 
-    async def _next_message(self, idle: float) -> Message | None:
-        """The next message, waiting up to ``idle`` seconds for one to arrive."""
-        deadline = time.monotonic() + idle
+    async def _next_message(self, idle: float, lease: Any = None) -> Message | None:
+        """The next message, waiting up to ``idle`` seconds for one to arrive.
+
+        An idle connection also gives up early when its slot is wanted elsewhere: the
+        workers of a node share one connection limit, and one worker's idle connections
+        would otherwise starve another worker's queue for the whole ``idle_timeout``.
+        """
+        now = time.monotonic()
+        deadline, check_at = now + idle, now + YIELD_CHECK_SECONDS
         while not self.messages or self.suspended:
-            if time.monotonic() >= deadline or self.suspended:
+            now = time.monotonic()
+            if now >= deadline or self.suspended:
                 return None
+            if now >= check_at:
+                if await self.manager.egress.slot_wanted(lease):
+                    return None
+                check_at = time.monotonic() + YIELD_CHECK_SECONDS
+                continue
             await asyncio.sleep(min(0.05, idle))
         message = self.messages.popleft()
         if self.overflow:
