@@ -115,9 +115,9 @@ class KumocoreInstance:
         self._log: Any = None
 
     def environment(self) -> dict[str, str]:
-        # Without Redis, connection limits are per worker: split the node's total so
-        # kumocore opens as many connections to the sink as Postfix does.
-        per_worker = max(self.settings.connections // self.settings.workers, 1)
+        # The workers of a node share one connection_limit (the supervisor's node throttle
+        # store), so the node's total is the limit: as many connections as Postfix opens.
+        per_worker = self.settings.connections
         env = dict(os.environ)
         env.update(
             KUMOCORE_BENCH_VAR=str(self.var),

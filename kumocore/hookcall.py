@@ -23,6 +23,8 @@ from kumocore.errors import HookError, PolicyError, Rejection
 
 log = structlog.get_logger("kumocore.hooks")
 
+_Plan = tuple[tuple[pluggy.HookImpl, tuple[str, ...]], ...]
+
 #: Errors that pass through untouched: they already say who failed and how to answer.
 _PASS_THROUGH = (Rejection, PolicyError, HookError)
 
@@ -43,43 +45,73 @@ class HookCaller:
     timeout: float | None = 30.0
     timings: dict[str, HookTiming] = field(default_factory=dict)
 
+    #: Per hook: pluggy's implementation list as last seen, and the call plan built from
+    #: it. Rebuilt whenever that list changes (a plugin registered or unregistered).
+    _plans: dict[str, tuple[list[pluggy.HookImpl], _Plan]] = field(default_factory=dict)
+
     def _impls(self, name: str) -> list[pluggy.HookImpl]:
         caller = getattr(self.pm.hook, name)
         # get_hookimpls() is in registration order with trylast first and tryfirst
         # last; pluggy calls them in reverse, and so do we.
         return list(reversed(caller.get_hookimpls()))
 
+    def _plan(self, name: str) -> _Plan:
+        """``(impl, argnames)`` in call order, cached: every message calls several hooks,
+        and copying and reversing pluggy's list each time was most of a call's cost."""
+        caller = getattr(self.pm.hook, name)
+        current = getattr(caller, "_hookimpls", None)  # pluggy's own list, changed in place
+        cached = self._plans.get(name)
+        if cached is not None and current is not None and cached[0] == current:
+            return cached[1]
+        impls = caller.get_hookimpls()  # a copy: a later change of `current` is noticed
+        plan = tuple((impl, tuple(impl.argnames)) for impl in reversed(impls))
+        self._plans[name] = (impls, plan)
+        return plan
+
     def _plugin_name(self, impl: pluggy.HookImpl) -> str:
         return impl.plugin_name or repr(impl.plugin)
 
-    async def _invoke(self, impl: pluggy.HookImpl, name: str, kwargs: dict[str, Any]) -> Any:
-        args = [kwargs[arg] for arg in impl.argnames]
-        try:
-            result = impl.function(*args)
-            if inspect.isawaitable(result):
-                if self.timeout is None:
-                    result = await result
-                else:
-                    async with asyncio.timeout(self.timeout):
-                        result = await result
-            return result
-        except _PASS_THROUGH:
-            raise
-        except TimeoutError as exc:
+    def _failure(self, impl: pluggy.HookImpl, name: str, exc: Exception) -> HookError:
+        """The HookError for ``exc`` raised by ``impl`` (logged here)."""
+        if isinstance(exc, TimeoutError):
             error = HookError(
                 self._plugin_name(impl),
                 name,
                 TimeoutError(f"did not answer within {self.timeout} s"),
             )
             log.error("hook timed out", plugin=error.plugin, hook=name)
-            raise error from exc
+            return error
+        error = HookError(self._plugin_name(impl), name, exc)
+        log.error("hook failed", plugin=error.plugin, hook=name, error=str(exc))
+        return error
+
+    def _call(self, impl: pluggy.HookImpl, argnames: tuple[str, ...], name: str,
+              kwargs: dict[str, Any]) -> Any:
+        """Call ``impl``; an awaitable result is returned as is, for :meth:`_settle`."""
+        args = [kwargs[arg] for arg in argnames]
+        try:
+            return impl.function(*args)
+        except _PASS_THROUGH:
+            raise
         except Exception as exc:
-            error = HookError(self._plugin_name(impl), name, exc)
-            log.error("hook failed", plugin=error.plugin, hook=name, error=str(exc))
-            raise error from exc
+            raise self._failure(impl, name, exc) from exc
+
+    async def _settle(self, impl: pluggy.HookImpl, name: str, result: Any) -> Any:
+        """Await an async implementation's result, under the per-hook timeout."""
+        try:
+            if self.timeout is None:
+                return await result
+            async with asyncio.timeout(self.timeout):
+                return await result
+        except _PASS_THROUGH:
+            raise
+        except Exception as exc:
+            raise self._failure(impl, name, exc) from exc
 
     def _timing(self, name: str, started: float) -> None:
-        timing = self.timings.setdefault(name, HookTiming())
+        timing = self.timings.get(name)
+        if timing is None:
+            timing = self.timings[name] = HookTiming()
         timing.calls += 1
         timing.seconds += time.perf_counter() - started
 
@@ -88,8 +120,12 @@ class HookCaller:
         started = time.perf_counter()
         results = []
         try:
-            for impl in self._impls(name):
-                result = await self._invoke(impl, name, kwargs)
+            for impl, argnames in self._plan(name):
+                # Inlined _invoke: a synchronous implementation (the usual case) costs
+                # no coroutine of its own.
+                result = self._call(impl, argnames, name, kwargs)
+                if result is not None and inspect.isawaitable(result):
+                    result = await self._settle(impl, name, result)
                 if result is not None:
                     results.append(result)
         finally:
@@ -100,8 +136,10 @@ class HookCaller:
         """Run implementations in order until one returns non-None; return it."""
         started = time.perf_counter()
         try:
-            for impl in self._impls(name):
-                result = await self._invoke(impl, name, kwargs)
+            for impl, argnames in self._plan(name):
+                result = self._call(impl, argnames, name, kwargs)
+                if result is not None and inspect.isawaitable(result):
+                    result = await self._settle(impl, name, result)
                 if result is not None:
                     return result
             return None

@@ -124,6 +124,22 @@ class Egress:
             except Exception as exc:  # lapsed already (e.g. Redis was away): keep going
                 log.warning("connection slot lease could not be renewed", error=str(exc))
 
+    async def slot_wanted(self, slot: Slot | None) -> bool:
+        """Whether a unit of one of the slot's limits was just refused to someone else (the
+        node's other workers share its connection limits): an idle connection then gives
+        its slot back instead of sitting on it for ``idle_timeout``. Stores without that
+        signal (Redis) never ask for it."""
+        if slot is None:
+            return False
+        for store, lease in slot.leases:
+            wanted = getattr(store, "lease_wanted", None)
+            try:
+                if wanted is not None and await wanted(lease.key):
+                    return True
+            except Exception as exc:  # the store is away: keep the connection, as before
+                log.debug("lease contention check failed", error=str(exc))
+        return False
+
     async def release_slot(self, slot: Slot | None) -> None:
         if slot is None:
             return

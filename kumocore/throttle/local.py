@@ -29,6 +29,9 @@ _NS = 1_000_000_000
 # Sweeping stale TATs is O(n); doing it only when the dict has doubled keeps it amortised
 # O(1) per call while bounding memory to about twice the number of live keys.
 _PRUNE_MIN = 4096
+#: How long after a refused lease its key counts as *wanted*: a holder whose connection
+#: sits idle gives its unit back to the waiter (which asks again every 0.5 s).
+WANTED_WINDOW_NS = 1 * _NS
 
 
 class LocalThrottleStore:
@@ -46,6 +49,8 @@ class LocalThrottleStore:
         # Tokens differ between instances too, so a lease handed to the wrong local store
         # (a caller that releases to every store it has) can never release another's.
         self._token_prefix = f"{os.getpid():x}.{id(self):x}."
+        # When a lease was last refused, per key (see lease_wanted).
+        self._wanted: dict[str, int] = {}
 
     # ------------------------------------------------------------------ rate throttles
 
@@ -97,7 +102,11 @@ class LocalThrottleStore:
         else:
             _expire(holders, now)
         if len(holders) >= limit:
+            if len(self._wanted) >= _PRUNE_MIN:
+                self._wanted.clear()
+            self._wanted[key] = now
             return None
+        self._wanted.pop(key, None)
         token = f"{self._token_prefix}{next(self._tokens)}"
         expires = now + int(duration * _NS)
         holders[token] = expires
@@ -123,6 +132,12 @@ class LocalThrottleStore:
         if not holders:  # don't keep one empty dict per ready queue ever seen
             del self._leases[lease.key]
 
+    async def lease_wanted(self, key: str) -> bool:
+        """Whether someone was refused a unit of ``key`` within the last second: an idle
+        holder should then give its unit back (another worker of the node has work)."""
+        refused = self._wanted.get(key)
+        return refused is not None and self._clock() - refused < WANTED_WINDOW_NS
+
     def leases_held(self, key: str) -> int:
         """How many unexpired leases ``key`` has (for diagnostics and tests)."""
         holders = self._leases.get(key)
@@ -134,6 +149,7 @@ class LocalThrottleStore:
     async def close(self) -> None:
         self._tats.clear()
         self._leases.clear()
+        self._wanted.clear()
 
 
 def _expire(holders: dict[str, int], now: int) -> None:

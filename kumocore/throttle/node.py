@@ -109,6 +109,8 @@ class NodeThrottleServer:
                 return {"token": None}
             held[lease.token] = lease
             return {"token": lease.token}
+        if op == "wanted":
+            return {"wanted": await self.store.lease_wanted(request["key"])}
         lease = held.get(request["token"]) or Lease(request["key"], request["token"], 0.0)
         if op == "renew":
             try:
@@ -171,6 +173,11 @@ class NodeThrottleStore:
 
     async def release_lease(self, lease: Lease) -> None:
         await self._call({"op": "release", "key": lease.key, "token": lease.token})
+
+    async def lease_wanted(self, key: str) -> bool:
+        """Whether another worker was just refused a unit of ``key`` (see LocalThrottleStore)."""
+        answer = await self._call({"op": "wanted", "key": key})
+        return bool(answer.get("wanted"))
 
     async def close(self) -> None:
         if self._reading is not None:

@@ -157,3 +157,28 @@ def test_hook_timings_are_recorded_per_hook() -> None:
     caller = caller_for(("policy", AsyncPolicy()))
     asyncio.run(caller.call_first("kumo_get_egress_pool", pool_name="p"))
     assert caller.timings["kumo_get_egress_pool"].calls == 1
+
+
+async def test_a_plugin_registered_or_unregistered_later_is_seen_by_the_next_call() -> None:
+    calls: list[str] = []
+    caller = caller_for(("first", Recorder("first", calls)))
+    await caller.call_all("kumo_smtp_server_ehlo", domain="x")  # the call plan is built
+    later = Recorder("later", calls)
+    caller.pm.register(later, name="later")
+    await caller.call_all("kumo_smtp_server_ehlo", domain="x")
+    caller.pm.unregister(later)
+    await caller.call_all("kumo_smtp_server_ehlo", domain="x")
+    assert calls == ["first", "later", "first", "first"]  # pluggy: the newest runs first
+
+
+async def test_a_synchronous_implementation_that_raises_is_attributed() -> None:
+    class Broken:
+        @hookimpl
+        def kumo_get_egress_pool(self, pool_name: str) -> Any:
+            raise ValueError("no such pool table")
+
+    caller = caller_for(("broken", Broken()))
+    for _ in range(2):  # the second call uses the cached plan
+        with pytest.raises(HookError) as info:
+            await caller.call_first("kumo_get_egress_pool", pool_name="p")
+        assert info.value.plugin == "broken" and "no such pool table" in str(info.value)
