@@ -84,6 +84,8 @@ class PathEgress(Protocol):
 
     async def release_slot(self, slot: Slot | None) -> None: ...
 
+    async def slot_wanted(self, slot: Slot | None) -> bool: ...
+
     async def wait_for_rate(self, ready: ReadyQueue) -> bool: ...
 
     async def wait_for_connection_rate(self, ready: ReadyQueue) -> bool: ...
@@ -349,7 +351,7 @@ class ReadyQueue:
             self._refill()
         return message
 
-    async def _slot_wanted(self, lease: Any) -> bool:
+    async def _slot_wanted(self, lease: Slot | None) -> bool:
         """Whether another worker waits for this queue's slots (one answer shared by the
         queue's idle connections for YIELD_CHECK_SECONDS: they hold the same limits)."""
         asked_at, answer = self._wanted
