@@ -9,14 +9,8 @@ from typing import Any
 import pytest
 
 from kumocore.cli import main
-from kumocore.intake import Intake
 from kumocore.runtime import Runtime
 from tests.admin.conftest import Enqueue
-
-
-@pytest.fixture(autouse=True)
-def intake(runtime: Runtime) -> None:
-    runtime.intake = Intake(runtime)  # rebind resolves the new queue's configuration
 
 
 @pytest.fixture
@@ -25,6 +19,7 @@ def endpoint(client: Any) -> str:
 
 
 async def _cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the node logged while it started
     code = await asyncio.to_thread(main, list(argv))
     out, err = capsys.readouterr()
     return code, out, err
