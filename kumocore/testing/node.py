@@ -89,7 +89,11 @@ class Node:
     ``@hookimpl`` methods, registered like policies after ``policy`` (a Python policy
     without a file). ``zones``: DNS zones as :class:`TestDnsServer` takes them.
     ``spool``: ``"memory"`` or ``"rocksdb"`` (in ``tmp_path``; needs the RocksDB plugin).
-    ``esmtp``/``http``: extra listener options, or ``None`` for no such listener.
+    ``sink``: ``False`` for no sink (mail goes where DNS says), or a started
+    :class:`RecordingSink` of the test's own (e.g. one offering STARTTLS). ``dns``: a
+    started :class:`TestDnsServer` of the test's own to resolve through instead (``zones``
+    then go unused and no name is routed to the sink by the node).
+    ``esmtp``/``http``: extra listener options (``listen=False``: no listeners at all).
     ``entrypoints``: load installed plugins (default: as ``kumocore serve`` does).
     """
 
@@ -100,7 +104,8 @@ class Node:
         language: Literal["lua", "python"] = "lua",
         plugins: Iterable[object] = (),
         zones: Mapping[str, Mapping[str, Any]] | None = None,
-        sink: bool = True,
+        sink: bool | RecordingSink = True,
+        dns: TestDnsServer | None = None,
         spool: Spool = "memory",
         esmtp: Mapping[str, Any] | None = None,
         http: Mapping[str, Any] | None = None,
@@ -122,10 +127,14 @@ class Node:
         self.tmp_path = Path(tempfile.mkdtemp(prefix="kumocore-node-")) if tmp_path is None \
             else tmp_path
         self.log_sink = RecordingLogSink()
-        self._want_sink = sink
-        self.sink: RecordingSink | None = None
-        self._dns: TestDnsServer | None = None
+        self._want_sink = sink is not False
+        # Parts the test passed in are the test's to stop; the node stops what it started.
+        self._given = [part for part in (sink, dns) if part is not True and part]
+        self.sink: RecordingSink | None = None if isinstance(sink, bool) else sink
+        self._dns: TestDnsServer | None = dns
         self._server: Server | None = None
+        self._stopped: Server | None = None
+        self._running = False
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Node:
@@ -137,10 +146,12 @@ class Node:
 
         zones = dict(self.zones)
         if self._want_sink:
-            self.sink = await RecordingSink().start()
+            if self.sink is None:
+                self.sink = await RecordingSink().start()
             zones.setdefault("*", {"MX": [(10, SINK_HOST)]})
             zones.setdefault(SINK_HOST, {"A": ["127.0.0.1"]})
-        self._dns = TestDnsServer(zones).start()
+        if self._dns is None:
+            self._dns = TestDnsServer(zones).start()
         extra = [("kumocore.testing", NodePlugin(self))]
         extra += [(f"policy-object-{i}", plugin) for i, plugin in enumerate(self.plugins)]
         runtime = Runtime(load_entrypoints=self.entrypoints, extra_plugins=tuple(extra),
@@ -153,6 +164,7 @@ class Node:
                 await runtime.load(policy_file)
             self._server = Server(runtime)
             await self._server.start()
+            self._running = True
         except BaseException:
             await self.stop()
             raise
@@ -172,13 +184,15 @@ class Node:
         return path
 
     async def stop(self, timeout: float = 3.0) -> None:
-        """Stop the server (it flushes logs), then the sink and the DNS server."""
-        server, self._server = self._server, None
-        if server is not None:
+        """Stop the server (it flushes logs), then the sink and the DNS server. Stopping
+        twice is harmless; :attr:`runtime` stays readable afterwards."""
+        server, self._running = self._server, False
+        if server is not None and server is not self._stopped:
+            self._stopped = server  # stays readable (e.g. what is still spooled)
             await server.stop(timeout)
-        if self.sink is not None:
+        if self.sink is not None and self.sink not in self._given:
             await self.sink.stop()
-        if self._dns is not None:
+        if self._dns is not None and self._dns not in self._given:
             self._dns.stop()
         if self._own_tmp:
             shutil.rmtree(self.tmp_path, ignore_errors=True)
@@ -208,6 +222,8 @@ class Node:
         return self._dns
 
     def _listener(self, kind: str) -> tuple[str, int]:
+        if not self._running:
+            raise RuntimeError("the node is not running")
         for listener in self.server.listeners:
             if type(listener).__name__ == kind:
                 return listener.address[:2]

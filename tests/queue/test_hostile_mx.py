@@ -174,7 +174,7 @@ async def test_a_message_rate_store_error_puts_the_message_back_not_stranding_it
 ) -> None:
     bench: Bench = await make_bench(
         path={"smtp_port": mx.port, "max_message_rate": "100/s", **SHORT_TIMEOUTS})
-    store = bench.queues.egress.local
+    store = bench.runtime.throttles or bench.queues.egress.local
     real_throttle = store.throttle
     failures: list[bool] = []
 

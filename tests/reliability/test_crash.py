@@ -14,7 +14,6 @@ import pytest
 
 from bench.abuse import probe, wait_until
 from bench.crash import run_crash_rounds
-from kumocore.logs.dispatch import LogDispatcher
 from kumocore.logs.reader import iter_records
 from tests.queue.harness import Bench, RecordingLogSink, ShapingPolicy
 from tests.reliability.conftest import StartKumo, unique
@@ -61,10 +60,8 @@ async def test_a_bounced_message_stays_spooled_until_its_bounce_record_is_writte
         {"example.com": {"MX": [(10, "mx.example.com")]}, "mx.example.com": {"A": ["127.0.0.1"]}}
     ) as dns:
         async with RecordingSink() as sink:
-            bench = Bench(ShapingPolicy(sink_port=sink.port), dns, sink)
             logs = GatedLogSink()
-            bench.log_sink = logs
-            bench.runtime.logs = LogDispatcher([logs], batch_latency=0.01)
+            bench = Bench(ShapingPolicy(sink_port=sink.port), dns, sink, log_sink=logs)
             await bench.start()
             try:
                 await bench.inject("permfail@example.com")
