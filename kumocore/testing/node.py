@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from email.message import EmailMessage
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from kumocore.hookspecs import hookimpl
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 SINK_HOST = "sink.kumocore.test"
 HOSTNAME = "node.kumocore.test"
 Spool = Literal["memory", "rocksdb"]
+_DEFAULTS: Mapping[str, Any] = MappingProxyType({})  # a listener with default options
 
 
 class NodePlugin:
@@ -86,8 +88,8 @@ class Node:
 
     ``policy``: a path (``Path``, or a ``str`` naming an existing ``.lua``/``.py`` file) or
     policy source text (Lua, unless ``language="python"``). ``plugins``: objects with
-    ``@hookimpl`` methods, registered like policies after ``policy`` (a Python policy
-    without a file). ``zones``: DNS zones as :class:`TestDnsServer` takes them.
+    ``@hookimpl`` methods (or ``(name, object)`` pairs), registered in order before
+    ``policy`` is loaded, so the later ones go first (a Python policy without a file). ``zones``: DNS zones as :class:`TestDnsServer` takes them.
     ``spool``: ``"memory"`` or ``"rocksdb"`` (in ``tmp_path``; needs the RocksDB plugin).
     ``sink``: ``False`` for no sink (mail goes where DNS says), or a started
     :class:`RecordingSink` of the test's own (e.g. one offering STARTTLS). ``dns``: a
@@ -102,13 +104,13 @@ class Node:
         policy: str | Path | None = None,
         *,
         language: Literal["lua", "python"] = "lua",
-        plugins: Iterable[object] = (),
+        plugins: Iterable[object | tuple[str, object]] = (),
         zones: Mapping[str, Mapping[str, Any]] | None = None,
         sink: bool | RecordingSink = True,
         dns: TestDnsServer | None = None,
         spool: Spool = "memory",
-        esmtp: Mapping[str, Any] | None = None,
-        http: Mapping[str, Any] | None = None,
+        esmtp: Mapping[str, Any] | None = _DEFAULTS,
+        http: Mapping[str, Any] | None = _DEFAULTS,
         listen: bool = True,
         entrypoints: bool | None = None,
         hostname: str = HOSTNAME,
@@ -120,8 +122,8 @@ class Node:
         self.plugins = tuple(plugins)
         self.zones = dict(zones or {})
         self.spool: Spool = spool
-        self.esmtp: dict[str, Any] | None = dict(esmtp or {}) if listen else None
-        self.http: dict[str, Any] | None = dict(http or {}) if listen else None
+        self.esmtp = dict(esmtp) if listen and esmtp is not None else None
+        self.http = dict(http) if listen and http is not None else None
         self.entrypoints, self.hostname = entrypoints, hostname
         self._own_tmp = tmp_path is None
         self.tmp_path = Path(tempfile.mkdtemp(prefix="kumocore-node-")) if tmp_path is None \
@@ -153,7 +155,11 @@ class Node:
         if self._dns is None:
             self._dns = TestDnsServer(zones).start()
         extra = [("kumocore.testing", NodePlugin(self))]
-        extra += [(f"policy-object-{i}", plugin) for i, plugin in enumerate(self.plugins)]
+        for i, plugin in enumerate(self.plugins):
+            if isinstance(plugin, tuple):
+                extra.append(plugin)
+            else:
+                extra.append((f"policy-object-{i}", plugin))
         runtime = Runtime(load_entrypoints=self.entrypoints, extra_plugins=tuple(extra),
                           hostname=self.hostname)
         try:
@@ -270,11 +276,30 @@ class Node:
 
     async def inject(self, body: Mapping[str, Any]) -> tuple[int, Any]:
         """POST ``body`` to ``/api/inject/v1``; returns (status, JSON answer)."""
+        return await self.admin("POST", "/api/inject/v1", body)
+
+    async def hold(self, reason: str = "held by kumocore.testing") -> str:
+        """Suspend every queue for a day through the admin API (``/api/admin/suspend/v1``):
+        messages are then accepted, spooled and queued but not delivered. Returns the
+        suspension's id (cancel it with ``DELETE`` on the same path)."""
+        status, answer = await self.admin("POST", "/api/admin/suspend/v1",
+                                          {"reason": reason, "duration": "1d"})
+        if status != 200:
+            raise RuntimeError(f"suspending every queue failed: {status} {answer}")
+        return str(answer["id"])
+
+    async def admin(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[int, Any]:
+        """Call the node's HTTP API (from 127.0.0.1); returns (status, JSON or text)."""
         import aiohttp
 
-        async with aiohttp.ClientSession() as session, \
-                session.post(self.http_url + "/api/inject/v1", json=dict(body)) as response:
-            return response.status, await response.json(content_type=None)
+        async with aiohttp.ClientSession() as session, session.request(
+                method, self.http_url + path, json=None if body is None else dict(body),
+        ) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
 
     def logs(self, *types: str, **fields: Any) -> list[dict[str, Any]]:
         """Log records so far as KumoMTA JSON (all meta), filtered by type and fields."""
