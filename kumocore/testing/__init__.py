@@ -28,7 +28,7 @@ _LAZY = {
     "Received": "kumocore.testing.smtp_sink",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["Node", "Received", "RecordingLogSink", "RecordingSink", "TestDnsServer", "start_node"]
 
 
 def __getattr__(name: str) -> Any:

@@ -89,7 +89,8 @@ class Node:
     ``policy``: a path (``Path``, or a ``str`` naming an existing ``.lua``/``.py`` file) or
     policy source text (Lua, unless ``language="python"``). ``plugins``: objects with
     ``@hookimpl`` methods (or ``(name, object)`` pairs), registered in order before
-    ``policy`` is loaded, so the later ones go first (a Python policy without a file). ``zones``: DNS zones as :class:`TestDnsServer` takes them.
+    ``policy`` is loaded, so the later ones go first (a Python policy without a file).
+    ``zones``: DNS zones as :class:`TestDnsServer` takes them.
     ``spool``: ``"memory"`` or ``"rocksdb"`` (in ``tmp_path``; needs the RocksDB plugin).
     ``sink``: ``False`` for no sink (mail goes where DNS says), or a started
     :class:`RecordingSink` of the test's own (e.g. one offering STARTTLS). ``dns``: a
@@ -154,7 +155,7 @@ class Node:
             zones.setdefault(SINK_HOST, {"A": ["127.0.0.1"]})
         if self._dns is None:
             self._dns = TestDnsServer(zones).start()
-        extra = [("kumocore.testing", NodePlugin(self))]
+        extra: list[tuple[str, object]] = [("kumocore.testing", NodePlugin(self))]
         for i, plugin in enumerate(self.plugins):
             if isinstance(plugin, tuple):
                 extra.append(plugin)

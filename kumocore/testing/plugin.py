@@ -14,6 +14,7 @@ fixture is first used, so test runs that use none pay nothing. Disable the plugi
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,9 @@ if TYPE_CHECKING:
 
 MakeNode = Callable[..., Awaitable["Node"]]
 
-try:
-    import pytest_asyncio
-except ImportError:  # pragma: no cover - kumocore[testing] installs it
-    pytest_asyncio = None
+# kumocore[testing] installs pytest-asyncio; without it the fixtures say so when used
+# rather than breaking every pytest run of a machine that has kumocore installed.
+HAVE_PYTEST_ASYNCIO = importlib.util.find_spec("pytest_asyncio") is not None
 
 
 def _missing_asyncio() -> None:
@@ -35,7 +35,8 @@ def _missing_asyncio() -> None:
                 "pip install 'kumocore[testing]'", pytrace=False)
 
 
-if pytest_asyncio is not None:
+if HAVE_PYTEST_ASYNCIO:
+    import pytest_asyncio
 
     @pytest_asyncio.fixture
     async def make_node(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[MakeNode]:

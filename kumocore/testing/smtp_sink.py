@@ -73,7 +73,7 @@ class _Handler:
                     sender=envelope.mail_from or "",
                     recipient=rcpt,
                     data=envelope.original_content or b"",
-                    source_ip=session.peer[0],
+                    source_ip=str(session.peer[0]) if session.peer else "",
                     ehlo=session.host_name or "",
                     connection=connection,
                     at=time.time(),

@@ -81,7 +81,8 @@ async def test_rocksdb_spool_lives_in_the_node_tmp_dir(make_node: MakeNode,
 
 async def test_policy_file_path_and_start_failure_cleans_up(tmp_path: Path) -> None:
     broken = tmp_path / "broken.lua"
-    broken.write_text("local kumo = require 'kumo'\nkumo.on('init', function() error('boom') end)\n")
+    broken.write_text(
+        "local kumo = require 'kumo'\nkumo.on('init', function() error('boom') end)\n")
     node = Node(broken, entrypoints=True)
     with pytest.raises(Exception, match="boom"):
         await node.start()
