@@ -123,8 +123,13 @@ class TestDnsServer:
         return self
 
     def stop(self) -> None:
+        # Each shutdown() waits for its server's next poll: wait for both at once.
+        stopping = [threading.Thread(target=server.shutdown) for server in self._servers]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         for server in self._servers:
-            server.shutdown()
             server.server_close()
         self._servers.clear()
 
