@@ -161,9 +161,9 @@ class Node:
                 extra.append(plugin)
             else:
                 extra.append((f"policy-object-{i}", plugin))
-        runtime = Runtime(load_entrypoints=self.entrypoints, extra_plugins=tuple(extra),
-                          hostname=self.hostname)
         try:
+            runtime = Runtime(load_entrypoints=self.entrypoints, extra_plugins=tuple(extra),
+                              hostname=self.hostname)
             policy_file = self._policy_file()
             if policy_file is None:
                 await runtime.run_init()

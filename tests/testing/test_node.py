@@ -60,6 +60,34 @@ async def test_python_policy_object_and_zone_route_a_domain_to_a_null_mx(
     assert [m.recipient for m in node.sink.messages] == ["y@example.com"]  # type: ignore[union-attr]
 
 
+PYTHON_POLICY = """
+from kumocore import hookimpl
+
+@hookimpl
+def kumo_smtp_server_message_received(message, conn_meta):
+    message.set_meta("tenant", "from-python")
+"""
+
+
+async def test_python_policy_from_a_string_sets_meta_seen_in_the_log(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node(PYTHON_POLICY, language="python", entrypoints=False)
+    await node.send("a@example.org", "e@example.com")
+    [received] = await node.wait_for("Reception", recipient="e@example.com")
+    assert received["meta"]["tenant"] == "from-python"
+
+
+async def test_held_node_keeps_mail_queued_and_undelivered(make_node: MakeNode) -> None:
+    node = await make_node(entrypoints=False)
+    await node.hold()
+    await node.send("a@example.org", "f@example.com")
+    await node.wait_for("Reception", recipient="f@example.com")
+    status, summary = await node.admin("GET", "/api/admin/queue-summary/v1")
+    assert status == 200 and summary["totals"]["scheduled"] == 1
+    assert node.sink.messages == []  # type: ignore[union-attr]
+
+
 async def test_http_inject_is_accepted_and_delivered(make_node: MakeNode) -> None:
     node = await make_node(entrypoints=False)
     status, answer = await node.inject({
