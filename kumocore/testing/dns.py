@@ -114,9 +114,10 @@ class TestDnsServer:
         for server in (udp, tcp):
             server.dns = self
             server.logger = DNSLogger(log="-request,-reply,-truncated,-error")
-            # A short poll interval keeps stop() (which waits for a poll) fast per test.
+            # A short poll interval keeps stop() (which waits for a poll) fast: a test node
+            # starts and stops one per test.
             thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+                target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
             )
             thread.start()
             self._servers.append(server)
