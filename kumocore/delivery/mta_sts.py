@@ -147,12 +147,24 @@ class MtaSts:
     ) -> None:
         self.resolver = resolver
         self.https_port = https_port
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        self._ssl_context = ssl_context
         self._cache: dict[str, tuple[StsPolicy, float]] = {}
         self._inflight: dict[str, asyncio.Task[StsPolicy | None]] = {}
         # The answer of the last discovery per domain, reused for RECHECK_INTERVAL.
         self._recent: dict[str, tuple[StsPolicy | None, float]] = {}
         self.fetches = 0
+
+    @property
+    def ssl_context(self) -> ssl.SSLContext:
+        """Made on the first policy fetch: loading the system CAs costs ~0.1 s, paid by
+        every start (and every test node) otherwise, though few domains publish MTA-STS."""
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
+    @ssl_context.setter
+    def ssl_context(self, context: ssl.SSLContext) -> None:
+        self._ssl_context = context
 
     async def policy_for(self, domain: str) -> StsPolicy | None:
         """The policy in force for ``domain`` (concurrent callers share one lookup)."""

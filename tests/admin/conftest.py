@@ -1,4 +1,5 @@
-"""A started runtime (memory spools, real QueueManager) behind a real aiohttp server."""
+"""A started node's runtime (kumocore.testing: memory spools, real queues, no listeners)
+behind a real aiohttp server carrying only the admin routes."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from kumocore.message import Message
 from kumocore.queue.manager import QueueManager
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.runtime import Runtime
-from tests.support.wiring import wire
+from kumocore.testing.plugin import MakeNode
 
 # An egress pool no policy defines: a message that becomes due fails routing with a 451
 # and is rescheduled, so no test ever resolves MX records or connects anywhere.
@@ -24,12 +25,9 @@ NOWHERE_POOL = "nowhere"
 
 
 @pytest.fixture
-async def runtime() -> AsyncIterator[Runtime]:
-    rt = Runtime(load_entrypoints=False)
-    queues = wire(rt).queues
-    await queues.start()
-    yield rt
-    await queues.stop(timeout=1.0)
+async def runtime(make_node: MakeNode) -> Runtime:
+    node = await make_node(entrypoints=False, sink=False, listen=False)
+    return node.runtime
 
 
 @pytest.fixture

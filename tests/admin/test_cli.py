@@ -21,6 +21,7 @@ def endpoint(client: Any) -> str:
 
 
 async def _run(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the node logged while it started
     # The CLI blocks on urllib; the server runs on this loop, so call it from a thread.
     code = await asyncio.to_thread(main, list(argv))
     out, err = capsys.readouterr()

@@ -19,6 +19,7 @@ def endpoint(client: Any) -> str:
 
 
 async def _cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the node logged while it started
     code = await asyncio.to_thread(main, list(argv))
     out, err = capsys.readouterr()
     return code, out, err

@@ -1,5 +1,5 @@
-"""A delivery test bench: a runtime with memory spools, a test DNS server, a recording sink
-and a recording log sink, driven by a small Python policy object."""
+"""A delivery test bench: a kumocore.testing node with memory spools, a test DNS server, a
+recording sink and a recording log sink, driven by a small Python policy object."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 
 from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, EgressPool, QueueConfig
-from kumocore.logs.dispatch import LogDispatcher
 from kumocore.message import Message
+from kumocore.queue.manager import QueueManager
 from kumocore.runtime import Runtime
 from kumocore.spool.base import MemorySpool
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
-from tests.support.wiring import wire
+from kumocore.testing import Node
+from kumocore.testing.dns import TestDnsServer
+from kumocore.testing.smtp_sink import RecordingSink
 
 
 class RecordingLogSink:
@@ -61,6 +61,15 @@ class ShapingPolicy:
         return EgressPool.from_options({"name": pool_name, "entries": entries}) if entries else None
 
 
+@dataclass
+class _LogSinkPlugin:
+    sink: RecordingLogSink
+
+    @hookimpl
+    def kumo_register_log_sinks(self) -> list[RecordingLogSink]:
+        return [self.sink]
+
+
 ZONES: dict[str, Any] = {
     "example.com": {"MX": [(10, "mx1.example.com"), (20, "mx2.example.com")]},
     "mx1.example.com": {"A": ["127.0.0.1"]},
@@ -72,25 +81,34 @@ ZONES: dict[str, Any] = {
 
 
 class Bench:
-    def __init__(self, policy: ShapingPolicy, dns: TestDnsServer, sink: RecordingSink,
-                 log_sink: RecordingLogSink | None = None) -> None:
+    """A started kumocore.testing node (memory spools, real queues, no listeners) whose
+    policy is ``policy``, resolving through ``dns`` and delivering to ``sink``, with a
+    recording log sink; messages are put straight into its queues."""
+
+    def __init__(
+        self, policy: ShapingPolicy, dns: TestDnsServer, sink: RecordingSink,
+        log_sink: RecordingLogSink | None = None,
+    ) -> None:
         self.policy, self.dns, self.sink = policy, dns, sink
-        self.runtime = Runtime(load_entrypoints=False, extra_plugins=(("policy", policy),))
-        self.runtime.resolver.configure([dns.address])
         self.log_sink = log_sink or RecordingLogSink()
-        logs = LogDispatcher([self.log_sink], batch_latency=0.01)
-        self.queues = wire(self.runtime, logs=logs).queues
+        self.node = Node(plugins=[_LogSinkPlugin(self.log_sink), policy], dns=dns, sink=sink,
+                         entrypoints=False, listen=False)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.node.runtime
+
+    @property
+    def queues(self) -> QueueManager:
+        queues: QueueManager = self.node.runtime.queues
+        return queues
 
     async def start(self) -> Bench:
-        assert self.runtime.logs is not None
-        await self.runtime.logs.start()
-        await self.queues.start()
+        await self.node.start()
         return self
 
     async def stop(self) -> None:
-        await self.queues.stop(timeout=1)
-        assert self.runtime.logs is not None
-        await self.runtime.logs.close(timeout=1)
+        await self.node.stop(timeout=3.0)
 
     async def inject(
         self,

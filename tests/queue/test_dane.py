@@ -59,8 +59,8 @@ async def _deliver(dns: TestDnsServer, sink: RecordingSink, kind: str, *,
     """Inject one message for dane.example; the first log record of ``kind``."""
     policy = ShapingPolicy(sink_port=sink.port, path={"enable_dane": True, **path})
     bench = Bench(policy, dns, sink)
+    await bench.start()  # nothing is looked up before a message is injected
     bench.runtime.resolver.configure([dns.address], validate=validate)
-    await bench.start()
     try:
         await bench.inject("rcpt@dane.example")
         records = await bench.wait_for_records(kind, 1)
@@ -221,8 +221,8 @@ async def test_an_mx_list_gets_dane_only_when_treated_as_secure(
         path={"enable_dane": True, "enable_tls": "OpportunisticInsecure"},
         queue={"protocol": {"smtp": {"mx_list": [MX], "treat_mx_list_as_secure": trusted}}})
     bench = Bench(policy, dane_dns, tls_sink)
-    bench.runtime.resolver.configure([dane_dns.address], validate=True)
     await bench.start()
+    bench.runtime.resolver.configure([dane_dns.address], validate=True)
     try:
         await bench.inject("rcpt@elsewhere.example")
         record = (await bench.wait_for_records(

@@ -1,97 +1,71 @@
-"""Real reception parts for listener tests: a Runtime with an in-memory spool, the real
-intake, a recording queue (delivery is tested elsewhere) and a recording log sink."""
+"""Real reception parts for listener tests: a kumocore.testing node (in-memory spool, real
+intake and queues, its log records kept) whose queues are all suspended, so what the
+listeners accept stays queued and spooled for the test to read (delivery is tested
+elsewhere). Listener tests start their own listeners on ``reception.runtime``."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from kumocore.intake import Intake
-from kumocore.logs.dispatch import LogDispatcher
 from kumocore.logs.record import LogRecord
 from kumocore.message import Message
 from kumocore.runtime import Runtime
 from kumocore.spool.base import MemorySpool
-from kumocore.spool.store import MessageStore
-from tests.support.wiring import wire
+from kumocore.testing import Node
 
 HOSTNAME = "mx.kumocore.test"
 
 
 @dataclass
-class RecordingQueues:
-    """Stands in for the QueueManager: remembers every insert."""
-
-    inserted: list[tuple[Message, str, Any]] = field(default_factory=list)
-
-    def insert(self, message: Message, queue_name: str, queue_config: Any) -> None:
-        self.inserted.append((message, queue_name, queue_config))
-
-    @property
-    def messages(self) -> list[Message]:
-        return [message for message, _, _ in self.inserted]
-
-
-class RecordingSink:
-    """A log sink keeping every record."""
-
-    name = "recording"
-
-    def __init__(self) -> None:
-        self.records: list[LogRecord] = []
-
-    async def write_batch(self, records: Sequence[LogRecord]) -> None:
-        self.records.extend(records)
-
-    async def close(self) -> None:
-        return None
-
-
-@dataclass
 class Reception:
-    runtime: Runtime
-    queues: RecordingQueues
-    sink: RecordingSink
-    data_spool: MemorySpool
-    meta_spool: MemorySpool
-    logs: LogDispatcher | None = None  # closed at the end even if a test unwired it
+    node: Node
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.node.runtime
 
     @property
     def messages(self) -> list[Message]:
-        return self.queues.messages
+        """Every message the intake queued, in order."""
+        return list(self.runtime.queues.messages.values())
+
+    def _spool(self, name: str) -> MemorySpool:
+        store = self.runtime.store
+        assert store is not None
+        spool = store.data if name == "data" else store.meta
+        assert isinstance(spool, MemorySpool)
+        return spool
+
+    @property
+    def data_spool(self) -> MemorySpool:
+        return self._spool("data")
+
+    @property
+    def meta_spool(self) -> MemorySpool:
+        return self._spool("meta")
 
     async def records(self, *types: str, settle: float = 0.05) -> list[LogRecord]:
         """Log records of the given types once the dispatcher delivered them."""
         await asyncio.sleep(settle)
-        return [r for r in self.sink.records if not types or r.type.value in types]
+        return [r for r in self.node.log_sink.records if not types or r.type.value in types]
 
     async def close(self) -> None:
-        if self.logs is not None:
-            await self.logs.close(timeout=1.0)
+        await self.node.stop()
 
 
 async def make_reception(
     *policies: object, hostname: str = HOSTNAME, policy_file: str | None = None,
     plugins: tuple[tuple[str, object], ...] = (),
 ) -> Reception:
-    """A Runtime whose policy is ``policies`` (objects with ``@hookimpl`` methods), or the
-    file ``policy_file`` (loaded and its ``init`` run, with the given extra ``plugins``)."""
-    extra = plugins + tuple(
-        ("policy" if i == 0 else f"policy{i}", policy) for i, policy in enumerate(policies))
-    runtime = Runtime(load_entrypoints=False, extra_plugins=extra, hostname=hostname)
-    if policy_file is not None:
-        await runtime.load(policy_file)
-    data_spool, meta_spool = MemorySpool("data"), MemorySpool("meta")
-    queues, sink = RecordingQueues(), RecordingSink()
-    services = wire(runtime, store=MessageStore(data_spool, meta_spool),
-                    logs=LogDispatcher([sink], batch_latency=0))
-    # The intake queues into the recording stand-in, not the (unstarted) queue manager.
-    intake = Intake(hooks=runtime.hooks, store=services.store, logs=services.logs,
-                    queues=queues, nodeid=runtime.nodeid,
-                    receptions=services.metrics.receptions)
-    runtime.services = dataclasses.replace(services, intake=intake)
-    await services.logs.start()
-    return Reception(runtime, queues, sink, data_spool, meta_spool, services.logs)
+    """A started node whose policy is ``policies`` (objects with ``@hookimpl`` methods), or
+    the file ``policy_file`` (loaded and its ``init`` run, with the given extra ``plugins``).
+    Its only own listener is HTTP (for the admin API that holds the queues)."""
+    extra: list[Any] = [*plugins, *policies]
+    node = Node(None if policy_file is None else Path(policy_file), plugins=extra,
+                esmtp=None, sink=False, entrypoints=False, hostname=hostname)
+    await node.start()
+    await node.hold()
+    return Reception(node)

@@ -10,8 +10,7 @@ import pytest
 
 from kumocore import ConfigError, hookimpl
 from kumocore.message import Message
-from kumocore.server import Server
-from tests.reception.harness import make_reception
+from kumocore.testing.plugin import MakeNode
 from tests.smtp.conftest import StartSmtp
 from tests.support.smtp_client import RawSmtpClient
 
@@ -31,20 +30,12 @@ class StartsListeners:
         kumo.start_http_listener({"listen": "127.0.0.1:0"})
 
 
-async def test_server_starts_the_listeners_a_policy_defines() -> None:
-    reception = await make_reception(StartsListeners())
-    await reception.runtime.run_init()
-    server = Server(reception.runtime)
-    await server.start_listeners()
-    try:
-        esmtp, http = server.listeners
-        client = await RawSmtpClient.connect(esmtp.address[1])
-        assert str(await client.read_reply()) == "220 policy.example kumocore ESMTP"
-        assert http.address[1] > 0
-    finally:
-        for listener in server.listeners:
-            await listener.close()
-        await reception.close()
+async def test_server_starts_the_listeners_a_policy_defines(make_node: MakeNode) -> None:
+    node = await make_node(plugins=[StartsListeners()], listen=False, entrypoints=False)
+    esmtp, http = node.server.listeners
+    client = await RawSmtpClient.connect(esmtp.address[1])
+    assert str(await client.read_reply()) == "220 policy.example kumocore ESMTP"
+    assert http.address[1] > 0
 
 
 async def test_closing_tells_idle_clients_and_refuses_new_ones(start_smtp: StartSmtp) -> None:

@@ -13,6 +13,7 @@ import aiohttp
 from kumocore.admin.merge import merge_statuses
 from kumocore.admin.routes import status_of
 from kumocore.response import Response
+from kumocore.runtime import Runtime
 from kumocore.status.page import render_page
 from kumocore.status.responses import MAX_KEYS, OTHER, WINDOW_MINUTES, ResponseLog
 from tests.http.conftest import HttpEnv
@@ -134,10 +135,8 @@ async def test_event_stream_sends_the_status_every_second_until_the_listener_clo
         await asyncio.wait_for(closing, 5)
 
 
-def test_local_status_without_queues_reports_counters_and_node_facts(http: HttpEnv) -> None:
-    runtime = http.reception.runtime
-    runtime.services = None  # as before the server wired its services: no queues yet
-    status = status_of(runtime)
+def test_local_status_without_queues_reports_counters_and_node_facts() -> None:
+    status = status_of(Runtime(load_entrypoints=False))  # not started: no queues yet
     assert status["queues"] is None and status["counters"]["delivered"] == 0
     assert status["node"]["uptime"] >= 0
 

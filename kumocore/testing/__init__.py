@@ -1,0 +1,40 @@
+"""Test kit for kumocore and its plugins: a running node in a few lines.
+
+Owns :class:`Node` (a started server on loopback with a recording SMTP sink, a test DNS
+server and a recording log sink) and the pytest plugin (``kumocore.testing.plugin``,
+registered through the ``pytest11`` entry point) that offers it as fixtures. Needs
+``pip install 'kumocore[testing]'`` (pytest, pytest-asyncio, dnslib).
+
+Importing this package is cheap: the node and its parts are loaded on first use, so the
+pytest plugin costs nothing to test runs that do not use its fixtures.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kumocore.testing.dns import TestDnsServer
+    from kumocore.testing.logs import RecordingLogSink
+    from kumocore.testing.node import Node, start_node
+    from kumocore.testing.smtp_sink import Received, RecordingSink
+
+_LAZY = {
+    "Node": "kumocore.testing.node",
+    "start_node": "kumocore.testing.node",
+    "TestDnsServer": "kumocore.testing.dns",
+    "RecordingLogSink": "kumocore.testing.logs",
+    "RecordingSink": "kumocore.testing.smtp_sink",
+    "Received": "kumocore.testing.smtp_sink",
+}
+
+__all__ = ["Node", "Received", "RecordingLogSink", "RecordingSink", "TestDnsServer", "start_node"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kumocore.testing' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
