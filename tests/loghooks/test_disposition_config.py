@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 
+from kumocore import hookimpl
 from kumocore.errors import ConfigError
-from kumocore.loghooks.disposition import parse_disposition_options
+from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition_options
+from kumocore.logs.record import RecordType, make_record
+from kumocore.message import Message
+from kumocore.response import Response
+from kumocore.runtime import Runtime
 from tests.plugins.lua_policy.support import load
 
 HOOKED = """
@@ -66,3 +71,48 @@ async def test_helper_refuses_bad_options(tmp_path: Path, options: str, says: st
               f"log_hooks:new_disposition_hook {options}\n")
     with pytest.raises(Exception, match=says):
         await load(tmp_path, source)
+
+
+class Handler:
+    """A Python plugin implementing the hook: what it saw, and a failure on demand."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    @hookimpl
+    async def kumo_log_disposition(self, hook_name: str, message: Message,
+                                   log_record: dict[str, Any]) -> None:
+        self.seen.append((hook_name, message.id, log_record["type"]))
+        if log_record["recipient"].startswith("boom"):
+            raise RuntimeError("handler failed")
+
+
+async def test_sink_hands_over_records_of_queued_messages_only() -> None:
+    from kumocore.queue.manager import QueueManager  # after kumocore.config (import order)
+
+    handler = Handler()
+    runtime = Runtime(load_entrypoints=False, extra_plugins=(("handler", handler),))
+    runtime.queues = QueueManager(runtime)
+    config = parse_disposition_options(
+        {"name": "ndr", "per_record": {"Delivery": {"enable": False}}})
+    sink = DispositionHookSink(runtime, config)
+    sink.check_handlers()  # the Python hook counts as a handler
+    queued = Message("a@x.example", "b@y.example", b"Subject: s\r\n\r\nbody\r\n")
+    failing = Message("a@x.example", "boom@y.example", b"Subject: s\r\n\r\nbody\r\n")
+    hooked = Message("a@x.example", "c@y.example", b"{}\n",
+                     meta={"reception_protocol": "LogRecord"})
+    for message in (queued, failing, hooked):
+        runtime.queues.messages[message.id] = message
+    gone = Message("a@x.example", "d@y.example", b"x")  # no longer owned by the queue
+
+    def record(kind: RecordType, message: Message) -> Any:
+        return make_record(kind, message, queue="y.example",
+                           response=Response(550, "5.1.1 no"), nodeid="n")
+
+    await sink.write_batch([
+        record(RecordType.Bounce, queued), record(RecordType.Delivery, queued),
+        record(RecordType.Bounce, failing), record(RecordType.Bounce, hooked),
+        record(RecordType.Expiration, gone)])
+    assert sorted(handler.seen) == sorted([("ndr", queued.id, "Bounce"),
+                                           ("ndr", failing.id, "Bounce")])
+    assert sink.counts == {"called": 1, "skipped": 3, "errors": 1}
