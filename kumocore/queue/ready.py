@@ -5,7 +5,9 @@ Domains whose MX hosts share a site name share one ready queue, so the path's li
 of them together, as in KumoMTA. Connection slots are leases from the throttle store, so
 with Redis the limit holds across every node.
 
-A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`).
+A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`); a round
+in which no host could be reached fails the message it was for, and only after
+``consecutive_connection_failures_before_delay`` such rounds in a row the whole queue.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ LEASE_SECONDS = 300.0
 
 #: How soon a queue that found every connection slot taken (by another node) asks again.
 SLOT_RETRY_SECONDS = 0.5
+
+
+#: KumoMTA's response for the messages of a ready queue delayed after too many rounds.
+BULK_DELAY = Response.parse(
+    451, "4.4.1 bulk delay of ready queue: too many successive connection failures "
+    "where there was no answer from any hosts listed in MX")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,9 @@ class ReadyQueue:
         self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.backoff = PathBackoff(key.name)
+        # Connection rounds in a row in which no host could be reached (KumoMTA's
+        # consecutive_connection_failures); a connection that opens resets it.
+        self.connection_failures = 0
         # Held by a traffic shaping automation ``Suspend`` until this time (unix seconds).
         self.suspended_until = 0.0
         self._resume: asyncio.TimerHandle | None = None
@@ -207,9 +218,9 @@ class ReadyQueue:
         try:
             conn = await self.manager.egress.connect(self)
         except ConnectionFailed as failure:
-            self.backoff.failed(failure.response, epoch)
-            self._fail_queued(failure.response)
+            self._round_failed(failure.response, epoch)
             return
+        self.connection_failures = 0
         try:
             await self._deliver_over(conn, lease)
         finally:
@@ -261,6 +272,30 @@ class ReadyQueue:
         if self.overflow:
             self._refill()
         return message
+
+    def _round_failed(self, response: Response, epoch: int) -> None:
+        """No host of the path took a connection (one exhausted round, as KumoMTA says).
+
+        As in KumoMTA, the message the connection was opened for gets the failure; the
+        rest of the queue stays ready until more than
+        ``consecutive_connection_failures_before_delay`` rounds in a row failed, then all
+        of it is delayed at once. Each failed round also backs the path off (kumocore's
+        guard against a reconnect loop), so the rounds are paced, not back to back. A
+        permanent failure (every MX address prohibited: a mail loop) fails the whole
+        queue at once.
+        """
+        self.backoff.failed(response, epoch)
+        if not response.is_transient:
+            self._fail_queued(response)
+            return
+        self.connection_failures += 1
+        if self.messages:
+            message = self.messages.popleft()
+            if self.overflow:
+                self._refill()
+            self.manager.outcomes.handle(self, message, response, peer=None)
+        if self.connection_failures > self.config.consecutive_connection_failures_before_delay:
+            self._fail_queued(BULK_DELAY)
 
     def _fail_queued(self, response: Response) -> None:
         """No MX host could take a connection: every queued message gets that response.
