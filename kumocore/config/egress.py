@@ -137,7 +137,6 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 # is refused at load unless the operator passes --allow-unsupported. (enable_dane = true
 # is refused outright: DANE is not implemented, and ignoring it would weaken security.)
 PATH_UNSUPPORTED = (
-    "enable_rset",
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
     "source_selection_rate",
     "additional_source_selection_rates",
