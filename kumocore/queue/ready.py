@@ -276,16 +276,17 @@ class ReadyQueue:
     def _round_failed(self, response: Response, epoch: int) -> None:
         """No host of the path took a connection (one exhausted round, as KumoMTA says).
 
-        As in KumoMTA, the message the connection was opened for gets the failure; the
-        rest of the queue stays ready until more than
-        ``consecutive_connection_failures_before_delay`` rounds in a row failed, then all
-        of it is delayed at once. Each failed round also backs the path off (kumocore's
-        guard against a reconnect loop), so the rounds are paced, not back to back. A
-        permanent failure (every MX address prohibited: a mail loop) fails the whole
-        queue at once.
+        As in KumoMTA, the message the connection was opened for gets the failure, and
+        the next round may start at once; once more than
+        ``consecutive_connection_failures_before_delay`` rounds in a row failed, every
+        message in the ready queue is delayed and the path backs off (and keeps backing
+        off, longer each time, until a connection opens). So a dead MX costs at most that
+        many back-to-back rounds — fewer when fewer messages are queued — not a
+        reconnect loop. A permanent failure (every MX address prohibited: a mail loop)
+        fails the whole queue at once.
         """
-        self.backoff.failed(response, epoch)
         if not response.is_transient:
+            self.backoff.failed(response, epoch)
             self._fail_queued(response)
             return
         self.connection_failures += 1
@@ -295,6 +296,7 @@ class ReadyQueue:
                 self._refill()
             self.manager.outcomes.handle(self, message, response, peer=None)
         if self.connection_failures > self.config.consecutive_connection_failures_before_delay:
+            self.backoff.failed(response, epoch)
             self._fail_queued(BULK_DELAY)
 
     def _fail_queued(self, response: Response) -> None:

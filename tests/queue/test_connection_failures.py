@@ -12,8 +12,7 @@ import pytest
 from tests.queue.harness import Bench
 from tests.reception.test_kill9 import free_port
 
-MESSAGES = 4
-# Rounds are paced by the path backoff (1 s, doubling), so the tests stay at a few rounds.
+MESSAGES = 6
 
 
 async def _refused(make_bench: Any, before_delay: int | None, count: int = MESSAGES) -> Bench:
@@ -35,7 +34,7 @@ def _split(bench: Bench) -> tuple[list[str], list[str]]:
     return own, bulk
 
 
-@pytest.mark.parametrize("before_delay", [0, 1])
+@pytest.mark.parametrize("before_delay", [0, 2])
 async def test_queue_is_delayed_in_bulk_only_after_more_than_n_failed_rounds(
     make_bench: Any, before_delay: int,
 ) -> None:
@@ -54,16 +53,19 @@ async def test_queue_is_delayed_in_bulk_only_after_more_than_n_failed_rounds(
     (ready,) = bench.queues.ready.values()
     assert ready.connection_failures == before_delay + 1
     assert not ready.messages and len(bench.queues.scheduler) == MESSAGES
+    # past the threshold the path backs off: no reconnect loop while the MX is dead
+    assert ready.backoff.failures == 1 and ready.backoff.active
 
 
 async def test_default_of_100_fails_each_message_in_its_own_round(make_bench: Any) -> None:
-    bench = await _refused(make_bench, None, count=3)
-    await bench.wait_for_records("TransientFailure", 3, timeout=30)
+    bench = await _refused(make_bench, None)
+    await bench.wait_for_records("TransientFailure", MESSAGES, timeout=30)
     own, bulk = _split(bench)
-    assert sorted(own) == [f"r{n}@example.com" for n in range(3)]
+    assert sorted(own) == [f"r{n}@example.com" for n in range(MESSAGES)]
     assert bulk == []
     (ready,) = bench.queues.ready.values()
-    assert ready.connection_failures == 3
+    assert ready.connection_failures == MESSAGES
+    assert ready.backoff.failures == 0  # below the threshold rounds are not paused
 
 
 async def test_a_connection_that_opens_resets_the_count(make_bench: Any) -> None:
