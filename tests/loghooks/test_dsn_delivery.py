@@ -33,7 +33,8 @@ local kumo = require 'kumo'
 local log_hooks = require 'policy-extras.log_hooks'
 
 -- KumoMTA's documented example; the PARAMS differ per test sender (its local part).
-local INCLUDE = {{ full = 'FullContent', headers = 'HeadersOnly', none = 'No' }}
+local INCLUDE = {{ full = 'FullContent', headers = 'HeadersOnly', none = 'No',
+                  expired = 'FullContent' }}
 
 local function ndr_generator(msg, log_record)
   local who = log_record.sender:match('^([^@]+)@') or ''
@@ -88,7 +89,8 @@ PY_POLICY = '''
 from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, QueueConfig
 
-INCLUDE = {{"full": "FullContent", "headers": "HeadersOnly", "none": "No"}}
+INCLUDE = {{"full": "FullContent", "headers": "HeadersOnly", "none": "No",
+           "expired": "FullContent"}}
 MX = {{"target.example": {target_port}, "sender.example": {sender_port},
       "expire.example": {closed_port}}}
 _kumo = None
@@ -140,7 +142,8 @@ def kumo_get_egress_path_config(domain, egress_source, site_name):
 MAIL = [
     ("full@sender.example", "permfail-a@target.example"),     # Bounce -> DSN, FullContent
     ("headers@sender.example", "permfail-b@target.example"),  # Bounce -> DSN, HeadersOnly
-    ("none@sender.example", "user@expire.example"),           # Expiration -> DSN, No
+    ("none@sender.example", "permfail-f@target.example"),     # Bounce -> DSN, No
+    ("expired@sender.example", "user@expire.example"),        # Expiration -> DSN, Full
     ("nobounce@sender.example", "permfail-c@target.example"),  # enable_bounce = false
     ("noexpire@sender.example", "late@expire.example"),       # enable_expiration = false
     ("", "permfail-d@target.example"),                        # null sender: never a DSN
@@ -225,7 +228,7 @@ async def test_bounce_and_expiration_dsns_reach_the_senders_mx_and_nothing_loops
     deployment: Deployment,
 ) -> None:
     await send_all(deployment.smtp_port)
-    dsns = await deployment.sender.wait_for(3, timeout=60)
+    dsns = await deployment.sender.wait_for(4, timeout=60)
 
     def dsn_bounced() -> bool:
         return any(r["type"] == "Bounce" and r["sender"] == ""
@@ -234,7 +237,7 @@ async def test_bounce_and_expiration_dsns_reach_the_senders_mx_and_nothing_loops
 
     def all_original_outcomes() -> bool:
         kinds = [r["type"] for r in deployment.records() if r["sender"] != ""]
-        return (kinds.count("Bounce") >= 4 and kinds.count("Expiration") >= 2
+        return (kinds.count("Bounce") >= 5 and kinds.count("Expiration") >= 2
                 and "TransientFailure" in kinds)
 
     await deployment.wait_for(dsn_bounced, 60, "the DSN to permfail@ to bounce")
@@ -242,10 +245,10 @@ async def test_bounce_and_expiration_dsns_reach_the_senders_mx_and_nothing_loops
     await asyncio.sleep(2.0)  # a DSN about the DSN, were one made, would show by now
 
     by_recipient = {d.recipient: d for d in deployment.sender.messages}
-    assert len(deployment.sender.messages) == 3, [d.recipient for d in dsns]
+    assert len(deployment.sender.messages) == 4, [d.recipient for d in dsns]
     assert set(by_recipient) == {"full@sender.example", "headers@sender.example",
-                                 "none@sender.example"}
-    assert [d.sender for d in dsns] == ["<>"] * 3, dsns  # the null sender (MAIL FROM:<>)
+                                 "none@sender.example", "expired@sender.example"}
+    assert [d.sender for d in dsns] == ["<>"] * 4, dsns  # the null sender (MAIL FROM:<>)
 
     full = parse(by_recipient["full@sender.example"])
     assert full["From"] == "Mail Delivery Subsystem <mailer-daemon@mta1.example.com>"
@@ -265,22 +268,28 @@ async def test_bounce_and_expiration_dsns_reach_the_senders_mx_and_nothing_loops
     headers_dsn = by_recipient["headers@sender.example"].data
     assert b"Subject: original 1" in headers_dsn and b"body of 1" not in headers_dsn
 
-    text, status, types = report_parts(by_recipient["none@sender.example"])
+    _, status, types = report_parts(by_recipient["none@sender.example"])
     assert types == ["text/plain", "message/delivery-status"]  # include = No
+    assert "Final-Recipient: rfc822;permfail-f@target.example" in status
+    assert b"Subject: original 2" not in by_recipient["none@sender.example"].data
+
+    # expired after deferrals: its body had left memory and is read back from the spool
+    text, status, types = report_parts(by_recipient["expired@sender.example"])
+    assert types == ["text/plain", "message/delivery-status", "message/rfc822"]
     assert "Final-Recipient: rfc822;user@expire.example" in status
     assert "Status: 5.4.7" in status and "Remote-MTA" not in status
-    assert b"Subject: original 2" not in by_recipient["none@sender.example"].data
+    assert b"body of 3" in by_recipient["expired@sender.example"].data
 
     records = deployment.records()
     null_sender = sorted((r["type"], r["recipient"]) for r in records
                          if r["sender"] == "" and r["type"] != "Reception")
-    # the null-sender original's bounce, the three delivered DSNs and the DSN's bounce;
+    # the null-sender original's bounce, the four delivered DSNs and the DSN's bounce;
     # no DSN was ever addressed to the null sender
     assert null_sender == [
         ("Bounce", "permfail-d@target.example"), ("Bounce", "permfail@sender.example"),
-        ("Delivery", "full@sender.example"), ("Delivery", "headers@sender.example"),
-        ("Delivery", "none@sender.example")]
+        ("Delivery", "expired@sender.example"), ("Delivery", "full@sender.example"),
+        ("Delivery", "headers@sender.example"), ("Delivery", "none@sender.example")]
     assert all(r["recipient"] for r in records)
     deferred = [r for r in records if r["type"] == "TransientFailure"
                 and r["recipient"] == "tempfail@target.example"]
-    assert len(deferred) == 1  # and no DSN for it (only three reached the sender's MX)
+    assert len(deferred) == 1  # and no DSN for it (only four reached the sender's MX)
