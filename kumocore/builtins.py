@@ -177,13 +177,14 @@ class CorePlugin:
     def configure_log_disposition_hook(self, **options: Any) -> None:
         """The policy's ``log_disposition_<name>`` handler sees each record about a
         message while it still exists (kumocore.loghooks.disposition)."""
+        from kumocore.custom_events import PolicyDispositions
         from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition_options
 
         config = parse_disposition_options(options)
         if any(hook.config.name == config.name for hook in self.disposition_hooks):
             raise ConfigError(f"configure_log_disposition_hook: a hook named {config.name!r} "
                               "is already configured")
-        sink = DispositionHookSink(self.runtime, config)
+        sink = DispositionHookSink(PolicyDispositions(self.runtime), config)
         sink.check_handlers()
         self.disposition_hooks.append(sink)
 

@@ -44,3 +44,27 @@ def custom_event_source(runtime: Runtime, name: str) -> CustomEventSource | None
     if isinstance(policy, CustomEventSource) and policy.has_custom_event(name):
         return policy
     return None
+
+
+class PolicyDispositions:
+    """The handlers of disposition hooks over the runtime
+    (:class:`kumocore.loghooks.disposition.DispositionHandlers`): the policy's Lua event
+    ``log_disposition_<name>`` and every Python ``kumo_log_disposition``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def has_handler(self, event: str) -> bool:
+        return custom_event_source(self.runtime, event) is not None \
+            or self.runtime.hooks.implemented("log_disposition")
+
+    def message(self, message_id: str) -> Any | None:
+        queues = self.runtime.queues
+        return None if queues is None else queues.messages.get(message_id)
+
+    async def call(self, hook_name: str, event: str, message: Any,
+                   log_record: dict[str, Any]) -> None:
+        source = custom_event_source(self.runtime, event)
+        if source is not None:
+            await source.call_custom_event(event, message, log_record)
+        await self.runtime.hooks.log_disposition(hook_name, message, log_record)

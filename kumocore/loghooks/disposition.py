@@ -19,18 +19,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from kumocore.errors import ConfigError
-from kumocore.loghooks.options import parse_per_record
-from kumocore.loghooks.sink import LOG_RECORD_PROTOCOL
+from kumocore.loghooks.options import LOG_RECORD_PROTOCOL, parse_per_record
 
 if TYPE_CHECKING:
     from kumocore.logs.record import LogRecord
-    from kumocore.message import Message
-    from kumocore.runtime import Runtime
 
 log = structlog.get_logger("kumocore.loghooks")
 
@@ -69,11 +66,30 @@ def parse_disposition_options(options: Mapping[str, Any]) -> DispositionHookConf
     return DispositionHookConfig(name, enabled)
 
 
+class DispositionHandlers(Protocol):
+    """What the sink needs from the server (:class:`kumocore.custom_events.PolicyDispositions`
+    provides it over the runtime; kept abstract so this module stays out of the runtime's
+    import circle)."""
+
+    def has_handler(self, event: str) -> bool:
+        """Whether the policy or a plugin handles ``event`` (or the Python hook)."""
+        ...
+
+    def message(self, message_id: str) -> Any | None:
+        """The queued message with this id, while the queue still owns it."""
+        ...
+
+    async def call(self, hook_name: str, event: str, message: Any,
+                   log_record: dict[str, Any]) -> None:
+        """Run the Lua handler of ``event`` and every ``kumo_log_disposition``."""
+        ...
+
+
 class DispositionHookSink:
     """The sink behind one disposition hook: each wanted record → the policy's handlers."""
 
-    def __init__(self, runtime: Runtime, config: DispositionHookConfig) -> None:
-        self.runtime = runtime
+    def __init__(self, handlers: DispositionHandlers, config: DispositionHookConfig) -> None:
+        self.handlers = handlers
         self.config = config
         self.name = f"log_disposition:{config.name}"
         self.batch_size = BATCH_SIZE
@@ -83,10 +99,7 @@ class DispositionHookSink:
 
     def check_handlers(self) -> None:
         """Refuse a hook nothing would handle (a typo in the event name, most likely)."""
-        from kumocore.custom_events import custom_event_source
-
-        if custom_event_source(self.runtime, self.config.event) is None \
-                and not self.runtime.hooks.implemented("log_disposition"):
+        if not self.handlers.has_handler(self.config.event):
             raise ConfigError(
                 f"{_FN}: nothing handles hook {self.config.name!r}: register "
                 f"kumo.on('{self.config.event}', function(msg, log_record) ... end) in Lua, "
@@ -98,28 +111,21 @@ class DispositionHookSink:
     async def close(self) -> None:
         return None
 
-    def _message(self, record: LogRecord) -> Message | None:
-        queues = self.runtime.queues
+    def _message(self, record: LogRecord) -> Any | None:
         if record.reception_protocol == LOG_RECORD_PROTOCOL or not record.id \
-                or not self.config.wants(record.type.value) or queues is None:
+                or not self.config.wants(record.type.value):
             return None
         # The queue owns the message until its final record is written (this one).
-        message: Message | None = queues.messages.get(record.id)
-        return message
+        return self.handlers.message(record.id)
 
     async def _one(self, record: LogRecord) -> None:
-        from kumocore.custom_events import custom_event_source
-
         message = self._message(record)
         if message is None:
             self.counts["skipped"] += 1
             return
         as_json = record.to_json()  # no meta or headers selected, as in KumoMTA
         try:
-            source = custom_event_source(self.runtime, self.config.event)
-            if source is not None:
-                await source.call_custom_event(self.config.event, message, as_json)
-            await self.runtime.hooks.log_disposition(self.config.name, message, as_json)
+            await self.handlers.call(self.config.name, self.config.event, message, as_json)
             self.counts["called"] += 1
         except Exception as exc:
             self.counts["errors"] += 1

@@ -13,6 +13,8 @@ from typing import Any
 from kumocore.errors import ConfigError
 from kumocore.logs.record import RecordType
 
+#: What ``reception_protocol`` says on a message made from a log record.
+LOG_RECORD_PROTOCOL = "LogRecord"
 _FN = "configure_log_hook"
 _KEYS = frozenset({"name", "back_pressure", "meta", "headers", "per_record", "deferred_spool"})
 _PER_RECORD_KEYS = frozenset({"enable", "template"})

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from kumocore import hookimpl
+from kumocore.custom_events import PolicyDispositions
 from kumocore.errors import ConfigError
 from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition_options
 from kumocore.logs.record import RecordType, make_record
@@ -95,7 +96,7 @@ async def test_sink_hands_over_records_of_queued_messages_only() -> None:
     runtime.queues = QueueManager(runtime)
     config = parse_disposition_options(
         {"name": "ndr", "per_record": {"Delivery": {"enable": False}}})
-    sink = DispositionHookSink(runtime, config)
+    sink = DispositionHookSink(PolicyDispositions(runtime), config)
     sink.check_handlers()  # the Python hook counts as a handler
     queued = Message("a@x.example", "b@y.example", b"Subject: s\r\n\r\nbody\r\n")
     failing = Message("a@x.example", "boom@y.example", b"Subject: s\r\n\r\nbody\r\n")
