@@ -30,7 +30,9 @@ if TYPE_CHECKING:
         QueueConfig,
     )
     from kumocore.kumo_api import Kumo
+    from kumocore.loghooks.disposition import DispositionHookSink
     from kumocore.loghooks.sink import LogHookSink
+    from kumocore.logs.sink import LogSink
     from kumocore.policy_host import PolicyHost
 
 policy_log = structlog.get_logger("kumocore.policy")
@@ -125,6 +127,7 @@ class CorePlugin:
     def __init__(self, runtime: PolicyHost) -> None:
         self.runtime = runtime
         self.log_hooks: list[LogHookSink] = []
+        self.disposition_hooks: list[DispositionHookSink] = []
 
     # ------------------------------------------------------------- definitions
     @policy_function(table=True)
@@ -169,6 +172,21 @@ class CorePlugin:
             raise ConfigError(f"configure_log_hook: a hook named {config.name!r} "
                               "is already configured")
         self.log_hooks.append(LogHookSink(self.runtime, config))
+
+    @policy_function(table=True)
+    def configure_log_disposition_hook(self, **options: Any) -> None:
+        """The policy's ``log_disposition_<name>`` handler sees each record about a
+        message while it still exists (kumocore.loghooks.disposition)."""
+        from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition_options
+        from kumocore.loghooks.policy_dispositions import PolicyDispositions
+
+        config = parse_disposition_options(options)
+        if any(hook.config.name == config.name for hook in self.disposition_hooks):
+            raise ConfigError(f"configure_log_disposition_hook: a hook named {config.name!r} "
+                              "is already configured")
+        sink = DispositionHookSink(PolicyDispositions(self.runtime), config)
+        sink.check_handlers()
+        self.disposition_hooks.append(sink)
 
     # ------------------------------------------------------------- constructors
     @policy_function(table=True)
@@ -224,6 +242,7 @@ class CorePlugin:
             "make_queue_config": self.make_queue_config,
             "make_listener_domain": self.make_listener_domain,
             "configure_log_hook": self.configure_log_hook,
+            "configure_log_disposition_hook": self.configure_log_disposition_hook,
             "reject": _reject,
             "json_encode": _json_encode,
             "json_encode_pretty": _json_encode_pretty,
@@ -239,8 +258,8 @@ class CorePlugin:
         return functions
 
     @hookimpl
-    def kumo_register_log_sinks(self) -> list[LogHookSink]:
-        return list(self.log_hooks)
+    def kumo_register_log_sinks(self) -> list[LogSink]:
+        return [*self.log_hooks, *self.disposition_hooks]
 
     @hookimpl
     def kumo_register_policy_loaders(self) -> Mapping[str, Callable[[str, Kumo], object]]:

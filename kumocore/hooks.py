@@ -283,6 +283,12 @@ class Hooks:
         result = await self.caller.call_first("kumo_classify_bounce", response=response)
         return str(result) if result is not None else "Uncategorized"
 
+    async def log_disposition(
+        self, hook_name: str, message: Message, log_record: dict[str, Any]
+    ) -> None:
+        await self.caller.call_all("kumo_log_disposition", hook_name=hook_name,
+                                   message=message, log_record=log_record)
+
     async def should_enqueue_log_record(self, message: Message, hook_name: str) -> bool:
         result = await self.caller.call_first(
             "kumo_should_enqueue_log_record", message=message, hook_name=hook_name

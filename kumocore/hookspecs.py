@@ -405,6 +405,19 @@ def kumo_classify_bounce(response: Response) -> str | None:
     """
 
 
+@hookspec
+def kumo_log_disposition(hook_name: str, message: Message, log_record: dict[str, Any]) -> None:
+    """A record about ``message`` for the disposition hook ``hook_name``
+    (``kumo.configure_log_disposition_hook { name = hook_name }``).
+
+    Called while the message still exists (before one with a final outcome leaves the
+    spool), e.g. to send a delivery status notification with
+    ``kumo.generate_rfc3464_message`` and ``kumo.inject_message``. All implementations run;
+    an error is logged and changes nothing. Lua: KumoMTA's
+    ``kumo.on('log_disposition_<hook_name>', function(msg, log_record) end)``.
+    """
+
+
 @hookspec(firstresult=True)
 def kumo_should_enqueue_log_record(message: Message, hook_name: str) -> bool | None:
     """Whether a log record should be queued to a log hook named ``hook_name``.

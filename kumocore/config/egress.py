@@ -125,7 +125,6 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 # Parsed but not acted on yet: a policy setting one of them (to other than its default)
 # is refused at load unless the operator passes --allow-unsupported.
 PATH_UNSUPPORTED = (
-    "enable_rset",
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
     "source_selection_rate",
     "additional_source_selection_rates",

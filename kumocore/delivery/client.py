@@ -98,6 +98,9 @@ class SmtpClientConnection:
         self.session = SessionInfo()
         self.closed = False
         self.deliveries = 0
+        # KumoMTA's rule: no RSET before a connection's first transaction; before later
+        # ones when ``enable_rset`` is true, or after a transaction that failed.
+        self._rset_next = False
         # Set when the session ended by a failure rather than a reply: the queue backs the
         # path off after it.
         self.failure: Response | None = None
@@ -265,10 +268,14 @@ class SmtpClientConnection:
         if self.closed:
             return Response.parse(421, "4.4.2 connection already closed", command="MAIL FROM")
         try:
+            rset, self._rset_next = self._rset_next, True  # until it turns out well
             if "PIPELINING" in self.extensions and getattr(self.path, "enable_pipelining", True):
-                reply = await self._pipelined_envelope(sender, recipient)
+                reply = await self._pipelined_envelope(sender, recipient, rset)
             else:
-                reply = await self._serial_envelope(sender, recipient)
+                reply = await self._serial_envelope(sender, recipient, rset)
+            if reply.command == "RSET":  # the session is not in a state we know
+                self.abort()
+                return reply
             if reply.code != 354:
                 await self._reset()
                 return reply
@@ -278,14 +285,20 @@ class SmtpClientConnection:
             await self._drain(timeout)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1
+            if final.code == 250:
+                self._rset_next = bool(getattr(self.path, "enable_rset", True))
             return final
         except Exception as exc:  # every way a hostile MX can fail us: see the module doc
             return self._lost(exc)
 
-    async def _pipelined_envelope(self, sender: str, recipient: str) -> Response:
-        self.writer.write(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
-        self.replies.command = "MAIL FROM"
+    async def _pipelined_envelope(self, sender: str, recipient: str, rset: bool) -> Response:
+        envelope = f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
+        self.writer.write((("RSET\r\n" if rset else "") + envelope).encode())
+        self.replies.command = "RSET" if rset else "MAIL FROM"
         await self._drain(_timeout(self.path, "mail_from_timeout", 300))
+        reset = await self._read_rset() if rset else None
+        if reset is not None:
+            return reset  # the connection is dropped: the pipelined replies do not matter
         mail = await self.replies.read("MAIL FROM", _timeout(self.path, "mail_from_timeout", 300))
         rcpt = await self.replies.read("RCPT TO", _timeout(self.path, "rcpt_to_timeout", 300))
         data = await self.replies.read("DATA", _timeout(self.path, "data_timeout", 300))
@@ -295,7 +308,13 @@ class SmtpClientConnection:
             return rcpt
         return data
 
-    async def _serial_envelope(self, sender: str, recipient: str) -> Response:
+    async def _serial_envelope(self, sender: str, recipient: str, rset: bool) -> Response:
+        if rset:
+            self.writer.write(b"RSET\r\n")
+            await self._drain(_timeout(self.path, "rset_timeout", 5))
+            reset = await self._read_rset()
+            if reset is not None:
+                return reset
         mail = await self._command(
             f"MAIL FROM:<{sender}>", "MAIL FROM", _timeout(self.path, "mail_from_timeout", 300)
         )
@@ -308,7 +327,19 @@ class SmtpClientConnection:
             return rcpt
         return await self._command("DATA", "DATA", _timeout(self.path, "data_timeout", 300))
 
+    async def _read_rset(self) -> Response | None:
+        """The RSET reply before a transaction: None when it is 250, else a 4xx (with
+        ``command`` RSET) for the message, which was never offered to the MX."""
+        reply = await self.replies.read("RSET", _timeout(self.path, "rset_timeout", 5))
+        if reply.code == 250:
+            return None
+        return Response.parse(
+            421, f"4.4.2 the MX refused RSET before the transaction: {reply.to_single_line()}",
+            command="RSET")
+
     async def _reset(self) -> None:
+        """RSET after a refused envelope, at once (kumocore's choice: the next
+        transaction, if any, then starts clean without one)."""
         try:
             reply = await self._command("RSET", "RSET", _timeout(self.path, "rset_timeout", 5))
         except Exception as exc:
@@ -316,6 +347,8 @@ class SmtpClientConnection:
             return
         if reply.code != 250:  # the session is not in a state we know: start afresh
             self.abort()
+            return
+        self._rset_next = False
 
     async def close(self) -> None:
         """QUIT and close (bounded: a peer that does not cooperate is aborted)."""

@@ -13,6 +13,8 @@ from typing import Any
 from kumocore.errors import ConfigError
 from kumocore.logs.record import RecordType
 
+#: What ``reception_protocol`` says on a message made from a log record.
+LOG_RECORD_PROTOCOL = "LogRecord"
 _FN = "configure_log_hook"
 _KEYS = frozenset({"name", "back_pressure", "meta", "headers", "per_record", "deferred_spool"})
 _PER_RECORD_KEYS = frozenset({"enable", "template"})
@@ -48,26 +50,27 @@ def _names(value: Any, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _per_record(value: Any) -> dict[str, bool]:
+def parse_per_record(value: Any, fn: str = _FN) -> dict[str, bool]:
+    """``per_record = { Type = { enable = ... } }`` as a type → enabled map."""
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{_FN}: per_record: expected a table, got {value!r}")
+        raise ConfigError(f"{fn}: per_record: expected a table, got {value!r}")
     enabled: dict[str, bool] = {}
     for kind, entry in value.items():
         where = f"per_record.{kind}"
         if kind not in RecordType.__members__:
-            raise ConfigError(f"{_FN}: {where}: unknown record type {kind!r}; use one of "
+            raise ConfigError(f"{fn}: {where}: unknown record type {kind!r}; use one of "
                               + ", ".join(RecordType.__members__))
         if not isinstance(entry, Mapping):
-            raise ConfigError(f"{_FN}: {where}: expected a table, got {entry!r}")
+            raise ConfigError(f"{fn}: {where}: expected a table, got {entry!r}")
         for unknown in sorted(set(entry) - _PER_RECORD_KEYS):
-            raise ConfigError(f"{_FN}: {where}.{unknown}: unknown option "
+            raise ConfigError(f"{fn}: {where}.{unknown}: unknown option "
                               f"(known: {', '.join(sorted(_PER_RECORD_KEYS))})")
         if entry.get("template") is not None:
-            raise ConfigError(f"{_FN}: {where}.template: record templates are not supported "
+            raise ConfigError(f"{fn}: {where}.template: record templates are not supported "
                               "by kumocore yet; the message body is the record's JSON")
         enable = entry.get("enable", True)
         if not isinstance(enable, bool):
-            raise ConfigError(f"{_FN}: {where}.enable: expected true or false")
+            raise ConfigError(f"{fn}: {where}.enable: expected true or false")
         enabled[kind] = enable
     return enabled
 
@@ -93,5 +96,5 @@ def parse_options(options: Mapping[str, Any]) -> LogHookConfig:
         if options.get(key) is not None:
             kwargs[key] = _names(options[key], key)
     if options.get("per_record") is not None:
-        kwargs["enabled"] = _per_record(options["per_record"])
+        kwargs["enabled"] = parse_per_record(options["per_record"])
     return LogHookConfig(**kwargs)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from kumocore.loghooks.options import LogHookConfig
+from kumocore.loghooks.options import LOG_RECORD_PROTOCOL, LogHookConfig
 
 if TYPE_CHECKING:
     from kumocore.logs.record import LogRecord
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.loghooks")
 
-#: What ``reception_protocol`` says on a message made from a log record.
-LOG_RECORD_PROTOCOL = "LogRecord"
 #: How many records one ``write_batch`` turns into messages (saves overlap in the spool).
 HOOK_BATCH_SIZE = 256
 

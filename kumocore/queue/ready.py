@@ -5,7 +5,9 @@ Domains whose MX hosts share a site name share one ready queue, so the path's li
 of them together, as in KumoMTA. Connection slots are leases from the throttle store, so
 with Redis the limit holds across every node.
 
-A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`).
+A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`); a round
+in which no host could be reached fails the message it was for, and only after
+``consecutive_connection_failures_before_delay`` such rounds in a row the whole queue.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ class Slot:
     given back by the egress, held by the ready queue's connection)."""
 
     leases: tuple[tuple[ThrottleStore, Lease], ...]
+
+
+#: KumoMTA's response for the messages of a ready queue delayed after too many rounds.
+BULK_DELAY = Response.parse(
+    451, "4.4.1 bulk delay of ready queue: too many successive connection failures "
+    "where there was no answer from any hosts listed in MX")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +165,9 @@ class ReadyQueue:
         self._wanted: tuple[float, bool] = (0.0, False)  # (asked at, answer): see _slot_wanted
         self._tasks: set[asyncio.Task[None]] = set()
         self.backoff = PathBackoff(key.name)
+        # Connection rounds in a row in which no host could be reached (KumoMTA's
+        # consecutive_connection_failures); a connection that opens resets it.
+        self.connection_failures = 0
         # Held by a traffic shaping automation ``Suspend`` until this time (unix seconds).
         self.suspended_until = 0.0
         self._resume: asyncio.TimerHandle | None = None
@@ -284,9 +295,9 @@ class ReadyQueue:
         try:
             conn = await self.manager.egress.connect(self)
         except ConnectionFailed as failure:
-            self.backoff.failed(failure.response, epoch)
-            self._fail_queued(failure.response)
+            self._round_failed(failure.response, epoch)
             return
+        self.connection_failures = 0
         try:
             await self._deliver_over(conn, lease)
         finally:
@@ -360,6 +371,32 @@ class ReadyQueue:
         answer = await self.manager.egress.slot_wanted(lease)
         self._wanted = (time.monotonic(), answer)
         return answer
+
+    def _round_failed(self, response: Response, epoch: int) -> None:
+        """No host of the path took a connection (one exhausted round, as KumoMTA says).
+
+        As in KumoMTA, the message the connection was opened for gets the failure, and
+        the next round may start at once; once more than
+        ``consecutive_connection_failures_before_delay`` rounds in a row failed, every
+        message in the ready queue is delayed and the path backs off (and keeps backing
+        off, longer each time, until a connection opens). So a dead MX costs at most that
+        many back-to-back rounds — fewer when fewer messages are queued — not a
+        reconnect loop. A permanent failure (every MX address prohibited: a mail loop)
+        fails the whole queue at once.
+        """
+        if not response.is_transient:
+            self.backoff.failed(response, epoch)
+            self._fail_queued(response)
+            return
+        self.connection_failures += 1
+        if self.messages:
+            message = self.messages.popleft()
+            if self.overflow:
+                self._refill()
+            self.manager.outcomes.handle(self, message, response, peer=None)
+        if self.connection_failures > self.config.consecutive_connection_failures_before_delay:
+            self.backoff.failed(response, epoch)
+            self._fail_queued(BULK_DELAY)
 
     def _fail_queued(self, response: Response) -> None:
         """No MX host could take a connection: every queued message gets that response.

@@ -5,7 +5,9 @@ runs (a test makes it hostile, then ``mx.mode = "benign"`` and expects the defer
 to arrive). Modes:
 
 ``benign``              a plain SMTP server (PIPELINING, optionally STARTTLS) that keeps
-                        what it receives in :attr:`HostileMx.messages`
+                        what it receives in :attr:`HostileMx.messages`; it refuses
+                        ``permfail`` recipients (550) and, with ``refuse_rset``, answers
+                        RSET with 421 and hangs up (Postfix's load shedding)
 ``oversized_banner``    a 70 KiB greeting line
 ``oversized_mail``      a 70 KiB line in reply to MAIL FROM (``_rcpt``, ``_data``, ``_dot``:
                         to RCPT TO, to DATA, to the final dot)
@@ -82,6 +84,8 @@ class HostileMx:
     starttls: bool = False  # advertise STARTTLS in benign mode too
     drip_interval: float = 1.0
     hostname: str = "mx.hostile.test"
+    # Postfix's load shedding: RSET counts as a junk command, answered 421 and hung up.
+    refuse_rset: bool = False
     connections: list[float] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -290,7 +294,11 @@ class _Session:
         if self.mode == "oversized_rcpt":
             await self.send(b"250 " + b"r" * OVERSIZED + b"\r\n")
             return True
-        self.recipients.append(line.partition(":")[2].strip().strip("<>"))
+        recipient = line.partition(":")[2].strip().strip("<>")
+        if "permfail" in recipient.split("@")[0]:  # as the recording sink does
+            await self.send(b"550 5.1.1 user unknown (permfail requested)\r\n")
+            return True
+        self.recipients.append(recipient)
         await self.send(b"250 2.1.5 recipient ok\r\n")
         return True
 
@@ -328,6 +336,9 @@ class _Session:
         return True
 
     async def rset(self, line: str) -> bool:
+        if self.mx.refuse_rset and line.upper().startswith("RSET"):
+            await self.send(b"421 4.7.0 mx.hostile.test Error: too many errors\r\n")
+            return False
         self.recipients = []
         await self.send(b"250 2.0.0 ok\r\n")
         return True

@@ -35,6 +35,9 @@ MULTI_HANDLER_EVENTS = frozenset(
 #: KumoMTA's names for events that kumocore's contract names differently.
 ALIASES = {"smtp_server_rcpt_to": "smtp_server_mail_rcpt_to"}
 
+#: ``log_disposition_<hook name>``: the event of ``configure_log_disposition_hook``.
+DISPOSITION_PREFIX = "log_disposition_"
+
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
     "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
@@ -108,6 +111,9 @@ class EventRegistry:
         spec = self.specs.get(ALIASES.get(name, name))
         if spec is not None:
             return spec
+        if name.startswith(DISPOSITION_PREFIX) and len(name) > len(DISPOSITION_PREFIX):
+            # KumoMTA's disposition hook events: named after the hook, called by its sink.
+            return EventSpec(name, "", ("msg", "log_record"), False, custom=True)
         if "." in name:
             # A policy's own event (kumo.spawn_task{event_name='my.task'}): no hook; called
             # by name with one argument, its answer returned.

@@ -108,7 +108,7 @@ def test_additional_limits_and_throttles_keep_their_names() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"use_lmtp": True}, {"enable_rset": False}, {"openssl_options": "NO_TLSV1"},
+    [{"use_lmtp": True}, {"openssl_options": "NO_TLSV1"},
      {"aggressive_connection_opening": True}, {"try_next_host_on_transport_error": True}],
 )
 def test_unsupported_path_options_are_refused_naming_the_option(

@@ -4,6 +4,7 @@
 --   log_hooks:new{ name, constructor, log_parameters?, queue_config?, batch_size?,
 --                  min_batch_size?, max_batch_latency?, filter? }
 --   log_hooks:new_json{ name, url, log_parameters?, queue_config?, batch_size?, ... }
+--   log_hooks:new_disposition_hook{ name, hook }
 --
 -- Records go to the queue '<name>.log_hook' (a domain no real mail can have), whose
 -- queue config delivers through the custom event 'make.<name>.log_hook'.
@@ -88,6 +89,37 @@ function mod:new(options)
   end)
 
   kumo.on(event, options.constructor)
+end
+
+-- log_hooks:new_disposition_hook { name, hook }: hook(msg, log_record) is called for each
+-- record about a message while the message still exists (kumo.configure_log_disposition_hook
+-- and the event 'log_disposition_<name>'), e.g. to send delivery status notifications.
+function mod:new_disposition_hook(options)
+  if type(options) ~= 'table' then
+    error('log_hooks:new_disposition_hook: expected a table of options', 2)
+  end
+  for key, _ in pairs(options) do
+    if key ~= 'name' and key ~= 'hook' then
+      error(string.format("log_hooks:new_disposition_hook: unknown option '%s'",
+        tostring(key)), 2)
+    end
+  end
+  if type(options.name) ~= 'string' or options.name == '' then
+    error('log_hooks:new_disposition_hook: name is required (a string)', 2)
+  end
+  if type(options.hook) ~= 'function' then
+    error('log_hooks:new_disposition_hook: hook is required (a function(msg, log_record))', 2)
+  end
+  if mod.CONFIGURED[options.name] then
+    error(string.format(
+      "log_hooks:new_disposition_hook: a log hook named '%s' is already configured",
+      options.name), 2)
+  end
+  mod.CONFIGURED[options.name] = options
+  kumo.on('pre_init', function()
+    kumo.configure_log_disposition_hook { name = options.name }
+  end)
+  kumo.on('log_disposition_' .. options.name, options.hook)
 end
 
 -- The disposition text of an HTTP response, as the webhook logs it.
