@@ -252,6 +252,11 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     tune_for_server()
     runtime = Runtime()
     await runtime.load(policy)
+    # One process owns the spool paths themselves: take back the mail of worker shards a
+    # run with --workers N left there (kumocore.spool.shards).
+    from kumocore.spool.shards import migrate
+
+    await migrate(runtime.config.spools, runtime.hooks.spool_kinds(), 1)
     server = Server(runtime)
     await server.start()
     freeze_survivors()
@@ -262,7 +267,7 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
     loop.add_signal_handler(signal.SIGHUP, lambda: log.warning(
         "SIGHUP ignored: reloading the policy is not supported yet; restart to apply changes"))
-    log.info("kumocore ready", policy=policy, hostname=runtime.hostname)
+    log.info("kumocore ready: 1 worker", workers=1, policy=policy, hostname=runtime.hostname)
     await stop.wait()
     log.info("shutting down", timeout=shutdown_timeout)
     try:

@@ -17,9 +17,11 @@ Each worker is an ordinary ``kumocore serve`` with three differences:
 
 * its listeners bind with ``SO_REUSEPORT`` (:attr:`Runtime.reuse_port`), so all workers
   share the configured ESMTP and HTTP addresses and the kernel spreads connections;
-* it owns a spool shard: every ``kumo.define_spool`` path gets ``/worker-<k>`` appended;
-* before it starts, it moves into its own shard the messages of shards ``j >= N`` with
-  ``j % N == k`` left by an earlier run with more workers, so shrinking N loses nothing.
+* it owns a spool shard: every ``kumo.define_spool`` path gets ``/worker-<k>`` appended.
+
+Before any worker starts, the supervisor moves into the owned shards the mail of every
+shard a run with another N left (:mod:`kumocore.spool.shards`), so changing N loses
+nothing.
 
 Workers see ``KUMOCORE_WORKER_INDEX`` and ``KUMOCORE_WORKER_COUNT`` in their environment,
 so a policy can shard anything else per worker (a local-logs ``log_dir``, for instance).
@@ -41,8 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -51,7 +52,7 @@ from kumocore.admin.peers import NODE_DIR_ENV
 if TYPE_CHECKING:
     from kumocore.runtime import Runtime
     from kumocore.server import Server
-from kumocore.spool.store import MessageStore
+from kumocore.spool.shards import migrate, shard_path
 
 log = structlog.get_logger("kumocore.workers")
 
@@ -197,7 +198,8 @@ class Supervisor:
         code = self._wait_until_ready()
         code = self._release(go=code == 0 and not self.stopping) or code
         if code == 0 and not self.stopping:
-            log.info("kumocore ready", workers=self.count, policy=self.policy)
+            log.info(f"kumocore ready: {self.count} workers", workers=self.count,
+                     policy=self.policy)  # fmt: skip
         while not self.stopping and code == 0:
             time.sleep(0.2)
             for worker in self.workers:
@@ -259,6 +261,9 @@ def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: 
     """``kumocore serve --workers N`` with N > 1."""
     if workers < 2:
         raise ValueError("supervise() needs at least two workers")
+    from kumocore.loop import run
+
+    run(migrate_spools(policy, workers))
     supervisor = Supervisor(
         policy, workers=workers, shutdown_timeout=shutdown_timeout, log_level=log_level
     )
@@ -268,11 +273,6 @@ def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: 
 # --------------------------------------------------------------------------- worker
 
 
-def shard_path(path: str, index: int) -> str:
-    """Where worker ``index`` keeps a spool defined at ``path``."""
-    return str(Path(path) / f"worker-{index}")
-
-
 def shard_spools(runtime: Runtime, index: int) -> None:
     """Point every spool the policy defined at worker ``index``'s shard."""
     spools = runtime.config.spools
@@ -280,56 +280,18 @@ def shard_spools(runtime: Runtime, index: int) -> None:
         spools[name] = dataclasses.replace(definition, path=shard_path(definition.path, index))
 
 
-def orphan_shards(runtime: Runtime, index: int, count: int) -> list[int]:
-    """Shards ``j >= count`` with ``j % count == index`` that exist on disk (N shrank)."""
-    found: set[int] = set()
-    for definition in runtime.config.spools.values():
-        base = Path(definition.path).parent  # already sharded: <path>/worker-<index>
-        for entry in base.glob("worker-*") if base.is_dir() else ():
-            suffix = entry.name.removeprefix("worker-")
-            if suffix.isdigit() and int(suffix) >= count and int(suffix) % count == index:
-                found.add(int(suffix))
-    return sorted(found)
+async def migrate_spools(policy: str, count: int) -> int:
+    """Load the policy (as ``validate`` does) and move the mail of every spool shard no
+    worker of ``count`` owns into owned shards (:mod:`kumocore.spool.shards`); the number
+    of messages moved. Runs before any worker starts, so no shard is open elsewhere."""
+    from kumocore.runtime import Runtime
 
-
-def _open_store(runtime: Runtime, index: int | None) -> MessageStore:
-    """The message store of shard ``index`` (None: the spools as currently defined)."""
-    from kumocore.spool.store import MessageStore
-
-    kinds = runtime.hooks.spool_kinds()
-    spools: dict[str, Any] = {}
-    for name in ("data", "meta"):
-        definition = runtime.config.spools[name]
-        options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
-        if index is not None:
-            options["path"] = shard_path(str(Path(definition.path).parent), index)
-        spools[name] = kinds[definition.kind](name=name, **options)
-    return MessageStore(spools["data"], spools["meta"])
-
-
-async def adopt_orphans(runtime: Runtime, index: int, count: int) -> int:
-    """Move the messages of shards left by a larger N into this worker's shard."""
-    if set(runtime.config.spools) != {"data", "meta"}:
-        return 0
-    orphans = orphan_shards(runtime, index, count)
-    if not orphans:
-        return 0
-    moved = 0
-    own = _open_store(runtime, None)
+    runtime = Runtime()
+    await runtime.load(policy)
     try:
-        for orphan in orphans:
-            store = _open_store(runtime, orphan)
-            try:
-                async for message in store.recover(load_data=True):
-                    await own.save(message)
-                    await store.remove(message.id)
-                    moved += 1
-            finally:
-                await store.close()
+        return await migrate(runtime.config.spools, runtime.hooks.spool_kinds(), count)
     finally:
-        await own.close()
-    log.info("adopted spool shards of a larger worker count", shards=orphans, messages=moved)
-    return moved
+        await runtime.hooks.shutdown()
 
 
 async def _open_with_the_others(server: Server, control_fd: int) -> bool:
@@ -370,7 +332,6 @@ async def serve_worker(
     runtime.node = NodePeers.from_environment(index, count)
     await runtime.load(policy)
     shard_spools(runtime, index)
-    await adopt_orphans(runtime, index, count)
     server = Server(runtime)
     await server.start(listen=control_fd is None)
     if runtime.node is not None:
