@@ -261,13 +261,26 @@ def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: 
     """``kumocore serve --workers N`` with N > 1."""
     if workers < 2:
         raise ValueError("supervise() needs at least two workers")
-    from kumocore.loop import run
-
-    run(migrate_spools(policy, workers))
+    code = _migrate_in_child(policy, workers, log_level)
+    if code < 0:  # killed by a signal
+        code = 1
+    if code:
+        log.error("spool migration failed; not starting the workers", status=code)
+        return code
     supervisor = Supervisor(
         policy, workers=workers, shutdown_timeout=shutdown_timeout, log_level=log_level
     )
     return supervisor.run()
+
+
+def _migrate_in_child(policy: str, count: int, log_level: str) -> int:
+    """Run :func:`migrate_spools` in a process of its own, seen by the policy as worker 0
+    of ``count`` (policies may read :data:`INDEX_ENV`), so that the supervisor never
+    holds a policy runtime or a spool; its exit status."""
+    command = [sys.executable, "-m", "kumocore.workers", "--migrate", "--log-level", log_level,
+               "--policy", policy, "--index", "0", "--count", str(count)]  # fmt: skip
+    env = {**os.environ, INDEX_ENV: "0", COUNT_ENV: str(count)}
+    return subprocess.run(command, env=env, stdin=subprocess.DEVNULL, check=False).returncode
 
 
 # --------------------------------------------------------------------------- worker
@@ -359,6 +372,11 @@ async def serve_worker(
     return 0
 
 
+async def _migrated(policy: str, count: int) -> int:
+    await migrate_spools(policy, count)
+    return 0
+
+
 def _die_with_parent(parent: int) -> None:
     """Linux: get SIGTERM when the supervisor dies, even by SIGKILL."""
     if sys.platform != "linux":
@@ -381,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--policy", required=True)
     parser.add_argument("--shutdown-timeout", type=float, default=10.0)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--migrate", action="store_true",
+                        help="only move the mail of unowned spool shards, then exit")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)
     parser.add_argument("--control-fd", type=int, default=None)
@@ -389,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.parent:
         _die_with_parent(args.parent)
     try:
+        if args.migrate:
+            run(_migrated(args.policy, args.count))
+            return 0
         return run(
             serve_worker(
                 args.policy,
@@ -399,7 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     except (ConfigError, PolicyError, HookError) as exc:
-        print(f"kumocore worker {args.index}: error: {exc}", file=sys.stderr)
+        who = "kumocore" if args.migrate else f"kumocore worker {args.index}"
+        print(f"{who}: error: {exc}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
 
 
