@@ -261,7 +261,10 @@ def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: 
     """``kumocore serve --workers N`` with N > 1."""
     if workers < 2:
         raise ValueError("supervise() needs at least two workers")
-    code = _migrate_in_child(policy, workers, log_level)
+    code, stopped = _migrate_in_child(policy, workers, log_level)
+    if stopped:
+        log.info("kumocore stopped during the spool migration; the next start finishes it")
+        return 0
     if code < 0:  # killed by a signal
         code = 1
     if code:
@@ -273,14 +276,28 @@ def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: 
     return supervisor.run()
 
 
-def _migrate_in_child(policy: str, count: int, log_level: str) -> int:
+def _migrate_in_child(policy: str, count: int, log_level: str) -> tuple[int, bool]:
     """Run :func:`migrate_spools` in a process of its own, seen by the policy as worker 0
     of ``count`` (policies may read :data:`INDEX_ENV`), so that the supervisor never
-    holds a policy runtime or a spool; its exit status."""
+    holds a policy runtime or a spool. Its exit status, and whether SIGTERM/SIGINT came
+    meanwhile (passed on: the move is crash-safe, the next start finishes it)."""
     command = [sys.executable, "-m", "kumocore.workers", "--migrate", "--log-level", log_level,
                "--policy", policy, "--index", "0", "--count", str(count)]  # fmt: skip
     env = {**os.environ, INDEX_ENV: "0", COUNT_ENV: str(count)}
-    return subprocess.run(command, env=env, stdin=subprocess.DEVNULL, check=False).returncode
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    stopped: list[int] = []
+
+    def pass_on(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return process.wait(), bool(stopped)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------- worker
@@ -410,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _die_with_parent(args.parent)
     try:
         if args.migrate:
+            # Ctrl-C ends the move like SIGTERM does, without a traceback: it is crash-safe.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             run(_migrated(args.policy, args.count))
             return 0
         return run(
