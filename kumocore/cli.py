@@ -26,7 +26,8 @@ examples:
   kumocore serve --policy policy.lua --workers 1 one process
   kumocore validate --policy policy.lua          load the policy, report errors, exit
   kumocore serve --policy "$(kumocore default-policy)" --log-level debug
-  kumocore logs cat var/logs                     decode local log segments
+  kumocore logs cat var/logs --format text       read the log, one line per record
+  kumocore sink --dir var/sink                   a local SMTP server saving what it gets
   kumocore queue summary                         queues of a running node (HTTP API)
 
 Exit status: 0 success, 1 failure, 2 configuration error (bad policy, option or listener)."""
@@ -158,9 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kumocore.explain_cli import add_explain_subcommand
     from kumocore.packaging import add_packaging_subcommands
+    from kumocore.sink import add_sink_subcommand
 
     add_explain_subcommand(commands)
     add_packaging_subcommands(commands)
+    add_sink_subcommand(commands)
 
     try:
         from kumocore.admin.cli import add_admin_subcommands
