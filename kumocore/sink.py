@@ -48,10 +48,13 @@ def dkim_verdict(message: bytes, key_file: Path) -> str:
     except (OSError, ValueError) as exc:
         return f"DKIM not checked: cannot read the key {key_file}: {exc}"
     verifier = dkim.DKIM(message)
-    ok = verifier.verify(dnsfunc=lambda name, timeout=5: record)
+    try:
+        ok, why = verifier.verify(dnsfunc=lambda name, timeout=5: record), ""
+    except dkim.DKIMException as exc:
+        ok, why = False, f" ({exc})"
     domain = (verifier.domain or b"").decode(errors="replace")
     selector = (verifier.selector or b"").decode(errors="replace")
-    return f"DKIM {'pass' if ok else 'fail'} d={domain} s={selector}"
+    return f"DKIM {'pass' if ok else 'fail'} d={domain} s={selector}{why}"
 
 
 class _Handler:
