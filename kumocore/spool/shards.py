@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.errors import ConfigError
 from kumocore.spool.store import QUARANTINE_PREFIX, _data_key
 
 if TYPE_CHECKING:
@@ -212,7 +213,15 @@ async def migrate(
     if not orphans:
         return 0
     mover = _Mover(spools, kinds, count)
-    await mover.run(orphans)
+    try:
+        await mover.run(orphans)
+    except ConfigError:
+        raise  # a spool that cannot open says so itself
+    except Exception as exc:  # a full disk, a read error: one line, and nothing is lost
+        raise ConfigError(
+            f"moving the spool to {count} worker(s) failed after {mover.moved} messages: "
+            f"{exc}; every message is still in the old or the new shard, and the next start "
+            "resumes the move") from exc
     names = ["(unsharded)" if k is None else f"{SHARD_PREFIX}{k}" for k in orphans]
     # An emptied unsharded spool keeps its (empty) files and is looked at every start.
     report = log.info if mover.moved else log.debug

@@ -174,3 +174,25 @@ async def test_kill_9_in_the_middle_of_a_move_loses_nothing_and_a_rerun_duplicat
     assert _migrate_in_child(tmp_path, kind, 2) == 0
     found, _ = await contents(tmp_path, kind, 2)
     assert found == Counter(ids)  # the same count again: exactly once
+
+
+class _FullDisk(LocalDiskSpool):
+    """A LocalDisk spool whose disk is full: every write fails as the kernel says so."""
+
+    async def put(self, key: str, value: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+
+async def test_a_full_disk_stops_the_move_in_one_line_and_loses_nothing(tmp_path: Path) -> None:
+    from kumocore.errors import ConfigError
+
+    ids = await fill(tmp_path, "LocalDisk", 1)
+
+    def kind(name: str, path: str, **options: Any) -> Spool:
+        return (_FullDisk if "worker-" in path else LocalDiskSpool)(name, path, **options)
+
+    with pytest.raises(ConfigError, match=r"moving the spool to 2 worker\(s\) failed after 0 "
+                       r"messages: .*No space left on device.*the next start resumes"):
+        await migrate(definitions(tmp_path, "LocalDisk"), {"LocalDisk": kind}, 2)
+    found, _ = await contents(tmp_path, "LocalDisk", 1)
+    assert found == Counter(ids)
