@@ -201,25 +201,31 @@ async def test_mail_queued_under_one_worker_count_is_delivered_once_under_anothe
         assert orphan_shards(str(tmp_path / "spool" / name), after) in ([], [None])
 
 
+@pytest.mark.parametrize(("before", "after"), [(1, 2), (2, 1)])
 async def test_a_migration_killed_half_way_loses_nothing_and_the_next_start_finishes_it(
-    tmp_path: Path, dns: TestDnsServer
+    tmp_path: Path, dns: TestDnsServer, before: int, after: int
 ) -> None:
     node = Node(tmp_path, dns.address, "RocksDB")
-    store = node.store(0, 1)  # a single process's spool with 600 messages waiting
+    stores = [node.store(k, before) for k in range(before)]  # 600 messages waiting
     for n in range(600):
-        await store.save(Message("s@src.test", f"r{n}@{DOMAIN}",
-                                 f"Subject: m{n}\r\n\r\nhello\r\n".encode()))  # fmt: skip
-    await store.close()
-    queued = await node.spooled(1)
+        await stores[n % before].save(Message(
+            "s@src.test", f"r{n}@{DOMAIN}", f"Subject: m{n}\r\n\r\nhello\r\n".encode()))
+    for store in stores:
+        await store.close()
+    queued = await node.spooled(before)
     try:
-        process = node.start(2, **{CRASH_AFTER_ENV: "300"})  # SIGKILL after 300 copies
-        assert await asyncio.to_thread(process.wait, 60) == 1
-        assert "spool migration failed" in node.text()
+        # SIGKILL after 300 copies: the supervisor's migration process with 2 workers,
+        # the one kumocore process itself with 1.
+        process = node.start(after, **{CRASH_AFTER_ENV: "300"})
+        status = await asyncio.to_thread(process.wait, 60)
+        assert status == (1 if after > 1 else -signal.SIGKILL), node.text()
+        if after > 1:
+            assert "spool migration failed" in node.text()
         assert "kumocore ready" not in node.text()
-        left, moved = await node.spooled(1), await node.spooled(2)
+        left, moved = await node.spooled(before), await node.spooled(after)
         assert set(left) | set(moved) == set(queued)  # all there, some in both for now
 
-        node.start(2)
+        node.start(after)
         await node.ready()
         await deliver_all(node, queued)
         await node.stop()
