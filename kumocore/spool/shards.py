@@ -138,8 +138,10 @@ class _Mover:
                     await self._drain(source)
                 finally:
                     await source.close()
-                if shard is not None:
-                    for name in ("data", "meta"):
+                for name in ("data", "meta"):
+                    if shard is None:
+                        _sync_deletions(self.spools[name].path)
+                    else:
                         _remove_tree(shard_path(self.spools[name].path, shard))
         finally:
             for target in self.targets:
@@ -184,18 +186,32 @@ class _Mover:
         await asyncio.gather(*(source.data.delete(key) for key in own))
 
 
-def _remove_tree(path: str) -> None:
-    """Remove an emptied orphan shard, durably (its parent directory synced)."""
-    shutil.rmtree(path, ignore_errors=True)
-    parent = os.path.dirname(path)
+def _fsync_directory(path: str | Path) -> None:
     try:
-        fd = os.open(parent, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _sync_deletions(path: str) -> None:
+    """Make the deletions in an emptied unsharded spool durable (a power cut must not bring
+    its messages back after the workers delivered them): a spool kind that deletes files
+    (LocalDisk) leaves them in the directories at and just below its path; RocksDB synced
+    them when it closed."""
+    _fsync_directory(path)
+    for entry in Path(path).iterdir():
+        if entry.is_dir() and _SHARD_NAME.fullmatch(entry.name) is None:
+            _fsync_directory(entry)
+
+
+def _remove_tree(path: str) -> None:
+    """Remove an emptied orphan shard, durably (its parent directory synced)."""
+    shutil.rmtree(path, ignore_errors=True)
+    _fsync_directory(os.path.dirname(path))
 
 
 async def migrate(
