@@ -5,6 +5,8 @@
 # Mount your own policy and serve it instead:
 #   docker run -v $PWD/policy.lua:/etc/kumocore/policy.lua kumocore \
 #       serve --policy /etc/kumocore/policy.lua
+# It runs one worker per CPU the container may use (--cpuset-cpus); a quota (--cpus 2) does
+# not limit that set, so say the number then: docker run -e KUMOCORE_WORKERS=2 ...
 FROM python:3.11-slim
 COPY . /src
 RUN /src/scripts/install-wheels.sh /opt/kumocore python3 \

@@ -60,6 +60,10 @@ class KumoServer:
             str(self.policy),
             "--shutdown-timeout",
             "10",
+            # One process: the harness kill -9s its pid and reads the spool at its path
+            # (the default is one worker per core).
+            "--workers",
+            "1",
         ]
 
     def spawn(self) -> subprocess.Popen[bytes]:

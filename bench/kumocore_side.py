@@ -138,8 +138,7 @@ class KumocoreInstance:
     def command(self, policy: Path) -> list[str]:
         serve = ["serve", "--policy", str(policy)]
         serve += ["--shutdown-timeout", str(self.settings.shutdown_timeout)]
-        if self.settings.workers > 1:
-            serve += ["--workers", str(self.settings.workers)]
+        serve += ["--workers", str(self.settings.workers)]  # the default is one per core
         return [sys.executable, "-m", "kumocore.cli", *serve]
 
     def start(self, *, ready_timeout: float = 120.0) -> KumocoreInstance:

@@ -21,10 +21,13 @@ KumoMTA-style Lua (or Python) policies and is extended by pip-installable plugin
 
 EPILOG = """\
 examples:
-  kumocore serve --policy policy.lua             run the MTA (SIGTERM/SIGINT: graceful stop)
+  kumocore serve --policy policy.lua             run the MTA, one worker per core
+                                                 (SIGTERM/SIGINT: graceful stop)
+  kumocore serve --policy policy.lua --workers 1 one process
   kumocore validate --policy policy.lua          load the policy, report errors, exit
   kumocore serve --policy "$(kumocore default-policy)" --log-level debug
-  kumocore logs cat var/logs                     decode local log segments
+  kumocore logs cat var/logs --format text       read the log, one line per record
+  kumocore sink --dir var/sink                   a local SMTP server saving what it gets
   kumocore queue summary                         queues of a running node (HTTP API)
 
 Exit status: 0 success, 1 failure, 2 configuration error (bad policy, option or listener)."""
@@ -56,8 +59,19 @@ def _seconds(text: str) -> float:
     return value
 
 
+def cores() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's or a
+    ``taskset``'s limit), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def _default_workers() -> int:
-    raw = os.environ.get("KUMOCORE_WORKERS", "1")
+    """One worker per core, unless ``$KUMOCORE_WORKERS`` says otherwise."""
+    raw = os.environ.get("KUMOCORE_WORKERS")
+    if raw is None:
+        return cores()
     try:
         return _positive_int(raw)
     except argparse.ArgumentTypeError as exc:
@@ -114,8 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=_positive_int,
         default=_default_workers(),
-        help="worker processes sharing the listeners, each with its own spool shard "
-        "($KUMOCORE_WORKERS sets the default)",
+        help="worker processes sharing the listeners, each with its own spool shard; "
+        "the default is one per core ($KUMOCORE_WORKERS changes it); changing it between "
+        "runs moves the spooled mail to the new shards",
     )
 
     validate = _command(commands, "validate", "load a policy, run init, report errors",
@@ -144,9 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from kumocore.explain_cli import add_explain_subcommand
     from kumocore.packaging import add_packaging_subcommands
+    from kumocore.sink import add_sink_subcommand
 
     add_explain_subcommand(commands)
     add_packaging_subcommands(commands)
+    add_sink_subcommand(commands)
 
     try:
         from kumocore.admin.cli import add_admin_subcommands

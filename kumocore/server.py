@@ -282,6 +282,11 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     tune_for_server()
     runtime = Runtime()
     await runtime.load(policy)
+    # One process owns the spool paths themselves: take back the mail of worker shards a
+    # run with --workers N left there (kumocore.spool.shards).
+    from kumocore.spool.shards import migrate
+
+    await migrate(runtime.config.spools, runtime.hooks.spool_kinds(), 1)
     server = Server(runtime)
     await server.start()
     freeze_survivors()
@@ -290,7 +295,8 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
         server, shutdown_timeout,
         on_sighup=lambda: log.warning("SIGHUP ignored: reloading the policy is not "
                                       "supported yet; restart to apply changes"),
-        ready=lambda: log.info("kumocore ready", policy=policy, hostname=runtime.hostname),
+        ready=lambda: log.info("kumocore ready: 1 worker", workers=1, policy=policy,
+                               hostname=runtime.hostname),
     )  # fmt: skip
     log.info("kumocore stopped")
     return 0

@@ -17,9 +17,11 @@ Each worker is an ordinary ``kumocore serve`` with three differences:
 
 * its listeners bind with ``SO_REUSEPORT`` (:attr:`Runtime.reuse_port`), so all workers
   share the configured ESMTP and HTTP addresses and the kernel spreads connections;
-* it owns a spool shard: every ``kumo.define_spool`` path gets ``/worker-<k>`` appended;
-* before it starts, it moves into its own shard the messages of shards ``j >= N`` with
-  ``j % N == k`` left by an earlier run with more workers, so shrinking N loses nothing.
+* it owns a spool shard: every ``kumo.define_spool`` path gets ``/worker-<k>`` appended.
+
+Before any worker starts, the supervisor moves into the owned shards the mail of every
+shard a run with another N left (:mod:`kumocore.spool.shards`), so changing N loses
+nothing.
 
 Workers see ``KUMOCORE_WORKER_INDEX`` and ``KUMOCORE_WORKER_COUNT`` in their environment,
 so a policy can shard anything else per worker (a local-logs ``log_dir``, for instance).
@@ -41,8 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -51,7 +52,7 @@ from kumocore.admin.peers import NODE_DIR_ENV
 if TYPE_CHECKING:
     from kumocore.runtime import Runtime
     from kumocore.server import Server
-from kumocore.spool.store import MessageStore
+from kumocore.spool.shards import migrate, shard_path
 
 log = structlog.get_logger("kumocore.workers")
 
@@ -197,7 +198,8 @@ class Supervisor:
         code = self._wait_until_ready()
         code = self._release(go=code == 0 and not self.stopping) or code
         if code == 0 and not self.stopping:
-            log.info("kumocore ready", workers=self.count, policy=self.policy)
+            log.info(f"kumocore ready: {self.count} workers", workers=self.count,
+                     policy=self.policy)  # fmt: skip
         while not self.stopping and code == 0:
             time.sleep(0.2)
             for worker in self.workers:
@@ -259,18 +261,46 @@ def supervise(policy: str, *, workers: int, shutdown_timeout: float, log_level: 
     """``kumocore serve --workers N`` with N > 1."""
     if workers < 2:
         raise ValueError("supervise() needs at least two workers")
+    code, stopped = _migrate_in_child(policy, workers, log_level)
+    if stopped:
+        log.info("kumocore stopped during the spool migration; the next start finishes it")
+        return 0
+    if code < 0:  # killed by a signal
+        code = 1
+    if code:
+        log.error("spool migration failed; not starting the workers", status=code)
+        return code
     supervisor = Supervisor(
         policy, workers=workers, shutdown_timeout=shutdown_timeout, log_level=log_level
     )
     return supervisor.run()
 
 
+def _migrate_in_child(policy: str, count: int, log_level: str) -> tuple[int, bool]:
+    """Run :func:`migrate_spools` in a process of its own, seen by the policy as worker 0
+    of ``count`` (policies may read :data:`INDEX_ENV`), so that the supervisor never
+    holds a policy runtime or a spool. Its exit status, and whether SIGTERM/SIGINT came
+    meanwhile (passed on: the move is crash-safe, the next start finishes it)."""
+    command = [sys.executable, "-m", "kumocore.workers", "--migrate", "--log-level", log_level,
+               "--policy", policy, "--index", "0", "--count", str(count)]  # fmt: skip
+    env = {**os.environ, INDEX_ENV: "0", COUNT_ENV: str(count)}
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+    stopped: list[int] = []
+
+    def pass_on(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, pass_on) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return process.wait(), bool(stopped)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 # --------------------------------------------------------------------------- worker
-
-
-def shard_path(path: str, index: int) -> str:
-    """Where worker ``index`` keeps a spool defined at ``path``."""
-    return str(Path(path) / f"worker-{index}")
 
 
 def shard_spools(runtime: Runtime, index: int) -> None:
@@ -280,56 +310,18 @@ def shard_spools(runtime: Runtime, index: int) -> None:
         spools[name] = dataclasses.replace(definition, path=shard_path(definition.path, index))
 
 
-def orphan_shards(runtime: Runtime, index: int, count: int) -> list[int]:
-    """Shards ``j >= count`` with ``j % count == index`` that exist on disk (N shrank)."""
-    found: set[int] = set()
-    for definition in runtime.config.spools.values():
-        base = Path(definition.path).parent  # already sharded: <path>/worker-<index>
-        for entry in base.glob("worker-*") if base.is_dir() else ():
-            suffix = entry.name.removeprefix("worker-")
-            if suffix.isdigit() and int(suffix) >= count and int(suffix) % count == index:
-                found.add(int(suffix))
-    return sorted(found)
+async def migrate_spools(policy: str, count: int) -> int:
+    """Load the policy (as ``validate`` does) and move the mail of every spool shard no
+    worker of ``count`` owns into owned shards (:mod:`kumocore.spool.shards`); the number
+    of messages moved. Runs before any worker starts, so no shard is open elsewhere."""
+    from kumocore.runtime import Runtime
 
-
-def _open_store(runtime: Runtime, index: int | None) -> MessageStore:
-    """The message store of shard ``index`` (None: the spools as currently defined)."""
-    from kumocore.spool.store import MessageStore
-
-    kinds = runtime.hooks.spool_kinds()
-    spools: dict[str, Any] = {}
-    for name in ("data", "meta"):
-        definition = runtime.config.spools[name]
-        options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
-        if index is not None:
-            options["path"] = shard_path(str(Path(definition.path).parent), index)
-        spools[name] = kinds[definition.kind](name=name, **options)
-    return MessageStore(spools["data"], spools["meta"])
-
-
-async def adopt_orphans(runtime: Runtime, index: int, count: int) -> int:
-    """Move the messages of shards left by a larger N into this worker's shard."""
-    if set(runtime.config.spools) != {"data", "meta"}:
-        return 0
-    orphans = orphan_shards(runtime, index, count)
-    if not orphans:
-        return 0
-    moved = 0
-    own = _open_store(runtime, None)
+    runtime = Runtime()
+    await runtime.load(policy)
     try:
-        for orphan in orphans:
-            store = _open_store(runtime, orphan)
-            try:
-                async for message in store.recover(load_data=True):
-                    await own.save(message)
-                    await store.remove(message.id)
-                    moved += 1
-            finally:
-                await store.close()
+        return await migrate(runtime.config.spools, runtime.hooks.spool_kinds(), count)
     finally:
-        await own.close()
-    log.info("adopted spool shards of a larger worker count", shards=orphans, messages=moved)
-    return moved
+        await runtime.hooks.shutdown()
 
 
 async def _open_with_the_others(server: Server, control_fd: int) -> bool:
@@ -370,7 +362,6 @@ async def serve_worker(
     runtime.node = NodePeers.from_environment(index, count)
     await runtime.load(policy)
     shard_spools(runtime, index)
-    await adopt_orphans(runtime, index, count)
     server = Server(runtime)
     await server.start(listen=control_fd is None)
     if runtime.node is not None:
@@ -390,6 +381,11 @@ async def serve_worker(
     )  # fmt: skip
     if runtime.node is not None:
         await runtime.node.close()
+    return 0
+
+
+async def _migrated(policy: str, count: int) -> int:
+    await migrate_spools(policy, count)
     return 0
 
 
@@ -415,6 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--policy", required=True)
     parser.add_argument("--shutdown-timeout", type=float, default=10.0)
     parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--migrate", action="store_true",
+                        help="only move the mail of unowned spool shards, then exit")
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--parent", type=int, default=0)
     parser.add_argument("--control-fd", type=int, default=None)
@@ -423,6 +421,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.parent:
         _die_with_parent(args.parent)
     try:
+        if args.migrate:
+            # Ctrl-C ends the move like SIGTERM does, without a traceback: it is crash-safe.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            run(_migrated(args.policy, args.count))
+            return 0
         return run(
             serve_worker(
                 args.policy,
@@ -433,7 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
     except (ConfigError, PolicyError, HookError) as exc:
-        print(f"kumocore worker {args.index}: error: {exc}", file=sys.stderr)
+        who = "kumocore" if args.migrate else f"kumocore worker {args.index}"
+        print(f"{who}: error: {exc}", file=sys.stderr)
         return CONFIG_ERROR_EXIT
 
 

@@ -18,6 +18,9 @@ declare -A wanted=(
   [redis-server]=redis-server
   [/usr/sbin/smtp-source]=postfix
   [swaks]=swaks
+  # the README's first-delivery walkthrough (tests/docs/test_readme_walkthrough.py)
+  [openssl]=openssl
+  [curl]=curl
   [opendkim-testmsg]=opendkim-tools
   [chromium]=chromium          # the status page's browser tests (tests/status)
   [chromedriver]=chromium-driver

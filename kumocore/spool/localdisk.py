@@ -94,7 +94,7 @@ class LocalDiskSpool:
         self._path(key).unlink(missing_ok=True)
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
-        for shard in sorted(p for p in self.root.iterdir() if p.is_dir()):
+        for shard in self._shards():
             for entry in sorted(shard.iterdir()):
                 if entry.name.endswith(_TMP):
                     continue
@@ -107,12 +107,19 @@ class LocalDiskSpool:
     async def keys(self) -> AsyncIterator[str]:
         # Listed on a thread, one shard directory at a time: a large spool never stalls
         # the loop. Shards are the first two characters, so this is key order.
-        shards = await asyncio.to_thread(
-            lambda: sorted(p.name for p in self.root.iterdir() if p.is_dir()))
+        shards = await asyncio.to_thread(self._shards)
         for shard in shards:
-            names = await asyncio.to_thread(_list_shard, self.root / shard)
+            names = await asyncio.to_thread(_list_shard, shard)
             for name in names:
                 yield name
+
+    def _shards(self) -> list[Path]:
+        """The key directories (named by a key's first two characters), in key order.
+
+        Anything else is not ours: ``worker-<k>`` directories are the spool shards of
+        ``serve --workers N`` (kumocore.spool.shards), kept inside the spool path.
+        """
+        return sorted(p for p in self.root.iterdir() if len(p.name) == 2 and p.is_dir())
 
     async def close(self) -> None:
         if self._writer is not None:

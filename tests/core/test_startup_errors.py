@@ -41,7 +41,8 @@ def _policy(tmp_path: Path, listen: str) -> Path:
 
 def _serve(policy: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [KUMOCORE, "serve", "--policy", str(policy), "--shutdown-timeout", "2", *extra],
+        [KUMOCORE, "serve", "--policy", str(policy), "--shutdown-timeout", "2",
+         "--workers", "1", *extra],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from kumocore.runtime import Runtime
-from kumocore.workers import orphan_shards, shard_path, shard_spools
+from kumocore.workers import shard_path, shard_spools
 from tests.support.dns_server import TestDnsServer
 from tests.support.redis_server import free_port
 from tests.support.sink import RecordingSink
@@ -252,7 +252,7 @@ async def test_a_worker_that_cannot_start_stops_the_node_before_it_listens(
         node.kill_group()
 
 
-async def test_workers_shard_spool_paths_and_adopt_shards_of_a_larger_count(
+async def test_worker_k_keeps_each_spool_in_the_worker_k_directory_of_its_path(
     tmp_path: Path,
 ) -> None:
     runtime = Runtime()
@@ -260,41 +260,7 @@ async def test_workers_shard_spool_paths_and_adopt_shards_of_a_larger_count(
     runtime.kumo.define_spool(name="meta", path=str(tmp_path / "meta"))
     shard_spools(runtime, 1)
     assert runtime.config.spools["meta"].path == shard_path(str(tmp_path / "meta"), 1)
-    for k in range(5):  # an earlier run with five workers
-        (tmp_path / "meta" / f"worker-{k}").mkdir(parents=True)
-    assert orphan_shards(runtime, 1, 2) == [3]
-    assert orphan_shards(runtime, 0, 2) == [2, 4]
-
-
-async def test_a_smaller_worker_count_moves_left_over_shards_into_the_owning_worker(
-    tmp_path: Path,
-) -> None:
-    from kumocore.message import Message
-    from kumocore.spool.localdisk import LocalDiskSpool
-    from kumocore.spool.store import MessageStore
-    from kumocore.workers import adopt_orphans
-
-    def store(shard: int) -> MessageStore:
-        return MessageStore(
-            LocalDiskSpool("data", shard_path(str(tmp_path / "data"), shard)),
-            LocalDiskSpool("meta", shard_path(str(tmp_path / "meta"), shard)),
-        )
-
-    old = store(3)  # left by an earlier run with four workers
-    message = Message("a@s.test", "r@example.com", b"Subject: left\r\n\r\nbody\r\n")
-    await old.save(message)
-    await old.close()
-    runtime = Runtime()
-    runtime.kumo.define_spool(name="data", path=str(tmp_path / "data"))
-    runtime.kumo.define_spool(name="meta", path=str(tmp_path / "meta"))
-    shard_spools(runtime, 1)
-
-    assert await adopt_orphans(runtime, 1, 2) == 1
-
-    found: list[Message] = []
-    recovered = await store(1).recover_all(found)
-    assert recovered.recovered == 1 and found[0].id == message.id
-    assert (await store(3).recover_all()).recovered == 0
+    assert runtime.config.spools["meta"].path == str(tmp_path / "meta" / "worker-1")
 
 
 async def test_connection_limit_and_message_rate_hold_for_the_node_not_per_worker(

@@ -72,7 +72,8 @@ class Kumocore:
         env = {**os.environ, "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [str(KUMOCORE), "--log-level", "info", "serve", "--policy", str(self.policy)],
+                [str(KUMOCORE), "--log-level", "info", "serve", "--workers", "1",
+                 "--policy", str(self.policy)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
     def kill9(self) -> None:

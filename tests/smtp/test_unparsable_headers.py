@@ -40,6 +40,8 @@ end)
 
 -- The bundled policy signs only when KUMOCORE_DKIM_KEY is set; unset here.
 local function dkim_sign(msg) end
+-- ...and routes to a relay host only when KUMOCORE_RELAY_HOST is set; unset here.
+local function route(msg) end
 """ + _bundled_message_received_handler()
 
 

@@ -144,7 +144,7 @@ class Node:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(KUMOCORE), "--log-level", "info", "serve", "--policy", str(POLICY),
-                 "--shutdown-timeout", "3"],
+                 "--shutdown-timeout", "3", "--workers", "1"],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=self.env, start_new_session=True,
             )  # fmt: skip

@@ -124,7 +124,8 @@ class Served:
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kumocore.cli", "serve", "--policy", str(self.policy)],
+                [sys.executable, "-m", "kumocore.cli", "serve", "--workers", "1",
+                 "--policy", str(self.policy)],
                 cwd=REPO,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -1,0 +1,233 @@
+"""Changing ``kumocore serve --workers`` between runs loses no spooled mail and sends none
+twice: the real ``kumocore`` script queues mail for a destination that is down, stops,
+starts again with another worker count, and everything is delivered once the
+destination's sink appears. A migration killed with SIGKILL half-way loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kumocore.message import Message
+from kumocore.spool.localdisk import LocalDiskSpool
+from kumocore.spool.shards import CRASH_AFTER_ENV, orphan_shards, owned_path
+from kumocore.spool.store import MessageStore
+from tests.support.dns_server import TestDnsServer
+from tests.support.redis_server import free_port
+from tests.support.sink import RecordingSink
+from tests.support.smtp_client import RawSmtpClient
+
+pytestmark = pytest.mark.slow
+
+KUMOCORE = Path(sys.executable).with_name("kumocore")
+DOMAIN = "moved.test"
+
+POLICY = """
+from __future__ import annotations
+import os
+from typing import Any
+from kumocore import hookimpl
+
+ENV = os.environ
+_kumo: Any = None
+
+@hookimpl
+def kumo_init(kumo: Any) -> None:
+    global _kumo
+    _kumo = kumo
+    var = ENV["W_DIR"]
+    kumo.dns.configure_resolver(name_servers=[ENV["W_DNS"]])
+    kumo.define_spool(name="data", path=f"{var}/spool/data", kind=ENV["W_KIND"])
+    kumo.define_spool(name="meta", path=f"{var}/spool/meta", kind=ENV["W_KIND"])
+    kumo.start_esmtp_listener(listen=f"127.0.0.1:{ENV['W_SMTP']}", relay_hosts=["127.0.0.1"])
+
+@hookimpl
+def kumo_get_queue_config(domain: str, tenant: Any, campaign: Any, routing_domain: Any) -> Any:
+    return _kumo.make_queue_config(retry_interval="1s", max_retry_interval="2s")
+
+@hookimpl
+def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str) -> Any:
+    return _kumo.make_egress_path(smtp_port=int(ENV["W_SINK"]), prohibited_hosts=[],
+                                  enable_tls="Disabled")
+"""
+
+
+def _rocksdb(name: str, path: str) -> Any:
+    plugin = pytest.importorskip("kumocore_rocksdb_spool")
+    return plugin.RocksDBSpool(name, path)
+
+
+class Node:
+    """One spool directory, served by ``kumocore serve`` with a worker count per start."""
+
+    def __init__(self, root: Path, dns: str, kind: str) -> None:
+        self.root = root
+        self.kind = kind
+        self.sink_port = free_port()  # nothing listens there until the test says so
+        self.smtp_port = free_port()
+        self.log = root / "kumocore.log"
+        (root / "policy.py").write_text(POLICY)
+        self.env = {**os.environ, "W_DIR": str(root), "W_DNS": dns, "W_KIND": kind,
+                    "W_SINK": str(self.sink_port), "W_SMTP": str(self.smtp_port),
+                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, workers: int, **env: str) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            log.write(f"--- start with {workers} workers\n".encode())
+            self.process = subprocess.Popen(
+                [str(KUMOCORE), "serve", "--policy", str(self.root / "policy.py"),
+                 "--workers", str(workers), "--shutdown-timeout", "3"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**self.env, **env}, start_new_session=True,
+            )  # fmt: skip
+        return self.process
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        starts = self.text().count("--- start")
+        deadline = time.monotonic() + timeout
+        while self.text().split("--- start")[starts].count("kumocore ready") < 1:
+            assert self.process is not None and self.process.poll() is None, self.text()
+            assert time.monotonic() < deadline, self.text()
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(self.process.wait, 30) == 0, self.text()
+
+    def kill_group(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+    def store(self, index: int, count: int) -> MessageStore:
+        def path(name: str) -> str:
+            return owned_path(str(self.root / "spool" / name), index, count)
+
+        opener = LocalDiskSpool if self.kind == "LocalDisk" else _rocksdb
+        return MessageStore(opener("data", path("data")), opener("meta", path("meta")))
+
+    async def spooled(self, count: int) -> Counter[str]:
+        """Subjects of the messages in the shards ``count`` workers own (kumocore stopped)."""
+        found: Counter[str] = Counter()
+        for index in range(count):
+            store = self.store(index, count)
+            async for message in store.recover(load_data=True):
+                found[_subject(message.data)] += 1
+            await store.close()
+        return found
+
+
+def _subject(data: bytes) -> str:
+    for line in data.split(b"\r\n"):
+        if line.startswith(b"Subject: "):
+            return line[9:].decode()
+    return ""
+
+
+@pytest.fixture
+def dns() -> Iterator[TestDnsServer]:
+    zones: dict[str, dict[str, Any]] = {
+        DOMAIN: {"MX": [(10, f"mx.{DOMAIN}")]},
+        f"mx.{DOMAIN}": {"A": ["127.0.0.1"]},
+    }
+    with TestDnsServer(zones) as server:
+        yield server
+
+
+async def send(port: int, connection: int, count: int) -> None:
+    client = await RawSmtpClient.connect(port)
+    try:
+        await client.hello()
+        for n in range(count):
+            body = f"Subject: c{connection}m{n}\r\n\r\nhello\r\n"
+            _, final = await client.send_mail("s@src.test", [f"r{n}@{DOMAIN}"], body)
+            assert final.code == 250, str(final)
+        await client.command("QUIT")
+    finally:
+        await client.close()
+
+
+async def deliver_all(node: Node, expected: Counter[str]) -> None:
+    """Open the sink; every expected message arrives, once."""
+    async with RecordingSink(port=node.sink_port) as sink:
+        await sink.wait_for(sum(expected.values()), timeout=90)
+        await asyncio.sleep(3.0)  # room for a duplicate to show up
+        got = Counter(_subject(m.data) for m in sink.messages)
+    assert got == expected
+
+
+@pytest.mark.parametrize(("kind", "before", "after"), [
+    ("RocksDB", 1, 2), ("LocalDisk", 1, 2), ("LocalDisk", 2, 1), ("RocksDB", 2, 3),
+])  # fmt: skip
+async def test_mail_queued_under_one_worker_count_is_delivered_once_under_another(
+    tmp_path: Path, dns: TestDnsServer, kind: str, before: int, after: int
+) -> None:
+    node = Node(tmp_path, dns.address, kind)
+    try:
+        node.start(before)
+        await node.ready()
+        await asyncio.gather(*(send(node.smtp_port, c, 3) for c in range(6)))
+        await node.stop()
+        queued = await node.spooled(before)
+        assert sum(queued.values()) == 18 and set(queued.values()) == {1}
+
+        node.start(after)
+        await node.ready()
+        if before != after and 1 in (before, after):
+            assert "spool migrated to the worker count" in node.text()
+        await deliver_all(node, queued)
+        await node.stop()
+    finally:
+        node.kill_group()
+    for name in ("data", "meta"):  # no shard left that nobody owns, but an emptied spool
+        assert orphan_shards(str(tmp_path / "spool" / name), after) in ([], [None])
+
+
+@pytest.mark.parametrize(("before", "after"), [(1, 2), (2, 1)])
+async def test_a_migration_killed_half_way_loses_nothing_and_the_next_start_finishes_it(
+    tmp_path: Path, dns: TestDnsServer, before: int, after: int
+) -> None:
+    node = Node(tmp_path, dns.address, "RocksDB")
+    stores = [node.store(k, before) for k in range(before)]  # 600 messages waiting
+    for n in range(600):
+        await stores[n % before].save(Message(
+            "s@src.test", f"r{n}@{DOMAIN}", f"Subject: m{n}\r\n\r\nhello\r\n".encode()))
+    for store in stores:
+        await store.close()
+    queued = await node.spooled(before)
+    try:
+        # SIGKILL after 300 copies: the supervisor's migration process with 2 workers,
+        # the one kumocore process itself with 1.
+        process = node.start(after, **{CRASH_AFTER_ENV: "300"})
+        status = await asyncio.to_thread(process.wait, 60)
+        assert status == (1 if after > 1 else -signal.SIGKILL), node.text()
+        if after > 1:
+            assert "spool migration failed" in node.text()
+        assert "kumocore ready" not in node.text()
+        left, moved = await node.spooled(before), await node.spooled(after)
+        assert set(left) | set(moved) == set(queued)  # all there, some in both for now
+
+        node.start(after)
+        await node.ready()
+        await deliver_all(node, queued)
+        await node.stop()
+    finally:
+        node.kill_group()
