@@ -1,6 +1,10 @@
 """kumocore: a mail transfer agent that runs KumoMTA-style policies and pluggy plugins.
 
 The public API for plugins and Python policies lives here.
+
+Owns the public API a plugin or Python policy may import (``hookimpl``, ``Rejection``,
+``ConfigError``, ``policy_function``...). It does not own any part of the data path: that is
+mapped, module by module, in docs/contributing.md ("The data path").
 """
 
 from __future__ import annotations

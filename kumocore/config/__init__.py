@@ -3,6 +3,10 @@
 Each ``kumo.*`` function that takes an options table has a frozen dataclass here with
 KumoMTA's field names and defaults; ``X.from_options(table)`` validates (raising
 :class:`kumocore.ConfigError` naming the key) and ``x.to_dict()`` gives plain data back.
+
+Owns parsing and validating options into typed objects. It does not own what the options do
+once valid (queues, listeners, spools read them), nor when the policy is asked for them (the
+hooks in :mod:`kumocore.hooks`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@
 * :class:`MailExchanger` — the resolved MX set of a destination (:mod:`.mx`);
 * :class:`Resolver`, :class:`DnsError` — cached, coalesced lookups (:mod:`.resolver`);
 * :func:`make_dns_functions` — the ``kumo.dns.*`` policy functions (:mod:`.policy`).
+
+Owns DNS lookups and their cache, and the shape of an MX set. It does not own what delivery
+does with it (routing in :mod:`kumocore.queue.routing`, DANE and MTA-STS in
+:mod:`kumocore.delivery`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 ``start_http_listener(runtime, config)`` is what :mod:`kumocore.server` calls for each
 ``kumo.start_http_listener{...}`` of the policy. See docs/http-api.md.
+
+Owns reception over HTTP (the inject API and its schema, templating and access rules) and
+the HTTP listener the admin, status and automation routes are mounted on. It does not own
+making a message durable (:mod:`kumocore.intake`), nor the admin endpoints themselves
+(:mod:`kumocore.admin`).
 """
 
 from __future__ import annotations

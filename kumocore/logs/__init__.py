@@ -3,6 +3,11 @@ the journal (:mod:`kumocore.logs.journal`), which builds every record the node w
 
 Reading local log segments lives in :mod:`kumocore.logs.reader` (imported on demand: it
 needs ``zstandard``).
+
+Owns the record format, the journal that builds every record, and their way to the sinks
+(buffered per sink, never losing the record of an accepted message). It does not own any
+particular sink's storage (local files are the ``local_logs`` plugin, log hooks are
+:mod:`kumocore.loghooks`).
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 ``start_esmtp_listener(runtime, config)`` is what :mod:`kumocore.server` calls for each
 ``kumo.start_esmtp_listener{...}`` of the policy. See docs/reception.md.
+
+Owns reception over SMTP: the session, its commands, DATA, relay and AUTH checks, the PROXY
+protocol and the rejection replies. It does not own making the message durable and queued
+(:mod:`kumocore.intake`) nor outbound SMTP (:mod:`kumocore.delivery.client`).
 """
 
 from __future__ import annotations

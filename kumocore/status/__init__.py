@@ -9,4 +9,9 @@
 
 Static assets (``static/status.js``, ``static/status.css``) are package data, written for
 kumocore: no build step, no CDN, no third-party code.
+
+Owns the human-facing status page, its data view and event stream, and the bounded log of
+recent receiver responses (one per node, held by the queue manager). It does not own the
+queue counts and rates it shows (the queue manager and node metrics keep those) nor the
+admin endpoint that serves its data (:mod:`kumocore.admin`).
 """

@@ -7,6 +7,10 @@ registered through the ``pytest11`` entry point) that offers it as fixtures. Nee
 
 Importing this package is cheap: the node and its parts are loaded on first use, so the
 pytest plugin costs nothing to test runs that do not use its fixtures.
+
+Owns what a plugin author needs to test against a real node. It does not own the project's
+own test helpers that plugin authors never need (those stay in ``tests/support``), and it is
+never imported by the server.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 :mod:`.spec` parses ``"100/h"``-style specs, :mod:`.store` is the contract every store
 implements, :mod:`.local` is the in-process store. Shared stores come from plugins.
+
+Owns rate and connection-limit arithmetic and the store contract. It does not own where
+limits are applied (egress paths in :mod:`kumocore.queue.egress`, listeners, the policy's
+own ``kumo.make_throttle``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ The policy configures it in ``init``::
 prints it. kumocore then asks
 ``kumo_classify_bounce`` for the ``bounce_classification`` of each failure it logs.
 See docs/bounce-classification.md.
+
+Owns the classification rules and matching a response against them. It does not own the log
+records the classification goes into (kumocore's journal asks the hook).
 """
 
 from __future__ import annotations

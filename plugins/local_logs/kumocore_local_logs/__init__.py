@@ -3,6 +3,9 @@
 Each ``configure_local_logs { log_dir = ..., ... }`` call in the policy's ``init`` adds one
 sink; the server collects them with ``kumo_register_log_sinks`` and feeds them through its
 log dispatcher. See ``docs/logging.md``.
+
+Owns the local log files (segments, compression, rotation). It does not own which records
+exist or when they are written (kumocore's journal and log dispatcher).
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ Installing this distribution registers the ``.lua`` policy loader (entry point
 The policy's ``local kumo = require 'kumo'`` gets every ``kumo.*`` function that core and
 the installed plugins contribute; ``kumo.on(event, fn)`` registers handlers for the events
 of the hook contract. See ``docs/lua-policy.md``.
+
+Owns the Lua runtime, the bridge between Lua and kumocore's ``kumo.*`` functions and hooks,
+and KumoMTA's Lua helper modules. It does not own the functions and hooks themselves: core
+and the other plugins contribute those, and a Python policy gets the same ones.
 """
 
 from __future__ import annotations

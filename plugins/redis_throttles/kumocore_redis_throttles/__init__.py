@@ -3,6 +3,10 @@
 Several kumocore nodes pointed at one Redis share their rate throttles (GCRA, as one
 atomic Lua script, or ``CL.THROTTLE`` when the redis-cell module is loaded) and their
 connection limits (lease sets that lapse when a node dies). See docs/redis-throttles.md.
+
+Owns the Redis-backed throttle store and the automation state kept in the same Redis. It
+does not own where limits are applied (kumocore's egress paths) or the GCRA spec syntax
+(:mod:`kumocore.throttle`).
 """
 
 from __future__ import annotations

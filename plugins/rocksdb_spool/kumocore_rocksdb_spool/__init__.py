@@ -6,6 +6,9 @@
 
 Concurrent ``put`` calls are group-committed: one WriteBatch and one WAL sync per batch.
 ``rocksdict`` is imported only when a spool is opened, so loading the plugin is cheap.
+
+Owns the RocksDB spool kind and its tuning. It does not own the spool contract or what is
+stored (:mod:`kumocore.spool`).
 """
 
 from __future__ import annotations

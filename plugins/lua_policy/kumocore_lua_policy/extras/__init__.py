@@ -10,6 +10,9 @@ Functions contributed to ``kumo`` (see :func:`policy_functions`):
 
 * ``kumo.shaping.load(files, options)`` — KumoMTA's function;
 * ``kumo.policy_extras.*`` — kumocore's own loaders behind the helper modules.
+
+Owns loading and checking the helpers' data files. It does not own the Lua side of the
+helpers (``lua/policy-extras/``) or the hooks they register.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ are replaced for Lua policies by ``stdlib.lua`` (``memoize``, ``traceback``,
 
 :class:`LuaStdlib` owns the state those functions share within one kumocore process: the
 configuration epoch and its file monitor, the named memoize caches, the glob cache.
+
+Owns those plain functions and their shared state. It does not own the ``kumo.*`` functions
+that act on the node (spools, queues, listeners), which core contributes.
 """
 
 from __future__ import annotations
