@@ -51,6 +51,7 @@ class Scheduler:
         self._sequence = itertools.count()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def __len__(self) -> int:
         return len(self._due_of)
@@ -75,10 +76,16 @@ class Scheduler:
 
     def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name="scheduler")
 
     async def stop(self) -> None:
         if self._task is not None:
+            # The flag, not only the cancel: Python 3.11's wait_for swallows a
+            # cancellation that arrives as the wake-up event is set (a message scheduled
+            # during shutdown), and the loop would then wait for the next due time.
+            self._stopping = True
+            self._wakeup.set()
             self._task.cancel()
             try:
                 await self._task
@@ -98,7 +105,7 @@ class Scheduler:
         return due
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wakeup.clear()
             now = self._clock()
             for message_id in self._pop_due(now):
@@ -111,6 +118,7 @@ class Scheduler:
                 if delay is None:
                     await self._wakeup.wait()
                 else:
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=max(delay, 0.0))
+                    async with asyncio.timeout(max(delay, 0.0)):
+                        await self._wakeup.wait()
             except TimeoutError:
                 pass
