@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import free_port
+from bench.common.redis_server import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.sink import RecordingSink
 from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, EgressPool, QueueConfig
 from kumocore.logs.dispatch import LogDispatcher
@@ -17,8 +19,6 @@ from kumocore.queue.manager import QueueManager
 from kumocore.runtime import Runtime
 from kumocore.spool.base import MemorySpool
 from kumocore.spool.store import MessageStore
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
 
 
 class RecordingLogSink:

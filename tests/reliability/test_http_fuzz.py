@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.abuse import http_fuzz, probe, wait_until
-from bench.crash import KumoServer, World, free_port
+from bench.reliability.abuse import http_fuzz, probe, wait_until
+from bench.reliability.crash import KumoServer, World, free_port
 from tests.reliability.conftest import StartKumo, unique
 
 

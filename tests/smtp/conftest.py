@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.config import EsmtpListenerConfig
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import HOSTNAME, Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
 
 
 @dataclass

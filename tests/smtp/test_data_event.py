@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore import Rejection, hookimpl
 from kumocore.message import Message
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
 
 lua_policy = pytest.importorskip("kumocore_lua_policy")
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
 
 lua_policy = pytest.importorskip("kumocore_lua_policy")
 

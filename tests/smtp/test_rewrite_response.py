@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore import hookimpl
 from kumocore.smtp.server import start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
 
 lua_policy = pytest.importorskip("kumocore_lua_policy")
 

@@ -7,10 +7,10 @@ import asyncio
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.config import EsmtpListenerConfig
 from kumocore.smtp.server import start_esmtp_listener
 from tests.reception.harness import HOSTNAME, make_reception
-from tests.support.smtp_client import RawSmtpClient
 
 uvloop = pytest.importorskip("uvloop")
 
