@@ -304,8 +304,10 @@ class _Session:
         await self.send(b"354 go ahead\r\n")
         if self.mode == "stall_data":
             # Stop reading: the client's send buffer and ours fill up, and stay full.
-            self.writer.transport.pause_reading()
-            while not self.writer.transport.is_closing():  # until stop() aborts it
+            transport = self.writer.transport  # typed as a write-only transport
+            assert isinstance(transport, asyncio.Transport)
+            transport.pause_reading()
+            while not transport.is_closing():  # until stop() aborts it
                 await asyncio.sleep(0.2)
             return False
         body = bytearray()

@@ -152,7 +152,7 @@ class KumoServer:
             access_type=rocksdict.AccessType.read_only(),
         )
         try:
-            return {bytes(k): bytes(v) for k, v in db.items()}
+            return {_raw(k): _raw(v) for k, v in db.items()}
         finally:
             db.close()
 
@@ -186,10 +186,17 @@ class KumoServer:
             access_type=rocksdict.AccessType.read_only(),
         )
         try:
-            keys = [bytes(k).decode("utf-8", "replace") for k in db.keys()]  # noqa: SIM118
+            keys = [_raw(k).decode("utf-8", "replace") for k in db.keys()]  # noqa: SIM118
         finally:
             db.close()
         return {k for k in keys if not k.startswith("quarantine:")}
+
+
+def _raw(value: object) -> bytes:
+    """A key or value of a spool opened in raw mode (rocksdict types them loosely)."""
+    if not isinstance(value, bytes):
+        raise TypeError(f"raw-mode RocksDB gave {type(value).__name__}, not bytes")
+    return value
 
 
 def _load_prctl() -> Any:

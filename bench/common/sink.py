@@ -42,6 +42,13 @@ class SinkState:
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+def peer_ip(session: Session) -> str:
+    """The client's address (aiosmtpd types ``Session.peer`` as ``str``; it is the
+    transport's ``peername`` tuple)."""
+    peer: Any = session.peer
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
 class _Handler:
     def __init__(self, state: SinkState) -> None:
         self.state = state
@@ -73,7 +80,7 @@ class _Handler:
                     sender=envelope.mail_from or "",
                     recipient=rcpt,
                     data=envelope.original_content or b"",
-                    source_ip=session.peer[0],
+                    source_ip=peer_ip(session),
                     ehlo=session.host_name or "",
                     connection=connection,
                     at=time.time(),

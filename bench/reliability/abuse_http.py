@@ -38,7 +38,7 @@ def http_fuzz(base_url: str, *, max_examples: int = 25, negative: bool = True,
 
     report = HttpFuzzReport()
     schema = schemathesis.openapi.from_url(f"{base_url}/api-docs/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = [_operation(result) for result in schema.get_all_operations()]
     modes = [GenerationMode.POSITIVE] + ([GenerationMode.NEGATIVE] if negative else [])
     for operation in operations:
         name = f"{operation.method.upper()} {operation.path}"
@@ -58,6 +58,15 @@ def http_fuzz(base_url: str, *, max_examples: int = 25, negative: bool = True,
             with contextlib.suppress(Unsatisfiable):  # nothing to vary (no parameters)
                 run()
     return report
+
+
+def _operation(result: Any) -> Any:
+    """The operation of one schema entry; a schema entry the fuzzer cannot read fails."""
+    from schemathesis.core.result import Err
+
+    if isinstance(result, Err):
+        raise result.err()
+    return result.ok()
 
 
 def _fuzz_operation(report: HttpFuzzReport, operation: Any, name: str, codes: dict[int, int],
