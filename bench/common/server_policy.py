@@ -48,9 +48,9 @@ async def kumo_init(kumo: Any) -> None:
     global _kumo
     _kumo = kumo
     kumo.dns.configure_resolver(name_servers=[CFG["dns"]], timeout=CFG["dns_timeout"])
-    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind="RocksDB",
+    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind=CFG["spool_kind"],
                       **CFG["spool"])
-    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind="RocksDB",
+    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind=CFG["spool_kind"],
                       **CFG["spool"])
     kumo.configure_local_logs(log_dir=CFG["var"] + "/logs")
     if CFG["redis"]:
@@ -97,6 +97,7 @@ class ServerSpec:
     queue: dict[str, Any] = field(default_factory=dict)
     path: dict[str, Any] = field(default_factory=dict)
     spool: dict[str, Any] = field(default_factory=dict)  # extra kumo.define_spool options
+    spool_kind: str = "RocksDB"  # or "LocalDisk"
     redis: str | None = None
     slow_log_sink: float | None = None
     slow_log_sink_buffer: int | None = None  # its back_pressure (default 128,000)
@@ -128,6 +129,7 @@ def render_policy(spec: ServerSpec, var: Path) -> str:
         "queue": spec.queue,
         "path": spec.path,
         "spool": spec.spool,
+        "spool_kind": spec.spool_kind,
         "redis": spec.redis,
         "slow_log_sink": spec.slow_log_sink,
         "slow_log_sink_buffer": spec.slow_log_sink_buffer,
