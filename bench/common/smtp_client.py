@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["RawSmtpClient", "Reply", "insecure_client_context"]
 
@@ -42,9 +43,26 @@ def insecure_client_context() -> ssl.SSLContext:
 class RawSmtpClient:
     """``await RawSmtpClient.connect(port, source="127.0.0.5")``, then ``command()``..."""
 
+    #: Clients not closed yet, held until ``close_all()`` ends the ones a test left open
+    #: (the tests' conftest calls it after each test), so a client a helper function
+    #: dropped is closed in its loop instead of warning when it is garbage collected.
+    _open: ClassVar[set[RawSmtpClient]] = set()
+
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.loop = asyncio.get_running_loop()
+        RawSmtpClient._open.add(self)
+
+    @classmethod
+    async def close_all(cls) -> None:
+        """Close the open clients of the running loop (others went with their loop)."""
+        loop = asyncio.get_running_loop()
+        for client in list(cls._open):
+            if client.loop is loop:
+                await client.close()
+            elif client.loop.is_closed():
+                cls._open.discard(client)  # its loop is gone: nothing left to close it with
 
     @classmethod
     async def connect(
@@ -111,6 +129,7 @@ class RawSmtpClient:
         return rest == b"" or self.reader.at_eof()
 
     async def close(self) -> None:
+        RawSmtpClient._open.discard(self)
         self.writer.close()
         try:
             await self.writer.wait_closed()

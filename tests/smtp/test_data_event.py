@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import kumocore_lua_policy as lua_policy  # a built-in plugin: always installed
 import pytest
 
 from bench.common.smtp_client import RawSmtpClient
@@ -13,8 +14,6 @@ from kumocore import Rejection, hookimpl
 from kumocore.message import Message
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
-
-lua_policy = pytest.importorskip("kumocore_lua_policy")
 
 POLICY = """
 local kumo = require 'kumo'
