@@ -88,6 +88,8 @@ class ThreadedSink:
             asyncio.run_coroutine_threadsafe(self.sink.stop(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()  # its selector and self-pipe sockets go with it
 
 
 class World:
