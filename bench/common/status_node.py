@@ -97,6 +97,8 @@ class Sinks:
             asyncio.run_coroutine_threadsafe(sink.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()  # its selector and self-pipe sockets go with it
         self.dns.stop()
 
 

@@ -54,4 +54,5 @@ def test_the_dockerfiles_install_step_gives_a_kumocore_that_serves_the_default_p
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
     assert "Traceback" not in (tmp_path / "serve.log").read_text()

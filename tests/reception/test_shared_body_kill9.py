@@ -34,6 +34,7 @@ def run_and_kill(kind: str, path: Path, lines: int) -> tuple[dict[str, str], set
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     saved: dict[str, str] = {}
     removed: set[str] = set()
