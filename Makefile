@@ -41,10 +41,10 @@ test-fast: install-test
 check: test
 
 bench: install
-	$(BIN)/python -m bench.run --mode full
+	$(BIN)/python -m bench.perf.run --mode full
 
 bench-short: install
-	$(BIN)/python -m bench.run --mode short
+	$(BIN)/python -m bench.perf.run --mode short
 
 reliability: install
 	$(BIN)/python -m bench.reliability --mode full

@@ -1,19 +1,13 @@
-"""Side-by-side benchmarks: kumocore and Postfix on the same load, on the same machine.
+"""kumocore's benchmarks and reliability suite (run from the repository root).
 
-``python -m bench.run --mode short|full`` (``make bench-short`` / ``make bench``). The
-modules:
+* :mod:`bench.perf` — the side-by-side benchmark against Postfix, Postfix + OpenDKIM and
+  Haraka (``python -m bench.perf.run``, ``make bench`` / ``make bench-short``);
+* :mod:`bench.reliability` — the hostile and crash suite (``python -m bench.reliability``,
+  ``make reliability`` / ``make reliability-short``);
+* :mod:`bench.micro` — micro-benchmarks of one part (e.g. the RocksDB spool's synced puts);
+* :mod:`bench.common` — the harness shared with ``tests/``: a real ``kumocore serve``
+  process, the test DNS server, recording sinks, hostile MXes and raw SMTP clients.
 
-* :mod:`bench.load` — the load: test messages, Postfix's ``smtp-source`` and a counting
-  ``smtp-sink``, HTTP injection;
-* :mod:`bench.postfix` — a private Postfix instance (own config, queue and data
-  directories under a temp dir; the system's ``/etc/postfix`` is never touched);
-* :mod:`bench.kumocore_side` — ``kumocore serve`` with ``bench/policy/bench_policy.py``;
-* :mod:`bench.recovery` and :mod:`bench.memory` — many spooled messages: time to recover
-  them after a restart, and the resident memory each scheduled message costs.
-
-Profiling (py-spy, when installed) is in :mod:`bench.kumocore_side`.
-
-Results are documented in ``docs/performance.md``.
+``tests/`` may import ``bench.common`` (and the attack code of ``bench.reliability`` it
+replays); nothing under ``bench/`` imports ``tests``. See docs/contributing.md.
 """
-
-from __future__ import annotations

@@ -2,7 +2,7 @@
 # Install everything kumocore needs on a fresh Debian machine: the system packages the
 # tests and benchmarks start (redis-server, Postfix's smtp-source/smtp-sink, swaks,
 # opendkim-tools, opendkim, chromium + chromium-driver for the status page's browser tests,
-# haproxy/dante for the proxy tests, rabbitmq/nats for the log-hook tests), a virtualenv at
+# haproxy/dante for the proxy tests, rabbitmq/nats for the log-hook tests, strace), a virtualenv at
 # .venv with core, every built-in plugin and dev tools, and the benchmark's Node.js peers
 # (Haraka and haraka-plugin-dkim, pinned by bench/peers/package-lock.json).
 # With --examples it also installs the example third-party plugins of docs/examples (the
@@ -31,6 +31,7 @@ declare -A wanted=(
   [/usr/lib/rabbitmq/bin/rabbitmq-server]=rabbitmq-server
   [nats-server]=nats-server
   [/usr/sbin/opendkim]=opendkim
+  [strace]=strace  # orders spool syncs before the 250 (tests/reliability)
 )
 missing=()
 for probe in "${!wanted[@]}"; do

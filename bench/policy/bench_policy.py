@@ -12,7 +12,7 @@
 * ``connection_limit`` = Postfix's ``smtp_destination_concurrency_limit`` in the same run.
 
 Everything variable comes from ``KUMOCORE_BENCH_*`` environment variables set by
-:mod:`bench.kumocore_side`; the file is copied into the run's temp dir and served from
+:mod:`bench.perf.kumocore_side`; the file is copied into the run's temp dir and served from
 there (``kumocore serve --policy <tmp>/bench_policy.py``).
 """
 
@@ -29,7 +29,8 @@ SMTP_LISTEN = ENV.get("KUMOCORE_BENCH_SMTP", "127.0.0.1:2025")
 HTTP_LISTEN = ENV.get("KUMOCORE_BENCH_HTTP", "")
 DNS = ENV.get("KUMOCORE_BENCH_DNS", "")
 SINK_PORT = int(ENV.get("KUMOCORE_BENCH_SINK_PORT", "25"))
-# The harness's sample check (bench/sample.py): mail for this domain goes to its capture server.
+# The harness's sample check (bench/perf/sample.py): mail for this domain goes to its
+# capture server.
 SAMPLE_DOMAIN = "capture.example"
 SAMPLE_PORT = int(ENV.get("KUMOCORE_BENCH_SAMPLE_PORT", "0") or 0)
 CONNECTIONS = int(ENV.get("KUMOCORE_BENCH_CONNECTIONS", "20"))

@@ -404,4 +404,7 @@ async def open_connection(
         failure = conn._lost(exc)
         await conn.close()
         raise ConnectFailure(failure) from exc
+    except asyncio.CancelledError:  # shutdown (system_shutdown_timeout) during the greeting
+        conn.abort()  # the socket must not outlive the task that owned it
+        raise
     return conn

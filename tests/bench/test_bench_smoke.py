@@ -1,6 +1,6 @@
 """The benchmark harness on a tiny load, so that it does not rot between benchmark runs.
 
-Runs ``python -m bench.run`` as ``make bench-short`` does, with 50 messages per side, 50
+Runs ``python -m bench.perf.run`` as ``make bench-short`` does, with 50 messages per side, 50
 HTTP recipients and 1,000 spooled messages: every side (Postfix, Postfix + OpenDKIM,
 kumocore with and without DKIM, Haraka with and without DKIM) delivers to its
 ``smtp-sink``, each side's sample is found on disk and signed exactly when the side signs,
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import missing_tools
+from bench.perf.load import missing_tools
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def test_harness_runs_both_sides_and_ends_with_the_ratio_line(tmp_path: Path) ->
         [
             sys.executable,
             "-m",
-            "bench.run",
+            "bench.perf.run",
             "--mode",
             "short",
             "--only",
@@ -100,7 +100,7 @@ def test_harness_runs_both_sides_and_ends_with_the_ratio_line(tmp_path: Path) ->
 def test_harness_fails_loudly_when_a_side_delivers_nothing(tmp_path: Path) -> None:
     # Postfix relays to a sink port nobody listens on: nothing arrives, exit status 1.
     code = (
-        "import sys, bench.run as r, bench.postfix as p\n"
+        "import sys, bench.perf.run as r, bench.perf.postfix as p\n"
         "orig = p.PostfixInstance.__init__\n"
         "def broken(self, root, *, smtpd_port, relay_port, **kw):\n"
         "    orig(self, root, smtpd_port=smtpd_port, relay_port=1, **kw)\n"
@@ -140,7 +140,7 @@ def test_harness_fails_loudly_when_a_side_delivers_nothing(tmp_path: Path) -> No
 
 
 _WITHOUT_PEERS = (
-    "import sys, bench.run as r, bench.e2e as e\n"
+    "import sys, bench.perf.run as r, bench.perf.e2e as e\n"
     "e.haraka_missing = lambda: 'node is not installed (test)'\n"
     "e.opendkim_missing = lambda: 'opendkim is not installed (test)'\n"
     "sys.exit(r.main(sys.argv[1:]))\n"

@@ -21,6 +21,8 @@ import aiohttp
 import dkim
 import pytest
 
+from bench.common.dns_server import TestDnsServer, reference_zones
+from bench.common.sink import RecordingSink
 from kumocore.logs.reader import iter_records
 from kumocore.runtime import Runtime
 from kumocore.server import Server
@@ -32,8 +34,6 @@ from tests.conformance.reference_policy import (
     prepare_reference_policy,
     seed_path,
 )
-from tests.support.dns_server import TestDnsServer, reference_zones
-from tests.support.sink import RecordingSink
 
 pytestmark = [
     pytest.mark.slow,

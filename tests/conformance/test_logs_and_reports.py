@@ -221,10 +221,10 @@ dofile '{wrapper}'
 async def run_scenario(directory: Path, *, with_webhook: bool) -> Scenario:
     from aiohttp import web
 
+    from bench.common.dns_server import TestDnsServer, reference_zones
+    from bench.common.sink import RecordingSink
     from kumocore.runtime import Runtime
     from kumocore.server import Server
-    from tests.support.dns_server import TestDnsServer, reference_zones
-    from tests.support.sink import RecordingSink
 
     zones = reference_zones(mx_address="127.0.0.1")
     for domain in ("bounce.examplecorp.com", "fbl.examplecorp.com"):  # where reports relay to

@@ -19,11 +19,11 @@ import dkim
 import dns.resolver
 import pytest
 
+from bench.common.dns_server import TestDnsServer, reference_zones
 from kumocore import PolicyError
 from kumocore.config import EgressPathConfig, QueueConfig
 from kumocore.message import Message
 from kumocore.runtime import Runtime
-from tests.support.dns_server import TestDnsServer, reference_zones
 
 from .reference_policy import (
     SEED,

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.common.redis_server import free_port
 from tests.core.test_cli import ROOT, run
-from tests.support.redis_server import free_port
 
 POLICY = """
 local kumo = require 'kumo'

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer, reference_zones
 from tests.conformance.reference_policy import (
     ReferencePolicy,
     bounce_rules_path,
@@ -23,7 +24,6 @@ from tests.conformance.reference_policy import (
     prepare_reference_policy,
     seed_path,
 )
-from tests.support.dns_server import TestDnsServer, reference_zones
 
 pytestmark = pytest.mark.skipif(
     seed_path() is None, reason="../shared/seed is not beside the checkout")

@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.redis_server import free_port
-from tests.support.smtp_client import RawSmtpClient
+from bench.common.redis_server import free_port
+from bench.common.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.redis_server import free_port
+from bench.common.redis_server import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,4 +54,5 @@ def test_the_dockerfiles_install_step_gives_a_kumocore_that_serves_the_default_p
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.close()
     assert "Traceback" not in (tmp_path / "serve.log").read_text()

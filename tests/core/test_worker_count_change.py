@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.redis_server import free_port
+from bench.common.sink import RecordingSink
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.message import Message
 from kumocore.spool.localdisk import LocalDiskSpool
 from kumocore.spool.shards import CRASH_AFTER_ENV, orphan_shards, owned_path
 from kumocore.spool.store import MessageStore
-from tests.support.dns_server import TestDnsServer
-from tests.support.redis_server import free_port
-from tests.support.sink import RecordingSink
-from tests.support.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.redis_server import free_port
+from bench.common.sink import RecordingSink
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.runtime import Runtime
 from kumocore.workers import shard_path, shard_spools
-from tests.support.dns_server import TestDnsServer
-from tests.support.redis_server import free_port
-from tests.support.sink import RecordingSink
-from tests.support.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from bench.common.hostile_mx import HostileMx
 from kumocore.config import EgressPathConfig
 from kumocore.delivery.client import ConnectFailure, SmtpClientConnection, open_connection
 from kumocore.response import Response
-from tests.support.hostile_mx import HostileMx
 
 BODY = b"Subject: t\r\n\r\nhello\r\n"
 

@@ -181,9 +181,15 @@ def _writer(transport: _Transport, reader: asyncio.StreamReader | None) -> async
 
 
 async def test_drain_is_skipped_only_when_it_could_not_wait_or_fail() -> None:
-    assert not drain_needed(_writer(_Transport(), asyncio.StreamReader()))
-    assert drain_needed(_writer(_Transport(buffered=10), None))  # flow control may pause
-    assert drain_needed(_writer(_Transport(closing=True), None))  # must see connection_lost
-    failed = asyncio.StreamReader()
-    failed.set_exception(ConnectionResetError())
-    assert drain_needed(_writer(_Transport(), failed))  # drain() would raise it
+    idle = _writer(_Transport(), asyncio.StreamReader())
+    buffered = _writer(_Transport(buffered=10), None)
+    closing = _writer(_Transport(closing=True), None)
+    failed_reader = asyncio.StreamReader()
+    failed_reader.set_exception(ConnectionResetError())
+    failed = _writer(_Transport(), failed_reader)
+    assert not drain_needed(idle)
+    assert drain_needed(buffered)  # flow control may pause
+    assert drain_needed(closing)  # must see connection_lost
+    assert drain_needed(failed)  # drain() would raise it
+    for writer in (idle, buffered, closing, failed):
+        writer.close()  # the fake transports hold nothing; closing keeps __del__ quiet

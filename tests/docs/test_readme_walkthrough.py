@@ -32,7 +32,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from tests.support.redis_server import free_port
+from bench.common.redis_server import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -28,8 +28,6 @@ pytestmark = [
     pytest.mark.skipif(not (available(NATS) and available(RABBITMQ)),
                        reason="nats-server / rabbitmq-server not installed (scripts/setup.sh)"),
 ]
-pytest.importorskip("nats")
-pytest.importorskip("aio_pika")
 
 MESSAGES = 20
 SUBJECT = "kumo.logs"

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from bench.common.sink import Received, RecordingSink
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
 from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
-from tests.support.sink import Received, RecordingSink
-from tests.support.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 

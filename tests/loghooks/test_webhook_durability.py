@@ -18,9 +18,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
 from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
-from tests.support.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.sink import RecordingSink
 from tests.queue.harness import ZONES, Bench, ShapingPolicy
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
 
 
 @pytest.fixture

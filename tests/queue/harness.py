@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.sink import RecordingSink
 from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, EgressPool, QueueConfig
 from kumocore.message import Message
@@ -16,8 +18,6 @@ from kumocore.queue.manager import QueueManager
 from kumocore.runtime import Runtime
 from kumocore.spool.base import MemorySpool
 from kumocore.testing import Node
-from kumocore.testing.dns import TestDnsServer
-from kumocore.testing.smtp_sink import RecordingSink
 
 
 class RecordingLogSink:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import trustme
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.sink import RecordingSink
 from kumocore.metrics import registry_for, render_text
 from tests.queue.harness import Bench, ShapingPolicy
 from tests.support.dane import association, ca_cert, leaf_cert, server_context
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
 
 MX = "mx.dane.example"
 

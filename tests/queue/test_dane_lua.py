@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import trustme
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.sink import RecordingSink
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
 from tests.loghooks.test_webhook_durability import wait_for
 from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
 from tests.support.dane import association, leaf_cert, server_context
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
-from tests.support.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from bench.common.hostile_mx import HostileMx
 from tests.queue.harness import Bench
-from tests.support.hostile_mx import HostileMx
 
 RECIPIENTS = ["a@example.com", "b@example.com", "permfail@example.com", "d@example.com"]
 

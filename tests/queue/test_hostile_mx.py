@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from bench.common.hostile_mx import HostileMx
 from kumocore.queue.backoff import CONNECT_BACKOFF_FIRST
 from kumocore.spool.base import MemorySpool
 from tests.queue.harness import Bench
-from tests.support.hostile_mx import HostileMx
 
 SHORT_TIMEOUTS = {
     "banner_timeout": "2s",

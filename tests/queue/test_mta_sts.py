@@ -13,10 +13,10 @@ import pytest
 import trustme
 from aiohttp import web
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.sink import RecordingSink
 from kumocore.delivery.mta_sts import MtaSts, StsPolicy, parse_policy, parse_txt
 from tests.queue.harness import Bench
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
 
 POLICY_HOST = "127.0.0.40"
 

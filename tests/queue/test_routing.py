@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
+from bench.common.auth_mx import AuthMx
+from bench.common.dns_server import TestDnsServer
+from bench.common.sink import RecordingSink
 from kumocore.queue_name import queue_name_for
 from tests.queue.harness import ZONES, Bench
-from tests.support.auth_mx import AuthMx
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
 
 ROUTING_ZONES = {
     **ZONES,

@@ -17,7 +17,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.smtp_client import RawSmtpClient
+from bench.common.smtp_client import RawSmtpClient
 
 KUMOCORE = Path(sys.executable).with_name("kumocore")
 MESSAGES = 20

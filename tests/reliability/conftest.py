@@ -1,5 +1,6 @@
 """Fixtures for the reliability tests: a test Internet (DNS + recording sink) shared by the
-session, and real ``kumocore serve`` processes (bench/crash.py) per module or per test."""
+session, and real ``kumocore serve`` processes (bench/reliability/crash.py) per module or
+per test."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench.crash import KumoServer, ServerSpec, World
+from bench.reliability.crash import KumoServer, ServerSpec, World
 
 StartKumo = Callable[..., KumoServer]
 _tags = itertools.count(1)

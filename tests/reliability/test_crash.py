@@ -12,13 +12,13 @@ import asyncio
 
 import pytest
 
-from bench.abuse import probe, wait_until
-from bench.crash import run_crash_rounds
+from bench.reliability.abuse import probe, wait_until
+from bench.reliability.crash import run_crash_rounds
 from kumocore.logs.reader import iter_records
+from kumocore.testing.dns import TestDnsServer
+from kumocore.testing.smtp_sink import RecordingSink
 from tests.queue.harness import Bench, RecordingLogSink, ShapingPolicy
 from tests.reliability.conftest import StartKumo, unique
-from tests.support.dns_server import TestDnsServer
-from tests.support.sink import RecordingSink
 
 
 @pytest.mark.slow
@@ -79,7 +79,7 @@ async def test_a_bounced_message_stays_spooled_until_its_bounce_record_is_writte
 def test_graceful_stop_keeps_queued_messages_and_restart_delivers_them(
     start_kumo: StartKumo, world: object
 ) -> None:
-    from bench.crash import World
+    from bench.reliability.crash import World
 
     assert isinstance(world, World)
     world.dns.set_servfail(True, names=["crash.test"])  # park messages in the queue

@@ -8,11 +8,11 @@ import asyncio
 
 import pytest
 
-from bench.abuse import probe, wait_until
-from bench.crash import KumoServer, Ledger, World, load_worker
+from bench.common.redis_server import RedisServer
+from bench.reliability.abuse import probe, wait_until
+from bench.reliability.crash import KumoServer, Ledger, World, load_worker
 from kumocore.logs.reader import iter_records
 from tests.reliability.conftest import StartKumo, unique
-from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="module")

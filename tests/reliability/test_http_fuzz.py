@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.abuse import http_fuzz, probe, wait_until
-from bench.crash import KumoServer, World, free_port
+from bench.reliability.abuse import http_fuzz, probe, wait_until
+from bench.reliability.crash import KumoServer, World, free_port
 from tests.reliability.conftest import StartKumo, unique
 
 
@@ -59,7 +59,6 @@ def assert_serving(server: KumoServer) -> None:
 def test_schemathesis_finds_no_server_error_and_no_undocumented_response(
     http_kumo: KumoServer,
 ) -> None:
-    pytest.importorskip("schemathesis")
     report = http_fuzz(base(http_kumo), max_examples=20)
     assert report.requests > 100
     assert report.server_errors == 0, report.status

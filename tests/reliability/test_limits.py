@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from bench.abuse import (
+from bench.reliability.abuse import (
     connection_flood,
     hold_connections,
     idle_client,
@@ -16,7 +16,7 @@ from bench.abuse import (
     trickle_client,
     wait_until,
 )
-from bench.crash import KumoServer, Ledger, World, load_worker
+from bench.reliability.crash import KumoServer, Ledger, World, load_worker
 from tests.reliability.conftest import StartKumo, unique
 
 MAX_CONNECTIONS = 20

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.abuse import (
+from bench.reliability.abuse import (
     BOOM_DOMAINS,
     FAILING_EVENTS,
     POLICY_FAILURES,
@@ -30,7 +30,7 @@ from bench.abuse import (
     probe,
     wait_until,
 )
-from bench.crash import REPO, KumoServer, World
+from bench.reliability.crash import REPO, KumoServer, World
 from kumocore.errors import ConfigError, HookError, PolicyError
 from kumocore.logs.reader import iter_records
 from kumocore.runtime import Runtime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.abuse import (
+from bench.reliability.abuse import (
     RELAY_CASES,
     ROUTING_SYNTAX_CASES,
     RelayCase,
@@ -17,7 +17,7 @@ from bench.abuse import (
     try_relay,
     wait_until,
 )
-from bench.crash import FOREIGN_DOMAIN, KumoServer, World
+from bench.reliability.crash import FOREIGN_DOMAIN, KumoServer, World
 from tests.reliability.conftest import unique
 
 PLAIN_CASES = [c for c in RELAY_CASES if c.name not in ROUTING_SYNTAX_CASES]

@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from bench.abuse import wait_until
-from bench.crash import KumoServer, World
-from bench.crash_world import free_port
-from bench.sec_disk import TmpfsUnavailable, fill, liveness, send, tmpfs, unfill
+from bench.common.world import free_port
+from bench.reliability.abuse import wait_until
+from bench.reliability.crash import KumoServer, World
+from bench.reliability.disk_fill import TmpfsUnavailable, fill, liveness, send, tmpfs, unfill
 from kumocore.logs.reader import iter_records
 from tests.reliability.conftest import StartKumo, unique
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.crash import World
-from bench.reliability_bench import MODES, Bench
-from bench.reliability_sec_smtp import section_sec_smtp
+from bench.reliability.bench import MODES, Bench
+from bench.reliability.crash import World
+from bench.reliability.sec_smtp import section_sec_smtp
 
 
 @pytest.mark.slow

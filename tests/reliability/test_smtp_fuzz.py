@@ -14,7 +14,7 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from bench.abuse import (
+from bench.reliability.abuse import (
     SMUGGLING_VARIANTS,
     SyncClient,
     body_for,
@@ -25,7 +25,7 @@ from bench.abuse import (
     try_smuggling,
     wait_until,
 )
-from bench.crash import KumoServer, World
+from bench.reliability.crash import KumoServer, World
 from tests.reliability.conftest import StartKumo, unique
 
 MAX_SIZE = 64 * 1024

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.abuse import meta_record, new_id, probe, undecodable_records, wait_until
-from bench.crash import World
+from bench.reliability.abuse import meta_record, new_id, probe, undecodable_records, wait_until
+from bench.reliability.crash import World
 from kumocore.logs.reader import iter_records
 from kumocore.spool.base import MemorySpool
 from kumocore.spool.store import QUARANTINE_PREFIX, MessageStore

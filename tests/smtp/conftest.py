@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.config import EsmtpListenerConfig
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import HOSTNAME, Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
 
 
 @dataclass
@@ -20,13 +20,22 @@ class SmtpEnv:
 
     listener: EsmtpListener
     reception: Reception
+    clients: list[RawSmtpClient] = field(default_factory=list)  # closed at teardown
 
     @property
     def port(self) -> int:
         return self.listener.address[1]
 
     async def client(self, source: str = "127.0.0.1") -> RawSmtpClient:
-        return await RawSmtpClient.connect(self.port, source=source)
+        client = await RawSmtpClient.connect(self.port, source=source)
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+        await self.listener.close(timeout=1.0)
+        await self.reception.close()
 
     async def session(self, source: str = "127.0.0.1") -> RawSmtpClient:
         """A client that has read the greeting and said EHLO."""
@@ -59,8 +68,7 @@ async def start_smtp() -> AsyncIterator[StartSmtp]:
 
     yield start
     for env in envs:
-        await env.listener.close(timeout=1.0)
-        await env.reception.close()
+        await env.close()
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+from bench.common.smtp_client import RawSmtpClient
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import StartSmtp
-from tests.support.smtp_client import RawSmtpClient
 
 PEER = "127.0.0.5"
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import kumocore_lua_policy as lua_policy  # a built-in plugin: always installed
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
-
-lua_policy = pytest.importorskip("kumocore_lua_policy")
 
 POLICY = """
 local kumo = require 'kumo'

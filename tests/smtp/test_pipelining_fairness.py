@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from bench.common.smtp_client import RawSmtpClient
 from tests.smtp.conftest import SmtpEnv, StartSmtp
-from tests.support.smtp_client import RawSmtpClient
 
 COMMANDS = 200_000
 
@@ -57,7 +57,7 @@ async def test_a_pipelining_flood_does_not_stall_other_sessions(start_smtp: Star
     answered = await flood
     assert answered > 1000, "the flood was answered too"
     # The probe's five round trips each wait at most a few 8-command turns of the flood.
-    # Generous bound for a loaded machine; bench/reliability_sec_smtp.py measures it.
+    # Generous bound for a loaded machine; bench/reliability/sec_smtp.py measures it.
     assert max(during) - baseline < 0.25, (baseline, during)
 
 

@@ -10,6 +10,7 @@ import os
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.smtp.proxy_protocol import (
     ProxyHeaderError,
     encode_v2,
@@ -18,7 +19,6 @@ from kumocore.smtp.proxy_protocol import (
 )
 from tests.smtp.conftest import StartSmtp
 from tests.support.proxies import HAPROXY, haproxy_in_front_of
-from tests.support.smtp_client import RawSmtpClient
 
 PROXY_HOST = "127.0.0.9"  # where HAProxy connects from: the only trusted proxy
 TRUSTED_PROXY = {PROXY_HOST: {"require_proxy_protocol": True}}

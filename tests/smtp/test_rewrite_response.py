@@ -8,14 +8,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
+import kumocore_lua_policy as lua_policy  # a built-in plugin: always installed
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore import hookimpl
 from kumocore.smtp.server import start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
-
-lua_policy = pytest.importorskip("kumocore_lua_policy")
 
 LISTENER = """
 local kumo = require 'kumo'

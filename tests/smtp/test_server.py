@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore import ConfigError, hookimpl
 from kumocore.message import Message
 from kumocore.testing.plugin import MakeNode
 from tests.smtp.conftest import StartSmtp
-from tests.support.smtp_client import RawSmtpClient
 
 
 async def test_several_listeners_run_at_once(start_smtp: StartSmtp) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient, Reply
 from tests.smtp.conftest import StartSmtp
-from tests.support.smtp_client import RawSmtpClient, Reply
 
 SMUGGLED = (b"MAIL FROM:<evil@attacker.example>\r\nRCPT TO:<victim@target.example>\r\n"
             b"DATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n")

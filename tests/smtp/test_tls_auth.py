@@ -8,12 +8,12 @@ from typing import Any
 
 import aiosmtplib
 
+from bench.common.smtp_client import RawSmtpClient, insecure_client_context
 from kumocore import hookimpl
 from kumocore.smtp.server import EsmtpListener
 from kumocore.tls import self_signed_pem
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import SmtpEnv, StartSmtp
-from tests.support.smtp_client import RawSmtpClient, insecure_client_context
 
 
 class Credentials:

@@ -12,13 +12,12 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import kumocore_lua_policy as lua_policy  # a built-in plugin: always installed
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
-from tests.support.smtp_client import RawSmtpClient
-
-lua_policy = pytest.importorskip("kumocore_lua_policy")
 
 BUNDLED = Path(__file__).parents[2] / "kumocore" / "defaults" / "default-policy.lua"
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
+import uvloop  # the [fast] extra: installed by scripts/setup.sh
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.config import EsmtpListenerConfig
 from kumocore.smtp.server import start_esmtp_listener
 from tests.reception.harness import HOSTNAME, make_reception
-from tests.support.smtp_client import RawSmtpClient
-
-uvloop = pytest.importorskip("uvloop")
 
 
 async def scenario() -> None:
@@ -35,6 +33,8 @@ async def scenario() -> None:
     finally:
         await listener.close(timeout=1.0)
     assert str(await idle.read_reply()) == f"421 4.3.2 {HOSTNAME} shutting down"
+    await client.close()
+    await idle.close()
     await reception.close()
     assert len(reception.messages) == 1
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from selenium import webdriver
 
-from tests.status.harness import Node, Sinks
+from bench.common.status_node import Node, Sinks
 
 pytestmark = pytest.mark.slow
 

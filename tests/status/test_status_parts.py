@@ -19,6 +19,7 @@ from kumocore.status.responses import MAX_KEYS, OTHER, WINDOW_MINUTES, ResponseL
 from tests.http.conftest import HttpEnv
 
 UNTRUSTED = "127.0.0.5"
+IMPORTED = time.time()  # this process started before it imported this module
 
 
 class Clock:
@@ -138,7 +139,10 @@ async def test_event_stream_sends_the_status_every_second_until_the_listener_clo
 def test_local_status_without_queues_reports_counters_and_node_facts() -> None:
     status = status_of(Runtime(load_entrypoints=False))  # not started: no queues yet
     assert status["queues"] is None and status["counters"]["delivered"] == 0
-    assert status["node"]["uptime"] >= 0
+    node = status["node"]
+    assert node["started"] <= IMPORTED + 0.05  # /proc start times tick every 10 ms
+    assert node["uptime"] == status["time"] - node["started"]
+    assert node["uptime"] >= status["time"] - IMPORTED - 0.05
 
 
 def test_automation_actions_are_listed_once_per_id_with_their_expiry() -> None:

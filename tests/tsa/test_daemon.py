@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.common.redis_server import free_port
 from kumocore.runtime import Runtime
 from kumocore.tsa.setup import configure
-from tests.support.redis_server import free_port
 from tests.tsa.test_http_and_validate import kumomta_record
 from tests.tsa.tsa_fleet import KUMOCORE
 

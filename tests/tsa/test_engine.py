@@ -12,10 +12,10 @@ import pytest
 from kumocore_lua_policy.extras import shaping
 from kumocore_lua_policy.extras.shaping_automation import ShapingAutomation
 
+from bench.common.redis_server import RedisServer, require_redis_server
 from kumocore.runtime import Runtime
 from kumocore.tsa.engine import TsaEngine
 from kumocore.tsa.store import ActiveAction, LocalActionStore
-from tests.support.redis_server import RedisServer, require_redis_server
 
 RATE = {"SetConfig": {"name": "max_message_rate", "value": "1/s"}}
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dns_server import TestDnsServer
-from tests.support.redis_server import RedisServer, require_redis_server
+from bench.common.dns_server import TestDnsServer
+from bench.common.redis_server import RedisServer, require_redis_server
 from tests.tsa.tsa_fleet import (
     DOMAIN,
     KUMOCORE,

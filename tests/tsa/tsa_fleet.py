@@ -23,9 +23,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from tests.support.redis_server import free_port
-from tests.support.sink import RecordingSink, _Handler, _SinkSMTP
-from tests.support.smtp_client import RawSmtpClient
+from bench.common.redis_server import free_port
+from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
+from bench.common.smtp_client import RawSmtpClient
 
 KUMOCORE = Path(sys.executable).with_name("kumocore")
 DOMAIN = "tsa.test"

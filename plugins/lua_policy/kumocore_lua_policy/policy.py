@@ -111,8 +111,8 @@ class LuaPolicy:
             try:
                 if spec.name in TWO_RESULT_EVENTS:
                     pair = await engine.run(handler, *lua_args, two_results=True)
-                    result = tuple(map(engine.conv.from_lua, pair))
-                    result = None if result == (None, None) else result
+                    both = tuple(map(engine.conv.from_lua, pair))
+                    result = None if both == (None, None) else both
                 else:
                     result = engine.conv.from_lua(await engine.run(handler, *lua_args))
             except LuaPolicyError as exc:

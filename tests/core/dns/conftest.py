@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer, reference_zones
 from kumocore.dns import Resolver
-from tests.support.dns_server import TestDnsServer, reference_zones
 
 
 @pytest.fixture

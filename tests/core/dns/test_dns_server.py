@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dnslib import RCODE, DNSRecord
 
-from tests.support.dns_server import TestDnsServer, add_dkim_txt, reference_zones
+from bench.common.dns_server import TestDnsServer, add_dkim_txt, reference_zones
 
 
 def ask(server: TestDnsServer, name: str, qtype: str, *, tcp: bool = False) -> DNSRecord:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer
 from kumocore import ConfigError
 from kumocore.dns import Resolver, make_dns_functions
-from tests.support.dns_server import TestDnsServer
 
 ZONES: dict[str, dict[str, Any]] = {
     "signed.example": {"MX": [(10, "mx.signed.example")], "SECURE": True},

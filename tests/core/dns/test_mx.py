@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer
 from kumocore.dns import DnsError, MailExchanger, Resolver
-from tests.support.dns_server import TestDnsServer
 
 
 async def test_gmail_hosts_are_ordered_by_preference_with_kumomta_site_name(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer
 from kumocore import ConfigError, takes_table
 from kumocore.dns import DnsError, Resolver, make_dns_functions
-from tests.support.dns_server import TestDnsServer
 
 
 @pytest.fixture

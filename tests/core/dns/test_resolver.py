@@ -6,10 +6,10 @@ import asyncio
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer, add_dkim_txt
 from kumocore import ConfigError
 from kumocore.dns import DnsError, Resolver
 from kumocore.dns.resolver import parse_name_server
-from tests.support.dns_server import TestDnsServer, add_dkim_txt
 
 
 class FakeClock:

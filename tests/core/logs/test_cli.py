@@ -63,7 +63,7 @@ def test_kumocore_main_dispatches_logs_cat(
 def test_logs_cat_bounds_memory_on_a_crafted_frame_and_reports_the_long_line(
     tmp_path: Path
 ) -> None:
-    from bench.sec_disk import crafted_segment, logs_cat_max_rss
+    from bench.reliability.disk_fill import crafted_segment, logs_cat_max_rss
 
     segment = tmp_path / "20250101-000000.000000000"
     assert crafted_segment(segment) < 80 * 1024

@@ -4,8 +4,9 @@ import asyncio
 import io
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 import pytest
@@ -17,10 +18,13 @@ from kumocore.logs.reader import Follower, cat, follow, is_done, iter_records, t
 class SegmentWriter:
     """Writes a segment the way the local-logs plugin does: one frame, flushed blocks."""
 
+    live: ClassVar[list[SegmentWriter]] = []  # not finished: closed at teardown
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        raw = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by the writer
-        self.writer: Any = zstandard.ZstdCompressor().stream_writer(raw)
+        self.raw = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by the writer
+        self.writer: Any = zstandard.ZstdCompressor().stream_writer(self.raw)
+        SegmentWriter.live.append(self)
 
     def add(self, *records: dict[str, Any]) -> None:
         for rec in records:
@@ -28,8 +32,18 @@ class SegmentWriter:
         self.writer.flush(zstandard.FLUSH_BLOCK)
 
     def finish(self) -> None:
+        SegmentWriter.live.remove(self)
         self.writer.close()
         os.chmod(self.path, stat.S_IMODE(self.path.stat().st_mode) & ~0o222)
+
+
+@pytest.fixture(autouse=True)
+def close_unfinished_segments() -> Iterator[None]:
+    """A segment left in progress (as a running or crashed writer leaves it) has its file
+    closed after the test, without the frame's end."""
+    yield
+    while SegmentWriter.live:
+        SegmentWriter.live.pop().raw.close()
 
 
 def rec(type: str = "Delivery", queue: str = "example.net", n: int = 0) -> dict[str, Any]:

@@ -19,8 +19,9 @@ Opener = Callable[[], MessageStore]
 
 
 def _rocksdb(name: str, path: str) -> Spool:
-    plugin = pytest.importorskip("kumocore_rocksdb_spool")
-    spool: Spool = plugin.RocksDBSpool(name, path)
+    from kumocore_rocksdb_spool import RocksDBSpool  # lazily, as kumocore itself does
+
+    spool: Spool = RocksDBSpool(name, path)
     return spool
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from kumocore_lua_policy import LuaPolicyPlugin
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.smtp.server import start_esmtp_listener
 from tests.reception.harness import make_reception
-from tests.support.smtp_client import RawSmtpClient
 
 from .support import write
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from kumocore_lua_policy import LuaPolicyPlugin
 
+from bench.common.dns_server import TestDnsServer
 from kumocore import PolicyError
 from tests.reception.harness import make_reception
-from tests.support.dns_server import TestDnsServer
 
 from .support import Recorder, load, make_runtime, write
 

@@ -13,10 +13,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from bench.common.dns_server import TestDnsServer
 from kumocore.dkim.keys import public_key_record
 from kumocore.message import Message
 from kumocore.scheduling import META_KEY
-from tests.support.dns_server import TestDnsServer
 
 from .support import DATA, Recorder, load, make_runtime
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.common.auth_mx import AuthMx
+from bench.common.redis_server import free_port
+from bench.common.sink import RecordingSink
 from tests.plugins.lua_policy.helpers.support import Served, message, send
-from tests.support.auth_mx import AuthMx
-from tests.support.redis_server import free_port
-from tests.support.sink import RecordingSink
 
 POLICY = """
 local kumo = require 'kumo'

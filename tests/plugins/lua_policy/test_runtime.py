@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer, reference_zones
 from kumocore import PolicyError
 from kumocore.message import Message
-from tests.support.dns_server import TestDnsServer, reference_zones
 
 from .support import DATA, Recorder, load, write
 

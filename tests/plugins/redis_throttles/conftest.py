@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kumocore_redis_throttles import RedisOptions, RedisThrottleStore
 
-from tests.support.redis_server import RedisServer
+from bench.common.redis_server import RedisServer
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from typing import Any
 from kumocore_redis_throttles import RedisOptions, RedisThrottleStore
 from structlog.testing import capture_logs
 
+from bench.common.redis_server import RedisServer
 from kumocore.throttle import ThrottleSpec, rate_key
-from tests.support.redis_server import RedisServer
 
 
 def events(logs: list[MutableMapping[str, Any]], level: str) -> list[str]:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from bench.common.redis_server import RedisServer
 from tests.plugins.redis_throttles import fleet_node
-from tests.support.redis_server import RedisServer
 
 NODE_SCRIPT = Path(fleet_node.__file__)
 WINDOW = 2.0

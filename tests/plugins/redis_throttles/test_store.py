@@ -10,6 +10,7 @@ import pytest
 from kumocore_redis_throttles import RedisOptions, RedisThrottleStore
 from kumocore_redis_throttles.scripts import cell_result
 
+from bench.common.redis_server import RedisServer
 from kumocore.throttle import (
     LeaseLostError,
     LocalThrottleStore,
@@ -17,7 +18,6 @@ from kumocore.throttle import (
     ThrottleStore,
     rate_key,
 )
-from tests.support.redis_server import RedisServer
 
 # Slow rates keep results independent of how long each round trip takes on a busy host.
 SEQUENCES = [

@@ -40,12 +40,12 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bench.common.dns_server import TestDnsServer
+from bench.common.redis_server import RedisServer, free_port, require_redis_server
+from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
+from bench.common.smtp_client import RawSmtpClient
 from kumocore.throttle import ThrottleSpec
 from tests.plugins.redis_throttles import two_node_policy
-from tests.support.dns_server import TestDnsServer
-from tests.support.redis_server import RedisServer, free_port, require_redis_server
-from tests.support.sink import RecordingSink, _Handler, _SinkSMTP
-from tests.support.smtp_client import RawSmtpClient
 
 pytestmark = pytest.mark.slow
 

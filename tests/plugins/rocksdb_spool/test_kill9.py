@@ -36,6 +36,7 @@ async def test_every_acknowledged_put_survives_kill_9(tmp_path: Path, writers: i
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert "DONE" not in acknowledged
     spool = RocksDBSpool("data", str(tmp_path / "spool"))

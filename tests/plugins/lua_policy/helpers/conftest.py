@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from bench.common.dns_server import TestDnsServer
 from kumocore.runtime import Runtime
 from tests.plugins.lua_policy.support import make_runtime
-from tests.support.dns_server import TestDnsServer
 
 ZONES: dict[str, Any] = {
     "gmail.test": {"MX": [(5, "gmail-smtp-in.l.google.com")]},

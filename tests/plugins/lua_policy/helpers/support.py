@@ -14,8 +14,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from bench.crash_server import banner
-from bench.crash_world import REPO, free_port
+from bench.common.server import banner
+from bench.common.world import REPO, free_port
 
 EXAMPLE = REPO / "docs" / "examples" / "helpers"
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import dkim
 import pytest
 
-from bench.crash_world import ThreadedSink, free_port
+from bench.common.dns_server import TestDnsServer
+from bench.common.world import ThreadedSink, free_port
 from tests.core.dkim import opendkim
 from tests.core.dkim.conftest import _NACL
 from tests.plugins.lua_policy.helpers.support import (
@@ -26,7 +27,6 @@ from tests.plugins.lua_policy.helpers.support import (
     send_steps,
     validate,
 )
-from tests.support.dns_server import TestDnsServer
 
 ZONES = {
     "example.net": {"MX": [(10, "mx.sink.test")]},

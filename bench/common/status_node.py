@@ -1,0 +1,159 @@
+"""A real ``kumocore serve`` delivering to recording sinks, for the status page tests.
+
+Two sinks share one port on two loopback addresses, so the two destination domains are
+two sites: ``ok.test`` (MX 127.0.0.2) accepts, ``defer.test`` (MX 127.0.0.3) is where
+the tests send ``tempfail`` recipients (451). ``slow.test`` shares ok.test's site but
+retries only after an hour (for "retry now"). The sinks run on their own event loop in a
+thread, because the browser driver (selenium) blocks the test's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.common.dns_server import TestDnsServer
+from bench.common.redis_server import free_port
+from bench.common.sink import RecordingSink
+
+KUMOCORE = Path(sys.executable).with_name("kumocore")
+SITES = {"ok.test": "127.0.0.2", "defer.test": "127.0.0.3"}
+
+POLICY = '''
+from kumocore import hookimpl
+from kumocore.config import EgressPathConfig, QueueConfig
+
+@hookimpl
+def kumo_init(kumo):
+    kumo.dns.configure_resolver(name_servers=[{dns!r}])
+    kumo.define_spool(name="data", path={spool!r} + "/data", kind="LocalDisk")
+    kumo.define_spool(name="meta", path={spool!r} + "/meta", kind="LocalDisk")
+    kumo.start_esmtp_listener(listen="127.0.0.1:{smtp_port}", hostname="status.test",
+                              relay_hosts=["127.0.0.1"])
+    kumo.start_http_listener(listen="127.0.0.1:{http_port}", trusted_hosts=["127.0.0.1"])
+
+
+@hookimpl
+def kumo_get_queue_config(domain, tenant, campaign, routing_domain):
+    if domain == "slow.test":
+        return QueueConfig.from_options({{"retry_interval": "1h"}})
+    return QueueConfig.from_options({{"retry_interval": "2s", "max_retry_interval": "4s"}})
+
+
+@hookimpl
+def kumo_get_egress_path_config(domain, egress_source, site_name):
+    return EgressPathConfig.from_options({{
+        "smtp_port": {sink_port}, "prohibited_hosts": [], "enable_tls": "Disabled",
+    }})
+'''
+
+
+def zones() -> dict[str, Any]:
+    """Each test domain's MX: its own host name and loopback address (its own site)."""
+    out: dict[str, Any] = {}
+    for domain, address in SITES.items():
+        out[domain] = {"MX": [(10, f"mx.{domain}")]}
+        out[f"mx.{domain}"] = {"A": [address]}
+    out["slow.test"] = {"MX": [(10, "mx.ok.test")]}
+    return out
+
+
+class Sinks:
+    """The two recording sinks, served from a thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.sinks = [RecordingSink(ip, self.port) for ip in SITES.values()]
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.dns = TestDnsServer(zones())
+
+    def start(self) -> Sinks:
+        self.dns.start()
+        self._thread.start()
+        for sink in self.sinks:
+            asyncio.run_coroutine_threadsafe(sink.start(), self.loop).result(10)
+        return self
+
+    def delivered(self) -> Counter[str]:
+        """Messages received per recipient domain."""
+        async def count() -> Counter[str]:
+            return Counter(m.recipient.rpartition("@")[2] for s in self.sinks for m in s.messages)
+        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(10)
+
+    def stop(self) -> None:
+        for sink in self.sinks:
+            asyncio.run_coroutine_threadsafe(sink.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        if not self._thread.is_alive():
+            self.loop.close()  # its selector and self-pipe sockets go with it
+        self.dns.stop()
+
+
+class Node:
+    """``kumocore serve`` (with ``workers`` workers) as a child process in its own session."""
+
+    def __init__(self, root: Path, sink_port: int, dns: str, workers: int = 2) -> None:
+        self.root = root
+        self.smtp_port, self.http_port = free_port(), free_port()
+        policy = root / "policy.py"
+        policy.write_text(POLICY.format(
+            dns=dns, spool=str(root / "spool"), smtp_port=self.smtp_port,
+            http_port=self.http_port, sink_port=sink_port))  # fmt: skip
+        (root / "tmp").mkdir(exist_ok=True)
+        self.log = root / "kumocore.log"
+        env = {**os.environ, "TMPDIR": str(root / "tmp"),
+               "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(KUMOCORE), "serve", "--policy", str(policy), "--workers", str(workers),
+                 "--shutdown-timeout", "3"], stdout=log, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True)  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def wait_ready(self, timeout: float = 60.0) -> Node:
+        deadline = time.monotonic() + timeout
+        while "kumocore ready" not in self.log.read_text(errors="replace"):
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.1)
+        return self
+
+    def send(self, recipients: list[str]) -> None:
+        """One message per recipient, over SMTP (each must get 250)."""
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=30) as client:
+            for rcpt in recipients:
+                client.sendmail("sender@src.test", [rcpt],
+                                f"Subject: status test\r\nTo: {rcpt}\r\n\r\nhello\r\n")
+
+    def api(self, path: str, body: Any = None) -> Any:
+        """GET ``path`` (POST ``body`` as JSON when given); the decoded JSON answer."""
+        request = urllib.request.Request(
+            self.url + path, data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
