@@ -39,11 +39,15 @@ def is_body_key(key: str) -> bool:
 class SharedBody:
     """Bytes shared by several messages, with what was derived from them, cached."""
 
-    __slots__ = ("_headers", "data", "derived", "key")
+    __slots__ = ("_headers", "crlf_clean", "data", "derived", "key")
 
-    def __init__(self, data: bytes, key: str | None = None) -> None:
+    def __init__(self, data: bytes, key: str | None = None, *, crlf_clean: bool = False) -> None:
         self.data = data
         self.key = key or new_body_key()
+        #: True only when every CR and LF in :attr:`data` is known to be part of a CRLF
+        #: pair (reception checked it); delivery then skips re-normalising line endings.
+        #: ``data`` is never replaced (an edit gives the message its own copy).
+        self.crlf_clean = crlf_clean
         self._headers: _h.HeaderBlock | None = None
         #: Results computed from the body once for all its messages (e.g. a parsed report).
         self.derived: dict[str, Any] = {}

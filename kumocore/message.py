@@ -67,8 +67,8 @@ class Message(MessageMethods):
     More of KumoMTA's methods (scheduling, conformance, DKIM verification, report and MIME
     parsing) come from :class:`kumocore.message_methods.MessageMethods`."""
 
-    __slots__ = ("_data", "_headers", "_shared", "_size", "created", "due", "id", "meta",
-                 "num_attempts", "recipient", "sender", "spool_ref")  # fmt: skip
+    __slots__ = ("_crlf_clean", "_data", "_headers", "_shared", "_size", "created", "due",
+                 "id", "meta", "num_attempts", "recipient", "sender", "spool_ref")  # fmt: skip
 
     def __init__(
         self,
@@ -82,12 +82,16 @@ class Message(MessageMethods):
         created: float | None = None,
         num_attempts: int = 0,
         due: float | None = None,
+        crlf_clean: bool = False,
     ) -> None:
         self.id: str = id or new_message_id()
         self.sender: EnvelopeAddress = _address(sender, allow_null=True)
         self.recipient: EnvelopeAddress = _address(recipient, allow_null=False)
         # With a shared body, ``_data`` is only this message's head (its own header lines).
         self._data = bytes(data)
+        # Whether ``_data`` (the whole message, or the head) is known to be CRLF-clean:
+        # only its producer can say so (``crlf_clean``); every edit clears or rechecks it.
+        self._crlf_clean = crlf_clean
         self._shared = shared
         self._size = len(self._data) + (len(shared) if shared is not None else 0)
         self._headers: _h.HeaderBlock | JoinedHeaders | None = None
@@ -127,6 +131,7 @@ class Message(MessageMethods):
     @data.setter
     def data(self, value: bytes | str) -> None:
         self._data = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        self._crlf_clean = False  # new bytes from anywhere: nothing known about them
         self._shared = None
         self._size = len(self._data)
         self._headers = None
@@ -136,6 +141,16 @@ class Message(MessageMethods):
 
     def set_data(self, data: bytes | str) -> None:
         self.data = data
+
+    @property
+    def crlf_clean(self) -> bool:
+        """True only when every CR and LF of :attr:`data` is known to be part of a CRLF
+        pair, so delivery may skip re-normalising the line endings (see
+        :func:`kumocore.delivery.wire.dot_stuff`). False means "not known", never "dirty"."""
+        if not self._crlf_clean:
+            return False
+        shared = self._shared
+        return shared is None or shared.crlf_clean
 
     @property
     def shared(self) -> SharedBody | None:
@@ -150,7 +165,9 @@ class Message(MessageMethods):
     def _own(self) -> None:
         """Copy-on-write: give this message its own bytes before an edit of the body."""
         if self._shared is not None:
+            clean = self.crlf_clean
             self.data = self.data
+            self._crlf_clean = clean  # the same bytes, now in one piece
 
     def release_data(self) -> None:
         """Drop the body from memory (it stays in the data spool); ``data`` is then ``b""``.
@@ -158,6 +175,7 @@ class Message(MessageMethods):
         ``size`` keeps reporting the released body's length, for logs.
         """
         self._data = b""
+        self._crlf_clean = False  # reloaded from the spool later: not checked
         self._shared = None
         self._headers = None
 
@@ -207,13 +225,21 @@ class Message(MessageMethods):
     def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
         shared = self._shared
         if shared is None:
-            self.data = _h.prepend_header(self._data, name, value, encode=encode)
+            self._prepend(_h.prepend_header(self._data, name, value, encode=encode))
         else:  # only the head grows: the body stays shared
             self._set_head(_h.prepend_to_head(self._data, shared.data, name, value,
                                               encode=encode))
 
+    def _prepend(self, data: bytes) -> None:
+        """Own bytes become ``data``: lines added in front of the old ones. The message
+        stays known CRLF-clean if the added lines are (they are small to check)."""
+        clean = self._crlf_clean and _crlf_clean_prefix(data, self._data)
+        self.data = data
+        self._crlf_clean = clean
+
     def _set_head(self, head: bytes) -> None:
         assert self._shared is not None
+        self._crlf_clean = self._crlf_clean and _crlf_clean_prefix(head, self._data)
         self._data = head
         self._size = len(head) + len(self._shared)
         self._headers = None
@@ -262,7 +288,7 @@ class Message(MessageMethods):
         if not header.endswith(b"\n"):
             header += b"\r\n"
         if self._shared is None:
-            self.data = header + self._data
+            self._prepend(header + self._data)
         else:  # a prepend: only the head grows
             self._set_head(header + self._data)
 
@@ -328,6 +354,20 @@ class Message(MessageMethods):
         except (AddressError, TypeError, KeyError, UnicodeEncodeError) as exc:
             raise SpoolRecordError(id, str(exc.args[0] if exc.args else exc)) from None
         return msg
+
+
+def _crlf_clean_prefix(new: bytes, old: bytes) -> bool:
+    """Whether ``new`` is ``old`` with a CRLF-clean prefix in front.
+
+    Then a CRLF-clean ``old`` gives a CRLF-clean ``new``: a clean prefix does not end in
+    a bare CR, so no pair is formed or split where the two meet.
+    """
+    added = len(new) - len(old)
+    if added < 0 or not new.endswith(old):
+        return False
+    prefix = new[:added]
+    pairs = prefix.count(b"\r\n")
+    return prefix.count(b"\r") == pairs and prefix.count(b"\n") == pairs
 
 
 def _x_fields(block: _h.HeaderBlock | JoinedHeaders,

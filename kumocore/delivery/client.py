@@ -259,8 +259,13 @@ class SmtpClientConnection:
             )
 
     # ---------------------------------------------------------------- transactions
-    async def send(self, sender: str, recipient: str, data: bytes) -> Response:
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, crlf_clean: bool = False
+    ) -> Response:
         """Run one transaction; the reply that decided it (never raises).
+
+        ``crlf_clean``: every CR and LF in ``data`` is known to be part of a CRLF pair
+        (:attr:`kumocore.message.Message.crlf_clean`); the same bytes are sent, cheaper.
 
         A failure on the wire ends the session (:attr:`closed`, :attr:`failure` set) and
         is returned as a 4xx reply.
@@ -281,7 +286,7 @@ class SmtpClientConnection:
                 return reply
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
-            self.writer.write(dot_stuff(data))
+            self.writer.write(dot_stuff(data, crlf_clean=crlf_clean))
             await self._drain(timeout)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1

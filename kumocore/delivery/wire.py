@@ -31,12 +31,18 @@ class ReplyError(Exception):
     """The MX sent something that is not a bounded, well-formed SMTP reply."""
 
 
-def dot_stuff(data: bytes) -> bytes:
+def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
     """CRLF-normalise ``data``, double leading dots, and append the ``.`` terminator.
 
     Every bare CR or LF becomes CRLF, so a smuggling payload that reached the spool can
-    never be passed on as a second end-of-data.
+    never be passed on as a second end-of-data. ``crlf_clean`` says the caller knows that
+    every CR and LF in ``data`` is already part of a CRLF pair (reception checked it, see
+    :attr:`kumocore.message.Message.crlf_clean`): normalising would change nothing, so it
+    is skipped (``splitlines`` + ``join`` are about two thirds of the cost at 100 KB).
+    The bytes sent are the same either way; a wrong ``True`` would pass bare line ends on.
     """
+    if crlf_clean:
+        return _stuff_clean(data)
     # bytes.splitlines breaks at CRLF, CR and LF (and nothing else): exactly where
     # ``re.sub(rb"\r\n|\r|\n", b"\r\n", data)`` would. Joining its lines with CRLF
     # normalises in one pass, cheaper than the three counts that would tell whether
@@ -47,6 +53,21 @@ def dot_stuff(data: bytes) -> bytes:
     if _CRLF_DOT.search(body) is not None:  # re's literal search beats ``in`` here
         body = body.replace(b"\r\n.", b"\r\n..")
     return body + b"\r\n.\r\n"
+
+
+def _stuff_clean(data: bytes) -> bytes:
+    """:func:`dot_stuff` of CRLF-clean ``data``, without the normalising pass.
+
+    The slow path drops a final CRLF (``splitlines`` leaves no empty last line) and then
+    appends ``CRLF . CRLF``: for data ending in CRLF that is just ``. CRLF`` more; the
+    final CRLF is never followed by a dot, so doubling dots before or after dropping it
+    gives the same bytes.
+    """
+    if data.startswith(b"."):
+        data = b"." + data
+    if _CRLF_DOT.search(data) is not None:
+        data = data.replace(b"\r\n.", b"\r\n..")
+    return data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
 class ReplyReader:

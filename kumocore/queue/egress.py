@@ -303,8 +303,12 @@ class Egress:
     ) -> None:
         """One attempt; its outcome is always handed to :class:`Outcomes` (send never
         raises: every wire failure comes back as a 4xx reply)."""
+        # Known CRLF-clean only as held in memory; a body reloaded from the spool is not.
+        data: bytes | None = message.data
+        clean = message.crlf_clean
         try:
-            data = message.data or await self.manager.load_data(message)
+            if not data:
+                data, clean = await self.manager.load_data(message), False
         except Exception as exc:  # a spool read error: retry later, like any 4xx
             log.error("message body could not be read from the spool", id=message.id,
                       error=str(exc))
@@ -320,7 +324,8 @@ class Egress:
                 await store.quarantine(message.id, message.meta_bytes(), "data record missing")
             await self.manager.forget(message, keep_spooled=True)
             return
-        response = await conn.send(str(message.sender), str(message.recipient), data)
+        response = await conn.send(str(message.sender), str(message.recipient), data,
+                                   crlf_clean=clean)
         if not response.is_success:
             queue = self.manager.queue_of(message)
             queue_name = message.queue_name() if queue is None else queue.name

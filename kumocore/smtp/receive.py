@@ -82,10 +82,10 @@ async def data(session: EsmtpSession, arg: str) -> None:
     held = len(raw)
     task: asyncio.Future[None] | None = None
     try:
-        body = await _checked_body(session, raw)
-        if body is None:
+        checked = await _checked_body(session, raw)
+        if checked is None:
             return
-        task = asyncio.ensure_future(_receive(session, txn, body))
+        task = asyncio.ensure_future(_receive(session, txn, *checked))
         task.add_done_callback(lambda _: budget.give(held))
         try:
             await asyncio.shield(task)
@@ -112,8 +112,9 @@ def data_budget(session: EsmtpSession) -> data_io.DataBudget:
     return budget
 
 
-async def _checked_body(session: EsmtpSession, raw: bytes) -> bytes | None:
-    """The unstuffed body, or None once a refusal for its lines or headers was sent."""
+async def _checked_body(session: EsmtpSession, raw: bytes) -> tuple[bytes, bool] | None:
+    """The unstuffed body and whether it is CRLF-clean (every CR and LF in a CRLF pair),
+    or None once a refusal for its lines or headers was sent."""
     config = session.config
     body = data_io.unstuff(raw)
     # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
@@ -130,8 +131,8 @@ async def _checked_body(session: EsmtpSession, raw: bytes) -> bytes | None:
         if config.invalid_line_endings == "Deny":
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
             return None
-        body = data_io.fix_line_endings(body)
-    return body
+        return data_io.fix_line_endings(body), True  # fixed: clean now
+    return body, clean
 
 
 def _log_orphan_failure(task: asyncio.Future[None]) -> None:
@@ -139,14 +140,14 @@ def _log_orphan_failure(task: asyncio.Future[None]) -> None:
         log.error("reception after disconnect failed", error=str(task.exception()))
 
 
-async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None:
+async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool) -> None:
     hooks = session.runtime.hooks
     try:
         async with asyncio.timeout(session.config.data_processing_timeout):
             meta = session.conn_meta
             if session.data_event:
-                body, meta = await _data_event(session, txn, body)
-            messages = _make_messages(session, txn, body, meta)
+                body, meta, clean = await _data_event(session, txn, body, clean)
+            messages = _make_messages(session, txn, body, meta, clean)
             for message in messages:
                 await hooks.smtp_server_message_received(message, session.conn_meta)
     except TimeoutError:
@@ -183,24 +184,26 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes) -> None
 
 
 async def _data_event(
-    session: EsmtpSession, txn: Transaction, body: bytes
-) -> tuple[bytes, dict[str, Any]]:
+    session: EsmtpSession, txn: Transaction, body: bytes, clean: bool
+) -> tuple[bytes, dict[str, Any], bool]:
     """Run ``smtp_server_data`` on the transaction as one message; what the policy changed
-    (data, sender, meta) applies to every recipient's message. Returns data and meta."""
-    whole = Message(txn.sender, txn.recipients[0], body, meta=session.conn_meta)
+    (data, sender, meta) applies to every recipient's message. Returns data, meta and
+    whether the data is still known to be CRLF-clean."""
+    whole = Message(txn.sender, txn.recipients[0], body, meta=session.conn_meta,
+                    crlf_clean=clean)
     await session.runtime.hooks.smtp_server_data(whole, session.conn_meta)
     txn.sender = whole.sender
-    return whole.get_data(), whole.meta
+    return whole.get_data(), whole.meta, whole.crlf_clean
 
 
 def _make_messages(
-    session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any]
+    session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any], clean: bool
 ) -> list[Message]:
     trace = session.config.trace_headers
     date = rfc2822_now()
     protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
     # Several recipients share one body: each message holds only its Received header.
-    shared = SharedBody(body) if len(txn.recipients) > 1 else None
+    shared = SharedBody(body, crlf_clean=clean) if len(txn.recipients) > 1 else None
     messages = []
     for recipient in txn.recipients:
         message_id = new_message_id()
@@ -211,12 +214,14 @@ def _make_messages(
                 hostname=session.config.hostname, local_ip=session.local_ip,
                 protocol=protocol, message_id=message_id, recipient=recipient.email,
                 date=date)
+        # The Received header holds what the client sent (EHLO name): checked, not assumed.
+        head_clean = data_io.check_line_endings(head)
         if shared is None:
             message = Message(txn.sender, recipient, head + body, id=message_id,
-                              meta=meta)
+                              meta=meta, crlf_clean=clean and head_clean)
         else:
             message = Message(txn.sender, recipient, head, shared=shared, id=message_id,
-                              meta=meta)
+                              meta=meta, crlf_clean=head_clean)
         messages.append(message)
     return messages
 
