@@ -1,6 +1,6 @@
 """Micro-benchmark: the delivery write path of a received message, old and new.
 
-``python -m bench.micro_dot_stuff [--rounds 5]``
+``python -m bench.micro.dot_stuff [--rounds 5]``
 
 For the benchmark's 2 KB and 100 KB messages (``bench.load.make_message``, CRLF), one
 recipient and three sharing a body, it times what happens to a message between
@@ -23,7 +23,7 @@ import statistics
 import timeit
 from collections.abc import Callable
 
-from bench.load import make_message
+from bench.perf.load import make_message
 from kumocore.body import SharedBody
 from kumocore.delivery.wire import dot_stuff
 from kumocore.message import Message
