@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore import hookimpl
 from kumocore.smtp.data import unstuff
 from kumocore.testing.plugin import MakeNode
 from tests.delivery.test_wire import reference_dot_stuff
-from tests.support.smtp_client import RawSmtpClient
 
 # Dot lines at the start, in the middle and at the end; ".." lines; a lone "." line
 # (stuffed by the client as ".."), so every dot rule is on the wire.
