@@ -141,10 +141,6 @@ class QueueManager:
         record = self.queued.get(message.id)
         return None if record is None else record.queue
 
-    def total_waiting(self) -> int:
-        """Messages the scheduler holds, over every scheduled queue."""
-        return sum(queue.waiting for queue in self.scheduled.values())
-
     def schedule(self, message: Message, due: float) -> None:
         record = self.queued.get(message.id)
         if record is None:
