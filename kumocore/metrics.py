@@ -153,7 +153,7 @@ class KumocoreCollector(Collector):
         from kumocore.admin.summary import ready_entries, scheduled_counts
 
         ready = ready_entries(manager)
-        yield _single("kumocore_messages_queued", "gauge", len(manager.messages))
+        yield _single("kumocore_messages_queued", "gauge", len(manager.queued))
         yield _labelled("scheduled_count", "gauge", "queue", scheduled_counts(manager))
         counts = {e["name"]: e["count"] for e in ready}
         yield _labelled("ready_count", "gauge", "queue", counts)

@@ -2,8 +2,9 @@
 
 The admin API, the CLI and ``/metrics`` all show the same numbers, so they are computed
 here once. Only the :class:`~kumocore.queue.manager.QueueManager`'s public attributes are
-read (``scheduled``, ``ready``, ``messages``, ``scheduler``, ``connection_limit``); nothing
-here changes queue state.
+read (``scheduled``, ``ready``, ``queued``, ``messages``, ``scheduler``, ``connection_limit``);
+nothing here changes queue state. The counts come from the manager, which keeps them as
+messages come and go; only the oldest age walks a queue's messages.
 """
 
 from __future__ import annotations
@@ -33,13 +34,9 @@ def scheduled_counts(manager: QueueManager) -> dict[str, int]:
 
     A scheduled queue's ``ids`` also holds its messages that moved on to a ready queue or
     are being delivered; KumoMTA counts those under the ready queue, so only ids the
-    scheduler still holds count here. This walks every queued id: O(messages) per call.
+    scheduler still holds count here (``ScheduledQueue.waiting``, kept by the manager).
     """
-    scheduler = manager.scheduler
-    return {
-        name: sum(1 for message_id in queue.ids if message_id in scheduler)
-        for name, queue in manager.scheduled.items()
-    }
+    return {name: queue.waiting for name, queue in manager.scheduled.items()}
 
 
 def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
@@ -75,28 +72,27 @@ def _path_stats(manager: QueueManager, name: str) -> dict[str, Any]:
             "failed": stats.failed, "last_error": stats.last_error}  # fmt: skip
 
 
-def _scheduled_facts(manager: QueueManager, name: str, now: float) -> tuple[int, float]:
-    """(messages waiting in scheduled queue ``name``, seconds since its oldest message was
-    received), in one pass over its ids (see :func:`scheduled_counts` for what counts)."""
-    scheduler, messages = manager.scheduler, manager.messages
-    waiting, oldest = 0, now
+def _oldest_age(manager: QueueManager, name: str, now: float) -> float:
+    """Seconds since scheduled queue ``name``'s oldest message was received.
+
+    The one figure not kept as messages come and go (a removal would need a heap or a
+    sorted index per queue): it walks the queue's ids, O(messages) per call."""
+    queued, oldest = manager.queued, now
     for message_id in manager.scheduled[name].ids:
-        waiting += message_id in scheduler
-        message = messages.get(message_id)
-        if message is not None and message.created < oldest:
-            oldest = message.created
-    return waiting, round(now - oldest, 1)
+        record = queued.get(message_id)
+        if record is not None and record.message.created < oldest:
+            oldest = record.message.created
+    return round(now - oldest, 1)
 
 
 def queue_summary(manager: QueueManager) -> dict[str, Any]:
     """What ``GET /api/admin/queue-summary/v1`` returns and ``kumocore queue summary`` prints."""
     now = time.time()
-    facts = {name: _scheduled_facts(manager, name, now) for name in manager.scheduled}
-    counts = {name: waiting for name, (waiting, _) in facts.items()}
+    counts = scheduled_counts(manager)
     names = sorted(manager.scheduled, key=lambda name: (-counts[name], name))
     scheduled = [
         {"name": name, "count": counts[name], "egress_pool": manager.scheduled[name].pool_name,
-         "oldest_age": facts[name][1]}
+         "oldest_age": _oldest_age(manager, name, now)}
         for name in names
     ]  # fmt: skip
     ready = ready_entries(manager)
@@ -105,7 +101,7 @@ def queue_summary(manager: QueueManager) -> dict[str, Any]:
         "ready": ready,
         "totals": {
             # Every message this node owns, wherever it is (scheduled, ready, in flight).
-            "messages": len(manager.messages),
+            "messages": len(manager.queued),
             "scheduled": sum(counts.values()),
             "ready": sum(e["count"] for e in ready),
             "connections": sum(e["connections"] for e in ready),

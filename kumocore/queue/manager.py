@@ -20,6 +20,7 @@ from kumocore.logs.journal import Journal
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import Egress
 from kumocore.queue.outcomes import Outcomes
+from kumocore.queue.queued import MessagesView, Queued
 from kumocore.queue.ready import PathKey, ReadyQueue
 from kumocore.queue.routing import Router
 from kumocore.queue.schedule import ScheduledQueue, Scheduler
@@ -67,8 +68,10 @@ class QueueManager:
         self.journal = Journal(logs, nodeid, hooks.classify_bounce)
         #: DANE decisions by result (``dane_result_count`` on /metrics).
         self.dane_counts = new_dane_counts()
-        self.messages: dict[str, Message] = {}
-        self.queue_names: dict[str, str] = {}
+        #: Every owned message's one record, by id (kumocore.queue.queued).
+        self.queued: dict[str, Queued] = {}
+        #: The same messages, read-only, for the many readers that want only the message.
+        self.messages = MessagesView(self.queued)
         self.scheduled: dict[str, ScheduledQueue] = {}
         self.ready: dict[PathKey, ReadyQueue] = {}
         self.admin = AdminRules()
@@ -121,34 +124,67 @@ class QueueManager:
         else:
             queue.config = config
         queue.ids.add(message.id)
-        self.messages[message.id] = message
-        self.queue_names[message.id] = queue_name
+        if message.id in self.queued:  # owned already (rebind): its old timer goes
+            self.unschedule(message.id)
+        record = self.queued[message.id] = Queued(message, queue)
         rule = self.admin.bounce_rule_for(queue_name)
         if rule is not None:
             self.admin_bounce(message, rule)
             return
         due = message.due or 0.0
         if due > time.time():
-            self.scheduler.schedule(message.id, due)
+            self._wait(record, due)
         else:
             self._enqueue_routing(message.id)
 
     def queue_of(self, message: Message) -> ScheduledQueue | None:
-        name = self.queue_names.get(message.id)
-        return self.scheduled.get(name) if name else None
+        record = self.queued.get(message.id)
+        return None if record is None else record.queue
 
     def schedule(self, message: Message, due: float) -> None:
-        self.scheduler.schedule(message.id, due)
+        record = self.queued.get(message.id)
+        if record is None:
+            self.scheduler.schedule(message.id, due)
+        else:
+            self._wait(record, due)
+
+    def unschedule(self, message_id: str) -> bool:
+        """Take ``message_id`` off the scheduler; True when it was scheduled."""
+        record = self.queued.get(message_id)
+        if record is not None:
+            self._unwait(record)
+        return self.scheduler.cancel(message_id)
+
+    def _wait(self, record: Queued, due: float) -> None:
+        # The per-queue count changes only when the record enters the scheduler, not
+        # on each reschedule of a message already waiting.
+        if not record.waiting:
+            record.waiting = True
+            if record.queue is not None:
+                record.queue.waiting += 1
+        self.scheduler.schedule(record.message.id, due)
+
+    @staticmethod
+    def _unwait(record: Queued) -> None:
+        if record.waiting:
+            record.waiting = False
+            if record.queue is not None:
+                record.queue.waiting -= 1
+
+    def _leave_queue(self, record: Queued) -> None:
+        self._unwait(record)
+        queue, record.queue = record.queue, None
+        if queue is not None:
+            queue.ids.discard(record.message.id)
+            if not queue.ids:
+                del self.scheduled[queue.name]
 
     def detach(self, message: Message) -> None:
         """Take a waiting message out of its scheduled queue (rebind moves it elsewhere);
         it stays owned, spooled and in ``messages`` until re-inserted or forgotten."""
-        name = self.queue_names.pop(message.id, None)
-        queue = self.scheduled.get(name) if name else None
-        if queue is not None:
-            queue.ids.discard(message.id)
-            if not queue.ids:
-                del self.scheduled[queue.name]
+        record = self.queued.get(message.id)
+        if record is not None:
+            self._leave_queue(record)
 
     async def persist_and_schedule(self, message: Message, due: float) -> None:
         """After a transient failure: persist attempts/due, drop the body, schedule."""
@@ -156,7 +192,7 @@ class QueueManager:
         if store is not None:
             await store.save_meta(message)
         message.release_data()  # bodies of deferred messages live on disk, not in RAM
-        self.scheduler.schedule(message.id, due)
+        self.schedule(message, due)
 
     async def load_data(self, message: Message) -> bytes | None:
         store = self.store
@@ -168,20 +204,19 @@ class QueueManager:
         ``keep_spooled`` leaves the spool record (its log record could not be confirmed):
         the next start handles the message again — logged twice rather than never.
         """
-        self.messages.pop(message.id, None)
+        record = self.queued.pop(message.id, None)
+        if record is not None:
+            self._leave_queue(record)
         self.outcomes.stats.forget(message.id)
-        name = self.queue_names.pop(message.id, None)
-        queue = self.scheduled.get(name) if name else None
-        if queue is not None:
-            queue.ids.discard(message.id)
-            if not queue.ids:
-                del self.scheduled[queue.name]
         self.scheduler.cancel(message.id)
         if not keep_spooled:
             await self.store.remove(message.id)
 
     # ------------------------------------------------------------------ routing
     def _on_due(self, message_id: str) -> None:
+        record = self.queued.get(message_id)
+        if record is not None:
+            self._unwait(record)
         self._enqueue_routing(message_id)
 
     def _enqueue_routing(self, message_id: str) -> None:
@@ -194,9 +229,10 @@ class QueueManager:
                 self._routing_ready.clear()
                 await self._routing_ready.wait()
                 continue
-            message = self.messages.get(self._routing.popleft())
-            if message is None:
+            record = self.queued.get(self._routing.popleft())
+            if record is None:
                 continue
+            message = record.message
             try:
                 await self.router.route(message)
             except Exception as exc:  # a policy error in a lookup: keep it queued
@@ -213,9 +249,10 @@ class QueueManager:
 
     # ------------------------------------------------------------------ admin
     def admin_bounce(self, message: Message, rule: QueueRule) -> None:
-        queue_name = self.queue_names.get(message.id, "")
+        queue = self.queue_of(message)
+        queue_name = "" if queue is None else queue.name
         rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
-        self.scheduler.cancel(message.id)
+        self.unschedule(message.id)
         response = Response.parse(551, f"5.7.1 Administrative bounce: {rule.reason}")
         self.outcomes.bounce(
             None,
@@ -232,15 +269,16 @@ class QueueManager:
         self.admin.bounces[rule.id] = rule
         for ready in self.ready.values():
             for message in ready.drain():
-                if rule.matches(self.queue_names.get(message.id, "")):
+                queue = self.queue_of(message)
+                if rule.matches("" if queue is None else queue.name):
                     self.admin_bounce(message, rule)
                 else:
                     ready.messages.append(message)
         for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
             for message_id in list(queue.ids):
-                waiting = self.messages.get(message_id)
-                if waiting is not None and message_id in self.scheduler:
-                    self.admin_bounce(waiting, rule)
+                record = self.queued.get(message_id)
+                if record is not None and message_id in self.scheduler:
+                    self.admin_bounce(record.message, rule)
 
     def cancel_bounce(self, rule_id: str) -> bool:
         """Stop bouncing newly queued messages for rule ``rule_id``."""
@@ -255,6 +293,9 @@ class QueueManager:
             return False
         for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
             for message_id in list(queue.ids):
-                if message_id in self.scheduler and not self.admin.suspended_until(queue.name):
-                    self.scheduler.schedule(message_id, time.time())
+                record = self.queued.get(message_id)
+                if record is None or message_id not in self.scheduler:
+                    continue
+                if not self.admin.suspended_until(queue.name):
+                    self._wait(record, time.time())
         return True

@@ -110,7 +110,7 @@ async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
     new, config = await resolve(message)
     if manager.store is not None:
         await manager.store.save_meta(message)
-    manager.scheduler.cancel(message.id)
+    manager.unschedule(message.id)
     manager.detach(message)
     if not request.suppress_logging:
         _log_rebind(manager, message, new, request.rule.reason)
@@ -146,7 +146,7 @@ def queue_messages(manager: QueueManager, queue_name: str, *, limit: int | None,
         if want_body and message.data:
             entry["data"] = message.data.decode("utf-8", errors="replace")
         messages.append({"id": message_id, "message": entry})
-    waiting = sum(1 for i in ids if i in manager.scheduler)
+    waiting = queue.waiting if queue else 0
     return {
         "queue_name": queue_name, "num_scheduled": waiting, "delayed_metric": waiting,
         "now": rfc3339(time.time()), "last_changed": rfc3339(time.time()),

@@ -27,6 +27,9 @@ class ScheduledQueue:
     name: str
     config: QueueConfig
     ids: set[str] = field(default_factory=set)
+    #: How many of ``ids`` the scheduler holds (not yet due, retrying or suspended); the
+    #: manager keeps it on schedule/cancel/due, so summaries need not walk ``ids``.
+    waiting: int = 0
 
     @property
     def pool_name(self) -> str:

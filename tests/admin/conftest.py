@@ -89,6 +89,6 @@ def make_ready(
         )
         manager.ready[key] = ready
     for message in messages:
-        manager.scheduler.cancel(message.id)
+        manager.unschedule(message.id)
         ready.messages.append(message)
     return ready

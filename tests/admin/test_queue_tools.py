@@ -91,7 +91,10 @@ async def test_rebind_moves_messages_to_the_queue_their_new_meta_names(
         "domain": "example.com", "reason": "via smarthost", "data": {"queue": "smarthost.test"}})
     assert response.status == 200
     assert await response.json() == {"moved": 1, "flushed": 0}
-    assert runtime.queues.queue_names[message.id] == "smarthost.test"
+    queue = runtime.queues.queue_of(message)
+    assert queue is not None and queue.name == "smarthost.test"
+    # Due now in its new queue: its waiting count agrees with the scheduler's view.
+    assert queue.waiting == (message.id in runtime.queues.scheduler)
     assert "example.com" not in runtime.queues.scheduled
     assert message.meta["queue"] == "smarthost.test"
     assert runtime.store is not None

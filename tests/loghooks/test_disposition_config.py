@@ -15,6 +15,7 @@ from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition
 from kumocore.loghooks.policy_dispositions import PolicyDispositions
 from kumocore.logs.record import RecordType, make_record
 from kumocore.message import Message
+from kumocore.queue.queued import Queued
 from kumocore.response import Response
 from kumocore.runtime import Runtime
 from tests.plugins.lua_policy.support import load
@@ -103,7 +104,7 @@ async def test_sink_hands_over_records_of_queued_messages_only() -> None:
     hooked = Message("a@x.example", "c@y.example", b"{}\n",
                      meta={"reception_protocol": "LogRecord"})
     for message in (queued, failing, hooked):
-        runtime.queues.messages[message.id] = message
+        runtime.queues.queued[message.id] = Queued(message, None)
     gone = Message("a@x.example", "d@y.example", b"x")  # no longer owned by the queue
 
     def record(kind: RecordType, message: Message) -> Any:

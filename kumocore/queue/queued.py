@@ -1,0 +1,52 @@
+"""One record per message the queue manager owns, and the read-only view callers use.
+
+The manager used to keep a message, its scheduled queue's name and whether it waits in
+the scheduler in separate maps keyed by id; one slotted record per message keeps them
+together, so they cannot disagree and a lookup finds all three at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kumocore.message import Message
+    from kumocore.queue.schedule import ScheduledQueue
+
+
+class Queued:
+    """A queued message, its scheduled queue (None while rebind moves it) and whether
+    the scheduler holds it (``queue.waiting`` counts the records where this is True)."""
+
+    __slots__ = ("message", "queue", "waiting")
+
+    def __init__(self, message: Message, queue: ScheduledQueue | None) -> None:
+        self.message = message
+        self.queue = queue
+        self.waiting = False
+
+
+class MessagesView(Mapping[str, "Message"]):
+    """``manager.messages``: the owned messages by id, read-only (the manager owns the map)."""
+
+    __slots__ = ("_queued",)
+
+    def __init__(self, queued: dict[str, Queued]) -> None:
+        self._queued = queued
+
+    def __getitem__(self, message_id: str) -> Message:
+        return self._queued[message_id].message
+
+    def get(self, message_id: str, default: Message | None = None) -> Message | None:  # type: ignore[override]
+        record = self._queued.get(message_id)
+        return default if record is None else record.message
+
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._queued
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._queued)
+
+    def __len__(self) -> int:
+        return len(self._queued)
