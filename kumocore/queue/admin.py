@@ -82,6 +82,9 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
     # Validate every given field, even one another field overrides.
     # null means "not given" (KumoMTA's Option fields); any other falsy value is refused.
     given_duration = body.get("duration")
+    if given_duration is not None and not isinstance(given_duration, str):
+        # KumoMTA's admin requests take a duration as text ("90s"), as the schema says.
+        raise ConfigError("field 'duration' must be a string such as '90s' or '1h30m'")
     duration = parse_duration("5m" if given_duration is None else given_duration,
                               key="duration")
     suppress = body.get("suppress_logging", False)
