@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import structlog
 
 from kumocore.errors import Rejection
-from kumocore.logs.journal import Journal
 from kumocore.logs.record import PeerAddress
 from kumocore.queue_name import NULL_QUEUE
 
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from kumocore.config import QueueConfig
     from kumocore.hooks import Hooks
     from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.logs.journal import Journal
     from kumocore.message import Message
     from kumocore.node_metrics import ReceptionCounter
     from kumocore.spool.storage_guard import StorageMonitor
@@ -100,6 +100,7 @@ class Intake:
         hooks: Hooks,
         store: MessageStore,
         logs: LogDispatcher | None,
+        journal: Journal,
         queues: QueueInsert,
         nodeid: str,
         receptions: ReceptionCounter,
@@ -110,7 +111,7 @@ class Intake:
         self.nodeid, self.receptions, self.storage = nodeid, receptions, storage
         self._configs: dict[str, tuple[QueueConfig, float]] = {}
         #: Builds the Reception records (kumocore.logs.journal).
-        self.journal = Journal(logs, nodeid, hooks.classify_bounce)
+        self.journal = journal
 
     async def resolve_queue_config(self, message: Message) -> tuple[str, QueueConfig | None]:
         """The scheduled queue name and its configuration (None for the null queue).

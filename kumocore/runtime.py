@@ -90,12 +90,12 @@ class Runtime:
 
     @property
     def journal(self) -> Journal:
-        """The log journal over the started node's log dispatcher (before the start it
-        writes nothing)."""
-        journal = self._journal
-        if journal is None or journal.logs is not self.logs:
-            journal = self._journal = Journal(self.logs, self.nodeid, self.hooks.classify_bounce)
-        return journal
+        """The started node's log journal (before the start, one that writes nothing)."""
+        if self.services is not None:
+            return self.services.journal
+        if self._journal is None:
+            self._journal = Journal(None, self.nodeid, self.hooks.classify_bounce)
+        return self._journal
 
     # Shortcuts to the started services, for the listeners that hold the runtime; None
     # before the start. New code takes :class:`~kumocore.services.Services` instead.

@@ -21,6 +21,7 @@ import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.intake import Intake
+from kumocore.logs.journal import Journal
 from kumocore.node_metrics import NodeMetrics
 from kumocore.queue.manager import QueueManager
 from kumocore.runtime import Runtime
@@ -256,18 +257,20 @@ def wire_services(
     The one place the parts are wired (the server's start, and tests that run a node's
     parts without listeners)."""
     metrics = NodeMetrics()
+    journal = Journal(logs, runtime.nodeid, runtime.hooks.classify_bounce)
     queues = QueueManager(
         hooks=runtime.hooks, resolver=runtime.resolver, store=store, logs=logs,
-        hostname=runtime.hostname, nodeid=runtime.nodeid, throttles=throttles,
-        tsa=runtime.tsa,
+        journal=journal, hostname=runtime.hostname, nodeid=runtime.nodeid,
+        throttles=throttles, tsa=runtime.tsa,
     )  # fmt: skip
     intake = Intake(
-        hooks=runtime.hooks, store=store, logs=logs, queues=queues, nodeid=runtime.nodeid,
-        receptions=metrics.receptions, storage=storage,
+        hooks=runtime.hooks, store=store, logs=logs, journal=journal, queues=queues,
+        nodeid=runtime.nodeid, receptions=metrics.receptions, storage=storage,
     )  # fmt: skip
     services = Services(
         hostname=runtime.hostname, nodeid=runtime.nodeid, hooks=runtime.hooks,
-        resolver=runtime.resolver, store=store, logs=logs, throttles=throttles,
+        resolver=runtime.resolver, store=store, logs=logs, journal=journal,
+        throttles=throttles,
         storage=storage, queues=queues, intake=intake, metrics=metrics, tsa=runtime.tsa,
         node=runtime.node,
     )  # fmt: skip

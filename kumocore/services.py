@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kumocore.hooks import Hooks
     from kumocore.intake import Intake
     from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.logs.journal import Journal
     from kumocore.node_metrics import NodeMetrics
     from kumocore.queue.manager import QueueManager
     from kumocore.spool.storage_guard import StorageMonitor
@@ -38,6 +39,8 @@ class Services:
     resolver: Resolver
     store: MessageStore
     logs: LogDispatcher
+    #: Builds every record the node writes, over ``logs`` (kumocore.logs.journal).
+    journal: Journal
     throttles: ThrottleStore
     storage: StorageMonitor  # free space under the spools
     queues: QueueManager

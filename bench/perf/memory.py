@@ -74,6 +74,7 @@ def breakdown(count: int, body: bytes) -> Breakdown:
     from kumocore.config import QueueConfig
     from kumocore.ids import new_message_id
     from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.logs.journal import Journal
     from kumocore.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.runtime import Runtime
@@ -84,9 +85,11 @@ def breakdown(count: int, body: bytes) -> Breakdown:
     head, tail = template.split(b"RCPTPLACEHOLDER")
     records = [(new_message_id(), b"%s%d%s" % (head, n, tail)) for n in range(count)]
     runtime = Runtime(load_entrypoints=False)
+    logs = LogDispatcher([])
     manager = QueueManager(
         hooks=runtime.hooks, resolver=runtime.resolver,
-        store=MessageStore(MemorySpool("data"), MemorySpool("meta")), logs=LogDispatcher([]),
+        store=MessageStore(MemorySpool("data"), MemorySpool("meta")), logs=logs,
+        journal=Journal(logs, runtime.nodeid, runtime.hooks.classify_bounce),
         hostname=runtime.hostname, nodeid=runtime.nodeid)  # fmt: skip
     config = QueueConfig.from_options({})
     gc.collect()

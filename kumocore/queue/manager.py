@@ -16,7 +16,6 @@ import structlog
 
 from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
-from kumocore.logs.journal import Journal
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import Egress
 from kumocore.queue.outcomes import Outcomes
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from kumocore.dns import Resolver
     from kumocore.hooks import Hooks
     from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.logs.journal import Journal
     from kumocore.message import Message
     from kumocore.queue.automation import Automation
     from kumocore.spool.store import MessageStore
@@ -52,6 +52,7 @@ class QueueManager:
         resolver: Resolver,
         store: MessageStore,
         logs: LogDispatcher,
+        journal: Journal,
         hostname: str,
         nodeid: str,
         throttles: ThrottleStore | None = None,
@@ -65,7 +66,7 @@ class QueueManager:
         #: Recent refusals and bounce classes, for the status page (kumocore.status).
         self.responses = ResponseLog()
         #: Builds every record the queues write (kumocore.logs.journal).
-        self.journal = Journal(logs, nodeid, hooks.classify_bounce)
+        self.journal = journal
         #: DANE decisions by result (``dane_result_count`` on /metrics).
         self.dane_counts = new_dane_counts()
         #: Every owned message's one record, by id (kumocore.queue.queued).
