@@ -21,13 +21,10 @@ the sink) and ``haraka.log``. Settings:
 
 from __future__ import annotations
 
-import atexit
-import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 
+from bench.perf.child import ChildProcess
 from bench.perf.load import SENDER_DOMAIN, LoadError, wait_for_port
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"
@@ -56,7 +53,7 @@ def haraka_version() -> str:
         return "unknown"
 
 
-class HarakaInstance:
+class HarakaInstance(ChildProcess):
     """One Haraka relaying ``dest.example`` to the sink and ``sample_domain`` to a capture
     server, optionally DKIM-signing with ``dkim_key`` (selector ``bench``)."""
 
@@ -72,6 +69,8 @@ class HarakaInstance:
         nodes: int = 2,
         connections: int = 20,
     ) -> None:
+        # cluster mode: the master's workers share its process group and die with it
+        super().__init__("haraka", root / "haraka.log", stop_timeout=15, process_group=True)
         self.root = root
         self.config = root / "config"
         self.queue = root / "queue"
@@ -82,8 +81,6 @@ class HarakaInstance:
         self.dkim_key = dkim_key
         self.nodes = nodes
         self.connections = connections
-        self.log_path = root / "haraka.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:
         (self.root / "plugins").mkdir(parents=True, exist_ok=True)
@@ -128,58 +125,13 @@ class HarakaInstance:
         if missing:
             raise LoadError(f"haraka: {missing}")
         self.write_config()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
-        atexit.register(self.stop)
-        self.proc = subprocess.Popen(
+        self.launch(
             ["node", str(HARAKA_BIN), "-c", str(self.root)],
+            lambda: wait_for_port("127.0.0.1", self.smtpd_port, timeout, alive=self.alive),
             cwd=self.root,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # its cluster workers go down with it in stop()
         )
-        log.close()
-        try:
-            wait_for_port("127.0.0.1", self.smtpd_port, timeout, alive=self.alive)
-        except LoadError as exc:
-            self.stop()
-            raise LoadError(f"haraka did not start: {exc}\n{self.log_tail()}") from None
         return self
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-        # The master's cluster workers are in its process group (start_new_session).
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no haraka.log)"
-
     def errors_logged(self) -> list[str]:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return []
-        return [line[:300] for line in text.splitlines() if "[ERROR]" in line or "[CRIT]" in line]
+        lines = self.log_text().splitlines()
+        return [line[:300] for line in lines if "[ERROR]" in line or "[CRIT]" in line]

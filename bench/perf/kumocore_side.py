@@ -11,7 +11,6 @@ there, and starts ``python -m kumocore.cli serve`` as a child process whose diag
 
 from __future__ import annotations
 
-import atexit
 import base64
 import collections
 import contextlib
@@ -19,15 +18,16 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
+from bench.perf.child import ChildProcess
 from bench.perf.load import DEST_DOMAIN, SENDER_DOMAIN, LoadError, free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,20 +97,20 @@ class KumocoreSettings:
     sample_port: int = 0
 
 
-class KumocoreInstance:
+class KumocoreInstance(ChildProcess):
     """One ``kumocore serve`` process with the benchmark policy, in ``root``."""
 
     def __init__(self, root: Path, settings: KumocoreSettings) -> None:
+        # SIGTERM is a graceful stop: it gets the server's own shutdown timeout and more
+        stop_timeout = settings.shutdown_timeout + 10
+        super().__init__("kumocore", root / "kumocore.log", stop_timeout=stop_timeout)
         self.root = root
         self.var = root / "var"
         self.settings = settings
         self.smtp_port = free_port()
         self.http_port = free_port() if settings.http else None
-        self.log_path = root / "kumocore.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
         self.ready_at = 0.0
-        self._log: Any = None
 
     def environment(self) -> dict[str, str]:
         # The workers of a node share one connection_limit (the supervisor's node throttle
@@ -143,55 +143,20 @@ class KumocoreInstance:
         self.root.mkdir(parents=True, exist_ok=True)
         policy = self.root / POLICY.name
         shutil.copyfile(POLICY, policy)
-        env = self.environment()
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        atexit.register(self.stop)
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            self.command(policy), cwd=REPO, env=env, stdout=self._log, stderr=self._log
+        self.launch(
+            self.command(policy), self._wait_ready(ready_timeout), cwd=REPO, env=self.environment()
         )
-        try:
-            alive = self.alive
-            wait_for_port("127.0.0.1", self.smtp_port, ready_timeout, alive=alive)
-            if self.http_port:
-                wait_for_port("127.0.0.1", self.http_port, 10, alive=alive)
-        except LoadError as exc:
-            self.stop()
-            raise LoadError(f"kumocore did not start: {exc}\n{self.log_tail()}") from None
         self.ready_at = time.perf_counter()
         return self
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+    def _wait_ready(self, timeout: float) -> Callable[[], None]:
+        def ready() -> None:
+            wait_for_port("127.0.0.1", self.smtp_port, timeout, alive=self.alive)
+            if self.http_port:
+                wait_for_port("127.0.0.1", self.http_port, 10, alive=self.alive)
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self) -> int | None:
-        """SIGTERM (graceful stop), then SIGKILL if it hangs; returns the exit status."""
-        proc, self.proc = self.proc, None
-        code = None
-        if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(self.settings.shutdown_timeout + 10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        return code
-
-    def kill(self) -> None:
-        """kill -9: what a crash looks like to the spool."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-        self.stop()
+        return ready
 
     def __enter__(self) -> KumocoreInstance:
         return self.start()
@@ -200,15 +165,6 @@ class KumocoreInstance:
         self.stop()
 
     # ------------------------------------------------------------------ observation
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 20) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
     def recovery_logged(self) -> tuple[int, float] | None:
         """``(messages, seconds)`` from the server's "spool recovered" line."""
         found = None

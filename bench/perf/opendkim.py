@@ -13,17 +13,16 @@ signed one.
 
 from __future__ import annotations
 
-import atexit
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.perf.child import ChildProcess
 from bench.perf.load import SENDER_DOMAIN, LoadError
 
 USER = "opendkim"
@@ -57,15 +56,14 @@ def opendkim_version() -> str:
     return first[0].strip() if first else "unknown"
 
 
-class OpenDkim:
+class OpenDkim(ChildProcess):
     """One ``opendkim`` milter on ``127.0.0.1:<port>`` signing with ``key``."""
 
     def __init__(self, root: Path, key: Path) -> None:
+        super().__init__("opendkim", root / "opendkim.log", stop_timeout=10)
         self.root = root
         self.key = key
         self.path = root / "milter" / "opendkim.sock"  # a directory user opendkim owns
-        self.log_path = root / "opendkim.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def socket(self) -> str:
@@ -110,47 +108,11 @@ class OpenDkim:
         if missing:
             raise LoadError(f"opendkim: {missing}")
         conf = self.write_config()
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
-        atexit.register(self.stop)
-        self.proc = subprocess.Popen(
+        self.launch(
             [opendkim_path() or "opendkim", "-f", "-x", str(conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
+            lambda: _wait_for_socket(self.path, timeout, self.alive),
         )
-        log.close()
-        try:
-            _wait_for_socket(self.path, timeout, self.alive)
-        except LoadError as exc:
-            self.stop()
-            raise LoadError(f"opendkim did not start: {exc}\n{self.log_tail()}") from None
         return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def log_tail(self, lines: int = 10) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no opendkim.log)"
 
 
 def _wait_for_socket(path: Path, timeout: float, alive: Callable[[], bool]) -> None:

@@ -34,6 +34,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.perf.child import tail
 from bench.perf.load import LoadError, tool_path, wait_for_port
 
 MASTER_CF = """\
@@ -230,10 +231,7 @@ class PostfixInstance:
         return counts
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.maillog.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no maillog)"
+        return tail(self.maillog, lines)
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
