@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-from aiohttp import web
 
 from bench.common.smtp_client import RawSmtpClient
 from bench.common.world import CRASH_DOMAIN, free_port
 from bench.reliability.bench import Bench, say
 from bench.reliability.crash import KumoServer, ServerSpec
 from kumocore.logs.reader import iter_records
+from kumocore.testing.webhook import RecordingWebhook, record_key
 
 SECTION = "loghooks"
 
@@ -87,38 +85,6 @@ class LuaHookServer(KumoServer):
             var=self.var, smtp_port=self.spec.smtp_port, sink_port=self.spec.sink_port))
 
 
-class Webhook:
-    """The hook's target: records by JSON text; ``failing`` makes it answer 500."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: collections.Counter[str] = collections.Counter()
-        self.posts = self.refused = 0
-        self.failing = False
-        self._runner: web.AppRunner | None = None
-
-    async def _log(self, request: web.Request) -> web.Response:
-        if self.failing:
-            self.refused += 1
-            return web.Response(status=500, text="failing on purpose")
-        for record in await request.json():
-            self.received[json.dumps(record, sort_keys=True)] += 1
-        self.posts += 1
-        return web.Response(text="ok")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/log", self._log)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-
 async def _send(port: int, prefix: str, count: int) -> int:
     client = await RawSmtpClient.connect(port)
     await client.hello()
@@ -134,7 +100,7 @@ async def _send(port: int, prefix: str, count: int) -> int:
 
 def _local(log_dir: Path) -> collections.Counter[str]:
     return collections.Counter(
-        json.dumps(r, sort_keys=True) for r in iter_records(log_dir)
+        record_key(r) for r in iter_records(log_dir)
         if r.get("reception_protocol") != "LogRecord")
 
 
@@ -150,7 +116,7 @@ async def _until(predicate: Any, timeout: float) -> bool:
 async def section_loghooks(bench: Bench) -> None:
     figures = bench.figures.setdefault(SECTION, {})
     messages = 200 if bench.mode.load_seconds < 5 else 1000
-    hook = Webhook(free_port())
+    hook = RecordingWebhook(free_port())
     spec = ServerSpec(dns=bench.world.dns.address, sink_port=bench.world.sink.port)
     server = LuaHookServer(spec, tempfile.mkdtemp(dir=bench.workdir), hook.port, free_port())
     bench.servers.append(server)
@@ -164,13 +130,13 @@ async def section_loghooks(bench: Bench) -> None:
     server.start()
     await hook.start()
     try:
-        ok = await _until(lambda: set(_local(server.log_dir)) <= set(hook.received)
+        ok = await _until(lambda: set(_local(server.log_dir)) <= set(hook.counts())
                           and len(_local(server.log_dir)) >= 2 * sent, 90)
         local = _local(server.log_dir)
-        missing = len(set(local) - set(hook.received))
-        duplicates = sum(n - 1 for n in hook.received.values() if n > 1)
+        missing = len(set(local) - set(hook.counts()))
+        duplicates = sum(n - 1 for n in hook.counts().values() if n > 1)
         figures.update(accepted=sent, local_records=sum(local.values()),
-                       hook_records=sum(hook.received.values()), missing=missing,
+                       hook_records=len(hook.records), missing=missing,
                        duplicates=duplicates, posts=hook.posts)
         bench.hostile(SECTION, "webhook_down_kill9", ok and missing == 0 and sent == messages,
                       f"accepted {sent}/{messages}, missing {missing} records")
@@ -180,7 +146,7 @@ async def section_loghooks(bench: Bench) -> None:
         sent2 = await _send(server.port, "fail-", 40)
         await _until(lambda: hook.refused >= 3, 20)
         hook.failing = False
-        ok = await _until(lambda: set(_local(server.log_dir)) <= set(hook.received), 60)
+        ok = await _until(lambda: set(_local(server.log_dir)) <= set(hook.counts()), 60)
         figures.update(refused_posts=hook.refused)
         bench.hostile(SECTION, "webhook_500", ok and sent2 == 40,
                       f"accepted {sent2}/40; records missing after the 500s")

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from kumocore.testing.logs import RecordingLogSink
     from kumocore.testing.node import Node, start_node
     from kumocore.testing.smtp_sink import Received, RecordingSink
+    from kumocore.testing.webhook import RecordingWebhook
 
 _LAZY = {
     "Node": "kumocore.testing.node",
@@ -30,9 +31,18 @@ _LAZY = {
     "RecordingLogSink": "kumocore.testing.logs",
     "RecordingSink": "kumocore.testing.smtp_sink",
     "Received": "kumocore.testing.smtp_sink",
+    "RecordingWebhook": "kumocore.testing.webhook",
 }
 
-__all__ = ["Node", "Received", "RecordingLogSink", "RecordingSink", "TestDnsServer", "start_node"]
+__all__ = [
+    "Node",
+    "Received",
+    "RecordingLogSink",
+    "RecordingSink",
+    "RecordingWebhook",
+    "TestDnsServer",
+    "start_node",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
+from kumocore.testing.webhook import RecordingWebhook, record_key
 from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
 
 pytestmark = pytest.mark.slow
@@ -65,39 +64,6 @@ end)
 '''
 
 
-class Webhook:
-    """An aiohttp receiver of JSON arrays of records; started and stopped by the test."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.records: list[dict[str, Any]] = []
-        self.posts = 0
-        self._runner: web.AppRunner | None = None
-
-    async def _log(self, request: web.Request) -> web.Response:
-        text = await request.text()
-        try:
-            batch = json.loads(text)
-        except ValueError:
-            print("BAD BODY", text[:300])
-            raise
-        assert isinstance(batch, list)
-        self.records.extend(batch)
-        self.posts += 1
-        return web.Response(text="got it")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/log", self._log)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[tuple[Kumocore, dict[str, int], Path]]:
     ports = {name: free_port() for name in ("smtp", "http", "closed", "hook")}
@@ -138,10 +104,6 @@ def hookable_local_records(logs: Path) -> list[dict[str, Any]]:
     return [r for r in iter_records(logs) if r.get("reception_protocol") != "LogRecord"]
 
 
-def key(record: dict[str, Any]) -> str:
-    return json.dumps(record, sort_keys=True)
-
-
 async def wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await predicate():
@@ -154,7 +116,7 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
     deployment: tuple[Kumocore, dict[str, int], Path],
 ) -> None:
     kumo, ports, logs = deployment
-    webhook = Webhook(ports["hook"])
+    webhook = RecordingWebhook(ports["hook"])
     kumo.start()
     await wait_for_smtp(kumo, ports["smtp"])
     started = time.monotonic()
@@ -183,21 +145,21 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
 
         async def drained() -> bool:
             return await hook_queue_count(ports["http"]) == 0 and \
-                {key(r) for r in expected} <= {key(r) for r in webhook.records}
+                {record_key(r) for r in expected} <= {record_key(r) for r in webhook.records}
 
         try:
             await wait_for(drained, 90, "the hook queue to drain into the webhook")
         except AssertionError:
             print("hook queue:", await hook_queue_count(ports["http"]), "received:",
                   len(webhook.records), "posts:", webhook.posts, "expected:", len(expected))
-            print("missing sample:", [r for r in expected if key(r) not in
-                                      {key(w) for w in webhook.records}][:1])
+            print("missing sample:", [r for r in expected if record_key(r) not in
+                                      {record_key(w) for w in webhook.records}][:1])
             print("received sample:", webhook.records[:1])
             raise
     finally:
         await webhook.stop()
-    local = collections.Counter(key(r) for r in hookable_local_records(logs))
-    received = collections.Counter(key(r) for r in webhook.records)
+    local = collections.Counter(record_key(r) for r in hookable_local_records(logs))
+    received = webhook.counts()
     missing = set(local) - set(received)
     duplicates = sum(n - 1 for n in received.values() if n > 1)
     print(f"records: local={sum(local.values())} webhook={len(webhook.records)} "
@@ -205,5 +167,6 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
           f"received {MESSAGES} messages in {receive_seconds:.1f}s, "
           f"drained in {time.monotonic() - drain_started:.1f}s")
     assert not missing
+    assert webhook.bad_bodies == []  # every POST was a JSON batch of records
     assert set(received) <= set(local)  # nothing the local log does not have
     assert webhook.posts < len(webhook.records)  # batched: several records per POST
