@@ -7,12 +7,7 @@ destination's sink appears. A migration killed with SIGKILL half-way loses nothi
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,45 +18,16 @@ import pytest
 from bench.common.dns_server import TestDnsServer
 from bench.common.redis_server import free_port
 from bench.common.sink import RecordingSink
-from bench.common.smtp_client import RawSmtpClient
 from kumocore.message import Message
 from kumocore.spool.localdisk import LocalDiskSpool
 from kumocore.spool.shards import CRASH_AFTER_ENV, orphan_shards, owned_path
 from kumocore.spool.store import MessageStore
+from tests.support.worker_node import WorkerNode, mx_dns
+from tests.support.worker_node import send as send_to
 
 pytestmark = pytest.mark.slow
 
-KUMOCORE = Path(sys.executable).with_name("kumocore")
 DOMAIN = "moved.test"
-
-POLICY = """
-from __future__ import annotations
-import os
-from typing import Any
-from kumocore import hookimpl
-
-ENV = os.environ
-_kumo: Any = None
-
-@hookimpl
-def kumo_init(kumo: Any) -> None:
-    global _kumo
-    _kumo = kumo
-    var = ENV["W_DIR"]
-    kumo.dns.configure_resolver(name_servers=[ENV["W_DNS"]])
-    kumo.define_spool(name="data", path=f"{var}/spool/data", kind=ENV["W_KIND"])
-    kumo.define_spool(name="meta", path=f"{var}/spool/meta", kind=ENV["W_KIND"])
-    kumo.start_esmtp_listener(listen=f"127.0.0.1:{ENV['W_SMTP']}", relay_hosts=["127.0.0.1"])
-
-@hookimpl
-def kumo_get_queue_config(domain: str, tenant: Any, campaign: Any, routing_domain: Any) -> Any:
-    return _kumo.make_queue_config(retry_interval="1s", max_retry_interval="2s")
-
-@hookimpl
-def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str) -> Any:
-    return _kumo.make_egress_path(smtp_port=int(ENV["W_SINK"]), prohibited_hosts=[],
-                                  enable_tls="Disabled")
-"""
 
 
 def _rocksdb(name: str, path: str) -> Any:
@@ -69,53 +35,14 @@ def _rocksdb(name: str, path: str) -> Any:
     return plugin.RocksDBSpool(name, path)
 
 
-class Node:
-    """One spool directory, served by ``kumocore serve`` with a worker count per start."""
+class Node(WorkerNode):
+    """A worker node whose destination is down (nothing listens on ``sink_port``) until
+    the test opens a sink there; its spool can be read while it is stopped."""
 
     def __init__(self, root: Path, dns: str, kind: str) -> None:
-        self.root = root
         self.kind = kind
-        self.sink_port = free_port()  # nothing listens there until the test says so
-        self.smtp_port = free_port()
-        self.log = root / "kumocore.log"
-        (root / "policy.py").write_text(POLICY)
-        self.env = {**os.environ, "W_DIR": str(root), "W_DNS": dns, "W_KIND": kind,
-                    "W_SINK": str(self.sink_port), "W_SMTP": str(self.smtp_port),
-                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, workers: int, **env: str) -> subprocess.Popen[bytes]:
-        with self.log.open("ab") as log:
-            log.write(f"--- start with {workers} workers\n".encode())
-            self.process = subprocess.Popen(
-                [str(KUMOCORE), "serve", "--policy", str(self.root / "policy.py"),
-                 "--workers", str(workers), "--shutdown-timeout", "3"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**self.env, **env}, start_new_session=True,
-            )  # fmt: skip
-        return self.process
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def ready(self, timeout: float = 60.0) -> None:
-        starts = self.text().count("--- start")
-        deadline = time.monotonic() + timeout
-        while self.text().split("--- start")[starts].count("kumocore ready") < 1:
-            assert self.process is not None and self.process.poll() is None, self.text()
-            assert time.monotonic() < deadline, self.text()
-            await asyncio.sleep(0.1)
-
-    async def stop(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        assert await asyncio.to_thread(self.process.wait, 30) == 0, self.text()
-
-    def kill_group(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
+        self.sink_port = free_port()
+        super().__init__(root, dns, self.sink_port, W_KIND=kind, W_RETRY="1s", W_MAX_RETRY="2s")
 
     def store(self, index: int, count: int) -> MessageStore:
         def path(name: str) -> str:
@@ -144,25 +71,12 @@ def _subject(data: bytes) -> str:
 
 @pytest.fixture
 def dns() -> Iterator[TestDnsServer]:
-    zones: dict[str, dict[str, Any]] = {
-        DOMAIN: {"MX": [(10, f"mx.{DOMAIN}")]},
-        f"mx.{DOMAIN}": {"A": ["127.0.0.1"]},
-    }
-    with TestDnsServer(zones) as server:
+    with mx_dns(DOMAIN) as server:
         yield server
 
 
 async def send(port: int, connection: int, count: int) -> None:
-    client = await RawSmtpClient.connect(port)
-    try:
-        await client.hello()
-        for n in range(count):
-            body = f"Subject: c{connection}m{n}\r\n\r\nhello\r\n"
-            _, final = await client.send_mail("s@src.test", [f"r{n}@{DOMAIN}"], body)
-            assert final.code == 250, str(final)
-        await client.command("QUIT")
-    finally:
-        await client.close()
+    await send_to(port, DOMAIN, connection, count)
 
 
 async def deliver_all(node: Node, expected: Counter[str]) -> None:
@@ -208,8 +122,9 @@ async def test_a_migration_killed_half_way_loses_nothing_and_the_next_start_fini
     node = Node(tmp_path, dns.address, "RocksDB")
     stores = [node.store(k, before) for k in range(before)]  # 600 messages waiting
     for n in range(600):
-        await stores[n % before].save(Message(
-            "s@src.test", f"r{n}@{DOMAIN}", f"Subject: m{n}\r\n\r\nhello\r\n".encode()))
+        await stores[n % before].save(
+            Message("s@src.test", f"r{n}@{DOMAIN}", f"Subject: m{n}\r\n\r\nhello\r\n".encode())
+        )
     for store in stores:
         await store.close()
     queued = await node.spooled(before)

@@ -1,0 +1,181 @@
+"""A real ``kumocore serve --workers N`` node for the multi-worker tests.
+
+The node runs the ``kumocore`` script of this virtualenv in its own session (so a test's
+cleanup can SIGKILL the supervisor and every worker at once), with a small Python policy
+steered by environment variables:
+
+* ``W_DIR`` (spool and log directory), ``W_DNS`` (the test DNS server), ``W_SMTP`` (the
+  listener port) and ``W_SINK`` (the port every delivery goes to) are always set;
+* ``W_KIND`` is the spool kind (``LocalDisk`` unless given);
+* ``W_RETRY`` / ``W_MAX_RETRY`` shorten the queue's retry intervals;
+* ``W_LIMIT`` / ``W_RATE`` are the egress path's ``connection_limit`` and
+  ``max_message_rate``;
+* ``W_FAIL=k`` makes worker k fail in ``kumo_init``; ``W_SLOW=k`` makes it start 2 s late
+  and write the time it became ready to ``W_DIR/slow-worker-ready``.
+
+Each received message is stamped ``X-Worker-Pid`` with the PID of the worker that took it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common.dns_server import TestDnsServer
+from bench.common.redis_server import free_port
+from bench.common.sink import RecordingSink
+from bench.common.smtp_client import RawSmtpClient
+
+KUMOCORE = Path(sys.executable).with_name("kumocore")
+SHUTDOWN_TIMEOUT = 3.0
+
+POLICY = """
+from __future__ import annotations
+import os
+from typing import Any
+from kumocore import hookimpl
+
+ENV = os.environ
+_kumo: Any = None
+
+@hookimpl
+def kumo_init(kumo: Any) -> None:
+    global _kumo
+    _kumo = kumo
+    var = ENV["W_DIR"]
+    kind = ENV.get("W_KIND", "LocalDisk")
+    kumo.dns.configure_resolver(name_servers=[ENV["W_DNS"]])
+    kumo.define_spool(name="data", path=f"{var}/spool/data", kind=kind)
+    kumo.define_spool(name="meta", path=f"{var}/spool/meta", kind=kind)
+    kumo.start_esmtp_listener(listen=f"127.0.0.1:{ENV['W_SMTP']}", relay_hosts=["127.0.0.1"])
+    index = ENV.get("KUMOCORE_WORKER_INDEX")  # unset with one worker
+    if index is not None and ENV.get("W_FAIL") == index:
+        raise ValueError("this worker cannot start")
+    if index is not None and ENV.get("W_SLOW") == index:
+        import time
+        time.sleep(2.0)
+        with open(f"{var}/slow-worker-ready", "w") as fh:
+            fh.write(repr(time.time()))
+
+@hookimpl
+def kumo_smtp_server_message_received(message: Any, conn_meta: Any) -> None:
+    message.prepend_header("X-Worker-Pid", str(os.getpid()))
+
+@hookimpl
+def kumo_get_queue_config(domain: str, tenant: Any, campaign: Any, routing_domain: Any) -> Any:
+    if "W_RETRY" not in ENV:
+        return _kumo.make_queue_config()
+    return _kumo.make_queue_config(
+        retry_interval=ENV["W_RETRY"], max_retry_interval=ENV["W_MAX_RETRY"])
+
+@hookimpl
+def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str) -> Any:
+    return _kumo.make_egress_path(
+        smtp_port=int(ENV["W_SINK"]), prohibited_hosts=[], enable_tls="Disabled",
+        connection_limit=int(ENV.get("W_LIMIT", "32")), max_message_rate=ENV.get("W_RATE"))
+"""
+
+
+class WorkerNode:
+    """One spool directory (``root``) served by ``kumocore serve``, a worker count per start.
+
+    Every start appends ``--- start with N workers`` to the log, so :meth:`ready` can wait
+    for the readiness of the latest start only.
+    """
+
+    def __init__(self, root: Path, dns: str, sink_port: int, **extra_env: str) -> None:
+        self.root = root
+        self.smtp_port = free_port()
+        self.log = root / "kumocore.log"
+        self.policy = root / "policy.py"
+        self.policy.write_text(POLICY)
+        self.env = {**os.environ, "W_DIR": str(root), "W_DNS": dns, "W_SINK": str(sink_port),
+                    "W_SMTP": str(self.smtp_port),
+                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink", **extra_env}  # fmt: skip
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, workers: int = 2, **env: str) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            log.write(f"--- start with {workers} workers\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                [str(KUMOCORE), "--log-level", "info", "serve", "--policy", str(self.policy),
+                 "--workers", str(workers), "--shutdown-timeout", str(SHUTDOWN_TIMEOUT)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**self.env, **env}, start_new_session=True,
+            )  # fmt: skip
+        return self.process
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def wait_for_log(self, needle: str, count: int, timeout: float = 30.0) -> None:
+        """Until ``needle`` stands ``count`` times in the whole log (the node must live)."""
+        deadline = time.monotonic() + timeout
+        while self.text().count(needle) < count:
+            assert self.process is not None and self.process.poll() is None, self.text()
+            assert time.monotonic() < deadline, f"no {count}x {needle!r}:\n{self.text()}"
+            await asyncio.sleep(0.1)
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        """Until the latest start logged ``kumocore ready``."""
+        starts = self.text().count("--- start")
+        deadline = time.monotonic() + timeout
+        while "kumocore ready" not in self.text().split("--- start")[starts]:
+            assert self.process is not None and self.process.poll() is None, self.text()
+            assert time.monotonic() < deadline, self.text()
+            await asyncio.sleep(0.1)
+
+    async def stop(self) -> None:
+        """SIGTERM to the supervisor; it must stop its workers and exit 0."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(self.process.wait, 30) == 0, self.text()
+
+    def kill_group(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def mx_dns(domain: str) -> TestDnsServer:
+    """A test DNS server (not started) where ``domain``'s MX is 127.0.0.1."""
+    zones: dict[str, dict[str, Any]] = {
+        domain: {"MX": [(10, f"mx.{domain}")]},
+        f"mx.{domain}": {"A": ["127.0.0.1"]},
+    }
+    return TestDnsServer(zones)
+
+
+async def send(port: int, domain: str, connection: int, count: int) -> None:
+    """``count`` messages over one connection, each to its own recipient at ``domain`` and
+    with the subject ``c<connection>m<n>``; every one must get 250."""
+    client = await RawSmtpClient.connect(port)
+    try:
+        await client.hello()
+        for n in range(count):
+            recipient = f"c{connection}m{n}@{domain}"
+            body = f"To: <{recipient}>\r\nSubject: c{connection}m{n}\r\n\r\nhello\r\n"
+            _, final = await client.send_mail("s@src.test", [recipient], body)
+            assert final.code == 250, str(final)
+        await client.command("QUIT")
+    finally:
+        await client.close()
+
+
+def worker_pids(sink: RecordingSink) -> set[int]:
+    """The workers (``X-Worker-Pid``) that received the messages the sink got."""
+    pids = set()
+    for message in sink.messages:
+        for line in message.data.splitlines():
+            if line.lower().startswith(b"x-worker-pid:"):
+                pids.add(int(line.split(b":", 1)[1]))
+    return pids
