@@ -4,22 +4,28 @@ For trying kumocore out (the README's first delivery) and for tests: it accepts 
 message, saves each one byte for byte as ``<dir>/<n>.eml`` and prints one line per
 message. Given the DKIM private key kumocore signs with, it also checks each signature
 against that key's public half, as a receiver would against the DNS record.
-Not a mail server: no relay control, no limits; bind it to loopback.
+Not a mail server: no relay control and no authentication, so it listens only on
+loopback unless told otherwise. Every resource a client could use up is bounded (message
+size, line length, idle and session time, connections, recipients: :mod:`kumocore.sink_smtp`;
+messages and bytes kept on disk: here), each with a flag.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kumocore.sink_smtp import Envelope, SinkLimits, SinkServer
+
 if TYPE_CHECKING:
     import argparse
-
-    from aiosmtpd.smtp import SMTP, Envelope, Session
 
     Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -57,50 +63,86 @@ def dkim_verdict(message: bytes, key_file: Path) -> str:
     return f"DKIM {'pass' if ok else 'fail'} d={domain} s={selector}{why}"
 
 
-class _Handler:
-    def __init__(self, directory: Path, key_file: Path | None) -> None:
+class _Store:
+    """Saves messages as ``<n>.eml`` in a directory, up to a count and a byte total (the
+    files already there count too): past either, a message is refused with 452 4.3.1."""
+
+    def __init__(self, directory: Path, key_file: Path | None, limits: StoreLimits) -> None:
         self.directory = directory
         self.key_file = key_file
-        self.count = len(list(directory.glob("*.eml")))
+        self.limits = limits
+        existing = list(directory.glob("*.eml"))
+        self.count = len(existing)
+        self.bytes = sum(path.stat().st_size for path in existing)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        data = envelope.original_content or b""
+    async def deliver(self, envelope: Envelope, data: bytes) -> str | None:
+        if self.count + 1 > self.limits.max_messages:
+            return f"452 4.3.1 sink full: it keeps {self.limits.max_messages} messages"
+        if self.bytes + len(data) > self.limits.max_bytes:
+            return f"452 4.3.1 sink full: it keeps {self.limits.max_bytes} bytes"
         self.count += 1
+        self.bytes += len(data)
         path = self.directory / f"{self.count:05d}.eml"
         path.write_bytes(data)
-        line = (f"sink: message {self.count} from <{envelope.mail_from}> to "
-                f"{', '.join(f'<{r}>' for r in envelope.rcpt_tos)}, {len(data)} bytes, "
+        line = (f"sink: message {self.count} from <{envelope.sender}> to "
+                f"{', '.join(f'<{r}>' for r in envelope.recipients)}, {len(data)} bytes, "
                 f"saved as {path}")  # fmt: skip
         if self.key_file is not None:
             line += "; " + dkim_verdict(data, self.key_file)
         print(line, flush=True)
-        return "250 2.0.0 OK: saved by kumocore sink"
+        return None
 
 
-async def run_sink(listen: str, directory: Path, key_file: Path | None) -> int:
-    import logging
+@dataclass(frozen=True)
+class StoreLimits:
+    max_messages: int = 10_000
+    max_bytes: int = 1024 * 1024 * 1024
 
-    from aiosmtpd.smtp import SMTP
 
-    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's per-command lines
-    host, _, port = listen.rpartition(":")
-    directory.mkdir(parents=True, exist_ok=True)
-    handler = _Handler(directory, key_file)
-    loop = asyncio.get_running_loop()
+def is_loopback(host: str) -> bool:
+    """Whether a listen host is a loopback address (``localhost`` counts; other names not,
+    since what they resolve to can change)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
     try:
-        server = await loop.create_server(
-            lambda: SMTP(handler, hostname="sink.kumocore.test", decode_data=False),
-            host.strip("[]") or "127.0.0.1", int(port),
-        )
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def run_sink(
+    listen: str,
+    directory: Path,
+    key_file: Path | None,
+    limits: SinkLimits | None = None,
+    store_limits: StoreLimits | None = None,
+    *,
+    allow_non_loopback: bool = False,
+) -> int:
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not allow_non_loopback and not is_loopback(host):
+        print(f"kumocore sink: error: refusing to listen on {listen}: not a loopback address. "
+              "The sink accepts mail from anyone who reaches it (no relay control, no "
+              "authentication); pass --allow-non-loopback to listen there anyway",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    directory.mkdir(parents=True, exist_ok=True)
+    store = _Store(directory, key_file, store_limits or StoreLimits())
+    server = SinkServer(limits or SinkLimits(), store.deliver)
+    try:
+        listener = await server.start(host, int(port))
     except OSError as exc:
         print(f"kumocore sink: error: cannot listen on {listen}: {exc.strerror or exc}",
               file=sys.stderr)  # fmt: skip
         return 2
+    loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"sink: listening on {listen}, saving messages in {directory}", flush=True)
-    async with server:
+    async with listener:
         await stop.wait()
     return 0
 
@@ -131,8 +173,63 @@ def add_sink_subcommand(commands: Subcommands) -> None:
     sink.add_argument("--dir", default="sink", type=Path, help="where to save messages")
     sink.add_argument("--dkim-key", type=Path, default=None,
                       help="PEM private key the sender signs with: check signatures")  # fmt: skip
+    _add_limit_flags(sink)
     sink.set_defaults(handler=_main)
 
 
+def _add_limit_flags(sink: argparse.ArgumentParser) -> None:
+    smtp, store = SinkLimits(), StoreLimits()
+    flags: list[tuple[str, type[int] | type[float], float, str, str]] = [
+        ("--max-message-size", int, smtp.max_message_bytes, "BYTES",
+         "larger messages get 552 5.3.4"),
+        ("--max-line-length", int, smtp.max_line_bytes, "OCTETS",
+         "longer lines (CRLF included) get 500 5.5.2"),
+        ("--idle-timeout", float, smtp.idle_timeout, "SECONDS",
+         "a client silent this long gets 421 4.4.2"),
+        ("--session-timeout", float, smtp.session_timeout, "SECONDS",
+         "a connection open this long gets 421 4.4.2"),
+        ("--max-connections", int, smtp.max_connections, "N",
+         "connections beyond N get 421 4.7.0"),
+        ("--max-recipients", int, smtp.max_recipients, "N",
+         "recipients beyond N in a message get 452 4.5.3"),
+        ("--max-stored-messages", int, store.max_messages, "N",
+         "messages kept in DIR (those there count); beyond, 452 4.3.1"),
+        ("--max-stored-bytes", int, store.max_bytes, "BYTES",
+         "bytes kept in DIR (those there count); beyond, 452 4.3.1"),
+    ]  # fmt: skip
+    bounds = sink.add_argument_group("bounds (what one client can use up)")
+    for flag, kind, default, metavar, text in flags:
+        bounds.add_argument(flag, type=_positive(kind), default=default, metavar=metavar,
+                            help=text)  # fmt: skip
+    bounds.add_argument("--allow-non-loopback", action="store_true",
+                        help="listen on an address other than loopback (anyone who reaches "
+                        "it can send mail to the sink)")  # fmt: skip
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    import argparse
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+        return value
+
+    return parse
+
+
 def _main(args: Any) -> int:
-    return asyncio.run(run_sink(args.listen, args.dir, args.dkim_key))
+    limits = SinkLimits(
+        max_message_bytes=args.max_message_size,
+        max_line_bytes=args.max_line_length,
+        idle_timeout=args.idle_timeout,
+        session_timeout=args.session_timeout,
+        max_connections=args.max_connections,
+        max_recipients=args.max_recipients,
+    )
+    store = StoreLimits(max_messages=args.max_stored_messages, max_bytes=args.max_stored_bytes)
+    return asyncio.run(run_sink(args.listen, args.dir, args.dkim_key, limits, store,
+                                allow_non_loopback=args.allow_non_loopback))  # fmt: skip
