@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from kumocore.testing.webhook import record_key
 from tests.loghooks.test_webhook_durability import (
     hookable_local_records,
-    key,
     send_messages,
     wait_for,
 )
@@ -177,9 +177,9 @@ async def test_nats_and_amqp_hooks_deliver_every_local_record_nats_after_an_outa
             return len(await nats_records(ports["nats"])) >= 2 * MESSAGES
 
         await wait_for(nats_has_all, 60, "the NATS hook to drain after the outage")
-        local = collections.Counter(key(r) for r in hookable_local_records(logs))
+        local = collections.Counter(record_key(r) for r in hookable_local_records(logs))
         for name, got in (("amqp", amqp), ("nats", await nats_records(ports["nats"]))):
-            received = collections.Counter(key(r) for r in got)
+            received = collections.Counter(record_key(r) for r in got)
             duplicates = sum(n - 1 for n in received.values() if n > 1)
             print(f"{name}: local={sum(local.values())} received={len(got)} "
                   f"duplicates={duplicates}")

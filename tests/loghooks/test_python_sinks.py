@@ -15,8 +15,9 @@ from kumocore.logs.dispatch import LogDispatcher
 from kumocore.logs.record import RecordType, make_record
 from kumocore.message import Message
 from kumocore.response import Response
+from kumocore.testing.webhook import RecordingWebhook
 from tests.loghooks.test_broker_hooks import amqp_records, nats_records
-from tests.loghooks.test_webhook_durability import Webhook, wait_for
+from tests.loghooks.test_webhook_durability import wait_for
 from tests.support.brokers import NATS, RABBITMQ, available, free_port, start_nats, start_rabbitmq
 
 pytestmark = [
@@ -44,7 +45,7 @@ async def test_python_sinks_deliver_every_record_and_wait_out_a_nats_outage(
     import aio_pika
     import nats
 
-    webhook = Webhook(free_port())
+    webhook = RecordingWebhook(free_port())
     await webhook.start()
     rabbit = start_rabbitmq(tmp_path / "rabbit")
     nats_port = free_port()
