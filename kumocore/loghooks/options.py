@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kumocore.errors import ConfigError
-from kumocore.logs.record import RecordType
+from kumocore.logs.options import names, per_record_entries
 
 #: What ``reception_protocol`` says on a message made from a log record.
 LOG_RECORD_PROTOCOL = "LogRecord"
@@ -40,31 +40,10 @@ class LogHookConfig:
         return self.enabled.get("Any", True)
 
 
-def _names(value: Any, key: str) -> tuple[str, ...]:
-    if isinstance(value, Mapping):  # a Lua array may arrive as {1: .., 2: ..}
-        value = [value[k] for k in sorted(value)]
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{_FN}: {key}: expected a list of names, got {value!r}")
-    if not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{_FN}: {key}: every entry must be a non-empty string")
-    return tuple(value)
-
-
 def parse_per_record(value: Any, fn: str = _FN) -> dict[str, bool]:
     """``per_record = { Type = { enable = ... } }`` as a type → enabled map."""
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{fn}: per_record: expected a table, got {value!r}")
     enabled: dict[str, bool] = {}
-    for kind, entry in value.items():
-        where = f"per_record.{kind}"
-        if kind not in RecordType.__members__:
-            raise ConfigError(f"{fn}: {where}: unknown record type {kind!r}; use one of "
-                              + ", ".join(RecordType.__members__))
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{fn}: {where}: expected a table, got {entry!r}")
-        for unknown in sorted(set(entry) - _PER_RECORD_KEYS):
-            raise ConfigError(f"{fn}: {where}.{unknown}: unknown option "
-                              f"(known: {', '.join(sorted(_PER_RECORD_KEYS))})")
+    for kind, where, entry in per_record_entries(value, fn, _PER_RECORD_KEYS):
         if entry.get("template") is not None:
             raise ConfigError(f"{fn}: {where}.template: record templates are not supported "
                               "by kumocore yet; the message body is the record's JSON")
@@ -94,7 +73,7 @@ def parse_options(options: Mapping[str, Any]) -> LogHookConfig:
         kwargs["back_pressure"] = value
     for key in ("meta", "headers"):
         if options.get(key) is not None:
-            kwargs[key] = _names(options[key], key)
+            kwargs[key] = names(options[key], _FN, key)
     if options.get("per_record") is not None:
         kwargs["enabled"] = parse_per_record(options["per_record"])
     return LogHookConfig(**kwargs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from kumocore.logs.dispatch import LogDispatcher
 from kumocore.logs.journal import Journal
+from kumocore.logs.options import names, per_record_entries
 from kumocore.logs.record import (
     LogRecord,
     MessageLike,
@@ -35,6 +36,8 @@ __all__ = [
     "RecordType",
     "Subject",
     "make_record",
+    "names",
+    "per_record_entries",
     "select_headers",
     "select_meta",
 ]

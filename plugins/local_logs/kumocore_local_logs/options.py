@@ -14,7 +14,7 @@ from typing import Any
 
 from kumocore import ConfigError
 from kumocore.config.duration import parse_duration
-from kumocore.logs import RecordType
+from kumocore.logs import names, per_record_entries
 
 _FN = "configure_local_logs"
 _KEYS = frozenset({
@@ -82,17 +82,6 @@ def _int(value: Any, key: str, *, low: int, high: int | None = None) -> int:
     return value
 
 
-def _names(value: Any, key: str) -> tuple[str, ...]:
-    # A Lua array may arrive as a list or as a {1: .., 2: ..} table.
-    if isinstance(value, Mapping):
-        value = [value[k] for k in sorted(value)]
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
-        raise ConfigError(f"{_FN}: {key}: expected a list of names, got {value!r}")
-    if not all(isinstance(v, str) and v for v in value):
-        raise ConfigError(f"{_FN}: {key}: every entry must be a non-empty string")
-    return tuple(value)
-
-
 def _min_free(value: Any, key: str) -> MinFree:
     if isinstance(value, str) and (match := _PERCENT.match(value)):
         percent = float(match[1])
@@ -103,19 +92,8 @@ def _min_free(value: Any, key: str) -> MinFree:
 
 
 def _per_record(value: Any) -> dict[str, PerRecord]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{_FN}: per_record: expected a table, got {value!r}")
     out: dict[str, PerRecord] = {}
-    for kind, entry in value.items():
-        where = f"per_record.{kind}"
-        if kind not in RecordType.__members__:
-            raise ConfigError(f"{_FN}: {where}: unknown record type {kind!r}; use one of "
-                              + ", ".join(RecordType.__members__))
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{_FN}: {where}: expected a table, got {entry!r}")
-        for unknown in set(entry) - _PER_RECORD_KEYS:
-            raise ConfigError(f"{_FN}: {where}.{unknown}: unknown option "
-                              f"(known: {', '.join(sorted(_PER_RECORD_KEYS))})")
+    for kind, where, entry in per_record_entries(value, _FN, _PER_RECORD_KEYS):
         suffix, enable = entry.get("suffix") or "", entry.get("enable", True)
         if not isinstance(suffix, str) or "/" in suffix:
             raise ConfigError(f"{_FN}: {where}.suffix: expected a file-name suffix string")
@@ -149,7 +127,7 @@ def parse_options(options: Mapping[str, Any]) -> LocalLogsConfig:
         kwargs["back_pressure"] = _int(options["back_pressure"], "back_pressure", low=1)
     for key in ("headers", "meta"):
         if key in options:
-            kwargs[key] = _names(options[key], key)
+            kwargs[key] = names(options[key], _FN, key)
     if "per_record" in options:
         kwargs["per_record"] = _per_record(options["per_record"])
     if options.get("filter_event") is not None:
