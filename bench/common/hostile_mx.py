@@ -37,6 +37,18 @@ import struct
 import time
 from dataclasses import dataclass, field
 
+#: Egress path options that give up on a stalled hostile MX in seconds, not minutes.
+SHORT_TIMEOUTS = {
+    "banner_timeout": "2s",
+    "ehlo_timeout": "2s",
+    "mail_from_timeout": "2s",
+    "rcpt_to_timeout": "2s",
+    "data_timeout": "2s",
+    "data_dot_timeout": "2s",
+    "starttls_timeout": "2s",
+    "enable_tls": "OpportunisticInsecure",
+}
+
 MODES = (
     "benign",
     "oversized_banner",

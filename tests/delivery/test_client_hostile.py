@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench.common.hostile_mx import HostileMx
+from bench.common.hostile_mx import SHORT_TIMEOUTS, HostileMx
 from kumocore.config import EgressPathConfig
 from kumocore.delivery.client import ConnectFailure, SmtpClientConnection, open_connection
 from kumocore.response import Response
@@ -18,17 +18,7 @@ BODY = b"Subject: t\r\n\r\nhello\r\n"
 
 
 def _path(**options: Any) -> EgressPathConfig:
-    base = {
-        "enable_tls": "OpportunisticInsecure",
-        "banner_timeout": "2s",
-        "ehlo_timeout": "2s",
-        "mail_from_timeout": "2s",
-        "rcpt_to_timeout": "2s",
-        "data_timeout": "2s",
-        "data_dot_timeout": "2s",
-        "starttls_timeout": "2s",
-    }
-    return EgressPathConfig.from_options({**base, **options})
+    return EgressPathConfig.from_options({**SHORT_TIMEOUTS, **options})
 
 
 async def _connect(mx: HostileMx, **options: Any) -> SmtpClientConnection:

@@ -11,21 +11,10 @@ from typing import Any
 
 import pytest
 
-from bench.common.hostile_mx import HostileMx
+from bench.common.hostile_mx import SHORT_TIMEOUTS, HostileMx
 from kumocore.queue.backoff import CONNECT_BACKOFF_FIRST
 from kumocore.spool.base import MemorySpool
 from tests.queue.harness import Bench
-
-SHORT_TIMEOUTS = {
-    "banner_timeout": "2s",
-    "ehlo_timeout": "2s",
-    "mail_from_timeout": "2s",
-    "rcpt_to_timeout": "2s",
-    "data_timeout": "2s",
-    "data_dot_timeout": "2s",
-    "starttls_timeout": "2s",
-    "enable_tls": "OpportunisticInsecure",
-}
 
 
 @pytest.fixture
