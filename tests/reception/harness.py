@@ -6,6 +6,8 @@ elsewhere). Listener tests start their own listeners on ``reception.runtime``.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from kumocore.logs.record import LogRecord
 from kumocore.message import Message
 from kumocore.runtime import Runtime
+from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
 from kumocore.spool.base import MemorySpool
 from kumocore.testing import Node
 
@@ -69,3 +72,21 @@ async def make_reception(
     await node.start()
     await node.hold()
     return Reception(node)
+
+
+@contextlib.asynccontextmanager
+async def lua_policy_listener(policy: Path) -> AsyncIterator[tuple[EsmtpListener, Reception]]:
+    """A reception running the Lua policy file ``policy`` (through the built-in
+    ``lua_policy`` plugin), with the one ESMTP listener that policy defines started."""
+    import kumocore_lua_policy as lua_policy  # a built-in plugin: always installed
+
+    reception = await make_reception(
+        policy_file=str(policy), plugins=(("lua_policy", lua_policy.LuaPolicyPlugin()),)
+    )
+    [config] = reception.runtime.config.esmtp_listeners
+    listener = await start_esmtp_listener(reception.runtime, config)
+    try:
+        yield listener, reception
+    finally:
+        await listener.close()
+        await reception.close()

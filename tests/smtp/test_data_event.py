@@ -13,7 +13,7 @@ from bench.common.smtp_client import RawSmtpClient
 from kumocore import Rejection, hookimpl
 from kumocore.message import Message
 from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
-from tests.reception.harness import Reception, make_reception
+from tests.reception.harness import Reception, lua_policy_listener, make_reception
 
 POLICY = """
 local kumo = require 'kumo'
@@ -42,13 +42,8 @@ end)
 async def listener(tmp_path: Path) -> AsyncIterator[tuple[EsmtpListener, Reception]]:
     path = tmp_path / "policy.lua"
     path.write_text(POLICY)
-    reception = await make_reception(
-        policy_file=str(path), plugins=(("lua_policy", lua_policy.LuaPolicyPlugin()),))
-    [config] = reception.runtime.config.esmtp_listeners
-    started = await start_esmtp_listener(reception.runtime, config)
-    yield started, reception
-    await started.close()
-    await reception.close()
+    async with lua_policy_listener(path) as started:
+        yield started
 
 
 async def test_lua_data_event_changes_every_recipients_message(

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import kumocore_lua_policy as lua_policy  # a built-in plugin: always installed
 import pytest
 
 from bench.common.smtp_client import RawSmtpClient
-from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
-from tests.reception.harness import Reception, make_reception
+from kumocore.smtp.server import EsmtpListener
+from tests.reception.harness import Reception, lua_policy_listener
 
 POLICY = """
 local kumo = require 'kumo'
@@ -50,13 +49,8 @@ end)
 async def lua_listener(tmp_path: Path) -> AsyncIterator[tuple[EsmtpListener, Reception]]:
     path = tmp_path / "policy.lua"
     path.write_text(POLICY)
-    reception = await make_reception(
-        policy_file=str(path), plugins=(("lua_policy", lua_policy.LuaPolicyPlugin()),))
-    [config] = reception.runtime.config.esmtp_listeners
-    listener = await start_esmtp_listener(reception.runtime, config)
-    yield listener, reception
-    await listener.close()
-    await reception.close()
+    async with lua_policy_listener(path) as started:
+        yield started
 
 
 async def test_lua_policy_events_shape_the_session(
