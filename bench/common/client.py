@@ -7,8 +7,9 @@ import re
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from bench.common.smtp_client import Reply
 
 UNTRUSTED = "127.0.0.5"
 TRUSTED = "127.0.0.1"
@@ -16,19 +17,6 @@ _REPLY_LINE = re.compile(rb"^([2-5][0-9][0-9])([ -])(.*)$", re.S)
 
 
 # ---------------------------------------------------------------------------- client
-
-
-@dataclass(frozen=True)
-class Reply:
-    code: int
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        return self.lines[-1] if self.lines else ""
-
-    def __str__(self) -> str:
-        return f"{self.code} {self.text}"
 
 
 class ProtocolViolation(AssertionError):

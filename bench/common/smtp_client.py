@@ -26,7 +26,7 @@ class Reply:
     @property
     def text(self) -> str:
         """The text of the last line (the whole reply for single-line replies)."""
-        return self.lines[-1]
+        return self.lines[-1] if self.lines else ""
 
     def __str__(self) -> str:
         return f"{self.code} {self.text}"
