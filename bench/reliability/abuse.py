@@ -24,13 +24,13 @@ from bench.common.client import (
     TRUSTED,
     UNTRUSTED,
     ProtocolViolation,
-    Reply,
     SyncClient,
     body_for,
     parse_replies,
     probe,
     wait_until,
 )
+from bench.common.smtp_client import Reply
 from bench.reliability.abuse_fuzz import (
     TAG,
     Played,

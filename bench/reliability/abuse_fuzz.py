@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.common.client import TRUSTED, ProtocolViolation, Reply, SyncClient, parse_replies
+from bench.common.client import TRUSTED, ProtocolViolation, SyncClient, parse_replies
+from bench.common.smtp_client import Reply
 from bench.reliability.abuse_smuggling import _SMUGGLED, SMUGGLING_VARIANTS
 
 TAG = b"@TAG@"  # replaced by a unique tag per played session

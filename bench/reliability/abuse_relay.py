@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.common.client import UNTRUSTED, ProtocolViolation, Reply, SyncClient, body_for
+from bench.common.client import UNTRUSTED, ProtocolViolation, SyncClient, body_for
+from bench.common.smtp_client import Reply
 from bench.common.world import FOREIGN_DOMAIN, RELAY_DOMAIN
 
 

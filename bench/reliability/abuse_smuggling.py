@@ -6,7 +6,8 @@ import contextlib
 import socket
 from dataclasses import dataclass
 
-from bench.common.client import TRUSTED, Reply, SyncClient, body_for
+from bench.common.client import TRUSTED, SyncClient, body_for
+from bench.common.smtp_client import Reply
 from bench.common.world import CRASH_DOMAIN
 
 _SMUGGLED = (

@@ -15,7 +15,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.common.client import TRUSTED, Reply, SyncClient, body_for
+from bench.common.client import TRUSTED, SyncClient, body_for
+from bench.common.smtp_client import Reply
 
 FILLER = ".filler"
 
