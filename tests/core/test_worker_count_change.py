@@ -99,7 +99,7 @@ async def test_mail_queued_under_one_worker_count_is_delivered_once_under_anothe
         node.start(before)
         await node.ready()
         await asyncio.gather(*(send(node.smtp_port, c, 3) for c in range(6)))
-        await node.stop()
+        await node.terminate()
         queued = await node.spooled(before)
         assert sum(queued.values()) == 18 and set(queued.values()) == {1}
 
@@ -108,9 +108,9 @@ async def test_mail_queued_under_one_worker_count_is_delivered_once_under_anothe
         if before != after and 1 in (before, after):
             assert "spool migrated to the worker count" in node.text()
         await deliver_all(node, queued)
-        await node.stop()
+        await node.terminate()
     finally:
-        node.kill_group()
+        node.kill9()
     for name in ("data", "meta"):  # no shard left that nobody owns, but an emptied spool
         assert orphan_shards(str(tmp_path / "spool" / name), after) in ([], [None])
 
@@ -143,6 +143,6 @@ async def test_a_migration_killed_half_way_loses_nothing_and_the_next_start_fini
         node.start(after)
         await node.ready()
         await deliver_all(node, queued)
-        await node.stop()
+        await node.terminate()
     finally:
-        node.kill_group()
+        node.kill9()

@@ -45,14 +45,14 @@ async def sink() -> AsyncIterator[RecordingSink]:
 def node(tmp_path: Path, dns: TestDnsServer, sink: RecordingSink) -> Iterator[WorkerNode]:
     started = WorkerNode(tmp_path, dns.address, sink.port)
     yield started
-    started.kill_group()
+    started.kill9()
 
 
 @pytest.fixture
 def limited_node(tmp_path: Path, dns: TestDnsServer, sink: RecordingSink) -> Iterator[WorkerNode]:
     started = WorkerNode(tmp_path, dns.address, sink.port, W_LIMIT="1", W_RATE="10/s")
     yield started
-    started.kill_group()
+    started.kill9()
 
 
 async def send(port: int, connection: int, count: int) -> None:
@@ -130,7 +130,7 @@ async def test_the_port_opens_only_once_every_worker_has_started(
         await sink.wait_for(20, timeout=30)
         assert len(worker_pids(sink)) == 2  # the slow worker takes its share from the start
     finally:
-        node.kill_group()
+        node.kill9()
 
 
 async def test_a_worker_that_cannot_start_stops_the_node_before_it_listens(
@@ -143,7 +143,7 @@ async def test_a_worker_that_cannot_start_stops_the_node_before_it_listens(
         assert await asyncio.to_thread(process.wait, 10) == 2
         assert "worker exited during start-up" in node.text()
     finally:
-        node.kill_group()
+        node.kill9()
 
 
 async def test_worker_k_keeps_each_spool_in_the_worker_k_directory_of_its_path(

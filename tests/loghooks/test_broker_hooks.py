@@ -20,8 +20,8 @@ from tests.loghooks.test_webhook_durability import (
     send_messages,
     wait_for,
 )
-from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
 from tests.support.brokers import NATS, RABBITMQ, available, start_nats, start_rabbitmq
+from tests.support.serve import ServeProcess, free_port
 
 pytestmark = [
     pytest.mark.slow,
@@ -142,7 +142,7 @@ async def test_nats_and_amqp_hooks_deliver_every_local_record_nats_after_an_outa
     ports = {name: free_port() for name in ("smtp", "http", "closed", "nats")}
     rabbit = start_rabbitmq(tmp_path / "rabbit")
     nats_server = start_nats(tmp_path, ports["nats"])
-    kumo: Kumocore | None = None
+    kumo: ServeProcess | None = None
     try:
         nc = await nats.connect(f"nats://127.0.0.1:{ports['nats']}")
         await nc.jetstream().add_stream(name="LOGS", subjects=[SUBJECT])
@@ -158,9 +158,9 @@ async def test_nats_and_amqp_hooks_deliver_every_local_record_nats_after_an_outa
             spool=tmp_path / "spool", logs=logs, smtp_port=ports["smtp"],
             http_port=ports["http"], closed_port=ports["closed"], nats_port=ports["nats"],
             amqp_port=rabbit.port, subject=SUBJECT, amqp_queue=AMQP_QUEUE))
-        kumo = Kumocore(policy, tmp_path / "kumocore.log")
+        kumo = ServeProcess(policy, tmp_path / "kumocore.log")
         kumo.start()
-        await wait_for_smtp(kumo, ports["smtp"])
+        await kumo.wait_for_smtp(ports["smtp"])
         await send_messages(ports["smtp"], MESSAGES)
 
         amqp: list[dict[str, Any]] = []

@@ -13,7 +13,7 @@ import pytest
 
 from kumocore.logs.reader import iter_records
 from tests.loghooks.test_webhook_durability import send_messages, wait_for
-from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
+from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -58,22 +58,22 @@ end)
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[tuple[Kumocore, int, Path]]:
+def deployment(tmp_path: Path) -> Iterator[tuple[ServeProcess, int, Path]]:
     smtp_port = free_port()
     logs = tmp_path / "logs"
     policy = tmp_path / "policy.lua"
     policy.write_text(POLICY.format(spool=tmp_path / "spool", logs=logs, smtp_port=smtp_port))
-    kumo = Kumocore(policy, tmp_path / "kumocore.log")
+    kumo = ServeProcess(policy, tmp_path / "kumocore.log")
     yield kumo, smtp_port, logs
     kumo.stop()
 
 
 async def test_reject_5xx_bounces_the_hook_record_and_a_missing_constructor_defers(
-    deployment: tuple[Kumocore, int, Path],
+    deployment: tuple[ServeProcess, int, Path],
 ) -> None:
     kumo, smtp_port, logs = deployment
     kumo.start()
-    await wait_for_smtp(kumo, smtp_port)
+    await kumo.wait_for_smtp(smtp_port)
     await send_messages(smtp_port, 2, "perm-")
     await send_messages(smtp_port, 2, "fine-")
 

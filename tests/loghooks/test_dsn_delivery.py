@@ -21,7 +21,7 @@ import pytest
 from bench.common.sink import Received, RecordingSink
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
-from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
+from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -168,9 +168,9 @@ class Deployment:
             spool=self.tmp_path / "spool", logs=self.logs, smtp_port=self.smtp_port,
             target_port=self.target.port, sender_port=self.sender.port,
             closed_port=free_port()))
-        self.kumo = Kumocore(policy, self.tmp_path / "kumocore.log")
+        self.kumo = ServeProcess(policy, self.tmp_path / "kumocore.log")
         self.kumo.start()
-        await wait_for_smtp(self.kumo, self.smtp_port)
+        await self.kumo.wait_for_smtp(self.smtp_port)
 
     async def stop(self) -> None:
         self.kumo.stop()

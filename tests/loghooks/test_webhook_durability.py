@@ -19,7 +19,7 @@ import pytest
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
 from kumocore.testing.webhook import RecordingWebhook, record_key
-from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
+from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -65,14 +65,14 @@ end)
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[tuple[Kumocore, dict[str, int], Path]]:
+def deployment(tmp_path: Path) -> Iterator[tuple[ServeProcess, dict[str, int], Path]]:
     ports = {name: free_port() for name in ("smtp", "http", "closed", "hook")}
     logs = tmp_path / "logs"
     policy = tmp_path / "policy.lua"
     policy.write_text(POLICY.format(
         spool=tmp_path / "spool", logs=logs, smtp_port=ports["smtp"],
         http_port=ports["http"], closed_port=ports["closed"], hook_port=ports["hook"]))
-    kumo = Kumocore(policy, tmp_path / "kumocore.log")
+    kumo = ServeProcess(policy, tmp_path / "kumocore.log")
     yield kumo, ports, logs
     kumo.stop()
 
@@ -113,12 +113,12 @@ async def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 
 async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arrive(
-    deployment: tuple[Kumocore, dict[str, int], Path],
+    deployment: tuple[ServeProcess, dict[str, int], Path],
 ) -> None:
     kumo, ports, logs = deployment
     webhook = RecordingWebhook(ports["hook"])
     kumo.start()
-    await wait_for_smtp(kumo, ports["smtp"])
+    await kumo.wait_for_smtp(ports["smtp"])
     started = time.monotonic()
     await asyncio.gather(*(send_messages(ports["smtp"], MESSAGES // CLIENTS, f"c{n}-")
                            for n in range(CLIENTS)))
@@ -135,7 +135,7 @@ async def test_webhook_records_wait_while_target_down_survive_kill9_and_all_arri
     kumo.kill9()
 
     kumo.start()
-    await wait_for_smtp(kumo, ports["smtp"])
+    await kumo.wait_for_smtp(ports["smtp"])
     await wait_for(backlog_complete, 60, "the hook queue to be recovered from the spool")
     await webhook.start()
     drain_started = time.monotonic()

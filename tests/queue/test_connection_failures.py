@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.queue.harness import Bench
-from tests.reception.test_kill9 import free_port
+from tests.support.serve import free_port
 
 MESSAGES = 6
 

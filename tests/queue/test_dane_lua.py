@@ -17,8 +17,8 @@ from bench.common.sink import RecordingSink
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
 from tests.loghooks.test_webhook_durability import wait_for
-from tests.reception.test_kill9 import Kumocore, free_port, wait_for_smtp
 from tests.support.dane import association, leaf_cert, server_context
+from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -79,10 +79,10 @@ async def test_lua_policy_delivers_with_dane_and_defers_a_mismatching_mx(
     policy = tmp_path / "policy.lua"
     policy.write_text(POLICY.format(dns=world.address, spool=tmp_path / "spool", logs=logs,
                                     smtp_port=smtp_port, sink_port=sink.port))
-    kumo = Kumocore(policy, tmp_path / "kumocore.log")
+    kumo = ServeProcess(policy, tmp_path / "kumocore.log")
     kumo.start()
     try:
-        await wait_for_smtp(kumo, smtp_port)
+        await kumo.wait_for_smtp(smtp_port)
         client = await RawSmtpClient.connect(smtp_port)
         await client.hello()
         for rcpt in ("user@good.example", "user@bad.example"):

@@ -1,8 +1,7 @@
 """A real ``kumocore serve --workers N`` node for the multi-worker tests.
 
-The node runs the ``kumocore`` script of this virtualenv in its own session (so a test's
-cleanup can SIGKILL the supervisor and every worker at once), with a small Python policy
-steered by environment variables:
+The node is a :class:`~tests.support.serve.ServeProcess` with a small Python policy steered
+by environment variables:
 
 * ``W_DIR`` (spool and log directory), ``W_DNS`` (the test DNS server), ``W_SMTP`` (the
   listener port) and ``W_SINK`` (the port every delivery goes to) are always set;
@@ -19,21 +18,17 @@ Each received message is stamped ``X-Worker-Pid`` with the PID of the worker tha
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.redis_server import free_port
 from bench.common.sink import RecordingSink
 from bench.common.smtp_client import RawSmtpClient
+from tests.support.serve import ServeProcess, free_port
 
-KUMOCORE = Path(sys.executable).with_name("kumocore")
 SHUTDOWN_TIMEOUT = 3.0
 
 POLICY = """
@@ -83,7 +78,7 @@ def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str)
 """
 
 
-class WorkerNode:
+class WorkerNode(ServeProcess):
     """One spool directory (``root``) served by ``kumocore serve``, a worker count per start.
 
     Every start appends ``--- start with N workers`` to the log, so :meth:`ready` can wait
@@ -93,36 +88,21 @@ class WorkerNode:
     def __init__(self, root: Path, dns: str, sink_port: int, **extra_env: str) -> None:
         self.root = root
         self.smtp_port = free_port()
-        self.log = root / "kumocore.log"
-        self.policy = root / "policy.py"
-        self.policy.write_text(POLICY)
-        self.env = {**os.environ, "W_DIR": str(root), "W_DNS": dns, "W_SINK": str(sink_port),
-                    "W_SMTP": str(self.smtp_port),
-                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink", **extra_env}  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
+        policy = root / "policy.py"
+        policy.write_text(POLICY)
+        env = {"W_DIR": str(root), "W_DNS": dns, "W_SINK": str(sink_port),
+               "W_SMTP": str(self.smtp_port), **extra_env}  # fmt: skip
+        super().__init__(policy, root / "kumocore.log", env, workers=2,
+                         shutdown_timeout=SHUTDOWN_TIMEOUT)  # fmt: skip
 
     def start(self, workers: int = 2, **env: str) -> subprocess.Popen[bytes]:
+        self.workers = workers
         with self.log.open("ab") as log:
             log.write(f"--- start with {workers} workers\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                [str(KUMOCORE), "--log-level", "info", "serve", "--policy", str(self.policy),
-                 "--workers", str(workers), "--shutdown-timeout", str(SHUTDOWN_TIMEOUT)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**self.env, **env}, start_new_session=True,
-            )  # fmt: skip
-        return self.process
+        return super().start(**env)
 
     def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    async def wait_for_log(self, needle: str, count: int, timeout: float = 30.0) -> None:
-        """Until ``needle`` stands ``count`` times in the whole log (the node must live)."""
-        deadline = time.monotonic() + timeout
-        while self.text().count(needle) < count:
-            assert self.process is not None and self.process.poll() is None, self.text()
-            assert time.monotonic() < deadline, f"no {count}x {needle!r}:\n{self.text()}"
-            await asyncio.sleep(0.1)
+        return self.log_text()
 
     async def ready(self, timeout: float = 60.0) -> None:
         """Until the latest start logged ``kumocore ready``."""
@@ -133,17 +113,11 @@ class WorkerNode:
             assert time.monotonic() < deadline, self.text()
             await asyncio.sleep(0.1)
 
-    async def stop(self) -> None:
-        """SIGTERM to the supervisor; it must stop its workers and exit 0."""
+    async def terminate(self) -> None:
+        """SIGTERM to the supervisor only; it must stop its workers and exit 0."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(self.process.wait, 30) == 0, self.text()
-
-    def kill_group(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
 
 
 def mx_dns(domain: str) -> TestDnsServer:

@@ -17,8 +17,8 @@ import pytest
 from bench.common.redis_server import free_port
 from kumocore.runtime import Runtime
 from kumocore.tsa.setup import configure
+from tests.support.serve import KUMOCORE
 from tests.tsa.test_http_and_validate import kumomta_record
-from tests.tsa.tsa_fleet import KUMOCORE
 
 pytestmark = pytest.mark.slow
 

@@ -20,9 +20,9 @@ import pytest
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.redis_server import RedisServer, require_redis_server
+from tests.support.serve import KUMOCORE
 from tests.tsa.tsa_fleet import (
     DOMAIN,
-    KUMOCORE,
     MX_HOST,
     Node,
     ThrottlingSink,
@@ -72,8 +72,10 @@ async def fleet(
     with RedisServer() as redis:
         env = {"TSA_DNS": dns.address, "TSA_REDIS": redis.url, "TSA_SHAPING": str(shaping),
                "TSA_STORE": "redis-throttles"}  # fmt: skip
-        nodes = (Node("a", tmp_path, env).start(), Node("b", tmp_path, env).start())
+        nodes = (Node("a", tmp_path, env), Node("b", tmp_path, env))
         try:
+            for node in nodes:
+                node.start()
             await asyncio.gather(*(n.wait_ready() for n in nodes))
             yield nodes
         finally:

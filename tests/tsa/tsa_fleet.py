@@ -9,12 +9,7 @@ receiver for some recipients (:class:`ThrottlingSink`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,11 +18,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bench.common.redis_server import free_port
 from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
+from tests.support.serve import ServeProcess, free_port
 
-KUMOCORE = Path(sys.executable).with_name("kumocore")
 DOMAIN = "tsa.test"
 MX_HOST = "mx.tsa.test"
 
@@ -103,58 +97,24 @@ class ThrottlingSink(RecordingSink):
         return self
 
 
-class Node:
+class Node(ServeProcess):
     """One ``kumocore serve`` process (its own session, so signals reach only it)."""
 
     def __init__(self, name: str, root: Path, env: dict[str, str]) -> None:
-        self.name = name
         self.dir = root / name
         self.dir.mkdir(parents=True)
         self.smtp_port, self.http_port = free_port(), free_port()
-        self.log = self.dir / "kumocore.log"
-        (self.dir / "policy.lua").write_text(POLICY)
-        self.env = {**os.environ, **env, "TSA_DIR": str(self.dir),
-                    "TSA_SMTP": str(self.smtp_port), "TSA_HTTP": str(self.http_port),
-                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Node:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(KUMOCORE), "--log-level", "info", "serve", "--policy",
-                 str(self.dir / "policy.lua"), "--shutdown-timeout", "3", "--workers", "1"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, start_new_session=True)  # fmt: skip
-        return self
-
-    def log_text(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")[-3000:]
-        return ""
+        policy = self.dir / "policy.lua"
+        policy.write_text(POLICY)
+        env = {**env, "TSA_DIR": str(self.dir), "TSA_SMTP": str(self.smtp_port),
+               "TSA_HTTP": str(self.http_port)}  # fmt: skip
+        super().__init__(policy, self.dir / "kumocore.log", env, shutdown_timeout=3, name=name)
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited early:\n{self.log_text()}")
-            if "kumocore ready" in self.log_text():
-                return
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.name} did not start in {timeout}s:\n{self.log_text()}")
+        await self.wait_for_log("kumocore ready", timeout=timeout)
 
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
 
     async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         return await asyncio.to_thread(self._api, method, path, body)

@@ -27,10 +27,6 @@ import asyncio
 import bisect
 import contextlib
 import itertools
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -41,15 +37,15 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.redis_server import RedisServer, free_port, require_redis_server
+from bench.common.redis_server import RedisServer, require_redis_server
 from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.throttle import ThrottleSpec
 from tests.plugins.redis_throttles import two_node_policy
+from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 
-KUMOCORE = Path(sys.executable).with_name("kumocore")
 POLICY = Path(two_node_policy.__file__)
 DOMAIN = "fleet.test"
 MX_HOST = "mx.fleet.test"
@@ -126,65 +122,22 @@ class SlowSink(RecordingSink):
 # --------------------------------------------------------------------------- the nodes
 
 
-class Node:
+class Node(ServeProcess):
     """One ``kumocore serve`` process (its own session, so signals reach only it)."""
 
     def __init__(self, name: str, root: Path, env: dict[str, str]) -> None:
-        self.name = name
         self.dir = root / name
         self.dir.mkdir(parents=True)
         self.smtp_port = free_port()
-        self.log = self.dir / "kumocore.log"
-        self.env = {**os.environ, **env, "TWO_NODE_DIR": str(self.dir),
-                    "TWO_NODE_SMTP_PORT": str(self.smtp_port), "TWO_NODE_NAME": f"{name}.test",
-                    "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Node:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(KUMOCORE), "--log-level", "info", "serve", "--policy", str(POLICY),
-                 "--shutdown-timeout", "3", "--workers", "1"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.env, start_new_session=True,
-            )  # fmt: skip
-        return self
-
-    def log_text(self) -> str:
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")[-1500:]
-        return ""
+        env = {**env, "TWO_NODE_DIR": str(self.dir), "TWO_NODE_SMTP_PORT": str(self.smtp_port),
+               "TWO_NODE_NAME": f"{name}.test"}  # fmt: skip
+        super().__init__(POLICY, self.dir / "kumocore.log", env, shutdown_timeout=3, name=name)
 
     async def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited early:\n{self.log_text()}")
-            try:
-                client = await RawSmtpClient.connect(self.smtp_port, timeout=1.0)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            greeting = await client.read_reply()
-            await client.close()
-            assert greeting.code == 220, str(greeting)
-            return
-        raise AssertionError(f"{self.name} did not listen in {timeout}s:\n{self.log_text()}")
+        await self.wait_for_smtp(self.smtp_port, timeout)
 
-    def stop(self) -> None:
-        """SIGTERM the node's process group; SIGKILL it if it is not gone in 10 s."""
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+    def stop(self, timeout: float = 10.0) -> None:
+        super().stop(timeout)
 
 
 async def inject(node: Node, count: int) -> None:
@@ -293,7 +246,7 @@ async def run_fleet(
             try:
                 await sink.wait_for(total, timeout=timeout)
             except AssertionError as exc:
-                logs = "\n".join(f"--- {n.name}\n{n.log_text()}" for n in nodes)
+                logs = "\n".join(f"--- {n.name}\n{n.log_text(1500)}" for n in nodes)
                 raise AssertionError(f"{exc}; by node: {by_node(sink)}\n{logs}") from None
         finally:
             await asyncio.gather(*(asyncio.to_thread(node.stop) for node in nodes))
