@@ -18,7 +18,7 @@ import ipaddress
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,43 +177,45 @@ def add_sink_subcommand(commands: Subcommands) -> None:
     sink.set_defaults(handler=_main)
 
 
+#: Each bound's flag: (flag, SinkLimits or StoreLimits field, metavar, what happens past it).
+_BOUND_FLAGS = [
+    ("--max-message-size", "max_message_bytes", "BYTES", "larger messages get 552 5.3.4"),
+    ("--max-line-length", "max_line_bytes", "OCTETS",
+     "longer lines (CRLF included) get 500 5.5.2"),
+    ("--idle-timeout", "idle_timeout", "SECONDS", "a client silent this long gets 421 4.4.2"),
+    ("--session-timeout", "session_timeout", "SECONDS",
+     "a connection open this long gets 421 4.4.2"),
+    ("--max-connections", "max_connections", "N", "connections beyond N get 421 4.7.0"),
+    ("--max-recipients", "max_recipients", "N",
+     "recipients beyond N in a message get 452 4.5.3"),
+    ("--max-stored-messages", "max_messages", "N",
+     "messages kept in DIR (those there count); beyond, 452 4.3.1"),
+    ("--max-stored-bytes", "max_bytes", "BYTES",
+     "bytes kept in DIR (those there count); beyond, 452 4.3.1"),
+]  # fmt: skip
+
+
 def _add_limit_flags(sink: argparse.ArgumentParser) -> None:
-    smtp, store = SinkLimits(), StoreLimits()
-    flags: list[tuple[str, type[int] | type[float], float, str, str]] = [
-        ("--max-message-size", int, smtp.max_message_bytes, "BYTES",
-         "larger messages get 552 5.3.4"),
-        ("--max-line-length", int, smtp.max_line_bytes, "OCTETS",
-         "longer lines (CRLF included) get 500 5.5.2"),
-        ("--idle-timeout", float, smtp.idle_timeout, "SECONDS",
-         "a client silent this long gets 421 4.4.2"),
-        ("--session-timeout", float, smtp.session_timeout, "SECONDS",
-         "a connection open this long gets 421 4.4.2"),
-        ("--max-connections", int, smtp.max_connections, "N",
-         "connections beyond N get 421 4.7.0"),
-        ("--max-recipients", int, smtp.max_recipients, "N",
-         "recipients beyond N in a message get 452 4.5.3"),
-        ("--max-stored-messages", int, store.max_messages, "N",
-         "messages kept in DIR (those there count); beyond, 452 4.3.1"),
-        ("--max-stored-bytes", int, store.max_bytes, "BYTES",
-         "bytes kept in DIR (those there count); beyond, 452 4.3.1"),
-    ]  # fmt: skip
+    defaults = {**asdict(SinkLimits()), **asdict(StoreLimits())}
     bounds = sink.add_argument_group("bounds (what one client can use up)")
-    for flag, kind, default, metavar, text in flags:
-        bounds.add_argument(flag, type=_positive(kind), default=default, metavar=metavar,
-                            help=text)  # fmt: skip
+    for flag, name, metavar, text in _BOUND_FLAGS:
+        default = defaults[name]
+        bounds.add_argument(flag, dest=name, type=_positive(type(default)), default=default,
+                            metavar=metavar, help=text)  # fmt: skip
     bounds.add_argument("--allow-non-loopback", action="store_true",
                         help="listen on an address other than loopback (anyone who reaches "
                         "it can send mail to the sink)")  # fmt: skip
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
     import argparse
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            number = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {number}") from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
         return value
@@ -222,14 +224,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
 
 
 def _main(args: Any) -> int:
-    limits = SinkLimits(
-        max_message_bytes=args.max_message_size,
-        max_line_bytes=args.max_line_length,
-        idle_timeout=args.idle_timeout,
-        session_timeout=args.session_timeout,
-        max_connections=args.max_connections,
-        max_recipients=args.max_recipients,
-    )
-    store = StoreLimits(max_messages=args.max_stored_messages, max_bytes=args.max_stored_bytes)
+    limits = SinkLimits(**{f.name: getattr(args, f.name) for f in fields(SinkLimits)})
+    store = StoreLimits(**{f.name: getattr(args, f.name) for f in fields(StoreLimits)})
     return asyncio.run(run_sink(args.listen, args.dir, args.dkim_key, limits, store,
                                 allow_non_loopback=args.allow_non_loopback))  # fmt: skip

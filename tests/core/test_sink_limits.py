@@ -282,3 +282,35 @@ def test_a_bound_flag_refuses_zero_or_text_in_one_line(tmp_path: Path) -> None:
 def test_loopback_means_127_0_0_0_8_and_1_and_localhost_only() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.0.0.5", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.1", "sink.example.com"]))
+
+
+async def test_the_bound_flags_reach_the_running_sink(tmp_path: Path) -> None:
+    """``kumocore sink`` itself, bounds from its flags: one recipient, 100-byte messages."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [str(KUMOCORE), "sink", "--listen", f"127.0.0.1:{port}", "--dir", str(tmp_path),
+         "--max-recipients", "1", "--max-message-size", "100"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert b"listening" in await asyncio.to_thread(process.stdout.readline)
+        client = await Client.connect(port)
+        await client.greet()
+        assert (await client.command(b"MAIL FROM:<a@client.test>")).startswith("250")
+        assert (await client.command(b"RCPT TO:<r0@sink.test>")).startswith("250")
+        assert (await client.command(b"RCPT TO:<r1@sink.test>")).startswith("452 4.5.3")
+        assert (await client.command(b"DATA")).startswith("354")
+        client.writer.write(b"Subject: x\r\n\r\n" + b"y" * 200 + b"\r\n.\r\n")
+        assert (await client.reply()).startswith("552 5.3.4")
+        await client.wait_closed()
+        Client.opened.remove(client)
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+        if process.stdout is not None:
+            process.stdout.close()
