@@ -1,6 +1,7 @@
 """The harness shared by ``tests/`` and ``bench/``: the parts that play the Internet.
 
-A real ``kumocore serve`` process (:mod:`.server`, its generated policy in
+A real ``kumocore serve`` process (:mod:`.serve_process` for tests; :mod:`.server`, the
+reliability bench's restartable one, its generated policy in
 :mod:`.server_policy`, the surrounding :mod:`.world`), the test DNS server
 (:mod:`.dns_server`), recording SMTP sinks (:mod:`.sink`), hostile and authenticating MXes
 (:mod:`.hostile_mx`, :mod:`.auth_mx`), a private ``redis-server`` (:mod:`.redis_server`),

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import smtplib
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -24,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.redis_server import free_port
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink
 
-KUMOCORE = Path(sys.executable).with_name("kumocore")
 SITES = {"ok.test": "127.0.0.2", "defer.test": "127.0.0.3"}
 
 POLICY = '''
@@ -102,8 +97,9 @@ class Sinks:
         self.dns.stop()
 
 
-class Node:
-    """``kumocore serve`` (with ``workers`` workers) as a child process in its own session."""
+class Node(ServeProcess):
+    """``kumocore serve`` (with ``workers`` workers) as a child process in its own session,
+    started at once."""
 
     def __init__(self, root: Path, sink_port: int, dns: str, workers: int = 2) -> None:
         self.root = root
@@ -113,24 +109,20 @@ class Node:
             dns=dns, spool=str(root / "spool"), smtp_port=self.smtp_port,
             http_port=self.http_port, sink_port=sink_port))  # fmt: skip
         (root / "tmp").mkdir(exist_ok=True)
-        self.log = root / "kumocore.log"
-        env = {**os.environ, "TMPDIR": str(root / "tmp"),
-               "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(KUMOCORE), "serve", "--policy", str(policy), "--workers", str(workers),
-                 "--shutdown-timeout", "3"], stdout=log, stderr=subprocess.STDOUT, env=env,
-                start_new_session=True)  # fmt: skip
+        super().__init__(policy, root / "kumocore.log", {"TMPDIR": str(root / "tmp")},
+                         workers=workers, shutdown_timeout=3)  # fmt: skip
+        self.start()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def wait_ready(self, timeout: float = 60.0) -> Node:
+        """Until ``kumocore ready`` is logged (blocking: the callers are not async)."""
         deadline = time.monotonic() + timeout
-        while "kumocore ready" not in self.log.read_text(errors="replace"):
-            assert self.process.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
+        while "kumocore ready" not in self.log_text():
+            assert self.process is not None and self.process.poll() is None, self.log_text()
+            assert time.monotonic() < deadline, self.log_text()
             time.sleep(0.1)
         return self
 
@@ -148,12 +140,3 @@ class Node:
             headers={"Content-Type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=5)

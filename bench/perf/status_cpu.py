@@ -104,7 +104,7 @@ def main() -> int:
     try:
         node.wait_ready()
         time.sleep(3)
-        pid = node.process.pid
+        pid = node.pid
         print(f"idle, no browser:          {measure(pid):5.2f} % of a core", flush=True)
         browser = _browser(node.url + "/status")
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bench.common.serve_process import ServeProcess, free_port
 from kumocore.testing.webhook import record_key
 from tests.loghooks.test_webhook_durability import (
     hookable_local_records,
@@ -21,7 +22,6 @@ from tests.loghooks.test_webhook_durability import (
     wait_for,
 )
 from tests.support.brokers import NATS, RABBITMQ, available, start_nats, start_rabbitmq
-from tests.support.serve import ServeProcess, free_port
 
 pytestmark = [
     pytest.mark.slow,

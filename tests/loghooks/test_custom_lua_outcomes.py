@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from bench.common.serve_process import ServeProcess, free_port
 from kumocore.logs.reader import iter_records
 from tests.loghooks.test_webhook_durability import send_messages, wait_for
-from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import Received, RecordingSink
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
-from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -16,10 +16,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
 from kumocore.testing.webhook import RecordingWebhook, record_key
-from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 

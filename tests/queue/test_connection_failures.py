@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bench.common.serve_process import free_port
 from tests.queue.harness import Bench
-from tests.support.serve import free_port
 
 MESSAGES = 6
 

@@ -13,12 +13,12 @@ import pytest
 import trustme
 
 from bench.common.dns_server import TestDnsServer
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.logs.reader import iter_records
 from tests.loghooks.test_webhook_durability import wait_for
 from tests.support.dane import association, leaf_cert, server_context
-from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 

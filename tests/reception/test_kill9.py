@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.smtp_client import RawSmtpClient
-from tests.support.serve import ServeProcess, free_port
 
 MESSAGES = 20
 

@@ -1,6 +1,6 @@
 """A real ``kumocore serve --workers N`` node for the multi-worker tests.
 
-The node is a :class:`~tests.support.serve.ServeProcess` with a small Python policy steered
+The node is a :class:`~bench.common.serve_process.ServeProcess` with a small Python policy steered
 by environment variables:
 
 * ``W_DIR`` (spool and log directory), ``W_DNS`` (the test DNS server), ``W_SMTP`` (the
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink
 from bench.common.smtp_client import RawSmtpClient
-from tests.support.serve import ServeProcess, free_port
 
 SHUTDOWN_TIMEOUT = 3.0
 

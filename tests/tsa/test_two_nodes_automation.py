@@ -20,7 +20,7 @@ import pytest
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.redis_server import RedisServer, require_redis_server
-from tests.support.serve import KUMOCORE
+from bench.common.serve_process import KUMOCORE
 from tests.tsa.tsa_fleet import (
     DOMAIN,
     MX_HOST,

@@ -18,9 +18,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
-from tests.support.serve import ServeProcess, free_port
 
 DOMAIN = "tsa.test"
 MX_HOST = "mx.tsa.test"

@@ -38,11 +38,11 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.redis_server import RedisServer, require_redis_server
+from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.throttle import ThrottleSpec
 from tests.plugins.redis_throttles import two_node_policy
-from tests.support.serve import ServeProcess, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -1,5 +1,5 @@
-"""A real ``kumocore serve`` process for the tests that need the whole program: signals,
-kill -9, several nodes, several workers.
+"""A real ``kumocore serve`` process for the tests and benches that need the whole
+program: signals, kill -9, several nodes, several workers.
 
 :class:`ServeProcess` runs this virtualenv's ``kumocore`` script in its own session, so a
 stop or a kill -9 reaches the supervisor and every worker at once, with its output appended
@@ -68,6 +68,12 @@ class ServeProcess:
                 stdin=subprocess.DEVNULL, env={**self.env, **env}, start_new_session=True,
             )  # fmt: skip
         return self.process
+
+    @property
+    def pid(self) -> int:
+        """The supervisor's process id (the session's leader)."""
+        assert self.process is not None, f"{self.name} was never started"
+        return self.process.pid
 
     def log_text(self, tail: int | None = None) -> str:
         """The log (its last ``tail`` characters), or "" before there is one."""
