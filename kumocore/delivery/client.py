@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kumocore.delivery import auth
 from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
-from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff
+from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuffed
 from kumocore.errors import ConfigError
 from kumocore.response import Response
 from kumocore.streams import drain_needed
@@ -286,7 +286,8 @@ class SmtpClientConnection:
                 return reply
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
-            self.writer.write(dot_stuff(data, crlf_clean=crlf_clean))
+            # Body and terminator in one writev (uvloop), without joining them first.
+            self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean))
             await self._drain(timeout)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1
