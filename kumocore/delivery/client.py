@@ -260,12 +260,16 @@ class SmtpClientConnection:
 
     # ---------------------------------------------------------------- transactions
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, crlf_clean: bool = False
+        self, sender: str, recipient: str, data: bytes, *, crlf_clean: bool = False,
+        head: bytes = b"",
     ) -> Response:
         """Run one transaction; the reply that decided it (never raises).
 
         ``crlf_clean``: every CR and LF in ``data`` is known to be part of a CRLF pair
         (:attr:`kumocore.message.Message.crlf_clean`); the same bytes are sent, cheaper.
+        ``head``: bytes sent in front of ``data`` (a message's own header lines before a
+        body shared with other recipients, so that they need not be joined first; see
+        :func:`kumocore.delivery.wire.dot_stuffed`).
 
         A failure on the wire ends the session (:attr:`closed`, :attr:`failure` set) and
         is returned as a 4xx reply.
@@ -287,7 +291,7 @@ class SmtpClientConnection:
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
             # Body and terminator in one writev (uvloop), without joining them first.
-            self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean))
+            self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean, head=head))
             await self._drain(timeout)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1

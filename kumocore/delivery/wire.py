@@ -45,10 +45,23 @@ def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
     return body + terminator
 
 
-def dot_stuffed(data: bytes, *, crlf_clean: bool = False) -> tuple[bytes, bytes]:
-    """:func:`dot_stuff` in two pieces, the body and the terminator, to be written with
-    ``writelines``: a body with no line to stuff is then sent as it is, without the copy
-    that appending the terminator to it would make (100 KB per message and recipient)."""
+def dot_stuffed(
+    data: bytes, *, crlf_clean: bool = False, head: bytes = b""
+) -> tuple[bytes, ...]:
+    """:func:`dot_stuff` of ``head + data`` in pieces, to be written with ``writelines``:
+    a body with no line to stuff is then sent as it is, without the copy that appending
+    the terminator to it would make (100 KB per message and recipient).
+
+    ``head`` is a message's own header lines in front of a body it shares with other
+    recipients (:attr:`kumocore.message.Message.head`): given apart, the two are not
+    joined into a copy of the body for each recipient. ``crlf_clean`` speaks for both.
+    """
+    if head:
+        if not (crlf_clean and data and head.endswith(b"\r\n")):
+            return dot_stuffed(head + data, crlf_clean=crlf_clean)
+        # After the head's final CRLF the body's first line is a line like any other:
+        # stuffing each part on its own (the body's leading dot included) is the same.
+        return _stuff_clean(head)[0], *_stuff_clean(data)
     if crlf_clean:
         return _stuff_clean(data)
     # bytes.splitlines breaks at CRLF, CR and LF (and nothing else): exactly where
