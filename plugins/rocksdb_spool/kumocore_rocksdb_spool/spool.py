@@ -77,9 +77,10 @@ class RocksDBSpool:
         self._batches: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
         self._in_flight = False  # a batch is with the writer thread
         self._idle: asyncio.Event | None = None  # set when none is (made by close())
+        # Started with the first write, like the executor it replaces: a spool opened and
+        # only read (or opened before a fork) has no thread.
         self._writer = threading.Thread(
             target=self._write_batches, name=f"rocksdb-{name}", daemon=True)
-        self._writer.start()
         self._reads: set[asyncio.Future[Any]] = set()
         self._closed = False
         #: Synced writes done and records they carried: ``records / syncs`` is the batch size.
@@ -116,6 +117,8 @@ class RocksDBSpool:
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Hand what is pending (up to the batch bound) to the writer thread."""
         self._in_flight = True
+        if not self._writer.is_alive():
+            self._writer.start()
         self._batches.put((loop, self._take_batch()))
 
     def _write_batches(self) -> None:
@@ -257,8 +260,9 @@ class RocksDBSpool:
         if self._reads:
             await asyncio.gather(*self._reads, return_exceptions=True)
         loop = asyncio.get_running_loop()
-        self._batches.put(None)
-        await loop.run_in_executor(None, self._writer.join)
+        if self._writer.is_alive():
+            self._batches.put(None)
+            await loop.run_in_executor(None, self._writer.join)
         await loop.run_in_executor(None, self._db.close)
 
 
