@@ -143,6 +143,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="only the sides that do not sign, and kumocore without DKIM in the other sections",
     )
     parser.add_argument(
+        "--profile-size", type=int, default=2048,
+        help="message size in bytes for the profile section (default 2048)",
+    )
+    parser.add_argument(
         "--profile-gil",
         action="store_true",
         help="profile only the thread holding the GIL (py-spy --gil)",
@@ -304,8 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                 if scheduled["recovered_logged"] != mode.scheduled:
                     log(f"  ! expected {mode.scheduled} recovered messages")
             if "profile" in sections:
-                log(f"profile: py-spy on kumocore for {mode.profile_seconds}s of 2 KB load")
-                message = write_message(root, 2048)
+                log(f"profile: py-spy on kumocore for {mode.profile_seconds}s of "
+                    f"{args.profile_size} B messages")
+                message = write_message(root, args.profile_size)
                 try:
                     profile = run_profile(root, mode, message, base, gil=args.profile_gil)
                 except LoadError as exc:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from kumocore.delivery import auth
 from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
-from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuff
+from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuffed
 from kumocore.errors import ConfigError
 from kumocore.response import Response
 from kumocore.streams import drain_needed
@@ -260,12 +260,16 @@ class SmtpClientConnection:
 
     # ---------------------------------------------------------------- transactions
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, crlf_clean: bool = False
+        self, sender: str, recipient: str, data: bytes, *, crlf_clean: bool = False,
+        head: bytes = b"",
     ) -> Response:
         """Run one transaction; the reply that decided it (never raises).
 
         ``crlf_clean``: every CR and LF in ``data`` is known to be part of a CRLF pair
         (:attr:`kumocore.message.Message.crlf_clean`); the same bytes are sent, cheaper.
+        ``head``: bytes sent in front of ``data`` (a message's own header lines before a
+        body shared with other recipients, so that they need not be joined first; see
+        :func:`kumocore.delivery.wire.dot_stuffed`).
 
         A failure on the wire ends the session (:attr:`closed`, :attr:`failure` set) and
         is returned as a 4xx reply.
@@ -286,7 +290,8 @@ class SmtpClientConnection:
                 return reply
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
-            self.writer.write(dot_stuff(data, crlf_clean=crlf_clean))
+            # Body and terminator in one writev (uvloop), without joining them first.
+            self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean, head=head))
             await self._drain(timeout)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1

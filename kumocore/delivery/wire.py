@@ -13,13 +13,13 @@ import asyncio
 import re
 
 from kumocore.response import Response
+from kumocore.smtp.dots import has_dot_line
 from kumocore.timers import EarliestDeadline
 
 # "250" alone is a complete reply line too (RFC 5321's textstring is optional). Codes
 # start with 2-5: anything else (which would otherwise count as a permanent failure) is
 # a malformed reply, so garbage from the MX can defer a message but never bounce it.
 _REPLY = re.compile(rb"^([2-5]\d\d)(?:([ -])(.*?))?\r?\n?$", re.S)
-_CRLF_DOT = re.compile(rb"\r\n\.")
 #: The longest reply line accepted, CRLF included (KumoMTA's client allows 4096 bytes;
 #: RFC 5321 only promises 512).
 MAX_REPLY_LINE = 4096
@@ -41,6 +41,27 @@ def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
     is skipped (``splitlines`` + ``join`` are about two thirds of the cost at 100 KB).
     The bytes sent are the same either way; a wrong ``True`` would pass bare line ends on.
     """
+    body, terminator = dot_stuffed(data, crlf_clean=crlf_clean)
+    return body + terminator
+
+
+def dot_stuffed(
+    data: bytes, *, crlf_clean: bool = False, head: bytes = b""
+) -> tuple[bytes, ...]:
+    """:func:`dot_stuff` of ``head + data`` in pieces, to be written with ``writelines``:
+    a body with no line to stuff is then sent as it is, without the copy that appending
+    the terminator to it would make (100 KB per message and recipient).
+
+    ``head`` is a message's own header lines in front of a body it shares with other
+    recipients (:attr:`kumocore.message.Message.head`): given apart, the two are not
+    joined into a copy of the body for each recipient. ``crlf_clean`` speaks for both.
+    """
+    if head:
+        if not (crlf_clean and data and head.endswith(b"\r\n")):
+            return dot_stuffed(head + data, crlf_clean=crlf_clean)
+        # After the head's final CRLF the body's first line is a line like any other:
+        # stuffing each part on its own (the body's leading dot included) is the same.
+        return _stuff_clean(head)[0], *_stuff_clean(data)
     if crlf_clean:
         return _stuff_clean(data)
     # bytes.splitlines breaks at CRLF, CR and LF (and nothing else): exactly where
@@ -50,13 +71,13 @@ def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
     body = b"\r\n".join(data.splitlines())
     if body.startswith(b"."):
         body = b"." + body
-    if _CRLF_DOT.search(body) is not None:  # re's literal search beats ``in`` here
+    if has_dot_line(body):
         body = body.replace(b"\r\n.", b"\r\n..")
-    return body + b"\r\n.\r\n"
+    return body, b"\r\n.\r\n"
 
 
-def _stuff_clean(data: bytes) -> bytes:
-    """:func:`dot_stuff` of CRLF-clean ``data``, without the normalising pass.
+def _stuff_clean(data: bytes) -> tuple[bytes, bytes]:
+    """:func:`dot_stuffed` of CRLF-clean ``data``, without the normalising pass.
 
     The slow path drops a final CRLF (``splitlines`` leaves no empty last line) and then
     appends ``CRLF . CRLF``: for data ending in CRLF that is just ``. CRLF`` more; the
@@ -65,9 +86,9 @@ def _stuff_clean(data: bytes) -> bytes:
     """
     if data.startswith(b"."):
         data = b"." + data
-    if _CRLF_DOT.search(data) is not None:
+    if has_dot_line(data):
         data = data.replace(b"\r\n.", b"\r\n..")
-    return data + (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+    return data, (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
 class ReplyReader:

@@ -33,6 +33,8 @@ import asyncio
 import re
 from dataclasses import dataclass
 
+from kumocore.smtp.dots import has_dot_line
+
 __all__ = [
     "OVER_BUDGET_REPLY",
     "READ_WINDOW",
@@ -51,8 +53,6 @@ __all__ = [
 _DOT_CRLF = b".\r\n"
 _END = b"\r\n.\r\n"
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
-# re's literal-prefix search finds this about 2.5x faster than ``bytes.__contains__``.
-_CRLF_DOT = re.compile(rb"\r\n\.")
 
 
 #: How far one ``readuntil`` may search: ordinary messages are read in one call.
@@ -181,7 +181,7 @@ def unstuff(data: bytes) -> bytes:
     """Remove the transparency dot of each line that starts with one (RFC 5321 4.5.2)."""
     if data.startswith(b"."):
         data = data[1:]
-    if _CRLF_DOT.search(data) is not None:
+    if has_dot_line(data):
         data = data.replace(b"\r\n.", b"\r\n")
     return data
 

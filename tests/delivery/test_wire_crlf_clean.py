@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kumocore.body import SharedBody
-from kumocore.delivery.wire import dot_stuff
+from kumocore.delivery.wire import dot_stuff, dot_stuffed
 from kumocore.headers import HeaderError
 from kumocore.message import Message
 from kumocore.smtp.data import check_line_endings
@@ -140,3 +140,33 @@ def test_a_released_body_is_not_called_clean() -> None:
     assert message.crlf_clean
     message.release_data()  # delivery reloads it from the spool, unchecked
     assert not message.crlf_clean
+
+
+_HEAD = st.lists(st.sampled_from([b"X-A: 1\r\n", b".dot: 2\r\n", b"\tfolded.\r\n",
+                                  b"Received: by x.test\r\n"]), max_size=4).map(b"".join)
+
+
+@given(_HEAD, _CLEAN)
+@settings(max_examples=500, deadline=None)
+def test_a_head_given_apart_sends_the_bytes_of_head_and_body_joined(
+    head: bytes, data: bytes
+) -> None:
+    pieces = dot_stuffed(data, crlf_clean=True, head=head)
+    assert b"".join(pieces) == dot_stuff(head + data) == reference_dot_stuff(head + data)
+
+
+@given(st.binary(max_size=20), _ANY)
+@settings(max_examples=300, deadline=None)
+def test_a_head_that_is_not_known_clean_takes_the_slow_path_joined(
+    head: bytes, data: bytes
+) -> None:
+    pieces = dot_stuffed(data, head=head)
+    assert b"".join(pieces) == dot_stuff(head + data)
+
+
+def test_a_clean_body_without_dot_lines_is_written_as_is_not_copied() -> None:
+    body = b"Subject: x\r\n\r\n" + b"QUJD" * 30_000 + b"\r\n"
+    head = b"Received: by node.test\r\n"
+    pieces = dot_stuffed(body, crlf_clean=True, head=head)
+    assert pieces[1] is body  # the shared body itself goes to writelines
+    assert pieces == (head, body, b".\r\n")

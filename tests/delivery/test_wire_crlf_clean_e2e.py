@@ -149,3 +149,26 @@ async def test_a_shared_body_with_headers_added_arrives_for_every_recipient_as_b
         assert wire.endswith(body_wire)
         assert wire == reference_dot_stuff(unstuff(wire[:-3]))  # a canonical stuffing
     assert policy.clean == [True] * 3
+
+
+async def test_a_head_given_apart_from_a_shared_body_reaches_the_mta_as_one_message(
+    sink: WireSink
+) -> None:
+    from kumocore.config import EgressPathConfig
+    from kumocore.delivery.client import open_connection
+
+    path = EgressPathConfig.from_options({"enable_tls": "Disabled"})
+    conn = await open_connection(mx_host="wire.test", address="127.0.0.1", port=sink.port,
+                                 source_address=None, ehlo_domain="client.test", path=path)
+    body = DOTS + b"QUJD" * 30_000 + b"\r\n"  # leading dot: stuffed after the head's CRLF
+    head = b"Received: by node.test\r\n"
+    try:
+        reply = await conn.send("s@example.org", "r@example.com", body, crlf_clean=True,
+                                head=head)
+        assert reply.code == 250, reply
+        unjoined = await conn.send("s@example.org", "r@example.com", head + body)
+        assert unjoined.code == 250, unjoined
+    finally:
+        await conn.close()
+    first, second = await sink.wait_for(2)
+    assert first == second == reference_dot_stuff(head + body)
