@@ -18,10 +18,11 @@ readers may see the record before it is synced, which no spool user relies on).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kumocore import ConfigError
 from kumocore_rocksdb_spool.params import build_options
@@ -34,7 +35,7 @@ __all__ = ["RocksDBSpool"]
 # One commit takes at most this much; the rest waits for the next one. Bounds the time
 # the writer holds the GIL inserting into the memtable, and so the loop's latency.
 _MAX_BATCH_BYTES = 8 * 1024 * 1024
-_SCAN_CHUNK_ITEMS = 256
+_SCAN_CHUNK_ITEMS = 2048
 _SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 
 # (key, value or None for a delete, the caller's future)
@@ -161,60 +162,46 @@ class RocksDBSpool:
         return value
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Every record in key order, read in chunks on a thread (never all at once)."""
-        after: bytes | None = None
-        while True:
-            chunk: list[tuple[bytes, bytes]] = await self._read(self._read_chunk, after)
-            for key, value in chunk:
-                yield key.decode("utf-8", "backslashreplace"), value
-            if not chunk:
-                return
-            after = chunk[-1][0]
+        """Every record in key order (see :meth:`scan_chunks`)."""
+        async for chunk in self.scan_chunks():
+            for item in chunk:
+                yield item
+
+    async def scan_chunks(self) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """Every record in key order, as lists of up to :data:`_SCAN_CHUNK_ITEMS`.
+
+        Read on a thread, never all at once; the next chunk is read while the caller
+        works on this one, so a recovery scan does not wait for each read in turn.
+        """
+        async for chunk in _prefetching(lambda last: self._read(self._read_chunk, last)):
+            yield [(key.decode("utf-8", "backslashreplace"), value) for key, value in chunk]
+
+    async def keys(self) -> AsyncIterator[str]:
+        """Every key in key order, read in chunks on a thread, values never copied out."""
+        async for chunk in _prefetching(lambda last: self._read(self._read_keys, last)):
+            for key, _ in chunk:
+                yield key.decode("utf-8", "backslashreplace")
 
     def _read_chunk(self, after: bytes | None) -> list[tuple[bytes, bytes]]:
         # A fresh iterator per chunk: nothing stays pinned while the consumer works, and
         # an abandoned scan leaves no iterator keeping the database alive.
-        it = self._db.iter()
-        if after is None:
-            it.seek_to_first()
-        else:
-            it.seek(after)
-            if it.valid() and it.key() == after:
-                it.next()
         out: list[tuple[bytes, bytes]] = []
         size = 0
-        while it.valid() and len(out) < _SCAN_CHUNK_ITEMS and size < _SCAN_CHUNK_BYTES:
-            value = it.value()
-            out.append((it.key(), value))
+        for key, value in self._db.items(from_key=after):
+            if key == after:
+                continue
+            assert isinstance(key, bytes) and isinstance(value, bytes)  # raw mode
+            out.append((key, value))
             size += len(value)
-            it.next()
-        del it
+            if len(out) >= _SCAN_CHUNK_ITEMS or size >= _SCAN_CHUNK_BYTES:
+                break
         return out
 
-    async def keys(self) -> AsyncIterator[str]:
-        """Every key in key order, read in chunks on a thread, values never copied out."""
-        after: bytes | None = None
-        while True:
-            chunk: list[bytes] = await self._read(self._read_keys, after)
-            for key in chunk:
-                yield key.decode("utf-8", "backslashreplace")
-            if not chunk:
-                return
-            after = chunk[-1]
-
-    def _read_keys(self, after: bytes | None) -> list[bytes]:
-        it = self._db.iter()
-        if after is None:
-            it.seek_to_first()
-        else:
-            it.seek(after)
-            if it.valid() and it.key() == after:
-                it.next()
-        out: list[bytes] = []
-        while it.valid() and len(out) < _SCAN_CHUNK_ITEMS:
-            out.append(it.key())
-            it.next()
-        del it
+    def _read_keys(self, after: bytes | None) -> list[tuple[bytes, None]]:
+        # rocksdict's key iterator: one call per key (an explicit iterator takes three).
+        keys = itertools.islice(self._db.keys(from_key=after), _SCAN_CHUNK_ITEMS + 1)
+        out = [(key, None) for key in keys if key != after and isinstance(key, bytes)]
+        del out[_SCAN_CHUNK_ITEMS:]
         return out
 
     # ------------------------------------------------------------------ lifecycle
@@ -230,6 +217,28 @@ class RocksDBSpool:
             await asyncio.gather(*self._reads, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(self._writer, self._db.close)
         self._writer.shutdown(wait=True)
+
+
+_Chunk = TypeVar("_Chunk", bound=tuple[bytes, Any])
+
+
+async def _prefetching(
+    read: Callable[[bytes | None], Awaitable[list[_Chunk]]],
+) -> AsyncIterator[list[_Chunk]]:
+    """Chunks of ``read(after)`` (records after the key ``after``; the first chunk for
+    None), the next one already being read while one is handed out."""
+    pending = asyncio.ensure_future(read(None))
+    try:
+        while True:
+            chunk = await pending
+            if not chunk:
+                return
+            pending = asyncio.ensure_future(read(chunk[-1][0]))
+            yield chunk
+    finally:
+        # An abandoned scan: let its last read finish (a cancelled wait would leave the
+        # thread reading while close() no longer waits for it), and drop its result.
+        await asyncio.gather(pending, return_exceptions=True)
 
 
 def _settle(ops: list[_Op], failure: BaseException | None) -> None:
