@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from kumocore import gctune
 from kumocore.errors import ConfigError
 from kumocore.intake import Intake
 from kumocore.logs.journal import Journal
@@ -164,8 +163,7 @@ class Server:
     async def _recover(self, services: Services) -> None:
         """Hand every spooled message back to the queues (a 250 survives kill -9)."""
         started, cpu_started = time.perf_counter(), time.process_time()
-        with gctune.paused():  # see kumocore.gctune: nothing to free while recovering
-            count = await self._recover_all(services)
+        count = await self._recover_all(services)
         log.info("spool recovered", messages=count, seconds=round(time.perf_counter() - started, 3),
                  cpu_seconds=round(time.process_time() - cpu_started, 3))
 
