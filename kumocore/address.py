@@ -48,6 +48,11 @@ _LABEL = re.compile(
     r"[A-Za-z0-9\u0080-\U0010ffff])?"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# The plain case, ``dot.string@host.name`` in ASCII without brackets: one match decides
+# what the general path below checks step by step (a recovery scan parses a million
+# recipients). Anything else, valid or not, goes the general way.
+_ASCII_ATEXT = r"A-Za-z0-9!#$%&'*+\-/=?^_`{|}~"
+_PLAIN = re.compile(rf"([{_ASCII_ATEXT}]+(?:\.[{_ASCII_ATEXT}]+)*)@([A-Za-z0-9.\-]+)")
 
 
 class AddressError(ValueError):
@@ -91,6 +96,11 @@ def parse_envelope_address(text: str, *, allow_null: bool = True) -> EnvelopeAdd
     """
     if not isinstance(text, str):
         raise AddressError(repr(text), f"expected a string, got {type(text).__name__}")
+    plain = _PLAIN.fullmatch(text)
+    if plain is not None and len(text) <= _MAX_LOCAL:  # ASCII: characters are octets
+        domain, problem = _domain_verdict(plain[2])
+        if problem is None:
+            return EnvelopeAddress(plain[1], domain)
     if _CONTROL.search(text):
         raise AddressError(text, "contains a control character")
     inner = _strip_brackets(text)

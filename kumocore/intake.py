@@ -19,7 +19,7 @@ import structlog
 
 from kumocore.errors import Rejection
 from kumocore.logs.record import PeerAddress
-from kumocore.queue_name import NULL_QUEUE
+from kumocore.queue_name import NULL_QUEUE, message_queue
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -120,8 +120,6 @@ class Intake:
         does: the policy is asked once per queue, not once per message. Errors are never
         cached, so a refused message is asked about again when it is retried.
         """
-        from kumocore.queue_name import message_queue
-
         name, parts = message_queue(message)
         if name == NULL_QUEUE:
             return name, None

@@ -331,9 +331,8 @@ class Message(MessageMethods):
         if rec.get("v") != _SPOOL_VERSION:
             raise SpoolRecordError(id, f"unsupported meta version {rec.get('v')!r}")
         try:
-            sender = record_field(rec, "sender", str)
             msg = cls(
-                NULL_SENDER if sender == "" else sender,
+                _spooled_sender(record_field(rec, "sender", str)),
                 record_field(rec, "recipient", str),
                 data_bytes,
                 id=id,
@@ -354,6 +353,24 @@ class Message(MessageMethods):
         except (AddressError, TypeError, KeyError, UnicodeEncodeError) as exc:
             raise SpoolRecordError(id, str(exc.args[0] if exc.args else exc)) from None
         return msg
+
+
+#: Parsed senders of spooled messages: a recovery scan meets the same few senders again
+#: and again (one per campaign or bounce address), so each is parsed once and the
+#: messages share one (immutable) address object. Bounded: cleared when full.
+_SPOOLED_SENDERS: dict[str, EnvelopeAddress] = {}
+_MAX_SPOOLED_SENDERS = 4096
+
+
+def _spooled_sender(text: str) -> EnvelopeAddress:
+    """The sender of a meta record (``""`` is the null sender); AddressError if invalid."""
+    address = _SPOOLED_SENDERS.get(text)
+    if address is None:
+        address = NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
+        if len(_SPOOLED_SENDERS) >= _MAX_SPOOLED_SENDERS:
+            _SPOOLED_SENDERS.clear()
+        _SPOOLED_SENDERS[text] = address
+    return address
 
 
 def _crlf_clean_prefix(new: bytes, old: bytes) -> bool:

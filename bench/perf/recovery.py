@@ -67,40 +67,56 @@ def meta_template(body: bytes, due: float) -> bytes:
 
 
 def populate_spool(
-    var: Path, count: int, body: bytes, *, due_in: float = 3600.0, batch: int = 5000
+    var: Path, count: int, body: bytes, *, due_in: float = 3600.0, batch: int = 5000,
+    workers: int = 1,
 ) -> PopulateResult:
-    """Write ``count`` messages into ``var/spool/{data,meta}`` (unsynced, then flushed)."""
+    """Write ``count`` messages into ``var/spool/{data,meta}`` (unsynced, then flushed).
+
+    With ``workers`` > 1, each message goes to the spool shard of the worker that
+    ``serve --workers N`` would move it to (:func:`kumocore.spool.shards.target_of`), so
+    the workers start on their own shards and recover them in parallel.
+    """
     import rocksdict
 
     from kumocore.ids import new_message_id
+    from kumocore.spool.shards import owned_path, target_of
 
     started = time.perf_counter()
     template = meta_template(body, time.time() + due_in)
     head, tail = template.split(_PLACEHOLDER.encode())
     body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-    data_db = _open(var / "spool" / "data")
-    meta_db = _open(var / "spool" / "meta")
+    spool = var / "spool"
+    shards = [
+        (_open(Path(owned_path(str(spool / "data"), k, workers))),
+         _open(Path(owned_path(str(spool / "meta"), k, workers))))
+        for k in range(workers)
+    ]  # fmt: skip
     options = rocksdict.WriteOptions()
     options.sync = False
     meta_bytes = data_bytes = 0
     try:
         for start in range(0, count, batch):
-            data_batch = rocksdict.WriteBatch(raw_mode=True)
-            meta_batch = rocksdict.WriteBatch(raw_mode=True)
+            batches = [(rocksdict.WriteBatch(raw_mode=True), rocksdict.WriteBatch(raw_mode=True))
+                       for _ in shards]  # fmt: skip
             for n in range(start, min(start + batch, count)):
-                key = new_message_id().encode()
+                message_id = new_message_id()
+                key = message_id.encode()
                 record = b"%s%d%s" % (head, n, tail)
+                data_batch, meta_batch = batches[target_of(message_id, workers)]
                 data_batch.put(key, body)
                 meta_batch.put(key, record)
                 meta_bytes += len(record)
                 data_bytes += len(body)
-            data_db.write(data_batch, options)  # type: ignore[attr-defined]
-            meta_db.write(meta_batch, options)  # type: ignore[attr-defined]
-        for db in (data_db, meta_db):
-            db.flush(True)  # type: ignore[attr-defined]
+            for (data_db, meta_db), (data_batch, meta_batch) in zip(shards, batches, strict=True):
+                data_db.write(data_batch, options)  # type: ignore[attr-defined]
+                meta_db.write(meta_batch, options)  # type: ignore[attr-defined]
+        for pair in shards:
+            for db in pair:
+                db.flush(True)  # type: ignore[attr-defined]
     finally:
-        for db in (data_db, meta_db):
-            db.close()  # type: ignore[attr-defined]
+        for pair in shards:
+            for db in pair:
+                db.close()  # type: ignore[attr-defined]
     return PopulateResult(count, time.perf_counter() - started, meta_bytes, data_bytes)
 
 

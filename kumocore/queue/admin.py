@@ -132,6 +132,8 @@ class AdminRules:
         return list(rules.values())
 
     def bounce_rule_for(self, queue_name: str) -> QueueRule | None:
+        if not self.bounces:  # the common case, asked for every message queued or recovered
+            return None
         return next((r for r in self._prune(self.bounces) if r.matches(queue_name)), None)
 
     def suspended_until(self, queue_name: str) -> float | None:

@@ -16,6 +16,7 @@ def restored_gc() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
+    gc.enable()
 
 
 def test_tuning_raises_only_the_young_generation_threshold(restored_gc: None) -> None:
@@ -31,3 +32,11 @@ def test_objects_alive_at_start_are_frozen_and_later_ones_are_not(restored_gc: N
     assert frozen > len(alive_at_start)
     later = [[] for _ in range(100)]  # noqa: F841 - tracked containers, created after
     assert gc.get_freeze_count() == frozen
+
+
+def test_collector_is_off_from_tuning_until_survivors_are_frozen(restored_gc: None) -> None:
+    # The recovery scan runs in between: no collection may walk the growing heap.
+    tune_for_server()
+    assert not gc.isenabled()
+    freeze_survivors()
+    assert gc.isenabled()

@@ -140,3 +140,24 @@ def test_domain_verdict_is_remembered_but_errors_still_name_each_address() -> No
     first = parse_envelope_address("a@Example.COM.")
     second = parse_envelope_address("b@Example.COM.")
     assert first.domain == second.domain == "example.com"
+
+
+# The plain ASCII form takes a one-regex fast path; inside angle brackets the same address
+# goes the general way. Both must agree on the result and on the reason for a refusal.
+_FAST_PATH_CASES = [
+    "a@b.example", "12345@dest.example", "A.B+tag@Example.COM.", "o'hara@x.org",
+    "a..b@x.com", ".a@x.com", "a.@x.com", "a@-x.com", "a@x-.com", "a@x..com", "a@.x.com",
+    "a@x.com.", "a@x.com..", "a@" + "x" * 64 + ".com", "x" * 250 + "@a.com",
+    "x" * 257 + "@a.com", "a@" + "b." * 130 + "com", "a@x_y.com", "a@1.2.3.4",
+]
+
+
+@pytest.mark.parametrize("text", _FAST_PATH_CASES)
+def test_plain_address_fast_path_agrees_with_general_parser(text: str) -> None:
+    def outcome(value: str) -> object:
+        try:
+            return parse_envelope_address(value, allow_null=False)
+        except AddressError as exc:
+            return exc.reason
+
+    assert outcome(text) == outcome(f"<{text}>")

@@ -52,3 +52,17 @@ async def test_removed_message_is_not_recovered() -> None:
     recovered: list[Message] = []
     await store.recover_all(recovered)
     assert [m.id for m in recovered] == [kept.id]
+
+
+async def test_recovery_batches_hold_every_message_once_in_key_order_without_corrupt_ones(
+) -> None:
+    # MemorySpool has no scan_chunks: the store groups scan()'s records itself.
+    store = make_store()
+    saved = [message(n) for n in range(600)]
+    for m in saved:
+        await store.save(m)
+    await store.meta.put("ffffffffffffffffffffffffffffffff", b"[]")
+    batches = [batch async for batch in store.recover_batches()]
+    assert len(batches) > 1
+    assert [m.id for batch in batches for m in batch] == sorted(m.id for m in saved)
+    assert store.quarantined == 1

@@ -66,12 +66,50 @@ async def test_put_overwrites_an_existing_value(spool: RocksDBSpool) -> None:
     assert await spool.get("k") == b"two"
 
 
-async def test_scan_yields_every_record_in_key_order_across_chunks(spool: RocksDBSpool) -> None:
-    ids = [new_message_id() for _ in range(700)]  # more than two scan chunks
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> int:
+    import kumocore_rocksdb_spool.spool as module
+
+    monkeypatch.setattr(module, "_SCAN_CHUNK_ITEMS", 64)
+    return 64
+
+
+async def test_scan_yields_every_record_in_key_order_across_chunks(
+    spool: RocksDBSpool, small_chunks: int
+) -> None:
+    ids = [new_message_id() for _ in range(700)]  # eleven scan chunks
     await asyncio.gather(*(spool.put(i, i.encode() * 3) for i in reversed(ids)))
     items = await collect(spool)
     assert [k for k, _ in items] == sorted(ids)
     assert all(v == k.encode() * 3 for k, v in items)
+    keys = spool.keys()
+    assert [k async for k in keys] == sorted(ids)
+
+
+async def test_scan_chunks_are_bounded_and_resume_after_a_key_deleted_meanwhile(
+    spool: RocksDBSpool, small_chunks: int
+) -> None:
+    ids = sorted(new_message_id() for _ in range(300))
+    await asyncio.gather(*(spool.put(i, b"x") for i in ids))
+    seen: list[str] = []
+    async for chunk in spool.scan_chunks():
+        assert 0 < len(chunk) <= small_chunks
+        seen += [key for key, _ in chunk]
+        await spool.delete(chunk[-1][0])  # the key the next read resumes after
+    assert seen == ids
+
+
+async def test_an_abandoned_scan_leaves_the_spool_closable(
+    spool: RocksDBSpool, small_chunks: int
+) -> None:
+    await asyncio.gather(*(spool.put(new_message_id(), b"x" * 100) for _ in range(500)))
+    scan = spool.scan()
+    async for _ in scan:
+        break  # the next chunk is being read ahead
+    await scan.aclose()
+    await spool.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await spool.get("k")
 
 
 async def test_data_survives_close_and_reopen(tmp_path: Path) -> None:
