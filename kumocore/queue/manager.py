@@ -1,7 +1,8 @@
-"""The queue manager: scheduled queues, routing workers, ready queues, admin actions.
+"""The queue manager: scheduled queues, routing workers, egress paths, admin actions.
 
 Messages arrive from :mod:`kumocore.intake` (already durable) or from spool recovery.
-A message that is due goes to a routing worker, which finds its egress path and puts it
+A message that is due goes to a routing worker, which finds its egress path
+(:class:`~kumocore.queue.path.EgressPath`, kept in :attr:`QueueManager.paths`) and puts it
 in that path's ready queue; one that is not yet due waits in the :class:`Scheduler`.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -17,10 +19,11 @@ import structlog
 from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
 from kumocore.queue.admin import AdminRules, QueueRule
-from kumocore.queue.egress import Egress
+from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.outcomes import Outcomes
+from kumocore.queue.path import EgressPath
 from kumocore.queue.queued import MessagesView, Queued
-from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.queue.requeue import requeue_event
 from kumocore.queue.routing import Router
 from kumocore.queue.schedule import ScheduledQueue, Scheduler
 from kumocore.response import Response
@@ -61,7 +64,6 @@ class QueueManager:
         # The services below the queues, given explicitly (kumocore.services).
         self.hooks, self.resolver, self.store, self.logs = hooks, resolver, store, logs
         self.hostname, self.nodeid = hostname, nodeid
-        self.throttles = throttles  # None: each path throttles in this process only
         self.tsa = tsa
         #: Recent refusals and bounce classes, for the status page (kumocore.status).
         self.responses = ResponseLog()
@@ -74,11 +76,20 @@ class QueueManager:
         #: The same messages, read-only, for the many readers that want only the message.
         self.messages = MessagesView(self.queued)
         self.scheduled: dict[str, ScheduledQueue] = {}
-        self.ready: dict[PathKey, ReadyQueue] = {}
+        #: Every egress path of this node, one per (source, site, protocol).
+        self.paths: dict[PathKey, EgressPath] = {}
         self.admin = AdminRules()
-        self.outcomes = Outcomes(self)
+        self.outcomes = Outcomes(
+            journal=journal, logs=logs, responses=self.responses, tsa=tsa,
+            queue_of=self.queue_of, retry=self.persist_and_schedule, finished=self.forget,
+            requeue=functools.partial(requeue_event, self))
+        #: What every path shares (throttle stores, resolver...); None throttles: each
+        #: path throttles in this process only.
+        self.egress = EgressShared(
+            hooks=hooks, resolver=resolver, store=store, hostname=hostname,
+            throttles=throttles, dane_counts=self.dane_counts, outcomes=self.outcomes,
+            tsa=tsa, queue_of=self.queue_of, forget=self.forget)
         self.router = Router(self)
-        self.egress = Egress(self)
         self.mta_sts = MtaSts(resolver)  # policies applied at MX resolution
         self.scheduler = Scheduler(self._on_due)
         self._routing: collections.deque[str] = collections.deque()
@@ -102,18 +113,18 @@ class QueueManager:
         await asyncio.gather(*self._workers, return_exceptions=True)
         started = time.monotonic()
         deadline = started + timeout
-        for ready in self.ready.values():
-            ready.drain()  # queued but not in flight: stays spooled for the next start
+        for path in self.paths.values():
+            path.drain()  # queued but not in flight: stays spooled for the next start
 
-        def until(ready: ReadyQueue) -> float:
+        def until(path: EgressPath) -> float:
             # A path's system_shutdown_timeout (KumoMTA's) bounds its own in-flight
             # deliveries; the server's shutdown timeout bounds them all.
-            own = ready.config.system_shutdown_timeout
+            own = path.config.system_shutdown_timeout
             return deadline if own is None else min(deadline, started + float(own))
 
-        while any(r.connections and time.monotonic() < until(r) for r in self.ready.values()):
+        while any(p.connections and time.monotonic() < until(p) for p in self.paths.values()):
             await asyncio.sleep(0.05)
-        await asyncio.gather(*(r.stop() for r in self.ready.values()))
+        await asyncio.gather(*(p.stop() for p in self.paths.values()))
         await self.outcomes.drain()
 
     # ------------------------------------------------------------------ intake
@@ -268,13 +279,15 @@ class QueueManager:
     def apply_bounce_rule(self, rule: QueueRule) -> None:
         """Bounce every queued message that matches (not ones already in flight)."""
         self.admin.bounces[rule.id] = rule
-        for ready in self.ready.values():
-            for message in ready.drain():
+        for path in self.paths.values():
+            kept = []
+            for message in path.drain():
                 queue = self.queue_of(message)
                 if rule.matches("" if queue is None else queue.name):
                     self.admin_bounce(message, rule)
                 else:
-                    ready.messages.append(message)
+                    kept.append(message)
+            path.put_back(kept)
         for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
             for message_id in list(queue.ids):
                 record = self.queued.get(message_id)

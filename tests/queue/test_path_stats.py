@@ -13,7 +13,8 @@ async def test_a_deferred_message_shows_its_last_response_and_its_path_counts_it
     await bench.inject("ok@example.com")
     await bench.wait_for_records("TransientFailure", 1)
     await bench.wait_for_records("Delivery", 1)
-    view = await inspect_message(bench.queues, bench.runtime.store, deferred.id, want_body=False)
+    store = bench.runtime.services.store
+    view = await inspect_message(bench.queues, store, deferred.id, want_body=False)
     assert view is not None
     assert view["message"]["last_response"].startswith("451 4.3.0")
     (path,) = queue_summary(bench.queues)["ready"]
