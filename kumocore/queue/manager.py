@@ -91,7 +91,8 @@ class QueueManager:
             tsa=tsa, queue_of=self.queue_of, forget=self.forget)
         self.router = Router(self)
         self.mta_sts = MtaSts(resolver)  # policies applied at MX resolution
-        self.scheduler = Scheduler(self._on_due)
+        #: Holds each waiting message's record until it is due.
+        self.scheduler: Scheduler[Queued] = Scheduler(self._on_due, self.queued.get)
         self._routing: collections.deque[str] = collections.deque()
         self._routing_ready = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -154,34 +155,30 @@ class QueueManager:
         return None if record is None else record.queue
 
     def schedule(self, message: Message, due: float) -> None:
+        """Let an owned message wait until ``due`` (one no longer owned has nothing to
+        wait for)."""
         record = self.queued.get(message.id)
-        if record is None:
-            self.scheduler.schedule(message.id, due)
-        else:
+        if record is not None:
             self._wait(record, due)
 
     def unschedule(self, message_id: str) -> bool:
         """Take ``message_id`` off the scheduler; True when it was scheduled."""
         record = self.queued.get(message_id)
-        if record is not None:
-            self._unwait(record)
-        return self.scheduler.cancel(message_id)
+        return record is not None and self._unwait(record)
 
     def _wait(self, record: Queued, due: float) -> None:
         # The per-queue count changes only when the record enters the scheduler, not
         # on each reschedule of a message already waiting.
-        if not record.waiting:
-            record.waiting = True
-            if record.queue is not None:
-                record.queue.waiting += 1
-        self.scheduler.schedule(record.message.id, due)
+        if record.due is None and record.queue is not None:
+            record.queue.waiting += 1
+        self.scheduler.schedule(record, due)
 
-    @staticmethod
-    def _unwait(record: Queued) -> None:
-        if record.waiting:
-            record.waiting = False
-            if record.queue is not None:
-                record.queue.waiting -= 1
+    def _unwait(self, record: Queued) -> bool:
+        if not self.scheduler.cancel(record):
+            return False
+        if record.queue is not None:
+            record.queue.waiting -= 1
+        return True
 
     def _leave_queue(self, record: Queued) -> None:
         self._unwait(record)
@@ -220,16 +217,14 @@ class QueueManager:
         if record is not None:
             self._leave_queue(record)
         self.outcomes.stats.forget(message.id)
-        self.scheduler.cancel(message.id)
         if not keep_spooled:
             await self.store.remove(message.id)
 
     # ------------------------------------------------------------------ routing
-    def _on_due(self, message_id: str) -> None:
-        record = self.queued.get(message_id)
-        if record is not None:
-            self._unwait(record)
-        self._enqueue_routing(message_id)
+    def _on_due(self, record: Queued) -> None:
+        if record.queue is not None:  # the scheduler let it go: one fewer waiting
+            record.queue.waiting -= 1
+        self._enqueue_routing(record.message.id)
 
     def _enqueue_routing(self, message_id: str) -> None:
         self._routing.append(message_id)
@@ -291,7 +286,7 @@ class QueueManager:
         for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
             for message_id in list(queue.ids):
                 record = self.queued.get(message_id)
-                if record is not None and message_id in self.scheduler:
+                if record is not None and record.waiting:
                     self.admin_bounce(record.message, rule)
 
     def cancel_bounce(self, rule_id: str) -> bool:
@@ -308,7 +303,7 @@ class QueueManager:
         for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
             for message_id in list(queue.ids):
                 record = self.queued.get(message_id)
-                if record is None or message_id not in self.scheduler:
+                if record is None or not record.waiting:
                     continue
                 if not self.admin.suspended_until(queue.name):
                     self._wait(record, time.time())
