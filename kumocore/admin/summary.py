@@ -133,7 +133,8 @@ async def inspect_message(
     due = manager.scheduler.due_time(message_id)
     if due is not None:
         body["due"] = rfc3339(due)
-    last = manager.outcomes.stats.last_response.get(message_id)
+    record = manager.queued.get(message_id)
+    last = record.last_response if record is not None else None
     if last is not None:
         body["last_response"] = last  # kumocore addition: why it is waiting
     if want_body:

@@ -21,7 +21,7 @@ from kumocore.delivery.mta_sts import MtaSts
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.outcomes import Outcomes
-from kumocore.queue.path import EgressPath
+from kumocore.queue.path import EgressPath, stop_paths
 from kumocore.queue.queued import MessagesView, Queued
 from kumocore.queue.requeue import requeue_event
 from kumocore.queue.routing import Router
@@ -65,10 +65,9 @@ class QueueManager:
         self.hooks, self.resolver, self.store, self.logs = hooks, resolver, store, logs
         self.hostname, self.nodeid = hostname, nodeid
         self.tsa = tsa
+        self.journal = journal  # builds every record the queues write
         #: Recent refusals and bounce classes, for the status page (kumocore.status).
         self.responses = ResponseLog()
-        #: Builds every record the queues write (kumocore.logs.journal).
-        self.journal = journal
         #: DANE decisions by result (``dane_result_count`` on /metrics).
         self.dane_counts = new_dane_counts()
         #: Every owned message's one record, by id (kumocore.queue.queued).
@@ -81,10 +80,9 @@ class QueueManager:
         self.admin = AdminRules()
         self.outcomes = Outcomes(
             journal=journal, logs=logs, responses=self.responses, tsa=tsa,
-            queue_of=self.queue_of, retry=self.persist_and_schedule, finished=self.forget,
+            record_of=self.record_of, retry=self.persist_and_schedule, finished=self.forget,
             requeue=functools.partial(requeue_event, self))
-        #: What every path shares (throttle stores, resolver...); None throttles: each
-        #: path throttles in this process only.
+        #: What every path shares (throttle stores, resolver, spool, where outcomes go).
         self.egress = EgressShared(
             hooks=hooks, resolver=resolver, store=store, hostname=hostname,
             throttles=throttles, dane_counts=self.dane_counts, outcomes=self.outcomes,
@@ -112,20 +110,7 @@ class QueueManager:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        started = time.monotonic()
-        deadline = started + timeout
-        for path in self.paths.values():
-            path.drain()  # queued but not in flight: stays spooled for the next start
-
-        def until(path: EgressPath) -> float:
-            # A path's system_shutdown_timeout (KumoMTA's) bounds its own in-flight
-            # deliveries; the server's shutdown timeout bounds them all.
-            own = path.config.system_shutdown_timeout
-            return deadline if own is None else min(deadline, started + float(own))
-
-        while any(p.connections and time.monotonic() < until(p) for p in self.paths.values()):
-            await asyncio.sleep(0.05)
-        await asyncio.gather(*(p.stop() for p in self.paths.values()))
+        await stop_paths(list(self.paths.values()), timeout)
         await self.outcomes.drain()
 
     # ------------------------------------------------------------------ intake
@@ -137,9 +122,11 @@ class QueueManager:
         else:
             queue.config = config
         queue.ids.add(message.id)
-        if message.id in self.queued:  # owned already (rebind): its old timer goes
-            self.unschedule(message.id)
+        old = self.queued.get(message.id)
         record = self.queued[message.id] = Queued(message, queue)
+        if old is not None:  # owned already (rebind): its old timer goes, its story stays
+            self._unwait(old)
+            record.last_response = old.last_response
         rule = self.admin.bounce_rule_for(queue_name)
         if rule is not None:
             self.admin_bounce(message, rule)
@@ -153,6 +140,10 @@ class QueueManager:
     def queue_of(self, message: Message) -> ScheduledQueue | None:
         record = self.queued.get(message.id)
         return None if record is None else record.queue
+
+    def record_of(self, message: Message) -> Queued | None:
+        """The message's one record while the queues own it."""
+        return self.queued.get(message.id)
 
     def schedule(self, message: Message, due: float) -> None:
         """Let an owned message wait until ``due`` (one no longer owned has nothing to
@@ -216,7 +207,6 @@ class QueueManager:
         record = self.queued.pop(message.id, None)
         if record is not None:
             self._leave_queue(record)
-        self.outcomes.stats.forget(message.id)
         if not keep_spooled:
             await self.store.remove(message.id)
 

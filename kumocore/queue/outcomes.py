@@ -5,10 +5,10 @@ after its final record (Delivery, Bounce, Expiration, AdminBounce) was written b
 log sink; a transient failure persists the new attempt count and due time first, so a
 restart resumes the same schedule.
 
-The outcomes see the queue manager only through narrow callbacks given at construction:
-``retry(message, due)`` (persist and reschedule), ``finished(message, keep_spooled=)``
-(leave the queues and the spool), ``requeue(message, response)`` (the
-``requeue_message`` event) and ``queue_of(message)``.
+The outcomes see the queue manager only through narrow callbacks: ``retry(message, due)``
+(persist, reschedule), ``finished(message, keep_spooled=)`` (leave queues and spool),
+``requeue(message, response)`` (``requeue_message``) and ``record_of(message)`` (its one
+record: scheduled queue, last transient response).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from kumocore.message import Message
     from kumocore.queue.automation import Automation
     from kumocore.queue.egress import PathView
-    from kumocore.queue.schedule import ScheduledQueue
+    from kumocore.queue.queued import Queued
     from kumocore.status.responses import ResponseLog
 
 log = structlog.get_logger("kumocore.outcomes")
@@ -60,7 +60,7 @@ class Outcomes:
         logs: LogDispatcher,
         responses: ResponseLog,
         tsa: Automation | None,
-        queue_of: Callable[[Message], ScheduledQueue | None],
+        record_of: Callable[[Message], Queued | None],
         retry: Callable[[Message, float], Awaitable[None]],
         finished: Callable[..., Awaitable[None]],
         requeue: Callable[[Message, Response], Awaitable[bool]],
@@ -70,17 +70,11 @@ class Outcomes:
         #: Recent refusals and bounce classes, for the status page (kumocore.status).
         self.responses = responses
         self.tsa = tsa  # traffic shaping automation (kumocore.tsa) sees every outcome
-        self._queue_of, self._retry, self._requeue = queue_of, retry, requeue
-        #: ``finished(message, keep_spooled=False)``: the message leaves the queues.
-        self._finished = finished
-        self.counters = {
-            "delivered": 0,
-            "transient": 0,
-            "bounced": 0,
-            "expired": 0,
-            "admin_bounced": 0,
-        }
-        #: Per-path outcome counts and last errors, per-message last responses (queue tools).
+        self._record_of, self._retry, self._requeue = record_of, retry, requeue
+        self._finished = finished  # finished(message, keep_spooled=False)
+        self.counters = dict.fromkeys(
+            ("delivered", "transient", "bounced", "expired", "admin_bounced"), 0)
+        #: Per-path outcome counts and last errors (queue tools).
         self.stats = OutcomeStats()
         self._tasks: set[asyncio.Task[None]] = set()
         # Set while draining at shutdown: after it, unwritten final records stop holding
@@ -150,7 +144,8 @@ class Outcomes:
 
         # the status page
         note_outcome(self.responses, kind, path, response, classification)
-        queue = self._queue_of(message)
+        record = self._record_of(message)
+        queue = record.queue if record is not None else None
         protocol = session.delivery_protocol if session is not None else None
         if protocol is None and path is not None:
             protocol = "ESMTP"
@@ -204,7 +199,7 @@ class Outcomes:
         session: SessionInfo | None = None,
     ) -> None:
         self.counters["delivered"] += 1
-        self.stats.record(_path_name(path), message.id, "delivered", response)
+        self.stats.record(_path_name(path), "delivered", response)
         ticket = self._record(
             "Delivery", message, response, path, peer, source_address, session=session)
         self._spawn(self._finish(message, ticket))
@@ -222,7 +217,7 @@ class Outcomes:
     ) -> None:
         """A final failure (``Bounce``, ``AdminBounce`` or ``Expiration``): log, then forget."""
         self.counters[_COUNTER_OF[kind]] += 1
-        self.stats.record(_path_name(path), message.id, "failed", response)
+        self.stats.record(_path_name(path), "failed", response)
 
         async def finish() -> None:
             ticket = None
@@ -254,8 +249,11 @@ class Outcomes:
         """Log and reschedule; ``retry_after`` (seconds) replaces the queue's schedule for
         this attempt (KumoMTA retries a failed maildir write after a minute)."""
         self.counters["transient"] += 1
-        self.stats.record(_path_name(path), message.id, "transient", response)
-        queue = self._queue_of(message)
+        self.stats.record(_path_name(path), "transient", response)
+        record = self._record_of(message)
+        queue = record.queue if record is not None else None
+        if record is not None:  # why it waits (``inspect-message``); goes with the record
+            record.last_response = response.to_single_line()
         if queue is None:
             log.error("transient failure for a message without a queue", id=message.id)
             return

@@ -254,6 +254,7 @@ class EgressPath:
         raise NotImplementedError
 
     async def stop(self) -> None:
+        """Cancel the path's timers and connections (see :func:`stop_paths`)."""
         self.backoff.cancel()
         if self._resume is not None:
             self._resume.cancel()
@@ -264,3 +265,21 @@ class EgressPath:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def stop_paths(paths: list[EgressPath], timeout: float) -> None:
+    """Shutdown: queued messages stay spooled for the next start; deliveries in flight
+    get until their path's ``system_shutdown_timeout`` (KumoMTA's), all of them at most
+    ``timeout`` seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    for path in paths:
+        path.drain()
+
+    def until(path: EgressPath) -> float:
+        own = path.config.system_shutdown_timeout
+        return deadline if own is None else min(deadline, started + float(own))
+
+    while any(p.connections and time.monotonic() < until(p) for p in paths):
+        await asyncio.sleep(0.05)
+    await asyncio.gather(*(p.stop() for p in paths))

@@ -18,14 +18,16 @@ if TYPE_CHECKING:
 
 class Queued:
     """A queued message, its scheduled queue (None while rebind moves it) and, while the
-    scheduler holds it, its due time (``queue.waiting`` counts the records that have one)."""
+    scheduler holds it, its due time (``queue.waiting`` counts the records that have one);
+    after a transient failure, that response on one line (why it waits)."""
 
-    __slots__ = ("due", "message", "queue")
+    __slots__ = ("due", "last_response", "message", "queue")
 
     def __init__(self, message: Message, queue: ScheduledQueue | None) -> None:
         self.message = message
         self.queue = queue
         self.due: float | None = None
+        self.last_response: str | None = None
 
     @property
     def waiting(self) -> bool:
