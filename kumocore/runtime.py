@@ -37,13 +37,7 @@ from kumocore.validation import ValidationReport
 
 if TYPE_CHECKING:
     from kumocore.admin.peers import NodePeers
-    from kumocore.intake import Intake
-    from kumocore.logs.dispatch import LogDispatcher
-    from kumocore.queue.manager import QueueManager
     from kumocore.services import Services
-    from kumocore.spool.storage_guard import StorageMonitor
-    from kumocore.spool.store import MessageStore
-    from kumocore.throttle.store import ThrottleStore
     from kumocore.tsa.engine import TsaEngine
 
 log = structlog.get_logger("kumocore.runtime")
@@ -96,32 +90,6 @@ class Runtime:
         if self._journal is None:
             self._journal = Journal(None, self.nodeid, self.hooks.classify_bounce)
         return self._journal
-
-    # Shortcuts to the started services, for the listeners that hold the runtime; None
-    # before the start. New code takes :class:`~kumocore.services.Services` instead.
-    @property
-    def store(self) -> MessageStore | None:
-        return self.services.store if self.services is not None else None
-
-    @property
-    def logs(self) -> LogDispatcher | None:
-        return self.services.logs if self.services is not None else None
-
-    @property
-    def queues(self) -> QueueManager | None:
-        return self.services.queues if self.services is not None else None
-
-    @property
-    def throttles(self) -> ThrottleStore | None:
-        return self.services.throttles if self.services is not None else None
-
-    @property
-    def intake(self) -> Intake | None:
-        return self.services.intake if self.services is not None else None
-
-    @property
-    def storage(self) -> StorageMonitor | None:
-        return self.services.storage if self.services is not None else None
 
     # ------------------------------------------------------------------ policy
     async def load_policy(self, path: str | os.PathLike[str]) -> None:

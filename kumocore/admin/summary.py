@@ -41,7 +41,7 @@ def scheduled_counts(manager: QueueManager) -> dict[str, int]:
 
 def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
     """One entry per ready queue (egress path), busiest first."""
-    queues = sorted(manager.ready.values(), key=lambda r: (-len(r), -r.connections, r.key.name))
+    queues = sorted(manager.paths.values(), key=lambda r: (-len(r), -r.connections, r.key.name))
     return [
         {
             "name": ready.key.name,
@@ -49,7 +49,7 @@ def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
             "site": ready.key.site,
             "count": len(ready),
             "connections": ready.connections,
-            "connection_limit": manager.egress.connection_limit(ready.config),
+            "connection_limit": ready.connection_limit,
             # kumocore additions: the path's message rate limit, what it saw since start,
             # and its last error.
             "max_message_rate": _rate_text(ready.config),
@@ -133,7 +133,8 @@ async def inspect_message(
     due = manager.scheduler.due_time(message_id)
     if due is not None:
         body["due"] = rfc3339(due)
-    last = manager.outcomes.stats.last_response.get(message_id)
+    record = manager.queued.get(message_id)
+    last = record.last_response if record is not None else None
     if last is not None:
         body["last_response"] = last  # kumocore addition: why it is waiting
     if want_body:

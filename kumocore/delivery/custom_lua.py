@@ -26,15 +26,16 @@ import structlog
 from kumocore.config.lua_options import LuaProtocol
 from kumocore.config.protocols import CustomLuaProtocol
 from kumocore.errors import ConfigError, Rejection
-from kumocore.queue.ready import PathKey, PathOwner, ReadyQueue
+from kumocore.queue.egress import PathKey
+from kumocore.queue.path import EgressPath
 from kumocore.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
     from kumocore.hooks import Hooks
     from kumocore.message import Message
+    from kumocore.queue.egress import EgressShared
     from kumocore.queue.schedule import ScheduledQueue
-    from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.custom_lua")
 
@@ -84,27 +85,23 @@ class Sender:
                         error=str(exc))
 
 
-class LuaOwner(PathOwner, Protocol):
-    """What a ``custom_lua`` ready queue needs of the queue manager, beyond any path's."""
+class LuaOwner(Protocol):
+    """What opening a ``custom_lua`` path needs of the queue manager: the hooks, what
+    every path shares, and where the paths are kept."""
 
     @property
     def hooks(self) -> Hooks: ...
 
     @property
-    def store(self) -> MessageStore: ...
+    def egress(self) -> EgressShared: ...
 
     @property
-    def ready(self) -> dict[PathKey, ReadyQueue]: ...
-
-    async def load_data(self, message: Message) -> bytes | None: ...
-
-    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
+    def paths(self) -> dict[PathKey, EgressPath]: ...
 
 
-class LuaReadyQueue(ReadyQueue):
-    """A ready queue whose "connections" are sender objects from a constructor event."""
+class LuaReadyQueue(EgressPath):
+    """An egress path whose "connections" are sender objects from a constructor event."""
 
-    manager: LuaOwner
     protocol: LuaProtocol
     tenant: str | None = None
     campaign: str | None = None
@@ -113,15 +110,15 @@ class LuaReadyQueue(ReadyQueue):
         from kumocore.custom_events import custom_event_source
 
         name = self.protocol.constructor
-        source = custom_event_source(self.manager.hooks.pm, name)
+        source = custom_event_source(self.shared.hooks.pm, name)
         if source is None:
             raise ConfigError(f"custom_lua: the policy registers no '{name}' event "
                               f"(kumo.on('{name}', function(domain, tenant, campaign) ...))")
         obj = await source.call_custom_event(name, self.domain, self.tenant, self.campaign)
         return Sender(source, name, obj)
 
-    async def _serve_connection(self, lease: Any, epoch: int) -> None:
-        if not self.messages or not await self.manager.egress.wait_for_connection_rate(self):
+    async def serve(self, slot: Any, epoch: int) -> None:
+        if not self.messages or not await self.throttles.connection_rate(self.config):
             return
         try:
             sender = await self._construct()
@@ -129,10 +126,10 @@ class LuaReadyQueue(ReadyQueue):
             response = Response.parse(451, f"4.3.0 {exc}")
             log.error("custom_lua constructor failed", path=self.key.name, error=str(exc))
             self.backoff.failed(response, epoch)
-            self._fail_queued(response)
+            self.fail_queued(response)
             return
         try:
-            await self._deliver_batches(sender, lease)
+            await self._deliver_batches(sender, slot)
         finally:
             await sender.close()
 
@@ -145,18 +142,18 @@ class LuaReadyQueue(ReadyQueue):
                 return
             handed = False
             try:
-                if not await self.manager.egress.wait_for_rate(self):
+                if not await self.throttles.message_rate(self.config):
                     return
                 batch = await self._with_bodies(batch)
                 responses = await sender.deliver(batch) if batch else []
                 for message, response in zip(batch, responses, strict=True):
-                    self.manager.outcomes.handle(self, message, response, peer=None)
+                    self.shared.outcomes.handle(self, message, response, peer=None)
                 handed = True
             finally:
                 if not handed:  # never outside both the queue and the scheduler
-                    self.messages.extendleft(reversed(batch))
+                    self.put_back(batch)
             delivered += len(batch)
-            await self.manager.egress.keep_slot(lease)
+            await self.throttles.keep(lease)
 
     async def _with_bodies(self, batch: list[Message]) -> list[Message]:
         """The batch with every body in memory (a deferred message's body was released
@@ -165,18 +162,14 @@ class LuaReadyQueue(ReadyQueue):
         for message in batch:
             if message.size and not message.data:
                 try:
-                    data = await self.manager.load_data(message)
+                    data = await self.shared.load_data(message)
                 except Exception as exc:  # a spool read error: retry later
-                    self.manager.outcomes.handle(self, message, Response.parse(
+                    self.shared.outcomes.handle(self, message, Response.parse(
                         451, f"4.3.0 spool read failed: {str(exc)[:200]}"), peer=None)
                     continue
                 if data is None:  # as the SMTP path does: set aside, never dropped
                     log.error("message body missing from spool; quarantined", id=message.id)
-                    store = self.manager.store
-                    if store is not None:
-                        await store.quarantine(message.id, message.meta_bytes(),
-                                               "data record missing")
-                    await self.manager.forget(message, keep_spooled=True)
+                    await self.shared.quarantine(message)
                     continue
                 message.data = data
             ready.append(message)
@@ -185,7 +178,7 @@ class LuaReadyQueue(ReadyQueue):
     async def _next_batch(self, idle: float) -> list[Message]:
         """Up to ``batch_size`` messages; waits up to ``max_batch_latency`` for
         ``min_batch_size`` of them once the first is there."""
-        first = await self._next_message(idle)
+        first = await self.next_message(idle)
         if first is None:
             return []
         batch = [first]
@@ -193,7 +186,7 @@ class LuaReadyQueue(ReadyQueue):
         deadline = time.monotonic() + protocol.max_batch_latency
         while len(batch) < protocol.batch_size:
             if self.messages:
-                message = await self._next_message(0.0)
+                message = await self.next_message(0.0)
                 if message is not None:
                     batch.append(message)
                 continue
@@ -206,15 +199,15 @@ class LuaReadyQueue(ReadyQueue):
 async def lua_ready_queue_for(
     manager: LuaOwner, message: Message, queue: ScheduledQueue, protocol: LuaProtocol,
     source_name: str,
-) -> ReadyQueue:
-    """The ``custom_lua`` ready queue ``message`` goes to (created on first use)."""
+) -> EgressPath:
+    """The ``custom_lua`` path ``message`` goes to (created on first use)."""
     from kumocore.queue.errors import RoutingError
     from kumocore.queue_name import parse_queue_name
 
     parts = parse_queue_name(queue.name)
     domain = parts.routing_domain or parts.domain
     key = PathKey(source_name, domain, f"lua:{protocol.constructor}")
-    ready = manager.ready.get(key)
+    ready = manager.paths.get(key)
     refresh = ready is None or (
         time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval))
     if refresh:
@@ -225,11 +218,10 @@ async def lua_ready_queue_for(
             raise RoutingError(Response.parse(
                 451, f"4.3.0 custom_lua: no egress source/path for {source_name!r}"))
         if ready is None:
-            ready = LuaReadyQueue(manager, key, domain, source, config)
-            manager.ready[key] = ready
+            ready = LuaReadyQueue(manager.egress, key, domain, source, config)
+            manager.paths[key] = ready
         else:
-            ready.config, ready.source = config, source
-            ready.config_loaded = time.monotonic()
+            ready.refresh(config, source)
     assert isinstance(ready, LuaReadyQueue)
     ready.protocol = protocol
     ready.tenant, ready.campaign = parts.tenant, parts.campaign

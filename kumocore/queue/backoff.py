@@ -3,7 +3,7 @@
 A connection that fails — the session breaks without a reply (reset, timeout, protocol
 violation, TLS error), or it cannot be opened or greeted more than
 ``consecutive_connection_failures_before_delay`` times in a row (see
-:mod:`kumocore.queue.ready`) — pauses the whole path:
+:mod:`kumocore.queue.session`) — pauses the whole path:
 :data:`CONNECT_BACKOFF_FIRST` seconds, doubling with each consecutive failure up to
 :data:`CONNECT_BACKOFF_MAX`. While failures are counted, the ready queue opens a single
 probe connection at a time; one transaction that gets a reply (any reply) ends it. So a

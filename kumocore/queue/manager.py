@@ -1,7 +1,8 @@
-"""The queue manager: scheduled queues, routing workers, ready queues, admin actions.
+"""The queue manager: scheduled queues, routing workers, egress paths, admin actions.
 
 Messages arrive from :mod:`kumocore.intake` (already durable) or from spool recovery.
-A message that is due goes to a routing worker, which finds its egress path and puts it
+A message that is due goes to a routing worker, which finds its egress path
+(:class:`~kumocore.queue.path.EgressPath`, kept in :attr:`QueueManager.paths`) and puts it
 in that path's ready queue; one that is not yet due waits in the :class:`Scheduler`.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import time
 from typing import TYPE_CHECKING
 
@@ -17,10 +19,11 @@ import structlog
 from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
 from kumocore.queue.admin import AdminRules, QueueRule
-from kumocore.queue.egress import Egress
+from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.outcomes import Outcomes
+from kumocore.queue.path import EgressPath, stop_paths
 from kumocore.queue.queued import MessagesView, Queued
-from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.queue.requeue import requeue_event
 from kumocore.queue.routing import Router
 from kumocore.queue.schedule import ScheduledQueue, Scheduler
 from kumocore.response import Response
@@ -61,12 +64,10 @@ class QueueManager:
         # The services below the queues, given explicitly (kumocore.services).
         self.hooks, self.resolver, self.store, self.logs = hooks, resolver, store, logs
         self.hostname, self.nodeid = hostname, nodeid
-        self.throttles = throttles  # None: each path throttles in this process only
         self.tsa = tsa
+        self.journal = journal  # builds every record the queues write
         #: Recent refusals and bounce classes, for the status page (kumocore.status).
         self.responses = ResponseLog()
-        #: Builds every record the queues write (kumocore.logs.journal).
-        self.journal = journal
         #: DANE decisions by result (``dane_result_count`` on /metrics).
         self.dane_counts = new_dane_counts()
         #: Every owned message's one record, by id (kumocore.queue.queued).
@@ -74,13 +75,22 @@ class QueueManager:
         #: The same messages, read-only, for the many readers that want only the message.
         self.messages = MessagesView(self.queued)
         self.scheduled: dict[str, ScheduledQueue] = {}
-        self.ready: dict[PathKey, ReadyQueue] = {}
+        #: Every egress path of this node, one per (source, site, protocol).
+        self.paths: dict[PathKey, EgressPath] = {}
         self.admin = AdminRules()
-        self.outcomes = Outcomes(self)
+        self.outcomes = Outcomes(
+            journal=journal, logs=logs, responses=self.responses, tsa=tsa,
+            record_of=self.record_of, retry=self.persist_and_schedule, finished=self.forget,
+            requeue=functools.partial(requeue_event, self))
+        #: What every path shares (throttle stores, resolver, spool, where outcomes go).
+        self.egress = EgressShared(
+            hooks=hooks, resolver=resolver, store=store, hostname=hostname,
+            throttles=throttles, dane_counts=self.dane_counts, outcomes=self.outcomes,
+            tsa=tsa, queue_of=self.queue_of, forget=self.forget)
         self.router = Router(self)
-        self.egress = Egress(self)
         self.mta_sts = MtaSts(resolver)  # policies applied at MX resolution
-        self.scheduler = Scheduler(self._on_due)
+        #: Holds each waiting message's record until it is due.
+        self.scheduler: Scheduler[Queued] = Scheduler(self._on_due, self.queued.get)
         self._routing: collections.deque[str] = collections.deque()
         self._routing_ready = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
@@ -100,20 +110,7 @@ class QueueManager:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        started = time.monotonic()
-        deadline = started + timeout
-        for ready in self.ready.values():
-            ready.drain()  # queued but not in flight: stays spooled for the next start
-
-        def until(ready: ReadyQueue) -> float:
-            # A path's system_shutdown_timeout (KumoMTA's) bounds its own in-flight
-            # deliveries; the server's shutdown timeout bounds them all.
-            own = ready.config.system_shutdown_timeout
-            return deadline if own is None else min(deadline, started + float(own))
-
-        while any(r.connections and time.monotonic() < until(r) for r in self.ready.values()):
-            await asyncio.sleep(0.05)
-        await asyncio.gather(*(r.stop() for r in self.ready.values()))
+        await stop_paths(list(self.paths.values()), timeout)
         await self.outcomes.drain()
 
     # ------------------------------------------------------------------ intake
@@ -125,9 +122,11 @@ class QueueManager:
         else:
             queue.config = config
         queue.ids.add(message.id)
-        if message.id in self.queued:  # owned already (rebind): its old timer goes
-            self.unschedule(message.id)
+        old = self.queued.get(message.id)
         record = self.queued[message.id] = Queued(message, queue)
+        if old is not None:  # owned already (rebind): its old timer goes, its story stays
+            self._unwait(old)
+            record.last_response = old.last_response
         rule = self.admin.bounce_rule_for(queue_name)
         if rule is not None:
             self.admin_bounce(message, rule)
@@ -142,35 +141,35 @@ class QueueManager:
         record = self.queued.get(message.id)
         return None if record is None else record.queue
 
+    def record_of(self, message: Message) -> Queued | None:
+        """The message's one record while the queues own it."""
+        return self.queued.get(message.id)
+
     def schedule(self, message: Message, due: float) -> None:
+        """Let an owned message wait until ``due`` (one no longer owned has nothing to
+        wait for)."""
         record = self.queued.get(message.id)
-        if record is None:
-            self.scheduler.schedule(message.id, due)
-        else:
+        if record is not None:
             self._wait(record, due)
 
     def unschedule(self, message_id: str) -> bool:
         """Take ``message_id`` off the scheduler; True when it was scheduled."""
         record = self.queued.get(message_id)
-        if record is not None:
-            self._unwait(record)
-        return self.scheduler.cancel(message_id)
+        return record is not None and self._unwait(record)
 
     def _wait(self, record: Queued, due: float) -> None:
         # The per-queue count changes only when the record enters the scheduler, not
         # on each reschedule of a message already waiting.
-        if not record.waiting:
-            record.waiting = True
-            if record.queue is not None:
-                record.queue.waiting += 1
-        self.scheduler.schedule(record.message.id, due)
+        if record.due is None and record.queue is not None:
+            record.queue.waiting += 1
+        self.scheduler.schedule(record, due)
 
-    @staticmethod
-    def _unwait(record: Queued) -> None:
-        if record.waiting:
-            record.waiting = False
-            if record.queue is not None:
-                record.queue.waiting -= 1
+    def _unwait(self, record: Queued) -> bool:
+        if not self.scheduler.cancel(record):
+            return False
+        if record.queue is not None:
+            record.queue.waiting -= 1
+        return True
 
     def _leave_queue(self, record: Queued) -> None:
         self._unwait(record)
@@ -208,17 +207,14 @@ class QueueManager:
         record = self.queued.pop(message.id, None)
         if record is not None:
             self._leave_queue(record)
-        self.outcomes.stats.forget(message.id)
-        self.scheduler.cancel(message.id)
         if not keep_spooled:
             await self.store.remove(message.id)
 
     # ------------------------------------------------------------------ routing
-    def _on_due(self, message_id: str) -> None:
-        record = self.queued.get(message_id)
-        if record is not None:
-            self._unwait(record)
-        self._enqueue_routing(message_id)
+    def _on_due(self, record: Queued) -> None:
+        if record.queue is not None:  # the scheduler let it go: one fewer waiting
+            record.queue.waiting -= 1
+        self._enqueue_routing(record.message.id)
 
     def _enqueue_routing(self, message_id: str) -> None:
         self._routing.append(message_id)
@@ -268,17 +264,19 @@ class QueueManager:
     def apply_bounce_rule(self, rule: QueueRule) -> None:
         """Bounce every queued message that matches (not ones already in flight)."""
         self.admin.bounces[rule.id] = rule
-        for ready in self.ready.values():
-            for message in ready.drain():
+        for path in self.paths.values():
+            kept = []
+            for message in path.drain():
                 queue = self.queue_of(message)
                 if rule.matches("" if queue is None else queue.name):
                     self.admin_bounce(message, rule)
                 else:
-                    ready.messages.append(message)
+                    kept.append(message)
+            path.put_back(kept)
         for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
             for message_id in list(queue.ids):
                 record = self.queued.get(message_id)
-                if record is not None and message_id in self.scheduler:
+                if record is not None and record.waiting:
                     self.admin_bounce(record.message, rule)
 
     def cancel_bounce(self, rule_id: str) -> bool:
@@ -295,7 +293,7 @@ class QueueManager:
         for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
             for message_id in list(queue.ids):
                 record = self.queued.get(message_id)
-                if record is None or message_id not in self.scheduler:
+                if record is None or not record.waiting:
                     continue
                 if not self.admin.suspended_until(queue.name):
                     self._wait(record, time.time())

@@ -4,6 +4,11 @@ Every outcome is logged with KumoMTA's record fields. A message leaves the spool
 after its final record (Delivery, Bounce, Expiration, AdminBounce) was written by every
 log sink; a transient failure persists the new attempt count and due time first, so a
 restart resumes the same schedule.
+
+The outcomes see the queue manager only through narrow callbacks: ``retry(message, due)``
+(persist, reschedule), ``finished(message, keep_spooled=)`` (leave queues and spool),
+``requeue(message, response)`` (``requeue_message``) and ``record_of(message)`` (its one
+record: scheduled queue, last transient response).
 """
 
 from __future__ import annotations
@@ -11,15 +16,15 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
 from kumocore.queue.path_stats import OutcomeStats
-from kumocore.queue.requeue import RequeueOwner, requeue_event
 from kumocore.response import Response
 from kumocore.scheduling import message_schedule
 
@@ -29,7 +34,8 @@ if TYPE_CHECKING:
     from kumocore.logs.journal import Journal, SourceAddress
     from kumocore.message import Message
     from kumocore.queue.automation import Automation
-    from kumocore.queue.ready import ReadyQueue
+    from kumocore.queue.egress import PathView
+    from kumocore.queue.queued import Queued
     from kumocore.status.responses import ResponseLog
 
 log = structlog.get_logger("kumocore.outcomes")
@@ -40,45 +46,35 @@ DRAIN_GRACE = 2.0
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
 
 
-def _path_name(path: ReadyQueue | None) -> str | None:
+def _path_name(path: PathView | None) -> str | None:
     return path.key.name if path is not None else None
-
-
-class OutcomeOwner(RequeueOwner, Protocol):
-    """What the outcomes need of the queue manager that builds them: where records go,
-    and how a message is rescheduled or forgotten."""
-
-    @property
-    def logs(self) -> LogDispatcher: ...
-
-    @property
-    def nodeid(self) -> str: ...
-
-    @property
-    def responses(self) -> ResponseLog: ...
-
-    @property
-    def journal(self) -> Journal: ...
-
-    @property
-    def tsa(self) -> Automation | None: ...
-
-    async def persist_and_schedule(self, message: Message, due: float) -> None: ...
 
 
 class Outcomes:
     """Records outcomes, updates the spool and reschedules."""
 
-    def __init__(self, manager: OutcomeOwner) -> None:
-        self.manager = manager
-        self.counters = {
-            "delivered": 0,
-            "transient": 0,
-            "bounced": 0,
-            "expired": 0,
-            "admin_bounced": 0,
-        }
-        #: Per-path outcome counts and last errors, per-message last responses (queue tools).
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        logs: LogDispatcher,
+        responses: ResponseLog,
+        tsa: Automation | None,
+        record_of: Callable[[Message], Queued | None],
+        retry: Callable[[Message, float], Awaitable[None]],
+        finished: Callable[..., Awaitable[None]],
+        requeue: Callable[[Message, Response], Awaitable[bool]],
+    ) -> None:
+        #: Builds every record (kumocore.logs.journal); ``logs`` confirms they are written.
+        self.journal, self.logs = journal, logs
+        #: Recent refusals and bounce classes, for the status page (kumocore.status).
+        self.responses = responses
+        self.tsa = tsa  # traffic shaping automation (kumocore.tsa) sees every outcome
+        self._record_of, self._retry, self._requeue = record_of, retry, requeue
+        self._finished = finished  # finished(message, keep_spooled=False)
+        self.counters = dict.fromkeys(
+            ("delivered", "transient", "bounced", "expired", "admin_bounced"), 0)
+        #: Per-path outcome counts and last errors (queue tools).
         self.stats = OutcomeStats()
         self._tasks: set[asyncio.Task[None]] = set()
         # Set while draining at shutdown: after it, unwritten final records stop holding
@@ -95,7 +91,7 @@ class Outcomes:
         whose final record cannot be written now stays spooled)."""
         loop = asyncio.get_running_loop()
         self._give_up_at = loop.time() + DRAIN_GRACE
-        logs = self.manager.logs
+        logs = self.logs
         # Records a working sink writes within the grace still unspool their message;
         # then the waiters are woken to find that they may give up.
         timer = loop.call_later(DRAIN_GRACE, logs.wake_waiters) if logs is not None else None
@@ -108,7 +104,7 @@ class Outcomes:
                 timer.cancel()
 
     def _giving_up(self) -> bool:
-        logs = self.manager.logs
+        logs = self.logs
         if logs is not None and logs.closing:
             return True
         return self._give_up_at is not None and (
@@ -116,7 +112,7 @@ class Outcomes:
 
     def handle(
         self,
-        path: ReadyQueue | None,
+        path: PathView | None,
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
@@ -138,7 +134,7 @@ class Outcomes:
         kind: str,
         message: Message,
         response: Response,
-        path: ReadyQueue | None,
+        path: PathView | None,
         peer: dict[str, str] | None,
         source_address: SourceAddress,
         classification: str = "Uncategorized",
@@ -147,8 +143,9 @@ class Outcomes:
         from kumocore.status.responses import note_outcome
 
         # the status page
-        note_outcome(self.manager.responses, kind, path, response, classification)
-        queue = self.manager.queue_of(message)
+        note_outcome(self.responses, kind, path, response, classification)
+        record = self._record_of(message)
+        queue = record.queue if record is not None else None
         protocol = session.delivery_protocol if session is not None else None
         if protocol is None and path is not None:
             protocol = "ESMTP"
@@ -165,8 +162,8 @@ class Outcomes:
             tls_protocol_version=session.tls_protocol_version if session else None,
             tls_peer_subject_name=session.tls_peer_subject_name if session else None,
         )
-        tsa = self.manager.tsa  # traffic shaping automation (kumocore.tsa) sees every outcome
-        return self.manager.journal.outcome(
+        tsa = self.tsa
+        return self.journal.outcome(
             RecordType(kind), message, response, attempt, classification=classification,
             observe=tsa.observe if tsa is not None else None)
 
@@ -178,7 +175,7 @@ class Outcomes:
         the spool and the logs. If the sinks don't confirm in time, the spool record stays
         and the next start handles the message again (at-least-once).
         """
-        logs = self.manager.logs
+        logs = self.logs
         confirmed = True
         if ticket and logs is not None:
             # A sink that cannot write (a full log disk) retries until it can: wait for it
@@ -190,11 +187,11 @@ class Outcomes:
             if not confirmed:
                 log.warning("log record not written at shutdown; message stays spooled",
                             id=message.id)
-        await self.manager.forget(message, keep_spooled=not confirmed)
+        await self._finished(message, keep_spooled=not confirmed)
 
     def delivered(
         self,
-        path: ReadyQueue | None,
+        path: PathView | None,
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
@@ -202,14 +199,14 @@ class Outcomes:
         session: SessionInfo | None = None,
     ) -> None:
         self.counters["delivered"] += 1
-        self.stats.record(_path_name(path), message.id, "delivered", response)
+        self.stats.record(_path_name(path), "delivered", response)
         ticket = self._record(
             "Delivery", message, response, path, peer, source_address, session=session)
         self._spawn(self._finish(message, ticket))
 
     def bounce(
         self,
-        path: ReadyQueue | None,
+        path: PathView | None,
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
@@ -220,12 +217,12 @@ class Outcomes:
     ) -> None:
         """A final failure (``Bounce``, ``AdminBounce`` or ``Expiration``): log, then forget."""
         self.counters[_COUNTER_OF[kind]] += 1
-        self.stats.record(_path_name(path), message.id, "failed", response)
+        self.stats.record(_path_name(path), "failed", response)
 
         async def finish() -> None:
             ticket = None
             if log_it:
-                classification = await self.manager.journal.classify(response)
+                classification = await self.journal.classify(response)
                 ticket = self._record(
                     kind, message, response, path, peer, source_address, classification,
                     session=session,
@@ -234,14 +231,14 @@ class Outcomes:
 
         self._spawn(finish())
 
-    def expire(self, path: ReadyQueue | None, message: Message, reason: str) -> None:
+    def expire(self, path: PathView | None, message: Message, reason: str) -> None:
         response = Response.parse(551, f"5.4.7 {reason}")
         self.bounce(path, message, response, None, None, kind="Expiration")
 
     # ------------------------------------------------------------------ retry
     def transient(
         self,
-        path: ReadyQueue | None,
+        path: PathView | None,
         message: Message,
         response: Response,
         peer: dict[str, str] | None,
@@ -252,8 +249,11 @@ class Outcomes:
         """Log and reschedule; ``retry_after`` (seconds) replaces the queue's schedule for
         this attempt (KumoMTA retries a failed maildir write after a minute)."""
         self.counters["transient"] += 1
-        self.stats.record(_path_name(path), message.id, "transient", response)
-        queue = self.manager.queue_of(message)
+        self.stats.record(_path_name(path), "transient", response)
+        record = self._record_of(message)
+        queue = record.queue if record is not None else None
+        if record is not None:  # why it waits (``inspect-message``); goes with the record
+            record.last_response = response.to_single_line()
         if queue is None:
             log.error("transient failure for a message without a queue", id=message.id)
             return
@@ -271,14 +271,14 @@ class Outcomes:
             expires = expires if schedule.expires is None else schedule.expires
 
         async def finish() -> None:
-            classification = await self.manager.journal.classify(response)
+            classification = await self.journal.classify(response)
             # As in KumoMTA, the record shows the attempts made before this one; the
             # count goes up when the message is requeued.
             self._record(
                 "TransientFailure", message, response, path, peer, source_address,
                 classification, session=session,
             )
-            if await requeue_event(self.manager, message, response):
+            if await self._requeue(message, response):
                 return  # the policy moved it to another queue
             message.num_attempts += 1
             if due > expires:
@@ -291,6 +291,6 @@ class Outcomes:
                 )
                 return
             message.due = due
-            await self.manager.persist_and_schedule(message, due)
+            await self._retry(message, due)
 
         self._spawn(finish())

@@ -1,10 +1,10 @@
-"""What happened on each egress path, and why each deferred message is waiting.
+"""What happened on each egress path.
 
 Operators ask "why is this queue not moving?" first: ``queue summary`` shows, per egress
 path, how many deliveries, transient failures and bounces it saw since start and the
-last error; ``inspect`` shows a message's last transient response. Both are kept in
-memory only (they are statistics, not state): bounded to :data:`MAX_PATHS` paths, and a
-message's entry goes when the message does.
+last error (``inspect`` shows a message's last transient response, kept on the message's
+record, :class:`kumocore.queue.queued.Queued`). Kept in memory only (they are statistics,
+not state), bounded to :data:`MAX_PATHS` paths.
 """
 
 from __future__ import annotations
@@ -36,19 +36,13 @@ class PathStats:
 
 
 class OutcomeStats:
-    """Per-path outcome counts and per-message last responses (see the module docstring)."""
+    """Per-path outcome counts and last errors (see the module docstring)."""
 
     def __init__(self) -> None:
         self.paths: dict[str, PathStats] = {}
-        self.last_response: dict[str, str] = {}
 
-    def record(self, path_name: str | None, message_id: str, kind: str,
-               response: Response) -> None:  # fmt: skip
+    def record(self, path_name: str | None, kind: str, response: Response) -> None:
         """``kind`` is ``delivered``, ``transient`` or ``failed``."""
-        if kind == "transient":
-            self.last_response[message_id] = response.to_single_line()
-        else:
-            self.last_response.pop(message_id, None)
         if path_name is None:
             return
         stats = self.paths.get(path_name)
@@ -62,6 +56,3 @@ class OutcomeStats:
         setattr(stats, kind, getattr(stats, kind) + 1)
         if kind != "delivered":
             stats.last_error, stats.last_error_at = response.to_single_line(), now
-
-    def forget(self, message_id: str) -> None:
-        self.last_response.pop(message_id, None)

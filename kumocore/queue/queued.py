@@ -1,8 +1,9 @@
 """One record per message the queue manager owns, and the read-only view callers use.
 
-The manager used to keep a message, its scheduled queue's name and whether it waits in
-the scheduler in separate maps keyed by id; one slotted record per message keeps them
-together, so they cannot disagree and a lookup finds all three at once.
+The manager used to keep a message, its scheduled queue's name and its due time in the
+scheduler in separate maps keyed by id; one slotted record per message keeps them
+together, so they cannot disagree and a lookup finds all three at once. The scheduler's
+heap holds the records themselves (:mod:`kumocore.queue.schedule`).
 """
 
 from __future__ import annotations
@@ -16,15 +17,22 @@ if TYPE_CHECKING:
 
 
 class Queued:
-    """A queued message, its scheduled queue (None while rebind moves it) and whether
-    the scheduler holds it (``queue.waiting`` counts the records where this is True)."""
+    """A queued message, its scheduled queue (None while rebind moves it) and, while the
+    scheduler holds it, its due time (``queue.waiting`` counts the records that have one);
+    after a transient failure, that response on one line (why it waits)."""
 
-    __slots__ = ("message", "queue", "waiting")
+    __slots__ = ("due", "last_response", "message", "queue")
 
     def __init__(self, message: Message, queue: ScheduledQueue | None) -> None:
         self.message = message
         self.queue = queue
-        self.waiting = False
+        self.due: float | None = None
+        self.last_response: str | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the scheduler holds the message (not yet due, retrying, suspended)."""
+        return self.due is not None
 
 
 class MessagesView(Mapping[str, "Message"]):

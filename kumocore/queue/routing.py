@@ -1,11 +1,11 @@
-"""From a due message to a ready queue: pool → source → MX site → egress path.
+"""From a due message to an egress path: pool → source → MX site → egress path.
 
 The destination is KumoMTA's: the queue name's routing domain, else its domain (so the
 ``queue`` meta may name a domain, ``[192.0.2.1]``, ``[IPv6:2001:db8::1]`` or
 ``host:port``). The queue config's ``protocol`` decides the site: the MX site of that
 destination, ``mx_list:<entries>`` for an explicit ``mx_list``, or the destination itself
-for other protocols; the ready queue is ``source->site@<protocol suffix>``. Maildir
-queues are written directly, without a ready queue (as in KumoMTA).
+for other protocols; the path (its ready queue) is ``source->site@<protocol suffix>``.
+Maildir queues are written directly, without a path (as in KumoMTA).
 
 Any lookup that fails (an unknown pool or source, a policy error in
 ``get_egress_path_config``, a DNS failure) is logged and the message stays queued for a
@@ -21,9 +21,10 @@ import structlog
 
 from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
 from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue_for
+from kumocore.queue.egress import PathKey
 from kumocore.queue.errors import RoutingError
 from kumocore.queue.pool import WeightedRoundRobin
-from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.queue.session import SmtpEgressPath
 from kumocore.queue_name import parse_queue_name
 from kumocore.response import Response
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from kumocore.message import Message
     from kumocore.queue.admin import AdminRules, QueueRule
     from kumocore.queue.outcomes import Outcomes
+    from kumocore.queue.path import EgressPath
     from kumocore.queue.schedule import ScheduledQueue
 
 log = structlog.get_logger("kumocore.routing")
@@ -61,6 +63,8 @@ class RouterOwner(LuaOwner, Protocol):
     def schedule(self, message: Message, due: float) -> None: ...
 
     def admin_bounce(self, message: Message, rule: QueueRule) -> None: ...
+
+    async def load_data(self, message: Message) -> bytes | None: ...
 
 
 class Router:
@@ -99,11 +103,11 @@ class Router:
             await deliver_to_maildir(manager, message, queue.config.protocol, queue.name)
             return
         try:
-            ready = await self._dispatch(message, queue)
+            path = await self._dispatch(message, queue)
         except RoutingError as error:
             manager.outcomes.handle(None, message, error.response, peer=None)
             return
-        ready.add(message)
+        path.add(message)
 
     async def _throttled(self, message: Message) -> bool:
         """Run ``throttle_insert_ready_queue``; True when it pushed the message's due time
@@ -144,8 +148,8 @@ class Router:
             )
         return source
 
-    async def _dispatch(self, message: Message, queue: ScheduledQueue) -> ReadyQueue:
-        """The ready queue of the queue's delivery protocol: the one place where a
+    async def _dispatch(self, message: Message, queue: ScheduledQueue) -> EgressPath:
+        """The egress path of the queue's delivery protocol: the one place where a
         ``custom_lua`` queue leaves the SMTP path (kumocore.delivery.custom_lua)."""
         from kumocore.errors import ConfigError
 
@@ -154,11 +158,11 @@ class Router:
         except ConfigError as exc:
             raise RoutingError(Response.parse(451, f"4.3.0 {exc}")) from exc
         if protocol is None:
-            return await self._ready_queue_for(message, queue)
+            return await self._smtp_path_for(queue)
         source = await self._pick_source(queue)
         return await lua_ready_queue_for(self.manager, message, queue, protocol, source)
 
-    async def _ready_queue_for(self, message: Message, queue: ScheduledQueue) -> ReadyQueue:
+    async def _smtp_path_for(self, queue: ScheduledQueue) -> EgressPath:
         source_name = await self._pick_source(queue)
         source = await self.hooks.get_egress_source(source_name)
         if source is None:
@@ -175,23 +179,22 @@ class Router:
             mx = await self._lookup_mx(domain)
             targets, site = mx.targets(), mx.site_name
         key = PathKey(source_name, site, protocol.suffix)
-        ready = self.manager.ready.get(key)
-        refresh = ready is None or (
-            time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval)
+        path = self.manager.paths.get(key)
+        refresh = path is None or (
+            time.monotonic() - path.config_loaded > float(path.config.refresh_interval)
         )
         if refresh:
             config = await self.hooks.get_egress_path_config(domain, source_name, site)
             if config is None:
                 raise RoutingError(Response.parse(451, "4.3.0 no egress path configuration"))
-            if ready is None:
-                ready = ReadyQueue(self.manager, key, domain, source, config)
-                self.manager.ready[key] = ready
+            if path is None:
+                path = SmtpEgressPath(self.manager.egress, key, domain, source, config)
+                self.manager.paths[key] = path
             else:
-                ready.config, ready.source = config, source
-                ready.config_loaded = time.monotonic()
-        assert ready is not None
-        ready.mx, ready.targets, ready.protocol = mx, targets, protocol
-        return ready
+                path.refresh(config, source)
+        assert path is not None
+        path.mx, path.targets, path.protocol = mx, targets, protocol
+        return path
 
     async def _lookup_mx(self, domain: str) -> MailExchanger:
         from kumocore.dns import DnsError

@@ -1,9 +1,11 @@
 """Scheduled queues, and one timer for every scheduled message: a heap and a single task.
 
 A million deferred messages must not mean a million sleeping tasks. Entries are
-``(due, sequence, message_id)`` tuples in one heap; the task sleeps until the earliest is
-due (or until something earlier is scheduled) and hands due messages to a callback.
-Cancelling is lazy: a cancelled id is skipped when it surfaces.
+``(due, sequence, record)`` tuples in one heap; the task sleeps until the earliest is due
+(or until something earlier is scheduled) and hands due records to a callback. The due
+time lives on the message's one record (:class:`kumocore.queue.queued.Queued`), not in a
+map of its own: a record is scheduled while its ``due`` is set. Cancelling is lazy: an
+entry whose record no longer has that due time is skipped when it surfaces.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -36,46 +38,65 @@ class ScheduledQueue:
         return self.config.egress_pool or "unspecified"
 
 
-class Scheduler:
-    """Calls ``on_due(message_id)`` once each scheduled id's time has come."""
+class Timed(Protocol):
+    """A scheduled thing: its due time (unix seconds) while the scheduler holds it."""
+
+    due: float | None
+
+
+T = TypeVar("T", bound=Timed)
+
+
+class Scheduler(Generic[T]):
+    """Calls ``on_due(record)`` once each scheduled record's time has come (the record's
+    ``due`` is cleared first); ``lookup(message_id)`` finds a record by id."""
 
     def __init__(
         self,
-        on_due: Callable[[str], None],
+        on_due: Callable[[T], None],
+        lookup: Callable[[str], T | None],
         *,
         clock: Callable[[], float] = time.time,
         max_batch: int = 1024,
     ) -> None:
         self._on_due = on_due
+        self._lookup = lookup
         self._clock = clock
         self._max_batch = max_batch
-        self._heap: list[tuple[float, int, str]] = []
-        self._due_of: dict[str, float] = {}
+        self._heap: list[tuple[float, int, T]] = []
+        self._count = 0
         self._sequence = itertools.count()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
     def __len__(self) -> int:
-        return len(self._due_of)
+        return self._count
 
     def __contains__(self, message_id: str) -> bool:
-        return message_id in self._due_of
+        return self.due_time(message_id) is not None
 
     def due_time(self, message_id: str) -> float | None:
-        return self._due_of.get(message_id)
+        record = self._lookup(message_id)
+        return None if record is None else record.due
 
-    def schedule(self, message_id: str, due: float) -> None:
-        """(Re)schedule ``message_id`` at unix time ``due``."""
+    def schedule(self, record: T, due: float) -> None:
+        """(Re)schedule ``record`` at unix time ``due``."""
         earliest = self._heap[0][0] if self._heap else None
-        self._due_of[message_id] = due
-        heapq.heappush(self._heap, (due, next(self._sequence), message_id))
+        if record.due is None:
+            self._count += 1
+        record.due = due
+        heapq.heappush(self._heap, (due, next(self._sequence), record))
         if earliest is None or due < earliest:
             self._wakeup.set()
 
-    def cancel(self, message_id: str) -> bool:
-        """Forget ``message_id``; True when it was scheduled."""
-        return self._due_of.pop(message_id, None) is not None
+    def cancel(self, record: T) -> bool:
+        """Take ``record`` off the schedule; True when it was scheduled."""
+        if record.due is None:
+            return False
+        record.due = None
+        self._count -= 1
+        return True
 
     def start(self) -> None:
         if self._task is None:
@@ -96,23 +117,24 @@ class Scheduler:
                 pass
             self._task = None
 
-    def _pop_due(self, now: float) -> list[str]:
-        due: list[str] = []
+    def _pop_due(self, now: float) -> list[T]:
+        due: list[T] = []
         heap = self._heap
         while heap and heap[0][0] <= now and len(due) < self._max_batch:
-            when, _, message_id = heapq.heappop(heap)
-            # Skip cancelled ids and stale entries of rescheduled ones.
-            if self._due_of.get(message_id) == when:
-                del self._due_of[message_id]
-                due.append(message_id)
+            when, _, record = heapq.heappop(heap)
+            # Skip cancelled records and stale entries of rescheduled ones.
+            if record.due == when:
+                record.due = None
+                self._count -= 1
+                due.append(record)
         return due
 
     async def _run(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
             now = self._clock()
-            for message_id in self._pop_due(now):
-                self._on_due(message_id)
+            for record in self._pop_due(now):
+                self._on_due(record)
             if self._heap and self._heap[0][0] <= self._clock():
                 await asyncio.sleep(0)  # more due: yield to the loop, then continue
                 continue

@@ -241,7 +241,8 @@ async def _accept(session: EsmtpSession, messages: list[Message],
                   feedback_ids: frozenset[str] = frozenset()) -> list[Accepted]:
     if not messages:
         return []
-    intake = session.runtime.intake
+    services = session.runtime.services
+    intake = services.intake if services is not None else None
     if intake is None:
         raise RuntimeError("the ESMTP listener runs without an intake")
     return await intake.accept(messages, reception_protocol="ESMTP",

@@ -229,7 +229,7 @@ class EsmtpSession(SmtpProtocol):
         await self.reply(code, text)
 
     def _log_rejection(self, code: int, text: str) -> None:
-        if self.runtime.logs is not None:
+        if self.runtime.services is not None:  # a started node has a log dispatcher
             self.rejections.add(self, code, text)
 
     # ------------------------------------------------------------------ the loop

@@ -4,7 +4,7 @@
 implements, :mod:`.local` is the in-process store. Shared stores come from plugins.
 
 Owns rate and connection-limit arithmetic and the store contract. It does not own where
-limits are applied (egress paths in :mod:`kumocore.queue.egress`, listeners, the policy's
+limits are applied (egress paths in :mod:`kumocore.queue.slots`, listeners, the policy's
 own ``kumo.make_throttle``).
 """
 

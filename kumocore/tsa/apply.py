@@ -22,7 +22,7 @@ from kumocore.tsa.store import ActiveAction
 if TYPE_CHECKING:
     from kumocore.hooks import Hooks
     from kumocore.queue.manager import QueueManager
-    from kumocore.queue.ready import ReadyQueue
+    from kumocore.queue.path import EgressPath
 
 log = structlog.get_logger("kumocore.tsa")
 
@@ -77,13 +77,13 @@ class Applier:
             if action.kind == "Suspend":
                 until[action.site] = max(until.get(action.site, 0.0), action.expires)
         self.held_until = until
-        ready: ReadyQueue
-        for ready in list(manager.ready.values()):
+        ready: EgressPath
+        for ready in list(manager.paths.values()):
             ready.suspend_until(until.get(ready.key.name, 0.0))
 
     async def _refresh(self, manager: Any, changed: set[tuple[str, str]]) -> None:
-        ready: ReadyQueue
-        for ready in list(manager.ready.values()):
+        ready: EgressPath
+        for ready in list(manager.paths.values()):
             if (ready.key.site, ready.key.source) not in changed and (
                 ready.domain, ready.key.source) not in changed:
                 continue

@@ -14,8 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from kumocore.admin.routes import add_admin_routes
 from kumocore.config import EgressPathConfig, EgressSource, QueueConfig
 from kumocore.message import Message
+from kumocore.queue.egress import PathKey
 from kumocore.queue.manager import QueueManager
-from kumocore.queue.ready import PathKey, ReadyQueue
+from kumocore.queue.session import SmtpEgressPath
 from kumocore.runtime import Runtime
 from kumocore.testing.plugin import MakeNode
 
@@ -60,7 +61,7 @@ def enqueue(runtime: Runtime) -> Enqueue:
             due=None if due_in is None else time.time() + due_in,
         )
         config = QueueConfig.from_options({"egress_pool": NOWHERE_POOL})
-        runtime.queues.insert(message, message.queue_name(), config)
+        runtime.services.queues.insert(message, message.queue_name(), config)
         return message
 
     return insert
@@ -71,23 +72,24 @@ def make_ready(
     messages: list[Message],
     site: str = "mx.example.com",
     source: str = "src1",
-) -> ReadyQueue:
-    """Move ``messages`` from the scheduler into a ready queue, as routing would.
+) -> SmtpEgressPath:
+    """Move ``messages`` from the scheduler into an egress path's ready queue, as routing
+    would.
 
     Messages are appended to the deque directly rather than through ``add`` so that no
     connection is attempted.
     """
     key = PathKey(source, site)
-    ready = manager.ready.get(key)
+    ready = manager.paths.get(key)
     if ready is None:
-        ready = ReadyQueue(
-            manager,
+        ready = SmtpEgressPath(
+            manager.egress,
             key,
             "example.com",
             EgressSource.from_options({"name": source}),
             EgressPathConfig.from_options({"connection_limit": 7}),
         )
-        manager.ready[key] = ready
+        manager.paths[key] = ready
     for message in messages:
         manager.unschedule(message.id)
         ready.messages.append(message)

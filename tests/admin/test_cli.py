@@ -70,7 +70,7 @@ async def test_bounce_list_and_cancel_round_trip(
 
     code, out, _ = await _run(capsys, "bounce-cancel", created["id"], "--endpoint", endpoint)
     assert code == 0 and json.loads(out) == {"id": created["id"]}
-    assert runtime.queues.admin.list_bounces() == []
+    assert runtime.services.queues.admin.list_bounces() == []
 
 
 async def test_suspend_list_and_cancel_round_trip(capsys: Any, endpoint: str) -> None:
@@ -136,12 +136,12 @@ async def test_rule_without_selector_needs_everything(
 ) -> None:
     code, _, err = await _run(capsys, "suspend", "--reason", "all", "--endpoint", endpoint)
     assert code == 1 and "--everything" in json.loads(err)["error"]
-    assert runtime.queues.admin.list_suspensions() == []
+    assert runtime.services.queues.admin.list_suspensions() == []
 
     code, _, _ = await _run(
         capsys, "suspend", "--reason", "all", "--everything", "--endpoint", endpoint
     )
-    assert code == 0 and len(runtime.queues.admin.list_suspensions()) == 1
+    assert code == 0 and len(runtime.services.queues.admin.list_suspensions()) == 1
 
 
 async def test_unreachable_endpoint_exits_1(capsys: Any) -> None:

@@ -37,9 +37,9 @@ async def test_text_plain_admin_post_is_refused_and_nothing_changes(
     status, body = await post(listener, f"/api/admin/{kind}/v1", data=json.dumps(RULE),
                               headers={"Content-Type": "text/plain"})
     assert status == 415, body
-    assert runtime.queues is not None
-    assert runtime.queues.admin.list_suspensions() == []
-    assert runtime.queues.admin.list_bounces() == []
+    assert runtime.services.queues is not None
+    assert runtime.services.queues.admin.list_suspensions() == []
+    assert runtime.services.queues.admin.list_bounces() == []
 
 
 @pytest.mark.parametrize("headers", [{"Origin": "https://evil.example"},
@@ -49,7 +49,8 @@ async def test_cross_site_admin_suspend_is_refused_with_403(
 ) -> None:
     status, _ = await post(listener, "/api/admin/suspend/v1", json=RULE, headers=headers)
     assert status == 403
-    assert runtime.queues is not None and runtime.queues.admin.list_suspensions() == []
+    assert runtime.services is not None
+    assert runtime.services.queues.admin.list_suspensions() == []
 
 
 async def test_json_admin_suspend_from_the_same_origin_works(
@@ -58,4 +59,5 @@ async def test_json_admin_suspend_from_the_same_origin_works(
     status, body = await post(listener, "/api/admin/suspend/v1", json=RULE,
                               headers={"Origin": listener.url})
     assert status == 200, body
-    assert runtime.queues is not None and len(runtime.queues.admin.list_suspensions()) == 1
+    assert runtime.services is not None
+    assert len(runtime.services.queues.admin.list_suspensions()) == 1

@@ -48,9 +48,9 @@ async def test_metrics_text_has_kumomta_names_and_live_queue_values(
 ) -> None:
     for n in range(3):
         enqueue(f"u{n}@example.com")
-    ready = make_ready(runtime.queues, [enqueue("r@example.com")])
+    ready = make_ready(runtime.services.queues, [enqueue("r@example.com")])
     ready.connections = 2
-    runtime.queues.outcomes.counters.update(delivered=5, transient=4, bounced=3, expired=2)
+    runtime.services.queues.outcomes.counters.update(delivered=5, transient=4, bounced=3, expired=2)
     assert runtime.services is not None
     reception_counter(runtime.services).add("ESMTP", 9)
 
@@ -87,16 +87,17 @@ async def test_metrics_report_hook_timings_log_drops_and_admin_rules(
     from tests.core.logs.fakes import record
 
     logs = LogDispatcher([DiscardSink()])  # not started: its 1-record buffer fills
-    assert runtime.services is not None and runtime.queues is not None
+    assert runtime.services is not None and runtime.services.queues is not None
     runtime.services = dataclasses.replace(runtime.services, logs=logs)
-    runtime.queues.logs = runtime.queues.journal.logs = logs  # the queues' records go there too
+    queues = runtime.services.queues
+    queues.logs = queues.outcomes.logs = queues.journal.logs = logs  # the queues' records too
     for _ in range(3):  # rejection records over the bound are shed (and counted)
         logs.submit(record(RecordType.Rejection))
     for n in range(3):
         enqueue(f"u{n}@example.com")
     await client.post("/api/admin/bounce/v1", json={"domain": "example.com", "reason": "x"})
     await logs.start()  # AdminBounce records are never shed: they wait for room
-    await runtime.queues.outcomes.drain()  # classified, submitted, written, unspooled
+    await runtime.services.queues.outcomes.drain()  # classified, submitted, written, unspooled
 
     values = _samples(await (await client.get("/metrics")).text())
 

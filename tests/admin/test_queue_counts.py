@@ -24,7 +24,7 @@ def _walked(manager: QueueManager) -> dict[str, int]:
 async def test_waiting_counts_follow_schedule_ready_forget_and_reschedule(
     runtime: Runtime, enqueue: Enqueue
 ) -> None:
-    manager = runtime.queues
+    manager = runtime.services.queues
     a = [enqueue(f"u{n}@a.example") for n in range(4)]
     b = [enqueue(f"u{n}@b.example") for n in range(2)]
     assert scheduled_counts(manager) == {"a.example": 4, "b.example": 2} == _walked(manager)
@@ -46,7 +46,7 @@ async def test_waiting_counts_follow_schedule_ready_forget_and_reschedule(
 async def test_waiting_counts_drop_when_messages_fall_due_or_are_bounced(
     runtime: Runtime, enqueue: Enqueue
 ) -> None:
-    manager = runtime.queues
+    manager = runtime.services.queues
     enqueue("late@c.example")
     due = enqueue("due@c.example")
     manager.schedule(due, time.time() - 1)

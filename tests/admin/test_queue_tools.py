@@ -75,7 +75,7 @@ async def test_flush_makes_waiting_messages_due_now(
         assert time.monotonic() < deadline, "the flushed message was never attempted"
         await asyncio.sleep(0.05)
     assert untouched.num_attempts == 0
-    assert (runtime.queues.scheduler.due_time(untouched.id) or 0) > time.time() + 3000
+    assert (runtime.services.queues.scheduler.due_time(untouched.id) or 0) > time.time() + 3000
 
 
 async def test_flush_without_a_selector_needs_everything(capsys: Any, endpoint: str) -> None:
@@ -91,14 +91,14 @@ async def test_rebind_moves_messages_to_the_queue_their_new_meta_names(
         "domain": "example.com", "reason": "via smarthost", "data": {"queue": "smarthost.test"}})
     assert response.status == 200
     assert await response.json() == {"moved": 1, "flushed": 0}
-    queue = runtime.queues.queue_of(message)
+    queue = runtime.services.queues.queue_of(message)
     assert queue is not None and queue.name == "smarthost.test"
     # Due now in its new queue: its waiting count agrees with the scheduler's view.
-    assert queue.waiting == (message.id in runtime.queues.scheduler)
-    assert "example.com" not in runtime.queues.scheduled
+    assert queue.waiting == (message.id in runtime.services.queues.scheduler)
+    assert "example.com" not in runtime.services.queues.scheduled
     assert message.meta["queue"] == "smarthost.test"
-    assert runtime.store is not None
-    recovered = [m async for m in runtime.store.recover()]  # what a restart would find
+    assert runtime.services.store is not None
+    recovered = [m async for m in runtime.services.store.recover()]  # what a restart would find
     assert [m.meta.get("queue") for m in recovered] == ["smarthost.test"]
 
 

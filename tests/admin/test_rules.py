@@ -30,7 +30,7 @@ async def test_bounce_removes_matching_scheduled_and_ready_messages_and_counts_t
     scheduled = enqueue("a@example.com")
     ready_one = enqueue("b@example.com")
     other = enqueue("c@other.example")
-    make_ready(runtime.queues, [ready_one])
+    make_ready(runtime.services.queues, [ready_one])
 
     response = await client.post(BOUNCE, json={"domain": "example.com", "reason": "purge"})
 
@@ -38,10 +38,10 @@ async def test_bounce_removes_matching_scheduled_and_ready_messages_and_counts_t
     body = await response.json()
     assert body["bounced"] == {"example.com": 2}
     assert body["total_bounced"] == 2
-    await runtime.queues.outcomes.drain()
-    assert set(runtime.queues.messages) == {other.id}
-    assert await runtime.store.meta.get(scheduled.id) is None
-    assert runtime.queues.outcomes.counters["admin_bounced"] == 2
+    await runtime.services.queues.outcomes.drain()
+    assert set(runtime.services.queues.messages) == {other.id}
+    assert await runtime.services.store.meta.get(scheduled.id) is None
+    assert runtime.services.queues.outcomes.counters["admin_bounced"] == 2
 
 
 async def test_bounce_rule_is_listed_then_cancelled_and_a_second_cancel_is_404(client: Any) -> None:
@@ -75,8 +75,8 @@ async def test_active_bounce_rule_bounces_messages_inserted_later(
 
     listing = await (await client.get(BOUNCE)).json()
     assert listing[0]["id"] == created["id"] and listing[0]["total_bounced"] == 1
-    await runtime.queues.outcomes.drain()
-    assert runtime.queues.messages == {}
+    await runtime.services.queues.outcomes.drain()
+    assert runtime.services.queues.messages == {}
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ async def test_malformed_json_and_missing_id_are_400(client: Any) -> None:
 async def test_suspension_holds_due_messages_until_cancelled(
     runtime: Runtime, client: Any, enqueue: Enqueue
 ) -> None:
-    manager = runtime.queues
+    manager = runtime.services.queues
     response = await client.post(
         SUSPEND, json={"domain": "example.com", "reason": "warmup", "duration": "1h"}
     )

@@ -39,7 +39,7 @@ async def test_inspect_want_body_loads_a_released_body_from_the_spool(
     runtime: Runtime, client: Any, enqueue: Enqueue
 ) -> None:
     message = enqueue(data=b"Subject: spooled\r\n\r\nbody \xff\r\n")
-    await runtime.store.save(message)
+    await runtime.services.store.save(message)
     message.release_data()  # as after a transient failure: the body lives on disk only
 
     body = await (await client.get(INSPECT, params={"id": message.id, "want_body": "true"})).json()
@@ -63,7 +63,7 @@ async def test_queue_summary_counts_scheduled_and_ready_queues(
         enqueue(f"u{n}@example.com")
     enqueue("v@other.example", campaign="c1", tenant="t1")
     routed = [enqueue(f"r{n}@example.com") for n in range(2)]
-    ready = make_ready(runtime.queues, routed)
+    ready = make_ready(runtime.services.queues, routed)
     ready.connections = 1  # as if one connection were open
 
     summary = await (await client.get(SUMMARY)).json()

@@ -133,7 +133,7 @@ async def test_relay_to_domain_accepts_inbound_mail_from_anyone(deployment) -> N
 async def test_every_outcome_is_logged_to_local_logs(deployment) -> None:
     await asyncio.to_thread(deployment.send, "someone@yahoo.com", count=2)
     await deployment.sink.wait_for(2, timeout=20)
-    await deployment.server.runtime.logs.close(timeout=5)  # type: ignore[union-attr]
+    await deployment.server.runtime.services.logs.close(timeout=5)  # type: ignore[union-attr]
     receptions, deliveries = deployment.records("Reception"), deployment.records("Delivery")
     assert len(receptions) == 2 and len(deliveries) == 2
     delivery = deliveries[0]

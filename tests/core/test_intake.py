@@ -66,8 +66,8 @@ async def node(make_node: MakeNode) -> Node:
 
 
 def intake(node: Node) -> Intake:
-    assert node.runtime.intake is not None
-    return node.runtime.intake
+    assert node.runtime.services.intake is not None
+    return node.runtime.services.intake
 
 
 async def logged(node: Node, *types: str) -> list[dict[str, Any]]:
@@ -78,8 +78,8 @@ async def logged(node: Node, *types: str) -> list[dict[str, Any]]:
 
 
 def spooled(node: Node) -> int:
-    assert node.runtime.store is not None
-    return len(node.runtime.store.meta)  # type: ignore[arg-type]
+    assert node.runtime.services.store is not None
+    return len(node.runtime.services.store.meta)  # type: ignore[arg-type]
 
 
 async def test_accepted_message_is_spooled_then_queued_with_its_config(node: Node) -> None:

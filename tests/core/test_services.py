@@ -32,7 +32,7 @@ async def test_server_start_builds_one_frozen_services_that_every_part_shares() 
         assert services.queues.store is services.store is services.intake.store
         assert services.queues.logs is services.logs is services.intake.logs
         assert services.intake.queues is services.queues
-        assert services.queues.throttles is services.throttles
+        assert services.queues.egress.throttles is services.throttles
         assert services.intake.receptions is services.metrics.receptions
         with pytest.raises(dataclasses.FrozenInstanceError):
             services.store = services.store  # type: ignore[misc]

@@ -168,10 +168,10 @@ async def test_custom_lua_batches_fill_to_batch_size_and_wait_for_min_batch_size
 
     from kumocore.config import EgressPathConfig, EgressSource
     from kumocore.delivery.custom_lua import LuaReadyQueue
-    from kumocore.queue.ready import PathKey
+    from kumocore.queue.egress import PathKey
 
-    no_manager = SimpleNamespace(tsa=None)  # nothing is delivered
-    ready = LuaReadyQueue(no_manager, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]
+    nothing_shared = SimpleNamespace(tsa=None)  # nothing is delivered
+    ready = LuaReadyQueue(nothing_shared, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]
                           "hook.log_hook", EgressSource.from_options({"name": "unspecified"}),
                           EgressPathConfig.from_options({}))
     ready.protocol = LuaProtocol("make.x", batch_size=5, min_batch_size=4,

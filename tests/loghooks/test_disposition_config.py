@@ -94,7 +94,7 @@ async def test_sink_hands_over_records_of_queued_messages_only() -> None:
     handler = Handler()
     runtime = Runtime(load_entrypoints=False, extra_plugins=(("handler", handler),))
     wire(runtime)
-    assert runtime.queues is not None
+    assert runtime.services.queues is not None
     config = parse_disposition_options(
         {"name": "ndr", "per_record": {"Delivery": {"enable": False}}})
     sink = DispositionHookSink(PolicyDispositions(runtime), config)
@@ -104,7 +104,7 @@ async def test_sink_hands_over_records_of_queued_messages_only() -> None:
     hooked = Message("a@x.example", "c@y.example", b"{}\n",
                      meta={"reception_protocol": "LogRecord"})
     for message in (queued, failing, hooked):
-        runtime.queues.queued[message.id] = Queued(message, None)
+        runtime.services.queues.queued[message.id] = Queued(message, None)
     gone = Message("a@x.example", "d@y.example", b"x")  # no longer owned by the queue
 
     def record(kind: RecordType, message: Message) -> Any:

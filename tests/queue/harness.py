@@ -100,7 +100,7 @@ class Bench:
 
     @property
     def queues(self) -> QueueManager:
-        queues: QueueManager = self.node.runtime.queues
+        queues: QueueManager = self.node.runtime.services.queues
         return queues
 
     async def start(self) -> Bench:
@@ -119,8 +119,8 @@ class Bench:
         meta: dict[str, Any] | None = None,
     ) -> Message:
         message = Message(sender, recipient, b"Subject: test\r\n\r\nhello\r\n", meta=meta or {})
-        assert self.runtime.store is not None
-        await self.runtime.store.save(message)
+        assert self.runtime.services.store is not None
+        await self.runtime.services.store.save(message)
         config = QueueConfig.from_options(self.policy.queue)
         self.queues.insert(message, queue or message.recipient.domain, config)
         return message
@@ -141,7 +141,7 @@ class Bench:
         return self.log_sink.of_type(kind)
 
     def spooled(self) -> int:
-        assert self.runtime.store is not None
-        meta = self.runtime.store.meta
+        assert self.runtime.services.store is not None
+        meta = self.runtime.services.store.meta
         assert isinstance(meta, MemorySpool)
         return len(meta)

@@ -50,7 +50,7 @@ async def test_queue_is_delayed_in_bulk_only_after_more_than_n_failed_rounds(
     assert record["response"]["enhanced_code"] == {"class": 4, "subject": 4, "detail": 1}
     assert all("bulk delay" not in r["response"]["content"]
                for r in bench.log_sink.of_type("TransientFailure") if r["recipient"] in own)
-    (ready,) = bench.queues.ready.values()
+    (ready,) = bench.queues.paths.values()
     assert ready.connection_failures == before_delay + 1
     assert not ready.messages and len(bench.queues.scheduler) == MESSAGES
     # past the threshold the path backs off: no reconnect loop while the MX is dead
@@ -63,7 +63,7 @@ async def test_default_of_100_fails_each_message_in_its_own_round(make_bench: An
     own, bulk = _split(bench)
     assert sorted(own) == [f"r{n}@example.com" for n in range(MESSAGES)]
     assert bulk == []
-    (ready,) = bench.queues.ready.values()
+    (ready,) = bench.queues.paths.values()
     assert ready.connection_failures == MESSAGES
     assert ready.backoff.failures == 0  # below the threshold rounds are not paused
 
@@ -71,7 +71,7 @@ async def test_default_of_100_fails_each_message_in_its_own_round(make_bench: An
 async def test_a_connection_that_opens_resets_the_count(make_bench: Any) -> None:
     bench = await _refused(make_bench, 50, count=2)
     await bench.wait_for_records("TransientFailure", 2, timeout=30)
-    (ready,) = bench.queues.ready.values()
+    (ready,) = bench.queues.paths.values()
     assert ready.connection_failures == 2
     ready.config = ready.config.__class__.from_options(
         {"smtp_port": bench.sink.port, "prohibited_hosts": [], "idle_timeout": 0.2})

@@ -46,7 +46,7 @@ async def test_domains_sharing_mx_hosts_share_one_ready_queue(make_bench) -> Non
     await bench.inject("a@example.com")
     await bench.inject("b@other.example")
     await bench.wait_for_records("Delivery", 2)
-    assert len(bench.queues.ready) == 1
+    assert len(bench.queues.paths) == 1
 
 
 async def test_connection_limit_and_deliveries_per_connection_hold_at_the_sink(make_bench) -> None:
@@ -127,7 +127,7 @@ async def test_one_queued_message_opens_one_connection_not_the_whole_limit(make_
     await bench.inject("only@example.com")
     await bench.wait_for_records("Delivery", 1)
     assert bench.sink.state.connections == 1
-    assert max(r.connections for r in bench.queues.ready.values()) <= 1
+    assert max(r.connections for r in bench.queues.paths.values()) <= 1
 
 
 @pytest.mark.slow
@@ -148,7 +148,7 @@ async def test_a_throttle_store_error_on_a_slot_is_retried_not_stranding_the_que
     make_bench,
 ) -> None:
     bench = await make_bench()
-    store = bench.runtime.throttles or bench.queues.egress.local
+    store = bench.runtime.services.throttles or bench.queues.egress.local
     real_acquire = store.acquire_lease
     failures = []
 

@@ -37,8 +37,8 @@ def _accounted(bench: Bench) -> bool:
     """Every message the manager owns is queued somewhere: scheduled, ready or in
     flight on a connection — none only in memory."""
     queues = bench.queues
-    ready = {m.id for r in queues.ready.values() for m in [*r.messages, *r.overflow]}
-    in_flight = sum(r.connections for r in queues.ready.values())
+    ready = {m.id for r in queues.paths.values() for m in [*r.messages, *r.overflow]}
+    in_flight = sum(r.connections for r in queues.paths.values())
     loose = [i for i in queues.messages if i not in queues.scheduler and i not in ready]
     return len(loose) <= in_flight
 
@@ -89,7 +89,7 @@ async def test_oversized_banner_with_mail_arriving_backs_off_instead_of_reconnec
     times = [round(t - started, 2) for t in mx.connections]
     assert burst <= 32 and later <= 4, (burst, later, elapsed, times)
     await bench.wait_for_records("TransientFailure", 100, timeout=30)
-    (ready,) = bench.queues.ready.values()
+    (ready,) = bench.queues.paths.values()
     assert ready.backoff.failures >= 2
     assert ready.backoff.until > time.monotonic() - 1
 
@@ -109,7 +109,7 @@ async def test_failures_in_session_back_off_the_path_and_a_reply_resets_it(
     # After the first failure the path waits 1 s, then one probe connection takes one
     # message and fails, then 2 s: not one connection after another until the queue
     # is empty.
-    (ready,) = bench.queues.ready.values()
+    (ready,) = bench.queues.paths.values()
     assert mx.connections_since(started) <= 3, mx.connections
     assert ready.backoff.failures == 2
     assert len(ready.messages) >= 8  # the rest wait for the path, still queued
@@ -149,9 +149,9 @@ async def test_a_spool_read_error_at_delivery_is_a_transient_failure_not_a_lost_
     make_bench: Any, mx: HostileMx
 ) -> None:
     bench = await _bench(make_bench, mx)
-    assert bench.runtime.store is not None
+    assert bench.runtime.services.store is not None
     failing = _FailingReads("data")
-    bench.runtime.store.data = failing
+    bench.runtime.services.store.data = failing
     message = await bench.inject("r@example.com")
     message.release_data()  # as for a message recovered from the spool: read at delivery
     (record,) = await bench.wait_for_records("TransientFailure", 1)
@@ -168,7 +168,7 @@ async def test_a_message_rate_store_error_puts_the_message_back_not_stranding_it
 ) -> None:
     bench: Bench = await make_bench(
         path={"smtp_port": mx.port, "max_message_rate": "100/s", **SHORT_TIMEOUTS})
-    store = bench.runtime.throttles or bench.queues.egress.local
+    store = bench.runtime.services.throttles or bench.queues.egress.local
     real_throttle = store.throttle
     failures: list[bool] = []
 
@@ -199,7 +199,7 @@ async def test_system_shutdown_timeout_bounds_a_paths_in_flight_delivery_at_stop
                                           "system_shutdown_timeout": "1s"})  # fmt: skip
     await bench.inject("held@example.com")
     deadline = time.monotonic() + 10
-    while not any(r.connections for r in bench.queues.ready.values()):
+    while not any(r.connections for r in bench.queues.paths.values()):
         assert time.monotonic() < deadline, "no connection opened"
         await asyncio.sleep(0.05)
     started = time.monotonic()

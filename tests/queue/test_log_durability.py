@@ -32,7 +32,7 @@ class FailingThenWorking:
 def failing_log_sink(bench: Any) -> FailingThenWorking:
     """Swap the bench's log sink for one that fails (its lane keeps its sink object)."""
     sink = FailingThenWorking()
-    lane = bench.runtime.logs._lanes[0]
+    lane = bench.runtime.services.logs._lanes[0]
     lane.sink = bench.log_sink = sink
     return sink
 

@@ -162,15 +162,15 @@ async def test_spool_message_enumerated_rebinds_messages_at_start(
         return server
 
     server = await start()
-    assert server.runtime.store is not None
+    assert server.runtime.services.store is not None
     message = Message("a@example.com", "b@example.com", b"Subject: x\r\n\r\nbody\r\n")
-    await server.runtime.store.save(message)
+    await server.runtime.services.store.save(message)
     await server.stop()
     # The next start enumerates it; the policy sends it to the null queue: dropped.
     server = await start()
     try:
-        assert server.runtime.store is not None
-        ids: list[Any] = [m async for m in server.runtime.store.recover()]
+        assert server.runtime.services.store is not None
+        ids: list[Any] = [m async for m in server.runtime.services.store.recover()]
         assert ids == []
     finally:
         await server.stop()

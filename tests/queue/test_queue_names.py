@@ -61,8 +61,8 @@ async def test_suspension_on_a_domain_holds_a_message_whose_tenant_has_separator
     bench.queues.add_suspension(rule)
     message = Message("a@src.test", "held@example.com", b"Subject: t\r\n\r\nx\r\n",
                       meta={"tenant": tenant})
-    assert bench.runtime.store is not None
-    await bench.runtime.store.save(message)
+    assert bench.runtime.services.store is not None
+    await bench.runtime.services.store.save(message)
     bench.queues.insert(message, message.queue_name(), QueueConfig.from_options({}))
     await bench.wait_until(lambda: message.id in bench.queues.scheduler)
     assert bench.sink.messages == []
@@ -79,8 +79,8 @@ async def test_admin_bounce_by_tenant_matches_a_tenant_containing_an_at_sign(
     )
     message = Message("a@src.test", "r@example.com", b"Subject: t\r\n\r\nx\r\n",
                       meta={"tenant": "x@evil.com"})
-    assert bench.runtime.store is not None
-    await bench.runtime.store.save(message)
+    assert bench.runtime.services.store is not None
+    await bench.runtime.services.store.save(message)
     bench.queues.insert(message, message.queue_name(), QueueConfig.from_options({}))
     (record,) = await bench.wait_for_records("AdminBounce", 1)
     assert record["queue"] == "x%40evil.com@example.com"

@@ -29,11 +29,11 @@ async def test_an_idle_connection_gives_its_slot_to_a_waiting_worker(make_bench,
     path = {"connection_limit": 1, "idle_timeout": f"{IDLE}s"}
     first, second = await make_bench(path=path), await make_bench(path=path)
     for bench in (first, second):
-        bench.queues.throttles = NodeThrottleStore(node.path)
+        bench.queues.egress.throttles = NodeThrottleStore(node.path)
     await first.inject("a@example.com")
     await first.wait_for_records("Delivery", 1)
     # first's connection now idles, holding the node's only slot.
-    (ready,) = first.queues.ready.values()
+    (ready,) = first.queues.paths.values()
     assert ready.connections == 1
     started = time.monotonic()
     await second.inject("b@example.com")
@@ -45,10 +45,10 @@ async def test_an_idle_connection_gives_its_slot_to_a_waiting_worker(make_bench,
 
 async def test_an_idle_connection_stays_open_while_nobody_waits(make_bench, node) -> None:
     bench = await make_bench(path={"connection_limit": 1, "idle_timeout": f"{IDLE}s"})
-    bench.queues.throttles = NodeThrottleStore(node.path)
+    bench.queues.egress.throttles = NodeThrottleStore(node.path)
     await bench.inject("a@example.com")
     await bench.wait_for_records("Delivery", 1)
-    (ready,) = bench.queues.ready.values()
+    (ready,) = bench.queues.paths.values()
     await asyncio.sleep(1.0)  # several contention checks, none positive
     assert ready.connections == 1  # reused by the next message, as before
     await bench.inject("b@example.com")

@@ -33,10 +33,10 @@ class Reception:
     @property
     def messages(self) -> list[Message]:
         """Every message the intake queued, in order."""
-        return list(self.runtime.queues.messages.values())
+        return list(self.runtime.services.queues.messages.values())
 
     def _spool(self, name: str) -> MemorySpool:
-        store = self.runtime.store
+        store = self.runtime.services.store
         assert store is not None
         spool = store.data if name == "data" else store.meta
         assert isinstance(spool, MemorySpool)

@@ -1,0 +1,154 @@
+"""Opening an egress path's connection: the first reachable MX address, in order.
+
+MX targets are tried in preference order, each target's addresses in the path's
+``ip_lookup_strategy`` order, skipping ``prohibited_hosts`` and ``skip_hosts``. With
+``enable_dane`` each address's TLSA records decide the TLS posture
+(:mod:`kumocore.delivery.dane`); a site whose TLS broke is remembered
+(:mod:`kumocore.delivery.broken_tls`). A protocol other than SMTP opens its own kind of
+connection. When no address takes the connection, :class:`ConnectionFailed` says why.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.config import EgressPathConfig
+    from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.delivery.dane import DanePolicy
+    from kumocore.dns.mx import MxTarget
+    from kumocore.queue.path import EgressPath
+
+
+class ConnectionFailed(Exception):
+    """No MX host of the path could be reached; ``response`` says why."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.to_single_line())
+        self.response = response
+
+
+class _NoAddress(Exception):
+    """An MX target has no address to try; ``response`` says why."""
+
+    def __init__(self, response: Response, *, filtered: bool = False) -> None:
+        super().__init__(response.to_single_line())
+        self.response = response
+        self.filtered = filtered
+
+
+async def connect(path: EgressPath) -> SmtpClientConnection:
+    """Connect to the first reachable MX address of ``path``, in preference order (or,
+    for a protocol other than SMTP, open that protocol's connection)."""
+    from kumocore.config.protocols import SmtpProtocol
+    from kumocore.delivery.mta_sts import tls_mode_for
+
+    if path.protocol is not None and not isinstance(path.protocol, SmtpProtocol):
+        conn: SmtpClientConnection = await path.protocol.connect(path)
+        return conn
+    config = tls_mode_for(path.config, path.mx)  # MTA-STS enforce/testing: TLS posture
+    tls_mode = path.shared.broken_tls.tls_mode(path.key.site, config)
+    if isinstance(tls_mode, Response):
+        raise ConnectionFailed(tls_mode)
+    return await _first_reachable(path, config, tls_mode)
+
+
+async def _first_reachable(
+    path: EgressPath, config: EgressPathConfig, tls_mode: str
+) -> SmtpClientConnection:
+    from kumocore.delivery.client import ConnectFailure
+
+    source = path.source
+    last = Response.parse(451, "4.4.1 no MX host could be reached")
+    candidates, filtered = 0, False
+    for target in path.targets:
+        try:
+            addresses = await _addresses(path, target, config.ip_lookup_strategy)
+        except _NoAddress as exc:
+            last, filtered = exc.response, filtered or exc.filtered
+            continue
+        for address in addresses:
+            if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
+                continue
+            candidates += 1
+            port = int(source.remote_port or target.port or config.smtp_port)
+            dane = await _dane(path, target, address, port) if config.enable_dane else None
+            if isinstance(dane, Response):  # TLSA status unknown: never less security
+                last = dane
+                continue
+            options = dict(
+                mx_host=target.name,
+                address=address,
+                # KumoMTA: the source's remote_port, else the mx_list (or queue name)
+                # port, else the path's smtp_port.
+                port=port,
+                source_address=source.source_address,
+                egress_source=source,
+                ehlo_domain=config.ehlo_domain or source.ehlo_domain or path.shared.hostname,
+                path=config,
+            )
+            if dane is not None:
+                options["dane"] = dane
+            try:
+                return await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
+            except ConnectFailure as failure:
+                last = failure.response
+    if candidates == 0 and path.targets and not filtered:
+        last = Response.parse(
+            550,
+            "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
+        )
+    raise ConnectionFailed(last)
+
+
+async def _dane(
+    path: EgressPath, target: MxTarget, address: str, port: int
+) -> DanePolicy | Response:
+    """What the MX host's TLSA records say (see :mod:`kumocore.delivery.dane`)."""
+    from kumocore.delivery.dane import decide, selection_secure
+
+    trusted_list = bool(getattr(path.protocol, "treat_mx_list_as_secure", False))
+    return await decide(path.shared.resolver, target.name, address, port,
+                        secure_selection=selection_secure(path.mx, trusted_list),
+                        counts=path.shared.dane_counts,
+                        preresolved=target.address is not None)
+
+
+async def _addresses(path: EgressPath, target: MxTarget, strategy: str) -> list[str]:
+    """The addresses of one MX target, in ``ip_lookup_strategy`` order."""
+    from kumocore.dns.mx import order_addresses
+
+    try:
+        addresses = (
+            [target.address] if target.address
+            else await path.shared.resolver.resolve_ips(target.name))
+    except Exception as exc:
+        raise _NoAddress(Response.parse(
+            451, f"4.4.3 address lookup for {target.name} failed: {exc}")) from exc
+    ordered = order_addresses(addresses, strategy)
+    if not ordered:
+        raise _NoAddress(Response.parse(
+            451, f"4.4.3 no address of {target.name} is allowed by ip_lookup_strategy "
+            f"{strategy}"), filtered=True)
+    return ordered
+
+
+async def _open(
+    path: EgressPath, options: dict[str, Any], tls_mode: str
+) -> SmtpClientConnection:
+    """One address: connect; after broken TLS remember the site, and reconnect in clear
+    text when the path asks to (see :mod:`kumocore.delivery.broken_tls`)."""
+    from kumocore.delivery.broken_tls import reconnect_in_clear
+    from kumocore.delivery.client import ConnectFailure, open_connection
+
+    try:
+        return await open_connection(**options, tls_mode=tls_mode)
+    except ConnectFailure as failure:
+        if not failure.tls_broken:
+            raise
+        path.shared.broken_tls.failed(path.key.site, path.config)
+        if not reconnect_in_clear(path.config, tls_mode):
+            raise
+    return await open_connection(**options, tls_mode="Disabled")

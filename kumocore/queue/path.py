@@ -1,0 +1,285 @@
+"""An egress path: one (egress source, site name) path, its ready queue and connections.
+
+Domains whose MX hosts share a site name share one path, so its limits —
+``connection_limit``, ``max_deliveries_per_connection``, ``max_message_rate`` — hold for all
+of them together, as in KumoMTA. The path owns the messages due over it (``max_ready`` in
+memory, the rest waiting with their bodies on disk), its connection slots and rates
+(:mod:`kumocore.queue.slots`), its pause after failed connections
+(:mod:`kumocore.queue.backoff`) and its traffic shaping hold. It opens a connection task
+per slot it gets; what a connection does is the delivery protocol's
+:meth:`EgressPath.serve` — SMTP in :mod:`kumocore.queue.session`, ``custom_lua`` in
+:mod:`kumocore.delivery.custom_lua`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from kumocore.queue.backoff import PathBackoff
+from kumocore.queue.slots import YIELD_CHECK_SECONDS, PathThrottles, Slot
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.config import EgressPathConfig, EgressSource
+    from kumocore.message import Message
+    from kumocore.queue.egress import EgressShared, PathKey
+
+log = structlog.get_logger("kumocore.ready")
+
+#: How soon a path that found every connection slot taken (by another node) asks again.
+SLOT_RETRY_SECONDS = 0.5
+
+
+class EgressPath:
+    """Messages due over one egress path, and the connections serving them."""
+
+    def __init__(
+        self,
+        shared: EgressShared,
+        key: PathKey,
+        domain: str,
+        source: EgressSource,
+        config: EgressPathConfig,
+    ) -> None:
+        self.shared = shared
+        self.key = key
+        self.domain = domain
+        self.source = source
+        self.config = config
+        self.config_loaded = time.monotonic()
+        self.messages: collections.deque[Message] = collections.deque()
+        # Beyond max_ready, messages wait here with their bodies released to disk; they
+        # move up as the queue drains, instead of waiting out a fixed reschedule delay.
+        self.overflow: collections.deque[Message] = collections.deque()
+        self.connections = 0
+        self.mx: Any = None  # the MailExchanger of the domain that opened this path
+        # What to connect to, in order (kumocore.dns.mx.MxTarget), and how: set by routing.
+        self.targets: list[Any] = []
+        self.protocol: Any = None
+        self.throttles = PathThrottles(shared, key.name, self.wake)
+        self.backoff = PathBackoff(key.name)
+        # Connection rounds in a row in which no host could be reached (KumoMTA's
+        # consecutive_connection_failures); a connection that opens resets it.
+        self.connection_failures = 0
+        # Held by a traffic shaping automation ``Suspend`` until this time (unix seconds).
+        self.suspended_until = 0.0
+        self._resume: asyncio.TimerHandle | None = None
+        self._pumping = False
+        self._slot_retry: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        tsa = shared.tsa
+        if tsa is not None:  # a path opened while a Suspend holds starts held
+            self.suspend_until(tsa.held_until(key.name))
+
+    # ------------------------------------------------------------------ the ready queue
+    def __len__(self) -> int:
+        return len(self.messages) + len(self.overflow)
+
+    @property
+    def is_full(self) -> bool:
+        return len(self.messages) >= self.config.max_ready
+
+    @property
+    def connection_limit(self) -> int:
+        return int(self.config.connection_limit.limit)
+
+    def add(self, message: Message) -> None:
+        if self.is_full or self.overflow:
+            message.release_data()  # durable already; delivery reloads it from the spool
+            self.overflow.append(message)
+        else:
+            self.messages.append(message)
+        self.wake()
+
+    def take(self) -> Message | None:
+        """The next message of the ready queue (None when it is empty)."""
+        if not self.messages:
+            return None
+        message = self.messages.popleft()
+        if self.overflow:
+            while self.overflow and len(self.messages) < self.config.max_ready // 2 + 1:
+                self.messages.append(self.overflow.popleft())
+        return message
+
+    def put_back(self, messages: list[Message]) -> None:
+        """Messages taken but not handed to an outcome go back to the front, in order:
+        never left outside both the queue and the scheduler."""
+        self.messages.extendleft(reversed(messages))
+
+    def drain(self) -> list[Message]:
+        """Take every queued message (for shutdown, an admin bounce or rebinding)."""
+        taken = [*self.messages, *self.overflow]
+        self.messages.clear()
+        self.overflow.clear()
+        return taken
+
+    def fail_queued(self, response: Response) -> None:
+        """No connection could be had: every queued message gets ``response`` (usually
+        transient, retried with backoff; ``550 5.4.4`` when every MX address is
+        prohibited, which would otherwise be a mail loop)."""
+        for message in self.drain():
+            self.shared.outcomes.handle(self, message, response, peer=None)
+
+    async def next_message(self, idle: float, slot: Slot | None = None) -> Message | None:
+        """The next message, waiting up to ``idle`` seconds for one to arrive.
+
+        An idle connection also gives up early when its slot is wanted elsewhere: the
+        workers of a node share one connection limit, and one worker's idle connections
+        would otherwise starve another worker's queue for the whole ``idle_timeout``.
+        """
+        now = time.monotonic()
+        deadline, check_at = now + idle, now + YIELD_CHECK_SECONDS
+        while not self.messages or self.suspended:
+            now = time.monotonic()
+            if now >= deadline or self.suspended:
+                return None
+            if now >= check_at:
+                if await self.throttles.wanted(slot):
+                    return None
+                check_at = time.monotonic() + YIELD_CHECK_SECONDS
+                continue
+            await asyncio.sleep(min(0.05, idle))
+        return self.take()
+
+    # ------------------------------------------------------------------ config and holds
+    def refresh(self, config: EgressPathConfig, source: EgressSource) -> None:
+        """Routing looked the path's configuration up again (``refresh_interval``)."""
+        self.config, self.source = config, source
+        self.config_loaded = time.monotonic()
+
+    def reconfigure(self, config: EgressPathConfig) -> None:
+        """Use a new configuration now (automation changed an option of this path)."""
+        self.refresh(config, self.source)
+        self.wake()
+
+    @property
+    def suspended(self) -> bool:
+        return time.time() < self.suspended_until
+
+    def suspend_until(self, until: float) -> None:
+        """Hold the path until ``until`` (0: not held); a lifted hold wakes it."""
+        if until == self.suspended_until:
+            return
+        was_held, self.suspended_until = self.suspended, until
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+        if self.suspended:
+            self._resume = asyncio.get_running_loop().call_later(
+                until - time.time(), self.wake)
+        elif was_held:
+            self.wake()
+
+    # ------------------------------------------------------------------ connections
+    def wake(self) -> None:
+        """Open connections if there is work and the limit allows (never blocks)."""
+        if self._pumping or not self.messages or self.suspended:
+            return
+        if self.backoff.active:
+            self.backoff.call_when_over(self.wake)
+            return
+        self._pumping = True
+        self._spawn(self._pump())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pump(self) -> None:
+        try:
+            while (
+                self.messages
+                and self.connections < self._wanted_connections()
+                and not self.backoff.active
+                and not self.suspended
+            ):
+                try:
+                    slot = await self.throttles.acquire(self.config)
+                except Exception as exc:
+                    # A throttle store that fails (rather than reporting an outage) must
+                    # not strand the queue: nothing else wakes it once arrivals stop.
+                    log.warning("connection slot unavailable; retrying",
+                                path=self.key.name, error=str(exc))
+                    slot = None
+                if slot is None:
+                    # At the (possibly fleet-wide) limit. Our own ending connections wake
+                    # us, but slots held by other nodes free up silently: poll once later.
+                    self._retry_slots_later()
+                    break
+                self.connections += 1
+                self._spawn(self._connection(slot))
+        finally:
+            self._pumping = False
+
+    def _retry_slots_later(self) -> None:
+        if self._slot_retry is None:
+            self._slot_retry = asyncio.get_running_loop().call_later(
+                SLOT_RETRY_SECONDS, self._retry_slots)
+
+    def _retry_slots(self) -> None:
+        self._slot_retry = None
+        self.wake()
+
+    def _wanted_connections(self) -> int:
+        limit = self.connection_limit
+        if self.backoff.failures:  # probing a failing MX: one connection until one works
+            limit = 1
+        # No more connections than queued messages: a new connection has not taken its
+        # first message yet, so the open ones already stand for that many queued ones.
+        return min(limit, len(self.messages))
+
+    async def _connection(self, slot: Slot) -> None:
+        epoch = self.backoff.epoch
+        try:
+            await self.serve(slot, epoch)
+        except Exception as exc:  # a bug must not kill the queue: log and move on
+            log.exception("connection task failed", path=self.key.name, error=str(exc))
+            # ... nor make it reconnect in a tight loop
+            self.backoff.failed(
+                Response.parse(451, f"4.3.0 connection task failed: {exc}"), epoch)
+        finally:
+            self.connections -= 1
+            await self.throttles.release(slot)
+            self.wake()
+
+    async def serve(self, slot: Slot, epoch: int) -> None:
+        """One connection's session, holding ``slot`` (opened in backoff ``epoch``): the
+        delivery protocol's part (see the module docstring)."""
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Cancel the path's timers and connections (see :func:`stop_paths`)."""
+        self.backoff.cancel()
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+        if self._slot_retry is not None:
+            self._slot_retry.cancel()
+            self._slot_retry = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def stop_paths(paths: list[EgressPath], timeout: float) -> None:
+    """Shutdown: queued messages stay spooled for the next start; deliveries in flight
+    get until their path's ``system_shutdown_timeout`` (KumoMTA's), all of them at most
+    ``timeout`` seconds."""
+    started = time.monotonic()
+    deadline = started + timeout
+    for path in paths:
+        path.drain()
+
+    def until(path: EgressPath) -> float:
+        own = path.config.system_shutdown_timeout
+        return deadline if own is None else min(deadline, started + float(own))
+
+    while any(p.connections and time.monotonic() < until(p) for p in paths):
+        await asyncio.sleep(0.05)
+    await asyncio.gather(*(p.stop() for p in paths))

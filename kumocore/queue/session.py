@@ -1,0 +1,143 @@
+"""One SMTP connection of an egress path: connect, then send message after message.
+
+A connection waits for the path's ``max_connection_rate``, connects
+(:mod:`kumocore.queue.connect`), and sends up to ``max_deliveries_per_connection``
+messages, each after the path's message rates admit it, waiting up to ``idle_timeout``
+for the next one. Every attempt's response goes to the outcomes; nothing that raises
+leaves a message outside both the ready queue and the scheduler.
+
+A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`); a round
+in which no host could be reached fails the message it was for, and only after
+``consecutive_connection_failures_before_delay`` such rounds in a row the whole queue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from kumocore.queue.connect import ConnectionFailed, connect
+from kumocore.queue.path import EgressPath
+from kumocore.queue.rewrite_status import rewrite_delivery_status
+from kumocore.response import Response
+
+if TYPE_CHECKING:
+    from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.message import Message
+    from kumocore.queue.slots import Slot
+
+log = structlog.get_logger("kumocore.egress")
+
+#: KumoMTA's response for the messages of a ready queue delayed after too many rounds.
+BULK_DELAY = Response.parse(
+    451, "4.4.1 bulk delay of ready queue: too many successive connection failures "
+    "where there was no answer from any hosts listed in MX")
+
+
+class SmtpEgressPath(EgressPath):
+    """An egress path whose connections are SMTP sessions to the site's MX hosts."""
+
+    async def serve(self, slot: Slot, epoch: int) -> None:
+        if not self.messages or not await self.throttles.connection_rate(self.config):
+            return
+        try:
+            conn = await connect(self)
+        except ConnectionFailed as failure:
+            self._round_failed(failure.response, epoch)
+            return
+        self.connection_failures = 0
+        try:
+            await self._deliver_over(conn, slot)
+        finally:
+            await conn.close()
+            if conn.failure is not None:
+                self.backoff.failed(conn.failure, epoch)
+
+    async def _deliver_over(self, conn: SmtpClientConnection, slot: Slot) -> None:
+        idle = float(self.config.idle_timeout)
+        delivered = 0
+        while (delivered < self.config.max_deliveries_per_connection and not conn.closed
+               and not self.suspended):
+            message = await self.next_message(idle, slot)
+            if message is None:
+                return
+            if not await self._deliver_one(conn, message):
+                return  # the message rate is exhausted: hand the slot back
+            if conn.failure is None:
+                self.backoff.worked()
+            delivered += 1
+            await self.throttles.keep(slot)
+
+    async def _deliver_one(self, conn: SmtpClientConnection, message: Message) -> bool:
+        """Send ``message``; False when the message rate says not now.
+
+        If anything raises before its outcome is recorded, or the rate refuses, the
+        message goes back to the front of the queue.
+        """
+        handed = False
+        try:
+            if not await self.throttles.message_rate(self.config):
+                return False
+            await self._send(conn, message)
+            handed = True
+            return True
+        finally:
+            if not handed:
+                self.messages.appendleft(message)
+
+    async def _send(self, conn: SmtpClientConnection, message: Message) -> None:
+        """One attempt; its outcome is always handed to the outcomes (``conn.send``
+        never raises: every wire failure comes back as a 4xx reply)."""
+        shared = self.shared
+        # Known CRLF-clean only as held in memory; a body reloaded from the spool is not.
+        data: bytes | None = message.data
+        clean = message.crlf_clean
+        try:
+            if not data:
+                data, clean = await shared.load_data(message), False
+        except Exception as exc:  # a spool read error: retry later, like any 4xx
+            log.error("message body could not be read from the spool", id=message.id,
+                      error=str(exc))
+            response = Response.parse(451, f"4.3.0 spool read failed: {str(exc)[:200]}")
+            shared.outcomes.handle(self, message, response, peer=None)
+            return
+        if data is None:  # undeliverable, but not to be silently dropped
+            log.error("message body missing from spool; quarantined", id=message.id)
+            await shared.quarantine(message)
+            return
+        response = await conn.send(str(message.sender), str(message.recipient), data,
+                                   crlf_clean=clean)
+        if not response.is_success:
+            queue = shared.queue_of(message)
+            queue_name = message.queue_name() if queue is None else queue.name
+            response = await rewrite_delivery_status(shared.hooks, queue_name, message,
+                                                     response)
+        shared.outcomes.handle(
+            self, message, response, peer=conn.peer, source_address=conn.source_address,
+            session=conn.session,
+        )
+
+    def _round_failed(self, response: Response, epoch: int) -> None:
+        """No host of the path took a connection (one exhausted round, as KumoMTA says).
+
+        As in KumoMTA, the message the connection was opened for gets the failure, and
+        the next round may start at once; once more than
+        ``consecutive_connection_failures_before_delay`` rounds in a row failed, every
+        message in the ready queue is delayed and the path backs off (and keeps backing
+        off, longer each time, until a connection opens). So a dead MX costs at most that
+        many back-to-back rounds — fewer when fewer messages are queued — not a
+        reconnect loop. A permanent failure (every MX address prohibited: a mail loop)
+        fails the whole queue at once.
+        """
+        if not response.is_transient:
+            self.backoff.failed(response, epoch)
+            self.fail_queued(response)
+            return
+        self.connection_failures += 1
+        message = self.take()
+        if message is not None:
+            self.shared.outcomes.handle(self, message, response, peer=None)
+        if self.connection_failures > self.config.consecutive_connection_failures_before_delay:
+            self.backoff.failed(response, epoch)
+            self.fail_queued(BULK_DELAY)
