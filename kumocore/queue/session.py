@@ -90,12 +90,16 @@ class SmtpEgressPath(EgressPath):
         """One attempt; its outcome is always handed to the outcomes (``conn.send``
         never raises: every wire failure comes back as a 4xx reply)."""
         shared = self.shared
+        # A body shared by several recipients goes out behind this message's own header
+        # lines as two pieces: ``message.data`` would join them, a body copy per recipient.
+        body = message.shared
+        head = message.head if body is not None else b""
+        data: bytes | None = body.data if body is not None else message.data
         # Known CRLF-clean only as held in memory; a body reloaded from the spool is not.
-        data: bytes | None = message.data
         clean = message.crlf_clean
         try:
             if not data:
-                data, clean = await shared.load_data(message), False
+                data, clean, head = await shared.load_data(message), False, b""
         except Exception as exc:  # a spool read error: retry later, like any 4xx
             log.error("message body could not be read from the spool", id=message.id,
                       error=str(exc))
@@ -107,7 +111,7 @@ class SmtpEgressPath(EgressPath):
             await shared.quarantine(message)
             return
         response = await conn.send(str(message.sender), str(message.recipient), data,
-                                   crlf_clean=clean)
+                                   crlf_clean=clean, head=head)
         if not response.is_success:
             queue = shared.queue_of(message)
             queue_name = message.queue_name() if queue is None else queue.name
