@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import smtplib
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -112,9 +114,11 @@ class Node:
         policy.write_text(POLICY.format(
             dns=dns, spool=str(root / "spool"), smtp_port=self.smtp_port,
             http_port=self.http_port, sink_port=sink_port))  # fmt: skip
-        (root / "tmp").mkdir(exist_ok=True)
+        # The node's Unix sockets go under TMPDIR: a short one, as a test's tmp_path (longer
+        # under pytest-xdist) can make their paths longer than AF_UNIX allows (107 bytes).
+        self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))
         self.log = root / "kumocore.log"
-        env = {**os.environ, "TMPDIR": str(root / "tmp"),
+        env = {**os.environ, "TMPDIR": str(self.tmp),
                "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -157,3 +161,4 @@ class Node:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
+        shutil.rmtree(self.tmp, ignore_errors=True)
