@@ -32,8 +32,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Three pytest-xdist workers (most tests wait on sockets and child processes, so three
+# fit two cores), then the few tests marked `serial` (throughput in a fixed time) alone.
 test: install-test lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 3 --dist loadgroup -m "not serial"
+	$(BIN)/pytest -q -p no:cacheprovider -m serial
 
 test-fast: install-test
 	$(BIN)/pytest -q -m "not slow"

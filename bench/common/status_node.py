@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import smtplib
+import tempfile
 import threading
 import time
 import urllib.request
@@ -108,8 +110,10 @@ class Node(ServeProcess):
         policy.write_text(POLICY.format(
             dns=dns, spool=str(root / "spool"), smtp_port=self.smtp_port,
             http_port=self.http_port, sink_port=sink_port))  # fmt: skip
-        (root / "tmp").mkdir(exist_ok=True)
-        super().__init__(policy, root / "kumocore.log", {"TMPDIR": str(root / "tmp")},
+        # The node's Unix sockets go under TMPDIR: a short one, as a test's tmp_path (longer
+        # under pytest-xdist) can make their paths longer than AF_UNIX allows (107 bytes).
+        self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))
+        super().__init__(policy, root / "kumocore.log", {"TMPDIR": str(self.tmp)},
                          workers=workers, shutdown_timeout=3)  # fmt: skip
         self.start()
 
@@ -140,3 +144,7 @@ class Node(ServeProcess):
             headers={"Content-Type": "application/json"})  # fmt: skip
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())
+
+    def stop(self, timeout: float = 15.0) -> None:
+        super().stop(timeout)
+        shutil.rmtree(self.tmp, ignore_errors=True)

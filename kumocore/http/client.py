@@ -186,7 +186,11 @@ def _release(session: aiohttp.ClientSession) -> None:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return  # no loop any more (process exit): nothing left to close politely
+        # Collected outside any loop (by a later synchronous caller's gc, or at exit): its
+        # pool cannot be closed politely; detached, the session does not warn "unclosed"
+        # (the connector closes what it still pools when it is collected).
+        session.detach()
+        return
     session.detach()  # no "Unclosed client session" warning: its pool is closed here
     task: asyncio.Future[None] = asyncio.ensure_future(connector.close(), loop=loop)
     _closing.add(task)

@@ -12,9 +12,11 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -52,10 +54,12 @@ class Node:
         self.root = root
         self.smtp_port, self.http_port = free_port(), free_port()
         (root / "policy.lua").write_text(POLICY)
-        (root / "tmp").mkdir()
+        # The node's Unix sockets go under TMPDIR: a short one, as tmp_path under
+        # pytest-xdist can make their paths longer than AF_UNIX allows (107 bytes).
+        self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))
         self.log = root / "kumocore.log"
         env = {**os.environ, "N_DIR": str(root), "N_SMTP": str(self.smtp_port),
-               "N_HTTP": str(self.http_port), "TMPDIR": str(root / "tmp"),
+               "N_HTTP": str(self.http_port), "TMPDIR": str(self.tmp),
                "KUMOCORE_BLOCK_PLUGINS": "hello,webhook_sink"}  # fmt: skip
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
@@ -71,12 +75,13 @@ class Node:
             time.sleep(0.1)
 
     def sockets(self) -> list[Path]:
-        return sorted((self.root / "tmp").glob("kumocore-node-*/worker-*.sock"))
+        return sorted(self.tmp.glob("kumocore-node-*/worker-*.sock"))
 
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @pytest.fixture

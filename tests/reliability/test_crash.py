@@ -22,6 +22,7 @@ from tests.reliability.conftest import StartKumo, unique
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # at least 100 messages in its four rounds: not with other workers
 async def test_every_message_acknowledged_with_250_is_delivered_after_kill_9() -> None:
     # Bounces included: a bounced message leaves the spool only after its Bounce record
     # reached the log sinks, so a kill in between cannot lose it.

@@ -58,6 +58,7 @@ def test_messages_wait_while_dns_fails_and_flow_when_it_returns(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # over 50 messages in 4 s: not with other workers
 async def test_killing_redis_mid_run_loses_nothing_and_throttles_recover(
     start_kumo: StartKumo, world: World
 ) -> None:

@@ -116,6 +116,7 @@ def test_half_sent_messages_do_not_grow_memory_by_what_clients_sent(
 
 
 @pytest.mark.slow
+@pytest.mark.serial  # over 150 messages in 2 s: not with other workers
 async def test_a_stuck_log_sink_neither_blocks_reception_nor_grows_memory_without_bound(
     start_kumo: StartKumo, world: World
 ) -> None:

@@ -50,6 +50,7 @@ async def test_a_partial_batch_is_written_after_the_batch_latency() -> None:
     await dispatcher.close()
 
 
+@pytest.mark.serial  # 5,000 submits in 1 s: not with other workers
 async def test_slow_sink_does_not_block_submit_nor_the_other_sinks() -> None:
     gate = asyncio.Event()
     slow, fast = RecordingSink("slow", gate=gate), RecordingSink("fast")

@@ -138,3 +138,17 @@ async def test_a_client_dropped_without_close_releases_its_connections(http_url:
         await asyncio.sleep(0.05)  # the pool is closed by a task the finalizer started
     assert connector.closed
     assert not [w for w in caught if "Unclosed" in str(w.message)]
+
+
+def test_a_dropped_client_collected_after_its_loop_ended_does_not_warn_unclosed() -> None:
+    import gc
+
+    from kumocore.http.client import HttpClient
+
+    async def build_and_drop() -> None:
+        client = HttpClient({})
+        client.session()
+        client.cycle = client  # type: ignore[attr-defined]  # freed by the gc only
+
+    asyncio.run(build_and_drop())
+    gc.collect()  # "Unclosed client session" here would fail the test (warnings are errors)
