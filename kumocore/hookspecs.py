@@ -16,12 +16,12 @@ policy event       ``kumo_<subsystem>_<event>``  every implementation, in order;
 Order: the operator's policy (Lua or Python) runs first, third-party plugins next, and
 built-in defaults last (they are ``trylast``).
 
-Any implementation may be ``async def``: :mod:`kumocore.hookcall` awaits it. Wrapper
+Any implementation may be ``async def``: :mod:`kumocore.policy.hookcall` awaits it. Wrapper
 implementations (``wrapper=True``/``hookwrapper=True``) cannot wrap coroutines and are
 refused when the plugin is registered.
 
 Nobody calls the plugin manager's hook relay directly: use the typed facade
-:class:`kumocore.hooks.Hooks` (only :mod:`kumocore.hookcall` talks to pluggy).
+:class:`kumocore.policy.hooks.Hooks` (only :mod:`kumocore.policy.hookcall` talks to pluggy).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ if TYPE_CHECKING:
         ListenerDomain,
         QueueConfig,
     )
-    from kumocore.kumo_api import Kumo
     from kumocore.logs.sink import LogSink
-    from kumocore.message import EnvelopeAddress, Message
-    from kumocore.response import Response
+    from kumocore.mail.message import EnvelopeAddress, Message
+    from kumocore.mail.response import Response
+    from kumocore.policy.kumo_api import Kumo
     from kumocore.spool.base import SpoolFactory
     from kumocore.throttle.store import ThrottleStore
 

@@ -199,7 +199,7 @@ def load_builtin(plugin: BuiltinPlugin) -> object:
 
 def builtin_runtime() -> Any:
     """A runtime with core and the built-in plugins only (no other entry points)."""
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     plugins = tuple((p.entry_point, load_builtin(p)) for p in builtin_plugins())
     return Runtime(load_entrypoints=False, extra_plugins=plugins)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from kumocore.tls import self_signed_pem
+from kumocore.reception.tls import self_signed_pem
 
 
 @dataclass

@@ -112,7 +112,7 @@ class HostileMx:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> HostileMx:
-        from kumocore.tls import server_context
+        from kumocore.reception.tls import server_context
 
         self._tls = server_context(self.hostname)
         self._server = await asyncio.start_server(

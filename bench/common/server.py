@@ -52,7 +52,7 @@ class KumoServer:
         return [
             sys.executable,
             "-m",
-            "kumocore.cli",
+            "kumocore.node.cli",
             "--log-level",
             self.log_level,
             "serve",

@@ -4,7 +4,7 @@
 
 Reception (``unstuff``) and delivery (``dot_stuff``) each ask whether a body has a line
 that starts with a dot. Old: ``re.compile(rb"\\r\\n\\.").search`` over the whole body.
-New: :func:`kumocore.smtp.dots.has_dot_line` (``bytes.find`` of each full stop, ``re``
+New: :func:`kumocore.reception.smtp.dots.has_dot_line` (``bytes.find`` of each full stop, ``re``
 only where they come thick). Bodies: the benchmark's 2, 50 and 100 KB messages
 (``bench.perf.load.make_message``, CRLF) and 100 KB of prose with a full stop in every
 line. Old and new alternate ``--rounds`` times; medians of the rounds, µs per search.
@@ -19,7 +19,7 @@ import timeit
 from collections.abc import Callable
 
 from bench.perf.load import make_message
-from kumocore.smtp.dots import has_dot_line
+from kumocore.reception.smtp.dots import has_dot_line
 
 _CRLF_DOT = re.compile(rb"\r\n\.")
 

@@ -24,10 +24,10 @@ import timeit
 from collections.abc import Callable
 
 from bench.perf.load import make_message
-from kumocore.body import SharedBody
 from kumocore.delivery.wire import dot_stuff
-from kumocore.message import Message
-from kumocore.smtp.data import check_line_endings
+from kumocore.mail.body import SharedBody
+from kumocore.mail.message import Message
+from kumocore.reception.smtp.data import check_line_endings
 
 HEAD = (b"Received: from client.test (client.test [127.0.0.5])\r\n\tby node.test (kumocore)"
         b" with ESMTP id 0123456789abcdef0123456789abcdef\r\n\tfor <r@example.com>;"

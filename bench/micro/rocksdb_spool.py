@@ -17,7 +17,7 @@ import time
 
 from kumocore_rocksdb_spool.spool import RocksDBSpool
 
-from kumocore.ids import new_message_id
+from kumocore.mail.ids import new_message_id
 
 
 async def measure(path: str, writers: int, seconds: float, size: int) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """kumocore under test: ``kumocore serve`` with ``bench/policy/bench_policy.py``.
 
 :class:`KumocoreInstance` copies the policy into the run's temp dir, generates the DKIM key
-there, and starts ``python -m kumocore.cli serve`` as a child process whose diagnostics
+there, and starts ``python -m kumocore.node.cli serve`` as a child process whose diagnostics
 (JSON lines) go to ``kumocore.log``. The destination domain's MX is served by
 :class:`BenchDns`, a real DNS server on loopback (``bench/common/dns_server.py``).
 
@@ -137,7 +137,7 @@ class KumocoreInstance(ChildProcess):
         serve = ["serve", "--policy", str(policy)]
         serve += ["--shutdown-timeout", str(self.settings.shutdown_timeout)]
         serve += ["--workers", str(self.settings.workers)]  # the default is one per core
-        return [sys.executable, "-m", "kumocore.cli", *serve]
+        return [sys.executable, "-m", "kumocore.node.cli", *serve]
 
     def start(self, *, ready_timeout: float = 120.0) -> KumocoreInstance:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -72,12 +72,12 @@ def breakdown(count: int, body: bytes) -> Breakdown:
     """Bytes allocated per message, measured with tracemalloc in this process."""
     from bench.perf.recovery import meta_template
     from kumocore.config import QueueConfig
-    from kumocore.ids import new_message_id
     from kumocore.logs.dispatch import LogDispatcher
     from kumocore.logs.journal import Journal
-    from kumocore.message import Message
+    from kumocore.mail.ids import new_message_id
+    from kumocore.mail.message import Message
+    from kumocore.node.runtime import Runtime
     from kumocore.queue.manager import QueueManager
-    from kumocore.runtime import Runtime
     from kumocore.spool.base import MemorySpool
     from kumocore.spool.store import MessageStore
 

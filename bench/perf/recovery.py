@@ -45,7 +45,7 @@ def _open(path: Path) -> object:
 
 def meta_template(body: bytes, due: float) -> bytes:
     """A meta record as kumocore writes it, with a placeholder for the recipient."""
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
 
     message = Message(
         SENDER,
@@ -78,7 +78,7 @@ def populate_spool(
     """
     import rocksdict
 
-    from kumocore.ids import new_message_id
+    from kumocore.mail.ids import new_message_id
     from kumocore.spool.shards import owned_path, target_of
 
     started = time.perf_counter()

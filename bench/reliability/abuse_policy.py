@@ -204,7 +204,7 @@ async def kumo_wrong_types(dns_address: str, select: Any = None) -> tuple[int, l
     import inspect
     import io
 
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     runtime = Runtime()
     runtime.resolver.configure([dns_address], timeout=0.5)

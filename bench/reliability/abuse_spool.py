@@ -15,7 +15,7 @@ def meta_record(to: str, **changes: Any) -> bytes:
     """A meta record as the spool writes it, with ``changes`` applied (None deletes a key)."""
     import orjson
 
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
 
     record = orjson.loads(Message("a@src.test", to, b"Subject: x\r\n\r\nbody\r\n").meta_bytes())
     for key, value in changes.items():

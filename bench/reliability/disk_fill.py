@@ -106,7 +106,7 @@ def logs_cat_max_rss(directory: Path, timeout: float = 120.0) -> tuple[int, int,
 
     # VmHWM belongs to the process image: unlike ru_maxrss it does not carry over the
     # parent's size across fork + exec (pytest's own RSS would be counted otherwise).
-    code = ("import re, sys; from kumocore.cli import main; rc = main(sys.argv[1:]); "
+    code = ("import re, sys; from kumocore.node.cli import main; rc = main(sys.argv[1:]); "
             "status = open('/proc/self/status').read(); "
             "print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr); "
             "sys.exit(rc)")

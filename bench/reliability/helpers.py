@@ -40,7 +40,7 @@ CASES: dict[str, tuple[str, str, bytes]] = {
 
 async def section_helpers(bench: Bench) -> None:
     from kumocore.errors import ConfigError, HookError, PolicyError
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     for case, (helper, name, content) in CASES.items():
         directory = Path(tempfile.mkdtemp(dir=bench.workdir))

@@ -14,7 +14,7 @@ from bench.reliability.bench import Bench
 
 async def section_policies(bench: Bench) -> None:
     from kumocore.errors import ConfigError, HookError, PolicyError
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     for domain in abuse.BOOM_DOMAINS:
         bench.world.dns.set_records(domain, "MX", [(10, f"mx.{domain}")])

@@ -60,7 +60,7 @@ async def _hostile_bodies(bench: Bench) -> None:
     from kumocore_lua_policy.extras import shaping
     from kumocore_lua_policy.extras.shaping_automation import setup
 
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
     from kumocore.tsa.http import add_tsa_routes
     from kumocore.tsa.setup import configure
 
@@ -108,7 +108,7 @@ async def _pause() -> None:
 
 async def _bad_setups(bench: Bench) -> None:
     from kumocore.errors import ConfigError, HookError, PolicyError
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     for case, (publish, subscribe, expected) in SETUPS.items():
         directory = Path(tempfile.mkdtemp(dir=bench.workdir))

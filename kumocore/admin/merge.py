@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from kumocore.admin.metrics import CONTENT_TYPE, go_float
 from kumocore.admin.peers import PeerAnswer
-from kumocore.metrics import CONTENT_TYPE, go_float
 
 #: Samples combined by min/max instead of summed (the rest are counts: summed).
 _MIN_SAMPLES = {"process_start_time_seconds"}
@@ -160,7 +160,7 @@ def _combine(name: str, first: Any, second: Any) -> Any:
 def merge_metrics_text(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
     """Sum the workers' Prometheus text, sample by sample (name and label text).
 
-    Every worker renders the same families in the same format (kumocore.metrics), so the
+    Every worker renders the same families in the same format (kumocore.admin.metrics), so the
     text is merged as text: HELP/TYPE lines once per family, each sample's value combined.
     Label text is kept verbatim (already escaped), which also keeps the names exact —
     prometheus_client's parser would rename counter samples.

@@ -18,23 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kumocore.admin.peers import peer_rule_id
-from kumocore.admin.summary import inspect_message, queue_summary
-from kumocore.errors import ConfigError
-from kumocore.metrics import (
+from kumocore.admin.metrics import (
     CONTENT_TYPE,
     reception_counter,
     registry_for,
     render_json,
     render_text,
 )
+from kumocore.admin.peers import peer_rule_id
+from kumocore.admin.summary import inspect_message, queue_summary
+from kumocore.errors import ConfigError
 from kumocore.queue.admin import QueueRule, parse_rule
 from kumocore.tsa.admin_share import share_rule, unshare_rule
 
 if TYPE_CHECKING:
+    from kumocore.node.runtime import Runtime
+    from kumocore.node.services import Services
     from kumocore.queue.manager import QueueManager
-    from kumocore.runtime import Runtime
-    from kumocore.services import Services
 
 __all__ = ["ADMIN_PREFIX", "STATUS_PATH", "AdminApi", "add_admin_routes", "status_of"]
 
@@ -224,7 +224,7 @@ class AdminApi:
 def status_of(runtime: Runtime) -> dict[str, Any]:
     """This worker's status for the status page (:mod:`kumocore.status.data`)."""
     from kumocore import __version__
-    from kumocore.queue_name import parse_queue_name
+    from kumocore.mail.queue_name import parse_queue_name
     from kumocore.status.data import local_status, queue_manager
 
     manager = queue_manager(runtime)

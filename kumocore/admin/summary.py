@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.manager import QueueManager
     from kumocore.spool.store import MessageStore
 

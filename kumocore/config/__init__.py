@@ -6,7 +6,7 @@ KumoMTA's field names and defaults; ``X.from_options(table)`` validates (raising
 
 Owns parsing and validating options into typed objects. It does not own what the options do
 once valid (queues, listeners, spools read them), nor when the policy is asked for them (the
-hooks in :mod:`kumocore.hooks`).
+hooks in :mod:`kumocore.policy.hooks`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 from typing import TYPE_CHECKING
 
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig
@@ -43,7 +43,7 @@ def precondition(path: EgressPathConfig, tls: bool, verified: bool, where: str) 
 
 def plain_initial_response(path: EgressPathConfig) -> str:
     """The base64 ``\\0user\\0password`` of RFC 4616 (no authorization identity)."""
-    from kumocore.secrets import load_secret
+    from kumocore.policy.secrets import load_secret
 
     username = path.smtp_auth_plain_username or ""
     source = path.smtp_auth_plain_password

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig

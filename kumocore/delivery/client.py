@@ -25,8 +25,8 @@ from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
 from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuffed
 from kumocore.errors import ConfigError
-from kumocore.response import Response
-from kumocore.streams import drain_needed
+from kumocore.mail.response import Response
+from kumocore.node.streams import drain_needed
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig, EgressSource
@@ -266,7 +266,7 @@ class SmtpClientConnection:
         """Run one transaction; the reply that decided it (never raises).
 
         ``crlf_clean``: every CR and LF in ``data`` is known to be part of a CRLF pair
-        (:attr:`kumocore.message.Message.crlf_clean`); the same bytes are sent, cheaper.
+        (:attr:`kumocore.mail.message.Message.crlf_clean`); the same bytes are sent, cheaper.
         ``head``: bytes sent in front of ``data`` (a message's own header lines before a
         body shared with other recipients, so that they need not be joined first; see
         :func:`kumocore.delivery.wire.dot_stuffed`).

@@ -26,14 +26,14 @@ import structlog
 from kumocore.config.lua_options import LuaProtocol
 from kumocore.config.protocols import CustomLuaProtocol
 from kumocore.errors import ConfigError, Rejection
+from kumocore.mail.response import Response
 from kumocore.queue.egress import PathKey
 from kumocore.queue.path import EgressPath
-from kumocore.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
-    from kumocore.hooks import Hooks
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
+    from kumocore.policy.hooks import Hooks
     from kumocore.queue.egress import EgressShared
     from kumocore.queue.schedule import ScheduledQueue
 
@@ -107,7 +107,7 @@ class LuaReadyQueue(EgressPath):
     campaign: str | None = None
 
     async def _construct(self) -> Sender:
-        from kumocore.custom_events import custom_event_source
+        from kumocore.policy.custom_events import custom_event_source
 
         name = self.protocol.constructor
         source = custom_event_source(self.shared.hooks.pm, name)
@@ -201,8 +201,8 @@ async def lua_ready_queue_for(
     source_name: str,
 ) -> EgressPath:
     """The ``custom_lua`` path ``message`` goes to (created on first use)."""
+    from kumocore.mail.queue_name import parse_queue_name
     from kumocore.queue.errors import RoutingError
-    from kumocore.queue_name import parse_queue_name
 
     parts = parse_queue_name(queue.name)
     domain = parts.routing_domain or parts.domain

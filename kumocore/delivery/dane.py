@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from kumocore.dns.resolver import DnsError
 from kumocore.errors import ConfigError
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 if TYPE_CHECKING:
     from kumocore.dns.mx import MailExchanger

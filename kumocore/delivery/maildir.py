@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 
 from kumocore.delivery.maildir_template import environment as _environment
 from kumocore.delivery.tls import SessionInfo
-from kumocore.queue_name import parse_queue_name
+from kumocore.mail.queue_name import parse_queue_name
 
 if TYPE_CHECKING:
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
 
 #: KumoMTA retries a failed maildir write after about a minute, whatever the schedule.
 RETRY_SECONDS = 60.0

@@ -29,8 +29,8 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kumocore.secrets import load_secret
-from kumocore.smtp.proxy_protocol import encode_v2
+from kumocore.policy.secrets import load_secret
+from kumocore.reception.smtp.proxy_protocol import encode_v2
 
 if TYPE_CHECKING:
     from kumocore.config import EgressSource

@@ -63,7 +63,7 @@ def _load_client_certificate(context: ssl.SSLContext, path: EgressPathConfig) ->
     import os
     import tempfile
 
-    from kumocore.secrets import load_secret
+    from kumocore.policy.secrets import load_secret
 
     pem = load_secret(path.tls_certificate)
     key = load_secret(path.tls_private_key) if path.tls_private_key else b""

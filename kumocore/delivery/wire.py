@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 
-from kumocore.response import Response
-from kumocore.smtp.dots import has_dot_line
-from kumocore.timers import EarliestDeadline
+from kumocore.mail.response import Response
+from kumocore.node.timers import EarliestDeadline
+from kumocore.reception.smtp.dots import has_dot_line
 
 # "250" alone is a complete reply line too (RFC 5321's textstring is optional). Codes
 # start with 2-5: anything else (which would otherwise count as a permanent failure) is
@@ -37,7 +37,7 @@ def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
     Every bare CR or LF becomes CRLF, so a smuggling payload that reached the spool can
     never be passed on as a second end-of-data. ``crlf_clean`` says the caller knows that
     every CR and LF in ``data`` is already part of a CRLF pair (reception checked it, see
-    :attr:`kumocore.message.Message.crlf_clean`): normalising would change nothing, so it
+    :attr:`kumocore.mail.message.Message.crlf_clean`): normalising would change nothing, so it
     is skipped (``splitlines`` + ``join`` are about two thirds of the cost at 100 KB).
     The bytes sent are the same either way; a wrong ``True`` would pass bare line ends on.
     """
@@ -53,7 +53,7 @@ def dot_stuffed(
     the terminator to it would make (100 KB per message and recipient).
 
     ``head`` is a message's own header lines in front of a body it shares with other
-    recipients (:attr:`kumocore.message.Message.head`): given apart, the two are not
+    recipients (:attr:`kumocore.mail.message.Message.head`): given apart, the two are not
     joined into a copy of the body for each recipient. ``crlf_clean`` speaks for both.
     """
     if head:

@@ -5,7 +5,7 @@ See docs/dkim.md. :class:`Signer` signs; :mod:`kumocore.dkim.keys` loads and cac
 
 Owns DKIM keys, signatures and ``msg:dkim_verify()``. It does not decide which messages are
 signed (the policy calls the signer) or when in reception that happens
-(:mod:`kumocore.smtp.receive` and :mod:`kumocore.http.inject` run the policy).
+(:mod:`kumocore.reception.smtp.receive` and :mod:`kumocore.http.inject` run the policy).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from kumocore.config.options import (
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.signer import Canonicalization, Signer
 from kumocore.errors import ConfigError
-from kumocore.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function
 
 #: How many distinct signer configurations are kept; KumoMTA's dkim_signer_cache default.
 SIGNER_CACHE_SIZE = 1024

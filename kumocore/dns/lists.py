@@ -16,7 +16,7 @@ import dns.reversename
 
 from kumocore.dns.resolver import DnsError, Resolver
 from kumocore.errors import ConfigError
-from kumocore.policyfn import MultipleValues, policy_function
+from kumocore.policy.policyfn import MultipleValues, policy_function
 
 #: The resolver kinds of KumoMTA's define_resolver that kumocore cannot build.
 _UNSUPPORTED_KINDS = ("Test", "Unbound", "System", "Aggregate")

@@ -16,7 +16,7 @@ from typing import Any
 
 from kumocore.dns.resolver import Resolver
 from kumocore.errors import ConfigError
-from kumocore.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function
 
 _RESOLVER_OPTIONS = ("name_servers", "timeout", "options")
 #: KumoMTA's resolver ``options`` kumocore acts on (the rest are refused, never ignored).

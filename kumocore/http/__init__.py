@@ -1,11 +1,11 @@
 """The HTTP listener: ``/api/inject/v1``, liveness, the OpenAPI document, admin routes.
 
-``start_http_listener(runtime, config)`` is what :mod:`kumocore.server` calls for each
+``start_http_listener(runtime, config)`` is what :mod:`kumocore.node.server` calls for each
 ``kumo.start_http_listener{...}`` of the policy. See docs/http-api.md.
 
 Owns reception over HTTP (the inject API and its schema, templating and access rules) and
 the HTTP listener the admin, status and automation routes are mounted on. It does not own
-making a message durable (:mod:`kumocore.intake`), nor the admin endpoints themselves
+making a message durable (:mod:`kumocore.reception.intake`), nor the admin endpoints themselves
 (:mod:`kumocore.admin`).
 """
 

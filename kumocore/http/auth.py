@@ -34,7 +34,7 @@ from kumocore.errors import HookError, PolicyError, Rejection
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
 OPEN_PREFIXES = ("/api/check-liveness/", "/api-docs/", "/rapidoc")
 TRUSTED_ONLY_PREFIXES = ("/api/admin/", "/metrics", "/api/machine-info", "/status")

@@ -26,7 +26,6 @@ import re
 import uuid
 from email.message import MIMEPart
 
-from kumocore.headers import HeaderBlock, HeaderError, append_header
 from kumocore.http.inject_schema import (
     Attachment,
     Builder,
@@ -35,7 +34,8 @@ from kumocore.http.inject_schema import (
     unsafe_header_character,
 )
 from kumocore.http.templating import Templates, template_context
-from kumocore.trace import rfc2822_now
+from kumocore.mail.headers import HeaderBlock, HeaderError, append_header
+from kumocore.reception.trace import rfc2822_now
 
 _POLICY = email.policy.SMTP  # CRLF line endings, RFC 2047 encoded headers
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")

@@ -22,7 +22,7 @@ import aiohttp
 
 from kumocore.config.duration import duration_seconds
 from kumocore.errors import ConfigError
-from kumocore.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function
 
 _CLIENT_OPTIONS = ("user_agent", "timeout", "pool_idle_timeout", "connection_verbose",
                    "accept_invalid_certs")

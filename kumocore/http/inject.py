@@ -3,7 +3,7 @@
 Flow, per KumoMTA: validate the request (``400`` with ``{"error": ...}`` when malformed,
 ``413`` over ``request_body_limit``), compile its templates (``422`` on a syntax error or
 a builder without a body), then for each recipient render the message, build a
-:class:`~kumocore.message.Message` with the HTTP reception meta and run
+:class:`~kumocore.mail.message.Message` with the HTTP reception meta and run
 ``http_message_generated``.
 
 Large batches must neither stall the event loop (SMTP clients wait for it) nor hold every
@@ -46,13 +46,13 @@ from kumocore.http.builder import (
 )
 from kumocore.http.inject_schema import InjectRequest, RequestError, parse_inject_request
 from kumocore.http.templating import TemplateFailure, Templates
-from kumocore.message import Message
-from kumocore.trace import add_supplemental_header, rfc2822_now
+from kumocore.mail.message import Message
+from kumocore.reception.trace import add_supplemental_header, rfc2822_now
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
     from kumocore.http.inject_schema import InjectRecipient
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
 log = structlog.get_logger("kumocore.http")
 

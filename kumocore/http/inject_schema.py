@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kumocore.address import AddressError, EnvelopeAddress, parse_envelope_address
 from kumocore.http.frozen import freeze
+from kumocore.mail.address import AddressError, EnvelopeAddress, parse_envelope_address
 
 DIALECTS = ("Jinja", "Static", "Handlebars")
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")

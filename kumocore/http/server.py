@@ -32,17 +32,17 @@ from kumocore.http.openapi import (
     base_document,
     serve_openapi,
 )
-from kumocore.tls import server_context
+from kumocore.reception.tls import server_context
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
 log = structlog.get_logger("kumocore.http")
 
 __all__ = ["HttpListener", "make_app", "start_http_listener"]
 
-RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("kumocore.runtime")
+RUNTIME_KEY: web.AppKey[Runtime] = web.AppKey("kumocore.node.runtime")
 CONFIG_KEY: web.AppKey[HttpListenerConfig] = web.AppKey("kumocore.http_config")
 #: Seconds in-flight requests may take to finish when the listener closes.
 SHUTDOWN_GRACE = 5.0

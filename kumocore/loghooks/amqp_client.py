@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kumocore.errors import ConfigError
-from kumocore.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function
 
 _FN = "kumo.amqp.basic_publish"
 _PARAMS = frozenset({"routing_key", "payload", "exchange", "connection", "app_id",

@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kumocore.errors import ConfigError
-from kumocore.policyfn import policy_function
-from kumocore.secrets import load_secret
+from kumocore.policy.policyfn import policy_function
+from kumocore.policy.secrets import load_secret
 
 _FN = "kumo.nats.connect"
 _OPTIONS = frozenset({"servers", "name", "auth", "no_echo", "max_reconnects",

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kumocore.custom_events import custom_event_source
+from kumocore.policy.custom_events import custom_event_source
 
 if TYPE_CHECKING:
-    from kumocore.policy_host import PolicyHost
+    from kumocore.policy.policy_host import PolicyHost
 
 
 class PolicyDispositions:

@@ -25,8 +25,8 @@ from kumocore.loghooks.options import LOG_RECORD_PROTOCOL, LogHookConfig
 
 if TYPE_CHECKING:
     from kumocore.logs.record import LogRecord
-    from kumocore.message import Message
-    from kumocore.policy_host import PolicyHost
+    from kumocore.mail.message import Message
+    from kumocore.policy.policy_host import PolicyHost
 
 log = structlog.get_logger("kumocore.loghooks")
 
@@ -107,7 +107,7 @@ class LogHookSink:
         return message
 
     def _message(self, record: LogRecord) -> Message:
-        from kumocore.message import Message
+        from kumocore.mail.message import Message
 
         as_json: dict[str, Any] = record.to_json(self.config.meta, self.config.headers)
         body = orjson.dumps(as_json) + b"\n"

@@ -28,7 +28,7 @@ from kumocore.logs.record import (
     Subject,
     build_record,
 )
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

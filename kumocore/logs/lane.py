@@ -8,7 +8,7 @@ from collections import deque
 
 from kumocore.logs.record import LogRecord
 from kumocore.logs.sink import LogSink, SinkOptions
-from kumocore.timers import EarliestDeadline
+from kumocore.node.timers import EarliestDeadline
 
 __all__ = ["Lane", "Ticket"]
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from kumocore.logs.select import HeaderPairs, capture_headers, select_headers, select_meta
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 _OPTIONAL_FIELDS = (
     "tls_cipher", "tls_protocol_version", "tls_peer_subject_name", "provider_name", "session_id")
@@ -44,7 +44,7 @@ class RecordType(StrEnum):
 
 
 class MessageLike(Protocol):
-    """What a record needs from :class:`kumocore.message.Message` (structural typing)."""
+    """What a record needs from :class:`kumocore.mail.message.Message` (structural typing)."""
 
     @property
     def id(self) -> str: ...

@@ -47,7 +47,7 @@ class QueueRule:
     def matches(self, queue_name: str) -> bool:
         if self.queue_names:
             return queue_name in self.queue_names
-        from kumocore.queue_name import parse_queue_name
+        from kumocore.mail.queue_name import parse_queue_name
 
         parts = parse_queue_name(queue_name)
         return all(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import structlog
 
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 log = structlog.get_logger("kumocore.ready")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig

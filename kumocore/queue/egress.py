@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     from kumocore.delivery.broken_tls import BrokenTls
     from kumocore.delivery.tls import SessionInfo
     from kumocore.dns import Resolver
-    from kumocore.hooks import Hooks
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
+    from kumocore.policy.hooks import Hooks
     from kumocore.queue.automation import Automation
     from kumocore.queue.schedule import ScheduledQueue
-    from kumocore.response import Response
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
 

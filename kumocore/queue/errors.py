@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kumocore.response import Response
+    from kumocore.mail.response import Response
 
 
 class RoutingError(Exception):

@@ -10,11 +10,11 @@ import asyncio
 from typing import TYPE_CHECKING, Protocol
 
 from kumocore.delivery.maildir import MAILDIR, RETRY_SECONDS, UnsafePath, render_path, store_new
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config.protocols import MaildirProtocol
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.outcomes import Outcomes
 
 

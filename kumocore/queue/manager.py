@@ -1,6 +1,6 @@
 """The queue manager: scheduled queues, routing workers, egress paths, admin actions.
 
-Messages arrive from :mod:`kumocore.intake` (already durable) or from spool recovery.
+Messages arrive from :mod:`kumocore.reception.intake` (already durable) or from spool recovery.
 A message that is due goes to a routing worker, which finds its egress path
 (:class:`~kumocore.queue.path.EgressPath`, kept in :attr:`QueueManager.paths`) and puts it
 in that path's ready queue; one that is not yet due waits in the :class:`Scheduler`.
@@ -18,6 +18,7 @@ import structlog
 
 from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
+from kumocore.mail.response import Response
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.outcomes import Outcomes
@@ -26,16 +27,15 @@ from kumocore.queue.queued import MessagesView, Queued
 from kumocore.queue.requeue import requeue_event
 from kumocore.queue.routing import Router
 from kumocore.queue.schedule import ScheduledQueue, Scheduler
-from kumocore.response import Response
 from kumocore.status.responses import ResponseLog
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
     from kumocore.dns import Resolver
-    from kumocore.hooks import Hooks
     from kumocore.logs.dispatch import LogDispatcher
     from kumocore.logs.journal import Journal
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
+    from kumocore.policy.hooks import Hooks
     from kumocore.queue.automation import Automation
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
@@ -61,7 +61,7 @@ class QueueManager:
         throttles: ThrottleStore | None = None,
         tsa: Automation | None = None,
     ) -> None:
-        # The services below the queues, given explicitly (kumocore.services).
+        # The services below the queues, given explicitly (kumocore.node.services).
         self.hooks, self.resolver, self.store, self.logs = hooks, resolver, store, logs
         self.hostname, self.nodeid = hostname, nodeid
         self.tsa = tsa

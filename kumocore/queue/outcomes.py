@@ -24,15 +24,15 @@ import structlog
 
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
+from kumocore.mail.response import Response
+from kumocore.mail.scheduling import message_schedule
 from kumocore.queue.path_stats import OutcomeStats
-from kumocore.response import Response
-from kumocore.scheduling import message_schedule
 
 if TYPE_CHECKING:
     from kumocore.delivery.tls import SessionInfo
     from kumocore.logs.dispatch import LogDispatcher, Ticket
     from kumocore.logs.journal import Journal, SourceAddress
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.automation import Automation
     from kumocore.queue.egress import PathView
     from kumocore.queue.queued import Queued

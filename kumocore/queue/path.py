@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.mail.response import Response
 from kumocore.queue.backoff import PathBackoff
 from kumocore.queue.slots import YIELD_CHECK_SECONDS, PathThrottles, Slot
-from kumocore.response import Response
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig, EgressSource
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.egress import EgressShared, PathKey
 
 log = structlog.get_logger("kumocore.ready")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kumocore.response import Response
+    from kumocore.mail.response import Response
 
 #: Paths remembered; beyond it the least recently active one is forgotten.
 MAX_PATHS = 10_000

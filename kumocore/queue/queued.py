@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.schedule import ScheduledQueue
 
 

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import structlog
 
 from kumocore.errors import ConfigError
-from kumocore.queue_name import message_queue_name
+from kumocore.mail.queue_name import message_queue_name
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from kumocore.config import QueueConfig
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.admin import QueueRule
     from kumocore.queue.manager import QueueManager
 
@@ -81,7 +81,7 @@ async def rebind(
     """Apply ``request``; returns how many messages moved and how many were flushed.
 
     ``resolve`` gives a message's new queue and its configuration (the intake's
-    :meth:`~kumocore.intake.Intake.resolve_queue_config`, which caches them)."""
+    :meth:`~kumocore.reception.intake.Intake.resolve_queue_config`, which caches them)."""
     moved = flushed = 0
     now = time.time()
     for queue in [q for q in manager.scheduled.values() if request.rule.matches(q.name)]:

@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from kumocore.queue_name import NULL_QUEUE, message_queue
-from kumocore.scheduling import message_schedule
+from kumocore.mail.queue_name import NULL_QUEUE, message_queue
+from kumocore.mail.scheduling import message_schedule
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
-    from kumocore.hooks import Hooks
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
+    from kumocore.policy.hooks import Hooks
     from kumocore.queue.schedule import ScheduledQueue
-    from kumocore.response import Response
     from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.queue")

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from kumocore.queue_name import parse_queue_name
+from kumocore.mail.queue_name import parse_queue_name
 
 if TYPE_CHECKING:
-    from kumocore.hooks import Hooks
-    from kumocore.message import Message
-    from kumocore.response import Response
+    from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
+    from kumocore.policy.hooks import Hooks
 
 log = structlog.get_logger("kumocore.delivery")
 

@@ -21,18 +21,18 @@ import structlog
 
 from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
 from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue_for
+from kumocore.mail.queue_name import parse_queue_name
+from kumocore.mail.response import Response
 from kumocore.queue.egress import PathKey
 from kumocore.queue.errors import RoutingError
 from kumocore.queue.pool import WeightedRoundRobin
 from kumocore.queue.session import SmtpEgressPath
-from kumocore.queue_name import parse_queue_name
-from kumocore.response import Response
 
 if TYPE_CHECKING:
     from kumocore.delivery.mta_sts import MtaSts
     from kumocore.dns import Resolver
     from kumocore.dns.mx import MailExchanger
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.admin import AdminRules, QueueRule
     from kumocore.queue.outcomes import Outcomes
     from kumocore.queue.path import EgressPath

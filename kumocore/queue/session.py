@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.mail.response import Response
 from kumocore.queue.connect import ConnectionFailed, connect
 from kumocore.queue.path import EgressPath
 from kumocore.queue.rewrite_status import rewrite_delivery_status
-from kumocore.response import Response
 
 if TYPE_CHECKING:
     from kumocore.delivery.client import SmtpClientConnection
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
     from kumocore.queue.slots import Slot
 
 log = structlog.get_logger("kumocore.egress")

@@ -7,7 +7,8 @@ Both return None for a message that is not such a report and raise :class:`Repor
 for one that claims to be but is malformed.
 
 Owns reading and writing report formats. It does not own when a report is recognised on
-reception (:mod:`kumocore.smtp.reports`) or how it is logged (:mod:`kumocore.logs.journal`).
+reception (:mod:`kumocore.reception.smtp.reports`) or how it is logged
+(:mod:`kumocore.logs.journal`).
 """
 
 from __future__ import annotations

@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import ConfigError
-from kumocore.message import Message
-from kumocore.policyfn import policy_function
+from kumocore.mail.message import Message
+from kumocore.policy.policyfn import policy_function
 
 if TYPE_CHECKING:
-    from kumocore.policy_host import PolicyHost
+    from kumocore.policy.policy_host import PolicyHost
 
 WHO = "kumo.generate_rfc3464_message"
 INCLUDE = ("FullContent", "HeadersOnly", "No")

@@ -2,7 +2,7 @@
 
 A message alone in its transaction has a data record under its own id. The messages of a
 multi-recipient transaction share ONE data record, under a body key (``<id>.body``,
-:mod:`kumocore.body`); each meta record names that key and carries the message's head
+:mod:`kumocore.mail.body`); each meta record names that key and carries the message's head
 (its own header lines, e.g. ``Received``). The store counts, in memory, the messages
 still referencing each shared body and deletes the body with the last of them.
 
@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING
 import orjson
 import structlog
 
-from kumocore.body import is_body_key
+from kumocore.mail.body import is_body_key
 from kumocore.spool.base import Spool
 
 if TYPE_CHECKING:
-    from kumocore.body import SharedBody
-    from kumocore.message import Message
+    from kumocore.mail.body import SharedBody
+    from kumocore.mail.message import Message
 
 log = structlog.get_logger("kumocore.spool")
 
@@ -145,8 +145,8 @@ class MessageStore:
         """:meth:`recover`, a spool chunk at a time: the start-up scan handles a million
         messages, and a suspension per message (through three async generators) cost
         more than decoding it."""
-        from kumocore.ids import is_message_id
-        from kumocore.message import Message, SpoolRecordError
+        from kumocore.mail.ids import is_message_id
+        from kumocore.mail.message import Message, SpoolRecordError
 
         kept: set[str] = set()  # data keys that quarantined metas still reference
         self._recovering = True

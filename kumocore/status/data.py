@@ -110,7 +110,7 @@ def local_status(runtime: Any, *, summary: dict[str, Any] | None, received: dict
                  version: str, parse_name: Callable[[str], Any]) -> dict[str, Any]:  # fmt: skip
     """This process's status. ``summary`` is its queue summary (None before the queues
     start), ``received`` its reception counts per listener, ``parse_name`` splits a
-    scheduled-queue name (``kumocore.queue_name.parse_queue_name``)."""
+    scheduled-queue name (``kumocore.mail.queue_name.parse_queue_name``)."""
     now = time.time()
     manager = queue_manager(runtime)
     logs = runtime.services.logs if runtime.services is not None else None

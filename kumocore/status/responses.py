@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kumocore.response import Response
+    from kumocore.mail.response import Response
 
 __all__ = ["MAX_KEYS", "MAX_TEXT", "WINDOW_MINUTES", "ResponseLog", "note_outcome"]
 

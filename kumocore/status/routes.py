@@ -22,7 +22,7 @@ from aiohttp import web
 from kumocore.status.page import render_page
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
 log = structlog.get_logger("kumocore.status")
 

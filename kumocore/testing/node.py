@@ -1,7 +1,7 @@
 """A running kumocore node for tests: policy, spool, listeners, logs, SMTP sink and DNS.
 
-A :class:`Node` is what ``kumocore serve`` runs — a :class:`kumocore.runtime.Runtime`
-loaded with a policy and started by :class:`kumocore.server.Server` — plus three test
+A :class:`Node` is what ``kumocore serve`` runs — a :class:`kumocore.node.runtime.Runtime`
+loaded with a policy and started by :class:`kumocore.node.server.Server` — plus three test
 parts around it:
 
 * a :class:`~kumocore.testing.dns.TestDnsServer` the node resolves through, serving the
@@ -32,8 +32,8 @@ from kumocore.testing.logs import RecordingLogSink
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
-    from kumocore.runtime import Runtime
-    from kumocore.server import Server
+    from kumocore.node.runtime import Runtime
+    from kumocore.node.server import Server
     from kumocore.testing.dns import TestDnsServer
     from kumocore.testing.smtp_sink import RecordingSink
 
@@ -142,8 +142,8 @@ class Node:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Node:
         """Start the DNS server and sink, load the policy, start the server."""
-        from kumocore.runtime import Runtime
-        from kumocore.server import Server
+        from kumocore.node.runtime import Runtime
+        from kumocore.node.server import Server
         from kumocore.testing.dns import TestDnsServer
         from kumocore.testing.smtp_sink import RecordingSink
 

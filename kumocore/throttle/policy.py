@@ -14,13 +14,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import ConfigError
-from kumocore.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function
 from kumocore.throttle.local import LocalThrottleStore
 from kumocore.throttle.spec import ThrottleSpec
 from kumocore.throttle.store import ThrottleStore, rate_key
 
 if TYPE_CHECKING:
-    from kumocore.policy_host import PolicyHost
+    from kumocore.policy.policy_host import PolicyHost
 
 
 class PolicyThrottle:

@@ -20,7 +20,7 @@ from kumocore.queue.admin import QueueRule
 from kumocore.tsa.store import ActiveAction
 
 if TYPE_CHECKING:
-    from kumocore.hooks import Hooks
+    from kumocore.policy.hooks import Hooks
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.path import EgressPath
 

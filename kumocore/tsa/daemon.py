@@ -43,7 +43,7 @@ def _trust(trusted: Sequence[str]) -> Callable[..., Awaitable[web.StreamResponse
 
 async def serve(policy: str, listen: str, trusted: Sequence[str],
                 stop: asyncio.Event | None = None) -> None:  # fmt: skip
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
     from kumocore.throttle import LocalThrottleStore
     from kumocore.tsa.http import add_tsa_routes
 

@@ -24,8 +24,8 @@ from kumocore.tsa.rules import INTERNAL_PREFIX, UNINTERESTING_TYPES, RecordView,
 from kumocore.tsa.store import ActionStore, ActiveAction
 
 if TYPE_CHECKING:
-    from kumocore.hooks import Hooks
     from kumocore.logs.record import LogRecord
+    from kumocore.policy.hooks import Hooks
     from kumocore.queue.manager import QueueManager
     from kumocore.throttle.store import ThrottleStore
 
@@ -279,7 +279,7 @@ class _NotStarted:
 
 
 def _tenant_campaign(queue: str) -> tuple[str | None, str | None]:
-    from kumocore.queue_name import parse_queue_name
+    from kumocore.mail.queue_name import parse_queue_name
 
     parts = parse_queue_name(queue)
     return parts.tenant, parts.campaign

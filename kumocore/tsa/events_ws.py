@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
     from kumocore.tsa.store import ActiveAction
 
 

@@ -22,7 +22,7 @@ from aiohttp import web
 from kumocore.tsa.events_ws import subscribe_event_v1, subscription_item
 
 if TYPE_CHECKING:
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
     from kumocore.tsa.engine import TsaEngine
     from kumocore.tsa.store import ActiveAction
 

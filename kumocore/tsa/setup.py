@@ -20,7 +20,7 @@ from kumocore.errors import ConfigError
 from kumocore.tsa.store import ActionStore, LocalActionStore
 
 if TYPE_CHECKING:
-    from kumocore.policy_host import PolicyHost
+    from kumocore.policy.policy_host import PolicyHost
     from kumocore.throttle.store import ThrottleStore
     from kumocore.tsa.engine import RulesFor, TsaEngine
 

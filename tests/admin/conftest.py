@@ -13,11 +13,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from kumocore.admin.routes import add_admin_routes
 from kumocore.config import EgressPathConfig, EgressSource, QueueConfig
-from kumocore.message import Message
+from kumocore.mail.message import Message
+from kumocore.node.runtime import Runtime
 from kumocore.queue.egress import PathKey
 from kumocore.queue.manager import QueueManager
 from kumocore.queue.session import SmtpEgressPath
-from kumocore.runtime import Runtime
 from kumocore.testing.plugin import MakeNode
 
 # An egress pool no policy defines: a message that becomes due fails routing with a 451

@@ -1,4 +1,4 @@
-"""The admin CLI against a live admin API (kumocore.cli.main in a thread, and the script)."""
+"""The admin CLI against a live admin API (kumocore.node.cli.main in a thread, and the script)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from kumocore.cli import main
-from kumocore.runtime import Runtime
+from kumocore.node.cli import main
+from kumocore.node.runtime import Runtime
 from tests.admin.conftest import Enqueue
 
 

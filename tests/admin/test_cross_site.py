@@ -11,7 +11,7 @@ import pytest
 
 from kumocore.config import HttpListenerConfig
 from kumocore.http.server import HttpListener, start_http_listener
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 
 RULE = {"domain": "example.com", "reason": "csrf", "duration": "1h"}
 

@@ -11,11 +11,11 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from kumocore import metrics
-from kumocore.hookcall import HookTiming
+from kumocore.admin import metrics
+from kumocore.admin.metrics import reception_counter, registry_for, render_text
 from kumocore.logs.dispatch import LogDispatcher
-from kumocore.metrics import reception_counter, registry_for, render_text
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
+from kumocore.policy.hookcall import HookTiming
 from tests.admin.conftest import Enqueue, make_ready
 from tests.support.wiring import wire
 

@@ -7,9 +7,9 @@ import asyncio
 import time
 
 from kumocore.admin.summary import queue_summary, scheduled_counts
+from kumocore.node.runtime import Runtime
 from kumocore.queue.admin import parse_rule
 from kumocore.queue.manager import QueueManager
-from kumocore.runtime import Runtime
 from tests.admin.conftest import Enqueue, make_ready
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from kumocore.cli import main
-from kumocore.runtime import Runtime
+from kumocore.node.cli import main
+from kumocore.node.runtime import Runtime
 from tests.admin.conftest import Enqueue
 
 

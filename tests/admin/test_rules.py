@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from kumocore import ConfigError
+from kumocore.node.runtime import Runtime
 from kumocore.queue.admin import parse_rule
-from kumocore.runtime import Runtime
 from tests.admin.conftest import Enqueue, make_ready
 
 BOUNCE = "/api/admin/bounce/v1"

@@ -8,7 +8,7 @@ from typing import Any
 
 from kumocore.admin.openapi import admin_openapi_paths
 from kumocore.admin.summary import format_summary
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from tests.admin.conftest import NOWHERE_POOL, Enqueue, make_ready
 
 INSPECT = "/api/admin/inspect-message/v1"

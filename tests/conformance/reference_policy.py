@@ -112,7 +112,7 @@ def bounce_rules_path(directory: Path) -> Path:
 
 def missing_requirements() -> list[str]:
     """What the reference policy needs that no installed plugin provides."""
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     runtime = Runtime()
     names = set(runtime.kumo.names())

@@ -24,8 +24,8 @@ import pytest
 from bench.common.dns_server import TestDnsServer, reference_zones
 from bench.common.sink import RecordingSink
 from kumocore.logs.reader import iter_records
-from kumocore.runtime import Runtime
-from kumocore.server import Server
+from kumocore.node.runtime import Runtime
+from kumocore.node.server import Server
 from tests.conformance.reference_policy import (
     ReferencePolicy,
     bounce_rules_path,

@@ -223,8 +223,8 @@ async def run_scenario(directory: Path, *, with_webhook: bool) -> Scenario:
 
     from bench.common.dns_server import TestDnsServer, reference_zones
     from bench.common.sink import RecordingSink
-    from kumocore.runtime import Runtime
-    from kumocore.server import Server
+    from kumocore.node.runtime import Runtime
+    from kumocore.node.server import Server
 
     zones = reference_zones(mx_address="127.0.0.1")
     for domain in ("bounce.examplecorp.com", "fbl.examplecorp.com"):  # where reports relay to
@@ -292,7 +292,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
 
 @pytest.fixture(scope="module")
 def webhook_scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     if "configure_webhook_sink" not in set(Runtime().kumo.names()):
         pytest.skip("kumocore-webhook-sink (docs/examples) is not installed")

@@ -22,8 +22,8 @@ import pytest
 from bench.common.dns_server import TestDnsServer, reference_zones
 from kumocore import PolicyError
 from kumocore.config import EgressPathConfig, QueueConfig
-from kumocore.message import Message
-from kumocore.runtime import Runtime
+from kumocore.mail.message import Message
+from kumocore.node.runtime import Runtime
 
 from .reference_policy import (
     SEED,

@@ -1,7 +1,7 @@
 """The hook contract holds across the tree: one caller talks to pluggy, one facade covers it.
 
-``kumocore/hookspecs.py`` is the contract; :mod:`kumocore.hookcall` is the only module that
-calls hooks through pluggy, and :class:`kumocore.hooks.Hooks` is the typed facade the rest
+``kumocore/hookspecs.py`` is the contract; :mod:`kumocore.policy.hookcall` is the only module that
+calls hooks through pluggy, and :class:`kumocore.policy.hooks.Hooks` is the typed facade the rest
 of the code uses. These checks read the source, so a new hook without a facade method, or
 a shortcut through ``pm.hook``, fails here rather than in review.
 """
@@ -14,12 +14,12 @@ import re
 from pathlib import Path
 
 import kumocore.hookspecs
-from kumocore.hooks import Hooks
+from kumocore.policy.hooks import Hooks
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Where Python code of the project lives (the tree a plugin author would copy from).
 TREES = ("kumocore", "plugins", "tests", "bench", "docs/examples")
-HOOK_CALLER = ROOT / "kumocore" / "hookcall.py"
+HOOK_CALLER = ROOT / "kumocore" / "policy" / "hookcall.py"
 
 
 def _hookspec_names() -> set[str]:
@@ -63,7 +63,7 @@ def test_only_the_hook_caller_touches_pm_hook() -> None:
     offenders = [f"{path.relative_to(ROOT)}:{line}"
                  for path in _python_files() if path != HOOK_CALLER
                  for line in _pm_hook_uses(path)]  # fmt: skip
-    assert not offenders, f"pm.hook used outside kumocore/hookcall.py: {offenders}"
+    assert not offenders, f"pm.hook used outside kumocore/policy/hookcall.py: {offenders}"
 
 
 def test_the_pm_hook_check_finds_a_direct_call(tmp_path: Path) -> None:

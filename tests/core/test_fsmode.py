@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kumocore.fsmode import (
+from kumocore.node.fsmode import (
     UnsafePathError,
     check_private_dir,
     create_private_file,
@@ -70,7 +70,7 @@ def test_private_files_and_tightening(tmp_path: Path) -> None:
 async def test_bundled_policy_keeps_its_data_in_a_per_user_directory(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
 ) -> None:
-    from kumocore.runtime import Runtime
+    from kumocore.node.runtime import Runtime
 
     for name in ("KUMOCORE_VAR", "XDG_STATE_HOME"):
         monkeypatch.delenv(name, raising=False)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kumocore.gctune import YOUNG_THRESHOLD, freeze_survivors, tune_for_server
+from kumocore.node.gctune import YOUNG_THRESHOLD, freeze_survivors, tune_for_server
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from kumocore import HookError, Rejection, hookimpl
-from kumocore.hookcall import HookCaller
-from kumocore.plugins import PluginLoadError, make_plugin_manager
+from kumocore.policy.hookcall import HookCaller
+from kumocore.policy.plugins import PluginLoadError, make_plugin_manager
 
 
 class Recorder:

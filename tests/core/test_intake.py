@@ -14,8 +14,8 @@ import pytest
 
 from kumocore import hookimpl
 from kumocore.config import QueueConfig
-from kumocore.intake import Intake
-from kumocore.message import Message
+from kumocore.mail.message import Message
+from kumocore.reception.intake import Intake
 from kumocore.spool.base import MemorySpool
 from kumocore.testing import Node
 from kumocore.testing.plugin import MakeNode

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kumocore import policy_function
-from kumocore.kumo_api import Kumo
+from kumocore.policy.kumo_api import Kumo
 
 
 @policy_function(table=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kumocore import Rejection
-from kumocore.hookcall import HookCaller
-from kumocore.plugins import BLOCK_ENV, describe_plugins, make_plugin_manager
+from kumocore.policy.hookcall import HookCaller
+from kumocore.policy.plugins import BLOCK_ENV, describe_plugins, make_plugin_manager
 
 
 def test_pip_installed_third_party_plugin_is_discovered_through_its_entry_point() -> None:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.common.redis_server import free_port
-from kumocore.packaging import default_policy_path
-from kumocore.sink import dkim_verdict
+from kumocore.node.packaging import default_policy_path
+from kumocore.node.sink import dkim_verdict
 
 KUMOCORE = Path(sys.executable).with_name("kumocore")
 MESSAGE = (b"From: me@example.com\r\nTo: you@example.net\r\nSubject: hi\r\n"

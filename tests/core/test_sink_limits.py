@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from kumocore.sink import StoreLimits, is_loopback, run_sink
-from kumocore.sink_smtp import SinkLimits
+from kumocore.node.sink import StoreLimits, is_loopback, run_sink
+from kumocore.node.sink_smtp import SinkLimits
 
 KUMOCORE = Path(sys.executable).with_name("kumocore")
 MESSAGE = b"Subject: hi\r\n\r\nhello\r\n"

@@ -6,7 +6,7 @@ import asyncio
 
 
 async def test_fires_once_at_the_earliest_of_several_deadlines() -> None:
-    from kumocore.timers import EarliestDeadline
+    from kumocore.node.timers import EarliestDeadline
 
     loop = asyncio.get_running_loop()
     fired: list[float] = []
@@ -21,7 +21,7 @@ async def test_fires_once_at_the_earliest_of_several_deadlines() -> None:
 
 
 async def test_can_be_armed_again_from_its_callback_and_cancelled() -> None:
-    from kumocore.timers import EarliestDeadline
+    from kumocore.node.timers import EarliestDeadline
 
     loop = asyncio.get_running_loop()
     calls = 0

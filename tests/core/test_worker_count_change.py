@@ -18,7 +18,7 @@ import pytest
 from bench.common.dns_server import TestDnsServer
 from bench.common.redis_server import free_port
 from bench.common.sink import RecordingSink
-from kumocore.message import Message
+from kumocore.mail.message import Message
 from kumocore.spool.localdisk import LocalDiskSpool
 from kumocore.spool.shards import CRASH_AFTER_ENV, orphan_shards, owned_path
 from kumocore.spool.store import MessageStore

@@ -19,8 +19,8 @@ import pytest
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.sink import RecordingSink
-from kumocore.runtime import Runtime
-from kumocore.workers import shard_path, shard_spools
+from kumocore.node.runtime import Runtime
+from kumocore.node.workers import shard_path, shard_spools
 from tests.support.worker_node import SHUTDOWN_TIMEOUT, WorkerNode, mx_dns, worker_pids
 from tests.support.worker_node import send as send_to
 

@@ -12,7 +12,7 @@ import pytest
 from bench.common.hostile_mx import SHORT_TIMEOUTS, HostileMx
 from kumocore.config import EgressPathConfig
 from kumocore.delivery.client import ConnectFailure, SmtpClientConnection, open_connection
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 BODY = b"Subject: t\r\n\r\nhello\r\n"
 

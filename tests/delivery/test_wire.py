@@ -16,7 +16,7 @@ from kumocore.delivery.wire import (
     ReplyReader,
     dot_stuff,
 )
-from kumocore.streams import drain_needed
+from kumocore.node.streams import drain_needed
 
 _ANY_EOL = re.compile(rb"\r\n|\r|\n")
 

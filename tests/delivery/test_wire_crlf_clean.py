@@ -11,11 +11,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kumocore.body import SharedBody
 from kumocore.delivery.wire import dot_stuff, dot_stuffed
-from kumocore.headers import HeaderError
-from kumocore.message import Message
-from kumocore.smtp.data import check_line_endings
+from kumocore.mail.body import SharedBody
+from kumocore.mail.headers import HeaderError
+from kumocore.mail.message import Message
+from kumocore.reception.smtp.data import check_line_endings
 from tests.delivery.test_wire import reference_dot_stuff
 
 # Pieces that make line ends, dots at line starts and final lines without CRLF likely.

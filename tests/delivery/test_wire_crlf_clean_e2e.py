@@ -17,7 +17,7 @@ import pytest
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore import hookimpl
-from kumocore.smtp.data import unstuff
+from kumocore.reception.smtp.data import unstuff
 from kumocore.testing.plugin import MakeNode
 from tests.delivery.test_wire import reference_dot_stuff
 

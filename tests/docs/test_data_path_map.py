@@ -71,8 +71,8 @@ def test_map_covers_every_step_from_listener_to_journal_in_order() -> None:
 
 
 def test_map_names_the_wiring_and_the_hook_caller() -> None:
-    for name in ("kumocore.server.wire_services", "kumocore.services.Services",
-                 "kumocore.hookcall.HookCaller", "kumocore.hooks.Hooks"):
+    for name in ("kumocore.node.server.wire_services", "kumocore.node.services.Services",
+                 "kumocore.policy.hookcall.HookCaller", "kumocore.policy.hooks.Hooks"):
         assert f"`{name}`" in SECTION, f"the data-path map does not name {name}"
 
 
@@ -88,6 +88,6 @@ def test_every_name_in_the_map_exists_in_the_code(dotted: str) -> None:
 def test_resolve_refuses_a_name_that_moved() -> None:
     # The check above must be able to fail: a renamed method and a moved module do.
     with pytest.raises(AttributeError):
-        resolve("kumocore.intake.Intake.accept_moved")
+        resolve("kumocore.reception.intake.Intake.accept_moved")
     with pytest.raises((ImportError, AttributeError)):
         resolve("kumocore.no_such_module.Thing")

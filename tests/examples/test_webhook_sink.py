@@ -15,9 +15,9 @@ from aiohttp import web
 from kumocore_webhook_sink import WebhookSink
 
 from kumocore import ConfigError
-from kumocore.hooks import Hooks
 from kumocore.logs import LogDispatcher
-from kumocore.plugins import ENTRY_POINT_GROUP, make_plugin_manager, register_plugin
+from kumocore.policy.hooks import Hooks
+from kumocore.policy.plugins import ENTRY_POINT_GROUP, make_plugin_manager, register_plugin
 from tests.core.logs.fakes import FakeMessage, record
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from kumocore import Rejection, hookimpl
-from kumocore.message import Message
+from kumocore.mail.message import Message
 from tests.http.conftest import HttpEnv, StartHttp
 
 GIF = "R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bench.common.smtp_client import insecure_client_context
 from kumocore.http import add_openapi_paths, make_app
-from kumocore.tls import self_signed_pem
+from kumocore.reception.tls import self_signed_pem
 from tests.http.conftest import HttpEnv, StartHttp
 from tests.reception.harness import make_reception
 

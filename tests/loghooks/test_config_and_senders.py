@@ -15,8 +15,8 @@ from kumocore.errors import ConfigError
 from kumocore.loghooks.options import parse_options
 from kumocore.loghooks.sink import LogHookSink
 from kumocore.logs.record import RecordType, make_record
-from kumocore.message import Message
-from kumocore.response import Response
+from kumocore.mail.message import Message
+from kumocore.mail.response import Response
 from tests.plugins.lua_policy.support import DATA, load
 
 

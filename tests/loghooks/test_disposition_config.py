@@ -14,10 +14,10 @@ from kumocore.errors import ConfigError
 from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition_options
 from kumocore.loghooks.policy_dispositions import PolicyDispositions
 from kumocore.logs.record import RecordType, make_record
-from kumocore.message import Message
+from kumocore.mail.message import Message
+from kumocore.mail.response import Response
+from kumocore.node.runtime import Runtime
 from kumocore.queue.queued import Queued
-from kumocore.response import Response
-from kumocore.runtime import Runtime
 from tests.plugins.lua_policy.support import load
 from tests.support.wiring import wire
 

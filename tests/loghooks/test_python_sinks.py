@@ -13,8 +13,8 @@ import pytest
 from kumocore.loghooks.sinks import AmqpLogSink, NatsLogSink, WebhookLogSink
 from kumocore.logs.dispatch import LogDispatcher
 from kumocore.logs.record import RecordType, make_record
-from kumocore.message import Message
-from kumocore.response import Response
+from kumocore.mail.message import Message
+from kumocore.mail.response import Response
 from kumocore.testing.webhook import RecordingWebhook
 from tests.loghooks.test_broker_hooks import amqp_records, nats_records
 from tests.loghooks.test_webhook_durability import wait_for

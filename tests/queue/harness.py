@@ -13,9 +13,9 @@ from bench.common.dns_server import TestDnsServer
 from bench.common.sink import RecordingSink
 from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, EgressPool, QueueConfig
-from kumocore.message import Message
+from kumocore.mail.message import Message
+from kumocore.node.runtime import Runtime
 from kumocore.queue.manager import QueueManager
-from kumocore.runtime import Runtime
 from kumocore.spool.base import MemorySpool
 from kumocore.testing import Node
 

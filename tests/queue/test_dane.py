@@ -13,7 +13,7 @@ import trustme
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.sink import RecordingSink
-from kumocore.metrics import registry_for, render_text
+from kumocore.admin.metrics import registry_for, render_text
 from tests.queue.harness import Bench, ShapingPolicy
 from tests.support.dane import association, ca_cert, leaf_cert, server_context
 

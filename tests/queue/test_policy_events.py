@@ -15,10 +15,10 @@ from kumocore_lua_policy import LuaPolicyPlugin
 from kumocore_lua_policy.policy import load_lua_policy
 
 from kumocore import hookimpl
-from kumocore.message import Message
-from kumocore.plugins import register_plugin
-from kumocore.runtime import Runtime
-from kumocore.server import Server
+from kumocore.mail.message import Message
+from kumocore.node.runtime import Runtime
+from kumocore.node.server import Server
+from kumocore.policy.plugins import register_plugin
 from tests.queue.harness import Bench
 
 

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kumocore.config import QueueConfig
-from kumocore.message import Message
+from kumocore.mail.message import Message
+from kumocore.mail.queue_name import QueueNameParts, parse_queue_name, queue_name_for
 from kumocore.queue.admin import parse_rule
-from kumocore.queue_name import QueueNameParts, parse_queue_name, queue_name_for
 
 # Text rich in the separators and in the escape character itself.
 _TEXT = st.text(alphabet=st.sampled_from("ab%:@!.-2534AF\u00e9 "), max_size=12) | st.text(

@@ -15,7 +15,7 @@ import pytest
 from bench.common.auth_mx import AuthMx
 from bench.common.dns_server import TestDnsServer
 from bench.common.sink import RecordingSink
-from kumocore.queue_name import queue_name_for
+from kumocore.mail.queue_name import queue_name_for
 from tests.queue.harness import ZONES, Bench
 
 ROUTING_ZONES = {
@@ -298,7 +298,7 @@ async def test_remembered_broken_tls_fails_required_mode_naming_the_option(
 async def test_client_certificate_from_key_sources_is_presented_to_the_mx(
     make_bench: Any, tmp_path: Path
 ) -> None:
-    from kumocore.tls import self_signed_pem
+    from kumocore.reception.tls import self_signed_pem
 
     cert, key = self_signed_pem("client.test")
     (tmp_path / "client-ca.pem").write_bytes(cert)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from kumocore.message import Message
+from kumocore.mail.message import Message
 from kumocore.queue.queued import Queued
 from kumocore.queue.schedule import Scheduler
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from kumocore.logs.record import LogRecord
-from kumocore.message import Message
-from kumocore.runtime import Runtime
-from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
+from kumocore.mail.message import Message
+from kumocore.node.runtime import Runtime
+from kumocore.reception.smtp.server import EsmtpListener, start_esmtp_listener
 from kumocore.spool.base import MemorySpool
 from kumocore.testing import Node
 

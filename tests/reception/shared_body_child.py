@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from kumocore.body import SharedBody
-from kumocore.message import Message
+from kumocore.mail.body import SharedBody
+from kumocore.mail.message import Message
 from kumocore.spool.store import MessageStore
 from tests.reception.shared_body_stores import BODY, RECIPIENTS, open_store
 

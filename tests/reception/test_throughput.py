@@ -10,7 +10,7 @@ import time
 import pytest
 
 from kumocore.config import EsmtpListenerConfig
-from kumocore.smtp.server import start_esmtp_listener
+from kumocore.reception.smtp.server import start_esmtp_listener
 from tests.reception.harness import make_reception
 
 SMTP_SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"

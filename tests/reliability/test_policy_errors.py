@@ -33,7 +33,7 @@ from bench.reliability.abuse import (
 from bench.reliability.crash import REPO, KumoServer, World
 from kumocore.errors import ConfigError, HookError, PolicyError
 from kumocore.logs.reader import iter_records
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from tests.reliability.conftest import StartKumo, unique
 
 # ---------------------------------------------------------------------------- run time
@@ -112,7 +112,7 @@ def test_failing_events_never_crashed_a_session_silently(failing_kumo: KumoServe
 
 def kumocore(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kumocore.cli", *args],
+        [sys.executable, "-m", "kumocore.node.cli", *args],
         cwd=REPO,
         capture_output=True,
         text=True,

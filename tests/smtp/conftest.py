@@ -10,7 +10,7 @@ import pytest
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.config import EsmtpListenerConfig
-from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
+from kumocore.reception.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import HOSTNAME, Reception, make_reception
 
 

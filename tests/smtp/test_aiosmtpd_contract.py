@@ -1,4 +1,4 @@
-"""kumocore runs on aiosmtpd's private internals (kumocore.smtp.aiosmtpd_contract): the
+"""kumocore runs on aiosmtpd's private internals (kumocore.reception.smtp.aiosmtpd_contract): the
 installed aiosmtpd must be the tested release series and have the internals kumocore
 uses, and a release without them must be refused loudly, before any listener starts."""
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from kumocore.smtp import aiosmtpd_contract
-from kumocore.smtp.aiosmtpd_contract import internals_problems, version_problem
+from kumocore.reception.smtp import aiosmtpd_contract
+from kumocore.reception.smtp.aiosmtpd_contract import internals_problems, version_problem
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 

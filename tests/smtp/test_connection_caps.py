@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from kumocore.smtp.limits import AuthFailures, descriptor_limit, descriptors_low
+from kumocore.reception.smtp.limits import AuthFailures, descriptor_limit, descriptors_low
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import StartSmtp
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from kumocore.smtp.data import (
+from kumocore.reception.smtp.data import (
     DataTooBig,
     check_line_endings,
     fix_line_endings,
@@ -113,7 +113,7 @@ def test_scan_lines_answers_as_the_two_separate_checks_on_random_bodies() -> Non
 async def test_scanning_a_large_body_in_slices_gives_the_same_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kumocore.smtp import data as data_io
+    from kumocore.reception.smtp import data as data_io
 
     monkeypatch.setattr(data_io, "SCAN_SLICE", 8)  # tiny slices: every cut is exercised
     rng = random.Random(5321)

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from kumocore import ConfigError
-from kumocore.smtp.receive import data_budget
+from kumocore.reception.smtp.receive import data_budget
 from tests.smtp.conftest import StartSmtp
 
 LINE = "y" * 78 + "\r\n"

@@ -11,8 +11,8 @@ import pytest
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore import Rejection, hookimpl
-from kumocore.message import Message
-from kumocore.smtp.server import EsmtpListener, start_esmtp_listener
+from kumocore.mail.message import Message
+from kumocore.reception.smtp.server import EsmtpListener, start_esmtp_listener
 from tests.reception.harness import Reception, lua_policy_listener, make_reception
 
 POLICY = """

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kumocore.smtp.dots as dots
-from kumocore.smtp.dots import has_dot_line
+import kumocore.reception.smtp.dots as dots
+from kumocore.reception.smtp.dots import has_dot_line
 
 _PIECES = st.lists(st.sampled_from([b"a", b".", b"..", b"\r", b"\n", b"\r\n", b"x.y",
                                     b"\r\n.", b".\r\n", b"\n.", b"\r."]),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kumocore.smtp.protocol import format_reply
+from kumocore.reception.smtp.protocol import format_reply
 
 
 @pytest.mark.parametrize(

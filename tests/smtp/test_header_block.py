@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from kumocore import hookimpl
-from kumocore.message import Message
+from kumocore.mail.message import Message
 from tests.smtp.conftest import StartSmtp
 
 RECIPIENTS = [f"r{n}@example.com" for n in range(200)]

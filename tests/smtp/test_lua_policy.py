@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.common.smtp_client import RawSmtpClient
-from kumocore.smtp.server import EsmtpListener
+from kumocore.reception.smtp.server import EsmtpListener
 from tests.reception.harness import Reception, lua_policy_listener
 
 POLICY = """

@@ -4,8 +4,8 @@ records written for accepted and refused messages."""
 from __future__ import annotations
 
 from kumocore import Rejection, hookimpl
-from kumocore.message import Message
-from kumocore.response import Response
+from kumocore.mail.message import Message
+from kumocore.mail.response import Response
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from kumocore import PolicyError, Rejection, hookimpl
-from kumocore.address import EnvelopeAddress
-from kumocore.message import Message
+from kumocore.mail.address import EnvelopeAddress
+from kumocore.mail.message import Message
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import StartSmtp
 

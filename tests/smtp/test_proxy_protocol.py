@@ -11,7 +11,7 @@ import os
 import pytest
 
 from bench.common.smtp_client import RawSmtpClient
-from kumocore.smtp.proxy_protocol import (
+from kumocore.reception.smtp.proxy_protocol import (
     ProxyHeaderError,
     encode_v2,
     parse_v1,

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from kumocore import Rejection, hookimpl
-from kumocore.response import Response
+from kumocore.mail.response import Response
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 
 UNTRUSTED = "127.0.0.5"

@@ -12,7 +12,7 @@ import kumocore_lua_policy as lua_policy  # a built-in plugin: always installed
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore import hookimpl
-from kumocore.smtp.server import start_esmtp_listener
+from kumocore.reception.smtp.server import start_esmtp_listener
 from tests.reception.harness import Reception, make_reception
 
 LISTENER = """

@@ -10,7 +10,7 @@ import pytest
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore import ConfigError, hookimpl
-from kumocore.message import Message
+from kumocore.mail.message import Message
 from kumocore.testing.plugin import MakeNode
 from tests.smtp.conftest import StartSmtp
 

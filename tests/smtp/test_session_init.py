@@ -12,7 +12,7 @@ from tests.smtp.conftest import SmtpEnv
 
 
 async def test_lean_init_sets_every_attribute_aiosmtpd_sets(smtp: SmtpEnv) -> None:
-    from kumocore.smtp.session import EsmtpSession
+    from kumocore.reception.smtp.session import EsmtpSession
 
     reference = SMTP(object(), hostname="x", loop=asyncio.get_running_loop())
     ours = EsmtpSession(smtp.listener)

@@ -10,8 +10,8 @@ import aiosmtplib
 
 from bench.common.smtp_client import RawSmtpClient, insecure_client_context
 from kumocore import hookimpl
-from kumocore.smtp.server import EsmtpListener
-from kumocore.tls import self_signed_pem
+from kumocore.reception.smtp.server import EsmtpListener
+from kumocore.reception.tls import self_signed_pem
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 
@@ -251,7 +251,7 @@ async def test_auth_failures_are_limited_per_ip_across_connections(
 
 
 async def test_large_message_over_tls_arrives_intact(smtp: SmtpEnv) -> None:
-    # The TLS layer reads 64 KiB at a time (kumocore.smtp.protocol._ServerTlsProtocol).
+    # The TLS layer reads 64 KiB at a time (kumocore.reception.smtp.protocol._ServerTlsProtocol).
     client = await tls_session(smtp)
     await client.command("EHLO secure.test")
     body = b"Subject: big\r\n\r\n" + b"".join(

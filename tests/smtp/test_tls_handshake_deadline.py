@@ -12,8 +12,8 @@ import gc
 import ssl
 import warnings
 
-from kumocore.smtp.server import EsmtpListener
-from kumocore.smtp.session import EsmtpSession
+from kumocore.reception.smtp.server import EsmtpListener
+from kumocore.reception.smtp.session import EsmtpSession
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 
 PEER = "127.0.0.5"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kumocore import trace
+from kumocore.reception import trace
 
 
 def test_rfc2822_now_renders_the_current_second_and_follows_the_clock(

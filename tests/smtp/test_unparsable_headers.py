@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.common.smtp_client import RawSmtpClient
-from kumocore.smtp.server import EsmtpListener
+from kumocore.reception.smtp.server import EsmtpListener
 from tests.reception.harness import Reception, lua_policy_listener
 
 BUNDLED = Path(__file__).parents[2] / "kumocore" / "defaults" / "default-policy.lua"

@@ -9,7 +9,7 @@ import uvloop  # the [fast] extra: installed by scripts/setup.sh
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.config import EsmtpListenerConfig
-from kumocore.smtp.server import start_esmtp_listener
+from kumocore.reception.smtp.server import start_esmtp_listener
 from tests.reception.harness import HOSTNAME, make_reception
 
 

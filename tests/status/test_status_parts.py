@@ -12,8 +12,8 @@ import aiohttp
 
 from kumocore.admin.merge import merge_statuses
 from kumocore.admin.routes import status_of
-from kumocore.response import Response
-from kumocore.runtime import Runtime
+from kumocore.mail.response import Response
+from kumocore.node.runtime import Runtime
 from kumocore.status.page import render_page
 from kumocore.status.responses import MAX_KEYS, OTHER, WINDOW_MINUTES, ResponseLog
 from tests.http.conftest import HttpEnv

@@ -2,15 +2,15 @@
 
 Tests of the queues, intake or admin API give the parts they care about (a recording log
 sink, a broken spool...) and get the rest as memory-only defaults, wired exactly as
-``Server.start`` wires them (:func:`kumocore.server.wire_services`).
+``Server.start`` wires them (:func:`kumocore.node.server.wire_services`).
 """
 
 from __future__ import annotations
 
 from kumocore.logs.dispatch import LogDispatcher
-from kumocore.runtime import Runtime
-from kumocore.server import wire_services
-from kumocore.services import Services
+from kumocore.node.runtime import Runtime
+from kumocore.node.server import wire_services
+from kumocore.node.services import Services
 from kumocore.spool.base import MemorySpool
 from kumocore.spool.storage_guard import StorageMonitor
 from kumocore.spool.store import MessageStore

@@ -19,7 +19,8 @@ def test_loading_the_plugin_imports_no_server_parts() -> None:
     code = (
         "import sys, kumocore.testing.plugin\n"
         "heavy = sorted(m for m in sys.modules if m.startswith(("
-        "'kumocore.server', 'kumocore.runtime', 'kumocore.queue', 'kumocore.testing.node', "
+        "'kumocore.node.server', 'kumocore.node.runtime', 'kumocore.queue', "
+        "'kumocore.testing.node', "
         "'aiohttp', 'aiosmtpd', 'dnslib')))\n"
         "print(heavy)\n"
     )

@@ -16,7 +16,7 @@ import pytest
 
 from bench.common.redis_server import free_port
 from bench.common.serve_process import KUMOCORE
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from kumocore.tsa.setup import configure
 from tests.tsa.test_http_and_validate import kumomta_record
 

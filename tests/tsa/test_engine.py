@@ -13,7 +13,7 @@ from kumocore_lua_policy.extras import shaping
 from kumocore_lua_policy.extras.shaping_automation import ShapingAutomation
 
 from bench.common.redis_server import RedisServer, require_redis_server
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from kumocore.tsa.engine import TsaEngine
 from kumocore.tsa.store import ActiveAction, LocalActionStore
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from kumocore_lua_policy.extras import shaping
 from kumocore_lua_policy.extras.shaping_automation import setup
 
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from kumocore.tsa.http import add_tsa_routes
 from kumocore.tsa.setup import configure
 

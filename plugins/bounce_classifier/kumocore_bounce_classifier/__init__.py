@@ -34,7 +34,7 @@ from kumocore_bounce_classifier.rules import (
 )
 
 if TYPE_CHECKING:
-    from kumocore.response import Response
+    from kumocore import Response
 
 __all__ = [
     "PREDEFINED_CLASSES",

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from kumocore.fsmode import create_private_file, private_dir
+from kumocore import create_private_file, private_dir
 from kumocore_local_logs.options import LocalLogsConfig, MinFree
 from kumocore_local_logs.workers import WorkerTag
 

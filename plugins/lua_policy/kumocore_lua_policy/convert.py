@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from kumocore.message import Message
+from kumocore import Message
 
 #: Deeper nesting than this is almost certainly a cycle (``t.self = t``).
 MAX_DEPTH = 100

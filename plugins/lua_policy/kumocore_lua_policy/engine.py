@@ -26,8 +26,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from kumocore import ConfigError, Rejection, takes_table
-from kumocore.policyfn import MultipleValues
+from kumocore import ConfigError, MultipleValues, Rejection, takes_table
 from kumocore_lua_policy.convert import Converter
 from kumocore_lua_policy.errors import (
     KumoCallError,

@@ -8,7 +8,7 @@ the functions here with the Python object it stands for. Three kinds:
 ``map``     a live ``dict`` (``conn_meta``): ``conn_meta.x``, ``conn_meta:get_meta('x')``,
             ``conn_meta:set_meta('x', v)`` and ``pairs`` read and write the dict itself, so
             what one SMTP event stores is there for the next.
-``message`` a :class:`kumocore.message.Message`: ``msg:method(...)`` calls the method of
+``message`` a :class:`kumocore.mail.message.Message`: ``msg:method(...)`` calls the method of
             the same name; a plain attribute (``msg:id()``, ``msg:sender()``) is returned.
             Other objects marked ``__kumo_methods__ = True`` (an HTTP client, a throttle)
             use it too.

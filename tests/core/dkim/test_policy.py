@@ -157,7 +157,7 @@ def test_signer_cache_is_bounded_and_per_function_set(keys: dict[str, KeyFile]) 
 def test_signer_from_the_policy_function_signs_a_kumocore_message(
     keys: dict[str, KeyFile], dkimpy_verify: Verify
 ) -> None:
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
 
     message = Message("alice@example.com", "bob@example.net", MESSAGE)
     signer = make_dkim_functions()["dkim.ed25519_signer"](**options(keys["ed25519"]))

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kumocore.logs.record import LogRecord, PeerAddress, RecordType, make_record
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 NODEID = "6c7a1e5e-0a2b-4f4d-9c53-3d2a8f1e0b7c"
 

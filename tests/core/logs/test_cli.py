@@ -53,7 +53,7 @@ def test_logs_rejects_unknown_record_types() -> None:
 def test_kumocore_main_dispatches_logs_cat(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from kumocore.cli import main
+    from kumocore.node.cli import main
 
     write_segment(tmp_path / "seg", {"type": "Delivery", "queue": "a"})
     assert main(["logs", "cat", str(tmp_path)]) == 0

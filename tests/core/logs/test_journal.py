@@ -12,7 +12,7 @@ import pytest
 from kumocore.logs.dispatch import LogDispatcher
 from kumocore.logs.journal import Attempt, Journal
 from kumocore.logs.record import LogRecord, PeerAddress, RecordType
-from kumocore.response import Response
+from kumocore.mail.response import Response
 from tests.core.logs.fakes import NODEID, FakeMessage, RecordingSink
 
 WHEN = 1_700_000_100.5

@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 
 from kumocore.logs.record import RecordType, make_record, rfc3339_ns
-from kumocore.response import Response
+from kumocore.mail.response import Response
 from tests.core.logs.fakes import NODEID, FakeMessage, record
 
 KUMOMTA_FIELDS = [
@@ -119,7 +119,7 @@ def test_rfc3339_ns_has_nine_fraction_digits() -> None:
 
 
 def test_real_message_satisfies_message_like() -> None:
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
 
     msg = Message("a@example.com", "b@example.net", b"Subject: hi\r\nX-A: 1\r\n\r\nbody\r\n",
                   meta={"tenant": "t"})

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from kumocore.address import (
+from kumocore.mail.address import (
     NULL_SENDER,
     AddressError,
     EnvelopeAddress,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from kumocore.headers import (
+from kumocore.mail.headers import (
     HeaderBlock,
     HeaderError,
     append_header,

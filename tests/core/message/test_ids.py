@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from kumocore.ids import created_from_id, is_message_id, new_message_id
+from kumocore.mail.ids import created_from_id, is_message_id, new_message_id
 
 
 def test_ids_are_32_lowercase_hex_and_valid_uuid7() -> None:
@@ -31,7 +31,8 @@ def test_created_from_id_recovers_the_creation_time_to_the_millisecond() -> None
 
 def test_ids_from_separate_processes_do_not_collide() -> None:
     code = (
-        "from kumocore.ids import new_message_id as n; print('\\n'.join(n() for _ in range(2000)))"
+        "from kumocore.mail.ids import new_message_id as n; print('\\n'.join(n() for _ in "
+        "range(2000)))"
     )
     runs = [
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

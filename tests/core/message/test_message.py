@@ -6,10 +6,10 @@ from typing import Any
 import orjson
 import pytest
 
-from kumocore.address import AddressError
-from kumocore.headers import HeaderError
-from kumocore.ids import is_message_id
-from kumocore.message import Message, SpoolRecordError
+from kumocore.mail.address import AddressError
+from kumocore.mail.headers import HeaderError
+from kumocore.mail.ids import is_message_id
+from kumocore.mail.message import Message, SpoolRecordError
 
 RAW = (
     b"From: =?utf-8?q?Andr=C3=A9?= <andre@Example.com>\r\n"

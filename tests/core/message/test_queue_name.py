@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kumocore.message import Message
-from kumocore.queue_name import QueueNameParts, message_queue, parse_queue_name, queue_name_for
+from kumocore.mail.message import Message
+from kumocore.mail.queue_name import QueueNameParts, message_queue, parse_queue_name, queue_name_for
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kumocore.body import SharedBody
-from kumocore.message import Message
+from kumocore.mail.body import SharedBody
+from kumocore.mail.message import Message
 
 BODY = b"From: a@src.test\r\nX-Tenant: blue\r\nSubject: hi\r\n\r\n" + b"x" * 1000 + b"\r\n"
 

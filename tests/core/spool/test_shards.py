@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from kumocore.body import SharedBody
 from kumocore.config.spool import SpoolDefinition
-from kumocore.message import Message
+from kumocore.mail.body import SharedBody
+from kumocore.mail.message import Message
 from kumocore.spool.base import Spool
 from kumocore.spool.localdisk import LocalDiskSpool
 from kumocore.spool.shards import CRASH_AFTER_ENV, migrate, orphan_shards, owned_path

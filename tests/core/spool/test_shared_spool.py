@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kumocore.body import SharedBody, is_body_key
-from kumocore.message import Message
+from kumocore.mail.body import SharedBody, is_body_key
+from kumocore.mail.message import Message
 from kumocore.spool.base import MemorySpool, Spool
 from kumocore.spool.localdisk import LocalDiskSpool
 from kumocore.spool.store import QUARANTINE_PREFIX, MessageStore

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kumocore.message import Message
+from kumocore.mail.message import Message
 from kumocore.spool.base import MemorySpool
 from kumocore.spool.store import QUARANTINE_PREFIX, MessageStore
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kumocore_bounce_classifier import BounceClassifierPlugin
 
-from kumocore.response import Response
+from kumocore.mail.response import Response
 
 Configure = Callable[..., None]
 Classify = Callable[[str], "str | None"]

@@ -143,7 +143,7 @@ def test_each_plugin_manager_has_its_own_classifier(tmp_path: Path) -> None:
     from kumocore_bounce_classifier import BounceClassifierPlugin
 
     import kumocore.hookspecs
-    from kumocore.hooks import Hooks
+    from kumocore.policy.hooks import Hooks
     from tests.plugins.bounce_classifier.conftest import response
 
     managers = []

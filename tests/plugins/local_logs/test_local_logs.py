@@ -11,10 +11,10 @@ from kumocore_local_logs import LocalLogsPlugin
 from kumocore_local_logs.segment import segment_name
 
 from kumocore import ConfigError
-from kumocore.hooks import Hooks
 from kumocore.logs import LogDispatcher
 from kumocore.logs.reader import is_done, iter_records
-from kumocore.plugins import make_plugin_manager
+from kumocore.policy.hooks import Hooks
+from kumocore.policy.plugins import make_plugin_manager
 from tests.core.logs.fakes import FakeMessage, record
 
 

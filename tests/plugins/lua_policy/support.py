@@ -16,7 +16,7 @@ from typing import Any
 from kumocore_lua_policy import LuaPolicyPlugin
 
 from kumocore import Rejection, hookimpl
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

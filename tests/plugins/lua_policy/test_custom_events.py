@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kumocore import PolicyError
-from kumocore.custom_events import CustomEventSource, custom_event_source
+from kumocore.policy.custom_events import CustomEventSource, custom_event_source
 
 from .support import load
 

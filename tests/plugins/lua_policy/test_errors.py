@@ -8,7 +8,7 @@ import pytest
 from kumocore_lua_policy import LuaPolicyError
 
 from kumocore import ConfigError, PolicyError, Rejection
-from kumocore.address import parse_envelope_address
+from kumocore.mail.address import parse_envelope_address
 
 from .support import Recorder, load, write
 
@@ -200,7 +200,7 @@ async def test_lua_semantics_table_literal_keys_never_match(tmp_path: Path) -> N
 
 
 async def test_unknown_message_method_suggests_the_right_one(tmp_path: Path) -> None:
-    from kumocore.message import Message
+    from kumocore.mail.message import Message
 
     runtime, _ = await load(tmp_path, """\
         local kumo = require 'kumo'

@@ -8,9 +8,9 @@ import pytest
 from kumocore_lua_policy.events import MULTI_HANDLER_EVENTS, EventRegistry, event_specs
 
 from kumocore import PolicyError
-from kumocore.address import parse_envelope_address
 from kumocore.config import QueueConfig
-from kumocore.message import Message
+from kumocore.mail.address import parse_envelope_address
+from kumocore.mail.message import Message
 
 from .support import DATA, Recorder, load, make_runtime, write
 

@@ -12,7 +12,7 @@ import pytest
 from kumocore_lua_policy import LuaPolicyPlugin
 
 from bench.common.smtp_client import RawSmtpClient
-from kumocore.smtp.server import start_esmtp_listener
+from kumocore.reception.smtp.server import start_esmtp_listener
 from tests.reception.harness import make_reception
 
 from .support import write

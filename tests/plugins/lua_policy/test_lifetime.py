@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent('''
     import asyncio, gc, sys, tempfile
     from pathlib import Path
     from kumocore import PolicyError, Rejection
-    from kumocore.address import parse_envelope_address
+    from kumocore.mail.address import parse_envelope_address
     from tests.plugins.lua_policy.support import load
 
     POLICY = """

@@ -7,8 +7,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from kumocore.address import parse_envelope_address
-from kumocore.message import Message
+from kumocore.mail.address import parse_envelope_address
+from kumocore.mail.message import Message
 
 from .support import DATA, Recorder, load
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.common.dns_server import TestDnsServer
 from kumocore.dkim.keys import public_key_record
-from kumocore.message import Message
-from kumocore.scheduling import META_KEY
+from kumocore.mail.message import Message
+from kumocore.mail.scheduling import META_KEY
 
 from .support import DATA, Recorder, load, make_runtime
 
@@ -264,7 +264,7 @@ def _nested(depth: int) -> bytes:
 
 
 def test_parse_mime_refuses_absurd_nesting_with_a_clear_error() -> None:
-    from kumocore.mime_view import MAX_DEPTH, MimeStructureError
+    from kumocore.mail.mime_view import MAX_DEPTH, MimeStructureError
 
     assert message(_nested(10)).parse_mime().walk()[-1].body.strip() == "leaf"
     with pytest.raises(MimeStructureError, match=f"nested deeper than {MAX_DEPTH} levels"):

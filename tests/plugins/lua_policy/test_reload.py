@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 
 from .support import Recorder, make_runtime, write
 

@@ -9,7 +9,7 @@ import pytest
 
 from bench.common.dns_server import TestDnsServer, reference_zones
 from kumocore import PolicyError
-from kumocore.message import Message
+from kumocore.mail.message import Message
 
 from .support import DATA, Recorder, load, write
 

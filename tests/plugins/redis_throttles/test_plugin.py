@@ -14,8 +14,8 @@ from kumocore_redis_throttles.options import parse_duration, redact
 import kumocore.hookspecs
 from bench.common.redis_server import RedisServer, free_port
 from kumocore import ConfigError, takes_table
-from kumocore.hooks import Hooks
-from kumocore.plugins import make_plugin_manager
+from kumocore.policy.hooks import Hooks
+from kumocore.policy.plugins import make_plugin_manager
 from kumocore.throttle import ThrottleSpec
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from kumocore_redis_throttles import RedisThrottleStore
 
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from tests.support.wiring import wire
 
 

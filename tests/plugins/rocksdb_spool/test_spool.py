@@ -11,10 +11,10 @@ import pytest
 from kumocore_rocksdb_spool import RocksDBSpool, RocksDBSpoolPlugin, make_rocksdb_spool
 
 from kumocore import ConfigError
-from kumocore.hooks import Hooks
-from kumocore.ids import new_message_id
-from kumocore.message import Message
-from kumocore.plugins import make_plugin_manager
+from kumocore.mail.ids import new_message_id
+from kumocore.mail.message import Message
+from kumocore.policy.hooks import Hooks
+from kumocore.policy.plugins import make_plugin_manager
 from kumocore.spool import Spool
 
 

@@ -28,11 +28,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kumocore import Rejection
+from kumocore import Message, Rejection
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.policy import make_signer
 from kumocore.dkim.signer import Signer
-from kumocore.message import Message
 from kumocore_lua_policy.extras.datafile import (
     DataFileError,
     check_keys,

@@ -30,9 +30,8 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kumocore import Rejection
+from kumocore import Message, Rejection
 from kumocore.config import QueueConfig
-from kumocore.message import Message
 from kumocore_lua_policy.extras.datafile import (
     DataFileError,
     build_options,

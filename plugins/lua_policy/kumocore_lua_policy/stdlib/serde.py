@@ -21,8 +21,7 @@ from typing import Any
 import orjson
 import yaml
 
-from kumocore import ConfigError
-from kumocore.jsonable import jsonable
+from kumocore import ConfigError, jsonable
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from bench.common.dns_server import TestDnsServer
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from tests.plugins.lua_policy.support import make_runtime
 
 ZONES: dict[str, Any] = {

@@ -124,7 +124,7 @@ class Served:
         env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kumocore.cli", "serve", "--workers", "1",
+                [sys.executable, "-m", "kumocore.node.cli", "serve", "--workers", "1",
                  "--policy", str(self.policy)],
                 cwd=REPO,
                 env=env,
@@ -150,7 +150,7 @@ class Served:
 def validate(policy: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-m", "kumocore.cli", "validate", "--policy", str(policy)],
+        [sys.executable, "-m", "kumocore.node.cli", "validate", "--policy", str(policy)],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -11,7 +11,7 @@ import pytest
 from kumocore_lua_policy import LuaPolicyError
 
 from kumocore import Rejection
-from kumocore.message import Message
+from kumocore.mail.message import Message
 from tests.core.dkim.conftest import _NACL
 from tests.plugins.lua_policy.helpers.conftest import Load
 from tests.plugins.lua_policy.helpers.support import Key, make_key

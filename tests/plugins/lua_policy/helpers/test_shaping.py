@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kumocore_lua_policy import LuaPolicyError
 
-from kumocore.runtime import Runtime
+from kumocore.node.runtime import Runtime
 from tests.plugins.lua_policy.helpers.conftest import Load
 
 POLICY = """

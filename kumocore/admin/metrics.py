@@ -1,0 +1,264 @@
+"""Prometheus metrics: ``/metrics`` (text format 0.0.4) and ``/metrics.json``.
+
+Nothing is counted twice: a :class:`KumocoreCollector` reads the live counters the queue
+manager, the log dispatcher and the hook caller already keep, at scrape time. Each node
+has its own :class:`CollectorRegistry`, held by its :class:`~kumocore.node.services.Services`
+(never the global one: tests start many nodes in one process).
+
+Names follow KumoMTA where it has the metric (``total_messages_delivered``,
+``scheduled_count``...), unprefixed and without a ``_total`` suffix, so KumoMTA dashboards
+work unchanged; kumocore's own metrics are prefixed ``kumocore_``. prometheus_client's
+text encoder would rename a counter ``x`` to ``x_total``, so :func:`render_text` writes the
+(simple) text format itself from the collected families.
+
+Labelled series are capped at :data:`MAX_SERIES` per metric; the rest are summed into one
+series labelled ``other``, so a flood of one-off domains cannot blow up Prometheus.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from kumocore import __version__
+from kumocore.node.node_metrics import ReceptionCounter
+
+if TYPE_CHECKING:
+    from kumocore.node.services import Services
+
+__all__ = [
+    "CONTENT_TYPE",
+    "MAX_SERIES",
+    "OTHER",
+    "KumocoreCollector",
+    "ReceptionCounter",
+    "reception_counter",
+    "registry_for",
+    "render_json",
+    "render_text",
+]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+MAX_SERIES = 500
+OTHER = "other"
+
+# outcome counter key (kumocore.queue.outcomes) → metric name and help
+_OUTCOMES = (
+    ("delivered", "total_messages_delivered", "Messages delivered (2xx at end of data)."),
+    ("transient", "total_messages_transfail", "Delivery attempts that failed transiently."),
+    ("bounced", "total_messages_fail", "Messages that failed permanently (bounced)."),
+    ("expired", "total_messages_expired", "Messages that expired (exceeded max_age)."),
+    (
+        "admin_bounced",
+        "kumocore_messages_admin_bounced_total",
+        "Messages bounced by an administrative bounce rule.",
+    ),
+)
+
+
+def reception_counter(services: Services) -> ReceptionCounter:
+    """The node's reception counter."""
+    return services.metrics.receptions
+
+
+def registry_for(services: Services) -> CollectorRegistry:
+    """The node's registry: kumocore's collector plus the standard ``process_*`` one."""
+    registry = services.metrics.registry
+    if registry is None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(KumocoreCollector(services))
+        ProcessCollector(registry=registry)
+        services.metrics.registry = registry
+    return registry
+
+
+def _capped(values: Mapping[str, float], *, by_value: bool) -> list[tuple[str, float]]:
+    """At most MAX_SERIES (label, value) pairs; the remainder summed under ``other``.
+
+    Gauges keep the largest values (what an operator looks for). Counters keep the first
+    labels in insertion order instead: that set never changes once the cap is reached, so
+    ``other`` only ever grows and rate() sees no false counter resets.
+    """
+    items = list(values.items())
+    if len(items) <= MAX_SERIES:
+        return items
+    if by_value:
+        items.sort(key=lambda kv: -kv[1])
+    kept, rest = items[: MAX_SERIES - 1], items[MAX_SERIES - 1 :]
+    merged = dict(kept)
+    merged[OTHER] = merged.get(OTHER, 0) + sum(v for _, v in rest)
+    return list(merged.items())
+
+
+_HELP = {
+    "kumocore_build_info": "kumocore version (always 1).",
+    "total_messages_received": "Messages accepted, per listener service.",
+    "kumocore_messages_queued": "Messages this node owns (any state).",
+    "scheduled_count": "Messages waiting in each scheduled queue.",
+    "ready_count": "Messages in each ready queue (egress path).",
+    "connection_count": "Open SMTP client connections per egress path.",
+    "kumocore_admin_rules": "Active administrative rules, by kind.",
+    "kumocore_log_sink_written_total": "Log records written, per sink.",
+    "kumocore_log_sink_dropped_total": "Log records dropped (still pending at close), per sink.",
+    "kumocore_log_sink_shed_total": "Rejection records shed while the sink was backlogged.",
+    "kumocore_log_sink_errors_total": "Failed log sink writes, per sink.",
+    "kumocore_hook_calls_total": "Hook (event) invocations, per hook.",
+    "kumocore_hook_seconds_total": "Time spent in hook implementations, per hook.",
+    "dane_result_count": "DANE policy decisions on the delivery path, by result.",
+}
+
+
+def _single(name: str, typ: str, value: float, doc: str | None = None) -> Metric:
+    metric = Metric(name, doc or _HELP[name], typ)
+    metric.add_sample(name, {}, value)
+    return metric
+
+
+def _labelled(name: str, typ: str, label: str, values: Mapping[str, float]) -> Metric:
+    metric = Metric(name, _HELP[name], typ)
+    for label_value, value in _capped(values, by_value=typ == "gauge"):
+        metric.add_sample(name, {label: label_value}, value)
+    return metric
+
+
+class KumocoreCollector(Collector):
+    """Reads one node's live counters and queue sizes at scrape time."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterable[Metric]:
+        yield _labelled("kumocore_build_info", "gauge", "version", {__version__: 1})
+        received = self.services.metrics.receptions.counts
+        yield _labelled("total_messages_received", "counter", "service", received)
+        yield from self._queue_metrics()
+        yield from self._log_metrics()
+        yield from self._hook_metrics()
+        yield _labelled("dane_result_count", "counter", "result",
+                        self.services.queues.dane_counts)
+        from kumocore.tsa.metrics import tsa_metrics
+
+        yield from tsa_metrics(self.services.tsa)
+
+    def _queue_metrics(self) -> Iterator[Metric]:
+        manager = self.services.queues
+        counters: Mapping[str, int] = manager.outcomes.counters
+        for key, name, doc in _OUTCOMES:
+            yield _single(name, "counter", counters.get(key, 0), doc)
+        from kumocore.admin.summary import ready_entries, scheduled_counts
+
+        ready = ready_entries(manager)
+        yield _single("kumocore_messages_queued", "gauge", len(manager.queued))
+        yield _labelled("scheduled_count", "gauge", "queue", scheduled_counts(manager))
+        counts = {e["name"]: e["count"] for e in ready}
+        yield _labelled("ready_count", "gauge", "queue", counts)
+        connections = {f"smtp_client:{e['name']}": e["connections"] for e in ready}
+        yield _labelled("connection_count", "gauge", "service", connections)
+        admin = manager.admin
+        rules = {"bounce": len(admin.list_bounces()), "suspend": len(admin.list_suspensions())}
+        yield _labelled("kumocore_admin_rules", "gauge", "kind", rules)
+
+    def _log_metrics(self) -> Iterator[Metric]:
+        stats: Mapping[str, Mapping[str, int]] = self.services.logs.stats()
+        for key in ("written", "dropped", "errors", "shed"):
+            values = {sink: counts.get(key, 0) for sink, counts in stats.items()}
+            yield _labelled(f"kumocore_log_sink_{key}_total", "counter", "sink", values)
+
+    def _hook_metrics(self) -> Iterator[Metric]:
+        timings = self.services.hooks.caller.timings
+        calls = {name: t.calls for name, t in timings.items()}
+        yield _labelled("kumocore_hook_calls_total", "counter", "hook", calls)
+        seconds = {name: t.seconds for name, t in timings.items()}
+        yield _labelled("kumocore_hook_seconds_total", "counter", "hook", seconds)
+
+
+# ---------------------------------------------------------------------- exposition
+# prometheus_client leaves this untyped; the annotation keeps mypy --strict satisfied.
+_go_float: Callable[[float], str] = floatToGoString
+_TYPE_NAMES = {
+    "unknown": "untyped",
+    "info": "gauge",
+    "stateset": "gauge",
+    "gaugehistogram": "histogram",
+}
+
+
+def _escape(value: str, *, quote: bool = True) -> str:
+    # HELP text escapes backslash and newline; label values also escape the double quote.
+    value = value.replace("\\", r"\\").replace("\n", r"\n")
+    return value.replace('"', r"\"") if quote else value
+
+
+def _exposed_name(metric: Metric) -> str:
+    # prometheus_client's own counters name the family "x" and the samples "x_total";
+    # ours name both "x". Announce the name the samples actually carry.
+    total = metric.name + "_total"
+    if metric.type == "counter" and any(s.name == total for s in metric.samples):
+        return total
+    return metric.name
+
+
+def go_float(value: float) -> str:
+    """A sample value as Prometheus' text format writes it (``30.0``, ``+Inf``)."""
+    return _go_float(value)
+
+
+def help_line(name: str, documentation: str) -> str:
+    return f"# HELP {name} {_escape(documentation, quote=False)}\n"
+
+
+def type_line(name: str, kind: str) -> str:
+    return f"# TYPE {name} {_TYPE_NAMES.get(kind, kind)}\n"
+
+
+def format_sample_line(name: str, labels: Mapping[str, str], value: float) -> str:
+    text = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{text}}} {_go_float(value)}\n" if text else f"{name} {_go_float(value)}\n"
+
+
+def render_text(registry: CollectorRegistry) -> bytes:
+    """Prometheus text exposition format 0.0.4, sample names exactly as collected."""
+    out: list[str] = []
+    for metric in registry.collect():
+        name = _exposed_name(metric)
+        out.append(help_line(name, metric.documentation))
+        out.append(type_line(name, metric.type))
+        for sample in metric.samples:
+            if sample.name == metric.name + "_created":
+                continue  # OpenMetrics-only series; the 0.0.4 format has no place for it
+            out.append(format_sample_line(sample.name, sample.labels, sample.value))
+    return "".join(out).encode("utf-8")
+
+
+def render_json(registry: CollectorRegistry) -> dict[str, Any]:
+    """``/metrics.json``: ``{name: {"type", "help", "value"}}``.
+
+    ``value`` is a number for an unlabelled metric, else ``{label: {label_value: number}}``
+    (every kumocore metric has at most one label; multi-label families nest in
+    label-name order).
+    """
+    result: dict[str, Any] = {}
+    for metric in registry.collect():
+        for sample in metric.samples:
+            entry = result.setdefault(
+                sample.name,
+                {
+                    "type": _TYPE_NAMES.get(metric.type, metric.type),
+                    "help": metric.documentation,
+                    "value": {},
+                },
+            )
+            if not sample.labels:
+                entry["value"] = sample.value
+                continue
+            node = entry["value"]
+            items = sorted(sample.labels.items())
+            for key, label_value in items[:-1]:
+                node = node.setdefault(key, {}).setdefault(label_value, {})
+            node.setdefault(items[-1][0], {})[items[-1][1]] = sample.value
+    return result

@@ -1,0 +1,38 @@
+"""The metric state one node owns: counts only their source can take, and the registry.
+
+Held by :class:`kumocore.node.services.Services` (one per started server), so nothing about a
+node lives in module globals: tests start many nodes in one process, each with its own
+counts and its own Prometheus registry (:mod:`kumocore.admin.metrics` builds it on first scrape).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+
+class ReceptionCounter:
+    """Messages accepted (durable and queued) per listener service, for this process.
+
+    Intake calls :meth:`add` once per accepted message; nothing else can tell a received
+    message from a recovered one, so received is counted at the source, not derived.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {"esmtp_listener": 0, "http_listener": 0}
+
+    def add(self, reception_protocol: str, count: int = 1) -> None:
+        """Count ``count`` messages received over ``reception_protocol`` (``ESMTP``/``HTTP``)."""
+        service = f"{reception_protocol.lower()}_listener"
+        self.counts[service] = self.counts.get(service, 0) + count
+
+
+class NodeMetrics:
+    """One node's reception counts and (once scraped) its Prometheus registry."""
+
+    def __init__(self) -> None:
+        self.receptions = ReceptionCounter()
+        #: Built by :func:`kumocore.admin.metrics.registry_for` on the first scrape.
+        self.registry: CollectorRegistry | None = None

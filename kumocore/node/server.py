@@ -1,0 +1,337 @@
+"""The server's lifecycle: start services in dependency order, stop them in reverse.
+
+Start: spools → log sinks → throttle store → queues → recovery of spooled messages →
+listeners (so nothing is accepted before the queues can take it). Stop (SIGTERM/SIGINT):
+listeners close first (no new work), in-flight deliveries finish or are left spooled,
+log sinks flush, plugins shut down, spools close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from kumocore.errors import ConfigError
+from kumocore.logs.journal import Journal
+from kumocore.node.node_metrics import NodeMetrics
+from kumocore.node.runtime import Runtime
+from kumocore.node.services import Services
+from kumocore.queue.manager import QueueManager
+from kumocore.reception.intake import Intake
+from kumocore.spool.base import MemorySpool, Spool
+from kumocore.spool.store import MessageStore
+
+if TYPE_CHECKING:
+    from kumocore.config import SpoolDefinition
+    from kumocore.logs.dispatch import LogDispatcher
+    from kumocore.spool.storage_guard import StorageMonitor
+    from kumocore.throttle.store import ThrottleStore
+
+log = structlog.get_logger("kumocore.node.server")
+
+
+class Listener(Protocol):
+    """A started listener (ESMTP or HTTP)."""
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    async def close(self) -> None: ...
+
+
+def _reason(exc: BaseException) -> str:
+    """The operator-facing reason of a start-up failure, without the exception's class."""
+    if isinstance(exc, OSError) and exc.errno:
+        # uvloop's bind errors carry errno but a long sentence instead of strerror.
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{os.strerror(exc.errno)}{where}"
+    return str(exc) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def _startup_errors(what: str) -> Iterator[None]:
+    """Turn a listener's bind/TLS/file failure into one :class:`ConfigError` line naming it."""
+    try:
+        yield
+    except ConfigError:
+        raise
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        binding = isinstance(exc, OSError) and exc.errno in _BIND_ERRNOS
+        verb = "cannot bind" if binding else "failed"
+        raise ConfigError(f"{what}: {verb}: {_reason(exc)}") from exc
+
+
+_BIND_ERRNOS = {98, 99, 13}  # EADDRINUSE, EADDRNOTAVAIL, EACCES (privileged port)
+
+
+class Server:
+    """Runs one loaded :class:`Runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.listeners: list[Listener] = []
+        self.started = False
+        self._unbound: list[tuple[str, Callable[[], Awaitable[Listener]]]] | None = None
+        self._storage: StorageMonitor | None = None  # started first, stopped last
+
+    def _make_spool(self, name: str, kinds: dict[str, Any]) -> Spool:
+        definition: SpoolDefinition | None = self.runtime.config.spools.get(name)
+        if definition is None:
+            log.warning("no spool defined; messages are kept in memory only", spool=name)
+            return MemorySpool(name)
+        factory = kinds.get(definition.kind)
+        if factory is None:
+            raise ConfigError(f"spool kind {definition.kind!r} is not provided by any plugin")
+        options = {k: v for k, v in definition.to_dict().items() if k not in ("name", "kind")}
+        from kumocore.node.fsmode import private_dir, tighten_tree
+        from kumocore.spool.recovering import RecoveringSpool
+
+        private_dir(definition.path, f"spool {name!r}")  # 0700, ours, nobody else's
+
+        def open_spool() -> Spool:
+            spool: Spool = factory(name=name, **options)
+            tighten_tree(definition.path)  # files the kind created under a laxer umask
+            return spool
+
+        try:
+            # Reopened after a failed write (a full disk), so reception recovers by itself.
+            return RecoveringSpool(open_spool, self._storage_failed)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a spool that cannot open is a start-up error, not a crash
+            raise ConfigError(
+                f"spool {name!r} ({definition.kind}) at {definition.path}: cannot open: "
+                f"{_reason(exc)}"
+            ) from exc
+
+    def _storage_failed(self) -> None:
+        if self._storage is not None:
+            self._storage.check()
+
+    async def start(self, *, listen: bool = True) -> None:
+        """Start everything; with ``listen=False`` stop short of the listeners.
+
+        ``kumocore serve --workers N`` uses that: a worker opens its listeners only once
+        every worker has recovered its spool, so the kernel never hands connections to a
+        node that is half up (:meth:`start_listeners`).
+        """
+        runtime = self.runtime
+        from kumocore.spool.storage_guard import StorageMonitor
+
+        storage = self._storage = StorageMonitor.for_spools(runtime.config.spools.values())
+        storage.start()
+        kinds = runtime.hooks.spool_kinds()
+        store = MessageStore(self._make_spool("data", kinds), self._make_spool("meta", kinds))
+        from kumocore.logs.dispatch import LogDispatcher
+
+        logs = LogDispatcher(runtime.hooks.log_sinks())
+        await logs.start()
+        services = wire_services(
+            runtime, store=store, logs=logs, throttles=self._throttles(), storage=storage)
+        await services.queues.start()
+        if services.tsa is not None:
+            # after the throttle store (Redis holds automation state) and the queues
+            services.tsa.start(services.throttles, services.queues)
+        await self._recover(services)
+        await self.prepare_listeners()
+        if listen:
+            await self.start_listeners()
+        self.started = True
+
+    def _throttles(self) -> ThrottleStore:
+        from kumocore.throttle.local import LocalThrottleStore
+
+        stores = self.runtime.hooks.throttle_stores()
+        node = self.runtime.node
+        if stores:
+            return stores[0]  # shared across workers and nodes (Redis)
+        if node is not None:
+            # serve --workers N: one store for the node, kept by the supervisor.
+            from kumocore.throttle.node import NodeThrottleStore, socket_path
+
+            return NodeThrottleStore(socket_path(node.node_dir))
+        return LocalThrottleStore()
+
+    async def _recover(self, services: Services) -> None:
+        """Hand every spooled message back to the queues (a 250 survives kill -9)."""
+        started, cpu_started = time.perf_counter(), time.process_time()
+        count = await self._recover_all(services)
+        log.info("spool recovered", messages=count, seconds=round(time.perf_counter() - started, 3),
+                 cpu_seconds=round(time.process_time() - cpu_started, 3))
+
+    async def _recover_all(self, services: Services) -> int:
+        hooks = services.hooks
+        count = 0
+        enumerated = hooks.implemented("spool_message_enumerated")
+        async for batch in services.store.recover_batches():
+            for message in batch:
+                if enumerated:  # may re-bind it (meta 'queue'); an error stops the start-up
+                    await hooks.spool_message_enumerated(message)
+                try:
+                    queue, config = await services.intake.resolve_queue_config(message)
+                except Exception as exc:
+                    # The policy changed under a spooled message: keep it, use defaults.
+                    from kumocore.config import QueueConfig
+                    from kumocore.mail.queue_name import message_queue_name
+
+                    log.error(
+                        "queue config failed for recovered message; using defaults",
+                        id=message.id,
+                        error=str(exc),
+                    )
+                    queue, config = message_queue_name(message), QueueConfig.from_options({})
+                if config is None:  # now routed to the null queue
+                    await services.store.remove(message.id)
+                    continue
+                services.queues.insert(message, queue, config)
+                count += 1
+        return count
+
+    async def prepare_listeners(self) -> None:
+        """Build every listener short of binding it: TLS contexts (a self-signed
+        certificate is an RSA key generation) and apps, so that :meth:`start_listeners`
+        only binds. Workers of one node then open their ports within moments of each
+        other."""
+        from kumocore.http.server import prepare_http_listener
+        from kumocore.reception.smtp.server import prepare_esmtp_listener
+
+        config = self.runtime.config
+        unbound: list[tuple[str, Callable[[], Awaitable[Listener]]]] = []
+        for esmtp in config.esmtp_listeners:
+            what = f"ESMTP listener {esmtp.listen}"
+            with _startup_errors(what):
+                unbound.append((what, await prepare_esmtp_listener(self.runtime, esmtp)))
+        for http in config.http_listeners:
+            what = f"HTTP listener {http.listen}"
+            with _startup_errors(what):
+                unbound.append((what, await prepare_http_listener(self.runtime, http)))
+        self._unbound = unbound
+
+    async def start_listeners(self) -> None:
+        """Bind and start the listeners (prepared first if :meth:`prepare_listeners` was
+        not called)."""
+        if self._unbound is None:
+            await self.prepare_listeners()
+        unbound, self._unbound = self._unbound or [], []
+        for what, start in unbound:
+            with _startup_errors(what):
+                self.listeners.append(await start())
+        for listener in self.listeners:
+            host, port = listener.address[:2]
+            log.info("listening", address=f"{host}:{port}", kind=type(listener).__name__)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, let in-flight work finish (bounded), flush, close."""
+        runtime = self.runtime
+        for listener in self.listeners:
+            await listener.close()
+        self.listeners.clear()
+        services = runtime.services
+        if services is not None and services.tsa is not None:
+            await services.tsa.stop()
+        if services is not None:
+            await services.queues.stop(timeout=max(timeout - 2.0, 1.0))
+            await services.logs.close(timeout=2.0)
+        await runtime.hooks.shutdown()
+        if services is not None:
+            await services.throttles.close()
+            await services.store.close()
+        if self._storage is not None:
+            await self._storage.stop()
+        self.started = False
+
+
+def wire_services(
+    runtime: Runtime,
+    *,
+    store: MessageStore,
+    logs: LogDispatcher,
+    throttles: ThrottleStore,
+    storage: StorageMonitor,
+) -> Services:
+    """Build the queues and intake over started spools, logs and throttles, freeze
+    everything into the node's :class:`Services` and give it to ``runtime``.
+
+    The one place the parts are wired (the server's start, and tests that run a node's
+    parts without listeners)."""
+    metrics = NodeMetrics()
+    journal = Journal(logs, runtime.nodeid, runtime.hooks.classify_bounce)
+    queues = QueueManager(
+        hooks=runtime.hooks, resolver=runtime.resolver, store=store, logs=logs,
+        journal=journal, hostname=runtime.hostname, nodeid=runtime.nodeid,
+        throttles=throttles, tsa=runtime.tsa,
+    )  # fmt: skip
+    intake = Intake(
+        hooks=runtime.hooks, store=store, logs=logs, journal=journal, queues=queues,
+        nodeid=runtime.nodeid, receptions=metrics.receptions, storage=storage,
+    )  # fmt: skip
+    services = Services(
+        hostname=runtime.hostname, nodeid=runtime.nodeid, hooks=runtime.hooks,
+        resolver=runtime.resolver, store=store, logs=logs, journal=journal,
+        throttles=throttles,
+        storage=storage, queues=queues, intake=intake, metrics=metrics, tsa=runtime.tsa,
+        node=runtime.node,
+    )  # fmt: skip
+    runtime.services = services
+    return services
+
+
+async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
+    """``kumocore serve``: load, start, run until SIGTERM/SIGINT, stop gracefully."""
+    from kumocore.node.gctune import freeze_survivors, tune_for_server
+
+    tune_for_server()
+    runtime = Runtime()
+    await runtime.load(policy)
+    # One process owns the spool paths themselves: take back the mail of worker shards a
+    # run with --workers N left there (kumocore.spool.shards).
+    from kumocore.spool.shards import migrate
+
+    await migrate(runtime.config.spools, runtime.hooks.spool_kinds(), 1)
+    server = Server(runtime)
+    await server.start()
+    freeze_survivors()
+    # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
+    await run_until_stopped(
+        server, shutdown_timeout,
+        on_sighup=lambda: log.warning("SIGHUP ignored: reloading the policy is not "
+                                      "supported yet; restart to apply changes"),
+        ready=lambda: log.info("kumocore ready: 1 worker", workers=1, policy=policy,
+                               hostname=runtime.hostname),
+    )  # fmt: skip
+    log.info("kumocore stopped")
+    return 0
+
+
+async def run_until_stopped(
+    server: Server,
+    shutdown_timeout: float,
+    *,
+    on_sighup: Callable[[], None],
+    ready: Callable[[], None],
+    **log_fields: object,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then stop ``server`` within ``shutdown_timeout``
+    (``kumocore serve`` and each ``--workers`` worker). ``ready`` runs once the signal
+    handlers are in place, so a signal sent on seeing it is never missed."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    ready()
+    await stop.wait()
+    log.info("shutting down", timeout=shutdown_timeout, **log_fields)
+    try:
+        async with asyncio.timeout(shutdown_timeout):
+            await server.stop(shutdown_timeout)
+    except TimeoutError:
+        log.error("shutdown timed out; spooled messages are recovered at next start")

@@ -1,0 +1,303 @@
+"""The core's own plugin: the ``kumo.*`` functions that define the server, and defaults.
+
+It is registered before every other plugin, so it is called last: each lookup here is the
+fallback when neither the policy nor a third-party plugin answered (KumoMTA's defaults).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import structlog
+
+from kumocore.errors import ConfigError, PolicyError, Rejection
+from kumocore.hookspecs import hookimpl
+from kumocore.policy.jsonable import jsonable
+from kumocore.policy.policyfn import policy_function
+from kumocore.spool.base import MemorySpool, SpoolFactory
+
+if TYPE_CHECKING:
+    from kumocore.config import (
+        EgressPathConfig,
+        EgressPool,
+        EgressSource,
+        ListenerDomain,
+        QueueConfig,
+    )
+    from kumocore.loghooks.disposition import DispositionHookSink
+    from kumocore.loghooks.sink import LogHookSink
+    from kumocore.logs.sink import LogSink
+    from kumocore.policy.kumo_api import Kumo
+    from kumocore.policy.policy_host import PolicyHost
+
+policy_log = structlog.get_logger("kumocore.policy")
+
+
+def _reject(code: int, message: str) -> None:
+    """``kumo.reject(code, text)``: refuse with that SMTP reply."""
+    raise Rejection(int(code), str(message))
+
+
+def _json_encode(value: Any) -> str:
+    return orjson.dumps(value, default=jsonable).decode()
+
+
+def _json_encode_pretty(value: Any) -> str:
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    return orjson.dumps(value, default=jsonable, option=options).decode()
+
+
+def _json_decode(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"kumo.json_decode: invalid JSON: {exc}") from exc
+
+
+def _policy_logger(level: str) -> Callable[..., None]:
+    def emit(*parts: Any) -> None:
+        getattr(policy_log, level)(" ".join(str(p) for p in parts))
+
+    emit.__name__ = f"log_{level}"
+    return emit
+
+
+def load_python_policy(path: str, kumo: Kumo) -> object:
+    """Import a Python policy module (a module of ``@hookimpl`` functions)."""
+    module_name = f"kumocore_policy_{abs(hash(path)):x}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"cannot load Python policy {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise PolicyError(f"syntax error: {exc.msg}", where=f"{path}:{exc.lineno}") from exc
+    except Exception as exc:
+        raise PolicyError(f"{type(exc).__name__}: {exc}", where=_where(path, exc)) from exc
+    return module
+
+
+def _where(path: str, exc: BaseException) -> str:
+    """``file:line`` of the deepest frame of ``exc`` inside the policy file."""
+    line = None
+    for frame, lineno in traceback.walk_tb(exc.__traceback__):
+        if frame.f_code.co_filename == path:
+            line = lineno
+    return f"{path}:{line}" if line else path
+
+
+def _runtime_io_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
+    """Tasks, HTTP, secrets, throttles, injection and DNS lists (issue 16, item 6)."""
+    from kumocore.dkim.verify import use_resolvers
+    from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
+    from kumocore.http.client import make_http_client_functions
+    from kumocore.loghooks.amqp_client import make_amqp_functions
+    from kumocore.loghooks.nats_client import make_nats_functions
+    from kumocore.policy.secrets import make_secrets_functions
+    from kumocore.policy.tasks import make_task_functions
+    from kumocore.reception.inject_api import make_inject_functions
+    from kumocore.reports.dsn import make_dsn_functions
+    from kumocore.throttle.policy import make_throttle_functions
+
+    resolvers = NamedResolvers(runtime.resolver)
+    use_resolvers(resolvers)  # msg:dkim_verify() looks keys up through them
+    return {
+        **make_task_functions(runtime),
+        **make_http_client_functions(),
+        **make_secrets_functions(),
+        **make_throttle_functions(runtime),
+        **make_inject_functions(runtime),
+        **make_dsn_functions(runtime),
+        **make_dns_list_functions(resolvers),
+        **make_amqp_functions(),
+        **make_nats_functions(),
+    }
+
+
+class CorePlugin:
+    """Defines the server from policy calls and supplies KumoMTA's defaults."""
+
+    def __init__(self, runtime: PolicyHost) -> None:
+        self.runtime = runtime
+        self.log_hooks: list[LogHookSink] = []
+        self.disposition_hooks: list[DispositionHookSink] = []
+
+    # ------------------------------------------------------------- definitions
+    @policy_function(table=True)
+    def define_spool(self, **options: Any) -> None:
+        from kumocore.config import SpoolDefinition
+
+        spool = SpoolDefinition.from_options(options)
+        self.runtime.config.spools[spool.name] = spool
+
+    @policy_function(table=True)
+    def start_esmtp_listener(self, **options: Any) -> None:
+        from kumocore.config import EsmtpListenerConfig
+
+        self.runtime.config.esmtp_listeners.append(EsmtpListenerConfig.from_options(options))
+
+    @policy_function(table=True)
+    def start_http_listener(self, **options: Any) -> None:
+        from kumocore.config import HttpListenerConfig
+
+        self.runtime.config.http_listeners.append(HttpListenerConfig.from_options(options))
+
+    @policy_function(table=True)
+    def define_egress_source(self, **options: Any) -> EgressSource:
+        source = self.make_egress_source(**options)
+        self.runtime.config.egress_sources[source.name] = source
+        return source
+
+    @policy_function(table=True)
+    def define_egress_pool(self, **options: Any) -> EgressPool:
+        pool = self.make_egress_pool(**options)
+        self.runtime.config.egress_pools[pool.name] = pool
+        return pool
+
+    @policy_function(table=True)
+    def configure_log_hook(self, **options: Any) -> None:
+        """Each matching log record becomes a spooled message (kumocore.loghooks)."""
+        from kumocore.loghooks.options import parse_options
+        from kumocore.loghooks.sink import LogHookSink
+
+        config = parse_options(options)
+        if any(hook.config.name == config.name for hook in self.log_hooks):
+            raise ConfigError(f"configure_log_hook: a hook named {config.name!r} "
+                              "is already configured")
+        self.log_hooks.append(LogHookSink(self.runtime, config))
+
+    @policy_function(table=True)
+    def configure_log_disposition_hook(self, **options: Any) -> None:
+        """The policy's ``log_disposition_<name>`` handler sees each record about a
+        message while it still exists (kumocore.loghooks.disposition)."""
+        from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition_options
+        from kumocore.loghooks.policy_dispositions import PolicyDispositions
+
+        config = parse_disposition_options(options)
+        if any(hook.config.name == config.name for hook in self.disposition_hooks):
+            raise ConfigError(f"configure_log_disposition_hook: a hook named {config.name!r} "
+                              "is already configured")
+        sink = DispositionHookSink(PolicyDispositions(self.runtime), config)
+        sink.check_handlers()
+        self.disposition_hooks.append(sink)
+
+    # ------------------------------------------------------------- constructors
+    @policy_function(table=True)
+    def make_egress_source(self, **options: Any) -> EgressSource:
+        from kumocore.config import EgressSource
+
+        return EgressSource.from_options(options)
+
+    @policy_function(table=True)
+    def make_egress_pool(self, **options: Any) -> EgressPool:
+        from kumocore.config import EgressPool
+
+        return EgressPool.from_options(options)
+
+    @policy_function(table=True)
+    def make_egress_path(self, **options: Any) -> EgressPathConfig:
+        from kumocore.config import EgressPathConfig
+        from kumocore.delivery.dane import require_validating_resolver
+
+        path = EgressPathConfig.from_options(options)
+        if path.enable_dane:
+            require_validating_resolver(self.runtime.resolver)
+        return path
+
+    @policy_function(table=True)
+    def make_queue_config(self, **options: Any) -> QueueConfig:
+        from kumocore.config import QueueConfig
+
+        return QueueConfig.from_options(options)
+
+    @policy_function(table=True)
+    def make_listener_domain(self, **options: Any) -> ListenerDomain:
+        from kumocore.config import ListenerDomain
+
+        return ListenerDomain.from_options(options)
+
+    # ------------------------------------------------------------- providers
+    @hookimpl
+    def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
+        from kumocore.dkim.policy import make_dkim_functions
+        from kumocore.dns.policy import make_dns_functions
+        from kumocore.policy.runtime_functions import make_runtime_functions
+
+        functions: dict[str, Callable[..., Any]] = {
+            "define_spool": self.define_spool,
+            "start_esmtp_listener": self.start_esmtp_listener,
+            "start_http_listener": self.start_http_listener,
+            "define_egress_source": self.define_egress_source,
+            "define_egress_pool": self.define_egress_pool,
+            "make_egress_source": self.make_egress_source,
+            "make_egress_pool": self.make_egress_pool,
+            "make_egress_path": self.make_egress_path,
+            "make_queue_config": self.make_queue_config,
+            "make_listener_domain": self.make_listener_domain,
+            "configure_log_hook": self.configure_log_hook,
+            "configure_log_disposition_hook": self.configure_log_disposition_hook,
+            "reject": _reject,
+            "json_encode": _json_encode,
+            "json_encode_pretty": _json_encode_pretty,
+            "json_decode": _json_decode,
+            "json_parse": _json_decode,
+        }
+        for level in ("debug", "info", "warn", "error"):
+            functions[f"log_{level}"] = _policy_logger("warning" if level == "warn" else level)
+        functions.update(make_dns_functions(self.runtime.resolver))
+        functions.update(make_dkim_functions())
+        functions.update(make_runtime_functions(self.runtime))
+        functions.update(_runtime_io_functions(self.runtime))
+        return functions
+
+    @hookimpl
+    def kumo_register_log_sinks(self) -> list[LogSink]:
+        return [*self.log_hooks, *self.disposition_hooks]
+
+    @hookimpl
+    def kumo_register_policy_loaders(self) -> Mapping[str, Callable[[str, Kumo], object]]:
+        return {".py": load_python_policy}
+
+    @hookimpl
+    def kumo_register_spool_kinds(self) -> Mapping[str, SpoolFactory]:
+        from kumocore.spool.localdisk import LocalDiskSpool
+
+        return {"Memory": MemorySpool, "LocalDisk": LocalDiskSpool}
+
+    # ------------------------------------------------------------- default lookups
+    @hookimpl(trylast=True)
+    def kumo_get_egress_source(self, source_name: str) -> EgressSource | None:
+        from kumocore.config import EgressSource
+
+        if source_name == "unspecified":
+            return EgressSource.from_options({"name": "unspecified"})
+        return self.runtime.config.egress_sources.get(source_name)
+
+    @hookimpl(trylast=True)
+    def kumo_get_egress_pool(self, pool_name: str) -> EgressPool | None:
+        from kumocore.config import EgressPool
+
+        if pool_name == "unspecified":
+            return EgressPool.from_options(
+                {"name": "unspecified", "entries": [{"name": "unspecified"}]}
+            )
+        return self.runtime.config.egress_pools.get(pool_name)
+
+    @hookimpl(trylast=True)
+    def kumo_get_queue_config(self) -> QueueConfig:
+        from kumocore.config import QueueConfig
+
+        return QueueConfig.from_options({})
+
+    @hookimpl(trylast=True)
+    def kumo_get_egress_path_config(self) -> EgressPathConfig:
+        from kumocore.config import EgressPathConfig
+
+        return EgressPathConfig.from_options({})

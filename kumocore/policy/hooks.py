@@ -1,0 +1,314 @@
+"""The typed facade over the hook contract: the rest of kumocore calls hooks through here.
+
+Each method mirrors one hook in :mod:`kumocore.hookspecs` and says how it is called
+(all / first non-None). The facade never calls pluggy itself; :mod:`kumocore.policy.hookcall` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pluggy
+
+from kumocore import config
+from kumocore.errors import ConfigError, PolicyError
+from kumocore.hookspecs import PolicyLoader
+from kumocore.policy.hookcall import HookCaller
+
+if TYPE_CHECKING:
+    from kumocore.config import (
+        EgressPathConfig,
+        EgressPool,
+        EgressSource,
+        ListenerDomain,
+        QueueConfig,
+    )
+    from kumocore.logs.sink import LogSink
+    from kumocore.mail.message import EnvelopeAddress, Message
+    from kumocore.mail.response import Response
+    from kumocore.policy.kumo_api import Kumo
+    from kumocore.spool.base import SpoolFactory
+    from kumocore.throttle.store import ThrottleStore
+
+ConnMeta = dict[str, Any]
+T = TypeVar("T")
+
+
+class Hooks:
+    """Awaitable, typed calls of every kumocore hook."""
+
+    def __init__(self, pm: pluggy.PluginManager, *, timeout: float | None = 30.0) -> None:
+        self.pm = pm
+        self.caller = HookCaller(pm, timeout=timeout)
+
+    # ---------------------------------------------------------------- lifecycle
+    async def init(self, kumo: Kumo) -> None:
+        await self.caller.call_all("kumo_init", kumo=kumo)
+
+    async def pre_init(self, kumo: Kumo) -> None:
+        await self.caller.call_all("kumo_pre_init", kumo=kumo)
+
+    async def validate_config(self) -> None:
+        await self.caller.call_all("kumo_validate_config")
+
+    async def shutdown(self) -> None:
+        await self.caller.call_all("kumo_shutdown")
+
+    # ---------------------------------------------------------------- providers
+    def policy_functions(self) -> dict[str, tuple[str, Callable[..., Any]]]:
+        """All contributed ``kumo.*`` functions: name → (plugin, function)."""
+        merged: dict[str, tuple[str, Callable[..., Any]]] = {}
+        for plugin, functions in self.caller.call_all_sync("kumo_register_policy_functions"):
+            for name, fn in functions.items():
+                if name in merged:
+                    raise ConfigError(
+                        f"kumo.{name} is contributed by both {merged[name][0]!r} and {plugin!r}"
+                    )
+                merged[name] = (plugin, fn)
+        return merged
+
+    def policy_loaders(self) -> dict[str, PolicyLoader]:
+        return _merge_maps(self.caller.call_all_sync("kumo_register_policy_loaders"))
+
+    def spool_kinds(self) -> dict[str, SpoolFactory]:
+        return _merge_maps(self.caller.call_all_sync("kumo_register_spool_kinds"))
+
+    def log_sinks(self) -> list[LogSink]:
+        return [
+            s for _, sinks in self.caller.call_all_sync("kumo_register_log_sinks") for s in sinks
+        ]
+
+    def throttle_stores(self) -> list[ThrottleStore]:
+        return [
+            s
+            for _, stores in self.caller.call_all_sync("kumo_register_throttle_stores")
+            for s in stores
+        ]
+
+    # ---------------------------------------------------------------- SMTP events (all)
+    async def smtp_server_connection_accepted(self, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all("kumo_smtp_server_connection_accepted", conn_meta=conn_meta)
+
+    async def smtp_server_ehlo(
+        self, domain: str, conn_meta: ConnMeta, extensions: list[str] | None = None
+    ) -> list[str]:
+        """Run every implementation; the extensions to advertise (the first list returned,
+        else ``extensions`` as given)."""
+        offered = list(extensions or [])
+        results = await self.caller.call_all(
+            "kumo_smtp_server_ehlo", domain=domain, conn_meta=conn_meta, extensions=offered
+        )
+        for result in results:
+            return _string_list("smtp_server_ehlo", result)
+        return offered
+
+    async def smtp_server_auth_plain(
+        self, authz: str, authc: str, password: str, conn_meta: ConnMeta
+    ) -> bool:
+        result = await self.caller.call_first(
+            "kumo_smtp_server_auth_plain",
+            authz=authz,
+            authc=authc,
+            password=password,
+            conn_meta=conn_meta,
+        )
+        return bool(result)
+
+    async def smtp_server_mail_from(self, sender: EnvelopeAddress, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all("kumo_smtp_server_mail_from", sender=sender, conn_meta=conn_meta)
+
+    async def smtp_server_mail_rcpt_to(
+        self, recipient: EnvelopeAddress, conn_meta: ConnMeta
+    ) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_mail_rcpt_to", recipient=recipient, conn_meta=conn_meta
+        )
+
+    async def smtp_server_message_received(self, message: Message, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_message_received", message=message, conn_meta=conn_meta
+        )
+
+    async def smtp_server_data(self, message: Message, conn_meta: ConnMeta) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_data", message=message, conn_meta=conn_meta
+        )
+
+    async def smtp_server_rewrite_response(
+        self, status: int, response: str, command: str | None, conn_meta: ConnMeta
+    ) -> tuple[int, str]:
+        """The reply to send instead of ``status response`` (unchanged when no handler
+        answers). Raises PolicyError for an answer that is not ``(code, text)``."""
+        result = await self.caller.call_first(
+            "kumo_smtp_server_rewrite_response", status=status, response=response,
+            command=command, conn_meta=conn_meta,
+        )
+        if result is None:
+            return status, response
+        if not isinstance(result, list | tuple) or len(result) != 2:
+            raise PolicyError(f"smtp_server_rewrite_response must return status, response; "
+                              f"got {result!r:.80}")
+        new_status, new_response = result
+        if new_status is not None and (isinstance(new_status, bool)
+                                       or not isinstance(new_status, int)
+                                       or not 200 <= new_status <= 599):
+            raise PolicyError(f"smtp_server_rewrite_response: bad status {new_status!r}")
+        if new_response is not None and not isinstance(new_response, str):
+            raise PolicyError(f"smtp_server_rewrite_response: bad response {new_response!r:.80}")
+        return (status if new_status is None else new_status,
+                response if new_response is None else new_response)
+
+    def implemented(self, event: str) -> bool:
+        """Whether any plugin or policy handles ``event`` (``"smtp_server_data"``): lets a
+        caller skip preparing arguments nobody will read."""
+        return self.caller.has_implementations(f"kumo_{event}")
+
+    # ---------------------------------------------------------------- HTTP events
+    async def http_message_generated(self, message: Message, auth_info: dict[str, Any]) -> None:
+        await self.caller.call_all(
+            "kumo_http_message_generated", message=message, auth_info=auth_info
+        )
+
+    async def http_server_validate_auth_basic(self, user: str, password: str) -> bool:
+        result = await self.caller.call_first(
+            "kumo_http_server_validate_auth_basic", user=user, password=password
+        )
+        return bool(result)
+
+    # ---------------------------------------------------------------- lookups (first)
+    async def _lookup(
+        self, hook: str, expected: type[T], constructor: str, **kwargs: Any
+    ) -> T | None:
+        """First non-None answer, which must be the object ``kumo.<constructor>`` makes.
+
+        A handler returning a plain table (a common slip) would otherwise be accepted and
+        fail much later, far from its cause; here it refuses the message with the reason.
+        """
+        result = await self.caller.call_first(hook, **kwargs)
+        if result is None or isinstance(result, expected):
+            return result
+        event = hook.removeprefix("kumo_")
+        raise PolicyError(
+            f"{event} must return kumo.{constructor}{{...}} (or nil), "
+            f"got {type(result).__name__}: {result!r:.80}"
+        )
+
+    async def get_listener_domain(
+        self, domain: str, listener: str, conn_meta: ConnMeta
+    ) -> ListenerDomain | None:
+        return await self._lookup(
+            "kumo_get_listener_domain",
+            config.ListenerDomain,
+            "make_listener_domain",
+            domain=domain,
+            listener=listener,
+            conn_meta=conn_meta,
+        )
+
+    async def get_queue_config(
+        self, domain: str, tenant: str | None, campaign: str | None, routing_domain: str | None
+    ) -> QueueConfig | None:
+        return await self._lookup(
+            "kumo_get_queue_config",
+            config.QueueConfig,
+            "make_queue_config",
+            domain=domain,
+            tenant=tenant,
+            campaign=campaign,
+            routing_domain=routing_domain,
+        )
+
+    async def get_egress_pool(self, pool_name: str) -> EgressPool | None:
+        return await self._lookup(
+            "kumo_get_egress_pool", config.EgressPool, "make_egress_pool", pool_name=pool_name
+        )
+
+    async def get_egress_source(self, source_name: str) -> EgressSource | None:
+        return await self._lookup(
+            "kumo_get_egress_source",
+            config.EgressSource,
+            "make_egress_source",
+            source_name=source_name,
+        )
+
+    async def get_egress_path_config(
+        self, domain: str, egress_source: str, site_name: str
+    ) -> EgressPathConfig | None:
+        return await self._lookup(
+            "kumo_get_egress_path_config",
+            config.EgressPathConfig,
+            "make_egress_path",
+            domain=domain,
+            egress_source=egress_source,
+            site_name=site_name,
+        )
+
+    # ---------------------------------------------------------------- queues & delivery
+    async def spool_message_enumerated(self, message: Message) -> None:
+        await self.caller.call_all("kumo_spool_message_enumerated", message=message)
+
+    async def throttle_insert_ready_queue(self, message: Message) -> None:
+        await self.caller.call_all("kumo_throttle_insert_ready_queue", message=message)
+
+    async def requeue_message(
+        self, message: Message, smtp_response: str, insert_context: list[str],
+        increment_attempts: bool, delay: float | None,
+    ) -> None:
+        await self.caller.call_all(
+            "kumo_requeue_message", message=message, smtp_response=smtp_response,
+            insert_context=insert_context, increment_attempts=increment_attempts, delay=delay,
+        )
+
+    async def smtp_client_rewrite_delivery_status(
+        self, response: str, domain: str, tenant: str | None, campaign: str | None,
+        routing_domain: str | None,
+    ) -> int | None:
+        """The status code a policy wants ``response`` handled as, or None."""
+        result = await self.caller.call_first(
+            "kumo_smtp_client_rewrite_delivery_status", response=response, domain=domain,
+            tenant=tenant, campaign=campaign, routing_domain=routing_domain,
+        )
+        if result is None:
+            return None
+        if isinstance(result, bool) or not isinstance(result, int | float) \
+                or int(result) != result or not 200 <= int(result) <= 599:
+            raise PolicyError(
+                "smtp_client_rewrite_delivery_status must return an SMTP status code "
+                f"(200-599) or nil, got {result!r:.40}")
+        return int(result)
+
+    # ---------------------------------------------------------------- logs & bounces
+    async def classify_bounce(self, response: Response) -> str:
+        result = await self.caller.call_first("kumo_classify_bounce", response=response)
+        return str(result) if result is not None else "Uncategorized"
+
+    async def log_disposition(
+        self, hook_name: str, message: Message, log_record: dict[str, Any]
+    ) -> None:
+        await self.caller.call_all("kumo_log_disposition", hook_name=hook_name,
+                                   message=message, log_record=log_record)
+
+    async def should_enqueue_log_record(self, message: Message, hook_name: str) -> bool:
+        result = await self.caller.call_first(
+            "kumo_should_enqueue_log_record", message=message, hook_name=hook_name
+        )
+        return bool(result)
+
+
+def _string_list(event: str, value: Any) -> list[str]:
+    """A list of strings returned by a handler (Lua's empty table arrives as ``{}``)."""
+    if isinstance(value, Mapping) and not value:
+        return []
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise PolicyError(f"{event} must return a list of strings (or nil), got {value!r:.80}")
+
+
+def _merge_maps(results: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+    """Merge provider maps; the first provider (in call order) of a name wins."""
+    merged: dict[str, Any] = {}
+    for _, mapping in results:
+        for key, value in mapping.items():
+            merged.setdefault(key, value)
+    return merged

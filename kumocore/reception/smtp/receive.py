@@ -1,0 +1,271 @@
+"""DATA: read the message, make one Message per recipient, run the policy, spool, reply.
+
+The steps follow KumoMTA's ``process_data``:
+
+1. Read to ``CRLF.CRLF`` (:mod:`kumocore.reception.smtp.data`): over ``max_message_size`` →
+   ``552 5.3.4``; a line over ``line_length_hard_limit`` → ``500 5.2.3``; bare CR/LF →
+   ``552 5.6.0`` (``invalid_line_endings = "Deny"``) or normalised (``"Fix"``).
+2. One :class:`~kumocore.mail.message.Message` per recipient, with the connection meta and a
+   ``Received:`` header; ``smtp_server_message_received`` runs for each, within
+   ``data_processing_timeout`` (else ``451 4.4.5``). A Rejection of any one message
+   refuses the whole transaction with its reply; any other failure is ``421 4.3.0``.
+3. The supplemental trace header; the relay decision per message (again, as the policy
+   may have changed sender or recipient); OOB/ARF reports (:mod:`kumocore.reception.smtp.reports`).
+4. Messages to relay go to :meth:`Intake.accept`. Reply: ``250 OK ids=<id> <id>...``.
+   Nothing relayed, reported or discarded into the ``null`` queue:
+   ``550 5.7.1 relaying not permitted``.
+
+Mixed intake results (documented in docs/reception.md): when the policy refused or failed
+for some message while resolving its queue, nothing of the transaction is spooled and it
+is refused with that Rejection (or ``421 4.3.0``), as KumoMTA does. When the spool failed
+for some messages, the reply is ``421 4.3.0`` too (KumoMTA says ``250 PARTIAL``, which
+would acknowledge the lost ones): the stored ones may then arrive twice, none is lost.
+
+Processing is shielded from cancellation: a client that drops the connection after the
+final dot cannot leave a message spooled but not queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+import kumocore.reception.smtp.data as data_io
+from kumocore.errors import HookError, PolicyError, Rejection
+from kumocore.mail.body import SharedBody
+from kumocore.mail.headers import split_header_block
+from kumocore.mail.ids import new_message_id
+from kumocore.mail.message import Message
+from kumocore.mail.queue_name import NULL_QUEUE
+from kumocore.reception.smtp.relay import check_relaying
+from kumocore.reception.smtp.reports import Report, find_report, log_report
+from kumocore.reception.trace import (
+    add_supplemental_header,
+    protocol_name,
+    received_header,
+    rfc2822_now,
+)
+
+if TYPE_CHECKING:
+    from kumocore.reception.intake import Accepted
+    from kumocore.reception.smtp.session import EsmtpSession, Transaction
+
+log = structlog.get_logger("kumocore.reception.smtp")
+
+
+async def data(session: EsmtpSession, arg: str) -> None:
+    txn = session.txn
+    if txn is None:
+        await session.reply(503, "5.5.0 MAIL FROM must be issued first")
+        return
+    if not txn.recipients:
+        await session.reply(503, "5.5.0 RCPT TO must be issued first")
+        return
+    if arg:
+        await session.syntax_error(501, "5.5.4 Syntax: DATA")
+        return
+    config = session.config
+    await session.reply(354, "Send body; end with CRLF.CRLF")
+    budget = data_budget(session)
+    raw = await session.read_data(config.max_message_size, budget)
+    session.txn = None
+    if isinstance(raw, data_io.DataTooBig):
+        await session.reply(552, "5.3.4 message too big")
+        return
+    if isinstance(raw, data_io.DataOverBudget):
+        await session.reply(*data_io.OVER_BUDGET_REPLY)
+        return
+    # The bytes read stay charged to the listener until the transaction is answered.
+    held = len(raw)
+    task: asyncio.Future[None] | None = None
+    try:
+        checked = await _checked_body(session, raw)
+        if checked is None:
+            return
+        task = asyncio.ensure_future(_receive(session, txn, *checked))
+        task.add_done_callback(lambda _: budget.give(held))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The client went away: processing goes on, and its outcome is only logged.
+            task.add_done_callback(_log_orphan_failure)
+            raise
+    finally:
+        if task is None:
+            budget.give(held)
+
+
+#: The DATA budget of each running listener (kept apart from the listener object, which
+#: belongs to the server module).
+_budgets: weakref.WeakKeyDictionary[object, data_io.DataBudget] = weakref.WeakKeyDictionary()
+
+
+def data_budget(session: EsmtpSession) -> data_io.DataBudget:
+    """The listener-wide budget of DATA bytes held in memory (``max_data_buffered``)."""
+    listener = session.listener
+    budget = _budgets.get(listener)
+    if budget is None:
+        budget = _budgets[listener] = data_io.DataBudget(listener.config.max_data_buffered)
+    return budget
+
+
+async def _checked_body(session: EsmtpSession, raw: bytes) -> tuple[bytes, bool] | None:
+    """The unstuffed body and whether it is CRLF-clean (every CR and LF in a CRLF pair),
+    or None once a refusal for its lines or headers was sent."""
+    config = session.config
+    body = data_io.unstuff(raw)
+    # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
+    header_end, _ = split_header_block(body)
+    if header_end > config.max_header_block_size:
+        await session.reply(552, f"5.3.4 header block too big (limit "
+                                 f"{config.max_header_block_size} bytes)")
+        return None
+    long_line, clean = await data_io.scan_lines_yielding(body, config.line_length_hard_limit)
+    if long_line:
+        await session.reply(500, "5.2.3 line too long")
+        return None
+    if config.invalid_line_endings != "Allow" and not clean:
+        if config.invalid_line_endings == "Deny":
+            await session.reply(552, "5.6.0 message data must use CRLF for line endings")
+            return None
+        return data_io.fix_line_endings(body), True  # fixed: clean now
+    return body, clean
+
+
+def _log_orphan_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("reception after disconnect failed", error=str(task.exception()))
+
+
+async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool) -> None:
+    hooks = session.runtime.hooks
+    try:
+        async with asyncio.timeout(session.config.data_processing_timeout):
+            meta = session.conn_meta
+            if session.data_event:
+                body, meta, clean = await _data_event(session, txn, body, clean)
+            messages = _make_messages(session, txn, body, meta, clean)
+            for message in messages:
+                await hooks.smtp_server_message_received(message, session.conn_meta)
+    except TimeoutError:
+        await session.reply(451, "4.4.5 data_processing_timeout exceeded (rx)")
+        return
+    trace = session.config.trace_headers
+    relay: list[Message] = []
+    reports: list[tuple[Message, Report]] = []
+    black_holed = False
+    for message in messages:
+        if trace.supplemental_header:
+            add_supplemental_header(message, trace.header_name, trace.include_meta_names)
+        keep, report = await _disposition(session, message)
+        if report is not None:
+            reports.append((message, report))
+        if message.queue_name() == NULL_QUEUE:
+            black_holed = True  # accepted and discarded, as the policy asked
+            relay.append(message)  # intake logs its Reception, then discards it
+        elif keep:
+            relay.append(message)
+    if not (relay or reports or black_holed):
+        await session.reply(550, "5.7.1 relaying not permitted")
+        return
+    # A relayed ARF report is logged as Feedback *instead of* Reception, as in KumoMTA.
+    feedback_ids = frozenset(m.id for m, report in reports if report.feedback is not None)
+    results = await _accept(session, relay, feedback_ids)
+    accepted = await _final_reply(session, [m.id for m in messages], results)
+    # Reports are logged once the client was told they were taken: a refused transaction
+    # is retried, and must not log its OOB/Feedback records again each time.
+    for message, report in reports:
+        if message.id in accepted:
+            await log_report(session.runtime.journal, message, report,
+                             peer_ip=session.peer_ip, ehlo=session.ehlo_domain or "")
+
+
+async def _data_event(
+    session: EsmtpSession, txn: Transaction, body: bytes, clean: bool
+) -> tuple[bytes, dict[str, Any], bool]:
+    """Run ``smtp_server_data`` on the transaction as one message; what the policy changed
+    (data, sender, meta) applies to every recipient's message. Returns data, meta and
+    whether the data is still known to be CRLF-clean."""
+    whole = Message(txn.sender, txn.recipients[0], body, meta=session.conn_meta,
+                    crlf_clean=clean)
+    await session.runtime.hooks.smtp_server_data(whole, session.conn_meta)
+    txn.sender = whole.sender
+    return whole.get_data(), whole.meta, whole.crlf_clean
+
+
+def _make_messages(
+    session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any], clean: bool
+) -> list[Message]:
+    trace = session.config.trace_headers
+    date = rfc2822_now()
+    protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
+    # Several recipients share one body: each message holds only its Received header.
+    shared = SharedBody(body, crlf_clean=clean) if len(txn.recipients) > 1 else None
+    messages = []
+    for recipient in txn.recipients:
+        message_id = new_message_id()
+        head = b""
+        if trace.received_header:
+            head = received_header(
+                ehlo_domain=session.ehlo_domain, peer_ip=session.peer_ip,
+                hostname=session.config.hostname, local_ip=session.local_ip,
+                protocol=protocol, message_id=message_id, recipient=recipient.email,
+                date=date)
+        # The Received header holds what the client sent (EHLO name): checked, not assumed.
+        head_clean = data_io.check_line_endings(head)
+        if shared is None:
+            message = Message(txn.sender, recipient, head + body, id=message_id,
+                              meta=meta, crlf_clean=clean and head_clean)
+        else:
+            message = Message(txn.sender, recipient, head, shared=shared, id=message_id,
+                              meta=meta, crlf_clean=head_clean)
+        messages.append(message)
+    return messages
+
+
+async def _disposition(session: EsmtpSession, message: Message) -> tuple[bool, Report | None]:
+    """Whether to queue ``message``, and the OOB/ARF report it carries, if any."""
+    disposition = await check_relaying(
+        session.domains, peer_ip=session.peer_ip, sender=message.sender,
+        recipient=message.recipient, authenticated=session.authn_id is not None)
+    report = await find_report(message, disposition)
+    if report is not None:
+        return report.relay, report
+    return disposition.relay, None
+
+
+async def _accept(session: EsmtpSession, messages: list[Message],
+                  feedback_ids: frozenset[str] = frozenset()) -> list[Accepted]:
+    if not messages:
+        return []
+    services = session.runtime.services
+    intake = services.intake if services is not None else None
+    if intake is None:
+        raise RuntimeError("the ESMTP listener runs without an intake")
+    return await intake.accept(messages, reception_protocol="ESMTP",
+                               without_reception_record=feedback_ids, all_or_nothing=True)
+
+
+async def _final_reply(
+    session: EsmtpSession, ids: list[str], results: list[Accepted]
+) -> set[str]:
+    """Answer the transaction; return the ids the client was told were accepted."""
+    failed = [result for result in results if not result.ok]
+    if not failed:
+        await session.reply(250, f"OK ids={' '.join(ids)}")
+        return set(ids)
+    for result in failed:
+        log.error("message not accepted", id=result.message.id, error=str(result.error))
+    policy = [r.error for r in failed if isinstance(r.error, Rejection | PolicyError | HookError)]
+    rejection = next((e for e in policy if isinstance(e, Rejection)), None)
+    if rejection is not None:
+        await session.reject(rejection)
+        return set()
+    # A spool failure for some recipients: KumoMTA answers "250 PARTIAL", but a 250 to
+    # DATA acknowledges every accepted recipient, so the failed ones would be lost. A
+    # transient refusal makes the client retry them all: duplicates over loss.
+    await session.technical_difficulties()
+    return set()

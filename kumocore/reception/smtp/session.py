@@ -1,0 +1,352 @@
+"""One ESMTP connection: its state, the greeting, the command loop, shutdown.
+
+:class:`EsmtpSession` runs on aiosmtpd's protocol (:mod:`kumocore.reception.smtp.protocol`) but with
+kumocore's own command loop, because kumocore must
+
+* answer with KumoMTA's replies, each with an enhanced status code (we advertise
+  ENHANCEDSTATUSCODES, and aiosmtpd's built-in replies mostly lack one);
+* run async policy events between parsing a command and answering it, turning a
+  :class:`~kumocore.Rejection` into its reply and any other policy failure into
+  ``421 4.3.0 <hostname> technical difficulties`` followed by a disconnect;
+* read commands strictly CRLF-terminated, and DATA in large chunks
+  (:mod:`kumocore.reception.smtp.data`) instead of one ``await`` per line.
+
+The command handlers live in :mod:`kumocore.reception.smtp.commands` (and ``auth``/``receive``);
+they are plain functions taking the session, which holds the connection state. The
+listener hands the session its command table, and the helpers the session calls
+(``limits``, ``proxied``, ``rejections``, ``rewrite``) type it structurally: imports go
+one way, from the handlers to the session, never back. Every
+4xx/5xx reply is logged as a ``Rejection`` record, as KumoMTA does (except its ``421
+4.3.2`` load/shutdown replies) — the first 50 of a connection; the rest are counted and
+summed up in one record when it ends (:class:`~kumocore.reception.smtp.rejections.RejectionLog`).
+
+What one client may cost is bounded (docs/reliability.md, "SMTP listener defences"):
+every refused command counts against ``max_command_errors`` (Postfix's
+smtpd_hard_error_limit), NOOP/RSET/EHLO and friends against ``max_junk_commands``
+(smtpd_junk_command_limit), both forgiven when a message is accepted; a session ends
+after ``max_session_duration``; and a pipelined backlog is answered
+:data:`COMMANDS_PER_TURN` commands per event-loop turn so other sessions never wait
+for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from kumocore.errors import Rejection
+from kumocore.mail.headers import HeaderParseError
+from kumocore.reception.smtp.limits import admission_refusal
+from kumocore.reception.smtp.protocol import SmtpProtocol, format_address
+from kumocore.reception.smtp.proxied import accept_proxy_header
+from kumocore.reception.smtp.rejections import RejectionLog
+from kumocore.reception.smtp.relay import DomainLookup
+from kumocore.reception.smtp.rewrite import rewrite_reply
+
+if TYPE_CHECKING:
+    import ssl
+
+    from kumocore.config import EsmtpListenerConfig
+    from kumocore.mail.address import EnvelopeAddress
+    from kumocore.node.runtime import Runtime
+    from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
+
+log = structlog.get_logger("kumocore.reception.smtp")
+
+#: A command handler: ``await handler(session, argument)``.
+CommandHandler = Callable[["EsmtpSession", str], Awaitable[None]]
+
+#: Commands answered before the session lets other sessions run (pipelined backlogs).
+COMMANDS_PER_TURN = 8
+#: Commands that make no progress towards a message (Postfix's junk commands, plus the
+#: greetings, which a client needs once or twice per connection).
+JUNK_VERBS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP", "EHLO", "HELO"})
+#: "Too many recipients" refusals not counted as errors (RFC 5321 clients send the rest
+#: in a new transaction); Postfix's smtpd_recipient_overshoot_limit.
+RECIPIENT_OVERSHOOT_LIMIT = 1000
+
+
+class Listener(Protocol):
+    """The listener a session belongs to (:class:`kumocore.reception.smtp.server.EsmtpListener`,
+    which creates sessions: typed structurally so that this module needs nothing of it)."""
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def config(self) -> EsmtpListenerConfig: ...
+    @property
+    def tls_context(self) -> ssl.SSLContext | None: ...
+    @property
+    def commands(self) -> Mapping[str, CommandHandler]:
+        """The handler of each SMTP verb (:data:`kumocore.reception.smtp.commands.COMMANDS`)."""
+    @property
+    def sessions(self) -> set[EsmtpSession]: ...
+    @property
+    def peers(self) -> PeerCounts: ...
+    @property
+    def auth_failures(self) -> AuthFailures: ...
+    @property
+    def closing(self) -> bool: ...
+
+
+@dataclass
+class Transaction:
+    """The envelope being built between MAIL FROM and the end of DATA."""
+
+    sender: EnvelopeAddress
+    recipients: list[EnvelopeAddress] = field(default_factory=list)
+
+
+class EsmtpSession(SmtpProtocol):
+    """State and command loop of one client connection; see the module docstring."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        self.runtime = listener.runtime
+        self.config: EsmtpListenerConfig = listener.config
+        self._init_aiosmtpd(
+            hostname=self.config.hostname, banner=self.config.banner,
+            timeout=self.config.client_timeout, line_limit=self.config.line_length_hard_limit,
+            max_size=self.config.max_message_size, tls_context=listener.tls_context)
+        self.conn_meta: dict[str, Any] = {}
+        self.peer_ip = self.peer_address = self.local_ip = self.local_address = ""
+        self.domains = DomainLookup(self.runtime.hooks, self.config, "", self.conn_meta)
+        self.session_id = ""
+        self.ehlo_domain: str | None = None
+        self.esmtp = False
+        self.authn_id: str | None = None
+        self.txn: Transaction | None = None
+        self.command = ""  # the command being answered, for Rejection records
+        self.rcpt_count = 0  # recipients (= messages) accepted on this connection
+        self.errors = 0  # refused commands since the last accepted message
+        self.junk_commands = 0  # non-progress commands since the last accepted message
+        self.recipient_overshoot = 0
+        self.auth_failures = 0
+        self.rejections = RejectionLog()
+        self._end_text: str | None = None  # set: end the session at the next command
+        self._session_timer: asyncio.TimerHandle | None = None
+        self._shutting_down = False
+        # Known once the policy is loaded: asked per connection, not per reply or DATA.
+        self._rewrite = self.runtime.hooks.implemented("smtp_server_rewrite_response")
+        self.data_event = self.runtime.hooks.implemented("smtp_server_data")
+
+    # ------------------------------------------------------------------ connection
+    def _begin(self, transport: asyncio.BaseTransport) -> None:
+        self.session_id = str(uuid.uuid4())
+        self.set_addresses(transport.get_extra_info("peername"),
+                           transport.get_extra_info("sockname"))
+        self.listener.sessions.add(self)
+        self.listener.peers.add(self.peer_ip)
+        self._session_timer = self.loop.call_later(
+            self.config.max_session_duration, self.end_soon,
+            f"4.4.2 {self.hostname} session time limit reached")
+
+    def set_addresses(self, peer: Any, local: Any) -> None:
+        """The client's and our address (from the socket, or from a PROXY header or
+        XCLIENT): they choose the ``peer``/``via`` overrides and fill the connection
+        meta that relay decisions and log records use."""
+        self.peer_ip, self.peer_address = format_address(peer)
+        self.local_ip, self.local_address = format_address(local)
+        # ``peer``/``via`` blocks may override options for this client or local address.
+        self.config = self.listener.config.for_connection(self.peer_ip, self.local_ip)
+        self.hostname = self.config.hostname
+        self._timeout_duration = self.config.client_timeout
+        self.tls_handshake_timeout = self.config.tls_handshake_timeout
+        self.conn_meta.update({
+            "reception_protocol": "ESMTP",
+            "received_via": self.local_address,
+            "received_from": self.peer_address,
+            "hostname": self.config.hostname,
+        })
+        self.conn_meta.update(self.config.meta)
+        self.domains = DomainLookup(
+            self.runtime.hooks, self.config, self.local_address, self.conn_meta)
+
+    def _tls_started(self, transport: asyncio.BaseTransport) -> None:
+        super()._tls_started(transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            cipher = ssl_object.cipher()
+            if cipher:
+                self.conn_meta["tls_cipher"] = cipher[0]
+            self.conn_meta["tls_protocol_version"] = ssl_object.version()
+        # RFC 3207 4.2: forget everything the client said before the handshake.
+        self.ehlo_domain = None
+        self.esmtp = False
+        self.txn = None
+        self.conn_meta.pop("ehlo_domain", None)
+
+    def _ended(self) -> None:
+        if self not in self.listener.sessions:
+            return
+        self.listener.sessions.discard(self)
+        self.listener.peers.remove(self.peer_ip)
+        if self._session_timer is not None:
+            self._session_timer.cancel()
+        self.rejections.summarize(self)
+
+    # ------------------------------------------------------------------ replies
+    async def reply(
+        self, code: int, text: str, *, close: bool = False, error: bool = True
+    ) -> None:
+        """Send a reply; a 4xx/5xx that does not end the session counts as an error
+        unless ``error`` is False. The policy's ``smtp_server_rewrite_response`` may
+        change the reply the client sees (not what is logged or counted)."""
+        if code >= 400:
+            if not (code == 421 and text.startswith("4.3.2 ")):
+                self._log_rejection(code, text)
+            if error and not close:
+                self.errors += 1
+        elif code == 250 and self.command[:4].upper() == "DATA":
+            # A message was accepted: the client is making progress.
+            self.errors = self.junk_commands = self.recipient_overshoot = 0
+        if self._rewrite:  # smtp_server_rewrite_response (kumocore.reception.smtp.rewrite)
+            code, text = await rewrite_reply(self, code, text)
+            close = close or code == 421
+        await super().reply(code, text, close=close)
+
+    async def reject(self, rejection: Rejection, *, close: bool = False) -> None:
+        """Send a policy's Rejection; ``close`` ends the session even without a 421."""
+        if rejection.code < 400:
+            # kumo.reject(250, ...) would tell the client "accepted" for a message that is
+            # dropped: a policy bug, answered like any other policy error.
+            log.error("policy rejected with a non-error code", code=rejection.code,
+                      text=rejection.message)
+            await self.technical_difficulties()
+            return
+        await self.reply(rejection.code, rejection.message, close=close or rejection.disconnect)
+
+    async def technical_difficulties(self) -> None:
+        await self.reply(421, f"4.3.0 {self.hostname} technical difficulties", close=True)
+
+    async def syntax_error(self, code: int, text: str) -> None:
+        """A malformed or unknown command (an error like any refusal)."""
+        await self.reply(code, text)
+
+    def _log_rejection(self, code: int, text: str) -> None:
+        if self.runtime.services is not None:  # a started node has a log dispatcher
+            self.rejections.add(self, code, text)
+
+    # ------------------------------------------------------------------ the loop
+    async def _handle_client(self) -> None:
+        try:
+            if await self._welcome():
+                await self._command_loop()
+        except asyncio.CancelledError:
+            raise
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except Exception as exc:
+            log.error("smtp session failed", peer=self.peer_address, error=str(exc))
+            await self.technical_difficulties()
+        finally:
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+            self.release()  # every way out of the loop frees the session's slot
+
+    async def _welcome(self) -> bool:
+        if self.config.require_proxy_protocol and not await accept_proxy_header(self):
+            return False
+        hostname = self.config.hostname
+        refusal = admission_refusal(self)
+        if refusal is not None:
+            await self.reply(421, f"4.3.2 {hostname} {refusal}. Try later", close=True)
+            return False
+        if self.listener.closing:
+            await self.reply(421, f"4.3.2 {hostname} shutting down", close=True)
+            return False
+        try:
+            await self.runtime.hooks.smtp_server_connection_accepted(self.conn_meta)
+        except Rejection as rejection:
+            # KumoMTA ends the session after any refusal at connect time.
+            await self.reject(rejection, close=True)
+            return False
+        await self.reply(220, f"{hostname} {self.config.banner}")
+        return True
+
+    async def _command_loop(self) -> None:
+        commands = self.listener.commands
+        answered = 0
+        while not self.closing:
+            if self._end_text is not None:
+                await self.reply(421, self._end_text, close=True)
+                return
+            if self.errors >= self.config.max_command_errors:
+                await self.reply(421, f"4.7.0 {self.hostname} too many errors", close=True)
+                return
+            answered += 1
+            if answered >= COMMANDS_PER_TURN:
+                # A pipelined backlog is answered without the loop ever waiting for
+                # I/O; let the other sessions have their turn.
+                answered = 0
+                await asyncio.sleep(0)
+            raw = await self.read_line(self.config.line_length_hard_limit)
+            self.command = ""
+            if raw is None:
+                await self.syntax_error(500, "5.2.3 line too long")
+                continue
+            body = raw[:-2]
+            if b"\r" in body or b"\n" in body:
+                await self.syntax_error(501, "5.5.2 bare CR or LF in command line")
+                continue
+            try:
+                line = body.decode("utf-8")
+            except UnicodeDecodeError:
+                await self.syntax_error(500, "5.5.2 command line is not valid UTF-8")
+                continue
+            verb, _, arg = line.partition(" ")
+            verb = verb.upper()
+            # An AUTH line may carry credentials: only its mechanism is ever logged.
+            self.command = " ".join(line.split()[:2]) if verb == "AUTH" else line
+            handler = commands.get(verb)
+            if handler is None:
+                await self.syntax_error(500, "5.5.1 command not recognized")
+                continue
+            if verb in JUNK_VERBS:
+                self.junk_commands += 1
+                if self.junk_commands > self.config.max_junk_commands:
+                    self.errors += 1  # as Postfix: answered, but counted as an error
+            try:
+                await handler(self, arg.strip(" "))
+            except Rejection as rejection:
+                await self.reject(rejection)
+            except Exception as exc:
+                # A policy that reads the headers of a message whose header block does
+                # not parse: the sender's fault, and retrying will not fix it, so a
+                # permanent refusal (docs/reception.md) instead of 421 for ever.
+                unparsable = _header_parse_error(exc)
+                if unparsable is None:
+                    raise
+                await self.reply(550, f"5.6.0 message headers cannot be parsed: {unparsable}")
+
+    # ------------------------------------------------------------------ shutdown
+    def shutdown(self) -> None:
+        """The listener is closing: end now if idle, else after the current command."""
+        self.end_soon(f"4.3.2 {self.hostname} shutting down")
+
+    def end_soon(self, text: str) -> None:
+        """End with ``421 text``: now if waiting for the client (even inside DATA, which
+        then was never acknowledged), else once the current command is answered."""
+        self._end_text = text
+        if self._waiting:
+            self.abort_with(421, text)
+
+    def reset_transaction(self) -> None:
+        self.txn = None
+
+
+def _header_parse_error(exc: BaseException) -> HeaderParseError | None:
+    """The HeaderParseError behind ``exc`` (policy errors wrap it as their cause)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, HeaderParseError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
