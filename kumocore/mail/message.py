@@ -15,6 +15,7 @@ and carries its head (``spool_ref``).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -355,22 +356,13 @@ class Message(MessageMethods):
         return msg
 
 
-#: Parsed senders of spooled messages: a recovery scan meets the same few senders again
-#: and again (one per campaign or bounce address), so each is parsed once and the
-#: messages share one (immutable) address object. Bounded: cleared when full.
-_SPOOLED_SENDERS: dict[str, EnvelopeAddress] = {}
-_MAX_SPOOLED_SENDERS = 4096
-
-
+# A recovery scan meets the same few senders again and again (one per campaign or bounce
+# address): each is parsed once and the messages share one (immutable) address object.
+# Bounded (least recently used go); an invalid sender raises AddressError, never cached.
+@functools.lru_cache(maxsize=4096)
 def _spooled_sender(text: str) -> EnvelopeAddress:
     """The sender of a meta record (``""`` is the null sender); AddressError if invalid."""
-    address = _SPOOLED_SENDERS.get(text)
-    if address is None:
-        address = NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
-        if len(_SPOOLED_SENDERS) >= _MAX_SPOOLED_SENDERS:
-            _SPOOLED_SENDERS.clear()
-        _SPOOLED_SENDERS[text] = address
-    return address
+    return NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
 
 
 def _crlf_clean_prefix(new: bytes, old: bytes) -> bool:

@@ -24,6 +24,7 @@ Names of parts without those characters are exactly KumoMTA's.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -141,26 +142,20 @@ def _meta_value(meta: Mapping[str, Any], key: str) -> str | None:
     return value or None
 
 
-#: Queue name and parts by ``(campaign, tenant, domain, routing_domain)``: every message
-#: received or recovered is named, and a node sees the same few thousand queues again
-#: and again. Bounded: cleared when full.
-_NAMED: dict[tuple[str | None, str | None, str, str | None], tuple[str, QueueNameParts]] = {}
-_MAX_NAMED = 8192
-
-
 def _built(message: Addressed) -> tuple[str, QueueNameParts]:
     meta = message.meta
-    tenant = _meta_value(meta, "tenant")
-    campaign = _meta_value(meta, "campaign")
-    key = (campaign, tenant, message.recipient.domain, _meta_value(meta, "routing_domain"))
-    found = _NAMED.get(key)
-    if found is None:
-        parts = QueueNameParts(*key)
-        found = (str(parts), parts)
-        if len(_NAMED) >= _MAX_NAMED:
-            _NAMED.clear()
-        _NAMED[key] = found
-    return found
+    return _named(_meta_value(meta, "campaign"), _meta_value(meta, "tenant"),
+                  message.recipient.domain, _meta_value(meta, "routing_domain"))
+
+
+# Every message received or recovered is named, and a node sees the same few thousand
+# queues again and again: each name is built once. Bounded (least recently used go).
+@functools.lru_cache(maxsize=8192)
+def _named(
+    campaign: str | None, tenant: str | None, domain: str, routing_domain: str | None
+) -> tuple[str, QueueNameParts]:
+    parts = QueueNameParts(campaign, tenant, domain, routing_domain)
+    return str(parts), parts
 
 
 def message_queue_name(message: Addressed) -> str:

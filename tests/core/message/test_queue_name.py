@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kumocore.mail.message import Message
+from kumocore.mail import queue_name
+from kumocore.mail.message import Message, _spooled_sender
 from kumocore.mail.queue_name import QueueNameParts, message_queue, parse_queue_name, queue_name_for
 
 
@@ -95,3 +96,17 @@ def test_message_queue_named_by_meta_is_parsed_from_that_name() -> None:
         "c:t@other.net!relay.net", QueueNameParts("c", "t", "other.net", "relay.net"))
     with pytest.raises(TypeError, match="'queue'"):
         message_queue(_msg(queue=""))
+
+
+def test_the_memo_of_built_queue_names_stays_bounded_past_its_size() -> None:
+    bound = queue_name._named.cache_info().maxsize
+    assert bound is not None
+    for n in range(bound + 100):
+        message = Message("a@example.com", f"u@d{n}.example", b"Subject: x\r\n\r\n")
+        assert message.queue_name() == f"d{n}.example"
+    assert queue_name._named.cache_info().currsize == bound
+    sender_bound = _spooled_sender.cache_info().maxsize
+    assert sender_bound is not None
+    for n in range(sender_bound + 100):
+        assert _spooled_sender(f"s{n}@example.com").email == f"s{n}@example.com"
+    assert _spooled_sender.cache_info().currsize == sender_bound
