@@ -7,12 +7,16 @@ import random
 
 import pytest
 
+import kumocore.reception.smtp.data as data_io
 from kumocore.reception.smtp.data import (
+    DataBudget,
+    DataOverBudget,
     DataTooBig,
     check_line_endings,
     fix_line_endings,
     has_long_line,
     read_data,
+    read_message,
     scan_lines,
     unstuff,
 )
@@ -152,3 +156,85 @@ async def test_read_data_ends_where_the_definition_says_however_packets_arrive(
         result, rest = await feed(chunks)
         body, after = reference_split(stream)
         assert (result, rest) == (body, after), (stream, chunks)
+
+
+def reference_unstuff(data: bytes) -> bytes:
+    """RFC 5321 4.5.2 line by line: a line starting with a dot loses that dot."""
+    lines = data.split(b"\r\n")
+    return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+
+
+async def feed_message(
+    chunks: list[bytes], budget: DataBudget | None = None
+) -> tuple[bytes | DataTooBig | DataOverBudget, bytes]:
+    reader = asyncio.StreamReader(limit=100)
+
+    async def writer() -> None:
+        for chunk in chunks:
+            reader.feed_data(chunk)
+            await asyncio.sleep(0)
+        reader.feed_eof()
+
+    task = asyncio.create_task(writer())
+    result = await read_message(reader, 1 << 20, budget)
+    await task
+    return result, await reader.read()
+
+
+@pytest.mark.parametrize("window", [8, 64, data_io.READ_WINDOW])
+@pytest.mark.parametrize("seed", range(4))
+async def test_read_message_unstuffs_as_the_definition_says_across_windows_and_packets(
+    seed: int, window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tiny read window makes the reader take the data a window at a time, so dot lines
+    # and end markers straddle every kind of boundary (window and packet).
+    monkeypatch.setattr(data_io, "READ_WINDOW", window)
+    rng = random.Random(seed)
+    tokens = [b"text", b"end.", b".", b"..", b"\r\n", b"\r\n", b"\r\n.", b"\n", b"\r",
+              b"base64/+=" * 5]
+    for _ in range(120):
+        data = b"".join(rng.choice(tokens) for _ in range(rng.randrange(40)))
+        stream = data + b"\r\n.\r\nNEXT\r\n" if rng.random() < 0.9 else b".\r\nNEXT\r\n"
+        cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randrange(6))))
+        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        budget = DataBudget(1 << 20)
+        result, rest = await feed_message(chunks, budget)
+        raw, after = reference_split(stream)
+        assert (result, rest) == (reference_unstuff(raw), after), (stream, chunks)
+        assert budget.held == len(reference_unstuff(raw))  # what is held stays charged
+
+
+async def test_read_message_of_a_large_body_finds_a_dot_line_behind_the_first_window() -> None:
+    base64ish = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkrLw==\r\n" * 3000
+    stream = base64ish + b"..hidden\r\n" + base64ish + b".\r\nQUIT\r\n"
+    packets = [stream[i:i + 16384] for i in range(0, len(stream), 16384)]
+    result, rest = await feed_message(packets)
+    assert result == base64ish + b".hidden\r\n" + base64ish
+    assert rest == b"QUIT\r\n"
+
+
+async def test_a_client_gone_before_the_end_of_data_is_an_incomplete_read() -> None:
+    with pytest.raises(asyncio.IncompleteReadError):
+        await feed_message([b"Subject: x\r\n\r\nbody\r\n."])
+
+
+async def test_a_body_of_dot_lines_only_is_not_walked_line_by_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # After the first dot line the reader searches for the marker in C: a client sending
+    # nothing but dot lines must not make the loop step through them one by one.
+    calls = 0
+    real = data_io.find_dot_line
+
+    def counting(data: bytes | bytearray, start: int = 0) -> int:
+        nonlocal calls
+        calls += 1
+        return real(data, start)
+
+    monkeypatch.setattr(data_io, "find_dot_line", counting)
+    body = b".x\r\n" * 250_000  # 1 MB, 250,000 dot lines
+    packets = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    result, rest = await feed_message([b"Subject: dots\r\n\r\n", *packets, b".\r\nQUIT\r\n"])
+    assert result == b"Subject: dots\r\n\r\n" + b"x\r\n" * 250_000
+    assert rest == b"QUIT\r\n"
+    assert calls <= 3  # one per read until the first dot line (the header packet, the next)

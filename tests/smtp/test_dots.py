@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kumocore.reception.smtp.dots as dots
-from kumocore.reception.smtp.dots import has_dot_line
+from kumocore.reception.smtp.dots import find_dot_line, has_dot_line
 
 _PIECES = st.lists(st.sampled_from([b"a", b".", b"..", b"\r", b"\n", b"\r\n", b"x.y",
                                     b"\r\n.", b".\r\n", b"\n.", b"\r."]),
@@ -58,3 +58,16 @@ def test_the_first_line_is_left_to_the_caller() -> None:
     assert not has_dot_line(b".starts the data\r\nthen plain")
     assert has_dot_line(b"\r\n.")
     assert not has_dot_line(b"") and not has_dot_line(b".") and not has_dot_line(b"\n.")
+
+
+@given(_PIECES, st.integers(min_value=0, max_value=90))
+@settings(max_examples=500, deadline=None)
+def test_find_dot_line_gives_the_first_crlf_dot_from_a_start_as_find_does(
+    data: bytes, start: int
+) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dots, "DOTS_PER_SPAN", 2)
+        patch.setattr(dots, "REGEX_SPAN", 5)
+        patch.setattr(dots, "SMALL", 0)
+        assert find_dot_line(data, start) == data.find(b"\r\n.", start)
+        assert find_dot_line(bytearray(data), start) == data.find(b"\r\n.", start)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DOTS_PER_SPAN", "REGEX_SPAN", "SMALL", "has_dot_line"]
+__all__ = ["DOTS_PER_SPAN", "REGEX_SPAN", "SMALL", "find_dot_line", "has_dot_line"]
 
 _CRLF_DOT = re.compile(rb"\r\n\.")
 #: Full stops looked at one by one before a span of the text is left to ``re``.
@@ -28,29 +28,42 @@ REGEX_SPAN = 4096
 #: Bodies up to this size are searched by ``re`` alone.
 SMALL = 8192
 
+#: What the search reads: a message (``bytes``) or a stream's buffer (``bytearray``).
+Buffer = bytes | bytearray
 
-def has_dot_line(data: bytes) -> bool:
+
+def has_dot_line(data: Buffer) -> bool:
     """Whether ``CRLF .`` occurs in ``data`` (a line after the first starts with a dot).
 
     The first line is the caller's to check (``data.startswith(b".")``)."""
-    if len(data) <= SMALL:
-        return _CRLF_DOT.search(data) is not None
+    return find_dot_line(data) >= 0
+
+
+def find_dot_line(data: Buffer, start: int = 0) -> int:
+    """The index of the CR of the first ``CRLF .`` at or after ``start``, or -1.
+
+    The DATA reader walks the dot lines of a stream buffer with it to find the end of data
+    (``CRLF . CRLF`` is the first dot line whose dot stands alone)."""
+    if len(data) - start <= SMALL:
+        found = _CRLF_DOT.search(data, start)
+        return -1 if found is None else found.start()
     find = data.find
-    dot = find(b".", 2)  # a dot at 0 or 1 has no CRLF before it
+    dot = find(b".", start + 2)  # a dot has a CRLF before it at the earliest at start + 2
     seen = 0
     span = REGEX_SPAN
     while dot >= 0:
         if data[dot - 1] == 0x0A and data[dot - 2] == 0x0D:
-            return True
+            return dot - 2
         seen += 1
         if seen == DOTS_PER_SPAN:
             seen = 0
             end = dot + span
             span *= 2
             # Every CRLF . whose dot lies in (dot, end) is inside [dot - 1, end).
-            if _CRLF_DOT.search(data, dot - 1, end) is not None:
-                return True
+            found = _CRLF_DOT.search(data, dot - 1, end)
+            if found is not None:
+                return found.start()
             dot = find(b".", end)
         else:
             dot = find(b".", dot + 1)
-    return False
+    return -1

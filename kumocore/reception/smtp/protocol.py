@@ -19,7 +19,7 @@ import structlog
 from aiosmtpd.smtp import SMTP
 
 from kumocore.node.streams import drain_needed
-from kumocore.reception.smtp.data import DataBudget, DataOverBudget, DataTooBig, read_data
+from kumocore.reception.smtp.data import DataBudget, DataOverBudget, DataTooBig, read_message
 
 log = structlog.get_logger("kumocore.reception.smtp")
 
@@ -232,11 +232,11 @@ class SmtpProtocol(SMTP):
     async def read_data(
         self, max_size: int, budget: DataBudget | None = None
     ) -> bytes | DataTooBig | DataOverBudget:
-        """The DATA section (see :mod:`kumocore.reception.smtp.data`)."""
+        """The DATA section, dot-unstuffed (see :mod:`kumocore.reception.smtp.data`)."""
         self._waiting = True
         self._last_activity = self.loop.time()
         try:
-            return await read_data(self._reader, max_size, budget)
+            return await read_message(self._reader, max_size, budget)
         finally:
             self._waiting = False
 

@@ -70,19 +70,19 @@ async def data(session: EsmtpSession, arg: str) -> None:
     config = session.config
     await session.reply(354, "Send body; end with CRLF.CRLF")
     budget = data_budget(session)
-    raw = await session.read_data(config.max_message_size, budget)
+    body = await session.read_data(config.max_message_size, budget)
     session.txn = None
-    if isinstance(raw, data_io.DataTooBig):
+    if isinstance(body, data_io.DataTooBig):
         await session.reply(552, "5.3.4 message too big")
         return
-    if isinstance(raw, data_io.DataOverBudget):
+    if isinstance(body, data_io.DataOverBudget):
         await session.reply(*data_io.OVER_BUDGET_REPLY)
         return
     # The bytes read stay charged to the listener until the transaction is answered.
-    held = len(raw)
+    held = len(body)
     task: asyncio.Future[None] | None = None
     try:
-        checked = await _checked_body(session, raw)
+        checked = await _checked_body(session, body)
         if checked is None:
             return
         task = asyncio.ensure_future(_receive(session, txn, *checked))
@@ -112,11 +112,10 @@ def data_budget(session: EsmtpSession) -> data_io.DataBudget:
     return budget
 
 
-async def _checked_body(session: EsmtpSession, raw: bytes) -> tuple[bytes, bool] | None:
-    """The unstuffed body and whether it is CRLF-clean (every CR and LF in a CRLF pair),
+async def _checked_body(session: EsmtpSession, body: bytes) -> tuple[bytes, bool] | None:
+    """The (unstuffed) body and whether it is CRLF-clean (every CR and LF in a CRLF pair),
     or None once a refusal for its lines or headers was sent."""
     config = session.config
-    body = data_io.unstuff(raw)
     # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
     header_end, _ = split_header_block(body)
     if header_end > config.max_header_block_size:
