@@ -7,7 +7,10 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import kumocore.dkim.signer as signer_module
 from kumocore import ConfigError
 from kumocore.dkim import Signer
 from kumocore.dkim.signer import _canonicalize_body, _canonicalize_header
@@ -210,3 +213,40 @@ def test_invalid_signer_settings_raise_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match=re.escape(complaint)):
         signer_for(keys["rsa2048-pkcs8"], **options)
+
+
+_BODY_PIECES = st.lists(st.sampled_from([b"a", b" ", b"  ", b"\t", b"\r\n", b" \r\n", b"x y",
+                                         b"QUJD", b"\r", b"\n"]), max_size=60).map(b"".join)
+
+
+@given(_BODY_PIECES)
+@settings(max_examples=400, deadline=None)
+def test_the_space_search_answers_as_plain_searches_at_every_span_boundary(body: bytes) -> None:
+    # Tiny spans and no small-body shortcut put every boundary of the spans handed to re
+    # (a pair or a space-CRLF straddling one) within reach of short bodies.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(signer_module, "_SPACES_PER_SPAN", 2)
+        patch.setattr(signer_module, "_SPACE_SPAN", 3)
+        patch.setattr(signer_module, "_SMALL_BODY", 0)
+        expected = (b"\t" in body or b"  " in body, b" \r\n" in body)
+        assert signer_module._spaces_to_relax(body) == expected
+
+
+def test_relaxed_body_of_a_large_message_matches_the_rfc_definition() -> None:
+    # Base64 (no spaces) with prose around it: the memchr walk, the re spans, no copy.
+    prose = b"Dear reader,  this line has a run  of spaces and ends with one \r\n" * 40
+    base64ish = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkrLw==\r\n" * 2000
+    for body in (base64ish, prose + base64ish, base64ish + prose, base64ish + b"a \r\n"):
+        assert _canonicalize_body(body, relaxed=True) == reference_relaxed_body(body)
+
+
+def reference_relaxed_body(body: bytes) -> bytes:
+    """RFC 6376 3.4.4, line by line: runs of WSP to one space, none at a line's end, no
+    empty lines at the end, and a non-empty body ends with CRLF."""
+    lines = body.split(b"\r\n")
+    if lines[-1] == b"":
+        lines.pop()  # the body ended with CRLF
+    relaxed = [re.sub(rb"[ \t]+", b" ", line).rstrip(b" ") for line in lines]
+    while relaxed and relaxed[-1] == b"":
+        relaxed.pop()
+    return b"".join(line + b"\r\n" for line in relaxed)
