@@ -8,9 +8,15 @@ import sys
 from kumocore_rocksdb_spool import RocksDBSpool
 
 
-async def main(path: str, count: int, writers: int) -> None:
+async def main(path: str, count: int, writers: int, rotated: bool) -> None:
     spool = RocksDBSpool("data", path)
     value = b"x" * 2048
+    if rotated:  # flush a few memtables first: the puts below go to a later WAL file
+        for round_ in range(3):
+            for n in range(100):
+                await spool.put(f"warm{round_}-{n:03d}", value)
+                await spool.delete(f"warm{round_}-{n:03d}")
+            spool._db.flush(True)
     queue = iter(range(count))
 
     async def writer() -> None:
@@ -28,4 +34,4 @@ async def main(path: str, count: int, writers: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), "rotated" in sys.argv[4:]))
