@@ -10,6 +10,7 @@ the stream can no longer be trusted to be in step, so the client closes the conn
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 
 from kumocore.mail.response import Response
@@ -25,6 +26,11 @@ _REPLY = re.compile(rb"^([2-5]\d\d)(?:([ -])(.*?))?\r?\n?$", re.S)
 MAX_REPLY_LINE = 4096
 #: The most lines one (multi-line) reply may have; EHLO replies have a dozen or so.
 MAX_REPLY_LINES = 100
+#: Distinct replies whose parse is remembered. A server says the same few things over and
+#: over (``250 2.1.0 Ok``, ``354 ...``) and a Response is immutable, so one parse is shared;
+#: replies that differ each time (a queue id in the final ``250``) only cycle the memo.
+REPLY_MEMO_SIZE = 512
+_parse_reply = functools.lru_cache(maxsize=REPLY_MEMO_SIZE)(Response.parse)
 
 
 class ReplyError(Exception):
@@ -141,9 +147,7 @@ class ReplyReader:
             raise TimeoutError(f"no {command} reply within {timeout}s")
         if command == "EHLO":
             self.last_extensions = _extensions(lines[1:])
-        return Response.parse(
-            code, " ".join(lines) if len(lines) > 1 else lines[0], command=command
-        )
+        return _parse_reply(code, " ".join(lines) if len(lines) > 1 else lines[0], command)
 
     async def _read_lines(self) -> tuple[list[str], int]:
         """The reply's text lines and code; :class:`ReplyError` if it is not one."""

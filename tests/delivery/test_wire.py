@@ -193,3 +193,23 @@ async def test_drain_is_skipped_only_when_it_could_not_wait_or_fail() -> None:
     assert drain_needed(failed)  # drain() would raise it
     for writer in (idle, buffered, closing, failed):
         writer.close()  # the fake transports hold nothing; closing keeps __del__ quiet
+
+
+async def test_a_repeated_reply_is_parsed_once_and_distinct_ones_stay_within_the_memo() -> None:
+    from kumocore.delivery import wire
+
+    replies = ReplyReader(_reader(b"250 2.1.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.0 Ok\r\n"))
+    first = await replies.read("MAIL FROM", 1)
+    second = await replies.read("MAIL FROM", 1)
+    third = await replies.read("RCPT TO", 1)  # same text, another command: its own Response
+    replies.close()
+    assert first is second and first.command == "MAIL FROM"
+    assert third.command == "RCPT TO" and third.content == "Ok"
+    assert str(third.enhanced_code) == "2.1.0"
+    # A server that answers differently every time (a queue id per message) only cycles it.
+    unique = b"".join(b"250 2.0.0 Ok: queued as %d\r\n" % n for n in range(2000))
+    replies = ReplyReader(_reader(unique))
+    for n in range(2000):
+        assert (await replies.read("DATA", 1)).content == f"Ok: queued as {n}"
+    replies.close()
+    assert wire._parse_reply.cache_info().currsize <= wire.REPLY_MEMO_SIZE
