@@ -116,7 +116,7 @@ def test_weak_encrypted_and_foreign_keys_are_refused(tmp_path: Path) -> None:
             load_private_key(tmp_path / name)
 
 
-def test_key_file_is_parsed_once_while_unchanged_and_again_after_rotation(
+def test_key_file_is_parsed_once_while_unchanged_and_again_after_rotation_and_recheck(
     keys: dict[str, KeyFile], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses: list[str] = []
@@ -127,6 +127,7 @@ def test_key_file_is_parsed_once_while_unchanged_and_again_after_rotation(
         return real_parse(data, origin=origin)
 
     monkeypatch.setattr(dkim_keys, "parse_private_key", counting)
+    monkeypatch.setattr(dkim_keys, "RECHECK_SECONDS", 3600.0)
     path = tmp_path / "rotating.pem"
     path.write_bytes(keys["rsa1024-pkcs1"].pem)
     first = load_private_key(path)
@@ -135,6 +136,9 @@ def test_key_file_is_parsed_once_while_unchanged_and_again_after_rotation(
 
     path.write_bytes(keys["rsa2048-pkcs8"].pem)
     os.utime(path, ns=(1, 1))  # a different mtime even on coarse-clock filesystems
+    # Until the recheck interval has passed the file is not even looked at.
+    assert load_private_key(path) is first and len(parses) == 1
+    monkeypatch.setattr(dkim_keys, "RECHECK_SECONDS", 0.0)
     rotated = load_private_key(path)
     assert len(parses) == 2
     assert public_key_record(rotated) == keys["rsa2048-pkcs8"].record
