@@ -12,6 +12,7 @@ import asyncio
 import collections
 import itertools
 import smtplib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,6 +134,11 @@ async def test_relay_to_domain_accepts_inbound_mail_from_anyone(deployment) -> N
 async def test_every_outcome_is_logged_to_local_logs(deployment) -> None:
     await asyncio.to_thread(deployment.send, "someone@yahoo.com", count=2)
     await deployment.sink.wait_for(2, timeout=20)
+    # The sink has the data before kumocore has read its 250: the Delivery record comes
+    # after that, so wait for it (segments in progress are readable) before closing.
+    deadline = time.monotonic() + 20
+    while len(deployment.records("Delivery")) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     await deployment.server.runtime.services.logs.close(timeout=5)  # type: ignore[union-attr]
     receptions, deliveries = deployment.records("Reception"), deployment.records("Delivery")
     assert len(receptions) == 2 and len(deliveries) == 2

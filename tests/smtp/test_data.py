@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 import kumocore.reception.smtp.data as data_io
+import kumocore.reception.smtp.dots as dots
 from kumocore.reception.smtp.data import (
     DataBudget,
     DataOverBudget,
@@ -21,9 +23,17 @@ from kumocore.reception.smtp.data import (
     unstuff,
 )
 
+Read = bytes | DataTooBig | DataOverBudget
 
-async def feed(chunks: list[bytes], max_size: int = 1 << 20) -> tuple[bytes | DataTooBig, bytes]:
+
+async def feed(chunks: list[bytes], max_size: int = 1 << 20) -> tuple[Read, bytes]:
     """Run read_data over ``chunks`` arriving one by one; returns (result, what is left)."""
+    return await run_reader(chunks, lambda reader: read_data(reader, max_size))
+
+
+async def run_reader(
+    chunks: list[bytes], read: Callable[[asyncio.StreamReader], Awaitable[Read]]
+) -> tuple[Read, bytes]:
     reader = asyncio.StreamReader(limit=100)
 
     async def writer() -> None:
@@ -33,7 +43,7 @@ async def feed(chunks: list[bytes], max_size: int = 1 << 20) -> tuple[bytes | Da
         reader.feed_eof()
 
     task = asyncio.create_task(writer())
-    result = await read_data(reader, max_size)
+    result = await read(reader)
     await task
     return result, await reader.read()
 
@@ -164,21 +174,9 @@ def reference_unstuff(data: bytes) -> bytes:
     return b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
 
 
-async def feed_message(
-    chunks: list[bytes], budget: DataBudget | None = None
-) -> tuple[bytes | DataTooBig | DataOverBudget, bytes]:
-    reader = asyncio.StreamReader(limit=100)
-
-    async def writer() -> None:
-        for chunk in chunks:
-            reader.feed_data(chunk)
-            await asyncio.sleep(0)
-        reader.feed_eof()
-
-    task = asyncio.create_task(writer())
-    result = await read_message(reader, 1 << 20, budget)
-    await task
-    return result, await reader.read()
+async def feed_message(chunks: list[bytes], budget: DataBudget | None = None) -> tuple[Read, bytes]:
+    """Run read_message over ``chunks`` arriving one by one."""
+    return await run_reader(chunks, lambda reader: read_message(reader, 1 << 20, budget))
 
 
 @pytest.mark.parametrize("window", [8, 64, data_io.READ_WINDOW])
@@ -224,7 +222,7 @@ async def test_a_body_of_dot_lines_only_is_not_walked_line_by_line(
     # After the first dot line the reader searches for the marker in C: a client sending
     # nothing but dot lines must not make the loop step through them one by one.
     calls = 0
-    real = data_io.find_dot_line
+    real = dots.find_dot_line
 
     def counting(data: bytes | bytearray, start: int = 0) -> int:
         nonlocal calls
