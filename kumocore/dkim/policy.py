@@ -139,10 +139,24 @@ class SignerCache:
         return len(self._entries)
 
 
+def _first(item: tuple[str, Hashable]) -> str:
+    return item[0]
+
+
+#: Option values that are their own key (with their type, so that True and 1 differ).
+_SCALARS = (str, int, float, bool, type(None), bytes)
+
+
 def _freeze(value: Any) -> Hashable:
-    """A hashable equivalent of a policy value (Lua tables arrive as dicts and lists)."""
+    """A hashable equivalent of a policy value (Lua tables arrive as dicts and lists).
+
+    A policy builds its signer for every message, so this runs per message: scalars are
+    tested first, and a table is sorted by its keys alone (its values' ``repr`` was most
+    of the cost); equal keys keep their order, so no two values are ever compared."""
+    if type(value) in _SCALARS:
+        return (type(value).__name__, value)
     if isinstance(value, Mapping):
-        return tuple(sorted(((str(k), _freeze(v)) for k, v in value.items()), key=repr))
+        return tuple(sorted(((str(k), _freeze(v)) for k, v in value.items()), key=_first))
     if isinstance(value, list | tuple):
         return tuple(_freeze(v) for v in value)
     if isinstance(value, Hashable):

@@ -131,6 +131,21 @@ def test_same_options_reuse_the_cached_signer_without_reloading_the_key(
     assert other is not first and other.selector == "other"
 
 
+def test_signer_cache_key_ignores_option_order_and_keeps_types_apart(
+    keys: dict[str, KeyFile],
+) -> None:
+    from kumocore.dkim.policy import _freeze
+
+    fn = make_dkim_functions()["dkim.rsa_sha256_signer"]
+    forward = options(keys["rsa2048-pkcs8"])
+    backward = dict(reversed(list(forward.items())))
+    assert fn(**backward) is fn(**forward)
+    assert _freeze({"ttl": 1}) != _freeze({"ttl": True}) != _freeze({"ttl": "1"})
+    # A Lua table may hold 1 and "1" as keys: equal once made text, their values (a list
+    # and a table here) are never compared with each other.
+    assert hash(_freeze({1: [1], "1": {"a": None}}))
+
+
 def test_cached_signer_expires_after_its_ttl(
     keys: dict[str, KeyFile], monkeypatch: pytest.MonkeyPatch
 ) -> None:
