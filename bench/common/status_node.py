@@ -66,6 +66,10 @@ def zones() -> dict[str, Any]:
     return out
 
 
+#: Ports tried for the sinks before giving up (see :meth:`Sinks.start`).
+_PORT_ATTEMPTS = 5
+
+
 class Sinks:
     """The two recording sinks, served from a thread with its own event loop."""
 
@@ -79,8 +83,21 @@ class Sinks:
     def start(self) -> Sinks:
         self.dns.start()
         self._thread.start()
-        for sink in self.sinks:
-            asyncio.run_coroutine_threadsafe(sink.start(), self.loop).result(10)
+        # The sinks share one port on their own addresses. A free port on one address can
+        # be taken on another by a parallel test before all are bound: then try another.
+        for attempt in range(_PORT_ATTEMPTS):
+            try:
+                for sink in self.sinks:
+                    asyncio.run_coroutine_threadsafe(sink.start(), self.loop).result(10)
+                return self
+            except OSError:
+                for sink in self.sinks:
+                    asyncio.run_coroutine_threadsafe(sink.stop(), self.loop).result(10)
+                if attempt == _PORT_ATTEMPTS - 1:
+                    raise
+                self.port = free_port()
+                for sink in self.sinks:
+                    sink.port = self.port
         return self
 
     def delivered(self) -> Counter[str]:
