@@ -3,12 +3,11 @@ where full stops come thick) gives exactly the answer of ``b"\\r\\n." in data``.
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kumocore.reception.smtp.dots as dots
 from kumocore.reception.smtp.dots import find_dot_line, has_dot_line
+from tests.support.sparse import tiny_spans
 
 _PIECES = st.lists(st.sampled_from([b"a", b".", b"..", b"\r", b"\n", b"\r\n", b"x.y",
                                     b"\r\n.", b".\r\n", b"\n.", b"\r."]),
@@ -26,10 +25,7 @@ def test_agrees_with_a_plain_search_on_arbitrary_bytes(data: bytes) -> None:
 def test_agrees_with_a_plain_search_when_re_takes_over_after_few_dots(data: bytes) -> None:
     # Tiny spans put every boundary case (a CRLF . straddling the end of a span handed to
     # re, a dot right after it) within reach of short inputs.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dots, "DOTS_PER_SPAN", 2)
-        patch.setattr(dots, "REGEX_SPAN", 5)
-        patch.setattr(dots, "SMALL", 0)
+    with tiny_spans(5):
         assert has_dot_line(data) == (b"\r\n." in data)
 
 
@@ -65,9 +61,6 @@ def test_the_first_line_is_left_to_the_caller() -> None:
 def test_find_dot_line_gives_the_first_crlf_dot_from_a_start_as_find_does(
     data: bytes, start: int
 ) -> None:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(dots, "DOTS_PER_SPAN", 2)
-        patch.setattr(dots, "REGEX_SPAN", 5)
-        patch.setattr(dots, "SMALL", 0)
+    with tiny_spans(5):
         assert find_dot_line(data, start) == data.find(b"\r\n.", start)
         assert find_dot_line(bytearray(data), start) == data.find(b"\r\n.", start)

@@ -225,8 +225,8 @@ def _find_end(buffer: bytearray, start: int, dot_lines: bool) -> tuple[int, bool
     the rest is left to that plain search: walking every dot line in Python would let a
     client that sends nothing else cost ~100 ns of the loop per byte."""
     size = len(buffer)
-    at = -1 if dot_lines else find_dot_line(buffer, start)
     if not dot_lines:
+        at = find_dot_line(buffer, start)
         if at < 0:
             return -1, False, max(start, size - 2)  # a CRLF at the end may begin a marker
         if at + 5 > size:  # the line's end has not arrived: look again from here

@@ -15,6 +15,7 @@ from kumocore import ConfigError
 from kumocore.dkim import Signer
 from kumocore.dkim.signer import _canonicalize_body, _canonicalize_header
 from tests.core.dkim.conftest import MESSAGE, KeyFile, Verify
+from tests.support.sparse import tiny_spans
 
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID")
 CANONS = [
@@ -224,10 +225,7 @@ _BODY_PIECES = st.lists(st.sampled_from([b"a", b" ", b"  ", b"\t", b"\r\n", b" \
 def test_the_space_search_answers_as_plain_searches_at_every_span_boundary(body: bytes) -> None:
     # Tiny spans and no small-body shortcut put every boundary of the spans handed to re
     # (a pair or a space-CRLF straddling one) within reach of short bodies.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(signer_module, "_SPACES_PER_SPAN", 2)
-        patch.setattr(signer_module, "_SPACE_SPAN", 3)
-        patch.setattr(signer_module, "_SMALL_BODY", 0)
+    with tiny_spans(3):
         expected = (b"\t" in body or b"  " in body, b" \r\n" in body)
         assert signer_module._spaces_to_relax(body) == expected
 
