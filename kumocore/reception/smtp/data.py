@@ -36,6 +36,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 
+from kumocore.mail import crlf
 from kumocore.reception.smtp.dots import find_dot_line, has_dot_line
 
 __all__ = [
@@ -277,9 +278,15 @@ def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
     120 us at 50 KB. ``splitlines`` breaks at CRLF, CR and LF alike; the line lengths
     then tell both answers. Every terminator is a CRLF exactly when the terminators take
     two bytes each (a bare CR or LF takes one), and the lines are then the CRLF lines.
+    Large bodies take :mod:`kumocore.mail.crlf`'s vectorised test when NumPy is there.
     """
     if not data:
         return False, True
+    vectorised = crlf.crlf_clean_vectorised
+    if vectorised is not None and len(data) >= crlf.VECTOR_MIN:
+        if vectorised(data):
+            return _crlf_line_over(data, limit), True
+        return has_long_line(data, limit), False
     lines = data.splitlines()
     # splitlines gives no empty last item after a final terminator: count terminators.
     terminators = len(lines) if data.endswith((b"\r", b"\n")) else len(lines) - 1

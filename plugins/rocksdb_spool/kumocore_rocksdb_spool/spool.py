@@ -7,7 +7,11 @@ record as for a hundred, so concurrent writers share it (group commit): ``put`` 
 handed to the spool's writer thread, which writes it as one WriteBatch, syncs the WAL
 once, and hands the batch back to the event loop (one ``call_soon_threadsafe``), where
 every caller's future is resolved and what piled up meanwhile goes next. So the batch
-size adapts to the load by itself. A plain thread and queue rather than
+size adapts to the load by itself. The first write after an idle spell waits
+:data:`COMMIT_WINDOW` (1 ms) for company before it is handed over: more records per sync.
+With the store writing body and meta at once, at 2 KB messages and 20 senders this cut the
+CPU per message by 14 % and raised the rate by 11 % (docs/performance.md, sixth round); a
+millisecond is small next to a sync's own latency. A plain thread and queue rather than
 ``run_in_executor``: a round trip through the executor cost the event loop about 13 us
 of CPU, this one about 4 us (two or more per message, at both spools).
 
@@ -39,6 +43,8 @@ __all__ = ["RocksDBSpool"]
 # One commit takes at most this much; the rest waits for the next one. Bounds the time
 # the writer holds the GIL inserting into the memtable, and so the loop's latency.
 _MAX_BATCH_BYTES = 8 * 1024 * 1024
+#: Seconds the first write after an idle spell waits for others to share its sync.
+COMMIT_WINDOW = 0.001
 _SCAN_CHUNK_ITEMS = 2048
 _SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 
@@ -111,9 +117,10 @@ class RocksDBSpool:
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((key.encode(), value, future))
         if not self._in_flight:
-            # Next loop turn: the writes made in this one share the batch.
+            # The writes made within the window share the batch; while a batch is with
+            # the writer, what arrives meanwhile goes as soon as it is back (_written).
             self._in_flight = True
-            loop.call_soon(self._dispatch, loop)
+            loop.call_later(COMMIT_WINDOW, self._dispatch, loop)
         # The commit is the writer thread's: a cancelled caller cancels only its own
         # wait, never the batch (its record may be on disk already, as for any crash).
         await future

@@ -1,6 +1,10 @@
-"""The message store: data then meta, recovery, quarantine of corrupt entries."""
+"""The message store: body and meta written at once, recovery, quarantine of corrupt entries."""
 
 from __future__ import annotations
+
+import asyncio
+
+import pytest
 
 from kumocore.mail.message import Message
 from kumocore.spool.base import MemorySpool
@@ -66,3 +70,65 @@ async def test_recovery_batches_hold_every_message_once_in_key_order_without_cor
     assert len(batches) > 1
     assert [m.id for batch in batches for m in batch] == sorted(m.id for m in saved)
     assert store.quarantined == 1
+
+
+async def turns(n: int = 5) -> None:
+    """Let the loop run a few turns (a save and the puts it gathers start one turn apart)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+class GatedSpool(MemorySpool):
+    """A spool whose puts wait for a gate (or fail with ``error`` when it opens)."""
+
+    def __init__(self, name: str, error: Exception | None = None) -> None:
+        super().__init__(name)
+        self.gate = asyncio.Event()
+        self.waiting = 0
+        self.error = error
+
+    async def put(self, key: str, value: bytes) -> None:
+        self.waiting += 1
+        await self.gate.wait()
+        if self.error is not None:
+            raise self.error
+        await super().put(key, value)
+
+
+async def test_body_and_meta_are_written_at_once_and_save_waits_for_both() -> None:
+    data, meta = GatedSpool("data"), GatedSpool("meta")
+    store = MessageStore(data, meta)
+    original = message(1)
+    saving = asyncio.ensure_future(store.save(original))
+    await turns()
+    assert (data.waiting, meta.waiting) == (1, 1)  # the meta did not wait for the body
+    meta.gate.set()
+    await turns()
+    assert not saving.done()  # no 250 before the body is synced too
+    data.gate.set()
+    await saving
+    assert original.id in data.items and original.id in meta.items
+
+
+async def test_a_save_whose_body_write_fails_leaves_no_meta_behind() -> None:
+    data, meta = GatedSpool("data", OSError("No space left on device")), MemorySpool("meta")
+    store = MessageStore(data, meta)
+    original = message(1)
+    saving = asyncio.ensure_future(store.save(original))
+    await turns()
+    assert original.id in meta.items  # the meta went first this time
+    data.gate.set()
+    with pytest.raises(OSError, match="No space left"):
+        await saving
+    assert len(meta) == 0 and len(data) == 0
+    assert (await store.recover_all()).recovered == 0
+
+
+async def test_a_save_whose_meta_write_fails_raises_and_its_body_is_collected() -> None:
+    data, meta = MemorySpool("data"), GatedSpool("meta", OSError("meta disk gone"))
+    store = MessageStore(data, meta)
+    meta.gate.set()
+    with pytest.raises(OSError, match="meta disk gone"):
+        await store.save(message(1))
+    assert len(data) == 1  # an orphan body, as after a crash: the next recovery removes it
+    assert await store.collect_garbage() == 1 and len(data) == 0

@@ -143,6 +143,27 @@ async def test_concurrent_puts_are_group_committed_and_all_durable(tmp_path: Pat
     await reopened.close()
 
 
+async def test_puts_arriving_within_the_commit_window_share_one_sync(
+    spool: RocksDBSpool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kumocore_rocksdb_spool import spool as spool_module
+
+    # A wide window, so that a busy test machine cannot stretch 10 ms past it.
+    monkeypatch.setattr(spool_module, "COMMIT_WINDOW", 0.25)
+    first = asyncio.ensure_future(spool.put("a", b"1"))
+    await asyncio.sleep(0.01)  # several loop turns: without a window "a" would be synced
+    assert not first.done()
+    await spool.put("b", b"2")
+    await first
+    assert (spool.syncs, spool.records) == (1, 2)
+
+
+async def test_a_put_after_the_window_went_by_takes_its_own_sync(spool: RocksDBSpool) -> None:
+    await spool.put("a", b"1")
+    await spool.put("b", b"2")
+    assert (spool.syncs, spool.records) == (2, 2)
+
+
 class RecordingDb:
     """Wraps the real database and records the order of writes and WAL syncs."""
 

@@ -1,0 +1,85 @@
+"""The vectorised CRLF test (NumPy) gives the plain definition's answer, and reception's
+line scan gives the same answers whichever path a body takes."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kumocore.mail import crlf
+from kumocore.reception.smtp.data import check_line_endings, has_long_line, scan_lines
+
+pytest.importorskip("numpy")  # the `fast` extra; `make test` installs it
+
+vectorised = crlf.crlf_clean_vectorised
+
+# Octets that matter (CR, LF) often, among a few that do not.
+OCTETS = st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"a", b".", b"\x00", b"\xff"]))
+
+
+def test_numpy_installed_means_the_vectorised_test_is_used() -> None:
+    assert vectorised is not None
+
+
+@given(OCTETS)
+def test_vectorised_crlf_test_agrees_with_the_definition(parts: list[bytes]) -> None:
+    assert vectorised is not None
+    data = b"".join(parts)
+    assert vectorised(data) == check_line_endings(data), data
+
+
+@pytest.mark.parametrize(
+    "data, clean",
+    [(b"", True), (b"\r\n", True), (b"\n", False), (b"\r", False), (b"a\r", False),
+     (b"\na", False), (b"\n\r", False), (b"\r\r\n", False), (b"\r\n\n", False),
+     (b"x" * 70_000 + b"\r\n", True), (b"x" * 70_000 + b"\n", False)],
+)
+def test_vectorised_crlf_test_at_the_edges(data: bytes, clean: bool) -> None:
+    assert vectorised is not None
+    assert vectorised(data) is clean
+
+
+def test_one_bare_cr_or_lf_anywhere_in_a_large_clean_body_is_found() -> None:
+    assert vectorised is not None
+    body = b"".join(b"line %06d of a long message body\r\n" % n for n in range(4000))
+    assert vectorised(body)
+    for at in (0, 1, 37, len(body) // 2, len(body) - 2, len(body)):
+        for stray in (b"\n", b"\r"):
+            broken = body[:at] + stray + body[at:]
+            assert not check_line_endings(broken)
+            assert not vectorised(broken), (at, stray)
+
+
+def test_scan_lines_takes_the_vectorised_path_and_answers_as_the_two_checks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+
+    def counting(data: bytes) -> bool:
+        calls.append(len(data))
+        assert vectorised is not None
+        return vectorised(data)
+
+    monkeypatch.setattr(crlf, "crlf_clean_vectorised", counting)
+    monkeypatch.setattr(crlf, "VECTOR_MIN", 1)  # every non-empty body takes it
+    rng = random.Random(6376)
+    alphabet = [b"a", b"bcd", b"\r", b"\n", b"\r\n", b"\r\n", b"."]
+    for _ in range(3000):
+        data = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(16)))
+        limit = rng.randrange(1, 8)
+        assert scan_lines(data, limit) == (
+            has_long_line(data, limit), check_line_endings(data)), (data, limit)
+    assert len(calls) > 2500
+
+
+def test_small_bodies_keep_the_plain_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(data: bytes) -> bool:
+        raise AssertionError("a body under VECTOR_MIN took the vectorised test")
+
+    monkeypatch.setattr(crlf, "crlf_clean_vectorised", refuse)
+    body = b"x" * (crlf.VECTOR_MIN - 3) + b"\r\n"
+    assert scan_lines(body, 998) == (True, True)
+    assert scan_lines(b"short\r\nlines\r\n", 998) == (False, True)
