@@ -10,6 +10,7 @@ import pytest
 
 import kumocore.reception.smtp.data as data_io
 import kumocore.reception.smtp.dots as dots
+from kumocore.mail import crlf
 from kumocore.reception.smtp.data import (
     DataBudget,
     DataOverBudget,
@@ -105,6 +106,19 @@ def test_long_line_detection() -> None:
     assert not has_long_line(b"", 998)
 
 
+@pytest.fixture(params=["plain", "vectorised"])
+def scan_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``scan_lines`` by its plain pass, and by NumPy's test for every non-empty body."""
+    if request.param == "plain":
+        monkeypatch.setattr(crlf, "crlf_clean_vectorised", None)
+    elif crlf.crlf_clean_vectorised is None:
+        pytest.skip("NumPy (the fast extra) is not installed")
+    else:
+        monkeypatch.setattr(crlf, "VECTOR_MIN", 1)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("scan_path")
 @pytest.mark.parametrize(
     "data",
     [b"", b"a", b"a\r\n", b"a\n", b"a\r", b"a\n\r", b"a\r\r\n", b"\r\n\r\n", b"x" * 12,
@@ -114,6 +128,7 @@ def test_scan_lines_answers_as_the_two_separate_checks(data: bytes) -> None:
     assert scan_lines(data, 10) == (has_long_line(data, 10), check_line_endings(data))
 
 
+@pytest.mark.usefixtures("scan_path")
 def test_scan_lines_answers_as_the_two_separate_checks_on_random_bodies() -> None:
     rng = random.Random(998)
     alphabet = [b"a", b"bcd", b"\r", b"\n", b"\r\n", b"\r\n", b"."]

@@ -126,8 +126,8 @@ class RocksDBSpool:
         await future
 
     def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Hand what is pending (up to the batch bound) to the writer thread."""
-        self._in_flight = True
+        """Hand what is pending (up to the batch bound) to the writer thread (``_in_flight``
+        is already set: by ``_submit`` for a new batch, still set in ``_written``)."""
         if not self._writer.is_alive():
             self._writer.start()
         self._batches.put((loop, self._take_batch()))
