@@ -86,18 +86,47 @@ class _Handler:
 
 
 class _SinkSMTP(SMTP):
+    """Counts a connection in ``active`` from its EHLO/HELO until it ends.
+
+    Not from the accept: a client that closes a connection (QUIT, FIN) and opens the next
+    one at once can have the new one accepted in the same loop turn in which the old one's
+    end is still unread, which would count one connection too many. Its EHLO comes only
+    after the sink's greeting, a round trip later, when the old end has been read.
+    """
+
+    _counted = False
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         state: SinkState = self.event_handler.state
         state.connections += 1
         self.session.sink_connection = state.connections  # type: ignore[union-attr]
-        ip = transport.get_extra_info("peername")[0]
-        self._sink_ip = ip
-        state.active[ip] += 1
-        state.max_active[ip] = max(state.max_active[ip], state.active[ip])
+        self._sink_ip = transport.get_extra_info("peername")[0]
+
+    def session_started(self) -> None:
+        if not self._counted:
+            self._counted = True
+            state: SinkState = self.event_handler.state
+            state.active[self._sink_ip] += 1
+            state.max_active[self._sink_ip] = max(
+                state.max_active[self._sink_ip], state.active[self._sink_ip])
+
+    def session_ended(self) -> None:
+        """The connection stops counting (idempotent: QUIT, the client's FIN, the loss)."""
+        if self._counted:
+            self._counted = False
+            self.event_handler.state.active[self._sink_ip] -= 1
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        self.session_started()
+        await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        self.session_started()
+        await super().smtp_HELO(hostname)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.event_handler.state.active[self._sink_ip] -= 1
+        self.session_ended()
         super().connection_lost(exc)
 
 

@@ -48,14 +48,47 @@ def refused(pipelining: bool) -> list[str]:
     return TX if pipelining else ["MAIL", "RCPT"]
 
 
+def offered(mx: HostileMx) -> list[str]:
+    """The recipients in the order the MX saw them: routing runs several workers, so the
+    order of delivery is not the order of injection, and the expectation follows it."""
+    rcpts = [line.split(":", 1)[1] for line in mx.commands if line.upper().startswith("RCPT")]
+    return [rcpt.strip().split(">", 1)[0].lstrip("<").lower() for rcpt in rcpts]
+
+
+def expected(mx: HostileMx, pipelining: bool, *, rset_between: bool) -> list[str]:
+    """EHLO, then the transactions in the MX's order: a refused one is reset at once;
+    with ``rset_between`` every later transaction is preceded by an RSET (one only, when
+    the one before was refused and reset already)."""
+    verbs_seen = ["EHLO"]
+    after_reset = True  # nothing to reset before a connection's first transaction
+    for recipient in offered(mx):
+        if rset_between and not after_reset:
+            verbs_seen.append("RSET")
+        failed = recipient.startswith("permfail")
+        verbs_seen += refused(pipelining) if failed else TX
+        if failed:
+            verbs_seen.append("RSET")
+        after_reset = failed
+    return [*verbs_seen, "QUIT"]
+
+
+def test_the_expectation_in_injection_order_is_the_documented_sequence() -> None:
+    mx = HostileMx("benign")
+    mx.commands = [f"RCPT TO:<{r}>" for r in RECIPIENTS]
+    assert expected(mx, True, rset_between=True) == [
+        "EHLO", *TX, "RSET", *TX, "RSET", *TX, "RSET", *TX, "QUIT"]
+    assert expected(mx, False, rset_between=False) == [
+        "EHLO", *TX, *TX, "MAIL", "RCPT", "RSET", *TX, "QUIT"]
+
+
 @pytest.mark.parametrize("pipelining", [True, False])
 async def test_rset_before_every_later_transaction_by_default(
     make_bench: Any, mx: HostileMx, pipelining: bool,
 ) -> None:
     await _deliver(make_bench, mx, enable_pipelining=pipelining)
+    assert sorted(offered(mx)) == sorted(RECIPIENTS)
     # after the refused RCPT, kumocore resets at once; the next transaction needs no other
-    assert verbs(mx) == ["EHLO", *TX, "RSET", *TX, "RSET", *refused(pipelining), "RSET",
-                         *TX, "QUIT"]
+    assert verbs(mx) == expected(mx, pipelining, rset_between=True)
 
 
 @pytest.mark.parametrize("pipelining", [True, False])
@@ -63,7 +96,9 @@ async def test_enable_rset_false_resets_only_after_a_failed_transaction(
     make_bench: Any, mx: HostileMx, pipelining: bool,
 ) -> None:
     await _deliver(make_bench, mx, enable_rset=False, enable_pipelining=pipelining)
-    assert verbs(mx) == ["EHLO", *TX, *TX, *refused(pipelining), "RSET", *TX, "QUIT"]
+    assert sorted(offered(mx)) == sorted(RECIPIENTS)
+    assert verbs(mx) == expected(mx, pipelining, rset_between=False)
+    assert verbs(mx).count("RSET") == 1
     assert sorted(m.recipient for m in mx.messages) == [
         "a@example.com", "b@example.com", "d@example.com"]
 

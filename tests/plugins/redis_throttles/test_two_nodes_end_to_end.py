@@ -88,20 +88,12 @@ class _ClientEndSMTP(_SinkSMTP):
     connection would show up as one connection too many.
     """
 
-    _ended = False
-
     def client_ended(self) -> None:
-        if not self._ended:
-            self._ended = True
-            self.event_handler.state.active[self._sink_ip] -= 1
+        self.session_ended()
 
     def eof_received(self) -> bool | None:
         self.client_ended()
         return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.client_ended()
-        SMTP.connection_lost(self, exc)  # not _SinkSMTP's: it would count the end twice
 
 
 class SlowSink(RecordingSink):
