@@ -8,7 +8,7 @@ orphans are emptied into the owned shards (:func:`migrate`), record by record:
 
 1. the data records a batch of meta records refer to are written to their target shard
    and synced (a spool's ``put`` returns once durable);
-2. then the meta records (the commit marker of a move), synced;
+2. then the meta records (the commit marker, as in :mod:`kumocore.spool.store`), synced;
 3. only then are they deleted from the orphan.
 
 ``kill -9`` at any point loses nothing: a message is always complete in the orphan, in

@@ -6,17 +6,13 @@ multi-recipient transaction share ONE data record, under a body key (``<id>.body
 (its own header lines, e.g. ``Received``). The store counts, in memory, the messages
 still referencing each shared body and deletes the body with the last of them.
 
-The body and the meta record are written at the same time, as KumoMTA writes them, and
-the 250 waits for both to be synced: one commit's latency per message instead of two in a
-row. Crash safety without a durable counter or a write order:
+Write order is data first, then meta: the meta record is the commit marker, so a message
+whose meta is on disk always has its body. Crash safety without a durable counter:
 
-* a crash with the body on disk but not its meta, or between deleting the last meta and
-  its body, leaves a body no meta references: recovery rebuilds the counts from the meta
-  records and then deletes every data record no meta (not even a quarantined one)
-  references (:meth:`MessageStore.collect_garbage`);
-* a crash with the meta on disk but not its body can only hit a message that never got
-  its 250; delivery quarantines such a meta ("data record missing"), it is never sent or
-  dropped silently. A save whose body write fails deletes the meta it wrote;
+* a crash between the body and the metas, or between deleting the last meta and its body,
+  leaves a body no meta references: recovery rebuilds the counts from the meta records
+  and then deletes every data record no meta (not even a quarantined one) references
+  (:meth:`MessageStore.collect_garbage`);
 * while recovery is still scanning, no shared body is deleted (a message delivered early
   could otherwise drop a body that metas not yet scanned still use).
 """
@@ -24,9 +20,8 @@ row. Crash safety without a durable counter or a write order:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Collection
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -75,25 +70,13 @@ class MessageStore:
         shared = message.shared
         if shared is None:
             message.spool_ref = None
-            await self._put_with_meta(self.data.put(message.id, message.data), message)
+            await self.data.put(message.id, message.data)
+            await self.meta.put(message.id, message.meta_bytes())
             return
+        await self._put_body(shared)
         message.spool_ref = (shared.key, message.head)
-        await self._put_with_meta(self._put_body(shared), message)
+        await self.meta.put(message.id, message.meta_bytes())
         self._reference(message.id, shared.key)
-
-    async def _put_with_meta(self, body_put: Awaitable[None], message: Message) -> None:
-        """Write the body (``body_put``) and the meta record at once; raise if either fails."""
-        body, meta = await asyncio.gather(
-            body_put, self.meta.put(message.id, message.meta_bytes()), return_exceptions=True)
-        if isinstance(body, BaseException):
-            if not isinstance(meta, BaseException):
-                # No meta may stand for a body that is not there (best effort: if this
-                # fails too, delivery quarantines the meta after the next start).
-                with contextlib.suppress(Exception):
-                    await self.meta.delete(message.id)
-            raise body
-        if isinstance(meta, BaseException):
-            raise meta  # the body is an orphan: the next recovery collects it
 
     async def _put_body(self, shared: SharedBody) -> None:
         """Write a shared body once, however many of its messages are saved at once."""

@@ -8,12 +8,12 @@ handed to the spool's writer thread, which writes it as one WriteBatch, syncs th
 once, and hands the batch back to the event loop (one ``call_soon_threadsafe``), where
 every caller's future is resolved and what piled up meanwhile goes next. So the batch
 size adapts to the load by itself. The first write after an idle spell waits
-:data:`COMMIT_WINDOW` (1 ms) for company before it is handed over: more records per sync.
-With the store writing body and meta at once, at 2 KB messages and 20 senders this cut the
-CPU per message by 14 % and raised the rate by 11 % (docs/performance.md, sixth round); a
-millisecond is small next to a sync's own latency. A plain thread and queue rather than
-``run_in_executor``: a round trip through the executor cost the event loop about 13 us
-of CPU, this one about 4 us (two or more per message, at both spools).
+:data:`COMMIT_WINDOW` (1 ms) for company before it is handed over: more records per sync
+(at 2 KB messages and 20 senders the CPU per message went from 0.56 to 0.46 ms;
+docs/performance.md, sixth round), a millisecond next to a sync's own latency. A plain
+thread and queue rather than ``run_in_executor``: a round trip through the executor cost
+the event loop about 13 us of CPU, this one about 4 us (two or more per message, at both
+spools).
 
 Why ``write`` + ``flush_wal(sync=True)`` rather than a ``sync=True`` write: rocksdict
 keeps the GIL for the whole of ``write``, so a synced write would freeze the event loop
