@@ -73,7 +73,7 @@ async def test_recovery_batches_hold_every_message_once_in_key_order_without_cor
 
 
 async def turns(n: int = 5) -> None:
-    """Let the loop run a few turns (a save and the puts it gathers start one turn apart)."""
+    """Let the loop run a few turns: a save and each of its puts start a turn apart."""
     for _ in range(n):
         await asyncio.sleep(0)
 

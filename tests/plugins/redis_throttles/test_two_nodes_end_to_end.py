@@ -76,7 +76,7 @@ class _SlowDataHandler(_Handler):
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if isinstance(server, _ClientEndSMTP):
-            server.client_ended()
+            server.session_ended()
         return "221 Bye"
 
 
@@ -88,11 +88,8 @@ class _ClientEndSMTP(_SinkSMTP):
     connection would show up as one connection too many.
     """
 
-    def client_ended(self) -> None:
-        self.session_ended()
-
     def eof_received(self) -> bool | None:
-        self.client_ended()
+        self.session_ended()
         return super().eof_received()
 
 
