@@ -46,6 +46,27 @@ class Spool(Protocol):
         ...
 
 
+@runtime_checkable
+class OrderedPuts(Protocol):
+    """An optional spool capability: two records, in two spools, in order, at once.
+
+    :class:`~kumocore.spool.store.MessageStore` saves a message as its body in the
+    ``data`` spool and then its envelope in the ``meta`` spool, the commit marker. A kind
+    that can write both in one commit, the body synced before the marker is written,
+    saves the store a second commit per message (the RocksDB kind does; see
+    docs/performance.md, seventh round). Without it the store awaits two ``put`` calls.
+    """
+
+    async def put_before(
+        self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes
+    ) -> None:
+        """Store ``value`` under ``key`` here, then ``then_value`` under ``then_key`` in
+        ``then``; return once both are durable. ``then``'s record must never reach the
+        disk before this one is synced; a kind that cannot keep that for ``then`` (another
+        kind, another loop) writes the two one after the other."""
+        ...
+
+
 #: ``factory(name=..., path=..., **options) -> Spool``; options are the remaining
 #: ``kumo.define_spool`` fields (``flush``, ``rocks_params``...).
 SpoolFactory = Callable[..., Spool]

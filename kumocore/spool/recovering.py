@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from kumocore.spool.base import Spool
+from kumocore.spool.base import OrderedPuts, Spool
 
 log = structlog.get_logger("kumocore.spool")
 
@@ -48,6 +48,29 @@ class RecoveringSpool:
 
     async def delete(self, key: str) -> None:
         await self._write(self.inner.delete, key)
+
+    async def put_before(
+        self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes
+    ) -> None:
+        """:class:`~kumocore.spool.base.OrderedPuts` through both wrappers: the inner
+        kind's one commit while both spools are healthy, else one reopening put each."""
+        inner_then = then.inner if isinstance(then, RecoveringSpool) else then
+        healthy = not self._failed and not getattr(then, "_failed", False)
+        if not healthy or not isinstance(self.inner, OrderedPuts):
+            await self.put(key, value)
+            await then.put(then_key, then_value)
+            return
+        try:
+            await self.inner.put_before(key, value, inner_then, then_key, then_value)
+        except Exception:
+            # Either database may be the one that failed: both are reopened before their
+            # next write (at most once per REOPEN_INTERVAL each).
+            self._failed = True
+            if isinstance(then, RecoveringSpool):
+                then._failed = True
+            if self._on_failure is not None:
+                self._on_failure()
+            raise
 
     async def get(self, key: str) -> bytes | None:
         return await self.inner.get(key)

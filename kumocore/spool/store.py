@@ -7,7 +7,9 @@ multi-recipient transaction share ONE data record, under a body key (``<id>.body
 still referencing each shared body and deletes the body with the last of them.
 
 Write order is data first, then meta: the meta record is the commit marker, so a message
-whose meta is on disk always has its body. Crash safety without a durable counter:
+whose meta is on disk always has its body. A data spool with ``put_before``
+(:class:`~kumocore.spool.base.OrderedPuts`) writes both in one commit and keeps that
+order. Crash safety without a durable counter:
 
 * a crash between the body and the metas, or between deleting the last meta and its body,
   leaves a body no meta references: recovery rebuilds the counts from the meta records
@@ -29,7 +31,7 @@ import orjson
 import structlog
 
 from kumocore.mail.body import is_body_key
-from kumocore.spool.base import Spool
+from kumocore.spool.base import OrderedPuts, Spool
 
 if TYPE_CHECKING:
     from kumocore.mail.body import SharedBody
@@ -64,12 +66,18 @@ class MessageStore:
         self._key_of: dict[str, str] = {}
         self._body_puts: dict[str, asyncio.Task[None]] = {}
         self._recovering = False
+        # Body and commit marker in one commit, when the data spool's kind can (in order).
+        self._put_pair = data.put_before if isinstance(data, OrderedPuts) else None
 
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
         shared = message.shared
         if shared is None:
             message.spool_ref = None
+            if self._put_pair is not None:
+                await self._put_pair(
+                    message.id, message.data, self.meta, message.id, message.meta_bytes())
+                return
             await self.data.put(message.id, message.data)
             await self.meta.put(message.id, message.meta_bytes())
             return

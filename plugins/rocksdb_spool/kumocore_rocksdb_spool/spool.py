@@ -2,18 +2,12 @@
 
 Durability is the point of a spool: ``put`` returns only once its record is synced to
 disk, because the SMTP 250 is sent right after. One sync costs about as much for one
-record as for a hundred, so concurrent writers share it (group commit): ``put`` and
-``delete`` append to a pending list; when no commit is under way, everything pending is
-handed to the spool's writer thread, which writes it as one WriteBatch, syncs the WAL
-once, and hands the batch back to the event loop (one ``call_soon_threadsafe``), where
-every caller's future is resolved and what piled up meanwhile goes next. So the batch
-size adapts to the load by itself. The first write after an idle spell waits
-:data:`COMMIT_WINDOW` (1 ms) for company before it is handed over: more records per sync
-(at 2 KB messages and 20 senders the CPU per message went from 0.56 to 0.46 ms;
-docs/performance.md, sixth round), a millisecond next to a sync's own latency. A plain
-thread and queue rather than ``run_in_executor``: a round trip through the executor cost
-the event loop about 13 us of CPU, this one about 4 us (two or more per message, at both
-spools).
+record as for a hundred, so concurrent writers share it (group commit): every write goes
+to the loop's :class:`~kumocore_rocksdb_spool.committer.Committer`, whose one writer
+thread writes what is pending in every spool of the loop as one WriteBatch per spool and
+one WAL sync each, then hands the cycle back to the event loop (one
+``call_soon_threadsafe``). :meth:`RocksDBSpool.put_before` writes a body and its commit
+marker in one cycle, the body synced first (the core's ``OrderedPuts``).
 
 Why ``write`` + ``flush_wal(sync=True)`` rather than a ``sync=True`` write: rocksdict
 keeps the GIL for the whole of ``write``, so a synced write would freeze the event loop
@@ -27,34 +21,37 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import queue
-import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kumocore import ConfigError
+from kumocore.spool import Spool
+from kumocore_rocksdb_spool.committer import Committer
 from kumocore_rocksdb_spool.params import build_options
 
 if TYPE_CHECKING:
     from rocksdict import Rdict, WriteBatch
 
-__all__ = ["RocksDBSpool"]
+__all__ = ["RocksDBSpool", "committer_for"]
 
-# One commit takes at most this much; the rest waits for the next one. Bounds the time
-# the writer holds the GIL inserting into the memtable, and so the loop's latency.
-_MAX_BATCH_BYTES = 8 * 1024 * 1024
-#: Seconds the first write after an idle spell waits for others to share its sync.
-COMMIT_WINDOW = 0.001
 _SCAN_CHUNK_ITEMS = 2048
 _SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 
 #: A record as a scan reads it: (key, value), or (key, None) when only keys are read.
 _Record = TypeVar("_Record", tuple[bytes, bytes], tuple[bytes, None])
 
-# (key, value or None for a delete, the caller's future)
-_Op = tuple[bytes, bytes | None, "asyncio.Future[None]"]
-# A batch for the writer thread, with the loop its futures belong to; None stops it.
-_Batch = tuple[asyncio.AbstractEventLoop, list[_Op]] | None
+# The committer of each running loop, shared by the spools written from it.
+_COMMITTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Committer] = (
+    weakref.WeakKeyDictionary())
+
+
+def committer_for(loop: asyncio.AbstractEventLoop) -> Committer:
+    """The committer shared by the spools that ``loop`` writes to."""
+    committer = _COMMITTERS.get(loop)
+    if committer is None:
+        committer = _COMMITTERS[loop] = Committer()
+    return committer
 
 
 class RocksDBSpool:
@@ -83,14 +80,7 @@ class RocksDBSpool:
         self._unsynced = rocksdict.WriteOptions()
         self._unsynced.sync = False
         self._batch_type: type[WriteBatch] = rocksdict.WriteBatch
-        self._pending: list[_Op] = []
-        self._batches: queue.SimpleQueue[_Batch] = queue.SimpleQueue()
-        self._in_flight = False  # a batch is with the writer thread
-        self._idle: asyncio.Event | None = None  # set when none is (made by close())
-        # Started with the first write, like the executor it replaces: a spool opened and
-        # only read (or opened before a fork) has no thread.
-        self._writer = threading.Thread(
-            target=self._write_batches, name=f"rocksdb-{name}", daemon=True)
+        self._committer: Committer | None = None  # the loop's, from the first write on
         self._reads: set[asyncio.Future[Any]] = set()
         self._closed = False
         #: Synced writes done and records they carried: ``records / syncs`` is the batch size.
@@ -104,76 +94,47 @@ class RocksDBSpool:
 
     async def put(self, key: str, value: bytes) -> None:
         """Store ``value`` under ``key``; returns once it is synced to disk."""
-        await self._submit(key, bytes(value))
+        committer = self._writing()
+        await committer.submit(((self, key.encode(), bytes(value)),))
 
     async def delete(self, key: str) -> None:
         """Remove ``key``; batched with other writes, synced only if they need it."""
-        await self._submit(key, None)
+        committer = self._writing()
+        await committer.submit(((self, key.encode(), None),))
 
-    async def _submit(self, key: str, value: bytes | None) -> None:
+    async def put_before(
+        self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes
+    ) -> None:
+        """Store ``value`` here, then ``then_value`` in the spool ``then``; returns once both
+        are synced. ``then``'s record never reaches the disk before this one is synced.
+
+        A spool of the same loop's committer gets both in one commit cycle; any other
+        spool gets them one after the other."""
+        committer = self._writing()
+        if isinstance(then, RocksDBSpool) and not then._closed and committer.order(self, then):
+            then._writing()
+            # The commit is the writer thread's: a cancelled caller cancels only its own
+            # wait, never the cycle (its records may be on disk already, as for any crash).
+            await committer.submit(
+                ((self, key.encode(), bytes(value)), (then, then_key.encode(), bytes(then_value))))
+            return
+        await self.put(key, value)
+        await then.put(then_key, then_value)
+
+    def _writing(self) -> Committer:
         if self._closed:
             raise RuntimeError(f"spool {self.name!r} is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((key.encode(), value, future))
-        if not self._in_flight:
-            # The writes made within the window share the batch; while a batch is with
-            # the writer, what arrives meanwhile goes as soon as it is back (_written).
-            self._in_flight = True
-            loop.call_later(COMMIT_WINDOW, self._dispatch, loop)
-        # The commit is the writer thread's: a cancelled caller cancels only its own
-        # wait, never the batch (its record may be on disk already, as for any crash).
-        await future
+        committer = self._committer
+        if committer is None:
+            committer = self._committer = committer_for(asyncio.get_running_loop())
+            committer.register(self)
+        return committer
 
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Hand what is pending (up to the batch bound) to the writer thread (``_in_flight``
-        is already set: by ``_submit`` for a new batch, still set in ``_written``)."""
-        if not self._writer.is_alive():
-            self._writer.start()
-        self._batches.put((loop, self._take_batch()))
-
-    def _write_batches(self) -> None:
-        """The writer thread: write each batch, hand it back to its loop."""
-        while (item := self._batches.get()) is not None:
-            loop, ops = item
-            failure: BaseException | None = None
-            try:
-                self._write(ops)
-            except BaseException as exc:  # every caller must hear of it, whatever it is
-                failure = exc if isinstance(exc, Exception) else RuntimeError(
-                    f"spool {self.name!r}: commit failed: {exc!r}")
-            try:
-                loop.call_soon_threadsafe(self._written, loop, ops, failure)
-            except RuntimeError:  # the loop is closed: nobody is left waiting
-                pass
-
-    def _written(
-        self, loop: asyncio.AbstractEventLoop, ops: list[_Op], failure: BaseException | None
-    ) -> None:
-        """On the loop: a batch is on disk (or failed); the next one goes."""
-        _settle(ops, failure)
-        if self._pending:
-            self._dispatch(loop)
-            return
-        self._in_flight = False
-        if self._idle is not None:
-            self._idle.set()
-
-    def _take_batch(self) -> list[_Op]:
-        size, count = 0, 0
-        for key, value, _ in self._pending:
-            size += len(key) + (len(value) if value is not None else 0)
-            count += 1
-            if size >= _MAX_BATCH_BYTES:
-                break
-        ops, self._pending = self._pending[:count], self._pending[count:]
-        return ops
-
-    def _write(self, ops: list[_Op]) -> None:
+    def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
         """On the writer thread: one batch, then one WAL sync if it holds any put."""
         batch = self._batch_type(raw_mode=True)
         sync = False
-        for key, value, _ in ops:
+        for key, value in ops:
             if value is None:
                 batch.delete(key)
             else:
@@ -267,23 +228,11 @@ class RocksDBSpool:
         if self._closed:
             return
         self._closed = True
-        if self._in_flight:  # let every pending write reach the disk first
-            self._idle = asyncio.Event()
-            await asyncio.shield(self._idle.wait())
+        committer = self._committer
+        if committer is not None:  # let every pending write reach the disk first
+            await committer.drained()
+            if committer.unregister(self):
+                await committer.stop()
         if self._reads:
             await asyncio.gather(*self._reads, return_exceptions=True)
-        loop = asyncio.get_running_loop()
-        if self._writer.is_alive():
-            self._batches.put(None)
-            await loop.run_in_executor(None, self._writer.join)
-        await loop.run_in_executor(None, self._db.close)
-
-
-def _settle(ops: list[_Op], failure: BaseException | None) -> None:
-    for _, _, future in ops:
-        if future.done():  # its caller was cancelled
-            continue
-        if failure is None:
-            future.set_result(None)
-        else:
-            future.set_exception(failure)
+        await asyncio.get_running_loop().run_in_executor(None, self._db.close)

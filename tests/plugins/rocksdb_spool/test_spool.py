@@ -146,7 +146,7 @@ async def test_concurrent_puts_are_group_committed_and_all_durable(tmp_path: Pat
 async def test_puts_arriving_within_the_commit_window_share_one_sync(
     spool: RocksDBSpool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kumocore_rocksdb_spool import spool as spool_module
+    from kumocore_rocksdb_spool import committer as spool_module
 
     # A wide window, so that a busy test machine cannot stretch 10 ms past it.
     monkeypatch.setattr(spool_module, "COMMIT_WINDOW", 0.25)

@@ -1,0 +1,219 @@
+"""One writer thread per event loop for all of its RocksDB spools: group commit, in order.
+
+A message is made durable by two records, its body in the ``data`` spool and then its
+envelope in the ``meta`` spool, the commit marker: the meta record must never reach the
+disk before the body is synced. With a writer thread per spool that order costs two
+hand-overs and two commit cycles per message, one after the other. Here every spool of a
+loop hands its writes to one :class:`Committer`, and a *ticket* may carry writes to several
+spools. Each cycle writes the spools one after the other, in an order that puts the first
+spool of every :meth:`Committer.put_in_order` pair before the second, each as one
+WriteBatch followed by one WAL sync: a pair's second record is written only after its
+first is synced, in the same cycle, with one hand-over. Within one spool the writes keep
+the order they were submitted in.
+
+The cycle is the group commit: the first ticket after an idle spell waits
+:data:`COMMIT_WINDOW` (1 ms) for company, then everything pending (up to
+:data:`MAX_BATCH_BYTES`) goes to the thread; while it is there, what arrives waits and goes
+as soon as it is back, so the batch grows with the load by itself (docs/performance.md,
+sixth and seventh rounds). A spool that fails its write fails every ticket not yet fully
+written in that cycle; nothing of a ticket is written after one of its spools failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Protocol
+
+__all__ = ["COMMIT_WINDOW", "MAX_BATCH_BYTES", "Committer", "Writable"]
+
+#: Seconds the first write after an idle spell waits for others to share its sync.
+COMMIT_WINDOW = 0.001
+#: One cycle takes at most this much; the rest waits for the next. Bounds the time the
+#: writer holds the GIL inserting into memtables, and so the loop's latency.
+MAX_BATCH_BYTES = 8 * 1024 * 1024
+
+
+class Writable(Protocol):
+    """A spool as the committer sees it: a name and a way to write a batch of ops."""
+
+    name: str
+
+    def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        """On the writer thread: write ``ops`` (a None value deletes) as one batch, synced
+        if it holds a put."""
+        ...
+
+
+# (the spool, key, value or None for a delete)
+Op = tuple[Writable, bytes, bytes | None]
+
+
+class _Ticket:
+    __slots__ = ("future", "ops", "size")
+
+    def __init__(self, ops: Sequence[Op], future: asyncio.Future[None]) -> None:
+        self.ops = ops
+        self.future = future
+        self.size = sum(len(key) + (len(value) if value else 0) for _, key, value in ops)
+
+
+class _Cycle:
+    """One hand-over to the thread: the tickets, and the spools' ops in writing order."""
+
+    __slots__ = ("failed_at", "failure", "loop", "steps", "tickets")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, tickets: list[_Ticket],
+                 order: list[Writable]) -> None:
+        self.loop = loop
+        self.tickets = tickets
+        by_spool: dict[Writable, list[tuple[bytes, bytes | None]]] = {}
+        for ticket in tickets:
+            for spool, key, value in ticket.ops:
+                by_spool.setdefault(spool, []).append((key, value))
+        rank = {spool: index for index, spool in enumerate(order)}
+        self.steps = sorted(by_spool.items(), key=lambda item: rank.get(item[0], len(rank)))
+        self.failure: BaseException | None = None
+        self.failed_at = len(self.steps)  # index of the step that failed
+
+    def run(self) -> None:
+        """On the writer thread: each spool's batch in order, stopping at a failure."""
+        for index, (spool, ops) in enumerate(self.steps):
+            try:
+                spool._write(ops)
+            except BaseException as exc:  # every caller must hear of it, whatever it is
+                self.failure = exc if isinstance(exc, Exception) else RuntimeError(
+                    f"spool {spool.name!r}: commit failed: {exc!r}")
+                self.failed_at = index
+                return
+
+    def settle(self) -> None:
+        """On the loop: a ticket succeeded if every spool it wrote to was written."""
+        unwritten = {spool for spool, _ in self.steps[self.failed_at:]}
+        for ticket in self.tickets:
+            if ticket.future.done():  # its caller was cancelled
+                continue
+            if self.failure is not None and any(op[0] in unwritten for op in ticket.ops):
+                ticket.future.set_exception(self.failure)
+            else:
+                ticket.future.set_result(None)
+
+
+class Committer:
+    """The writer thread and group commit shared by the RocksDB spools of one loop."""
+
+    def __init__(self) -> None:
+        self._order: list[Writable] = []  # spools in writing order
+        self._before: set[tuple[Writable, Writable]] = set()  # (first, second) pairs
+        self._pending: list[_Ticket] = []
+        self._cycles: queue.SimpleQueue[_Cycle | None] = queue.SimpleQueue()
+        self._in_flight = False  # a cycle is with the thread, or its window is open
+        self._idle: list[asyncio.Future[None]] = []
+        # Started with the first cycle: a spool opened and only read, or opened before a
+        # fork, has no thread.
+        self._thread: threading.Thread | None = None
+        #: Cycles handed back to the loop: one hand-over and at most one sync per spool each.
+        self.cycles = 0
+
+    # ------------------------------------------------------------------ spools
+
+    def register(self, spool: Writable) -> None:
+        if spool not in self._order:
+            self._order.append(spool)
+
+    def unregister(self, spool: Writable) -> bool:
+        """Forget ``spool``; True when no spool is left (the caller then stops the thread)."""
+        if spool in self._order:
+            self._order.remove(spool)
+        self._before = {pair for pair in self._before if spool not in pair}
+        return not self._order
+
+    def order(self, first: Writable, second: Writable) -> bool:
+        """Write ``first`` before ``second`` in every cycle from now on; False if another
+        pair already asks for the opposite (the caller then writes them one by one)."""
+        if (first, second) in self._before:
+            return True
+        if (second, first) in self._before:
+            return False
+        self.register(first)
+        self.register(second)
+        self._before.add((first, second))
+        if self._order.index(first) > self._order.index(second):
+            self._order.remove(first)
+            self._order.insert(self._order.index(second), first)
+        return True
+
+    # ------------------------------------------------------------------ writes
+
+    def submit(self, ops: Sequence[Op]) -> asyncio.Future[None]:
+        """Queue one ticket; its future resolves once every op in it is on disk."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append(_Ticket(ops, future))
+        if not self._in_flight:
+            # The tickets made within the window share the cycle; while a cycle is with
+            # the thread, what arrives meanwhile goes as soon as it is back (_written).
+            self._in_flight = True
+            loop.call_later(COMMIT_WINDOW, self._dispatch, loop)
+        return future
+
+    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            thread = self._thread = threading.Thread(
+                target=self._run, args=(self._cycles,), name="rocksdb-commit", daemon=True)
+            thread.start()
+        self._cycles.put(_Cycle(loop, self._take(), self._order))
+
+    def _take(self) -> list[_Ticket]:
+        size, count = 0, 0
+        for ticket in self._pending:
+            size += ticket.size
+            count += 1
+            if size >= MAX_BATCH_BYTES:
+                break
+        taken, self._pending = self._pending[:count], self._pending[count:]
+        return taken
+
+    def _run(self, cycles: queue.SimpleQueue[_Cycle | None]) -> None:
+        """The writer thread: run each cycle, hand it back to its loop."""
+        while (cycle := cycles.get()) is not None:
+            cycle.run()
+            try:
+                cycle.loop.call_soon_threadsafe(self._written, cycle)
+            except RuntimeError:  # the loop is closed: nobody is left waiting
+                pass
+
+    def _written(self, cycle: _Cycle) -> None:
+        """On the loop: a cycle is on disk (or failed); the next one goes."""
+        self.cycles += 1
+        cycle.settle()
+        if self._pending:
+            self._dispatch(cycle.loop)
+            return
+        self._in_flight = False
+        idle, self._idle = self._idle, []
+        for waiter in idle:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def drained(self) -> None:
+        """Wait until every ticket submitted so far is on disk (or failed)."""
+        if self._in_flight:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            await asyncio.shield(waiter)
+
+    async def stop(self) -> None:
+        """Stop the thread (once no spool is left); a later write starts a new one."""
+        thread, cycles = self._thread, self._cycles
+        if thread is None or not thread.is_alive():
+            return
+        # A new thread, if a spool writes meanwhile, gets a queue of its own.
+        self._thread, self._cycles = None, queue.SimpleQueue()
+        cycles.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)

@@ -1,0 +1,191 @@
+"""One commit cycle for a message's body and its commit marker, body synced first."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kumocore_rocksdb_spool import RocksDBSpool
+from kumocore_rocksdb_spool.spool import committer_for
+
+from kumocore.mail.message import Message
+from kumocore.spool import MemorySpool, OrderedPuts
+from kumocore.spool.recovering import RecoveringSpool
+from kumocore.spool.store import MessageStore
+
+
+class Recording:
+    """Wraps a spool's database and logs its writes and syncs, named by spool."""
+
+    def __init__(self, name: str, db: Any, events: list[str]) -> None:
+        self.name, self.db, self.events = name, db, events
+
+    def write(self, batch: Any, opts: Any) -> None:
+        self.events.append(f"{self.name} write")
+        self.db.write(batch, opts)
+
+    def flush_wal(self, sync: bool) -> None:
+        self.db.flush_wal(sync)
+        self.events.append(f"{self.name} synced")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[tuple[RocksDBSpool, RocksDBSpool, list[str]]]:
+    events: list[str] = []
+    data = RocksDBSpool("data", str(tmp_path / "data"))
+    meta = RocksDBSpool("meta", str(tmp_path / "meta"))
+    data._db = Recording("data", data._db, events)  # type: ignore[assignment]
+    meta._db = Recording("meta", meta._db, events)  # type: ignore[assignment]
+    yield data, meta, events
+    await data.close()
+    await meta.close()
+
+
+async def test_put_before_syncs_the_body_before_writing_the_marker_in_one_cycle(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, events = pair
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    assert events == ["data write", "data synced", "meta write", "meta synced"]
+    assert committer_for(asyncio.get_running_loop()).cycles == 1
+    assert (await data.get("m1"), await meta.get("m1")) == (b"body", b"envelope")
+
+
+async def test_concurrent_pairs_share_a_cycle_and_one_sync_per_spool(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, events = pair
+    await asyncio.gather(*(
+        data.put_before(f"m{i}", b"b%d" % i, meta, f"m{i}", b"e%d" % i) for i in range(50)))
+    assert (data.syncs, meta.syncs) == (1, 1)
+    assert events == ["data write", "data synced", "meta write", "meta synced"]
+    assert [await meta.get(f"m{i}") for i in (0, 49)] == [b"e0", b"e49"]
+
+
+async def test_the_marker_spool_writing_first_does_not_put_it_before_the_body(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, events = pair
+    alone = asyncio.ensure_future(meta.put("other", b"x"))  # meta registers first
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    await alone
+    assert events == ["data write", "data synced", "meta write", "meta synced"]
+
+
+async def test_a_failed_body_write_leaves_the_marker_and_the_rest_of_the_cycle_unwritten(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, _ = pair
+
+    def broken(ops: object) -> None:
+        raise OSError("disk on fire")
+
+    data._write = broken  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        data.put_before("m1", b"body", meta, "m1", b"envelope"),
+        meta.put("unrelated", b"x"),  # same cycle, written after the failed spool: not at all
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, OSError) and "disk on fire" in str(r) for r in results)
+    assert await meta.get("m1") is None
+    assert await meta.get("unrelated") is None
+
+
+async def test_a_failed_marker_write_still_acknowledges_tickets_that_were_written(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, _ = pair
+
+    def broken(ops: object) -> None:
+        raise OSError("meta disk on fire")
+
+    meta._write = broken  # type: ignore[method-assign]
+    body_only, both = await asyncio.gather(
+        data.put("body-only", b"b"),
+        data.put_before("m1", b"body", meta, "m1", b"envelope"),
+        return_exceptions=True,
+    )
+    assert body_only is None
+    assert isinstance(both, OSError)
+
+
+async def test_the_opposite_order_is_written_one_spool_after_the_other(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, events = pair
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    events.clear()
+    await meta.put_before("m2", b"first", data, "m2", b"second")  # data is ordered first
+    assert events == ["meta write", "meta synced", "data write", "data synced"]
+    assert committer_for(asyncio.get_running_loop()).cycles == 3
+
+
+async def test_put_before_another_kind_of_spool_writes_one_after_the_other(
+    tmp_path: Path,
+) -> None:
+    data = RocksDBSpool("data", str(tmp_path / "data"))
+    meta = MemorySpool("meta")
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    assert (await data.get("m1"), await meta.get("m1")) == (b"body", b"envelope")
+    await data.close()
+
+
+async def test_closing_one_spool_leaves_the_other_writing_and_the_last_stops_the_thread(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, _ = pair
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    committer = committer_for(asyncio.get_running_loop())
+    thread = committer._thread
+    assert thread is not None and thread.is_alive()
+    await meta.close()
+    await data.put("m2", b"more")
+    assert await data.get("m2") == b"more"
+    await data.close()
+    assert not thread.is_alive()
+
+
+async def test_the_store_saves_a_message_in_one_cycle_through_recovering_spools(
+    tmp_path: Path,
+) -> None:
+    data = RecoveringSpool(lambda: RocksDBSpool("data", str(tmp_path / "data")))
+    meta = RecoveringSpool(lambda: RocksDBSpool("meta", str(tmp_path / "meta")))
+    assert isinstance(data.inner, OrderedPuts)
+    store = MessageStore(data, meta)
+    before = committer_for(asyncio.get_running_loop()).cycles
+    message = Message("a@s.test", "r@example.com", b"Subject: x\r\n\r\nbody\r\n")
+    await store.save(message)
+    assert committer_for(asyncio.get_running_loop()).cycles == before + 1
+    assert await data.get(message.id) == message.data
+    assert await meta.get(message.id) == message.meta_bytes()
+    await store.close()
+
+
+async def test_a_failed_pair_reopens_both_spools_before_their_next_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = RecoveringSpool(lambda: RocksDBSpool("data", str(tmp_path / "data")))
+    meta = RecoveringSpool(lambda: RocksDBSpool("meta", str(tmp_path / "meta")))
+
+    def broken(ops: object) -> None:
+        raise OSError("disk on fire")
+
+    data.inner._write = broken  # type: ignore[attr-defined]
+    with pytest.raises(OSError, match="disk on fire"):
+        await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    old_data, old_meta = data.inner, meta.inner
+    from kumocore.spool import recovering
+
+    monkeypatch.setattr(recovering, "REOPEN_INTERVAL", 0.0)
+    await data.put_before("m2", b"body", meta, "m2", b"envelope")
+    assert data.inner is not old_data and meta.inner is not old_meta
+    assert (data.reopened, meta.reopened) == (1, 1)
+    assert await meta.get("m2") == b"envelope"
+    await data.close()
+    await meta.close()
