@@ -22,6 +22,8 @@ written in that cycle; nothing of a ticket is written after one of its spools fa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import queue
 import threading
 from collections.abc import Sequence
@@ -179,6 +181,7 @@ class Committer:
 
     def _run(self, cycles: queue.SimpleQueue[_Cycle | None]) -> None:
         """The writer thread: run each cycle, hand it back to its loop."""
+        _run_as_batch()
         while (cycle := cycles.get()) is not None:
             cycle.run()
             try:
@@ -217,3 +220,21 @@ class Committer:
         self._thread, self._cycles = None, queue.SimpleQueue()
         cycles.put(None)
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
+
+
+def _run_as_batch() -> None:
+    """Make the calling thread ``SCHED_BATCH`` (Linux; elsewhere nothing happens).
+
+    A batch thread that wakes up does not preempt the thread running on its CPU, here
+    usually the event loop that just handed it a cycle: the loop goes on until it waits,
+    and the sync starts a few microseconds later instead of costing the loop two context
+    switches. It gets its fair share of the CPU as before; it only gives up the claim to
+    run at once. Measured: 6-10 % less CPU per message with DKIM and at 100 KB
+    (docs/performance.md, seventh round).
+    """
+    setter = getattr(os, "sched_setscheduler", None)
+    batch = getattr(os, "SCHED_BATCH", None)
+    if setter is None or batch is None:
+        return
+    with contextlib.suppress(OSError):  # a sandbox may refuse it: the default is fine
+        setter(0, batch, os.sched_param(0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,15 @@ async def test_a_failed_pair_reopens_both_spools_before_their_next_write(
     assert await meta.get("m2") == b"envelope"
     await data.close()
     await meta.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling classes")
+async def test_the_writer_thread_runs_as_a_batch_thread_that_does_not_preempt_the_loop(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, _ = pair
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    thread = committer_for(asyncio.get_running_loop())._thread
+    assert thread is not None and thread.native_id is not None
+    assert os.sched_getscheduler(thread.native_id) == os.SCHED_BATCH
+    assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the loop's own thread is untouched
