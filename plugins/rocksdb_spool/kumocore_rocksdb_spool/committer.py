@@ -26,6 +26,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -36,6 +37,10 @@ COMMIT_WINDOW = 0.001
 #: One cycle takes at most this much; the rest waits for the next. Bounds the time the
 #: writer holds the GIL inserting into memtables, and so the loop's latency.
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+#: While a cycle is out longer than this and its thread waits for the GIL, the loop...
+HANDOVER_AFTER = 0.005
+#: ...sleeps this long, so that the thread can take it (see Committer._hand_over).
+HANDOVER_SLEEP = 0.0001
 
 
 class Writable(Protocol):
@@ -65,7 +70,7 @@ class _Ticket:
 class _Cycle:
     """One hand-over to the thread: the tickets, and the spools' ops in writing order."""
 
-    __slots__ = ("failed_at", "failure", "loop", "steps", "tickets")
+    __slots__ = ("back", "failed_at", "failure", "loop", "steps", "tickets")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tickets: list[_Ticket],
                  order: list[Writable]) -> None:
@@ -79,6 +84,7 @@ class _Cycle:
         self.steps = sorted(by_spool.items(), key=lambda item: rank.get(item[0], len(rank)))
         self.failure: BaseException | None = None
         self.failed_at = len(self.steps)  # index of the step that failed
+        self.back = False  # handed back to the loop
 
     def run(self) -> None:
         """On the writer thread: each spool's batch in order, stopping at a failure."""
@@ -167,7 +173,27 @@ class Committer:
             thread = self._thread = threading.Thread(
                 target=self._run, args=(self._cycles,), name="rocksdb-commit", daemon=True)
             thread.start()
-        self._cycles.put(_Cycle(loop, self._take(), self._order))
+        cycle = _Cycle(loop, self._take(), self._order)
+        self._cycles.put(cycle)
+        loop.call_later(HANDOVER_AFTER, self._hand_over, cycle)
+
+    def _hand_over(self, cycle: _Cycle) -> None:
+        """On the loop, every HANDOVER_AFTER while ``cycle`` is out: let the thread have
+        the GIL (and the CPU) if it waits for them.
+
+        A loop that never waits starves the writer thread (CPython 3.11): the loop drops
+        the GIL around every poll, which wakes the waiting thread and restarts its 5 ms
+        wait before it would ask for a switch, and takes it back before that thread runs;
+        and a batch thread woken on the loop's CPU waits for that CPU. A cycle needs the
+        GIL three times, so while one client pipelined commands every other client's
+        ``250`` waited 30-450 ms. A 0.1 ms sleep hands both over. It is skipped while the
+        thread is in ``fdatasync`` and not needed when the cycle comes back in time
+        (docs/reliability.md; docs/performance.md, seventh round)."""
+        if cycle.back:
+            return
+        if _waits_for_the_loop(self._thread):
+            time.sleep(HANDOVER_SLEEP)
+        cycle.loop.call_later(HANDOVER_AFTER, self._hand_over, cycle)
 
     def _take(self) -> list[_Ticket]:
         size, count = 0, 0
@@ -192,6 +218,7 @@ class Committer:
     def _written(self, cycle: _Cycle) -> None:
         """On the loop: a cycle is on disk (or failed); the next one goes."""
         self.cycles += 1
+        cycle.back = True
         cycle.settle()
         if self._pending:
             self._dispatch(cycle.loop)
@@ -238,3 +265,20 @@ def _run_as_batch() -> None:
         return
     with contextlib.suppress(OSError):  # a sandbox may refuse it: the default is fine
         setter(0, batch, os.sched_param(0))
+
+
+def _waits_for_the_loop(thread: threading.Thread | None) -> bool:
+    """Whether ``thread``, which has a cycle, waits for something the loop's thread holds.
+
+    Asleep on a lock (``S``: the GIL) or runnable (``R``: as a batch thread it waits for
+    the CPU the loop runs on, or it is running and a sleep costs the loop 0.1 ms), as
+    opposed to syncing (``D``: ``fdatasync`` sleeps uninterruptibly), when handing over
+    would not help. True where Linux's ``/proc`` cannot tell."""
+    if thread is None or thread.native_id is None:
+        return False
+    try:
+        with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as stat:
+            state = stat.read().rsplit(b") ", 1)[-1][:1]
+    except OSError:
+        return True
+    return state in (b"S", b"R")

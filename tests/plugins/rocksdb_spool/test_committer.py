@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -202,3 +204,40 @@ async def test_the_writer_thread_runs_as_a_batch_thread_that_does_not_preempt_th
     assert thread is not None and thread.native_id is not None
     assert os.sched_getscheduler(thread.native_id) == os.SCHED_BATCH
     assert os.sched_getscheduler(0) != os.SCHED_BATCH  # the loop's own thread is untouched
+
+
+async def _busy_loop(stop: asyncio.Event) -> None:
+    """Python work between loop turns that never lets the loop wait: like a client
+    pipelining commands, each turn polls (dropping the GIL for a moment) and goes on."""
+    while not stop.is_set():
+        deadline = time.perf_counter() + 0.00005
+        while time.perf_counter() < deadline:
+            pass
+        await asyncio.sleep(0)
+
+
+async def _commit_latencies(data: RocksDBSpool, meta: RocksDBSpool, count: int) -> list[float]:
+    stop = asyncio.Event()
+    busy = [asyncio.ensure_future(_busy_loop(stop)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    latencies = []
+    try:
+        for i in range(count):
+            started = time.perf_counter()
+            await data.put_before(f"m{i}", b"body", meta, f"m{i}", b"envelope")
+            latencies.append(time.perf_counter() - started)
+    finally:
+        stop.set()
+        await asyncio.gather(*busy)
+    return latencies
+
+
+@pytest.mark.serial  # a latency bound: measured on a machine not running other tests
+async def test_a_loop_that_never_waits_still_gets_its_commits_within_milliseconds(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    """Without the hand-over the writer thread starved: medians of 100-500 ms here."""
+    data, meta, _ = pair
+    latencies = await _commit_latencies(data, meta, 15)
+    assert statistics.median(latencies) < 0.05, [round(x * 1000, 1) for x in latencies]
+
