@@ -143,14 +143,16 @@ class Committer:
         pair already asks for the opposite (the caller then writes them one by one)."""
         if (first, second) in self._before:
             return True
-        if (second, first) in self._before:
-            return False
         self.register(first)
         self.register(second)
-        self._before.add((first, second))
-        if self._order.index(first) > self._order.index(second):
-            self._order.remove(first)
-            self._order.insert(self._order.index(second), first)
+        order = list(self._order)
+        if order.index(first) > order.index(second):
+            order.remove(first)
+            order.insert(order.index(second), first)
+        pairs = self._before | {(first, second)}
+        if any(order.index(a) > order.index(b) for a, b in pairs):
+            return False  # the pairs so far ask for another order
+        self._order, self._before = order, pairs
         return True
 
     # ------------------------------------------------------------------ writes

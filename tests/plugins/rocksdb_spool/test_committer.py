@@ -241,3 +241,22 @@ async def test_a_loop_that_never_waits_still_gets_its_commits_within_millisecond
     latencies = await _commit_latencies(data, meta, 15)
     assert statistics.median(latencies) < 0.05, [round(x * 1000, 1) for x in latencies]
 
+
+
+def test_an_order_that_contradicts_the_pairs_so_far_is_refused() -> None:
+    from kumocore_rocksdb_spool.committer import Committer
+
+    class Named:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+            raise AssertionError("not written in this test")
+
+    a, b, c = Named("a"), Named("b"), Named("c")
+    committer = Committer()
+    assert committer.order(a, b) and committer.order(b, c)
+    assert committer._order == [a, b, c]
+    assert not committer.order(c, a)  # would have to break a-before-b or b-before-c
+    assert not committer.order(b, a)
+    assert committer._order == [a, b, c]
