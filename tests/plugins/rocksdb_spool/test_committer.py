@@ -8,7 +8,6 @@ import statistics
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kumocore_rocksdb_spool import RocksDBSpool
@@ -18,24 +17,7 @@ from kumocore.mail.message import Message
 from kumocore.spool import MemorySpool, OrderedPuts
 from kumocore.spool.recovering import RecoveringSpool
 from kumocore.spool.store import MessageStore
-
-
-class Recording:
-    """Wraps a spool's database and logs its writes and syncs, named by spool."""
-
-    def __init__(self, name: str, db: Any, events: list[str]) -> None:
-        self.name, self.db, self.events = name, db, events
-
-    def write(self, batch: Any, opts: Any) -> None:
-        self.events.append(f"{self.name} write")
-        self.db.write(batch, opts)
-
-    def flush_wal(self, sync: bool) -> None:
-        self.db.flush_wal(sync)
-        self.events.append(f"{self.name} synced")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.db, name)
+from tests.plugins.rocksdb_spool.recording import RecordingDb, failing_write
 
 
 @pytest.fixture
@@ -43,8 +25,8 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[RocksDBSpool, RocksDBSpool
     events: list[str] = []
     data = RocksDBSpool("data", str(tmp_path / "data"))
     meta = RocksDBSpool("meta", str(tmp_path / "meta"))
-    data._db = Recording("data", data._db, events)  # type: ignore[assignment]
-    meta._db = Recording("meta", meta._db, events)  # type: ignore[assignment]
+    data._db = RecordingDb(data._db, events, "data ")  # type: ignore[assignment]
+    meta._db = RecordingDb(meta._db, events, "meta ")  # type: ignore[assignment]
     yield data, meta, events
     await data.close()
     await meta.close()
@@ -55,7 +37,7 @@ async def test_put_before_syncs_the_body_before_writing_the_marker_in_one_cycle(
 ) -> None:
     data, meta, events = pair
     await data.put_before("m1", b"body", meta, "m1", b"envelope")
-    assert events == ["data write", "data synced", "meta write", "meta synced"]
+    assert events == ["data write", "data synced=True", "meta write", "meta synced=True"]
     assert committer_for(asyncio.get_running_loop()).cycles == 1
     assert (await data.get("m1"), await meta.get("m1")) == (b"body", b"envelope")
 
@@ -67,7 +49,7 @@ async def test_concurrent_pairs_share_a_cycle_and_one_sync_per_spool(
     await asyncio.gather(*(
         data.put_before(f"m{i}", b"b%d" % i, meta, f"m{i}", b"e%d" % i) for i in range(50)))
     assert (data.syncs, meta.syncs) == (1, 1)
-    assert events == ["data write", "data synced", "meta write", "meta synced"]
+    assert events == ["data write", "data synced=True", "meta write", "meta synced=True"]
     assert [await meta.get(f"m{i}") for i in (0, 49)] == [b"e0", b"e49"]
 
 
@@ -78,7 +60,7 @@ async def test_the_marker_spool_writing_first_does_not_put_it_before_the_body(
     alone = asyncio.ensure_future(meta.put("other", b"x"))  # meta registers first
     await data.put_before("m1", b"body", meta, "m1", b"envelope")
     await alone
-    assert events == ["data write", "data synced", "meta write", "meta synced"]
+    assert events == ["data write", "data synced=True", "meta write", "meta synced=True"]
 
 
 async def test_a_failed_body_write_leaves_the_marker_and_the_rest_of_the_cycle_unwritten(
@@ -86,10 +68,7 @@ async def test_a_failed_body_write_leaves_the_marker_and_the_rest_of_the_cycle_u
 ) -> None:
     data, meta, _ = pair
 
-    def broken(ops: object) -> None:
-        raise OSError("disk on fire")
-
-    data._write = broken  # type: ignore[method-assign]
+    data._write = failing_write("disk on fire")  # type: ignore[method-assign]
     results = await asyncio.gather(
         data.put_before("m1", b"body", meta, "m1", b"envelope"),
         meta.put("unrelated", b"x"),  # same cycle, written after the failed spool: not at all
@@ -105,10 +84,7 @@ async def test_a_failed_marker_write_still_acknowledges_tickets_that_were_writte
 ) -> None:
     data, meta, _ = pair
 
-    def broken(ops: object) -> None:
-        raise OSError("meta disk on fire")
-
-    meta._write = broken  # type: ignore[method-assign]
+    meta._write = failing_write("meta disk on fire")  # type: ignore[method-assign]
     body_only, both = await asyncio.gather(
         data.put("body-only", b"b"),
         data.put_before("m1", b"body", meta, "m1", b"envelope"),
@@ -125,7 +101,7 @@ async def test_the_opposite_order_is_written_one_spool_after_the_other(
     await data.put_before("m1", b"body", meta, "m1", b"envelope")
     events.clear()
     await meta.put_before("m2", b"first", data, "m2", b"second")  # data is ordered first
-    assert events == ["meta write", "meta synced", "data write", "data synced"]
+    assert events == ["meta write", "meta synced=True", "data write", "data synced=True"]
     assert committer_for(asyncio.get_running_loop()).cycles == 3
 
 
@@ -176,10 +152,7 @@ async def test_a_failed_pair_reopens_both_spools_before_their_next_write(
     data = RecoveringSpool(lambda: RocksDBSpool("data", str(tmp_path / "data")))
     meta = RecoveringSpool(lambda: RocksDBSpool("meta", str(tmp_path / "meta")))
 
-    def broken(ops: object) -> None:
-        raise OSError("disk on fire")
-
-    data.inner._write = broken  # type: ignore[attr-defined]
+    data.inner._write = failing_write("disk on fire")  # type: ignore[attr-defined]
     with pytest.raises(OSError, match="disk on fire"):
         await data.put_before("m1", b"body", meta, "m1", b"envelope")
     old_data, old_meta = data.inner, meta.inner

@@ -5,7 +5,6 @@ import sys
 from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kumocore_rocksdb_spool import RocksDBSpool, RocksDBSpoolPlugin, make_rocksdb_spool
@@ -16,6 +15,7 @@ from kumocore.mail.message import Message
 from kumocore.policy.hooks import Hooks
 from kumocore.policy.plugins import make_plugin_manager
 from kumocore.spool import Spool
+from tests.plugins.rocksdb_spool.recording import RecordingDb, failing_write
 
 
 @pytest.fixture
@@ -164,25 +164,6 @@ async def test_a_put_after_the_window_went_by_takes_its_own_sync(spool: RocksDBS
     assert (spool.syncs, spool.records) == (2, 2)
 
 
-class RecordingDb:
-    """Wraps the real database and records the order of writes and WAL syncs."""
-
-    def __init__(self, db: Any, events: list[str]) -> None:
-        self.db = db
-        self.events = events
-
-    def write(self, batch: Any, opts: Any) -> None:
-        self.events.append("write")
-        self.db.write(batch, opts)
-
-    def flush_wal(self, sync: bool) -> None:
-        self.db.flush_wal(sync)
-        self.events.append(f"synced={sync}")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.db, name)
-
-
 async def test_put_returns_only_after_the_wal_is_synced(spool: RocksDBSpool) -> None:
     events: list[str] = []
     spool._db = RecordingDb(spool._db, events)  # type: ignore[assignment]
@@ -214,10 +195,7 @@ async def test_a_cancelled_put_does_not_break_the_batch(spool: RocksDBSpool) -> 
 async def test_a_write_failure_is_reported_to_every_caller_in_the_batch(
     spool: RocksDBSpool,
 ) -> None:
-    def broken(ops: object) -> None:
-        raise OSError("disk on fire")
-
-    spool._write = broken  # type: ignore[method-assign]
+    spool._write = failing_write("disk on fire")  # type: ignore[method-assign]
     results = await asyncio.gather(
         *(spool.put(f"k{i}", b"v") for i in range(5)), return_exceptions=True
     )
