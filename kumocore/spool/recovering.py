@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from kumocore.spool.base import OrderedPuts, Spool
+from kumocore.spool.base import Spool
 
 log = structlog.get_logger("kumocore.spool")
 
@@ -54,22 +54,23 @@ class RecoveringSpool:
     ) -> None:
         """:class:`~kumocore.spool.base.OrderedPuts` through both wrappers: the inner
         kind's one commit while both spools are healthy, else one reopening put each."""
-        inner_then = then.inner if isinstance(then, RecoveringSpool) else then
-        healthy = not self._failed and not getattr(then, "_failed", False)
-        if not healthy or not isinstance(self.inner, OrderedPuts):
+        partner = then if isinstance(then, RecoveringSpool) else None
+        # Looked up per call (the inner spool changes when reopened); getattr, not an
+        # isinstance of the runtime protocol, which costs 3-7 us per message.
+        put_pair = getattr(self.inner, "put_before", None)
+        if put_pair is None or self._failed or (partner is not None and partner._failed):
             await self.put(key, value)
             await then.put(then_key, then_value)
             return
         try:
-            await self.inner.put_before(key, value, inner_then, then_key, then_value)
+            await put_pair(key, value, then if partner is None else partner.inner,
+                           then_key, then_value)
         except Exception:
             # Either database may be the one that failed: both are reopened before their
             # next write (at most once per REOPEN_INTERVAL each).
-            self._failed = True
-            if isinstance(then, RecoveringSpool):
-                then._failed = True
-            if self._on_failure is not None:
-                self._on_failure()
+            if partner is not None:
+                partner._failed = True
+            self._write_failed()
             raise
 
     async def get(self, key: str) -> bytes | None:
@@ -89,10 +90,15 @@ class RecoveringSpool:
         try:
             await op(*args)
         except Exception:
-            self._failed = True
-            if self._on_failure is not None:
-                self._on_failure()  # e.g. make the storage monitor look at once
+            self._write_failed()
             raise
+
+    def _write_failed(self) -> None:
+        """Reopen before the next write, and tell the node (its storage monitor looks at
+        once)."""
+        self._failed = True
+        if self._on_failure is not None:
+            self._on_failure()
 
     async def _reopen(self) -> None:
         async with self._lock:
