@@ -6,7 +6,7 @@ disk before the body is synced. With a writer thread per spool that order costs 
 hand-overs and two commit cycles per message, one after the other. Here every spool of a
 loop hands its writes to one :class:`Committer`, and a *ticket* may carry writes to several
 spools. Each cycle writes the spools one after the other, in an order that puts the first
-spool of every :meth:`Committer.put_in_order` pair before the second, each as one
+spool of every :meth:`Committer.order` pair before the second, each as one
 WriteBatch followed by one WAL sync: a pair's second record is written only after its
 first is synced, in the same cycle, with one hand-over. Within one spool the writes keep
 the order they were submitted in.

@@ -111,8 +111,10 @@ class RocksDBSpool:
         A spool of the same loop's committer gets both in one commit cycle; any other
         spool gets them one after the other."""
         committer = self._writing()
-        if isinstance(then, RocksDBSpool) and not then._closed and committer.order(self, then):
-            then._writing()
+        # Both spools must be written by this loop's committer (``then`` may have been
+        # written from another loop first), in an order the committer can keep.
+        if (isinstance(then, RocksDBSpool) and not then._closed
+                and then._writing() is committer and committer.order(self, then)):
             # The commit is the writer thread's: a cancelled caller cancels only its own
             # wait, never the cycle (its records may be on disk already, as for any crash).
             await committer.submit(

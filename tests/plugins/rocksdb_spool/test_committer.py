@@ -233,3 +233,19 @@ def test_an_order_that_contradicts_the_pairs_so_far_is_refused() -> None:
     assert not committer.order(c, a)  # would have to break a-before-b or b-before-c
     assert not committer.order(b, a)
     assert committer._order == [a, b, c]
+
+
+async def test_put_before_a_spool_of_another_committer_writes_one_after_the_other(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    """As for a spool first written from another loop: its committer is not this one."""
+    from kumocore_rocksdb_spool.committer import Committer
+
+    data, meta, events = pair
+    meta._committer = other = Committer()
+    other.register(meta)
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    assert events == ["data write", "data synced=True", "meta write", "meta synced=True"]
+    assert (committer_for(asyncio.get_running_loop()).cycles, other.cycles) == (1, 1)
+    assert meta not in committer_for(asyncio.get_running_loop())._order
+    assert await meta.get("m1") == b"envelope"
