@@ -11,11 +11,12 @@ WriteBatch followed by one WAL sync: a pair's second record is written only afte
 first is synced, in the same cycle, with one hand-over. Within one spool the writes keep
 the order they were submitted in.
 
-The cycle is the group commit: the first ticket after an idle spell waits
-:data:`COMMIT_WINDOW` (1 ms) for company, then everything pending (up to
-:data:`MAX_BATCH_BYTES`) goes to the thread; while it is there, what arrives waits and goes
-as soon as it is back, so the batch grows with the load by itself (docs/performance.md,
-sixth and seventh rounds). A spool that fails its write fails every ticket not yet fully
+The cycle is the group commit: the loop queues tickets to the thread, which takes
+everything queued (up to :data:`MAX_BATCH_BYTES`) as one cycle; what arrives while a cycle
+is written goes in the next, which the thread starts as soon as it has handed the last
+one back, so the batch grows with the load by itself. The first ticket after an idle
+spell waits :data:`COMMIT_WINDOW` (1 ms) for company (docs/performance.md, sixth to
+eighth rounds). A spool that fails its write fails every ticket not yet fully
 written in that cycle; nothing of a ticket is written after one of its spools failed.
 """
 
@@ -70,7 +71,7 @@ class _Ticket:
 class _Cycle:
     """One hand-over to the thread: the tickets, and the spools' ops in writing order."""
 
-    __slots__ = ("back", "failed_at", "failure", "loop", "steps", "tickets")
+    __slots__ = ("failed_at", "failure", "loop", "steps", "tickets")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tickets: list[_Ticket],
                  order: list[Writable]) -> None:
@@ -84,7 +85,6 @@ class _Cycle:
         self.steps = sorted(by_spool.items(), key=lambda item: rank.get(item[0], len(rank)))
         self.failure: BaseException | None = None
         self.failed_at = len(self.steps)  # index of the step that failed
-        self.back = False  # handed back to the loop
 
     def run(self) -> None:
         """On the writer thread: each spool's batch in order, stopping at a failure."""
@@ -115,11 +115,11 @@ class Committer:
     def __init__(self) -> None:
         self._order: list[Writable] = []  # spools in writing order
         self._before: set[tuple[Writable, Writable]] = set()  # (first, second) pairs
-        self._pending: list[_Ticket] = []
-        self._cycles: queue.SimpleQueue[_Cycle | None] = queue.SimpleQueue()
-        self._in_flight = False  # a cycle is with the thread, or its window is open
+        self._inbox: queue.SimpleQueue[_Ticket | None] = queue.SimpleQueue()
+        self._outstanding = 0  # tickets submitted and not yet settled
+        self._watching = False  # the hand-over watch is armed
         self._idle: list[asyncio.Future[None]] = []
-        # Started with the first cycle: a spool opened and only read, or opened before a
+        # Started with the first write: a spool opened and only read, or opened before a
         # fork, has no thread.
         self._thread: threading.Thread | None = None
         #: Cycles handed back to the loop: one hand-over and at most one sync per spool each.
@@ -129,12 +129,11 @@ class Committer:
 
     def register(self, spool: Writable) -> None:
         if spool not in self._order:
-            self._order.append(spool)
+            self._order = [*self._order, spool]  # a new list: the thread may be reading
 
     def unregister(self, spool: Writable) -> bool:
         """Forget ``spool``; True when no spool is left (the caller then stops the thread)."""
-        if spool in self._order:
-            self._order.remove(spool)
+        self._order = [known for known in self._order if known is not spool]
         self._before = {pair for pair in self._before if spool not in pair}
         return not self._order
 
@@ -161,71 +160,84 @@ class Committer:
         """Queue one ticket; its future resolves once every op in it is on disk."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._pending.append(_Ticket(ops, future))
-        if not self._in_flight:
-            # The tickets made within the window share the cycle; while a cycle is with
-            # the thread, what arrives meanwhile goes as soon as it is back (_written).
-            self._in_flight = True
-            loop.call_later(COMMIT_WINDOW, self._dispatch, loop)
-        return future
-
-    def _dispatch(self, loop: asyncio.AbstractEventLoop) -> None:
         thread = self._thread
         if thread is None or not thread.is_alive():
             thread = self._thread = threading.Thread(
-                target=self._run, args=(self._cycles,), name="rocksdb-commit", daemon=True)
+                target=self._run, args=(self._inbox, loop), name="rocksdb-commit",
+                daemon=True)
             thread.start()
-        cycle = _Cycle(loop, self._take(), self._order)
-        self._cycles.put(cycle)
-        loop.call_later(HANDOVER_AFTER, self._hand_over, cycle)
+        self._outstanding += 1
+        self._inbox.put(_Ticket(ops, future))
+        if not self._watching:
+            self._watching = True
+            loop.call_later(HANDOVER_AFTER, self._hand_over, loop, self.cycles)
+        return future
 
-    def _hand_over(self, cycle: _Cycle) -> None:
-        """On the loop, every HANDOVER_AFTER while ``cycle`` is out: let the thread have
-        the GIL (and the CPU) if it waits for them.
+    def _hand_over(self, loop: asyncio.AbstractEventLoop, cycles_before: int) -> None:
+        """On the loop, every HANDOVER_AFTER while tickets are outstanding: if no cycle
+        came back meanwhile, let the thread have the GIL (and the CPU) if it waits for them.
 
         A loop that never waits starves the writer thread (CPython 3.11): the loop drops
         the GIL around every poll, which wakes the waiting thread and restarts its 5 ms
         wait before it would ask for a switch, and takes it back before that thread runs;
-        and a batch thread woken on the loop's CPU waits for that CPU. A cycle needs the
-        GIL three times, so while one client pipelined commands every other client's
-        ``250`` waited 30-450 ms. A 0.1 ms sleep hands both over. It is skipped while the
-        thread is in ``fdatasync`` and not needed when the cycle comes back in time
+        and a batch thread woken on the loop's CPU also waits for that CPU. A cycle needs
+        the GIL twice or three times, so while one client pipelined commands every other
+        client's ``250`` waited 30-450 ms. A 0.1 ms sleep hands both over. It is skipped
+        while the thread is in ``fdatasync`` and not needed while cycles come back in time
         (docs/reliability.md; docs/performance.md, seventh round)."""
-        if cycle.back:
+        if not self._outstanding:
+            self._watching = False
             return
-        if _waits_for_the_loop(self._thread):
+        if self.cycles == cycles_before and _waits_for_the_loop(self._thread):
             time.sleep(HANDOVER_SLEEP)
-        cycle.loop.call_later(HANDOVER_AFTER, self._hand_over, cycle)
+        loop.call_later(HANDOVER_AFTER, self._hand_over, loop, self.cycles)
 
-    def _take(self) -> list[_Ticket]:
-        size, count = 0, 0
-        for ticket in self._pending:
-            size += ticket.size
-            count += 1
-            if size >= MAX_BATCH_BYTES:
-                break
-        taken, self._pending = self._pending[:count], self._pending[count:]
-        return taken
+    def _run(self, inbox: queue.SimpleQueue[_Ticket | None],
+             loop: asyncio.AbstractEventLoop) -> None:
+        """The writer thread: take what is queued, write it as one cycle, hand it back to
+        the loop, and go on with what arrived meanwhile without waiting for the loop.
 
-    def _run(self, cycles: queue.SimpleQueue[_Cycle | None]) -> None:
-        """The writer thread: run each cycle, hand it back to its loop."""
+        Taking the next batch here rather than on the loop saves a hand-over per cycle:
+        the thread already holds the GIL after its last sync, so under load a cycle needs
+        the GIL twice (after each sync) instead of three times, and the next cycle does
+        not wait for the loop to notice the last one (docs/performance.md, eighth round).
+        """
         _run_as_batch()
-        while (cycle := cycles.get()) is not None:
+        stopping = False
+        while not stopping:
+            try:
+                first = inbox.get_nowait()
+            except queue.Empty:
+                first = inbox.get()  # idle: the first ticket waits for company
+                if first is not None:
+                    time.sleep(COMMIT_WINDOW)
+            if first is None:
+                return
+            tickets, size = [first], first.size
+            while size < MAX_BATCH_BYTES:
+                try:
+                    ticket = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if ticket is None:
+                    stopping = True
+                    break
+                tickets.append(ticket)
+                size += ticket.size
+            cycle = _Cycle(loop, tickets, self._order)
             cycle.run()
             try:
-                cycle.loop.call_soon_threadsafe(self._written, cycle)
+                loop.call_soon_threadsafe(self._written, cycle)
             except RuntimeError:  # the loop is closed: nobody is left waiting
-                pass
+                return
 
     def _written(self, cycle: _Cycle) -> None:
-        """On the loop: a cycle is on disk (or failed); the next one goes."""
+        """On the loop: a cycle is on disk (or failed)."""
         self.cycles += 1
-        cycle.back = True
         cycle.settle()
-        if self._pending:
-            self._dispatch(cycle.loop)
+        self._outstanding -= len(cycle.tickets)
+        if self._outstanding:
             return
-        self._in_flight = False
         idle, self._idle = self._idle, []
         for waiter in idle:
             if not waiter.done():
@@ -235,19 +247,19 @@ class Committer:
 
     async def drained(self) -> None:
         """Wait until every ticket submitted so far is on disk (or failed)."""
-        if self._in_flight:
+        if self._outstanding:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
             await asyncio.shield(waiter)
 
     async def stop(self) -> None:
         """Stop the thread (once no spool is left); a later write starts a new one."""
-        thread, cycles = self._thread, self._cycles
+        thread, inbox = self._thread, self._inbox
         if thread is None or not thread.is_alive():
             return
         # A new thread, if a spool writes meanwhile, gets a queue of its own.
-        self._thread, self._cycles = None, queue.SimpleQueue()
-        cycles.put(None)
+        self._thread, self._inbox = None, queue.SimpleQueue()
+        inbox.put(None)
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
 

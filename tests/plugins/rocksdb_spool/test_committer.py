@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kumocore_rocksdb_spool import RocksDBSpool
@@ -215,7 +217,6 @@ async def test_a_loop_that_never_waits_still_gets_its_commits_within_millisecond
     assert statistics.median(latencies) < 0.05, [round(x * 1000, 1) for x in latencies]
 
 
-
 def test_an_order_that_contradicts_the_pairs_so_far_is_refused() -> None:
     from kumocore_rocksdb_spool.committer import Committer
 
@@ -249,3 +250,32 @@ async def test_put_before_a_spool_of_another_committer_writes_one_after_the_othe
     assert (committer_for(asyncio.get_running_loop()).cycles, other.cycles) == (1, 1)
     assert meta not in committer_for(asyncio.get_running_loop())._order
     assert await meta.get("m1") == b"envelope"
+
+
+async def test_what_arrives_during_a_cycle_is_written_next_without_waiting_for_the_loop(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    """The thread takes the next cycle itself as soon as it has handed one back: here the
+    loop does not run at all between the two cycles, and both are on disk."""
+    data, meta, events = pair
+    gate = threading.Event()
+    writing = threading.Event()
+
+    class HeldDb(RecordingDb):
+        def write(self, batch: Any, opts: Any) -> None:
+            writing.set()
+            gate.wait(5)  # the first cycle's body write waits for the second to queue
+            super().write(batch, opts)
+
+    data._db = HeldDb(data._db.db, events, "data ")  # type: ignore[attr-defined,assignment]
+    first = asyncio.ensure_future(data.put_before("m1", b"b1", meta, "m1", b"e1"))
+    while not writing.is_set():
+        await asyncio.sleep(0.001)
+    second = asyncio.ensure_future(data.put_before("m2", b"b2", meta, "m2", b"e2"))
+    await asyncio.sleep(0)  # the second ticket is queued to the thread
+    gate.set()
+    time.sleep(0.5)  # the loop is busy: it neither settles the first cycle nor dispatches
+    assert events == ["data write", "data synced=True", "meta write", "meta synced=True"] * 2
+    await asyncio.gather(first, second)
+    assert committer_for(asyncio.get_running_loop()).cycles == 2
+    assert [await meta.get(key) for key in ("m1", "m2")] == [b"e1", b"e2"]
