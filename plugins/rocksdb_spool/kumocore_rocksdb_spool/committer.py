@@ -203,14 +203,16 @@ class Committer:
         not wait for the loop to notice the last one (docs/performance.md, eighth round).
         """
         _run_as_batch()
-        stopping = False
+        stopping, idle = False, True  # a new thread is idle: its first ticket waits too
         while not stopping:
-            try:
-                first = inbox.get_nowait()
-            except queue.Empty:
+            # Only this thread takes from the inbox: what it saw there is still there.
+            if idle or inbox.empty():
                 first = inbox.get()  # idle: the first ticket waits for company
                 if first is not None:
                     time.sleep(COMMIT_WINDOW)
+            else:
+                first = inbox.get_nowait()
+            idle = False
             if first is None:
                 return
             tickets, size = [first], first.size
