@@ -14,12 +14,15 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("writers", "wal"), [(1, "new"), (50, "new"), (50, "rotated")])
-async def test_every_acknowledged_put_survives_kill_9(
+@pytest.mark.parametrize(("writers", "wal"),
+                         [(1, "new"), (50, "new"), (50, "rotated"), (50, "recycled")])
+async def test_every_acknowledged_put_survives_kill_9_and_nothing_deleted_comes_back(
     tmp_path: Path, writers: int, wal: str
 ) -> None:
-    # "rotated": memtables were flushed first, so the puts go to a later WAL file and
-    # recovery starts from the flushed tables plus that file.
+    # "rotated": memtables were flushed first, so the puts go to a later WAL file, one
+    # that RocksDB reuses, and recovery starts from the flushed tables plus that file.
+    # "recycled": that reused file still holds older records (put and deleted before the
+    # flush) past the last new one; recovery must stop where the new records end.
     proc = subprocess.Popen(
         [sys.executable, str(CHILD), str(tmp_path / "spool"), "1000000", str(writers), wal],
         stdout=subprocess.PIPE,
@@ -50,4 +53,5 @@ async def test_every_acknowledged_put_survives_kill_9(
         await spool.close()
     missing = [key for key in acknowledged if key not in stored]
     assert missing == []
+    assert [key for key in stored if key.startswith("warm")] == []
     assert len(stored) >= len(acknowledged)

@@ -8,15 +8,18 @@ import sys
 from kumocore_rocksdb_spool import RocksDBSpool
 
 
-async def main(path: str, count: int, writers: int, rotated: bool) -> None:
+async def main(path: str, count: int, writers: int, wal: str) -> None:
     spool = RocksDBSpool("data", path)
     value = b"x" * 2048
-    if rotated:  # flush a few memtables first: the puts below go to a later WAL file
-        for round_ in range(3):
-            for n in range(100):
-                await spool.put(f"warm{round_}-{n:03d}", value)
-                await spool.delete(f"warm{round_}-{n:03d}")
-            spool._db.flush(True)
+    # "rotated": flush a few memtables first, so the puts below go to a later WAL file,
+    # a reused one. "recycled": more records first, so that file still holds old (deleted)
+    # records beyond the point where the child is killed.
+    warm = {"new": 0, "rotated": 100, "recycled": 3000}[wal]
+    for round_ in range(3 if warm else 0):
+        keys = [f"warm{round_}-{n:04d}" for n in range(warm)]
+        await asyncio.gather(*(spool.put(key, value) for key in keys))
+        await asyncio.gather(*(spool.delete(key) for key in keys))
+        spool._db.flush(True)
     queue = iter(range(count))
 
     async def writer() -> None:
@@ -34,4 +37,4 @@ async def main(path: str, count: int, writers: int, rotated: bool) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), "rotated" in sys.argv[4:]))
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]))
