@@ -23,13 +23,13 @@ written in that cycle; nothing of a ticket is written after one of its spools fa
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import queue
 import threading
 import time
 from collections.abc import Sequence
 from typing import Protocol
+
+from kumocore_rocksdb_spool.writer_thread import run_as_batch, waits_for_the_loop
 
 __all__ = ["COMMIT_WINDOW", "MAX_BATCH_BYTES", "Committer", "Writable"]
 
@@ -188,7 +188,7 @@ class Committer:
         if not self._outstanding:
             self._watching = False
             return
-        if self.cycles == cycles_before and _waits_for_the_loop(self._thread):
+        if self.cycles == cycles_before and waits_for_the_loop(self._thread):
             time.sleep(HANDOVER_SLEEP)
         loop.call_later(HANDOVER_AFTER, self._hand_over, loop, self.cycles)
 
@@ -202,7 +202,7 @@ class Committer:
         the GIL twice (after each sync) instead of three times, and the next cycle does
         not wait for the loop to notice the last one (docs/performance.md, eighth round).
         """
-        _run_as_batch()
+        run_as_batch()
         stopping, idle = False, True  # a new thread is idle: its first ticket waits too
         while not stopping:
             # Only this thread takes from the inbox: what it saw there is still there.
@@ -215,17 +215,7 @@ class Committer:
             idle = False
             if first is None:
                 return
-            tickets, size = [first], first.size
-            while size < MAX_BATCH_BYTES:
-                try:
-                    ticket = inbox.get_nowait()
-                except queue.Empty:
-                    break
-                if ticket is None:
-                    stopping = True
-                    break
-                tickets.append(ticket)
-                size += ticket.size
+            tickets, stopping = _take_more(inbox, first)
             cycle = _Cycle(loop, tickets, self._order)
             cycle.run()
             try:
@@ -265,36 +255,18 @@ class Committer:
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
 
-def _run_as_batch() -> None:
-    """Make the calling thread ``SCHED_BATCH`` (Linux; elsewhere nothing happens).
-
-    A batch thread that wakes up does not preempt the thread running on its CPU, here
-    usually the event loop that just handed it a cycle: the loop goes on until it waits,
-    and the sync starts a few microseconds later instead of costing the loop two context
-    switches. It gets its fair share of the CPU as before; it only gives up the claim to
-    run at once. Measured: 6-10 % less CPU per message with DKIM and at 100 KB
-    (docs/performance.md, seventh round).
-    """
-    setter = getattr(os, "sched_setscheduler", None)
-    batch = getattr(os, "SCHED_BATCH", None)
-    if setter is None or batch is None:
-        return
-    with contextlib.suppress(OSError):  # a sandbox may refuse it: the default is fine
-        setter(0, batch, os.sched_param(0))
-
-
-def _waits_for_the_loop(thread: threading.Thread | None) -> bool:
-    """Whether ``thread``, which has a cycle, waits for something the loop's thread holds.
-
-    Asleep on a lock (``S``: the GIL) or runnable (``R``: as a batch thread it waits for
-    the CPU the loop runs on, or it is running and a sleep costs the loop 0.1 ms), as
-    opposed to syncing (``D``: ``fdatasync`` sleeps uninterruptibly), when handing over
-    would not help. True where Linux's ``/proc`` cannot tell."""
-    if thread is None or thread.native_id is None:
-        return False
-    try:
-        with open(f"/proc/self/task/{thread.native_id}/stat", "rb") as stat:
-            state = stat.read().rsplit(b") ", 1)[-1][:1]
-    except OSError:
-        return True
-    return state in (b"S", b"R")
+def _take_more(inbox: queue.SimpleQueue[_Ticket | None],
+               first: _Ticket) -> tuple[list[_Ticket], bool]:
+    """On the thread: ``first`` and what else is queued, up to MAX_BATCH_BYTES; and whether
+    the stop marker came next (the thread then ends after this cycle)."""
+    tickets, size = [first], first.size
+    while size < MAX_BATCH_BYTES:
+        try:
+            ticket = inbox.get_nowait()
+        except queue.Empty:
+            break
+        if ticket is None:
+            return tickets, True
+        tickets.append(ticket)
+        size += ticket.size
+    return tickets, False
