@@ -64,7 +64,8 @@ def build_options(rocksdict: Any, *, flush: bool, params: Mapping[str, Any]) -> 
     opts.set_keep_log_file_num(10)  # RocksDB keeps 1000 info logs by default
     # Reuse retired WAL files: a file that already has its size and blocks lets a sync
     # write the records alone, without the inode (docs/performance.md, eighth round).
-    # RocksDB 9 recovers recycled WALs in point-in-time mode, the default.
+    # Safe with point-in-time recovery, the default, since RocksDB's PR 12403 (2024);
+    # tests/plugins/rocksdb_spool/test_kill9.py kills a writer on a reused WAL.
     opts.set_recycle_log_file_num(_RECYCLED_WALS)
     for key, value in {**_DEFAULTS, **params}.items():
         method, kind = _SETTERS[key]
