@@ -38,7 +38,8 @@ COMMIT_WINDOW = 0.001
 #: One cycle takes at most this much; the rest waits for the next. Bounds the time the
 #: writer holds the GIL inserting into memtables, and so the loop's latency.
 MAX_BATCH_BYTES = 8 * 1024 * 1024
-#: While a cycle is out longer than this and its thread waits for the GIL, the loop...
+#: While writes are outstanding, no cycle has come back for this long and the thread
+#: waits for the GIL, the loop...
 HANDOVER_AFTER = 0.005
 #: ...sleeps this long, so that the thread can take it (see Committer._hand_over).
 HANDOVER_SLEEP = 0.0001
@@ -71,11 +72,9 @@ class _Ticket:
 class _Cycle:
     """One hand-over to the thread: the tickets, and the spools' ops in writing order."""
 
-    __slots__ = ("failed_at", "failure", "loop", "steps", "tickets")
+    __slots__ = ("failed_at", "failure", "steps", "tickets")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, tickets: list[_Ticket],
-                 order: list[Writable]) -> None:
-        self.loop = loop
+    def __init__(self, tickets: list[_Ticket], order: list[Writable]) -> None:
         self.tickets = tickets
         by_spool: dict[Writable, list[tuple[bytes, bytes | None]]] = {}
         for ticket in tickets:
@@ -216,7 +215,7 @@ class Committer:
             if first is None:
                 return
             tickets, stopping = _take_more(inbox, first)
-            cycle = _Cycle(loop, tickets, self._order)
+            cycle = _Cycle(tickets, self._order)
             cycle.run()
             try:
                 loop.call_soon_threadsafe(self._written, cycle)
