@@ -265,3 +265,16 @@ def test_bad_rocks_params_are_config_errors_naming_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=problem):
         make_rocksdb_spool(name="data", path=str(tmp_path), rocks_params=params)
+
+
+async def test_writes_over_the_batch_byte_bound_are_split_into_several_syncs(
+    spool: RocksDBSpool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kumocore_rocksdb_spool import committer as committer_module
+
+    # Ten 1,000-byte records against a 2,500-byte bound: a cycle takes at most three.
+    monkeypatch.setattr(committer_module, "MAX_BATCH_BYTES", 2500)
+    await asyncio.gather(*(spool.put(f"k{i}", b"v" * 1000) for i in range(10)))
+    assert spool.records == 10
+    assert spool.syncs >= 4
+    assert [await spool.get(f"k{i}") for i in (0, 9)] == [b"v" * 1000] * 2
