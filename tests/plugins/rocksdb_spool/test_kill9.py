@@ -13,6 +13,57 @@ CHILD = Path(__file__).with_name("writer_child.py")
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def _run_child_until_killed(path: Path, writers: int, mode: str, kill_at: int) -> list[str]:
+    """Start the writer child, SIGKILL it once ``kill_at`` lines came, return every line."""
+    proc = subprocess.Popen(
+        [sys.executable, str(CHILD), str(path), "1000000", str(writers), mode],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:  # kill it mid-stream, while writes are in flight
+            lines.append(line.strip())
+            if len(lines) == kill_at:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        # Whatever the child managed to print before dying was acknowledged too.
+        lines.extend(line.strip() for line in proc.stdout)
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert "DONE" not in lines
+    return lines
+
+
+@pytest.mark.slow
+async def test_every_acknowledged_body_and_marker_survive_kill_9_and_no_marker_loses_its_body(
+    tmp_path: Path,
+) -> None:
+    """Bodies and markers through put_before (one commit cycle each pair), a third of
+    the messages removed as the store removes them (marker, then body): after kill -9
+    every acknowledged message not being removed is there with its marker, and no
+    marker is left without its body."""
+    (tmp_path / "spool").mkdir()
+    lines = _run_child_until_killed(tmp_path / "spool", 50, "pairs", 3000)
+    gone = {line.split()[1] for line in lines if line.startswith("gone ")}  # or going
+    acknowledged = [line for line in lines if not line.startswith("gone ")]
+    data = RocksDBSpool("data", str(tmp_path / "spool" / "data"))
+    meta = RocksDBSpool("meta", str(tmp_path / "spool" / "meta"))
+    try:
+        markers = {key: value async for key, value in meta.scan()}
+        bodies = {key async for key in data.keys()}  # noqa: SIM118 (a spool)
+    finally:
+        await data.close()
+        await meta.close()
+    assert [key for key in acknowledged if key not in gone and key not in markers] == []
+    assert [key for key in markers if key not in bodies] == []  # never a marker alone
+    assert all(markers[key] == b"envelope " + key.encode() for key in markers)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("writers", "wal"),
                          [(1, "new"), (50, "new"), (50, "rotated"), (50, "recycled")])
@@ -23,29 +74,7 @@ async def test_every_acknowledged_put_survives_kill_9_and_nothing_deleted_comes_
     # that RocksDB reuses, and recovery starts from the flushed tables plus that file.
     # "recycled": that reused file still holds older records (put and deleted before the
     # flush) past the last new one; recovery must stop where the new records end.
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(tmp_path / "spool"), "1000000", str(writers), wal],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    acknowledged: list[str] = []
-    try:
-        for line in proc.stdout:  # kill it mid-stream, while puts are in flight
-            acknowledged.append(line.strip())
-            if len(acknowledged) == 1000:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        # Whatever the child managed to print before dying was acknowledged too.
-        acknowledged.extend(line.strip() for line in proc.stdout)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
-    assert "DONE" not in acknowledged
+    acknowledged = _run_child_until_killed(tmp_path / "spool", writers, wal, 1000)
     spool = RocksDBSpool("data", str(tmp_path / "spool"))
     try:
         stored = {key async for key, _ in spool.scan()}

@@ -1,4 +1,5 @@
-"""Child process for the kill -9 test: put records and print each key once put returned."""
+"""Child process for the kill -9 tests: put records (or body-and-marker pairs) and print
+each key once its put returned."""
 
 from __future__ import annotations
 
@@ -8,7 +9,36 @@ import sys
 from kumocore_rocksdb_spool import RocksDBSpool
 
 
+async def pairs(path: str, count: int, writers: int) -> None:
+    """Bodies and their markers through put_before (markers journaled), and some of them
+    delivered: marker deleted, then body, as the core's store does."""
+    data = RocksDBSpool("data", path + "/data")
+    meta = RocksDBSpool("meta", path + "/meta")
+    value = b"x" * 2048
+    queue = iter(range(count))
+
+    async def writer() -> None:
+        for n in queue:
+            key = f"{n:08d}"
+            await data.put_before(key, value, meta, key, b"envelope " + key.encode())
+            sys.stdout.write(key + "\n")  # acknowledged
+            sys.stdout.flush()
+            if n % 3 == 0:  # "delivered": to be removed, in the store's order
+                sys.stdout.write(f"gone {key}\n")
+                sys.stdout.flush()
+                await meta.delete(key)
+                await data.delete(key)
+
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    sys.stdout.write("DONE\n")
+    sys.stdout.flush()
+    await asyncio.sleep(3600)  # stay up until killed
+
+
 async def main(path: str, count: int, writers: int, wal: str) -> None:
+    if wal == "pairs":
+        await pairs(path, count, writers)
+        return
     spool = RocksDBSpool("data", path)
     value = b"x" * 2048
     # "rotated": flush a few memtables first, so the puts below go to a later WAL file,
