@@ -18,6 +18,10 @@ one back, so the batch grows with the load by itself. The first ticket after an 
 spell waits :data:`COMMIT_WINDOW` (1 ms) for company (docs/performance.md, sixth to
 eighth rounds). A spool that fails its write fails every ticket not yet fully
 written in that cycle; nothing of a ticket is written after one of its spools failed.
+
+A ticket may also carry writes that wait for another spool's sync (a body's delete waits
+for its marker's, :mod:`.deferred`); between tickets, the thread wakes up for those alone
+when they fall due.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import Protocol
 
+from kumocore_rocksdb_spool.cycle import After, Cycle, Op, Ticket, Writable
+from kumocore_rocksdb_spool.deferred import Deferred
 from kumocore_rocksdb_spool.writer_thread import run_as_batch, waits_for_the_loop
 
 __all__ = ["COMMIT_WINDOW", "MAX_BATCH_BYTES", "Committer", "Writable"]
@@ -45,76 +50,13 @@ HANDOVER_AFTER = 0.005
 HANDOVER_SLEEP = 0.0001
 
 
-class Writable(Protocol):
-    """A spool as the committer sees it: a name and a way to write a batch of ops."""
-
-    name: str
-
-    def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
-        """On the writer thread: write ``ops`` (a None value deletes) as one batch, synced
-        if it holds a put."""
-        ...
-
-
-# (the spool, key, value or None for a delete)
-Op = tuple[Writable, bytes, bytes | None]
-
-
-class _Ticket:
-    __slots__ = ("future", "ops", "size")
-
-    def __init__(self, ops: Sequence[Op], future: asyncio.Future[None]) -> None:
-        self.ops = ops
-        self.future = future
-        self.size = sum(len(key) + (len(value) if value else 0) for _, key, value in ops)
-
-
-class _Cycle:
-    """One hand-over to the thread: the tickets, and the spools' ops in writing order."""
-
-    __slots__ = ("failed_at", "failure", "steps", "tickets")
-
-    def __init__(self, tickets: list[_Ticket], order: list[Writable]) -> None:
-        self.tickets = tickets
-        by_spool: dict[Writable, list[tuple[bytes, bytes | None]]] = {}
-        for ticket in tickets:
-            for spool, key, value in ticket.ops:
-                by_spool.setdefault(spool, []).append((key, value))
-        rank = {spool: index for index, spool in enumerate(order)}
-        self.steps = sorted(by_spool.items(), key=lambda item: rank.get(item[0], len(rank)))
-        self.failure: BaseException | None = None
-        self.failed_at = len(self.steps)  # index of the step that failed
-
-    def run(self) -> None:
-        """On the writer thread: each spool's batch in order, stopping at a failure."""
-        for index, (spool, ops) in enumerate(self.steps):
-            try:
-                spool._write(ops)
-            except BaseException as exc:  # every caller must hear of it, whatever it is
-                self.failure = exc if isinstance(exc, Exception) else RuntimeError(
-                    f"spool {spool.name!r}: commit failed: {exc!r}")
-                self.failed_at = index
-                return
-
-    def settle(self) -> None:
-        """On the loop: a ticket succeeded if every spool it wrote to was written."""
-        unwritten = {spool for spool, _ in self.steps[self.failed_at:]}
-        for ticket in self.tickets:
-            if ticket.future.done():  # its caller was cancelled
-                continue
-            if self.failure is not None and any(op[0] in unwritten for op in ticket.ops):
-                ticket.future.set_exception(self.failure)
-            else:
-                ticket.future.set_result(None)
-
-
 class Committer:
     """The writer thread and group commit shared by the RocksDB spools of one loop."""
 
     def __init__(self) -> None:
         self._order: list[Writable] = []  # spools in writing order
         self._before: set[tuple[Writable, Writable]] = set()  # (first, second) pairs
-        self._inbox: queue.SimpleQueue[_Ticket | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Ticket | None] = queue.SimpleQueue()
         self._outstanding = 0  # tickets submitted and not yet settled
         self._watching = False  # the hand-over watch is armed
         self._idle: list[asyncio.Future[None]] = []
@@ -155,10 +97,20 @@ class Committer:
 
     # ------------------------------------------------------------------ writes
 
-    def submit(self, ops: Sequence[Op]) -> asyncio.Future[None]:
-        """Queue one ticket; its future resolves once every op in it is on disk."""
+    def submit(self, ops: Sequence[Op], *, after: Sequence[After] = ()) -> asyncio.Future[None]:
+        """Queue one ticket; its future resolves once every op in it is on disk (and each
+        ``after`` op is left to wait for its spool's sync, :class:`~.cycle.Ticket`)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        return self._queue(Ticket(ops, loop.create_future(), after=after), loop)
+
+    async def flush(self) -> None:
+        """Sync every spool that writes wait on and write those (before a spool closes)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            loop = asyncio.get_running_loop()
+            await self._queue(Ticket((), loop.create_future(), force=True), loop)
+
+    def _queue(self, ticket: Ticket, loop: asyncio.AbstractEventLoop) -> asyncio.Future[None]:
         thread = self._thread
         if thread is None or not thread.is_alive():
             thread = self._thread = threading.Thread(
@@ -166,11 +118,11 @@ class Committer:
                 daemon=True)
             thread.start()
         self._outstanding += 1
-        self._inbox.put(_Ticket(ops, future))
+        self._inbox.put(ticket)
         if not self._watching:
             self._watching = True
             loop.call_later(HANDOVER_AFTER, self._hand_over, loop, self.cycles)
-        return future
+        return ticket.future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop, cycles_before: int) -> None:
         """On the loop, every HANDOVER_AFTER while tickets are outstanding: if no cycle
@@ -191,7 +143,7 @@ class Committer:
             time.sleep(HANDOVER_SLEEP)
         loop.call_later(HANDOVER_AFTER, self._hand_over, loop, self.cycles)
 
-    def _run(self, inbox: queue.SimpleQueue[_Ticket | None],
+    def _run(self, inbox: queue.SimpleQueue[Ticket | None],
              loop: asyncio.AbstractEventLoop) -> None:
         """The writer thread: take what is queued, write it as one cycle, hand it back to
         the loop, and go on with what arrived meanwhile without waiting for the loop.
@@ -202,11 +154,16 @@ class Committer:
         not wait for the loop to notice the last one (docs/performance.md, eighth round).
         """
         run_as_batch()
+        deferred = Deferred()
         stopping, idle = False, True  # a new thread is idle: its first ticket waits too
         while not stopping:
             # Only this thread takes from the inbox: what it saw there is still there.
             if idle or inbox.empty():
-                first = inbox.get()  # idle: the first ticket waits for company
+                try:  # idle: the first ticket waits for company
+                    first = inbox.get(timeout=deferred.next_due(time.monotonic()))
+                except queue.Empty:  # no ticket, but a waiting write (or its sync) is due
+                    Cycle([], self._order, deferred, time.monotonic()).run()
+                    continue
                 if first is not None:
                     time.sleep(COMMIT_WINDOW)
             else:
@@ -215,14 +172,14 @@ class Committer:
             if first is None:
                 return
             tickets, stopping = _take_more(inbox, first)
-            cycle = _Cycle(tickets, self._order)
+            cycle = Cycle(tickets, self._order, deferred, time.monotonic())
             cycle.run()
             try:
                 loop.call_soon_threadsafe(self._written, cycle)
             except RuntimeError:  # the loop is closed: nobody is left waiting
                 return
 
-    def _written(self, cycle: _Cycle) -> None:
+    def _written(self, cycle: Cycle) -> None:
         """On the loop: a cycle is on disk (or failed)."""
         self.cycles += 1
         cycle.settle()
@@ -254,8 +211,8 @@ class Committer:
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
 
 
-def _take_more(inbox: queue.SimpleQueue[_Ticket | None],
-               first: _Ticket) -> tuple[list[_Ticket], bool]:
+def _take_more(inbox: queue.SimpleQueue[Ticket | None],
+               first: Ticket) -> tuple[list[Ticket], bool]:
     """On the thread: ``first`` and what else is queued, up to MAX_BATCH_BYTES; and whether
     the stop marker came next (the thread then ends after this cycle)."""
     tickets, size = [first], first.size

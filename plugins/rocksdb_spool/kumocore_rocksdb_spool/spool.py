@@ -7,7 +7,11 @@ to the loop's :class:`~kumocore_rocksdb_spool.committer.Committer`, whose one wr
 thread writes what is pending in every spool of the loop as one WriteBatch per spool and
 one WAL sync each, then hands the cycle back to the event loop (one
 ``call_soon_threadsafe``). :meth:`RocksDBSpool.put_before` writes a body and its commit
-marker in one cycle, the body synced first (the core's ``OrderedPuts``).
+marker in one cycle, the body synced first (the core's ``OrderedPuts``); deletes keep the
+reverse order: once a spool has written bodies before markers, its deletes wait until
+the markers' spool has synced what was written to it so far (a marker's own delete
+among it), so that no crash keeps a marker whose body is gone (:mod:`.deferred`). Data
+keys are never reused, so a delete that waits never meets a newer put of its key.
 
 Why ``write`` + ``flush_wal(sync=True)`` rather than a ``sync=True`` write: rocksdict
 keeps the GIL for the whole of ``write``, so a synced write would freeze the event loop
@@ -81,6 +85,8 @@ class RocksDBSpool:
         self._unsynced.sync = False
         self._batch_type: type[WriteBatch] = rocksdict.WriteBatch
         self._committer: Committer | None = None  # the loop's, from the first write on
+        # The spool holding the markers of the bodies written here by put_before.
+        self._markers_in: RocksDBSpool | None = None
         self._reads: set[asyncio.Future[Any]] = set()
         self._closed = False
         #: Synced writes done and records they carried: ``records / syncs`` is the batch size.
@@ -98,9 +104,18 @@ class RocksDBSpool:
         await committer.submit(((self, key.encode(), bytes(value)),))
 
     async def delete(self, key: str) -> None:
-        """Remove ``key``; batched with other writes, synced only if they need it."""
+        """Remove ``key``; batched with other writes, synced only if they need it.
+
+        On a spool of bodies (see :meth:`put_before`) the delete is written once the
+        markers' spool has synced what was written to it so far; this returns as soon as
+        the delete is queued to wait for that."""
         committer = self._writing()
-        await committer.submit(((self, key.encode(), None),))
+        op = (self, key.encode(), None)
+        markers = self._markers_in
+        if markers is not None and not markers._closed:
+            await committer.submit((), after=((markers, op),))
+        else:
+            await committer.submit((op,))
 
     async def put_before(
         self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes
@@ -115,6 +130,7 @@ class RocksDBSpool:
         # written from another loop first), in an order the committer can keep.
         if (isinstance(then, RocksDBSpool) and not then._closed
                 and then._writing() is committer and committer.order(self, then)):
+            self._markers_in = then
             # The commit is the writer thread's: a cancelled caller cancels only its own
             # wait, never the cycle (its records may be on disk already, as for any crash).
             await committer.submit(
@@ -132,17 +148,16 @@ class RocksDBSpool:
             committer.register(self)
         return committer
 
-    def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
-        """On the writer thread: one batch, then one WAL sync if it holds any put."""
-        batch = self._batch_type(raw_mode=True)
-        sync = False
-        for key, value in ops:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-                sync = True
-        self._db.write(batch, self._unsynced)
+    def _write(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
+        """On the writer thread: one batch (if any op), then one WAL sync if ``sync``."""
+        if ops:
+            batch = self._batch_type(raw_mode=True)
+            for key, value in ops:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            self._db.write(batch, self._unsynced)
         if sync:
             self._db.flush_wal(True)
             self.syncs += 1
@@ -233,6 +248,7 @@ class RocksDBSpool:
         committer = self._committer
         if committer is not None:  # let every pending write reach the disk first
             await committer.drained()
+            await committer.flush()  # and the writes that wait on (or for) a sync
             if committer.unregister(self):
                 await committer.stop()
         if self._reads:

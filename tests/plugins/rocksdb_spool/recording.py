@@ -27,10 +27,10 @@ class RecordingDb:
         return getattr(self.db, name)
 
 
-def failing_write(reason: str) -> Callable[[object], None]:
+def failing_write(reason: str) -> Callable[[object, bool], None]:
     """A stand-in for a spool's ``_write`` that fails with ``OSError(reason)``."""
 
-    def broken(ops: object) -> None:
+    def broken(ops: object, sync: bool) -> None:
         raise OSError(reason)
 
     return broken

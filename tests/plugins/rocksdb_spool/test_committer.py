@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from kumocore_rocksdb_spool import RocksDBSpool
+from kumocore_rocksdb_spool.deferred import WAIT_BOUND
 from kumocore_rocksdb_spool.spool import committer_for
 
 from kumocore.mail.message import Message
@@ -63,6 +64,73 @@ async def test_the_marker_spool_writing_first_does_not_put_it_before_the_body(
     await data.put_before("m1", b"body", meta, "m1", b"envelope")
     await alone
     assert events == ["data write", "data synced=True", "meta write", "meta synced=True"]
+
+
+async def _until(check: Any, seconds: float = 2.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check() and time.monotonic() < deadline:
+        await asyncio.sleep(0.002)
+
+
+async def test_a_body_is_deleted_only_after_the_deletion_of_its_marker_is_synced(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    """Else a crash after the body's spool synced (for other writes) could keep the
+    marker, its delete not synced, and lose the body: a delivered message set aside."""
+    data, meta, events = pair
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    events.clear()
+    started = time.monotonic()
+    await meta.delete("m1")  # written, not synced (a delete need not be)
+    await data.delete("m1")  # returns once queued: the delete waits for that sync
+    assert events == ["meta write"]
+    assert await data.get("m1") == b"body"
+
+    async def body_gone() -> bool:
+        return await data.get("m1") is None
+
+    await _until(body_gone)
+    # Nothing else synced the markers' spool: it was synced for the waiting delete.
+    assert events == ["meta write", "meta synced=True", "data write"]
+    assert time.monotonic() - started >= WAIT_BOUND
+
+
+async def test_a_body_delete_waits_only_for_the_next_marker_sync_under_load(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, events = pair
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    await meta.delete("m1")
+    events.clear()
+    syncs = meta.syncs
+    await asyncio.gather(data.delete("m1"), data.put_before("m2", b"b2", meta, "m2", b"e2"))
+
+    async def body_gone() -> bool:
+        return await data.get("m1") is None
+
+    await _until(body_gone)
+    # The new marker's sync covered the old marker's delete: no sync of its own, and
+    # the body's delete came right after it.
+    assert events == ["data write", "data synced=True", "meta write", "meta synced=True",
+                      "data write"]
+    assert meta.syncs == syncs + 1
+
+
+async def test_closing_the_markers_spool_first_still_writes_the_waiting_body_deletes(
+    tmp_path: Path,
+) -> None:
+    data = RocksDBSpool("data", str(tmp_path / "data"))
+    meta = RocksDBSpool("meta", str(tmp_path / "meta"))
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    await meta.delete("m1")
+    await data.delete("m1")  # waiting for the markers' spool to sync
+    await meta.close()  # syncs it, and writes the body's delete first
+    await data.close()
+    data = RocksDBSpool("data", str(tmp_path / "data"))
+    meta = RocksDBSpool("meta", str(tmp_path / "meta"))
+    assert (await data.get("m1"), await meta.get("m1")) == (None, None)
+    await data.close()
+    await meta.close()
 
 
 async def test_a_failed_body_write_leaves_the_marker_and_the_rest_of_the_cycle_unwritten(
@@ -224,7 +292,7 @@ def test_an_order_that_contradicts_the_pairs_so_far_is_refused() -> None:
         def __init__(self, name: str) -> None:
             self.name = name
 
-        def _write(self, ops: list[tuple[bytes, bytes | None]]) -> None:
+        def _write(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
             raise AssertionError("not written in this test")
 
     a, b, c = Named("a"), Named("b"), Named("c")
