@@ -67,6 +67,24 @@ class OrderedPuts(Protocol):
         ...
 
 
+@runtime_checkable
+class OrderedDeletes(Protocol):
+    """An optional spool capability: the reverse of :class:`OrderedPuts` for a removal.
+
+    The store removes a message by deleting its envelope (the commit marker) and then its
+    body: a body must not be gone while its marker may still come back after a crash. A
+    kind that can queue both at once, the body's delete held back until the marker's is
+    durable, saves the store a second commit per removal. Without it the store awaits
+    two ``delete`` calls.
+    """
+
+    async def delete_after(self, key: str, then: Spool, then_key: str) -> None:
+        """Delete ``then_key`` in ``then``, and ``key`` here once that delete is synced;
+        return once both are queued (a delete need not be durable when this returns). A
+        kind that cannot keep that order for ``then`` deletes one after the other."""
+        ...
+
+
 #: ``factory(name=..., path=..., **options) -> Spool``; options are the remaining
 #: ``kumo.define_spool`` fields (``flush``, ``rocks_params``...).
 SpoolFactory = Callable[..., Spool]

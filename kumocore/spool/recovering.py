@@ -73,6 +73,23 @@ class RecoveringSpool:
             self._write_failed()
             raise
 
+    async def delete_after(self, key: str, then: Spool, then_key: str) -> None:
+        """:class:`~kumocore.spool.base.OrderedDeletes` through both wrappers, as
+        :meth:`put_before`: the inner kind's one call while both spools are healthy."""
+        partner = then if isinstance(then, RecoveringSpool) else None
+        delete_pair = getattr(self.inner, "delete_after", None)
+        if delete_pair is None or self._failed or (partner is not None and partner._failed):
+            await then.delete(then_key)
+            await self.delete(key)
+            return
+        try:
+            await delete_pair(key, then if partner is None else partner.inner, then_key)
+        except Exception:
+            if partner is not None:
+                partner._failed = True
+            self._write_failed()
+            raise
+
     async def get(self, key: str) -> bytes | None:
         return await self.inner.get(key)
 

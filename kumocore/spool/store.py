@@ -9,7 +9,10 @@ still referencing each shared body and deletes the body with the last of them.
 Write order is data first, then meta: the meta record is the commit marker, so a message
 whose meta is on disk always has its body. A data spool with ``put_before``
 (:class:`~kumocore.spool.base.OrderedPuts`) writes both in one commit and keeps that
-order. Crash safety without a durable counter:
+order. Removal runs the other way, meta first, then body; neither delete is synced, so a
+data spool with ``delete_after`` (:class:`~kumocore.spool.base.OrderedDeletes`) holds
+the body's delete back until the meta's is durable (else a power cut could keep a
+delivered message's meta without its body). Crash safety without a durable counter:
 
 * a crash between the body and the metas, or between deleting the last meta and its body,
   leaves a body no meta references: recovery rebuilds the counts from the meta records
@@ -31,7 +34,7 @@ import orjson
 import structlog
 
 from kumocore.mail.body import is_body_key
-from kumocore.spool.base import OrderedPuts, Spool
+from kumocore.spool.base import OrderedDeletes, OrderedPuts, Spool
 
 if TYPE_CHECKING:
     from kumocore.mail.body import SharedBody
@@ -68,6 +71,9 @@ class MessageStore:
         self._recovering = False
         # Body and commit marker in one commit, when the data spool's kind can (in order).
         self._put_pair = data.put_before if isinstance(data, OrderedPuts) else None
+        # Marker and body deleted with one call, the body held back until the marker's
+        # delete is durable, when the data spool's kind can.
+        self._delete_pair = data.delete_after if isinstance(data, OrderedDeletes) else None
 
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
@@ -120,18 +126,25 @@ class MessageStore:
     async def remove(self, message: Message | str) -> None:
         """Forget a message that was delivered, bounced or expired (meta first)."""
         message_id = message if isinstance(message, str) else message.id
-        await self.meta.delete(message_id)
         key = self._key_of.pop(message_id, None)
+        if key is not None:
+            left = self._refs.get(key, 0) - 1
+            if left > 0:
+                self._refs[key] = left
+                key = None  # other messages still use the body
+            else:
+                self._refs.pop(key, None)
+                self._body_puts.pop(key, None)
+                if self._recovering:  # collect_garbage decides once every meta is counted
+                    key = None
+        else:
+            key = message_id  # the message's own data record
         if key is None:
-            await self.data.delete(message_id)
-            return
-        left = self._refs.get(key, 0) - 1
-        if left > 0:
-            self._refs[key] = left
-            return
-        self._refs.pop(key, None)
-        self._body_puts.pop(key, None)
-        if not self._recovering:  # else collect_garbage decides once every meta is counted
+            await self.meta.delete(message_id)
+        elif self._delete_pair is not None:
+            await self._delete_pair(key, self.meta, message_id)
+        else:
+            await self.meta.delete(message_id)
             await self.data.delete(key)
 
     def shared_bodies(self) -> dict[str, int]:

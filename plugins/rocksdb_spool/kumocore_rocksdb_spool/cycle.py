@@ -105,6 +105,7 @@ class Cycle:
             except BaseException as exc:  # every caller must hear of it, whatever it is
                 self.failure = exc if isinstance(exc, Exception) else RuntimeError(
                     f"spool {spool.name!r}: commit failed: {exc!r}")
+                self.deferred.failed(spool)
                 if steps is self.steps:
                     self.failed_at = index
                 return False

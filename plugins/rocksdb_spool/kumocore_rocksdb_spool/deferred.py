@@ -4,11 +4,11 @@ The core removes a delivered message by deleting its commit marker (meta record)
 then its body, and neither delete is synced. Written as they come, a later cycle's
 sync of the body's spool could make the body's delete durable while the marker's delete
 is not yet: a power cut then would leave the marker of a delivered message without its
-body. So a body's delete waits here until the markers' spool has synced everything
-written to it so far, the marker's delete among it. Under load that spool syncs in
-every cycle (its markers are puts), so the wait is usually none; when nothing else
-syncs it, the wait ends with a sync of its own :data:`WAIT_BOUND` after its first
-unsynced write.
+body. So a body's delete (``RocksDBSpool.delete_after``) waits here until the markers'
+spool has synced everything written to it so far, the marker's delete among it. Under
+load that spool syncs in every cycle (its markers are puts), so the wait is usually
+none; when nothing else syncs it, the wait ends with a sync of its own
+:data:`WAIT_BOUND` after its first unsynced write.
 
 Everything here belongs to the writer thread; the loop never touches it.
 """
@@ -42,6 +42,16 @@ class Deferred:
             self._ready.extend(self._waiting.pop(spool, ()))
         elif wrote_any:
             self._dirty_since.setdefault(spool, now)
+
+    def failed(self, spool: Writable) -> None:
+        """A write or sync of ``spool`` failed: drop what waits on it and what it owes.
+
+        Its database is broken until reopened (``RecoveringSpool``), so waiting on or
+        retrying it would spin. A body whose delete is dropped here is collected at the
+        next start; a marker is never left without its body."""
+        self._dirty_since.pop(spool, None)
+        self._waiting.pop(spool, None)
+        self._ready = [op for op in self._ready if op[0] is not spool]
 
     def wait_for(self, spool: Writable, op: Op) -> None:
         """Write ``op`` once everything written to ``spool`` so far is synced."""

@@ -7,11 +7,11 @@ to the loop's :class:`~kumocore_rocksdb_spool.committer.Committer`, whose one wr
 thread writes what is pending in every spool of the loop as one WriteBatch per spool and
 one WAL sync each, then hands the cycle back to the event loop (one
 ``call_soon_threadsafe``). :meth:`RocksDBSpool.put_before` writes a body and its commit
-marker in one cycle, the body synced first (the core's ``OrderedPuts``); deletes keep the
-reverse order: once a spool has written bodies before markers, its deletes wait until
-the markers' spool has synced what was written to it so far (a marker's own delete
-among it), so that no crash keeps a marker whose body is gone (:mod:`.deferred`). Data
-keys are never reused, so a delete that waits never meets a newer put of its key.
+marker in one cycle, the body synced first (the core's ``OrderedPuts``);
+:meth:`RocksDBSpool.delete_after` removes them in the reverse order (``OrderedDeletes``):
+the body's delete waits until the markers' spool has synced the marker's delete, so
+that no crash keeps a marker whose body is gone (:mod:`.deferred`). Data keys are never
+reused, so a delete that waits never meets a newer put of its key.
 
 Why ``write`` + ``flush_wal(sync=True)`` rather than a ``sync=True`` write: rocksdict
 keeps the GIL for the whole of ``write``, so a synced write would freeze the event loop
@@ -23,6 +23,7 @@ readers may see the record before it is synced, which no spool user relies on).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import weakref
@@ -85,8 +86,6 @@ class RocksDBSpool:
         self._unsynced.sync = False
         self._batch_type: type[WriteBatch] = rocksdict.WriteBatch
         self._committer: Committer | None = None  # the loop's, from the first write on
-        # The spool holding the markers of the bodies written here by put_before.
-        self._markers_in: RocksDBSpool | None = None
         self._reads: set[asyncio.Future[Any]] = set()
         self._closed = False
         #: Synced writes done and records they carried: ``records / syncs`` is the batch size.
@@ -104,18 +103,24 @@ class RocksDBSpool:
         await committer.submit(((self, key.encode(), bytes(value)),))
 
     async def delete(self, key: str) -> None:
-        """Remove ``key``; batched with other writes, synced only if they need it.
-
-        On a spool of bodies (see :meth:`put_before`) the delete is written once the
-        markers' spool has synced what was written to it so far; this returns as soon as
-        the delete is queued to wait for that."""
+        """Remove ``key``; batched with other writes, synced only if they need it."""
         committer = self._writing()
-        op = (self, key.encode(), None)
-        markers = self._markers_in
-        if markers is not None and not markers._closed:
-            await committer.submit((), after=((markers, op),))
-        else:
-            await committer.submit((op,))
+        await committer.submit(((self, key.encode(), None),))
+
+    async def delete_after(self, key: str, then: Spool, then_key: str) -> None:
+        """Delete ``then_key`` in ``then`` and ``key`` here, this one once that delete is
+        synced (the core's ``OrderedDeletes``); returns once both are queued, as one
+        ticket. Under load ``then`` syncs in every cycle for its new records and ``key``
+        goes in the next; else ``then`` is synced for it within ``WAIT_BOUND`` (20 ms).
+        A spool of another committer or kind gets the two deletes one after the other."""
+        committer = self._writing()
+        if (isinstance(then, RocksDBSpool) and not then._closed
+                and then._writing() is committer):
+            await committer.submit(((then, then_key.encode(), None),),
+                                   after=((then, (self, key.encode(), None)),))
+            return
+        await then.delete(then_key)
+        await self.delete(key)
 
     async def put_before(
         self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes
@@ -130,7 +135,6 @@ class RocksDBSpool:
         # written from another loop first), in an order the committer can keep.
         if (isinstance(then, RocksDBSpool) and not then._closed
                 and then._writing() is committer and committer.order(self, then)):
-            self._markers_in = then
             # The commit is the writer thread's: a cancelled caller cancels only its own
             # wait, never the cycle (its records may be on disk already, as for any crash).
             await committer.submit(
@@ -248,7 +252,10 @@ class RocksDBSpool:
         committer = self._committer
         if committer is not None:  # let every pending write reach the disk first
             await committer.drained()
-            await committer.flush()  # and the writes that wait on (or for) a sync
+            # And the writes that wait on (or for) a sync. A database that fails to sync
+            # (a full disk) is closed all the same, so that it can be opened again.
+            with contextlib.suppress(Exception):
+                await committer.flush()
             if committer.unregister(self):
                 await committer.stop()
         if self._reads:

@@ -3,6 +3,7 @@ recovery rebuilds the counts and collects bodies no meta references."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -63,6 +64,12 @@ def transaction(count: int) -> list[Message]:
 
 
 async def data_keys(store: MessageStore) -> list[str]:
+    """The data spool's keys once the deletes it holds back are written: a RocksDB spool
+    writes a body's delete only once its marker's delete is synced."""
+    if not isinstance(store.data, MemorySpool | LocalDiskSpool):
+        from kumocore_rocksdb_spool.spool import committer_for
+
+        await committer_for(asyncio.get_running_loop()).flush()
     return [key async for key in store.data.keys()]  # noqa: SIM118 (a spool, not a dict)
 
 

@@ -16,8 +16,9 @@ from kumocore_rocksdb_spool import RocksDBSpool
 from kumocore_rocksdb_spool.deferred import WAIT_BOUND
 from kumocore_rocksdb_spool.spool import committer_for
 
+from kumocore.mail.body import SharedBody
 from kumocore.mail.message import Message
-from kumocore.spool import MemorySpool, OrderedPuts
+from kumocore.spool import MemorySpool, OrderedDeletes, OrderedPuts
 from kumocore.spool.recovering import RecoveringSpool
 from kumocore.spool.store import MessageStore
 from tests.plugins.rocksdb_spool.recording import RecordingDb, failing_write
@@ -81,8 +82,9 @@ async def test_a_body_is_deleted_only_after_the_deletion_of_its_marker_is_synced
     await data.put_before("m1", b"body", meta, "m1", b"envelope")
     events.clear()
     started = time.monotonic()
-    await meta.delete("m1")  # written, not synced (a delete need not be)
-    await data.delete("m1")  # returns once queued: the delete waits for that sync
+    # The marker's delete is written, not synced (a delete need not be); the body's
+    # waits for that sync, and the call returns once both are queued.
+    await data.delete_after("m1", meta, "m1")
     assert events == ["meta write"]
     assert await data.get("m1") == b"body"
 
@@ -100,10 +102,10 @@ async def test_a_body_delete_waits_only_for_the_next_marker_sync_under_load(
 ) -> None:
     data, meta, events = pair
     await data.put_before("m1", b"body", meta, "m1", b"envelope")
-    await meta.delete("m1")
     events.clear()
     syncs = meta.syncs
-    await asyncio.gather(data.delete("m1"), data.put_before("m2", b"b2", meta, "m2", b"e2"))
+    await asyncio.gather(data.delete_after("m1", meta, "m1"),
+                         data.put_before("m2", b"b2", meta, "m2", b"e2"))
 
     async def body_gone() -> bool:
         return await data.get("m1") is None
@@ -111,8 +113,8 @@ async def test_a_body_delete_waits_only_for_the_next_marker_sync_under_load(
     await _until(body_gone)
     # The new marker's sync covered the old marker's delete: no sync of its own, and
     # the body's delete came right after it.
-    assert events == ["data write", "data synced=True", "meta write", "meta synced=True",
-                      "data write"]
+    assert events[-3:] == ["meta write", "meta synced=True", "data write"]
+    assert events.count("meta synced=True") == 1
     assert meta.syncs == syncs + 1
 
 
@@ -122,8 +124,7 @@ async def test_closing_the_markers_spool_first_still_writes_the_waiting_body_del
     data = RocksDBSpool("data", str(tmp_path / "data"))
     meta = RocksDBSpool("meta", str(tmp_path / "meta"))
     await data.put_before("m1", b"body", meta, "m1", b"envelope")
-    await meta.delete("m1")
-    await data.delete("m1")  # waiting for the markers' spool to sync
+    await data.delete_after("m1", meta, "m1")  # the body's delete waits for meta's sync
     await meta.close()  # syncs it, and writes the body's delete first
     await data.close()
     data = RocksDBSpool("data", str(tmp_path / "data"))
@@ -131,6 +132,50 @@ async def test_closing_the_markers_spool_first_still_writes_the_waiting_body_del
     assert (await data.get("m1"), await meta.get("m1")) == (None, None)
     await data.close()
     await meta.close()
+
+
+async def test_a_markers_spool_that_fails_its_sync_neither_spins_the_writer_nor_stays_open(
+    tmp_path: Path,
+) -> None:
+    """A full disk: the sync that waiting deletes are owed keeps failing. The thread must
+    not retry it in a loop, and the spool must close (RecoveringSpool reopens it)."""
+    data = RocksDBSpool("data", str(tmp_path / "data"))
+    meta = RocksDBSpool("meta", str(tmp_path / "meta"))
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    attempts = 0
+
+    def full_disk(ops: object, sync: bool) -> None:
+        nonlocal attempts
+        attempts += 1
+        raise OSError("No space left on device")
+
+    await data.delete_after("m1", meta, "m1")  # the marker's delete is written, unsynced
+    meta._write = full_disk  # type: ignore[method-assign]
+    await asyncio.sleep(5 * WAIT_BOUND)
+    assert attempts == 1  # the sync owed to the body's delete, tried once
+    assert await data.get("m1") == b"body"  # dropped: collected at the next start
+    await meta.close()  # nothing is owed any more: it closes without retrying
+    assert attempts == 1
+    reopened = RocksDBSpool("meta", str(tmp_path / "meta"))  # the lock was released
+    assert await reopened.get("m1") is None  # closing flushed its memtable
+    await reopened.close()
+    await data.close()
+
+
+async def test_a_spool_whose_last_sync_fails_at_close_is_closed_all_the_same(
+    tmp_path: Path,
+) -> None:
+    """Else its database stayed open, holding RocksDB's lock, and RecoveringSpool could
+    never open it again once the disk had room."""
+    data = RocksDBSpool("data", str(tmp_path / "data"))
+    meta = RocksDBSpool("meta", str(tmp_path / "meta"))
+    await data.put_before("m1", b"body", meta, "m1", b"envelope")
+    await data.delete_after("m1", meta, "m1")  # meta now owes a sync to the body's delete
+    meta._write = failing_write("No space left on device")  # type: ignore[method-assign]
+    await meta.close()  # the sync owed fails inside close
+    reopened = RocksDBSpool("meta", str(tmp_path / "meta"))
+    await reopened.close()
+    await data.close()
 
 
 async def test_a_failed_body_write_leaves_the_marker_and_the_rest_of_the_cycle_unwritten(
@@ -213,6 +258,61 @@ async def test_the_store_saves_a_message_in_one_cycle_through_recovering_spools(
     assert committer_for(asyncio.get_running_loop()).cycles == before + 1
     assert await data.get(message.id) == message.data
     assert await meta.get(message.id) == message.meta_bytes()
+    await store.close()
+
+
+async def test_the_store_removes_a_message_in_one_cycle_and_its_body_after_the_marker_sync(
+    tmp_path: Path,
+) -> None:
+    events: list[str] = []
+    data = RecoveringSpool(lambda: RocksDBSpool("data", str(tmp_path / "data")))
+    meta = RecoveringSpool(lambda: RocksDBSpool("meta", str(tmp_path / "meta")))
+    data.inner._db = RecordingDb(data.inner._db, events, "data ")  # type: ignore[attr-defined]
+    meta.inner._db = RecordingDb(meta.inner._db, events, "meta ")  # type: ignore[attr-defined]
+    assert isinstance(data.inner, OrderedDeletes)
+    store = MessageStore(data, meta)
+    message = Message("a@s.test", "r@example.com", b"Subject: x\r\n\r\nbody\r\n")
+    await store.save(message)
+    events.clear()
+    before = committer_for(asyncio.get_running_loop()).cycles
+    await store.remove(message.id)
+    assert committer_for(asyncio.get_running_loop()).cycles == before + 1
+    assert await meta.get(message.id) is None
+
+    async def body_gone() -> bool:
+        return await data.get(message.id) is None
+
+    await _until(body_gone)
+    assert events == ["meta write", "meta synced=True", "data write"]
+    await store.close()
+
+
+async def test_a_shared_body_is_deleted_with_its_last_message_after_that_marker_sync(
+    tmp_path: Path,
+) -> None:
+    """A transaction's messages share one body record, saved with plain puts: its delete
+    waits for the last marker's delete to be synced all the same."""
+    events: list[str] = []
+    data = RocksDBSpool("data", str(tmp_path / "data"))
+    meta = RocksDBSpool("meta", str(tmp_path / "meta"))
+    data._db = RecordingDb(data._db, events, "data ")  # type: ignore[assignment]
+    meta._db = RecordingDb(meta._db, events, "meta ")  # type: ignore[assignment]
+    store = MessageStore(data, meta)
+    shared = SharedBody(b"Subject: x\r\n\r\nbody\r\n")
+    messages = [Message("a@s.test", f"r{n}@example.com", b"Received: x\r\n", shared=shared)
+                for n in range(2)]
+    for message in messages:
+        await store.save(message)
+    await store.remove(messages[0])
+    events.clear()
+    await store.remove(messages[1])
+    assert await data.get(shared.key) is not None  # waits for the marker's sync
+
+    async def body_gone() -> bool:
+        return await data.get(shared.key) is None
+
+    await _until(body_gone)
+    assert events == ["meta write", "meta synced=True", "data write"]
     await store.close()
 
 

@@ -26,8 +26,7 @@ async def pairs(path: str, count: int, writers: int) -> None:
             if n % 3 == 0:  # "delivered": to be removed, in the store's order
                 sys.stdout.write(f"gone {key}\n")
                 sys.stdout.flush()
-                await meta.delete(key)
-                await data.delete(key)
+                await data.delete_after(key, meta, key)
 
     await asyncio.gather(*(writer() for _ in range(writers)))
     sys.stdout.write("DONE\n")
