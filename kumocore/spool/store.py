@@ -126,19 +126,7 @@ class MessageStore:
     async def remove(self, message: Message | str) -> None:
         """Forget a message that was delivered, bounced or expired (meta first)."""
         message_id = message if isinstance(message, str) else message.id
-        key = self._key_of.pop(message_id, None)
-        if key is not None:
-            left = self._refs.get(key, 0) - 1
-            if left > 0:
-                self._refs[key] = left
-                key = None  # other messages still use the body
-            else:
-                self._refs.pop(key, None)
-                self._body_puts.pop(key, None)
-                if self._recovering:  # collect_garbage decides once every meta is counted
-                    key = None
-        else:
-            key = message_id  # the message's own data record
+        key = self._release_body(message_id)
         if key is None:
             await self.meta.delete(message_id)
         elif self._delete_pair is not None:
@@ -146,6 +134,21 @@ class MessageStore:
         else:
             await self.meta.delete(message_id)
             await self.data.delete(key)
+
+    def _release_body(self, message_id: str) -> str | None:
+        """The data record that goes with ``message_id``'s meta: its own, or its shared
+        body once no other message uses it; None while others do (or while recovery is
+        still counting, when collect_garbage decides)."""
+        key = self._key_of.pop(message_id, None)
+        if key is None:
+            return message_id
+        left = self._refs.get(key, 0) - 1
+        if left > 0:
+            self._refs[key] = left
+            return None
+        self._refs.pop(key, None)
+        self._body_puts.pop(key, None)
+        return None if self._recovering else key
 
     def shared_bodies(self) -> dict[str, int]:
         """Shared body key → messages still referencing it (for tests and the admin)."""
