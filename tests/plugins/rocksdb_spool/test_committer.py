@@ -73,6 +73,15 @@ async def _until(check: Any, seconds: float = 2.0) -> None:
         await asyncio.sleep(0.002)
 
 
+async def _wait_gone(spool: Any, key: str) -> None:
+    """Until ``key`` is gone from ``spool`` (a body's delete waits for its marker's sync)."""
+
+    async def gone() -> bool:
+        return await spool.get(key) is None
+
+    await _until(gone)
+
+
 async def test_a_body_is_deleted_only_after_the_deletion_of_its_marker_is_synced(
     pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
 ) -> None:
@@ -88,10 +97,7 @@ async def test_a_body_is_deleted_only_after_the_deletion_of_its_marker_is_synced
     assert events == ["meta write"]
     assert await data.get("m1") == b"body"
 
-    async def body_gone() -> bool:
-        return await data.get("m1") is None
-
-    await _until(body_gone)
+    await _wait_gone(data, "m1")
     # Nothing else synced the markers' spool: it was synced for the waiting delete.
     assert events == ["meta write", "meta synced=True", "data write"]
     assert time.monotonic() - started >= WAIT_BOUND
@@ -107,10 +113,7 @@ async def test_a_body_delete_waits_only_for_the_next_marker_sync_under_load(
     await asyncio.gather(data.delete_after("m1", meta, "m1"),
                          data.put_before("m2", b"b2", meta, "m2", b"e2"))
 
-    async def body_gone() -> bool:
-        return await data.get("m1") is None
-
-    await _until(body_gone)
+    await _wait_gone(data, "m1")
     # The new marker's sync covered the old marker's delete: no sync of its own, and
     # the body's delete came right after it.
     assert events[-3:] == ["meta write", "meta synced=True", "data write"]
@@ -279,10 +282,7 @@ async def test_the_store_removes_a_message_in_one_cycle_and_its_body_after_the_m
     assert committer_for(asyncio.get_running_loop()).cycles == before + 1
     assert await meta.get(message.id) is None
 
-    async def body_gone() -> bool:
-        return await data.get(message.id) is None
-
-    await _until(body_gone)
+    await _wait_gone(data, message.id)
     assert events == ["meta write", "meta synced=True", "data write"]
     await store.close()
 
@@ -308,10 +308,7 @@ async def test_a_shared_body_is_deleted_with_its_last_message_after_that_marker_
     await store.remove(messages[1])
     assert await data.get(shared.key) is not None  # waits for the marker's sync
 
-    async def body_gone() -> bool:
-        return await data.get(shared.key) is None
-
-    await _until(body_gone)
+    await _wait_gone(data, shared.key)
     assert events == ["meta write", "meta synced=True", "data write"]
     await store.close()
 
