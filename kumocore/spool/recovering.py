@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -54,39 +54,45 @@ class RecoveringSpool:
     ) -> None:
         """:class:`~kumocore.spool.base.OrderedPuts` through both wrappers: the inner
         kind's one commit while both spools are healthy, else one reopening put each."""
-        partner = then if isinstance(then, RecoveringSpool) else None
-        # Looked up per call (the inner spool changes when reopened); getattr, not an
-        # isinstance of the runtime protocol, which costs 3-7 us per message.
-        put_pair = getattr(self.inner, "put_before", None)
-        if put_pair is None or self._failed or (partner is not None and partner._failed):
+        paired = self._paired("put_before", then)
+        if paired is None:
             await self.put(key, value)
             await then.put(then_key, then_value)
             return
-        try:
-            await put_pair(key, value, then if partner is None else partner.inner,
-                           then_key, then_value)
-        except Exception:
-            # Either database may be the one that failed: both are reopened before their
-            # next write (at most once per REOPEN_INTERVAL each).
-            if partner is not None:
-                partner._failed = True
-            self._write_failed()
-            raise
+        put_pair, inner_then = paired
+        await self._write_pair(then, put_pair(key, value, inner_then, then_key, then_value))
 
     async def delete_after(self, key: str, then: Spool, then_key: str) -> None:
         """:class:`~kumocore.spool.base.OrderedDeletes` through both wrappers, as
         :meth:`put_before`: the inner kind's one call while both spools are healthy."""
-        partner = then if isinstance(then, RecoveringSpool) else None
-        delete_pair = getattr(self.inner, "delete_after", None)
-        if delete_pair is None or self._failed or (partner is not None and partner._failed):
+        paired = self._paired("delete_after", then)
+        if paired is None:
             await then.delete(then_key)
             await self.delete(key)
             return
+        delete_pair, inner_then = paired
+        await self._write_pair(then, delete_pair(key, inner_then, then_key))
+
+    def _paired(self, name: str, then: Spool) -> tuple[Callable[..., Any], Spool] | None:
+        """The inner kind's two-spool write ``name`` and ``then`` as it must be handed to
+        it; None when the kind has none or either spool awaits its reopening (the caller
+        then writes one spool at a time, each write reopening its spool if needed)."""
+        partner = then if isinstance(then, RecoveringSpool) else None
+        # Looked up per call (the inner spool changes when reopened); getattr, not an
+        # isinstance of the runtime protocol, which costs 3-7 us per message.
+        method = getattr(self.inner, name, None)
+        if method is None or self._failed or (partner is not None and partner._failed):
+            return None
+        return method, then if partner is None else partner.inner
+
+    async def _write_pair(self, then: Spool, write: Awaitable[None]) -> None:
         try:
-            await delete_pair(key, then if partner is None else partner.inner, then_key)
+            await write
         except Exception:
-            if partner is not None:
-                partner._failed = True
+            # Either database may be the one that failed: both are reopened before their
+            # next write (at most once per REOPEN_INTERVAL each).
+            if isinstance(then, RecoveringSpool):
+                then._failed = True
             self._write_failed()
             raise
 

@@ -8,7 +8,7 @@ written to it so far (see :mod:`.deferred`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from kumocore_rocksdb_spool.deferred import Deferred
@@ -48,14 +48,14 @@ class Ticket:
         self.future = future
         self.size = sum(len(key) + (len(value) if value else 0) for _, key, value in ops)
 
-    def spools(self) -> set[Writable]:
-        return {op[0] for op in self.ops}
+    def writes_to(self, spools: Collection[Writable]) -> bool:
+        return any(op[0] in spools for op in self.ops)
 
 
 class Cycle:
     """The tickets of one hand-over, and the spools' ops in writing order."""
 
-    __slots__ = ("deferred", "failed_at", "failure", "force", "now", "steps", "tickets")
+    __slots__ = ("deferred", "failure", "force", "now", "steps", "tickets", "unwritten")
 
     def __init__(self, tickets: list[Ticket], order: list[Writable], deferred: Deferred,
                  now: float) -> None:
@@ -64,15 +64,11 @@ class Cycle:
         self.now = now
         self.force = any(ticket.force for ticket in tickets)
         deferred.forget_all_but(order)
-        by_spool: dict[Writable, list[tuple[bytes, bytes | None]]] = {}
+        by_spool = _by_spool(deferred.take_ready())
         synced: set[Writable] = set()  # spools that must be synced in this cycle
-        for spool, key, value in deferred.take_ready():
-            by_spool.setdefault(spool, []).append((key, value))
         for ticket in tickets:
-            for spool, key, value in ticket.ops:
-                by_spool.setdefault(spool, []).append((key, value))
-                if value is not None:
-                    synced.add(spool)
+            _by_spool(ticket.ops, by_spool)
+            synced.update(spool for spool, _, value in ticket.ops if value is not None)
         for spool in order:
             if deferred.due(spool, now, self.force):
                 by_spool.setdefault(spool, [])
@@ -81,21 +77,18 @@ class Cycle:
         ordered = sorted(by_spool.items(), key=lambda item: rank.get(item[0], len(rank)))
         self.steps = [(spool, ops, spool in synced) for spool, ops in ordered]
         self.failure: BaseException | None = None
-        self.failed_at = len(self.steps)  # index of the step that failed
+        self.unwritten: frozenset[Writable] = frozenset()  # from the step that failed on
 
     def run(self) -> None:
         """On the writer thread: each spool's batch in order, stopping at a failure; then
         the tickets' waiting writes, and (when closing) what they released."""
         written = self._write_steps(self.steps)
-        unwritten = {step[0] for step in self.steps[self.failed_at:]}
         for ticket in self.tickets:
-            if ticket.spools().isdisjoint(unwritten):
+            if not ticket.writes_to(self.unwritten):
                 for spool, op in ticket.after:
                     self.deferred.wait_for(spool, op)
         if written and self.force:  # a closing spool: what waited is written before it closes
-            ready: dict[Writable, list[tuple[bytes, bytes | None]]] = {}
-            for spool, key, value in self.deferred.take_ready():
-                ready.setdefault(spool, []).append((key, value))
+            ready = _by_spool(self.deferred.take_ready())
             self._write_steps([(spool, ops, False) for spool, ops in ready.items()])
 
     def _write_steps(self, steps: list[Step]) -> bool:
@@ -105,9 +98,9 @@ class Cycle:
             except BaseException as exc:  # every caller must hear of it, whatever it is
                 self.failure = exc if isinstance(exc, Exception) else RuntimeError(
                     f"spool {spool.name!r}: commit failed: {exc!r}")
-                self.deferred.failed(spool)
+                self.deferred.drop(spool)
                 if steps is self.steps:
-                    self.failed_at = index
+                    self.unwritten = frozenset(step[0] for step in steps[index:])
                 return False
             self.deferred.wrote(spool, synced=sync, wrote_any=bool(ops), now=self.now)
         return True
@@ -115,12 +108,19 @@ class Cycle:
     def settle(self) -> None:
         """On the loop: a ticket succeeded if every spool it wrote to was written (a
         closing ticket: if everything it flushed was written too)."""
-        unwritten = {step[0] for step in self.steps[self.failed_at:]}
         for ticket in self.tickets:
             if ticket.future.done():  # its caller was cancelled
                 continue
-            failed = ticket.force or not ticket.spools().isdisjoint(unwritten)
-            if self.failure is not None and failed:
+            if self.failure is not None and (ticket.force or ticket.writes_to(self.unwritten)):
                 ticket.future.set_exception(self.failure)
             else:
                 ticket.future.set_result(None)
+
+
+def _by_spool(ops: Iterable[Op], into: dict[Writable, list[tuple[bytes, bytes | None]]]
+              | None = None) -> dict[Writable, list[tuple[bytes, bytes | None]]]:
+    """``ops`` grouped by spool, in order, added to ``into`` (a new dict by default)."""
+    by_spool = {} if into is None else into
+    for spool, key, value in ops:
+        by_spool.setdefault(spool, []).append((key, value))
+    return by_spool

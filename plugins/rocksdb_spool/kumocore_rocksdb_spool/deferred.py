@@ -43,12 +43,13 @@ class Deferred:
         elif wrote_any:
             self._dirty_since.setdefault(spool, now)
 
-    def failed(self, spool: Writable) -> None:
-        """A write or sync of ``spool`` failed: drop what waits on it and what it owes.
+    def drop(self, spool: Writable) -> None:
+        """Forget what ``spool`` owes, what waits on it and what is to be written to it:
+        a write or sync of it failed, or it was closed meanwhile.
 
-        Its database is broken until reopened (``RecoveringSpool``), so waiting on or
-        retrying it would spin. A body whose delete is dropped here is collected at the
-        next start; a marker is never left without its body."""
+        A failed database is broken until reopened (``RecoveringSpool``), so waiting on
+        or retrying it would spin. A body whose delete is dropped here is collected at
+        the next start; a marker is never left without its body."""
         self._dirty_since.pop(spool, None)
         self._waiting.pop(spool, None)
         self._ready = [op for op in self._ready if op[0] is not spool]
@@ -80,13 +81,10 @@ class Deferred:
         return ready
 
     def forget_all_but(self, live: Collection[Writable]) -> None:
-        """Drop what concerns spools that were closed meanwhile.
+        """:meth:`drop` every spool not in ``live`` (closed meanwhile).
 
         A closing spool flushes first (``Committer.flush``), so this only drops what a
-        failed write or sync left behind: a body whose delete is dropped is collected at
-        the next start (the core's orphan collection)."""
-        for spool in [s for s in self._dirty_since if s not in live]:
-            del self._dirty_since[spool]
-        for spool in [s for s in self._waiting if s not in live]:
-            del self._waiting[spool]
-        self._ready = [op for op in self._ready if op[0] in live]
+        failed write or sync left behind."""
+        known = {*self._dirty_since, *self._waiting, *(op[0] for op in self._ready)}
+        for spool in known.difference(live):
+            self.drop(spool)

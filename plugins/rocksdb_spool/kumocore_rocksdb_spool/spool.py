@@ -28,7 +28,7 @@ import itertools
 import os
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
 
 from kumocore import ConfigError
 from kumocore.spool import Spool
@@ -114,8 +114,7 @@ class RocksDBSpool:
         goes in the next; else ``then`` is synced for it within ``WAIT_BOUND`` (20 ms).
         A spool of another committer or kind gets the two deletes one after the other."""
         committer = self._writing()
-        if (isinstance(then, RocksDBSpool) and not then._closed
-                and then._writing() is committer):
+        if _written_by(then, committer):
             await committer.submit(((then, then_key.encode(), None),),
                                    after=((then, (self, key.encode(), None)),))
             return
@@ -131,10 +130,8 @@ class RocksDBSpool:
         A spool of the same loop's committer gets both in one commit cycle; any other
         spool gets them one after the other."""
         committer = self._writing()
-        # Both spools must be written by this loop's committer (``then`` may have been
-        # written from another loop first), in an order the committer can keep.
-        if (isinstance(then, RocksDBSpool) and not then._closed
-                and then._writing() is committer and committer.order(self, then)):
+        # Both spools must be written by this loop's committer, in an order it can keep.
+        if _written_by(then, committer) and committer.order(self, then):
             # The commit is the writer thread's: a cancelled caller cancels only its own
             # wait, never the cycle (its records may be on disk already, as for any crash).
             await committer.submit(
@@ -261,3 +258,10 @@ class RocksDBSpool:
         if self._reads:
             await asyncio.gather(*self._reads, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._db.close)
+
+
+def _written_by(spool: Spool, committer: Committer) -> TypeGuard[RocksDBSpool]:
+    """Whether ``spool`` is an open RocksDB spool that ``committer`` writes (a spool first
+    written from another loop has that loop's committer)."""
+    return (isinstance(spool, RocksDBSpool) and not spool._closed
+            and spool._writing() is committer)
