@@ -9,6 +9,8 @@ Sides (each a private instance in the run's temp dir, all started once per run):
 ``kumocore+dkim``     the same, signing every message
 ``haraka``            Haraka in cluster mode, outbound disk queue (bench/perf/haraka.py)
 ``haraka+dkim``       the same with ``haraka-plugin-dkim``
+``baseline``          with ``--baseline TREE``: ``kumocore`` as another checkout has it
+``baseline+dkim``     the same, signing (not in the ratio lines)
 ====================  =====================================================================
 
 Every signing side uses the same RSA-2048 key, relaxed/relaxed and the same five headers.
@@ -38,6 +40,8 @@ from bench.perf.sample import SAMPLE_DOMAIN, CaptureServer, SampleCheck, check_s
 from bench.perf.sections import Mode
 
 ALL_SIDES = ("postfix", "postfix+opendkim", "kumocore", "kumocore+dkim", "haraka", "haraka+dkim")
+#: kumocore from another checkout (``--baseline``), each the twin of a kumocore side.
+BASELINE_SIDES = {"kumocore": "baseline", "kumocore+dkim": "baseline+dkim"}
 UNLIMITED = 1_000_000_000
 
 
@@ -91,6 +95,7 @@ def start_side(
     base: KumocoreSettings,
     key: Path,
     sample_port: int,
+    baseline: Path | None = None,
 ) -> Side:
     where = root / name.replace("+", "-")
     sink = SmtpSink(UNLIMITED).start()
@@ -116,13 +121,19 @@ def start_side(
                 raise LoadError(f"{name}: no master.pid after start")
             side.port, side.queue_dirs = postfix.smtpd_port, [postfix.queue]
             side.pids = [master] + ([milter.pid] if milter else [])
-        elif name.startswith("kumocore"):
+        elif name.startswith(("kumocore", "baseline")):
+            tree = None
+            if name.startswith("baseline"):
+                if baseline is None:
+                    raise LoadError(f"{name}: no --baseline checkout given")
+                tree = baseline
             settings = KumocoreSettings(
                 **{
                     **base.__dict__,
                     "sink_port": sink.port,
                     "sample_port": sample_port,
-                    "dkim_key": key if name == "kumocore+dkim" else None,
+                    "dkim_key": key if name.endswith("+dkim") else None,
+                    "tree": tree,
                 }
             )
             instance = KumocoreInstance(where, settings)
@@ -201,6 +212,7 @@ def run_e2e(
     failures: list[str],
     *,
     strict: bool,
+    baseline: Path | None = None,
 ) -> E2ESection:
     """Start every wanted side, check a sample, warm up, then the interleaved timed runs.
 
@@ -216,7 +228,8 @@ def run_e2e(
                 if reason is None:
                     try:
                         log(f"e2e: starting {name}")
-                        sides.append(start_side(name, root, base, key, capture.port))
+                        sides.append(
+                            start_side(name, root, base, key, capture.port, baseline))
                         continue
                     except LoadError as exc:
                         reason = f"did not start: {str(exc)[:1200]}"

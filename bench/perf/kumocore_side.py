@@ -95,6 +95,17 @@ class KumocoreSettings:
     workers: int = 1
     #: the port of bench/perf/sample.py's capture server (0: none)
     sample_port: int = 0
+    #: another checkout whose core and plugins this instance runs (``--baseline``);
+    #: None: this one
+    tree: Path | None = None
+
+
+def tree_pythonpath(tree: Path, inherited: str = "") -> str:
+    """``PYTHONPATH`` that makes ``tree``'s built-in plugins win over this checkout's
+    editable installs (their finders come after ``sys.path``). Its core comes first
+    anyway: ``python -m`` puts the working directory, ``tree``, ahead of everything."""
+    plugins = sorted(str(path) for path in (tree / "plugins").iterdir() if path.is_dir())
+    return os.pathsep.join([str(tree), *plugins, *([inherited] if inherited else [])])
 
 
 class KumocoreInstance(ChildProcess):
@@ -131,7 +142,14 @@ class KumocoreInstance(ChildProcess):
         )
         key = self.settings.dkim_key
         env["KUMOCORE_BENCH_DKIM_KEY"] = str(key) if key else ""
+        if self.settings.tree is not None:
+            env["PYTHONPATH"] = tree_pythonpath(self.settings.tree, env.get("PYTHONPATH", ""))
         return env
+
+    def working_directory(self) -> Path:
+        """Where ``kumocore serve`` starts. It decides which core ``python -m`` imports:
+        the working directory comes first on ``sys.path``, before ``PYTHONPATH``."""
+        return self.settings.tree or REPO
 
     def command(self, policy: Path) -> list[str]:
         serve = ["serve", "--policy", str(policy)]
@@ -145,7 +163,10 @@ class KumocoreInstance(ChildProcess):
         shutil.copyfile(POLICY, policy)
         self.started_at = time.perf_counter()
         self.launch(
-            self.command(policy), self._wait_ready(ready_timeout), cwd=REPO, env=self.environment()
+            self.command(policy),
+            self._wait_ready(ready_timeout),
+            cwd=self.working_directory(),
+            env=self.environment(),
         )
         self.ready_at = time.perf_counter()
         return self

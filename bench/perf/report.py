@@ -12,6 +12,8 @@ HARAKA_LINE = "kumocore/haraka end-to-end ratio: {:.2f}"
 #: (kumocore side, peer side): like for like, with and without DKIM signing.
 POSTFIX_PAIRS = (("kumocore", "postfix"), ("kumocore+dkim", "postfix+opendkim"))
 HARAKA_PAIRS = (("kumocore", "haraka"), ("kumocore+dkim", "haraka+dkim"))
+#: each kumocore side against its twin from another checkout (``--baseline``)
+BASELINE_PAIRS = (("kumocore", "baseline"), ("kumocore+dkim", "baseline+dkim"))
 
 
 @dataclass

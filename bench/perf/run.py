@@ -23,6 +23,12 @@ against Haraka). Slow is informative, never a failure. The exit status is 1 when
 delivers nothing or the harness breaks; in full mode also when a side cannot run or its
 sample check fails. In short mode (CI) a missing Haraka or OpenDKIM is reported, and the
 run goes on without that side (0.00 when no pair is left).
+
+``--baseline TREE`` (another checkout, e.g. ``git worktree add --detach /tmp/base HEAD~3``)
+adds a ``baseline`` twin for each kumocore side: that checkout's core and plugins, run from
+its own directory and interleaved with the others, so that a change is measured against
+the code before it in one run. ``kumocore/baseline at N KB`` lines compare them; the
+baseline is in no ratio line.
 """
 
 from __future__ import annotations
@@ -40,19 +46,23 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.perf.e2e import ALL_SIDES, run_e2e
+from bench.perf.e2e import ALL_SIDES, BASELINE_SIDES, run_e2e
 from bench.perf.haraka import haraka_version
 from bench.perf.kumocore_side import BenchDns, KumocoreSettings, generate_dkim_key
 from bench.perf.load import LoadError, missing_tools, write_message
 from bench.perf.machine import machine, openssl_rsa2048, postfix_version
 from bench.perf.opendkim import opendkim_version
 from bench.perf.report import (
+    BASELINE_PAIRS,
     HARAKA_LINE,
     HARAKA_PAIRS,
     POSTFIX_PAIRS,
     RATIO_LINE,
+    E2EResult,
     e2e_ratio,
     log,
+    median_cpu,
+    pair_ratios,
     print_e2e,
     print_profile,
 )
@@ -72,9 +82,11 @@ def e2e_section(
     failures: list[str],
     *,
     strict: bool,
+    baseline: Path | None = None,
 ) -> float:
     """Run the e2e section, print its table and ratios; returns the Postfix ratio."""
-    section = run_e2e(root, mode, base, key, dkim_public, sides, failures, strict=strict)
+    section = run_e2e(
+        root, mode, base, key, dkim_public, sides, failures, strict=strict, baseline=baseline)
     print_e2e(section.results)
     ratio, per_pair = e2e_ratio(section.results, POSTFIX_PAIRS)
     haraka, per_haraka = e2e_ratio(section.results, HARAKA_PAIRS)
@@ -90,10 +102,45 @@ def e2e_section(
     log("")
     for (ours, theirs, size), value in {**per_pair, **per_haraka}.items():
         log(f"{ours}/{theirs} at {size // 1024} KB: {value:.2f}")
+    if baseline is not None:
+        report["baseline"] = {"tree": str(baseline), **baseline_lines(section.results)}
     for name, reason in section.skipped.items():
         log(f"not in the ratios: {name} ({reason.splitlines()[0][:200]})")
     report["haraka_line"] = HARAKA_LINE.format(haraka)
     return ratio
+
+
+def baseline_lines(results: list[E2EResult]) -> dict[str, float]:
+    """Print, and return, each kumocore side against its baseline twin, per size: the
+    ratio of median rates and both median CPU figures."""
+    cpu = median_cpu(results)
+    found: dict[str, float] = {}
+    for (ours, theirs, size), value in pair_ratios(results, BASELINE_PAIRS).items():
+        mine, before = cpu.get((ours, size)), cpu.get((theirs, size))
+        cpu_text = f", CPU {mine:.2f} / {before:.2f} ms/msg" if mine and before else ""
+        log(f"{ours}/{theirs} at {size // 1024} KB: {value:.2f}{cpu_text}")
+        found[f"{ours}/{theirs} {size}"] = value
+    return found
+
+
+def expand_sides(sides: list[str], baseline: Path | None) -> list[str]:
+    """``sides`` checked, each kumocore side followed by its baseline twin when a
+    baseline checkout is given (a baseline side is only known with one)."""
+    known = set(ALL_SIDES) | (set(BASELINE_SIDES.values()) if baseline else set())
+    unknown = sorted(set(sides) - known)
+    if unknown:
+        raise SystemExit(f"bench: unknown sides {unknown}; known: {sorted(known)}")
+    if baseline is None:
+        return sides
+    if not (baseline / "kumocore" / "__init__.py").is_file():
+        raise SystemExit(f"bench: --baseline {baseline} is not a kumocore checkout")
+    expanded: list[str] = []
+    for side in sides:
+        expanded.append(side)
+        twin = BASELINE_SIDES.get(side)
+        if twin is not None and twin not in sides:
+            expanded.append(twin)
+    return expanded
 
 
 # ----------------------------------------------------------------------------- main
@@ -136,6 +183,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sides",
         default=",".join(ALL_SIDES),
         help=f"comma-separated e2e sides (default: all of {','.join(ALL_SIDES)})",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another kumocore checkout: adds its twin of each kumocore side (see above)",
     )
     parser.add_argument(
         "--no-dkim",
@@ -244,10 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                 + (f"{signs:,.0f} sign/s (one core)" if signs else "not measured")
             )
             if "e2e" in sections:
-                sides = [s.strip() for s in args.sides.split(",") if s.strip()]
-                unknown = sorted(set(sides) - set(ALL_SIDES))
-                if unknown:
-                    raise SystemExit(f"bench: unknown sides {unknown}; known: {ALL_SIDES}")
+                baseline = args.baseline.resolve() if args.baseline else None
+                sides = expand_sides(
+                    [s.strip() for s in args.sides.split(",") if s.strip()], baseline)
                 if args.no_dkim:
                     sides = [side for side in sides if "+" not in side]
                 ratio = e2e_section(
@@ -260,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                     report,
                     failures,
                     strict=args.mode == "full",
+                    baseline=baseline,
                 )
             if "http" in sections:
                 log(
