@@ -10,7 +10,7 @@ Sides (each a private instance in the run's temp dir, all started once per run):
 ``haraka``            Haraka in cluster mode, outbound disk queue (bench/perf/haraka.py)
 ``haraka+dkim``       the same with ``haraka-plugin-dkim``
 ``baseline``          with ``--baseline TREE``: ``kumocore`` as another checkout has it
-``baseline+dkim``     the same, signing (not in the ratio lines)
+``baseline+dkim``     the same, signing (neither twin is in a ratio line)
 ====================  =====================================================================
 
 Every signing side uses the same RSA-2048 key, relaxed/relaxed and the same five headers.

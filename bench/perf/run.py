@@ -46,23 +46,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.perf.e2e import ALL_SIDES, BASELINE_SIDES, run_e2e
+from bench.perf.baseline import baseline_lines, expand_sides
+from bench.perf.e2e import ALL_SIDES, run_e2e
 from bench.perf.haraka import haraka_version
 from bench.perf.kumocore_side import BenchDns, KumocoreSettings, generate_dkim_key
 from bench.perf.load import LoadError, missing_tools, write_message
 from bench.perf.machine import machine, openssl_rsa2048, postfix_version
 from bench.perf.opendkim import opendkim_version
 from bench.perf.report import (
-    BASELINE_PAIRS,
     HARAKA_LINE,
     HARAKA_PAIRS,
     POSTFIX_PAIRS,
     RATIO_LINE,
-    E2EResult,
     e2e_ratio,
     log,
-    median_cpu,
-    pair_ratios,
     print_e2e,
     print_profile,
 )
@@ -108,39 +105,6 @@ def e2e_section(
         log(f"not in the ratios: {name} ({reason.splitlines()[0][:200]})")
     report["haraka_line"] = HARAKA_LINE.format(haraka)
     return ratio
-
-
-def baseline_lines(results: list[E2EResult]) -> dict[str, float]:
-    """Print, and return, each kumocore side against its baseline twin, per size: the
-    ratio of median rates and both median CPU figures."""
-    cpu = median_cpu(results)
-    found: dict[str, float] = {}
-    for (ours, theirs, size), value in pair_ratios(results, BASELINE_PAIRS).items():
-        mine, before = cpu.get((ours, size)), cpu.get((theirs, size))
-        cpu_text = f", CPU {mine:.2f} / {before:.2f} ms/msg" if mine and before else ""
-        log(f"{ours}/{theirs} at {size // 1024} KB: {value:.2f}{cpu_text}")
-        found[f"{ours}/{theirs} {size}"] = value
-    return found
-
-
-def expand_sides(sides: list[str], baseline: Path | None) -> list[str]:
-    """``sides`` checked, each kumocore side followed by its baseline twin when a
-    baseline checkout is given (a baseline side is only known with one)."""
-    known = set(ALL_SIDES) | (set(BASELINE_SIDES.values()) if baseline else set())
-    unknown = sorted(set(sides) - known)
-    if unknown:
-        raise SystemExit(f"bench: unknown sides {unknown}; known: {sorted(known)}")
-    if baseline is None:
-        return sides
-    if not (baseline / "kumocore" / "__init__.py").is_file():
-        raise SystemExit(f"bench: --baseline {baseline} is not a kumocore checkout")
-    expanded: list[str] = []
-    for side in sides:
-        expanded.append(side)
-        twin = BASELINE_SIDES.get(side)
-        if twin is not None and twin not in sides:
-            expanded.append(twin)
-    return expanded
 
 
 # ----------------------------------------------------------------------------- main

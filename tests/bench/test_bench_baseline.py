@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.perf.baseline import expand_sides
 from bench.perf.kumocore_side import REPO, KumocoreInstance, KumocoreSettings
 from bench.perf.load import missing_tools
-from bench.perf.run import expand_sides
 
 
 def _fake_tree(root: Path) -> Path:
