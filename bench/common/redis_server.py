@@ -22,6 +22,8 @@ from types import TracebackType
 
 import pytest
 
+from bench.common.ports import free_port as free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -30,13 +32,6 @@ def require_redis_server() -> str:
     if not Path(REDIS_SERVER).is_file():
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     return REDIS_SERVER
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def ping(port: int, timeout: float = 0.5) -> bool:

@@ -12,24 +12,18 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from bench.common.ports import free_port as free_port
 from bench.common.smtp_client import RawSmtpClient
 
 KUMOCORE = Path(sys.executable).with_name("kumocore")
 #: The example plugins ``scripts/setup.sh`` installs for their own tests stay out.
 BLOCKED_PLUGINS = "hello,webhook_sink"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ServeProcess:

@@ -6,12 +6,12 @@ import asyncio
 import collections
 import contextlib
 import resource
-import socket
 import threading
 from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
+from bench.common.ports import free_port as free_port
 from bench.common.sink import RecordingSink
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,12 +47,6 @@ def raise_nofile(limit: int = NOFILE) -> int:
         except (ValueError, OSError):
             continue
     return soft
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------- the Internet

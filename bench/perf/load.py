@@ -23,6 +23,8 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+from bench.common.ports import free_port as free_port
+
 SMTP_SOURCE = "smtp-source"
 SMTP_SINK = "smtp-sink"
 #: The sender domain (DKIM-signed by kumocore) and the destination domain (MX → sink).
@@ -45,12 +47,6 @@ def tool_path(name: str) -> str | None:
 
 def missing_tools() -> list[str]:
     return [tool for tool in (SMTP_SOURCE, SMTP_SINK, "postfix", "postconf") if not tool_path(tool)]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(host: str, port: int, timeout: float, *, alive: Any = None) -> None:

@@ -13,12 +13,13 @@ when :func:`seed_path` is None.
 from __future__ import annotations
 
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bench.common.ports import free_port as free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SEED = REPO_ROOT.parent / "shared" / "seed" / "example-policy.lua"
@@ -32,13 +33,6 @@ SOURCE_ADDRESSES = {f"ip-{n}": f"127.0.10.{n}" for n in range(1, 6)}
 def seed_path() -> Path | None:
     """The reference policy, or None when ``../shared`` is not beside the checkout."""
     return SEED if SEED.is_file() else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

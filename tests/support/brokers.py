@@ -12,14 +12,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from bench.common.ports import free_port as free_port
+
 RABBITMQ = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:

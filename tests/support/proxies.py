@@ -17,14 +17,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from bench.common.ports import free_port as free_port
+
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 DANTED = shutil.which("danted") or "/usr/sbin/danted"
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_listening(host: str, port: int, process: subprocess.Popen[bytes], log: Path) -> None:
