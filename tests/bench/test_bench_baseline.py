@@ -73,38 +73,35 @@ def test_the_baseline_instance_starts_in_its_tree_with_its_plugins_first(
     bool(missing_tools()),
     reason=f"Postfix tools missing: {', '.join(missing_tools())} (apt-get install postfix)",
 )
-@pytest.mark.skipif(shutil.which("git") is None or not (REPO / ".git").exists(),
-                    reason="needs git and a git checkout (a worktree is the baseline)")
 def test_the_harness_runs_the_baseline_checkouts_own_code_beside_this_one(
     tmp_path: Path,
 ) -> None:
+    # A copy of this checkout's core and plugins is the baseline (what the harness needs
+    # of a checkout), with one line added that only the copy has: a marker written on
+    # import proves which tree the baseline's processes ran.
     tree = tmp_path / "baseline"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), "HEAD"],
-                   check=True, capture_output=True)
-    try:
-        marker = tmp_path / "imported-from"
-        # Only the baseline's core has this line: the marker proves which tree ran.
-        with (tree / "kumocore" / "__init__.py").open("a") as init:
-            init.write("\nimport os as _os\n_mark = _os.environ.get('BENCH_BASELINE_MARKER')\n"
-                       "if _mark:\n    open(_mark, 'a').write(__file__ + '\\n')\n")
-        report = tmp_path / "report.json"
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.perf.run", "--mode", "short", "--only", "e2e",
-             "--sides", "kumocore", "--baseline", str(tree), "--sizes", "2048",
-             "--count", "200", "--repeats", "1", "--warmup", "10", "--timeout", "30",
-             "--json", str(report)],
-            cwd=REPO, capture_output=True, text=True, timeout=175, check=False,
-            env={**os.environ, "BENCH_BASELINE_MARKER": str(marker)},
-        )
-        output = proc.stdout + proc.stderr
-        assert proc.returncode == 0, output
-        assert re.search(r"^kumocore/baseline at 2 KB: \d+\.\d\d, CPU ", proc.stdout, re.M), output
-        data = json.loads(report.read_text())
-        assert {run["side"]: run["received"] for run in data["e2e"]} == {
-            "kumocore": 200, "baseline": 200}, output
-        assert all(check["queued_on_disk"] for check in data["samples"]), output
-        imported = set(marker.read_text().split())
-        assert imported == {str(tree / "kumocore" / "__init__.py")}, imported
-    finally:
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
-                       check=False, capture_output=True)
+    skip = shutil.ignore_patterns("__pycache__", "build", "*.egg-info", "*.so")
+    shutil.copytree(REPO / "kumocore", tree / "kumocore", ignore=skip)
+    shutil.copytree(REPO / "plugins", tree / "plugins", ignore=skip)
+    marker = tmp_path / "imported-from"
+    with (tree / "kumocore" / "__init__.py").open("a") as init:
+        init.write("\nimport os as _os\n_mark = _os.environ.get('BENCH_BASELINE_MARKER')\n"
+                   "if _mark:\n    open(_mark, 'a').write(__file__ + '\\n')\n")
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.perf.run", "--mode", "short", "--only", "e2e",
+         "--sides", "kumocore", "--baseline", str(tree), "--sizes", "2048",
+         "--count", "200", "--repeats", "1", "--warmup", "10", "--timeout", "30",
+         "--json", str(report)],
+        cwd=REPO, capture_output=True, text=True, timeout=175, check=False,
+        env={**os.environ, "BENCH_BASELINE_MARKER": str(marker)},
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert re.search(r"^kumocore/baseline at 2 KB: \d+\.\d\d, CPU ", proc.stdout, re.M), output
+    data = json.loads(report.read_text())
+    assert {run["side"]: run["received"] for run in data["e2e"]} == {
+        "kumocore": 200, "baseline": 200}, output
+    assert all(check["queued_on_disk"] for check in data["samples"]), output
+    imported = set(marker.read_text().split())
+    assert imported == {str(tree / "kumocore" / "__init__.py")}, imported
