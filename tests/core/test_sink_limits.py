@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common.ports import free_port
 from kumocore.node.sink import StoreLimits, is_loopback, run_sink
 from kumocore.node.sink_smtp import SinkLimits
 
@@ -85,11 +86,7 @@ async def start_sink(tmp_path: Path) -> AsyncIterator[StartSink]:
     tasks: list[asyncio.Task[int]] = []
 
     async def start(store: StoreLimits | None = None, **limits: float) -> int:
-        import socket
-
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         directory = tmp_path / f"sink{len(tasks)}"
         sink_limits = SinkLimits(**limits)  # type: ignore[arg-type]
         tasks.append(asyncio.create_task(
@@ -286,11 +283,7 @@ def test_loopback_means_127_0_0_0_8_and_1_and_localhost_only() -> None:
 
 async def test_the_bound_flags_reach_the_running_sink(tmp_path: Path) -> None:
     """``kumocore sink`` itself, bounds from its flags: one recipient, 100-byte messages."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen(
         [str(KUMOCORE), "sink", "--listen", f"127.0.0.1:{port}", "--dir", str(tmp_path),
          "--max-recipients", "1", "--max-message-size", "100"],
