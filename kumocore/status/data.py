@@ -25,13 +25,17 @@ COUNTERS = {"delivered": "delivered", "transfail": "transient", "fail": "bounced
 
 
 def process_start_time() -> float:
-    """When this process started (Unix time), from ``/proc``; now if that cannot be read."""
+    """When this process started (Unix time), from ``/proc``; now if that cannot be read.
+
+    ``/proc/self/stat`` gives the start in clock ticks since boot. It is turned into Unix
+    time by way of the boot-time clock read now, not ``/proc/stat``'s ``btime``: that one
+    has whole seconds only, and put the start up to a second off (even after the
+    moment this module was imported)."""
     try:
         ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))  # fmt: skip
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        since_boot = ticks / os.sysconf("SC_CLK_TCK")
+        return time.time() - (time.clock_gettime(time.CLOCK_BOOTTIME) - since_boot)
+    except (OSError, ValueError, IndexError, AttributeError):
         return _IMPORTED
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -143,6 +145,16 @@ def test_local_status_without_queues_reports_counters_and_node_facts() -> None:
     assert node["started"] <= IMPORTED + 0.05  # /proc start times tick every 10 ms
     assert node["uptime"] == status["time"] - node["started"]
     assert node["uptime"] >= status["time"] - IMPORTED - 0.05
+
+
+def test_the_process_start_time_is_exact_to_a_clock_tick_not_to_a_second() -> None:
+    # /proc/stat's btime has whole seconds: a start time built on it was up to a second
+    # off, either way, and once after the import it was checked against.
+    code = ("import time; before = time.time(); import kumocore.status.data as data; "
+            "print(before - data.process_start_time())")
+    lead = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout)
+    assert 0.0 <= lead < 0.5  # from the process's start to the line that read the clock
 
 
 def test_automation_actions_are_listed_once_per_id_with_their_expiry() -> None:
