@@ -55,7 +55,13 @@ from bench.common.world import (
     raise_nofile,
     zones,
 )
-from bench.reliability.crash_accounting import Accounting, LogWatcher, account, wait_accounted
+from bench.reliability.crash_accounting import (
+    Accounting,
+    LogWatcher,
+    account,
+    wait_accounted,
+    wait_drained,
+)
 from bench.reliability.crash_load import (
     Ledger,
     RecipientMaker,
@@ -201,6 +207,8 @@ async def run_crash_rounds(
             report.accounting = await wait_accounted(
                 report.ledger, world.sink, logs, settle_timeout
             )
+            if spec.http_port is not None:  # and what the ledger never saw (see there)
+                await wait_drained(spec.http_port, 15.0)
             report.clean_exit_code = server.terminate()
             report.accounting = account(report.ledger, world.sink, logs)
             report.accounting.still_spooled = len(server.spooled_ids())
