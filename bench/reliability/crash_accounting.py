@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common.metrics import metric_samples
 from bench.common.world import FINAL_TYPES, ThreadedSink
 from bench.reliability.crash_load import Ledger
 
@@ -96,28 +97,20 @@ async def wait_accounted(
         await asyncio.sleep(0.25)
 
 
-async def wait_drained(http_port: int, timeout: float) -> int | None:
+async def wait_drained(http_port: int, timeout: float) -> None:
     """Poll the server's ``/metrics`` until it owns no message
-    (``kumocore_messages_queued`` is 0) or ``timeout`` passes; the last count seen (None:
-    never read).
+    (``kumocore_messages_queued`` is 0) or ``timeout`` passes.
 
     Everything in the ledger can be accounted for while the server still holds mail
     that the ledger never saw: a message made durable whose 250 a kill cut off, retried
     after a temporary failure (the bench's retry interval is 2 s). Stopping the server
-    then left it spooled, for the next start, and the end-of-run check counted it."""
-    import aiohttp  # the bench's own dependency; only this wait needs it
-
+    then left it spooled, for the next start, and the end-of-run check counted it. A
+    metric that is not served (yet) counts as not drained."""
     deadline = time.monotonic() + timeout
-    queued: int | None = None
-    async with aiohttp.ClientSession() as session:
-        while True:
-            with contextlib.suppress(aiohttp.ClientError, ValueError, TimeoutError):
-                async with session.get(f"http://127.0.0.1:{http_port}/metrics",
-                                       timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    text = await response.text()
-                counts = [int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
-                          if line.startswith("kumocore_messages_queued")]  # fmt: skip
-                queued = sum(counts) if counts else None  # not served (yet): keep asking
-            if queued == 0 or time.monotonic() > deadline:
-                return queued
-            await asyncio.sleep(0.25)
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            counts = await asyncio.to_thread(
+                metric_samples, http_port, "kumocore_messages_queued")
+            if counts and sum(counts) == 0:
+                return
+        await asyncio.sleep(0.25)

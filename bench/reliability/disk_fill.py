@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from bench.common.client import TRUSTED, SyncClient, body_for
+from bench.common.metrics import metric_samples
 from bench.common.smtp_client import Reply
 
 FILLER = ".filler"
@@ -134,10 +135,5 @@ def rejection_flood(port: int, commands: int, source: str = TRUSTED) -> int:
 
 def metric(http_port: int, name: str, sink: str) -> float | None:
     """One ``sink``-labelled sample of ``/metrics`` (None when absent)."""
-    url = f"http://127.0.0.1:{http_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    for line in text.splitlines():
-        if line.startswith(f'{name}{{sink="{sink}"}}'):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+    values = metric_samples(http_port, name, f'sink="{sink}"')
+    return values[0] if values else None
