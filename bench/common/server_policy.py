@@ -48,7 +48,7 @@ async def kumo_init(kumo: Any) -> None:
     global _kumo
     _kumo = kumo
     kumo.dns.configure_resolver(name_servers=[CFG["dns"]], timeout=CFG["dns_timeout"])
-    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind=CFG["spool_kind"],
+    kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind=CFG["data_kind"],
                       **CFG["spool"])
     kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind=CFG["spool_kind"],
                       **CFG["spool"])
@@ -98,6 +98,7 @@ class ServerSpec:
     path: dict[str, Any] = field(default_factory=dict)
     spool: dict[str, Any] = field(default_factory=dict)  # extra kumo.define_spool options
     spool_kind: str = "RocksDB"  # or "LocalDisk"
+    data_kind: str | None = None  # the data spool's kind when not spool_kind ("LMDB")
     redis: str | None = None
     slow_log_sink: float | None = None
     slow_log_sink_buffer: int | None = None  # its back_pressure (default 128,000)
@@ -130,6 +131,7 @@ def render_policy(spec: ServerSpec, var: Path) -> str:
         "path": spec.path,
         "spool": spec.spool,
         "spool_kind": spec.spool_kind,
+        "data_kind": spec.data_kind or spec.spool_kind,
         "redis": spec.redis,
         "slow_log_sink": spec.slow_log_sink,
         "slow_log_sink_buffer": spec.slow_log_sink_buffer,

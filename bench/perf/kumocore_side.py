@@ -98,6 +98,18 @@ class KumocoreSettings:
     #: another checkout whose core and plugins this instance runs (``--baseline``);
     #: None: this one
     tree: Path | None = None
+    #: the ``data`` spool's kind (``meta`` is always RocksDB); see :func:`data_kind_for`
+    data_kind: str = "LMDB"
+
+
+def data_kind_for(settings: KumocoreSettings) -> str:
+    """The data spool kind an instance runs: a baseline checkout without the LMDB
+    plugin (before the eleventh round) keeps its bodies in RocksDB, as it always did."""
+    tree = settings.tree
+    if settings.data_kind == "LMDB" and tree is not None and not (
+            tree / "plugins" / "lmdb_spool").is_dir():
+        return "RocksDB"
+    return settings.data_kind
 
 
 def tree_pythonpath(tree: Path, inherited: str = "") -> str:
@@ -137,6 +149,7 @@ class KumocoreInstance(ChildProcess):
             KUMOCORE_BENCH_SAMPLE_PORT=str(self.settings.sample_port),
             KUMOCORE_BENCH_CONNECTIONS=str(per_worker),
             KUMOCORE_BENCH_LOCAL_LOGS="1" if self.settings.local_logs else "0",
+            KUMOCORE_BENCH_DATA_KIND=data_kind_for(self.settings),
             PYTHONUNBUFFERED="1",
             KUMOCORE_EVENT_LOOP=self.settings.loop,
         )

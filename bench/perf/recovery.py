@@ -1,8 +1,9 @@
 """Many spooled messages: writing them, and how long kumocore takes to recover them.
 
-:func:`populate_spool` writes N messages straight into the ``data`` and ``meta`` RocksDB
-spools of a kumocore var dir, in the exact on-disk format kumocore writes (raw-mode
-RocksDB opened with the spool plugin's own ``build_options``; meta records are
+:func:`populate_spool` writes N messages straight into the ``data`` and ``meta`` spools
+of a kumocore var dir, in the exact on-disk format kumocore writes (raw-mode RocksDB
+opened with the spool plugin's own ``build_options``, or for an ``LMDB`` data spool an
+LMDB environment as that plugin opens it; meta records are
 ``Message.meta_bytes()`` of a message with the connection meta an SMTP reception sets, one
 distinct recipient each; data records are the test message). Every message is due
 ``due_in`` seconds from now, so after recovery they all sit in the scheduler: the state of
@@ -20,6 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.perf.kumocore_side import KumocoreInstance, KumocoreSettings
 from bench.perf.load import DEST_DOMAIN, SENDER
@@ -41,6 +43,29 @@ def _open(path: Path) -> object:
 
     path.mkdir(parents=True, exist_ok=True)
     return rocksdict.Rdict(str(path), build_options(rocksdict, flush=False, params={}))
+
+
+class _LmdbData:
+    """An LMDB data spool written the way :func:`populate_spool` writes RocksDB: a batch
+    of puts per call (one transaction, synced only by ``flush``)."""
+
+    def __init__(self, path: Path) -> None:
+        import lmdb
+        from kumocore_lmdb_spool import MAP_SIZE
+
+        path.mkdir(parents=True, exist_ok=True)
+        self.env = lmdb.open(str(path), map_size=MAP_SIZE, sync=False, max_dbs=0)
+
+    def write(self, batch: list[tuple[bytes, bytes]], _options: object) -> None:
+        with self.env.begin(write=True) as txn:
+            for key, value in batch:
+                txn.put(key, value)
+
+    def flush(self, _wait: bool) -> None:
+        self.env.sync(True)
+
+    def close(self) -> None:
+        self.env.close()
 
 
 def meta_template(body: bytes, due: float) -> bytes:
@@ -68,7 +93,7 @@ def meta_template(body: bytes, due: float) -> bytes:
 
 def populate_spool(
     var: Path, count: int, body: bytes, *, due_in: float = 3600.0, batch: int = 5000,
-    workers: int = 1,
+    workers: int = 1, data_kind: str = "RocksDB",
 ) -> PopulateResult:
     """Write ``count`` messages into ``var/spool/{data,meta}`` (unsynced, then flushed).
 
@@ -86,8 +111,13 @@ def populate_spool(
     head, tail = template.split(_PLACEHOLDER.encode())
     body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     spool = var / "spool"
+    open_data = _LmdbData if data_kind == "LMDB" else _open
+
+    def new_data_batch() -> Any:
+        return _LmdbBatch() if data_kind == "LMDB" else rocksdict.WriteBatch(raw_mode=True)
+
     shards = [
-        (_open(Path(owned_path(str(spool / "data"), k, workers))),
+        (open_data(Path(owned_path(str(spool / "data"), k, workers))),
          _open(Path(owned_path(str(spool / "meta"), k, workers))))
         for k in range(workers)
     ]  # fmt: skip
@@ -96,7 +126,7 @@ def populate_spool(
     meta_bytes = data_bytes = 0
     try:
         for start in range(0, count, batch):
-            batches = [(rocksdict.WriteBatch(raw_mode=True), rocksdict.WriteBatch(raw_mode=True))
+            batches = [(new_data_batch(), rocksdict.WriteBatch(raw_mode=True))
                        for _ in shards]  # fmt: skip
             for n in range(start, min(start + batch, count)):
                 message_id = new_message_id()
@@ -118,6 +148,13 @@ def populate_spool(
             for db in pair:
                 db.close()  # type: ignore[attr-defined]
     return PopulateResult(count, time.perf_counter() - started, meta_bytes, data_bytes)
+
+
+class _LmdbBatch(list[tuple[bytes, bytes]]):
+    """The puts of one :class:`_LmdbData` write, collected as a ``WriteBatch`` would."""
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self.append((key, value))
 
 
 @dataclass

@@ -167,6 +167,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="profile only the thread holding the GIL (py-spy --gil)",
     )
+    parser.add_argument(
+        "--data-kind",
+        choices=("LMDB", "RocksDB"),
+        default="LMDB",
+        help="kumocore's data spool kind (default LMDB, as recommended; RocksDB is "
+        "KumoMTA's); the meta spool is RocksDB either way",
+    )
     parser.add_argument("--no-logs", action="store_true", help="kumocore without local logs")
     parser.add_argument("--workdir", help="parent of the run's temp dir (default: system temp)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, spools)")
@@ -232,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             "workers": args.workers,
             "dkim": not args.no_dkim,
             "local_logs": not args.no_logs,
+            "data_kind": args.data_kind,
         },
     }
     failures: list[str] = []
@@ -248,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 local_logs=not args.no_logs,
                 loop=args.loop,
                 workers=args.workers,
+                data_kind=args.data_kind,
             )
             log(f"kumocore benchmark ({args.mode}), work dir {root}")
             log(

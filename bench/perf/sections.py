@@ -152,7 +152,7 @@ def run_scheduled(root: Path, mode: Mode, base: KumocoreSettings) -> dict[str, A
     baseline = baseline_rss(root / "kumocore-baseline", settings)
     log(f"  idle kumocore RSS: {baseline / 1024:.1f} MiB")
     var = root / "kumocore-recovery" / "var"
-    populated = populate_spool(var, mode.scheduled, body)
+    populated = populate_spool(var, mode.scheduled, body, data_kind=settings.data_kind)
     log(
         f"  wrote {populated.count:,} messages into the spool in {populated.seconds:.1f}s "
         f"(meta {populated.meta_bytes / populated.count:.0f} B, "

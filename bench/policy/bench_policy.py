@@ -1,6 +1,8 @@
 """The benchmark's kumocore policy: what a production relay would run, pointed at a sink.
 
-* two RocksDB spools (``data``, ``meta``), synced before every 250 (the plugin's default);
+* two spools, synced before every 250: ``data`` (bodies) of kind ``LMDB``, the kind
+  kumocore recommends for bodies (docs/spool.md; ``KUMOCORE_BENCH_DATA_KIND=RocksDB``
+  for KumoMTA's), and ``meta`` of kind ``RocksDB``;
 * local logs (zstd JSON lines) for every record;
 * every message DKIM-signed (RSA 2048, relaxed/relaxed, From To Subject Date Message-ID);
 * one egress source in one egress pool, used by every queue;
@@ -37,6 +39,7 @@ CONNECTIONS = int(ENV.get("KUMOCORE_BENCH_CONNECTIONS", "20"))
 DKIM_KEY = ENV.get("KUMOCORE_BENCH_DKIM_KEY", "")
 SIGNING_DOMAIN = ENV.get("KUMOCORE_BENCH_SIGNING_DOMAIN", "bench.example")
 LOCAL_LOGS = ENV.get("KUMOCORE_BENCH_LOCAL_LOGS", "1") == "1"
+DATA_KIND = ENV.get("KUMOCORE_BENCH_DATA_KIND", "LMDB")
 
 _kumo: Any = None
 
@@ -47,7 +50,7 @@ def kumo_init(kumo: Any) -> None:
     _kumo = kumo
     if DNS:
         kumo.dns.configure_resolver(name_servers=[DNS])
-    kumo.define_spool(name="data", path=f"{VAR}/spool/data", kind="RocksDB")
+    kumo.define_spool(name="data", path=f"{VAR}/spool/data", kind=DATA_KIND)
     kumo.define_spool(name="meta", path=f"{VAR}/spool/meta", kind="RocksDB")
     if LOCAL_LOGS:
         kumo.configure_local_logs(log_dir=f"{VAR}/logs", max_segment_duration="10s")

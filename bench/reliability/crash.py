@@ -5,7 +5,8 @@ The pieces are reused by the rest of the reliability bench and by ``tests/reliab
 * :class:`World` — the test DNS server (``bench/common/dns_server.py``) and a recording
   SMTP sink (``bench/common/sink.py``, run on its own thread) that play the Internet;
 * :class:`KumoServer` — a real ``kumocore serve`` process running a generated Python
-  policy (RocksDB spools and local logs in a temp dir, an ESMTP listener on a free port,
+  policy (spools and local logs in a temp dir: the crash rounds run an LMDB ``data`` and a
+  RocksDB ``meta`` spool, as the performance bench does; an ESMTP listener on a free port,
   egress to the sink, the resolver pointed at the test DNS server); it can be started,
   killed with SIGKILL, restarted on the same port and spool, and stopped gracefully;
 * :func:`load_worker` — a client that sends one uniquely addressed message after another
@@ -174,6 +175,7 @@ async def run_crash_rounds(
                 dns=world.dns.address,
                 sink_port=world.sink.port,
                 http_port=free_port() if http_workers else None,
+                data_kind="LMDB",  # as the performance bench runs (bench/policy)
             )
             server = KumoServer(spec, tmp)
             logs = LogWatcher(server.log_dir)

@@ -5,8 +5,9 @@ Cases (each recorded with :meth:`Bench.hostile`):
 
 * spool under ``min_free_space``: refused with ``421 4.3.1`` and liveness 503 *before*
   the disk is full; measured: seconds until both recover once space is freed;
-* spool disk filled for real (no floor, RocksDB's WAL write fails): measured: seconds
-  until reception recovers after space is freed, without a restart;
+* spool disk filled for real (no floor, RocksDB's WAL write fails), once with RocksDB
+  spools and once with an LMDB data spool (its transaction's page writes fail):
+  measured: seconds until reception recovers after space is freed, without a restart;
 * log disk full while messages are delivered: they stay spooled until their records are
   written; measured: records lost once space is freed (must be 0);
 * a rejection flood while a log sink is backlogged: rejection records are shed (counted),
@@ -58,7 +59,8 @@ async def section_sec_disk(bench: Bench) -> None:
     figures: dict[str, Any] = {}
     try:
         figures["spool_floor"] = await asyncio.to_thread(_spool_floor, bench)
-        figures["spool_full"] = await asyncio.to_thread(_spool_full, bench)
+        figures["spool_full"] = await asyncio.to_thread(_spool_full, bench, None)
+        figures["spool_full_lmdb"] = await asyncio.to_thread(_spool_full, bench, "LMDB")
         figures["log_disk_full"] = await asyncio.to_thread(_log_disk_full, bench)
     except TmpfsUnavailable as exc:
         say(f"  tmpfs cases skipped: {exc}")
@@ -100,9 +102,12 @@ def _spool_floor(bench: Bench) -> dict[str, Any]:
     return {"recover_s": seconds}
 
 
-def _spool_full(bench: Bench) -> dict[str, Any]:
-    server = _server(bench, spool={"min_free_space": 0, "min_free_inodes": 0})
+def _spool_full(bench: Bench, data_kind: str | None) -> dict[str, Any]:
+    """``data_kind``: None for RocksDB data and meta; ``"LMDB"`` for LMDB data."""
+    server = _server(bench, spool={"min_free_space": 0, "min_free_inodes": 0},
+                     data_kind=data_kind)
     spool = server.var / "spool"
+    kind = f" ({data_kind} data)" if data_kind else ""
     with tmpfs(spool, "8m"):
         try:
             server.start()
@@ -110,20 +115,22 @@ def _spool_full(bench: Bench) -> dict[str, Any]:
             codes = [send(server.port, f"big.{bench.tag('full')}@crash.test", 200_000).code
                      for _ in range(12)]
             accepted = codes.count(250)
-            bench.hostile(SECTION, "spool disk full: 4xx, never a 250 for an unsaved message",
-                          set(codes) <= {250, 421, 451} and codes[-1] != 250, f"codes {codes}")
+            bench.hostile(SECTION, f"spool disk full{kind}: 4xx, never a 250 for an unsaved "
+                          "message", set(codes) <= {250, 421, 451} and codes[-1] != 250,
+                          f"codes {codes}")
             started = time.monotonic()
             unfill(spool)
             rcpt = f"ok.{bench.tag('full')}@crash.test"
             back = wait_until(lambda: send(server.port, rcpt).code == 250, 20, 0.2)
             seconds = round(time.monotonic() - started, 2)
-            bench.hostile(SECTION, "spool disk filled for real: reception recovers, no restart",
-                          back, f"still refused {seconds}s after space was freed")
+            bench.hostile(SECTION, f"spool disk filled for real{kind}: reception recovers, "
+                          "no restart", back, f"still refused {seconds}s after space was freed")
             lost = bench.delivered([rcpt], 15) if back else []
             bench.lost[SECTION] = bench.lost.get(SECTION, 0) + len(lost)
         finally:
             server.kill()
-    say(f"  spool full: {accepted} accepted before ENOSPC; recovered {seconds}s after freeing")
+    say(f"  spool full{kind}: {accepted} accepted before ENOSPC; recovered {seconds}s after "
+        "freeing")
     return {"accepted_before_full": accepted, "recover_s": seconds}
 
 

@@ -4,7 +4,8 @@ A real ``kumocore serve`` process runs under ``strace -f``: the trace orders, ac
 threads, the sync system calls on the spool files (RocksDB's ``flush_wal(sync=True)`` is an
 ``fdatasync``/``fsync`` of the WAL; LocalDisk fsyncs the message file, then its directory)
 and the replies the listener writes to its sockets. Between the ``354`` and the ``250 OK
-ids=...`` each spool (``data`` and ``meta``) must have completed a sync, no spool sync may be
+ids=...`` each spool (``data`` and ``meta``; an LMDB ``data`` spool fdatasyncs its
+``data.mdb``) must have completed a sync, no spool sync may be
 in flight when the ``250`` is written, and none may start after it (a put that returned
 before its last sync, e.g. LocalDisk's directory fsync, would show up there).
 """
@@ -118,11 +119,13 @@ def send_one(port: int, recipient: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["RocksDB", "LocalDisk"])
+@pytest.mark.parametrize(("kind", "data_kind"),
+                         [("RocksDB", None), ("LocalDisk", None), ("RocksDB", "LMDB")])
 def test_250_is_written_only_after_both_spools_synced(
-    kind: str, world: World, tmp_path: Path
+    kind: str, data_kind: str | None, world: World, tmp_path: Path
 ) -> None:
-    spec = ServerSpec(dns=world.dns.address, sink_port=world.sink.port, spool_kind=kind)
+    spec = ServerSpec(dns=world.dns.address, sink_port=world.sink.port, spool_kind=kind,
+                      data_kind=data_kind)
     server = StracedServer(spec, tmp_path)
     server.start(timeout=120)
     try:

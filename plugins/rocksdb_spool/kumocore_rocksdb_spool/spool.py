@@ -3,15 +3,11 @@
 Durability is the point of a spool: ``put`` returns only once its record is synced to
 disk, because the SMTP 250 is sent right after. One sync costs about as much for one
 record as for a hundred, so concurrent writers share it (group commit): every write goes
-to the loop's :class:`~kumocore_rocksdb_spool.committer.Committer`, whose one writer
-thread writes what is pending in every spool of the loop as one WriteBatch per spool and
-one WAL sync each, then hands the cycle back to the event loop (one
-``call_soon_threadsafe``). :meth:`RocksDBSpool.put_before` writes a body and its commit
-marker in one cycle, the body synced first (the core's ``OrderedPuts``);
-:meth:`RocksDBSpool.delete_after` removes them in the reverse order (``OrderedDeletes``):
-the body's delete waits until the markers' spool has synced the marker's delete, so
-that no crash keeps a marker whose body is gone (:mod:`.deferred`). Data keys are never
-reused, so a delete that waits never meets a newer put of its key.
+to the loop's :class:`kumocore.spool.commit.Committer`, whose one writer thread writes
+what is pending in every spool of the loop as one WriteBatch per spool and one WAL sync
+each, then hands the cycle back to the event loop (one ``call_soon_threadsafe``). The
+ordered pair writes (``put_before``, ``delete_after``) come from
+:class:`kumocore.spool.commit.GroupCommitSpool`; this module is RocksDB's part.
 
 Why ``write`` + ``flush_wal(sync=True)`` rather than a ``sync=True`` write: rocksdict
 keeps the GIL for the whole of ``write``, so a synced write would freeze the event loop
@@ -23,22 +19,19 @@ readers may see the record before it is synced, which no spool user relies on).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import os
-import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kumocore import ConfigError
-from kumocore.spool import Spool
-from kumocore_rocksdb_spool.committer import Committer
+from kumocore.spool.commit import GroupCommitSpool
 from kumocore_rocksdb_spool.params import build_options
 
 if TYPE_CHECKING:
     from rocksdict import Rdict, WriteBatch
 
-__all__ = ["RocksDBSpool", "committer_for"]
+__all__ = ["RocksDBSpool"]
 
 _SCAN_CHUNK_ITEMS = 2048
 _SCAN_CHUNK_BYTES = 4 * 1024 * 1024
@@ -46,20 +39,8 @@ _SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 #: A record as a scan reads it: (key, value), or (key, None) when only keys are read.
 _Record = TypeVar("_Record", tuple[bytes, bytes], tuple[bytes, None])
 
-# The committer of each running loop, shared by the spools written from it.
-_COMMITTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Committer] = (
-    weakref.WeakKeyDictionary())
 
-
-def committer_for(loop: asyncio.AbstractEventLoop) -> Committer:
-    """The committer shared by the spools that ``loop`` writes to."""
-    committer = _COMMITTERS.get(loop)
-    if committer is None:
-        committer = _COMMITTERS[loop] = Committer()
-    return committer
-
-
-class RocksDBSpool:
+class RocksDBSpool(GroupCommitSpool):
     """A durable map from message id to bytes, stored in one RocksDB database."""
 
     def __init__(
@@ -72,8 +53,13 @@ class RocksDBSpool:
     ) -> None:
         import rocksdict  # lazily: loading the plugin must not load RocksDB
 
-        self.name = name
-        self.path = path
+        super().__init__(name, path)
+        if os.path.exists(os.path.join(path, "data.mdb")):
+            # Another kind's spool: RocksDB would start an empty database beside it.
+            raise ConfigError(
+                f"kumo.define_spool: spool {name!r} at path {path!r} holds an LMDB spool "
+                "(data.mdb): a spool cannot change its kind while it holds mail; run it "
+                "with kind 'LMDB' until it is empty, or give kind 'RocksDB' a new path")
         options = build_options(rocksdict, flush=flush, params=rocks_params or {})
         try:
             os.makedirs(path, exist_ok=True)  # RocksDB only creates the last component
@@ -85,71 +71,8 @@ class RocksDBSpool:
         self._unsynced = rocksdict.WriteOptions()
         self._unsynced.sync = False
         self._batch_type: type[WriteBatch] = rocksdict.WriteBatch
-        self._committer: Committer | None = None  # the loop's, from the first write on
-        self._reads: set[asyncio.Future[Any]] = set()
-        self._closed = False
-        #: Synced writes done and records they carried: ``records / syncs`` is the batch size.
-        self.syncs = 0
-        self.records = 0
 
-    def __repr__(self) -> str:
-        return f"<RocksDBSpool {self.name!r} at {self.path!r}>"
-
-    # ------------------------------------------------------------------ writes
-
-    async def put(self, key: str, value: bytes) -> None:
-        """Store ``value`` under ``key``; returns once it is synced to disk."""
-        committer = self._writing()
-        await committer.submit(((self, key.encode(), bytes(value)),))
-
-    async def delete(self, key: str) -> None:
-        """Remove ``key``; batched with other writes, synced only if they need it."""
-        committer = self._writing()
-        await committer.submit(((self, key.encode(), None),))
-
-    async def delete_after(self, key: str, then: Spool, then_key: str) -> None:
-        """Delete ``then_key`` in ``then`` and ``key`` here, this one once that delete is
-        synced (the core's ``OrderedDeletes``); returns once both are queued, as one
-        ticket. Under load ``then`` syncs in every cycle for its new records and ``key``
-        goes in the next; else ``then`` is synced for it within ``WAIT_BOUND`` (20 ms).
-        A spool of another committer or kind gets the two deletes one after the other."""
-        committer = self._writing()
-        if _written_by(then, committer):
-            await committer.submit(((then, then_key.encode(), None),),
-                                   after=((then, (self, key.encode(), None)),))
-            return
-        await then.delete(then_key)
-        await self.delete(key)
-
-    async def put_before(
-        self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes
-    ) -> None:
-        """Store ``value`` here, then ``then_value`` in the spool ``then``; returns once both
-        are synced. ``then``'s record never reaches the disk before this one is synced.
-
-        A spool of the same loop's committer gets both in one commit cycle; any other
-        spool gets them one after the other."""
-        committer = self._writing()
-        # Both spools must be written by this loop's committer, in an order it can keep.
-        if _written_by(then, committer) and committer.order(self, then):
-            # The commit is the writer thread's: a cancelled caller cancels only its own
-            # wait, never the cycle (its records may be on disk already, as for any crash).
-            await committer.submit(
-                ((self, key.encode(), bytes(value)), (then, then_key.encode(), bytes(then_value))))
-            return
-        await self.put(key, value)
-        await then.put(then_key, then_value)
-
-    def _writing(self) -> Committer:
-        if self._closed:
-            raise RuntimeError(f"spool {self.name!r} is closed")
-        committer = self._committer
-        if committer is None:
-            committer = self._committer = committer_for(asyncio.get_running_loop())
-            committer.register(self)
-        return committer
-
-    def _write(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
+    def _write_batch(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
         """On the writer thread: one batch (if any op), then one WAL sync if ``sync``."""
         if ops:
             batch = self._batch_type(raw_mode=True)
@@ -161,20 +84,8 @@ class RocksDBSpool:
             self._db.write(batch, self._unsynced)
         if sync:
             self._db.flush_wal(True)
-            self.syncs += 1
-        self.records += len(ops)
 
     # ------------------------------------------------------------------ reads
-
-    async def _read(self, fn: Any, *args: Any) -> Any:
-        if self._closed:
-            raise RuntimeError(f"spool {self.name!r} is closed")
-        future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
-        self._reads.add(future)  # close() waits for reads still using the database
-        try:
-            return await future
-        finally:
-            self._reads.discard(future)
 
     async def get(self, key: str) -> bytes | None:
         value: bytes | None = await self._read(self._db.get, key.encode())
@@ -208,8 +119,7 @@ class RocksDBSpool:
     ) -> AsyncIterator[list[_Record]]:
         after: bytes | None = None
         while True:
-            if self._closed:
-                raise RuntimeError(f"spool {self.name!r} is closed")
+            self._check_open()
             chunk = read(after)
             if not chunk:
                 return
@@ -241,27 +151,5 @@ class RocksDBSpool:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def close(self) -> None:
-        """Commit what is pending, wait for reads, flush memtables and close the database."""
-        if self._closed:
-            return
-        self._closed = True
-        committer = self._committer
-        if committer is not None:  # let every pending write reach the disk first
-            await committer.drained()
-            # And the writes that wait on (or for) a sync. A database that fails to sync
-            # (a full disk) is closed all the same, so that it can be opened again.
-            with contextlib.suppress(Exception):
-                await committer.flush()
-            if committer.unregister(self):
-                await committer.stop()
-        if self._reads:
-            await asyncio.gather(*self._reads, return_exceptions=True)
-        await asyncio.get_running_loop().run_in_executor(None, self._db.close)
-
-
-def _written_by(spool: Spool, committer: Committer) -> TypeGuard[RocksDBSpool]:
-    """Whether ``spool`` is an open RocksDB spool that ``committer`` writes (a spool first
-    written from another loop has that loop's committer)."""
-    return (isinstance(spool, RocksDBSpool) and not spool._closed
-            and spool._writing() is committer)
+    def _close_store(self) -> None:
+        self._db.close()

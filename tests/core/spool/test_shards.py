@@ -1,6 +1,7 @@
 """Changing the worker count moves spooled mail from shards nobody owns into owned ones:
 nothing lost, nothing twice, shared bodies and quarantined records included, for the
-LocalDisk and RocksDB spool kinds; a crash mid-move loses nothing either."""
+LocalDisk and RocksDB spool kinds and an LMDB data spool; a crash mid-move loses nothing
+either."""
 
 from __future__ import annotations
 
@@ -30,19 +31,33 @@ def _rocksdb(name: str, path: str, **_: Any) -> Spool:
     return spool
 
 
-KINDS: dict[str, Any] = {"LocalDisk": LocalDiskSpool, "RocksDB": _rocksdb}
+def _lmdb(name: str, path: str, **_: Any) -> Spool:
+    plugin = pytest.importorskip("kumocore_lmdb_spool")
+    spool: Spool = plugin.LmdbSpool(name, path)
+    return spool
+
+
+KINDS: dict[str, Any] = {"LocalDisk": LocalDiskSpool, "RocksDB": _rocksdb, "LMDB": _lmdb}
+
+
+def _kinds(kind: str) -> dict[str, str]:
+    """The kind of each spool: ``"LMDB"`` is an LMDB data spool beside a RocksDB meta."""
+    return {"data": kind, "meta": "RocksDB" if kind == "LMDB" else kind}
 
 
 def definitions(root: Path, kind: str) -> dict[str, SpoolDefinition]:
     return {name: SpoolDefinition.from_options(
-        {"name": name, "path": str(root / name), "kind": kind}) for name in ("data", "meta")}
+        {"name": name, "path": str(root / name), "kind": spool_kind})
+        for name, spool_kind in _kinds(kind).items()}
 
 
 def store_at(root: Path, kind: str, index: int, count: int) -> MessageStore:
     def path(name: str) -> str:
         return owned_path(str(root / name), index, count)
 
-    return MessageStore(KINDS[kind]("data", path("data")), KINDS[kind]("meta", path("meta")))
+    kinds = _kinds(kind)
+    return MessageStore(KINDS[kinds["data"]]("data", path("data")),
+                        KINDS[kinds["meta"]]("meta", path("meta")))
 
 
 async def fill(root: Path, kind: str, count: int, shard: int = 0) -> set[str]:
@@ -77,7 +92,7 @@ async def contents(root: Path, kind: str, count: int) -> tuple[Counter[str], int
     return found, quarantined
 
 
-@pytest.fixture(params=["LocalDisk", "RocksDB"])
+@pytest.fixture(params=["LocalDisk", "RocksDB", "LMDB"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

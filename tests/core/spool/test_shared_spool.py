@@ -26,7 +26,7 @@ def _rocksdb(name: str, path: str) -> Spool:
     return spool
 
 
-@pytest.fixture(params=["memory", "localdisk", "rocksdb"])
+@pytest.fixture(params=["memory", "localdisk", "rocksdb", "lmdb"])
 async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
     """Opens "the same" store again, as a restart does (memory: the same dicts)."""
     kind = request.param
@@ -41,6 +41,11 @@ async def opener(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         elif kind == "localdisk":
             store = MessageStore(LocalDiskSpool("data", str(tmp_path / "data")),
                                  LocalDiskSpool("meta", str(tmp_path / "meta")))
+        elif kind == "lmdb":  # LMDB bodies, RocksDB envelopes
+            from kumocore_lmdb_spool import LmdbSpool
+
+            store = MessageStore(LmdbSpool("data", str(tmp_path / "data")),
+                                 _rocksdb("meta", str(tmp_path / "meta")))
         else:
             store = MessageStore(_rocksdb("data", str(tmp_path / "data")),
                                  _rocksdb("meta", str(tmp_path / "meta")))
@@ -67,7 +72,7 @@ async def data_keys(store: MessageStore) -> list[str]:
     """The data spool's keys once the deletes it holds back are written: a RocksDB spool
     writes a body's delete only once its marker's delete is synced."""
     if not isinstance(store.data, MemorySpool | LocalDiskSpool):
-        from kumocore_rocksdb_spool.spool import committer_for
+        from kumocore.spool.commit import committer_for
 
         await committer_for(asyncio.get_running_loop()).flush()
     return [key async for key in store.data.keys()]  # noqa: SIM118 (a spool, not a dict)

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from kumocore_rocksdb_spool import RocksDBSpool
-from kumocore_rocksdb_spool.deferred import WAIT_BOUND
-from kumocore_rocksdb_spool.spool import committer_for
 
 from kumocore.mail.body import SharedBody
 from kumocore.mail.message import Message
 from kumocore.spool import MemorySpool, OrderedDeletes, OrderedPuts
+from kumocore.spool.commit import committer_for
+from kumocore.spool.commit.deferred import WAIT_BOUND
 from kumocore.spool.recovering import RecoveringSpool
 from kumocore.spool.store import MessageStore
 from tests.plugins.rocksdb_spool.recording import RecordingDb, failing_write
@@ -383,7 +383,7 @@ async def test_a_loop_that_never_waits_still_gets_its_commits_within_millisecond
 
 
 def test_an_order_that_contradicts_the_pairs_so_far_is_refused() -> None:
-    from kumocore_rocksdb_spool.committer import Committer
+    from kumocore.spool.commit.committer import Committer
 
     class Named:
         def __init__(self, name: str) -> None:
@@ -405,7 +405,7 @@ async def test_put_before_a_spool_of_another_committer_writes_one_after_the_othe
     pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
 ) -> None:
     """As for a spool first written from another loop: its committer is not this one."""
-    from kumocore_rocksdb_spool.committer import Committer
+    from kumocore.spool.commit.committer import Committer
 
     data, meta, events = pair
     meta._committer = other = Committer()

@@ -146,7 +146,7 @@ async def test_concurrent_puts_are_group_committed_and_all_durable(tmp_path: Pat
 async def test_puts_arriving_within_the_commit_window_share_one_sync(
     spool: RocksDBSpool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kumocore_rocksdb_spool import committer as spool_module
+    from kumocore.spool.commit import committer as spool_module
 
     # A wide window, so that a busy test machine cannot stretch 10 ms past it.
     monkeypatch.setattr(spool_module, "COMMIT_WINDOW", 0.25)
@@ -270,7 +270,7 @@ def test_bad_rocks_params_are_config_errors_naming_the_key(
 async def test_writes_over_the_batch_byte_bound_are_split_into_several_syncs(
     spool: RocksDBSpool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kumocore_rocksdb_spool import committer as committer_module
+    from kumocore.spool.commit import committer as committer_module
 
     # Ten 1,000-byte records against a 2,500-byte bound: a cycle takes at most three.
     monkeypatch.setattr(committer_module, "MAX_BATCH_BYTES", 2500)

@@ -9,30 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection, Iterable, Sequence
-from typing import Protocol
 
-from kumocore_rocksdb_spool.deferred import Deferred
+from kumocore.spool.commit.deferred import Deferred
+from kumocore.spool.commit.ops import After, Op, Step, Writable
 
-__all__ = ["After", "Cycle", "Op", "Step", "Ticket", "Writable"]
-
-
-class Writable(Protocol):
-    """A spool as the committer sees it: a name and a way to write a batch of ops."""
-
-    name: str
-
-    def _write(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
-        """On the writer thread: write ``ops`` (a None value deletes) as one batch, then
-        sync the WAL if ``sync``."""
-        ...
-
-
-# (the spool, key, value or None for a delete)
-Op = tuple[Writable, bytes, bytes | None]
-# (the spool whose sync the op waits for, the op)
-After = tuple[Writable, Op]
-# (the spool, its ops in order, whether to sync its WAL after writing them)
-Step = tuple[Writable, list[tuple[bytes, bytes | None]], bool]
+__all__ = ["Cycle", "Ticket"]
 
 
 class Ticket:

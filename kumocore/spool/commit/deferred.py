@@ -4,7 +4,7 @@ The core removes a delivered message by deleting its commit marker (meta record)
 then its body, and neither delete is synced. Written as they come, a later cycle's
 sync of the body's spool could make the body's delete durable while the marker's delete
 is not yet: a power cut then would leave the marker of a delivered message without its
-body. So a body's delete (``RocksDBSpool.delete_after``) waits here until the markers'
+body. So a body's delete (``GroupCommitSpool.delete_after``) waits here until the markers'
 spool has synced everything written to it so far, the marker's delete among it. Under
 load that spool syncs in every cycle (its markers are puts), so the wait is usually
 none; when nothing else syncs it, the wait ends with a sync of its own
@@ -19,7 +19,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kumocore_rocksdb_spool.cycle import Op, Writable
+    from kumocore.spool.commit.ops import Op, Writable
 
 __all__ = ["WAIT_BOUND", "Deferred"]
 

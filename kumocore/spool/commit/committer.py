@@ -1,4 +1,4 @@
-"""One writer thread per event loop for all of its RocksDB spools: group commit, in order.
+"""One writer thread per event loop for all of its group-commit spools, in order.
 
 A message is made durable by two records, its body in the ``data`` spool and then its
 envelope in the ``meta`` spool, the commit marker: the meta record must never reach the
@@ -32,9 +32,10 @@ import threading
 import time
 from collections.abc import Sequence
 
-from kumocore_rocksdb_spool.cycle import After, Cycle, Op, Ticket, Writable
-from kumocore_rocksdb_spool.deferred import Deferred
-from kumocore_rocksdb_spool.writer_thread import run_as_batch, waits_for_the_loop
+from kumocore.spool.commit.cycle import Cycle, Ticket
+from kumocore.spool.commit.deferred import Deferred
+from kumocore.spool.commit.ops import After, Op, Writable
+from kumocore.spool.commit.writer_thread import run_as_batch, waits_for_the_loop
 
 __all__ = ["COMMIT_WINDOW", "MAX_BATCH_BYTES", "Committer", "Writable"]
 
@@ -51,7 +52,7 @@ HANDOVER_SLEEP = 0.0001
 
 
 class Committer:
-    """The writer thread and group commit shared by the RocksDB spools of one loop."""
+    """The writer thread and group commit shared by the group-commit spools of one loop."""
 
     def __init__(self) -> None:
         self._order: list[Writable] = []  # spools in writing order
@@ -114,7 +115,7 @@ class Committer:
         thread = self._thread
         if thread is None or not thread.is_alive():
             thread = self._thread = threading.Thread(
-                target=self._run, args=(self._inbox, loop), name="rocksdb-commit",
+                target=self._run, args=(self._inbox, loop), name="spool-commit",
                 daemon=True)
             thread.start()
         self._outstanding += 1

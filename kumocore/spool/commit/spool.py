@@ -1,0 +1,174 @@
+"""The base of a spool kind whose writes go through its loop's group commit.
+
+A kind plugin subclasses :class:`GroupCommitSpool` and provides the storage: how a batch
+of ops is written (and synced) on the writer thread, the reads, and how the store is
+closed. The base provides the spool contract's writes on top of :class:`.Committer`:
+``put`` (returns once synced), ``delete``, and the core's ordered pair writes,
+:meth:`~GroupCommitSpool.put_before` (``OrderedPuts``: a body synced before its commit
+marker, in one cycle) and :meth:`~GroupCommitSpool.delete_after` (``OrderedDeletes``: a
+body's delete only once its marker's delete is synced). Spools of different kinds share
+one committer per loop, so a ``data`` spool of one kind and a ``meta`` spool of another
+still get both records of a message in one cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from abc import ABC, abstractmethod
+from typing import Any, TypeGuard
+
+from kumocore.spool.base import Spool
+from kumocore.spool.commit.committer import Committer
+
+__all__ = ["GroupCommitSpool", "committer_for"]
+
+#: The attribute an event loop keeps its committer in.
+_COMMITTER_ATTRIBUTE = "_kumocore_spool_committer"
+
+
+def committer_for(loop: asyncio.AbstractEventLoop) -> Committer:
+    """The committer shared by the spools that ``loop`` writes to.
+
+    It is kept on the loop itself: its writer thread hands every cycle back to exactly
+    this loop, so the two live and die together (both asyncio's loops and uvloop's take
+    attributes), and no module holds state for every loop of the process."""
+    committer: Committer | None = getattr(loop, _COMMITTER_ATTRIBUTE, None)
+    if committer is None:
+        committer = Committer()
+        setattr(loop, _COMMITTER_ATTRIBUTE, committer)
+    return committer
+
+
+class GroupCommitSpool(ABC):
+    """A durable map from message id to bytes whose writes are group-committed."""
+
+    def __init__(self, name: str, path: str) -> None:
+        self.name = name
+        self.path = path
+        self._committer: Committer | None = None  # the loop's, from the first write on
+        self._reads: set[asyncio.Future[Any]] = set()
+        self._closed = False
+        #: Synced writes done and records they carried: ``records / syncs`` is the batch size.
+        self.syncs = 0
+        self.records = 0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} at {self.path!r}>"
+
+    # ------------------------------------------------------------------ the kind's part
+
+    @abstractmethod
+    def _write_batch(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
+        """On the writer thread: write ``ops`` in order (a None value deletes) as one
+        atomic batch, then make everything written so far durable if ``sync``. A write
+        that is not synced may be lost in a crash, never reordered after a later sync."""
+
+    @abstractmethod
+    def _close_store(self) -> None:
+        """In an executor thread, after every write and read is done: close the store."""
+
+    # ------------------------------------------------------------------ writes
+
+    async def put(self, key: str, value: bytes) -> None:
+        """Store ``value`` under ``key``; returns once it is synced to disk."""
+        committer = self._writing()
+        await committer.submit(((self, key.encode(), bytes(value)),))
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; batched with other writes, synced only if they need it."""
+        committer = self._writing()
+        await committer.submit(((self, key.encode(), None),))
+
+    async def delete_after(self, key: str, then: Spool, then_key: str) -> None:
+        """Delete ``then_key`` in ``then`` and ``key`` here, this one once that delete is
+        synced (the core's ``OrderedDeletes``); returns once both are queued, as one
+        ticket. Under load ``then`` syncs in every cycle for its new records and ``key``
+        goes in the next; else ``then`` is synced for it within ``WAIT_BOUND`` (20 ms).
+        A spool of another committer gets the two deletes one after the other."""
+        committer = self._writing()
+        if _written_by(then, committer):
+            await committer.submit(((then, then_key.encode(), None),),
+                                   after=((then, (self, key.encode(), None)),))
+            return
+        await then.delete(then_key)
+        await self.delete(key)
+
+    async def put_before(
+        self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes
+    ) -> None:
+        """Store ``value`` here, then ``then_value`` in the spool ``then``; returns once both
+        are synced. ``then``'s record never reaches the disk before this one is synced.
+
+        A spool of the same loop's committer gets both in one commit cycle; any other
+        spool gets them one after the other."""
+        committer = self._writing()
+        # Both spools must be written by this loop's committer, in an order it can keep.
+        if _written_by(then, committer) and committer.order(self, then):
+            # The commit is the writer thread's: a cancelled caller cancels only its own
+            # wait, never the cycle (its records may be on disk already, as for any crash).
+            await committer.submit(
+                ((self, key.encode(), bytes(value)), (then, then_key.encode(), bytes(then_value))))
+            return
+        await self.put(key, value)
+        await then.put(then_key, then_value)
+
+    def _writing(self) -> Committer:
+        if self._closed:
+            raise RuntimeError(f"spool {self.name!r} is closed")
+        committer = self._committer
+        if committer is None:
+            committer = self._committer = committer_for(asyncio.get_running_loop())
+            committer.register(self)
+        return committer
+
+    def _write(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
+        """The committer's entry point (:class:`~.cycle.Writable`), on the writer thread."""
+        self._write_batch(ops, sync)
+        if sync:
+            self.syncs += 1
+        self.records += len(ops)
+
+    # ------------------------------------------------------------------ reads
+
+    async def _read(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in an executor thread; :meth:`close` waits for it."""
+        if self._closed:
+            raise RuntimeError(f"spool {self.name!r} is closed")
+        future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        self._reads.add(future)  # close() waits for reads still using the store
+        try:
+            return await future
+        finally:
+            self._reads.discard(future)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"spool {self.name!r} is closed")
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def close(self) -> None:
+        """Commit what is pending, wait for reads, then close the store."""
+        if self._closed:
+            return
+        self._closed = True
+        committer = self._committer
+        if committer is not None:  # let every pending write reach the disk first
+            await committer.drained()
+            # And the writes that wait on (or for) a sync. A store that fails to sync
+            # (a full disk) is closed all the same, so that it can be opened again.
+            with contextlib.suppress(Exception):
+                await committer.flush()
+            if committer.unregister(self):
+                await committer.stop()
+        if self._reads:
+            await asyncio.gather(*self._reads, return_exceptions=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._close_store)
+
+
+def _written_by(spool: Spool, committer: Committer) -> TypeGuard[GroupCommitSpool]:
+    """Whether ``spool`` is an open group-commit spool that ``committer`` writes (a spool
+    first written from another loop has that loop's committer)."""
+    return (isinstance(spool, GroupCommitSpool) and not spool._closed
+            and spool._writing() is committer)
