@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,19 @@ def data_kind_for(settings: KumocoreSettings) -> str:
     return settings.data_kind
 
 
+def plugins_missing_from(tree: Path) -> list[str]:
+    """Entry-point names of this checkout's built-in plugins that ``tree`` lacks: they are
+    installed (editable) in the environment, but a baseline's core cannot load them."""
+    names: list[str] = []
+    for project in sorted((REPO / "plugins").glob("*/pyproject.toml")):
+        if (tree / "plugins" / project.parent.name).is_dir():
+            continue
+        with project.open("rb") as source:
+            points = tomllib.load(source).get("project", {}).get("entry-points", {})
+        names += sorted(points.get("kumocore", {}))
+    return names
+
+
 def tree_pythonpath(tree: Path, inherited: str = "") -> str:
     """``PYTHONPATH`` that makes ``tree``'s built-in plugins win over this checkout's
     editable installs (their finders come after ``sys.path``). Its core comes first
@@ -157,6 +171,10 @@ class KumocoreInstance(ChildProcess):
         env["KUMOCORE_BENCH_DKIM_KEY"] = str(key) if key else ""
         if self.settings.tree is not None:
             env["PYTHONPATH"] = tree_pythonpath(self.settings.tree, env.get("PYTHONPATH", ""))
+            missing = plugins_missing_from(self.settings.tree)
+            if missing:  # kumocore.policy.plugins: KUMOCORE_BLOCK_PLUGINS
+                blocked = [env.get("KUMOCORE_BLOCK_PLUGINS", ""), *missing]
+                env["KUMOCORE_BLOCK_PLUGINS"] = ",".join(name for name in blocked if name)
         return env
 
     def working_directory(self) -> Path:

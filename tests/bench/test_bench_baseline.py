@@ -67,6 +67,29 @@ def test_the_baseline_instance_starts_in_its_tree_with_its_plugins_first(
     assert ours.environment().get("PYTHONPATH") == os.environ.get("PYTHONPATH")
 
 
+def test_a_baseline_without_a_plugin_of_this_checkout_blocks_it_and_keeps_rocksdb_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree from before the LMDB plugin: its core could not import the installed
+    plugin (the run failed at start), and its bodies stay in RocksDB as they were."""
+    tree = _fake_tree(tmp_path / "base")  # rocksdb_spool and local_logs only
+    monkeypatch.setenv("KUMOCORE_BLOCK_PLUGINS", "someone_elses")
+    settings = KumocoreSettings(sink_port=1, dns="127.0.0.1:53", http=False, tree=tree)
+    env = KumocoreInstance(tmp_path / "side", settings).environment()
+    blocked = env["KUMOCORE_BLOCK_PLUGINS"].split(",")
+    assert blocked[0] == "someone_elses"
+    assert "lmdb_spool" in blocked and "rocksdb_spool" not in blocked
+    assert "local_logs" not in blocked
+    assert env["KUMOCORE_BENCH_DATA_KIND"] == "RocksDB"
+    (tree / "plugins" / "lmdb_spool").mkdir()
+    env = KumocoreInstance(tmp_path / "side2", settings).environment()
+    assert "lmdb_spool" not in env["KUMOCORE_BLOCK_PLUGINS"].split(",")
+    assert env["KUMOCORE_BENCH_DATA_KIND"] == "LMDB"
+    ours = KumocoreInstance(tmp_path / "ours", KumocoreSettings(sink_port=1, dns="x", http=False))
+    assert ours.environment()["KUMOCORE_BENCH_DATA_KIND"] == "LMDB"
+    assert ours.environment()["KUMOCORE_BLOCK_PLUGINS"] == "someone_elses"
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 @pytest.mark.skipif(
