@@ -47,19 +47,22 @@ def _open(path: Path) -> object:
 
 class _LmdbData:
     """An LMDB data spool written the way :func:`populate_spool` writes RocksDB: a batch
-    of puts per call (one transaction, synced only by ``flush``)."""
+    of puts per call (one transaction, synced only by ``flush``), in the plugin's layout
+    (each record in ``BODIES``, its key in ``IDS``)."""
 
     def __init__(self, path: Path) -> None:
         import lmdb
-        from kumocore_lmdb_spool import MAP_SIZE
+        from kumocore_lmdb_spool.spool import BODIES, IDS, MAP_SIZE
 
         path.mkdir(parents=True, exist_ok=True)
-        self.env = lmdb.open(str(path), map_size=MAP_SIZE, sync=False, max_dbs=0)
+        self.env = lmdb.open(str(path), map_size=MAP_SIZE, sync=False, max_dbs=2)
+        self.bodies, self.ids = self.env.open_db(BODIES), self.env.open_db(IDS)
 
     def write(self, batch: list[tuple[bytes, bytes]], _options: object) -> None:
         with self.env.begin(write=True) as txn:
             for key, value in batch:
-                txn.put(key, value)
+                txn.put(key, value, db=self.bodies)
+                txn.put(key, b"", db=self.ids)
 
     def flush(self, _wait: bool) -> None:
         self.env.sync(True)

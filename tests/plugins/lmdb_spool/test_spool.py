@@ -231,3 +231,36 @@ async def test_worker_shard_directories_beside_the_spool_are_its_own(tmp_path: P
     (tmp_path / "data" / "worker-1").mkdir()
     spool = LmdbSpool("data", str(tmp_path / "data"))
     await spool.close()
+
+
+def _rss_file_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+async def test_listing_the_keys_does_not_read_the_records(tmp_path: Path) -> None:
+    """The orphan collection lists every key at start-up: with a million bodies, reading
+    their pages would put gigabytes of them into the RSS (and read them from disk), and
+    even the pages next to the keys' ones come in with them."""
+    warm = LmdbSpool("warm", str(tmp_path / "warm"))  # the code paths, threads...
+    await warm.put("k", b"v")
+    assert await keys_of(warm) == ["k"]
+    await warm.close()
+    path = str(tmp_path / "data")
+    spool = LmdbSpool("data", path)
+    # 2 KB bodies, a page each, so that the keys' pages lie among them and Linux's
+    # fault-around (the cached pages next to one read) would map many of them.
+    body = b"b" * 2_100
+    for start in range(0, 40_000, 4_000):  # 160 MB of pages, still in the page cache
+        await asyncio.gather(*(spool.put(f"{n:032x}", body) for n in range(start, start + 4_000)))
+    await spool.close()
+    reopened = LmdbSpool("data", path)
+    try:
+        before = _rss_file_kib()
+        assert len(await keys_of(reopened)) == 40_000
+        assert _rss_file_kib() - before < 10_000  # the records are 160,000 KiB
+    finally:
+        await reopened.close()
