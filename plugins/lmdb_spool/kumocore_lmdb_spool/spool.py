@@ -45,9 +45,9 @@ BODIES = b"bodies"
 IDS = b"ids"
 
 _SCAN_CHUNK_ITEMS = 2048
+_SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 #: Chunks of keys listed between two releases of the mapped pages (:mod:`.pages`).
 _UNMAP_EVERY = 8
-_SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 
 #: A record as a scan reads it: (key, value), or (key, None) when only keys are read.
 _Record = TypeVar("_Record", tuple[bytes, bytes], tuple[bytes, None])
