@@ -85,7 +85,8 @@ class GroupCommitSpool(ABC):
         synced (the core's ``OrderedDeletes``); returns once both are queued, as one
         ticket. Under load ``then`` syncs in every cycle for its new records and ``key``
         goes in the next; else ``then`` is synced for it within ``WAIT_BOUND`` (20 ms).
-        A spool of another committer gets the two deletes one after the other."""
+        A spool of another committer gets the two deletes one after the other. Data keys
+        are never reused, so a delete that waits never meets a newer put of its key."""
         committer = self._writing()
         if _written_by(then, committer):
             await committer.submit(((then, then_key.encode(), None),),
