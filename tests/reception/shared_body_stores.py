@@ -15,4 +15,8 @@ def open_store(kind: str, path: str) -> MessageStore:
                             LocalDiskSpool("meta", f"{path}/meta"))
     from kumocore_rocksdb_spool import RocksDBSpool
 
+    if kind == "lmdb":  # LMDB bodies, RocksDB envelopes
+        from kumocore_lmdb_spool import LmdbSpool
+
+        return MessageStore(LmdbSpool("data", f"{path}/data"), RocksDBSpool("meta", f"{path}/meta"))
     return MessageStore(RocksDBSpool("data", f"{path}/data"), RocksDBSpool("meta", f"{path}/meta"))

@@ -1,41 +1,21 @@
 """kill -9 at any step of saving or removing shared bodies: recovery loses no body a meta
-still references and keeps no body that none references (both spool kinds)."""
+still references and keeps no body that none references (LocalDisk, RocksDB, and LMDB
+bodies with RocksDB envelopes)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.reception.shared_body_stores import BODY, open_store
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.kill9 import lines_until_killed
 
 
 def run_and_kill(kind: str, path: Path, lines: int) -> tuple[dict[str, str], set[str]]:
     """Saved id -> expected head, finished ids: what the child printed before kill -9."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reception.shared_body_child", kind, str(path)],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout is not None
-    printed: list[str] = []
-    try:
-        for line in proc.stdout:
-            printed.append(line.strip())
-            if len(printed) == lines:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        printed.extend(line.strip() for line in proc.stdout)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
+    printed = lines_until_killed(["-m", "tests.reception.shared_body_child", kind, str(path)],
+                                 lines)
     saved: dict[str, str] = {}
     removed: set[str] = set()
     for line in printed:
@@ -48,7 +28,7 @@ def run_and_kill(kind: str, path: Path, lines: int) -> tuple[dict[str, str], set
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["localdisk", "rocksdb"])
+@pytest.mark.parametrize("kind", ["localdisk", "rocksdb", "lmdb"])
 async def test_kill_9_while_saving_and_removing_shared_bodies_loses_and_leaks_nothing(
     tmp_path: Path, kind: str
 ) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from kumocore.spool.commit.committer import COMMIT_WINDOW, MAX_BATCH_BYTES, Committer
 from kumocore.spool.commit.deferred import WAIT_BOUND
 from kumocore.spool.commit.ops import Writable
-from kumocore.spool.commit.spool import GroupCommitSpool, committer_for
+from kumocore.spool.commit.spool import GroupCommitSpool, committer_for, take_chunk
 
 __all__ = [
     "COMMIT_WINDOW",
@@ -22,4 +22,5 @@ __all__ = [
     "GroupCommitSpool",
     "Writable",
     "committer_for",
+    "take_chunk",
 ]

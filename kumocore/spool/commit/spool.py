@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeGuard
 
 from kumocore.spool.base import Spool
 from kumocore.spool.commit.committer import Committer
 
-__all__ = ["GroupCommitSpool", "committer_for"]
+__all__ = ["GroupCommitSpool", "committer_for", "take_chunk"]
 
 #: The attribute an event loop keeps its committer in.
 _COMMITTER_ATTRIBUTE = "_kumocore_spool_committer"
@@ -63,6 +64,18 @@ class GroupCommitSpool(ABC):
         """On the writer thread: write ``ops`` in order (a None value deletes) as one
         atomic batch, then make everything written so far durable if ``sync``. A write
         that is not synced may be lost in a crash, never reordered after a later sync."""
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes | None:
+        """The stored value, or None (see :meth:`_read` for running it in a thread)."""
+
+    @abstractmethod
+    def keys(self) -> AsyncIterator[str]:
+        """Every key in key order, without reading the values."""
+
+    @abstractmethod
+    def scan_chunks(self) -> AsyncIterator[list[tuple[str, bytes]]]:
+        """Every record in key order, in lists (recovery takes them a list at a time)."""
 
     @abstractmethod
     def _close_store(self) -> None:
@@ -132,6 +145,12 @@ class GroupCommitSpool(ABC):
 
     # ------------------------------------------------------------------ reads
 
+    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        """Every record in key order (see :meth:`scan_chunks`)."""
+        async for chunk in self.scan_chunks():
+            for item in chunk:
+                yield item
+
     async def _read(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` in an executor thread; :meth:`close` waits for it."""
         if self._closed:
@@ -166,6 +185,20 @@ class GroupCommitSpool(ABC):
         if self._reads:
             await asyncio.gather(*self._reads, return_exceptions=True)
         await asyncio.get_running_loop().run_in_executor(None, self._close_store)
+
+
+def take_chunk(records: Iterable[tuple[bytes, bytes]], items: int,
+               size: int) -> list[tuple[bytes, bytes]]:
+    """The first of ``records``, up to ``items`` of them or ``size`` bytes of values,
+    whichever comes first (at least one): a scan's chunk, bounded for the loop's sake."""
+    out: list[tuple[bytes, bytes]] = []
+    taken = 0
+    for key, value in records:
+        out.append((key, value))
+        taken += len(value)
+        if len(out) >= items or taken >= size:
+            break
+    return out
 
 
 def _written_by(spool: Spool, committer: Committer) -> TypeGuard[GroupCommitSpool]:

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kumocore import ConfigError
-from kumocore.spool.commit import GroupCommitSpool
+from kumocore.spool.commit import GroupCommitSpool, take_chunk
 from kumocore_lmdb_spool.pages import unmap_cached_pages
 
 if TYPE_CHECKING:
@@ -127,12 +127,6 @@ class LmdbSpool(GroupCommitSpool):
             value: bytes | None = txn.get(key)
             return value
 
-    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Every record in key order (see :meth:`scan_chunks`)."""
-        async for chunk in self.scan_chunks():
-            for item in chunk:
-                yield item
-
     async def scan_chunks(self) -> AsyncIterator[list[tuple[str, bytes]]]:
         """Every record in key order, in lists of up to 2,048 records (or 4 MiB); each
         chunk is read in a transaction of its own, so none stays open between chunks."""
@@ -163,15 +157,8 @@ class LmdbSpool(GroupCommitSpool):
             yield [record for record in chunk if record[0] not in held]
 
     def _read_chunk(self, after: bytes | None) -> list[tuple[bytes, bytes]]:
-        out: list[tuple[bytes, bytes]] = []
-        size = 0
         with self._env.begin(db=self._bodies) as txn:
-            for key, value in _from(txn, after):
-                out.append((key, value))
-                size += len(value)
-                if len(out) >= _SCAN_CHUNK_ITEMS or size >= _SCAN_CHUNK_BYTES:
-                    break
-        return out
+            return take_chunk(_from(txn, after), _SCAN_CHUNK_ITEMS, _SCAN_CHUNK_BYTES)
 
     def _read_keys(self, after: bytes | None) -> list[tuple[bytes, None]]:
         with self._env.begin(db=self._ids) as txn:  # never the records' pages

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kumocore import ConfigError
-from kumocore.spool.commit import GroupCommitSpool
+from kumocore.spool.commit import GroupCommitSpool, take_chunk
 from kumocore_rocksdb_spool.params import build_options
 
 if TYPE_CHECKING:
@@ -91,12 +91,6 @@ class RocksDBSpool(GroupCommitSpool):
         value: bytes | None = await self._read(self._db.get, key.encode())
         return value
 
-    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
-        """Every record in key order (see :meth:`scan_chunks`)."""
-        async for chunk in self.scan_chunks():
-            for item in chunk:
-                yield item
-
     async def scan_chunks(self) -> AsyncIterator[list[tuple[str, bytes]]]:
         """Every record in key order, as lists of up to :data:`_SCAN_CHUNK_ITEMS`.
 
@@ -130,17 +124,9 @@ class RocksDBSpool(GroupCommitSpool):
     def _read_chunk(self, after: bytes | None) -> list[tuple[bytes, bytes]]:
         # A fresh iterator per chunk: nothing stays pinned while the consumer works, and
         # an abandoned scan leaves no iterator keeping the database alive.
-        out: list[tuple[bytes, bytes]] = []
-        size = 0
-        for key, value in self._db.items(from_key=after):
-            if key == after:
-                continue
-            assert isinstance(key, bytes) and isinstance(value, bytes)  # raw mode
-            out.append((key, value))
-            size += len(value)
-            if len(out) >= _SCAN_CHUNK_ITEMS or size >= _SCAN_CHUNK_BYTES:
-                break
-        return out
+        records = ((_raw(key), _raw(value)) for key, value in self._db.items(from_key=after)
+                   if key != after)
+        return take_chunk(records, _SCAN_CHUNK_ITEMS, _SCAN_CHUNK_BYTES)
 
     def _read_keys(self, after: bytes | None) -> list[tuple[bytes, None]]:
         # rocksdict's key iterator: one call per key (an explicit iterator takes three).
@@ -153,3 +139,11 @@ class RocksDBSpool(GroupCommitSpool):
 
     def _close_store(self) -> None:
         self._db.close()
+
+
+def _raw(item: object) -> bytes:
+    """A key or value of the raw-mode database, which must be bytes (rocksdict types
+    them loosely)."""
+    if not isinstance(item, bytes):
+        raise TypeError(f"raw-mode RocksDB gave {type(item).__name__}, not bytes")
+    return item

@@ -1,37 +1,18 @@
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from kumocore_lmdb_spool import LmdbSpool
 from kumocore_rocksdb_spool import RocksDBSpool
 
+from tests.support.kill9 import lines_until_killed
+
 CHILD = Path(__file__).with_name("writer_child.py")
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _acknowledged_until_killed(path: Path, kill_at: int) -> list[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(path), "50"], stdout=subprocess.PIPE, text=True,
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        for line in proc.stdout:  # killed mid-stream, while transactions are in flight
-            lines.append(line.strip())
-            if len(lines) == kill_at:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        lines.extend(line.strip() for line in proc.stdout)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
+    lines = lines_until_killed([str(CHILD), str(path), "50"], kill_at)
     assert "DONE" not in lines
     return lines
 

@@ -14,7 +14,6 @@ from kumocore_rocksdb_spool import RocksDBSpool
 from kumocore import ConfigError
 from kumocore.policy.hooks import Hooks
 from kumocore.policy.plugins import make_plugin_manager
-from kumocore.spool import OrderedDeletes, OrderedPuts, Spool
 from kumocore.spool.commit import committer_for
 
 
@@ -43,29 +42,6 @@ def test_importing_the_plugin_does_not_import_lmdb() -> None:
     code = "import kumocore_lmdb_spool, sys; print('lmdb' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-async def test_spool_satisfies_the_spool_protocol_and_the_ordered_writes(
-    spool: LmdbSpool,
-) -> None:
-    assert isinstance(spool, Spool)
-    assert isinstance(spool, OrderedPuts)
-    assert isinstance(spool, OrderedDeletes)
-
-
-async def test_put_get_delete_round_trip(spool: LmdbSpool) -> None:
-    await spool.put("a" * 32, b"\x00binary\xff")
-    assert await spool.get("a" * 32) == b"\x00binary\xff"
-    assert await spool.get("b" * 32) is None
-    await spool.delete("a" * 32)
-    assert await spool.get("a" * 32) is None
-    await spool.delete("a" * 32)  # absent: no error
-
-
-async def test_put_overwrites_an_existing_value(spool: LmdbSpool) -> None:
-    await spool.put("k", b"one")
-    await spool.put("k", b"two")
-    assert await spool.get("k") == b"two"
 
 
 async def test_scan_and_keys_yield_every_record_in_key_order_across_chunks(

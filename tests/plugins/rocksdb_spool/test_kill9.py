@@ -1,40 +1,18 @@
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from kumocore_rocksdb_spool import RocksDBSpool
 
+from tests.support.kill9 import lines_until_killed
+
 CHILD = Path(__file__).with_name("writer_child.py")
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def _run_child_until_killed(path: Path, writers: int, mode: str, kill_at: int) -> list[str]:
     """Start the writer child, SIGKILL it once ``kill_at`` lines came, return every line."""
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD), str(path), "1000000", str(writers), mode],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    try:
-        for line in proc.stdout:  # kill it mid-stream, while writes are in flight
-            lines.append(line.strip())
-            if len(lines) == kill_at:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        # Whatever the child managed to print before dying was acknowledged too.
-        lines.extend(line.strip() for line in proc.stdout)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-    assert proc.returncode == -signal.SIGKILL
+    lines = lines_until_killed([str(CHILD), str(path), "1000000", str(writers), mode], kill_at)
     assert "DONE" not in lines
     return lines
 

@@ -14,7 +14,6 @@ from kumocore.mail.ids import new_message_id
 from kumocore.mail.message import Message
 from kumocore.policy.hooks import Hooks
 from kumocore.policy.plugins import make_plugin_manager
-from kumocore.spool import Spool
 from tests.plugins.rocksdb_spool.recording import RecordingDb, failing_write
 
 
@@ -45,25 +44,6 @@ def test_importing_the_plugin_does_not_import_rocksdict() -> None:
     code = "import kumocore_rocksdb_spool, sys; print('rocksdict' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-async def test_spool_satisfies_the_spool_protocol(spool: RocksDBSpool) -> None:
-    assert isinstance(spool, Spool)
-
-
-async def test_put_get_delete_round_trip(spool: RocksDBSpool) -> None:
-    await spool.put("a" * 32, b"\x00binary\xff")
-    assert await spool.get("a" * 32) == b"\x00binary\xff"
-    assert await spool.get("b" * 32) is None
-    await spool.delete("a" * 32)
-    assert await spool.get("a" * 32) is None
-    await spool.delete("a" * 32)  # absent: no error
-
-
-async def test_put_overwrites_an_existing_value(spool: RocksDBSpool) -> None:
-    await spool.put("k", b"one")
-    await spool.put("k", b"two")
-    assert await spool.get("k") == b"two"
 
 
 @pytest.fixture

@@ -8,30 +8,15 @@ import sys
 
 from kumocore_rocksdb_spool import RocksDBSpool
 
+from tests.support.pairs_child import write_pairs
+
 
 async def pairs(path: str, count: int, writers: int) -> None:
-    """Bodies and their markers through put_before (markers journaled), and some of them
-    delivered: marker deleted, then body, as the core's store does."""
+    """Bodies and their markers, some of them delivered (tests.support.pairs_child)."""
     data = RocksDBSpool("data", path + "/data")
     meta = RocksDBSpool("meta", path + "/meta")
     value = b"x" * 2048
-    queue = iter(range(count))
-
-    async def writer() -> None:
-        for n in queue:
-            key = f"{n:08d}"
-            await data.put_before(key, value, meta, key, b"envelope " + key.encode())
-            sys.stdout.write(key + "\n")  # acknowledged
-            sys.stdout.flush()
-            if n % 3 == 0:  # "delivered": to be removed, in the store's order
-                sys.stdout.write(f"gone {key}\n")
-                sys.stdout.flush()
-                await data.delete_after(key, meta, key)
-
-    await asyncio.gather(*(writer() for _ in range(writers)))
-    sys.stdout.write("DONE\n")
-    sys.stdout.flush()
-    await asyncio.sleep(3600)  # stay up until killed
+    await write_pairs(data, meta, count, writers, lambda _: value)
 
 
 async def main(path: str, count: int, writers: int, wal: str) -> None:
