@@ -47,22 +47,21 @@ def _open(path: Path) -> object:
 
 class _LmdbData:
     """An LMDB data spool written the way :func:`populate_spool` writes RocksDB: a batch
-    of puts per call (one transaction, synced only by ``flush``), in the plugin's layout
-    (each record in ``BODIES``, its key in ``IDS``)."""
+    of puts per call (one transaction, synced only by ``flush``), opened and written in the
+    plugin's own layout (``open_environment``, ``put_record``)."""
 
     def __init__(self, path: Path) -> None:
-        import lmdb
-        from kumocore_lmdb_spool.spool import BODIES, IDS, MAP_SIZE
+        from kumocore_lmdb_spool.spool import open_environment
 
         path.mkdir(parents=True, exist_ok=True)
-        self.env = lmdb.open(str(path), map_size=MAP_SIZE, sync=False, max_dbs=2)
-        self.bodies, self.ids = self.env.open_db(BODIES), self.env.open_db(IDS)
+        self.env, self.bodies, self.ids = open_environment(str(path), sync=False)
 
     def write(self, batch: list[tuple[bytes, bytes]], _options: object) -> None:
+        from kumocore_lmdb_spool.spool import put_record
+
         with self.env.begin(write=True) as txn:
             for key, value in batch:
-                txn.put(key, value, db=self.bodies)
-                txn.put(key, b"", db=self.ids)
+                put_record(txn, self.bodies, self.ids, key, value)
 
     def flush(self, _wait: bool) -> None:
         self.env.sync(True)

@@ -128,8 +128,7 @@ class GroupCommitSpool(ABC):
         await then.put(then_key, then_value)
 
     def _writing(self) -> Committer:
-        if self._closed:
-            raise RuntimeError(f"spool {self.name!r} is closed")
+        self._check_open()
         committer = self._committer
         if committer is None:
             committer = self._committer = committer_for(asyncio.get_running_loop())
@@ -153,8 +152,7 @@ class GroupCommitSpool(ABC):
 
     async def _read(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` in an executor thread; :meth:`close` waits for it."""
-        if self._closed:
-            raise RuntimeError(f"spool {self.name!r} is closed")
+        self._check_open()
         future = asyncio.get_running_loop().run_in_executor(None, fn, *args)
         self._reads.add(future)  # close() waits for reads still using the store
         try:

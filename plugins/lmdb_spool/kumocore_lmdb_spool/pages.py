@@ -13,9 +13,10 @@ later read maps them again. Linux only; elsewhere nothing happens.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import sys
+from typing import Any
 
 __all__ = ["unmap_cached_pages"]
 
@@ -38,12 +39,19 @@ def _mappings_of(path: str) -> list[tuple[int, int]]:
     return found
 
 
+@functools.cache
+def _madvise() -> Any:
+    """libc's ``madvise``, looked up once (the process's own symbols: no library search)."""
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    return madvise
+
+
 def unmap_cached_pages(path: str) -> int:
     """Drop this process's mapped pages of the file at ``path``; the bytes released."""
     if not sys.platform.startswith("linux"):
         return 0
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    madvise = _madvise()
     try:  # the map is as large as the environment may grow; pages past the end never are
         size = os.path.getsize(path)
     except OSError:
@@ -51,6 +59,6 @@ def unmap_cached_pages(path: str) -> int:
     released = 0
     for start, end in _mappings_of(path):
         length = min(end - start, size)
-        if length > 0 and libc.madvise(start, length, _MADV_DONTNEED) == 0:
+        if length > 0 and madvise(start, length, _MADV_DONTNEED) == 0:
             released += length
     return released

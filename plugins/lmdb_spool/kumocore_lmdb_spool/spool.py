@@ -30,7 +30,7 @@ from kumocore_lmdb_spool.pages import unmap_cached_pages
 if TYPE_CHECKING:
     import lmdb
 
-__all__ = ["BODIES", "IDS", "MAP_SIZE", "LmdbSpool"]
+__all__ = ["BODIES", "IDS", "MAP_SIZE", "LmdbSpool", "open_environment", "put_record"]
 
 #: The most an LMDB spool may hold. LMDB reserves it as address space only; the file
 #: grows with what is stored (a full disk is refused earlier, by ``min_free_space``).
@@ -51,7 +51,6 @@ _UNMAP_EVERY = 8
 
 #: A record as a scan reads it: (key, value), or (key, None) when only keys are read.
 _Record = TypeVar("_Record", tuple[bytes, bytes], tuple[bytes, None])
-_Item = TypeVar("_Item")
 
 
 class LmdbSpool(GroupCommitSpool):
@@ -64,11 +63,7 @@ class LmdbSpool(GroupCommitSpool):
         _refuse_foreign_files(name, path)
         try:
             os.makedirs(path, exist_ok=True)
-            self._env: lmdb.Environment = lmdb.open(
-                path, map_size=map_size, subdir=True, sync=True, metasync=True,
-                readahead=False, max_dbs=2, lock=True)
-            self._bodies = self._env.open_db(BODIES)
-            self._ids = self._env.open_db(IDS)
+            self._env, self._bodies, self._ids = open_environment(path, map_size=map_size)
             # Reader slots of a process that was killed are freed, so that their old
             # snapshots do not keep freed pages from being reused.
             self._env.reader_check()
@@ -102,8 +97,7 @@ class LmdbSpool(GroupCommitSpool):
                 if value is None:
                     self._delete(txn, key)
                 else:
-                    txn.put(key, value, db=self._bodies)
-                    txn.put(key, b"", db=self._ids)
+                    put_record(txn, self._bodies, self._ids, key, value)
         with self._held_lock:
             self._held.difference_update(held)
             # A key put again after its held delete is no longer deleted.
@@ -136,9 +130,11 @@ class LmdbSpool(GroupCommitSpool):
     async def keys(self) -> AsyncIterator[str]:
         """Every key in key order, without reading the records (see :data:`IDS`)."""
         mapped = os.path.join(self.path, "data.mdb")
-        async for index, chunk in aenumerate(self._chunks(self._read_keys)):
-            if index % _UNMAP_EVERY == 0:  # so that not even the peak holds the records
+        listed = 0
+        async for chunk in self._chunks(self._read_keys):
+            if listed % _UNMAP_EVERY == 0:  # so that not even the peak holds the records
                 unmap_cached_pages(mapped)
+            listed += 1
             for key, _ in chunk:
                 yield key.decode("utf-8", "backslashreplace")
         unmap_cached_pages(mapped)
@@ -168,16 +164,29 @@ class LmdbSpool(GroupCommitSpool):
     # ------------------------------------------------------------------ lifecycle
 
     def _close_store(self) -> None:
-        with self._held_lock:
-            held = list(self._held)
-        if held:  # normally written by the committer's last flush already
-            try:
-                with self._env.begin(write=True) as txn:
-                    for key in held:
-                        self._delete(txn, key)
-            except self._lmdb_error:
-                pass  # a full disk: the orphans are collected at the next start
+        try:  # held deletes, normally written by the committer's last flush already
+            self._write_batch([], sync=True)
+        except self._lmdb_error:
+            pass  # a full disk: the orphans are collected at the next start
         self._env.close()
+
+
+def open_environment(path: str, *, sync: bool = True,
+                     map_size: int = MAP_SIZE) -> tuple[lmdb.Environment, Any, Any]:
+    """The environment at ``path`` and its two databases (``BODIES``, ``IDS``), opened as
+    the spool opens them. ``sync=False`` is for a bulk load that syncs once at its end
+    (``Environment.sync``); a spool's commits are always synced."""
+    import lmdb
+
+    env = lmdb.open(path, map_size=map_size, subdir=True, sync=sync, metasync=sync,
+                    readahead=False, max_dbs=2, lock=True)
+    return env, env.open_db(BODIES), env.open_db(IDS)
+
+
+def put_record(txn: lmdb.Transaction, bodies: Any, ids: Any, key: bytes, value: bytes) -> None:
+    """Store a record in the spool's layout: the value in ``bodies``, the key in ``ids``."""
+    txn.put(key, value, db=bodies)
+    txn.put(key, b"", db=ids)
 
 
 #: What an LMDB spool's directory may hold: its two files, and the shards of
@@ -205,13 +214,6 @@ def _refuse_foreign_files(name: str, path: str) -> None:
             f"an LMDB spool ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}):"
             " a spool cannot change its kind while it holds mail; run it with its old kind"
             " until it is empty, or give kind 'LMDB' a new path")
-
-
-async def aenumerate(items: AsyncIterator[_Item]) -> AsyncIterator[tuple[int, _Item]]:
-    index = 0
-    async for item in items:
-        yield index, item
-        index += 1
 
 
 def _from(txn: lmdb.Transaction, after: bytes | None, *,
