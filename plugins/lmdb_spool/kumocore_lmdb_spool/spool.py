@@ -30,7 +30,9 @@ from kumocore_lmdb_spool.pages import unmap_cached_pages
 if TYPE_CHECKING:
     import lmdb
 
-__all__ = ["BODIES", "IDS", "MAP_SIZE", "LmdbSpool", "open_environment", "put_record"]
+__all__ = [
+    "BODIES", "HELD_DELETES", "IDS", "MAP_SIZE", "LmdbSpool", "open_environment", "put_record",
+]
 
 #: The most an LMDB spool may hold. LMDB reserves it as address space only; the file
 #: grows with what is stored (a full disk is refused earlier, by ``min_free_space``).
@@ -43,6 +45,10 @@ MAP_SIZE = 1 << 40
 #: the same transaction as its record.
 BODIES = b"bodies"
 IDS = b"ids"
+
+#: Deletes held for the next transaction at the most; beyond, they are written at once
+#: (under load every cycle has a transaction anyway).
+HELD_DELETES = 1024
 
 _SCAN_CHUNK_ITEMS = 2048
 _SCAN_CHUNK_BYTES = 4 * 1024 * 1024
@@ -81,11 +87,14 @@ class LmdbSpool(GroupCommitSpool):
 
     def _write_batch(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
         """On the writer thread: one transaction with the held deletes and ``ops``; a
-        batch of deletes only, not to be synced, is held for the next one."""
+        batch of deletes only, not to be synced, is held for the next one (up to
+        :data:`HELD_DELETES`)."""
         if not sync and all(value is None for _, value in ops):
             with self._held_lock:
                 self._held.update(key for key, _ in ops)
-            return
+                if len(self._held) < HELD_DELETES:
+                    return
+            # Past the bound (a backlog draining with no new mail): written now.
         with self._held_lock:
             held = list(self._held)
         if not ops and not held:

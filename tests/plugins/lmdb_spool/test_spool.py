@@ -240,3 +240,23 @@ async def test_listing_the_keys_does_not_read_the_records(tmp_path: Path) -> Non
         assert _rss_file_kib() - before < 10_000  # the records are 160,000 KiB
     finally:
         await reopened.close()
+
+
+async def test_held_deletes_past_their_bound_are_written_at_once(
+    spool: LmdbSpool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backlog draining with no new mail must not grow the held set without end."""
+    import kumocore_lmdb_spool.spool as module
+
+    monkeypatch.setattr(module, "HELD_DELETES", 10)
+    await asyncio.gather(*(spool.put(f"k{n:02d}", b"v") for n in range(25)))
+    syncs = spool.syncs
+    for n in range(9):
+        await spool.delete(f"k{n:02d}")
+    assert spool.syncs == syncs and len(spool._held) == 9  # held, under the bound
+    await spool.delete("k09")  # the tenth: at the bound, written with the others
+    assert spool._held == set()
+    for n in range(10, 25):  # and so on, however many come
+        await spool.delete(f"k{n:02d}")
+    assert len(spool._held) < 10
+    assert len(await keys_of(spool)) == 0
