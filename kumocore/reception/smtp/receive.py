@@ -48,6 +48,7 @@ from kumocore.reception.trace import (
     received_header,
     rfc2822_now,
 )
+from kumocore.spool.commit import Expected, expect_write
 
 if TYPE_CHECKING:
     from kumocore.reception.intake import Accepted
@@ -67,10 +68,19 @@ async def data(session: EsmtpSession, arg: str) -> None:
     if arg:
         await session.syntax_error(501, "5.5.4 Syntax: DATA")
         return
-    config = session.config
     await session.reply(354, "Send body; end with CRLF.CRLF")
+    # The writer thread's commit window waits for this body rather than a fixed time.
+    expected = expect_write()
+    try:
+        await _read_and_receive(session, txn, expected)
+    finally:
+        expected.arrived()  # refused, failed or gone: no longer on its way
+
+
+async def _read_and_receive(session: EsmtpSession, txn: Transaction,
+                            expected: Expected) -> None:
     budget = data_budget(session)
-    body = await session.read_data(config.max_message_size, budget)
+    body = await session.read_data(session.config.max_message_size, budget)
     session.txn = None
     if isinstance(body, data_io.DataTooBig):
         await session.reply(552, "5.3.4 message too big")
@@ -85,7 +95,7 @@ async def data(session: EsmtpSession, arg: str) -> None:
         checked = await _checked_body(session, body)
         if checked is None:
             return
-        task = asyncio.ensure_future(_receive(session, txn, *checked))
+        task = asyncio.ensure_future(_receive(session, txn, *checked, expected))
         task.add_done_callback(lambda _: budget.give(held))
         try:
             await asyncio.shield(task)
@@ -139,7 +149,16 @@ def _log_orphan_failure(task: asyncio.Future[None]) -> None:
         log.error("reception after disconnect failed", error=str(task.exception()))
 
 
-async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool) -> None:
+async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool,
+                   expected: Expected) -> None:
+    try:
+        await _process(session, txn, body, clean, expected)
+    finally:
+        expected.arrived()
+
+
+async def _process(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool,
+                   expected: Expected) -> None:
     hooks = session.runtime.hooks
     try:
         async with asyncio.timeout(session.config.data_processing_timeout):
@@ -172,6 +191,7 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: 
         return
     # A relayed ARF report is logged as Feedback *instead of* Reception, as in KumoMTA.
     feedback_ids = frozenset(m.id for m, report in reports if report.feedback is not None)
+    expected.arrived()  # handed to the spools now: the commit need not wait any longer
     results = await _accept(session, relay, feedback_ids)
     accepted = await _final_reply(session, [m.id for m in messages], results)
     # Reports are logged once the client was told they were taken: a refused transaction

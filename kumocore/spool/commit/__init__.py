@@ -9,18 +9,27 @@ another spool's sync. It does not own any storage format; a spool plugin subclas
 
 from __future__ import annotations
 
+from kumocore.spool.commit.arrivals import Arrivals, Expected
 from kumocore.spool.commit.committer import COMMIT_WINDOW, MAX_BATCH_BYTES, Committer
 from kumocore.spool.commit.deferred import WAIT_BOUND
 from kumocore.spool.commit.ops import Writable
-from kumocore.spool.commit.spool import GroupCommitSpool, committer_for, take_chunk
+from kumocore.spool.commit.spool import (
+    GroupCommitSpool,
+    committer_for,
+    expect_write,
+    take_chunk,
+)
 
 __all__ = [
     "COMMIT_WINDOW",
     "MAX_BATCH_BYTES",
     "WAIT_BOUND",
+    "Arrivals",
     "Committer",
+    "Expected",
     "GroupCommitSpool",
     "Writable",
     "committer_for",
+    "expect_write",
     "take_chunk",
 ]

@@ -16,7 +16,8 @@ everything queued (up to :data:`MAX_BATCH_BYTES`) as one cycle; what arrives whi
 is written goes in the next, which the thread starts as soon as it has handed the last
 one back, so the batch grows with the load by itself. The first ticket after an idle
 spell waits :data:`COMMIT_WINDOW` (1 ms) for company (docs/performance.md, sixth to
-eighth rounds). A spool that fails its write fails every ticket not yet fully
+eighth rounds), or less: only until the bodies that reception announced have arrived
+(:mod:`.arrivals`, twelfth round). A spool that fails its write fails every ticket not yet fully
 written in that cycle; nothing of a ticket is written after one of its spools failed.
 
 A ticket may also carry writes that wait for another spool's sync (a body's delete waits
@@ -32,6 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from kumocore.spool.commit.arrivals import Arrivals
 from kumocore.spool.commit.cycle import Cycle, Ticket
 from kumocore.spool.commit.deferred import Deferred
 from kumocore.spool.commit.ops import After, Op, Writable
@@ -39,7 +41,7 @@ from kumocore.spool.commit.writer_thread import run_as_batch, waits_for_the_loop
 
 __all__ = ["COMMIT_WINDOW", "MAX_BATCH_BYTES", "Committer", "Writable"]
 
-#: Seconds the first write after an idle spell waits for others to share its sync.
+#: Seconds the first write after an idle spell waits at most for others to share its sync.
 COMMIT_WINDOW = 0.001
 #: One cycle takes at most this much; the rest waits for the next. Bounds the time the
 #: writer holds the GIL inserting into memtables, and so the loop's latency.
@@ -66,6 +68,8 @@ class Committer:
         self._thread: threading.Thread | None = None
         #: Cycles handed back to the loop: one hand-over and at most one sync per spool each.
         self.cycles = 0
+        #: Bodies on their way (announced by reception): they close the window early.
+        self.arrivals = Arrivals()
 
     # ------------------------------------------------------------------ spools
 
@@ -156,6 +160,8 @@ class Committer:
         """
         run_as_batch()
         deferred = Deferred()
+        arrivals = self.arrivals
+        arrived = arrivals.arrived  # announced bodies arrived before the last cycle
         stopping, idle = False, True  # a new thread is idle: its first ticket waits too
         while not stopping:
             # Only this thread takes from the inbox: what it saw there is still there.
@@ -166,12 +172,13 @@ class Committer:
                     Cycle([], self._order, deferred, time.monotonic()).run()
                     continue
                 if first is not None:
-                    time.sleep(COMMIT_WINDOW)
+                    arrivals.wait_for_company(COMMIT_WINDOW, arrived)
             else:
                 first = inbox.get_nowait()
             idle = False
             if first is None:
                 return
+            arrived = arrivals.arrived
             tickets, stopping = _take_more(inbox, first)
             cycle = Cycle(tickets, self._order, deferred, time.monotonic())
             cycle.run()

@@ -20,9 +20,10 @@ from collections.abc import AsyncIterator, Iterable
 from typing import Any, TypeGuard
 
 from kumocore.spool.base import Spool
+from kumocore.spool.commit.arrivals import Expected
 from kumocore.spool.commit.committer import Committer
 
-__all__ = ["GroupCommitSpool", "committer_for", "take_chunk"]
+__all__ = ["GroupCommitSpool", "committer_for", "expect_write", "take_chunk"]
 
 #: The attribute an event loop keeps its committer in.
 _COMMITTER_ATTRIBUTE = "_kumocore_spool_committer"
@@ -39,6 +40,14 @@ def committer_for(loop: asyncio.AbstractEventLoop) -> Committer:
         committer = Committer()
         setattr(loop, _COMMITTER_ATTRIBUTE, committer)
     return committer
+
+
+def expect_write() -> Expected:
+    """Announce a body on its way to the running loop's spools; the caller says
+    :meth:`~.arrivals.Expected.arrived` once it handed the body over or dropped it. The
+    writer thread's commit window then closes as soon as nothing announced is left
+    (:mod:`.arrivals`)."""
+    return committer_for(asyncio.get_running_loop()).arrivals.expect()
 
 
 class GroupCommitSpool(ABC):
