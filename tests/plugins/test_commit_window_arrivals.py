@@ -54,7 +54,7 @@ async def test_bodies_that_all_arrived_do_not_wait_for_the_window(
     await spool.put("a", b"1")
     assert time.monotonic() - started < LONG_WINDOW / 2
     arrivals = committer_for(asyncio.get_running_loop()).arrivals
-    assert (arrivals.pending, arrivals.arrived) == (0, 1)
+    assert (arrivals.pending, arrivals.total_arrived) == (0, 1)
 
 
 async def test_a_body_that_never_arrives_holds_the_cycle_back_at_most_the_window(

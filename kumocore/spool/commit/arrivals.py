@@ -45,13 +45,13 @@ class Expected:
 class Arrivals:
     """The bodies announced on one loop and not yet handed to its spools."""
 
-    __slots__ = ("_none_pending", "arrived", "pending")
+    __slots__ = ("_none_pending", "pending", "total_arrived")
 
     def __init__(self) -> None:
         #: Announced and not yet arrived.
         self.pending = 0
         #: Arrived since the start (the writer compares it between two cycles).
-        self.arrived = 0
+        self.total_arrived = 0
         self._none_pending = threading.Event()
         self._none_pending.set()
 
@@ -64,7 +64,7 @@ class Arrivals:
 
     def _arrived(self) -> None:
         self.pending -= 1
-        self.arrived += 1
+        self.total_arrived += 1
         if not self.pending:
             self._none_pending.set()
 
@@ -75,5 +75,5 @@ class Arrivals:
         of writer) wait the whole window."""
         if self.pending:
             self._none_pending.wait(window)
-        elif self.arrived == arrived_before:
+        elif self.total_arrived == arrived_before:
             time.sleep(window)

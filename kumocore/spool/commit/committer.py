@@ -17,8 +17,9 @@ is written goes in the next, which the thread starts as soon as it has handed th
 one back, so the batch grows with the load by itself. The first ticket after an idle
 spell waits :data:`COMMIT_WINDOW` (1 ms) for company (docs/performance.md, sixth to
 eighth rounds), or less: only until the bodies that reception announced have arrived
-(:mod:`.arrivals`, twelfth round). A spool that fails its write fails every ticket not yet fully
-written in that cycle; nothing of a ticket is written after one of its spools failed.
+(:mod:`.arrivals`, twelfth round). A spool that fails its write fails every ticket not
+yet fully written in that cycle; nothing of a ticket is written after one of its spools
+failed.
 
 A ticket may also carry writes that wait for another spool's sync (a body's delete waits
 for its marker's, :mod:`.deferred`); between tickets, the thread wakes up for those alone
@@ -161,7 +162,7 @@ class Committer:
         run_as_batch()
         deferred = Deferred()
         arrivals = self.arrivals
-        arrived = arrivals.arrived  # announced bodies arrived before the last cycle
+        arrived = arrivals.total_arrived  # announced bodies arrived before the last cycle
         stopping, idle = False, True  # a new thread is idle: its first ticket waits too
         while not stopping:
             # Only this thread takes from the inbox: what it saw there is still there.
@@ -178,7 +179,7 @@ class Committer:
             idle = False
             if first is None:
                 return
-            arrived = arrivals.arrived
+            arrived = arrivals.total_arrived
             tickets, stopping = _take_more(inbox, first)
             cycle = Cycle(tickets, self._order, deferred, time.monotonic())
             cycle.run()
