@@ -151,14 +151,9 @@ def _log_orphan_failure(task: asyncio.Future[None]) -> None:
 
 async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool,
                    expected: Expected) -> None:
-    try:
-        await _process(session, txn, body, clean, expected)
-    finally:
-        expected.arrived()
-
-
-async def _process(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool,
-                   expected: Expected) -> None:
+    """Process one transaction's body (shielded from the client going away). ``expected``
+    arrives just before the spool write; every other way out reaches :func:`data`'s
+    ``finally`` at the latest, which says it then."""
     hooks = session.runtime.hooks
     try:
         async with asyncio.timeout(session.config.data_processing_timeout):
