@@ -21,7 +21,11 @@ LONG_WINDOW = 5.0
 @pytest.fixture
 async def spool(tmp_path: Path) -> AsyncIterator[RocksDBSpool]:
     opened = RocksDBSpool("data", str(tmp_path / "data"))
-    await opened.put("warm", b"up")  # the writer thread is running and idle again
+    await opened.put("warm", b"up")  # the writer thread is running...
+    # ...and back waiting for its next first ticket: the warm-up's future resolves just
+    # before the thread looks at its inbox again, and a put it found there at once would
+    # be taken as a busy writer's next cycle, with no window at all.
+    await asyncio.sleep(0.1)
     yield opened
     await opened.close()
 
