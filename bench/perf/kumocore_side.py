@@ -99,8 +99,11 @@ class KumocoreSettings:
     #: another checkout whose core and plugins this instance runs (``--baseline``);
     #: None: this one
     tree: Path | None = None
-    #: the ``data`` spool's kind (``meta`` is always RocksDB); see :func:`data_kind_for`
+    #: the ``data`` spool's kind; see :func:`data_kind_for`
     data_kind: str = "LMDB"
+    #: the ``meta`` spool's kind: ``LMDB`` with ``LMDB`` bodies shares their environment
+    #: (one transaction for both); see :func:`meta_kind_for`
+    meta_kind: str = "LMDB"
 
 
 def data_kind_for(settings: KumocoreSettings) -> str:
@@ -111,6 +114,17 @@ def data_kind_for(settings: KumocoreSettings) -> str:
             tree / "plugins" / "lmdb_spool").is_dir():
         return "RocksDB"
     return settings.data_kind
+
+
+def meta_kind_for(settings: KumocoreSettings) -> str:
+    """The meta spool kind an instance runs: LMDB only beside LMDB bodies and in a tree
+    whose LMDB spools can share an environment (the thirteenth round on); else RocksDB,
+    as every run before did."""
+    tree = REPO if settings.tree is None else settings.tree
+    shares = (tree / "plugins" / "lmdb_spool" / "kumocore_lmdb_spool" / "environment.py").is_file()
+    if settings.meta_kind == "LMDB" and data_kind_for(settings) == "LMDB" and shares:
+        return "LMDB"
+    return "RocksDB"
 
 
 def plugins_missing_from(tree: Path) -> list[str]:
@@ -164,6 +178,7 @@ class KumocoreInstance(ChildProcess):
             KUMOCORE_BENCH_CONNECTIONS=str(per_worker),
             KUMOCORE_BENCH_LOCAL_LOGS="1" if self.settings.local_logs else "0",
             KUMOCORE_BENCH_DATA_KIND=data_kind_for(self.settings),
+            KUMOCORE_BENCH_META_KIND=meta_kind_for(self.settings),
             PYTHONUNBUFFERED="1",
             KUMOCORE_EVENT_LOOP=self.settings.loop,
         )

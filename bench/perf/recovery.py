@@ -2,8 +2,8 @@
 
 :func:`populate_spool` writes N messages straight into the ``data`` and ``meta`` spools
 of a kumocore var dir, in the exact on-disk format kumocore writes (raw-mode RocksDB
-opened with the spool plugin's own ``build_options``, or for an ``LMDB`` data spool an
-LMDB environment as that plugin opens it; meta records are
+opened with the spool plugin's own ``build_options``, or for ``LMDB`` spools an LMDB
+environment as that plugin opens it, shared by both when both are LMDB; meta records are
 ``Message.meta_bytes()`` of a message with the connection meta an SMTP reception sets, one
 distinct recipient each; data records are the test message). Every message is due
 ``due_in`` seconds from now, so after recovery they all sit in the scheduler: the state of
@@ -45,29 +45,43 @@ def _open(path: Path) -> object:
     return rocksdict.Rdict(str(path), build_options(rocksdict, flush=False, params={}))
 
 
-class _LmdbData:
-    """An LMDB data spool written the way :func:`populate_spool` writes RocksDB: a batch
-    of puts per call (one transaction, synced only by ``flush``), opened and written in the
-    plugin's own layout (``open_environment``, ``put_record``)."""
+class _LmdbEnvironment:
+    """One LMDB environment of the spool layout, shared by the spools written into it."""
 
     def __init__(self, path: Path) -> None:
-        from kumocore_lmdb_spool.spool import open_environment
+        from kumocore_lmdb_spool.environment import open_environment
 
         path.mkdir(parents=True, exist_ok=True)
-        self.env, self.bodies, self.ids = open_environment(str(path), sync=False)
+        self.env = open_environment(str(path), sync=False)
+        self.spools = 0
+
+
+class _LmdbData:
+    """An LMDB spool written the way :func:`populate_spool` writes RocksDB: a batch of
+    puts per call (one transaction, synced only by ``flush``), in the plugin's own layout
+    (``databases_of``, ``put_record``)."""
+
+    def __init__(self, environment: _LmdbEnvironment, name: str) -> None:
+        from kumocore_lmdb_spool.environment import databases_of
+
+        self.environment = environment
+        self.databases = databases_of(environment.env, name)
+        environment.spools += 1
 
     def write(self, batch: list[tuple[bytes, bytes]], _options: object) -> None:
-        from kumocore_lmdb_spool.spool import put_record
+        from kumocore_lmdb_spool.environment import put_record
 
-        with self.env.begin(write=True) as txn:
+        with self.environment.env.begin(write=True) as txn:
             for key, value in batch:
-                put_record(txn, self.bodies, self.ids, key, value)
+                put_record(txn, self.databases, key, value)
 
     def flush(self, _wait: bool) -> None:
-        self.env.sync(True)
+        self.environment.env.sync(True)
 
     def close(self) -> None:
-        self.env.close()
+        self.environment.spools -= 1
+        if not self.environment.spools:
+            self.environment.env.close()
 
 
 def meta_template(body: bytes, due: float) -> bytes:
@@ -95,13 +109,15 @@ def meta_template(body: bytes, due: float) -> bytes:
 
 def populate_spool(
     var: Path, count: int, body: bytes, *, due_in: float = 3600.0, batch: int = 5000,
-    workers: int = 1, data_kind: str = "RocksDB",
+    workers: int = 1, data_kind: str = "RocksDB", meta_kind: str = "RocksDB",
 ) -> PopulateResult:
     """Write ``count`` messages into ``var/spool/{data,meta}`` (unsynced, then flushed).
 
     With ``workers`` > 1, each message goes to the spool shard of the worker that
     ``serve --workers N`` would move it to (:func:`kumocore.spool.shards.target_of`), so
-    the workers start on their own shards and recover them in parallel.
+    the workers start on their own shards and recover them in parallel. ``meta_kind``
+    ``LMDB`` beside ``LMDB`` data puts the envelopes in the bodies' environment, as the
+    benchmark policy defines them.
     """
     import rocksdict
 
@@ -113,22 +129,28 @@ def populate_spool(
     head, tail = template.split(_PLACEHOLDER.encode())
     body = body.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     spool = var / "spool"
-    open_data = _LmdbData if data_kind == "LMDB" else _open
+    shared = data_kind == meta_kind == "LMDB"
 
-    def new_data_batch() -> Any:
-        return _LmdbBatch() if data_kind == "LMDB" else rocksdict.WriteBatch(raw_mode=True)
+    def new_batch(kind: str) -> Any:
+        return _LmdbBatch() if kind == "LMDB" else rocksdict.WriteBatch(raw_mode=True)
 
-    shards = [
-        (open_data(Path(owned_path(str(spool / "data"), k, workers))),
-         _open(Path(owned_path(str(spool / "meta"), k, workers))))
-        for k in range(workers)
-    ]  # fmt: skip
+    def open_shard(k: int) -> tuple[Any, Any]:
+        data_path = Path(owned_path(str(spool / "data"), k, workers))
+        if data_kind != "LMDB":
+            return _open(data_path), _open(Path(owned_path(str(spool / "meta"), k, workers)))
+        environment = _LmdbEnvironment(data_path)
+        if shared:
+            return _LmdbData(environment, "data"), _LmdbData(environment, "meta")
+        return _LmdbData(environment, "data"), _open(
+            Path(owned_path(str(spool / "meta"), k, workers)))
+
+    shards = [open_shard(k) for k in range(workers)]
     options = rocksdict.WriteOptions()
     options.sync = False
     meta_bytes = data_bytes = 0
     try:
         for start in range(0, count, batch):
-            batches = [(new_data_batch(), rocksdict.WriteBatch(raw_mode=True))
+            batches = [(new_batch(data_kind), new_batch("LMDB" if shared else "RocksDB"))
                        for _ in shards]  # fmt: skip
             for n in range(start, min(start + batch, count)):
                 message_id = new_message_id()

@@ -172,7 +172,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("LMDB", "RocksDB"),
         default="LMDB",
         help="kumocore's data spool kind (default LMDB, as recommended; RocksDB is "
-        "KumoMTA's); the meta spool is RocksDB either way",
+        "KumoMTA's)",
+    )
+    parser.add_argument(
+        "--meta-kind",
+        choices=("LMDB", "RocksDB"),
+        default="LMDB",
+        help="kumocore's meta spool kind (default LMDB: with LMDB data, at the same path, "
+        "so that one transaction writes a body and its envelope; a baseline tree without "
+        "shared LMDB spools runs RocksDB)",
     )
     parser.add_argument("--no-logs", action="store_true", help="kumocore without local logs")
     parser.add_argument("--workdir", help="parent of the run's temp dir (default: system temp)")
@@ -240,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             "dkim": not args.no_dkim,
             "local_logs": not args.no_logs,
             "data_kind": args.data_kind,
+            "meta_kind": args.meta_kind,
         },
     }
     failures: list[str] = []
@@ -257,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 loop=args.loop,
                 workers=args.workers,
                 data_kind=args.data_kind,
+                meta_kind=args.meta_kind,
             )
             log(f"kumocore benchmark ({args.mode}), work dir {root}")
             log(

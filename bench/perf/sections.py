@@ -11,6 +11,8 @@ from typing import Any
 from bench.perf.kumocore_side import (
     KumocoreInstance,
     KumocoreSettings,
+    data_kind_for,
+    meta_kind_for,
     process_cpu_seconds,
     profile_with_py_spy,
     py_spy_path,
@@ -152,7 +154,8 @@ def run_scheduled(root: Path, mode: Mode, base: KumocoreSettings) -> dict[str, A
     baseline = baseline_rss(root / "kumocore-baseline", settings)
     log(f"  idle kumocore RSS: {baseline / 1024:.1f} MiB")
     var = root / "kumocore-recovery" / "var"
-    populated = populate_spool(var, mode.scheduled, body, data_kind=settings.data_kind)
+    populated = populate_spool(var, mode.scheduled, body, data_kind=data_kind_for(settings),
+                               meta_kind=meta_kind_for(settings))
     log(
         f"  wrote {populated.count:,} messages into the spool in {populated.seconds:.1f}s "
         f"(meta {populated.meta_bytes / populated.count:.0f} B, "

@@ -1,8 +1,9 @@
 """The benchmark's kumocore policy: what a production relay would run, pointed at a sink.
 
-* two spools, synced before every 250: ``data`` (bodies) of kind ``LMDB``, the kind
-  kumocore recommends for bodies (docs/spool.md; ``KUMOCORE_BENCH_DATA_KIND=RocksDB``
-  for KumoMTA's), and ``meta`` of kind ``RocksDB``;
+* two spools, synced before every 250: ``data`` (bodies) and ``meta`` (envelopes) of
+  kind ``LMDB`` at one path, so that one transaction writes both, as kumocore
+  recommends (docs/operations.md; ``KUMOCORE_BENCH_META_KIND=RocksDB`` keeps envelopes
+  in RocksDB, and ``KUMOCORE_BENCH_DATA_KIND=RocksDB`` bodies too, KumoMTA's kind);
 * local logs (zstd JSON lines) for every record;
 * every message DKIM-signed (RSA 2048, relaxed/relaxed, From To Subject Date Message-ID);
 * one egress source in one egress pool, used by every queue;
@@ -40,6 +41,9 @@ DKIM_KEY = ENV.get("KUMOCORE_BENCH_DKIM_KEY", "")
 SIGNING_DOMAIN = ENV.get("KUMOCORE_BENCH_SIGNING_DOMAIN", "bench.example")
 LOCAL_LOGS = ENV.get("KUMOCORE_BENCH_LOCAL_LOGS", "1") == "1"
 DATA_KIND = ENV.get("KUMOCORE_BENCH_DATA_KIND", "LMDB")
+META_KIND = ENV.get("KUMOCORE_BENCH_META_KIND", "LMDB")
+#: LMDB envelopes share the LMDB bodies' path, hence their environment and transactions.
+META_PATH = f"{VAR}/spool/{'data' if META_KIND == DATA_KIND == 'LMDB' else 'meta'}"
 
 _kumo: Any = None
 
@@ -51,7 +55,7 @@ def kumo_init(kumo: Any) -> None:
     if DNS:
         kumo.dns.configure_resolver(name_servers=[DNS])
     kumo.define_spool(name="data", path=f"{VAR}/spool/data", kind=DATA_KIND)
-    kumo.define_spool(name="meta", path=f"{VAR}/spool/meta", kind="RocksDB")
+    kumo.define_spool(name="meta", path=META_PATH, kind=META_KIND)
     if LOCAL_LOGS:
         kumo.configure_local_logs(log_dir=f"{VAR}/logs", max_segment_duration="10s")
     kumo.start_esmtp_listener(

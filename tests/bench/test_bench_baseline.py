@@ -67,7 +67,7 @@ def test_the_baseline_instance_starts_in_its_tree_with_its_plugins_first(
     assert ours.environment().get("PYTHONPATH") == os.environ.get("PYTHONPATH")
 
 
-def test_a_baseline_without_a_plugin_of_this_checkout_blocks_it_and_keeps_rocksdb_data(
+def test_a_baseline_without_a_plugin_of_this_checkout_blocks_it_and_keeps_rocksdb_spools(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A tree from before the LMDB plugin: its core could not import the installed
@@ -85,8 +85,11 @@ def test_a_baseline_without_a_plugin_of_this_checkout_blocks_it_and_keeps_rocksd
     env = KumocoreInstance(tmp_path / "side2", settings).environment()
     assert "lmdb_spool" not in env["KUMOCORE_BLOCK_PLUGINS"].split(",")
     assert env["KUMOCORE_BENCH_DATA_KIND"] == "LMDB"
+    # A tree whose LMDB spools cannot share an environment keeps its envelopes in RocksDB.
+    assert env["KUMOCORE_BENCH_META_KIND"] == "RocksDB"
     ours = KumocoreInstance(tmp_path / "ours", KumocoreSettings(sink_port=1, dns="x", http=False))
     assert ours.environment()["KUMOCORE_BENCH_DATA_KIND"] == "LMDB"
+    assert ours.environment()["KUMOCORE_BENCH_META_KIND"] == "LMDB"
     assert ours.environment()["KUMOCORE_BLOCK_PLUGINS"] == "someone_elses"
 
 

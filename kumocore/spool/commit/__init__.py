@@ -12,7 +12,7 @@ from __future__ import annotations
 from kumocore.spool.commit.arrivals import Arrivals, Expected
 from kumocore.spool.commit.committer import COMMIT_WINDOW, MAX_BATCH_BYTES, Committer
 from kumocore.spool.commit.deferred import WAIT_BOUND
-from kumocore.spool.commit.ops import Writable
+from kumocore.spool.commit.ops import CommitGroup, Step, Writable
 from kumocore.spool.commit.spool import (
     GroupCommitSpool,
     committer_for,
@@ -25,9 +25,11 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "WAIT_BOUND",
     "Arrivals",
+    "CommitGroup",
     "Committer",
     "Expected",
     "GroupCommitSpool",
+    "Step",
     "Writable",
     "committer_for",
     "expect_write",

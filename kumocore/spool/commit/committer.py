@@ -8,8 +8,10 @@ loop hands its writes to one :class:`Committer`, and a *ticket* may carry writes
 spools. Each cycle writes the spools one after the other, in an order that puts the first
 spool of every :meth:`Committer.order` pair before the second, each as one
 WriteBatch followed by one WAL sync: a pair's second record is written only after its
-first is synced, in the same cycle, with one hand-over. Within one spool the writes keep
-the order they were submitted in.
+first is synced, in the same cycle, with one hand-over. Two spools of one commit group
+(two LMDB spools in one environment) write a cycle as one atomic batch with one sync
+instead (:class:`~.ops.CommitGroup`). Within one spool the writes keep the order they
+were submitted in.
 
 The cycle is the group commit: the loop queues tickets to the thread, which takes
 everything queued (up to :data:`MAX_BATCH_BYTES`) as one cycle; what arrives while a cycle

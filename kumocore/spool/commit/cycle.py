@@ -3,15 +3,19 @@
 A :class:`Ticket` is one caller's writes: ``ops``, written in this cycle (a put makes its
 spool sync), and ``after``, writes that wait until a given spool has synced everything
 written to it so far (see :mod:`.deferred`).
+
+A cycle writes each spool's ops as one step, in writing order. Neighbouring steps of
+spools that share a :class:`~.ops.CommitGroup` (two LMDB spools in one environment) are
+handed to the group at once and written as one atomic batch with one sync.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from kumocore.spool.commit.deferred import Deferred
-from kumocore.spool.commit.ops import After, Op, Step, Writable
+from kumocore.spool.commit.ops import After, CommitGroup, Op, Step, Writable
 
 __all__ = ["Cycle", "Ticket"]
 
@@ -73,17 +77,20 @@ class Cycle:
             self._write_steps([(spool, ops, False) for spool, ops in ready.items()])
 
     def _write_steps(self, steps: list[Step]) -> bool:
-        for index, (spool, ops, sync) in enumerate(steps):
+        for index, together in _together(steps):
             try:
-                spool._write(ops, sync)
+                synced = _write(together)
             except BaseException as exc:  # every caller must hear of it, whatever it is
+                names = "+".join(spool.name for spool, _, _ in together)
                 self.failure = exc if isinstance(exc, Exception) else RuntimeError(
-                    f"spool {spool.name!r}: commit failed: {exc!r}")
-                self.deferred.drop(spool)
+                    f"spool {names!r}: commit failed: {exc!r}")
+                for spool, _, _ in together:
+                    self.deferred.drop(spool)
                 if steps is self.steps:
                     self.unwritten = frozenset(step[0] for step in steps[index:])
                 return False
-            self.deferred.wrote(spool, synced=sync, wrote_any=bool(ops), now=self.now)
+            for spool, ops, _ in together:
+                self.deferred.wrote(spool, synced=synced, wrote_any=bool(ops), now=self.now)
         return True
 
     def settle(self) -> None:
@@ -96,6 +103,35 @@ class Cycle:
                 ticket.future.set_exception(self.failure)
             else:
                 ticket.future.set_result(None)
+
+
+def _together(steps: list[Step]) -> Iterator[tuple[int, list[Step]]]:
+    """``steps`` in runs written as one batch, each with the index of its first step: a
+    run is one step, or the steps of neighbouring spools of one commit group."""
+    index = 0
+    while index < len(steps):
+        group = _group_of(steps[index][0])
+        end = index + 1
+        while group is not None and end < len(steps) and _group_of(steps[end][0]) is group:
+            end += 1
+        yield index, steps[index:end]
+        index = end
+
+
+def _group_of(spool: Writable) -> CommitGroup | None:
+    group: CommitGroup | None = getattr(spool, "commit_group", None)
+    return group
+
+
+def _write(together: list[Step]) -> bool:
+    """Write one run of steps; whether everything its spools hold is synced after it."""
+    if len(together) == 1:
+        spool, ops, sync = together[0]
+        spool._write(ops, sync)
+        return sync
+    group = _group_of(together[0][0])
+    assert group is not None  # a run of several steps is a group's
+    return group.write_together(together)
 
 
 def _by_spool(ops: Iterable[Op], into: dict[Writable, list[tuple[bytes, bytes | None]]]

@@ -22,6 +22,7 @@ from typing import Any, TypeGuard
 from kumocore.spool.base import Spool
 from kumocore.spool.commit.arrivals import Expected
 from kumocore.spool.commit.committer import Committer
+from kumocore.spool.commit.ops import CommitGroup
 
 __all__ = ["GroupCommitSpool", "committer_for", "expect_write", "take_chunk"]
 
@@ -52,6 +53,10 @@ def expect_write() -> Expected:
 
 class GroupCommitSpool(ABC):
     """A durable map from message id to bytes whose writes are group-committed."""
+
+    #: Spools whose steps of one cycle this kind writes as one batch (:class:`CommitGroup`);
+    #: None: every step of this spool is written alone, by :meth:`_write_batch`.
+    commit_group: CommitGroup | None = None
 
     def __init__(self, name: str, path: str) -> None:
         self.name = name
@@ -147,9 +152,13 @@ class GroupCommitSpool(ABC):
     def _write(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
         """The committer's entry point (:class:`~.cycle.Writable`), on the writer thread."""
         self._write_batch(ops, sync)
-        if sync:
+        self._count_written(len(ops), sync)
+
+    def _count_written(self, records: int, synced: bool) -> None:
+        """Keep the batch statistics; a commit group calls it for each spool it wrote."""
+        if synced:
             self.syncs += 1
-        self.records += len(ops)
+        self.records += records
 
     # ------------------------------------------------------------------ reads
 

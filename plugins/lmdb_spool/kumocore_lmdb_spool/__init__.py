@@ -2,13 +2,14 @@
 
 .. code-block:: lua
 
-    kumo.define_spool { name = 'data', path = '/var/spool/kumo/data', kind = 'LMDB' }
-    kumo.define_spool { name = 'meta', path = '/var/spool/kumo/meta', kind = 'RocksDB' }
+    kumo.define_spool { name = 'data', path = '/var/spool/kumo/lmdb', kind = 'LMDB' }
+    kumo.define_spool { name = 'meta', path = '/var/spool/kumo/lmdb', kind = 'LMDB' }
 
-Writes share the group commit of every other group-commit spool of the loop
-(:mod:`kumocore.spool.commit`), so a body here and its envelope in a RocksDB ``meta``
-spool are still written in one cycle, the body synced first. ``lmdb`` is imported only
-when a spool is opened.
+Spools defined at one path share one environment, and a commit cycle writes them in one
+transaction (:mod:`.environment`). Writes share the group commit of every other
+group-commit spool of the loop (:mod:`kumocore.spool.commit`), so a body here and its
+envelope in a RocksDB ``meta`` spool are still written in one cycle, the body synced
+first. ``lmdb`` is imported only when a spool is opened.
 
 Owns the LMDB spool kind. It does not own the spool contract or what is stored
 (:mod:`kumocore.spool`). This kind is kumocore's own: KumoMTA has no ``LMDB`` kind.
@@ -21,7 +22,8 @@ from typing import Any
 
 from kumocore import ConfigError, hookimpl
 from kumocore.spool import SpoolFactory
-from kumocore_lmdb_spool.spool import MAP_SIZE, LmdbSpool
+from kumocore_lmdb_spool.environment import MAP_SIZE
+from kumocore_lmdb_spool.spool import LmdbSpool
 
 __all__ = ["MAP_SIZE", "LmdbSpool", "LmdbSpoolPlugin", "make_lmdb_spool"]
 

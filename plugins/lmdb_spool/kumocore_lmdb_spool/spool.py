@@ -1,17 +1,20 @@
-"""An LMDB spool with group commit, for message bodies.
+"""An LMDB spool with group commit, for message bodies and, beside them, envelopes.
 
 Why LMDB for bodies: a RocksDB put copies a body into its WAL (with a CRC32C computed in
 software by rocksdict's wheels), its memtable and later an SST, about 170 µs of CPU per
 100 KB record; an LMDB commit copies it once into its pages and syncs them, about 40 µs
 (docs/performance.md, eleventh round). Freed pages are reused, so a spool of bodies that
-come and go stays the size of what is in flight.
+come and go stays the size of what is in flight. The ``meta`` spool defined at the same
+path shares the environment, and each cycle writes both in one transaction
+(:mod:`.environment`).
 
 Each cycle of the loop's committer is one write transaction, and a committed transaction
 is durable: LMDB syncs its data pages, then its meta page (``sync``/``metasync``, both
 on). There is no write that is on disk but not synced, so the deletes the committer writes
-without a sync (a delivered message's body) are held here, hidden from reads, and go into
-the next transaction: a crash loses them, which leaves an orphan body that the core's
-collection at start-up removes, never a message without its body.
+without a sync (a delivered message's body) are held, hidden from reads, and go into the
+next transaction: a crash loses them, which leaves an orphan body that the core's
+collection at start-up removes (or an envelope that is delivered again), never a message
+without its body.
 """
 
 from __future__ import annotations
@@ -19,40 +22,22 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from kumocore import ConfigError
 from kumocore.spool.commit import GroupCommitSpool, take_chunk
+from kumocore_lmdb_spool.environment import MAP_SIZE, HeldDeletes, SharedEnvironment
 from kumocore_lmdb_spool.pages import unmap_cached_pages
 
 if TYPE_CHECKING:
     import lmdb
 
-__all__ = [
-    "BODIES", "HELD_DELETES", "IDS", "MAP_SIZE", "LmdbSpool", "open_environment", "put_record",
-]
-
-#: The most an LMDB spool may hold. LMDB reserves it as address space only; the file
-#: grows with what is stored (a full disk is refused earlier, by ``min_free_space``).
-MAP_SIZE = 1 << 40
-
-#: The two databases of the environment: the records, and their keys alone. Listing the
-#: keys of ``BODIES`` would read every value (py-lmdb prefaults a record's pages when its
-#: cursor lands on it): a million 2 KB bodies put 4 GB into the RSS at start-up, when
-#: the orphan collection lists the keys. ``IDS`` holds each key with an empty value, in
-#: the same transaction as its record.
-BODIES = b"bodies"
-IDS = b"ids"
-
-#: Deletes held for the next transaction at the most; beyond, they are written at once
-#: (under load every cycle has a transaction anyway).
-HELD_DELETES = 1024
+__all__ = ["LmdbSpool"]
 
 _SCAN_CHUNK_ITEMS = 2048
 _SCAN_CHUNK_BYTES = 4 * 1024 * 1024
-#: Chunks of keys listed between two releases of the mapped pages (:mod:`.pages`).
+#: Chunks read between two releases of the mapped pages (:mod:`.pages`).
 _UNMAP_EVERY = 8
 
 #: A record as a scan reads it: (key, value), or (key, None) when only keys are read.
@@ -60,7 +45,8 @@ _Record = TypeVar("_Record", tuple[bytes, bytes], tuple[bytes, None])
 
 
 class LmdbSpool(GroupCommitSpool):
-    """A durable map from message id to bytes, stored in one LMDB environment."""
+    """A durable map from message id to bytes, stored in an LMDB environment that the
+    spools defined at the same path share (:mod:`.environment`)."""
 
     def __init__(self, name: str, path: str, *, map_size: int = MAP_SIZE) -> None:
         import lmdb  # lazily: loading the plugin must not load LMDB
@@ -69,52 +55,26 @@ class LmdbSpool(GroupCommitSpool):
         _refuse_foreign_files(name, path)
         try:
             os.makedirs(path, exist_ok=True)
-            self._env, self._bodies, self._ids = open_environment(path, map_size=map_size)
-            # Reader slots of a process that was killed are freed, so that their old
-            # snapshots do not keep freed pages from being reused.
-            self._env.reader_check()
+            self._environment, self.databases = SharedEnvironment.attach(
+                name, path, map_size=map_size)
+        except ConfigError:
+            raise
         except Exception as exc:
             raise ConfigError(
                 f"kumo.define_spool: cannot open LMDB spool {name!r} at path {path!r}: {exc}"
             ) from exc
+        # A cycle writes this spool together with the other spools of its environment.
+        self.commit_group = self._environment
+        self._env = self._environment.env
         self._lmdb_error: type[Exception] = lmdb.Error
-        # Deletes written without a sync wait here for the next transaction; reads skip
-        # them. Touched by the writer thread and by readers in executor threads.
-        self._held: set[bytes] = set()
-        self._held_lock = threading.Lock()
+        self.held = HeldDeletes()
 
     # ------------------------------------------------------------------ writes
 
     def _write_batch(self, ops: list[tuple[bytes, bytes | None]], sync: bool) -> None:
         """On the writer thread: one transaction with the held deletes and ``ops``; a
-        batch of deletes only, not to be synced, is held for the next one (up to
-        :data:`HELD_DELETES`)."""
-        if not sync and all(value is None for _, value in ops):
-            with self._held_lock:
-                self._held.update(key for key, _ in ops)
-                if len(self._held) < HELD_DELETES:
-                    return
-            # Past the bound (a backlog draining with no new mail): written now.
-        with self._held_lock:
-            held = list(self._held)
-        if not ops and not held:
-            return  # everything written so far is in committed, synced transactions
-        with self._env.begin(write=True) as txn:  # commits (and syncs) on leaving
-            for key in held:
-                self._delete(txn, key)
-            for key, value in ops:
-                if value is None:
-                    self._delete(txn, key)
-                else:
-                    put_record(txn, self._bodies, self._ids, key, value)
-        with self._held_lock:
-            self._held.difference_update(held)
-            # A key put again after its held delete is no longer deleted.
-            self._held.difference_update(key for key, value in ops if value is not None)
-
-    def _delete(self, txn: lmdb.Transaction, key: bytes) -> None:
-        txn.delete(key, db=self._bodies)
-        txn.delete(key, db=self._ids)
+        batch of deletes only, not to be synced, is held for the next one."""
+        self._environment.write([(self, ops, sync)])
 
     # ------------------------------------------------------------------ reads
 
@@ -123,10 +83,9 @@ class LmdbSpool(GroupCommitSpool):
         return value
 
     def _get(self, key: bytes) -> bytes | None:
-        with self._held_lock:
-            if key in self._held:
-                return None
-        with self._env.begin(db=self._bodies) as txn:
+        if key in self.held:
+            return None
+        with self._env.begin(db=self.databases.records) as txn:
             value: bytes | None = txn.get(key)
             return value
 
@@ -137,36 +96,38 @@ class LmdbSpool(GroupCommitSpool):
             yield [(key.decode("utf-8", "backslashreplace"), value) for key, value in chunk]
 
     async def keys(self) -> AsyncIterator[str]:
-        """Every key in key order, without reading the records (see :data:`IDS`)."""
-        mapped = os.path.join(self.path, "data.mdb")
-        listed = 0
+        """Every key in key order, without reading the records (see :mod:`.environment`)."""
         async for chunk in self._chunks(self._read_keys):
-            if listed % _UNMAP_EVERY == 0:  # so that not even the peak holds the records
-                unmap_cached_pages(mapped)
-            listed += 1
             for key, _ in chunk:
                 yield key.decode("utf-8", "backslashreplace")
-        unmap_cached_pages(mapped)
 
     async def _chunks(
         self, read: Callable[[bytes | None], list[_Record]]
     ) -> AsyncIterator[list[_Record]]:
+        """Chunks past held deletes. Every few chunks the pages that reading them mapped
+        are let go, so that not even the peak of a start-up scan holds the file's pages
+        around them: a shared environment keeps envelopes among the bodies."""
+        mapped = os.path.join(self.path, "data.mdb")
         after: bytes | None = None
-        while True:
-            chunk = await self._read(read, after)
-            if not chunk:
-                return
-            after = chunk[-1][0]
-            with self._held_lock:
-                held = set(self._held)
-            yield [record for record in chunk if record[0] not in held]
+        try:
+            for chunks in itertools.count():
+                if chunks % _UNMAP_EVERY == 0:
+                    unmap_cached_pages(mapped)
+                chunk = await self._read(read, after)
+                if not chunk:
+                    return
+                after = chunk[-1][0]
+                held = self.held.snapshot()
+                yield [record for record in chunk if record[0] not in held]
+        finally:
+            unmap_cached_pages(mapped)
 
     def _read_chunk(self, after: bytes | None) -> list[tuple[bytes, bytes]]:
-        with self._env.begin(db=self._bodies) as txn:
+        with self._env.begin(db=self.databases.records) as txn:
             return take_chunk(_from(txn, after), _SCAN_CHUNK_ITEMS, _SCAN_CHUNK_BYTES)
 
     def _read_keys(self, after: bytes | None) -> list[tuple[bytes, None]]:
-        with self._env.begin(db=self._ids) as txn:  # never the records' pages
+        with self._env.begin(db=self.databases.ids) as txn:  # never the records' pages
             keys = itertools.islice(_from(txn, after, values=False), _SCAN_CHUNK_ITEMS)
             return [(key, None) for key, _ in keys]
 
@@ -174,28 +135,10 @@ class LmdbSpool(GroupCommitSpool):
 
     def _close_store(self) -> None:
         try:  # held deletes, normally written by the committer's last flush already
-            self._write_batch([], sync=True)
+            self._environment.write([(self, [], True)])
         except self._lmdb_error:
             pass  # a full disk: the orphans are collected at the next start
-        self._env.close()
-
-
-def open_environment(path: str, *, sync: bool = True,
-                     map_size: int = MAP_SIZE) -> tuple[lmdb.Environment, Any, Any]:
-    """The environment at ``path`` and its two databases (``BODIES``, ``IDS``), opened as
-    the spool opens them. ``sync=False`` is for a bulk load that syncs once at its end
-    (``Environment.sync``); a spool's commits are always synced."""
-    import lmdb
-
-    env = lmdb.open(path, map_size=map_size, subdir=True, sync=sync, metasync=sync,
-                    readahead=False, max_dbs=2, lock=True)
-    return env, env.open_db(BODIES), env.open_db(IDS)
-
-
-def put_record(txn: lmdb.Transaction, bodies: Any, ids: Any, key: bytes, value: bytes) -> None:
-    """Store a record in the spool's layout: the value in ``bodies``, the key in ``ids``."""
-    txn.put(key, value, db=bodies)
-    txn.put(key, b"", db=ids)
+        self._environment.detach(self.name)
 
 
 #: What an LMDB spool's directory may hold: its two files, and the shards of

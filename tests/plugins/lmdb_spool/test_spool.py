@@ -70,7 +70,7 @@ async def test_a_delete_without_a_sync_is_hidden_at_once_and_written_with_the_ne
     assert await keys_of(spool) == ["kept"]
     assert [k async for k, _ in spool.scan()] == ["kept"]
     await spool.put("next", b"3")  # the held delete goes into this transaction
-    assert not spool._held
+    assert not spool.held.snapshot()
     await spool.close()
     reopened = LmdbSpool("data", path)
     try:
@@ -246,17 +246,17 @@ async def test_held_deletes_past_their_bound_are_written_at_once(
     spool: LmdbSpool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A backlog draining with no new mail must not grow the held set without end."""
-    import kumocore_lmdb_spool.spool as module
+    import kumocore_lmdb_spool.environment as module
 
     monkeypatch.setattr(module, "HELD_DELETES", 10)
     await asyncio.gather(*(spool.put(f"k{n:02d}", b"v") for n in range(25)))
     syncs = spool.syncs
     for n in range(9):
         await spool.delete(f"k{n:02d}")
-    assert spool.syncs == syncs and len(spool._held) == 9  # held, under the bound
+    assert spool.syncs == syncs and len(spool.held.snapshot()) == 9  # held, under the bound
     await spool.delete("k09")  # the tenth: at the bound, written with the others
-    assert spool._held == set()
+    assert spool.held.snapshot() == set()
     for n in range(10, 25):  # and so on, however many come
         await spool.delete(f"k{n:02d}")
-    assert len(spool._held) < 10
+    assert len(spool.held.snapshot()) < 10
     assert len(await keys_of(spool)) == 0
