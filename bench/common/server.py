@@ -181,9 +181,12 @@ class KumoServer:
         """Message ids in the meta spool (server must be stopped); quarantined ones aside."""
         import rocksdict
 
-        path = self.var / "spool" / "meta"
+        path = self.var / "spool" / self.spec.meta_dir
         if not path.exists():
             return set()
+        if self.spec.spool_kind == "LMDB":
+            keys = _lmdb_keys(path, "meta")
+            return {k for k in keys if not k.startswith("quarantine:")}
         db = rocksdict.Rdict(
             str(path),
             rocksdict.Options(raw_mode=True),
@@ -194,6 +197,20 @@ class KumoServer:
         finally:
             db.close()
         return {k for k in keys if not k.startswith("quarantine:")}
+
+
+def _lmdb_keys(path: Path, spool: str) -> list[str]:
+    """The keys of the LMDB spool ``spool`` in the environment at ``path``."""
+    from kumocore_lmdb_spool.environment import databases_of, open_environment
+
+    env = open_environment(str(path))
+    try:
+        ids = databases_of(env, spool).ids
+        with env.begin(db=ids) as txn:
+            return [bytes(key).decode("utf-8", "replace")
+                    for key in txn.cursor().iternext(keys=True, values=False)]
+    finally:
+        env.close()
 
 
 def _raw(value: object) -> bytes:

@@ -50,7 +50,8 @@ async def kumo_init(kumo: Any) -> None:
     kumo.dns.configure_resolver(name_servers=[CFG["dns"]], timeout=CFG["dns_timeout"])
     kumo.define_spool(name="data", path=CFG["var"] + "/spool/data", kind=CFG["data_kind"],
                       **CFG["spool"])
-    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/meta", kind=CFG["spool_kind"],
+    kumo.define_spool(name="meta", path=CFG["var"] + "/spool/" + CFG["meta_dir"],
+                      kind=CFG["spool_kind"],
                       **CFG["spool"])
     kumo.configure_local_logs(log_dir=CFG["var"] + "/logs")
     if CFG["redis"]:
@@ -99,6 +100,9 @@ class ServerSpec:
     spool: dict[str, Any] = field(default_factory=dict)  # extra kumo.define_spool options
     spool_kind: str = "RocksDB"  # or "LocalDisk"
     data_kind: str | None = None  # the data spool's kind when not spool_kind ("LMDB")
+    #: the meta spool's directory under ``var/spool``: ``"data"`` puts two LMDB spools in
+    #: one environment (one transaction per commit)
+    meta_dir: str = "meta"
     redis: str | None = None
     slow_log_sink: float | None = None
     slow_log_sink_buffer: int | None = None  # its back_pressure (default 128,000)
@@ -132,6 +136,7 @@ def render_policy(spec: ServerSpec, var: Path) -> str:
         "spool": spec.spool,
         "spool_kind": spec.spool_kind,
         "data_kind": spec.data_kind or spec.spool_kind,
+        "meta_dir": spec.meta_dir,
         "redis": spec.redis,
         "slow_log_sink": spec.slow_log_sink,
         "slow_log_sink_buffer": spec.slow_log_sink_buffer,

@@ -175,7 +175,8 @@ async def run_crash_rounds(
                 dns=world.dns.address,
                 sink_port=world.sink.port,
                 http_port=free_port() if http_workers else None,
-                data_kind="LMDB",  # as the performance bench runs (bench/policy)
+                # both spools in LMDB at one path, as the performance bench runs them
+                spool_kind="LMDB", data_kind="LMDB", meta_dir="data",
             )
             server = KumoServer(spec, tmp)
             logs = LogWatcher(server.log_dir)

@@ -103,11 +103,14 @@ def _spool_floor(bench: Bench) -> dict[str, Any]:
 
 
 def _spool_full(bench: Bench, data_kind: str | None) -> dict[str, Any]:
-    """``data_kind``: None for RocksDB data and meta; ``"LMDB"`` for LMDB data."""
+    """``data_kind``: None for RocksDB data and meta; ``"LMDB"`` for both spools in LMDB
+    at one path, as the performance bench runs them (one environment, one transaction)."""
+    shared: dict[str, Any] = ({"spool_kind": "LMDB", "meta_dir": "data"}
+                              if data_kind == "LMDB" else {})
     server = _server(bench, spool={"min_free_space": 0, "min_free_inodes": 0},
-                     data_kind=data_kind)
+                     data_kind=data_kind, **shared)
     spool = server.var / "spool"
-    kind = f" ({data_kind} data)" if data_kind else ""
+    kind = f" ({data_kind} data and meta)" if data_kind else ""
     with tmpfs(spool, "8m"):
         try:
             server.start()

@@ -119,13 +119,15 @@ def send_one(port: int, recipient: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "data_kind"),
-                         [("RocksDB", None), ("LocalDisk", None), ("RocksDB", "LMDB")])
+@pytest.mark.parametrize(("kind", "data_kind", "meta_dir"),
+                         [("RocksDB", None, "meta"), ("LocalDisk", None, "meta"),
+                          ("RocksDB", "LMDB", "meta"), ("LMDB", "LMDB", "data")])
 def test_250_is_written_only_after_both_spools_synced(
-    kind: str, data_kind: str | None, world: World, tmp_path: Path
+    kind: str, data_kind: str | None, meta_dir: str, world: World, tmp_path: Path
 ) -> None:
+    """``("LMDB", "LMDB", "data")``: both spools in one environment, one transaction."""
     spec = ServerSpec(dns=world.dns.address, sink_port=world.sink.port, spool_kind=kind,
-                      data_kind=data_kind)
+                      data_kind=data_kind, meta_dir=meta_dir)
     server = StracedServer(spec, tmp_path)
     server.start(timeout=120)
     try:
@@ -136,7 +138,8 @@ def test_250_is_written_only_after_both_spools_synced(
     finally:
         server.terminate(timeout=30)
     trace = parse_trace(server.trace_path.read_text(errors="replace"))
-    spools = {name: str(server.var / "spool" / name) for name in ("data", "meta")}
+    spools = {name: str(server.var / "spool" / directory)
+              for name, directory in (("data", "data"), ("meta", meta_dir))}
     assert "OK ids=" in reply
     assert ordering_problems(trace, spools) == []
 

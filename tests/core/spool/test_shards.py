@@ -41,19 +41,26 @@ KINDS: dict[str, Any] = {"LocalDisk": LocalDiskSpool, "RocksDB": _rocksdb, "LMDB
 
 
 def _kinds(kind: str) -> dict[str, str]:
-    """The kind of each spool: ``"LMDB"`` is an LMDB data spool beside a RocksDB meta."""
+    """The kind of each spool: ``"LMDB"`` is an LMDB data spool beside a RocksDB meta,
+    ``"LMDB-shared"`` both spools in LMDB at one path (one environment)."""
+    if kind == "LMDB-shared":
+        return {"data": "LMDB", "meta": "LMDB"}
     return {"data": kind, "meta": "RocksDB" if kind == "LMDB" else kind}
+
+
+def _path(root: Path, kind: str, name: str) -> Path:
+    return root / ("lmdb" if kind == "LMDB-shared" else name)
 
 
 def definitions(root: Path, kind: str) -> dict[str, SpoolDefinition]:
     return {name: SpoolDefinition.from_options(
-        {"name": name, "path": str(root / name), "kind": spool_kind})
+        {"name": name, "path": str(_path(root, kind, name)), "kind": spool_kind})
         for name, spool_kind in _kinds(kind).items()}
 
 
 def store_at(root: Path, kind: str, index: int, count: int) -> MessageStore:
     def path(name: str) -> str:
-        return owned_path(str(root / name), index, count)
+        return owned_path(str(_path(root, kind, name)), index, count)
 
     kinds = _kinds(kind)
     return MessageStore(KINDS[kinds["data"]]("data", path("data")),
@@ -92,7 +99,7 @@ async def contents(root: Path, kind: str, count: int) -> tuple[Counter[str], int
     return found, quarantined
 
 
-@pytest.fixture(params=["LocalDisk", "RocksDB", "LMDB"])
+@pytest.fixture(params=["LocalDisk", "RocksDB", "LMDB", "LMDB-shared"])
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -110,7 +117,7 @@ async def test_one_to_two_to_three_to_two_to_one_keeps_every_message_exactly_onc
         # Growing a sharded node moves nothing (new shards start empty), and the third
         # shard got nothing to give back.
         assert moved == (len(ids) if 1 in (previous, count) else 0), (previous, count)
-    assert not list((tmp_path / "meta").glob("worker-*"))  # emptied shards are removed
+    assert not list(Path(spools["meta"].path).glob("worker-*"))  # emptied shards removed
 
 
 async def test_mail_of_the_unsharded_spool_is_spread_over_the_workers(
@@ -136,7 +143,7 @@ async def test_a_quarantined_record_moves_with_the_mail(tmp_path: Path, kind: st
     await migrate(definitions(tmp_path, kind), KINDS, 2)
     _, quarantined = await contents(tmp_path, kind, 2)
     assert quarantined == 1
-    assert not (tmp_path / "meta" / "worker-3").exists()
+    assert not (_path(tmp_path, kind, "meta") / "worker-3").exists()
 
 
 async def test_a_single_process_spool_ignores_shard_directories_inside_its_path(
@@ -183,7 +190,11 @@ async def test_kill_9_in_the_middle_of_a_move_loses_nothing_and_a_rerun_duplicat
     in_root, _ = await contents(tmp_path, kind, 1)
     in_shards, _ = await contents(tmp_path, kind, 2)
     assert set(in_root) | set(in_shards) == ids  # every message somewhere
-    assert len(in_root) == len(ids) - BATCH
+    # The first batch's deletes were not synced: in the OS's hands with RocksDB and
+    # LocalDisk, so they survive the kill; LMDB holds them for its next transaction, so
+    # the kill forgets them and the rerun moves that batch again, to the same keys.
+    forgotten = BATCH if kind == "LMDB-shared" else 0
+    assert len(in_root) == len(ids) - BATCH + forgotten
     assert len(in_shards) == 2 * BATCH
 
     assert _migrate_in_child(tmp_path, kind, 2) == 0
