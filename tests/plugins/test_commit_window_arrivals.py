@@ -61,6 +61,21 @@ async def test_bodies_that_all_arrived_do_not_wait_for_the_window(
     assert (arrivals.pending, arrivals.total_arrived) == (0, 1)
 
 
+async def test_a_withdrawn_body_neither_counts_as_arrived_nor_holds_the_window_open(
+    spool: RocksDBSpool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused body wrote nothing: the write after it is unannounced and waits."""
+    monkeypatch.setattr(committer_module, "COMMIT_WINDOW", 0.2)
+    expected = expect_write()
+    expected.withdrawn()
+    expected.arrived()  # too late: the first call counts
+    arrivals = committer_for(asyncio.get_running_loop()).arrivals
+    assert (arrivals.pending, arrivals.total_arrived) == (0, 0)
+    started = time.monotonic()
+    await spool.put("a", b"1")
+    assert 0.2 <= time.monotonic() - started < 2.0
+
+
 async def test_a_body_that_never_arrives_holds_the_cycle_back_at_most_the_window(
     spool: RocksDBSpool, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -72,7 +87,7 @@ async def test_a_body_that_never_arrives_holds_the_cycle_back_at_most_the_window
         waited = time.monotonic() - started
         assert 0.2 <= waited < 2.0
     finally:
-        expected.arrived()
+        expected.withdrawn()
 
 
 async def test_writes_nobody_announced_wait_the_whole_window(

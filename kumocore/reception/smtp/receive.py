@@ -74,7 +74,7 @@ async def data(session: EsmtpSession, arg: str) -> None:
     try:
         await _read_and_receive(session, txn, expected)
     finally:
-        expected.arrived()  # refused, failed or gone: no longer on its way
+        expected.withdrawn()  # refused, failed or gone (no-op once handed over)
 
 
 async def _read_and_receive(session: EsmtpSession, txn: Transaction,

@@ -8,14 +8,15 @@ A fixed window then makes the last body of such a burst wait for nothing after i
 the whole worker with it (its sessions all wait for this one cycle).
 
 So reception *announces* a body when it starts to read it (:meth:`Arrivals.expect`),
-and says when it has handed that body to the spool or given up on it (:meth:`Expected.
-arrived`). While announced bodies are outstanding the writer thread waits until the
-last of them arrived, at most the window (a slow client's body holds the cycle back by
-no more than the fixed window did). A cycle whose tickets came from announced bodies,
-none outstanding any more, starts at once. Writers that announce nothing (HTTP
-injection, a requeue) keep the fixed window.
+and says when it has handed that body to the spool (:meth:`Expected.arrived`) or given
+up on it (:meth:`Expected.withdrawn`). While announced bodies are outstanding the writer
+thread waits until the last of them is settled, at most the window (a slow client's body
+holds the cycle back by no more than the fixed window did). A cycle whose tickets came
+from bodies handed over, none outstanding any more, starts at once. Writers that
+announce nothing (HTTP injection, a requeue) keep the fixed window.
 
-Loop side: :meth:`Arrivals.expect`, :meth:`Expected.arrived`. Thread side:
+Loop side: :meth:`Arrivals.expect`, :meth:`Expected.arrived`, :meth:`Expected.withdrawn`.
+Thread side:
 :meth:`Arrivals.wait_for_company`. The counters are plain ints: each side reads them
 under the GIL, and a stale read costs at most one window, never a write.
 """
@@ -29,7 +30,8 @@ __all__ = ["Arrivals", "Expected"]
 
 
 class Expected:
-    """One announced body; :meth:`arrived` (idempotent) once it was handed over or dropped."""
+    """One announced body: :meth:`arrived` once it was handed to the spools, or
+    :meth:`withdrawn` once it will not be; whichever comes first counts, once."""
 
     __slots__ = ("_arrivals",)
 
@@ -37,9 +39,16 @@ class Expected:
         self._arrivals: Arrivals | None = arrivals
 
     def arrived(self) -> None:
+        """The body was handed to the spools: its write is in (or on its way to) the inbox."""
         arrivals, self._arrivals = self._arrivals, None
         if arrivals is not None:
-            arrivals._arrived()
+            arrivals._settled(handed_over=True)
+
+    def withdrawn(self) -> None:
+        """The body will not be written (refused, failed, its client gone)."""
+        arrivals, self._arrivals = self._arrivals, None
+        if arrivals is not None:
+            arrivals._settled(handed_over=False)
 
 
 class Arrivals:
@@ -50,7 +59,7 @@ class Arrivals:
     def __init__(self) -> None:
         #: Announced and not yet arrived.
         self.pending = 0
-        #: Arrived since the start (the writer compares it between two cycles).
+        #: Handed over since the start (the writer compares it between two cycles).
         self.total_arrived = 0
         self._none_pending = threading.Event()
         self._none_pending.set()
@@ -62,9 +71,12 @@ class Arrivals:
             self._none_pending.clear()
         return Expected(self)
 
-    def _arrived(self) -> None:
+    def _settled(self, *, handed_over: bool) -> None:
         self.pending -= 1
-        self.total_arrived += 1
+        # Only a body handed over makes the writer's next cycle start without the window:
+        # a withdrawn one wrote nothing, so a write that follows it waits as unannounced.
+        if handed_over:
+            self.total_arrived += 1
         if not self.pending:
             self._none_pending.set()
 
