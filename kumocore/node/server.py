@@ -287,10 +287,8 @@ def wire_services(
 async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     """``kumocore serve``: load, start, run until SIGTERM/SIGINT, stop gracefully."""
     from kumocore.node.gctune import freeze_survivors, tune_for_server
-    from kumocore.node.malloctune import tune_allocator
 
     tune_for_server()
-    tune_allocator()
     runtime = Runtime()
     await runtime.load(policy)
     # One process owns the spool paths themselves: take back the mail of worker shards a

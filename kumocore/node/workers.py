@@ -351,12 +351,10 @@ async def serve_worker(
     supervisor said every worker is ready.
     """
     from kumocore.node.gctune import freeze_survivors, tune_for_server
-    from kumocore.node.malloctune import tune_allocator
     from kumocore.node.runtime import Runtime
     from kumocore.node.server import Server, run_until_stopped
 
     tune_for_server()
-    tune_allocator()
     from kumocore.admin.peers import NodePeers
 
     runtime = Runtime()
