@@ -12,6 +12,7 @@ from kumocore_lmdb_spool.environment import LEGACY, SharedEnvironment, _registry
 
 from kumocore import ConfigError
 from kumocore.spool.commit import committer_for
+from tests.plugins.lmdb_spool.rss import rss_file_kib
 
 Pair = tuple[LmdbSpool, LmdbSpool]
 
@@ -151,14 +152,6 @@ async def test_a_single_spool_environment_keeps_its_records_and_refuses_a_second
         await reopened.close()
 
 
-def _rss_file_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("RssFile:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssFile in /proc/self/status")
-
-
 async def test_scanning_the_envelopes_does_not_keep_the_bodies_pages_beside_them(
     tmp_path: Path,
 ) -> None:
@@ -174,9 +167,9 @@ async def test_scanning_the_envelopes_does_not_keep_the_bodies_pages_beside_them
     await meta.close()
     data, meta = LmdbSpool("data", path), LmdbSpool("meta", path)
     try:
-        before = _rss_file_kib()
+        before = rss_file_kib()
         assert sum([len(chunk) async for chunk in meta.scan_chunks()]) == 40_000
-        assert _rss_file_kib() - before < 12_000  # bodies 160,000 KiB, envelopes 28,000
+        assert rss_file_kib() - before < 12_000  # bodies 160,000 KiB, envelopes 28,000
     finally:
         await data.close()
         await meta.close()

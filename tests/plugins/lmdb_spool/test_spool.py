@@ -15,6 +15,7 @@ from kumocore import ConfigError
 from kumocore.policy.hooks import Hooks
 from kumocore.policy.plugins import make_plugin_manager
 from kumocore.spool.commit import committer_for
+from tests.plugins.lmdb_spool.rss import rss_file_kib
 
 
 @pytest.fixture
@@ -209,14 +210,6 @@ async def test_worker_shard_directories_beside_the_spool_are_its_own(tmp_path: P
     await spool.close()
 
 
-def _rss_file_kib() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("RssFile:"):
-                return int(line.split()[1])
-    raise AssertionError("no RssFile in /proc/self/status")
-
-
 async def test_listing_the_keys_does_not_read_the_records(tmp_path: Path) -> None:
     """The orphan collection lists every key at start-up: with a million bodies, reading
     their pages would put gigabytes of them into the RSS (and read them from disk), and
@@ -235,9 +228,9 @@ async def test_listing_the_keys_does_not_read_the_records(tmp_path: Path) -> Non
     await spool.close()
     reopened = LmdbSpool("data", path)
     try:
-        before = _rss_file_kib()
+        before = rss_file_kib()
         assert len(await keys_of(reopened)) == 40_000
-        assert _rss_file_kib() - before < 10_000  # the records are 160,000 KiB
+        assert rss_file_kib() - before < 10_000  # the records are 160,000 KiB
     finally:
         await reopened.close()
 
