@@ -179,24 +179,27 @@ class KumoServer:
 
     def spooled_ids(self) -> set[str]:
         """Message ids in the meta spool (server must be stopped); quarantined ones aside."""
-        import rocksdict
-
         path = self.var / "spool" / self.spec.meta_dir
         if not path.exists():
             return set()
-        if self.spec.spool_kind == "LMDB":
-            keys = _lmdb_keys(path, "meta")
-            return {k for k in keys if not k.startswith("quarantine:")}
-        db = rocksdict.Rdict(
-            str(path),
-            rocksdict.Options(raw_mode=True),
-            access_type=rocksdict.AccessType.read_only(),
-        )
-        try:
-            keys = [_raw(k).decode("utf-8", "replace") for k in db.keys()]  # noqa: SIM118
-        finally:
-            db.close()
+        keys = (_lmdb_keys(path, "meta") if self.spec.spool_kind == "LMDB"
+                else _rocksdb_keys(path))
         return {k for k in keys if not k.startswith("quarantine:")}
+
+
+def _rocksdb_keys(path: Path) -> list[str]:
+    """The keys of the RocksDB spool at ``path``, opened read-only."""
+    import rocksdict
+
+    db = rocksdict.Rdict(
+        str(path),
+        rocksdict.Options(raw_mode=True),
+        access_type=rocksdict.AccessType.read_only(),
+    )
+    try:
+        return [_raw(k).decode("utf-8", "replace") for k in db.keys()]  # noqa: SIM118
+    finally:
+        db.close()
 
 
 def _lmdb_keys(path: Path, spool: str) -> list[str]:

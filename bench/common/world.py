@@ -7,6 +7,7 @@ import collections
 import contextlib
 import resource
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,13 @@ class ThreadedSink:
         """Deliveries per recipient (lower-cased) so far."""
         messages = list(self.sink.messages)  # a copy; the sink thread keeps appending
         return collections.Counter(m.recipient.lower() for m in messages)
+
+    def undelivered(self, recipients: Iterable[str]) -> list[str]:
+        """Those of ``recipients`` with no delivery so far, from one count of the sink's
+        deliveries (asked per recipient, the count made a poll O(recipients x
+        deliveries), and this thread, the sink's, starved under the GIL)."""
+        got = self.recipients()
+        return [r for r in recipients if not got[r.lower()]]
 
     def count(self) -> int:
         return len(self.sink.messages)

@@ -136,13 +136,13 @@ def populate_spool(
 
     def open_shard(k: int) -> tuple[Any, Any]:
         data_path = Path(owned_path(str(spool / "data"), k, workers))
+        meta_path = Path(owned_path(str(spool / "meta"), k, workers))
         if data_kind != "LMDB":
-            return _open(data_path), _open(Path(owned_path(str(spool / "meta"), k, workers)))
+            return _open(data_path), _open(meta_path)
         environment = _LmdbEnvironment(data_path)
         if shared:
             return _LmdbData(environment, "data"), _LmdbData(environment, "meta")
-        return _LmdbData(environment, "data"), _open(
-            Path(owned_path(str(spool / "meta"), k, workers)))
+        return _LmdbData(environment, "data"), _open(meta_path)
 
     shards = [open_shard(k) for k in range(workers)]
     options = rocksdict.WriteOptions()

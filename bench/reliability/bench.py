@@ -78,17 +78,9 @@ class Bench:
 
     def delivered(self, recipients: list[str], timeout: float) -> list[str]:
         """The recipients not delivered at the sink within ``timeout`` seconds."""
-        def all_delivered() -> bool:
-            # One count of the sink's deliveries per poll: asked once per recipient, it
-            # cost O(recipients x deliveries) a poll, and the sink, a thread of this
-            # process, starved under the GIL (thousands of messages drained at a third of
-            # the rate they were delivered at).
-            got = self.world.sink.recipients()
-            return all(got[r.lower()] for r in recipients)
-
-        abuse.wait_until(all_delivered, timeout, 0.2)
-        got = self.world.sink.recipients()
-        return [r for r in recipients if not got[r.lower()]]
+        sink = self.world.sink
+        abuse.wait_until(lambda: not sink.undelivered(recipients), timeout, 0.2)
+        return sink.undelivered(recipients)
 
     def stop_servers(self) -> None:
         for server in self.servers:

@@ -107,8 +107,7 @@ async def _redis_kill(bench: Bench) -> dict[str, Any]:
         stop.set()
         await asyncio.wait(tasks, timeout=10)
         accepted = list(ledger.accepted)
-        got = bench.world.sink.recipients()
-        queued = sum(1 for r in accepted if not got[r.lower()])
+        queued = len(bench.world.sink.undelivered(accepted))
         # What was still queued when the load stopped leaves at the path's rate: that long
         # on top of the 30 s, so the allowance follows the load reception could take.
         missing = await asyncio.to_thread(bench.delivered, accepted, 30 + queued / PATH_RATE)

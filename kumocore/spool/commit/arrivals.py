@@ -16,8 +16,7 @@ from bodies handed over, none outstanding any more, starts at once. Writers that
 announce nothing (HTTP injection, a requeue) keep the fixed window.
 
 Loop side: :meth:`Arrivals.expect`, :meth:`Expected.arrived`, :meth:`Expected.withdrawn`.
-Thread side:
-:meth:`Arrivals.wait_for_company`. The counters are plain ints: each side reads them
+Thread side: :meth:`Arrivals.wait_for_company`. The counters are plain ints: each side reads them
 under the GIL, and a stale read costs at most one window, never a write.
 """
 
@@ -57,7 +56,7 @@ class Arrivals:
     __slots__ = ("_none_pending", "pending", "total_arrived")
 
     def __init__(self) -> None:
-        #: Announced and not yet arrived.
+        #: Announced and neither arrived nor withdrawn.
         self.pending = 0
         #: Handed over since the start (the writer compares it between two cycles).
         self.total_arrived = 0

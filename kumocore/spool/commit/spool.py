@@ -45,9 +45,9 @@ def committer_for(loop: asyncio.AbstractEventLoop) -> Committer:
 
 def expect_write() -> Expected:
     """Announce a body on its way to the running loop's spools; the caller says
-    :meth:`~.arrivals.Expected.arrived` once it handed the body over or dropped it. The
-    writer thread's commit window then closes as soon as nothing announced is left
-    (:mod:`.arrivals`)."""
+    :meth:`~.arrivals.Expected.arrived` once it handed the body over, or
+    :meth:`~.arrivals.Expected.withdrawn` once it will not. The writer thread's commit
+    window then closes as soon as nothing announced is left (:mod:`.arrivals`)."""
     return committer_for(asyncio.get_running_loop()).arrivals.expect()
 
 

@@ -9,7 +9,7 @@ instead of three, and one wait for the GIL less (docs/performance.md, thirteenth
 
 LMDB forbids opening one environment twice in a process, so the spools of one path get
 the same :class:`SharedEnvironment` here, each with databases of its own in it:
-``records:<name>`` and ``ids:<name>`` (the keys alone, see :mod:`.spool`). An environment
+``records:<name>`` and ``ids:<name>`` (the keys alone, see :class:`Databases`). An environment
 written before spools could share (one spool, databases ``bodies`` and ``ids``) keeps that
 layout for the first spool that opens it; a second spool at its path is refused.
 """
@@ -43,7 +43,12 @@ HELD_DELETES = 1024
 
 
 class Databases(NamedTuple):
-    """A spool's two databases: its records, and their keys alone (empty values)."""
+    """A spool's two databases: its records, and their keys alone (empty values).
+
+    Why the keys have a database of their own: py-lmdb prefaults a record's pages when a
+    cursor lands on it, so listing the keys of ``records`` would read every value; the
+    orphan collection lists every key at start-up, and a million 2 KB bodies put 4 GB
+    into the RSS. ``ids`` is written in the same transaction as ``records``."""
 
     records: Any
     ids: Any
@@ -176,7 +181,7 @@ class SharedEnvironment:
         step in one transaction, with the batch statistics of each spool."""
         committed = self.write(steps)
         for spool, ops, sync in steps:
-            cast(Member, spool)._count_written(len(ops), sync and committed)
+            cast(Member, spool)._count_written(len(ops), sync)  # a sync always commits
         return committed
 
     def write(self, steps: Sequence[Step]) -> bool:

@@ -96,7 +96,8 @@ class LmdbSpool(GroupCommitSpool):
             yield [(key.decode("utf-8", "backslashreplace"), value) for key, value in chunk]
 
     async def keys(self) -> AsyncIterator[str]:
-        """Every key in key order, without reading the records (see :mod:`.environment`)."""
+        """Every key in key order, without reading the records (see
+        :class:`~.environment.Databases`)."""
         async for chunk in self._chunks(self._read_keys):
             for key, _ in chunk:
                 yield key.decode("utf-8", "backslashreplace")
