@@ -261,7 +261,7 @@ class SmtpClientConnection:
     # ---------------------------------------------------------------- transactions
     async def send(
         self, sender: str, recipient: str, data: bytes, *, crlf_clean: bool = False,
-        head: bytes = b"",
+        head: bytes = b"", no_dot_lines: bool = False,
     ) -> Response:
         """Run one transaction; the reply that decided it (never raises).
 
@@ -269,7 +269,9 @@ class SmtpClientConnection:
         (:attr:`kumocore.mail.message.Message.crlf_clean`); the same bytes are sent, cheaper.
         ``head``: bytes sent in front of ``data`` (a message's own header lines before a
         body shared with other recipients, so that they need not be joined first; see
-        :func:`kumocore.delivery.wire.dot_stuffed`).
+        :func:`kumocore.delivery.wire.dot_stuffed`). ``no_dot_lines``: no line of ``data``
+        after its first is known to start with a full stop
+        (:attr:`kumocore.mail.body.SharedBody.no_dot_lines`): it is not searched again.
 
         A failure on the wire ends the session (:attr:`closed`, :attr:`failure` set) and
         is returned as a 4xx reply.
@@ -291,7 +293,8 @@ class SmtpClientConnection:
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
             # Body and terminator in one writev (uvloop), without joining them first.
-            self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean, head=head))
+            self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean, head=head,
+                                               no_dot_lines=no_dot_lines))
             await self._drain(timeout)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1

@@ -52,7 +52,7 @@ def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
 
 
 def dot_stuffed(
-    data: bytes, *, crlf_clean: bool = False, head: bytes = b""
+    data: bytes, *, crlf_clean: bool = False, head: bytes = b"", no_dot_lines: bool = False
 ) -> tuple[bytes, ...]:
     """:func:`dot_stuff` of ``head + data`` in pieces, to be written with ``writelines``:
     a body with no line to stuff is then sent as it is, without the copy that appending
@@ -61,15 +61,20 @@ def dot_stuffed(
     ``head`` is a message's own header lines in front of a body it shares with other
     recipients (:attr:`kumocore.mail.message.Message.head`): given apart, the two are not
     joined into a copy of the body for each recipient. ``crlf_clean`` speaks for both.
+
+    ``no_dot_lines`` says that no line of ``data`` after its first starts with a full stop
+    (reception's DATA reader saw none): the search for lines to stuff, a pass over the
+    whole body, is skipped. It speaks for ``data`` alone, and only where ``data`` is sent
+    as it is (CRLF-clean); the small head is always searched.
     """
     if head:
         if not (crlf_clean and data and head.endswith(b"\r\n")):
             return dot_stuffed(head + data, crlf_clean=crlf_clean)
         # After the head's final CRLF the body's first line is a line like any other:
         # stuffing each part on its own (the body's leading dot included) is the same.
-        return _stuff_clean(head)[0], *_stuff_clean(data)
+        return _stuff_clean(head)[0], *_stuff_clean(data, no_dot_lines)
     if crlf_clean:
-        return _stuff_clean(data)
+        return _stuff_clean(data, no_dot_lines)
     # bytes.splitlines breaks at CRLF, CR and LF (and nothing else): exactly where
     # ``re.sub(rb"\r\n|\r|\n", b"\r\n", data)`` would. Joining its lines with CRLF
     # normalises in one pass, cheaper than the three counts that would tell whether
@@ -82,7 +87,7 @@ def dot_stuffed(
     return body, b"\r\n.\r\n"
 
 
-def _stuff_clean(data: bytes) -> tuple[bytes, bytes]:
+def _stuff_clean(data: bytes, no_dot_lines: bool = False) -> tuple[bytes, bytes]:
     """:func:`dot_stuffed` of CRLF-clean ``data``, without the normalising pass.
 
     The slow path drops a final CRLF (``splitlines`` leaves no empty last line) and then
@@ -92,7 +97,7 @@ def _stuff_clean(data: bytes) -> tuple[bytes, bytes]:
     """
     if data.startswith(b"."):
         data = b"." + data
-    if has_dot_line(data):
+    if not no_dot_lines and has_dot_line(data):
         data = data.replace(b"\r\n.", b"\r\n..")
     return data, (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
 

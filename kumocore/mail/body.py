@@ -37,20 +37,40 @@ def is_body_key(key: str) -> bool:
 
 
 class SharedBody:
-    """Bytes shared by several messages, with what was derived from them, cached."""
+    """Bytes shared by several messages, with what was derived from them, cached.
 
-    __slots__ = ("_headers", "crlf_clean", "data", "derived", "key")
+    A *sole* body belongs to one message only: reception keeps a one-recipient message's
+    body apart from its head too, so that its trace headers are prepended without a copy
+    of the body each (the fourteenth round of docs/performance.md), but the spool stores
+    it with that head as the message's own record (:meth:`MessageStore.save
+    <kumocore.spool.store.MessageStore.save>`), never under a body key.
+    """
 
-    def __init__(self, data: bytes, key: str | None = None, *, crlf_clean: bool = False) -> None:
+    __slots__ = ("_headers", "_key", "crlf_clean", "data", "derived", "no_dot_lines", "sole")
+
+    def __init__(self, data: bytes, key: str | None = None, *, crlf_clean: bool = False,
+                 no_dot_lines: bool = False, sole: bool = False) -> None:
         self.data = data
-        self.key = key or new_body_key()
+        self._key = key
+        self.sole = sole
         #: True only when every CR and LF in :attr:`data` is known to be part of a CRLF
         #: pair (reception checked it); delivery then skips re-normalising line endings.
         #: ``data`` is never replaced (an edit gives the message its own copy).
         self.crlf_clean = crlf_clean
+        #: True only when no line of :attr:`data` after the first is known to start with
+        #: a full stop (reception's DATA reader saw none); delivery then skips its search
+        #: for lines to dot-stuff. False means "not known".
+        self.no_dot_lines = no_dot_lines
         self._headers: _h.HeaderBlock | None = None
         #: Results computed from the body once for all its messages (e.g. a parsed report).
         self.derived: dict[str, Any] = {}
+
+    @property
+    def key(self) -> str:
+        """The data-spool key of a body stored on its own (made on first use)."""
+        if self._key is None:
+            self._key = new_body_key()
+        return self._key
 
     def __len__(self) -> int:
         return len(self.data)

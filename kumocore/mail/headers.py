@@ -26,6 +26,7 @@ __all__ = [
     "decode_rfc2047",
     "encode_header_value",
     "format_header",
+    "header_line_for",
     "prepend_header",
     "prepend_to_head",
     "remove_fields",
@@ -272,7 +273,13 @@ def _newline_of(data: bytes) -> bytes:
 
 def prepend_header(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:
     """The message with ``Name: value`` added as the first header."""
-    return format_header(name, value, encode=encode, nl=_newline_of(data)) + data
+    return header_line_for(data, name, value, encode=encode) + data
+
+
+def header_line_for(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:
+    """The ``Name: value`` line that :func:`prepend_header` puts in front of ``data``
+    (ended the way ``data``'s lines are)."""
+    return format_header(name, value, encode=encode, nl=_newline_of(data))
 
 
 def prepend_to_head(

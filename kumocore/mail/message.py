@@ -226,16 +226,17 @@ class Message(MessageMethods):
     def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
         shared = self._shared
         if shared is None:
-            self._prepend(_h.prepend_header(self._data, name, value, encode=encode))
+            self._prepend(_h.header_line_for(self._data, name, value, encode=encode))
         else:  # only the head grows: the body stays shared
             self._set_head(_h.prepend_to_head(self._data, shared.data, name, value,
                                               encode=encode))
 
-    def _prepend(self, data: bytes) -> None:
-        """Own bytes become ``data``: lines added in front of the old ones. The message
-        stays known CRLF-clean if the added lines are (they are small to check)."""
-        clean = self._crlf_clean and _crlf_clean_prefix(data, self._data)
-        self.data = data
+    def _prepend(self, lines: bytes) -> None:
+        """Own bytes: ``lines`` added in front of them. The message stays known
+        CRLF-clean if the added lines are: they are checked, not the whole message again
+        (a compare of the old bytes with the new tail cost a pass over a 100 KB body)."""
+        clean = self._crlf_clean and _crlf_clean_lines(lines)
+        self.data = lines + self._data
         self._crlf_clean = clean
 
     def _set_head(self, head: bytes) -> None:
@@ -289,7 +290,7 @@ class Message(MessageMethods):
         if not header.endswith(b"\n"):
             header += b"\r\n"
         if self._shared is None:
-            self._prepend(header + self._data)
+            self._prepend(header)
         else:  # a prepend: only the head grows
             self._set_head(header + self._data)
 
@@ -374,9 +375,14 @@ def _crlf_clean_prefix(new: bytes, old: bytes) -> bool:
     added = len(new) - len(old)
     if added < 0 or not new.endswith(old):
         return False
-    prefix = new[:added]
-    pairs = prefix.count(b"\r\n")
-    return prefix.count(b"\r") == pairs and prefix.count(b"\n") == pairs
+    return _crlf_clean_lines(new[:added])
+
+
+def _crlf_clean_lines(lines: bytes) -> bool:
+    """Whether every CR and LF of ``lines`` (put in front of other bytes) is in a pair;
+    then the whole stays as clean as those bytes were: no bare CR ends ``lines``."""
+    pairs = lines.count(b"\r\n")
+    return lines.count(b"\r") == pairs and lines.count(b"\n") == pairs
 
 
 def _x_fields(block: _h.HeaderBlock | JoinedHeaders,

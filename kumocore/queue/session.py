@@ -95,11 +95,14 @@ class SmtpEgressPath(EgressPath):
         body = message.shared
         head = message.head if body is not None else b""
         data: bytes | None = body.data if body is not None else message.data
-        # Known CRLF-clean only as held in memory; a body reloaded from the spool is not.
+        # Known CRLF-clean, and without dot lines, only as held in memory; a body
+        # reloaded from the spool is not.
         clean = message.crlf_clean
+        no_dot_lines = body is not None and body.no_dot_lines
         try:
             if not data:
                 data, clean, head = await shared.load_data(message), False, b""
+                no_dot_lines = False
         except Exception as exc:  # a spool read error: retry later, like any 4xx
             log.error("message body could not be read from the spool", id=message.id,
                       error=str(exc))
@@ -111,7 +114,7 @@ class SmtpEgressPath(EgressPath):
             await shared.quarantine(message)
             return
         response = await conn.send(str(message.sender), str(message.recipient), data,
-                                   crlf_clean=clean, head=head)
+                                   crlf_clean=clean, head=head, no_dot_lines=no_dot_lines)
         if not response.is_success:
             queue = shared.queue_of(message)
             queue_name = message.queue_name() if queue is None else queue.name

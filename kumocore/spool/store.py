@@ -78,7 +78,7 @@ class MessageStore:
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
         shared = message.shared
-        if shared is None:
+        if shared is None or shared.sole:  # its own record (a sole body with its head)
             message.spool_ref = None
             if self._put_pair is not None:
                 await self._put_pair(

@@ -8,6 +8,7 @@ the old slow path (``dot_stuff(data)``) and its plain definition.
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -170,3 +171,31 @@ def test_a_clean_body_without_dot_lines_is_written_as_is_not_copied() -> None:
     pieces = dot_stuffed(body, crlf_clean=True, head=head)
     assert pieces[1] is body  # the shared body itself goes to writelines
     assert pieces == (head, body, b".\r\n")
+
+
+def test_a_body_known_without_dot_lines_is_not_searched_again_but_its_head_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import kumocore.delivery.wire as wire
+
+    body = b"Subject: s\r\n\r\n" + b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\n" * 3000
+    searched: list[int] = []
+    real = wire.has_dot_line
+
+    def counting(data: bytes) -> bool:
+        searched.append(len(data))
+        return real(data)
+
+    monkeypatch.setattr(wire, "has_dot_line", counting)
+    head = b"X-Dot: a\r\n.odd: header line\r\n"
+    pieces = dot_stuffed(body, crlf_clean=True, head=head, no_dot_lines=True)
+    assert b"".join(pieces) == reference_dot_stuff(head + body)  # the head's dot doubled
+    assert searched == [len(head)]
+    assert dot_stuffed(b"." + body, crlf_clean=True, no_dot_lines=True)[0][:2] == b".."
+
+
+@given(_CLEAN)
+@settings(max_examples=300, deadline=None)
+def test_without_the_knowledge_a_body_is_searched_as_before(data: bytes) -> None:
+    assert b"".join(dot_stuffed(data, crlf_clean=True, no_dot_lines=False)) == \
+        reference_dot_stuff(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -110,8 +111,8 @@ def test_long_line_detection() -> None:
 def scan_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """``scan_lines`` by its plain pass, and by NumPy's test for every non-empty body."""
     if request.param == "plain":
-        monkeypatch.setattr(crlf, "crlf_clean_vectorised", None)
-    elif crlf.crlf_clean_vectorised is None:
+        monkeypatch.setattr(crlf, "crlf_scan_vectorised", None)
+    elif crlf.crlf_scan_vectorised is None:
         pytest.skip("NumPy (the fast extra) is not installed")
     else:
         monkeypatch.setattr(crlf, "VECTOR_MIN", 1)
@@ -190,7 +191,14 @@ def reference_unstuff(data: bytes) -> bytes:
 
 
 async def feed_message(chunks: list[bytes], budget: DataBudget | None = None) -> tuple[Read, bytes]:
-    """Run read_message over ``chunks`` arriving one by one."""
+    """Run read_message over ``chunks`` arriving one by one; the message and the rest."""
+    result, rest = await feed_unstuffed(chunks, budget)
+    return (result.message if isinstance(result, data_io.Unstuffed) else result), rest
+
+
+async def feed_unstuffed(chunks: list[bytes],
+                         budget: DataBudget | None = None) -> tuple[Any, bytes]:
+    """Run read_message over ``chunks`` arriving one by one; what it returned, the rest."""
     return await run_reader(chunks, lambda reader: read_message(reader, 1 << 20, budget))
 
 
@@ -211,10 +219,14 @@ async def test_read_message_unstuffs_as_the_definition_says_across_windows_and_p
         cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randrange(6))))
         chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
         budget = DataBudget(1 << 20)
-        result, rest = await feed_message(chunks, budget)
+        result, rest = await feed_unstuffed(chunks, budget)
         raw, after = reference_split(stream)
-        assert (result, rest) == (reference_unstuff(raw), after), (stream, chunks)
+        assert (result.message, rest) == (reference_unstuff(raw), after), (stream, chunks)
         assert budget.held == len(reference_unstuff(raw))  # what is held stays charged
+        # What delivery then trusts: "no dot lines" exactly when the raw data has none.
+        assert result.no_dot_lines == (b"\r\n." not in raw), (stream, chunks)
+        if result.no_dot_lines:
+            assert b"\r\n." not in result.message
 
 
 async def test_read_message_of_a_large_body_finds_a_dot_line_behind_the_first_window() -> None:

@@ -45,6 +45,7 @@ __all__ = [
     "DataBudget",
     "DataOverBudget",
     "DataTooBig",
+    "Unstuffed",
     "check_line_endings",
     "fix_line_endings",
     "has_long_line",
@@ -113,21 +114,32 @@ async def read_data(
     return read if isinstance(read, DataTooBig | DataOverBudget) else read.raw
 
 
+@dataclass(frozen=True, slots=True)
+class Unstuffed:
+    """A DATA section as the client meant it, and what reading it taught."""
+
+    message: bytes
+    #: No line after the first starts with a full stop: delivery need not search the
+    #: message for lines to stuff again (:attr:`kumocore.mail.body.SharedBody.no_dot_lines`).
+    no_dot_lines: bool
+
+
 async def read_message(
     reader: asyncio.StreamReader, max_size: int, budget: DataBudget | None = None
-) -> bytes | DataTooBig | DataOverBudget:
+) -> Unstuffed | DataTooBig | DataOverBudget:
     """:func:`read_data`, then unstuffed: the message as the client meant it.
 
     The reader already knows whether any line starts with a dot, so the common body
-    without one is not searched again. With a ``budget``, what stays charged to it is the
-    length of the returned bytes."""
+    without one is not searched again, here or by delivery. With a ``budget``, what stays
+    charged to it is the length of the returned message."""
     read = await _read(reader, max_size, budget)
     if isinstance(read, DataTooBig | DataOverBudget):
         return read
     message = unstuff(read.raw, dot_lines=read.dot_lines)
     if budget is not None:
         budget.give(len(read.raw) - len(message))
-    return message
+    # Without a dot line in the raw data, dropping a leading dot makes none either.
+    return Unstuffed(message, no_dot_lines=not read.dot_lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,15 +290,18 @@ def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
     120 us at 50 KB. ``splitlines`` breaks at CRLF, CR and LF alike; the line lengths
     then tell both answers. Every terminator is a CRLF exactly when the terminators take
     two bytes each (a bare CR or LF takes one), and the lines are then the CRLF lines.
-    Large bodies take :mod:`kumocore.mail.crlf`'s vectorised test when NumPy is there.
+    Large bodies take :mod:`kumocore.mail.crlf`'s vectorised scan when NumPy is there: it
+    tells the endings, and that no line can be long for nearly every body (one whose
+    LFs come less often is walked by :func:`_crlf_line_over`).
     """
     if not data:
         return False, True
-    vectorised = crlf.crlf_clean_vectorised
+    vectorised = crlf.crlf_scan_vectorised
     if vectorised is not None and len(data) >= crlf.VECTOR_MIN:
-        if vectorised(data):
-            return _crlf_line_over(data, limit), True
-        return has_long_line(data, limit), False
+        clean, short_lines = vectorised(data, limit)
+        if not clean:
+            return has_long_line(data, limit), False
+        return (not short_lines and _crlf_line_over(data, limit)), True
     lines = data.splitlines()
     # splitlines gives no empty last item after a final terminator: count terminators.
     terminators = len(lines) if data.endswith((b"\r", b"\n")) else len(lines) - 1

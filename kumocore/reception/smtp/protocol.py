@@ -19,7 +19,13 @@ import structlog
 from aiosmtpd.smtp import SMTP
 
 from kumocore.node.streams import drain_needed
-from kumocore.reception.smtp.data import DataBudget, DataOverBudget, DataTooBig, read_message
+from kumocore.reception.smtp.data import (
+    DataBudget,
+    DataOverBudget,
+    DataTooBig,
+    Unstuffed,
+    read_message,
+)
 
 log = structlog.get_logger("kumocore.reception.smtp")
 
@@ -231,7 +237,7 @@ class SmtpProtocol(SMTP):
 
     async def read_data(
         self, max_size: int, budget: DataBudget | None = None
-    ) -> bytes | DataTooBig | DataOverBudget:
+    ) -> Unstuffed | DataTooBig | DataOverBudget:
         """The DATA section, dot-unstuffed (see :mod:`kumocore.reception.smtp.data`)."""
         self._waiting = True
         self._last_activity = self.loop.time()

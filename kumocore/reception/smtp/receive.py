@@ -80,19 +80,19 @@ async def data(session: EsmtpSession, arg: str) -> None:
 async def _read_and_receive(session: EsmtpSession, txn: Transaction,
                             expected: Expected) -> None:
     budget = data_budget(session)
-    body = await session.read_data(session.config.max_message_size, budget)
+    read = await session.read_data(session.config.max_message_size, budget)
     session.txn = None
-    if isinstance(body, data_io.DataTooBig):
+    if isinstance(read, data_io.DataTooBig):
         await session.reply(552, "5.3.4 message too big")
         return
-    if isinstance(body, data_io.DataOverBudget):
+    if isinstance(read, data_io.DataOverBudget):
         await session.reply(*data_io.OVER_BUDGET_REPLY)
         return
     # The bytes read stay charged to the listener until the transaction is answered.
-    held = len(body)
+    held = len(read.message)
     task: asyncio.Future[None] | None = None
     try:
-        checked = await _checked_body(session, body)
+        checked = await _checked_body(session, read)
         if checked is None:
             return
         task = asyncio.ensure_future(_receive(session, txn, *checked, expected))
@@ -122,10 +122,13 @@ def data_budget(session: EsmtpSession) -> data_io.DataBudget:
     return budget
 
 
-async def _checked_body(session: EsmtpSession, body: bytes) -> tuple[bytes, bool] | None:
-    """The (unstuffed) body and whether it is CRLF-clean (every CR and LF in a CRLF pair),
-    or None once a refusal for its lines or headers was sent."""
+async def _checked_body(session: EsmtpSession,
+                        read: data_io.Unstuffed) -> tuple[bytes, bool, bool] | None:
+    """The (unstuffed) body, whether it is CRLF-clean (every CR and LF in a CRLF pair)
+    and whether it is known to have no dot lines; or None once a refusal for its lines or
+    headers was sent."""
     config = session.config
+    body = read.message
     # Every lookup (X-Tenant...) parses the header block: bound it before anyone does.
     header_end, _ = split_header_block(body)
     if header_end > config.max_header_block_size:
@@ -140,8 +143,9 @@ async def _checked_body(session: EsmtpSession, body: bytes) -> tuple[bytes, bool
         if config.invalid_line_endings == "Deny":
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
             return None
-        return data_io.fix_line_endings(body), True  # fixed: clean now
-    return body, clean
+        # Fixed: clean now; a bare LF before a full stop may have become a dot line.
+        return data_io.fix_line_endings(body), True, False
+    return body, clean, read.no_dot_lines
 
 
 def _log_orphan_failure(task: asyncio.Future[None]) -> None:
@@ -150,7 +154,7 @@ def _log_orphan_failure(task: asyncio.Future[None]) -> None:
 
 
 async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: bool,
-                   expected: Expected) -> None:
+                   no_dot_lines: bool, expected: Expected) -> None:
     """Process one transaction's body (shielded from the client going away). ``expected``
     arrives just before the spool write; every other way out reaches :func:`data`'s
     ``finally`` at the latest, which says it then."""
@@ -159,8 +163,10 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: 
         async with asyncio.timeout(session.config.data_processing_timeout):
             meta = session.conn_meta
             if session.data_event:
+                received = body
                 body, meta, clean = await _data_event(session, txn, body, clean)
-            messages = _make_messages(session, txn, body, meta, clean)
+                no_dot_lines = no_dot_lines and body is received  # else: not known
+            messages = _make_messages(session, txn, body, meta, clean, no_dot_lines)
             for message in messages:
                 await hooks.smtp_server_message_received(message, session.conn_meta)
     except TimeoutError:
@@ -211,13 +217,17 @@ async def _data_event(
 
 
 def _make_messages(
-    session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any], clean: bool
+    session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any], clean: bool,
+    no_dot_lines: bool = False,
 ) -> list[Message]:
     trace = session.config.trace_headers
     date = rfc2822_now()
     protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
-    # Several recipients share one body: each message holds only its Received header.
-    shared = SharedBody(body, crlf_clean=clean) if len(txn.recipients) > 1 else None
+    # Each message holds only its own header lines (Received...), the body apart: several
+    # recipients share it, and one recipient's trace headers are prepended without a copy
+    # of the body each time (a sole body is still spooled as the message's own record).
+    sole = len(txn.recipients) == 1
+    shared = SharedBody(body, crlf_clean=clean, no_dot_lines=no_dot_lines, sole=sole)
     messages = []
     for recipient in txn.recipients:
         message_id = new_message_id()
@@ -230,13 +240,8 @@ def _make_messages(
                 date=date)
         # The Received header holds what the client sent (EHLO name): checked, not assumed.
         head_clean = data_io.check_line_endings(head)
-        if shared is None:
-            message = Message(txn.sender, recipient, head + body, id=message_id,
-                              meta=meta, crlf_clean=clean and head_clean)
-        else:
-            message = Message(txn.sender, recipient, head, shared=shared, id=message_id,
-                              meta=meta, crlf_clean=head_clean)
-        messages.append(message)
+        messages.append(Message(txn.sender, recipient, head, shared=shared, id=message_id,
+                                meta=meta, crlf_clean=head_clean))
     return messages
 
 
