@@ -2,7 +2,7 @@
 
 aiosmtpd reads DATA one line per ``await``, which dominates the cost of a small message.
 Here the stream's buffer is searched in place for the end-of-data marker and the whole
-message is taken with one ``readexactly`` once the marker is in it. The marker
+message is taken out of it, one copy, once the marker is in it. The marker
 ``CRLF . CRLF`` is the first line starting with a full stop that holds nothing else, so
 the search walks the lines that start with a dot (``memchr`` for full stops: a body
 without them, such as base64, is searched at memory speed) and learns on the way whether
@@ -186,10 +186,11 @@ class _Collected:
 async def _read(
     reader: asyncio.StreamReader, max_size: int, budget: DataBudget | None
 ) -> _Read | DataTooBig | DataOverBudget:
-    # The stream's buffer is searched in place and taken with ``readexactly`` (one copy)
-    # once the end is in it; ``_buffer``, ``_limit`` and ``_wait_for_data`` are
-    # StreamReader internals, used the way aiosmtpd uses them for STARTTLS. ``_limit``
-    # makes the transport pause reading at two windows buffered.
+    # The stream's buffer is searched in place and taken with one copy (:func:`_take`)
+    # once the end is in it; ``_buffer``, ``_limit``, ``_wait_for_data`` and
+    # ``_maybe_resume_transport`` are StreamReader internals, used the way aiosmtpd uses
+    # them for STARTTLS. ``_limit`` makes the transport pause reading at two windows
+    # buffered.
     buffer: bytearray = reader._buffer  # type: ignore[attr-defined]
     got = _Collected(max_size, budget)
     saved_limit = reader._limit  # type: ignore[attr-defined]
@@ -204,12 +205,12 @@ async def _read(
                 end, dot_lines, start = _find_end(buffer, start, dot_lines)
             if end != -1:
                 if end > -2:
-                    got.add(await reader.readexactly(end + 2))
-                await reader.readexactly(3)
+                    got.add(_take(reader, buffer, end + 2))
+                _drop(reader, buffer, 3)  # the final ". CRLF"
                 break
             if len(buffer) >= READ_WINDOW:
                 # No end in a full window: take all that cannot be part of a marker.
-                got.add(await reader.readexactly(len(buffer) - 4))
+                got.add(_take(reader, buffer, len(buffer) - 4))
                 start = 0
             await _more(reader, buffer)
     except BaseException:
@@ -249,6 +250,23 @@ def _find_end(buffer: bytearray, start: int, dot_lines: bool) -> tuple[int, bool
         start = at + 3  # a dot line: from here on, the plain search
     at = buffer.find(_END, start)
     return at, True, (at if at >= 0 else max(start, size - 4))
+
+
+def _take(reader: asyncio.StreamReader, buffer: bytearray, size: int) -> bytes:
+    """The first ``size`` buffered bytes, taken out of the stream: ``readexactly`` without
+    its extra copy (it slices the buffer into a new bytearray before making bytes of it,
+    two copies of each 64 KiB window). The bytes are known to be buffered."""
+    with memoryview(buffer) as view:  # released before the buffer is resized
+        taken = bytes(view[:size])
+    _drop(reader, buffer, size)
+    return taken
+
+
+def _drop(reader: asyncio.StreamReader, buffer: bytearray, size: int) -> None:
+    """Forget the first ``size`` buffered bytes (a bytearray drops its front without
+    moving the rest) and let the transport read again if it paused for them."""
+    del buffer[:size]
+    reader._maybe_resume_transport()  # type: ignore[attr-defined]
 
 
 async def _more(reader: asyncio.StreamReader, buffer: bytearray) -> None:
