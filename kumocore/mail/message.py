@@ -99,7 +99,8 @@ class Message(MessageMethods):
         #: ``(body key, head)`` when the spool holds this message as a shared body plus
         #: its head (set by the store when saved); fixed once saved, whatever edits follow.
         self.spool_ref: tuple[str, bytes] | None = None
-        self.meta: dict[str, Any] = jsonable(dict(meta), "meta") if meta else {}
+        # jsonable makes the copy: the caller's mapping is never shared.
+        self.meta: dict[str, Any] = jsonable(meta, "meta") if meta else {}
         self.created: float = time.time() if created is None else created
         self.num_attempts: int = num_attempts
         self.due: float | None = due
@@ -298,7 +299,7 @@ class Message(MessageMethods):
         """Set a meta value; it must survive a JSON round trip (TypeError otherwise)."""
         if not isinstance(key, str):
             raise TypeError(f"meta key must be a string, got {key!r}")
-        self.meta[key] = jsonable(value, f"meta {key!r}")
+        self.meta[key] = value if type(value) is str else jsonable(value, f"meta {key!r}")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         return self.meta.get(key, default)

@@ -19,6 +19,10 @@ class SpoolRecordError(ValueError):
         self.reason = reason
 
 
+#: Types whose values are JSON as they are (exact types: a subclass may not be).
+_AS_IS = frozenset({str, bool, type(None)})
+
+
 def jsonable(value: Any, where: str) -> Any:
     """``value`` if it survives a JSON round trip unchanged (tuples become lists)."""
     if value is None or isinstance(value, (str, bool)):
@@ -38,7 +42,9 @@ def jsonable(value: Any, where: str) -> Any:
         for k, v in value.items():
             if not isinstance(k, str):
                 raise TypeError(f"{where}: object keys must be strings, got {k!r}")
-            out[k] = jsonable(v, f"{where}.{k}")
+            # Most meta values are strings: kept as they are, without a path for an error
+            # message that cannot happen (every message copies its connection's meta).
+            out[k] = v if type(v) in _AS_IS else jsonable(v, f"{where}.{k}")
         return out
     raise TypeError(f"{where}: {type(value).__name__} is not JSON-serialisable")
 

@@ -102,12 +102,12 @@ def test_a_line_one_over_the_limit_is_found_at_every_offset(limit: int) -> None:
 def test_a_body_of_ordinary_lines_is_cleared_without_the_exact_walk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kumocore.reception.smtp import data as data_io
+    from kumocore.reception.smtp import lines
 
     def refuse(data: bytes, limit: int) -> bool:
         raise AssertionError("the exact walk ran for a body the filter clears")
 
-    monkeypatch.setattr(data_io, "_crlf_line_over", refuse)
+    monkeypatch.setattr(lines, "_crlf_line_over", refuse)
     base64_lines = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n"
     assert scan_lines(base64_lines * 1400, 998) == (False, True)
 

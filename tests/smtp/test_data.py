@@ -143,15 +143,15 @@ def test_scan_lines_answers_as_the_two_separate_checks_on_random_bodies() -> Non
 async def test_scanning_a_large_body_in_slices_gives_the_same_answers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kumocore.reception.smtp import data as data_io
+    from kumocore.reception.smtp import lines
 
-    monkeypatch.setattr(data_io, "SCAN_SLICE", 8)  # tiny slices: every cut is exercised
+    monkeypatch.setattr(lines, "SCAN_SLICE", 8)  # tiny slices: every cut is exercised
     rng = random.Random(5321)
     alphabet = [b"a", b"bcd", b"\r", b"\n", b"\r\n", b"\r\n", b"\r\n", b"."]
     for _ in range(3000):
         data = b"".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
         limit = rng.randrange(1, 8)
-        long_line, clean = await data_io.scan_lines_yielding(data, limit)
+        long_line, clean = await lines.scan_lines_yielding(data, limit)
         expected_long, expected_clean = scan_lines(data, limit)
         assert long_line == expected_long, (data, limit)
         if not long_line:  # a long line is refused first; its other answer is not used

@@ -33,11 +33,16 @@ in its stream buffer (the transport stops reading beyond that).
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 
-from kumocore.mail import crlf
 from kumocore.reception.smtp.dots import find_dot_line, has_dot_line
+from kumocore.reception.smtp.lines import (
+    check_line_endings,
+    fix_line_endings,
+    has_long_line,
+    scan_lines,
+    scan_lines_yielding,
+)
 
 __all__ = [
     "OVER_BUDGET_REPLY",
@@ -58,7 +63,6 @@ __all__ = [
 
 _DOT_CRLF = b".\r\n"
 _END = b"\r\n.\r\n"
-_ANY_EOL = re.compile(rb"\r\n|\r|\n")
 
 
 #: Buffered DATA beyond this is taken out of the stream: ordinary messages are read whole.
@@ -161,21 +165,42 @@ class _Collected:
         self.held = 0  # charged to the budget
         self.too_big = self.over_budget = False
 
-    def add(self, piece: bytes) -> None:
-        self.size += len(piece)
+    def take(self, reader: asyncio.StreamReader, buffer: bytearray, size: int, *,
+             last: bool = False) -> None:
+        """The first ``size`` buffered bytes, taken out of the stream as the next piece.
+
+        One copy, where ``readexactly`` makes two (it slices the buffer into a new
+        bytearray before making bytes of it). The ``last`` piece of a message read in
+        several windows is joined to them straight from the buffer, and bytes of a
+        message already too big or over budget are only counted, never copied."""
+        with memoryview(buffer) as view:  # released before the buffer is resized
+            piece = view[:size]
+            try:
+                if self._keeps(size):
+                    if last and self.pieces:
+                        self.pieces = [b"".join([*self.pieces, piece])]
+                    else:
+                        self.pieces.append(bytes(piece))
+            finally:
+                piece.release()
+        _drop(reader, buffer, size)
+
+    def _keeps(self, size: int) -> bool:
+        """Count ``size`` more bytes; whether they are kept (and charged to the budget)."""
+        self.size += size
         if self.too_big or self.over_budget:
-            return
+            return False
         budget = self.budget
         if self.size > self.max_size:
             self.too_big = True
-        elif budget is not None and not budget.take(len(piece)):
+        elif budget is not None and not budget.take(size):
             self.over_budget = True
         else:
-            self.held += len(piece)
-            self.pieces.append(piece)
-            return
+            self.held += size
+            return True
         self.pieces.clear()  # keep reading to the end, keep nothing
         self.give_back()
+        return False
 
     def give_back(self) -> None:
         if self.budget is not None:
@@ -186,11 +211,11 @@ class _Collected:
 async def _read(
     reader: asyncio.StreamReader, max_size: int, budget: DataBudget | None
 ) -> _Read | DataTooBig | DataOverBudget:
-    # The stream's buffer is searched in place and taken with one copy (:func:`_take`)
-    # once the end is in it; ``_buffer``, ``_limit``, ``_wait_for_data`` and
-    # ``_maybe_resume_transport`` are StreamReader internals, used the way aiosmtpd uses
-    # them for STARTTLS. ``_limit`` makes the transport pause reading at two windows
-    # buffered.
+    # The stream's buffer is searched in place and taken with one copy
+    # (:meth:`_Collected.take`) once the end is in it; ``_buffer``, ``_limit``,
+    # ``_wait_for_data`` and ``_maybe_resume_transport`` are StreamReader internals, used
+    # the way aiosmtpd uses them for STARTTLS. ``_limit`` makes the transport pause
+    # reading at two windows buffered.
     buffer: bytearray = reader._buffer  # type: ignore[attr-defined]
     got = _Collected(max_size, budget)
     saved_limit = reader._limit  # type: ignore[attr-defined]
@@ -205,12 +230,12 @@ async def _read(
                 end, dot_lines, start = _find_end(buffer, start, dot_lines)
             if end != -1:
                 if end > -2:
-                    got.add(_take(reader, buffer, end + 2))
+                    got.take(reader, buffer, end + 2, last=True)
                 _drop(reader, buffer, 3)  # the final ". CRLF"
                 break
             if len(buffer) >= READ_WINDOW:
                 # No end in a full window: take all that cannot be part of a marker.
-                got.add(_take(reader, buffer, len(buffer) - 4))
+                got.take(reader, buffer, len(buffer) - 4)
                 start = 0
             await _more(reader, buffer)
     except BaseException:
@@ -252,16 +277,6 @@ def _find_end(buffer: bytearray, start: int, dot_lines: bool) -> tuple[int, bool
     return at, True, (at if at >= 0 else max(start, size - 4))
 
 
-def _take(reader: asyncio.StreamReader, buffer: bytearray, size: int) -> bytes:
-    """The first ``size`` buffered bytes, taken out of the stream: ``readexactly`` without
-    its extra copy (it slices the buffer into a new bytearray before making bytes of it,
-    two copies of each 64 KiB window). The bytes are known to be buffered."""
-    with memoryview(buffer) as view:  # released before the buffer is resized
-        taken = bytes(view[:size])
-    _drop(reader, buffer, size)
-    return taken
-
-
 def _drop(reader: asyncio.StreamReader, buffer: bytearray, size: int) -> None:
     """Forget the first ``size`` buffered bytes (a bytearray drops its front without
     moving the rest) and let the transport read again if it paused for them."""
@@ -291,99 +306,3 @@ def unstuff(data: bytes, *, dot_lines: bool | None = None) -> bytes:
     if dot_lines:
         data = data.replace(b"\r\n.", b"\r\n")
     return data
-
-
-def has_long_line(data: bytes, limit: int) -> bool:
-    """Whether a CRLF-terminated line is longer than ``limit`` octets (CRLF excluded)."""
-    if len(data) <= limit:
-        return False
-    return max(map(len, data.split(b"\r\n"))) > limit
-
-
-def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
-    """``(has_long_line(data, limit), check_line_endings(data))`` in one pass.
-
-    Reception needs both answers for every message; computed separately they take three
-    ``count`` passes (one for the two-byte CRLF, the slowest) and a ``split``: about
-    120 us at 50 KB. ``splitlines`` breaks at CRLF, CR and LF alike; the line lengths
-    then tell both answers. Every terminator is a CRLF exactly when the terminators take
-    two bytes each (a bare CR or LF takes one), and the lines are then the CRLF lines.
-    Large bodies take :mod:`kumocore.mail.crlf`'s vectorised scan when NumPy is there: it
-    tells the endings, and that no line can be long for nearly every body (one whose
-    LFs come less often is walked by :func:`_crlf_line_over`).
-    """
-    if not data:
-        return False, True
-    vectorised = crlf.crlf_scan_vectorised
-    if vectorised is not None and len(data) >= crlf.VECTOR_MIN:
-        clean, short_lines = vectorised(data, limit)
-        if not clean:
-            return has_long_line(data, limit), False
-        return (not short_lines and _crlf_line_over(data, limit)), True
-    lines = data.splitlines()
-    # splitlines gives no empty last item after a final terminator: count terminators.
-    terminators = len(lines) if data.endswith((b"\r", b"\n")) else len(lines) - 1
-    if len(data) - len(b"".join(lines)) != 2 * terminators:
-        return has_long_line(data, limit), False
-    return _crlf_line_over(data, limit), True
-
-
-def _crlf_line_over(data: bytes, limit: int) -> bool:
-    """Whether a line of ``data``, whose every LF ends a CRLF, is over ``limit`` octets.
-
-    Each step asks ``rfind`` (``memrchr``) for the last LF within reach of a line of the
-    limit, so a body of short lines costs one call per ~1,000 bytes, not one per line."""
-    size = len(data)
-    pos = 0  # the start of a line
-    rfind = data.rfind
-    while size - pos > limit:  # what is left may hold a line over the limit
-        lf = rfind(b"\n", pos, pos + limit + 2)
-        if lf < 0:
-            return True
-        pos = lf + 1
-    return False
-
-
-#: Bodies larger than this are scanned a slice at a time, yielding to the loop in between.
-SCAN_SLICE = 1024 * 1024
-
-
-async def scan_lines_yielding(data: bytes, limit: int) -> tuple[bool, bool]:
-    """:func:`scan_lines`, one :data:`SCAN_SLICE` at a time with a loop turn in between.
-
-    ``splitlines`` holds the GIL, so a thread would not help: a 20 MiB body of short lines
-    took ~100 ms in one call, during which no other client was served. Slices end just
-    after a CRLF, so no line (by either definition: CRLF-terminated for the length, any
-    terminator for the endings) and no CRLF pair is split between two of them.
-    """
-    if len(data) <= SCAN_SLICE:
-        return scan_lines(data, limit)
-    clean = True
-    start = 0
-    while start < len(data):
-        end = len(data) if len(data) - start <= SCAN_SLICE else (
-            data.rfind(b"\r\n", start, start + SCAN_SLICE) + 2)
-        if end <= start + 1:  # one line longer than a slice: take it whole
-            found = data.find(b"\r\n", start + SCAN_SLICE - 1)
-            end = len(data) if found < 0 else found + 2
-        long_line, slice_clean = scan_lines(data[start:end], limit)
-        if long_line:
-            return True, clean and slice_clean
-        clean = clean and slice_clean
-        start = end
-        await asyncio.sleep(0)
-    return False, clean
-
-
-def check_line_endings(data: bytes) -> bool:
-    """True when every CR and LF in ``data`` is part of a CRLF pair.
-
-    The plain definition; reception gets the same answer from :func:`scan_lines`, which
-    the tests hold to this one."""
-    pairs = data.count(b"\r\n")
-    return data.count(b"\r") == pairs and data.count(b"\n") == pairs
-
-
-def fix_line_endings(data: bytes) -> bytes:
-    """Turn every bare CR and bare LF into CRLF (``invalid_line_endings = "Fix"``)."""
-    return _ANY_EOL.sub(b"\r\n", data)

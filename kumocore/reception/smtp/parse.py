@@ -66,6 +66,9 @@ def parse_params(tokens: list[str]) -> dict[str, str | None]:
 
 def _closing_bracket(text: str) -> int:
     """Index of the ``>`` closing the path that starts at ``text[0]``; quotes respected."""
+    end = text.find(">")
+    if end >= 0 and '"' not in text[:end]:
+        return end  # nothing quoted before the first ">" (nearly every path): it closes
     quoted = False
     escaped = False
     for index, char in enumerate(text):

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 import kumocore.reception.smtp.data as data_io
+import kumocore.reception.smtp.lines as lines
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.mail.body import SharedBody
 from kumocore.mail.headers import split_header_block
@@ -135,7 +136,7 @@ async def _checked_body(session: EsmtpSession,
         await session.reply(552, f"5.3.4 header block too big (limit "
                                  f"{config.max_header_block_size} bytes)")
         return None
-    long_line, clean = await data_io.scan_lines_yielding(body, config.line_length_hard_limit)
+    long_line, clean = await lines.scan_lines_yielding(body, config.line_length_hard_limit)
     if long_line:
         await session.reply(500, "5.2.3 line too long")
         return None
@@ -144,7 +145,7 @@ async def _checked_body(session: EsmtpSession,
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
             return None
         # Fixed: clean now; a bare LF before a full stop may have become a dot line.
-        return data_io.fix_line_endings(body), True, False
+        return lines.fix_line_endings(body), True, False
     return body, clean, read.no_dot_lines
 
 
@@ -239,7 +240,7 @@ def _make_messages(
                 protocol=protocol, message_id=message_id, recipient=recipient.email,
                 date=date)
         # The Received header holds what the client sent (EHLO name): checked, not assumed.
-        head_clean = data_io.check_line_endings(head)
+        head_clean = lines.check_line_endings(head)
         messages.append(Message(txn.sender, recipient, head, shared=shared, id=message_id,
                                 meta=meta, crlf_clean=head_clean))
     return messages
