@@ -6,6 +6,7 @@ their order follow KumoMTA's ``JsonLogRecord``: its tools read kumocore's logs u
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -85,7 +86,14 @@ def rfc3339_ns(unix: float) -> str:
     frac = round((unix - secs) * 1_000_000_000)  # split first: unix * 1e9 loses ~100 ns
     if frac == 1_000_000_000:
         secs, frac = secs + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+    return _rfc3339_seconds(secs) + f".{frac:09d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _rfc3339_seconds(secs: int) -> str:
+    # Every record has two times, and a busy second has thousands of records: the date
+    # and time of day are formatted once per second, not twice per record.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
 
 
 @dataclass(frozen=True, slots=True)
