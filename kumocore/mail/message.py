@@ -3,14 +3,15 @@
 One Message has one recipient, as in KumoMTA. The body is kept as the bytes received and
 never MIME-parsed; the header block is parsed lazily on the first header lookup and the
 parse is cached until ``data`` changes. The messages of one multi-recipient transaction
-share one body (:mod:`kumocore.mail.body`): each holds only its own prepended header lines.
+share one body (:mod:`kumocore.mail.body`): each holds only its own prepended header lines;
+a message received alone holds its body the same way (a *sole* body, spooled as its own).
 Method names match KumoMTA's Lua message API (``msg:get_first_named_header_value(...)``)
 so Lua and Python policies read the same.
 
 For the spool a message is two records under its id: the data (the bytes) and the meta
 (:meth:`Message.meta_bytes`, compact JSON of envelope, meta and schedule). A message
-saved with a shared body has no data record of its own: its meta names the body's key
-and carries its head (``spool_ref``).
+saved with a shared body (not a sole one) has no data record of its own: its meta names
+the body's key and carries its head (``spool_ref``).
 """
 
 from __future__ import annotations
