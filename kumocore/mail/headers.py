@@ -28,7 +28,6 @@ __all__ = [
     "format_header",
     "header_line_for",
     "prepend_header",
-    "prepend_to_head",
     "remove_fields",
     "remove_headers",
     "split_header_block",
@@ -280,14 +279,6 @@ def header_line_for(data: bytes, name: str, value: str, *, encode: bool = False)
     """The ``Name: value`` line that :func:`prepend_header` puts in front of ``data``
     (ended the way ``data``'s lines are)."""
     return format_header(name, value, encode=encode, nl=_newline_of(data))
-
-
-def prepend_to_head(
-    head: bytes, body: bytes, name: str, value: str, *, encode: bool = False
-) -> bytes:
-    """``head`` (header lines kept in front of a shared ``body``) with ``Name: value``
-    first, using the line ending of the message they form."""
-    return format_header(name, value, encode=encode, nl=_newline_of(head or body)) + head
 
 
 def append_header(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:

@@ -227,26 +227,23 @@ class Message(MessageMethods):
 
     def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
         shared = self._shared
-        if shared is None:
-            self._prepend(_h.header_line_for(self._data, name, value, encode=encode))
-        else:  # only the head grows: the body stays shared
-            self._set_head(_h.prepend_to_head(self._data, shared.data, name, value,
-                                              encode=encode))
+        # The line ends as the message's lines do: those of its head, else of its body.
+        ending_of = self._data if self._data or shared is None else shared.data
+        self._prepend(_h.header_line_for(ending_of, name, value, encode=encode))
 
     def _prepend(self, lines: bytes) -> None:
-        """Own bytes: ``lines`` added in front of them. The message stays known
-        CRLF-clean if the added lines are: they are checked, not the whole message again
-        (a compare of the old bytes with the new tail cost a pass over a 100 KB body)."""
+        """``lines`` in front of the message: only its head grows when it has a (shared
+        or sole) body apart, else its own bytes. It stays known CRLF-clean if the added
+        lines are: they are checked, not the message again (a compare of the old bytes
+        with the new tail cost a pass over a 100 KB body)."""
         clean = self._crlf_clean and _crlf_clean_lines(lines)
-        self.data = lines + self._data
+        if self._shared is None:
+            self.data = lines + self._data
+        else:
+            self._data = lines + self._data
+            self._size += len(lines)
+            self._headers = None
         self._crlf_clean = clean
-
-    def _set_head(self, head: bytes) -> None:
-        assert self._shared is not None
-        self._crlf_clean = self._crlf_clean and _crlf_clean_prefix(head, self._data)
-        self._data = head
-        self._size = len(head) + len(self._shared)
-        self._headers = None
 
     def append_header(self, name: str, value: str, encode: bool = False) -> None:
         self._own()
@@ -291,10 +288,7 @@ class Message(MessageMethods):
             raise ValueError(f"DKIM signer returned {header!r:.60}, not a DKIM-Signature header")
         if not header.endswith(b"\n"):
             header += b"\r\n"
-        if self._shared is None:
-            self._prepend(header)
-        else:  # a prepend: only the head grows
-            self._set_head(header + self._data)
+        self._prepend(header)
 
     def set_meta(self, key: str, value: Any) -> None:
         """Set a meta value; it must survive a JSON round trip (TypeError otherwise)."""
@@ -366,18 +360,6 @@ class Message(MessageMethods):
 def _spooled_sender(text: str) -> EnvelopeAddress:
     """The sender of a meta record (``""`` is the null sender); AddressError if invalid."""
     return NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
-
-
-def _crlf_clean_prefix(new: bytes, old: bytes) -> bool:
-    """Whether ``new`` is ``old`` with a CRLF-clean prefix in front.
-
-    Then a CRLF-clean ``old`` gives a CRLF-clean ``new``: a clean prefix does not end in
-    a bare CR, so no pair is formed or split where the two meet.
-    """
-    added = len(new) - len(old)
-    if added < 0 or not new.endswith(old):
-        return False
-    return _crlf_clean_lines(new[:added])
 
 
 def _crlf_clean_lines(lines: bytes) -> bool:
