@@ -85,8 +85,16 @@ class TestDnsServer:
     __test__ = False  # not a pytest test class
 
     def __init__(
-        self, zones: Mapping[str, Mapping[str, Any]] | None = None, *, servfail: bool = False
+        self,
+        zones: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        servfail: bool = False,
+        poll_interval: float = 0.005,
     ) -> None:
+        # How often each server thread wakes to check for stop(): short keeps stop() fast
+        # (a test node starts and stops one per test); a benchmark passes a long one, so
+        # that 400 wake-ups a second do not take CPU from the MTA it is timing.
+        self.poll_interval = poll_interval
         self._lock = threading.Lock()
         self._zones: Zones = {}
         for name, records in (zones or {}).items():
@@ -120,10 +128,10 @@ class TestDnsServer:
         for server in (udp, tcp):
             server.dns = self
             server.logger = DNSLogger(log="-request,-reply,-truncated,-error")
-            # A short poll interval keeps stop() (which waits for a poll) fast: a test node
-            # starts and stops one per test.
             thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": self.poll_interval},
+                daemon=True,
             )
             thread.start()
             self._servers.append(server)

@@ -243,3 +243,23 @@ async def test_configure_drops_the_mx_built_from_old_answers(
     with TestDnsServer({"gmail.com": {"MX": [(1, "smtp.other.example")]}}) as other:
         resolver.configure([other.address], timeout=0.5)
         assert (await resolver.lookup_mx("gmail.com")).site_name == "smtp.other.example"
+
+
+async def test_server_that_polls_seldom_answers_at_once_and_stops_within_its_interval() -> None:
+    # The benchmark's server wakes only twice a second to check for stop(): answering must
+    # not wait for that wake-up, and stop() takes no longer than one interval.
+    import time
+
+    server = TestDnsServer(
+        {"slow.example": {"MX": [(10, "mx.slow.example")], "TTL": 60}}, poll_interval=0.5
+    ).start()
+    try:
+        resolver = Resolver([server.address], timeout=0.4)
+        started = time.monotonic()
+        mx = await resolver.lookup_mx("slow.example")
+        assert time.monotonic() - started < 0.3
+        assert mx.hosts == ["mx.slow.example."]
+    finally:
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 1.0
