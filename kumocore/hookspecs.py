@@ -314,6 +314,9 @@ def kumo_get_queue_config(
 def kumo_get_egress_pool(pool_name: str) -> EgressPool | None:
     """The pool named ``pool_name``; pools from ``kumo.define_egress_pool`` are the default.
 
+    Routing keeps the answer for the pool's ``ttl`` (60 s unless set), as KumoMTA does:
+    asked once per name and ``ttl``, not per message; None is not kept.
+
     Lua: ``kumo.on('get_egress_pool', function(name) return kumo.make_egress_pool{...} end)``.
     """
 
@@ -321,6 +324,9 @@ def kumo_get_egress_pool(pool_name: str) -> EgressPool | None:
 @hookspec(firstresult=True)
 def kumo_get_egress_source(source_name: str) -> EgressSource | None:
     """The source named ``source_name``; ``kumo.define_egress_source`` is the default.
+
+    Routing keeps the answer for the source's ``ttl`` (60 s unless set), as KumoMTA does:
+    asked once per name and ``ttl``, not per message; None is not kept.
 
     Lua: ``kumo.on('get_egress_source', function(name)
     return kumo.make_egress_source{...} end)``.

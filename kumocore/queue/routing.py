@@ -24,6 +24,7 @@ from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue
 from kumocore.mail.queue_name import parse_queue_name
 from kumocore.mail.response import Response
 from kumocore.queue.egress import PathKey
+from kumocore.queue.egress_cache import DefinitionCache
 from kumocore.queue.errors import RoutingError
 from kumocore.queue.pool import WeightedRoundRobin
 from kumocore.queue.session import SmtpEgressPath
@@ -77,6 +78,9 @@ class Router:
         # plugins are registered by then.
         self._throttle_event: bool | None = None
         self._rotations: dict[str, tuple[tuple[tuple[str, int], ...], WeightedRoundRobin]] = {}
+        # Kept for their ttl, as KumoMTA keeps them (kumocore.queue.egress_cache).
+        self.pools = DefinitionCache(self.hooks.get_egress_pool)
+        self.sources = DefinitionCache(self.hooks.get_egress_source)
 
     async def route(self, message: Message) -> None:
         manager = self.manager
@@ -131,7 +135,7 @@ class Router:
 
     async def _pick_source(self, queue: ScheduledQueue) -> str:
         pool_name = queue.pool_name
-        pool = await self.hooks.get_egress_pool(pool_name)
+        pool = await self.pools.get(pool_name)
         if pool is None:
             raise RoutingError(
                 Response.parse(451, f"4.3.0 egress pool {pool_name!r} is not defined")
@@ -164,7 +168,7 @@ class Router:
 
     async def _smtp_path_for(self, queue: ScheduledQueue) -> EgressPath:
         source_name = await self._pick_source(queue)
-        source = await self.hooks.get_egress_source(source_name)
+        source = await self.sources.get(source_name)
         if source is None:
             raise RoutingError(
                 Response.parse(451, f"4.3.0 egress source {source_name!r} is not defined")
