@@ -29,33 +29,27 @@ VECTOR_MIN = 16 * 1024
 Scan = Callable[[bytes, int], tuple[bool, bool]]
 
 
-def _load_vectorised() -> tuple[Callable[[bytes], bool], Scan] | None:
+def _load_vectorised() -> Scan | None:
     try:
         import numpy as np
     except ImportError:  # NumPy is optional: reception falls back to the plain pass
         return None
 
-    def marks(data: bytes) -> tuple[Any, bool]:
-        """``(the LF positions as a boolean array, clean)``; ``data`` is not empty."""
+    def crlf_scan(data: bytes, limit: int) -> tuple[bool, bool]:
+        """``(every CR and LF of data is in a CRLF pair, no line can be over limit)``; the
+        second is only meant for a clean ``data``: False there means "not known", and the
+        caller checks."""
+        if not data:
+            return True, True
         octets = np.frombuffer(data, dtype=np.uint8)
         cr = octets == 13
         lf = octets == 10
         if lf[0] or cr[-1]:  # an LF with nothing before it, a CR with nothing after it
-            return lf, False
+            return False, False
         # Paired exactly when the CR positions, moved one octet on, are the LF positions.
-        return lf, not bool(np.not_equal(cr[:-1], lf[1:]).any())
-
-    def crlf_clean(data: bytes) -> bool:
-        """True when every CR in ``data`` is followed by an LF and every LF follows a CR."""
-        return True if not data else marks(data)[1]
-
-    def crlf_scan(data: bytes, limit: int) -> tuple[bool, bool]:
-        """``(crlf_clean(data), no line can be over limit)``; the second is only meant
-        for a clean ``data``: False there means "not known", and the caller checks."""
-        if not data:
-            return True, True
-        lf, clean = marks(data)
-        return clean, (clean and _lf_in_every_block(lf, limit))
+        if np.not_equal(cr[:-1], lf[1:]).any():
+            return False, False
+        return True, _lf_in_every_block(lf, limit)
 
     def _lf_in_every_block(lf: Any, limit: int) -> bool:
         # A line over ``limit`` has at least limit + 1 bytes before its CR, or before the
@@ -69,11 +63,8 @@ def _load_vectorised() -> tuple[Callable[[bytes], bool], Scan] | None:
             return False  # nothing to go by: the exact walk decides
         return bool(lf[: rows * width].reshape(rows, width).any(axis=1).all())
 
-    return crlf_clean, crlf_scan
+    return crlf_scan
 
 
-_loaded = _load_vectorised()
-#: The vectorised CRLF test, or None when NumPy is not installed.
-crlf_clean_vectorised: Callable[[bytes], bool] | None = None if _loaded is None else _loaded[0]
 #: The vectorised CRLF test and line-length filter in one pass, or None without NumPy.
-crlf_scan_vectorised: Scan | None = None if _loaded is None else _loaded[1]
+crlf_scan_vectorised: Scan | None = _load_vectorised()

@@ -19,7 +19,8 @@ class SpoolRecordError(ValueError):
         self.reason = reason
 
 
-#: Types whose values are JSON as they are (exact types: a subclass may not be).
+#: The types of nearly every meta value, which :func:`jsonable` returns unchanged: a value
+#: of exactly one of them skips the call (a set lookup instead of the ``isinstance`` test).
 _AS_IS = frozenset({str, bool, type(None)})
 
 

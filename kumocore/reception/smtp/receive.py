@@ -219,7 +219,7 @@ async def _data_event(
 
 def _make_messages(
     session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any], clean: bool,
-    no_dot_lines: bool = False,
+    no_dot_lines: bool,
 ) -> list[Message]:
     trace = session.config.trace_headers
     date = rfc2822_now()
