@@ -238,6 +238,30 @@ async def test_read_message_of_a_large_body_finds_a_dot_line_behind_the_first_wi
     assert rest == b"QUIT\r\n"
 
 
+@pytest.mark.parametrize(("size", "pieces"), [(100_000, 1), (3 * data_io.READ_WINDOW, 2)])
+async def test_a_message_within_two_read_windows_leaves_the_stream_in_one_piece(
+    size: int, pieces: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each piece taken out of the stream is a copy, and pieces are joined (another). A
+    # message that fits in the two windows the transport buffers before it pauses is
+    # taken once; a larger one two windows at a time.
+    taken: list[int] = []
+    take = data_io._Collected.take
+
+    def counted(self: Any, reader: asyncio.StreamReader, buffer: bytearray, size: int, *,
+                last: bool = False) -> None:
+        taken.append(size)
+        take(self, reader, buffer, size, last=last)
+
+    monkeypatch.setattr(data_io._Collected, "take", counted)
+    body = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkrLw==\r\n" * (size // 50)
+    stream = body + b".\r\nQUIT\r\n"
+    packets = [stream[i:i + 16384] for i in range(0, len(stream), 16384)]
+    result, rest = await feed_message(packets)
+    assert (result, rest) == (body, b"QUIT\r\n")
+    assert len(taken) == pieces, taken
+
+
 async def test_a_client_gone_before_the_end_of_data_is_an_incomplete_read() -> None:
     with pytest.raises(asyncio.IncompleteReadError):
         await feed_message([b"Subject: x\r\n\r\nbody\r\n."])

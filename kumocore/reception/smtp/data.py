@@ -17,8 +17,10 @@ never a second message.
 
 While DATA is read the stream limit is raised to :data:`READ_WINDOW` (64 KiB), so the
 transport keeps reading until two windows are buffered; it is restored afterwards. A
-larger message is taken a window at a time (all but the last four bytes, which may begin
-the marker). A message over
+message that does not fit in two windows is taken out two windows at a time (all but the
+last four bytes, which may begin the marker), just before the transport would pause: a
+message of up to 128 KiB is copied out of the stream once, a larger one once plus the
+join of its pieces. A message over
 ``max_message_size`` is read to its end and discarded (the reply comes after the final
 dot, RFC 5321 4.2.5, so the client does not get out of step), keeping nothing in memory.
 
@@ -222,6 +224,7 @@ async def _read(
     reader._limit = READ_WINDOW + len(_END)  # type: ignore[attr-defined]
     dot_lines = False
     start = 0  # the buffer holds no marker that begins before this index
+    take_at = 2 * READ_WINDOW  # read at each call: tests patch READ_WINDOW
     try:
         while True:
             if not got.size and buffer.startswith(_DOT_CRLF):
@@ -233,8 +236,10 @@ async def _read(
                     got.take(reader, buffer, end + 2, last=True)
                 _drop(reader, buffer, 3)  # the final ". CRLF"
                 break
-            if len(buffer) >= READ_WINDOW:
-                # No end in a full window: take all that cannot be part of a marker.
+            if len(buffer) >= take_at:
+                # No end in two full windows, where the transport pauses: take all that
+                # cannot be part of a marker. Taken sooner, a 100 KB message would be
+                # copied one and a half times (a window, then the join with the rest).
                 got.take(reader, buffer, len(buffer) - 4)
                 start = 0
             await _more(reader, buffer)
