@@ -27,6 +27,7 @@ from kumocore.admin.metrics import (
 )
 from kumocore.admin.peers import peer_rule_id
 from kumocore.admin.summary import inspect_message, queue_summary
+from kumocore.digits import decimal
 from kumocore.errors import ConfigError
 from kumocore.queue.admin import QueueRule, parse_rule
 from kumocore.tsa.admin_share import share_rule, unshare_rule
@@ -197,9 +198,9 @@ class AdminApi:
         if not name:
             raise ApiError(400, "query parameter 'queue_name' is required")
         raw_limit = request.query.get("limit")
-        if raw_limit is not None and not raw_limit.isdigit():
+        limit = decimal(raw_limit) if raw_limit is not None else None
+        if raw_limit is not None and limit is None:
             raise ApiError(400, "query parameter 'limit' must be a whole number")
-        limit = int(raw_limit) if raw_limit is not None else None
         want_body = request.query.get("want_body", "false").lower()
         if want_body not in ("true", "false"):
             raise ApiError(400, "query parameter 'want_body' must be true or false")

@@ -13,6 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Iterator
 
+from kumocore.digits import decimal
 from kumocore.errors import ConfigError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -103,14 +104,15 @@ def split_host_port(address: str) -> tuple[str, int]:
     own colons make the port ambiguous otherwise. Raises ``ValueError``.
     """
     host, sep, port_text = address.rpartition(":")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+    port = decimal(port_text, max_digits=5)
+    if not sep or not host or port is None or port > 65535:
         raise ValueError("expected 'host:port' (an IPv6 host as '[::1]:25')")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
         ipaddress.IPv6Address(host.split("%", 1)[0])  # raises ValueError when not IPv6
     elif ":" in host:
         raise ValueError("an IPv6 host needs brackets, as in '[::1]:25'")
-    return host, int(port_text)
+    return host, port
 
 
 def parse_network(entry: str | IPAddress | IPNetwork) -> IPNetwork:

@@ -13,6 +13,7 @@ from typing import Any
 
 from kumocore.config.duration import byte_size
 from kumocore.config.options import BOOL, STRING, TABLE, Options, enum, option, parsed
+from kumocore.digits import decimal
 from kumocore.errors import ConfigError
 
 
@@ -34,9 +35,10 @@ class MinFree:
             return value
         if isinstance(value, str) and value.strip().endswith("%"):
             text = value.strip()[:-1].strip()
-            if not text.isdigit() or int(text) > 100:
+            percent = decimal(text, max_digits=3)
+            if percent is None or percent > 100:
                 raise ConfigError("expected a percentage from 0% to 100%")
-            return cls(percent=int(text))
+            return cls(percent=percent)
         try:
             return cls(amount=byte_size(value))
         except ValueError as exc:

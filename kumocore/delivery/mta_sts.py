@@ -31,6 +31,7 @@ import aiohttp
 import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from kumocore.digits import decimal
 from kumocore.dns import DnsError
 from kumocore.dns.site_name import factor_names, split_port
 
@@ -110,7 +111,7 @@ def parse_policy(text: str, policy_id: str = "") -> StsPolicy:
     if mode not in MODES:
         raise PolicyError(f"policy mode {mode!r} is not enforce, testing or none")
     age = fields.get("max_age", "")
-    if not age.isdigit() or len(age) > 10:
+    if decimal(age, max_digits=10) is None:
         raise PolicyError(f"policy max_age {age!r} is not a number of seconds")
     if mode != "none" and not mx:
         raise PolicyError(f"a {mode} policy names no mx")

@@ -34,6 +34,7 @@ import dns.name
 import dns.nameserver
 import dns.resolver
 
+from kumocore.digits import decimal
 from kumocore.dns.mx import MailExchanger, domain_literal_address
 from kumocore.dns.site_name import split_port
 from kumocore.errors import ConfigError
@@ -114,9 +115,10 @@ def parse_name_server(spec: str) -> dns.nameserver.Do53Nameserver:
     host, port = spec.strip(), 53
     if host.startswith("["):
         inner, _, rest = host[1:].partition("]")
-        if rest and not (rest.startswith(":") and rest[1:].isdigit()):
+        number = decimal(rest[1:], max_digits=5) if rest.startswith(":") else None
+        if rest and number is None:
             raise ConfigError(f"name_servers: cannot parse {spec!r}; use 'IP' or 'IP:PORT'")
-        host, port = inner, int(rest[1:]) if rest else 53
+        host, port = inner, number if number is not None else 53
     else:
         name, parsed = split_port(host)
         if parsed is not None:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kumocore.digits import decimal
+
 #: Placeholder for "this host has no label at this position" while collecting columns.
 _MISSING = "?"
 
@@ -28,9 +30,9 @@ def split_port(name: str) -> tuple[str, int | None]:
     one colon is an IPv6 address, not ``host:port``.
     """
     host, sep, port = name.rpartition(":")
-    if not sep or ":" in host or not port.isdigit() or not host:
+    value = decimal(port, max_digits=5)
+    if not sep or ":" in host or value is None or not host:
         return name, None
-    value = int(port)
     if value > 65535:
         return name, None
     return host, value

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from kumocore.config.duration import duration_seconds
+from kumocore.digits import decimal
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import policy_function
 
@@ -84,7 +85,7 @@ class HttpResponse:
 
     def content_length(self) -> int | None:
         value = self._headers.get("content-length")
-        return int(value) if value is not None and value.isdigit() else None
+        return decimal(value) if value is not None else None
 
     def bytes(self) -> bytes:
         return self._body

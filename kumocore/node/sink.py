@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kumocore.digits import decimal
 from kumocore.node.sink_smtp import Envelope, SinkLimits, SinkServer
 
 if TYPE_CHECKING:
@@ -151,7 +152,8 @@ def _listen_address(text: str) -> str:
     import argparse
 
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    number = decimal(port, max_digits=5)
+    if not sep or not host or number is None or not 0 < number < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN})")
     return text
 

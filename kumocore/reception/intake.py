@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import structlog
 
+from kumocore.digits import decimal
 from kumocore.errors import Rejection
 from kumocore.logs.record import PeerAddress
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
@@ -69,7 +70,7 @@ def peer_ip(received_from: str) -> str:
     if received_from.startswith("["):
         return received_from[1:].partition("]")[0]
     host, sep, port = received_from.rpartition(":")
-    if sep and port.isdigit() and ":" not in host:
+    if sep and decimal(port, max_digits=5) is not None and ":" not in host:
         return host
     return received_from
 

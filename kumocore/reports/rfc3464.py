@@ -18,6 +18,8 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
+from kumocore.digits import decimal
+
 #: At most this many per-recipient blocks are taken from one report (so at most this many
 #: OOB records per received message); the rest are ignored, and the count says so.
 MAX_REPORT_RECIPIENTS = 100
@@ -66,8 +68,9 @@ class DiagnosticCode:
         if self.diagnostic_type.lower() != "smtp":
             return 550, ""
         code, sep, content = self.diagnostic.partition(" ")
-        if sep and code.isdigit():
-            return int(code), content
+        number = decimal(code) if sep else None
+        if number is not None:
+            return number, content
         return 550, self.diagnostic
 
 

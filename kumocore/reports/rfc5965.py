@@ -16,6 +16,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from typing import Any
 
+from kumocore.digits import decimal
 from kumocore.reports.rfc3464 import (
     RETURNED_CONTENT,
     ReportError,
@@ -97,9 +98,10 @@ def _arrival_date(fields: dict[str, list[str]]) -> str | None:
 def _incidents(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit():
+    number = decimal(value)
+    if number is None:
         raise ReportError(f"incidents: {value!r} is not a number")
-    return int(value)
+    return number
 
 
 def _address(value: str | None) -> str | None:

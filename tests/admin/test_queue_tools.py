@@ -48,6 +48,14 @@ async def test_inspect_sched_q_refuses_a_missing_queue_name_or_bad_limit(client:
     assert bad.status == 400 and "limit" in (await bad.json())["error"]
 
 
+@pytest.mark.parametrize("limit", ["%C2%B2", "9" * 5000])  # "²"; more digits than int reads
+async def test_inspect_sched_q_answers_400_not_500_to_a_limit_int_cannot_read(
+    client: Any, limit: str
+) -> None:
+    bad = await client.get(f"/api/admin/inspect-sched-q/v1?queue_name=x&limit={limit}")
+    assert bad.status == 400 and "limit" in (await bad.json())["error"]
+
+
 async def test_queue_list_prints_a_mailq_style_table(
     capsys: Any, endpoint: str, enqueue: Enqueue
 ) -> None:

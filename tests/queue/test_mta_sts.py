@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.sink import RecordingSink
-from kumocore.delivery.mta_sts import MtaSts, StsPolicy, parse_policy, parse_txt
+from kumocore.delivery.mta_sts import MtaSts, PolicyError, StsPolicy, parse_policy, parse_txt
 from tests.queue.harness import Bench
 
 POLICY_HOST = "127.0.0.40"
@@ -223,6 +223,12 @@ def test_txt_record_rules() -> None:
     assert parse_txt(["v=STSv1; id=a;", "v=STSv1; id=b;"]) is None  # two: no policy
     assert parse_txt(["v=spf1 -all"]) is None
     assert parse_txt(["v=STSv1; id=not-alnum!;"]) is None
+
+
+@pytest.mark.parametrize("age", ["\u00b2", "60s", "12345678901"])
+def test_policy_max_age_that_is_not_ascii_digits_is_a_policy_error(age: str) -> None:
+    with pytest.raises(PolicyError, match="max_age"):
+        parse_policy(f"version: STSv1\nmode: enforce\nmx: *.example.com\nmax_age: {age}\n")
 
 
 def test_wildcard_matches_exactly_one_leftmost_label() -> None:

@@ -124,6 +124,16 @@ async def test_malformed_commands_get_501(smtp: SmtpEnv) -> None:
     assert str(await client.command("DATA now")) == "503 5.5.0 MAIL FROM must be issued first"
 
 
+async def test_size_that_is_not_one_to_twenty_ascii_digits_gets_501(smtp: SmtpEnv) -> None:
+    # "²" is a digit to str.isdigit but not a number to int: refused, not an internal error.
+    client = await smtp.session()
+    for size in ("²", "1" * 21, "-5"):
+        reply = await client.command(f"MAIL FROM:<a@example.com> SIZE={size}")
+        assert str(reply) == "501 5.5.4 SIZE takes a number of octets", size
+    reply = await client.command("MAIL FROM:<a@example.com> SIZE=" + "9" * 20)
+    assert reply.code == 552  # RFC 1870 allows 20 digits: a size, and too big
+
+
 async def test_unknown_parameters_get_555(smtp: SmtpEnv) -> None:
     client = await smtp.session()
     reply = await client.command("MAIL FROM:<a@example.com> RET=HDRS")

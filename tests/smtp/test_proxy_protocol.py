@@ -111,6 +111,7 @@ async def test_xclient_refuses_unknown_attributes_and_bad_addresses(
     assert "XCLIENT ADDR PORT DESTADDR DESTPORT" in ehlo.lines
     assert (await client.command("XCLIENT NAME=spoofed.example")).code == 501
     assert (await client.command("XCLIENT ADDR=not-an-ip")).code == 501
+    assert (await client.command("XCLIENT PORT=²")).code == 501  # a digit, not a number
 
 
 def _reader(data: bytes) -> asyncio.StreamReader:
@@ -131,6 +132,7 @@ async def test_v2_header_round_trips_ipv4_and_ipv6() -> None:
     b"PROXY TCP4 2001:db8::1 192.0.2.2 1 25\r\n",
     b"PROXY TCP4 192.0.2.1 192.0.2.2 1\r\n",
     b"PROXY UDP4 192.0.2.1 192.0.2.2 1 25\r\n",
+    "PROXY TCP4 192.0.2.1 192.0.2.2 ² 25\r\n".encode(),
 ])
 def test_malformed_v1_lines_are_refused(line: bytes) -> None:
     with pytest.raises(ProxyHeaderError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kumocore.digits import decimal
 from kumocore.mail.address import AddressError, parse_envelope_address
 from kumocore.reception.smtp.auth import auth
 from kumocore.reception.smtp.parse import CommandSyntaxError, parse_params, split_path
@@ -96,11 +97,11 @@ async def mail(session: EsmtpSession, arg: str) -> None:
 async def _mail_params_ok(session: EsmtpSession, params: dict[str, str | None]) -> bool:
     """Check MAIL FROM parameters; reply and return False when one is refused."""
     if "SIZE" in params:
-        size = params.pop("SIZE") or ""
-        if not size.isdigit():
+        size = decimal(params.pop("SIZE") or "", max_digits=20)  # RFC 1870: 1*20DIGIT
+        if size is None:
             await session.syntax_error(501, "5.5.4 SIZE takes a number of octets")
             return False
-        if int(size) > session.config.max_message_size:
+        if size > session.config.max_message_size:
             # RFC 1870: refuse early instead of after the client sent all of it.
             await session.reply(552, "5.3.4 message size exceeds fixed maximum message size")
             return False

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from kumocore.digits import decimal
 from kumocore.reception.smtp.proxy_protocol import ProxyHeaderError, read_header
 
 if TYPE_CHECKING:
@@ -135,9 +136,10 @@ def _xclient_ip(value: str) -> str:
 
 
 def _xclient_port(value: str) -> int:
-    if not value.isdigit() or int(value) > 65535:
+    port = decimal(value, max_digits=5)
+    if port is None or port > 65535:
         raise ValueError(f"bad XCLIENT port {value!r}")
-    return int(value)
+    return port
 
 
 async def xclient(session: Proxied, arg: str) -> None:

@@ -18,6 +18,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from kumocore.digits import decimal
+
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_PREFIX = b"PROXY "
 V1_MAX_LINE = 107  # the spec's "worst case" v1 line, CRLF included
@@ -104,9 +106,10 @@ def _ip(text: str, version: int) -> str:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0") or int(text) > 65535:
+    port = decimal(text, max_digits=5)
+    if port is None or (len(text) > 1 and text[0] == "0") or port > 65535:
         raise ProxyHeaderError(f"PROXY header: bad port {text!r}")
-    return int(text)
+    return port
 
 
 async def _read_v2(reader: asyncio.StreamReader, first: bytes) -> ProxiedAddresses:

@@ -128,6 +128,7 @@ def test_plain_message_is_not_arf() -> None:
         ("Feedback-Type: abuse\r\nVersion: 1\r\n", "user-agent"),
         ("Feedback-Type: abuse\r\nUser-Agent: x/1\r\n", "version"),
         (MINIMAL + "Incidents: many\r\n", "incidents"),
+        (MINIMAL + "Incidents: \u00b2\r\n", "incidents"),
         (MINIMAL + "Source-IP: 192.0.2.1\r\nSource-IP: 192.0.2.2\r\n", "source-ip"),
     ],
 )
