@@ -9,7 +9,7 @@ from a peer, a report or a request goes through :func:`decimal`.
 
 from __future__ import annotations
 
-__all__ = ["decimal"]
+__all__ = ["decimal", "port_number"]
 
 
 def decimal(text: str, max_digits: int = 18) -> int | None:
@@ -18,3 +18,9 @@ def decimal(text: str, max_digits: int = 18) -> int | None:
     if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
         return int(text)
     return None
+
+
+def port_number(text: str) -> int | None:
+    """``text`` as a TCP port (0 to 65535, at most five ASCII digits), else None."""
+    port = decimal(text, max_digits=5)
+    return port if port is not None and port <= 65535 else None

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable, Iterator
 
-from kumocore.digits import decimal
+from kumocore.digits import port_number
 from kumocore.errors import ConfigError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -104,8 +104,8 @@ def split_host_port(address: str) -> tuple[str, int]:
     own colons make the port ambiguous otherwise. Raises ``ValueError``.
     """
     host, sep, port_text = address.rpartition(":")
-    port = decimal(port_text, max_digits=5)
-    if not sep or not host or port is None or port > 65535:
+    port = port_number(port_text)
+    if not sep or not host or port is None:
         raise ValueError("expected 'host:port' (an IPv6 host as '[::1]:25')")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -110,12 +110,13 @@ def parse_policy(text: str, policy_id: str = "") -> StsPolicy:
     mode = fields.get("mode", "")
     if mode not in MODES:
         raise PolicyError(f"policy mode {mode!r} is not enforce, testing or none")
-    age = fields.get("max_age", "")
-    if decimal(age, max_digits=10) is None:
-        raise PolicyError(f"policy max_age {age!r} is not a number of seconds")
+    age_text = fields.get("max_age", "")
+    age = decimal(age_text, max_digits=10)
+    if age is None:
+        raise PolicyError(f"policy max_age {age_text!r} is not a number of seconds")
     if mode != "none" and not mx:
         raise PolicyError(f"a {mode} policy names no mx")
-    return StsPolicy(mode, tuple(mx), min(int(age), MAX_MAX_AGE), policy_id)
+    return StsPolicy(mode, tuple(mx), min(age, MAX_MAX_AGE), policy_id)
 
 
 class _KumoResolver(AbstractResolver):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kumocore.digits import decimal
+from kumocore.digits import port_number
 
 #: Placeholder for "this host has no label at this position" while collecting columns.
 _MISSING = "?"
@@ -30,10 +30,8 @@ def split_port(name: str) -> tuple[str, int | None]:
     one colon is an IPv6 address, not ``host:port``.
     """
     host, sep, port = name.rpartition(":")
-    value = decimal(port, max_digits=5)
+    value = port_number(port)
     if not sep or ":" in host or value is None or not host:
-        return name, None
-    if value > 65535:
         return name, None
     return host, value
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kumocore.digits import decimal
+from kumocore.digits import port_number
 from kumocore.node.sink_smtp import Envelope, SinkLimits, SinkServer
 
 if TYPE_CHECKING:
@@ -152,8 +152,7 @@ def _listen_address(text: str) -> str:
     import argparse
 
     host, sep, port = text.rpartition(":")
-    number = decimal(port, max_digits=5)
-    if not sep or not host or number is None or not 0 < number < 65536:
+    if not sep or not host or not port_number(port):  # None, or port 0
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN})")
     return text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kumocore.digits import decimal
+from kumocore.digits import decimal, port_number
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,11 @@ def test_anything_else_is_not_a_number_and_never_raises(text: str) -> None:
 def test_the_bound_is_the_callers() -> None:
     assert decimal("65535", max_digits=5) == 65535
     assert decimal("065535", max_digits=5) is None
+
+
+@pytest.mark.parametrize(("text", "port"), [
+    ("0", 0), ("25", 25), ("65535", 65535), ("65536", None), ("99999", None),
+    ("025", 25), ("000025", None), ("²", None), ("", None),
+])
+def test_a_port_is_zero_to_65535_in_at_most_five_ascii_digits(text: str, port: int | None) -> None:
+    assert port_number(text) == port

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from kumocore.digits import decimal
+from kumocore.digits import port_number
 from kumocore.reception.smtp.proxy_protocol import ProxyHeaderError, read_header
 
 if TYPE_CHECKING:
@@ -136,8 +136,8 @@ def _xclient_ip(value: str) -> str:
 
 
 def _xclient_port(value: str) -> int:
-    port = decimal(value, max_digits=5)
-    if port is None or port > 65535:
+    port = port_number(value)
+    if port is None:
         raise ValueError(f"bad XCLIENT port {value!r}")
     return port
 

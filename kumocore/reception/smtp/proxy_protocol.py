@@ -18,7 +18,7 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
-from kumocore.digits import decimal
+from kumocore.digits import port_number
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_PREFIX = b"PROXY "
@@ -106,8 +106,8 @@ def _ip(text: str, version: int) -> str:
 
 
 def _port(text: str) -> int:
-    port = decimal(text, max_digits=5)
-    if port is None or (len(text) > 1 and text[0] == "0") or port > 65535:
+    port = port_number(text)
+    if port is None or (len(text) > 1 and text[0] == "0"):
         raise ProxyHeaderError(f"PROXY header: bad port {text!r}")
     return port
 
