@@ -55,3 +55,27 @@ async def test_the_budget_is_listener_wide_and_refused_in_a_peer_block(
 ) -> None:
     with pytest.raises(ConfigError, match="max_data_buffered"):
         await start_smtp(peer={"10.0.0.0/8": {"max_data_buffered": "1 MiB"}})
+
+
+async def test_an_unfinished_data_section_buffers_at_most_two_windows_and_one_read(
+    start_smtp: StartSmtp,
+) -> None:
+    # 800 KB of DATA without its end: what is past two read windows leaves the stream
+    # buffer (charged to the budget), so the session's unread input stays bounded.
+    from kumocore.reception.smtp.data import READ_WINDOW
+
+    env = await start_smtp(max_data_buffered="4 MiB", max_message_size="4 MiB")
+    client = await env.session()
+    await client.command("MAIL FROM:<a@example.com>")
+    await client.command("RCPT TO:<b@example.com>")
+    assert (await client.command("DATA")).code == 354
+    await client.send("Subject: x\r\n\r\n" + LINE * 10_000)
+    await asyncio.sleep(0.3)
+    (session,) = env.listener.sessions
+    buffered = len(session._reader._buffer)  # type: ignore[attr-defined]
+    assert buffered < 2 * READ_WINDOW + 256 * 1024  # uvloop reads at most 256 KiB at once
+    held = data_budget(session).held
+    assert held >= 800_000 - buffered - 2 * READ_WINDOW  # the rest was taken and charged
+    await client.send(".\r\n")
+    assert (await client.read_reply()).code == 250
+    assert data_budget(session).held == 0
