@@ -11,7 +11,7 @@ EXAMPLE_PLUGINS := kumocore-hello kumocore-webhook-sink
 
 install: $(BIN)/kumocore
 
-$(BIN)/kumocore: pyproject.toml $(wildcard plugins/*/pyproject.toml) scripts/setup.sh
+$(BIN)/kumocore: pyproject.toml setup.py kumocore/mail/_crlfscan.c $(wildcard plugins/*/pyproject.toml) scripts/setup.sh
 	scripts/setup.sh
 	@touch $@
 

@@ -9,6 +9,7 @@ environment sets — and sends it a message.
 from __future__ import annotations
 
 import os
+import shutil
 import smtplib
 import subprocess
 import sys
@@ -34,6 +35,12 @@ def test_the_dockerfiles_install_step_gives_a_kumocore_that_serves_the_default_p
     policy = subprocess.run([str(kumocore), "default-policy"], capture_output=True, text=True,
                             cwd=tmp_path, timeout=60).stdout.strip()  # fmt: skip
     assert policy.startswith(str(prefix)), policy  # package data of the installed wheel
+    if shutil.which("cc") or shutil.which("gcc"):  # the optional C scan is in the wheel
+        native = subprocess.run(
+            [str(prefix / "bin" / "python"), "-c",
+             "from kumocore.mail import crlf; print(crlf.crlf_scan_native is not None)"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=60)  # fmt: skip
+        assert native.stdout.strip() == "True", native.stdout + native.stderr
     smtp, http = free_port(), free_port()
     env = {"PATH": os.environ["PATH"], "KUMOCORE_VAR": str(tmp_path / "var"),
            "KUMOCORE_SMTP_LISTEN": f"127.0.0.1:{smtp}",

@@ -64,6 +64,7 @@ def test_a_large_body_takes_the_vectorised_path(monkeypatch: pytest.MonkeyPatch)
         return scan(data, limit)
 
     monkeypatch.setattr(crlf, "crlf_scan_vectorised", counting)
+    monkeypatch.setattr(crlf, "crlf_scan_native", None)  # the fallback, as without a compiler
     body = b"a line of a large body\r\n" * 2000
     assert scan_lines(body, 998) == (False, True)
     assert scan_lines(body + b"x" * 999 + b"\r\n", 998) == (True, True)
@@ -110,6 +111,7 @@ def test_a_body_of_ordinary_lines_is_cleared_without_the_exact_walk(
         raise AssertionError("the exact walk ran for a body the filter clears")
 
     monkeypatch.setattr(lines, "_crlf_line_over", refuse)
+    monkeypatch.setattr(crlf, "crlf_scan_native", None)  # the NumPy filter is under test
     base64_lines = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAx\r\n"
     assert scan_lines(base64_lines * 1400, 998) == (False, True)
 
@@ -119,6 +121,7 @@ def test_small_bodies_keep_the_plain_pass(monkeypatch: pytest.MonkeyPatch) -> No
         raise AssertionError("a body under VECTOR_MIN took the vectorised test")
 
     monkeypatch.setattr(crlf, "crlf_scan_vectorised", refuse)
+    monkeypatch.setattr(crlf, "crlf_scan_native", None)  # the fallback, as without a compiler
     body = b"x" * (crlf.VECTOR_MIN - 3) + b"\r\n"
     assert scan_lines(body, 998) == (True, True)
     assert scan_lines(b"short\r\nlines\r\n", 998) == (False, True)

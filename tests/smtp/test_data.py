@@ -107,9 +107,15 @@ def test_long_line_detection() -> None:
     assert not has_long_line(b"", 998)
 
 
-@pytest.fixture(params=["plain", "vectorised"])
+@pytest.fixture(params=["plain", "vectorised", "native"])
 def scan_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``scan_lines`` by its plain pass, and by NumPy's test for every non-empty body."""
+    """``scan_lines`` by its plain pass, by NumPy's test for every non-empty body, and by
+    the C scan (``kumocore/mail/_crlfscan.c``)."""
+    if request.param == "native":
+        if crlf.crlf_scan_native is None:
+            pytest.skip("the C extension was not built (no C compiler)")
+        return str(request.param)
+    monkeypatch.setattr(crlf, "crlf_scan_native", None)
     if request.param == "plain":
         monkeypatch.setattr(crlf, "crlf_scan_vectorised", None)
     elif crlf.crlf_scan_vectorised is None:

@@ -42,12 +42,17 @@ def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
     120 us at 50 KB. ``splitlines`` breaks at CRLF, CR and LF alike; the line lengths
     then tell both answers. Every terminator is a CRLF exactly when the terminators take
     two bytes each (a bare CR or LF takes one), and the lines are then the CRLF lines.
-    Large bodies take :mod:`kumocore.mail.crlf`'s vectorised scan when NumPy is there: it
+    Every body takes :mod:`kumocore.mail.crlf`'s C scan where it was built; without it,
+    large bodies take its vectorised scan when NumPy is there: it
     tells the endings, and that no line can be long for nearly every body (one whose
     LFs come less often is walked by :func:`_crlf_line_over`).
     """
     if not data:
         return False, True
+    native = crlf.crlf_scan_native
+    if native is not None:  # both answers exact, at every size
+        clean, short_lines = native(data, limit)
+        return (not short_lines if clean else has_long_line(data, limit)), clean
     vectorised = crlf.crlf_scan_vectorised
     if vectorised is not None and len(data) >= crlf.VECTOR_MIN:
         clean, short_lines = vectorised(data, limit)
