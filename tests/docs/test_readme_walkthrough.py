@@ -73,7 +73,7 @@ def stand_in_checkout(root: Path) -> None:
     for name in ("Makefile", ".venv", "kumocore"):
         (root / name).symlink_to(REPO / name)
     (root / "scripts").mkdir()
-    for name in ("pyproject.toml", "scripts/setup.sh"):
+    for name in ("pyproject.toml", "setup.py", "scripts/setup.sh"):
         shutil.copy(REPO / name, root / name)
         os.utime(root / name, (0, 0))
 
