@@ -32,6 +32,7 @@ declare -A wanted=(
   [nats-server]=nats-server
   [/usr/sbin/opendkim]=opendkim
   [strace]=strace  # orders spool syncs before the 250 (tests/reliability)
+  [gcc]=gcc  # builds reception's C line check (setup.py; optional: without it, NumPy)
 )
 missing=()
 for probe in "${!wanted[@]}"; do

@@ -25,7 +25,7 @@ docs/performance.md); only a body that has such a block is walked exactly.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 #: Bodies at least this large take the vectorised test when NumPy is installed.
 VECTOR_MIN = 16 * 1024
@@ -80,7 +80,7 @@ def _load_native() -> Scan | None:
         from kumocore.mail._crlfscan import scan
     except ImportError:  # built only where a C compiler was (setup.py: optional)
         return None
-    return cast(Scan, scan)
+    return scan
 
 
 #: The one-pass C test (``kumocore/mail/_crlfscan.c``), exact for both answers at every
