@@ -42,8 +42,8 @@ def scan_lines(data: bytes, limit: int) -> tuple[bool, bool]:
     120 us at 50 KB. ``splitlines`` breaks at CRLF, CR and LF alike; the line lengths
     then tell both answers. Every terminator is a CRLF exactly when the terminators take
     two bytes each (a bare CR or LF takes one), and the lines are then the CRLF lines.
-    Every body takes :mod:`kumocore.mail.crlf`'s C scan where it was built; without it,
-    large bodies take its vectorised scan when NumPy is there: it
+    Every body takes :mod:`kumocore.mail.crlf`'s C scan where it was built (both answers
+    exact). Without it, large bodies take its vectorised scan when NumPy is there: it
     tells the endings, and that no line can be long for nearly every body (one whose
     LFs come less often is walked by :func:`_crlf_line_over`).
     """
