@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kumocore.digits import decimal
-from kumocore.dns.site_name import factor_names, split_port
+from kumocore.dns.site_name import factor_names, split_bracketed, split_port
 
 #: The exchange of a null MX record (RFC 7505): the domain accepts no mail at all.
 NULL_MX_HOST = "."
@@ -54,11 +53,10 @@ class MxTarget:
 def _split_address(text: str) -> tuple[str, int | None]:
     """``10.0.0.1``, ``10.0.0.1:25``, ``[::1]:25``, ``::1`` → address and optional port."""
     if text.startswith("["):
-        inner, _, rest = text[1:].partition("]")
-        port = decimal(rest[1:], max_digits=5) if rest.startswith(":") else None
-        if rest and port is None:
-            raise ValueError(f"invalid address {text!r}")
-        text = inner
+        try:
+            text, port = split_bracketed(text)
+        except ValueError:
+            raise ValueError(f"invalid address {text!r}") from None
     else:
         host, port = split_port(text)
         text = host

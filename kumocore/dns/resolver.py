@@ -34,9 +34,8 @@ import dns.name
 import dns.nameserver
 import dns.resolver
 
-from kumocore.digits import decimal
 from kumocore.dns.mx import MailExchanger, domain_literal_address
-from kumocore.dns.site_name import split_port
+from kumocore.dns.site_name import split_bracketed, split_port
 from kumocore.errors import ConfigError
 
 #: What one (name, type) query may conclude; "nodata" means the name exists.
@@ -114,11 +113,12 @@ def parse_name_server(spec: str) -> dns.nameserver.Do53Nameserver:
     """
     host, port = spec.strip(), 53
     if host.startswith("["):
-        inner, _, rest = host[1:].partition("]")
-        number = decimal(rest[1:], max_digits=5) if rest.startswith(":") else None
-        if rest and number is None:
-            raise ConfigError(f"name_servers: cannot parse {spec!r}; use 'IP' or 'IP:PORT'")
-        host, port = inner, number if number is not None else 53
+        try:
+            host, number = split_bracketed(host)
+        except ValueError:
+            raise ConfigError(
+                f"name_servers: cannot parse {spec!r}; use 'IP' or 'IP:PORT'") from None
+        port = number if number is not None else 53
     else:
         name, parsed = split_port(host)
         if parsed is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kumocore.digits import port_number
+from kumocore.digits import decimal, port_number
 
 #: Placeholder for "this host has no label at this position" while collecting columns.
 _MISSING = "?"
@@ -34,6 +34,17 @@ def split_port(name: str) -> tuple[str, int | None]:
     if not sep or ":" in host or value is None or not host:
         return name, None
     return host, value
+
+
+def split_bracketed(text: str) -> tuple[str, int | None]:
+    """Split ``[address]`` or ``[address]:port`` (``text`` starts with ``[``) into the
+    address and the port (None without one); ``ValueError`` when anything but ``:`` and
+    one to five ASCII digits follows the ``]``. The port's range is the caller's check."""
+    inner, _, rest = text[1:].partition("]")
+    port = decimal(rest[1:], max_digits=5) if rest.startswith(":") else None
+    if rest and port is None:
+        raise ValueError(f"{text!r}: expected '[address]' or '[address]:port'")
+    return inner, port
 
 
 def _labels(name: str) -> list[str] | None:

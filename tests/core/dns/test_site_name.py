@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kumocore.dns import factor_names
-from kumocore.dns.site_name import split_port
+from kumocore.dns.site_name import split_bracketed, split_port
 
 GMAIL = [
     "gmail-smtp-in.l.google.com.",
@@ -88,3 +88,22 @@ def test_split_port_only_takes_a_numeric_port_of_a_host_name(
     name: str, expected: tuple[str, int | None]
 ) -> None:
     assert split_port(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("[::1]", ("::1", None)), ("[::1]:25", ("::1", 25)),
+     ("[10.0.0.1]:99999", ("10.0.0.1", 99999))],
+)
+def test_split_bracketed_takes_the_address_and_up_to_five_digits_of_port(
+    text: str, expected: tuple[str, int | None]
+) -> None:
+    assert split_bracketed(text) == expected  # the port's range is the caller's check
+
+
+@pytest.mark.parametrize("text", ["[::1]x", "[::1]:", "[::1]:123456", "[::1]:²", "[::1]: 25"])
+def test_split_bracketed_refuses_anything_but_a_colon_and_digits_after_the_bracket(
+    text: str,
+) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        split_bracketed(text)
