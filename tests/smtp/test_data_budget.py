@@ -7,23 +7,30 @@ import asyncio
 
 import pytest
 
+from bench.common.smtp_client import RawSmtpClient
 from kumocore import ConfigError
 from kumocore.reception.smtp.receive import data_budget
-from tests.smtp.conftest import StartSmtp
+from tests.smtp.conftest import SmtpEnv, StartSmtp
 
 LINE = "y" * 78 + "\r\n"
+
+
+async def unfinished_data(env: SmtpEnv) -> RawSmtpClient:
+    """A session that has sent 800 KB of DATA without its end (given 0.3 s to arrive)."""
+    client = await env.session()
+    await client.command("MAIL FROM:<a@example.com>")
+    await client.command("RCPT TO:<b@example.com>")
+    assert (await client.command("DATA")).code == 354
+    await client.send("Subject: x\r\n\r\n" + LINE * 10_000)  # 800 KB, not finished
+    await asyncio.sleep(0.3)
+    return client
 
 
 async def test_data_over_the_listener_budget_is_refused_with_452_and_not_kept(
     start_smtp: StartSmtp,
 ) -> None:
     env = await start_smtp(max_data_buffered="1 MiB", max_message_size="4 MiB")
-    holder = await env.session()
-    await holder.command("MAIL FROM:<a@example.com>")
-    await holder.command("RCPT TO:<b@example.com>")
-    assert (await holder.command("DATA")).code == 354
-    await holder.send("Subject: x\r\n\r\n" + LINE * 10_000)  # 800 KB, not finished
-    await asyncio.sleep(0.3)
+    holder = await unfinished_data(env)
     other = await env.session()
     _, final = await other.send_mail("a@example.com", ["c@example.com"],
                                      "Subject: x\r\n\r\n" + LINE * 5_000)
@@ -65,12 +72,7 @@ async def test_an_unfinished_data_section_buffers_at_most_two_windows_and_one_re
     from kumocore.reception.smtp.data import READ_WINDOW
 
     env = await start_smtp(max_data_buffered="4 MiB", max_message_size="4 MiB")
-    client = await env.session()
-    await client.command("MAIL FROM:<a@example.com>")
-    await client.command("RCPT TO:<b@example.com>")
-    assert (await client.command("DATA")).code == 354
-    await client.send("Subject: x\r\n\r\n" + LINE * 10_000)
-    await asyncio.sleep(0.3)
+    client = await unfinished_data(env)
     (session,) = env.listener.sessions
     buffered = len(session._reader._buffer)  # type: ignore[attr-defined]
     assert buffered < 2 * READ_WINDOW + 256 * 1024  # uvloop reads at most 256 KiB at once
