@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
+from bench.common.serve_process import BLOCKED_PLUGINS
 from bench.perf.child import ChildProcess
 from bench.perf.load import DEST_DOMAIN, SENDER_DOMAIN, LoadError, free_port, wait_for_port
 
@@ -186,12 +187,14 @@ class KumocoreInstance(ChildProcess):
         )
         key = self.settings.dkim_key
         env["KUMOCORE_BENCH_DKIM_KEY"] = str(key) if key else ""
+        # The benchmark measures what `make serve` runs: without the example plugins that
+        # `make test` installs into the same environment (kumocore.policy.plugins reads
+        # KUMOCORE_BLOCK_PLUGINS). CI benchmarks right after the tests.
+        blocked = [env.get("KUMOCORE_BLOCK_PLUGINS", ""), *BLOCKED_PLUGINS.split(",")]
         if self.settings.tree is not None:
             env["PYTHONPATH"] = tree_pythonpath(self.settings.tree, env.get("PYTHONPATH", ""))
-            missing = plugins_missing_from(self.settings.tree)
-            if missing:  # kumocore.policy.plugins: KUMOCORE_BLOCK_PLUGINS
-                blocked = [env.get("KUMOCORE_BLOCK_PLUGINS", ""), *missing]
-                env["KUMOCORE_BLOCK_PLUGINS"] = ",".join(name for name in blocked if name)
+            blocked += plugins_missing_from(self.settings.tree)
+        env["KUMOCORE_BLOCK_PLUGINS"] = ",".join(name for name in blocked if name)
         return env
 
     def working_directory(self) -> Path:

@@ -78,6 +78,7 @@ def test_a_baseline_without_a_plugin_of_this_checkout_blocks_it_and_keeps_rocksd
     env = KumocoreInstance(tmp_path / "side", settings).environment()
     blocked = env["KUMOCORE_BLOCK_PLUGINS"].split(",")
     assert blocked[0] == "someone_elses"
+    assert {"hello", "webhook_sink"} <= set(blocked)  # the examples `make test` installs
     assert "lmdb_spool" in blocked and "rocksdb_spool" not in blocked
     assert "local_logs" not in blocked
     assert env["KUMOCORE_BENCH_DATA_KIND"] == "RocksDB"
@@ -90,7 +91,7 @@ def test_a_baseline_without_a_plugin_of_this_checkout_blocks_it_and_keeps_rocksd
     ours = KumocoreInstance(tmp_path / "ours", KumocoreSettings(sink_port=1, dns="x", http=False))
     assert ours.environment()["KUMOCORE_BENCH_DATA_KIND"] == "LMDB"
     assert ours.environment()["KUMOCORE_BENCH_META_KIND"] == "LMDB"
-    assert ours.environment()["KUMOCORE_BLOCK_PLUGINS"] == "someone_elses"
+    assert ours.environment()["KUMOCORE_BLOCK_PLUGINS"] == "someone_elses,hello,webhook_sink"
 
 
 @pytest.mark.slow
@@ -131,3 +132,18 @@ def test_the_harness_runs_the_baseline_checkouts_own_code_beside_this_one(
     assert all(check["queued_on_disk"] for check in data["samples"]), output
     imported = set(marker.read_text().split())
     assert imported == {str(tree / "kumocore" / "__init__.py")}, imported
+
+
+def test_the_benchmarked_server_runs_without_any_example_plugin_of_docs_examples() -> None:
+    """`make test` installs the example plugins and CI benchmarks in that environment;
+    every entry point they declare is blocked, so a new example cannot slip into a run."""
+    import tomllib
+
+    from bench.common.serve_process import BLOCKED_PLUGINS
+
+    declared = set()
+    for project in (REPO / "docs" / "examples").glob("*/pyproject.toml"):
+        points = tomllib.loads(project.read_text())["project"].get("entry-points", {})
+        declared |= set(points.get("kumocore", {}))
+    assert declared == {"hello", "webhook_sink"}
+    assert set(BLOCKED_PLUGINS.split(",")) == declared
