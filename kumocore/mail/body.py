@@ -22,7 +22,9 @@ from typing import Any
 import kumocore.mail.headers as _h
 from kumocore.mail.ids import new_message_id
 
-__all__ = ["BODY_KEY_SUFFIX", "JoinedHeaders", "SharedBody", "is_body_key", "new_body_key"]
+__all__ = [
+    "BODY_KEY_SUFFIX", "JoinedHeaders", "SharedBody", "crlf_paired", "is_body_key", "new_body_key",
+]
 
 #: Data-spool keys of shared bodies end with this; a message's own body is under its id.
 BODY_KEY_SUFFIX = ".body"
@@ -34,6 +36,14 @@ def new_body_key() -> str:
 
 def is_body_key(key: str) -> bool:
     return key.endswith(BODY_KEY_SUFFIX)
+
+
+def crlf_paired(data: bytes) -> bool:
+    """Whether every CR and LF in ``data`` is part of a CRLF pair: what ``crlf_clean``
+    (of a body, of a message) claims. The plain definition: reception answers it for
+    whole bodies in one scan (:mod:`kumocore.mail.crlf`), held to this by its tests."""
+    pairs = data.count(b"\r\n")
+    return data.count(b"\r") == pairs and data.count(b"\n") == pairs
 
 
 class SharedBody:

@@ -33,7 +33,7 @@ from kumocore.mail.address import (
     parse_address_header,
     parse_envelope_address,
 )
-from kumocore.mail.body import JoinedHeaders, SharedBody
+from kumocore.mail.body import JoinedHeaders, SharedBody, crlf_paired
 from kumocore.mail.ids import new_message_id
 from kumocore.mail.message_json import SpoolRecordError, jsonable, record_field
 from kumocore.mail.message_methods import MessageMethods
@@ -236,7 +236,9 @@ class Message(MessageMethods):
         or sole) body apart, else its own bytes. It stays known CRLF-clean if the added
         lines are: they are checked, not the message again (a compare of the old bytes
         with the new tail cost a pass over a 100 KB body)."""
-        clean = self._crlf_clean and _crlf_clean_lines(lines)
+        # Lines whose CRs and LFs are all paired end with no bare CR: put in front, they
+        # leave the whole as clean as it was.
+        clean = self._crlf_clean and crlf_paired(lines)
         if self._shared is None:
             self.data = lines + self._data
         else:
@@ -360,13 +362,6 @@ class Message(MessageMethods):
 def _spooled_sender(text: str) -> EnvelopeAddress:
     """The sender of a meta record (``""`` is the null sender); AddressError if invalid."""
     return NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
-
-
-def _crlf_clean_lines(lines: bytes) -> bool:
-    """Whether every CR and LF of ``lines`` (put in front of other bytes) is in a pair;
-    then the whole stays as clean as those bytes were: no bare CR ends ``lines``."""
-    pairs = lines.count(b"\r\n")
-    return lines.count(b"\r") == pairs and lines.count(b"\n") == pairs
 
 
 def _x_fields(block: _h.HeaderBlock | JoinedHeaders,

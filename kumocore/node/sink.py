@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kumocore.digits import port_number
+from kumocore.config.cidr import split_host_port
 from kumocore.node.sink_smtp import Envelope, SinkLimits, SinkServer
 
 if TYPE_CHECKING:
@@ -121,8 +121,7 @@ async def run_sink(
     *,
     allow_non_loopback: bool = False,
 ) -> int:
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
+    host, port = split_host_port(listen)
     if not allow_non_loopback and not is_loopback(host):
         print(f"kumocore sink: error: refusing to listen on {listen}: not a loopback address. "
               "The sink accepts mail from anyone who reaches it (no relay control, no "
@@ -133,7 +132,7 @@ async def run_sink(
     store = _Store(directory, key_file, store_limits or StoreLimits())
     server = SinkServer(limits or SinkLimits(), store.deliver)
     try:
-        listener = await server.start(host, int(port))
+        listener = await server.start(host, port)
     except OSError as exc:
         print(f"kumocore sink: error: cannot listen on {listen}: {exc.strerror or exc}",
               file=sys.stderr)  # fmt: skip
@@ -149,11 +148,17 @@ async def run_sink(
 
 
 def _listen_address(text: str) -> str:
+    """``--listen``: HOST:PORT as every kumocore listener reads it (an IPv6 host in
+    brackets), with a port to listen on (not 0)."""
     import argparse
 
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port_number(port):  # None, or port 0
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN})")
+    try:
+        _, port = split_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not HOST:PORT (e.g. {DEFAULT_LISTEN}): {exc}") from None
+    if not port:
+        raise argparse.ArgumentTypeError(f"{text!r}: the port must not be 0")
     return text
 
 

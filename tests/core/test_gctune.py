@@ -31,7 +31,9 @@ def test_objects_alive_at_start_are_frozen_and_later_ones_are_not(restored_gc: N
     frozen = gc.get_freeze_count()
     assert frozen > len(alive_at_start)
     later = [[] for _ in range(100)]  # noqa: F841 - tracked containers, created after
-    assert gc.get_freeze_count() == frozen
+    # Not "== frozen": a frozen object that dies leaves the permanent generation, and in a
+    # test process other threads (left by earlier tests) may free some meanwhile.
+    assert gc.get_freeze_count() <= frozen
 
 
 def test_collector_is_off_from_tuning_until_survivors_are_frozen(restored_gc: None) -> None:

@@ -101,6 +101,24 @@ def test_the_sink_refuses_a_port_in_use_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(("listen", "reason"), [
+    ("::1:2526", "IPv6 host needs brackets"),
+    ("127.0.0.1:0", "port must not be 0"),
+    ("127.0.0.1", "expected 'host:port'"),
+    ("127.0.0.1:99999", "expected 'host:port'"),
+])
+def test_the_sink_reads_listen_as_every_listener_does_and_says_what_is_wrong(
+    listen: str, reason: str
+) -> None:
+    import argparse
+
+    from kumocore.node.sink import _listen_address
+
+    assert _listen_address("[::1]:2526") == "[::1]:2526"
+    with pytest.raises(argparse.ArgumentTypeError, match=reason):
+        _listen_address(listen)
+
+
 @pytest.mark.parametrize("value", ["127.0.0.1", "127.0.0.1:port", "host:99999", "a b:25"])
 def test_the_default_policy_refuses_a_malformed_relay_host_naming_the_variable(
     value: str,
