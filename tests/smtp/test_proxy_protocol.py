@@ -112,6 +112,8 @@ async def test_xclient_refuses_unknown_attributes_and_bad_addresses(
     assert (await client.command("XCLIENT NAME=spoofed.example")).code == 501
     assert (await client.command("XCLIENT ADDR=not-an-ip")).code == 501
     assert (await client.command("XCLIENT PORT=²")).code == 501  # a digit, not a number
+    assert (await client.command("XCLIENT PORT=65536")).code == 501  # past the last port
+    assert (await client.command("XCLIENT PORT=000025")).code == 501  # six digits
 
 
 def _reader(data: bytes) -> asyncio.StreamReader:

@@ -113,6 +113,10 @@ def test_unsupported_options_set_to_their_default_are_accepted() -> None:
         ({"xfer": {"target": "http://x"}}, "KumoMTA's protocol 'xfer' is not supported"),
         ({"custom_lua": {"batch_size": 2}}, "protocol.custom_lua.constructor"),
         ({"smtp": {"mx_list": ["[not-an-ip]"]}}, "'protocol.smtp.mx_list[1]'"),
+        # The port after a bracketed address: 1-65535, and at most five digits.
+        ({"smtp": {"mx_list": ["[10.0.0.1]:65536"]}}, "invalid port in '10.0.0.1'"),
+        ({"smtp": {"mx_list": ["[10.0.0.1]:0"]}}, "invalid port in '10.0.0.1'"),
+        ({"smtp": {"mx_list": ["[10.0.0.1]:123456"]}}, "invalid address '[10.0.0.1]:123456'"),
         ({"smtp": {"mx_lst": []}}, "unknown key 'protocol.smtp.mx_lst'"),
         ({"maildir_path": "/m", "dir_mode": -1}, "'protocol.dir_mode'"),
         ({"maildir_path": "/m/{{ local_part"}, "'protocol.maildir_path'"),

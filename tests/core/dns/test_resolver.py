@@ -47,7 +47,10 @@ def test_name_server_accepts_ip_and_ip_port_forms(spec: str, address: str, port:
     assert (server.address, server.port) == (address, port)
 
 
-@pytest.mark.parametrize("spec", ["dns.google", "127.0.0.1:0", "[::1]x", "1.2.3.4:dns"])
+@pytest.mark.parametrize("spec", [
+    "dns.google", "127.0.0.1:0", "[::1]x", "1.2.3.4:dns",
+    "[::1]:0", "[::1]:65536", "[::1]:123456",  # a bracketed address's port: 1-65535
+])
 def test_name_server_that_is_not_an_address_is_a_config_error(spec: str) -> None:
     with pytest.raises(ConfigError, match="name_servers"):
         parse_name_server(spec)
