@@ -22,6 +22,26 @@ to arrive). Modes:
 ``tls_garbage``         ``220`` to STARTTLS, then garbage instead of a TLS handshake
 ``tls_silent``          ``220`` to STARTTLS, then silence: the handshake never completes
 ``stall_data``          ``354`` to DATA, then it stops reading: the body can never be sent
+``data_250``            ``250`` to DATA (no ``354``): a body sent now would go nowhere
+``ehlo_extra``          one reply line more than the EHLO reply has, after its last line
+``dot_421``             ``421`` to the final dot, then it hangs up
+``dot_354``             ``354`` to the final dot
+``mail_503``            ``503`` (bad sequence of commands) to MAIL FROM
+``banner_554``          a ``554`` greeting; it then only answers QUIT (RFC 5321 3.1)
+``ehlo_500``            ``500`` to EHLO (a server that only knows HELO)
+``double_dot_reply``    the final dot's ``250`` twice: the message is taken, the second
+                        reply answers nothing
+``rcpt550_data354``     every recipient refused, yet ``354`` to the pipelined DATA (the
+                        case of RFC 2920 3.1); the body it reads is kept in
+                        :attr:`HostileMx.bodies`
+``no_8bit``             benign, but offers neither 8BITMIME nor SMTPUTF8
+``idle_421``            benign, but 0.2 s after each message it says ``421`` and hangs up
+                        (a server's idle timeout)
+
+:data:`DEFERRING_MODES` are the hostile modes in which every message must be deferred (a
+TransientFailure) and none delivered; in ``double_dot_reply`` the message is delivered, in
+``rcpt550_data354`` it bounces, ``no_8bit`` refuses only 8-bit mail and ``idle_421``
+delivers.
 
 It counts connections (with their times) so a test can measure how hard the client
 reconnects, and remembers the commands it saw.
@@ -65,7 +85,21 @@ MODES = (
     "tls_garbage",
     "stall_data",
     "tls_silent",
+    "data_250",
+    "ehlo_extra",
+    "dot_421",
+    "dot_354",
+    "mail_503",
+    "banner_554",
+    "ehlo_500",
+    "double_dot_reply",
+    "rcpt550_data354",
+    "no_8bit",
+    "idle_421",
 )
+DEFERRING_MODES = tuple(
+    mode for mode in MODES
+    if mode not in ("benign", "double_dot_reply", "rcpt550_data354", "no_8bit", "idle_421"))
 
 #: Longer than any sane reply line and than asyncio's default 64 KiB stream limit.
 OVERSIZED = 70 * 1024
@@ -101,6 +135,7 @@ class HostileMx:
     connections: list[float] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)  # rcpt550_data354: what DATA read
     _server: asyncio.base_events.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -219,6 +254,15 @@ class _Session:
             await self.send(GARBAGE)
             await self.reader.read()
             return
+        if mode == "banner_554":
+            await self.send(b"554 5.3.2 mx.hostile.test no service here\r\n")
+            while line := await self.reader.readline():
+                self.mx.commands.append(line.rstrip(b"\r\n").decode("utf-8", "replace"))
+                if line[:4].upper() == b"QUIT":
+                    await self.send(b"221 2.0.0 bye\r\n")
+                    return
+                await self.send(b"503 5.5.1 no service here\r\n")
+            return
         await self.send(f"220 {self.mx.hostname} ESMTP hostile\r\n".encode())
         while True:
             line = await self.reader.readline()
@@ -256,13 +300,20 @@ class _Session:
         return await handler(line)
 
     async def ehlo(self, line: str) -> bool:
+        if self.mode == "ehlo_500" and line[:4].upper() == "EHLO":
+            await self.send(b"500 5.5.1 command unrecognized\r\n")
+            return True
         offer_tls = not self.tls and (
             self.mx.starttls or self.mode in ("starttls_injection", "tls_garbage", "tls_silent")
         )
-        lines = [f"250-{self.mx.hostname}", "250-PIPELINING", "250-8BITMIME"]
+        lines = [f"250-{self.mx.hostname}", "250-PIPELINING"]
+        if self.mode != "no_8bit":
+            lines += ["250-8BITMIME", "250-SMTPUTF8"]
         if offer_tls:
             lines.append("250-STARTTLS")
         lines.append("250 SIZE 100000000")
+        if self.mode == "ehlo_extra":
+            lines.append("250 HELP")
         await self.send(("\r\n".join(lines) + "\r\n").encode())
         return True
 
@@ -297,7 +348,10 @@ class _Session:
         if self.mode == "garbage":
             await self.send(GARBAGE)
             return True
-        self.sender = line.partition(":")[2].strip().strip("<>")
+        if self.mode == "mail_503":
+            await self.send(b"503 5.5.1 bad sequence of commands\r\n")
+            return True
+        self.sender = line.partition(":")[2].strip().split(" ")[0].strip("<>")
         self.recipients = []
         await self.send(b"250 2.1.0 sender ok\r\n")
         return True
@@ -306,7 +360,13 @@ class _Session:
         if self.mode == "oversized_rcpt":
             await self.send(b"250 " + b"r" * OVERSIZED + b"\r\n")
             return True
-        recipient = line.partition(":")[2].strip().strip("<>")
+        recipient = line.partition(":")[2].strip().split(" ")[0].strip("<>")
+        if self.mode == "rcpt550_data354":
+            await self.send(b"550 5.1.1 user unknown\r\n")
+            return True
+        if self.mode == "mail_503":  # no transaction was started
+            await self.send(b"503 5.5.1 MAIL first\r\n")
+            return True
         if "permfail" in recipient.split("@")[0]:  # as the recording sink does
             await self.send(b"550 5.1.1 user unknown (permfail requested)\r\n")
             return True
@@ -318,7 +378,10 @@ class _Session:
         if self.mode == "oversized_data":
             await self.send(b"354 " + b"d" * OVERSIZED + b"\r\n")
             return True
-        if not self.recipients:
+        if self.mode == "data_250":
+            await self.send(b"250 2.0.0 accepted without a body\r\n")
+            return True
+        if not self.recipients and self.mode != "rcpt550_data354":
             await self.send(b"503 5.5.1 no valid recipients\r\n")
             return True
         await self.send(b"354 go ahead\r\n")
@@ -340,13 +403,28 @@ class _Session:
             body += chunk[1:] if chunk.startswith(b".") else chunk
         if self.mode == "reset":  # reached only on the connections that break at the dot
             raise _Reset
+        if self.mode == "rcpt550_data354":
+            self.mx.bodies.append(bytes(body))
+            await self.send(b"554 5.5.1 no valid recipients\r\n")
+            return True
+        if self.mode == "dot_421":
+            await self.send(b"421 4.3.0 mx.hostile.test shutting down\r\n")
+            return False
+        if self.mode == "dot_354":
+            await self.send(b"354 send more\r\n")
+            return True
         if self.mode == "oversized_dot":
             await self.send(b"250 " + b"q" * OVERSIZED + b"\r\n")
             return True
         for recipient in self.recipients:
             self.mx.messages.append(Received(self.sender, recipient, bytes(body)))
         self.recipients = []
-        await self.send(b"250 2.0.0 queued\r\n")
+        reply = b"250 2.0.0 queued\r\n"
+        await self.send(reply * 2 if self.mode == "double_dot_reply" else reply)
+        if self.mode == "idle_421":
+            await asyncio.sleep(0.2)
+            await self.send(b"421 4.4.2 mx.hostile.test idle for too long\r\n")
+            return False
         return True
 
     async def rset(self, line: str) -> bool:

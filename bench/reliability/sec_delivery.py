@@ -24,12 +24,12 @@ import time
 import urllib.request
 from typing import Any
 
-from bench.common.hostile_mx import MODES, HostileMx
+from bench.common.hostile_mx import DEFERRING_MODES, HostileMx
 from bench.reliability import abuse
 from bench.reliability.bench import Bench
 
 SECTION = "sec_delivery"
-HOSTILE_MODES = [mode for mode in MODES if mode != "benign"]
+HOSTILE_MODES = list(DEFERRING_MODES)
 #: Per hostile mode; few, since a failing path sends one message per backoff period.
 MESSAGES_PER_MODE = 2
 HOSTILE_SECONDS = 8.0

@@ -131,7 +131,7 @@ PATH_UNSUPPORTED = (
     "aggressive_connection_opening", "refresh_strategy", "dispatcher_wakeup_strategy",
     "maintainer_wakeup_strategy", "use_lmtp", "reconnect_strategy",
     "readyq_pool_name", "low_memory_reduction_policy", "no_memory_reduction_policy",
-    "try_next_host_on_transport_error", "ignore_8bit_checks",
+    "try_next_host_on_transport_error",
     "dispatcher_progress_watchdog_timeout",
 )
 

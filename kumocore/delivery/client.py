@@ -21,9 +21,17 @@ import ssl
 from typing import TYPE_CHECKING, Any
 
 from kumocore.delivery import auth
+from kumocore.delivery.eightbit import mail_parameters
 from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
-from kumocore.delivery.wire import MAX_REPLY_LINE, ReplyError, ReplyReader, dot_stuffed
+from kumocore.delivery.wire import (
+    MAX_REPLY_LINE,
+    ReplyError,
+    ReplyReader,
+    dot_stuffed,
+    expect_reply,
+    refusal,
+)
 from kumocore.errors import ConfigError
 from kumocore.mail.response import Response
 from kumocore.node.streams import drain_needed
@@ -149,6 +157,21 @@ class SmtpClientConnection:
             )
         if getattr(self.path, "smtp_auth_plain_username", None):
             await self._auth_plain()
+        if not self.in_step():
+            # More replies than commands (an EHLO reply with a line after its last): the
+            # first transaction would read them as its own.
+            extra = self.replies.buffered()
+            self.abort()
+            raise ConnectFailure(Response.parse(421, (
+                f"4.5.0 protocol violation by {self.peer['name']}: {extra} bytes of "
+                f"replies nobody asked for after {self.replies.command}"),
+                command=self.replies.command))
+
+    def in_step(self) -> bool:
+        """Whether the session can take a transaction: open, nothing received that no
+        command asked for (stray replies, or a ``421`` the MX sent before hanging up
+        while the session was idle) and not closed by the MX."""
+        return not (self.closed or self.replies.buffered() or self.replies.reader.at_eof())
 
     async def _auth_plain(self) -> None:
         """AUTH PLAIN with the path's credential (see :mod:`kumocore.delivery.auth`)."""
@@ -274,21 +297,34 @@ class SmtpClientConnection:
         (:attr:`kumocore.mail.body.SharedBody.no_dot_lines`): it is not searched again.
 
         A failure on the wire ends the session (:attr:`closed`, :attr:`failure` set) and
-        is returned as a 4xx reply.
+        is returned as a 4xx reply. So does a reply the command cannot have (``250`` to
+        ``DATA``, a reply left over from an earlier command): the session is out of step
+        with the MX, and the body is never sent into it (:func:`~.wire.expect_reply`). A
+        ``421``, a ``3xx`` to the dot and more than one reply to it end the session too.
+        A message the MX cannot take for its 8-bit content is refused before anything is
+        sent (:mod:`kumocore.delivery.eightbit`).
         """
         if self.closed:
             return Response.parse(421, "4.4.2 connection already closed", command="MAIL FROM")
         try:
+            parameters = mail_parameters(
+                self.extensions, sender=sender, recipient=recipient, head=head, data=data,
+                ignore_8bit_checks=bool(getattr(self.path, "ignore_8bit_checks", False)))
+            if isinstance(parameters, Response):
+                return parameters  # nothing was sent: the session stays as it was
             rset, self._rset_next = self._rset_next, True  # until it turns out well
             if "PIPELINING" in self.extensions and getattr(self.path, "enable_pipelining", True):
-                reply = await self._pipelined_envelope(sender, recipient, rset)
+                reply = await self._pipelined_envelope(sender, recipient, parameters, rset)
             else:
-                reply = await self._serial_envelope(sender, recipient, rset)
+                reply = await self._serial_envelope(sender, recipient, parameters, rset)
             if reply.command == "RSET":  # the session is not in a state we know
                 self.abort()
                 return reply
             if reply.code != 354:
-                await self._reset()
+                if reply.code == 421:  # the MX is closing the session (RFC 5321 3.8)
+                    self.abort()
+                else:
+                    await self._reset()
                 return reply
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
@@ -298,14 +334,21 @@ class SmtpClientConnection:
             await self._drain(timeout)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1
-            if final.code == 250:
+            if final.code == 421 or 300 <= final.code < 400 or self.replies.buffered():
+                # 421: the MX is closing the session (RFC 5321 3.8). A 3xx is no final
+                # reply, and a second reply to the dot would be read by the next
+                # transaction as its own: either way this session cannot go on.
+                self.abort()
+            elif final.is_success:
                 self._rset_next = bool(getattr(self.path, "enable_rset", True))
             return final
         except Exception as exc:  # every way a hostile MX can fail us: see the module doc
             return self._lost(exc)
 
-    async def _pipelined_envelope(self, sender: str, recipient: str, rset: bool) -> Response:
-        envelope = f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
+    async def _pipelined_envelope(
+        self, sender: str, recipient: str, parameters: str, rset: bool
+    ) -> Response:
+        envelope = f"MAIL FROM:<{sender}>{parameters}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
         self.writer.write((("RSET\r\n" if rset else "") + envelope).encode())
         self.replies.command = "RSET" if rset else "MAIL FROM"
         await self._drain(_timeout(self.path, "mail_from_timeout", 300))
@@ -313,32 +356,47 @@ class SmtpClientConnection:
         if reset is not None:
             return reset  # the connection is dropped: the pipelined replies do not matter
         mail = await self.replies.read("MAIL FROM", _timeout(self.path, "mail_from_timeout", 300))
+        if mail.code == 421:
+            return mail  # the MX is closing: the other replies will never come
         rcpt = await self.replies.read("RCPT TO", _timeout(self.path, "rcpt_to_timeout", 300))
-        data = await self.replies.read("DATA", _timeout(self.path, "data_timeout", 300))
-        if mail.code != 250:
-            return mail
-        if rcpt.code not in (250, 251):
+        if rcpt.code == 421:
             return rcpt
-        return data
+        data = await self.replies.read("DATA", _timeout(self.path, "data_timeout", 300))
+        refused = refusal(mail, "MAIL FROM") or refusal(rcpt, "RCPT TO")
+        data = expect_reply(data, "DATA", 354)
+        if refused is None:
+            return data
+        if data.code == 354:
+            # RFC 2920 3.1: the MX took DATA although the envelope failed; end that
+            # (empty) message with a lone dot, never with commands it would read as data.
+            self.writer.write(b".\r\n")
+            timeout = _timeout(self.path, "data_dot_timeout", 300)
+            await self._drain(timeout)
+            await self.replies.read(".", timeout)
+        return refused
 
-    async def _serial_envelope(self, sender: str, recipient: str, rset: bool) -> Response:
+    async def _serial_envelope(
+        self, sender: str, recipient: str, parameters: str, rset: bool
+    ) -> Response:
         if rset:
             self.writer.write(b"RSET\r\n")
             await self._drain(_timeout(self.path, "rset_timeout", 5))
             reset = await self._read_rset()
             if reset is not None:
                 return reset
-        mail = await self._command(
-            f"MAIL FROM:<{sender}>", "MAIL FROM", _timeout(self.path, "mail_from_timeout", 300)
-        )
-        if mail.code != 250:
-            return mail
+        mail = await self._command(f"MAIL FROM:<{sender}>{parameters}", "MAIL FROM",
+                                   _timeout(self.path, "mail_from_timeout", 300))
+        refused = refusal(mail, "MAIL FROM")
+        if refused is not None:
+            return refused
         rcpt = await self._command(
             f"RCPT TO:<{recipient}>", "RCPT TO", _timeout(self.path, "rcpt_to_timeout", 300)
         )
-        if rcpt.code not in (250, 251):
-            return rcpt
-        return await self._command("DATA", "DATA", _timeout(self.path, "data_timeout", 300))
+        refused = refusal(rcpt, "RCPT TO")
+        if refused is not None:
+            return refused
+        data = await self._command("DATA", "DATA", _timeout(self.path, "data_timeout", 300))
+        return expect_reply(data, "DATA", 354)
 
     async def _read_rset(self) -> Response | None:
         """The RSET reply before a transaction: None when it is 250, else a 4xx (with

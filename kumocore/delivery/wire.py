@@ -102,6 +102,27 @@ def _stuff_clean(data: bytes, no_dot_lines: bool = False) -> tuple[bytes, bytes]
     return data, (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
+def refusal(reply: Response, command: str) -> Response | None:
+    """None when ``reply`` accepts ``command`` (2xx), ``reply`` when it refuses it (4xx
+    or 5xx); a :class:`ReplyError` for anything else (a 3xx to ``MAIL`` or ``RCPT``):
+    the MX's replies are no longer in step with the commands."""
+    if reply.is_success:
+        return None
+    return expect_reply(reply, command, None)
+
+
+def expect_reply(reply: Response, command: str, wanted: int | None) -> Response:
+    """``reply`` when it is ``wanted`` or a refusal (4xx or 5xx), else a
+    :class:`ReplyError`: ``250`` to ``DATA`` means the MX is not about to read a body
+    (RFC 5321 4.3.2 allows only ``354``), and most likely that a reply meant for an
+    earlier command (one too many to EHLO or to a dot) is being read as this one's.
+    Taken as an answer, it would send the body into a session that is not reading one
+    and log a delivery that never happened."""
+    if reply.code == wanted or reply.code >= 400:
+        return reply
+    raise ReplyError(f"{reply.to_single_line()[:80]!r} is no reply to {command}")
+
+
 class ReplyReader:
     """Reads one SMTP reply (possibly multi-line) at a time, each within its own timeout.
 

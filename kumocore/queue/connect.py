@@ -94,13 +94,25 @@ async def _first_reachable(
             try:
                 return await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
             except ConnectFailure as failure:
-                last = failure.response
+                last = _deferral(failure.response, f"{target.name} [{address}]")
     if candidates == 0 and path.targets and not filtered:
         last = Response.parse(
             550,
             "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
         )
     raise ConnectionFailed(last)
+
+
+def _deferral(response: Response, where: str) -> Response:
+    """A session that could not be set up defers its message, whatever the MX said: a
+    ``554`` greeting or a ``5xx`` to EHLO (a server that only knows HELO) refuses the
+    session, not the message, which another MX or a later attempt may take. KumoMTA and
+    Postfix defer too; taken as it is, such a reply bounced the whole ready queue."""
+    if response.is_transient:
+        return response
+    return Response.parse(451, (
+        f"4.4.0 {where} refused the session at {response.command or 'connect'}: "
+        f"{response.to_single_line()}")[:900], command=response.command)
 
 
 async def _dane(

@@ -123,7 +123,7 @@ class Outcomes:
         details of the attempt, for the record)."""
         if response.is_success:
             self.delivered(path, message, response, peer, source_address, session=session)
-        elif response.is_transient:
+        elif response.is_transient or _out_of_step(response):
             self.transient(path, message, response, peer, source_address, session=session)
         else:
             self.bounce(path, message, response, peer, source_address, session=session)
@@ -294,3 +294,11 @@ class Outcomes:
             await self._retry(message, due)
 
         self._spawn(finish())
+
+
+def _out_of_step(response: Response) -> bool:
+    """A reply that says the session lost step with the MX rather than anything about
+    the message: a ``3xx`` (no final answer to a transaction has one) or ``503`` (bad
+    sequence of commands). As KumoMTA classifies them: a TransientFailure, retried,
+    never a bounce."""
+    return 300 <= response.code < 400 or response.code == 503

@@ -62,6 +62,12 @@ class SmtpEgressPath(EgressPath):
             message = await self.next_message(idle, slot)
             if message is None:
                 return
+            if not conn.in_step():
+                # The MX spoke unasked or hung up while the session idled: the message
+                # goes out on a new session, without an attempt spent on this one.
+                self.messages.appendleft(message)
+                conn.abort()
+                return
             if not await self._deliver_one(conn, message):
                 return  # the message rate is exhausted: hand the slot back
             if conn.failure is None:

@@ -117,8 +117,9 @@ class Bench:
         queue: str | None = None,
         sender: str = "a@src.test",
         meta: dict[str, Any] | None = None,
+        body: bytes = b"Subject: test\r\n\r\nhello\r\n",
     ) -> Message:
-        message = Message(sender, recipient, b"Subject: test\r\n\r\nhello\r\n", meta=meta or {})
+        message = Message(sender, recipient, body, meta=meta or {})
         assert self.runtime.services.store is not None
         await self.runtime.services.store.save(message)
         config = QueueConfig.from_options(self.policy.queue)
