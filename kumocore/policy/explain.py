@@ -154,7 +154,7 @@ async def _relay(run: _Run, sender: Any, recipient: Any) -> dict[str, Any]:
         return {"accepted": False, "reason": "the policy defines no ESMTP listener"}
     lookup = DomainLookup(run.runtime.hooks, run.listener, run.listener.listen, run.conn_meta)
     disposition = await check_relaying(lookup, peer_ip=run.probe.peer, sender=sender,
-                                       recipient=recipient, authenticated=False)  # fmt: skip
+                                       recipient=recipient)
     routed = not disposition.trusted and has_routing_syntax(recipient.user)
     accepted = disposition.accept_rcpt_to and not routed
     return {

@@ -10,6 +10,7 @@ import aiosmtplib
 
 from bench.common.smtp_client import RawSmtpClient, insecure_client_context
 from kumocore import hookimpl
+from kumocore.config import ListenerDomain
 from kumocore.reception.smtp.server import EsmtpListener
 from kumocore.reception.tls import self_signed_pem
 from tests.reception.harness import HOSTNAME
@@ -106,13 +107,51 @@ async def test_auth_is_neither_offered_nor_accepted_before_tls(start_smtp: Start
     assert str(reply) == "538 5.7.11 AUTH PLAIN requires an encrypted channel"
 
 
-async def test_auth_plain_lets_an_untrusted_client_relay(start_smtp: StartSmtp) -> None:
-    credentials = Credentials()
-    env = await start_smtp(credentials)
+class RelayFromAuthz(Credentials):
+    """KumoMTA's ``relay_from_authz`` (the listener-domain helper's option): a client
+    authenticated as one of ``authz`` may relay for ``domain`` senders."""
+
+    def __init__(self, domain: str, authz: list[str]) -> None:
+        super().__init__()
+        self.domain, self.authz = domain, authz
+
+    @hookimpl
+    def kumo_get_listener_domain(
+        self, domain: str, listener: str, conn_meta: dict[str, Any]
+    ) -> ListenerDomain | None:
+        if domain != self.domain or conn_meta.get("authz_id") not in self.authz:
+            return None
+        peer = str(conn_meta["received_from"]).rpartition(":")[0]
+        return ListenerDomain.from_options({"relay_from": [peer]})
+
+
+async def _authenticated(env: SmtpEnv) -> RawSmtpClient:
     client = await tls_session(env, source="127.0.0.5")
     await client.command("EHLO submit.test")
     reply = await client.command(f"AUTH PLAIN {plain('', 'alice', 's3cret')}")
     assert str(reply) == "235 2.7.0 AUTH OK!"
+    return client
+
+
+async def test_auth_alone_does_not_let_an_untrusted_client_relay(
+    start_smtp: StartSmtp,
+) -> None:
+    # As in KumoMTA: who may relay after AUTH is the policy's call (relay_from_authz),
+    # else any account could send as any domain.
+    env = await start_smtp(Credentials())
+    client = await _authenticated(env)
+    await client.command("MAIL FROM:<a@example.com>")
+    reply = await client.command("RCPT TO:<b@other.example>")
+    assert reply.code == 550 and reply.lines[0].startswith("5.7.1 relaying not permitted")
+    assert env.messages == []
+
+
+async def test_relay_from_authz_lets_the_listed_account_relay_for_its_domain_only(
+    start_smtp: StartSmtp,
+) -> None:
+    credentials = RelayFromAuthz("example.com", ["alice"])
+    env = await start_smtp(credentials)
+    client = await _authenticated(env)
     _, final = await client.send_mail("a@example.com", ["b@other.example"], "Subject: x\r\n\r\n")
     assert final.code == 250
     message = env.messages[0]
@@ -121,6 +160,9 @@ async def test_auth_plain_lets_an_untrusted_client_relay(start_smtp: StartSmtp) 
     authz, authc, password, conn_meta = credentials.calls[0]
     assert (authz, authc, password) == ("alice", "alice", "s3cret")
     assert conn_meta["received_from"].startswith("127.0.0.5:")
+    await client.command("RSET")
+    await client.command("MAIL FROM:<a@elsewhere.example>")
+    assert (await client.command("RCPT TO:<b@other.example>")).code == 550
 
 
 async def test_auth_plain_with_challenge_and_explicit_authz(start_smtp: StartSmtp) -> None:
@@ -178,7 +220,7 @@ async def test_auth_protocol_errors(start_smtp: StartSmtp) -> None:
 
 
 async def test_aiosmtplib_client_can_starttls_login_and_send(start_smtp: StartSmtp) -> None:
-    env = await start_smtp(Credentials())
+    env = await start_smtp(RelayFromAuthz("example.com", ["alice"]))
     client = aiosmtplib.SMTP(hostname="127.0.0.1", port=env.port, start_tls=False,
                              tls_context=insecure_client_context(), source_address=("127.0.0.5", 0))
     await client.connect()

@@ -138,8 +138,7 @@ async def rcpt(session: EsmtpSession, arg: str) -> None:
         await session.reply(553, f"5.1.3 invalid recipient address: {exc.reason}")
         return
     disposition = await check_relaying(
-        session.domains, peer_ip=session.peer_ip, sender=txn.sender, recipient=recipient,
-        authenticated=session.authn_id is not None)
+        session.domains, peer_ip=session.peer_ip, sender=txn.sender, recipient=recipient)
     if not disposition.accept_rcpt_to or (
             not disposition.trusted and has_routing_syntax(recipient.user)):
         await session.reply(550, f"5.7.1 relaying not permitted for {session.peer_address}")

@@ -250,7 +250,7 @@ async def _disposition(session: EsmtpSession, message: Message) -> tuple[bool, R
     """Whether to queue ``message``, and the OOB/ARF report it carries, if any."""
     disposition = await check_relaying(
         session.domains, peer_ip=session.peer_ip, sender=message.sender,
-        recipient=message.recipient, authenticated=session.authn_id is not None)
+        recipient=message.recipient)
     report = await find_report(message, disposition)
     if report is not None:
         return report.relay, report

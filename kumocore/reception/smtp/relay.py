@@ -3,10 +3,14 @@
 A recipient is *relayed* (queued for onward delivery) when any of these holds:
 
 * the client's address is in the listener's ``relay_hosts``;
-* the client authenticated with SMTP AUTH (kumocore addition: KumoMTA leaves this to the
-  policy, but an authenticated submission client that could not relay would be useless);
 * the *sender's* domain has a listener domain whose ``relay_from`` contains the client;
 * the *recipient's* domain has a listener domain with ``relay_to = true``.
+
+Authenticating with SMTP AUTH does not by itself let a client relay, as in KumoMTA: the
+policy says who may, per sender domain, with the listener-domain helper's
+``relay_from_authz`` (which adds the peer to ``relay_from`` when its ``authz_id`` is
+listed) or its own ``get_listener_domain``. Otherwise any account, once authenticated,
+could send as any domain.
 
 RCPT TO is also accepted, without relaying, when the recipient's domain logs OOB or ARF
 reports (``log_oob``/``log_arf`` not ``Ignore``): whether such a message is kept is
@@ -46,7 +50,7 @@ class RelayDisposition:
     relay: bool
     log_arf: str = IGNORE
     log_oob: str = IGNORE
-    #: The client itself may relay (relay_hosts, AUTH or relay_from), as opposed to the
+    #: The client itself may relay (relay_hosts or relay_from), as opposed to the
     #: recipient's domain accepting mail from anyone (relay_to, report domains).
     trusted: bool = False
 
@@ -90,10 +94,9 @@ async def check_relaying(
     peer_ip: str,
     sender: EnvelopeAddress,
     recipient: EnvelopeAddress,
-    authenticated: bool,
 ) -> RelayDisposition:
     """KumoMTA's relay decision for ``recipient`` (see the module docstring)."""
-    trusted = authenticated or lookup.config.relay_hosts.contains(peer_ip)
+    trusted = lookup.config.relay_hosts.contains(peer_ip)
     if not trusted and sender.domain:
         sender_domain = await lookup.get(sender.domain)
         trusted = sender_domain is not None and sender_domain.relay_from.contains(peer_ip)
