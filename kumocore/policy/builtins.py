@@ -17,6 +17,7 @@ import structlog
 
 from kumocore.errors import ConfigError, PolicyError, Rejection
 from kumocore.hookspecs import hookimpl
+from kumocore.policy.hooks import UNSPECIFIED
 from kumocore.policy.jsonable import jsonable
 from kumocore.policy.policyfn import policy_function
 from kumocore.spool.base import MemorySpool, SpoolFactory
@@ -152,12 +153,14 @@ class CorePlugin:
     @policy_function(table=True)
     def define_egress_source(self, **options: Any) -> EgressSource:
         source = self.make_egress_source(**options)
+        _not_builtin("define_egress_source", source.name)
         self.runtime.config.egress_sources[source.name] = source
         return source
 
     @policy_function(table=True)
     def define_egress_pool(self, **options: Any) -> EgressPool:
         pool = self.make_egress_pool(**options)
+        _not_builtin("define_egress_pool", pool.name)
         self.runtime.config.egress_pools[pool.name] = pool
         return pool
 
@@ -274,20 +277,10 @@ class CorePlugin:
     # ------------------------------------------------------------- default lookups
     @hookimpl(trylast=True)
     def kumo_get_egress_source(self, source_name: str) -> EgressSource | None:
-        from kumocore.config import EgressSource
-
-        if source_name == "unspecified":
-            return EgressSource.from_options({"name": "unspecified"})
         return self.runtime.config.egress_sources.get(source_name)
 
     @hookimpl(trylast=True)
     def kumo_get_egress_pool(self, pool_name: str) -> EgressPool | None:
-        from kumocore.config import EgressPool
-
-        if pool_name == "unspecified":
-            return EgressPool.from_options(
-                {"name": "unspecified", "entries": [{"name": "unspecified"}]}
-            )
         return self.runtime.config.egress_pools.get(pool_name)
 
     @hookimpl(trylast=True)
@@ -301,3 +294,11 @@ class CorePlugin:
         from kumocore.config import EgressPathConfig
 
         return EgressPathConfig.from_options({})
+
+
+def _not_builtin(function: str, name: str) -> None:
+    """``unspecified`` is KumoMTA's built-in pool and source: never looked up, so a
+    definition of it would be silently ignored."""
+    if name == UNSPECIFIED:
+        raise ConfigError(f"{function}: {UNSPECIFIED!r} is the built-in egress pool and "
+                          "source of queues that name none; choose another name")

@@ -16,6 +16,9 @@ from kumocore.errors import ConfigError, PolicyError
 from kumocore.hookspecs import PolicyLoader
 from kumocore.policy.hookcall import HookCaller
 
+#: The egress pool and source every queue without one uses (KumoMTA's built-in name).
+UNSPECIFIED = "unspecified"
+
 if TYPE_CHECKING:
     from kumocore.config import (
         EgressPathConfig,
@@ -220,11 +223,20 @@ class Hooks:
         )
 
     async def get_egress_pool(self, pool_name: str) -> EgressPool | None:
+        """The pool ``pool_name``. ``unspecified`` is built in, as in KumoMTA: the policy's
+        handler is not asked for it (one that refuses unknown names still works)."""
+        if pool_name == UNSPECIFIED:
+            return config.EgressPool.from_options(
+                {"name": UNSPECIFIED, "entries": [{"name": UNSPECIFIED}]})
         return await self._lookup(
             "kumo_get_egress_pool", config.EgressPool, "make_egress_pool", pool_name=pool_name
         )
 
     async def get_egress_source(self, source_name: str) -> EgressSource | None:
+        """The source ``source_name``; ``unspecified`` is built in (see
+        :meth:`get_egress_pool`)."""
+        if source_name == UNSPECIFIED:
+            return config.EgressSource.from_options({"name": UNSPECIFIED})
         return await self._lookup(
             "kumo_get_egress_source",
             config.EgressSource,

@@ -33,10 +33,9 @@ class ConnectionFailed(Exception):
 class _NoAddress(Exception):
     """An MX target has no address to try; ``response`` says why."""
 
-    def __init__(self, response: Response, *, filtered: bool = False) -> None:
+    def __init__(self, response: Response) -> None:
         super().__init__(response.to_single_line())
         self.response = response
-        self.filtered = filtered
 
 
 async def connect(path: EgressPath) -> SmtpClientConnection:
@@ -62,13 +61,14 @@ async def _first_reachable(
 
     source = path.source
     last = Response.parse(451, "4.4.1 no MX host could be reached")
-    candidates, filtered = 0, False
+    resolved, candidates = 0, 0
     for target in path.targets:
         try:
             addresses = await _addresses(path, target, config.ip_lookup_strategy)
         except _NoAddress as exc:
-            last, filtered = exc.response, filtered or exc.filtered
+            last = exc.response
             continue
+        resolved += len(addresses)
         for address in addresses:
             if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
                 continue
@@ -95,7 +95,9 @@ async def _first_reachable(
                 return await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
             except ConnectFailure as failure:
                 last = _deferral(failure.response, f"{target.name} [{address}]")
-    if candidates == 0 and path.targets and not filtered:
+    # Only addresses that were found and then all prohibited make the mail-loop refusal:
+    # a name that does not resolve (now) is the lookup's own, transient, failure.
+    if candidates == 0 and resolved:
         last = Response.parse(
             550,
             "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
@@ -143,7 +145,7 @@ async def _addresses(path: EgressPath, target: MxTarget, strategy: str) -> list[
     if not ordered:
         raise _NoAddress(Response.parse(
             451, f"4.4.3 no address of {target.name} is allowed by ip_lookup_strategy "
-            f"{strategy}"), filtered=True)
+            f"{strategy}"))
     return ordered
 
 

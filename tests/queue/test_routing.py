@@ -331,3 +331,20 @@ async def test_unreadable_client_certificate_fails_the_attempt_saying_why(
         assert mx.state.messages == []
     finally:
         await mx.stop()
+
+
+async def test_mx_list_name_that_does_not_resolve_defers_instead_of_bouncing(
+    make_bench: Any,
+) -> None:
+    # Not "every MX address is prohibited" (a mail loop, 5.4.4): no address was found,
+    # which a later attempt may change.
+    bench: Bench = await make_bench(
+        queue={"protocol": {"smtp": {"mx_list": ["nowhere.invalid"]}},
+               "retry_interval": "60s"},
+        path={"prohibited_hosts": []})
+    await bench.inject("user@example.com")
+    (failure,) = await bench.wait_for_records("TransientFailure", 1)
+    assert failure["response"]["code"] == 451
+    assert "nowhere.invalid" in failure["response"]["content"]
+    assert bench.log_sink.of_type("Bounce") == []
+    assert bench.spooled() == 1
