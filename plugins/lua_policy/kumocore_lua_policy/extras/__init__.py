@@ -109,7 +109,9 @@ def methods(obj: Any, names: Sequence[str]) -> dict[str, Callable[..., Any]]:
     """A table of ``obj``'s methods for Lua (Lua sees only data on a Python object).
 
     Each may be called with ``.`` or ``:`` — ``data:get_errors()`` as KumoMTA's
-    policies write it passes the table itself first, which is dropped here.
+    policies write it passes the table itself first, which is dropped here: a table that
+    holds every one of these methods (a caller may have added other fields to it, as
+    ``load_shaping`` does).
     """
     keys = frozenset(names)
 
@@ -117,7 +119,7 @@ def methods(obj: Any, names: Sequence[str]) -> dict[str, Callable[..., Any]]:
         bound = getattr(obj, name)
 
         def call(*args: Any) -> Any:
-            if args and isinstance(args[0], dict) and frozenset(args[0]) == keys:
+            if args and isinstance(args[0], dict) and keys <= args[0].keys():
                 args = args[1:]
             return bound(*args)
 

@@ -131,8 +131,10 @@ def _spec(file: str, key: str, value: Any, parse: Any, what: str) -> None:
 
 
 def _match(file: str, key: str, value: Any) -> list[tuple[str, str]]:
+    # Optional, as in KumoMTA: a block may add options or automation to a provider that
+    # another file (or an earlier block) gave its match rules; the blocks' rules add up.
     if value is None:
-        raise DataFileError(HELPER, file, key, "missing: a provider block needs match=[...]")
+        return []
     if not isinstance(value, list) or not value:
         raise DataFileError(
             HELPER,

@@ -95,6 +95,18 @@ async def test_options_merge_default_provider_site_domain_then_sources(
     assert via_ip1.idle_timeout == 8  # default's per-source block
 
 
+async def test_a_provider_block_without_match_adds_to_the_provider_another_file_matched(
+    load_policy: Load, files: Callable[..., Path]
+) -> None:
+    # KumoMTA's automation guide layers its community shaping.toml, whose blocks add
+    # options and rules to providers without repeating their match, over the default.
+    extra = '{"provider": {"google": {"max_deliveries_per_connection": 60}}}'
+    runtime, policy = await load(load_policy, files, b=extra)
+    gmail = await path_config(runtime, policy, "gmail.test", "ip-2")
+    assert gmail.provider_name == "google"
+    assert gmail.max_deliveries_per_connection == 60  # the later, match-less block
+
+
 async def test_a_domain_rolls_up_to_the_site_of_a_listed_domain_with_the_same_mx(
     load_policy: Load, files: Callable[..., Path]
 ) -> None:
@@ -147,7 +159,6 @@ async def test_kumocores_default_file_is_loaded_first_unless_no_default_files(
             '["x.test".sources."s"]\nmax_message_rate = "fast"\n',
             r'"x.test".sources.s: bad value for .max_message_rate.',
         ),
-        ('[provider."p"]\nconnection_limit = 1\n', r"provider.p.match: missing"),
         ('[provider."p"]\nmatch = [{ MxSuffix = ".x" }]\n', r"provider.p.match\[1\]: expected"),
         (
             '[["x.test".automation]]\nregex = "(oops"\naction = "Suspend"\nduration = "1h"\n',
@@ -262,3 +273,24 @@ async def test_a_shaping_block_naming_an_unknown_source_is_refused(
             shaping:setup { 'DIR/a.toml' }
             """
         )
+
+
+COLON_POLICY = """
+local kumo = require 'kumo'
+local result = kumo.shaping.load({ 'DIR/a.toml' })
+-- KumoMTA's own shaping helper calls these with ':'.
+assert(#result:get_errors() == 0, 'errors')
+assert(#result:get_warnings() == 0, 'warnings')
+kumo.on('get_egress_path_config', function(domain, source, site)
+  return result:get_egress_path_config(domain, source, site)
+end)
+"""
+
+
+async def test_the_loaded_shaping_data_can_be_called_with_a_colon(
+    load_policy: Load, files: Callable[..., Path]
+) -> None:
+    files(a__toml=A_TOML)
+    runtime, policy = await load_policy(COLON_POLICY)
+    gmail = await path_config(runtime, policy, "gmail.test", "ip-2")
+    assert str(gmail.connection_limit) == "30"
