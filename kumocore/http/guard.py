@@ -28,6 +28,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from kumocore.http.auth import AUTH_KEY, AuthInfo
+from kumocore.http.encoding import (
+    BodyEncodingError,
+    BodyTooLarge,
+    UnsupportedEncoding,
+    decode_body,
+)
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -124,7 +130,7 @@ def make_request_guard(config: HttpListenerConfig) -> Any:
             return json_error(415, f"Content-Type must be application/json, got {got!r}")
         try:
             async with asyncio.timeout(config.request_body_timeout):
-                await request.read()
+                raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text=TOO_LARGE)
         except TimeoutError:
@@ -138,6 +144,20 @@ def make_request_guard(config: HttpListenerConfig) -> Any:
             if request.transport is not None:
                 request.transport.close()
             return response
+        coding = request.headers.get("Content-Encoding")
+        if coding is not None:
+            try:
+                body = await asyncio.to_thread(
+                    decode_body, raw, coding, config.request_body_limit)
+            except BodyTooLarge:
+                return web.Response(status=413, text=TOO_LARGE)
+            except UnsupportedEncoding as exc:
+                return json_error(415, str(exc))
+            except BodyEncodingError as exc:
+                return json_error(400, str(exc))
+            # The handlers read the body through request.read(), which returns what it
+            # read before: from now on, the decoded body (aiohttp keeps it there).
+            request._read_bytes = body  # type: ignore[attr-defined]
         return await handler(request)
 
     return request_guard

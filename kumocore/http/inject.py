@@ -11,11 +11,12 @@ generated message in memory at once (issue 14, #12). So the request's content si
 its recipient count may not exceed ``inject_generated_size_limit`` (``413`` with a JSON
 error naming it; once the bytes really generated pass it, the remaining recipients
 fail), and recipients are handled in chunks of about :data:`CHUNK_BYTES` of
-generated data: a chunk whose messages are large is rendered and built in a worker thread
-(the loop keeps running; the GIL is handed back every few milliseconds, and measured
-stalls stay in that range), then its policy events run on the loop and the chunk goes to
-:meth:`Intake.accept` (one synced spool write per chunk) before the next is built. A
-recipient whose
+generated data: a chunk whose messages are large, or whose templates compute (expressions,
+loops: a 6 KB template can burn its whole fuel for each of 200 recipients, 20 s of a
+loop), is rendered and built in a worker thread (the loop keeps running; the GIL is
+handed back every few milliseconds, and measured stalls stay in that range), then its
+policy events run on the loop and the chunk goes to :meth:`Intake.accept` (one synced
+spool write per chunk) before the next is built. A recipient whose
 template fails to render, whose message the policy rejects (``kumo.reject``), or that the
 intake cannot take, is counted in ``fail_count`` with its error text; the request itself
 still answers ``200``::
@@ -61,7 +62,8 @@ TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
 CHUNK_BYTES = 4 * 1024 * 1024
 #: Recipients per step at most, so that small messages also yield to other clients.
 CHUNK_RECIPIENTS = 200
-#: A step generating at least this much is built in a worker thread rather than inline.
+#: A step generating at least this much is built in a worker thread rather than inline
+#: (as is every step of templates that compute, :attr:`Templates.computes`).
 THREAD_BYTES = 256 * 1024
 #: Per-recipient failures: reported in ``errors``, never an HTTP error.
 #: ValueError and MessageError: whatever else the ``email`` package refuses to build is
@@ -135,7 +137,7 @@ class InjectHandler:
                            for r in recipients[done:]]
                 break
             chunk = recipients[done:done + max(1, min(CHUNK_RECIPIENTS, CHUNK_BYTES // size))]
-            if size * len(chunk) >= THREAD_BYTES:
+            if templates.computes or size * len(chunk) >= THREAD_BYTES:
                 built, nbytes = await asyncio.to_thread(
                     self._generate_all, inject, templates, chunk, auth, via)
             else:

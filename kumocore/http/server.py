@@ -160,7 +160,10 @@ async def prepare_http_listener(
             config.hostname, config.tls_certificate, config.tls_private_key)
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE,
-        keepalive_timeout=config.keepalive_timeout)
+        keepalive_timeout=config.keepalive_timeout,
+        # Bodies are decoded by the request guard, once a request was let in, and only
+        # up to request_body_limit (kumocore.http.encoding): never on arrival.
+        auto_decompress=False)
     await runner.setup()
     handler_factory = runner.server
     assert handler_factory is not None

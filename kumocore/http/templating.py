@@ -64,6 +64,14 @@ class Templates:
         except minijinja.TemplateError as exc:
             raise TemplateFailure(_message(exc)) from None
 
+    @property
+    def computes(self) -> bool:
+        """Whether rendering may take more than time linear in the text: a template with
+        expressions or statements (loops, filters) can spend its whole fuel (about 0.1 s)
+        on a few bytes of source, so the source's size says nothing about the work."""
+        return not self.static and any(
+            "{{" in source or "{%" in source for source in self._sources.values())
+
     def render(self, name: str, context: dict[str, Any]) -> str:
         if self.static:
             return self._sources[name]
