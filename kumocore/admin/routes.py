@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiohttp import web
 
 from kumocore.admin.metrics import (
@@ -70,9 +71,12 @@ def _json_errors(handler: Method) -> Method:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    # orjson, not json: it refuses lone surrogates ("\ud800", not text: they broke the
+    # status page and rebind half-way) and nesting past its depth limit (json raised
+    # RecursionError: a 500), like the inject API's parser.
     try:
-        body = await request.json()
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        body = orjson.loads(await request.read())
+    except ValueError as exc:  # orjson.JSONDecodeError
         raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")

@@ -44,6 +44,10 @@ _SEGMENT = re.compile(rf"\s*({_NUMBER})\s*([a-zA-Z]+)\s*")
 _BARE_NUMBER = re.compile(rf"\s*({_NUMBER})\s*")
 _SIZE = re.compile(rf"\s*({_NUMBER})\s*([a-zA-Z]*)\s*")
 
+#: The longest duration taken (about 317 years): longer ones overflowed to infinity
+#: ('1' and 400 zeros is a float of inf), which JSON cannot carry and dates cannot reach.
+MAX_DURATION = 1e10
+
 DURATION_EXAMPLES = "a number of seconds or a string like '30s', '5 minutes', '1h30m', '7 days'"
 SIZE_EXAMPLES = "a number of bytes or a string like '128 KiB', '20 MiB', '10MB'"
 
@@ -53,9 +57,9 @@ def duration_seconds(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"expected {DURATION_EXAMPLES}")
     if isinstance(value, int | float):
-        return _non_negative(float(value), DURATION_EXAMPLES)
+        return _bounded(_non_negative(float(value), DURATION_EXAMPLES))
     if match := _BARE_NUMBER.fullmatch(value):
-        return float(match.group(1))
+        return _bounded(float(match.group(1)))
     total, pos = 0.0, 0
     while pos < len(value):
         match = _SEGMENT.match(value, pos)
@@ -66,7 +70,13 @@ def duration_seconds(value: object) -> float:
         pos = match.end()
     if pos == 0:
         raise ValueError(f"expected {DURATION_EXAMPLES}")
-    return total
+    return _bounded(total)
+
+
+def _bounded(seconds: float) -> float:
+    if not seconds <= MAX_DURATION:  # also catches inf and nan
+        raise ValueError(f"expected {DURATION_EXAMPLES}, of at most {MAX_DURATION:.0e} seconds")
+    return seconds
 
 
 def parse_duration(value: str | int | float, *, key: str) -> float:

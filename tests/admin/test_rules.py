@@ -110,6 +110,30 @@ async def test_malformed_json_and_missing_id_are_400(client: Any) -> None:
         assert "'id'" in (await response.json())["error"]
 
 
+@pytest.mark.parametrize(
+    ("raw", "needle"),
+    [
+        # Overflowed to an infinite duration: not JSON, and the status page died of it.
+        (b'{"reason": "r", "domain": "a.example", "duration": "1' + b"0" * 400 + b's"}',
+         "at most 1e+10 seconds"),
+        # A lone surrogate is not text: the status page could not encode it.
+        (b'{"reason": "x\\ud800y", "domain": "a.example"}', "not valid JSON"),
+        # json's RecursionError was a plain-text 500.
+        (b'{"reason": ' + b"[" * 5000 + b"]" * 5000 + b"}", "not valid JSON"),
+    ],
+)
+async def test_bodies_that_broke_the_status_page_or_the_handler_are_400(
+    client: Any, raw: bytes, needle: str
+) -> None:
+    for path in (BOUNCE, SUSPEND):
+        response = await client.post(
+            path, data=raw, headers={"Content-Type": "application/json"})
+        assert response.status == 400
+        assert needle in (await response.json())["error"]
+    listed = await client.get(SUSPEND)
+    assert await listed.json() == []
+
+
 async def test_suspension_holds_due_messages_until_cancelled(
     runtime: Runtime, client: Any, enqueue: Enqueue
 ) -> None:
