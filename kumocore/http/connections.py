@@ -7,7 +7,9 @@ listener and the spool fail too. :class:`ConnectionGuard` sits between the socke
 aiohttp's request handler (a thin protocol wrapper, so only public aiohttp API is used):
 
 * ``max_connections`` / ``max_connections_per_peer``: a connection beyond either cap gets
-  ``503`` with a JSON error and is closed before aiohttp sees it;
+  ``503`` with a JSON error and is closed before aiohttp sees it; the last
+  :data:`RESERVED_FOR_TRUSTED` (at most an eighth) of ``max_connections`` are kept for
+  peers in ``trusted_hosts``;
 * ``header_timeout``: from the connection's first byte (or the first byte after an idle
   keep-alive pause) to the end of the request headers; a client still sending headers then
   gets ``408`` and is closed;
@@ -34,6 +36,10 @@ __all__ = ["ConnectionGuard", "GuardedProtocol", "connection_cap", "raw_json_res
 #: Share of the process's descriptor limit one HTTP listener may use at most, so that the
 #: SMTP listeners, the spool and the logs always keep the rest.
 FD_SHARE = 0.5
+#: Connections only peers in ``trusted_hosts`` may take (fewer when ``max_connections`` is
+#: small: at most an eighth of it), so that many untrusted addresses cannot lock out the
+#: operator's liveness checks and admin calls by holding every connection.
+RESERVED_FOR_TRUSTED = 64
 
 
 def connection_cap(configured: int, fd_soft_limit: int | None = None) -> int:
@@ -63,6 +69,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner = inner
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self.trusted = False  # set by ConnectionGuard.admit
         self.admitted = False
         self.in_request = False
         self.receiving_headers = False
@@ -179,9 +186,16 @@ class ConnectionGuard:
         max_per_peer: int,
         header_timeout: float,
         keepalive_timeout: float,
+        trusted: Callable[[str], bool] = lambda peer: False,
     ) -> None:
         self.inner_factory = inner_factory
         self.max_connections = max_connections
+        self.trusted = trusted
+        # The last slots are kept for trusted hosts: peers that may not call a single
+        # endpoint could otherwise hold every connection (reconnecting as each idles out)
+        # and lock the operator's own liveness checks and admin calls out.
+        self.reserved = min(RESERVED_FOR_TRUSTED, max_connections // 8)
+        self.open_untrusted = 0
         self.max_per_peer = max_per_peer
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
@@ -198,7 +212,10 @@ class ConnectionGuard:
 
     def admit(self, conn: GuardedProtocol) -> str | None:
         """None when ``conn`` may proceed, else why it is refused."""
-        if self.open >= self.max_connections:
+        conn.trusted = self.trusted(conn.peer)
+        if self.open >= self.max_connections or (
+                not conn.trusted
+                and self.open_untrusted >= self.max_connections - self.reserved):
             self.refused += 1
             return f"too many connections to this listener (max_connections {self.max_connections})"
         if self.per_peer[conn.peer] >= self.max_per_peer:
@@ -206,12 +223,14 @@ class ConnectionGuard:
             return (f"too many connections from {conn.peer} "
                     f"(max_connections_per_peer {self.max_per_peer})")
         self.open += 1
+        self.open_untrusted += not conn.trusted
         self.per_peer[conn.peer] += 1
         self.by_handler[conn.inner] = conn
         return None
 
     def release(self, conn: GuardedProtocol) -> None:
         self.open -= 1
+        self.open_untrusted -= not conn.trusted
         self.per_peer[conn.peer] -= 1
         if self.per_peer[conn.peer] <= 0:
             del self.per_peer[conn.peer]

@@ -151,7 +151,7 @@ async def prepare_http_listener(
     guard = ConnectionGuard(
         lambda: holder[0](), max_connections=cap,
         max_per_peer=config.max_connections_per_peer, header_timeout=config.header_timeout,
-        keepalive_timeout=config.keepalive_timeout)
+        keepalive_timeout=config.keepalive_timeout, trusted=config.trusted_hosts.contains)
     app = make_app(runtime, config, guard)
     app[GUARD_KEY] = guard
     ssl_context = None

@@ -115,6 +115,24 @@ async def test_connections_beyond_the_listener_cap_get_503(start_http: StartHttp
         w.close()
 
 
+async def test_untrusted_peers_cannot_take_the_connections_kept_for_trusted_hosts(
+    start_http: StartHttp,
+) -> None:
+    # 16 connections, the last 2 (an eighth) kept for trusted_hosts (127.0.0.1): many
+    # untrusted addresses holding every connection locked the operator out.
+    env = await start_http(max_connections=16)
+    held = [await connect(env, f"127.0.0.{n}") for n in range(10, 24)]
+    reader, writer = await connect(env, "127.0.0.30")
+    data = await read_until_closed(reader, 5)
+    writer.close()
+    assert data.startswith(b"HTTP/1.1 503 "), data
+    assert "max_connections 16" in json_body(data)["error"]
+    status, text, _ = await env.request("GET", "/api/check-liveness/v1")
+    assert (status, text) == (200, "OK")
+    for _, w in held:
+        w.close()
+
+
 async def test_request_body_slower_than_request_body_timeout_gets_408(
     start_http: StartHttp,
 ) -> None:
