@@ -26,7 +26,7 @@ from kumocore.config.listeners import (
     ListenerDomain,
     TraceHeaders,
 )
-from kumocore.config.options import Conv, Options, Path, option
+from kumocore.config.options import Conv, Options, Path, option, refuse_unsupported
 from kumocore.config.queue import QueueConfig, QueueShrinkPolicy
 from kumocore.config.spool import MinFree, SpoolDefinition
 
@@ -52,5 +52,6 @@ __all__ = [
     "option",
     "parse_duration",
     "parse_size",
+    "refuse_unsupported",
     "split_host_port",
 ]

@@ -80,7 +80,7 @@ class TaskRunner:
             raise
         except Exception as exc:
             # As in KumoMTA: the error is logged and the task stops.
-            log.error("spawned task failed", event=event_name, error=str(exc))
+            log.error("spawned task failed", task_event=event_name, error=str(exc))
 
 
 def set_diagnostic_log_filter(filter: Any) -> None:

@@ -42,7 +42,7 @@ DISPOSITION_PREFIX = "log_disposition_"
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
     "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
     "smtp_server_message_deferred_inject",
-    "rebind_message", "get_acl_definition",
+    "rebind_message", "get_acl_definition", "shutdown_logging", "xfer_message_received",
 })
 
 

@@ -19,7 +19,19 @@ def test_defaults_follow_kumomta(tmp_path: Path) -> None:
     assert config.min_free_space.percent == 10 and config.min_free_inodes.percent == 10
 
 
-def test_every_kumomta_option_is_accepted(tmp_path: Path) -> None:
+def test_filter_event_is_refused_at_load_not_silently_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not applied yet: every record would still be logged.
+    monkeypatch.delenv("KUMOCORE_ALLOW_UNSUPPORTED", raising=False)
+    with pytest.raises(ConfigError, match="'filter_event' is not supported by kumocore yet"):
+        parse_options({"log_dir": str(tmp_path), "filter_event": "should_log"})
+
+
+def test_every_other_kumomta_option_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUMOCORE_ALLOW_UNSUPPORTED", "1")  # filter_event: see above
     config = parse_options({
         "log_dir": str(tmp_path), "max_file_size": 1000, "max_segment_duration": "5 minutes",
         "compression_level": 9, "back_pressure": 10, "headers": ["Subject", "X-*"],

@@ -56,9 +56,9 @@ _TOP = {
     "scheduling_header": str,
 }
 _NOT_YET = {
-    "overall_max_message_rate": "overall_max_message_rate needs the "
-    "throttle_insert_ready_queue event, which kumocore does not "
-    "have yet",
+    "overall_max_message_rate": "overall_max_message_rate is not supported by kumocore's "
+    "queue helper yet (it does not register the throttle_insert_ready_queue handler "
+    "that would apply it)",
 }
 _QUEUE_OPTIONS = frozenset(QueueConfig.option_converters)
 _EXTRA = frozenset({"routing_domain"})
