@@ -166,6 +166,8 @@ def _body(content: Builder, templates: Templates, context: dict[str, object]) ->
 
 
 def _leaf(subtype: str, text: str) -> MIMEPart:
+    if "\0" in text:  # RFC 5322 2.3 and RFC 2045 2.7: no NUL in a text body, not even 8-bit
+        raise BuildError(f"the {subtype} body contains a NUL character")
     part = MIMEPart(policy=_POLICY)
     # The stdlib content manager wants a final newline; MiniJinja drops the template's.
     part.set_content(text if text.endswith("\n") else text + "\n",

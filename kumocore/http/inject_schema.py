@@ -138,9 +138,9 @@ def _content(value: Any) -> str | Builder:
             raise RequestError(f"content.headers: {name!r} is not a valid header name")
         _header_text(header_value, f"content.headers[{name!r}]")
     return Builder(
-        text_body=_optional_str(obj.get("text_body"), "content.text_body"),
-        html_body=_optional_str(obj.get("html_body"), "content.html_body"),
-        amp_html_body=_optional_str(obj.get("amp_html_body"), "content.amp_html_body"),
+        text_body=_body_text(obj.get("text_body"), "content.text_body"),
+        html_body=_body_text(obj.get("html_body"), "content.html_body"),
+        amp_html_body=_body_text(obj.get("amp_html_body"), "content.amp_html_body"),
         headers=headers,
         from_=_mailbox(obj.get("from"), "content.from"),
         reply_to=_mailbox(obj.get("reply_to"), "content.reply_to"),
@@ -149,6 +149,14 @@ def _content(value: Any) -> str | Builder:
             _attachment(a, f"content.attachments[{i}]")
             for i, a in enumerate(_list(obj.get("attachments", []), "content.attachments"))),
     )
+
+
+def _body_text(value: Any, where: str) -> str | None:
+    """A body template: any text but NUL, which no message may carry (RFC 5322 2.3)."""
+    text = _optional_str(value, where)
+    if text is not None and "\0" in text:
+        raise RequestError(f"{where}: must not contain a NUL character")
+    return text
 
 
 def _mailbox(value: Any, where: str) -> Mailbox | None:
@@ -173,8 +181,12 @@ def _attachment(value: Any, where: str) -> Attachment:
     content_type = _header_text(obj["content_type"], f"{where}.content_type") or ""
     if content_type.count("/") != 1:
         raise RequestError(f"{where}.content_type: expected type/subtype, got {content_type!r}")
-    return Attachment(data, content_type,
-                      _header_text(obj.get("content_id"), f"{where}.content_id"),
+    content_id = _header_text(obj.get("content_id"), f"{where}.content_id")
+    if content_id and any(c in content_id for c in '<>" \t\\'):
+        # It is written as <content_id>: these would end or break that msg-id (RFC 2392).
+        raise RequestError(f"{where}.content_id: expected a Content-ID without <, >, quotes, "
+                           f"backslashes or spaces, got {content_id!r}")
+    return Attachment(data, content_type, content_id,
                       _header_text(obj.get("file_name"), f"{where}.file_name"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -117,3 +118,26 @@ async def test_a_substitution_with_a_line_break_fails_only_its_recipient(
         assert status == 200, payload
         assert payload["failed_recipients"] == ["b@example.com"], (char, payload)
         assert "X-Sub" in payload["errors"][0] or "Subject" in payload["errors"][0], payload
+
+
+async def test_a_nul_in_a_body_is_refused_and_one_from_a_substitution_fails_its_recipient(
+    http: HttpEnv,
+) -> None:
+    # Sent raw as 7bit before; RFC 5322 2.3 and RFC 2045 2.7 allow no NUL in a message.
+    status, payload = await http.inject(with_value(("content", "text_body"), "a\x00b"))
+    assert status == 400 and "content.text_body" in payload["error"]
+    body = with_value(("content", "text_body"), "hi {{ v }}")
+    body["content"].update(subject="Hello", headers={"X-Tenant": "acme"})  # v: body only
+    body["recipients"][1]["substitutions"]["v"] = "a\x00b"
+    status, payload = await http.inject(body)
+    assert status == 200 and payload["failed_recipients"] == ["b@example.com"]
+    assert "NUL" in payload["errors"][0]
+
+
+@pytest.mark.parametrize("content_id", ['a>"<b', "a b", "<logo>", "a\\b"])
+async def test_a_content_id_that_would_break_its_msg_id_is_a_400(
+    http: HttpEnv, content_id: str
+) -> None:
+    status, payload = await http.inject(
+        with_value(("content", "attachments", 1, "content_id"), content_id))
+    assert status == 400 and "content.attachments[1].content_id" in payload["error"]
