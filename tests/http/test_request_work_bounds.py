@@ -110,6 +110,7 @@ async def test_templates_that_compute_render_off_the_loop_whatever_their_size(
     loops = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
     payload = {"envelope_sender": "s@example.com", "content": "Subject: t\n\n" + loops,
                "recipients": [{"email": f"r{n}@example.com"} for n in range(20)]}
+    begun = time.monotonic()
     inject = asyncio.ensure_future(http.inject(payload))
     worst = 0.0
     while not inject.done():
@@ -118,4 +119,6 @@ async def test_templates_that_compute_render_off_the_loop_whatever_their_size(
         worst = max(worst, time.monotonic() - started - 0.01)
     status, body = await inject
     assert status == 200 and body["fail_count"] == 20
-    assert worst < 0.6, f"the event loop stalled for {worst:.2f}s"
+    # Relative, so a busy machine slows both alike: inline, the stall was the whole run.
+    elapsed = time.monotonic() - begun
+    assert worst < elapsed / 4, f"the event loop stalled {worst:.2f}s of {elapsed:.2f}s"
