@@ -15,9 +15,9 @@ from tests.smtp.conftest import SmtpEnv, StartSmtp
 LINE = "y" * 78 + "\r\n"
 
 
-async def unfinished_data(env: SmtpEnv) -> RawSmtpClient:
+async def unfinished_data(env: SmtpEnv, source: str = "127.0.0.1") -> RawSmtpClient:
     """A session that has sent 800 KB of DATA without its end (given 0.3 s to arrive)."""
-    client = await env.session()
+    client = await env.session(source)
     await client.command("MAIL FROM:<a@example.com>")
     await client.command("RCPT TO:<b@example.com>")
     assert (await client.command("DATA")).code == 354
@@ -43,6 +43,29 @@ async def test_data_over_the_listener_budget_is_refused_with_452_and_not_kept(
     _, final = await other.send_mail("a@example.com", ["c@example.com"],
                                      "Subject: x\r\n\r\n" + LINE * 5_000)
     assert final.code == 250
+
+
+async def test_one_client_outside_relay_hosts_holds_at_most_its_share_of_the_budget(
+    start_smtp: StartSmtp,
+) -> None:
+    # An outside check filled the whole budget from one address with unfinished DATA
+    # kept alive by a byte every 30 s: every other client's mail got 452. Its share is an
+    # eighth of the budget, or one message of max_message_size if that is more (1 MiB).
+    env = await start_smtp(max_data_buffered="8 MiB", max_message_size="1 MiB",
+                           domains={"example.com": {"relay_to": True}})
+    first = await unfinished_data(env, "127.0.0.5")
+    second = await unfinished_data(env, "127.0.0.5")  # over the address's share
+    budget = data_budget(next(iter(env.listener.sessions)))
+    assert 0 < budget.held <= 1024 * 1024
+    trusted = await env.session()
+    _, final = await trusted.send_mail("a@example.com", ["c@example.com"],
+                                       "Subject: x\r\n\r\n" + LINE * 10_000)
+    assert final.code == 250
+    await second.send(".\r\n")
+    assert str(await second.read_reply()).startswith("452 4.3.1")
+    await first.send(".\r\n")
+    assert (await first.read_reply()).code == 250
+    assert budget.held == 0 and budget.held_by == {}
 
 
 async def test_a_message_larger_than_the_read_window_arrives_intact(

@@ -25,11 +25,12 @@ join of its pieces. A message over
 dot, RFC 5321 4.2.5, so the client does not get out of step), keeping nothing in memory.
 
 Memory: what a session has read of an unfinished message is charged to its listener's
-:class:`DataBudget` (``max_data_buffered``) and stays charged until the transaction was
-answered. A chunk that does not fit makes the rest of that message be read and
-discarded, and the transaction gets :data:`OVER_BUDGET_REPLY` (a temporary refusal: the
-client retries later). Besides the budget, a session holds at most about two read windows
-in its stream buffer (the transport stops reading beyond that).
+:class:`~kumocore.reception.smtp.budget.DataBudget` (``max_data_buffered``; one client
+at most its share) and stays charged until the transaction was answered. A chunk that
+does not fit makes the rest of that message be read and discarded, and the transaction
+gets :data:`OVER_BUDGET_REPLY` (a temporary refusal: the client retries later). Besides
+the budget, a session holds at most about two read windows in its stream buffer (the
+transport stops reading beyond that).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from kumocore.reception.smtp.budget import Budget, DataBudget
 from kumocore.reception.smtp.dots import find_dot_line, has_dot_line
 from kumocore.reception.smtp.lines import (
     check_line_endings,
@@ -49,6 +51,7 @@ from kumocore.reception.smtp.lines import (
 __all__ = [
     "OVER_BUDGET_REPLY",
     "READ_WINDOW",
+    "Budget",
     "DataBudget",
     "DataOverBudget",
     "DataTooBig",
@@ -87,28 +90,8 @@ class DataOverBudget:
     size: int
 
 
-class DataBudget:
-    """Bytes of DATA held in memory by the sessions of one listener, at most ``limit``."""
-
-    __slots__ = ("held", "limit", "refused")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
-        self.refused = 0  # transactions refused for want of budget, for tests and metrics
-
-    def take(self, size: int) -> bool:
-        if self.held + size > self.limit:
-            return False
-        self.held += size
-        return True
-
-    def give(self, size: int) -> None:
-        self.held -= size
-
-
 async def read_data(
-    reader: asyncio.StreamReader, max_size: int, budget: DataBudget | None = None
+    reader: asyncio.StreamReader, max_size: int, budget: Budget | None = None
 ) -> bytes | DataTooBig | DataOverBudget:
     """Read up to the end-of-data marker; return the raw (still dot-stuffed) data.
 
@@ -131,7 +114,7 @@ class Unstuffed:
 
 
 async def read_message(
-    reader: asyncio.StreamReader, max_size: int, budget: DataBudget | None = None
+    reader: asyncio.StreamReader, max_size: int, budget: Budget | None = None
 ) -> Unstuffed | DataTooBig | DataOverBudget:
     """:func:`read_data`, then unstuffed: the message as the client meant it.
 
@@ -159,7 +142,7 @@ class _Collected:
 
     __slots__ = ("budget", "held", "max_size", "over_budget", "pieces", "size", "too_big")
 
-    def __init__(self, max_size: int, budget: DataBudget | None) -> None:
+    def __init__(self, max_size: int, budget: Budget | None) -> None:
         self.max_size = max_size
         self.budget = budget
         self.pieces: list[bytes] = []
@@ -211,7 +194,7 @@ class _Collected:
 
 
 async def _read(
-    reader: asyncio.StreamReader, max_size: int, budget: DataBudget | None
+    reader: asyncio.StreamReader, max_size: int, budget: Budget | None
 ) -> _Read | DataTooBig | DataOverBudget:
     # The stream's buffer is searched in place and taken with one copy
     # (:meth:`_Collected.take`) once the end is in it; ``_buffer``, ``_limit``,

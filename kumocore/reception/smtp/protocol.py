@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP
 
 from kumocore.node.streams import drain_needed
 from kumocore.reception.smtp.data import (
-    DataBudget,
+    Budget,
     DataOverBudget,
     DataTooBig,
     Unstuffed,
@@ -28,6 +28,11 @@ from kumocore.reception.smtp.data import (
 )
 
 log = structlog.get_logger("kumocore.reception.smtp")
+
+#: Seconds a closed connection may take to flush its last replies before it is aborted:
+#: a client that never reads would otherwise keep the socket (and about 3 MB of kernel
+#: buffers) for ever, counted by no limit once its session was released.
+CLOSE_GRACE = 5.0
 
 
 def format_reply(code: int, text: str) -> bytes:
@@ -190,7 +195,7 @@ class SmtpProtocol(SMTP):
         transport = cast(asyncio.Transport | None, self.transport)
         if transport is not None and not transport.is_closing():
             transport.write(format_reply(code, text))
-            transport.close()
+            self.close_transport()
         self.closing = True
 
     # ------------------------------------------------------------------ I/O
@@ -204,11 +209,26 @@ class SmtpProtocol(SMTP):
         writer.write(format_reply(code, text))
         if close:
             self.closing = True
-            transport.close()  # flushes the reply first
+            self.close_transport()  # flushes the reply first
             return
         if not drain_needed(writer):
             return
-        await writer.drain()
+        # Waiting for the client to read counts as waiting for the client: a client that
+        # never reads its replies meets client_timeout and max_session_duration.
+        self._waiting = True
+        try:
+            await writer.drain()
+        finally:
+            self._waiting = False
+
+    def close_transport(self) -> None:
+        """Close after the pending replies, but abort if they are not taken within
+        :data:`CLOSE_GRACE` seconds."""
+        transport = cast(asyncio.Transport | None, self.transport)
+        if transport is None or transport.is_closing():
+            return
+        transport.close()
+        self.loop.call_later(CLOSE_GRACE, transport.abort)
 
     async def read_line(self, limit: int) -> bytes | None:
         """One CRLF-terminated line (CRLF included); None if it was over ``limit``."""
@@ -236,7 +256,7 @@ class SmtpProtocol(SMTP):
                 consumed = exc.consumed
 
     async def read_data(
-        self, max_size: int, budget: DataBudget | None = None
+        self, max_size: int, budget: Budget | None = None
     ) -> Unstuffed | DataTooBig | DataOverBudget:
         """The DATA section, dot-unstuffed (see :mod:`kumocore.reception.smtp.data`)."""
         self._waiting = True

@@ -41,6 +41,7 @@ from kumocore.mail.headers import split_header_block
 from kumocore.mail.ids import new_message_id
 from kumocore.mail.message import Message
 from kumocore.mail.queue_name import NULL_QUEUE
+from kumocore.reception.smtp.budget import PEER_SHARE
 from kumocore.reception.smtp.relay import check_relaying
 from kumocore.reception.smtp.reports import Report, find_report, log_report
 from kumocore.reception.trace import (
@@ -80,7 +81,9 @@ async def data(session: EsmtpSession, arg: str) -> None:
 
 async def _read_and_receive(session: EsmtpSession, txn: Transaction,
                             expected: Expected) -> None:
-    budget = data_budget(session)
+    # A client outside relay_hosts holds at most its share (kumocore.reception.smtp.budget).
+    trusted = session.config.relay_hosts.contains(session.peer_ip)
+    budget = data_budget(session).share(None if trusted else session.peer_ip)
     read = await session.read_data(session.config.max_message_size, budget)
     session.txn = None
     if isinstance(read, data_io.DataTooBig):
@@ -119,7 +122,9 @@ def data_budget(session: EsmtpSession) -> data_io.DataBudget:
     listener = session.listener
     budget = _budgets.get(listener)
     if budget is None:
-        budget = _budgets[listener] = data_io.DataBudget(listener.config.max_data_buffered)
+        limit = listener.config.max_data_buffered
+        budget = _budgets[listener] = data_io.DataBudget(limit, peer_limit=max(
+            limit // PEER_SHARE, listener.config.max_message_size))
     return budget
 
 

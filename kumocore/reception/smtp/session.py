@@ -245,8 +245,7 @@ class EsmtpSession(SmtpProtocol):
             log.error("smtp session failed", peer=self.peer_address, error=str(exc))
             await self.technical_difficulties()
         finally:
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.close()
+            self.close_transport()
             self.release()  # every way out of the loop frees the session's slot
 
     async def _welcome(self) -> bool:
