@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import SmtpEnv, StartSmtp
 
@@ -46,6 +48,19 @@ async def test_ehlo_without_domain_is_a_syntax_error(smtp: SmtpEnv) -> None:
     await client.read_reply()
     assert str(await client.command("EHLO")) == "501 5.5.4 Syntax: EHLO hostname"
     assert str(await client.command("HELO")) == "501 5.5.4 Syntax: HELO hostname"
+
+
+@pytest.mark.parametrize("name", ["a\x00b.example", "a\u2028b.example", "a\x85b.example"])
+async def test_ehlo_with_a_control_character_is_refused_not_echoed(
+    smtp: SmtpEnv, name: str
+) -> None:
+    # It would be echoed in the reply and written into the Received header, where a
+    # parser may take U+2028 or NEL for a line break.
+    client = await smtp.client()
+    await client.read_reply()
+    reply = await client.command(f"EHLO {name}")
+    assert str(reply) == "501 5.5.4 EHLO hostname contains a control character"
+    assert str(await client.command("EHLO good.example")).startswith("250")
 
 
 async def test_simple_commands_reply_like_kumomta(smtp: SmtpEnv) -> None:

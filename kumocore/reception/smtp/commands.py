@@ -38,6 +38,11 @@ async def _hello(session: EsmtpSession, arg: str, *, extended: bool) -> None:
     if not domain:
         await session.syntax_error(501, f"5.5.4 Syntax: {verb} hostname")
         return
+    if not domain.isprintable():
+        # NUL, other controls, U+0085 and U+2028: echoed in the reply and written into
+        # the Received header, where a parser may take them for line breaks.
+        await session.syntax_error(501, f"5.5.4 {verb} hostname contains a control character")
+        return
     session.reset_transaction()  # RFC 5321 4.1.4: EHLO implies RSET
     extensions = _extensions(session)
     # The policy sees (and may replace) what EHLO will advertise; HELO advertises nothing
