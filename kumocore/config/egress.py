@@ -136,6 +136,10 @@ PATH_UNSUPPORTED = (
 )
 
 
+#: KumoMTA's ``ip_lookup_strategy`` values (also ``kumo.dns.lookup_addr``'s strategy).
+IP_LOOKUP_STRATEGIES = ("Ipv4Only", "Ipv6Only", "Ipv4AndIpv6", "Ipv6ThenIpv4", "Ipv4ThenIpv6")
+
+
 class EgressPathConfig(
     Options, options_for="kumo.make_egress_path", unsupported=PATH_UNSUPPORTED
 ):
@@ -197,10 +201,7 @@ class EgressPathConfig(
     # Never connect to ourselves or to "any" addresses, whatever the MX records say.
     prohibited_hosts: CidrSet = option(CIDRS, default=["127.0.0.0/8", "::1", "0.0.0.0", "::"])
     skip_hosts: CidrSet = option(CIDRS, default=[])
-    ip_lookup_strategy: str = option(
-        enum("Ipv4Only", "Ipv6Only", "Ipv4AndIpv6", "Ipv6ThenIpv4", "Ipv4ThenIpv6"),
-        default="Ipv4AndIpv6",
-    )
+    ip_lookup_strategy: str = option(enum(*IP_LOOKUP_STRATEGIES), default="Ipv4AndIpv6")
     ehlo_domain: str | None = option(STRING, default=None)
     aggressive_connection_opening: bool = option(BOOL, default=False)
     refresh_interval: float = option(DURATION, default="60s")

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kumocore.config.egress import IP_LOOKUP_STRATEGIES
+from kumocore.dns.mx import order_addresses
 from kumocore.dns.resolver import Resolver
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import policy_function
@@ -122,11 +124,18 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
         return (await resolver.lookup_mx(domain)).to_policy_table()
 
     @policy_function(table=False)
-    async def lookup_addr(name: str, resolver_name: str | None = None) -> list[str]:
-        """``kumo.dns.lookup_addr(name)``: IPv4 then IPv6 addresses; raises on NXDOMAIN."""
+    async def lookup_addr(
+        name: str, resolver_name: str | None = None, strategy: str | None = None
+    ) -> list[str]:
+        """``kumo.dns.lookup_addr(name, resolver, strategy)``: IPv4 then IPv6 addresses,
+        or as ``strategy`` (an ``ip_lookup_strategy`` value) says; raises on NXDOMAIN."""
         _default_resolver_only(resolver_name)
         _require_name("dns.lookup_addr", name)
-        return await resolver.lookup_addr(name)
+        if strategy is not None and strategy not in IP_LOOKUP_STRATEGIES:
+            raise ConfigError(f"kumo.dns.lookup_addr: strategy must be one of "
+                              f"{', '.join(IP_LOOKUP_STRATEGIES)}, got {strategy!r}")
+        addresses = await resolver.lookup_addr(name)
+        return addresses if strategy is None else order_addresses(addresses, strategy)
 
     @policy_function(table=False)
     async def lookup_txt(name: str, resolver_name: str | None = None) -> list[str]:
