@@ -34,6 +34,7 @@ import dns.name
 import dns.nameserver
 import dns.resolver
 
+from kumocore.dns.hosts import HostsFile
 from kumocore.dns.mx import MailExchanger, domain_literal_address
 from kumocore.dns.site_name import split_bracketed, split_port
 from kumocore.errors import ConfigError
@@ -170,8 +171,11 @@ class Resolver:
         negative_ttl: float = 60.0,
         cache_size: int = 16384,
         clock: Callable[[], float] = time.monotonic,
+        hosts: HostsFile | None = None,
     ) -> None:
         self.negative_ttl = negative_ttl
+        #: Names from the hosts file, answered before DNS (None: DNS alone).
+        self.hosts = hosts
         self._clock = clock
         self._cache = _TtlCache(cache_size, clock)
         self._cache_size = cache_size
@@ -264,6 +268,9 @@ class Resolver:
     async def lookup_addr(self, host: str) -> list[str]:
         """IPv4 then IPv6 addresses of ``host``; [] if it exists without any; NXDOMAIN raises."""
         name = normalize_name(host)
+        listed = self.hosts.lookup(name) if self.hosts is not None else None
+        if listed is not None:  # the hosts file first, as KumoMTA's resolver does
+            return listed
         a, aaaa = await asyncio.gather(self._query(name, "A"), self._query(name, "AAAA"))
         if a.status == "nxdomain" and aaaa.status == "nxdomain":
             raise DnsError(f"address lookup for {name} failed: NXDOMAIN", name=name)

@@ -22,6 +22,7 @@ import structlog
 
 from kumocore.config.defined import ServerConfig
 from kumocore.dns import Resolver
+from kumocore.dns.hosts import HostsFile
 from kumocore.errors import ConfigError, PolicyError
 from kumocore.logs.journal import Journal
 from kumocore.policy.builtins import CorePlugin
@@ -58,7 +59,8 @@ class Runtime:
         self.hostname = hostname or socket.gethostname()
         self.nodeid = str(uuid.uuid4())
         self.config = ServerConfig()
-        self.resolver: Resolver = Resolver()
+        # The system's hosts file before DNS for addresses, as KumoMTA's resolver.
+        self.resolver: Resolver = Resolver(hosts=HostsFile())
         self.policy_path: str | None = None
         #: What ``kumo.validation_failed()`` recorded (``kumocore validate`` reports it).
         self.validation = ValidationReport()

@@ -261,6 +261,10 @@ end
 
 --------------------------------------------------------------------------- environment
 
+-- KumoMTA's built-in Lua modules that kumocore does not provide: one clear line instead of
+-- Lua's list of every path it searched.
+local NOT_PROVIDED = { sqlite = true, redis = true }
+
 -- `require` as in Lua 5.4, but written in Lua so that a module's top-level code may call
 -- kumo.* functions that yield (the C implementation is not yieldable).
 local function require(name)
@@ -283,6 +287,9 @@ local function require(name)
     elseif type(loader) == 'string' then
       messages[#messages + 1] = loader
     end
+  end
+  if NOT_PROVIDED[name] then
+    error(("KumoMTA's module '%s' is not supported by kumocore yet"):format(name), 2)
   end
   error(("module '%s' not found:%s"):format(name, table.concat(messages)), 2)
 end

@@ -147,3 +147,13 @@ async def test_registering_from_inside_a_handler_is_refused(tmp_path: Path) -> N
 def test_registry_rejects_non_string_names() -> None:
     with pytest.raises(ValueError, match="event name must be a string"):
         EventRegistry().on(42, lambda: None)
+
+
+@pytest.mark.parametrize("module", ["sqlite", "redis"])
+async def test_requiring_a_kumomta_module_kumocore_lacks_says_so_in_one_line(
+    tmp_path: Path, module: str
+) -> None:
+    with pytest.raises(PolicyError) as info:
+        await load(tmp_path, f"local m = require '{module}'")
+    assert f"KumoMTA's module '{module}' is not supported by kumocore yet" in str(info.value)
+    assert "no file" not in str(info.value)  # not Lua's list of searched paths
