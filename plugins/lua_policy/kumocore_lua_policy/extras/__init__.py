@@ -87,7 +87,7 @@ class PolicyExtras:
             "policy_extras.listener_domains": _loader(ListenerDomains, "get_listener_domain"),
             "policy_extras.sources": _loader(Sources, "get_egress_source", "get_egress_pool"),
             "policy_extras.dkim_data": _loader(DkimData, "sign"),
-            "policy_extras.queue": _loader(QueueHelper, "apply", "resolve"),
+            "policy_extras.queue": _loader(QueueHelper, "apply", "resolve", "params"),
             "policy_extras.load_data_file": _load_data_file,
             "policy_extras.default_shaping_file": default_shaping_file,
             "policy_extras.shaping_automation": self.shaping_automation,

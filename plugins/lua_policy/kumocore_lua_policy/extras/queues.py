@@ -110,12 +110,20 @@ class QueueHelper:
         (configs are immutable, the data never changes after load)."""
         return self._resolve_cached(domain.lower(), tenant, campaign)
 
+    def params(
+        self, domain: str, tenant: str | None = None, campaign: str | None = None
+    ) -> dict[str, Any]:
+        """The ``kumo.make_queue_config`` options the files give (KumoMTA's
+        ``helper:resolve_config``: a plain table a policy may change before making it)."""
+        return {
+            k: v for k, v in self._compose(domain.lower(), tenant, campaign).items()
+            if k in _QUEUE_OPTIONS
+        }
+
     def _resolve(
         self, domain: str, tenant: str | None = None, campaign: str | None = None
     ) -> QueueConfig | None:
-        params = {
-            k: v for k, v in self._compose(domain, tenant, campaign).items() if k in _QUEUE_OPTIONS
-        }
+        params = self.params(domain, tenant, campaign)
         return QueueConfig.from_options(params) if params else None
 
     def _tenant(self, message: Message) -> tuple[str | None, str]:

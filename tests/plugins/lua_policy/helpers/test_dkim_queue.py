@@ -219,6 +219,32 @@ async def test_queue_config_resolves_default_domain_tenant_and_campaign_in_order
     assert await resolve("GMAIL.test", "vip", None) is gmail  # cached, case-insensitive
 
 
+RESOLVE_POLICY = QUEUE_POLICY + """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  -- KumoMTA's shape: a plain table of options, changed, then made into the config.
+  local params = helper:resolve_config(domain, tenant, campaign)
+  params.max_age = '3 hours'
+  assert(queue_module.is_queue_config_option('retry_interval', '5m'))
+  assert(not queue_module.is_queue_config_option('retry_intervall', '5m'))
+  return kumo.make_queue_config(params)
+end)
+"""
+
+
+async def test_resolve_config_gives_a_plain_table_of_options_as_kumomta(
+    load_policy: Load, files: Callable[..., Path]
+) -> None:
+    files(queues__toml=QUEUES)
+    policy = RESOLVE_POLICY.replace(
+        "local helper = queue_module:setup { 'DIR/queues.toml' }",
+        "local helper = queue_module:setup_with_options { file_names = { 'DIR/queues.toml' },"
+        " skip_queue_config_hook = true }")
+    _, lua = await load_policy(policy)
+    config = await lua.call_event("get_queue_config", "gmail.test", "vip", None, None)
+    assert (config.max_age, config.retry_interval, config.egress_pool) == (
+        10800, 1020, "dedicated")
+
+
 async def test_queue_apply_sets_tenant_campaign_routing_domain_and_checks_authz(
     load_policy: Load, files: Callable[..., Path]
 ) -> None:

@@ -39,16 +39,16 @@ function mod:setup_with_options(options)
     error('policy-extras.queue: setup_with_options needs file_names', policy_level())
   end
   local data = load(kumo.policy_extras.queue, options.file_names)
-  local apply, resolve = data.apply, data.resolve
+  local apply, resolve, params = data.apply, data.resolve, data.params
 
   local helper = { file_names = options.file_names }
   function helper:apply(msg)
     apply(msg)
   end
-  -- The queue config (a kumo.make_queue_config value) for a domain, tenant and campaign,
-  -- or nil when the files say nothing about it.
+  -- The kumo.make_queue_config options the files give for a domain, tenant and campaign,
+  -- as a plain table (empty when they say nothing), as KumoMTA's helper returns them.
   function helper:resolve_config(domain, tenant, campaign)
-    return resolve(domain, tenant, campaign)
+    return params(domain, tenant, campaign)
   end
 
   if not options.skip_queue_config_hook then
@@ -65,6 +65,13 @@ function mod:setup_with_options(options)
     resolve_config = helper.resolve_config,
   }
   return helper
+end
+
+-- Whether `name = value` is a valid kumo.make_queue_config option (KumoMTA's helper
+-- exports it; its log_hooks helper validates queue options with it).
+function mod.is_queue_config_option(name, value)
+  local ok = pcall(kumo.make_queue_config, { [name] = value })
+  return ok
 end
 
 function mod:resolve_provider(_domain, _routing_domain)
