@@ -89,3 +89,28 @@ async def test_pre_init_handlers_all_run_before_init_in_order(tmp_path: Path) ->
     await runtime.hooks.validate_config()
     assert recorder.marks[3:] == ["validate 1", "validate 2"]
     assert not runtime.validation.failed
+
+
+def test_validate_fails_when_a_queue_handler_is_registered_after_the_queue_helper(
+    tmp_path: Path,
+) -> None:
+    # As KumoMTA's queue helper: its handler answers every domain ([queue.default]), so a
+    # get_queue_config handler registered after it would never run.
+    (tmp_path / "queues.toml").write_text('[queue.default]\nmax_age = "1 hour"\n')
+    body = f"""\
+        local kumo = require 'kumo'
+        local queue_module = require 'policy-extras.queue'
+        local helper = queue_module:setup {{ '{tmp_path / "queues.toml"}' }}
+        kumo.on('get_queue_config', function(domain)
+          return kumo.make_queue_config {{ max_age = '2 hours' }}
+        end)
+    """
+    result = validate(write(tmp_path, "policy.lua", body))
+    assert result.returncode == 1, result.stderr
+    assert "not the last module to register for the" in result.stdout
+    assert "policy.lua:4" in result.stdout
+    # Registered first, the helper is last: no complaint.
+    lines = body.splitlines(keepends=True)
+    swapped = "".join([*lines[:2], *lines[3:6], lines[2]])
+    result = validate(write(tmp_path, "policy.lua", swapped))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -55,6 +55,7 @@ function mod:setup_with_options(options)
     kumo.on('get_queue_config', function(domain, tenant, campaign, _routing_domain)
       return resolve(domain, tenant, campaign)
     end)
+    mod.HOOK_POSITION = #kumo.get_event_registrars 'get_queue_config'
   end
 
   mod.CONFIGURED = {
@@ -66,6 +67,27 @@ function mod:setup_with_options(options)
   }
   return helper
 end
+
+-- As KumoMTA's helper: get_queue_config handlers run in order until one answers, and this
+-- one answers every domain the files cover ([queue.default]: all of them), so a handler
+-- registered after it would silently never run. `kumocore validate` says so.
+kumo.on('validate_config', function()
+  local mine = mod.HOOK_POSITION
+  local all = kumo.get_event_registrars 'get_queue_config' or {}
+  if mine == nil or mine == #all then
+    return
+  end
+  kumo.validation_failed()
+  print 'policy-extras.queue is in use, but it is not the last module to register for the'
+  print 'get_queue_config event: the handlers registered after it never run. They were'
+  print 'registered at:'
+  for index, stack in ipairs(all) do
+    print(string.format('%d%s: %s', index, index == mine and ' (queue helper)' or '',
+      stack[1] or '?'))
+  end
+  print 'Set the queue helper up after them, or use setup_with_options with'
+  print 'skip_queue_config_hook = true and call helper:resolve_config yourself.'
+end)
 
 -- Whether `name = value` is a valid kumo.make_queue_config option (KumoMTA's helper
 -- exports it; its log_hooks helper validates queue options with it).
