@@ -160,9 +160,13 @@ def charset_decode(charset: str, data: Any) -> str:
         raise ConfigError(f"kumo.encode.charset_decode: not valid {charset}: {exc}") from None
 
 
-def charset_encode(charset: str, text: str) -> bytes:
+def charset_encode(charset: str, text: str, ignore_errors: bool | None = None) -> bytes:
+    """KumoMTA's ``charset_encode``: errors are ignored unless ``ignore_errors`` is false;
+    a character the charset lacks then becomes a numeric character reference
+    (``&#8364;``), as KumoMTA's encoder writes it."""
+    errors = "strict" if ignore_errors is False else "xmlcharrefreplace"
     try:
-        return str(text).encode(charset)
+        return str(text).encode(charset, errors)
     except LookupError:
         raise ConfigError(f"kumo.encode.charset_encode: unknown charset {charset!r}") from None
     except UnicodeEncodeError as exc:
