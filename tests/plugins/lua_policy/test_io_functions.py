@@ -162,24 +162,24 @@ async def test_lua_spawn_task_runs_the_named_handler_with_args(tmp_path: Path) -
     assert await recorder.wait_for_marks(1) == [["hello", "there"]]
 
 
-async def test_a_failing_spawned_task_is_logged_once_and_stops(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+async def test_a_failing_spawned_task_is_logged_once_and_stops(tmp_path: Path) -> None:
     import asyncio
+
+    from structlog.testing import capture_logs
 
     runtime, _ = await load(tmp_path, """\
         local kumo = require 'kumo'
         kumo.on('init', function() kumo.spawn_task { event_name = 'bad.task' } end)
         kumo.on('bad.task', function() error 'task went wrong' end)
     """)
-    await runtime.run_init()
-    for _ in range(100):
-        out = capsys.readouterr().out
-        if "spawned task failed" in out:
-            break
-        await asyncio.sleep(0.01)
-    assert "task went wrong" in out and "task_event=bad.task" in out
-    assert "Traceback" not in out
+    with capture_logs() as logs:
+        await runtime.run_init()
+        for _ in range(200):
+            if any(e["event"] == "spawned task failed" for e in logs):
+                break
+            await asyncio.sleep(0.01)
+    (failed,) = [e for e in logs if e["event"] == "spawned task failed"]
+    assert failed["task_event"] == "bad.task" and "task went wrong" in failed["error"]
 
 
 async def test_spawn_task_without_a_handler_fails_in_init(tmp_path: Path) -> None:
