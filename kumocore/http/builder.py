@@ -34,6 +34,7 @@ from kumocore.http.inject_schema import (
     unsafe_header_character,
 )
 from kumocore.http.templating import Templates, template_context
+from kumocore.mail.address import AddressError, parse_envelope_address
 from kumocore.mail.headers import HeaderBlock, HeaderError, append_header
 from kumocore.reception.trace import rfc2822_now
 
@@ -83,12 +84,15 @@ def build_message(
     if isinstance(content, str):
         return finish_rfc5322(templates.render("content", context).encode("utf-8"))
     headers = []
+    mailboxes = {"From": content.from_, "Reply-To": content.reply_to}
     for index, (name, _) in enumerate(_header_templates(content)):
         value = templates.render(f"header{index}", context)
         bad = unsafe_header_character(value)
         if bad is not None:
             raise BuildError(f"header {name} contains CR or LF or another control or "
                              f"line-break character ({bad!r}) after substitution")
+        if mailboxes.get(name) is not None:
+            _check_mailbox(name, value)
         headers.append((name, value))
     message = _body(content, templates, context)
     for name, value in headers:
@@ -104,6 +108,16 @@ def build_message(
         return message.as_bytes(policy=_POLICY)
     except (ValueError, TypeError) as exc:
         raise BuildError(f"cannot build the message: {exc}") from None
+
+
+def _check_mailbox(name: str, value: str) -> None:
+    """The address of a rendered ``from``/``reply_to`` must be one (``f @example.com``, a
+    template's output included, is not: RFC 5322 3.4.1)."""
+    address = value[value.rindex("<") + 1:-1] if value.endswith(">") else value
+    try:
+        parse_envelope_address(address, allow_null=False)
+    except AddressError as exc:
+        raise BuildError(f"header {name}: {exc}") from None
 
 
 def with_message_id(data: bytes, hostname: str) -> bytes:

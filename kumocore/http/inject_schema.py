@@ -163,8 +163,10 @@ def _mailbox(value: Any, where: str) -> Mailbox | None:
     if value is None:
         return None
     obj = _object(value, where, required=("email",), optional=("name",))
-    return Mailbox(_header_text(obj["email"], f"{where}.email") or "",
-                   _header_text(obj.get("name"), f"{where}.name"))
+    email = _header_text(obj["email"], f"{where}.email") or ""
+    if "{{" not in email and "{%" not in email:  # a template: checked once rendered
+        _address(email, f"{where}.email", allow_null=False)  # 'f @example.com' is none
+    return Mailbox(email, _header_text(obj.get("name"), f"{where}.name"))
 
 
 def _attachment(value: Any, where: str) -> Attachment:

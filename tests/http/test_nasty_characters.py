@@ -141,3 +141,17 @@ async def test_a_content_id_that_would_break_its_msg_id_is_a_400(
     status, payload = await http.inject(
         with_value(("content", "attachments", 1, "content_id"), content_id))
     assert status == 400 and "content.attachments[1].content_id" in payload["error"]
+
+
+async def test_a_from_address_that_is_none_is_refused_or_fails_its_recipient(
+    http: HttpEnv,
+) -> None:
+    # 'From: f @example.com' is no addr-spec (RFC 5322 3.4.1); recipients were checked.
+    status, payload = await http.inject(with_value(("content", "from", "email"),
+                                                   "f @example.com"))
+    assert status == 400 and "content.from.email" in payload["error"]
+    body = with_value(("content", "reply_to", "email"), "{{ v }}@example.com")
+    body["recipients"][1]["substitutions"]["v"] = "b c"
+    status, payload = await http.inject(body)
+    assert status == 200 and payload["failed_recipients"] == ["b@example.com"]
+    assert "Reply-To" in payload["errors"][0]
