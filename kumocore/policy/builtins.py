@@ -41,7 +41,13 @@ policy_log = structlog.get_logger("kumocore.policy")
 
 def _reject(code: int, message: str) -> None:
     """``kumo.reject(code, text)``: refuse with that SMTP reply."""
-    raise Rejection(int(code), str(message))
+    if not isinstance(message, str):  # nil became the reply text "None"
+        raise ConfigError(f"kumo.reject: the reply text must be a string, got {message!r}")
+    try:
+        number = int(code)
+    except (TypeError, ValueError):
+        raise ConfigError(f"kumo.reject: the code must be a number, got {code!r}") from None
+    raise Rejection(number, message)
 
 
 def _json_encode(value: Any) -> str:

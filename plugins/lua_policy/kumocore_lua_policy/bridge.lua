@@ -111,6 +111,21 @@ end
 
 --------------------------------------------------------------------------- the driver
 
+-- Lua runs on the event loop's thread: code that never yields (a `while true do end`)
+-- would hold every client and signal. A count hook looks at the clock every
+-- SLICE_INSTRUCTIONS instructions and stops code that ran SLICE_SECONDS without yielding
+-- (py.slice_seconds) with an error naming its line, as any other policy error.
+local SLICE_INSTRUCTIONS = 1000000
+local now, slice_seconds = py.monotonic, py.slice_seconds
+local slice_started = 0
+
+local function check_slice()
+  if now() - slice_started > slice_seconds then
+    error(('ran for more than %gs without yielding (a loop that never ends?); '
+      .. 'stopped'):format(slice_seconds), 2)
+  end
+end
+
 -- Start `fn(...)` as a driven coroutine. Returns step(...) and close(): step resumes it and
 -- answers ('await', pending), ('done', first result, second result) or ('error', info).
 function bridge.start(fn, ...)
@@ -118,8 +133,10 @@ function bridge.start(fn, ...)
   local co = coroutine.create(function()
     return xpcall(fn, on_error, unpack(args, 1, n))
   end)
+  debug.sethook(co, check_slice, '', SLICE_INSTRUCTIONS)
   driven[co] = fn
   local function step(...)
+    slice_started = now()
     -- c: a handler's second result (smtp_server_rewrite_response returns two)
     local ok, a, b, c = coroutine.resume(co, ...)
     if not ok then -- only an error in on_error itself gets here
@@ -134,6 +151,15 @@ function bridge.start(fn, ...)
     end
     if a then
       return 'done', b, c
+    end
+    if type(b) ~= 'table' then -- out of memory: Lua calls no message handler for that
+      local ar = type(fn) == 'function' and debug.getinfo(fn, 'S') or nil
+      local where = nil
+      if ar and ar.what == 'Lua' then
+        ar.currentline = ar.linedefined
+        where = location(ar)
+      end
+      return 'error', { value = b, detail = tostring(b), where = where }
     end
     return 'error', b
   end

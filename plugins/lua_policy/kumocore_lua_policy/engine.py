@@ -14,6 +14,12 @@ stays an integer), ``//``, ``utf8``, ``<const>``/``<close>``, ``goto`` — and 5
 messages (``bad argument #1 to 'for iterator'``). 5.4 also yields across ``pcall`` and
 metamethods and through ``dofile``. LuaJIT's speed buys little here: policy code is small
 and time goes into I/O and into crossing the bridge.
+
+Bounds: Lua shares the loop's thread, so code that runs :data:`LUA_SLICE_SECONDS` without
+yielding is stopped (a count hook, ``bridge.lua``) with an error naming its line, and the
+runtime's heap is capped at :data:`LUA_MAX_MEMORY`; both become ordinary policy errors.
+A ``while true do end`` in a handler had frozen the process: every client, the HTTP API
+and SIGTERM (an outside check).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import importlib
 import inspect
 import os
 import sys
+import time
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -36,6 +43,13 @@ from kumocore_lua_policy.errors import (
     scrub,
 )
 from kumocore_lua_policy.proxies import ProxyHelpers
+
+#: Seconds Lua code may run without yielding to the loop (a ``kumo.*`` call that waits)
+#: before it is stopped: longer than any sane handler's own work, short enough that a
+#: loop that never ends costs other clients seconds, not the server.
+LUA_SLICE_SECONDS = 5.0
+#: Bytes the Lua heap of one policy may hold (its data tables included).
+LUA_MAX_MEMORY = 1 << 30
 
 
 class _Pending:
@@ -77,10 +91,14 @@ class LuaEngine:
             register_eval=False,
             register_builtins=False,
             attribute_filter=_attribute_filter,
+            # A policy's heap is bounded: an allocation past it is a policy error ("not
+            # enough memory"), where string.rep('x', 2^30) grew the worker by 2 GB.
+            max_memory=LUA_MAX_MEMORY,
         )
         self.conv = Converter(self.lua, lua54.lua_type)
-        helpers = ProxyHelpers(self.conv, self.wrap).as_lua_table()
-        helpers.update(invoke=self.invoke, discard=_Pending.discard, write=_write)
+        helpers: dict[str, Any] = dict(ProxyHelpers(self.conv, self.wrap).as_lua_table())
+        helpers.update(invoke=self.invoke, discard=_Pending.discard, write=_write,
+                       monotonic=time.monotonic, slice_seconds=LUA_SLICE_SECONDS)
         source = resources.files(__package__).joinpath("bridge.lua").read_text("utf-8")
         chunk = self.lua.eval("load")(source, "=kumo-bridge")
         self.bridge = chunk(self.lua.table_from(helpers))

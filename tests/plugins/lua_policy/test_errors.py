@@ -40,6 +40,24 @@ async def test_reject_421_disconnects(tmp_path: Path) -> None:
     assert info.value.code == 421 and info.value.disconnect
 
 
+@pytest.mark.parametrize(("call", "needle"), [
+    ("kumo.reject(451, nil)", "the reply text must be a string, got None"),
+    ("kumo.reject('4xx', 'no')", "the code must be a number, got '4xx'"),
+])
+async def test_reject_with_a_bad_argument_is_a_policy_error_naming_the_line(
+    tmp_path: Path, call: str, needle: str
+) -> None:
+    # kumo.reject(451, nil) answered the client "451 None".
+    runtime, _ = await load(tmp_path, f"""\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_ehlo', function() {call} end)
+    """)
+    with pytest.raises(PolicyError, match=needle) as info:
+        await runtime.hooks.smtp_server_ehlo("x", {})
+    assert not isinstance(info.value, Rejection)
+    assert f"{tmp_path / 'policy.lua'}:2" in str(info.value)
+
+
 async def test_rejection_from_an_awaited_function_passes_through(tmp_path: Path) -> None:
     runtime, _ = await load(tmp_path, """\
         local kumo = require 'kumo'
