@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from bench.common.dns_server import TestDnsServer
+from bench.common.hostile_mx import HostileMx
 from bench.common.sink import RecordingSink
 from tests.queue.harness import ZONES, Bench, ShapingPolicy
 
@@ -36,3 +37,10 @@ async def make_bench(
     yield make
     for bench in benches:
         await bench.stop()
+
+
+@pytest.fixture
+async def mx() -> AsyncIterator[HostileMx]:
+    """A receiving MX that starts benign (tests make it hostile: ``mx.mode = ...``)."""
+    async with HostileMx("benign") as server:
+        yield server

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
+from bench.common.hostile_mx import SHORT_TIMEOUTS, HostileMx
 from bench.common.sink import RecordingSink
 from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, EgressPool, QueueConfig
@@ -146,3 +147,13 @@ class Bench:
         meta = self.runtime.services.store.meta
         assert isinstance(meta, MemorySpool)
         return len(meta)
+
+
+async def hostile_bench(
+    make_bench: Callable[..., Awaitable[Bench]], mx: HostileMx, retry: str = "1s", **path: Any
+) -> Bench:
+    """A bench delivering to ``mx`` with short timeouts, retrying every ``retry``."""
+    return await make_bench(
+        path={"smtp_port": mx.port, **SHORT_TIMEOUTS, **path},
+        queue={"retry_interval": retry, "max_retry_interval": retry},
+    )

@@ -5,7 +5,6 @@ received, pipelined and not."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,12 +13,6 @@ from bench.common.hostile_mx import HostileMx
 from tests.queue.harness import Bench
 
 RECIPIENTS = ["a@example.com", "b@example.com", "permfail@example.com", "d@example.com"]
-
-
-@pytest.fixture
-async def mx() -> AsyncIterator[HostileMx]:
-    async with HostileMx("benign") as server:
-        yield server
 
 
 async def _deliver(make_bench: Any, mx: HostileMx, **path: Any) -> Bench:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,23 +13,7 @@ import pytest
 from bench.common.hostile_mx import SHORT_TIMEOUTS, HostileMx
 from kumocore.queue.backoff import CONNECT_BACKOFF_FIRST
 from kumocore.spool.base import MemorySpool
-from tests.queue.harness import Bench
-
-
-@pytest.fixture
-async def mx() -> AsyncIterator[HostileMx]:
-    async with HostileMx("benign") as server:
-        yield server
-
-
-async def _bench(
-    make_bench: Any, mx: HostileMx, retry: str = "1s", **path: Any
-) -> Bench:
-    bench: Bench = await make_bench(
-        path={"smtp_port": mx.port, **SHORT_TIMEOUTS, **path},
-        queue={"retry_interval": retry, "max_retry_interval": retry},
-    )
-    return bench
+from tests.queue.harness import Bench, hostile_bench
 
 
 def _accounted(bench: Bench) -> bool:
@@ -51,7 +34,7 @@ async def test_hostile_mx_failures_are_logged_retried_and_delivered_once_benign(
     make_bench: Any, mx: HostileMx, mode: str
 ) -> None:
     mx.mode = mode
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     for n in range(3):
         await bench.inject(f"r{n}@example.com")
     records = await bench.wait_for_records("TransientFailure", 3, timeout=20)
@@ -74,7 +57,7 @@ async def test_oversized_banner_with_mail_arriving_backs_off_instead_of_reconnec
     mx.mode = "oversized_banner"
     # 0: every failed connection round delays the whole ready queue (KumoMTA's bulk
     # delay) and backs the path off, which is what this test measures.
-    bench = await _bench(make_bench, mx, retry="1m",
+    bench = await hostile_bench(make_bench, mx, retry="1m",
                          consecutive_connection_failures_before_delay=0)
     started = time.monotonic()
     for n in range(100):
@@ -99,7 +82,7 @@ async def test_failures_in_session_back_off_the_path_and_a_reply_resets_it(
     make_bench: Any, mx: HostileMx
 ) -> None:
     mx.mode = "oversized_mail"
-    bench = await _bench(make_bench, mx, retry="1m")
+    bench = await hostile_bench(make_bench, mx, retry="1m")
     started = time.monotonic()
     first = await bench.inject("first@example.com")
     await bench.wait_for_records("TransientFailure", 1, timeout=10)
@@ -126,7 +109,7 @@ async def test_slow_drip_mx_hits_the_banner_timeout_and_is_retried(
 ) -> None:
     mx.mode = "slow_drip"
     mx.drip_interval = 1.0
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     await bench.inject("r@example.com")
     (record,) = await bench.wait_for_records("TransientFailure", 1, timeout=10)
     assert "timed out during banner" in record["response"]["content"]
@@ -148,7 +131,7 @@ class _FailingReads(MemorySpool):
 async def test_a_spool_read_error_at_delivery_is_a_transient_failure_not_a_lost_message(
     make_bench: Any, mx: HostileMx
 ) -> None:
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     assert bench.runtime.services.store is not None
     failing = _FailingReads("data")
     bench.runtime.services.store.data = failing

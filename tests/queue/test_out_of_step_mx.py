@@ -5,29 +5,14 @@ content goes out as RFC 6152 and 6531 ask (or, as in KumoMTA, not at all)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from bench.common.hostile_mx import SHORT_TIMEOUTS, HostileMx
-from tests.queue.harness import Bench
+from bench.common.hostile_mx import HostileMx
+from tests.queue.harness import hostile_bench
 
 EIGHT_BIT = "Subject: caf\u00e9\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode()
-
-
-@pytest.fixture
-async def mx() -> AsyncIterator[HostileMx]:
-    async with HostileMx("benign") as server:
-        yield server
-
-
-async def _bench(make_bench: Any, mx: HostileMx, **path: Any) -> Bench:
-    bench: Bench = await make_bench(
-        path={"smtp_port": mx.port, **SHORT_TIMEOUTS, **path},
-        queue={"retry_interval": "1s", "max_retry_interval": "1s"},
-    )
-    return bench
 
 
 def _mail_from_lines(mx: HostileMx) -> list[str]:
@@ -50,7 +35,7 @@ async def test_replies_about_the_session_defer_the_message_and_it_arrives_once_b
     make_bench: Any, mx: HostileMx, mode: str, code: int
 ) -> None:
     mx.mode = mode
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     for n in range(3):
         await bench.inject(f"r{n}@example.com")
     records = await bench.wait_for_records("TransientFailure", 3, timeout=20)
@@ -68,7 +53,7 @@ async def test_250_to_data_never_logs_a_delivery_for_a_body_that_was_not_sent(
     make_bench: Any, mx: HostileMx
 ) -> None:
     mx.mode = "data_250"
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     await bench.inject("r@example.com")
     (record,) = await bench.wait_for_records("TransientFailure", 1, timeout=20)
     assert "is no reply to DATA" in record["response"]["content"]
@@ -79,7 +64,7 @@ async def test_a_second_reply_to_the_dot_is_not_read_as_the_next_messages_replie
     make_bench: Any, mx: HostileMx
 ) -> None:
     mx.mode = "double_dot_reply"
-    bench = await _bench(make_bench, mx, connection_limit=1)  # one session for all
+    bench = await hostile_bench(make_bench, mx, connection_limit=1)  # one session for all
     for n in range(4):
         await bench.inject(f"r{n}@example.com")
     await bench.wait_for_records("Delivery", 4, timeout=20)
@@ -95,7 +80,7 @@ async def test_a_session_the_mx_ended_while_idle_is_not_used_for_the_next_messag
     # The MX said 421 and hung up while the session waited for mail: the next message
     # goes out on a new session, without a failed attempt (RSET into a closed socket).
     mx.mode = "idle_421"
-    bench = await _bench(make_bench, mx, connection_limit=1, idle_timeout="10s")
+    bench = await hostile_bench(make_bench, mx, connection_limit=1, idle_timeout="10s")
     await bench.inject("r0@example.com")
     await bench.wait_for_records("Delivery", 1, timeout=20)
     await bench.wait_until(lambda: mx.open_connections == 0, timeout=5)
@@ -110,7 +95,7 @@ async def test_a_refused_recipient_with_354_to_data_ends_the_data_with_a_lone_do
 ) -> None:
     # RFC 2920 3.1: an RSET sent now would be read as the body of an empty message.
     mx.mode = "rcpt550_data354"
-    bench = await _bench(make_bench, mx, rset_timeout="10s")
+    bench = await hostile_bench(make_bench, mx, rset_timeout="10s")
     await bench.inject("r@example.com")
     (record,) = await bench.wait_for_records("Bounce", 1, timeout=5)
     assert record["response"]["code"] == 550
@@ -122,7 +107,7 @@ async def test_a_refused_recipient_with_354_to_data_ends_the_data_with_a_lone_do
 async def test_8bit_body_is_sent_with_body_8bitmime_to_an_mx_that_offers_it(
     make_bench: Any, mx: HostileMx
 ) -> None:
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     await bench.inject("r@example.com", body=EIGHT_BIT)
     await bench.inject("s@example.com")
     await bench.wait_for_records("Delivery", 2, timeout=20)
@@ -136,7 +121,7 @@ async def test_8bit_body_to_an_mx_without_8bitmime_bounces_before_anything_is_se
     make_bench: Any, mx: HostileMx
 ) -> None:
     mx.mode = "no_8bit"
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     await bench.inject("r@example.com", body=EIGHT_BIT)
     await bench.inject("s@example.com")
     (bounce,) = await bench.wait_for_records("Bounce", 1, timeout=20)
@@ -152,7 +137,7 @@ async def test_ignore_8bit_checks_sends_8bit_mail_anyway_without_the_parameter(
     make_bench: Any, mx: HostileMx
 ) -> None:
     mx.mode = "no_8bit"
-    bench = await _bench(make_bench, mx, ignore_8bit_checks=True)
+    bench = await hostile_bench(make_bench, mx, ignore_8bit_checks=True)
     await bench.inject("r\u00f6@example.com", body=EIGHT_BIT)
     await bench.wait_for_records("Delivery", 1, timeout=20)
     assert _mail_from_lines(mx) == ["MAIL FROM:<a@src.test>"]
@@ -161,7 +146,7 @@ async def test_ignore_8bit_checks_sends_8bit_mail_anyway_without_the_parameter(
 async def test_utf8_envelope_is_sent_with_smtputf8_to_an_mx_that_offers_it(
     make_bench: Any, mx: HostileMx
 ) -> None:
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     await bench.inject("j\u00f6rg@example.com")
     await bench.wait_for_records("Delivery", 1, timeout=20)
     assert _mail_from_lines(mx) == ["MAIL FROM:<a@src.test> SMTPUTF8"]
@@ -172,7 +157,7 @@ async def test_utf8_envelope_to_an_mx_without_smtputf8_bounces_before_anything_i
     make_bench: Any, mx: HostileMx
 ) -> None:
     mx.mode = "no_8bit"
-    bench = await _bench(make_bench, mx)
+    bench = await hostile_bench(make_bench, mx)
     await bench.inject("m\u00fcller@example.com")
     (bounce,) = await bench.wait_for_records("Bounce", 1, timeout=20)
     assert bounce["response"]["code"] == 554
