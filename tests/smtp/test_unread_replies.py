@@ -32,8 +32,10 @@ async def _reset_within(reader: asyncio.StreamReader, seconds: float) -> bool:
     try:
         while await asyncio.wait_for(reader.read(1 << 20), 2):
             pass
-    except (ConnectionResetError, TimeoutError):
+    except ConnectionResetError:
         return True
+    except TimeoutError:
+        return False  # still open: nothing ended it
     return False  # a clean EOF: the replies were flushed because we read them
 
 
