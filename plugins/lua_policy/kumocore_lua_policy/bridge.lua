@@ -74,10 +74,11 @@ local function policy_frame(level, want_src, want_line)
   end
 end
 
--- Where the running handler was defined: the best we can say when the failing call was a
--- tail call (`return kumo.make_queue_config(params)`), which leaves no frame of the caller.
-local function entry_point()
-  local fn = driven[coroutine.running()]
+-- Where the handler `fn` (by default the running one) was defined: the best we can say
+-- when the failing call was a tail call (`return kumo.make_queue_config(params)`), which
+-- leaves no frame of the caller, or when Lua ran out of memory (no frame is left at all).
+local function entry_point(fn)
+  fn = fn or driven[coroutine.running()]
   if type(fn) == 'function' then
     local ar = debug.getinfo(fn, 'S')
     if ar.what == 'Lua' then
@@ -153,13 +154,7 @@ function bridge.start(fn, ...)
       return 'done', b, c
     end
     if type(b) ~= 'table' then -- out of memory: Lua calls no message handler for that
-      local ar = type(fn) == 'function' and debug.getinfo(fn, 'S') or nil
-      local where = nil
-      if ar and ar.what == 'Lua' then
-        ar.currentline = ar.linedefined
-        where = location(ar)
-      end
-      return 'error', { value = b, detail = tostring(b), where = where }
+      return 'error', { value = b, detail = tostring(b), where = entry_point(fn) }
     end
     return 'error', b
   end
