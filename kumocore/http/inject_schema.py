@@ -151,6 +151,12 @@ def _content(value: Any) -> str | Builder:
     )
 
 
+def has_template_syntax(text: str) -> bool:
+    """Whether ``text`` holds an expression or a statement (``{{ }}``, ``{% %}``): what it
+    says once rendered, and how long rendering takes, depend on more than the text."""
+    return "{{" in text or "{%" in text
+
+
 def _body_text(value: Any, where: str) -> str | None:
     """A body template: any text but NUL, which no message may carry (RFC 5322 2.3)."""
     text = _optional_str(value, where)
@@ -164,7 +170,7 @@ def _mailbox(value: Any, where: str) -> Mailbox | None:
         return None
     obj = _object(value, where, required=("email",), optional=("name",))
     email = _header_text(obj["email"], f"{where}.email") or ""
-    if "{{" not in email and "{%" not in email:  # a template: checked once rendered
+    if not has_template_syntax(email):  # a template is checked once rendered
         _address(email, f"{where}.email", allow_null=False)  # 'f @example.com' is none
     return Mailbox(email, _header_text(obj.get("name"), f"{where}.name"))
 

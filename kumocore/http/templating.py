@@ -33,7 +33,7 @@ from typing import Any
 
 import minijinja
 
-from kumocore.http.inject_schema import InjectRecipient, InjectRequest
+from kumocore.http.inject_schema import InjectRecipient, InjectRequest, has_template_syntax
 
 #: Upper bound on the operations of one render (a few MB of output in practice).
 TEMPLATE_FUEL = 5_000_000
@@ -69,8 +69,7 @@ class Templates:
         """Whether rendering may take more than time linear in the text: a template with
         expressions or statements (loops, filters) can spend its whole fuel (about 0.1 s)
         on a few bytes of source, so the source's size says nothing about the work."""
-        return not self.static and any(
-            "{{" in source or "{%" in source for source in self._sources.values())
+        return not self.static and any(map(has_template_syntax, self._sources.values()))
 
     def render(self, name: str, context: dict[str, Any]) -> str:
         if self.static:
