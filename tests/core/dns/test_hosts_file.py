@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bench.common.dns_server import TestDnsServer
 from kumocore.dns import Resolver
 from kumocore.dns.hosts import HostsFile, parse_hosts
@@ -41,3 +43,16 @@ async def test_names_in_the_hosts_file_are_answered_before_dns(
 
 def test_a_missing_hosts_file_means_dns_alone(tmp_path: Path) -> None:
     assert HostsFile(str(tmp_path / "none")).lookup("localhost") is None
+
+
+def test_only_the_first_max_bytes_of_a_hosts_file_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kumocore.dns import hosts as hosts_module
+
+    monkeypatch.setattr(hosts_module, "MAX_BYTES", 64)
+    path = tmp_path / "hosts"
+    path.write_text("10.0.0.1 first.internal\n" + "# padding\n" * 10 + "10.0.0.2 late.internal\n")
+    hosts = HostsFile(str(path))
+    assert hosts.lookup("first.internal") == ["10.0.0.1"]
+    assert hosts.lookup("late.internal") is None  # past MAX_BYTES: not read
