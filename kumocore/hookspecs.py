@@ -132,6 +132,23 @@ def kumo_register_policy_loaders() -> Mapping[str, PolicyLoader]:
 
 
 @hookspec
+def kumo_register_config_epoch() -> Callable[[], int]:
+    """Contribute a reader of your *configuration epoch*: a counter that changes when the
+    configuration you serve changes (a monitored file was edited, a reload was asked for).
+
+    A queue or egress path configuration made with ``refresh_strategy = 'Epoch'`` stays in
+    use until the epoch changes, instead of being asked for again every
+    ``refresh_interval`` (KumoMTA's configuration monitoring). With several providers the
+    epoch is the sum of their readers, so any one of them changing counts. The reader is
+    called whenever such a configuration is about to be reused, so it must be cheap.
+
+    No Lua event: a provider hook for Python plugins. The Lua policy plugin provides the
+    epoch bumped by its file monitor and by ``kumo.bump_config_epoch()``.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def kumo_register_spool_kinds() -> Mapping[str, SpoolFactory]:
     """Map a ``kumo.define_spool{kind=...}`` name to a factory of spools.
 

@@ -128,7 +128,7 @@ PATH_UNSUPPORTED = (
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
     "source_selection_rate",
     "additional_source_selection_rates",
-    "aggressive_connection_opening", "refresh_strategy", "dispatcher_wakeup_strategy",
+    "aggressive_connection_opening", "dispatcher_wakeup_strategy",
     "maintainer_wakeup_strategy", "use_lmtp", "reconnect_strategy",
     "readyq_pool_name", "low_memory_reduction_policy", "no_memory_reduction_policy",
     "try_next_host_on_transport_error",

@@ -27,6 +27,7 @@ from kumocore.config.lua_options import LuaProtocol
 from kumocore.config.protocols import CustomLuaProtocol
 from kumocore.errors import ConfigError, Rejection
 from kumocore.mail.response import Response
+from kumocore.policy.refresh import Freshness
 from kumocore.queue.egress import PathKey
 from kumocore.queue.path import EgressPath
 
@@ -208,20 +209,19 @@ async def lua_ready_queue_for(
     domain = parts.routing_domain or parts.domain
     key = PathKey(source_name, domain, f"lua:{protocol.constructor}")
     ready = manager.paths.get(key)
-    refresh = ready is None or (
-        time.monotonic() - ready.config_loaded > float(ready.config.refresh_interval))
-    if refresh:
-        hooks = manager.hooks
+    hooks = manager.hooks
+    if ready is None or ready.freshness.due(ready.config, hooks.config_epoch):
         source = await hooks.get_egress_source(source_name)
         config = await hooks.get_egress_path_config(domain, source_name, domain)
         if source is None or config is None:
             raise RoutingError(Response.parse(
                 451, f"4.3.0 custom_lua: no egress source/path for {source_name!r}"))
+        freshness = Freshness.now(config, hooks.config_epoch)
         if ready is None:
-            ready = LuaReadyQueue(manager.egress, key, domain, source, config)
+            ready = LuaReadyQueue(manager.egress, key, domain, source, config, freshness)
             manager.paths[key] = ready
         else:
-            ready.refresh(config, source)
+            ready.refresh(config, source, freshness)
     assert isinstance(ready, LuaReadyQueue)
     ready.protocol = protocol
     ready.tenant, ready.campaign = parts.tenant, parts.campaign

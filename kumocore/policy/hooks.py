@@ -89,6 +89,12 @@ class Hooks:
             for s in stores
         ]
 
+    def config_epoch(self) -> int:
+        """The configuration epoch: the sum of every provider's reader (0 without any)."""
+        return sum(
+            int(read()) for _, read in self.caller.call_all_sync("kumo_register_config_epoch")
+        )
+
     # ---------------------------------------------------------------- SMTP events (all)
     async def smtp_server_connection_accepted(self, conn_meta: ConnMeta) -> None:
         await self.caller.call_all("kumo_smtp_server_connection_accepted", conn_meta=conn_meta)

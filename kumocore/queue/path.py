@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.mail.response import Response
+from kumocore.policy.refresh import Freshness
 from kumocore.queue.backoff import PathBackoff
 from kumocore.queue.slots import YIELD_CHECK_SECONDS, PathThrottles, Slot
 
@@ -45,13 +46,15 @@ class EgressPath:
         domain: str,
         source: EgressSource,
         config: EgressPathConfig,
+        freshness: Freshness | None = None,
     ) -> None:
         self.shared = shared
         self.key = key
         self.domain = domain
         self.source = source
         self.config = config
-        self.config_loaded = time.monotonic()
+        #: When ``config`` was asked for, to tell when to ask again (``refresh_strategy``).
+        self.freshness = freshness or Freshness(0)
         self.messages: collections.deque[Message] = collections.deque()
         # Beyond max_ready, messages wait here with their bodies released to disk; they
         # move up as the queue drains, instead of waiting out a fixed reschedule delay.
@@ -147,14 +150,15 @@ class EgressPath:
         return self.take()
 
     # ------------------------------------------------------------------ config and holds
-    def refresh(self, config: EgressPathConfig, source: EgressSource) -> None:
-        """Routing looked the path's configuration up again (``refresh_interval``)."""
-        self.config, self.source = config, source
-        self.config_loaded = time.monotonic()
+    def refresh(
+        self, config: EgressPathConfig, source: EgressSource, freshness: Freshness
+    ) -> None:
+        """Routing looked the path's configuration up again (``refresh_strategy``)."""
+        self.config, self.source, self.freshness = config, source, freshness
 
-    def reconfigure(self, config: EgressPathConfig) -> None:
+    def reconfigure(self, config: EgressPathConfig, freshness: Freshness) -> None:
         """Use a new configuration now (automation changed an option of this path)."""
-        self.refresh(config, self.source)
+        self.refresh(config, self.source, freshness)
         self.wake()
 
     @property

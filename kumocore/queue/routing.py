@@ -23,6 +23,7 @@ from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtoco
 from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue_for
 from kumocore.mail.queue_name import parse_queue_name
 from kumocore.mail.response import Response
+from kumocore.policy.refresh import Freshness
 from kumocore.queue.egress import PathKey
 from kumocore.queue.egress_cache import DefinitionCache
 from kumocore.queue.errors import RoutingError
@@ -184,18 +185,17 @@ class Router:
             targets, site = mx.targets(), mx.site_name
         key = PathKey(source_name, site, protocol.suffix)
         path = self.manager.paths.get(key)
-        refresh = path is None or (
-            time.monotonic() - path.config_loaded > float(path.config.refresh_interval)
-        )
-        if refresh:
+        epoch = self.hooks.config_epoch
+        if path is None or path.freshness.due(path.config, epoch):
             config = await self.hooks.get_egress_path_config(domain, source_name, site)
             if config is None:
                 raise RoutingError(Response.parse(451, "4.3.0 no egress path configuration"))
+            freshness = Freshness.now(config, epoch)
             if path is None:
-                path = SmtpEgressPath(self.manager.egress, key, domain, source, config)
+                path = SmtpEgressPath(self.manager.egress, key, domain, source, config, freshness)
                 self.manager.paths[key] = path
             else:
-                path.refresh(config, source)
+                path.refresh(config, source, freshness)
         assert path is not None
         path.mx, path.targets, path.protocol = mx, targets, protocol
         return path

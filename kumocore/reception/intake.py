@@ -10,7 +10,6 @@ them into one synced write.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -21,6 +20,7 @@ from kumocore.digits import decimal
 from kumocore.errors import Rejection
 from kumocore.logs.record import PeerAddress
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
+from kumocore.policy.refresh import Freshness
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -110,30 +110,31 @@ class Intake:
         # What the pipeline writes to, given by the server (kumocore.node.services).
         self.hooks, self.store, self.logs, self.queues = hooks, store, logs, queues
         self.nodeid, self.receptions, self.storage = nodeid, receptions, storage
-        self._configs: dict[str, tuple[QueueConfig, float]] = {}
+        self._configs: dict[str, tuple[QueueConfig, Freshness]] = {}
         #: Builds the Reception records (kumocore.logs.journal).
         self.journal = journal
 
     async def resolve_queue_config(self, message: Message) -> tuple[str, QueueConfig | None]:
         """The scheduled queue name and its configuration (None for the null queue).
 
-        Answers are kept per queue name for the config's ``refresh_interval``, as KumoMTA
-        does: the policy is asked once per queue, not once per message. Errors are never
-        cached, so a refused message is asked about again when it is retried.
+        Answers are kept per queue name as the answer's ``refresh_strategy`` says (for its
+        ``refresh_interval``, or until the configuration epoch changes), as KumoMTA does: the
+        policy is asked once per queue, not once per message. Errors are never cached, so a
+        refused message is asked about again when it is retried.
         """
         name, parts = message_queue(message)
         if name == NULL_QUEUE:
             return name, None
         cached = self._configs.get(name)
-        now = time.monotonic()
-        if cached is not None and cached[1] > now:
+        epoch = self.hooks.config_epoch
+        if cached is not None and not cached[1].due(cached[0], epoch):
             return name, cached[0]
         config = await self.hooks.get_queue_config(
             parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
         if config is not None:
             if len(self._configs) >= MAX_CACHED_QUEUE_CONFIGS:
                 self._configs.clear()
-            self._configs[name] = (config, now + float(config.refresh_interval))
+            self._configs[name] = (config, Freshness.now(config, epoch))
         return name, config
 
     async def accept(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.policy.refresh import Freshness
 from kumocore.queue.admin import QueueRule
 from kumocore.tsa.store import ActiveAction
 
@@ -95,7 +96,7 @@ class Applier:
                             path=ready.key.name, error=str(exc))  # fmt: skip
                 continue
             if config is not None:
-                ready.reconfigure(config)
+                ready.reconfigure(config, Freshness.now(config, self.hooks.config_epoch))
                 log.info("automation: path configuration refreshed", path=ready.key.name)
 
     @staticmethod

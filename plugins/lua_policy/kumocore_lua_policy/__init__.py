@@ -59,6 +59,12 @@ class LuaPolicyPlugin:
         return {**self.stdlib.functions(), **PolicyExtras().policy_functions()}
 
     @hookimpl
+    def kumo_register_config_epoch(self) -> Callable[[], int]:
+        # Read on every reuse of an 'Epoch' configuration: a plain attribute, no work.
+        epoch = self.stdlib.epoch
+        return lambda: epoch.value
+
+    @hookimpl
     def kumo_init(self) -> None:
         # Watch the monitored files from now on (KumoMTA starts its monitor after init).
         self.stdlib.monitor.start()
