@@ -48,6 +48,13 @@ class PolicyError(Exception):
         self.detail = message
 
 
+class WrongAnswerError(PolicyError):
+    """A lookup handler answered with something its event cannot take (a string where
+    ``kumo.make_queue_config{...}`` belongs). That fails every message, not one, so
+    ``kumocore validate`` reports it as an error; ``where`` names the handler(s).
+    """
+
+
 class HookError(Exception):
     """A plugin's hook implementation failed; names the plugin and the hook."""
 

@@ -27,6 +27,8 @@ _Plan = tuple[tuple[pluggy.HookImpl, tuple[str, ...]], ...]
 
 #: Errors that pass through untouched: they already say who failed and how to answer.
 _PASS_THROUGH = (Rejection, PolicyError, HookError)
+#: Where kumocore's own hook implementations live (see HookCaller.where_defined).
+_CORE_PACKAGE = "kumocore."
 
 
 @dataclass
@@ -171,6 +173,27 @@ class HookCaller:
             if result is not None:
                 results.append((self._plugin_name(impl), result))
         return results
+
+    def where_defined(self, name: str) -> list[str]:
+        """``file:line`` of each implementation of hook ``name``, in call order.
+
+        A plugin that runs handlers of its own (a Lua policy's ``kumo.on``) says where they
+        are through an optional ``where_defined(event)`` method; any other implementation
+        is the Python function itself. kumocore's own defaults are left out: they are not
+        where a policy's mistake is. For error messages only (not on a hot path).
+        """
+        event = name.removeprefix("kumo_")
+        places: list[str] = []
+        for impl in self._impls(name):
+            if (getattr(impl.function, "__module__", None) or "").startswith(_CORE_PACKAGE):
+                continue
+            locate = getattr(impl.plugin, "where_defined", None)
+            code = getattr(impl.function, "__code__", None)
+            if callable(locate):
+                places += locate(event)
+            elif code is not None:
+                places.append(f"{code.co_filename}:{code.co_firstlineno}")
+        return places
 
     def implementers(self, name: str) -> Iterator[str]:
         """Plugin names implementing ``name``, in call order."""

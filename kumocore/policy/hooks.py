@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 from kumocore import config
-from kumocore.errors import ConfigError, PolicyError
+from kumocore.errors import ConfigError, PolicyError, WrongAnswerError
 from kumocore.hookspecs import PolicyLoader
 from kumocore.policy.hookcall import HookCaller
 
@@ -198,9 +198,11 @@ class Hooks:
         if result is None or isinstance(result, expected):
             return result
         event = hook.removeprefix("kumo_")
-        raise PolicyError(
+        places = self.caller.where_defined(hook)
+        raise WrongAnswerError(
             f"{event} must return kumo.{constructor}{{...}} (or nil), "
-            f"got {type(result).__name__}: {result!r:.80}"
+            f"got {type(result).__name__}: {result!r:.80}",
+            where=" or ".join(places) or None,
         )
 
     async def get_listener_domain(

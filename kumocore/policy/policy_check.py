@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kumocore.errors import ConfigError, Rejection
+from kumocore.errors import ConfigError, Rejection, WrongAnswerError
 from kumocore.mail.message import Message
 
 if TYPE_CHECKING:
@@ -47,10 +47,11 @@ class Finding:
 
 
 def _is_config_error(exc: BaseException) -> bool:
-    """A ``kumo.make_*`` refusal, however deep in the policy error it is wrapped."""
+    """A ``kumo.make_*`` refusal or an answer of the wrong type (each fails every message,
+    not just the sample), however deep in the policy error it is wrapped."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ConfigError):
+        if isinstance(seen, ConfigError | WrongAnswerError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False

@@ -110,3 +110,149 @@ end)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("warning") == 0 and result.stderr.count("error") == 0
     assert "OK:" in result.stdout
+
+
+# A lookup answer of the wrong type: the server refuses it for every message, so validate
+# reports it as an error naming the event, the answer, what was expected and the handler.
+
+
+def _refused(result: subprocess.CompletedProcess[str], where: str, expected: str,
+             got: str) -> bool:  # fmt: skip
+    return (f"error: {where}: " in result.stderr
+            and f"must return kumo.{expected}{{...}} (or nil), got {got}" in result.stderr)
+
+
+def test_validate_fails_when_get_queue_config_returns_a_string(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return 'pool-1'
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    where = f"get_queue_config(domain='example.com', tenant=None): {tmp_path}/policy.lua:10"
+    assert _refused(result, where, "make_queue_config", "str: 'pool-1'"), result.stderr
+    assert "has 1 error(s)" in result.stdout
+
+
+def test_validate_fails_when_get_queue_config_returns_a_list_not_a_table_of_options(
+    tmp_path: Path,
+) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return { 'pool-1' }
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    where = f"get_queue_config(domain='example.com', tenant=None): {tmp_path}/policy.lua:10"
+    assert _refused(result, where, "make_queue_config", "list: ['pool-1']"), result.stderr
+
+
+def test_validate_fails_when_get_egress_path_config_returns_a_number(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_egress_path_config', function(domain, source, site)
+  return 5
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    where = f"get_egress_path_config(domain='example.com', source='ip-1'): {tmp_path}/policy.lua:10"
+    assert _refused(result, where, "make_egress_path", "int: 5"), result.stderr
+
+
+def test_validate_fails_when_get_egress_source_returns_the_name(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_egress_source', function(name)
+  return name
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    where = f"get_egress_source('ip-1'): {tmp_path}/policy.lua:10"
+    assert _refused(result, where, "make_egress_source", "str: 'ip-1'"), result.stderr
+
+
+def test_validate_fails_when_get_egress_pool_returns_the_name(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_egress_pool', function(name)
+  return name
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    where = f"get_egress_pool('pool-1'): {tmp_path}/policy.lua:10"
+    assert _refused(result, where, "make_egress_pool", "str: 'pool-1'"), result.stderr
+
+
+def test_validate_fails_when_get_listener_domain_returns_a_boolean(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_listener_domain', function(domain, listener, conn_meta)
+  return true
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    where = f"get_listener_domain('example.com'): {tmp_path}/policy.lua:10"
+    assert _refused(result, where, "make_listener_domain", "bool: True"), result.stderr
+
+
+def test_validate_names_each_handler_that_may_have_given_the_wrong_answer(
+    tmp_path: Path,
+) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return nil
+end)
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return 42
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    policy = tmp_path / "policy.lua"
+    where = (f"get_queue_config(domain='example.com', tenant=None): "
+             f"{policy}:10 or {policy}:13")  # fmt: skip
+    assert _refused(result, where, "make_queue_config", "int: 42"), result.stderr
+
+
+def test_validate_fails_when_a_python_get_queue_config_returns_a_dict(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.py"
+    policy.write_text(f"""\
+from kumocore import hookimpl
+
+
+@hookimpl
+def kumo_init(kumo):
+    kumo.define_spool(name="data", path="{tmp_path}/spool/data", kind="LocalDisk")
+
+
+@hookimpl
+def kumo_get_queue_config(domain, tenant, campaign, routing_domain):
+    return {{"max_age": "1 day"}}
+""")
+    result = subprocess.run([KUMOCORE, "validate", "--policy", str(policy)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    where = f"get_queue_config(domain='example.com', tenant=None): {policy}:9"
+    assert _refused(result, where, "make_queue_config", "dict: {'max_age': '1 day'}"), \
+        result.stderr
+
+
+def test_a_plain_table_of_valid_options_still_validates(tmp_path: Path) -> None:
+    # As in KumoMTA, a Lua table is passed through the matching kumo.make_* function.
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  return { egress_pool = 'pool-1', max_age = '1 day' }
+end)
+kumo.on('get_listener_domain', function(domain, listener, conn_meta)
+  return { relay_to = true }
+end)
+""")
+    assert result.returncode == 0, result.stderr
+    assert "OK:" in result.stdout and "error" not in result.stderr
+
+
+def test_a_handler_that_raises_is_still_a_warning_not_a_wrong_answer(tmp_path: Path) -> None:
+    result = _validate(tmp_path, """
+kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+  error('no queue for ' .. domain)
+end)
+""")
+    assert result.returncode == 0, result.stderr
+    assert f"warning: get_queue_config(domain='example.com', tenant=None): " \
+        f"{tmp_path}/policy.lua:11: no queue for example.com" in result.stderr
+    assert "must return" not in result.stderr

@@ -88,6 +88,9 @@ local function entry_point(fn)
   end
 end
 
+-- For error messages that name a handler from outside a call (a wrong answer's handler).
+bridge.entry_point = entry_point
+
 -- xpcall message handler: runs on the failing stack, so it can name the policy's line.
 local function on_error(err)
   local info = { value = err }

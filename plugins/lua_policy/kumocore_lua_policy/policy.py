@@ -77,8 +77,7 @@ class LuaPolicy:
         stdlib: LuaStdlib | None = None,
     ) -> None:
         self.path = path
-        self.engine = engine
-        self.registry = registry
+        self._use(engine, registry)
         self._functions = functions
         self.stdlib = stdlib
         self._reloading: asyncio.Task[None] | None = None
@@ -199,10 +198,21 @@ class LuaPolicy:
         if added:
             log.warning("the reloaded policy registers new events; they take effect after a "
                         "restart", policy=self.path, events=added)
-        self.engine, self.registry = engine, registry
+        self._use(engine, registry)
         self.reloads += 1
         log.info("policy reloaded", policy=self.path, reloads=self.reloads)
         return True
+
+    def _use(self, engine: LuaEngine, registry: EventRegistry) -> None:
+        self.engine, self.registry = engine, registry
+        # Looked up now, while no Lua coroutine runs (see LuaEngine.__init__ on lupa).
+        self._entry_point = engine.bridge.entry_point
+
+    def where_defined(self, event: str) -> list[str]:
+        """``file:line`` of each handler registered for ``event`` (for error messages that
+        name a handler after its call, such as a lookup's answer of the wrong type)."""
+        places = (self._entry_point(fn) for fn in self.registry.handlers(event))
+        return [str(place) for place in places if place is not None]
 
     async def _dispatch(self, name: str, args: tuple[Any, ...]) -> Any:
         return await self.call_event(name, *args)
