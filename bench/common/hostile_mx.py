@@ -21,6 +21,8 @@ to arrive). Modes:
 ``slow_drip``           every reply (the greeting too) one byte per ``drip_interval``
 ``tls_garbage``         ``220`` to STARTTLS, then garbage instead of a TLS handshake
 ``tls_silent``          ``220`` to STARTTLS, then silence: the handshake never completes
+``starttls_454``        offers STARTTLS, then refuses it (``454 4.7.0``) and carries on in
+                        clear text: the client must not send mail over it
 ``stall_data``          ``354`` to DATA, then it stops reading: the body can never be sent
 ``data_250``            ``250`` to DATA (no ``354``): a body sent now would go nowhere
 ``ehlo_extra``          one reply line more than the EHLO reply has, after its last line
@@ -85,6 +87,7 @@ MODES = (
     "tls_garbage",
     "stall_data",
     "tls_silent",
+    "starttls_454",
     "data_250",
     "ehlo_extra",
     "dot_421",
@@ -304,7 +307,8 @@ class _Session:
             await self.send(b"500 5.5.1 command unrecognized\r\n")
             return True
         offer_tls = not self.tls and (
-            self.mx.starttls or self.mode in ("starttls_injection", "tls_garbage", "tls_silent")
+            self.mx.starttls
+            or self.mode in ("starttls_injection", "tls_garbage", "tls_silent", "starttls_454")
         )
         lines = [f"250-{self.mx.hostname}", "250-PIPELINING"]
         if self.mode != "no_8bit":
@@ -318,6 +322,9 @@ class _Session:
         return True
 
     async def starttls(self, line: str) -> bool:
+        if self.mode == "starttls_454":
+            await self.send(b"454 4.7.0 TLS not available due to local problem\r\n")
+            return True
         if self.mode == "tls_garbage":
             await self.send(b"220 2.0.0 Ready to start TLS\r\n")
             await self.reader.read(1)  # the ClientHello has begun: answer it with garbage

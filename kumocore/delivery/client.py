@@ -202,9 +202,10 @@ class SmtpClientConnection:
             "STARTTLS", "STARTTLS", _timeout(self.path, "starttls_timeout", 5)
         )
         if reply.code != 220:
-            if mode.startswith("Required"):
-                raise ConnectFailure(reply)
-            return
+            # In every mode, as KumoMTA's client: a peer that offered STARTTLS and then
+            # refused it gets no mail in clear text (a refusal is not a failed handshake,
+            # so it is not remembered as broken TLS either).
+            raise ConnectFailure(reply)
         self._refuse_injection("with")
         try:
             # With TLSA records the chain is checked against them after the handshake,

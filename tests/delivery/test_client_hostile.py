@@ -106,6 +106,18 @@ async def test_plaintext_injected_after_starttls_220_is_refused_not_read_as_tls(
         await _no_open_connections(mx)
 
 
+@pytest.mark.parametrize("enable_tls", ["Opportunistic", "OpportunisticInsecure", "Required"])
+async def test_an_mx_that_offers_starttls_then_refuses_it_gets_no_mail_in_clear(
+    enable_tls: str,
+) -> None:
+    async with HostileMx("starttls_454") as mx:
+        response = await asyncio.wait_for(_attempt(mx, enable_tls=enable_tls), 10)
+        assert response.is_transient, response
+        assert response.code == 454 and "TLS not available" in response.to_single_line()
+        assert mx.messages == []
+        await _no_open_connections(mx)
+
+
 async def test_benign_mx_with_starttls_still_delivers_over_tls() -> None:
     async with HostileMx("benign", starttls=True) as mx:
         conn = await _connect(mx)
