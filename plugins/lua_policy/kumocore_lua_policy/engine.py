@@ -34,6 +34,7 @@ from importlib import resources
 from typing import Any
 
 from kumocore import ConfigError, MultipleValues, Rejection, takes_table
+from kumocore_lua_policy.byte_strings import BYTES_ARGS_LUA, accept, wants_bytes
 from kumocore_lua_policy.convert import Converter
 from kumocore_lua_policy.errors import (
     KumoCallError,
@@ -111,10 +112,16 @@ class LuaEngine:
         # Returning a Lua value from a function of the main state re-binds it to the main
         # state, which lives as long as the runtime (see Converter.from_lua).
         self.conv.attach(self.bridge, self.wrap, self.lua.eval("function(value) return value end"))
+        as_getter = lua54.as_itemgetter
+        self._bytes_args = self.lua.eval("load")(BYTES_ARGS_LUA, "=kumo-bridge")(
+            lambda text: as_getter(text.encode("latin-1")), accept)
 
     # ------------------------------------------------------------------ calls from Lua
     def wrap(self, fn: Callable[..., Any], name: str) -> Any:
-        """A Lua function that calls ``fn`` (named ``name`` in errors), awaiting if needed."""
+        """A Lua function that calls ``fn`` (named ``name`` in errors), awaiting if needed;
+        binary string arguments reach it as ``bytes`` if it is marked ``takes_bytes``."""
+        if wants_bytes(fn):
+            return self._bytes_args(self._wrap(fn, name))
         return self._wrap(fn, name)
 
     def invoke(self, fn: Callable[..., Any], name: str, *lua_args: Any) -> tuple[str, Any]:

@@ -4,6 +4,12 @@ Digests return a :class:`BinaryResult` whose fields give the bytes in several en
 (``d.hex``, ``d.base64``...), and whose string form is the hex, as KumoMTA documents.
 Digest arguments: strings are hashed as their bytes, anything else as its JSON encoding;
 several arguments are fed in turn into one digest.
+
+Lua strings are byte strings, and these functions take them as such, as KumoMTA's do: they
+are marked :func:`takes_bytes`, so a Lua string that is not valid UTF-8 (a digest's
+``.bytes``, what ``base64_decode`` gave, ``string.char(0xff)``) reaches them as ``bytes``
+rather than failing to cross the bridge; valid UTF-8 still arrives as ``str``. Decoders
+return ``bytes``, which Lua receives as a string of those very bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 import orjson
 
 from kumocore import ConfigError
+from kumocore_lua_policy.byte_strings import takes_bytes
 
 _B32_STD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _B32_HEX = b"0123456789ABCDEFGHIJKLMNOPQRSTUV"
@@ -101,9 +108,10 @@ def _digest(algorithm: str) -> Callable[..., BinaryResult]:
 
     digest.__name__ = algorithm
     digest.__doc__ = f"The {algorithm} digest of the arguments, as a BinaryResult."
-    return digest
+    return takes_bytes(digest)
 
 
+@takes_bytes
 def crc32(*args: Any) -> BinaryResult:
     value = 0
     for arg in args:
@@ -113,7 +121,7 @@ def crc32(*args: Any) -> BinaryResult:
 
 def key_bytes(key: Any, who: str) -> bytes:
     """A KeySource: a file name, or ``{key_data = ...}``; vault sources are refused."""
-    if isinstance(key, str):
+    if isinstance(key, (str, bytes)):
         try:
             with open(key, "rb") as f:
                 return f.read()
@@ -132,7 +140,7 @@ def _hmac(algorithm: str) -> Callable[[Any, Any], BinaryResult]:
         return BinaryResult(hmac.new(secret, _bytes(message), algorithm).digest())
 
     sign.__name__ = f"hmac_{algorithm}"
-    return sign
+    return takes_bytes(sign)
 
 
 def _decoder(name: str, fn: Callable[[bytes], bytes]) -> Callable[[Any], bytes]:
@@ -143,7 +151,7 @@ def _decoder(name: str, fn: Callable[[bytes], bytes]) -> Callable[[Any], bytes]:
             raise ConfigError(f"kumo.encode.{name}: invalid input: {exc}") from None
 
     decode.__name__ = name
-    return decode
+    return takes_bytes(decode)
 
 
 def _b32hex_decode(data: bytes, pad: bool) -> bytes:
@@ -151,6 +159,7 @@ def _b32hex_decode(data: bytes, pad: bool) -> bytes:
     return base64.b32decode(data.upper().translate(_FROM_HEX32))
 
 
+@takes_bytes
 def charset_decode(charset: str, data: Any) -> str:
     try:
         return _bytes(data).decode(charset)
@@ -190,7 +199,7 @@ def encode_functions() -> dict[str, Callable[..., Any]]:
             data = fn(_bytes(value))
             return _nopad(data) if nopad else data.decode("ascii")
 
-        return encode
+        return takes_bytes(encode)
 
     b32hex = lambda b: base64.b32encode(b).translate(_TO_HEX32)  # noqa: E731
     encoders = {
@@ -214,7 +223,7 @@ def encode_functions() -> dict[str, Callable[..., Any]]:
     }
     for name, decoder in decoders.items():
         functions[f"encode.{name}"] = _decoder(name, decoder)
-    functions["encode.hex_encode"] = lambda value: _bytes(value).hex()
+    functions["encode.hex_encode"] = takes_bytes(lambda value: _bytes(value).hex())
     functions["encode.charset_decode"] = charset_decode
     functions["encode.charset_encode"] = charset_encode
     return functions
