@@ -19,8 +19,35 @@ local unpack = table.unpack
 
 local memo_cache, memo_lookup, memo_store = py.memo_cache, py.memo_lookup, py.memo_store
 
+-- The error a computation failed with, as the policy raised it. A to-be-closed variable
+-- sees it after the active message handler: unless the policy called us under its own
+-- pcall, that is the bridge's (bridge.lua, on_error), which wraps the error as
+-- { value = <the error>, where, detail, traceback }.
+local function raised(err)
+  if type(err) == 'table' and rawget(err, 'traceback') ~= nil and rawget(err, 'detail') ~= nil
+  then
+    return rawget(err, 'value')
+  end
+  return err
+end
+
+-- Closing the computing caller's ticket tells the callers waiting for the same key how its
+-- computation ended, however it ended: nothing more to say after memo_store; the error it
+-- raised; or, when its handler was stopped (the coroutine closed: no error), that one of
+-- them must compute instead. A guard rather than pcall, so that the error itself goes on
+-- unchanged, still naming the line that failed.
+local ticket_meta = {
+  __close = function(found, err)
+    if not pcall(found.release, raised(err)) then
+      found.release() -- an error value that cannot cross into Python (a cyclic table)
+    end
+  end,
+}
+
 -- The cache lives in Python (named, shared across reloads); the value is stored as data
--- and each call gets a fresh copy, as KumoMTA does.
+-- and each call gets a fresh copy, as KumoMTA does. A call that finds another one already
+-- computing the same key waits for its result (memo_lookup suspends it), so a burst of
+-- messages computes a value once, as KumoMTA does.
 function kumo.memoize(fn, params)
   if type(fn) ~= 'function' then
     error('kumo.memoize: the first argument must be a function, got ' .. type(fn), 2)
@@ -29,15 +56,19 @@ function kumo.memoize(fn, params)
   -- Every result is cached, as KumoMTA does (a function may return several values).
   local function store(found, ...)
     local n = select('#', ...)
-    local stored = memo_store(name, found.key, found.epoch, n, ...)
+    local stored = memo_store(name, found.flight, n, ...)
     return unpack(stored, 1, n)
+  end
+  local function compute(found, ...)
+    local ticket <close> = setmetatable(found, ticket_meta)
+    return store(found, fn(...))
   end
   return function(...)
     local found = memo_lookup(name, ...)
     if found.hit then
       return unpack(found.values, 1, found.n)
     end
-    return store(found, fn(...))
+    return compute(found, ...)
   end
 end
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kumocore_lua_policy import LuaPolicyPlugin
 
-from kumocore import ConfigError, PolicyError
+from kumocore import ConfigError, PolicyError, Rejection
 
 from .support import Recorder, load, make_runtime
 
@@ -145,3 +146,234 @@ def test_caches_are_shared_by_name_across_policy_states() -> None:
     assert memo.cache(dict(params)).get('["k"]') == (True, "v")  # same name, same entries
     changed = memo.cache({**params, "capacity": 4})  # re-parameterised: a fresh cache
     assert changed.get('["k"]') == (False, None)
+
+
+# --------------------------------------------------------------------------- single flight
+# Callers of a memoized function that arrive while another caller computes the same key
+# wait for that result instead of computing it again (KumoMTA's thundering herd protection).
+
+def _probes(policy: Any, key: str, count: int) -> list[asyncio.Task[Any]]:
+    """``count`` concurrent calls of the policy's ``make.probe`` handler with ``key``."""
+    return [asyncio.create_task(policy.call_custom_event("make.probe", key))
+            for _ in range(count)]
+
+
+async def _settled(tasks: list[asyncio.Task[Any]]) -> list[Any]:
+    """The tasks' results or exceptions; fails the test instead of hanging."""
+    return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
+
+
+async def _released(recorder: Recorder, gate: str, tasks: list[asyncio.Task[Any]]) -> list[Any]:
+    """Let every task reach the memoized call, then open ``gate``; their results."""
+    await asyncio.sleep(0.02)
+    recorder.gate(gate).set()
+    return await _settled(tasks)
+
+
+async def test_concurrent_callers_of_one_key_share_one_computation(tmp_path: Path) -> None:
+    recorder = Recorder()
+    _, policy = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local cached = kumo.memoize(function(k)
+          kumo.test.mark('computing ' .. k)
+          kumo.test.wait(k)  -- suspends the handler until the test opens gate k
+          return { key = k, list = { 1, 2 } }
+        end, { name = 'flight', ttl = '1h', capacity = 10 })
+        kumo.on('make.probe', function(k) return cached(k) end)
+    """, recorder=recorder)
+    callers = _probes(policy, "a", 20)
+    other = _probes(policy, "b", 1)
+    # 'b' is computed while 'a' still is: different keys do not wait for each other.
+    assert sorted(await recorder.wait_for_marks(2)) == ["computing a", "computing b"]
+    recorder.gate("b").set()
+    assert await _settled(other) == [{"key": "b", "list": [1, 2]}]
+    await asyncio.sleep(0.05)
+    assert len(recorder.marks) == 2  # the other 19 callers of 'a' wait, they do not compute
+    recorder.gate("a").set()
+    assert await _settled(callers) == [{"key": "a", "list": [1, 2]}] * 20
+    assert await policy.call_custom_event("make.probe", "a") == {"key": "a", "list": [1, 2]}
+    assert recorder.marks == ["computing a", "computing b"]
+
+
+async def test_single_flight_entries_still_expire(tmp_path: Path) -> None:
+    _, policy = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local n = 0
+        local cached = kumo.memoize(function(k)
+          n = n + 1
+          local mine = n
+          kumo.test.echo(k)  -- yields: the other callers arrive meanwhile
+          return mine
+        end, { name = 'expiring', ttl = '200ms', capacity = 10 })
+        kumo.on('make.probe', function(k) return cached(k) end)
+    """)
+    assert await _settled(_probes(policy, "k", 10)) == [1] * 10
+    await asyncio.sleep(0.3)
+    assert await _settled(_probes(policy, "k", 10)) == [2] * 10
+
+
+FLAKY = """\
+    local kumo = require 'kumo'
+    local cached = kumo.memoize(function(k)
+      kumo.test.mark('computing ' .. k)
+      kumo.test.wait(k)
+      local how = kumo.test.value()
+      if how == 'error' then
+        error('lookup failed for ' .. k)
+      elseif how == 'reject' then
+        kumo.test.reject(451, 'try later')
+      end
+      return how
+    end, { name = 'flaky', ttl = '1h', capacity = 10 })
+    kumo.on('make.probe', function(k) return cached(k) end)
+    kumo.on('make.guarded', function(k)
+      local ok, err = pcall(cached, k)
+      return tostring(err)
+    end)
+"""
+
+
+async def test_a_failed_computation_fails_its_waiters_and_is_not_cached(tmp_path: Path) -> None:
+    recorder = Recorder()
+    _, policy = await load(tmp_path, FLAKY, recorder=recorder)
+    recorder.value = "error"
+    computing, *waiters = await _released(recorder, "a", _probes(policy, "a", 5))
+    assert recorder.marks == ["computing a"]
+    # The computing caller's error is untouched (still naming the failing line)...
+    assert isinstance(computing, PolicyError)
+    assert computing.where == f"{tmp_path / 'policy.lua'}:7"
+    assert str(computing).endswith("lookup failed for a")
+    # ...and every waiter gets it too, naming the cache.
+    for error in waiters:
+        assert isinstance(error, PolicyError)
+        assert "kumo.memoize 'flaky'" in str(error) and "lookup failed for a" in str(error)
+    # A failure is not remembered: the next call computes again.
+    recorder.value = "fine"
+    assert await policy.call_custom_event("make.probe", "a") == "fine"
+    assert recorder.marks == ["computing a"] * 2
+    # A rejection stays a rejection for every caller.
+    recorder.value = "reject"
+    rejections = await _released(recorder, "b", _probes(policy, "b", 3))
+    assert [(type(r), getattr(r, "code", None)) for r in rejections] == [(Rejection, 451)] * 3
+    # The same when the policy catches the error itself (the guarded handler's pcall).
+    recorder.value = "error"
+    caught = await _released(recorder, "c", [
+        asyncio.create_task(policy.call_custom_event("make.guarded", "c")) for _ in range(3)])
+    assert caught[0].endswith("policy.lua:7: lookup failed for c")
+    assert all(text == f"kumo.memoize 'flaky': {caught[0]}" for text in caught[1:])
+    assert recorder.marks == ["computing a"] * 2 + ["computing b", "computing c"]
+
+
+SLOW = """\
+    local kumo = require 'kumo'
+    local n = 0
+    local cached = kumo.memoize(function(k)
+      n = n + 1
+      local mine = n
+      kumo.test.mark(k .. ' ' .. mine)
+      if mine == 1 then kumo.test.wait('first') end
+      kumo.test.echo(k)  -- every computation yields: a second one would overlap
+      return k .. ' by ' .. mine
+    end, { name = 'slow', ttl = '1h', capacity = 10, populate_timeout = '100ms', %s })
+    kumo.on('make.probe', function(k) return cached(k) end)
+"""
+
+
+async def test_waiters_give_up_after_populate_timeout(tmp_path: Path) -> None:
+    recorder = Recorder()
+    _, policy = await load(tmp_path, SLOW % "", recorder=recorder)
+    computing, *waiters = _probes(policy, "k", 4)
+    await recorder.wait_for_marks(1)
+    errors = await _settled(waiters)
+    for error in errors:
+        assert isinstance(error, PolicyError)
+        assert "kumo.memoize 'slow'" in str(error) and "populate_timeout (0.1s)" in str(error)
+    assert recorder.marks == ["k 1"]
+    # The computing call itself is not interrupted (nor is it in KumoMTA).
+    assert not computing.done()
+    recorder.gate("first").set()
+    assert await _settled([computing]) == ["k by 1"]
+    assert await policy.call_custom_event("make.probe", "k") == "k by 1"
+    assert recorder.marks == ["k 1"]
+
+
+async def test_retry_on_populate_timeout_computes_in_place_of_a_stuck_caller(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    _, policy = await load(tmp_path, SLOW % "retry_on_populate_timeout = true",
+                           recorder=recorder)
+    stuck, *waiters = _probes(policy, "k", 3)
+    await recorder.wait_for_marks(1)
+    # After populate_timeout one waiter computes the value; the other waits for that one.
+    assert await _settled(waiters) == ["k by 2", "k by 2"]
+    assert recorder.marks == ["k 1", "k 2"]
+    recorder.gate("first").set()
+    assert await _settled([stuck]) == ["k by 1"]
+
+
+async def test_a_stopped_handler_hands_the_computation_to_a_waiter(tmp_path: Path) -> None:
+    recorder = Recorder()
+    _, policy = await load(tmp_path, SLOW % "", recorder=recorder)
+    stopped, *waiters = _probes(policy, "k", 3)
+    await recorder.wait_for_marks(1)
+    await asyncio.sleep(0.01)
+    stopped.cancel()  # e.g. the connection went away: its coroutine is closed
+    assert await _settled(waiters) == ["k by 2", "k by 2"]
+    assert recorder.marks == ["k 1", "k 2"]
+
+
+@pytest.mark.parametrize("stale_ok", [True, False])
+async def test_allow_stale_reads_answers_a_timed_out_waiter(tmp_path: Path, stale_ok: bool) -> None:
+    recorder = Recorder()
+    _, policy = await load(tmp_path, f"""\
+        local kumo = require 'kumo'
+        local n = 0
+        local cached = kumo.memoize(function()
+          n = n + 1
+          local mine = n
+          if mine > 1 then kumo.test.wait('refresh') end
+          return 'v' .. mine
+        end, {{ name = 'stale', ttl = '100ms', capacity = 1, populate_timeout = '100ms',
+               allow_stale_reads = {str(stale_ok).lower()} }})
+        kumo.on('make.probe', function() return cached() end)
+    """, recorder=recorder)
+    assert await policy.call_custom_event("make.probe") == "v1"
+    await asyncio.sleep(0.15)  # expired
+    refreshing, waiting = _probes(policy, "", 2)
+    [answer] = await _settled([waiting])
+    if stale_ok:
+        assert answer == "v1"  # the expired value, rather than an error
+    else:
+        assert isinstance(answer, PolicyError) and "populate_timeout" in str(answer)
+    recorder.gate("refresh").set()
+    assert await _settled([refreshing]) == ["v2"]
+    assert await policy.call_custom_event("make.probe") == "v2"
+
+
+async def test_python_memoize_is_single_flight_too() -> None:
+    kumo = make_runtime().kumo
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def fetch(key: str) -> dict[str, str]:
+        calls.append(key)
+        await gate.wait()
+        if key == "bad":
+            raise LookupError(f"no such {key}")
+        return {"key": key}
+
+    cached = kumo.memoize(fetch, {"name": "pyflight", "ttl": 60, "capacity": 4})
+    good = [asyncio.create_task(cached("k")) for _ in range(10)]
+    bad = [asyncio.create_task(cached("bad")) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.wait_for(asyncio.gather(*good), 5)
+    assert results == [{"key": "k"}] * 10
+    assert len({id(result) for result in results}) == 10  # each caller has its own copy
+    errors = await asyncio.wait_for(asyncio.gather(*bad, return_exceptions=True), 5)
+    assert all(isinstance(error, LookupError) for error in errors)
+    assert calls == ["k", "bad"]
+    with pytest.raises(LookupError):  # not cached: computed again
+        await cached("bad")
+    assert calls == ["k", "bad", "bad"]

@@ -11,7 +11,19 @@ KumoMTA's semantics, which these caches follow:
   fresh copies on every hit, so a caller that modifies a returned table does not change the
   cache (functions cannot be cached);
 * ``invalidate_with_epoch = true``: entries made before the configuration epoch last
-  changed are ignored (``allow_stale_reads`` turns this off, as in KumoMTA).
+  changed are ignored (``allow_stale_reads`` turns this off, as in KumoMTA);
+* single flight: while one caller computes a missing key, later callers of the same key wait
+  for its result rather than computing it again (a burst of messages must not become a
+  burst of identical DNS or HTTP queries). A waiter gives up after ``populate_timeout``
+  with an error naming the cache — or, with ``retry_on_populate_timeout``, computes the
+  value itself in place of the caller that seems stuck (three waits at most); with
+  ``allow_stale_reads`` it is answered with the expired value instead, when there is one.
+  A failed computation fails its waiters too.
+
+Where kumocore differs: KumoMTA remembers a failed computation for 60 seconds (callers get
+the error without computing); kumocore remembers nothing, so the next call computes again.
+The computing Lua function itself is not interrupted at ``populate_timeout`` (nor is it in
+KumoMTA); a Python ``async`` one is (see :func:`_populate`).
 
 The Lua form is built on :meth:`MemoRegistry.lookup`/:meth:`MemoRegistry.store` (see
 ``stdlib.lua``, which must call the Lua function itself so it may do I/O); Python policies
@@ -26,7 +38,7 @@ import functools
 import inspect
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +47,15 @@ import orjson
 from kumocore import ConfigError
 from kumocore.config.duration import duration_seconds
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch
+from kumocore_lua_policy.stdlib.memo_flight import (
+    ABANDONED,
+    WAITS_WITH_RETRY,
+    Claim,
+    Flight,
+    Hit,
+    Outcome,
+    Wait,
+)
 
 _KNOWN = frozenset({
     "name", "ttl", "capacity", "invalidate_with_epoch", "populate_timeout",
@@ -50,6 +71,7 @@ class MemoParams:
     invalidate_with_epoch: bool = False
     populate_timeout: float = 120.0
     retry_on_populate_timeout: bool = False
+    allow_stale_reads: bool = False
 
     @classmethod
     def parse(cls, params: Any) -> MemoParams:
@@ -77,7 +99,7 @@ class MemoParams:
         stale_ok = bool(params.get("allow_stale_reads", False))
         epoch = bool(params.get("invalidate_with_epoch", False)) and not stale_ok
         retry = bool(params.get("retry_on_populate_timeout", False))
-        return cls(name, ttl, capacity, epoch, timeout, retry)
+        return cls(name, ttl, capacity, epoch, timeout, retry, stale_ok)
 
 
 def cache_key(args: tuple[Any, ...] | list[Any]) -> str:
@@ -91,12 +113,13 @@ def cache_key(args: tuple[Any, ...] | list[Any]) -> str:
 
 
 class MemoCache:
-    """One named LRU cache with a time-to-live."""
+    """One named LRU cache with a time-to-live, and the computations in progress."""
 
     def __init__(self, params: MemoParams, epoch: ConfigEpoch) -> None:
         self.params = params
         self._epoch = epoch
         self._entries: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
+        self._flights: dict[tuple[int | None, str], Flight] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -108,7 +131,8 @@ class MemoCache:
         expires, epoch, value = entry
         stale = self.params.invalidate_with_epoch and epoch != self._epoch.value
         if stale or time.monotonic() >= expires:
-            del self._entries[key]
+            if not self.params.allow_stale_reads:  # else kept for a waiter that times out
+                del self._entries[key]
             return False, None
         self._entries.move_to_end(key)
         return True, value
@@ -124,6 +148,106 @@ class MemoCache:
 
     def clear(self) -> None:
         self._entries.clear()
+
+    # ------------------------------------------------------------------ single flight
+    def _flight_key(self, key: str, epoch: int) -> tuple[int | None, str]:
+        # With invalidate_with_epoch, a computation begun before an epoch bump must not
+        # answer a caller that came after it (KumoMTA puts the epoch in such keys).
+        return (epoch if self.params.invalidate_with_epoch else None, key)
+
+    def begin(self, key: str, epoch: int) -> Hit | Claim | Wait:
+        """A call's turn: the cached value, a computation to join, or its own to run."""
+        hit, value = self.get(key)
+        if hit:
+            return Hit(value)
+        flight = self._flights.get(self._flight_key(key, epoch))
+        if flight is not None and flight.joinable():
+            return Wait(flight)
+        if flight is not None:  # computing for longer than populate_timeout
+            self.finish(flight, ABANDONED)
+        flight = Flight(key, epoch, self.params.populate_timeout)
+        self._flights[self._flight_key(key, epoch)] = flight
+        return Claim(flight)
+
+    def finish(self, flight: Flight, outcome: Outcome) -> None:
+        """End ``flight``: its waiters get ``outcome``, the next caller starts afresh.
+        Nothing happens to a flight that already ended."""
+        flight.settle(outcome)
+        flight_key = self._flight_key(flight.key, flight.epoch)
+        if self._flights.get(flight_key) is flight:
+            del self._flights[flight_key]
+
+    def complete(self, flight: Flight, value: Any) -> None:
+        """Cache the value ``flight`` computed, then hand it to its waiters."""
+        self.put(flight.key, value, flight.epoch)
+        self.finish(flight, Outcome(value=value))
+
+    async def compute(self, flight: Flight, work: Awaitable[Any]) -> Any:
+        """Await ``work``, this caller's computation for ``flight``, and end the flight
+        with its value or its failure (abandoned if this caller is cancelled)."""
+        try:
+            value = await work
+            self.complete(flight, value)
+        except Exception as exc:
+            self.finish(flight, Outcome(error=exc))
+            raise
+        finally:
+            self.finish(flight, ABANDONED)
+        return value
+
+    async def wait(self, flight: Flight) -> Hit | Claim:
+        """Wait for another caller's computation: its value, or this caller's turn to
+        compute when that one was given up (or, with ``retry_on_populate_timeout``, ran
+        longer than ``populate_timeout``). Raises its error, or a timeout error."""
+        waits = WAITS_WITH_RETRY if self.params.retry_on_populate_timeout else 1
+        deadline = time.monotonic() + self.params.populate_timeout
+        while True:
+            outcome = await flight.wait(deadline - time.monotonic())
+            if outcome is None:
+                stale = self._stale(flight.key)
+                if stale is not None:
+                    return stale
+                waits -= 1
+                if waits == 0:
+                    raise self._timeout_error()
+                if flight.deadline <= deadline:  # it began before this wait: presumed stuck
+                    self.finish(flight, ABANDONED)
+                deadline = time.monotonic() + self.params.populate_timeout
+            elif outcome.error is not None:
+                raise _waiter_error(self.params.name, outcome.error)
+            elif not outcome.abandoned:
+                return Hit(outcome.value)
+            turn = self.begin(flight.key, flight.epoch)
+            if not isinstance(turn, Wait):
+                return turn
+            flight = turn.flight
+
+    def _stale(self, key: str) -> Hit | None:
+        """With ``allow_stale_reads``, the (expired) value a timed-out waiter may have."""
+        entry = self._entries.get(key)
+        if entry is None or not self.params.allow_stale_reads:
+            return None
+        return Hit(entry[2])
+
+    def _timeout_error(self) -> ConfigError:
+        return ConfigError(f"kumo.memoize '{self.params.name}': another call has been "
+                           f"computing this value for longer than populate_timeout "
+                           f"({self.params.populate_timeout:g}s)")
+
+
+def _waiter_error(name: str, error: object) -> BaseException:
+    """What a waiter raises when the computation it waited for failed with ``error``.
+
+    A Python exception (a Python policy's function) or a rejection is raised as it is, so
+    waiters fail as the computing caller did. A Lua error value becomes an error naming the
+    cache with the same text (keeping a failed ``kumo.*`` call's exception as the cause).
+    """
+    if isinstance(error, BaseException):
+        return error
+    prefix, text = f"kumo.memoize '{name}': ", str(error)
+    failure = ConfigError(text if text.startswith(prefix) else prefix + text)
+    failure.__cause__ = getattr(error, "exc", None)
+    return failure
 
 
 def _sparse(values: list[Any]) -> dict[int, Any]:
@@ -147,20 +271,29 @@ class MemoRegistry:
         return cache
 
     # ------------------------------------------------------------------ Lua's helpers
-    def lookup(self, name: str, *args: Any) -> dict[str, Any]:
-        """``{hit, values, n, key, epoch}`` for a call of the memoized Lua function ``name``
-        (a Lua function's results are cached as the list of its ``n`` return values)."""
-        key = cache_key(args)
-        hit, values = self.caches[name].get(key)
-        found: dict[str, Any] = {"hit": hit, "key": key, "epoch": self.epoch.value}
-        if hit:
-            found.update(values=_sparse(values), n=len(values))
-        return found
+    def lookup(self, name: str, *args: Any) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """A call of the memoized Lua function ``name``.
 
-    def store(self, name: str, key: str, epoch: int, n: int, *values: Any) -> dict[int, Any]:
+        ``{hit = true, values, n}`` when the value is known (a Lua function's results are
+        cached as the list of its ``n`` return values) — possibly after waiting for another
+        caller that is computing it: then this returns an awaitable, which the bridge
+        awaits. Otherwise ``{hit = false, flight, release}``: the caller computes, passes
+        ``flight`` to :meth:`store`, and calls ``release(err)`` however it ended (an error,
+        or nil when it was stopped), which is what its waiters then learn.
+        """
+        cache = self.caches[name]
+        turn = cache.begin(cache_key(args), self.epoch.value)
+        if isinstance(turn, Wait):
+            return self._lua_wait(cache, turn.flight)
+        return _lua_turn(cache, turn)
+
+    async def _lua_wait(self, cache: MemoCache, flight: Flight) -> dict[str, Any]:
+        return _lua_turn(cache, await cache.wait(flight))
+
+    def store(self, name: str, flight: Flight, n: int, *values: Any) -> dict[int, Any]:
         """Cache a Lua function's ``n`` results; returns them for Lua to hand out a copy."""
         results = list(values[:n]) + [None] * (n - len(values))
-        self.caches[name].put(key, results, epoch)
+        self.caches[name].complete(flight, results)
         return _sparse(results)
 
     # ------------------------------------------------------------------ Python policies
@@ -173,15 +306,17 @@ class MemoRegistry:
         if inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def cached_async(*args: Any) -> Any:
-                key, epoch = cache_key(args), self.epoch.value
-                hit, value = cache.get(key)
-                if not hit:
-                    value = await _populate(cache.params, fn, args)
-                    cache.put(key, value, epoch)
-                return copy.deepcopy(value)
+                turn = cache.begin(cache_key(args), self.epoch.value)
+                if isinstance(turn, Wait):
+                    turn = await cache.wait(turn.flight)
+                if isinstance(turn, Claim):
+                    work = _populate(cache.params, fn, args)
+                    return copy.deepcopy(await cache.compute(turn.flight, work))
+                return copy.deepcopy(turn.value)
 
             return cached_async
 
+        # A plain function cannot be interleaved with another call: nothing to wait for.
         @functools.wraps(fn)
         def cached(*args: Any) -> Any:
             key, epoch = cache_key(args), self.epoch.value
@@ -192,6 +327,18 @@ class MemoRegistry:
             return copy.deepcopy(value)
 
         return cached
+
+
+def _lua_turn(cache: MemoCache, turn: Hit | Claim) -> dict[str, Any]:
+    """The table :meth:`MemoRegistry.lookup` answers Lua with."""
+    if isinstance(turn, Hit):
+        return {"hit": True, "values": _sparse(turn.value), "n": len(turn.value)}
+    flight = turn.flight
+
+    def release(error: Any = None) -> None:
+        cache.finish(flight, ABANDONED if error is None else Outcome(error=error))
+
+    return {"hit": False, "flight": flight, "release": release}
 
 
 async def _populate(params: MemoParams, fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
