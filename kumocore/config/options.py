@@ -346,12 +346,29 @@ _NETWORKS = list_of(parsed(parse_network))
 CIDRS = Conv(lambda value, path: CidrSet(_NETWORKS.load(value, path)), dump=CidrSet.to_list)
 
 
+#: KumoMTA's KeySource kinds kumocore cannot read: refused when the policy loads, not when
+#: the first message needs the key (which would leave every message deferring).
+_UNREADABLE_SOURCES = {
+    "vault_path": "HashiCorp Vault key sources", "vault_mount": "HashiCorp Vault key sources",
+    "event_name": "event-based key sources",
+}
+
+
 def _key_source(value: Any, path: Path) -> str | dict[Any, Any]:
-    # KumoMTA's KeySource: a file name, or a {key_data=...} / {vault_path=...} table,
-    # resolved by the TLS and DKIM code when they load the key.
-    if isinstance(value, str) or (isinstance(value, Mapping) and value):
-        return value if isinstance(value, str) else dict(value)
-    raise path.invalid("expected a file name or a table like {key_data=...}", value)
+    # KumoMTA's KeySource: a file name or {key_data=...}, resolved by the TLS, AUTH and
+    # DKIM code when they load the key (kumocore.policy.secrets).
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Mapping) or not value:
+        raise path.invalid("expected a file name or a table like {key_data=...}", value)
+    for key, kind in _UNREADABLE_SOURCES.items():
+        if key in value:
+            raise ConfigError(f"{path.key!r} in {path.function}: {kind} ({key} = ...) are not "
+                              "supported by kumocore yet; use a file name or { key_data = ... }")
+    check_keys(value, ("key_data",), path)
+    if not isinstance(value.get("key_data"), str | bytes):
+        raise path.child("key_data").invalid("expected a string", value.get("key_data"))
+    return dict(value)
 
 
 KEY_SOURCE = Conv(_key_source, dump=lambda v: v if isinstance(v, str) else dict(v))

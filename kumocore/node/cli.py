@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     validate = _command(commands, "validate", "load a policy, run init, report errors",
                         "Load the policy and run its init and validation steps without "
                         "opening listeners; print a summary, or each problem with its file "
-                        "and line. Exit 0 when valid, 2 on a configuration error. Example: "
+                        "and line. Exit 0 when valid; 1 when a check finds an error (an option a "
+                        "handler's kumo.make_* refuses, a handler's answer of the wrong type, "
+                        "a validate_config failure); 2 when the policy does not load or its "
+                        "init fails. Example: "
                         "kumocore validate --policy policy.lua")  # fmt: skip
     _add_policy(validate)
     _add_allow_unsupported(validate)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -260,3 +261,29 @@ def test_bad_pool_entries_name_the_key(entries: object, key: str) -> None:
     with pytest.raises(ConfigError) as info:
         EgressPool.from_options({"name": "p", "entries": entries})
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "error"),
+    [
+        ({"key_dta": "s3cret"}, "unknown key 'smtp_auth_plain_password.key_dta' for "
+                                "kumo.make_egress_path (did you mean 'key_data'?)"),
+        ({"vault_mount": "secret", "vault_path": "smtp"},
+         "HashiCorp Vault key sources (vault_path = ...) are not supported by kumocore yet"),
+        ({"event_name": "get_password"},
+         "event-based key sources (event_name = ...) are not supported"),
+        ({"key_data": 5}, "'smtp_auth_plain_password.key_data' in kumo.make_egress_path: "
+                          "expected a string"),
+    ],
+)
+def test_a_key_source_kumocore_cannot_read_is_refused_when_the_policy_loads(
+    source: dict[str, object], error: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        EgressPathConfig.from_options({"smtp_auth_plain_password": source})
+
+
+def test_a_file_name_or_key_data_is_a_key_source() -> None:
+    for source in ("/etc/kumocore/smtp-password", {"key_data": "s3cret"}):
+        assert EgressPathConfig.from_options(
+            {"smtp_auth_plain_password": source}).smtp_auth_plain_password == source
