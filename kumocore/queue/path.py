@@ -25,6 +25,10 @@ from kumocore.policy.refresh import Freshness
 from kumocore.queue.backoff import PathBackoff
 from kumocore.queue.slots import YIELD_CHECK_SECONDS, PathThrottles, Slot
 
+#: Added to a hold's remaining time when its resume timer is armed, so that the timer
+#: does not run before the hold is over by the wall clock.
+RESUME_MARGIN = 0.005
+
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig, EgressSource
     from kumocore.mail.message import Message
@@ -166,17 +170,31 @@ class EgressPath:
         return time.time() < self.suspended_until
 
     def suspend_until(self, until: float) -> None:
-        """Hold the path until ``until`` (0: not held); a lifted hold wakes it."""
+        """Hold the path until ``until`` (a wall-clock time; 0: not held). A hold that is
+        lifted, or that lapsed meanwhile, wakes the path."""
         if until == self.suspended_until:
             return
-        was_held, self.suspended_until = self.suspended, until
+        self.suspended_until = until
         if self._resume is not None:
             self._resume.cancel()
             self._resume = None
         if self.suspended:
+            self._resume_when_due()
+        else:
+            # Not "if it was held": a hold can lapse a moment before the automation's
+            # next sync lifts it, and that sync is then the path's only wake-up.
+            self.wake()
+
+    def _resume_when_due(self) -> None:
+        """Wake the path when its hold is over. The loop's timers may run up to a clock
+        tick early and the wall clock may step, so the hold is checked again when the
+        timer runs, and the timer armed again if it is not over yet."""
+        self._resume = None
+        remaining = self.suspended_until - time.time()
+        if remaining > 0:
             self._resume = asyncio.get_running_loop().call_later(
-                until - time.time(), self.wake)
-        elif was_held:
+                remaining + RESUME_MARGIN, self._resume_when_due)
+        else:
             self.wake()
 
     # ------------------------------------------------------------------ connections
