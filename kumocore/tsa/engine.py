@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.tsa.apply import Applier
-from kumocore.tsa.rules import INTERNAL_PREFIX, UNINTERESTING_TYPES, RecordView, Rule, view_of_json
+from kumocore.tsa.rules import (
+    INTERNAL_PREFIX,
+    UNINTERESTING_TYPES,
+    RecordView,
+    Rule,
+    names_postmaster,
+    view_of_json,
+)
 from kumocore.tsa.store import ActionStore, ActiveAction
 
 if TYPE_CHECKING:
@@ -165,6 +172,8 @@ class TsaEngine:
 
     def observe_json(self, record: Mapping[str, Any]) -> bool:
         """A KumoMTA JSON record POSTed to this node; False if it names no recipient."""
+        if names_postmaster(record):
+            return True  # accepted and ignored, as KumoMTA's daemon does
         view = view_of_json(record)
         if view is None:
             return False
@@ -212,8 +221,16 @@ class TsaEngine:
                 return False
         self.counters["triggered"] += 1
         for action in rule.actions:
-            digest = hashlib.sha256(f"{rule.hash}/{action.describe()}".encode()).hexdigest()[:16]
             tenant, campaign = _tenant_campaign(view.queue)
+            # A tenant's (or campaign's) suspension is its own action, as in KumoMTA: one
+            # tenant matching the rule must not replace another's hold.
+            scope = ""
+            if action.kind == "SuspendTenant":
+                scope = f"/{view.domain}/{tenant}"
+            elif action.kind == "SuspendCampaign":
+                scope = f"/{view.domain}/{tenant}/{campaign}"
+            digest = hashlib.sha256(
+                f"{rule.hash}/{action.describe()}{scope}".encode()).hexdigest()[:16]
             entry = ActiveAction(
                 id=f"{view.site}-{digest}", kind=action.kind, rule=rule.origin,
                 reason=rule.describe(), site=view.site, site_name=view.site_name,

@@ -118,6 +118,15 @@ class RecordView:
         return self.site.removeprefix(f"{self.source}->").removesuffix("@smtp_client")
 
 
+def names_postmaster(record: Mapping[str, Any]) -> bool:
+    """Whether the record's recipient is the bare ``postmaster`` (RFC 5321's local
+    mailbox, no domain): KumoMTA's daemon accepts such a record and ignores it."""
+    recipient = record.get("recipient")
+    if isinstance(recipient, list):
+        recipient = recipient[0] if recipient else None
+    return isinstance(recipient, str) and recipient.strip("<> ").lower() == "postmaster"
+
+
 def view_of_json(record: Mapping[str, Any]) -> RecordView | None:
     """A view of a KumoMTA JSON log record (as POSTed to ``/publish_log_v1``)."""
     from datetime import datetime

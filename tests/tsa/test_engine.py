@@ -135,6 +135,26 @@ async def test_late_records_and_tenantless_tenant_suspensions_record_nothing(
         await engine.stop()
 
 
+async def test_each_tenant_and_campaign_matching_a_rule_gets_its_own_suspension(
+    runtime: Runtime,
+) -> None:
+    engine = await engine_for(runtime, {"x.test": {"mx_rollup": False, "automation": [
+        rule("tenant", action="SuspendTenant"), rule("camp", action="SuspendCampaign")]}})
+    try:
+        for queue in ("acme@x.test", "bravo@x.test"):
+            engine.observe_json(record("tenant", queue=queue))
+        for queue in ("c1:acme@x.test", "c2:acme@x.test"):
+            engine.observe_json(record("camp", queue=queue))
+        await settle(engine)
+        held = {(a.kind, a.tenant, a.campaign) for a in await engine.list_actions()}
+        assert held == {
+            ("SuspendTenant", "acme", None), ("SuspendTenant", "bravo", None),
+            ("SuspendCampaign", "acme", "c1"), ("SuspendCampaign", "acme", "c2"),
+        }
+    finally:
+        await engine.stop()
+
+
 @pytest.fixture
 def redis_server() -> Iterator[RedisServer]:
     require_redis_server()

@@ -108,6 +108,18 @@ async def test_a_bad_publish_body_gets_a_json_error(
         assert error in (await response.json())["error"]
 
 
+@pytest.mark.parametrize("recipient", ["postmaster", "<Postmaster>", ["postmaster"]])
+async def test_a_record_for_the_local_postmaster_is_accepted_and_ignored(
+    node: tuple[str, Runtime], recipient: object
+) -> None:
+    url, runtime = node
+    record = {**kumomta_record(), "recipient": recipient}
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{url}/publish_log_v1", json=record) as response:
+        assert response.status == 200, await response.text()
+    assert runtime.tsa is not None and runtime.tsa.counters["records"] == 0
+
+
 def test_validate_reports_a_bad_automation_rule_with_file_and_key(tmp_path: Path) -> None:
     rules = tmp_path / "tsa-rules.toml"
     rules.write_text('[["gmail.com".automation]]\nregex = "TS04"\nduration = "2h"\n'
