@@ -47,7 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
     from kumocore.tsa.daemon import serve
 
     try:
-        asyncio.run(serve(args.policy, args.listen, args.trusted_host or ["127.0.0.1", "::1"]))
+        asyncio.run(serve(args.policy, args.listen, args.trusted_host or ["127.0.0.1", "::1"],
+                          state_file=args.state_file or None))
     except (ConfigError, PolicyError, HookError) as exc:
         print(f"kumocore tsa serve: {exc}", file=sys.stderr)
         return 1
@@ -84,6 +85,9 @@ def add_tsa_subcommand(subparsers: Any) -> None:
     serve.add_argument("--listen", default="127.0.0.1:8008", help="address (%(default)s)")
     serve.add_argument("--trusted-host", action="append", metavar="CIDR",
                        help="a peer allowed to call it (repeatable; default loopback)")
+    serve.add_argument("--state-file", default="var/tsa-state.json", metavar="PATH",
+                       help="with the 'local' store: where actions and match counts are kept "
+                       "across restarts (%(default)s; '' keeps them in memory only)")
     serve.set_defaults(handler=_serve)
     for parser in (listing, cancel):
         parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT,

@@ -41,8 +41,28 @@ def _trust(trusted: Sequence[str]) -> Callable[..., Awaitable[web.StreamResponse
     return guard
 
 
-async def serve(policy: str, listen: str, trusted: Sequence[str],
-                stop: asyncio.Event | None = None) -> None:  # fmt: skip
+def _keep_state(
+    store: object, state_file: str | None
+) -> tuple[asyncio.Event, asyncio.Task[None]] | None:
+    """With the 'local' store and a state file: read it back, then keep saving it (see
+    :mod:`kumocore.tsa.state_file`). A Redis store keeps its own state."""
+    from pathlib import Path
+
+    from kumocore.tsa.state_file import keep_saving, load_state
+    from kumocore.tsa.store import LocalActionStore
+
+    if not state_file or not isinstance(store, LocalActionStore):
+        return None
+    path = Path(state_file)
+    log.info("automation state restored", path=str(path), actions=load_state(path, store))
+    done = asyncio.Event()
+    return done, asyncio.get_running_loop().create_task(keep_saving(path, store, done))
+
+
+async def serve(
+    policy: str, listen: str, trusted: Sequence[str],
+    stop: asyncio.Event | None = None, state_file: str | None = None,
+) -> None:  # fmt: skip
     from kumocore.node.runtime import Runtime
     from kumocore.throttle import LocalThrottleStore
     from kumocore.tsa.http import add_tsa_routes
@@ -57,6 +77,7 @@ async def serve(policy: str, listen: str, trusted: Sequence[str],
     stores = runtime.hooks.throttle_stores()
     throttles = stores[0] if stores else LocalThrottleStore()
     engine.start(throttles)
+    saving = _keep_state(engine.store, state_file)
     app = web.Application(middlewares=[_trust(trusted)], client_max_size=16 * 1024 * 1024)
     add_tsa_routes(app, runtime)
     runner = web.AppRunner(app)
@@ -73,6 +94,9 @@ async def serve(policy: str, listen: str, trusted: Sequence[str],
         await stop.wait()
     finally:
         await engine.stop()
+        if saving is not None:
+            saving[0].set()
+            await saving[1]
         await runner.cleanup()
         await runtime.hooks.shutdown()
         await throttles.close()

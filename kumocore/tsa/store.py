@@ -99,3 +99,17 @@ class LocalActionStore:
 
     async def cancel(self, action_id: str) -> bool:
         return self._actions.pop(action_id, None) is not None
+
+    def snapshot(self) -> tuple[list[ActiveAction], dict[str, list[float]]]:
+        """The unexpired actions and the match times, to save (see ``tsa.state_file``)."""
+        now = time.time()
+        return ([a for a in self._actions.values() if a.expires > now],
+                {scope: list(times) for scope, times in self._events.items()})
+
+    def restore(self, actions: list[ActiveAction], events: dict[str, list[float]]) -> int:
+        """Take saved state back at start; returns the number of actions restored."""
+        for action in actions:
+            self._actions[action.id] = action
+        for scope, times in events.items():
+            self._events[scope] = sorted([*self._events.get(scope, []), *times])
+        return len(actions)

@@ -4,6 +4,7 @@ kumocore node subscribed over HTTP, the CLI against it, and a policy with nothin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -32,8 +33,9 @@ duration = "30 minutes"
 """
 
 
-@pytest.fixture
-def daemon(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def running_daemon(tmp_path: Path, state_file: Path) -> Iterator[str]:
+    """``kumocore tsa serve`` on a free port with ``state_file``; stopped with SIGTERM."""
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
     policy = tmp_path / "tsa.lua"
@@ -46,8 +48,8 @@ def daemon(tmp_path: Path) -> Iterator[str]:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(KUMOCORE), "tsa", "serve", "--policy", str(policy), "--listen",
-             f"127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True)  # fmt: skip
+             f"127.0.0.1:{port}", "--state-file", str(state_file)],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         while "kumocore tsa ready" not in log.read_text(errors="replace"):
@@ -60,12 +62,45 @@ def daemon(tmp_path: Path) -> Iterator[str]:
         assert process.wait(timeout=15) == 0, log.read_text()
 
 
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[str]:
+    with running_daemon(tmp_path, tmp_path / "tsa-state.json") as url:
+        yield url
+
+
+TS04 = {"code": 421, "enhanced_code": None, "content": "[TS04] deferred", "command": None}
+
+
+async def _actions(daemon: str) -> list[dict[str, object]]:
+    async with aiohttp.ClientSession() as http, http.get(
+            f"{daemon}/api/admin/tsa/v1") as response:  # fmt: skip
+        assert response.status == 200
+        body = await response.json()
+    actions: list[dict[str, object]] = body["actions"]
+    return actions
+
+
+async def test_a_restarted_daemon_keeps_its_actions_from_its_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "tsa-state.json"
+    with running_daemon(tmp_path, state) as daemon:
+        async with aiohttp.ClientSession() as http, http.post(
+            f"{daemon}/publish_log_v1", json=kumomta_record(response=TS04)
+        ) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 10
+        while not (before := await _actions(daemon)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert [a["kind"] for a in before] == ["Suspend"]
+    with running_daemon(tmp_path, state) as daemon:  # SIGTERM saved it; a new process
+        after = await _actions(daemon)
+    assert [(a["id"], a["expires"]) for a in after] == [(a["id"], a["expires"]) for a in before]
+
+
 async def test_the_daemon_turns_published_records_into_actions_a_subscriber_applies(
     daemon: str,
 ) -> None:
-    ts04 = {"code": 421, "enhanced_code": None, "content": "[TS04] deferred", "command": None}
     async with aiohttp.ClientSession() as http, http.post(
-        f"{daemon}/publish_log_v1", json=kumomta_record(response=ts04)
+        f"{daemon}/publish_log_v1", json=kumomta_record(response=TS04)
     ) as response:
         assert response.status == 200
     # A kumocore node subscribed over HTTP (subscribe = { 'http://...' }) applies it.
