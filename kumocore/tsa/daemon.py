@@ -59,6 +59,10 @@ def _keep_state(
     return done, asyncio.get_running_loop().create_task(keep_saving(path, store, done))
 
 
+async def _text(body: str) -> web.StreamResponse:
+    return web.Response(text=body)
+
+
 async def serve(
     policy: str, listen: str, trusted: Sequence[str],
     stop: asyncio.Event | None = None, state_file: str | None = None,
@@ -80,6 +84,8 @@ async def serve(
     saving = _keep_state(engine.store, state_file)
     app = web.Application(middlewares=[_trust(trusted)], client_max_size=16 * 1024 * 1024)
     add_tsa_routes(app, runtime)
+    # KumoMTA's daemon's health check, which load balancers and monitors poll.
+    app.router.add_get("/tsa/status", lambda _: _text("TSA Daemon OK"))
     runner = web.AppRunner(app)
     await runner.setup()
     host, _, port = listen.rpartition(":")

@@ -63,8 +63,10 @@ def config_overrides(text: str, origin: str) -> list[ActiveAction]:
                 actions.append(ActiveAction(
                     id=f"{name}-{source}-{option}", rule=origin, reason=reason,
                     kind="SetConfig" if rollup else "SetDomainConfig", site="",
+                    # A rollup block names a domain; its site is looked up by the
+                    # subscriber (RemoteActionStore), until then the domain stands in.
                     site_name=name if rollup else "", source=source,
-                    domain="" if rollup else name, since=time.time(), expires=expires,
+                    domain=name, since=time.time(), expires=expires,
                     name=option, value=value))
     return actions
 

@@ -13,7 +13,7 @@ Each entry of ``publish`` / ``subscribe`` is one of:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import ConfigError
@@ -74,7 +74,7 @@ def configure(
     elif remote:
         from kumocore.tsa.remote import RemoteActionStore
 
-        store = RemoteActionStore(remote[0])
+        store = RemoteActionStore(remote[0], site_of=_site_of(runtime))
     else:
         store = None
     engine = TsaEngine(
@@ -86,6 +86,14 @@ def configure(
     engine.spec = (pub, sub)
     runtime.tsa = engine
     return engine
+
+
+def _site_of(runtime: PolicyHost) -> Callable[[str], Awaitable[str | None]]:
+    async def site_of(domain: str) -> str | None:
+        mx = await runtime.resolver.lookup_mx(domain)
+        return str(mx.site_name) or None
+
+    return site_of
 
 
 def _redis_store(throttles: ThrottleStore | None) -> ActionStore:

@@ -93,6 +93,8 @@ async def test_a_restarted_daemon_keeps_its_actions_from_its_state_file(tmp_path
         assert [a["kind"] for a in before] == ["Suspend"]
     with running_daemon(tmp_path, state) as daemon:  # SIGTERM saved it; a new process
         after = await _actions(daemon)
+        async with aiohttp.ClientSession() as http, http.get(f"{daemon}/tsa/status") as status:
+            assert (status.status, await status.text()) == (200, "TSA Daemon OK")
     assert [(a["id"], a["expires"]) for a in after] == [(a["id"], a["expires"]) for a in before]
 
 
