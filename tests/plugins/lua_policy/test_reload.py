@@ -115,3 +115,33 @@ def test_monitor_sees_same_size_rewrites_in_quick_succession(tmp_path: Path) -> 
     assert changes == 10 and monitor.epoch.value == 10
     (tmp_path / "new.toml").write_text("")
     assert monitor.check()  # a file that appears is a change too
+
+
+SHAPING_POLICY = """\
+    local kumo = require 'kumo'
+    local shaping = require 'policy-extras.shaping'
+    kumo.on('get_egress_path_config', shaping:setup {{ '{dir}/shaping.toml' }})
+"""
+
+
+async def test_an_edited_shaping_file_reloads_the_policy_and_its_paths_wait_for_that(
+    tmp_path: Path,
+) -> None:
+    shaping = tmp_path / "shaping.toml"
+    shaping.write_text('["example.com"]\nmx_rollup = false\nconnection_limit = 3\n')
+    runtime, policy = await start(tmp_path, SHAPING_POLICY.format(dir=tmp_path))
+
+    async def limit() -> Any:
+        config = await policy.call_event(
+            "get_egress_path_config", "example.com", "unspecified", "example.com")
+        assert config.refresh_strategy == "Epoch"  # kept until the next reload, as KumoMTA
+        return config.connection_limit.limit
+
+    try:
+        assert await limit() == 3
+        epoch = runtime.hooks.config_epoch()
+        shaping.write_text('["example.com"]\nmx_rollup = false\nconnection_limit = 9\n')
+        await eventually(limit, 9)  # no glob named the file: the helper had it watched
+        assert runtime.hooks.config_epoch() > epoch
+    finally:
+        await runtime.hooks.shutdown()

@@ -90,6 +90,7 @@ CASES: list[tuple[str, tuple[Any, ...], str | None, Any]] = [
     ("fs.uncached_glob", ("/nonexistent/*",), None, {}),
     ("eval_config_monitor_globs", (), None, None),
     ("set_config_monitor_globs", (["/nonexistent/*.toml"],), None, None),
+    ("policy_extras.monitor_files", (["/nonexistent/shaping.toml"],), None, None),
     ("configure_accounting_db_path", ("/tmp/acct.db",), None, None),
 ]
 

@@ -169,6 +169,9 @@ class Shaping:
         apply_blocks(params, domain_blocks)
         apply_blocks(params, [b.sources[source] for b in site_blocks if source in b.sources])
         apply_blocks(params, [b.sources[source] for b in domain_blocks if source in b.sources])
+        # As KumoMTA's helper: kept until the configuration epoch changes (an edit of a
+        # shaping file reloads the policy) unless the shaping data says otherwise.
+        params.setdefault("refresh_strategy", "Epoch")
         return params
 
     # ------------------------------------------------------------------ loading

@@ -124,6 +124,14 @@ class ConfigMonitor:
         self.globs = list(globs)
         self._last = None  # a new set of files: take a fresh baseline
 
+    def add_files(self, paths: Any) -> None:
+        """Watch these files too, whatever the globs (a helper's data files: an edit takes
+        effect as KumoMTA's helpers make it, without the operator listing them)."""
+        names = [paths] if isinstance(paths, str) else list(paths or ())
+        if not all(isinstance(p, str) for p in names):
+            raise ConfigError(f"kumo.policy_extras.monitor_files takes file names, got {paths!r}")
+        self.extra_files.update(os.path.abspath(p) for p in names if "://" not in p)
+
     def files(self) -> list[str]:
         return _matching(self.globs, self.extra_files)
 

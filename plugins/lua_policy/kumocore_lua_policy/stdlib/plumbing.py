@@ -73,5 +73,6 @@ def plumbing_functions(
         "bump_config_epoch": epoch.bump,
         "set_config_monitor_globs": monitor.set_globs,
         "eval_config_monitor_globs": lambda: glob_files(monitor.globs),
+        "policy_extras.monitor_files": monitor.add_files,
         "configure_accounting_db_path": accounting.configure,
     }

@@ -113,6 +113,10 @@ function mod:setup_with_automation(options)
     file_names[#file_names + 1] = name
   end
   local data = load(kumo.shaping.load, file_names, options.load_validation_options)
+  -- An edited shaping file bumps the configuration epoch: the policy is evaluated again
+  -- (this setup loads the new data) and the paths' 'Epoch' configurations are asked for
+  -- again, as KumoMTA's helper picks edits up.
+  kumo.policy_extras.monitor_files(file_names)
   for _, text in ipairs(data.get_warnings()) do
     kumo.log_warn(text)
   end
