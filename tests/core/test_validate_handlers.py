@@ -256,3 +256,17 @@ end)
     assert f"warning: get_queue_config(domain='example.com', tenant=None): " \
         f"{tmp_path}/policy.lua:11: no queue for example.com" in result.stderr
     assert "must return" not in result.stderr
+
+
+def test_a_handler_reaching_a_kumomta_function_kumocore_lacks_is_an_error(
+    tmp_path: Path,
+) -> None:
+    result = _validate(tmp_path, """
+kumo.on('smtp_server_message_received', function(msg)
+  kumo.spf.check_msg(msg)
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    assert (f"error: smtp_server_message_received(sample message): {tmp_path}/policy.lua:"
+            in result.stderr)  # fmt: skip
+    assert "KumoMTA's 'kumo.spf' is not supported by kumocore yet" in result.stderr

@@ -162,7 +162,7 @@ local function guard(tbl, path, missing)
   setmetatable(tbl, {
     __index = function(_, key)
       if missing[key] then
-        error(("KumoMTA's '%s.%s' is not supported by kumocore yet"):format(path, key), 2)
+        py.unsupported(path .. '.' .. key)
       end
     end,
   })

@@ -9,12 +9,20 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
+from kumocore import ConfigError
 from kumocore_lua_policy.engine import LuaEngine
 from kumocore_lua_policy.kumomta_names import KUMOMTA_FUNCTIONS
 from kumocore_lua_policy.stdlib import LuaStdlib
 
 # The bridge's chunk name: error positions then skip these frames (bridge.policy_frame).
 _CHUNK_NAME = "=kumo-bridge"
+
+
+def _unsupported(name: str) -> None:
+    """Raised for a KumoMTA name kumocore lacks: a ConfigError, so that ``kumocore
+    validate`` counts a handler reaching one as an error (it fails every message that
+    gets there), not as a warning about one sample."""
+    raise ConfigError(f"KumoMTA's '{name}' is not supported by kumocore yet")
 
 
 def install_stdlib(engine: LuaEngine, kumo: Any, stdlib: LuaStdlib) -> None:
@@ -28,6 +36,8 @@ def install_stdlib(engine: LuaEngine, kumo: Any, stdlib: LuaStdlib) -> None:
         "memo_lookup": engine.wrap(memo.lookup, "kumo.memoize"),
         "memo_store": engine.wrap(memo.store, "kumo.memoize"),
         "kumomta_names": engine.conv.to_lua(sorted(KUMOMTA_FUNCTIONS)),
+        # Named as its message begins, so that the bridge adds no "<function>: " prefix.
+        "unsupported": engine.wrap(_unsupported, "KumoMTA's"),
     }
     source = resources.files(__package__).joinpath("stdlib.lua").read_text("utf-8")
     chunk = engine.lua.eval("load")(source, _CHUNK_NAME)
