@@ -94,7 +94,9 @@ local DKIM_SELECTOR = os.getenv 'KUMOCORE_DKIM_SELECTOR' or 'default'
 
 local function dkim_sign(msg)
   local from = msg:from_header()
-  if not DKIM_KEY or not from then
+  -- One From address gives the signing domain; several (RFC 5322 allows them, with a
+  -- Sender) have no single one, and .domain refuses them, as KumoMTA's does.
+  if not DKIM_KEY or not from or #from.list ~= 1 then
     return
   end
   msg:dkim_sign(kumo.dkim.rsa_sha256_signer {

@@ -21,17 +21,25 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from email.utils import formataddr, getaddresses
 from functools import lru_cache
 
-from kumocore.mail.headers import decode_rfc2047
+# Header addresses live in their own module; re-exported here, where they always were.
+from kumocore.mail.header_address import (
+    AddressGroup,
+    AddressHeader,
+    HeaderAddress,
+    NotSingleAddressError,
+    parse_address_header,
+)
 
 __all__ = [
     "NULL_SENDER",
     "AddressError",
+    "AddressGroup",
     "AddressHeader",
     "EnvelopeAddress",
     "HeaderAddress",
+    "NotSingleAddressError",
     "parse_address_header",
     "parse_envelope_address",
 ]
@@ -214,77 +222,3 @@ def _check_literal(text: str, domain: str) -> str:
         return f"[{ipaddress.IPv4Address(body)}]"
     except ValueError:
         raise AddressError(text, f"invalid address literal {domain!r}") from None
-
-
-# --------------------------------------------------------------------- header addresses
-
-
-@dataclass(frozen=True, slots=True)
-class HeaderAddress:
-    """One mailbox from a From:/To:/Cc: style header: ``name`` is the decoded display name."""
-
-    name: str | None
-    email: str
-
-    @property
-    def user(self) -> str:
-        return self.email.rpartition("@")[0] if "@" in self.email else self.email
-
-    @property
-    def domain(self) -> str:
-        return self.email.rpartition("@")[2].lower() if "@" in self.email else ""
-
-    def __str__(self) -> str:
-        return formataddr((self.name or "", self.email))
-
-
-@dataclass(frozen=True, slots=True)
-class AddressHeader:
-    """The addresses of one address header (KumoMTA's AddressList).
-
-    ``user``, ``domain``, ``email`` and ``name`` describe the first address (most From:
-    headers hold exactly one); ``list`` holds all of them in header order.
-    """
-
-    list: tuple[HeaderAddress, ...]
-
-    @property
-    def first(self) -> HeaderAddress:
-        return self.list[0]
-
-    @property
-    def user(self) -> str:
-        return self.first.user
-
-    @property
-    def domain(self) -> str:
-        return self.first.domain
-
-    @property
-    def email(self) -> str:
-        return self.first.email
-
-    @property
-    def name(self) -> str | None:
-        return self.first.name
-
-    def __len__(self) -> int:
-        return len(self.list)
-
-    def __str__(self) -> str:
-        return ", ".join(str(a) for a in self.list)
-
-
-def parse_address_header(raw_value: str) -> AddressHeader | None:
-    """Parse the *raw* (still RFC 2047 encoded) value of an address header.
-
-    Encoded words are decoded per display name after splitting, never before: a decoded
-    name may contain a comma or ``<`` that would otherwise break the address list apart.
-    Entries without an address (group syntax, garbage) are skipped; None if none remain.
-    """
-    found: list[HeaderAddress] = []
-    for name, addr in getaddresses([raw_value]):
-        if not addr:
-            continue
-        found.append(HeaderAddress(decode_rfc2047(name) if name else None, addr))
-    return AddressHeader(tuple(found)) if found else None

@@ -27,6 +27,7 @@ __all__ = [
     "encode_header_value",
     "format_header",
     "header_line_for",
+    "newline_of",
     "prepend_header",
     "remove_fields",
     "remove_headers",
@@ -268,6 +269,12 @@ def format_header(name: str, value: str, *, encode: bool = False, nl: bytes = b"
 def _newline_of(data: bytes) -> bytes:
     nl = data.find(b"\n")
     return b"\n" if nl > 0 and data[nl - 1 : nl] != b"\r" else b"\r\n"
+
+
+def newline_of(data: bytes) -> bytes:
+    """How ``data``'s lines end: ``b"\\n"`` when its first line ends in a bare LF, else CRLF
+    (what new header lines for ``data`` should use)."""
+    return _newline_of(data)
 
 
 def prepend_header(data: bytes, name: str, value: str, *, encode: bool = False) -> bytes:

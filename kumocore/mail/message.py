@@ -33,7 +33,9 @@ from kumocore.mail.address import (
     parse_address_header,
     parse_envelope_address,
 )
+from kumocore.mail.auth_results import render_authentication_results
 from kumocore.mail.body import JoinedHeaders, SharedBody, crlf_paired
+from kumocore.mail.header_import import collect_imports, parse_specs
 from kumocore.mail.ids import new_message_id
 from kumocore.mail.message_json import SpoolRecordError, jsonable, record_field
 from kumocore.mail.message_methods import MessageMethods
@@ -225,11 +227,20 @@ class Message(MessageMethods):
     def to_header(self) -> AddressHeader | None:
         return self.get_address_header("To")
 
-    def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
+    def _ending_of(self) -> bytes:
+        """The bytes whose line ends new lines copy: the head's, else the body's."""
         shared = self._shared
-        # The line ends as the message's lines do: those of its head, else of its body.
-        ending_of = self._data if self._data or shared is None else shared.data
-        self._prepend(_h.header_line_for(ending_of, name, value, encode=encode))
+        return self._data if self._data or shared is None else shared.data
+
+    def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
+        self._prepend(_h.header_line_for(self._ending_of(), name, value, encode=encode))
+
+    def add_authentication_results(self, serv_id: str, results: Any) -> None:
+        """Prepend an RFC 8601 ``Authentication-Results`` header for ``results`` (what
+        :meth:`dkim_verify` returns), formatted as KumoMTA does (:mod:`.auth_results`)."""
+        nl = _h.newline_of(self._ending_of()).decode("ascii")
+        value = render_authentication_results(serv_id, results, nl)
+        self._prepend(f"Authentication-Results: {value}{nl}".encode())
 
     def _prepend(self, lines: bytes) -> None:
         """``lines`` in front of the message: only its head grows when it has a (shared
@@ -275,6 +286,19 @@ class Message(MessageMethods):
         for field in fields:
             imported.setdefault(_meta_key(field.name), field.value)
         self.meta.update(imported)
+
+    def import_headers(self, specs: Any) -> None:
+        """``msg:import_headers{ {name=, match=, transform=, target=, remove=}, ... }``:
+        header values into meta, matched headers optionally removed
+        (:mod:`kumocore.mail.header_import`)."""
+        compiled = parse_specs(specs)
+        updates, removed = collect_imports(compiled, self._block().fields)
+        for key, value in updates.items():
+            self.set_meta(key, value)
+        if removed:
+            block = self._own_block()  # offsets into this message's own bytes
+            _, removed = collect_imports(compiled, block.fields)
+            self.data = _h.remove_fields(self._data, removed)
 
     def remove_x_headers(self, names: list[str] | None = None) -> None:
         """Remove the named headers, or every ``X-`` header when ``names`` is None."""

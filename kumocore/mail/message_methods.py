@@ -75,6 +75,7 @@ class MessageMethods:
         # Message's own slots: declared here for the type checker only.
         meta: dict[str, Any]
         due: float | None
+        num_attempts: int
         recipient: EnvelopeAddress
 
         def get_data(self) -> bytes: ...
@@ -165,6 +166,27 @@ class MessageMethods:
 
         return await verify_message(self.get_data(), resolver_name)
 
+    def append_text_plain(self, content: str) -> bool:
+        """Append ``content`` to the primary text/plain part (:mod:`.text_append`);
+        False when the message has none."""
+        return self._append_text("text/plain", content)
+
+    def append_text_html(self, content: str) -> bool:
+        """Insert ``content`` ahead of ``</body>`` in the primary text/html part (appended
+        when there is no body tag); False when the message has none."""
+        return self._append_text("text/html", content)
+
+    def _append_text(self, content_type: str, content: str) -> bool:
+        from kumocore.mail.text_append import append_text
+
+        if not isinstance(content, str):
+            raise TypeError(f"expected a string to append, got {type(content).__name__}")
+        data = append_text(self.get_data(), content_type, content)
+        if data is None:
+            return False
+        self.set_data(data)
+        return True
+
     def parse_rfc3464(self) -> dict[str, Any] | None:
         """The delivery status report this message is, or nil; malformed raises."""
         from kumocore.reports.rfc3464 import parse_rfc3464
@@ -183,6 +205,26 @@ class MessageMethods:
         from kumocore.mail.mime_view import parse_mime
 
         return parse_mime(self.get_data())
+
+    # ------------------------------------------------------------------ spool
+    def increment_num_attempts(self) -> None:
+        """``msg:increment_num_attempts()``: one more delivery attempt counted. (kumocore
+        spools the count with the meta whenever the message is next saved.)"""
+        self.num_attempts += 1
+
+    def set_force_sync(self, force: bool) -> None:
+        """``msg:set_force_sync(bool)``: accepted; no effect. Every kumocore spool write is
+        already a high-durability one (synced before it returns), whatever this says."""
+        if not isinstance(force, bool):
+            raise TypeError(f"msg:set_force_sync expects a boolean, got {type(force).__name__}")
+
+    def save(self) -> None:
+        """``msg:save()`` is refused: a kumocore message does not know its spool. kumocore
+        itself saves a message once reception accepts it and again when its queue state
+        changes, so policies do not need to."""
+        raise NotImplementedError(
+            "msg:save() is not supported by kumocore yet: a message is written to the "
+            "spool by kumocore itself, after reception and on queue changes")
 
     # ------------------------------------------------------------------ memory
     def shrink(self) -> None:
