@@ -66,11 +66,44 @@ def _json_decode(text: str | bytes) -> Any:
         raise ConfigError(f"kumo.json_decode: invalid JSON: {exc}") from exc
 
 
+#: The attribute of each ``kumo.log_*`` function that logs an already rendered record,
+#: ``fn.with_location(where, text)``: the Lua bridge renders the arguments as Lua's
+#: ``tostring`` would and finds the calling file:line on the Lua stack, then calls it.
+LOG_WITH_LOCATION = "with_location"
+
+
+def _log_text(value: Any) -> str:
+    """An argument of a Python caller as log text: ``str(value)``; bytes as text, each byte
+    that is not part of valid UTF-8 written ``\\xNN`` (as KumoMTA writes a Lua string's)."""
+    if not isinstance(value, bytes | bytearray):
+        return str(value)
+    data, out = bytes(value), []
+    while data:
+        try:
+            out.append(data.decode())
+            break
+        except UnicodeDecodeError as exc:
+            out.append(data[: exc.start].decode())
+            out.extend(f"\\x{b:02X}" for b in data[exc.start : exc.end])
+            data = data[exc.end :]
+    return "".join(out)
+
+
 def _policy_logger(level: str) -> Callable[..., None]:
+    """``kumo.log_<level>(...)``: one diagnostic record ``file:line: arg arg ...``, naming
+    the caller's file and line as KumoMTA does (``./policy.lua:3: hello true 42``)."""
+    log = getattr(policy_log, level)
+
+    def with_location(where: str, text: str) -> None:
+        log(f"{where}: {text}")
+
     def emit(*parts: Any) -> None:
-        getattr(policy_log, level)(" ".join(str(p) for p in parts))
+        caller = sys._getframe(1)
+        with_location(f"{caller.f_code.co_filename}:{caller.f_lineno}",
+                      " ".join(_log_text(p) for p in parts))
 
     emit.__name__ = f"log_{level}"
+    setattr(emit, LOG_WITH_LOCATION, with_location)
     return emit
 
 

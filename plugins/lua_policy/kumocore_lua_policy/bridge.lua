@@ -113,6 +113,57 @@ local function on_error(err)
   return info
 end
 
+--------------------------------------------------------------------------- kumo.log_*
+
+-- kumo.log_error/warn/info/debug(...), as KumoMTA's: each argument as tostring shows it
+-- (a string's bytes that are not valid UTF-8 as \xNN), joined by spaces, and the calling
+-- policy file:line, which only the Lua stack knows. Python's log function takes the
+-- rendered record through its `with_location(where, text)` (kumocore/policy/builtins.py).
+local LOG_FUNCTIONS = { ['kumo.log_error'] = true, ['kumo.log_warn'] = true,
+                        ['kumo.log_info'] = true, ['kumo.log_debug'] = true }
+local pcall, utf8_len, concat = pcall, utf8.len, table.concat
+
+local function log_text(v)
+  if type(v) ~= 'string' then
+    local ok, text = pcall(tostring, v)
+    return ok and text or ('(' .. type(v) .. ')')
+  end
+  if utf8_len(v) then
+    return v
+  end
+  local out, i = {}, 1
+  while i <= #v do
+    local valid, bad = utf8_len(v, i)
+    if valid then
+      out[#out + 1] = v:sub(i)
+      break
+    end
+    out[#out + 1] = v:sub(i, bad - 1)
+    out[#out + 1] = ('\\x%02X'):format(v:byte(bad))
+    i = bad + 1
+  end
+  return concat(out)
+end
+
+local wrap_call = bridge.wrap
+function bridge.wrap(fn, name)
+  local found, with_location = false, nil
+  if LOG_FUNCTIONS[name] then
+    found, with_location = pcall(function() return fn.with_location end)
+  end
+  if not (found and with_location) then
+    return wrap_call(fn, name)
+  end
+  local emit = wrap_call(with_location, name)
+  return function(...)
+    local n, parts = select('#', ...), { ... }
+    for i = 1, n do
+      parts[i] = log_text(parts[i])
+    end
+    emit(policy_frame(1) or entry_point() or '?', concat(parts, ' ', 1, n))
+  end
+end
+
 --------------------------------------------------------------------------- the driver
 
 -- Lua runs on the event loop's thread: code that never yields (a `while true do end`)

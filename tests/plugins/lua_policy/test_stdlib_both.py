@@ -77,7 +77,7 @@ CASES: list[tuple[str, tuple[Any, ...], str | None, Any]] = [
     ("time.with_ymd_hms", (2001, 2, 3, 4, 5, 6), "unix_timestamp", 981173106),
     ("time.parse_rfc3339", ("2001-02-03T04:05:06Z",), "unix_timestamp", 981173106),
     ("time.parse_rfc2822", ("Sat, 3 Feb 2001 04:05:06 +0000",), "unix_timestamp", 981173106),
-    ("time.parse_duration", ("90s",), "human", "1m30s"),
+    ("time.parse_duration", ("90s",), "human", "1m 30s"),
     ("time.now", (), "year", None),
     ("time.sleep", (0.01,), None, None),
     ("time.start_timer", ("label",), "label", "label"),

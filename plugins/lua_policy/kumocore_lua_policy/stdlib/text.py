@@ -13,18 +13,19 @@ from typing import Any
 from kumocore import ConfigError
 
 
-def _pattern(name: str, pattern: str) -> str:
-    if pattern == "":
-        raise ConfigError(f"kumo.string.{name}: the separator must not be empty")
-    return pattern
+def _pieces(text: str, pattern: str) -> list[str]:
+    """``text`` split at every ``pattern``, as Rust's ``str::split``. An empty pattern
+    matches before every character and at the end: ``'abc'`` -> ``['', 'a', 'b', 'c', '']``."""
+    return ["", *text, ""] if pattern == "" else text.split(pattern)
 
 
 def split(text: str, pattern: str) -> list[str]:
-    return text.split(_pattern("split", pattern))
+    return _pieces(text, pattern)
 
 
 def rsplit(text: str, pattern: str) -> list[str]:
-    return text.split(_pattern("rsplit", pattern))[::-1]
+    # Matched from the end (rsplit), so overlapping separators pair up as Rust's do.
+    return _pieces(text, pattern)[::-1] if pattern == "" else text.rsplit(pattern)[::-1]
 
 
 def _limit(name: str, limit: Any) -> int:
@@ -36,12 +37,24 @@ def _limit(name: str, limit: Any) -> int:
 
 def splitn(text: str, limit: int, pattern: str) -> list[str]:
     limit = _limit("splitn", limit)
-    return [] if limit == 0 else text.split(_pattern("splitn", pattern), limit - 1)
+    if limit <= 1:
+        return [text][:limit]
+    if pattern == "":  # the (limit-1) first pieces, then the rest from the next match
+        pieces = _pieces(text, pattern)
+        return pieces if limit >= len(pieces) else [*pieces[: limit - 1], text[limit - 2 :]]
+    return text.split(pattern, limit - 1)
 
 
 def rsplitn(text: str, limit: int, pattern: str) -> list[str]:
     limit = _limit("rsplitn", limit)
-    return [] if limit == 0 else text.rsplit(_pattern("rsplitn", pattern), limit - 1)[::-1]
+    if limit <= 1:
+        return [text][:limit]
+    if pattern == "":
+        pieces = _pieces(text, pattern)[::-1]
+        if limit >= len(pieces):
+            return pieces
+        return [*pieces[: limit - 1], text[: len(text) - (limit - 2)]]
+    return text.rsplit(pattern, limit - 1)[::-1]
 
 
 def split_whitespace(text: str) -> list[str]:
