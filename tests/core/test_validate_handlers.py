@@ -270,3 +270,16 @@ end)
     assert (f"error: smtp_server_message_received(sample message): {tmp_path}/policy.lua:"
             in result.stderr)  # fmt: skip
     assert "KumoMTA's 'kumo.spf' is not supported by kumocore yet" in result.stderr
+
+
+def test_a_handler_calling_a_message_method_that_does_not_exist_is_an_error(
+    tmp_path: Path,
+) -> None:
+    result = _validate(tmp_path, """
+kumo.on('smtp_server_message_received', function(msg)
+  msg:add_authentication_result(msg:get_meta 'hostname', {})
+end)
+""")
+    assert result.returncode == 1, result.stderr
+    assert "msg:add_authentication_result is not a method of Message; did you mean " \
+        "msg:add_authentication_results?" in result.stderr

@@ -24,6 +24,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from kumocore import ConfigError
 from kumocore_lua_policy.convert import Converter, public_fields
 from kumocore_lua_policy.errors import scrub
 
@@ -121,7 +122,9 @@ class ProxyHelpers:
     def message_method(self, message: Any, name: Any) -> Any:
         """The Lua function for ``msg:name(...)``; the bridge caches it per name."""
         if not _is_public(name) or not hasattr(message, name):
-            raise AttributeError(_unknown_method(message, name))
+            # A ConfigError, not an AttributeError: a handler calling a method that does not
+            # exist fails every message it sees, so `kumocore validate` counts it an error.
+            raise ConfigError(_unknown_method(message, name))
         owner = "msg" if type(message).__name__ == "Message" else type(message).__name__
         return self.wrap(_method_caller(name), f"{owner}:{name}")
 
