@@ -198,6 +198,8 @@ class ReplyReader:
         except asyncio.LimitOverrunError as exc:  # beyond the stream's own limit
             raise ReplyError(f"reply line longer than {MAX_REPLY_LINE} bytes") from exc
         except asyncio.IncompleteReadError as exc:
+            if self._expired:  # the end-of-stream of _check_deadline, not the peer's
+                raise TimeoutError(f"no {self.command} reply in time") from exc
             if exc.partial:
                 raise ConnectionResetError(
                     f"connection closed in the middle of a reply line: {exc.partial[:80]!r}"
@@ -227,6 +229,12 @@ class ReplyReader:
             return
         self._expired = True
         self.reader.set_exception(TimeoutError("SMTP reply timed out"))
+        # set_exception reaches only a read that is waiting. When a byte arrived in the
+        # same tick, StreamReader.readuntil has been woken already and goes on waiting for
+        # the rest of the line without looking at the exception again: a peer dripping one
+        # byte a second held the read (and the connection) until its line was complete. At
+        # end-of-stream readuntil stops on its next check, whatever woke it.
+        self.reader.feed_eof()
 
 
 def _extensions(lines: list[str]) -> dict[str, str]:

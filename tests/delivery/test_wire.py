@@ -87,6 +87,29 @@ async def test_reply_reader_times_out_a_reply_that_does_not_come() -> None:
     replies.close()
 
 
+async def test_reply_reader_times_out_a_dripping_reply_even_when_a_byte_lands_on_the_deadline(
+) -> None:
+    reader = _reader(b"2")
+    replies = ReplyReader(reader)
+    read = asyncio.ensure_future(replies.read("banner", 0.05))
+    await asyncio.sleep(0.01)  # the read waits for the rest of its line
+
+    def byte_then_deadline() -> None:
+        # One tick: the peer's next byte wakes the waiting read, then the deadline passes
+        # before that read runs again (what a peer dripping a byte a second hits).
+        reader.feed_data(b"2")
+        replies._timer.cancel()  # this is the deadline's one firing
+        replies._deadline = asyncio.get_running_loop().time()
+        replies._check_deadline()
+
+    asyncio.get_running_loop().call_soon(byte_then_deadline)
+    done, _ = await asyncio.wait({read}, timeout=1.0)
+    assert done, "the read went on waiting for the rest of the line past its deadline"
+    with pytest.raises(TimeoutError):
+        read.result()
+    replies.close()
+
+
 async def test_reply_reader_gives_each_reply_its_own_timeout() -> None:
     reader = _reader(b"250 ok\r\n")
     replies = ReplyReader(reader)
