@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 KUMOCORE = str(Path(sys.executable).with_name("kumocore"))
 
 INIT = """
@@ -122,73 +124,43 @@ def _refused(result: subprocess.CompletedProcess[str], where: str, expected: str
             and f"must return kumo.{expected}{{...}} (or nil), got {got}" in result.stderr)
 
 
-def test_validate_fails_when_get_queue_config_returns_a_string(tmp_path: Path) -> None:
-    result = _validate(tmp_path, """
-kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
-  return 'pool-1'
-end)
-""")
-    assert result.returncode == 1, result.stderr
-    where = f"get_queue_config(domain='example.com', tenant=None): {tmp_path}/policy.lua:10"
-    assert _refused(result, where, "make_queue_config", "str: 'pool-1'"), result.stderr
-    assert "has 1 error(s)" in result.stdout
+#: A lookup handler answering with something its event cannot take: the event, the handler's
+#: arguments, what it returns, where validate asks, the constructor that belongs, the answer.
+WRONG_ANSWERS = [
+    ("get_queue_config", "domain, tenant, campaign, routing_domain", "'pool-1'",
+     "get_queue_config(domain='example.com', tenant=None)", "make_queue_config",
+     "str: 'pool-1'"),
+    ("get_queue_config", "domain, tenant, campaign, routing_domain", "{ 'pool-1' }",
+     "get_queue_config(domain='example.com', tenant=None)", "make_queue_config",
+     "list: ['pool-1']"),
+    ("get_egress_path_config", "domain, source, site", "5",
+     "get_egress_path_config(domain='example.com', source='ip-1')", "make_egress_path",
+     "int: 5"),
+    ("get_egress_source", "name", "name", "get_egress_source('ip-1')", "make_egress_source",
+     "str: 'ip-1'"),
+    ("get_egress_pool", "name", "name", "get_egress_pool('pool-1')", "make_egress_pool",
+     "str: 'pool-1'"),
+    ("get_listener_domain", "domain, listener, conn_meta", "true",
+     "get_listener_domain('example.com')", "make_listener_domain", "bool: True"),
+]  # fmt: skip
 
 
-def test_validate_fails_when_get_queue_config_returns_a_list_not_a_table_of_options(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("event", "params", "answer", "question", "constructor", "got"), WRONG_ANSWERS,
+    ids=[f"{event}-returns-{got.split(':')[0]}" for event, *_, got in WRONG_ANSWERS],
+)
+def test_validate_fails_naming_the_handler_when_a_lookup_answers_with_the_wrong_type(
+    tmp_path: Path, event: str, params: str, answer: str, question: str, constructor: str,
+    got: str,
 ) -> None:
-    result = _validate(tmp_path, """
-kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
-  return { 'pool-1' }
+    result = _validate(tmp_path, f"""
+kumo.on('{event}', function({params})
+  return {answer}
 end)
 """)
     assert result.returncode == 1, result.stderr
-    where = f"get_queue_config(domain='example.com', tenant=None): {tmp_path}/policy.lua:10"
-    assert _refused(result, where, "make_queue_config", "list: ['pool-1']"), result.stderr
-
-
-def test_validate_fails_when_get_egress_path_config_returns_a_number(tmp_path: Path) -> None:
-    result = _validate(tmp_path, """
-kumo.on('get_egress_path_config', function(domain, source, site)
-  return 5
-end)
-""")
-    assert result.returncode == 1, result.stderr
-    where = f"get_egress_path_config(domain='example.com', source='ip-1'): {tmp_path}/policy.lua:10"
-    assert _refused(result, where, "make_egress_path", "int: 5"), result.stderr
-
-
-def test_validate_fails_when_get_egress_source_returns_the_name(tmp_path: Path) -> None:
-    result = _validate(tmp_path, """
-kumo.on('get_egress_source', function(name)
-  return name
-end)
-""")
-    assert result.returncode == 1, result.stderr
-    where = f"get_egress_source('ip-1'): {tmp_path}/policy.lua:10"
-    assert _refused(result, where, "make_egress_source", "str: 'ip-1'"), result.stderr
-
-
-def test_validate_fails_when_get_egress_pool_returns_the_name(tmp_path: Path) -> None:
-    result = _validate(tmp_path, """
-kumo.on('get_egress_pool', function(name)
-  return name
-end)
-""")
-    assert result.returncode == 1, result.stderr
-    where = f"get_egress_pool('pool-1'): {tmp_path}/policy.lua:10"
-    assert _refused(result, where, "make_egress_pool", "str: 'pool-1'"), result.stderr
-
-
-def test_validate_fails_when_get_listener_domain_returns_a_boolean(tmp_path: Path) -> None:
-    result = _validate(tmp_path, """
-kumo.on('get_listener_domain', function(domain, listener, conn_meta)
-  return true
-end)
-""")
-    assert result.returncode == 1, result.stderr
-    where = f"get_listener_domain('example.com'): {tmp_path}/policy.lua:10"
-    assert _refused(result, where, "make_listener_domain", "bool: True"), result.stderr
+    where = f"{question}: {tmp_path}/policy.lua:10"
+    assert _refused(result, where, constructor, got), result.stderr
 
 
 def test_validate_names_each_handler_that_may_have_given_the_wrong_answer(

@@ -7,13 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.common.dns_server import TestDnsServer
-from kumocore.dkim.keys import public_key_record
 from kumocore.mail.message import Message
-from tests.plugins.lua_policy.support import DATA, Recorder, load
+from tests.plugins.lua_policy.support import DATA, Recorder, dkim_key_server, load
 
 DKIM_PASS = {
     "method": "dkim", "method_version": None, "result": "pass", "reason": None,
@@ -82,12 +79,8 @@ def test_malformed_results_are_refused_and_the_message_is_unchanged(
 
 @pytest.fixture
 def dkim_dns() -> Iterator[tuple[TestDnsServer, str]]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    zones = {"sel._domainkey.examplecorp.com": {"TXT": [public_key_record(key)]}}
-    with TestDnsServer(zones) as server:
-        yield server, pem
+    with dkim_key_server() as server_and_key:
+        yield server_and_key
 
 
 async def test_lua_adds_the_results_of_dkim_verify_as_a_header(

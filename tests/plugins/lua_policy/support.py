@@ -8,14 +8,19 @@ which is how the tests prove that handlers interleave.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from kumocore_lua_policy import LuaPolicyPlugin
 
+from bench.common.dns_server import TestDnsServer
 from kumocore import Rejection, hookimpl
+from kumocore.dkim.keys import public_key_record
 from kumocore.node.runtime import Runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -108,3 +113,15 @@ async def load(
     runtime = make_runtime(recorder)
     await runtime.load_policy(write(directory, name, source))
     return runtime, runtime.pm.get_plugin("policy")
+
+
+@contextlib.contextmanager
+def dkim_key_server() -> Iterator[tuple[TestDnsServer, str]]:
+    """A DNS server publishing a fresh RSA key at ``sel._domainkey.examplecorp.com`` (the
+    From domain of :data:`DATA`), and that key's private PEM to sign with."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    zones = {"sel._domainkey.examplecorp.com": {"TXT": [public_key_record(key)]}}
+    with TestDnsServer(zones) as server:
+        yield server, pem

@@ -10,15 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.common.dns_server import TestDnsServer
-from kumocore.dkim.keys import public_key_record
 from kumocore.mail.message import Message
 from kumocore.mail.scheduling import META_KEY
 
-from .support import DATA, Recorder, load, make_runtime
+from .support import DATA, Recorder, dkim_key_server, load, make_runtime
 
 DSN = (
     b"From: MAILER-DAEMON@mx.example\r\n"
@@ -152,12 +149,8 @@ def test_python_check_fix_conformance_leaves_a_clean_message_alone() -> None:
 
 @pytest.fixture
 def signed() -> Iterator[tuple[TestDnsServer, str]]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption()).decode()
-    zones = {"sel._domainkey.examplecorp.com": {"TXT": [public_key_record(key)]}}
-    with TestDnsServer(zones) as server:
-        yield server, pem
+    with dkim_key_server() as server_and_key:
+        yield server_and_key
 
 
 async def test_lua_dkim_verify_passes_a_good_signature_and_fails_a_tampered_one(
