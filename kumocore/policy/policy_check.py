@@ -127,9 +127,10 @@ async def _check_pools(check: PolicyCheck, pools: Iterable[str]) -> set[str]:
                             "(define_egress_pool or a get_egress_pool handler)")  # fmt: skip
             continue
         for entry in pool.entries:
-            found = await check.ask(f"get_egress_source({entry.name!r})",
-                                    partial(check.hooks.get_egress_source, entry.name))
-            if found is None:
+            where = f"get_egress_source({entry.name!r})"
+            found = await check.ask(where, partial(check.hooks.get_egress_source, entry.name))
+            # The handler's own failure (already a finding) says more than "not defined".
+            if found is None and not any(f.where == where for f in check.findings):
                 check.error(f"egress pool {name!r}",
                             f"names source {entry.name!r}, which is not defined")  # fmt: skip
             sources.add(entry.name)

@@ -161,6 +161,8 @@ end)
     assert result.returncode == 1, result.stderr
     where = f"{question}: {tmp_path}/policy.lua:10"
     assert _refused(result, where, constructor, got), result.stderr
+    # The wrong answer is the finding; no second line calls the source "not defined".
+    assert "which is not defined" not in result.stderr, result.stderr
 
 
 def test_validate_names_each_handler_that_may_have_given_the_wrong_answer(
