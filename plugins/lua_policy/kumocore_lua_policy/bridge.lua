@@ -117,10 +117,8 @@ end
 
 -- kumo.log_error/warn/info/debug(...), as KumoMTA's: each argument as tostring shows it
 -- (a string's bytes that are not valid UTF-8 as \xNN), joined by spaces, and the calling
--- policy file:line, which only the Lua stack knows. Python's log function takes the
--- rendered record through its `with_location(where, text)` (kumocore/policy/builtins.py).
-local LOG_FUNCTIONS = { ['kumo.log_error'] = true, ['kumo.log_warn'] = true,
-                        ['kumo.log_info'] = true, ['kumo.log_debug'] = true }
+-- policy file:line, which only the Lua stack knows. LuaEngine.wrap hands `log_call` the
+-- wrapped `with_location(where, text)` of Python's log function (policy/builtins.py).
 local pcall, utf8_len, concat = pcall, utf8.len, table.concat
 
 local function log_text(v)
@@ -145,16 +143,7 @@ local function log_text(v)
   return concat(out)
 end
 
-local wrap_call = bridge.wrap
-function bridge.wrap(fn, name)
-  local found, with_location = false, nil
-  if LOG_FUNCTIONS[name] then
-    found, with_location = pcall(function() return fn.with_location end)
-  end
-  if not (found and with_location) then
-    return wrap_call(fn, name)
-  end
-  local emit = wrap_call(with_location, name)
+function bridge.log_call(emit)
   return function(...)
     local n, parts = select('#', ...), { ... }
     for i = 1, n do

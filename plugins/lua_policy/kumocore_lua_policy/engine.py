@@ -51,6 +51,9 @@ from kumocore_lua_policy.proxies import ProxyHelpers
 LUA_SLICE_SECONDS = 5.0
 #: Bytes the Lua heap of one policy may hold (its data tables included).
 LUA_MAX_MEMORY = 1 << 30
+#: The attribute of a ``kumo.log_*`` function (``kumocore.policy.builtins.LOG_WITH_LOCATION``,
+#: not imported: core's built-in policy functions are not part of the plugin API).
+_LOG_WITH_LOCATION = "with_location"
 
 
 class _Pending:
@@ -107,6 +110,7 @@ class LuaEngine:
         # for a table lookup made from Python while a Lua coroutine is running (calls,
         # iteration and stores are fine), and wrap/proxy are used in exactly that spot.
         self._wrap = self.bridge.wrap
+        self._log_call = self.bridge.log_call
         self._start = self.bridge.start
         self.install = self.bridge.install
         # Returning a Lua value from a function of the main state re-binds it to the main
@@ -118,8 +122,15 @@ class LuaEngine:
 
     # ------------------------------------------------------------------ calls from Lua
     def wrap(self, fn: Callable[..., Any], name: str) -> Any:
-        """A Lua function that calls ``fn`` (named ``name`` in errors), awaiting if needed;
-        binary string arguments reach it as ``bytes`` if it is marked ``takes_bytes``."""
+        """A Lua function that calls ``fn`` (named ``name`` in errors), awaiting if needed.
+
+        Two marks on ``fn`` add a step in Lua first: ``takes_bytes`` (binary string
+        arguments reach it as ``bytes``), and a ``with_location`` attribute, the form of a
+        ``kumo.log_*`` function that takes the record rendered as Lua shows its arguments
+        and the calling policy line (``bridge.log_call``; kumocore.policy.builtins)."""
+        with_location = getattr(fn, _LOG_WITH_LOCATION, None)
+        if with_location is not None:
+            return self._log_call(self._wrap(with_location, name))
         if wants_bytes(fn):
             return self._bytes_args(self._wrap(fn, name))
         return self._wrap(fn, name)
