@@ -118,23 +118,27 @@ class RecordView:
         return self.site.removeprefix(f"{self.source}->").removesuffix("@smtp_client")
 
 
-def names_postmaster(record: Mapping[str, Any]) -> bool:
-    """Whether the record's recipient is the bare ``postmaster`` (RFC 5321's local
-    mailbox, no domain): KumoMTA's daemon accepts such a record and ignores it."""
+def _recipient(record: Mapping[str, Any]) -> str | None:
+    """The record's recipient: a string, or the first of a list (KumoMTA writes either)."""
     recipient = record.get("recipient")
     if isinstance(recipient, list):
         recipient = recipient[0] if recipient else None
-    return isinstance(recipient, str) and recipient.strip("<> ").lower() == "postmaster"
+    return recipient if isinstance(recipient, str) else None
+
+
+def names_postmaster(record: Mapping[str, Any]) -> bool:
+    """Whether the record's recipient is the bare ``postmaster`` (RFC 5321's local
+    mailbox, no domain): KumoMTA's daemon accepts such a record and ignores it."""
+    recipient = _recipient(record)
+    return recipient is not None and recipient.strip("<> ").lower() == "postmaster"
 
 
 def view_of_json(record: Mapping[str, Any]) -> RecordView | None:
     """A view of a KumoMTA JSON log record (as POSTed to ``/publish_log_v1``)."""
     from datetime import datetime
 
-    recipient = record.get("recipient")
-    if isinstance(recipient, list):
-        recipient = recipient[0] if recipient else None
-    if not isinstance(recipient, str) or "@" not in recipient:
+    recipient = _recipient(record)
+    if recipient is None or "@" not in recipient:
         return None
     response = record.get("response") or {}
     content = str(response.get("content", ""))
