@@ -237,13 +237,13 @@ def test_a_handler_reaching_a_kumomta_function_kumocore_lacks_is_an_error(
 ) -> None:
     result = _validate(tmp_path, """
 kumo.on('smtp_server_message_received', function(msg)
-  kumo.spf.check_msg(msg)
+  kumo.xfer.cancel_xfer(msg)
 end)
 """)
     assert result.returncode == 1, result.stderr
     assert (f"error: smtp_server_message_received(sample message): {tmp_path}/policy.lua:"
             in result.stderr)  # fmt: skip
-    assert "KumoMTA's 'kumo.spf' is not supported by kumocore yet" in result.stderr
+    assert "KumoMTA's 'kumo.xfer' is not supported by kumocore yet" in result.stderr
 
 
 def test_a_handler_calling_a_message_method_that_does_not_exist_is_an_error(

@@ -50,7 +50,7 @@ def test_package_path_order_and_templates(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize(("expression", "name"), [
     ("kumo.xfer.xfer(msg)", "kumo.xfer"),
     ("kumo.dns.set_mx_timeout('5s')", "kumo.dns.set_mx_timeout"),
-    ("kumo.string.psl_domain('www.example.com')", "kumo.string.psl_domain"),
+    ("kumo.dkim.set_signing_threads(4)", "kumo.dkim.set_signing_threads"),
     ("kumo.set_memory_hard_limit(1)", "kumo.set_memory_hard_limit"),
 ])
 async def test_kumomta_function_kumocore_lacks_fails_with_one_clear_line(

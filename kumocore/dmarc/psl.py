@@ -1,0 +1,96 @@
+"""The Public Suffix List: ``kumo.string.psl_domain`` / ``psl_suffix`` and DMARC's
+organizational domains.
+
+KumoMTA uses the Rust ``psl`` crate, which matches against the whole list (ICANN *and*
+private sections) and applies the list's implicit ``*`` rule, so an unknown TLD is its own
+suffix (``example.unknowntld`` is registrable). The ``publicsuffixlist`` package (a
+dependency of kumocore, shipping a recent copy of the list) behaves the same way with
+``accept_unknown=True, only_icann=False``; it matches IDNs in Unicode and in punycode form
+and answers in the form it was asked in. Before the lookup a name is normalized as
+KumoMTA's psl-utils does: one trailing dot removed, ASCII lower-cased.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from publicsuffixlist import PublicSuffixList
+
+from kumocore.errors import ConfigError
+from kumocore.policy.policyfn import policy_function
+
+_list: PublicSuffixList | None = None
+_lock = threading.Lock()
+
+# Domain names are at most 253 characters; anything much longer is not worth matching.
+MAX_NAME_LENGTH = 1024
+_ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+
+
+def _suffix_list() -> PublicSuffixList:
+    """Parsed once per process, on first use (parsing the list takes a fraction of a second
+    that a server which never asks should not pay)."""
+    global _list
+    with _lock:
+        if _list is None:
+            _list = PublicSuffixList(accept_unknown=True, only_icann=False)
+        return _list
+
+
+async def load_in_thread() -> None:
+    """Parse the list in a worker thread, so that the first DMARC check does not stall the
+    event loop for the fraction of a second parsing takes (the sync ``psl_*`` functions
+    parse it inline on their first call)."""
+    if _list is None:
+        await asyncio.to_thread(_suffix_list)
+
+
+def normalize_domain(name: str) -> str:
+    """One trailing dot removed and ASCII upper case folded, as KumoMTA does before a lookup
+    (only A-Z: the psl crate does not case-fold other scripts)."""
+    if name.endswith("."):
+        name = name[:-1]
+    return name.translate(_ASCII_LOWER)
+
+
+def _usable(name: str) -> bool:
+    # Empty labels ("a..b", ".com") name nothing the list can match.
+    return bool(name) and len(name) <= MAX_NAME_LENGTH and "" not in name.split(".")
+
+
+def organizational_domain(name: str) -> str | None:
+    """The registrable domain (public suffix plus one label) of ``name``, normalized;
+    None for a public suffix itself or a name that cannot be matched."""
+    normalized = normalize_domain(name)
+    if not _usable(normalized):
+        return None
+    found = _suffix_list().privatesuffix(normalized)
+    return found if isinstance(found, str) else None
+
+
+def public_suffix(name: str) -> str | None:
+    """The public suffix of ``name``, normalized; None when it cannot be matched."""
+    normalized = normalize_domain(name)
+    if not _usable(normalized):
+        return None
+    found = _suffix_list().publicsuffix(normalized)
+    return found if isinstance(found, str) else None
+
+
+def _text_argument(function: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"kumo.string.{function}: expected a string, got {value!r:.60}")
+    return value
+
+
+@policy_function(table=False)
+def psl_domain(name: object) -> str | None:
+    """``kumo.string.psl_domain(NAME)``: the registrable domain, or nil."""
+    return organizational_domain(_text_argument("psl_domain", name))
+
+
+@policy_function(table=False)
+def psl_suffix(name: object) -> str | None:
+    """``kumo.string.psl_suffix(NAME)``: the public suffix, or nil."""
+    return public_suffix(_text_argument("psl_suffix", name))
