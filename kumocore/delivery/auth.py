@@ -52,7 +52,7 @@ def plain_initial_response(path: EgressPathConfig) -> str:
         password.decode("utf-8")
     except UnicodeDecodeError:
         raise AuthRefused(Response.parse(
-            451, "4.7.0 smtp_auth_plain_password is not UTF-8")) from None
+            451, "4.7.0 smtp_auth_plain_password is not UTF8")) from None
     token = b"\0" + username.encode("utf-8") + b"\0" + password
     return base64.b64encode(token).decode("ascii")
 
@@ -60,5 +60,5 @@ def plain_initial_response(path: EgressPathConfig) -> str:
 def failed(reply: Response, username: str, where: str) -> AuthRefused:
     """The connection failure that stands for the server refusing our AUTH."""
     return AuthRefused(Response.parse(
-        451, f"4.7.0 authenticating as {username} via SMTP AUTH PLAIN to {where} failed: "
+        451, f"4.7.0 authenticating as {username} via SMTP AUTH PLAIN to {where}: "
         f"{reply.to_single_line()[:300]}", command="AUTH"))

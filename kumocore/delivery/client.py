@@ -33,6 +33,7 @@ from kumocore.delivery.wire import (
     refusal,
 )
 from kumocore.errors import ConfigError
+from kumocore.mail.internal_responses import human_duration, send_failed, send_timed_out
 from kumocore.mail.response import Response
 from kumocore.node.streams import drain_needed
 
@@ -44,12 +45,23 @@ if TYPE_CHECKING:
 class ConnectFailure(Exception):
     """The connection or its greeting/EHLO/STARTTLS failed; ``response`` says how.
     ``tls_broken``: the TLS handshake, or the EHLO after it, failed (for
-    ``remember_broken_tls`` and ``opportunistic_tls_reconnect_on_failed_handshake``)."""
+    ``remember_broken_tls`` and ``opportunistic_tls_reconnect_on_failed_handshake``).
+    ``reason``: the one-line account of this host's failure that goes into the
+    connection-failure response (:func:`kumocore.mail.internal_responses.connect_failed`):
+    the peer's reply as it came, or kumocore's own text without a made-up code."""
 
-    def __init__(self, response: Response, *, tls_broken: bool = False) -> None:
+    def __init__(
+        self, response: Response, *, tls_broken: bool = False, reason: str | None = None
+    ) -> None:
         super().__init__(response.to_single_line())
         self.response = response
         self.tls_broken = tls_broken
+        self.reason = reason if reason is not None else response.content
+
+    @classmethod
+    def refused(cls, reply: Response) -> ConnectFailure:
+        """The peer refused the session with ``reply`` (to the banner, EHLO, STARTTLS)."""
+        return cls(reply, reason=f"{reply.command} reply: {reply.to_single_line()}")
 
 
 def _timeout(path: EgressPathConfig, name: str, default: float) -> float:
@@ -57,20 +69,30 @@ def _timeout(path: EgressPathConfig, name: str, default: float) -> float:
     return float(value) if value is not None else default
 
 
-def failure_response(exc: BaseException, command: str) -> Response:
-    """The 4xx reply that stands for ``exc`` ending a session during ``command``."""
+def failure_reason(exc: BaseException, command: str, timeout: float) -> str:
+    """What went wrong when ``exc`` ended a session during ``command``, in words."""
     detail = str(exc)[:200]
     if isinstance(exc, TimeoutError):
-        text = f"4.4.2 timed out during {command}"
-    elif isinstance(exc, ReplyError):
-        text = f"4.5.0 protocol violation by the MX during {command}: {detail}"
-    elif isinstance(exc, ssl.SSLError):
-        text = f"4.7.0 TLS error during {command}: {detail}"
-    elif isinstance(exc, (OSError, EOFError)):
-        text = f"4.4.2 connection lost during {command}: {detail}"
-    else:  # a bug or an exception nobody foresaw: still only this attempt fails
-        text = f"4.3.0 client error during {command}: {type(exc).__name__}: {detail}"
-    return Response.parse(421, text, command=command)
+        return f"Timed Out waiting {human_duration(timeout)} for response to {command}"
+    if isinstance(exc, ReplyError):
+        return f"protocol violation by the MX during {command}: {detail}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error during {command}: {detail}"
+    if isinstance(exc, (OSError, EOFError)):
+        return f"connection lost during {command}: {detail}"
+    # a bug or an exception nobody foresaw: still only this attempt fails
+    return f"client error during {command}: {type(exc).__name__}: {detail}"
+
+
+def failure_response(
+    exc: BaseException, command: str, *, site: str, peer: str, timeout: float
+) -> Response:
+    """The transient response that stands for ``exc`` ending a session during
+    ``command`` (KumoMTA's: ``421 4.4.2`` for a timeout, else ``400`` without enhanced
+    code, both ``KumoMTA internal: failed to send message ...``)."""
+    if isinstance(exc, TimeoutError):
+        return send_timed_out(site, peer, timeout, command)
+    return send_failed(failure_reason(exc, command, timeout), command)
 
 
 class SmtpClientConnection:
@@ -94,6 +116,8 @@ class SmtpClientConnection:
         self.writer = writer
         self.path = path
         self.peer: dict[str, Any] = {"name": mx_host, "addr": address}
+        # The ready queue this session serves, for texts (the caller sets it).
+        self.site = mx_host
         if dane is not None and dane.address_secure:
             self.peer["is_secure"] = True  # KumoMTA's ResolvedAddress.is_secure
         local = writer.get_extra_info("sockname")
@@ -121,6 +145,7 @@ class SmtpClientConnection:
 
     async def _drain(self, timeout: float) -> None:
         """Wait (within ``timeout``) until the MX takes what was written."""
+        self.replies.timeout = timeout  # for the text, should the wait time out
         if drain_needed(self.writer):  # usually sent already: skip two coroutine frames
             await asyncio.wait_for(self.writer.drain(), timeout)
 
@@ -133,14 +158,16 @@ class SmtpClientConnection:
     def _lost(self, exc: BaseException) -> Response:
         """End the session after ``exc``; the 4xx reply that stands for it."""
         self.abort()
-        self.failure = failure_response(exc, self.replies.command)
+        where = f"{self.peer['name']} [{self.peer['addr']}]"
+        self.failure = failure_response(exc, self.replies.command, site=self.site, peer=where,
+                                        timeout=self.replies.timeout)
         return self.failure
 
     # ---------------------------------------------------------------- session set-up
     async def greet(self, ehlo_domain: str) -> None:
         banner = await self.replies.read("banner", _timeout(self.path, "banner_timeout", 60))
         if banner.code != 220:
-            raise ConnectFailure(banner)
+            raise ConnectFailure.refused(banner)
         await self._ehlo(ehlo_domain)
         mode = self.tls_mode
         if mode != "Disabled" and "STARTTLS" in self.extensions:
@@ -150,11 +177,9 @@ class SmtpClientConnection:
                 f"4.7.4 DANE: {self.dane.base_name} has TLSA records, so TLS is required, "
                 f"but {self.peer['name']} does not offer STARTTLS")))
         elif mode.startswith("Required"):
-            raise ConnectFailure(
-                Response.parse(
-                    451, "4.7.4 TLS is required for this path but the peer does not offer it"
-                )
-            )
+            raise ConnectFailure(Response.parse(451, (  # KumoMTA's words
+                f"4.7.4 tls policy is {mode} but STARTTLS is not advertised by "
+                f"{self.peer['name']} [{self.peer['addr']}]")))
         if getattr(self.path, "smtp_auth_plain_username", None):
             await self._auth_plain()
         if not self.in_step():
@@ -194,7 +219,7 @@ class SmtpClientConnection:
             f"EHLO {ehlo_domain}", "EHLO", _timeout(self.path, "ehlo_timeout", 300)
         )
         if reply.code != 250:
-            raise ConnectFailure(reply)
+            raise ConnectFailure.refused(reply)
         self.extensions = self.replies.last_extensions
 
     async def _starttls(self, mode: str, ehlo_domain: str) -> None:
@@ -205,7 +230,7 @@ class SmtpClientConnection:
             # In every mode, as KumoMTA's client: a peer that offered STARTTLS and then
             # refused it gets no mail in clear text (a refusal is not a failed handshake,
             # so it is not remembered as broken TLS either).
-            raise ConnectFailure(reply)
+            raise ConnectFailure.refused(reply)
         self._refuse_injection("with")
         try:
             # With TLSA records the chain is checked against them after the handshake,
@@ -306,7 +331,7 @@ class SmtpClientConnection:
         sent (:mod:`kumocore.delivery.eightbit`).
         """
         if self.closed:
-            return Response.parse(421, "4.4.2 connection already closed", command="MAIL FROM")
+            return send_failed("connection already closed", "MAIL FROM")
         try:
             parameters = mail_parameters(
                 self.extensions, sender=sender, recipient=recipient, head=head, data=data,
@@ -461,9 +486,8 @@ async def open_connection(
         )
     except Exception as exc:
         raise ConnectFailure(
-            Response.parse(
-                451, f"4.4.1 connection to {mx_host} [{address}]:{port} failed: {str(exc)[:200]}"
-            )
+            Response.parse(451, f"4.4.1 connection failed: {str(exc)[:200]}"),
+            reason=f"connection failed: {str(exc)[:200] or type(exc).__name__}",
         ) from exc
     conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode, dane)
     conn.source_address = origin
@@ -475,7 +499,8 @@ async def open_connection(
     except Exception as exc:  # timeouts, resets, bad replies: see the module doc
         failure = conn._lost(exc)
         await conn.close()
-        raise ConnectFailure(failure) from exc
+        raise ConnectFailure(failure, reason=failure_reason(
+            exc, conn.replies.command, conn.replies.timeout)) from exc
     except asyncio.CancelledError:  # shutdown (system_shutdown_timeout) during the greeting
         conn.abort()  # the socket must not outlive the task that owned it
         raise

@@ -26,6 +26,7 @@ import structlog
 from kumocore.config.lua_options import LuaProtocol
 from kumocore.config.protocols import CustomLuaProtocol
 from kumocore.errors import ConfigError, Rejection
+from kumocore.mail import internal_responses
 from kumocore.mail.response import Response
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.egress import PathKey
@@ -71,9 +72,10 @@ class Sender:
         try:
             result = await self.source.call_lua_function(fn, self.obj, argument)
         except Rejection as rejection:
-            return Response.parse(rejection.code, rejection.message)
+            # As KumoMTA: the code, and the message as it is (no enhanced code taken out).
+            return Response(rejection.code, rejection.message)
         except Exception as exc:  # a failing sender defers: the records wait in the spool
-            return Response.parse(451, f"4.3.0 custom_lua {self.constructor}: {exc}")
+            return internal_responses.deliver_error(f"custom_lua {self.constructor}: {exc}")
         return Response(250, "" if result is None else str(result))
 
     async def close(self) -> None:
@@ -124,7 +126,7 @@ class LuaReadyQueue(EgressPath):
         try:
             sender = await self._construct()
         except Exception as exc:
-            response = Response.parse(451, f"4.3.0 {exc}")
+            response = internal_responses.connect_failed([str(exc)])
             log.error("custom_lua constructor failed", path=self.key.name, error=str(exc))
             self.backoff.failed(response, epoch)
             self.fail_queued(response)
@@ -165,8 +167,8 @@ class LuaReadyQueue(EgressPath):
                 try:
                     data = await self.shared.load_data(message)
                 except Exception as exc:  # a spool read error: retry later
-                    self.shared.outcomes.handle(self, message, Response.parse(
-                        451, f"4.3.0 spool read failed: {str(exc)[:200]}"), peer=None)
+                    self.shared.outcomes.handle(self, message, internal_responses.deliver_error(
+                        f"spool read failed: {str(exc)[:200]}"), peer=None)
                     continue
                 if data is None:  # as the SMTP path does: set aside, never dropped
                     log.error("message body missing from spool; quarantined", id=message.id)
@@ -214,8 +216,8 @@ async def lua_ready_queue_for(
         source = await hooks.get_egress_source(source_name)
         config = await hooks.get_egress_path_config(domain, source_name, domain)
         if source is None or config is None:
-            raise RoutingError(Response.parse(
-                451, f"4.3.0 custom_lua: no egress source/path for {source_name!r}"))
+            raise RoutingError(internal_responses.queue_unresolved(
+                queue.name, f"custom_lua: no egress source/path for {source_name!r}"))
         freshness = Freshness.now(config, hooks.config_epoch)
         if ready is None:
             ready = LuaReadyQueue(manager.egress, key, domain, source, config, freshness)

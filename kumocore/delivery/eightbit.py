@@ -13,17 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from kumocore.mail.internal_responses import EIGHT_BIT_BODY, EIGHT_BIT_ENVELOPE
 from kumocore.mail.response import Response
 
 __all__ = ["EIGHT_BIT_BODY", "EIGHT_BIT_ENVELOPE", "mail_parameters"]
-
-#: KumoMTA's refusal of an 8-bit body for an MX without 8BITMIME.
-EIGHT_BIT_BODY = Response.parse(
-    554, "5.6.3 DATA is 8bit, destination does not support 8BITMIME. Conversion via "
-    "msg:check_fix_conformance during reception is required")
-#: KumoMTA's refusal of a UTF-8 envelope for an MX without SMTPUTF8.
-EIGHT_BIT_ENVELOPE = Response.parse(
-    554, "5.6.7 envelope is 8bit, destination does not support SMTPUTF8.")
 
 
 def mail_parameters(

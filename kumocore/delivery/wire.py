@@ -141,6 +141,7 @@ class ReplyReader:
         self._timer = EarliestDeadline(self._check_deadline)
         self._expired = False
         self.command = "banner"  # the reply being read, or last read (for error texts)
+        self.timeout = 0.0  # the wait of that read (seconds; for error texts too)
 
     def reset(self) -> None:
         """Forget what the pre-TLS session said (after STARTTLS, nothing may be trusted)."""
@@ -164,6 +165,7 @@ class ReplyReader:
         """The next reply; ``TimeoutError`` if it is not complete within ``timeout``,
         :class:`ReplyError` if what came is not a bounded, well-formed reply."""
         self.command = command
+        self.timeout = timeout
         self._arm(timeout)
         try:
             lines, code = await self._read_lines()

@@ -104,7 +104,9 @@ class Journal:
             return None
         return self._submit(
             RecordType.Reception, self._subject(message), queue=queue,
-            response=Response(250, f"OK ids={message.id}", command="."),
+            # KumoMTA's Reception record: 250 with no text and no command, whatever the
+            # client was told.
+            response=Response(250, ""),
             peer_address=peer, reception_protocol=protocol)
 
     async def rejection(
@@ -177,10 +179,14 @@ class Journal:
             observe(record)
         return self.logs.submit(record)
 
-    def rebind(self, message: MessageLike, *, queue: str, reason: str) -> Ticket | None:
-        """An operator moved ``message`` into ``queue`` (``AdminRebind``)."""
+    def rebind(
+        self, message: MessageLike, *, old_queue: str, queue: str, reason: str
+    ) -> Ticket | None:
+        """An operator moved ``message`` from ``old_queue`` into ``queue`` (``AdminRebind``)."""
+        from kumocore.mail.internal_responses import rebound
+
         if self.logs is None:
             return None
         return self._submit(
             RecordType.AdminRebind, self._subject(message), queue=queue,
-            response=Response.parse(250, f"2.0.0 rebound: {reason}"))
+            response=rebound(old_queue, queue, reason))

@@ -12,6 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kumocore.mail.internal_responses import (
+    ONLY_SKIP_HOSTS,
+    connect_failed,
+    mx_unresolved,
+    prohibited_host,
+)
 from kumocore.mail.response import Response
 
 if TYPE_CHECKING:
@@ -31,11 +37,7 @@ class ConnectionFailed(Exception):
 
 
 class _NoAddress(Exception):
-    """An MX target has no address to try; ``response`` says why."""
-
-    def __init__(self, response: Response) -> None:
-        super().__init__(response.to_single_line())
-        self.response = response
+    """An MX target has no address to try; the message says why."""
 
 
 async def connect(path: EgressPath) -> SmtpClientConnection:
@@ -50,7 +52,7 @@ async def connect(path: EgressPath) -> SmtpClientConnection:
     config = tls_mode_for(path.config, path.mx)  # MTA-STS enforce/testing: TLS posture
     tls_mode = path.shared.broken_tls.tls_mode(path.key.site, config)
     if isinstance(tls_mode, Response):
-        raise ConnectionFailed(tls_mode)
+        raise ConnectionFailed(connect_failed([tls_mode.content]))
     return await _first_reachable(path, config, tls_mode)
 
 
@@ -60,23 +62,28 @@ async def _first_reachable(
     from kumocore.delivery.client import ConnectFailure
 
     source = path.source
-    last = Response.parse(451, "4.4.1 no MX host could be reached")
-    resolved, candidates = 0, 0
+    failures: list[str] = []  # per candidate host, why it did not take the connection
+    lookup_errors: list[str] = []
+    prohibited: str | None = None  # the first MX address prohibited_hosts excludes
+    resolved = 0
     for target in path.targets:
         try:
             addresses = await _addresses(path, target, config.ip_lookup_strategy)
         except _NoAddress as exc:
-            last = exc.response
+            lookup_errors.append(str(exc))
             continue
         resolved += len(addresses)
         for address in addresses:
-            if config.prohibited_hosts.contains(address) or config.skip_hosts.contains(address):
+            if config.prohibited_hosts.contains(address):
+                prohibited = prohibited or f"{target.name}/{address}"
                 continue
-            candidates += 1
+            if config.skip_hosts.contains(address):
+                continue
             port = int(source.remote_port or target.port or config.smtp_port)
+            where = f"connect to {target.name} [{address}]:{port}"
             dane = await _dane(path, target, address, port) if config.enable_dane else None
             if isinstance(dane, Response):  # TLSA status unknown: never less security
-                last = dane
+                failures.append(f"{where}: {dane.content}")
                 continue
             options = dict(
                 mx_host=target.name,
@@ -94,27 +101,26 @@ async def _first_reachable(
             try:
                 return await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
             except ConnectFailure as failure:
-                last = _deferral(failure.response, f"{target.name} [{address}]")
-    # Only addresses that were found and then all prohibited make the mail-loop refusal:
-    # a name that does not resolve (now) is the lookup's own, transient, failure.
-    if candidates == 0 and resolved:
-        last = Response.parse(
-            550,
-            "5.4.4 every MX address of this site is prohibited (prohibited_hosts / skip_hosts)",
-        )
-    raise ConnectionFailed(last)
+                # Whatever the host said (even a 5xx greeting) refuses the session, not
+                # the message: another host or a later attempt may take it.
+                failures.append(f"{where}: {failure.reason}")
+    raise ConnectionFailed(_why_none(config, failures, lookup_errors, prohibited, resolved))
 
 
-def _deferral(response: Response, where: str) -> Response:
-    """A session that could not be set up defers its message, whatever the MX said: a
-    ``554`` greeting or a ``5xx`` to EHLO (a server that only knows HELO) refuses the
-    session, not the message, which another MX or a later attempt may take. KumoMTA and
-    Postfix defer too; taken as it is, such a reply bounced the whole ready queue."""
-    if response.is_transient:
-        return response
-    return Response.parse(451, (
-        f"4.4.0 {where} refused the session at {response.command or 'connect'}: "
-        f"{response.to_single_line()}")[:900], command=response.command)
+def _why_none(
+    config: EgressPathConfig, failures: list[str], lookup_errors: list[str],
+    prohibited: str | None, resolved: int,
+) -> Response:
+    """The response for a round in which no host took the connection."""
+    if failures:
+        return connect_failed(failures)
+    if not resolved:  # a name that does not resolve (now) is transient
+        return mx_unresolved(lookup_errors)
+    # Every address found was excluded. A prohibited one is a mail loop: a bounce.
+    if prohibited is not None:
+        hosts = ", ".join(f'"{entry}"' for entry in config.prohibited_hosts)
+        return prohibited_host(prohibited, "{" + hosts + "}")
+    return ONLY_SKIP_HOSTS
 
 
 async def _dane(
@@ -139,13 +145,11 @@ async def _addresses(path: EgressPath, target: MxTarget, strategy: str) -> list[
             [target.address] if target.address
             else await path.shared.resolver.resolve_ips(target.name))
     except Exception as exc:
-        raise _NoAddress(Response.parse(
-            451, f"4.4.3 address lookup for {target.name} failed: {exc}")) from exc
+        raise _NoAddress(f"address lookup for {target.name} failed: {exc}") from exc
     ordered = order_addresses(addresses, strategy)
     if not ordered:
-        raise _NoAddress(Response.parse(
-            451, f"4.4.3 no address of {target.name} is allowed by ip_lookup_strategy "
-            f"{strategy}"))
+        raise _NoAddress(
+            f"no address of {target.name} is allowed by ip_lookup_strategy {strategy}")
     return ordered
 
 
@@ -158,11 +162,13 @@ async def _open(
     from kumocore.delivery.client import ConnectFailure, open_connection
 
     try:
-        return await open_connection(**options, tls_mode=tls_mode)
+        conn = await open_connection(**options, tls_mode=tls_mode)
     except ConnectFailure as failure:
         if not failure.tls_broken:
             raise
         path.shared.broken_tls.failed(path.key.site, path.config)
         if not reconnect_in_clear(path.config, tls_mode):
             raise
-    return await open_connection(**options, tls_mode="Disabled")
+        conn = await open_connection(**options, tls_mode="Disabled")
+    conn.site = path.key.name  # the ready queue, as KumoMTA names it in its texts
+    return conn

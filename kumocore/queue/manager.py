@@ -18,7 +18,7 @@ import structlog
 
 from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
-from kumocore.mail.response import Response
+from kumocore.mail import internal_responses
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.outcomes import Outcomes
@@ -235,10 +235,12 @@ class QueueManager:
             except Exception as exc:  # a policy error in a lookup: keep it queued
                 log.error("routing failed; message stays queued", id=message.id, error=str(exc))
                 try:
+                    queue = self.queue_of(message)
+                    name = message.queue_name() if queue is None else queue.name
                     self.outcomes.handle(
                         None,
                         message,
-                        Response.parse(451, f"4.3.0 routing failed: {exc}"),
+                        internal_responses.queue_unresolved(name, str(exc)),
                         peer=None,
                     )
                 except Exception as again:  # never let one bad message stop a worker
@@ -250,7 +252,7 @@ class QueueManager:
         queue_name = "" if queue is None else queue.name
         rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
         self.unschedule(message.id)
-        response = Response.parse(551, f"5.7.1 Administrative bounce: {rule.reason}")
+        response = internal_responses.admin_bounce(rule.reason)
         self.outcomes.bounce(
             None,
             message,

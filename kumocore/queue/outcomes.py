@@ -17,13 +17,13 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
+from kumocore.mail.internal_responses import expired_max_age, expired_schedule
 from kumocore.mail.response import Response
 from kumocore.mail.scheduling import message_schedule
 from kumocore.queue.path_stats import OutcomeStats
@@ -231,8 +231,8 @@ class Outcomes:
 
         self._spawn(finish())
 
-    def expire(self, path: PathView | None, message: Message, reason: str) -> None:
-        response = Response.parse(551, f"5.4.7 {reason}")
+    def expire(self, path: PathView | None, message: Message, response: Response) -> None:
+        """An ``Expiration`` with ``response`` (see :mod:`kumocore.mail.internal_responses`)."""
         self.bounce(path, message, response, None, None, kind="Expiration")
 
     # ------------------------------------------------------------------ retry
@@ -266,6 +266,7 @@ class Outcomes:
         due = time.time() + delay
         expires = message.created + float(config.max_age)
         schedule = message_schedule(message.meta)  # msg:set_scheduling{...}
+        scheduled = schedule is not None and schedule.expires is not None
         if schedule is not None:
             due = schedule.adjust(due)
             expires = expires if schedule.expires is None else schedule.expires
@@ -282,13 +283,8 @@ class Outcomes:
                 return  # the policy moved it to another queue
             message.num_attempts += 1
             if due > expires:
-                when = datetime.fromtimestamp(due, UTC).isoformat()
-                self.expire(
-                    path,
-                    message,
-                    f"Next delivery time would be at {when} "
-                    "which exceeds the expiry time (max_age)",
-                )
+                self.expire(path, message, expired_schedule(due, expires) if scheduled
+                            else expired_max_age(due - message.created, float(config.max_age)))
                 return
             message.due = due
             await self._retry(message, due)

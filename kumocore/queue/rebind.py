@@ -113,7 +113,7 @@ async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
     manager.unschedule(message.id)
     manager.detach(message)
     if not request.suppress_logging:
-        _log_rebind(manager, message, new, request.rule.reason)
+        _log_rebind(manager, message, old, new, request.rule.reason)
     message.due = None
     if config is None:  # rebound into the null queue: discarded, as at reception
         await manager.forget(message)
@@ -122,8 +122,10 @@ async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
     return True
 
 
-def _log_rebind(manager: QueueManager, message: Message, queue: str, reason: str) -> None:
-    manager.journal.rebind(message, queue=queue, reason=reason)
+def _log_rebind(
+    manager: QueueManager, message: Message, old: str, queue: str, reason: str
+) -> None:
+    manager.journal.rebind(message, old_queue=old, queue=queue, reason=reason)
 
 
 def queue_messages(manager: QueueManager, queue_name: str, *, limit: int | None,

@@ -21,8 +21,13 @@ import structlog
 
 from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
 from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue_for
+from kumocore.mail.internal_responses import (
+    expired_due,
+    no_sources,
+    null_mx,
+    queue_unresolved,
+)
 from kumocore.mail.queue_name import parse_queue_name
-from kumocore.mail.response import Response
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.egress import PathKey
 from kumocore.queue.egress_cache import DefinitionCache
@@ -90,7 +95,8 @@ class Router:
             return
         now = time.time()
         if message.created + float(queue.config.max_age) <= now:
-            manager.outcomes.expire(None, message, "message exceeded max_age")
+            max_age = float(queue.config.max_age)
+            manager.outcomes.expire(None, message, expired_due(now - message.created, max_age))
             return
         rule = manager.admin.bounce_rule_for(queue.name)
         if rule is not None:
@@ -139,8 +145,7 @@ class Router:
         pool = await self.pools.get(pool_name)
         if pool is None:
             raise RoutingError(
-                Response.parse(451, f"4.3.0 egress pool {pool_name!r} is not defined")
-            )
+                queue_unresolved(queue.name, f"egress pool {pool_name!r} is not defined"))
         entries = tuple((entry.name, int(entry.weight)) for entry in pool.entries)
         cached = self._rotations.get(pool_name)
         if cached is None or cached[0] != entries:
@@ -148,9 +153,7 @@ class Router:
             self._rotations[pool_name] = cached
         source = cached[1].next()
         if source is None:
-            raise RoutingError(
-                Response.parse(451, f"4.3.0 egress pool {pool_name!r} has no enabled sources")
-            )
+            raise RoutingError(no_sources(queue.name, pool_name))
         return source
 
     async def _dispatch(self, message: Message, queue: ScheduledQueue) -> EgressPath:
@@ -161,7 +164,7 @@ class Router:
         try:
             protocol = lua_protocol(queue.config)
         except ConfigError as exc:
-            raise RoutingError(Response.parse(451, f"4.3.0 {exc}")) from exc
+            raise RoutingError(queue_unresolved(queue.name, str(exc))) from exc
         if protocol is None:
             return await self._smtp_path_for(queue)
         source = await self._pick_source(queue)
@@ -172,8 +175,7 @@ class Router:
         source = await self.sources.get(source_name)
         if source is None:
             raise RoutingError(
-                Response.parse(451, f"4.3.0 egress source {source_name!r} is not defined")
-            )
+                queue_unresolved(queue.name, f"egress source {source_name!r} is not defined"))
         parts = parse_queue_name(queue.name)
         domain = parts.routing_domain or parts.domain
         protocol = queue.config.protocol or SMTP_DEFAULT
@@ -181,7 +183,7 @@ class Router:
         if isinstance(protocol, SmtpProtocol) and protocol.mx_list:
             targets, site = list(protocol.mx_list), protocol.mx_list_site_name
         elif isinstance(protocol, SmtpProtocol):
-            mx = await self._lookup_mx(domain)
+            mx = await self._lookup_mx(domain, queue.name)
             targets, site = mx.targets(), mx.site_name
         key = PathKey(source_name, site, protocol.suffix)
         path = self.manager.paths.get(key)
@@ -189,7 +191,8 @@ class Router:
         if path is None or path.freshness.due(path.config, epoch):
             config = await self.hooks.get_egress_path_config(domain, source_name, site)
             if config is None:
-                raise RoutingError(Response.parse(451, "4.3.0 no egress path configuration"))
+                raise RoutingError(queue_unresolved(
+                    queue.name, f"no egress path configuration for {source_name}->{site}"))
             freshness = Freshness.now(config, epoch)
             if path is None:
                 path = SmtpEgressPath(self.manager.egress, key, domain, source, config, freshness)
@@ -200,7 +203,7 @@ class Router:
         path.mx, path.targets, path.protocol = mx, targets, protocol
         return path
 
-    async def _lookup_mx(self, domain: str) -> MailExchanger:
+    async def _lookup_mx(self, domain: str, queue_name: str) -> MailExchanger:
         from kumocore.dns import DnsError
 
         try:
@@ -208,9 +211,8 @@ class Router:
             mx = await self.manager.mta_sts.apply(domain, mx)  # enforce: allowed hosts only
         except DnsError as exc:
             # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.
-            raise RoutingError(Response.parse(451, f"4.4.4 MX lookup for {domain}: {exc}")) from exc
-        if mx.site_name == "":
             raise RoutingError(
-                Response.parse(556, f"5.1.10 {domain} has a null MX and accepts no mail")
-            )
+                queue_unresolved(queue_name, f"MX lookup for {domain}: {exc}")) from exc
+        if mx.site_name == "":
+            raise RoutingError(null_mx())
         return mx

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.mail import internal_responses
+from kumocore.mail.internal_responses import BULK_DELAY
 from kumocore.mail.response import Response
 from kumocore.queue.connect import ConnectionFailed, connect
 from kumocore.queue.path import EgressPath
@@ -29,10 +31,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.egress")
 
-#: KumoMTA's response for the messages of a ready queue delayed after too many rounds.
-BULK_DELAY = Response.parse(
-    451, "4.4.1 bulk delay of ready queue: too many successive connection failures "
-    "where there was no answer from any hosts listed in MX")
 
 
 class SmtpEgressPath(EgressPath):
@@ -112,7 +110,7 @@ class SmtpEgressPath(EgressPath):
         except Exception as exc:  # a spool read error: retry later, like any 4xx
             log.error("message body could not be read from the spool", id=message.id,
                       error=str(exc))
-            response = Response.parse(451, f"4.3.0 spool read failed: {str(exc)[:200]}")
+            response = internal_responses.deliver_error(f"spool read failed: {str(exc)[:200]}")
             shared.outcomes.handle(self, message, response, peer=None)
             return
         if data is None:  # undeliverable, but not to be silently dropped

@@ -229,11 +229,13 @@ class TsaEngine:
                 scope = f"/{view.domain}/{tenant}"
             elif action.kind == "SuspendCampaign":
                 scope = f"/{view.domain}/{tenant}/{campaign}"
+            # KumoMTA's form: "<site>-<sha256 hex>" (its hash input differs; ours is stable).
             digest = hashlib.sha256(
-                f"{rule.hash}/{action.describe()}{scope}".encode()).hexdigest()[:16]
+                f"{rule.hash}/{action.describe()}{scope}".encode()).hexdigest()
             entry = ActiveAction(
                 id=f"{view.site}-{digest}", kind=action.kind, rule=rule.origin,
-                reason=rule.describe(), site=view.site, site_name=view.site_name,
+                reason=_reason(rule, action.kind, view.domain, tenant, campaign),
+                site=view.site, site_name=view.site_name,
                 source=view.source, domain=view.domain, since=now,
                 expires=stamp + rule.duration, tenant=tenant,
                 campaign=campaign if action.kind == "SuspendCampaign" else None,
@@ -293,6 +295,20 @@ class _NotStarted:
 
     async def cancel(self, action_id: str) -> bool:
         return False
+
+
+def _reason(
+    rule: Rule, kind: str, domain: str, tenant: str | None, campaign: str | None
+) -> str:
+    """The action's ``reason`` as KumoMTA's daemon words it: a tenant (or campaign)
+    suspension names what it holds, ``... tenant=T domain=D[ campaign=C]``."""
+    reason = rule.describe()
+    if kind not in ("SuspendTenant", "SuspendCampaign"):
+        return reason
+    reason += f" tenant={tenant} domain={domain}"
+    if kind == "SuspendCampaign" and campaign is not None:
+        reason += f" campaign={campaign}"
+    return reason
 
 
 def _tenant_campaign(queue: str) -> tuple[str | None, str | None]:

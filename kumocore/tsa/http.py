@@ -70,6 +70,10 @@ class TsaRoutes:
             item = subscription_item(action)
             if item is not None:
                 kind, entry = next(iter(item.items()))
+                if kind == "ReadyQSuspension":
+                    # KumoMTA lists a ready-queue suspension by its hash alone here (the
+                    # websocket gives "<site>-<hash>").
+                    entry["rule_hash"] = action.id.removeprefix(f"{action.site}-")
                 body["ready_q" if kind == "ReadyQSuspension" else "sched_q"].append(entry)
         return web.json_response(body)
 

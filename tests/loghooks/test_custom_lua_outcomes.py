@@ -102,4 +102,7 @@ async def test_reject_5xx_bounces_the_hook_record_and_a_missing_constructor_defe
     deferred = [r for r in records() if r["type"] == "TransientFailure"]
     assert len(deferred) == 4
     assert all("'make.missing'" in r["response"]["content"] for r in deferred)
-    assert all(r["response"]["code"] == 451 for r in deferred)
+    # As KumoMTA: a constructor that fails is a failed connection (400, internal).
+    assert all(r["response"]["code"] == 400 for r in deferred)
+    assert all(r["response"]["content"].startswith(
+        "KumoMTA internal: failed to connect to any candidate hosts: ") for r in deferred)

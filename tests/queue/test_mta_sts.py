@@ -105,7 +105,7 @@ async def test_enforce_requires_tls_so_a_plaintext_mx_gets_nothing(
     await bench.inject("rcpt@example.com")
     records = await bench.wait_for_records("TransientFailure", 1)
     assert bench.sink.messages == []
-    assert "TLS is required" in records[0]["response"]["content"]
+    assert "STARTTLS is not advertised" in records[0]["response"]["content"]
 
 
 async def test_testing_policy_still_delivers_without_tls(

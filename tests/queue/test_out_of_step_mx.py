@@ -22,11 +22,13 @@ def _mail_from_lines(mx: HostileMx) -> list[str]:
 @pytest.mark.parametrize(
     ("mode", "code"),
     [
-        ("data_250", 421),  # a body sent now would go nowhere: a protocol violation
-        ("ehlo_extra", 421),  # one reply line more than EHLO asked for
+        # As KumoMTA: 400 "KumoMTA internal: failed to send message: ..."
+        ("data_250", 400),  # a body sent now would go nowhere: a protocol violation
+        # As KumoMTA: 400 "KumoMTA internal: failed to connect to any candidate hosts: ..."
+        ("ehlo_extra", 400),  # one reply line more than EHLO asked for
         ("dot_421", 421),
-        ("banner_554", 451),  # the session was refused, not the message
-        ("ehlo_500", 451),
+        ("banner_554", 400),  # the session was refused, not the message
+        ("ehlo_500", 400),
         ("dot_354", 354),  # KumoMTA: a 3xx or 503 is a protocol sync issue, transient
         ("mail_503", 503),
     ],
@@ -128,6 +130,8 @@ async def test_8bit_body_to_an_mx_without_8bitmime_bounces_before_anything_is_se
     assert bounce["recipient"] == "r@example.com"
     assert bounce["response"]["code"] == 554
     assert bounce["response"]["enhanced_code"] == {"class": 5, "subject": 6, "detail": 3}
+    assert bounce["response"]["content"].startswith(
+        "KumoMTA internal: DATA is 8bit, destination does not support 8BITMIME.")
     await bench.wait_for_records("Delivery", 1, timeout=20)
     assert [m.recipient for m in mx.messages] == ["s@example.com"]
     assert all("BODY=" not in line for line in _mail_from_lines(mx))

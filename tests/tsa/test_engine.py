@@ -4,6 +4,7 @@ what the stores keep (the Redis one against a real ``redis-server``)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -151,6 +152,15 @@ async def test_each_tenant_and_campaign_matching_a_rule_gets_its_own_suspension(
             ("SuspendTenant", "acme", None), ("SuspendTenant", "bravo", None),
             ("SuspendCampaign", "acme", "c1"), ("SuspendCampaign", "acme", "c2"),
         }
+        # KumoMTA's daemon names what a tenant suspension holds in its reason, and
+        # identifies an action as "<site>-<sha256 hex>".
+        actions = await engine.list_actions()
+        reasons = {(a.tenant, a.campaign): a.reason for a in actions}
+        assert reasons[("bravo", None)] == "automation rule: tenant tenant=bravo domain=x.test"
+        assert reasons[("acme", "c2")] == (
+            "automation rule: camp tenant=acme domain=x.test campaign=c2")
+        assert all(re.fullmatch(r"pool1->mx\.x\.test@smtp_client-[0-9a-f]{64}", a.id)
+                   for a in actions)
     finally:
         await engine.stop()
 

@@ -3,6 +3,7 @@ whose automation rule is wrong."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -242,6 +243,15 @@ async def test_a_subscriber_reads_a_daemon_that_only_has_kumomtas_documents(
     # KumoMTA's generated file names the domain; the subscriber rolls it up to its site.
     store = RemoteActionStore(f"http://127.0.0.1:{port}", site_of=site_of)
     try:
+        async with aiohttp.ClientSession() as http, http.get(
+                f"http://127.0.0.1:{port}/get_suspension_v1/suspended.json") as listed:
+            suspended = await listed.json()
+        # As KumoMTA's daemon: a ready queue's suspension by its bare hash, a tenant's
+        # with what it holds in its reason.
+        (ready,) = suspended["ready_q"]
+        assert re.fullmatch(r"[0-9a-f]{64}", ready["rule_hash"]), ready
+        (sched,) = suspended["sched_q"]
+        assert sched["reason"].endswith(" tenant=acme domain=x.test"), sched
         seen = await store.active()
         assert store.kumomta
         kinds = sorted(a.kind for a in seen.values())

@@ -96,7 +96,7 @@ async def test_feedback_and_reception_records_snapshot_the_message(
     await journal.feedback(message, {"feedback_type": "abuse"}, queue="q", peer=PEER)
     reception, feedback = await _written(journal, sink)
     assert reception["response"] == {"code": 250, "enhanced_code": None,
-                                     "content": f"OK ids={message.id}", "command": "."}
+                                     "content": "", "command": None}
     assert (reception["reception_protocol"], reception["size"], reception["headers"]) == (
         "HTTP", 1234, {"Subject": "hi"})
     assert reception["bounce_classification"] == "Uncategorized"  # never classified

@@ -216,6 +216,21 @@ CASES = [
         "551 5.4.7 Next delivery time would be at 2024-01-08 10:00:00 UTC which exceeds the expiry time 2024-01-08 09:00:00 UTC configured via set_scheduling",
         "MessageExpired",
     ),
+    # The responses kumocore writes itself, in KumoMTA's words.
+    (
+        "551 5.4.7 Next delivery time would be 7days 1h after creation, which exceeds max_age=7days",
+        "MessageExpired",
+    ),
+    (
+        "400 KumoMTA internal: failed to connect to any candidate hosts: connect to mx1.example.com [192.0.2.1]:25: Timed Out waiting 1m for response to banner",
+        "BadConnection",
+    ),
+    (
+        "400 KumoMTA internal: failed to connect to any candidate hosts: connect to mx1.example.com [192.0.2.1]:25: connection failed: [Errno 111] Connect call failed ('192.0.2.1', 25)",
+        "BadConnection",
+    ),
+    ("556 5.1.10 Recipient address has a null MX", "BadDomain"),
+    ("451 4.4.4 MX didn't resolve to any hosts", "RoutingErrors"),
     ("500 5.5.1 Command unrecognized", "ProtocolErrors"),
     ("501 Syntax error in parameters or arguments", "ProtocolErrors"),
     ("554 5.6.0 Message contains invalid header", "ContentRelated"),
