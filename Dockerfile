@@ -9,7 +9,10 @@
 # not limit that set, so say the number then: docker run -e KUMOCORE_WORKERS=2 ...
 FROM python:3.11-slim
 COPY . /src
-RUN /src/scripts/install-wheels.sh /opt/kumocore python3 \
+# wamerican: the word list of kumo.string.normalize_smtp_response.
+RUN apt-get update && apt-get install -y --no-install-recommends wamerican \
+    && rm -rf /var/lib/apt/lists/* \
+    && /src/scripts/install-wheels.sh /opt/kumocore python3 \
     && rm -rf /src \
     && useradd --system --home-dir /var/lib/kumocore --create-home kumocore \
     && chmod 0700 /var/lib/kumocore

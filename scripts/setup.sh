@@ -33,10 +33,12 @@ declare -A wanted=(
   [/usr/sbin/opendkim]=opendkim
   [strace]=strace  # orders spool syncs before the 250 (tests/reliability)
   [gcc]=gcc  # builds reception's C line check (setup.py; optional: without it, NumPy)
+  # the word list of kumo.string.normalize_smtp_response (kumocore/logs/response_normalize.py)
+  [/usr/share/dict/words]=wamerican
 )
 missing=()
 for probe in "${!wanted[@]}"; do
-  command -v "$probe" >/dev/null 2>&1 || [ -x "$probe" ] || missing+=("${wanted[$probe]}")
+  command -v "$probe" >/dev/null 2>&1 || [ -e "$probe" ] || missing+=("${wanted[$probe]}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing Debian packages: ${missing[*]} (a minute or two)"

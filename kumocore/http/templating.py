@@ -34,6 +34,7 @@ from typing import Any
 import minijinja
 
 from kumocore.http.inject_schema import InjectRecipient, InjectRequest, has_template_syntax
+from kumocore.logs.response_normalize import normalize_smtp_response
 
 #: Upper bound on the operations of one render (a few MB of output in practice).
 TEMPLATE_FUEL = 5_000_000
@@ -53,6 +54,8 @@ class Templates:
         self.static = dialect == "Static"
         self._sources: dict[str, str] = {}
         self._env = minijinja.Environment(debug=False, fuel=TEMPLATE_FUEL)
+        # KumoMTA's template engine has this filter too ({{ response | normalize_smtp_response }}).
+        self._env.add_filter("normalize_smtp_response", normalize_smtp_response)
 
     def add(self, name: str, source: str) -> None:
         """Compile ``source``; names ending in ``.html`` auto-escape substitutions."""

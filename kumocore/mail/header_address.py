@@ -131,6 +131,10 @@ class AddressHeader:
     def __len__(self) -> int:
         return len(self.list)
 
+    def __bool__(self) -> bool:
+        # A present header is never "nothing", even with no mailboxes (an empty group).
+        return True
+
     def __str__(self) -> str:
         return orjson.dumps([
             {"Address": e.to_json()} if isinstance(e, HeaderAddress) else {"Group": e.to_json()}
@@ -169,15 +173,17 @@ def parse_address_header(raw_value: str) -> AddressHeader | None:
 
     Encoded words are decoded per display name after splitting, never before: a decoded
     name may contain a comma or ``<`` that would otherwise break the address list apart.
-    Entries without an address (garbage, empty groups) are skipped; None if none remain.
-    Groups (``Name: a@x, b@y;``) are kept in ``entries``; ``list`` flattens them.
+    Entries without an address (garbage) are skipped. Groups (``Name: a@x, b@y;``) are
+    kept in ``entries``; ``list`` flattens them. A header of only empty groups
+    (``undisclosed-recipients:;``) is a header with an empty ``list``, as in KumoMTA;
+    None only when nothing at all could be read.
     """
     found: list[HeaderAddress] = []
     for name, addr in getaddresses([raw_value]):
         if not addr:
             continue
         found.append(HeaderAddress(decode_rfc2047(name) if name else None, addr))
-    if not found:
-        return None
     entries = _grouped(raw_value, found) if ":" in raw_value else ()
+    if not found and not entries:
+        return None
     return AddressHeader(tuple(found), entries)

@@ -273,19 +273,14 @@ class Message(MessageMethods):
     def import_x_headers(self, names: list[str] | None = None) -> None:
         """Copy headers into meta: ``X-Campaign-Id`` becomes ``x_campaign_id``.
 
-        With ``names``, those headers (any name, if present); otherwise every header whose
-        name starts with ``X-``. Imported values replace existing meta values; when a
-        header occurs twice, the first occurrence wins.
+        With ``names``, those headers (any name, if present); otherwise (None or an empty
+        list, as KumoMTA) every header whose name starts with ``X-``. Imported values
+        replace existing meta values; when a header occurs twice, the LAST occurrence
+        wins. KumoMTA implements this as ``import_headers`` with one default spec per
+        name (``match = 'last'``), so this does the same.
         """
-        block = self._block()
-        if names is None:
-            fields = [f for f in block.fields if f.name.lower().startswith("x-")]
-        else:
-            fields = [f for f in map(block.get_first, names) if f is not None]
-        imported: dict[str, str] = {}
-        for field in fields:
-            imported.setdefault(_meta_key(field.name), field.value)
-        self.meta.update(imported)
+        patterns = list(names) if names else ["X-*"]
+        self.import_headers([{"name": name} for name in patterns])
 
     def import_headers(self, specs: Any) -> None:
         """``msg:import_headers{ {name=, match=, transform=, target=, remove=}, ... }``:
@@ -393,7 +388,3 @@ def _x_fields(block: _h.HeaderBlock | JoinedHeaders,
     if names is None:
         return [f for f in block.fields if f.name.lower().startswith("x-")]
     return [f for name in names for f in block.get_all(name)]
-
-
-def _meta_key(header_name: str) -> str:
-    return header_name.lower().replace("-", "_")

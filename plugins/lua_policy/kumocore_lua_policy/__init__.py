@@ -65,6 +65,11 @@ class LuaPolicyPlugin:
         return lambda: epoch.value
 
     @hookimpl
+    def kumo_register_config_epoch_bump(self) -> Callable[[], int]:
+        # What kumo.bump_config_epoch() does: listeners (the policy reloader) run too.
+        return self.stdlib.epoch.bump
+
+    @hookimpl
     def kumo_init(self) -> None:
         # Watch the monitored files from now on (KumoMTA starts its monitor after init).
         self.stdlib.monitor.start()

@@ -59,7 +59,8 @@ end
 
 -- The first policy frame at or above `level` (of the caller), skipping C functions and
 -- this bridge; with want_src/want_line, the frame that an error message's prefix names.
-local function policy_frame(level, want_src, want_line)
+-- `format` turns the frame into text (default: `location`).
+local function policy_frame(level, want_src, want_line, format)
   level = level + 1
   while true do
     local ar = debug.getinfo(level, 'Sl')
@@ -68,7 +69,7 @@ local function policy_frame(level, want_src, want_line)
     end
     if ar.currentline > 0 and ar.source ~= BRIDGE
       and (want_src == nil or (ar.short_src == want_src and ar.currentline == want_line)) then
-      return location(ar)
+      return (format or location)(ar)
     end
     level = level + 1
   end
@@ -143,13 +144,40 @@ local function log_text(v)
   return concat(out)
 end
 
+-- KumoMTA names a log record's source by Lua's short_src, so long names come abbreviated:
+-- a file loaded by `require` (chunk '@path') keeps its tail after '...'. KumoMTA loads the
+-- policy file itself under its bare path, which Lua treats as a string source: it keeps
+-- the first STRING_ID_CHARS characters before '...' (in `[string "..."]`, which KumoMTA
+-- strips). kumocore loads the policy file as '@path', so that one is redone here.
+local STRING_ID_CHARS = 45 -- LUA_IDSIZE (60) less `[string "`, `..."]` and the NUL
+local policy_source -- '@' .. the policy file's path (LuaEngine.load_file)
+
+function bridge.set_policy_source(source)
+  policy_source = source
+end
+
+local function log_location(ar)
+  local src = ar.short_src
+  if ar.source == policy_source then
+    src = ar.source:sub(2)
+    local newline = src:find('\n', 1, true)
+    if newline or #src >= STRING_ID_CHARS then
+      src = src:sub(1, math.min((newline or #src + 1) - 1, STRING_ID_CHARS)) .. '...'
+    end
+  else
+    src = src:match('^%[string "(.*)"%]$') or src
+  end
+  return src .. ':' .. ar.currentline
+end
+
 function bridge.log_call(emit)
   return function(...)
     local n, parts = select('#', ...), { ... }
     for i = 1, n do
       parts[i] = log_text(parts[i])
     end
-    emit(policy_frame(1) or entry_point() or '?', concat(parts, ' ', 1, n))
+    emit(policy_frame(1, nil, nil, log_location) or entry_point() or '?',
+      concat(parts, ' ', 1, n))
   end
 end
 

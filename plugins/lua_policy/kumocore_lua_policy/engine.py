@@ -111,6 +111,7 @@ class LuaEngine:
         # iteration and stores are fine), and wrap/proxy are used in exactly that spot.
         self._wrap = self.bridge.wrap
         self._log_call = self.bridge.log_call
+        self._set_policy_source = self.bridge.set_policy_source
         self._start = self.bridge.start
         self.install = self.bridge.install
         # Returning a Lua value from a function of the main state re-binds it to the main
@@ -220,10 +221,14 @@ class LuaEngine:
 
     # ------------------------------------------------------------------ loading
     def load_file(self, path: str) -> Any:
-        """Compile a policy file (chunk name ``@path``, as ``dofile`` would)."""
+        """Compile a policy file (chunk name ``@path``, as ``dofile`` would).
+
+        The bridge is told the chunk name: KumoMTA loads its policy file under the bare
+        path, so ``kumo.log_*`` abbreviate that one's name differently (bridge.lua)."""
         loaded = self.lua.eval("loadfile")(path)
         if isinstance(loaded, tuple):  # (nil, message)
             raise load_error(path, str(loaded[1]))
+        self._set_policy_source("@" + path)
         return loaded
 
     def table(self, values: dict[str, Any] | None = None) -> Any:

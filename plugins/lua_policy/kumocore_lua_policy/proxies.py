@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kumocore import ConfigError
+from kumocore_lua_policy.byte_strings import takes_bytes, wants_bytes
 from kumocore_lua_policy.convert import Converter, public_fields
 from kumocore_lua_policy.errors import scrub
 
@@ -73,7 +74,10 @@ class ProxyHelpers:
         if callable(value) and not _is_data(value):
             if getattr(type(obj), "lua_methods", False):
                 # Objects made for policies (a Regex, a Time) offer methods: obj:name(...)
-                return self.wrap(_method_caller(name), f"{type(obj).__name__}:{name}")
+                caller = _method_caller(name)
+                if wants_bytes(value):  # a method taking binary strings (file:write)
+                    takes_bytes(caller)
+                return self.wrap(caller, f"{type(obj).__name__}:{name}")
             return None  # methods stay in Python; Lua sees data only
         return self.conv.to_lua(value)
 

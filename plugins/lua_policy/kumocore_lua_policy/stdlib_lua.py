@@ -13,6 +13,7 @@ from kumocore import ConfigError
 from kumocore_lua_policy.engine import LuaEngine
 from kumocore_lua_policy.kumomta_names import KUMOMTA_FUNCTIONS
 from kumocore_lua_policy.stdlib import LuaStdlib
+from kumocore_lua_policy.stdlib.version import version
 
 # The bridge's chunk name: error positions then skip these frames (bridge.policy_frame).
 _CHUNK_NAME = "=kumo-bridge"
@@ -39,6 +40,8 @@ def install_stdlib(engine: LuaEngine, kumo: Any, stdlib: LuaStdlib) -> None:
         # Named as its message begins, so that the bridge adds no "<function>: " prefix.
         "unsupported": engine.wrap(_unsupported, "KumoMTA's"),
     }
+    # A string in KumoMTA, not a function (see stdlib/version.py).
+    kumo["version"] = version()
     source = resources.files(__package__).joinpath("stdlib.lua").read_text("utf-8")
     chunk = engine.lua.eval("load")(source, _CHUNK_NAME)
     chunk(kumo, engine.table(helpers))

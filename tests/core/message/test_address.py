@@ -126,8 +126,11 @@ def test_address_header_decodes_rfc2047_display_names_after_splitting() -> None:
     assert header.list[2].name is None
 
 
-def test_address_header_without_any_address_is_none() -> None:
-    assert parse_address_header("undisclosed-recipients:;") is None
+def test_address_header_of_only_an_empty_group_has_an_empty_list_and_blank_is_none() -> None:
+    # KumoMTA parses `undisclosed-recipients:;` as one group with no members.
+    header = parse_address_header("undisclosed-recipients:;")
+    assert header is not None and header.list == ()
+    assert parse_address_header("") is None
 
 
 def test_domain_verdict_is_remembered_but_errors_still_name_each_address() -> None:

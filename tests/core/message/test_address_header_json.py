@@ -98,3 +98,33 @@ async def test_lua_tostring_is_json_and_fields_of_a_list_raise(tmp_path: Path) -
         "example.com",
         [False, True], [False, True], [False, True], [False, True],
     ]
+
+
+def test_a_header_of_only_an_empty_group_is_an_empty_list_not_nil() -> None:
+    header = parse_address_header("undisclosed-recipients:;")
+    assert header is not None and bool(header)
+    assert header.list == ()
+    assert str(header) == '[{"Group":{"name":"undisclosed-recipients","addresses":[]}}]'
+    with pytest.raises(ValueError, match=r"^is not a simple address$"):
+        _ = header.email
+
+
+async def test_lua_to_header_of_undisclosed_recipients_has_an_empty_list(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    runtime, _ = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_message_received', function(msg)
+          local to = msg:to_header()
+          kumo.test.mark(to ~= nil)
+          kumo.test.mark(#to.list)
+          kumo.test.mark(tostring(to))
+          kumo.test.mark(msg:get_address_header('Cc') == nil)
+        end)
+    """, recorder=recorder)
+    data = b"From: a@example.com\r\nTo: undisclosed-recipients:;\r\n\r\nbody\r\n"
+    await runtime.hooks.smtp_server_message_received(
+        Message("a@example.com", "b@example.net", data), {})
+    assert recorder.marks == [
+        True, 0, '[{"Group":{"name":"undisclosed-recipients","addresses":[]}}]', True]

@@ -96,17 +96,26 @@ def test_prepend_append_and_remove_headers_edit_the_data() -> None:
     assert msg.data.endswith(b"\r\n\r\nX-Not-A-Header: body text\r\n")
 
 
-def test_import_x_headers_copies_all_x_headers_into_meta() -> None:
+def test_import_x_headers_copies_all_x_headers_into_meta_and_the_last_duplicate_wins() -> None:
     msg = make()
     msg.set_meta("x_mailer", "old")
     msg.import_x_headers()
-    assert msg.meta == {"x_campaign_id": "12345", "x_mailer": "foobar"}
+    # RAW has X-Mailer: foobar then x-mailer: second; KumoMTA keeps the last one.
+    assert msg.meta == {"x_campaign_id": "12345", "x_mailer": "second"}
+
+
+def test_import_x_headers_with_an_empty_name_list_imports_every_x_header() -> None:
+    msg = make()
+    msg.import_x_headers([])
+    assert msg.meta == {"x_campaign_id": "12345", "x_mailer": "second"}
 
 
 def test_import_x_headers_with_names_imports_only_those_present() -> None:
     msg = make()
     msg.import_x_headers(["x-campaign-id", "Subject", "X-Absent"])
     assert msg.meta == {"x_campaign_id": "12345", "subject": "café menu"}
+    msg.import_x_headers(["X-MAILER"])
+    assert msg.meta["x_mailer"] == "second"
 
 
 def test_remove_x_headers_removes_all_or_the_named_ones_but_never_body_text() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -28,17 +28,20 @@ def _debug_level() -> Iterator[None]:
     structlog.configure(wrapper_class=wrapper)
 
 
-def _records(logs: list[dict[str, object]]) -> list[tuple[object, object]]:
+def _records(logs: Sequence[Mapping[str, object]]) -> list[tuple[object, object]]:
     return [(r["log_level"], r["event"]) for r in logs]
 
 
-async def test_lua_log_arguments_read_as_lua_tostring_joined_by_spaces(tmp_path: Path) -> None:
+async def test_lua_log_arguments_read_as_lua_tostring_joined_by_spaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a short policy name, which the record shows whole
     with capture_logs() as logs:
-        await load(tmp_path, """\
+        await load(Path("."), """\
             local kumo = require 'kumo'
             kumo.log_warn('Logging something', true, false, 42, nil, 1.5, 2.0, 2^53, { 1, 2, 3 })
         """)
-    where = f"{tmp_path / 'policy.lua'}:2"
+    where = "policy.lua:2"
     [(level, event)] = _records(logs)
     assert level == "warning"
     assert re.fullmatch(
@@ -47,10 +50,11 @@ async def test_lua_log_arguments_read_as_lua_tostring_joined_by_spaces(tmp_path:
 
 
 async def test_each_lua_log_function_names_the_calling_file_and_line_at_its_level(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     with capture_logs() as logs:
-        await load(tmp_path, """\
+        await load(Path("."), """\
             local kumo = require 'kumo'
             kumo.log_error('e')
             kumo.log_warn('w')
@@ -61,32 +65,69 @@ async def test_each_lua_log_function_names_the_calling_file_and_line_at_its_leve
             pcall(kumo.log_debug, 'd')
             kumo.log_info()
         """)
-    path = tmp_path / "policy.lua"
+    path = "policy.lua"
     assert _records(logs) == [
         ("error", f"{path}:2: e"), ("warning", f"{path}:3: w"), ("info", f"{path}:5: i 1"),
         ("debug", f"{path}:8: d"), ("info", f"{path}:9: "),
     ]
 
 
-async def test_lua_log_names_the_line_in_a_required_module(tmp_path: Path) -> None:
-    (tmp_path / "helper.lua").write_text(
+async def test_lua_log_names_a_required_module_by_lua_short_src_keeping_the_tail(
+    tmp_path: Path,
+) -> None:
+    # A module is loaded as a file ('@path'): past 59 characters Lua's short_src (and so
+    # KumoMTA's record) is '...' and the last 56 characters.
+    directory = tmp_path / ("m" * 60)
+    directory.mkdir()
+    (directory / "helper.lua").write_text(
         "local kumo = require 'kumo'\nreturn function(x)\n  kumo.log_info('from helper', x)\nend\n")
     with capture_logs() as logs:
-        await load(tmp_path, """\
+        await load(directory, """\
             local kumo = require 'kumo'
             require 'helper' (7)
         """)
-    assert _records(logs) == [("info", f"{tmp_path / 'helper.lua'}:3: from helper 7")]
+    tail = str(directory / "helper.lua")[-56:]
+    assert _records(logs) == [("info", f"...{tail}:3: from helper 7")]
 
 
-async def test_lua_log_uses_tostring_metamethods_and_escapes_invalid_utf8(tmp_path: Path) -> None:
+async def test_lua_log_abbreviates_a_long_policy_file_name_keeping_its_start(
+    tmp_path: Path,
+) -> None:
+    # KumoMTA loads the policy file under its bare path, a "string" source to Lua: a name
+    # of 45 characters or more keeps its first 45 and gets '...'.
+    directory = tmp_path / ("p" * 50)
     with capture_logs() as logs:
-        await load(tmp_path, """\
+        await load(directory, """\
+            local kumo = require 'kumo'
+            kumo.log_warn('long')
+        """)
+    head = str(directory / "policy.lua")[:45]
+    assert _records(logs) == [("warning", f"{head}...:2: long")]
+
+
+async def test_lua_log_shows_a_44_character_policy_name_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    name = "n" * 40 + ".lua"
+    with capture_logs() as logs:
+        await load(Path("."), """\
+            require('kumo').log_info('x')
+        """, name=name)
+    assert _records(logs) == [("info", f"{name}:1: x")]
+
+
+async def test_lua_log_uses_tostring_metamethods_and_escapes_invalid_utf8(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with capture_logs() as logs:
+        await load(Path("."), """\
             local kumo = require 'kumo'
             local named = setmetatable({}, { __tostring = function() return 'custom' end })
             kumo.log_info(named, kumo.time.parse_duration(300), 'ok' .. string.char(0xff, 0x41))
         """)
-    assert _records(logs) == [("info", f"{tmp_path / 'policy.lua'}:3: custom 5m ok\\xFFA")]
+    assert _records(logs) == [("info", "policy.lua:3: custom 5m ok\\xFFA")]
 
 
 def test_python_callers_get_their_file_and_line_and_str_of_values() -> None:

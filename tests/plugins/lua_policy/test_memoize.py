@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +234,18 @@ FLAKY = """\
 """
 
 
-async def test_a_failed_computation_fails_its_waiters_and_is_not_cached(tmp_path: Path) -> None:
+def _memo_cache(runtime: Any, name: str) -> Any:
+    """The plugin's named memoize cache (shared by every policy state of the runtime)."""
+    return runtime.pm.get_plugin("lua_policy").stdlib.memo.caches[name]
+
+
+async def test_a_failed_computation_fails_its_waiters_and_is_remembered_for_a_while(
+    tmp_path: Path,
+) -> None:
     recorder = Recorder()
-    _, policy = await load(tmp_path, FLAKY, recorder=recorder)
+    runtime, policy = await load(tmp_path, FLAKY, recorder=recorder)
+    cache = _memo_cache(runtime, "flaky")
+    assert cache.failure_ttl == 60  # KumoMTA's lruttl keeps a failed entry 60 seconds
     recorder.value = "error"
     computing, *waiters = await _released(recorder, "a", _probes(policy, "a", 5))
     assert recorder.marks == ["computing a"]
@@ -247,21 +257,46 @@ async def test_a_failed_computation_fails_its_waiters_and_is_not_cached(tmp_path
     for error in waiters:
         assert isinstance(error, PolicyError)
         assert "kumo.memoize 'flaky'" in str(error) and "lookup failed for a" in str(error)
-    # A failure is not remembered: the next call computes again.
+    # The failure is remembered: a later caller gets the same error without computing,
+    # even though the function would now succeed...
     recorder.value = "fine"
-    assert await policy.call_custom_event("make.probe", "a") == "fine"
-    assert recorder.marks == ["computing a"] * 2
+    recorder.gate("a").set()
+    later = await _settled(_probes(policy, "a", 2))
+    for error in later:
+        assert isinstance(error, PolicyError)
+        assert "kumo.memoize 'flaky'" in str(error) and "lookup failed for a" in str(error)
+    assert recorder.marks == ["computing a"]
     # A rejection stays a rejection for every caller.
     recorder.value = "reject"
     rejections = await _released(recorder, "b", _probes(policy, "b", 3))
     assert [(type(r), getattr(r, "code", None)) for r in rejections] == [(Rejection, 451)] * 3
+    remembered = await _settled(_probes(policy, "b", 1))
+    assert [(type(r), getattr(r, "code", None)) for r in remembered] == [(Rejection, 451)]
     # The same when the policy catches the error itself (the guarded handler's pcall).
     recorder.value = "error"
     caught = await _released(recorder, "c", [
         asyncio.create_task(policy.call_custom_event("make.guarded", "c")) for _ in range(3)])
     assert caught[0].endswith("policy.lua:7: lookup failed for c")
     assert all(text == f"kumo.memoize 'flaky': {caught[0]}" for text in caught[1:])
-    assert recorder.marks == ["computing a"] * 2 + ["computing b", "computing c"]
+    assert recorder.marks == ["computing a", "computing b", "computing c"]
+
+
+async def test_a_remembered_failure_expires_after_failure_ttl(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime, policy = await load(tmp_path, FLAKY, recorder=recorder)
+    _memo_cache(runtime, "flaky").failure_ttl = 0.05  # rather than waiting 60 seconds
+    for gate in ("z", "y"):
+        recorder.gate(gate).set()
+    recorder.value = "error"
+    [first] = await _settled(_probes(policy, "z", 1))
+    assert isinstance(first, PolicyError) and str(first).endswith("lookup failed for z")
+    recorder.value = "fine"
+    [again] = await _settled(_probes(policy, "z", 1))
+    assert isinstance(again, PolicyError) and "kumo.memoize 'flaky'" in str(again)
+    assert await policy.call_custom_event("make.probe", "y") == "fine"  # other keys compute
+    await asyncio.sleep(0.1)
+    assert await policy.call_custom_event("make.probe", "z") == "fine"
+    assert recorder.marks == ["computing z", "computing y", "computing z"]
 
 
 SLOW = """\
@@ -374,6 +409,54 @@ async def test_python_memoize_is_single_flight_too() -> None:
     errors = await asyncio.wait_for(asyncio.gather(*bad, return_exceptions=True), 5)
     assert all(isinstance(error, LookupError) for error in errors)
     assert calls == ["k", "bad"]
-    with pytest.raises(LookupError):  # not cached: computed again
+    with pytest.raises(LookupError):  # the failure is remembered: not computed again
         await cached("bad")
-    assert calls == ["k", "bad", "bad"]
+    assert calls == ["k", "bad"]
+
+
+async def test_python_memoize_remembers_a_failure_for_failure_ttl() -> None:
+    runtime = make_runtime()
+    kumo = runtime.kumo
+    calls: list[str] = []
+
+    def lookup(key: str) -> str:
+        calls.append(key)
+        if calls.count(key) == 1:  # each key fails the first time
+            raise LookupError(f"no {key} yet")
+        return key.upper()
+
+    cached = kumo.memoize(lookup, {"name": "pyfail", "ttl": "1h", "capacity": 4})
+    for _ in range(3):
+        with pytest.raises(LookupError, match="no k yet"):
+            cached("k")
+    assert calls == ["k"]
+    _memo_cache(runtime, "pyfail").failure_ttl = 0.05  # rather than waiting 60 seconds
+    with pytest.raises(LookupError, match="no j yet"):
+        cached("j")
+    with pytest.raises(LookupError, match="no j yet"):
+        cached("j")
+    time.sleep(0.1)
+    assert cached("j") == "J"
+    assert calls == ["k", "j", "j"]
+
+
+async def test_a_remembered_failure_expires_with_the_config_epoch(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime, policy = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local cached = kumo.memoize(function(k)
+          kumo.test.mark('computing ' .. k)
+          if kumo.test.value() == 'error' then error('down') end
+          return 'up'
+        end, { name = 'epoch_fail', ttl = '1h', capacity = 10, invalidate_with_epoch = true })
+        kumo.on('make.probe', function(k) return cached(k) end)
+    """, recorder=recorder)
+    recorder.value = "error"
+    with pytest.raises(PolicyError, match="down"):
+        await policy.call_custom_event("make.probe", "k")
+    recorder.value = "fine"
+    with pytest.raises(PolicyError, match=r"kumo\.memoize 'epoch_fail'.*down"):
+        await policy.call_custom_event("make.probe", "k")
+    runtime.kumo.bump_config_epoch()
+    assert await policy.call_custom_event("make.probe", "k") == "up"
+    assert recorder.marks == ["computing k", "computing k"]

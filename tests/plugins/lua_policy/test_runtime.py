@@ -61,7 +61,9 @@ async def test_every_contributed_function_is_exposed_with_nested_names(tmp_path:
         for _, name in ipairs(names) do
           local value = kumo
           for part in name:gmatch('[^.]+') do value = value and value[part] end
-          if type(value) ~= 'function' then missing[#missing + 1] = name end
+          -- kumo.version is a string, as in KumoMTA (a function for Python policies)
+          local wanted = name == 'version' and 'string' or 'function'
+          if type(value) ~= wanted then missing[#missing + 1] = name end
         end
         return table.concat(missing, ',')
     end""")

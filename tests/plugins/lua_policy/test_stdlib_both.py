@@ -92,11 +92,19 @@ CASES: list[tuple[str, tuple[Any, ...], str | None, Any]] = [
     ("set_config_monitor_globs", (["/nonexistent/*.toml"],), None, None),
     ("policy_extras.monitor_files", (["/nonexistent/shaping.toml"],), None, None),
     ("configure_accounting_db_path", ("/tmp/acct.db",), None, None),
+    ("dns.reverse_ip", ("127.0.0.1",), None, "1.0.0.127"),
+    ("dns.ptr_host", ("::1",), None, "1." + "0." * 31 + "ip6.arpa"),
+    ("http.build_url", ("https://example.com", {"a": 1}), None, "https://example.com/?a=1"),
+    ("string.eval_template", ("x.json", "{{ n }}", {"n": "J"}), None, '"J"'),
 ]
 
 #: Checked elsewhere with a real file or state: their own tests call them from both sides.
 ELSEWHERE = {"serde.json_load", "json_load", "serde.toml_load", "toml_load",
-             "serde.yaml_load", "memoize", "traceback", "bump_config_epoch"}
+             "serde.yaml_load", "memoize", "traceback", "bump_config_epoch",
+             # test_stdlib_fs (real files), test_response_normalize (needs the word list),
+             # test_stdlib_names (a string in Lua, a function in Python)
+             "read_dir", "fs.read_dir", "fs.metadata_for_path", "fs.symlink_metadata_for_path",
+             "fs.open", "string.normalize_smtp_response", "version"}
 
 
 def _python_value(value: Any) -> Any:

@@ -76,3 +76,22 @@ def test_python_time_delta_matches_lua() -> None:
     delta = kumo.time.parse_duration("1h 30m")
     assert (delta.human, str(delta), delta.seconds) == ("1h 30m", "1h 30m", 5400.0)
     assert str(kumo.time.parse_duration("7ns")) == "7ns"
+
+
+async def test_negative_time_delta_human_and_tostring_raise_as_kumomta(tmp_path: Path) -> None:
+    recorder = Recorder()
+    await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local d = kumo.time.parse_duration
+        local delta = d(10) - d(100)
+        for _, read in ipairs {
+          function() return delta.human end, function() return tostring(delta) end,
+        } do
+          local ok, err = pcall(read)
+          kumo.test.mark({ ok, tostring(err):find(
+            'Source duration value is out of range for the target type', 1, true) ~= nil })
+        end
+        -- the numeric fields stay signed
+        kumo.test.mark({ delta.seconds, delta.milliseconds, (d(100) - d(10)).human })
+    """, recorder=recorder)
+    assert recorder.marks == [[False, True], [False, True], [-90.0, -90000, "1m 30s"]]

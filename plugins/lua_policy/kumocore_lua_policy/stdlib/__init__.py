@@ -23,12 +23,18 @@ from typing import Any
 from kumocore_lua_policy.stdlib.clock import clock_functions
 from kumocore_lua_policy.stdlib.codec import digest_functions, encode_functions
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch, ConfigMonitor
+from kumocore_lua_policy.stdlib.fs import fs_functions
+from kumocore_lua_policy.stdlib.fs_open import fs_open_functions
 from kumocore_lua_policy.stdlib.maps import map_functions
 from kumocore_lua_policy.stdlib.memo import MemoRegistry
 from kumocore_lua_policy.stdlib.plumbing import Accounting, GlobCache, plumbing_functions
 from kumocore_lua_policy.stdlib.regex import regex_functions
+from kumocore_lua_policy.stdlib.reverse_dns import reverse_dns_functions
 from kumocore_lua_policy.stdlib.serde import serde_functions
+from kumocore_lua_policy.stdlib.templates import template_functions
 from kumocore_lua_policy.stdlib.text import string_functions
+from kumocore_lua_policy.stdlib.urls import url_functions
+from kumocore_lua_policy.stdlib.version import version_functions
 
 __all__ = ["ConfigEpoch", "ConfigMonitor", "LuaStdlib", "MemoRegistry"]
 
@@ -64,6 +70,8 @@ class LuaStdlib:
             serde_functions(), string_functions(), regex_functions(), map_functions(),
             digest_functions(), encode_functions(), clock_functions(),
             plumbing_functions(self.epoch, self.monitor, self.globs, self.accounting),
+            reverse_dns_functions(), url_functions(), fs_functions(), template_functions(),
+            fs_open_functions(), version_functions(),
         ):
             functions.update(group)
         functions["memoize"] = self.memo.memoize

@@ -20,6 +20,7 @@ from typing import Any
 
 from kumocore import ConfigError
 from kumocore.config.duration import duration_seconds
+from kumocore_lua_policy.stdlib.chrono_format import chrono_format, rfc3339
 
 UTC = dt.UTC
 
@@ -55,6 +56,15 @@ def human_duration(nanos: int) -> str:
     parts += [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s"),
                                          (millis, "ms"), (micros, "us"), (sub, "ns")) if n]
     return " ".join(parts)
+
+
+#: chrono's OutOfRangeError text, which KumoMTA shows for ``human``/``tostring`` of a
+#: negative TimeDelta.
+_NEGATIVE_DELTA = "Source duration value is out of range for the target type"
+
+
+class NegativeDeltaError(ValueError):
+    """``human`` or ``tostring`` of a negative TimeDelta (KumoMTA raises too)."""
 
 
 class TimeDelta:
@@ -110,10 +120,12 @@ class TimeDelta:
 
     @property
     def human(self) -> str:
-        """humantime's form (``1m 30s``); a negative interval, which KumoMTA refuses to
-        format, reads as the positive one after a ``-``."""
-        sign = "-" if self._nanos < 0 else ""
-        return sign + human_duration(abs(self._nanos))
+        """humantime's form (``1m 30s``). A negative interval raises
+        :class:`NegativeDeltaError`, as KumoMTA's does (it converts to an unsigned
+        ``std::time::Duration`` before formatting); the numeric fields stay signed."""
+        if self._nanos < 0:
+            raise NegativeDeltaError(_NEGATIVE_DELTA)
+        return human_duration(self._nanos)
 
 
 class Time:
@@ -143,7 +155,8 @@ class Time:
         return NotImplemented
 
     def __str__(self) -> str:
-        return self._dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+        # chrono's Display: the fraction of a second only when there is one.
+        return chrono_format(self._dt, "%Y-%m-%d %H:%M:%S%.f UTC")
 
     year = property(lambda self: self._dt.year)
     month = property(lambda self: self._dt.month)
@@ -167,15 +180,15 @@ class Time:
 
     @property
     def rfc3339(self) -> str:
-        return self._dt.isoformat()
+        return rfc3339(self._dt)  # chrono's: a fraction of 3, 6 or 9 digits, if any
 
     @property
     def elapsed(self) -> TimeDelta:
         return TimeDelta((dt.datetime.now(UTC) - self._dt).total_seconds())
 
     def format(self, fmt: str) -> str:
-        """strftime formatting (Python's directives, which match chrono's common ones)."""
-        return self._dt.strftime(fmt)
+        """chrono's strftime, lenient, as KumoMTA's (:mod:`.chrono_format`)."""
+        return chrono_format(self._dt, fmt)
 
 
 def now() -> Time:

@@ -18,10 +18,10 @@ KumoMTA's semantics, which these caches follow:
   with an error naming the cache — or, with ``retry_on_populate_timeout``, computes the
   value itself in place of the caller that seems stuck (three waits at most); with
   ``allow_stale_reads`` it is answered with the expired value instead, when there is one.
-  A failed computation fails its waiters too.
+* a failed computation fails its waiters too, and is remembered for 60 seconds (whatever
+  ``ttl`` is): callers of that key meanwhile get the error without computing
+  (:mod:`kumocore_lua_policy.stdlib.memo_failure`).
 
-Where kumocore differs: KumoMTA remembers a failed computation for 60 seconds (callers get
-the error without computing); kumocore remembers nothing, so the next call computes again.
 The computing Lua function itself is not interrupted at ``populate_timeout`` (nor is it in
 KumoMTA); a Python ``async`` one is (see :func:`_populate`).
 
@@ -47,6 +47,12 @@ import orjson
 from kumocore import ConfigError
 from kumocore.config.duration import duration_seconds
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch
+from kumocore_lua_policy.stdlib.memo_failure import (
+    FAILURE_TTL,
+    Failure,
+    failure_error,
+    fresh_error,
+)
 from kumocore_lua_policy.stdlib.memo_flight import (
     ABANDONED,
     WAITS_WITH_RETRY,
@@ -120,11 +126,15 @@ class MemoCache:
         self._epoch = epoch
         self._entries: OrderedDict[str, tuple[float, int, Any]] = OrderedDict()
         self._flights: dict[tuple[int | None, str], Flight] = {}
+        #: How long a failure is remembered (an attribute so that tests need not wait).
+        self.failure_ttl = FAILURE_TTL
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: str) -> tuple[bool, Any]:
+        """``(True, value)`` for a live entry — a :class:`Failure` when the computation
+        failed (see :meth:`value`) — else ``(False, None)``."""
         entry = self._entries.get(key)
         if entry is None:
             return False, None
@@ -141,10 +151,25 @@ class MemoCache:
         if callable(value) or (isinstance(value, list) and any(map(callable, value))):
             raise ConfigError(f"kumo.memoize '{self.params.name}': a function result cannot "
                               "be cached")
-        self._entries[key] = (time.monotonic() + self.params.ttl, epoch, value)
+        self._insert(key, epoch, value, self.params.ttl)
+
+    def put_failure(self, key: str, epoch: int, error: BaseException) -> None:
+        """Remember that computing ``key`` failed with ``error``, for ``failure_ttl``.
+        A copy without its traceback is kept: the cache holds no frames alive."""
+        self._insert(key, epoch, Failure(fresh_error(error)), self.failure_ttl)
+
+    def _insert(self, key: str, epoch: int, value: Any, ttl: float) -> None:
+        self._entries[key] = (time.monotonic() + ttl, epoch, value)
         self._entries.move_to_end(key)
         while len(self._entries) > self.params.capacity:
             self._entries.popitem(last=False)
+
+    @staticmethod
+    def value(found: Any) -> Any:
+        """A value :meth:`get` found, or the remembered failure's error raised."""
+        if isinstance(found, Failure):
+            raise found.fresh()
+        return found
 
     def clear(self) -> None:
         self._entries.clear()
@@ -159,7 +184,7 @@ class MemoCache:
         """A call's turn: the cached value, a computation to join, or its own to run."""
         hit, value = self.get(key)
         if hit:
-            return Hit(value)
+            return Hit(self.value(value))
         flight = self._flights.get(self._flight_key(key, epoch))
         if flight is not None and flight.joinable():
             return Wait(flight)
@@ -182,6 +207,11 @@ class MemoCache:
         self.put(flight.key, value, flight.epoch)
         self.finish(flight, Outcome(value=value))
 
+    def fail(self, flight: Flight, error: BaseException) -> None:
+        """``flight``'s computation failed with ``error``: remember it, tell the waiters."""
+        self.put_failure(flight.key, flight.epoch, error)
+        self.finish(flight, Outcome(error=error))
+
     async def compute(self, flight: Flight, work: Awaitable[Any]) -> Any:
         """Await ``work``, this caller's computation for ``flight``, and end the flight
         with its value or its failure (abandoned if this caller is cancelled)."""
@@ -189,7 +219,7 @@ class MemoCache:
             value = await work
             self.complete(flight, value)
         except Exception as exc:
-            self.finish(flight, Outcome(error=exc))
+            self.fail(flight, exc)
             raise
         finally:
             self.finish(flight, ABANDONED)
@@ -214,7 +244,7 @@ class MemoCache:
                     self.finish(flight, ABANDONED)
                 deadline = time.monotonic() + self.params.populate_timeout
             elif outcome.error is not None:
-                raise _waiter_error(self.params.name, outcome.error)
+                raise fresh_error(outcome.error)
             elif not outcome.abandoned:
                 return Hit(outcome.value)
             turn = self.begin(flight.key, flight.epoch)
@@ -225,7 +255,7 @@ class MemoCache:
     def _stale(self, key: str) -> Hit | None:
         """With ``allow_stale_reads``, the (expired) value a timed-out waiter may have."""
         entry = self._entries.get(key)
-        if entry is None or not self.params.allow_stale_reads:
+        if entry is None or not self.params.allow_stale_reads or isinstance(entry[2], Failure):
             return None
         return Hit(entry[2])
 
@@ -233,21 +263,6 @@ class MemoCache:
         return ConfigError(f"kumo.memoize '{self.params.name}': another call has been "
                            f"computing this value for longer than populate_timeout "
                            f"({self.params.populate_timeout:g}s)")
-
-
-def _waiter_error(name: str, error: object) -> BaseException:
-    """What a waiter raises when the computation it waited for failed with ``error``.
-
-    A Python exception (a Python policy's function) or a rejection is raised as it is, so
-    waiters fail as the computing caller did. A Lua error value becomes an error naming the
-    cache with the same text (keeping a failed ``kumo.*`` call's exception as the cause).
-    """
-    if isinstance(error, BaseException):
-        return error
-    prefix, text = f"kumo.memoize '{name}': ", str(error)
-    failure = ConfigError(text if text.startswith(prefix) else prefix + text)
-    failure.__cause__ = getattr(error, "exc", None)
-    return failure
 
 
 def _sparse(values: list[Any]) -> dict[int, Any]:
@@ -321,9 +336,14 @@ class MemoRegistry:
         def cached(*args: Any) -> Any:
             key, epoch = cache_key(args), self.epoch.value
             hit, value = cache.get(key)
-            if not hit:
+            if hit:
+                return copy.deepcopy(cache.value(value))
+            try:
                 value = fn(*args)
-                cache.put(key, value, epoch)
+            except Exception as exc:
+                cache.put_failure(key, epoch, exc)
+                raise
+            cache.put(key, value, epoch)
             return copy.deepcopy(value)
 
         return cached
@@ -336,7 +356,10 @@ def _lua_turn(cache: MemoCache, turn: Hit | Claim) -> dict[str, Any]:
     flight = turn.flight
 
     def release(error: Any = None) -> None:
-        cache.finish(flight, ABANDONED if error is None else Outcome(error=error))
+        if error is None:
+            cache.finish(flight, ABANDONED)
+        else:
+            cache.fail(flight, failure_error(cache.params.name, error))
 
     return {"hit": False, "flight": flight, "release": release}
 

@@ -23,8 +23,9 @@ class Outcome:
     """How a computation ended, as the callers waiting for it learn it."""
 
     value: Any = None
-    #: What it failed with: a Python exception, or a Lua error value. None: it did not.
-    error: object = None
+    #: What it failed with (a Lua error value is made an exception first, see
+    #: memo_failure.failure_error). None: it did not.
+    error: BaseException | None = None
     #: Given up (its caller was stopped, or presumed stuck): the waiters look again.
     abandoned: bool = False
 
