@@ -149,6 +149,23 @@ def kumo_register_config_epoch() -> Callable[[], int]:
 
 
 @hookspec
+def kumo_register_config_epoch_bump() -> Callable[[], object]:
+    """Contribute a function that bumps your configuration epoch (the one your
+    ``kumo_register_config_epoch`` reader reads), as if your monitored configuration had
+    changed.
+
+    Called when the operator asks for a bump (``POST /api/admin/bump-config-epoch``, on
+    every worker of the node); each provider's function is called once per request, and
+    its return value is ignored. Without any provider such a request is refused (there is
+    no epoch to bump).
+
+    No Lua event: a provider hook for Python plugins. A Lua policy bumps the epoch with
+    ``kumo.bump_config_epoch()``; the Lua policy plugin provides this hook for that epoch.
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def kumo_register_spool_kinds() -> Mapping[str, SpoolFactory]:
     """Map a ``kumo.define_spool{kind=...}`` name to a factory of spools.
 

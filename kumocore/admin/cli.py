@@ -10,86 +10,28 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
+from kumocore.admin.cli_client import (
+    DEFAULT_ENDPOINT,
+    AdminClientError,
+    canceller,
+    client_options,
+    guarded,
+    lister,
+    print_json,
+    request,
+    run,
+)
 from kumocore.admin.summary import format_summary
 
 __all__ = ["DEFAULT_ENDPOINT", "AdminClientError", "add_admin_subcommands", "request"]
 
-DEFAULT_ENDPOINT = os.environ.get("KUMOCORE_ENDPOINT", "http://127.0.0.1:8000")
 _SELECTORS = ("domain", "tenant", "campaign", "routing_domain")
-
-Command = Callable[[argparse.Namespace], int]
-
-
-class AdminClientError(Exception):
-    """The API answered with an error (``status`` > 0) or could not be reached (0)."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(body.get("error", ""))
-        self.status = status
-        self.body = body
-
-
-def request(
-    endpoint: str,
-    method: str,
-    path: str,
-    body: dict[str, Any] | None = None,
-    *,
-    timeout: float = 60.0,
-) -> Any:
-    """One API call; returns the decoded JSON answer or raises :class:`AdminClientError`."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        endpoint.rstrip("/") + path,
-        data=data,
-        method=method,
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raw = exc.read()
-        try:
-            error = json.loads(raw)
-        except ValueError:
-            error = None
-        if not isinstance(error, dict):  # not our JSON: an auth layer or a proxy answered
-            error = {"error": raw.decode("utf-8", "replace").strip() or exc.reason}
-        raise AdminClientError(exc.code, error) from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise AdminClientError(0, {"error": f"cannot reach {endpoint}: {reason}"}) from exc
-
-
-def _run(
-    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
-) -> Any:
-    return request(args.endpoint, method, path, body, timeout=args.timeout)
-
-
-def _print(value: Any) -> int:
-    print(json.dumps(value, indent=2, sort_keys=True))
-    return 0
-
-
-def _guarded(handler: Command) -> Command:
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except AdminClientError as exc:
-            print(json.dumps(exc.body), file=sys.stderr)
-            return 1
-
-    return wrapper
 
 
 # ---------------------------------------------------------------------- commands
@@ -105,9 +47,9 @@ def _rule_body(args: argparse.Namespace, parser_name: str) -> dict[str, Any]:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    result = _run(args, "GET", "/api/admin/queue-summary/v1")
+    result = run(args, "GET", "/api/admin/queue-summary/v1")
     if args.json:
-        return _print(result)
+        return print_json(result)
     print(format_summary(result))
     return 0
 
@@ -116,9 +58,9 @@ def _queue_list(args: argparse.Namespace) -> int:
     query = {"queue_name": args.queue_name}
     if args.limit is not None:
         query["limit"] = str(args.limit)
-    result = _run(args, "GET", f"/api/admin/inspect-sched-q/v1?{urllib.parse.urlencode(query)}")
+    result = run(args, "GET", f"/api/admin/inspect-sched-q/v1?{urllib.parse.urlencode(query)}")
     if args.json:
-        return _print(result)
+        return print_json(result)
     from kumocore.admin.queue_list import format_queue_list
 
     print(format_queue_list(result))
@@ -143,7 +85,7 @@ def _selection(args: argparse.Namespace, what: str,
 def _flush(args: argparse.Namespace) -> int:
     body = {**_selection(args, "queue flush"), "reason": args.reason, "always_flush": True,
             "suppress_logging": True}
-    return _print(_run(args, "POST", "/api/admin/rebind/v1", body))
+    return print_json(run(args, "POST", "/api/admin/rebind/v1", body))
 
 
 def _rebind(args: argparse.Namespace) -> int:
@@ -155,30 +97,22 @@ def _rebind(args: argparse.Namespace) -> int:
         data[key] = value
     body = {**_selection(args, "rebind"), "reason": args.reason, "data": data,
             "always_flush": args.always_flush, "suppress_logging": args.suppress_logging}
-    return _print(_run(args, "POST", "/api/admin/rebind/v1", body))
+    return print_json(run(args, "POST", "/api/admin/rebind/v1", body))
 
 
 def _bounce(args: argparse.Namespace) -> int:
-    return _print(_run(args, "POST", "/api/admin/bounce/v1", _rule_body(args, "bounce")))
+    return print_json(run(args, "POST", "/api/admin/bounce/v1", _rule_body(args, "bounce")))
 
 
 def _suspend(args: argparse.Namespace) -> int:
-    return _print(_run(args, "POST", "/api/admin/suspend/v1", _rule_body(args, "suspend")))
-
-
-def _lister(path: str) -> Command:
-    return lambda args: _print(_run(args, "GET", path))
-
-
-def _canceller(path: str) -> Command:
-    return lambda args: _print(_run(args, "DELETE", path, {"id": args.id}))
+    return print_json(run(args, "POST", "/api/admin/suspend/v1", _rule_body(args, "suspend")))
 
 
 def _inspect(args: argparse.Namespace) -> int:
     query = urllib.parse.urlencode({"id": args.id, "want_body": str(args.want_body).lower()})
-    result = _run(args, "GET", f"/api/admin/inspect-message/v1?{query}")
+    result = run(args, "GET", f"/api/admin/inspect-message/v1?{query}")
     data = result.get("message", {}).pop("data", None) if not args.json else None
-    _print(result)
+    print_json(result)
     if data is not None:
         # The message as it would go on the wire, not one JSON string of "\r\n"s.
         print("--- message data ---")
@@ -191,20 +125,11 @@ def _inspect(args: argparse.Namespace) -> int:
 def _top(args: argparse.Namespace) -> int:
     from kumocore.admin.top import run_top
 
-    return run_top(lambda path: _run(args, "GET", path), args.endpoint,
+    return run_top(lambda path: run(args, "GET", path), args.endpoint,
                    interval=args.interval, once=args.once)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- parser
-def _client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--endpoint",
-        default=DEFAULT_ENDPOINT,
-        help="base URL of kumocore's HTTP listener (default: $KUMOCORE_ENDPOINT or %(default)s)",
-    )
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
-
-
 def _selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--domain", help="match the scheduled queues of this domain")
     parser.add_argument("--tenant", help="match this tenant")
@@ -231,7 +156,7 @@ def _rule_options(parser: argparse.ArgumentParser, *, bounce: bool) -> None:
             action="store_true",
             help="bounce without writing AdminBounce log records",
         )
-    _client_options(parser)
+    client_options(parser)
 
 
 def add_admin_subcommands(subparsers: Any) -> None:
@@ -240,8 +165,8 @@ def add_admin_subcommands(subparsers: Any) -> None:
     queue_commands = queue.add_subparsers(dest="queue_command", required=True)
     summary = queue_commands.add_parser("summary", help="scheduled and ready queues")
     summary.add_argument("--json", action="store_true", help="print the raw JSON")
-    _client_options(summary)
-    summary.set_defaults(handler=_guarded(_summary))
+    client_options(summary)
+    summary.set_defaults(handler=guarded(_summary))
     listing = queue_commands.add_parser(
         "list", help="the messages of one scheduled queue (like mailq)",
         description="List the messages waiting in one scheduled queue: id, age, attempts, "
@@ -249,16 +174,16 @@ def add_admin_subcommands(subparsers: Any) -> None:
     listing.add_argument("queue_name", help="the scheduled queue (e.g. tenant@gmail.com)")
     listing.add_argument("--limit", type=int, help="at most this many messages (per worker)")
     listing.add_argument("--json", action="store_true", help="print the raw JSON")
-    _client_options(listing)
-    listing.set_defaults(handler=_guarded(_queue_list))
+    client_options(listing)
+    listing.set_defaults(handler=guarded(_queue_list))
     flush = queue_commands.add_parser(
         "flush", help="retry waiting messages now (like postqueue -f)",
         description="Make every waiting message of the matching queues due now. Example: "
         "kumocore queue flush --domain gmail.com")
     _selection_options(flush)
     flush.add_argument("--reason", default="flushed by the operator", help="logged reason")
-    _client_options(flush)
-    flush.set_defaults(handler=_guarded(_flush))
+    client_options(flush)
+    flush.set_defaults(handler=guarded(_flush))
 
     rebind = subparsers.add_parser(
         "rebind", help="set meta on waiting messages and move them to other queues",
@@ -275,21 +200,25 @@ def add_admin_subcommands(subparsers: Any) -> None:
                         help="make matching messages due now even if their queue is the same")
     rebind.add_argument("--suppress-logging", action="store_true",
                         help="write no AdminRebind records")
-    _client_options(rebind)
-    rebind.set_defaults(handler=_guarded(_rebind))
+    client_options(rebind)
+    rebind.set_defaults(handler=guarded(_rebind))
 
     for kind, create in (("bounce", _bounce), ("suspend", _suspend)):
         path = f"/api/admin/{kind}/v1"
         parser = subparsers.add_parser(kind, help=f"add an admin {kind} rule")
         _rule_options(parser, bounce=kind == "bounce")
-        parser.set_defaults(handler=_guarded(create))
+        parser.set_defaults(handler=guarded(create))
         listing = subparsers.add_parser(f"{kind}-list", help=f"list active {kind} rules")
-        _client_options(listing)
-        listing.set_defaults(handler=_guarded(_lister(path)))
+        client_options(listing)
+        listing.set_defaults(handler=guarded(lister(path)))
         cancel = subparsers.add_parser(f"{kind}-cancel", help=f"cancel a {kind} rule")
         cancel.add_argument("id", help="the rule id")
-        _client_options(cancel)
-        cancel.set_defaults(handler=_guarded(_canceller(path)))
+        client_options(cancel)
+        cancel.set_defaults(handler=guarded(canceller(path)))
+
+    from kumocore.admin.cli_ops import add_ops_subcommands
+
+    add_ops_subcommands(subparsers)  # kcli's names
 
     inspect = subparsers.add_parser("inspect", help="show a queued message")
     inspect.add_argument("id", help="the message (spool) id")
@@ -297,8 +226,8 @@ def add_admin_subcommands(subparsers: Any) -> None:
                          help="print the message data after the envelope")  # fmt: skip
     inspect.add_argument("--json", action="store_true",
                          help="print the API's JSON as is (data as one string)")  # fmt: skip
-    _client_options(inspect)
-    inspect.set_defaults(handler=_guarded(_inspect))
+    client_options(inspect)
+    inspect.set_defaults(handler=guarded(_inspect))
 
     from kumocore.admin.top import add_top_arguments
 
@@ -308,5 +237,9 @@ def add_admin_subcommands(subparsers: Any) -> None:
         "seconds: messages per second received, delivered, failed; ready queues with "
         "connections against their limit; the largest scheduled queues. Ctrl-C ends it.")
     add_top_arguments(top)
-    _client_options(top)
-    top.set_defaults(handler=_guarded(_top))
+    client_options(top)
+    top.set_defaults(handler=guarded(_top))
+
+    from kumocore.admin.ready_q_cli import add_ready_q_subcommands
+
+    add_ready_q_subcommands(subparsers)  # suspend-ready-q*, bump-config-epoch

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kumocore.admin.inspect_ready_q import merge_inspect_ready_q
 from kumocore.admin.merge import (
     merge_cancel,
     merge_counts,
@@ -39,7 +40,10 @@ from kumocore.admin.merge import (
     merge_status,
     merge_summary,
 )
+from kumocore.admin.node_ops import merge_abort, merge_applied
 from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
+from kumocore.admin.ready_q import merge_bump
+from kumocore.admin.ready_q_states import merge_states
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Merge = Callable[[web.Response, list[PeerAnswer]], web.Response]
@@ -59,11 +63,22 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("GET", "/metrics"): merge_metrics_text,
     ("GET", "/metrics.json"): merge_metrics_json,
     ("GET", "/api/admin/status/v1"): merge_status,
+    ("POST", "/api/admin/suspend-ready-q/v1"): merge_rules_created,
+    ("GET", "/api/admin/suspend-ready-q/v1"): merge_rule_lists,
+    ("DELETE", "/api/admin/suspend-ready-q/v1"): merge_cancel,
+    ("POST", "/api/admin/bump-config-epoch"): merge_bump,
+    ("GET", "/api/admin/ready-q-states/v1"): merge_states,
+    ("GET", "/api/admin/inspect-ready-q/v1"): merge_inspect_ready_q,
+    ("POST", "/api/admin/set_diagnostic_log_filter/v1"): merge_applied,
+    ("POST", "/api/admin/abort-ready-q-conn/v1"): merge_abort,
 }
 
 
+#: POSTs whose target lives in one worker: its 404 means "not here", so the others are asked.
+SEARCHED_PATHS = ("/api/admin/abort-ready-q-conn/v1",)
+
 #: POSTs that create a rule whose id must be the same on every worker.
-RULE_PATHS = ("/api/admin/bounce/v1", "/api/admin/suspend/v1")
+RULE_PATHS = ("/api/admin/bounce/v1", "/api/admin/suspend/v1", "/api/admin/suspend-ready-q/v1")
 
 
 def make_fanout_middleware(peers: NodePeers) -> Any:
@@ -78,7 +93,8 @@ def make_fanout_middleware(peers: NodePeers) -> Any:
         local = await handler(request)
         if not isinstance(local, web.Response):
             return local
-        if request.method == "POST" and local.status >= 400:
+        if request.method == "POST" and local.status >= 400 and not (
+                local.status == 404 and request.path in SEARCHED_PATHS):
             return local  # an invalid request is refused once, not N times
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
         if request.method == "POST" and request.path in RULE_PATHS:

@@ -12,13 +12,18 @@ queued messages before it answers, so its ``bounced``/``total_bounced`` are real
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from aiohttp import web
 
+from kumocore.admin.api_support import (
+    ADMIN_PREFIX,
+    ApiError,
+    json_errors,
+    json_object,
+    rule_id_of,
+    services_of,
+)
 from kumocore.admin.metrics import (
     CONTENT_TYPE,
     reception_counter,
@@ -29,7 +34,6 @@ from kumocore.admin.metrics import (
 from kumocore.admin.peers import peer_rule_id
 from kumocore.admin.summary import inspect_message, queue_summary
 from kumocore.digits import decimal
-from kumocore.errors import ConfigError
 from kumocore.queue.admin import QueueRule, parse_rule
 from kumocore.tsa.admin_share import share_rule, unshare_rule
 
@@ -40,56 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ADMIN_PREFIX", "STATUS_PATH", "AdminApi", "add_admin_routes", "status_of"]
 
-ADMIN_PREFIX = "/api/admin"
 STATUS_PATH = f"{ADMIN_PREFIX}/status/v1"
-
-Method = Callable[["AdminApi", web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """Answer the current request with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _json_errors(handler: Method) -> Method:
-    """Turn :class:`ApiError` and ``ConfigError`` (from ``parse_rule``) into JSON replies."""
-
-    @wraps(handler)
-    async def wrapper(self: AdminApi, request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(self, request)
-        except ApiError as exc:
-            return web.json_response({"error": exc.message}, status=exc.status)
-        except ConfigError as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-
-    return wrapper
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    # orjson, not json: it refuses lone surrogates ("\ud800", not text: they broke the
-    # status page and rebind half-way) and nesting past its depth limit (json raised
-    # RecursionError: a 500), like the inject API's parser.
-    try:
-        body = orjson.loads(await request.read())
-    except ValueError as exc:  # orjson.JSONDecodeError
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    return body
-
-
-async def _rule_id(request: web.Request) -> str:
-    body = await _body(request)
-    rule_id = body.get("id")
-    if not isinstance(rule_id, str) or not rule_id:
-        raise ApiError(400, "field 'id' is required and must be a string")
-    return rule_id
-
 
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
@@ -108,18 +63,15 @@ class AdminApi:
         self.runtime = runtime
 
     def _services(self) -> Services:
-        services = self.runtime.services
-        if services is None:
-            raise ApiError(503, "the queues are not started")
-        return services
+        return services_of(self.runtime)
 
     def _manager(self) -> QueueManager:
         return self._services().queues
 
     # ------------------------------------------------------------------ bounce
-    @_json_errors
+    @json_errors
     async def bounce_create(self, request: web.Request) -> web.StreamResponse:
-        rule = parse_rule(await _body(request))
+        rule = parse_rule(await json_object(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().apply_bounce_rule(rule)
         # every node (shared store)
@@ -128,14 +80,14 @@ class AdminApi:
             {"id": rule.id, "bounced": dict(rule.bounced), "total_bounced": rule.total_bounced}
         )
 
-    @_json_errors
+    @json_errors
     async def bounce_list(self, request: web.Request) -> web.StreamResponse:
         rules = self._manager().admin.list_bounces()
         return web.json_response([rule.to_json() for rule in rules])
 
-    @_json_errors
+    @json_errors
     async def bounce_cancel(self, request: web.Request) -> web.StreamResponse:
-        rule_id = await _rule_id(request)
+        rule_id = await rule_id_of(request)
         manager = self._manager()
         manager.admin.list_bounces()  # prunes expired rules, so cancelling one of those is a 404
         shared = await unshare_rule(self.runtime.tsa, rule_id)
@@ -144,23 +96,23 @@ class AdminApi:
         return web.json_response({"id": rule_id})
 
     # ------------------------------------------------------------------ suspend
-    @_json_errors
+    @json_errors
     async def suspend_create(self, request: web.Request) -> web.StreamResponse:
-        rule = parse_rule(await _body(request))
+        rule = parse_rule(await json_object(request))
         rule.id = peer_rule_id(request) or rule.id
         self._manager().add_suspension(rule)
         # every node (shared store)
         await share_rule(self.runtime.tsa, self.runtime.hostname, "AdminSuspend", rule)
         return web.json_response({"id": rule.id})
 
-    @_json_errors
+    @json_errors
     async def suspend_list(self, request: web.Request) -> web.StreamResponse:
         rules = self._manager().admin.list_suspensions()
         return web.json_response([_suspension_entry(rule) for rule in rules])
 
-    @_json_errors
+    @json_errors
     async def suspend_cancel(self, request: web.Request) -> web.StreamResponse:
-        rule_id = await _rule_id(request)
+        rule_id = await rule_id_of(request)
         manager = self._manager()
         manager.admin.list_suspensions()  # prune expired ones first, as for bounces
         shared = await unshare_rule(self.runtime.tsa, rule_id)
@@ -169,7 +121,7 @@ class AdminApi:
         return web.json_response({"id": rule_id})
 
     # ------------------------------------------------------------------ views
-    @_json_errors
+    @json_errors
     async def inspect(self, request: web.Request) -> web.StreamResponse:
         message_id = request.query.get("id", "")
         if not message_id:
@@ -185,16 +137,16 @@ class AdminApi:
             raise ApiError(404, f"no queued message with id {message_id!r}")
         return web.json_response(result)
 
-    @_json_errors
+    @json_errors
     async def rebind(self, request: web.Request) -> web.StreamResponse:
         from kumocore.queue.rebind import parse_rebind, rebind
 
         services = self._services()
-        moved = await rebind(services.queues, parse_rebind(await _body(request)),
+        moved = await rebind(services.queues, parse_rebind(await json_object(request)),
                              services.intake.resolve_queue_config)  # fmt: skip
         return web.json_response(moved)
 
-    @_json_errors
+    @json_errors
     async def inspect_sched_q(self, request: web.Request) -> web.StreamResponse:
         from kumocore.queue.rebind import queue_messages
 
@@ -211,7 +163,7 @@ class AdminApi:
         return web.json_response(queue_messages(
             self._manager(), name, limit=limit, want_body=want_body == "true"))
 
-    @_json_errors
+    @json_errors
     async def summary(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(queue_summary(self._manager()))
 
@@ -255,8 +207,14 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     routes.add_get(f"{ADMIN_PREFIX}/queue-summary/v1", api.summary)
     routes.add_post(f"{ADMIN_PREFIX}/rebind/v1", api.rebind)
     routes.add_get(f"{ADMIN_PREFIX}/inspect-sched-q/v1", api.inspect_sched_q)
+    from kumocore.admin.node_ops import add_node_ops_routes
+    from kumocore.admin.ready_q import add_ready_q_routes
+    from kumocore.admin.resolve_path import add_resolve_route
     from kumocore.tsa.http import add_tsa_routes
 
+    add_ready_q_routes(app, runtime)  # suspend-ready-q, bump-config-epoch
+    add_node_ops_routes(app, runtime)  # log filter, abort-ready-q-conn, machine-info
+    add_resolve_route(app, runtime)  # resolve-egress-path
     add_tsa_routes(app, runtime)
     routes.add_get("/metrics", api.metrics)
     routes.add_get("/metrics.json", api.metrics_json)

@@ -136,6 +136,7 @@ def _where(path: str, exc: BaseException) -> str:
 def _runtime_io_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     """Tasks, HTTP, secrets, throttles, injection and DNS lists (issue 16, item 6)."""
     from kumocore.dkim.verify import use_resolvers
+    from kumocore.dmarc.policy import make_dmarc_functions
     from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
     from kumocore.http.client import make_http_client_functions
     from kumocore.loghooks.amqp_client import make_amqp_functions
@@ -144,6 +145,7 @@ def _runtime_io_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     from kumocore.policy.tasks import make_task_functions
     from kumocore.reception.inject_api import make_inject_functions
     from kumocore.reports.dsn import make_dsn_functions
+    from kumocore.spf.policy import make_spf_functions
     from kumocore.throttle.policy import make_throttle_functions
 
     resolvers = NamedResolvers(runtime.resolver)
@@ -156,6 +158,8 @@ def _runtime_io_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
         **make_inject_functions(runtime),
         **make_dsn_functions(runtime),
         **make_dns_list_functions(resolvers),
+        **make_spf_functions(resolvers),
+        **make_dmarc_functions(resolvers),
         **make_amqp_functions(),
         **make_nats_functions(),
     }
@@ -297,6 +301,9 @@ class CorePlugin:
         functions.update(make_dkim_functions())
         functions.update(make_runtime_functions(self.runtime))
         functions.update(_runtime_io_functions(self.runtime))
+        from kumocore.admin.ready_q_policy import make_ready_q_functions
+
+        functions.update(make_ready_q_functions(self.runtime))  # kumo.api.admin.suspend_ready_q
         return functions
 
     @hookimpl

@@ -95,6 +95,14 @@ class Hooks:
             int(read()) for _, read in self.caller.call_all_sync("kumo_register_config_epoch")
         )
 
+    def bump_config_epoch(self) -> int:
+        """Bump every provider's configuration epoch; returns how many providers there
+        were (0: nothing to bump)."""
+        bumps = self.caller.call_all_sync("kumo_register_config_epoch_bump")
+        for _, bump in bumps:
+            bump()
+        return len(bumps)
+
     # ---------------------------------------------------------------- SMTP events (all)
     async def smtp_server_connection_accepted(self, conn_meta: ConnMeta) -> None:
         await self.caller.call_all("kumo_smtp_server_connection_accepted", conn_meta=conn_meta)

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from kumocore.queue.ready_suspend import ReadySuspensions
+
 if TYPE_CHECKING:
     from collections import Counter
 
@@ -75,7 +77,8 @@ class EgressShared:
     """The services every egress path of one node uses (see the module docstring)."""
 
     __slots__ = ("broken_tls", "dane_counts", "forget", "hooks", "hostname", "local",
-                 "outcomes", "queue_of", "resolver", "store", "throttles", "tsa")
+                 "outcomes", "queue_of", "ready_holds", "resolver", "store", "throttles",
+                 "tsa")
 
     def __init__(
         self,
@@ -107,10 +110,18 @@ class EgressShared:
         self.outcomes = outcomes
         #: Traffic shaping automation: a path opened while a ``Suspend`` holds starts held.
         self.tsa = tsa
+        #: Operator suspensions of ready queues (``/api/admin/suspend-ready-q/v1``).
+        self.ready_holds = ReadySuspensions()
         #: The message's scheduled queue (for the name a status rewrite sees).
         self.queue_of = queue_of
         #: ``forget(message, keep_spooled=...)``: the message leaves the queues.
         self.forget = forget
+
+    def held_until(self, path_name: str) -> float:
+        """When the hold of ready queue ``path_name`` ends: the later of its automation
+        ``Suspend`` and its operator suspension (0: not held)."""
+        automation = self.tsa.held_until(path_name) if self.tsa is not None else 0.0
+        return max(automation, self.ready_holds.held_until(path_name))
 
     def throttle_store(self, force_local: bool) -> ThrottleStore:
         shared = self.throttles

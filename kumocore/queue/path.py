@@ -23,6 +23,7 @@ import structlog
 from kumocore.mail.response import Response
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.backoff import PathBackoff
+from kumocore.queue.dispatchers import Dispatchers
 from kumocore.queue.slots import YIELD_CHECK_SECONDS, PathThrottles, Slot
 
 #: Added to a hold's remaining time when its resume timer is armed, so that the timer
@@ -79,9 +80,10 @@ class EgressPath:
         self._pumping = False
         self._slot_retry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        tsa = shared.tsa
-        if tsa is not None:  # a path opened while a Suspend holds starts held
-            self.suspend_until(tsa.held_until(key.name))
+        #: The running connection tasks by session id (inspect / abort-ready-q-conn).
+        self.dispatchers = Dispatchers(key.name)
+        # A path opened while a Suspend or an operator suspension holds starts held.
+        self.suspend_until(shared.held_until(key.name))
 
     # ------------------------------------------------------------------ the ready queue
     def __len__(self) -> int:
@@ -258,6 +260,7 @@ class EgressPath:
 
     async def _connection(self, slot: Slot) -> None:
         epoch = self.backoff.epoch
+        dispatcher = self.dispatchers.enter()
         try:
             await self.serve(slot, epoch)
         except Exception as exc:  # a bug must not kill the queue: log and move on
@@ -266,6 +269,7 @@ class EgressPath:
             self.backoff.failed(
                 Response.parse(451, f"4.3.0 connection task failed: {exc}"), epoch)
         finally:
+            self.dispatchers.leave(dispatcher)
             self.connections -= 1
             await self.throttles.release(slot)
             self.wake()

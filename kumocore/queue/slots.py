@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.queue.path_states import CONNECTION_LIMITED, CONNECTION_RATE_THROTTLED, PathStates
+
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
     from kumocore.queue.egress import EgressShared
@@ -52,11 +54,13 @@ class PathThrottles:
     """The slots and rates of one path, named after it (``path_name``); ``wake`` is
     called when a rate that refused would admit again."""
 
-    __slots__ = ("_name", "_shared", "_wake", "_wanted")
+    __slots__ = ("_name", "_shared", "_wake", "_wanted", "states")
 
     def __init__(self, shared: EgressShared, path_name: str, wake: Callable[[], None]) -> None:
         self._shared, self._name, self._wake = shared, path_name, wake
         self._wanted: tuple[float, bool] = (0.0, False)  # (asked at, answer): see wanted
+        #: Why the path is held back now (``GET /api/admin/ready-q-states/v1``).
+        self.states = PathStates()
 
     async def acquire(self, config: EgressPathConfig) -> Slot | None:
         """A connection slot, or None when the path's connection limit, or one of its
@@ -66,11 +70,18 @@ class PathThrottles:
         held: list[tuple[ThrottleStore, Lease]] = []
         for key, spec in limits:
             store = self._shared.throttle_store(bool(getattr(spec, "force_local", False)))
-            lease = await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
+            try:
+                lease = await store.acquire_lease(key, int(spec.limit), LEASE_SECONDS)
+            except Exception as exc:
+                self.states.enter(CONNECTION_LIMITED, f"Error acquiring {key}: {exc}")
+                await self.release(Slot(tuple(held)))
+                raise
             if lease is None:
+                self.states.enter(CONNECTION_LIMITED, f"TooManyLeases for {key}")
                 await self.release(Slot(tuple(held)))
                 return None
             held.append((store, lease))
+        self.states.leave(CONNECTION_LIMITED)
         return Slot(tuple(held))
 
     @staticmethod
@@ -136,9 +147,11 @@ class PathThrottles:
 
     async def connection_rate(self, config: EgressPathConfig) -> bool:
         """Wait until the path's ``max_connection_rate`` admits one more connection."""
-        return await self._admit(config.max_connection_rate, "max_connection_rate")
+        return await self._admit(config.max_connection_rate, "max_connection_rate",
+                                 state=CONNECTION_RATE_THROTTLED)  # fmt: skip
 
-    async def _admit(self, spec: ThrottleSpec | None, what: str, *, shared: bool = False) -> bool:
+    async def _admit(self, spec: ThrottleSpec | None, what: str, *, shared: bool = False,
+                     state: str | None = None) -> bool:  # fmt: skip
         """Wait until the throttle ``spec`` (one of the path's rates) admits one more.
 
         False when the wait would exceed :data:`MAX_RATE_WAIT`: the caller then gives its
@@ -153,6 +166,11 @@ class PathThrottles:
         waited = 0.0
         while True:
             result = await store.throttle(key, spec)
+            if state is not None:  # kept while throttled, even past the wait given up on
+                if not result.throttled:
+                    self.states.leave(state)
+                else:
+                    self.states.enter(state, f"{what} throttling for {result.retry_after:.3f}s")
             if not result.throttled:
                 return True
             if waited + result.retry_after > MAX_RATE_WAIT:

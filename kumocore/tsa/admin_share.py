@@ -1,10 +1,11 @@
 """Operator suspensions and bounces shared through the automation store.
 
-When automation runs on a shared store (``'redis-throttles'``), an admin suspend or
-bounce made on one node is also written there as an ``AdminSuspend`` / ``AdminBounce``
-action; every node sharing the store applies it as its own admin rule (same id), and a
-cancel (resume) on any node removes it from every node. KumoMTA makes operators call each
-node; on a node without a shared store nothing changes (the rule is the node's own).
+When automation runs on a shared store (``'redis-throttles'``), an admin suspend, bounce
+or ready-queue suspension made on one node is also written there as an ``AdminSuspend`` /
+``AdminBounce`` / ``AdminSuspendReadyQ`` action; every node sharing the store applies it
+as its own admin rule (same id), and a cancel (resume) on any node removes it from every
+node. KumoMTA makes operators call each node; on a node without a shared store nothing
+changes (the rule is the node's own).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import time
 from typing import Protocol
 
 from kumocore.queue.admin import QueueRule
+from kumocore.queue.ready_suspend import ReadyQueueSuspension
 from kumocore.tsa.store import ActionStore, ActiveAction
 
-ADMIN_KINDS = ("AdminSuspend", "AdminBounce")
+ADMIN_KINDS = ("AdminSuspend", "AdminBounce", "AdminSuspendReadyQ")
+#: An operator's ready-queue suspension (``/api/admin/suspend-ready-q/v1``); ``site`` holds
+#: the ready queue's name.
+READY_Q_KIND = "AdminSuspendReadyQ"
 _FIELDS = ("campaign", "tenant", "domain", "routing_domain")
 
 
@@ -53,6 +58,28 @@ async def share_rule(
     await engine.store.put(action)
     await engine.sync()
     return True
+
+
+async def share_ready_suspension(
+    engine: SharedEngine | None, hostname: str, suspension: ReadyQueueSuspension
+) -> bool:
+    """Write a ready-queue suspension for every node; False when there is no shared store."""
+    engine = _shared(engine)
+    if engine is None:
+        return False
+    action = ActiveAction(
+        id=suspension.id, kind=READY_Q_KIND, rule=f"admin API on {hostname}",
+        reason=suspension.reason, site=suspension.name, site_name="", source="", domain="",
+        since=time.time(), expires=suspension.expires,
+    )  # fmt: skip
+    await engine.store.put(action)
+    await engine.sync()
+    return True
+
+
+def ready_suspension_of(action: ActiveAction) -> ReadyQueueSuspension:
+    return ReadyQueueSuspension(name=action.site, reason=action.reason,
+                                expires=action.expires, id=action.id)  # fmt: skip
 
 
 async def unshare_rule(engine: SharedEngine | None, rule_id: str) -> bool:

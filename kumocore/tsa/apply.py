@@ -50,6 +50,8 @@ class Applier:
                 manager.cancel_suspension(action_id)
             elif action_id not in current and gone.kind == "AdminBounce":
                 manager.cancel_bounce(action_id)
+            elif action_id not in current and gone.kind == "AdminSuspendReadyQ":
+                manager.egress.ready_holds.cancel(action_id)
         self._admin_rules(manager, current)
         for action_id, action in current.items():
             old = previous.get(action_id)
@@ -63,13 +65,17 @@ class Applier:
     @staticmethod
     def _admin_rules(manager: Any, current: Mapping[str, ActiveAction]) -> None:
         """Operator rules shared by other nodes (kumocore.tsa.admin_share)."""
-        from kumocore.tsa.admin_share import rule_of
+        from kumocore.tsa.admin_share import ready_suspension_of, rule_of
 
-        for action in current.values():
+        holds = manager.egress.ready_holds
+        # Oldest first: of two suspensions of one ready queue, the newer one stays.
+        for action in sorted(current.values(), key=lambda a: a.since):
             if action.kind == "AdminSuspend" and action.id not in manager.admin.suspensions:
                 manager.add_suspension(rule_of(action))
             elif action.kind == "AdminBounce" and action.id not in manager.admin.bounces:
                 manager.apply_bounce_rule(rule_of(action))
+            elif action.kind == "AdminSuspendReadyQ" and action.id not in holds:
+                holds.add(ready_suspension_of(action))
 
     def _hold_ready_queues(self, manager: Any, current: Mapping[str, ActiveAction]) -> None:
         """Every ready queue holds until its latest Suspend action ends (new ones too)."""
@@ -80,7 +86,10 @@ class Applier:
         self.held_until = until
         ready: EgressPath
         for ready in list(manager.paths.values()):
-            ready.suspend_until(until.get(ready.key.name, 0.0))
+            # An operator's ready-queue suspension holds on, whatever automation says.
+            name = ready.key.name
+            ready.suspend_until(max(until.get(name, 0.0),
+                                    manager.egress.ready_holds.held_until(name)))
 
     async def _refresh(self, manager: Any, changed: set[tuple[str, str]]) -> None:
         ready: EgressPath

@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from kumocore.admin.cli import DEFAULT_ENDPOINT, AdminClientError, request
+from kumocore.admin.cli_client import DEFAULT_ENDPOINT, AdminClientError, request
 
 PATH = "/api/admin/tsa/v1"
 

@@ -96,7 +96,9 @@ async def test_sender_results_become_delivery_responses(tmp_path: Path) -> None:
     assert responses[0] == Response(250, "sent for hook.log_hook t")
     assert (responses[1].code, responses[1].content) == (500, "permanently refused")
     assert responses[2].is_transient and "try later" in responses[2].content
-    assert responses[3].code == 451 and "the target broke" in responses[3].content
+    # As KumoMTA: a sender that raises is "error in deliver_message" (400, internal).
+    assert responses[3].code == 400 and "the target broke" in responses[3].content
+    assert responses[3].content.startswith("KumoMTA internal: error in deliver_message: ")
 
     batch = Sender(policy, "make.batch", await policy.call_custom_event("make.batch"))
     assert await batch.deliver(messages[:3]) == [Response(250, "batch of 3")] * 3
@@ -170,7 +172,7 @@ async def test_custom_lua_batches_fill_to_batch_size_and_wait_for_min_batch_size
     from kumocore.delivery.custom_lua import LuaReadyQueue
     from kumocore.queue.egress import PathKey
 
-    nothing_shared = SimpleNamespace(tsa=None)  # nothing is delivered
+    nothing_shared = SimpleNamespace(tsa=None, held_until=lambda name: 0.0)  # no delivery
     ready = LuaReadyQueue(nothing_shared, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]
                           "hook.log_hook", EgressSource.from_options({"name": "unspecified"}),
                           EgressPathConfig.from_options({}))

@@ -1,0 +1,132 @@
+"""``kumocore set-log-filter``, ``abort-ready-q-conn`` and ``resolve-egress-path``: kcli's
+commands of the same names, over the admin API (:mod:`kumocore.admin.node_ops`,
+:mod:`kumocore.admin.resolve_path`).
+
+The first two endpoints answer plain text (KumoMTA's), so they are read here as text; an
+error answer is still the API's JSON error on stderr and exit status 1, as for every
+admin command (:mod:`kumocore.admin.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from kumocore.admin.cli_client import AdminClientError, client_options, guarded, request
+
+__all__ = ["OpsCommands", "add_ops_subcommands", "format_resolution"]
+
+
+class OpsCommands:
+    """The command handlers, calling the API through :mod:`kumocore.admin.cli_client`."""
+
+    def __init__(self) -> None:
+        self.request, self.error = request, AdminClientError
+
+    def _post_text(self, args: argparse.Namespace, path: str, body: dict[str, Any]) -> str:
+        """POST ``body``; the answer's text. An error answer raises ``error`` with the
+        API's JSON error (or the text of whatever else answered: a proxy, auth)."""
+        req = urllib.request.Request(
+            args.endpoint.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
+            headers={"Content-Type": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=args.timeout) as response:
+                return str(response.read().decode("utf-8", "replace"))
+        except urllib.error.HTTPError as exc:
+            raise self.error(exc.code, _error_body(exc.read(), str(exc.reason))) from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise self.error(0, {"error": f"cannot reach {args.endpoint}: {reason}"}) from exc
+
+    def set_log_filter(self, args: argparse.Namespace) -> int:
+        text = self._post_text(args, "/api/admin/set_diagnostic_log_filter/v1",
+                               {"filter": args.filter})  # fmt: skip
+        print(text or "OK")  # as kcli: the server's text, or OK for an empty answer
+        return 0
+
+    def abort(self, args: argparse.Namespace) -> int:
+        body = {"queue_name": args.queue_name, "session_id": args.session_id}
+        print(self._post_text(args, "/api/admin/abort-ready-q-conn/v1", body) or "OK")
+        return 0
+
+    def resolve(self, args: argparse.Namespace) -> int:
+        query = {"domain": args.domain}
+        if args.source is not None:
+            query["source"] = args.source
+        answer = self.request(
+            args.endpoint, "GET",
+            f"/api/admin/resolve-egress-path/v1?{urllib.parse.urlencode(query)}",
+            timeout=args.timeout)  # fmt: skip
+        if args.json:
+            print(json.dumps(answer, indent=2, sort_keys=True))
+        else:
+            print(format_resolution(answer))
+        return 0
+
+
+def _error_body(raw: bytes, reason: str) -> dict[str, Any]:
+    try:
+        error = json.loads(raw)
+    except ValueError:
+        error = None
+    if isinstance(error, dict):
+        return error
+    return {"error": raw.decode("utf-8", "replace").strip() or reason}
+
+
+def format_resolution(answer: dict[str, Any]) -> str:
+    """The human-readable block of ``resolve-egress-path`` (``--json`` prints it all)."""
+    lines = [f"domain:     {answer['domain']}",
+             f"source:     {answer['source']}",
+             f"ready queue: {answer['queue_name']}"]  # fmt: skip
+    mx = answer.get("mx")
+    if mx is None:
+        lines.append("mx:         (no MX resolution: the domain is the site)")
+    else:
+        lines.append(f"site:       {mx['site_name']}")
+        for pref, hosts in mx["by_preference"].items():
+            lines.append(f"  mx {pref}: {' '.join(hosts)}")
+    lines.append("egress path config:")
+    for key, value in sorted(answer["path_config"].items()):
+        if value is not None:
+            lines.append(f"  {key} = {json.dumps(value)}")
+    return "\n".join(lines)
+
+
+def add_ops_subcommands(subparsers: Any) -> None:
+    """Add the three commands to the admin CLI's ``subparsers``."""
+    commands = OpsCommands()
+    log_filter = subparsers.add_parser(
+        "set-log-filter", help="change the diagnostic log filter of a running node",
+        description="Set the diagnostic log filter in every worker, as "
+        "kumo.set_diagnostic_log_filter does. Example: kumocore set-log-filter kumod=debug")
+    log_filter.add_argument("filter", help="e.g. kumod=debug, or a bare level: info")
+    client_options(log_filter)
+    log_filter.set_defaults(handler=guarded(commands.set_log_filter))
+
+    abort = subparsers.add_parser(
+        "abort-ready-q-conn", help="abort one open connection of a ready queue",
+        description="Cancel the delivery connection SESSION_ID of ready queue QUEUE_NAME; "
+        "a message it was sending goes back to the ready queue and out on a new "
+        "connection. Session ids are logged at debug level ('ready queue connection "
+        "started') — see set-log-filter.")
+    abort.add_argument("queue_name",
+                       help="the ready queue, e.g. 'unspecified->mx.example@smtp_client'")
+    abort.add_argument("session_id", help="the connection's session id (a UUID)")
+    client_options(abort)
+    abort.set_defaults(handler=guarded(commands.abort))
+
+    resolve = subparsers.add_parser(
+        "resolve-egress-path", help="which ready queue and egress path config a domain gets",
+        description="Ask the running node's policy, read-only, what routing would ask for "
+        "mail to DOMAIN over SOURCE: queue config, MX site, ready queue name and egress "
+        "path config. Example: kumocore resolve-egress-path gmail.com ip-1")
+    resolve.add_argument("domain", help="the destination domain")
+    resolve.add_argument("source", nargs="?", help="the egress source (default: unspecified)")
+    resolve.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    client_options(resolve)
+    resolve.set_defaults(handler=guarded(commands.resolve))

@@ -1,0 +1,118 @@
+"""OpenAPI 3 path items of machine-info, the diagnostic log filter, abort-ready-q-conn and
+resolve-egress-path (merged by :func:`kumocore.admin.openapi.admin_openapi_paths`).
+
+Request and response shapes are KumoMTA's (``MachineInfoV1``, ``SetDiagnosticFilterRequest``,
+``AbortReadyQConnV1Request``, ``ResolveEgressPathV1Response``), minus what kumocore does
+not fill (said in each description).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["node_ops_openapi_paths"]
+
+_STR = {"type": "string"}
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": _STR}}
+
+_MACHINE_INFO = {
+    "type": "object",
+    "required": ["hostname", "node_id", "num_cores", "platform", "online_since",
+                 "process_kind", "version"],
+    "properties": {
+        "hostname": _STR,
+        "node_id": {"type": "string", "description": "this worker's log-record nodeid "
+                    "(new at each start)"},
+        "num_cores": {"type": "integer"},
+        "kernel_version": {"type": "string", "nullable": True},
+        "platform": {"type": "string", "example": "linux/x86_64"},
+        "container_runtime": {"type": "string", "nullable": True},
+        "online_since": {"type": "string", "format": "date-time",
+                         "description": "when this worker process started"},
+        "process_kind": {"type": "string", "example": "kumocore"},
+        "version": _STR,
+        "mac_address": {"type": "string", "description": "absent when not readable"},
+        "cpu_brand": {"type": "string", "description": "absent when not readable"},
+        "distribution": {"type": "string", "description": "absent when not readable"},
+        "os_version": {"type": "string", "description": "absent when not readable"},
+        "total_memory_bytes": {"type": "integer", "description": "absent when not readable"},
+        "fingerprint": {"type": "string", "description": "machine_uid=<machine-id>; "
+                        "absent without /etc/machine-id (no cloud metadata is asked)"},
+    },
+}
+_MX = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "site_name": _STR,
+        "by_preference": {"type": "object",
+                          "additionalProperties": {"type": "array", "items": _STR}},
+        "is_domain_literal": {"type": "boolean"},
+        "is_secure": {"type": "boolean"},
+        "is_mx": {"type": "boolean"},
+    },
+}
+_RESOLVED = {
+    "type": "object",
+    "description": "KumoMTA's ResolveEgressPathV1Response without `constraints` "
+                   "(not derived by kumocore)",
+    "required": ["domain", "source", "mx", "queue_name", "queue_config", "path_config"],
+    "properties": {
+        "domain": _STR,
+        "source": _STR,
+        "mx": _MX,
+        "queue_name": {"type": "string", "example": "unspecified->mx.example@smtp_client"},
+        "queue_config": {"type": "object"},
+        "path_config": {"type": "object"},
+    },
+}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": _STR}}}
+
+
+def node_ops_openapi_paths() -> dict[str, Any]:
+    """Path items keyed by path (a fresh copy per call)."""
+    log_filter = {"type": "object", "required": ["filter"], "additionalProperties": False,
+                  "properties": {"filter": {"type": "string", "example": "kumod=debug"}}}
+    abort = {"type": "object", "required": ["queue_name", "session_id"],
+             "additionalProperties": False,
+             "properties": {"queue_name": _STR, "session_id": {"type": "string",
+                                                               "format": "uuid"}}}
+    return {
+        "/api/machine-info": {"get": {
+            "tags": ["debugging"], "summary": "What machine and process answer",
+            "responses": {"200": _json(_MACHINE_INFO)}}},
+        "/api/admin/set_diagnostic_log_filter/v1": {"post": {
+            "tags": ["logging"], "summary": "Change the diagnostic log filter (every worker)",
+            "requestBody": _body(log_filter),
+            "responses": {"200": {"description": "applied (empty body)"},
+                          "400": _json(_ERROR, "bad body or filter")}}},
+        "/api/admin/abort-ready-q-conn/v1": {"post": {
+            "tags": ["inspect"],
+            "summary": "Abort one connection of a ready queue; its message is retried",
+            "requestBody": _body(abort),
+            "responses": {"200": _text("aborted <session_id>"),
+                          "400": _json(_ERROR, "bad body"),
+                          "404": _json(_ERROR, "no matching queue or session")}}},
+        "/api/admin/resolve-egress-path/v1": {"get": {
+            "tags": ["inspect"],
+            "summary": "The queue and egress path configuration a domain would get",
+            "parameters": [
+                {"name": "domain", "in": "query", "required": True, "schema": _STR},
+                {"name": "source", "in": "query", "required": False,
+                 "schema": {"type": "string", "default": "unspecified"}},
+            ],
+            "responses": {"200": _json(_RESOLVED),
+                          "400": _json(_ERROR, "bad query"),
+                          "500": _json(_ERROR, "the policy failed")}}},
+    }

@@ -1,0 +1,151 @@
+"""OpenAPI 3 path items of :mod:`kumocore.admin.ready_q` (merged by
+:func:`kumocore.admin.openapi.admin_openapi_paths`); shapes are KumoMTA's
+``SuspendReadyQueueV1Request``, ``SuspendReadyQueueV1ListEntry`` and
+``ReadyQueueStateResponse``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ready_q_openapi_paths"]
+
+_STR = {"type": "string"}
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": _STR}}
+_ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": _STR}}
+_NAME = {
+    "type": "string",
+    "description": "the ready queue (egress path): source->site@protocol",
+    "example": "unspecified->(alt1|alt2)?.mx.example.com@smtp_client",
+}
+_REQUEST = {
+    "type": "object",
+    "required": ["name", "reason"],
+    "additionalProperties": False,
+    "properties": {
+        "name": _NAME,
+        "reason": {"type": "string", "description": "listed with the suspension"},
+        "duration": {"type": "string", "nullable": True, "default": "5m",
+                     "description": "how long it holds (e.g. 90s, 1h30m)"},
+        "expires": {"type": "string", "nullable": True, "format": "date-time",
+                    "description": "RFC 3339 end time with a zone; overrides duration"},
+    },
+}
+_ENTRY = {
+    "type": "object",
+    "required": ["id", "name", "reason", "duration", "expires"],
+    "properties": {
+        "id": _STR,
+        "name": _NAME,
+        "reason": _STR,
+        "duration": {"type": "string", "description": "time left, e.g. 287s"},
+        "expires": {"type": "string", "format": "date-time"},
+    },
+}
+
+_QUEUE_STATE = {"type": "object", "required": ["context", "since"],
+                "properties": {"context": _STR, "since": {"type": "string", "format": "date-time"}}}
+_STATES = {
+    "type": "object",
+    "required": ["states_by_ready_queue"],
+    "properties": {"states_by_ready_queue": {
+        "type": "object",
+        "description": "ready queue name → its states; queues in no state are left out",
+        "additionalProperties": {"type": "object", "properties": {
+            "connection_limited": _QUEUE_STATE, "connection_rate_throttled": _QUEUE_STATE}},
+    }},
+}
+
+_INSPECT = {
+    "type": "object",
+    "description": "KumoMTA's InspectReadyQV1Response without egress_pool, constraints, "
+                   "state.watchdog_threshold and the connections' phases and counters",
+    "properties": {
+        "queue_name": _NAME,
+        "egress_source": _STR,
+        "protocol": _STR,
+        "now": {"type": "string", "format": "date-time"},
+        "path_config": {"type": "object"},
+        "mx": {"type": "object", "nullable": True},
+        "dispatchers": {"type": "array", "items": {"type": "object", "properties": {
+            "session_id": _STR, "started_at": {"type": "string", "format": "date-time"},
+            "age": _STR}}},
+        "state": {"type": "object", "properties": {
+            "connection_count": {"type": "integer"}, "ready_count": {"type": "integer"},
+            "suspended": {**_ENTRY, "nullable": True},
+            "connection_limited": _QUEUE_STATE, "connection_rate_throttled": _QUEUE_STATE}},
+        "scheduled_queue_names": {"type": "array", "items": _STR,
+                                  "description": "with include_scheduled_queues=true"},
+    },
+}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_BAD = _json(_ERROR, "bad request body")
+_NOT_STARTED = _json(_ERROR, "the queues are not started")
+
+
+def ready_q_openapi_paths() -> dict[str, Any]:
+    """Path items keyed by path (fresh dicts: callers may change them)."""
+    tags = ["admin"]
+    return {
+        "/api/admin/suspend-ready-q/v1": {
+            "post": {"tags": tags, "summary": "Suspend delivery on one ready queue",
+                     "requestBody": _body(_REQUEST),
+                     "responses": {"200": _json(_ID_BODY), "400": _BAD, "503": _NOT_STARTED}},
+            "get": {"tags": tags, "summary": "List active ready-queue suspensions",
+                    "responses": {"200": _json({"type": "array", "items": _ENTRY}),
+                                  "503": _NOT_STARTED}},
+            "delete": {"tags": tags, "summary": "Cancel a ready-queue suspension",
+                       "requestBody": _body(_ID_BODY),
+                       "responses": {"200": _json(_ID_BODY), "400": _BAD,
+                                     "404": _json(_ERROR, "no active suspension with this id"),
+                                     "503": _NOT_STARTED}},
+        },
+        "/api/admin/ready-q-states/v1": {
+            "get": {
+                "tags": tags,
+                "summary": "Ready queues held back by a connection limit or connection rate",
+                "parameters": [{"name": "queues", "in": "query", "required": False,
+                                "description": "only these ready queues (comma-separated "
+                                               "or repeated); all when absent",
+                                "schema": {"type": "array", "items": _STR},
+                                "style": "form", "explode": False}],
+                "responses": {"200": _json(_STATES), "503": _NOT_STARTED},
+            }
+        },
+        "/api/admin/inspect-ready-q/v1": {
+            "get": {
+                "tags": tags,
+                "summary": "One ready queue: source, protocol, MX, configuration, "
+                           "connections and state",
+                "parameters": [
+                    {"name": "queue_name", "in": "query", "required": True, "schema": _STR},
+                    {"name": "include_scheduled_queues", "in": "query", "required": False,
+                     "schema": {"type": "boolean", "default": False}},
+                ],
+                "responses": {"200": _json(_INSPECT), "400": _BAD,
+                              "404": _json(_ERROR, "no such ready queue"),
+                              "503": _NOT_STARTED},
+            }
+        },
+        "/api/admin/bump-config-epoch": {
+            "post": {
+                "tags": tags,
+                "summary": "Bump the configuration epoch on every worker (as "
+                           "kumo.bump_config_epoch() does)",
+                "requestBody": {"required": False,
+                                "content": {"application/json": {"schema": {}}}},
+                "responses": {
+                    "200": {"description": "bumped (empty body, as KumoMTA)"},
+                    "501": _json(_ERROR, "no installed plugin provides a configuration epoch"),
+                },
+            }
+        },
+    }

@@ -1,0 +1,98 @@
+"""The open connections of a ready queue (KumoMTA's *dispatchers*), by session id.
+
+Every connection task of an egress path (:meth:`kumocore.queue.path.EgressPath._connection`)
+registers here for as long as it runs, under a fresh UUID: the ``session_id`` that
+KumoMTA's ``inspect-ready-q`` lists and ``abort-ready-q-conn`` takes.
+
+Aborting cancels the connection's task. That is safe for the messages it holds: the
+delivery protocols give a message they took but did not hand to an outcome back to the
+front of the ready queue (``SmtpEgressPath._deliver_one``, ``custom_lua``'s batches), and
+the path's connection slot is released and the path woken as for any ending connection,
+so the message goes out again at once on a new connection. As in KumoMTA, the interrupted
+attempt is not counted and writes no log record: the MX never gave a reply to it, so
+there is no outcome to report. (A connection cut after the MX took the final dot but
+before its reply arrived may deliver that message twice, as with any lost connection.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import structlog
+
+__all__ = ["Dispatcher", "Dispatchers", "parse_session_id"]
+
+log = structlog.get_logger("kumocore.ready")
+
+
+@dataclass(eq=False)
+class Dispatcher:
+    """One running connection task of a path."""
+
+    task: asyncio.Task[None]
+    session_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    #: When the task started (unix seconds), for listings.
+    started_at: float = field(default_factory=time.time)
+    #: Set once an operator asked for the abort (the task may still be unwinding).
+    aborted: bool = False
+
+
+class Dispatchers:
+    """The running connection tasks of one egress path."""
+
+    __slots__ = ("_open", "queue_name")
+
+    def __init__(self, queue_name: str) -> None:
+        self.queue_name = queue_name
+        self._open: dict[uuid.UUID, Dispatcher] = {}
+
+    def enter(self) -> Dispatcher:
+        """Register the calling task (a connection task that is starting)."""
+        dispatcher = Dispatcher(asyncio.current_task())  # type: ignore[arg-type]
+        self._open[dispatcher.session_id] = dispatcher
+        # Debug level: with many connections a second this is noise, but an operator
+        # hunting one stuck connection turns it on (set_diagnostic_log_filter) to get
+        # the session id that abort-ready-q-conn takes.
+        log.debug("ready queue connection started", queue=self.queue_name,
+                  session_id=str(dispatcher.session_id))  # fmt: skip
+        return dispatcher
+
+    def leave(self, dispatcher: Dispatcher) -> None:
+        """The connection task is ending (its ``finally``): it can no longer be aborted."""
+        self._open.pop(dispatcher.session_id, None)
+
+    def __iter__(self) -> Iterator[Dispatcher]:
+        return iter(list(self._open.values()))
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def abort(self, session_id: uuid.UUID) -> bool:
+        """Cancel the connection task ``session_id``; False when no such task runs.
+
+        Asking twice for the same task (it is still unwinding) succeeds again: the
+        operator's intent holds, and cancelling a cancelled task changes nothing.
+        """
+        dispatcher = self._open.get(session_id)
+        if dispatcher is None or dispatcher.task.done():
+            return False
+        dispatcher.aborted = True
+        dispatcher.task.cancel(f"aborted by operator (session {session_id})")
+        return True
+
+
+def parse_session_id(value: object) -> uuid.UUID:
+    """A ``session_id`` field: a UUID in any of Python's accepted spellings.
+
+    Raises ValueError with a message fit for the API's 400 answer.
+    """
+    if not isinstance(value, str):
+        raise ValueError("field 'session_id' is required and must be a UUID string")
+    try:
+        return uuid.UUID(value)
+    except ValueError as exc:
+        raise ValueError(f"field 'session_id' is not a UUID: {value!r}") from exc
