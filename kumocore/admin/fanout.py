@@ -29,9 +29,10 @@ from aiohttp import web
 
 from kumocore.admin.inspect_ready_q import merge_inspect_ready_q
 from kumocore.admin.merge import (
-    merge_cancel,
     merge_counts,
+    merge_first_success,
     merge_inspect,
+    merge_local,
     merge_metrics_json,
     merge_metrics_text,
     merge_rule_lists,
@@ -40,9 +41,7 @@ from kumocore.admin.merge import (
     merge_status,
     merge_summary,
 )
-from kumocore.admin.node_ops import merge_abort, merge_applied
 from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
-from kumocore.admin.ready_q import merge_bump
 from kumocore.admin.ready_q_states import merge_states
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,8 +54,8 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("GET", "/api/admin/suspend/v1"): merge_rule_lists,
     ("POST", "/api/admin/bounce/v1"): merge_rules_created,
     ("POST", "/api/admin/suspend/v1"): merge_rules_created,
-    ("DELETE", "/api/admin/bounce/v1"): merge_cancel,
-    ("DELETE", "/api/admin/suspend/v1"): merge_cancel,
+    ("DELETE", "/api/admin/bounce/v1"): merge_first_success,
+    ("DELETE", "/api/admin/suspend/v1"): merge_first_success,
     ("GET", "/api/admin/inspect-message/v1"): merge_inspect,
     ("POST", "/api/admin/rebind/v1"): merge_counts,
     ("GET", "/api/admin/inspect-sched-q/v1"): merge_sched_q,
@@ -65,12 +64,12 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("GET", "/api/admin/status/v1"): merge_status,
     ("POST", "/api/admin/suspend-ready-q/v1"): merge_rules_created,
     ("GET", "/api/admin/suspend-ready-q/v1"): merge_rule_lists,
-    ("DELETE", "/api/admin/suspend-ready-q/v1"): merge_cancel,
-    ("POST", "/api/admin/bump-config-epoch"): merge_bump,
+    ("DELETE", "/api/admin/suspend-ready-q/v1"): merge_first_success,
+    ("POST", "/api/admin/bump-config-epoch"): merge_local,
     ("GET", "/api/admin/ready-q-states/v1"): merge_states,
     ("GET", "/api/admin/inspect-ready-q/v1"): merge_inspect_ready_q,
-    ("POST", "/api/admin/set_diagnostic_log_filter/v1"): merge_applied,
-    ("POST", "/api/admin/abort-ready-q-conn/v1"): merge_abort,
+    ("POST", "/api/admin/set_diagnostic_log_filter/v1"): merge_local,
+    ("POST", "/api/admin/abort-ready-q-conn/v1"): merge_first_success,
 }
 
 

@@ -117,17 +117,25 @@ def merge_sched_q(local: web.Response, answers: list[PeerAnswer]) -> web.Respons
     return web.json_response(merged)
 
 
-def merge_cancel(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+def merge_first_success(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    """The worker that had it answers for the node (a cancel by id, an abort of one
+    connection): its answer as it came; the local failure (404) only if none had it."""
     if local.status == 200:
         return local
     for answer in answers:
         if answer.status == 200:
-            return web.Response(body=answer.body, content_type="application/json")
+            return web.Response(body=answer.body, content_type=answer.content_type)
+    return local
+
+
+def merge_local(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    """Every worker applied the same change (a log filter, an epoch bump): the node's
+    answer is this worker's (the ``X-Kumocore-Workers`` header says how many answered)."""
     return local
 
 
 def merge_inspect(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    return merge_cancel(local, answers)  # the one worker that has the message answers
+    return merge_first_success(local, answers)  # the one worker that has the message answers
 
 
 def merge_metrics_json(local: web.Response, answers: list[PeerAnswer]) -> web.Response:

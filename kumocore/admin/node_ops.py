@@ -33,12 +33,10 @@ from kumocore.policy.tasks import set_diagnostic_log_filter
 from kumocore.queue.dispatchers import parse_session_id
 
 if TYPE_CHECKING:
-    from kumocore.admin.peers import PeerAnswer
     from kumocore.node.runtime import Runtime
     from kumocore.queue.path import EgressPath
 
-__all__ = ["ABORT_PATH", "LOG_FILTER_PATH", "add_node_ops_routes", "merge_abort",
-           "merge_applied"]  # fmt: skip
+__all__ = ["ABORT_PATH", "LOG_FILTER_PATH", "add_node_ops_routes"]
 
 LOG_FILTER_PATH = f"{ADMIN_PREFIX}/set_diagnostic_log_filter/v1"
 ABORT_PATH = f"{ADMIN_PREFIX}/abort-ready-q-conn/v1"
@@ -89,22 +87,6 @@ class NodeOpsApi:
         log.info("ready queue connection aborted by operator", queue=queue_name,
                  session_id=str(session_id))  # fmt: skip
         return web.Response(text=f"aborted {session_id}")
-
-
-def merge_applied(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    """Every worker applied the same change: the node's answer is this worker's (the
-    ``X-Kumocore-Workers`` header says how many workers answered)."""
-    return local
-
-
-def merge_abort(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    """The worker that ran the session answers for the node; 404 only if none did."""
-    if local.status == 200:
-        return local
-    for answer in answers:
-        if answer.status == 200:
-            return web.Response(body=answer.body, content_type="text/plain")
-    return local
 
 
 def add_node_ops_routes(app: web.Application, runtime: Runtime) -> None:

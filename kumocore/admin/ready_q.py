@@ -31,15 +31,14 @@ from kumocore.admin.api_support import (
     rule_id_of,
     services_of,
 )
-from kumocore.admin.peers import PeerAnswer, peer_rule_id
+from kumocore.admin.peers import peer_rule_id
 from kumocore.admin.ready_holds import add_ready_suspension, cancel_ready_suspension
 from kumocore.queue.ready_suspend import parse_ready_suspension
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
 
-__all__ = ["BUMP_PATH", "SUSPEND_READY_Q_PATH", "ReadyQueueApi", "add_ready_q_routes",
-           "merge_bump"]  # fmt: skip
+__all__ = ["BUMP_PATH", "SUSPEND_READY_Q_PATH", "ReadyQueueApi", "add_ready_q_routes"]
 
 SUSPEND_READY_Q_PATH = f"{ADMIN_PREFIX}/suspend-ready-q/v1"
 BUMP_PATH = f"{ADMIN_PREFIX}/bump-config-epoch"
@@ -99,12 +98,6 @@ class ReadyQueueApi:
             raise ApiError(501, "no installed plugin provides a configuration epoch to bump "
                            "(hook kumo_register_config_epoch_bump)")  # fmt: skip
         return web.Response(status=200)  # KumoMTA answers 200 with an empty body
-
-
-def merge_bump(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    """Every worker bumped its own epoch: the node's answer is this worker's (the
-    ``X-Kumocore-Workers`` header says how many workers answered)."""
-    return local
 
 
 def add_ready_q_routes(app: web.Application, runtime: Runtime) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from kumocore.admin.merge import (
-    merge_cancel,
+    merge_first_success,
     merge_metrics_json,
     merge_metrics_text,
     merge_rule_lists,
@@ -67,8 +67,8 @@ def test_rules_are_one_entry_per_id_with_bounce_counts_summed() -> None:
 
 def test_a_cancel_succeeds_when_any_worker_had_the_rule() -> None:
     missing = _local({"error": "no rule"}, status=404)
-    assert merge_cancel(missing, [_peer({"id": "r1"})]).status == 200
-    assert merge_cancel(missing, [_peer({"error": "no"}, status=404)]).status == 404
+    assert merge_first_success(missing, [_peer({"id": "r1"})]).status == 200
+    assert merge_first_success(missing, [_peer({"error": "no"}, status=404)]).status == 404
 
 
 def test_metrics_json_sums_counts_but_keeps_the_earliest_start_and_one_build_info() -> None:

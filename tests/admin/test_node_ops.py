@@ -267,11 +267,12 @@ async def test_cli_resolve_egress_path_prints_a_summary_or_json(
 def test_an_abort_answered_by_another_worker_is_the_nodes_answer() -> None:
     from aiohttp import web
 
-    from kumocore.admin.node_ops import merge_abort
+    from kumocore.admin.merge import merge_first_success
     from kumocore.admin.peers import PeerAnswer
 
     missing = web.json_response({"error": "no matching dispatcher"}, status=404)
     found = PeerAnswer(1, 200, b"aborted 9511a32e-66f8-42aa-b151-ccb176df47d9", "text/plain")
-    merged = merge_abort(missing, [PeerAnswer(2, 404, b"{}"), found])
+    merged = merge_first_success(missing, [PeerAnswer(2, 404, b"{}"), found])
     assert (merged.status, merged.body, merged.content_type) == (200, found.body, "text/plain")
-    assert merge_abort(missing, [PeerAnswer(2, 404, b"{}"), PeerAnswer(3, 0, b"")]) is missing
+    unreached = PeerAnswer(3, 0, b"")
+    assert merge_first_success(missing, [PeerAnswer(2, 404, b"{}"), unreached]) is missing

@@ -1,5 +1,5 @@
-"""The SPF tests' real loopback DNS server fixtures (``dns_server``, ``resolver``, ``zone``)
-and a DMARC check against it."""
+"""The SPF tests' fixtures (the real loopback DNS server: ``dns_server``, ``resolver``,
+``zone``; the recording ``sink``) and a DMARC check against that DNS server."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from kumocore.dmarc import DmarcInput, DmarcOutcome, evaluate
 from kumocore.dns import Resolver
-from tests.core.spf.conftest import dns_server, resolver, zone
+from tests.core.spf.conftest import dns_server, resolver, sink, zone
 
-__all__ = ["dns_server", "resolver", "zone"]
+__all__ = ["dns_server", "resolver", "sink", "zone"]
 
 Check = Callable[..., Awaitable[DmarcOutcome]]
 

@@ -4,7 +4,7 @@ rejects ``fail`` with a 550 and stamps the result on accepted mail (client on 12
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from bench.common.dns_server import TestDnsServer
 from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink
 from bench.common.smtp_client import RawSmtpClient
+from tests.core.spf.conftest import ROUTE_TO_SINK_LUA
 from tests.loghooks.test_webhook_durability import wait_for
 
 pytestmark = pytest.mark.slow
@@ -52,23 +53,9 @@ kumo.on('smtp_server_message_received', function(msg, conn_meta)
   end
   msg:add_authentication_results(msg:get_meta 'hostname', {{ spf.result }})
 end)
-
-kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
-  return kumo.make_queue_config {{ retry_interval = '1h' }}
-end)
-
-kumo.on('get_egress_path_config', function(domain, egress_source, site_name)
-  return kumo.make_egress_path {{
-    smtp_port = {sink_port}, prohibited_hosts = {{}}, enable_tls = 'Disabled',
-  }}
-end)
 '''
 
-
-@pytest.fixture
-async def sink() -> AsyncIterator[RecordingSink]:
-    async with RecordingSink() as started:
-        yield started
+POLICY += ROUTE_TO_SINK_LUA
 
 
 @pytest.fixture
