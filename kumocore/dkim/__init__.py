@@ -3,8 +3,9 @@
 See docs/dkim.md. :class:`Signer` signs; :mod:`kumocore.dkim.keys` loads and caches keys;
 :func:`make_dkim_functions` provides the two policy functions.
 
-Owns DKIM keys, signatures and ``msg:dkim_verify()``. It does not decide which messages are
-signed (the policy calls the signer) or when in reception that happens
+Owns DKIM keys, signatures, ``msg:dkim_verify()`` and ARC (``msg:arc_verify()``,
+``msg:arc_seal()``: :mod:`kumocore.dkim.arc`, :mod:`kumocore.dkim.arc_seal`). It does not
+decide which messages are signed (the policy calls the signer) or when in reception that happens
 (:mod:`kumocore.reception.smtp.receive` and :mod:`kumocore.http.inject` run the policy).
 """
 

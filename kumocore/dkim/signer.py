@@ -129,12 +129,12 @@ class Signer:
     def sign(self, message: bytes, *, timestamp: int | None = None) -> bytes:
         """The folded ``DKIM-Signature`` header field (ending in CRLF) for ``message``."""
         key = self.private_key()
-        head, body = _split_message(message)
+        head, body = split_message(message)
         relaxed_headers = self.header_canonicalization == "Relaxed"
-        canon_body = _canonicalize_body(body, relaxed=self.body_canonicalization == "Relaxed")
+        canon_body = canonicalize_body(body, relaxed=self.body_canonicalization == "Relaxed")
         body_hash = base64.b64encode(hashlib.sha256(canon_body).digest()).decode()
 
-        names, signed = _select_headers(_parse_fields(head), self.headers, self.over_sign)
+        names, signed = select_headers(parse_fields(head), self.headers, self.over_sign)
         now = int(time.time()) if timestamp is None else timestamp
         tags = self._tags(now, len(canon_body), names, body_hash)
         unsigned = _fold(tags)  # ends in "b=": verifiers hash it with the b= value removed
@@ -185,7 +185,7 @@ def _ascii_domain(value: str, opt: str) -> str:
     return ascii_value
 
 
-def _split_message(message: bytes) -> tuple[bytes, bytes]:
+def split_message(message: bytes) -> tuple[bytes, bytes]:
     """Header block (each field ending in CRLF) and body."""
     if message.startswith(_CRLF):
         return b"", message[2:]
@@ -195,7 +195,7 @@ def _split_message(message: bytes) -> tuple[bytes, bytes]:
     return message[: end + 2], message[end + 4 :]
 
 
-def _parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
+def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     """``(lower-case name, raw field incl. folding and CRLF)`` for each header field."""
     fields: list[list[bytes]] = []
     for line in head.split(_CRLF)[:-1]:
@@ -212,7 +212,7 @@ def _parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     return parsed
 
 
-def _select_headers(
+def select_headers(
     fields: list[tuple[bytes, bytes]], wanted: tuple[str, ...], over_sign: bool
 ) -> tuple[list[str], list[bytes]]:
     """The ``h=`` names and the raw fields they sign, taking instances bottom-up (5.4.2).
@@ -258,7 +258,7 @@ def _canonicalize_header(raw: bytes, relaxed: bool) -> bytes:
     return name.rstrip(b" \t").lower() + b":" + value + _CRLF
 
 
-def _canonicalize_body(body: bytes, relaxed: bool) -> bytes:
+def canonicalize_body(body: bytes, relaxed: bool) -> bytes:
     if relaxed:
         run, before_crlf = _spaces_to_relax(body)  # most bodies have neither
         if run:

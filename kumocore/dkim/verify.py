@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import dkim
 
-from kumocore.dns.resolver import DnsError
+from kumocore.dns.resolver import DnsError, Resolver
 
 if TYPE_CHECKING:
     from kumocore.dns.lists import NamedResolvers
@@ -33,6 +33,14 @@ def use_resolvers(resolvers: NamedResolvers) -> None:
     """The resolvers ``dkim_verify`` looks keys up with (set when the runtime starts)."""
     global _resolvers
     _resolvers = resolvers
+
+
+def key_resolver(resolver_name: str | None, who: str) -> Resolver:
+    """The resolver that looks DKIM (and ARC) keys up: the named one, or the default.
+    ``who`` names the caller in the error raised before the runtime set them up."""
+    if _resolvers is None:
+        raise RuntimeError(f"{who}: no resolver (the server runtime is not set up)")
+    return _resolvers.get(resolver_name)
 
 
 def _text(value: bytes | None) -> str | None:
@@ -56,10 +64,9 @@ def _result(result: str, sig: dict[bytes, bytes], reason: str | None) -> dict[st
 
 async def _key_record(name: str, resolver_name: str | None) -> tuple[bytes | None, str | None]:
     """The key TXT record of ``name``, or (None, 'temperror'|'permerror' reason)."""
-    if _resolvers is None:
-        raise RuntimeError("msg:dkim_verify: no resolver (the server runtime is not set up)")
+    resolver = key_resolver(resolver_name, "msg:dkim_verify")
     try:
-        records = await _resolvers.get(resolver_name).lookup_records(name, "TXT")
+        records = await resolver.lookup_records(name, "TXT")
     except DnsError as exc:
         return None, f"temperror:key lookup failed: {exc}"
     if not records:

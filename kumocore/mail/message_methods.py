@@ -82,6 +82,7 @@ class MessageMethods:
         def set_data(self, data: bytes | str) -> None: ...
         def get_first_named_header_value(self, name: str) -> str | None: ...
         def remove_all_named_headers(self, name: str) -> None: ...
+        def _prepend(self, lines: bytes) -> None: ...
 
     else:
         __slots__ = ()  # Message has __slots__; an empty base keeps it dict-free
@@ -165,6 +166,27 @@ class MessageMethods:
         from kumocore.dkim.verify import verify_message
 
         return await verify_message(self.get_data(), resolver_name)
+
+    async def arc_verify(self, resolver_name: str | None = None) -> dict[str, Any]:
+        """The ARC chain's authentication result (see kumocore.dkim.arc)."""
+        from kumocore.dkim.arc import arc_verify
+
+        return await arc_verify(self.get_data(), resolver_name)
+
+    async def arc_seal(self, signer: Any, server_id: Any, results: Any,
+                       resolver_name: str | None = None) -> None:
+        """Add this hop's ARC set on top, unless the chain already fails
+        (see kumocore.dkim.arc_seal)."""
+        from kumocore.dkim.arc_seal import arc_seal
+
+        headers = await arc_seal(self.get_data(), signer, server_id, results, resolver_name)
+        if headers is None:
+            return
+        from kumocore.mail.headers import newline_of
+
+        if newline_of(self.get_data()) == b"\n":  # new lines match the message's own
+            headers = headers.replace(b"\r\n", b"\n")
+        self._prepend(headers)
 
     def append_text_plain(self, content: str) -> bool:
         """Append ``content`` to the primary text/plain part (:mod:`.text_append`);

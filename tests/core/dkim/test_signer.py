@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import kumocore.dkim.signer as signer_module
 from kumocore import ConfigError
 from kumocore.dkim import Signer
-from kumocore.dkim.signer import _canonicalize_body, _canonicalize_header
+from kumocore.dkim.signer import _canonicalize_header, canonicalize_body
 from tests.core.dkim.conftest import MESSAGE, KeyFile, Verify
 from tests.support.sparse import tiny_spans
 
@@ -151,7 +151,7 @@ def test_optional_tags_follow_the_options(keys: dict[str, KeyFile], dkimpy_verif
     header = signer.sign(MESSAGE, timestamp=1_900_000_000)
     got = tags(header)
     assert (got["t"], got["x"]) == ("1900000000", "1900003600")
-    assert got["l"] == str(len(_canonicalize_body(MESSAGE.split(b"\r\n\r\n", 1)[1], True)))
+    assert got["l"] == str(len(canonicalize_body(MESSAGE.split(b"\r\n\r\n", 1)[1], True)))
     assert (got["r"], got["i"], got["atps"], got["atpsh"]) == (
         "y",
         "alice@mail.example.com",
@@ -164,11 +164,11 @@ def test_optional_tags_follow_the_options(keys: dict[str, KeyFile], dkimpy_verif
 
 def test_body_canonicalization_matches_rfc6376_examples() -> None:
     body = b" C \r\nD \t E\r\n\r\n\r\n"  # RFC 6376 section 3.4.6
-    assert _canonicalize_body(body, relaxed=True) == b" C\r\nD E\r\n"
-    assert _canonicalize_body(body, relaxed=False) == b" C \r\nD \t E\r\n"
-    assert _canonicalize_body(b"", relaxed=True) == b""
-    assert _canonicalize_body(b"", relaxed=False) == b"\r\n"
-    assert _canonicalize_body(b"no newline", relaxed=False) == b"no newline\r\n"
+    assert canonicalize_body(body, relaxed=True) == b" C\r\nD E\r\n"
+    assert canonicalize_body(body, relaxed=False) == b" C \r\nD \t E\r\n"
+    assert canonicalize_body(b"", relaxed=True) == b""
+    assert canonicalize_body(b"", relaxed=False) == b"\r\n"
+    assert canonicalize_body(b"no newline", relaxed=False) == b"no newline\r\n"
 
 
 def test_header_canonicalization_matches_rfc6376_examples() -> None:
@@ -235,7 +235,7 @@ def test_relaxed_body_of_a_large_message_matches_the_rfc_definition() -> None:
     prose = b"Dear reader,  this line has a run  of spaces and ends with one \r\n" * 40
     base64ish = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkrLw==\r\n" * 2000
     for body in (base64ish, prose + base64ish, base64ish + prose, base64ish + b"a \r\n"):
-        assert _canonicalize_body(body, relaxed=True) == reference_relaxed_body(body)
+        assert canonicalize_body(body, relaxed=True) == reference_relaxed_body(body)
 
 
 def reference_relaxed_body(body: bytes) -> bytes:
