@@ -7,7 +7,9 @@ to arrive). Modes:
 ``benign``              a plain SMTP server (PIPELINING, optionally STARTTLS) that keeps
                         what it receives in :attr:`HostileMx.messages`; it refuses
                         ``permfail`` recipients (550) and, with ``refuse_rset``, answers
-                        RSET with 421 and hangs up (Postfix's load shedding)
+                        RSET with 421 and hangs up (Postfix's load shedding); with
+                        ``rset_reply`` it answers RSET with that reply line instead and
+                        carries on (an MX that refuses RSET but keeps the session)
 ``oversized_banner``    a 70 KiB greeting line
 ``oversized_mail``      a 70 KiB line in reply to MAIL FROM (``_rcpt``, ``_data``, ``_dot``:
                         to RCPT TO, to DATA, to the final dot)
@@ -135,6 +137,8 @@ class HostileMx:
     hostname: str = "mx.hostile.test"
     # Postfix's load shedding: RSET counts as a junk command, answered 421 and hung up.
     refuse_rset: bool = False
+    # A reply line (CRLF added) for every RSET, the session going on: an MX refusing RSET.
+    rset_reply: str | None = None
     connections: list[float] = field(default_factory=list)
     messages: list[Received] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
@@ -438,6 +442,9 @@ class _Session:
         if self.mx.refuse_rset and line.upper().startswith("RSET"):
             await self.send(b"421 4.7.0 mx.hostile.test Error: too many errors\r\n")
             return False
+        if self.mx.rset_reply is not None and line.upper().startswith("RSET"):
+            await self.send(self.mx.rset_reply.encode() + b"\r\n")
+            return True
         self.recipients = []
         await self.send(b"250 2.0.0 ok\r\n")
         return True

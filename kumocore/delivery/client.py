@@ -28,12 +28,19 @@ from kumocore.delivery.wire import (
     MAX_REPLY_LINE,
     ReplyError,
     ReplyReader,
+    WriteTimeout,
     dot_stuffed,
     expect_reply,
     refusal,
 )
 from kumocore.errors import ConfigError
-from kumocore.mail.internal_responses import human_duration, send_failed, send_timed_out
+from kumocore.mail.internal_responses import (
+    PAYLOAD_TIMED_OUT,
+    debug_duration,
+    send_failed,
+    send_timed_out,
+    send_write_timed_out,
+)
 from kumocore.mail.response import Response
 from kumocore.node.streams import drain_needed
 
@@ -72,8 +79,10 @@ def _timeout(path: EgressPathConfig, name: str, default: float) -> float:
 def failure_reason(exc: BaseException, command: str, timeout: float) -> str:
     """What went wrong when ``exc`` ended a session during ``command``, in words."""
     detail = str(exc)[:200]
+    if isinstance(exc, WriteTimeout):
+        return f"Timed Out after {debug_duration(exc.timeout)} writing {exc.commands or command}"
     if isinstance(exc, TimeoutError):
-        return f"Timed Out waiting {human_duration(timeout)} for response to {command}"
+        return f"Timed Out waiting {debug_duration(timeout)} for response to {command}"
     if isinstance(exc, ReplyError):
         return f"protocol violation by the MX during {command}: {detail}"
     if isinstance(exc, ssl.SSLError):
@@ -89,7 +98,13 @@ def failure_response(
 ) -> Response:
     """The transient response that stands for ``exc`` ending a session during
     ``command`` (KumoMTA's: ``421 4.4.2`` for a timeout, else ``400`` without enhanced
-    code, both ``KumoMTA internal: failed to send message ...``)."""
+    code, both ``KumoMTA internal: failed to send message ...``). A write that timed
+    out is told apart as KumoMTA does: ``to write <commands>``, or for the body a
+    ``400`` ``Timed Out sending message payload data``."""
+    if isinstance(exc, WriteTimeout):
+        if exc.commands is None:
+            return PAYLOAD_TIMED_OUT
+        return send_write_timed_out(site, peer, exc.timeout, exc.commands)
     if isinstance(exc, TimeoutError):
         return send_timed_out(site, peer, timeout, command)
     return send_failed(failure_reason(exc, command, timeout), command)
@@ -140,14 +155,18 @@ class SmtpClientConnection:
     # ---------------------------------------------------------------- primitives
     async def _command(self, line: str, command: str, timeout: float) -> Response:
         self.writer.write(line.encode("utf-8") + b"\r\n")
-        await self._drain(timeout)
+        await self._drain(timeout, command)
         return await self.replies.read(command, timeout)
 
-    async def _drain(self, timeout: float) -> None:
-        """Wait (within ``timeout``) until the MX takes what was written."""
+    async def _drain(self, timeout: float, writing: str | None) -> None:
+        """Wait (within ``timeout``) until the MX takes what was written: the commands
+        named ``writing``, or (None) the message body. A :class:`WriteTimeout` if not."""
         self.replies.timeout = timeout  # for the text, should the wait time out
         if drain_needed(self.writer):  # usually sent already: skip two coroutine frames
-            await asyncio.wait_for(self.writer.drain(), timeout)
+            try:
+                await asyncio.wait_for(self.writer.drain(), timeout)
+            except TimeoutError as exc:
+                raise WriteTimeout(writing, timeout) from exc
 
     def abort(self) -> None:
         """Drop the connection at once: no QUIT, no waiting for unsent data."""
@@ -339,12 +358,19 @@ class SmtpClientConnection:
             if isinstance(parameters, Response):
                 return parameters  # nothing was sent: the session stays as it was
             rset, self._rset_next = self._rset_next, True  # until it turns out well
-            if "PIPELINING" in self.extensions and getattr(self.path, "enable_pipelining", True):
+            pipelined = ("PIPELINING" in self.extensions
+                         and bool(getattr(self.path, "enable_pipelining", True)))
+            if pipelined:
                 reply = await self._pipelined_envelope(sender, recipient, parameters, rset)
             else:
                 reply = await self._serial_envelope(sender, recipient, parameters, rset)
-            if reply.command == "RSET":  # the session is not in a state we know
-                self.abort()
+            if reply.command == "RSET":
+                # As KumoMTA does, the message gets the MX's reply to RSET as it came
+                # (a 5xx bounces it). KumoMTA keeps the session; kumocore keeps it only
+                # when nothing followed the RSET: pipelined MAIL/RCPT/DATA may have
+                # opened a transaction (or a DATA phase) it cannot safely close.
+                if pipelined or reply.code == 421:
+                    self.abort()
                 return reply
             if reply.code != 354:
                 if reply.code == 421:  # the MX is closing the session (RFC 5321 3.8)
@@ -357,7 +383,7 @@ class SmtpClientConnection:
             # Body and terminator in one writev (uvloop), without joining them first.
             self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean, head=head,
                                                no_dot_lines=no_dot_lines))
-            await self._drain(timeout)
+            await self._drain(timeout, None)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1
             if final.code == 421 or 300 <= final.code < 400 or self.replies.buffered():
@@ -377,7 +403,8 @@ class SmtpClientConnection:
         envelope = f"MAIL FROM:<{sender}>{parameters}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
         self.writer.write((("RSET\r\n" if rset else "") + envelope).encode())
         self.replies.command = "RSET" if rset else "MAIL FROM"
-        await self._drain(_timeout(self.path, "mail_from_timeout", 300))
+        await self._drain(_timeout(self.path, "mail_from_timeout", 300),
+                          ("RSET, " if rset else "") + "MAIL FROM, RCPT TO, DATA")
         reset = await self._read_rset() if rset else None
         if reset is not None:
             return reset  # the connection is dropped: the pipelined replies do not matter
@@ -397,7 +424,7 @@ class SmtpClientConnection:
             # (empty) message with a lone dot, never with commands it would read as data.
             self.writer.write(b".\r\n")
             timeout = _timeout(self.path, "data_dot_timeout", 300)
-            await self._drain(timeout)
+            await self._drain(timeout, None)
             await self.replies.read(".", timeout)
         return refused
 
@@ -406,7 +433,7 @@ class SmtpClientConnection:
     ) -> Response:
         if rset:
             self.writer.write(b"RSET\r\n")
-            await self._drain(_timeout(self.path, "rset_timeout", 5))
+            await self._drain(_timeout(self.path, "rset_timeout", 5), "RSET")
             reset = await self._read_rset()
             if reset is not None:
                 return reset
@@ -425,14 +452,10 @@ class SmtpClientConnection:
         return expect_reply(data, "DATA", 354)
 
     async def _read_rset(self) -> Response | None:
-        """The RSET reply before a transaction: None when it is 250, else a 4xx (with
-        ``command`` RSET) for the message, which was never offered to the MX."""
+        """The RSET reply before a transaction: None when it is 250, else that reply (its
+        ``command`` RSET), which becomes the message's response as KumoMTA makes it."""
         reply = await self.replies.read("RSET", _timeout(self.path, "rset_timeout", 5))
-        if reply.code == 250:
-            return None
-        return Response.parse(
-            421, f"4.4.2 the MX refused RSET before the transaction: {reply.to_single_line()}",
-            command="RSET")
+        return None if reply.code == 250 else reply
 
     async def _reset(self) -> None:
         """RSET after a refused envelope, at once (kumocore's choice: the next

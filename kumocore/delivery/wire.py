@@ -37,6 +37,18 @@ class ReplyError(Exception):
     """The MX sent something that is not a bounded, well-formed SMTP reply."""
 
 
+class WriteTimeout(TimeoutError):
+    """What kumocore wrote was not taken by the MX (its receive window stayed full)
+    within ``timeout`` seconds. ``commands`` names the commands being written; None
+    for the message body. KumoMTA words this apart from a reply that does not come."""
+
+    def __init__(self, commands: str | None, timeout: float) -> None:
+        what = "the message body" if commands is None else commands
+        super().__init__(f"could not write {what} within {timeout}s")
+        self.commands = commands
+        self.timeout = timeout
+
+
 def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
     """CRLF-normalise ``data``, double leading dots, and append the ``.`` terminator.
 

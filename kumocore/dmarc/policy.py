@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kumocore.dmarc.evaluate import QUARANTINE, REJECT, DmarcInput, DmarcOutcome, evaluate
-from kumocore.dmarc.psl import load_in_thread, psl_domain, psl_suffix
+from kumocore.dmarc.psl import load_in_thread, psl_domain, psl_suffix, start_loading
 from kumocore.dns.lists import NamedResolvers
 from kumocore.errors import ConfigError
 from kumocore.mail.header_address import NotSingleAddressError
@@ -94,6 +94,7 @@ def _mail_from_domain(msg: Any) -> str | None:
 
 def make_dmarc_functions(resolvers: NamedResolvers) -> dict[str, Callable[..., Any]]:
     """The ``dmarc.*`` and ``string.psl_*`` entries of ``kumo_register_policy_functions``."""
+    start_loading()  # parse the Public Suffix List now, off the event loop (see .psl)
 
     @policy_function(table=False)
     async def check_msg(msg: Any, dkim_results: Any, resolver_name: Any, spf_result: Any,

@@ -8,6 +8,12 @@ dependency of kumocore, shipping a recent copy of the list) behaves the same way
 ``accept_unknown=True, only_icann=False``; it matches IDNs in Unicode and in punycode form
 and answers in the form it was asked in. Before the lookup a name is normalized as
 KumoMTA's psl-utils does: one trailing dot removed, ASCII lower-cased.
+
+Parsing the list takes a tenth of a second or more. Done inline by the first
+``psl_domain`` call, it would hold the event loop (every session) that long, so it is
+done in a background thread, started when the policy functions are registered
+(:func:`start_loading`): by the time a message is received the list is ready. A call that
+comes earlier waits for that one parse (never a second one).
 """
 
 from __future__ import annotations
@@ -22,28 +28,61 @@ from kumocore.policy.policyfn import policy_function
 
 _list: PublicSuffixList | None = None
 _lock = threading.Lock()
+_loaded = threading.Event()  # set once the background parse ended (well or not)
+_loader: threading.Thread | None = None
+_load_error: BaseException | None = None
 
 # Domain names are at most 253 characters; anything much longer is not worth matching.
 MAX_NAME_LENGTH = 1024
 _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 
 
-def _suffix_list() -> PublicSuffixList:
-    """Parsed once per process, on first use (parsing the list takes a fraction of a second
-    that a server which never asks should not pay)."""
-    global _list
+def start_loading() -> None:
+    """Parse the list in a background thread, unless that is done or under way (a
+    server that never asks pays only this thread's CPU time, off the event loop)."""
+    global _loader
     with _lock:
-        if _list is None:
-            _list = PublicSuffixList(accept_unknown=True, only_icann=False)
-        return _list
+        if _list is not None or _loader is not None:
+            return
+        _loader = threading.Thread(target=_load, name="kumocore-psl-load", daemon=True)
+        _loader.start()
+
+
+def _load() -> None:
+    global _list, _load_error
+    try:
+        parsed = PublicSuffixList(accept_unknown=True, only_icann=False)
+        with _lock:
+            _list = parsed
+    except BaseException as exc:  # reported to every caller rather than lost in the thread
+        _load_error = exc
+    finally:
+        _loaded.set()
+
+
+def is_loaded() -> bool:
+    """True once the list is parsed (a lookup then costs microseconds)."""
+    return _list is not None
+
+
+def _suffix_list() -> PublicSuffixList:
+    """The parsed list; waits for the background parse when it is still under way."""
+    found = _list
+    if found is not None:
+        return found
+    start_loading()
+    _loaded.wait()
+    if _list is None:
+        raise RuntimeError(f"the Public Suffix List could not be loaded: {_load_error}")
+    return _list
 
 
 async def load_in_thread() -> None:
-    """Parse the list in a worker thread, so that the first DMARC check does not stall the
-    event loop for the fraction of a second parsing takes (the sync ``psl_*`` functions
-    parse it inline on their first call)."""
+    """Wait, without holding the event loop, until the list is parsed (the DMARC check
+    awaits this before its first lookup)."""
     if _list is None:
-        await asyncio.to_thread(_suffix_list)
+        start_loading()
+        await asyncio.to_thread(_loaded.wait)
 
 
 def normalize_domain(name: str) -> str:

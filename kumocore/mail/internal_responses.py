@@ -8,7 +8,8 @@ so they are built here, in one place, with KumoMTA's code, enhanced code and wor
 (and its ``KumoMTA internal: `` prefix where KumoMTA puts one: automation rules match
 such responses only with ``match_internal = true``). Where kumocore knows more than
 KumoMTA's text says (which hosts failed, and how), the detail goes where KumoMTA puts
-its own detail. Durations and times are printed as KumoMTA's Rust libraries print them.
+its own detail. Durations and times are printed as KumoMTA's Rust code prints them (a
+timeout as Rust's ``Duration`` debug form, ``300s``; an age as humantime, ``5m``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ __all__ = [
     "EIGHT_BIT_BODY",
     "EIGHT_BIT_ENVELOPE",
     "INTERNAL_PREFIX",
+    "MAX_HOSTS_LISTED",
+    "MAX_HOST_REASON",
     "ONLY_SKIP_HOSTS",
+    "PAYLOAD_TIMED_OUT",
     "admin_bounce",
     "connect_failed",
+    "debug_duration",
     "deliver_error",
     "expired_due",
     "expired_max_age",
@@ -41,6 +46,7 @@ __all__ = [
     "rebound",
     "send_failed",
     "send_timed_out",
+    "send_write_timed_out",
     "utc_time",
 ]
 
@@ -62,10 +68,24 @@ def internal(code: int, enhanced: str | None, text: str, command: str | None = N
 
 
 # ------------------------------------------------------------------ connecting
+#: Bounds of a connection failure's text, which goes into the log record of every message
+#: the round failed: a peer's refusal may be 100 lines of 4 KiB (the reply reader's
+#: bounds), and a site may have many hosts. Past them the text is cut, saying so.
+MAX_HOST_REASON = 512
+MAX_HOSTS_LISTED = 16
+
+
 def connect_failed(failures: Sequence[str]) -> Response:
     """No candidate host took a connection; ``failures`` say, per host, why (joined with
     ``", "`` as KumoMTA joins them). Code 400 without enhanced code: transient."""
-    return internal(400, None, "failed to connect to any candidate hosts: " + ", ".join(failures))
+    listed = [_cut(reason, MAX_HOST_REASON) for reason in failures[:MAX_HOSTS_LISTED]]
+    if len(failures) > MAX_HOSTS_LISTED:
+        listed.append(f"and {len(failures) - MAX_HOSTS_LISTED} more hosts")
+    return internal(400, None, "failed to connect to any candidate hosts: " + ", ".join(listed))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def mx_unresolved(errors: Sequence[str] = ()) -> Response:
@@ -109,8 +129,21 @@ def no_sources(queue_name: str, pool: str) -> Response:
 def send_timed_out(site: str, peer: str, seconds: float, command: str) -> Response:
     """The MX did not answer ``command`` in time; the session is given up."""
     return internal(421, "4.4.2", f"failed to send message to {site} {peer}: Timed Out "
-                    f"waiting {human_duration(seconds)} for response to {command}",
+                    f"waiting {debug_duration(seconds)} for response to {command}",
                     command=command)
+
+
+def send_write_timed_out(site: str, peer: str, seconds: float, commands: str) -> Response:
+    """The MX did not take the ``commands`` kumocore wrote (its receive window stayed
+    full) in time; the session is given up."""
+    return internal(421, "4.4.2", f"failed to send message to {site} {peer}: Timed Out "
+                    f"waiting {debug_duration(seconds)} to write {commands}",
+                    command=commands)
+
+
+#: The MX stopped taking the message body before it was all written.
+PAYLOAD_TIMED_OUT = internal(
+    400, None, "failed to send message: Timed Out sending message payload data")
 
 
 def send_failed(error: str, command: str | None) -> Response:
@@ -184,6 +217,19 @@ def human_duration(seconds: float) -> str:
     parts += [f"{millis}ms"] if millis else []
     parts += [f"{micro}us"] if micro else []
     return " ".join(parts) or "0s"
+
+
+def debug_duration(seconds: float) -> str:
+    """``seconds`` as Rust prints a ``Duration`` with ``{:?}`` (KumoMTA's timeout texts):
+    ``"300s"``, ``"1.5s"``, ``"250ms"``, ``"0ns"`` (kumocore keeps nanoseconds at most)."""
+    nanos = max(0, round(seconds * 1_000_000_000))
+    for size, unit in ((1_000_000_000, "s"), (1_000_000, "ms"), (1000, "\u00b5s")):
+        if nanos >= size:
+            whole, rest = divmod(nanos, size)
+            digits = len(str(size)) - 1
+            fraction = f".{rest:0{digits}d}".rstrip("0") if rest else ""
+            return f"{whole}{fraction}{unit}"
+    return f"{nanos}ns"
 
 
 def iso_duration(seconds: float) -> str:

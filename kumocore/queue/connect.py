@@ -1,7 +1,10 @@
 """Opening an egress path's connection: the first reachable MX address, in order.
 
 MX targets are tried in preference order, each target's addresses in the path's
-``ip_lookup_strategy`` order, skipping ``prohibited_hosts`` and ``skip_hosts``. With
+``ip_lookup_strategy`` order. As in KumoMTA, every target is resolved before the first
+connection: one address in ``prohibited_hosts`` anywhere in that plan refuses the whole
+plan (a mail loop, a bounce) without connecting, and ``skip_hosts`` addresses are left
+out of it. With
 ``enable_dane`` each address's TLSA records decide the TLS posture
 (:mod:`kumocore.delivery.dane`); a site whose TLS broke is remembered
 (:mod:`kumocore.delivery.broken_tls`). A protocol other than SMTP opens its own kind of
@@ -62,65 +65,68 @@ async def _first_reachable(
     from kumocore.delivery.client import ConnectFailure
 
     source = path.source
+    candidates = await _plan(path, config)
     failures: list[str] = []  # per candidate host, why it did not take the connection
+    for target, address in candidates:
+        port = int(source.remote_port or target.port or config.smtp_port)
+        where = f"connect to {target.name} [{address}]:{port}"
+        dane = await _dane(path, target, address, port) if config.enable_dane else None
+        if isinstance(dane, Response):  # TLSA status unknown: never less security
+            failures.append(f"{where}: {dane.content}")
+            continue
+        options = dict(
+            mx_host=target.name,
+            address=address,
+            # KumoMTA: the source's remote_port, else the mx_list (or queue name)
+            # port, else the path's smtp_port.
+            port=port,
+            source_address=source.source_address,
+            egress_source=source,
+            ehlo_domain=config.ehlo_domain or source.ehlo_domain or path.shared.hostname,
+            path=config,
+        )
+        if dane is not None:
+            options["dane"] = dane
+        try:
+            return await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
+        except ConnectFailure as failure:
+            # Whatever the host said (even a 5xx greeting) refuses the session, not
+            # the message: another host or a later attempt may take it.
+            failures.append(f"{where}: {failure.reason}")
+    raise ConnectionFailed(connect_failed(failures))
+
+
+async def _plan(
+    path: EgressPath, config: EgressPathConfig
+) -> list[tuple[MxTarget, str]]:
+    """Every MX address of the path in connection order, ``skip_hosts`` left out.
+
+    Raises :class:`ConnectionFailed` when the plan may not be tried: no address at all
+    (transient), any address in ``prohibited_hosts`` (KumoMTA checks the whole list
+    before connecting: an MX pointing back at us, even as a backup, is a mail loop, so
+    the queue bounces), or only ``skip_hosts`` addresses (transient)."""
+    candidates: list[tuple[MxTarget, str]] = []
     lookup_errors: list[str] = []
-    prohibited: str | None = None  # the first MX address prohibited_hosts excludes
-    resolved = 0
     for target in path.targets:
         try:
             addresses = await _addresses(path, target, config.ip_lookup_strategy)
         except _NoAddress as exc:
             lookup_errors.append(str(exc))
             continue
-        resolved += len(addresses)
-        for address in addresses:
-            if config.prohibited_hosts.contains(address):
-                prohibited = prohibited or f"{target.name}/{address}"
-                continue
-            if config.skip_hosts.contains(address):
-                continue
-            port = int(source.remote_port or target.port or config.smtp_port)
-            where = f"connect to {target.name} [{address}]:{port}"
-            dane = await _dane(path, target, address, port) if config.enable_dane else None
-            if isinstance(dane, Response):  # TLSA status unknown: never less security
-                failures.append(f"{where}: {dane.content}")
-                continue
-            options = dict(
-                mx_host=target.name,
-                address=address,
-                # KumoMTA: the source's remote_port, else the mx_list (or queue name)
-                # port, else the path's smtp_port.
-                port=port,
-                source_address=source.source_address,
-                egress_source=source,
-                ehlo_domain=config.ehlo_domain or source.ehlo_domain or path.shared.hostname,
-                path=config,
-            )
-            if dane is not None:
-                options["dane"] = dane
-            try:
-                return await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
-            except ConnectFailure as failure:
-                # Whatever the host said (even a 5xx greeting) refuses the session, not
-                # the message: another host or a later attempt may take it.
-                failures.append(f"{where}: {failure.reason}")
-    raise ConnectionFailed(_why_none(config, failures, lookup_errors, prohibited, resolved))
-
-
-def _why_none(
-    config: EgressPathConfig, failures: list[str], lookup_errors: list[str],
-    prohibited: str | None, resolved: int,
-) -> Response:
-    """The response for a round in which no host took the connection."""
-    if failures:
-        return connect_failed(failures)
-    if not resolved:  # a name that does not resolve (now) is transient
-        return mx_unresolved(lookup_errors)
-    # Every address found was excluded. A prohibited one is a mail loop: a bounce.
-    if prohibited is not None:
-        hosts = ", ".join(f'"{entry}"' for entry in config.prohibited_hosts)
-        return prohibited_host(prohibited, "{" + hosts + "}")
-    return ONLY_SKIP_HOSTS
+        candidates += [(target, address) for address in addresses]
+    if not candidates:  # a name that does not resolve (now) is transient
+        raise ConnectionFailed(mx_unresolved(lookup_errors))
+    # KumoMTA keeps its plan last-to-try first and names the first prohibited address
+    # it meets in it: the prohibited one tried last here.
+    for target, address in reversed(candidates):
+        if config.prohibited_hosts.contains(address):
+            hosts = ", ".join(f'"{entry}"' for entry in config.prohibited_hosts)
+            raise ConnectionFailed(
+                prohibited_host(f"{target.name}/{address}", "{" + hosts + "}"))
+    kept = [(t, a) for t, a in candidates if not config.skip_hosts.contains(a)]
+    if not kept:
+        raise ConnectionFailed(ONLY_SKIP_HOSTS)
+    return kept
 
 
 async def _dane(

@@ -92,7 +92,8 @@ async def test_a_reply_dripped_one_byte_per_second_hits_the_banner_timeout() -> 
         started = time.monotonic()
         response = await asyncio.wait_for(_attempt(mx, banner_timeout="1.5s"), 10)
         assert response.is_transient
-        assert "Timed Out waiting 1s 500ms for response to banner" in response.content
+        # The wait is printed as KumoMTA prints a Rust Duration: 1.5s, not 1s 500ms.
+        assert "Timed Out waiting 1.5s for response to banner" in response.content
         assert time.monotonic() - started < 5
         await _no_open_connections(mx)
 
@@ -141,7 +142,7 @@ async def test_a_send_after_the_connection_was_lost_is_a_transient_failure() -> 
         assert conn.closed
 
 
-async def test_an_mx_that_stops_reading_the_body_hits_the_data_dot_timeout() -> None:
+async def test_an_mx_that_stops_reading_the_body_times_out_sending_the_payload() -> None:
     async with HostileMx("stall_data") as mx:
         conn = await _connect(mx, data_dot_timeout="1s")
         started = time.monotonic()
@@ -150,8 +151,26 @@ async def test_an_mx_that_stops_reading_the_body_hits_the_data_dot_timeout() -> 
         response = await asyncio.wait_for(conn.send("a@src.test", "b@dst.test", body), 10)
         await conn.close()
         assert response.is_transient
+        # A write that times out is not a reply that did not come: KumoMTA's words.
         assert response.to_single_line() == (
-            "421 4.4.2 KumoMTA internal: failed to send message to mx.hostile.test "
-            "mx.hostile.test [127.0.0.1]: Timed Out waiting 1s for response to .")
+            "400 KumoMTA internal: failed to send message: "
+            "Timed Out sending message payload data")
+        assert conn.failure == response
         assert time.monotonic() - started < 5
         assert conn.writer.transport.is_closing()
+
+
+def test_a_timed_out_command_write_is_worded_apart_from_a_missing_reply() -> None:
+    from kumocore.delivery.client import failure_reason, failure_response
+    from kumocore.delivery.wire import WriteTimeout
+
+    where = {"site": "src->mx.example@smtp_client", "peer": "mx.example [192.0.2.1]"}
+    unread = WriteTimeout("RSET, MAIL FROM, RCPT TO, DATA", 300)
+    assert failure_response(unread, "RSET", timeout=300, **where).to_single_line() == (
+        "421 4.4.2 KumoMTA internal: failed to send message to src->mx.example@smtp_client "
+        "mx.example [192.0.2.1]: Timed Out waiting 300s to write RSET, MAIL FROM, RCPT TO, DATA")
+    silent = TimeoutError("no reply")
+    assert failure_response(silent, "MAIL FROM", timeout=300, **where).content.endswith(
+        "Timed Out waiting 300s for response to MAIL FROM")
+    assert failure_reason(WriteTimeout("EHLO", 2.5), "EHLO", 2.5) == (
+        "Timed Out after 2.5s writing EHLO")

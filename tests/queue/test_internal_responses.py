@@ -3,6 +3,7 @@ enhanced code and text, as log parsers, bounce rules and automation rules expect
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -31,6 +32,40 @@ async def test_refused_connections_give_one_400_listing_every_candidate_host(
     hosts = content[len(prefix):].split(", connect to ")
     assert hosts[0].startswith(f"connect to mx1.example.com [127.0.0.1]:{port}: connection failed")
     assert hosts[1].startswith(f"mx2.example.com [127.0.0.1]:{port}: connection failed")
+
+
+async def test_a_connection_failure_stays_short_however_long_the_refusals(
+    make_bench: Any,
+) -> None:
+    # Both MX hosts refuse with the longest greeting the reply reader takes (100 lines of
+    # about 4 KiB): each host's part of the record is cut, not 400 KB per message.
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = "x" * 4000
+        writer.write("".join(f"554-{line}\r\n" for _ in range(99)).encode()
+                     + b"554 5.3.2 go away\r\n")  # fmt: skip
+        await writer.drain()
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        bench: Bench = await make_bench(path={"smtp_port": port},
+                                        queue={"retry_interval": "1h"})  # fmt: skip
+        await bench.inject("r@example.com")
+        (record,) = await bench.wait_for_records("TransientFailure", 1)
+    finally:
+        server.close()
+    content = record["response"]["content"]
+    assert content.startswith("KumoMTA internal: failed to connect to any candidate hosts: "
+                              f"connect to mx1.example.com [127.0.0.1]:{port}: ")
+    assert "554" in content and content.count("...") == 2
+    assert len(content) < 2 * internal.MAX_HOST_REASON + 100
+
+
+def test_a_connection_failure_lists_at_most_sixteen_hosts() -> None:
+    response = internal.connect_failed([f"connect to mx{n}: refused" for n in range(40)])
+    assert response.content.endswith("connect to mx15: refused, and 24 more hosts")
 
 
 async def test_an_mx_only_of_skip_hosts_defers_with_kumomtas_internal_451(
@@ -154,3 +189,15 @@ async def test_a_rebind_is_logged_as_rebound_from_the_old_to_the_new_queue(
     assert record["response"]["code"] == 250 and _enhanced(record) is None
     assert record["response"]["content"] == (
         "Rebound from example.com to smarthost.test: via smarthost")
+
+
+def test_timeouts_print_as_rust_prints_a_duration_as_kumomta_does() -> None:
+    assert internal.debug_duration(300) == "300s"  # not humantime's 5m
+    assert internal.debug_duration(1.5) == "1.5s"
+    assert internal.debug_duration(0.25) == "250ms"
+    assert internal.debug_duration(0.0015) == "1.5ms"
+    assert internal.debug_duration(0) == "0ns"
+    assert internal.send_timed_out("q", "mx [192.0.2.1]", 60, "DATA").content.endswith(
+        "Timed Out waiting 60s for response to DATA")
+    assert internal.PAYLOAD_TIMED_OUT.to_single_line() == (
+        "400 KumoMTA internal: failed to send message: Timed Out sending message payload data")

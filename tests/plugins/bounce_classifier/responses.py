@@ -222,7 +222,15 @@ CASES = [
         "MessageExpired",
     ),
     (
-        "400 KumoMTA internal: failed to connect to any candidate hosts: connect to mx1.example.com [192.0.2.1]:25: Timed Out waiting 1m for response to banner",
+        "400 KumoMTA internal: failed to connect to any candidate hosts: connect to mx1.example.com [192.0.2.1]:25: Timed Out waiting 60s for response to banner",
+        "BadConnection",
+    ),
+    (
+        "421 4.4.2 KumoMTA internal: failed to send message to mx1.example.com [192.0.2.1]: Timed Out waiting 60s to write MAIL FROM",
+        "BadConnection",
+    ),
+    (
+        "400 KumoMTA internal: failed to send message: Timed Out sending message payload data",
         "BadConnection",
     ),
     (
