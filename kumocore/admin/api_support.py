@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from kumocore.queue.manager import QueueManager
 
 __all__ = ["ADMIN_PREFIX", "ApiError", "json_errors", "json_object", "manager_of", "read_object",
-           "rule_id_of", "services_of"]
+           "refuse_unknown_query", "rule_id_of", "services_of"]
 
 ADMIN_PREFIX = "/api/admin"
 
@@ -80,6 +80,15 @@ async def read_object(request: web.Request, fields: tuple[str, ...]) -> dict[str
         raise ApiError(400, f"unknown field(s) {', '.join(map(repr, unknown))}; "
                        f"this request takes {', '.join(fields)}")  # fmt: skip
     return body
+
+
+def refuse_unknown_query(request: web.Request, names: tuple[str, ...]) -> None:
+    """400 for a query parameter other than ``names``: a misspelt one (``queue=`` for
+    ``queues=``) must not quietly widen or change the answer."""
+    unknown = sorted(set(request.query) - set(names))
+    if unknown:
+        raise ApiError(400, f"unknown query parameter(s) {', '.join(map(repr, unknown))}; "
+                       f"this request takes {', '.join(names)}")  # fmt: skip
 
 
 async def rule_id_of(request: web.Request) -> str:

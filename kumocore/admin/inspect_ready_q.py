@@ -18,6 +18,7 @@ listed together).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -55,12 +56,24 @@ def _state(manager: QueueManager, path: EgressPath) -> dict[str, Any]:
     }
 
 
-def _scheduled_queue_names(path: EgressPath) -> list[str]:
-    return sorted({m.queue_name() for m in [*path.messages, *path.overflow]})
+#: Messages named between two yields to the event loop (a few milliseconds' work).
+_NAMES_PER_STEP = 5_000
 
 
-def inspect_ready_q(manager: QueueManager, name: str,
-                    include_scheduled_queues: bool) -> dict[str, Any] | None:  # fmt: skip
+async def _scheduled_queue_names(path: EgressPath) -> list[str]:
+    """The scheduled queues of the messages in the ready queue. It may hold millions (a
+    held queue keeps what falls due): they are named a step at a time, so the worker
+    goes on serving meanwhile, from a copy, since the queue changes in between."""
+    messages = [*path.messages, *path.overflow]
+    names: set[str] = set()
+    for start in range(0, len(messages), _NAMES_PER_STEP):
+        names.update(m.queue_name() for m in messages[start:start + _NAMES_PER_STEP])
+        await asyncio.sleep(0)
+    return sorted(names)
+
+
+async def inspect_ready_q(manager: QueueManager, name: str,
+                          include_scheduled_queues: bool) -> dict[str, Any] | None:  # fmt: skip
     """This worker's view of ready queue ``name``; None if it has no such queue."""
     from kumocore.admin.resolve_path import mx_resolution
     from kumocore.logs.record import rfc3339_ns
@@ -80,7 +93,7 @@ def inspect_ready_q(manager: QueueManager, name: str,
         "state": _state(manager, path),
     }
     if include_scheduled_queues:
-        result["scheduled_queue_names"] = _scheduled_queue_names(path)
+        result["scheduled_queue_names"] = await _scheduled_queue_names(path)
     return result
 
 

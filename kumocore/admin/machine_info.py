@@ -19,6 +19,7 @@ takes the request answers for itself; the request is not fanned out.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import os
 import platform
@@ -159,6 +160,8 @@ def machine_info_handler(runtime: Runtime) -> Any:
     """The aiohttp handler, bound to ``runtime``."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        return web.json_response(machine_info(runtime))
+        # Off the loop: /proc/cpuinfo alone is hundreds of KiB on a large machine, and
+        # a file system read must not hold up every connection of this worker.
+        return web.json_response(await asyncio.to_thread(machine_info, runtime))
 
     return handler

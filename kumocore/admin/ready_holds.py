@@ -11,7 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from kumocore.tsa.admin_share import share_ready_suspension, unshare_rule
+from kumocore.tsa.admin_share import (
+    share_ready_suspension,
+    unshare_ready_suspension,
+    unshare_rule,
+)
 
 if TYPE_CHECKING:
     from kumocore.node.services import Services
@@ -49,5 +53,5 @@ async def cancel_ready_suspension(runtime: PolicyHost, services: Services,
     here = services.queues.egress.ready_holds.cancel(suspension_id) is not None
     if here:
         hold_paths(services.queues.paths.values(), services.queues.egress)
-    shared = await unshare_rule(runtime.tsa, suspension_id)
+    shared = await unshare_ready_suspension(runtime.tsa, suspension_id)
     return here or shared

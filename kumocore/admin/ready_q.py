@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import orjson
 from aiohttp import web
 
 from kumocore.admin.api_support import (
@@ -28,6 +29,7 @@ from kumocore.admin.api_support import (
     json_errors,
     json_object,
     manager_of,
+    refuse_unknown_query,
     rule_id_of,
     services_of,
 )
@@ -80,6 +82,7 @@ class ReadyQueueApi:
     async def inspect(self, request: web.Request) -> web.StreamResponse:
         from kumocore.admin.inspect_ready_q import inspect_ready_q
 
+        refuse_unknown_query(request, ("queue_name", "include_scheduled_queues"))
         name = request.query.get("queue_name", "")
         if not name:
             raise ApiError(400, "query parameter 'queue_name' is required")
@@ -87,17 +90,32 @@ class ReadyQueueApi:
         if flag not in ("true", "false"):
             raise ApiError(400, "query parameter 'include_scheduled_queues' must be true or "
                            "false")  # fmt: skip
-        view = inspect_ready_q(manager_of(self.runtime), name, flag == "true")
+        view = await inspect_ready_q(manager_of(self.runtime), name, flag == "true")
         if view is None:
             raise ApiError(404, f"no such ready queue {name}")
         return web.json_response(view)
 
     @json_errors
     async def bump_config_epoch(self, request: web.Request) -> web.StreamResponse:
+        await _no_fields(request)
         if self.runtime.hooks.bump_config_epoch() == 0:
             raise ApiError(501, "no installed plugin provides a configuration epoch to bump "
                            "(hook kumo_register_config_epoch_bump)")  # fmt: skip
         return web.Response(status=200)  # KumoMTA answers 200 with an empty body
+
+
+async def _no_fields(request: web.Request) -> None:
+    """A request that takes no fields: an empty body, ``{}`` or ``null`` (what kcli and
+    the CLI send); anything else would be ignored, so it is refused (400)."""
+    raw = await request.read()
+    if not raw.strip():
+        return
+    try:
+        body = orjson.loads(raw)
+    except ValueError as exc:  # orjson.JSONDecodeError
+        raise ApiError(400, f"request body is not valid JSON: {exc}") from exc
+    if body not in (None, {}):
+        raise ApiError(400, "this request takes no fields: send an empty body, {} or null")
 
 
 def add_ready_q_routes(app: web.Application, runtime: Runtime) -> None:

@@ -117,7 +117,7 @@ def ready_q_openapi_paths() -> dict[str, Any]:
                                                "or repeated); all when absent",
                                 "schema": {"type": "array", "items": _STR},
                                 "style": "form", "explode": False}],
-                "responses": {"200": _json(_STATES), "503": _NOT_STARTED},
+                "responses": {"200": _json(_STATES), "400": _BAD, "503": _NOT_STARTED},
             }
         },
         "/api/admin/inspect-ready-q/v1": {
@@ -140,10 +140,14 @@ def ready_q_openapi_paths() -> dict[str, Any]:
                 "tags": tags,
                 "summary": "Bump the configuration epoch on every worker (as "
                            "kumo.bump_config_epoch() does)",
-                "requestBody": {"required": False,
-                                "content": {"application/json": {"schema": {}}}},
+                # null or an empty object: KumoMTA's client sends null; anything in it is
+                # refused rather than ignored.
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "oneOf": [{"type": "null"},
+                              {"type": "object", "maxProperties": 0}]}}}},
                 "responses": {
                     "200": {"description": "bumped (empty body, as KumoMTA)"},
+                    "400": _BAD,
                     "501": _json(_ERROR, "no installed plugin provides a configuration epoch"),
                 },
             }

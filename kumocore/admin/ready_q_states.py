@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kumocore.admin.api_support import refuse_unknown_query
 from kumocore.admin.peers import PeerAnswer
 
 if TYPE_CHECKING:
@@ -47,12 +48,15 @@ def ready_q_states(manager: QueueManager, wanted: set[str]) -> dict[str, Any]:
 
 
 async def handle_ready_q_states(manager: QueueManager, request: web.Request) -> web.Response:
+    refuse_unknown_query(request, ("queues",))
     return web.json_response(ready_q_states(manager, _wanted(request)))
 
 
 def merge_states(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
     bodies = [local.body] if local.status == 200 and isinstance(local.body, bytes) else []
     bodies += [answer.body for answer in answers if answer.status == 200]
+    if not bodies:
+        return local  # no worker could answer (a refused query): its error, as it is
     merged: dict[str, dict[str, dict[str, str]]] = {}
     for body in bodies:
         for name, states in json.loads(body)["states_by_ready_queue"].items():
@@ -61,4 +65,4 @@ def merge_states(local: web.Response, answers: list[PeerAnswer]) -> web.Response
                 # RFC 3339 times of one format order as text: keep the earliest entry.
                 if state not in into or value["since"] < into[state]["since"]:
                     into[state] = value
-    return web.json_response({"states_by_ready_queue": merged}, status=local.status)
+    return web.json_response({"states_by_ready_queue": merged})

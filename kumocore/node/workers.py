@@ -368,6 +368,9 @@ async def serve_worker(
         from kumocore.admin.routes import add_admin_routes
 
         await runtime.node.serve(lambda app: add_admin_routes(app, runtime))
+        from kumocore.admin.ready_q_adopt import adopt_ready_suspensions
+
+        await adopt_ready_suspensions(runtime)  # a restarted worker holds what the node holds
     if control_fd is not None and not await _open_with_the_others(server, control_fd):
         log.warning("start-up called off by the supervisor; stopping", worker=index)
         await server.stop(shutdown_timeout)

@@ -74,14 +74,16 @@ class Dispatchers:
     def abort(self, session_id: uuid.UUID) -> bool:
         """Cancel the connection task ``session_id``; False when no such task runs.
 
-        Asking twice for the same task (it is still unwinding) succeeds again: the
-        operator's intent holds, and cancelling a cancelled task changes nothing.
+        Asking twice for the same task (it is still unwinding) succeeds again, as the
+        operator's intent holds, but does not cancel it again: a second cancel would
+        interrupt the first one's clean-up (QUIT, closing the socket, releasing the slot).
         """
         dispatcher = self._open.get(session_id)
         if dispatcher is None or dispatcher.task.done():
             return False
-        dispatcher.aborted = True
-        dispatcher.task.cancel(f"aborted by operator (session {session_id})")
+        if not dispatcher.aborted:
+            dispatcher.aborted = True
+            dispatcher.task.cancel(f"aborted by operator (session {session_id})")
         return True
 
 

@@ -202,6 +202,10 @@ class EgressPath:
     # ------------------------------------------------------------------ connections
     def wake(self) -> None:
         """Open connections if there is work and the limit allows (never blocks)."""
+        if not self.messages and not self.overflow:
+            # Called as each connection ends and when a slot is retried: a queue that sent
+            # everything is no longer held back by a limit it met (ready-q-states).
+            self.throttles.states.clear()
         if self._pumping or not self.messages or self.suspended:
             return
         if self.backoff.active:

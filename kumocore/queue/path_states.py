@@ -8,8 +8,10 @@ Two states, with KumoMTA's names, set by :class:`kumocore.queue.slots.PathThrott
 * ``connection_rate_throttled``: ``max_connection_rate`` made a new connection wait.
 
 Each state holds a short context text and the time it was entered, and is cleared as
-soon as a slot (or the rate) is granted again. ``GET /api/admin/ready-q-states/v1``
-(:mod:`kumocore.admin.ready_q_states`) lists them.
+soon as a slot (or the rate) is granted again, or once the ready queue has no message
+left (:meth:`kumocore.queue.path.EgressPath.wake`): a queue with nothing to send is not
+held back, and paths are never dropped, so a state left there would be listed for ever.
+``GET /api/admin/ready-q-states/v1`` (:mod:`kumocore.admin.ready_q_states`) lists them.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ class PathStates:
 
     def leave(self, name: str) -> None:
         self._states.pop(name, None)
+
+    def clear(self) -> None:
+        """Nothing is held back any more (the ready queue has nothing left to send)."""
+        self._states.clear()
 
     def get(self, name: str) -> QueueState | None:
         return self._states.get(name)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from kumocore.errors import ConfigError
@@ -86,6 +86,10 @@ def _expires(body: dict[str, Any]) -> float:
         raise ConfigError(f"field 'expires' must be RFC 3339: {exc}") from exc
     if when.tzinfo is None:
         raise ConfigError("field 'expires' must carry a time zone ('Z' or '+01:00')")
+    try:  # listed in UTC, so it must be a time UTC can write (9999-12-31T23:59:59-05:00 is not)
+        when.astimezone(UTC)
+    except OverflowError:
+        raise ConfigError(f"field 'expires' is out of range in UTC: {expires!r}") from None
     return when.timestamp()
 
 
@@ -99,27 +103,37 @@ def parse_ready_suspension(body: dict[str, Any]) -> ReadyQueueSuspension:
 
 
 class ReadySuspensions:
-    """The ready-queue suspensions of one worker, by ready queue name."""
+    """The ready-queue suspensions of one worker, by ready queue name and by id (automation
+    asks, at each sync, whether each shared suspension is held here)."""
 
     def __init__(self) -> None:
         self._by_name: dict[str, ReadyQueueSuspension] = {}
+        self._by_id: dict[str, ReadyQueueSuspension] = {}
+
+    def _remove(self, suspension: ReadyQueueSuspension) -> None:
+        del self._by_name[suspension.name]
+        self._by_id.pop(suspension.id, None)
 
     def _prune(self) -> None:
-        for name in [n for n, s in self._by_name.items() if not s.active]:
-            del self._by_name[name]
+        for suspension in [s for s in self._by_name.values() if not s.active]:
+            self._remove(suspension)
 
     def add(self, suspension: ReadyQueueSuspension) -> None:
         """Hold ``suspension.name``; replaces an earlier suspension of that queue."""
+        replaced = self._by_name.get(suspension.name)
+        if replaced is not None:
+            self._remove(replaced)
         self._by_name[suspension.name] = suspension
+        self._by_id[suspension.id] = suspension
 
     def cancel(self, suspension_id: str) -> ReadyQueueSuspension | None:
         """Remove the active suspension with this id; None if there is none."""
-        self._prune()  # an expired suspension cannot be cancelled (404, as in KumoMTA)
-        for name, suspension in self._by_name.items():
-            if suspension.id == suspension_id:
-                del self._by_name[name]
-                return suspension
-        return None
+        suspension = self._by_id.get(suspension_id)
+        if suspension is None:
+            return None
+        self._remove(suspension)
+        # an expired suspension cannot be cancelled (404, as in KumoMTA)
+        return suspension if suspension.active else None
 
     def list(self) -> list[ReadyQueueSuspension]:
         self._prune()
@@ -135,4 +149,4 @@ class ReadySuspensions:
         return suspension.expires if suspension is not None else 0.0
 
     def __contains__(self, suspension_id: object) -> bool:
-        return any(s.id == suspension_id for s in self._by_name.values())
+        return suspension_id in self._by_id

@@ -77,6 +77,29 @@ async def share_ready_suspension(
     return True
 
 
+async def unshare_ready_suspension(engine: SharedEngine | None, suspension_id: str) -> bool:
+    """Remove a ready-queue suspension from every node, with the older suspensions of the
+    same ready queue it replaced; True if the store had it.
+
+    Two nodes asked at once to suspend one queue both write a suspension before either
+    sees the other's: the newer one holds and is the one listed. Cancelling it must end
+    the hold, so the older one goes too; else the next sync would apply it again."""
+    engine = _shared(engine)
+    if engine is None:
+        return False
+    actions = await engine.store.active()
+    target = actions.get(suspension_id)
+    if target is None or target.kind != READY_Q_KIND:
+        return bool(await engine.cancel(suspension_id))
+    found = await engine.store.cancel(suspension_id)
+    for action in actions.values():
+        if (action.kind == READY_Q_KIND and action.site == target.site
+                and action.since <= target.since and action.id != suspension_id):
+            await engine.store.cancel(action.id)
+    await engine.sync()  # once, when all are gone: no sync in between re-applies one
+    return bool(found)
+
+
 def ready_suspension_of(action: ActiveAction) -> ReadyQueueSuspension:
     return ReadyQueueSuspension(name=action.site, reason=action.reason,
                                 expires=action.expires, id=action.id)  # fmt: skip

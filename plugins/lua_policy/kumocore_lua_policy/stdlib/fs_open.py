@@ -13,6 +13,11 @@ The modes are KumoMTA's, with its exact open flags: ``r``, ``w`` (write only, cr
 write, created, truncated), ``a+`` (read and append, created); each may end in ``b``
 (``r+b``), which changes nothing. New files get mode 0666 less the umask. Error texts are
 KumoMTA's (``failed to open PATH with mode r: No such file or directory (os error 2)``).
+
+A worker thread cannot be stopped, so a call whose handler is cancelled (a timeout, a
+dropped connection) leaves its thread running: a descriptor that thread opens is closed
+when it returns, and the file's next operation (or its close) waits for it, so that one
+descriptor is never used by two threads at once nor closed under one.
 """
 
 from __future__ import annotations
@@ -41,6 +46,21 @@ _CHUNK = 1 << 20
 
 def _io_error(exc: OSError) -> str:
     return f"{exc.strerror} (os error {exc.errno})" if exc.errno else str(exc)
+
+
+def _read_upto(fd: int, size: int) -> bytes:
+    """At most ``size`` bytes, in chunks: a buffer of ``size`` is not set aside first
+    (``read(1e12)`` on a small file must not ask for a terabyte). A short chunk means no
+    more is there now, so a pipe answers with what it holds, as one read would."""
+    chunks = []
+    while size > 0:
+        want = min(size, _CHUNK)
+        chunk = os.read(fd, want)
+        chunks.append(chunk)
+        size -= len(chunk)
+        if len(chunk) < want:
+            break
+    return b"".join(chunks)
 
 
 def _read_all(fd: int) -> bytes:
@@ -88,14 +108,34 @@ class AsyncFile:
         self._fd: int | None = fd
         self._lock = asyncio.Lock()
         self._finalizer = weakref.finalize(self, os.close, fd)
+        #: The thread of a call whose caller was cancelled, while it still runs.
+        self._busy: asyncio.Future[Any] | None = None
+
+    def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        # A method, so the running thread keeps the file (and its descriptor) alive.
+        return fn(*args)
+
+    async def _settle(self) -> None:
+        """Wait for the thread a cancelled call left running (see the module docstring)."""
+        busy = self._busy
+        if busy is not None:
+            await asyncio.wait([busy])
+            self._busy = None
+            if not busy.cancelled():
+                busy.exception()  # its caller is gone: nobody else will look at it
 
     async def _run(self, verb: str, fn: Callable[..., Any], *args: Any) -> Any:
         async with self._lock:
+            await self._settle()
             if self._fd is None:
                 # KumoMTA's words: only seek says "seek"; the others all say "flush".
                 raise ValueError(f"attempt to {verb} a closed file handle")
+            work = asyncio.ensure_future(asyncio.to_thread(self._in_thread, fn, self._fd, *args))
             try:
-                return await asyncio.to_thread(fn, self._fd, *args)
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:
+                self._busy = work  # still using the descriptor: the next call waits
+                raise
             except OSError as exc:
                 raise ValueError(_io_error(exc)) from None
 
@@ -105,7 +145,7 @@ class AsyncFile:
             return data
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ValueError(f"read: OPT_SIZE must be a non-negative integer, got {size!r}")
-        data = await self._run("flush", os.read, size)
+        data = await self._run("flush", _read_upto, size)
         return data
 
     @takes_bytes
@@ -126,9 +166,22 @@ class AsyncFile:
 
     async def close(self) -> None:
         async with self._lock:
-            if self._fd is not None:
-                self._fd = None
+            if self._fd is None:
+                return
+            self._fd = None
+            busy, self._busy = self._busy, None
+            if busy is None:
                 self._finalizer()  # closes the descriptor, once
+            else:
+                # A cancelled call's thread may still use it (it may wait on a pipe for
+                # ever): closed when that thread returns (at once if it has), and close
+                # does not wait for it.
+                busy.add_done_callback(self._close_after)
+
+    def _close_after(self, busy: asyncio.Future[Any]) -> None:
+        if not busy.cancelled():
+            busy.exception()  # its caller is gone: nobody else will look at it
+        self._finalizer()
 
 
 def _open(filename: str, mode: str) -> int:
@@ -147,7 +200,18 @@ async def open_file(filename: Any, mode: Any = None) -> AsyncFile:
     mode = "r" if mode is None else mode
     if not isinstance(mode, str) or mode.removesuffix("b") not in _FLAGS or mode == "b":
         raise ValueError(f"unsupported file mode `{mode}`")
-    return AsyncFile(await asyncio.to_thread(_open, filename, mode))
+    opening = asyncio.ensure_future(asyncio.to_thread(_open, filename, mode))
+    try:
+        return AsyncFile(await asyncio.shield(opening))
+    except asyncio.CancelledError:
+        opening.add_done_callback(_close_unclaimed)  # its descriptor has no owner
+        raise
+
+
+def _close_unclaimed(opening: asyncio.Future[int]) -> None:
+    """Close what a cancelled ``open`` opened after its caller went away."""
+    if not opening.cancelled() and opening.exception() is None:
+        os.close(opening.result())
 
 
 def fs_open_functions() -> dict[str, Callable[..., Any]]:
