@@ -482,6 +482,9 @@ class SmtpClientConnection:
             await asyncio.wait_for(self.writer.wait_closed(), 2)
         except Exception:  # the socket must go whatever the peer does
             self.writer.transport.abort()
+        except BaseException:  # a cancel (an aborted connection) too, and goes on
+            self.writer.transport.abort()
+            raise
 
 
 async def open_connection(

@@ -143,40 +143,46 @@ class LuaReadyQueue(EgressPath):
             batch = await self._next_batch(idle)
             if not batch:
                 return
-            handed = False
+            # The messages not yet handed to an outcome: what goes back to the queue if
+            # this connection ends (an abort, a failed sender) before they are.
+            pending = list(batch)
             try:
                 if not await self.throttles.message_rate(self.config):
                     return
-                batch = await self._with_bodies(batch)
+                await self._load_bodies(pending)
+                batch = list(pending)
                 responses = await sender.deliver(batch) if batch else []
                 for message, response in zip(batch, responses, strict=True):
                     self.shared.outcomes.handle(self, message, response, peer=None)
-                handed = True
+                pending.clear()
             finally:
-                if not handed:  # never outside both the queue and the scheduler
-                    self.put_back(batch)
+                # Never outside both the queue and the scheduler, never handled twice. A
+                # sender stopped inside deliver() may have sent some: those go out again
+                # (at least once, as an SMTP session cut before its reply).
+                self.put_back(pending)
             delivered += len(batch)
             await self.throttles.keep(lease)
 
-    async def _with_bodies(self, batch: list[Message]) -> list[Message]:
-        """The batch with every body in memory (a deferred message's body was released
-        to the spool); a message whose body cannot be read is handled here and left out."""
-        ready: list[Message] = []
-        for message in batch:
-            if message.size and not message.data:
-                try:
-                    data = await self.shared.load_data(message)
-                except Exception as exc:  # a spool read error: retry later
-                    self.shared.outcomes.handle(self, message, internal_responses.deliver_error(
-                        f"spool read failed: {str(exc)[:200]}"), peer=None)
-                    continue
-                if data is None:  # as the SMTP path does: set aside, never dropped
-                    log.error("message body missing from spool; quarantined", id=message.id)
-                    await self.shared.quarantine(message)
-                    continue
-                message.data = data
-            ready.append(message)
-        return ready
+    async def _load_bodies(self, pending: list[Message]) -> None:
+        """Bring every body of ``pending`` into memory (a deferred message's body was
+        released to the spool). A message whose body cannot be read is handled here and
+        taken out of ``pending`` at once, so that a cancelled load never puts it back."""
+        for message in list(pending):
+            if not message.size or message.data:
+                continue
+            try:
+                data = await self.shared.load_data(message)
+            except Exception as exc:  # a spool read error: retry later
+                pending.remove(message)
+                self.shared.outcomes.handle(self, message, internal_responses.deliver_error(
+                    f"spool read failed: {str(exc)[:200]}"), peer=None)
+                continue
+            if data is None:  # as the SMTP path does: set aside, never dropped
+                log.error("message body missing from spool; quarantined", id=message.id)
+                await self.shared.quarantine(message)
+                pending.remove(message)
+                continue
+            message.data = data
 
     async def _next_batch(self, idle: float) -> list[Message]:
         """Up to ``batch_size`` messages; waits up to ``max_batch_latency`` for

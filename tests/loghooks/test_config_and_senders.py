@@ -194,3 +194,46 @@ async def test_custom_lua_batches_fill_to_batch_size_and_wait_for_min_batch_size
     assert len(await ready._next_batch(1.0)) == 2  # min 1, no latency: what is there
     assert time.monotonic() - started < 0.3
     assert await ready._next_batch(0.1) == []  # idle: nothing came
+
+
+async def test_an_aborted_custom_lua_connection_puts_back_only_messages_not_yet_handled() -> None:
+    # The first body cannot be read (handled: a transient failure), the second load is
+    # cut by an abort of the connection: only the messages not handled go back, once.
+    import asyncio
+    from types import SimpleNamespace
+
+    from kumocore.config import EgressPathConfig, EgressSource
+    from kumocore.delivery.custom_lua import LuaReadyQueue
+    from kumocore.queue.egress import PathKey
+
+    handled: list[str] = []
+    loading = asyncio.Event()
+
+    async def load_data(message: Message) -> bytes:
+        if str(message.recipient).startswith("r0"):
+            raise OSError("spool read error")
+        loading.set()
+        await asyncio.Event().wait()  # the abort comes while this body is read
+        return DATA
+
+    shared = SimpleNamespace(
+        tsa=None, held_until=lambda name: 0.0, load_data=load_data,
+        outcomes=SimpleNamespace(handle=lambda path, message, response, peer: handled.append(
+            str(message.recipient))))  # fmt: skip
+    ready = LuaReadyQueue(shared, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]
+                          "hook.log_hook", EgressSource.from_options({"name": "unspecified"}),
+                          EgressPathConfig.from_options({}))
+    ready.protocol = LuaProtocol("make.x", batch_size=3, min_batch_size=1)
+    ready.wake = lambda: None  # type: ignore[method-assign]  # no connections of its own
+    for index in range(3):
+        message = Message("a@x.test", f"r{index}@y.test", DATA)
+        message.release_data()  # in the spool only: the connection loads it
+        ready.add(message)
+    sender = SimpleNamespace(deliver=None)  # never reached
+    task = asyncio.create_task(ready._deliver_batches(sender, None))  # type: ignore[arg-type]
+    await asyncio.wait_for(loading.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert handled == ["r0@y.test"]
+    assert [str(m.recipient) for m in ready.messages] == ["r1@y.test", "r2@y.test"]
