@@ -51,11 +51,12 @@ def _reject(code: int, message: str) -> None:
 
 
 def _json_encode(value: Any) -> str:
-    return orjson.dumps(value, default=jsonable).decode()
+    # A Lua table with number keys ({[2] = 'x'}) is an object with string keys, as in KumoMTA.
+    return orjson.dumps(value, default=jsonable, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _json_encode_pretty(value: Any) -> str:
-    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+    options = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
     return orjson.dumps(value, default=jsonable, option=options).decode()
 
 

@@ -20,6 +20,7 @@ What it finds is either
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
@@ -141,7 +142,10 @@ async def _check_events(check: PolicyCheck, domain: str) -> None:
     """The reception events on a sample message: they must not fail on well-formed mail."""
     body = (f"From: <sender@{domain}>\r\nTo: <recipient@{domain}>\r\n"
             "Subject: kumocore validate\r\n\r\nsample\r\n").encode()  # fmt: skip
-    meta = {"reception_protocol": "ESMTP", "received_from": "127.0.0.1:0"}
+    # What a listener puts in every connection's metadata (KumoMTA's listeners too):
+    # handlers such as msg:add_authentication_results(msg:get_meta 'hostname', ...) need it.
+    meta = {"reception_protocol": "ESMTP", "received_from": "127.0.0.1:0",
+            "received_via": "127.0.0.1:25", "hostname": socket.gethostname()}  # fmt: skip
     sample = Message(f"sender@{domain}", f"recipient@{domain}", body, meta=dict(meta))
     await check.ask("smtp_server_message_received(sample message)",
                     lambda: check.hooks.smtp_server_message_received(sample, meta))  # fmt: skip

@@ -114,6 +114,22 @@ end)
     assert "OK:" in result.stdout
 
 
+def test_the_sample_message_has_the_listener_metadata_handlers_stamp_results_with(
+    tmp_path: Path,
+) -> None:
+    # KumoMTA's documented add_authentication_results example reads the 'hostname' meta,
+    # which every listener sets: validate's sample message must have it too.
+    result = _validate(tmp_path, """
+kumo.on('smtp_server_message_received', function(msg)
+  msg:add_authentication_results(msg:get_meta 'hostname', {
+    { method = 'spf', result = 'pass', props = {} } })
+  assert(msg:get_meta 'received_via', 'no received_via')
+end)
+""")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("warning") == 0, result.stderr
+
+
 # A lookup answer of the wrong type: the server refuses it for every message, so validate
 # reports it as an error naming the event, the answer, what was expected and the handler.
 

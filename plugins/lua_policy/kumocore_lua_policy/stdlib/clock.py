@@ -20,6 +20,7 @@ from typing import Any
 
 from kumocore import ConfigError
 from kumocore.config.duration import duration_seconds
+from kumocore_lua_policy.stdlib.arguments import number_arg, string_arg
 from kumocore_lua_policy.stdlib.chrono_format import chrono_format, rfc3339
 
 UTC = dt.UTC
@@ -195,7 +196,8 @@ def now() -> Time:
     return Time(dt.datetime.now(UTC))
 
 
-def from_unix_timestamp(seconds: float) -> Time:
+def from_unix_timestamp(seconds: Any) -> Time:
+    seconds = number_arg("kumo.time.from_unix_timestamp", "SECONDS", seconds)
     return Time(dt.datetime.fromtimestamp(seconds, UTC))
 
 
@@ -206,7 +208,8 @@ def with_ymd_hms(year: int, month: int, day: int, hour: int, minute: int, second
         raise ConfigError(f"kumo.time.with_ymd_hms: {exc}") from None
 
 
-def parse_rfc3339(text: str) -> Time:
+def parse_rfc3339(text: Any) -> Time:
+    text = string_arg("kumo.time.parse_rfc3339", "TEXT", text)
     try:
         when = dt.datetime.fromisoformat(text)
     except ValueError:
@@ -216,7 +219,8 @@ def parse_rfc3339(text: str) -> Time:
     return Time(when)
 
 
-def parse_rfc2822(text: str) -> Time:
+def parse_rfc2822(text: Any) -> Time:
+    text = string_arg("kumo.time.parse_rfc2822", "TEXT", text)
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -265,8 +269,8 @@ def parse_duration(value: Any) -> TimeDelta:
     return TimeDelta(duration_seconds(value))
 
 
-async def sleep(seconds: float) -> None:
-    await asyncio.sleep(float(seconds))
+async def sleep(seconds: Any) -> None:
+    await asyncio.sleep(float(number_arg("kumo.time.sleep", "SECONDS", seconds)))
 
 
 class Timer:

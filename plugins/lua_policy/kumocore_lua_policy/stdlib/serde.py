@@ -22,11 +22,13 @@ import orjson
 import yaml
 
 from kumocore import ConfigError, jsonable
+from kumocore_lua_policy.stdlib.arguments import string_arg
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-def _read(name: str, path: str) -> str:
+def _read(name: str, path: Any) -> str:
+    path = string_arg(name, "PATH", path)
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
@@ -66,7 +68,9 @@ def _strip_json_comments(text: str) -> str:
     return "".join(out)
 
 
-def json_parse(text: str | bytes, *, source: str = "kumo.serde.json_parse") -> Any:
+def json_parse(text: Any, *, source: str = "kumo.serde.json_parse") -> Any:
+    if not isinstance(text, bytes):
+        text = string_arg(source, "TEXT", text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
@@ -74,21 +78,28 @@ def json_parse(text: str | bytes, *, source: str = "kumo.serde.json_parse") -> A
                           f"{exc.msg}") from None
 
 
-def json_load(path: str) -> Any:
+def json_load(path: Any) -> Any:
     text = _strip_json_comments(_read("kumo.serde.json_load", path))
     return json_parse(text, source=f"kumo.serde.json_load: {path}")
 
 
+# A Lua table that is not a sequence arrives as a dict whose keys may be numbers; KumoMTA's
+# serde_json writes such keys as strings ({[2] = 'x'} -> {"2":"x"}), and so does orjson here.
+_KEYS = orjson.OPT_NON_STR_KEYS
+
+
 def json_encode(value: Any) -> str:
-    return orjson.dumps(_plain(value), default=jsonable).decode()
+    return orjson.dumps(_plain(value), default=jsonable, option=_KEYS).decode()
 
 
 def json_encode_pretty(value: Any) -> str:
-    return orjson.dumps(_plain(value), default=jsonable, option=orjson.OPT_INDENT_2).decode()
+    options = orjson.OPT_INDENT_2 | _KEYS
+    return orjson.dumps(_plain(value), default=jsonable, option=options).decode()
 
 
 # ----------------------------------------------------------------------------------- TOML
-def toml_parse(text: str, *, source: str = "kumo.serde.toml_parse") -> Any:
+def toml_parse(text: Any, *, source: str = "kumo.serde.toml_parse") -> Any:
+    text = string_arg(source, "TEXT", text)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -96,7 +107,7 @@ def toml_parse(text: str, *, source: str = "kumo.serde.toml_parse") -> Any:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
 
 
-def toml_load(path: str) -> Any:
+def toml_load(path: Any) -> Any:
     return toml_parse(_read("kumo.serde.toml_load", path), source=f"kumo.serde.toml_load: {path}")
 
 
@@ -165,7 +176,8 @@ def _toml_encoder(*, pretty: bool, sort: bool) -> Callable[[Any], str]:
 
 
 # ----------------------------------------------------------------------------------- YAML
-def yaml_parse(text: str, *, source: str = "kumo.serde.yaml_parse") -> Any:
+def yaml_parse(text: Any, *, source: str = "kumo.serde.yaml_parse") -> Any:
+    text = string_arg(source, "TEXT", text)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -175,7 +187,7 @@ def yaml_parse(text: str, *, source: str = "kumo.serde.yaml_parse") -> Any:
         raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from None
 
 
-def yaml_load(path: str) -> Any:
+def yaml_load(path: Any) -> Any:
     return yaml_parse(_read("kumo.serde.yaml_load", path), source=f"kumo.serde.yaml_load: {path}")
 
 

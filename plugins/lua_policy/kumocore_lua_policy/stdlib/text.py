@@ -2,15 +2,23 @@
 
 They take plain substrings (not Lua patterns), as KumoMTA's Rust versions do; ``rsplit``
 returns the pieces last-first, and the ``n`` variants stop after ``LIMIT`` pieces with the
-rest of the string in the last one.
+rest of the string in the last one. A number is taken as the string Lua's ``tostring`` gives
+(KumoMTA's mlua coerces numbers to strings); anything else, nil included, is refused with
+the argument's name.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 from kumocore import ConfigError
+from kumocore_lua_policy.stdlib.arguments import string_arg
+
+
+def _text(function: str, what: str, value: Any) -> str:
+    return string_arg(f"kumo.string.{function}", what, value)
 
 
 def _pieces(text: str, pattern: str) -> list[str]:
@@ -19,11 +27,12 @@ def _pieces(text: str, pattern: str) -> list[str]:
     return ["", *text, ""] if pattern == "" else text.split(pattern)
 
 
-def split(text: str, pattern: str) -> list[str]:
-    return _pieces(text, pattern)
+def split(text: Any, pattern: Any) -> list[str]:
+    return _pieces(_text("split", "TEXT", text), _text("split", "PATTERN", pattern))
 
 
-def rsplit(text: str, pattern: str) -> list[str]:
+def rsplit(text: Any, pattern: Any) -> list[str]:
+    text, pattern = _text("rsplit", "TEXT", text), _text("rsplit", "PATTERN", pattern)
     # Matched from the end (rsplit), so overlapping separators pair up as Rust's do.
     return _pieces(text, pattern)[::-1] if pattern == "" else text.rsplit(pattern)[::-1]
 
@@ -35,17 +44,20 @@ def _limit(name: str, limit: Any) -> int:
     return limit
 
 
-def splitn(text: str, limit: int, pattern: str) -> list[str]:
+def splitn(text: Any, limit: Any, pattern: Any) -> list[str]:
+    text, pattern = _text("splitn", "TEXT", text), _text("splitn", "PATTERN", pattern)
     limit = _limit("splitn", limit)
     if limit <= 1:
         return [text][:limit]
     if pattern == "":  # the (limit-1) first pieces, then the rest from the next match
         pieces = _pieces(text, pattern)
         return pieces if limit >= len(pieces) else [*pieces[: limit - 1], text[limit - 2 :]]
-    return text.split(pattern, limit - 1)
+    parts: list[str] = text.split(pattern, limit - 1)
+    return parts
 
 
-def rsplitn(text: str, limit: int, pattern: str) -> list[str]:
+def rsplitn(text: Any, limit: Any, pattern: Any) -> list[str]:
+    text, pattern = _text("rsplitn", "TEXT", text), _text("rsplitn", "PATTERN", pattern)
     limit = _limit("rsplitn", limit)
     if limit <= 1:
         return [text][:limit]
@@ -54,14 +66,16 @@ def rsplitn(text: str, limit: int, pattern: str) -> list[str]:
         if limit >= len(pieces):
             return pieces
         return [*pieces[: limit - 1], text[: len(text) - (limit - 2)]]
-    return text.rsplit(pattern, limit - 1)[::-1]
+    parts: list[str] = text.rsplit(pattern, limit - 1)
+    return parts[::-1]
 
 
-def split_whitespace(text: str) -> list[str]:
-    return text.split()
+def split_whitespace(text: Any) -> list[str]:
+    return _text("split_whitespace", "TEXT", text).split()
 
 
-def split_ascii_whitespace(text: str) -> list[str]:
+def split_ascii_whitespace(text: Any) -> list[str]:
+    text = _text("split_ascii_whitespace", "TEXT", text)
     return text.split(None) if text.isascii() else [p for p in _ascii_split(text) if p]
 
 
@@ -71,56 +85,86 @@ def _ascii_split(text: str) -> list[str]:
     return text.split(" ")
 
 
-def replace(text: str, old: str, new: str) -> str:
-    return text.replace(old, new)
+def replace(text: Any, old: Any, new: Any) -> str:
+    return _text("replace", "TEXT", text).replace(
+        _text("replace", "FROM", old), _text("replace", "TO", new))
 
 
-def replacen(text: str, old: str, new: str, count: int) -> str:
-    return text.replace(old, new, _limit("replacen", count))
+def replacen(text: Any, old: Any, new: Any, count: Any) -> str:
+    return _text("replacen", "TEXT", text).replace(
+        _text("replacen", "FROM", old), _text("replacen", "TO", new), _limit("replacen", count))
 
 
-def starts_with(text: str, prefix: str) -> bool:
-    return text.startswith(prefix)
+def starts_with(text: Any, prefix: Any) -> bool:
+    return _text("starts_with", "TEXT", text).startswith(_text("starts_with", "PATTERN", prefix))
 
 
-def ends_with(text: str, suffix: str) -> bool:
-    return text.endswith(suffix)
+def ends_with(text: Any, suffix: Any) -> bool:
+    return _text("ends_with", "TEXT", text).endswith(_text("ends_with", "PATTERN", suffix))
 
 
-def trim(text: str) -> str:
-    return text.strip()
+def trim(text: Any) -> str:
+    return _text("trim", "TEXT", text).strip()
 
 
-def trim_start(text: str) -> str:
-    return text.lstrip()
+def trim_start(text: Any) -> str:
+    return _text("trim_start", "TEXT", text).lstrip()
 
 
-def trim_end(text: str) -> str:
-    return text.rstrip()
+def trim_end(text: Any) -> str:
+    return _text("trim_end", "TEXT", text).rstrip()
 
 
-def wrap(text: str, soft_limit: int | None = None, hard_limit: int | None = None) -> str:
-    """Break ``text`` at whitespace to keep lines under ``soft_limit`` (default 75); words
-    longer than ``hard_limit`` (default 900) are cut. Breaks are CR LF TAB."""
+# KumoMTA's kumo-wrap splits at ASCII whitespace only (a no-break space is part of a word)
+# and measures lines in UTF-8 bytes, not characters.
+_ASCII_WHITESPACE = re.compile(r"[ \t\n\x0c\r]+")
+
+
+def _size(text: str) -> int:
+    return len(text.encode())
+
+
+def _hard_pieces(word: str, hard: int) -> list[str]:
+    """``word`` cut into pieces of at most ``hard`` bytes. KumoMTA cuts at the byte; a
+    Python string cannot hold half a character, so a cut falls before the character that
+    would cross the limit (a piece holds at least one character)."""
+    pieces: list[str] = []
+    piece = ""
+    for char in word:
+        if piece and _size(piece) + _size(char) > hard:
+            pieces.append(piece)
+            piece = ""
+        piece += char
+    return [*pieces, piece]
+
+
+def wrap(text: Any, soft_limit: int | None = None, hard_limit: int | None = None) -> str:
+    """Break ``text`` at ASCII whitespace to keep lines under ``soft_limit`` bytes (default
+    75); words longer than ``hard_limit`` bytes (default 900) are cut. Breaks are CR LF TAB,
+    as KumoMTA's header wrapping (kumo-wrap) makes them."""
     soft = 75 if soft_limit is None else _limit("wrap", soft_limit)
     hard = 900 if hard_limit is None else _limit("wrap", hard_limit)
     if hard < 1 or soft < 1:
         raise ConfigError("kumo.string.wrap: the limits must be at least 1")
     lines: list[str] = []
     line = ""
-    for word in text.split():
-        while len(word) > hard:  # a word that can never fit: hard break it
-            if line:
-                lines.append(line)
-                line = ""
-            lines.append(word[:hard])
-            word = word[hard:]
-        candidate = f"{line} {word}" if line else word
-        if len(candidate) <= soft or not line:
-            line = candidate
-        else:
+    for word in _ASCII_WHITESPACE.split(_text("wrap", "TEXT", text)):
+        if not word:
+            continue
+        # The separating space is not counted, as in kumo-wrap.
+        if _size(line) + _size(word) < soft:
+            line = f"{line} {word}" if line else word
+            continue
+        if line:
             lines.append(line)
+        if _size(word) <= hard:
             line = word
+            continue
+        *full, line = _hard_pieces(word, hard)
+        lines.extend(full)
+        if _size(line) >= hard:  # a last piece that filled the limit ends its line too
+            lines.append(line)
+            line = ""
     if line:
         lines.append(line)
     return "\r\n\t".join(lines).rstrip()
