@@ -157,6 +157,8 @@ class LuaEngine:
             return self._answer(result)
         except Rejection as exc:
             return "error", exc
+        except TypeError as exc:
+            return "error", KumoCallError(name, _misfit_call(fn, args, kwargs) or exc)
         except Exception as exc:
             return "error", KumoCallError(name, exc)
 
@@ -278,3 +280,20 @@ def lua_package_path(policy_dir: str | None, default: str) -> str:
 
 def _write(text: str) -> None:
     sys.stdout.write(f"{text}\n")
+
+
+def _misfit_call(
+    fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+) -> Exception | None:
+    """When a call raised ``TypeError`` because it did not fit ``fn``'s parameters (an
+    argument left out, one too many), that said in a policy author's words; None when the
+    ``TypeError`` came from inside ``fn``. Only looked at after such a failure: the
+    signature costs nothing on a call that works."""
+    try:
+        inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as misfit:
+        # KumoMTA passes nil for an argument left out; kumocore names what is missing.
+        return ConfigError(f"{misfit} (called with {len(args) + len(kwargs)} argument(s))")
+    except ValueError:  # no signature to compare with (a builtin)
+        return None
+    return None

@@ -241,3 +241,23 @@ async def test_non_utf8_string_for_python_is_a_policy_error(tmp_path: Path) -> N
     with pytest.raises(PolicyError, match="can't decode byte 0xff") as info:
         await runtime.hooks.smtp_server_ehlo("x", {})
     assert info.value.where == f"{tmp_path / 'policy.lua'}:2"
+
+
+async def test_a_kumo_function_called_without_an_argument_says_which_one_is_missing(
+    tmp_path: Path,
+) -> None:
+    # KumoMTA passes nil for an argument left out; kumocore names it, in the policy's
+    # words rather than Python's ("missing 1 required positional argument").
+    recorder = Recorder()
+    await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local ok, err = pcall(kumo.time.with_ymd_hms, 2000)
+        kumo.test.mark(tostring(err))
+        ok, err = pcall(kumo.dmarc.check_msg)
+        kumo.test.mark(tostring(err))
+    """, recorder=recorder)
+    assert recorder.marks == [
+        "kumo.time.with_ymd_hms: missing a required argument: 'month' "
+        "(called with 1 argument(s))",
+        "kumo.dmarc.check_msg: missing a required argument: 'msg' (called with 0 argument(s))",
+    ]
