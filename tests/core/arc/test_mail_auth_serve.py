@@ -16,14 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.dkim import Signer, public_key_record
 from kumocore.dkim.arc import arc_verify
 from kumocore.mail.message import Message
 from tests.core.arc.conftest import MESSAGE
-from tests.core.spf.conftest import ROUTE_TO_SINK_LUA, sink
+from tests.core.spf.conftest import ROUTE_TO_SINK_LUA, listener_init_lua, serving, sink
 from tests.loghooks.test_webhook_durability import wait_for
 from tests.plugins.lua_policy.support import make_runtime
 
@@ -35,16 +34,9 @@ POLICY = '''
 local kumo = require 'kumo'
 local mail_auth = require 'policy-extras.mail_auth'
 
-kumo.on('init', function()
-  kumo.dns.configure_resolver {{ name_servers = {{ '{dns}' }} }}
-  kumo.define_spool {{ name = 'data', path = '{spool}/data' }}
-  kumo.define_spool {{ name = 'meta', path = '{spool}/meta' }}
-  kumo.start_esmtp_listener {{
-    listen = '127.0.0.1:{smtp_port}',
-    hostname = 'mx.relay.example',
-    relay_hosts = {{ '127.0.0.5' }},
-  }}
-end)
+'''
+POLICY += listener_init_lua('mx.relay.example')
+POLICY += '''
 
 kumo.on('smtp_server_message_received', function(msg, conn_meta)
   local checked = mail_auth.check(msg)
@@ -106,14 +98,7 @@ async def test_mail_auth_check_stamps_results_and_arc_seal_extends_the_chain(
 ) -> None:
     server, key_file, pems = world
     data = await client_message(server, pems)
-    smtp_port = free_port()
-    policy = tmp_path / "policy.lua"
-    policy.write_text(POLICY.format(dns=server.address, spool=tmp_path / "spool",
-                                    smtp_port=smtp_port, sink_port=sink.port, key=key_file))
-    kumo = ServeProcess(policy, tmp_path / "kumocore.log")
-    kumo.start()
-    try:
-        await kumo.wait_for_smtp(smtp_port)
+    async with serving(tmp_path, POLICY, server, sink, key=key_file) as smtp_port:
         client = await RawSmtpClient.connect(smtp_port, source="127.0.0.5")
         await client.read_reply()
         assert (await client.command("EHLO client.sender.example")).code == 250
@@ -125,8 +110,6 @@ async def test_mail_auth_check_stamps_results_and_arc_seal_extends_the_chain(
             return bool(sink.messages)
 
         await wait_for(delivered, 30, "the sealed message at the sink")
-    finally:
-        kumo.stop()
     [message] = sink.messages
     head = message.data.split(b"\r\n\r\n", 1)[0].decode()
     assert "X-Checked: pass pass pass none pass pass 6" in head

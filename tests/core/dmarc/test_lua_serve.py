@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.serve_process import ServeProcess, free_port
 from bench.common.sink import RecordingSink
 from bench.common.smtp_client import RawSmtpClient
-from tests.core.spf.conftest import ROUTE_TO_SINK_LUA
+from tests.core.spf.conftest import ROUTE_TO_SINK_LUA, listener_init_lua, serving
 from tests.loghooks.test_webhook_durability import wait_for
 
 pytestmark = pytest.mark.slow
@@ -23,16 +22,9 @@ pytestmark = pytest.mark.slow
 POLICY = '''
 local kumo = require 'kumo'
 
-kumo.on('init', function()
-  kumo.dns.configure_resolver {{ name_servers = {{ '{dns}' }} }}
-  kumo.define_spool {{ name = 'data', path = '{spool}/data' }}
-  kumo.define_spool {{ name = 'meta', path = '{spool}/meta' }}
-  kumo.start_esmtp_listener {{
-    listen = '127.0.0.1:{smtp_port}',
-    hostname = 'mx.receiver.example',
-    relay_hosts = {{ '127.0.0.5' }},
-  }}
-end)
+'''
+POLICY += listener_init_lua('mx.receiver.example')
+POLICY += '''
 
 kumo.on('smtp_server_message_received', function(msg, conn_meta)
   local dkim = msg:dkim_verify()
@@ -69,14 +61,7 @@ def world() -> Iterator[TestDnsServer]:
 async def test_lua_policy_rejects_a_dmarc_reject_failure_and_stamps_a_pass(
     tmp_path: Path, world: TestDnsServer, sink: RecordingSink,
 ) -> None:
-    smtp_port = free_port()
-    policy = tmp_path / "policy.lua"
-    policy.write_text(POLICY.format(dns=world.address, spool=tmp_path / "spool",
-                                    smtp_port=smtp_port, sink_port=sink.port))
-    kumo = ServeProcess(policy, tmp_path / "kumocore.log")
-    kumo.start()
-    try:
-        await kumo.wait_for_smtp(smtp_port)
+    async with serving(tmp_path, POLICY, world, sink) as smtp_port:
         client = await RawSmtpClient.connect(smtp_port, source="127.0.0.5")
         await client.read_reply()
         assert (await client.command("EHLO client.test")).code == 250
@@ -96,8 +81,6 @@ async def test_lua_policy_rejects_a_dmarc_reject_failure_and_stamps_a_pass(
             return bool(sink.messages)
 
         await wait_for(delivered, 30, "the aligned message at the sink")
-    finally:
-        kumo.stop()
     [message] = sink.messages
     assert message.sender == "bounce@brand.example"
     head = message.data.split(b"\r\n\r\n", 1)[0].decode()
