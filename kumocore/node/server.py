@@ -116,12 +116,16 @@ class Server:
         if self._storage is not None:
             self._storage.check()
 
-    async def start(self, *, listen: bool = True) -> None:
+    async def start(self, *, listen: bool = True,
+                    before_recovery: Callable[[Services], Awaitable[object]] | None = None,
+                    ) -> None:  # fmt: skip
         """Start everything; with ``listen=False`` stop short of the listeners.
 
         ``kumocore serve --workers N`` uses that: a worker opens its listeners only once
         every worker has recovered its spool, so the kernel never hands connections to a
-        node that is half up (:meth:`start_listeners`).
+        node that is half up (:meth:`start_listeners`). It also passes ``before_recovery``,
+        run once the queues exist and before any spooled message reaches them: a restarted
+        worker takes on the node's admin rules there, so none of its messages slips past.
         """
         runtime = self.runtime
         from kumocore.spool.storage_guard import StorageMonitor
@@ -140,6 +144,8 @@ class Server:
         if services.tsa is not None:
             # after the throttle store (Redis holds automation state) and the queues
             services.tsa.start(services.throttles, services.queues)
+        if before_recovery is not None:
+            await before_recovery(services)
         await self._recover(services)
         await self.prepare_listeners()
         if listen:

@@ -43,6 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -363,14 +364,16 @@ async def serve_worker(
     await runtime.load(policy)
     shard_spools(runtime, index)
     server = Server(runtime)
-    await server.start(listen=control_fd is None)
+    from kumocore.admin.node_adopt import adopt_node_rules
+
+    peers = runtime.node
+    # A restarted worker holds what the node holds before its spooled messages are queued.
+    adopt = None if peers is None else partial(adopt_node_rules, peers)
+    await server.start(listen=control_fd is None, before_recovery=adopt)
     if runtime.node is not None:
-        from kumocore.admin.routes import add_admin_routes
+        from kumocore.admin.peer_rules import add_private_routes
 
-        await runtime.node.serve(lambda app: add_admin_routes(app, runtime))
-        from kumocore.admin.ready_q_adopt import adopt_ready_suspensions
-
-        await adopt_ready_suspensions(runtime)  # a restarted worker holds what the node holds
+        await runtime.node.serve(lambda app: add_private_routes(app, runtime))
     if control_fd is not None and not await _open_with_the_others(server, control_fd):
         log.warning("start-up called off by the supervisor; stopping", worker=index)
         await server.stop(shutdown_timeout)

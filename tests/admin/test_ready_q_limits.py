@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from kumocore.admin.ready_q_adopt import suspension_of_entry
+from kumocore.admin.node_adopt import suspension_of_entry
 from kumocore.node.runtime import Runtime
 from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
