@@ -134,6 +134,24 @@ async def test_an_admin_bounce_is_551_administrator_bounced_with_reason(
     assert record["response"]["content"] == "Administrator bounced with reason: purge"
 
 
+async def test_an_admin_bounce_with_suppress_logging_bounces_without_a_record(
+    make_bench: Any,
+) -> None:
+    # KumoMTA's suppress_logging: the matching messages are bounced, no AdminBounce logged.
+    bench: Bench = await make_bench(queue={"egress_pool": "nowhere", "retry_interval": "1h"})
+    bench.queues.apply_bounce_rule(parse_rule(
+        {"domain": "example.com", "reason": "quiet", "suppress_logging": True}))
+    bench.queues.apply_bounce_rule(parse_rule({"domain": "loud.example", "reason": "loud"}))
+    await bench.inject("quiet@example.com")
+    await bench.inject("late@loud.example")
+    (record,) = await bench.wait_for_records("AdminBounce", 1)
+    assert record["recipient"] == "late@loud.example"
+    assert [r["recipient"] for r in bench.log_sink.of_type("AdminBounce")] == [
+        "late@loud.example"]
+    assert bench.queues.admin.bounces and all(
+        sum(rule.bounced.values()) == 1 for rule in bench.queues.admin.bounces.values())
+
+
 async def test_expiry_past_max_age_names_the_delayed_age_and_max_age(make_bench: Any) -> None:
     bench: Bench = await make_bench(
         path={"smtp_port": free_port()},
