@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,13 +95,19 @@ class Workers:
             return exc.code, json.loads(exc.read() or b"null"), exc.headers
 
 
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[tuple[Workers, RecordingSink]]:
+@asynccontextmanager
+async def running_node(
+    tmp_path: Path, policy: str | None = None
+) -> AsyncIterator[tuple[Workers, RecordingSink]]:
+    """Two workers delivering ``dest.test`` to a recording sink (``policy``: another
+    policy text in place of :data:`POLICY`)."""
     zones: dict[str, dict[str, Any]] = {"dest.test": {"MX": [(10, "mx.dest.test")]},
                                         "mx.dest.test": {"A": ["127.0.0.1"]}}
     dns = TestDnsServer(zones).start()
     sink = await RecordingSink().start()
     workers = Workers(tmp_path, dns.address, sink.port)
+    if policy is not None:
+        (tmp_path / "policy.lua").write_text(policy)
     try:
         workers.process.start()
         await workers.process.wait_for_log("kumocore ready", timeout=60)
@@ -109,6 +116,12 @@ async def node(tmp_path: Path) -> AsyncIterator[tuple[Workers, RecordingSink]]:
         workers.process.stop()
         await sink.stop()
         dns.stop()
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[tuple[Workers, RecordingSink]]:
+    async with running_node(tmp_path) as started:
+        yield started
 
 
 async def ask_worker(socket: Path, path: str) -> Any:

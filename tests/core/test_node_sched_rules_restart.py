@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from kumocore.logs.reader import iter_records
-from kumocore.testing.dns import TestDnsServer
 from kumocore.testing.smtp_sink import RecordingSink
-from tests.core.test_node_ready_q import POLICY, Workers, ask_worker, send
+from tests.core.test_node_ready_q import POLICY, Workers, ask_worker, running_node, send
 from tests.core.test_node_ready_q_restart import replaced, worker_pids
 
 pytestmark = pytest.mark.slow
@@ -35,21 +34,9 @@ LOGS = "kumo.configure_local_logs { log_dir = dir .. '/logs' }\n"
 @pytest.fixture
 async def logged_node(tmp_path: Path) -> AsyncIterator[tuple[Workers, RecordingSink]]:
     """Two workers delivering to ``sink``, both logging to ``tmp_path/logs``."""
-    zones: dict[str, dict[str, Any]] = {"dest.test": {"MX": [(10, "mx.dest.test")]},
-                                        "mx.dest.test": {"A": ["127.0.0.1"]}}
-    dns = TestDnsServer(zones).start()
-    sink = await RecordingSink().start()
-    workers = Workers(tmp_path, dns.address, sink.port)
     anchor = "  kumo.define_spool { name = 'data'"
-    (tmp_path / "policy.lua").write_text(POLICY.replace(anchor, "  " + LOGS + anchor, 1))
-    try:
-        workers.process.start()
-        await workers.process.wait_for_log("kumocore ready", timeout=60)
-        yield workers, sink
-    finally:
-        workers.process.stop()
-        await sink.stop()
-        dns.stop()
+    async with running_node(tmp_path, POLICY.replace(anchor, "  " + LOGS + anchor, 1)) as node:
+        yield node
 
 
 def worker_index(pid: int) -> str:
