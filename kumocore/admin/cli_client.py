@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = ["DEFAULT_ENDPOINT", "AdminClientError", "Command", "canceller", "client_options",
-           "guarded", "lister", "print_json", "request", "run"]  # fmt: skip
+           "guarded", "lister", "print_json", "request", "request_raw", "run"]  # fmt: skip
 
 DEFAULT_ENDPOINT = os.environ.get("KUMOCORE_ENDPOINT", "http://127.0.0.1:8000")
 
@@ -44,6 +44,19 @@ def request(
     timeout: float = 60.0,
 ) -> Any:
     """One API call; returns the decoded JSON answer or raises :class:`AdminClientError`."""
+    return json.loads(request_raw(endpoint, method, path, body, timeout=timeout) or b"null")
+
+
+def request_raw(
+    endpoint: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    *,
+    timeout: float = 60.0,
+) -> bytes:
+    """One API call; returns the answer's bytes (the endpoints that answer plain text, as
+    KumoMTA's do) or raises :class:`AdminClientError`."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         endpoint.rstrip("/") + path,
@@ -53,7 +66,7 @@ def request(
     )
     try:
         with urllib.request.urlopen(req, timeout=timeout) as response:
-            return json.loads(response.read() or b"null")
+            return bytes(response.read())
     except urllib.error.HTTPError as exc:
         raw = exc.read()
         try:

@@ -11,71 +11,42 @@ from __future__ import annotations
 
 import argparse
 import json
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any
 
-from kumocore.admin.cli_client import AdminClientError, client_options, guarded, request
+from kumocore.admin.cli_client import client_options, guarded, request_raw, run
 
-__all__ = ["OpsCommands", "add_ops_subcommands", "format_resolution"]
-
-
-class OpsCommands:
-    """The command handlers, calling the API through :mod:`kumocore.admin.cli_client`."""
-
-    def __init__(self) -> None:
-        self.request, self.error = request, AdminClientError
-
-    def _post_text(self, args: argparse.Namespace, path: str, body: dict[str, Any]) -> str:
-        """POST ``body``; the answer's text. An error answer raises ``error`` with the
-        API's JSON error (or the text of whatever else answered: a proxy, auth)."""
-        req = urllib.request.Request(
-            args.endpoint.rstrip("/") + path, data=json.dumps(body).encode(), method="POST",
-            headers={"Content-Type": "application/json"})  # fmt: skip
-        try:
-            with urllib.request.urlopen(req, timeout=args.timeout) as response:
-                return str(response.read().decode("utf-8", "replace"))
-        except urllib.error.HTTPError as exc:
-            raise self.error(exc.code, _error_body(exc.read(), str(exc.reason))) from exc
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise self.error(0, {"error": f"cannot reach {args.endpoint}: {reason}"}) from exc
-
-    def set_log_filter(self, args: argparse.Namespace) -> int:
-        text = self._post_text(args, "/api/admin/set_diagnostic_log_filter/v1",
-                               {"filter": args.filter})  # fmt: skip
-        print(text or "OK")  # as kcli: the server's text, or OK for an empty answer
-        return 0
-
-    def abort(self, args: argparse.Namespace) -> int:
-        body = {"queue_name": args.queue_name, "session_id": args.session_id}
-        print(self._post_text(args, "/api/admin/abort-ready-q-conn/v1", body) or "OK")
-        return 0
-
-    def resolve(self, args: argparse.Namespace) -> int:
-        query = {"domain": args.domain}
-        if args.source is not None:
-            query["source"] = args.source
-        answer = self.request(
-            args.endpoint, "GET",
-            f"/api/admin/resolve-egress-path/v1?{urllib.parse.urlencode(query)}",
-            timeout=args.timeout)  # fmt: skip
-        if args.json:
-            print(json.dumps(answer, indent=2, sort_keys=True))
-        else:
-            print(format_resolution(answer))
-        return 0
+__all__ = ["add_ops_subcommands", "format_resolution"]
 
 
-def _error_body(raw: bytes, reason: str) -> dict[str, Any]:
-    try:
-        error = json.loads(raw)
-    except ValueError:
-        error = None
-    if isinstance(error, dict):
-        return error
-    return {"error": raw.decode("utf-8", "replace").strip() or reason}
+def _post_text(args: argparse.Namespace, path: str, body: dict[str, Any]) -> str:
+    """POST ``body``; the answer's text (an error answer raises, as every admin call)."""
+    raw = request_raw(args.endpoint, "POST", path, body, timeout=args.timeout)
+    return raw.decode("utf-8", "replace")
+
+
+def _set_log_filter(args: argparse.Namespace) -> int:
+    text = _post_text(args, "/api/admin/set_diagnostic_log_filter/v1", {"filter": args.filter})
+    print(text or "OK")  # as kcli: the server's text, or OK for an empty answer
+    return 0
+
+
+def _abort_ready_q_conn(args: argparse.Namespace) -> int:
+    body = {"queue_name": args.queue_name, "session_id": args.session_id}
+    print(_post_text(args, "/api/admin/abort-ready-q-conn/v1", body) or "OK")
+    return 0
+
+
+def _resolve_egress_path(args: argparse.Namespace) -> int:
+    query = {"domain": args.domain}
+    if args.source is not None:
+        query["source"] = args.source
+    answer = run(args, "GET", f"/api/admin/resolve-egress-path/v1?{urllib.parse.urlencode(query)}")
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    else:
+        print(format_resolution(answer))
+    return 0
 
 
 def format_resolution(answer: dict[str, Any]) -> str:
@@ -99,14 +70,13 @@ def format_resolution(answer: dict[str, Any]) -> str:
 
 def add_ops_subcommands(subparsers: Any) -> None:
     """Add the three commands to the admin CLI's ``subparsers``."""
-    commands = OpsCommands()
     log_filter = subparsers.add_parser(
         "set-log-filter", help="change the diagnostic log filter of a running node",
         description="Set the diagnostic log filter in every worker, as "
         "kumo.set_diagnostic_log_filter does. Example: kumocore set-log-filter kumod=debug")
     log_filter.add_argument("filter", help="e.g. kumod=debug, or a bare level: info")
     client_options(log_filter)
-    log_filter.set_defaults(handler=guarded(commands.set_log_filter))
+    log_filter.set_defaults(handler=guarded(_set_log_filter))
 
     abort = subparsers.add_parser(
         "abort-ready-q-conn", help="abort one open connection of a ready queue",
@@ -118,7 +88,7 @@ def add_ops_subcommands(subparsers: Any) -> None:
                        help="the ready queue, e.g. 'unspecified->mx.example@smtp_client'")
     abort.add_argument("session_id", help="the connection's session id (a UUID)")
     client_options(abort)
-    abort.set_defaults(handler=guarded(commands.abort))
+    abort.set_defaults(handler=guarded(_abort_ready_q_conn))
 
     resolve = subparsers.add_parser(
         "resolve-egress-path", help="which ready queue and egress path config a domain gets",
@@ -129,4 +99,4 @@ def add_ops_subcommands(subparsers: Any) -> None:
     resolve.add_argument("source", nargs="?", help="the egress source (default: unspecified)")
     resolve.add_argument("--json", action="store_true", help="print the API's JSON answer")
     client_options(resolve)
-    resolve.set_defaults(handler=guarded(commands.resolve))
+    resolve.set_defaults(handler=guarded(_resolve_egress_path))
