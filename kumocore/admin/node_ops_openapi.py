@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from kumocore.admin.openapi_parts import ERROR, STR, json_body, json_response, text_response
+
 __all__ = ["node_ops_openapi_paths"]
 
-_STR = {"type": "string"}
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": _STR}}
 
 _MACHINE_INFO = {
     "type": "object",
     "required": ["hostname", "node_id", "num_cores", "platform", "online_since",
                  "process_kind", "version"],
     "properties": {
-        "hostname": _STR,
+        "hostname": STR,
         "node_id": {"type": "string", "description": "this worker's log-record nodeid "
                     "(new at each start)"},
         "num_cores": {"type": "integer"},
@@ -30,7 +30,7 @@ _MACHINE_INFO = {
         "online_since": {"type": "string", "format": "date-time",
                          "description": "when this worker process started"},
         "process_kind": {"type": "string", "example": "kumocore"},
-        "version": _STR,
+        "version": STR,
         "mac_address": {"type": "string", "description": "absent when not readable"},
         "cpu_brand": {"type": "string", "description": "absent when not readable"},
         "distribution": {"type": "string", "description": "absent when not readable"},
@@ -44,9 +44,9 @@ _MX = {
     "type": "object",
     "nullable": True,
     "properties": {
-        "site_name": _STR,
+        "site_name": STR,
         "by_preference": {"type": "object",
-                          "additionalProperties": {"type": "array", "items": _STR}},
+                          "additionalProperties": {"type": "array", "items": STR}},
         "is_domain_literal": {"type": "boolean"},
         "is_secure": {"type": "boolean"},
         "is_mx": {"type": "boolean"},
@@ -58,8 +58,8 @@ _RESOLVED = {
                    "(not derived by kumocore)",
     "required": ["domain", "source", "mx", "queue_name", "queue_config", "path_config"],
     "properties": {
-        "domain": _STR,
-        "source": _STR,
+        "domain": STR,
+        "source": STR,
         "mx": _MX,
         "queue_name": {"type": "string", "example": "unspecified->mx.example@smtp_client"},
         "queue_config": {"type": "object"},
@@ -68,51 +68,39 @@ _RESOLVED = {
 }
 
 
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _text(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"text/plain": {"schema": _STR}}}
-
-
 def node_ops_openapi_paths() -> dict[str, Any]:
     """Path items keyed by path (a fresh copy per call)."""
     log_filter = {"type": "object", "required": ["filter"], "additionalProperties": False,
                   "properties": {"filter": {"type": "string", "example": "kumod=debug"}}}
     abort = {"type": "object", "required": ["queue_name", "session_id"],
              "additionalProperties": False,
-             "properties": {"queue_name": _STR, "session_id": {"type": "string",
+             "properties": {"queue_name": STR, "session_id": {"type": "string",
                                                                "format": "uuid"}}}
     return {
         "/api/machine-info": {"get": {
             "tags": ["debugging"], "summary": "What machine and process answer",
-            "responses": {"200": _json(_MACHINE_INFO)}}},
+            "responses": {"200": json_response(_MACHINE_INFO)}}},
         "/api/admin/set_diagnostic_log_filter/v1": {"post": {
             "tags": ["logging"], "summary": "Change the diagnostic log filter (every worker)",
-            "requestBody": _body(log_filter),
+            "requestBody": json_body(log_filter),
             "responses": {"200": {"description": "applied (empty body)"},
-                          "400": _json(_ERROR, "bad body or filter")}}},
+                          "400": json_response(ERROR, "bad body or filter")}}},
         "/api/admin/abort-ready-q-conn/v1": {"post": {
             "tags": ["inspect"],
             "summary": "Abort one connection of a ready queue; its message is retried",
-            "requestBody": _body(abort),
-            "responses": {"200": _text("aborted <session_id>"),
-                          "400": _json(_ERROR, "bad body"),
-                          "404": _json(_ERROR, "no matching queue or session")}}},
+            "requestBody": json_body(abort),
+            "responses": {"200": text_response("aborted <session_id>"),
+                          "400": json_response(ERROR, "bad body"),
+                          "404": json_response(ERROR, "no matching queue or session")}}},
         "/api/admin/resolve-egress-path/v1": {"get": {
             "tags": ["inspect"],
             "summary": "The queue and egress path configuration a domain would get",
             "parameters": [
-                {"name": "domain", "in": "query", "required": True, "schema": _STR},
+                {"name": "domain", "in": "query", "required": True, "schema": STR},
                 {"name": "source", "in": "query", "required": False,
                  "schema": {"type": "string", "default": "unspecified"}},
             ],
-            "responses": {"200": _json(_RESOLVED),
-                          "400": _json(_ERROR, "bad query"),
-                          "500": _json(_ERROR, "the policy failed")}}},
+            "responses": {"200": json_response(_RESOLVED),
+                          "400": json_response(ERROR, "bad query"),
+                          "500": json_response(ERROR, "the policy failed")}}},
     }

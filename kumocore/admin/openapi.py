@@ -10,16 +10,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kumocore.admin.openapi_parts import STR, json_response
+
 __all__ = ["admin_openapi_paths"]
 
-_STR = {"type": "string"}
 _NULLABLE_STR = {"type": "string", "nullable": True}
 _ERROR = {
     "type": "object",
     "required": ["error"],
     "properties": {"error": {"type": "string", "example": "field 'reason' is required"}},
 }
-_ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": _STR}}
+_ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": STR}}
 
 _RULE_REQUEST = {
     "type": "object",
@@ -49,7 +50,7 @@ _RULE_REQUEST = {
         "queue_names": {
             "type": "array",
             "nullable": True,
-            "items": _STR,
+            "items": STR,
             "description": "exact scheduled-queue names; override the match fields",
         },
         "suppress_logging": {"type": "boolean", "default": False},
@@ -66,12 +67,12 @@ _BOUNCE_COUNTS = {
 _BOUNCE_ENTRY = {
     "type": "object",
     "properties": {
-        "id": _STR,
+        "id": STR,
         "campaign": _NULLABLE_STR,
         "tenant": _NULLABLE_STR,
         "domain": _NULLABLE_STR,
         "routing_domain": _NULLABLE_STR,
-        "reason": _STR,
+        "reason": STR,
         "duration": {"type": "string", "description": "time left, e.g. 287s"},
         **_BOUNCE_COUNTS,
     },
@@ -79,23 +80,23 @@ _BOUNCE_ENTRY = {
 _SUSPEND_ENTRY = {
     "type": "object",
     "properties": {
-        "id": _STR,
+        "id": STR,
         "campaign": _NULLABLE_STR,
         "tenant": _NULLABLE_STR,
         "domain": _NULLABLE_STR,
-        "reason": _STR,
+        "reason": STR,
         "duration": {"type": "string", "description": "time left, e.g. 287s"},
     },
 }
 _INSPECT = {
     "type": "object",
     "properties": {
-        "id": _STR,
+        "id": STR,
         "message": {
             "type": "object",
             "properties": {
-                "sender": _STR,
-                "recipient": {"type": "array", "items": _STR},
+                "sender": STR,
+                "recipient": {"type": "array", "items": STR},
                 "meta": {"type": "object"},
                 "data": {"type": "string", "description": "only with want_body=true"},
                 "due": {
@@ -116,7 +117,7 @@ _SUMMARY = {
             "type": "array",
             "items": {
                 "type": "object",
-                "properties": {"name": _STR, "count": {"type": "integer"}, "egress_pool": _STR},
+                "properties": {"name": STR, "count": {"type": "integer"}, "egress_pool": STR},
             },
         },
         "ready": {
@@ -124,9 +125,9 @@ _SUMMARY = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "name": _STR,
-                    "source": _STR,
-                    "site": _STR,
+                    "name": STR,
+                    "source": STR,
+                    "site": STR,
                     "count": {"type": "integer"},
                     "connections": {"type": "integer"},
                     "connection_limit": {"type": "integer"},
@@ -148,7 +149,7 @@ _REBIND_REQUEST = {
         "domain": _NULLABLE_STR,
         "routing_domain": _NULLABLE_STR,
         "reason": {"type": "string", "description": "logged in AdminRebind records"},
-        "data": {"type": "object", "additionalProperties": _STR,
+        "data": {"type": "object", "additionalProperties": STR,
                  "description": "meta values to set on each matching message"},
         "always_flush": {"type": "boolean", "default": False,
                          "description": "make every matching message due now"},
@@ -165,7 +166,7 @@ _REBIND_RESULT = {
 _SCHED_Q = {
     "type": "object",
     "properties": {
-        "queue_name": _STR,
+        "queue_name": STR,
         "num_scheduled": {"type": "integer"},
         "delayed_metric": {"type": "integer"},
         "now": {"type": "string", "format": "date-time"},
@@ -176,13 +177,9 @@ _SCHED_Q = {
 }
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
 def _errors(*statuses: int) -> dict[str, Any]:
     text = {400: "bad request body or query", 404: "unknown id", 503: "the queues are not started"}
-    return {str(s): _json(_ERROR, text[s]) for s in statuses}
+    return {str(s): json_response(_ERROR, text[s]) for s in statuses}
 
 
 def _rule_path(kind: str, created: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
@@ -195,12 +192,12 @@ def _rule_path(kind: str, created: dict[str, Any], entry: dict[str, Any]) -> dic
                 "required": True,
                 "content": {"application/json": {"schema": _RULE_REQUEST}},
             },
-            "responses": {"200": _json(created), **_errors(400, 503)},
+            "responses": {"200": json_response(created), **_errors(400, 503)},
         },
         "get": {
             "tags": tag,
             "summary": f"List active {kind} rules",
-            "responses": {"200": _json({"type": "array", "items": entry}), **_errors(503)},
+            "responses": {"200": json_response({"type": "array", "items": entry}), **_errors(503)},
         },
         "delete": {
             "tags": tag,
@@ -209,14 +206,14 @@ def _rule_path(kind: str, created: dict[str, Any], entry: dict[str, Any]) -> dic
                 "required": True,
                 "content": {"application/json": {"schema": _ID_BODY}},
             },
-            "responses": {"200": _json(_ID_BODY), **_errors(400, 404, 503)},
+            "responses": {"200": json_response(_ID_BODY), **_errors(400, 404, 503)},
         },
     }
 
 
 def admin_openapi_paths() -> dict[str, Any]:
     """Path items keyed by path, ready to merge into an OpenAPI 3 document's ``paths``."""
-    bounce_created = {"type": "object", "properties": {"id": _STR, **_BOUNCE_COUNTS}}
+    bounce_created = {"type": "object", "properties": {"id": STR, **_BOUNCE_COUNTS}}
     paths: dict[str, Any] = {
         "/api/admin/bounce/v1": _rule_path("bounce", bounce_created, _BOUNCE_ENTRY),
         "/api/admin/suspend/v1": _rule_path("suspend", _ID_BODY, _SUSPEND_ENTRY),
@@ -225,7 +222,7 @@ def admin_openapi_paths() -> dict[str, Any]:
                 "tags": ["admin"],
                 "summary": "Show a queued message",
                 "parameters": [
-                    {"name": "id", "in": "query", "required": True, "schema": _STR},
+                    {"name": "id", "in": "query", "required": True, "schema": STR},
                     {
                         "name": "want_body",
                         "in": "query",
@@ -233,7 +230,7 @@ def admin_openapi_paths() -> dict[str, Any]:
                         "schema": {"type": "boolean", "default": False},
                     },
                 ],
-                "responses": {"200": _json(_INSPECT), **_errors(400, 404, 503)},
+                "responses": {"200": json_response(_INSPECT), **_errors(400, 404, 503)},
             }
         },
         "/api/admin/rebind/v1": {
@@ -244,7 +241,7 @@ def admin_openapi_paths() -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _REBIND_REQUEST}},
                 },
-                "responses": {"200": _json(_REBIND_RESULT), **_errors(400, 503)},
+                "responses": {"200": json_response(_REBIND_RESULT), **_errors(400, 503)},
             }
         },
         "/api/admin/inspect-sched-q/v1": {
@@ -252,20 +249,20 @@ def admin_openapi_paths() -> dict[str, Any]:
                 "tags": ["admin"],
                 "summary": "The messages of one scheduled queue",
                 "parameters": [
-                    {"name": "queue_name", "in": "query", "required": True, "schema": _STR},
+                    {"name": "queue_name", "in": "query", "required": True, "schema": STR},
                     {"name": "limit", "in": "query", "required": False,
                      "schema": {"type": "integer", "minimum": 0}},
                     {"name": "want_body", "in": "query", "required": False,
                      "schema": {"type": "boolean", "default": False}},
                 ],
-                "responses": {"200": _json(_SCHED_Q), **_errors(400, 503)},
+                "responses": {"200": json_response(_SCHED_Q), **_errors(400, 503)},
             }
         },
         "/api/admin/queue-summary/v1": {
             "get": {
                 "tags": ["admin"],
                 "summary": "Scheduled and ready queues with their sizes",
-                "responses": {"200": _json(_SUMMARY), **_errors(503)},
+                "responses": {"200": json_response(_SUMMARY), **_errors(503)},
             }
         },
         "/api/admin/status/v1": {
@@ -273,7 +270,7 @@ def admin_openapi_paths() -> dict[str, Any]:
                 "tags": ["admin"],
                 "summary": "The status page's data: counters, queues, rules, recent "
                            "responses, node facts (kumocore addition)",
-                "responses": {"200": _json({"type": "object"})},
+                "responses": {"200": json_response({"type": "object"})},
             }
         },
         "/metrics": {
@@ -283,7 +280,7 @@ def admin_openapi_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "OK",
-                        "content": {"text/plain; version=0.0.4": {"schema": _STR}},
+                        "content": {"text/plain; version=0.0.4": {"schema": STR}},
                     }
                 },
             }
@@ -292,7 +289,7 @@ def admin_openapi_paths() -> dict[str, Any]:
             "get": {
                 "tags": ["metrics"],
                 "summary": "The same metrics as JSON",
-                "responses": {"200": _json({"type": "object"})},
+                "responses": {"200": json_response({"type": "object"})},
             }
         },
     }

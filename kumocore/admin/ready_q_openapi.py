@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kumocore.admin.openapi_parts import ERROR, STR, json_body, json_response
+
 __all__ = ["ready_q_openapi_paths"]
 
-_STR = {"type": "string"}
-_ERROR = {"type": "object", "required": ["error"], "properties": {"error": _STR}}
-_ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": _STR}}
+_ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": STR}}
 _NAME = {
     "type": "string",
     "description": "the ready queue (egress path): source->site@protocol",
@@ -34,16 +34,16 @@ _ENTRY = {
     "type": "object",
     "required": ["id", "name", "reason", "duration", "expires"],
     "properties": {
-        "id": _STR,
+        "id": STR,
         "name": _NAME,
-        "reason": _STR,
+        "reason": STR,
         "duration": {"type": "string", "description": "time left, e.g. 287s"},
         "expires": {"type": "string", "format": "date-time"},
     },
 }
 
 _QUEUE_STATE = {"type": "object", "required": ["context", "since"],
-                "properties": {"context": _STR, "since": {"type": "string", "format": "date-time"}}}
+                "properties": {"context": STR, "since": {"type": "string", "format": "date-time"}}}
 _STATES = {
     "type": "object",
     "required": ["states_by_ready_queue"],
@@ -61,34 +61,26 @@ _INSPECT = {
                    "state.watchdog_threshold and the connections' phases and counters",
     "properties": {
         "queue_name": _NAME,
-        "egress_source": _STR,
-        "protocol": _STR,
+        "egress_source": STR,
+        "protocol": STR,
         "now": {"type": "string", "format": "date-time"},
         "path_config": {"type": "object"},
         "mx": {"type": "object", "nullable": True},
         "dispatchers": {"type": "array", "items": {"type": "object", "properties": {
-            "session_id": _STR, "started_at": {"type": "string", "format": "date-time"},
-            "age": _STR}}},
+            "session_id": STR, "started_at": {"type": "string", "format": "date-time"},
+            "age": STR}}},
         "state": {"type": "object", "properties": {
             "connection_count": {"type": "integer"}, "ready_count": {"type": "integer"},
             "suspended": {**_ENTRY, "nullable": True},
             "connection_limited": _QUEUE_STATE, "connection_rate_throttled": _QUEUE_STATE}},
-        "scheduled_queue_names": {"type": "array", "items": _STR,
+        "scheduled_queue_names": {"type": "array", "items": STR,
                                   "description": "with include_scheduled_queues=true"},
     },
 }
 
 
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": schema}}}
-
-
-_BAD = _json(_ERROR, "bad request body")
-_NOT_STARTED = _json(_ERROR, "the queues are not started")
+_BAD = json_response(ERROR, "bad request body")
+_NOT_STARTED = json_response(ERROR, "the queues are not started")
 
 
 def ready_q_openapi_paths() -> dict[str, Any]:
@@ -97,15 +89,17 @@ def ready_q_openapi_paths() -> dict[str, Any]:
     return {
         "/api/admin/suspend-ready-q/v1": {
             "post": {"tags": tags, "summary": "Suspend delivery on one ready queue",
-                     "requestBody": _body(_REQUEST),
-                     "responses": {"200": _json(_ID_BODY), "400": _BAD, "503": _NOT_STARTED}},
+                     "requestBody": json_body(_REQUEST),
+                     "responses": {"200": json_response(_ID_BODY), "400": _BAD,
+                                   "503": _NOT_STARTED}},
             "get": {"tags": tags, "summary": "List active ready-queue suspensions",
-                    "responses": {"200": _json({"type": "array", "items": _ENTRY}),
+                    "responses": {"200": json_response({"type": "array", "items": _ENTRY}),
                                   "503": _NOT_STARTED}},
             "delete": {"tags": tags, "summary": "Cancel a ready-queue suspension",
-                       "requestBody": _body(_ID_BODY),
-                       "responses": {"200": _json(_ID_BODY), "400": _BAD,
-                                     "404": _json(_ERROR, "no active suspension with this id"),
+                       "requestBody": json_body(_ID_BODY),
+                       "responses": {"200": json_response(_ID_BODY), "400": _BAD,
+                                     "404": json_response(
+                                         ERROR, "no active suspension with this id"),
                                      "503": _NOT_STARTED}},
         },
         "/api/admin/ready-q-states/v1": {
@@ -115,9 +109,9 @@ def ready_q_openapi_paths() -> dict[str, Any]:
                 "parameters": [{"name": "queues", "in": "query", "required": False,
                                 "description": "only these ready queues (comma-separated "
                                                "or repeated); all when absent",
-                                "schema": {"type": "array", "items": _STR},
+                                "schema": {"type": "array", "items": STR},
                                 "style": "form", "explode": False}],
-                "responses": {"200": _json(_STATES), "400": _BAD, "503": _NOT_STARTED},
+                "responses": {"200": json_response(_STATES), "400": _BAD, "503": _NOT_STARTED},
             }
         },
         "/api/admin/inspect-ready-q/v1": {
@@ -126,12 +120,12 @@ def ready_q_openapi_paths() -> dict[str, Any]:
                 "summary": "One ready queue: source, protocol, MX, configuration, "
                            "connections and state",
                 "parameters": [
-                    {"name": "queue_name", "in": "query", "required": True, "schema": _STR},
+                    {"name": "queue_name", "in": "query", "required": True, "schema": STR},
                     {"name": "include_scheduled_queues", "in": "query", "required": False,
                      "schema": {"type": "boolean", "default": False}},
                 ],
-                "responses": {"200": _json(_INSPECT), "400": _BAD,
-                              "404": _json(_ERROR, "no such ready queue"),
+                "responses": {"200": json_response(_INSPECT), "400": _BAD,
+                              "404": json_response(ERROR, "no such ready queue"),
                               "503": _NOT_STARTED},
             }
         },
@@ -148,7 +142,8 @@ def ready_q_openapi_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "bumped (empty body, as KumoMTA)"},
                     "400": _BAD,
-                    "501": _json(_ERROR, "no installed plugin provides a configuration epoch"),
+                    "501": json_response(
+                        ERROR, "no installed plugin provides a configuration epoch"),
                 },
             }
         },
