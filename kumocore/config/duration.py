@@ -110,6 +110,34 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
+#: humantime's calendar units (KumoMTA's texts and ``TimeDelta.human``): a year of 365.25
+#: days, a month of 30.44.
+_HUMANTIME_CALENDAR = ((31_557_600, "year"), (2_630_016, "month"), (86_400, "day"))
+_NANOS = 1_000_000_000
+
+
+def humantime(nanos: int) -> str:
+    """A non-negative interval as Rust's humantime ``format_duration`` writes it, the form
+    KumoMTA prints durations in (its expiry texts, ``TimeDelta.human``): the non-zero parts
+    largest first, separated by spaces, ``0s`` for none: ``1m 30s``, ``1day 2h``,
+    ``2years 1month``, ``1s 500ms``."""
+    secs, sub = divmod(nanos, _NANOS)
+    if secs == 0 and sub == 0:
+        return "0s"
+    parts: list[str] = []
+    for size, unit in _HUMANTIME_CALENDAR:
+        count, secs = divmod(secs, size)
+        if count:
+            parts.append(f"{count}{unit}{'s' if count > 1 else ''}")
+    hours, secs = divmod(secs, 3600)
+    minutes, secs = divmod(secs, 60)
+    millis, sub = divmod(sub, 1_000_000)
+    micros, sub = divmod(sub, 1000)
+    parts += [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s"),
+                                         (millis, "ms"), (micros, "us"), (sub, "ns")) if n]
+    return " ".join(parts)
+
+
 def byte_size(value: object) -> int:
     """``value`` in bytes; raises ``ValueError`` with the reason (no key: see callers)."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):

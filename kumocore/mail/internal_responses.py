@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from kumocore.config.duration import humantime
 from kumocore.mail.response import EnhancedCode, Response
 
 __all__ = [
@@ -195,28 +196,10 @@ def admin_bounce(reason: str) -> Response:
 
 
 # ------------------------------------------------------------------ formatting
-_HUMAN_UNITS = ((31_557_600, "year"), (2_630_016, "month"), (86_400, "day"))
-_HUMAN_CLOCK = ((3600, "h"), (60, "m"), (1, "s"))
-
-
 def human_duration(seconds: float) -> str:
     """``seconds`` as KumoMTA prints a duration in texts: ``"7days 2h 3m 4s 5ms"``
-    (humantime's units, down to microseconds; ``"0s"`` for nothing)."""
-    micros = max(0, round(seconds * 1_000_000))
-    whole, fraction = divmod(micros, 1_000_000)
-    parts: list[str] = []
-    for size, name in _HUMAN_UNITS:
-        count, whole = divmod(whole, size)
-        if count:
-            parts.append(f"{count}{name}{'' if count == 1 else 's'}")
-    for size, name in _HUMAN_CLOCK:
-        count, whole = divmod(whole, size)
-        if count:
-            parts.append(f"{count}{name}")
-    millis, micro = divmod(fraction, 1000)
-    parts += [f"{millis}ms"] if millis else []
-    parts += [f"{micro}us"] if micro else []
-    return " ".join(parts) or "0s"
+    (humantime's form, to the microsecond; ``"0s"`` for nothing)."""
+    return humantime(max(0, round(seconds * 1_000_000)) * 1000)
 
 
 def debug_duration(seconds: float) -> str:

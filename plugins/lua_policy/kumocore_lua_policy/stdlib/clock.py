@@ -19,7 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from kumocore import ConfigError
-from kumocore.config.duration import duration_seconds
+from kumocore.config.duration import duration_seconds, humantime
 from kumocore_lua_policy.stdlib.arguments import number_arg, string_arg
 from kumocore_lua_policy.stdlib.chrono_format import chrono_format, rfc3339
 
@@ -36,27 +36,6 @@ def _trunc_div(value: int, unit: int) -> int:
     """``value / unit`` rounded toward zero (as chrono's ``num_milliseconds``)."""
     whole = abs(value) // unit
     return whole if value >= 0 else -whole
-
-
-def human_duration(nanos: int) -> str:
-    """A non-negative interval as humantime's ``format_duration`` writes it (KumoMTA's
-    ``TimeDelta.human``): its non-zero parts largest first, separated by spaces, ``0s``
-    for none: ``1m 30s``, ``1h 30m``, ``1day 2h``, ``2years 1month``, ``1s 500ms``."""
-    secs, sub = divmod(nanos, _NANOS)
-    if secs == 0 and sub == 0:
-        return "0s"
-    years, secs = divmod(secs, _YEAR)
-    months, secs = divmod(secs, _MONTH)
-    days, secs = divmod(secs, _DAY)
-    hours, secs = divmod(secs, 3600)
-    minutes, secs = divmod(secs, 60)
-    millis, sub = divmod(sub, 1_000_000)
-    micros, sub = divmod(sub, 1000)
-    parts = [f"{n}{unit}{'s' if n > 1 else ''}"
-             for n, unit in ((years, "year"), (months, "month"), (days, "day")) if n]
-    parts += [f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (secs, "s"),
-                                         (millis, "ms"), (micros, "us"), (sub, "ns")) if n]
-    return " ".join(parts)
 
 
 #: chrono's OutOfRangeError text, which KumoMTA shows for ``human``/``tostring`` of a
@@ -126,7 +105,7 @@ class TimeDelta:
         ``std::time::Duration`` before formatting); the numeric fields stay signed."""
         if self._nanos < 0:
             raise NegativeDeltaError(_NEGATIVE_DELTA)
-        return human_duration(self._nanos)
+        return humantime(self._nanos)
 
 
 class Time:
