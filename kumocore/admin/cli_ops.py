@@ -4,19 +4,23 @@ commands of the same names, over the admin API (:mod:`kumocore.admin.node_ops`,
 
 The first two endpoints answer plain text (KumoMTA's), so they are read here as text; an
 error answer is still the API's JSON error on stderr and exit status 1, as for every
-admin command (:mod:`kumocore.admin.cli`).
+admin command (:mod:`kumocore.admin.cli`). ``resolve-egress-path`` prints kcli's text
+block (:func:`kumocore.admin.ready_q_text.render_resolution`), or with ``--config`` the
+path configuration as TOML, ``--constraints`` the ceilings, ``--json`` the whole answer
+(one of the three at most).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import urllib.parse
 from typing import Any
 
 from kumocore.admin.cli_client import client_options, guarded, request_raw, run
 
-__all__ = ["add_ops_subcommands", "format_resolution"]
+__all__ = ["add_ops_subcommands"]
 
 
 def _post_text(args: argparse.Namespace, path: str, body: dict[str, Any]) -> str:
@@ -38,34 +42,22 @@ def _abort_ready_q_conn(args: argparse.Namespace) -> int:
 
 
 def _resolve_egress_path(args: argparse.Namespace) -> int:
+    from kumocore.admin.constraints import render_ceilings
+    from kumocore.admin.ready_q_text import compact_toml, render_resolution
+
     query = {"domain": args.domain}
     if args.source is not None:
         query["source"] = args.source
     answer = run(args, "GET", f"/api/admin/resolve-egress-path/v1?{urllib.parse.urlencode(query)}")
     if args.json:
         print(json.dumps(answer, indent=2, sort_keys=True))
+    elif args.config:
+        sys.stdout.write(compact_toml(answer["path_config"]))
+    elif args.constraints:
+        sys.stdout.write(render_ceilings(answer["constraints"]))
     else:
-        print(format_resolution(answer))
+        sys.stdout.write(render_resolution(answer))
     return 0
-
-
-def format_resolution(answer: dict[str, Any]) -> str:
-    """The human-readable block of ``resolve-egress-path`` (``--json`` prints it all)."""
-    lines = [f"domain:     {answer['domain']}",
-             f"source:     {answer['source']}",
-             f"ready queue: {answer['queue_name']}"]  # fmt: skip
-    mx = answer.get("mx")
-    if mx is None:
-        lines.append("mx:         (no MX resolution: the domain is the site)")
-    else:
-        lines.append(f"site:       {mx['site_name']}")
-        for pref, hosts in mx["by_preference"].items():
-            lines.append(f"  mx {pref}: {' '.join(hosts)}")
-    lines.append("egress path config:")
-    for key, value in sorted(answer["path_config"].items()):
-        if value is not None:
-            lines.append(f"  {key} = {json.dumps(value)}")
-    return "\n".join(lines)
 
 
 def add_ops_subcommands(subparsers: Any) -> None:
@@ -91,12 +83,19 @@ def add_ops_subcommands(subparsers: Any) -> None:
     abort.set_defaults(handler=guarded(_abort_ready_q_conn))
 
     resolve = subparsers.add_parser(
-        "resolve-egress-path", help="which ready queue and egress path config a domain gets",
+        "resolve-egress-path", help="which ready queue, egress path config and throughput "
+        "ceilings a domain gets",
         description="Ask the running node's policy, read-only, what routing would ask for "
-        "mail to DOMAIN over SOURCE: queue config, MX site, ready queue name and egress "
-        "path config. Example: kumocore resolve-egress-path gmail.com ip-1")
+        "mail to DOMAIN over SOURCE: queue config, MX site, ready queue name, egress "
+        "path config and the throughput ceilings it implies. Example: kumocore "
+        "resolve-egress-path gmail.com ip-1 --constraints")
     resolve.add_argument("domain", help="the destination domain")
     resolve.add_argument("source", nargs="?", help="the egress source (default: unspecified)")
-    resolve.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    only = resolve.add_mutually_exclusive_group()
+    only.add_argument("--config", action="store_true",
+                      help="print only the egress path config, as TOML")  # fmt: skip
+    only.add_argument("--constraints", action="store_true",
+                      help="print only the throughput ceilings")  # fmt: skip
+    only.add_argument("--json", action="store_true", help="print the API's JSON answer")
     client_options(resolve)
     resolve.set_defaults(handler=guarded(_resolve_egress_path))

@@ -2,14 +2,25 @@
 
 KumoMTA's ``InspectReadyQV1Response`` with the fields kumocore has: ``queue_name``,
 ``egress_source``, ``protocol``, ``now``, ``path_config`` (the configuration in use),
-``mx`` (the MX set of an SMTP path), ``dispatchers`` (its open connections: ``session_id``,
-``started_at``, ``age``), ``state`` (``connection_count``, ``ready_count``, ``suspended``
-and the states of :mod:`kumocore.queue.path_states`) and, with
-``include_scheduled_queues=true``, ``scheduled_queue_names`` (the scheduled queues of the
-messages now in the ready queue). Left out, because kumocore has nothing to fill them
-with: ``egress_pool`` (a path is one source, which several pools may share),
-``constraints``, ``state.watchdog_threshold`` and the dispatchers' phase and per-connection
-counters. An unknown queue is a 404.
+``constraints`` (its throughput ceilings, :mod:`kumocore.admin.constraints`), ``mx`` (the
+MX set of an SMTP path), ``dispatchers`` (its open connections, each with KumoMTA's
+``DispatcherSummary`` fields: ``session_id``, ``started_at``, ``age``, ``phase``,
+``detail``, ``time_in_current_phase``, ``messages_delivered``, ``messages_transfailed``,
+``messages_failed``, ``delivered_this_connection`` and ``overall_rate_per_sec``),
+``state`` (``connection_count``, ``ready_count``, ``suspended`` and the states of
+:mod:`kumocore.queue.path_states`) and, with ``include_scheduled_queues=true``,
+``scheduled_queue_names`` (the scheduled queues of the messages now in the ready queue).
+An unknown queue is a 404.
+
+A kumocore dispatcher is one connection, so ``delivered_this_connection`` is its
+``messages_delivered`` (KumoMTA, whose dispatchers may reconnect, answers 0 there).
+Durations are written as KumoMTA writes them (humantime: ``1m 4s 120ms 7us 5ns``).
+
+Left out: ``egress_pool`` — KumoMTA names the pool of the scheduled queue whose message
+opened the ready queue; kumocore's paths do not record it (routing knows it when it opens
+a path but does not keep it), and any pool named from the messages now queued could be
+another one. ``state.watchdog_threshold`` — kumocore has no dispatcher progress watchdog
+(``dispatcher_progress_watchdog_timeout`` is refused unless ``--allow-unsupported``).
 
 With ``serve --workers N`` each worker has its own path under the name; the answers are
 merged by :func:`merge_inspect_ready_q` (counts summed, connections and scheduled queues
@@ -25,9 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kumocore.admin.constraints import path_constraints
 from kumocore.admin.peers import PeerAnswer
 
 if TYPE_CHECKING:
+    from kumocore.queue.dispatchers import Dispatcher
     from kumocore.queue.manager import QueueManager
     from kumocore.queue.path import EgressPath
 
@@ -38,12 +51,35 @@ def _path_named(manager: QueueManager, name: str) -> EgressPath | None:
     return next((p for p in list(manager.paths.values()) if p.key.name == name), None)
 
 
-def _dispatchers(path: EgressPath, now: float) -> list[dict[str, Any]]:
+def _nanos(seconds: float) -> int:
+    return max(int(seconds * 1e9), 0)
+
+
+def _dispatcher(d: Dispatcher, now: float, monotonic: float) -> dict[str, Any]:
+    """KumoMTA's ``DispatcherSummary`` of one connection."""
+    from kumocore.config.duration import humantime
     from kumocore.logs.record import rfc3339_ns
 
-    return [{"session_id": str(d.session_id), "started_at": rfc3339_ns(d.started_at),
-             "age": f"{max(now - d.started_at, 0.0):.0f}s"}
-            for d in path.dispatchers]  # fmt: skip
+    age = max(now - d.started_at, 0.0)
+    total = d.delivered + d.transfailed + d.failed
+    return {
+        "session_id": str(d.session_id),
+        "started_at": rfc3339_ns(d.started_at),
+        "age": humantime(_nanos(age)),
+        "phase": d.phase,
+        "detail": d.detail,
+        "time_in_current_phase": humantime(_nanos(monotonic - d.active_at)),
+        "messages_delivered": d.delivered,
+        "messages_transfailed": d.transfailed,
+        "messages_failed": d.failed,
+        "delivered_this_connection": d.delivered,  # one dispatcher, one connection
+        "overall_rate_per_sec": total / age if age > 0 else 0.0,
+    }
+
+
+def _dispatchers(path: EgressPath, now: float) -> list[dict[str, Any]]:
+    monotonic = time.monotonic()
+    return [_dispatcher(d, now, monotonic) for d in path.dispatchers]
 
 
 def _state(manager: QueueManager, path: EgressPath) -> dict[str, Any]:
@@ -88,6 +124,7 @@ async def inspect_ready_q(manager: QueueManager, name: str,
         "protocol": path.key.protocol,
         "now": rfc3339_ns(now),
         "path_config": path.config.to_dict(),
+        "constraints": path_constraints(path.config),
         "mx": mx_resolution(path.mx) if path.mx is not None else None,
         "dispatchers": _dispatchers(path, now),
         "state": _state(manager, path),

@@ -70,11 +70,8 @@ def _hold_ready_suspension(services: Services, entry: Any) -> bool:
     holds = services.queues.egress.ready_holds
     if suspension is None or suspension.id in holds or not suspension.active:
         return False
-    current = holds.get(suspension.name)
-    if current is not None and current.expires >= suspension.expires:
-        return False  # a later one of this queue already holds here
-    holds.add(suspension)
-    return True
+    # The newer suspension of a queue wins, by id, as it does between running workers.
+    return holds.add(suspension)
 
 
 def _hold_bounce(services: Services, entry: Any) -> bool:

@@ -3,7 +3,7 @@ resolve-egress-path (merged by :func:`kumocore.admin.openapi.admin_openapi_paths
 
 Request and response shapes are KumoMTA's (``MachineInfoV1``, ``SetDiagnosticFilterRequest``,
 ``AbortReadyQConnV1Request``, ``ResolveEgressPathV1Response``), minus what kumocore does
-not fill (said in each description).
+not fill (said in each description). ``constraints`` is ready_q_openapi's schema.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from kumocore.admin.openapi_parts import ERROR, STR, json_body, json_response, text_response
+from kumocore.admin.ready_q_openapi import CONSTRAINTS
 
 __all__ = ["node_ops_openapi_paths"]
 
@@ -54,9 +55,10 @@ _MX = {
 }
 _RESOLVED = {
     "type": "object",
-    "description": "KumoMTA's ResolveEgressPathV1Response without `constraints` "
-                   "(not derived by kumocore)",
-    "required": ["domain", "source", "mx", "queue_name", "queue_config", "path_config"],
+    "description": "KumoMTA's ResolveEgressPathV1Response; `constraints` counts the "
+                   "scheduled queue's max_message_rate too (source kind other)",
+    "required": ["domain", "source", "mx", "queue_name", "queue_config", "path_config",
+                 "constraints"],
     "properties": {
         "domain": STR,
         "source": STR,
@@ -64,6 +66,7 @@ _RESOLVED = {
         "queue_name": {"type": "string", "example": "unspecified->mx.example@smtp_client"},
         "queue_config": {"type": "object"},
         "path_config": {"type": "object"},
+        "constraints": CONSTRAINTS,
     },
 }
 
@@ -96,11 +99,13 @@ def node_ops_openapi_paths() -> dict[str, Any]:
             "tags": ["inspect"],
             "summary": "The queue and egress path configuration a domain would get",
             "parameters": [
-                {"name": "domain", "in": "query", "required": True, "schema": STR},
+                {"name": "domain", "in": "query", "required": True, "schema": STR,
+                 "description": "a domain name (IDNA; labels of 1-63 octets, 253 in all), "
+                                "optionally with :port, or a domain literal"},
                 {"name": "source", "in": "query", "required": False,
                  "schema": {"type": "string", "default": "unspecified"}},
             ],
             "responses": {"200": json_response(_RESOLVED),
-                          "400": json_response(ERROR, "bad query"),
+                          "400": json_response(ERROR, "bad query or malformed domain"),
                           "500": json_response(ERROR, "the policy failed")}}},
     }

@@ -40,7 +40,8 @@ async def add_ready_suspension(runtime: PolicyHost, services: Services,
     on every node sharing the automation store."""
     holds = services.queues.egress.ready_holds
     replaced = holds.get(suspension.name)
-    holds.add(suspension)
+    if not holds.add(suspension):
+        return  # a later suspension of this queue, made at the same moment, holds it
     hold_paths(services.queues.paths.values(), services.queues.egress)
     if replaced is not None and replaced.id != suspension.id:
         await unshare_rule(runtime.tsa, replaced.id)  # else other nodes would keep it
@@ -49,8 +50,13 @@ async def add_ready_suspension(runtime: PolicyHost, services: Services,
 
 async def cancel_ready_suspension(runtime: PolicyHost, services: Services,
                                   suspension_id: str) -> bool:  # fmt: skip
-    """End a suspension here and on every node sharing the store; False if none had it."""
-    here = services.queues.egress.ready_holds.cancel(suspension_id) is not None
+    """End a suspension here and on every node sharing the store; False if none had it
+    (or a later suspension of its queue replaced it: as in KumoMTA, that one is gone)."""
+    holds = services.queues.egress.ready_holds
+    if holds.replaced(suspension_id):
+        await unshare_rule(runtime.tsa, suspension_id)  # a copy some store may still have
+        return False
+    here = holds.cancel(suspension_id) is not None
     if here:
         hold_paths(services.queues.paths.values(), services.queues.egress)
     shared = await unshare_ready_suspension(runtime.tsa, suspension_id)

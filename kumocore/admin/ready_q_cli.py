@@ -2,13 +2,15 @@
 ``inspect-ready-q`` and ``bump-config-epoch``: clients of :mod:`kumocore.admin.ready_q`,
 named as kcli's commands (kcli has no ``bump-config-epoch``; its name is the endpoint's).
 
-Like the other admin commands they print the API's JSON answer; an error answer goes to
-stderr as JSON and the command exits 1.
+Like the other admin commands they print the API's JSON answer, except ``inspect-ready-q``,
+which prints kcli's text (:mod:`kumocore.admin.ready_q_text`) unless given ``--json``; an
+error answer goes to stderr as JSON and the command exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import urllib.parse
 from typing import Any
 
@@ -32,16 +34,22 @@ def _suspend_ready_q(args: argparse.Namespace) -> int:
 
 
 def _inspect_ready_q(args: argparse.Namespace) -> int:
+    if args.json and (args.connections or args.config or args.sched_q):
+        # As kcli: the JSON always carries everything, so the section flags make no sense.
+        print("error: --json cannot be used with --connections, --config or --sched-q",
+              file=sys.stderr)  # fmt: skip
+        return 2
     query = urllib.parse.urlencode({
         "queue_name": args.queue_name,
         "include_scheduled_queues": str(args.sched_q or args.json).lower()})
     view = run(args, "GET", f"{INSPECT_READY_Q_PATH}?{query}")
-    # As kcli: connections and configuration only when asked for (or with --json).
-    if not (args.connections or args.json):
-        view.pop("dispatchers", None)
-    if not (args.config or args.json):
-        view.pop("path_config", None)
-    return print_json(view)
+    if args.json:
+        return print_json(view)
+    from kumocore.admin.ready_q_text import render_inspect
+
+    sys.stdout.write(render_inspect(view, connections=args.connections, config=args.config,
+                                    sched_q=args.sched_q))  # fmt: skip
+    return 0
 
 
 def _bump_config_epoch(args: argparse.Namespace) -> int:
@@ -74,17 +82,22 @@ def add_ready_q_subcommands(subparsers: Any) -> None:
     client_options(cancel)
     cancel.set_defaults(handler=guarded(canceller(SUSPEND_READY_Q_PATH)))
     inspect = subparsers.add_parser(
-        "inspect-ready-q", help="show one ready queue: state, counts, MX, connections",
-        description="Show one ready queue (egress path) as GET inspect-ready-q/v1 answers: "
-        "its source, protocol, MX set, ready and connection counts, suspension and "
-        "throttling states. Example: kumocore inspect-ready-q "
-        "'unspecified->mx.example.com@smtp_client' --connections")
+        "inspect-ready-q", help="show one ready queue: state, counts, MX, ceilings, "
+        "connections",
+        description="Show one ready queue (egress path) as GET inspect-ready-q/v1 answers, "
+        "as kcli prints it: its source, protocol, MX set, ready count, suspension and "
+        "throttling states, throughput ceilings and connection count. Example: kumocore "
+        "inspect-ready-q 'unspecified->mx.example.com@smtp_client' --connections")
     inspect.add_argument("queue_name", help="the ready queue's name")
-    inspect.add_argument("--connections", action="store_true", help="list open connections")
-    inspect.add_argument("--config", action="store_true", help="show the path configuration")
+    inspect.add_argument("--connections", action="store_true",
+                         help="list open connections: phase, time in phase, message "
+                         "counts, age and rate")  # fmt: skip
+    inspect.add_argument("--config", action="store_true",
+                         help="show the path configuration (TOML)")  # fmt: skip
     inspect.add_argument("--sched-q", action="store_true",
                          help="list the scheduled queues of its messages")  # fmt: skip
-    inspect.add_argument("--json", action="store_true", help="everything, as the API says it")
+    inspect.add_argument("--json", action="store_true",
+                         help="the API's whole answer as JSON (not with the flags above)")
     client_options(inspect)
     inspect.set_defaults(handler=guarded(_inspect_ready_q))
     bump = subparsers.add_parser(

@@ -1,7 +1,8 @@
 """OpenAPI 3 path items of :mod:`kumocore.admin.ready_q` (merged by
 :func:`kumocore.admin.openapi.admin_openapi_paths`); shapes are KumoMTA's
-``SuspendReadyQueueV1Request``, ``SuspendReadyQueueV1ListEntry`` and
-``ReadyQueueStateResponse``."""
+``SuspendReadyQueueV1Request``, ``SuspendReadyQueueV1ListEntry``,
+``ReadyQueueStateResponse``, ``InspectReadyQV1Response`` and its ``DispatcherSummary``
+and ``EffectiveConstraints`` (the latter also in ``resolve-egress-path``'s answer)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from kumocore.admin.openapi_parts import ERROR, STR, json_body, json_response
 
-__all__ = ["ready_q_openapi_paths"]
+__all__ = ["CONSTRAINTS", "ready_q_openapi_paths"]
 
 _ID_BODY = {"type": "object", "required": ["id"], "properties": {"id": STR}}
 _NAME = {
@@ -55,20 +56,76 @@ _STATES = {
     }},
 }
 
+_CEILING = {
+    "type": "object",
+    "required": ["value", "source", "display"],
+    "properties": {
+        "value": {"type": "number", "description": "a count, or events per second"},
+        "source": {"type": "object", "required": ["kind"], "properties": {
+            "kind": {"type": "string", "enum": ["primary", "additional", "reconnect_cycling",
+                                                "other"]},
+            "name": {"type": "string", "description": "the additional_* entry's name"}}},
+        "display": {"type": "string", "example": "10000/h",
+                    "description": "the term in the configuration's own units"},
+    },
+}
+#: KumoMTA's EffectiveConstraints; an axis that nothing limits is null.
+CONSTRAINTS: dict[str, Any] = {
+    "type": "object",
+    "description": "throughput ceilings of the path configuration (KumoMTA's "
+                   "EffectiveConstraints); max_source_selection_rate is always null "
+                   "(kumocore does not apply source_selection_rate)",
+    "required": ["max_concurrent_dispatchers", "max_message_rate",
+                 "max_message_rate_declared", "max_connection_rate",
+                 "max_source_selection_rate"],
+    "properties": {
+        "max_concurrent_dispatchers": _CEILING,
+        "max_message_rate": {**_CEILING, "nullable": True},
+        "max_message_rate_declared": {
+            "type": "string", "nullable": True,
+            "description": "max_message_rate when another term binds (out of reach)"},
+        "max_connection_rate": {**_CEILING, "nullable": True},
+        "max_source_selection_rate": {**_CEILING, "nullable": True},
+    },
+}
+_DURATION = {"type": "string", "example": "8m 12s 4ms", "description": "humantime"}
+_DISPATCHER = {
+    "type": "object",
+    "description": "KumoMTA's DispatcherSummary: one open connection",
+    "properties": {
+        "session_id": {"type": "string", "format": "uuid"},
+        "started_at": {"type": "string", "format": "date-time"},
+        "age": _DURATION,
+        "phase": {"type": "string", "enum": [
+            "Starting", "Idle", "ConnectionRateThrottled", "MessageRateThrottled",
+            "AttemptingConnection", "DeliveringMessage", "Closing"]},
+        "detail": {"type": "string", "nullable": True,
+                   "example": "send msg with 1 recip(s)"},
+        "time_in_current_phase": _DURATION,
+        "messages_delivered": {"type": "integer"},
+        "messages_transfailed": {"type": "integer"},
+        "messages_failed": {"type": "integer"},
+        "delivered_this_connection": {
+            "type": "integer",
+            "description": "messages_delivered (a kumocore dispatcher is one connection)"},
+        "overall_rate_per_sec": {"type": "number",
+                                 "description": "outcomes per second of its age"},
+    },
+}
+
 _INSPECT = {
     "type": "object",
-    "description": "KumoMTA's InspectReadyQV1Response without egress_pool, constraints, "
-                   "state.watchdog_threshold and the connections' phases and counters",
+    "description": "KumoMTA's InspectReadyQV1Response without egress_pool (not recorded "
+                   "by kumocore) and state.watchdog_threshold (no watchdog)",
     "properties": {
         "queue_name": _NAME,
         "egress_source": STR,
         "protocol": STR,
         "now": {"type": "string", "format": "date-time"},
         "path_config": {"type": "object"},
+        "constraints": CONSTRAINTS,
         "mx": {"type": "object", "nullable": True},
-        "dispatchers": {"type": "array", "items": {"type": "object", "properties": {
-            "session_id": STR, "started_at": {"type": "string", "format": "date-time"},
-            "age": STR}}},
+        "dispatchers": {"type": "array", "items": _DISPATCHER},
         "state": {"type": "object", "properties": {
             "connection_count": {"type": "integer"}, "ready_count": {"type": "integer"},
             "suspended": {**_ENTRY, "nullable": True},

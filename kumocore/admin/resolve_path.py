@@ -14,30 +14,48 @@ The site follows the queue's protocol as routing does: the MX site for SMTP, the
 the MX lookup fails the site falls back to the domain and ``mx`` is ``null`` (KumoMTA's
 fallback); a null MX answers ``mx`` with an empty ``site_name`` and the domain as site.
 
-Not filled (kumocore does not derive them): ``constraints`` (KumoMTA's
-``EffectiveConstraints``, the throughput ceilings implied by the configuration) is absent.
-Query parameters other than ``domain`` and ``source`` are refused with 400, as is a
-missing ``domain``; a policy error in either event is 500 with the error text.
+``constraints`` is KumoMTA's ``EffectiveConstraints`` of the path configuration with
+the scheduled queue's ``max_message_rate`` folded in (:mod:`kumocore.admin.constraints`).
+
+Query parameters other than ``domain`` and ``source`` are refused with 400, as are a
+missing ``domain`` and one that is no mail destination (:func:`domain_problem`: not a
+domain name, a domain literal or ``name:port``); a policy error in either event is 500
+with the error text.
 """
 
 from __future__ import annotations
 
+import encodings.idna
+import re
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from kumocore.admin.api_support import ADMIN_PREFIX
+from kumocore.admin.constraints import fold_queue_rate, path_constraints
+from kumocore.dns.mx import domain_literal_address
+from kumocore.dns.site_name import split_port
 
 if TYPE_CHECKING:
     from kumocore.dns.mx import MailExchanger
     from kumocore.node.runtime import Runtime
     from kumocore.queue.manager import QueueManager
 
-__all__ = ["RESOLVE_PATH", "add_resolve_route", "mx_resolution", "resolve_egress_path"]
+__all__ = [
+    "RESOLVE_PATH",
+    "add_resolve_route",
+    "domain_problem",
+    "mx_resolution",
+    "resolve_egress_path",
+]
 
 RESOLVE_PATH = f"{ADMIN_PREFIX}/resolve-egress-path/v1"
 DEFAULT_SOURCE = "unspecified"
 _PARAMETERS = ("domain", "source")
+#: A DNS name holds at most 253 octets in text form (without the root's dot), a label 63.
+MAX_NAME_OCTETS = 253
+MAX_LABEL_OCTETS = 63
+_LDH = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?", re.IGNORECASE)
 
 
 class ResolveError(Exception):
@@ -46,6 +64,49 @@ class ResolveError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _label_problem(label: str) -> tuple[str, str | None]:
+    """The IDNA (ASCII) form of one label and why it is no DNS label (None when it is)."""
+    if not label:
+        return label, "empty label"
+    try:
+        ascii_label = encodings.idna.ToASCII(label).decode("ascii")
+        if ascii_label[:4].lower() == "xn--":
+            encodings.idna.ToUnicode(ascii_label)  # an A-label must decode
+    except UnicodeError as exc:
+        return label, f"label {label!r} is not valid IDNA ({exc})"
+    if len(ascii_label) > MAX_LABEL_OCTETS:
+        return ascii_label, f"label {label!r} is longer than {MAX_LABEL_OCTETS} octets"
+    if not _LDH.fullmatch(ascii_label):
+        return ascii_label, f"label {label!r} is not letters, digits and inner hyphens"
+    return ascii_label, None
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` is no domain name (None when it is one): labels of 1 to 63 letters,
+    digits and inner hyphens once IDNA-encoded, 253 octets at most in all."""
+    octets = -1  # the first label has no dot before it
+    for label in name.removesuffix(".").split("."):
+        ascii_label, problem = _label_problem(label)
+        if problem is not None:
+            return problem
+        octets += len(ascii_label) + 1
+    if octets > MAX_NAME_OCTETS:
+        return f"longer than {MAX_NAME_OCTETS} octets ({octets})"
+    return None
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why ``domain`` is no destination routing could resolve (None when it is one): a
+    domain name, optionally with ``:port``, or a domain literal (``[192.0.2.1]``)."""
+    try:
+        if domain_literal_address(domain) is not None:
+            return None
+    except ValueError as exc:
+        return str(exc)
+    host, _ = split_port(domain)
+    return _name_problem(host)
 
 
 def mx_resolution(mx: MailExchanger) -> dict[str, Any]:
@@ -102,6 +163,7 @@ async def resolve_egress_path(manager: QueueManager, domain: str, source: str) -
         "queue_name": f"{source}->{site}@{protocol.suffix}",
         "queue_config": queue_config.to_dict(),
         "path_config": path_config.to_dict(),
+        "constraints": fold_queue_rate(path_constraints(path_config), queue_config),
     }
 
 
@@ -113,6 +175,10 @@ def _query(request: web.Request) -> tuple[str, str]:
     domain = request.query.get("domain", "").strip()
     if not domain:
         raise ResolveError(400, "query parameter 'domain' is required")
+    problem = domain_problem(domain)
+    if problem is not None:
+        raise ResolveError(400, f"query parameter 'domain' {domain!r} is not a valid "
+                                f"domain: {problem}")  # fmt: skip
     return domain, request.query.get("source") or DEFAULT_SOURCE
 
 

@@ -50,7 +50,7 @@ class QueueConfig(
     options_for="kumo.make_queue_config",
     # Parsed, not acted on yet: refused at load (unless --allow-unsupported) when set.
     unsupported=(
-        "max_message_rate", "reap_interval", "strategy", "timerwheel_tick_interval",
+        "reap_interval", "strategy", "timerwheel_tick_interval",
         "provider_name", "shrink_policy",
     ),
 ):

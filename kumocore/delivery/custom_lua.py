@@ -29,6 +29,7 @@ from kumocore.errors import ConfigError, Rejection
 from kumocore.mail import internal_responses
 from kumocore.mail.response import Response
 from kumocore.policy.refresh import Freshness
+from kumocore.queue.dispatchers import running
 from kumocore.queue.egress import PathKey
 from kumocore.queue.path import EgressPath
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from kumocore.config import QueueConfig
     from kumocore.mail.message import Message
     from kumocore.policy.hooks import Hooks
+    from kumocore.queue.dispatchers import Dispatcher
     from kumocore.queue.egress import EgressShared
     from kumocore.queue.schedule import ScheduledQueue
 
@@ -121,8 +123,13 @@ class LuaReadyQueue(EgressPath):
         return Sender(source, name, obj)
 
     async def serve(self, slot: Any, epoch: int) -> None:
+        # The phases inspect-ready-q shows, named as KumoMTA's (see the SMTP path's serve).
+        dispatcher = running()
+        if self.config.max_connection_rate is not None:
+            dispatcher.enter_phase("ConnectionRateThrottled")
         if not self.messages or not await self.throttles.connection_rate(self.config):
             return
+        dispatcher.enter_phase("AttemptingConnection")
         try:
             sender = await self._construct()
         except Exception as exc:
@@ -132,14 +139,19 @@ class LuaReadyQueue(EgressPath):
             self.fail_queued(response)
             return
         try:
-            await self._deliver_batches(sender, slot)
+            await self._deliver_batches(sender, slot, dispatcher)
         finally:
+            dispatcher.enter_phase("Closing")
             await sender.close()
 
-    async def _deliver_batches(self, sender: Sender, lease: Any) -> None:
+    async def _deliver_batches(
+        self, sender: Sender, lease: Any, dispatcher: Dispatcher | None = None
+    ) -> None:
+        dispatcher = dispatcher or running()
         idle = float(self.config.idle_timeout)
         delivered = 0
         while delivered < self.config.max_deliveries_per_connection:
+            dispatcher.enter_phase("Idle")
             batch = await self._next_batch(idle)
             if not batch:
                 return
@@ -149,6 +161,9 @@ class LuaReadyQueue(EgressPath):
             try:
                 if not await self.throttles.message_rate(self.config):
                     return
+                one = self.protocol.batch_size == 1  # KumoMTA's detail says how it sends
+                dispatcher.enter_phase("DeliveringMessage",
+                                       "lua: send" if one else "lua: send_batch")
                 await self._load_bodies(pending)
                 batch = list(pending)
                 responses = await sender.deliver(batch) if batch else []

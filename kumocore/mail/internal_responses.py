@@ -43,6 +43,8 @@ __all__ = [
     "no_sources",
     "null_mx",
     "prohibited_host",
+    "queue_rate_throttled",
+    "queue_suspended",
     "queue_unresolved",
     "rebound",
     "send_failed",
@@ -119,6 +121,20 @@ def queue_unresolved(queue_name: str, error: str) -> Response:
     """The scheduled queue could not be tied to a ready queue (MX lookup, egress path
     or source configuration failed)."""
     return _make(451, "4.4.4", f"failed to resolve queue {queue_name}: {error}")
+
+
+def queue_suspended(reason: str) -> Response:
+    """An operator's suspension (``/api/admin/suspend/v1``) holds the message's scheduled
+    queue: a transient failure, retried on the queue's schedule."""
+    return internal(451, "4.4.4", f"scheduled queue is suspended: {reason}")
+
+
+def queue_rate_throttled(queue_name: str, delay_seconds: int) -> Response:
+    """The scheduled queue's ``max_message_rate`` holds the message back for
+    ``delay_seconds`` (KumoMTA's throttles wait whole seconds); the delay is printed as
+    KumoMTA prints its time-delta type with ``{:?}``."""
+    return internal(451, "4.4.4", f"{queue_name} throttled message rate, "
+                    f"delay=TimeDelta {{ secs: {delay_seconds}, nanos: 0 }}")
 
 
 def no_sources(queue_name: str, pool: str) -> Response:

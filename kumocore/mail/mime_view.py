@@ -1,146 +1,160 @@
-"""``msg:parse_mime()``: a read-only view of a message's MIME tree for inspection.
+"""``msg:parse_mime()`` and ``kumo.mimepart``'s parts: KumoMTA's MimePart object.
 
-Shapes follow KumoMTA's MimePart/HeaderMap/Header objects as far as reading goes:
-``part.headers`` (``headers:subject()``, ``headers:get_first_named(name)``,
-``for hdr in headers:iter(name)``), ``part.body`` (transfer-decoded: text as a string,
-anything else as bytes), ``part.id`` (position in the tree, ``'0'``, ``'0.1'``...),
-``part:get_simple_structure()`` (``text_part``, ``html_part``, ``header_part``,
-``attachments``) and ``tostring(part)`` (the part as RFC 5322 text). Changing the tree
-(assigning ``body``, ``replace_body``, ``append_part``, ``rebuild``) is not supported yet.
+A :class:`MimePart` is a handle on one part of a tree (KumoMTA's PartRef): the tree's
+root and the path of child indexes leading to the part. Changing a part through any
+handle changes the one tree, so after ``structure.text_part.body = '...'``,
+``tostring(root)`` shows the new text — and ``tostring`` of any handle gives the whole
+tree (the root), as KumoMTA's does.
+
+Fields: ``part.body`` (transfer-decoded; text as a string, binary as bytes; assigning it
+re-encodes the part, see :func:`mime_parts.replace_body`), ``part.headers`` (the part's
+:class:`HeaderMap`, changes apply to the part), ``part.id`` (the path, ``''`` for the root,
+``'1.0'`` for the first child of the second child). Methods: ``append_part``,
+``get_simple_structure``, ``rebuild``, ``replace_body``. Python callers also have
+``children``, ``content_type``, ``walk()`` and ``to_bytes()``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from email import policy as email_policy
-from email.message import Message as EmailMessage
-from email.parser import BytesParser
 from typing import Any
 
+from kumocore.mail import mime_parts
+from kumocore.mail.mime_headers import Header, HeaderMap
+from kumocore.mail.mime_tree import MAX_DEPTH, MAX_HEADERS, MAX_PARTS, MimeStructureError, Node
+from kumocore.mail.mime_tree import parse as parse_tree
 
-@dataclass(frozen=True)
-class Header:
-    """One header: ``hdr.name``, ``hdr.value`` (unfolded, decoded), ``hdr.raw_value``."""
-
-    name: str
-    value: str
-    raw_value: str
-
-
-class HeaderMap:
-    """The headers of one MIME part, in order."""
-
-    __kumo_methods__ = True
-
-    def __init__(self, part: EmailMessage) -> None:
-        self._headers = [
-            Header(name, str(part.policy.header_fetch_parse(name, raw)), str(raw))
-            for name, raw in part.raw_items()
-        ]
-
-    def get_first_named(self, name: str) -> Header | None:
-        wanted = str(name).lower()
-        return next((h for h in self._headers if h.name.lower() == wanted), None)
-
-    def iter(self, name: str | None = None) -> Callable[..., Header | None]:
-        """A Lua-style iterator function (``for hdr in headers:iter() do``)."""
-        wanted = None if name is None else str(name).lower()
-        items = iter([h for h in self._headers if wanted is None or h.name.lower() == wanted])
-
-        def step(*_state: Any) -> Header | None:
-            return next(items, None)
-
-        return step
-
-    def subject(self) -> str | None:
-        header = self.get_first_named("Subject")
-        return None if header is None else header.value
-
-    def __len__(self) -> int:
-        return len(self._headers)
-
-
-#: Deeper MIME nesting than this is refused: real mail nests a handful of levels, and a
-#: crafted message nesting thousands would exhaust the stack of any recursive walk.
-MAX_DEPTH = 64
-
-
-class MimeStructureError(ValueError):
-    """The message's MIME structure cannot be inspected (e.g. nested too deeply)."""
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_HEADERS",
+    "MAX_PARTS",
+    "Header",
+    "HeaderMap",
+    "MimePart",
+    "MimeStructureError",
+    "parse_mime",
+]
 
 
 class MimePart:
-    """One part of the tree (the message itself is part ``'0'``)."""
+    """A handle on one part of a MIME tree."""
 
     __kumo_fields__ = True  # Lua reads part.body/part.headers and calls part:method()
+    __kumo_settable__ = frozenset({"body"})  # and may assign part.body
 
-    def __init__(self, part: EmailMessage, part_id: str = "0", depth: int = 0) -> None:
-        if depth > MAX_DEPTH:
-            raise MimeStructureError(f"MIME parts nested deeper than {MAX_DEPTH} levels")
-        self._part = part
-        self.id = part_id
-        self.headers = HeaderMap(part)
-        self.content_type = part.get_content_type()
-        self.children = [
-            MimePart(child, f"{part_id}.{index}", depth + 1)
-            for index, child in enumerate(part.get_payload() if part.is_multipart() else [])
-            if isinstance(child, EmailMessage)
-        ]
+    def __init__(self, root: Node, path: tuple[int, ...] = ()) -> None:
+        self._root = root
+        self._path = path
+
+    @classmethod
+    def of(cls, node: Node) -> MimePart:
+        return cls(node)
+
+    def node(self) -> Node:
+        node = self._root
+        for index in self._path:
+            if index >= len(node.children):
+                raise MimeStructureError("failed to resolve PartRef to MimePart")
+            node = node.children[index]
+        return node
+
+    def _ref(self, path: tuple[int, ...]) -> MimePart:
+        return MimePart(self._root, (*self._path, *path))
+
+    @property
+    def id(self) -> str:
+        return ".".join(map(str, self._path))
+
+    @property
+    def headers(self) -> HeaderMap:
+        return self.node().headers
 
     @property
     def body(self) -> str | bytes:
-        if self._part.is_multipart():
-            return ""
-        payload = self._part.get_payload(decode=True)
-        data = payload if isinstance(payload, bytes) else b""
-        if self._part.get_content_maintype() != "text":
-            return data
-        charset = self._part.get_content_charset() or "utf-8"
-        try:
-            return data.decode(charset, "replace")
-        except LookupError:
-            return data.decode("utf-8", "replace")
+        return self.node().decoded_body()
+
+    @body.setter
+    def body(self, content: str | bytes) -> None:
+        mime_parts.replace_body(self.node(), _content(content))
+
+    def replace_body(self, content: str | bytes, content_type: str | None = None) -> None:
+        mime_parts.replace_body(
+            self.node(), _content(content), None if content_type is None else str(content_type)
+        )
+
+    def append_part(self, part: MimePart) -> None:
+        if not isinstance(part, MimePart):
+            raise TypeError("append_part expects a MimePart")
+        self.node().children.append(part.node().copy())
+
+    def rebuild(self) -> MimePart:
+        """A new, separate tree rebuilt from this handle's whole tree (as KumoMTA does)."""
+        return MimePart(mime_parts.rebuild(self._root))
+
+    def get_simple_structure(self) -> dict[str, Any]:
+        pointers = mime_parts.structure_pointers(self.node())
+        attachments = []
+        for path in pointers.attachments:
+            part = self._ref(path)
+            node = part.node()
+            options = mime_parts.attachment_options(node)
+            ctype = node.content_type()
+            attachments.append(
+                {
+                    "file_name": None if options is None else options.file_name,
+                    "inline": True if options is None else options.inline,
+                    "content_id": None if options is None else options.content_id,
+                    "content_type": "application/octet-stream" if ctype is None else ctype["value"],
+                    "part": part,
+                }
+            )
+
+        def ref(path: tuple[int, ...] | None) -> MimePart | None:
+            return None if path is None else self._ref(path)
+
+        return {
+            "text_part": ref(pointers.text_part),
+            "html_part": ref(pointers.html_part),
+            "amp_html_part": ref(pointers.amp_html_part),
+            "header_part": self._ref(pointers.header_part),
+            "attachments": attachments,
+        }
+
+    @property
+    def children(self) -> list[MimePart]:
+        return [self._ref((index,)) for index in range(len(self.node().children))]
+
+    @property
+    def content_type(self) -> str:
+        ctype = self.node().content_type()
+        return "text/plain" if ctype is None else ctype["value"].lower()
 
     def walk(self) -> list[MimePart]:
         return [self, *(part for child in self.children for part in child.walk())]
 
-    def get_simple_structure(self) -> dict[str, Any]:
-        text = html = None
-        attachments = []
-        for part in self.walk():
-            if part.children:
-                continue
-            disposition = part._part.get_content_disposition()
-            file_name = part._part.get_filename()
-            if disposition is None and file_name is None:
-                if part.content_type == "text/plain" and text is None:
-                    text = part
-                    continue
-                if part.content_type == "text/html" and html is None:
-                    html = part
-                    continue
-                if part.content_type.startswith(("text/", "multipart/")):
-                    continue
-            entry: dict[str, Any] = {"inline": disposition == "inline", "part": part}
-            if file_name is not None:
-                entry["file_name"] = file_name
-            if part._part.get("Content-ID") is not None:
-                entry["content_id"] = str(part._part["Content-ID"])
-            attachments.append(entry)
-        return {"text_part": text, "html_part": html, "header_part": self,
-                "attachments": attachments}
+    def to_bytes(self) -> bytes:
+        """The whole tree (from its root) as RFC 5322 bytes."""
+        return self._root.to_bytes()
 
     def __str__(self) -> str:
-        return self._part.as_bytes(policy=email_policy.SMTP).decode("utf-8", "replace")
+        return self.to_bytes().decode("utf-8", "replace")
 
     def __repr__(self) -> str:
-        return f"<MimePart {self.id} {self.content_type}>"
+        return f"<MimePart {self.id!r} {self.content_type}>"
 
 
-def parse_mime(data: bytes) -> MimePart:
+def _content(content: Any) -> str | bytes:
+    if isinstance(content, str | bytes):
+        return content
+    raise TypeError(f"a part's body must be a string, got {type(content).__name__}")
+
+
+def parse_mime(data: bytes | str) -> MimePart:
     """The MIME tree of ``data`` (a lenient parse: broken structure is still readable)."""
-    try:
-        return MimePart(BytesParser(policy=email_policy.default).parsebytes(data))
-    except RecursionError as exc:  # the stdlib parser's own limit on nesting
-        raise MimeStructureError(f"MIME parts nested deeper than {MAX_DEPTH} levels") from exc
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    return MimePart(parse_tree(data))
+
+
+# Lua may pass binary (non-UTF-8) content: the Lua plugin's mark for methods taking byte
+# strings (kumocore_lua_policy.byte_strings.BYTES_ATTR), set here as core cannot import it.
+MimePart.replace_body.__kumo_bytes__ = True  # type: ignore[attr-defined]

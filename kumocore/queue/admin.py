@@ -136,7 +136,18 @@ class AdminRules:
             return None
         return next((r for r in self._prune(self.bounces) if r.matches(queue_name)), None)
 
+    def suspension_for(self, queue_name: str) -> QueueRule | None:
+        """The active suspension that holds ``queue_name`` (the newest, when several do:
+        KumoMTA leaves the choice open), or None."""
+        if not self.suspensions:  # the common case, asked for every message routed
+            return None
+        matching = [r for r in self._prune(self.suspensions) if r.matches(queue_name)]
+        return matching[-1] if matching else None
+
     def suspended_until(self, queue_name: str) -> float | None:
+        """When the last suspension of ``queue_name`` ends (the status page shows it)."""
+        if not self.suspensions:
+            return None
         until = [r.expires for r in self._prune(self.suspensions) if r.matches(queue_name)]
         return max(until) if until else None
 

@@ -12,11 +12,20 @@ so the message goes out again at once on a new connection. As in KumoMTA, the in
 attempt is not counted and writes no log record: the MX never gave a reply to it, so
 there is no outcome to report. (A connection cut after the MX took the final dot but
 before its reply arrived may deliver that message twice, as with any lost connection.)
+
+Each dispatcher also keeps what ``inspect-ready-q`` shows of it, as KumoMTA's
+``DispatcherState`` does: its ``phase`` (KumoMTA's ``DispatcherPhase`` names), an optional
+``detail``, when either last changed, and how many of its attempts were delivered,
+failed transiently or failed for good. The delivery protocol sets the phase; the counts
+come from the outcomes through :data:`current` — the dispatcher of the connection task
+that is running, set by :meth:`Dispatchers.enter` — so both cost an attribute update or
+two per message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +33,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-__all__ = ["Dispatcher", "Dispatchers", "parse_session_id"]
+__all__ = ["Dispatcher", "Dispatchers", "current", "parse_session_id", "running"]
 
 log = structlog.get_logger("kumocore.ready")
 
@@ -39,6 +48,37 @@ class Dispatcher:
     started_at: float = field(default_factory=time.time)
     #: Set once an operator asked for the abort (the task may still be unwinding).
     aborted: bool = False
+    #: KumoMTA's ``DispatcherPhase``: Starting, Idle, ConnectionRateThrottled,
+    #: MessageRateThrottled, AttemptingConnection, DeliveringMessage, Closing.
+    phase: str = "Starting"
+    #: What the phase is doing, e.g. ``send msg with 1 recip(s)`` (None: nothing said).
+    detail: str | None = None
+    #: When the phase or its detail last changed (``time.monotonic()``).
+    active_at: float = field(default_factory=time.monotonic)
+    #: Outcomes of the attempts made over this connection, by kind.
+    delivered: int = 0
+    transfailed: int = 0
+    failed: int = 0
+
+    def enter_phase(self, phase: str, detail: str | None = None) -> None:
+        self.phase, self.detail, self.active_at = phase, detail, time.monotonic()
+
+
+#: The dispatcher of the running connection task (None outside one). Set in the task's
+#: own context by :meth:`Dispatchers.enter`, so the outcomes can count an attempt for the
+#: connection that made it without being handed the dispatcher.
+current: contextvars.ContextVar[Dispatcher | None] = contextvars.ContextVar(
+    "kumocore_dispatcher", default=None
+)
+
+
+def running() -> Dispatcher:
+    """The dispatcher of the running connection task; outside one (a protocol's ``serve``
+    called directly), a fresh one nobody lists, so callers need not check."""
+    dispatcher = current.get()
+    if dispatcher is None:
+        dispatcher = Dispatcher(asyncio.current_task())  # type: ignore[arg-type]
+    return dispatcher
 
 
 class Dispatchers:
@@ -54,6 +94,7 @@ class Dispatchers:
         """Register the calling task (a connection task that is starting)."""
         dispatcher = Dispatcher(asyncio.current_task())  # type: ignore[arg-type]
         self._open[dispatcher.session_id] = dispatcher
+        current.set(dispatcher)
         # Debug level: with many connections a second this is noise, but an operator
         # hunting one stuck connection turns it on (set_diagnostic_log_filter) to get
         # the session id that abort-ready-q-conn takes.
@@ -64,6 +105,8 @@ class Dispatchers:
     def leave(self, dispatcher: Dispatcher) -> None:
         """The connection task is ending (its ``finally``): it can no longer be aborted."""
         self._open.pop(dispatcher.session_id, None)
+        # Tasks this one starts from now on (the path's next pump) are no connection.
+        current.set(None)
 
     def __iter__(self) -> Iterator[Dispatcher]:
         return iter(list(self._open.values()))

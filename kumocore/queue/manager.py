@@ -289,14 +289,6 @@ class QueueManager:
         self.admin.suspensions[rule.id] = rule
 
     def cancel_suspension(self, rule_id: str) -> bool:
-        rule = self.admin.suspensions.pop(rule_id, None)
-        if rule is None:
-            return False
-        for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
-            for message_id in list(queue.ids):
-                record = self.queued.get(message_id)
-                if record is None or not record.waiting:
-                    continue
-                if not self.admin.suspended_until(queue.name):
-                    self._wait(record, time.time())
-        return True
+        """End suspension ``rule_id``. As in KumoMTA, the messages it deferred are not
+        woken: each stays due at the retry time its TransientFailure gave it."""
+        return self.admin.suspensions.pop(rule_id, None) is not None

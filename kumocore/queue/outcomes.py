@@ -26,6 +26,7 @@ from kumocore.logs.record import RecordType
 from kumocore.mail.internal_responses import expired_max_age, expired_schedule
 from kumocore.mail.response import Response
 from kumocore.mail.scheduling import message_schedule
+from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.path_stats import OutcomeStats
 
 if TYPE_CHECKING:
@@ -121,11 +122,18 @@ class Outcomes:
     ) -> None:
         """Dispatch a response to the matching outcome (``session``: the protocol and TLS
         details of the attempt, for the record)."""
+        connection = current_dispatcher.get()  # counted for inspect-ready-q
         if response.is_success:
+            if connection is not None:
+                connection.delivered += 1
             self.delivered(path, message, response, peer, source_address, session=session)
         elif response.is_transient or _out_of_step(response):
+            if connection is not None:
+                connection.transfailed += 1
             self.transient(path, message, response, peer, source_address, session=session)
         else:
+            if connection is not None:
+                connection.failed += 1
             self.bounce(path, message, response, peer, source_address, session=session)
 
     # ------------------------------------------------------------------ records
@@ -139,6 +147,7 @@ class Outcomes:
         source_address: SourceAddress,
         classification: str = "Uncategorized",
         session: SessionInfo | None = None,
+        queue_site: bool = False,
     ) -> Ticket | None:
         from kumocore.status.responses import note_outcome
 
@@ -149,10 +158,13 @@ class Outcomes:
         protocol = session.delivery_protocol if session is not None else None
         if protocol is None and path is not None:
             protocol = "ESMTP"
+        site = path.key.name if path is not None else ""
+        if queue_site:  # a record of the scheduled queue itself: its name, no pool
+            site = queue.name if queue else ""
         attempt = Attempt(
             queue=queue.name if queue else "",
-            site=path.key.name if path is not None else "",
-            egress_pool=queue.pool_name if queue else None,
+            site=site,
+            egress_pool=queue.pool_name if queue and not queue_site else None,
             egress_source=path.key.source if path is not None else None,
             provider_name=path.config.provider_name if path is not None else None,
             peer=peer,
@@ -245,9 +257,12 @@ class Outcomes:
         source_address: SourceAddress,
         session: SessionInfo | None = None,
         retry_after: float | None = None,
+        queue_site: bool = False,
     ) -> None:
         """Log and reschedule; ``retry_after`` (seconds) replaces the queue's schedule for
-        this attempt (KumoMTA retries a failed maildir write after a minute)."""
+        this attempt (KumoMTA retries a failed maildir write after a minute).
+        ``queue_site``: the record is about the scheduled queue, not a path (KumoMTA's
+        record of a suspended queue names the queue as its site, and no pool)."""
         self.counters["transient"] += 1
         self.stats.record(_path_name(path), "transient", response)
         record = self._record_of(message)
@@ -277,7 +292,7 @@ class Outcomes:
             # count goes up when the message is requeued.
             self._record(
                 "TransientFailure", message, response, path, peer, source_address,
-                classification, session=session,
+                classification, session=session, queue_site=queue_site,
             )
             if await self._requeue(message, response):
                 return  # the policy moved it to another queue

@@ -12,11 +12,24 @@ its automation hold and its operator suspension (:meth:`EgressShared.held_until
 starts held.
 
 As in KumoMTA there is at most one suspension per ready queue name: suspending a queue
-again replaces the earlier suspension (new id, reason and end).
+again replaces the earlier suspension (new id, reason and end), and the replaced one is
+gone for good (its id cannot be cancelled any more).
+
+"Again" must mean the same thing on every worker of a node (``serve --workers N``) and
+every node sharing an automation store: each applies the suspension it was asked for and
+the ones its peers pass on, in whatever order they arrive. Two suspensions of one queue
+made at the same moment through two workers used to leave each worker holding the one it
+happened to apply last: different ids, and cancelling the listed one left the queue held
+on the other worker. So ids are time-ordered (RFC 9562 UUIDv7, still KumoMTA's UUID shape,
+strictly increasing within a process), and of two suspensions of one queue the one with
+the greater id is the later one, wherever and in whatever order they are applied: every
+worker and node ends up holding the same one.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -25,11 +38,47 @@ from typing import Any
 
 from kumocore.errors import ConfigError
 
-__all__ = ["ReadyQueueSuspension", "ReadySuspensions", "parse_ready_suspension"]
+__all__ = [
+    "ReadyQueueSuspension",
+    "ReadySuspensions",
+    "new_suspension_id",
+    "parse_ready_suspension",
+    "suspension_order",
+]
 
 #: KumoMTA's default when neither ``duration`` nor ``expires`` is given.
 DEFAULT_DURATION = 300.0
 _ALLOWED = ("name", "reason", "duration", "expires")
+
+
+_last_id = 0
+_id_lock = threading.Lock()  # the policy's functions may make ids off the event loop
+
+
+def new_suspension_id() -> str:
+    """A UUIDv7: 48 bits of unix milliseconds, then random bits; each one greater than
+    the one before it in this process (two made in the same millisecond are ordered)."""
+    global _last_id
+    millis = time.time_ns() // 1_000_000
+    rand_a, rand_b = int.from_bytes(os.urandom(2)) & 0xFFF, int.from_bytes(os.urandom(8))
+    value = (millis << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | (rand_b >> 2)
+    with _id_lock:
+        # Same millisecond (or a clock stepped back): one more than the last id, which
+        # keeps the version and variant bits (the low 62 bits will not overflow).
+        value = max(value, _last_id + 1)
+        _last_id = value
+    return str(uuid.UUID(int=value))
+
+
+def suspension_order(suspension_id: str) -> tuple[int, int, str]:
+    """Sorts suspensions of one queue by when they were made: time-ordered ids by their
+    value; any other id (another version, or not a UUID) before them all, by its text,
+    so that every worker still picks the same one."""
+    try:
+        parsed = uuid.UUID(suspension_id)
+    except ValueError:
+        return (0, 0, suspension_id)
+    return (1, parsed.int, "") if parsed.version == 7 else (0, parsed.int, suspension_id)
 
 
 @dataclass
@@ -39,7 +88,7 @@ class ReadyQueueSuspension:
     name: str
     reason: str
     expires: float
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_suspension_id)
 
     @property
     def active(self) -> bool:
@@ -104,11 +153,13 @@ def parse_ready_suspension(body: dict[str, Any]) -> ReadyQueueSuspension:
 
 class ReadySuspensions:
     """The ready-queue suspensions of one worker, by ready queue name and by id (automation
-    asks, at each sync, whether each shared suspension is held here)."""
+    asks, at each sync, whether each shared suspension is held here), and the ids of the
+    ones a later suspension of their queue replaced (with their ends, to forget them then)."""
 
     def __init__(self) -> None:
         self._by_name: dict[str, ReadyQueueSuspension] = {}
         self._by_id: dict[str, ReadyQueueSuspension] = {}
+        self._replaced: dict[str, float] = {}
 
     def _remove(self, suspension: ReadyQueueSuspension) -> None:
         del self._by_name[suspension.name]
@@ -117,14 +168,33 @@ class ReadySuspensions:
     def _prune(self) -> None:
         for suspension in [s for s in self._by_name.values() if not s.active]:
             self._remove(suspension)
+        now = time.time()
+        for gone in [i for i, expires in self._replaced.items() if expires <= now]:
+            del self._replaced[gone]
 
-    def add(self, suspension: ReadyQueueSuspension) -> None:
-        """Hold ``suspension.name``; replaces an earlier suspension of that queue."""
-        replaced = self._by_name.get(suspension.name)
-        if replaced is not None:
-            self._remove(replaced)
+    def add(self, suspension: ReadyQueueSuspension) -> bool:
+        """Hold ``suspension.name`` unless a later suspension of that queue holds it (or
+        did: a replaced suspension never comes back). True when ``suspension`` holds now;
+        the one it replaced, if any, is gone."""
+        self._prune()  # an operator's request: rare enough to tidy up on
+        if suspension.id in self._replaced:
+            return False
+        current = self._by_name.get(suspension.name)
+        if current is not None and current.id == suspension.id:
+            return True
+        if (
+            current is not None
+            and current.active
+            and suspension_order(current.id) > suspension_order(suspension.id)
+        ):
+            self._replaced[suspension.id] = suspension.expires
+            return False
+        if current is not None:
+            self._remove(current)
+            self._replaced[current.id] = current.expires
         self._by_name[suspension.name] = suspension
         self._by_id[suspension.id] = suspension
+        return True
 
     def cancel(self, suspension_id: str) -> ReadyQueueSuspension | None:
         """Remove the active suspension with this id; None if there is none."""
@@ -148,5 +218,9 @@ class ReadySuspensions:
         suspension = self.get(name)
         return suspension.expires if suspension is not None else 0.0
 
+    def replaced(self, suspension_id: str) -> bool:
+        """Whether a later suspension of its queue replaced ``suspension_id`` here."""
+        return suspension_id in self._replaced
+
     def __contains__(self, suspension_id: object) -> bool:
-        return suspension_id in self._by_id
+        return suspension_id in self._by_id or suspension_id in self._replaced

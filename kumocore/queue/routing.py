@@ -25,6 +25,7 @@ from kumocore.mail.internal_responses import (
     expired_due,
     no_sources,
     null_mx,
+    queue_suspended,
     queue_unresolved,
 )
 from kumocore.mail.queue_name import parse_queue_name
@@ -33,6 +34,7 @@ from kumocore.queue.egress import PathKey
 from kumocore.queue.egress_cache import DefinitionCache
 from kumocore.queue.errors import RoutingError
 from kumocore.queue.pool import WeightedRoundRobin
+from kumocore.queue.queue_rate import throttle_queue_rate
 from kumocore.queue.session import SmtpEgressPath
 
 if TYPE_CHECKING:
@@ -43,10 +45,10 @@ if TYPE_CHECKING:
     from kumocore.queue.admin import AdminRules, QueueRule
     from kumocore.queue.outcomes import Outcomes
     from kumocore.queue.path import EgressPath
+    from kumocore.queue.queued import Queued
     from kumocore.queue.schedule import ScheduledQueue
 
 log = structlog.get_logger("kumocore.routing")
-
 
 
 class RouterOwner(LuaOwner, Protocol):
@@ -66,6 +68,8 @@ class RouterOwner(LuaOwner, Protocol):
     def resolver(self) -> Resolver: ...
 
     def queue_of(self, message: Message) -> ScheduledQueue | None: ...
+
+    def record_of(self, message: Message) -> Queued | None: ...
 
     def schedule(self, message: Message, due: float) -> None: ...
 
@@ -102,9 +106,15 @@ class Router:
         if rule is not None:
             manager.admin_bounce(message, rule)
             return
-        suspended_until = manager.admin.suspended_until(queue.name)
-        if suspended_until:
-            manager.schedule(message, suspended_until)
+        suspension = manager.admin.suspension_for(queue.name)
+        if suspension is not None:
+            # As KumoMTA: a TransientFailure that counts an attempt and retries the message
+            # on its queue's schedule (it may expire meanwhile), not a silent hold.
+            manager.outcomes.transient(None, message, queue_suspended(suspension.reason),
+                                       None, None, queue_site=True)  # fmt: skip
+            return
+        rate = queue.config.max_message_rate
+        if rate is not None and await throttle_queue_rate(manager, message, queue, rate):
             return
         if await self._throttled(message):
             return

@@ -21,12 +21,14 @@ from kumocore.mail import internal_responses
 from kumocore.mail.internal_responses import BULK_DELAY
 from kumocore.mail.response import Response
 from kumocore.queue.connect import ConnectionFailed, connect
+from kumocore.queue.dispatchers import running
 from kumocore.queue.path import EgressPath
 from kumocore.queue.rewrite_status import rewrite_delivery_status
 
 if TYPE_CHECKING:
     from kumocore.delivery.client import SmtpClientConnection
     from kumocore.mail.message import Message
+    from kumocore.queue.dispatchers import Dispatcher
     from kumocore.queue.slots import Slot
 
 log = structlog.get_logger("kumocore.egress")
@@ -37,8 +39,14 @@ class SmtpEgressPath(EgressPath):
     """An egress path whose connections are SMTP sessions to the site's MX hosts."""
 
     async def serve(self, slot: Slot, epoch: int) -> None:
+        # The phases inspect-ready-q shows (KumoMTA's names); a rate phase only where a
+        # rate is configured, so that it stands for a wait.
+        dispatcher = running()
+        if self.config.max_connection_rate is not None:
+            dispatcher.enter_phase("ConnectionRateThrottled")
         if not self.messages or not await self.throttles.connection_rate(self.config):
             return
+        dispatcher.enter_phase("AttemptingConnection")
         try:
             conn = await connect(self)
         except ConnectionFailed as failure:
@@ -46,17 +54,21 @@ class SmtpEgressPath(EgressPath):
             return
         self.connection_failures = 0
         try:
-            await self._deliver_over(conn, slot)
+            await self._deliver_over(conn, slot, dispatcher)
         finally:
+            dispatcher.enter_phase("Closing")
             await conn.close()
             if conn.failure is not None:
                 self.backoff.failed(conn.failure, epoch)
 
-    async def _deliver_over(self, conn: SmtpClientConnection, slot: Slot) -> None:
+    async def _deliver_over(
+        self, conn: SmtpClientConnection, slot: Slot, dispatcher: Dispatcher
+    ) -> None:
         idle = float(self.config.idle_timeout)
         delivered = 0
         while (delivered < self.config.max_deliveries_per_connection and not conn.closed
                and not self.suspended):
+            dispatcher.enter_phase("Idle")
             message = await self.next_message(idle, slot)
             if message is None:
                 return
@@ -66,23 +78,29 @@ class SmtpEgressPath(EgressPath):
                 self.messages.appendleft(message)
                 conn.abort()
                 return
-            if not await self._deliver_one(conn, message):
+            if not await self._deliver_one(conn, message, dispatcher):
                 return  # the message rate is exhausted: hand the slot back
             if conn.failure is None:
                 self.backoff.worked()
             delivered += 1
             await self.throttles.keep(slot)
 
-    async def _deliver_one(self, conn: SmtpClientConnection, message: Message) -> bool:
+    async def _deliver_one(
+        self, conn: SmtpClientConnection, message: Message, dispatcher: Dispatcher
+    ) -> bool:
         """Send ``message``; False when the message rate says not now.
 
         If anything raises before its outcome is recorded, or the rate refuses, the
         message goes back to the front of the queue.
         """
         handed = False
+        config = self.config
         try:
-            if not await self.throttles.message_rate(self.config):
+            if config.max_message_rate is not None or config.additional_message_rate_throttles:
+                dispatcher.enter_phase("MessageRateThrottled")
+            if not await self.throttles.message_rate(config):
                 return False
+            dispatcher.enter_phase("DeliveringMessage", "send msg with 1 recip(s)")
             await self._send(conn, message)
             handed = True
             return True

@@ -14,7 +14,7 @@ import time
 from typing import Protocol
 
 from kumocore.queue.admin import QueueRule
-from kumocore.queue.ready_suspend import ReadyQueueSuspension
+from kumocore.queue.ready_suspend import ReadyQueueSuspension, suspension_order
 from kumocore.tsa.store import ActionStore, ActiveAction
 
 ADMIN_KINDS = ("AdminSuspend", "AdminBounce", "AdminSuspendReadyQ")
@@ -63,7 +63,12 @@ async def share_rule(
 async def share_ready_suspension(
     engine: SharedEngine | None, hostname: str, suspension: ReadyQueueSuspension
 ) -> bool:
-    """Write a ready-queue suspension for every node; False when there is no shared store."""
+    """Write a ready-queue suspension for every node; False when there is no shared store.
+
+    Of the suspensions of one ready queue only the latest (by its time-ordered id) stays
+    in the store: the others were replaced, and a node that starts later must not apply
+    one of them. Each writer reads the store after its write, so of two nodes writing at
+    once the one that reads last sees both and removes the earlier one, whichever it is."""
     engine = _shared(engine)
     if engine is None:
         return False
@@ -73,6 +78,12 @@ async def share_ready_suspension(
         since=time.time(), expires=suspension.expires,
     )  # fmt: skip
     await engine.store.put(action)
+    same_queue = [a for a in (await engine.store.active()).values()
+                  if a.kind == READY_Q_KIND and a.site == suspension.name]  # fmt: skip
+    latest = max(same_queue, key=lambda a: suspension_order(a.id), default=None)
+    for replaced in same_queue:
+        if latest is not None and replaced.id != latest.id:
+            await engine.store.cancel(replaced.id)
     await engine.sync()
     return True
 
@@ -82,8 +93,9 @@ async def unshare_ready_suspension(engine: SharedEngine | None, suspension_id: s
     same ready queue it replaced; True if the store had it.
 
     Two nodes asked at once to suspend one queue both write a suspension before either
-    sees the other's: the newer one holds and is the one listed. Cancelling it must end
-    the hold, so the older one goes too; else the next sync would apply it again."""
+    sees the other's: the later one (by its time-ordered id) holds and is the one listed.
+    Cancelling it must end the hold, so the earlier one goes too; else a node that never
+    saw the later one would apply it at its next sync."""
     engine = _shared(engine)
     if engine is None:
         return False
@@ -93,8 +105,12 @@ async def unshare_ready_suspension(engine: SharedEngine | None, suspension_id: s
         return bool(await engine.cancel(suspension_id))
     found = await engine.store.cancel(suspension_id)
     for action in actions.values():
-        if (action.kind == READY_Q_KIND and action.site == target.site
-                and action.since <= target.since and action.id != suspension_id):
+        if (
+            action.kind == READY_Q_KIND
+            and action.site == target.site
+            and action.id != suspension_id
+            and suspension_order(action.id) < suspension_order(target.id)
+        ):
             await engine.store.cancel(action.id)
     await engine.sync()  # once, when all are gone: no sync in between re-applies one
     return bool(found)

@@ -186,7 +186,7 @@ async def test_resolve_egress_path_reports_what_routing_would_use(make_node: Mak
     assert answer["queue_name"] == f"s1->{site}@smtp_client"
     assert answer["path_config"]["smtp_port"] == node.sink.port  # the policy's answer
     assert "max_age" in answer["queue_config"]
-    assert "constraints" not in answer  # not derived by kumocore: absent, not faked
+    assert answer["constraints"]["max_concurrent_dispatchers"]["display"] == "32"
     services = node.runtime.services
     assert services is not None and services.queues.paths == {}  # nothing was opened
 
@@ -202,9 +202,24 @@ async def test_resolve_falls_back_to_the_domain_as_site_when_dns_fails(
     assert answer["queue_name"] == "unspecified->broken.example@smtp_client"
 
 
+#: 63 octets: the longest label a DNS name may have.
+LABEL_63 = "a" * 63
+
+
 @pytest.mark.parametrize(("query", "error"), [
     ("", "query parameter 'domain' is required"),
     ("?domain=example.com&tenant=t", "unknown query parameter(s) 'tenant'"),
+    ("?domain=a..example", "empty label"),
+    ("?domain=.example", "empty label"),
+    ("?domain=exa%20mple.com", "label 'exa mple' is not letters, digits and inner hyphens"),
+    ("?domain=-bad.example", "label '-bad' is not letters"),
+    ("?domain=bad-.example", "label 'bad-' is not letters"),
+    ("?domain=under_score.example", "label 'under_score' is not letters"),
+    ("?domain=xn--zz.example", "label 'xn--zz' is not valid IDNA"),
+    (f"?domain={'a' * 64}.example", "is not valid IDNA (label empty or too long)"),
+    # 4 * (63 + 1) - 1 = 255 octets, past the 253 a name may have
+    (f"?domain={LABEL_63}.{LABEL_63}.{LABEL_63}.{LABEL_63}", "longer than 253 octets (255)"),
+    ("?domain=[192.0.2.300]", "not an IP address"),
 ])  # fmt: skip
 async def test_a_bad_resolve_query_is_a_400_json_error(
     make_node: MakeNode, query: str, error: str
@@ -213,6 +228,21 @@ async def test_a_bad_resolve_query_is_a_400_json_error(
     status, content_type, text = await call(node, "GET", RESOLVE + query)
     assert (status, content_type) == (400, "application/json")
     assert error in json.loads(text)["error"]
+
+
+@pytest.mark.parametrize("domain", [
+    "bücher.example",  # IDNA: a U-label
+    "xn--bcher-kva.example",  # and its A-label
+    "Example.COM.",  # any case, the root's dot
+    f"{LABEL_63}.{LABEL_63}.{LABEL_63}.{'a' * 61}",  # exactly 253 octets
+    "[192.0.2.1]",  # a domain literal
+    "example.com:2526",  # a name with a port, as a queue's routing domain may be
+])  # fmt: skip
+async def test_a_valid_destination_is_resolved(make_node: MakeNode, domain: str) -> None:
+    node = await make_node()
+    status, _, text = await call(node, "GET", f"{RESOLVE}?domain={domain}")
+    assert status == 200, text
+    assert json.loads(text)["domain"] == domain
 
 
 # ---------------------------------------------------------------------- CLI (kcli's names)
@@ -251,16 +281,44 @@ async def test_cli_abort_ready_q_conn_prints_the_answer_or_the_error(
     assert code == 1 and "no matching dispatcher" in json.loads(err)["error"]
 
 
-async def test_cli_resolve_egress_path_prints_a_summary_or_json(
+async def test_cli_resolve_egress_path_prints_kclis_text_config_ceilings_or_json(
     make_node: MakeNode, capsys: Any
 ) -> None:
     node = await make_node()
-    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "s1",
-                              "--endpoint", node.http_url)  # fmt: skip
-    assert code == 0 and "ready queue: s1->" in out and f"mx 10: {SINK_HOST}." in out
-    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "--json",
-                              "--endpoint", node.http_url)  # fmt: skip
+    assert node.sink is not None
+    endpoint = ("--endpoint", node.http_url)
+    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "s1", *endpoint)
+    assert code == 0
+    head, config = out.split("\n--- egress path config ---\n\n")
+    config, ceilings = config.split("\n--- effective ceilings ---\n\n")
+    assert head.startswith("domain: example.com\nsource: s1\n"
+                           f"queue:  s1->{SINK_HOST}@smtp_client\n\nmx (site: {SINK_HOST}):\n")
+    assert f"\n    10  {SINK_HOST}.\n" in head
+    assert f"smtp_port = {node.sink.port}\n" in config and "connection_limit = 32\n" in config
+    assert ceilings == "ceilings:\n  concurrent dispatchers: 32\n    source: connection_limit\n"
+
+    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "--constraints",
+                              *endpoint)  # fmt: skip
+    assert (code, out) == (0, ceilings)
+    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "--config",
+                              *endpoint)  # fmt: skip
+    assert code == 0 and out == config
+    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "--json", *endpoint)
     assert code == 0 and json.loads(out)["source"] == "unspecified"
+    assert json.loads(out)["constraints"]["max_message_rate"] is None
+
+
+async def test_cli_resolve_egress_path_takes_one_output_flag_and_reports_a_bad_domain(
+    make_node: MakeNode, capsys: Any
+) -> None:
+    node = await make_node(sink=False)
+    with pytest.raises(SystemExit) as refused:  # argparse: mutually exclusive
+        await _cli(capsys, "resolve-egress-path", "example.com", "--json", "--constraints",
+                   "--endpoint", node.http_url)  # fmt: skip
+    assert refused.value.code == 2
+    code, _, err = await _cli(capsys, "resolve-egress-path", "a..example", "--endpoint",
+                              node.http_url)  # fmt: skip
+    assert code == 1 and "empty label" in json.loads(err)["error"]
 
 
 # ---------------------------------------------------------------------- merging (workers)

@@ -29,13 +29,21 @@ SUSPEND = "/api/admin/suspend/v1"
 BOUNCE = "/api/admin/bounce/v1"
 PEER_RULES = "/kumocore/peer/rules"
 LOGS = "kumo.configure_local_logs { log_dir = dir .. '/logs' }\n"
+#: Retries every second: a suspension defers each due message to its next retry (as in
+#: KumoMTA), so mail held by a cancelled suspension goes out at its next retry.
+QUEUE = """
+kumo.on('get_queue_config', function()
+  return kumo.make_queue_config { retry_interval = '1s', max_retry_interval = '1s' }
+end)
+"""
 
 
 @pytest.fixture
 async def logged_node(tmp_path: Path) -> AsyncIterator[tuple[Workers, RecordingSink]]:
     """Two workers delivering to ``sink``, both logging to ``tmp_path/logs``."""
     anchor = "  kumo.define_spool { name = 'data'"
-    async with running_node(tmp_path, POLICY.replace(anchor, "  " + LOGS + anchor, 1)) as node:
+    policy = POLICY.replace(anchor, "  " + LOGS + anchor, 1) + QUEUE
+    async with running_node(tmp_path, policy) as node:
         yield node
 
 

@@ -26,12 +26,14 @@ async def test_admin_bounce_with_suppress_logging_removes_without_a_record(make_
     assert bench.queues.outcomes.counters["admin_bounced"] == 1
 
 
-async def test_suspended_queue_holds_mail_until_the_suspension_is_cancelled(make_bench) -> None:
-    bench = await make_bench()
+async def test_suspended_queue_defers_mail_until_a_retry_after_the_suspension_ends(
+    make_bench,
+) -> None:
+    bench = await make_bench(queue={"retry_interval": "1s", "max_retry_interval": "1s"})
     rule = parse_rule({"domain": "example.com", "reason": "maintenance", "duration": "1h"})
     bench.queues.add_suspension(rule)
     await bench.inject("held@example.com")
-    await bench.wait_until(lambda: len(bench.queues.scheduler) == 1)
+    await bench.wait_for_records("TransientFailure", 2)  # deferred at each retry
     assert bench.sink.messages == []
     assert bench.queues.cancel_suspension(rule.id)
-    await bench.sink.wait_for(1)
+    await bench.sink.wait_for(1)  # at its next retry (tests/queue/test_suspended_queue.py)

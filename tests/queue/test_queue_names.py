@@ -63,11 +63,14 @@ async def test_suspension_on_a_domain_holds_a_message_whose_tenant_has_separator
                       meta={"tenant": tenant})
     assert bench.runtime.services.store is not None
     await bench.runtime.services.store.save(message)
-    bench.queues.insert(message, message.queue_name(), QueueConfig.from_options({}))
-    await bench.wait_until(lambda: message.id in bench.queues.scheduler)
+    retry_soon = QueueConfig.from_options({"retry_interval": "1s", "max_retry_interval": "1s"})
+    bench.queues.insert(message, message.queue_name(), retry_soon)
+    # Deferred by the suspension (a TransientFailure, as in KumoMTA), not delivered.
+    (record,) = await bench.wait_for_records("TransientFailure", 1)
+    assert record["id"] == message.id and "suspended: maintenance" in str(record["response"])
     assert bench.sink.messages == []
     assert bench.queues.cancel_suspension(rule.id)
-    await bench.sink.wait_for(1)
+    await bench.sink.wait_for(1)  # at its next retry
 
 
 async def test_admin_bounce_by_tenant_matches_a_tenant_containing_an_at_sign(

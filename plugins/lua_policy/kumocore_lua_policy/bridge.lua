@@ -333,7 +333,13 @@ local message_meta = {
 local fields_meta = {
   __name = 'kumo-object',
   __index = function(t, k) return py.member(target_of[t], k) end,
-  __newindex = read_only,
+  __newindex = function(t, k, v) -- only fields the object declares settable (part.body)
+    local set = py.member_setter(target_of[t], k)
+    if set == nil then
+      read_only(t, k)
+    end
+    set(v)
+  end,
   __tostring = str,
 }
 

@@ -36,15 +36,17 @@ def wants_bytes(fn: Callable[..., Any]) -> bool:
 #: the string; ``as_bytes`` turns the text back into the bytes (Latin-1) and keeps them a
 #: Python object in Lua (``as_itemgetter``), which lupa gives back to Python as is. That
 #: costs ~30 ms a MiB, so only strings that are not valid UTF-8 take this way; the others,
-#: the common case, pass unchanged. Tables too, but for string values that are not valid
-#: UTF-8 (``{ key_data = digest.bytes }``), which a copy of the table holds as bytes.
+#: the common case, pass unchanged. Tables too (and plain tables within them, a few levels
+#: down), but for string values that are not valid UTF-8 (``{ key_data = digest.bytes }``),
+#: which a copy of the table holds as bytes.
 #: Whether a string is valid UTF-8: ``utf8.len`` for a short one; for a long one, whether
 #: lupa can decode it (calling :func:`accept`, which does nothing), as that is ~30 times
 #: faster per byte. Loaded as part of the bridge, so that error positions skip its frames.
 BYTES_ARGS_LUA = r"""
 local as_bytes, accept = ...
 local gsub, len = string.gsub, utf8.len
-local next, pcall, select, type, unpack = next, pcall, select, type, table.unpack
+local getmetatable, next, pcall, select, type, unpack =
+  getmetatable, next, pcall, select, type, table.unpack
 local SHORT = 256  -- up to this length, utf8.len is quicker than asking lupa
 
 local LATIN1 = {}  -- byte -> the UTF-8 of its code point, for bytes 128..255
@@ -65,21 +67,31 @@ local function to_bytes(s)
   return as_bytes((gsub(s, '[\128-\255]', LATIN1)))
 end
 
-local function arg(value)
+-- Nested plain tables too (not objects), a few levels down: a KeySource sits two tables
+-- deep in kumo.crypto's { key = { key_data = ... } }.
+local MAX_DEPTH = 4
+
+local function arg(value, depth)
+  depth = depth or 0
   if binary(value) then
     return to_bytes(value)
-  elseif type(value) == 'table' then
-    for _, item in next, value do
-      if binary(item) then
-        local copy = {}
-        for key, v in next, value do
-          copy[key] = binary(v) and to_bytes(v) or v
-        end
-        return copy
+  elseif type(value) ~= 'table' or depth >= MAX_DEPTH or (depth > 0 and getmetatable(value)) then
+    return value
+  end
+  local copy
+  for key, item in next, value do
+    local converted = arg(item, depth + 1)
+    if converted ~= item and not copy then
+      copy = {}
+      for k, v in next, value do
+        copy[k] = v
       end
     end
+    if copy then
+      copy[key] = converted
+    end
   end
-  return value
+  return copy or value
 end
 
 return function(fn)

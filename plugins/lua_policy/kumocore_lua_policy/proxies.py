@@ -63,6 +63,7 @@ class ProxyHelpers:
             "message_method": self.message_method,
             "binop": self.binop,
             "member": self.member,
+            "member_setter": self.member_setter,
         }
 
     # ------------------------------------------------------------------ objects
@@ -130,7 +131,10 @@ class ProxyHelpers:
             # exist fails every message it sees, so `kumocore validate` counts it an error.
             raise ConfigError(_unknown_method(message, name))
         owner = "msg" if type(message).__name__ == "Message" else type(message).__name__
-        return self.wrap(_method_caller(name), f"{owner}:{name}")
+        caller = _method_caller(name)
+        if wants_bytes(getattr(message, name)):  # binary content (builder:attach)
+            takes_bytes(caller)
+        return self.wrap(caller, f"{owner}:{name}")
 
 
     # ------------------------------------------------------------------ fields + methods
@@ -140,8 +144,23 @@ class ProxyHelpers:
             return None
         value = getattr(obj, name, None)
         if inspect.ismethod(value):
-            return self.wrap(_method_caller(name), f"{type(obj).__name__}:{name}")
+            caller = _method_caller(name)
+            if wants_bytes(value):  # a method taking binary strings (part:replace_body)
+                takes_bytes(caller)
+            return self.wrap(caller, f"{type(obj).__name__}:{name}")
         return self.conv.to_lua(value)
+
+    def member_setter(self, obj: Any, name: Any) -> Any:
+        """``proxy.name = v`` for a name in the object's ``__kumo_settable__``: a Lua
+        function assigning its (possibly binary) argument; nil for any other name."""
+        if not _is_public(name) or name not in getattr(obj, "__kumo_settable__", ()):
+            return None
+
+        @takes_bytes
+        def assign(value: Any) -> None:
+            setattr(obj, name, value)
+
+        return self.wrap(assign, f"{type(obj).__name__}.{name}")
 
 
 def _method_caller(name: str) -> Callable[..., Any]:

@@ -90,7 +90,7 @@ def test_rates_protocol_and_shrink_policy_parse_when_unsupported_are_allowed(
 
 @pytest.mark.parametrize(
     "options",
-    [{"max_message_rate": "100/h"}, {"strategy": "SkipList"}, {"reap_interval": "1m"},
+    [{"strategy": "SkipList"}, {"reap_interval": "1m"},
      {"shrink_policy": [{"interval": "1m", "policy": "ShrinkData"}]}],
 )
 def test_unsupported_queue_options_are_refused_naming_the_option(
@@ -100,6 +100,11 @@ def test_unsupported_queue_options_are_refused_naming_the_option(
     with pytest.raises(ConfigError, match=f"KumoMTA's option '{name}' is not supported by "
                        "kumocore yet"):
         QueueConfig.from_options(options)
+
+
+def test_a_queue_message_rate_is_accepted_without_allow_unsupported() -> None:
+    queue = QueueConfig.from_options({"max_message_rate": "100/h"})
+    assert queue.max_message_rate == ThrottleSpec(100, 3600)
 
 
 def test_unsupported_options_set_to_their_default_are_accepted() -> None:

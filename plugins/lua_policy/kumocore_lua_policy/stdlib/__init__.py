@@ -22,15 +22,19 @@ from typing import Any
 
 from kumocore_lua_policy.stdlib.clock import clock_functions
 from kumocore_lua_policy.stdlib.codec import digest_functions, encode_functions
+from kumocore_lua_policy.stdlib.counter_series import CounterSeriesRegistry
+from kumocore_lua_policy.stdlib.crypto import crypto_functions
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch, ConfigMonitor
 from kumocore_lua_policy.stdlib.fs import fs_functions
 from kumocore_lua_policy.stdlib.fs_open import fs_open_functions
 from kumocore_lua_policy.stdlib.maps import map_functions
 from kumocore_lua_policy.stdlib.memo import MemoRegistry
+from kumocore_lua_policy.stdlib.mimepart import mimepart_functions
 from kumocore_lua_policy.stdlib.plumbing import Accounting, GlobCache, plumbing_functions
 from kumocore_lua_policy.stdlib.regex import regex_functions
 from kumocore_lua_policy.stdlib.reverse_dns import reverse_dns_functions
 from kumocore_lua_policy.stdlib.serde import serde_functions
+from kumocore_lua_policy.stdlib.sigv4 import sigv4_functions
 from kumocore_lua_policy.stdlib.templates import template_functions
 from kumocore_lua_policy.stdlib.text import string_functions
 from kumocore_lua_policy.stdlib.urls import url_functions
@@ -63,6 +67,7 @@ class LuaStdlib:
         self.memo = MemoRegistry(self.epoch)
         self.globs = GlobCache()
         self.accounting = Accounting()
+        self.counter_series = CounterSeriesRegistry()
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         functions: dict[str, Callable[..., Any]] = {}
@@ -71,7 +76,8 @@ class LuaStdlib:
             digest_functions(), encode_functions(), clock_functions(),
             plumbing_functions(self.epoch, self.monitor, self.globs, self.accounting),
             reverse_dns_functions(), url_functions(), fs_functions(), template_functions(),
-            fs_open_functions(), version_functions(),
+            fs_open_functions(), version_functions(), mimepart_functions(),
+            self.counter_series.functions(), crypto_functions(), sigv4_functions(),
         ):
             functions.update(group)
         functions["memoize"] = self.memo.memoize

@@ -1,0 +1,189 @@
+"""The text kcli prints for ``inspect-ready-q`` and ``resolve-egress-path``, built from
+the API's JSON answers (crates/kcli/src/inspect_ready_q.rs, resolve_egress_path.rs):
+the MX block, the configuration as compact TOML, the ceilings block
+(:func:`kumocore.admin.constraints.render_ceilings`) and the ready queue's summary,
+states and connection table.
+
+What kumocore's answer leaves out is not printed (no ``egress pool`` line, no watchdog
+threshold and so no ``STUCK``/``STALL?`` marks); a line is printed for either when an
+answer has it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from kumocore.admin.constraints import render_ceilings
+
+__all__ = ["compact_toml", "render_inspect", "render_mx", "render_resolution"]
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+# ---------------------------------------------------------------------- TOML
+def _key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dict):
+        inner = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in sorted(value.items())
+                          if v is not None)  # fmt: skip
+        return f"{{ {inner} }}" if inner else "{}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
+
+
+def _table(lines: list[str], name: str, table: dict[str, Any]) -> None:
+    subtables = []
+    for key, value in sorted(table.items()):
+        if value is None:
+            continue  # TOML has no null
+        if isinstance(value, dict) and value:
+            subtables.append((key, value))
+        else:
+            lines.append(f"{_key(key)} = {_value(value)}")
+    for key, value in subtables:
+        full = f"{name}.{_key(key)}" if name else _key(key)
+        lines += ["", f"[{full}]"]
+        _table(lines, full, value)
+
+
+def compact_toml(table: dict[str, Any]) -> str:
+    """KumoMTA's ``toml_encode_pretty_compact``: keys sorted at every level, empty tables
+    inline as ``{}``, null values left out."""
+    lines: list[str] = []
+    _table(lines, "", table)
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- MX
+def render_mx(mx: dict[str, Any]) -> str:
+    """KumoMTA's ``MxResolution`` block: a header with the site and its flags, then one
+    ``preference  host`` line per host, lowest preference first."""
+    flags = [flag for flag, on in (("synthesised", not mx.get("is_mx")),
+                                   ("domain literal", mx.get("is_domain_literal")),
+                                   ("dnssec verified", mx.get("is_secure"))) if on]  # fmt: skip
+    lines = [f"mx (site: {mx.get('site_name', '')}{''.join(', ' + f for f in flags)}):"]
+    by_preference = mx.get("by_preference") or {}
+    for pref in sorted(by_preference, key=int):
+        lines += [f"  {pref:>4}  {host}" for host in by_preference[pref]]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- resolve-egress-path
+def render_resolution(answer: dict[str, Any]) -> str:
+    """kcli's default ``resolve-egress-path`` text: names, MX, configuration, ceilings."""
+    mx = answer.get("mx")
+    return (
+        f"domain: {answer['domain']}\nsource: {answer['source']}\n"
+        f"queue:  {answer['queue_name']}\n\n"
+        + (render_mx(mx) if mx is not None else "mx: <not resolved>\n")
+        + "\n--- egress path config ---\n\n"
+        + compact_toml(answer["path_config"])
+        + "\n--- effective ceilings ---\n\n"
+        + render_ceilings(answer["constraints"])
+    )
+
+
+# ---------------------------------------------------------------------- inspect-ready-q
+def _since(stamp: str) -> str:
+    """``2026-01-01T12:00:07.512000000Z`` as chrono shows a UTC time:
+    ``2026-01-01 12:00:07.512 UTC`` (the fraction only when not zero)."""
+    date, _, clock = stamp.removesuffix("Z").partition("T")
+    whole, _, fraction = clock.partition(".")
+    fraction = fraction.rstrip("0")
+    if fraction:
+        fraction = "." + fraction.ljust(3 * -(-len(fraction) // 3), "0")
+    return f"{date} {whole}{fraction} UTC"
+
+
+def _summary(view: dict[str, Any]) -> list[str]:
+    state = view.get("state", {})
+    fields = [("egress pool", view.get("egress_pool")),
+              ("egress source", view.get("egress_source")),
+              ("protocol", view.get("protocol")),
+              ("watchdog threshold", state.get("watchdog_threshold"))]  # fmt: skip
+    present = [(label, value) for label, value in fields if value is not None]
+    width = max(len(label) + 1 for label, _ in present) if present else 0
+    lines = [f"queue: {view['queue_name']}", ""]
+    lines += [f"{label + ':':<{width}} {value}" for label, value in present]
+    mx = view.get("mx")
+    if mx is not None:
+        lines += ["", render_mx(mx).rstrip("\n")]
+    return [*lines, "", f"ready: {state.get('ready_count', 0):,}"]
+
+
+def _states(state: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for key, title in (("connection_rate_throttled", "connection rate throttled"),
+                       ("connection_limited", "connection limited")):  # fmt: skip
+        held = state.get(key)
+        if held is not None:
+            lines += ["", f"{title}: {held['context']}", f"  since: {_since(held['since'])}"]
+    suspended = state.get("suspended")
+    if suspended is not None:
+        lines += ["", f"suspended: {suspended['reason']}",
+                  f"  expires in: {suspended['duration']}"]  # fmt: skip
+    return lines
+
+
+def _phase_label(phase: Any) -> str:
+    """``Idle``; ``AcquiringLease(label)`` and ``AccumulatingBatch(have/want)`` for the
+    phases that carry data."""
+    if not isinstance(phase, dict):
+        return str(phase)
+    ((name, data),) = phase.items()
+    if name == "AccumulatingBatch":
+        return f"{name}({data.get('have')}/{data.get('want')})"
+    return f"{name}({', '.join(str(v) for v in data.values())})"
+
+
+def _table_lines(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  " + " ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+                            ).rstrip() for row in rows]  # fmt: skip
+
+
+def _connections(view: dict[str, Any], table: bool) -> list[str]:
+    dispatchers = sorted(view.get("dispatchers") or [], key=lambda d: d["started_at"])
+    lines = ["", f"connections: {view.get('state', {}).get('connection_count', 0):,}"]
+    if not table or not dispatchers:
+        return lines
+    rows = [["SESSION", "DELIV", "TRANS", "FAIL", "AGE", "RATE"]]
+    rows += [[d["session_id"], f"{d['messages_delivered']:,}", f"{d['messages_transfailed']:,}",
+              f"{d['messages_failed']:,}", d["age"], f"{d['overall_rate_per_sec']:.1f}/s"]
+             for d in dispatchers]  # fmt: skip
+    table_lines = _table_lines(rows, right={1, 2, 3, 4, 5})
+    lines.append(table_lines[0])
+    for line, d in zip(table_lines[1:], dispatchers, strict=True):
+        lines += [line, f"  {_phase_label(d['phase'])} for {d['time_in_current_phase']}"]
+        if d.get("detail"):
+            lines.append(f"  {d['detail']}")
+        lines.append("")
+    return lines
+
+
+def render_inspect(view: dict[str, Any], *, connections: bool, config: bool,
+                   sched_q: bool) -> str:  # fmt: skip
+    """kcli's ``inspect-ready-q`` text: summary, states, ceilings, then on request the
+    scheduled queues, the connection table and the configuration."""
+    lines = [*_summary(view), *_states(view.get("state", {}))]
+    if "constraints" in view:
+        lines += ["", render_ceilings(view["constraints"]).rstrip("\n")]
+    names = view.get("scheduled_queue_names")
+    if sched_q and names is not None:
+        lines += ["", f"scheduled queues: {len(names)}", *(f"  {name}" for name in names)]
+    lines += _connections(view, connections)
+    if config:
+        toml = compact_toml(view.get("path_config") or {})
+        lines += ["", "config:", *(f"  {line}".rstrip() for line in toml.splitlines())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,166 @@
+"""``kumo.crypto.*``: AES block encryption and AWS Signature Version 4 request signing.
+
+AES, as KumoMTA's source has it (its reference pages say otherwise, see below):
+
+* ``aes_encrypt_block(ALGORITHM, PLAINTEXT, { key = KEYSOURCE })`` returns the ciphertext
+  as a (binary) Lua string: for ``'Ecb'`` the PKCS#7-padded blocks, for ``'Cbc'`` a fresh
+  random 16-byte IV followed by them.
+* ``aes_decrypt_block(ALGORITHM, CIPHERTEXT, { key = KEYSOURCE })`` reverses that and
+  returns a BinaryResult (``.bytes``, ``.hex``...), as the digests do.
+
+The key is 16 or 32 bytes (AES-128 or AES-256), from a file name or ``{ key_data = ... }``.
+KumoMTA's reference pages call the encrypted value a BinaryResult (``encrypted.bytes``) and
+the decrypted one a string; its code, which policies run against, does the reverse.
+
+``kumo.crypto.aws_sign_v4`` is in :mod:`.sigv4`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from kumocore import ConfigError
+from kumocore_lua_policy.byte_strings import takes_bytes
+from kumocore_lua_policy.stdlib.arguments import lua_type_name, string_arg
+from kumocore_lua_policy.stdlib.codec import BinaryResult
+
+_ALGORITHMS = ("Ecb", "Cbc")
+_BLOCK = 16
+_KEY_SIZES = (16, 32)
+_VAULT_KEYS = ("vault_mount", "vault_path", "vault_address", "vault_token", "vault_key")
+
+
+def key_source_bytes(who: str, what: str, source: Any) -> bytes:
+    """The bytes a KumoMTA KeySource names: a file name or ``{ key_data = ... }``.
+    Vault and event sources are refused: kumocore has no client for them."""
+    if isinstance(source, str | bytes):
+        try:
+            return Path(os.fsdecode(source)).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{who}: {what}: cannot read key file {os.fsdecode(source)!r}: {exc.strerror}"
+            ) from None
+    if isinstance(source, Mapping):
+        if "key_data" in source:
+            data = source["key_data"]
+            if isinstance(data, bytes):
+                return data
+            if isinstance(data, str):
+                return data.encode("utf-8")
+            raise ConfigError(
+                f"{who}: {what}: key_data must be a string, got {lua_type_name(data)}"
+            )
+        if any(key in source for key in _VAULT_KEYS):
+            raise ConfigError(
+                f"{who}: {what}: HashiCorp Vault key sources are not supported "
+                "by kumocore yet; use a file name or { key_data = ... }"
+            )
+        if "event_name" in source:
+            raise ConfigError(
+                f"{who}: {what}: event-based key sources ({{ event_name = ... }})"
+                " are not supported by kumocore yet; use a file name or "
+                "{ key_data = ... }"
+            )
+    raise ConfigError(
+        f"{who}: {what} must be a file name or {{ key_data = ... }}, got {lua_type_name(source)}"
+    )
+
+
+def _algorithm(who: str, value: Any) -> str:
+    if value not in _ALGORITHMS:
+        raise ConfigError(f"{who}: unknown ALGORITHM {value!r}, expected 'Ecb' or 'Cbc'")
+    return str(value)
+
+
+def _key(who: str, config: Any) -> bytes:
+    """The AES key of the ``{ key = KEYSOURCE }`` argument."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            f"{who}: KEY must be a table like {{ key = '/path/to/key.bin' }}, "
+            f"got {lua_type_name(config)}"
+        )
+    unknown = sorted(str(k) for k in config if k != "key")
+    if unknown:
+        raise ConfigError(f"{who}: KEY: unknown field {unknown[0]!r}, expected key")
+    if config.get("key") is None:
+        raise ConfigError(f"{who}: KEY: missing field 'key'")
+    key = key_source_bytes(who, "key", config["key"])
+    if len(key) not in _KEY_SIZES:
+        raise ConfigError(f"{who}: Key length must be 16 or 32 bytes, got {len(key)}")
+    return key
+
+
+def _data(who: str, what: str, value: Any) -> bytes:
+    # mlua reads a string argument as its bytes, and a number as its text.
+    if isinstance(value, bytes):
+        return value
+    return string_arg(who, what, value).encode("utf-8", "surrogateescape")
+
+
+@takes_bytes
+def aes_encrypt_block(algorithm: Any, plaintext: Any, config: Any) -> bytes:
+    """`kumo.crypto.aes_encrypt_block(ALGORITHM, PLAINTEXT, { key = KEYSOURCE })`:
+    PLAINTEXT encrypted with AES-128 or AES-256 (a 16- or 32-byte key from a file name or
+    `{ key_data = ... }`) and PKCS#7 padding. `'Ecb'` returns the ciphertext, `'Cbc'` a
+    random 16-byte IV followed by the ciphertext, as a binary string (as KumoMTA's code
+    does; its reference page says a BinaryResult)."""
+    who = "kumo.crypto.aes_encrypt_block"
+    mode_name = _algorithm(who, algorithm)
+    data = _data(who, "PLAINTEXT", plaintext)
+    key = _key(who, config)
+    padder = padding.PKCS7(_BLOCK * 8).padder()
+    padded = padder.update(data) + padder.finalize()
+    if mode_name == "Ecb":
+        encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+        return encryptor.update(padded) + encryptor.finalize()
+    iv = os.urandom(_BLOCK)
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return iv + encryptor.update(padded) + encryptor.finalize()
+
+
+@takes_bytes
+def aes_decrypt_block(algorithm: Any, ciphertext: Any, config: Any) -> BinaryResult:
+    """`kumo.crypto.aes_decrypt_block(ALGORITHM, CIPHERTEXT, { key = KEYSOURCE })`: the
+    plaintext of what `aes_encrypt_block` gave (for `'Cbc'` the 16-byte IV first), as a
+    BinaryResult: read it with `.bytes`. A wrong key or damaged data is an error."""
+    who = "kumo.crypto.aes_decrypt_block"
+    mode_name = _algorithm(who, algorithm)
+    data = _data(who, "CIPHERTEXT", ciphertext)
+    key = _key(who, config)
+    if mode_name == "Cbc":
+        if len(data) < _BLOCK:
+            raise ConfigError(
+                f"{who}: ciphertext must be prefixed by iv with len at least {_BLOCK}"
+            )
+        mode: modes.CBC | modes.ECB = modes.CBC(data[:_BLOCK])
+        data = data[_BLOCK:]
+    else:
+        mode = modes.ECB()
+    if not data or len(data) % _BLOCK:
+        raise ConfigError(
+            f"{who}: decryption failed with AES {mode_name}: the ciphertext is "
+            f"{len(data)} bytes, not a whole number of 16-byte blocks"
+        )
+    decryptor = Cipher(algorithms.AES(key), mode).decryptor()
+    padded = decryptor.update(data) + decryptor.finalize()
+    unpadder = padding.PKCS7(_BLOCK * 8).unpadder()
+    try:
+        return BinaryResult(unpadder.update(padded) + unpadder.finalize())
+    except ValueError:
+        raise ConfigError(
+            f"{who}: decryption failed with AES {mode_name}: bad padding "
+            "(a wrong key, or data that was not encrypted this way)"
+        ) from None
+
+
+def crypto_functions() -> dict[str, Callable[..., Any]]:
+    return {
+        "crypto.aes_encrypt_block": aes_encrypt_block,
+        "crypto.aes_decrypt_block": aes_decrypt_block,
+    }
