@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kumocore.mail.body import SharedBody
     from kumocore.mail.ids import new_message_id
     from kumocore.mail.message import Message
+    from kumocore.mail.mime_api import BINARY_MIMEPART_FUNCTIONS, mimepart_functions
     from kumocore.mail.response import Response
     from kumocore.node.fsmode import create_private_file, private_dir
     from kumocore.policy.jsonable import jsonable
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "BINARY_MIMEPART_FUNCTIONS",
     "AddressError",
     "ConfigError",
     "HookError",
@@ -43,6 +45,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "jsonable",
+    "mimepart_functions",
     "new_message_id",
     "parse_envelope_address",
     "policy_function",
@@ -56,12 +59,14 @@ __all__ = [
 #: needs ``hookimpl``; the deep modules are not part of the public API.
 _LAZY_EXPORTS: dict[str, str] = {
     "AddressError": "kumocore.mail.address",
+    "BINARY_MIMEPART_FUNCTIONS": "kumocore.mail.mime_api",
     "Message": "kumocore.mail.message",
     "MultipleValues": "kumocore.policy.policyfn",
     "Response": "kumocore.mail.response",
     "SharedBody": "kumocore.mail.body",
     "create_private_file": "kumocore.node.fsmode",
     "jsonable": "kumocore.policy.jsonable",
+    "mimepart_functions": "kumocore.mail.mime_api",
     "new_message_id": "kumocore.mail.ids",
     "parse_envelope_address": "kumocore.mail.address",
     "private_dir": "kumocore.node.fsmode",

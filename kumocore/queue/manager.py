@@ -191,7 +191,8 @@ class QueueManager:
         store = self.store
         if store is not None:
             await store.save_meta(message)
-        message.release_data()  # bodies of deferred messages live on disk, not in RAM
+            if not store.bodies_in_memory:
+                message.release_data()  # bodies of deferred messages live on disk, not in RAM
         self.schedule(message, due)
 
     async def load_data(self, message: Message) -> bytes | None:

@@ -34,7 +34,7 @@ import orjson
 import structlog
 
 from kumocore.mail.body import is_body_key
-from kumocore.spool.base import OrderedDeletes, OrderedPuts, Spool
+from kumocore.spool.base import MemorySpool, OrderedDeletes, OrderedPuts, Spool
 
 if TYPE_CHECKING:
     from kumocore.mail.body import SharedBody
@@ -74,6 +74,13 @@ class MessageStore:
         # Marker and body deleted with one call, the body held back until the marker's
         # delete is durable, when the data spool's kind can.
         self._delete_pair = data.delete_after if isinstance(data, OrderedDeletes) else None
+
+    @property
+    def bodies_in_memory(self) -> bool:
+        """Whether the data spool is this process's memory (the in-memory spool of a node
+        that defines none). A deferred message then keeps its body: dropping it would free
+        nothing and cost a copy out of that spool at the next attempt."""
+        return isinstance(self.data, MemorySpool)
 
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""

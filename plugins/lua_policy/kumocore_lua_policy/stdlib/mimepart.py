@@ -1,75 +1,20 @@
-"""``kumo.mimepart.*``: parse and build MIME parts (KumoMTA's module of that name).
-
-``parse(text)`` reads an RFC 5322 message into a MimePart; ``new_text``,
-``new_text_plain``, ``new_html``, ``new_binary`` and ``new_multipart`` make parts;
-``builder()`` returns a MessageBuilder. The parts are ``kumocore.mail.mime_view``'s, the
-same objects ``msg:parse_mime()`` gives. Content arguments are Lua byte strings (binary
-attachment data need not be UTF-8).
+"""``kumo.mimepart.*`` for policies: core's functions (``kumocore.mimepart_functions``),
+those whose content may be binary marked so that a Lua byte string that is not UTF-8
+(an attachment's data) reaches them as ``bytes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-from kumocore.mail import mime_parts
-from kumocore.mail.mime_build import MessageBuilder
-from kumocore.mail.mime_view import MimePart, parse_mime
+from kumocore import BINARY_MIMEPART_FUNCTIONS
+from kumocore import mimepart_functions as core_functions
 from kumocore_lua_policy.byte_strings import takes_bytes
-
-
-@takes_bytes
-def parse(text: str | bytes) -> MimePart:
-    return parse_mime(text)
-
-
-@takes_bytes
-def new_text(content_type: str, content: str | bytes) -> MimePart:
-    return MimePart(mime_parts.new_text(str(content_type), content))
-
-
-@takes_bytes
-def new_text_plain(content: str | bytes) -> MimePart:
-    return MimePart(mime_parts.new_text("text/plain", content))
-
-
-@takes_bytes
-def new_html(content: str | bytes) -> MimePart:
-    return MimePart(mime_parts.new_text("text/html", content))
-
-
-@takes_bytes
-def new_binary(content_type: str, content: str | bytes, options: Any = None) -> MimePart:
-    opts = mime_parts.AttachmentOptions.from_table(options)
-    return MimePart(mime_parts.new_binary(str(content_type), content, opts))
-
-
-def new_multipart(
-    content_type: str, parts: Sequence[MimePart], boundary: str | None = None
-) -> MimePart:
-    if isinstance(parts, dict) and not parts:
-        parts = []  # an empty Lua table arrives as {}
-    if not isinstance(parts, list | tuple) or not all(isinstance(p, MimePart) for p in parts):
-        raise TypeError("new_multipart expects an array of MimePart objects")
-    nodes = [part.node() for part in parts]
-    return MimePart(
-        mime_parts.new_multipart(
-            str(content_type), nodes, None if boundary is None else str(boundary)
-        )
-    )
-
-
-def builder() -> MessageBuilder:
-    return MessageBuilder()
 
 
 def mimepart_functions() -> dict[str, Callable[..., Any]]:
     return {
-        "mimepart.parse": parse,
-        "mimepart.new_text": new_text,
-        "mimepart.new_text_plain": new_text_plain,
-        "mimepart.new_html": new_html,
-        "mimepart.new_binary": new_binary,
-        "mimepart.new_multipart": new_multipart,
-        "mimepart.builder": builder,
+        name: takes_bytes(function) if name in BINARY_MIMEPART_FUNCTIONS else function
+        for name, function in core_functions().items()
     }
