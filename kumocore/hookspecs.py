@@ -406,12 +406,16 @@ def kumo_requeue_message(
     message: Message, smtp_response: str, insert_context: list[str],
     increment_attempts: bool, delay: float | None,
 ) -> None:
-    """A transient failure is about to put ``message`` back in its scheduled queue.
+    """A transient failure, a throttle or an aborted connection is about to put
+    ``message`` back in its scheduled queue.
 
     Change the meta its queue name is made of (``queue``, ``tenant``, ``campaign``,
     ``routing_domain``) to re-bind it: it then moves to that queue, due at once.
     ``smtp_response`` is the response on one line, ``insert_context`` the reasons
-    (``['LoggedTransientFailure']``); ``delay`` is None (the queue's retry schedule).
+    (``['LoggedTransientFailure']`` after a failure; ``[..., 'MessageRateThrottle']``,
+    ``[..., 'ThrottledByThrottleInsertReadyQueue']``, ``['DispatcherDrop']``);
+    ``increment_attempts`` is true only after a failure; ``delay`` is None (the queue's
+    retry schedule) or, for the queue's ``max_message_rate``, the wait in seconds.
     Lua: ``kumo.on('requeue_message', function(msg, smtp_response, insert_context,
     increment_attempts, delay) end)``.
     """

@@ -318,13 +318,16 @@ def options_classes() -> dict[str, type]:
 
 
 def _named_convs() -> dict[int, str]:
-    from kumocore.config import listeners, options, spool
+    from kumocore.config import kumo_serde, listeners, options, spool
     from kumocore.config.egress import TRIGGER
 
     named = {
         options.STRING: "string",
         options.BOOL: "boolean",
         options.DURATION: "duration",
+        kumo_serde.DURATION: "duration",
+        kumo_serde.LIMIT: "connection limit",
+        kumo_serde.CIDR_SET: "list of IPs/CIDRs",
         options.SIZE: "size",
         options.IP_ADDRESS: "IP address",
         options.SOCKET_ADDRESS: "`'host:port'`",
@@ -385,7 +388,7 @@ def option_default(field: dataclasses.Field[Any], conv: Any) -> str:
 
 
 def _default_text(field: dataclasses.Field[Any], conv: Any) -> str:
-    from kumocore.config import format_duration, options
+    from kumocore.config import format_duration, kumo_serde, options
 
     if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
         return "required"
@@ -398,8 +401,10 @@ def _default_text(field: dataclasses.Field[Any], conv: Any) -> str:
     value = field.default
     if value is None:
         return "nil"
-    if conv is options.DURATION:
+    if conv is options.DURATION or conv is kumo_serde.DURATION:
         return lua_literal(format_duration(float(value)))
+    if conv is kumo_serde.LIMIT:  # as a policy writes it, not as KumoMTA serialises it
+        return lua_literal(options.LIMIT.dump(value))
     if conv is options.SIZE:
         return _size_text(int(value))
     return lua_literal(conv.dump(value))

@@ -243,3 +243,7 @@ def add_admin_subcommands(subparsers: Any) -> None:
     from kumocore.admin.ready_q_cli import add_ready_q_subcommands
 
     add_ready_q_subcommands(subparsers)  # suspend-ready-q*, bump-config-epoch
+
+    from kumocore.trace.cli import add_trace_subcommands
+
+    add_trace_subcommands(subparsers)  # trace-smtp-server, trace-smtp-client

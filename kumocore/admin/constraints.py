@@ -21,6 +21,11 @@ Each ceiling is ``{value, source, display}``: ``value`` the count or events per 
 (``10000/h``, not ``2.78/s``; a ``local:`` or ``max_burst`` part as written). An axis
 nothing limits is ``null`` (unlimited), as KumoMTA's JSON writes it.
 
+The policy functions ``kumo.compute_queue_config_constraints`` and
+``kumo.compute_egress_path_config_constraints(path, additional)`` use
+:func:`queue_constraints`, :func:`merge_constraints` and :func:`checked_constraints`
+(KumoMTA's ``QueueConfig::compute_constraints`` and ``EffectiveConstraints::merge``).
+
 ``resolve-egress-path`` also folds the scheduled queue's ``max_message_rate`` into the
 message-rate axis (:func:`fold_queue_rate`; source ``{"kind": "other", "name":
 "scheduled queue max_message_rate"}``), as KumoMTA does there and only there.
@@ -41,7 +46,15 @@ from kumocore.throttle.spec import ThrottleSpec
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig, QueueConfig
 
-__all__ = ["Ceiling", "fold_queue_rate", "path_constraints", "render_ceilings"]
+__all__ = [
+    "Ceiling",
+    "checked_constraints",
+    "fold_queue_rate",
+    "merge_constraints",
+    "path_constraints",
+    "queue_constraints",
+    "render_ceilings",
+]
 
 #: The largest count KumoMTA's ``u64`` arithmetic reaches (``saturating_mul``).
 _U64_MAX = 2**64 - 1
@@ -147,6 +160,97 @@ def fold_queue_rate(constraints: dict[str, Any], queue_config: QueueConfig) -> d
         declared = current["display"]
     return {**constraints, "max_message_rate": ceiling.to_json(),
             "max_message_rate_declared": declared}  # fmt: skip
+
+
+# ---------------------------------------------------------------------- policy functions
+# ``kumo.compute_queue_config_constraints`` and the ``additional`` argument of
+# ``kumo.compute_egress_path_config_constraints`` (KumoMTA's QueueConfig::compute_constraints
+# and EffectiveConstraints::merge), for constraints tables a policy hands back.
+
+#: The queue config sets no concurrency: an open ceiling that loses every comparison.
+_OPEN_DISPATCHERS = Ceiling(float("inf"), {"kind": "other", "name": "queue config"}, "\u221e")
+
+
+def queue_constraints(queue_config: QueueConfig) -> dict[str, Any]:
+    """The ceilings a scheduled queue's configuration implies: its ``max_message_rate``
+    (source ``other``, ``scheduled queue max_message_rate``), every other axis open."""
+    spec = queue_config.max_message_rate
+    rate = _rate(spec, _QUEUE_RATE) if spec is not None else None
+    return {
+        "max_concurrent_dispatchers": _OPEN_DISPATCHERS.to_json(),
+        "max_message_rate": rate.to_json() if rate is not None else None,
+        "max_message_rate_declared": None,
+        "max_connection_rate": None,
+        "max_source_selection_rate": None,
+    }
+
+
+def _lower(current: dict[str, Any] | None, other: dict[str, Any] | None) -> Any:
+    # Strictly lower wins: a tie keeps the current term, as KumoMTA's merge does.
+    if other is not None and (current is None or other["value"] < current["value"]):
+        return other
+    return current
+
+
+def merge_constraints(constraints: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """``constraints`` with each axis of ``other`` that is lower taking its place. When the
+    message-rate axis then comes from a term other than the primary ``max_message_rate``,
+    the rate that was declared is kept as out of reach."""
+    current = constraints["max_message_rate"]
+    declared = constraints["max_message_rate_declared"]
+    if current is not None and current["source"] == _PRIMARY:
+        declared = current["display"]
+    merged = {key: _lower(constraints[key], other[key]) for key in _AXIS_KEYS}
+    rate = merged["max_message_rate"]
+    if rate is not None and rate["source"] != _PRIMARY and declared is not None:
+        merged["max_message_rate_declared"] = declared
+    else:
+        merged["max_message_rate_declared"] = constraints["max_message_rate_declared"]
+    return merged
+
+
+_AXIS_KEYS = ("max_concurrent_dispatchers", "max_message_rate", "max_connection_rate",
+              "max_source_selection_rate")  # fmt: skip
+_SOURCE_KINDS = {"primary": False, "additional": True, "reconnect_cycling": False, "other": True}
+
+
+def _checked_ceiling(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{key}: expected a table with value, source and display")
+    number, source, display = value.get("value"), value.get("source"), value.get("display")
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        raise ValueError(f"{key}.value: expected a number, got {number!r}")
+    source = source if isinstance(source, dict) else {}
+    kind = source.get("kind")
+    if kind not in _SOURCE_KINDS:
+        raise ValueError(f"{key}.source: expected {{kind = ...}} with kind one of "
+                         f"{', '.join(_SOURCE_KINDS)}, got {value.get('source')!r}")  # fmt: skip
+    name = source.get("name")
+    if _SOURCE_KINDS[kind] and not isinstance(name, str):
+        raise ValueError(f"{key}.source: kind {kind!r} needs a name")
+    if not isinstance(display, str):
+        raise ValueError(f"{key}.display: expected a string, got {display!r}")
+    named = {"name": str(name)} if _SOURCE_KINDS[kind] else {}
+    return Ceiling(float(number), {"kind": kind, **named}, display).to_json()
+
+
+def checked_constraints(table: Any) -> dict[str, Any]:
+    """A constraints table a policy passed back (as these functions return it), checked
+    and in the same shape; ValueError naming the field that is wrong. Only
+    ``max_concurrent_dispatchers`` is required; an absent axis is unlimited."""
+    if not isinstance(table, dict):
+        raise ValueError("expected a constraints table")
+    if table.get("max_concurrent_dispatchers") is None:
+        raise ValueError("missing field `max_concurrent_dispatchers`")
+    checked: dict[str, Any] = {
+        key: None if table.get(key) is None else _checked_ceiling(table[key], key)
+        for key in _AXIS_KEYS
+    }
+    declared = table.get("max_message_rate_declared")
+    if declared is not None and not isinstance(declared, str):
+        raise ValueError(f"max_message_rate_declared: expected a string, got {declared!r}")
+    checked["max_message_rate_declared"] = declared
+    return checked
 
 
 # ---------------------------------------------------------------------- text (kcli's)

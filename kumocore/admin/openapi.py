@@ -295,10 +295,12 @@ def admin_openapi_paths() -> dict[str, Any]:
     }
     from kumocore.admin.node_ops_openapi import node_ops_openapi_paths
     from kumocore.admin.ready_q_openapi import ready_q_openapi_paths
+    from kumocore.trace.openapi import trace_openapi_paths
     from kumocore.tsa.openapi import tsa_openapi_paths
 
     paths.update(ready_q_openapi_paths())
     paths.update(node_ops_openapi_paths())
     paths.update(tsa_openapi_paths())
+    paths.update(trace_openapi_paths())
     # Callers may mutate what they merge; never let that reach the shared schema dicts.
     return copy.deepcopy(paths)

@@ -52,13 +52,16 @@ def _table(lines: list[str], name: str, table: dict[str, Any]) -> None:
             lines.append(f"{_key(key)} = {_value(value)}")
     for key, value in subtables:
         full = f"{name}.{_key(key)}" if name else _key(key)
-        lines += ["", f"[{full}]"]
+        # A table holding only tables gets no header of its own, as the toml crate
+        # writes it (``[additional_connection_limits.shared]`` alone).
+        if not all(isinstance(v, dict) and v for v in value.values()):
+            lines += ["", f"[{full}]"]
         _table(lines, full, value)
 
 
 def compact_toml(table: dict[str, Any]) -> str:
     """KumoMTA's ``toml_encode_pretty_compact``: keys sorted at every level, empty tables
-    inline as ``{}``, null values left out."""
+    inline as ``{}``, null values left out, no header for a table holding only tables."""
     lines: list[str] = []
     _table(lines, "", table)
     return "\n".join(lines) + "\n"

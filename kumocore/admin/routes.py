@@ -216,6 +216,9 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     add_node_ops_routes(app, runtime)  # log filter, abort-ready-q-conn, machine-info
     add_resolve_route(app, runtime)  # resolve-egress-path
     add_tsa_routes(app, runtime)
+    from kumocore.trace.ws import add_trace_routes
+
+    add_trace_routes(app, runtime)  # trace-smtp-server, trace-smtp-client (WebSockets)
     routes.add_get("/metrics", api.metrics)
     routes.add_get("/metrics.json", api.metrics_json)
     routes.add_get(STATUS_PATH, api.status)  # the status page's data (kumocore addition)

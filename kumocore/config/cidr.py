@@ -85,13 +85,21 @@ class CidrSet:
     def __len__(self) -> int:
         return len(self._networks)
 
+    def collapsed(self) -> list[IPNetwork]:
+        """The addresses held, as the fewest networks: IPv4 first, in address order, a
+        network inside another dropped, adjacent halves merged (KumoMTA's radix tree)."""
+        v4 = [net for net in self._networks if isinstance(net, ipaddress.IPv4Network)]
+        v6 = [net for net in self._networks if isinstance(net, ipaddress.IPv6Network)]
+        return [*ipaddress.collapse_addresses(v4), *ipaddress.collapse_addresses(v6)]
+
     def __eq__(self, other: object) -> bool:
+        # Sets holding the same addresses are equal, however they were written.
         if not isinstance(other, CidrSet):
             return NotImplemented
-        return set(self._networks) == set(other._networks)
+        return self.collapsed() == other.collapsed()
 
     def __hash__(self) -> int:
-        return hash(frozenset(self._networks))
+        return hash(tuple(self.collapsed()))
 
     def __repr__(self) -> str:
         return f"CidrSet({self.to_list()!r})"

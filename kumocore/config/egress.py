@@ -11,13 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from kumocore.config.cidr import CidrSet
+from kumocore.config.kumo_serde import CIDR_SET, DURATION, LIMIT
 from kumocore.config.options import (
     BOOL,
-    CIDRS,
-    DURATION,
     IP_ADDRESS,
     KEY_SOURCE,
-    LIMIT,
     SOCKET_ADDRESS,
     STRING,
     STRINGS,
@@ -70,8 +68,8 @@ class EgressSource(
     """A way out: a local address to bind, or a HAProxy/SOCKS5 proxy to go through."""
 
     name: str = option(STRING)
-    source_address: str | None = option(IP_ADDRESS, default=None)
     ehlo_domain: str | None = option(STRING, default=None)
+    source_address: str | None = option(IP_ADDRESS, default=None)
     remote_port: int | None = option(_PORT, default=None)
     ha_proxy_server: str | None = option(SOCKET_ADDRESS, default=None)
     ha_proxy_source_address: str | None = option(IP_ADDRESS, default=None)
@@ -129,12 +127,14 @@ PATH_UNSUPPORTED = (
     "source_selection_rate",
     "additional_source_selection_rates",
     "aggressive_connection_opening", "dispatcher_wakeup_strategy",
-    "maintainer_wakeup_strategy", "use_lmtp", "reconnect_strategy",
+    "maintainer_wakeup_strategy",
     "readyq_pool_name", "low_memory_reduction_policy", "no_memory_reduction_policy",
-    "try_next_host_on_transport_error",
     "dispatcher_progress_watchdog_timeout",
 )
 
+
+#: Parsed, never written back: KumoMTA skips them when it serialises a path.
+_NOT_SERIALISED = ("openssl_options", "rustls_cipher_suites")
 
 #: KumoMTA's ``ip_lookup_strategy`` values (also ``kumo.dns.lookup_addr``'s strategy).
 IP_LOOKUP_STRATEGIES = ("Ipv4Only", "Ipv6Only", "Ipv4AndIpv6", "Ipv6ThenIpv4", "Ipv4ThenIpv6")
@@ -199,8 +199,8 @@ class EgressPathConfig(
     max_deliveries_per_connection: int = option(integer(1), default=1024)
     max_recipients_per_batch: int = option(integer(1), default=100)
     # Never connect to ourselves or to "any" addresses, whatever the MX records say.
-    prohibited_hosts: CidrSet = option(CIDRS, default=["127.0.0.0/8", "::1", "0.0.0.0", "::"])
-    skip_hosts: CidrSet = option(CIDRS, default=[])
+    prohibited_hosts: CidrSet = option(CIDR_SET, default=["127.0.0.0/8", "::1", "0.0.0.0", "::"])
+    skip_hosts: CidrSet = option(CIDR_SET, default=[])
     ip_lookup_strategy: str = option(enum(*IP_LOOKUP_STRATEGIES), default="Ipv4AndIpv6")
     ehlo_domain: str | None = option(STRING, default=None)
     aggressive_connection_opening: bool = option(BOOL, default=False)
@@ -222,6 +222,15 @@ class EgressPathConfig(
     try_next_host_on_transport_error: bool = option(BOOL, default=False)
     ignore_8bit_checks: bool = option(BOOL, default=False)
     dispatcher_progress_watchdog_timeout: float | None = option(DURATION, default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """KumoMTA's serde form (:mod:`kumocore.config.kumo_serde`), which leaves out
+        ``openssl_options`` and ``rustls_cipher_suites`` (KumoMTA does not serialise
+        them)."""
+        table = super().to_dict()
+        for name in _NOT_SERIALISED:
+            del table[name]
+        return table
 
     @property
     def tls_allows_insecure(self) -> bool:

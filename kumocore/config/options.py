@@ -136,8 +136,9 @@ class Options:
         return build(cls, options, Path(function or cls.options_for))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (durations in seconds, CIDRs and specs as strings) that
-        ``from_options`` accepts back."""
+        """Plain data that ``from_options`` accepts back, each value as its converter
+        dumps it (durations in seconds, CIDRs and specs as strings; the egress and queue
+        configs write KumoMTA's serde form: :mod:`kumocore.config.kumo_serde`)."""
         items = self.option_converters.items()
         values = ((name, conv, getattr(self, name)) for name, conv in items)
         return {name: None if v is None else conv.dump(v) for name, conv, v in values}

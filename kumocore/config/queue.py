@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
+from typing import Any
 
 from kumocore.config.egress import MEMORY_REDUCTION_POLICIES
+from kumocore.config.kumo_serde import DURATION
 from kumocore.config.options import (
-    DURATION,
     STRING,
     THROTTLE,
     Conv,
@@ -25,7 +26,7 @@ from kumocore.config.options import (
     nested,
     option,
 )
-from kumocore.config.protocols import DeliveryProtocol, parse_protocol
+from kumocore.config.protocols import SMTP_DEFAULT, DeliveryProtocol, SmtpProtocol, parse_protocol
 from kumocore.throttle.spec import ThrottleSpec
 
 #: The pool used when a queue names none: one source, also "unspecified", binding nothing.
@@ -42,7 +43,26 @@ class QueueShrinkPolicy(Options, options_for="kumo.make_queue_config shrink_poli
     policy: str = option(enum(*MEMORY_REDUCTION_POLICIES))
 
 
-PROTOCOL = Conv(parse_protocol, dump=lambda protocol: protocol.to_dict())
+def _load_protocol(value: Any, path: Path) -> DeliveryProtocol | None:
+    # SMTP to the MX hosts, written out (as to_dict writes it), is no protocol at all.
+    protocol = parse_protocol(value, path)
+    return None if protocol == SMTP_DEFAULT else protocol
+
+
+PROTOCOL = Conv(_load_protocol, dump=lambda protocol: protocol.to_dict())
+
+
+def _protocol_table(protocol: DeliveryProtocol | None) -> dict[str, Any]:
+    if protocol is None:
+        return {"smtp": {"mx_list": [], "treat_mx_list_as_secure": False}}
+    table = protocol.to_dict()
+    if isinstance(protocol, SmtpProtocol):
+        # A list even when the policy's empty Lua table arrived as a map: KumoMTA writes
+        # its typed Vec, and TOML tells [] from {}.
+        mx_list = (table.get("smtp") or {}).get("mx_list") or []
+        table["smtp"] = {"mx_list": list(mx_list),
+                         "treat_mx_list_as_secure": protocol.treat_mx_list_as_secure}  # fmt: skip
+    return table
 
 
 class QueueConfig(
@@ -66,12 +86,12 @@ class QueueConfig(
     protocol: DeliveryProtocol | None = option(PROTOCOL, default=None)
     reap_interval: float = option(DURATION, default="10m")
     refresh_interval: float = option(DURATION, default="1m")
-    refresh_strategy: str = option(enum("Ttl", "Epoch"), default="Ttl")
+    timerwheel_tick_interval: float | None = option(DURATION, default=None)
     strategy: str = option(
         enum("TimerWheel", "SkipList", "SingletonTimerWheel", "SingletonTimerWheelV2"),
         default="SingletonTimerWheel",
     )
-    timerwheel_tick_interval: float | None = option(DURATION, default=None)
+    refresh_strategy: str = option(enum("Ttl", "Epoch"), default="Ttl")
     provider_name: str | None = option(STRING, default=None)
     shrink_policy: tuple[QueueShrinkPolicy, ...] = option(
         list_of(nested(QueueShrinkPolicy)), default=[]
@@ -84,6 +104,14 @@ class QueueConfig(
             if value is not None and value <= 0:
                 path = Path(self.options_for, key)
                 raise path.invalid("expected a duration greater than 0", value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """KumoMTA's serde form (:mod:`kumocore.config.kumo_serde`); no ``protocol`` is
+        KumoMTA's default one, SMTP to the MX hosts, and SMTP's own defaults are filled
+        in, as KumoMTA writes them."""
+        table = super().to_dict()
+        table["protocol"] = _protocol_table(self.protocol)
+        return table
 
     @property
     def pool_name(self) -> str:

@@ -43,6 +43,8 @@ from kumocore.mail.internal_responses import (
 )
 from kumocore.mail.response import Response
 from kumocore.node.streams import drain_needed
+from kumocore.trace.bus import CLIENT_TRACE
+from kumocore.trace.events import ClientTracer
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig, EgressSource
@@ -122,8 +124,11 @@ class SmtpClientConnection:
         path: EgressPathConfig,
         tls_mode: str | None = None,
         dane: DanePolicy | None = None,
+        tracer: ClientTracer | None = None,
     ) -> None:
         self.replies = ReplyReader(reader)
+        # What is read and written goes to CLIENT_TRACE while someone traces.
+        self.tracer = self.replies.tracer = tracer if tracer is not None else ClientTracer()
         # TLSA records the certificate must match (kumocore.delivery.dane), if any.
         self.dane = dane if dane is not None and dane.checks_certificate else None
         # enable_tls, unless the caller overrides it (a site remembered as broken TLS).
@@ -154,9 +159,14 @@ class SmtpClientConnection:
 
     # ---------------------------------------------------------------- primitives
     async def _command(self, line: str, command: str, timeout: float) -> Response:
-        self.writer.write(line.encode("utf-8") + b"\r\n")
+        self._write(line.encode("utf-8") + b"\r\n")
         await self._drain(timeout, command)
         return await self.replies.read(command, timeout)
+
+    def _write(self, data: bytes) -> None:
+        self.writer.write(data)
+        if CLIENT_TRACE.active:
+            self.tracer.write(data)
 
     async def _drain(self, timeout: float, writing: str | None) -> None:
         """Wait (within ``timeout``) until the MX takes what was written: the commands
@@ -173,13 +183,17 @@ class SmtpClientConnection:
         self.closed = True
         self.replies.close()
         self.writer.transport.abort()
+        if CLIENT_TRACE.active:
+            self.tracer.close()
 
     def _lost(self, exc: BaseException) -> Response:
         """End the session after ``exc``; the 4xx reply that stands for it."""
-        self.abort()
         where = f"{self.peer['name']} [{self.peer['addr']}]"
         self.failure = failure_response(exc, self.replies.command, site=self.site, peer=where,
                                         timeout=self.replies.timeout)
+        if CLIENT_TRACE.active:  # why, then Closed (from abort), as KumoMTA traces it
+            self.tracer.diagnostic("ERROR", self.failure.to_single_line())
+        self.abort()
         return self.failure
 
     # ---------------------------------------------------------------- session set-up
@@ -234,8 +248,12 @@ class SmtpClientConnection:
             raise ConnectFailure(refused.response) from refused
 
     async def _ehlo(self, ehlo_domain: str) -> None:
+        # ``use_lmtp``: RFC 2033's LHLO in its place (after STARTTLS too), as KumoMTA
+        # does; the rest of the session is the same with one recipient per transaction,
+        # whose one reply after the dot is the LMTP server's reply for that recipient.
+        verb = "LHLO" if getattr(self.path, "use_lmtp", False) else "EHLO"
         reply = await self._command(
-            f"EHLO {ehlo_domain}", "EHLO", _timeout(self.path, "ehlo_timeout", 300)
+            f"{verb} {ehlo_domain}", verb, _timeout(self.path, "ehlo_timeout", 300)
         )
         if reply.code != 250:
             raise ConnectFailure.refused(reply)
@@ -381,8 +399,11 @@ class SmtpClientConnection:
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
             # Body and terminator in one writev (uvloop), without joining them first.
-            self.writer.writelines(dot_stuffed(data, crlf_clean=crlf_clean, head=head,
-                                               no_dot_lines=no_dot_lines))
+            pieces = dot_stuffed(data, crlf_clean=crlf_clean, head=head,
+                                 no_dot_lines=no_dot_lines)
+            self.writer.writelines(pieces)
+            if CLIENT_TRACE.active:  # as KumoMTA: the whole payload, as sent
+                self.tracer.write(b"".join(pieces))
             await self._drain(timeout, None)
             final = await self.replies.read(".", timeout)
             self.deliveries += 1
@@ -401,7 +422,7 @@ class SmtpClientConnection:
         self, sender: str, recipient: str, parameters: str, rset: bool
     ) -> Response:
         envelope = f"MAIL FROM:<{sender}>{parameters}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
-        self.writer.write((("RSET\r\n" if rset else "") + envelope).encode())
+        self._write((("RSET\r\n" if rset else "") + envelope).encode())
         self.replies.command = "RSET" if rset else "MAIL FROM"
         await self._drain(_timeout(self.path, "mail_from_timeout", 300),
                           ("RSET, " if rset else "") + "MAIL FROM, RCPT TO, DATA")
@@ -422,7 +443,7 @@ class SmtpClientConnection:
         if data.code == 354:
             # RFC 2920 3.1: the MX took DATA although the envelope failed; end that
             # (empty) message with a lone dot, never with commands it would read as data.
-            self.writer.write(b".\r\n")
+            self._write(b".\r\n")
             timeout = _timeout(self.path, "data_dot_timeout", 300)
             await self._drain(timeout, None)
             await self.replies.read(".", timeout)
@@ -432,7 +453,7 @@ class SmtpClientConnection:
         self, sender: str, recipient: str, parameters: str, rset: bool
     ) -> Response:
         if rset:
-            self.writer.write(b"RSET\r\n")
+            self._write(b"RSET\r\n")
             await self._drain(_timeout(self.path, "rset_timeout", 5), "RSET")
             reset = await self._read_rset()
             if reset is not None:
@@ -476,7 +497,7 @@ class SmtpClientConnection:
         try:
             if not self.closed:
                 self.closed = True
-                self.writer.write(b"QUIT\r\n")
+                self._write(b"QUIT\r\n")
                 await asyncio.wait_for(self.writer.drain(), 2)
             self.writer.close()
             await asyncio.wait_for(self.writer.wait_closed(), 2)
@@ -485,6 +506,9 @@ class SmtpClientConnection:
         except BaseException:  # a cancel (an aborted connection) too, and goes on
             self.writer.transport.abort()
             raise
+        finally:
+            if CLIENT_TRACE.active:
+                self.tracer.close()
 
 
 async def open_connection(
@@ -498,6 +522,7 @@ async def open_connection(
     tls_mode: str | None = None,
     egress_source: EgressSource | None = None,
     dane: DanePolicy | None = None,
+    tracer: ClientTracer | None = None,
 ) -> SmtpClientConnection:
     """Connect (from ``source_address``, or through the source's proxy), read the banner,
     EHLO, maybe STARTTLS (per ``tls_mode``, default the path's ``enable_tls``; with
@@ -511,12 +536,17 @@ async def open_connection(
             _timeout(path, "connect_timeout", 60),
         )
     except Exception as exc:
+        if CLIENT_TRACE.active and tracer is not None:
+            tracer.diagnostic("ERROR", f"connection to {mx_host} [{address}]:{port} failed: "
+                              f"{str(exc)[:200] or type(exc).__name__}")
         raise ConnectFailure(
             Response.parse(451, f"4.4.1 connection failed: {str(exc)[:200]}"),
             reason=f"connection failed: {str(exc)[:200] or type(exc).__name__}",
         ) from exc
-    conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode, dane)
+    conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode, dane, tracer)
     conn.source_address = origin
+    if CLIENT_TRACE.active:
+        conn.tracer.connected(mx_host, address, (origin or {}).get("address"))
     try:
         await conn.greet(ehlo_domain)
     except ConnectFailure:

@@ -12,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+from typing import TYPE_CHECKING
 
 from kumocore.mail.response import Response
 from kumocore.node.timers import EarliestDeadline
 from kumocore.reception.smtp.dots import has_dot_line
+from kumocore.trace.bus import CLIENT_TRACE
+
+if TYPE_CHECKING:
+    from kumocore.trace.events import ClientTracer
 
 # "250" alone is a complete reply line too (RFC 5321's textstring is optional). Codes
 # start with 2-5: anything else (which would otherwise count as a permanent failure) is
@@ -154,6 +159,7 @@ class ReplyReader:
         self._expired = False
         self.command = "banner"  # the reply being read, or last read (for error texts)
         self.timeout = 0.0  # the wait of that read (seconds; for error texts too)
+        self.tracer: ClientTracer | None = None  # the connection's, for CLIENT_TRACE
 
     def reset(self) -> None:
         """Forget what the pre-TLS session said (after STARTTLS, nothing may be trusted)."""
@@ -185,7 +191,7 @@ class ReplyReader:
             self._deadline = None
         if self._expired:  # the deadline passed just as the reply arrived: still too late
             raise TimeoutError(f"no {command} reply within {timeout}s")
-        if command == "EHLO":
+        if command in ("EHLO", "LHLO"):  # LHLO: use_lmtp
             self.last_extensions = _extensions(lines[1:])
         return _parse_reply(code, " ".join(lines) if len(lines) > 1 else lines[0], command)
 
@@ -219,6 +225,8 @@ class ReplyReader:
                     f"connection closed in the middle of a reply line: {exc.partial[:80]!r}"
                 ) from exc
             raise ConnectionResetError("connection closed by the MX") from exc
+        if CLIENT_TRACE.active and self.tracer is not None:
+            self.tracer.read(raw)
         if len(raw) > MAX_REPLY_LINE:
             raise ReplyError(f"reply line longer than {MAX_REPLY_LINE} bytes")
         return raw

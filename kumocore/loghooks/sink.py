@@ -22,6 +22,7 @@ import orjson
 import structlog
 
 from kumocore.loghooks.options import LOG_RECORD_PROTOCOL, LogHookConfig
+from kumocore.queue.insert_context import RECEIVED
 
 if TYPE_CHECKING:
     from kumocore.logs.record import LogRecord
@@ -126,5 +127,5 @@ class LogHookSink:
             self.counts["declined"] += 1  # routed to the null queue by the policy
             return
         await services.store.save(message)
-        services.queues.insert(message, queue, config)
+        services.queues.insert(message, queue, config, RECEIVED)
         self.counts["enqueued"] += 1

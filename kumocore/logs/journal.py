@@ -179,6 +179,21 @@ class Journal:
             observe(record)
         return self.logs.submit(record)
 
+    def delayed(
+        self, message: MessageLike, *, queue: str, context: str, due: float
+    ) -> Ticket | None:
+        """``message`` waits in its scheduled queue ``queue`` until ``due`` for the
+        reasons ``context`` names (``Delayed``). As KumoMTA's: no site, pool, source or
+        peer, and no bounce classification (the response is kumocore's own)."""
+        from kumocore.mail.internal_responses import delayed
+
+        if self.logs is None:
+            return None
+        now = time.time()
+        return self._submit(
+            RecordType.Delayed, self._subject(message), queue=queue,
+            response=delayed(context, due, now), when=now)
+
     def rebind(
         self, message: MessageLike, *, old_queue: str, queue: str, reason: str
     ) -> Ticket | None:

@@ -29,14 +29,18 @@ __all__ = [
     "MAX_HOST_REASON",
     "ONLY_SKIP_HOSTS",
     "PAYLOAD_TIMED_OUT",
+    "RETURNED_TO_SCHEDULED_QUEUE",
     "admin_bounce",
+    "chrono_utc",
     "connect_failed",
     "debug_duration",
+    "delayed",
     "deliver_error",
     "expired_due",
     "expired_max_age",
     "expired_schedule",
     "human_duration",
+    "insert_throttled",
     "internal",
     "iso_duration",
     "mx_unresolved",
@@ -135,6 +139,26 @@ def queue_rate_throttled(queue_name: str, delay_seconds: int) -> Response:
     KumoMTA prints its time-delta type with ``{:?}``."""
     return internal(451, "4.4.4", f"{queue_name} throttled message rate, "
                     f"delay=TimeDelta {{ secs: {delay_seconds}, nanos: 0 }}")
+
+
+def insert_throttled(queue_name: str, due: float) -> Response:
+    """The ``throttle_insert_ready_queue`` event pushed the message's due time to ``due``
+    (what the ``requeue_message`` event is told)."""
+    return internal(451, "4.4.4", f"{queue_name} throttle_insert_ready_queue event "
+                    f"throttled message rate, due={chrono_utc(due)}")
+
+
+def delayed(context: str, due: float, now: float) -> Response:
+    """A ``Delayed`` record's response: why the message waits in its scheduled queue
+    (``context``: KumoMTA's insert reasons, ``Received, ScheduledForLater``), how long
+    (humantime) and until when (chrono's debug form). ``400``, no enhanced code."""
+    return _make(400, None, f"Context: {context}. Next due in "
+                 f"{human_duration(max(0.0, due - now))} at {chrono_utc(due)}")
+
+
+#: What ``requeue_message`` is told when an operator aborted the connection that held
+#: the message (KumoMTA's dispatcher drop): it goes back to its scheduled queue.
+RETURNED_TO_SCHEDULED_QUEUE = internal(451, "4.4.1", "returning message to scheduled queue")
 
 
 def no_sources(queue_name: str, pool: str) -> Response:
@@ -240,6 +264,17 @@ def iso_duration(seconds: float) -> str:
         return f"{sign}P0D"
     digits = f".{fraction:09d}".rstrip("0") if fraction else ""
     return f"{sign}PT{whole}{digits}S"
+
+
+def chrono_utc(stamp: float) -> str:
+    """A unix time as Rust's chrono prints a UTC time with ``{:?}``:
+    ``"2026-12-06T02:44:00.123456Z"`` (the fraction in 3, 6 or 9 digits, none when whole;
+    kumocore keeps microseconds)."""
+    moment = datetime.fromtimestamp(round(stamp, 6), UTC)
+    micros = moment.microsecond
+    fraction = "" if not micros else (
+        f".{micros // 1000:03d}" if micros % 1000 == 0 else f".{micros:06d}")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
 
 
 def utc_time(stamp: float) -> str:

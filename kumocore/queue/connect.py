@@ -1,11 +1,14 @@
 """Opening an egress path's connection: the first reachable MX address, in order.
 
-MX targets are tried in preference order, each target's addresses in the path's
-``ip_lookup_strategy`` order. As in KumoMTA, every target is resolved before the first
-connection: one address in ``prohibited_hosts`` anywhere in that plan refuses the whole
-plan (a mail loop, a bounce) without connecting, and ``skip_hosts`` addresses are left
-out of it. With
-``enable_dane`` each address's TLSA records decide the TLS posture
+MX targets are tried in preference order; as in KumoMTA, the addresses of the hosts of
+one preference are tried in random order (a fresh order for each session), so that
+connections spread over equal MX hosts, and an ``mx_list`` is tried as written (each
+entry's addresses in the path's ``ip_lookup_strategy`` order). Every target is resolved
+before the session's first connection into its connection plan
+(:class:`~kumocore.queue.reconnect.ConnectionPlan`; its later connections take the next
+address from it): one address in ``prohibited_hosts`` anywhere in that plan refuses
+the whole plan (a mail loop, a bounce) without connecting, and ``skip_hosts`` addresses
+are left out of it. With ``enable_dane`` each address's TLSA records decide the TLS posture
 (:mod:`kumocore.delivery.dane`); a site whose TLS broke is remembered
 (:mod:`kumocore.delivery.broken_tls`). A protocol other than SMTP opens its own kind of
 connection. When no address takes the connection, :class:`ConnectionFailed` says why.
@@ -13,6 +16,8 @@ connection. When no address takes the connection, :class:`ConnectionFailed` says
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from kumocore.mail.internal_responses import (
@@ -22,12 +27,15 @@ from kumocore.mail.internal_responses import (
     prohibited_host,
 )
 from kumocore.mail.response import Response
+from kumocore.queue.reconnect import ConnectionPlan
+from kumocore.trace.bus import CLIENT_TRACE
+from kumocore.trace.events import ClientTracer
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
     from kumocore.delivery.client import SmtpClientConnection
     from kumocore.delivery.dane import DanePolicy
-    from kumocore.dns.mx import MxTarget
+    from kumocore.dns.mx import MailExchanger, MxTarget
     from kumocore.queue.path import EgressPath
 
 
@@ -43,9 +51,10 @@ class _NoAddress(Exception):
     """An MX target has no address to try; the message says why."""
 
 
-async def connect(path: EgressPath) -> SmtpClientConnection:
-    """Connect to the first reachable MX address of ``path``, in preference order (or,
-    for a protocol other than SMTP, open that protocol's connection)."""
+async def connect(path: EgressPath, plan: ConnectionPlan | None = None) -> SmtpClientConnection:
+    """Connect to the first reachable address of ``plan`` (resolved now if it is new:
+    every MX address of ``path``, in connection order), taking the addresses it tries
+    out of it; or, for a protocol other than SMTP, open that protocol's connection."""
     from kumocore.config.protocols import SmtpProtocol
     from kumocore.delivery.mta_sts import tls_mode_for
 
@@ -56,18 +65,37 @@ async def connect(path: EgressPath) -> SmtpClientConnection:
     tls_mode = path.shared.broken_tls.tls_mode(path.key.site, config)
     if isinstance(tls_mode, Response):
         raise ConnectionFailed(connect_failed([tls_mode.content]))
-    return await _first_reachable(path, config, tls_mode)
+    return await _first_reachable(path, config, tls_mode, plan or ConnectionPlan())
+
+
+def _tracer(path: EgressPath, candidates: Iterable[tuple[MxTarget, str]]) -> ClientTracer:
+    """The trace meta KumoMTA's ``BeginSession`` carries (:mod:`kumocore.trace`)."""
+    meta: dict[str, Any] = {"egress_source": path.source.name,
+                            "ready_queue_name": path.key.name}
+    first = path.messages[0] if path.messages else None
+    queue = path.shared.queue_of(first) if first is not None else None
+    if queue is not None:
+        meta["egress_pool"] = queue.pool_name
+    tracer = ClientTracer(meta)
+    if CLIENT_TRACE.active:
+        tracer.meta["mx_plan"] = [f"{t.name}/{address}" for t, address in candidates]
+        tracer.begin()
+    return tracer
 
 
 async def _first_reachable(
-    path: EgressPath, config: EgressPathConfig, tls_mode: str
+    path: EgressPath, config: EgressPathConfig, tls_mode: str, plan: ConnectionPlan
 ) -> SmtpClientConnection:
     from kumocore.delivery.client import ConnectFailure
 
     source = path.source
-    candidates = await _plan(path, config)
+    candidates = plan.remaining
+    if candidates is None:
+        candidates = plan.resolve(await _plan(path, config))
+    tracer = _tracer(path, candidates)
     failures: list[str] = []  # per candidate host, why it did not take the connection
-    for target, address in candidates:
+    while candidates:
+        target, address = candidates.popleft()
         port = int(source.remote_port or target.port or config.smtp_port)
         where = f"connect to {target.name} [{address}]:{port}"
         dane = await _dane(path, target, address, port) if config.enable_dane else None
@@ -84,11 +112,14 @@ async def _first_reachable(
             egress_source=source,
             ehlo_domain=config.ehlo_domain or source.ehlo_domain or path.shared.hostname,
             path=config,
+            tracer=tracer,
         )
         if dane is not None:
             options["dane"] = dane
         try:
-            return await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
+            conn = await _open(path, options, dane.tls_mode(tls_mode) if dane else tls_mode)
+            plan.current = (target, address)
+            return conn
         except ConnectFailure as failure:
             # Whatever the host said (even a 5xx greeting) refuses the session, not
             # the message: another host or a later attempt may take it.
@@ -114,6 +145,8 @@ async def _plan(
             lookup_errors.append(str(exc))
             continue
         candidates += [(target, address) for address in addresses]
+    if path.mx is not None and len(candidates) > 1:
+        candidates = _shuffled_by_preference(path.mx, candidates)
     if not candidates:  # a name that does not resolve (now) is transient
         raise ConnectionFailed(mx_unresolved(lookup_errors))
     # KumoMTA keeps its plan last-to-try first and names the first prohibited address
@@ -127,6 +160,28 @@ async def _plan(
     if not kept:
         raise ConnectionFailed(ONLY_SKIP_HOSTS)
     return kept
+
+
+def _shuffled_by_preference(
+    mx: MailExchanger, candidates: list[tuple[MxTarget, str]]
+) -> list[tuple[MxTarget, str]]:
+    """``candidates`` (in preference order) with the addresses of each preference level
+    in random order, as KumoMTA's MX resolution orders them: equal MX hosts share the
+    connections, a less preferred host is never tried before a more preferred one."""
+    pref_of = {host: pref for pref, hosts in mx.by_pref.items() for host in hosts}
+    ordered: list[tuple[MxTarget, str]] = []
+    level: list[tuple[MxTarget, str]] = []
+    level_pref: int | None = None
+    for candidate in candidates:
+        pref = pref_of.get(candidate[0].label)
+        if level and pref != level_pref:
+            random.shuffle(level)
+            ordered += level
+            level = []
+        level_pref = pref
+        level.append(candidate)
+    random.shuffle(level)
+    return ordered + level
 
 
 async def _dane(

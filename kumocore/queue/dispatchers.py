@@ -6,12 +6,14 @@ KumoMTA's ``inspect-ready-q`` lists and ``abort-ready-q-conn`` takes.
 
 Aborting cancels the connection's task. That is safe for the messages it holds: the
 delivery protocols give a message they took but did not hand to an outcome back to the
-front of the ready queue (``SmtpEgressPath._deliver_one``, ``custom_lua``'s batches), and
-the path's connection slot is released and the path woken as for any ending connection,
-so the message goes out again at once on a new connection. As in KumoMTA, the interrupted
-attempt is not counted and writes no log record: the MX never gave a reply to it, so
-there is no outcome to report. (A connection cut after the MX took the final dot but
-before its reply arrived may deliver that message twice, as with any lost connection.)
+path (``EgressPath.put_back``: ``SmtpEgressPath._deliver_one``, ``custom_lua``'s
+batches), which, for an aborted connection, sends it back to its scheduled queue as
+KumoMTA's dispatcher drop does (``QueueManager.give_back``: ``requeue_message``, then
+due in up to a minute, with a ``Delayed`` record); the path's connection slot is released
+and the path woken as for any ending connection. As in KumoMTA, the interrupted attempt
+is not counted and writes no outcome record: the MX never gave a reply to it. (A
+connection cut after the MX took the final dot but before its reply arrived may deliver
+that message twice, as with any lost connection.)
 
 Each dispatcher also keeps what ``inspect-ready-q`` shows of it, as KumoMTA's
 ``DispatcherState`` does: its ``phase`` (KumoMTA's ``DispatcherPhase`` names), an optional

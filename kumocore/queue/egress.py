@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kumocore.mail.message import Message
     from kumocore.mail.response import Response
     from kumocore.policy.hooks import Hooks
+    from kumocore.queue.admin import AdminRules
     from kumocore.queue.automation import Automation
     from kumocore.queue.schedule import ScheduledQueue
     from kumocore.spool.store import MessageStore
@@ -72,13 +73,34 @@ class PathOutcomes(Protocol):
         session: SessionInfo | None = None,
     ) -> None: ...
 
+    def transient(
+        self,
+        path: PathView | None,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: SourceAddress,
+        *,
+        queue_site: bool | str = False,
+    ) -> None: ...
+
+    async def transient_retried_now(
+        self,
+        path: PathView,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: SourceAddress,
+        session: SessionInfo | None = None,
+    ) -> None: ...
+
 
 class EgressShared:
     """The services every egress path of one node uses (see the module docstring)."""
 
-    __slots__ = ("broken_tls", "dane_counts", "forget", "hooks", "hostname", "local",
-                 "outcomes", "queue_of", "ready_holds", "resolver", "store", "throttles",
-                 "tsa")
+    __slots__ = ("admin", "broken_tls", "dane_counts", "forget", "give_back", "hooks",
+                 "hostname", "local", "outcomes", "queue_of", "ready_holds", "resolver",
+                 "store", "throttles", "tsa")
 
     def __init__(
         self,
@@ -116,6 +138,12 @@ class EgressShared:
         self.queue_of = queue_of
         #: ``forget(message, keep_spooled=...)``: the message leaves the queues.
         self.forget = forget
+        #: The operator's rules over scheduled queues (set by the queue manager): a
+        #: connection defers a message whose scheduled queue is suspended.
+        self.admin: AdminRules | None = None
+        #: ``give_back(message)``: a message whose connection an operator aborted goes
+        #: back to its scheduled queue (set by the queue manager).
+        self.give_back: Callable[[Message], None] | None = None
 
     def held_until(self, path_name: str) -> float:
         """When the hold of ready queue ``path_name`` ends: the later of its automation

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import random
 import time
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,16 @@ from kumocore.delivery.mta_sts import MtaSts
 from kumocore.mail import internal_responses
 from kumocore.queue.admin import AdminRules, QueueRule
 from kumocore.queue.egress import EgressShared, PathKey
+from kumocore.queue.insert_context import (
+    DISPATCHER_DROP,
+    DUE_TIME_WAS_REACHED,
+    ENUMERATED,
+    Context,
+    logs_delay,
+    note,
+    with_schedule,
+)
+from kumocore.queue.insert_context import text as context_text
 from kumocore.queue.outcomes import Outcomes
 from kumocore.queue.path import EgressPath, stop_paths
 from kumocore.queue.queued import MessagesView, Queued
@@ -35,6 +46,7 @@ if TYPE_CHECKING:
     from kumocore.logs.dispatch import LogDispatcher
     from kumocore.logs.journal import Journal
     from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
     from kumocore.policy.hooks import Hooks
     from kumocore.queue.automation import Automation
     from kumocore.spool.store import MessageStore
@@ -43,6 +55,14 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kumocore.queue")
 
 ROUTING_WORKERS = 16
+
+#: KumoMTA's jitter for a message an aborted connection gives back: whole seconds below it.
+DROP_JITTER = 60
+
+
+def drop_delay() -> int:
+    """How long a message an aborted connection gave back waits (0 to 59 s)."""
+    return random.randrange(DROP_JITTER)
 
 
 class QueueManager:
@@ -87,6 +107,8 @@ class QueueManager:
             hooks=hooks, resolver=resolver, store=store, hostname=hostname,
             throttles=throttles, dane_counts=self.dane_counts, outcomes=self.outcomes,
             tsa=tsa, queue_of=self.queue_of, forget=self.forget)
+        self.egress.admin = self.admin  # a connection defers a suspended queue's mail
+        self.egress.give_back = self.give_back
         self.router = Router(self)
         self.mta_sts = MtaSts(resolver)  # policies applied at MX resolution
         #: Holds each waiting message's record until it is due.
@@ -94,6 +116,8 @@ class QueueManager:
         self._routing: collections.deque[str] = collections.deque()
         self._routing_ready = asyncio.Event()
         self._workers: list[asyncio.Task[None]] = []
+        #: Messages on their way back from aborted connections (:meth:`give_back`).
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -111,11 +135,17 @@ class QueueManager:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         await stop_paths(list(self.paths.values()), timeout)
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.outcomes.drain()
 
     # ------------------------------------------------------------------ intake
-    def insert(self, message: Message, queue_name: str, config: QueueConfig) -> None:
-        """Take ownership of a durable message and schedule or route it."""
+    def insert(
+        self, message: Message, queue_name: str, config: QueueConfig,
+        context: Context = ENUMERATED,
+    ) -> None:
+        """Take ownership of a durable message and schedule or route it. ``context`` says
+        how it came (KumoMTA's insert reasons): a message that must wait gets a
+        ``Delayed`` record unless it was only loaded from the spool."""
         queue = self.scheduled.get(queue_name)
         if queue is None:
             queue = self.scheduled[queue_name] = ScheduledQueue(queue_name, config)
@@ -123,7 +153,7 @@ class QueueManager:
             queue.config = config
         queue.ids.add(message.id)
         old = self.queued.get(message.id)
-        record = self.queued[message.id] = Queued(message, queue)
+        record = self.queued[message.id] = Queued(message, queue, context)
         if old is not None:  # owned already (rebind): its old timer goes, its story stays
             self._unwait(old)
             record.last_response = old.last_response
@@ -134,6 +164,8 @@ class QueueManager:
         due = message.due or 0.0
         if due > time.time():
             self._wait(record, due)
+            if logs_delay(context):
+                self._log_delayed(record, with_schedule(context, message.meta), due)
         else:
             self._enqueue_routing(message.id)
 
@@ -151,6 +183,61 @@ class QueueManager:
         record = self.queued.get(message.id)
         if record is not None:
             self._wait(record, due)
+
+    def delay(self, message: Message, due: float, reason: str) -> None:
+        """Send an owned message back to its scheduled queue until ``due`` because of
+        ``reason`` (an insert reason: ``MessageRateThrottle``, ...), with the ``Delayed``
+        record KumoMTA writes for it."""
+        record = self.queued.get(message.id)
+        if record is None:
+            return
+        self._wait(record, due)
+        context = note(record.context, reason)
+        if logs_delay(context):
+            self._log_delayed(record, context, due)
+
+    def give_back(self, message: Message) -> None:
+        """A message an operator's abort took from its connection (``abort-ready-q-conn``)
+        goes back to its scheduled queue, as KumoMTA's dispatcher drop sends it: after
+        ``requeue_message`` (which may re-bind it), due in 0 to 59 whole seconds (its
+        jitter), with a ``Delayed`` record; no attempt counted."""
+        task = asyncio.get_running_loop().create_task(self._give_back(message))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _give_back(self, message: Message) -> None:
+        record = self.queued.get(message.id)
+        if record is None:
+            return
+        record.context = DISPATCHER_DROP  # KumoMTA starts the context afresh here
+        if await requeue_event(self, message, internal_responses.RETURNED_TO_SCHEDULED_QUEUE,
+                               DISPATCHER_DROP, False, None):  # fmt: skip
+            return
+        delay = drop_delay()
+        due, queue = time.time() + delay, record.queue
+        max_age = float(queue.config.max_age) if queue is not None else float("inf")
+        if due - message.created >= max_age:
+            self.outcomes.expire(
+                None, message, internal_responses.expired_due(due - message.created, max_age))
+        elif delay == 0:  # due at once: KumoMTA routes it without a record
+            self._enqueue_routing(message.id)
+        else:
+            message.due = due
+            self.delay(message, due, DISPATCHER_DROP[0])
+
+    async def requeue(
+        self, message: Message, response: Response, reason: str, delay: float | None
+    ) -> bool:
+        """Run ``requeue_message`` for a message a throttle sends back (``reason``), no
+        attempt counted; True when the policy re-bound it (it is then handled)."""
+        record = self.queued.get(message.id)
+        context = note(ENUMERATED if record is None else record.context, reason)
+        return await requeue_event(self, message, response, context, False, delay)
+
+    def _log_delayed(self, record: Queued, context: Context, due: float) -> None:
+        queue = record.queue
+        self.journal.delayed(record.message, queue="" if queue is None else queue.name,
+                             context=context_text(context), due=due)  # fmt: skip
 
     def unschedule(self, message_id: str) -> bool:
         """Take ``message_id`` off the scheduler; True when it was scheduled."""
@@ -215,6 +302,7 @@ class QueueManager:
     def _on_due(self, record: Queued) -> None:
         if record.queue is not None:  # the scheduler let it go: one fewer waiting
             record.queue.waiting -= 1
+        record.context = DUE_TIME_WAS_REACHED
         self._enqueue_routing(record.message.id)
 
     def _enqueue_routing(self, message_id: str) -> None:

@@ -147,7 +147,7 @@ class Outcomes:
         source_address: SourceAddress,
         classification: str = "Uncategorized",
         session: SessionInfo | None = None,
-        queue_site: bool = False,
+        queue_site: bool | str = False,
     ) -> Ticket | None:
         from kumocore.status.responses import note_outcome
 
@@ -160,7 +160,7 @@ class Outcomes:
             protocol = "ESMTP"
         site = path.key.name if path is not None else ""
         if queue_site:  # a record of the scheduled queue itself: its name, no pool
-            site = queue.name if queue else ""
+            site = queue_site if isinstance(queue_site, str) else queue.name if queue else ""
         attempt = Attempt(
             queue=queue.name if queue else "",
             site=site,
@@ -257,12 +257,13 @@ class Outcomes:
         source_address: SourceAddress,
         session: SessionInfo | None = None,
         retry_after: float | None = None,
-        queue_site: bool = False,
+        queue_site: bool | str = False,
     ) -> None:
         """Log and reschedule; ``retry_after`` (seconds) replaces the queue's schedule for
         this attempt (KumoMTA retries a failed maildir write after a minute).
         ``queue_site``: the record is about the scheduled queue, not a path (KumoMTA's
-        record of a suspended queue names the queue as its site, and no pool)."""
+        record of a suspended queue names the queue as its site, and no pool); a string
+        is the site to name instead (the ready queue that found the queue suspended)."""
         self.counters["transient"] += 1
         self.stats.record(_path_name(path), "transient", response)
         record = self._record_of(message)
@@ -305,6 +306,31 @@ class Outcomes:
             await self._retry(message, due)
 
         self._spawn(finish())
+
+    async def transient_retried_now(
+        self,
+        path: PathView,
+        message: Message,
+        response: Response,
+        peer: dict[str, str] | None,
+        source_address: SourceAddress,
+        session: SessionInfo | None = None,
+    ) -> None:
+        """A ``TransientFailure`` record for an attempt whose message the caller sends
+        again at once over another connection (``try_next_host_on_transport_error``): as
+        in KumoMTA, the attempt is not counted and nothing is rescheduled. The record is
+        written before the caller goes on, so it precedes the next attempt's."""
+        connection = current_dispatcher.get()
+        if connection is not None:
+            connection.transfailed += 1
+        self.counters["transient"] += 1
+        self.stats.record(_path_name(path), "transient", response)
+        record = self._record_of(message)
+        if record is not None:
+            record.last_response = response.to_single_line()
+        classification = await self.journal.classify(response)
+        self._record("TransientFailure", message, response, path, peer, source_address,
+                     classification, session=session)
 
 
 def _out_of_step(response: Response) -> bool:

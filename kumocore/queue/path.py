@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.mail.internal_responses import queue_suspended
 from kumocore.mail.response import Response
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.backoff import PathBackoff
 from kumocore.queue.dispatchers import Dispatchers
+from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.slots import YIELD_CHECK_SECONDS, PathThrottles, Slot
 
 #: Added to a hold's remaining time when its resume timer is armed, so that the timer
@@ -33,6 +35,7 @@ RESUME_MARGIN = 0.005
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig, EgressSource
     from kumocore.mail.message import Message
+    from kumocore.queue.admin import AdminRules
     from kumocore.queue.egress import EgressShared, PathKey
 
 log = structlog.get_logger("kumocore.ready")
@@ -106,18 +109,48 @@ class EgressPath:
         self.wake()
 
     def take(self) -> Message | None:
-        """The next message of the ready queue (None when it is empty)."""
-        if not self.messages:
-            return None
-        message = self.messages.popleft()
-        if self.overflow:
-            while self.overflow and len(self.messages) < self.config.max_ready // 2 + 1:
-                self.messages.append(self.overflow.popleft())
-        return message
+        """The next message of the ready queue (None when it is empty).
+
+        As KumoMTA's connections do when they take a message, one whose scheduled queue
+        an operator suspended since it came here is not sent: it gets the suspended
+        queue's ``TransientFailure`` (site: this ready queue) and waits for its retry.
+        """
+        admin = self.shared.admin
+        while self.messages:
+            message = self.messages.popleft()
+            if self.overflow:
+                while self.overflow and len(self.messages) < self.config.max_ready // 2 + 1:
+                    self.messages.append(self.overflow.popleft())
+            # Asked only while some suspension exists: the common path is one test.
+            if admin is not None and admin.suspensions and self._defer_suspended(message, admin):
+                continue
+            return message
+        return None
+
+    def _defer_suspended(self, message: Message, admin: AdminRules) -> bool:
+        queue = self.shared.queue_of(message)
+        rule = admin.suspension_for(message.queue_name() if queue is None else queue.name)
+        if rule is None:
+            return False
+        self.shared.outcomes.transient(None, message, queue_suspended(rule.reason), None,
+                                       None, queue_site=self.key.name)  # fmt: skip
+        return True
 
     def put_back(self, messages: list[Message]) -> None:
         """Messages taken but not handed to an outcome go back to the front, in order:
-        never left outside both the queue and the scheduler."""
+        never left outside both the queue and the scheduler. Those of a connection an
+        operator aborted go back to their scheduled queue instead, as KumoMTA's dispatcher
+        drop sends them (:meth:`QueueManager.give_back
+        <kumocore.queue.manager.QueueManager.give_back>`)."""
+        if not messages:
+            return
+        connection = current_dispatcher.get()
+        if connection is not None and connection.aborted:
+            give_back = self.shared.give_back
+            if give_back is not None:
+                for message in messages:
+                    give_back(message)
+                return
         self.messages.extendleft(reversed(messages))
 
     def drain(self) -> list[Message]:

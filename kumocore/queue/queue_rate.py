@@ -5,12 +5,13 @@ The throttle is ``schedq-<queue name>-message-rate``, shared by the nodes of a R
 throttle store like every other throttle (``force_local`` keeps it to the process). A
 message it refuses goes back to its scheduled queue for the throttle's ``retry_after``,
 which KumoMTA's throttles give in whole seconds (a part of a second counts as one more):
-no jitter (it would disturb the even flow the rate is for), no attempt counted and no
-log record (KumoMTA writes a ``Delayed`` record, which kumocore does not write yet). A
-message that would be due past its ``max_age`` expires instead, as KumoMTA checks at each
-re-insertion. The ``requeue_message`` event is not called (KumoMTA calls it with the
-response :func:`~kumocore.mail.internal_responses.queue_rate_throttled` builds, which
-kumocore keeps as the message's ``last_response``, shown by ``inspect-message``).
+no jitter (it would disturb the even flow the rate is for) and no attempt counted. As in
+KumoMTA, the ``requeue_message`` event runs first (insert context ending in
+``MessageRateThrottle``, ``increment_attempts`` false, ``delay`` the wait in seconds; it
+may re-bind the message), then a message that would be due past its ``max_age`` expires,
+and any other waits with a ``Delayed`` record. The response the event is told
+(:func:`~kumocore.mail.internal_responses.queue_rate_throttled`) is also kept as the
+message's ``last_response``, shown by ``inspect-message``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kumocore.throttle.store import rate_key
 
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
     from kumocore.queue.egress import EgressShared
     from kumocore.queue.outcomes import Outcomes
     from kumocore.queue.queued import Queued
@@ -31,6 +33,9 @@ if TYPE_CHECKING:
     from kumocore.throttle.spec import ThrottleSpec
 
 __all__ = ["throttle_queue_rate", "whole_seconds"]
+
+#: The insert reason of a message this rate sends back (KumoMTA's).
+RATE_THROTTLED = "MessageRateThrottle"
 
 #: KumoMTA's delay when the throttle's answer does not fit its time-delta type.
 FALLBACK_DELAY = 60
@@ -47,7 +52,11 @@ class RateOwner(Protocol):
 
     def record_of(self, message: Message) -> Queued | None: ...
 
-    def schedule(self, message: Message, due: float) -> None: ...
+    def delay(self, message: Message, due: float, reason: str) -> None: ...
+
+    async def requeue(
+        self, message: Message, response: Response, reason: str, delay: float | None
+    ) -> bool: ...
 
 
 def whole_seconds(retry_after: float) -> int:
@@ -69,6 +78,9 @@ async def throttle_queue_rate(
     if not result.throttled:
         return False
     delay = whole_seconds(result.retry_after)
+    response = queue_rate_throttled(queue.name, delay)
+    if await owner.requeue(message, response, RATE_THROTTLED, float(delay)):
+        return True  # the policy re-bound it
     due = time.time() + delay
     max_age = float(queue.config.max_age)
     if due - message.created >= max_age:
@@ -76,7 +88,7 @@ async def throttle_queue_rate(
         return True
     record = owner.record_of(message)
     if record is not None:  # why it waits (inspect-message)
-        record.last_response = queue_rate_throttled(queue.name, delay).to_single_line()
+        record.last_response = response.to_single_line()
     message.due = due
-    owner.schedule(message, due)
+    owner.delay(message, due, RATE_THROTTLED)
     return True

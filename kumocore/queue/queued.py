@@ -11,21 +11,29 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from kumocore.queue.insert_context import ENUMERATED
+
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
+    from kumocore.queue.insert_context import Context
     from kumocore.queue.schedule import ScheduledQueue
 
 
 class Queued:
     """A queued message, its scheduled queue (None while rebind moves it) and, while the
     scheduler holds it, its due time (``queue.waiting`` counts the records that have one);
-    after a transient failure, that response on one line (why it waits)."""
+    after a transient failure, that response on one line (why it waits); and how it came
+    to its scheduled queue this time (KumoMTA's insert context: ``Received``,
+    ``DueTimeWasReached``, ...; :mod:`kumocore.queue.insert_context`)."""
 
-    __slots__ = ("due", "last_response", "message", "queue")
+    __slots__ = ("context", "due", "last_response", "message", "queue")
 
-    def __init__(self, message: Message, queue: ScheduledQueue | None) -> None:
+    def __init__(
+        self, message: Message, queue: ScheduledQueue | None, context: Context = ENUMERATED
+    ) -> None:
         self.message = message
         self.queue = queue
+        self.context = context
         self.due: float | None = None
         self.last_response: str | None = None
 

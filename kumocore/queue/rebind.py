@@ -23,6 +23,7 @@ import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.mail.queue_name import message_queue_name
+from kumocore.queue.insert_context import ADMIN_REBIND
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -118,7 +119,7 @@ async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
     if config is None:  # rebound into the null queue: discarded, as at reception
         await manager.forget(message)
         return True
-    manager.insert(message, new, config)
+    manager.insert(message, new, config, ADMIN_REBIND)
     return True
 
 

@@ -1,11 +1,16 @@
-"""``requeue_message``: after a transient failure the policy may re-bind the message.
+"""``requeue_message``: before a message goes back to its scheduled queue the policy may
+re-bind it.
 
-The event runs before the attempt count goes up, with the response on one line, the
-insert context (``['LoggedTransientFailure']``), ``increment_attempts`` (true) and
-``delay`` (nil: the queue's retry schedule applies). If the handler changed what the queue
-name is made of (meta ``queue``, ``tenant``, ``campaign``, ``routing_domain``), the message
-moves to its new scheduled queue and is due at once — unless its own schedule
-(``msg:set_scheduling``) says otherwise — as in KumoMTA.
+After a transient failure the event runs before the attempt count goes up, with the
+response on one line, the insert context (``['LoggedTransientFailure']``),
+``increment_attempts`` (true) and ``delay`` (nil: the queue's retry schedule applies).
+A throttle that sends a due message back (the queue's ``max_message_rate``,
+``throttle_insert_ready_queue``) runs it too, as KumoMTA does: with the throttle's
+reason added to the insert context, ``increment_attempts`` false and the throttle's
+``delay`` in seconds (nil when the event set the due time). If the handler changed what
+the queue name is made of (meta ``queue``, ``tenant``, ``campaign``, ``routing_domain``),
+the message moves to its new scheduled queue, one attempt counted, and is due at once —
+unless its own schedule (``msg:set_scheduling``) says otherwise — as in KumoMTA.
 """
 
 from __future__ import annotations
@@ -17,19 +22,21 @@ import structlog
 
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
 from kumocore.mail.scheduling import message_schedule
+from kumocore.queue.insert_context import LOGGED_TRANSIENT_FAILURE
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
     from kumocore.mail.message import Message
     from kumocore.mail.response import Response
     from kumocore.policy.hooks import Hooks
+    from kumocore.queue.insert_context import Context
     from kumocore.queue.schedule import ScheduledQueue
     from kumocore.spool.store import MessageStore
 
 log = structlog.get_logger("kumocore.queue")
 
-#: Why the message is being re-inserted (KumoMTA's InsertReason names).
-TRANSIENT_CONTEXT = ("LoggedTransientFailure",)
+#: Why the message is being re-inserted after a transient failure (KumoMTA's names).
+TRANSIENT_CONTEXT: Context = LOGGED_TRANSIENT_FAILURE
 
 
 class RequeueOwner(Protocol):
@@ -43,12 +50,18 @@ class RequeueOwner(Protocol):
 
     def queue_of(self, message: Message) -> ScheduledQueue | None: ...
 
-    def insert(self, message: Message, queue_name: str, config: QueueConfig) -> None: ...
+    def insert(
+        self, message: Message, queue_name: str, config: QueueConfig, context: Context = ...
+    ) -> None: ...
 
     async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
 
 
-async def requeue_event(manager: RequeueOwner, message: Message, response: Response) -> bool:
+async def requeue_event(
+    manager: RequeueOwner, message: Message, response: Response,
+    context: Context = TRANSIENT_CONTEXT, increment_attempts: bool = True,
+    delay: float | None = None,
+) -> bool:
     """Run ``requeue_message``; True when the message was re-bound (and is handled)."""
     hooks = manager.hooks
     if not hooks.implemented("requeue_message"):
@@ -57,7 +70,7 @@ async def requeue_event(manager: RequeueOwner, message: Message, response: Respo
     before = queue.name if queue is not None else None
     try:
         await hooks.requeue_message(
-            message, response.to_single_line(), list(TRANSIENT_CONTEXT), True, None)
+            message, response.to_single_line(), list(context), increment_attempts, delay)
         name, parts = message_queue(message)
         if name == before:
             return False
@@ -81,5 +94,5 @@ async def requeue_event(manager: RequeueOwner, message: Message, response: Respo
         return True
     await manager.store.save_meta(message)
     log.info("message re-bound by requeue_message", id=message.id, queue=name)
-    manager.insert(message, name, config)
+    manager.insert(message, name, config, context)
     return True

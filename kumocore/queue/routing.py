@@ -23,6 +23,7 @@ from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtoco
 from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue_for
 from kumocore.mail.internal_responses import (
     expired_due,
+    insert_throttled,
     no_sources,
     null_mx,
     queue_suspended,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from kumocore.dns import Resolver
     from kumocore.dns.mx import MailExchanger
     from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
     from kumocore.queue.admin import AdminRules, QueueRule
     from kumocore.queue.outcomes import Outcomes
     from kumocore.queue.path import EgressPath
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
     from kumocore.queue.schedule import ScheduledQueue
 
 log = structlog.get_logger("kumocore.routing")
+
+#: The insert reason of a message ``throttle_insert_ready_queue`` sent back (KumoMTA's).
+INSERT_THROTTLED = "ThrottledByThrottleInsertReadyQueue"
 
 
 class RouterOwner(LuaOwner, Protocol):
@@ -71,7 +76,11 @@ class RouterOwner(LuaOwner, Protocol):
 
     def record_of(self, message: Message) -> Queued | None: ...
 
-    def schedule(self, message: Message, due: float) -> None: ...
+    def delay(self, message: Message, due: float, reason: str) -> None: ...
+
+    async def requeue(
+        self, message: Message, response: Response, reason: str, delay: float | None
+    ) -> bool: ...
 
     def admin_bounce(self, message: Message, rule: QueueRule) -> None: ...
 
@@ -147,7 +156,12 @@ class Router:
         due = message.due
         if due is None or due == before or due <= time.time():
             return False
-        self.manager.schedule(message, due)
+        manager = self.manager
+        queue = manager.queue_of(message)
+        response = insert_throttled("" if queue is None else queue.name, due)
+        if await manager.requeue(message, response, INSERT_THROTTLED, None):
+            return True  # the policy re-bound it
+        manager.delay(message, due, INSERT_THROTTLED)
         return True
 
     async def _pick_source(self, queue: ScheduledQueue) -> str:

@@ -1,10 +1,12 @@
-"""One SMTP connection of an egress path: connect, then send message after message.
+"""One SMTP session of an egress path: connect, then send message after message.
 
-A connection waits for the path's ``max_connection_rate``, connects
+A session waits for the path's ``max_connection_rate``, connects
 (:mod:`kumocore.queue.connect`), and sends up to ``max_deliveries_per_connection``
 messages, each after the path's message rates admit it, waiting up to ``idle_timeout``
-for the next one. Every attempt's response goes to the outcomes; nothing that raises
-leaves a message outside both the ready queue and the scheduler.
+for the next one. When the MX ends its connection, the session goes on over another one
+as the path's ``reconnect_strategy`` says (:mod:`kumocore.queue.reconnect`). Every
+attempt's response goes to the outcomes; nothing that raises leaves a message outside
+both the ready queue and the scheduler.
 
 A connection that fails backs the whole path off (:mod:`kumocore.queue.backoff`); a round
 in which no host could be reached fails the message it was for, and only after
@@ -13,6 +15,8 @@ in which no host could be reached fails the message it was for, and only after
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -23,7 +27,9 @@ from kumocore.mail.response import Response
 from kumocore.queue.connect import ConnectionFailed, connect
 from kumocore.queue.dispatchers import running
 from kumocore.queue.path import EgressPath
+from kumocore.queue.reconnect import ConnectionPlan, retry_on_next_host, transient_outcome
 from kumocore.queue.rewrite_status import rewrite_delivery_status
+from kumocore.trace.bus import CLIENT_TRACE
 
 if TYPE_CHECKING:
     from kumocore.delivery.client import SmtpClientConnection
@@ -32,7 +38,6 @@ if TYPE_CHECKING:
     from kumocore.queue.slots import Slot
 
 log = structlog.get_logger("kumocore.egress")
-
 
 
 class SmtpEgressPath(EgressPath):
@@ -47,46 +52,82 @@ class SmtpEgressPath(EgressPath):
         if not self.messages or not await self.throttles.connection_rate(self.config):
             return
         dispatcher.enter_phase("AttemptingConnection")
+        plan = ConnectionPlan()
+        conn = await self._connect(plan, epoch)
+        delivered = 0  # KumoMTA counts max_deliveries_per_connection per session
+        while conn is not None:
+            lost = False
+            try:
+                delivered = await self._deliver_over(conn, slot, dispatcher, plan, delivered)
+            finally:
+                lost = conn.closed  # ended by the MX (or a failure), not by us
+                dispatcher.enter_phase("Closing")
+                await conn.close()
+                if conn.failure is not None:
+                    self.backoff.failed(conn.failure, epoch)
+            if (not lost or delivered >= self.config.max_deliveries_per_connection
+                    or not plan.after_loss(self.config.reconnect_strategy)):
+                return
+            epoch = self.backoff.epoch
+            conn = await self._reconnect(plan, slot, dispatcher, epoch)
+
+    async def _connect(self, plan: ConnectionPlan, epoch: int) -> SmtpClientConnection | None:
+        """The session's next connection, from ``plan``; None when no address took it."""
         try:
-            conn = await connect(self)
+            conn = await connect(self, plan)
         except ConnectionFailed as failure:
             self._round_failed(failure.response, epoch)
-            return
+            return None
         self.connection_failures = 0
-        try:
-            await self._deliver_over(conn, slot, dispatcher)
-        finally:
-            dispatcher.enter_phase("Closing")
-            await conn.close()
-            if conn.failure is not None:
-                self.backoff.failed(conn.failure, epoch)
+        return conn
+
+    async def _reconnect(
+        self, plan: ConnectionPlan, slot: Slot, dispatcher: Dispatcher, epoch: int
+    ) -> SmtpClientConnection | None:
+        """The connection after one the MX ended (see :mod:`kumocore.queue.reconnect`),
+        as KumoMTA opens it: when a message waits for it (up to ``idle_timeout``), and
+        (kumocore's bound) not before the path's backoff is over."""
+        dispatcher.enter_phase("Idle")
+        pause = self.backoff.until - time.monotonic()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        message = await self.next_message(float(self.config.idle_timeout), slot)
+        if message is None:
+            return None
+        self.put_back([message])  # the connection's first message, or its failure's
+        dispatcher.enter_phase("AttemptingConnection")
+        return await self._connect(plan, epoch)
 
     async def _deliver_over(
-        self, conn: SmtpClientConnection, slot: Slot, dispatcher: Dispatcher
-    ) -> None:
+        self, conn: SmtpClientConnection, slot: Slot, dispatcher: Dispatcher,
+        plan: ConnectionPlan, delivered: int,
+    ) -> int:
+        """Send over ``conn`` until the session is done with it; the session's count of
+        messages sent, ``delivered`` before."""
         idle = float(self.config.idle_timeout)
-        delivered = 0
         while (delivered < self.config.max_deliveries_per_connection and not conn.closed
                and not self.suspended):
             dispatcher.enter_phase("Idle")
             message = await self.next_message(idle, slot)
             if message is None:
-                return
+                return delivered
             if not conn.in_step():
                 # The MX spoke unasked or hung up while the session idled: the message
-                # goes out on a new session, without an attempt spent on this one.
+                # goes out on another connection, without an attempt spent on this one.
                 self.messages.appendleft(message)
                 conn.abort()
-                return
-            if not await self._deliver_one(conn, message, dispatcher):
-                return  # the message rate is exhausted: hand the slot back
+                return delivered
+            if not await self._deliver_one(conn, message, dispatcher, plan):
+                return delivered  # the message rate is exhausted: hand the slot back
             if conn.failure is None:
                 self.backoff.worked()
             delivered += 1
             await self.throttles.keep(slot)
+        return delivered
 
     async def _deliver_one(
-        self, conn: SmtpClientConnection, message: Message, dispatcher: Dispatcher
+        self, conn: SmtpClientConnection, message: Message, dispatcher: Dispatcher,
+        plan: ConnectionPlan,
     ) -> bool:
         """Send ``message``; False when the message rate says not now.
 
@@ -101,14 +142,16 @@ class SmtpEgressPath(EgressPath):
             if not await self.throttles.message_rate(config):
                 return False
             dispatcher.enter_phase("DeliveringMessage", "send msg with 1 recip(s)")
-            await self._send(conn, message)
+            await self._send(conn, message, plan)
             handed = True
             return True
         finally:
             if not handed:
-                self.messages.appendleft(message)
+                self.put_back([message])
 
-    async def _send(self, conn: SmtpClientConnection, message: Message) -> None:
+    async def _send(
+        self, conn: SmtpClientConnection, message: Message, plan: ConnectionPlan
+    ) -> None:
         """One attempt; its outcome is always handed to the outcomes (``conn.send``
         never raises: every wire failure comes back as a 4xx reply)."""
         shared = self.shared
@@ -135,6 +178,8 @@ class SmtpEgressPath(EgressPath):
             log.error("message body missing from spool; quarantined", id=message.id)
             await shared.quarantine(message)
             return
+        if CLIENT_TRACE.active and getattr(conn, "tracer", None) is not None:
+            conn.tracer.message(message)  # kumocore trace-smtp-client: MessageObtained
         response = await conn.send(str(message.sender), str(message.recipient), data,
                                    crlf_clean=clean, head=head, no_dot_lines=no_dot_lines)
         if not response.is_success:
@@ -142,10 +187,28 @@ class SmtpEgressPath(EgressPath):
             queue_name = message.queue_name() if queue is None else queue.name
             response = await rewrite_delivery_status(shared.hooks, queue_name, message,
                                                      response)
+            config = self.config
+            if (config.try_next_host_on_transport_error and transient_outcome(response)
+                    and retry_on_next_host(response)
+                    and plan.retry_now(config.reconnect_strategy)):
+                await self._retry_on_next_host(conn, message, response)
+                return
         shared.outcomes.handle(
             self, message, response, peer=conn.peer, source_address=conn.source_address,
             session=conn.session,
         )
+
+    async def _retry_on_next_host(
+        self, conn: SmtpClientConnection, message: Message, response: Response
+    ) -> None:
+        """``try_next_host_on_transport_error``: as KumoMTA, log the attempt's
+        ``TransientFailure`` without counting it, drop the connection and put the message
+        first in line for the session's next one."""
+        conn.abort()
+        await self.shared.outcomes.transient_retried_now(
+            self, message, response, peer=conn.peer, source_address=conn.source_address,
+            session=conn.session)
+        self.put_back([message])
 
     def _round_failed(self, response: Response, epoch: int) -> None:
         """No host of the path took a connection (one exhausted round, as KumoMTA says).

@@ -21,6 +21,7 @@ from kumocore.errors import Rejection
 from kumocore.logs.record import PeerAddress
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
 from kumocore.policy.refresh import Freshness
+from kumocore.queue.insert_context import RECEIVED
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from kumocore.mail.message import Message
     from kumocore.node.node_metrics import ReceptionCounter
     from kumocore.policy.hooks import Hooks
+    from kumocore.queue.insert_context import Context
     from kumocore.spool.storage_guard import StorageMonitor
     from kumocore.spool.store import MessageStore
 
@@ -44,8 +46,10 @@ MAX_CACHED_QUEUE_CONFIGS = 100_000
 class QueueInsert(Protocol):
     """What intake needs of the queues (:class:`kumocore.queue.manager.QueueManager`)."""
 
-    def insert(self, message: Message, queue_name: str, config: QueueConfig) -> None:
-        """Queue a durable message in its scheduled queue."""
+    def insert(
+        self, message: Message, queue_name: str, config: QueueConfig, context: Context = ...
+    ) -> None:
+        """Queue a durable message in its scheduled queue (``context``: how it came)."""
         ...
 
 
@@ -184,7 +188,7 @@ class Intake:
                 continue
             if message.id not in without_reception_record:
                 self._log_reception(message, queue, reception_protocol)
-            self.queues.insert(message, queue, config)
+            self.queues.insert(message, queue, config, RECEIVED)
             received.add(reception_protocol)
             results[index] = Accepted(message)
         return [r for r in results if r is not None]

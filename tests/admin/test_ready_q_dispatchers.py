@@ -184,7 +184,8 @@ async def test_cli_inspect_ready_q_prints_kclis_sections_on_request(
     assert row.split()[:4] == [session, "1", "0", "1"] and row.endswith("/s")
     assert phase.startswith("  Idle for ")
     assert "\nscheduled queues: 0\n" in out
-    assert f"\n  smtp_port = {sink.port}\n" in out and "\n  connection_limit = 1\n" in out
+    assert f"\n  smtp_port = {sink.port}\n" in out
+    assert out.endswith("\n  [connection_limit]\n  force_local = false\n  limit = 1\n")
 
     code, _, err = await run_cli(capsys, "inspect-ready-q", READY_Q, "--json", "--config",
                                  *endpoint)  # fmt: skip

@@ -21,7 +21,7 @@ kumo.on('init', function()
   kumo.start_esmtp_listener {{ listen = '127.0.0.1:{port}', deferred_queue = true }}
 end)
 kumo.on('get_egress_path_config', function(domain, source, site)
-  return kumo.make_egress_path {{ use_lmtp = true }}
+  return kumo.make_egress_path {{ aggressive_connection_opening = true }}
 end)
 """
 
@@ -47,7 +47,8 @@ def test_validate_with_allow_unsupported_passes_and_lists_every_ignored_option(
     result = run("validate", "--allow-unsupported", "--policy", str(_policy(tmp_path)))
     assert result.returncode == 0, result.stderr
     assert "'deferred_queue' (kumo.start_esmtp_listener) is not supported" in result.stderr
-    assert "'use_lmtp' (kumo.make_egress_path) is not supported" in result.stderr
+    assert ("'aggressive_connection_opening' (kumo.make_egress_path) is not supported"
+            in result.stderr)
 
 
 def _banner(port: int) -> bool:

@@ -66,14 +66,14 @@ def test_explain_shows_queue_pool_sources_site_path_and_dkim_for_a_known_tenant(
     queue = steps["get_queue_config"]["answer"]
     assert queue["queue"] == "TenantOne@gmail.com"
     assert queue["egress_pool"] == "TenantOne"
-    assert queue["config"]["max_age"] == 300.0  # the tenant's five minutes
+    assert queue["config"]["max_age"] == "5m"  # the tenant's five minutes, as KumoMTA writes it
     pool = steps["get_egress_pool"]["answer"]["sources"]
     assert [s["name"] for s in pool] == ["ip-3", "ip-4", "ip-5"]
     assert steps["MX lookup and site name"]["answer"]["site_name"] == GMAIL_SITE
     source = steps["get_egress_source ip-3"]["answer"]
     assert source["source_address"] == "127.0.10.3"
     path = steps[f"get_egress_path_config ip-3 -> {GMAIL_SITE}"]["answer"]
-    assert path["config"]["connection_limit"] == 3  # the policy's gmail shaping
+    assert path["config"]["connection_limit"] == {"limit": 3, "force_local": False}  # gmail shaping
     assert path["settings"]["max_deliveries_per_connection"] == 50
 
 

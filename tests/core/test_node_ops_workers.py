@@ -143,11 +143,15 @@ async def test_log_filter_applies_in_every_worker_and_abort_finds_the_right_one(
     status, text, _ = post(node, "/api/admin/abort-ready-q-conn/v1", body)
     assert (status, text) == (200, f"aborted {session}")
 
-    await sink.wait_for(1, timeout=20)
+    # Back to its scheduled queue with KumoMTA's jitter (0-59 s), then delivered.
+    await sink.wait_for(1, timeout=80)
     await asyncio.to_thread(node.stop)  # finishes the log segments; the sink keeps serving
     records = list(iter_records(node.logs))
     deliveries = [r for r in records if r["type"] == "Delivery"]
     assert [r["recipient"] for r in deliveries] == [f"c0m0@{DOMAIN}"]
     assert [r for r in records if r["type"] in ("TransientFailure", "Bounce")] == []
+    delayed = [r["response"]["content"] for r in records if r["type"] == "Delayed"]
+    assert all(text.startswith("Context: DispatcherDrop. ") for text in delayed)
+    assert len(delayed) <= 1  # none when the jitter came out as 0 s
     assert [m.recipient for m in sink.messages] == [f"c0m0@{DOMAIN}"]
     assert sink.state.connections == 2  # the aborted connection and the retry

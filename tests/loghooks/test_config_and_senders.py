@@ -172,7 +172,8 @@ async def test_custom_lua_batches_fill_to_batch_size_and_wait_for_min_batch_size
     from kumocore.delivery.custom_lua import LuaReadyQueue
     from kumocore.queue.egress import PathKey
 
-    nothing_shared = SimpleNamespace(tsa=None, held_until=lambda name: 0.0)  # no delivery
+    nothing_shared = SimpleNamespace(tsa=None, held_until=lambda name: 0.0,  # no delivery
+                                     admin=None)
     ready = LuaReadyQueue(nothing_shared, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]
                           "hook.log_hook", EgressSource.from_options({"name": "unspecified"}),
                           EgressPathConfig.from_options({}))
@@ -217,7 +218,7 @@ async def test_an_aborted_custom_lua_connection_puts_back_only_messages_not_yet_
         return DATA
 
     shared = SimpleNamespace(
-        tsa=None, held_until=lambda name: 0.0, load_data=load_data,
+        tsa=None, held_until=lambda name: 0.0, load_data=load_data, admin=None,
         outcomes=SimpleNamespace(handle=lambda path, message, response, peer: handled.append(
             str(message.recipient))))  # fmt: skip
     ready = LuaReadyQueue(shared, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]

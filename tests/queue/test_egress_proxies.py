@@ -130,7 +130,7 @@ def test_half_configured_proxies_are_refused_at_load(options: dict[str, str], me
         EgressSource.from_options({"name": "s", **options})
 
 
-def test_enable_dane_loads_and_use_lmtp_is_listed_as_ignored() -> None:
+def test_enable_dane_loads() -> None:
     from kumocore.config import EgressPathConfig
 
     # enable_dane is implemented (tests/queue/test_dane.py); kumo.make_egress_path refuses

@@ -19,7 +19,7 @@ from kumocore.queue.session import SmtpEgressPath
 def _path() -> tuple[SmtpEgressPath, list[bool]]:
     """A path whose wake-ups are recorded (``True`` if it was still held then)."""
     ready = SmtpEgressPath(
-        SimpleNamespace(tsa=None, held_until=lambda name: 0.0),  # type: ignore[arg-type]
+        SimpleNamespace(tsa=None, held_until=lambda name: 0.0, admin=None),  # type: ignore[arg-type]
         PathKey("unspecified", "mx.example.com"), "example.com",
         EgressSource.from_options({"name": "unspecified"}), EgressPathConfig.from_options({}))
     wakes: list[bool] = []

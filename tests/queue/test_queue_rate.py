@@ -1,7 +1,7 @@
 """A scheduled queue's ``max_message_rate`` on real queues, as KumoMTA's ``insert_ready``
 applies it: a message over the rate waits the throttle's whole seconds, without jitter,
-without an attempt counted and without a log record, and expires if that wait would take
-it past its ``max_age``."""
+without an attempt counted and with a ``Delayed`` record only (its text is checked in
+test_delayed_records.py), and expires if that wait would take it past its ``max_age``."""
 
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from kumocore.reception.smtp.data import (
     Unstuffed,
     read_message,
 )
+from kumocore.trace.bus import SERVER_TRACE
 
 log = structlog.get_logger("kumocore.reception.smtp")
 
@@ -50,6 +51,12 @@ def format_address(address: Any) -> tuple[str, str]:
     return host, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
 
+def trace_write(conn_meta: dict[str, Any], reply: bytes) -> None:
+    """A reply as KumoMTA traces it: one ``Write`` per line, CRLF included."""
+    for line in reply.decode("utf-8", "replace").splitlines(keepends=True):
+        SERVER_TRACE.publish(conn_meta, "Write", line)
+
+
 class _ServerTlsProtocol(sslproto.SSLProtocol):
     """asyncio's TLS layer with a 64 KiB read buffer instead of 256 KiB.
 
@@ -68,7 +75,12 @@ class SmtpProtocol(SMTP):
     """aiosmtpd's protocol with kumocore's reply, read, timeout and TLS primitives.
 
     Subclasses override :meth:`_begin`, :meth:`_tls_started` and :meth:`_ended`.
+    What is read and written is published to :data:`~kumocore.trace.bus.SERVER_TRACE`
+    while someone traces (``kumocore trace-smtp-server``), with :attr:`conn_meta`.
     """
+
+    #: The connection's meta (set by the subclass), sent with each trace event.
+    conn_meta: dict[str, Any]
 
     def _init_aiosmtpd(
         self, *, hostname: str, banner: str, timeout: float, line_limit: int, max_size: int,
@@ -158,6 +170,8 @@ class SmtpProtocol(SMTP):
         self.release()
 
     def eof_received(self) -> bool | None:
+        if SERVER_TRACE.active:
+            SERVER_TRACE.diagnostic(self.conn_meta, "ERROR", "Peer Disconnected")
         # aiosmtpd cancels the command loop at EOF, dropping commands still buffered
         # (a client may pipeline "QUIT" and half-close). Let the loop finish them instead:
         # the reader reports the EOF once they are consumed.
@@ -166,6 +180,8 @@ class SmtpProtocol(SMTP):
 
     def data_received(self, data: bytes) -> None:
         self._last_activity = self.loop.time()
+        if SERVER_TRACE.active:  # as KumoMTA: each read as it came, DATA chunks too
+            SERVER_TRACE.publish(self.conn_meta, "Read", data)
         super().data_received(data)
 
     # ------------------------------------------------------------------ timeouts
@@ -194,7 +210,10 @@ class SmtpProtocol(SMTP):
         # Duck-typed: uvloop's transports are not asyncio.WriteTransport subclasses.
         transport = cast(asyncio.Transport | None, self.transport)
         if transport is not None and not transport.is_closing():
-            transport.write(format_reply(code, text))
+            reply = format_reply(code, text)
+            if SERVER_TRACE.active:
+                trace_write(self.conn_meta, reply)
+            transport.write(reply)
             self.close_transport()
         self.closing = True
 
@@ -206,7 +225,10 @@ class SmtpProtocol(SMTP):
             self.closing = True
             return
         writer = self._writer
-        writer.write(format_reply(code, text))
+        reply = format_reply(code, text)
+        if SERVER_TRACE.active:
+            trace_write(self.conn_meta, reply)
+        writer.write(reply)
         if close:
             self.closing = True
             self.close_transport()  # flushes the reply first

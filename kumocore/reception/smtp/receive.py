@@ -51,6 +51,8 @@ from kumocore.reception.trace import (
     rfc2822_now,
 )
 from kumocore.spool.commit import Expected, expect_write
+from kumocore.trace.bus import SERVER_TRACE
+from kumocore.trace.events import trace_disposition
 
 if TYPE_CHECKING:
     from kumocore.reception.intake import Accepted
@@ -257,9 +259,11 @@ async def _disposition(session: EsmtpSession, message: Message) -> tuple[bool, R
         session.domains, peer_ip=session.peer_ip, sender=message.sender,
         recipient=message.recipient)
     report = await find_report(message, disposition)
-    if report is not None:
-        return report.relay, report
-    return disposition.relay, None
+    keep = report.relay if report is not None else disposition.relay
+    if SERVER_TRACE.active:
+        trace_disposition(session.conn_meta, message, disposition, keep=keep,
+                          report=report is not None)
+    return keep, report
 
 
 async def _accept(session: EsmtpSession, messages: list[Message],

@@ -47,6 +47,7 @@ from kumocore.reception.smtp.proxied import accept_proxy_header
 from kumocore.reception.smtp.rejections import RejectionLog
 from kumocore.reception.smtp.relay import DomainLookup
 from kumocore.reception.smtp.rewrite import rewrite_reply
+from kumocore.trace.bus import SERVER_TRACE
 
 if TYPE_CHECKING:
     import ssl
@@ -145,6 +146,8 @@ class EsmtpSession(SmtpProtocol):
         self._session_timer = self.loop.call_later(
             self.config.max_session_duration, self.end_soon,
             f"4.4.2 {self.hostname} session time limit reached")
+        if SERVER_TRACE.active:
+            SERVER_TRACE.publish(self.conn_meta, "Connected")
 
     def set_addresses(self, peer: Any, local: Any) -> None:
         """The client's and our address (from the socket, or from a PROXY header or
@@ -182,6 +185,8 @@ class EsmtpSession(SmtpProtocol):
         self.conn_meta.pop("ehlo_domain", None)
 
     def _ended(self) -> None:
+        if SERVER_TRACE.active:
+            SERVER_TRACE.publish(self.conn_meta, "Closed")
         if self not in self.listener.sessions:
             return
         self.listener.sessions.discard(self)
@@ -262,9 +267,13 @@ class EsmtpSession(SmtpProtocol):
         try:
             await self.runtime.hooks.smtp_server_connection_accepted(self.conn_meta)
         except Rejection as rejection:
+            if SERVER_TRACE.active:
+                self._trace_callback("smtp_server_connection_accepted", str(rejection))
             # KumoMTA ends the session after any refusal at connect time.
             await self.reject(rejection, close=True)
             return False
+        if SERVER_TRACE.active:
+            self._trace_callback("smtp_server_connection_accepted", None)
         await self.reply(220, f"{hostname} {self.config.banner}")
         return True
 
@@ -287,6 +296,8 @@ class EsmtpSession(SmtpProtocol):
             raw = await self.read_line(self.config.line_length_hard_limit)
             self.command = ""
             if raw is None:
+                if SERVER_TRACE.active:
+                    SERVER_TRACE.diagnostic(self.conn_meta, "ERROR", "Line too long")
                 await self.syntax_error(500, "5.2.3 line too long")
                 continue
             body = raw[:-2]
@@ -322,6 +333,12 @@ class EsmtpSession(SmtpProtocol):
                 if unparsable is None:
                     raise
                 await self.reply(550, f"5.6.0 message headers cannot be parsed: {unparsable}")
+
+    def _trace_callback(self, name: str, error: str | None) -> None:
+        """A policy event's outcome, as KumoMTA traces it (``result`` null: these
+        events return nothing)."""
+        SERVER_TRACE.publish(self.conn_meta, "Callback",
+                             {"name": name, "result": None, "error": error})
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:

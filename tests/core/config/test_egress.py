@@ -84,7 +84,7 @@ def test_shaping_tables_merged_by_the_seed_policy() -> None:
     )
     assert path.max_message_rate == ThrottleSpec(1000, 3600)
     assert path.to_dict()["max_message_rate"] == "1000/h"
-    assert path.to_dict()["connection_limit"] == 3
+    assert path.to_dict()["connection_limit"] == {"limit": 3, "force_local": False}  # serde
 
 
 def test_additional_limits_and_throttles_keep_their_names() -> None:
@@ -109,8 +109,8 @@ def test_additional_limits_and_throttles_keep_their_names() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"use_lmtp": True}, {"openssl_options": "NO_TLSV1"},
-     {"aggressive_connection_opening": True}, {"try_next_host_on_transport_error": True}],
+    [{"readyq_pool_name": "pool"}, {"openssl_options": "NO_TLSV1"},
+     {"aggressive_connection_opening": True}, {"dispatcher_wakeup_strategy": "Relaxed"}],
 )
 def test_unsupported_path_options_are_refused_naming_the_option(
     options: dict[str, object],
@@ -126,8 +126,9 @@ def test_unsupported_path_option_loads_ignored_with_allow_unsupported(
 ) -> None:
     from kumocore.config.options import ignored_options
 
-    assert EgressPathConfig.from_options({"use_lmtp": True}).use_lmtp is True
-    assert ignored_options()["use_lmtp"] == "kumo.make_egress_path"
+    config = EgressPathConfig.from_options({"readyq_pool_name": "pool"})
+    assert config.readyq_pool_name == "pool"
+    assert ignored_options()["readyq_pool_name"] == "kumo.make_egress_path"
 
 
 def test_mta_sts_dane_and_proxy_options_load() -> None:

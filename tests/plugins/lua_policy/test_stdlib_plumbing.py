@@ -88,7 +88,7 @@ async def test_invoke_get_egress_path_config_runs_the_lookup(tmp_path: Path) -> 
     """)
     assert await policy.call_custom_event("make.probe") == 9
     config = await runtime.kumo.invoke_get_egress_path_config("yahoo.com", "ip-1", "site")
-    assert config.max_deliveries_per_connection == 9
+    assert config["max_deliveries_per_connection"] == 9  # a plain table, as in KumoMTA
 
 
 async def test_python_epoch_functions(tmp_path: Path) -> None:
