@@ -63,37 +63,44 @@ class _QpWriter:
 
 def qp_encode(data: bytes) -> bytes:
     """``data`` quoted-printable encoded as text (CRLF pairs stay line breaks)."""
+    lines = []
+    for line in data.split(b"\r\n"):
+        # Most lines of text need nothing: skip the byte-by-byte writer for them (it
+        # costs ~0.2 s a MB of loop time, a 30 MB text part seconds).
+        plain = len(line) <= _QP_LIMIT and not line.translate(None, _QP_UNCHANGED)
+        if plain and not line.endswith((b" ", b"\t")):
+            lines.append(line.decode("ascii"))
+        else:
+            lines.append(_qp_line(line))
+    return "\r\n".join(lines).encode("ascii")
+
+
+def _qp_line(line: bytes) -> str:
+    """One line (no CRLF in it) quoted-printable encoded, soft breaks included."""
     writer = _QpWriter()
-    was_cr = False
-    for byte in data:
-        if was_cr:
-            was_cr = False
-            if byte == 0x0A:
-                writer.line_break()
-                continue
-            writer.add("=0D")
-        if byte == 0x0D:
-            was_cr = True
-        elif byte == 0x3D:
+    for byte in line:
+        if byte == 0x3D:
             writer.add("=3D")
         elif byte == 0x09 or 0x20 <= byte <= 0x7E:
             writer.add(chr(byte))
         else:
-            writer.add(f"={byte:02X}")
-    if was_cr:
-        writer.add("=0D")
-    else:
-        writer.encode_trailing_blank()
-    return "".join(writer.out).encode("ascii")
+            writer.add(f"={byte:02X}")  # a lone CR or LF too
+    writer.encode_trailing_blank()
+    return "".join(writer.out)
 
 
+#: The bytes a line may hold and come out of quoted-printable unchanged.
+_QP_UNCHANGED = bytes([0x09, *(b for b in range(0x20, 0x7F) if b != 0x3D)])
+#: Bytes a decode drops: all but tab, the line breaks and printable ASCII (``translate``:
+#: a generator over the bytes took 65 ms a MB of the loop's time).
+_QP_DROPPED = bytes(b for b in range(256) if not (b in (0x09, 0x0A, 0x0D) or 0x20 <= b <= 0x7E))
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
 def qp_decode(data: bytes) -> bytes:
     """A lenient quoted-printable decode: bytes outside printable ASCII are dropped,
     trailing blanks of each line ignored, line breaks come out as CRLF."""
-    kept = bytes(b for b in data if b in (0x09, 0x0A, 0x0D) or 0x20 <= b <= 0x7E)
+    kept = data.translate(None, _QP_DROPPED)
     lines = kept.split(b"\n")
     ends_with_newline = kept.endswith(b"\n")
     if ends_with_newline:

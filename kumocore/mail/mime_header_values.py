@@ -15,7 +15,7 @@ written one per folded line, sorted by name, as quoted strings when ASCII and RF
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from kumocore.mail.header_address import AddressGroup, HeaderAddress, parse_address_header
@@ -42,9 +42,15 @@ _ATEXT = frozenset(
     "!#$%&'*+-/=?^_`{|}~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 _TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
-_MSG_ID = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+#: A bracketed word; it is a message id when it has an ``@`` inside (:func:`_is_id`). Not
+#: one pattern ``<(x+@x+)>``: that backtracks over every ``@`` of a long word with no ``>``
+#: (``<a@a@a@...``: 20 KB took a second, a 256 KB header minutes).
+_MSG_ID = re.compile(r"<([^<>\s]++)>")
 _PARAM = re.compile(r'\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.DOTALL)
-_SECTION = re.compile(r"^(.*?)\*(\d+)?(\*)?$")
+#: What a failed ``_PARAM`` match at a position may skip: no match can start inside it.
+_NOT_PARAM = re.compile(r"\s*[^\s=;]*")
+#: ``name``, ``name*0``, ``name*0*`` or ``name*`` (RFC 2231: an unsectioned encoded value).
+_SECTION = re.compile(r"^(.*?)(?:\*(\d+))?(\*)?$")
 
 
 class HeaderValueError(ValueError):
@@ -76,8 +82,11 @@ def parse_mime_params(raw: str) -> MimeParams:
     if not value or any(not (_token(c) or c == "/") for c in value):
         raise HeaderValueError(f"invalid header: {value!r} is not a MIME type or token")
     pieces: dict[str, list[tuple[int, bool, str]]] = {}
-    for found in _PARAM.finditer(rest):
+    for found in _params(rest):
         name, val = found.group(1), found.group(2).strip()
+        # A name of 8-bit bytes as U+FFFD (values are decoded so below): Lua cannot take
+        # the surrogates that stand for them.
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         if val.startswith('"'):
             val = re.sub(r"\\(.)", r"\1", val[1:-1])
         section = _SECTION.match(name)
@@ -92,6 +101,21 @@ def parse_mime_params(raw: str) -> MimeParams:
         pieces.setdefault(base, []).append((number, encoded, val))
     params = {name: _join_sections(sorted(parts)) for name, parts in pieces.items()}
     return {"value": value, "parameters": params}
+
+
+def _params(rest: str) -> Iterator[re.Match[str]]:
+    """``_PARAM.finditer(rest)`` in linear time: where a match fails, ``finditer`` would
+    retry at every later character of the same name (a 20 KB name without ``=`` took
+    seconds, 256 KB minutes), yet each of those starts fails the same way."""
+    pos = 0
+    while pos < len(rest):
+        found = _PARAM.match(rest, pos)
+        if found is not None:
+            yield found
+            pos = max(found.end(), pos + 1)
+            continue
+        skip = _NOT_PARAM.match(rest, pos)
+        pos = max(skip.end() if skip is not None else pos, pos + 1)
 
 
 def _join_sections(parts: list[tuple[int, bool, str]]) -> str:
@@ -168,7 +192,12 @@ def _mailbox(entry: HeaderAddress) -> dict[str, Any]:
 
 def parse_address_list(raw: str, *, groups: bool = True) -> list[dict[str, Any]]:
     """An address list (``groups``) or a mailbox list, in KumoMTA's shape."""
-    parsed = parse_address_header(re.sub(r"\r?\n([ \t])", r"\1", raw))
+    try:
+        parsed = parse_address_header(re.sub(r"\r?\n([ \t])", r"\1", raw))
+    except RecursionError:  # the reader recurses per nested comment: "((((...": refuse
+        raise HeaderValueError(
+            f"invalid header: {raw[:80]!r}... nests its comments too deeply"
+        ) from None
     if parsed is None or any("@" not in a.email for a in parsed.list):
         raise HeaderValueError(f"invalid header: {raw!r} is not an address list")
     entries = parsed.entries or parsed.list
@@ -224,10 +253,14 @@ def encode_address_list(entries: Sequence[Mapping[str, Any]]) -> str:
 
 
 # ------------------------------------------------------------------ message ids
+def _is_id(word: str) -> bool:
+    return "@" in word[1:-1]
+
+
 def parse_message_id(raw: str, *, lenient: bool = False) -> str:
     text = raw.strip()
     found = _MSG_ID.fullmatch(text)
-    if found is not None:
+    if found is not None and _is_id(found.group(1)):
         return found.group(1)
     if lenient and text:  # a Content-ID without '@' or brackets, as real mail has
         return text.strip("<>")
@@ -236,7 +269,7 @@ def parse_message_id(raw: str, *, lenient: bool = False) -> str:
 
 def parse_message_ids(raw: str) -> list[str]:
     ids = _MSG_ID.findall(raw)
-    if not ids or _MSG_ID.sub("", raw).strip():
+    if not ids or not all(map(_is_id, ids)) or _MSG_ID.sub("", raw).strip():
         raise HeaderValueError(f"invalid header: {raw!r} is not a list of <message-id>")
     return ids
 

@@ -55,6 +55,13 @@ class Header:
         return _visible(self._raw)
 
     @property
+    def _readable(self) -> str:
+        # What the structured readings read: bytes that are not UTF-8 (a sender's raw
+        # Latin-1 display name) as U+FFFD, as in ``raw_value``; read as they are, they
+        # reached Lua as an "surrogates not allowed" error from the bridge.
+        return _visible(self._raw)
+
+    @property
     def unstructured(self) -> str:
         return _visible(hv.unstructured(self._raw))
 
@@ -64,30 +71,30 @@ class Header:
 
     @property
     def mailbox_list(self) -> list[dict[str, Any]]:
-        return hv.parse_address_list(self._raw, groups=False)
+        return hv.parse_address_list(self._readable, groups=False)
 
     @property
     def address_list(self) -> list[dict[str, Any]]:
-        return hv.parse_address_list(self._raw)
+        return hv.parse_address_list(self._readable)
 
     @property
     def mailbox(self) -> dict[str, Any]:
-        found = hv.parse_address_list(self._raw, groups=False)
+        found = hv.parse_address_list(self._readable, groups=False)
         if len(found) != 1:
             raise hv.HeaderValueError(f"invalid header: {self._raw!r} is not one mailbox")
         return found[0]
 
     @property
     def message_id(self) -> str:
-        return hv.parse_message_id(self._raw, lenient=self.name.lower() == "content-id")
+        return hv.parse_message_id(self._readable, lenient=self.name.lower() == "content-id")
 
     @property
     def message_id_list(self) -> list[str]:
-        return hv.parse_message_ids(self._raw)
+        return hv.parse_message_ids(self._readable)
 
     @property
     def authentication_results(self) -> dict[str, Any]:
-        return parse_authentication_results(self._raw)
+        return parse_authentication_results(self._readable)
 
     @property
     def value(self) -> Any:

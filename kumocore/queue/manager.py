@@ -56,6 +56,12 @@ log = structlog.get_logger("kumocore.queue")
 
 ROUTING_WORKERS = 16
 
+#: The routing workers together route at most this many messages per pass of the event
+#: loop. A message that is only logged and rescheduled (a suspended queue, an expiry, a
+#: queue rate) never waits for anything, so 50,000 of them coming due together would
+#: otherwise be routed in one pass, stalling every connection of the node for seconds.
+ROUTING_BATCH = 32
+
 #: KumoMTA's jitter for a message an aborted connection gives back: whole seconds below it.
 DROP_JITTER = 60
 
@@ -115,6 +121,9 @@ class QueueManager:
         self.scheduler: Scheduler[Queued] = Scheduler(self._on_due, self.queued.get)
         self._routing: collections.deque[str] = collections.deque()
         self._routing_ready = asyncio.Event()
+        #: Messages routed in this pass of the loop (:data:`ROUTING_BATCH`).
+        self._routed_in_pass = 0
+        self._pass_ending = False
         self._workers: list[asyncio.Task[None]] = []
         #: Messages on their way back from aborted connections (:meth:`give_back`).
         self._background: set[asyncio.Task[None]] = set()
@@ -309,12 +318,25 @@ class QueueManager:
         self._routing.append(message_id)
         self._routing_ready.set()
 
+    def _end_pass(self) -> None:
+        self._routed_in_pass = 0
+        self._pass_ending = False
+
     async def _route_worker(self) -> None:
         while True:
             if not self._routing:
                 self._routing_ready.clear()
                 await self._routing_ready.wait()
                 continue
+            if self._routed_in_pass >= ROUTING_BATCH:
+                # This pass's share is routed: every worker waits for the next pass (the
+                # count starts over there, before any of them resumes).
+                if not self._pass_ending:
+                    self._pass_ending = True
+                    asyncio.get_running_loop().call_soon(self._end_pass)
+                await asyncio.sleep(0)
+                continue
+            self._routed_in_pass += 1
             record = self.queued.get(self._routing.popleft())
             if record is None:
                 continue

@@ -43,6 +43,11 @@ log = structlog.get_logger("kumocore.ready")
 #: How soon a path that found every connection slot taken (by another node) asks again.
 SLOT_RETRY_SECONDS = 0.5
 
+#: The most messages of suspended scheduled queues the connections of a path defer
+#: (:meth:`EgressPath.take`) in one pass of the event loop: a ready queue of 50,000 whose
+#: scheduled queue was suspended would otherwise be logged and rescheduled in one go.
+DEFER_BATCH = 32
+
 
 class EgressPath:
     """Messages due over one egress path, and the connections serving them."""
@@ -82,6 +87,8 @@ class EgressPath:
         self._resume: asyncio.TimerHandle | None = None
         self._pumping = False
         self._slot_retry: asyncio.TimerHandle | None = None
+        #: Messages deferred in this pass of the loop (:data:`DEFER_BATCH`).
+        self._deferred_in_pass = 0
         self._tasks: set[asyncio.Task[None]] = set()
         #: The running connection tasks by session id (inspect / abort-ready-q-conn).
         self.dispatchers = Dispatchers(key.name)
@@ -123,9 +130,17 @@ class EgressPath:
                     self.messages.append(self.overflow.popleft())
             # Asked only while some suspension exists: the common path is one test.
             if admin is not None and admin.suspensions and self._defer_suspended(message, admin):
+                self._deferred_in_pass += 1
+                if self._deferred_in_pass == DEFER_BATCH:  # the count starts over next pass
+                    asyncio.get_running_loop().call_soon(self._new_defer_pass)
+                if self._deferred_in_pass >= DEFER_BATCH:
+                    return None  # more may follow: the caller yields before it asks again
                 continue
             return message
         return None
+
+    def _new_defer_pass(self) -> None:
+        self._deferred_in_pass = 0
 
     def _defer_suspended(self, message: Message, admin: AdminRules) -> bool:
         queue = self.shared.queue_of(message)
@@ -186,7 +201,11 @@ class EgressPath:
                 check_at = time.monotonic() + YIELD_CHECK_SECONDS
                 continue
             await asyncio.sleep(min(0.05, idle))
-        return self.take()
+        message = self.take()
+        while message is None and self.messages:  # take() stopped after a batch deferred
+            await asyncio.sleep(0)
+            message = self.take()
+        return message
 
     # ------------------------------------------------------------------ config and holds
     def refresh(

@@ -33,6 +33,9 @@ from kumocore_lua_policy.stdlib.codec import BinaryResult
 _ALGORITHMS = ("Ecb", "Cbc")
 _BLOCK = 16
 _KEY_SIZES = (16, 32)
+#: A key file larger than this is refused unread: keys are tens of bytes, and a name such
+#: as ``/dev/zero`` (or a log file) would otherwise be read whole into memory.
+MAX_KEY_FILE = 64 * 1024
 _VAULT_KEYS = ("vault_mount", "vault_path", "vault_address", "vault_token", "vault_key")
 
 
@@ -41,11 +44,18 @@ def key_source_bytes(who: str, what: str, source: Any) -> bytes:
     Vault and event sources are refused: kumocore has no client for them."""
     if isinstance(source, str | bytes):
         try:
-            return Path(os.fsdecode(source)).read_bytes()
+            with Path(os.fsdecode(source)).open("rb") as file:
+                data = file.read(MAX_KEY_FILE + 1)
         except OSError as exc:
             raise ConfigError(
                 f"{who}: {what}: cannot read key file {os.fsdecode(source)!r}: {exc.strerror}"
             ) from None
+        if len(data) > MAX_KEY_FILE:
+            raise ConfigError(
+                f"{who}: {what}: key file {os.fsdecode(source)!r} is larger than "
+                f"{MAX_KEY_FILE} bytes"
+            )
+        return data
     if isinstance(source, Mapping):
         if "key_data" in source:
             data = source["key_data"]
