@@ -31,7 +31,6 @@ async def test_listing_thousands_of_connections_does_not_stall_the_worker(
     # Stand-ins for connection tasks (this one): only listed, never run or aborted.
     task = asyncio.current_task()
     assert task is not None
-    real = len(path.dispatchers)  # the connection that delivered may still be open
     added = [Dispatcher(task) for _ in range(CONNECTIONS)]
     for dispatcher in added:
         path.dispatchers._open[dispatcher.session_id] = dispatcher
@@ -57,7 +56,10 @@ async def test_listing_thousands_of_connections_does_not_stall_the_worker(
         for dispatcher in added:
             del path.dispatchers._open[dispatcher.session_id]
     assert status == 200, view
-    assert len(view["dispatchers"]) == real + CONNECTIONS
+    # Every stand-in is listed (the connection that delivered may be listed too, or may
+    # have closed meanwhile: it is not counted).
+    listed = {entry["session_id"] for entry in view["dispatchers"]}
+    assert {str(dispatcher.session_id) for dispatcher in added} <= listed
     # Described in one go, 10000 connections stalled the worker for 110 ms; a step at a
     # time, what is left (about 50 ms) is encoding the answer and this test reading it.
     assert max(gaps) < 0.075, f"the event loop stalled for {max(gaps):.3f} s"
