@@ -17,6 +17,13 @@ from kumocore.hookspecs import hookimpl, hookspec
 from kumocore.policy.policyfn import policy_function, takes_table
 
 if TYPE_CHECKING:
+    from kumocore.config.toml_text import (
+        toml_encode,
+        toml_encode_pretty,
+        toml_encode_pretty_compact,
+    )
+    from kumocore.http.acl import AccessControlList, AclAuthInfo
+    from kumocore.http.acl_map import AclMap, load_acl_map, make_access_control_list
     from kumocore.mail.address import AddressError, parse_envelope_address
     from kumocore.mail.body import SharedBody
     from kumocore.mail.ids import new_message_id
@@ -24,13 +31,27 @@ if TYPE_CHECKING:
     from kumocore.mail.mime_api import BINARY_MIMEPART_FUNCTIONS, mimepart_functions
     from kumocore.mail.response import Response
     from kumocore.node.fsmode import create_private_file, private_dir
+    from kumocore.node.memory import (
+        get_memory_hard_limit,
+        get_memory_low_thresh,
+        get_memory_soft_limit,
+        register_memory_cache,
+        set_memory_hard_limit,
+        set_memory_low_thresh,
+        set_memory_soft_limit,
+    )
     from kumocore.policy.jsonable import jsonable
     from kumocore.policy.policyfn import MultipleValues
+    from kumocore.reception.trace_api import apply_supplemental_trace_header
+    from kumocore.spool.health import suspend_delivery_when_spool_unhealthy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BINARY_MIMEPART_FUNCTIONS",
+    "AccessControlList",
+    "AclAuthInfo",
+    "AclMap",
     "AddressError",
     "ConfigError",
     "HookError",
@@ -41,16 +62,30 @@ __all__ = [
     "Response",
     "SharedBody",
     "__version__",
+    "apply_supplemental_trace_header",
     "create_private_file",
+    "get_memory_hard_limit",
+    "get_memory_low_thresh",
+    "get_memory_soft_limit",
     "hookimpl",
     "hookspec",
     "jsonable",
+    "load_acl_map",
+    "make_access_control_list",
     "mimepart_functions",
     "new_message_id",
     "parse_envelope_address",
     "policy_function",
     "private_dir",
+    "register_memory_cache",
+    "set_memory_hard_limit",
+    "set_memory_low_thresh",
+    "set_memory_soft_limit",
+    "suspend_delivery_when_spool_unhealthy",
     "takes_table",
+    "toml_encode",
+    "toml_encode_pretty",
+    "toml_encode_pretty_compact",
 ]
 
 
@@ -58,18 +93,35 @@ __all__ = [
 #: They are imported on first use, so ``import kumocore`` stays cheap for a plugin that only
 #: needs ``hookimpl``; the deep modules are not part of the public API.
 _LAZY_EXPORTS: dict[str, str] = {
+    "AccessControlList": "kumocore.http.acl",
+    "AclAuthInfo": "kumocore.http.acl",
+    "AclMap": "kumocore.http.acl_map",
+    "load_acl_map": "kumocore.http.acl_map",
+    "make_access_control_list": "kumocore.http.acl_map",
     "AddressError": "kumocore.mail.address",
     "BINARY_MIMEPART_FUNCTIONS": "kumocore.mail.mime_api",
     "Message": "kumocore.mail.message",
     "MultipleValues": "kumocore.policy.policyfn",
     "Response": "kumocore.mail.response",
     "SharedBody": "kumocore.mail.body",
+    "apply_supplemental_trace_header": "kumocore.reception.trace_api",
     "create_private_file": "kumocore.node.fsmode",
+    "get_memory_hard_limit": "kumocore.node.memory",
+    "get_memory_low_thresh": "kumocore.node.memory",
+    "get_memory_soft_limit": "kumocore.node.memory",
     "jsonable": "kumocore.policy.jsonable",
     "mimepart_functions": "kumocore.mail.mime_api",
     "new_message_id": "kumocore.mail.ids",
     "parse_envelope_address": "kumocore.mail.address",
     "private_dir": "kumocore.node.fsmode",
+    "register_memory_cache": "kumocore.node.memory",
+    "set_memory_hard_limit": "kumocore.node.memory",
+    "set_memory_low_thresh": "kumocore.node.memory",
+    "set_memory_soft_limit": "kumocore.node.memory",
+    "suspend_delivery_when_spool_unhealthy": "kumocore.spool.health",
+    "toml_encode": "kumocore.config.toml_text",
+    "toml_encode_pretty": "kumocore.config.toml_text",
+    "toml_encode_pretty_compact": "kumocore.config.toml_text",
 }
 
 

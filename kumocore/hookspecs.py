@@ -16,6 +16,18 @@ policy event       ``kumo_<subsystem>_<event>``  every implementation, in order;
 Order: the operator's policy (Lua or Python) runs first, third-party plugins next, and
 built-in defaults last (they are ``trylast``).
 
+Several handlers of one event. Between plugins (pluggy implementations) the table above
+applies, except for the events in :data:`UNTIL_A_VALUE`, KumoMTA's ``Multiple`` events
+whose answer is unused: their implementations run in order until one returns something
+other than None. Inside one Lua policy, ``kumo.on`` keeps only the last handler of an event,
+except for KumoMTA's ``Multiple`` events (``pre_init``, ``validate_config``,
+``get_queue_config``, ``get_acl_definition``, ``should_enqueue_log_record``,
+``throttle_insert_ready_queue``, ``requeue_message``): all their handlers run in
+registration order until one returns a value — a handler without ``return`` lets the next
+one run, ``return nil`` stops them, as KumoMTA's ``CallbackSignature::call`` does. The policy
+then answers its last handler's first value (None for events whose answer is unused), so
+other plugins' implementations still run after a Lua ``return nil``.
+
 Any implementation may be ``async def``: :mod:`kumocore.policy.hookcall` awaits it. Wrapper
 implementations (``wrapper=True``/``hookwrapper=True``) cannot wrap coroutines and are
 refused when the plugin is registered.
@@ -39,6 +51,7 @@ if TYPE_CHECKING:
         ListenerDomain,
         QueueConfig,
     )
+    from kumocore.http.acl import AccessControlList
     from kumocore.logs.sink import LogSink
     from kumocore.mail.message import EnvelopeAddress, Message
     from kumocore.mail.response import Response
@@ -56,6 +69,14 @@ PolicyLoader = Callable[[str, "Kumo"], Any]
 #: Connection metadata as KumoMTA exposes it to policy: ``received_from``,
 #: ``received_via``, ``hostname``, ``ehlo_domain``, ``authn_id``, ``tls_*`` ...
 ConnMeta = dict[str, Any]
+
+#: KumoMTA's ``Multiple`` events whose answer is unused: their implementations run in order
+#: until one returns something other than None (KumoMTA: until a handler returns a value),
+#: where other events of their kind run every implementation.
+UNTIL_A_VALUE = frozenset({
+    "kumo_pre_init", "kumo_validate_config", "kumo_throttle_insert_ready_queue",
+    "kumo_requeue_message",
+})
 
 # --------------------------------------------------------------------- lifecycle
 
@@ -75,8 +96,9 @@ def kumo_init(kumo: Kumo) -> None:
 def kumo_pre_init(kumo: Kumo) -> None:
     """Runs once before ``init``: helper modules build up optional features here.
 
-    Lua: ``kumo.on('pre_init', function() end)`` (KumoMTA's event; every registered
-    handler runs, in registration order). All implementations run.
+    Several handlers: implementations (and a Lua policy's handlers, in registration
+    order) run until one returns a value (see :data:`UNTIL_A_VALUE`).
+    Lua: ``kumo.on('pre_init', function() end)`` (KumoMTA's event).
     """
 
 
@@ -85,8 +107,8 @@ def kumo_validate_config() -> None:
     """``kumocore validate`` only, after ``init``: check the configuration more deeply.
 
     Report problems with ``kumo.validation_failed()``; validation then fails (exit 1).
-    Lua: ``kumo.on('validate_config', function() end)`` (KumoMTA's event; every registered
-    handler runs). All implementations run.
+    Several handlers: as ``pre_init``, run until one returns a value.
+    Lua: ``kumo.on('validate_config', function() end)`` (KumoMTA's event).
     """
 
 
@@ -306,12 +328,53 @@ def kumo_http_message_generated(message: Message, auth_info: dict[str, Any]) -> 
     """
 
 
-@hookspec(firstresult=True)
-def kumo_http_server_validate_auth_basic(user: str, password: str) -> bool | None:
-    """Validate HTTP Basic credentials of a peer outside ``trusted_hosts``.
+@hookspec
+def kumo_xfer_message_received(message: Message, auth_info: dict[str, Any]) -> None:
+    """A message transferred from another node (``POST /api/xfer/inject/v1``), its
+    queue placement restored, before it is spooled and queued here.
 
-    First non-None result wins; no implementation (or False) means 401.
+    Adjust its meta for this node; raise to refuse it (the sending node keeps it and
+    retries). Lua: ``kumo.on('xfer_message_received', function(msg, auth_info) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_http_server_validate_auth_basic(
+    user: str, password: str
+) -> bool | Mapping[str, Any] | None:
+    """Validate HTTP Basic credentials (of any peer that sends them).
+
+    First non-None result wins; no implementation (or False) means 401. True, or an
+    AuthInfo table ``{ identities = {...}, groups = {...} }`` whose identities and groups
+    are added to the session's for the access control check, accepts them.
     Lua: ``kumo.on('http_server_validate_auth_basic', function(user, password) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_http_server_validate_auth_bearer(token: str) -> bool | Mapping[str, Any] | None:
+    """Validate an HTTP ``Authorization: Bearer <token>``.
+
+    As ``http_server_validate_auth_basic``: True, or an AuthInfo table whose identities
+    and groups the session gets (name the token's owner there: True alone leaves the
+    session's identity empty, as in KumoMTA); False or no answer means 401. Without any
+    implementation a Bearer header is refused with 400 (unsupported).
+    Lua: ``kumo.on('http_server_validate_auth_bearer', function(token) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_get_acl_definition(resource: str) -> AccessControlList | None:
+    """The access control list of ``resource`` (``http_listener/*/api/admin``...), asked
+    for each resource name an HTTP request's check walks (docs/http-api.md, "Access
+    control").
+
+    Return ``kumo.aaa.make_access_control_list{...}`` (or an ACL map's ``map:get(resource)``),
+    or None to leave the resource to the product default map (unless
+    ``kumo.aaa.set_fall_back_to_acl_map(false)``). Answers are cached per resource name
+    (``kumo.aaa.set_acl_cache_ttl``). Several handlers: first non-None wins; a Lua policy's
+    handlers run in registration order until one returns a value (``nil`` included).
+    Lua: ``kumo.on('get_acl_definition', function(resource) return map:get(resource) end)``.
     """
 
 
@@ -337,8 +400,9 @@ def kumo_get_queue_config(
 ) -> QueueConfig | None:
     """Queue settings (``egress_pool``, ``max_age``, ``retry_interval``...) for a queue.
 
-    Resolved at reception, before the message is acknowledged. First non-None wins;
-    Lua may register several handlers and they run in registration order.
+    Resolved at reception, before the message is acknowledged. First non-None wins; a Lua
+    policy's several handlers run in registration order until one returns a value: without
+    ``return`` the next one is asked, ``return nil`` ends the policy's answer (None).
     Lua: ``kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
     return kumo.make_queue_config{...} end)``.
     """
@@ -396,8 +460,12 @@ def kumo_throttle_insert_ready_queue(message: Message) -> None:
     """A due message is about to move from its scheduled queue into a ready queue.
 
     Delay it by moving its due time into the future (``throttle:delay_message_if_throttled
-    (msg)`` or ``msg:set_due(...)``): it goes back to its scheduled queue until then.
-    Lua: ``kumo.on('throttle_insert_ready_queue', function(msg) end)``.
+    (msg)`` or ``msg:set_due(...)``): it goes back to its scheduled queue, re-timed 0-59 s
+    from now as KumoMTA re-times it, and the event is asked again then.
+    Several handlers: implementations run in order until one returns something other than
+    None; a Lua policy's handlers run in registration order until one returns a value
+    (``return nil`` included). Lua: ``kumo.on('throttle_insert_ready_queue',
+    function(msg) end)``.
     """
 
 
@@ -415,9 +483,11 @@ def kumo_requeue_message(
     (``['LoggedTransientFailure']`` after a failure; ``[..., 'MessageRateThrottle']``,
     ``[..., 'ThrottledByThrottleInsertReadyQueue']``, ``['DispatcherDrop']``);
     ``increment_attempts`` is true only after a failure; ``delay`` is None (the queue's
-    retry schedule) or, for the queue's ``max_message_rate``, the wait in seconds.
-    Lua: ``kumo.on('requeue_message', function(msg, smtp_response, insert_context,
-    increment_attempts, delay) end)``.
+    retry schedule) or, for the queue's ``max_message_rate``, the wait in seconds — a Lua
+    handler gets a ``kumo.time`` TimeDelta (``delay.seconds``, ``delay.human``) or nil, as
+    KumoMTA passes. Several handlers: as ``throttle_insert_ready_queue``, until one
+    returns a value. Lua: ``kumo.on('requeue_message', function(msg, smtp_response,
+    insert_context, increment_attempts, delay) end)``.
     """
 
 
@@ -466,6 +536,7 @@ def kumo_log_disposition(hook_name: str, message: Message, log_record: dict[str,
 def kumo_should_enqueue_log_record(message: Message, hook_name: str) -> bool | None:
     """Whether a log record should be queued to a log hook named ``hook_name``.
 
-    Lua: ``kumo.on('should_enqueue_log_record', function(msg, hook_name) end)``; several
-    Lua handlers may be registered and run in order until one returns non-nil.
+    Several handlers: first non-None wins; a Lua policy's handlers run in registration
+    order until one returns a value (``return nil`` ends them: not queued).
+    Lua: ``kumo.on('should_enqueue_log_record', function(msg, hook_name) end)``.
     """

@@ -123,6 +123,10 @@ def _hook_kind(name: str, firstresult: bool) -> tuple[str, str]:
         return "lookup", "in order until the first non-None result"
     if firstresult:
         return "policy event", "in order until the first non-None result"
+    from kumocore.hookspecs import UNTIL_A_VALUE
+
+    if name in UNTIL_A_VALUE:  # KumoMTA's Multiple events (hookspecs.UNTIL_A_VALUE)
+        return "policy event", "in order until one returns a value other than None"
     return "policy event", "every implementation, in order; refuse by raising `Rejection`"
 
 

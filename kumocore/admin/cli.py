@@ -219,6 +219,9 @@ def add_admin_subcommands(subparsers: Any) -> None:
     from kumocore.admin.cli_ops import add_ops_subcommands
 
     add_ops_subcommands(subparsers)  # kcli's names
+    from kumocore.xfer.cli import add_xfer_subcommands
+
+    add_xfer_subcommands(subparsers)  # kcli's xfer, xfer-cancel
 
     inspect = subparsers.add_parser("inspect", help="show a queued message")
     inspect.add_argument("id", help="the message (spool) id")

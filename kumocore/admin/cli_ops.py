@@ -42,8 +42,9 @@ def _abort_ready_q_conn(args: argparse.Namespace) -> int:
 
 
 def _resolve_egress_path(args: argparse.Namespace) -> int:
-    from kumocore.admin.constraints import render_ceilings
-    from kumocore.admin.ready_q_text import compact_toml, render_resolution
+    from kumocore.admin.ready_q_text import render_resolution
+    from kumocore.config.constraints import render_ceilings
+    from kumocore.config.toml_text import toml_encode_pretty_compact
 
     query = {"domain": args.domain}
     if args.source is not None:
@@ -52,7 +53,7 @@ def _resolve_egress_path(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(answer, indent=2, sort_keys=True))
     elif args.config:
-        sys.stdout.write(compact_toml(answer["path_config"]))
+        sys.stdout.write(toml_encode_pretty_compact(answer["path_config"]))
     elif args.constraints:
         sys.stdout.write(render_ceilings(answer["constraints"]))
     else:

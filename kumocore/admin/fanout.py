@@ -43,6 +43,7 @@ from kumocore.admin.merge import (
 )
 from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
 from kumocore.admin.ready_q_states import merge_states
+from kumocore.xfer.admin import merge_cancel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Merge = Callable[[web.Response, list[PeerAnswer]], web.Response]
@@ -70,11 +71,13 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("GET", "/api/admin/inspect-ready-q/v1"): merge_inspect_ready_q,
     ("POST", "/api/admin/set_diagnostic_log_filter/v1"): merge_local,
     ("POST", "/api/admin/abort-ready-q-conn/v1"): merge_first_success,
+    ("POST", "/api/admin/xfer/v1"): merge_counts,  # each worker moves its own messages
+    ("POST", "/api/admin/xfer/cancel/v1"): merge_cancel,
 }
 
 
 #: POSTs whose target lives in one worker: its 404 means "not here", so the others are asked.
-SEARCHED_PATHS = ("/api/admin/abort-ready-q-conn/v1",)
+SEARCHED_PATHS = ("/api/admin/abort-ready-q-conn/v1", "/api/admin/xfer/cancel/v1")
 
 #: POSTs that create a rule whose id must be the same on every worker.
 RULE_PATHS = ("/api/admin/bounce/v1", "/api/admin/suspend/v1", "/api/admin/suspend-ready-q/v1")

@@ -2,7 +2,7 @@
 
 KumoMTA's ``InspectReadyQV1Response`` with the fields kumocore has: ``queue_name``,
 ``egress_source``, ``protocol``, ``now``, ``path_config`` (the configuration in use),
-``constraints`` (its throughput ceilings, :mod:`kumocore.admin.constraints`), ``mx`` (the
+``constraints`` (its throughput ceilings, :mod:`kumocore.config.constraints`), ``mx`` (the
 MX set of an SMTP path), ``dispatchers`` (its open connections, each with KumoMTA's
 ``DispatcherSummary`` fields: ``session_id``, ``started_at``, ``age``, ``phase``,
 ``detail``, ``time_in_current_phase``, ``messages_delivered``, ``messages_transfailed``,
@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kumocore.admin.constraints import path_constraints
 from kumocore.admin.peers import PeerAnswer
+from kumocore.config.constraints import path_constraints
 
 if TYPE_CHECKING:
     from kumocore.queue.dispatchers import Dispatcher

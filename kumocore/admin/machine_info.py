@@ -20,7 +20,6 @@ takes the request answers for itself; the request is not fanned out.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
 import platform
 import socket
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from kumocore.logs.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
@@ -119,7 +120,6 @@ def machine_info(runtime: Runtime) -> dict[str, Any]:
     from kumocore.status.data import process_start_time
 
     release = os_release()
-    started = datetime.datetime.fromtimestamp(process_start_time(), datetime.UTC)
     info: dict[str, Any] = {
         "hostname": socket.gethostname(),
         "node_id": runtime.nodeid,
@@ -127,7 +127,7 @@ def machine_info(runtime: Runtime) -> dict[str, Any]:
         "kernel_version": platform.release() or None,
         "platform": f"{sys.platform}/{platform.machine()}",
         "container_runtime": container_runtime(),
-        "online_since": started.isoformat().replace("+00:00", "Z"),
+        "online_since": rfc3339(process_start_time()),
         "process_kind": PROCESS_KIND,
         "version": __version__,
     }

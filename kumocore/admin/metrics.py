@@ -144,6 +144,10 @@ class KumocoreCollector(Collector):
         from kumocore.tsa.metrics import tsa_metrics
 
         yield from tsa_metrics(self.services.tsa)
+        from kumocore.node.memory_metrics import memory_metrics, spool_health_metrics
+
+        yield from memory_metrics()
+        yield from spool_health_metrics(p.path for p in self.services.storage.paths)
 
     def _queue_metrics(self) -> Iterator[Metric]:
         manager = self.services.queues

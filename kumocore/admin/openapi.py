@@ -302,5 +302,8 @@ def admin_openapi_paths() -> dict[str, Any]:
     paths.update(node_ops_openapi_paths())
     paths.update(tsa_openapi_paths())
     paths.update(trace_openapi_paths())
+    from kumocore.xfer.openapi import xfer_openapi_paths
+
+    paths.update(xfer_openapi_paths())
     # Callers may mutate what they merge; never let that reach the shared schema dicts.
     return copy.deepcopy(paths)

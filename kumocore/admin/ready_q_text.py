@@ -1,7 +1,8 @@
 """The text kcli prints for ``inspect-ready-q`` and ``resolve-egress-path``, built from
 the API's JSON answers (crates/kcli/src/inspect_ready_q.rs, resolve_egress_path.rs):
-the MX block, the configuration as compact TOML, the ceilings block
-(:func:`kumocore.admin.constraints.render_ceilings`) and the ready queue's summary,
+the MX block, the configuration as compact TOML
+(:func:`kumocore.config.toml_text.toml_encode_pretty_compact`), the ceilings block
+(:func:`kumocore.config.constraints.render_ceilings`) and the ready queue's summary,
 states and connection table.
 
 What kumocore's answer leaves out is not printed (no ``egress pool`` line, no watchdog
@@ -11,60 +12,12 @@ answer has it.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-from kumocore.admin.constraints import render_ceilings
+from kumocore.config.constraints import render_ceilings
+from kumocore.config.toml_text import toml_encode_pretty_compact
 
-__all__ = ["compact_toml", "render_inspect", "render_mx", "render_resolution"]
-
-_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
-
-
-# ---------------------------------------------------------------------- TOML
-def _key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, dict):
-        inner = ", ".join(f"{_key(k)} = {_value(v)}" for k, v in sorted(value.items())
-                          if v is not None)  # fmt: skip
-        return f"{{ {inner} }}" if inner else "{}"
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
-
-
-def _table(lines: list[str], name: str, table: dict[str, Any]) -> None:
-    subtables = []
-    for key, value in sorted(table.items()):
-        if value is None:
-            continue  # TOML has no null
-        if isinstance(value, dict) and value:
-            subtables.append((key, value))
-        else:
-            lines.append(f"{_key(key)} = {_value(value)}")
-    for key, value in subtables:
-        full = f"{name}.{_key(key)}" if name else _key(key)
-        # A table holding only tables gets no header of its own, as the toml crate
-        # writes it (``[additional_connection_limits.shared]`` alone).
-        if not all(isinstance(v, dict) and v for v in value.values()):
-            lines += ["", f"[{full}]"]
-        _table(lines, full, value)
-
-
-def compact_toml(table: dict[str, Any]) -> str:
-    """KumoMTA's ``toml_encode_pretty_compact``: keys sorted at every level, empty tables
-    inline as ``{}``, null values left out, no header for a table holding only tables."""
-    lines: list[str] = []
-    _table(lines, "", table)
-    return "\n".join(lines) + "\n"
+__all__ = ["render_inspect", "render_mx", "render_resolution"]
 
 
 # ---------------------------------------------------------------------- MX
@@ -90,7 +43,7 @@ def render_resolution(answer: dict[str, Any]) -> str:
         f"queue:  {answer['queue_name']}\n\n"
         + (render_mx(mx) if mx is not None else "mx: <not resolved>\n")
         + "\n--- egress path config ---\n\n"
-        + compact_toml(answer["path_config"])
+        + toml_encode_pretty_compact(answer["path_config"])
         + "\n--- effective ceilings ---\n\n"
         + render_ceilings(answer["constraints"])
     )
@@ -187,6 +140,6 @@ def render_inspect(view: dict[str, Any], *, connections: bool, config: bool,
         lines += ["", f"scheduled queues: {len(names)}", *(f"  {name}" for name in names)]
     lines += _connections(view, connections)
     if config:
-        toml = compact_toml(view.get("path_config") or {})
+        toml = toml_encode_pretty_compact(view.get("path_config") or {})
         lines += ["", "config:", *(f"  {line}".rstrip() for line in toml.splitlines())]
     return "\n".join(lines) + "\n"

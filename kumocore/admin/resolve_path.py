@@ -15,7 +15,7 @@ the MX lookup fails the site falls back to the domain and ``mx`` is ``null`` (Ku
 fallback); a null MX answers ``mx`` with an empty ``site_name`` and the domain as site.
 
 ``constraints`` is KumoMTA's ``EffectiveConstraints`` of the path configuration with
-the scheduled queue's ``max_message_rate`` folded in (:mod:`kumocore.admin.constraints`).
+the scheduled queue's ``max_message_rate`` folded in (:mod:`kumocore.config.constraints`).
 
 Query parameters other than ``domain`` and ``source`` are refused with 400, as are a
 missing ``domain`` and one that is no mail destination (:func:`domain_problem`: not a
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from kumocore.admin.api_support import ADMIN_PREFIX
-from kumocore.admin.constraints import fold_queue_rate, path_constraints
+from kumocore.config.constraints import fold_queue_rate, path_constraints
 from kumocore.dns.mx import domain_literal_address
 from kumocore.dns.site_name import split_port
 

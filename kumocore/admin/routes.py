@@ -207,6 +207,11 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     routes.add_get(f"{ADMIN_PREFIX}/queue-summary/v1", api.summary)
     routes.add_post(f"{ADMIN_PREFIX}/rebind/v1", api.rebind)
     routes.add_get(f"{ADMIN_PREFIX}/inspect-sched-q/v1", api.inspect_sched_q)
+    from kumocore.xfer.admin import add_xfer_admin_routes
+    from kumocore.xfer.receive import add_xfer_inject_route
+
+    add_xfer_inject_route(app, runtime)  # POST /api/xfer/inject/v1 (the receiving side)
+    add_xfer_admin_routes(app, runtime)  # POST /api/admin/xfer/v1, /api/admin/xfer/cancel/v1
     from kumocore.admin.node_ops import add_node_ops_routes
     from kumocore.admin.ready_q import add_ready_q_routes
     from kumocore.admin.resolve_path import add_resolve_route

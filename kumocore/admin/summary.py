@@ -10,8 +10,9 @@ messages come and go; only the oldest age walks a queue's messages.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from kumocore.logs.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
@@ -24,7 +25,6 @@ __all__ = [
     "inspect_message",
     "queue_summary",
     "ready_entries",
-    "rfc3339",
     "scheduled_counts",
 ]
 
@@ -109,10 +109,6 @@ def queue_summary(manager: QueueManager) -> dict[str, Any]:
             "ready_queues": len(ready),
         },
     }
-
-
-def rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def inspect_message(

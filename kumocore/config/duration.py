@@ -12,6 +12,7 @@ import math
 import re
 
 from kumocore.errors import ConfigError
+from kumocore.throttle.spec import U64_MAX
 
 _SECOND = 1.0
 _MINUTE = 60.0
@@ -149,10 +150,14 @@ def byte_size(value: object) -> int:
             raise ValueError(f"expected {SIZE_EXAMPLES}")
         # Rounded: '1.1 KB' is 1100 bytes even though 1.1 * 1000 is not exact in binary.
         value = round(float(match.group(1)) * unit)
-    size = _non_negative(float(value), SIZE_EXAMPLES)
-    if not size.is_integer():
-        raise ValueError("expected a whole number of bytes")
-    return int(size)
+    if isinstance(value, float):
+        size = _non_negative(value, SIZE_EXAMPLES)
+        if not size.is_integer():
+            raise ValueError("expected a whole number of bytes")
+        value = int(size)
+    if not 0 <= value <= U64_MAX:  # KumoMTA's size fields are usize
+        raise ValueError(f"expected {SIZE_EXAMPLES} (from 0 to {U64_MAX} bytes)")
+    return value
 
 
 def parse_size(value: str | int, *, key: str) -> int:

@@ -128,7 +128,7 @@ PATH_UNSUPPORTED = (
     "additional_source_selection_rates",
     "aggressive_connection_opening", "dispatcher_wakeup_strategy",
     "maintainer_wakeup_strategy",
-    "readyq_pool_name", "low_memory_reduction_policy", "no_memory_reduction_policy",
+    "readyq_pool_name",
     "dispatcher_progress_watchdog_timeout",
 )
 

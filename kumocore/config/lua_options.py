@@ -9,6 +9,7 @@ from typing import Any
 
 from kumocore.config.duration import parse_duration
 from kumocore.errors import ConfigError
+from kumocore.throttle.spec import U64_MAX
 
 _KEYS = frozenset({"constructor", "batch_size", "min_batch_size", "max_batch_latency"})
 
@@ -26,8 +27,9 @@ class LuaProtocol:
 def _count(value: Any, key: str) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # Lua numbers may arrive as floats
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"protocol.custom_lua.{key}: expected an integer >= 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= U64_MAX:
+        raise ConfigError(f"protocol.custom_lua.{key}: expected an integer from 1 to "
+                          f"{U64_MAX} (a usize in KumoMTA), got {value!r}")
     return value
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Self, TypeVar, cast, dataclass_transform
 from kumocore.config.cidr import CidrSet, parse_network, split_host_port
 from kumocore.config.duration import byte_size, duration_seconds
 from kumocore.errors import ConfigError
-from kumocore.throttle.spec import LimitSpec, ThrottleSpec
+from kumocore.throttle.spec import U64_MAX, LimitSpec, ThrottleSpec
 
 _META_KEY = "kumocore.option"
 _NO_DEFAULT: Any = object()
@@ -255,15 +255,17 @@ STRING = _checked(str, "a string")
 BOOL = _checked(bool, "true or false")
 
 
-def integer(minimum: int = 0, maximum: int | None = None) -> Conv:
-    """A whole number in ``[minimum, maximum]``; ``3.0`` counts (Lua may hand floats over)."""
-    span = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+def integer(minimum: int = 0, maximum: int = U64_MAX) -> Conv:
+    """A whole number in ``[minimum, maximum]``; by default up to the most a ``usize`` or
+    ``u64`` holds, KumoMTA's widest config integers, whose serde refuses anything larger.
+    ``3.0`` counts (Lua may hand floats over); ``1.5``, ``2^70`` and ``-1`` do not."""
+    span = f"from {minimum} to {maximum}"
 
     def load(value: Any, path: Path) -> int:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         is_int = isinstance(value, int) and not isinstance(value, bool)
-        if not is_int or value < minimum or (maximum is not None and value > maximum):
+        if not is_int or value < minimum or value > maximum:
             raise path.invalid(f"expected a whole number {span}", value)
         return int(value)
 

@@ -24,6 +24,7 @@ from kumocore.delivery import auth
 from kumocore.delivery.eightbit import mail_parameters
 from kumocore.delivery.proxy import open_stream, route_for_source
 from kumocore.delivery.tls import SessionInfo, client_context, session_info, verifies
+from kumocore.delivery.unix_socket import open_unix_stream
 from kumocore.delivery.wire import (
     MAX_REPLY_LINE,
     ReplyError,
@@ -33,6 +34,7 @@ from kumocore.delivery.wire import (
     expect_reply,
     refusal,
 )
+from kumocore.dns.unix_path import is_unix_path
 from kumocore.errors import ConfigError
 from kumocore.mail.internal_responses import (
     PAYLOAD_TIMED_OUT,
@@ -528,16 +530,19 @@ async def open_connection(
     EHLO, maybe STARTTLS (per ``tls_mode``, default the path's ``enable_tls``; with
     ``dane``'s TLSA records, the certificate must match one of them)."""
     try:
-        route = route_for_source(egress_source, source_address)
+        # A small stream limit: a reply line longer than MAX_REPLY_LINE is refused
+        # anyway, so the reader never needs to buffer much more than one.
+        if is_unix_path(address):  # an mx_list socket path: no source, no proxy
+            opening = open_unix_stream(address, limit=4 * MAX_REPLY_LINE)
+        else:
+            route = route_for_source(egress_source, source_address)
+            opening = open_stream(route, address, port, limit=4 * MAX_REPLY_LINE)
         reader, writer, origin = await asyncio.wait_for(
-            # A small stream limit: a reply line longer than MAX_REPLY_LINE is refused
-            # anyway, so the reader never needs to buffer much more than one.
-            open_stream(route, address, port, limit=4 * MAX_REPLY_LINE),
-            _timeout(path, "connect_timeout", 60),
-        )
+            opening, _timeout(path, "connect_timeout", 60))
     except Exception as exc:
         if CLIENT_TRACE.active and tracer is not None:
-            tracer.diagnostic("ERROR", f"connection to {mx_host} [{address}]:{port} failed: "
+            where = address if is_unix_path(address) else f"{mx_host} [{address}]:{port}"
+            tracer.diagnostic("ERROR", f"connection to {where} failed: "
                               f"{str(exc)[:200] or type(exc).__name__}")
         raise ConnectFailure(
             Response.parse(451, f"4.4.1 connection failed: {str(exc)[:200]}"),

@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kumocore.dns.resolver import DnsError
+from kumocore.dns.errors import DnsError
 from kumocore.errors import ConfigError
 from kumocore.mail.response import Response
 

@@ -242,7 +242,11 @@ class MtaSts:
     async def apply(self, domain: str, mx: MailExchanger) -> MailExchanger:
         """``mx`` with the domain's policy applied (see the module docstring); raises
         :class:`DnsError` when an enforce policy allows none of the MX hosts."""
-        if mx.is_domain_literal or mx.is_null_mx:
+        # As KumoMTA: only a real MX set (not a domain's own A record) and only while
+        # kumo.dns.set_mta_sts_enabled leaves it on; then nothing is fetched either.
+        if mx.is_domain_literal or mx.is_null_mx or not mx.is_mx:
+            return mx
+        if not self.resolver.mta_sts_enabled:
             return mx
         policy = await self.policy_for(domain)
         if policy is None or policy.mode == "none":

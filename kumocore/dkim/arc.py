@@ -33,7 +33,7 @@ from kumocore.dkim.arc_crypto import (
 )
 from kumocore.dkim.signer import parse_fields, split_message
 from kumocore.dkim.verify import key_resolver
-from kumocore.dns.resolver import DnsError
+from kumocore.dns.errors import DnsError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa

@@ -23,12 +23,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from kumocore.errors import ConfigError
+from kumocore.regular_file import read_regular_file
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 Algorithm = Literal["rsa-sha256", "ed25519-sha256"]
 
 #: RFC 8301: verifiers must not accept RSA keys under 1024 bits, so refuse to sign with one.
 MIN_RSA_BITS = 1024
+
+#: A key file larger than this is refused: a 4096-bit RSA PEM key is about 3.3 KiB.
+MAX_KEY_FILE = 64 * 1024
 
 #: How long a key file's cached parse is used before its stamp is checked again.
 RECHECK_SECONDS = 1.0
@@ -62,10 +66,12 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
             _file_cache[name] = (stamp, cached[1], now)
         return cached[1]
     try:
-        with open(name, "rb") as fh:
-            data = fh.read()
+        # A FIFO or a device must not hold the loop (or a worker) waiting: regular only.
+        data = read_regular_file(name, MAX_KEY_FILE)
     except OSError as exc:
         raise ConfigError(f"dkim key {name!r}: cannot read key file: {exc.strerror}") from exc
+    if len(data) > MAX_KEY_FILE:
+        raise ConfigError(f"dkim key {name!r}: key file is larger than {MAX_KEY_FILE} bytes")
     key = parse_private_key(data, origin=repr(name))
     with _file_lock:
         _file_cache[name] = (stamp, key, now)

@@ -29,6 +29,7 @@ from kumocore.config.options import (
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.signer import Canonicalization, Signer
 from kumocore.errors import ConfigError
+from kumocore.node.memory import register_memory_cache
 from kumocore.policy.policyfn import policy_function
 
 #: How many distinct signer configurations are kept; KumoMTA's dkim_signer_cache default.
@@ -115,6 +116,7 @@ class SignerCache:
         self.capacity = capacity
         self._entries: dict[Hashable, tuple[float, Signer]] = {}
         self._lock = threading.Lock()
+        register_memory_cache(self)  # emptied when memory runs out, as KumoMTA's
 
     def get(self, algorithm: Algorithm, options: Mapping[str, Any]) -> Signer:
         cache_key = (algorithm, _freeze(options))

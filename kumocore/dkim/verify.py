@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import dkim
 
-from kumocore.dns.resolver import DnsError, Resolver
+from kumocore.dns.errors import DnsError
+from kumocore.dns.resolver import Resolver
 
 if TYPE_CHECKING:
     from kumocore.dns.lists import NamedResolvers

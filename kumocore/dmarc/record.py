@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass, field
 from enum import Enum
 
-from kumocore.dns.resolver import DnsError, Resolver
+from kumocore.dns.errors import DnsError
+from kumocore.dns.resolver import Resolver
 
 MAX_RECORD_LENGTH = 2048
 MAX_TXT_RECORDS = 16

@@ -4,6 +4,8 @@
 * :class:`MailExchanger` — the resolved MX set of a destination (:mod:`.mx`);
 * :class:`Resolver`, :class:`DnsError` — cached, coalesced lookups (:mod:`.resolver`);
 * :func:`make_dns_functions` — the ``kumo.dns.*`` policy functions (:mod:`.policy`).
+* KumoMTA's resolver table (:mod:`.resolver_config`, :mod:`.upstream`) and
+  ``kumo.dns.load_resolv_conf`` (:mod:`.resolv_conf`).
 
 Owns DNS lookups and their cache, and the shape of an MX set. It does not own what delivery
 does with it (routing in :mod:`kumocore.queue.routing`, DANE and MTA-STS in
@@ -12,9 +14,10 @@ does with it (routing in :mod:`kumocore.queue.routing`, DANE and MTA-STS in
 
 from __future__ import annotations
 
+from kumocore.dns.errors import DnsError
 from kumocore.dns.mx import MailExchanger
 from kumocore.dns.policy import make_dns_functions
-from kumocore.dns.resolver import DnsError, Resolver
+from kumocore.dns.resolver import Resolver
 from kumocore.dns.site_name import factor_names
 
 __all__ = ["DnsError", "MailExchanger", "Resolver", "factor_names", "make_dns_functions"]

@@ -14,7 +14,9 @@ from typing import Any
 
 import dns.reversename
 
-from kumocore.dns.resolver import DnsError, Resolver
+from kumocore.dns.errors import DnsError
+from kumocore.dns.resolver import Resolver
+from kumocore.dns.resolver_config import parse_resolver_config
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import MultipleValues, policy_function
 
@@ -40,10 +42,13 @@ class NamedResolvers:
     def define(self, name: Any, config: Any) -> None:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"kumo.dns.define_resolver: NAME must be a string, got {name!r}")
+        if config == "HickorySystemConfig":  # the system's resolv.conf, as the default
+            self._named[name] = Resolver()
+            return
         if not isinstance(config, Mapping) or len(config) != 1:
             raise ConfigError(
-                "kumo.dns.define_resolver: CONFIG must be one of "
-                "{ Hickory = { name_servers = {...} } }")
+                "kumo.dns.define_resolver: CONFIG must be 'HickorySystemConfig' or "
+                "{ Hickory = { name_servers = {...}, options = {...} } }")
         [(kind, options)] = config.items()
         if kind in _UNSUPPORTED_KINDS:
             raise ConfigError(
@@ -51,17 +56,10 @@ class NamedResolvers:
                 "kumocore yet; use { Hickory = { name_servers = {'IP:PORT'} } }")
         if kind != "Hickory" or not isinstance(options, Mapping):
             raise ConfigError(f"kumo.dns.define_resolver: unknown resolver kind {kind!r}")
-        unknown = sorted(str(key) for key in options if key != "name_servers")
-        if unknown:
-            raise ConfigError(
-                f"kumo.dns.define_resolver: Hickory option {unknown[0]!r} is not supported "
-                "by kumocore yet (only name_servers)")
-        servers = options.get("name_servers")
-        if isinstance(servers, Mapping):  # a Lua array that arrived keyed 1..n
-            servers = [servers[key] for key in sorted(servers)]
-        if not isinstance(servers, list) or not all(isinstance(s, str) for s in servers):
-            raise ConfigError("kumo.dns.define_resolver: name_servers must list 'IP:PORT' strings")
-        self._named[name] = Resolver(servers)
+        settings = parse_resolver_config(options, "kumo.dns.define_resolver")
+        resolver = Resolver(hosts=self.default.hosts)
+        resolver.apply(settings)
+        self._named[name] = resolver
 
 
 def _ip(function: str, text: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

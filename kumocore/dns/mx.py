@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kumocore.dns.site_name import factor_names, split_bracketed, split_port
+from kumocore.dns.unix_path import unix_socket_path
 
 #: The exchange of a null MX record (RFC 7505): the domain accepts no mail at all.
 NULL_MX_HOST = "."
@@ -70,6 +71,8 @@ def parse_mx_list_entry(entry: Any) -> MxTarget:
     ``'mx.example.com'``, ``'mx.example.com:2025'``, ``'[10.0.0.1]'`` (``'[10.0.0.1]:2025'``)
     or ``{ name = 'mx.example.com', addr = '10.0.0.1:2025' }``."""
     if isinstance(entry, str) and entry:
+        if (path := unix_socket_path(entry)) is not None:  # '/run/lmtp.sock', '[/run/...]'
+            return MxTarget(name=entry, address=path, label=entry)
         if entry.startswith("["):
             address, port = _split_address(entry)
             return MxTarget(name=address, address=address, port=port, label=entry)
@@ -81,6 +84,8 @@ def parse_mx_list_entry(entry: Any) -> MxTarget:
         name, addr = entry["name"], entry["addr"]
         if not isinstance(name, str) or not isinstance(addr, str):
             raise ValueError("expected { name = 'host', addr = 'IP[:port]' } with strings")
+        if (path := unix_socket_path(addr)) is not None:
+            return MxTarget(name=name.rstrip("."), address=path, label=path)
         address, port = _split_address(addr)
         shown = f"[{address}]:{port}" if ":" in address and port else (
             f"{address}:{port}" if port else address)
@@ -90,11 +95,17 @@ def parse_mx_list_entry(entry: Any) -> MxTarget:
 
 def order_addresses(addresses: list[str], strategy: str) -> list[str]:
     """Addresses to try per KumoMTA's ``ip_lookup_strategy``: ``Ipv4Only``/``Ipv6Only``
-    keep one family; ``Ipv6ThenIpv4`` puts IPv6 first; ``Ipv4ThenIpv6`` and the default
-    ``Ipv4AndIpv6`` keep both, IPv4 first (the order kumocore's resolver returns)."""
+    keep one family; ``Ipv6ThenIpv4`` keeps the IPv6 addresses, or the IPv4 ones when there
+    is none, and ``Ipv4ThenIpv6`` the other way round (KumoMTA asks for the second family
+    only when the first gave no address); the default ``Ipv4AndIpv6`` keeps both, IPv4
+    first (the order kumocore's resolver returns)."""
     v4 = [a for a in addresses if ":" not in a]
     v6 = [a for a in addresses if ":" in a]
-    return {"Ipv4Only": v4, "Ipv6Only": v6, "Ipv6ThenIpv4": v6 + v4}.get(strategy, v4 + v6)
+    if strategy == "Ipv6ThenIpv4":
+        return v6 or v4
+    if strategy == "Ipv4ThenIpv6":
+        return v4 or v6
+    return {"Ipv4Only": v4, "Ipv6Only": v6}.get(strategy, v4 + v6)
 
 
 def fully_qualify(name: str) -> str:

@@ -16,64 +16,11 @@ from typing import Any
 
 from kumocore.config.egress import IP_LOOKUP_STRATEGIES
 from kumocore.dns.mx import order_addresses
+from kumocore.dns.resolv_conf import load_resolv_conf as _load_resolv_conf
 from kumocore.dns.resolver import Resolver
+from kumocore.dns.resolver_config import parse_resolver_config
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import policy_function
-
-_RESOLVER_OPTIONS = ("name_servers", "timeout", "options")
-#: KumoMTA's resolver ``options`` kumocore acts on (the rest are refused, never ignored).
-_OPTIONS = ("validate",)
-
-
-def _as_list(value: Any) -> list[Any]:
-    """A Lua array arrives as a list, or as a mapping keyed 1..n; accept both."""
-    if isinstance(value, list | tuple):
-        return list(value)
-    if isinstance(value, Mapping) and all(isinstance(key, int) for key in value):
-        return [value[key] for key in sorted(value)]
-    raise ConfigError(f"name_servers: expected a list of 'IP:PORT' strings, got {value!r}")
-
-
-def _name_server_spec(entry: Any) -> str:
-    """``'IP:PORT'``, or KumoMTA's table form ``{ socket_addr = 'IP:PORT' }``."""
-    if isinstance(entry, str):
-        return entry
-    if isinstance(entry, Mapping):
-        unknown = sorted(str(key) for key in entry if key != "socket_addr")
-        if unknown:
-            raise ConfigError(
-                f"name_servers: unknown name server option {unknown[0]!r}; "
-                "only 'socket_addr' is supported"
-            )
-        if isinstance(entry.get("socket_addr"), str):
-            return str(entry["socket_addr"])
-    raise ConfigError(f"name_servers: expected 'IP:PORT' or {{socket_addr=...}}, got {entry!r}")
-
-
-def _timeout(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"timeout: expected a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def _validate(options: Any) -> bool:
-    """``options = { validate = true }``: the name servers validate DNSSEC (for DANE)."""
-    if options is None:
-        return False
-    if not isinstance(options, Mapping):
-        raise ConfigError(f"dns.configure_resolver: options must be a table, got {options!r}")
-    for key in options:
-        if key not in _OPTIONS:
-            raise ConfigError(
-                f"dns.configure_resolver: resolver option {key!r} is not supported by "
-                f"kumocore yet (supported: {', '.join(_OPTIONS)})")
-    value = options.get("validate", False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"dns.configure_resolver: options.validate must be true or false, "
-                          f"got {value!r}")
-    return value
 
 
 def _unwrap_hickory(options: dict[str, Any]) -> dict[str, Any]:
@@ -101,20 +48,24 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
 
     @policy_function(table=True)
     def configure_resolver(**options: Any) -> None:
-        """Point the resolver at other name servers (call it from the ``init`` event);
-        ``options.validate``: they validate DNSSEC, so DANE may believe their AD bit."""
-        options = _unwrap_hickory(options)
-        for key in options:
-            if key not in _RESOLVER_OPTIONS:
-                raise ConfigError(
-                    f"dns.configure_resolver: unknown option {key!r}; "
-                    f"expected one of {', '.join(_RESOLVER_OPTIONS)}"
-                )
-        if options.get("name_servers") is None:
-            raise ConfigError("dns.configure_resolver: name_servers is required")
-        specs = [_name_server_spec(entry) for entry in _as_list(options["name_servers"])]
-        resolver.configure(specs, timeout=_timeout(options.get("timeout")),
-                           validate=_validate(options.get("options")))
+        """Point the resolver at other name servers with KumoMTA's options (call it from
+        the ``init`` event); see :mod:`kumocore.dns.resolver_config`."""
+        resolver.apply(parse_resolver_config(_unwrap_hickory(options),
+                                             "kumo.dns.configure_resolver"))
+
+    @policy_function(table=False)
+    def load_resolv_conf(path: str | None = None) -> dict[str, Any]:
+        """``kumo.dns.load_resolv_conf([path])``: a table for ``configure_resolver``."""
+        return _load_resolv_conf(path)
+
+    @policy_function(table=False)
+    def set_mta_sts_enabled(enabled: bool) -> None:
+        """``kumo.dns.set_mta_sts_enabled(false)``: MX resolution neither fetches nor
+        applies MTA-STS policies (default true, as KumoMTA)."""
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"kumo.dns.set_mta_sts_enabled: expected true or false, "
+                              f"got {enabled!r:.40}")
+        resolver.mta_sts_enabled = enabled
 
     @policy_function(table=False)
     async def lookup_mx(domain: str, resolver_name: str | None = None) -> dict[str, Any]:
@@ -146,6 +97,8 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
 
     return {
         "dns.configure_resolver": configure_resolver,
+        "dns.load_resolv_conf": load_resolv_conf,
+        "dns.set_mta_sts_enabled": set_mta_sts_enabled,
         "dns.lookup_mx": lookup_mx,
         "dns.lookup_addr": lookup_addr,
         "dns.lookup_txt": lookup_txt,

@@ -19,41 +19,40 @@ give us:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import dns.asyncbackend
 import dns.asyncresolver
 import dns.exception
 import dns.flags
 import dns.name
 import dns.nameserver
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
 import dns.resolver
 
+from kumocore.dns.errors import DnsError
 from kumocore.dns.hosts import HostsFile
 from kumocore.dns.mx import MailExchanger, domain_literal_address
-from kumocore.dns.site_name import split_bracketed, split_port
+from kumocore.dns.mx_limits import MxLimits
+from kumocore.dns.name_server import parse_name_server
+from kumocore.dns.site_name import split_port
 from kumocore.errors import ConfigError
+from kumocore.node.memory import register_memory_cache
+
+if TYPE_CHECKING:
+    from kumocore.dns.resolver_config import ResolverSettings
 
 #: What one (name, type) query may conclude; "nodata" means the name exists.
 Status = Literal["ok", "nodata", "nxdomain"]
-
-
-class DnsError(Exception):
-    """A DNS lookup failed. ``transient`` says whether trying again later may succeed.
-
-    NXDOMAIN (the name does not exist) is permanent: delivery bounces. SERVFAIL, REFUSED and
-    timeouts are transient: delivery defers and retries.
-    """
-
-    def __init__(self, message: str, *, name: str = "", transient: bool = False) -> None:
-        super().__init__(message)
-        self.name = name
-        self.transient = transient
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,36 +102,14 @@ class _TtlCache:
     def clear(self) -> None:
         self._entries.clear()
 
+    def resize(self, max_entries: int) -> None:
+        """Hold at most ``max_entries`` from now on (the oldest go first)."""
+        self._max_entries = max_entries
+        while len(self._entries) > max_entries:
+            self._entries.popitem(last=False)
+
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def parse_name_server(spec: str) -> dns.nameserver.Do53Nameserver:
-    """``"127.0.0.1"``, ``"127.0.0.1:5353"``, ``"::1"`` or ``"[::1]:5353"`` → a name server.
-
-    Raises :class:`kumocore.ConfigError` naming ``name_servers`` for anything else.
-    """
-    host, port = spec.strip(), 53
-    if host.startswith("["):
-        try:
-            host, number = split_bracketed(host)
-        except ValueError:
-            raise ConfigError(
-                f"name_servers: cannot parse {spec!r}; use 'IP' or 'IP:PORT'") from None
-        port = number if number is not None else 53
-    else:
-        name, parsed = split_port(host)
-        if parsed is not None:
-            host, port = name, parsed
-    try:
-        address = str(ipaddress.ip_address(host))
-    except ValueError:
-        raise ConfigError(
-            f"name_servers: {spec!r} is not an IP address ('IP' or 'IP:PORT' expected)"
-        ) from None
-    if not 0 < port < 65536:
-        raise ConfigError(f"name_servers: port of {spec!r} is out of range")
-    return dns.nameserver.Do53Nameserver(address, port)
 
 
 def normalize_name(name: str) -> str:
@@ -144,6 +121,29 @@ def normalize_name(name: str) -> str:
     if text == ".":  # "" parses as the root, which is never a mail destination
         raise DnsError(f"invalid DNS name {name!r}: empty", name=name)
     return text
+
+
+#: The record types kumocore asks for (answers may also carry CNAME, SOA and NS records).
+PRELOADED_RDTYPES = ("A", "AAAA", "MX", "TXT", "PTR", "CNAME", "TLSA", "SOA", "NS")
+# dnspython leaves this one unannotated; its import of the type's module is what we want.
+_rdata_class: Callable[[dns.rdataclass.RdataClass, dns.rdatatype.RdataType], object] = (
+    dns.rdata.get_rdata_class
+)
+
+
+def preload_dnspython() -> None:
+    """Import now what dnspython would import during the first lookups.
+
+    dnspython imports its asyncio backend and ``sniffio`` on the first query, and the
+    module of each record type on the first answer holding one (TXT pulls in several):
+    20-70 ms of imports holding the event loop, in the middle of the first deliveries.
+    Called when a :class:`Resolver` is built, i.e. at start-up before listening.
+    """
+    dns.asyncbackend.get_backend("asyncio")
+    with contextlib.suppress(ImportError):  # optional for dnspython: asyncio is assumed
+        import sniffio  # noqa: F401
+    for rdtype in PRELOADED_RDTYPES:
+        _rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype))
 
 
 def _convert(rdtype: str, rdata: Any) -> Any:
@@ -173,12 +173,16 @@ class Resolver:
         clock: Callable[[], float] = time.monotonic,
         hosts: HostsFile | None = None,
     ) -> None:
+        preload_dnspython()  # not during the first lookups, on the event loop
         self.negative_ttl = negative_ttl
         #: Names from the hosts file, answered before DNS (None: DNS alone).
         self.hosts = hosts
         self._clock = clock
         self._cache = _TtlCache(cache_size, clock)
+        register_memory_cache(self._cache)  # emptied when memory runs out, as KumoMTA's
         self._cache_size = cache_size
+        #: kumo.dns.set_mx_timeout / set_mx_negative_cache_ttl / set_mx_concurrency_limit.
+        self.mx_limits = MxLimits(clock, cache_size)
         # Routing asks for the MX of every message. The MailExchanger built from a cached
         # answer is kept with that answer (per domain as asked): reused while the cache
         # still holds the very same answer, rebuilt once it expired or was replaced.
@@ -190,6 +194,12 @@ class Resolver:
         self._timeout = timeout
         #: Whether the name servers are trusted to validate DNSSEC (their AD bit is believed).
         self.validate = False
+        #: ``use_hosts_file``: False ('Never') answers every name from DNS.
+        self.use_hosts_file = True
+        #: ``kumo.dns.set_mta_sts_enabled``: whether MX resolution applies MTA-STS policies.
+        self.mta_sts_enabled = True
+        #: The ``positive_*_ttl`` / ``negative_*_ttl`` options (seconds).
+        self._ttl_bounds: dict[str, float] = {}
         if name_servers is None:
             try:
                 self._dns = dns.asyncresolver.Resolver()  # the system's /etc/resolv.conf
@@ -210,26 +220,65 @@ class Resolver:
 
         ``validate``: the name servers validate DNSSEC, so their AD bit is believed.
         """
+        from kumocore.dns.resolver_config import NameServerSpec, ResolverSettings
+
         if not name_servers:
             raise ConfigError("name_servers: at least one name server is required")
-        servers = [parse_name_server(spec) for spec in name_servers]
+        for spec in name_servers:
+            parse_name_server(spec)
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"timeout: must be a positive number of seconds, got {timeout!r}")
-        self._dns.nameservers = servers
-        self.validate = validate
+        self.apply(ResolverSettings(tuple(NameServerSpec(spec) for spec in name_servers),
+                                    lifetime=timeout, validate=validate))
+
+    def apply(self, settings: ResolverSettings) -> None:
+        """Use a checked resolver configuration (``kumo.dns.configure_resolver``) from now
+        on; drops the cache. See :mod:`kumocore.dns.resolver_config` for each option."""
+        from kumocore.dns.upstream import make_upstream
+
+        servers = [make_upstream(spec) for spec in settings.name_servers]
+        # Inert, as in KumoMTA: every query below is for an absolute name (search=False).
+        self._dns.domain = dns.name.from_text(settings.domain or ".")
+        self._dns.search = [dns.name.from_text(name) for name in settings.search]
+        self._dns.ndots = settings.ndots
+        self._dns.rotate = False  # 'UserProvidedOrder'
+        if settings.edns0 is not None:
+            self._dns.use_edns(0 if settings.edns0 else -1)
+        self.validate = settings.validate
         # RFC 6840 §5.7: AD in a query asks the server to report validation in the reply.
-        self._dns.flags = dns.flags.RD | dns.flags.AD if validate else None
-        self._apply_timeout(self._timeout if timeout is None else timeout)
+        flags = dns.flags.RD if settings.recursion_desired else dns.flags.Flag(0)
+        self._dns.flags = flags | dns.flags.AD if settings.validate else flags
+        if settings.timeout is not None or settings.attempts is not None:
+            # ``attempts`` retries: the server list is gone through attempts + 1 times in
+            # one pass, so dnspython's growing pauses between passes never come into it.
+            per_query = settings.timeout if settings.timeout is not None else 5.0
+            tries = 1 + (2 if settings.attempts is None else settings.attempts)
+            servers *= tries
+            self._apply_timeout(per_query, per_query * len(servers))
+        else:
+            self._apply_timeout(self._timeout if settings.lifetime is None else settings.lifetime)
+        self._dns.nameservers = servers
+        if settings.cache_size is not None:
+            self._cache_size = settings.cache_size
+            self._cache.resize(settings.cache_size)
+        self.use_hosts_file = settings.use_hosts_file
+        self._ttl_bounds = dict(settings.ttl_bounds)
         self._generation += 1
         self._cache.clear()
         self._inflight.clear()
+        self.mx_limits.forget()
 
-    def _apply_timeout(self, timeout: float) -> None:
+    def _apply_timeout(self, timeout: float, lifetime: float | None = None) -> None:
         self._timeout = timeout
         # ``lifetime`` bounds the whole lookup (retries included), which is what a caller
-        # waiting to deliver cares about.
+        # waiting to deliver cares about; by default a lookup is one timeout long.
         self._dns.timeout = timeout
-        self._dns.lifetime = timeout
+        self._dns.lifetime = timeout if lifetime is None else lifetime
+
+    def _ttl(self, ttl: float, kind: str) -> float:
+        """``ttl`` within the ``{kind}_min_ttl`` / ``{kind}_max_ttl`` options."""
+        ttl = max(ttl, self._ttl_bounds.get(f"{kind}_min_ttl", ttl))
+        return min(ttl, self._ttl_bounds.get(f"{kind}_max_ttl", ttl))
 
     @property
     def cached_entries(self) -> int:
@@ -251,9 +300,16 @@ class Resolver:
             return built[2]
         host, port = split_port(domain)
         name = normalize_name(host)
-        answer = await self._query(name, "MX")
-        if answer.status == "nxdomain":
-            raise DnsError(f"MX lookup for {name} failed: NXDOMAIN", name=name)
+
+        async def query() -> _Answer:
+            answer = await self._query(name, "MX")
+            if answer.status == "nxdomain":
+                raise DnsError(f"MX lookup for {name} failed: NXDOMAIN", name=name)
+            return answer
+
+        answer = await self.mx_limits.lookup(name, query, lambda: DnsError(
+            f"MX lookup for {name} timed out after {self.mx_limits.timeout:g}s",
+            name=name, transient=True))
         if answer.status == "nodata":
             mx = MailExchanger.implicit(name, port)
         else:
@@ -268,7 +324,8 @@ class Resolver:
     async def lookup_addr(self, host: str) -> list[str]:
         """IPv4 then IPv6 addresses of ``host``; [] if it exists without any; NXDOMAIN raises."""
         name = normalize_name(host)
-        listed = self.hosts.lookup(name) if self.hosts is not None else None
+        hosts = self.hosts if self.use_hosts_file else None
+        listed = hosts.lookup(name) if hosts is not None else None
         if listed is not None:  # the hosts file first, as KumoMTA's resolver does
             return listed
         a, aaaa = await asyncio.gather(self._query(name, "A"), self._query(name, "AAAA"))
@@ -339,13 +396,17 @@ class Resolver:
         if not self._dns.nameservers:
             raise DnsError("no name servers configured", name=name, transient=True)
         try:
-            result = await self._dns.resolve(name, rdtype, raise_on_no_answer=False, search=False)
+            # At most set_mx_concurrency_limit MX queries on the wire (kumocore.dns.mx_limits).
+            async with self.mx_limits.slot() if rdtype == "MX" else contextlib.nullcontext():
+                result = await self._dns.resolve(
+                    name, rdtype, raise_on_no_answer=False, search=False)
         except dns.resolver.NXDOMAIN:
-            answer = _Answer("nxdomain", (), self._clock() + self.negative_ttl)
+            answer = _Answer("nxdomain", (), self._clock() + self._ttl(self.negative_ttl,
+                                                                         "negative"))
         except dns.exception.DNSException as err:
             # Anything but NXDOMAIN (timeouts, SERVFAIL, REFUSED...) may heal: retry later.
             reason = (
-                f"timed out after {self._timeout}s"
+                f"timed out after {self._dns.lifetime:g}s"
                 if isinstance(err, dns.exception.Timeout)
                 else "failed: no name server could answer (SERVFAIL)"
                 if isinstance(err, dns.resolver.NoNameservers)
@@ -357,10 +418,11 @@ class Resolver:
         else:
             if result.rrset is None:
                 secure = self.validate and bool(result.response.flags & dns.flags.AD)
-                answer = _Answer("nodata", (), self._clock() + self.negative_ttl, secure)
+                expires = self._clock() + self._ttl(self.negative_ttl, "negative")
+                answer = _Answer("nodata", (), expires, secure)
             else:
                 # ``expiration`` already accounts for the lowest TTL along a CNAME chain.
-                ttl = max(0.0, result.expiration - time.time())
+                ttl = self._ttl(max(0.0, result.expiration - time.time()), "positive")
                 records = tuple(_convert(rdtype, rdata) for rdata in result.rrset)
                 secure = self.validate and bool(result.response.flags & dns.flags.AD)
                 answer = _Answer("ok", records, self._clock() + ttl, secure)
@@ -368,3 +430,4 @@ class Resolver:
         if generation == self._generation:
             self._cache.put((name, rdtype), answer)
         return answer
+

@@ -1,20 +1,25 @@
-"""Who may call what on the HTTP listener (KumoMTA's default ACL).
+"""Who may call what on the HTTP listener: authentication, then KumoMTA's ACL check.
 
-* ``/api/check-liveness/*``, ``/api-docs/*`` and ``/rapidoc``: anyone.
-* ``/api/admin/*``, ``/metrics``, ``/metrics.json``, ``/api/machine-info`` and the
-  status page ``/status*``: only peers
-  in ``trusted_hosts`` — HTTP Basic credentials do not open them.
-* everything else (``/api/inject/v1``...): a peer in ``trusted_hosts``, or any client
-  whose HTTP Basic credentials the ``http_server_validate_auth_basic`` event accepts.
+Every request is checked against the access control lists (:mod:`kumocore.http.acl_check`)
+for its path's resource (``http_listener/<local addr>/<path>``...) with its method as the
+privilege. The session's auth info: its peer address; the group
+``kumomta:http-listener-trusted-ip`` when the peer is in ``trusted_hosts``; the HTTP Basic
+user when the ``http_server_validate_auth_basic`` event accepts the credentials (or the
+identities and groups of an AuthInfo table it returns); a Bearer token likewise through
+``http_server_validate_auth_bearer`` when the policy handles that event. The product default ACL
+(:mod:`kumocore.http.acl_default`) opens liveness and the API document to anyone, injection
+to trusted hosts and authenticated users, the admin API, metrics and the status page to
+trusted hosts only.
 
-Refusals use KumoMTA's texts: ``401 <who> not permitted <METHOD> on <path>``, ``401
-HttpBasicAuth Authentication Failed for <user>``, and ``400`` for an Authorization header
-that cannot be decoded. A peer whose Basic credentials failed ``auth_failure_limit`` times
-within ``auth_failure_window`` gets ``429`` with ``Retry-After`` (and a JSON error)
-without the policy being asked, until the oldest failure leaves the window — password
-guessing costs a client that much time (kumocore addition). The outcome is stored on the
-request as :class:`AuthInfo`; the inject handler copies its summary into the ``http_auth``
-meta of each message.
+Refusals use KumoMTA's status codes: ``401 <peer> not permitted <METHOD> on <path>`` (no
+rule matched), ``401 <peer> denied <METHOD> on <path>`` (a Deny rule matched), ``401
+HttpBasicAuth Authentication Failed for <user>``, ``400`` for an Authorization header that
+cannot be decoded, ``500 try again later`` when the policy's event fails. A peer whose
+Basic credentials failed ``auth_failure_limit`` times within ``auth_failure_window`` gets
+``429`` with ``Retry-After`` (and a JSON error) without the policy being asked, until the
+oldest failure leaves the window (kumocore addition). The outcome is stored on the request
+as :class:`AuthInfo` (and the ACL's view as :class:`~kumocore.http.acl.AclAuthInfo`); the
+inject handler copies its summary into the ``http_auth`` meta of each message.
 """
 
 from __future__ import annotations
@@ -22,26 +27,30 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import ipaddress
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from kumocore.errors import HookError, PolicyError, Rejection
+from kumocore.http.acl import TRUSTED_GROUP, AclAuthInfo, Identity, parse_auth_info
+from kumocore.http.acl_acct import timestamp
+from kumocore.http.acl_resource import format_local_addr, http_url_resource
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
-    from kumocore.node.runtime import Runtime
-
-OPEN_PREFIXES = ("/api/check-liveness/", "/api-docs/", "/rapidoc")
-TRUSTED_ONLY_PREFIXES = ("/api/admin/", "/metrics", "/api/machine-info", "/status")
+    from kumocore.policy.policy_host import PolicyHost
 
 # aiohttp 3.14 wants typed request keys; older versions only have plain strings.
 AUTH_KEY: Any = (
     web.RequestKey("kumocore.auth", object) if hasattr(web, "RequestKey") else "kumocore.auth")
+ACL_AUTH_KEY: Any = (
+    web.RequestKey("kumocore.acl_auth", object) if hasattr(web, "RequestKey")
+    else "kumocore.acl_auth")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -69,6 +78,14 @@ def request_auth(request: web.Request) -> AuthInfo:
     if not isinstance(info, AuthInfo):
         raise web.HTTPUnauthorized(text="Unauthorized")
     return info
+
+
+def _claimed(header: str) -> Identity:
+    """Who a header claims to be (for a refusal's text)."""
+    try:
+        return Identity(_basic_credentials(header)[0], "HttpBasicAuth")
+    except ValueError:
+        return Identity("", "BearerToken")
 
 
 def _basic_credentials(header: str) -> tuple[str, str]:
@@ -126,46 +143,114 @@ def _too_many_failures(peer: str, seconds: int) -> web.Response:
         status=429, headers={"Retry-After": str(seconds)})
 
 
-def make_auth_middleware(runtime: Runtime, config: HttpListenerConfig) -> Any:
+class _Refused(Exception):
+    def __init__(self, response: web.Response) -> None:
+        self.response = response
+
+
+def _peer_ip(peer: str) -> Any:
+    try:
+        return ipaddress.ip_address(peer)
+    except ValueError:
+        return None  # a Unix socket or a test transport: no address to match
+
+
+def _local_addr(request: web.Request) -> str:
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return format_local_addr(str(sockname[0]), int(sockname[1]))
+    return "unknown"
+
+
+def make_auth_middleware(runtime: PolicyHost, config: HttpListenerConfig) -> Any:
     """The aiohttp middleware enforcing the rules in the module docstring."""
     failures = AuthFailures(config.auth_failure_limit, config.auth_failure_window)
 
+    async def validate(header: str) -> tuple[Identity, bool | Mapping[str, Any]]:
+        """The identity the header claims and the policy's answer; ValueError if the
+        header is malformed or its scheme unsupported."""
+        scheme, _, token = header.strip().partition(" ")
+        if scheme == "Bearer" and token.strip() and runtime.hooks.implemented(
+                "http_server_validate_auth_bearer"):
+            answer = await runtime.hooks.http_server_validate_auth_bearer(token.strip())
+            return Identity("", "BearerToken"), answer
+        user, password = _basic_credentials(header)
+        answer = await runtime.hooks.http_server_validate_auth_basic(user, password)
+        return Identity(user, "HttpBasicAuth"), answer
+
+    def account(attempted: Identity, success: bool, session: AclAuthInfo) -> None:
+        acct = runtime.http_access.acct
+        if acct is not None and acct.wants("log_authn_ok" if success else "log_authn_fail"):
+            acct.submit({"type": "Authentication", "timestamp": timestamp(),
+                         "attempted_identity": attempted.to_dict(), "success": success,
+                         "auth_info": session.to_dict()})
+
+    async def authenticate(
+        peer: str, header: str, session: AclAuthInfo
+    ) -> tuple[str | None, AclAuthInfo]:
+        """The user and what the policy says about them; raises :class:`_Refused`."""
+        wait = failures.retry_after(peer)
+        if wait is not None:
+            raise _Refused(_too_many_failures(peer, wait))
+        try:
+            attempted, valid = await validate(header)
+            extra = parse_auth_info(valid) if not isinstance(valid, bool) else AclAuthInfo()
+        except ValueError:
+            failures.failed(peer)
+            raise _Refused(web.Response(
+                status=400, text="Malformed or unsupported Authorization header")) from None
+        except Rejection:
+            attempted, valid, extra = _claimed(header), False, AclAuthInfo()
+        except (PolicyError, HookError):
+            raise _Refused(web.Response(status=500, text="try again later")) from None
+        if valid is False:
+            account(attempted, False, session)
+            failures.failed(peer)
+            raise _Refused(web.Response(status=401, text=(
+                f"{attempted.context} Authentication Failed for {attempted.identity}")))
+        # KumoMTA: a returned AuthInfo lists the session's identities itself.
+        info = AclAuthInfo(None, (attempted,)) if valid is True else extra
+        if not attempted.identity and info.identities:
+            attempted = info.identities[0]  # a token: its owner, as KumoMTA logs it
+        account(attempted, True, session.merged(info))
+        # The http_auth meta: the Basic user, else the first named identity, else the peer.
+        named = [i.identity for i in info.identities if i.identity]
+        return (attempted.identity or (named[0] if named else None)), info
+
     @web.middleware
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
         peer = request.remote or ""
         trusted = bool(peer) and config.trusted_hosts.contains(peer)
-        if path.startswith(OPEN_PREFIXES):
-            request[AUTH_KEY] = AuthInfo(peer, trusted)
-            return await handler(request)
-        if trusted:
-            request[AUTH_KEY] = AuthInfo(peer, True)
-            return await handler(request)
-        header = request.headers.get("Authorization")
+        info = AclAuthInfo(_peer_ip(peer), (), (TRUSTED_GROUP,) if trusted else ())
         user: str | None = None
-        if header is not None and not path.startswith(TRUSTED_ONLY_PREFIXES):
-            wait = failures.retry_after(peer)
-            if wait is not None:
-                return _too_many_failures(peer, wait)
+        header = request.headers.get("Authorization")
+        if header is not None:
             try:
-                user, password = _basic_credentials(header)
-            except ValueError:
-                failures.failed(peer)
-                return web.Response(
-                    status=400, text="Malformed or unsupported Authorization header")
-            try:
-                valid = await runtime.hooks.http_server_validate_auth_basic(user, password)
-            except Rejection:
-                valid = False
-            except (PolicyError, HookError):
-                return web.Response(status=500, text="try again later")
-            if not valid:
-                failures.failed(peer)
-                return web.Response(
-                    status=401, text=f"HttpBasicAuth Authentication Failed for {user}")
-            request[AUTH_KEY] = AuthInfo(peer, False, user)
-            return await handler(request)
-        who = user or peer
-        return web.Response(status=401, text=f"{who} not permitted {request.method} on {path}")
+                user, authenticated = await authenticate(peer, header, info)
+            except _Refused as refused:
+                return refused.response
+            info = info.merged(authenticated)
+        if request.match_info.http_exception is not None:
+            # No route: a trusted host gets the router's 404/405, as before ACLs
+            # (KumoMTA: 401); anyone else is refused without asking the policy, so that
+            # made-up paths cannot each cost up to 22 get_acl_definition calls.
+            if trusted:
+                request[AUTH_KEY] = AuthInfo(peer, trusted, user)
+                return await handler(request)
+            return web.Response(
+                status=401, text=f"{peer} not permitted {request.method} on {request.path}")
+        resource = http_url_resource(_local_addr(request), request.path)
+        try:
+            decision = await runtime.http_access.query(
+                resource, info, request.method)
+        except (PolicyError, HookError):
+            return web.Response(status=500, text="try again later")
+        if not decision.allow:
+            verb = "denied" if decision.explicit else "not permitted"
+            return web.Response(
+                status=401, text=f"{peer} {verb} {request.method} on {request.path}")
+        request[AUTH_KEY] = AuthInfo(peer, trusted, user)
+        request[ACL_AUTH_KEY] = info
+        return await handler(request)
 
     return auth_middleware

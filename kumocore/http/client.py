@@ -3,10 +3,11 @@
 Shapes follow KumoMTA: ``client:get(url)``/``:post``/``:put`` return a request; request
 methods (``header``, ``headers``, ``basic_auth``, ``bearer_auth``, ``body``,
 ``form_url_encoded``, ``timeout``) configure it and return it, so calls chain;
-``request:send()`` returns a response with ``status_code()``, ``status_reason()``,
-``status_is_*()``, ``headers()`` (lower-case names), ``content_length()``, ``text()`` and
-``bytes()``. The client keeps one aiohttp session (a connection pool) until
-``client:close()``.
+``request:aws_sign_v4 {...}`` signs it for AWS (with the Lua policy plugin's signer,
+:func:`set_aws_signer`); ``request:send()`` returns a response with ``status_code()``,
+``status_reason()``, ``status_is_*()``, ``headers()`` (lower-case names),
+``content_length()``, ``text()`` and ``bytes()``. The client keeps one aiohttp session
+(a connection pool) until ``client:close()``.
 """
 
 from __future__ import annotations
@@ -153,6 +154,17 @@ class HttpRequest:
         self._timeout = _seconds(duration, "request:timeout")
         return self
 
+    def aws_sign_v4(self, params: Any) -> HttpRequest:
+        """``request:aws_sign_v4 { access_key, secret_key, region, service, ... }``: sign
+        this request (AWS SigV4) and set its ``Authorization`` and ``X-Amz-*`` headers.
+        The signing code belongs to the Lua policy plugin (``kumo.crypto.aws_sign_v4``),
+        which installs it with :func:`set_aws_signer`."""
+        if _aws_signer is None:
+            raise ConfigError("kumo.http: request:aws_sign_v4 needs the Lua policy plugin")
+        for name, value in _aws_signer(self._method, self._url, params).items():
+            self._headers[name] = value
+        return self
+
     async def send(self) -> HttpResponse:
         session = self._client.session()
         timeout = aiohttp.ClientTimeout(total=self._timeout)
@@ -171,6 +183,18 @@ class HttpRequest:
             ) from exc
         except aiohttp.ClientError as exc:
             raise ConfigError(f"kumo.http: {self._method} {self._url} failed: {exc}") from exc
+
+
+#: ``(method, url, params) -> headers to set``: what ``request:aws_sign_v4`` calls.
+AwsSigner = Callable[[str, str, Any], dict[str, str]]
+_aws_signer: AwsSigner | None = None
+
+
+def set_aws_signer(signer: AwsSigner) -> None:
+    """Install the SigV4 signer of ``request:aws_sign_v4`` (done by the Lua policy
+    plugin, which holds the SigV4 code and reads its key sources)."""
+    global _aws_signer
+    _aws_signer = signer
 
 
 #: Pool closings started by a finalizer, referenced until done.

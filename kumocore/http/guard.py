@@ -106,6 +106,19 @@ def _is_json(request: web.Request) -> bool:
     return content_type.partition(";")[0].strip().lower() == "application/json"
 
 
+#: Paths whose body is not JSON: KumoMTA's xfer sends ``application/octet-stream``
+#: (kumocore.xfer.wire), a type no cross-site form can send either.
+_OCTET_PATHS = frozenset({"/api/xfer/inject/v1"})
+
+
+def _is_octets(request: web.Request) -> bool:
+    content_type = request.headers.get("Content-Type", "")
+    return (
+        request.path in _OCTET_PATHS
+        and content_type.partition(";")[0].strip().lower() == "application/octet-stream"
+    )
+
+
 def make_request_guard(config: HttpListenerConfig) -> Any:
     """The middleware enforcing the module docstring; runs after the access rules."""
 
@@ -125,7 +138,7 @@ def make_request_guard(config: HttpListenerConfig) -> Any:
         refusal = _origin_refusal(request)
         if refusal is not None:
             return json_error(403, refusal)
-        if not _is_json(request):
+        if not _is_json(request) and not _is_octets(request):
             got = request.headers.get("Content-Type", "none")
             return json_error(415, f"Content-Type must be application/json, got {got!r}")
         try:

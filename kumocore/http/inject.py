@@ -45,15 +45,18 @@ from kumocore.http.builder import (
     content_size,
     with_message_id,
 )
+from kumocore.http.inject_rate import RateLimitExceeded
 from kumocore.http.inject_schema import InjectRequest, RequestError, parse_inject_request
 from kumocore.http.templating import TemplateFailure, Templates
 from kumocore.mail.message import Message
+from kumocore.node.memory import MEMORY
 from kumocore.reception.trace import add_supplemental_header, rfc2822_now
+from kumocore.spool.health import HOLD
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
     from kumocore.http.inject_schema import InjectRecipient
-    from kumocore.node.runtime import Runtime
+    from kumocore.policy.policy_host import PolicyHost
 
 log = structlog.get_logger("kumocore.http")
 
@@ -76,42 +79,84 @@ def json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+class InjectRefused(Exception):
+    """The whole request is refused: ``status`` is the HTTP API's answer, ``text`` its error."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
 class InjectHandler:
     """The request handler, bound to one listener's runtime and configuration."""
 
-    def __init__(self, runtime: Runtime, config: HttpListenerConfig) -> None:
+    def __init__(self, runtime: PolicyHost, config: HttpListenerConfig) -> None:
         self.runtime = runtime
         self.config = config
 
     async def handle(self, request: web.Request) -> web.Response:
+        if MEMORY.over_limit:  # KumoMTA's load shedding (kumocore.node.memory)
+            return json_error(503, "load shedding")
+        if HOLD.reason is not None:  # a spool fails its writes (kumocore.spool.health)
+            return json_error(503, HOLD.reason)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text=TOO_LARGE)
         try:
-            inject = parse_inject_request(orjson.loads(raw))
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             return json_error(400, f"request body is not valid JSON: {exc}")
+        try:
+            inject, templates = self.prepare(body)
+        except InjectRefused as exc:
+            return json_error(exc.status, exc.text)
+        auth = request_auth(request)
+        refusal = await self._admit(request, len(inject.recipients))
+        if refusal is not None:
+            return refusal
+        summary = await self.inject(inject, templates, auth, self._via(request))
+        return web.json_response(summary)
+
+    def prepare(self, body: Any) -> tuple[InjectRequest, Templates]:
+        """Check a decoded request and compile its templates: what the HTTP API and
+        ``kumo.api.inject.inject_v1`` share. Raises :class:`InjectRefused`."""
+        try:
+            inject = parse_inject_request(body)
         except RequestError as exc:
-            return json_error(400, str(exc))
+            raise InjectRefused(400, str(exc)) from None
         except RecursionError:
-            return json_error(400, "request body nests arrays/objects too deeply")
+            raise InjectRefused(400, "request body nests arrays/objects too deeply") from None
         if inject.deferred_generation:
-            return json_error(422, "deferred_generation is not supported by kumocore")
+            raise InjectRefused(422, "deferred_generation is not supported by kumocore")
         budget = self.config.inject_generated_size_limit
         size = content_size(inject)
         if size * len(inject.recipients) > budget:
-            return json_error(413, (
+            raise InjectRefused(413, (
                 f"{len(inject.recipients)} recipients x {size} bytes of content would "
                 f"generate more than inject_generated_size_limit ({budget} bytes); "
                 "split the request into smaller batches"))
         try:
             templates = compile_templates(inject, self.config.max_rendered_size)
         except (TemplateFailure, BuildError) as exc:
-            return json_error(422, str(exc))
-        auth = request_auth(request)
-        summary = await self.inject(inject, templates, auth, self._via(request))
-        return web.json_response(summary)
+            raise InjectRefused(422, str(exc)) from None
+        return inject, templates
+
+    async def _admit(self, request: web.Request, recipients: int) -> web.Response | None:
+        """Wait for ``kumo.set_httpinject_recipient_rate_limit`` to admit the recipients
+        (kumocore.http.inject_rate); a response when the request must not go on."""
+        try:
+            waited = await self.runtime.httpinject_rate_limit.admit(recipients)
+        except RateLimitExceeded as exc:
+            response = json_error(429, str(exc))
+            response.headers["Retry-After"] = str(exc.retry_after)
+            return response
+        transport = request.transport
+        if waited and (transport is None or transport.is_closing()):
+            # The client gave up while the request slept: generate nothing for nobody.
+            return json_error(408, "the client closed the connection while rate limited")
+        return None
 
     def _via(self, request: web.Request) -> str:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
@@ -121,7 +166,7 @@ class InjectHandler:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     async def inject(
-        self, inject: InjectRequest, templates: Templates, auth: AuthInfo, via: str
+        self, inject: InjectRequest, templates: Templates, auth: AuthInfo, via: str | None
     ) -> dict[str, Any]:
         errors: list[tuple[str, str]] = []
         budget = self.config.inject_generated_size_limit
@@ -156,7 +201,7 @@ class InjectHandler:
 
     def _generate_all(
         self, inject: InjectRequest, templates: Templates,
-        chunk: Sequence[InjectRecipient], auth: AuthInfo, via: str,
+        chunk: Sequence[InjectRecipient], auth: AuthInfo, via: str | None,
     ) -> tuple[list[tuple[str, Message | Exception]], int]:
         """Each recipient's message, or why it could not be generated, and the bytes
         generated; stops early past :data:`CHUNK_BYTES` (the rest is the next chunk).
@@ -207,7 +252,7 @@ class InjectHandler:
 
     def _generate(
         self, inject: InjectRequest, templates: Templates, recipient: InjectRecipient,
-        auth: AuthInfo, via: str,
+        auth: AuthInfo, via: str | None,
     ) -> Message:
         data = build_message(inject, templates, recipient)
         if self.config.generate_message_id:
@@ -217,9 +262,10 @@ class InjectHandler:
             "auth_info": auth.to_dict(),
             "reception_protocol": "HTTP",
             "received_from": auth.peer_address,
-            "received_via": via,
-            "hostname": self.config.hostname,
         }
+        if via is not None:  # None: kumo.api.inject.inject_v1, no listener involved
+            meta["received_via"] = via
+            meta["hostname"] = self.config.hostname
         if recipient.metadata is not None:
             meta["extra"] = recipient.metadata
         return Message(inject.envelope_sender, recipient.address, data, meta=meta)

@@ -4,10 +4,11 @@ Routes: ``POST /api/inject/v1`` (:mod:`kumocore.http.inject`), ``GET
 /api/check-liveness/v1``, ``GET /api-docs/openapi.json`` (:mod:`kumocore.http.openapi`),
 and — when the delivery side provides ``kumocore.admin.routes`` — ``/api/admin/*`` and
 ``/metrics`` via its ``add_admin_routes(app, runtime)``. Access rules are the middleware in
-:mod:`kumocore.http.auth`; cross-site and DNS-rebinding checks and the body deadline are in
-:mod:`kumocore.http.guard`; connection caps and header/idle deadlines in
-:mod:`kumocore.http.connections` (its protocol wrapper sits between the socket and aiohttp,
-which is why the socket is bound here rather than by an aiohttp site). ``use_tls`` serves
+:mod:`kumocore.http.auth` (KumoMTA's ACLs, :mod:`kumocore.http.acl_check`); cross-site and
+DNS-rebinding checks and the body deadline are in :mod:`kumocore.http.guard`; connection
+caps and header/idle deadlines in :mod:`kumocore.http.connections` (its protocol wrapper
+sits between the socket and aiohttp, which is why the socket is bound here rather than by
+an aiohttp site). ``use_tls`` serves
 HTTPS, with a generated self-signed certificate when none is configured.
 """
 
@@ -32,7 +33,9 @@ from kumocore.http.openapi import (
     base_document,
     serve_openapi,
 )
+from kumocore.node.memory import MEMORY
 from kumocore.reception.tls import server_context
+from kumocore.spool.health import HOLD
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -56,9 +59,13 @@ async def check_liveness(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     if request.app[STATE_KEY].get("closing"):
         return web.Response(status=503, text="shutting down")
+    if MEMORY.over_limit:
+        return web.Response(status=503, text="load shedding")
     services = runtime.services
     if services is None:
         return web.Response(status=503, text="waiting for spool enumeration")
+    if HOLD.reason is not None:  # a spool fails its writes (kumocore.spool.health)
+        return web.Response(status=503, text=HOLD.reason)
     if services.storage.over_limit:  # min_free_* (issue 14)
         return web.Response(status=503, text="storage is too full")
     return web.Response(text="OK")

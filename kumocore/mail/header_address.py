@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email import policy as email_policy
 from email.utils import getaddresses
 from typing import Any
 
 import orjson
 
+from kumocore.mail.address_split import AddressHeaderError, group_name, split_groups
 from kumocore.mail.headers import decode_rfc2047
 
 __all__ = [
     "AddressGroup",
     "AddressHeader",
+    "AddressHeaderError",
     "HeaderAddress",
     "NotSingleAddressError",
     "parse_address_header",
@@ -142,30 +143,17 @@ class AddressHeader:
         ]).decode()
 
 
-def _grouped(raw_value: str,
-             found: list[HeaderAddress]) -> tuple[HeaderAddress | AddressGroup, ...]:
-    """The header's entries with its groups, or ``()`` when it has none (or the group
-    structure cannot be matched with ``found`` one to one)."""
+def _mailboxes(text: str) -> list[HeaderAddress]:
+    """The mailboxes of a run of text holding no group (see :func:`split_groups`)."""
     try:
-        groups = email_policy.default.header_factory("To", raw_value).groups
-    except Exception:  # a lenient parser still failing: treat as plain mailboxes
-        return ()
-    if not any(g.display_name is not None for g in groups):
-        return ()
-    entries: list[HeaderAddress | AddressGroup] = []
-    pending = iter(found)
-    for group in groups:
-        members = [a for a in group.addresses if a.addr_spec and a.addr_spec != "<>"]
-        taken = tuple(next(pending, None) for _ in members)
-        if any(t is None or t.email != m.addr_spec for t, m in zip(taken, members,
-                                                                   strict=True)):
-            return ()
-        addresses = tuple(t for t in taken if t is not None)
-        if group.display_name is None:
-            entries.extend(addresses)
-        else:
-            entries.append(AddressGroup(group.display_name or None, addresses))
-    return tuple(entries) if next(pending, None) is None else ()
+        pairs = getaddresses([text])
+    except RecursionError:
+        # The standard library also recurses once per ':' it reads as a group inside a
+        # group (``G: a: b: ...``, ``<@a:<@a:...``); split_groups bounds comments only.
+        raise AddressHeaderError(
+            "address header nests groups or route addresses too deeply to read") from None
+    return [HeaderAddress(decode_rfc2047(name) if name else None, addr)
+            for name, addr in pairs if addr]
 
 
 def parse_address_header(raw_value: str) -> AddressHeader | None:
@@ -176,14 +164,21 @@ def parse_address_header(raw_value: str) -> AddressHeader | None:
     Entries without an address (garbage) are skipped. Groups (``Name: a@x, b@y;``) are
     kept in ``entries``; ``list`` flattens them. A header of only empty groups
     (``undisclosed-recipients:;``) is a header with an empty ``list``, as in KumoMTA;
-    None only when nothing at all could be read.
+    None only when nothing at all could be read. Linear in the header's length; raises
+    :class:`AddressHeaderError` (a ``ValueError``) for comments nested deeper than
+    :data:`~kumocore.mail.address_split.MAX_COMMENT_DEPTH`.
     """
     found: list[HeaderAddress] = []
-    for name, addr in getaddresses([raw_value]):
-        if not addr:
-            continue
-        found.append(HeaderAddress(decode_rfc2047(name) if name else None, addr))
-    entries = _grouped(raw_value, found) if ":" in raw_value else ()
-    if not found and not entries:
+    entries: list[HeaderAddress | AddressGroup] = []
+    grouped = False
+    for piece in split_groups(raw_value):
+        mailboxes = _mailboxes(piece.text)
+        found.extend(mailboxes)
+        if piece.group is None:
+            entries.extend(mailboxes)
+        else:
+            grouped = True
+            entries.append(AddressGroup(group_name(piece.group), tuple(mailboxes)))
+    if not found and not grouped:
         return None
-    return AddressHeader(tuple(found), entries)
+    return AddressHeader(tuple(found), tuple(entries) if grouped else ())

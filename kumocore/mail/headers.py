@@ -37,6 +37,9 @@ __all__ = [
 _FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _LINE_BREAKS = re.compile(r"[ \t]*[\r\n]+[ \t]*")
 _NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+#: A value already folded (RFC 5322 2.2.3): every break is CRLF and starts a continuation
+#: line that holds more than white space.
+_FOLDED = re.compile(r"[^\r\n]*(?:\r\n[ \t]+[^\r\n \t][^\r\n]*)+")
 _EW = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
 _Q_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 _MAX_LINE = 78  # RFC 5322 2.1.1 "SHOULD"; an encoded word is at most 75 (RFC 2047 2).
@@ -253,13 +256,16 @@ def _fold_ascii(value: str, room: int) -> str:
 
 
 def format_header(name: str, value: str, *, encode: bool = False, nl: bytes = b"\r\n") -> bytes:
-    """``Name: value`` plus ``nl``, refusing names and values that would break the block."""
+    """``Name: value`` plus ``nl``, refusing names and values that would break the block
+    (a value may be folded already: CRLF, then white space and more text)."""
     if not _NAME.fullmatch(name):
         raise HeaderError(f"invalid header name {name!r}")
     if encode:
         value = encode_header_value(name, _LINE_BREAKS.sub(" ", value))
-    elif "\r" in value or "\n" in value:
-        raise HeaderError(f"header {name!r} value contains a line break; pass encode=True")
+    elif ("\r" in value or "\n" in value) and not _FOLDED.fullmatch(value):
+        raise HeaderError(
+            f"header {name!r} value contains a line break that is not a fold"
+            " (CRLF then white space and text); pass encode=True")
     text = f"{name}: {value}"
     if nl != b"\r\n":
         text = text.replace("\r\n", nl.decode("ascii"))

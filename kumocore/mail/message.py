@@ -147,6 +147,9 @@ class Message(MessageMethods):
     def set_data(self, data: bytes | str) -> None:
         self.data = data
 
+    # KumoMTA's msg:set_data takes any Lua string: binary content arrives as bytes.
+    set_data.__kumo_bytes__ = True  # type: ignore[attr-defined]
+
     @property
     def crlf_clean(self) -> bool:
         """True only when every CR and LF of :attr:`data` is known to be part of a CRLF

@@ -18,7 +18,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from kumocore.mail.header_address import AddressGroup, HeaderAddress, parse_address_header
+from kumocore.mail.header_address import (
+    AddressGroup,
+    AddressHeaderError,
+    HeaderAddress,
+    parse_address_header,
+)
 from kumocore.mail.headers import decode_rfc2047
 from kumocore.mail.mime_codec import header_qp_encode
 
@@ -194,10 +199,8 @@ def parse_address_list(raw: str, *, groups: bool = True) -> list[dict[str, Any]]
     """An address list (``groups``) or a mailbox list, in KumoMTA's shape."""
     try:
         parsed = parse_address_header(re.sub(r"\r?\n([ \t])", r"\1", raw))
-    except RecursionError:  # the reader recurses per nested comment: "((((...": refuse
-        raise HeaderValueError(
-            f"invalid header: {raw[:80]!r}... nests its comments too deeply"
-        ) from None
+    except AddressHeaderError as exc:  # "((((...": nested beyond any sane depth
+        raise HeaderValueError(f"invalid header: {raw[:80]!r}...: {exc}") from None
     if parsed is None or any("@" not in a.email for a in parsed.list):
         raise HeaderValueError(f"invalid header: {raw!r} is not an address list")
     entries = parsed.entries or parsed.list

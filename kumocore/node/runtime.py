@@ -24,6 +24,8 @@ from kumocore.config.defined import ServerConfig
 from kumocore.dns import Resolver
 from kumocore.dns.hosts import HostsFile
 from kumocore.errors import ConfigError, PolicyError
+from kumocore.http.acl_check import access_control_for
+from kumocore.http.inject_rate import RecipientRateLimit
 from kumocore.logs.journal import Journal
 from kumocore.policy.builtins import CorePlugin
 from kumocore.policy.hooks import Hooks
@@ -75,6 +77,9 @@ class Runtime:
         #: the server starts.
         self.services: Services | None = None
         self._journal: Journal | None = None
+        #: ``kumo.set_httpinject_recipient_rate_limit``, shared by the node's HTTP listeners.
+        self.httpinject_rate_limit = RecipientRateLimit(
+            lambda: None if self.services is None else self.services.throttles)
         self.pm = make_plugin_manager(
             load_entrypoints=load_entrypoints,
             blocked=blocked,
@@ -82,6 +87,8 @@ class Runtime:
             core=("kumocore.core", CorePlugin(self)),
         )
         self.hooks = Hooks(self.pm, timeout=hook_timeout)
+        #: HTTP access control (``kumo.aaa``): the policy's ACLs and their caches.
+        self.http_access = access_control_for(self.hooks)
         self.kumo = Kumo({name: fn for name, (_, fn) in self.hooks.policy_functions().items()})
 
     @property

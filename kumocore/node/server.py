@@ -21,12 +21,14 @@ import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.logs.journal import Journal
+from kumocore.node.memory import MEMORY, MemoryMonitor
 from kumocore.node.node_metrics import NodeMetrics
 from kumocore.node.runtime import Runtime
 from kumocore.node.services import Services
 from kumocore.queue.manager import QueueManager
 from kumocore.reception.intake import Intake
 from kumocore.spool.base import MemorySpool, Spool
+from kumocore.spool.health import SpoolHealth
 from kumocore.spool.store import MessageStore
 
 if TYPE_CHECKING:
@@ -81,6 +83,9 @@ class Server:
         self.started = False
         self._unbound: list[tuple[str, Callable[[], Awaitable[Listener]]]] | None = None
         self._storage: StorageMonitor | None = None  # started first, stopped last
+        self.memory = MemoryMonitor()
+        self.spool_health = SpoolHealth()
+        self._unwatch: Callable[[], None] = lambda: None
 
     def _make_spool(self, name: str, kinds: dict[str, Any]) -> Spool:
         definition: SpoolDefinition | None = self.runtime.config.spools.get(name)
@@ -113,6 +118,7 @@ class Server:
             ) from exc
 
     def _storage_failed(self) -> None:
+        self.spool_health.write_failed()
         if self._storage is not None:
             self._storage.check()
 
@@ -140,6 +146,7 @@ class Server:
         await logs.start()
         services = wire_services(
             runtime, store=store, logs=logs, throttles=self._throttles(), storage=storage)
+        self._watch_memory_and_spool_health(services)
         await services.queues.start()
         if services.tsa is not None:
             # after the throttle store (Redis holds automation state) and the queues
@@ -151,6 +158,26 @@ class Server:
         if listen:
             await self.start_listeners()
         self.started = True
+
+    def _watch_memory_and_spool_health(self, services: Services) -> None:
+        """Memory limits shrink this node's ready queues; a spool that recovers from a
+        failed write wakes them (kumocore.node.memory, kumocore.spool.health)."""
+        from kumocore.queue.pressure import shrink_all
+
+        paths = services.queues.paths
+
+        def wake_all() -> None:
+            for path in list(paths.values()):
+                path.wake()
+
+        from kumocore.queue.spool_hold import SpoolHold
+
+        queues = services.queues
+        hold = SpoolHold(queues, queues.delays)
+        queues.egress.spool_hold = hold.defer
+        self.spool_health.start(services.store, wake_all, lambda: hold.take_all(paths.values()))
+        self._unwatch = MEMORY.on_over_limit(lambda: shrink_all(paths.values()))
+        self.memory.start()
 
     def _throttles(self) -> ThrottleStore:
         from kumocore.throttle.local import LocalThrottleStore
@@ -250,6 +277,9 @@ class Server:
         if services is not None:
             await services.throttles.close()
             await services.store.close()
+        await self.spool_health.stop()
+        self._unwatch()
+        await self.memory.stop()
         if self._storage is not None:
             await self._storage.stop()
         self.started = False

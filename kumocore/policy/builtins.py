@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import structlog
 
-from kumocore.errors import ConfigError, PolicyError, Rejection
+from kumocore.errors import DISCONNECT_DISPOSITIONS, ConfigError, PolicyError, Rejection
 from kumocore.hookspecs import hookimpl
 from kumocore.policy.hooks import UNSPECIFIED
 from kumocore.policy.jsonable import jsonable
@@ -39,15 +39,31 @@ if TYPE_CHECKING:
 policy_log = structlog.get_logger("kumocore.policy")
 
 
-def _reject(code: int, message: str) -> None:
-    """``kumo.reject(code, text)``: refuse with that SMTP reply."""
+def _reply(who: str, code: Any, message: Any) -> tuple[int, str]:
+    """The checked ``(code, text)`` of ``kumo.reject``/``kumo.disconnect``."""
     if not isinstance(message, str):  # nil became the reply text "None"
-        raise ConfigError(f"kumo.reject: the reply text must be a string, got {message!r}")
+        raise ConfigError(f"{who}: the reply text must be a string, got {message!r}")
     try:
         number = int(code)
     except (TypeError, ValueError):
-        raise ConfigError(f"kumo.reject: the code must be a number, got {code!r}") from None
-    raise Rejection(number, message)
+        raise ConfigError(f"{who}: the code must be a number, got {code!r}") from None
+    return number, message
+
+
+def _reject(code: int, message: str) -> None:
+    """``kumo.reject(code, text)``: refuse with that SMTP reply."""
+    raise Rejection(*_reply("kumo.reject", code, message))
+
+
+def _disconnect(code: int, message: str, disposition: Any = None) -> None:
+    """``kumo.disconnect(code, text[, disposition])``: refuse and (by default) end the SMTP
+    session; ``disposition`` is ``ForceDisconnect`` (default), ``FollowWith421``, ``If421``."""
+    disposition = "ForceDisconnect" if disposition is None else disposition
+    if disposition not in DISCONNECT_DISPOSITIONS:
+        raise ConfigError("kumo.disconnect: expected one of 'If421', 'FollowWith421' or "
+                          f"'ForceDisconnect', but got {disposition!r}")
+    number, text = _reply("kumo.disconnect", code, message)
+    raise Rejection(number, text, disposition=disposition)
 
 
 def _json_encode(value: Any) -> str:
@@ -291,6 +307,7 @@ class CorePlugin:
             "configure_log_hook": self.configure_log_hook,
             "configure_log_disposition_hook": self.configure_log_disposition_hook,
             "reject": _reject,
+            "disconnect": _disconnect,
             "json_encode": _json_encode,
             "json_encode_pretty": _json_encode_pretty,
             "json_decode": _json_decode,
@@ -299,12 +316,24 @@ class CorePlugin:
         for level in ("debug", "info", "warn", "error"):
             functions[f"log_{level}"] = _policy_logger("warning" if level == "warn" else level)
         functions.update(make_dns_functions(self.runtime.resolver))
+        from kumocore.dns.mx_limits import make_mx_limit_functions
+
+        functions.update(make_mx_limit_functions(self.runtime.resolver.mx_limits))
         functions.update(make_dkim_functions())
         functions.update(make_runtime_functions(self.runtime))
         functions.update(_runtime_io_functions(self.runtime))
         from kumocore.admin.ready_q_policy import make_ready_q_functions
 
         functions.update(make_ready_q_functions(self.runtime))  # kumo.api.admin.suspend_ready_q
+        from kumocore.http.inject_policy import make_inject_api_functions
+
+        functions.update(make_inject_api_functions(self.runtime))  # kumo.api.inject.inject_v1
+        from kumocore.xfer.policy import make_xfer_functions
+
+        functions.update(make_xfer_functions(self.runtime))  # kumo.xfer.*
+        from kumocore.http.acl_policy import make_aaa_functions
+
+        functions.update(make_aaa_functions(self.runtime))  # kumo.aaa.* (HTTP access control)
         return functions
 
     @hookimpl

@@ -17,7 +17,7 @@ Each answers a plain table shaped like the options of the matching ``kumo.make_*
 absent values nil. The formatters and the constraints functions take such a table, or
 the object ``kumo.make_egress_path`` / ``kumo.make_queue_config`` made, validate it as
 those functions do, and answer compact TOML (keys sorted, as kcli prints a path) or
-KumoMTA's ``EffectiveConstraints`` (:mod:`kumocore.admin.constraints`, whose ``ceilings:``
+KumoMTA's ``EffectiveConstraints`` (:mod:`kumocore.config.constraints`, whose ``ceilings:``
 text kcli's ``inspect-ready-q`` prints too).
 
 A handler that asks for its own answer (``get_queue_config`` calling
@@ -31,14 +31,14 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from kumocore.admin.constraints import (
+from kumocore.config.constraints import (
     checked_constraints,
     merge_constraints,
     path_constraints,
     queue_constraints,
     render_ceilings,
 )
-from kumocore.admin.ready_q_text import compact_toml
+from kumocore.config.toml_text import toml_encode_pretty_compact
 from kumocore.errors import PolicyError
 from kumocore.mail.queue_name import parse_queue_name
 
@@ -170,12 +170,12 @@ def make_config_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     def format_queue_config_toml(queue_config: Any) -> str:
         """A queue configuration as compact TOML (keys sorted)."""
         function = "kumo.format_queue_config_toml"
-        return compact_toml(_queue_config(queue_config, function).to_dict())
+        return toml_encode_pretty_compact(_queue_config(queue_config, function).to_dict())
 
     def format_egress_path_config_toml(path_config: Any) -> str:
         """An egress path configuration as compact TOML (keys sorted)."""
         function = "kumo.format_egress_path_config_toml"
-        return compact_toml(_path_config(path_config, function).to_dict())
+        return toml_encode_pretty_compact(_path_config(path_config, function).to_dict())
 
     def format_egress_path_config_constraints(constraints: Any) -> str:
         """Constraints as the ``ceilings:`` block kcli prints."""

@@ -15,6 +15,8 @@ from kumocore import config
 from kumocore.errors import ConfigError, PolicyError, WrongAnswerError
 from kumocore.hookspecs import PolicyLoader
 from kumocore.policy.hookcall import HookCaller
+from kumocore.trace.bus import SERVER_TRACE
+from kumocore.trace.callbacks import traced_callback
 
 #: The egress pool and source every queue without one uses (KumoMTA's built-in name).
 UNSPECIFIED = "unspecified"
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
         ListenerDomain,
         QueueConfig,
     )
+    from kumocore.http.acl import AccessControlList
     from kumocore.logs.sink import LogSink
     from kumocore.mail.message import EnvelopeAddress, Message
     from kumocore.mail.response import Response
@@ -49,11 +52,14 @@ class Hooks:
     async def init(self, kumo: Kumo) -> None:
         await self.caller.call_all("kumo_init", kumo=kumo)
 
+    # pre_init, validate_config, throttle_insert_ready_queue and requeue_message are
+    # KumoMTA's ``Multiple`` events: implementations run until one returns a value
+    # (hookspecs.UNTIL_A_VALUE), hence call_first although the answer is not used.
     async def pre_init(self, kumo: Kumo) -> None:
-        await self.caller.call_all("kumo_pre_init", kumo=kumo)
+        await self.caller.call_first("kumo_pre_init", kumo=kumo)
 
     async def validate_config(self) -> None:
-        await self.caller.call_all("kumo_validate_config")
+        await self.caller.call_first("kumo_validate_config")
 
     async def shutdown(self) -> None:
         await self.caller.call_all("kumo_shutdown")
@@ -113,9 +119,12 @@ class Hooks:
         """Run every implementation; the extensions to advertise (the first list returned,
         else ``extensions`` as given)."""
         offered = list(extensions or [])
-        results = await self.caller.call_all(
+        call = self.caller.call_all(
             "kumo_smtp_server_ehlo", domain=domain, conn_meta=conn_meta, extensions=offered
         )
+        if SERVER_TRACE.active:  # each event below: traced only while someone traces
+            call = traced_callback(conn_meta, "smtp_server_ehlo", call, _first)
+        results = await call
         for result in results:
             return _string_list("smtp_server_ehlo", result)
         return offered
@@ -123,44 +132,62 @@ class Hooks:
     async def smtp_server_auth_plain(
         self, authz: str, authc: str, password: str, conn_meta: ConnMeta
     ) -> bool:
-        result = await self.caller.call_first(
+        call = self.caller.call_first(
             "kumo_smtp_server_auth_plain",
             authz=authz,
             authc=authc,
             password=password,
             conn_meta=conn_meta,
         )
-        return bool(result)
+        if SERVER_TRACE.active:
+            call = traced_callback(conn_meta, "smtp_server_auth_plain", call)
+        return bool(await call)
 
     async def smtp_server_mail_from(self, sender: EnvelopeAddress, conn_meta: ConnMeta) -> None:
-        await self.caller.call_all("kumo_smtp_server_mail_from", sender=sender, conn_meta=conn_meta)
+        call = self.caller.call_all(
+            "kumo_smtp_server_mail_from", sender=sender, conn_meta=conn_meta)
+        if SERVER_TRACE.active:
+            call = traced_callback(conn_meta, "smtp_server_mail_from", call, _first)
+        await call
 
     async def smtp_server_mail_rcpt_to(
         self, recipient: EnvelopeAddress, conn_meta: ConnMeta
     ) -> None:
-        await self.caller.call_all(
+        call = self.caller.call_all(
             "kumo_smtp_server_mail_rcpt_to", recipient=recipient, conn_meta=conn_meta
         )
+        if SERVER_TRACE.active:  # KumoMTA's name for the event
+            call = traced_callback(conn_meta, "smtp_server_rcpt_to", call, _first)
+        await call
 
     async def smtp_server_message_received(self, message: Message, conn_meta: ConnMeta) -> None:
-        await self.caller.call_all(
+        call = self.caller.call_all(
             "kumo_smtp_server_message_received", message=message, conn_meta=conn_meta
         )
+        if SERVER_TRACE.active:
+            call = traced_callback(conn_meta, "smtp_server_message_received", call, _first)
+        await call
 
     async def smtp_server_data(self, message: Message, conn_meta: ConnMeta) -> None:
-        await self.caller.call_all(
+        call = self.caller.call_all(
             "kumo_smtp_server_data", message=message, conn_meta=conn_meta
         )
+        if SERVER_TRACE.active:
+            call = traced_callback(conn_meta, "smtp_server_data", call, _first)
+        await call
 
     async def smtp_server_rewrite_response(
         self, status: int, response: str, command: str | None, conn_meta: ConnMeta
     ) -> tuple[int, str]:
         """The reply to send instead of ``status response`` (unchanged when no handler
         answers). Raises PolicyError for an answer that is not ``(code, text)``."""
-        result = await self.caller.call_first(
+        call = self.caller.call_first(
             "kumo_smtp_server_rewrite_response", status=status, response=response,
             command=command, conn_meta=conn_meta,
         )
+        if SERVER_TRACE.active:
+            call = traced_callback(conn_meta, "smtp_server_rewrite_response", call)
+        result = await call
         if result is None:
             return status, response
         if not isinstance(result, list | tuple) or len(result) != 2:
@@ -187,11 +214,30 @@ class Hooks:
             "kumo_http_message_generated", message=message, auth_info=auth_info
         )
 
-    async def http_server_validate_auth_basic(self, user: str, password: str) -> bool:
+    async def xfer_message_received(self, message: Message, auth_info: dict[str, Any]) -> None:
+        await self.caller.call_all(
+            "kumo_xfer_message_received", message=message, auth_info=auth_info
+        )
+
+    async def http_server_validate_auth_basic(
+        self, user: str, password: str
+    ) -> bool | Mapping[str, Any]:
+        """True/False, or the AuthInfo table (identities, groups) the policy returned."""
         result = await self.caller.call_first(
             "kumo_http_server_validate_auth_basic", user=user, password=password
         )
-        return bool(result)
+        return result if isinstance(result, Mapping) else bool(result)
+
+    async def http_server_validate_auth_bearer(self, token: str) -> bool | Mapping[str, Any]:
+        """True/False, or the AuthInfo table (identities, groups) the policy returned."""
+        result = await self.caller.call_first("kumo_http_server_validate_auth_bearer", token=token)
+        return result if isinstance(result, Mapping) else bool(result)
+
+    async def get_acl_definition(self, resource: str) -> AccessControlList | None:
+        from kumocore.http.acl import AccessControlList
+
+        return await self._lookup("kumo_get_acl_definition", AccessControlList,
+                                  "aaa.make_access_control_list", resource=resource)
 
     # ---------------------------------------------------------------- lookups (first)
     async def _lookup(
@@ -216,7 +262,7 @@ class Hooks:
     async def get_listener_domain(
         self, domain: str, listener: str, conn_meta: ConnMeta
     ) -> ListenerDomain | None:
-        return await self._lookup(
+        call = self._lookup(
             "kumo_get_listener_domain",
             config.ListenerDomain,
             "make_listener_domain",
@@ -224,6 +270,9 @@ class Hooks:
             listener=listener,
             conn_meta=conn_meta,
         )
+        if SERVER_TRACE.active:  # KumoMTA's name says which domain was asked for
+            call = traced_callback(conn_meta, f"get_listener_domain domain={domain}", call)
+        return await call
 
     async def get_queue_config(
         self, domain: str, tenant: str | None, campaign: str | None, routing_domain: str | None
@@ -277,13 +326,13 @@ class Hooks:
         await self.caller.call_all("kumo_spool_message_enumerated", message=message)
 
     async def throttle_insert_ready_queue(self, message: Message) -> None:
-        await self.caller.call_all("kumo_throttle_insert_ready_queue", message=message)
+        await self.caller.call_first("kumo_throttle_insert_ready_queue", message=message)
 
     async def requeue_message(
         self, message: Message, smtp_response: str, insert_context: list[str],
         increment_attempts: bool, delay: float | None,
     ) -> None:
-        await self.caller.call_all(
+        await self.caller.call_first(
             "kumo_requeue_message", message=message, smtp_response=smtp_response,
             insert_context=insert_context, increment_attempts=increment_attempts, delay=delay,
         )
@@ -340,3 +389,8 @@ def _merge_maps(results: list[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
         for key, value in mapping.items():
             merged.setdefault(key, value)
     return merged
+
+
+def _first(results: list[Any]) -> Any:
+    """What a traced event's handler answered: the first answer (None: nothing)."""
+    return results[0] if results else None

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
     from kumocore.config.defined import ServerConfig
     from kumocore.dns import Resolver
+    from kumocore.http.acl_check import AccessControl
+    from kumocore.http.inject_rate import RecipientRateLimit
     from kumocore.node.services import Services
     from kumocore.policy.hooks import Hooks
     from kumocore.policy.validation import ValidationReport
@@ -28,6 +30,10 @@ class PolicyHost(Protocol):
 
     #: Traffic shaping automation, set by ``kumo.automation.configure`` during ``init``.
     tsa: TsaEngine | None
+    #: HTTP access control (``kumo.aaa``): the policy's ACLs and their caches.
+    http_access: AccessControl
+    #: ``kumo.set_httpinject_recipient_rate_limit``, shared by the node's HTTP listeners.
+    httpinject_rate_limit: RecipientRateLimit
 
     @property
     def hostname(self) -> str: ...

@@ -9,11 +9,11 @@ has no Vault client, and guessing would hand the policy the wrong credential.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import policy_function
+from kumocore.regular_file import read_regular_file
 
 _VAULT_KEYS = ("vault_mount", "vault_path", "vault_address", "vault_token", "vault_key")
 
@@ -22,7 +22,7 @@ def load_secret(source: Any) -> bytes:
     """The bytes of a KeySource; raises :class:`ConfigError` saying why it cannot."""
     if isinstance(source, str):
         try:
-            return Path(source).read_bytes()
+            return read_regular_file(source)  # a FIFO or a device would hold the loop
         except OSError as exc:
             raise ConfigError(f"kumo.secrets.load: cannot read {source!r}: {exc.strerror}") from exc
     if isinstance(source, Mapping):

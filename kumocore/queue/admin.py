@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from kumocore.errors import ConfigError
+from kumocore.queue.ready_suspend import new_suspension_id, suspension_order
 
 _MATCH_FIELDS = ("campaign", "tenant", "domain", "routing_domain")
 _ALLOWED = {*_MATCH_FIELDS, "reason", "duration", "expires", "suppress_logging", "queue_names"}
@@ -33,8 +34,16 @@ class QueueRule:
     routing_domain: str | None = None
     queue_names: tuple[str, ...] = ()
     suppress_logging: bool = False
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: Time-ordered (UUIDv7): of two suspensions with the same selectors, the greater id is
+    #: the later one on every worker (:meth:`AdminRules.add_suspension`).
+    id: str = field(default_factory=new_suspension_id)
     bounced: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def selectors(self) -> tuple[str | None, str | None, str | None, str | None, frozenset[str]]:
+        """What the rule matches by: two rules with equal selectors hold the same queues."""
+        return (self.campaign, self.tenant, self.domain, self.routing_domain,
+                frozenset(self.queue_names))  # fmt: skip
 
     @property
     def total_bounced(self) -> int:
@@ -85,8 +94,7 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
     if given_duration is not None and not isinstance(given_duration, str):
         # KumoMTA's admin requests take a duration as text ("90s"), as the schema says.
         raise ConfigError("field 'duration' must be a string such as '90s' or '1h30m'")
-    duration = parse_duration("5m" if given_duration is None else given_duration,
-                              key="duration")
+    duration = parse_duration("5m" if given_duration is None else given_duration, key="duration")
     suppress = body.get("suppress_logging", False)
     if not isinstance(suppress, bool):
         raise ConfigError("field 'suppress_logging' must be true or false")
@@ -124,12 +132,43 @@ class AdminRules:
     def __init__(self) -> None:
         self.bounces: dict[str, QueueRule] = {}
         self.suspensions: dict[str, QueueRule] = {}
+        #: Operator suspensions a later one with the same selectors replaced, with their
+        #: ends (forgotten then): one that arrives late from a peer must not hold again.
+        self._replaced: dict[str, float] = {}
 
     @staticmethod
     def _prune(rules: dict[str, QueueRule]) -> list[QueueRule]:
         for rule_id in [r.id for r in rules.values() if not r.active]:
             del rules[rule_id]
         return list(rules.values())
+
+    def add_suspension(self, rule: QueueRule) -> bool:
+        """Hold the queues ``rule`` matches; True when it holds now. As in KumoMTA, an
+        operator's suspension replaces an active one with the same selectors (the
+        replaced id is gone: listing and cancelling no longer find it). Workers apply the
+        suspensions they are asked for and those their peers pass on in any order, so the
+        later one is the one with the greater time-ordered id, wherever it arrives last.
+        Automation's suspensions (ids that are not UUIDs: ``<site>-<hash>``) are kept
+        apart, as KumoMTA keeps them apart from the admin ones."""
+        self._forget_replaced()
+        if rule.id in self._replaced:
+            return False
+        if _operator(rule):
+            for other in [r for r in self.suspensions.values() if r.id != rule.id]:
+                if not (_operator(other) and other.active and other.selectors == rule.selectors):
+                    continue
+                if suspension_order(other.id) > suspension_order(rule.id):
+                    self._replaced[rule.id] = rule.expires
+                    return False
+                del self.suspensions[other.id]
+                self._replaced[other.id] = other.expires
+        self.suspensions[rule.id] = rule
+        return True
+
+    def _forget_replaced(self) -> None:
+        now = time.time()
+        for gone in [i for i, expires in self._replaced.items() if expires <= now]:
+            del self._replaced[gone]
 
     def bounce_rule_for(self, queue_name: str) -> QueueRule | None:
         if not self.bounces:  # the common case, asked for every message queued or recovered
@@ -156,3 +195,12 @@ class AdminRules:
 
     def list_suspensions(self) -> list[QueueRule]:
         return self._prune(self.suspensions)
+
+
+def _operator(rule: QueueRule) -> bool:
+    """Whether ``rule`` is an operator's (admin API, Lua ``kumo.api.admin``): a UUID id."""
+    try:
+        uuid.UUID(rule.id)
+    except ValueError:
+        return False
+    return True

@@ -12,6 +12,15 @@ are left out of it. With ``enable_dane`` each address's TLSA records decide the 
 (:mod:`kumocore.delivery.dane`); a site whose TLS broke is remembered
 (:mod:`kumocore.delivery.broken_tls`). A protocol other than SMTP opens its own kind of
 connection. When no address takes the connection, :class:`ConnectionFailed` says why.
+
+An ``mx_list`` entry naming a unix-domain socket (``/run/lmtp.sock``, see
+:mod:`kumocore.dns.unix_path`) is one address without a DNS lookup, outside the reach of
+``prohibited_hosts``, ``skip_hosts``, ``ip_lookup_strategy`` and DANE (they are about IP
+addresses), and is connected to without a source address, as KumoMTA does.
+
+The session's trace (:class:`~kumocore.trace.events.ClientTracer`) is made by the
+session and spans all its connections under the dispatcher's ``session_id``, as
+KumoMTA's does: ``BeginSession`` is sent once, when the plan is first resolved.
 """
 
 from __future__ import annotations
@@ -20,6 +29,13 @@ import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from kumocore.config.protocols import SmtpProtocol
+from kumocore.delivery.broken_tls import reconnect_in_clear
+from kumocore.delivery.client import ConnectFailure, open_connection
+from kumocore.delivery.dane import decide, selection_secure
+from kumocore.delivery.mta_sts import tls_mode_for
+from kumocore.dns.mx import order_addresses
+from kumocore.dns.unix_path import is_unix_path
 from kumocore.mail.internal_responses import (
     ONLY_SKIP_HOSTS,
     connect_failed,
@@ -51,12 +67,13 @@ class _NoAddress(Exception):
     """An MX target has no address to try; the message says why."""
 
 
-async def connect(path: EgressPath, plan: ConnectionPlan | None = None) -> SmtpClientConnection:
+async def connect(
+    path: EgressPath, plan: ConnectionPlan | None = None, tracer: ClientTracer | None = None
+) -> SmtpClientConnection:
     """Connect to the first reachable address of ``plan`` (resolved now if it is new:
     every MX address of ``path``, in connection order), taking the addresses it tries
-    out of it; or, for a protocol other than SMTP, open that protocol's connection."""
-    from kumocore.config.protocols import SmtpProtocol
-    from kumocore.delivery.mta_sts import tls_mode_for
+    out of it; or, for a protocol other than SMTP, open that protocol's connection.
+    ``tracer``: the session's trace (a fresh one when the caller has none)."""
 
     if path.protocol is not None and not isinstance(path.protocol, SmtpProtocol):
         conn: SmtpClientConnection = await path.protocol.connect(path)
@@ -65,40 +82,56 @@ async def connect(path: EgressPath, plan: ConnectionPlan | None = None) -> SmtpC
     tls_mode = path.shared.broken_tls.tls_mode(path.key.site, config)
     if isinstance(tls_mode, Response):
         raise ConnectionFailed(connect_failed([tls_mode.content]))
-    return await _first_reachable(path, config, tls_mode, plan or ConnectionPlan())
+    return await _first_reachable(path, config, tls_mode, plan or ConnectionPlan(),
+                                  tracer or ClientTracer())
 
 
-def _tracer(path: EgressPath, candidates: Iterable[tuple[MxTarget, str]]) -> ClientTracer:
-    """The trace meta KumoMTA's ``BeginSession`` carries (:mod:`kumocore.trace`)."""
-    meta: dict[str, Any] = {"egress_source": path.source.name,
-                            "ready_queue_name": path.key.name}
+def _begin_trace(
+    path: EgressPath, tracer: ClientTracer, candidates: Iterable[tuple[MxTarget, str]]
+) -> None:
+    """The trace meta KumoMTA's ``BeginSession`` carries (:mod:`kumocore.trace`), set
+    when the session's plan is resolved."""
+    meta = tracer.meta
+    meta["egress_source"] = path.source.name
+    meta["ready_queue_name"] = path.key.name
     first = path.messages[0] if path.messages else None
     queue = path.shared.queue_of(first) if first is not None else None
     if queue is not None:
         meta["egress_pool"] = queue.pool_name
-    tracer = ClientTracer(meta)
     if CLIENT_TRACE.active:
-        tracer.meta["mx_plan"] = [f"{t.name}/{address}" for t, address in candidates]
+        meta["mx_plan"] = _mx_plan(candidates)
         tracer.begin()
-    return tracer
+
+
+def _mx_plan(candidates: Iterable[tuple[MxTarget, str]]) -> dict[str, Any]:
+    """The plan as KumoMTA's trace shows it (its ``ResolvedMxAddresses``): ``{"Addresses":
+    [{"name", "addr"}...]}``, last to try first (KumoMTA pops its plan from the end); an
+    ``addr`` has the port an ``mx_list`` entry gave, a socket path is the path."""
+    plan = [{"name": target.name,
+             "addr": address if target.port is None or is_unix_path(address)
+             else (f"[{address}]:{target.port}" if ":" in address
+                   else f"{address}:{target.port}")}
+            for target, address in candidates]  # fmt: skip
+    return {"Addresses": plan[::-1]}
 
 
 async def _first_reachable(
-    path: EgressPath, config: EgressPathConfig, tls_mode: str, plan: ConnectionPlan
+    path: EgressPath, config: EgressPathConfig, tls_mode: str, plan: ConnectionPlan,
+    tracer: ClientTracer,
 ) -> SmtpClientConnection:
-    from kumocore.delivery.client import ConnectFailure
-
     source = path.source
     candidates = plan.remaining
     if candidates is None:
         candidates = plan.resolve(await _plan(path, config))
-    tracer = _tracer(path, candidates)
+        _begin_trace(path, tracer, candidates)
     failures: list[str] = []  # per candidate host, why it did not take the connection
     while candidates:
         target, address = candidates.popleft()
+        unix = is_unix_path(address)
         port = int(source.remote_port or target.port or config.smtp_port)
-        where = f"connect to {target.name} [{address}]:{port}"
-        dane = await _dane(path, target, address, port) if config.enable_dane else None
+        where = f"connect to {address}" if unix else f"connect to {target.name} [{address}]:{port}"
+        dane = (await _dane(path, target, address, port)
+                if config.enable_dane and not unix else None)
         if isinstance(dane, Response):  # TLSA status unknown: never less security
             failures.append(f"{where}: {dane.content}")
             continue
@@ -108,7 +141,7 @@ async def _first_reachable(
             # KumoMTA: the source's remote_port, else the mx_list (or queue name)
             # port, else the path's smtp_port.
             port=port,
-            source_address=source.source_address,
+            source_address=None if unix else source.source_address,
             egress_source=source,
             ehlo_domain=config.ehlo_domain or source.ehlo_domain or path.shared.hostname,
             path=config,
@@ -139,6 +172,10 @@ async def _plan(
     candidates: list[tuple[MxTarget, str]] = []
     lookup_errors: list[str] = []
     for target in path.targets:
+        if is_unix_path(target.address):
+            assert target.address is not None
+            candidates.append((target, target.address))
+            continue
         try:
             addresses = await _addresses(path, target, config.ip_lookup_strategy)
         except _NoAddress as exc:
@@ -152,11 +189,12 @@ async def _plan(
     # KumoMTA keeps its plan last-to-try first and names the first prohibited address
     # it meets in it: the prohibited one tried last here.
     for target, address in reversed(candidates):
-        if config.prohibited_hosts.contains(address):
+        if not is_unix_path(address) and config.prohibited_hosts.contains(address):
             hosts = ", ".join(f'"{entry}"' for entry in config.prohibited_hosts)
             raise ConnectionFailed(
                 prohibited_host(f"{target.name}/{address}", "{" + hosts + "}"))
-    kept = [(t, a) for t, a in candidates if not config.skip_hosts.contains(a)]
+    kept = [(t, a) for t, a in candidates
+            if is_unix_path(a) or not config.skip_hosts.contains(a)]
     if not kept:
         raise ConnectionFailed(ONLY_SKIP_HOSTS)
     return kept
@@ -188,7 +226,6 @@ async def _dane(
     path: EgressPath, target: MxTarget, address: str, port: int
 ) -> DanePolicy | Response:
     """What the MX host's TLSA records say (see :mod:`kumocore.delivery.dane`)."""
-    from kumocore.delivery.dane import decide, selection_secure
 
     trusted_list = bool(getattr(path.protocol, "treat_mx_list_as_secure", False))
     return await decide(path.shared.resolver, target.name, address, port,
@@ -199,7 +236,6 @@ async def _dane(
 
 async def _addresses(path: EgressPath, target: MxTarget, strategy: str) -> list[str]:
     """The addresses of one MX target, in ``ip_lookup_strategy`` order."""
-    from kumocore.dns.mx import order_addresses
 
     try:
         addresses = (
@@ -219,8 +255,6 @@ async def _open(
 ) -> SmtpClientConnection:
     """One address: connect; after broken TLS remember the site, and reconnect in clear
     text when the path asks to (see :mod:`kumocore.delivery.broken_tls`)."""
-    from kumocore.delivery.broken_tls import reconnect_in_clear
-    from kumocore.delivery.client import ConnectFailure, open_connection
 
     try:
         conn = await open_connection(**options, tls_mode=tls_mode)

@@ -8,7 +8,7 @@ Aborting cancels the connection's task. That is safe for the messages it holds: 
 delivery protocols give a message they took but did not hand to an outcome back to the
 path (``EgressPath.put_back``: ``SmtpEgressPath._deliver_one``, ``custom_lua``'s
 batches), which, for an aborted connection, sends it back to its scheduled queue as
-KumoMTA's dispatcher drop does (``QueueManager.give_back``: ``requeue_message``, then
+KumoMTA's dispatcher drop does (``Delays.give_back``: ``requeue_message``, then
 due in up to a minute, with a ``Delayed`` record); the path's connection slot is released
 and the path woken as for any ending connection. As in KumoMTA, the interrupted attempt
 is not counted and writes no outcome record: the MX never gave a reply to it. (A

@@ -100,7 +100,7 @@ class EgressShared:
 
     __slots__ = ("admin", "broken_tls", "dane_counts", "forget", "give_back", "hooks",
                  "hostname", "local", "outcomes", "queue_of", "ready_holds", "resolver",
-                 "store", "throttles", "tsa")
+                 "spool_hold", "store", "throttles", "tsa")
 
     def __init__(
         self,
@@ -144,6 +144,10 @@ class EgressShared:
         #: ``give_back(message)``: a message whose connection an operator aborted goes
         #: back to its scheduled queue (set by the queue manager).
         self.give_back: Callable[[Message], None] | None = None
+        #: ``spool_hold(message, site)``: while delivery is held for an unhealthy spool, a
+        #: message about to be attempted goes back to its scheduled queue instead
+        #: (:mod:`kumocore.queue.spool_hold`; set by the node).
+        self.spool_hold: Callable[[Message, str | None], None] | None = None
 
     def held_until(self, path_name: str) -> float:
         """When the hold of ready queue ``path_name`` ends: the later of its automation

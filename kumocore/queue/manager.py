@@ -8,10 +8,7 @@ in that path's ready queue; one that is not yet due waits in the :class:`Schedul
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import functools
-import random
 import time
 from typing import TYPE_CHECKING
 
@@ -21,22 +18,21 @@ from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
 from kumocore.mail import internal_responses
 from kumocore.queue.admin import AdminRules, QueueRule
+from kumocore.queue.delays import Delays
 from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.insert_context import (
-    DISPATCHER_DROP,
     DUE_TIME_WAS_REACHED,
     ENUMERATED,
     Context,
     logs_delay,
-    note,
     with_schedule,
 )
-from kumocore.queue.insert_context import text as context_text
 from kumocore.queue.outcomes import Outcomes
 from kumocore.queue.path import EgressPath, stop_paths
 from kumocore.queue.queued import MessagesView, Queued
 from kumocore.queue.requeue import requeue_event
 from kumocore.queue.routing import Router
+from kumocore.queue.routing_workers import RoutingWorkers
 from kumocore.queue.schedule import ScheduledQueue, Scheduler
 from kumocore.status.responses import ResponseLog
 
@@ -46,29 +42,12 @@ if TYPE_CHECKING:
     from kumocore.logs.dispatch import LogDispatcher
     from kumocore.logs.journal import Journal
     from kumocore.mail.message import Message
-    from kumocore.mail.response import Response
     from kumocore.policy.hooks import Hooks
     from kumocore.queue.automation import Automation
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
 
 log = structlog.get_logger("kumocore.queue")
-
-ROUTING_WORKERS = 16
-
-#: The routing workers together route at most this many messages per pass of the event
-#: loop. A message that is only logged and rescheduled (a suspended queue, an expiry, a
-#: queue rate) never waits for anything, so 50,000 of them coming due together would
-#: otherwise be routed in one pass, stalling every connection of the node for seconds.
-ROUTING_BATCH = 32
-
-#: KumoMTA's jitter for a message an aborted connection gives back: whole seconds below it.
-DROP_JITTER = 60
-
-
-def drop_delay() -> int:
-    """How long a message an aborted connection gave back waits (0 to 59 s)."""
-    return random.randrange(DROP_JITTER)
 
 
 class QueueManager:
@@ -105,51 +84,58 @@ class QueueManager:
         self.paths: dict[PathKey, EgressPath] = {}
         self.admin = AdminRules()
         self.outcomes = Outcomes(
-            journal=journal, logs=logs, responses=self.responses, tsa=tsa,
-            record_of=self.record_of, retry=self.persist_and_schedule, finished=self.forget,
-            requeue=functools.partial(requeue_event, self))
+            journal=journal,
+            logs=logs,
+            responses=self.responses,
+            tsa=tsa,
+            record_of=self.record_of,
+            retry=self.persist_and_schedule,
+            finished=self.forget,
+            requeue=functools.partial(requeue_event, self),
+        )
         #: What every path shares (throttle stores, resolver, spool, where outcomes go).
         self.egress = EgressShared(
-            hooks=hooks, resolver=resolver, store=store, hostname=hostname,
-            throttles=throttles, dane_counts=self.dane_counts, outcomes=self.outcomes,
-            tsa=tsa, queue_of=self.queue_of, forget=self.forget)
+            hooks=hooks,
+            resolver=resolver,
+            store=store,
+            hostname=hostname,
+            throttles=throttles,
+            dane_counts=self.dane_counts,
+            outcomes=self.outcomes,
+            tsa=tsa,
+            queue_of=self.queue_of,
+            forget=self.forget,
+        )
         self.egress.admin = self.admin  # a connection defers a suspended queue's mail
-        self.egress.give_back = self.give_back
+        #: Throttle delays, dispatcher drops and their ``Delayed`` records.
+        self.delays = Delays(self)
+        self.egress.give_back = self.delays.give_back
         self.router = Router(self)
         self.mta_sts = MtaSts(resolver)  # policies applied at MX resolution
         #: Holds each waiting message's record until it is due.
         self.scheduler: Scheduler[Queued] = Scheduler(self._on_due, self.queued.get)
-        self._routing: collections.deque[str] = collections.deque()
-        self._routing_ready = asyncio.Event()
-        #: Messages routed in this pass of the loop (:data:`ROUTING_BATCH`).
-        self._routed_in_pass = 0
-        self._pass_ending = False
-        self._workers: list[asyncio.Task[None]] = []
-        #: Messages on their way back from aborted connections (:meth:`give_back`).
-        self._background: set[asyncio.Task[None]] = set()
+        #: Due messages on their way to their ready queues.
+        self.routing = RoutingWorkers(self)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.scheduler.start()
-        loop = asyncio.get_running_loop()
-        self._workers = [
-            loop.create_task(self._route_worker(), name=f"router-{n}")
-            for n in range(ROUTING_WORKERS)
-        ]
+        self.routing.start()
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Stop routing and let connections finish what they are sending (bounded)."""
         await self.scheduler.stop()
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self.routing.stop()
         await stop_paths(list(self.paths.values()), timeout)
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.delays.drain()
         await self.outcomes.drain()
 
     # ------------------------------------------------------------------ intake
     def insert(
-        self, message: Message, queue_name: str, config: QueueConfig,
+        self,
+        message: Message,
+        queue_name: str,
+        config: QueueConfig,
         context: Context = ENUMERATED,
     ) -> None:
         """Take ownership of a durable message and schedule or route it. ``context`` says
@@ -174,9 +160,9 @@ class QueueManager:
         if due > time.time():
             self._wait(record, due)
             if logs_delay(context):
-                self._log_delayed(record, with_schedule(context, message.meta), due)
+                self.delays.log_delayed(record, with_schedule(context, message.meta), due)
         else:
-            self._enqueue_routing(message.id)
+            self.route_now(message.id)
 
     def queue_of(self, message: Message) -> ScheduledQueue | None:
         record = self.queued.get(message.id)
@@ -192,61 +178,6 @@ class QueueManager:
         record = self.queued.get(message.id)
         if record is not None:
             self._wait(record, due)
-
-    def delay(self, message: Message, due: float, reason: str) -> None:
-        """Send an owned message back to its scheduled queue until ``due`` because of
-        ``reason`` (an insert reason: ``MessageRateThrottle``, ...), with the ``Delayed``
-        record KumoMTA writes for it."""
-        record = self.queued.get(message.id)
-        if record is None:
-            return
-        self._wait(record, due)
-        context = note(record.context, reason)
-        if logs_delay(context):
-            self._log_delayed(record, context, due)
-
-    def give_back(self, message: Message) -> None:
-        """A message an operator's abort took from its connection (``abort-ready-q-conn``)
-        goes back to its scheduled queue, as KumoMTA's dispatcher drop sends it: after
-        ``requeue_message`` (which may re-bind it), due in 0 to 59 whole seconds (its
-        jitter), with a ``Delayed`` record; no attempt counted."""
-        task = asyncio.get_running_loop().create_task(self._give_back(message))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _give_back(self, message: Message) -> None:
-        record = self.queued.get(message.id)
-        if record is None:
-            return
-        record.context = DISPATCHER_DROP  # KumoMTA starts the context afresh here
-        if await requeue_event(self, message, internal_responses.RETURNED_TO_SCHEDULED_QUEUE,
-                               DISPATCHER_DROP, False, None):  # fmt: skip
-            return
-        delay = drop_delay()
-        due, queue = time.time() + delay, record.queue
-        max_age = float(queue.config.max_age) if queue is not None else float("inf")
-        if due - message.created >= max_age:
-            self.outcomes.expire(
-                None, message, internal_responses.expired_due(due - message.created, max_age))
-        elif delay == 0:  # due at once: KumoMTA routes it without a record
-            self._enqueue_routing(message.id)
-        else:
-            message.due = due
-            self.delay(message, due, DISPATCHER_DROP[0])
-
-    async def requeue(
-        self, message: Message, response: Response, reason: str, delay: float | None
-    ) -> bool:
-        """Run ``requeue_message`` for a message a throttle sends back (``reason``), no
-        attempt counted; True when the policy re-bound it (it is then handled)."""
-        record = self.queued.get(message.id)
-        context = note(ENUMERATED if record is None else record.context, reason)
-        return await requeue_event(self, message, response, context, False, delay)
-
-    def _log_delayed(self, record: Queued, context: Context, due: float) -> None:
-        queue = record.queue
-        self.journal.delayed(record.message, queue="" if queue is None else queue.name,
-                             context=context_text(context), due=due)  # fmt: skip
 
     def unschedule(self, message_id: str) -> bool:
         """Take ``message_id`` off the scheduler; True when it was scheduled."""
@@ -312,50 +243,11 @@ class QueueManager:
         if record.queue is not None:  # the scheduler let it go: one fewer waiting
             record.queue.waiting -= 1
         record.context = DUE_TIME_WAS_REACHED
-        self._enqueue_routing(record.message.id)
+        self.route_now(record.message.id)
 
-    def _enqueue_routing(self, message_id: str) -> None:
-        self._routing.append(message_id)
-        self._routing_ready.set()
-
-    def _end_pass(self) -> None:
-        self._routed_in_pass = 0
-        self._pass_ending = False
-
-    async def _route_worker(self) -> None:
-        while True:
-            if not self._routing:
-                self._routing_ready.clear()
-                await self._routing_ready.wait()
-                continue
-            if self._routed_in_pass >= ROUTING_BATCH:
-                # This pass's share is routed: every worker waits for the next pass (the
-                # count starts over there, before any of them resumes).
-                if not self._pass_ending:
-                    self._pass_ending = True
-                    asyncio.get_running_loop().call_soon(self._end_pass)
-                await asyncio.sleep(0)
-                continue
-            self._routed_in_pass += 1
-            record = self.queued.get(self._routing.popleft())
-            if record is None:
-                continue
-            message = record.message
-            try:
-                await self.router.route(message)
-            except Exception as exc:  # a policy error in a lookup: keep it queued
-                log.error("routing failed; message stays queued", id=message.id, error=str(exc))
-                try:
-                    queue = self.queue_of(message)
-                    name = message.queue_name() if queue is None else queue.name
-                    self.outcomes.handle(
-                        None,
-                        message,
-                        internal_responses.queue_unresolved(name, str(exc)),
-                        peer=None,
-                    )
-                except Exception as again:  # never let one bad message stop a worker
-                    log.exception("could not reschedule message", id=message.id, error=str(again))
+    def route_now(self, message_id: str) -> None:
+        """Hand an owned message to the routing workers (it is due)."""
+        self.routing.route_now(message_id)
 
     # ------------------------------------------------------------------ admin
     def admin_bounce(self, message: Message, rule: QueueRule) -> None:
@@ -396,8 +288,9 @@ class QueueManager:
         """Stop bouncing newly queued messages for rule ``rule_id``."""
         return self.admin.bounces.pop(rule_id, None) is not None
 
-    def add_suspension(self, rule: QueueRule) -> None:
-        self.admin.suspensions[rule.id] = rule
+    def add_suspension(self, rule: QueueRule) -> bool:
+        """Hold the queues ``rule`` matches (:meth:`AdminRules.add_suspension`)."""
+        return self.admin.add_suspension(rule)
 
     def cancel_suspension(self, rule_id: str) -> bool:
         """End suspension ``rule_id``. As in KumoMTA, the messages it deferred are not

@@ -209,11 +209,13 @@ class Outcomes:
         peer: dict[str, str] | None,
         source_address: SourceAddress,
         session: SessionInfo | None = None,
+        kind: str = "Delivery",
     ) -> None:
+        """A success: log ``kind`` (``XferOut`` for a transfer), then forget."""
         self.counters["delivered"] += 1
         self.stats.record(_path_name(path), "delivered", response)
         ticket = self._record(
-            "Delivery", message, response, path, peer, source_address, session=session)
+            kind, message, response, path, peer, source_address, session=session)
         self._spawn(self._finish(message, ticket))
 
     def bounce(

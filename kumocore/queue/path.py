@@ -22,11 +22,14 @@ import structlog
 
 from kumocore.mail.internal_responses import queue_suspended
 from kumocore.mail.response import Response
+from kumocore.node.memory import MEMORY
 from kumocore.policy.refresh import Freshness
+from kumocore.queue import pressure
 from kumocore.queue.backoff import PathBackoff
 from kumocore.queue.dispatchers import Dispatchers
 from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.slots import YIELD_CHECK_SECONDS, PathThrottles, Slot
+from kumocore.spool.health import HOLD
 
 #: Added to a hold's remaining time when its resume timer is armed, so that the timer
 #: does not run before the hold is over by the wall clock.
@@ -108,10 +111,14 @@ class EgressPath:
         return int(self.config.connection_limit.limit)
 
     def add(self, message: Message) -> None:
+        if HOLD.active and self.held_for_spool(message, None):
+            return  # KumoMTA's insert_ready defers it while the spool is unhealthy
         if self.is_full or self.overflow:
             message.release_data()  # durable already; delivery reloads it from the spool
             self.overflow.append(message)
         else:
+            if MEMORY.low:  # one attribute test per message; the body stays on disk
+                pressure.entering(self, message)
             self.messages.append(message)
         self.wake()
 
@@ -139,6 +146,17 @@ class EgressPath:
             return message
         return None
 
+    def held_for_spool(self, message: Message, site: str | None) -> bool:
+        """While delivery is held for an unhealthy spool, ``message`` goes back to its
+        scheduled queue (:mod:`kumocore.queue.spool_hold`; ``site``: this ready queue's
+        name for a message a connection took, None for one entering it); False when
+        delivery is not held. Connections ask again just before each transaction."""
+        spool_hold = self.shared.spool_hold
+        if not HOLD.active or spool_hold is None:
+            return False
+        spool_hold(message, site)
+        return True
+
     def _new_defer_pass(self) -> None:
         self._deferred_in_pass = 0
 
@@ -155,8 +173,8 @@ class EgressPath:
         """Messages taken but not handed to an outcome go back to the front, in order:
         never left outside both the queue and the scheduler. Those of a connection an
         operator aborted go back to their scheduled queue instead, as KumoMTA's dispatcher
-        drop sends them (:meth:`QueueManager.give_back
-        <kumocore.queue.manager.QueueManager.give_back>`)."""
+        drop sends them (:meth:`Delays.give_back
+        <kumocore.queue.delays.Delays.give_back>`)."""
         if not messages:
             return
         connection = current_dispatcher.get()
@@ -221,7 +239,8 @@ class EgressPath:
 
     @property
     def suspended(self) -> bool:
-        return time.time() < self.suspended_until
+        # HOLD: delivery is held while the spool is unhealthy (kumocore.spool.health).
+        return HOLD.active or time.time() < self.suspended_until
 
     def suspend_until(self, until: float) -> None:
         """Hold the path until ``until`` (a wall-clock time; 0: not held). A hold that is
@@ -310,6 +329,8 @@ class EgressPath:
         limit = self.connection_limit
         if self.backoff.failures:  # probing a failing MX: one connection until one works
             limit = 1
+        elif MEMORY.over_limit:  # KumoMTA's ready queues open at most 2 while shedding
+            limit = min(limit, 2)
         # No more connections than queued messages: a new connection has not taken its
         # first message yet, so the open ones already stand for that many queued ones.
         return min(limit, len(self.messages))

@@ -25,7 +25,7 @@ from kumocore.throttle.store import rate_key
 
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
-    from kumocore.mail.response import Response
+    from kumocore.queue.delays import Delays
     from kumocore.queue.egress import EgressShared
     from kumocore.queue.outcomes import Outcomes
     from kumocore.queue.queued import Queued
@@ -52,11 +52,8 @@ class RateOwner(Protocol):
 
     def record_of(self, message: Message) -> Queued | None: ...
 
-    def delay(self, message: Message, due: float, reason: str) -> None: ...
-
-    async def requeue(
-        self, message: Message, response: Response, reason: str, delay: float | None
-    ) -> bool: ...
+    @property
+    def delays(self) -> Delays: ...
 
 
 def whole_seconds(retry_after: float) -> int:
@@ -79,7 +76,7 @@ async def throttle_queue_rate(
         return False
     delay = whole_seconds(result.retry_after)
     response = queue_rate_throttled(queue.name, delay)
-    if await owner.requeue(message, response, RATE_THROTTLED, float(delay)):
+    if await owner.delays.requeue(message, response, RATE_THROTTLED, float(delay)):
         return True  # the policy re-bound it
     due = time.time() + delay
     max_age = float(queue.config.max_age)
@@ -89,6 +86,5 @@ async def throttle_queue_rate(
     record = owner.record_of(message)
     if record is not None:  # why it waits (inspect-message)
         record.last_response = response.to_single_line()
-    message.due = due
-    owner.delay(message, due, RATE_THROTTLED)
+    await owner.delays.delay(message, due, RATE_THROTTLED)
     return True

@@ -132,7 +132,7 @@ def _log_rebind(
 def queue_messages(manager: QueueManager, queue_name: str, *, limit: int | None,
                    want_body: bool) -> dict[str, Any]:  # fmt: skip
     """KumoMTA's ``InspectSchedQV1Response`` for one scheduled queue (body not loaded)."""
-    from kumocore.admin.summary import rfc3339
+    from kumocore.logs.timestamps import rfc3339
 
     queue = manager.scheduled.get(queue_name)
     ids = sorted(queue.ids, key=lambda i: manager.messages[i].created) if queue else []

@@ -23,6 +23,7 @@ import structlog
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
 from kumocore.mail.scheduling import message_schedule
 from kumocore.queue.insert_context import LOGGED_TRANSIENT_FAILURE
+from kumocore.xfer.wire import is_xfer_queue_name
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -63,6 +64,8 @@ async def requeue_event(
     delay: float | None = None,
 ) -> bool:
     """Run ``requeue_message``; True when the message was re-bound (and is handled)."""
+    from kumocore.xfer.send import xfer_queue_config
+
     hooks = manager.hooks
     if not hooks.implemented("requeue_message"):
         return False
@@ -75,7 +78,9 @@ async def requeue_event(
         if name == before:
             return False
         config = None
-        if name != NULL_QUEUE:
+        if is_xfer_queue_name(name):  # kumo.xfer.xfer: the transfer queue's own config
+            config = xfer_queue_config(name)
+        elif name != NULL_QUEUE:
             config = await hooks.get_queue_config(
                 parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
             if config is None:

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from kumocore.dns import Resolver
     from kumocore.dns.mx import MailExchanger
     from kumocore.mail.message import Message
-    from kumocore.mail.response import Response
     from kumocore.queue.admin import AdminRules, QueueRule
+    from kumocore.queue.delays import Delays
     from kumocore.queue.outcomes import Outcomes
     from kumocore.queue.path import EgressPath
     from kumocore.queue.queued import Queued
@@ -76,11 +76,8 @@ class RouterOwner(LuaOwner, Protocol):
 
     def record_of(self, message: Message) -> Queued | None: ...
 
-    def delay(self, message: Message, due: float, reason: str) -> None: ...
-
-    async def requeue(
-        self, message: Message, response: Response, reason: str, delay: float | None
-    ) -> bool: ...
+    @property
+    def delays(self) -> Delays: ...
 
     def admin_bounce(self, message: Message, rule: QueueRule) -> None: ...
 
@@ -132,6 +129,13 @@ class Router:
 
             await deliver_to_maildir(manager, message, queue.config.protocol, queue.name)
             return
+        if queue.config.protocol is not None and queue.config.protocol.name == "xfer":
+            from kumocore.xfer.send import XferProtocol
+
+            assert isinstance(queue.config.protocol, XferProtocol)
+            # Handed over, not awaited: a slow target must not hold a routing task.
+            queue.config.protocol.sender.submit(manager, message, queue.config.protocol)
+            return
         try:
             path = await self._dispatch(message, queue)
         except RoutingError as error:
@@ -159,9 +163,11 @@ class Router:
         manager = self.manager
         queue = manager.queue_of(message)
         response = insert_throttled("" if queue is None else queue.name, due)
-        if await manager.requeue(message, response, INSERT_THROTTLED, None):
+        if await manager.delays.requeue(message, response, INSERT_THROTTLED, None):
             return True  # the policy re-bound it
-        manager.delay(message, due, INSERT_THROTTLED)
+        # As KumoMTA: requeued with no delay of its own, so re-timed with its jitter (the
+        # event is asked again within a minute), not left until the time the event set.
+        await manager.delays.jittered(message, INSERT_THROTTLED)
         return True
 
     async def _pick_source(self, queue: ScheduledQueue) -> str:

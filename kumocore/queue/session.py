@@ -30,6 +30,7 @@ from kumocore.queue.path import EgressPath
 from kumocore.queue.reconnect import ConnectionPlan, retry_on_next_host, transient_outcome
 from kumocore.queue.rewrite_status import rewrite_delivery_status
 from kumocore.trace.bus import CLIENT_TRACE
+from kumocore.trace.events import ClientTracer
 
 if TYPE_CHECKING:
     from kumocore.delivery.client import SmtpClientConnection
@@ -53,7 +54,10 @@ class SmtpEgressPath(EgressPath):
             return
         dispatcher.enter_phase("AttemptingConnection")
         plan = ConnectionPlan()
-        conn = await self._connect(plan, epoch)
+        # One trace for the whole session, under the id KumoMTA gives it: the
+        # dispatcher's session_id, whatever number of connections the session opens.
+        tracer = ClientTracer({"id": str(dispatcher.session_id)})
+        conn = await self._connect(plan, epoch, tracer)
         delivered = 0  # KumoMTA counts max_deliveries_per_connection per session
         while conn is not None:
             lost = False
@@ -69,12 +73,14 @@ class SmtpEgressPath(EgressPath):
                     or not plan.after_loss(self.config.reconnect_strategy)):
                 return
             epoch = self.backoff.epoch
-            conn = await self._reconnect(plan, slot, dispatcher, epoch)
+            conn = await self._reconnect(plan, slot, dispatcher, epoch, tracer)
 
-    async def _connect(self, plan: ConnectionPlan, epoch: int) -> SmtpClientConnection | None:
+    async def _connect(
+        self, plan: ConnectionPlan, epoch: int, tracer: ClientTracer
+    ) -> SmtpClientConnection | None:
         """The session's next connection, from ``plan``; None when no address took it."""
         try:
-            conn = await connect(self, plan)
+            conn = await connect(self, plan, tracer)
         except ConnectionFailed as failure:
             self._round_failed(failure.response, epoch)
             return None
@@ -82,7 +88,8 @@ class SmtpEgressPath(EgressPath):
         return conn
 
     async def _reconnect(
-        self, plan: ConnectionPlan, slot: Slot, dispatcher: Dispatcher, epoch: int
+        self, plan: ConnectionPlan, slot: Slot, dispatcher: Dispatcher, epoch: int,
+        tracer: ClientTracer,
     ) -> SmtpClientConnection | None:
         """The connection after one the MX ended (see :mod:`kumocore.queue.reconnect`),
         as KumoMTA opens it: when a message waits for it (up to ``idle_timeout``), and
@@ -96,7 +103,7 @@ class SmtpEgressPath(EgressPath):
             return None
         self.put_back([message])  # the connection's first message, or its failure's
         dispatcher.enter_phase("AttemptingConnection")
-        return await self._connect(plan, epoch)
+        return await self._connect(plan, epoch, tracer)
 
     async def _deliver_over(
         self, conn: SmtpClientConnection, slot: Slot, dispatcher: Dispatcher,
@@ -178,6 +185,8 @@ class SmtpEgressPath(EgressPath):
             log.error("message body missing from spool; quarantined", id=message.id)
             await shared.quarantine(message)
             return
+        if self.held_for_spool(message, self.key.name):
+            return  # the spool became unhealthy since the message was taken (KumoMTA)
         if CLIENT_TRACE.active and getattr(conn, "tracer", None) is not None:
             conn.tracer.message(message)  # kumocore trace-smtp-client: MessageObtained
         response = await conn.send(str(message.sender), str(message.recipient), data,

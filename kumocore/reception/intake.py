@@ -22,6 +22,7 @@ from kumocore.logs.record import PeerAddress
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.insert_context import RECEIVED
+from kumocore.xfer.wire import XFER_QUEUE_SUFFIX
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -129,6 +130,12 @@ class Intake:
         name, parts = message_queue(message)
         if name == NULL_QUEUE:
             return name, None
+        if name.endswith(XFER_QUEUE_SUFFIX):  # a transfer queue: not the policy's to configure
+            from kumocore.xfer.send import xfer_queue_config
+
+            xfer = xfer_queue_config(name)
+            if xfer is not None:
+                return name, xfer
         cached = self._configs.get(name)
         epoch = self.hooks.config_epoch
         if cached is not None and not cached[1].due(cached[0], epoch):

@@ -21,7 +21,6 @@ import ssl
 import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from kumocore.errors import ConfigError
+from kumocore.regular_file import read_regular_file
 
 __all__ = ["KeySource", "load_key_source", "self_signed_pem", "server_context"]
 
@@ -75,7 +75,7 @@ def load_key_source(source: KeySource, *, key: str) -> bytes:
     """The bytes a KeySource refers to; :class:`ConfigError` names ``key`` on failure."""
     if isinstance(source, str):
         try:
-            return Path(source).read_bytes()
+            return read_regular_file(source)  # a FIFO or a device would hold the loop
         except OSError as exc:
             raise ConfigError(f"{key}: cannot read {source!r}: {exc.strerror}") from None
     if isinstance(source, Mapping):

@@ -77,23 +77,38 @@ def received_header(
 def add_supplemental_header(
     message: Message, header_name: str, include_meta_names: Sequence[str]
 ) -> None:
-    """Prepend KumoMTA's supplemental trace header to ``message``."""
+    """Prepend KumoMTA's supplemental trace header to ``message``: base64 of a JSON object
+    with sorted keys (serde_json's map), a meta name the message lacks as ``null`` (as
+    KumoMTA's ``get_meta`` answers), folded every :data:`FOLD_WIDTH` characters."""
     payload: dict[str, object] = {
         "_@_": SUPPLEMENTAL_MARKER,
         "recipient": message.recipient.email,
     }
     for name in include_meta_names:
-        value = message.meta.get(name)
-        if value is not None:
-            payload[name] = value
-    encoded = base64.b64encode(orjson.dumps(payload)).decode("ascii")
-    message.prepend_header(header_name, encoded)
+        payload[name] = message.meta.get(name)
+    encoded = base64.b64encode(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
+    message.prepend_header(header_name, fold_token(encoded.decode("ascii")))
+
+
+#: KumoMTA folds the supplemental header's base64 at this column (its header wrapper's
+#: soft width, used as the hard width for a token without spaces).
+FOLD_WIDTH = 75
+
+
+def fold_token(token: str, width: int = FOLD_WIDTH) -> str:
+    """``token`` (no white space) cut into lines of ``width`` characters, each after the
+    first starting with a tab. KumoMTA's wrapper leaves a CRLF at the end when the length
+    is a multiple of ``width``, which would end the header block; here it does not."""
+    if len(token) <= width:
+        return token
+    return "\r\n\t".join(token[at : at + width] for at in range(0, len(token), width))
 
 
 def decode_supplemental(value: str) -> dict[str, object] | None:
-    """The JSON object of a supplemental header value, None when it is not one."""
+    """The JSON object of a supplemental header value (folded or not), None when it is
+    not one."""
     try:
-        decoded = orjson.loads(base64.b64decode(value.strip(), validate=True))
+        decoded = orjson.loads(base64.b64decode("".join(value.split()), validate=True))
     except ValueError:
         return None
     if isinstance(decoded, dict) and decoded.get("_@_") == SUPPLEMENTAL_MARKER:

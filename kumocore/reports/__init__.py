@@ -1,7 +1,9 @@
 """Parsers for the reports that come back to a sender: DSN bounces and ARF complaints.
 
 * :func:`parse_rfc3464` — RFC 3464 delivery status notifications (out-of-band bounces);
-* :func:`parse_rfc5965` — RFC 5965 ARF feedback reports, as KumoMTA's ``feedback_report``.
+* :func:`parse_rfc5965` — RFC 5965 ARF feedback reports, as KumoMTA's ``feedback_report``;
+* :func:`kumocore.reports.trim.trim_report` — a received report cut to the bounded parts
+  its records need, before either parser sees it.
 
 Both return None for a message that is not such a report and raise :class:`ReportError`
 for one that claims to be but is malformed.

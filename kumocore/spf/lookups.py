@@ -14,7 +14,8 @@ from typing import Any
 
 import dns.reversename
 
-from kumocore.dns.resolver import DnsError, Resolver, normalize_name
+from kumocore.dns.errors import DnsError
+from kumocore.dns.resolver import Resolver, normalize_name
 from kumocore.spf.result import SpfAbort
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

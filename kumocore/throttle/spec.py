@@ -29,6 +29,8 @@ _UNITS = {
 _DISPLAY_UNITS = {86400: "d", 3600: "h", 60: "m", 1: "s"}
 _DIGITS = re.compile(r"[0-9]+")
 _NS = 1_000_000_000
+#: KumoMTA holds limits, periods and bursts in ``u64``s: a larger number is refused.
+U64_MAX = 2**64 - 1
 
 
 def _invalid(limit: int, period: int, max_burst: int | None) -> str | None:
@@ -40,6 +42,9 @@ def _invalid(limit: int, period: int, max_burst: int | None) -> str | None:
         return "period must be greater than 0"
     if max_burst is not None and max_burst < 0:
         return "max_burst must not be negative"
+    if max(limit, period, max_burst or 0) > U64_MAX:
+        # u64 fields in KumoMTA; its multiplication of the period would overflow.
+        return f"number too big (at most {U64_MAX})"
     return None
 
 
@@ -49,6 +54,9 @@ def _separated_number(text: str, what: str) -> int:
     # int() alone would accept "+5", " 5" and non-ASCII digits, which KumoMTA refuses.
     if not _DIGITS.fullmatch(digits):
         raise ValueError(f"invalid {what} {text!r}: not a whole number")
+    significant = digits.lstrip("0")  # checked by length first: int() of 5000 digits fails
+    if len(significant) > 20 or int(digits) > U64_MAX:  # a u64 in KumoMTA (parse::<u64>)
+        raise ValueError(f"invalid {what} {text!r:.40}: number too large to fit in target type")
     return int(digits)
 
 
@@ -92,7 +100,7 @@ class ThrottleSpec:
         try:
             return cls._parse(text)
         except ValueError as err:
-            raise ConfigError(f"invalid throttle spec {text!r}: {err}") from None
+            raise ConfigError(f"invalid throttle spec {text!r:.80}: {err}") from None
 
     @classmethod
     def _parse(cls, text: str) -> ThrottleSpec:
@@ -113,6 +121,8 @@ class ThrottleSpec:
             raise ValueError(f"invalid period quantity {period_text}")
         if unit not in _UNITS:
             raise ValueError(f"unknown period quantity {unit}")
+        if len(multiplier_text.lstrip("0")) > 20 or int(multiplier_text or 1) > U64_MAX:
+            raise ValueError("number too big")  # KumoMTA's u64 multiplier overflows
         period = _UNITS[unit] * (int(multiplier_text) if multiplier_text else 1)
         limit = _separated_number(limit_text, "limit")
         reason = _invalid(limit, period, max_burst)
@@ -147,6 +157,11 @@ class LimitSpec:
     def __post_init__(self) -> None:
         if self.limit < 1:
             raise ConfigError(f"invalid limit {self.limit!r}: limit must be 1 or larger")
+        if self.limit > U64_MAX:
+            raise ConfigError(
+                f"invalid limit {self.limit!r}: number too large to fit in "
+                f"target type (at most {U64_MAX})"
+            )
 
     @classmethod
     def parse(cls, value: int | str | LimitSpec) -> LimitSpec:
@@ -156,6 +171,11 @@ class LimitSpec:
         # bool is an int subclass; `connection_limit = true` is a mistake, not 1.
         if isinstance(value, int) and not isinstance(value, bool):
             return cls(value)
+        if isinstance(value, float):  # 1.5, 2^70: a Lua float is no u64 (nor is 3.0)
+            raise ConfigError(
+                f"invalid limit {value!r}: expected a whole number from 1 "
+                f"to {U64_MAX} or a string like 'local:100', not a float"
+            )
         if not isinstance(value, str):
             raise ConfigError(f"invalid limit {value!r}: expected a number or a string")
         force_local = value.startswith(_LOCAL_PREFIX)
@@ -163,7 +183,7 @@ class LimitSpec:
         try:
             limit = _separated_number(text, "limit")
         except ValueError as err:
-            raise ConfigError(f"invalid limit spec {value!r}: {err}") from None
+            raise ConfigError(f"invalid limit spec {value!r:.80}: {err}") from None
         if limit == 0:
             raise ConfigError(f"invalid limit spec {value!r}: limit must be greater than 0!")
         return cls(limit, force_local)

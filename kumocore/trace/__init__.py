@@ -1,7 +1,8 @@
 """Live SMTP tracing: KumoMTA's ``trace-smtp-server`` and ``trace-smtp-client``.
 
 The package owns the trace bus and its bounded subscriber queues (``bus``), the filters
-(``filters``), the events built at more than one line (``events``), the admin WebSockets
+(``filters``), the events built at more than one line (``events``), the listener's policy
+``Callback`` events (``callbacks``), the admin WebSockets
 (``ws``, relayed across workers by ``relay``, described by ``openapi``) and the two
 commands with their kcli text (``cli``, ``text``).
 The listener's sessions and the delivery client publish what they read and write to a

@@ -16,10 +16,11 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from kumocore.logs.timestamps import rfc3339
 
 #: Payload kinds that carry no value (serialised as a bare string, as serde does).
 UNIT_KINDS = frozenset({"Connected", "Closed", "BeginSession", "MessageObtained"})
@@ -31,11 +32,6 @@ MAX_BYTES = 8 * 1024 * 1024
 EVENT_OVERHEAD = 600
 
 Matcher = Callable[["dict[str, Any] | None"], bool]
-
-
-def rfc3339(when: float) -> str:
-    """``when`` as chrono prints a UTC time: ``2026-12-06T03:20:01.123456Z``."""
-    return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
 
 
 class TraceEvent:

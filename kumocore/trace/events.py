@@ -1,10 +1,13 @@
 """The events that need more than a line at their publishing site: the listener's
-message disposition, and the delivery client's tracer (KumoMTA's ``SmtpClientTracerImpl``).
+message disposition, and the delivery client's tracer (KumoMTA's
+``SmtpClientTracerImpl``). The listener's policy ``Callback`` events are in
+:mod:`kumocore.trace.callbacks`.
 
-A :class:`ClientTracer` belongs to one delivery session (one :func:`kumocore.queue.connect.connect`
-call: the MX plan and each host it tries). Its meta starts with what is known before
-connecting (``egress_pool``, ``egress_source``, ``id``, ``ready_queue_name``, ``mx_plan``),
-gains ``source_address``/``mx_host``/``mx_address`` when a host answers and the message's
+A :class:`ClientTracer` belongs to one delivery session: all the connections a
+dispatcher opens, under its ``session_id`` as ``id`` (KumoMTA's tracer is made once per
+dispatcher). Its meta starts with what is known before connecting (``egress_pool``,
+``egress_source``, ``id``, ``ready_queue_name``, ``mx_plan``), gains
+``source_address``/``mx_host``/``mx_address`` when a host answers and the message's
 ``message_id``/``sender``/``recipient``/``domain``/``routing_domain``/``campaign``/
 ``tenant``/``queue_name`` with each message, as KumoMTA's does. Callers test
 ``CLIENT_TRACE.active`` before calling it.

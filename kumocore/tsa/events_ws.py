@@ -10,10 +10,11 @@ expires}}`` (``expires`` in RFC 3339) — and applies them with its own admin AP
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
+
+from kumocore.logs.timestamps import rfc3339
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def subscription_item(action: ActiveAction) -> dict[str, Any] | None:
-    expires = datetime.fromtimestamp(action.expires, UTC).isoformat().replace("+00:00", "Z")
+    expires = rfc3339(action.expires)
     if action.kind == "Suspend":
         return {"ReadyQSuspension": {
             "rule_hash": action.id, "site_name": action.site, "reason": action.reason,

@@ -7,10 +7,13 @@ import asyncio
 import gc
 import time
 
+import pytest
+
 from kumocore.queue.dispatchers import Dispatcher
 from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
 from tests.admin.test_trace_smtp_server import OTHER, conversation
+from tests.support.ticker import LoopTicker
 
 INSPECT = "/api/admin/inspect-ready-q/v1"
 RESOLVE = "/api/admin/resolve-egress-path/v1"
@@ -19,6 +22,7 @@ ESMTP = {"relay_hosts": ["127.0.0.0/8"]}
 CONNECTIONS = 10_000
 
 
+@pytest.mark.serial  # a latency bound (75 ms): measured on a machine not running other tests
 async def test_listing_thousands_of_connections_does_not_stall_the_worker(
     make_node: MakeNode,
 ) -> None:
@@ -34,25 +38,12 @@ async def test_listing_thousands_of_connections_does_not_stall_the_worker(
     added = [Dispatcher(task) for _ in range(CONNECTIONS)]
     for dispatcher in added:
         path.dispatchers._open[dispatcher.session_id] = dispatcher
-    gaps: list[float] = []
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        last = time.monotonic()
-        while not done.is_set():
-            await asyncio.sleep(0.001)
-            now = time.monotonic()
-            gaps.append(now - last - 0.001)
-            last = now
-
     gc.collect()  # what earlier tests left is not this request's cost
-    ticking = asyncio.create_task(ticker())
-    await asyncio.sleep(0.01)
     try:
-        status, view = await node.admin("GET", f"{INSPECT}?queue_name={READY_Q}")
+        async with LoopTicker() as ticker:
+            await asyncio.sleep(0.01)
+            status, view = await node.admin("GET", f"{INSPECT}?queue_name={READY_Q}")
     finally:
-        done.set()
-        await ticking
         for dispatcher in added:
             del path.dispatchers._open[dispatcher.session_id]
     assert status == 200, view
@@ -62,7 +53,8 @@ async def test_listing_thousands_of_connections_does_not_stall_the_worker(
     assert {str(dispatcher.session_id) for dispatcher in added} <= listed
     # Described in one go, 10000 connections stalled the worker for 110 ms; a step at a
     # time, what is left (about 50 ms) is encoding the answer and this test reading it.
-    assert max(gaps) < 0.075, f"the event loop stalled for {max(gaps):.3f} s"
+    stall = ticker.longest_overrun
+    assert stall < 0.075, f"the event loop stalled for {stall:.3f} s"
 
 
 async def test_hostile_names_get_a_4xx_that_says_what_is_wrong(make_node: MakeNode) -> None:

@@ -158,7 +158,7 @@ async def test_aborting_a_held_connection_retries_its_message_which_is_delivered
 ) -> None:
     # The message goes back to its scheduled queue with KumoMTA's 0-59 s jitter
     # (tests/queue/test_delayed_records_abort.py); with none it is retried at once.
-    monkeypatch.setattr("kumocore.queue.manager.drop_delay", lambda: 0)
+    monkeypatch.setattr("kumocore.queue.delays.drop_delay", lambda: 0)
     node = await make_node(sink=holding_sink)
     await node.send(recipients="user@example.com")
     path, session = await _held_connection(node, holding_sink)
@@ -272,7 +272,7 @@ async def test_cli_set_log_filter_prints_ok_and_a_bad_filter_fails(
 async def test_cli_abort_ready_q_conn_prints_the_answer_or_the_error(
     make_node: MakeNode, holding_sink: HoldingSink, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("kumocore.queue.manager.drop_delay", lambda: 0)  # retried at once
+    monkeypatch.setattr("kumocore.queue.delays.drop_delay", lambda: 0)  # retried at once
     node = await make_node(sink=holding_sink)
     await node.send(recipients="cli@example.com")
     path, session = await _held_connection(node, holding_sink)

@@ -12,6 +12,7 @@ import pytest
 from kumocore.mail.message import Message
 from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
+from tests.support.ticker import LoopTicker
 
 READY_Q = f"unspecified->{SINK_HOST}@smtp_client"
 INSPECT = "/api/admin/inspect-ready-q/v1"
@@ -56,28 +57,15 @@ async def test_listing_the_scheduled_queues_of_a_long_ready_queue_keeps_the_loop
     for n in range(MANY):  # held: none of them is delivered, nor read from a spool
         path.add(Message("s@src.test", f"r{n}@d{n % 7}.test", b"Subject: x\r\n\r\nx\r\n"))
 
-    longest = 0.0
-
-    async def ticker() -> None:
-        nonlocal longest
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            longest, last = max(longest, now - last), now
-
-    ticking = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0.05)
-    try:
+    async with LoopTicker() as ticker:
+        await asyncio.sleep(0.05)
         status, view = await node.admin(
             "GET", f"{INSPECT}?queue_name={READY_Q}&include_scheduled_queues=true")
-    finally:
-        ticking.cancel()
     assert status == 200
     assert view["scheduled_queue_names"] == ["d0.test", "d1.test", "d2.test", "d3.test",
                                              "d4.test", "d5.test", "d6.test", "dest.test"]
     assert view["state"]["ready_count"] == MANY + 1
-    assert longest < 0.1, f"the event loop stood still for {longest:.3f} s"
+    assert ticker.longest < 0.1, f"the event loop stood still for {ticker.longest:.3f} s"
 
 
 def test_with_several_workers_a_refused_states_query_keeps_its_error() -> None:

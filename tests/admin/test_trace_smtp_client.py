@@ -80,7 +80,7 @@ async def test_a_delivery_session_is_traced_and_a_filter_on_another_domain_stops
     begin, message = events[0]["conn_meta"], events[obtained]["conn_meta"]
     assert begin["ready_queue_name"] == f"unspecified->{SINK_HOST}@smtp_client"
     assert begin["egress_source"] == "unspecified" and begin["egress_pool"] == "unspecified"
-    assert begin["mx_plan"] == [f"{SINK_HOST}/127.0.0.1"]
+    assert begin["mx_plan"] == {"Addresses": [{"name": SINK_HOST, "addr": "127.0.0.1"}]}
     assert {key: message[key] for key in (
         "id", "mx_host", "mx_address", "message_id", "sender", "recipient", "domain",
         "routing_domain", "queue_name")} == {

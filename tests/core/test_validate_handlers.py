@@ -186,7 +186,7 @@ def test_validate_names_each_handler_that_may_have_given_the_wrong_answer(
 ) -> None:
     result = _validate(tmp_path, """
 kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
-  return nil
+  -- no return: the next handler is asked (as in KumoMTA, `return nil` would end the call)
 end)
 kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
   return 42
@@ -253,13 +253,13 @@ def test_a_handler_reaching_a_kumomta_function_kumocore_lacks_is_an_error(
 ) -> None:
     result = _validate(tmp_path, """
 kumo.on('smtp_server_message_received', function(msg)
-  kumo.xfer.cancel_xfer(msg)
+  kumo.file_type.from_bytes(msg)
 end)
 """)
     assert result.returncode == 1, result.stderr
     assert (f"error: smtp_server_message_received(sample message): {tmp_path}/policy.lua:"
             in result.stderr)  # fmt: skip
-    assert "KumoMTA's 'kumo.xfer' is not supported by kumocore yet" in result.stderr
+    assert "KumoMTA's 'kumo.file_type' is not supported by kumocore yet" in result.stderr
 
 
 def test_a_handler_calling_a_message_method_that_does_not_exist_is_an_error(

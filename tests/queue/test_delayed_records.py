@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from kumocore.mail.internal_responses import chrono_utc
+from kumocore.queue import delays as delays_module
 from tests.queue.delayed_support import (
     assert_delayed_record,
     future,
@@ -75,9 +78,12 @@ end)""",
 
 
 async def test_throttle_insert_ready_queue_sends_the_message_back_with_a_delayed_record(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    due, stamp = future(1800)
+    # As KumoMTA: requeued without a delay of its own, the message is re-timed with the
+    # 0-59 s jitter (here 7 s), not left until the time the event set (30 min).
+    monkeypatch.setattr(delays_module, "drop_delay", lambda: 7)
+    _, stamp = future(1800)
     logs = tmp_path / "logs"
     node = await start(
         tmp_path,
@@ -88,19 +94,23 @@ kumo.on('throttle_insert_ready_queue', function(msg)
   msg:set_due '{stamp}'
 end)
 kumo.on('requeue_message', function(msg, response, context, increment, delay)
-  -- kumocore passes the delay in seconds (KumoMTA: a TimeDelta)
+  -- delay: a kumo.time TimeDelta, as KumoMTA passes (or nil)
   msg:set_meta('seen', string.format('%s|%s|%s|%s', response, table.concat(context, ','),
-    tostring(increment), delay and string.format('%d', delay) or 'nil'))
+    tostring(increment), delay and string.format('%d', delay.seconds) or 'nil'))
 end)""",
         ),
     )
     try:
         await node.send(recipients="throttled@example.com")
         [record] = await wait_for_records(logs, "Delayed")
+        [waiting] = node.runtime.services.queues.queued.values()
+        due = waiting.due
     finally:
         await node.stop()
+    assert due is not None
     assert_delayed_record(record, context="Received, ThrottledByThrottleInsertReadyQueue",
-                          due=due, at=stamp, queue="example.com")  # fmt: skip
+                          due=due, at=chrono_utc(due), queue="example.com")  # fmt: skip
+    assert 6.9 <= due - rfc3339(record["event_time"]) <= 7.0
     # As KumoMTA: requeue_message ran first, told why, without an attempt or a delay.
     assert record["meta"]["seen"] == (
         "451 4.4.4 KumoMTA internal: example.com throttle_insert_ready_queue event "
@@ -121,9 +131,9 @@ async def test_the_queue_message_rate_sends_the_message_back_with_a_delayed_reco
             queue="max_message_rate = '1/h'",
             extra="""
 kumo.on('requeue_message', function(msg, response, context, increment, delay)
-  -- kumocore passes the delay in seconds (KumoMTA: a TimeDelta)
+  -- delay: a kumo.time TimeDelta, as KumoMTA passes (or nil)
   msg:set_meta('seen', string.format('%s|%s|%s|%s', response, table.concat(context, ','),
-    tostring(increment), delay and string.format('%d', delay) or 'nil'))
+    tostring(increment), delay and string.format('%d', delay.seconds) or 'nil'))
 end)""",
         ),
     )
@@ -212,7 +222,7 @@ async def test_a_message_due_at_once_pays_nothing_for_delayed_records(tmp_path: 
         code = frame.f_code
         if event == "call" and (
             code.co_filename.endswith("insert_context.py")
-            or code.co_name in ("delayed", "delay", "_log_delayed", "requeue")
+            or code.co_name in ("delayed", "delay", "log_delayed", "requeue")
         ):
             called.append(code.co_name)
 
@@ -224,7 +234,7 @@ async def test_a_message_due_at_once_pays_nothing_for_delayed_records(tmp_path: 
             sys.setprofile(profile)
             try:
                 await services.intake.accept([message], reception_protocol="ESMTP")
-                services.queues._routing.clear()  # routed here, by hand
+                services.queues.routing.clear()  # routed here, by hand
                 await services.queues.router.route(message)
             finally:
                 sys.setprofile(None)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kumocore.mail.internal_responses import chrono_utc
-from kumocore.queue import manager as manager_module
+from kumocore.queue import delays as delays_module
 from tests.queue.delayed_support import assert_delayed_record, policy, records, start
 from tests.queue.delayed_support import wait_for_records as wait_for_log
 from tests.support.holding_sink import HoldingSink
@@ -38,7 +38,7 @@ async def holding_sink() -> AsyncIterator[HoldingSink]:
 async def test_an_aborted_connection_gives_its_message_back_with_a_delayed_record(
     tmp_path: Path, holding_sink: HoldingSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(manager_module, "drop_delay", lambda: 7)  # KumoMTA's jitter: 0..59
+    monkeypatch.setattr(delays_module, "drop_delay", lambda: 7)  # KumoMTA's jitter: 0..59
     logs = tmp_path / "logs"
     node = await start(tmp_path, policy(logs, extra=SEEN), sink=holding_sink)
     try:
@@ -71,7 +71,7 @@ async def test_an_aborted_connection_gives_its_message_back_with_a_delayed_recor
 async def test_a_message_given_back_with_no_wait_goes_out_at_once_unlogged(
     tmp_path: Path, holding_sink: HoldingSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(manager_module, "drop_delay", lambda: 0)
+    monkeypatch.setattr(delays_module, "drop_delay", lambda: 0)
     logs = tmp_path / "logs"
     node = await start(tmp_path, policy(logs), sink=holding_sink)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kumocore.queue import manager as manager_module
+from kumocore.queue import delays as delays_module
 from tests.queue.delayed_support import policy, records, start
 from tests.queue.delayed_support import wait_for_records as wait_for_log
 from tests.support.holding_sink import HoldingSink
@@ -30,7 +30,7 @@ async def holding_sink() -> AsyncIterator[HoldingSink]:
 async def test_a_message_given_back_as_the_node_stops_is_kept_and_delivered_once(
     tmp_path: Path, holding_sink: HoldingSink, monkeypatch: pytest.MonkeyPatch, jitter: int
 ) -> None:
-    monkeypatch.setattr(manager_module, "drop_delay", lambda: jitter)
+    monkeypatch.setattr(delays_module, "drop_delay", lambda: jitter)
     logs = tmp_path / "logs"
     text = policy(logs)
     node = await start(tmp_path, text, spool="rocksdb", sink=holding_sink)

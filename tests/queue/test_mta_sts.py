@@ -255,3 +255,38 @@ async def test_enforce_keeps_only_allowed_hosts_and_gets_its_own_site_name(
     assert applied.hosts == ["mx2.example.com."]
     assert applied.by_pref == {20: ["mx2.example.com."]}
     assert applied.mta_sts == "enforce" and applied.site_name != mx.site_name
+
+
+async def test_set_mta_sts_enabled_false_neither_fetches_nor_applies_policies(
+    make_bench: Any, dns: TestDnsServer, policy_server: PolicyServer, ca: trustme.CA,
+) -> None:
+    from kumocore.dns import make_dns_functions
+
+    _publish_txt(dns, "1")
+    policy_server.publish("enforce", "mx9.example.com")  # would allow none of the MX hosts
+    bench = await _bench(make_bench, policy_server, ca)
+    set_enabled = make_dns_functions(bench.runtime.resolver)["dns.set_mta_sts_enabled"]
+    set_enabled(False)
+    await bench.inject("rcpt@example.com")
+    assert len(await bench.sink.wait_for(1)) == 1
+    assert policy_server.requests == []
+    assert dns.query_count("_mta-sts.example.com") == 0
+    with pytest.raises(Exception, match="expected true or false"):
+        set_enabled("no")
+
+
+async def test_a_domain_without_mx_records_gets_no_mta_sts_policy(
+    dns: TestDnsServer, policy_server: PolicyServer, ca: trustme.CA,
+) -> None:
+    from kumocore.dns.mx import MailExchanger
+    from kumocore.dns.resolver import Resolver
+
+    # As KumoMTA: a policy only filters a real MX set, not the domain's own address.
+    resolver = Resolver()
+    resolver.configure([dns.address])
+    sts = MtaSts(resolver, https_port=policy_server.port, ssl_context=_client_context(ca))
+    _publish_txt(dns, "1")
+    policy_server.publish("enforce", "mx9.example.com")
+    implicit = MailExchanger.implicit("example.com")
+    assert await sts.apply("example.com", implicit) is implicit
+    assert sts.fetches == 0

@@ -94,7 +94,8 @@ async def test_lua_throttle_insert_ready_queue_delays_what_the_throttle_refuses(
     assert [m.recipient for m in bench.sink.messages] in (["a@example.com"], ["b@example.com"])
     delayed = second if bench.sink.messages[0].recipient == "a@example.com" else first
     due = bench.queues.scheduler.due_time(delayed.id)
-    assert due is not None and due > time.time() + 3000  # about an hour away
+    # KumoMTA re-times it within a minute (its jitter); the throttle is asked again then
+    assert due is not None and due < time.time() + 60
 
 
 class PythonThrottle:

@@ -11,7 +11,6 @@ stall the loop for reasons of their own.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from kumocore.config import QueueConfig
 from kumocore.mail.message import Message
 from kumocore.queue.admin import parse_rule
 from tests.queue.harness import Bench
+from tests.support.ticker import LoopTicker
 
 MESSAGES = 15_000
 
@@ -45,24 +45,11 @@ async def insert(bench: Bench, count: int, due: float | None = None) -> None:
 @asynccontextmanager
 async def loop_gaps() -> AsyncIterator[list[float]]:
     """The gaps between the ticks of a 1 ms ticker while the block runs."""
-    gaps: list[float] = []
-    done = asyncio.Event()
-
-    async def ticker() -> None:
-        last = time.monotonic()
-        while not done.is_set():
-            await asyncio.sleep(0.001)
-            now = time.monotonic()
-            gaps.append(now - last)
-            last = now
-
     gc.disable()
-    task = asyncio.create_task(ticker())
     try:
-        yield gaps
+        async with LoopTicker() as ticker:
+            yield ticker.gaps
     finally:
-        done.set()
-        await task
         gc.enable()
 
 

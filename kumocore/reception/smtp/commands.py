@@ -51,12 +51,14 @@ async def _hello(session: EsmtpSession, arg: str, *, extended: bool) -> None:
         domain, session.conn_meta, extensions)
     session.ehlo_domain = domain
     session.esmtp = extended
-    session.conn_meta["ehlo_domain"] = domain
     hostname = session.config.hostname
     if not extended:
         await session.reply(250, f"{hostname} Hello {domain}")
-        return
-    await session.reply(250, "\n".join([f"{hostname} Aloha {domain}", *extensions]))
+    else:
+        await session.reply(250, "\n".join([f"{hostname} Aloha {domain}", *extensions]))
+    # As KumoMTA: the connection meta learns the name after the event and after the reply
+    # (smtp_server_rewrite_response of this reply still sees the previous one, or none).
+    session.conn_meta["ehlo_domain"] = domain
 
 
 def _extensions(session: EsmtpSession) -> list[str]:

@@ -92,9 +92,19 @@ async def find_report(message: Message, disposition: RelayDisposition) -> Report
 def _parse(
     data: bytes, arf: bool, oob: bool
 ) -> dict[str, Any] | DeliveryStatusReport | Exception | None:
-    """The ARF report (a dict) or the DSN in ``data``; a malformed one as its error."""
-    from kumocore.reports import ReportError, parse_rfc3464, parse_rfc5965
+    """The ARF report (a dict) or the DSN in ``data``; a malformed one as its error.
 
+    Only the parts the records need are parsed (:func:`~kumocore.reports.trim.trim_report`):
+    the stdlib parser holds the GIL for the whole of what it is given, even on a thread.
+    """
+    from kumocore.reports import ReportError, parse_rfc3464, parse_rfc5965
+    from kumocore.reports.trim import NotAReport, trim_report
+
+    try:
+        data = trim_report(data)
+    except NotAReport as exc:
+        log.info("report past its bounds treated as a plain message", error=str(exc))
+        return None
     try:
         if arf and (feedback := parse_rfc5965(data)) is not None:
             return feedback

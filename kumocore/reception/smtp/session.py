@@ -224,6 +224,13 @@ class EsmtpSession(SmtpProtocol):
                       text=rejection.message)
             await self.technical_difficulties()
             return
+        if rejection.follow_with_421:
+            # kumo.disconnect(..., 'FollowWith421'): the policy's reply, then KumoMTA's
+            # synthesized 421 (written as is: not rewritten, not logged) and the close.
+            await self.reply(rejection.code, rejection.message, error=False)
+            await super().reply(421, f"{self.hostname} disconnecting due to previous error",
+                                close=True)
+            return
         await self.reply(rejection.code, rejection.message, close=close or rejection.disconnect)
 
     async def technical_difficulties(self) -> None:

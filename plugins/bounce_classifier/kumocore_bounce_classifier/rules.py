@@ -12,10 +12,10 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kumocore import ConfigError
+from kumocore.regular_file import read_regular_text
 
 #: KumoMTA's predefined bounce classes; custom class names are allowed too.
 PREDEFINED_CLASSES: tuple[str, ...] = (
@@ -54,7 +54,7 @@ def load_rules(path: str | os.PathLike[str]) -> list[Rule]:
     """
     name = os.fspath(path)
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        text = read_regular_text(name)  # a FIFO or a device would hold the loop
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"bounce classifier rules file {name!r}: cannot read it: {exc}") from exc
     document = _parse(name, text)

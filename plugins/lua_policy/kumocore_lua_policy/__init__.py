@@ -54,9 +54,11 @@ class LuaPolicyPlugin:
 
     @hookimpl
     def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
+        from kumocore import apply_supplemental_trace_header
         from kumocore_lua_policy.extras import PolicyExtras
 
-        return {**self.stdlib.functions(), **PolicyExtras().policy_functions()}
+        return {**self.stdlib.functions(), **PolicyExtras().policy_functions(),
+                "apply_supplemental_trace_header": apply_supplemental_trace_header}
 
     @hookimpl
     def kumo_register_config_epoch(self) -> Callable[[], int]:

@@ -25,12 +25,74 @@ local bridge = {}
 
 --------------------------------------------------------------------------- calls into Python
 
+-- Where the first string that is not valid UTF-8 sits in `value` (a string, or a plain
+-- table searched a few levels down, keys too): the path of fields below the argument
+-- ('' for the argument itself) and the 1-based position of its first bad byte; nil when
+-- there is none. Only run once a call has failed, so its cost does not matter.
+local next, getmetatable, utf8_len = next, getmetatable, utf8.len
+local BINARY_SEARCH_DEPTH = 8 -- deeper than any options table; stops at a cycle
+
+local function field(path, key)
+  if type(key) == 'string' and key:match('^[%a_][%w_]*$') then
+    return path == '' and key or (path .. '.' .. key)
+  end
+  return path .. '[' .. (type(key) == 'number' and tostring(key) or '?') .. ']'
+end
+
+local function find_binary(value, path, depth)
+  local kind = type(value)
+  if kind == 'string' then
+    local valid, at = utf8_len(value)
+    if not valid then
+      return path, at
+    end
+  elseif kind == 'table' and depth < BINARY_SEARCH_DEPTH and getmetatable(value) == nil then
+    for key, item in next, value do
+      local where, at = find_binary(item, field(path, key), depth + 1)
+      if type(key) == 'string' and not utf8_len(key) then
+        where, at = 'a key' .. (path == '' and '' or (' in ' .. path)), select(2, utf8_len(key))
+      end
+      if where then
+        return where, at
+      end
+    end
+  end
+end
+
+-- The error for a call of `name` whose arguments hold a string that is not valid UTF-8
+-- (lupa can only hand Python text), naming the argument as Lua counts it (no self for a
+-- method, `obj:name`), as KumoMTA's conversion of a Lua string to a Rust String fails;
+-- nil when no argument holds one. Functions that take bytes never get here (they are
+-- wrapped by byte_strings.py first).
+local function binary_argument(name, ...)
+  local first = name:find(':', 1, true) and 2 or 1
+  for i = first, select('#', ...) do
+    local where, at = find_binary((select(i, ...)), '', 0)
+    if where then
+      return string.format('%s: bad argument #%d%s: error converting Lua string to String '
+        .. '(invalid utf-8 sequence at byte %d)', name, i - first + 1,
+        where == '' and '' or (' (' .. where .. ')'), at - 1)
+    end
+  end
+end
+
 -- A Lua function calling the Python callable `fn` through py.invoke, which answers
--- ('ok', value), ('await', pending) or ('error', exception).
+-- ('ok', value), ('await', pending), ('error', exception) or ('binary', exception): the
+-- latter when Python met a string that is not UTF-8 in a table argument. lupa refuses
+-- such a string passed directly before `invoke` runs, hence the pcall.
 function bridge.wrap(fn, name)
   local invoke = py.invoke
   return function(...)
-    local status, value = invoke(fn, name, ...)
+    local ok, status, value = pcall(invoke, fn, name, ...)
+    if not ok or status == 'binary' then
+      local message = binary_argument(name, ...)
+      if message then
+        error(message, 2)
+      elseif not ok then
+        error(status, 0) -- not about text: re-raised as it was
+      end
+      status = 'error'
+    end
     if status == 'await' then
       if not (driven[coroutine.running()] ~= nil and coroutine.isyieldable()) then
         py.discard(value)
@@ -199,7 +261,9 @@ local function check_slice()
 end
 
 -- Start `fn(...)` as a driven coroutine. Returns step(...) and close(): step resumes it and
--- answers ('await', pending), ('done', first result, second result) or ('error', info).
+-- answers ('await', pending), ('done', first result, second result, number of results) or
+-- ('error', info). The count tells `return nil` from no return at all: KumoMTA goes on to
+-- an event's next handler only after one that returned no value (policy.py).
 function bridge.start(fn, ...)
   local n, args = select('#', ...), { ... }
   local co = coroutine.create(function()
@@ -207,10 +271,9 @@ function bridge.start(fn, ...)
   end)
   debug.sethook(co, check_slice, '', SLICE_INSTRUCTIONS)
   driven[co] = fn
-  local function step(...)
-    slice_started = now()
+  local function settle(ok, a, ...)
     -- c: a handler's second result (smtp_server_rewrite_response returns two)
-    local ok, a, b, c = coroutine.resume(co, ...)
+    local b, c = ...
     if not ok then -- only an error in on_error itself gets here
       return 'error', { value = a, detail = tostring(a) }
     end
@@ -222,12 +285,16 @@ function bridge.start(fn, ...)
       return 'error', { detail = 'coroutine.yield() outside a coroutine created by the policy' }
     end
     if a then
-      return 'done', b, c
+      return 'done', b, c, select('#', ...)
     end
     if type(b) ~= 'table' then -- out of memory: Lua calls no message handler for that
       return 'error', { value = b, detail = tostring(b), where = entry_point(fn) }
     end
     return 'error', b
+  end
+  local function step(...)
+    slice_started = now()
+    return settle(coroutine.resume(co, ...))
   end
   local function close()
     coroutine.close(co)
@@ -292,6 +359,14 @@ local object_meta = {
   __eq = binop('eq'),
   __add = binop('add'),
   __sub = binop('sub'),
+  -- `local w <close> = kumo.jsonl.new_writer {...}`: leaving the scope calls w:close(), as
+  -- KumoMTA's closable objects do; a no-op for an object without a close method.
+  __close = function(t)
+    local close = py.get_attr(target_of[t], 'close')
+    if close ~= nil then
+      close(t)
+    end
+  end,
 }
 
 -- A live view of a Python dict (conn_meta, auth_info): reads and writes go to the dict.

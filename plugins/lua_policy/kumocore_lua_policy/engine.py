@@ -140,10 +140,13 @@ class LuaEngine:
         """Called by every wrapped function: convert, call, and say what happened.
 
         Table-style functions (``@policy_function(table=True)``) get the Lua options table
-        as keyword arguments; others get their arguments positionally.
+        as keyword arguments; others get their arguments positionally. A string in a table
+        argument that is not UTF-8 answers ``binary``: the bridge then names the argument.
         """
         try:
             args, kwargs = self._arguments(fn, name, lua_args)
+        except UnicodeDecodeError as exc:  # the bridge names the argument (binary_argument)
+            return "binary", KumoCallError(name, scrub(exc))
         except Exception as exc:
             return "error", KumoCallError(name, scrub(exc))
         finally:
@@ -185,6 +188,12 @@ class LuaEngine:
         Raises the :class:`~kumocore.Rejection` the Lua code raised, or a
         :class:`~kumocore_lua_policy.errors.LuaPolicyError` naming the policy's line.
         """
+        _count, first, second = await self.run_counted(fn, *args)
+        return (first, second) if two_results else first
+
+    async def run_counted(self, fn: Any, *args: Any) -> tuple[int, Any, Any]:
+        """As :meth:`run`: how many values ``fn`` returned (0 for no ``return``, 1 for
+        ``return nil``), its first and its second result."""
         step, close = self._start(fn, *args)
         try:
             kind, value, *extra = step()
@@ -197,7 +206,8 @@ class LuaEngine:
             close()  # cancelled mid-await: run the coroutine's to-be-closed variables
             raise
         if kind == "done":
-            return (value, extra[0] if extra else None) if two_results else value
+            second, count = extra
+            return int(count), value, second
         raise error_from_info(value)
 
     async def _settle(self, pending: _Pending) -> tuple[str, Any]:

@@ -5,9 +5,12 @@ the ``kumo_register_*`` providers, named without the ``kumo_`` prefix, so a hook
 the contract is available to Lua without touching this plugin.
 
 KumoMTA's rules (docs/reference/kumo/on.md): registering an event again replaces the
-handler — the last registration wins — except for the events KumoMTA declares "multiple"
-(``get_queue_config``, ``should_enqueue_log_record``, ``pre_init``, ``validate_config``),
-whose handlers all stay and run in registration order (lookups until one returns non-nil).
+handler — the last registration wins — except for the events KumoMTA declares ``Multiple``
+(``declare_event!`` in its crates: ``get_queue_config``, ``get_acl_definition``,
+``should_enqueue_log_record``, ``pre_init``, ``validate_config``, ``requeue_message``,
+``throttle_insert_ready_queue``), whose handlers all stay and run in registration order
+until one returns a value: a handler without ``return`` lets the next one run, any returned
+value — an explicit ``nil`` included — ends the call (``LuaPolicy.call_event``).
 
 Any other name is a *custom event* (KumoMTA: "EVENT can be any string"): a constructor
 that another feature calls by name, such as ``make.webhook`` for a log hook or the
@@ -27,9 +30,11 @@ from typing import Any
 
 from kumocore import hookspecs
 
-#: Events where every registered handler is kept (called in order until one returns non-nil).
+#: Events where every registered handler is kept (called in order until one returns a value,
+#: ``nil`` included).
 MULTI_HANDLER_EVENTS = frozenset(
-    {"get_queue_config", "should_enqueue_log_record", "pre_init", "validate_config"}
+    {"get_queue_config", "should_enqueue_log_record", "pre_init", "validate_config",
+     "get_acl_definition", "requeue_message", "throttle_insert_ready_queue"}
 )
 
 #: KumoMTA's names for events that kumocore's contract names differently.
@@ -42,8 +47,17 @@ DISPOSITION_PREFIX = "log_disposition_"
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
     "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
     "smtp_server_message_deferred_inject",
-    "rebind_message", "get_acl_definition", "shutdown_logging", "xfer_message_received",
+    "rebind_message", "shutdown_logging",
 })
+#: Why, for the events a policy is likely to port, with what to use instead.
+UNSUPPORTED_REASONS = {
+    "smtp_server_split_transaction": (
+        "kumocore makes one message per recipient (batch_handling 'BifurcateAlways'), so "
+        "there is no multi-recipient transaction to split"),
+    "smtp_server_get_dynamic_parameters": (
+        "per-connection listener overrides are not implemented; use the listener's "
+        "peer/via blocks in kumo.start_esmtp_listener"),
+}
 
 
 @dataclass(frozen=True)
@@ -119,7 +133,9 @@ class EventRegistry:
             # by name with one argument, its answer returned.
             return EventSpec(name, "", ("args",), True, custom=True)
         if name in UNSUPPORTED_KUMOMTA_EVENTS:
-            raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore yet")
+            reason = UNSUPPORTED_REASONS.get(name)
+            raise ValueError(f"kumo.on: KumoMTA's '{name}' event is not supported by kumocore "
+                             f"yet{': ' + reason if reason else ''}")
         if not name:
             raise ValueError("kumo.on: the event name must not be empty")
         if "." not in name:

@@ -35,6 +35,7 @@ from kumocore_lua_policy.errors import LuaPolicyError
 from kumocore_lua_policy.events import EventRegistry, EventSpec
 from kumocore_lua_policy.extras import bind as bind_policy_extras
 from kumocore_lua_policy.stdlib import LuaStdlib
+from kumocore_lua_policy.stdlib.clock import TimeDelta
 from kumocore_lua_policy.stdlib_lua import install_stdlib
 
 log = structlog.get_logger("kumocore.lua")
@@ -54,6 +55,9 @@ NO_ARGUMENT_EVENTS = frozenset({"init", "pre_init"})
 ANSWERING_EVENTS = frozenset({"smtp_server_ehlo"})
 #: Events whose handler answers with two values (``return status, response``).
 TWO_RESULT_EVENTS = frozenset({"smtp_server_rewrite_response"})
+#: (event, argument): seconds in the Python hook, a ``kumo.time`` TimeDelta in Lua (or nil),
+#: as KumoMTA passes ``Option<TimeDelta>``.
+TIME_DELTA_ARGS = frozenset({("requeue_message", "delay")})
 
 Dispatch = Callable[[str, tuple[Any, ...]], Coroutine[Any, Any, Any]]
 
@@ -99,8 +103,11 @@ class LuaPolicy:
     async def call_event(self, name: str, *args: Any) -> Any:
         """Run the policy's handler(s) for event ``name`` with Python arguments.
 
-        Returns the converted result of a lookup (the first non-nil one when several
-        handlers are registered) and None for other events. Raises what the handler raised:
+        Returns the converted result of a lookup and None for other events. Several
+        handlers (KumoMTA's ``Multiple`` events) run in registration order as KumoMTA's
+        ``CallbackSignature::call`` runs them: a handler that returns no value at all lets
+        the next one run; the first that returns anything — ``nil`` included — ends the
+        call, and its first value is the answer. Raises what the handler raised:
         :class:`kumocore.Rejection` unchanged, anything else as :class:`LuaPolicyError`.
         """
         engine, registry = self.engine, self.registry  # a reload may swap them meanwhile
@@ -108,19 +115,20 @@ class LuaPolicy:
         lua_args = self._lua_args(engine, spec, args)
         for handler in registry.handlers(spec.name):
             try:
-                if spec.name in TWO_RESULT_EVENTS:
-                    pair = await engine.run(handler, *lua_args, two_results=True)
-                    both = tuple(map(engine.conv.from_lua, pair))
-                    result = None if both == (None, None) else both
-                else:
-                    result = engine.conv.from_lua(await engine.run(handler, *lua_args))
+                count, first, second = await engine.run_counted(handler, *lua_args)
             except LuaPolicyError as exc:
                 exc.add_note(f"in the Lua handler of kumo.on('{spec.name}', ...)")
                 raise
-            if result is not None:
-                if spec.firstresult or spec.name in ANSWERING_EVENTS:
-                    return self._result(spec, result)
-                return None
+            if count == 0:
+                continue  # no `return`: KumoMTA goes on to the next handler
+            if spec.name in TWO_RESULT_EVENTS:
+                both = (engine.conv.from_lua(first), engine.conv.from_lua(second))
+                result = None if both == (None, None) else both
+            else:
+                result = engine.conv.from_lua(first)
+            if result is not None and (spec.firstresult or spec.name in ANSWERING_EVENTS):
+                return self._result(spec, result)
+            return None  # an explicit `return nil` (or a value an event ignores) stops too
         return None
 
     # ------------------------------------------------------------------ custom events
@@ -223,6 +231,8 @@ class LuaPolicy:
         for argname, value in zip(spec.argnames, args, strict=False):
             if argname == "kumo":
                 continue  # init() gets no arguments in KumoMTA
+            if (spec.name, argname) in TIME_DELTA_ARGS and isinstance(value, int | float):
+                value = TimeDelta(value)  # KumoMTA passes a TimeDelta (delay.seconds...)
             if isinstance(value, dict):
                 converted.append(engine.conv.proxy("map", value))
             else:

@@ -141,6 +141,50 @@ if validation_failed then
   end
 end
 
+--------------------------------------------------------------------------- kumo.jsonl
+
+-- A tailer calls a policy's record filter from Python with the record as Python data; the
+-- policy expects a table (record.type, pairs(record)), so each filter gets one (py.as_table).
+local as_table = py.as_table
+local function table_filter(filter)
+  if type(filter) ~= 'function' then
+    return filter
+  end
+  return function(record)
+    return filter(as_table(record))
+  end
+end
+
+local function copy(tbl)
+  local out = {}
+  for key, value in pairs(tbl) do
+    out[key] = value
+  end
+  return out
+end
+
+if type(rawget(kumo, 'jsonl')) == 'table' then
+  local jsonl = kumo.jsonl
+  local new_tailer, new_multi_tailer = jsonl.new_tailer, jsonl.new_multi_tailer
+  function jsonl.new_tailer(config, filter)
+    return new_tailer(config, table_filter(filter))
+  end
+  function jsonl.new_multi_tailer(config)
+    if type(config) == 'table' and type(config.consumers) == 'table' then
+      config = copy(config) -- the policy's own tables stay as they were
+      local consumers = {}
+      for i, consumer in ipairs(config.consumers) do
+        consumers[i] = type(consumer) == 'table' and copy(consumer) or consumer
+        if type(consumer) == 'table' then
+          consumers[i].filter = table_filter(consumer.filter)
+        end
+      end
+      config.consumers = consumers
+    end
+    return new_multi_tailer(config)
+  end
+end
+
 --------------------------------------------------------------------------- modules
 
 -- `require 'kumo.regex'` / `require 'kumo.string'` return the namespaces, as in KumoMTA.

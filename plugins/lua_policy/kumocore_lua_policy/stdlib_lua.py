@@ -26,6 +26,10 @@ def _unsupported(name: str) -> None:
     raise ConfigError(f"KumoMTA's '{name}' is not supported by kumocore yet")
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 def install_stdlib(engine: LuaEngine, kumo: Any, stdlib: LuaStdlib) -> None:
     memo = stdlib.memo
 
@@ -37,6 +41,8 @@ def install_stdlib(engine: LuaEngine, kumo: Any, stdlib: LuaStdlib) -> None:
         "memo_lookup": engine.wrap(memo.lookup, "kumo.memoize"),
         "memo_store": engine.wrap(memo.store, "kumo.memoize"),
         "kumomta_names": engine.conv.to_lua(sorted(KUMOMTA_FUNCTIONS)),
+        # Python data -> a Lua table, through the bridge (kumo.jsonl filters: stdlib.lua).
+        "as_table": engine.wrap(_identity, "kumo.jsonl"),
         # Named as its message begins, so that the bridge adds no "<function>: " prefix.
         "unsupported": engine.wrap(_unsupported, "KumoMTA's"),
     }

@@ -13,34 +13,11 @@ from typing import Any
 import pytest
 
 from kumocore.dmarc import psl
+from tests.support.ticker import LoopTicker
 
 #: Longest pause between two ticks accepted: the inline parse pauses 90-200 ms; sharing
 #: the GIL with the loading thread costs a few switch intervals (5 ms each).
 MAX_STALL = 0.05
-
-
-class Ticker:
-    """A task ticking every millisecond on the loop; ``max_gap`` is its longest wait."""
-
-    def __init__(self) -> None:
-        self.max_gap = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _run(self) -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            self.max_gap = max(self.max_gap, now - last)
-            last = now
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
 
 
 @pytest.fixture
@@ -55,11 +32,9 @@ def unparsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-async def ticker() -> AsyncIterator[Ticker]:
-    running = Ticker()
-    running.start()
-    yield running
-    await running.stop()
+async def ticker() -> AsyncIterator[LoopTicker]:
+    async with LoopTicker() as running:
+        yield running
 
 
 async def _until_loaded(timeout: float = 10.0) -> None:
@@ -70,14 +45,14 @@ async def _until_loaded(timeout: float = 10.0) -> None:
 
 
 async def test_the_list_is_parsed_in_the_background_without_stalling_the_loop(
-    unparsed: None, ticker: Ticker,
+    unparsed: None, ticker: LoopTicker,
 ) -> None:
     await asyncio.sleep(0.01)  # the ticker is going
     started = time.perf_counter()
     psl.start_loading()
     await _until_loaded()
     assert time.perf_counter() - started > 0.02  # there was a parse to hide
-    assert ticker.max_gap < MAX_STALL
+    assert ticker.longest < MAX_STALL
     assert psl.psl_domain("www.example.co.uk") == "example.co.uk"
 
 
@@ -93,12 +68,12 @@ async def test_a_call_during_the_background_parse_waits_for_it_and_parses_no_sec
 
 
 async def test_the_dmarc_check_waits_for_the_list_without_stalling_the_loop(
-    unparsed: None, ticker: Ticker,
+    unparsed: None, ticker: LoopTicker,
 ) -> None:
     await asyncio.sleep(0.01)
     await psl.load_in_thread()
     assert psl.is_loaded()
-    assert ticker.max_gap < MAX_STALL
+    assert ticker.longest < MAX_STALL
 
 
 POLICY = '''
@@ -114,14 +89,10 @@ async def test_a_node_parses_the_list_at_startup_so_a_policy_call_never_stalls_t
 ) -> None:
     node = await make_node(POLICY)
     await _until_loaded()  # nobody has asked yet: registering the functions started it
-    ticker = Ticker()
-    ticker.start()
-    try:
+    async with LoopTicker() as ticker:
         await asyncio.sleep(0.01)
         mail = "From: a@news.brand.example.co.uk\r\nTo: u@dest.example\r\n\r\nhi\r\n"
         assert await node.send("a@brand.example.co.uk", "u@dest.example", mail) == {}
         [delivery] = await node.wait_for("Delivery")
-    finally:
-        await ticker.stop()
     assert delivery["meta"]["org"] == "example.co.uk"
-    assert ticker.max_gap < 0.1  # the message's whole reception and delivery, in-process
+    assert ticker.longest < 0.1  # the message's whole reception and delivery, in-process

@@ -70,7 +70,7 @@ def test_configure_resolver_options_validate_marks_the_resolver(form: str) -> No
 
 @pytest.mark.parametrize(("options", "message"), [
     ({"validate": "yes"}, "options.validate must be true or false"),
-    ({"edns0": True}, "resolver option 'edns0' is not supported by kumocore yet"),
+    ({"trust_anchor_file": "/x"}, "options.trust_anchor_file is not supported"),
     ("validate", "options must be a table"),
 ])
 def test_configure_resolver_refuses_resolver_options_it_cannot_honour(

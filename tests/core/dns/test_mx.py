@@ -158,8 +158,9 @@ async def test_internationalised_domain_is_queried_as_punycode(
     [
         ("Ipv4Only", ["192.0.2.1", "192.0.2.2"]),
         ("Ipv6Only", ["2001:db8::1"]),
-        ("Ipv6ThenIpv4", ["2001:db8::1", "192.0.2.1", "192.0.2.2"]),
-        ("Ipv4ThenIpv6", ["192.0.2.1", "192.0.2.2", "2001:db8::1"]),
+        # the second family only when the first has no address (KumoMTA's resolver)
+        ("Ipv6ThenIpv4", ["2001:db8::1"]),
+        ("Ipv4ThenIpv6", ["192.0.2.1", "192.0.2.2"]),
         ("Ipv4AndIpv6", ["192.0.2.1", "192.0.2.2", "2001:db8::1"]),
     ],
 )

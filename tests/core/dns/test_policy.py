@@ -22,9 +22,11 @@ def test_functions_are_registered_under_kumomta_names_with_calling_styles(
 ) -> None:
     assert sorted(fns) == [
         "dns.configure_resolver",
+        "dns.load_resolv_conf",
         "dns.lookup_addr",
         "dns.lookup_mx",
         "dns.lookup_txt",
+        "dns.set_mta_sts_enabled",
     ]
     assert takes_table(fns["dns.configure_resolver"])
     assert not any(takes_table(fns[name]) for name in fns if name != "dns.configure_resolver")

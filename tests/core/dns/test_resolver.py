@@ -9,7 +9,7 @@ import pytest
 from bench.common.dns_server import TestDnsServer, add_dkim_txt
 from kumocore import ConfigError
 from kumocore.dns import DnsError, Resolver
-from kumocore.dns.resolver import parse_name_server
+from kumocore.dns.name_server import parse_name_server
 
 
 class FakeClock:

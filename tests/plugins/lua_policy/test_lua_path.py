@@ -48,10 +48,10 @@ def test_package_path_order_and_templates(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize(("expression", "name"), [
-    ("kumo.xfer.xfer(msg)", "kumo.xfer"),
-    ("kumo.dns.set_mx_timeout('5s')", "kumo.dns.set_mx_timeout"),
+    ("kumo.file_type.from_bytes(msg)", "kumo.file_type"),
+    ("kumo.dns.configure_unbound_resolver({})", "kumo.dns.configure_unbound_resolver"),
     ("kumo.dkim.set_signing_threads(4)", "kumo.dkim.set_signing_threads"),
-    ("kumo.set_memory_hard_limit(1)", "kumo.set_memory_hard_limit"),
+    ("kumo.enable_memory_callstack_tracking(true)", "kumo.enable_memory_callstack_tracking"),
 ])
 async def test_kumomta_function_kumocore_lacks_fails_with_one_clear_line(
     tmp_path: Path, expression: str, name: str

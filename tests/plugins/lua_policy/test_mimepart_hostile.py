@@ -13,10 +13,10 @@ Python's "maximum recursion depth exceeded" instead of dropping the unreadable h
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from kumocore.testing.plugin import MakeNode
+from tests.support.ticker import LoopTicker
 
 #: Longest loop pause accepted while the message is received and its MIME read.
 MAX_STALL = 0.1
@@ -43,19 +43,6 @@ def mime_message(from_value: str, attachment_headers: str) -> bytes:
         f"--b\r\n{attachment_headers}\r\n"
         "Content-Transfer-Encoding: base64\r\n\r\naGk=\r\n--b--\r\n"
     ).encode()
-
-
-class Ticker:
-    def __init__(self) -> None:
-        self.max_gap = 0.0
-
-    async def run(self) -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.001)
-            now = time.perf_counter()
-            self.max_gap = max(self.max_gap, now - last)
-            last = now
 
 
 READINGS = """
@@ -86,16 +73,11 @@ async def receive(
 ) -> tuple[dict[str, Any], float]:
     """The meta the policy set on ``message`` and the loop's longest pause meanwhile."""
     node = await make_node(policy)
-    ticker = Ticker()
-    task = asyncio.create_task(ticker.run())
-    try:
+    async with LoopTicker() as ticker:
         await asyncio.sleep(0.01)
         assert await node.send("a@example.org", "u@dest.example", message) == {}
         [reception] = await node.wait_for("Reception")
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return reception["meta"], ticker.max_gap
+    return reception["meta"], ticker.longest
 
 
 async def test_long_unquoted_parameter_runs_and_unclosed_ids_do_not_stall_the_loop(

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from kumocore import ConfigError
 from kumocore.config.options import Options
+from kumocore.regular_file import read_regular_file
 
 OptionsT = TypeVar("OptionsT", bound=Options)
 _BARE = re.compile(r"[A-Za-z0-9_]+")
@@ -63,8 +64,7 @@ def is_toml(path: str) -> bool:
 def load_data_file(helper: str, path: str) -> dict[str, Any]:
     """The table in a TOML (``*.toml``) or JSON (any other name) file."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
+        raw = read_regular_file(path)  # a FIFO or a device would hold the loop
     except OSError as exc:
         raise DataFileError(helper, path, "", f"cannot read the file: {exc.strerror}") from exc
     try:

@@ -27,9 +27,13 @@ from kumocore_lua_policy.stdlib.crypto import crypto_functions
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch, ConfigMonitor
 from kumocore_lua_policy.stdlib.fs import fs_functions
 from kumocore_lua_policy.stdlib.fs_open import fs_open_functions
+from kumocore_lua_policy.stdlib.http_sigv4 import install as install_http_sigv4
+from kumocore_lua_policy.stdlib.jsonl import jsonl_functions
 from kumocore_lua_policy.stdlib.maps import map_functions
 from kumocore_lua_policy.stdlib.memo import MemoRegistry
+from kumocore_lua_policy.stdlib.memory import memory_functions
 from kumocore_lua_policy.stdlib.mimepart import mimepart_functions
+from kumocore_lua_policy.stdlib.mpsc import MpscRegistry
 from kumocore_lua_policy.stdlib.plumbing import Accounting, GlobCache, plumbing_functions
 from kumocore_lua_policy.stdlib.regex import regex_functions
 from kumocore_lua_policy.stdlib.reverse_dns import reverse_dns_functions
@@ -68,6 +72,7 @@ class LuaStdlib:
         self.globs = GlobCache()
         self.accounting = Accounting()
         self.counter_series = CounterSeriesRegistry()
+        self.mpsc = MpscRegistry()
 
     def functions(self) -> dict[str, Callable[..., Any]]:
         functions: dict[str, Callable[..., Any]] = {}
@@ -78,8 +83,10 @@ class LuaStdlib:
             reverse_dns_functions(), url_functions(), fs_functions(), template_functions(),
             fs_open_functions(), version_functions(), mimepart_functions(),
             self.counter_series.functions(), crypto_functions(), sigv4_functions(),
+            memory_functions(), jsonl_functions(), self.mpsc.functions(),
         ):
             functions.update(group)
         functions["memoize"] = self.memo.memoize
         functions["traceback"] = python_traceback
+        install_http_sigv4()  # request:aws_sign_v4 on kumo.http requests
         return functions

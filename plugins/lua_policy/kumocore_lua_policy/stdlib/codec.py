@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from kumocore import ConfigError
+from kumocore.regular_file import read_regular_file
 from kumocore_lua_policy.byte_strings import takes_bytes
 
 _B32_STD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -123,8 +124,7 @@ def key_bytes(key: Any, who: str) -> bytes:
     """A KeySource: a file name, or ``{key_data = ...}``; vault sources are refused."""
     if isinstance(key, (str, bytes)):
         try:
-            with open(key, "rb") as f:
-                return f.read()
+            return read_regular_file(key)  # a FIFO or a device would hold the loop
         except OSError as exc:
             raise ConfigError(f"{who}: cannot read key file {key!r}: {exc.strerror}") from None
     if isinstance(key, Mapping) and "key_data" in key:

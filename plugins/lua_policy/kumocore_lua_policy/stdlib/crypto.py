@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from kumocore import ConfigError
+from kumocore.regular_file import read_regular_file
 from kumocore_lua_policy.byte_strings import takes_bytes
 from kumocore_lua_policy.stdlib.arguments import lua_type_name, string_arg
 from kumocore_lua_policy.stdlib.codec import BinaryResult
@@ -44,8 +44,8 @@ def key_source_bytes(who: str, what: str, source: Any) -> bytes:
     Vault and event sources are refused: kumocore has no client for them."""
     if isinstance(source, str | bytes):
         try:
-            with Path(os.fsdecode(source)).open("rb") as file:
-                data = file.read(MAX_KEY_FILE + 1)
+            # Regular files only: a FIFO or a device would hold the event loop.
+            data = read_regular_file(os.fsdecode(source), MAX_KEY_FILE)
         except OSError as exc:
             raise ConfigError(
                 f"{who}: {what}: cannot read key file {os.fsdecode(source)!r}: {exc.strerror}"

@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from kumocore import ConfigError
+from kumocore import ConfigError, register_memory_cache
 from kumocore.config.duration import duration_seconds
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch
 from kumocore_lua_policy.stdlib.memo_failure import (
@@ -128,6 +128,7 @@ class MemoCache:
         self._flights: dict[tuple[int | None, str], Flight] = {}
         #: How long a failure is remembered (an attribute so that tests need not wait).
         self.failure_ttl = FAILURE_TTL
+        register_memory_cache(self)  # emptied when memory runs out, as KumoMTA's
 
     def __len__(self) -> int:
         return len(self._entries)

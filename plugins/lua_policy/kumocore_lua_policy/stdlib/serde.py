@@ -6,32 +6,29 @@ the line/column the parser stopped at, which is what an operator needs to fix it
 
 ``json_load`` accepts comments as KumoMTA documents (``/* */``, ``//`` and ``#``): they are
 replaced by spaces outside strings before parsing, which keeps reported columns right.
-The TOML encoder is our own (the standard library only reads TOML).
+The TOML text is kumocore's (:mod:`kumocore.config.toml_text`, through its public API),
+the one ``kumo.format_*_toml`` and kcli print; the standard library only reads TOML.
 """
 
 from __future__ import annotations
 
-import datetime
-import math
-import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 import yaml
 
+import kumocore
 from kumocore import ConfigError, jsonable
+from kumocore.regular_file import read_regular_text
 from kumocore_lua_policy.stdlib.arguments import string_arg
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _read(name: str, path: Any) -> str:
     path = string_arg(name, "PATH", path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        return read_regular_text(path)  # a FIFO or a device would hold the loop
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read {path!r}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
@@ -111,66 +108,19 @@ def toml_load(path: Any) -> Any:
     return toml_parse(_read("kumo.serde.toml_load", path), source=f"kumo.serde.toml_load: {path}")
 
 
-def _toml_key(key: Any) -> str:
-    key = str(key)
-    return key if _BARE_KEY.match(key) else orjson.dumps(key).decode()
+def _toml_encoder(render: Callable[[Mapping[Any, Any]], str]) -> Callable[[Any], str]:
+    """``render`` (kumocore's TOML text, shared with ``kumo.format_*_toml``) behind the
+    checks a Lua value needs: a table at the top, and values TOML can hold."""
 
-
-def _toml_scalar(value: Any, *, pretty: bool) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        return orjson.dumps(value).decode()
-    if isinstance(value, datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        inner = ", ".join(f"{_toml_key(k)} = {_toml_scalar(v, pretty=pretty)}"
-                          for k, v in value.items() if v is not None)
-        return "{ " + inner + " }" if inner else "{}"
-    if isinstance(value, Sequence):
-        items = [_toml_scalar(v, pretty=pretty) for v in value]
-        if pretty and items:
-            return "[\n" + "".join(f"    {item},\n" for item in items) + "]"
-        return "[" + ", ".join(items) + "]"
-    raise ConfigError(f"cannot encode {type(value).__name__} as TOML")
-
-
-def _toml_table(lines: list[str], prefix: str, table: Mapping[str, Any], *,
-                pretty: bool, sort: bool) -> None:
-    items = sorted(table.items()) if sort else list(table.items())
-    subtables = []
-    for key, value in items:
-        if value is None:
-            continue  # TOML has no null; KumoMTA's encoder omits such keys too
-        if isinstance(value, Mapping) and (value or not sort):
-            subtables.append((key, value))
-        else:
-            lines.append(f"{_toml_key(key)} = {_toml_scalar(value, pretty=pretty)}")
-    for key, value in subtables:
-        name = f"{prefix}.{_toml_key(key)}" if prefix else _toml_key(key)
-        if lines:
-            lines.append("")
-        lines.append(f"[{name}]")
-        _toml_table(lines, name, value, pretty=pretty, sort=sort)
-
-
-def _toml_encoder(*, pretty: bool, sort: bool) -> Callable[[Any], str]:
     def encode(value: Any) -> str:
         value = _plain(value)
         if not isinstance(value, Mapping):
             raise ConfigError("kumo.serde.toml_encode: only a table of key/value pairs can be "
                               f"encoded as a TOML document, got {type(value).__name__}")
-        lines: list[str] = []
-        _toml_table(lines, "", value, pretty=pretty, sort=sort)
-        return "\n".join(lines) + "\n"
+        try:
+            return render(value)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
 
     return encode
 
@@ -209,8 +159,8 @@ def serde_functions() -> dict[str, Callable[..., Any]]:
 
     ``kumo.json_parse``/``json_encode``/``json_encode_pretty`` are core functions already.
     """
-    toml_encode = _toml_encoder(pretty=False, sort=False)
-    toml_encode_pretty = _toml_encoder(pretty=True, sort=False)
+    toml_encode = _toml_encoder(kumocore.toml_encode)
+    toml_encode_pretty = _toml_encoder(kumocore.toml_encode_pretty)
     functions: dict[str, Callable[..., Any]] = {
         "serde.json_parse": json_parse,
         "serde.json_load": json_load,
@@ -220,7 +170,7 @@ def serde_functions() -> dict[str, Callable[..., Any]]:
         "serde.toml_load": toml_load,
         "serde.toml_encode": toml_encode,
         "serde.toml_encode_pretty": toml_encode_pretty,
-        "serde.toml_encode_pretty_compact": _toml_encoder(pretty=True, sort=True),
+        "serde.toml_encode_pretty_compact": _toml_encoder(kumocore.toml_encode_pretty_compact),
         "serde.yaml_parse": yaml_parse,
         "serde.yaml_load": yaml_load,
         "serde.yaml_encode": yaml_encode,

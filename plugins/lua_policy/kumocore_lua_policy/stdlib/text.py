@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kumocore import ConfigError
+from kumocore_lua_policy.byte_strings import takes_bytes
 from kumocore_lua_policy.stdlib.arguments import string_arg
 
 
@@ -95,12 +96,20 @@ def replacen(text: Any, old: Any, new: Any, count: Any) -> str:
         _text("replacen", "FROM", old), _text("replacen", "TO", new), _limit("replacen", count))
 
 
+def _bytes(function: str, what: str, value: Any) -> bytes:
+    """An argument KumoMTA takes as a Lua byte string (``mlua::String``): a string that
+    is not UTF-8 arrives as ``bytes`` (``takes_bytes``), any other as text."""
+    return value if isinstance(value, bytes) else _text(function, what, value).encode()
+
+
+@takes_bytes
 def starts_with(text: Any, prefix: Any) -> bool:
-    return _text("starts_with", "TEXT", text).startswith(_text("starts_with", "PATTERN", prefix))
+    return _bytes("starts_with", "TEXT", text).startswith(_bytes("starts_with", "PATTERN", prefix))
 
 
+@takes_bytes
 def ends_with(text: Any, suffix: Any) -> bool:
-    return _text("ends_with", "TEXT", text).endswith(_text("ends_with", "PATTERN", suffix))
+    return _bytes("ends_with", "TEXT", text).endswith(_bytes("ends_with", "PATTERN", suffix))
 
 
 def trim(text: Any) -> str:
@@ -121,7 +130,8 @@ _ASCII_WHITESPACE = re.compile(r"[ \t\n\x0c\r]+")
 
 
 def _size(text: str) -> int:
-    return len(text.encode())
+    # surrogateescape: the bytes of a binary (non-UTF-8) text count one each.
+    return len(text.encode("utf-8", "surrogateescape"))
 
 
 def _hard_pieces(word: str, hard: int) -> list[str]:
@@ -138,17 +148,23 @@ def _hard_pieces(word: str, hard: int) -> list[str]:
     return [*pieces, piece]
 
 
-def wrap(text: Any, soft_limit: int | None = None, hard_limit: int | None = None) -> str:
+@takes_bytes
+def wrap(
+    text: Any, soft_limit: int | None = None, hard_limit: int | None = None
+) -> str | bytes:
     """Break ``text`` at ASCII whitespace to keep lines under ``soft_limit`` bytes (default
     75); words longer than ``hard_limit`` bytes (default 900) are cut. Breaks are CR LF TAB,
-    as KumoMTA's header wrapping (kumo-wrap) makes them."""
+    as KumoMTA's header wrapping (kumo-wrap) makes them. Binary text is wrapped as bytes and
+    given back as bytes, as KumoMTA's ``mlua::String`` argument is."""
     soft = 75 if soft_limit is None else _limit("wrap", soft_limit)
     hard = 900 if hard_limit is None else _limit("wrap", hard_limit)
     if hard < 1 or soft < 1:
         raise ConfigError("kumo.string.wrap: the limits must be at least 1")
     lines: list[str] = []
     line = ""
-    for word in _ASCII_WHITESPACE.split(_text("wrap", "TEXT", text)):
+    binary = isinstance(text, bytes)
+    source = text.decode("utf-8", "surrogateescape") if binary else _text("wrap", "TEXT", text)
+    for word in _ASCII_WHITESPACE.split(source):
         if not word:
             continue
         # The separating space is not counted, as in kumo-wrap.
@@ -167,7 +183,8 @@ def wrap(text: Any, soft_limit: int | None = None, hard_limit: int | None = None
             line = ""
     if line:
         lines.append(line)
-    return "\r\n\t".join(lines).rstrip()
+    wrapped = "\r\n\t".join(lines).rstrip()
+    return wrapped.encode("utf-8", "surrogateescape") if binary else wrapped
 
 
 def string_functions() -> dict[str, Callable[..., Any]]:

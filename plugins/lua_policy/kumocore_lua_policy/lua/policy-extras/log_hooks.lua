@@ -57,7 +57,9 @@ function mod:new(options)
 
   kumo.on('should_enqueue_log_record', function(msg, hook_name)
     if hook_name ~= name then
-      return nil -- another hook's decision
+      -- another hook's decision: a bare return lets the next handler answer (`return nil`
+      -- would end the call, as KumoMTA calls its Multiple events)
+      return
     end
     local record = msg:get_meta 'log_record'
     if record.reception_protocol == 'LogRecord' then
@@ -85,7 +87,7 @@ function mod:new(options)
     if domain == queue_domain then
       return kumo.make_queue_config(queue_config)
     end
-    return nil
+    -- not our queue: no return, so the next get_queue_config handler answers
   end)
 
   kumo.on(event, options.constructor)

@@ -1,0 +1,175 @@
+"""Answering "may this session do PRIVILEGE on RESOURCE?" (KumoMTA's
+``AccessControlList::query_resource_access``), with its two caches.
+
+For each candidate name of the resource, most specific first, the ACL is asked of the
+policy's ``get_acl_definition`` event; when the event answers nil (or no policy handles
+it) and ``kumo.aaa.set_fall_back_to_acl_map`` was not set to false, the product default
+map answers (:data:`kumocore.http.acl_map.DEFAULT_ACL_MAP`). The first ACL with a rule
+matching the privilege and the session decides; none: denied by default.
+
+Caches, as KumoMTA's: ACL definitions per resource name (``set_acl_cache_ttl``) and
+decisions per (resource, privilege, auth info) (``set_check_cache_ttl``), each holding
+at most :data:`CACHE_CAPACITY` entries (least recently used dropped first) for at most
+its TTL (default 5 minutes, as KumoMTA documents). Errors of the event are not cached.
+State is per policy (per :class:`~kumocore.policy.hooks.Hooks`), so two nodes in one
+process (tests) do not share it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from kumocore.errors import ConfigError
+from kumocore.http.acl import AccessControlList, AclAuthInfo
+from kumocore.http.acl_acct import AcctLog, timestamp
+from kumocore.http.acl_map import DEFAULT_ACL_MAP
+from kumocore.http.acl_resource import HttpUrlResource
+
+#: Entries each cache holds (KumoMTA's ``acl_definition`` and ``acl_check`` capacity).
+CACHE_CAPACITY = 128
+DEFAULT_TTL = 300.0
+
+K = TypeVar("K")
+V = TypeVar("V")
+#: resource name -> (a policy handles get_acl_definition, its answer).
+Provider = Callable[[str], Awaitable[tuple[bool, AccessControlList | None]]]
+
+
+class TtlCache(Generic[K, V]):
+    """A least-recently-used map of at most ``capacity`` entries, each with an expiry."""
+
+    def __init__(self, capacity: int = CACHE_CAPACITY) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K, now: float) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        if entry[0] <= now:
+            del self._entries[key]
+            return False, None
+        self._entries.move_to_end(key)
+        return True, entry[1]
+
+    def put(self, key: K, value: V, expires: float) -> None:
+        self._entries[key] = (expires, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AclDecision:
+    """What ``kumo.aaa.query_resource_access`` returns: ``allow``; the deciding ``rule``
+    (its table form) and the ``resource`` it belongs to, both nil when no rule matched."""
+
+    allow: bool
+    resource: str | None = None
+    rule: dict[str, Any] | None = None
+    target_resource: str = ""
+    considered_resources: tuple[str, ...] = field(default=())
+
+    @property
+    def explicit(self) -> bool:
+        return self.rule is not None
+
+
+def parse_ttl(value: Any, who: str) -> float:
+    """A duration (``'5 minutes'``, seconds as a number) in seconds, >= 0."""
+    from kumocore.config.duration import parse_duration
+
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ConfigError(f"{who}: expected a duration, got {value!r:.80}")
+    seconds = parse_duration(value, key=who)
+    if not 0 <= seconds <= 365 * 86400:
+        raise ConfigError(f"{who}: {value!r} is out of range (0 to 365 days)")
+    return seconds
+
+
+class AccessControl:
+    """The ACL settings and caches of one policy."""
+
+    def __init__(self, provider: Provider, clock: Callable[[], float] = time.monotonic) -> None:
+        self.provider = provider
+        self.clock = clock
+        self.fall_back_to_acl_map = True
+        self.acl_cache_ttl = DEFAULT_TTL
+        self.check_cache_ttl = DEFAULT_TTL
+        self.definitions: TtlCache[str, AccessControlList | None] = TtlCache()
+        self.checks: TtlCache[tuple[str, str, AclAuthInfo], AclDecision] = TtlCache()
+        self.acct: AcctLog | None = None  # kumo.aaa.configure_acct_log
+
+    async def definition(self, resource: str) -> AccessControlList | None:
+        hit, cached = self.definitions.get(resource, self.clock())
+        if hit:
+            return cached
+        defined, acl = await self.provider(resource)
+        if acl is None and (not defined or self.fall_back_to_acl_map):
+            acl = DEFAULT_ACL_MAP.get(resource)
+        self.definitions.put(resource, acl, self.clock() + self.acl_cache_ttl)
+        return acl
+
+    async def query(
+        self, resource: HttpUrlResource, info: AclAuthInfo, privilege: str
+    ) -> AclDecision:
+        key = (resource.resource_id, privilege, info)
+        hit, decision = self.checks.get(key, self.clock())
+        if not hit or decision is None:
+            decision = await self._decide(resource, info, privilege)
+            self.checks.put(key, decision, self.clock() + self.check_cache_ttl)
+        if self.acct is not None:
+            self._account(self.acct, decision, info, privilege)
+        return decision
+
+    @staticmethod
+    def _account(acct: AcctLog, decision: AclDecision, info: AclAuthInfo, privilege: str) -> None:
+        if not acct.wants("log_authz_allow" if decision.allow else "log_authz_deny"):
+            return
+        acct.submit(
+            {
+                "type": "Authorization",
+                "timestamp": timestamp(),
+                "target_resource": decision.target_resource,
+                "privilege": privilege,
+                "access": "Allow" if decision.allow else "Deny",
+                "matching_resource": decision.resource,
+                "rule": decision.rule,
+                "auth_info": info.to_dict(),
+                "considered_resources": list(decision.considered_resources),
+            }
+        )
+
+    async def _decide(
+        self, resource: HttpUrlResource, info: AclAuthInfo, privilege: str
+    ) -> AclDecision:
+        considered: list[str] = []
+        for name in resource.candidates:
+            acl = await self.definition(name)
+            rule = acl.decide(info, privilege) if acl is not None else None
+            if rule is not None:
+                return AclDecision(
+                    rule.allow, name, rule.to_dict(), resource.resource_id, tuple(considered)
+                )
+            considered.append(name)
+        return AclDecision(False, None, None, resource.resource_id, tuple(considered))
+
+
+def access_control_for(hooks: Any) -> AccessControl:
+    """The :class:`AccessControl` of the policy behind ``hooks`` (the node makes one, at
+    start, and keeps it: ``PolicyHost.http_access``)."""
+
+    async def provider(resource: str) -> tuple[bool, AccessControlList | None]:
+        return (
+            hooks.implemented("get_acl_definition"),
+            await hooks.get_acl_definition(resource),
+        )
+
+    return AccessControl(provider)
