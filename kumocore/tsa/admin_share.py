@@ -11,6 +11,7 @@ changes (the rule is the node's own).
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Protocol
 
 from kumocore.queue.admin import QueueRule
@@ -56,7 +57,32 @@ async def share_rule(
         expires=rule.expires, tenant=rule.tenant, campaign=rule.campaign, value=value,
     )  # fmt: skip
     await engine.store.put(action)
+    if kind == "AdminSuspend":
+        await _drop_replaced_suspensions(engine, rule)
     await engine.sync()
+    return True
+
+
+async def _drop_replaced_suspensions(engine: SharedEngine, rule: QueueRule) -> None:
+    """Of the shared operator suspensions with ``rule``'s selectors only the latest (by
+    its time-ordered id) stays in the store, as each node keeps only that one
+    (:meth:`kumocore.queue.admin.AdminRules.add_suspension`): else a cancel of a replaced
+    id would still find it in the store and a node starting later would apply it."""
+    same = [rule_of(a) for a in (await engine.store.active()).values()
+            if a.kind == "AdminSuspend"]  # fmt: skip
+    same = [r for r in same if r.selectors == rule.selectors and _operator_id(r.id)]
+    latest = max(same, key=lambda r: suspension_order(r.id), default=None)
+    for replaced in same:
+        if latest is not None and replaced.id != latest.id:
+            await engine.store.cancel(replaced.id)
+
+
+def _operator_id(rule_id: str) -> bool:
+    """An operator's rule (admin API): a UUID id; automation's ids are ``<site>-<hash>``."""
+    try:
+        uuid.UUID(rule_id)
+    except ValueError:
+        return False
     return True
 
 

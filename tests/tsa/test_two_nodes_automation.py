@@ -223,3 +223,27 @@ async def test_an_admin_suspend_bounce_and_resume_on_one_node_apply_on_both(
     await wait_until(bounced_on_b, 10, "node B to bounce its 7 waiting messages")
     assert not arrivals(sink, "doomed") and not arrivals(sink, "paused")
     print(f"\nTSA figures: admin suspension on node A listed on node B after {seen:.2f}s")
+
+
+async def test_a_repeated_admin_suspend_replaces_the_first_on_every_node_and_in_the_store(
+    fleet: tuple[Node, Node], sink: ThrottlingSink
+) -> None:
+    a, b = fleet
+    ask = {"domain": DOMAIN, "reason": "maintenance", "duration": "5m"}
+    status, first = await a.api("POST", "/api/admin/suspend/v1", ask)
+    assert status == 200, first
+    status, second = await a.api("POST", "/api/admin/suspend/v1", {**ask, "reason": "longer"})
+    assert status == 200, second
+
+    async def only_the_second_on_b() -> bool:
+        listed = (await b.api("GET", "/api/admin/suspend/v1"))[1]
+        return [r["id"] for r in listed] == [second["id"]]
+
+    await wait_until(only_the_second_on_b, 5, "node B to list only the replacing suspension")
+    # The replaced id is gone from the shared store too: cancelling it is a 404 on either
+    # node (it answered 200 while the store still held it), and the second still holds.
+    for node in (b, a):
+        status, body = await node.api("DELETE", "/api/admin/suspend/v1", {"id": first["id"]})
+        assert status == 404, body
+    status, body = await b.api("DELETE", "/api/admin/suspend/v1", {"id": second["id"]})
+    assert status == 200, body
