@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     )
     from kumocore.http.acl import AccessControlList, AclAuthInfo
     from kumocore.http.acl_map import AclMap, load_acl_map, make_access_control_list
+    from kumocore.logs.zstd_lines import ZstdLines, ZstdLinesError
     from kumocore.mail.address import AddressError, parse_envelope_address
     from kumocore.mail.body import SharedBody
     from kumocore.mail.ids import new_message_id
@@ -61,6 +62,8 @@ __all__ = [
     "Rejection",
     "Response",
     "SharedBody",
+    "ZstdLines",
+    "ZstdLinesError",
     "__version__",
     "apply_supplemental_trace_header",
     "create_private_file",
@@ -104,6 +107,8 @@ _LAZY_EXPORTS: dict[str, str] = {
     "MultipleValues": "kumocore.policy.policyfn",
     "Response": "kumocore.mail.response",
     "SharedBody": "kumocore.mail.body",
+    "ZstdLines": "kumocore.logs.zstd_lines",
+    "ZstdLinesError": "kumocore.logs.zstd_lines",
     "apply_supplemental_trace_header": "kumocore.reception.trace_api",
     "create_private_file": "kumocore.node.fsmode",
     "get_memory_hard_limit": "kumocore.node.memory",

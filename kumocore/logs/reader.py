@@ -21,16 +21,10 @@ from typing import IO, Any
 
 import orjson
 
+from kumocore.logs.zstd_lines import MAX_LINE, ZstdLines, ZstdLinesError
+
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
 _CHUNK = 64 * 1024  # compressed bytes read from the file at once
-#: Compressed bytes decoded per call: zstd expands at most ~32,768-fold (RLE blocks), so
-#: one call yields at most 4 MiB, however hostile the segment.
-STEP = 128
-#: The longest line (record) kept; longer ones are skipped and reported.
-MAX_LINE = 4 * 1024 * 1024
-#: The largest zstd window accepted: what compression_level 21 (the highest the local
-#: logs allow) uses. A frame asking for more is reported, not decoded.
-MAX_WINDOW = 1 << 26
 #: (the line as written, the decoded record)
 Line = tuple[bytes, dict[str, Any]]
 
@@ -57,26 +51,18 @@ class SegmentDecoder:
     """Decodes one segment incrementally: each :meth:`read_new` yields the complete lines
     that appeared since the previous call.
 
-    Memory stays bounded whatever the file holds (a crafted frame can expand 32,768-fold):
-    compressed input is fed :data:`STEP` bytes at a time, so one call decodes at most
-    ``STEP * 32 KiB`` (4 MiB); the zstd window is capped at :data:`MAX_WINDOW`; and a line
-    longer than :data:`MAX_LINE` is skipped (reported through ``on_problem``), never
-    accumulated.
+    Memory stays bounded whatever the file holds (:class:`~kumocore.logs.zstd_lines.ZstdLines`:
+    bounded decoding steps, a capped zstd window); a line longer than :data:`MAX_LINE` is
+    skipped (reported through ``on_problem``), never accumulated.
     """
 
     def __init__(self, path: Path,
                  on_problem: Callable[[str], None] | None = None) -> None:
-        import zstandard
-
         self.path = path
         self.offset = 0
-        self._error = zstandard.ZstdError
-        self._new = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj
-        self._zstd = self._new()
-        self._partial = bytearray()
-        self._skipping = False  # inside an over-long line: drop bytes until its end
         self._on_problem = on_problem or _stderr
         self.skipped_lines = 0
+        self._lines = ZstdLines(MAX_LINE, self._skip_line)
 
     def read_new(self, *, final: bool = False) -> Iterator[bytes]:
         """New complete lines; with ``final`` (segment done) a trailing partial line too.
@@ -86,55 +72,18 @@ class SegmentDecoder:
             f.seek(self.offset)
             while chunk := f.read(_CHUNK):
                 self.offset += len(chunk)
-                for start in range(0, len(chunk), STEP):
-                    yield from self._lines(self._decompress(chunk[start:start + STEP]))
-        if final and self._partial.strip() and not self._skipping:
-            yield bytes(self._partial)
-        if final:
-            self._partial.clear()
-            self._skipping = False
-
-    def _lines(self, data: bytes) -> Iterator[bytes]:
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            piece, start = data[start:end], end + 1
-            if self._skipping:
-                self._skipping = False
-                continue
-            if len(self._partial) + len(piece) > MAX_LINE:
-                self._skip_line()
-                self._skipping = False
-                continue
-            line = bytes(self._partial + piece) if self._partial else piece
-            self._partial.clear()
-            if line.strip():
-                yield line
-        rest = data[start:]
-        if self._skipping or not rest:
-            return
-        if len(self._partial) + len(rest) > MAX_LINE:
-            self._skip_line()  # and drop the rest of it as it comes
-        else:
-            self._partial += rest
+                try:
+                    yield from (line for line in self._lines.feed(chunk)
+                                if line is not None and line.strip())  # fmt: skip
+                except ZstdLinesError as exc:
+                    raise SegmentError(
+                        f"{self.path}: not a readable zstd log segment ({exc})") from None
+        if final and (tail := self._lines.finish()) is not None and tail.strip():
+            yield tail
 
     def _skip_line(self) -> None:
-        self._partial.clear()
-        self._skipping = True
         self.skipped_lines += 1
         self._on_problem(f"{self.path}: skipped a line longer than {MAX_LINE} bytes")
-
-    def _decompress(self, data: bytes) -> bytes:
-        out = []
-        try:
-            while data:
-                out.append(self._zstd.decompress(data))
-                if not self._zstd.eof:
-                    break
-                data = self._zstd.unused_data  # a segment may hold several frames
-                self._zstd = self._new()
-        except self._error as exc:
-            raise SegmentError(f"{self.path}: not a readable zstd log segment ({exc})") from None
-        return b"".join(out)
 
 
 def _stderr(text: str) -> None:

@@ -6,10 +6,11 @@ Runs in a worker thread (the tailer calls :meth:`SegmentReader.read` through
 file stays open between calls: a segment still being written grows, and the next call
 picks up where the last one stopped.
 
-Memory is bounded whatever the file holds: compressed input is fed :data:`STEP` bytes at a
-time (zstd expands at most ~32,768-fold, so one step yields at most 4 MiB), the zstd window
-is capped, one call returns at most ``count`` lines, and a line longer than
-:data:`MAX_LINE` is dropped as it streams past (never accumulated) and reported. Lines are
+Memory is bounded whatever the file holds: compressed input goes to kumocore's segment
+decoder (:class:`kumocore.ZstdLines`: a capped zstd window) :data:`STEP` bytes at a time
+(zstd expands at most ~32,768-fold, so one step yields at most 4 MiB), one call returns at
+most ``count`` lines, and a line longer than :data:`MAX_LINE` is dropped as it streams
+past (never accumulated) and reported. Lines are
 counted as KumoMTA counts them — every newline-terminated line, blank or dropped ones too
 — because checkpoints name a position as (file, line number).
 """
@@ -22,6 +23,8 @@ from typing import IO, Any
 
 import orjson
 
+from kumocore import ZstdLines, ZstdLinesError
+
 log = logging.getLogger("kumocore.jsonl")
 
 _CHUNK = 64 * 1024
@@ -29,8 +32,6 @@ _CHUNK = 64 * 1024
 STEP = 128
 #: The longest record kept; a longer line is skipped (its line number still counts).
 MAX_LINE = 4 * 1024 * 1024
-#: The largest zstd window accepted (what compression level 21 uses).
-MAX_WINDOW = 1 << 26
 #: A record: (its 0-based line number in the segment, the parsed JSON value).
 Record = tuple[int, Any]
 
@@ -43,20 +44,14 @@ class SegmentReader:
     """Incremental reader of one segment; not thread-safe (one tailer thread at a time)."""
 
     def __init__(self, path: Path, skip_before: int = 0, max_line: int = MAX_LINE) -> None:
-        import zstandard  # lazily: only tailers need it
-
         self.path = path
         #: Lines seen so far (the checkpoint position once they are all handed out).
         self.lines = 0
         self.skip_before = skip_before
         self.max_line = max_line
-        self._error = zstandard.ZstdError
-        self._new = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW).decompressobj
-        self._zstd = self._new()
+        self._decoder = ZstdLines(max_line, self._report_long)
         self._file: IO[bytes] | None = None
         self._chunk, self._pos = b"", 0  # compressed bytes read, not yet decoded
-        self._partial = bytearray()
-        self._skipping = False
         self._ready: list[Record] = []
         #: A line that was not JSON: KumoMTA gives up on the rest of such a file.
         self.bad_json = False
@@ -75,13 +70,17 @@ class SegmentReader:
                     return self._take(count), True
             step = self._chunk[self._pos : self._pos + STEP]
             self._pos += STEP
-            self._lines(self._decompress(step))
+            try:
+                for line in self._decoder.feed(step):
+                    self._end_line(line)
+            except ZstdLinesError as exc:
+                raise SegmentError(f"Error decompressing {self.path}: {exc}") from None
         return self._take(count), self.bad_json
 
     @property
     def has_partial(self) -> bool:
         """Bytes of an unfinished line are buffered (a writer stopped mid-record)."""
-        return bool(self._partial) or self._skipping
+        return self._decoder.has_partial
 
     def close(self) -> None:
         if self._file is not None:
@@ -91,30 +90,6 @@ class SegmentReader:
     def _take(self, count: int) -> list[Record]:
         taken, self._ready = self._ready[:count], self._ready[count:]
         return taken
-
-    def _lines(self, data: bytes) -> None:
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            piece, start = data[start:end], end + 1
-            if self._skipping or len(self._partial) + len(piece) > self.max_line:
-                if not self._skipping:
-                    self._report_long()
-                self._skipping = False
-                self._partial.clear()
-                self._end_line(None)
-                continue
-            line = bytes(self._partial + piece) if self._partial else piece
-            self._partial.clear()
-            self._end_line(line)
-        rest = data[start:]
-        if self._skipping or not rest:
-            return
-        if len(self._partial) + len(rest) > self.max_line:
-            self._report_long()
-            self._partial.clear()
-            self._skipping = True  # drop the rest of this line as it arrives
-        else:
-            self._partial += rest
 
     def _end_line(self, line: bytes | None) -> None:
         index = self.lines
@@ -137,19 +112,6 @@ class SegmentReader:
         log.warning(
             "%s: skipped line %d, longer than %d bytes", self.path, self.lines, self.max_line
         )
-
-    def _decompress(self, data: bytes) -> bytes:
-        out = []
-        try:
-            while data:
-                out.append(self._zstd.decompress(data))
-                if not self._zstd.eof:
-                    break
-                data = self._zstd.unused_data  # a segment may hold several frames
-                self._zstd = self._new()
-        except self._error as exc:
-            raise SegmentError(f"Error decompressing {self.path}: {exc}") from None
-        return b"".join(out)
 
 
 def is_done(path: Path) -> bool:
