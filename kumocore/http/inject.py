@@ -49,9 +49,8 @@ from kumocore.http.inject_rate import RateLimitExceeded
 from kumocore.http.inject_schema import InjectRequest, RequestError, parse_inject_request
 from kumocore.http.templating import TemplateFailure, Templates
 from kumocore.mail.message import Message
-from kumocore.node.memory import MEMORY
+from kumocore.node import shedding
 from kumocore.reception.trace import add_supplemental_header, rfc2822_now
-from kumocore.spool.health import HOLD
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -96,10 +95,8 @@ class InjectHandler:
         self.config = config
 
     async def handle(self, request: web.Request) -> web.Response:
-        if MEMORY.over_limit:  # KumoMTA's load shedding (kumocore.node.memory)
-            return json_error(503, "load shedding")
-        if HOLD.reason is not None:  # a spool fails its writes (kumocore.spool.health)
-            return json_error(503, HOLD.reason)
+        if (reason := shedding.refusal()) is not None:  # memory or spool (kumocore.node.shedding)
+            return json_error(503, reason)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:

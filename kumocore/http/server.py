@@ -33,9 +33,8 @@ from kumocore.http.openapi import (
     base_document,
     serve_openapi,
 )
-from kumocore.node.memory import MEMORY
+from kumocore.node import shedding
 from kumocore.reception.tls import server_context
-from kumocore.spool.health import HOLD
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -59,13 +58,11 @@ async def check_liveness(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME_KEY]
     if request.app[STATE_KEY].get("closing"):
         return web.Response(status=503, text="shutting down")
-    if MEMORY.over_limit:
-        return web.Response(status=503, text="load shedding")
+    if (reason := shedding.refusal()) is not None:  # memory or spool (kumocore.node.shedding)
+        return web.Response(status=503, text=reason)
     services = runtime.services
     if services is None:
         return web.Response(status=503, text="waiting for spool enumeration")
-    if HOLD.reason is not None:  # a spool fails its writes (kumocore.spool.health)
-        return web.Response(status=503, text=HOLD.reason)
     if services.storage.over_limit:  # min_free_* (issue 14)
         return web.Response(status=503, text="storage is too full")
     return web.Response(text="OK")

@@ -31,8 +31,7 @@ from kumocore.mail.address import AddressError
 from kumocore.mail.ids import created_from_id
 from kumocore.mail.message import Message
 from kumocore.mail.response import Response
-from kumocore.node.memory import MEMORY
-from kumocore.spool.health import HOLD
+from kumocore.node import shedding
 from kumocore.xfer.queue_info import QueueInfoError, restore_info
 from kumocore.xfer.repeats import IN_PROGRESS, Repeats
 from kumocore.xfer.wire import XFER_INJECT_PATH, XferPayload, XferPayloadError, decode_payload
@@ -114,10 +113,8 @@ class XferInjectHandler:
         services = self.runtime.services
         if services is None:
             raise XferRefused(503, "waiting for spool startup")
-        if MEMORY.over_limit:
-            raise XferRefused(503, "load shedding")
-        if HOLD.reason is not None:
-            raise XferRefused(503, HOLD.reason)
+        if (reason := shedding.refusal()) is not None:  # memory or spool (kumocore.node.shedding)
+            raise XferRefused(503, reason)
         try:
             message = message_from_payload(decode_payload(await request.read()))
         except XferPayloadError as exc:

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from kumocore.node.memory import MEMORY
-from kumocore.spool.health import HOLD
+from kumocore.node import shedding
 
 if TYPE_CHECKING:
     import asyncio
@@ -110,10 +109,8 @@ class Admitting(Protocol):
 
 def admission_refusal(session: Admitting) -> str | None:
     """Why a new connection must be turned away at once (``421 4.3.2``), if it must."""
-    if MEMORY.over_limit:  # KumoMTA's load shedding (kumocore.node.memory)
-        return "load shedding"
-    if HOLD.reason is not None:  # a spool fails its writes (kumocore.spool.health)
-        return HOLD.reason
+    if (reason := shedding.refusal()) is not None:  # memory or spool (kumocore.node.shedding)
+        return reason
     listener = session.listener
     transport = session.transport
     sock = transport.get_extra_info("socket") if transport is not None else None
