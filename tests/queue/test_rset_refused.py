@@ -61,4 +61,6 @@ async def test_a_4xx_to_a_pipelined_rset_defers_the_message_and_drops_the_sessio
     assert [m.recipient for m in mx.messages] == [delivered["recipient"]]
     await bench.wait_until(lambda: mx.open_connections == 0)
     assert "QUIT" not in mx.commands  # aborted, not closed politely
-    assert bench.spooled() == 1  # kept for a later attempt
+    # Kept for a later attempt; the delivered one leaves the spool just after its record,
+    # so under load the count is 2 for a moment (it stays 2, or drops to 0, only if wrong).
+    await bench.wait_until(lambda: bench.spooled() == 1)
