@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kumocore.http.acl import AccessControlList, AclAuthInfo
     from kumocore.http.acl_map import AclMap, load_acl_map, make_access_control_list
     from kumocore.logs.zstd_lines import ZstdLines, ZstdLinesError
+    from kumocore.logs.zstd_segment import ZstdSegmentWriter
     from kumocore.mail.address import AddressError, parse_envelope_address
     from kumocore.mail.body import SharedBody
     from kumocore.mail.ids import new_message_id
@@ -64,6 +65,7 @@ __all__ = [
     "SharedBody",
     "ZstdLines",
     "ZstdLinesError",
+    "ZstdSegmentWriter",
     "__version__",
     "apply_supplemental_trace_header",
     "create_private_file",
@@ -109,6 +111,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "SharedBody": "kumocore.mail.body",
     "ZstdLines": "kumocore.logs.zstd_lines",
     "ZstdLinesError": "kumocore.logs.zstd_lines",
+    "ZstdSegmentWriter": "kumocore.logs.zstd_segment",
     "apply_supplemental_trace_header": "kumocore.reception.trace_api",
     "create_private_file": "kumocore.node.fsmode",
     "get_memory_hard_limit": "kumocore.node.memory",

@@ -236,6 +236,28 @@ def kumo_smtp_server_connection_accepted(conn_meta: ConnMeta) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def kumo_smtp_server_get_dynamic_parameters(
+    listener: str, conn_meta: ConnMeta
+) -> Mapping[str, Any] | None:
+    """A client connected: listener parameters to use for this connection instead of the
+    listener's own. ``listener`` is the address the client reached (``"10.0.0.1:25"``).
+
+    Called before ``smtp_server_connection_accepted``, after a PROXY header was read, and
+    again after a successful ``XCLIENT``. Return a table of ``kumo.start_esmtp_listener``
+    options (``hostname``, ``banner``, ``relay_hosts``, ``meta``, ``peer``, ``via``...);
+    each one given replaces the listener's (after its ``peer``/``via`` blocks), ``meta``
+    is merged, and the table's own ``peer`` then ``via`` block matching the connection is
+    applied last. None keeps the listener's parameters. Options that belong to the socket
+    or to the whole listener (``listen``, ``max_connections``...) cannot be given. A
+    :class:`Rejection` refuses the connection; an error or a bad table closes it with
+    ``421 4.3.0``. The first implementation answering non-None decides; without any
+    implementation the event costs nothing.
+    Lua: ``kumo.on('smtp_server_get_dynamic_parameters', function(listener, conn_meta)
+    return { via = { ['10.0.0.1'] = { hostname = 'mx.example.com' } } } end)``.
+    """
+
+
 @hookspec
 def kumo_smtp_server_ehlo(
     domain: str, conn_meta: ConnMeta, extensions: list[str]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 from kumocore.config.cidr import CidrSet, parse_network, split_host_port
@@ -31,7 +32,9 @@ from kumocore.config.options import (
     map_of,
     nested,
     option,
+    refuse_unsupported,
 )
+from kumocore.errors import ConfigError
 
 #: A ``peer``/``via`` block: the network it applies to and its converted options.
 OverrideRule = tuple[CidrSet, dict[str, Any]]
@@ -155,11 +158,11 @@ class EsmtpListenerConfig(
     # because they are consulted for every connection and every RCPT TO.
     @functools.cached_property
     def _peer_rules(self) -> tuple[OverrideRule, ...]:
-        return _override_rules(self.peer, "peer")
+        return _override_rules(self.peer, Path(self.options_for, "peer"))
 
     @functools.cached_property
     def _via_rules(self) -> tuple[OverrideRule, ...]:
-        return _override_rules(self.via, "via")
+        return _override_rules(self.via, Path(self.options_for, "via"))
 
     @functools.cached_property
     def _domains(self) -> dict[str, ListenerDomain]:
@@ -186,9 +189,24 @@ class EsmtpListenerConfig(
         """The parameters for one connection, as KumoMTA applies them: the most specific
         ``peer`` block matching the client's address, then the ``via`` block matching the
         address it connected to. ``meta`` tables are merged rather than replaced."""
-        changes: dict[str, Any] = {}
-        meta = dict(self.meta)
-        for rules, ip in ((self._peer_rules, peer_ip), (self._via_rules, local_ip)):
+        return self._overridden({}, self._peer_rules, self._via_rules, peer_ip, local_ip)
+
+    def with_overrides(
+        self, overrides: DynamicOverrides, peer_ip: str, local_ip: str
+    ) -> EsmtpListenerConfig:
+        """These parameters with a policy's per-connection ``overrides`` applied on top
+        (``smtp_server_get_dynamic_parameters``), as KumoMTA applies them: the table's own
+        options, then its ``peer`` block matching the client, then its ``via`` block."""
+        return self._overridden(overrides.options, overrides.peer, overrides.via,
+                                peer_ip, local_ip)
+
+    def _overridden(
+        self, options: dict[str, Any], peer_rules: tuple[OverrideRule, ...],
+        via_rules: tuple[OverrideRule, ...], peer_ip: str, local_ip: str,
+    ) -> EsmtpListenerConfig:
+        changes = dict(options)
+        meta = {**self.meta, **options.get("meta", {})}
+        for rules, ip in ((peer_rules, peer_ip), (via_rules, local_ip)):
             for networks, overrides in rules:
                 if networks.contains(ip):
                     meta.update(overrides.get("meta", {}))
@@ -216,15 +234,58 @@ def _convert_overrides(table: dict[str, Any], path: Path) -> dict[str, Any]:
     return {k: converters[k].load(v, path.child(k)) for k, v in table.items() if v is not None}
 
 
-def _override_rules(blocks: dict[str, dict[str, Any]], key: str) -> tuple[OverrideRule, ...]:
+def _override_rules(blocks: dict[str, dict[str, Any]], path: Path) -> tuple[OverrideRule, ...]:
     """(network, converted overrides), most specific network first."""
-    path = Path(EsmtpListenerConfig.options_for, key)
     rules = [
         (parse_network(cidr).prefixlen, CidrSet([cidr]), _convert_overrides(table, path.item(cidr)))
         for cidr, table in blocks.items()
     ]
     rules.sort(key=lambda rule: -rule[0])
     return tuple((networks, overrides) for _, networks, overrides in rules)
+
+
+#: The event whose answer :func:`dynamic_overrides` checks (named in its errors).
+DYNAMIC_EVENT = "smtp_server_get_dynamic_parameters"
+#: What the event may not change: the socket and what the whole listener shares.
+NOT_OVERRIDABLE = frozenset(EsmtpListenerConfig.option_converters) - {*OVERRIDABLE, "peer", "via"}
+_DEFAULTS = {field.name: field for field in dataclasses.fields(EsmtpListenerConfig)}
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicOverrides:
+    """A policy's checked per-connection overrides: its options, then its own
+    ``peer``/``via`` blocks (most specific first)."""
+
+    options: dict[str, Any]
+    peer: tuple[OverrideRule, ...] = ()
+    via: tuple[OverrideRule, ...] = ()
+
+
+def dynamic_overrides(table: Mapping[str, Any]) -> DynamicOverrides:
+    """Check and convert what ``smtp_server_get_dynamic_parameters`` returned, exactly as
+    ``kumo.start_esmtp_listener`` checks its options; a :class:`ConfigError` names the
+    offending key."""
+    path = Path(DYNAMIC_EVENT)
+    for key in table:
+        if key in NOT_OVERRIDABLE:
+            raise ConfigError(f"{key!r} cannot be changed per connection by {DYNAMIC_EVENT}: "
+                              "set it in kumo.start_esmtp_listener")
+    options = {k: v for k, v in table.items() if k not in ("peer", "via")}
+    converted = _convert_overrides(options, path)
+    for name in EsmtpListenerConfig.unsupported_options & converted.keys():
+        if converted[name] != _DEFAULTS[name].default:
+            refuse_unsupported(name, path)
+    if converted.get("tls_required_client_ca") is not None:
+        # A security setting kumocore cannot honour must not be silently ignored.
+        raise ConfigError(f"'tls_required_client_ca' in {DYNAMIC_EVENT} is not supported "
+                          "by kumocore")
+    blocks = {key: CIDR_KEYED.load(table[key], path.child(key))
+              for key in ("peer", "via") if table.get(key) is not None}
+    return DynamicOverrides(
+        converted,
+        _override_rules(blocks.get("peer", {}), path.child("peer")),
+        _override_rules(blocks.get("via", {}), path.child("via")),
+    )
 
 
 class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):

@@ -1,9 +1,11 @@
 """``kumo.dns.lookup_ptr``, ``kumo.dns.rbl_lookup`` and ``kumo.dns.define_resolver``.
 
 KumoMTA lets a policy name extra resolvers (typically one pointing at an rbldnsd serving
-DNS block lists) and pass that name as the last, optional argument of its lookups. The
-named resolvers live in a :class:`NamedResolvers` per runtime; the default resolver is the
-one ``kumo.dns.configure_resolver`` configures.
+DNS block lists) and pass that name as an optional argument of its lookups (``lookup_mx``,
+``lookup_addr`` and ``lookup_txt`` too, :mod:`kumocore.dns.policy`). The named resolvers
+live in a :class:`NamedResolvers` per runtime, each with its own bounded cache; the
+default resolver is the one ``kumo.dns.configure_resolver`` configures, and the only one
+delivery uses.
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ from typing import Any
 import dns.reversename
 
 from kumocore.dns.errors import DnsError
+from kumocore.dns.mx_limits import MxLimits
 from kumocore.dns.resolver import Resolver
 from kumocore.dns.resolver_config import parse_resolver_config
+from kumocore.dns.static_zones import make_zone_resolver
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import MultipleValues, policy_function
 
 #: The resolver kinds of KumoMTA's define_resolver that kumocore cannot build.
-_UNSUPPORTED_KINDS = ("Test", "Unbound", "System", "Aggregate")
+_UNSUPPORTED_KINDS = ("Unbound", "System", "Aggregate")
 
 
 class NamedResolvers:
@@ -32,9 +36,11 @@ class NamedResolvers:
         self._named: dict[str, Resolver] = {}
 
     def get(self, name: str | None) -> Resolver:
+        """The default resolver for None, else the one defined under ``name`` (KumoMTA's
+        error text when there is none). Each keeps its own cache of answers."""
         if name is None:
             return self.default
-        resolver = self._named.get(name)
+        resolver = self._named.get(name) if isinstance(name, str) else None
         if resolver is None:
             raise ConfigError(f"resolver {name} is not defined")
         return resolver
@@ -43,22 +49,31 @@ class NamedResolvers:
         if not isinstance(name, str) or not name:
             raise ConfigError(f"kumo.dns.define_resolver: NAME must be a string, got {name!r}")
         if config == "HickorySystemConfig":  # the system's resolv.conf, as the default
-            self._named[name] = Resolver()
+            self._add(name, Resolver())
             return
         if not isinstance(config, Mapping) or len(config) != 1:
             raise ConfigError(
-                "kumo.dns.define_resolver: CONFIG must be 'HickorySystemConfig' or "
-                "{ Hickory = { name_servers = {...}, options = {...} } }")
+                "kumo.dns.define_resolver: CONFIG must be 'HickorySystemConfig', "
+                "{ Hickory = { name_servers = {...}, options = {...} } } or "
+                "{ Test = { zones = {...} } }")
         [(kind, options)] = config.items()
         if kind in _UNSUPPORTED_KINDS:
             raise ConfigError(
                 f"kumo.dns.define_resolver: KumoMTA's '{kind}' resolver is not supported by "
                 "kumocore yet; use { Hickory = { name_servers = {'IP:PORT'} } }")
+        if kind == "Test":
+            self._add(name, make_zone_resolver(options, f"define_resolver({name!r})"))
+            return
         if kind != "Hickory" or not isinstance(options, Mapping):
             raise ConfigError(f"kumo.dns.define_resolver: unknown resolver kind {kind!r}")
         settings = parse_resolver_config(options, "kumo.dns.define_resolver")
         resolver = Resolver(hosts=self.default.hosts)
         resolver.apply(settings)
+        self._add(name, resolver)
+
+    def _add(self, name: str, resolver: Resolver) -> None:
+        # Its MX lookups keep to the limits kumo.dns.set_mx_* gave the default resolver.
+        resolver.mx_limits = MxLimits.following(self.default.mx_limits)
         self._named[name] = resolver
 
 
@@ -91,7 +106,10 @@ def make_dns_list_functions(resolvers: NamedResolvers) -> dict[str, Callable[...
 
     @policy_function(table=False)
     def define_resolver(name: str, config: Mapping[str, Any]) -> None:
-        """``kumo.dns.define_resolver(NAME, { Hickory = { name_servers = {...} } })``."""
+        """``kumo.dns.define_resolver(NAME, { Hickory = { name_servers = {...} } })``, or
+        ``{ Test = { zones = {...}, servfail = {...} } }`` answering from zone texts: a
+        resolver that ``lookup_mx``, ``lookup_addr``, ``lookup_txt``, ``lookup_ptr``,
+        ``rbl_lookup`` and the mail-authentication checks can be given by name."""
         resolvers.define(name, config)
 
     @policy_function(table=False)

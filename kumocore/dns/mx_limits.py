@@ -13,7 +13,10 @@ and ``set_mx_concurrency_limit`` (KumoMTA's names and defaults).
 * **concurrency limit** (128): MX queries sent to the name servers at once; more wait.
   Queries already coalesce per name, so the limit counts distinct domains.
 
-Each :class:`~kumocore.dns.resolver.Resolver` holds one :class:`MxLimits`.
+Each :class:`~kumocore.dns.resolver.Resolver` holds one :class:`MxLimits`. Those of a
+resolver named by ``kumo.dns.define_resolver`` follow the default resolver's (KumoMTA has
+one timeout and one concurrency limit per process) and remember no failure (KumoMTA's
+lookups through a named resolver skip its MX cache, where failures are remembered).
 """
 
 from __future__ import annotations
@@ -36,11 +39,16 @@ DEFAULT_CONCURRENCY = 128
 class MxLimits:
     """Timeout, failure cache and concurrency cap of one resolver's MX lookups."""
 
-    def __init__(self, clock: Callable[[], float], max_failures: int) -> None:
-        self.timeout = DEFAULT_TIMEOUT
+    def __init__(
+        self, clock: Callable[[], float], max_failures: int, *, follows: MxLimits | None = None
+    ) -> None:
+        self._timeout = DEFAULT_TIMEOUT
         #: None: not set by the policy (failures are not remembered here, see above).
         self.negative_ttl: float | None = None
-        self.concurrency = DEFAULT_CONCURRENCY
+        self._concurrency = DEFAULT_CONCURRENCY
+        #: The default resolver's limits, which a named resolver's follow (its own
+        #: ``negative_ttl`` stays unset: no policy function reaches it).
+        self._follows = follows
         self._clock = clock
         self._max_failures = max(1, max_failures)
         # name -> (until, text, transient): a fresh DnsError is raised each time (one
@@ -49,12 +57,27 @@ class MxLimits:
         # A semaphore belongs to one event loop (tests run several): one per loop and limit.
         self._semaphore: tuple[Any, int, asyncio.Semaphore] | None = None
 
+    @classmethod
+    def following(cls, default: MxLimits) -> MxLimits:
+        """The limits of a named resolver: ``default``'s timeout and concurrency slots."""
+        return cls(default._clock, 1, follows=default)
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one domain's MX lookup may take."""
+        return self._timeout if self._follows is None else self._follows.timeout
+
+    @property
+    def concurrency(self) -> int:
+        """MX queries on the wire at once."""
+        return self._concurrency if self._follows is None else self._follows.concurrency
+
     # ------------------------------------------------------------------ the setters
     def set_timeout(self, value: Any) -> None:
         seconds = parse_duration(value, key="dns.set_mx_timeout")
         if seconds <= 0:
             raise ConfigError(f"dns.set_mx_timeout: expected a positive duration, got {value!r}")
-        self.timeout = seconds
+        self._timeout = seconds
 
     def set_negative_ttl(self, value: Any) -> None:
         self.negative_ttl = parse_duration(value, key="dns.set_mx_negative_cache_ttl")
@@ -65,7 +88,7 @@ class MxLimits:
             raise ConfigError(
                 f"dns.set_mx_concurrency_limit: expected a whole number >= 1, got {value!r}"
             )
-        self.concurrency = value
+        self._concurrency = value
 
     # ------------------------------------------------------------------ lookups
     async def lookup(
@@ -93,6 +116,10 @@ class MxLimits:
     @contextlib.asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """One of the ``concurrency`` MX queries that may be on the wire at once."""
+        if self._follows is not None:  # the default resolver's slots, shared
+            async with self._follows.slot():
+                yield
+            return
         loop = asyncio.get_running_loop()
         current = self._semaphore
         if current is None or current[0] is not loop or current[1] != self.concurrency:

@@ -1,8 +1,8 @@
-"""The ``kumo.dns.*`` policy functions, bound to one :class:`~kumocore.dns.resolver.Resolver`.
+"""The ``kumo.dns.*`` policy functions, bound to the runtime's resolvers.
 
 A plugin contributes them from ``kumo_register_policy_functions``::
 
-    return make_dns_functions(resolver)
+    return make_dns_functions(resolvers)  # a NamedResolvers, or one default Resolver
 
 Lua sees ``kumo.dns.configure_resolver { name_servers = {'127.0.0.1:53'} }`` and
 ``kumo.dns.lookup_mx('gmail.com')``; Python policies call the same functions. Results are
@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kumocore.config.egress import IP_LOOKUP_STRATEGIES
+from kumocore.dns.lists import NamedResolvers
 from kumocore.dns.mx import order_addresses
 from kumocore.dns.resolv_conf import load_resolv_conf as _load_resolv_conf
 from kumocore.dns.resolver import Resolver
@@ -34,17 +35,17 @@ def _unwrap_hickory(options: dict[str, Any]) -> dict[str, Any]:
     return dict(inner)
 
 
-def _default_resolver_only(resolver_name: str | None) -> None:
-    # KumoMTA's lookups take an optional resolver name (kumo.dns.define_resolver); say
-    # plainly that it is unsupported rather than silently querying the default resolver.
-    if resolver_name is not None:
-        raise ConfigError(
-            f"resolver_name: named resolvers are not supported (got {resolver_name!r})"
-        )
+def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callable[..., Any]]:
+    """The ``dns.*`` entries for ``kumo_register_policy_functions``.
 
-
-def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
-    """The ``dns.*`` entries for ``kumo_register_policy_functions``."""
+    ``lookup_mx``, ``lookup_addr`` and ``lookup_txt`` take KumoMTA's optional resolver
+    name (``kumo.dns.define_resolver``); given a bare :class:`Resolver`, only the
+    default one exists. The other functions configure the default resolver.
+    """
+    if isinstance(resolvers, Resolver):
+        resolvers = NamedResolvers(resolvers)
+    named = resolvers
+    resolver = resolvers.default
 
     @policy_function(table=True)
     def configure_resolver(**options: Any) -> None:
@@ -69,31 +70,31 @@ def make_dns_functions(resolver: Resolver) -> dict[str, Callable[..., Any]]:
 
     @policy_function(table=False)
     async def lookup_mx(domain: str, resolver_name: str | None = None) -> dict[str, Any]:
-        """``kumo.dns.lookup_mx(domain)``: the MailExchanger table; raises on NXDOMAIN."""
-        _default_resolver_only(resolver_name)
+        """``kumo.dns.lookup_mx(domain, resolver_name)``: the MailExchanger table from the
+        default resolver, or from the one ``define_resolver`` named; raises on NXDOMAIN."""
         _require_name("dns.lookup_mx", domain)
-        return (await resolver.lookup_mx(domain)).to_policy_table()
+        return (await named.get(resolver_name).lookup_mx(domain)).to_policy_table()
 
     @policy_function(table=False)
     async def lookup_addr(
         name: str, resolver_name: str | None = None, strategy: str | None = None
     ) -> list[str]:
-        """``kumo.dns.lookup_addr(name, resolver, strategy)``: IPv4 then IPv6 addresses,
-        or as ``strategy`` (an ``ip_lookup_strategy`` value) says; raises on NXDOMAIN."""
-        _default_resolver_only(resolver_name)
+        """``kumo.dns.lookup_addr(name, resolver_name, strategy)``: IPv4 then IPv6
+        addresses, or as ``strategy`` (an ``ip_lookup_strategy`` value) says, from the
+        default or the named resolver; raises on NXDOMAIN."""
         _require_name("dns.lookup_addr", name)
         if strategy is not None and strategy not in IP_LOOKUP_STRATEGIES:
             raise ConfigError(f"kumo.dns.lookup_addr: strategy must be one of "
                               f"{', '.join(IP_LOOKUP_STRATEGIES)}, got {strategy!r}")
-        addresses = await resolver.lookup_addr(name)
+        addresses = await named.get(resolver_name).lookup_addr(name)
         return addresses if strategy is None else order_addresses(addresses, strategy)
 
     @policy_function(table=False)
     async def lookup_txt(name: str, resolver_name: str | None = None) -> list[str]:
-        """``kumo.dns.lookup_txt(name)``: one string per TXT record; raises on NXDOMAIN."""
-        _default_resolver_only(resolver_name)
+        """``kumo.dns.lookup_txt(name, resolver_name)``: one string per TXT record, from the
+        default or the named resolver; raises on NXDOMAIN."""
         _require_name("dns.lookup_txt", name)
-        return await resolver.lookup_txt(name)
+        return await named.get(resolver_name).lookup_txt(name)
 
     return {
         "dns.configure_resolver": configure_resolver,

@@ -9,8 +9,9 @@ access, matching_resource, rule, auth_info, considered_resources}`` for each acc
 (cached decisions too, as KumoMTA). ``log_authn_ok``, ``log_authn_fail``,
 ``log_authz_allow``, ``log_authz_deny`` (default true) select them.
 
-Lines are queued and written by a background task in a thread, a block flushed after each
-batch so a reader of the open segment sees them; a segment ends after ``max_file_size``
+Lines are queued and written by a background task in a thread into a
+:class:`~kumocore.logs.zstd_segment.ZstdSegmentWriter`, a block flushed after each batch
+so a reader of the open segment sees them; a segment ends after ``max_file_size``
 uncompressed bytes or ``max_segment_duration``. At most ``back_pressure`` lines wait;
 beyond that new ones are dropped and counted (``dropped``) rather than holding requests
 (KumoMTA makes the request wait). ``min_free_space``/``min_free_inodes`` are accepted and
@@ -30,7 +31,9 @@ from typing import Any
 import orjson
 
 from kumocore.errors import ConfigError
-from kumocore.node.fsmode import create_private_file, private_dir
+from kumocore.logs.timestamps import rfc3339
+from kumocore.logs.zstd_segment import ZstdSegmentWriter
+from kumocore.node.fsmode import private_dir
 
 _BOOLS = ("log_authz_allow", "log_authz_deny", "log_authn_ok", "log_authn_fail")
 _OTHERS = ("log_dir", "back_pressure", "compression_level", "max_file_size",
@@ -74,8 +77,7 @@ class AcctLog:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
-        self._segment: Any = None
-        self._written = 0
+        self._segment: ZstdSegmentWriter | None = None
         self._expires: float | None = None
 
     def wants(self, kind: str) -> bool:
@@ -107,35 +109,27 @@ class AcctLog:
     def _write(self, lines: list[bytes]) -> None:
         for line in lines:
             if self._segment is not None and (
-                self._written >= self.max_file_size
+                self._segment.written >= self.max_file_size
                 or (self._expires is not None and time.monotonic() >= self._expires)
             ):
                 self.close()
             if self._segment is None:
-                self._open()
+                self._segment = self._open()
             self._segment.write(line)
-            self._written += len(line)
-        self._segment.flush(self._zstd().FLUSH_BLOCK)
+        if self._segment is not None:
+            self._segment.flush()
 
-    @staticmethod
-    def _zstd() -> Any:
-        import zstandard  # only once an accounting log is configured
-
-        return zstandard
-
-    def _open(self) -> None:
+    def _open(self) -> ZstdSegmentWriter:
         now = time.time_ns()
         stamp = datetime.fromtimestamp(now / 1e9, UTC).strftime("%Y%m%d-%H%M%S")
         path = self.log_dir / f"{stamp}.{now % 1_000_000_000:09d}-{os.getpid()}"
-        raw = os.fdopen(create_private_file(path), "wb", buffering=0)
-        compressor = self._zstd().ZstdCompressor(level=self.level)
-        self._segment = compressor.stream_writer(raw, closefd=True)
-        self._written = 0
+        segment = ZstdSegmentWriter(path, self.level)
         self._expires = (
             None
             if self.max_segment_duration is None
             else time.monotonic() + self.max_segment_duration
         )
+        return segment
 
     def close(self) -> None:
         """End the open segment's zstd frame and close it."""
@@ -150,4 +144,8 @@ class AcctLog:
 
 
 def timestamp() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    """Now, as a record's ``timestamp``. KumoMTA's records hold a chrono ``DateTime<Utc>``
+    serialized like every other one (``SecondsFormat::AutoSi``: no fraction, 3, 6 or 9
+    digits), so the one formatter of such times writes it; a float clock stops at
+    microseconds where KumoMTA's has nanoseconds."""
+    return rfc3339(time.time())

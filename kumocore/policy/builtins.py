@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         ListenerDomain,
         QueueConfig,
     )
+    from kumocore.dns.lists import NamedResolvers
     from kumocore.loghooks.disposition import DispositionHookSink
     from kumocore.loghooks.sink import LogHookSink
     from kumocore.logs.sink import LogSink
@@ -150,11 +151,13 @@ def _where(path: str, exc: BaseException) -> str:
     return f"{path}:{line}" if line else path
 
 
-def _runtime_io_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
+def _runtime_io_functions(
+    runtime: PolicyHost, resolvers: NamedResolvers
+) -> dict[str, Callable[..., Any]]:
     """Tasks, HTTP, secrets, throttles, injection and DNS lists (issue 16, item 6)."""
     from kumocore.dkim.verify import use_resolvers
     from kumocore.dmarc.policy import make_dmarc_functions
-    from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
+    from kumocore.dns.lists import make_dns_list_functions
     from kumocore.http.client import make_http_client_functions
     from kumocore.loghooks.amqp_client import make_amqp_functions
     from kumocore.loghooks.nats_client import make_nats_functions
@@ -165,7 +168,6 @@ def _runtime_io_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
     from kumocore.spf.policy import make_spf_functions
     from kumocore.throttle.policy import make_throttle_functions
 
-    resolvers = NamedResolvers(runtime.resolver)
     use_resolvers(resolvers)  # msg:dkim_verify() looks keys up through them
     return {
         **make_task_functions(runtime),
@@ -315,13 +317,17 @@ class CorePlugin:
         }
         for level in ("debug", "info", "warn", "error"):
             functions[f"log_{level}"] = _policy_logger("warning" if level == "warn" else level)
-        functions.update(make_dns_functions(self.runtime.resolver))
+        from kumocore.dns.lists import NamedResolvers
+
+        # One set of named resolvers for every kumo.dns.* lookup taking a resolver name.
+        resolvers = NamedResolvers(self.runtime.resolver)
+        functions.update(make_dns_functions(resolvers))
         from kumocore.dns.mx_limits import make_mx_limit_functions
 
         functions.update(make_mx_limit_functions(self.runtime.resolver.mx_limits))
         functions.update(make_dkim_functions())
         functions.update(make_runtime_functions(self.runtime))
-        functions.update(_runtime_io_functions(self.runtime))
+        functions.update(_runtime_io_functions(self.runtime, resolvers))
         from kumocore.admin.ready_q_policy import make_ready_q_functions
 
         functions.update(make_ready_q_functions(self.runtime))  # kumo.api.admin.suspend_ready_q

@@ -113,6 +113,24 @@ class Hooks:
     async def smtp_server_connection_accepted(self, conn_meta: ConnMeta) -> None:
         await self.caller.call_all("kumo_smtp_server_connection_accepted", conn_meta=conn_meta)
 
+    async def smtp_server_get_dynamic_parameters(
+        self, listener: str, conn_meta: ConnMeta
+    ) -> dict[str, Any] | None:
+        """The listener parameter overrides a policy computes for one connection (None:
+        keep the listener's). Callers check :meth:`implemented` first, so a node without
+        a handler pays nothing. Raises PolicyError for an answer that is not a table."""
+        call = self.caller.call_first(
+            "kumo_smtp_server_get_dynamic_parameters", listener=listener, conn_meta=conn_meta)
+        if SERVER_TRACE.active:
+            call = traced_callback(conn_meta, "smtp_server_get_dynamic_parameters", call)
+        result = await call
+        if result is None:
+            return None
+        if not isinstance(result, Mapping) or not all(isinstance(k, str) for k in result):
+            raise PolicyError("smtp_server_get_dynamic_parameters must return a table of "
+                              f"listener parameters (or nil), got {result!r:.80}")
+        return dict(result)
+
     async def smtp_server_ehlo(
         self, domain: str, conn_meta: ConnMeta, extensions: list[str] | None = None
     ) -> list[str]:

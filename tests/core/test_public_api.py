@@ -56,3 +56,31 @@ def test_built_in_plugins_take_names_of_internal_packages_from_kumocore() -> Non
     ]
     assert sources
     assert [hit for p in sources for hit in _internal_imports(p)] == []
+
+
+def test_the_log_segment_codec_is_public_and_loaded_only_on_use() -> None:
+    code = (
+        "import sys, kumocore; loaded = 'kumocore.logs.zstd_segment' in sys.modules; "
+        "from kumocore import ZstdSegmentWriter; "
+        "print(loaded, ZstdSegmentWriter.__module__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["False", "kumocore.logs.zstd_segment"]
+    assert {"ZstdLines", "ZstdLinesError", "ZstdSegmentWriter"} <= set(kumocore.__all__)
+
+
+def test_built_in_plugins_take_the_segment_codec_from_kumocore() -> None:
+    # The encoder and decoder of log segments are public API: a plugin names them through
+    # ``kumocore``, so their modules can move.
+    codec = ("kumocore.logs.zstd_lines", "kumocore.logs.zstd_segment")
+    sources = [p for p in (ROOT / "plugins").rglob("*.py") if "build" not in p.parts]
+    hits = []
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(codec):
+                hits.append(f"{path}: {node.module}")
+            elif isinstance(node, ast.Import):
+                hits += [f"{path}: {a.name}" for a in node.names if a.name.startswith(codec)]
+    assert hits == []

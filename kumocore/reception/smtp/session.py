@@ -41,6 +41,7 @@ import structlog
 
 from kumocore.errors import Rejection
 from kumocore.mail.headers import HeaderParseError
+from kumocore.reception.smtp.dynamic import apply_dynamic_parameters
 from kumocore.reception.smtp.limits import admission_refusal
 from kumocore.reception.smtp.protocol import SmtpProtocol, format_address
 from kumocore.reception.smtp.proxied import accept_proxy_header
@@ -135,6 +136,7 @@ class EsmtpSession(SmtpProtocol):
         # Known once the policy is loaded: asked per connection, not per reply or DATA.
         self._rewrite = self.runtime.hooks.implemented("smtp_server_rewrite_response")
         self.data_event = self.runtime.hooks.implemented("smtp_server_data")
+        self._dynamic = self.runtime.hooks.implemented("smtp_server_get_dynamic_parameters")
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
@@ -155,20 +157,35 @@ class EsmtpSession(SmtpProtocol):
         meta that relay decisions and log records use."""
         self.peer_ip, self.peer_address = format_address(peer)
         self.local_ip, self.local_address = format_address(local)
-        # ``peer``/``via`` blocks may override options for this client or local address.
-        self.config = self.listener.config.for_connection(self.peer_ip, self.local_ip)
-        self.hostname = self.config.hostname
-        self._timeout_duration = self.config.client_timeout
-        self.tls_handshake_timeout = self.config.tls_handshake_timeout
         self.conn_meta.update({
             "reception_protocol": "ESMTP",
             "received_via": self.local_address,
             "received_from": self.peer_address,
-            "hostname": self.config.hostname,
         })
+        # ``peer``/``via`` blocks may override options for this client or local address.
+        self.use_config(self.listener.config.for_connection(self.peer_ip, self.local_ip))
         self.conn_meta.update(self.config.meta)
+
+    def use_config(self, config: EsmtpListenerConfig) -> None:
+        """Serve the rest of the connection with ``config`` (the listener's parameters
+        for this connection, or what ``smtp_server_get_dynamic_parameters`` made of them).
+        Only the ``meta`` entries ``config`` changes are copied into the connection meta,
+        so what a handler set there itself stays (KumoMTA sets only the new entries)."""
+        old_meta = self.config.meta
+        self.config = config
+        self.hostname = config.hostname
+        self._timeout_duration = config.client_timeout
+        self.tls_handshake_timeout = config.tls_handshake_timeout
+        self.conn_meta["hostname"] = config.hostname
+        self.conn_meta.update(
+            {k: v for k, v in config.meta.items() if k not in old_meta or old_meta[k] != v})
         self.domains = DomainLookup(
-            self.runtime.hooks, self.config, self.local_address, self.conn_meta)
+            self.runtime.hooks, config, self.local_address, self.conn_meta)
+
+    async def refresh_parameters(self) -> bool:
+        """After XCLIENT moved the session: ask ``smtp_server_get_dynamic_parameters``
+        again, as KumoMTA does; False when that refused the connection."""
+        return not self._dynamic or await apply_dynamic_parameters(self)
 
     def _tls_started(self, transport: asyncio.BaseTransport) -> None:
         super()._tls_started(transport)
@@ -271,6 +288,8 @@ class EsmtpSession(SmtpProtocol):
         if self.listener.closing:
             await self.reply(421, f"4.3.2 {hostname} shutting down", close=True)
             return False
+        if self._dynamic and not await apply_dynamic_parameters(self):
+            return False
         try:
             await self.runtime.hooks.smtp_server_connection_accepted(self.conn_meta)
         except Rejection as rejection:
@@ -281,7 +300,7 @@ class EsmtpSession(SmtpProtocol):
             return False
         if SERVER_TRACE.active:
             self._trace_callback("smtp_server_connection_accepted", None)
-        await self.reply(220, f"{hostname} {self.config.banner}")
+        await self.reply(220, f"{self.config.hostname} {self.config.banner}")
         return True
 
     async def _command_loop(self) -> None:

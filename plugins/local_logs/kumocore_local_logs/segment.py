@@ -11,11 +11,10 @@ import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import structlog
 
-from kumocore import create_private_file, private_dir
+from kumocore import ZstdSegmentWriter, private_dir
 from kumocore_local_logs.options import LocalLogsConfig, MinFree
 from kumocore_local_logs.workers import WorkerTag
 
@@ -68,38 +67,21 @@ def below_min_free(directory: Path, space: MinFree, inodes: MinFree) -> bool:
     return False
 
 
-class Segment:
-    """One open segment; its zstd frame stays open until :meth:`finish`."""
+class Segment(ZstdSegmentWriter):
+    """One open segment; its zstd frame stays open until :meth:`finish`. The file is
+    created exclusively ("x": never append to, and corrupt, a segment written by someone
+    else) and 0600 (the records carry addresses and headers). ``flush`` ends a block, which
+    makes everything written so far decodable by a reader of the in-progress file;
+    ``flushed`` then records that some batch made it to disk (its records confirmed)."""
 
     def __init__(self, path: Path, level: int, expires: float | None) -> None:
-        import zstandard  # heavy, optional: only once local logs are configured
-
-        self._zstd = zstandard
-        self.path = path
+        super().__init__(path, level)
         self.expires = expires
-        self.written = 0  # uncompressed bytes, what max_file_size limits
-        self.flushed = False  # some batch made it to disk (its records were confirmed)
-        # "x": never append to (and corrupt) a segment written by someone else.
-        # 0600: the records carry addresses and headers. Exclusive: see above.
-        raw = os.fdopen(create_private_file(path), "wb", buffering=0)
-        # One compressor per segment: a ZstdCompressor must not drive two streams at once.
-        self._writer: Any = zstandard.ZstdCompressor(level=level).stream_writer(
-            raw, closefd=True)
-
-    def write(self, data: bytes) -> None:
-        self._writer.write(data)
-        self.written += len(data)
-
-    def flush(self) -> None:
-        # Ending the current zstd block makes everything written so far decodable by a
-        # reader of the in-progress file; the frame (one per segment) stays open.
-        self._writer.flush(self._zstd.FLUSH_BLOCK)
-        self.flushed = True
 
     def finish(self) -> None:
         """End the frame, close the file, and mark it done (read-only)."""
         try:
-            self._writer.close()
+            self.close()
         finally:
             mark_done(self.path)
 

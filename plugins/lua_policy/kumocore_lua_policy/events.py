@@ -45,8 +45,7 @@ DISPOSITION_PREFIX = "log_disposition_"
 
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
-    "smtp_server_split_transaction", "smtp_server_get_dynamic_parameters",
-    "smtp_server_message_deferred_inject",
+    "smtp_server_split_transaction", "smtp_server_message_deferred_inject",
     "rebind_message", "shutdown_logging",
 })
 #: Why, for the events a policy is likely to port, with what to use instead.
@@ -54,9 +53,6 @@ UNSUPPORTED_REASONS = {
     "smtp_server_split_transaction": (
         "kumocore makes one message per recipient (batch_handling 'BifurcateAlways'), so "
         "there is no multi-recipient transaction to split"),
-    "smtp_server_get_dynamic_parameters": (
-        "per-connection listener overrides are not implemented; use the listener's "
-        "peer/via blocks in kumo.start_esmtp_listener"),
 }
 
 

@@ -52,8 +52,10 @@ async def test_lookup_addr_and_txt_return_lists_of_strings(
     assert await fns["dns.lookup_txt"]("examplecorp.com") == ["v=spf1 ip4:192.0.2.0/24 -all"]
 
 
-async def test_named_resolver_argument_is_refused_clearly(fns: dict[str, Any]) -> None:
-    with pytest.raises(ConfigError, match="resolver_name"):
+async def test_an_undefined_resolver_name_is_refused_with_kumomtas_error(
+    fns: dict[str, Any],
+) -> None:
+    with pytest.raises(ConfigError, match="resolver rbl is not defined"):
         await fns["dns.lookup_txt"]("examplecorp.com", "rbl")
 
 

@@ -63,8 +63,8 @@ async def test_lua_ptr_and_rbl_lookups_with_a_named_resolver(
 
 
 async def test_define_resolver_refuses_kinds_kumocore_lacks(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="'Test' resolver is not supported by kumocore yet"):
-        await load(tmp_path, "require('kumo').dns.define_resolver('t', { Test = { zones = {} } })")
+    with pytest.raises(PolicyError, match="'Unbound' resolver is not supported by kumocore yet"):
+        await load(tmp_path, "require('kumo').dns.define_resolver('u', { Unbound = {} })")
 
 
 async def test_python_ptr_and_rbl_lookups(dns_server: TestDnsServer) -> None:

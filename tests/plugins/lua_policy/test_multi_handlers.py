@@ -98,7 +98,6 @@ async def test_validate_config_handlers_run_until_one_returns_a_value(
     ("event", "reason"),
     [
         ("smtp_server_split_transaction", "one message per recipient"),
-        ("smtp_server_get_dynamic_parameters", "use the listener's peer/via blocks"),
     ],
 )
 async def test_kumomta_listener_events_kumocore_lacks_are_refused_with_the_reason(

@@ -5,21 +5,21 @@ A segment is named by its open time (``YYYYMMDD-HHMMSS.nnnnnnnnn`` plus the ``su
 ``tz`` or UTC), so names sort in time order. It rolls after ``max_file_size`` uncompressed
 bytes or ``max_segment_duration``; a finished segment has its write bits cleared, the mark
 a tailer waits for. Writes are synchronous, as in KumoMTA, and bounded: a line goes into
-the zstd compressor, which hands the file at most one compressed block per write.
+kumocore's segment encoder (:class:`kumocore.ZstdSegmentWriter`), which hands the file at
+most one compressed block per write.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from kumocore import ConfigError
+from kumocore import ConfigError, ZstdSegmentWriter
 
 
 class LogWriter:
@@ -36,31 +36,24 @@ class LogWriter:
         suffix: str | None,
         tz: ZoneInfo | None,
     ) -> None:
-        import zstandard  # lazily: only writers need it
-
         self._dir = Path(log_dir)
         self._max_size = max_file_size
         self._max_age = max_segment_duration
         self._suffix = suffix or ""
         self._tz = tz
-        self._compressor = zstandard.ZstdCompressor(level=compression_level)
-        self._file: IO[bytes] | None = None
-        self._zstd: Any = None
-        self._path: Path | None = None
-        self._written = 0
+        self._level = compression_level
+        self._segment: ZstdSegmentWriter | None = None
         self._opened = 0.0
 
     def write_line(self, line: str) -> None:
         """Write ``line`` as one record (a newline is added unless it ends with one)."""
         if not isinstance(line, str):
             raise ConfigError(f"write_line: line must be a string, got {type(line).__name__}")
-        if self._file is None:
-            self._open()
+        if self._segment is None:
+            self._segment = self._open()
         data = line.encode() if line.endswith("\n") else (line + "\n").encode()
-        assert self._file is not None
-        self._file.write(self._zstd.compress(data))
-        self._written += len(data)
-        if self._written >= self._max_size or self._too_old():
+        self._segment.write(data)
+        if self._segment.written >= self._max_size or self._too_old():
             self.close()
 
     def write_record(self, value: Any) -> None:
@@ -73,14 +66,11 @@ class LogWriter:
 
     def close(self) -> None:
         """Finish the current segment (if any) and mark it done (read-only)."""
-        file, path, self._file, self._path = self._file, self._path, None, None
-        if file is None or path is None:
+        segment, self._segment = self._segment, None
+        if segment is None:
             return
-        try:
-            file.write(self._zstd.flush())
-        finally:
-            file.close()
-        os.chmod(path, path.stat().st_mode & ~0o222)
+        segment.close()
+        segment.mark_done()  # only once its frame is whole: a tailer then reads it all
 
     def __del__(self) -> None:
         # KumoMTA finishes the segment when the writer is dropped; so do we, best effort.
@@ -92,17 +82,17 @@ class LogWriter:
     def _too_old(self) -> bool:
         return self._max_age is not None and time.monotonic() - self._opened >= self._max_age
 
-    def _open(self) -> None:
+    def _open(self) -> ZstdSegmentWriter:
         self._dir.mkdir(parents=True, exist_ok=True)
         while True:
             path = self._dir / (self._stamp() + self._suffix)
             try:
-                self._file = path.open("xb")
+                segment = ZstdSegmentWriter(path, self._level)
                 break
             except FileExistsError:  # two segments in one nanosecond: take the next
                 continue
-        self._path, self._written, self._opened = path, 0, time.monotonic()
-        self._zstd = self._compressor.compressobj()
+        self._opened = time.monotonic()
+        return segment
 
     def _stamp(self) -> str:
         ns = time.time_ns()

@@ -1,0 +1,86 @@
+"""``smtp_server_get_dynamic_parameters``: listener parameters a policy computes for one
+connection (KumoMTA's event, for IP-based virtual service on a wildcard listener).
+
+The session asks once a client is admitted, before ``smtp_server_connection_accepted``
+and the greeting (so a new ``hostname`` or ``banner`` is what the client sees), and again
+after a successful ``XCLIENT``, as KumoMTA does. The answer is checked like the options
+of ``kumo.start_esmtp_listener`` (:func:`kumocore.config.listeners.dynamic_overrides`)
+and applied over the parameters the listener's own ``peer``/``via`` blocks gave.
+
+A ``kumo.reject`` refuses the connection with its reply. Anything else going wrong — a
+handler error, a handler slower than the hook timeout, a bad or unknown field, a field
+that cannot change per connection (``listen``) — is logged with the reason and the
+client gets ``421 4.3.0 <hostname> technical difficulties``: the connection cannot be
+served with parameters the operator did not mean, and a temporary error lets the client
+retry once the policy is fixed.
+
+Sessions ask only when some plugin or policy implements the event (checked once per
+connection), so a node without a handler pays nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from kumocore.config.listeners import dynamic_overrides
+from kumocore.errors import Rejection
+
+if TYPE_CHECKING:
+    from kumocore.config import EsmtpListenerConfig
+    from kumocore.node.runtime import Runtime
+
+log = structlog.get_logger("kumocore.reception.smtp")
+
+
+class Configurable(Protocol):
+    """What the event reads and changes of a session (structural: the session uses this
+    module, not the other way round)."""
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def config(self) -> EsmtpListenerConfig: ...
+    @property
+    def conn_meta(self) -> dict[str, Any]: ...
+    @property
+    def peer_ip(self) -> str: ...
+    @property
+    def peer_address(self) -> str: ...
+    @property
+    def local_ip(self) -> str: ...
+    @property
+    def local_address(self) -> str: ...
+
+    def use_config(self, config: EsmtpListenerConfig) -> None: ...
+    async def reject(self, rejection: Rejection, *, close: bool = False) -> None: ...
+    async def technical_difficulties(self) -> None: ...
+
+
+async def apply_dynamic_parameters(session: Configurable) -> bool:
+    """Ask the policy for this connection's parameters and use them; False when the
+    connection was refused instead (the reply is sent and the session is closing)."""
+    try:
+        table = await session.runtime.hooks.smtp_server_get_dynamic_parameters(
+            session.local_address, session.conn_meta
+        )
+        if table is None:
+            return True  # nil: the listener's parameters stay
+        config = session.config.with_overrides(
+            dynamic_overrides(table), session.peer_ip, session.local_ip
+        )
+    except Rejection as rejection:
+        await session.reject(rejection, close=True)  # as KumoMTA: refused, then closed
+        return False
+    except Exception as exc:
+        log.error(
+            "smtp_server_get_dynamic_parameters failed; connection refused",
+            peer=session.peer_address,
+            listener=session.local_address,
+            error=str(exc),
+        )
+        await session.technical_difficulties()
+        return False
+    session.use_config(config)
+    return True

@@ -1,0 +1,160 @@
+"""KumoMTA's ``Test`` resolver kind: kumo.dns.define_resolver('n', { Test = { zones = ... } })
+answers lookup_mx / lookup_addr / lookup_txt / lookup_ptr / rbl_lookup from zone texts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kumocore import ConfigError
+from kumocore.dns import DnsError, Resolver, make_dns_functions
+from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
+
+ZONE = """\
+$ORIGIN example.com.
+@       600  IN MX 2 two.example.com.
+                MX 1 one.example.com.
+@            TXT "v=spf1 -all"
+one      30  A    10.0.0.1
+one          AAAA 2001:db8::1
+www          CNAME one
+loop1        CNAME loop2
+loop2        CNAME loop1
+"""
+SECURE_ZONE = """\
+$ORIGIN dane.example.
+@ 3600 IN MX 10 mx.dane.example.
+mx 3600 IN A 127.0.0.1
+alias 3600 IN CNAME one.example.com.
+"""
+RBL_ZONE = """\
+$ORIGIN rbl.domain.
+1.0.0.10 30 IN A   127.0.0.2
+1.0.0.10 300   TXT "Blocked for a very good reason!"
+"""
+PTR_ZONE = """\
+$ORIGIN 0.0.127.in-addr.arpa.
+1 30 IN PTR localhost.
+"""
+
+
+@pytest.fixture
+def resolvers() -> NamedResolvers:
+    # The default resolver points nowhere: any answer below comes from the zones.
+    named = NamedResolvers(Resolver(["127.0.0.1:9"], timeout=0.2))
+    named.define(
+        "zones",
+        {
+            "Test": {
+                "zones": [ZONE, {"zone": SECURE_ZONE, "secure": True}, RBL_ZONE, PTR_ZONE],
+                "servfail": ["broken.example.com"],
+            }
+        },
+    )
+    return named
+
+
+@pytest.fixture
+def fns(resolvers: NamedResolvers) -> dict[str, Any]:
+    return {**make_dns_functions(resolvers), **make_dns_list_functions(resolvers)}
+
+
+async def test_a_test_zone_answers_mx_as_the_mailexchanger_table(fns: dict[str, Any]) -> None:
+    assert await fns["dns.lookup_mx"]("example.com", "zones") == {
+        "domain_name": "example.com.",
+        "hosts": ["one.example.com.", "two.example.com."],
+        "site_name": "(one|two).example.com",
+        "by_pref": {1: ["one.example.com."], 2: ["two.example.com."]},
+        "is_domain_literal": False,
+        "is_secure": False,
+        "is_mx": True,
+    }
+    secure = await fns["dns.lookup_mx"]("dane.example", "zones")
+    assert (secure["hosts"], secure["is_secure"]) == (["mx.dane.example."], True)
+
+
+async def test_a_test_zone_answers_addr_txt_ptr_and_follows_cnames(fns: dict[str, Any]) -> None:
+    assert await fns["dns.lookup_addr"]("one.example.com", "zones") == ["10.0.0.1", "2001:db8::1"]
+    assert await fns["dns.lookup_addr"]("www.example.com", "zones", "Ipv4Only") == ["10.0.0.1"]
+    assert await fns["dns.lookup_txt"]("example.com", "zones") == ["v=spf1 -all"]
+    assert await fns["dns.lookup_ptr"]("127.0.0.1", "zones") == ["localhost."]
+
+
+async def test_names_outside_every_zone_do_not_exist_and_names_inside_exist(
+    fns: dict[str, Any],
+    resolvers: NamedResolvers,
+) -> None:
+    with pytest.raises(DnsError, match="NXDOMAIN"):
+        await fns["dns.lookup_txt"]("example.org", "zones")
+    with pytest.raises(DnsError, match="NXDOMAIN"):
+        await fns["dns.lookup_mx"]("example.org", "zones")
+    # Inside a zone a name without the asked records exists (KumoMTA's test resolver).
+    assert await fns["dns.lookup_txt"]("nothing.example.com", "zones") == []
+    assert await fns["dns.lookup_addr"]("nothing.example.com", "zones") == []
+    implicit = await fns["dns.lookup_mx"]("one.example.com", "zones")
+    assert (implicit["hosts"], implicit["is_mx"]) == (["one.example.com."], False)
+
+
+async def test_a_cname_loop_in_a_zone_ends_without_an_answer(fns: dict[str, Any]) -> None:
+    assert await fns["dns.lookup_addr"]("loop1.example.com", "zones") == []
+
+
+async def test_a_secure_alias_to_an_insecure_zone_is_not_secure(
+    resolvers: NamedResolvers,
+) -> None:
+    answer = await resolvers.get("zones").lookup_dnssec("alias.dane.example", "A")
+    assert (answer.records, answer.secure) == (("10.0.0.1",), False)
+    direct = await resolvers.get("zones").lookup_dnssec("mx.dane.example", "A")
+    assert (direct.records, direct.secure) == (("127.0.0.1",), True)
+
+
+async def test_a_servfail_name_fails_transiently(fns: dict[str, Any]) -> None:
+    with pytest.raises(DnsError, match="SERVFAIL") as failure:
+        await fns["dns.lookup_txt"]("broken.example.com", "zones")
+    assert failure.value.transient
+
+
+async def test_rbl_lookup_through_a_test_zone_as_kumomtas_example(fns: dict[str, Any]) -> None:
+    assert await fns["dns.rbl_lookup"]("10.0.0.1", "rbl.domain", "zones") == (
+        "127.0.0.2",
+        "Blocked for a very good reason!",
+    )
+    assert await fns["dns.rbl_lookup"]("10.0.0.2", "rbl.domain", "zones") == (None, None)
+
+
+async def test_the_bare_list_form_of_test_zones_is_accepted(resolvers: NamedResolvers) -> None:
+    resolvers.define("bare", {"Test": [RBL_ZONE]})
+    assert await resolvers.get("bare").lookup_txt("1.0.0.10.rbl.domain") == [
+        "Blocked for a very good reason!"
+    ]
+
+
+async def test_test_zones_ignore_the_hosts_file(resolvers: NamedResolvers) -> None:
+    # 'localhost' is in every hosts file; KumoMTA's test resolver answers from zones only.
+    with pytest.raises(DnsError, match="NXDOMAIN"):
+        await resolvers.get("zones").lookup_addr("localhost")
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"Test": {"zones": ["one 30 A 10.0.0.1\n"]}}, r"Test zone 1: .*origin"),
+        ({"Test": {"zones": ["$ORIGIN x.\n@ 30 A not-an-ip\n"]}}, r"Test zone 1:"),
+        ({"Test": {"zones": [{"zone": ZONE, "secure": "yes"}]}}, r"Test zone 1: expected"),
+        (
+            {"Test": {"zones": [{"zone": ZONE, "signed": True}]}},
+            r"Test zone 1: unknown option 'signed'",
+        ),
+        ({"Test": {"zones": [], "extra": 1}}, r"Test: unknown option 'extra'"),
+        ({"Test": {"servfail": ["x.example"]}}, r"Test: zones is required"),
+        ({"Test": {"zones": [], "servfail": [5]}}, r"Test\.servfail: expected a name"),
+    ],
+)
+def test_bad_test_zone_configurations_are_refused_at_definition(
+    resolvers: NamedResolvers,
+    config: dict[str, Any],
+    error: str,
+) -> None:
+    with pytest.raises(ConfigError, match=r"define_resolver\('bad'\): " + error):
+        resolvers.define("bad", config)
