@@ -145,6 +145,11 @@ class AddressHeader:
 
 def _mailboxes(text: str) -> list[HeaderAddress]:
     """The mailboxes of a run of text holding no group (see :func:`split_groups`)."""
+    # Splitting around groups leaves the commas between a group and its neighbours on the
+    # pieces (``a@x.org,``). getaddresses' strict mode (CPython 3.13, and the security
+    # fix backported to 3.11/3.12 builds such as Debian's) reads a list ending in a comma
+    # as one broken entry and returns nothing of it; older builds skip the empty entry.
+    text = text.strip(" \t\r\n,")
     try:
         pairs = getaddresses([text])
     except RecursionError:
