@@ -73,7 +73,7 @@ if [ ! -d bench/peers/node_modules/Haraka ] || [ bench/peers/package-lock.json -
   fi
 fi
 
-# The interpreter matters as much as the code: kumocore's message path is Python, and an
+# The interpreter's build matters: kumocore's message path is Python, and an
 # optimised CPython build (profile-guided and link-time optimised, libpython linked in)
 # ran it with 4-14 % less CPU per message than a plain build such as pyenv's default
 # (docs/performance.md, "Twenty-fourth round"). Debian's /usr/bin/python3 is such a
