@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kumocore.config.cidr import CidrSet, parse_network, split_host_port
@@ -92,6 +92,11 @@ def _cidr_keyed(value: Any, path: Path) -> dict[str, dict[str, Any]]:
             parse_network(cidr)
         except ValueError as exc:
             raise path.item(cidr).invalid(f"expected a CIDR block as key: {exc}", cidr) from None
+        if table.get("tls_required_client_ca") is not None:
+            # Client certificates are not checked: a block asking for it must not be
+            # accepted and then ignored (as for the listener's own option).
+            raise ConfigError(f"'{path.item(cidr).key}.tls_required_client_ca' in "
+                              f"{path.function} is not supported by kumocore")
         _convert_overrides(table, path.item(cidr))
     return tables
 
@@ -167,6 +172,13 @@ class EsmtpListenerConfig(
     @functools.cached_property
     def _domains(self) -> dict[str, ListenerDomain]:
         return {domain.lower().rstrip("."): conf for domain, conf in self.domains.items()}
+
+    def override_blocks(self) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """Each ``peer`` then ``via`` block as written: ``(kind, cidr, converted options)``."""
+        for kind, blocks in (("peer", self.peer), ("via", self.via)):
+            path = Path(self.options_for, kind)
+            for cidr, table in blocks.items():
+                yield kind, cidr, _convert_overrides(table, path.item(cidr))
 
     def listen_host_port(self) -> tuple[str, int]:
         """``listen`` split: ``"[::1]:25"`` -> ``("::1", 25)``, ``"0.0.0.0:25"`` -> ..."""

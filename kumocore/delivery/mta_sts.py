@@ -32,7 +32,7 @@ import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from kumocore.digits import decimal
-from kumocore.dns import DnsError
+from kumocore.dns.errors import DnsError
 from kumocore.dns.site_name import factor_names, split_port
 
 if TYPE_CHECKING:
@@ -148,6 +148,7 @@ class MtaSts:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.resolver = resolver
+        resolver.mta_sts = self  # kumo.dns.lookup_mx applies these policies too
         self.https_port = https_port
         self._ssl_context = ssl_context
         self._cache: dict[str, tuple[StsPolicy, float]] = {}
@@ -155,6 +156,11 @@ class MtaSts:
         # The answer of the last discovery per domain, reused for RECHECK_INTERVAL.
         self._recent: dict[str, tuple[StsPolicy | None, float]] = {}
         self.fetches = 0
+
+    def following(self, resolver: Resolver) -> MtaSts:
+        """Policies discovered through another resolver (one of ``define_resolver``'s),
+        fetched as these are."""
+        return MtaSts(resolver, https_port=self.https_port, ssl_context=self._ssl_context)
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -248,6 +254,8 @@ class MtaSts:
             return mx
         if not self.resolver.mta_sts_enabled:
             return mx
+        if ":" in domain:  # example.com:2525 is governed by example.com's policy (KumoMTA)
+            domain = split_port(domain)[0]
         policy = await self.policy_for(domain)
         if policy is None or policy.mode == "none":
             return mx

@@ -3,7 +3,8 @@
 * :func:`factor_names` — the ``site_name`` of an MX host set (:mod:`.site_name`);
 * :class:`MailExchanger` — the resolved MX set of a destination (:mod:`.mx`);
 * :class:`Resolver`, :class:`DnsError` — cached, coalesced lookups (:mod:`.resolver`);
-* :func:`make_dns_functions` — the ``kumo.dns.*`` policy functions (:mod:`.policy`).
+* :func:`make_dns_functions` — the ``kumo.dns.*`` policy functions (:mod:`.policy`);
+  ``lookup_mx`` applies delivery's MTA-STS policies to its table (:mod:`.mx_sts`).
 * KumoMTA's resolver table (:mod:`.resolver_config`, :mod:`.upstream`) and
   ``kumo.dns.load_resolv_conf`` (:mod:`.resolv_conf`).
 * the resolvers ``kumo.dns.define_resolver`` names (:mod:`.lists`), including KumoMTA's

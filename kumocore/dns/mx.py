@@ -17,6 +17,8 @@ from kumocore.dns.unix_path import unix_socket_path
 
 #: The exchange of a null MX record (RFC 7505): the domain accepts no mail at all.
 NULL_MX_HOST = "."
+#: ``mta_sts`` as KumoMTA's table shows it (its ``PolicyMode`` serialized by name).
+POLICY_MODE_NAMES = {"none": "None", "testing": "Testing", "enforce": "Enforce"}
 
 
 def domain_literal_address(domain: str) -> str | None:
@@ -212,7 +214,8 @@ class MailExchanger:
         return result
 
     def to_policy_table(self) -> dict[str, Any]:
-        """The table ``kumo.dns.lookup_mx`` returns, with KumoMTA's field names.
+        """The table ``kumo.dns.lookup_mx`` returns: KumoMTA's fields, all of them (its
+        ``expires`` is never serialized, so a policy does not see it there either).
 
         Lists are copied so that a policy mutating its table cannot alter this value.
         """
@@ -224,4 +227,5 @@ class MailExchanger:
             "is_domain_literal": self.is_domain_literal,
             "is_secure": self.is_secure,
             "is_mx": self.is_mx,
+            "mta_sts": POLICY_MODE_NAMES[self.mta_sts],
         }

@@ -17,6 +17,7 @@ from typing import Any
 from kumocore.config.egress import IP_LOOKUP_STRATEGIES
 from kumocore.dns.lists import NamedResolvers
 from kumocore.dns.mx import order_addresses
+from kumocore.dns.mx_sts import lookup_mx_table
 from kumocore.dns.resolv_conf import load_resolv_conf as _load_resolv_conf
 from kumocore.dns.resolver import Resolver
 from kumocore.dns.resolver_config import parse_resolver_config
@@ -71,9 +72,10 @@ def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callab
     @policy_function(table=False)
     async def lookup_mx(domain: str, resolver_name: str | None = None) -> dict[str, Any]:
         """``kumo.dns.lookup_mx(domain, resolver_name)``: the MailExchanger table from the
-        default resolver, or from the one ``define_resolver`` named; raises on NXDOMAIN."""
+        default resolver, or from the one ``define_resolver`` named, with the domain's
+        MTA-STS policy applied (:mod:`kumocore.dns.mx_sts`); raises on NXDOMAIN."""
         _require_name("dns.lookup_mx", domain)
-        return (await named.get(resolver_name).lookup_mx(domain)).to_policy_table()
+        return await lookup_mx_table(named, domain, resolver_name)
 
     @policy_function(table=False)
     async def lookup_addr(

@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import dns.asyncbackend
 import dns.asyncresolver
@@ -160,6 +160,19 @@ def _convert(rdtype: str, rdata: Any) -> Any:
     return str(rdata.address)
 
 
+class MxStsPolicies(Protocol):
+    """What :class:`kumocore.delivery.mta_sts.MtaSts` offers MX resolution (defined here,
+    beside the resolver that holds it, so that neither module imports the other)."""
+
+    async def apply(self, domain: str, mx: MailExchanger) -> MailExchanger:
+        """``mx`` under the domain's policy; DnsError when ``enforce`` allows no host."""
+        ...
+
+    def following(self, resolver: Resolver) -> MxStsPolicies:
+        """Policies discovered through ``resolver``, fetched with the same settings."""
+        ...
+
+
 class Resolver:
     """Caching, coalescing DNS resolver. One per server process; safe across event loops."""
 
@@ -198,6 +211,9 @@ class Resolver:
         self.use_hosts_file = True
         #: ``kumo.dns.set_mta_sts_enabled``: whether MX resolution applies MTA-STS policies.
         self.mta_sts_enabled = True
+        #: Delivery's MTA-STS policies for this resolver's MX sets (they register here), so
+        #: that kumo.dns.lookup_mx applies the same cached policies (:mod:`.mx_sts`).
+        self.mta_sts: MxStsPolicies | None = None
         #: The ``positive_*_ttl`` / ``negative_*_ttl`` options (seconds).
         self._ttl_bounds: dict[str, float] = {}
         if name_servers is None:

@@ -1,39 +1,49 @@
 """``kumo.aaa.configure_acct_log {...}``: the accounting log of authentication and
 authorization events, as KumoMTA writes it.
 
-One JSON object per line, in zstd-compressed segments under ``log_dir`` named by their
-start time (``YYYYMMDD-HHMMSS.<ns>-<pid>``, so that workers never share a file). Records:
-``{"type": "Authentication", timestamp, attempted_identity, success, auth_info}`` for each
-checked credential and ``{"type": "Authorization", timestamp, target_resource, privilege,
-access, matching_resource, rule, auth_info, considered_resources}`` for each access check
-(cached decisions too, as KumoMTA). ``log_authn_ok``, ``log_authn_fail``,
-``log_authz_allow``, ``log_authz_deny`` (default true) select them.
+One JSON object per line, in zstd-compressed segments under ``log_dir`` named as
+KumoMTA's (``acct-YYYYMMDD-HHMMSS.<fraction>``, UTC; a ``--workers`` worker adds
+``-w<k>``: :mod:`kumocore.http.acct_segments`). Records: ``{"type": "Authentication",
+timestamp, attempted_identity, success, auth_info}`` for each checked credential and
+``{"type": "Authorization", timestamp, target_resource, privilege, access,
+matching_resource, rule, auth_info, considered_resources}`` for each access check (cached
+decisions too, as KumoMTA). ``log_authn_ok``, ``log_authn_fail``, ``log_authz_allow``,
+``log_authz_deny`` (default true) select them.
 
 Lines are queued and written by a background task in a thread into a
 :class:`~kumocore.logs.zstd_segment.ZstdSegmentWriter`, a block flushed after each batch
-so a reader of the open segment sees them; a segment ends after ``max_file_size``
-uncompressed bytes or ``max_segment_duration``. At most ``back_pressure`` lines wait;
-beyond that new ones are dropped and counted (``dropped``) rather than holding requests
-(KumoMTA makes the request wait). ``min_free_space``/``min_free_inodes`` are accepted and
-not enforced.
+so a reader of the open segment sees them. As KumoMTA, a segment is finished (its frame
+ended, the file marked done: read-only) after the record that reaches
+``max_file_size`` or once ``max_segment_duration`` has passed, even when no record comes;
+before its first segment the writer marks done the leftovers of a previous run that are
+its own. Unlike KumoMTA, which never counts the bytes it writes here (its segments grow
+without bound whatever ``max_file_size`` says), kumocore counts them: the option does
+what KumoMTA documents. The open segment is also finished at interpreter exit.
+
+At most ``back_pressure`` lines wait; beyond that new ones are dropped and counted
+(``dropped``) rather than holding requests (KumoMTA makes the request wait).
+``min_free_space``/``min_free_inodes`` are accepted and not enforced. A failed write is
+logged, its segment finished, and the next batch starts a new one (KumoMTA logs and goes on).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.http.acct_segments import Worker, mark_leftovers_done, open_segment
 from kumocore.logs.timestamps import rfc3339
 from kumocore.logs.zstd_segment import ZstdSegmentWriter
 from kumocore.node.fsmode import private_dir
+
+log = structlog.get_logger("kumocore.http.acct")
 
 _BOOLS = ("log_authz_allow", "log_authz_deny", "log_authn_ok", "log_authn_fail")
 _OTHERS = ("log_dir", "back_pressure", "compression_level", "max_file_size",
@@ -72,11 +82,14 @@ class AcctLog:
         self.max_segment_duration = (
             None if duration is None else parse_duration(duration, key="max_segment_duration")
         )
+        # Read now, not at the first record: the policy is loaded in the worker itself.
+        self.worker = Worker.from_env()
         self.queue: list[bytes] = []
         self.dropped = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        self._started = False  # leftovers marked done (once, before the first segment)
         self._segment: ZstdSegmentWriter | None = None
         self._expires: float | None = None
 
@@ -96,46 +109,71 @@ class AcctLog:
 
     async def _run(self) -> None:
         while True:
-            await self._wake.wait()
+            await self._wait()
             self._wake.clear()
             batch, self.queue = self.queue, []
-            if batch:
-                self._busy = True
-                try:
-                    await asyncio.to_thread(self._write, batch)
-                finally:
-                    self._busy = False
+            self._busy = True
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception as exc:  # the log goes on, as KumoMTA's (which logs and continues)
+                log.error("accounting log write failed", error=repr(exc), batch=len(batch))
+                await asyncio.to_thread(self._abandon)
+            finally:
+                self._busy = False
+
+    async def _wait(self) -> None:
+        """Until a record comes or the open segment's ``max_segment_duration`` passes."""
+        if self._expires is None:
+            await self._wake.wait()
+            return
+        timeout = max(0.0, self._expires - time.monotonic())
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
 
     def _write(self, lines: list[bytes]) -> None:
+        if not self._started:
+            # KumoMTA does this when its writer starts; kumocore's starts with the first
+            # record, so that `kumocore validate` never touches a live node's segments.
+            self._started = True
+            mark_leftovers_done(self.log_dir, self.worker)
+        if self._segment is not None and self._expired():
+            self.close()
         for line in lines:
-            if self._segment is not None and (
-                self._segment.written >= self.max_file_size
-                or (self._expires is not None and time.monotonic() >= self._expires)
-            ):
-                self.close()
             if self._segment is None:
                 self._segment = self._open()
             self._segment.write(line)
+            # As KumoMTA: the record that reaches a bound is the segment's last.
+            if self._segment.written >= self.max_file_size or self._expired():
+                self.close()
         if self._segment is not None:
             self._segment.flush()
 
+    def _expired(self) -> bool:
+        return self._expires is not None and time.monotonic() >= self._expires
+
     def _open(self) -> ZstdSegmentWriter:
-        now = time.time_ns()
-        stamp = datetime.fromtimestamp(now / 1e9, UTC).strftime("%Y%m%d-%H%M%S")
-        path = self.log_dir / f"{stamp}.{now % 1_000_000_000:09d}-{os.getpid()}"
-        segment = ZstdSegmentWriter(path, self.level)
-        self._expires = (
-            None
-            if self.max_segment_duration is None
-            else time.monotonic() + self.max_segment_duration
-        )
+        segment = open_segment(self.log_dir, self.level, self.worker)
+        duration = self.max_segment_duration
+        self._expires = None if duration is None else time.monotonic() + duration
         return segment
 
     def close(self) -> None:
-        """End the open segment's zstd frame and close it."""
-        if self._segment is not None:
-            segment, self._segment = self._segment, None
+        """Finish the open segment: end its zstd frame, close it, mark it done."""
+        segment, self._segment, self._expires = self._segment, None, None
+        if segment is None:
+            return
+        try:
             segment.close()
+        finally:
+            segment.mark_done()
+
+    def _abandon(self) -> None:
+        try:
+            self.close()
+        except Exception as exc:
+            log.error("accounting log segment not finished", error=repr(exc))
 
     async def drain(self) -> None:
         """Wait until every queued line is written (tests, shutdown)."""

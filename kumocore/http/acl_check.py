@@ -17,6 +17,8 @@ process (tests) do not share it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -106,6 +108,16 @@ class AccessControl:
         self.definitions: TtlCache[str, AccessControlList | None] = TtlCache()
         self.checks: TtlCache[tuple[str, str, AclAuthInfo], AclDecision] = TtlCache()
         self.acct: AcctLog | None = None  # kumo.aaa.configure_acct_log
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """At the node's stop: write what the accounting log holds (bounded), then finish
+        its open segment, so it is marked done now rather than at the next start."""
+        acct = self.acct
+        if acct is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(acct.drain(), timeout)
+        acct.close()
 
     async def definition(self, resource: str) -> AccessControlList | None:
         hit, cached = self.definitions.get(resource, self.clock())

@@ -60,7 +60,7 @@ class ZstdLines:
     def finish(self) -> bytes | None:
         """The trailing unterminated line (None when there is none or it was dropped);
         the decoder then starts a new line."""
-        tail = None if self._skipping else bytes(self._partial)
+        tail = bytes(self._partial) if self._partial and not self._skipping else None
         self._partial.clear()
         self._skipping = False
         return tail

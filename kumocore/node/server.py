@@ -273,6 +273,7 @@ class Server:
         if services is not None:
             await services.queues.stop(timeout=max(timeout - 2.0, 1.0))
             await services.logs.close(timeout=2.0)
+        await runtime.http_access.close()  # the HTTP accounting log's open segment
         await runtime.hooks.shutdown()
         if services is not None:
             await services.throttles.close()

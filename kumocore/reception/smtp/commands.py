@@ -17,6 +17,7 @@ from kumocore.reception.smtp.proxied import xclient
 from kumocore.reception.smtp.receive import data
 from kumocore.reception.smtp.relay import check_relaying, has_routing_syntax
 from kumocore.reception.smtp.session import RECIPIENT_OVERSHOOT_LIMIT, CommandHandler, Transaction
+from kumocore.reception.smtp.tls_contexts import starttls_context
 
 if TYPE_CHECKING:
     from kumocore.reception.smtp.session import EsmtpSession
@@ -194,9 +195,9 @@ async def starttls(session: EsmtpSession, arg: str) -> None:
         await session.reply(501, "5.5.1 Cannot STARTTLS as TLS is already active")
     elif session.tls_context is None:
         await session.reply(454, "4.7.0 TLS not available")
-    else:
+    elif (context := await starttls_context(session)) is not None:  # else 421 sent
         await session.reply(220, "2.0.0 Ready to Start TLS")
-        await session.start_tls()
+        await session.start_tls(context)
 
 
 COMMANDS: dict[str, CommandHandler] = {

@@ -9,10 +9,11 @@ and applied over the parameters the listener's own ``peer``/``via`` blocks gave.
 
 A ``kumo.reject`` refuses the connection with its reply. Anything else going wrong — a
 handler error, a handler slower than the hook timeout, a bad or unknown field, a field
-that cannot change per connection (``listen``) — is logged with the reason and the
-client gets ``421 4.3.0 <hostname> technical difficulties``: the connection cannot be
-served with parameters the operator did not mean, and a temporary error lets the client
-retry once the policy is fixed.
+that cannot change per connection (``listen``), a ``tls_certificate``/``tls_private_key``
+that cannot be loaded (loaded here: :mod:`kumocore.reception.smtp.tls_contexts`) — is
+logged with the reason and the client gets ``421 4.3.0 <hostname> technical
+difficulties``: the connection cannot be served with parameters the operator did not
+mean, and a temporary error lets the client retry once the policy is fixed.
 
 Sessions ask only when some plugin or policy implements the event (checked once per
 connection), so a node without a handler pays nothing more.
@@ -26,12 +27,18 @@ import structlog
 
 from kumocore.config.listeners import dynamic_overrides
 from kumocore.errors import Rejection
+from kumocore.reception.smtp.tls_contexts import CONTEXTS, needs_own_context
 
 if TYPE_CHECKING:
     from kumocore.config import EsmtpListenerConfig
     from kumocore.node.runtime import Runtime
 
 log = structlog.get_logger("kumocore.reception.smtp")
+
+
+class _Listener(Protocol):
+    @property
+    def config(self) -> EsmtpListenerConfig: ...
 
 
 class Configurable(Protocol):
@@ -42,6 +49,8 @@ class Configurable(Protocol):
     def runtime(self) -> Runtime: ...
     @property
     def config(self) -> EsmtpListenerConfig: ...
+    @property
+    def listener(self) -> _Listener: ...
     @property
     def conn_meta(self) -> dict[str, Any]: ...
     @property
@@ -70,6 +79,10 @@ async def apply_dynamic_parameters(session: Configurable) -> bool:
         config = session.config.with_overrides(
             dynamic_overrides(table), session.peer_ip, session.local_ip
         )
+        if needs_own_context(config, session.listener.config):
+            # Loaded now (and cached for STARTTLS): a certificate file that cannot be
+            # read refuses the connection below, with a log line naming it.
+            await CONTEXTS.get(config)
     except Rejection as rejection:
         await session.reject(rejection, close=True)  # as KumoMTA: refused, then closed
         return False

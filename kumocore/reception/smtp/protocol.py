@@ -288,8 +288,9 @@ class SmtpProtocol(SMTP):
         finally:
             self._waiting = False
 
-    async def start_tls(self) -> None:
-        """Switch the connection to TLS after ``220 Ready to Start TLS`` was sent.
+    async def start_tls(self, context: ssl.SSLContext | None = None) -> None:
+        """Switch the connection to TLS after ``220 Ready to Start TLS`` was sent, with
+        ``context`` (this connection's certificate) or else :attr:`tls_context`.
 
         The same steps as aiosmtpd's own STARTTLS: the TLS layer is inserted under this
         protocol, and when the handshake completes :meth:`connection_made` runs again, in
@@ -300,10 +301,11 @@ class SmtpProtocol(SMTP):
         layer does not report the loss of a connection that never completed its
         handshake, so nothing else would.
         """
-        assert self.tls_context is not None and self.transport is not None
+        context = context or self.tls_context
+        assert context is not None and self.transport is not None
         waiter = self.loop.create_future()
         tls_protocol = _ServerTlsProtocol(
-            self.loop, self, self.tls_context, waiter, server_side=True,
+            self.loop, self, context, waiter, server_side=True,
             # typeshed says int; asyncio takes any number of seconds
             ssl_handshake_timeout=cast(int, self.tls_handshake_timeout))
         self._tls_protocol = tls_protocol

@@ -25,6 +25,7 @@ from kumocore.reception.smtp.aiosmtpd_contract import check_aiosmtpd
 from kumocore.reception.smtp.commands import COMMANDS
 from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
 from kumocore.reception.smtp.session import EsmtpSession
+from kumocore.reception.smtp.tls_contexts import check_block_certificates
 from kumocore.reception.tls import server_context
 
 if TYPE_CHECKING:
@@ -129,6 +130,9 @@ async def prepare_esmtp_listener(
     if _AIOSMTPD_LOG.level == logging.NOTSET:
         _AIOSMTPD_LOG.setLevel(logging.WARNING)
     tls_context = server_context(config.hostname, config.tls_certificate, config.tls_private_key)
+    # Certificates of peer/via blocks: a file that cannot be loaded fails the start, not
+    # a client's STARTTLS later (kumocore.reception.smtp.tls_contexts).
+    await check_block_certificates(config)
     listener = EsmtpListener(runtime, config, tls_context)
 
     async def start() -> EsmtpListener:

@@ -137,6 +137,7 @@ async def test_policy_table_has_kumomta_fields_and_is_a_copy(resolver: Resolver)
         "is_domain_literal": False,
         "is_secure": False,
         "is_mx": True,
+        "mta_sts": "None",
     }
     table["hosts"].clear()
     table["by_pref"][5].clear()

@@ -76,6 +76,7 @@ async def test_named_resolver_answers_mx_addr_and_txt_from_its_own_server(
         "is_domain_literal": False,
         "is_secure": False,
         "is_mx": True,
+        "mta_sts": "None",
     }
     assert await fns["dns.lookup_addr"]("example.com") == ["192.0.2.1", "2001:db8::1"]
     assert await fns["dns.lookup_addr"]("example.com", "alt") == ["198.51.100.7", "2001:db8::7"]
@@ -100,8 +101,11 @@ async def test_named_and_default_answers_are_cached_apart(
     assert alternate_server.query_count("example.com", "TXT") == 1
     assert default_server.query_count("example.com", "MX") == 1
     assert alternate_server.query_count("example.com", "MX") == 1
-    assert resolvers.default.cached_entries == 2
-    assert resolvers.get("alt").cached_entries == 2
+    assert default_server.query_count("_mta-sts.example.com", "TXT") == 1
+    assert alternate_server.query_count("_mta-sts.example.com", "TXT") == 1
+    # TXT, MX and the MTA-STS TXT record lookup_mx looks for (none published) each.
+    assert resolvers.default.cached_entries == 3
+    assert resolvers.get("alt").cached_entries == 3
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,7 @@ async def test_a_test_zone_answers_mx_as_the_mailexchanger_table(fns: dict[str, 
         "is_domain_literal": False,
         "is_secure": False,
         "is_mx": True,
+        "mta_sts": "None",
     }
     secure = await fns["dns.lookup_mx"]("dane.example", "zones")
     assert (secure["hosts"], secure["is_secure"]) == (["mx.dane.example."], True)

@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,38 +10,38 @@ import orjson
 import pytest
 import zstandard
 
+from kumocore import ZstdSegmentWriter
 from kumocore.logs.reader import Follower, cat, follow, is_done, iter_records, tail
 
 
-class SegmentWriter:
-    """Writes a segment the way the local-logs plugin does: one frame, flushed blocks."""
+class SegmentWriter(ZstdSegmentWriter):
+    """A segment written as kumocore's writers write theirs (one frame, a block flushed per
+    batch), by their one encoder."""
 
     live: ClassVar[list[SegmentWriter]] = []  # not finished: closed at teardown
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.raw = open(path, "xb", buffering=0)  # noqa: SIM115 - closed by the writer
-        self.writer: Any = zstandard.ZstdCompressor().stream_writer(self.raw)
+        super().__init__(path)
         SegmentWriter.live.append(self)
 
     def add(self, *records: dict[str, Any]) -> None:
         for rec in records:
-            self.writer.write(orjson.dumps(rec) + b"\n")
-        self.writer.flush(zstandard.FLUSH_BLOCK)
+            self.write(orjson.dumps(rec) + b"\n")
+        self.flush()
 
     def finish(self) -> None:
         SegmentWriter.live.remove(self)
-        self.writer.close()
-        os.chmod(self.path, stat.S_IMODE(self.path.stat().st_mode) & ~0o222)
+        self.close()
+        self.mark_done()
 
 
 @pytest.fixture(autouse=True)
 def close_unfinished_segments() -> Iterator[None]:
-    """A segment left in progress (as a running or crashed writer leaves it) has its file
-    closed after the test, without the frame's end."""
+    """A segment left in progress (as a running or crashed writer leaves it) is closed
+    after the test: what the test saw was the in-progress file."""
     yield
     while SegmentWriter.live:
-        SegmentWriter.live.pop().raw.close()
+        SegmentWriter.live.pop().close()
 
 
 def rec(type: str = "Delivery", queue: str = "example.net", n: int = 0) -> dict[str, Any]:
@@ -68,8 +66,13 @@ def test_iter_records_reads_segments_oldest_first_including_in_progress(tmp_path
 
 
 def test_iter_records_filters_by_type_and_exact_queue(tmp_path: Path) -> None:
-    finished_segment(tmp_path / "seg", rec("Reception", "a.com", 1), rec("Delivery", "a.com", 2),
-                     rec("Bounce", "b.com", 3), rec("Delivery", "b.com", 4))
+    finished_segment(
+        tmp_path / "seg",
+        rec("Reception", "a.com", 1),
+        rec("Delivery", "a.com", 2),
+        rec("Bounce", "b.com", 3),
+        rec("Delivery", "b.com", 4),
+    )
     assert [r["id"][-1] for r in iter_records(tmp_path, types={"Delivery"})] == ["2", "4"]
     assert [r["id"][-1] for r in iter_records(tmp_path, queue="b.com")] == ["3", "4"]
     picked = iter_records(tmp_path / "seg", types={"Delivery", "Bounce"}, queue="b.com")
@@ -82,8 +85,7 @@ def test_iter_records_of_a_missing_path_raises(tmp_path: Path) -> None:
 
 
 def test_a_segment_with_several_frames_is_read_whole(tmp_path: Path) -> None:
-    frames = [zstandard.ZstdCompressor().compress(orjson.dumps(rec(n=i)) + b"\n")
-              for i in range(3)]
+    frames = [zstandard.ZstdCompressor().compress(orjson.dumps(rec(n=i)) + b"\n") for i in range(3)]
     (tmp_path / "seg").write_bytes(b"".join(frames))
     assert len(list(iter_records(tmp_path))) == 3
 
@@ -114,8 +116,9 @@ async def test_tail_prints_the_last_lines_then_follows_new_records(tmp_path: Pat
     live = SegmentWriter(tmp_path / "20250101-000000.000000000")
     live.add(*(rec(n=i) for i in range(5)))
     out, stop = io.StringIO(), asyncio.Event()
-    task = asyncio.create_task(tail(tmp_path, None, None, out, lines=2, poll_interval=0.01,
-                                    stop=stop))
+    task = asyncio.create_task(
+        tail(tmp_path, None, None, out, lines=2, poll_interval=0.01, stop=stop)
+    )
     await asyncio.sleep(0.05)
     assert [orjson.loads(x)["id"][-1] for x in out.getvalue().splitlines()] == ["3", "4"]
     live.add(rec(n=5))
@@ -124,8 +127,7 @@ async def test_tail_prints_the_last_lines_then_follows_new_records(tmp_path: Pat
     await asyncio.sleep(0.05)
     stop.set()
     assert await task == 4
-    assert [orjson.loads(x)["id"][-1] for x in out.getvalue().splitlines()] == [
-        "3", "4", "5", "6"]
+    assert [orjson.loads(x)["id"][-1] for x in out.getvalue().splitlines()] == ["3", "4", "5", "6"]
 
 
 async def test_tail_without_follow_returns_at_once(tmp_path: Path) -> None:
@@ -157,8 +159,8 @@ def test_a_crashed_segment_is_read_up_to_its_last_complete_block(tmp_path: Path)
     live = SegmentWriter(tmp_path / "seg")
     live.add(rec(n=1), rec(n=2))
     intact = live.path.read_bytes()
-    live.writer.write(orjson.dumps(rec(n=3)) * 50)
-    live.writer.flush(zstandard.FLUSH_BLOCK)
+    live.write(orjson.dumps(rec(n=3)) * 50)
+    live.flush()
     torn = live.path.read_bytes()[: len(intact) + 20]  # killed in the middle of a block
     live.path.chmod(0o644)
     live.path.write_bytes(torn)
