@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from time import gmtime, strftime, time_ns
 
+from kumocore.logs.timestamps import chrono_fraction
 from kumocore.logs.zstd_segment import WRITE_BITS, ZstdSegmentWriter
+from kumocore.node.worker_env import worker_place
 
 __all__ = ["Worker", "mark_leftovers_done", "open_segment", "segment_name"]
 
-INDEX_ENV = "KUMOCORE_WORKER_INDEX"  # set by kumocore.node.workers in each worker
-COUNT_ENV = "KUMOCORE_WORKER_COUNT"
 #: How many nanoseconds :func:`open_segment` moves on past names already taken.
 NAME_TRIES = 1000
 _TAGGED = re.compile(r"acct-\d{8}-\d{6}(?:\.\d+)?-w(\d+)")
@@ -50,10 +50,8 @@ class Worker:
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Worker | None:
         """The worker this process is; None for a single-process node."""
-        index, count = env.get(INDEX_ENV, ""), env.get(COUNT_ENV, "")
-        if not (index.isdigit() and count.isdigit()) or int(count) < 2:
-            return None
-        return cls(int(index), int(count))
+        place = worker_place(env)
+        return None if place is None else cls(*place)
 
     def owns_leftover(self, name: str) -> bool:
         """Whether this worker marks the leftover segment ``name`` done."""
@@ -64,22 +62,11 @@ class Worker:
         return writer == self.index or (writer >= self.count and writer % self.count == self.index)
 
 
-def _fraction(nanos: int) -> str:
-    """chrono's ``%.f``: nothing, or the fewest of 3, 6 or 9 digits that hold ``nanos``."""
-    if nanos == 0:
-        return ""
-    if nanos % 1_000_000 == 0:
-        return f".{nanos // 1_000_000:03d}"
-    if nanos % 1_000 == 0:
-        return f".{nanos // 1_000:06d}"
-    return f".{nanos:09d}"
-
-
 def segment_name(unix_ns: int, worker: Worker | None = None) -> str:
     """The name of a segment opened at ``unix_ns`` (UTC) by ``worker``."""
     secs, nanos = divmod(unix_ns, 1_000_000_000)
     tag = "" if worker is None else f"-w{worker.index}"
-    return "acct-" + strftime("%Y%m%d-%H%M%S", gmtime(secs)) + _fraction(nanos) + tag
+    return "acct-" + strftime("%Y%m%d-%H%M%S", gmtime(secs)) + chrono_fraction(nanos) + tag
 
 
 def open_segment(directory: Path, level: int, worker: Worker | None) -> ZstdSegmentWriter:

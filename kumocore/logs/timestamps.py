@@ -17,11 +17,16 @@ def rfc3339(when: float) -> str:
     3 digits for a whole millisecond, else 6 (a float holds no more than microseconds):
     ``2026-12-06T03:20:01Z``, ``...01.500Z``, ``...01.123456Z``."""
     moment = datetime.fromtimestamp(when, UTC)
-    micros = moment.microsecond
-    if micros == 0:
-        fraction = ""
-    elif micros % 1000 == 0:
-        fraction = f".{micros // 1000:03d}"
-    else:
-        fraction = f".{micros:06d}"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + chrono_fraction(moment.microsecond * 1000) + "Z"
+
+
+def chrono_fraction(nanos: int) -> str:
+    """chrono's automatic fraction of a second (``SecondsFormat::AutoSi``, ``%.f``):
+    nothing for ``0``, else ``.`` and the fewest of 3, 6 or 9 digits that hold ``nanos``."""
+    if nanos == 0:
+        return ""
+    if nanos % 1_000_000 == 0:
+        return f".{nanos // 1_000_000:03d}"
+    if nanos % 1_000 == 0:
+        return f".{nanos // 1_000:06d}"
+    return f".{nanos:09d}"

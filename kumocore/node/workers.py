@@ -53,12 +53,11 @@ from kumocore.admin.peers import NODE_DIR_ENV
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
     from kumocore.node.server import Server
+from kumocore.node.worker_env import COUNT_ENV, INDEX_ENV
 from kumocore.spool.shards import migrate, shard_path
 
 log = structlog.get_logger("kumocore.node.workers")
 
-INDEX_ENV = "KUMOCORE_WORKER_INDEX"
-COUNT_ENV = "KUMOCORE_WORKER_COUNT"
 #: Restarts allowed per worker within :data:`RESTART_WINDOW` seconds before giving up.
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
