@@ -18,6 +18,7 @@ from typing import Any
 
 from kumocore.admin.cli_client import (
     DEFAULT_ENDPOINT,
+    SELECTORS,
     AdminClientError,
     canceller,
     client_options,
@@ -26,12 +27,11 @@ from kumocore.admin.cli_client import (
     print_json,
     request,
     run,
+    selection_options,
 )
 from kumocore.admin.summary import format_summary
 
 __all__ = ["DEFAULT_ENDPOINT", "AdminClientError", "add_admin_subcommands", "request"]
-
-_SELECTORS = ("domain", "tenant", "campaign", "routing_domain")
 
 
 # ---------------------------------------------------------------------- commands
@@ -71,7 +71,7 @@ def _selection(args: argparse.Namespace, what: str,
                queue_names: list[str] | None = None) -> dict[str, Any]:  # fmt: skip
     """The selector fields of a rule or rebind request; an empty selector matches every
     queue, so it needs ``--everything`` (as kcli)."""
-    body: dict[str, Any] = {n: getattr(args, n) for n in _SELECTORS if getattr(args, n) is not None}
+    body: dict[str, Any] = {n: getattr(args, n) for n in SELECTORS if getattr(args, n) is not None}
     if queue_names:
         body["queue_names"] = queue_names
     if not body and not args.everything:
@@ -130,18 +130,9 @@ def _top(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- parser
-def _selection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--domain", help="match the scheduled queues of this domain")
-    parser.add_argument("--tenant", help="match this tenant")
-    parser.add_argument("--campaign", help="match this campaign")
-    parser.add_argument("--routing-domain", help="match this routing domain")
-    parser.add_argument("--everything", action="store_true",
-                        help="required to match every queue when no selector is given")
-
-
 def _rule_options(parser: argparse.ArgumentParser, *, bounce: bool) -> None:
     parser.add_argument("--reason", required=True, help="why (logged and listed)")
-    _selection_options(parser)
+    selection_options(parser)
     parser.add_argument(
         "--queue",
         action="append",
@@ -180,7 +171,7 @@ def add_admin_subcommands(subparsers: Any) -> None:
         "flush", help="retry waiting messages now (like postqueue -f)",
         description="Make every waiting message of the matching queues due now. Example: "
         "kumocore queue flush --domain gmail.com")
-    _selection_options(flush)
+    selection_options(flush)
     flush.add_argument("--reason", default="flushed by the operator", help="logged reason")
     client_options(flush)
     flush.set_defaults(handler=guarded(_flush))
@@ -191,7 +182,7 @@ def add_admin_subcommands(subparsers: Any) -> None:
         "of the matching queues; one whose queue changes moves there and is due now "
         "(AdminRebind record). Example: kumocore rebind --domain example.com --set "
         "queue=smarthost.example --reason 'route via smarthost'")
-    _selection_options(rebind)
+    selection_options(rebind)
     rebind.add_argument("--reason", required=True, help="logged in AdminRebind records")
     rebind.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a meta value to set (repeatable)")

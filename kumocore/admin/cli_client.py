@@ -18,8 +18,21 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DEFAULT_ENDPOINT", "AdminClientError", "Command", "canceller", "client_options",
-           "guarded", "lister", "print_json", "request", "request_raw", "run"]  # fmt: skip
+__all__ = [
+    "DEFAULT_ENDPOINT",
+    "SELECTORS",
+    "AdminClientError",
+    "Command",
+    "canceller",
+    "client_options",
+    "guarded",
+    "lister",
+    "print_json",
+    "request",
+    "request_raw",
+    "run",
+    "selection_options",
+]  # fmt: skip
 
 DEFAULT_ENDPOINT = os.environ.get("KUMOCORE_ENDPOINT", "http://127.0.0.1:8000")
 
@@ -109,6 +122,21 @@ def lister(path: str) -> Command:
 
 def canceller(path: str) -> Command:
     return lambda args: print_json(run(args, "DELETE", path, {"id": args.id}))
+
+
+#: The queue selectors of the admin commands (``--domain``, ...), as their JSON names.
+SELECTORS = ("domain", "tenant", "campaign", "routing_domain")
+
+
+def selection_options(parser: argparse.ArgumentParser) -> None:
+    """``--domain``, ``--tenant``, ``--campaign``, ``--routing-domain`` and
+    ``--everything``: which scheduled queues a command acts on."""
+    parser.add_argument("--domain", help="match the scheduled queues of this domain")
+    parser.add_argument("--tenant", help="match this tenant")
+    parser.add_argument("--campaign", help="match this campaign")
+    parser.add_argument("--routing-domain", help="match this routing domain")
+    parser.add_argument("--everything", action="store_true",
+                        help="required to match every queue when no selector is given")
 
 
 def client_options(parser: argparse.ArgumentParser) -> None:

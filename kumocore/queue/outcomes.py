@@ -14,8 +14,6 @@ record: scheduled queue, last transient response).
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,11 +21,10 @@ import structlog
 
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
-from kumocore.mail.internal_responses import expired_max_age, expired_schedule
 from kumocore.mail.response import Response
-from kumocore.mail.scheduling import message_schedule
 from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.path_stats import OutcomeStats
+from kumocore.queue.retry_due import retry_due
 
 if TYPE_CHECKING:
     from kumocore.delivery.tls import SessionInfo
@@ -275,19 +272,7 @@ class Outcomes:
         if queue is None:
             log.error("transient failure for a message without a queue", id=message.id)
             return
-        config = queue.config
-        delay = config.delay_for_attempt(message.num_attempts)
-        jitter = config.jitter_bound()
-        delay = max(0.0, delay + random.uniform(-jitter, jitter))
-        if retry_after is not None:
-            delay = retry_after
-        due = time.time() + delay
-        expires = message.created + float(config.max_age)
-        schedule = message_schedule(message.meta)  # msg:set_scheduling{...}
-        scheduled = schedule is not None and schedule.expires is not None
-        if schedule is not None:
-            due = schedule.adjust(due)
-            expires = expires if schedule.expires is None else schedule.expires
+        due, expiry = retry_due(message, queue.config, retry_after)
 
         async def finish() -> None:
             classification = await self.journal.classify(response)
@@ -300,9 +285,8 @@ class Outcomes:
             if await self._requeue(message, response):
                 return  # the policy moved it to another queue
             message.num_attempts += 1
-            if due > expires:
-                self.expire(path, message, expired_schedule(due, expires) if scheduled
-                            else expired_max_age(due - message.created, float(config.max_age)))
+            if expiry is not None:
+                self.expire(path, message, expiry)
                 return
             message.due = due
             await self._retry(message, due)

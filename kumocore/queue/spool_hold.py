@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import random
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -37,9 +35,9 @@ import structlog
 
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
-from kumocore.mail.internal_responses import expired_max_age, expired_schedule, internal
-from kumocore.mail.scheduling import message_schedule
+from kumocore.mail.internal_responses import internal
 from kumocore.queue.requeue import requeue_event
+from kumocore.queue.retry_due import retry_due
 from kumocore.spool.health import UNHEALTHY_REASON
 
 if TYPE_CHECKING:
@@ -127,23 +125,11 @@ class SpoolHold:
         record = owner.record_of(message)
         if record is None or record.queue is None:
             return
-        config = record.queue.config
         # KumoMTA: the delay of the attempts made so far, then the count goes up.
-        bound = config.jitter_bound()
-        delay = max(0.0, config.delay_for_attempt(message.num_attempts)
-                    + random.uniform(-bound, bound))  # fmt: skip
+        due, expiry = retry_due(message, record.queue.config)
         message.num_attempts += 1
-        due = time.time() + delay
-        expires = message.created + float(config.max_age)
-        schedule = message_schedule(message.meta)  # msg:set_scheduling{...}
-        scheduled = schedule is not None and schedule.expires is not None
-        if schedule is not None:
-            due = schedule.adjust(due)
-            expires = expires if schedule.expires is None else schedule.expires
-        if due > expires:
-            owner.outcomes.expire(None, message, expired_schedule(due, expires) if scheduled
-                                  else expired_max_age(due - message.created,
-                                                       float(config.max_age)))  # fmt: skip
+        if expiry is not None:
+            owner.outcomes.expire(None, message, expiry)
             return
         message.due = due
         record.context = SPOOL_UNHEALTHY  # KumoMTA starts the context afresh here

@@ -13,11 +13,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kumocore.admin.cli_client import AdminClientError, client_options, guarded, print_json, run
+from kumocore.admin.cli_client import (
+    SELECTORS,
+    AdminClientError,
+    client_options,
+    guarded,
+    print_json,
+    run,
+    selection_options,
+)
 
 __all__ = ["add_xfer_subcommands"]
-
-_SELECTORS = ("domain", "routing_domain", "campaign", "tenant")
 
 
 def _refuse(text: str) -> AdminClientError:
@@ -25,7 +31,7 @@ def _refuse(text: str) -> AdminClientError:
 
 
 def _xfer(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {n: getattr(args, n) for n in _SELECTORS if getattr(args, n)}
+    body: dict[str, Any] = {n: getattr(args, n) for n in SELECTORS if getattr(args, n)}
     if args.queue and body:
         raise _refuse("--queue cannot be combined with --domain, --routing-domain, "
                       "--campaign or --tenant")  # fmt: skip
@@ -54,13 +60,9 @@ def add_xfer_subcommands(subparsers: Any) -> None:
         "--domain example.com --target http://10.0.0.1:8000 --reason 'scale in'")  # fmt: skip
     xfer.add_argument("--target", required=True, help="the target node's HTTP listener URL")
     xfer.add_argument("--reason", required=True, help="logged in AdminRebind records")
-    xfer.add_argument("--domain", help="match the scheduled queues of this domain")
-    xfer.add_argument("--routing-domain", help="match this routing domain")
-    xfer.add_argument("--campaign", help="match this campaign")
-    xfer.add_argument("--tenant", help="match this tenant")
+    selection_options(xfer)
     xfer.add_argument("--queue", action="append", default=[],
                       help="an exact scheduled-queue name (repeatable)")  # fmt: skip
-    xfer.add_argument("--everything", action="store_true", help="match every queue")
     client_options(xfer)
     xfer.set_defaults(handler=guarded(_xfer))
 
