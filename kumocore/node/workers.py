@@ -40,7 +40,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from functools import partial
@@ -53,6 +52,7 @@ from kumocore.admin.peers import NODE_DIR_ENV
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
     from kumocore.node.server import Server
+from kumocore.node.node_dir import make_node_dir
 from kumocore.node.worker_env import COUNT_ENV, INDEX_ENV
 from kumocore.spool.shards import migrate, shard_path
 
@@ -95,7 +95,7 @@ class Supervisor:
         self.workers: list[_Worker] = []
         self.stopping = False
         # The workers' private admin sockets (kumocore.admin.peers): readable by this user only.
-        self.node_dir = tempfile.mkdtemp(prefix="kumocore-node-")
+        self.node_dir = make_node_dir()
 
     def _spawn(self, index: int, control: socket.socket | None = None) -> subprocess.Popen[bytes]:
         """Start worker ``index``; with ``control``, it waits for :data:`GO` to listen."""
