@@ -120,6 +120,21 @@ def kumo_shutdown() -> None:
     """
 
 
+@hookspec
+def kumo_shutdown_logging() -> None:
+    """The node is stopping: its listeners are closed and its queues stopped, and the log
+    sinks are about to be flushed and closed. Close what feeds your own loggers here —
+    typically the ``kumo.mpsc`` queues a ``kumo.spawn_task`` logger drains — so those
+    tasks see the end of their input and finish.
+
+    Called once per node (once per worker with ``--workers``), before ``shutdown``. It is
+    bounded (:data:`kumocore.policy.hooks.SHUTDOWN_LOGGING_TIMEOUT` seconds): a handler
+    still running then is cancelled and the stop goes on; an error is logged and changes
+    nothing, as in KumoMTA.
+    Lua: ``kumo.on('shutdown_logging', function() q:close() end)`` (KumoMTA's event).
+    """
+
+
 # --------------------------------------------------------------------- providers
 
 
@@ -510,6 +525,24 @@ def kumo_requeue_message(
     KumoMTA passes. Several handlers: as ``throttle_insert_ready_queue``, until one
     returns a value. Lua: ``kumo.on('requeue_message', function(msg, smtp_response,
     insert_context, increment_attempts, delay) end)``.
+    """
+
+
+@hookspec
+def kumo_rebind_message(message: Message, data: dict[str, str]) -> None:
+    """An operator's rebind (``POST /api/admin/rebind/v1`` with ``trigger_rebind_event``,
+    ``kumocore rebind --trigger-rebind-event``) reached ``message``, waiting in a matching
+    scheduled queue; ``data`` is the request's ``data`` object (a copy per message).
+
+    Decide what the rebind does to the message: set meta (``queue``, ``tenant``,
+    ``campaign``, ``routing_domain``), the recipient, headers. ``data`` is *not* merged
+    into the meta when this event is asked for. Afterwards the message is re-resolved as
+    every rebind does: moved (due now, an ``AdminRebind`` record unless
+    ``suppress_logging``) when its queue changed, else left due when it was unless
+    ``always_flush``. Runs once per message under the hook timeout; an error (or no
+    handler at all) is logged and the message is still re-resolved, as in KumoMTA.
+    Lua: ``kumo.on('rebind_message', function(msg, data) msg:set_meta('queue', data.queue)
+    end)`` (KumoMTA's event; a policy keeps one handler).
     """
 
 

@@ -115,7 +115,7 @@ def hookspec_functions() -> list[tuple[str, Callable[..., Any], dict[str, Any]]]
 
 def _hook_kind(name: str, firstresult: bool) -> tuple[str, str]:
     """(kind, how it is called) following the grammar in kumocore.hookspecs."""
-    if name in ("kumo_init", "kumo_shutdown"):
+    if name in ("kumo_init", "kumo_shutdown", "kumo_shutdown_logging"):
         return "lifecycle", "every implementation, in order"
     if name.startswith("kumo_register_"):
         return "provider", "every implementation; results merged (synchronous only)"

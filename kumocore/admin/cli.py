@@ -96,7 +96,8 @@ def _rebind(args: argparse.Namespace) -> int:
             raise AdminClientError(0, {"error": f"rebind: --set {pair!r} is not KEY=VALUE"})
         data[key] = value
     body = {**_selection(args, "rebind"), "reason": args.reason, "data": data,
-            "always_flush": args.always_flush, "suppress_logging": args.suppress_logging}
+            "always_flush": args.always_flush, "suppress_logging": args.suppress_logging,
+            "trigger_rebind_event": args.trigger_rebind_event}
     return print_json(run(args, "POST", "/api/admin/rebind/v1", body))
 
 
@@ -179,7 +180,8 @@ def add_admin_subcommands(subparsers: Any) -> None:
     rebind = subparsers.add_parser(
         "rebind", help="set meta on waiting messages and move them to other queues",
         description="KumoMTA's rebind: merge --set/--data meta into each waiting message "
-        "of the matching queues; one whose queue changes moves there and is due now "
+        "of the matching queues (or, with --trigger-rebind-event, let the policy's "
+        "rebind_message event decide); one whose queue changes moves there and is due now "
         "(AdminRebind record). Example: kumocore rebind --domain example.com --set "
         "queue=smarthost.example --reason 'route via smarthost'")
     selection_options(rebind)
@@ -191,6 +193,9 @@ def add_admin_subcommands(subparsers: Any) -> None:
                         help="make matching messages due now even if their queue is the same")
     rebind.add_argument("--suppress-logging", action="store_true",
                         help="write no AdminRebind records")
+    rebind.add_argument("--trigger-rebind-event", action="store_true",
+                        help="pass each message and the data to the policy's rebind_message "
+                        "event, which decides what changes (data is then not set as meta)")
     client_options(rebind)
     rebind.set_defaults(handler=guarded(_rebind))
 

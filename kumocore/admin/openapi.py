@@ -150,12 +150,15 @@ _REBIND_REQUEST = {
         "routing_domain": _NULLABLE_STR,
         "reason": {"type": "string", "description": "logged in AdminRebind records"},
         "data": {"type": "object", "additionalProperties": STR,
-                 "description": "meta values to set on each matching message"},
+                 "description": "meta values to set on each matching message, or (with "
+                                "trigger_rebind_event) what the rebind_message event gets"},
         "always_flush": {"type": "boolean", "default": False,
                          "description": "make every matching message due now"},
         "suppress_logging": {"type": "boolean", "default": False},
-        "trigger_rebind_event": {"type": "boolean", "enum": [False],
-                                 "description": "the rebind_message event: not supported yet"},
+        "trigger_rebind_event": {
+            "type": "boolean", "default": False,
+            "description": "call the policy's rebind_message event with each message and "
+                           "data instead of merging data into the meta"},
     },
 }
 _REBIND_RESULT = {

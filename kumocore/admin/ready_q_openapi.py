@@ -73,8 +73,8 @@ _CEILING = {
 CONSTRAINTS: dict[str, Any] = {
     "type": "object",
     "description": "throughput ceilings of the path configuration (KumoMTA's "
-                   "EffectiveConstraints); max_source_selection_rate is always null "
-                   "(kumocore does not apply source_selection_rate)",
+                   "EffectiveConstraints); max_source_selection_rate is the lowest of "
+                   "source_selection_rate and additional_source_selection_rates",
     "required": ["max_concurrent_dispatchers", "max_message_rate",
                  "max_message_rate_declared", "max_connection_rate",
                  "max_source_selection_rate"],

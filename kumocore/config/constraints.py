@@ -13,7 +13,11 @@ derives them (crates/kumo-api-types/src/egress_path.rs):
   that rate). When a term other than ``max_message_rate`` wins although it is set,
   ``max_message_rate_declared`` names it, the declared rate being out of reach;
 * ``max_connection_rate``: ``max_connection_rate`` itself;
-* ``max_source_selection_rate``: always null here (see below).
+* ``max_source_selection_rate``: the lowest per-second rate of ``source_selection_rate``
+  and each of ``additional_source_selection_rates`` (a tie keeps the earlier one: the
+  primary first). It bounds how often the pool's rotation picks this path's source
+  (kumocore.queue.source_selection), not the path's own throughput; an additional rate
+  may be a budget several paths share, so the ceiling is the most this path can get.
 
 Each ceiling is ``{value, source, display}``: ``value`` the count or events per second
 (a float), ``source`` ``{"kind": "primary"}``, ``{"kind": "additional", "name": ...}`` or
@@ -30,10 +34,7 @@ The policy functions ``kumo.compute_queue_config_constraints`` and
 message-rate axis (:func:`fold_queue_rate`; source ``{"kind": "other", "name":
 "scheduled queue max_message_rate"}``), as KumoMTA does there and only there.
 
-KumoMTA also counts ``source_selection_rate``, which kumocore does not apply (it is
-refused at load unless ``--allow-unsupported``, which then ignores it): a ceiling that
-does not hold here, so ``max_source_selection_rate`` stays null. For every configuration
-kumocore applies, the answer is KumoMTA's.
+For every configuration, the answer is KumoMTA's.
 """
 
 from __future__ import annotations
@@ -126,17 +127,27 @@ def _message_rate(config: EgressPathConfig) -> tuple[Ceiling | None, str | None]
     return best, None
 
 
+def _selection_rate(config: EgressPathConfig) -> Ceiling | None:
+    candidates: list[Ceiling] = []
+    if config.source_selection_rate is not None:
+        candidates.append(_rate(config.source_selection_rate, _PRIMARY))
+    for name, spec in config.additional_source_selection_rates.items():
+        candidates.append(_rate(spec, _additional(name)))
+    return _lowest(candidates)
+
+
 def path_constraints(config: EgressPathConfig) -> dict[str, Any]:
     """``EffectiveConstraints`` of ``config`` as KumoMTA's JSON (see the module docstring)."""
     message_rate, declared = _message_rate(config)
     connection_rate = config.max_connection_rate
     connection_ceiling = _rate(connection_rate, _PRIMARY) if connection_rate else None
+    selection = _selection_rate(config)
     return {
         "max_concurrent_dispatchers": _concurrency(config).to_json(),
         "max_message_rate": message_rate.to_json() if message_rate is not None else None,
         "max_message_rate_declared": declared,
         "max_connection_rate": connection_ceiling.to_json() if connection_ceiling else None,
-        "max_source_selection_rate": None,
+        "max_source_selection_rate": selection.to_json() if selection is not None else None,
     }
 
 

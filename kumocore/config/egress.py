@@ -124,8 +124,6 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 # is refused at load unless the operator passes --allow-unsupported.
 PATH_UNSUPPORTED = (
     "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
-    "source_selection_rate",
-    "additional_source_selection_rates",
     "aggressive_connection_opening", "dispatcher_wakeup_strategy",
     "maintainer_wakeup_strategy",
     "readyq_pool_name",
@@ -191,6 +189,8 @@ class EgressPathConfig(
     additional_message_rate_throttles: dict[str, ThrottleSpec] = option(
         map_of(THROTTLE), default={}
     )
+    # How often the pool's rotation may pick this path's source (IP warm-up):
+    # kumocore.queue.source_selection.
     source_selection_rate: ThrottleSpec | None = option(THROTTLE, default=None)
     additional_source_selection_rates: dict[str, ThrottleSpec] = option(
         map_of(THROTTLE), default={}

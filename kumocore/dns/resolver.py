@@ -14,150 +14,37 @@ give us:
   name servers for the AD bit and records it with each answer (``secure``); only then is
   an AD bit believed, as Postfix's ``smtp_dns_support_level = dnssec`` does. The name
   servers must be validating resolvers reached over a trusted path (typically loopback).
+
+The cache, the coalescing and the query itself are :class:`~.query_cache.CachedQueries`,
+which :class:`Resolver` extends with its configuration and lookups; names and records
+cross into and out of dnspython in :mod:`kumocore.dns.dnspython_records`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import ipaddress
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import dns.asyncbackend
 import dns.asyncresolver
-import dns.exception
 import dns.flags
 import dns.name
-import dns.nameserver
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
 import dns.resolver
 
+from kumocore.dns.dnspython_records import normalize_name, preload_dnspython
 from kumocore.dns.errors import DnsError
 from kumocore.dns.hosts import HostsFile
 from kumocore.dns.mx import MailExchanger, domain_literal_address
-from kumocore.dns.mx_limits import MxLimits
 from kumocore.dns.name_server import parse_name_server
+from kumocore.dns.query_cache import CachedQueries, DnssecAnswer, _Answer
 from kumocore.dns.site_name import split_port
 from kumocore.errors import ConfigError
-from kumocore.node.memory import register_memory_cache
 
 if TYPE_CHECKING:
     from kumocore.dns.resolver_config import ResolverSettings
-
-#: What one (name, type) query may conclude; "nodata" means the name exists.
-Status = Literal["ok", "nodata", "nxdomain"]
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: Status
-    #: Normalised rdata: ``(pref, exchange)`` for MX, text for A/AAAA/TXT,
-    #: ``(usage, selector, matching type, data)`` for TLSA.
-    records: tuple[Any, ...]
-    expires: float
-    #: The validating name server set the AD bit (only recorded when ``validate`` is on).
-    secure: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DnssecAnswer:
-    """What :meth:`Resolver.lookup_dnssec` found: ``secure`` is the believed AD bit."""
-
-    status: Status
-    records: tuple[Any, ...]
-    secure: bool
-
-
-class _TtlCache:
-    """A size-bounded LRU of answers, each valid until its own expiry time."""
-
-    def __init__(self, max_entries: int, clock: Callable[[], float]) -> None:
-        self._entries: OrderedDict[tuple[str, str], _Answer] = OrderedDict()
-        self._max_entries = max_entries
-        self._clock = clock
-
-    def get(self, key: tuple[str, str]) -> _Answer | None:
-        answer = self._entries.get(key)
-        if answer is None:
-            return None
-        if answer.expires <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return answer
-
-    def put(self, key: tuple[str, str], answer: _Answer) -> None:
-        self._entries[key] = answer
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-    def resize(self, max_entries: int) -> None:
-        """Hold at most ``max_entries`` from now on (the oldest go first)."""
-        self._max_entries = max_entries
-        while len(self._entries) > max_entries:
-            self._entries.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-
-def normalize_name(name: str) -> str:
-    """Absolute, lower-case, IDNA-encoded text form; DnsError for names DNS cannot hold."""
-    try:
-        text = dns.name.from_text(name).to_text().lower()
-    except dns.exception.DNSException as err:
-        raise DnsError(f"invalid DNS name {name!r}: {err}", name=name) from None
-    if text == ".":  # "" parses as the root, which is never a mail destination
-        raise DnsError(f"invalid DNS name {name!r}: empty", name=name)
-    return text
-
-
-#: The record types kumocore asks for (answers may also carry CNAME, SOA and NS records).
-PRELOADED_RDTYPES = ("A", "AAAA", "MX", "TXT", "PTR", "CNAME", "TLSA", "SOA", "NS")
-# dnspython leaves this one unannotated; its import of the type's module is what we want.
-_rdata_class: Callable[[dns.rdataclass.RdataClass, dns.rdatatype.RdataType], object] = (
-    dns.rdata.get_rdata_class
-)
-
-
-def preload_dnspython() -> None:
-    """Import now what dnspython would import during the first lookups.
-
-    dnspython imports its asyncio backend and ``sniffio`` on the first query, and the
-    module of each record type on the first answer holding one (TXT pulls in several):
-    20-70 ms of imports holding the event loop, in the middle of the first deliveries.
-    Called when a :class:`Resolver` is built, i.e. at start-up before listening.
-    """
-    dns.asyncbackend.get_backend("asyncio")
-    with contextlib.suppress(ImportError):  # optional for dnspython: asyncio is assumed
-        import sniffio  # noqa: F401
-    for rdtype in PRELOADED_RDTYPES:
-        _rdata_class(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype))
-
-
-def _convert(rdtype: str, rdata: Any) -> Any:
-    if rdtype == "MX":
-        return (int(rdata.preference), rdata.exchange.to_text().lower())
-    if rdtype == "TXT":
-        # One TXT record may be split into several <=255 byte strings (long DKIM keys);
-        # consumers want the record, so rejoin them without a separator (RFC 6376 §3.6.2.2).
-        return b"".join(rdata.strings).decode("utf-8", "replace")
-    if rdtype in ("PTR", "CNAME"):
-        return str(rdata.target.to_text())
-    if rdtype == "TLSA":
-        return (int(rdata.usage), int(rdata.selector), int(rdata.mtype), bytes(rdata.cert))
-    return str(rdata.address)
 
 
 class MxStsPolicies(Protocol):
@@ -173,7 +60,7 @@ class MxStsPolicies(Protocol):
         ...
 
 
-class Resolver:
+class Resolver(CachedQueries):
     """Caching, coalescing DNS resolver. One per server process; safe across event loops."""
 
     def __init__(
@@ -187,26 +74,15 @@ class Resolver:
         hosts: HostsFile | None = None,
     ) -> None:
         preload_dnspython()  # not during the first lookups, on the event loop
-        self.negative_ttl = negative_ttl
+        super().__init__(negative_ttl=negative_ttl, cache_size=cache_size, clock=clock)
         #: Names from the hosts file, answered before DNS (None: DNS alone).
         self.hosts = hosts
-        self._clock = clock
-        self._cache = _TtlCache(cache_size, clock)
-        register_memory_cache(self._cache)  # emptied when memory runs out, as KumoMTA's
-        self._cache_size = cache_size
-        #: kumo.dns.set_mx_timeout / set_mx_negative_cache_ttl / set_mx_concurrency_limit.
-        self.mx_limits = MxLimits(clock, cache_size)
         # Routing asks for the MX of every message. The MailExchanger built from a cached
         # answer is kept with that answer (per domain as asked): reused while the cache
         # still holds the very same answer, rebuilt once it expired or was replaced.
         # Nobody mutates a MailExchanger (the policy gets copies), so sharing it is safe.
         self._built_mx: dict[str, tuple[tuple[str, str], _Answer, MailExchanger]] = {}
-        self._inflight: dict[tuple[str, str], asyncio.Task[_Answer]] = {}
-        # Bumped by configure(): answers still in flight from the old servers are not cached.
-        self._generation = 0
         self._timeout = timeout
-        #: Whether the name servers are trusted to validate DNSSEC (their AD bit is believed).
-        self.validate = False
         #: ``use_hosts_file``: False ('Never') answers every name from DNS.
         self.use_hosts_file = True
         #: ``kumo.dns.set_mta_sts_enabled``: whether MX resolution applies MTA-STS policies.
@@ -214,8 +90,6 @@ class Resolver:
         #: Delivery's MTA-STS policies for this resolver's MX sets (they register here), so
         #: that kumo.dns.lookup_mx applies the same cached policies (:mod:`.mx_sts`).
         self.mta_sts: MxStsPolicies | None = None
-        #: The ``positive_*_ttl`` / ``negative_*_ttl`` options (seconds).
-        self._ttl_bounds: dict[str, float] = {}
         if name_servers is None:
             try:
                 self._dns = dns.asyncresolver.Resolver()  # the system's /etc/resolv.conf
@@ -290,16 +164,6 @@ class Resolver:
         # waiting to deliver cares about; by default a lookup is one timeout long.
         self._dns.timeout = timeout
         self._dns.lifetime = timeout if lifetime is None else lifetime
-
-    def _ttl(self, ttl: float, kind: str) -> float:
-        """``ttl`` within the ``{kind}_min_ttl`` / ``{kind}_max_ttl`` options."""
-        ttl = max(ttl, self._ttl_bounds.get(f"{kind}_min_ttl", ttl))
-        return min(ttl, self._ttl_bounds.get(f"{kind}_max_ttl", ttl))
-
-    @property
-    def cached_entries(self) -> int:
-        """How many (name, type) answers the cache holds right now."""
-        return len(self._cache)
 
     # ------------------------------------------------------------------ lookups
 
@@ -383,67 +247,3 @@ class Resolver:
         """One (cached) query with its DNSSEC status, for DANE; DnsError when it failed."""
         answer = await self._query(normalize_name(name), rdtype)
         return DnssecAnswer(answer.status, answer.records, answer.secure)
-
-    # ------------------------------------------------------------------ cache & coalescing
-
-    async def _query(self, name: str, rdtype: str) -> _Answer:
-        key = (name, rdtype)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return cached
-        loop = asyncio.get_running_loop()
-        task = self._inflight.get(key)
-        # A task belongs to one event loop; never share one across loops (tests, threads).
-        if task is None or task.get_loop() is not loop:
-            task = loop.create_task(self._fetch(name, rdtype))
-            self._inflight[key] = task
-            task.add_done_callback(lambda done: self._forget(key, done))
-        # shield: one caller being cancelled must not cancel the query the others await.
-        return await asyncio.shield(task)
-
-    def _forget(self, key: tuple[str, str], task: asyncio.Task[_Answer]) -> None:
-        if self._inflight.get(key) is task:
-            del self._inflight[key]
-        if not task.cancelled():
-            task.exception()  # retrieved: no "never retrieved" warning if nobody waits
-
-    async def _fetch(self, name: str, rdtype: str) -> _Answer:
-        generation = self._generation
-        if not self._dns.nameservers:
-            raise DnsError("no name servers configured", name=name, transient=True)
-        try:
-            # At most set_mx_concurrency_limit MX queries on the wire (kumocore.dns.mx_limits).
-            async with self.mx_limits.slot() if rdtype == "MX" else contextlib.nullcontext():
-                result = await self._dns.resolve(
-                    name, rdtype, raise_on_no_answer=False, search=False)
-        except dns.resolver.NXDOMAIN:
-            answer = _Answer("nxdomain", (), self._clock() + self._ttl(self.negative_ttl,
-                                                                         "negative"))
-        except dns.exception.DNSException as err:
-            # Anything but NXDOMAIN (timeouts, SERVFAIL, REFUSED...) may heal: retry later.
-            reason = (
-                f"timed out after {self._dns.lifetime:g}s"
-                if isinstance(err, dns.exception.Timeout)
-                else "failed: no name server could answer (SERVFAIL)"
-                if isinstance(err, dns.resolver.NoNameservers)
-                else f"failed: {err}"
-            )
-            raise DnsError(
-                f"{rdtype} lookup for {name} {reason}", name=name, transient=True
-            ) from None
-        else:
-            if result.rrset is None:
-                secure = self.validate and bool(result.response.flags & dns.flags.AD)
-                expires = self._clock() + self._ttl(self.negative_ttl, "negative")
-                answer = _Answer("nodata", (), expires, secure)
-            else:
-                # ``expiration`` already accounts for the lowest TTL along a CNAME chain.
-                ttl = self._ttl(max(0.0, result.expiration - time.time()), "positive")
-                records = tuple(_convert(rdtype, rdata) for rdata in result.rrset)
-                secure = self.validate and bool(result.response.flags & dns.flags.AD)
-                answer = _Answer("ok", records, self._clock() + ttl, secure)
-        # Transient failures are deliberately not cached: the next attempt asks again.
-        if generation == self._generation:
-            self._cache.put((name, rdtype), answer)
-        return answer
-

@@ -27,8 +27,10 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.zone
 
+from kumocore.dns.dnspython_records import _convert
 from kumocore.dns.errors import DnsError
-from kumocore.dns.resolver import Resolver, _Answer, _convert
+from kumocore.dns.query_cache import _Answer
+from kumocore.dns.resolver import Resolver
 from kumocore.dns.resolver_config import _as_list
 from kumocore.errors import ConfigError
 

@@ -5,7 +5,7 @@ table) over a channel with publisher confirms, so it returns only once the broke
 the message — a ``custom_lua`` sender built on it counts a record delivered only then.
 A broker that is down, refuses the login or nacks raises: the record is deferred and
 retried with the queue's schedule. KumoMTA's deprecated ``kumo.amqp.build_client`` is
-not provided.
+in :mod:`kumocore.loghooks.amqp_uri_client`.
 """
 
 from __future__ import annotations
@@ -118,10 +118,12 @@ async def basic_publish(params: Mapping[str, Any]) -> None:
 
 
 def make_amqp_functions() -> dict[str, Callable[..., Any]]:
-    """The ``amqp.basic_publish`` entry of ``kumo_register_policy_functions``."""
+    """The ``amqp.*`` entries of ``kumo_register_policy_functions``."""
+    from kumocore.loghooks.amqp_uri_client import make_build_client_function
+
 
     @policy_function(table=True)
     async def publish(**params: Any) -> None:
         await basic_publish(params)
 
-    return {"amqp.basic_publish": publish}
+    return {"amqp.basic_publish": publish, **make_build_client_function()}

@@ -44,6 +44,7 @@ __all__ = [
     "internal",
     "iso_duration",
     "mx_unresolved",
+    "no_eligible_sources",
     "no_sources",
     "null_mx",
     "prohibited_host",
@@ -164,6 +165,14 @@ RETURNED_TO_SCHEDULED_QUEUE = internal(451, "4.4.1", "returning message to sched
 def no_sources(queue_name: str, pool: str) -> Response:
     """The queue's egress pool has no source to send from."""
     return internal(451, "4.4.4", f"no sources available for {queue_name} pool=`{pool}`")
+
+
+def no_eligible_sources(queue_name: str, pool: str) -> Response:
+    """Every source of the queue's pool is past a ``source_selection_rate`` (or one of
+    ``additional_source_selection_rates``) for now: a transient failure, retried on the
+    queue's schedule."""
+    return internal(451, "4.4.4", f"no sources for {queue_name} pool=`{pool}` are eligible "
+                    "for selection at this time")
 
 
 # ------------------------------------------------------------------ sending

@@ -8,37 +8,31 @@ a message received alone holds its body the same way (a *sole* body, spooled as 
 Method names match KumoMTA's Lua message API (``msg:get_first_named_header_value(...)``)
 so Lua and Python policies read the same.
 
-For the spool a message is two records under its id: the data (the bytes) and the meta
-(:meth:`Message.meta_bytes`, compact JSON of envelope, meta and schedule). A message
-saved with a shared body (not a sole one) has no data record of its own: its meta names
-the body's key and carries its head (``spool_ref``).
+This module holds the representation: envelope, bytes, shared body, the parsed header
+block and meta. The header methods are in :mod:`kumocore.mail.message_headers`; the
+spool records (:meth:`Message.meta_bytes`, :meth:`Message.from_spool`) are in
+:mod:`kumocore.mail.message_spool`.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
-
-import orjson
+from typing import Any
 
 import kumocore.mail.headers as _h
 from kumocore.mail.address import (
-    NULL_SENDER,
-    AddressError,
     AddressHeader,
     EnvelopeAddress,
     HeaderAddress,
-    parse_address_header,
     parse_envelope_address,
 )
-from kumocore.mail.auth_results import render_authentication_results
 from kumocore.mail.body import JoinedHeaders, SharedBody, crlf_paired
-from kumocore.mail.header_import import collect_imports, parse_specs
 from kumocore.mail.ids import new_message_id
-from kumocore.mail.message_json import SpoolRecordError, jsonable, record_field
+from kumocore.mail.message_headers import DkimSigner, MessageHeaders
+from kumocore.mail.message_json import SpoolRecordError, jsonable
 from kumocore.mail.message_methods import MessageMethods
+from kumocore.mail.message_spool import MessageSpoolRecord
 from kumocore.mail.queue_name import message_queue_name
 
 __all__ = [
@@ -50,26 +44,20 @@ __all__ = [
     "SpoolRecordError",
 ]
 
-_SPOOL_VERSION = 1
-
-
-class DkimSigner(Protocol):
-    """Anything that signs: ``sign(data)`` returns a ``DKIM-Signature: ...\\r\\n`` header."""
-
-    def sign(self, data: bytes) -> bytes: ...
-
-
 def _address(value: EnvelopeAddress | str, *, allow_null: bool) -> EnvelopeAddress:
     if isinstance(value, EnvelopeAddress):
         return value
     return parse_envelope_address(value, allow_null=allow_null)
 
 
-class Message(MessageMethods):
+class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
     """A message for one recipient. Attributes are plain; ``data`` is a property.
 
-    More of KumoMTA's methods (scheduling, conformance, DKIM verification, report and MIME
-    parsing) come from :class:`kumocore.mail.message_methods.MessageMethods`."""
+    The header methods (reading, adding, removing, importing into meta, DKIM signing) come
+    from :class:`kumocore.mail.message_headers.MessageHeaders`, the spool records from
+    :class:`kumocore.mail.message_spool.MessageSpoolRecord`; more of KumoMTA's methods
+    (scheduling, conformance, DKIM verification, report and MIME parsing) from
+    :class:`kumocore.mail.message_methods.MessageMethods`."""
 
     __slots__ = ("_crlf_clean", "_data", "_headers", "_shared", "_size", "created", "due",
                  "id", "meta", "num_attempts", "recipient", "sender", "spool_ref")  # fmt: skip
@@ -210,40 +198,10 @@ class Message(MessageMethods):
         assert isinstance(block, _h.HeaderBlock)
         return block
 
-    def get_first_named_header_value(self, name: str) -> str | None:
-        field = self._block().get_first(name)
-        return None if field is None else field.value
-
-    def get_all_named_header_values(self, name: str) -> list[str]:
-        return [f.value for f in self._block().get_all(name)]
-
-    def get_all_headers(self) -> list[tuple[str, str]]:
-        return [(f.name, f.value) for f in self._block().fields]
-
-    def get_address_header(self, name: str) -> AddressHeader | None:
-        field = self._block().get_first(name)
-        return None if field is None else parse_address_header(field.raw_value)
-
-    def from_header(self) -> AddressHeader | None:
-        return self.get_address_header("From")
-
-    def to_header(self) -> AddressHeader | None:
-        return self.get_address_header("To")
-
     def _ending_of(self) -> bytes:
         """The bytes whose line ends new lines copy: the head's, else the body's."""
         shared = self._shared
         return self._data if self._data or shared is None else shared.data
-
-    def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
-        self._prepend(_h.header_line_for(self._ending_of(), name, value, encode=encode))
-
-    def add_authentication_results(self, serv_id: str, results: Any) -> None:
-        """Prepend an RFC 8601 ``Authentication-Results`` header for ``results`` (what
-        :meth:`dkim_verify` returns), formatted as KumoMTA does (:mod:`.auth_results`)."""
-        nl = _h.newline_of(self._ending_of()).decode("ascii")
-        value = render_authentication_results(serv_id, results, nl)
-        self._prepend(f"Authentication-Results: {value}{nl}".encode())
 
     def _prepend(self, lines: bytes) -> None:
         """``lines`` in front of the message: only its head grows when it has a (shared
@@ -261,59 +219,6 @@ class Message(MessageMethods):
             self._headers = None
         self._crlf_clean = clean
 
-    def append_header(self, name: str, value: str, encode: bool = False) -> None:
-        self._own()
-        self.data = _h.append_header(self._data, name, value, encode=encode)
-
-    def remove_all_named_headers(self, name: str) -> None:
-        if self._block().get_first(name) is None:
-            return  # nothing to remove: keep sharing the body
-        block = self._own_block()
-        data = _h.remove_headers(self._data, name, block)
-        if data is not self._data:
-            self.data = data
-
-    def import_x_headers(self, names: list[str] | None = None) -> None:
-        """Copy headers into meta: ``X-Campaign-Id`` becomes ``x_campaign_id``.
-
-        With ``names``, those headers (any name, if present); otherwise (None or an empty
-        list, as KumoMTA) every header whose name starts with ``X-``. Imported values
-        replace existing meta values; when a header occurs twice, the LAST occurrence
-        wins. KumoMTA implements this as ``import_headers`` with one default spec per
-        name (``match = 'last'``), so this does the same.
-        """
-        patterns = list(names) if names else ["X-*"]
-        self.import_headers([{"name": name} for name in patterns])
-
-    def import_headers(self, specs: Any) -> None:
-        """``msg:import_headers{ {name=, match=, transform=, target=, remove=}, ... }``:
-        header values into meta, matched headers optionally removed
-        (:mod:`kumocore.mail.header_import`)."""
-        compiled = parse_specs(specs)
-        updates, removed = collect_imports(compiled, self._block().fields)
-        for key, value in updates.items():
-            self.set_meta(key, value)
-        if removed:
-            block = self._own_block()  # offsets into this message's own bytes
-            _, removed = collect_imports(compiled, block.fields)
-            self.data = _h.remove_fields(self._data, removed)
-
-    def remove_x_headers(self, names: list[str] | None = None) -> None:
-        """Remove the named headers, or every ``X-`` header when ``names`` is None."""
-        if not _x_fields(self._block(), names):
-            return  # nothing to remove: keep sharing the body
-        fields = _x_fields(self._own_block(), names)
-        self.data = _h.remove_fields(self._data, fields)
-
-    def dkim_sign(self, signer: DkimSigner) -> None:
-        """Prepend the ``DKIM-Signature`` header that ``signer.sign(data)`` returns."""
-        header = signer.sign(self.data)
-        if not isinstance(header, bytes) or not header[:15].lower() == b"dkim-signature:":
-            raise ValueError(f"DKIM signer returned {header!r:.60}, not a DKIM-Signature header")
-        if not header.endswith(b"\n"):
-            header += b"\r\n"
-        self._prepend(header)
-
     def set_meta(self, key: str, value: Any) -> None:
         """Set a meta value; it must survive a JSON round trip (TypeError otherwise)."""
         if not isinstance(key, str):
@@ -322,72 +227,3 @@ class Message(MessageMethods):
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         return self.meta.get(key, default)
-
-    def meta_bytes(self) -> bytes:
-        """The spool's meta record: compact JSON with a version field."""
-        record: dict[str, Any] = {
-            "v": _SPOOL_VERSION,
-            "sender": self.sender.email,
-            "recipient": self.recipient.email,
-            "meta": self.meta,
-            "created": self.created,
-            "num_attempts": self.num_attempts,
-            "due": self.due,
-            "size": self._size,
-        }
-        if self.spool_ref is not None:
-            # Latin-1 maps every byte to one code point: the head round-trips exactly.
-            record["body"] = self.spool_ref[0]
-            record["head"] = self.spool_ref[1].decode("latin-1")
-        return orjson.dumps(record)
-
-    @classmethod
-    def from_spool(cls, id: str, meta_bytes: bytes, data_bytes: bytes) -> Message:
-        """Rebuild a spooled message; raises :class:`SpoolRecordError` naming ``id``."""
-        try:
-            rec = orjson.loads(meta_bytes)
-        except orjson.JSONDecodeError as exc:
-            raise SpoolRecordError(id, f"meta is not JSON ({exc})") from None
-        if not isinstance(rec, dict):
-            raise SpoolRecordError(id, "meta is not a JSON object")
-        if rec.get("v") != _SPOOL_VERSION:
-            raise SpoolRecordError(id, f"unsupported meta version {rec.get('v')!r}")
-        try:
-            msg = cls(
-                _spooled_sender(record_field(rec, "sender", str)),
-                record_field(rec, "recipient", str),
-                data_bytes,
-                id=id,
-                created=float(record_field(rec, "created", (int, float))),
-                num_attempts=record_field(rec, "num_attempts", int),
-                due=None if rec.get("due") is None
-                else float(record_field(rec, "due", (int, float))),
-            )
-            # Parsed JSON is JSON-able by construction: skip set_meta's validating copy.
-            msg.meta = record_field(rec, "meta", dict)
-            if msg.num_attempts < 0:
-                raise TypeError(f"num_attempts must not be negative, got {msg.num_attempts}")
-            if "body" in rec:
-                head = record_field(rec, "head", str).encode("latin-1")
-                msg.spool_ref = (record_field(rec, "body", str), head)
-            if not data_bytes and "size" in rec:  # recovered without its body (lazy load)
-                msg._size = record_field(rec, "size", int)
-        except (AddressError, TypeError, KeyError, UnicodeEncodeError) as exc:
-            raise SpoolRecordError(id, str(exc.args[0] if exc.args else exc)) from None
-        return msg
-
-
-# A recovery scan meets the same few senders again and again (one per campaign or bounce
-# address): each is parsed once and the messages share one (immutable) address object.
-# Bounded (least recently used go); an invalid sender raises AddressError, never cached.
-@functools.lru_cache(maxsize=4096)
-def _spooled_sender(text: str) -> EnvelopeAddress:
-    """The sender of a meta record (``""`` is the null sender); AddressError if invalid."""
-    return NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
-
-
-def _x_fields(block: _h.HeaderBlock | JoinedHeaders,
-              names: list[str] | None) -> list[_h.HeaderField]:
-    if names is None:
-        return [f for f in block.fields if f.name.lower().startswith("x-")]
-    return [f for name in names for f in block.get_all(name)]

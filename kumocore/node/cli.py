@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plugins":
             return _plugins()
         if args.command == "serve" and args.workers > 1:
-            from kumocore.node.workers import supervise
+            from kumocore.node.supervisor import supervise
 
             return supervise(
                 args.policy,

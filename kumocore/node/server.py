@@ -3,7 +3,7 @@
 Start: spools → log sinks → throttle store → queues → recovery of spooled messages →
 listeners (so nothing is accepted before the queues can take it). Stop (SIGTERM/SIGINT):
 listeners close first (no new work), in-flight deliveries finish or are left spooled,
-log sinks flush, plugins shut down, spools close.
+the policy's ``shutdown_logging`` runs, log sinks flush, plugins shut down, spools close.
 """
 
 from __future__ import annotations
@@ -272,6 +272,10 @@ class Server:
             await services.tsa.stop()
         if services is not None:
             await services.queues.stop(timeout=max(timeout - 2.0, 1.0))
+        # KumoMTA's shutdown_logging: the policy closes what feeds its own loggers (mpsc
+        # queues) just before the log sinks go; bounded, so a stuck handler cannot hang us.
+        await runtime.hooks.shutdown_logging()
+        if services is not None:
             await services.logs.close(timeout=2.0)
         await runtime.http_access.close()  # the HTTP accounting log's open segment
         await runtime.hooks.shutdown()

@@ -6,10 +6,12 @@ Each method mirrors one hook in :mod:`kumocore.hookspecs` and says how it is cal
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
+import structlog
 
 from kumocore import config
 from kumocore.errors import ConfigError, PolicyError, WrongAnswerError
@@ -20,6 +22,12 @@ from kumocore.trace.callbacks import traced_callback
 
 #: The egress pool and source every queue without one uses (KumoMTA's built-in name).
 UNSPECIFIED = "unspecified"
+
+#: Seconds the ``shutdown_logging`` event may take: the node's stop goes on without it
+#: then (KumoMTA sets no bound, but a stop that never ends loses the spool's last writes).
+SHUTDOWN_LOGGING_TIMEOUT = 2.0
+
+log = structlog.get_logger("kumocore.policy.hooks")
 
 if TYPE_CHECKING:
     from kumocore.config import (
@@ -63,6 +71,20 @@ class Hooks:
 
     async def shutdown(self) -> None:
         await self.caller.call_all("kumo_shutdown")
+
+    async def shutdown_logging(self, timeout: float = SHUTDOWN_LOGGING_TIMEOUT) -> None:
+        """KumoMTA's ``shutdown_logging``, bounded by ``timeout``; never raises: the stop
+        goes on whatever the handlers do (KumoMTA ignores their errors too)."""
+        if not self.implemented("shutdown_logging"):
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.caller.call_all("kumo_shutdown_logging")
+        except TimeoutError:
+            log.error("shutdown_logging did not finish in time; stopping without it",
+                      timeout=timeout)
+        except Exception as exc:  # already logged by the caller, with the plugin's name
+            log.error("shutdown_logging failed; stopping anyway", error=str(exc))
 
     # ---------------------------------------------------------------- providers
     def policy_functions(self) -> dict[str, tuple[str, Callable[..., Any]]]:
@@ -354,6 +376,9 @@ class Hooks:
             "kumo_requeue_message", message=message, smtp_response=smtp_response,
             insert_context=insert_context, increment_attempts=increment_attempts, delay=delay,
         )
+
+    async def rebind_message(self, message: Message, data: dict[str, str]) -> None:
+        await self.caller.call_all("kumo_rebind_message", message=message, data=data)
 
     async def smtp_client_rewrite_delivery_status(
         self, response: str, domain: str, tenant: str | None, campaign: str | None,

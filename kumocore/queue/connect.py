@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from kumocore.config.protocols import SmtpProtocol
 from kumocore.delivery.broken_tls import reconnect_in_clear
-from kumocore.delivery.client import ConnectFailure, open_connection
+from kumocore.delivery.client import open_connection
+from kumocore.delivery.client_failure import ConnectFailure
 from kumocore.delivery.dane import decide, selection_secure
 from kumocore.delivery.mta_sts import tls_mode_for
 from kumocore.dns.mx import order_addresses

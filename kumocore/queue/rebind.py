@@ -2,28 +2,34 @@
 listing a scheduled queue's messages.
 
 ``rebind`` selects scheduled queues by campaign/tenant/domain/routing_domain (as bounce
-and suspend rules do), merges ``data`` into the meta of each message waiting there, and
-re-resolves its queue: a message whose queue changed moves to the new queue, is due at
-once and is logged as ``AdminRebind``; one whose queue did not change keeps its due time
-unless ``always_flush`` asks for immediate delivery — which is how ``kumocore queue
-flush`` retries deferred mail now, like Postfix's ``postqueue -f``.
+and suspend rules do), merges ``data`` into the meta of each message waiting there — or,
+with ``trigger_rebind_event``, lets the policy's ``rebind_message`` handler decide what to
+change (:mod:`kumocore.queue.rebind_event`) — and re-resolves its queue: a message whose
+queue changed moves to the new queue, is due at once and is logged as ``AdminRebind``;
+one whose queue did not change keeps its due time unless ``always_flush`` asks for
+immediate delivery — which is how ``kumocore queue flush`` retries deferred mail now,
+like Postfix's ``postqueue -f``.
 
 Only messages waiting in the scheduler are touched: ones already in a ready queue or
-being delivered are on their way, as in KumoMTA. The ``rebind_message`` event
-(``trigger_rebind_event``) is not supported yet and is refused.
+being delivered are on their way, as in KumoMTA. Each message leaves the scheduler while
+it is worked on (KumoMTA drains the queue first), so it cannot fall due and be routed
+half-rebound while the policy or the spool is awaited. A rebind over a large queue hands
+the event loop back every :data:`YIELD_EVERY` seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.mail.queue_name import message_queue_name
 from kumocore.queue.insert_context import ADMIN_REBIND
+from kumocore.queue.rebind_event import apply_rebind_event, warn_without_handler
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -37,10 +43,16 @@ log = structlog.get_logger("kumocore.queue")
 
 _REBIND_FIELDS = {"campaign", "tenant", "domain", "routing_domain", "reason", "data",
                   "always_flush", "suppress_logging", "trigger_rebind_event"}  # fmt: skip
+_FLAGS = ("always_flush", "suppress_logging", "trigger_rebind_event")
 
+#: Seconds of rebinding between two yields to the event loop: other clients of the worker
+#: wait at most about this long while a large queue is rebound.
+YIELD_EVERY = 0.005
 
 #: A message's (possibly new) queue name and configuration (None: the null queue).
 ResolveQueue: TypeAlias = "Callable[[Message], Awaitable[tuple[str, QueueConfig | None]]]"
+#: What happened to one message: moved to another queue, flushed in place, or neither.
+Outcome = Literal["moved", "flushed"] | None
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,7 @@ class RebindRequest:
     data: dict[str, str]
     always_flush: bool
     suppress_logging: bool
+    trigger_rebind_event: bool = False
 
 
 def parse_rebind(body: dict[str, Any]) -> RebindRequest:
@@ -60,20 +73,17 @@ def parse_rebind(body: dict[str, Any]) -> RebindRequest:
     if unknown:
         allowed = ", ".join(sorted(_REBIND_FIELDS))
         raise ConfigError(f"unknown field {unknown[0]!r}; allowed: {allowed}")
-    if body.get("trigger_rebind_event"):
-        raise ConfigError("trigger_rebind_event: the rebind_message event is not supported by "
-                          "kumocore yet; use data to set meta values")  # fmt: skip
     data = body.get("data", {})
     if not isinstance(data, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in data.items()):  # fmt: skip
         raise ConfigError("field 'data' must be an object of string keys and string values")
-    for flag in ("always_flush", "suppress_logging"):
+    for flag in _FLAGS:
         if not isinstance(body.get(flag, False), bool):
             raise ConfigError(f"field {flag!r} must be a boolean")
     names = ("campaign", "tenant", "domain", "routing_domain", "reason")
     criteria: dict[str, Any] = {k: body[k] for k in names if k in body}
-    return RebindRequest(parse_rule(criteria), data, bool(body.get("always_flush", False)),
-                         bool(body.get("suppress_logging", False)))  # fmt: skip
+    always_flush, suppress_logging, trigger = (bool(body.get(f, False)) for f in _FLAGS)
+    return RebindRequest(parse_rule(criteria), data, always_flush, suppress_logging, trigger)
 
 
 async def rebind(
@@ -83,44 +93,67 @@ async def rebind(
 
     ``resolve`` gives a message's new queue and its configuration (the intake's
     :meth:`~kumocore.reception.intake.Intake.resolve_queue_config`, which caches them)."""
-    moved = flushed = 0
-    now = time.time()
+    if request.trigger_rebind_event:
+        warn_without_handler(manager, request.rule.reason)
+    counts = {"moved": 0, "flushed": 0}
+    slice_ends = time.perf_counter() + YIELD_EVERY
     for queue in [q for q in manager.scheduled.values() if request.rule.matches(q.name)]:
         for message_id in list(queue.ids):
-            message = manager.messages.get(message_id)
-            if message is None or message_id not in manager.scheduler:
-                continue  # on its way already (ready queue or in flight)
+            if time.perf_counter() >= slice_ends:
+                await asyncio.sleep(0)  # let the worker's other clients in
+                slice_ends = time.perf_counter() + YIELD_EVERY
+            outcome = await _rebind_one(manager, queue.name, message_id, request, resolve)
+            if outcome is not None:
+                counts[outcome] += 1
+    log.info("rebind", reason=request.rule.reason, **counts)
+    return counts
+
+
+async def _rebind_one(manager: QueueManager, queue_name: str, message_id: str,
+                      request: RebindRequest, resolve: ResolveQueue) -> Outcome:  # fmt: skip
+    message = manager.messages.get(message_id)
+    due = manager.scheduler.due_time(message_id)
+    if message is None or due is None:
+        return None  # on its way already (ready queue or in flight)
+    manager.unschedule(message_id)  # see the module's docstring
+    try:
+        if request.trigger_rebind_event:
+            changed = await apply_rebind_event(manager, message, request.data)
+        else:
             for key, value in request.data.items():
                 message.set_meta(key, value)
-            if await _move_if_requeued(manager, message, queue.name, request, resolve):
-                moved += 1
-            elif request.always_flush:
-                manager.schedule(message, now)
-                flushed += 1
-    log.info("rebind", reason=request.rule.reason, moved=moved, flushed=flushed)
-    return {"moved": moved, "flushed": flushed}
-
-
-async def _move_if_requeued(manager: QueueManager, message: Message, old: str,
-                            request: RebindRequest, resolve: ResolveQueue) -> bool:  # fmt: skip
-    """Move ``message`` when its meta now names another queue; False if it stays."""
-    if message_queue_name(message) == old:
-        if request.data and manager.store is not None:
+            changed = bool(request.data)
+        queue = manager.queue_of(message)
+        if queue is None or queue.name != queue_name:
+            return None  # it left meanwhile (an admin bounce...): nothing more to do
+        if message_queue_name(message) != queue_name:
+            await _move(manager, message, queue_name, request, resolve)
+            return "moved"
+        if changed and manager.store is not None:
             await manager.store.save_meta(message)
-        return False
+    except Exception as exc:  # KumoMTA: logged; the message stays in its queue
+        log.error("rebind failed; the message stays where it was", id=message_id,
+                  queue=queue_name, error=str(exc))  # fmt: skip
+        manager.schedule(message, due)
+        return None
+    manager.schedule(message, time.time() if request.always_flush else due)
+    return "flushed" if request.always_flush else None
+
+
+async def _move(manager: QueueManager, message: Message, old: str,
+                request: RebindRequest, resolve: ResolveQueue) -> None:  # fmt: skip
+    """Move ``message`` (out of the scheduler) into the queue its meta now names."""
     new, config = await resolve(message)
     if manager.store is not None:
         await manager.store.save_meta(message)
-    manager.unschedule(message.id)
     manager.detach(message)
     if not request.suppress_logging:
         _log_rebind(manager, message, old, new, request.rule.reason)
     message.due = None
     if config is None:  # rebound into the null queue: discarded, as at reception
         await manager.forget(message)
-        return True
+        return
     manager.insert(message, new, config, ADMIN_REBIND)
-    return True
 
 
 def _log_rebind(

@@ -7,6 +7,14 @@ destination, ``mx_list:<entries>`` for an explicit ``mx_list``, or the destinati
 for other protocols; the path (its ready queue) is ``source->site@<protocol suffix>``.
 Maildir queues are written directly, without a path (as in KumoMTA).
 
+The source is the next of the pool's weighted round robin; when the egress path of that
+source limits how often it may be selected (``source_selection_rate``,
+``additional_source_selection_rates``: kumocore.queue.source_selection) and the limit is
+spent, the next candidate is tried without it, as KumoMTA's ``select_and_insert`` does
+(for SMTP and ``custom_lua`` queues); with none left the message gets KumoMTA's
+TransientFailure and waits for its retry. A path with no selection rate costs two
+attribute tests.
+
 Any lookup that fails (an unknown pool or source, a policy error in
 ``get_egress_path_config``, a DNS failure) is logged and the message stays queued for a
 later attempt; only a null MX is final.
@@ -15,6 +23,7 @@ later attempt; only a null MX is final.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -24,6 +33,7 @@ from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue
 from kumocore.mail.internal_responses import (
     expired_due,
     insert_throttled,
+    no_eligible_sources,
     no_sources,
     null_mx,
     queue_suspended,
@@ -37,8 +47,10 @@ from kumocore.queue.errors import RoutingError
 from kumocore.queue.pool import WeightedRoundRobin
 from kumocore.queue.queue_rate import throttle_queue_rate
 from kumocore.queue.session import SmtpEgressPath
+from kumocore.queue.source_selection import has_selection_rates, selection_admitted
 
 if TYPE_CHECKING:
+    from kumocore.config.egress import EgressSource
     from kumocore.delivery.mta_sts import MtaSts
     from kumocore.dns import Resolver
     from kumocore.dns.mx import MailExchanger
@@ -170,21 +182,49 @@ class Router:
         await manager.delays.jittered(message, INSERT_THROTTLED)
         return True
 
-    async def _pick_source(self, queue: ScheduledQueue) -> str:
+    async def _rotation(self, queue: ScheduledQueue) -> WeightedRoundRobin:
         pool_name = queue.pool_name
         pool = await self.pools.get(pool_name)
         if pool is None:
             raise RoutingError(
-                queue_unresolved(queue.name, f"egress pool {pool_name!r} is not defined"))
+                queue_unresolved(queue.name, f"egress pool {pool_name!r} is not defined")
+            )
         entries = tuple((entry.name, int(entry.weight)) for entry in pool.entries)
         cached = self._rotations.get(pool_name)
         if cached is None or cached[0] != entries:
             cached = (entries, WeightedRoundRobin(entries))
             self._rotations[pool_name] = cached
-        source = cached[1].next()
+        return cached[1]
+
+    @staticmethod
+    def _first(queue: ScheduledQueue, rotation: WeightedRoundRobin) -> str:
+        source = rotation.next()
         if source is None:
-            raise RoutingError(no_sources(queue.name, pool_name))
+            raise RoutingError(no_sources(queue.name, queue.pool_name))
         return source
+
+    async def _eligible(
+        self,
+        queue: ScheduledQueue,
+        rotation: WeightedRoundRobin,
+        source: str,
+        path: EgressPath,
+        resolve: Callable[[str], Awaitable[EgressPath]],
+    ) -> EgressPath:
+        """``path`` (of ``source``) when its selection rates admit the source, else the
+        path of the next candidate of the rotation that is admitted, leaving out each one
+        refused (kumocore.queue.source_selection). None left: KumoMTA's transient
+        failure, the message retried on its queue's schedule."""
+        refused: set[str] = set()
+        store_for = self.manager.egress.throttle_store
+        while not await selection_admitted(store_for, path.config, path.key.name, source):
+            refused.add(source)
+            candidate = rotation.next(refused)
+            if candidate is None:
+                raise RoutingError(no_eligible_sources(queue.name, queue.pool_name))
+            source = candidate
+            path = await resolve(source)
+        return path
 
     async def _dispatch(self, message: Message, queue: ScheduledQueue) -> EgressPath:
         """The egress path of the queue's delivery protocol: the one place where a
@@ -197,15 +237,27 @@ class Router:
             raise RoutingError(queue_unresolved(queue.name, str(exc))) from exc
         if protocol is None:
             return await self._smtp_path_for(queue)
-        source = await self._pick_source(queue)
-        return await lua_ready_queue_for(self.manager, message, queue, protocol, source)
+        rotation = await self._rotation(queue)
+        source = self._first(queue, rotation)
+        path = await lua_ready_queue_for(self.manager, message, queue, protocol, source)
+        if not has_selection_rates(path.config):
+            return path
+
+        def resolve(name: str) -> Awaitable[EgressPath]:
+            return lua_ready_queue_for(self.manager, message, queue, protocol, name)
+
+        return await self._eligible(queue, rotation, source, path, resolve)
 
     async def _smtp_path_for(self, queue: ScheduledQueue) -> EgressPath:
-        source_name = await self._pick_source(queue)
+        # Every routed message comes here: the first candidate's path is found inline
+        # (no extra awaits), and a path without selection rates returns at once.
+        rotation = await self._rotation(queue)
+        source_name = rotation.next()
+        if source_name is None:
+            raise RoutingError(no_sources(queue.name, queue.pool_name))
         source = await self.sources.get(source_name)
         if source is None:
-            raise RoutingError(
-                queue_unresolved(queue.name, f"egress source {source_name!r} is not defined"))
+            raise _undefined_source(queue, source_name)
         parts = parse_queue_name(queue.name)
         domain = parts.routing_domain or parts.domain
         protocol = queue.config.protocol or SMTP_DEFAULT
@@ -217,20 +269,48 @@ class Router:
             targets, site = mx.targets(), mx.site_name
         key = PathKey(source_name, site, protocol.suffix)
         path = self.manager.paths.get(key)
-        epoch = self.hooks.config_epoch
-        if path is None or path.freshness.due(path.config, epoch):
-            config = await self.hooks.get_egress_path_config(domain, source_name, site)
-            if config is None:
-                raise RoutingError(queue_unresolved(
-                    queue.name, f"no egress path configuration for {source_name}->{site}"))
-            freshness = Freshness.now(config, epoch)
-            if path is None:
-                path = SmtpEgressPath(self.manager.egress, key, domain, source, config, freshness)
-                self.manager.paths[key] = path
-            else:
-                path.refresh(config, source, freshness)
-        assert path is not None
+        if path is None or path.freshness.due(path.config, self.hooks.config_epoch):
+            path = await self._load_path(queue, key, domain, source)
         path.mx, path.targets, path.protocol = mx, targets, protocol
+        config = path.config
+        if config.source_selection_rate is None and not config.additional_source_selection_rates:
+            return path
+
+        async def resolve(name: str) -> EgressPath:
+            # The next candidate source: same destination, its own path.
+            other_source = await self.sources.get(name)
+            if other_source is None:
+                raise _undefined_source(queue, name)
+            other_key = PathKey(name, site, protocol.suffix)
+            other = self.manager.paths.get(other_key)
+            if other is None or other.freshness.due(other.config, self.hooks.config_epoch):
+                other = await self._load_path(queue, other_key, domain, other_source)
+            other.mx, other.targets, other.protocol = mx, list(targets), protocol
+            return other
+
+        return await self._eligible(queue, rotation, source_name, path, resolve)
+
+    async def _load_path(
+        self, queue: ScheduledQueue, key: PathKey, domain: str, source: EgressSource
+    ) -> SmtpEgressPath:
+        """Ask the policy for the config of path ``key``: a new path, or the cached one
+        refreshed."""
+        epoch = self.hooks.config_epoch
+        config = await self.hooks.get_egress_path_config(domain, key.source, key.site)
+        if config is None:
+            raise RoutingError(
+                queue_unresolved(
+                    queue.name, f"no egress path configuration for {key.source}->{key.site}"
+                )
+            )
+        freshness = Freshness.now(config, epoch)
+        path = self.manager.paths.get(key)
+        if path is None:
+            path = SmtpEgressPath(self.manager.egress, key, domain, source, config, freshness)
+            self.manager.paths[key] = path
+        else:
+            path.refresh(config, source, freshness)
+        assert isinstance(path, SmtpEgressPath)
         return path
 
     async def _lookup_mx(self, domain: str, queue_name: str) -> MailExchanger:
@@ -242,7 +322,14 @@ class Router:
         except DnsError as exc:
             # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.
             raise RoutingError(
-                queue_unresolved(queue_name, f"MX lookup for {domain}: {exc}")) from exc
+                queue_unresolved(queue_name, f"MX lookup for {domain}: {exc}")
+            ) from exc
         if mx.site_name == "":
             raise RoutingError(null_mx())
         return mx
+
+
+def _undefined_source(queue: ScheduledQueue, source_name: str) -> RoutingError:
+    return RoutingError(
+        queue_unresolved(queue.name, f"egress source {source_name!r} is not defined")
+    )

@@ -14,8 +14,9 @@ from typing import Any
 
 import dns.reversename
 
+from kumocore.dns.dnspython_records import normalize_name
 from kumocore.dns.errors import DnsError
-from kumocore.dns.resolver import Resolver, normalize_name
+from kumocore.dns.resolver import Resolver
 from kumocore.spf.result import SpfAbort
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -87,12 +87,18 @@ class MessageStore:
         shared = message.shared
         if shared is None or shared.sole:  # its own record (a sole body with its head)
             message.spool_ref = None
+            # A message saved before with a shared body and edited since (a policy event
+            # on a deferred message) now has its own record: it stops counting as a user
+            # of the shared body, which goes once its last user does.
+            unused = self._release_body(message.id) if message.id in self._key_of else None
             if self._put_pair is not None:
                 await self._put_pair(
                     message.id, message.data, self.meta, message.id, message.meta_bytes())
-                return
-            await self.data.put(message.id, message.data)
-            await self.meta.put(message.id, message.meta_bytes())
+            else:
+                await self.data.put(message.id, message.data)
+                await self.meta.put(message.id, message.meta_bytes())
+            if unused is not None:
+                await self.data.delete(unused)
             return
         await self._put_body(shared)
         message.spool_ref = (shared.key, message.head)

@@ -1,8 +1,8 @@
 """``kumo.xfer.*``: a policy sends one message to another node, or takes it back.
 
-KumoMTA's functions, for the ``requeue_message`` event (kumocore has no
-``rebind_message`` event): after the handler, a message whose queue changed moves there
-(:mod:`kumocore.queue.requeue`), so
+KumoMTA's functions, for the ``requeue_message`` and ``rebind_message`` events: after
+the handler, a message whose queue changed moves there (:mod:`kumocore.queue.requeue`,
+:mod:`kumocore.queue.rebind`), so
 
 * ``kumo.xfer.xfer(msg, target [, reason])`` names the transfer queue of ``target`` as
   the message's queue, its placement put aside (:mod:`.queue_info`), and logs

@@ -110,9 +110,9 @@ async def test_rebind_moves_messages_to_the_queue_their_new_meta_names(
     assert [m.meta.get("queue") for m in recovered] == ["smarthost.test"]
 
 
-async def test_rebind_refuses_the_rebind_event_and_bad_data(client: Any) -> None:
+async def test_rebind_refuses_a_non_boolean_event_flag_and_bad_data(client: Any) -> None:
     event = await client.post("/api/admin/rebind/v1", json={
-        "reason": "x", "trigger_rebind_event": True})
-    assert event.status == 400 and "not supported by kumocore yet" in (await event.json())["error"]
+        "reason": "x", "trigger_rebind_event": "yes"})
+    assert event.status == 400 and "trigger_rebind_event" in (await event.json())["error"]
     bad = await client.post("/api/admin/rebind/v1", json={"reason": "x", "data": {"a": 1}})
     assert bad.status == 400 and "string" in (await bad.json())["error"]

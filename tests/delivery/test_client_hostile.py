@@ -11,7 +11,8 @@ import pytest
 
 from bench.common.hostile_mx import SHORT_TIMEOUTS, HostileMx
 from kumocore.config import EgressPathConfig
-from kumocore.delivery.client import ConnectFailure, SmtpClientConnection, open_connection
+from kumocore.delivery.client import SmtpClientConnection, open_connection
+from kumocore.delivery.client_failure import ConnectFailure
 from kumocore.mail.response import Response
 
 BODY = b"Subject: t\r\n\r\nhello\r\n"
@@ -161,7 +162,7 @@ async def test_an_mx_that_stops_reading_the_body_times_out_sending_the_payload()
 
 
 def test_a_timed_out_command_write_is_worded_apart_from_a_missing_reply() -> None:
-    from kumocore.delivery.client import failure_reason, failure_response
+    from kumocore.delivery.client_failure import failure_reason, failure_response
     from kumocore.delivery.wire import WriteTimeout
 
     where = {"site": "src->mx.example@smtp_client", "peer": "mx.example [192.0.2.1]"}

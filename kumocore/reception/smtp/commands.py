@@ -16,7 +16,8 @@ from kumocore.reception.smtp.parse import CommandSyntaxError, parse_params, spli
 from kumocore.reception.smtp.proxied import xclient
 from kumocore.reception.smtp.receive import data
 from kumocore.reception.smtp.relay import check_relaying, has_routing_syntax
-from kumocore.reception.smtp.session import RECIPIENT_OVERSHOOT_LIMIT, CommandHandler, Transaction
+from kumocore.reception.smtp.session import RECIPIENT_OVERSHOOT_LIMIT, CommandHandler
+from kumocore.reception.smtp.session_state import Transaction
 from kumocore.reception.smtp.tls_contexts import starttls_context
 
 if TYPE_CHECKING:

@@ -56,7 +56,8 @@ from kumocore.trace.events import trace_disposition
 
 if TYPE_CHECKING:
     from kumocore.reception.intake import Accepted
-    from kumocore.reception.smtp.session import EsmtpSession, Transaction
+    from kumocore.reception.smtp.session import EsmtpSession
+    from kumocore.reception.smtp.session_state import Transaction
 
 log = structlog.get_logger("kumocore.reception.smtp")
 

@@ -1,4 +1,4 @@
-"""One ESMTP connection: its state, the greeting, the command loop, shutdown.
+"""One ESMTP connection: its start and end, the greeting, the command loop.
 
 :class:`EsmtpSession` runs on aiosmtpd's protocol (:mod:`kumocore.reception.smtp.protocol`) but with
 kumocore's own command loop, because kumocore must
@@ -12,13 +12,14 @@ kumocore's own command loop, because kumocore must
   (:mod:`kumocore.reception.smtp.data`) instead of one ``await`` per line.
 
 The command handlers live in :mod:`kumocore.reception.smtp.commands` (and ``auth``/``receive``);
-they are plain functions taking the session, which holds the connection state. The
-listener hands the session its command table, and the helpers the session calls
-(``limits``, ``proxied``, ``rejections``, ``rewrite``) type it structurally: imports go
-one way, from the handlers to the session, never back. Every
-4xx/5xx reply is logged as a ``Rejection`` record, as KumoMTA does (except its ``421
-4.3.2`` load/shutdown replies) — the first 50 of a connection; the rest are counted and
-summed up in one record when it ends (:class:`~kumocore.reception.smtp.rejections.RejectionLog`).
+they are plain functions taking the session. The connection state is
+:class:`~kumocore.reception.smtp.session_state.SessionState` and the replies (each 4xx/5xx
+logged as a ``Rejection`` record) :class:`~kumocore.reception.smtp.replies.SessionReplies`,
+the classes :class:`EsmtpSession` builds on; this module holds the connection's life: its
+start and end, the greeting and the command loop. The listener hands the session its
+command table, and the helpers the session calls (``limits``, ``proxied``,
+``rejections``, ``rewrite``) type it structurally: imports go one way, from the handlers
+to the session, never back.
 
 What one client may cost is bounded (docs/reliability.md, "SMTP listener defences"):
 every refused command counts against ``max_command_errors`` (Postfix's
@@ -34,8 +35,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -43,18 +43,14 @@ from kumocore.errors import Rejection
 from kumocore.mail.headers import HeaderParseError
 from kumocore.reception.smtp.dynamic import apply_dynamic_parameters
 from kumocore.reception.smtp.limits import admission_refusal
-from kumocore.reception.smtp.protocol import SmtpProtocol, format_address
 from kumocore.reception.smtp.proxied import accept_proxy_header
-from kumocore.reception.smtp.rejections import RejectionLog
-from kumocore.reception.smtp.relay import DomainLookup
-from kumocore.reception.smtp.rewrite import rewrite_reply
+from kumocore.reception.smtp.replies import SessionReplies
 from kumocore.trace.bus import SERVER_TRACE
 
 if TYPE_CHECKING:
     import ssl
 
     from kumocore.config import EsmtpListenerConfig
-    from kumocore.mail.address import EnvelopeAddress
     from kumocore.node.runtime import Runtime
     from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
 
@@ -96,47 +92,12 @@ class Listener(Protocol):
     def closing(self) -> bool: ...
 
 
-@dataclass
-class Transaction:
-    """The envelope being built between MAIL FROM and the end of DATA."""
+class EsmtpSession(SessionReplies):
+    """One client connection: its start and end, the greeting and the command loop (its
+    state and replies come from the base classes); see the module docstring."""
 
-    sender: EnvelopeAddress
-    recipients: list[EnvelopeAddress] = field(default_factory=list)
-
-
-class EsmtpSession(SmtpProtocol):
-    """State and command loop of one client connection; see the module docstring."""
-
-    def __init__(self, listener: Listener) -> None:
-        self.listener = listener
-        self.runtime = listener.runtime
-        self.config: EsmtpListenerConfig = listener.config
-        self._init_aiosmtpd(
-            hostname=self.config.hostname, banner=self.config.banner,
-            timeout=self.config.client_timeout, line_limit=self.config.line_length_hard_limit,
-            max_size=self.config.max_message_size, tls_context=listener.tls_context)
-        self.conn_meta: dict[str, Any] = {}
-        self.peer_ip = self.peer_address = self.local_ip = self.local_address = ""
-        self.domains = DomainLookup(self.runtime.hooks, self.config, "", self.conn_meta)
-        self.session_id = ""
-        self.ehlo_domain: str | None = None
-        self.esmtp = False
-        self.authn_id: str | None = None
-        self.txn: Transaction | None = None
-        self.command = ""  # the command being answered, for Rejection records
-        self.rcpt_count = 0  # recipients (= messages) accepted on this connection
-        self.errors = 0  # refused commands since the last accepted message
-        self.junk_commands = 0  # non-progress commands since the last accepted message
-        self.recipient_overshoot = 0
-        self.auth_failures = 0
-        self.rejections = RejectionLog()
-        self._end_text: str | None = None  # set: end the session at the next command
-        self._session_timer: asyncio.TimerHandle | None = None
-        self._shutting_down = False
-        # Known once the policy is loaded: asked per connection, not per reply or DATA.
-        self._rewrite = self.runtime.hooks.implemented("smtp_server_rewrite_response")
-        self.data_event = self.runtime.hooks.implemented("smtp_server_data")
-        self._dynamic = self.runtime.hooks.implemented("smtp_server_get_dynamic_parameters")
+    #: The listener this session belongs to (what the state reads of it, and more).
+    listener: Listener
 
     # ------------------------------------------------------------------ connection
     def _begin(self, transport: asyncio.BaseTransport) -> None:
@@ -150,57 +111,10 @@ class EsmtpSession(SmtpProtocol):
             f"4.4.2 {self.hostname} session time limit reached")
         if SERVER_TRACE.active:
             SERVER_TRACE.publish(self.conn_meta, "Connected")
-
-    def set_addresses(self, peer: Any, local: Any) -> None:
-        """The client's and our address (from the socket, or from a PROXY header or
-        XCLIENT): they choose the ``peer``/``via`` overrides and fill the connection
-        meta that relay decisions and log records use."""
-        self.peer_ip, self.peer_address = format_address(peer)
-        self.local_ip, self.local_address = format_address(local)
-        self.conn_meta.update({
-            "reception_protocol": "ESMTP",
-            "received_via": self.local_address,
-            "received_from": self.peer_address,
-        })
-        # ``peer``/``via`` blocks may override options for this client or local address.
-        self.use_config(self.listener.config.for_connection(self.peer_ip, self.local_ip))
-        self.conn_meta.update(self.config.meta)
-
-    def use_config(self, config: EsmtpListenerConfig) -> None:
-        """Serve the rest of the connection with ``config`` (the listener's parameters
-        for this connection, or what ``smtp_server_get_dynamic_parameters`` made of them).
-        Only the ``meta`` entries ``config`` changes are copied into the connection meta,
-        so what a handler set there itself stays (KumoMTA sets only the new entries)."""
-        old_meta = self.config.meta
-        self.config = config
-        self.hostname = config.hostname
-        self._timeout_duration = config.client_timeout
-        self.tls_handshake_timeout = config.tls_handshake_timeout
-        self.conn_meta["hostname"] = config.hostname
-        self.conn_meta.update(
-            {k: v for k, v in config.meta.items() if k not in old_meta or old_meta[k] != v})
-        self.domains = DomainLookup(
-            self.runtime.hooks, config, self.local_address, self.conn_meta)
-
     async def refresh_parameters(self) -> bool:
         """After XCLIENT moved the session: ask ``smtp_server_get_dynamic_parameters``
         again, as KumoMTA does; False when that refused the connection."""
         return not self._dynamic or await apply_dynamic_parameters(self)
-
-    def _tls_started(self, transport: asyncio.BaseTransport) -> None:
-        super()._tls_started(transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            cipher = ssl_object.cipher()
-            if cipher:
-                self.conn_meta["tls_cipher"] = cipher[0]
-            self.conn_meta["tls_protocol_version"] = ssl_object.version()
-        # RFC 3207 4.2: forget everything the client said before the handshake.
-        self.ehlo_domain = None
-        self.esmtp = False
-        self.txn = None
-        self.conn_meta.pop("ehlo_domain", None)
-
     def _ended(self) -> None:
         if SERVER_TRACE.active:
             SERVER_TRACE.publish(self.conn_meta, "Closed")
@@ -211,56 +125,6 @@ class EsmtpSession(SmtpProtocol):
         if self._session_timer is not None:
             self._session_timer.cancel()
         self.rejections.summarize(self)
-
-    # ------------------------------------------------------------------ replies
-    async def reply(
-        self, code: int, text: str, *, close: bool = False, error: bool = True
-    ) -> None:
-        """Send a reply; a 4xx/5xx that does not end the session counts as an error
-        unless ``error`` is False. The policy's ``smtp_server_rewrite_response`` may
-        change the reply the client sees (not what is logged or counted)."""
-        if code >= 400:
-            if not (code == 421 and text.startswith("4.3.2 ")):
-                self._log_rejection(code, text)
-            if error and not close:
-                self.errors += 1
-        elif code == 250 and self.command[:4].upper() == "DATA":
-            # A message was accepted: the client is making progress.
-            self.errors = self.junk_commands = self.recipient_overshoot = 0
-        if self._rewrite:  # smtp_server_rewrite_response (kumocore.reception.smtp.rewrite)
-            code, text = await rewrite_reply(self, code, text)
-            close = close or code == 421
-        await super().reply(code, text, close=close)
-
-    async def reject(self, rejection: Rejection, *, close: bool = False) -> None:
-        """Send a policy's Rejection; ``close`` ends the session even without a 421."""
-        if rejection.code < 400:
-            # kumo.reject(250, ...) would tell the client "accepted" for a message that is
-            # dropped: a policy bug, answered like any other policy error.
-            log.error("policy rejected with a non-error code", code=rejection.code,
-                      text=rejection.message)
-            await self.technical_difficulties()
-            return
-        if rejection.follow_with_421:
-            # kumo.disconnect(..., 'FollowWith421'): the policy's reply, then KumoMTA's
-            # synthesized 421 (written as is: not rewritten, not logged) and the close.
-            await self.reply(rejection.code, rejection.message, error=False)
-            await super().reply(421, f"{self.hostname} disconnecting due to previous error",
-                                close=True)
-            return
-        await self.reply(rejection.code, rejection.message, close=close or rejection.disconnect)
-
-    async def technical_difficulties(self) -> None:
-        await self.reply(421, f"4.3.0 {self.hostname} technical difficulties", close=True)
-
-    async def syntax_error(self, code: int, text: str) -> None:
-        """A malformed or unknown command (an error like any refusal)."""
-        await self.reply(code, text)
-
-    def _log_rejection(self, code: int, text: str) -> None:
-        if self.runtime.services is not None:  # a started node has a log dispatcher
-            self.rejections.add(self, code, text)
-
     # ------------------------------------------------------------------ the loop
     async def _handle_client(self) -> None:
         try:
@@ -365,21 +229,6 @@ class EsmtpSession(SmtpProtocol):
         events return nothing)."""
         SERVER_TRACE.publish(self.conn_meta, "Callback",
                              {"name": name, "result": None, "error": error})
-
-    # ------------------------------------------------------------------ shutdown
-    def shutdown(self) -> None:
-        """The listener is closing: end now if idle, else after the current command."""
-        self.end_soon(f"4.3.2 {self.hostname} shutting down")
-
-    def end_soon(self, text: str) -> None:
-        """End with ``421 text``: now if waiting for the client (even inside DATA, which
-        then was never acknowledged), else once the current command is answered."""
-        self._end_text = text
-        if self._waiting:
-            self.abort_with(421, text)
-
-    def reset_transaction(self) -> None:
-        self.txn = None
 
 
 def _header_parse_error(exc: BaseException) -> HeaderParseError | None:

@@ -41,9 +41,12 @@ class LuaPolicyPlugin:
     ``kumo.policy_extras.*``)."""
 
     def __init__(self) -> None:
+        from kumocore_lua_policy.redis_module import RedisPools
         from kumocore_lua_policy.stdlib import LuaStdlib
 
         self.stdlib = LuaStdlib()
+        #: The pools of ``redis.open`` handles (KumoMTA's ``require 'redis'``).
+        self.redis = RedisPools()
 
     async def _load(self, path: str, kumo: Any) -> Any:
         return await load_lua_policy(path, kumo, self.stdlib)
@@ -56,9 +59,16 @@ class LuaPolicyPlugin:
     def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
         from kumocore import apply_supplemental_trace_header
         from kumocore_lua_policy.extras import PolicyExtras
+        from kumocore_lua_policy.sqlite_module import sqlite_functions
 
-        return {**self.stdlib.functions(), **PolicyExtras().policy_functions(),
-                "apply_supplemental_trace_header": apply_supplemental_trace_header}
+        # sqlite.* and redis.*: KumoMTA's `require 'sqlite'` / `require 'redis'` (bridge.lua).
+        return {
+            **self.stdlib.functions(),
+            **PolicyExtras().policy_functions(),
+            **sqlite_functions(),
+            **self.redis.functions(),
+            "apply_supplemental_trace_header": apply_supplemental_trace_header,
+        }
 
     @hookimpl
     def kumo_register_config_epoch(self) -> Callable[[], int]:
@@ -79,3 +89,4 @@ class LuaPolicyPlugin:
     @hookimpl
     async def kumo_shutdown(self) -> None:
         await self.stdlib.monitor.stop()
+        await self.redis.close()

@@ -434,9 +434,12 @@ end
 
 --------------------------------------------------------------------------- environment
 
--- KumoMTA's built-in Lua modules that kumocore does not provide: one clear line instead of
--- Lua's list of every path it searched.
-local NOT_PROVIDED = { sqlite = true, redis = true }
+-- KumoMTA's modules besides kumo. KumoMTA registers them before any policy code runs, so
+-- `require` never searches a file for them; kumocore's plugins contribute their functions
+-- as kumo.sqlite.* and kumo.redis.* (Python policies reach them there), and `require`
+-- answers those tables. Without them (a runtime lacking the plugin), one clear line
+-- instead of Lua's list of every path it searched.
+local KUMO_MODULES = { sqlite = true, redis = true }
 
 -- `require` as in Lua 5.4, but written in Lua so that a module's top-level code may call
 -- kumo.* functions that yield (the C implementation is not yieldable).
@@ -445,6 +448,14 @@ local function require(name)
   local value = loaded[name]
   if value then
     return value
+  end
+  if KUMO_MODULES[name] then
+    local kumo = loaded.kumo
+    local module = type(kumo) == 'table' and rawget(kumo, name)
+    if type(module) == 'table' then
+      loaded[name] = module
+      return module
+    end
   end
   local messages = {}
   for _, searcher in ipairs(package.searchers) do
@@ -461,7 +472,7 @@ local function require(name)
       messages[#messages + 1] = loader
     end
   end
-  if NOT_PROVIDED[name] then
+  if KUMO_MODULES[name] then
     error(("KumoMTA's module '%s' is not supported by kumocore yet"):format(name), 2)
   end
   error(("module '%s' not found:%s"):format(name, table.concat(messages)), 2)

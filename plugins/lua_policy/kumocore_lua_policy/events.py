@@ -46,7 +46,6 @@ DISPOSITION_PREFIX = "log_disposition_"
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
 UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
     "smtp_server_split_transaction", "smtp_server_message_deferred_inject",
-    "rebind_message", "shutdown_logging",
 })
 #: Why, for the events a policy is likely to port, with what to use instead.
 UNSUPPORTED_REASONS = {

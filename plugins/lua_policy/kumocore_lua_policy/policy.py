@@ -58,6 +58,9 @@ TWO_RESULT_EVENTS = frozenset({"smtp_server_rewrite_response"})
 #: (event, argument): seconds in the Python hook, a ``kumo.time`` TimeDelta in Lua (or nil),
 #: as KumoMTA passes ``Option<TimeDelta>``.
 TIME_DELTA_ARGS = frozenset({("requeue_message", "delay")})
+#: (event, argument): a dict handed to Lua as a plain table of its own (KumoMTA passes a
+#: copy, ``HashMap`` → table) rather than as a live map proxy over the Python dict.
+TABLE_ARGS = frozenset({("rebind_message", "data")})
 
 Dispatch = Callable[[str, tuple[Any, ...]], Coroutine[Any, Any, Any]]
 
@@ -233,7 +236,7 @@ class LuaPolicy:
                 continue  # init() gets no arguments in KumoMTA
             if (spec.name, argname) in TIME_DELTA_ARGS and isinstance(value, int | float):
                 value = TimeDelta(value)  # KumoMTA passes a TimeDelta (delay.seconds...)
-            if isinstance(value, dict):
+            if isinstance(value, dict) and (spec.name, argname) not in TABLE_ARGS:
                 converted.append(engine.conv.proxy("map", value))
             else:
                 converted.append(engine.conv.to_lua(value))

@@ -5,7 +5,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kumocore.mail import queue_name
-from kumocore.mail.message import Message, _spooled_sender
+from kumocore.mail.message import Message
+from kumocore.mail.message_spool import _spooled_sender
 from kumocore.mail.queue_name import QueueNameParts, message_queue, parse_queue_name, queue_name_for
 
 

@@ -199,3 +199,37 @@ async def test_orphans_are_collected_through_scan_when_a_spool_has_no_keys() -> 
         await store.save(message)
     await store.recover_all()
     assert store.collected == 1 and len(data) == 1
+
+
+async def test_a_message_edited_after_saving_with_a_shared_body_stops_using_it(
+    opener: Opener,
+) -> None:
+    # A policy event edits a deferred message of a transaction (rebind_message, say):
+    # saved again it gets its own record, and removing it later removes that record.
+    store = opener()
+    one, two = transaction(2)
+    await store.save(one)
+    await store.save(two)
+    (body_key,) = await data_keys(store)
+    one.set_data(b"Subject: edited\r\n\r\nedited\r\n")
+    await store.save(one)
+    assert sorted(await data_keys(store)) == sorted([body_key, one.id])
+    assert await store.load_data(one.id) == b"Subject: edited\r\n\r\nedited\r\n"
+    assert store.shared_bodies() == {body_key: 1}
+    await store.remove(one)
+    assert await data_keys(store) == [body_key]
+    await store.remove(two)
+    assert await data_keys(store) == []
+
+
+async def test_the_last_user_of_a_shared_body_edited_and_saved_frees_the_body(
+    opener: Opener,
+) -> None:
+    store = opener()
+    (only,) = transaction(1)
+    await store.save(only)
+    only.set_data(b"Subject: edited\r\n\r\nedited\r\n")
+    await store.save(only)
+    assert await data_keys(store) == [only.id]
+    await store.remove(only)
+    assert await data_keys(store) == []

@@ -13,7 +13,8 @@ from typing import Any
 from kumocore_lua_policy.extras.shaping_rules import Block
 
 #: Options whose tables merge key by key instead of being replaced.
-_MAP_OPTIONS = ("additional_connection_limits", "additional_message_rate_throttles")
+_MAP_OPTIONS = ("additional_connection_limits", "additional_message_rate_throttles",
+                "additional_source_selection_rates")  # fmt: skip
 
 
 def apply_blocks(
@@ -38,6 +39,9 @@ def _provider_throttle(
     if name == "provider_connection_limit":
         limits = params.setdefault("additional_connection_limits", {})
         limits[f"shaping-provider-{provider}-{source}-limit"] = value
+    elif name == "provider_source_selection_rate":  # only in a provider's source block
+        rates = params.setdefault("additional_source_selection_rates", {})
+        rates[f"shaping-provider-{provider}-{source}-selection-rate"] = value
     else:
         rates = params.setdefault("additional_message_rate_throttles", {})
         rates[f"shaping-provider-{provider}-{source}-rate"] = value

@@ -4,8 +4,10 @@ A block is a ``["domain"]``, ``["default"]`` or ``[provider."name"]`` section. I
 keys must be ``kumo.make_egress_path`` options (checked here, so a typo is reported with
 its file and section), plus the block-level keys ``mx_rollup``, ``replace_base``,
 ``sources``, ``automation`` — and for providers ``match``, ``provider_connection_limit``
-and ``provider_max_message_rate``. Automation rules are validated as KumoMTA's TSA
-daemon reads them; kumocore does not act on them yet.
+and ``provider_max_message_rate``, and in a provider's ``sources`` block
+``provider_source_selection_rate`` (as in KumoMTA, which refuses it elsewhere).
+Automation rules are validated as KumoMTA's TSA daemon reads them; kumocore does not act
+on them yet.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ HELPER = "kumo.shaping.load"
 PATH_OPTIONS = frozenset(EgressPathConfig.option_converters)
 _BLOCK_KEYS = frozenset({"mx_rollup", "replace_base", "sources", "automation"})
 _PROVIDER_KEYS = frozenset({"match", "provider_connection_limit", "provider_max_message_rate"})
+#: A provider's source block may also limit how often that source is selected for any
+#: site of the provider (KumoMTA's shaping helper).
+_PROVIDER_SOURCE_KEYS = frozenset({"provider_source_selection_rate"})
 _MATCHES = ("MXSuffix", "DomainSuffix", "HostName")
 _ACTIONS = ("Suspend", "SuspendTenant", "SuspendCampaign")
 _CONFIG_ACTIONS = ("SetConfig", "SetDomainConfig")
@@ -58,10 +63,13 @@ def parse_block(
     if not nested:
         allowed |= _BLOCK_KEYS
     if provider:
-        allowed |= _PROVIDER_KEYS - {"match"} if nested else _PROVIDER_KEYS
+        nested_keys = (_PROVIDER_KEYS - {"match"}) | _PROVIDER_SOURCE_KEYS
+        allowed |= nested_keys if nested else _PROVIDER_KEYS
     check_keys(HELPER, file, key, section, allowed)
     options = {
-        k: v for k, v in section.items() if k in PATH_OPTIONS or k in _PROVIDER_KEYS - {"match"}
+        k: v
+        for k, v in section.items()
+        if k in PATH_OPTIONS or k in _PROVIDER_KEYS - {"match"} or k in _PROVIDER_SOURCE_KEYS
     }
     _check_options(file, key, options)
     block = Block(file, key, options)
@@ -113,14 +121,10 @@ def _check_options(file: str, key: str, options: dict[str, Any]) -> None:
             LimitSpec.parse,
             "a connection limit",
         )
-    if "provider_max_message_rate" in options:
-        _spec(
-            file,
-            key_path(key, "provider_max_message_rate"),
-            options["provider_max_message_rate"],
-            ThrottleSpec.parse,
-            "a rate like '100/s'",
-        )
+    for name in ("provider_max_message_rate", "provider_source_selection_rate"):
+        if name in options:
+            _spec(file, key_path(key, name), options[name], ThrottleSpec.parse,
+                  "a rate like '100/s'")  # fmt: skip
 
 
 def _spec(file: str, key: str, value: Any, parse: Any, what: str) -> None:
