@@ -4,7 +4,8 @@
 Facts from KumoMTA's mod-sqlite, reproduced here:
 
 * parameters are positional (``?``, several arguments or one array table) or named (one
-  table ``{ name = v }`` binds ``:name``); only numbers, strings and nil may be bound;
+  table ``{ name = v }`` binds ``:name``; a name the table lacks is NULL); only numbers,
+  strings and nil may be bound;
 * a statement without result columns answers the number of rows it changed (SQLite's
   ``changes()``); with one column, an array of its values; with several, an array of row
   tables keyed by column name; NULL is nil (so it leaves a hole or a missing key);
@@ -80,11 +81,19 @@ def _check_param(value: Any) -> Any:
     raise SqliteQueryError("only numbers, strings and nil can be passed as parameter values")
 
 
+class _NamedParams(dict[str, Any]):
+    """Named parameters: a ``:name`` the table does not give is NULL, as in KumoMTA (which
+    binds only the table's keys, and SQLite leaves an unbound parameter NULL)."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 def _params(params: Sequence[Any]) -> Sequence[Any] | dict[str, Any]:
     """KumoMTA's reading of execute's arguments after the query: none; one table (an array
     is positional, any other table named); or each argument positionally."""
     if len(params) == 1 and isinstance(params[0], Mapping):
-        return {str(k): _check_param(v) for k, v in params[0].items()}
+        return _NamedParams({str(k): _check_param(v) for k, v in params[0].items()})
     if len(params) == 1 and isinstance(params[0], list | tuple):
         return [_check_param(v) for v in params[0]]
     return [_check_param(v) for v in params]

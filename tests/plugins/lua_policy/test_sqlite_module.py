@@ -141,12 +141,15 @@ async def test_positional_and_named_parameters(tmp_path: Path) -> None:
         mark(db:execute('select name from people where name = :n', { n = 'fred' }))
         mark(db:execute('select :a + :b as total, :a as a', { a = 1, b = 2.5 }))
         mark(db:execute('select ? is null', nil))
+        mark(db:execute('select :given, :absent is null as absent', { given = 'x' }))
         mark(db:execute('insert into people values (?, ?)', 'ann', 7))
         mark(db:execute('update people set age = age + 1 where age > ?', 1))
     """,
         str(people_db(tmp_path)),
     )
-    assert marks == [["fred"], ["john"], ["fred"], [{"total": 3.5, "a": 1}], [1], 1, 3]
+    # A name the table does not give is NULL, as SQLite leaves what KumoMTA does not bind.
+    assert marks == [["fred"], ["john"], ["fred"], [{"total": 3.5, "a": 1}], [1],
+                     [{":given": "x", "absent": 1}], 1, 3]  # fmt: skip
 
 
 async def test_a_statement_without_rows_answers_the_rows_it_changed(tmp_path: Path) -> None:
