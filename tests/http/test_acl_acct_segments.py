@@ -9,6 +9,8 @@ import argparse
 import asyncio
 import io
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 import zstandard
+from structlog.testing import capture_logs
 
 from kumocore import ZstdSegmentWriter
 from kumocore.http import acct_segments
@@ -24,6 +27,7 @@ from kumocore.http.acl_acct import AcctLog
 from kumocore.http.acl_check import AccessControl
 from kumocore.logs.cli import add_logs_subcommand, run_logs
 from kumocore.logs.reader import is_done
+from tests.support.ticker import LoopTicker
 
 #: 2026-12-06 09:13:14 UTC, in nanoseconds.
 SECOND = 1_796_548_394 * 1_000_000_000
@@ -258,6 +262,40 @@ async def test_the_open_segment_is_written_and_finished_when_the_node_stops(
     await access.close()  # what Server.stop calls: the queued record is written first
     (segment,) = tmp_path.iterdir()
     assert is_done(segment) and whole_frame(segment) == b'{"n":1}\n'
+
+
+async def test_a_write_stuck_past_the_stop_bound_is_left_alone_and_the_loss_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stuck disk: the writer thread's write does not return. The stop waits its bound,
+    # says what is lost, and does not close the segment under the write in progress.
+    release, entered = threading.Event(), threading.Event()
+    write = AcctLog._write
+
+    def stuck_write(self: AcctLog, lines: list[bytes]) -> None:
+        entered.set()
+        release.wait(10)
+        write(self, lines)
+
+    monkeypatch.setattr(AcctLog, "_write", stuck_write)
+    access = AccessControl(_no_acl)
+    access.acct = acct = AcctLog({"log_dir": str(tmp_path)})
+    acct.submit({"n": 1})
+    await asyncio.to_thread(entered.wait, 5)
+    acct.submit({"n": 2})
+    started = time.monotonic()
+    with capture_logs() as logs:
+        async with LoopTicker() as ticker:
+            await access.close(timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 2.0
+    assert ticker.longest < 0.1
+    [event] = [e for e in logs if e["log_level"] == "error"]
+    assert "not written in time" in event["event"] and event["queued"] == 1
+    release.set()
+    await acct.drain()  # the stuck write finishes in its thread, unharmed
+    (segment,) = tmp_path.iterdir()
+    assert not is_done(segment)  # left for the next start to mark, as KumoMTA's
+    acct.close()
 
 
 async def _no_acl(resource: str) -> tuple[bool, None]:
