@@ -35,6 +35,7 @@ from kumocore.http.openapi import (
 )
 from kumocore.node import shedding
 from kumocore.reception.tls import server_context
+from kumocore.reception.tls_reload import serve_renewed
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -162,6 +163,7 @@ async def prepare_http_listener(
     if config.use_tls:
         ssl_context = server_context(
             config.hostname, config.tls_certificate, config.tls_private_key)
+        serve_renewed(ssl_context, config)  # a renewed certificate without a restart
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE,
         keepalive_timeout=config.keepalive_timeout,

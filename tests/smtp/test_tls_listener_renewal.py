@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from kumocore.reception.smtp import tls_contexts
-from kumocore.reception.smtp.tls_contexts import CONTEXT_TTL, ListenerContexts
+from kumocore.reception import tls_reload
+from kumocore.reception.tls_reload import RELOAD_AFTER as CONTEXT_TTL
+from kumocore.reception.tls_reload import ListenerContexts
+from tests.http.conftest import StartHttp
+from tests.http.conftest import start_http as start_http  # the fixture, for HTTPS
 from tests.reception.harness import HOSTNAME
 from tests.smtp.conftest import StartSmtp
 from tests.smtp.test_tls_per_connection import make_pair, served_name
@@ -29,7 +32,7 @@ class FakeClock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeClock, ListenerContexts]:
     fake = FakeClock()
     contexts = ListenerContexts(clock=fake)
-    monkeypatch.setattr(tls_contexts, "LISTENER_CONTEXTS", contexts)
+    monkeypatch.setattr(tls_reload, "LISTENER_CONTEXTS", contexts)
     return fake, contexts
 
 
@@ -100,3 +103,39 @@ async def test_a_self_signed_listener_certificate_is_never_rebuilt(
     assert await served_name(env.port) == HOSTNAME
     await asyncio.sleep(0.05)
     assert contexts.reloads == 0
+
+
+async def https_served_name(port: int) -> str:
+    """The common name of the certificate an HTTPS listener presents."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    await writer.wait_closed()
+    [name] = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(
+        NameOID.COMMON_NAME)  # fmt: skip
+    return str(name.value)
+
+
+async def test_an_https_listener_serves_its_renewed_certificate_too(
+    start_http: StartHttp, tmp_path: Path, clock: tuple[FakeClock, ListenerContexts]
+) -> None:
+    fake, contexts = clock
+    files = make_pair(tmp_path, "api.example")
+    env = await start_http(use_tls=True, **files)
+    port = env.listener.address[1]
+    assert await https_served_name(port) == "api.example"
+    renew(tmp_path, files, "renewed-api.example")
+    fake.now += CONTEXT_TTL + 1
+    assert await https_served_name(port) == "api.example"
+    await wait_for_reloads(contexts, 1)
+    assert await https_served_name(port) == "renewed-api.example"
+    # The renewed context serves requests, not only handshakes.
+    status, _, _ = await env.request("GET", "/api/check-liveness/v1")
+    assert status == 200

@@ -20,7 +20,8 @@ recently used first out, each for :data:`CONTEXT_TTL` seconds so that a renewed
 certificate file is picked up (KumoMTA keeps its entries five minutes too). Concurrent
 connections needing the same new context wait for one build. The listener's own context,
 loaded at start, is read again every :data:`CONTEXT_TTL` seconds too
-(:class:`ListenerContexts`), in the background, the last good one serving meanwhile.
+(:mod:`kumocore.reception.tls_reload`), in the background, the last good one serving
+meanwhile.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.reception import tls_reload
 from kumocore.reception.tls import load_key_source, server_context
 
 if TYPE_CHECKING:
@@ -46,9 +48,7 @@ log = structlog.get_logger("kumocore.reception.smtp")
 
 __all__ = [
     "CONTEXTS",
-    "LISTENER_CONTEXTS",
     "ContextCache",
-    "ListenerContexts",
     "check_block_certificates",
     "context_key",
     "needs_own_context",
@@ -152,57 +152,6 @@ def _consume(task: asyncio.Task[ssl.SSLContext]) -> None:
 CONTEXTS = ContextCache()
 
 
-class ListenerContexts:
-    """The listeners' own contexts, read again every ``ttl`` seconds so that a renewed
-    certificate (a certbot run, say) is served without a restart, as KumoMTA's cached
-    acceptors are. The context loaded at start serves until the first ``ttl`` is up;
-    then the files are read in the background while the current context keeps serving,
-    so no client waits for the read and connections arriving meanwhile start no other
-    read. Files that cannot be read (half-written by the renewal, removed) are logged
-    and the last good context stays, to be tried again after another ``ttl``. A
-    self-signed context (no files configured) is never rebuilt: a new key would only
-    change the certificate. One entry per listener configuration: bounded by the
-    listeners the policy starts."""
-
-    def __init__(self, ttl: float = CONTEXT_TTL,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        self.ttl = ttl
-        self._clock = clock
-        self._current: dict[ContextKey, tuple[float, ssl.SSLContext]] = {}
-        self._reloads: set[asyncio.Task[None]] = set()
-        self.reloads = 0  # files read again so far (tests and diagnostics)
-
-    def get(self, config: EsmtpListenerConfig, loaded: ssl.SSLContext) -> ssl.SSLContext:
-        """The context to serve for the listener configured with ``config``, whose
-        start-up context is ``loaded``; starts a background read when one is due."""
-        if config.tls_certificate is None and config.tls_private_key is None:
-            return loaded
-        key, now = context_key(config), self._clock()
-        entry = self._current.get(key)
-        if entry is None:
-            entry = self._current[key] = (now + self.ttl, loaded)
-        elif entry[0] <= now:
-            self._current[key] = (now + self.ttl, entry[1])  # one read at a time
-            task = asyncio.get_running_loop().create_task(self._reload(key, config))
-            self._reloads.add(task)
-            task.add_done_callback(self._reloads.discard)
-        return entry[1]
-
-    async def _reload(self, key: ContextKey, config: EsmtpListenerConfig) -> None:
-        try:
-            context = await asyncio.to_thread(_build, config)
-        except ConfigError as exc:
-            log.error("listener certificate cannot be read again; the one loaded before "
-                      "is still served", error=str(exc))  # fmt: skip
-            return
-        self.reloads += 1
-        self._current[key] = (self._clock() + self.ttl, context)
-
-
-#: The process-wide listeners' contexts.
-LISTENER_CONTEXTS = ListenerContexts()
-
-
 class _HasConfig(Protocol):
     @property
     def config(self) -> EsmtpListenerConfig: ...
@@ -232,7 +181,7 @@ async def starttls_context(session: TlsSession) -> ssl.SSLContext | None:
         return None
     listener = session.listener.config
     if not needs_own_context(session.config, listener):
-        return LISTENER_CONTEXTS.get(listener, base)
+        return tls_reload.LISTENER_CONTEXTS.get(listener, base)
     try:
         return await CONTEXTS.get(session.config)
     except ConfigError as exc:

@@ -1,0 +1,124 @@
+"""A listener's own certificate, read again while the listener runs.
+
+KumoMTA keeps the TLS acceptors it builds for five minutes, so a renewed certificate file
+(a certbot run) is served without a restart. kumocore's listeners load theirs at start;
+:class:`ListenerContexts` reads the files again every :data:`RELOAD_AFTER` seconds:
+
+* in the background: the connection that finds a read due is served at once with the
+  current context, and connections arriving meanwhile start no other read;
+* keeping the last good context when the files cannot be read (half-written by the
+  renewal, removed), logged, and tried again after another period;
+* never for a self-signed certificate (no files configured): a new key would only change
+  the certificate.
+
+ESMTP's STARTTLS asks :data:`LISTENER_CONTEXTS` for the listener's context
+(:mod:`kumocore.reception.smtp.tls_contexts`); an HTTPS listener, whose context the event
+loop holds, gets the current one through the context's server-name callback
+(:func:`serve_renewed`), which the handshake runs for every client (with or without SNI).
+One entry per listener configuration: bounded by the listeners a policy starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from kumocore.errors import ConfigError
+from kumocore.reception.tls import server_context
+
+if TYPE_CHECKING:
+    import ssl
+
+log = structlog.get_logger("kumocore.reception.tls")
+
+__all__ = ["LISTENER_CONTEXTS", "RELOAD_AFTER", "ListenerContexts", "TlsFiles", "serve_renewed"]
+
+#: Seconds a listener's certificate is served before its files are read again (KumoMTA's
+#: acceptor cache keeps its entries five minutes).
+RELOAD_AFTER = 300.0
+
+KeySource = str | Mapping[str, Any] | None
+
+
+class TlsFiles(Protocol):
+    """What a listener's configuration says about its certificate (ESMTP and HTTP)."""
+
+    @property
+    def hostname(self) -> str: ...
+    @property
+    def tls_certificate(self) -> KeySource: ...
+    @property
+    def tls_private_key(self) -> KeySource: ...
+
+
+def _source_id(source: KeySource) -> Hashable:
+    # A key source is a file name or a table such as {key_data = "..."}: tables are not
+    # hashable, their sorted items are.
+    if source is None or isinstance(source, str):
+        return source
+    return tuple(sorted((str(k), repr(v)) for k, v in source.items()))
+
+
+class ListenerContexts:
+    """The listeners' current contexts (see the module docstring)."""
+
+    def __init__(self, ttl: float = RELOAD_AFTER,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.ttl = ttl
+        self._clock = clock
+        self._current: dict[Hashable, tuple[float, ssl.SSLContext]] = {}
+        self._reloads: set[asyncio.Task[None]] = set()
+        self.reloads = 0  # files read again so far (tests and diagnostics)
+
+    def get(self, config: TlsFiles, loaded: ssl.SSLContext) -> ssl.SSLContext:
+        """The context to serve for the listener configured with ``config``, whose
+        start-up context is ``loaded``; starts a background read when one is due."""
+        if config.tls_certificate is None and config.tls_private_key is None:
+            return loaded
+        key, now = (
+            (_source_id(config.tls_certificate), _source_id(config.tls_private_key)),
+            self._clock(),
+        )
+        entry = self._current.get(key)
+        if entry is None:
+            entry = self._current[key] = (now + self.ttl, loaded)
+        elif entry[0] <= now:
+            self._current[key] = (now + self.ttl, entry[1])  # one read at a time
+            task = asyncio.get_running_loop().create_task(self._reload(key, config))
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
+        return entry[1]
+
+    async def _reload(self, key: Hashable, config: TlsFiles) -> None:
+        try:
+            context = await asyncio.to_thread(
+                server_context, config.hostname, config.tls_certificate, config.tls_private_key
+            )
+        except ConfigError as exc:
+            log.error("listener certificate cannot be read again; the one loaded before "
+                      "is still served", error=str(exc))  # fmt: skip
+            return
+        self.reloads += 1
+        self._current[key] = (self._clock() + self.ttl, context)
+
+
+#: The process-wide listeners' contexts.
+LISTENER_CONTEXTS = ListenerContexts()
+
+
+def serve_renewed(context: ssl.SSLContext, config: TlsFiles) -> None:
+    """Make the HTTPS listener serving ``context`` (loaded from ``config`` at start)
+    present the current certificate: each handshake switches to the latest context."""
+    if config.tls_certificate is None and config.tls_private_key is None:
+        return  # self-signed: never rebuilt
+
+    def current(connection: ssl.SSLObject, _name: str | None, _context: ssl.SSLContext) -> None:
+        renewed = LISTENER_CONTEXTS.get(config, context)
+        if renewed is not context:
+            connection.context = renewed
+
+    context.sni_callback = current
