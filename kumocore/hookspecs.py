@@ -327,6 +327,21 @@ def kumo_smtp_server_message_received(message: Message, conn_meta: ConnMeta) -> 
 
 
 @hookspec
+def kumo_smtp_server_message_deferred_inject(message: Message, conn_meta: ConnMeta) -> None:
+    """A message a ``deferred_queue = true`` listener accepted (and answered 250 to) is
+    taken from the ``deferred_smtp_inject.kumomta.internal`` queue: do here what
+    ``smtp_server_message_received`` would have done (DKIM-sign; set ``tenant``,
+    ``campaign``, ``queue``). Its ``queue`` meta is cleared before the call.
+
+    ``conn_meta`` is a copy of the message's meta; changes to it are not kept. Returning
+    re-queues the message by its meta and recipient (``DeferredInjectionRebind``); raise
+    :class:`Rejection` with a 5xx to bounce it; a 4xx or any other error is a
+    TransientFailure, retried (one-minute base interval, exponential backoff, a week).
+    Lua: ``kumo.on('smtp_server_message_deferred_inject', function(msg, conn_meta) end)``.
+    """
+
+
+@hookspec
 def kumo_smtp_server_data(message: Message, conn_meta: ConnMeta) -> None:
     """DATA was received, before the per-recipient messages are made and before the reply.
 

@@ -109,7 +109,7 @@ class EsmtpListenerConfig(
     options_for="kumo.start_esmtp_listener",
     # Not acted on: refused at load (unless --allow-unsupported) when set to non-defaults.
     unsupported=(
-        "data_buffer_size", "batch_handling", "deferred_spool", "deferred_queue",
+        "data_buffer_size", "batch_handling", "deferred_spool",
     ),
 ):
     """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""
@@ -152,6 +152,8 @@ class EsmtpListenerConfig(
         enum("BifurcateAlways", "BatchByDomain"), default="BifurcateAlways"
     )
     deferred_spool: bool = option(BOOL, default=False)
+    # KumoMTA's: queue to deferred_smtp_inject.kumomta.internal without running
+    # smtp_server_message_received (kumocore.queue.deferred_inject).
     deferred_queue: bool = option(BOOL, default=False)
     allow_xclient: bool = option(BOOL, default=False)
     require_proxy_protocol: bool = option(BOOL, default=False)

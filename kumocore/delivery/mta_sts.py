@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from kumocore.digits import decimal
+from kumocore.delivery.mta_sts_policy import (
+    PolicyError,
+    StsPolicy,
+    enforce_error,
+    parse_policy,
+    parse_txt,
+)
 from kumocore.dns.errors import DnsError
 from kumocore.dns.site_name import factor_names, split_port
 
@@ -40,83 +44,22 @@ if TYPE_CHECKING:
     from kumocore.dns.mx import MailExchanger
     from kumocore.dns.resolver import Resolver
 
+# The policy text's parts are re-exported: callers and tests name them from here.
+__all__ = [
+    "MtaSts",
+    "PolicyError",
+    "StsPolicy",
+    "parse_policy",
+    "parse_txt",
+    "tls_mode_for",
+]
+
 log = structlog.get_logger("kumocore.mta_sts")
 
 MAX_POLICY_SIZE = 64 * 1024  # RFC 8461 §3.2 suggests senders cap the policy body
 FETCH_TIMEOUT = 10.0
-MAX_MAX_AGE = 31_557_600  # one year, RFC 8461 §3.2
 MAX_CACHED_DOMAINS = 100_000
 RECHECK_INTERVAL = 60.0  # how long one TXT answer (or its absence) is trusted
-MODES = ("enforce", "testing", "none")
-_ID = re.compile(r"^[A-Za-z0-9]{1,32}$")
-
-
-class PolicyError(ValueError):
-    """A TXT record or policy file that does not follow RFC 8461."""
-
-
-@dataclass(frozen=True)
-class StsPolicy:
-    mode: str
-    mx: tuple[str, ...]
-    max_age: int
-    id: str = ""
-
-    def allows(self, host: str) -> bool:
-        """RFC 8461 §4.1: an exact name, or ``*.parent`` matching one leftmost label."""
-        name = split_port(host)[0].lower().rstrip(".")
-        for pattern in self.mx:
-            if pattern.startswith("*."):
-                label, _, parent = name.partition(".")
-                if label and parent == pattern[2:]:
-                    return True
-            elif name == pattern:
-                return True
-        return False
-
-
-def parse_txt(records: list[str]) -> str | None:
-    """The policy ``id`` of the one ``v=STSv1`` TXT record; None when there is none or
-    more than one (RFC 8461 §3.1: then the domain has no policy)."""
-    ids = []
-    for record in records:
-        fields = [f.strip() for f in record.split(";") if f.strip()]
-        if not fields or fields[0] != "v=STSv1":
-            continue
-        values = dict(f.partition("=")[::2] for f in fields[1:])
-        if not _ID.match(values.get("id", "")):
-            continue
-        ids.append(values["id"])
-    return ids[0] if len(ids) == 1 else None
-
-
-def parse_policy(text: str, policy_id: str = "") -> StsPolicy:
-    """Parse a policy file; :class:`PolicyError` names what is wrong."""
-    fields: dict[str, str] = {}
-    mx: list[str] = []
-    for line in text.replace("\r\n", "\n").split("\n"):
-        if not line.strip():
-            continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            raise PolicyError(f"policy line without a colon: {line[:80]!r}")
-        key, value = key.strip(), value.strip()
-        if key == "mx":
-            mx.append(value.lower().rstrip("."))
-        else:
-            fields.setdefault(key, value)
-    if fields.get("version") != "STSv1":
-        raise PolicyError("policy version is not STSv1")
-    mode = fields.get("mode", "")
-    if mode not in MODES:
-        raise PolicyError(f"policy mode {mode!r} is not enforce, testing or none")
-    age_text = fields.get("max_age", "")
-    age = decimal(age_text, max_digits=10)
-    if age is None:
-        raise PolicyError(f"policy max_age {age_text!r} is not a number of seconds")
-    if mode != "none" and not mx:
-        raise PolicyError(f"a {mode} policy names no mx")
-    return StsPolicy(mode, tuple(mx), min(age, MAX_MAX_AGE), policy_id)
 
 
 class _KumoResolver(AbstractResolver):
@@ -130,9 +73,17 @@ class _KumoResolver(AbstractResolver):
         self, host: str, port: int = 0, family: int = socket.AF_INET
     ) -> list[ResolveResult]:
         addresses = await self.resolver.resolve_ips(host)
-        return [ResolveResult(hostname=host, host=ip, port=port,
-                              family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
-                              proto=0, flags=socket.AI_NUMERICHOST) for ip in addresses]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=ip,
+                port=port,
+                family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for ip in addresses
+        ]
 
     async def close(self) -> None:
         return None
@@ -144,14 +95,20 @@ class MtaSts:
     private CA)."""
 
     def __init__(
-        self, resolver: Resolver, *, https_port: int = 443,
+        self,
+        resolver: Resolver,
+        *,
+        https_port: int = 443,
         ssl_context: ssl.SSLContext | None = None,
+        shares: MtaSts | None = None,
     ) -> None:
         self.resolver = resolver
         resolver.mta_sts = self  # kumo.dns.lookup_mx applies these policies too
         self.https_port = https_port
         self._ssl_context = ssl_context
-        self._cache: dict[str, tuple[StsPolicy, float]] = {}
+        # Policies by domain, one cache for the node as in KumoMTA: ``shares`` (the
+        # default resolver's) lends its own to the policies of a define_resolver resolver.
+        self._cache: dict[str, tuple[StsPolicy, float]] = {} if shares is None else shares._cache
         self._inflight: dict[str, asyncio.Task[StsPolicy | None]] = {}
         # The answer of the last discovery per domain, reused for RECHECK_INTERVAL.
         self._recent: dict[str, tuple[StsPolicy | None, float]] = {}
@@ -159,8 +116,15 @@ class MtaSts:
 
     def following(self, resolver: Resolver) -> MtaSts:
         """Policies discovered through another resolver (one of ``define_resolver``'s),
-        fetched as these are."""
-        return MtaSts(resolver, https_port=self.https_port, ssl_context=self._ssl_context)
+        fetched as these are and kept in the same policy cache (KumoMTA has one for the
+        node): the ``_mta-sts`` TXT record is asked of ``resolver``, and a policy cached
+        under the same ``id`` is reused whichever resolver found it."""
+        current = resolver.mta_sts
+        if isinstance(current, MtaSts) and current._cache is self._cache:
+            return current
+        return MtaSts(
+            resolver, https_port=self.https_port, ssl_context=self._ssl_context, shares=self
+        )
 
     @property
     def ssl_context(self) -> ssl.SSLContext:
@@ -230,7 +194,8 @@ class MtaSts:
         port = "" if self.https_port == 443 else f":{self.https_port}"
         url = f"https://mta-sts.{domain}{port}/.well-known/mta-sts.txt"
         connector = aiohttp.TCPConnector(
-            resolver=_KumoResolver(self.resolver), ssl=self.ssl_context, limit=1)
+            resolver=_KumoResolver(self.resolver), ssl=self.ssl_context, limit=1
+        )
         timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT)
         async with (
             aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
@@ -250,7 +215,9 @@ class MtaSts:
         :class:`DnsError` when an enforce policy allows none of the MX hosts."""
         # As KumoMTA: only a real MX set (not a domain's own A record) and only while
         # kumo.dns.set_mta_sts_enabled leaves it on; then nothing is fetched either.
-        if mx.is_domain_literal or mx.is_null_mx or not mx.is_mx:
+        # A null MX (``MX 0 .``) is a real MX set too: a testing policy marks it, an
+        # enforce policy allows none of its hosts (".") and fails it, as KumoMTA's.
+        if mx.is_domain_literal or not mx.is_mx:
             return mx
         if not self.resolver.mta_sts_enabled:
             return mx
@@ -261,16 +228,17 @@ class MtaSts:
             return mx
         if policy.mode == "testing":
             return dataclasses.replace(mx, mta_sts="testing")
-        by_pref = {pref: kept for pref, hosts in mx.by_pref.items()
-                   if (kept := [h for h in hosts if policy.allows(h)])}
+        by_pref = {
+            pref: kept
+            for pref, hosts in mx.by_pref.items()
+            if (kept := [h for h in hosts if policy.allows(h)])
+        }
         hosts = [h for group in by_pref.values() for h in group]
         if not hosts:
-            raise DnsError(
-                f"MTA-STS enforce policy for {domain} permits none of its MX hosts "
-                f"{[h.rstrip('.') for h in mx.hosts]}; allowed mx patterns: "
-                f"{list(policy.mx)}", name=domain)
+            raise DnsError(enforce_error(domain, mx.hosts, policy), name=domain)
         return dataclasses.replace(
-            mx, hosts=hosts, by_pref=by_pref, site_name=factor_names(hosts), mta_sts="enforce")
+            mx, hosts=hosts, by_pref=by_pref, site_name=factor_names(hosts), mta_sts="enforce"
+        )
 
 
 def tls_mode_for(config: EgressPathConfig, mx: MailExchanger | None) -> EgressPathConfig:

@@ -8,7 +8,8 @@
 * KumoMTA's resolver table (:mod:`.resolver_config`, :mod:`.upstream`) and
   ``kumo.dns.load_resolv_conf`` (:mod:`.resolv_conf`).
 * the resolvers ``kumo.dns.define_resolver`` names (:mod:`.lists`), including KumoMTA's
-  ``Test`` kind answering from zone texts (:mod:`.static_zones`).
+  ``Test`` kind answering from zone texts (:mod:`.static_zones`), which
+  ``kumo.dns.configure_resolver { Test = ... }`` gives the default resolver too.
 
 Owns DNS lookups and their cache, and the shape of an MX set. It does not own what delivery
 does with it (routing in :mod:`kumocore.queue.routing`, DANE and MTA-STS in

@@ -21,22 +21,40 @@ NULL_MX_HOST = "."
 POLICY_MODE_NAMES = {"none": "None", "testing": "Testing", "enforce": "Enforce"}
 
 
-def domain_literal_address(domain: str) -> str | None:
-    """The IP address of an RFC 5321 domain literal, or None when ``domain`` is a name.
+def domain_literal(domain: str) -> tuple[str, int | None] | None:
+    """The IP address and optional port of an RFC 5321 domain literal, or None when
+    ``domain`` is a name (``name`` or ``name:port``), classified as KumoMTA's resolver does.
 
     ``[192.0.2.1]`` and ``[IPv6:2001:db8::1]`` are the standard forms; ``[2001:db8::1]``
-    (no tag) is accepted too because KumoMTA accepts it and senders do produce it.
+    (no tag) is accepted too because KumoMTA accepts it and senders do produce it. A port
+    may follow the brackets (``[192.0.2.1]:2525``) or, as KumoMTA also reads it, sit
+    inside them (``[192.0.2.1:2525]``), not both. The port rule is KumoMTA's: digits after
+    a last colon whose left side holds no colon, so an IPv6 literal never has a port
+    (``[::1]:25`` is malformed, ``[::1:25]`` is the address ``::1:25``).
     Raises ValueError when the brackets hold something that is not an address.
     """
-    if not (domain.startswith("[") and domain.endswith("]")):
+    name, port = split_port(domain)
+    if not name.startswith("["):
         return None
-    inner = domain[1:-1]
-    if inner[:5].lower() == "ipv6:":
-        inner = inner[5:]
+    if not name.endswith("]"):
+        raise ValueError(f"invalid domain literal {domain!r}: no closing ']'")
+    # A port inside means none outside: ``[IP:P]:Q`` has a colon before ``:Q``.
+    inner, inner_port = split_port(name[1:-1].lower())
+    port = port if inner_port is None else inner_port
+    tagged = inner.startswith("ipv6:")
     try:
-        return str(ipaddress.ip_address(inner))
+        address = ipaddress.ip_address(inner.removeprefix("ipv6:"))
     except ValueError:
         raise ValueError(f"invalid domain literal {domain!r}: not an IP address") from None
+    if tagged and address.version != 6:
+        raise ValueError(f"invalid domain literal {domain!r}: not an IPv6 address")
+    return str(address), port
+
+
+def domain_literal_address(domain: str) -> str | None:
+    """The IP address of a domain literal (see :func:`domain_literal`), without its port."""
+    literal = domain_literal(domain)
+    return None if literal is None else literal[0]
 
 
 @dataclass(frozen=True)
@@ -89,8 +107,11 @@ def parse_mx_list_entry(entry: Any) -> MxTarget:
         if (path := unix_socket_path(addr)) is not None:
             return MxTarget(name=name.rstrip("."), address=path, label=path)
         address, port = _split_address(addr)
-        shown = f"[{address}]:{port}" if ":" in address and port else (
-            f"{address}:{port}" if port else address)
+        shown = (
+            f"[{address}]:{port}"
+            if ":" in address and port
+            else (f"{address}:{port}" if port else address)
+        )
         return MxTarget(name=name.rstrip("."), address=address, port=port, label=shown)
     raise ValueError("expected a host name, '[IP]', 'host:port' or { name = ..., addr = ... }")
 
@@ -138,13 +159,16 @@ class MailExchanger:
     mta_sts: str = "none"
 
     @classmethod
-    def for_literal(cls, domain: str, address: str) -> MailExchanger:
-        """A domain literal: no DNS at all, the address is both the host and the site."""
+    def for_literal(cls, domain: str, address: str, port: int | None = None) -> MailExchanger:
+        """A domain literal: no DNS at all, the address (with the literal's port, as
+        ``10.0.0.1:2525``) is both the host and the site."""
+        # Only an IPv4 literal can carry a port (KumoMTA's rule, see domain_literal).
+        host = address if port is None else f"{address}:{port}"
         return cls(
             domain_name=domain,
-            hosts=[address],
-            site_name=address,
-            by_pref={1: [address]},
+            hosts=[host],
+            site_name=host,
+            by_pref={1: [host]},
             is_domain_literal=True,
             is_mx=False,
         )
@@ -199,8 +223,7 @@ class MailExchanger:
 
     def host_port(self, host: str) -> tuple[str, int | None]:
         """Split one of ``hosts`` into the name to resolve and the optional port."""
-        if self.is_domain_literal:
-            return host, None
+        # ``10.0.0.1:2525`` (a literal with a port) splits; an IPv6 address does not.
         return split_port(host)
 
     def targets(self) -> list[MxTarget]:

@@ -12,12 +12,15 @@ instance, so a policy's lookup and delivery share one policy cache and one fetch
 * the default resolver uses delivery's policies (made here on first use when no queue
   manager has made them yet, e.g. while a policy loads; the queue manager's replace them);
 * a resolver of ``kumo.dns.define_resolver`` discovers policies through itself, as KumoMTA
-  does, with the default's fetch settings, and caches them apart;
+  does, with the default's fetch settings, into the same policy cache (KumoMTA keeps one
+  per node: a policy cached under an ``id`` serves every resolver that finds that ``id``);
 * ``kumo.dns.set_mta_sts_enabled(false)`` turns it off for every resolver (a node-wide
   switch in KumoMTA); then no policy is looked up and ``mta_sts`` is ``'None'``.
 
 Only a real MX set is subject to a policy: not a domain literal, not the implicit MX of a
-domain without MX records, and (kumocore's choice) not a null MX.
+domain without MX records. A null MX (``MX 0 .``) is one, as in KumoMTA: a ``testing``
+policy shows as ``'Testing'``, and an ``enforce`` policy, allowing no host ``.``, fails
+the lookup.
 """
 
 from __future__ import annotations
@@ -31,15 +34,15 @@ if TYPE_CHECKING:
 
 def policies_for(resolvers: NamedResolvers, resolver: Resolver) -> MxStsPolicies:
     """The MTA-STS policies that apply to MX sets ``resolver`` resolved."""
-    if resolver.mta_sts is not None:
-        return resolver.mta_sts
     base = resolvers.default.mta_sts
-    if base is not None:
-        return base.following(resolver)
-    # Imported here: kumocore.delivery builds on kumocore.dns, not the other way round.
-    from kumocore.delivery.mta_sts import MtaSts
+    if base is None:
+        # Imported here: kumocore.delivery builds on kumocore.dns, not the other way round.
+        from kumocore.delivery.mta_sts import MtaSts
 
-    return MtaSts(resolver)
+        base = MtaSts(resolvers.default)  # registers itself as the default's
+    if resolver is resolvers.default:
+        return base
+    return base.following(resolver)  # the same one each time, while ``base`` stays
 
 
 async def lookup_mx_table(
@@ -49,7 +52,7 @@ async def lookup_mx_table(
     named resolver with the domain's MTA-STS policy applied, as KumoMTA's table."""
     resolver = resolvers.get(resolver_name)
     mx = await resolver.lookup_mx(domain)
-    if resolvers.default.mta_sts_enabled and mx.is_mx and not mx.is_null_mx:
+    if resolvers.default.mta_sts_enabled and mx.is_mx:
         # The policy domain is the resolved name, never ``domain:port`` (as KumoMTA's).
         policy_domain = mx.domain_name.rstrip(".")
         mx = await policies_for(resolvers, resolver).apply(policy_domain, mx)

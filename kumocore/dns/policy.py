@@ -21,6 +21,7 @@ from kumocore.dns.mx_sts import lookup_mx_table
 from kumocore.dns.resolv_conf import load_resolv_conf as _load_resolv_conf
 from kumocore.dns.resolver import Resolver
 from kumocore.dns.resolver_config import parse_resolver_config
+from kumocore.dns.static_zones import parse_test_zones
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import policy_function
 
@@ -31,8 +32,9 @@ def _unwrap_hickory(options: dict[str, Any]) -> dict[str, Any]:
         return options
     inner = options["Hickory"]
     if not isinstance(inner, Mapping):
-        raise ConfigError("dns.configure_resolver: Hickory must be a table of name_servers "
-                          "and options")
+        raise ConfigError(
+            "dns.configure_resolver: Hickory must be a table of name_servers and options"
+        )
     return dict(inner)
 
 
@@ -51,9 +53,14 @@ def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callab
     @policy_function(table=True)
     def configure_resolver(**options: Any) -> None:
         """Point the resolver at other name servers with KumoMTA's options (call it from
-        the ``init`` event); see :mod:`kumocore.dns.resolver_config`."""
-        resolver.apply(parse_resolver_config(_unwrap_hickory(options),
-                                             "kumo.dns.configure_resolver"))
+        the ``init`` event); see :mod:`kumocore.dns.resolver_config`. KumoMTA's
+        ``{ Test = { zones = ..., servfail = ... } }`` makes it answer from those zones
+        instead, for delivery and every check too (:mod:`kumocore.dns.static_zones`)."""
+        where = "kumo.dns.configure_resolver"
+        if set(options) == {"Test"}:
+            resolver.use_zones(parse_test_zones(options["Test"], where))
+            return
+        resolver.apply(parse_resolver_config(_unwrap_hickory(options), where))
 
     @policy_function(table=False)
     def load_resolv_conf(path: str | None = None) -> dict[str, Any]:
@@ -65,8 +72,9 @@ def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callab
         """``kumo.dns.set_mta_sts_enabled(false)``: MX resolution neither fetches nor
         applies MTA-STS policies (default true, as KumoMTA)."""
         if not isinstance(enabled, bool):
-            raise ConfigError(f"kumo.dns.set_mta_sts_enabled: expected true or false, "
-                              f"got {enabled!r:.40}")
+            raise ConfigError(
+                f"kumo.dns.set_mta_sts_enabled: expected true or false, got {enabled!r:.40}"
+            )
         resolver.mta_sts_enabled = enabled
 
     @policy_function(table=False)
@@ -86,8 +94,10 @@ def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callab
         default or the named resolver; raises on NXDOMAIN."""
         _require_name("dns.lookup_addr", name)
         if strategy is not None and strategy not in IP_LOOKUP_STRATEGIES:
-            raise ConfigError(f"kumo.dns.lookup_addr: strategy must be one of "
-                              f"{', '.join(IP_LOOKUP_STRATEGIES)}, got {strategy!r}")
+            raise ConfigError(
+                f"kumo.dns.lookup_addr: strategy must be one of "
+                f"{', '.join(IP_LOOKUP_STRATEGIES)}, got {strategy!r}"
+            )
         addresses = await named.get(resolver_name).lookup_addr(name)
         return addresses if strategy is None else order_addresses(addresses, strategy)
 

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import dns.asyncresolver
 import dns.exception
@@ -51,6 +51,15 @@ class DnssecAnswer:
     status: Status
     records: tuple[Any, ...]
     secure: bool
+
+
+class StaticAnswers(Protocol):
+    """Answers held in memory instead of asked of name servers (KumoMTA's ``Test``
+    resolver, :class:`kumocore.dns.static_zones.StaticZones`)."""
+
+    def answer(self, name: str, rdtype: str, now: float) -> _Answer:
+        """The answer for (name, type) at ``now``; a transient DnsError for SERVFAIL."""
+        ...
 
 
 class _TtlCache:
@@ -112,6 +121,8 @@ class CachedQueries:
         self.validate = False
         #: The ``positive_*_ttl`` / ``negative_*_ttl`` options (seconds).
         self._ttl_bounds: dict[str, float] = {}
+        #: Zones answering every query instead of the name servers (None: the wire).
+        self._static: StaticAnswers | None = None
 
     def _ttl(self, ttl: float, kind: str) -> float:
         """``ttl`` within the ``{kind}_min_ttl`` / ``{kind}_max_ttl`` options."""
@@ -146,6 +157,10 @@ class CachedQueries:
 
     async def _fetch(self, name: str, rdtype: str) -> _Answer:
         generation = self._generation
+        if self._static is not None:
+            answer = self._static.answer(name, rdtype, self._clock())
+            self._cache.put((name, rdtype), answer)
+            return answer
         if not self._dns.nameservers:
             raise DnsError("no name servers configured", name=name, transient=True)
         try:

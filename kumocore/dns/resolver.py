@@ -37,9 +37,9 @@ import dns.resolver
 from kumocore.dns.dnspython_records import normalize_name, preload_dnspython
 from kumocore.dns.errors import DnsError
 from kumocore.dns.hosts import HostsFile
-from kumocore.dns.mx import MailExchanger, domain_literal_address
+from kumocore.dns.mx import MailExchanger, domain_literal
 from kumocore.dns.name_server import parse_name_server
-from kumocore.dns.query_cache import CachedQueries, DnssecAnswer, _Answer
+from kumocore.dns.query_cache import CachedQueries, DnssecAnswer, StaticAnswers, _Answer
 from kumocore.dns.site_name import split_port
 from kumocore.errors import ConfigError
 
@@ -118,8 +118,13 @@ class Resolver(CachedQueries):
             parse_name_server(spec)
         if timeout is not None and timeout <= 0:
             raise ConfigError(f"timeout: must be a positive number of seconds, got {timeout!r}")
-        self.apply(ResolverSettings(tuple(NameServerSpec(spec) for spec in name_servers),
-                                    lifetime=timeout, validate=validate))
+        self.apply(
+            ResolverSettings(
+                tuple(NameServerSpec(spec) for spec in name_servers),
+                lifetime=timeout,
+                validate=validate,
+            )
+        )
 
     def apply(self, settings: ResolverSettings) -> None:
         """Use a checked resolver configuration (``kumo.dns.configure_resolver``) from now
@@ -153,6 +158,20 @@ class Resolver(CachedQueries):
             self._cache.resize(settings.cache_size)
         self.use_hosts_file = settings.use_hosts_file
         self._ttl_bounds = dict(settings.ttl_bounds)
+        self._static = None
+        self._start_over()
+
+    def use_zones(self, zones: StaticAnswers) -> None:
+        """Answer every query from ``zones`` from now on, as KumoMTA's ``Test`` resolver
+        (``kumo.dns.configure_resolver { Test = ... }``); drops the cache. As KumoMTA's,
+        it reads no hosts file, and a zone marked ``secure`` is believed (DANE can use it)."""
+        self._static = zones
+        self.use_hosts_file = False
+        self.validate = True
+        self._start_over()
+
+    def _start_over(self) -> None:
+        """Forget every answer: the next lookups ask the new configuration."""
         self._generation += 1
         self._cache.clear()
         self._inflight.clear()
@@ -170,11 +189,11 @@ class Resolver(CachedQueries):
     async def lookup_mx(self, domain: str) -> MailExchanger:
         """Resolve ``domain`` (``name``, ``name:port`` or a domain literal) to its MX set."""
         try:
-            literal = domain_literal_address(domain)
+            literal = domain_literal(domain)
         except ValueError as err:
             raise DnsError(str(err), name=domain) from None
         if literal is not None:
-            return MailExchanger.for_literal(domain, literal)
+            return MailExchanger.for_literal(domain, *literal)
         built = self._built_mx.get(domain)
         if built is not None and self._cache.get(built[0]) is built[1]:
             return built[2]
@@ -187,9 +206,15 @@ class Resolver(CachedQueries):
                 raise DnsError(f"MX lookup for {name} failed: NXDOMAIN", name=name)
             return answer
 
-        answer = await self.mx_limits.lookup(name, query, lambda: DnsError(
-            f"MX lookup for {name} timed out after {self.mx_limits.timeout:g}s",
-            name=name, transient=True))
+        answer = await self.mx_limits.lookup(
+            name,
+            query,
+            lambda: DnsError(
+                f"MX lookup for {name} timed out after {self.mx_limits.timeout:g}s",
+                name=name,
+                transient=True,
+            ),
+        )
         if answer.status == "nodata":
             mx = MailExchanger.implicit(name, port)
         else:

@@ -27,8 +27,9 @@ from kumocore.errors import ConfigError
 _TOP_KEYS = ("name_servers", "domain", "search", "options", "timeout")
 #: Retries of an unanswered lookup (each costs a whole ``timeout``).
 MAX_ATTEMPTS = 100
-#: KumoMTA's structured resolver forms other than Hickory: no equivalent in kumocore.
-_OTHER_KINDS = ("Test", "Unbound", "Aggregate")
+#: KumoMTA's structured resolver forms other than Hickory and Test (the caller handles
+#: ``{ Test = ... }`` alone, :mod:`kumocore.dns.static_zones`): no equivalent in kumocore.
+_OTHER_KINDS = ("Unbound", "Aggregate")
 _SERVER_KEYS = ("socket_addr", "protocol", "trust_negative_responses", "bind_addr")
 PROTOCOLS = ("udp", "tcp", "udp_then_tcp")
 _IP_STRATEGIES = (
@@ -249,7 +250,7 @@ def parse_resolver_config(table: Mapping[str, Any], where: str) -> ResolverSetti
         raise _fail(
             where,
             f"KumoMTA's '{kinds[0]}' resolver is not supported by kumocore "
-            "(only the Hickory form: name_servers, domain, search, options)",
+            "(only the Hickory form: name_servers, domain, search, options; or Test)",
         )
     unknown = sorted(str(key) for key in table if key not in _TOP_KEYS)
     if unknown:

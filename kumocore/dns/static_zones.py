@@ -13,7 +13,10 @@ answers count as DNSSEC-validated. Answers follow KumoMTA's test resolver:
 * every answer lives 60 seconds.
 
 The lookups, their cache and the MailExchanger built from an MX answer are those of
-:class:`~kumocore.dns.resolver.Resolver`: only where answers come from differs.
+:class:`~kumocore.dns.resolver.Resolver`: only where answers come from differs
+(:meth:`~kumocore.dns.resolver.Resolver.use_zones`). The same table given to
+``kumo.dns.configure_resolver { Test = ... }`` makes the default resolver answer from
+its zones, for delivery and every check as well as for the lookups.
 """
 
 from __future__ import annotations
@@ -42,18 +45,16 @@ _TEST_KEYS = ("zones", "servfail")
 _ZONE_KEYS = ("zone", "secure")
 
 
-class ZoneResolver(Resolver):
-    """A :class:`Resolver` whose answers come from in-memory zones instead of the wire."""
+class StaticZones:
+    """In-memory zones answering (name, type) queries as KumoMTA's test resolver does."""
 
     def __init__(
         self, zones: list[tuple[dns.zone.Zone, bool]], servfail: frozenset[dns.name.Name]
     ) -> None:
-        super().__init__(["127.0.0.1:53"])  # never asked: _fetch answers from the zones
-        self.use_hosts_file = False  # KumoMTA's test resolver does not read /etc/hosts
         self._zones = {zone.origin: (zone, secure) for zone, secure in zones}
         self._servfail = servfail
 
-    async def _fetch(self, name: str, rdtype: str) -> _Answer:
+    def answer(self, name: str, rdtype: str, now: float) -> _Answer:
         qname = dns.name.from_text(name)
         if qname in self._servfail:
             raise DnsError(
@@ -61,12 +62,13 @@ class ZoneResolver(Resolver):
                 name=name,
                 transient=True,
             )
-        answer = self._answer(qname, dns.rdatatype.from_text(rdtype), MAX_CNAME_STEPS)
-        self._cache.put((name, rdtype), answer)
-        return answer
+        return self._answer(
+            qname, dns.rdatatype.from_text(rdtype), now + ANSWER_TTL, MAX_CNAME_STEPS
+        )
 
-    def _answer(self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, steps: int) -> _Answer:
-        expires = self._clock() + ANSWER_TTL
+    def _answer(
+        self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, expires: float, steps: int
+    ) -> _Answer:
         found = self._zone_of(qname)
         if found is None:
             return _Answer("nxdomain", (), expires)
@@ -78,7 +80,7 @@ class ZoneResolver(Resolver):
             return _Answer("ok", tuple(_convert(text, r) for r in rdataset), expires, secure)
         alias = None if node is None else node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
         if alias is not None and rdtype != dns.rdatatype.CNAME and steps > 0:
-            target = self._answer(next(iter(alias)).target, rdtype, steps - 1)
+            target = self._answer(next(iter(alias)).target, rdtype, expires, steps - 1)
             return _Answer(target.status, target.records, expires, target.secure and secure)
         return _Answer("nodata", (), expires, secure)
 
@@ -92,8 +94,15 @@ class ZoneResolver(Resolver):
         return None
 
 
-def make_zone_resolver(options: Any, where: str) -> ZoneResolver:
-    """Check KumoMTA's ``Test`` table and build the resolver; ``where`` prefixes errors."""
+def make_zone_resolver(options: Any, where: str) -> Resolver:
+    """A resolver answering from KumoMTA's ``Test`` table (``define_resolver``)."""
+    resolver = Resolver(["127.0.0.1:53"])  # never asked: the zones answer
+    resolver.use_zones(parse_test_zones(options, where))
+    return resolver
+
+
+def parse_test_zones(options: Any, where: str) -> StaticZones:
+    """Check KumoMTA's ``Test`` table and load its zones; ``where`` prefixes errors."""
     if isinstance(options, Mapping) and any(key in _TEST_KEYS for key in options):
         unknown = sorted(str(key) for key in options if key not in _TEST_KEYS)
         if unknown:
@@ -112,7 +121,7 @@ def make_zone_resolver(options: Any, where: str) -> ZoneResolver:
     names = frozenset(
         _servfail_name(where, value) for value in _as_list(where, "Test.servfail", servfail)
     )
-    return ZoneResolver(zones, names)
+    return StaticZones(zones, names)
 
 
 def _zone(where: str, index: int, entry: Any) -> tuple[dns.zone.Zone, bool]:

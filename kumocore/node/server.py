@@ -314,6 +314,7 @@ def wire_services(
         hooks=runtime.hooks, store=store, logs=logs, journal=journal, queues=queues,
         nodeid=runtime.nodeid, receptions=metrics.receptions, storage=storage,
     )  # fmt: skip
+    queues.resolve_queue = intake.resolve_queue_config  # deferred injection re-queues
     services = Services(
         hostname=runtime.hostname, nodeid=runtime.nodeid, hooks=runtime.hooks,
         resolver=runtime.resolver, store=store, logs=logs, journal=journal,

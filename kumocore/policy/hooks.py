@@ -208,6 +208,12 @@ class Hooks:
             call = traced_callback(conn_meta, "smtp_server_message_received", call, _first)
         await call
 
+    async def smtp_server_message_deferred_inject(
+        self, message: Message, conn_meta: ConnMeta
+    ) -> None:
+        await self.caller.call_all(
+            "kumo_smtp_server_message_deferred_inject", message=message, conn_meta=conn_meta)
+
     async def smtp_server_data(self, message: Message, conn_meta: ConnMeta) -> None:
         call = self.caller.call_all(
             "kumo_smtp_server_data", message=message, conn_meta=conn_meta

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from kumocore.mail.message import Message
     from kumocore.policy.hooks import Hooks
     from kumocore.queue.automation import Automation
+    from kumocore.queue.deferred_inject import ResolveQueue
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
 
@@ -82,6 +83,9 @@ class QueueManager:
         self.scheduled: dict[str, ScheduledQueue] = {}
         #: Every egress path of this node, one per (source, site, protocol).
         self.paths: dict[PathKey, EgressPath] = {}
+        #: A message's queue name and configuration as the intake resolves them; set
+        #: when the node is wired (the deferred injection queue re-queues with it).
+        self.resolve_queue: ResolveQueue | None = None
         self.admin = AdminRules()
         self.outcomes = Outcomes(
             journal=journal,

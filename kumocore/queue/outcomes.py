@@ -225,8 +225,10 @@ class Outcomes:
         kind: str = "Bounce",
         log_it: bool = True,
         session: SessionInfo | None = None,
+        queue_site: bool | str = False,
     ) -> None:
-        """A final failure (``Bounce``, ``AdminBounce`` or ``Expiration``): log, then forget."""
+        """A final failure (``Bounce``, ``AdminBounce`` or ``Expiration``): log, then forget
+        (``queue_site``: as for :meth:`transient`)."""
         self.counters[_COUNTER_OF[kind]] += 1
         self.stats.record(_path_name(path), "failed", response)
 
@@ -236,7 +238,7 @@ class Outcomes:
                 classification = await self.journal.classify(response)
                 ticket = self._record(
                     kind, message, response, path, peer, source_address, classification,
-                    session=session,
+                    session=session, queue_site=queue_site,
                 )
             await self._finish(message, ticket)
 

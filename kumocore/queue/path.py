@@ -89,6 +89,9 @@ class EgressPath:
         self.suspended_until = 0.0
         self._resume: asyncio.TimerHandle | None = None
         self._pumping = False
+        # Set by stop(): a connection cancelled then puts its message back and ends, and
+        # its wake() must not open another (it would deliver after the node stopped).
+        self._stopping = False
         self._slot_retry: asyncio.TimerHandle | None = None
         #: Messages deferred in this pass of the loop (:data:`DEFER_BATCH`).
         self._deferred_in_pass = 0
@@ -277,7 +280,7 @@ class EgressPath:
             # Called as each connection ends and when a slot is retried: a queue that sent
             # everything is no longer held back by a limit it met (ready-q-states).
             self.throttles.states.clear()
-        if self._pumping or not self.messages or self.suspended:
+        if self._pumping or self._stopping or not self.messages or self.suspended:
             return
         if self.backoff.active:
             self.backoff.call_when_over(self.wake)
@@ -358,6 +361,7 @@ class EgressPath:
 
     async def stop(self) -> None:
         """Cancel the path's timers and connections (see :func:`stop_paths`)."""
+        self._stopping = True
         self.backoff.cancel()
         if self._resume is not None:
             self._resume.cancel()

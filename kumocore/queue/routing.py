@@ -5,7 +5,9 @@ The destination is KumoMTA's: the queue name's routing domain, else its domain (
 ``host:port``). The queue config's ``protocol`` decides the site: the MX site of that
 destination, ``mx_list:<entries>`` for an explicit ``mx_list``, or the destination itself
 for other protocols; the path (its ready queue) is ``source->site@<protocol suffix>``.
-Maildir queues are written directly, without a path (as in KumoMTA).
+Maildir queues are written directly, without a path (as in KumoMTA); the deferred
+injection queue of ``deferred_queue`` listeners has a ready queue of its own
+(kumocore.queue.deferred_inject).
 
 The source is the next of the pool's weighted round robin; when the egress path of that
 source limits how often it may be selected (``source_selection_rate``,
@@ -28,7 +30,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from kumocore.config.protocols import SMTP_DEFAULT, MaildirProtocol, SmtpProtocol
+from kumocore.config.protocols import (
+    SMTP_DEFAULT,
+    DeliveryProtocol,
+    MaildirProtocol,
+    SmtpProtocol,
+)
 from kumocore.delivery.custom_lua import LuaOwner, lua_protocol, lua_ready_queue_for
 from kumocore.mail.internal_responses import (
     expired_due,
@@ -41,6 +48,11 @@ from kumocore.mail.internal_responses import (
 )
 from kumocore.mail.queue_name import parse_queue_name
 from kumocore.policy.refresh import Freshness
+from kumocore.queue.deferred_inject import (
+    DeferredInjectProtocol,
+    DeferredOwner,
+    deferred_path_for,
+)
 from kumocore.queue.egress import PathKey
 from kumocore.queue.egress_cache import DefinitionCache
 from kumocore.queue.errors import RoutingError
@@ -68,7 +80,7 @@ log = structlog.get_logger("kumocore.routing")
 INSERT_THROTTLED = "ThrottledByThrottleInsertReadyQueue"
 
 
-class RouterOwner(LuaOwner, Protocol):
+class RouterOwner(LuaOwner, DeferredOwner, Protocol):
     """What routing needs of the queue manager that builds it (and, for ``custom_lua``
     queues, what those ready queues need)."""
 
@@ -136,17 +148,10 @@ class Router:
             return
         if await self._throttled(message):
             return
-        if isinstance(queue.config.protocol, MaildirProtocol):
-            from kumocore.queue.maildir import deliver_to_maildir
-
-            await deliver_to_maildir(manager, message, queue.config.protocol, queue.name)
-            return
-        if queue.config.protocol is not None and queue.config.protocol.name == "xfer":
-            from kumocore.xfer.send import XferProtocol
-
-            assert isinstance(queue.config.protocol, XferProtocol)
-            # Handed over, not awaited: a slow target must not hold a routing task.
-            queue.config.protocol.sender.submit(manager, message, queue.config.protocol)
+        protocol = queue.config.protocol
+        # SMTP queues (no protocol, or smtp's) pay one test for the protocols below.
+        if protocol is not None and protocol.name != "smtp_client" \
+                and await self._special(message, queue, protocol):
             return
         try:
             path = await self._dispatch(message, queue)
@@ -154,6 +159,34 @@ class Router:
             manager.outcomes.handle(None, message, error.response, peer=None)
             return
         path.add(message)
+
+    async def _special(
+        self, message: Message, queue: ScheduledQueue, protocol: DeliveryProtocol
+    ) -> bool:
+        """Route a message of a protocol that has no ready queue of the SMTP kind (maildir,
+        xfer, deferred injection); False for the others (``custom_lua``)."""
+        manager = self.manager
+        if isinstance(protocol, MaildirProtocol):
+            from kumocore.queue.maildir import deliver_to_maildir
+
+            await deliver_to_maildir(manager, message, protocol, queue.name)
+            return True
+        if protocol.name == "xfer":
+            from kumocore.xfer.send import XferProtocol
+
+            assert isinstance(protocol, XferProtocol)
+            # Handed over, not awaited: a slow target must not hold a routing task.
+            protocol.sender.submit(manager, message, protocol)
+            return True
+        if isinstance(protocol, DeferredInjectProtocol):
+            try:
+                path = await deferred_path_for(manager, queue.name)
+            except RoutingError as error:
+                manager.outcomes.handle(None, message, error.response, peer=None)
+                return True
+            path.add(message)
+            return True
+        return False
 
     async def _throttled(self, message: Message) -> bool:
         """Run ``throttle_insert_ready_queue``; True when it pushed the message's due time

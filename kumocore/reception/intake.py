@@ -21,8 +21,8 @@ from kumocore.errors import Rejection
 from kumocore.logs.record import PeerAddress
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
 from kumocore.policy.refresh import Freshness
+from kumocore.queue.deferred_inject import DEFERRED_QUEUE_NAME, deferred_queue_config
 from kumocore.queue.insert_context import RECEIVED
-from kumocore.xfer.wire import XFER_QUEUE_SUFFIX
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -40,6 +40,8 @@ log = structlog.get_logger("kumocore.reception.intake")
 _T = TypeVar("_T")
 #: How long a message waits for room in the log sinks before it is refused with a 451.
 LOG_ROOM_SECONDS = 10.0
+#: What the names of KumoMTA's internal queues (transfers, deferred injection) end with.
+INTERNAL_QUEUE_SUFFIX = ".kumomta.internal"
 #: Bound on cached queue configurations (one per distinct queue name).
 MAX_CACHED_QUEUE_CONFIGS = 100_000
 
@@ -130,7 +132,9 @@ class Intake:
         name, parts = message_queue(message)
         if name == NULL_QUEUE:
             return name, None
-        if name.endswith(XFER_QUEUE_SUFFIX):  # a transfer queue: not the policy's to configure
+        if name.endswith(INTERNAL_QUEUE_SUFFIX):  # KumoMTA's own queues: built-in configs
+            if name == DEFERRED_QUEUE_NAME:
+                return name, deferred_queue_config()
             from kumocore.xfer.send import xfer_queue_config
 
             xfer = xfer_queue_config(name)

@@ -114,6 +114,8 @@ class MessageStore:
         await asyncio.shield(task)
 
     def _reference(self, message_id: str, key: str) -> None:
+        if self._key_of.get(message_id) == key:
+            return  # saved again (its meta changed): still one user of the body
         self._key_of[message_id] = key
         self._refs[key] = self._refs.get(key, 0) + 1
 

@@ -191,3 +191,28 @@ async def test_system_shutdown_timeout_bounds_a_paths_in_flight_delivery_at_stop
     started = time.monotonic()
     await bench.queues.stop(timeout=8.0)
     assert time.monotonic() - started < 4.0
+
+
+
+async def test_a_stopped_path_opens_no_connection_for_a_message_put_back(
+    make_bench: Any, mx: HostileMx
+) -> None:
+    """A delivery cancelled at stop may hand its message back to its path as the
+    connection ends, and the ending connection wakes the path: a stopped path must not
+    open another connection (it would deliver after the node stopped)."""
+    mx.mode = "slow_drip"
+    bench: Bench = await make_bench(path={"smtp_port": mx.port, **SHORT_TIMEOUTS,
+                                          "banner_timeout": "30s",
+                                          "system_shutdown_timeout": "0.5s"})  # fmt: skip
+    message = await bench.inject("held@example.com")
+    deadline = time.monotonic() + 10
+    while not any(r.connections for r in bench.queues.paths.values()):
+        assert time.monotonic() < deadline, "no connection opened"
+        await asyncio.sleep(0.05)
+    [path] = bench.queues.paths.values()
+    await bench.queues.stop(timeout=8.0)
+    stopped = time.monotonic()
+    path.messages.append(message)  # what a cancelled connection's put-back leaves
+    path.wake()  # what the ending connection calls
+    await asyncio.sleep(0.5)
+    assert mx.connections_since(stopped) == 0 and path.connections == 0

@@ -9,6 +9,8 @@ The steps follow KumoMTA's ``process_data``:
    ``Received:`` header; ``smtp_server_message_received`` runs for each, within
    ``data_processing_timeout`` (else ``451 4.4.5``). A Rejection of any one message
    refuses the whole transaction with its reply; any other failure is ``421 4.3.0``.
+   With ``deferred_queue = true`` the event does not run: each message is queued to
+   ``deferred_smtp_inject.kumomta.internal`` instead (:mod:`kumocore.queue.deferred_inject`).
 3. The supplemental trace header; the relay decision per message (again, as the policy
    may have changed sender or recipient); OOB/ARF reports (:mod:`kumocore.reception.smtp.reports`).
 4. Messages to relay go to :meth:`Intake.accept`. Reply: ``250 OK ids=<id> <id>...``.
@@ -41,6 +43,7 @@ from kumocore.mail.headers import split_header_block
 from kumocore.mail.ids import new_message_id
 from kumocore.mail.message import Message
 from kumocore.mail.queue_name import NULL_QUEUE
+from kumocore.queue.deferred_inject import DEFERRED_QUEUE_NAME
 from kumocore.reception.smtp.budget import PEER_SHARE
 from kumocore.reception.smtp.relay import check_relaying
 from kumocore.reception.smtp.reports import Report, find_report, log_report
@@ -176,8 +179,11 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: 
                 body, meta, clean = await _data_event(session, txn, body, clean)
                 no_dot_lines = no_dot_lines and body is received  # else: not known
             messages = _make_messages(session, txn, body, meta, clean, no_dot_lines)
-            for message in messages:
-                await hooks.smtp_server_message_received(message, session.conn_meta)
+            if session.config.deferred_queue:
+                _defer(messages)
+            else:
+                for message in messages:
+                    await hooks.smtp_server_message_received(message, session.conn_meta)
     except TimeoutError:
         await session.reply(451, "4.4.5 data_processing_timeout exceeded (rx)")
         return
@@ -210,6 +216,14 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: 
         if message.id in accepted:
             await log_report(session.runtime.journal, message, report,
                              peer_ip=session.peer_ip, ehlo=session.ehlo_domain or "")
+
+
+def _defer(messages: list[Message]) -> None:
+    """``deferred_queue = true``: no ``smtp_server_message_received``; each message goes
+    to the deferred injection queue, whose handler runs after the reply
+    (:mod:`kumocore.queue.deferred_inject`)."""
+    for message in messages:
+        message.set_meta("queue", DEFERRED_QUEUE_NAME)
 
 
 async def _data_event(

@@ -45,13 +45,11 @@ from kumocore.reception.smtp.dynamic import apply_dynamic_parameters
 from kumocore.reception.smtp.limits import admission_refusal
 from kumocore.reception.smtp.proxied import accept_proxy_header
 from kumocore.reception.smtp.replies import SessionReplies
+from kumocore.reception.smtp.session_state import ListenerView
 from kumocore.trace.bus import SERVER_TRACE
 
 if TYPE_CHECKING:
-    import ssl
 
-    from kumocore.config import EsmtpListenerConfig
-    from kumocore.node.runtime import Runtime
     from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
 
 log = structlog.get_logger("kumocore.reception.smtp")
@@ -69,16 +67,11 @@ JUNK_VERBS = frozenset({"NOOP", "RSET", "VRFY", "EXPN", "HELP", "EHLO", "HELO"})
 RECIPIENT_OVERSHOOT_LIMIT = 1000
 
 
-class Listener(Protocol):
+class Listener(ListenerView, Protocol):
     """The listener a session belongs to (:class:`kumocore.reception.smtp.server.EsmtpListener`,
-    which creates sessions: typed structurally so that this module needs nothing of it)."""
+    which creates sessions: typed structurally so that this module needs nothing of it):
+    what the session state reads, and the command handlers."""
 
-    @property
-    def runtime(self) -> Runtime: ...
-    @property
-    def config(self) -> EsmtpListenerConfig: ...
-    @property
-    def tls_context(self) -> ssl.SSLContext | None: ...
     @property
     def commands(self) -> Mapping[str, CommandHandler]:
         """The handler of each SMTP verb (:data:`kumocore.reception.smtp.commands.COMMANDS`)."""

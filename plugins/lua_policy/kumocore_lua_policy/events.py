@@ -44,9 +44,7 @@ ALIASES = {"smtp_server_rcpt_to": "smtp_server_mail_rcpt_to"}
 DISPOSITION_PREFIX = "log_disposition_"
 
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
-UNSUPPORTED_KUMOMTA_EVENTS = frozenset({
-    "smtp_server_split_transaction", "smtp_server_message_deferred_inject",
-})
+UNSUPPORTED_KUMOMTA_EVENTS = frozenset({"smtp_server_split_transaction"})
 #: Why, for the events a policy is likely to port, with what to use instead.
 UNSUPPORTED_REASONS = {
     "smtp_server_split_transaction": (

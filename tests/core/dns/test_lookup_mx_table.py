@@ -232,25 +232,74 @@ async def test_set_mta_sts_enabled_false_reports_none_and_looks_nothing_up(
     assert dns.query_count("_mta-sts.sts.example") == 0 and policies.requests == []
 
 
-async def test_a_named_resolver_discovers_the_policy_through_itself(
+async def test_a_named_resolver_discovers_the_policy_through_itself_into_the_shared_cache(
     fns: dict[str, Any],
     resolvers: NamedResolvers,
     dns: TestDnsServer,
     policies: PolicyServer,
 ) -> None:
-    _delivery_policies(resolvers.default, policies)  # the fetch settings it follows
+    delivery = _delivery_policies(resolvers.default, policies)  # the fetch settings it follows
     with TestDnsServer({"sts.example": ZONES["sts.example"]}) as other:
         resolvers.define("alt", {"Hickory": {"name_servers": [other.address]}})
         policies.publish(other, "sts.example", "enforce", "*.sts.example")
         named = await fns["dns.lookup_mx"]("sts.example", "alt")
-        default = await fns["dns.lookup_mx"]("sts.example")
         assert other.query_count("_mta-sts.sts.example", "TXT") == 1
     assert (named["mta_sts"], named["site_name"]) == ("Enforce", "(mx1|mx2).sts.example")
-    assert (default["mta_sts"], len(default["hosts"])) == ("None", 3)  # none published there
-    assert resolvers.get("alt").mta_sts is not resolvers.default.mta_sts
+    # KumoMTA keeps one policy cache per node: the default resolver, whose DNS publishes
+    # no _mta-sts record, still has the cached policy in force (RFC 8461 section 5.1).
+    default = await fns["dns.lookup_mx"]("sts.example")
+    assert dns.query_count("_mta-sts.sts.example", "TXT") == 1
+    assert (default["mta_sts"], default["hosts"]) == ("Enforce", named["hosts"])
+    assert len(policies.requests) == 1
+    assert resolvers.get("alt").mta_sts is not delivery  # its own discovery, shared cache
 
 
-async def test_a_null_mx_gets_no_policy_lookup(
+async def test_a_policy_fetched_for_delivery_serves_a_named_resolver_with_the_same_id(
+    fns: dict[str, Any],
+    resolvers: NamedResolvers,
+    dns: TestDnsServer,
+    policies: PolicyServer,
+) -> None:
+    delivery = _delivery_policies(resolvers.default, policies)
+    policies.publish(dns, "sts.example", "enforce", "*.sts.example")
+    await delivery.apply("sts.example", await resolvers.default.lookup_mx("sts.example"))
+    resolvers.define("alt", {"Hickory": {"name_servers": [dns.address]}})
+    for _ in range(2):
+        named = await fns["dns.lookup_mx"]("sts.example", "alt")
+    assert named["mta_sts"] == "Enforce"
+    assert len(policies.requests) == 1  # the named resolver found the same id: no refetch
+    # A new id seen through another named resolver is fetched once and replaces the
+    # policy for every resolver, delivery's included.
+    policies.publish(dns, "sts.example", "testing", "*.sts.example", policy_id="2")
+    resolvers.define("fresh", {"Hickory": {"name_servers": [dns.address]}})
+    assert (await fns["dns.lookup_mx"]("sts.example", "fresh"))["mta_sts"] == "Testing"
+    assert len(policies.requests) == 2
+    delivery._recent.clear()  # as RECHECK_INTERVAL later
+    resolvers.default.configure([dns.address])  # forget the cached TXT record
+    routed = await delivery.apply("sts.example", await resolvers.default.lookup_mx("sts.example"))
+    assert routed.mta_sts == "testing" and len(policies.requests) == 2
+
+
+async def test_the_shared_policy_cache_stays_bounded(
+    resolvers: NamedResolvers,
+    dns: TestDnsServer,
+    policies: PolicyServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("kumocore.delivery.mta_sts.MAX_CACHED_DOMAINS", 2)
+    delivery = _delivery_policies(resolvers.default, policies)
+    resolvers.define("alt", {"Hickory": {"name_servers": [dns.address]}})
+    named = delivery.following(resolvers.get("alt"))
+    assert delivery.following(resolvers.get("alt")) is named  # one per resolver
+    for domain in STS_DOMAINS:
+        policies.publish(dns, domain, "testing", f"*.{domain}")
+    for domain in STS_DOMAINS:  # three domains through the named resolver: one too many
+        assert (await named.policy_for(domain)) is not None
+    assert len(policies.requests) == 3
+    assert named._cache is delivery._cache and len(delivery._cache) == 2
+
+
+async def test_a_null_mx_under_a_testing_policy_says_testing_as_kumomta(
     fns: dict[str, Any],
     resolvers: NamedResolvers,
     dns: TestDnsServer,
@@ -259,8 +308,97 @@ async def test_a_null_mx_gets_no_policy_lookup(
     _delivery_policies(resolvers.default, policies)
     policies.publish(dns, "nullmx.example", "testing", "*.example")
     table = await fns["dns.lookup_mx"]("nullmx.example")
-    assert (table["hosts"], table["site_name"], table["mta_sts"]) == (["."], "", "None")
-    assert dns.query_count("_mta-sts.nullmx.example") == 0
+    assert (table["hosts"], table["site_name"], table["mta_sts"]) == (["."], "", "Testing")
+    assert dns.query_count("_mta-sts.nullmx.example", "TXT") == 1
+
+
+async def test_a_null_mx_under_an_enforce_policy_fails_with_kumomtas_error(
+    fns: dict[str, Any],
+    resolvers: NamedResolvers,
+    dns: TestDnsServer,
+    policies: PolicyServer,
+) -> None:
+    delivery = _delivery_policies(resolvers.default, policies)
+    policies.publish(dns, "nullmx.example", "enforce", "*.example")
+    expected = (
+        'MTA-STS enforce policy for nullmx.example permits none of its MX hosts ["."]; '
+        'allowed mx patterns: ["*.example"]. The destination is undeliverable until its '
+        "MTA-STS policy is corrected."
+    )
+    with pytest.raises(DnsError) as failure:
+        await fns["dns.lookup_mx"]("nullmx.example")
+    assert str(failure.value) == expected
+    # Routing applies the same policy: the queue waits (transient) instead of bouncing.
+    with pytest.raises(DnsError) as routed:
+        await delivery.apply("nullmx.example", await resolvers.default.lookup_mx("nullmx.example"))
+    assert str(routed.value) == expected
+
+
+async def test_the_enforce_error_lists_hosts_and_patterns_as_kumomta_does(
+    fns: dict[str, Any],
+    resolvers: NamedResolvers,
+    dns: TestDnsServer,
+    policies: PolicyServer,
+) -> None:
+    _delivery_policies(resolvers.default, policies)
+    policies.publish(dns, "sts.example", "enforce", "mx9.elsewhere.example", "*.other.example")
+    with pytest.raises(DnsError) as failure:
+        await fns["dns.lookup_mx"]("sts.example:2525")
+    assert str(failure.value) == (
+        "MTA-STS enforce policy for sts.example permits none of its MX hosts "
+        '["mx1.sts.example.:2525", "mx2.sts.example.:2525", "backup.relay.example.:2525"]; '
+        'allowed mx patterns: ["mx9.elsewhere.example", "*.other.example"]. The destination '
+        "is undeliverable until its MTA-STS policy is corrected."
+    )
+
+
+@pytest.mark.parametrize(
+    ("literal", "host"),
+    [
+        ("[10.0.0.1]:2525", "10.0.0.1:2525"),
+        ("[10.0.0.1:2525]", "10.0.0.1:2525"),  # KumoMTA reads a port inside the brackets
+        ("[IPv6:::1:25]", "::1:25"),  # KumoMTA's rule: an IPv6 literal has no port
+    ],
+)
+async def test_a_domain_literal_with_a_port_puts_it_in_hosts_and_site_as_kumomta(
+    fns: dict[str, Any],
+    dns: TestDnsServer,
+    literal: str,
+    host: str,
+) -> None:
+    assert await fns["dns.lookup_mx"](literal) == {
+        "domain_name": literal,
+        "hosts": [host],
+        "site_name": host,
+        "by_pref": {1: [host]},
+        "is_domain_literal": True,
+        "is_secure": False,
+        "is_mx": False,
+        "mta_sts": "None",
+    }
+    assert dns.queries == []
+
+
+@pytest.mark.parametrize(
+    ("literal", "error"),
+    [
+        ("[10.0.0.1:25]:2525", "no closing"),  # a port both inside and outside
+        ("[IPv6:::1]:25", "no closing"),
+        ("[10.0.0.1", "no closing"),
+        ("[IPv6:10.0.0.1]", "not an IPv6 address"),
+        ("[10.0.0.1]:99999", "no closing"),
+    ],
+)
+async def test_malformed_literals_with_ports_are_refused_as_kumomta(
+    fns: dict[str, Any],
+    dns: TestDnsServer,
+    literal: str,
+    error: str,
+) -> None:
+    with pytest.raises(DnsError, match=error) as failure:
+        await fns["dns.lookup_mx"](literal)
+    assert failure.value.transient is False
+    assert dns.queries == []
 
 
 async def test_a_domain_with_a_port_gets_its_domains_policy_in_routing_and_the_table(

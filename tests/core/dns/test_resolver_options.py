@@ -240,7 +240,8 @@ async def test_domain_search_ndots_and_ip_strategy_leave_names_absolute_as_kumom
         ({"name_servers": [{"socket_addr": "127.0.0.1:53", "bind_addr": "eth0"}]}, "bind_addr"),
         ({"name_servers": [{"socket_addr": "127.0.0.1:53", "weight": 1}]}, "'weight'"),
         ({"timeout": 1, "options": {"attempts": 1}}, "timeout"),
-        ({"Test": {"zones": []}}, "'Test' resolver is not supported"),
+        ({"Unbound": {"name_servers": []}}, "'Unbound' resolver is not supported"),
+        ({"Aggregate": []}, "'Aggregate' resolver is not supported"),
     ],
 )
 def test_options_kumocore_cannot_honour_are_refused_naming_them(

@@ -3,6 +3,7 @@ answers lookup_mx / lookup_addr / lookup_txt / lookup_ptr / rbl_lookup from zone
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 from kumocore import ConfigError
 from kumocore.dns import DnsError, Resolver, make_dns_functions
 from kumocore.dns.lists import NamedResolvers, make_dns_list_functions
+from kumocore.spf.policy import make_spf_functions
+from kumocore.testing.dns import TestDnsServer
 
 ZONE = """\
 $ORIGIN example.com.
@@ -159,3 +162,83 @@ def test_bad_test_zone_configurations_are_refused_at_definition(
 ) -> None:
     with pytest.raises(ConfigError, match=r"define_resolver\('bad'\): " + error):
         resolvers.define("bad", config)
+
+
+DEFAULT_ZONE = """\
+$ORIGIN zoned.example.
+@     600 IN MX 10 mx.zoned.example.
+@         IN TXT "v=spf1 ip4:192.0.2.0/24 -all"
+mx        IN A   127.0.0.1
+"""
+
+
+@pytest.fixture
+def wire() -> Iterator[TestDnsServer]:
+    """A name server that also knows zoned.example, differently: an answer from it
+    would show that a lookup went to the wire instead of the zones."""
+    with TestDnsServer({"zoned.example": {"MX": [(5, "wire.zoned.example")]}}) as server:
+        yield server
+
+
+async def test_configure_resolver_with_test_zones_makes_the_default_resolver_answer_from_them(
+    wire: TestDnsServer,
+) -> None:
+    named = NamedResolvers(Resolver([wire.address], timeout=0.5))
+    fns = {**make_dns_functions(named), **make_spf_functions(named)}
+    fns["dns.configure_resolver"](
+        Test={"zones": [{"zone": DEFAULT_ZONE, "secure": True}], "servfail": ["down.example"]}
+    )
+    mx = await fns["dns.lookup_mx"]("zoned.example")  # no resolver name: the default
+    assert (mx["hosts"], mx["site_name"], mx["is_secure"]) == (
+        ["mx.zoned.example."],
+        "mx.zoned.example",
+        True,
+    )
+    assert await fns["dns.lookup_addr"]("mx.zoned.example") == ["127.0.0.1"]
+    assert await fns["dns.lookup_txt"]("zoned.example") == ["v=spf1 ip4:192.0.2.0/24 -all"]
+    with pytest.raises(DnsError, match="NXDOMAIN"):
+        await fns["dns.lookup_addr"]("localhost")  # no hosts file, as KumoMTA's
+    with pytest.raises(DnsError, match="SERVFAIL"):
+        await fns["dns.lookup_txt"]("down.example")
+    spf = await fns["spf.check_host"](
+        "zoned.example", {"received_from": "192.0.2.5:40000"}, "joe@zoned.example"
+    )
+    assert spf["disposition"] == "pass"
+    # What routing and delivery ask (the same resolver object), and DANE may believe it.
+    resolver = named.default
+    assert (await resolver.lookup_mx("zoned.example")).hosts == ["mx.zoned.example."]
+    assert await resolver.resolve_ips("mx.zoned.example") == ["127.0.0.1"]
+    assert resolver.validate
+    assert wire.queries == []
+
+
+async def test_configuring_name_servers_after_test_zones_goes_back_to_the_wire(
+    wire: TestDnsServer,
+) -> None:
+    named = NamedResolvers(Resolver([wire.address], timeout=0.5))
+    fns = make_dns_functions(named)
+    fns["dns.configure_resolver"](Test=[DEFAULT_ZONE])  # the bare list form
+    assert (await fns["dns.lookup_mx"]("zoned.example"))["hosts"] == ["mx.zoned.example."]
+    fns["dns.configure_resolver"](name_servers=[wire.address])
+    assert (await fns["dns.lookup_mx"]("zoned.example"))["hosts"] == ["wire.zoned.example."]
+    assert named.default.validate is False and named.default.use_hosts_file
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"Test": {"zones": ["one 30 A 10.0.0.1\n"]}}, r"Test zone 1: .*origin"),
+        ({"Test": {"zones": [], "extra": 1}}, r"Test: unknown option 'extra'"),
+        ({"Test": {"zones": []}, "name_servers": ["127.0.0.1:53"]}, r"unknown option 'Test'"),
+        ({"Unbound": {"name_servers": ["127.0.0.1:53"]}}, r"KumoMTA's 'Unbound' resolver is not"),
+    ],
+)
+def test_bad_test_zones_for_the_default_resolver_are_refused_and_change_nothing(
+    wire: TestDnsServer,
+    config: dict[str, Any],
+    error: str,
+) -> None:
+    named = NamedResolvers(Resolver([wire.address], timeout=0.5))
+    with pytest.raises(ConfigError, match=r"kumo\.dns\.configure_resolver: " + error):
+        make_dns_functions(named)["dns.configure_resolver"](**config)
+    assert named.default._static is None

@@ -233,3 +233,17 @@ async def test_the_last_user_of_a_shared_body_edited_and_saved_frees_the_body(
     assert await data_keys(store) == [only.id]
     await store.remove(only)
     assert await data_keys(store) == []
+
+
+async def test_a_message_saved_again_with_its_shared_body_counts_once(opener: Opener) -> None:
+    # Saved again unchanged (a requeue, a rebind): still one user of the body, so the
+    # body goes with the transaction's last message.
+    store = opener()
+    one, two = transaction(2)
+    for message in (one, two, one):
+        await store.save(message)
+    (body_key,) = await data_keys(store)
+    assert store.shared_bodies() == {body_key: 2}
+    await store.remove(one)
+    await store.remove(two)
+    assert await data_keys(store) == []

@@ -36,7 +36,7 @@ async def test_unknown_event_fails_at_load_with_did_you_mean(tmp_path: Path) -> 
     assert "did you mean 'smtp_server_message_received'?" in str(info.value)
 
 
-@pytest.mark.parametrize("event", ["smtp_server_message_deferred_inject"])
+@pytest.mark.parametrize("event", ["smtp_server_split_transaction"])
 async def test_unsupported_kumomta_event_says_so(tmp_path: Path, event: str) -> None:
     # Accepted as a policy-defined event, such a handler would never be called.
     with pytest.raises(PolicyError, match=f"'{event}' event is not supported by kumocore yet"):

@@ -11,7 +11,7 @@ import pytest
 
 from kumocore.delivery.mta_sts import MtaSts
 from kumocore.testing.dns import TestDnsServer
-from tests.support.mta_sts_server import policy_server
+from tests.support.mta_sts_server import POLICY_HOST, policy_server
 
 from .support import Recorder, make_runtime, write
 
@@ -73,3 +73,50 @@ async def test_lua_sees_every_field_secure_zones_and_the_mta_sts_policy_applied(
         [["mx.z.example."], True, True, "None"],
     ]
     assert len(policies.requests) == 1
+
+
+ZONED_POLICY = """\
+local kumo = require 'kumo'
+kumo.dns.configure_resolver { Test = { zones = { [[
+$ORIGIN nullmx.example.
+@        600 IN MX 0 .
+_mta-sts 600 IN TXT "v=STSv1; id=1;"
+mta-sts  600 IN A   POLICY_HOST
+]], [[
+$ORIGIN testing.example.
+@        600 IN MX 0 .
+_mta-sts 600 IN TXT "v=STSv1; id=1;"
+mta-sts  600 IN A   POLICY_HOST
+]] } } }
+local testing = kumo.dns.lookup_mx 'testing.example'
+kumo.test.mark { testing.hosts, testing.site_name, testing.mta_sts }
+local ok, err = pcall(kumo.dns.lookup_mx, 'nullmx.example')
+kumo.test.mark { ok, tostring(err) }
+local literal = kumo.dns.lookup_mx '[10.0.0.1]:2525'
+kumo.test.mark { literal.hosts, literal.site_name, literal.is_domain_literal }
+"""
+
+
+async def test_lua_sees_test_zones_null_mx_policies_and_literal_ports_as_kumomta(
+    tmp_path: Path,
+) -> None:
+    recorder = Recorder()
+    runtime = make_runtime(recorder)
+    async with policy_server("nullmx.example", "testing.example") as policies:
+        MtaSts(runtime.resolver, https_port=policies.port, ssl_context=policies.client_context())
+        for domain, mode in (("nullmx.example", "enforce"), ("testing.example", "testing")):
+            policies.bodies[domain] = (
+                f"version: STSv1\r\nmode: {mode}\r\nmx: *.example\r\nmax_age: 86400\r\n"
+            ).encode()
+        policy = ZONED_POLICY.replace("POLICY_HOST", POLICY_HOST)
+        await runtime.load_policy(write(tmp_path, "policy.lua", policy))
+    assert recorder.marks[0] == [["."], "", "Testing"]
+    ok, error = recorder.marks[1]
+    assert ok is False
+    assert (
+        'MTA-STS enforce policy for nullmx.example permits none of its MX hosts ["."]; '
+        'allowed mx patterns: ["*.example"]. The destination is undeliverable until its '
+        "MTA-STS policy is corrected."
+    ) in error
+    assert recorder.marks[2] == [["10.0.0.1:2525"], "10.0.0.1:2525", True]
+    assert len(policies.requests) == 2  # the policy hosts were found in the zones
