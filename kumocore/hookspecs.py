@@ -34,14 +34,41 @@ refused when the plugin is registered.
 
 Nobody calls the plugin manager's hook relay directly: use the typed facade
 :class:`kumocore.policy.hooks.Hooks` (only :mod:`kumocore.policy.hookcall` talks to pluggy).
+
+The provider hooks (``kumo_register_*``) are declared in :mod:`kumocore.hookspecs_providers`
+and imported here; the markers live in the leaf :mod:`kumocore.hookmarks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import pluggy
+from kumocore.hookmarks import PROJECT as PROJECT
+from kumocore.hookmarks import hookimpl as hookimpl
+from kumocore.hookmarks import hookspec as hookspec
+
+# The providers (policy functions, loaders, the config epoch, the backends) are declared
+# in their own module and are part of this contract: pluggy reads every hookspec found
+# here, so they are imported into it.
+from kumocore.hookspecs_providers import PolicyLoader as PolicyLoader
+from kumocore.hookspecs_providers import (
+    kumo_register_config_epoch as kumo_register_config_epoch,
+)
+from kumocore.hookspecs_providers import (
+    kumo_register_config_epoch_bump as kumo_register_config_epoch_bump,
+)
+from kumocore.hookspecs_providers import kumo_register_log_sinks as kumo_register_log_sinks
+from kumocore.hookspecs_providers import (
+    kumo_register_policy_functions as kumo_register_policy_functions,
+)
+from kumocore.hookspecs_providers import (
+    kumo_register_policy_loaders as kumo_register_policy_loaders,
+)
+from kumocore.hookspecs_providers import kumo_register_spool_kinds as kumo_register_spool_kinds
+from kumocore.hookspecs_providers import (
+    kumo_register_throttle_stores as kumo_register_throttle_stores,
+)
 
 if TYPE_CHECKING:
     from kumocore.config import (
@@ -52,19 +79,9 @@ if TYPE_CHECKING:
         QueueConfig,
     )
     from kumocore.http.acl import AccessControlList
-    from kumocore.logs.sink import LogSink
     from kumocore.mail.message import EnvelopeAddress, Message
     from kumocore.mail.response import Response
     from kumocore.policy.kumo_api import Kumo
-    from kumocore.spool.base import SpoolFactory
-    from kumocore.throttle.store import ThrottleStore
-
-PROJECT = "kumocore"
-hookspec = pluggy.HookspecMarker(PROJECT)
-hookimpl = pluggy.HookimplMarker(PROJECT)
-
-#: ``loader(path, kumo)`` → the policy plugin object, or an awaitable of it.
-PolicyLoader = Callable[[str, "Kumo"], Any]
 
 #: Connection metadata as KumoMTA exposes it to policy: ``received_from``,
 #: ``received_via``, ``hostname``, ``ehlo_domain``, ``authn_id``, ``tls_*`` ...
@@ -133,111 +150,6 @@ def kumo_shutdown_logging() -> None:
     nothing, as in KumoMTA.
     Lua: ``kumo.on('shutdown_logging', function() q:close() end)`` (KumoMTA's event).
     """
-
-
-# --------------------------------------------------------------------- providers
-
-
-@hookspec
-def kumo_register_policy_functions() -> Mapping[str, Callable[..., Any]]:
-    """Contribute functions to the ``kumo`` module seen by Lua and Python policies.
-
-    Return ``{"configure_local_logs": fn, "dns.lookup_mx": fn, ...}``; dotted names create
-    sub-tables (``kumo.dns``). Decorate functions that take one options table with
-    :func:`kumocore.policy_function` ``(table=True)``. A function may be ``async``: Python
-    policies await it, and the Lua bridge suspends the calling coroutine until it is done.
-    All implementations run; a later duplicate name is an error naming both plugins.
-
-    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
-    through ``kumo.*`` functions).
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def kumo_register_policy_loaders() -> Mapping[str, PolicyLoader]:
-    """Map a policy file suffix (``".lua"``) to a loader ``loader(path, kumo) -> plugin``.
-
-    The loader may be async (a Lua policy's top-level code may look up DNS). The returned
-    plugin object carries ``@hookimpl`` methods and is registered as the operator's policy,
-    so it runs before every other plugin. ``.py`` is built in. All implementations run.
-
-    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
-    through ``kumo.*`` functions).
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def kumo_register_config_epoch() -> Callable[[], int]:
-    """Contribute a reader of your *configuration epoch*: a counter that changes when the
-    configuration you serve changes (a monitored file was edited, a reload was asked for).
-
-    A queue or egress path configuration made with ``refresh_strategy = 'Epoch'`` stays in
-    use until the epoch changes, instead of being asked for again every
-    ``refresh_interval`` (KumoMTA's configuration monitoring). With several providers the
-    epoch is the sum of their readers, so any one of them changing counts. The reader is
-    called whenever such a configuration is about to be reused, so it must be cheap.
-
-    No Lua event: a provider hook for Python plugins. The Lua policy plugin provides the
-    epoch bumped by its file monitor and by ``kumo.bump_config_epoch()``.
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def kumo_register_config_epoch_bump() -> Callable[[], object]:
-    """Contribute a function that bumps your configuration epoch (the one your
-    ``kumo_register_config_epoch`` reader reads), as if your monitored configuration had
-    changed.
-
-    Called when the operator asks for a bump (``POST /api/admin/bump-config-epoch``, on
-    every worker of the node); each provider's function is called once per request, and
-    its return value is ignored. Without any provider such a request is refused (there is
-    no epoch to bump).
-
-    No Lua event: a provider hook for Python plugins. A Lua policy bumps the epoch with
-    ``kumo.bump_config_epoch()``; the Lua policy plugin provides this hook for that epoch.
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def kumo_register_spool_kinds() -> Mapping[str, SpoolFactory]:
-    """Map a ``kumo.define_spool{kind=...}`` name to a factory of spools.
-
-    Example: ``{"RocksDB": make_rocks_spool}``. All implementations run, results merged.
-
-    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
-    through ``kumo.*`` functions).
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def kumo_register_log_sinks() -> list[LogSink]:
-    """Return the log sinks this plugin wants to receive every log record.
-
-    Called after ``init`` (so sinks configured by the policy are included). Each sink is
-    fed from its own bounded buffer: a slow sink never stalls reception.
-
-    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
-    through ``kumo.*`` functions).
-    """
-    raise NotImplementedError
-
-
-@hookspec
-def kumo_register_throttle_stores() -> list[ThrottleStore]:
-    """Return configured shared throttle stores (e.g. Redis), first one wins.
-
-    Called after ``init``. The in-process store is the built-in fallback (``trylast``);
-    specs with the ``local:`` prefix always use it.
-
-    No Lua event: a provider hook for Python plugins (Lua policies use what it provides
-    through ``kumo.*`` functions).
-    """
-    raise NotImplementedError
 
 
 # --------------------------------------------------------------------- SMTP events
