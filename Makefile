@@ -5,18 +5,27 @@ POLICY ?= kumocore/defaults/default-policy.lua
 export KUMOCORE_VAR ?= $(CURDIR)/var
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: install install-test serve test test-fast lint check bench bench-short reliability reliability-short docs dist clean status-screenshot
+.PHONY: install install-test c-extension serve test test-fast lint check bench bench-short reliability reliability-short docs dist clean status-screenshot
 
 EXAMPLE_PLUGINS := kumocore-hello kumocore-webhook-sink
 
-install: $(BIN)/kumocore
+install: $(BIN)/kumocore c-extension
+
+# The editable install builds the C line check in place; a tree cleaned since (say
+# `git clean -fdx -e .venv`) keeps the virtualenv but loses the module, and kumocore would
+# fall back to the slower line check without a word. Rebuild it whenever it is missing.
+c-extension: | $(BIN)/kumocore
+	@$(BIN)/python -c 'import kumocore.mail._crlfscan' 2>/dev/null || { \
+	  echo "install: building kumocore.mail._crlfscan (the C line check)"; \
+	  $(BIN)/pip install -q --no-deps -e . >/dev/null 2>&1 \
+	    || echo "install: no C line check (no compiler?): the NumPy one is used"; }
 
 $(BIN)/kumocore: pyproject.toml setup.py kumocore/mail/_crlfscan.c $(wildcard plugins/*/pyproject.toml) scripts/setup.sh
 	scripts/setup.sh
 	@touch $@
 
 # The tests also need the example third-party plugins; `make serve` must not load them.
-install-test: $(VENV)/.examples-installed
+install-test: $(VENV)/.examples-installed c-extension
 
 $(VENV)/.examples-installed: $(BIN)/kumocore $(wildcard docs/examples/*/pyproject.toml)
 	scripts/setup.sh --examples

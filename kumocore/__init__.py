@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from kumocore.mail.message import Message
     from kumocore.mail.mime_api import BINARY_MIMEPART_FUNCTIONS, mimepart_functions
     from kumocore.mail.response import Response
+    from kumocore.node.cache_capacity import NamedLru, set_lruttl_cache_capacity
     from kumocore.node.fsmode import create_private_file, private_dir
     from kumocore.node.memory import (
         get_memory_hard_limit,
@@ -59,6 +60,7 @@ __all__ = [
     "HookError",
     "Message",
     "MultipleValues",
+    "NamedLru",
     "PolicyError",
     "Rejection",
     "Response",
@@ -83,6 +85,7 @@ __all__ = [
     "policy_function",
     "private_dir",
     "register_memory_cache",
+    "set_lruttl_cache_capacity",
     "set_memory_hard_limit",
     "set_memory_low_thresh",
     "set_memory_soft_limit",
@@ -107,6 +110,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "BINARY_MIMEPART_FUNCTIONS": "kumocore.mail.mime_api",
     "Message": "kumocore.mail.message",
     "MultipleValues": "kumocore.policy.policyfn",
+    "NamedLru": "kumocore.node.cache_capacity",
     "Response": "kumocore.mail.response",
     "SharedBody": "kumocore.mail.body",
     "ZstdLines": "kumocore.logs.zstd_lines",
@@ -125,6 +129,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "register_memory_cache": "kumocore.node.memory",
     "set_memory_hard_limit": "kumocore.node.memory",
     "set_memory_low_thresh": "kumocore.node.memory",
+    "set_lruttl_cache_capacity": "kumocore.node.cache_capacity",
     "set_memory_soft_limit": "kumocore.node.memory",
     "suspend_delivery_when_spool_unhealthy": "kumocore.spool.health",
     "toml_encode": "kumocore.config.toml_text",

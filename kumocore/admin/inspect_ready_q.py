@@ -7,8 +7,9 @@ MX set of an SMTP path), ``dispatchers`` (its open connections, each with KumoMT
 ``DispatcherSummary`` fields: ``session_id``, ``started_at``, ``age``, ``phase``,
 ``detail``, ``time_in_current_phase``, ``messages_delivered``, ``messages_transfailed``,
 ``messages_failed``, ``delivered_this_connection`` and ``overall_rate_per_sec``),
-``state`` (``connection_count``, ``ready_count``, ``suspended`` and the states of
-:mod:`kumocore.queue.path_states`) and, with ``include_scheduled_queues=true``,
+``state`` (``connection_count``, ``ready_count``, ``suspended``, ``watchdog_threshold`` —
+the effective ``dispatcher_progress_watchdog_timeout``, :mod:`kumocore.queue.watchdog` —
+and the states of :mod:`kumocore.queue.path_states`) and, with ``include_scheduled_queues=true``,
 ``scheduled_queue_names`` (the scheduled queues of the messages now in the ready queue).
 An unknown queue is a 404.
 
@@ -19,8 +20,7 @@ Durations are written as KumoMTA writes them (humantime: ``1m 4s 120ms 7us 5ns``
 Left out: ``egress_pool`` — KumoMTA names the pool of the scheduled queue whose message
 opened the ready queue; kumocore's paths do not record it (routing knows it when it opens
 a path but does not keep it), and any pool named from the messages now queued could be
-another one. ``state.watchdog_threshold`` — kumocore has no dispatcher progress watchdog
-(``dispatcher_progress_watchdog_timeout`` is refused unless ``--allow-unsupported``).
+another one.
 
 With ``serve --workers N`` each worker has its own path under the name; the answers are
 merged by :func:`merge_inspect_ready_q` (counts summed, connections and scheduled queues
@@ -96,11 +96,15 @@ async def _dispatchers(path: EgressPath, now: float) -> list[dict[str, Any]]:
 
 
 def _state(manager: QueueManager, path: EgressPath) -> dict[str, Any]:
+    from kumocore.config.duration import humantime
+    from kumocore.queue.watchdog import threshold
+
     suspension = manager.egress.ready_holds.get(path.key.name)
     return {
         "connection_count": path.connections,
         "ready_count": len(path),
         "suspended": suspension.to_json() if suspension is not None else None,
+        "watchdog_threshold": humantime(_nanos(threshold(path))),
         **path.throttles.states.to_json(),
     }
 

@@ -18,7 +18,8 @@ from kumocore.admin.peers import PeerAnswer
 
 #: Samples combined by min/max instead of summed (the rest are counts: summed).
 _MIN_SAMPLES = {"process_start_time_seconds"}
-_MAX_SAMPLES = {"kumocore_build_info", "process_max_fds"}
+#: (An auto-suspended source reads 1 however many workers suspended it.)
+_MAX_SAMPLES = {"kumocore_build_info", "process_max_fds", "egress_source_health_suspended"}
 
 
 def _bodies(local: web.Response, answers: list[PeerAnswer]) -> list[bytes]:

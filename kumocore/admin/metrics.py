@@ -110,6 +110,7 @@ _HELP = {
     "kumocore_hook_calls_total": "Hook (event) invocations, per hook.",
     "kumocore_hook_seconds_total": "Time spent in hook implementations, per hook.",
     "dane_result_count": "DANE policy decisions on the delivery path, by result.",
+    "dispatcher_watchdog_aborted_total": "Connections aborted by the progress watchdog.",
 }
 
 
@@ -141,6 +142,9 @@ class KumocoreCollector(Collector):
         yield from self._hook_metrics()
         yield _labelled("dane_result_count", "counter", "result",
                         self.services.queues.dane_counts)
+        from kumocore.queue.source_health import source_health_metrics
+
+        yield from source_health_metrics(self.services.queues.egress.source_health)
         from kumocore.tsa.metrics import tsa_metrics
 
         yield from tsa_metrics(self.services.tsa)
@@ -163,6 +167,8 @@ class KumocoreCollector(Collector):
         yield _labelled("ready_count", "gauge", "queue", counts)
         connections = {f"smtp_client:{e['name']}": e["connections"] for e in ready}
         yield _labelled("connection_count", "gauge", "service", connections)
+        aborts = manager.egress.watchdog_aborts
+        yield _labelled("dispatcher_watchdog_aborted_total", "counter", "service", aborts)
         admin = manager.admin
         rules = {"bounce": len(admin.list_bounces()), "suspend": len(admin.list_suspensions())}
         yield _labelled("kumocore_admin_rules", "gauge", "kind", rules)

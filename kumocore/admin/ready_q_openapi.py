@@ -116,7 +116,7 @@ _DISPATCHER = {
 _INSPECT = {
     "type": "object",
     "description": "KumoMTA's InspectReadyQV1Response without egress_pool (not recorded "
-                   "by kumocore) and state.watchdog_threshold (no watchdog)",
+                   "by kumocore)",
     "properties": {
         "queue_name": _NAME,
         "egress_source": STR,
@@ -129,6 +129,9 @@ _INSPECT = {
         "state": {"type": "object", "properties": {
             "connection_count": {"type": "integer"}, "ready_count": {"type": "integer"},
             "suspended": {**_ENTRY, "nullable": True},
+            "watchdog_threshold": {
+                "type": "string",
+                "description": "effective dispatcher_progress_watchdog_timeout (humantime)"},
             "connection_limited": _QUEUE_STATE, "connection_rate_throttled": _QUEUE_STATE}},
         "scheduled_queue_names": {"type": "array", "items": STR,
                                   "description": "with include_scheduled_queues=true"},

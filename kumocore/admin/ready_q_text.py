@@ -5,13 +5,15 @@ the MX block, the configuration as compact TOML
 (:func:`kumocore.config.constraints.render_ceilings`) and the ready queue's summary,
 states and connection table.
 
-What kumocore's answer leaves out is not printed (no ``egress pool`` line, no watchdog
-threshold and so no ``STUCK``/``STALL?`` marks); a line is printed for either when an
-answer has it.
+What kumocore's answer leaves out is not printed (no ``egress pool`` line); a line is
+printed for it when an answer has it. As kcli does, a connection whose time in its phase
+reached the watchdog threshold is marked ``STUCK``, one past three quarters of it
+``STALL?``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kumocore.config.constraints import render_ceilings
@@ -102,6 +104,29 @@ def _phase_label(phase: Any) -> str:
     return f"{name}({', '.join(str(v) for v in data.values())})"
 
 
+#: humantime's units (the durations of the API's answers), in seconds.
+_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+          "day": 86400.0, "days": 86400.0}  # fmt: skip
+
+
+def _seconds(text: object) -> float | None:
+    """A humantime duration (``4m 2s 120ms``) in seconds; None if it is not one."""
+    parts = re.findall(r"(\d+)([a-z]+)", text) if isinstance(text, str) else []
+    if not parts or any(unit not in _UNITS for _, unit in parts):
+        return None
+    return sum(int(n) * _UNITS[unit] for n, unit in parts)
+
+
+def _marker(dispatcher: dict[str, Any], threshold: float | None) -> str:
+    """kcli's mark of a connection that has not advanced for (most of) the threshold."""
+    stalled = _seconds(dispatcher.get("time_in_current_phase"))
+    if threshold is None or stalled is None:
+        return ""
+    if stalled >= threshold:
+        return "\N{WARNING SIGN} STUCK"
+    return "\N{WARNING SIGN} STALL?" if stalled >= 0.75 * threshold else ""
+
+
 def _table_lines(rows: list[list[str]], right: set[int]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  " + " ".join(cell.rjust(w) if i in right else cell.ljust(w)
@@ -114,9 +139,11 @@ def _connections(view: dict[str, Any], table: bool) -> list[str]:
     lines = ["", f"connections: {view.get('state', {}).get('connection_count', 0):,}"]
     if not table or not dispatchers:
         return lines
-    rows = [["SESSION", "DELIV", "TRANS", "FAIL", "AGE", "RATE"]]
+    threshold = _seconds(view.get("state", {}).get("watchdog_threshold"))
+    rows = [["SESSION", "DELIV", "TRANS", "FAIL", "AGE", "RATE", ""]]
     rows += [[d["session_id"], f"{d['messages_delivered']:,}", f"{d['messages_transfailed']:,}",
-              f"{d['messages_failed']:,}", d["age"], f"{d['overall_rate_per_sec']:.1f}/s"]
+              f"{d['messages_failed']:,}", d["age"], f"{d['overall_rate_per_sec']:.1f}/s",
+              _marker(d, threshold)]
              for d in dispatchers]  # fmt: skip
     table_lines = _table_lines(rows, right={1, 2, 3, 4, 5})
     lines.append(table_lines[0])

@@ -120,7 +120,24 @@ def split_host_port(address: str) -> tuple[str, int]:
         ipaddress.IPv6Address(host.split("%", 1)[0])  # raises ValueError when not IPv6
     elif ":" in host:
         raise ValueError("an IPv6 host needs brackets, as in '[::1]:25'")
+    else:
+        _check_host_name(host)
     return host, port
+
+
+def _check_host_name(host: str) -> None:
+    """A host that is not an IP literal must be a well-formed DNS name, as KumoMTA checks
+    a ``host:port`` when the policy loads (``invalid hostname "..."``), rather than fail at
+    the first connection. Relaxed as KumoMTA's parser is: ``_`` and IDN letters pass."""
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253:
+        raise ValueError(f'invalid hostname "{host}": longer than 253 characters')
+    for label in name.split("."):
+        if not label or len(label) > 63:
+            raise ValueError(f'invalid hostname "{host}": malformed label "{label}"')
+        bad = next((c for c in label if not (c.isalnum() or c in "-_*")), None)
+        if bad is not None:
+            raise ValueError(f'invalid hostname "{host}": unrecognized character {bad!r}')
 
 
 def parse_network(entry: str | IPAddress | IPNetwork) -> IPNetwork:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from kumocore.config.options import (
     option,
     refuse_unsupported,
 )
+from kumocore.config.vault import is_vault_source
 from kumocore.errors import ConfigError
 
 #: A ``peer``/``via`` block: the network it applies to and its converted options.
@@ -47,6 +49,11 @@ def _log_disposition(value: Any, path: Path) -> str:
     # KumoMTA still accepts the older boolean form: true = LogThenRelay, false = Ignore.
     if isinstance(value, bool):
         return "LogThenRelay" if value else "Ignore"
+    if isinstance(value, str) and value not in LOG_DISPOSITIONS:
+        # KumoMTA's own words (its listener_domains helper's self-test matches them).
+        raise ConfigError(
+            f"{path.key!r} in {path.function}: invalid value: string {json.dumps(value)}, "
+            "expected a boolean value or one of 'Ignore', 'LogThenDrop' or 'LogThenRelay'")
     return str(_LOG_ENUM.load(value, path))
 
 
@@ -295,11 +302,25 @@ def dynamic_overrides(table: Mapping[str, Any]) -> DynamicOverrides:
                           "by kumocore")
     blocks = {key: CIDR_KEYED.load(table[key], path.child(key))
               for key in ("peer", "via") if table.get(key) is not None}
+    _refuse_vault_per_connection([converted, *(t for b in blocks.values() for t in b.values())])
     return DynamicOverrides(
         converted,
         _override_rules(blocks.get("peer", {}), path.child("peer")),
         _override_rules(blocks.get("via", {}), path.child("via")),
     )
+
+
+def _refuse_vault_per_connection(tables: list[dict[str, Any]]) -> None:
+    # A connection's certificate is loaded synchronously during its STARTTLS, where a
+    # Vault read cannot be awaited (kumocore.config.listener_vault reads the listener's).
+    for table in tables:
+        for name in ("tls_certificate", "tls_private_key"):
+            if is_vault_source(table.get(name)):
+                raise ConfigError(
+                    f"{name!r} in {DYNAMIC_EVENT}: HashiCorp Vault key sources are not "
+                    "supported per connection by kumocore yet; set them in "
+                    "kumo.start_esmtp_listener (or its peer/via blocks), or use a file name "
+                    "or { key_data = ... }")
 
 
 class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):

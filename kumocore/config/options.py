@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Self, TypeVar, cast, dataclass_transform
 
 from kumocore.config.cidr import CidrSet, parse_network, split_host_port
 from kumocore.config.duration import byte_size, duration_seconds
+from kumocore.config.vault import is_vault_source, parse_vault_source
 from kumocore.errors import ConfigError
 from kumocore.throttle.spec import U64_MAX, LimitSpec, ThrottleSpec
 
@@ -50,7 +51,9 @@ class Path:
 
     def invalid(self, reason: str, value: Any) -> ConfigError:
         where = f"{self.key!r} in {self.function}" if self.key else f"options of {self.function}"
-        return ConfigError(f"bad value for {where}: {reason}, got {_show(value)}")
+        # "invalid value" as serde words it: KumoMTA's typing helper tells a bad value of
+        # a known option from an unknown option by that word (policy-extras.typing).
+        return ConfigError(f"invalid value for {where}: {reason}, got {_show(value)}")
 
 
 def _same(value: Any) -> Any:
@@ -351,15 +354,17 @@ CIDRS = Conv(lambda value, path: CidrSet(_NETWORKS.load(value, path)), dump=Cidr
 
 #: KumoMTA's KeySource kinds kumocore cannot read: refused when the policy loads, not when
 #: the first message needs the key (which would leave every message deferring).
-_UNREADABLE_SOURCES = {
-    "vault_path": "HashiCorp Vault key sources", "vault_mount": "HashiCorp Vault key sources",
-    "event_name": "event-based key sources",
-}
+_UNREADABLE_SOURCES = {"event_name": "event-based key sources"}
+
+#: Why an option taking only :data:`LOCAL_KEY_SOURCE` refuses a Vault source.
+_NO_VAULT_HERE = ("it is read synchronously when a connection is made, where kumocore "
+                  "cannot wait for Vault")
 
 
-def _key_source(value: Any, path: Path) -> str | dict[Any, Any]:
-    # KumoMTA's KeySource: a file name or {key_data=...}, resolved by the TLS, AUTH and
-    # DKIM code when they load the key (kumocore.policy.secrets).
+def _key_source(value: Any, path: Path, vault: bool = True) -> str | dict[Any, Any]:
+    # KumoMTA's KeySource: a file name, {key_data=...} or a HashiCorp Vault table, resolved
+    # by the TLS, AUTH and DKIM code when they load the key (kumocore.policy.secrets,
+    # kumocore.config.vault).
     if isinstance(value, str):
         return value
     if not isinstance(value, Mapping) or not value:
@@ -368,13 +373,27 @@ def _key_source(value: Any, path: Path) -> str | dict[Any, Any]:
         if key in value:
             raise ConfigError(f"{path.key!r} in {path.function}: {kind} ({key} = ...) are not "
                               "supported by kumocore yet; use a file name or { key_data = ... }")
+    if is_vault_source(value):
+        if not vault:
+            raise ConfigError(f"{path.key!r} in {path.function}: HashiCorp Vault key sources "
+                              f"(vault_path = ...) are not supported by kumocore yet for this "
+                              f"option: {_NO_VAULT_HERE}; use a file name or {{ key_data = ... }}")
+        parse_vault_source(value, f"{path.key!r} in {path.function}")
+        return dict(value)
     check_keys(value, ("key_data",), path)
     if not isinstance(value.get("key_data"), str | bytes):
         raise path.child("key_data").invalid("expected a string", value.get("key_data"))
     return dict(value)
 
 
-KEY_SOURCE = Conv(_key_source, dump=lambda v: v if isinstance(v, str) else dict(v))
+def _dump_key_source(value: Any) -> Any:
+    return value if isinstance(value, str) else dict(value)
+
+
+#: A KeySource: a file name, ``{ key_data = ... }`` or a HashiCorp Vault table.
+KEY_SOURCE = Conv(_key_source, dump=_dump_key_source)
+#: A KeySource read where kumocore cannot wait for Vault: a file name or ``{ key_data }``.
+LOCAL_KEY_SOURCE = Conv(functools.partial(_key_source, vault=False), dump=_dump_key_source)
 
 
 def nested(cls: type[Options]) -> Conv:

@@ -70,8 +70,7 @@ class QueueConfig(
     options_for="kumo.make_queue_config",
     # Parsed, not acted on yet: refused at load (unless --allow-unsupported) when set.
     unsupported=(
-        "reap_interval", "strategy", "timerwheel_tick_interval",
-        "provider_name", "shrink_policy",
+        "reap_interval", "strategy", "timerwheel_tick_interval", "provider_name",
     ),
 ):
     """Settings of one scheduled queue. Durations are in seconds."""
@@ -96,6 +95,17 @@ class QueueConfig(
     shrink_policy: tuple[QueueShrinkPolicy, ...] = option(
         list_of(nested(QueueShrinkPolicy)), default=[]
     )
+
+    def memory_policy(self, wait: float) -> str:
+        """KumoMTA's ``shrink_policy`` for a message going back to wait ``wait`` seconds:
+        the last entry whose ``interval`` the wait reaches (none: ``ShrinkDataAndMeta``).
+        kumocore keeps a waiting message's metadata in memory either way, so only
+        ``NoShrink`` (keep the body too) acts differently from the default."""
+        chosen = "ShrinkDataAndMeta"
+        for entry in self.shrink_policy:
+            if wait >= entry.interval:
+                chosen = entry.policy
+        return chosen
 
     def __post_init__(self) -> None:
         # A zero interval would retry a failing message in a tight loop.

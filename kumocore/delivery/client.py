@@ -28,7 +28,8 @@ from kumocore.delivery.client_failure import ConnectFailure, failure_reason
 from kumocore.delivery.client_io import path_timeout
 from kumocore.delivery.client_setup import SessionSetup
 from kumocore.delivery.eightbit import mail_parameters
-from kumocore.delivery.proxy import open_stream, route_for_source
+from kumocore.delivery.proxy import Progress, open_stream, route_for_source
+from kumocore.delivery.source_failure import classify
 from kumocore.delivery.unix_socket import open_unix_stream
 from kumocore.delivery.wire import MAX_REPLY_LINE, dot_stuffed, expect_reply, refusal
 from kumocore.dns.unix_path import is_unix_path
@@ -229,6 +230,7 @@ async def open_connection(
     """Connect (from ``source_address``, or through the source's proxy), read the banner,
     EHLO, maybe STARTTLS (per ``tls_mode``, default the path's ``enable_tls``; with
     ``dane``'s TLSA records, the certificate must match one of them)."""
+    route, progress = None, Progress()
     try:
         # A small stream limit: a reply line longer than MAX_REPLY_LINE is refused
         # anyway, so the reader never needs to buffer much more than one.
@@ -236,7 +238,8 @@ async def open_connection(
             opening = open_unix_stream(address, limit=4 * MAX_REPLY_LINE)
         else:
             route = route_for_source(egress_source, source_address)
-            opening = open_stream(route, address, port, limit=4 * MAX_REPLY_LINE)
+            opening = open_stream(route, address, port, limit=4 * MAX_REPLY_LINE,
+                                  progress=progress)  # fmt: skip
         reader, writer, origin = await asyncio.wait_for(
             opening, path_timeout(path, "connect_timeout", 60))
     except Exception as exc:
@@ -247,6 +250,7 @@ async def open_connection(
         raise ConnectFailure(
             Response.parse(451, f"4.4.1 connection failed: {str(exc)[:200]}"),
             reason=f"connection failed: {str(exc)[:200] or type(exc).__name__}",
+            source_failure=None if route is None else classify(exc, route, progress),
         ) from exc
     conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode, dane, tracer)
     conn.source_address = origin

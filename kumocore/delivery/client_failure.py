@@ -27,15 +27,23 @@ class ConnectFailure(Exception):
     ``remember_broken_tls`` and ``opportunistic_tls_reconnect_on_failed_handshake``).
     ``reason``: the one-line account of this host's failure that goes into the
     connection-failure response (:func:`kumocore.mail.internal_responses.connect_failed`):
-    the peer's reply as it came, or kumocore's own text without a made-up code."""
+    the peer's reply as it came, or kumocore's own text without a made-up code.
+    ``source_failure``: the failure is the egress source's, of this kind
+    (:mod:`kumocore.delivery.source_failure`)."""
 
     def __init__(
-        self, response: Response, *, tls_broken: bool = False, reason: str | None = None
+        self,
+        response: Response,
+        *,
+        tls_broken: bool = False,
+        reason: str | None = None,
+        source_failure: str | None = None,
     ) -> None:
         super().__init__(response.to_single_line())
         self.response = response
         self.tls_broken = tls_broken
         self.reason = reason if reason is not None else response.content
+        self.source_failure = source_failure
 
     @classmethod
     def refused(cls, reply: Response) -> ConnectFailure:

@@ -18,6 +18,7 @@ from kumocore.delivery.tls import SessionInfo
 from kumocore.delivery.wire import ReplyReader, WriteTimeout
 from kumocore.mail.response import Response
 from kumocore.node.streams import drain_needed
+from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.trace.bus import CLIENT_TRACE
 from kumocore.trace.events import ClientTracer
 
@@ -47,6 +48,12 @@ class SessionIo:
         tracer: ClientTracer | None = None,
     ) -> None:
         self.replies = ReplyReader(reader)
+        # The connection task's dispatcher (None outside one): every command written and
+        # every reply awaited is progress for its watchdog (kumocore.queue.watchdog).
+        dispatcher = current_dispatcher.get()
+        self._progress = self.replies.progress = (
+            dispatcher.touch if dispatcher is not None else None
+        )
         # What is read and written goes to CLIENT_TRACE while someone traces.
         self.tracer = self.replies.tracer = tracer if tracer is not None else ClientTracer()
         # TLSA records the certificate must match (kumocore.delivery.dane), if any.
@@ -93,6 +100,8 @@ class SessionIo:
         """Wait (within ``timeout``) until the MX takes what was written: the commands
         named ``writing``, or (None) the message body. A :class:`WriteTimeout` if not."""
         self.replies.timeout = timeout  # for the text, should the wait time out
+        if self._progress is not None:
+            self._progress()
         if drain_needed(self.writer):  # usually sent already: skip two coroutine frames
             try:
                 await asyncio.wait_for(self.writer.drain(), timeout)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -31,17 +31,17 @@ from kumocore.mail.response import Response
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.dispatchers import running
 from kumocore.queue.egress import PathKey
+from kumocore.queue.owners import LuaOwner
 from kumocore.queue.path import EgressPath
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
     from kumocore.mail.message import Message
-    from kumocore.policy.hooks import Hooks
     from kumocore.queue.dispatchers import Dispatcher
-    from kumocore.queue.egress import EgressShared
     from kumocore.queue.schedule import ScheduledQueue
 
 log = structlog.get_logger("kumocore.custom_lua")
+
 
 def lua_protocol(config: QueueConfig) -> LuaProtocol | None:
     """The queue's ``custom_lua`` protocol options, None for any other protocol (SMTP...)."""
@@ -59,8 +59,10 @@ class Sender:
         self._send_batch = methods.get("send_batch")
         self._close = methods.get("close")
         if self._send is None and self._send_batch is None:
-            raise ConfigError(f"custom_lua: '{constructor}' returned {type(obj).__name__}, "
-                              "not an object with a send or send_batch method")
+            raise ConfigError(
+                f"custom_lua: '{constructor}' returned {type(obj).__name__}, "
+                "not an object with a send or send_batch method"
+            )
 
     async def deliver(self, batch: Sequence[Message]) -> list[Response]:
         """One response per message of ``batch`` (same order)."""
@@ -86,22 +88,9 @@ class Sender:
         try:
             await self.source.call_lua_function(self._close, self.obj)
         except Exception as exc:
-            log.warning("custom_lua sender close failed", constructor=self.constructor,
-                        error=str(exc))
-
-
-class LuaOwner(Protocol):
-    """What opening a ``custom_lua`` path needs of the queue manager: the hooks, what
-    every path shares, and where the paths are kept."""
-
-    @property
-    def hooks(self) -> Hooks: ...
-
-    @property
-    def egress(self) -> EgressShared: ...
-
-    @property
-    def paths(self) -> dict[PathKey, EgressPath]: ...
+            log.warning(
+                "custom_lua sender close failed", constructor=self.constructor, error=str(exc)
+            )
 
 
 class LuaReadyQueue(EgressPath):
@@ -117,8 +106,10 @@ class LuaReadyQueue(EgressPath):
         name = self.protocol.constructor
         source = custom_event_source(self.shared.hooks.pm, name)
         if source is None:
-            raise ConfigError(f"custom_lua: the policy registers no '{name}' event "
-                              f"(kumo.on('{name}', function(domain, tenant, campaign) ...))")
+            raise ConfigError(
+                f"custom_lua: the policy registers no '{name}' event "
+                f"(kumo.on('{name}', function(domain, tenant, campaign) ...))"
+            )
         obj = await source.call_custom_event(name, self.domain, self.tenant, self.campaign)
         return Sender(source, name, obj)
 
@@ -162,8 +153,9 @@ class LuaReadyQueue(EgressPath):
                 if not await self.throttles.message_rate(self.config):
                     return
                 one = self.protocol.batch_size == 1  # KumoMTA's detail says how it sends
-                dispatcher.enter_phase("DeliveringMessage",
-                                       "lua: send" if one else "lua: send_batch")
+                dispatcher.enter_phase(
+                    "DeliveringMessage", "lua: send" if one else "lua: send_batch"
+                )
                 await self._load_bodies(pending)
                 batch = list(pending)
                 responses = await sender.deliver(batch) if batch else []
@@ -189,8 +181,12 @@ class LuaReadyQueue(EgressPath):
                 data = await self.shared.load_data(message)
             except Exception as exc:  # a spool read error: retry later
                 pending.remove(message)
-                self.shared.outcomes.handle(self, message, internal_responses.deliver_error(
-                    f"spool read failed: {str(exc)[:200]}"), peer=None)
+                self.shared.outcomes.handle(
+                    self,
+                    message,
+                    internal_responses.deliver_error(f"spool read failed: {str(exc)[:200]}"),
+                    peer=None,
+                )
                 continue
             if data is None:  # as the SMTP path does: set aside, never dropped
                 log.error("message body missing from spool; quarantined", id=message.id)
@@ -221,7 +217,10 @@ class LuaReadyQueue(EgressPath):
 
 
 async def lua_ready_queue_for(
-    manager: LuaOwner, message: Message, queue: ScheduledQueue, protocol: LuaProtocol,
+    manager: LuaOwner,
+    message: Message,
+    queue: ScheduledQueue,
+    protocol: LuaProtocol,
     source_name: str,
 ) -> EgressPath:
     """The ``custom_lua`` path ``message`` goes to (created on first use)."""
@@ -237,8 +236,11 @@ async def lua_ready_queue_for(
         source = await hooks.get_egress_source(source_name)
         config = await hooks.get_egress_path_config(domain, source_name, domain)
         if source is None or config is None:
-            raise RoutingError(internal_responses.queue_unresolved(
-                queue.name, f"custom_lua: no egress source/path for {source_name!r}"))
+            raise RoutingError(
+                internal_responses.queue_unresolved(
+                    queue.name, f"custom_lua: no egress source/path for {source_name!r}"
+                )
+            )
         freshness = Freshness.now(config, hooks.config_epoch)
         if ready is None:
             ready = LuaReadyQueue(manager.egress, key, domain, source, config, freshness)

@@ -38,6 +38,7 @@ from kumocore.delivery.mta_sts_policy import (
 )
 from kumocore.dns.errors import DnsError
 from kumocore.dns.site_name import factor_names, split_port
+from kumocore.node import cache_capacity
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
@@ -109,6 +110,8 @@ class MtaSts:
         # Policies by domain, one cache for the node as in KumoMTA: ``shares`` (the
         # default resolver's) lends its own to the policies of a define_resolver resolver.
         self._cache: dict[str, tuple[StsPolicy, float]] = {} if shares is None else shares._cache
+        # The default resolver, whose kumo.dns.configure_test_mta_sts policies apply to all.
+        self._default: Resolver = resolver if shares is None else shares._default
         self._inflight: dict[str, asyncio.Task[StsPolicy | None]] = {}
         # The answer of the last discovery per domain, reused for RECHECK_INTERVAL.
         self._recent: dict[str, tuple[StsPolicy | None, float]] = {}
@@ -141,6 +144,10 @@ class MtaSts:
     async def policy_for(self, domain: str) -> StsPolicy | None:
         """The policy in force for ``domain`` (concurrent callers share one lookup)."""
         domain = domain.lower().rstrip(".")
+        tests = self._default.mta_sts_test_policies
+        if tests is not None:  # as KumoMTA: no network; a domain not listed has no policy
+            text = tests.get(domain)
+            return None if text is None else parse_policy(text, "test")
         recent = self._recent.get(domain)
         now = time.monotonic()
         if recent is not None and recent[1] > now:
@@ -177,16 +184,21 @@ class MtaSts:
         except Exception as exc:  # an unreachable or broken policy server
             log.info("MTA-STS policy fetch failed", domain=domain, error=str(exc)[:200])
             return cached
-        if len(self._cache) >= MAX_CACHED_DOMAINS:
-            self._prune()
-        self._cache[domain] = (policy, time.monotonic() + policy.max_age)
+        # At most KumoMTA's mta_sts_policy capacity (kumo.set_lruttl_cache_capacity).
+        capacity = cache_capacity.capacity_of("mta_sts_policy")
+        self._cache.pop(domain, None)  # re-stored last: the oldest stored goes first
+        if len(self._cache) >= capacity:
+            self._prune(capacity)
+        if capacity > 0:
+            self._cache[domain] = (policy, time.monotonic() + policy.max_age)
         return policy
 
-    def _prune(self) -> None:
+    def _prune(self, capacity: int) -> None:
+        """Drop expired policies, then the oldest stored until one more fits."""
         now = time.monotonic()
         for name in [n for n, (_, expires) in self._cache.items() if expires < now]:
             del self._cache[name]
-        while len(self._cache) >= MAX_CACHED_DOMAINS:
+        while self._cache and len(self._cache) >= capacity:
             del self._cache[next(iter(self._cache))]
 
     async def _fetch(self, domain: str) -> StsPolicy:

@@ -51,6 +51,24 @@ class ProxyError(OSError):
     """The proxy refused or broke the connection (a transient delivery failure)."""
 
 
+class ProxyUnreachable(ProxyError):
+    """The proxy server itself did not take the connection (refused, unreachable): the
+    source's proxy is unhealthy, whatever the MX (kumocore.delivery.source_failure)."""
+
+
+class ProxyWrongSource(ProxyError):
+    """The SOCKS5 proxy connected from another address than the source's: it could not
+    (or would not) send from the address asked for, KumoMTA's proxy bind failure."""
+
+
+@dataclass
+class Progress:
+    """How far :func:`open_stream` got, for a caller whose timeout cut it short: before
+    the proxy took the TCP connection, the time ran out on the proxy, not the MX."""
+
+    proxy_connected: bool = False
+
+
 @dataclass(frozen=True)
 class Route:
     """How to reach an MX for one egress source."""
@@ -99,9 +117,10 @@ def route_for_source(source: EgressSource | None, source_address: str | None = N
 
 
 async def open_stream(
-    route: Route, address: str, port: int, *, limit: int
+    route: Route, address: str, port: int, *, limit: int, progress: Progress | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, dict[str, Any]]:
-    """A stream to ``address:port`` along ``route`` (the caller bounds the time)."""
+    """A stream to ``address:port`` along ``route`` (the caller bounds the time;
+    ``progress`` tells it how far the opening got)."""
     if route.protocol is None:
         local = (route.source_ip, 0) if route.source_ip else None
         reader, writer = await asyncio.open_connection(
@@ -112,7 +131,13 @@ async def open_stream(
         raise ProxyError(
             f"{route.protocol} source address {route.source_ip} and destination "
             f"{address} are of different address families")
-    reader, writer = await asyncio.open_connection(*route.server, limit=limit)
+    try:
+        reader, writer = await asyncio.open_connection(*route.server, limit=limit)
+    except OSError as exc:
+        raise ProxyUnreachable(
+            f"{route.protocol} proxy {_join(route.server)} unreachable: {exc}") from exc
+    if progress is not None:
+        progress.proxy_connected = True
     try:
         if route.protocol == "haproxy":
             writer.write(encode_v2((route.source_ip, 0), (address, port)))
@@ -124,7 +149,7 @@ async def open_stream(
         raise
     if bound[0] != str(ipaddress.ip_address(route.source_ip)):
         writer.transport.abort()
-        raise ProxyError(
+        raise ProxyWrongSource(
             f"SOCKS5 proxy {_join(route.server)} connected from {bound[0]}, not from "
             f"socks5_proxy_source_address {route.source_ip}")
     return reader, writer, route.describe(bound)

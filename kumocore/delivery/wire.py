@@ -20,6 +20,8 @@ from kumocore.reception.smtp.dots import has_dot_line
 from kumocore.trace.bus import CLIENT_TRACE
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kumocore.trace.events import ClientTracer
 
 # "250" alone is a complete reply line too (RFC 5321's textstring is optional). Codes
@@ -160,6 +162,9 @@ class ReplyReader:
         self.command = "banner"  # the reply being read, or last read (for error texts)
         self.timeout = 0.0  # the wait of that read (seconds; for error texts too)
         self.tracer: ClientTracer | None = None  # the connection's, for CLIENT_TRACE
+        #: Called as each reply is awaited: the connection's progress mark for the
+        #: dispatcher progress watchdog (kumocore.queue.watchdog), if it has one.
+        self.progress: Callable[[], None] | None = None
 
     def reset(self) -> None:
         """Forget what the pre-TLS session said (after STARTTLS, nothing may be trusted)."""
@@ -184,6 +189,8 @@ class ReplyReader:
         :class:`ReplyError` if what came is not a bounded, well-formed reply."""
         self.command = command
         self.timeout = timeout
+        if self.progress is not None:
+            self.progress()
         self._arm(timeout)
         try:
             lines, code = await self._read_lines()

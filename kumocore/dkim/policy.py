@@ -5,14 +5,20 @@ message. KumoMTA therefore caches signers by their parameters for ``ttl`` second
 300); so do we, per plugin manager, so the per-message cost is one dictionary lookup.
 Keys are cached separately (:mod:`kumocore.dkim.keys`), so a rotated key file is used as
 soon as it changes on disk, whatever the signer TTL.
+
+A key in HashiCorp Vault (``key = { vault_mount = ..., vault_path = ... }``) is read when
+the signer is built, and kept with the signer for its ``ttl``, as KumoMTA keeps its
+loaded keys: the constructor then gives Lua an awaitable (a Python policy awaits it),
+and concurrent messages needing the same signer share one read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Coroutine, Hashable, Mapping
 from typing import Any
 
 from kumocore.config.options import (
@@ -26,6 +32,7 @@ from kumocore.config.options import (
     integer,
     option,
 )
+from kumocore.config.vault import is_vault_source, parse_vault_source, read_vault_secret
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.signer import Canonicalization, Signer
 from kumocore.errors import ConfigError
@@ -94,12 +101,18 @@ def _canon(value: str) -> Canonicalization:
 def _key_source(key: str | Mapping[Any, Any]) -> tuple[str | None, bytes | None]:
     if isinstance(key, str):
         return os.path.abspath(key), None
+    if is_vault_source(key):
+        raise ConfigError(
+            "kumo.dkim.*_signer: a key in HashiCorp Vault is read over the network: build "
+            "the signer with the policy function (Lua waits for it; Python awaits it)"
+        )
     unknown = sorted(str(k) for k in key if k != "key_data")
     if unknown or "key_data" not in key:
         what = f"unsupported key source {unknown}" if unknown else "missing 'key_data'"
         raise ConfigError(
-            f"bad value for 'key' in kumo.dkim.*_signer: {what}; give a file name or "
-            "{key_data = '-----BEGIN ...'} (vault and callback sources are not supported)"
+            f"bad value for 'key' in kumo.dkim.*_signer: {what}; give a file name, "
+            "{key_data = '-----BEGIN ...'} or {vault_mount = ..., vault_path = ...} "
+            "(callback sources are not supported)"
         )
     data = key["key_data"]
     if isinstance(data, str):
@@ -116,22 +129,72 @@ class SignerCache:
         self.capacity = capacity
         self._entries: dict[Hashable, tuple[float, Signer]] = {}
         self._lock = threading.Lock()
+        #: Vault reads under way, by event loop and signer options (one read per signer).
+        self._reads: dict[tuple[int, Hashable], asyncio.Future[Signer]] = {}
         register_memory_cache(self)  # emptied when memory runs out, as KumoMTA's
 
     def get(self, algorithm: Algorithm, options: Mapping[str, Any]) -> Signer:
         cache_key = (algorithm, _freeze(options))
+        signer = self._cached(cache_key)
+        if signer is None:
+            signer = make_signer(algorithm, options)  # outside the lock: may read a key file
+            self._store(cache_key, signer)
+        return signer
+
+    def get_or_read(
+        self, algorithm: Algorithm, options: Mapping[str, Any]
+    ) -> Signer | Coroutine[Any, Any, Signer]:
+        """:meth:`get`, or for a key in HashiCorp Vault an awaitable of the signer."""
+        key = options.get("key")
+        if is_vault_source(key):
+            parse_vault_source(key, "'key' in kumo.dkim.*_signer")  # a bad table fails now
+            return self.get_vault(algorithm, options)
+        return self.get(algorithm, options)
+
+    async def get_vault(self, algorithm: Algorithm, options: Mapping[str, Any]) -> Signer:
+        """The signer whose key is in HashiCorp Vault: cached, or read once for every
+        caller waiting for it."""
+        cache_key = (algorithm, _freeze(options))
+        signer = self._cached(cache_key)
+        if signer is not None:
+            return signer
+        read_key = (id(asyncio.get_running_loop()), cache_key)
+        read = self._reads.get(read_key)
+        if read is None:
+            read = asyncio.ensure_future(self._read_vault(algorithm, options, cache_key))
+            self._reads[read_key] = read
+            read.add_done_callback(lambda _: self._reads.pop(read_key, None))
+        return await asyncio.shield(read)  # a cancelled waiter leaves the read to others
+
+    async def _read_vault(
+        self, algorithm: Algorithm, options: Mapping[str, Any], cache_key: Hashable
+    ) -> Signer:
+        DkimSignerOptions.from_options(options)  # a bad option fails before any read
+        source = parse_vault_source(options["key"], "'key' in kumo.dkim.*_signer")
+        data = await read_vault_secret(source, "kumo.dkim.*_signer: key")
+        try:
+            signer = make_signer(algorithm, {**options, "key": {"key_data": data}})
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc} (the key read from HashiCorp Vault, {source.where})"
+            ) from None
+        self._store(cache_key, signer)
+        return signer
+
+    def _cached(self, cache_key: Hashable) -> Signer | None:
         now = time.monotonic()
         with self._lock:
             entry = self._entries.pop(cache_key, None)
             if entry is not None and entry[0] > now:
                 self._entries[cache_key] = entry  # re-insert: most recently used is last
                 return entry[1]
-        signer = make_signer(algorithm, options)  # outside the lock: may read a key file
+        return None
+
+    def _store(self, cache_key: Hashable, signer: Signer) -> None:
         with self._lock:
-            self._entries[cache_key] = (now + signer.ttl, signer)
+            self._entries[cache_key] = (time.monotonic() + signer.ttl, signer)
             while len(self._entries) > self.capacity:
                 del self._entries[next(iter(self._entries))]
-        return signer
 
     def clear(self) -> None:
         with self._lock:
@@ -166,16 +229,16 @@ def _freeze(value: Any) -> Hashable:
     raise ConfigError(f"unsupported value in kumo.dkim.*_signer options: {value!r}")
 
 
-def make_dkim_functions(cache: SignerCache | None = None) -> dict[str, Callable[..., Signer]]:
+def make_dkim_functions(cache: SignerCache | None = None) -> dict[str, Callable[..., Any]]:
     """The ``kumo.dkim.*`` policy functions, sharing one signer cache."""
     signers = cache if cache is not None else SignerCache()
 
     @policy_function(table=True)
-    def rsa_sha256_signer(**options: Any) -> Signer:
-        return signers.get("rsa-sha256", options)
+    def rsa_sha256_signer(**options: Any) -> Signer | Coroutine[Any, Any, Signer]:
+        return signers.get_or_read("rsa-sha256", options)
 
     @policy_function(table=True)
-    def ed25519_signer(**options: Any) -> Signer:
-        return signers.get("ed25519-sha256", options)
+    def ed25519_signer(**options: Any) -> Signer | Coroutine[Any, Any, Signer]:
+        return signers.get_or_read("ed25519-sha256", options)
 
     return {"dkim.rsa_sha256_signer": rsa_sha256_signer, "dkim.ed25519_signer": ed25519_signer}

@@ -114,14 +114,17 @@ def make_dns_list_functions(resolvers: NamedResolvers) -> dict[str, Callable[...
 
     @policy_function(table=False)
     async def lookup_ptr(ip: str, resolver_name: str | None = None) -> list[str]:
-        """``kumo.dns.lookup_ptr(IP)``: the PTR names (with their final dot), maybe none."""
+        """``kumo.dns.lookup_ptr(IP)``: the PTR names (with their final dot), maybe none.
+
+        An address without a reverse zone entry (NXDOMAIN) has no names: an empty list,
+        as KumoMTA's resolvers answer, so ``policy-extras.mail_auth``'s ``iprev`` reports
+        it as ``permerror`` ("has no PTR"); only a failed lookup (SERVFAIL, a timeout)
+        raises, which iprev reports as ``temperror``.
+        """
         address = _ip("lookup_ptr", ip)
         resolver = resolvers.get(resolver_name)
         ptr_name = dns.reversename.from_address(str(address)).to_text()
-        records = await resolver.lookup_records(ptr_name, "PTR")
-        if records is None:
-            raise DnsError(f"PTR lookup for {address} failed: NXDOMAIN", name=ptr_name)
-        return records
+        return await resolver.lookup_records(ptr_name, "PTR") or []
 
     @policy_function(table=False)
     async def rbl_lookup(

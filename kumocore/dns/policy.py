@@ -63,6 +63,35 @@ def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callab
         resolver.apply(parse_resolver_config(_unwrap_hickory(options), where))
 
     @policy_function(table=False)
+    def configure_test_resolver(config: Any) -> None:
+        """``kumo.dns.configure_test_resolver { ZONE, ... }`` or ``({ zones = {...},
+        servfail = {...} })``: the default resolver answers from these zone texts
+        (KumoMTA's test-suite shorthand for ``configure_resolver { Test = ... }``)."""
+        resolver.use_zones(parse_test_zones(config, "kumo.dns.configure_test_resolver"))
+
+    @policy_function(table=False)
+    def configure_test_mta_sts(policies: Any) -> None:
+        """``kumo.dns.configure_test_mta_sts { ['example.com'] = POLICY_TEXT, ... }``: MTA-STS
+        answers from these policy texts instead of DNS and HTTPS, for every resolver; a
+        domain not listed has no policy (KumoMTA's test shorthand). Each text is checked
+        now, so a broken one fails the policy load."""
+        where = "kumo.dns.configure_test_mta_sts"
+        if not isinstance(policies, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in policies.items()
+        ):
+            raise ConfigError(f"{where}: expected a table of domain = policy text")
+        from kumocore.delivery.mta_sts_policy import PolicyError, parse_policy
+
+        for domain, text in policies.items():
+            try:
+                parse_policy(text)
+            except PolicyError as exc:
+                raise ConfigError(f"{where}: {domain}: {exc}") from None
+        resolver.mta_sts_test_policies = {
+            k.lower().rstrip("."): v for k, v in policies.items()
+        }
+
+    @policy_function(table=False)
     def load_resolv_conf(path: str | None = None) -> dict[str, Any]:
         """``kumo.dns.load_resolv_conf([path])``: a table for ``configure_resolver``."""
         return _load_resolv_conf(path)
@@ -110,6 +139,8 @@ def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callab
 
     return {
         "dns.configure_resolver": configure_resolver,
+        "dns.configure_test_resolver": configure_test_resolver,
+        "dns.configure_test_mta_sts": configure_test_mta_sts,
         "dns.load_resolv_conf": load_resolv_conf,
         "dns.set_mta_sts_enabled": set_mta_sts_enabled,
         "dns.lookup_mx": lookup_mx,

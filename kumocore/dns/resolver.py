@@ -42,6 +42,7 @@ from kumocore.dns.name_server import parse_name_server
 from kumocore.dns.query_cache import CachedQueries, DnssecAnswer, StaticAnswers, _Answer
 from kumocore.dns.site_name import split_port
 from kumocore.errors import ConfigError
+from kumocore.node.cache_capacity import NamedLru
 
 if TYPE_CHECKING:
     from kumocore.dns.resolver_config import ResolverSettings
@@ -81,7 +82,11 @@ class Resolver(CachedQueries):
         # answer is kept with that answer (per domain as asked): reused while the cache
         # still holds the very same answer, rebuilt once it expired or was replaced.
         # Nobody mutates a MailExchanger (the policy gets copies), so sharing it is safe.
-        self._built_mx: dict[str, tuple[tuple[str, str], _Answer, MailExchanger]] = {}
+        # At most KumoMTA's dns_resolver_mx capacity of them (kumo.set_lruttl_cache_capacity),
+        # and no more than the answers they are built from.
+        self._built_mx: NamedLru[str, tuple[tuple[str, str], _Answer, MailExchanger]] = NamedLru(
+            "dns_resolver_mx", ceiling=cache_size
+        )
         self._timeout = timeout
         #: ``use_hosts_file``: False ('Never') answers every name from DNS.
         self.use_hosts_file = True
@@ -90,6 +95,9 @@ class Resolver(CachedQueries):
         #: Delivery's MTA-STS policies for this resolver's MX sets (they register here), so
         #: that kumo.dns.lookup_mx applies the same cached policies (:mod:`.mx_sts`).
         self.mta_sts: MxStsPolicies | None = None
+        #: ``kumo.dns.configure_test_mta_sts``: fixed policy texts by domain that replace
+        #: discovery for every resolver of the node (KumoMTA's test shorthand); None: off.
+        self.mta_sts_test_policies: dict[str, str] | None = None
         if name_servers is None:
             try:
                 self._dns = dns.asyncresolver.Resolver()  # the system's /etc/resolv.conf
@@ -156,6 +164,7 @@ class Resolver(CachedQueries):
         if settings.cache_size is not None:
             self._cache_size = settings.cache_size
             self._cache.resize(settings.cache_size)
+            self._built_mx.set_ceiling(settings.cache_size)
         self.use_hosts_file = settings.use_hosts_file
         self._ttl_bounds = dict(settings.ttl_bounds)
         self._static = None
@@ -196,6 +205,7 @@ class Resolver(CachedQueries):
             return MailExchanger.for_literal(domain, *literal)
         built = self._built_mx.get(domain)
         if built is not None and self._cache.get(built[0]) is built[1]:
+            self._built_mx.move_to_end(domain)  # least recently used goes first
             return built[2]
         host, port = split_port(domain)
         name = normalize_name(host)
@@ -221,8 +231,6 @@ class Resolver(CachedQueries):
             mx = MailExchanger.from_records(name, answer.records, port)
         if answer.secure:
             mx = dataclasses.replace(mx, is_secure=True)
-        if len(self._built_mx) >= self._cache_size:
-            self._built_mx.clear()
         self._built_mx[domain] = ((name, "MX"), answer, mx)
         return mx
 

@@ -10,8 +10,9 @@ matching the privilege and the session decides; none: denied by default.
 Caches, as KumoMTA's: ACL definitions per resource name (``set_acl_cache_ttl``) and
 decisions per (resource, privilege, auth info) (``set_check_cache_ttl``), each holding
 at most :data:`CACHE_CAPACITY` entries (least recently used dropped first) for at most
-its TTL (default 5 minutes, as KumoMTA documents). Errors of the event are not cached.
-State is per policy (per :class:`~kumocore.policy.hooks.Hooks`), so two nodes in one
+its TTL (default 5 minutes, as KumoMTA documents); ``kumo.set_lruttl_cache_capacity``
+sizes them by KumoMTA's names, ``acl_definition`` and ``acl_check``. Errors of the event
+are not cached. State is per policy (per :class:`~kumocore.policy.hooks.Hooks`), so two nodes in one
 process (tests) do not share it.
 """
 
@@ -31,6 +32,7 @@ from kumocore.http.acl import AccessControlList, AclAuthInfo
 from kumocore.http.acl_acct import AcctLog, timestamp
 from kumocore.http.acl_map import DEFAULT_ACL_MAP
 from kumocore.http.acl_resource import HttpUrlResource
+from kumocore.node import cache_capacity
 
 log = structlog.get_logger("kumocore.http.acl")
 
@@ -47,8 +49,9 @@ Provider = Callable[[str], Awaitable[tuple[bool, AccessControlList | None]]]
 class TtlCache(Generic[K, V]):
     """A least-recently-used map of at most ``capacity`` entries, each with an expiry."""
 
-    def __init__(self, capacity: int = CACHE_CAPACITY) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int = CACHE_CAPACITY, *, name: str | None = None) -> None:
+        # A named cache is sized by kumo.set_lruttl_cache_capacity(name, ...) too.
+        self.capacity = capacity if name is None else cache_capacity.register(name, self)
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -67,6 +70,14 @@ class TtlCache(Generic[K, V]):
     def put(self, key: K, value: V, expires: float) -> None:
         self._entries[key] = (expires, value)
         self._entries.move_to_end(key)
+        self._trim()
+
+    def resize(self, capacity: int) -> None:
+        """Hold at most ``capacity`` entries from now on (least recently used go first)."""
+        self.capacity = capacity
+        self._trim()
+
+    def _trim(self) -> None:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
@@ -108,8 +119,10 @@ class AccessControl:
         self.fall_back_to_acl_map = True
         self.acl_cache_ttl = DEFAULT_TTL
         self.check_cache_ttl = DEFAULT_TTL
-        self.definitions: TtlCache[str, AccessControlList | None] = TtlCache()
-        self.checks: TtlCache[tuple[str, str, AclAuthInfo], AclDecision] = TtlCache()
+        self.definitions: TtlCache[str, AccessControlList | None] = TtlCache(name="acl_definition")
+        self.checks: TtlCache[tuple[str, str, AclAuthInfo], AclDecision] = TtlCache(
+            name="acl_check"
+        )
         self.acct: AcctLog | None = None  # kumo.aaa.configure_acct_log
 
     async def close(self, timeout: float = 5.0) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kumocore.config.vault import then_with_secrets
 from kumocore.errors import ConfigError
 from kumocore.http.acl import parse_auth_info
 from kumocore.http.acl_acct import AcctLog
@@ -86,7 +87,7 @@ def make_aaa_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
 
     return {
         "aaa.configure_acct_log": configure_acct_log,
-        "aaa.load_acl_map": policy_function(table=False)(load_acl_map),
+        "aaa.load_acl_map": policy_function(table=False)(_load_acl_map_or_vault),
         "aaa.make_access_control_list": policy_function(table=False)(make_access_control_list),
         "aaa.make_http_url_resource": policy_function(table=False)(make_http_url_resource),
         "aaa.query_resource_access": query_resource_access,
@@ -94,3 +95,9 @@ def make_aaa_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
         "aaa.set_check_cache_ttl": set_check_cache_ttl,
         "aaa.set_fall_back_to_acl_map": set_fall_back_to_acl_map,
     }
+
+
+def _load_acl_map_or_vault(source: Any) -> Any:
+    """``kumo.aaa.load_acl_map(KEYSOURCE)``: a file name, ``{ key_data = '...' }`` or a
+    HashiCorp Vault source (read before parsing: Lua waits for it, Python awaits it)."""
+    return then_with_secrets("kumo.aaa.load_acl_map", [source], load_acl_map)

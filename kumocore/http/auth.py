@@ -40,6 +40,7 @@ from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.http.acl import TRUSTED_GROUP, AclAuthInfo, Identity, parse_auth_info
 from kumocore.http.acl_acct import timestamp
 from kumocore.http.acl_resource import format_local_addr, http_url_resource
+from kumocore.reception.client_net import client_net
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -102,7 +103,8 @@ def _basic_credentials(header: str) -> tuple[str, str]:
 
 
 class AuthFailures:
-    """Recent HTTP Basic failures per peer IP, to answer ``429`` beyond ``limit``."""
+    """Recent HTTP Basic failures per client (an IPv4 address, an IPv6 /64:
+    :mod:`kumocore.reception.client_net`), to answer ``429`` beyond ``limit``."""
 
     #: Peers remembered at most; older entries are dropped first (bounded memory).
     MAX_PEERS = 10_000
@@ -115,6 +117,7 @@ class AuthFailures:
 
     def retry_after(self, peer: str, now: float | None = None) -> int | None:
         """Seconds the peer must wait, or None when it may try again now."""
+        peer = client_net(peer)
         failures = self._failures.get(peer)
         if failures is None:
             return None
@@ -129,6 +132,7 @@ class AuthFailures:
         return max(1, math.ceil(failures[0] + self.window - now))
 
     def failed(self, peer: str, now: float | None = None) -> None:
+        peer = client_net(peer)
         failures = self._failures.pop(peer, None) or collections.deque(maxlen=self.limit)
         failures.append(time.monotonic() if now is None else now)
         self._failures[peer] = failures  # most recent last

@@ -2,7 +2,8 @@
 
 Shapes follow KumoMTA: ``client:get(url)``/``:post``/``:put`` return a request; request
 methods (``header``, ``headers``, ``basic_auth``, ``bearer_auth``, ``body``,
-``form_url_encoded``, ``timeout``) configure it and return it, so calls chain;
+``form_url_encoded``, ``form_multipart_data``, ``timeout``) configure it and return it, so
+calls chain;
 ``request:aws_sign_v4 {...}`` signs it for AWS (with the Lua policy plugin's signer,
 :func:`set_aws_signer`); ``request:send()`` returns a response with ``status_code()``,
 ``status_reason()``, ``status_is_*()``, ``headers()`` (lower-case names),
@@ -24,6 +25,7 @@ import aiohttp
 from kumocore.config.duration import duration_seconds
 from kumocore.digits import decimal
 from kumocore.errors import ConfigError
+from kumocore.http.form_data import encode_form_data
 from kumocore.policy.policyfn import policy_function
 
 _CLIENT_OPTIONS = ("user_agent", "timeout", "pool_idle_timeout", "connection_verbose",
@@ -148,7 +150,10 @@ class HttpRequest:
         return self
 
     def form_multipart_data(self, params: Any) -> HttpRequest:
-        raise ConfigError("kumo.http: request:form_multipart_data is not supported by kumocore yet")
+        """Fields as a ``multipart/form-data`` body (:mod:`kumocore.http.form_data`)."""
+        content_type, self._body = encode_form_data(params)
+        self._headers["Content-Type"] = content_type
+        return self
 
     def timeout(self, duration: Any) -> HttpRequest:
         self._timeout = _seconds(duration, "request:timeout")
@@ -185,6 +190,12 @@ class HttpRequest:
             raise ConfigError(f"kumo.http: {self._method} {self._url} failed: {exc}") from exc
 
 
+# Lua may pass binary (non-UTF-8) field values: the Lua plugin's mark for methods taking
+# byte strings (kumocore_lua_policy.byte_strings.BYTES_ATTR), set here as core cannot
+# import it.
+setattr(HttpRequest.form_multipart_data, "__kumo_bytes__", True)  # noqa: B010
+
+
 #: ``(method, url, params) -> headers to set``: what ``request:aws_sign_v4`` calls.
 AwsSigner = Callable[[str, str, Any], dict[str, str]]
 _aws_signer: AwsSigner | None = None
@@ -201,7 +212,7 @@ def set_aws_signer(signer: AwsSigner) -> None:
 _closing: set[asyncio.Future[None]] = set()
 
 
-def _release(session: aiohttp.ClientSession) -> None:
+def release_session(session: aiohttp.ClientSession) -> None:
     """Close the pooled connections of a client dropped without ``client:close()``."""
     if session.closed:
         return
@@ -246,7 +257,7 @@ class HttpClient:
             self._session = aiohttp.ClientSession(headers=headers, connector=connector)
             # Policies often build a client per request and never call client:close()
             # (KumoMTA's own examples do): free its pool when the client is collected.
-            weakref.finalize(self, _release, self._session)
+            weakref.finalize(self, release_session, self._session)
         return self._session
 
     def get(self, url: Any) -> HttpRequest:

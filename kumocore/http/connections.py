@@ -31,6 +31,8 @@ from typing import Any, cast
 
 import orjson
 
+from kumocore.reception.client_net import client_net
+
 __all__ = ["ConnectionGuard", "GuardedProtocol", "connection_cap", "raw_json_response"]
 
 #: Share of the process's descriptor limit one HTTP listener may use at most, so that the
@@ -218,22 +220,23 @@ class ConnectionGuard:
                 and self.open_untrusted >= self.max_connections - self.reserved):
             self.refused += 1
             return f"too many connections to this listener (max_connections {self.max_connections})"
-        if self.per_peer[conn.peer] >= self.max_per_peer:
+        if self.per_peer[client_net(conn.peer)] >= self.max_per_peer:
             self.refused += 1
             return (f"too many connections from {conn.peer} "
                     f"(max_connections_per_peer {self.max_per_peer})")
         self.open += 1
         self.open_untrusted += not conn.trusted
-        self.per_peer[conn.peer] += 1
+        self.per_peer[client_net(conn.peer)] += 1
         self.by_handler[conn.inner] = conn
         return None
 
     def release(self, conn: GuardedProtocol) -> None:
         self.open -= 1
         self.open_untrusted -= not conn.trusted
-        self.per_peer[conn.peer] -= 1
-        if self.per_peer[conn.peer] <= 0:
-            del self.per_peer[conn.peer]
+        net = client_net(conn.peer)  # an IPv6 /64 is one client
+        self.per_peer[net] -= 1
+        if self.per_peer[net] <= 0:
+            del self.per_peer[net]
         self.by_handler.pop(conn.inner, None)
 
     def connection_of(self, handler: Any) -> GuardedProtocol | None:

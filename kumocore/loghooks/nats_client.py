@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kumocore.config.vault import is_vault_source, read_vault_secret
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import policy_function
 from kumocore.policy.secrets import load_secret
@@ -114,7 +115,7 @@ async def nats_connect(options: Mapping[str, Any]) -> NatsClient:
         from nats.aio.client import Client
     except ImportError as exc:  # an optional extra
         raise ConfigError(f"{_FN} needs nats-py: pip install 'kumocore[loghooks]'") from exc
-    kwargs = connect_options(options)
+    kwargs = connect_options(await _auth_from_vault(options))
     kwargs.setdefault("connect_timeout", 5.0)
     # A sender session is short: when no server answers, fail now (the records are
     # deferred and retried with the queue's schedule) instead of nats-py's default of
@@ -134,7 +135,24 @@ async def nats_connect(options: Mapping[str, Any]) -> NatsClient:
         await connection.close()
         raise ConnectionError(f"{_FN}: no NATS server answered at "
                               f"{', '.join(kwargs['servers'])}") from None
+    except Exception:
+        await connection.close()  # a refused authorization left its socket open
+        raise
     return NatsClient(connection, timeout)
+
+
+async def _auth_from_vault(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``options`` with each ``auth`` key source in HashiCorp Vault read (inline after)."""
+    auth = options.get("auth")
+    if not isinstance(auth, Mapping) or not any(is_vault_source(v) for v in auth.values()):
+        return options
+    read = {
+        name: {"key_data": await read_vault_secret(value, f"{_FN}: auth.{name}")}
+        if is_vault_source(value)
+        else value
+        for name, value in auth.items()
+    }
+    return {**options, "auth": read}
 
 
 async def _quiet(_error: Exception) -> None:

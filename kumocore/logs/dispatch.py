@@ -22,9 +22,11 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import structlog
 
+from kumocore.logs.filter_event import LogFilter, filter_batch
 from kumocore.logs.lane import Lane as _Lane
 from kumocore.logs.lane import Ticket as Ticket  # re-exported: the queue awaits these
 from kumocore.logs.record import LogRecord, RecordType
@@ -50,8 +52,12 @@ class LogDispatcher:
 
     ``submit`` must be called from the event loop's thread. Stats per sink: ``submitted``,
     ``written``, ``dropped`` (still pending at close, or submitted after it), ``shed``
-    (rejection records over the bound), ``errors`` (failed ``write_batch`` calls, each
-    retried), ``failed`` (records in those calls), ``pending``.
+    (rejection records over the bound), ``filtered`` (left out by the sink's
+    ``filter_event``), ``errors`` (failed ``write_batch`` calls, each retried), ``failed``
+    (records in those calls), ``pending``.
+
+    ``log_filter`` asks the policy about records for sinks with a ``filter_event``
+    (:mod:`kumocore.logs.filter_event`); such a sink needs one.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class LogDispatcher:
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_latency: float = DEFAULT_BATCH_LATENCY,
+        log_filter: LogFilter | None = None,
     ) -> None:
         if buffer_size < 1 or batch_size < 1 or batch_latency < 0:
             raise ValueError("buffer_size and batch_size must be >= 1, batch_latency >= 0")
@@ -69,7 +76,11 @@ class LogDispatcher:
             if any(lane.sink.name == sink.name for lane in self._lanes):
                 raise ValueError(f"two log sinks are named {sink.name!r}")
             options = sink_options(sink, buffer_size=buffer_size, batch_size=batch_size)
+            if options.filter_event and log_filter is None:
+                raise ValueError(f"log sink {sink.name!r} has a filter_event but the "
+                                 "dispatcher has no log_filter to ask the policy with")
             self._lanes.append(_Lane(sink, options))
+        self._log_filter = log_filter
         self._latency = batch_latency
         self._closing = False
         self._shed_unreported = 0
@@ -92,12 +103,13 @@ class LogDispatcher:
     def closing(self) -> bool:
         return self._closing
 
-    def submit(self, record: LogRecord) -> Ticket:
+    def submit(self, record: LogRecord, message: Any = None) -> Ticket:
         """Queue ``record`` for every sink. Never blocks.
 
         A record about a message is always queued (intake keeps the backlog bounded with
         :meth:`room`); a rejection record is shed when the sink's buffer is full. The
-        returned ticket can be awaited with :meth:`written`.
+        returned ticket can be awaited with :meth:`written`. ``message`` is what the
+        record is about (None: never filtered), for sinks with a ``filter_event``.
         """
         ticket: Ticket = []
         sheddable = record.type in SHEDDABLE
@@ -113,6 +125,8 @@ class LogDispatcher:
                 self._note_shed()
                 continue
             buffer.append(record)
+            if lane.messages is not None:
+                lane.messages.append(message)
             lane.accepted += 1
             ticket.append((lane, lane.accepted))
             lane.wakeup.set()
@@ -208,6 +222,8 @@ class LogDispatcher:
         for lane in self._lanes:
             lane.counts["dropped"] += len(lane.buffer)
             lane.buffer.clear()
+            if lane.messages is not None:
+                lane.messages.clear()
             lane.closed = True
             lane.wake_waiters()
             await self._close_sink(lane, max(deadline - time.monotonic(), 1.0))
@@ -229,15 +245,22 @@ class LogDispatcher:
                     async with asyncio.timeout(self._latency):
                         await lane.filled.wait()
             count = min(len(buffer), lane.options.batch_size)
-            await self._write(lane, [buffer.popleft() for _ in range(count)])
+            messages = lane.messages
+            await self._write(lane, [buffer.popleft() for _ in range(count)],
+                              None if messages is None else
+                              [messages.popleft() for _ in range(count)])
 
-    async def _write(self, lane: _Lane, batch: Sequence[LogRecord]) -> None:
-        """Write ``batch``, retrying with backoff until the sink takes it (or we are
-        cancelled at close, when it counts as dropped)."""
-        lane.in_flight = len(batch)
+    async def _write(self, lane: _Lane, batch: Sequence[LogRecord],
+                     messages: Sequence[Any] | None = None) -> None:
+        """Write ``batch`` (what the sink's ``filter_event`` keeps of it, when ``messages``
+        are given), retrying with backoff until the sink takes it (or we are cancelled at
+        close, when it counts as dropped)."""
+        taken = lane.in_flight = len(batch)
         delay = RETRY_INITIAL
         try:
-            while True:
+            if messages is not None:
+                batch = await self._filter(lane, batch, messages)
+            while batch:
                 try:
                     await lane.sink.write_batch(batch)
                 except Exception as exc:
@@ -250,15 +273,21 @@ class LogDispatcher:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX)
                     continue
-                lane.counts["written"] += len(batch)
-                lane.processed += len(batch)
-                return
+                break
+            lane.counts["written"] += len(batch)
+            lane.processed += taken
         except asyncio.CancelledError:
-            lane.counts["dropped"] += len(batch)
+            lane.counts["dropped"] += taken
             raise
         finally:
             lane.in_flight = 0
             lane.wake_waiters()
+
+    async def _filter(self, lane: _Lane, batch: Sequence[LogRecord],
+                      messages: Sequence[Any]) -> list[LogRecord]:
+        event, log_filter = lane.options.filter_event, self._log_filter
+        assert event is not None and log_filter is not None  # checked in __init__
+        return await filter_batch(log_filter, lane.sink, event, batch, messages, lane.counts)
 
     def _note_shed(self) -> None:
         self._shed_unreported += 1

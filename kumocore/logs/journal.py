@@ -90,10 +90,14 @@ class Journal:
     def _subject(self, message: MessageLike) -> Subject:
         return Subject.of(message, self.header_names)
 
-    def _submit(self, type: RecordType, subject: Subject, **event: Any) -> Ticket | None:
+    def _submit(self, type: RecordType, subject: Subject, message: MessageLike | None,
+                **event: Any) -> Ticket | None:
+        # ``message`` travels with the record for sinks with a filter_event (the policy
+        # event is asked about the message itself, as in KumoMTA).
         if self.logs is None:
             return None
-        return self.logs.submit(build_record(type, subject, nodeid=self.nodeid, **event))
+        return self.logs.submit(
+            build_record(type, subject, nodeid=self.nodeid, **event), message)
 
     # ------------------------------------------------------------------ reception
     def reception(
@@ -103,7 +107,7 @@ class Journal:
         if self.logs is None:
             return None
         return self._submit(
-            RecordType.Reception, self._subject(message), queue=queue,
+            RecordType.Reception, self._subject(message), message, queue=queue,
             # KumoMTA's Reception record: 250 with no text and no command, whatever the
             # client was told.
             response=Response(250, ""),
@@ -119,7 +123,8 @@ class Journal:
             return None
         subject = Subject("", sender, recipient, MappingProxyType(dict(meta)), when)
         return self._submit(
-            RecordType.Rejection, subject, queue="", response=response, peer_address=peer,
+            RecordType.Rejection, subject, None, queue="", response=response,
+            peer_address=peer,
             session_id=session_id, when=when,
             bounce_classification=await self.classify(response))
 
@@ -132,7 +137,8 @@ class Journal:
             return None
         response = Response(250, "", command=".")
         return self._submit(
-            RecordType.Feedback, self._subject(message), queue=queue, response=response,
+            RecordType.Feedback, self._subject(message), message, queue=queue,
+            response=response,
             peer_address=peer, reception_protocol="ESMTP", feedback_report=report,
             bounce_classification=await self.classify(response))
 
@@ -150,7 +156,8 @@ class Journal:
         subject = replace(self._subject(message), sender=str(message.recipient),
                           recipient=failed, num_attempts=0, size=0)
         return self._submit(
-            RecordType.OOB, subject, queue=queue, response=response, peer_address=peer,
+            RecordType.OOB, subject, message, queue=queue, response=response,
+            peer_address=peer,
             reception_protocol="ESMTP", when=when or time.time(),
             bounce_classification=await self.classify(response))
 
@@ -177,7 +184,7 @@ class Journal:
             bounce_classification=classification)
         if observe is not None:
             observe(record)
-        return self.logs.submit(record)
+        return self.logs.submit(record, message)
 
     def delayed(
         self, message: MessageLike, *, queue: str, context: str, due: float
@@ -191,7 +198,7 @@ class Journal:
             return None
         now = time.time()
         return self._submit(
-            RecordType.Delayed, self._subject(message), queue=queue,
+            RecordType.Delayed, self._subject(message), message, queue=queue,
             response=delayed(context, due, now), when=now)
 
     def rebind(
@@ -203,5 +210,5 @@ class Journal:
         if self.logs is None:
             return None
         return self._submit(
-            RecordType.AdminRebind, self._subject(message), queue=queue,
+            RecordType.AdminRebind, self._subject(message), message, queue=queue,
             response=rebound(old_queue, queue, reason))

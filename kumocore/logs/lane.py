@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import Any
 
 from kumocore.logs.record import LogRecord
 from kumocore.logs.sink import LogSink, SinkOptions
@@ -20,6 +21,9 @@ class Lane:
         self.sink = sink
         self.options = options
         self.buffer: deque[LogRecord] = deque()
+        #: The message of each buffered record (None for a Rejection), kept in step with
+        #: ``buffer`` only when the sink has a ``filter_event`` that will be asked about it.
+        self.messages: deque[Any] | None = deque() if options.filter_event else None
         self.wakeup = asyncio.Event()  # buffer became non-empty (or we are closing)
         self.filled = asyncio.Event()  # buffer holds a full batch (or we are closing)
         self.task: asyncio.Task[None] | None = None
@@ -31,7 +35,7 @@ class Lane:
         self.processed = 0
         self.progress = asyncio.Event()
         self.counts = {"submitted": 0, "written": 0, "dropped": 0, "errors": 0, "failed": 0,
-                       "shed": 0}
+                       "shed": 0, "filtered": 0}
         # One timer bounds every ``written`` wait on this lane (see LogDispatcher.written).
         self._watch = EarliestDeadline(self.wake_waiters)
 

@@ -16,6 +16,11 @@ Besides the three required members a sink may declare, as plain attributes:
     records are shed (KumoMTA's ``back_pressure``); the dispatcher's default otherwise.
 ``batch_size: int``
     The most records handed to one :meth:`LogSink.write_batch` call.
+``filter_event: str | None``
+    A policy event asked, per record about a message, whether this sink logs it
+    (KumoMTA's ``filter_event``; see :mod:`kumocore.logs.filter_event`). A sink that has
+    one may also offer ``record_enabled(record_type: str) -> bool``, so the event is not
+    asked about records the sink would drop anyway.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class SinkOptions:
     header_names: tuple[str, ...]
     buffer_size: int
     batch_size: int
+    filter_event: str | None = None
 
 
 def sink_options(sink: LogSink, *, buffer_size: int, batch_size: int) -> SinkOptions:
@@ -67,7 +73,11 @@ def sink_options(sink: LogSink, *, buffer_size: int, batch_size: int) -> SinkOpt
         raise TypeError(f"log sink {sink.name!r}: header_names must be a sequence of str")
     size = _positive(sink, "buffer_size", buffer_size)
     batch = _positive(sink, "batch_size", batch_size)
-    return SinkOptions(tuple(headers), size, batch)
+    event = getattr(sink, "filter_event", None)
+    if event is not None and (not isinstance(event, str) or not event):
+        raise TypeError(f"log sink {sink.name!r}: filter_event must be an event name, "
+                        f"got {event!r}")
+    return SinkOptions(tuple(headers), size, batch, event)
 
 
 def _positive(sink: LogSink, attr: str, default: int) -> int:

@@ -114,3 +114,12 @@ class JoinedHeaders:
 
     def get_first(self, name: str) -> _h.HeaderField | None:
         return self._head.get_first(name) or self._body.get_first(name)
+
+    def in_whole(self, fields: list[_h.HeaderField], head_size: int) -> list[_h.HeaderField]:
+        """``fields`` of this view with offsets into the head and body joined (a head of
+        ``head_size`` bytes): what an edit of the message's own copy needs, without
+        parsing that copy again."""
+        head = {id(f) for f in self._head.fields}
+        return [f if id(f) in head else
+                _h.HeaderField(f.name, f.raw_value, f.start + head_size, f.end + head_size)
+                for f in fields]

@@ -6,7 +6,8 @@ parsed or copied more than once per edit. Editing functions take and return the 
 message bytes; they never re-serialise the headers they do not touch, so a DKIM
 signature made before an edit stays valid for the headers it covered.
 
-Values are returned unfolded and RFC 2047 decoded. Raw 8-bit header bytes are read as
+Values are returned unfolded, RFC 2047 decoded, each white-space run one space (as KumoMTA
+reads an unstructured header). Raw 8-bit header bytes are read as
 UTF-8 (RFC 6532), falling back to Latin-1 so that a broken legacy header never raises.
 """
 
@@ -40,6 +41,8 @@ _NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 #: A value already folded (RFC 5322 2.2.3): every break is CRLF and starts a continuation
 #: line that holds more than white space.
 _FOLDED = re.compile(r"[^\r\n]*(?:\r\n[ \t]+[^\r\n \t][^\r\n]*)+")
+#: A run of folding white space left by unfolding: read as one space.
+_WSP_RUN = re.compile(r"[ \t]{2,}|\t")
 _EW = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
 _Q_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
 _MAX_LINE = 78  # RFC 5322 2.1.1 "SHOULD"; an encoded word is at most 75 (RFC 2047 2).
@@ -73,7 +76,13 @@ class HeaderField:
 
     @property
     def value(self) -> str:
-        return decode_rfc2047(self.raw_value)
+        """The value as policies read it (``msg:get_first_named_header_value``): RFC 2047
+        words decoded and every run of folding white space (spaces, tabs, a fold) one
+        space, as KumoMTA reads an unstructured header."""
+        raw = self.raw_value
+        if "\t" in raw or "  " in raw:
+            raw = _WSP_RUN.sub(" ", raw)
+        return decode_rfc2047(raw)
 
 
 def split_header_block(data: bytes) -> tuple[int, int]:

@@ -248,7 +248,7 @@ def _plugins() -> int:
 
 
 async def _serve(policy: str, shutdown_timeout: float) -> int:
-    from kumocore.node.server import serve
+    from kumocore.node.serve import serve
 
     return await serve(policy, shutdown_timeout=shutdown_timeout)
 

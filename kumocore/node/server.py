@@ -4,18 +4,15 @@ Start: spools → log sinks → throttle store → queues → recovery of spoole
 listeners (so nothing is accepted before the queues can take it). Stop (SIGTERM/SIGINT):
 listeners close first (no new work), in-flight deliveries finish or are left spooled,
 the policy's ``shutdown_logging`` runs, log sinks flush, plugins shut down, spools close.
+The listeners are :mod:`kumocore.node.server_listeners`; ``kumocore serve`` itself (signals)
+is :mod:`kumocore.node.serve`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import signal
-import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,6 +21,7 @@ from kumocore.logs.journal import Journal
 from kumocore.node.memory import MEMORY, MemoryMonitor
 from kumocore.node.node_metrics import NodeMetrics
 from kumocore.node.runtime import Runtime
+from kumocore.node.server_listeners import Listener, ServerListeners, _reason
 from kumocore.node.services import Services
 from kumocore.queue.manager import QueueManager
 from kumocore.reception.intake import Intake
@@ -40,41 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kumocore.node.server")
 
 
-class Listener(Protocol):
-    """A started listener (ESMTP or HTTP)."""
-
-    @property
-    def address(self) -> tuple[str, int]: ...
-
-    async def close(self) -> None: ...
-
-
-def _reason(exc: BaseException) -> str:
-    """The operator-facing reason of a start-up failure, without the exception's class."""
-    if isinstance(exc, OSError) and exc.errno:
-        # uvloop's bind errors carry errno but a long sentence instead of strerror.
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{os.strerror(exc.errno)}{where}"
-    return str(exc) or type(exc).__name__
-
-
-@contextlib.contextmanager
-def _startup_errors(what: str) -> Iterator[None]:
-    """Turn a listener's bind/TLS/file failure into one :class:`ConfigError` line naming it."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        binding = isinstance(exc, OSError) and exc.errno in _BIND_ERRNOS
-        verb = "cannot bind" if binding else "failed"
-        raise ConfigError(f"{what}: {verb}: {_reason(exc)}") from exc
-
-
-_BIND_ERRNOS = {98, 99, 13}  # EADDRINUSE, EADDRNOTAVAIL, EACCES (privileged port)
-
-
-class Server:
+class Server(ServerListeners):
     """Runs one loaded :class:`Runtime`."""
 
     def __init__(self, runtime: Runtime) -> None:
@@ -141,11 +105,13 @@ class Server:
         kinds = runtime.hooks.spool_kinds()
         store = MessageStore(self._make_spool("data", kinds), self._make_spool("meta", kinds))
         from kumocore.logs.dispatch import LogDispatcher
+        from kumocore.logs.filter_event import policy_log_filter
 
-        logs = LogDispatcher(runtime.hooks.log_sinks())
+        logs = LogDispatcher(runtime.hooks.log_sinks(), log_filter=policy_log_filter(runtime.pm))
         await logs.start()
         services = wire_services(
-            runtime, store=store, logs=logs, throttles=self._throttles(), storage=storage)
+            runtime, store=store, logs=logs, throttles=self._throttles(), storage=storage
+        )
         self._watch_memory_and_spool_health(services)
         await services.queues.start()
         if services.tsa is not None:
@@ -197,8 +163,12 @@ class Server:
         """Hand every spooled message back to the queues (a 250 survives kill -9)."""
         started, cpu_started = time.perf_counter(), time.process_time()
         count = await self._recover_all(services)
-        log.info("spool recovered", messages=count, seconds=round(time.perf_counter() - started, 3),
-                 cpu_seconds=round(time.process_time() - cpu_started, 3))
+        log.info(
+            "spool recovered",
+            messages=count,
+            seconds=round(time.perf_counter() - started, 3),
+            cpu_seconds=round(time.process_time() - cpu_started, 3),
+        )
 
     async def _recover_all(self, services: Services) -> int:
         hooks = services.hooks
@@ -227,39 +197,6 @@ class Server:
                 services.queues.insert(message, queue, config)
                 count += 1
         return count
-
-    async def prepare_listeners(self) -> None:
-        """Build every listener short of binding it: TLS contexts (a self-signed
-        certificate is an RSA key generation) and apps, so that :meth:`start_listeners`
-        only binds. Workers of one node then open their ports within moments of each
-        other."""
-        from kumocore.http.server import prepare_http_listener
-        from kumocore.reception.smtp.server import prepare_esmtp_listener
-
-        config = self.runtime.config
-        unbound: list[tuple[str, Callable[[], Awaitable[Listener]]]] = []
-        for esmtp in config.esmtp_listeners:
-            what = f"ESMTP listener {esmtp.listen}"
-            with _startup_errors(what):
-                unbound.append((what, await prepare_esmtp_listener(self.runtime, esmtp)))
-        for http in config.http_listeners:
-            what = f"HTTP listener {http.listen}"
-            with _startup_errors(what):
-                unbound.append((what, await prepare_http_listener(self.runtime, http)))
-        self._unbound = unbound
-
-    async def start_listeners(self) -> None:
-        """Bind and start the listeners (prepared first if :meth:`prepare_listeners` was
-        not called)."""
-        if self._unbound is None:
-            await self.prepare_listeners()
-        unbound, self._unbound = self._unbound or [], []
-        for what, start in unbound:
-            with _startup_errors(what):
-                self.listeners.append(await start())
-        for listener in self.listeners:
-            host, port = listener.address[:2]
-            log.info("listening", address=f"{host}:{port}", kind=type(listener).__name__)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop accepting, let in-flight work finish (bounded), flush, close."""
@@ -324,56 +261,3 @@ def wire_services(
     )  # fmt: skip
     runtime.services = services
     return services
-
-
-async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
-    """``kumocore serve``: load, start, run until SIGTERM/SIGINT, stop gracefully."""
-    from kumocore.node.gctune import freeze_survivors, tune_for_server
-
-    tune_for_server()
-    runtime = Runtime()
-    await runtime.load(policy)
-    # One process owns the spool paths themselves: take back the mail of worker shards a
-    # run with --workers N left there (kumocore.spool.shards).
-    from kumocore.spool.shards import migrate
-
-    await migrate(runtime.config.spools, runtime.hooks.spool_kinds(), 1)
-    server = Server(runtime)
-    await server.start()
-    freeze_survivors()
-    # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
-    await run_until_stopped(
-        server, shutdown_timeout,
-        on_sighup=lambda: log.warning("SIGHUP ignored: reloading the policy is not "
-                                      "supported yet; restart to apply changes"),
-        ready=lambda: log.info("kumocore ready: 1 worker", workers=1, policy=policy,
-                               hostname=runtime.hostname),
-    )  # fmt: skip
-    log.info("kumocore stopped")
-    return 0
-
-
-async def run_until_stopped(
-    server: Server,
-    shutdown_timeout: float,
-    *,
-    on_sighup: Callable[[], None],
-    ready: Callable[[], None],
-    **log_fields: object,
-) -> None:
-    """Serve until SIGTERM or SIGINT, then stop ``server`` within ``shutdown_timeout``
-    (``kumocore serve`` and each ``--workers`` worker). ``ready`` runs once the signal
-    handlers are in place, so a signal sent on seeing it is never missed."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    ready()
-    await stop.wait()
-    log.info("shutting down", timeout=shutdown_timeout, **log_fields)
-    try:
-        async with asyncio.timeout(shutdown_timeout):
-            await server.stop(shutdown_timeout)
-    except TimeoutError:
-        log.error("shutdown timed out; spooled messages are recovered at next start")

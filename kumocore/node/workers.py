@@ -107,7 +107,8 @@ async def serve_worker(
     """
     from kumocore.node.gctune import freeze_survivors, tune_for_server
     from kumocore.node.runtime import Runtime
-    from kumocore.node.server import Server, run_until_stopped
+    from kumocore.node.serve import run_until_stopped
+    from kumocore.node.server import Server
 
     tune_for_server()
     from kumocore.admin.peers import NodePeers

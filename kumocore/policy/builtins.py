@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 import traceback
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import structlog
@@ -159,6 +159,7 @@ def _runtime_io_functions(
     from kumocore.dmarc.policy import make_dmarc_functions
     from kumocore.dns.lists import make_dns_list_functions
     from kumocore.http.client import make_http_client_functions
+    from kumocore.http.websocket_client import make_websocket_functions
     from kumocore.loghooks.amqp_client import make_amqp_functions
     from kumocore.loghooks.nats_client import make_nats_functions
     from kumocore.policy.secrets import make_secrets_functions
@@ -172,6 +173,7 @@ def _runtime_io_functions(
     return {
         **make_task_functions(runtime),
         **make_http_client_functions(),
+        **make_websocket_functions(),
         **make_secrets_functions(),
         **make_throttle_functions(runtime),
         **make_inject_functions(runtime),
@@ -201,16 +203,18 @@ class CorePlugin:
         self.runtime.config.spools[spool.name] = spool
 
     @policy_function(table=True)
-    def start_esmtp_listener(self, **options: Any) -> None:
+    def start_esmtp_listener(self, **options: Any) -> Awaitable[None] | None:
         from kumocore.config import EsmtpListenerConfig
 
-        self.runtime.config.esmtp_listeners.append(EsmtpListenerConfig.from_options(options))
+        config = EsmtpListenerConfig.from_options(options)
+        return _with_vault_sources(config, self.runtime.config.esmtp_listeners.append)
 
     @policy_function(table=True)
-    def start_http_listener(self, **options: Any) -> None:
+    def start_http_listener(self, **options: Any) -> Awaitable[None] | None:
         from kumocore.config import HttpListenerConfig
 
-        self.runtime.config.http_listeners.append(HttpListenerConfig.from_options(options))
+        config = HttpListenerConfig.from_options(options)
+        return _with_vault_sources(config, self.runtime.config.http_listeners.append)
 
     @policy_function(table=True)
     def define_egress_source(self, **options: Any) -> EgressSource:
@@ -376,6 +380,28 @@ class CorePlugin:
         from kumocore.config import EgressPathConfig
 
         return EgressPathConfig.from_options({})
+
+
+ListenerT = TypeVar("ListenerT")
+
+
+def _with_vault_sources(
+    config: ListenerT, add: Callable[[ListenerT], None]
+) -> Awaitable[None] | None:
+    """``add(config)`` now, or (a key source in HashiCorp Vault) an awaitable that reads
+    the secrets first: the listener's TLS code then finds them inline
+    (kumocore.config.listener_vault)."""
+    from kumocore.config.listener_vault import has_vault_sources, read_listener_vault_sources
+
+    if not has_vault_sources(config):
+        add(config)
+        return None
+    function = getattr(config, "options_for", "listener")
+
+    async def read_then_add() -> None:
+        add(await read_listener_vault_sources(config, function))
+
+    return read_then_add()
 
 
 def _not_builtin(function: str, name: str) -> None:

@@ -1,9 +1,11 @@
 """``kumo.secrets.load(SOURCE)``: the bytes a KumoMTA KeySource names.
 
-Supported sources: a file name (``'/etc/kumo/passwd'``) and inline data
-(``{ key_data = '...' }``). HashiCorp Vault sources (``{ vault_path = ... }``) and
-event-based sources (``{ event_name = ... }``) are refused with a clear error: kumocore
-has no Vault client, and guessing would hand the policy the wrong credential.
+Supported sources: a file name (``'/etc/kumo/passwd'``), inline data
+(``{ key_data = '...' }``) and HashiCorp Vault (``{ vault_mount = ..., vault_path = ... }``,
+read by :mod:`kumocore.config.vault`). ``kumo.secrets.load`` of a Vault source gives Lua
+an awaitable (a Python policy awaits it), as the read goes over the network; the
+synchronous :func:`load_secret`, which options read while a connection is made use, refuses
+Vault. Event-based sources (``{ event_name = ... }``) are refused with a clear error.
 """
 
 from __future__ import annotations
@@ -11,20 +13,20 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kumocore.config.vault import is_vault_source, then_with_secrets
 from kumocore.errors import ConfigError
 from kumocore.policy.policyfn import policy_function
 from kumocore.regular_file import read_regular_file
 
-_VAULT_KEYS = ("vault_mount", "vault_path", "vault_address", "vault_token", "vault_key")
 
-
-def load_secret(source: Any) -> bytes:
-    """The bytes of a KeySource; raises :class:`ConfigError` saying why it cannot."""
+def load_secret(source: Any, who: str = "kumo.secrets.load") -> bytes:
+    """The bytes of a file or inline KeySource; raises :class:`ConfigError` saying why it
+    cannot (a Vault source: see :func:`load_secret_or_vault`)."""
     if isinstance(source, str):
         try:
             return read_regular_file(source)  # a FIFO or a device would hold the loop
         except OSError as exc:
-            raise ConfigError(f"kumo.secrets.load: cannot read {source!r}: {exc.strerror}") from exc
+            raise ConfigError(f"{who}: cannot read {source!r}: {exc.strerror}") from exc
     if isinstance(source, Mapping):
         if "key_data" in source:
             data = source["key_data"]
@@ -32,25 +34,33 @@ def load_secret(source: Any) -> bytes:
                 return data.encode("utf-8")
             if isinstance(data, bytes):
                 return data
-            raise ConfigError(f"kumo.secrets.load: key_data must be a string, got {data!r}")
-        if any(key in source for key in _VAULT_KEYS):
+            raise ConfigError(f"{who}: key_data must be a string, got {data!r}")
+        if is_vault_source(source):
             raise ConfigError(
-                "kumo.secrets.load: HashiCorp Vault key sources are not supported by kumocore "
-                "yet; use a file name or { key_data = ... }")
+                f"{who}: HashiCorp Vault key sources are not supported here by kumocore yet: "
+                "this key is read synchronously; use a file name or { key_data = ... }")
         if "event_name" in source:
             raise ConfigError(
-                "kumo.secrets.load: event-based key sources ({ event_name = ... }) are not "
+                f"{who}: event-based key sources ({{ event_name = ... }}) are not "
                 "supported by kumocore yet; use a file name or { key_data = ... }")
     raise ConfigError(
-        f"kumo.secrets.load: expected a file name or {{ key_data = ... }}, got {source!r:.80}")
+        f"{who}: expected a file name, {{ key_data = ... }} or {{ vault_mount = ..., "
+        f"vault_path = ... }}, got {source!r:.80}")
+
+
+def load_secret_or_vault(source: Any, who: str = "kumo.secrets.load") -> Any:
+    """The bytes of any KeySource: at once for a file or inline data, an awaitable of
+    them for a HashiCorp Vault source."""
+    return then_with_secrets(who, [source], lambda resolved: load_secret(resolved, who))
 
 
 def make_secrets_functions() -> dict[str, Callable[..., Any]]:
     """The ``secrets.load`` entry of ``kumo_register_policy_functions``."""
 
     @policy_function(table=False)
-    def load(source: Any) -> bytes:
-        """``kumo.secrets.load(SOURCE)``: the secret's bytes (a Lua string)."""
-        return load_secret(source)
+    def load(source: Any) -> Any:
+        """``kumo.secrets.load(SOURCE)``: the secret's bytes (a Lua string); for a
+        HashiCorp Vault source an awaitable of them (Lua waits for it unseen)."""
+        return load_secret_or_vault(source)
 
     return {"secrets.load": load}

@@ -44,6 +44,7 @@ from kumocore.mail.internal_responses import (
     prohibited_host,
 )
 from kumocore.mail.response import Response
+from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.reconnect import ConnectionPlan
 from kumocore.trace.bus import CLIENT_TRACE
 from kumocore.trace.events import ClientTracer
@@ -126,11 +127,19 @@ async def _first_reachable(
         candidates = plan.resolve(await _plan(path, config))
         _begin_trace(path, tracer, candidates)
     failures: list[str] = []  # per candidate host, why it did not take the connection
+    health = path.shared.source_health
+    connection = current_dispatcher.get()
     while candidates:
         target, address = candidates.popleft()
+        if connection is not None:  # each address tried is progress (its own timeout)
+            connection.touch()
         unix = is_unix_path(address)
         port = int(source.remote_port or target.port or config.smtp_port)
         where = f"connect to {address}" if unix else f"connect to {target.name} [{address}]:{port}"
+        if health.suspended and health.remaining(source.name) is not None:
+            # As KumoMTA: fail at once rather than wait out the connect timeout.
+            failures.append(f"{where}: source {source.name} is unhealthy and suspended")
+            continue
         dane = (await _dane(path, target, address, port)
                 if config.enable_dane and not unix else None)
         if isinstance(dane, Response):  # TLSA status unknown: never less security
@@ -158,6 +167,8 @@ async def _first_reachable(
             # Whatever the host said (even a 5xx greeting) refuses the session, not
             # the message: another host or a later attempt may take it.
             failures.append(f"{where}: {failure.reason}")
+            if failure.source_failure is not None:  # the source is broken, not the MX
+                health.record(source, failure.source_failure)
     raise ConnectionFailed(connect_failed(failures))
 
 

@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -52,18 +51,14 @@ from kumocore.queue.dispatchers import running
 from kumocore.queue.egress import PathKey
 from kumocore.queue.errors import RoutingError
 from kumocore.queue.insert_context import RECEIVED
+from kumocore.queue.owners import DeferredOwner
+from kumocore.queue.owners import ResolveQueue as ResolveQueue
 from kumocore.queue.path import EgressPath
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
-    from kumocore.logs.journal import Journal
     from kumocore.mail.message import Message
-    from kumocore.policy.hooks import Hooks
-    from kumocore.queue.egress import EgressShared
-    from kumocore.queue.insert_context import Context
-    from kumocore.queue.outcomes import Outcomes
     from kumocore.queue.slots import Slot
-    from kumocore.spool.store import MessageStore
 
 __all__ = [
     "DEFERRED_QUEUE_NAME",
@@ -92,9 +87,6 @@ _SESSION = SessionInfo(delivery_protocol=LOG_NAME)
 #: The meta key naming a message's queue outright (cleared for the handler, as KumoMTA).
 QUEUE_META = "queue"
 
-#: A message's queue name and configuration after the handler (None: the null queue).
-ResolveQueue = Callable[["Message"], Awaitable[tuple[str, "QueueConfig | None"]]]
-
 
 @dataclass(frozen=True)
 class DeferredInjectProtocol(DeliveryProtocol):
@@ -114,39 +106,6 @@ def deferred_queue_config() -> QueueConfig:
         base = QueueConfig.from_options({"retry_interval": RETRY_INTERVAL})
         _config = dataclasses.replace(base, protocol=PROTOCOL)
     return _config
-
-
-class DeferredOwner(Protocol):
-    """What the deferred queue needs of the queue manager."""
-
-    @property
-    def hooks(self) -> Hooks: ...
-
-    @property
-    def egress(self) -> EgressShared: ...
-
-    @property
-    def paths(self) -> dict[PathKey, EgressPath]: ...
-
-    @property
-    def journal(self) -> Journal: ...
-
-    @property
-    def outcomes(self) -> Outcomes: ...
-
-    @property
-    def store(self) -> MessageStore: ...
-
-    #: Set when the node is wired (the intake's ``resolve_queue_config``).
-    resolve_queue: ResolveQueue | None
-
-    def detach(self, message: Message) -> None: ...
-
-    def insert(
-        self, message: Message, queue_name: str, config: QueueConfig, context: Context = ...
-    ) -> None: ...
-
-    async def forget(self, message: Message, *, keep_spooled: bool = False) -> None: ...
 
 
 def synthesized_conn_meta(message: Message) -> dict[str, Any]:

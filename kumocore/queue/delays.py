@@ -112,24 +112,31 @@ class Delays:
         context = note(ENUMERATED if record is None else record.context, reason)
         return await requeue_event(self.owner, message, response, context, False, delay)
 
-    def give_back(self, message: Message) -> None:
+    def give_back(
+        self,
+        message: Message,
+        context: Context = DISPATCHER_DROP,
+        response: Response = internal_responses.RETURNED_TO_SCHEDULED_QUEUE,
+    ) -> None:
         """A message an operator's abort took from its connection (``abort-ready-q-conn``)
         goes back to its scheduled queue, as KumoMTA's dispatcher drop sends it: after
         ``requeue_message`` (which may re-bind it), due in 0 to 59 whole seconds (its
-        jitter), with a ``Delayed`` record; no attempt counted."""
-        task = asyncio.get_running_loop().create_task(self._give_back(message))
+        jitter), with a ``Delayed`` record; no attempt counted. ``context``: why (the
+        ready queue of a suspended source is emptied the same way, under its reason).
+        ``response``: what ``requeue_message`` sees (the progress watchdog's reply for a
+        connection it aborted, whose context says its record is written already)."""
+        task = asyncio.get_running_loop().create_task(self._give_back(message, context, response))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _give_back(self, message: Message) -> None:
+    async def _give_back(self, message: Message, context: Context, response: Response) -> None:
         record = self.owner.record_of(message)
         if record is None:
             return
-        record.context = DISPATCHER_DROP  # KumoMTA starts the context afresh here
-        if await requeue_event(self.owner, message, internal_responses.RETURNED_TO_SCHEDULED_QUEUE,
-                               DISPATCHER_DROP, False, None):  # fmt: skip
+        record.context = context  # KumoMTA starts the context afresh here
+        if await requeue_event(self.owner, message, response, context, False, None):
             return
-        await self.jittered(message, DISPATCHER_DROP[0])
+        await self.jittered(message, context[0])
 
     async def jittered(self, message: Message, reason: str) -> None:
         """Re-time an owned message as KumoMTA re-inserts one with neither an attempt nor

@@ -21,7 +21,9 @@ Each dispatcher also keeps what ``inspect-ready-q`` shows of it, as KumoMTA's
 failed transiently or failed for good. The delivery protocol sets the phase; the counts
 come from the outcomes through :data:`current` — the dispatcher of the connection task
 that is running, set by :meth:`Dispatchers.enter` — so both cost an attribute update or
-two per message.
+two per message. The progress watchdog (:mod:`kumocore.queue.watchdog`) aborts a
+connection the same way when its ``active_at`` falls too far behind, and sets ``cause``
+so that its messages go back with the watchdog's ``Delayed`` record.
 """
 
 from __future__ import annotations
@@ -32,8 +34,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from kumocore.mail.response import Response
 
 __all__ = ["Dispatcher", "Dispatchers", "current", "parse_session_id", "running"]
 
@@ -48,14 +54,20 @@ class Dispatcher:
     session_id: uuid.UUID = field(default_factory=uuid.uuid4)
     #: When the task started (unix seconds), for listings.
     started_at: float = field(default_factory=time.time)
-    #: Set once an operator asked for the abort (the task may still be unwinding).
+    #: Set once an operator (or the progress watchdog) asked for the abort (the task may
+    #: still be unwinding).
     aborted: bool = False
+    #: The progress watchdog's reply when it was the watchdog that aborted the task
+    #: (:mod:`kumocore.queue.watchdog`): what its messages are given back with.
+    cause: Response | None = None
     #: KumoMTA's ``DispatcherPhase``: Starting, Idle, ConnectionRateThrottled,
     #: MessageRateThrottled, AttemptingConnection, DeliveringMessage, Closing.
     phase: str = "Starting"
     #: What the phase is doing, e.g. ``send msg with 1 recip(s)`` (None: nothing said).
     detail: str | None = None
-    #: When the phase or its detail last changed (``time.monotonic()``).
+    #: When the connection last made progress (``time.monotonic()``): it entered a phase,
+    #: or (:meth:`touch`) sent a command or opened a connection. The progress watchdog
+    #: and ``time_in_current_phase`` read it.
     active_at: float = field(default_factory=time.monotonic)
     #: Outcomes of the attempts made over this connection, by kind.
     delivered: int = 0
@@ -64,6 +76,10 @@ class Dispatcher:
 
     def enter_phase(self, phase: str, detail: str | None = None) -> None:
         self.phase, self.detail, self.active_at = phase, detail, time.monotonic()
+
+    def touch(self) -> None:
+        """Progress within the phase (a command sent, a reply read): as KumoMTA's."""
+        self.active_at = time.monotonic()
 
 
 #: The dispatcher of the running connection task (None outside one). Set in the task's

@@ -11,11 +11,13 @@ This module sits below the paths and the outcomes: both import it, it imports ne
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from kumocore.queue.ready_suspend import ReadySuspensions
+from kumocore.queue.source_health import SourceHealth
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from kumocore.delivery.broken_tls import BrokenTls
     from kumocore.delivery.tls import SessionInfo
     from kumocore.dns import Resolver
+    from kumocore.logs.journal import Journal
     from kumocore.mail.message import Message
     from kumocore.mail.response import Response
     from kumocore.policy.hooks import Hooks
@@ -63,6 +66,9 @@ class PathView(Protocol):
 class PathOutcomes(Protocol):
     """Where a path hands an attempt's response (:class:`kumocore.queue.outcomes.Outcomes`)."""
 
+    @property
+    def journal(self) -> Journal: ...  # the progress watchdog writes its Delayed there
+
     def handle(
         self,
         path: PathView | None,
@@ -100,7 +106,8 @@ class EgressShared:
 
     __slots__ = ("admin", "broken_tls", "dane_counts", "forget", "give_back", "hooks",
                  "hostname", "local", "outcomes", "queue_of", "ready_holds", "resolver",
-                 "spool_hold", "store", "throttles", "tsa")
+                 "source_health", "spool_hold", "store", "throttles", "tsa",
+                 "watchdog_aborts")
 
     def __init__(
         self,
@@ -134,6 +141,8 @@ class EgressShared:
         self.tsa = tsa
         #: Operator suspensions of ready queues (``/api/admin/suspend-ready-q/v1``).
         self.ready_holds = ReadySuspensions()
+        #: Sources suspended for failing connections (``suspend_when_unplumbed``...).
+        self.source_health = SourceHealth()
         #: The message's scheduled queue (for the name a status rewrite sees).
         self.queue_of = queue_of
         #: ``forget(message, keep_spooled=...)``: the message leaves the queues.
@@ -141,9 +150,13 @@ class EgressShared:
         #: The operator's rules over scheduled queues (set by the queue manager): a
         #: connection defers a message whose scheduled queue is suspended.
         self.admin: AdminRules | None = None
-        #: ``give_back(message)``: a message whose connection an operator aborted goes
-        #: back to its scheduled queue (set by the queue manager).
-        self.give_back: Callable[[Message], None] | None = None
+        #: ``give_back(message[, context])``: a message whose connection an operator
+        #: aborted (or whose source is suspended) goes back to its scheduled queue (set by
+        #: the queue manager).
+        self.give_back: Callable[..., None] | None = None
+        #: Connections the progress watchdog aborted, by KumoMTA's ``service`` label
+        #: (``dispatcher_watchdog_aborted_total``; :mod:`kumocore.queue.watchdog`).
+        self.watchdog_aborts: Counter[str] = collections.Counter()
         #: ``spool_hold(message, site)``: while delivery is held for an unhealthy spool, a
         #: message about to be attempted goes back to its scheduled queue instead
         #: (:mod:`kumocore.queue.spool_hold`; set by the node).

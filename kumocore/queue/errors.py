@@ -9,8 +9,11 @@ if TYPE_CHECKING:
 
 
 class RoutingError(Exception):
-    """A lookup needed for delivery failed; ``response`` is what the log will say."""
+    """A lookup needed for delivery failed; ``response`` is what the log will say.
+    ``retry_after``: seconds until the message may be routed again, instead of its
+    queue's retry schedule (every source of its pool is suspended until then)."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response, retry_after: float | None = None) -> None:
         super().__init__(response.to_single_line())
         self.response = response
+        self.retry_after = retry_after

@@ -27,6 +27,7 @@ __all__ = [
     "ENUMERATED",
     "LOGGED_TRANSIENT_FAILURE",
     "RECEIVED",
+    "SOURCE_SUSPENDED",
     "Context",
     "logs_delay",
     "note",
@@ -44,6 +45,8 @@ ADMIN_REBIND: Context = ("AdminRebind",)
 LOGGED_TRANSIENT_FAILURE: Context = ("LoggedTransientFailure",)
 #: A connection ended (an operator's abort) with the message still in its hands.
 DISPATCHER_DROP: Context = ("DispatcherDrop",)
+#: Taken from the ready queue of an auto-suspended egress source (re-routed around it).
+SOURCE_SUSPENDED: Context = ("SourceIsUnhealthyAndSuspended",)
 
 
 def note(context: Context, reason: str) -> Context:

@@ -218,13 +218,18 @@ class QueueManager:
             self._leave_queue(record)
 
     async def persist_and_schedule(self, message: Message, due: float) -> None:
-        """After a transient failure: persist attempts/due, drop the body, schedule."""
+        """After a transient failure: persist attempts/due, drop the body (unless the
+        queue's ``shrink_policy`` keeps it for a wait this short), schedule."""
         store = self.store
         if store is not None:
             await store.save_meta(message)
-            if not store.bodies_in_memory:
+            if not store.bodies_in_memory and self._shrinks(message, due):
                 message.release_data()  # bodies of deferred messages live on disk, not in RAM
         self.schedule(message, due)
+
+    def _shrinks(self, message: Message, due: float) -> bool:
+        queue = self.queue_of(message)
+        return queue is None or queue.config.memory_policy(due - time.time()) != "NoShrink"
 
     async def load_data(self, message: Message) -> bytes | None:
         store = self.store

@@ -26,6 +26,7 @@ from kumocore.mail.internal_responses import BULK_DELAY
 from kumocore.mail.response import Response
 from kumocore.queue.connect import ConnectionFailed, connect
 from kumocore.queue.dispatchers import running
+from kumocore.queue.insert_context import SOURCE_SUSPENDED
 from kumocore.queue.path import EgressPath
 from kumocore.queue.reconnect import ConnectionPlan, retry_on_next_host, transient_outcome
 from kumocore.queue.rewrite_status import rewrite_delivery_status
@@ -48,6 +49,8 @@ class SmtpEgressPath(EgressPath):
         # The phases inspect-ready-q shows (KumoMTA's names); a rate phase only where a
         # rate is configured, so that it stands for a wait.
         dispatcher = running()
+        if self.shared.source_health.suspended and self._reroute_if_suspended():
+            return
         if self.config.max_connection_rate is not None:
             dispatcher.enter_phase("ConnectionRateThrottled")
         if not self.messages or not await self.throttles.connection_rate(self.config):
@@ -239,6 +242,19 @@ class SmtpEgressPath(EgressPath):
         message = self.take()
         if message is not None:
             self.shared.outcomes.handle(self, message, response, peer=None)
+        if self.shared.source_health.suspended and self._reroute_if_suspended():
+            return
         if self.connection_failures > self.config.consecutive_connection_failures_before_delay:
             self.backoff.failed(response, epoch)
             self.fail_queued(BULK_DELAY)
+
+    def _reroute_if_suspended(self) -> bool:
+        """While the path's source is auto-suspended (:mod:`kumocore.queue.source_health`)
+        its queued messages go back to their scheduled queues, to be routed around it, as
+        KumoMTA's ready queue re-inserts them (``SourceIsUnhealthyAndSuspended``)."""
+        give_back = self.shared.give_back
+        if give_back is None or self.shared.source_health.remaining(self.source.name) is None:
+            return False
+        for message in self.drain():
+            give_back(message, SOURCE_SUSPENDED)
+        return True

@@ -112,9 +112,9 @@ class _Check:
         """§4.4 to 4.7 for ``domain``; temperror/permerror leave as :class:`SpfAbort`."""
         if not valid_name(domain):
             return SpfResult("none", f"invalid domain name: {domain}")
-        found = await self.dns.txt(domain)
-        if found is None:
-            return SpfResult("none", f"domain {domain} not found")
+        # A domain that does not exist (NXDOMAIN, None here) has no records either: KumoMTA
+        # tests for an empty answer before it looks at NXDOMAIN, so both read the same.
+        found = await self.dns.txt(domain) or []
         records = [text for text in found if is_spf_record(text)]
         if not records:
             return SpfResult("none", f"no SPF records found for {domain}")

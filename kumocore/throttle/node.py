@@ -88,8 +88,11 @@ class NodeThrottleServer:
                 request = orjson.loads(line)
                 answer = await self._answer(request, held)
                 writer.write(orjson.dumps({"id": request["id"], **answer}) + b"\n")
-        except (ConnectionError, orjson.JSONDecodeError, KeyError) as exc:
-            log.warning("node throttle client dropped", error=str(exc))
+        except (ConnectionError, ValueError, KeyError, TypeError, IndexError) as exc:
+            # Only this node's workers can reach the socket (mode 0600), but a request of
+            # the wrong shape or a line past the reader's limit (ValueError) ends that
+            # connection alone, its leases released, rather than escaping the handler.
+            log.warning("node throttle client dropped", error=str(exc)[:200])
         finally:
             for lease in held.values():
                 await self.store.release_lease(lease)

@@ -47,8 +47,8 @@ def _serve(args: argparse.Namespace) -> int:
     from kumocore.tsa.daemon import serve
 
     try:
-        asyncio.run(serve(args.policy, args.listen, args.trusted_host or ["127.0.0.1", "::1"],
-                          state_file=args.state_file or None))
+        asyncio.run(serve(args.policy, listen=args.listen, trusted=args.trusted_host,
+                          state_file=args.state_file))
     except (ConfigError, PolicyError, HookError) as exc:
         print(f"kumocore tsa serve: {exc}", file=sys.stderr)
         return 1
@@ -78,16 +78,21 @@ def add_tsa_subcommand(subparsers: Any) -> None:
     cancel.add_argument("id", help="the action id (from `kumocore tsa list`)")
     serve = commands.add_parser(
         "serve", help="run automation as a service (KumoMTA's tsa-daemon role)",
-        description="Load POLICY (it calls shaping:setup_with_automation) and serve "
+        description="Load POLICY (KumoMTA's tsa-daemon policy: tsa_init and "
+        "tsa_load_shaping_data; or one calling shaping:setup_with_automation) and serve "
         "/publish_log_v1, /get_config_v1/shaping.toml, /subscribe_event_v1 and "
-        "/api/admin/tsa/v1 on --listen, to --trusted-host peers only.")
+        "/api/admin/tsa/v1 on its listeners (tsa.start_http_listener), else on --listen "
+        "to --trusted-host peers only.")
     serve.add_argument("--policy", required=True, help="the Lua or Python policy")
-    serve.add_argument("--listen", default="127.0.0.1:8008", help="address (%(default)s)")
+    serve.add_argument("--listen", help="address when the policy starts no listener "
+                       "(default 127.0.0.1:8008)")
     serve.add_argument("--trusted-host", action="append", metavar="CIDR",
-                       help="a peer allowed to call it (repeatable; default loopback)")
-    serve.add_argument("--state-file", default="var/tsa-state.json", metavar="PATH",
-                       help="with the 'local' store: where actions and match counts are kept "
-                       "across restarts (%(default)s; '' keeps them in memory only)")
+                       help="a peer allowed to call --listen (repeatable; default loopback)")
+    serve.add_argument("--state-file", metavar="PATH",
+                       help="with the 'local' store, unless the policy calls "
+                       "tsa.configure_tsa_db_path: where actions and match counts are kept "
+                       "across restarts (default var/tsa-state.json; '' keeps them in "
+                       "memory only)")
     serve.set_defaults(handler=_serve)
     for parser in (listing, cancel):
         parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT,

@@ -1,42 +1,77 @@
 """``kumocore tsa serve``: automation as a service of its own (KumoMTA's tsa-daemon role).
 
-It loads a policy that sets automation up (``shaping:setup_with_automation`` with
-``subscribe = {'redis-throttles'}`` or ``{'local'}``; ``init`` may call
-``kumo.configure_redis_throttles``), and serves only the automation endpoints: KumoMTA
-nodes publish to ``/publish_log_v1`` and subscribe to it; kumocore nodes subscribe with
+It loads one of two kinds of policy:
+
+* KumoMTA's daemon policy (``require 'tsa'``; ``tsa_load_shaping_data`` answers the
+  shaping data; ``tsa_init`` calls ``tsa.start_http_listener`` and
+  ``tsa.configure_tsa_db_path``): see :mod:`kumocore.tsa.daemon_policy`;
+* kumocore's own: ``shaping:setup_with_automation`` with ``subscribe = {'redis-throttles'}``
+  or ``{'local'}`` (``init`` may call ``kumo.configure_redis_throttles``), listening on
+  ``--listen`` for ``--trusted-host`` peers (default: loopback).
+
+Either way it serves only the automation endpoints: KumoMTA nodes publish to
+``/publish_log_v1`` and subscribe to it; kumocore nodes subscribe with
 ``subscribe = {'http://host:port'}`` or share its Redis. No spool, queues or listeners of
-the policy are started. Only peers in ``--trusted-host`` (default: loopback) are served.
+the policy are started. Each listener serves only its trusted hosts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 from aiohttp import web
 
+from kumocore.config.listeners import HttpListenerConfig
 from kumocore.errors import ConfigError
+from kumocore.tsa.daemon_policy import (
+    INIT_EVENT,
+    SHAPING_EVENT,
+    ShapingData,
+    TsaModule,
+    call_event,
+    has_handler,
+)
+
+if TYPE_CHECKING:
+    from kumocore.node.runtime import Runtime
+    from kumocore.tsa.engine import TsaEngine
 
 log = structlog.get_logger("kumocore.tsa")
 
+DEFAULT_LISTEN = "127.0.0.1:8008"
+DEFAULT_TRUSTED = ("127.0.0.1", "::1")
+DEFAULT_STATE_FILE = "var/tsa-state.json"
+#: Body limit of the ``--listen`` listener (a batch of records per POST); a policy's
+#: listener has KumoMTA's ``request_body_limit`` (2 MiB unless set).
+CLI_BODY_LIMIT = 16 * 1024 * 1024
 
-def _trust(trusted: Sequence[str]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _guard(config: HttpListenerConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """Only the listener's trusted hosts are served; a body over its limit is a JSON 413."""
 
     @web.middleware
-    async def guard(request: web.Request, handler: Callable[..., Awaitable[web.StreamResponse]]
-                    ) -> web.StreamResponse:  # fmt: skip
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.remote or ""
         try:
-            allowed = any(ipaddress.ip_address(peer) in n for n in networks)
+            allowed = config.trusted_hosts.contains(peer)
         except ValueError:
             allowed = False
         if not allowed:
             return web.json_response({"error": f"{peer} is not a trusted host"}, status=401)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPRequestEntityTooLarge:
+            limit = config.request_body_limit
+            return web.json_response(
+                {"error": f"request body larger than request_body_limit ({limit} bytes)"},
+                status=413,
+            )
 
     return guard
 
@@ -59,50 +94,142 @@ def _keep_state(
     return done, asyncio.get_running_loop().create_task(keep_saving(path, store, done))
 
 
-async def _text(body: str) -> web.StreamResponse:
-    return web.Response(text=body)
+def _listeners(
+    module: TsaModule, listen: str | None, trusted: Sequence[str] | None
+) -> list[HttpListenerConfig]:
+    """The policy's ``tsa.start_http_listener`` listeners, else the command line's."""
+    if module.listeners:
+        if listen is not None or trusted is not None:
+            raise ConfigError(
+                "the policy starts its listeners (tsa.start_http_listener): "
+                "--listen and --trusted-host would be ignored; drop them"
+            )
+        return module.listeners
+    options = {"listen": listen or DEFAULT_LISTEN,
+               "trusted_hosts": list(trusted or DEFAULT_TRUSTED),
+               "request_body_limit": CLI_BODY_LIMIT}  # fmt: skip
+    return [HttpListenerConfig.from_options(options, function="kumocore tsa serve")]
 
 
-async def serve(
-    policy: str, listen: str, trusted: Sequence[str],
-    stop: asyncio.Event | None = None, state_file: str | None = None,
-) -> None:  # fmt: skip
-    from kumocore.node.runtime import Runtime
-    from kumocore.throttle import LocalThrottleStore
-    from kumocore.tsa.http import add_tsa_routes
+def _state_file(module: TsaModule, state_file: str | None) -> str | None:
+    """``tsa.configure_tsa_db_path``'s, else ``--state-file``'s; None: memory only."""
+    from_policy = module.state_file()
+    if from_policy is None:
+        chosen = DEFAULT_STATE_FILE if state_file is None else state_file
+        return chosen or None
+    if state_file is not None:
+        raise ConfigError(
+            "the policy says where the state is kept (tsa.configure_tsa_db_path): drop --state-file"
+        )
+    return from_policy or None
 
-    runtime = Runtime()
-    await runtime.load(policy)
+
+async def _engine(runtime: Runtime, policy: str) -> tuple[TsaEngine, ShapingData | None]:
+    """The engine: from ``tsa_load_shaping_data`` (KumoMTA's daemon policy) or from the
+    policy's ``setup_with_automation``."""
+    shaping = None
+    if has_handler(runtime, SHAPING_EVENT):
+        if runtime.tsa is not None:
+            raise ConfigError(
+                f"{policy}: the policy both handles {SHAPING_EVENT} and calls "
+                "setup_with_automation; keep one"
+            )
+        shaping = ShapingData(runtime)
+        await shaping.load()
     engine = runtime.tsa
     if engine is None or not engine.match_locally:
         raise ConfigError(
-            f"{policy}: no automation to serve: call shaping:setup_with_automation with "
-            "subscribe = { 'redis-throttles' } or { 'local' }")
+            f"{policy}: no automation to serve: register a {SHAPING_EVENT} handler, or call "
+            "shaping:setup_with_automation with subscribe = { 'redis-throttles' } or "
+            "{ 'local' }"
+        )
+    return engine, shaping
+
+
+async def _status(_: web.Request) -> web.StreamResponse:
+    # KumoMTA's daemon's health check, which load balancers and monitors poll.
+    return web.Response(text="TSA Daemon OK")
+
+
+async def _start(runtime: Runtime, config: HttpListenerConfig) -> web.AppRunner:
+    from kumocore.reception.tls import server_context
+    from kumocore.tsa.http import add_tsa_routes
+
+    app = web.Application(middlewares=[_guard(config)],
+                          client_max_size=config.request_body_limit)  # fmt: skip
+    add_tsa_routes(app, runtime)
+    app.router.add_get("/tsa/status", _status)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    ssl_context = None
+    if config.use_tls:
+        ssl_context = server_context(config.hostname, config.tls_certificate,
+                                     config.tls_private_key)  # fmt: skip
+    host, port = config.listen_host_port()
+    try:
+        await web.TCPSite(runner, host or None, port, ssl_context=ssl_context).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ConfigError(f"cannot listen on {config.listen}: {exc.strerror or exc}") from exc
+    return runner
+
+
+async def serve(
+    policy: str, *, listen: str | None = None, trusted: Sequence[str] | None = None,
+    state_file: str | None = None, stop: asyncio.Event | None = None,
+) -> None:  # fmt: skip
+    """Run until ``stop`` (or SIGTERM/SIGINT). ``None`` options were not given: the
+    policy's ``tsa_init`` or the defaults decide."""
+    from kumocore.node.runtime import Runtime
+
+    module = TsaModule()
+    runtime = Runtime(extra_plugins=(("tsa", module),))
+    try:
+        await runtime.load(policy)
+        # KumoMTA's order: the shaping data first (a mistake in it stops the start),
+        # then tsa_init, then the saved state.
+        engine, shaping = await _engine(runtime, policy)
+        await call_event(runtime, INIT_EVENT)
+        module.started = True
+        listeners = _listeners(module, listen, trusted)
+        chosen = _state_file(module, state_file)
+        signals = stop is None  # a caller passing `stop` (a test) decides when it ends
+        await _run(runtime, engine, shaping, listeners, chosen, stop or asyncio.Event(), signals)
+    finally:
+        await runtime.hooks.shutdown()
+
+
+async def _run(
+    runtime: Runtime, engine: TsaEngine, shaping: ShapingData | None,
+    listeners: list[HttpListenerConfig], state_file: str | None, stop: asyncio.Event,
+    signals: bool,
+) -> None:  # fmt: skip
+    from kumocore.throttle import LocalThrottleStore
+
     stores = runtime.hooks.throttle_stores()
     throttles = stores[0] if stores else LocalThrottleStore()
     engine.start(throttles)
     saving = _keep_state(engine.store, state_file)
-    app = web.Application(middlewares=[_trust(trusted)], client_max_size=16 * 1024 * 1024)
-    add_tsa_routes(app, runtime)
-    # KumoMTA's daemon's health check, which load balancers and monitors poll.
-    app.router.add_get("/tsa/status", lambda _: _text("TSA Daemon OK"))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    host, _, port = listen.rpartition(":")
-    site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port))
-    await site.start()
-    log.info("kumocore tsa ready", listen=listen, store=engine.store.label, policy=policy)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    reloading = None
+    if shaping is not None:
+        reloading = asyncio.get_running_loop().create_task(shaping.keep_loading(stop))
+    runners: list[web.AppRunner] = []
     try:
+        for config in listeners:
+            runners.append(await _start(runtime, config))
+        log.info("kumocore tsa ready", listen=[c.listen for c in listeners],
+                 store=engine.store.label, policy=runtime.policy_path)  # fmt: skip
+        for sig in (signal.SIGTERM, signal.SIGINT) if signals else ():
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await stop.wait()
     finally:
+        stop.set()
+        if reloading is not None:
+            await reloading
         await engine.stop()
         if saving is not None:
             saving[0].set()
             await saving[1]
-        await runner.cleanup()
-        await runtime.hooks.shutdown()
+        for runner in runners:
+            await runner.cleanup()
         await throttles.close()

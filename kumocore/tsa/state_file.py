@@ -1,9 +1,9 @@
 """What ``kumocore tsa serve`` keeps across a restart with the ``'local'`` store.
 
-KumoMTA's tsa-daemon keeps its actions and match counts in a database
-(``kumo.configure_tsa_db_path``) that it saves every five minutes and at shutdown and reads
-at start, so restarting it lifts no suspension. ``kumocore tsa serve --state-file PATH``
-does the same with a JSON file: at start it reads the file into the local store (expired
+KumoMTA's tsa-daemon keeps its actions and match counts in ``PATH.state``
+(``tsa.configure_tsa_db_path(PATH)``), saved every five minutes and at shutdown and read
+at start, so restarting it lifts no suspension. ``kumocore tsa serve`` does the same with a
+JSON file there (or at ``--state-file``): at start it reads the file into the local store (expired
 actions and matches left out), and it writes the store back every :data:`SAVE_INTERVAL`
 seconds and when it stops. A Redis store keeps its state itself and needs none of this.
 

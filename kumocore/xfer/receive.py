@@ -196,7 +196,8 @@ def log_xfer_in(journal: Journal, message: Message, peer: str) -> None:
             response=Response(250, ""),
             peer_address=PeerAddress("", peer),
             delivery_protocol="xfer",
-        )
+        ),
+        message,
     )
 
 

@@ -125,7 +125,8 @@ async def test_without_a_tracer_no_policy_event_is_wrapped(
         wrapped.append(name)
         return call
 
-    monkeypatch.setattr("kumocore.policy.hooks.traced_callback", record)
+    for facade in ("kumocore.policy.hooks_smtp", "kumocore.policy.hooks_lookup"):
+        monkeypatch.setattr(f"{facade}.traced_callback", record)
     node = await make_node(esmtp=ESMTP, plugins=[Policy()])
     assert not SERVER_TRACE.active
     await session(node.smtp_port)

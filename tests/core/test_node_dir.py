@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,15 @@ from kumocore.node.node_dir import PREFIX, STALE_AFTER, make_node_dir, remove_st
 from kumocore.throttle.node import socket_path
 
 OLD = time.time() - STALE_AFTER - 10
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A short directory instead of pytest's: a node's socket path must fit AF_UNIX's 108
+    bytes, which pytest's own paths outgrow on a machine that ran many test sessions."""
+    path = Path(tempfile.mkdtemp(prefix="nd-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def dead_node_dir(base: Path, name: str, age: float = OLD) -> Path:

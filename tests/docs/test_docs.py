@@ -174,10 +174,12 @@ def test_every_event_of_the_contract_is_listed() -> None:
 
 
 def test_every_event_marked_supported_is_in_the_contract() -> None:
+    from kumocore.tsa.daemon_policy import DAEMON_EVENTS
+
     claimed = {name for name, status in table("Events").items() if status != "not yet"}
-    assert not claimed - event_names(), (
-        f"events {sorted(claimed - event_names())} are marked available but no hook exists"
-    )
+    # The tsa-daemon policy's events are no hooks: `kumocore tsa serve` calls them by name.
+    unknown = claimed - event_names() - set(DAEMON_EVENTS)
+    assert not unknown, f"events {sorted(unknown)} are marked available but no hook exists"
 
 
 # ---------------------------------------------------------------------------- options

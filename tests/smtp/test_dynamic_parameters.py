@@ -127,7 +127,7 @@ async def test_nil_keeps_the_listeners_own_parameters(
     [
         ("127.0.0.7", "dynamic parameters are broken"),
         ("127.0.0.8", "'listen' cannot be changed per connection"),
-        ("127.0.0.9", "bad value for 'max_message_size' in smtp_server_get_dynamic_parameters"),
+        ("127.0.0.9", "invalid value for 'max_message_size' in smtp_server_get_dynamic_parameters"),
         (
             "127.0.0.10",
             "unknown key 'hostnme' for smtp_server_get_dynamic_parameters "

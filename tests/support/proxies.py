@@ -103,12 +103,12 @@ listen inboundsmtp
 
 @contextlib.contextmanager
 def dante_socks5(
-    host: str, external: str, *, username: str | None = None
+    host: str, external: str, *, username: str | None = None, port: int | None = None
 ) -> Iterator[int]:
-    """Dante's SOCKS5 server on ``host``, connecting out from ``external``. With
-    ``username``, clients must authenticate with a user name and password, which Dante
-    checks against the system's accounts (the test creates one)."""
-    port = free_port(host)
+    """Dante's SOCKS5 server on ``host`` (``port``, else a free one), connecting out from
+    ``external``. With ``username``, clients must authenticate with a user name and
+    password, which Dante checks against the system's accounts (the test creates one)."""
+    port = port or free_port(host)
     method = "username" if username else "none"
     config = f"""
 logoutput: stderr

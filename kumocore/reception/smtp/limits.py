@@ -3,13 +3,15 @@
 These are the listener-wide halves of the SMTP defences (the per-session halves — the
 error and junk-command limits, the session duration cap — live in the session):
 
-* :class:`PeerCounts` counts live connections per client IP, for
+* :class:`PeerCounts` counts live connections per client, for
   ``max_connections_per_peer`` (clients in ``relay_hosts`` are exempt, as Postfix exempts
   ``$mynetworks`` from its anvil limits).
 * :func:`descriptors_low` tells whether the process is close to ``RLIMIT_NOFILE``, so the
   listener refuses a connection while the spool and the logs can still open files.
-* :class:`AuthFailures` remembers recent AUTH failures per IP across connections, so a
-  client cannot guess passwords by reconnecting after each three failures.
+* :class:`AuthFailures` remembers recent AUTH failures per client across connections, so
+  a client cannot guess passwords by reconnecting after each three failures.
+
+A client is an IPv4 address or an IPv6 /64 (:mod:`kumocore.reception.client_net`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from kumocore.node import shedding
+from kumocore.reception.client_net import client_net
 
 if TYPE_CHECKING:
     import asyncio
@@ -40,26 +43,28 @@ MAX_TRACKED_PEERS = 10_000
 
 
 class PeerCounts:
-    """Live connections per client IP."""
+    """Live connections per client (an IPv4 address, an IPv6 /64), by client IP."""
 
     def __init__(self) -> None:
         self._counts: dict[str, int] = {}
 
     def add(self, ip: str) -> int:
-        """Count one more connection from ``ip``; the count including it."""
-        count = self._counts.get(ip, 0) + 1
-        self._counts[ip] = count
+        """Count one more connection from ``ip``; its client's count including it."""
+        key = client_net(ip)
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
         return count
 
     def remove(self, ip: str) -> None:
-        count = self._counts.get(ip, 0) - 1
+        key = client_net(ip)
+        count = self._counts.get(key, 0) - 1
         if count > 0:
-            self._counts[ip] = count
+            self._counts[key] = count
         else:
-            self._counts.pop(ip, None)
+            self._counts.pop(key, None)
 
     def __getitem__(self, ip: str) -> int:
-        return self._counts.get(ip, 0)
+        return self._counts.get(client_net(ip), 0)
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -132,7 +137,8 @@ def admission_refusal(session: Admitting) -> str | None:
 
 
 class AuthFailures:
-    """AUTH failures per client IP within a sliding ``window`` of seconds."""
+    """AUTH failures per client (an IPv4 address, an IPv6 /64) within a sliding
+    ``window`` of seconds, by client IP."""
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
@@ -151,12 +157,13 @@ class AuthFailures:
         return failures
 
     def blocked(self, ip: str, now: float | None = None) -> bool:
-        """Whether ``ip`` had ``limit`` failures within the window."""
-        failures = self._recent(ip, time.monotonic() if now is None else now)
+        """Whether ``ip``'s client had ``limit`` failures within the window."""
+        failures = self._recent(client_net(ip), time.monotonic() if now is None else now)
         return failures is not None and len(failures) >= self.limit
 
     def record(self, ip: str, now: float | None = None) -> None:
-        """Remember one failure from ``ip``."""
+        """Remember one failure from ``ip``'s client."""
+        ip = client_net(ip)
         now = time.monotonic() if now is None else now
         failures = self._recent(ip, now)
         if failures is None:

@@ -44,6 +44,7 @@ from kumocore.mail.ids import new_message_id
 from kumocore.mail.message import Message
 from kumocore.mail.queue_name import NULL_QUEUE
 from kumocore.queue.deferred_inject import DEFERRED_QUEUE_NAME
+from kumocore.reception.client_net import client_net
 from kumocore.reception.smtp.budget import PEER_SHARE
 from kumocore.reception.smtp.relay import check_relaying
 from kumocore.reception.smtp.reports import Report, find_report, log_report
@@ -89,7 +90,7 @@ async def _read_and_receive(session: EsmtpSession, txn: Transaction,
                             expected: Expected) -> None:
     # A client outside relay_hosts holds at most its share (kumocore.reception.smtp.budget).
     trusted = session.config.relay_hosts.contains(session.peer_ip)
-    budget = data_budget(session).share(None if trusted else session.peer_ip)
+    budget = data_budget(session).share(None if trusted else client_net(session.peer_ip))
     read = await session.read_data(session.config.max_message_size, budget)
     session.txn = None
     if isinstance(read, data_io.DataTooBig):
@@ -156,7 +157,7 @@ async def _checked_body(session: EsmtpSession,
             await session.reply(552, "5.6.0 message data must use CRLF for line endings")
             return None
         # Fixed: clean now; a bare LF before a full stop may have become a dot line.
-        return lines.fix_line_endings(body), True, False
+        return await lines.fix_line_endings_yielding(body), True, False
     return body, clean, read.no_dot_lines
 
 
@@ -182,8 +183,14 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: 
             if session.config.deferred_queue:
                 _defer(messages)
             else:
-                for message in messages:
+                for index, message in enumerate(messages):
+                    if index:
+                        # One event may cost milliseconds (a policy editing a large
+                        # header block); 1,024 of them in a row held the loop for
+                        # seconds (tests/smtp/test_adversary_header_edits.py).
+                        await asyncio.sleep(0)
                     await hooks.smtp_server_message_received(message, session.conn_meta)
+                    message.forget_own_parse()  # else each edited copy keeps one
     except TimeoutError:
         await session.reply(451, "4.4.5 data_processing_timeout exceeded (rx)")
         return

@@ -120,11 +120,12 @@ def _files(value: Any) -> list[str]:
     if isinstance(value, str | os.PathLike):
         value = [value]  # forgive a single file name; KumoMTA wants a list
     if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(f"bad value for 'files' in {_FUNCTION}: expected a list of file names")
+        raise ConfigError(
+            f"invalid value for 'files' in {_FUNCTION}: expected a list of file names")
     for item in value:
         if not isinstance(item, str | os.PathLike):
             raise ConfigError(
-                f"bad value for 'files' in {_FUNCTION}: expected file names, got {item!r}"
+                f"invalid value for 'files' in {_FUNCTION}: expected file names, got {item!r}"
             )
     return [os.fspath(item) for item in value]
 

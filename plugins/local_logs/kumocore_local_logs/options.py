@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from kumocore import ConfigError
-from kumocore.config import Path as OptionPath
-from kumocore.config import refuse_unsupported
 from kumocore.config.duration import parse_duration
 from kumocore.logs import names, per_record_entries
 
@@ -133,11 +131,9 @@ def parse_options(options: Mapping[str, Any]) -> LocalLogsConfig:
     if "per_record" in options:
         kwargs["per_record"] = _per_record(options["per_record"])
     if options.get("filter_event") is not None:
-        if not isinstance(options["filter_event"], str):
+        if not isinstance(options["filter_event"], str) or not options["filter_event"]:
             raise ConfigError(f"{_FN}: filter_event: expected an event name")
-        # Not applied yet (every record would still be logged): refused, never ignored
-        # silently, unless the operator runs with --allow-unsupported.
-        refuse_unsupported("filter_event", OptionPath(_FN))
+        # Asked by the log dispatcher, on the event loop (kumocore.logs.filter_event).
         kwargs["filter_event"] = options["filter_event"]
     for key in ("min_free_space", "min_free_inodes"):
         if key in options:

@@ -33,8 +33,9 @@ class LocalLogSink:
         # Optional sink attributes read by the dispatcher (see kumocore.logs.sink).
         self.header_names: tuple[str, ...] = config.headers
         self.buffer_size: int = config.back_pressure
-        #: The policy event deciding per message whether it is logged here. Only the record
-        #: producer can call it (a sink sees records, not messages); the sink does not.
+        #: The policy event deciding per message whether it is logged here. The dispatcher
+        #: asks it on the event loop, before a batch reaches this sink's writer thread
+        #: (kumocore.logs.filter_event), and only for types :meth:`record_enabled` allows.
         self.filter_event = config.filter_event
         self._files = SegmentSet(config)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="kumocore-local-logs")
@@ -50,6 +51,11 @@ class LocalLogSink:
         not finish the running server's segments), but when the server starts serving.
         """
         self._files.prepare()
+
+    def record_enabled(self, record_type: str) -> bool:
+        """Whether records of this type are written here at all (``per_record.enable``)."""
+        route = self.config.route(record_type)
+        return route is None or route.enable
 
     async def write_batch(self, records: Sequence[LogRecord]) -> None:
         if self._closed:

@@ -439,7 +439,14 @@ end
 -- as kumo.sqlite.* and kumo.redis.* (Python policies reach them there), and `require`
 -- answers those tables. Without them (a runtime lacking the plugin), one clear line
 -- instead of Lua's list of every path it searched.
-local KUMO_MODULES = { sqlite = true, redis = true }
+-- KumoMTA's modules that live on `kumo` (kumo.sqlite...). A string says why one is absent:
+-- `tsa` is only given to a policy run by `kumocore tsa serve` (KumoMTA: only in its
+-- tsa-daemon process).
+local KUMO_MODULES = {
+  sqlite = true,
+  redis = true,
+  tsa = 'is only available to the tsa-daemon policy run by `kumocore tsa serve`',
+}
 
 -- `require` as in Lua 5.4, but written in Lua so that a module's top-level code may call
 -- kumo.* functions that yield (the C implementation is not yieldable).
@@ -472,7 +479,9 @@ local function require(name)
       messages[#messages + 1] = loader
     end
   end
-  if KUMO_MODULES[name] then
+  if type(KUMO_MODULES[name]) == 'string' then
+    error(("module '%s' %s"):format(name, KUMO_MODULES[name]), 2)
+  elseif KUMO_MODULES[name] then
     error(("KumoMTA's module '%s' is not supported by kumocore yet"):format(name), 2)
   end
   error(("module '%s' not found:%s"):format(name, table.concat(messages)), 2)

@@ -104,10 +104,15 @@ class EventRegistry:
         spec = self.spec(name)
         if not self._is_function(handler):
             raise ValueError(f"kumo.on('{name}', ...): the handler must be a function")
-        if self._closed:
+        if self._closed and not (spec.custom or spec.name in self._handlers):
+            # After the load only events already handled are hooked (and custom ones are
+            # called by name): a first handler registered now would never run. A further
+            # one is taken, from the next call on, as KumoMTA's Lua context takes it (its
+            # queue helper requires the sources helper inside validate_config).
             raise ValueError(
                 f"kumo.on('{name}', ...) must be called while the policy loads (at its top "
-                "level), not from inside an event handler")
+                "level), not from inside an event handler: the policy handles no "
+                f"'{spec.name}' event, so this handler would never run")
         if spec.multi:
             self._handlers.setdefault(spec.name, []).append(handler)
         else:

@@ -89,6 +89,9 @@ def test_entries_round_trip_as_written() -> None:
         ("[::1]:25", ("::1", 25)),
         ("127.0.0.1:0", ("127.0.0.1", 0)),
         ("localhost:2025", ("localhost", 2025)),
+        ("mx.example.com.:25", ("mx.example.com.", 25)),
+        ("_proxy.example.com:1080", ("_proxy.example.com", 1080)),
+        ("müller.example:25", ("müller.example", 25)),
     ],
 )
 def test_split_host_port(address: str, expected: tuple[str, int]) -> None:
@@ -99,3 +102,22 @@ def test_split_host_port(address: str, expected: tuple[str, int]) -> None:
 def test_split_host_port_refuses_ambiguous_or_bad_addresses(bad: str) -> None:
     with pytest.raises(ValueError):
         split_host_port(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("not a valid hostname:5000", "unrecognized character ' '"),
+        ("a..example.com:25", 'malformed label ""'),
+        ("x" * 64 + ".example.com:25", "malformed label"),
+        ("proxy/1.example.com:25", "unrecognized character '/'"),
+    ],
+)
+def test_a_host_name_that_is_not_a_dns_name_is_refused_when_the_policy_loads(
+    bad: str, why: str,
+) -> None:
+    # As KumoMTA checks a socks5_proxy_server (its sources helper's self-test expects
+    # "invalid hostname"), instead of failing at the first connection through it.
+    with pytest.raises(ValueError, match="invalid hostname") as refused:
+        split_host_port(bad)
+    assert why in str(refused.value)

@@ -173,13 +173,15 @@ def test_bad_esmtp_values_name_the_key(options: dict[str, Any], key: str) -> Non
     assert "kumo.start_esmtp_listener" in str(info.value)
 
 
-def test_bad_log_disposition_lists_the_allowed_values() -> None:
+def test_bad_log_disposition_lists_the_allowed_values_in_kumomtas_words() -> None:
     with pytest.raises(ConfigError) as info:
         ListenerDomain.from_options({"log_oob": "Log"})
     assert str(info.value) == (
-        "bad value for 'log_oob' in kumo.make_listener_domain: expected one of 'Ignore', "
-        "'LogThenRelay', 'LogThenDrop', got 'Log'"
+        "'log_oob' in kumo.make_listener_domain: invalid value: string \"Log\", expected a "
+        "boolean value or one of 'Ignore', 'LogThenDrop' or 'LogThenRelay'"
     )
+    with pytest.raises(ConfigError, match=r"invalid value for 'log_arf'.*expected one of"):
+        ListenerDomain.from_options({"log_arf": 5})
 
 
 @pytest.mark.parametrize(

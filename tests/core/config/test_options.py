@@ -100,7 +100,7 @@ def test_integers_are_range_checked_and_lua_floats_accepted() -> None:
 def test_bad_enum_lists_the_allowed_values() -> None:
     message = error_for({"name": "x", "mode": "fast"})
     assert message == (
-        "bad value for 'mode' in kumo.make_sample: expected one of 'Fast', 'Slow', got 'fast'"
+        "invalid value for 'mode' in kumo.make_sample: expected one of 'Fast', 'Slow', got 'fast'"
     )
 
 

@@ -87,7 +87,7 @@ def test_missing_required_option_raises_config_error_naming_it(
         ({"header_canonicalization": "relaxed"}, "header_canonicalization"),
         ({"over_sign": "yes"}, "over_sign"),
         ({"ttl": "soon"}, "ttl"),
-        ({"key": {"vault_path": "secret/dkim"}}, "vault_path"),
+        ({"key": {"vault_path": "secret/dkim"}}, "'key' in .*needs vault_mount"),
         ({"headers": "From"}, "headers"),
     ],
 )

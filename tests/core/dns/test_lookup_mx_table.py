@@ -12,6 +12,7 @@ import pytest
 from kumocore.delivery.mta_sts import MtaSts
 from kumocore.dns import DnsError, Resolver, make_dns_functions
 from kumocore.dns.lists import NamedResolvers
+from kumocore.node import cache_capacity
 from kumocore.testing.dns import TestDnsServer
 from tests.support.mta_sts_server import PolicyServer, policy_server
 
@@ -286,7 +287,7 @@ async def test_the_shared_policy_cache_stays_bounded(
     policies: PolicyServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("kumocore.delivery.mta_sts.MAX_CACHED_DOMAINS", 2)
+    monkeypatch.setitem(cache_capacity._capacities, "mta_sts_policy", 2)
     delivery = _delivery_policies(resolvers.default, policies)
     resolvers.define("alt", {"Hickory": {"name_servers": [dns.address]}})
     named = delivery.following(resolvers.get("alt"))

@@ -22,6 +22,8 @@ def test_functions_are_registered_under_kumomta_names_with_calling_styles(
 ) -> None:
     assert sorted(fns) == [
         "dns.configure_resolver",
+        "dns.configure_test_mta_sts",
+        "dns.configure_test_resolver",
         "dns.load_resolv_conf",
         "dns.lookup_addr",
         "dns.lookup_mx",

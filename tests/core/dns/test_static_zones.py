@@ -51,7 +51,7 @@ def resolvers() -> NamedResolvers:
         {
             "Test": {
                 "zones": [ZONE, {"zone": SECURE_ZONE, "secure": True}, RBL_ZONE, PTR_ZONE],
-                "servfail": ["broken.example.com"],
+                "servfail": ["broken.example.com", "2.0.0.127.in-addr.arpa"],
             }
         },
     )
@@ -116,6 +116,18 @@ async def test_a_secure_alias_to_an_insecure_zone_is_not_secure(
 async def test_a_servfail_name_fails_transiently(fns: dict[str, Any]) -> None:
     with pytest.raises(DnsError, match="SERVFAIL") as failure:
         await fns["dns.lookup_txt"]("broken.example.com", "zones")
+    assert failure.value.transient
+
+
+async def test_an_address_without_a_reverse_entry_has_no_ptr_names_and_a_failure_raises(
+    fns: dict[str, Any],
+) -> None:
+    # KumoMTA's resolvers answer NXDOMAIN with no names (policy-extras.mail_auth's iprev
+    # then says "permerror ... has no PTR"); only a failed lookup is an error (temperror).
+    assert await fns["dns.lookup_ptr"]("30.0.0.1", "zones") == []
+    assert await fns["dns.lookup_ptr"]("127.0.0.9", "zones") == []
+    with pytest.raises(DnsError) as failure:
+        await fns["dns.lookup_ptr"]("127.0.0.2", "zones")
     assert failure.value.transient
 
 
@@ -242,3 +254,41 @@ def test_bad_test_zones_for_the_default_resolver_are_refused_and_change_nothing(
     with pytest.raises(ConfigError, match=r"kumo\.dns\.configure_resolver: " + error):
         make_dns_functions(named)["dns.configure_resolver"](**config)
     assert named.default._static is None
+
+
+async def test_configure_test_resolver_takes_the_bare_zone_list_or_the_test_table(
+    wire: TestDnsServer,
+) -> None:
+    # KumoMTA's own integration-test policies call this shorthand in both forms.
+    named = NamedResolvers(Resolver([wire.address], timeout=0.5))
+    fns = make_dns_functions(named)
+    fns["dns.configure_test_resolver"]([DEFAULT_ZONE])
+    assert (await fns["dns.lookup_mx"]("zoned.example"))["hosts"] == ["mx.zoned.example."]
+    fns["dns.configure_test_resolver"]({"zones": [DEFAULT_ZONE], "servfail": ["zoned.example"]})
+    with pytest.raises(DnsError, match="SERVFAIL"):
+        await fns["dns.lookup_txt"]("zoned.example")
+    with pytest.raises(ConfigError, match=r"kumo\.dns\.configure_test_resolver: Test: unknown"):
+        fns["dns.configure_test_resolver"]({"zones": [], "bogus": 1})
+    assert wire.queries == []
+
+
+async def test_configure_test_mta_sts_answers_policies_without_dns_or_https(
+    wire: TestDnsServer,
+) -> None:
+    from kumocore.delivery.mta_sts import MtaSts
+
+    named = NamedResolvers(Resolver([wire.address], timeout=0.5))
+    sts = MtaSts(named.default)
+    fns = make_dns_functions(named)
+    fns["dns.configure_test_mta_sts"]({
+        "Broken.Example.com.": "version: STSv1\nmode: enforce\nmx: allowed.example.net\n"
+                               "max_age: 86400\n",
+    })
+    policy = await sts.policy_for("broken.example.com")
+    assert policy is not None and (policy.mode, policy.mx) == ("enforce", ("allowed.example.net",))
+    assert await sts.policy_for("other.example.com") is None  # not listed: no policy
+    # A define_resolver resolver's policies follow the default's test policies too.
+    assert await sts.following(Resolver([wire.address])).policy_for("broken.example.com")
+    assert sts.fetches == 0 and wire.queries == []
+    with pytest.raises(ConfigError, match=r"configure_test_mta_sts: bad\.example: "):
+        fns["dns.configure_test_mta_sts"]({"bad.example": "version: STSv1\nmode: enforce\n"})

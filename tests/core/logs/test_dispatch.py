@@ -27,7 +27,7 @@ async def test_every_sink_gets_every_record_in_submission_order() -> None:
     await dispatcher.close()
     assert a.records == records and b.records == records
     assert dispatcher.stats()["a"] == {"submitted": 25, "written": 25, "dropped": 0,
-                                       "errors": 0, "failed": 0, "shed": 0,
+                                       "errors": 0, "failed": 0, "shed": 0, "filtered": 0,
                                        "pending": 0}
 
 

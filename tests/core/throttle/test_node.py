@@ -100,3 +100,31 @@ async def test_a_worker_reconnects_after_the_store_restarts(tmp_path: Path) -> N
     finally:
         await store.close()
         second.stop()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"[1, 2]\n", b'{"id": 1, "op": "throttle", "spec": "x"}\n', b'{"op": "acquire"}\n',
+     b"not json\n", b"x" * 200_000 + b"\n"],
+    ids=["list", "bad-spec", "no-id", "not-json", "over-the-line-limit"],
+)
+async def test_a_request_of_the_wrong_shape_drops_that_connection_alone(
+    server: NodeThrottleServer, line: bytes,
+) -> None:
+    assert server._loop is not None
+    escaped: list[dict[str, object]] = []
+    server._loop.call_soon_threadsafe(
+        server._loop.set_exception_handler, lambda _loop, context: escaped.append(context))
+    holder = NodeThrottleStore(server.path)
+    await holder.acquire_lease("k", 1, 3600)
+    reader, writer = await asyncio.open_unix_connection(str(server.path))
+    writer.write(line)
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+    writer.close()
+    other = NodeThrottleStore(server.path)  # the store still serves everyone else
+    assert await other.acquire_lease("k", 1, 3600) is None  # the holder's lease stands
+    await holder.close()
+    await asyncio.sleep(0.1)
+    assert escaped == []
+    await other.close()

@@ -19,19 +19,23 @@ def test_defaults_follow_kumomta(tmp_path: Path) -> None:
     assert config.min_free_space.percent == 10 and config.min_free_inodes.percent == 10
 
 
-def test_filter_event_is_refused_at_load_not_silently_ignored(
+def test_filter_event_is_accepted_without_allow_unsupported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Not applied yet: every record would still be logged.
     monkeypatch.delenv("KUMOCORE_ALLOW_UNSUPPORTED", raising=False)
-    with pytest.raises(ConfigError, match="'filter_event' is not supported by kumocore yet"):
-        parse_options({"log_dir": str(tmp_path), "filter_event": "should_log"})
+    config = parse_options({"log_dir": str(tmp_path), "filter_event": "should_log"})
+    assert config.filter_event == "should_log"
 
 
-def test_every_other_kumomta_option_is_accepted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("value", [True, 3, ""])
+def test_filter_event_that_is_not_an_event_name_is_a_config_error(
+    tmp_path: Path, value: object
 ) -> None:
-    monkeypatch.setenv("KUMOCORE_ALLOW_UNSUPPORTED", "1")  # filter_event: see above
+    with pytest.raises(ConfigError, match="filter_event: expected an event name"):
+        parse_options({"log_dir": str(tmp_path), "filter_event": value})
+
+
+def test_every_other_kumomta_option_is_accepted(tmp_path: Path) -> None:
     config = parse_options({
         "log_dir": str(tmp_path), "max_file_size": 1000, "max_segment_duration": "5 minutes",
         "compression_level": 9, "back_pressure": 10, "headers": ["Subject", "X-*"],

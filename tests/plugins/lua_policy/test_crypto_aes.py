@@ -142,8 +142,10 @@ async def test_reference_example_with_a_key_file(tmp_path: Path) -> None:
         ("kumo.crypto.aes_encrypt_block('Cbc', nil, KEY)", "PLAINTEXT must be a string"),
         (
             "kumo.crypto.aes_encrypt_block('Cbc', 'x', { key = {"
-            " vault_mount = 'secret', vault_path = 'keys/some-path' } })",
-            "HashiCorp Vault key sources are not supported by kumocore yet",
+            " vault_mount = 'secret', vault_path = 'keys/some-path', vault_address = 'x:',"
+            " vault_token = 't' } })",
+            "key: vault_address must be an http:// or https:// URL, got 'x:'"
+            " (vault_mount=secret, vault_path=keys/some-path)",
         ),
         (
             "kumo.crypto.aes_encrypt_block('Ecb', 'x', { key = '/nonexistent/key.bin' })",

@@ -245,7 +245,10 @@ async def test_session_token_and_s3_payload_hash_are_signed(tmp_path: Path) -> N
         ({"method": 1}, "method must be a string, got number"),
         ({"timestamp": "yesterday"}, "timestamp must be an RFC 3339 time with a zone"),
         ({"query_params": {"a": {"b": "c"}}}, "query_params.a must be a string, got table"),
-        ({"secret_key": {"vault_path": "aws"}}, "secret_key: HashiCorp Vault key sources"),
+        (
+            {"secret_key": {"vault_path": "aws"}},
+            "secret_key: a HashiCorp Vault key source needs vault_mount",
+        ),
         ({"access_key": {"key_data": b"\xff\xfe"}}, "access_key must be valid UTF-8"),
     ],
 )

@@ -132,6 +132,30 @@ async def test_init_handler_gets_no_arguments(tmp_path: Path) -> None:
     assert list(runtime.config.spools) == ["data"]
 
 
+async def test_a_handler_registered_inside_a_handler_of_a_handled_event_runs_from_the_next_call(
+    tmp_path: Path,
+) -> None:
+    # KumoMTA's queue helper requires its sources helper inside validate_config; the
+    # sources helper registers a validate_config handler of its own when it loads.
+    recorder = Recorder()
+    runtime = make_runtime(recorder)
+    await runtime.load(write(tmp_path, "policy.lua", """\
+        local kumo = require 'kumo'
+        local added = false
+        kumo.on('smtp_server_ehlo', function(domain)
+          kumo.test.mark('first ' .. domain)
+          if not added then
+            added = true
+            kumo.on('smtp_server_ehlo', function(d) kumo.test.mark('second ' .. d) end)
+          end
+        end)
+    """))
+    await runtime.hooks.smtp_server_ehlo("one", {})
+    await runtime.hooks.smtp_server_ehlo("two", {})
+    # Not during the call that registered it; then, as at load, the last one wins.
+    assert recorder.marks == ["first one", "second two"]
+
+
 async def test_registering_from_inside_a_handler_is_refused(tmp_path: Path) -> None:
     runtime, _ = await load(tmp_path, """\
         local kumo = require 'kumo'

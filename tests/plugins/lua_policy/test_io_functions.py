@@ -15,6 +15,7 @@ from kumocore_lua_policy import LuaPolicyPlugin
 from bench.common.dns_server import TestDnsServer
 from kumocore import PolicyError
 from tests.reception.harness import make_reception
+from tests.support.vault_server import vault_server
 
 from .support import Recorder, load, make_runtime, write
 
@@ -79,20 +80,21 @@ async def test_python_ptr_and_rbl_lookups(dns_server: TestDnsServer) -> None:
 # ------------------------------------------------------------------------------ secrets
 
 
-async def test_lua_secrets_from_a_file_and_inline_and_vault_refused(tmp_path: Path) -> None:
+async def test_lua_secrets_from_a_file_inline_and_vault(tmp_path: Path) -> None:
     secret = tmp_path / "passwd"
     secret.write_bytes(b"s3cret\n")
     recorder = Recorder()
-    recorder.value = str(secret)
-    await load(tmp_path, """\
-        local kumo = require 'kumo'
-        kumo.test.mark(kumo.secrets.load(kumo.test.value()))
-        kumo.test.mark(kumo.secrets.load { key_data = 'inline' })
-        local ok, err = pcall(kumo.secrets.load, { vault_mount = 'secret', vault_path = 'x' })
-        kumo.test.mark({ ok, tostring(err):match('Vault key sources are not supported') ~= nil })
-    """, recorder=recorder)
+    async with vault_server() as vault:
+        vault.put("x", key="from vault")
+        recorder.value = {"file": str(secret), "vault": vault.source("x")}
+        await load(tmp_path, """\
+            local kumo = require 'kumo'
+            kumo.test.mark(kumo.secrets.load(kumo.test.value().file))
+            kumo.test.mark(kumo.secrets.load { key_data = 'inline' })
+            kumo.test.mark(kumo.secrets.load(kumo.test.value().vault))
+        """, recorder=recorder)
     # A Lua string reaches Python as str again (the Lua side had the bytes).
-    assert recorder.marks == ["s3cret\n", "inline", [False, True]]
+    assert recorder.marks == ["s3cret\n", "inline", "from vault"]
 
 
 def test_python_secrets_load(tmp_path: Path) -> None:

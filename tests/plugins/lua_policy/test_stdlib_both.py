@@ -118,6 +118,8 @@ ELSEWHERE = {"serde.json_load", "json_load", "serde.toml_load", "toml_load",
              "set_memory_hard_limit", "set_memory_soft_limit", "set_memory_low_thresh",
              "get_memory_hard_limit", "get_memory_soft_limit", "get_memory_low_thresh",
              "suspend_delivery_when_spool_unhealthy",
+             # tests/core/dns/test_cache_capacity (process-wide cache sizes)
+             "set_lruttl_cache_capacity",
              # test_jsonl_tailer, test_jsonl_writer, test_mpsc (files, tasks; objects)
              "jsonl.new_tailer", "jsonl.new_multi_tailer", "jsonl.new_writer", "mpsc.define"}
 

@@ -17,6 +17,8 @@ helpers (``lua/policy-extras/``) or the hooks they register.
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
@@ -48,8 +50,12 @@ class PolicyExtras:
     def __init__(self) -> None:
         self._functions: Mapping[str, Callable[..., Any]] = {}
         # Shaping data loaded by this runtime, by handle: setup_with_automation hands the
-        # handle back to build automation on the data it loaded.
-        self._loaded: list[shaping.Shaping] = []
+        # handle back to build automation on the data it loaded. Held weakly: the table
+        # returned to Lua keeps its data alive, and policies reload shaping data for ever
+        # (every 30 s in the tsa-daemon, every memoize ttl in nodes), which a list kept.
+        self._loaded: weakref.WeakValueDictionary[int, shaping.Shaping] = (
+            weakref.WeakValueDictionary())
+        self._handles = itertools.count(1)
 
     def bind(self, functions: Mapping[str, Callable[..., Any]]) -> None:
         self._functions = functions
@@ -64,11 +70,12 @@ class PolicyExtras:
     ) -> dict[str, Callable[..., Any]]:
         lookup = self._lookup_mx if "dns.lookup_mx" in self._functions else None
         data = await shaping.load(files, options, lookup)
-        self._loaded.append(data)
+        handle = next(self._handles)
+        self._loaded[handle] = data
         table: dict[str, Any] = methods(
             data, ("get_egress_path_config", "get_errors", "get_warnings", "get_referenced_sources")
         )
-        table["automation_handle"] = len(self._loaded)
+        table["automation_handle"] = handle
         return table
 
     @policy_function(table=False)
@@ -79,7 +86,7 @@ class PolicyExtras:
         from kumocore_lua_policy.extras.shaping_automation import setup
 
         configure = self._functions["automation.configure"]
-        return setup(self._loaded[int(handle) - 1], configure, publish, subscribe)
+        return setup(self._loaded[int(handle)], configure, publish, subscribe)
 
     def policy_functions(self) -> dict[str, Callable[..., Any]]:
         return {

@@ -20,17 +20,23 @@ Keys are read from ``/opt/kumomta/etc/dkim/DOMAIN/SELECTOR.key`` unless ``filena
 otherwise; ``filename`` may use ``{domain}`` and ``{selector}``, and (a kumocore extension)
 ``[base] filename`` sets that template for every block. Each key is loaded when the policy
 is loaded, so a missing or malformed key file fails ``kumocore validate``.
+
+With ``[base] vault_mount`` the keys are in HashiCorp Vault instead, as KumoMTA has it:
+``vault_path`` is the block's ``filename``, else ``<vault_path_prefix>/<domain>/<selector>``
+(prefix ``dkim`` by default), read with ``$VAULT_ADDR`` and ``$VAULT_TOKEN``. They are read
+when a message first needs them and kept for the signer ``ttl`` (300 s), so ``sign`` then
+gives Lua an awaitable; a missing secret fails that message, not the policy load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kumocore import Message, Rejection
 from kumocore.dkim.keys import Algorithm
-from kumocore.dkim.policy import make_signer
+from kumocore.dkim.policy import SignerCache, make_signer
 from kumocore.dkim.signer import Signer
 from kumocore_lua_policy.extras.datafile import (
     DataFileError,
@@ -100,14 +106,43 @@ class DkimData:
         self._check()
         self._signers: dict[tuple[str, str, str], Signer] = {}
         self.domains: DomainMap[_Block] = DomainMap(self._domains)
+        #: Signers whose keys are in HashiCorp Vault (read per message, kept for ttl).
+        self._vault: SignerCache | None = SignerCache() if "vault_mount" in self.base else None
+        if self._vault is not None:
+            return
         for name, block in self._domains.items():
             if not name.startswith("*"):
                 self._signer(block, name)
         for block in self._signatures.values():
             self._signer(block, block.params["domain"])
 
-    def sign(self, message: Message) -> None:
-        """Add the From domain's signature and the ``additional_signatures`` that apply."""
+    def sign(self, message: Message) -> Coroutine[Any, Any, None] | None:
+        """Add the From domain's signature and the ``additional_signatures`` that apply
+        (an awaitable doing so when the keys are in HashiCorp Vault)."""
+        wanted = self._wanted(message)
+        if self._vault is not None:
+            return self._sign_from_vault(self._vault, message, wanted)
+        for block, domain in wanted:
+            message.dkim_sign(self._signer(block, domain))
+        return None
+
+    async def _sign_from_vault(
+        self, signers: SignerCache, message: Message, wanted: list[tuple[_Block, str]]
+    ) -> None:
+        for block, domain in wanted:
+            algorithm, options = self._options(block, domain)
+            params = {**options, "key": self._vault_key(block, domain, options["selector"])}
+            message.dkim_sign(await signers.get_vault(algorithm, params))
+
+    def _vault_key(self, block: _Block, domain: str, selector: str) -> dict[str, str]:
+        path = block.params.get("filename")
+        if path is None:
+            prefix = self.base.get("vault_path_prefix") or "dkim"
+            path = f"{prefix}/{domain}/{selector}"
+        return {"vault_mount": self.base["vault_mount"], "vault_path": path}
+
+    def _wanted(self, message: Message) -> list[tuple[_Block, str]]:
+        """The blocks to sign ``message`` with, each with its signing domain."""
         sender = message.from_header()
         domain = sender.domain if sender is not None and sender.list else None
         if not domain:
@@ -115,29 +150,21 @@ class DkimData:
                 552,
                 "5.6.0 DKIM signing requires a From header, but it is missing from this message",
             )
-        signed_domain = False
+        wanted: list[tuple[_Block, str]] = []
         block = self.domains.get(domain)
         if block is not None:
-            message.dkim_sign(self._signer(block, domain))
-            signed_domain = True
+            wanted.append((block, domain))
         for name in self.base.get("additional_signatures", []):
             sig = self._signatures[name]
-            if sig.params.get("policy") == "OnlyIfMissingDomainBlock" and signed_domain:
+            if sig.params.get("policy") == "OnlyIfMissingDomainBlock" and block is not None:
                 continue
-            message.dkim_sign(self._signer(sig, sig.params["domain"]))
+            wanted.append((sig, sig.params["domain"]))
+        return wanted
 
     def _merge_file(self, file: str, data: dict[str, Any]) -> None:
         check_keys(HELPER, file, "", data, ("base", "domain", "signature"))
         base = table(HELPER, file, "base", data.get("base", {}))
         self._check_block(file, "base", base, _BASE)
-        if "vault_mount" in base:
-            raise DataFileError(
-                HELPER,
-                file,
-                "base.vault_mount",
-                "HashiCorp Vault key sources are not supported by kumocore; "
-                "give key files (filename)",
-            )
         self.base.update(base)
         if base:
             self._base_where = (file, "base")
@@ -210,18 +237,23 @@ class DkimData:
                     "missing, and [base] defines no default selector",
                 )
 
-    def _signer(self, block: _Block, domain: str) -> Signer:
+    def _options(self, block: _Block, domain: str) -> tuple[Algorithm, dict[str, Any]]:
+        """The signer algorithm and options of ``block`` signing for ``domain``, but the key."""
         params = {k: block.params.get(k, self.base.get(k)) for k in _SIGNER_KEYS}
-        selector = str(params["selector"])  # _check made sure there is one
+        options = {k: v for k, v in params.items() if v is not None}
+        options["selector"] = str(options["selector"])  # _check made sure there is one
+        return _ALGOS[block.params.get("algo", "sha256")], {**options, "domain": domain}
+
+    def _signer(self, block: _Block, domain: str) -> Signer:
+        algorithm, options = self._options(block, domain)
+        selector = options["selector"]
         template = block.params.get("filename") or self.base.get("filename") or DEFAULT_TEMPLATE
         key_file = template.replace("{domain}", domain).replace("{selector}", selector)
-        algorithm = _ALGOS[block.params.get("algo", "sha256")]
         cache_key = (algorithm, domain, key_file)
         signer = self._signers.get(cache_key)
         if signer is None:
-            options = {k: v for k, v in params.items() if v is not None}
             try:
-                signer = make_signer(algorithm, {**options, "domain": domain, "key": key_file})
+                signer = make_signer(algorithm, {**options, "key": key_file})
             except Exception as exc:
                 raise DataFileError(
                     HELPER, block.file, block.key, f"cannot make a signer for {domain!r}: {exc}"

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from kumocore import ConfigError
+from kumocore.config.vault import then_with_secrets
 from kumocore.regular_file import read_regular_file
 from kumocore_lua_policy.byte_strings import takes_bytes
 
@@ -121,7 +122,7 @@ def crc32(*args: Any) -> BinaryResult:
 
 
 def key_bytes(key: Any, who: str) -> bytes:
-    """A KeySource: a file name, or ``{key_data = ...}``; vault sources are refused."""
+    """A file or inline KeySource (a Vault one is read first: :func:`_hmac`)."""
     if isinstance(key, (str, bytes)):
         try:
             return read_regular_file(key)  # a FIFO or a device would hold the loop
@@ -129,15 +130,23 @@ def key_bytes(key: Any, who: str) -> bytes:
             raise ConfigError(f"{who}: cannot read key file {key!r}: {exc.strerror}") from None
     if isinstance(key, Mapping) and "key_data" in key:
         return _bytes(key["key_data"])
-    if isinstance(key, Mapping) and "vault_path" in key:
-        raise ConfigError(f"{who}: KumoMTA's vault key sources are not supported by kumocore yet")
-    raise ConfigError(f"{who}: KEY must be a file name or a table with key_data")
+    raise ConfigError(
+        f"{who}: KEY must be a file name, a table with key_data or a HashiCorp Vault table "
+        "(vault_mount, vault_path)"
+    )
 
 
-def _hmac(algorithm: str) -> Callable[[Any, Any], BinaryResult]:
-    def sign(key: Any, message: Any) -> BinaryResult:
-        secret = key_bytes(key, f"kumo.digest.hmac_{algorithm}")
-        return BinaryResult(hmac.new(secret, _bytes(message), algorithm).digest())
+def _hmac(algorithm: str) -> Callable[[Any, Any], Any]:
+    who = f"kumo.digest.hmac_{algorithm}"
+
+    def sign(key: Any, message: Any) -> Any:
+        # A key in HashiCorp Vault makes this an awaitable, which Lua waits for.
+        data = _bytes(message)
+        return then_with_secrets(
+            who,
+            [key],
+            lambda source: BinaryResult(hmac.new(key_bytes(source, who), data, algorithm).digest()),
+        )
 
     sign.__name__ = f"hmac_{algorithm}"
     return takes_bytes(sign)

@@ -8,7 +8,9 @@ AES, as KumoMTA's source has it (its reference pages say otherwise, see below):
 * ``aes_decrypt_block(ALGORITHM, CIPHERTEXT, { key = KEYSOURCE })`` reverses that and
   returns a BinaryResult (``.bytes``, ``.hex``...), as the digests do.
 
-The key is 16 or 32 bytes (AES-128 or AES-256), from a file name or ``{ key_data = ... }``.
+The key is 16 or 32 bytes (AES-128 or AES-256), from a file name, ``{ key_data = ... }``
+or HashiCorp Vault (``{ vault_mount = ..., vault_path = ... }``: the function then gives
+Lua an awaitable, :func:`kumocore.config.vault.then_with_secrets`).
 KumoMTA's reference pages call the encrypted value a BinaryResult (``encrypted.bytes``) and
 the decrypted one a string; its code, which policies run against, does the reverse.
 
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from kumocore import ConfigError
+from kumocore.config.vault import is_vault_source, then_with_secrets
 from kumocore.regular_file import read_regular_file
 from kumocore_lua_policy.byte_strings import takes_bytes
 from kumocore_lua_policy.stdlib.arguments import lua_type_name, string_arg
@@ -36,12 +39,11 @@ _KEY_SIZES = (16, 32)
 #: A key file larger than this is refused unread: keys are tens of bytes, and a name such
 #: as ``/dev/zero`` (or a log file) would otherwise be read whole into memory.
 MAX_KEY_FILE = 64 * 1024
-_VAULT_KEYS = ("vault_mount", "vault_path", "vault_address", "vault_token", "vault_key")
 
 
 def key_source_bytes(who: str, what: str, source: Any) -> bytes:
-    """The bytes a KumoMTA KeySource names: a file name or ``{ key_data = ... }``.
-    Vault and event sources are refused: kumocore has no client for them."""
+    """The bytes a file or inline KumoMTA KeySource names (``{ key_data = ... }``); a
+    Vault source is read before (:func:`then_with_secrets`), event sources are refused."""
     if isinstance(source, str | bytes):
         try:
             # Regular files only: a FIFO or a device would hold the event loop.
@@ -66,10 +68,11 @@ def key_source_bytes(who: str, what: str, source: Any) -> bytes:
             raise ConfigError(
                 f"{who}: {what}: key_data must be a string, got {lua_type_name(data)}"
             )
-        if any(key in source for key in _VAULT_KEYS):
+        if is_vault_source(source):
             raise ConfigError(
-                f"{who}: {what}: HashiCorp Vault key sources are not supported "
-                "by kumocore yet; use a file name or { key_data = ... }"
+                f"{who}: {what}: HashiCorp Vault key sources are not supported here by "
+                "kumocore yet (this call signs synchronously); use a file name or "
+                "{ key_data = ... }"
             )
         if "event_name" in source:
             raise ConfigError(
@@ -88,8 +91,8 @@ def _algorithm(who: str, value: Any) -> str:
     return str(value)
 
 
-def _key(who: str, config: Any) -> bytes:
-    """The AES key of the ``{ key = KEYSOURCE }`` argument."""
+def _key_source(who: str, config: Any) -> Any:
+    """The KEYSOURCE of the ``{ key = KEYSOURCE }`` argument."""
     if not isinstance(config, Mapping):
         raise ConfigError(
             f"{who}: KEY must be a table like {{ key = '/path/to/key.bin' }}, "
@@ -100,7 +103,12 @@ def _key(who: str, config: Any) -> bytes:
         raise ConfigError(f"{who}: KEY: unknown field {unknown[0]!r}, expected key")
     if config.get("key") is None:
         raise ConfigError(f"{who}: KEY: missing field 'key'")
-    key = key_source_bytes(who, "key", config["key"])
+    return config["key"]
+
+
+def _key(who: str, source: Any) -> bytes:
+    """The AES key a (file or inline) key source holds."""
+    key = key_source_bytes(who, "key", source)
     if len(key) not in _KEY_SIZES:
         raise ConfigError(f"{who}: Key length must be 16 or 32 bytes, got {len(key)}")
     return key
@@ -114,16 +122,24 @@ def _data(who: str, what: str, value: Any) -> bytes:
 
 
 @takes_bytes
-def aes_encrypt_block(algorithm: Any, plaintext: Any, config: Any) -> bytes:
+def aes_encrypt_block(algorithm: Any, plaintext: Any, config: Any) -> Any:
     """`kumo.crypto.aes_encrypt_block(ALGORITHM, PLAINTEXT, { key = KEYSOURCE })`:
-    PLAINTEXT encrypted with AES-128 or AES-256 (a 16- or 32-byte key from a file name or
-    `{ key_data = ... }`) and PKCS#7 padding. `'Ecb'` returns the ciphertext, `'Cbc'` a
-    random 16-byte IV followed by the ciphertext, as a binary string (as KumoMTA's code
-    does; its reference page says a BinaryResult)."""
+    PLAINTEXT encrypted with AES-128 or AES-256 (a 16- or 32-byte key from a file name,
+    `{ key_data = ... }` or HashiCorp Vault) and PKCS#7 padding. `'Ecb'` returns the
+    ciphertext, `'Cbc'` a random 16-byte IV followed by the ciphertext, as a binary string
+    (as KumoMTA's code does; its reference page says a BinaryResult)."""
     who = "kumo.crypto.aes_encrypt_block"
     mode_name = _algorithm(who, algorithm)
     data = _data(who, "PLAINTEXT", plaintext)
-    key = _key(who, config)
+    return then_with_secrets(
+        who,
+        [_key_source(who, config)],
+        lambda source: _encrypt(mode_name, data, _key(who, source)),
+        ("key",),
+    )
+
+
+def _encrypt(mode_name: str, data: bytes, key: bytes) -> bytes:
     padder = padding.PKCS7(_BLOCK * 8).padder()
     padded = padder.update(data) + padder.finalize()
     if mode_name == "Ecb":
@@ -135,14 +151,23 @@ def aes_encrypt_block(algorithm: Any, plaintext: Any, config: Any) -> bytes:
 
 
 @takes_bytes
-def aes_decrypt_block(algorithm: Any, ciphertext: Any, config: Any) -> BinaryResult:
+def aes_decrypt_block(algorithm: Any, ciphertext: Any, config: Any) -> Any:
     """`kumo.crypto.aes_decrypt_block(ALGORITHM, CIPHERTEXT, { key = KEYSOURCE })`: the
     plaintext of what `aes_encrypt_block` gave (for `'Cbc'` the 16-byte IV first), as a
     BinaryResult: read it with `.bytes`. A wrong key or damaged data is an error."""
     who = "kumo.crypto.aes_decrypt_block"
     mode_name = _algorithm(who, algorithm)
     data = _data(who, "CIPHERTEXT", ciphertext)
-    key = _key(who, config)
+    return then_with_secrets(
+        who,
+        [_key_source(who, config)],
+        lambda source: _decrypt(mode_name, data, _key(who, source)),
+        ("key",),
+    )
+
+
+def _decrypt(mode_name: str, data: bytes, key: bytes) -> BinaryResult:
+    who = "kumo.crypto.aes_decrypt_block"
     if mode_name == "Cbc":
         if len(data) < _BLOCK:
             raise ConfigError(

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from kumocore import ConfigError
 from kumocore.http.client import set_aws_signer
-from kumocore_lua_policy.stdlib.sigv4 import aws_sign_v4
+from kumocore_lua_policy.stdlib.sigv4 import sign_v4
 
 _WHO = "request:aws_sign_v4"
 #: The fields of kumo.crypto.aws_sign_v4 a request does not supply itself.
@@ -60,10 +60,10 @@ def sign_request(method: str, url: str, params: Any) -> dict[str, str]:
         headers["host"] = _host(url)
     parts = urlsplit(url)
     fields = {key: value for key, value in params.items() if key != "headers"}
-    signed = aws_sign_v4(
-        **fields, headers=headers, method=method, uri=parts.path or "/",
-        query_params=dict(parse_qsl(parts.query, keep_blank_values=True)),
-    )  # fmt: skip
+    signed = sign_v4({
+        **fields, "headers": headers, "method": method, "uri": parts.path or "/",
+        "query_params": dict(parse_qsl(parts.query, keep_blank_values=True)),
+    })  # fmt: skip
     out = {"Authorization": signed["authorization"], "X-Amz-Date": signed["timestamp"]}
     if params.get("session_token") is not None:
         out["X-Amz-Security-Token"] = params["session_token"]  # a string: it was signed

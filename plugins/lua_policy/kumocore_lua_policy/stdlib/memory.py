@@ -1,10 +1,11 @@
-"""``kumo.set_memory_*``, ``kumo.get_memory_*`` and
+"""``kumo.set_memory_*``, ``kumo.get_memory_*``, ``kumo.set_lruttl_cache_capacity`` and
 ``kumo.suspend_delivery_when_spool_unhealthy``, from kumocore's public API.
 
 The state behind them is the core's (:mod:`kumocore.node.memory`,
-:mod:`kumocore.spool.health`); this plugin only names them for policies, so Python
-policies get them under the same names. Call them from ``pre_init`` or ``init``, as
-KumoMTA's documentation shows; a limit set while the node runs applies at once.
+:mod:`kumocore.node.cache_capacity`, :mod:`kumocore.spool.health`); this plugin only names
+them for policies, so Python policies get them under the same names. Call them from
+``pre_init`` or ``init``, as KumoMTA's documentation shows; a limit set while the node
+runs applies at once.
 """
 
 from __future__ import annotations
@@ -24,4 +25,5 @@ def memory_functions() -> dict[str, Callable[..., Any]]:
         "get_memory_soft_limit": kumocore.get_memory_soft_limit,
         "get_memory_low_thresh": kumocore.get_memory_low_thresh,
         "suspend_delivery_when_spool_unhealthy": kumocore.suspend_delivery_when_spool_unhealthy,
+        "set_lruttl_cache_capacity": kumocore.set_lruttl_cache_capacity,
     }

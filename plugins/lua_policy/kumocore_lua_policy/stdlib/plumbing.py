@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kumocore import ConfigError
+from kumocore import ConfigError, NamedLru
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch, ConfigMonitor, glob_files
 
 
@@ -35,7 +35,10 @@ def uncached_glob(pattern: str, relative_to: str | None = None) -> list[str]:
 
 class GlobCache:
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
+        # At most KumoMTA's mod_filesystem_glob_cache capacity of patterns (32 unless
+        # kumo.set_lruttl_cache_capacity says otherwise).
+        self._cache: NamedLru[tuple[str, str | None], tuple[float, list[str]]] = NamedLru(
+            "mod_filesystem_glob_cache")
 
     def glob(self, pattern: str, relative_to: str | None = None,
              ttl_seconds: float | None = None) -> list[str]:

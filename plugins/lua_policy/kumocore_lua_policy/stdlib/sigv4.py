@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kumocore import ConfigError, policy_function
+from kumocore.config.vault import then_with_secrets
 from kumocore_lua_policy.byte_strings import takes_bytes
 from kumocore_lua_policy.stdlib.arguments import lua_type_name
 from kumocore_lua_policy.stdlib.clock import Time
@@ -118,13 +119,27 @@ def _check_fields(params: Mapping[str, Any]) -> None:
 
 @policy_function(table=True)
 @takes_bytes
-def aws_sign_v4(**params: Any) -> dict[str, str]:
+def aws_sign_v4(**params: Any) -> Any:
     """`kumo.crypto.aws_sign_v4 { access_key, secret_key, region, service, method, uri,
     query_params, headers, payload, timestamp, session_token }`: the AWS Signature
     Version 4 of one request, as a table of `authorization` (the Authorization header),
     `timestamp` (for X-Amz-Date), `signature`, `canonical_request` and `string_to_sign`.
-    The keys are key sources (a file name or `{ key_data = ... }`); `headers` must name
-    `host`; `timestamp` (RFC 3339 text or a `kumo.time` Time) defaults to now."""
+    The keys are key sources (a file name, `{ key_data = ... }` or HashiCorp Vault);
+    `headers` must name `host`; `timestamp` (RFC 3339 text or a `kumo.time` Time)
+    defaults to now."""
+    _check_fields(params)
+    # Keys in HashiCorp Vault make this an awaitable, which Lua waits for.
+    return then_with_secrets(
+        _WHO,
+        [params["access_key"], params["secret_key"]],
+        lambda access, secret: sign_v4({**params, "access_key": access, "secret_key": secret}),
+        ("access_key", "secret_key"),
+    )
+
+
+def sign_v4(params: Mapping[str, Any]) -> dict[str, str]:
+    """:func:`aws_sign_v4` once its keys are files or inline data (``request:aws_sign_v4``
+    signs synchronously with it)."""
     _check_fields(params)
     access_key = _text("access_key", key_source_bytes(_WHO, "access_key", params["access_key"]))
     secret_key = _text("secret_key", key_source_bytes(_WHO, "secret_key", params["secret_key"]))

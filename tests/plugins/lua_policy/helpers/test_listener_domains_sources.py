@@ -68,8 +68,8 @@ async def test_relay_from_authz_lets_the_authenticated_peer_relay(
     ("toml", "expected"),
     [
         ('["x.com"]\nrelay_too = true\n', r'"x.com": unknown key \'relay_too\''),
-        ('["x.com"]\nlog_arf = "yes"\n', r"bad value for 'log_arf'"),
-        ('["x.com"]\nrelay_from = ["not-an-ip"]\n', r"bad value for 'relay_from\[1\]'"),
+        ('["x.com"]\nlog_arf = "yes"\n', r"'log_arf' in .*: invalid value: string \"yes\""),
+        ('["x.com"]\nrelay_from = ["not-an-ip"]\n', r"invalid value for 'relay_from\[1\]'"),
         ('["x.com"]\nrelay_from_authz = "alice"\n', r'"x.com".relay_from_authz: expected a list'),
         ('["x.com"\n', r"not valid TOML"),
     ],
@@ -124,7 +124,7 @@ async def test_sources_and_pools_come_from_the_files_merged_in_order(
     ("more", "expected"),
     [
         ('[source."ip-3"]\nsource_adress = "127.0.10.3"\n', r'source."ip-3": unknown key'),
-        ('[source."ip-3"]\nsource_address = 5\n', r"bad value for 'source_address'"),
+        ('[source."ip-3"]\nsource_address = 5\n', r"invalid value for 'source_address'"),
         ('[pool."q"."ip-9"]\n', r'pool.q."ip-9": pool member \'ip-9\' is not a source'),
         ('[pool."q"."ip-1"]\nweight = "heavy"\n', r'pool.q."ip-1".weight: expected a whole'),
         ('[pool."q"."ip-1"]\nwieght = 2\n', r'pool.q."ip-1".wieght: unknown key'),

@@ -67,7 +67,7 @@ async def test_provider_source_selection_rate_becomes_a_provider_wide_named_rate
          '[provider."p".sources."s"]\nprovider_source_selection_rate = "lots"\n',
          r"provider.p.sources.s.provider_source_selection_rate: expected a rate"),
         ('["x.test".sources."s"]\nsource_selection_rate = "5/fortnight"\n',
-         r"bad value for .source_selection_rate."),
+         r"invalid value for .source_selection_rate."),
     ],
 )  # fmt: skip
 async def test_a_misplaced_or_bad_selection_rate_is_refused_at_load(

@@ -143,8 +143,9 @@ function mod.iprev_msg(msg, opt_resolver)
   return mod.iprev(ip, opt_resolver)
 end
 
--- kumocore's kumo.dns.lookup_ptr raises on NXDOMAIN where KumoMTA's returns no names;
--- both mean "this address has no PTR", a permanent error for iprev.
+-- kumo.dns.lookup_addr raises for a name that does not exist (as KumoMTA's docs say),
+-- where its resolvers return no addresses; both mean "no records" here. (lookup_ptr
+-- answers NXDOMAIN with no names, as KumoMTA's does.)
 local function no_such_name(err)
   return tostring(err):find('NXDOMAIN', 1, true) ~= nil
 end

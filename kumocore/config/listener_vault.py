@@ -1,0 +1,63 @@
+"""Listener certificates and keys kept in HashiCorp Vault, read when the policy defines
+the listener.
+
+``kumo.start_esmtp_listener`` and ``kumo.start_http_listener`` take KumoMTA's key sources
+for ``tls_certificate`` and ``tls_private_key`` (and so do an ESMTP listener's ``peer`` and
+``via`` blocks). The TLS code builds its contexts synchronously, at start and again when
+the files are due to be re-read, so a Vault source is read here, on the event loop, when
+the policy's ``init`` defines the listener (the function gives Lua an awaitable): the
+listener then holds the PEM text as ``{ key_data = ... }``. A Vault secret is therefore
+read once per start; KumoMTA reads it again when its TLS acceptor cache entry (five
+minutes) expires, so a certificate renewed in Vault needs a restart here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from kumocore.config.vault import is_vault_source, read_vault_secret
+
+__all__ = ["has_vault_sources", "read_listener_vault_sources"]
+
+_FIELDS = ("tls_certificate", "tls_private_key")
+
+ConfigT = TypeVar("ConfigT")
+
+
+def has_vault_sources(config: Any) -> bool:
+    """True when a listener's configuration names a key source in Vault."""
+    blocks = [*getattr(config, "peer", {}).values(), *getattr(config, "via", {}).values()]
+    return any(is_vault_source(getattr(config, name, None)) for name in _FIELDS) or any(
+        is_vault_source(table.get(name)) for table in blocks for name in _FIELDS
+    )
+
+
+async def read_listener_vault_sources(config: ConfigT, function: str) -> ConfigT:
+    """``config`` (a listener's configuration) with every Vault key source replaced by
+    the data it names; ``config`` itself when it has none. Errors name ``function``."""
+    changes: dict[str, Any] = {}
+    for name in _FIELDS:
+        source = getattr(config, name, None)
+        if is_vault_source(source):
+            changes[name] = await _inline(source, f"{function}: {name}")
+    for kind in ("peer", "via"):
+        blocks = getattr(config, kind, None)
+        if blocks and any(is_vault_source(t.get(n)) for t in blocks.values() for n in _FIELDS):
+            changes[kind] = {
+                cidr: await _inline_block(table, f"{function}: {kind}[{cidr!r}]")
+                for cidr, table in blocks.items()
+            }
+    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
+
+
+async def _inline(source: Any, who: str) -> dict[str, bytes]:
+    return {"key_data": await read_vault_secret(source, who)}
+
+
+async def _inline_block(table: dict[str, Any], who: str) -> dict[str, Any]:
+    result = dict(table)
+    for name in _FIELDS:
+        if is_vault_source(table.get(name)):
+            result[name] = await _inline(table[name], f"{who}.{name}")
+    return result
