@@ -101,7 +101,7 @@ _HELP = {
     "kumocore_messages_queued": "Messages this node owns (any state).",
     "scheduled_count": "Messages waiting in each scheduled queue.",
     "ready_count": "Messages in each ready queue (egress path).",
-    "connection_count": "Open SMTP client connections per egress path.",
+    "connection_count": "Open connections (sessions) per egress path.",
     "kumocore_admin_rules": "Active administrative rules, by kind.",
     "kumocore_log_sink_written_total": "Log records written, per sink.",
     "kumocore_log_sink_dropped_total": "Log records dropped (still pending at close), per sink.",
@@ -159,13 +159,15 @@ class KumocoreCollector(Collector):
         for key, name, doc in _OUTCOMES:
             yield _single(name, "counter", counters.get(key, 0), doc)
         from kumocore.admin.summary import ready_entries, scheduled_counts
+        from kumocore.queue.watchdog import service
 
         ready = ready_entries(manager)
         yield _single("kumocore_messages_queued", "gauge", len(manager.queued))
         yield _labelled("scheduled_count", "gauge", "queue", scheduled_counts(manager))
         counts = {e["name"]: e["count"] for e in ready}
         yield _labelled("ready_count", "gauge", "queue", counts)
-        connections = {f"smtp_client:{e['name']}": e["connections"] for e in ready}
+        # KumoMTA's service label: "<protocol>:<ready queue>" (lua, maildir... too).
+        connections = {service(path): path.connections for path in manager.paths.values()}
         yield _labelled("connection_count", "gauge", "service", connections)
         aborts = manager.egress.watchdog_aborts
         yield _labelled("dispatcher_watchdog_aborted_total", "counter", "service", aborts)

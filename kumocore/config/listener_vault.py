@@ -6,23 +6,30 @@ for ``tls_certificate`` and ``tls_private_key`` (and so do an ESMTP listener's `
 ``via`` blocks). The TLS code builds its contexts synchronously, at start and again when
 the files are due to be re-read, so a Vault source is read here, on the event loop, when
 the policy's ``init`` defines the listener (the function gives Lua an awaitable): the
-listener then holds the PEM text as ``{ key_data = ... }``. A Vault secret is therefore
-read once per start; KumoMTA reads it again when its TLS acceptor cache entry (five
-minutes) expires, so a certificate renewed in Vault needs a restart here.
+listener then holds the PEM text as ``{ key_data = ... }``. As KumoMTA reads a secret again
+when its TLS acceptor cache entry (five minutes) expires, the listener's periodic
+certificate reload (:mod:`kumocore.reception.tls_reload`) asks :func:`refreshed` for each
+source, which reads a Vault one again: a certificate renewed in Vault is served without a
+restart.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from kumocore.config.vault import is_vault_source, read_vault_secret
 
-__all__ = ["has_vault_sources", "read_listener_vault_sources"]
+__all__ = ["has_vault_sources", "read_listener_vault_sources", "refreshed"]
 
 _FIELDS = ("tls_certificate", "tls_private_key")
 
 ConfigT = TypeVar("ConfigT")
+
+#: Which Vault source each inlined secret came from (by its data), so that a reload can
+#: read it again. One entry per listener secret a policy defines: bounded by the policy.
+_ORIGINS: dict[bytes, Mapping[str, Any]] = {}
 
 
 def has_vault_sources(config: Any) -> bool:
@@ -52,7 +59,23 @@ async def read_listener_vault_sources(config: ConfigT, function: str) -> ConfigT
 
 
 async def _inline(source: Any, who: str) -> dict[str, bytes]:
-    return {"key_data": await read_vault_secret(source, who)}
+    data = await read_vault_secret(source, who)
+    _ORIGINS[data] = source
+    return {"key_data": data}
+
+
+async def refreshed(source: Any, who: str) -> Any:
+    """``source`` as it reads now: for the inlined data of a Vault source, ``{ key_data =
+    ... }`` with the secret read again (raising as :func:`read_vault_secret` does); any
+    other source unchanged (its file is read by the caller)."""
+    if isinstance(source, Mapping):
+        data = source.get("key_data")
+        origin = _ORIGINS.get(data) if isinstance(data, bytes) else None
+        if origin is not None:
+            fresh = await read_vault_secret(origin, who)
+            _ORIGINS.setdefault(fresh, origin)
+            return {"key_data": fresh}
+    return source
 
 
 async def _inline_block(table: dict[str, Any], who: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 from kumocore.mail.response import Response
+from kumocore.node.cache_capacity import NamedLru
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig
@@ -24,7 +25,10 @@ class BrokenTls:
     """Remembered broken-TLS sites of one process: ``site name → monotonic expiry``."""
 
     def __init__(self) -> None:
-        self._until: dict[str, float] = {}
+        # At most KumoMTA's smtp_dispatcher_broken_tls capacity of sites (64 Ki by
+        # default; kumo.set_lruttl_cache_capacity): a remembered site outlives its
+        # entry only if that many other sites failed since.
+        self._until: NamedLru[str, float] = NamedLru("smtp_dispatcher_broken_tls")
 
     def is_broken(self, site: str) -> bool:
         until = self._until.get(site)

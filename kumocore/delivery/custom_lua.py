@@ -25,6 +25,7 @@ import structlog
 
 from kumocore.config.lua_options import LuaProtocol
 from kumocore.config.protocols import CustomLuaProtocol
+from kumocore.delivery.tls import SessionInfo
 from kumocore.errors import ConfigError, Rejection
 from kumocore.mail import internal_responses
 from kumocore.mail.response import Response
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from kumocore.queue.schedule import ScheduledQueue
 
 log = structlog.get_logger("kumocore.custom_lua")
+#: What this protocol's records say in ``delivery_protocol`` (KumoMTA's ``Lua``).
+LUA_SESSION = SessionInfo(delivery_protocol="Lua")
 
 
 def lua_protocol(config: QueueConfig) -> LuaProtocol | None:
@@ -160,7 +163,8 @@ class LuaReadyQueue(EgressPath):
                 batch = list(pending)
                 responses = await sender.deliver(batch) if batch else []
                 for message, response in zip(batch, responses, strict=True):
-                    self.shared.outcomes.handle(self, message, response, peer=None)
+                    self.shared.outcomes.handle(
+                        self, message, response, peer=None, session=LUA_SESSION)
                 pending.clear()
             finally:
                 # Never outside both the queue and the scheduler, never handled twice. A
@@ -186,6 +190,7 @@ class LuaReadyQueue(EgressPath):
                     message,
                     internal_responses.deliver_error(f"spool read failed: {str(exc)[:200]}"),
                     peer=None,
+                    session=LUA_SESSION,
                 )
                 continue
             if data is None:  # as the SMTP path does: set aside, never dropped

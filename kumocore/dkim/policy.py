@@ -36,11 +36,9 @@ from kumocore.config.vault import is_vault_source, parse_vault_source, read_vaul
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.signer import Canonicalization, Signer
 from kumocore.errors import ConfigError
+from kumocore.node import cache_capacity
 from kumocore.node.memory import register_memory_cache
 from kumocore.policy.policyfn import policy_function
-
-#: How many distinct signer configurations are kept; KumoMTA's dkim_signer_cache default.
-SIGNER_CACHE_SIZE = 1024
 
 _CANON = enum("Relaxed", "Simple")
 
@@ -125,8 +123,11 @@ def _key_source(key: str | Mapping[Any, Any]) -> tuple[str | None, bytes | None]
 class SignerCache:
     """Signers by their options, each kept for its own ``ttl`` (LRU beyond ``capacity``)."""
 
-    def __init__(self, capacity: int = SIGNER_CACHE_SIZE) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = None) -> None:
+        # KumoMTA's dkim_signer_cache (kumo.set_lruttl_cache_capacity), unless given.
+        self.capacity = (
+            cache_capacity.register("dkim_signer_cache", self) if capacity is None else capacity
+        )
         self._entries: dict[Hashable, tuple[float, Signer]] = {}
         self._lock = threading.Lock()
         #: Vault reads under way, by event loop and signer options (one read per signer).
@@ -194,6 +195,13 @@ class SignerCache:
         with self._lock:
             self._entries[cache_key] = (time.monotonic() + signer.ttl, signer)
             while len(self._entries) > self.capacity:
+                del self._entries[next(iter(self._entries))]
+
+    def resize(self, capacity: int) -> None:
+        """Hold at most ``capacity`` signers from now on (the oldest used go first)."""
+        with self._lock:
+            self.capacity = capacity
+            while len(self._entries) > capacity:
                 del self._entries[next(iter(self._entries))]
 
     def clear(self) -> None:

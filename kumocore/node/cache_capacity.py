@@ -34,9 +34,11 @@ __all__ = [
 DEFAULTS: dict[str, int] = {
     "acl_check": 128,
     "acl_definition": 128,
+    "dkim_signer_cache": 1024,
     "dns_resolver_mx": 64 * 1024,
     "mod_filesystem_glob_cache": 32,
     "mta_sts_policy": 64 * 1024,
+    "smtp_dispatcher_broken_tls": 64 * 1024,
 }
 
 _ADDRESSES = (
@@ -50,16 +52,12 @@ UNSIZED: dict[str, str] = {
     "dns_resolver_ip": _ADDRESSES,
     "dns_resolver_ipv4": _ADDRESSES,
     "dns_resolver_ipv6": _ADDRESSES,
-    "dkim_signer_cache": "kumocore's DKIM signer cache holds a fixed 1024 signers; "
-    "setting its capacity is not supported yet",
     "dkim_key_cache": "kumocore keeps one parsed key per key file (replaced when the file "
     "changes) and the last 256 inline keys; that cache has no capacity to set",
     "egress_source_pools": "kumocore keeps at most 128 egress pools; that limit is fixed",
     "egress_source_sources": "kumocore keeps at most 128 egress sources; that limit is fixed",
     "http_server_auth": "kumocore does not cache HTTP credential checks",
     "rustls_client_config": _TLS,
-    "smtp_dispatcher_broken_tls": "kumocore remembers sites with broken TLS for their "
-    "remember_broken_tls duration, with no capacity to set",
     "smtp_dispatcher_client_certificate": _TLS,
     "smtp_server_tls_config": _TLS,
 }

@@ -9,7 +9,9 @@ KumoMTA keeps the TLS acceptors it builds for five minutes, so a renewed certifi
 * keeping the last good context when the files cannot be read (half-written by the
   renewal, removed), logged, and tried again after another period;
 * never for a self-signed certificate (no files configured): a new key would only change
-  the certificate.
+  the certificate;
+* a certificate or key kept in HashiCorp Vault is read from Vault again
+  (:func:`kumocore.config.listener_vault.refreshed`).
 
 ESMTP's STARTTLS asks :data:`LISTENER_CONTEXTS` for the listener's context
 (:mod:`kumocore.reception.smtp.tls_contexts`); an HTTPS listener, whose context the event
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from kumocore.config.listener_vault import refreshed
 from kumocore.errors import ConfigError
 from kumocore.reception.tls import server_context
 
@@ -95,8 +98,12 @@ class ListenerContexts:
 
     async def _reload(self, key: Hashable, config: TlsFiles) -> None:
         try:
+            # A certificate or key kept in HashiCorp Vault is read again too (on the loop:
+            # an aiohttp request), as KumoMTA's acceptor cache does when its entry expires.
+            certificate = await refreshed(config.tls_certificate, "tls_certificate")
+            private_key = await refreshed(config.tls_private_key, "tls_private_key")
             context = await asyncio.to_thread(
-                server_context, config.hostname, config.tls_certificate, config.tls_private_key
+                server_context, config.hostname, certificate, private_key
             )
         except ConfigError as exc:
             log.error("listener certificate cannot be read again; the one loaded before "

@@ -219,7 +219,7 @@ async def test_an_aborted_custom_lua_connection_puts_back_only_messages_not_yet_
 
     shared = SimpleNamespace(
         tsa=None, held_until=lambda name: 0.0, load_data=load_data, admin=None,
-        outcomes=SimpleNamespace(handle=lambda path, message, response, peer: handled.append(
+        outcomes=SimpleNamespace(handle=lambda path, message, response, peer, **_: handled.append(
             str(message.recipient))))  # fmt: skip
     ready = LuaReadyQueue(shared, PathKey("unspecified", "hook.log_hook", "lua:make.x"),  # type: ignore[arg-type]
                           "hook.log_hook", EgressSource.from_options({"name": "unspecified"}),

@@ -96,6 +96,8 @@ async def test_reject_5xx_bounces_the_hook_record_and_a_missing_constructor_defe
     delivery = next(r for r in hooked if r["type"] == "Delivery")
     assert delivery["response"]["content"] == "taken for strict.hook"
     assert delivery["queue"] == "strict.hook" and "@lua:make.strict" in delivery["site"]
+    # KumoMTA's records of a custom_lua delivery say so (they said ESMTP).
+    assert delivery["delivery_protocol"] == bounce["delivery_protocol"] == "Lua"
     # only Reception records are enabled for the hook, and hook records are not hooked
     assert all(r["type"] in ("Reception", "TransientFailure", "Bounce", "Delivery")
                for r in records())

@@ -95,8 +95,11 @@ async def test_a_wedged_custom_lua_send_is_aborted_logged_and_delivered_on_a_lat
         took = time.monotonic() - sent_at
         [path] = node.runtime.services.queues.paths.values()
         samples = await _metric(node, "dispatcher_watchdog_aborted_total")
+        connections = await _metric(node, "connection_count")
     finally:
         await node.stop()
+    # The connection gauge names the path's protocol too (it said smtp_client for all).
+    assert list(connections) == [f'service="lua:{path.key.name}"']
     [delayed] = records(logs, "Delayed")
     wedged = _wedged(delayed)
     assert (wedged["phase"], wedged["detail"]) == ("DeliveringMessage", '"lua: send"')

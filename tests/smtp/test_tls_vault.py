@@ -4,14 +4,18 @@ listener, from a real KV v2 stand-in, and served over STARTTLS and HTTPS."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from kumocore.config.listeners import dynamic_overrides
 from kumocore.errors import ConfigError
+from kumocore.reception.tls_reload import RELOAD_AFTER as CONTEXT_TTL
+from kumocore.reception.tls_reload import ListenerContexts
 from kumocore.testing.node import start_node
-from tests.smtp.test_tls_listener_renewal import https_served_name
+from tests.smtp.test_tls_listener_renewal import FakeClock, https_served_name, wait_for_reloads
+from tests.smtp.test_tls_listener_renewal import clock as clock  # the fixture
 from tests.smtp.test_tls_per_connection import make_pair, served_name
 from tests.support.vault_server import VaultServer, vault_server
 
@@ -98,3 +102,36 @@ def test_per_connection_vault_certificates_are_refused_with_the_reason(where: st
     expected = "'tls_certificate' in smtp_server_get_dynamic_parameters: HashiCorp Vault"
     with pytest.raises(ConfigError, match=expected + " key sources are not supported per"):
         dynamic_overrides(table)
+
+
+async def test_a_certificate_renewed_in_vault_is_served_after_five_minutes_without_a_restart(
+    tmp_path: Path, clock: tuple[FakeClock, ListenerContexts],
+) -> None:
+    # As KumoMTA reads a Vault secret again when its acceptor cache entry expires.
+    fake, contexts = clock
+    first = make_pair(tmp_path, "vault.example")
+    async with vault_server() as vault:
+        vault.put("tls/mail.example.com.cert", key=Path(first["tls_certificate"]).read_text())
+        vault.put("tls/mail.example.com.key",
+                  private_key=Path(first["tls_private_key"]).read_text())  # fmt: skip
+        node = await start_node(listener_policy(vault), esmtp=None, http=None)
+        try:
+            assert await served_name(node.smtp_port) == "vault.example"
+            (tmp_path / "next").mkdir()
+            renewed = make_pair(tmp_path / "next", "renewed.example")
+            vault.put("tls/mail.example.com.cert",
+                      key=Path(renewed["tls_certificate"]).read_text())  # fmt: skip
+            vault.put("tls/mail.example.com.key",
+                      private_key=Path(renewed["tls_private_key"]).read_text())  # fmt: skip
+            fake.now += CONTEXT_TTL + 1
+            assert await served_name(node.smtp_port) == "vault.example"  # starts the read
+            await wait_for_reloads(contexts, 1)
+            assert await served_name(node.smtp_port) == "renewed.example"
+            # A broken secret at the next period: the last good certificate stays.
+            vault.put("tls/mail.example.com.cert", key="not a certificate")
+            fake.now += CONTEXT_TTL + 1
+            await served_name(node.smtp_port)
+            await asyncio.sleep(0.5)
+            assert await served_name(node.smtp_port) == "renewed.example"
+        finally:
+            await node.stop()

@@ -114,3 +114,36 @@ def test_a_capacity_that_is_not_a_whole_number_is_refused(capacity: object) -> N
     assert (
         cache_capacity.capacity_of("dns_resolver_mx") == cache_capacity.DEFAULTS["dns_resolver_mx"]
     )
+
+
+def test_the_dkim_signer_cache_holds_at_most_its_capacity(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from kumocore.dkim.policy import SignerCache
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    cache = SignerCache()
+    assert cache.capacity == 1024  # KumoMTA's default
+    for n in range(6):
+        options = {"domain": f"d{n}.example", "selector": "s", "headers": ["From"],
+                   "key": {"key_data": key.decode()}}
+        cache.get("ed25519-sha256", options)
+    assert len(cache) == 6
+    set_capacity("dkim_signer_cache", 4)  # trims the live cache at once
+    assert len(cache) == 4 and SignerCache().capacity == 4
+
+
+def test_the_broken_tls_sites_are_at_most_their_capacity() -> None:
+    from kumocore.config import EgressPathConfig
+    from kumocore.delivery.broken_tls import BrokenTls
+
+    config = EgressPathConfig.from_options({"remember_broken_tls": "1h"})
+    set_capacity("smtp_dispatcher_broken_tls", 3)
+    broken = BrokenTls()
+    for n in range(5):
+        broken.failed(f"site{n}", config)
+    # The last three failures are remembered; the first two made room (it had no bound).
+    assert [broken.is_broken(f"site{n}") for n in range(5)] == [False, False, True, True, True]
