@@ -37,6 +37,7 @@ from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.signer import Canonicalization, Signer
 from kumocore.errors import ConfigError
 from kumocore.node import cache_capacity
+from kumocore.node.cache_capacity import TtlCache
 from kumocore.node.memory import register_memory_cache
 from kumocore.policy.policyfn import policy_function
 
@@ -124,11 +125,11 @@ class SignerCache:
     """Signers by their options, each kept for its own ``ttl`` (LRU beyond ``capacity``)."""
 
     def __init__(self, capacity: int | None = None) -> None:
-        # KumoMTA's dkim_signer_cache (kumo.set_lruttl_cache_capacity), unless given.
-        self.capacity = (
-            cache_capacity.register("dkim_signer_cache", self) if capacity is None else capacity
-        )
-        self._entries: dict[Hashable, tuple[float, Signer]] = {}
+        # KumoMTA's dkim_signer_cache (kumo.set_lruttl_cache_capacity), unless given; the
+        # cache registers this object, whose resize takes the lock signing threads take.
+        if capacity is None:
+            capacity = cache_capacity.register("dkim_signer_cache", self)
+        self._signers: TtlCache[Hashable, Signer] = TtlCache(capacity)
         self._lock = threading.Lock()
         #: Vault reads under way, by event loop and signer options (one read per signer).
         self._reads: dict[tuple[int, Hashable], asyncio.Future[Signer]] = {}
@@ -182,34 +183,29 @@ class SignerCache:
         self._store(cache_key, signer)
         return signer
 
+    @property
+    def capacity(self) -> int:
+        return self._signers.capacity
+
     def _cached(self, cache_key: Hashable) -> Signer | None:
-        now = time.monotonic()
         with self._lock:
-            entry = self._entries.pop(cache_key, None)
-            if entry is not None and entry[0] > now:
-                self._entries[cache_key] = entry  # re-insert: most recently used is last
-                return entry[1]
-        return None
+            return self._signers.get(cache_key, time.monotonic())[1]
 
     def _store(self, cache_key: Hashable, signer: Signer) -> None:
         with self._lock:
-            self._entries[cache_key] = (time.monotonic() + signer.ttl, signer)
-            while len(self._entries) > self.capacity:
-                del self._entries[next(iter(self._entries))]
+            self._signers.put(cache_key, signer, time.monotonic() + signer.ttl)
 
     def resize(self, capacity: int) -> None:
-        """Hold at most ``capacity`` signers from now on (the oldest used go first)."""
+        """Hold at most ``capacity`` signers from now on (the least recently used go first)."""
         with self._lock:
-            self.capacity = capacity
-            while len(self._entries) > capacity:
-                del self._entries[next(iter(self._entries))]
+            self._signers.resize(capacity)
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._signers.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._signers)
 
 
 def _first(item: tuple[str, Hashable]) -> str:

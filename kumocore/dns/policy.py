@@ -82,14 +82,13 @@ def make_dns_functions(resolvers: Resolver | NamedResolvers) -> dict[str, Callab
             raise ConfigError(f"{where}: expected a table of domain = policy text")
         from kumocore.delivery.mta_sts_policy import PolicyError, parse_policy
 
+        parsed = {}
         for domain, text in policies.items():
             try:
-                parse_policy(text)
+                parsed[domain.lower().rstrip(".")] = parse_policy(text, "test")
             except PolicyError as exc:
                 raise ConfigError(f"{where}: {domain}: {exc}") from None
-        resolver.mta_sts_test_policies = {
-            k.lower().rstrip("."): v for k, v in policies.items()
-        }
+        resolver.mta_sts_test_policies = parsed
 
     @policy_function(table=False)
     def load_resolv_conf(path: str | None = None) -> dict[str, Any]:

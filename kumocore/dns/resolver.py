@@ -45,6 +45,7 @@ from kumocore.errors import ConfigError
 from kumocore.node.cache_capacity import NamedLru
 
 if TYPE_CHECKING:
+    from kumocore.delivery.mta_sts_policy import StsPolicy
     from kumocore.dns.resolver_config import ResolverSettings
 
 
@@ -95,9 +96,9 @@ class Resolver(CachedQueries):
         #: Delivery's MTA-STS policies for this resolver's MX sets (they register here), so
         #: that kumo.dns.lookup_mx applies the same cached policies (:mod:`.mx_sts`).
         self.mta_sts: MxStsPolicies | None = None
-        #: ``kumo.dns.configure_test_mta_sts``: fixed policy texts by domain that replace
+        #: ``kumo.dns.configure_test_mta_sts``: fixed policies by domain that replace
         #: discovery for every resolver of the node (KumoMTA's test shorthand); None: off.
-        self.mta_sts_test_policies: dict[str, str] | None = None
+        self.mta_sts_test_policies: dict[str, StsPolicy] | None = None
         if name_servers is None:
             try:
                 self._dns = dns.asyncresolver.Resolver()  # the system's /etc/resolv.conf

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import structlog
 
@@ -32,7 +31,7 @@ from kumocore.http.acl import AccessControlList, AclAuthInfo
 from kumocore.http.acl_acct import AcctLog, timestamp
 from kumocore.http.acl_map import DEFAULT_ACL_MAP
 from kumocore.http.acl_resource import HttpUrlResource
-from kumocore.node import cache_capacity
+from kumocore.node.cache_capacity import TtlCache
 
 log = structlog.get_logger("kumocore.http.acl")
 
@@ -40,46 +39,8 @@ log = structlog.get_logger("kumocore.http.acl")
 CACHE_CAPACITY = 128
 DEFAULT_TTL = 300.0
 
-K = TypeVar("K")
-V = TypeVar("V")
 #: resource name -> (a policy handles get_acl_definition, its answer).
 Provider = Callable[[str], Awaitable[tuple[bool, AccessControlList | None]]]
-
-
-class TtlCache(Generic[K, V]):
-    """A least-recently-used map of at most ``capacity`` entries, each with an expiry."""
-
-    def __init__(self, capacity: int = CACHE_CAPACITY, *, name: str | None = None) -> None:
-        # A named cache is sized by kumo.set_lruttl_cache_capacity(name, ...) too.
-        self.capacity = capacity if name is None else cache_capacity.register(name, self)
-        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: K, now: float) -> tuple[bool, V | None]:
-        entry = self._entries.get(key)
-        if entry is None:
-            return False, None
-        if entry[0] <= now:
-            del self._entries[key]
-            return False, None
-        self._entries.move_to_end(key)
-        return True, entry[1]
-
-    def put(self, key: K, value: V, expires: float) -> None:
-        self._entries[key] = (expires, value)
-        self._entries.move_to_end(key)
-        self._trim()
-
-    def resize(self, capacity: int) -> None:
-        """Hold at most ``capacity`` entries from now on (least recently used go first)."""
-        self.capacity = capacity
-        self._trim()
-
-    def _trim(self) -> None:
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +80,11 @@ class AccessControl:
         self.fall_back_to_acl_map = True
         self.acl_cache_ttl = DEFAULT_TTL
         self.check_cache_ttl = DEFAULT_TTL
-        self.definitions: TtlCache[str, AccessControlList | None] = TtlCache(name="acl_definition")
+        self.definitions: TtlCache[str, AccessControlList | None] = TtlCache(
+            CACHE_CAPACITY, name="acl_definition"
+        )
         self.checks: TtlCache[tuple[str, str, AclAuthInfo], AclDecision] = TtlCache(
-            name="acl_check"
+            CACHE_CAPACITY, name="acl_check"
         )
         self.acct: AcctLog | None = None  # kumo.aaa.configure_acct_log
 

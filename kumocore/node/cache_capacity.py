@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from kumocore.errors import ConfigError
 
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULTS",
     "UNSIZED",
     "NamedLru",
+    "TtlCache",
     "capacity_of",
     "register",
     "set_capacity",
@@ -155,3 +156,43 @@ class NamedLru(OrderedDict[K, V]):
         limit = self._capacity if self._ceiling is None else min(self._capacity, self._ceiling)
         while len(self) > limit:
             self.popitem(last=False)
+
+
+class TtlCache(Generic[K, V]):
+    """A least-recently-used map of at most ``capacity`` entries, each with an expiry
+    (``now`` is the caller's clock); with ``name``, sized by that name too. Not locked:
+    a cache shared with threads is used under its owner's lock (the DKIM signers)."""
+
+    def __init__(self, capacity: int, *, name: str | None = None) -> None:
+        self.capacity = capacity if name is None else register(name, self)
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: K, now: float) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        if entry[0] <= now:
+            del self._entries[key]
+            return False, None
+        self._entries.move_to_end(key)
+        return True, entry[1]
+
+    def put(self, key: K, value: V, expires: float) -> None:
+        self._entries[key] = (expires, value)
+        self._entries.move_to_end(key)
+        self._trim()
+
+    def resize(self, capacity: int) -> None:
+        """Hold at most ``capacity`` entries from now on (least recently used go first)."""
+        self.capacity = capacity
+        self._trim()
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def _trim(self) -> None:
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)

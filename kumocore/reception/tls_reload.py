@@ -38,7 +38,14 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.reception.tls")
 
-__all__ = ["LISTENER_CONTEXTS", "RELOAD_AFTER", "ListenerContexts", "TlsFiles", "serve_renewed"]
+__all__ = [
+    "LISTENER_CONTEXTS",
+    "RELOAD_AFTER",
+    "ListenerContexts",
+    "TlsFiles",
+    "serve_renewed",
+    "source_id",
+]
 
 #: Seconds a listener's certificate is served before its files are read again (KumoMTA's
 #: acceptor cache keeps its entries five minutes).
@@ -58,7 +65,8 @@ class TlsFiles(Protocol):
     def tls_private_key(self) -> KeySource: ...
 
 
-def _source_id(source: KeySource) -> Hashable:
+def source_id(source: KeySource) -> Hashable:
+    """A key source as a hashable key (for the listener and per-connection caches)."""
     # A key source is a file name or a table such as {key_data = "..."}: tables are not
     # hashable, their sorted items are.
     if source is None or isinstance(source, str):
@@ -83,7 +91,7 @@ class ListenerContexts:
         if config.tls_certificate is None and config.tls_private_key is None:
             return loaded
         key, now = (
-            (_source_id(config.tls_certificate), _source_id(config.tls_private_key)),
+            (source_id(config.tls_certificate), source_id(config.tls_private_key)),
             self._clock(),
         )
         entry = self._current.get(key)

@@ -7,8 +7,8 @@ import base64
 
 from kumocore import hookimpl
 from kumocore.http.acl import AccessControlList
-from kumocore.http.acl_check import TtlCache
 from kumocore.http.acl_map import make_access_control_list, parse_acl_map
+from kumocore.node.cache_capacity import TtlCache
 from tests.http.conftest import HttpEnv, StartHttp
 
 UNTRUSTED = "127.0.0.5"
@@ -102,7 +102,7 @@ async def test_resources_name_the_listeners_local_address_first(start_http: Star
     # The node's own listener may have asked for the same wildcard names already.
     control = env.reception.runtime.http_access
     control.acl_cache_ttl = 0
-    control.definitions = TtlCache()
+    control.definitions = TtlCache(128)
     policy.asked.clear()
     await env.request("GET", SUMMARY)
     host, port = env.listener.address

@@ -30,8 +30,8 @@ import asyncio
 import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -58,26 +58,18 @@ __all__ = [
 #: Contexts kept besides the listeners' own (KumoMTA keeps 128 acceptor configs).
 MAX_CONTEXTS = 64
 #: Seconds a cached context is used before its files are read again.
-CONTEXT_TTL = 300.0
+CONTEXT_TTL = tls_reload.RELOAD_AFTER
 #: The options naming files a context is built from.
 KEY_OPTIONS = ("tls_certificate", "tls_private_key")
 
 ContextKey = tuple[Hashable, Hashable, str | None]
 
 
-def _source_id(source: str | Mapping[str, Any] | None) -> Hashable:
-    # A KeySource is a file name or a table such as {key_data = "..."}: tables are not
-    # hashable, their sorted items are.
-    if source is None or isinstance(source, str):
-        return source
-    return tuple(sorted((str(k), repr(v)) for k, v in source.items()))
-
-
 def context_key(config: EsmtpListenerConfig) -> ContextKey:
     """What a context for ``config`` is built from (the module docstring says why)."""
     cert, key = config.tls_certificate, config.tls_private_key
     hostname = config.hostname if cert is None and key is None else None
-    return _source_id(cert), _source_id(key), hostname
+    return tls_reload.source_id(cert), tls_reload.source_id(key), hostname
 
 
 def needs_own_context(config: EsmtpListenerConfig, listener: EsmtpListenerConfig) -> bool:
