@@ -96,7 +96,10 @@ _INSPECT = {
             "type": "object",
             "properties": {
                 "sender": STR,
-                "recipient": {"type": "array", "items": STR},
+                "recipient": {
+                    "oneOf": [STR, {"type": "array", "items": STR}],
+                    "description": "the address, or the list of a batch's recipients",
+                },
                 "meta": {"type": "object"},
                 "data": {"type": "string", "description": "only with want_body=true"},
                 "due": {

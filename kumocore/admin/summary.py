@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kumocore.logs.timestamps import rfc3339
+from kumocore.mail.address import recipient_json
 
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
@@ -120,8 +121,7 @@ async def inspect_message(
         return None
     body: dict[str, Any] = {
         "sender": message.sender.email,
-        # A list because KumoMTA's API allows several; a kumocore message has one.
-        "recipient": [message.recipient.email],
+        "recipient": recipient_json(message.recipients),
         "meta": dict(message.meta),
         "num_attempts": message.num_attempts,
         "created": rfc3339(message.created),

@@ -104,7 +104,8 @@ class LogRecord:
     type: RecordType
     id: str
     sender: str
-    recipient: str
+    #: One address, or a tuple of them for a batch (JSON: a string, or a list as KumoMTA).
+    recipient: str | tuple[str, ...]
     queue: str
     site: str
     size: int
@@ -137,7 +138,8 @@ class LogRecord:
             "type": self.type.value,
             "id": self.id,
             "sender": self.sender,
-            "recipient": self.recipient,
+            "recipient": self.recipient if type(self.recipient) is str
+            else list(self.recipient),
             "queue": self.queue,
             "site": self.site,
             "size": self.size,
@@ -186,7 +188,7 @@ class Subject:
 
     id: str
     sender: str
-    recipient: str
+    recipient: str | tuple[str, ...]
     meta: Mapping[str, Any]
     created: float
     num_attempts: int = 0
@@ -194,13 +196,28 @@ class Subject:
     header_pairs: HeaderPairs = ()
 
     @classmethod
-    def of(cls, message: MessageLike, header_names: Sequence[str] = ()) -> Subject:
+    def of(
+        cls,
+        message: MessageLike,
+        header_names: Sequence[str] = (),
+        recipients: Sequence[object] | None = None,
+    ) -> Subject:
         """``message`` now: meta is copied (policy may keep changing it after this
-        event) and only the headers ``header_names`` could select are kept."""
-        return cls(message.id, str(message.sender), str(message.recipient),
+        event) and only the headers ``header_names`` could select are kept.
+        ``recipients``: the part of a batch the event is about (default: all of it)."""
+        if recipients is None:
+            # A batch's recipients; an object with only ``recipient`` (a plugin's own
+            # message-like) is about one.
+            recipients = getattr(message, "recipients", None) or (message.recipient,)
+        return cls(message.id, str(message.sender), recipient_field(recipients),
                    MappingProxyType(dict(message.meta)), message.created,
                    message.num_attempts, message.size,
                    capture_headers(message, header_names))
+
+
+def recipient_field(recipients: Sequence[object]) -> str | tuple[str, ...]:
+    """A record's ``recipient``: the address for one, a tuple for several."""
+    return str(recipients[0]) if len(recipients) == 1 else tuple(map(str, recipients))
 
 
 def make_record(
@@ -208,16 +225,18 @@ def make_record(
     message: MessageLike,
     *,
     header_names: Sequence[str] = (),
+    recipients: Sequence[object] | None = None,
     **event: Any,
 ) -> LogRecord:
     """Snapshot ``message`` into a record (see :func:`build_record` for ``event``).
 
     ``header_names`` is the union of the sinks' header patterns
     (:attr:`kumocore.logs.dispatch.LogDispatcher.header_names`); leave it empty and the
-    message's headers are never read. The node's own records are built by
-    :class:`kumocore.logs.journal.Journal`.
+    message's headers are never read. ``recipients`` names the part of a batch the
+    record is about (a delivery's per-recipient outcomes); default all of them. The
+    node's own records are built by :class:`kumocore.logs.journal.Journal`.
     """
-    return build_record(type, Subject.of(message, header_names), **event)
+    return build_record(type, Subject.of(message, header_names, recipients), **event)
 
 
 def build_record(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -95,6 +96,13 @@ class EnvelopeAddress:
 
 
 NULL_SENDER = EnvelopeAddress("", "")
+
+
+def recipient_json(recipients: Sequence[EnvelopeAddress]) -> str | list[str]:
+    """The ``recipient`` of KumoMTA's JSON about a message (admin API, traces, trace
+    header, spool meta): the address for one recipient, a list for a batch (serde's
+    one-or-many, preferring one)."""
+    return recipients[0].email if len(recipients) == 1 else [r.email for r in recipients]
 
 
 def parse_envelope_address(text: str, *, allow_null: bool = True) -> EnvelopeAddress:

@@ -1,6 +1,10 @@
 """The message object that policies see: envelope, meta, and raw RFC 5322 bytes.
 
-One Message has one recipient, as in KumoMTA. The body is kept as the bytes received and
+A Message has one recipient unless a listener batches a transaction's recipients
+(``batch_handling = 'BatchByDomain'``, ``smtp_server_split_transaction``) or a policy
+gives it a list (``msg:set_recipient { ... }``), as in KumoMTA: :attr:`Message.recipient`
+is always the first, which names the queue and routes the message; :attr:`recipients`
+is all of them. The body is kept as the bytes received and
 never MIME-parsed; the header block is parsed lazily on the first header lookup and the
 parse is cached until ``data`` changes. The messages of one multi-recipient transaction
 share one body (:mod:`kumocore.mail.body`): each holds only its own prepended header lines;
@@ -17,7 +21,7 @@ spool records (:meth:`Message.meta_bytes`, :meth:`Message.from_spool`) are in
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kumocore.mail.headers as _h
@@ -50,8 +54,22 @@ def _address(value: EnvelopeAddress | str, *, allow_null: bool) -> EnvelopeAddre
     return parse_envelope_address(value, allow_null=allow_null)
 
 
+RecipientArg = EnvelopeAddress | str | Sequence[EnvelopeAddress | str]
+
+
+def recipient_tuple(value: RecipientArg) -> tuple[EnvelopeAddress, ...]:
+    """One address, or a non-empty list of them, as a tuple of parsed addresses."""
+    if isinstance(value, (EnvelopeAddress, str)):
+        return (_address(value, allow_null=False),)
+    if (isinstance(value, Mapping) and value) or not isinstance(value, Sequence | Mapping):
+        raise TypeError(f"a recipient is an address or a list of addresses, got {value!r}")
+    if not value:  # an empty Lua table arrives as an empty mapping
+        raise ValueError("the recipient list is empty: a message needs one recipient")
+    return tuple(_address(item, allow_null=False) for item in value)
+
+
 class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
-    """A message for one recipient. Attributes are plain; ``data`` is a property.
+    """A message: envelope, meta and bytes. Attributes are plain; ``data`` is a property.
 
     The header methods (reading, adding, removing, importing into meta, DKIM signing) come
     from :class:`kumocore.mail.message_headers.MessageHeaders`, the spool records from
@@ -59,13 +77,14 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
     (scheduling, conformance, DKIM verification, report and MIME parsing) from
     :class:`kumocore.mail.message_methods.MessageMethods`."""
 
-    __slots__ = ("_crlf_clean", "_data", "_headers", "_shared", "_size", "created", "due",
-                 "id", "meta", "num_attempts", "recipient", "sender", "spool_ref")  # fmt: skip
+    __slots__ = ("_crlf_clean", "_data", "_headers", "_more", "_shared", "_size",
+                 "created", "due", "id", "meta", "num_attempts", "recipient", "sender",
+                 "spool_ref")  # fmt: skip
 
     def __init__(
         self,
         sender: EnvelopeAddress | str,
-        recipient: EnvelopeAddress | str,
+        recipient: RecipientArg,
         data: bytes,
         *,
         shared: SharedBody | None = None,
@@ -78,7 +97,13 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
     ) -> None:
         self.id: str = id or new_message_id()
         self.sender: EnvelopeAddress = _address(sender, allow_null=True)
-        self.recipient: EnvelopeAddress = _address(recipient, allow_null=False)
+        if isinstance(recipient, (EnvelopeAddress, str)):
+            self.recipient: EnvelopeAddress = _address(recipient, allow_null=False)
+            #: The recipients after the first (a batch); empty for nearly every message.
+            self._more: tuple[EnvelopeAddress, ...] = ()
+        else:
+            self.recipient, *more = recipient_tuple(recipient)
+            self._more = tuple(more)
         # With a shared body, ``_data`` is only this message's head (its own header lines).
         self._data = bytes(data)
         # Whether ``_data`` (the whole message, or the head) is known to be CRLF-clean:
@@ -97,7 +122,8 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
         self.due: float | None = due
 
     def __repr__(self) -> str:
-        return f"<Message {self.id} {self.sender}->{self.recipient} {self._size} bytes>"
+        to = ",".join(map(str, self.recipients))
+        return f"<Message {self.id} {self.sender}->{to} {self._size} bytes>"
 
     @property
     def sender_domain(self) -> str:
@@ -110,8 +136,32 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
     def set_sender(self, sender: EnvelopeAddress | str) -> None:
         self.sender = _address(sender, allow_null=True)
 
-    def set_recipient(self, recipient: EnvelopeAddress | str) -> None:
-        self.recipient = _address(recipient, allow_null=False)
+    @property
+    def recipients(self) -> tuple[EnvelopeAddress, ...]:
+        """Every envelope recipient, the first (:attr:`recipient`) first."""
+        return (self.recipient, *self._more) if self._more else (self.recipient,)
+
+    #: Lua method names answered by another method (see the Lua bridge's proxies).
+    __kumo_lua_names__ = {"recipient": "lua_recipient"}
+
+    def lua_recipient(self) -> EnvelopeAddress | list[EnvelopeAddress]:
+        """``msg:recipient()``: the address, or the list of them for a batch (KumoMTA)."""
+        return list(self.recipients) if self._more else self.recipient
+
+    def set_recipient(self, recipient: RecipientArg) -> None:
+        """``msg:set_recipient(addr)``, or a list of addresses (KumoMTA's batches)."""
+        if isinstance(recipient, (EnvelopeAddress, str)):
+            self.recipient = _address(recipient, allow_null=False)
+            self._more = ()
+        else:
+            self.set_recipient_list(recipient)
+
+    def set_recipient_list(self, recipients: Sequence[EnvelopeAddress | str]) -> None:
+        """Replace the recipients with ``recipients`` (at least one; the first names the
+        queue). ValueError for an empty list, AddressError for an invalid address."""
+        first, *more = recipient_tuple(recipients)
+        self.recipient = first
+        self._more = tuple(more)
 
     @property
     def data(self) -> bytes:

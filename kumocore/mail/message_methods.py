@@ -78,6 +78,10 @@ class MessageMethods:
         num_attempts: int
         recipient: EnvelopeAddress
 
+        @property
+        def recipients(self) -> tuple[EnvelopeAddress, ...]: ...
+
+
         def get_data(self) -> bytes: ...
         def set_data(self, data: bytes | str) -> None: ...
         def get_first_named_header_value(self, name: str) -> str | None: ...
@@ -89,8 +93,8 @@ class MessageMethods:
 
     # ------------------------------------------------------------------ envelope
     def recipient_list(self) -> list[EnvelopeAddress]:
-        """``msg:recipient_list()``: every envelope recipient (kumocore: always one)."""
-        return [self.recipient]
+        """``msg:recipient_list()``: every envelope recipient, the first first."""
+        return list(self.recipients)
 
     # ------------------------------------------------------------------ scheduling
     def set_scheduling(self, table: Mapping[str, Any] | None = None) -> dict[str, str] | None:

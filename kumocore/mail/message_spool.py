@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 
-from kumocore.mail.address import NULL_SENDER, AddressError, EnvelopeAddress, parse_envelope_address
+from kumocore.mail.address import (
+    NULL_SENDER,
+    AddressError,
+    EnvelopeAddress,
+    parse_envelope_address,
+    recipient_json,
+)
 from kumocore.mail.message_json import SpoolRecordError, record_field
 
 _SPOOL_VERSION = 1
@@ -29,6 +35,10 @@ class MessageSpoolRecord:
         # Message's constructor and slots, for the type checker only.
         sender: EnvelopeAddress
         recipient: EnvelopeAddress
+
+        @property
+        def recipients(self) -> tuple[EnvelopeAddress, ...]: ...
+
         meta: dict[str, Any]
         created: float
         num_attempts: int
@@ -39,7 +49,7 @@ class MessageSpoolRecord:
         def __init__(
             self,
             sender: EnvelopeAddress | str,
-            recipient: EnvelopeAddress | str,
+            recipient: EnvelopeAddress | str | list[str],
             data: bytes,
             *,
             id: str | None = None,
@@ -52,11 +62,13 @@ class MessageSpoolRecord:
         __slots__ = ()  # Message has __slots__; an empty base keeps it dict-free
 
     def meta_bytes(self) -> bytes:
-        """The spool's meta record: compact JSON with a version field."""
+        """The spool's meta record: compact JSON with a version field. ``recipient`` is
+        a string, or a list for a batch (as KumoMTA's meta: one or many)."""
+        recipients = self.recipients
         record: dict[str, Any] = {
             "v": _SPOOL_VERSION,
             "sender": self.sender.email,
-            "recipient": self.recipient.email,
+            "recipient": recipient_json(recipients),
             "meta": self.meta,
             "created": self.created,
             "num_attempts": self.num_attempts,
@@ -83,7 +95,7 @@ class MessageSpoolRecord:
         try:
             msg = cls(
                 _spooled_sender(record_field(rec, "sender", str)),
-                record_field(rec, "recipient", str),
+                _spooled_recipients(record_field(rec, "recipient", (str, list))),
                 data_bytes,
                 id=id,
                 created=float(record_field(rec, "created", (int, float))),
@@ -101,7 +113,7 @@ class MessageSpoolRecord:
                 msg.spool_ref = (record_field(rec, "body", str), head)
             if not data_bytes and "size" in rec:  # recovered without its body (lazy load)
                 msg._size = record_field(rec, "size", int)
-        except (AddressError, TypeError, KeyError, UnicodeEncodeError) as exc:
+        except (AddressError, TypeError, ValueError, KeyError, UnicodeEncodeError) as exc:
             raise SpoolRecordError(id, str(exc.args[0] if exc.args else exc)) from None
         return msg
 
@@ -113,3 +125,10 @@ class MessageSpoolRecord:
 def _spooled_sender(text: str) -> EnvelopeAddress:
     """The sender of a meta record (``""`` is the null sender); AddressError if invalid."""
     return NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
+
+
+def _spooled_recipients(value: str | list[Any]) -> str | list[str]:
+    """The recipient of a meta record: one address, or a non-empty list of strings."""
+    if isinstance(value, list) and not all(isinstance(item, str) for item in value):
+        raise TypeError("field 'recipient' must be a string or a list of strings")
+    return value

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.mail.address import recipient_json
 from kumocore.mail.queue_name import message_queue_name
 from kumocore.queue.insert_context import ADMIN_REBIND
 from kumocore.queue.rebind_event import apply_rebind_event, warn_without_handler
@@ -174,7 +175,7 @@ def queue_messages(manager: QueueManager, queue_name: str, *, limit: int | None,
         message = manager.messages[message_id]
         due = manager.scheduler.due_time(message_id)
         entry: dict[str, Any] = {
-            "sender": message.sender.email, "recipient": message.recipient.email,
+            "sender": message.sender.email, "recipient": recipient_json(message.recipients),
             "meta": dict(message.meta), "num_attempts": message.num_attempts,
             "created": rfc3339(message.created), "scheduling": {},
             "due": rfc3339(due) if due is not None else None,

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from kumocore.mail.address import recipient_json
+
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
 
@@ -82,7 +84,7 @@ def add_supplemental_header(
     KumoMTA's ``get_meta`` answers), folded every :data:`FOLD_WIDTH` characters."""
     payload: dict[str, object] = {
         "_@_": SUPPLEMENTAL_MARKER,
-        "recipient": message.recipient.email,
+        "recipient": recipient_json(message.recipients),
     }
     for name in include_meta_names:
         payload[name] = message.meta.get(name)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from kumocore.mail.address import recipient_json
 from kumocore.mail.queue_name import parse_queue_name
 from kumocore.trace.bus import CLIENT_TRACE, SERVER_TRACE
 
@@ -46,7 +47,7 @@ def trace_disposition(
             "queue": queue,
             "meta": dict(message.meta),
             "sender": str(message.sender),
-            "recipient": [str(message.recipient)],
+            "recipient": recipient_json(message.recipients),
             "id": message.id,
             "was_arf_or_oob": report,
             "will_enqueue": keep and queue != "null",
@@ -79,7 +80,7 @@ class ClientTracer:
         meta = self.meta
         meta["message_id"] = message.id
         meta["sender"] = str(message.sender)
-        meta["recipient"] = [str(message.recipient)]
+        meta["recipient"] = [str(r) for r in message.recipients]
         name = message.queue_name()
         parts = parse_queue_name(name)
         meta["domain"] = parts.domain

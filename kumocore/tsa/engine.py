@@ -151,7 +151,10 @@ class TsaEngine:
 
     def observe(self, record: LogRecord) -> None:
         """A record of this node's outcomes (cheap when no rule could match)."""
-        if record.type in UNINTERESTING_TYPES or "@" not in record.recipient:
+        # A batch's record names several recipients: the first names the domain (as it
+        # named the queue).
+        recipient = record.recipient if type(record.recipient) is str else record.recipient[0]
+        if record.type in UNINTERESTING_TYPES or "@" not in recipient:
             return
         content = record.response.content
         line = record.response.to_single_line().replace("\r", "").replace("\n", " ")
@@ -160,7 +163,7 @@ class TsaEngine:
             return
         view = RecordView(
             type=str(record.type),
-            domain=record.recipient.rsplit("@", 1)[1].lower(),
+            domain=recipient.rsplit("@", 1)[1].lower(),
             site=record.site,
             source=record.egress_source or "unspecified",
             queue=record.queue,

@@ -63,14 +63,13 @@ class XferRefused(Exception):
 def message_from_payload(payload: XferPayload) -> Message:
     """The message to store here: a new id, the source's creation time when its id says
     it (KumoMTA keeps the source id's timestamp too)."""
-    if len(payload.recipients) != 1:
-        raise XferRefused(400, "kumocore messages have exactly one recipient; the payload "
-                          f"has {len(payload.recipients)}")  # fmt: skip
+    if not payload.recipients:
+        raise XferRefused(400, "invalid xfer payload: field 'recipient' is empty")
     created = source_created(payload.id)
     try:
-        return Message(payload.sender, payload.recipients[0], payload.data,
+        return Message(payload.sender, list(payload.recipients), payload.data,
                        meta=payload.meta, created=created)  # fmt: skip
-    except (AddressError, TypeError) as exc:
+    except (AddressError, TypeError, ValueError) as exc:
         raise XferRefused(400, f"invalid xfer payload: {exc}") from None
 
 

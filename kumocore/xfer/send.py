@@ -122,7 +122,8 @@ async def _payload(manager: XferOwner, message: Message, nodeid: str) -> bytes:
     if data is None:
         raise OSError("message body missing from the spool")
     meta = {**message.meta, "xfer_prior_id": message.id, "xfer_prior_node": nodeid}
-    sent = XferPayload(message.id, str(message.sender), (str(message.recipient),), meta, data)
+    recipients = tuple(map(str, message.recipients))
+    sent = XferPayload(message.id, str(message.sender), recipients, meta, data)
     return await asyncio.to_thread(gzip.compress, encode_payload(sent))
 
 

@@ -104,7 +104,7 @@ async def test_inspect_prints_the_body_as_lines_after_the_envelope(
     code, out, _ = await _run(capsys, "inspect", message.id, "--want-body", "--endpoint", endpoint)
     assert code == 0
     envelope, _, data = out.partition("--- message data ---\n")
-    assert json.loads(envelope)["message"]["recipient"] == ["user@example.com"]
+    assert json.loads(envelope)["message"]["recipient"] == "user@example.com"
     assert "data" not in json.loads(envelope)["message"]
     assert data == "Subject: cli\nX-A: 1\n\nhi\n"
 

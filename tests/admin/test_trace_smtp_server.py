@@ -138,7 +138,7 @@ async def test_a_traced_session_is_streamed_event_by_event_and_other_peers_are_l
     assert disposition == {
         "relay": True, "log_arf": "Ignore", "log_oob": "Ignore", "queue": "example.com",
         "meta": disposition["meta"], "sender": "sender@example.org",
-        "recipient": ["rcpt@example.com"], "id": message_id, "was_arf_or_oob": False,
+        "recipient": "rcpt@example.com", "id": message_id, "was_arf_or_oob": False,
         "will_enqueue": True,
     }  # fmt: skip
     assert disposition["meta"]["received_from"].startswith(TRACED)

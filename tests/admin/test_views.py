@@ -27,7 +27,7 @@ async def test_inspect_returns_envelope_meta_and_schedule_without_body_by_defaul
     assert body["id"] == message.id
     shown = body["message"]
     assert shown["sender"] == "sender@example.org"
-    assert shown["recipient"] == ["bob@example.com"]
+    assert shown["recipient"] == "bob@example.com"
     assert shown["meta"] == {"tenant": "acme"}
     assert shown["num_attempts"] == 0
     assert "data" not in shown

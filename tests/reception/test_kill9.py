@@ -106,5 +106,5 @@ async def test_acknowledged_messages_survive_kill_9(
             async with session.get(url) as response:
                 assert response.status == 200, await response.text()
                 body = await response.json()
-            assert body["message"]["recipient"] == [recipient]
+            assert body["message"]["recipient"] == recipient
             assert "Subject: durable" in body["message"]["data"]

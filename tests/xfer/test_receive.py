@@ -131,6 +131,20 @@ async def test_message_from_this_very_node_is_refused_as_a_loop(make_node: MakeN
     assert _queued(node) == 0
 
 
+async def test_a_transferred_batch_keeps_every_recipient(make_node: MakeNode) -> None:
+    node = await make_node()
+    await node.hold()
+    status, answer = await post_payload(
+        node.http_url, payload(recipients=("b@example.com", "c@example.com")))
+    assert status == 200, answer
+    [record] = await node.wait_for("XferIn")
+    assert record["recipient"] == ["b@example.com", "c@example.com"]
+    services = node.runtime.services
+    assert services is not None
+    message = services.queues.messages[answer["id"]]
+    assert [r.email for r in message.recipients] == ["b@example.com", "c@example.com"]
+
+
 async def test_malformed_payloads_are_refused_with_400(make_node: MakeNode) -> None:
     node = await make_node()
     good = encode_payload(payload())
@@ -140,8 +154,7 @@ async def test_malformed_payloads_are_refused_with_400(make_node: MakeNode) -> N
         (b"not json\n" + BODY, "not JSON"),
         (b"[1]\n" + BODY, "must be a JSON object"),
         (good.replace(b'"sender":"a@example.org"', b'"sender":7'), "'sender' must be a str"),
-        (encode_payload(payload(recipients=("b@example.com", "c@example.com"))),
-         "exactly one recipient"),
+        (encode_payload(payload(recipients=())), "field 'recipient' is empty"),
         (encode_payload(payload(recipients=("not an address",))), "invalid xfer payload"),
         (encode_payload(payload(meta=bad_info)), "is not RFC 3339"),
     ]:  # fmt: skip

@@ -30,6 +30,7 @@ from kumocore_lua_policy.convert import Converter, public_fields
 from kumocore_lua_policy.errors import scrub
 
 Wrap = Callable[[Callable[..., Any], str], Any]
+_NO_ALIASES: dict[str, str] = {}
 
 
 def _is_public(name: Any) -> bool:
@@ -37,7 +38,9 @@ def _is_public(name: Any) -> bool:
 
 
 def _call_message_method(name: str, message: Any, *args: Any) -> Any:
-    attr = getattr(message, name)
+    # A class may answer a Lua method under another Python name (Message answers
+    # ``msg:recipient()`` with ``lua_recipient``: one address, or a list for a batch).
+    attr = getattr(message, getattr(message, "__kumo_lua_names__", _NO_ALIASES).get(name, name))
     if callable(attr):
         return attr(*args)
     if args:

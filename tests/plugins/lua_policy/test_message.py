@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -148,3 +149,39 @@ async def test_auth_handler_result_is_returned(tmp_path: Path) -> None:
     """)
     assert await runtime.hooks.smtp_server_auth_plain("", "scott", "tiger", {})
     assert not await runtime.hooks.smtp_server_auth_plain("", "scott", "lion", {})
+
+
+async def test_msg_recipient_is_one_address_or_a_list_for_a_batch(tmp_path: Path) -> None:
+    recorder = Recorder()
+    runtime, _ = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_message_received', function(msg)
+          kumo.test.mark(tostring(msg:recipient()))
+          msg:set_recipient { 'x@gmail.com', msg:recipient(), 'z@gmail.com' }
+          local all = msg:recipient()
+          kumo.test.mark(#all)
+          kumo.test.mark(all[2].email)
+          kumo.test.mark(#msg:recipient_list())
+          msg:set_recipient 'only@yahoo.com'
+          kumo.test.mark(msg:recipient().domain)
+          msg:set_recipient { 'p@aol.com', 'q@aol.com' }
+        end)
+    """, recorder=recorder)
+    msg = make_message()
+    await runtime.hooks.smtp_server_message_received(msg, {})
+    assert recorder.marks == ["bob@gmail.com", 3, "bob@gmail.com", 3, "yahoo.com"]
+    assert [r.email for r in msg.recipients] == ["p@aol.com", "q@aol.com"]
+    assert msg.queue_name() == "aol.com"
+
+
+async def test_msg_set_recipient_with_an_empty_table_is_an_error(tmp_path: Path) -> None:
+    runtime, _ = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_message_received', function(msg)
+          msg:set_recipient {}
+        end)
+    """)
+    msg = make_message()
+    with pytest.raises(Exception, match="recipient list is empty"):
+        await runtime.hooks.smtp_server_message_received(msg, {})
+    assert [r.email for r in msg.recipients] == ["bob@gmail.com"]
