@@ -42,7 +42,10 @@ def format_record(record: dict[str, Any]) -> str:
     peer = record.get("peer_address")
     if isinstance(peer, dict) and peer.get("addr"):
         facts.append(f"peer={peer['addr']}")
-    envelope = f"{record.get('sender') or '<>'} -> {record.get('recipient', '')}"
+    recipient = record.get("recipient", "")
+    if isinstance(recipient, list):  # a batch's record names several
+        recipient = ",".join(map(str, recipient))
+    envelope = f"{record.get('sender') or '<>'} -> {recipient}"
     line = (f"{_when(record.get('timestamp'))} {record.get('type', '?'):<16} "
             f"{record.get('id', '')}  {envelope}  {_response(record.get('response'))}")  # fmt: skip
     return f"{line}  [{' '.join(facts)}]" if facts else line

@@ -9,6 +9,7 @@ difference (:mod:`kumocore.tsa.engine`).
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -70,19 +71,30 @@ class ActionStore(Protocol):
         """Remove an action; False if there was none."""
 
 
+#: Match times kept per rule and site: a burst past it counts as this many (far above any
+#: sensible threshold), and memory stays bounded whatever the failure rate.
+MAX_MATCHES_PER_SCOPE = 1 << 18
+
+
 class LocalActionStore:
     """An in-process store: automation for one node without Redis."""
 
     label = "local"
 
     def __init__(self) -> None:
-        self._events: dict[str, list[float]] = {}
+        # Oldest first: expired times leave from the left, one at a time. (Rebuilding the
+        # list on each match was quadratic: 20,000 matches in a window cost 10 s of CPU.)
+        self._events: dict[str, deque[float]] = {}
         self._actions: dict[str, ActiveAction] = {}
 
     async def count_match(self, scope: str, window: float, now: float) -> int:
-        series = [t for t in self._events.get(scope, []) if t > now - window]
+        series = self._events.get(scope)
+        if series is None:
+            series = self._events[scope] = deque(maxlen=MAX_MATCHES_PER_SCOPE)
+        horizon = now - window
+        while series and series[0] <= horizon:
+            series.popleft()
         series.append(now)
-        self._events[scope] = series
         return len(series)
 
     async def put(self, action: ActiveAction) -> ActiveAction:
@@ -111,5 +123,6 @@ class LocalActionStore:
         for action in actions:
             self._actions[action.id] = action
         for scope, times in events.items():
-            self._events[scope] = sorted([*self._events.get(scope, []), *times])
+            self._events[scope] = deque(sorted([*self._events.get(scope, ()), *times]),
+                                        maxlen=MAX_MATCHES_PER_SCOPE)
         return len(actions)

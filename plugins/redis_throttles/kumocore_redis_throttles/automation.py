@@ -1,7 +1,8 @@
 """Traffic shaping automation state in the throttle Redis, shared by every node.
 
 * matches: one sorted set per (rule, egress path), ``kumocore:tsa:m:<scope>``, scored by
-  time, trimmed to the rule's window on every match, expiring with it;
+  time, trimmed to the rule's window on every match (and to the newest
+  ``MAX_MATCHES_PER_SCOPE``, as the local store), expiring with it;
 * actions: one hash, ``kumocore:tsa:actions``, action id → JSON (with its expiry). Any node
   drops expired entries when it reads them; a cancel deletes the entry for every node.
 
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from kumocore.tsa.store import ActiveAction
+from kumocore.tsa.store import MAX_MATCHES_PER_SCOPE, ActiveAction
 
 ACTIONS_KEY = "kumocore:tsa:actions"
 MATCH_PREFIX = "kumocore:tsa:m:"
@@ -35,10 +36,11 @@ class RedisActionStore:
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.zadd(key, {f"{now:.6f}:{uuid.uuid4().hex[:8]}": now})
             pipe.zremrangebyscore(key, "-inf", f"({now - window}")
+            pipe.zremrangebyrank(key, 0, -MAX_MATCHES_PER_SCOPE - 1)
             pipe.zcard(key)
             pipe.pexpire(key, max(1, int(window * 1000)))
             replies = await pipe.execute()
-        return int(replies[2])
+        return int(replies[3])
 
     async def put(self, action: ActiveAction) -> ActiveAction:
         old = await self._client.hget(ACTIONS_KEY, action.id)

@@ -102,3 +102,14 @@ def test_logs_cat_format_text_prints_one_readable_line_per_record(tmp_path: Path
         "2026-12-03 15:04:05 Bounce           abc  s@a.example -> r@b.example  "
         "550 5.1.1 no such user  [queue=b.example site=mx.b.example class=InvalidRecipient "
         "peer=192.0.2.7]\n")
+
+
+def test_logs_cat_format_text_joins_a_batch_records_recipients(tmp_path: Path) -> None:
+    write_segment(tmp_path / "seg", {
+        "type": "Delivery", "id": "abc", "sender": "s@a.example",
+        "recipient": ["r1@b.example", "r2@b.example"], "queue": "b.example", "site": "",
+        "timestamp": 1796310245, "response": {"code": 250, "content": "ok"}})
+    args = parse(["logs", "cat", str(tmp_path), "--format", "text"])
+    out = io.StringIO()
+    assert run_logs(args, out) == 0
+    assert "s@a.example -> r1@b.example,r2@b.example  250 ok" in out.getvalue()
