@@ -10,42 +10,18 @@ Vault. Event-based sources (``{ event_name = ... }``) are refused with a clear e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-from kumocore.config.vault import is_vault_source, then_with_secrets
-from kumocore.errors import ConfigError
+from kumocore.config.key_source import key_source_bytes
+from kumocore.config.vault import then_with_secrets
 from kumocore.policy.policyfn import policy_function
-from kumocore.regular_file import read_regular_file
 
 
 def load_secret(source: Any, who: str = "kumo.secrets.load") -> bytes:
     """The bytes of a file or inline KeySource; raises :class:`ConfigError` saying why it
     cannot (a Vault source: see :func:`load_secret_or_vault`)."""
-    if isinstance(source, str):
-        try:
-            return read_regular_file(source)  # a FIFO or a device would hold the loop
-        except OSError as exc:
-            raise ConfigError(f"{who}: cannot read {source!r}: {exc.strerror}") from exc
-    if isinstance(source, Mapping):
-        if "key_data" in source:
-            data = source["key_data"]
-            if isinstance(data, str):
-                return data.encode("utf-8")
-            if isinstance(data, bytes):
-                return data
-            raise ConfigError(f"{who}: key_data must be a string, got {data!r}")
-        if is_vault_source(source):
-            raise ConfigError(
-                f"{who}: HashiCorp Vault key sources are not supported here by kumocore yet: "
-                "this key is read synchronously; use a file name or { key_data = ... }")
-        if "event_name" in source:
-            raise ConfigError(
-                f"{who}: event-based key sources ({{ event_name = ... }}) are not "
-                "supported by kumocore yet; use a file name or { key_data = ... }")
-    raise ConfigError(
-        f"{who}: expected a file name, {{ key_data = ... }} or {{ vault_mount = ..., "
-        f"vault_path = ... }}, got {source!r:.80}")
+    return key_source_bytes(source, who, sync="this key is read synchronously")
 
 
 def load_secret_or_vault(source: Any, who: str = "kumo.secrets.load") -> Any:

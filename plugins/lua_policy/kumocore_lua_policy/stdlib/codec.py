@@ -19,14 +19,14 @@ import binascii
 import hashlib
 import hmac
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from kumocore import ConfigError
+from kumocore.config.key_source import key_source_bytes
 from kumocore.config.vault import then_with_secrets
-from kumocore.regular_file import read_regular_file
 from kumocore_lua_policy.byte_strings import takes_bytes
 
 _B32_STD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -123,17 +123,7 @@ def crc32(*args: Any) -> BinaryResult:
 
 def key_bytes(key: Any, who: str) -> bytes:
     """A file or inline KeySource (a Vault one is read first: :func:`_hmac`)."""
-    if isinstance(key, (str, bytes)):
-        try:
-            return read_regular_file(key)  # a FIFO or a device would hold the loop
-        except OSError as exc:
-            raise ConfigError(f"{who}: cannot read key file {key!r}: {exc.strerror}") from None
-    if isinstance(key, Mapping) and "key_data" in key:
-        return _bytes(key["key_data"])
-    raise ConfigError(
-        f"{who}: KEY must be a file name, a table with key_data or a HashiCorp Vault table "
-        "(vault_mount, vault_path)"
-    )
+    return key_source_bytes(key, who, what="KEY")
 
 
 def _hmac(algorithm: str) -> Callable[[Any, Any], Any]:

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from kumocore import ConfigError
-from kumocore.config.vault import is_vault_source, then_with_secrets
-from kumocore.regular_file import read_regular_file
+from kumocore.config.key_source import key_source_bytes as read_key_source
+from kumocore.config.vault import then_with_secrets
 from kumocore_lua_policy.byte_strings import takes_bytes
 from kumocore_lua_policy.stdlib.arguments import lua_type_name, string_arg
 from kumocore_lua_policy.stdlib.codec import BinaryResult
@@ -42,47 +42,10 @@ MAX_KEY_FILE = 64 * 1024
 
 
 def key_source_bytes(who: str, what: str, source: Any) -> bytes:
-    """The bytes a file or inline KumoMTA KeySource names (``{ key_data = ... }``); a
-    Vault source is read before (:func:`then_with_secrets`), event sources are refused."""
-    if isinstance(source, str | bytes):
-        try:
-            # Regular files only: a FIFO or a device would hold the event loop.
-            data = read_regular_file(os.fsdecode(source), MAX_KEY_FILE)
-        except OSError as exc:
-            raise ConfigError(
-                f"{who}: {what}: cannot read key file {os.fsdecode(source)!r}: {exc.strerror}"
-            ) from None
-        if len(data) > MAX_KEY_FILE:
-            raise ConfigError(
-                f"{who}: {what}: key file {os.fsdecode(source)!r} is larger than "
-                f"{MAX_KEY_FILE} bytes"
-            )
-        return data
-    if isinstance(source, Mapping):
-        if "key_data" in source:
-            data = source["key_data"]
-            if isinstance(data, bytes):
-                return data
-            if isinstance(data, str):
-                return data.encode("utf-8")
-            raise ConfigError(
-                f"{who}: {what}: key_data must be a string, got {lua_type_name(data)}"
-            )
-        if is_vault_source(source):
-            raise ConfigError(
-                f"{who}: {what}: HashiCorp Vault key sources are not supported here by "
-                "kumocore yet (this call signs synchronously); use a file name or "
-                "{ key_data = ... }"
-            )
-        if "event_name" in source:
-            raise ConfigError(
-                f"{who}: {what}: event-based key sources ({{ event_name = ... }})"
-                " are not supported by kumocore yet; use a file name or "
-                "{ key_data = ... }"
-            )
-    raise ConfigError(
-        f"{who}: {what} must be a file name or {{ key_data = ... }}, got {lua_type_name(source)}"
-    )
+    """The bytes a file or inline KumoMTA KeySource names (a key file of at most
+    :data:`MAX_KEY_FILE` bytes); a Vault source is read before (:func:`then_with_secrets`)."""
+    return read_key_source(source, who, what=what, limit=MAX_KEY_FILE,
+                           sync="this call signs synchronously")  # fmt: skip
 
 
 def _algorithm(who: str, value: Any) -> str:
