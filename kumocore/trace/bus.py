@@ -30,6 +30,9 @@ MAX_EVENTS = 8192
 MAX_BYTES = 8 * 1024 * 1024
 #: What an event costs besides its payload text: the event object and its meta copy.
 EVENT_OVERHEAD = 600
+#: Tracing clients one side takes at once: each may hold :data:`MAX_BYTES`, so this bounds
+#: what tracing can cost the node (64 x 8 MiB), and the per-event fan-out work.
+MAX_SUBSCRIBERS = 64
 
 Matcher = Callable[["dict[str, Any] | None"], bool]
 

@@ -20,7 +20,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from kumocore.admin.peers import PEER_APP_KEY
-from kumocore.trace.bus import CLIENT_TRACE, SERVER_TRACE, Subscriber, TraceBus
+from kumocore.trace.bus import CLIENT_TRACE, MAX_SUBSCRIBERS, SERVER_TRACE, Subscriber, TraceBus
 from kumocore.trace.filters import ClientFilter, ServerFilter, TraceRequestError
 from kumocore.trace.relay import relay_other_workers
 
@@ -87,6 +87,9 @@ async def serve_trace(
         return web.json_response(
             {"error": "this endpoint is a WebSocket: connect with an Upgrade request"}, status=400
         )
+    if len(bus.subscribers) >= MAX_SUBSCRIBERS:
+        return web.json_response(
+            {"error": f"too many tracing clients: at most {MAX_SUBSCRIBERS} at once"}, status=429)
     subscriber = bus.subscribe(Subscriber(_accept_all))
     try:
         await ws.prepare(request)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from kumocore.admin.peers import NodePeers, socket_path
@@ -197,3 +198,31 @@ async def test_a_worker_whose_trace_link_dies_is_reported_and_traced_again(
     assert "lost the trace of worker 1" in texts[1]["Diagnostic"]["message"]
     assert texts[2] == {"Diagnostic": {"level": "INFO", "message": "worker 1 is traced again"}}
     assert texts[3] == "life 2"
+
+
+async def test_tracing_clients_past_the_limit_get_429_and_a_place_frees_when_one_leaves(
+    make_node: MakeNode, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kumocore.trace import ws as trace_ws
+
+    monkeypatch.setattr(trace_ws, "MAX_SUBSCRIBERS", 3)
+    node = await make_node(esmtp=ESMTP)
+    async with aiohttp.ClientSession() as http:
+        tracers = [await http.ws_connect(node.http_url + SERVER_PATH) for _ in range(3)]
+        for tracer in tracers:
+            await tracer.send_str("{}")
+        async with http.get(node.http_url + SERVER_PATH,
+                            headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                     "Sec-WebSocket-Version": "13",
+                                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}) as refused:
+            assert refused.status == 429
+            assert "too many tracing clients" in (await refused.json())["error"]
+        await tracers[0].close()
+        for _ in range(100):
+            if len(SERVER_TRACE.subscribers) < 3:
+                break
+            await asyncio.sleep(0.01)
+        again = await http.ws_connect(node.http_url + SERVER_PATH)
+        await again.send_str("{}")
+        for tracer in [again, *tracers[1:]]:
+            await tracer.close()
