@@ -55,6 +55,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kumocore.errors import ConfigError, HookError, PolicyError
+    from kumocore.tsa.daemon import validate
+
+    try:
+        print(asyncio.run(validate(args.policy)))
+    except (ConfigError, PolicyError, HookError) as exc:
+        print(f"kumocore tsa validate: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
         if args.tsa_command == "cancel":
@@ -94,6 +108,13 @@ def add_tsa_subcommand(subparsers: Any) -> None:
                        "across restarts (default var/tsa-state.json; '' keeps them in "
                        "memory only)")
     serve.set_defaults(handler=_serve)
+    check = commands.add_parser(
+        "validate", help="load a `tsa serve` policy and stop before listening",
+        description="Load POLICY as `kumocore tsa serve` would (shaping data, tsa_init, "
+        "listeners, state path), print a summary and exit 0, or print the error serve "
+        "would stop with and exit 1.")
+    check.add_argument("--policy", required=True, help="the Lua or Python policy")
+    check.set_defaults(handler=_validate)
     for parser in (listing, cancel):
         parser.add_argument("--endpoint", default=DEFAULT_ENDPOINT,
                             help="base URL of the node's HTTP listener (default %(default)s)")

@@ -199,6 +199,28 @@ async def serve(
         await runtime.hooks.shutdown()
 
 
+async def validate(policy: str) -> str:
+    """Load ``policy`` as :func:`serve` would — shaping data, ``tsa_init``, listeners and
+    state — and stop before listening; a one-line summary, or the error :func:`serve`
+    would stop with (:class:`ConfigError`, :class:`~kumocore.errors.PolicyError`)."""
+    from kumocore.node.runtime import Runtime
+
+    module = TsaModule()
+    runtime = Runtime(extra_plugins=(("tsa", module),))
+    try:
+        await runtime.load(policy)
+        engine, shaping = await _engine(runtime, policy)
+        await call_event(runtime, INIT_EVENT)
+        listeners = _listeners(module, None, None)
+        chosen = _state_file(module, None)
+    finally:
+        await runtime.hooks.shutdown()
+    source = "tsa_load_shaping_data" if shaping is not None else "setup_with_automation"
+    return (f"tsa policy {policy} OK: rules from {source}, store {engine.store.label}, "
+            f"listening on {', '.join(c.listen for c in listeners)}, "
+            f"state {chosen or 'in memory only'}")
+
+
 async def _run(
     runtime: Runtime, engine: TsaEngine, shaping: ShapingData | None,
     listeners: list[HttpListenerConfig], state_file: str | None, stop: asyncio.Event,
