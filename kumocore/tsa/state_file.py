@@ -35,18 +35,37 @@ MAX_MATCHES_KEPT = 10_000
 def load_state(path: Path, store: LocalActionStore) -> int:
     """Put the unexpired actions and matches saved in ``path`` into ``store``; returns how
     many actions came back. A missing file is a first start; an unreadable one is logged
-    and ignored (automation starts empty rather than not at all)."""
+    and ignored (automation starts empty rather than not at all). A file that is not
+    kumocore's (KumoMTA's tsa-daemon writes MessagePack at the same ``PATH.state``) is
+    moved aside to ``PATH.state.unreadable`` first, so the next save does not destroy it."""
     try:
-        data = orjson.loads(path.read_bytes())
-        actions = [ActiveAction.from_json(item) for item in data.get("actions", [])]
-        events = {str(k): [float(t) for t in v] for k, v in data.get("events", {}).items()}
+        raw = path.read_bytes()
     except FileNotFoundError:
         return 0
-    except (OSError, ValueError, TypeError, AttributeError) as exc:
+    except OSError as exc:
         log.error("automation state file unreadable; starting without it",
-                  path=str(path), error=str(exc))  # fmt: skip
+                  path=str(path), error=str(exc.strerror or exc))  # fmt: skip
+        return 0
+    try:
+        data = orjson.loads(raw)
+        actions = [ActiveAction.from_json(item) for item in data.get("actions", [])]
+        events = {str(k): [float(t) for t in v] for k, v in data.get("events", {}).items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        kept = _set_aside(path)
+        log.error("automation state file is not kumocore's; starting without it",
+                  path=str(path), kept_as=kept, error=str(exc))  # fmt: skip
         return 0
     return store.restore([a for a in actions if a.active], events)
+
+
+def _set_aside(path: Path) -> str | None:
+    """Rename an unreadable state file out of the way of the next save; its new name."""
+    aside = path.with_name(path.name + ".unreadable")
+    try:
+        os.replace(path, aside)
+    except OSError:
+        return None
+    return str(aside)
 
 
 def save_state(path: Path, store: LocalActionStore) -> None:

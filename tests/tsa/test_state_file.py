@@ -40,3 +40,19 @@ def test_a_missing_or_damaged_state_file_starts_empty(tmp_path: Path) -> None:
     assert load_state(damaged, store) == 0
     damaged.write_bytes(b'{"actions": [{"no": "fields"}]}')
     assert load_state(damaged, store) == 0
+
+
+def test_a_state_file_that_is_not_kumocores_is_kept_aside_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    # KumoMTA's tsa-daemon writes MessagePack at the same PATH.state.
+    path = tmp_path / "tsa.db.state"
+    foreign = b"\x85\xadevent_history\x80\xb0config_overrides\x80"
+    path.write_bytes(foreign)
+    store = LocalActionStore()
+    assert load_state(path, store) == 0
+    assert (tmp_path / "tsa.db.state.unreadable").read_bytes() == foreign
+    save_state(path, store)
+    assert (tmp_path / "tsa.db.state.unreadable").read_bytes() == foreign
+    assert load_state(path, LocalActionStore()) == 0  # the new file is kumocore's
+    assert not path.with_name("tsa.db.state.unreadable.unreadable").exists()
