@@ -230,7 +230,8 @@ def kumo_smtp_server_mail_rcpt_to(recipient: EnvelopeAddress, conn_meta: ConnMet
 
 @hookspec
 def kumo_smtp_server_message_received(message: Message, conn_meta: ConnMeta) -> None:
-    """A message (one per recipient) was received over SMTP, before it is spooled.
+    """A message (one per recipient, or per batch) was received over SMTP, before it is
+    spooled.
 
     Set meta (``tenant``, ``campaign``, ``queue``), add headers, DKIM-sign. Raise
     :class:`Rejection` to refuse it; any other error refuses it with 421 4.3.0.
@@ -257,11 +258,31 @@ def kumo_smtp_server_message_deferred_inject(message: Message, conn_meta: ConnMe
 def kumo_smtp_server_data(message: Message, conn_meta: ConnMeta) -> None:
     """DATA was received, before the per-recipient messages are made and before the reply.
 
-    ``message`` holds the data exactly as sent (no trace headers yet) and the transaction's
-    first recipient. Changes to its data, sender and meta apply to every recipient's
-    message; raise :class:`Rejection` to refuse the whole transaction. Runs within
+    ``message`` holds the data exactly as sent (no trace headers yet) and every recipient
+    of the transaction (``msg:recipient_list()``). Changes to its data, sender, meta and
+    recipients (``msg:set_recipient { ... }``: alias expansion, legal capture) apply to the
+    messages made from it (``smtp_server_split_transaction``, ``batch_handling``); raise
+    :class:`Rejection` to refuse the whole transaction. Runs within
     ``data_processing_timeout``.
     Lua: ``kumo.on('smtp_server_data', function(msg, conn_meta) end)``.
+    """
+
+
+@hookspec(firstresult=True)
+def kumo_smtp_server_split_transaction(
+    message: Message, conn_meta: ConnMeta
+) -> list[list[EnvelopeAddress | str]] | None:
+    """How a transaction's recipients become messages, after ``smtp_server_data``.
+
+    ``message`` holds every recipient (``msg:recipient_list()``), the data as sent and
+    the meta so far. Return a list of lists of addresses (EnvelopeAddress or strings):
+    one message per inner list, its first address naming its queue. None lets the
+    listener's ``batch_handling`` decide. Called even for one recipient; the first
+    implementation answering non-None decides. An answer of another shape (an inner list
+    that is empty, a table keyed by name, an unparsable address) refuses the transaction
+    with ``421 4.3.0`` as any policy error does; an empty list makes no message (``550
+    5.7.1 relaying not permitted``). Raise :class:`Rejection` to refuse it with its reply.
+    Lua: ``kumo.on('smtp_server_split_transaction', function(msg, conn_meta) end)``.
     """
 
 

@@ -59,6 +59,8 @@ def _file_bytes(name: str, prefix: str, limit: int | None) -> bytes:
         data = read_regular_file(name, limit)
     except OSError as exc:
         raise ConfigError(f"{prefix}: cannot read key file {name!r}: {exc.strerror}") from None
+    except ValueError:  # a NUL byte: no file has such a name
+        raise ConfigError(f"{prefix}: invalid key file name {name!r}") from None
     if limit is not None and len(data) > limit:
         raise ConfigError(f"{prefix}: key file {name!r} is larger than {limit} bytes")
     return data

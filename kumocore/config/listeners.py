@@ -116,7 +116,7 @@ class EsmtpListenerConfig(
     options_for="kumo.start_esmtp_listener",
     # Not acted on: refused at load (unless --allow-unsupported) when set to non-defaults.
     unsupported=(
-        "data_buffer_size", "batch_handling", "deferred_spool",
+        "data_buffer_size", "deferred_spool",
     ),
 ):
     """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""
@@ -155,6 +155,8 @@ class EsmtpListenerConfig(
     auth_failure_window: float = option(DURATION, default="10m")
     domains: dict[str, ListenerDomain] = option(map_of(nested(ListenerDomain)), default={})
     trace_headers: TraceHeaders = option(nested(TraceHeaders), default_factory=TraceHeaders)
+    # How a transaction's recipients become messages when no smtp_server_split_transaction
+    # handler decides (kumocore.reception.smtp.batches).
     batch_handling: str = option(
         enum("BifurcateAlways", "BatchByDomain"), default="BifurcateAlways"
     )

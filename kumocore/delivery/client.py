@@ -16,7 +16,9 @@ TransientFailure with backoff.
 and read/write primitives (:class:`~kumocore.delivery.client_io.SessionIo`) and its
 set-up: banner, EHLO, STARTTLS with DANE, AUTH
 (:class:`~kumocore.delivery.client_setup.SessionSetup`). The failures and the responses
-that stand for them are in :mod:`kumocore.delivery.client_failure`.
+that stand for them are in :mod:`kumocore.delivery.client_failure`; the transactions of
+a message with several recipients in :mod:`kumocore.delivery.client_batch` (a base
+class: :meth:`SmtpClientConnection.send_batch`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from kumocore.delivery.client_batch import BatchTransactions
 from kumocore.delivery.client_failure import ConnectFailure, failure_reason
 from kumocore.delivery.client_io import path_timeout
-from kumocore.delivery.client_setup import SessionSetup
 from kumocore.delivery.eightbit import mail_parameters
 from kumocore.delivery.proxy import Progress, open_stream, route_for_source
 from kumocore.delivery.source_failure import classify
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from kumocore.delivery.dane import DanePolicy
 
 
-class SmtpClientConnection(SessionSetup):
+class SmtpClientConnection(BatchTransactions):
     """An open, greeted SMTP session ready for transactions."""
 
     # ---------------------------------------------------------------- transactions

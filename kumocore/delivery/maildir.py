@@ -19,6 +19,10 @@ message bounces (``550 5.1.3``) rather than being written elsewhere.
 As in KumoMTA, the Delivery record says ``200 <recipient>: wrote to maildir with
 id=<name>`` with ``delivery_protocol`` ``Maildir``; a write that fails is a
 TransientFailure (code 400) retried about a minute later, not on the queue's schedule.
+A message with several recipients is written once per recipient, each into the maildir
+its path renders to (as KumoMTA); the recipients written share one Delivery record (the
+texts joined with ``, ``), those whose write failed one TransientFailure and stay on
+the message for the retry (:mod:`kumocore.queue.maildir`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from kumocore.delivery.tls import SessionInfo
 from kumocore.mail.queue_name import parse_queue_name
 
 if TYPE_CHECKING:
+    from kumocore.mail.address import EnvelopeAddress
     from kumocore.mail.message import Message
 
 #: KumoMTA retries a failed maildir write after about a minute, whatever the schedule.
@@ -98,12 +103,17 @@ class UnsafePath(ValueError):
     """A rendered maildir path that would leave its directory."""
 
 
-def render_path(template: str, message: Message, queue_name: str) -> str:
-    """The maildir of ``message``: ``template`` rendered with KumoMTA's variables."""
+def render_path(
+    template: str, message: Message, queue_name: str, recipient: EnvelopeAddress | None = None
+) -> str:
+    """The maildir of ``message`` for ``recipient`` (default its first): ``template``
+    rendered with KumoMTA's variables."""
     if "{{" not in template and "{%" not in template:
         return template
     parts = parse_queue_name(queue_name)
-    recipient, sender = message.recipient, message.sender
+    sender = message.sender
+    if recipient is None:
+        recipient = message.recipient
     context = {
         "meta": dict(message.meta), "queue": queue_name, "campaign": parts.campaign,
         "tenant": parts.tenant, "domain": parts.domain, "routing_domain": parts.routing_domain,

@@ -166,13 +166,17 @@ class Journal:
         self, kind: RecordType, message: MessageLike, response: Response, attempt: Attempt,
         *, classification: str = UNCATEGORIZED,
         observe: Callable[[LogRecord], None] | None = None,
+        recipients: Sequence[str] | None = None,
     ) -> Ticket | None:
         """A Delivery, TransientFailure, Bounce, AdminBounce or Expiration of
-        ``message`` (``observe`` sees the record before it is submitted)."""
+        ``message`` (``observe`` sees the record before it is submitted); ``recipients``
+        names the part of a batch it is about (default: all of its recipients)."""
         if self.logs is None:
             return None
+        subject = (self._subject(message) if recipients is None
+                   else Subject.of(message, self.header_names, recipients))
         record = build_record(
-            kind, self._subject(message), nodeid=self.nodeid, queue=attempt.queue,
+            kind, subject, nodeid=self.nodeid, queue=attempt.queue,
             site=attempt.site, response=response, peer_address=attempt.peer,
             egress_pool=attempt.egress_pool, egress_source=attempt.egress_source,
             source_address=attempt.source_address,

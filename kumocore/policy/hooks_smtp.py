@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import PolicyError
 from kumocore.hookspecs import ConnMeta
+from kumocore.mail.address import AddressError, EnvelopeAddress, parse_envelope_address
 from kumocore.trace.bus import SERVER_TRACE
 from kumocore.trace.callbacks import traced_callback
 
 if TYPE_CHECKING:
-    from kumocore.mail.message import EnvelopeAddress, Message
+    from kumocore.mail.message import Message
     from kumocore.policy.hookcall import HookCaller
 
 
@@ -119,6 +120,20 @@ class SmtpServerHooks:
             call = traced_callback(conn_meta, "smtp_server_data", call, _first)
         await call
 
+    async def smtp_server_split_transaction(
+        self, message: Message, conn_meta: ConnMeta
+    ) -> list[tuple[EnvelopeAddress, ...]] | None:
+        """The batches a policy makes of the transaction's recipients: one message per
+        tuple (None: the listener's ``batch_handling`` decides). Callers check
+        :meth:`implemented` first. Raises PolicyError for an answer of another shape."""
+        call = self.caller.call_first(
+            "kumo_smtp_server_split_transaction", message=message, conn_meta=conn_meta
+        )
+        if SERVER_TRACE.active:
+            call = traced_callback(conn_meta, "smtp_server_split_transaction", call)
+        result = await call
+        return None if result is None else recipient_batches(result)
+
     async def smtp_server_rewrite_response(
         self, status: int, response: str, command: str | None, conn_meta: ConnMeta
     ) -> tuple[int, str]:
@@ -153,6 +168,54 @@ class SmtpServerHooks:
             status if new_status is None else new_status,
             response if new_response is None else new_response,
         )
+
+
+SPLIT_EVENT = "smtp_server_split_transaction"
+
+
+def recipient_batches(value: Any) -> list[tuple[EnvelopeAddress, ...]]:
+    """What ``smtp_server_split_transaction`` returned, checked: an array of non-empty
+    arrays of addresses (EnvelopeAddress or strings). KumoMTA reads any table as an array,
+    so a table keyed by name (its docs' BatchByDomain example keys one by domain) gives no
+    batch there and ``550 5.7.1 relaying not permitted``; refused here, naming the
+    problem. Batches are numbered from 1, as Lua counts."""
+    if isinstance(value, Mapping):
+        if not value:
+            return []  # Lua's empty table: no batch at all
+        key = next(iter(value))
+        raise PolicyError(
+            f"{SPLIT_EVENT} must return an array of arrays of addresses, got a "
+            f"table keyed by {key!r:.60} (collect the batches with "
+            "table.insert)"
+        )
+    if not isinstance(value, list | tuple):
+        raise PolicyError(
+            f"{SPLIT_EVENT} must return an array of arrays of addresses (or nil), got {value!r:.80}"
+        )
+    return [_batch(index, batch) for index, batch in enumerate(value, 1)]
+
+
+def _batch(index: int, batch: Any) -> tuple[EnvelopeAddress, ...]:
+    if isinstance(batch, Mapping | list | tuple) and not batch:  # Lua's {} is a Mapping
+        raise PolicyError(
+            f"{SPLIT_EVENT}: batch {index} is empty (a message needs at least one recipient)"
+        )
+    if not isinstance(batch, list | tuple):
+        raise PolicyError(
+            f"{SPLIT_EVENT}: batch {index} must be an array of addresses, got {batch!r:.80}"
+        )
+    addresses = []
+    for item in batch:
+        if isinstance(item, EnvelopeAddress):
+            addresses.append(item)
+            continue
+        if not isinstance(item, str):
+            raise PolicyError(f"{SPLIT_EVENT}: batch {index} holds {item!r:.80}, not an address")
+        try:
+            addresses.append(parse_envelope_address(item, allow_null=False))
+        except AddressError as exc:
+            raise PolicyError(f"{SPLIT_EVENT}: batch {index}: {exc}") from None
+    return tuple(addresses)
 
 
 def _string_list(event: str, value: Any) -> list[str]:

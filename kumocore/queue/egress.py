@@ -12,7 +12,7 @@ This module sits below the paths and the outcomes: both import it, it imports ne
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
@@ -26,12 +26,14 @@ if TYPE_CHECKING:
     from kumocore.delivery.broken_tls import BrokenTls
     from kumocore.delivery.tls import SessionInfo
     from kumocore.dns import Resolver
+    from kumocore.logs.dispatch import Ticket
     from kumocore.logs.journal import Journal
     from kumocore.mail.message import Message
     from kumocore.mail.response import Response
     from kumocore.policy.hooks import Hooks
     from kumocore.queue.admin import AdminRules
     from kumocore.queue.automation import Automation
+    from kumocore.queue.batch_groups import Group
     from kumocore.queue.schedule import ScheduledQueue
     from kumocore.spool.store import MessageStore
     from kumocore.throttle.store import ThrottleStore
@@ -98,6 +100,21 @@ class PathOutcomes(Protocol):
         peer: dict[str, str] | None,
         source_address: SourceAddress,
         session: SessionInfo | None = None,
+    ) -> None: ...
+
+    # A transaction for several recipients (kumocore.queue.batch_outcomes).
+    def count_batch(self, path: PathView | None, groups: Sequence[Group]) -> None: ...
+
+    async def record_batch(
+        self, path: PathView | None, message: Message, groups: Sequence[Group],
+        peer: dict[str, str] | None, source_address: SourceAddress,
+        session: SessionInfo | None = None,
+    ) -> list[Ticket | None]: ...
+
+    def batch(
+        self, path: PathView | None, message: Message, groups: Sequence[Group],
+        peer: dict[str, str] | None, source_address: SourceAddress,
+        session: SessionInfo | None = None, *, left: bool,
     ) -> None: ...
 
 

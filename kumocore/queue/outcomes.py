@@ -14,7 +14,7 @@ record: scheduled queue, last transient response).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -22,6 +22,8 @@ import structlog
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
 from kumocore.mail.response import Response
+from kumocore.queue.batch_groups import is_retried
+from kumocore.queue.batch_outcomes import BatchOutcomes
 from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.path_stats import OutcomeStats
 from kumocore.queue.retry_due import retry_due
@@ -48,7 +50,7 @@ def _path_name(path: PathView | None) -> str | None:
     return path.key.name if path is not None else None
 
 
-class Outcomes:
+class Outcomes(BatchOutcomes):
     """Records outcomes, updates the spool and reschedules."""
 
     def __init__(
@@ -124,7 +126,7 @@ class Outcomes:
             if connection is not None:
                 connection.delivered += 1
             self.delivered(path, message, response, peer, source_address, session=session)
-        elif response.is_transient or _out_of_step(response):
+        elif is_retried(response):
             if connection is not None:
                 connection.transfailed += 1
             self.transient(path, message, response, peer, source_address, session=session)
@@ -145,7 +147,9 @@ class Outcomes:
         classification: str = "Uncategorized",
         session: SessionInfo | None = None,
         queue_site: bool | str = False,
+        recipients: Sequence[str] | None = None,
     ) -> Ticket | None:
+        """``recipients``: the part of a batch the record is about (default: all)."""
         from kumocore.status.responses import note_outcome
 
         # the status page
@@ -174,11 +178,12 @@ class Outcomes:
         tsa = self.tsa
         return self.journal.outcome(
             RecordType(kind), message, response, attempt, classification=classification,
-            observe=tsa.observe if tsa is not None else None)
+            observe=tsa.observe if tsa is not None else None, recipients=recipients)
 
     # ------------------------------------------------------------------ final outcomes
-    async def _finish(self, message: Message, ticket: Ticket | None) -> None:
-        """Forget a message once its final record reached every log sink.
+    async def _finish(self, message: Message, *tickets: Ticket | None) -> None:
+        """Forget a message once its final records (one, or one per distinct outcome of
+        a batch) reached every log sink.
 
         Deleting first would open a window in which a crash loses the message from both
         the spool and the logs. If the sinks don't confirm in time, the spool record stays
@@ -186,7 +191,9 @@ class Outcomes:
         """
         logs = self.logs
         confirmed = True
-        if ticket and logs is not None:
+        for ticket in tickets:
+            if not ticket or logs is None:
+                continue
             # A sink that cannot write (a full log disk) retries until it can: wait for it
             # as long as it takes. Only a shutdown ends the wait with the message spooled.
             # No timeout (a timer per waiting message would cost more than the wait); the
@@ -196,6 +203,7 @@ class Outcomes:
             if not confirmed:
                 log.warning("log record not written at shutdown; message stays spooled",
                             id=message.id)
+                break
         await self._finished(message, keep_spooled=not confirmed)
 
     def delivered(
@@ -320,10 +328,3 @@ class Outcomes:
         self._record("TransientFailure", message, response, path, peer, source_address,
                      classification, session=session)
 
-
-def _out_of_step(response: Response) -> bool:
-    """A reply that says the session lost step with the MX rather than anything about
-    the message: a ``3xx`` (no final answer to a transaction has one) or ``503`` (bad
-    sequence of commands). As KumoMTA classifies them: a TransientFailure, retried,
-    never a bounce."""
-    return 300 <= response.code < 400 or response.code == 503

@@ -38,6 +38,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from kumocore.queue.batch_groups import is_retried
+
 if TYPE_CHECKING:
     from kumocore.dns.mx import MxTarget
     from kumocore.mail.response import Response
@@ -99,9 +101,8 @@ class ConnectionPlan:
 
 def transient_outcome(response: Response) -> bool:
     """Whether ``response`` makes a ``TransientFailure`` (as
-    :meth:`kumocore.queue.outcomes.Outcomes.handle` classifies): 4xx, 3xx or 503."""
-    code = response.code
-    return 300 <= code < 500 or code == 503
+    :meth:`kumocore.queue.outcomes.Outcomes.handle` classifies)."""
+    return not response.is_success and is_retried(response)
 
 
 def retry_on_next_host(response: Response) -> bool:

@@ -24,6 +24,7 @@ import structlog
 from kumocore.mail import internal_responses
 from kumocore.mail.internal_responses import BULK_DELAY
 from kumocore.mail.response import Response
+from kumocore.queue.batch_send import Body, send_batches
 from kumocore.queue.connect import ConnectionFailed, connect
 from kumocore.queue.dispatchers import running
 from kumocore.queue.insert_context import SOURCE_SUSPENDED
@@ -192,6 +193,10 @@ class SmtpEgressPath(EgressPath):
             return  # the spool became unhealthy since the message was taken (KumoMTA)
         if CLIENT_TRACE.active and getattr(conn, "tracer", None) is not None:
             conn.tracer.message(message)  # kumocore trace-smtp-client: MessageObtained
+        if len(message.recipients) > 1:  # a batch; one recipient stays on the path below
+            await send_batches(self, conn, message, plan,
+                               Body(data, clean, head, no_dot_lines))
+            return
         response = await conn.send(str(message.sender), str(message.recipient), data,
                                    crlf_clean=clean, head=head, no_dot_lines=no_dot_lines)
         if not response.is_success:

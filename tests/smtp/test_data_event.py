@@ -30,7 +30,7 @@ kumo.on('smtp_server_data', function(msg, conn_meta)
   -- No trace header has been added yet: the data is what the client sent.
   msg:set_meta('had_received_header', msg:get_first_named_header_value('Received') ~= nil)
   msg:prepend_header('X-Data-Event', 'seen')
-  msg:set_meta('data_event', msg:recipient().user)
+  msg:set_meta('data_event', msg:recipient_list()[1].user)
 end)
 kumo.on('smtp_server_message_received', function(msg, conn_meta)
   msg:set_meta('saw_data_header', msg:get_first_named_header_value('X-Data-Event'))

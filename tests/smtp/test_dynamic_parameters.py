@@ -239,7 +239,7 @@ async def test_a_python_policy_answers_the_same_hook(start_smtp: StartSmtp) -> N
     assert str(await client.read_reply()) == f"220 {HOSTNAME} python banner"
     await client.command("EHLO client.test")
     rcpts, _ = await client.send_mail("a@example.com", ["b@x.example", "c@x.example"], "S\r\n\r\n")
-    assert [r.code for r in rcpts] == [250, 451]
+    assert [r.code for r in rcpts] == [250, 452]
     other = await env.client("127.0.0.6")
     assert str(await other.read_reply()) == f"220 {HOSTNAME} kumocore ESMTP"
 

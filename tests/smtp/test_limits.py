@@ -14,7 +14,7 @@ async def test_recipients_over_the_limit_get_451(start_smtp: StartSmtp) -> None:
     client = await env.session()
     rcpts, final = await client.send_mail(
         "a@example.com", [f"r{i}@example.com" for i in range(4)], "Subject: x\r\n\r\ny\r\n")
-    assert [str(r) for r in rcpts[3:]] == ["451 4.5.3 too many recipients"]
+    assert [str(r) for r in rcpts[3:]] == ["452 4.5.3 too many recipients"]
     assert final.code == 250
     assert len(env.messages) == 3
 
@@ -91,7 +91,7 @@ async def test_messages_per_connection_limit(start_smtp: StartSmtp) -> None:
     assert (await client.command("MAIL FROM:<a@example.com>")).code == 250
     assert (await client.command("RCPT TO:<c@example.com>")).code == 250
     assert str(await client.command("RCPT TO:<d@example.com>")) == \
-        "451 4.5.3 too many recipients on this connection"
+        "452 4.5.3 too many recipients on this connection"
     assert (await client.command("DATA")).code == 354
     assert (await client.command("Subject: 2\r\n\r\n.")).code == 250
     await client.command("MAIL FROM:<a@example.com>")

@@ -156,7 +156,7 @@ async def rcpt(session: EsmtpSession, arg: str) -> None:
         # Not an error for a client that sends the rest in a new transaction, up to a
         # point (as Postfix's smtpd_recipient_overshoot_limit).
         session.recipient_overshoot += 1
-        await session.reply(451, "4.5.3 too many recipients",
+        await session.reply(452, "4.5.3 too many recipients",
                             error=session.recipient_overshoot > RECIPIENT_OVERSHOOT_LIMIT)
         return
     if session.rcpt_count >= session.config.max_messages_per_connection:
@@ -164,7 +164,7 @@ async def rcpt(session: EsmtpSession, arg: str) -> None:
             await session.reply(421, f"4.5.3 {session.config.hostname} too many recipients "
                                 "on this connection", close=True)
         else:
-            await session.reply(451, "4.5.3 too many recipients on this connection")
+            await session.reply(452, "4.5.3 too many recipients on this connection")
         return
     session.rcpt_count += 1  # counted before the event, as KumoMTA does
     await session.runtime.hooks.smtp_server_mail_rcpt_to(recipient, session.conn_meta)

@@ -1,18 +1,25 @@
-"""DATA: read the message, make one Message per recipient, run the policy, spool, reply.
+"""DATA: read the message, make its Messages (per recipient or batch), run the policy,
+spool, reply.
 
 The steps follow KumoMTA's ``process_data``:
 
 1. Read to ``CRLF.CRLF`` (:mod:`kumocore.reception.smtp.data`): over ``max_message_size`` →
    ``552 5.3.4``; a line over ``line_length_hard_limit`` → ``500 5.2.3``; bare CR/LF →
    ``552 5.6.0`` (``invalid_line_endings = "Deny"``) or normalised (``"Fix"``).
-2. One :class:`~kumocore.mail.message.Message` per recipient, with the connection meta and a
-   ``Received:`` header; ``smtp_server_message_received`` runs for each, within
+2. ``smtp_server_data`` and ``smtp_server_split_transaction`` see the transaction as one
+   message; the recipients are then grouped (:mod:`kumocore.reception.smtp.batches`:
+   one per recipient, unless ``batch_handling = 'BatchByDomain'`` or the split event say
+   otherwise). One :class:`~kumocore.mail.message.Message` per batch, with the connection
+   meta and a ``Received:`` header (``for`` its first recipient);
+   ``smtp_server_message_received`` runs for each, within
    ``data_processing_timeout`` (else ``451 4.4.5``). A Rejection of any one message
    refuses the whole transaction with its reply; any other failure is ``421 4.3.0``.
    With ``deferred_queue = true`` the event does not run: each message is queued to
    ``deferred_smtp_inject.kumomta.internal`` instead (:mod:`kumocore.queue.deferred_inject`).
 3. The supplemental trace header; the relay decision per message (again, as the policy
-   may have changed sender or recipient); OOB/ARF reports (:mod:`kumocore.reception.smtp.reports`).
+   may have changed sender or recipient; for a batch, by its first recipient, as
+   KumoMTA: each one passed the RCPT check already); OOB/ARF reports
+   (:mod:`kumocore.reception.smtp.reports`).
 4. Messages to relay go to :meth:`Intake.accept`. Reply: ``250 OK ids=<id> <id>...``.
    Nothing relayed, reported or discarded into the ``null`` queue:
    ``550 5.7.1 relaying not permitted``.
@@ -31,10 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
+import kumocore.reception.smtp.batches as batches
 import kumocore.reception.smtp.data as data_io
 import kumocore.reception.smtp.lines as lines
 from kumocore.errors import HookError, PolicyError, Rejection
@@ -174,12 +182,8 @@ async def _receive(session: EsmtpSession, txn: Transaction, body: bytes, clean: 
     hooks = session.runtime.hooks
     try:
         async with asyncio.timeout(session.config.data_processing_timeout):
-            meta = session.conn_meta
-            if session.data_event:
-                received = body
-                body, meta, clean = await _data_event(session, txn, body, clean)
-                no_dot_lines = no_dot_lines and body is received  # else: not known
-            messages = _make_messages(session, txn, body, meta, clean, no_dot_lines)
+            prepared = await batches.prepare(session, txn, body, clean, no_dot_lines)
+            messages = _make_messages(session, txn, prepared)
             if session.config.deferred_queue:
                 _defer(messages)
             else:
@@ -233,44 +237,32 @@ def _defer(messages: list[Message]) -> None:
         message.set_meta("queue", DEFERRED_QUEUE_NAME)
 
 
-async def _data_event(
-    session: EsmtpSession, txn: Transaction, body: bytes, clean: bool
-) -> tuple[bytes, dict[str, Any], bool]:
-    """Run ``smtp_server_data`` on the transaction as one message; what the policy changed
-    (data, sender, meta) applies to every recipient's message. Returns data, meta and
-    whether the data is still known to be CRLF-clean."""
-    whole = Message(txn.sender, txn.recipients[0], body, meta=session.conn_meta,
-                    crlf_clean=clean)
-    await session.runtime.hooks.smtp_server_data(whole, session.conn_meta)
-    txn.sender = whole.sender
-    return whole.get_data(), whole.meta, whole.crlf_clean
-
-
 def _make_messages(
-    session: EsmtpSession, txn: Transaction, body: bytes, meta: dict[str, Any], clean: bool,
-    no_dot_lines: bool,
+    session: EsmtpSession, txn: Transaction, prepared: batches.Prepared
 ) -> list[Message]:
     trace = session.config.trace_headers
     date = rfc2822_now()
     protocol = protocol_name(tls=session.tls_active, authenticated=session.authn_id is not None)
     # Each message holds only its own header lines (Received...), the body apart: several
-    # recipients share it, and one recipient's trace headers are prepended without a copy
+    # messages share it, and one message's trace headers are prepended without a copy
     # of the body each time (a sole body is still spooled as the message's own record).
-    sole = len(txn.recipients) == 1
-    shared = SharedBody(body, crlf_clean=clean, no_dot_lines=no_dot_lines, sole=sole)
+    shared = SharedBody(prepared.body, crlf_clean=prepared.clean,
+                        no_dot_lines=prepared.no_dot_lines, sole=len(prepared.batches) == 1)
+    meta = prepared.meta
     messages = []
-    for recipient in txn.recipients:
+    for batch in prepared.batches:  # one address (nearly always), or a tuple of them
         message_id = new_message_id()
         head = b""
         if trace.received_header:
             head = received_header(
                 ehlo_domain=session.ehlo_domain, peer_ip=session.peer_ip,
                 hostname=session.config.hostname, local_ip=session.local_ip,
-                protocol=protocol, message_id=message_id, recipient=recipient.email,
+                protocol=protocol, message_id=message_id,
+                recipient=batches.first_recipient(batch).email,
                 date=date)
         # The Received header holds what the client sent (EHLO name): checked, not assumed.
         head_clean = lines.check_line_endings(head)
-        messages.append(Message(txn.sender, recipient, head, shared=shared, id=message_id,
+        messages.append(Message(txn.sender, batch, head, shared=shared, id=message_id,
                                 meta=meta, crlf_clean=head_clean))
     return messages
 

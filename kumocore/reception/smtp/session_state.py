@@ -83,6 +83,7 @@ class SessionState(SmtpProtocol):
         # Known once the policy is loaded: asked per connection, not per reply or DATA.
         self._rewrite = self.runtime.hooks.implemented("smtp_server_rewrite_response")
         self.data_event = self.runtime.hooks.implemented("smtp_server_data")
+        self.split_event = self.runtime.hooks.implemented("smtp_server_split_transaction")
         self._dynamic = self.runtime.hooks.implemented("smtp_server_get_dynamic_parameters")
 
     def set_addresses(self, peer: Any, local: Any) -> None:

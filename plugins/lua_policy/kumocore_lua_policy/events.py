@@ -44,13 +44,10 @@ ALIASES = {"smtp_server_rcpt_to": "smtp_server_mail_rcpt_to"}
 DISPOSITION_PREFIX = "log_disposition_"
 
 #: KumoMTA events kumocore does not emit (yet): a clear message instead of a typo hint.
-UNSUPPORTED_KUMOMTA_EVENTS = frozenset({"smtp_server_split_transaction"})
+#: (None today: ``smtp_server_split_transaction`` was the last.)
+UNSUPPORTED_KUMOMTA_EVENTS: frozenset[str] = frozenset()
 #: Why, for the events a policy is likely to port, with what to use instead.
-UNSUPPORTED_REASONS = {
-    "smtp_server_split_transaction": (
-        "kumocore makes one message per recipient (batch_handling 'BifurcateAlways'), so "
-        "there is no multi-recipient transaction to split"),
-}
+UNSUPPORTED_REASONS: dict[str, str] = {}
 
 
 @dataclass(frozen=True)

@@ -65,3 +65,8 @@ def test_a_missing_key_file_reads_the_same_in_every_function(tmp_path: Path) -> 
             read()
         assert str(raised.value).endswith(
             f": cannot read key file {missing!r}: No such file or directory")
+
+
+def test_a_key_file_name_holding_a_nul_byte_is_refused_as_invalid() -> None:
+    with pytest.raises(ConfigError, match=r"f: invalid key file name '\\x00"):
+        key_source_bytes(b"\x00\xff", "f")

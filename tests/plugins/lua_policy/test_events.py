@@ -36,11 +36,13 @@ async def test_unknown_event_fails_at_load_with_did_you_mean(tmp_path: Path) -> 
     assert "did you mean 'smtp_server_message_received'?" in str(info.value)
 
 
-@pytest.mark.parametrize("event", ["smtp_server_split_transaction"])
-async def test_unsupported_kumomta_event_says_so(tmp_path: Path, event: str) -> None:
-    # Accepted as a policy-defined event, such a handler would never be called.
-    with pytest.raises(PolicyError, match=f"'{event}' event is not supported by kumocore yet"):
-        await load(tmp_path, f"require('kumo').on('{event}', function() end)")
+async def test_split_transaction_is_an_event_of_the_contract(tmp_path: Path) -> None:
+    # Refused as unsupported until kumocore made batches; now a built-in, first-result event.
+    spec = event_specs()["smtp_server_split_transaction"]
+    assert spec.firstresult and spec.argnames == ("message", "conn_meta")
+    runtime, _ = await load(
+        tmp_path, "require('kumo').on('smtp_server_split_transaction', function() end)")
+    assert runtime.hooks.implemented("smtp_server_split_transaction")
 
 
 async def test_handler_must_be_a_function(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from kumocore import PolicyError
 from kumocore.config import QueueConfig
 from kumocore.mail.message import Message
 
@@ -92,20 +91,6 @@ async def test_validate_config_handlers_run_until_one_returns_a_value(
     )
     await runtime.hooks.validate_config()
     assert recorder.marks == expected
-
-
-@pytest.mark.parametrize(
-    ("event", "reason"),
-    [
-        ("smtp_server_split_transaction", "one message per recipient"),
-    ],
-)
-async def test_kumomta_listener_events_kumocore_lacks_are_refused_with_the_reason(
-    tmp_path: Path, event: str, reason: str
-) -> None:
-    with pytest.raises(PolicyError, match=f"'{event}' event is not supported by kumocore "
-                                          f"yet: .*{reason}"):  # fmt: skip
-        await load(tmp_path, f"require('kumo').on('{event}', function() end)")
 
 
 async def test_two_log_hooks_helpers_and_the_policys_own_queue_config_all_get_their_turn(

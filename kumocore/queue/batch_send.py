@@ -1,0 +1,178 @@
+"""Sending a message with several recipients over an SMTP session (KumoMTA's
+``deliver_message`` for a batch).
+
+At most the path's ``max_recipients_per_batch`` recipients go into one transaction
+(:meth:`~kumocore.delivery.client.SmtpClientConnection.send_batch`); each recipient's
+reply is rewritten by ``smtp_client_rewrite_delivery_status`` when it is not a success
+and classified as a whole message's reply would be (:mod:`kumocore.queue.batch_outcomes`).
+Recipients delivered or bounced leave the message; those with a transient failure stay
+on it, behind the ones not sent yet (the excess beyond ``max_recipients_per_batch``).
+
+Then, as in KumoMTA:
+
+* no recipient left: the message leaves the spool once its records are written;
+* the excess, and recipients the MX refused only for their number (``452`` with no
+  enhanced code, or any ``4.5.3``, to a ``RCPT TO`` after the first; not logged), are
+  sent at once in the next transaction on the same session, while it is open;
+* with ``try_next_host_on_transport_error``, a failure that says nothing about the
+  message (a ``421``, a broken session: :func:`~kumocore.queue.reconnect.retry_on_next_host`)
+  sends the recipients left on the session's next connection, the attempt not counted;
+* otherwise the message is rescheduled with the recipients left, its meta record saved
+  with them first and its attempt counted once.
+
+kumocore's bound, which KumoMTA does not have: a message is sent on at once only when
+that transaction still has recipients never tried on this session, or when the last
+one delivered or bounced some (so an MX answering ``452 4.5.3`` to every second
+recipient and ``451`` to the first cannot keep a session in a loop).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kumocore.queue.batch_groups import TRANSIENT, Group, group_outcomes, kind_of
+from kumocore.queue.dispatchers import running
+from kumocore.queue.reconnect import retry_on_next_host
+from kumocore.queue.rewrite_status import rewrite_delivery_status
+
+if TYPE_CHECKING:
+    from kumocore.delivery.client import SmtpClientConnection
+    from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
+    from kumocore.queue.path import EgressPath
+    from kumocore.queue.reconnect import ConnectionPlan
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """The message's bytes as the session loaded them (``SmtpEgressPath._send``)."""
+
+    data: bytes
+    crlf_clean: bool = False
+    head: bytes = b""
+    no_dot_lines: bool = False
+
+
+def _says_4_5_3(response: Response) -> bool:
+    enhanced = response.enhanced_code
+    return enhanced is not None and (enhanced.klass, enhanced.subject, enhanced.detail) == (
+        4, 5, 3)
+
+
+def too_many_recipients(response: Response) -> bool:
+    """Whether a ``RCPT TO`` refusal says only that the transaction has enough
+    recipients (RFC 5321 4.5.3.1.10: ``452``; the enhanced code ``4.5.3`` with any code)."""
+    if response.command != "RCPT TO" or not response.is_transient:
+        return False
+    enhanced = response.enhanced_code
+    if enhanced is None:
+        return response.code == 452
+    return (enhanced.klass, enhanced.subject, enhanced.detail) == (4, 5, 3)
+
+
+@dataclass(frozen=True, slots=True)
+class _Round:
+    """What one transaction settled: the records to write, the recipients left (the
+    excess first, as KumoMTA orders them) and whether they go out at once."""
+
+    groups: list[Group]
+    left: list[str]
+    again: bool
+
+
+async def send_batches(
+    path: EgressPath, conn: SmtpClientConnection, message: Message, plan: ConnectionPlan,
+    body: Body,
+) -> None:
+    """Send ``message`` (more than one recipient) over ``conn``; see the module doc."""
+    limit = path.config.max_recipients_per_batch
+    tried: set[str] = set()  # recipients sent in a transaction of this loop
+    last: set[str] = set()  # those of the transaction before
+    outcomes = path.shared.outcomes
+    while True:
+        recipients = [str(recipient) for recipient in message.recipients]
+        chunk, excess = recipients[:limit], recipients[limit:]
+        running().enter_phase("DeliveringMessage", f"send msg with {len(chunk)} recip(s)")
+        responses = await conn.send_batch(
+            str(message.sender), chunk, body.data, crlf_clean=body.crlf_clean, head=body.head,
+            no_dot_lines=body.no_dot_lines)
+        responses = await _rewritten(path, message, responses)
+        kinds = [kind_of(response) for response in responses]
+        tried.update(chunk)
+        done = _settle(chunk, excess, responses, kinds, tried, last, conn.in_step())
+        last = set(chunk)
+        if not done.left:
+            outcomes.batch(path, message, done.groups, conn.peer, conn.source_address,
+                           conn.session, left=False)
+            return
+        message.set_recipient_list(done.left)
+        if not done.again and not _next_host(path, plan, responses, kinds):
+            outcomes.batch(path, message, done.groups, conn.peer, conn.source_address,
+                           conn.session, left=True)
+            return
+        outcomes.count_batch(path, done.groups)
+        await outcomes.record_batch(path, message, done.groups, conn.peer,
+                                    conn.source_address, conn.session)
+        if not done.again:  # try_next_host_on_transport_error: the next connection
+            conn.abort()
+            path.put_back([message])
+            return
+        # Before the next transaction: a restart must not send to these recipients again.
+        await path.shared.store.save_meta(message)
+
+
+def _settle(
+    chunk: list[str], excess: list[str], responses: list[Response], kinds: list[str],
+    tried: set[str], last: set[str], in_step: bool,
+) -> _Round:
+    """The outcome of one transaction for ``chunk`` (see the module doc)."""
+    # Refused for their number: not the first recipient (it cannot be one too many). A
+    # bare 452 may also mean a full mailbox: as KumoMTA, it counts as "too many" only for
+    # a recipient not sent in the transaction before; a 4.5.3 says so whatever came before.
+    crowded = {chunk[i] for i, response in enumerate(responses)
+               if i and too_many_recipients(response)
+               and (chunk[i] not in last or _says_4_5_3(response))}
+    left = excess + [name for name, kind in zip(chunk, kinds, strict=True) if kind == TRANSIENT]
+    settled = any(kind != TRANSIENT for kind in kinds)
+    again = bool(left) and in_step and (
+        any(name not in tried for name in excess) or (bool(crowded) and settled))
+    # Those refused for their number are not logged when they go out at once.
+    logged = [i for i, name in enumerate(chunk) if not (again and name in crowded)]
+    groups = group_outcomes([chunk[i] for i in logged], [responses[i] for i in logged],
+                            [kinds[i] for i in logged])
+    return _Round(groups, left, again)
+
+
+def _next_host(
+    path: EgressPath, plan: ConnectionPlan, responses: list[Response], kinds: list[str]
+) -> bool:
+    """``try_next_host_on_transport_error``: whether a transient reply says nothing
+    about the message, and the session may send it on its next connection."""
+    config = path.config
+    if not config.try_next_host_on_transport_error:
+        return False
+    if not any(kind == TRANSIENT and retry_on_next_host(response)
+               for response, kind in zip(responses, kinds, strict=True)):
+        return False
+    return plan.retry_now(config.reconnect_strategy)
+
+
+async def _rewritten(
+    path: EgressPath, message: Message, responses: list[Response]
+) -> list[Response]:
+    """Each refusal as ``smtp_client_rewrite_delivery_status`` rewrites it (the policy
+    is asked once per distinct reply of the transaction)."""
+    if all(response.is_success for response in responses):
+        return responses
+    shared = path.shared
+    queue = shared.queue_of(message)
+    queue_name = message.queue_name() if queue is None else queue.name
+    memo: dict[Response, Response] = {}
+    rewritten = []
+    for response in responses:
+        if not response.is_success and response not in memo:
+            memo[response] = await rewrite_delivery_status(
+                shared.hooks, queue_name, message, response)
+        rewritten.append(memo.get(response, response))
+    return rewritten
