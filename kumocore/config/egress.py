@@ -15,7 +15,7 @@ from kumocore.config.kumo_serde import CIDR_SET, DURATION, LIMIT
 from kumocore.config.options import (
     BOOL,
     IP_ADDRESS,
-    LOCAL_KEY_SOURCE,
+    KEY_SOURCE,
     SOCKET_ADDRESS,
     STRING,
     STRINGS,
@@ -73,7 +73,7 @@ class EgressSource(Options, options_for="kumo.make_egress_source"):
     socks5_proxy_server: str | None = option(SOCKET_ADDRESS, default=None)
     socks5_proxy_source_address: str | None = option(IP_ADDRESS, default=None)
     socks5_proxy_username: str | None = option(STRING, default=None)
-    socks5_proxy_password: str | dict[str, Any] | None = option(LOCAL_KEY_SOURCE, default=None)
+    socks5_proxy_password: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     suspend_when_unplumbed: SuspendOnFailure | None = option(nested(SuspendOnFailure), default=None)
     suspend_when_proxy_unhealthy: SuspendOnFailure | None = option(
         nested(SuspendOnFailure), default=None
@@ -153,8 +153,8 @@ class EgressPathConfig(
     enable_pipelining: bool = option(BOOL, default=True)
     enable_rset: bool = option(BOOL, default=True)
     tls_prefer_openssl: bool = option(BOOL, default=False)
-    tls_certificate: str | dict[str, Any] | None = option(LOCAL_KEY_SOURCE, default=None)
-    tls_private_key: str | dict[str, Any] | None = option(LOCAL_KEY_SOURCE, default=None)
+    tls_certificate: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     openssl_cipher_list: str | None = option(STRING, default=None)
     openssl_cipher_suites: str | None = option(STRING, default=None)
     openssl_options: str | None = option(STRING, default=None)
@@ -178,7 +178,7 @@ class EgressPathConfig(
     consecutive_connection_failures_before_delay: int = option(integer(0), default=100)
     smtp_port: int = option(_PORT, default=25)
     smtp_auth_plain_username: str | None = option(STRING, default=None)
-    smtp_auth_plain_password: str | dict[str, Any] | None = option(LOCAL_KEY_SOURCE, default=None)
+    smtp_auth_plain_password: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     allow_smtp_auth_plain_without_tls: bool = option(BOOL, default=False)
     allow_smtp_auth_plain_without_valid_certificate: bool = option(BOOL, default=False)
     max_message_rate: ThrottleSpec | None = option(THROTTLE, default=None)

@@ -356,15 +356,11 @@ CIDRS = Conv(lambda value, path: CidrSet(_NETWORKS.load(value, path)), dump=Cidr
 #: the first message needs the key (which would leave every message deferring).
 _UNREADABLE_SOURCES = {"event_name": "event-based key sources"}
 
-#: Why an option taking only :data:`LOCAL_KEY_SOURCE` refuses a Vault source.
-_NO_VAULT_HERE = ("it is read synchronously when a connection is made, where kumocore "
-                  "cannot wait for Vault")
-
-
-def _key_source(value: Any, path: Path, vault: bool = True) -> str | dict[Any, Any]:
+def _key_source(value: Any, path: Path) -> str | dict[Any, Any]:
     # KumoMTA's KeySource: a file name, {key_data=...} or a HashiCorp Vault table, resolved
     # by the TLS, AUTH and DKIM code when they load the key (kumocore.policy.secrets,
-    # kumocore.config.vault).
+    # kumocore.config.vault; Vault ones read before: kumocore.config.egress_vault,
+    # kumocore.config.listener_vault).
     if isinstance(value, str):
         return value
     if not isinstance(value, Mapping) or not value:
@@ -374,10 +370,6 @@ def _key_source(value: Any, path: Path, vault: bool = True) -> str | dict[Any, A
             raise ConfigError(f"{path.key!r} in {path.function}: {kind} ({key} = ...) are not "
                               "supported by kumocore yet; use a file name or { key_data = ... }")
     if is_vault_source(value):
-        if not vault:
-            raise ConfigError(f"{path.key!r} in {path.function}: HashiCorp Vault key sources "
-                              f"(vault_path = ...) are not supported by kumocore yet for this "
-                              f"option: {_NO_VAULT_HERE}; use a file name or {{ key_data = ... }}")
         parse_vault_source(value, f"{path.key!r} in {path.function}")
         return dict(value)
     check_keys(value, ("key_data",), path)
@@ -392,8 +384,6 @@ def _dump_key_source(value: Any) -> Any:
 
 #: A KeySource: a file name, ``{ key_data = ... }`` or a HashiCorp Vault table.
 KEY_SOURCE = Conv(_key_source, dump=_dump_key_source)
-#: A KeySource read where kumocore cannot wait for Vault: a file name or ``{ key_data }``.
-LOCAL_KEY_SOURCE = Conv(functools.partial(_key_source, vault=False), dump=_dump_key_source)
 
 
 def nested(cls: type[Options]) -> Conv:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kumocore import config
+from kumocore.config.egress_vault import read_egress_vault_sources
 from kumocore.errors import WrongAnswerError
 from kumocore.hookspecs import ConnMeta
 from kumocore.trace.bus import SERVER_TRACE
@@ -120,22 +121,29 @@ class LookupHooks:
             "kumo_get_egress_pool", config.EgressPool, "make_egress_pool", pool_name=pool_name
         )
 
-    async def get_egress_source(self, source_name: str) -> EgressSource | None:
+    async def get_egress_source(
+        self, source_name: str, *, read_secrets: bool = True
+    ) -> EgressSource | None:
         """The source ``source_name``; ``unspecified`` is built in (see
         :meth:`get_egress_pool`)."""
         if source_name == UNSPECIFIED:
             return config.EgressSource.from_options({"name": UNSPECIFIED})
-        return await self._lookup(
+        source = await self._lookup(
             "kumo_get_egress_source",
             config.EgressSource,
             "make_egress_source",
             source_name=source_name,
         )
+        if source is None or not read_secrets:
+            return source
+        return await read_egress_vault_sources(source, f"egress source {source_name!r}")
 
     async def get_egress_path_config(
-        self, domain: str, egress_source: str, site_name: str
+        self, domain: str, egress_source: str, site_name: str, *, read_secrets: bool = True
     ) -> EgressPathConfig | None:
-        return await self._lookup(
+        """The path's configuration; with ``read_secrets`` (all but ``kumocore validate``)
+        its HashiCorp Vault key sources read (:mod:`kumocore.config.egress_vault`)."""
+        path = await self._lookup(
             "kumo_get_egress_path_config",
             config.EgressPathConfig,
             "make_egress_path",
@@ -143,3 +151,7 @@ class LookupHooks:
             egress_source=egress_source,
             site_name=site_name,
         )
+        if path is None or not read_secrets:
+            return path
+        return await read_egress_vault_sources(
+            path, f"egress path {egress_source}->{site_name}")

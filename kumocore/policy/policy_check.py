@@ -103,7 +103,8 @@ async def check_policy(
         for domain in sample_domains:
             where = f"get_egress_path_config(domain={domain!r}, source={source!r})"
             await check.ask(
-                where, partial(check.hooks.get_egress_path_config, domain, source, domain))
+                where, partial(check.hooks.get_egress_path_config, domain, source, domain,
+                               read_secrets=False))
     await _check_events(check, sample_domains[0])
     _check_directories(check, runtime)
     return check.findings
@@ -129,7 +130,8 @@ async def _check_pools(check: PolicyCheck, pools: Iterable[str]) -> set[str]:
             continue
         for entry in pool.entries:
             where = f"get_egress_source({entry.name!r})"
-            found = await check.ask(where, partial(check.hooks.get_egress_source, entry.name))
+            found = await check.ask(where, partial(check.hooks.get_egress_source, entry.name,
+                                                   read_secrets=False))
             # The handler's own failure (already a finding) says more than "not defined".
             if found is None and not any(f.where == where for f in check.findings):
                 check.error(f"egress pool {name!r}",

@@ -267,9 +267,6 @@ def test_bad_pool_entries_name_the_key(entries: object, key: str) -> None:
     [
         ({"key_dta": "s3cret"}, "unknown key 'smtp_auth_plain_password.key_dta' for "
                                 "kumo.make_egress_path (did you mean 'key_data'?)"),
-        ({"vault_mount": "secret", "vault_path": "smtp"},
-         "HashiCorp Vault key sources (vault_path = ...) are not supported by kumocore yet "
-         "for this option: it is read synchronously when a connection is made"),
         ({"event_name": "get_password"},
          "event-based key sources (event_name = ...) are not supported"),
         ({"key_data": 5}, "'smtp_auth_plain_password.key_data' in kumo.make_egress_path: "
@@ -289,23 +286,3 @@ def test_a_file_name_or_key_data_is_a_key_source() -> None:
             {"smtp_auth_plain_password": source}).smtp_auth_plain_password == source
 
 
-@pytest.mark.parametrize(
-    ("options", "key"),
-    [
-        ({"tls_certificate": {"vault_mount": "s", "vault_path": "c"},
-          "tls_private_key": "/k.pem"}, "tls_certificate"),
-        ({"tls_certificate": "/c.pem",
-          "tls_private_key": {"vault_mount": "s", "vault_path": "k"}}, "tls_private_key"),
-    ],
-)
-def test_client_certificates_in_vault_are_refused_when_the_policy_loads(
-    options: dict[str, object], key: str
-) -> None:
-    with pytest.raises(ConfigError, match=f"'{key}' in kumo.make_egress_path: HashiCorp Vault"):
-        EgressPathConfig.from_options(options)
-
-
-def test_a_socks5_password_in_vault_is_refused_when_the_policy_loads() -> None:
-    with pytest.raises(ConfigError, match=r"'socks5_proxy_password' in .*HashiCorp Vault"):
-        EgressSource.from_options({"name": "s", "socks5_proxy_password": {
-            "vault_mount": "s", "vault_path": "p"}})
