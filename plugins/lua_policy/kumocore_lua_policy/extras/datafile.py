@@ -67,6 +67,12 @@ def load_data_file(helper: str, path: str) -> dict[str, Any]:
         raw = read_regular_file(path)  # a FIFO or a device would hold the loop
     except OSError as exc:
         raise DataFileError(helper, path, "", f"cannot read the file: {exc.strerror}") from exc
+    return parse_data(helper, path, raw)
+
+
+def parse_data(helper: str, path: str, raw: bytes) -> dict[str, Any]:
+    """The table in ``raw``: TOML when ``path`` (a file name or URL) ends in ``.toml``,
+    else JSON."""
     try:
         data = tomllib.loads(raw.decode("utf-8")) if is_toml(path) else json.loads(raw)
     except RecursionError as exc:  # a hostile file: [[[[...]]]] deeper than Python recurses

@@ -34,6 +34,7 @@ from kumocore_lua_policy.extras.datafile import (
     table,
 )
 from kumocore_lua_policy.extras.shaping_merge import apply_blocks, provider_matches
+from kumocore_lua_policy.extras.shaping_remote import REMOTE_OPTIONS, RemoteOptions, fetch_data
 from kumocore_lua_policy.extras.shaping_rules import HELPER, Block, parse_block
 
 log = logging.getLogger("kumocore.shaping")
@@ -48,6 +49,7 @@ _OPTION_DEFAULTS = {
     "local_load": "Error",
     "null_mx": "Ignore",
     "provider_overlap": "Ignore",
+    "remote_load": "Ignore",
 }
 
 
@@ -56,6 +58,7 @@ class Shaping:
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options = _load_options(options or {})
+        self.remote = RemoteOptions.parse(HELPER, options or {})
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.blocks: dict[str, list[Block]] = {}
@@ -260,13 +263,9 @@ async def load(
             shaping.add_file(f"<inline table {index}>", entry)
             continue
         if entry.startswith(("http://", "https://")):
-            raise DataFileError(
-                HELPER,
-                entry,
-                "",
-                "loading shaping data over HTTP is not "
-                "supported by kumocore yet; give a local file",
-            )
+            if not shaping.remote.skip:
+                await _add_remote(shaping, entry)
+            continue
         try:
             data = load_data_file(HELPER, entry)
         except DataFileError as exc:
@@ -281,15 +280,24 @@ async def load(
     return shaping
 
 
+async def _add_remote(shaping: Shaping, url: str) -> None:
+    """A shaping source over HTTP (a tsa-daemon's ``get_config_v1/shaping.toml``, shared
+    rules): a failure is reported as ``remote_load`` says (default: ignored)."""
+    try:
+        data = await fetch_data(HELPER, url, shaping.remote.timeout)
+    except DataFileError as exc:
+        shaping.report("remote_load", str(exc))
+        return
+    shaping.add_file(url, data)
+
+
 def _load_options(options: Mapping[str, Any]) -> dict[str, Any]:
     result = dict(_OPTION_DEFAULTS)
     for name, value in options.items():
-        if name in ("remote_load", "skip_remote", "http_timeout"):
-            continue  # they govern HTTP sources, which load() refuses outright
+        if name in REMOTE_OPTIONS:
+            continue  # checked by RemoteOptions.parse
         if name not in _OPTION_DEFAULTS:
-            known = ", ".join(
-                sorted([*_OPTION_DEFAULTS, "remote_load", "skip_remote", "http_timeout"])
-            )
+            known = ", ".join(sorted([*_OPTION_DEFAULTS, *REMOTE_OPTIONS]))
             raise DataFileError(HELPER, "options", name, f"unknown option; expected one of {known}")
         if value not in SEVERITIES:
             raise DataFileError(

@@ -214,10 +214,6 @@ async def test_valid_automation_rules_are_accepted(
         ),
         ("back_pressure = 1000", "option 'back_pressure' of setup_with_automation .* is not "
                                  "supported by kumocore yet"),
-        (
-            "extra_files = { 'http://127.0.0.1:8008/shaping.toml' }",
-            "loading shaping data over HTTP is not supported",
-        ),
     ],
 )
 async def test_unsupported_automation_settings_are_refused_not_ignored(
