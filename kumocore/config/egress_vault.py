@@ -16,17 +16,11 @@ as for any configuration error.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import time
 from typing import Any, TypeVar
 
-from kumocore.config.vault import (
-    VaultSource,
-    is_vault_source,
-    parse_vault_source,
-    read_vault_secret,
-)
+from kumocore.config.vault import is_vault_source, parse_vault_source
+from kumocore.config.vault_cache import SecretCache
 
 __all__ = ["SECRET_TTL", "forget_secrets", "read_egress_vault_sources"]
 
@@ -42,8 +36,8 @@ _FIELDS = ("smtp_auth_plain_password", "tls_certificate", "tls_private_key",
 
 ConfigT = TypeVar("ConfigT")
 
-_cache: dict[VaultSource, tuple[float, bytes]] = {}
-_reading: dict[VaultSource, asyncio.Future[bytes]] = {}
+#: The egress secrets (:mod:`kumocore.config.vault_cache`: one read at a time per secret).
+_SECRETS = SecretCache(SECRET_TTL, MAX_SECRETS)
 
 
 async def read_egress_vault_sources(config: ConfigT, who: str) -> ConfigT:
@@ -54,39 +48,11 @@ async def read_egress_vault_sources(config: ConfigT, who: str) -> ConfigT:
         source = getattr(config, name, None)
         if is_vault_source(source):
             where = f"{who}: {name}"
-            changes[name] = {"key_data": await _secret(parse_vault_source(source, where), where)}
+            secret = await _SECRETS.get(parse_vault_source(source, where), where)
+            changes[name] = {"key_data": secret}
     return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
-
-
-async def _secret(source: VaultSource, who: str) -> bytes:
-    cached = _cache.get(source)
-    if cached is not None and time.monotonic() - cached[0] < SECRET_TTL:
-        return cached[1]
-    pending = _reading.get(source)
-    if pending is not None:  # another path asked first: one read for both
-        return await asyncio.shield(pending)
-    future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-    _reading[source] = future
-    try:
-        data = await read_vault_secret(source, who)
-    except BaseException as exc:
-        future.set_exception(exc)
-        future.exception()  # retrieved: nobody else may be waiting
-        raise
-    finally:
-        _reading.pop(source, None)
-    future.set_result(data)
-    _remember(source, data)
-    return data
-
-
-def _remember(source: VaultSource, data: bytes) -> None:
-    _cache.pop(source, None)
-    if len(_cache) >= MAX_SECRETS:
-        del _cache[next(iter(_cache))]
-    _cache[source] = (time.monotonic(), data)
 
 
 def forget_secrets() -> None:
     """Drop every remembered secret (tests; a policy reload keeps them)."""
-    _cache.clear()
+    _SECRETS.forget()

@@ -10,7 +10,14 @@ listener then holds the PEM text as ``{ key_data = ... }``. As KumoMTA reads a s
 when its TLS acceptor cache entry (five minutes) expires, the listener's periodic
 certificate reload (:mod:`kumocore.reception.tls_reload`) asks :func:`refreshed` for each
 source, which reads a Vault one again: a certificate renewed in Vault is served without a
-restart.
+restart. A ``peer``/``via`` block's Vault certificate is read again the same way, on the
+same schedule, when STARTTLS serves it (:func:`from_vault` tells which ones).
+
+A ``tls_certificate``/``tls_private_key`` in Vault returned by
+``smtp_server_get_dynamic_parameters`` is read right after the event returns, before the
+greeting, by :func:`read_connection_vault_sources`, through :data:`CONNECTION_SECRETS`
+(:class:`~kumocore.config.vault_cache.SecretCache`): kept five minutes, one read at a time
+per secret, so a thousand connections make one request to Vault.
 """
 
 from __future__ import annotations
@@ -19,17 +26,39 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from kumocore.config.vault import is_vault_source, read_vault_secret
+from kumocore.config.vault import is_vault_source, parse_vault_source, read_vault_secret
+from kumocore.config.vault_cache import SecretCache
 
-__all__ = ["has_vault_sources", "read_listener_vault_sources", "refreshed"]
+__all__ = [
+    "CONNECTION_SECRETS",
+    "from_vault",
+    "has_vault_sources",
+    "read_connection_vault_sources",
+    "read_listener_vault_sources",
+    "refreshed",
+]
 
 _FIELDS = ("tls_certificate", "tls_private_key")
 
 ConfigT = TypeVar("ConfigT")
 
 #: Which Vault source each inlined secret came from (by its data), so that a reload can
-#: read it again. One entry per listener secret a policy defines: bounded by the policy.
+#: read it again: one entry per secret a policy's listeners name, plus one per renewal,
+#: least recently read first; past :data:`MAX_ORIGINS` the oldest (a secret renewed
+#: since, which nothing holds any more) go.
 _ORIGINS: dict[bytes, Mapping[str, Any]] = {}
+MAX_ORIGINS = 1024
+
+
+def _remember(data: bytes, source: Mapping[str, Any]) -> None:
+    _ORIGINS.pop(data, None)
+    _ORIGINS[data] = source
+    while len(_ORIGINS) > MAX_ORIGINS:
+        del _ORIGINS[next(iter(_ORIGINS))]
+
+
+#: Secrets named by ``smtp_server_get_dynamic_parameters`` answers (five minutes each).
+CONNECTION_SECRETS = SecretCache()
 
 
 def has_vault_sources(config: Any) -> bool:
@@ -60,8 +89,31 @@ async def read_listener_vault_sources(config: ConfigT, function: str) -> ConfigT
 
 async def _inline(source: Any, who: str) -> dict[str, bytes]:
     data = await read_vault_secret(source, who)
-    _ORIGINS[data] = source
+    _remember(data, source)
     return {"key_data": data}
+
+
+def from_vault(source: Any) -> bool:
+    """True for a listener's (or its blocks') key source inlined from a Vault read."""
+    if not isinstance(source, Mapping):
+        return False
+    data = source.get("key_data")
+    return isinstance(data, bytes) and data in _ORIGINS
+
+
+async def read_connection_vault_sources(config: ConfigT, who: str) -> ConfigT:
+    """``config`` (one connection's listener parameters) with a Vault
+    ``tls_certificate``/``tls_private_key`` replaced by ``{ key_data = <secret> }``, read
+    through :data:`CONNECTION_SECRETS`; ``config`` itself when it names none. Errors
+    (:class:`~kumocore.errors.ConfigError`) name ``who``, the field, mount, path, status."""
+    changes: dict[str, Any] = {}
+    for name in _FIELDS:
+        source = getattr(config, name, None)
+        if is_vault_source(source):
+            where = f"{who}: {name}"
+            secret = await CONNECTION_SECRETS.get(parse_vault_source(source, where), where)
+            changes[name] = {"key_data": secret}
+    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
 
 
 async def refreshed(source: Any, who: str) -> Any:
@@ -73,7 +125,7 @@ async def refreshed(source: Any, who: str) -> Any:
         origin = _ORIGINS.get(data) if isinstance(data, bytes) else None
         if origin is not None:
             fresh = await read_vault_secret(origin, who)
-            _ORIGINS.setdefault(fresh, origin)
+            _remember(fresh, origin)  # the current one stays newest: renewals age out
             return {"key_data": fresh}
     return source
 

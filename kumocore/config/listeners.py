@@ -35,7 +35,6 @@ from kumocore.config.options import (
     option,
     refuse_unsupported,
 )
-from kumocore.config.vault import is_vault_source
 from kumocore.errors import ConfigError
 
 #: A ``peer``/``via`` block: the network it applies to and its converted options.
@@ -304,25 +303,11 @@ def dynamic_overrides(table: Mapping[str, Any]) -> DynamicOverrides:
                           "by kumocore")
     blocks = {key: CIDR_KEYED.load(table[key], path.child(key))
               for key in ("peer", "via") if table.get(key) is not None}
-    _refuse_vault_per_connection([converted, *(t for b in blocks.values() for t in b.values())])
     return DynamicOverrides(
         converted,
         _override_rules(blocks.get("peer", {}), path.child("peer")),
         _override_rules(blocks.get("via", {}), path.child("via")),
     )
-
-
-def _refuse_vault_per_connection(tables: list[dict[str, Any]]) -> None:
-    # A connection's certificate is loaded synchronously during its STARTTLS, where a
-    # Vault read cannot be awaited (kumocore.config.listener_vault reads the listener's).
-    for table in tables:
-        for name in ("tls_certificate", "tls_private_key"):
-            if is_vault_source(table.get(name)):
-                raise ConfigError(
-                    f"{name!r} in {DYNAMIC_EVENT}: HashiCorp Vault key sources are not "
-                    "supported per connection by kumocore yet; set them in "
-                    "kumo.start_esmtp_listener (or its peer/via blocks), or use a file name "
-                    "or { key_data = ... }")
 
 
 class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):

@@ -148,6 +148,9 @@ async def connect_websocket(url: Any) -> MultipleValues:
     except (aiohttp.ClientError, OSError) as exc:
         await session.close()
         raise ConfigError(f"{_FN}: {url}: {exc}") from exc
+    except BaseException:  # cancelled (a task stopped, the node shutting down) mid-handshake
+        await asyncio.shield(session.close())
+        raise
     handshake = handshakes[-1] if handshakes else None
     stream = WebSocketStream(url, session, ws, handshake, limit)
     return MultipleValues((stream, _handshake_response(handshake)))

@@ -13,18 +13,24 @@ KumoMTA keeps the TLS acceptors it builds for five minutes, so a renewed certifi
 * a certificate or key kept in HashiCorp Vault is read from Vault again
   (:func:`kumocore.config.listener_vault.refreshed`).
 
+An ESMTP listener's ``peer``/``via`` block whose certificate or key came from Vault is kept
+here too (:meth:`ListenerContexts.get_or_load`, asked by STARTTLS), so its secret is read
+again on the same schedule, the same way: one read per secret and block pair per period,
+in the background, however many connections arrive.
+
 ESMTP's STARTTLS asks :data:`LISTENER_CONTEXTS` for the listener's context
 (:mod:`kumocore.reception.smtp.tls_contexts`); an HTTPS listener, whose context the event
 loop holds, gets the current one through the context's server-name callback
 (:func:`serve_renewed`), which the handshake runs for every client (with or without SNI).
-One entry per listener configuration: bounded by the listeners a policy starts.
+One entry per listener configuration (and Vault-backed block pair): bounded by the
+listeners (and blocks) a policy starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -90,10 +96,7 @@ class ListenerContexts:
         start-up context is ``loaded``; starts a background read when one is due."""
         if config.tls_certificate is None and config.tls_private_key is None:
             return loaded
-        key, now = (
-            (source_id(config.tls_certificate), source_id(config.tls_private_key)),
-            self._clock(),
-        )
+        key, now = _key(config), self._clock()
         entry = self._current.get(key)
         if entry is None:
             entry = self._current[key] = (now + self.ttl, loaded)
@@ -103,6 +106,14 @@ class ListenerContexts:
             self._reloads.add(task)
             task.add_done_callback(self._reloads.discard)
         return entry[1]
+
+    async def get_or_load(
+        self, config: TlsFiles, load: Callable[[], Awaitable[ssl.SSLContext]]
+    ) -> ssl.SSLContext:
+        """As :meth:`get`, ``load`` giving the first context (a ``peer``/``via`` block's,
+        built by the per-connection cache); later calls never call it again."""
+        entry = self._current.get(_key(config))
+        return self.get(config, entry[1] if entry is not None else await load())
 
     async def _reload(self, key: Hashable, config: TlsFiles) -> None:
         try:
@@ -115,10 +126,14 @@ class ListenerContexts:
             )
         except ConfigError as exc:
             log.error("listener certificate cannot be read again; the one loaded before "
-                      "is still served", error=str(exc))  # fmt: skip
+                      "is still served", hostname=config.hostname, error=str(exc))  # fmt: skip
             return
         self.reloads += 1
         self._current[key] = (self._clock() + self.ttl, context)
+
+
+def _key(config: TlsFiles) -> Hashable:
+    return source_id(config.tls_certificate), source_id(config.tls_private_key)
 
 
 #: The process-wide listeners' contexts.

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from kumocore.config.listeners import dynamic_overrides
-from kumocore.errors import ConfigError
 from kumocore.reception.tls_reload import RELOAD_AFTER as CONTEXT_TTL
 from kumocore.reception.tls_reload import ListenerContexts
 from kumocore.testing.node import start_node
@@ -94,18 +92,9 @@ async def test_a_listener_whose_vault_token_is_refused_fails_the_start_naming_th
     assert "hvs.a-wrong-one" not in text
 
 
-@pytest.mark.parametrize("where", ["options", "via block"])
-def test_per_connection_vault_certificates_are_refused_with_the_reason(where: str) -> None:
-    source = {"vault_mount": "secret", "vault_path": "tls/x"}
-    options = {"tls_certificate": source, "tls_private_key": {"key_data": "k"}}
-    table = options if where == "options" else {"via": {"127.0.0.1": options}}
-    expected = "'tls_certificate' in smtp_server_get_dynamic_parameters: HashiCorp Vault"
-    with pytest.raises(ConfigError, match=expected + " key sources are not supported per"):
-        dynamic_overrides(table)
-
-
 async def test_a_certificate_renewed_in_vault_is_served_after_five_minutes_without_a_restart(
-    tmp_path: Path, clock: tuple[FakeClock, ListenerContexts],
+    tmp_path: Path,
+    clock: tuple[FakeClock, ListenerContexts],
 ) -> None:
     # As KumoMTA reads a Vault secret again when its acceptor cache entry expires.
     fake, contexts = clock

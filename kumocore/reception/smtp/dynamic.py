@@ -15,6 +15,16 @@ logged with the reason and the client gets ``421 4.3.0 <hostname> technical
 difficulties``: the connection cannot be served with parameters the operator did not
 mean, and a temporary error lets the client retry once the policy is fixed.
 
+A ``tls_certificate``/``tls_private_key`` kept in HashiCorp Vault is read here too, right
+after the event returns, through a five-minute single-flight cache
+(:func:`kumocore.config.listener_vault.read_connection_vault_sources`): a thousand
+connections make one Vault read, and a renewed secret is served within five minutes. A
+read that fails (Vault down, 403, a missing field) is handled like a certificate file that
+cannot be loaded: the log line names the mount, the path and the status (never the
+token), the client gets the same ``421 4.3.0``. KumoMTA fails the session the same way
+(``4.3.0 technical difficulties``) when it cannot build the connection's TLS acceptor; it
+only does so at ``STARTTLS``.
+
 Sessions ask only when some plugin or policy implements the event (checked once per
 connection), so a node without a handler pays nothing more.
 """
@@ -25,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from kumocore.config.listener_vault import read_connection_vault_sources
 from kumocore.config.listeners import dynamic_overrides
 from kumocore.errors import Rejection
 from kumocore.reception.smtp.tls_contexts import CONTEXTS, needs_own_context
@@ -76,8 +87,11 @@ async def apply_dynamic_parameters(session: Configurable) -> bool:
         )
         if table is None:
             return True  # nil: the listener's parameters stay
-        config = session.config.with_overrides(
-            dynamic_overrides(table), session.peer_ip, session.local_ip
+        config = await read_connection_vault_sources(
+            session.config.with_overrides(
+                dynamic_overrides(table), session.peer_ip, session.local_ip
+            ),
+            "smtp_server_get_dynamic_parameters",
         )
         if needs_own_context(config, session.listener.config):
             # Loaded now (and cached for STARTTLS): a certificate file that cannot be

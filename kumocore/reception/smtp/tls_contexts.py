@@ -21,7 +21,10 @@ certificate file is picked up (KumoMTA keeps its entries five minutes too). Conc
 connections needing the same new context wait for one build. The listener's own context,
 loaded at start, is read again every :data:`CONTEXT_TTL` seconds too
 (:mod:`kumocore.reception.tls_reload`), in the background, the last good one serving
-meanwhile.
+meanwhile; so is a ``peer``/``via`` block's whose certificate or key came from HashiCorp
+Vault (:func:`kumocore.config.listener_vault.from_vault`): rebuilding it here would only
+parse the secret read at start again, where the listener's reload reads Vault again
+without a connection waiting for it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from kumocore.config.listener_vault import from_vault
 from kumocore.errors import ConfigError
 from kumocore.reception import tls_reload
 from kumocore.reception.tls import load_key_source, server_context
@@ -174,8 +178,13 @@ async def starttls_context(session: TlsSession) -> ssl.SSLContext | None:
     listener = session.listener.config
     if not needs_own_context(session.config, listener):
         return tls_reload.LISTENER_CONTEXTS.get(listener, base)
+    config = session.config
     try:
-        return await CONTEXTS.get(session.config)
+        if from_vault(config.tls_certificate) or from_vault(config.tls_private_key):
+            return await tls_reload.LISTENER_CONTEXTS.get_or_load(
+                config, lambda: CONTEXTS.get(config)
+            )
+        return await CONTEXTS.get(config)
     except ConfigError as exc:
         log.error(
             "STARTTLS certificate cannot be loaded; connection refused",
@@ -189,13 +198,18 @@ async def starttls_context(session: TlsSession) -> ssl.SSLContext | None:
 async def check_block_certificates(config: EsmtpListenerConfig) -> None:
     """At load: every file a static ``peer``/``via`` block names must be loadable, a
     :class:`ConfigError` names the block and the file. A block naming both files gets
-    its context built (and cached); one naming a single file has that file read, since
-    its partner may come from another block matching the same connection."""
+    its context built (and cached; kept for the periodic re-read when a secret came from
+    Vault); one naming a single file has that file read, since its partner may come from
+    another block matching the same connection."""
     for kind, cidr, overrides in config.override_blocks():
         named = [name for name in KEY_OPTIONS if overrides.get(name) is not None]
         try:
             if len(named) == len(KEY_OPTIONS):
-                await CONTEXTS.get(dataclasses.replace(config, **overrides))
+                block = dataclasses.replace(config, **overrides)
+                context = await CONTEXTS.get(block)
+                if any(from_vault(overrides[name]) for name in KEY_OPTIONS):
+                    # Its Vault secret's five minutes start now, as the listener's own.
+                    tls_reload.LISTENER_CONTEXTS.get(block, context)
             elif named:
                 [name] = named
                 await asyncio.to_thread(load_key_source, overrides[name], key=name)

@@ -137,6 +137,41 @@ async def test_the_handshake_is_bounded_by_the_connect_timeout(
     await server.wait_closed()
 
 
+async def test_a_connect_cancelled_mid_handshake_closes_its_http_session(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A policy task stopped at shutdown (or `kumocore validate` ending) while connecting:
+    # its session was left open ("Unclosed client session" at exit).
+    import aiohttp
+
+    sessions: list[aiohttp.ClientSession] = []
+    original = aiohttp.ClientSession
+
+    def recording(*args: object, **kw: object) -> aiohttp.ClientSession:
+        sessions.append(original(*args, **kw))  # type: ignore[arg-type]
+        return sessions[-1]
+
+    monkeypatch.setattr(websocket_client.aiohttp, "ClientSession", recording)
+    writers: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    task = asyncio.ensure_future(connect_websocket(f"ws://127.0.0.1:{port}/"))
+    while not writers:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [s.closed for s in sessions] == [True]
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
 async def test_http_urls_and_non_websocket_endpoints_are_refused(ws_server: WsServer) -> None:
     http_url = ws_server.url.replace("ws://", "http://")
     with pytest.raises(ConfigError, match="is not a ws:// or wss:// URL"):
