@@ -69,6 +69,10 @@ class Dispatcher:
     #: or (:meth:`touch`) sent a command or opened a connection. The progress watchdog
     #: and ``time_in_current_phase`` read it.
     active_at: float = field(default_factory=time.monotonic)
+    #: Until when (``time.monotonic()``) the connection waits by design: the path's
+    #: backoff before a reconnect. The watchdog counts from here, not from ``active_at``
+    #: (a backoff of minutes is no stall).
+    waiting_until: float = 0.0
     #: Outcomes of the attempts made over this connection, by kind.
     delivered: int = 0
     transfailed: int = 0

@@ -101,6 +101,7 @@ class SmtpEgressPath(EgressPath):
         dispatcher.enter_phase("Idle")
         pause = self.backoff.until - time.monotonic()
         if pause > 0:
+            dispatcher.waiting_until = self.backoff.until  # no stall for the watchdog
             await asyncio.sleep(pause)
         message = await self.next_message(float(self.config.idle_timeout), slot)
         if message is None:

@@ -152,7 +152,7 @@ class Watchdog:
         for dispatcher in path.dispatchers:
             if dispatcher.aborted or dispatcher.task.done():
                 continue  # leaving already
-            due = dispatcher.active_at + limit
+            due = max(dispatcher.active_at, dispatcher.waiting_until) + limit
             if dispatcher.phase == "Idle":
                 # Should it leave Idle now and then stop, it is due a threshold from now.
                 due, check = due + idle, min(due + idle, now + limit)
