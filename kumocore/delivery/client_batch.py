@@ -15,10 +15,13 @@ refused, a ``421``, a failure on the wire) is every recipient's. KumoMTA gives a
 refused ``DATA`` or dot reply to every recipient, even those refused at ``RCPT``;
 kumocore keeps their own refusal, which says more about them. Over LMTP
 (``use_lmtp``) each accepted recipient gets its own reply after the dot (RFC 2033 4.2);
-KumoMTA's client reads only the first.
+KumoMTA's client reads only the first. A session lost part way through those replies
+fails only the recipients whose reply never came: the others' replies stand.
 
 Like :meth:`~kumocore.delivery.client.SmtpClientConnection.send` this never raises: a
-failure on the wire ends the session and becomes every recipient's 4xx reply. A message
+failure on the wire ends the session and becomes every recipient's 4xx reply; so does
+a reply received that no command asked for (one too many would shift every later reply
+onto the next command, and one recipient's refusal onto another). A message
 with one recipient never comes here (that path is the benchmark's hot path).
 :class:`BatchTransactions` is a base of ``SmtpClientConnection``, between it and
 :class:`~kumocore.delivery.client_setup.SessionSetup`.
@@ -32,7 +35,7 @@ from typing import TYPE_CHECKING
 from kumocore.delivery.client_io import path_timeout
 from kumocore.delivery.client_setup import SessionSetup
 from kumocore.delivery.eightbit import mail_parameters
-from kumocore.delivery.wire import dot_stuffed, expect_reply, refusal
+from kumocore.delivery.wire import ReplyError, dot_stuffed, expect_reply, refusal
 from kumocore.mail.internal_responses import send_failed
 from kumocore.mail.response import Response
 from kumocore.trace.bus import CLIENT_TRACE
@@ -118,7 +121,15 @@ class BatchTransactions(SessionSetup):
         await self._drain(timeout, None)
         finals: list[Response] = []
         while len(finals) < replies:
-            final = await self.replies.read(".", timeout)
+            try:
+                final = await self.replies.read(".", timeout)
+            except Exception as exc:
+                if not finals:
+                    raise
+                # LMTP: the replies read stand (those recipients are delivered or
+                # refused); the session is lost only for those whose reply never came.
+                finals += [self._lost(exc)] * (replies - len(finals))
+                break
             finals.append(final)
             if final.code == 421 or 300 <= final.code < 400:
                 finals += [final] * (replies - len(finals))
@@ -161,6 +172,7 @@ class BatchTransactions(SessionSetup):
         data = expect_reply(
             await self.replies.read("DATA", path_timeout(self.path, "data_timeout", 300)),
             "DATA", 354)
+        self._alone("DATA")
         refused = refusal(mail, "MAIL FROM")
         if refused is None and any(rcpt.is_success for rcpt in rcpts):
             return rcpts, data
@@ -182,6 +194,7 @@ class BatchTransactions(SessionSetup):
                 return reset
         mail = await self._command(f"MAIL FROM:<{sender}>{parameters}", "MAIL FROM",
                                    path_timeout(self.path, "mail_from_timeout", 300))
+        self._alone("MAIL FROM")
         refused = refusal(mail, "MAIL FROM")
         if refused is not None:
             return refused
@@ -189,6 +202,7 @@ class BatchTransactions(SessionSetup):
         rcpts: list[Response] = []
         for recipient in recipients:
             rcpt = await self._command(f"RCPT TO:<{recipient}>", "RCPT TO", rcpt_timeout)
+            self._alone("RCPT TO")
             if rcpt.code == 421:
                 return rcpt
             refusal(rcpt, "RCPT TO")
@@ -196,7 +210,17 @@ class BatchTransactions(SessionSetup):
         if not any(rcpt.is_success for rcpt in rcpts):
             return rcpts, None
         data = await self._command("DATA", "DATA", path_timeout(self.path, "data_timeout", 300))
+        self._alone("DATA")
         return rcpts, expect_reply(data, "DATA", 354)
+
+    def _alone(self, command: str) -> None:
+        """Nothing may follow the reply to ``command`` before the client's next command
+        (or, after DATA, its body): a reply too many would be read as the next
+        command's, shifting every later one (a refusal of one RCPT read as another's,
+        or as the refusal of DATA: recipients the MX accepted would bounce). Only bytes
+        already received are seen; the session is lost (every recipient's 4xx)."""
+        if self.replies.buffered():
+            raise ReplyError(f"a reply nobody asked for came after the reply to {command}")
 
 
 def _decided(rcpts: list[Response], *replies: Response) -> list[Response]:

@@ -27,7 +27,7 @@ from kumocore.queue.retry_due import retry_due
 
 if TYPE_CHECKING:
     from kumocore.delivery.tls import SessionInfo
-    from kumocore.logs.dispatch import Ticket
+    from kumocore.logs.dispatch import LogDispatcher, Ticket
     from kumocore.logs.journal import Journal, SourceAddress
     from kumocore.mail.message import Message
     from kumocore.mail.response import Response
@@ -52,6 +52,7 @@ class BatchOutcomes:
 
     if TYPE_CHECKING:  # Outcomes' attributes and helpers, for the type checker only
         journal: Journal
+        logs: LogDispatcher | None
         counters: dict[str, int]
         stats: OutcomeStats
         _record_of: Callable[[Message], Queued | None]
@@ -59,6 +60,7 @@ class BatchOutcomes:
         _requeue: Callable[[Message, Response], Awaitable[bool]]
 
         def _spawn(self, coro: Any) -> None: ...
+        def _giving_up(self) -> bool: ...
         async def _finish(self, message: Message, *tickets: Ticket | None) -> None: ...
         def expire(self, path: PathView | None, message: Message, response: Response) -> None: ...
         def _record(
@@ -104,6 +106,23 @@ class BatchOutcomes:
             record.last_response = transient.to_single_line()  # inspect-message shows it
         return tickets
 
+    async def written(self, message: Message, tickets: Sequence[Ticket | None]) -> bool:
+        """Wait until ``tickets`` (the records of the recipients leaving the message)
+        reached every log sink: only then may the spool forget those recipients. Saving
+        first would let a crash lose a delivered recipient's record; records first at
+        worst send to it again after a restart (at-least-once, as for a whole message:
+        :meth:`~kumocore.queue.outcomes.Outcomes._finish`). False when a shutdown ended
+        the wait: the spool then keeps the recipients it had."""
+        logs = self.logs
+        if logs is None:
+            return True
+        for ticket in tickets:
+            if ticket and not await logs.written(ticket, None, give_up=self._giving_up):
+                log.warning("log record not written at shutdown; the batch's recipients "
+                            "stay spooled", id=message.id)  # fmt: skip
+                return False
+        return True
+
     def batch(
         self, path: PathView | None, message: Message, groups: Sequence[Group],
         peer: dict[str, str] | None, source_address: SourceAddress,
@@ -125,6 +144,8 @@ class BatchOutcomes:
         tickets = await self.record_batch(path, message, groups, peer, source_address, session)
         if not left:
             await self._finish(message, *tickets)
+            return
+        if not await self.written(message, tickets):
             return
         record = self._record_of(message)
         queue = record.queue if record is not None else None

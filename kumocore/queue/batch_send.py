@@ -112,14 +112,18 @@ async def send_batches(
                            conn.session, left=True)
             return
         outcomes.count_batch(path, done.groups)
-        await outcomes.record_batch(path, message, done.groups, conn.peer,
-                                    conn.source_address, conn.session)
+        tickets = await outcomes.record_batch(path, message, done.groups, conn.peer,
+                                              conn.source_address, conn.session)
+        # Before it goes out again (next transaction or next host): a restart must not
+        # send to the recipients just delivered or bounced, once their records are
+        # written (:meth:`~kumocore.queue.batch_outcomes.BatchOutcomes.written`).
+        if not await outcomes.written(message, tickets):
+            return  # shutting down: the spool keeps the recipients it had
+        await path.shared.store.save_meta(message)
         if not done.again:  # try_next_host_on_transport_error: the next connection
             conn.abort()
             path.put_back([message])
             return
-        # Before the next transaction: a restart must not send to these recipients again.
-        await path.shared.store.save_meta(message)
 
 
 def _settle(
@@ -130,7 +134,9 @@ def _settle(
     # Refused for their number: not the first recipient (it cannot be one too many). A
     # bare 452 may also mean a full mailbox: as KumoMTA, it counts as "too many" only for
     # a recipient not sent in the transaction before; a 4.5.3 says so whatever came before.
-    crowded = {chunk[i] for i, response in enumerate(responses)
+    # By position: a repeated address (a client may RCPT one twice) can be accepted once
+    # and refused as too many once, and the accepted one must still be logged.
+    crowded = {i for i, response in enumerate(responses)
                if i and too_many_recipients(response)
                and (chunk[i] not in last or _says_4_5_3(response))}
     left = excess + [name for name, kind in zip(chunk, kinds, strict=True) if kind == TRANSIENT]
@@ -138,7 +144,7 @@ def _settle(
     again = bool(left) and in_step and (
         any(name not in tried for name in excess) or (bool(crowded) and settled))
     # Those refused for their number are not logged when they go out at once.
-    logged = [i for i, name in enumerate(chunk) if not (again and name in crowded)]
+    logged = [i for i in range(len(chunk)) if not (again and i in crowded)]
     groups = group_outcomes([chunk[i] for i in logged], [responses[i] for i in logged],
                             [kinds[i] for i in logged])
     return _Round(groups, left, again)

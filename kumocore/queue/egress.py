@@ -111,6 +111,8 @@ class PathOutcomes(Protocol):
         session: SessionInfo | None = None,
     ) -> list[Ticket | None]: ...
 
+    async def written(self, message: Message, tickets: Sequence[Ticket | None]) -> bool: ...
+
     def batch(
         self, path: PathView | None, message: Message, groups: Sequence[Group],
         peer: dict[str, str] | None, source_address: SourceAddress,
