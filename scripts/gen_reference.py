@@ -341,7 +341,6 @@ def _named_convs() -> dict[int, str]:
         options.TABLE: "table",
         options.CIDRS: "list of IPs/CIDRs",
         options.KEY_SOURCE: "key source",
-        options.LOCAL_KEY_SOURCE: "key source (no Vault)",
         spool.MIN_FREE: "`'N%'` or an amount",
         TRIGGER: "`'Immediate'` or `{ Threshold = spec }`",
         listeners.LOG_DISPOSITION: "`'Ignore'`, `'LogThenRelay'`, `'LogThenDrop'` (or boolean)",
