@@ -5,6 +5,7 @@ and the spool."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,8 +227,14 @@ async def test_after_a_partial_delivery_a_restart_recovers_only_the_recipients_l
                                and message.num_attempts == 1)
         store = first.runtime.services.store
         assert store is not None
-        meta = await store.meta.get(message.id)
-        assert meta is not None and orjson.loads(meta)["recipient"] == "later@example.com"
+        # The attempt is counted just before the meta record is saved: wait for the save.
+        for _ in range(200):
+            meta = await store.meta.get(message.id)
+            assert meta is not None
+            if orjson.loads(meta)["recipient"] == "later@example.com":
+                break
+            await asyncio.sleep(0.02)
+        assert orjson.loads(meta)["recipient"] == "later@example.com"
     finally:
         await first.stop()
     rcpt_sink.replies.clear()
