@@ -18,6 +18,9 @@ _POLICIES = {
     "dkim_sign": "require('policy-extras.dkim_sign'):setup { 'FILE' }",
     "queue": "require('policy-extras.queue'):setup { 'FILE' }",
     "shaping": "require('policy-extras.shaping'):setup { 'FILE' }",
+    # A URL that fails, where the policy asks for remote failures to be errors.
+    "shaping_remote": "require('kumo').shaping.load({ 'FILE' }, "
+                      "{ remote_load = 'Error', http_timeout = '2s' })",
 }
 
 #: case -> (helper, file name, content)
@@ -34,7 +37,7 @@ CASES: dict[str, tuple[str, str, bytes]] = {
     "JSON top level not a table": ("sources", "s.json", b"[1, 2, 3]"),
     "automation regex invalid": ("shaping", "h.toml", b'[["x.test".automation]]\n'
                                  b'regex = "(unclosed"\naction = "Suspend"\nduration = "1h"\n'),
-    "shaping over HTTP": ("shaping", "h.toml", b""),
+    "shaping URL that refuses (remote_load = 'Error')": ("shaping_remote", "h.toml", b""),
 }  # fmt: skip
 
 
@@ -46,7 +49,8 @@ async def section_helpers(bench: Bench) -> None:
         directory = Path(tempfile.mkdtemp(dir=bench.workdir))
         data = directory / name
         data.write_bytes(content)
-        target = "http://127.0.0.1:9/shaping.toml" if case == "shaping over HTTP" else str(data)
+        remote = helper == "shaping_remote"
+        target = "http://127.0.0.1:9/shaping.toml" if remote else str(data)
         policy = directory / "policy.lua"
         policy.write_text(_POLICIES[helper].replace("FILE", target) + "\n")
         try:
