@@ -16,11 +16,9 @@ as for any configuration error.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from kumocore.config.vault import is_vault_source, parse_vault_source
-from kumocore.config.vault_cache import SecretCache
+from kumocore.config.vault_cache import SecretCache, inline_vault_fields
 
 __all__ = ["SECRET_TTL", "forget_secrets", "read_egress_vault_sources"]
 
@@ -43,14 +41,7 @@ _SECRETS = SecretCache(SECRET_TTL, MAX_SECRETS)
 async def read_egress_vault_sources(config: ConfigT, who: str) -> ConfigT:
     """``config`` (an egress path's or source's configuration) with every Vault key
     source replaced by ``{ key_data = <secret> }``; ``config`` itself when it has none."""
-    changes: dict[str, Any] = {}
-    for name in _FIELDS:
-        source = getattr(config, name, None)
-        if is_vault_source(source):
-            where = f"{who}: {name}"
-            secret = await _SECRETS.get(parse_vault_source(source, where), where)
-            changes[name] = {"key_data": secret}
-    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
+    return await inline_vault_fields(config, _FIELDS, _SECRETS, who)
 
 
 def forget_secrets() -> None:

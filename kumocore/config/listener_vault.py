@@ -26,8 +26,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from kumocore.config.vault import is_vault_source, parse_vault_source, read_vault_secret
-from kumocore.config.vault_cache import SecretCache
+from kumocore.config.vault import is_vault_source, read_vault_secret
+from kumocore.config.vault_cache import SecretCache, inline_vault_fields
 
 __all__ = [
     "CONNECTION_SECRETS",
@@ -106,14 +106,7 @@ async def read_connection_vault_sources(config: ConfigT, who: str) -> ConfigT:
     ``tls_certificate``/``tls_private_key`` replaced by ``{ key_data = <secret> }``, read
     through :data:`CONNECTION_SECRETS`; ``config`` itself when it names none. Errors
     (:class:`~kumocore.errors.ConfigError`) name ``who``, the field, mount, path, status."""
-    changes: dict[str, Any] = {}
-    for name in _FIELDS:
-        source = getattr(config, name, None)
-        if is_vault_source(source):
-            where = f"{who}: {name}"
-            secret = await CONNECTION_SECRETS.get(parse_vault_source(source, where), where)
-            changes[name] = {"key_data": secret}
-    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
+    return await inline_vault_fields(config, _FIELDS, CONNECTION_SECRETS, who)
 
 
 async def refreshed(source: Any, who: str) -> Any:

@@ -13,12 +13,21 @@ request to Vault. A failed read is not kept (the next caller tries again) and ra
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-from kumocore.config.vault import VaultSource, read_vault_secret
+from kumocore.config.vault import (
+    VaultSource,
+    is_vault_source,
+    parse_vault_source,
+    read_vault_secret,
+)
 
-__all__ = ["DEFAULT_MAX_SECRETS", "DEFAULT_TTL", "SecretCache"]
+ConfigT = TypeVar("ConfigT")
+
+__all__ = ["DEFAULT_MAX_SECRETS", "DEFAULT_TTL", "SecretCache", "inline_vault_fields"]
 
 #: Seconds a secret is used before it is read again (KumoMTA's TLS and connection caches
 #: keep their entries five minutes).
@@ -80,3 +89,18 @@ class SecretCache:
     def forget(self) -> None:
         """Drop every remembered secret (tests; a policy reload keeps them)."""
         self._cache.clear()
+
+
+async def inline_vault_fields(
+    config: ConfigT, fields: Sequence[str], cache: SecretCache, who: str
+) -> ConfigT:
+    """``config`` (a frozen configuration) with each of ``fields`` that names a Vault key
+    source replaced by ``{ key_data = <secret> }`` read through ``cache``; ``config``
+    itself when none does. Errors name ``who``, the field, mount, path and status."""
+    changes: dict[str, Any] = {}
+    for name in fields:
+        source = getattr(config, name, None)
+        if is_vault_source(source):
+            where = f"{who}: {name}"
+            changes[name] = {"key_data": await cache.get(parse_vault_source(source, where), where)}
+    return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]

@@ -15,7 +15,7 @@ writes the records, for a message the session sends on at once.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -56,13 +56,14 @@ class BatchOutcomes:
         counters: dict[str, int]
         stats: OutcomeStats
         _record_of: Callable[[Message], Queued | None]
-        _retry: Callable[[Message, float], Awaitable[None]]
-        _requeue: Callable[[Message, Response], Awaitable[bool]]
 
         def _spawn(self, coro: Any) -> None: ...
         def _giving_up(self) -> bool: ...
         async def _finish(self, message: Message, *tickets: Ticket | None) -> None: ...
-        def expire(self, path: PathView | None, message: Message, response: Response) -> None: ...
+        async def _reschedule(
+            self, path: PathView | None, message: Message, response: Response, due: float,
+            expiry: Response | None,
+        ) -> None: ...
         def _record(
             self, kind: str, message: Message, response: Response, path: PathView | None,
             peer: dict[str, str] | None, source_address: SourceAddress,
@@ -154,12 +155,6 @@ class BatchOutcomes:
             return
         due, expiry = retry_due(message, queue.config, retry_after)
         response = next((g.response for g in groups if g.kind == TRANSIENT), None)
-        if await self._requeue(message, response or retrying_batch()):
-            return  # the policy moved it to another queue
-        message.num_attempts += 1
-        if expiry is not None:
-            self.expire(path, message, expiry)
-            return
-        message.due = due
-        await self._retry(message, due)  # saves the meta record: the recipients left
+        # The meta record saved with it holds only the recipients left.
+        await self._reschedule(path, message, response or retrying_batch(), due, expiry)
 

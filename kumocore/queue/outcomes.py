@@ -292,16 +292,25 @@ class Outcomes(BatchOutcomes):
                 "TransientFailure", message, response, path, peer, source_address,
                 classification, session=session, queue_site=queue_site,
             )
-            if await self._requeue(message, response):
-                return  # the policy moved it to another queue
-            message.num_attempts += 1
-            if expiry is not None:
-                self.expire(path, message, expiry)
-                return
-            message.due = due
-            await self._retry(message, due)
+            await self._reschedule(path, message, response, due, expiry)
 
         self._spawn(finish())
+
+    async def _reschedule(
+        self, path: PathView | None, message: Message, response: Response, due: float,
+        expiry: Response | None,
+    ) -> None:
+        """After a transient outcome (of the message, or of the recipients a batch has
+        left): ``requeue_message`` may move it; else the attempt is counted and the
+        message expires, or waits until ``due`` (its meta record saved first)."""
+        if await self._requeue(message, response):
+            return  # the policy moved it to another queue
+        message.num_attempts += 1
+        if expiry is not None:
+            self.expire(path, message, expiry)
+            return
+        message.due = due
+        await self._retry(message, due)
 
     async def transient_retried_now(
         self,
