@@ -155,7 +155,10 @@ async def test_an_admin_bounce_with_suppress_logging_bounces_without_a_record(
 async def test_expiry_past_max_age_names_the_delayed_age_and_max_age(make_bench: Any) -> None:
     bench: Bench = await make_bench(
         path={"smtp_port": free_port()},
-        queue={"max_age": "2s", "retry_interval": "1s", "max_retry_interval": "1s"})
+        # The first retry (5 s, jitter ±125 ms) is past max_age however late the attempt
+        # ran: a 1 s interval could leave the second retry due just before 2 s, and the
+        # message then expires when it comes due, with the other text (expired_due).
+        queue={"max_age": "2s", "retry_interval": "5s", "max_retry_interval": "5s"})
     await bench.inject("r@example.com")
     (record,) = await bench.wait_for_records("Expiration", 1, timeout=15)
     assert record["response"]["code"] == 551 and _enhanced(record) == "5.4.7"
