@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from kumocore.logs.zstd_segment import ZstdSegmentWriter
     from kumocore.mail.address import AddressError, parse_envelope_address
     from kumocore.mail.body import SharedBody
+    from kumocore.mail.bounce_classes import PREDEFINED_BOUNCE_CLASSES
     from kumocore.mail.ids import new_message_id
     from kumocore.mail.message import Message
     from kumocore.mail.mime_api import BINARY_MIMEPART_FUNCTIONS, mimepart_functions
@@ -52,6 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BINARY_MIMEPART_FUNCTIONS",
+    "PREDEFINED_BOUNCE_CLASSES",
     "AccessControlList",
     "AclAuthInfo",
     "AclMap",
@@ -111,6 +113,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "Message": "kumocore.mail.message",
     "MultipleValues": "kumocore.policy.policyfn",
     "NamedLru": "kumocore.node.cache_capacity",
+    "PREDEFINED_BOUNCE_CLASSES": "kumocore.mail.bounce_classes",
     "Response": "kumocore.mail.response",
     "SharedBody": "kumocore.mail.body",
     "ZstdLines": "kumocore.logs.zstd_lines",

@@ -11,19 +11,26 @@ on it, behind the ones not sent yet (the excess beyond ``max_recipients_per_batc
 Then, as in KumoMTA:
 
 * no recipient left: the message leaves the spool once its records are written;
-* the excess, and recipients the MX refused only for their number (``452`` with no
-  enhanced code, or any ``4.5.3``, to a ``RCPT TO`` after the first; not logged), are
-  sent at once in the next transaction on the same session, while it is open;
+* the excess, and recipients the MX refused only for their number (not logged), go out
+  at once: the message is put first in line, and the session takes it next as a
+  transaction of its own, so ``max_deliveries_per_connection``, the message rate, a
+  suspension and a shutdown apply between two transactions of a batch. "Only for their
+  number", after the first recipient: any ``4.5.3``; a bare ``452`` or ``552`` that the
+  bounce classifier calls ``TooManyRecipients``, or leaves ``Uncategorized`` (or in a
+  class of the policy's own) for a recipient not in the message's transaction before
+  on this session (:func:`~kumocore.queue.batch_groups.classify_too_many`);
 * with ``try_next_host_on_transport_error``, a failure that says nothing about the
   message (a ``421``, a broken session: :func:`~kumocore.queue.reconnect.retry_on_next_host`)
   sends the recipients left on the session's next connection, the attempt not counted;
 * otherwise the message is rescheduled with the recipients left, its meta record saved
   with them first and its attempt counted once.
 
-kumocore's bound, which KumoMTA does not have: a message is sent on at once only when
-that transaction still has recipients never tried on this session, or when the last
-one delivered or bounced some (so an MX answering ``452 4.5.3`` to every second
-recipient and ``451`` to the first cannot keep a session in a loop).
+kumocore's bound, which KumoMTA does not have: a message goes out again at once only
+when it still has excess recipients never tried on this path since it last waited, or
+when the transaction delivered or bounced some (so an MX answering ``452 4.5.3`` to
+every second recipient and ``451`` to the first cannot keep a session in a loop, nor
+can ``max_deliveries_per_connection = 1`` turn one into a reconnect loop):
+:class:`~kumocore.queue.batch_groups.BatchMemory`.
 """
 
 from __future__ import annotations
@@ -31,7 +38,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kumocore.queue.batch_groups import TRANSIENT, Group, group_outcomes, kind_of
+from kumocore.queue.batch_groups import (
+    TRANSIENT,
+    Group,
+    TooMany,
+    classify_too_many,
+    group_outcomes,
+    kind_of,
+)
 from kumocore.queue.dispatchers import running
 from kumocore.queue.reconnect import retry_on_next_host
 from kumocore.queue.rewrite_status import rewrite_delivery_status
@@ -54,23 +68,6 @@ class Body:
     no_dot_lines: bool = False
 
 
-def _says_4_5_3(response: Response) -> bool:
-    enhanced = response.enhanced_code
-    return enhanced is not None and (enhanced.klass, enhanced.subject, enhanced.detail) == (
-        4, 5, 3)
-
-
-def too_many_recipients(response: Response) -> bool:
-    """Whether a ``RCPT TO`` refusal says only that the transaction has enough
-    recipients (RFC 5321 4.5.3.1.10: ``452``; the enhanced code ``4.5.3`` with any code)."""
-    if response.command != "RCPT TO" or not response.is_transient:
-        return False
-    enhanced = response.enhanced_code
-    if enhanced is None:
-        return response.code == 452
-    return (enhanced.klass, enhanced.subject, enhanced.detail) == (4, 5, 3)
-
-
 @dataclass(frozen=True, slots=True)
 class _Round:
     """What one transaction settled: the records to write, the recipients left (the
@@ -85,60 +82,64 @@ async def send_batches(
     path: EgressPath, conn: SmtpClientConnection, message: Message, plan: ConnectionPlan,
     body: Body,
 ) -> None:
-    """Send ``message`` (more than one recipient) over ``conn``; see the module doc."""
+    """Send one transaction of ``message`` (more than one recipient) over ``conn``; see
+    the module doc."""
+    memory = path.batch_memory
+    session = running().session_id
+    recipients = [str(recipient) for recipient in message.recipients]
     limit = path.config.max_recipients_per_batch
-    tried: set[str] = set()  # recipients sent in a transaction of this loop
-    last: set[str] = set()  # those of the transaction before
+    chunk, excess = recipients[:limit], recipients[limit:]
+    running().enter_phase("DeliveringMessage", f"send msg with {len(chunk)} recip(s)")
+    responses = await conn.send_batch(
+        str(message.sender), chunk, body.data, crlf_clean=body.crlf_clean, head=body.head,
+        no_dot_lines=body.no_dot_lines)
+    responses = await _rewritten(path, message, responses)
     outcomes = path.shared.outcomes
-    while True:
-        recipients = [str(recipient) for recipient in message.recipients]
-        chunk, excess = recipients[:limit], recipients[limit:]
-        running().enter_phase("DeliveringMessage", f"send msg with {len(chunk)} recip(s)")
-        responses = await conn.send_batch(
-            str(message.sender), chunk, body.data, crlf_clean=body.crlf_clean, head=body.head,
-            no_dot_lines=body.no_dot_lines)
-        responses = await _rewritten(path, message, responses)
-        kinds = [kind_of(response) for response in responses]
-        tried.update(chunk)
-        done = _settle(chunk, excess, responses, kinds, tried, last, conn.in_step())
-        last = set(chunk)
-        if not done.left:
-            outcomes.batch(path, message, done.groups, conn.peer, conn.source_address,
-                           conn.session, left=False)
-            return
+    verdicts = [await classify_too_many(response, outcomes.journal.classify)
+                for response in responses]
+    kinds = [kind_of(response, verdict) for response, verdict in zip(
+        responses, verdicts, strict=True)]
+    last = memory.last(message.id, session)
+    memory.remember(message.id, session, recipients, chunk)
+    done = _settle(chunk, excess, responses, kinds, verdicts, memory.tried(message.id), last,
+                   conn.in_step())
+    if done.left:
         message.set_recipient_list(done.left)
-        if not done.again and not _next_host(path, plan, responses, kinds):
-            outcomes.batch(path, message, done.groups, conn.peer, conn.source_address,
-                           conn.session, left=True)
-            return
-        outcomes.count_batch(path, done.groups)
-        tickets = await outcomes.record_batch(path, message, done.groups, conn.peer,
-                                              conn.source_address, conn.session)
-        # Before it goes out again (next transaction or next host): a restart must not
-        # send to the recipients just delivered or bounced, once their records are
-        # written (:meth:`~kumocore.queue.batch_outcomes.BatchOutcomes.written`).
-        if not await outcomes.written(message, tickets):
-            return  # shutting down: the spool keeps the recipients it had
-        await path.shared.store.save_meta(message)
-        if not done.again:  # try_next_host_on_transport_error: the next connection
-            conn.abort()
-            path.put_back([message])
-            return
+    if not done.left or (not done.again and not _next_host(path, plan, responses, kinds)):
+        memory.forget(message.id)
+        outcomes.batch(path, message, done.groups, conn.peer, conn.source_address,
+                       conn.session, left=bool(done.left))
+        return
+    outcomes.count_batch(path, done.groups)
+    tickets = await outcomes.record_batch(path, message, done.groups, conn.peer,
+                                          conn.source_address, conn.session)
+    # Before it goes out again (next transaction or next host): a restart must not
+    # send to the recipients just delivered or bounced, once their records are
+    # written (:meth:`~kumocore.queue.batch_outcomes.BatchOutcomes.written`).
+    if not await outcomes.written(message, tickets):
+        return  # shutting down: the spool keeps the recipients it had
+    await path.shared.store.save_meta(message)
+    if not done.again:  # try_next_host_on_transport_error: the next connection
+        conn.abort()
+    # First in line: the session takes it next, as a transaction of its own (KumoMTA's
+    # dispatcher does the same), so max_deliveries_per_connection, the message rate, a
+    # suspension and a shutdown apply between two transactions of a batch.
+    path.put_back([message])
 
 
 def _settle(
     chunk: list[str], excess: list[str], responses: list[Response], kinds: list[str],
-    tried: set[str], last: set[str], in_step: bool,
+    verdicts: list[TooMany], tried: set[str], last: frozenset[str], in_step: bool,
 ) -> _Round:
     """The outcome of one transaction for ``chunk`` (see the module doc)."""
-    # Refused for their number: not the first recipient (it cannot be one too many). A
-    # bare 452 may also mean a full mailbox: as KumoMTA, it counts as "too many" only for
-    # a recipient not sent in the transaction before; a 4.5.3 says so whatever came before.
-    # By position: a repeated address (a client may RCPT one twice) can be accepted once
-    # and refused as too many once, and the accepted one must still be logged.
-    crowded = {i for i, response in enumerate(responses)
-               if i and too_many_recipients(response)
-               and (chunk[i] not in last or _says_4_5_3(response))}
+    # Refused for their number: never the first recipient, or one sent alone. A bare
+    # 452 or 552 the classifier left open may also mean a full mailbox: as KumoMTA, it
+    # counts as "too many" only for a recipient not in the message's transaction before
+    # on this session. By position: a repeated address (a client may RCPT one twice) can
+    # be accepted once and refused as too many once, and the accepted one must be logged.
+    crowded = {i for i, verdict in enumerate(verdicts)
+               if i and (verdict is TooMany.YES
+                         or (verdict is TooMany.MAYBE and chunk[i] not in last))}
     left = excess + [name for name, kind in zip(chunk, kinds, strict=True) if kind == TRANSIENT]
     settled = any(kind != TRANSIENT for kind in kinds)
     again = bool(left) and in_step and (

@@ -79,6 +79,7 @@ class PathOutcomes(Protocol):
         peer: dict[str, str] | None,
         source_address: SourceAddress = None,
         session: SessionInfo | None = None,
+        kind: str | None = None,
     ) -> None: ...
 
     def transient(

@@ -22,7 +22,7 @@ import structlog
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
 from kumocore.mail.response import Response
-from kumocore.queue.batch_groups import is_retried
+from kumocore.queue.batch_groups import DELIVERY, TRANSIENT, kind_of
 from kumocore.queue.batch_outcomes import BatchOutcomes
 from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.path_stats import OutcomeStats
@@ -118,15 +118,19 @@ class Outcomes(BatchOutcomes):
         peer: dict[str, str] | None,
         source_address: SourceAddress = None,
         session: SessionInfo | None = None,
+        kind: str | None = None,
     ) -> None:
         """Dispatch a response to the matching outcome (``session``: the protocol and TLS
-        details of the attempt, for the record)."""
+        details of the attempt, for the record; ``kind``: the record it makes when the
+        caller asked the classifier, :func:`~kumocore.queue.batch_groups.kind_of`)."""
         connection = current_dispatcher.get()  # counted for inspect-ready-q
-        if response.is_success:
+        if kind is None:
+            kind = kind_of(response)
+        if kind == DELIVERY:
             if connection is not None:
                 connection.delivered += 1
             self.delivered(path, message, response, peer, source_address, session=session)
-        elif is_retried(response):
+        elif kind == TRANSIENT:
             if connection is not None:
                 connection.transfailed += 1
             self.transient(path, message, response, peer, source_address, session=session)

@@ -25,6 +25,7 @@ from kumocore.mail.response import Response
 from kumocore.node.memory import MEMORY
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.backoff import PathBackoff
+from kumocore.queue.batch_groups import BatchMemory
 from kumocore.queue.dispatchers import Dispatchers
 from kumocore.queue.path_queue import PathQueue
 from kumocore.queue.slots import PathThrottles, Slot
@@ -87,6 +88,8 @@ class EgressPath(PathQueue):
         self._tasks: set[asyncio.Task[None]] = set()
         #: The running connection tasks by session id (inspect / abort-ready-q-conn).
         self.dispatchers = Dispatchers(key.name)
+        #: Batches between their transactions (kumocore.queue.batch_send).
+        self.batch_memory = BatchMemory()
         #: Aborts the connections that stop making progress (kumocore.queue.watchdog).
         self.watchdog = Watchdog(self)
         # A path opened while a Suspend or an operator suspension holds starts held.

@@ -38,8 +38,6 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from kumocore.queue.batch_groups import is_retried
-
 if TYPE_CHECKING:
     from kumocore.dns.mx import MxTarget
     from kumocore.mail.response import Response
@@ -97,12 +95,6 @@ class ConnectionPlan:
             assert self.current is not None and self.remaining is not None
             self.remaining.appendleft(self.current)
         return True
-
-
-def transient_outcome(response: Response) -> bool:
-    """Whether ``response`` makes a ``TransientFailure`` (as
-    :meth:`kumocore.queue.outcomes.Outcomes.handle` classifies)."""
-    return not response.is_success and is_retried(response)
 
 
 def retry_on_next_host(response: Response) -> bool:

@@ -24,12 +24,13 @@ import structlog
 from kumocore.mail import internal_responses
 from kumocore.mail.internal_responses import BULK_DELAY
 from kumocore.mail.response import Response
+from kumocore.queue.batch_groups import TRANSIENT, classify_too_many, kind_of
 from kumocore.queue.batch_send import Body, send_batches
 from kumocore.queue.connect import ConnectionFailed, connect
 from kumocore.queue.dispatchers import running
 from kumocore.queue.insert_context import SOURCE_SUSPENDED
 from kumocore.queue.path import EgressPath
-from kumocore.queue.reconnect import ConnectionPlan, retry_on_next_host, transient_outcome
+from kumocore.queue.reconnect import ConnectionPlan, retry_on_next_host
 from kumocore.queue.rewrite_status import rewrite_delivery_status
 from kumocore.trace.bus import CLIENT_TRACE
 from kumocore.trace.events import ClientTracer
@@ -200,20 +201,25 @@ class SmtpEgressPath(EgressPath):
             return
         response = await conn.send(str(message.sender), str(message.recipient), data,
                                    crlf_clean=clean, head=head, no_dot_lines=no_dot_lines)
+        kind = None
         if not response.is_success:
             queue = shared.queue_of(message)
             queue_name = message.queue_name() if queue is None else queue.name
             response = await rewrite_delivery_status(shared.hooks, queue_name, message,
                                                      response)
+            # A bare 552 to RCPT TO is temporary unless the classifier names another
+            # cause (QuotaIssues...): the batch's rule, for one recipient too (KumoMTA).
+            kind = kind_of(response, await classify_too_many(
+                response, shared.outcomes.journal.classify))
             config = self.config
-            if (config.try_next_host_on_transport_error and transient_outcome(response)
+            if (config.try_next_host_on_transport_error and kind == TRANSIENT
                     and retry_on_next_host(response)
                     and plan.retry_now(config.reconnect_strategy)):
                 await self._retry_on_next_host(conn, message, response)
                 return
         shared.outcomes.handle(
             self, message, response, peer=conn.peer, source_address=conn.source_address,
-            session=conn.session,
+            session=conn.session, kind=kind,
         )
 
     async def _retry_on_next_host(

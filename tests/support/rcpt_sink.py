@@ -2,12 +2,13 @@
 
 For multi-recipient transactions: :attr:`RcptSink.replies` maps a recipient to the
 reply its ``RCPT TO`` gets (any other is accepted, up to :attr:`max_recipients` per
-transaction, beyond which ``452 4.5.3``); every command line is recorded with its
-connection number, and every message body received as a :class:`Transaction` naming the
-recipients accepted for it. ``DATA`` with no accepted recipient is refused (``503``),
-as Postfix does. With :attr:`lmtp` it speaks LMTP. Without :attr:`pipelining` the EHLO
-reply does not offer PIPELINING, and a client that sends a command before the reply to
-the one before it is counted in :attr:`sent_ahead` (a pipelining client would be).
+transaction, beyond which :attr:`too_many_reply`, by default ``452 4.5.3``); every
+command line is recorded with its connection number, and every message body received
+as a :class:`Transaction` naming the recipients accepted for it. ``DATA`` with no
+accepted recipient is refused (``503``), as Postfix does. With :attr:`lmtp` it speaks
+LMTP. Without :attr:`pipelining` the EHLO reply does not offer PIPELINING, and a client
+that sends a command before the reply to the one before it is counted in
+:attr:`sent_ahead` (a pipelining client would be).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class RcptSink:
     replies: dict[str, str] = field(default_factory=dict)
     pipelining: bool = True
     max_recipients: int | None = None
+    #: The reply to a recipient beyond :attr:`max_recipients` (an old server's ``552``).
+    too_many_reply: str = "452 4.5.3 too many recipients"
     #: Replaces the reply to DATA (``354`` even with no recipient accepted: RFC 2920
     #: 3.1's case; or a refusal), and the final reply to the dot.
     data_reply: str | None = None
@@ -125,7 +128,7 @@ class _Session:
             return chosen
         limit = self.sink.max_recipients
         if limit is not None and len(self.accepted) >= limit:
-            return "452 4.5.3 too many recipients"
+            return self.sink.too_many_reply
         self.accepted.append(recipient)
         return "250 2.1.5 recipient ok"
 

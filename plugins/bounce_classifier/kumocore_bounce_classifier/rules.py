@@ -14,18 +14,11 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from kumocore import ConfigError
+from kumocore import PREDEFINED_BOUNCE_CLASSES, ConfigError
 from kumocore.regular_file import read_regular_text
 
-#: KumoMTA's predefined bounce classes; custom class names are allowed too.
-PREDEFINED_CLASSES: tuple[str, ...] = (
-    "InvalidRecipient", "DNSFailure", "SpamBlock", "SpamContent", "ProhibitedAttachment",
-    "RelayDenied", "AutoReply", "TransientFailure", "Subscribe", "Unsubscribe",
-    "ChallengeResponse", "BadConfiguration", "BadConnection", "BadDomain", "ContentRelated",
-    "InactiveMailbox", "InvalidSender", "MessageExpired", "NoAnswerFromHost", "PolicyRelated",
-    "ProtocolErrors", "QuotaIssues", "RelayingIssues", "RoutingErrors", "SpamRelated",
-    "VirusRelated", "AuthenticationFailed", "TooManyRecipients", "Uncategorized",
-)  # fmt: skip
+#: KumoMTA's predefined bounce classes (core's list); custom class names are allowed too.
+PREDEFINED_CLASSES: tuple[str, ...] = PREDEFINED_BOUNCE_CLASSES
 
 UNCATEGORIZED = "Uncategorized"
 
