@@ -18,7 +18,8 @@ set-up: banner, EHLO, STARTTLS with DANE, AUTH
 (:class:`~kumocore.delivery.client_setup.SessionSetup`). The failures and the responses
 that stand for them are in :mod:`kumocore.delivery.client_failure`; the transactions of
 a message with several recipients in :mod:`kumocore.delivery.client_batch` (a base
-class: :meth:`SmtpClientConnection.send_batch`).
+class: :meth:`SmtpClientConnection.send_batch`), the envelope steps both kinds share
+(RSET, the lone dot) in :mod:`kumocore.delivery.client_envelope`.
 """
 
 from __future__ import annotations
@@ -125,12 +126,8 @@ class SmtpClientConnection(BatchTransactions):
     async def _pipelined_envelope(
         self, sender: str, recipient: str, parameters: str, rset: bool
     ) -> Response:
-        envelope = f"MAIL FROM:<{sender}>{parameters}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n"
-        self._write((("RSET\r\n" if rset else "") + envelope).encode())
-        self.replies.command = "RSET" if rset else "MAIL FROM"
-        await self._drain(path_timeout(self.path, "mail_from_timeout", 300),
-                          ("RSET, " if rset else "") + "MAIL FROM, RCPT TO, DATA")
-        reset = await self._read_rset() if rset else None
+        reset = await self._write_pipelined(
+            [f"MAIL FROM:<{sender}>{parameters}", f"RCPT TO:<{recipient}>", "DATA"], rset)
         if reset is not None:
             return reset  # the connection is dropped: the pipelined replies do not matter
         mail = await self.replies.read(
@@ -146,23 +143,15 @@ class SmtpClientConnection(BatchTransactions):
         if refused is None:
             return data
         if data.code == 354:
-            # RFC 2920 3.1: the MX took DATA although the envelope failed; end that
-            # (empty) message with a lone dot, never with commands it would read as data.
-            self._write(b".\r\n")
-            timeout = path_timeout(self.path, "data_dot_timeout", 300)
-            await self._drain(timeout, None)
-            await self.replies.read(".", timeout)
+            await self._end_empty_data()
         return refused
 
     async def _serial_envelope(
         self, sender: str, recipient: str, parameters: str, rset: bool
     ) -> Response:
-        if rset:
-            self._write(b"RSET\r\n")
-            await self._drain(path_timeout(self.path, "rset_timeout", 5), "RSET")
-            reset = await self._read_rset()
-            if reset is not None:
-                return reset
+        reset = await self._rset_alone(rset)
+        if reset is not None:
+            return reset
         mail = await self._command(f"MAIL FROM:<{sender}>{parameters}", "MAIL FROM",
                                    path_timeout(self.path, "mail_from_timeout", 300))
         refused = refusal(mail, "MAIL FROM")
@@ -176,25 +165,6 @@ class SmtpClientConnection(BatchTransactions):
             return refused
         data = await self._command("DATA", "DATA", path_timeout(self.path, "data_timeout", 300))
         return expect_reply(data, "DATA", 354)
-
-    async def _read_rset(self) -> Response | None:
-        """The RSET reply before a transaction: None when it is 250, else that reply (its
-        ``command`` RSET), which becomes the message's response as KumoMTA makes it."""
-        reply = await self.replies.read("RSET", path_timeout(self.path, "rset_timeout", 5))
-        return None if reply.code == 250 else reply
-
-    async def _reset(self) -> None:
-        """RSET after a refused envelope, at once (kumocore's choice: the next
-        transaction, if any, then starts clean without one)."""
-        try:
-            reply = await self._command("RSET", "RSET", path_timeout(self.path, "rset_timeout", 5))
-        except Exception as exc:
-            self._lost(exc)
-            return
-        if reply.code != 250:  # the session is not in a state we know: start afresh
-            self.abort()
-            return
-        self._rset_next = False
 
     async def close(self) -> None:
         """QUIT and close (bounded: a peer that does not cooperate is aborted)."""

@@ -23,17 +23,16 @@ failure on the wire ends the session and becomes every recipient's 4xx reply; so
 a reply received that no command asked for (one too many would shift every later reply
 onto the next command, and one recipient's refusal onto another). A message
 with one recipient never comes here (that path is the benchmark's hot path).
-:class:`BatchTransactions` is a base of ``SmtpClientConnection``, between it and
-:class:`~kumocore.delivery.client_setup.SessionSetup`.
+:class:`BatchTransactions` is a base of ``SmtpClientConnection``, between it and the
+envelope's shared steps (:class:`~kumocore.delivery.client_envelope.EnvelopeSteps`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+from kumocore.delivery.client_envelope import EnvelopeSteps
 from kumocore.delivery.client_io import path_timeout
-from kumocore.delivery.client_setup import SessionSetup
 from kumocore.delivery.eightbit import mail_parameters
 from kumocore.delivery.wire import ReplyError, dot_stuffed, expect_reply, refusal
 from kumocore.mail.internal_responses import send_failed
@@ -45,13 +44,8 @@ from kumocore.trace.bus import CLIENT_TRACE
 Envelope = Response | tuple[list[Response], Response | None]
 
 
-class BatchTransactions(SessionSetup):
+class BatchTransactions(EnvelopeSteps):
     """Transactions for several recipients (see the module doc)."""
-
-    if TYPE_CHECKING:  # SmtpClientConnection's, shared with its one-recipient send()
-
-        async def _read_rset(self) -> Response | None: ...
-        async def _reset(self) -> None: ...
 
     async def send_batch(
         self, sender: str, recipients: Sequence[str], data: bytes, *,
@@ -150,11 +144,7 @@ class BatchTransactions(SessionSetup):
         lines = [f"MAIL FROM:<{sender}>{parameters}"]
         lines += [f"RCPT TO:<{recipient}>" for recipient in recipients]
         lines.append("DATA")
-        self._write((("RSET\r\n" if rset else "") + "\r\n".join(lines) + "\r\n").encode())
-        self.replies.command = "RSET" if rset else "MAIL FROM"
-        await self._drain(path_timeout(self.path, "mail_from_timeout", 300),
-                          ("RSET, " if rset else "") + "MAIL FROM, RCPT TO, DATA")
-        reset = await self._read_rset() if rset else None
+        reset = await self._write_pipelined(lines, rset)
         if reset is not None:
             return reset
         mail = await self.replies.read(
@@ -176,22 +166,16 @@ class BatchTransactions(SessionSetup):
         refused = refusal(mail, "MAIL FROM")
         if refused is None and any(rcpt.is_success for rcpt in rcpts):
             return rcpts, data
-        if data.code == 354:  # RFC 2920 3.1: end the DATA the MX took with a lone dot
-            self._write(b".\r\n")
-            timeout = path_timeout(self.path, "data_dot_timeout", 300)
-            await self._drain(timeout, None)
-            await self.replies.read(".", timeout)
+        if data.code == 354:
+            await self._end_empty_data()
         return refused if refused is not None else (rcpts, None)
 
     async def _batch_serial(
         self, sender: str, recipients: Sequence[str], parameters: str, rset: bool
     ) -> Envelope:
-        if rset:
-            self._write(b"RSET\r\n")
-            await self._drain(path_timeout(self.path, "rset_timeout", 5), "RSET")
-            reset = await self._read_rset()
-            if reset is not None:
-                return reset
+        reset = await self._rset_alone(rset)
+        if reset is not None:
+            return reset
         mail = await self._command(f"MAIL FROM:<{sender}>{parameters}", "MAIL FROM",
                                    path_timeout(self.path, "mail_from_timeout", 300))
         self._alone("MAIL FROM")
