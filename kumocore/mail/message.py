@@ -65,6 +65,9 @@ def recipient_tuple(value: RecipientArg) -> tuple[EnvelopeAddress, ...]:
         raise TypeError(f"a recipient is an address or a list of addresses, got {value!r}")
     if not value:  # an empty Lua table arrives as an empty mapping
         raise ValueError("the recipient list is empty: a message needs one recipient")
+    for item in value:
+        if not isinstance(item, EnvelopeAddress | str):
+            raise TypeError(f"the recipient list holds {item!r:.80}, not an address")
     return tuple(_address(item, allow_null=False) for item in value)
 
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import PolicyError
 from kumocore.hookspecs import ConnMeta
-from kumocore.mail.address import AddressError, EnvelopeAddress, parse_envelope_address
+from kumocore.mail.address import EnvelopeAddress
+from kumocore.mail.message import recipient_tuple
 from kumocore.trace.bus import SERVER_TRACE
 from kumocore.trace.callbacks import traced_callback
 
@@ -196,26 +197,17 @@ def recipient_batches(value: Any) -> list[tuple[EnvelopeAddress, ...]]:
 
 
 def _batch(index: int, batch: Any) -> tuple[EnvelopeAddress, ...]:
-    if isinstance(batch, Mapping | list | tuple) and not batch:  # Lua's {} is a Mapping
-        raise PolicyError(
-            f"{SPLIT_EVENT}: batch {index} is empty (a message needs at least one recipient)"
-        )
+    """One inner array of a split answer as its addresses."""
+    if isinstance(batch, Mapping) and not batch:
+        batch = []  # Lua's {} arrives as an empty mapping
     if not isinstance(batch, list | tuple):
         raise PolicyError(
             f"{SPLIT_EVENT}: batch {index} must be an array of addresses, got {batch!r:.80}"
         )
-    addresses = []
-    for item in batch:
-        if isinstance(item, EnvelopeAddress):
-            addresses.append(item)
-            continue
-        if not isinstance(item, str):
-            raise PolicyError(f"{SPLIT_EVENT}: batch {index} holds {item!r:.80}, not an address")
-        try:
-            addresses.append(parse_envelope_address(item, allow_null=False))
-        except AddressError as exc:
-            raise PolicyError(f"{SPLIT_EVENT}: batch {index}: {exc}") from None
-    return tuple(addresses)
+    try:
+        return recipient_tuple(batch)
+    except (TypeError, ValueError) as exc:  # AddressError is a ValueError
+        raise PolicyError(f"{SPLIT_EVENT}: batch {index}: {exc}") from None
 
 
 def _string_list(event: str, value: Any) -> list[str]:

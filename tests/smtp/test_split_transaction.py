@@ -204,13 +204,13 @@ async def test_a_rejection_refuses_the_transaction_with_its_reply(run: Run) -> N
     ("handler", "problem"),
     [
         ("  return 'a@example.com'", "must return an array of arrays of addresses"),
-        ("  return { msg:recipient_list(), {} }", "batch 2 is empty"),
+        ("  return { msg:recipient_list(), {} }", "batch 2: the recipient list is empty"),
         (
             "  return { ['example.com'] = msg:recipient_list() }",
             "got a table keyed by 'example.com'",
         ),
         ("  return { 'a@example.com' }", "batch 1 must be an array of addresses"),
-        ("  return { { 42 } }", "batch 1 holds 42, not an address"),
+        ("  return { { 42 } }", "batch 1: the recipient list holds 42, not an address"),
         ("  return { { 'not an address' } }", "batch 1: "),
     ],
 )

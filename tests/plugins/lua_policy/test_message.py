@@ -185,3 +185,18 @@ async def test_msg_set_recipient_with_an_empty_table_is_an_error(tmp_path: Path)
     with pytest.raises(Exception, match="recipient list is empty"):
         await runtime.hooks.smtp_server_message_received(msg, {})
     assert [r.email for r in msg.recipients] == ["bob@gmail.com"]
+
+
+async def test_msg_set_recipient_with_a_number_in_the_list_names_it_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    runtime, _ = await load(tmp_path, """\
+        local kumo = require 'kumo'
+        kumo.on('smtp_server_message_received', function(msg)
+          msg:set_recipient { 'p@aol.com', 42 }
+        end)
+    """)
+    msg = make_message()
+    with pytest.raises(Exception, match="holds 42, not an address"):
+        await runtime.hooks.smtp_server_message_received(msg, {})
+    assert [r.email for r in msg.recipients] == ["bob@gmail.com"]
