@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from kumocore.errors import ConfigError, HookError, PolicyError, Rejection
 from kumocore.hookspecs import hookimpl, hookspec
-from kumocore.policy.policyfn import policy_function, takes_table
+from kumocore.policy.policyfn import lua_type_name, policy_function, takes_table
 
 if TYPE_CHECKING:
     from kumocore.config.toml_text import (
@@ -80,6 +80,7 @@ __all__ = [
     "hookspec",
     "jsonable",
     "load_acl_map",
+    "lua_type_name",
     "make_access_control_list",
     "mimepart_functions",
     "new_message_id",

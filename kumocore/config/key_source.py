@@ -16,6 +16,7 @@ from typing import Any
 
 from kumocore.config.vault import is_vault_source
 from kumocore.errors import ConfigError
+from kumocore.policy.policyfn import lua_type_name
 from kumocore.regular_file import read_regular_file
 
 _INLINE_OR_FILE = "use a file name or { key_data = ... }"
@@ -41,7 +42,7 @@ def key_source_bytes(
                 return data
             if isinstance(data, str):
                 return data.encode("utf-8")
-            raise ConfigError(f"{prefix}: key_data must be a string, got {_kind(data)}")
+            raise ConfigError(f"{prefix}: key_data must be a string, got {lua_type_name(data)}")
         if is_vault_source(source):
             why = f" ({sync})" if sync else ""
             raise ConfigError(f"{prefix}: HashiCorp Vault key sources are not supported "
@@ -50,7 +51,7 @@ def key_source_bytes(
             raise ConfigError(f"{prefix}: event-based key sources ({{ event_name = ... }}) "
                               f"are not supported by kumocore yet; {_INLINE_OR_FILE}")  # fmt: skip
     raise ConfigError(f"{prefix} must be a file name, {{ key_data = ... }} or {{ vault_mount"
-                      f" = ..., vault_path = ... }}, got {_kind(source)}")  # fmt: skip
+                      f" = ..., vault_path = ... }}, got {lua_type_name(source)}")  # fmt: skip
 
 
 def _file_bytes(name: str, prefix: str, limit: int | None) -> bytes:
@@ -64,16 +65,3 @@ def _file_bytes(name: str, prefix: str, limit: int | None) -> bytes:
     if limit is not None and len(data) > limit:
         raise ConfigError(f"{prefix}: key file {name!r} is larger than {limit} bytes")
     return data
-
-
-def _kind(value: Any) -> str:
-    """The Lua type a policy's value came from (policies are mostly Lua)."""
-    if value is None:
-        return "nil"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str | bytes):
-        return "string"
-    return "table" if isinstance(value, Mapping | list | tuple) else type(value).__name__

@@ -8,7 +8,7 @@ object can call it the same way: table-style functions always receive keyword ar
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -43,3 +43,17 @@ class MultipleValues(tuple[Any, ...]):
     """
 
     __slots__ = ()
+
+
+def lua_type_name(value: Any) -> str:
+    """The Lua type a policy's value came from, for the errors a ``kumo.*`` function
+    raises ("must be a string, got table"): policies are mostly Lua."""
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str | bytes):
+        return "string"
+    return "table" if isinstance(value, Mapping | list | tuple) else type(value).__name__

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kumocore import ConfigError
+from kumocore import ConfigError, lua_type_name
 
 
 def lua_number_text(value: int | float) -> str:
@@ -21,19 +21,6 @@ def lua_number_text(value: int | float) -> str:
     text = f"{value:.14g}"
     # Lua marks a float that reads like an integer with ".0", as lua_Number2str does.
     return f"{text}.0" if text.lstrip("-").isdigit() else text
-
-
-def lua_type_name(value: Any) -> str:
-    """The Lua type a Python value came from, for error messages."""
-    if value is None:
-        return "nil"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str | bytes):
-        return "string"
-    return "table" if isinstance(value, dict | list | tuple) else type(value).__name__
 
 
 def string_arg(function: str, what: str, value: Any) -> str:

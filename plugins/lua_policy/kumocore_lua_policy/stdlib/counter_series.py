@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kumocore import ConfigError, policy_function
-from kumocore_lua_policy.stdlib.arguments import lua_type_name, number_arg
+from kumocore import ConfigError, lua_type_name, policy_function
+from kumocore_lua_policy.stdlib.arguments import number_arg
 from kumocore_lua_policy.stdlib.clock import parse_duration
 
 #: KumoMTA's ``num_buckets`` is a ``u8``.

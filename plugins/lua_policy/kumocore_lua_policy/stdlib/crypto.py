@@ -26,11 +26,11 @@ from typing import Any
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from kumocore import ConfigError
+from kumocore import ConfigError, lua_type_name
 from kumocore.config.key_source import key_source_bytes as read_key_source
 from kumocore.config.vault import then_with_secrets
 from kumocore_lua_policy.byte_strings import takes_bytes
-from kumocore_lua_policy.stdlib.arguments import lua_type_name, string_arg
+from kumocore_lua_policy.stdlib.arguments import string_arg
 from kumocore_lua_policy.stdlib.codec import BinaryResult
 
 _ALGORITHMS = ("Ecb", "Cbc")

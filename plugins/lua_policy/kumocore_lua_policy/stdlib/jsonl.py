@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from kumocore import ConfigError
-from kumocore_lua_policy.stdlib.arguments import lua_type_name
+from kumocore import ConfigError, lua_type_name
 from kumocore_lua_policy.stdlib.clock import parse_duration
 from kumocore_lua_policy.stdlib.jsonl_tailer import Consumer, Tailer
 from kumocore_lua_policy.stdlib.jsonl_writer import LogWriter

@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from kumocore import ConfigError
-from kumocore_lua_policy.stdlib.arguments import lua_type_name, number_arg
+from kumocore import ConfigError, lua_type_name
+from kumocore_lua_policy.stdlib.arguments import number_arg
 
 _BUSY = (
     "the receiving side of this queue is in use by another task "

@@ -22,10 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from kumocore import ConfigError, policy_function
+from kumocore import ConfigError, lua_type_name, policy_function
 from kumocore.config.vault import then_with_secrets
 from kumocore_lua_policy.byte_strings import takes_bytes
-from kumocore_lua_policy.stdlib.arguments import lua_type_name
 from kumocore_lua_policy.stdlib.clock import Time
 from kumocore_lua_policy.stdlib.crypto import key_source_bytes
 
