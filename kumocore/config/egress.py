@@ -74,6 +74,11 @@ class EgressSource(Options, options_for="kumo.make_egress_source"):
     socks5_proxy_source_address: str | None = option(IP_ADDRESS, default=None)
     socks5_proxy_username: str | None = option(STRING, default=None)
     socks5_proxy_password: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
+    #: kumocore's own: ask the proxy to bind ``socks5_proxy_source_address`` with a
+    #: ``BIND`` before ``CONNECT``, as KumoMTA always does for its KumoProxy (and
+    #: ``kumocore proxy serve``); false for a general SOCKS5 server, which chooses its
+    #: outgoing address itself (Dante's ``external``) and reads a BIND otherwise.
+    socks5_proxy_bind_source: bool = option(BOOL, default=True)
     suspend_when_unplumbed: SuspendOnFailure | None = option(nested(SuspendOnFailure), default=None)
     suspend_when_proxy_unhealthy: SuspendOnFailure | None = option(
         nested(SuspendOnFailure), default=None

@@ -8,13 +8,15 @@ An egress source (``kumo.make_egress_source``) names how a connection leaves:
   is the MX (HAProxy, configured with ``usesrc clientip``, then connects from that
   address). The protocol has no reply, so a proxy that cannot bind shows up only as a
   lost or silent connection, as KumoMTA warns;
-* ``socks5_proxy_server`` + ``socks5_proxy_source_address``: a standard SOCKS5
-  ``CONNECT`` (RFC 1928), with user name/password authentication (RFC 1929) when
-  ``socks5_proxy_username``/``socks5_proxy_password`` are set. A standard SOCKS5
-  server picks its outgoing address itself (Dante's ``external``), so kumocore checks
-  the address the proxy reports having connected from and refuses the connection when
-  it is not ``socks5_proxy_source_address``: mail never leaves from an address the
-  operator did not choose.
+* ``socks5_proxy_server`` + ``socks5_proxy_source_address``: SOCKS5 (RFC 1928), with
+  user name/password authentication (RFC 1929) when ``socks5_proxy_username``/
+  ``socks5_proxy_password`` are set. As KumoMTA speaks to its KumoProxy (and to
+  ``kumocore proxy serve``): a ``BIND`` of the source address (port 0), then
+  ``CONNECT``; with ``socks5_proxy_bind_source = false`` only the ``CONNECT``, for a
+  general SOCKS5 server that picks its outgoing address itself (Dante's ``external``).
+  Either way kumocore checks the address the proxy reports having connected from and
+  refuses the connection when it is not ``socks5_proxy_source_address``: mail never
+  leaves from an address the operator did not choose.
 
 :func:`open_stream` returns the stream and the source description for log records,
 KumoMTA's ``{address, server, protocol}``.
@@ -61,6 +63,14 @@ class ProxyWrongSource(ProxyError):
     (or would not) send from the address asked for, KumoMTA's proxy bind failure."""
 
 
+class ProxyBindFailed(ProxyWrongSource):
+    """The SOCKS5 proxy refused to bind the source address (KumoMTA's ProxyBindError:
+    the address is not on the proxy host, or is taken)."""
+
+
+_CONNECT, _BIND = 1, 2  # RFC 1928 request commands
+
+
 @dataclass
 class Progress:
     """How far :func:`open_stream` got, for a caller whose timeout cut it short: before
@@ -78,6 +88,8 @@ class Route:
     source_ip: str | None
     username: str | None = None
     password: bytes | None = None
+    #: SOCKS5: ask the proxy to bind ``source_ip`` first (KumoProxy's BIND).
+    bind: bool = False
 
     def describe(self, local: tuple[str, int] | None) -> dict[str, Any]:
         """The ``source_address`` of log records for a connection on this route."""
@@ -112,7 +124,7 @@ def route_for_source(source: EgressSource | None, source_address: str | None = N
             password = load_secret(source.socks5_proxy_password)
         return Route("socks5", _split(source.socks5_proxy_server),
                      source.socks5_proxy_source_address,
-                     source.socks5_proxy_username, password)
+                     source.socks5_proxy_username, password, source.socks5_proxy_bind_source)
     return Route(None, None, source_address)
 
 
@@ -170,15 +182,30 @@ async def _socks5_connect(
         await _socks5_authenticate(reader, writer, route.username, route.password or b"")
     elif method != 0:
         raise ProxyError(f"SOCKS5 proxy offers no usable authentication (method {method})")
-    ip = ipaddress.ip_address(address)
-    kind = b"\x01" if ip.version == 4 else b"\x04"
-    writer.write(b"\x05\x01\x00" + kind + ip.packed + struct.pack("!H", port))
-    _, status, _, atyp = await reader.readexactly(4)
-    bound = await _read_socks_address(reader, atyp)
+    if route.bind:
+        assert route.source_ip is not None
+        status, _ = await _socks5_request(reader, writer, _BIND, route.source_ip, 0)
+        if status != 0:
+            raise ProxyBindFailed(
+                f"SOCKS5 proxy could not bind {route.source_ip}: "
+                f"{_SOCKS_REPLIES.get(status, f'status {status}')}")
+    status, bound = await _socks5_request(reader, writer, _CONNECT, address, port)
     if status != 0:
         reason = _SOCKS_REPLIES.get(status, f"status {status}")
         raise ProxyError(f"SOCKS5 proxy could not connect to {address}:{port}: {reason}")
     return bound
+
+
+async def _socks5_request(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command: int, address: str,
+    port: int,
+) -> tuple[int, tuple[str, int]]:
+    """One request for an IP address; the reply's status and address."""
+    ip = ipaddress.ip_address(address)
+    kind = b"\x01" if ip.version == 4 else b"\x04"
+    writer.write(bytes([5, command, 0]) + kind + ip.packed + struct.pack("!H", port))
+    _, status, _, atyp = await reader.readexactly(4)
+    return status, await _read_socks_address(reader, atyp)
 
 
 async def _socks5_authenticate(

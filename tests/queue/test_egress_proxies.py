@@ -50,7 +50,7 @@ async def test_socks5_connection_leaves_from_the_proxy_source_address(make_bench
     with dante_socks5("127.0.0.32", "127.0.10.33") as port:
         bench = await _bench_with_source(
             make_bench, socks5_proxy_server=f"127.0.0.32:{port}",
-            socks5_proxy_source_address="127.0.10.33")
+            socks5_proxy_source_address="127.0.10.33", socks5_proxy_bind_source=False)
         await bench.inject("rcpt@example.com")
         received = await bench.sink.wait_for(1)
         records = await bench.wait_for_records("Delivery", 1)
@@ -69,7 +69,7 @@ async def test_socks5_proxy_leaving_from_another_address_is_refused_not_used(
     with dante_socks5("127.0.0.34", "127.0.10.35") as port:
         bench = await _bench_with_source(
             make_bench, socks5_proxy_server=f"127.0.0.34:{port}",
-            socks5_proxy_source_address="127.0.10.34")
+            socks5_proxy_source_address="127.0.10.34", socks5_proxy_bind_source=False)
         await bench.inject("rcpt@example.com")
         records = await bench.wait_for_records("TransientFailure", 1)
     assert bench.sink.messages == []
@@ -99,6 +99,7 @@ async def test_socks5_username_and_password_authenticate_and_a_wrong_password_fa
         bench = await _bench_with_source(
             make_bench, socks5_proxy_server=f"127.0.0.36:{port}",
             socks5_proxy_source_address="127.0.10.36", socks5_proxy_username=SOCKS_USER,
+            socks5_proxy_bind_source=False,
             socks5_proxy_password={"key_data": "wrong"})
         await bench.inject("first@example.com")
         failed = await bench.wait_for_records("TransientFailure", 1)
@@ -107,6 +108,7 @@ async def test_socks5_username_and_password_authenticate_and_a_wrong_password_fa
         bench2 = await _bench_with_source(
             make_bench, socks5_proxy_server=f"127.0.0.36:{port}",
             socks5_proxy_source_address="127.0.10.36", socks5_proxy_username=SOCKS_USER,
+            socks5_proxy_bind_source=False,
             socks5_proxy_password={"key_data": "s3cret-pass"})
         await bench2.inject("second@example.com")
         received = await bench2.sink.wait_for(1)

@@ -140,6 +140,7 @@ async def test_an_unreachable_socks5_proxy_suspends_and_the_message_waits_for_th
     bench = await _bench(
         make_bench, ["proxied"],
         proxied={"socks5_proxy_server": f"{host}:{port}", "socks5_proxy_source_address": external,
+                 "socks5_proxy_bind_source": False,
                  "suspend_when_proxy_unhealthy": {"duration": "2s"}},
     )  # fmt: skip
     await bench.inject("first@example.com")
