@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
         from kumocore.tsa.cli import add_tsa_subcommand
 
         add_tsa_subcommand(commands)
+        from kumocore.proxy.cli import add_proxy_subcommand
+
+        add_proxy_subcommand(commands)
     _accept_log_level_everywhere(parser)
     return parser
 

@@ -446,6 +446,7 @@ local KUMO_MODULES = {
   sqlite = true,
   redis = true,
   tsa = 'is only available to the tsa-daemon policy run by `kumocore tsa serve`',
+  proxy = 'is only available to the proxy policy run by `kumocore proxy serve`',
 }
 
 -- `require` as in Lua 5.4, but written in Lua so that a module's top-level code may call
