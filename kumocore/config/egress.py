@@ -106,6 +106,15 @@ class EgressSource(Options, options_for="kumo.make_egress_source"):
             raise ConfigError(
                 f"{self.options_for}: socks5_proxy_password needs socks5_proxy_username")
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; kumocore's own ``socks5_proxy_bind_source`` only when it is not
+        its default, so a source serialises as KumoMTA's does (``kumo.json_encode``,
+        ``invoke_get_egress_source``) and a false one still round-trips."""
+        table = super().to_dict()
+        if self.socks5_proxy_bind_source:
+            del table["socks5_proxy_bind_source"]
+        return table
+
 
 class EgressPoolEntry(Options, options_for="kumo.make_egress_pool entries"):
     """A source in a pool; ``weight`` 0 keeps it defined but unused."""

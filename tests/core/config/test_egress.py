@@ -286,3 +286,12 @@ def test_a_file_name_or_key_data_is_a_key_source() -> None:
             {"smtp_auth_plain_password": source}).smtp_auth_plain_password == source
 
 
+
+
+def test_socks5_proxy_bind_source_is_serialised_only_when_turned_off() -> None:
+    common = {"name": "s", "socks5_proxy_server": "127.0.0.1:1080",
+              "socks5_proxy_source_address": "127.0.10.1"}  # fmt: skip
+    assert "socks5_proxy_bind_source" not in EgressSource.from_options(common).to_dict()
+    off = EgressSource.from_options({**common, "socks5_proxy_bind_source": False})
+    assert off.to_dict()["socks5_proxy_bind_source"] is False
+    assert EgressSource.from_options(off.to_dict()) == off
