@@ -16,15 +16,13 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from kumocore.errors import ConfigError
-from kumocore.proxy.http import start_http
-from kumocore.proxy.listener import ProxyListener
+from kumocore.proxy.http import HttpListener, start_http
+from kumocore.proxy.listener import RESERVED_FDS, ProxyListener, descriptor_cap
 from kumocore.proxy.metrics import ProxyCollector
 from kumocore.proxy.module import INIT_EVENT, ProxyModule, authenticator
 from kumocore.tsa.daemon_policy import call_event
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from kumocore.node.runtime import Runtime
 
 log = structlog.get_logger("kumocore.proxy")
@@ -37,7 +35,7 @@ class ProxyDaemon:
         self.runtime = runtime
         self.module = module
         self.listeners: list[ProxyListener] = []
-        self.http: list[web.AppRunner] = []
+        self.http: list[HttpListener] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ProxyCollector(lambda: [p.metrics for p in self.listeners]))
 
@@ -63,9 +61,13 @@ class ProxyDaemon:
         return daemon
 
     async def start(self) -> None:
+        from kumocore.http.connections import connection_cap
+
         authenticate = authenticator(self.runtime)
+        http_fds = sum(connection_cap(c.max_connections) for c in self.module.http_listeners)
+        fd_cap = descriptor_cap(len(self.module.proxy_listeners), RESERVED_FDS + http_fds)
         for config in self.module.proxy_listeners:
-            listener = ProxyListener(config, authenticate)
+            listener = ProxyListener(config, authenticate, fd_cap)
             await listener.start()
             self.listeners.append(listener)
         for http in self.module.http_listeners:
@@ -87,8 +89,24 @@ class ProxyDaemon:
         return f"proxy listeners on {proxies}; HTTP listeners: {http}"
 
 
+def raise_open_file_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard one, as KumoProxy does at start (each
+    client holds two descriptors); the soft limit in force afterwards."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:  # e.g. an unlimited hard limit
+            log.warning("open-file limit not raised", soft=soft, hard=hard, error=str(exc))
+    return soft
+
+
 async def serve(policy: str, *, stop: asyncio.Event | None = None) -> None:
     """Run until ``stop`` (or SIGTERM/SIGINT when no ``stop`` is given)."""
+    raise_open_file_limit()
     daemon = await ProxyDaemon.load(policy)
     try:
         await daemon.start()

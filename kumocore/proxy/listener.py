@@ -5,11 +5,18 @@ Each client gets KumoProxy's TCP keepalive, then (``use_tls``) a TLS handshake b
 then its :class:`~kumocore.proxy.session.Session`. A client beyond ``max_connections``
 (kumocore's bound; KumoProxy has none) is closed as soon as it is accepted, before any
 handshake. Closing the listener ends every session.
+
+``max_connections`` is also lowered, when it must be, so that every listener's clients fit
+the process's open-file limit (:func:`descriptor_cap`): past that limit ``accept`` fails
+(asyncio then stops accepting for a second and logs each failure) and admitted clients
+cannot open their destination's socket, so a few hundred idle clients would shut
+everyone out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import resource
 import ssl
 from typing import Any
 
@@ -18,6 +25,7 @@ import structlog
 from kumocore.errors import ConfigError
 from kumocore.proxy.metrics import ListenerMetrics
 from kumocore.proxy.options import ProxyListenerConfig
+from kumocore.proxy.relay import CHUNK
 from kumocore.proxy.session import (
     Authenticate,
     Session,
@@ -28,10 +36,27 @@ from kumocore.proxy.session import (
 
 log = structlog.get_logger("kumocore.proxy")
 
+#: Descriptors kept for the rest of the process (policy files, logs, DNS), on top of
+#: what the HTTP listeners may hold.
+RESERVED_FDS = 64
+
+
+def descriptor_cap(listeners: int, reserved: int) -> int | None:
+    """Clients one of ``listeners`` proxy listeners may serve at once so that all fit the
+    soft ``RLIMIT_NOFILE`` less ``reserved``: each holds two descriptors, its own and its
+    destination's (or bound) socket. None when the limit is unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(1, (soft - reserved) // (2 * max(1, listeners)))
+
 
 class ProxyListener:
-    def __init__(self, config: ProxyListenerConfig, authenticate: Authenticate) -> None:
+    def __init__(self, config: ProxyListenerConfig, authenticate: Authenticate,
+                 fd_cap: int | None = None) -> None:  # fmt: skip
         self.config = config
+        #: ``max_connections``, lowered to ``fd_cap`` (see :func:`descriptor_cap`).
+        self.max_connections = min(config.max_connections, fd_cap or config.max_connections)
         self.authenticate = authenticate
         self.metrics = ListenerMetrics(config.listen)
         self.address: tuple[str, int] | None = None
@@ -49,7 +74,8 @@ class ProxyListener:
                                        config.tls_private_key)  # fmt: skip
         host, port = split_host_port(config.listen)
         try:
-            self._server = await asyncio.start_server(self._accepted, host or None, port)
+            self._server = await asyncio.start_server(self._accepted, host or None, port,
+                                                      limit=CHUNK)  # fmt: skip
         except OSError as exc:
             raise ConfigError(f"proxy.start_proxy_listener: cannot listen on {config.listen}: "
                               f"{exc.strerror or exc}") from exc  # fmt: skip
@@ -57,6 +83,11 @@ class ProxyListener:
         # The label is the bound address, as KumoProxy's (it differs from `listen` for :0).
         self.metrics.listener = socket_address(self.address)
         log.info("proxy listener on", address=self.metrics.listener, tls=config.use_tls)
+        if self.max_connections < config.max_connections:
+            log.warning("proxy max_connections lowered to fit the open-file limit (raise "
+                        "it with ulimit -n or LimitNOFILE)", address=self.metrics.listener,
+                        configured=config.max_connections,
+                        effective=self.max_connections)  # fmt: skip
 
     async def close(self) -> None:
         if self._server is not None:
@@ -73,7 +104,7 @@ class ProxyListener:
 
     async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         metrics = self.metrics
-        if metrics.active >= self.config.max_connections:
+        if metrics.active >= self.max_connections:
             metrics.add("proxy_connections_refused")
             writer.transport.abort()
             return

@@ -30,7 +30,7 @@ import structlog
 
 from kumocore.proxy.metrics import ListenerMetrics
 from kumocore.proxy.options import ProxyListenerConfig, TcpKeepalive
-from kumocore.proxy.relay import relay
+from kumocore.proxy.relay import CHUNK, relay
 from kumocore.proxy.socks5 import (
     Command,
     Method,
@@ -135,7 +135,7 @@ class Session:
             username, password = await self._step(read_credentials(self.client[0]),
                                                    "reading credentials")  # fmt: skip
             meta = {"peer_address": self.peer, "local_address": self.local}
-            accepted = await self.authenticate(username, password, meta)
+            accepted = await self._authenticate(username, password, meta)
             await self._send(auth_reply(accepted), "authentication status")
             if not accepted:
                 raise SessionFailed(f"authentication failed for user {username} from {self.peer}")
@@ -147,6 +147,17 @@ class Session:
         else:
             await self._send(method_reply(Method.NO_ACCEPTABLE), "method")
             raise SessionFailed(f"{self.peer} offered no method this proxy supports")
+
+    async def _authenticate(self, username: str, password: str, meta: dict[str, str]) -> bool:
+        # KumoProxy waits on its handler for ever; bounded here as every other step, so a
+        # hung auth backend cannot hold each client (and its descriptor) past `timeout`.
+        try:
+            return await asyncio.wait_for(self.authenticate(username, password, meta),
+                                          self.config.timeout)  # fmt: skip
+        except TimeoutError:
+            log.warning("authentication took longer than the timeout: refused",
+                        user=username, peer=self.peer, timeout=self.config.timeout)  # fmt: skip
+            return False
 
     async def _answer(self, request: Request) -> tuple[Status, tuple[str, int] | None]:
         if request.command not in (Command.BIND, Command.CONNECT):  # UDP ASSOCIATE, unknown
@@ -194,7 +205,7 @@ class Session:
             await asyncio.get_running_loop().sock_connect(sock, destination)
             set_keepalive(sock, self.config.tcp_keepalive)
             address: tuple[str, int] = sock.getsockname()[:2]
-            self.remote = await asyncio.open_connection(sock=sock)
+            self.remote = await asyncio.open_connection(sock=sock, limit=CHUNK)
         except BaseException:
             sock.close()
             raise
