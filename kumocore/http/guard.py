@@ -49,6 +49,18 @@ def json_error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
+def untrusted_peer(config: HttpListenerConfig, request: web.Request) -> web.Response | None:
+    """A JSON ``401`` for a peer outside the listener's ``trusted_hosts``, None for one in
+    it: the services that answer only their trusted hosts (``kumocore tsa serve``, the
+    proxy server's HTTP listener) refuse the others so."""
+    peer = request.remote or ""
+    try:
+        allowed = config.trusted_hosts.contains(peer)
+    except ValueError:  # not an IP address (a Unix socket peer)
+        allowed = False
+    return None if allowed else json_error(401, f"{peer} is not a trusted host")
+
+
 def make_connection_middleware(guard: ConnectionGuard | None) -> Any:
     """Tells the connection guard when a request is being handled (no header deadline)."""
 

@@ -39,9 +39,7 @@ def _lua_string(text: str) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from kumocore.errors import ConfigError, HookError, PolicyError
+    from kumocore.node.service_cli import run_service
     from kumocore.proxy.daemon import serve
 
     legacy = bool(args.listen or args.no_splice or args.timeout_seconds is not None)
@@ -54,34 +52,22 @@ def _serve(args: argparse.Namespace) -> int:
               "policy), or --listen IP:PORT (KumoMTA's legacy command line)",
               file=sys.stderr)  # fmt: skip
         return 2
-    try:
-        with tempfile.TemporaryDirectory(prefix="kumocore-proxy-") as tmp:
-            policy = args.proxy_config
-            if policy is None:
-                timeout = args.timeout_seconds
-                text = legacy_policy(args.listen, DEFAULT_TIMEOUT_SECONDS if timeout is None
-                                     else timeout, args.no_splice)  # fmt: skip
-                policy = str(Path(tmp) / "kumo-proxy-config.lua")
-                Path(policy).write_text(text)
-            asyncio.run(serve(policy))
-    except (ConfigError, PolicyError, HookError) as exc:
-        print(f"kumocore proxy serve: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    with tempfile.TemporaryDirectory(prefix="kumocore-proxy-") as tmp:
+        policy = args.proxy_config
+        if policy is None:
+            timeout = args.timeout_seconds
+            text = legacy_policy(args.listen, DEFAULT_TIMEOUT_SECONDS if timeout is None
+                                 else timeout, args.no_splice)  # fmt: skip
+            policy = str(Path(tmp) / "kumo-proxy-config.lua")
+            Path(policy).write_text(text)
+        return run_service("proxy serve", serve(policy))
 
 
 def _validate(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from kumocore.errors import ConfigError, HookError, PolicyError
+    from kumocore.node.service_cli import run_service
     from kumocore.proxy.daemon import validate
 
-    try:
-        print(asyncio.run(validate(args.proxy_config)))
-    except (ConfigError, PolicyError, HookError) as exc:
-        print(f"kumocore proxy validate: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_service("proxy validate", validate(args.proxy_config), show=True)
 
 
 def add_proxy_subcommand(subparsers: Any) -> None:

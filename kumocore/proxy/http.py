@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from kumocore.config.listeners import HttpListenerConfig
 from kumocore.errors import ConfigError
+from kumocore.http.guard import untrusted_peer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,14 +31,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def _trusted_only(config: HttpListenerConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        peer = request.remote or ""
-        try:
-            allowed = config.trusted_hosts.contains(peer)
-        except ValueError:
-            allowed = False
-        if not allowed:
-            return web.json_response({"error": f"{peer} is not a trusted host"}, status=401)
-        return await handler(request)
+        refusal = untrusted_peer(config, request)
+        return refusal if refusal is not None else await handler(request)
 
     return guard
 

@@ -41,32 +41,19 @@ def format_actions(body: dict[str, Any]) -> str:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from kumocore.errors import ConfigError, HookError, PolicyError
+    from kumocore.node.service_cli import run_service
     from kumocore.tsa.daemon import serve
 
-    try:
-        asyncio.run(serve(args.policy, listen=args.listen, trusted=args.trusted_host,
-                          state_file=args.state_file))
-    except (ConfigError, PolicyError, HookError) as exc:
-        print(f"kumocore tsa serve: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_service("tsa serve", serve(args.policy, listen=args.listen,
+                                          trusted=args.trusted_host,
+                                          state_file=args.state_file))  # fmt: skip
 
 
 def _validate(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from kumocore.errors import ConfigError, HookError, PolicyError
+    from kumocore.node.service_cli import run_service
     from kumocore.tsa.daemon import validate
 
-    try:
-        print(asyncio.run(validate(args.policy)))
-    except (ConfigError, PolicyError, HookError) as exc:
-        print(f"kumocore tsa validate: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_service("tsa validate", validate(args.policy), show=True)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from kumocore.config.listeners import HttpListenerConfig
 from kumocore.errors import ConfigError
+from kumocore.http.guard import untrusted_peer
 from kumocore.tsa.daemon_policy import (
     INIT_EVENT,
     SHAPING_EVENT,
@@ -57,13 +58,9 @@ def _guard(config: HttpListenerConfig) -> Callable[..., Awaitable[web.StreamResp
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        peer = request.remote or ""
-        try:
-            allowed = config.trusted_hosts.contains(peer)
-        except ValueError:
-            allowed = False
-        if not allowed:
-            return web.json_response({"error": f"{peer} is not a trusted host"}, status=401)
+        refusal = untrusted_peer(config, request)
+        if refusal is not None:
+            return refusal
         try:
             return await handler(request)
         except web.HTTPRequestEntityTooLarge:
