@@ -94,7 +94,9 @@ async def test_requests_on_both_listeners_share_one_recipient_budget(start: Star
     began = time.monotonic()
     status, body, _ = await node.inject(10, via=0)  # the whole burst, admitted at once
     assert (status, body["success_count"]) == (200, 10)
-    assert time.monotonic() - began < 0.3
+    # At once: well under the second it would take at the limit's rate (0.3 s was too
+    # tight on a loaded 2-core machine: 0.35 s seen, the request itself being slow).
+    assert time.monotonic() - began < 0.8
     status, body, _ = await node.inject(5, via=1)  # the other listener waits ~0.5 s
     waited = time.monotonic() - began
     assert (status, body["success_count"]) == (200, 5)
