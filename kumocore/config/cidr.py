@@ -105,6 +105,13 @@ class CidrSet:
         return f"CidrSet({self.to_list()!r})"
 
 
+def join_host_port(host: str, port: int) -> str:
+    """``("127.0.0.1", 25)`` -> ``"127.0.0.1:25"``; an IPv6 host in brackets
+    (``"[::1]:25"``): a socket address as KumoMTA prints it, the inverse of
+    :func:`split_host_port`."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def split_host_port(address: str) -> tuple[str, int]:
     """``"0.0.0.0:25"`` -> ``("0.0.0.0", 25)``; ``"[::1]:25"`` -> ``("::1", 25)``.
 

@@ -31,6 +31,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kumocore.config.cidr import join_host_port
 from kumocore.policy.secrets import load_secret
 from kumocore.reception.smtp.proxy_protocol import encode_v2
 
@@ -97,13 +98,8 @@ class Route:
             return {"address": f"{local[0]}:{local[1]}" if local else None}
         address = local if local is not None else (self.source_ip or "", 0)
         assert self.server is not None
-        return {"address": _join(address), "server": _join(self.server),
+        return {"address": join_host_port(*address), "server": join_host_port(*self.server),
                 "protocol": self.protocol}
-
-
-def _join(address: tuple[str, int]) -> str:
-    host = address[0]
-    return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
 
 
 def _split(text: str) -> tuple[str, int]:
@@ -147,7 +143,7 @@ async def open_stream(
         reader, writer = await asyncio.open_connection(*route.server, limit=limit)
     except OSError as exc:
         raise ProxyUnreachable(
-            f"{route.protocol} proxy {_join(route.server)} unreachable: {exc}") from exc
+            f"{route.protocol} proxy {join_host_port(*route.server)} unreachable: {exc}") from exc
     if progress is not None:
         progress.proxy_connected = True
     try:
@@ -162,7 +158,7 @@ async def open_stream(
     if bound[0] != str(ipaddress.ip_address(route.source_ip)):
         writer.transport.abort()
         raise ProxyWrongSource(
-            f"SOCKS5 proxy {_join(route.server)} connected from {bound[0]}, not from "
+            f"SOCKS5 proxy {join_host_port(*route.server)} connected from {bound[0]}, not from "
             f"socks5_proxy_source_address {route.source_ip}")
     return reader, writer, route.describe(bound)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from kumocore.config.cidr import join_host_port
 from kumocore.errors import ConfigError
 
 MAX_ACL_PATH_LEN = 256
@@ -35,7 +36,7 @@ class HttpUrlResource:
 
 def format_local_addr(host: str, port: int) -> str:
     """``127.0.0.1:8000`` / ``[::1]:8000``: a socket address as KumoMTA prints it."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_host_port(host, port)
 
 
 def http_url_resource(local_addr: str, path: str) -> HttpUrlResource:

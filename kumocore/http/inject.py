@@ -36,6 +36,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from kumocore.config.cidr import join_host_port
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.http.auth import AuthInfo, request_auth
 from kumocore.http.builder import (
@@ -169,8 +170,7 @@ class InjectHandler:
         sockname = request.transport.get_extra_info("sockname") if request.transport else None
         if not sockname:
             return self.config.listen
-        host, port = str(sockname[0]), int(sockname[1])
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return join_host_port(str(sockname[0]), int(sockname[1]))
 
     async def inject(
         self, inject: InjectRequest, templates: Templates, auth: AuthInfo, via: str | None

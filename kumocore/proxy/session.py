@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from kumocore.config.cidr import join_host_port
 from kumocore.proxy.metrics import ListenerMetrics
 from kumocore.proxy.options import ProxyListenerConfig, TcpKeepalive
 from kumocore.proxy.relay import CHUNK, relay
@@ -67,8 +68,7 @@ class SessionFailed(Exception):
 
 def socket_address(address: Any) -> str:
     """``ip:port`` (``[ip]:port`` for IPv6) as KumoMTA writes a SocketAddr."""
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return join_host_port(address[0], address[1])
 
 
 def set_keepalive(sock: Any, params: TcpKeepalive) -> None:

@@ -9,7 +9,7 @@ protocols, the outcomes, the path and the SMTP session can all name these.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -21,10 +21,9 @@ from kumocore.mail.bounce_classes import (
 )
 
 if TYPE_CHECKING:
+    from kumocore.logs.journal import Classifier
     from kumocore.mail.response import Response
 
-#: The policy's bounce classifier (``kumo_classify_bounce``), as the journal asks it.
-Classifier = Callable[["Response"], Awaitable[str]]
 
 DELIVERY, BOUNCE, TRANSIENT = "Delivery", "Bounce", "TransientFailure"
 

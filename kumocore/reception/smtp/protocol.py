@@ -18,6 +18,7 @@ from typing import Any, cast
 import structlog
 from aiosmtpd.smtp import SMTP
 
+from kumocore.config.cidr import join_host_port
 from kumocore.node.streams import drain_needed
 from kumocore.reception.smtp.data import (
     Budget,
@@ -48,7 +49,7 @@ def format_reply(code: int, text: str) -> bytes:
 def format_address(address: Any) -> tuple[str, str]:
     """A socket address as ``(ip, "ip:port")``; IPv6 as ``[ip]:port``, as KumoMTA does."""
     host, port = str(address[0]), int(address[1])
-    return host, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    return host, join_host_port(host, port)
 
 
 def trace_write(conn_meta: dict[str, Any], reply: bytes) -> None:
