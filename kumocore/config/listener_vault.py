@@ -23,7 +23,7 @@ per secret, so a thousand connections make one request to Vault.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 from kumocore.config.vault import is_vault_source, read_vault_secret
@@ -85,6 +85,19 @@ async def read_listener_vault_sources(config: ConfigT, function: str) -> ConfigT
                 for cidr, table in blocks.items()
             }
     return dataclasses.replace(config, **changes) if changes else config  # type: ignore[type-var]
+
+
+def keep_listener(into: list[ConfigT], config: ConfigT, function: str) -> Awaitable[None] | None:
+    """Append ``config`` to ``into`` — at once, or (the awaitable returned) once its Vault
+    sources were read: a policy function that records a listener returns this."""
+    if not has_vault_sources(config):
+        into.append(config)
+        return None
+
+    async def read_then_add() -> None:
+        into.append(await read_listener_vault_sources(config, function))
+
+    return read_then_add()
 
 
 async def _inline(source: Any, who: str) -> dict[str, bytes]:

@@ -6,17 +6,15 @@ and — when the delivery side provides ``kumocore.admin.routes`` — ``/api/adm
 ``/metrics`` via its ``add_admin_routes(app, runtime)``. Access rules are the middleware in
 :mod:`kumocore.http.auth` (KumoMTA's ACLs, :mod:`kumocore.http.acl_check`); cross-site and
 DNS-rebinding checks and the body deadline are in :mod:`kumocore.http.guard`; connection
-caps and header/idle deadlines in :mod:`kumocore.http.connections` (its protocol wrapper
-sits between the socket and aiohttp, which is why the socket is bound here rather than by
-an aiohttp site). ``use_tls`` serves
-HTTPS, with a generated self-signed certificate when none is configured.
+caps and header/idle deadlines in :mod:`kumocore.http.connections`, bound under aiohttp by
+:mod:`kumocore.http.binding` (as the trusted-hosts services' listeners are). ``use_tls``
+serves HTTPS, with a generated self-signed certificate when none is configured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -24,7 +22,8 @@ import structlog
 from aiohttp import web
 
 from kumocore.http.auth import make_auth_middleware
-from kumocore.http.connections import ConnectionGuard, connection_cap
+from kumocore.http.binding import GuardedSite
+from kumocore.http.connections import ConnectionGuard
 from kumocore.http.guard import make_connection_middleware, make_request_guard
 from kumocore.http.inject import InjectHandler
 from kumocore.http.openapi import (
@@ -34,8 +33,6 @@ from kumocore.http.openapi import (
     serve_openapi,
 )
 from kumocore.node import shedding
-from kumocore.reception.tls import server_context
-from kumocore.reception.tls_reload import serve_renewed
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -147,23 +144,9 @@ async def prepare_http_listener(
     runtime: Runtime, config: HttpListenerConfig
 ) -> Callable[[], Awaitable[HttpListener]]:
     """Everything but the bind (the app, TLS context); the returned function binds it."""
-    holder: list[Callable[[], asyncio.Protocol]] = []
-    cap = connection_cap(config.max_connections)
-    if cap < config.max_connections:
-        log.warning("HTTP max_connections lowered to half the open-file limit, keeping "
-                    "descriptors for SMTP and the spool", configured=config.max_connections,
-                    effective=cap, listen=config.listen)
-    guard = ConnectionGuard(
-        lambda: holder[0](), max_connections=cap,
-        max_per_peer=config.max_connections_per_peer, header_timeout=config.header_timeout,
-        keepalive_timeout=config.keepalive_timeout, trusted=config.trusted_hosts.contains)
-    app = make_app(runtime, config, guard)
-    app[GUARD_KEY] = guard
-    ssl_context = None
-    if config.use_tls:
-        ssl_context = server_context(
-            config.hostname, config.tls_certificate, config.tls_private_key)
-        serve_renewed(ssl_context, config)  # a renewed certificate without a restart
+    site = GuardedSite(config)
+    app = make_app(runtime, config, site.guard)
+    app[GUARD_KEY] = site.guard
     runner = web.AppRunner(
         app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_GRACE,
         keepalive_timeout=config.keepalive_timeout,
@@ -171,16 +154,10 @@ async def prepare_http_listener(
         # up to request_body_limit (kumocore.http.encoding): never on arrival.
         auto_decompress=False)
     await runner.setup()
-    handler_factory = runner.server
-    assert handler_factory is not None
-    holder.append(handler_factory)
-    host, port = config.listen_host_port()
+    site.attach(runner)
 
     async def start() -> HttpListener:
-        server = await asyncio.get_running_loop().create_server(
-            guard, host or None, port, ssl=ssl_context, reuse_address=True,
-            reuse_port=runtime.reuse_port or None, backlog=128, family=socket.AF_UNSPEC,
-            ssl_handshake_timeout=config.header_timeout if ssl_context else None)
+        server = await site.bind(reuse_port=runtime.reuse_port or None)
         listener = HttpListener(app, runner, server)
         log.debug("HTTP listener started", address=listener.address, tls=config.use_tls)
         return listener

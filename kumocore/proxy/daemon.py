@@ -16,13 +16,14 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from kumocore.errors import ConfigError
-from kumocore.proxy.http import HttpListener, start_http
+from kumocore.proxy.http import start_http
 from kumocore.proxy.listener import RESERVED_FDS, ProxyListener, descriptor_cap
 from kumocore.proxy.metrics import ProxyCollector
 from kumocore.proxy.module import INIT_EVENT, ProxyModule, authenticator
 from kumocore.tsa.daemon_policy import call_event
 
 if TYPE_CHECKING:
+    from kumocore.http.service import ServiceListener
     from kumocore.node.runtime import Runtime
 
 log = structlog.get_logger("kumocore.proxy")
@@ -35,7 +36,7 @@ class ProxyDaemon:
         self.runtime = runtime
         self.module = module
         self.listeners: list[ProxyListener] = []
-        self.http: list[HttpListener] = []
+        self.http: list[ServiceListener] = []
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ProxyCollector(lambda: [p.metrics for p in self.listeners]))
 
@@ -79,8 +80,8 @@ class ProxyDaemon:
     async def close(self) -> None:
         for listener in self.listeners:
             await listener.close()
-        for runner in self.http:
-            await runner.cleanup()
+        for http in self.http:
+            await http.close()
         await self.runtime.hooks.shutdown()
 
     def summary(self) -> str:

@@ -16,15 +16,16 @@ authentication (:func:`authenticator`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from kumocore import hookimpl, policy_function
+from kumocore.config.listener_vault import keep_listener
 from kumocore.config.listeners import HttpListenerConfig
-from kumocore.errors import ConfigError
+from kumocore.http.service import ServicePolicyModule
 from kumocore.policy.custom_events import custom_event_source
-from kumocore.proxy.options import HTTP_LISTENER_OPTIONS, ProxyListenerConfig
+from kumocore.proxy.options import ProxyListenerConfig
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
@@ -37,31 +38,15 @@ AUTH_EVENT = "proxy_server_auth_rfc1929"
 #: KumoProxy's events, called by name (they are not hooks).
 PROXY_EVENTS = (INIT_EVENT, AUTH_EVENT)
 
-ConfigT = TypeVar("ConfigT", ProxyListenerConfig, HttpListenerConfig)
-
-
-def _add(into: list[ConfigT], config: ConfigT, function: str) -> Awaitable[None] | None:
-    """Keep ``config``; a certificate or key in HashiCorp Vault is read first."""
-    from kumocore.config.listener_vault import has_vault_sources, read_listener_vault_sources
-
-    if not has_vault_sources(config):
-        into.append(config)
-        return None
-
-    async def read_then_add() -> None:
-        into.append(await read_listener_vault_sources(config, function))
-
-    return read_then_add()
-
-
-class ProxyModule:
+class ProxyModule(ServicePolicyModule):
     """What the policy's ``proxy_init`` asked for."""
 
+    init_event = INIT_EVENT
+
     def __init__(self) -> None:
+        super().__init__()
         self.proxy_listeners: list[ProxyListenerConfig] = []
         self.http_listeners: list[HttpListenerConfig] = []
-        #: Set once the service runs: the listeners are fixed by then.
-        self.started = False
 
     @hookimpl
     def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
@@ -71,31 +56,18 @@ class ProxyModule:
             "start_proxy_listener": self.start_proxy_listener,
         }
 
-    def _not_started(self, function: str) -> None:
-        if self.started:
-            raise ConfigError(
-                f"{function}: call it from the proxy_init event; the proxy is already running"
-            )
-
     @policy_function(table=True)
     def start_proxy_listener(self, **options: Any) -> Awaitable[None] | None:
         function = "proxy.start_proxy_listener"
-        self._not_started(function)
+        self.not_started(function)
         config = ProxyListenerConfig.from_options(options, function=function)
-        return _add(self.proxy_listeners, config, function)
+        return keep_listener(self.proxy_listeners, config, function)
 
     @policy_function(table=True)
     def start_http_listener(self, **options: Any) -> Awaitable[None] | None:
         function = "proxy.start_http_listener"
-        self._not_started(function)
-        for name in options:
-            if name not in HTTP_LISTENER_OPTIONS:
-                known = ", ".join(sorted(HTTP_LISTENER_OPTIONS))
-                raise ConfigError(
-                    f"{function}: unknown option {name!r} (the proxy's HTTP listener takes {known})"
-                )
-        config = HttpListenerConfig.from_options(options, function=function)
-        return _add(self.http_listeners, config, function)
+        config = self.http_listener(options, function)
+        return keep_listener(self.http_listeners, config, function)
 
 
 def accepted(answer: Any) -> bool:

@@ -29,12 +29,6 @@ from kumocore.config.options import (
 )
 
 START_PROXY_LISTENER = "proxy.start_proxy_listener"
-#: What KumoMTA's proxy-server passes to its HTTP listener (kumo-server-common's
-#: HttpListenerParams): the subset of ``kumo.start_http_listener`` it takes.
-HTTP_LISTENER_OPTIONS = frozenset({
-    "listen", "trusted_hosts", "hostname", "use_tls", "tls_certificate", "tls_private_key",
-    "request_body_limit",
-})  # fmt: skip
 
 
 #: Linux refuses TCP_KEEPIDLE and TCP_KEEPINTVL past this many seconds.

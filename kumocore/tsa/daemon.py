@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,7 +27,6 @@ from aiohttp import web
 
 from kumocore.config.listeners import HttpListenerConfig
 from kumocore.errors import ConfigError
-from kumocore.http.guard import untrusted_peer
 from kumocore.tsa.daemon_policy import (
     INIT_EVENT,
     SHAPING_EVENT,
@@ -38,6 +37,7 @@ from kumocore.tsa.daemon_policy import (
 )
 
 if TYPE_CHECKING:
+    from kumocore.http.service import ServiceListener
     from kumocore.node.runtime import Runtime
     from kumocore.tsa.engine import TsaEngine
 
@@ -49,29 +49,6 @@ DEFAULT_STATE_FILE = "var/tsa-state.json"
 #: Body limit of the ``--listen`` listener (a batch of records per POST); a policy's
 #: listener has KumoMTA's ``request_body_limit`` (2 MiB unless set).
 CLI_BODY_LIMIT = 16 * 1024 * 1024
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _guard(config: HttpListenerConfig) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Only the listener's trusted hosts are served; a body over its limit is a JSON 413."""
-
-    @web.middleware
-    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        refusal = untrusted_peer(config, request)
-        if refusal is not None:
-            return refusal
-        try:
-            return await handler(request)
-        except web.HTTPRequestEntityTooLarge:
-            limit = config.request_body_limit
-            return web.json_response(
-                {"error": f"request body larger than request_body_limit ({limit} bytes)"},
-                status=413,
-            )
-
-    return guard
-
 
 def _keep_state(
     store: object, state_file: str | None
@@ -148,27 +125,15 @@ async def _status(_: web.Request) -> web.StreamResponse:
     return web.Response(text="TSA Daemon OK")
 
 
-async def _start(runtime: Runtime, config: HttpListenerConfig) -> web.AppRunner:
-    from kumocore.reception.tls import server_context
+async def _start(runtime: Runtime, config: HttpListenerConfig) -> ServiceListener:
+    from kumocore.http.service import start_service_listener
     from kumocore.tsa.http import add_tsa_routes
 
-    app = web.Application(middlewares=[_guard(config)],
-                          client_max_size=config.request_body_limit)  # fmt: skip
-    add_tsa_routes(app, runtime)
-    app.router.add_get("/tsa/status", _status)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    ssl_context = None
-    if config.use_tls:
-        ssl_context = server_context(config.hostname, config.tls_certificate,
-                                     config.tls_private_key)  # fmt: skip
-    host, port = config.listen_host_port()
-    try:
-        await web.TCPSite(runner, host or None, port, ssl_context=ssl_context).start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise ConfigError(f"cannot listen on {config.listen}: {exc.strerror or exc}") from exc
-    return runner
+    def add_routes(app: web.Application) -> None:
+        add_tsa_routes(app, runtime)
+        app.router.add_get("/tsa/status", _status)
+
+    return await start_service_listener(config, add_routes, function="kumocore tsa serve")
 
 
 async def serve(
@@ -232,10 +197,10 @@ async def _run(
     reloading = None
     if shaping is not None:
         reloading = asyncio.get_running_loop().create_task(shaping.keep_loading(stop))
-    runners: list[web.AppRunner] = []
+    started: list[ServiceListener] = []
     try:
         for config in listeners:
-            runners.append(await _start(runtime, config))
+            started.append(await _start(runtime, config))
         log.info("kumocore tsa ready", listen=[c.listen for c in listeners],
                  store=engine.store.label, policy=runtime.policy_path)  # fmt: skip
         for sig in (signal.SIGTERM, signal.SIGINT) if signals else ():
@@ -249,6 +214,6 @@ async def _run(
         if saving is not None:
             saving[0].set()
             await saving[1]
-        for runner in runners:
-            await runner.cleanup()
+        for listener in started:
+            await listener.close()
         await throttles.close()

@@ -8,7 +8,8 @@ previous data when that fails. ``tsa_init`` calls the two functions of the ``tsa
 which only the daemon's policy can load:
 
 * ``tsa.start_http_listener { listen, trusted_hosts, ... }`` — the options of
-  ``kumo.start_http_listener`` that KumoMTA's daemon takes (:data:`LISTENER_OPTIONS`);
+  ``kumo.start_http_listener`` that KumoMTA's daemon takes
+  (:data:`~kumocore.http.service.SERVICE_LISTENER_OPTIONS`);
 * ``tsa.configure_tsa_db_path(PATH)`` — where the state is kept. KumoMTA writes it to
   ``PATH.state`` (its sqlite file at ``PATH`` is only read to import older state); kumocore
   keeps its own JSON state there (:mod:`kumocore.tsa.state_file`), since no node reads
@@ -29,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore import hookimpl, policy_function
+from kumocore.config.listener_vault import keep_listener
 from kumocore.config.listeners import HttpListenerConfig
 from kumocore.errors import ConfigError, PolicyError
+from kumocore.http.service import ServicePolicyModule
 from kumocore.policy.custom_events import custom_event_source
 
 if TYPE_CHECKING:
@@ -44,24 +47,19 @@ SHAPING_EVENT = "tsa_load_shaping_data"
 DAEMON_EVENTS = (INIT_EVENT, SHAPING_EVENT)
 #: Seconds between two ``tsa_load_shaping_data`` calls (KumoMTA's shaping updater).
 SHAPING_RELOAD_INTERVAL = 30.0
-#: What KumoMTA's daemon passes to its HTTP listener (kumo-server-common's
-#: HttpListenerParams); kumocore's own listener limits do not apply to this service.
-LISTENER_OPTIONS = frozenset({
-    "listen", "trusted_hosts", "hostname", "use_tls", "tls_certificate", "tls_private_key",
-    "request_body_limit",
-})  # fmt: skip
 #: ``shaping:setup_with_automation``'s entry point, reused for the event's shaping data.
 SHAPING_AUTOMATION = "policy_extras.shaping_automation"
 
 
-class TsaModule:
+class TsaModule(ServicePolicyModule):
     """The ``tsa`` module: what the policy's ``tsa_init`` asked for."""
 
+    init_event = INIT_EVENT
+
     def __init__(self) -> None:
+        super().__init__()
         self.listeners: list[HttpListenerConfig] = []
         self.db_path: str | None = None
-        #: Set once the service runs: listeners and the state path are fixed by then.
-        self.started = False
 
     @hookimpl
     def kumo_register_policy_functions(self) -> Mapping[str, Callable[..., Any]]:
@@ -70,39 +68,16 @@ class TsaModule:
             "tsa.configure_tsa_db_path": self.configure_tsa_db_path,
         }
 
-    def _not_started(self, function: str) -> None:
-        if self.started:
-            raise ConfigError(
-                f"{function}: call it from the tsa_init event; the service is already running"
-            )
-
     @policy_function(table=True)
     def start_http_listener(self, **options: Any) -> Awaitable[None] | None:
         """Record one listener; it starts once ``tsa_init`` has run and the state is read."""
-        from kumocore.config.listener_vault import has_vault_sources, read_listener_vault_sources
-
         function = "tsa.start_http_listener"
-        self._not_started(function)
-        for name in options:
-            if name not in LISTENER_OPTIONS:
-                known = ", ".join(sorted(LISTENER_OPTIONS))
-                raise ConfigError(
-                    f"{function}: unknown option {name!r} (the tsa-daemon listener takes {known})"
-                )
-        config = HttpListenerConfig.from_options(options, function=function)
-        if not has_vault_sources(config):
-            self.listeners.append(config)
-            return None
-
-        async def read_then_add() -> None:
-            self.listeners.append(await read_listener_vault_sources(config, function))
-
-        return read_then_add()
+        return keep_listener(self.listeners, self.http_listener(options, function), function)
 
     @policy_function(table=False)
     def configure_tsa_db_path(self, path: Any) -> None:
         function = "tsa.configure_tsa_db_path"
-        self._not_started(function)
+        self.not_started(function)
         if not isinstance(path, str) or not path:
             raise ConfigError(f"{function}: PATH must be a file name, got {path!r}")
         if path.startswith("file:"):

@@ -159,7 +159,7 @@ async def test_http_listener_closes_silent_and_slow_header_clients() -> None:
         assert time.monotonic() - started < 3
         assert await closed(silent[0], within=3)
     finally:
-        await listener.cleanup()
+        await listener.close()
 
 
 async def test_max_connections_is_lowered_to_fit_the_open_file_limit(

@@ -223,3 +223,23 @@ async def test_a_policy_with_both_styles_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="both handles tsa_load_shaping_data and calls "
                        "setup_with_automation"):  # fmt: skip
         await serve(str(policy), stop=asyncio.Event())
+
+
+async def test_the_listener_holds_at_most_64_connections_of_one_untrusted_peer(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    policy = write_policy(tmp_path, listener(port))
+    async with serving(policy, port, state_file="") as url:
+        held = [await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.5", 0))
+                for _ in range(64)]  # fmt: skip
+        reader, writer = await asyncio.open_connection("127.0.0.1", port,
+                                                       local_addr=("127.0.0.5", 0))  # fmt: skip
+        held.append((reader, writer))
+        answer = await asyncio.wait_for(reader.read(), 5)  # answered and closed at once
+        assert answer.startswith(b"HTTP/1.1 503 ")
+        assert b"max_connections_per_peer 64" in answer
+        async with aiohttp.ClientSession() as http, http.get(f"{url}/tsa/status") as status:
+            assert (status.status, await status.text()) == (200, "TSA Daemon OK")
+        for _, writer in held:
+            writer.close()
