@@ -322,25 +322,25 @@ def options_classes() -> dict[str, type]:
 
 
 def _named_convs() -> dict[int, str]:
-    from kumocore.config import kumo_serde, listeners, options, spool
+    from kumocore.config import converters, kumo_serde, listeners, spool
     from kumocore.config.egress import TRIGGER
 
     named = {
-        options.STRING: "string",
-        options.BOOL: "boolean",
-        options.DURATION: "duration",
+        converters.STRING: "string",
+        converters.BOOL: "boolean",
+        converters.DURATION: "duration",
         kumo_serde.DURATION: "duration",
         kumo_serde.LIMIT: "connection limit",
         kumo_serde.CIDR_SET: "list of IPs/CIDRs",
-        options.SIZE: "size",
-        options.IP_ADDRESS: "IP address",
-        options.SOCKET_ADDRESS: "`'host:port'`",
-        options.THROTTLE: "throttle spec",
-        options.LIMIT: "connection limit",
-        options.STRINGS: "list of strings",
-        options.TABLE: "table",
-        options.CIDRS: "list of IPs/CIDRs",
-        options.KEY_SOURCE: "key source",
+        converters.SIZE: "size",
+        converters.IP_ADDRESS: "IP address",
+        converters.SOCKET_ADDRESS: "`'host:port'`",
+        converters.THROTTLE: "throttle spec",
+        converters.LIMIT: "connection limit",
+        converters.STRINGS: "list of strings",
+        converters.TABLE: "table",
+        converters.CIDRS: "list of IPs/CIDRs",
+        converters.KEY_SOURCE: "key source",
         spool.MIN_FREE: "`'N%'` or an amount",
         TRIGGER: "`'Immediate'` or `{ Threshold = spec }`",
         listeners.LOG_DISPOSITION: "`'Ignore'`, `'LogThenRelay'`, `'LogThenDrop'` (or boolean)",
@@ -365,8 +365,11 @@ def conv_label(conv: Any) -> str:
     if qualname.startswith("enum."):
         return "one of " + ", ".join(f"`{lua_literal(v)}`" for v in cells["allowed"])
     if qualname.startswith("integer."):
-        return str(cells["span"]).replace("from ", "whole number ").replace(
-            "of at least ", "whole number ≥ ")
+        return (
+            str(cells["span"])
+            .replace("from ", "whole number ")
+            .replace("of at least ", "whole number ≥ ")
+        )
     if qualname.startswith("list_of."):
         return "list of " + conv_label(cells["item"])
     if qualname.startswith("map_of."):
@@ -387,12 +390,13 @@ def _size_text(value: int) -> str:
 def option_default(field: dataclasses.Field[Any], conv: Any) -> str:
     """The default as a Lua literal in backticks, or words (``required``)."""
     text = _default_text(field, conv)
-    return text if text in ("required", "the host name", "the defaults of each field") \
-        else f"`{text}`"
+    return (
+        text if text in ("required", "the host name", "the defaults of each field") else f"`{text}`"
+    )
 
 
 def _default_text(field: dataclasses.Field[Any], conv: Any) -> str:
-    from kumocore.config import format_duration, kumo_serde, options
+    from kumocore.config import converters, format_duration, kumo_serde
 
     if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
         return "required"
@@ -405,11 +409,11 @@ def _default_text(field: dataclasses.Field[Any], conv: Any) -> str:
     value = field.default
     if value is None:
         return "nil"
-    if conv is options.DURATION or conv is kumo_serde.DURATION:
+    if conv is converters.DURATION or conv is kumo_serde.DURATION:
         return lua_literal(format_duration(float(value)))
     if conv is kumo_serde.LIMIT:  # as a policy writes it, not as KumoMTA serialises it
-        return lua_literal(options.LIMIT.dump(value))
-    if conv is options.SIZE:
+        return lua_literal(converters.LIMIT.dump(value))
+    if conv is converters.SIZE:
         return _size_text(int(value))
     return lua_literal(conv.dump(value))
 
@@ -419,8 +423,7 @@ def option_rows(cls: type) -> Iterator[str]:
     for field in dataclasses.fields(cls):
         conv = converters[field.name]
         yield (
-            f"| `{field.name}` | {cell(conv_label(conv))} | "
-            f"{cell(option_default(field, conv))} |"
+            f"| `{field.name}` | {cell(conv_label(conv))} | {cell(option_default(field, conv))} |"
         )
 
 
@@ -490,8 +493,10 @@ def render_functions() -> str:
         if text:
             out.append(text + "\n")
         kinds = "table" if table else "positional"
-        out.append(f"*Style:* {kinds} · *Python:* {'await' if is_async else 'call'} · "
-                   f"*Provided by:* {provider}\n")
+        out.append(
+            f"*Style:* {kinds} · *Python:* {'await' if is_async else 'call'} · "
+            f"*Provided by:* {provider}\n"
+        )
         if cls is not None:
             out.append("| option | value | default |")
             out.append("|---|---|---|")

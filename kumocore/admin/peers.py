@@ -13,10 +13,11 @@ authorised the request.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -112,6 +113,19 @@ def peer_rule_id(request: web.Request) -> str | None:
     if not request.app.get(PEER_APP_KEY, False):
         return None
     return request.headers.get(RULE_ID_HEADER) or None
+
+
+async def tell_other_workers(peers: NodePeers | None, method: str, path: str,
+                             body: dict[str, Any], rule_id: str | None = None) -> bool:  # fmt: skip
+    """Ask every other worker of ``serve --workers N`` the admin request a policy function
+    made here (under the same rule id); True if any answered 200."""
+    if peers is None:
+        return False
+    headers = {"Content-Type": "application/json"}
+    if rule_id is not None:
+        headers[RULE_ID_HEADER] = rule_id
+    answers = await peers.ask_others(method, path, json.dumps(body).encode(), headers)
+    return any(answer.status == 200 for answer in answers)
 
 
 def answered(local_ok: bool, answers: list[PeerAnswer]) -> str:

@@ -14,10 +14,10 @@ running server, so they are for event handlers, not for the policy's load or ``i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kumocore.admin.peers import tell_other_workers
 from kumocore.admin.ready_holds import add_ready_suspension, cancel_ready_suspension
 from kumocore.errors import ConfigError
 from kumocore.policy.policy_host import running
@@ -25,28 +25,12 @@ from kumocore.policy.policyfn import policy_function
 from kumocore.queue.ready_suspend import parse_ready_suspension
 
 if TYPE_CHECKING:
-    from kumocore.node.services import Services
     from kumocore.policy.policy_host import PolicyHost
 
 __all__ = ["make_ready_q_functions"]
 
 _PREFIX = "api.admin.suspend_ready_q"
 _PATH = "/api/admin/suspend-ready-q/v1"
-
-
-async def _tell_other_workers(services: Services, method: str, body: dict[str, Any],
-                              rule_id: str | None = None) -> bool:  # fmt: skip
-    """Ask every other worker the same; True if any answered 200."""
-    from kumocore.admin.peers import RULE_ID_HEADER
-
-    peers = services.node
-    if peers is None:
-        return False
-    headers = {"Content-Type": "application/json"}
-    if rule_id is not None:
-        headers[RULE_ID_HEADER] = rule_id
-    answers = await peers.ask_others(method, _PATH, json.dumps(body).encode(), headers)
-    return any(answer.status == 200 for answer in answers)
 
 
 def make_ready_q_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
@@ -59,7 +43,7 @@ def make_ready_q_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]
         services = running(runtime, f"kumo.{_PREFIX}.suspend")
         suspension = parse_ready_suspension(dict(request))
         await add_ready_suspension(runtime, services, suspension)
-        await _tell_other_workers(services, "POST", dict(request), suspension.id)
+        await tell_other_workers(services.node, "POST", _PATH, dict(request), suspension.id)
         return suspension.id
 
     async def list_suspensions() -> list[dict[str, Any]]:
@@ -75,7 +59,7 @@ def make_ready_q_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]
             raise ConfigError(f"kumo.{_PREFIX}.delete takes a suspension id (a string), "
                               f"got {suspension_id!r}")  # fmt: skip
         here = await cancel_ready_suspension(runtime, services, suspension_id)
-        elsewhere = await _tell_other_workers(services, "DELETE", {"id": suspension_id})
+        elsewhere = await tell_other_workers(services.node, "DELETE", _PATH, {"id": suspension_id})
         return here or elsewhere
 
     return {

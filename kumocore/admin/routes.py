@@ -32,10 +32,16 @@ from kumocore.admin.metrics import (
     render_text,
 )
 from kumocore.admin.peers import peer_rule_id
+from kumocore.admin.queue_rules import (
+    add_bounce,
+    add_suspension,
+    cancel_bounce,
+    cancel_suspension,
+    suspension_entry,
+)
 from kumocore.admin.summary import inspect_message, queue_summary
 from kumocore.digits import decimal
-from kumocore.queue.admin import QueueRule, parse_rule
-from kumocore.tsa.admin_share import share_rule, unshare_rule
+from kumocore.queue.admin import parse_rule
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
@@ -48,12 +54,6 @@ STATUS_PATH = f"{ADMIN_PREFIX}/status/v1"
 
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
-
-
-def _suspension_entry(rule: QueueRule) -> dict[str, Any]:
-    """KumoMTA's ``SuspendV1ListEntry``: the bounce entry without the bounce counts."""
-    entry = rule.to_json()
-    return {key: entry[key] for key in ("id", "campaign", "tenant", "domain", "reason", "duration")}
 
 
 class AdminApi:
@@ -73,9 +73,7 @@ class AdminApi:
     async def bounce_create(self, request: web.Request) -> web.StreamResponse:
         rule = parse_rule(await json_object(request))
         rule.id = peer_rule_id(request) or rule.id
-        self._manager().apply_bounce_rule(rule)
-        # every node (shared store)
-        await share_rule(self.runtime.tsa, self.runtime.hostname, "AdminBounce", rule)
+        await add_bounce(self.runtime, self._services(), rule)
         return web.json_response(
             {"id": rule.id, "bounced": dict(rule.bounced), "total_bounced": rule.total_bounced}
         )
@@ -88,10 +86,7 @@ class AdminApi:
     @json_errors
     async def bounce_cancel(self, request: web.Request) -> web.StreamResponse:
         rule_id = await rule_id_of(request)
-        manager = self._manager()
-        manager.admin.list_bounces()  # prunes expired rules, so cancelling one of those is a 404
-        shared = await unshare_rule(self.runtime.tsa, rule_id)
-        if not manager.cancel_bounce(rule_id) and not shared:
+        if not await cancel_bounce(self.runtime, self._services(), rule_id):
             raise ApiError(404, f"no active bounce rule with id {rule_id!r}")
         return web.json_response({"id": rule_id})
 
@@ -100,23 +95,18 @@ class AdminApi:
     async def suspend_create(self, request: web.Request) -> web.StreamResponse:
         rule = parse_rule(await json_object(request))
         rule.id = peer_rule_id(request) or rule.id
-        self._manager().add_suspension(rule)
-        # every node (shared store)
-        await share_rule(self.runtime.tsa, self.runtime.hostname, "AdminSuspend", rule)
+        await add_suspension(self.runtime, self._services(), rule)
         return web.json_response({"id": rule.id})
 
     @json_errors
     async def suspend_list(self, request: web.Request) -> web.StreamResponse:
         rules = self._manager().admin.list_suspensions()
-        return web.json_response([_suspension_entry(rule) for rule in rules])
+        return web.json_response([suspension_entry(rule) for rule in rules])
 
     @json_errors
     async def suspend_cancel(self, request: web.Request) -> web.StreamResponse:
         rule_id = await rule_id_of(request)
-        manager = self._manager()
-        manager.admin.list_suspensions()  # prune expired ones first, as for bounces
-        shared = await unshare_rule(self.runtime.tsa, rule_id)
-        if not manager.cancel_suspension(rule_id) and not shared:
+        if not await cancel_suspension(self.runtime, self._services(), rule_id):
             raise ApiError(404, f"no active suspension with id {rule_id!r}")
         return web.json_response({"id": rule_id})
 

@@ -12,6 +12,7 @@ hooks in :mod:`kumocore.policy.hooks`).
 from __future__ import annotations
 
 from kumocore.config.cidr import CidrSet, split_host_port
+from kumocore.config.conv import Conv, Path
 from kumocore.config.duration import format_duration, parse_duration, parse_size
 from kumocore.config.egress import (
     EgressPathConfig,
@@ -26,9 +27,10 @@ from kumocore.config.listeners import (
     ListenerDomain,
     TraceHeaders,
 )
-from kumocore.config.options import Conv, Options, Path, option, refuse_unsupported
+from kumocore.config.options import Options, option
 from kumocore.config.queue import QueueConfig, QueueShrinkPolicy
 from kumocore.config.spool import MinFree, SpoolDefinition
+from kumocore.config.unsupported import refuse_unsupported
 
 __all__ = [
     "CidrSet",

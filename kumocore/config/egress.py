@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from kumocore.config.cidr import CidrSet
-from kumocore.config.kumo_serde import CIDR_SET, DURATION, LIMIT
-from kumocore.config.options import (
+from kumocore.config.conv import Conv, Path
+from kumocore.config.converters import (
     BOOL,
     IP_ADDRESS,
     KEY_SOURCE,
@@ -20,16 +20,13 @@ from kumocore.config.options import (
     STRING,
     STRINGS,
     THROTTLE,
-    Conv,
-    Options,
-    Path,
     enum,
     integer,
     list_of,
     map_of,
-    nested,
-    option,
 )
+from kumocore.config.kumo_serde import CIDR_SET, DURATION, LIMIT
+from kumocore.config.options import Options, nested, option
 from kumocore.errors import ConfigError
 from kumocore.throttle.spec import LimitSpec, ThrottleSpec
 
@@ -94,17 +91,22 @@ class EgressSource(Options, options_for="kumo.make_egress_source"):
             source = getattr(self, f"{kind}_source_address")
             if (server is None) != (source is None):
                 given, missing = (
-                    (f"{kind}_server", f"{kind}_source_address") if source is None
-                    else (f"{kind}_source_address", f"{kind}_server"))
+                    (f"{kind}_server", f"{kind}_source_address")
+                    if source is None
+                    else (f"{kind}_source_address", f"{kind}_server")
+                )
                 raise ConfigError(
-                    f"{self.options_for}: {given} needs {missing} too (source {self.name!r})")
+                    f"{self.options_for}: {given} needs {missing} too (source {self.name!r})"
+                )
         if self.ha_proxy_server is not None and self.socks5_proxy_server is not None:
             raise ConfigError(
                 f"{self.options_for}: source {self.name!r} names both an HAProxy and a "
-                "SOCKS5 proxy; choose one")
+                "SOCKS5 proxy; choose one"
+            )
         if self.socks5_proxy_password is not None and self.socks5_proxy_username is None:
             raise ConfigError(
-                f"{self.options_for}: socks5_proxy_password needs socks5_proxy_username")
+                f"{self.options_for}: socks5_proxy_password needs socks5_proxy_username"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data; kumocore's own ``socks5_proxy_bind_source`` only when it is not
@@ -134,8 +136,11 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 # Parsed but not acted on yet: a policy setting one of them (to other than its default)
 # is refused at load unless the operator passes --allow-unsupported.
 PATH_UNSUPPORTED = (
-    "openssl_cipher_suites", "openssl_options", "rustls_cipher_suites",
-    "aggressive_connection_opening", "dispatcher_wakeup_strategy",
+    "openssl_cipher_suites",
+    "openssl_options",
+    "rustls_cipher_suites",
+    "aggressive_connection_opening",
+    "dispatcher_wakeup_strategy",
     "maintainer_wakeup_strategy",
     "readyq_pool_name",
 )
@@ -148,9 +153,7 @@ _NOT_SERIALISED = ("openssl_options", "rustls_cipher_suites")
 IP_LOOKUP_STRATEGIES = ("Ipv4Only", "Ipv6Only", "Ipv4AndIpv6", "Ipv6ThenIpv4", "Ipv4ThenIpv6")
 
 
-class EgressPathConfig(
-    Options, options_for="kumo.make_egress_path", unsupported=PATH_UNSUPPORTED
-):
+class EgressPathConfig(Options, options_for="kumo.make_egress_path", unsupported=PATH_UNSUPPORTED):
     """Traffic shaping for one (egress source, destination site) path.
 
     Durations are in seconds; rates are :class:`ThrottleSpec`, connection limits

@@ -26,10 +26,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from kumocore.config.cidr import CidrSet
+from kumocore.config.conv import Conv, Path, check_keys
+from kumocore.config.converters import CIDRS as _CIDRS
+from kumocore.config.converters import LIMIT as _LIMIT
 from kumocore.config.duration import MAX_DURATION, duration_seconds, humantime
-from kumocore.config.options import CIDRS as _CIDRS
-from kumocore.config.options import LIMIT as _LIMIT
-from kumocore.config.options import Conv, Path, check_keys
 from kumocore.errors import ConfigError
 from kumocore.throttle.spec import LimitSpec
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kumocore.config.cidr import CidrSet, parse_network, split_host_port
-from kumocore.config.options import (
+from kumocore.config.conv import Conv, Path, check_keys
+from kumocore.config.converters import (
     BOOL,
     CIDRS,
     DURATION,
@@ -24,17 +25,12 @@ from kumocore.config.options import (
     STRING,
     STRINGS,
     TABLE,
-    Conv,
-    Options,
-    Path,
-    check_keys,
     enum,
     integer,
     map_of,
-    nested,
-    option,
-    refuse_unsupported,
 )
+from kumocore.config.options import Options, nested, option
+from kumocore.config.unsupported import refuse_unsupported
 from kumocore.errors import ConfigError
 
 #: A ``peer``/``via`` block: the network it applies to and its converted options.
@@ -52,7 +48,8 @@ def _log_disposition(value: Any, path: Path) -> str:
         # KumoMTA's own words (its listener_domains helper's self-test matches them).
         raise ConfigError(
             f"{path.key!r} in {path.function}: invalid value: string {json.dumps(value)}, "
-            "expected a boolean value or one of 'Ignore', 'LogThenDrop' or 'LogThenRelay'")
+            "expected a boolean value or one of 'Ignore', 'LogThenDrop' or 'LogThenRelay'"
+        )
     return str(_LOG_ENUM.load(value, path))
 
 
@@ -101,8 +98,10 @@ def _cidr_keyed(value: Any, path: Path) -> dict[str, dict[str, Any]]:
         if table.get("tls_required_client_ca") is not None:
             # Client certificates are not checked: a block asking for it must not be
             # accepted and then ignored (as for the listener's own option).
-            raise ConfigError(f"'{path.item(cidr).key}.tls_required_client_ca' in "
-                              f"{path.function} is not supported by kumocore")
+            raise ConfigError(
+                f"'{path.item(cidr).key}.tls_required_client_ca' in "
+                f"{path.function} is not supported by kumocore"
+            )
         _convert_overrides(table, path.item(cidr))
     return tables
 
@@ -115,7 +114,8 @@ class EsmtpListenerConfig(
     options_for="kumo.start_esmtp_listener",
     # Not acted on: refused at load (unless --allow-unsupported) when set to non-defaults.
     unsupported=(
-        "data_buffer_size", "deferred_spool",
+        "data_buffer_size",
+        "deferred_spool",
     ),
 ):
     """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""
@@ -219,12 +219,15 @@ class EsmtpListenerConfig(
         """These parameters with a policy's per-connection ``overrides`` applied on top
         (``smtp_server_get_dynamic_parameters``), as KumoMTA applies them: the table's own
         options, then its ``peer`` block matching the client, then its ``via`` block."""
-        return self._overridden(overrides.options, overrides.peer, overrides.via,
-                                peer_ip, local_ip)
+        return self._overridden(overrides.options, overrides.peer, overrides.via, peer_ip, local_ip)
 
     def _overridden(
-        self, options: dict[str, Any], peer_rules: tuple[OverrideRule, ...],
-        via_rules: tuple[OverrideRule, ...], peer_ip: str, local_ip: str,
+        self,
+        options: dict[str, Any],
+        peer_rules: tuple[OverrideRule, ...],
+        via_rules: tuple[OverrideRule, ...],
+        peer_ip: str,
+        local_ip: str,
     ) -> EsmtpListenerConfig:
         changes = dict(options)
         meta = {**self.meta, **options.get("meta", {})}
@@ -244,9 +247,18 @@ class EsmtpListenerConfig(
 OVERRIDABLE = tuple(
     name
     for name in EsmtpListenerConfig.option_converters
-    if name not in {"listen", "max_connections", "max_data_buffered", "domains", "peer", "via",
-                    "reserved_file_descriptors", "max_auth_failures_per_peer",
-                    "auth_failure_window"}
+    if name
+    not in {
+        "listen",
+        "max_connections",
+        "max_data_buffered",
+        "domains",
+        "peer",
+        "via",
+        "reserved_file_descriptors",
+        "max_auth_failures_per_peer",
+        "auth_failure_window",
+    }
 )
 
 
@@ -290,8 +302,10 @@ def dynamic_overrides(table: Mapping[str, Any]) -> DynamicOverrides:
     path = Path(DYNAMIC_EVENT)
     for key in table:
         if key in NOT_OVERRIDABLE:
-            raise ConfigError(f"{key!r} cannot be changed per connection by {DYNAMIC_EVENT}: "
-                              "set it in kumo.start_esmtp_listener")
+            raise ConfigError(
+                f"{key!r} cannot be changed per connection by {DYNAMIC_EVENT}: "
+                "set it in kumo.start_esmtp_listener"
+            )
     options = {k: v for k, v in table.items() if k not in ("peer", "via")}
     converted = _convert_overrides(options, path)
     for name in EsmtpListenerConfig.unsupported_options & converted.keys():
@@ -299,10 +313,14 @@ def dynamic_overrides(table: Mapping[str, Any]) -> DynamicOverrides:
             refuse_unsupported(name, path)
     if converted.get("tls_required_client_ca") is not None:
         # A security setting kumocore cannot honour must not be silently ignored.
-        raise ConfigError(f"'tls_required_client_ca' in {DYNAMIC_EVENT} is not supported "
-                          "by kumocore")
-    blocks = {key: CIDR_KEYED.load(table[key], path.child(key))
-              for key in ("peer", "via") if table.get(key) is not None}
+        raise ConfigError(
+            f"'tls_required_client_ca' in {DYNAMIC_EVENT} is not supported by kumocore"
+        )
+    blocks = {
+        key: CIDR_KEYED.load(table[key], path.child(key))
+        for key in ("peer", "via")
+        if table.get(key) is not None
+    }
     return DynamicOverrides(
         converted,
         _override_rules(blocks.get("peer", {}), path.child("peer")),

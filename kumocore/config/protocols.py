@@ -19,8 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kumocore.config.conv import Path, check_keys
+from kumocore.config.converters import integer
 from kumocore.config.lua_options import LuaProtocol, lua_options
-from kumocore.config.options import Path, check_keys, integer
 from kumocore.dns.mx import MxTarget, parse_mx_list_entry
 from kumocore.errors import ConfigError
 
@@ -133,8 +134,12 @@ def _parse_smtp(table: Mapping[str, Any], path: Path) -> DeliveryProtocol:
     if not isinstance(secure, bool):
         raise smtp_path.child("treat_mx_list_as_secure").invalid("expected true or false", secure)
     return SmtpProtocol(
-        name="smtp_client", suffix="smtp_client", log_name="ESMTP", table=dict(table),
-        mx_list=tuple(targets), treat_mx_list_as_secure=secure,
+        name="smtp_client",
+        suffix="smtp_client",
+        log_name="ESMTP",
+        table=dict(table),
+        mx_list=tuple(targets),
+        treat_mx_list_as_secure=secure,
     )
 
 
@@ -158,8 +163,13 @@ def _parse_maildir(table: Mapping[str, Any], path: Path) -> DeliveryProtocol:
         for key in ("dir_mode", "file_mode")
     }
     return MaildirProtocol(
-        name="maildir", suffix=f"maildir:{maildir}", log_name="Maildir", table=dict(table),
-        path=maildir, dir_mode=modes["dir_mode"], file_mode=modes["file_mode"],
+        name="maildir",
+        suffix=f"maildir:{maildir}",
+        log_name="Maildir",
+        table=dict(table),
+        path=maildir,
+        dir_mode=modes["dir_mode"],
+        file_mode=modes["file_mode"],
     )
 
 

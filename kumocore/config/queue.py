@@ -13,19 +13,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from kumocore.config.conv import Conv, Path
+from kumocore.config.converters import STRING, THROTTLE, enum, list_of
 from kumocore.config.egress import MEMORY_REDUCTION_POLICIES
 from kumocore.config.kumo_serde import DURATION
-from kumocore.config.options import (
-    STRING,
-    THROTTLE,
-    Conv,
-    Options,
-    Path,
-    enum,
-    list_of,
-    nested,
-    option,
-)
+from kumocore.config.options import Options, nested, option
 from kumocore.config.protocols import SMTP_DEFAULT, DeliveryProtocol, SmtpProtocol, parse_protocol
 from kumocore.throttle.spec import ThrottleSpec
 
@@ -70,7 +62,10 @@ class QueueConfig(
     options_for="kumo.make_queue_config",
     # Parsed, not acted on yet: refused at load (unless --allow-unsupported) when set.
     unsupported=(
-        "reap_interval", "strategy", "timerwheel_tick_interval", "provider_name",
+        "reap_interval",
+        "strategy",
+        "timerwheel_tick_interval",
+        "provider_name",
     ),
 ):
     """Settings of one scheduled queue. Durations are in seconds."""

@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from kumocore.config.converters import BOOL, STRING, TABLE, enum, parsed
 from kumocore.config.duration import byte_size
-from kumocore.config.options import BOOL, STRING, TABLE, Options, enum, option, parsed
+from kumocore.config.options import Options, option
 from kumocore.digits import decimal
 from kumocore.errors import ConfigError
 

@@ -31,7 +31,7 @@ from kumocore.dkim.arc_crypto import (
     select_headers,
     signed_data,
 )
-from kumocore.dkim.signer import parse_fields, split_message
+from kumocore.dkim.canonicalization import parse_fields, split_message
 from kumocore.dkim.verify import key_resolver
 from kumocore.dns.errors import DnsError
 
@@ -81,8 +81,13 @@ class ArcChain:
         props = {}
         if self.sets:
             props["header.oldest-pass"] = str(self.last_validated if status == "fail" else 0)
-        return {"method": "arc", "method_version": None, "result": status,
-                "reason": self.issues[0] if self.issues else None, "props": props}
+        return {
+            "method": "arc",
+            "method_version": None,
+            "result": status,
+            "reason": self.issues[0] if self.issues else None,
+            "props": props,
+        }
 
 
 def crlf(data: bytes) -> bytes:
@@ -106,8 +111,9 @@ def _signature_tags(name: str, raw: bytes) -> tuple[int, dict[str, str]]:
         if tags.get("q", "dns/txt") != "dns/txt":
             raise ArcSignatureError("unsupported query method")
         expiry = tags.get("x")
-        if expiry is not None and (not expiry.isdigit()
-                                   or int(expiry) + _EXPIRY_DRIFT < time.time()):
+        if expiry is not None and (
+            not expiry.isdigit() or int(expiry) + _EXPIRY_DRIFT < time.time()
+        ):
             raise ArcSignatureError("signature expired")
     instance = tags["i"]
     if not instance.isdigit() or not 1 <= int(instance) <= MAX_ARC_INSTANCE:
@@ -129,11 +135,12 @@ def collect_sets(fields: Fields) -> ArcChain:
     chain = ArcChain()
     arc_fields = [(name, raw) for name, raw in fields if name in _NAMES]
     if len(arc_fields) > MAX_ARC_FIELDS:
-        chain.issues.append(f"The message has {len(arc_fields)} ARC header fields; "
-                            f"more than {MAX_ARC_FIELDS} are not examined")
+        chain.issues.append(
+            f"The message has {len(arc_fields)} ARC header fields; "
+            f"more than {MAX_ARC_FIELDS} are not examined"
+        )
         return chain
-    found: dict[str, dict[int, list[tuple[dict[str, str], bytes]]]] = {
-        SEAL: {}, AMS: {}, AAR: {}}
+    found: dict[str, dict[int, list[tuple[dict[str, str], bytes]]]] = {SEAL: {}, AMS: {}, AAR: {}}
     for wanted in (SEAL, AMS, AAR):  # KumoMTA reports seal problems first, then AMS, AAR
         for name, raw in arc_fields:
             if _NAMES[name] != wanted:
@@ -156,14 +163,17 @@ def collect_sets(fields: Fields) -> ArcChain:
         if not any(parts):
             continue
         if not all(parts):
-            chain.issues.append(f"The ARC Set with instance {instance} is missing some of "
-                                f"its constituent headers")
+            chain.issues.append(
+                f"The ARC Set with instance {instance} is missing some of its constituent headers"
+            )
             continue
-        duplicated = [name for name, part in zip((SEAL, AMS, AAR), parts, strict=True)
-                      if len(part) > 1]
+        duplicated = [
+            name for name, part in zip((SEAL, AMS, AAR), parts, strict=True) if len(part) > 1
+        ]
         if duplicated:
-            chain.issues.append(f"There are duplicate {', '.join(duplicated)} header(s) for "
-                                f"instance {instance}")
+            chain.issues.append(
+                f"There are duplicate {', '.join(duplicated)} header(s) for instance {instance}"
+            )
             continue
         (seal, seal_raw), (ams, ams_raw), (_, aar_raw) = (part[0] for part in parts)
         chain.sets.append(ArcSet(instance, seal, seal_raw, ams, ams_raw, aar_raw))
@@ -202,8 +212,9 @@ async def _check_ams(arc_set: ArcSet, fields: Fields, bodies: BodyHashes, keys: 
     length = tags.get("l")
     if length is not None and not length.isdigit():
         raise ArcSignatureError("signature syntax error: l= is not a number")
-    digest = bodies.digest(body_canon == "relaxed", None if length is None else int(length),
-                           tags["a"])
+    digest = bodies.digest(
+        body_canon == "relaxed", None if length is None else int(length), tags["a"]
+    )
     if digest != decode_b64(tags["bh"], "bh"):
         raise ArcSignatureError("body hash did not verify")
     headers = select_headers(fields, tags["h"].split(":"))
@@ -221,18 +232,17 @@ def _cv_problem(arc_set: ArcSet) -> str | None:
     cv = arc_set.seal["cv"].lower()
     where = f"The {SEAL} for instance {arc_set.instance}"
     if cv == "pass":
-        return f"{where} is marked as cv=pass but that is invalid" if arc_set.instance == 1 \
-            else None
+        return (
+            f"{where} is marked as cv=pass but that is invalid" if arc_set.instance == 1 else None
+        )
     if cv == "none":
-        return f"{where} is marked as cv=none but that is invalid" if arc_set.instance > 1 \
-            else None
+        return f"{where} is marked as cv=none but that is invalid" if arc_set.instance > 1 else None
     if cv == "fail":
         return f"{where} is marked as failing its chain validation"
     return f"{where} has an invalid chain validation status"
 
 
-async def validate(chain: ArcChain, fields: Fields, body: bytes,
-                   resolver_name: str | None) -> None:
+async def validate(chain: ArcChain, fields: Fields, body: bytes, resolver_name: str | None) -> None:
     """Check each set's signatures in instance order; stop at the first failure."""
     if not chain.sets:
         return

@@ -2,7 +2,7 @@
 
 Tag lists, header selection and canonicalization, body hashes, public key records and
 the RSA/Ed25519 checks. Header fields are ``(lower-case name, raw field incl. CRLF)``
-pairs as :func:`kumocore.dkim.signer.parse_fields` gives them; the message is CRLF.
+pairs as :func:`kumocore.dkim.canonicalization.parse_fields` gives them; the message is CRLF.
 """
 
 from __future__ import annotations
@@ -18,14 +18,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-from kumocore.dkim.signer import _canonicalize_header, canonicalize_body
+from kumocore.dkim.canonicalization import canonicalize_body, canonicalize_header
 
 Fields = list[tuple[bytes, bytes]]
 _WSP = re.compile(r"[ \t\r\n]+")
 # The b= tag's value (not bh=): after the field's colon or a ';', up to the next ';'.
 _B_VALUE = re.compile(rb"([:;][ \t\r\n]*b[ \t\r\n]*=)[^;]*")
 _HASHES: dict[str, Callable[..., Any]] = {
-    "rsa-sha256": hashlib.sha256, "ed25519-sha256": hashlib.sha256, "rsa-sha1": hashlib.sha1}
+    "rsa-sha256": hashlib.sha256,
+    "ed25519-sha256": hashlib.sha256,
+    "rsa-sha1": hashlib.sha1,
+}
 
 
 class ArcSignatureError(Exception):
@@ -42,8 +45,9 @@ def parse_tags(value: str) -> dict[str, str]:
         name, eq, tag_value = part.partition("=")
         name = name.strip(" \t\r\n")
         if not eq or not name:
-            raise ArcSignatureError(f"signature syntax error: expected tag=value, got "
-                                    f"{part[:40]!r}")
+            raise ArcSignatureError(
+                f"signature syntax error: expected tag=value, got {part[:40]!r}"
+            )
         if name in tags:
             raise ArcSignatureError(f"signature syntax error: duplicate tag {name}")
         tags[name] = tag_value.strip(" \t\r\n")
@@ -71,8 +75,7 @@ def decode_b64(value: str, what: str) -> bytes:
     try:
         return base64.b64decode(_WSP.sub("", value), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ArcSignatureError(f"signature syntax error: failed to decode {what}: "
-                                f"{exc}") from None
+        raise ArcSignatureError(f"signature syntax error: failed to decode {what}: {exc}") from None
 
 
 def select_headers(fields: Fields, names: list[str]) -> list[bytes]:
@@ -92,8 +95,8 @@ def select_headers(fields: Fields, names: list[str]) -> list[bytes]:
 def signed_data(headers: list[bytes], own: bytes, relaxed: bool) -> bytes:
     """The canonical bytes a signature covers: ``headers`` then its own field (b= empty,
     no final CRLF)."""
-    parts = [_canonicalize_header(raw, relaxed) for raw in headers]
-    parts.append(_canonicalize_header(without_b(own), relaxed)[:-2])
+    parts = [canonicalize_header(raw, relaxed) for raw in headers]
+    parts.append(canonicalize_header(without_b(own), relaxed)[:-2])
     return b"".join(parts)
 
 
@@ -138,8 +141,12 @@ def public_keys(records: list[str]) -> list[rsa.RSAPublicKey | ed25519.Ed25519Pu
     return keys
 
 
-def check_signature(keys: list[rsa.RSAPublicKey | ed25519.Ed25519PublicKey],
-                    algorithm: str, data: bytes, signature: bytes) -> None:
+def check_signature(
+    keys: list[rsa.RSAPublicKey | ed25519.Ed25519PublicKey],
+    algorithm: str,
+    data: bytes,
+    signature: bytes,
+) -> None:
     """Pass quietly when one of ``keys`` made ``signature`` over ``data``."""
     if not keys:
         raise ArcSignatureError("no key for signature")

@@ -21,17 +21,8 @@ import time
 from collections.abc import Callable, Coroutine, Hashable, Mapping
 from typing import Any
 
-from kumocore.config.options import (
-    BOOL,
-    DURATION,
-    KEY_SOURCE,
-    STRING,
-    STRINGS,
-    Options,
-    enum,
-    integer,
-    option,
-)
+from kumocore.config.converters import BOOL, DURATION, KEY_SOURCE, STRING, STRINGS, enum, integer
+from kumocore.config.options import Options, option
 from kumocore.config.vault import is_vault_source, parse_vault_source, read_vault_secret
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.signer import Canonicalization, Signer

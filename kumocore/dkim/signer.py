@@ -5,7 +5,9 @@ signs every message, and this module is several times faster (numbers in docs/dk
 dkimpy and opendkim are used by the tests to prove the signatures verify.
 
 Input is the whole message with CRLF line endings; :meth:`Signer.sign` returns the folded
-``DKIM-Signature: ...\\r\\n`` header field to prepend.
+``DKIM-Signature: ...\\r\\n`` header field to prepend. This module holds the signer's
+options and the signature field it writes (tags, folding); the canonical forms it hashes
+are :mod:`kumocore.dkim.canonicalization`'s.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from typing import Literal
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from kumocore.dkim.canonicalization import (
+    canonicalize_body,
+    canonicalize_header,
+    parse_fields,
+    select_headers,
+    split_message,
+)
 from kumocore.dkim.keys import (
     Algorithm,
     PrivateKey,
@@ -28,13 +37,11 @@ from kumocore.dkim.keys import (
     load_private_key_data,
 )
 from kumocore.errors import ConfigError
-from kumocore.mail.sparse import SparsePattern
 
 Canonicalization = Literal["Relaxed", "Simple"]
 
 _CANONS: dict[str, Canonicalization] = {"relaxed": "Relaxed", "simple": "Simple"}
 _ALGORITHMS: tuple[Algorithm, ...] = ("rsa-sha256", "ed25519-sha256")
-_WSP_RUN = re.compile(rb"[ \t]+")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII except ':'
 # Dot-separated labels; '_' is tolerated because real selectors use it. Anything else (a
 # ';', a space) would corrupt the tag list of the header we emit.
@@ -138,8 +145,8 @@ class Signer:
         now = int(time.time()) if timestamp is None else timestamp
         tags = self._tags(now, len(canon_body), names, body_hash)
         unsigned = _fold(tags)  # ends in "b=": verifiers hash it with the b= value removed
-        hashed = [_canonicalize_header(raw, relaxed_headers) for raw in signed]
-        sig_field = _canonicalize_header(unsigned.encode() + _CRLF, relaxed_headers)[:-2]
+        hashed = [canonicalize_header(raw, relaxed_headers) for raw in signed]
+        sig_field = canonicalize_header(unsigned.encode() + _CRLF, relaxed_headers)[:-2]
         data = b"".join(hashed) + sig_field
         if isinstance(key, rsa.RSAPrivateKey):
             signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
@@ -183,112 +190,6 @@ def _ascii_domain(value: str, opt: str) -> str:
     if not _DOMAIN.fullmatch(ascii_value):
         raise ConfigError(f"dkim signer: {opt!r} is not a valid domain name: {value!r}")
     return ascii_value
-
-
-def split_message(message: bytes) -> tuple[bytes, bytes]:
-    """Header block (each field ending in CRLF) and body."""
-    if message.startswith(_CRLF):
-        return b"", message[2:]
-    end = message.find(b"\r\n\r\n")
-    if end < 0:
-        return (message if message.endswith(_CRLF) else message + _CRLF), b""
-    return message[: end + 2], message[end + 4 :]
-
-
-def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
-    """``(lower-case name, raw field incl. folding and CRLF)`` for each header field."""
-    fields: list[list[bytes]] = []
-    for line in head.split(_CRLF)[:-1]:
-        if line[:1] in (b" ", b"\t") and fields:
-            fields[-1].append(line)
-        else:
-            fields.append([line])
-    parsed: list[tuple[bytes, bytes]] = []
-    for parts in fields:
-        raw = _CRLF.join(parts) + _CRLF
-        name, colon, _ = raw.partition(b":")
-        if colon:  # a line without a colon is not a field and can never be signed
-            parsed.append((name.rstrip(b" \t").lower(), raw))
-    return parsed
-
-
-def select_headers(
-    fields: list[tuple[bytes, bytes]], wanted: tuple[str, ...], over_sign: bool
-) -> tuple[list[str], list[bytes]]:
-    """The ``h=`` names and the raw fields they sign, taking instances bottom-up (5.4.2).
-
-    Without over-signing, listed headers absent from the message are left out of ``h=``.
-    With it (KumoMTA's ``over_sign``), a name present N times is listed N+1 times: the
-    extra entry signs "no further instance", so one cannot be added later.
-    """
-    instances: dict[bytes, list[bytes]] = {}
-    for field_name, raw in fields:
-        instances.setdefault(field_name, []).append(raw)
-    names: list[str] = []
-    signed: list[bytes] = []
-    if over_sign:
-        seen: set[str] = set()
-        for name in wanted:
-            lower = name.lower()
-            if lower in seen:
-                continue
-            seen.add(lower)
-            found = instances.get(lower.encode(), [])
-            signed.extend(reversed(found))
-            names.extend([name] * (len(found) + 1))
-        return names, signed
-    for name in wanted:
-        remaining = instances.get(name.lower().encode())
-        if remaining:
-            signed.append(remaining.pop())
-            names.append(name)
-    if not names:  # an empty h= is invalid; a message without From cannot be signed
-        raise ValueError("dkim: the message has none of the header fields to sign")
-    return names, signed
-
-
-def _canonicalize_header(raw: bytes, relaxed: bool) -> bytes:
-    if not relaxed:
-        return raw
-    name, _, value = raw.partition(b":")
-    value = value.replace(_CRLF, b"")
-    if b"\t" in value or b"  " in value:  # most fields have no run to squeeze: skip re
-        value = _WSP_RUN.sub(b" ", value)
-    value = value.strip(b" ")
-    return name.rstrip(b" \t").lower() + b":" + value + _CRLF
-
-
-def canonicalize_body(body: bytes, relaxed: bool) -> bytes:
-    if relaxed:
-        run, before_crlf = _spaces_to_relax(body)  # most bodies have neither
-        if run:
-            body = _WSP_RUN.sub(b" ", body)
-        if before_crlf:
-            body = body.replace(b" \r\n", _CRLF)
-        if body.endswith(b" "):
-            body = body[:-1]
-    end = len(body)
-    while body.endswith(_CRLF, 0, end):  # drop trailing empty lines (RFC 6376 3.4.3/3.4.4)
-        end -= 2
-    if end == 0:
-        return b"" if relaxed else _CRLF
-    if end == len(body) - 2:
-        return body  # it ends in exactly one CRLF already: no copy
-    return body[:end] + _CRLF
-
-
-_SPACE_RUN = SparsePattern(b"  ", b" ")
-_SPACE_BEFORE_CRLF = SparsePattern(b" \r\n", b" ")
-
-
-def _spaces_to_relax(body: bytes) -> tuple[bool, bool]:
-    """``(a tab or a run of spaces somewhere, a space before a CRLF somewhere)``.
-
-    ``re``'s searches for both cost ~55 us per 100 KB; most of a large message is base64,
-    which holds no space, so the searches go by way of ``memchr`` for spaces
-    (:class:`~kumocore.mail.sparse.SparsePattern`)."""
-    return (b"\t" in body or _SPACE_RUN.find(body) >= 0,
-            _SPACE_BEFORE_CRLF.find(body) >= 0)
 
 
 def _fold(tags: list[tuple[str, list[str]]]) -> str:

@@ -146,8 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--domain", action="append", default=[],
                           help="a recipient domain to ask the handlers about (repeatable; "
                           "default: the listener domains, else example.com)")  # fmt: skip
-    validate.add_argument("--tenant", action="append", default=[],
-                          help="a tenant to ask get_queue_config about (repeatable)")
+    validate.add_argument(
+        "--tenant",
+        action="append",
+        default=[],
+        help="a tenant to ask get_queue_config about (repeatable)",
+    )
 
     _command(commands, "plugins", "list loaded plugins and the hooks they implement",
              "List every plugin kumocore loads (built-in and pip-installed), the "
@@ -186,17 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_allow_unsupported(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--allow-unsupported", action="store_true",
+        "--allow-unsupported",
+        action="store_true",
         help="load a policy that sets KumoMTA options kumocore does not implement yet, "
-        "ignoring them (each is logged as a warning); without it such a policy is refused")
+        "ignoring them (each is logged as a warning); without it such a policy is refused",
+    )
 
 
 def _report_ignored() -> None:
-    from kumocore.config.options import ignored_options
+    from kumocore.config.unsupported import ignored_options
 
     for name, function in sorted(ignored_options().items()):
-        print(f"kumocore: warning: KumoMTA's option {name!r} ({function}) is not supported "
-              "by kumocore yet and is ignored (--allow-unsupported)", file=sys.stderr)
+        print(
+            f"kumocore: warning: KumoMTA's option {name!r} ({function}) is not supported "
+            "by kumocore yet and is ignored (--allow-unsupported)",
+            file=sys.stderr,
+        )
 
 
 async def _validate(policy: str, domains: list[str], tenants: list[str]) -> int:
@@ -211,8 +220,10 @@ async def _validate(policy: str, domains: list[str], tenants: list[str]) -> int:
     if runtime.validation.failed:
         for failure in runtime.validation.failures:
             print(f"kumocore: validation failed: {failure}", file=sys.stderr)
-        print(f"policy {policy} failed validation "
-              f"({len(runtime.validation.failures)} problem(s))", file=sys.stderr)
+        print(
+            f"policy {policy} failed validation ({len(runtime.validation.failures)} problem(s))",
+            file=sys.stderr,
+        )
         return 1
     try:
         findings = await check_policy(runtime, domains=domains, tenants=tenants)
@@ -260,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_diagnostics(args.log_level)
     if getattr(args, "allow_unsupported", False):
-        from kumocore.config.options import allow_unsupported
+        from kumocore.config.unsupported import allow_unsupported
 
         # In the environment, so that worker processes inherit it.
         allow_unsupported()
@@ -269,7 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             structlog.get_logger("kumocore.config").warning(
                 "--allow-unsupported: KumoMTA options kumocore does not implement are "
-                "ignored; each is listed as a warning when the policy sets it")
+                "ignored; each is listed as a warning when the policy sets it"
+            )
     if args.command == "serve":
         from kumocore.node.fsmode import restrict_umask
 

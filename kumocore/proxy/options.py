@@ -14,19 +14,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from kumocore.config.options import (
-    BOOL,
-    DURATION,
-    KEY_SOURCE,
-    SOCKET_ADDRESS,
-    STRING,
-    Conv,
-    Options,
-    Path,
-    integer,
-    nested,
-    option,
-)
+from kumocore.config.conv import Conv, Path
+from kumocore.config.converters import BOOL, DURATION, KEY_SOURCE, SOCKET_ADDRESS, STRING, integer
+from kumocore.config.options import Options, nested, option
 
 START_PROXY_LISTENER = "proxy.start_proxy_listener"
 

@@ -17,7 +17,7 @@ from bench.common.smtp_client import RawSmtpClient
 from kumocore import hookimpl
 from kumocore.config import EsmtpListenerConfig
 from kumocore.config.listeners import dynamic_overrides
-from kumocore.config.options import ALLOW_UNSUPPORTED_ENV
+from kumocore.config.unsupported import ALLOW_UNSUPPORTED_ENV
 from kumocore.errors import ConfigError
 from kumocore.policy.hooks import Hooks
 from kumocore.reception.smtp.server import EsmtpListener

@@ -181,7 +181,7 @@ end
 -- kumo.log_error/warn/info/debug(...), as KumoMTA's: each argument as tostring shows it
 -- (a string's bytes that are not valid UTF-8 as \xNN), joined by spaces, and the calling
 -- policy file:line, which only the Lua stack knows. LuaEngine.wrap hands `log_call` the
--- wrapped `with_location(where, text)` of Python's log function (policy/builtins.py).
+-- wrapped `with_location(where, text)` of Python's log function (policy/basic_functions.py).
 local pcall, utf8_len, concat = pcall, utf8.len, table.concat
 
 local function log_text(v)

@@ -51,8 +51,9 @@ from kumocore_lua_policy.proxies import ProxyHelpers
 LUA_SLICE_SECONDS = 5.0
 #: Bytes the Lua heap of one policy may hold (its data tables included).
 LUA_MAX_MEMORY = 1 << 30
-#: The attribute of a ``kumo.log_*`` function (``kumocore.policy.builtins.LOG_WITH_LOCATION``,
-#: not imported: core's built-in policy functions are not part of the plugin API).
+#: The attribute of a ``kumo.log_*`` function
+#: (``kumocore.policy.basic_functions.LOG_WITH_LOCATION``, not imported: core's built-in
+#: policy functions are not part of the plugin API).
 _LOG_WITH_LOCATION = "with_location"
 
 
@@ -101,8 +102,13 @@ class LuaEngine:
         )
         self.conv = Converter(self.lua, lua54.lua_type)
         helpers: dict[str, Any] = dict(ProxyHelpers(self.conv, self.wrap).as_lua_table())
-        helpers.update(invoke=self.invoke, discard=_Pending.discard, write=_write,
-                       monotonic=time.monotonic, slice_seconds=LUA_SLICE_SECONDS)
+        helpers.update(
+            invoke=self.invoke,
+            discard=_Pending.discard,
+            write=_write,
+            monotonic=time.monotonic,
+            slice_seconds=LUA_SLICE_SECONDS,
+        )
         source = resources.files(__package__).joinpath("bridge.lua").read_text("utf-8")
         chunk = self.lua.eval("load")(source, "=kumo-bridge")
         self.bridge = chunk(self.lua.table_from(helpers))
@@ -119,7 +125,8 @@ class LuaEngine:
         self.conv.attach(self.bridge, self.wrap, self.lua.eval("function(value) return value end"))
         as_getter = lua54.as_itemgetter
         self._bytes_args = self.lua.eval("load")(BYTES_ARGS_LUA, "=kumo-bridge")(
-            lambda text: as_getter(text.encode("latin-1")), accept)
+            lambda text: as_getter(text.encode("latin-1")), accept
+        )
 
     # ------------------------------------------------------------------ calls from Lua
     def wrap(self, fn: Callable[..., Any], name: str) -> Any:
@@ -128,7 +135,7 @@ class LuaEngine:
         Two marks on ``fn`` add a step in Lua first: ``takes_bytes`` (binary string
         arguments reach it as ``bytes``), and a ``with_location`` attribute, the form of a
         ``kumo.log_*`` function that takes the record rendered as Lua shows its arguments
-        and the calling policy line (``bridge.log_call``; kumocore.policy.builtins)."""
+        and the calling policy line (``bridge.log_call``; kumocore.policy.basic_functions)."""
         with_location = getattr(fn, _LOG_WITH_LOCATION, None)
         if with_location is not None:
             return self._log_call(self._wrap(with_location, name))

@@ -35,7 +35,7 @@ from kumocore_lua_policy.errors import LuaPolicyError
 from kumocore_lua_policy.events import EventRegistry, EventSpec
 from kumocore_lua_policy.extras import bind as bind_policy_extras
 from kumocore_lua_policy.stdlib import LuaStdlib
-from kumocore_lua_policy.stdlib.clock import TimeDelta
+from kumocore_lua_policy.stdlib.time_delta import TimeDelta
 from kumocore_lua_policy.stdlib_lua import install_stdlib
 
 log = structlog.get_logger("kumocore.lua")
@@ -177,8 +177,11 @@ class LuaPolicy:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            log.warning("configuration epoch bumped outside the event loop; policy not "
-                        "reloaded", policy=self.path, epoch=epoch)
+            log.warning(
+                "configuration epoch bumped outside the event loop; policy not reloaded",
+                policy=self.path,
+                epoch=epoch,
+            )
             return
         if self._reloading is not None and not self._reloading.done():
             self._reload_again = True
@@ -201,14 +204,18 @@ class LuaPolicy:
         try:
             engine, registry = await _evaluate(self.path, self._functions, self.stdlib)
         except Exception as exc:
-            log.error("policy reload failed; keeping the running policy",
-                      policy=self.path, error=str(exc))
+            log.error(
+                "policy reload failed; keeping the running policy", policy=self.path, error=str(exc)
+            )
             return False
         hooked = {spec.name for spec in self.registry.registered()}
         added = [spec.name for spec in registry.registered() if spec.name not in hooked]
         if added:
-            log.warning("the reloaded policy registers new events; they take effect after a "
-                        "restart", policy=self.path, events=added)
+            log.warning(
+                "the reloaded policy registers new events; they take effect after a restart",
+                policy=self.path,
+                events=added,
+            )
         self._use(engine, registry)
         self.reloads += 1
         log.info("policy reloaded", policy=self.path, reloads=self.reloads)

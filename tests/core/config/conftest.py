@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kumocore.config.options import ALLOW_UNSUPPORTED_ENV
+from kumocore.config.unsupported import ALLOW_UNSUPPORTED_ENV
 
 
 @pytest.fixture

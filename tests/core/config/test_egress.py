@@ -109,22 +109,27 @@ def test_additional_limits_and_throttles_keep_their_names() -> None:
 
 @pytest.mark.parametrize(
     "options",
-    [{"readyq_pool_name": "pool"}, {"openssl_options": "NO_TLSV1"},
-     {"aggressive_connection_opening": True}, {"dispatcher_wakeup_strategy": "Relaxed"}],
+    [
+        {"readyq_pool_name": "pool"},
+        {"openssl_options": "NO_TLSV1"},
+        {"aggressive_connection_opening": True},
+        {"dispatcher_wakeup_strategy": "Relaxed"},
+    ],
 )
 def test_unsupported_path_options_are_refused_naming_the_option(
     options: dict[str, object],
 ) -> None:
     (name,) = options
-    with pytest.raises(ConfigError, match=f"KumoMTA's option '{name}' is not supported by "
-                       "kumocore yet"):
+    with pytest.raises(
+        ConfigError, match=f"KumoMTA's option '{name}' is not supported by kumocore yet"
+    ):
         EgressPathConfig.from_options(options)
 
 
 def test_unsupported_path_option_loads_ignored_with_allow_unsupported(
     allow_unsupported: None,
 ) -> None:
-    from kumocore.config.options import ignored_options
+    from kumocore.config.unsupported import ignored_options
 
     config = EgressPathConfig.from_options({"readyq_pool_name": "pool"})
     assert config.readyq_pool_name == "pool"
@@ -265,12 +270,19 @@ def test_bad_pool_entries_name_the_key(entries: object, key: str) -> None:
 @pytest.mark.parametrize(
     ("source", "error"),
     [
-        ({"key_dta": "s3cret"}, "unknown key 'smtp_auth_plain_password.key_dta' for "
-                                "kumo.make_egress_path (did you mean 'key_data'?)"),
-        ({"event_name": "get_password"},
-         "event-based key sources (event_name = ...) are not supported"),
-        ({"key_data": 5}, "'smtp_auth_plain_password.key_data' in kumo.make_egress_path: "
-                          "expected a string"),
+        (
+            {"key_dta": "s3cret"},
+            "unknown key 'smtp_auth_plain_password.key_dta' for "
+            "kumo.make_egress_path (did you mean 'key_data'?)",
+        ),
+        (
+            {"event_name": "get_password"},
+            "event-based key sources (event_name = ...) are not supported",
+        ),
+        (
+            {"key_data": 5},
+            "'smtp_auth_plain_password.key_data' in kumo.make_egress_path: expected a string",
+        ),
     ],
 )
 def test_a_key_source_kumocore_cannot_read_is_refused_when_the_policy_loads(
@@ -282,10 +294,12 @@ def test_a_key_source_kumocore_cannot_read_is_refused_when_the_policy_loads(
 
 def test_a_file_name_or_key_data_is_a_key_source() -> None:
     for source in ("/etc/kumocore/smtp-password", {"key_data": "s3cret"}):
-        assert EgressPathConfig.from_options(
-            {"smtp_auth_plain_password": source}).smtp_auth_plain_password == source
-
-
+        assert (
+            EgressPathConfig.from_options(
+                {"smtp_auth_plain_password": source}
+            ).smtp_auth_plain_password
+            == source
+        )
 
 
 def test_socks5_proxy_bind_source_is_serialised_only_when_turned_off() -> None:

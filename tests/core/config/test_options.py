@@ -8,7 +8,7 @@ import pytest
 
 from kumocore import ConfigError
 from kumocore.config import CidrSet, Options, option
-from kumocore.config.options import (
+from kumocore.config.converters import (
     BOOL,
     CIDRS,
     DURATION,
@@ -21,8 +21,8 @@ from kumocore.config.options import (
     integer,
     list_of,
     map_of,
-    nested,
 )
+from kumocore.config.options import nested
 from kumocore.throttle.spec import LimitSpec, ThrottleSpec
 
 
@@ -126,8 +126,10 @@ def test_every_bad_value_names_its_key(options: dict[str, Any], key: str) -> Non
 
 def test_unknown_key_in_a_nested_table_is_named_with_its_path() -> None:
     message = error_for({"name": "x", "inners": [{"name": "a", "wieght": 2}]})
-    assert message == ("unknown key 'inners[1].wieght' for kumo.make_sample (did you mean "
-                       "'weight'?); allowed: name, weight")
+    assert message == (
+        "unknown key 'inners[1].wieght' for kumo.make_sample (did you mean "
+        "'weight'?); allowed: name, weight"
+    )
 
 
 def test_empty_lua_table_is_accepted_as_list_or_table() -> None:

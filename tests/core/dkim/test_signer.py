@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import kumocore.dkim.signer as signer_module
+import kumocore.dkim.canonicalization as canonicalization_module
 from kumocore import ConfigError
 from kumocore.dkim import Signer
-from kumocore.dkim.signer import _canonicalize_header, canonicalize_body
+from kumocore.dkim.canonicalization import canonicalize_body, canonicalize_header
 from tests.core.dkim.conftest import MESSAGE, KeyFile, Verify
 from tests.support.sparse import tiny_spans
 
@@ -172,9 +172,9 @@ def test_body_canonicalization_matches_rfc6376_examples() -> None:
 
 
 def test_header_canonicalization_matches_rfc6376_examples() -> None:
-    assert _canonicalize_header(b"A: X\r\n", True) == b"a:X\r\n"
-    assert _canonicalize_header(b"B : Y\t\r\n\tZ  \r\n", True) == b"b:Y Z\r\n"
-    assert _canonicalize_header(b"B : Y\t\r\n\tZ  \r\n", False) == b"B : Y\t\r\n\tZ  \r\n"
+    assert canonicalize_header(b"A: X\r\n", True) == b"a:X\r\n"
+    assert canonicalize_header(b"B : Y\t\r\n\tZ  \r\n", True) == b"b:Y Z\r\n"
+    assert canonicalize_header(b"B : Y\t\r\n\tZ  \r\n", False) == b"B : Y\t\r\n\tZ  \r\n"
 
 
 def test_message_with_only_headers_signs_an_empty_body(
@@ -216,8 +216,10 @@ def test_invalid_signer_settings_raise_config_error(
         signer_for(keys["rsa2048-pkcs8"], **options)
 
 
-_BODY_PIECES = st.lists(st.sampled_from([b"a", b" ", b"  ", b"\t", b"\r\n", b" \r\n", b"x y",
-                                         b"QUJD", b"\r", b"\n"]), max_size=60).map(b"".join)
+_BODY_PIECES = st.lists(
+    st.sampled_from([b"a", b" ", b"  ", b"\t", b"\r\n", b" \r\n", b"x y", b"QUJD", b"\r", b"\n"]),
+    max_size=60,
+).map(b"".join)
 
 
 @given(_BODY_PIECES)
@@ -227,7 +229,7 @@ def test_the_space_search_answers_as_plain_searches_at_every_span_boundary(body:
     # (a pair or a space-CRLF straddling one) within reach of short bodies.
     with tiny_spans(3):
         expected = (b"\t" in body or b"  " in body, b" \r\n" in body)
-        assert signer_module._spaces_to_relax(body) == expected
+        assert canonicalization_module._spaces_to_relax(body) == expected
 
 
 def test_relaxed_body_of_a_large_message_matches_the_rfc_definition() -> None:

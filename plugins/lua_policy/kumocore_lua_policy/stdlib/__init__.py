@@ -42,6 +42,7 @@ from kumocore_lua_policy.stdlib.sigv4 import sigv4_functions
 from kumocore_lua_policy.stdlib.templates import template_functions
 from kumocore_lua_policy.stdlib.text import string_functions
 from kumocore_lua_policy.stdlib.urls import url_functions
+from kumocore_lua_policy.stdlib.uuids import uuid_functions
 from kumocore_lua_policy.stdlib.version import version_functions
 
 __all__ = ["ConfigEpoch", "ConfigMonitor", "LuaStdlib", "MemoRegistry"]
@@ -53,12 +54,20 @@ def python_traceback(level: int = 1) -> list[dict[str, Any]]:
     frames = traceback.extract_stack()[:-1]
     out = []
     for frame in reversed(frames[: max(0, len(frames) - max(0, int(level) - 1))]):
-        out.append({
-            "event": "Normal", "name": frame.name, "name_what": None,
-            "source": frame.filename, "short_src": frame.filename,
-            "line_defined": None, "last_line_defined": None, "what": "Python",
-            "curr_line": frame.lineno, "is_tail_call": False,
-        })
+        out.append(
+            {
+                "event": "Normal",
+                "name": frame.name,
+                "name_what": None,
+                "source": frame.filename,
+                "short_src": frame.filename,
+                "line_defined": None,
+                "last_line_defined": None,
+                "what": "Python",
+                "curr_line": frame.lineno,
+                "is_tail_call": False,
+            }
+        )
     return out
 
 
@@ -77,13 +86,28 @@ class LuaStdlib:
     def functions(self) -> dict[str, Callable[..., Any]]:
         functions: dict[str, Callable[..., Any]] = {}
         for group in (
-            serde_functions(), string_functions(), regex_functions(), map_functions(),
-            digest_functions(), encode_functions(), clock_functions(),
+            serde_functions(),
+            string_functions(),
+            regex_functions(),
+            map_functions(),
+            digest_functions(),
+            encode_functions(),
+            clock_functions(),
+            uuid_functions(),
             plumbing_functions(self.epoch, self.monitor, self.globs, self.accounting),
-            reverse_dns_functions(), url_functions(), fs_functions(), template_functions(),
-            fs_open_functions(), version_functions(), mimepart_functions(),
-            self.counter_series.functions(), crypto_functions(), sigv4_functions(),
-            memory_functions(), jsonl_functions(), self.mpsc.functions(),
+            reverse_dns_functions(),
+            url_functions(),
+            fs_functions(),
+            template_functions(),
+            fs_open_functions(),
+            version_functions(),
+            mimepart_functions(),
+            self.counter_series.functions(),
+            crypto_functions(),
+            sigv4_functions(),
+            memory_functions(),
+            jsonl_functions(),
+            self.mpsc.functions(),
         ):
             functions.update(group)
         functions["memoize"] = self.memo.memoize

@@ -27,7 +27,7 @@ from typing import Any
 
 from kumocore import ConfigError, lua_type_name, policy_function
 from kumocore_lua_policy.stdlib.arguments import number_arg
-from kumocore_lua_policy.stdlib.clock import parse_duration
+from kumocore_lua_policy.stdlib.time_delta import parse_duration
 
 #: KumoMTA's ``num_buckets`` is a ``u8``.
 MAX_BUCKETS = 255

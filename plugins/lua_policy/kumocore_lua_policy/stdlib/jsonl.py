@@ -16,9 +16,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kumocore import ConfigError, lua_type_name
-from kumocore_lua_policy.stdlib.clock import parse_duration
 from kumocore_lua_policy.stdlib.jsonl_tailer import Consumer, Tailer
 from kumocore_lua_policy.stdlib.jsonl_writer import LogWriter
+from kumocore_lua_policy.stdlib.time_delta import parse_duration
 
 _TAILER_KEYS = {
     "directory",

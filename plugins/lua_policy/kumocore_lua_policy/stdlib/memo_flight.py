@@ -2,7 +2,7 @@
 
 A burst of messages asking a memoized function for the same key must not become a burst of
 identical DNS or HTTP queries. :class:`Flight` is one computation in progress; the cache
-(:mod:`kumocore_lua_policy.stdlib.memo`) hands each caller a :class:`Hit`, a :class:`Claim`
+(:mod:`kumocore_lua_policy.stdlib.memo_cache`) hands each caller a :class:`Hit`, a :class:`Claim`
 (compute, then settle the flight) or a :class:`Wait` (wait for the flight's outcome).
 """
 
