@@ -31,7 +31,7 @@ from kumocore.delivery.client_batch import BatchTransactions
 from kumocore.delivery.client_failure import ConnectFailure, failure_reason
 from kumocore.delivery.client_io import path_timeout
 from kumocore.delivery.eightbit import mail_parameters
-from kumocore.delivery.proxy import Progress, open_stream, route_for_source
+from kumocore.delivery.proxy import Progress, open_stream, route_for_source, timed_out
 from kumocore.delivery.source_failure import classify
 from kumocore.delivery.unix_socket import open_unix_stream
 from kumocore.delivery.wire import MAX_REPLY_LINE, dot_stuffed, expect_reply, refusal
@@ -203,6 +203,7 @@ async def open_connection(
     EHLO, maybe STARTTLS (per ``tls_mode``, default the path's ``enable_tls``; with
     ``dane``'s TLSA records, the certificate must match one of them)."""
     route, progress = None, Progress()
+    timeout = path_timeout(path, "connect_timeout", 60)
     try:
         # A small stream limit: a reply line longer than MAX_REPLY_LINE is refused
         # anyway, so the reader never needs to buffer much more than one.
@@ -212,16 +213,17 @@ async def open_connection(
             route = route_for_source(egress_source, source_address)
             opening = open_stream(route, address, port, limit=4 * MAX_REPLY_LINE,
                                   progress=progress)  # fmt: skip
-        reader, writer, origin = await asyncio.wait_for(
-            opening, path_timeout(path, "connect_timeout", 60))
+        reader, writer, origin = await asyncio.wait_for(opening, timeout)
     except Exception as exc:
+        detail = str(exc)[:200] or type(exc).__name__
+        if isinstance(exc, TimeoutError) and not str(exc):  # asyncio.wait_for: say what
+            detail = timed_out(route, progress, address, port, timeout)
         if CLIENT_TRACE.active and tracer is not None:
             where = address if is_unix_path(address) else f"{mx_host} [{address}]:{port}"
-            tracer.diagnostic("ERROR", f"connection to {where} failed: "
-                              f"{str(exc)[:200] or type(exc).__name__}")
+            tracer.diagnostic("ERROR", f"connection to {where} failed: {detail}")
         raise ConnectFailure(
-            Response.parse(451, f"4.4.1 connection failed: {str(exc)[:200]}"),
-            reason=f"connection failed: {str(exc)[:200] or type(exc).__name__}",
+            Response.parse(451, f"4.4.1 connection failed: {detail}"),
+            reason=f"connection failed: {detail}",
             source_failure=None if route is None else classify(exc, route, progress),
         ) from exc
     conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode, dane, tracer)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kumocore.config.cidr import join_host_port
+from kumocore.mail.internal_responses import debug_duration
 from kumocore.policy.secrets import load_secret
 from kumocore.reception.smtp.proxy_protocol import encode_v2
 
@@ -151,27 +152,69 @@ async def open_stream(
             writer.write(encode_v2((route.source_ip, 0), (address, port)))
             await writer.drain()
             return reader, writer, route.describe(None)
-        bound = await _socks5_connect(reader, writer, route, address, port)
+        bound = await _socks5_connect(_Replies(reader, route.server), writer, route, address,
+                                      port)
     except BaseException:
         writer.transport.abort()
         raise
     if bound[0] != str(ipaddress.ip_address(route.source_ip)):
         writer.transport.abort()
         raise ProxyWrongSource(
-            f"SOCKS5 proxy {join_host_port(*route.server)} connected from {bound[0]}, not from "
-            f"socks5_proxy_source_address {route.source_ip}")
+            f"SOCKS5 proxy {join_host_port(*route.server)} connected from {_shown(bound[0])}, "
+            f"not from socks5_proxy_source_address {route.source_ip}")
     return reader, writer, route.describe(bound)
 
 
+def timed_out(route: Route | None, progress: Progress, address: str, port: int,
+              timeout: float) -> str:
+    """What :func:`open_stream` was doing when its caller's ``timeout`` cut it short."""
+    after = f"timeout after {debug_duration(timeout)}"
+    if route is None:  # a unix socket path
+        return f"{after} connecting to {address}"
+    if route.protocol is None or route.server is None:
+        return f"{after} connecting to {join_host_port(address, port)}"
+    server = f"{route.protocol} proxy {join_host_port(*route.server)}"
+    if not progress.proxy_connected:
+        return f"{after} connecting to {server}"
+    return f"{after} in the handshake with {server} (to {join_host_port(address, port)})"
+
+
+class _Replies:
+    """The proxy's side of the handshake: a closed or broken connection becomes a
+    :class:`ProxyError` that names the proxy and the reply it was sending."""
+
+    def __init__(self, reader: asyncio.StreamReader, server: tuple[str, int]) -> None:
+        self.reader, self.server = reader, server
+
+    async def exactly(self, size: int, reply: str) -> bytes:
+        try:
+            return await self.reader.readexactly(size)
+        except asyncio.IncompleteReadError as exc:
+            raise ProxyError(
+                f"SOCKS5 proxy {join_host_port(*self.server)} closed the connection during "
+                f"its {reply} ({len(exc.partial)} of {size} bytes)") from exc
+        except ConnectionError as exc:
+            raise ProxyError(
+                f"SOCKS5 proxy {join_host_port(*self.server)} broke the connection during "
+                f"its {reply}: {exc}") from exc
+
+
+def _shown(name: str) -> str:
+    """A bound address as the proxy sent it, printable and short (a domain name of up
+    to 255 bytes may hold anything)."""
+    text = "".join(c if c.isprintable() else "?" for c in name)
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
 async def _socks5_connect(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, route: Route,
+    reader: _Replies, writer: asyncio.StreamWriter, route: Route,
     address: str, port: int,
 ) -> tuple[str, int]:
     """RFC 1928 greeting, RFC 1929 authentication when offered, CONNECT; the address
     the proxy connected from."""
     methods = b"\x00\x02" if route.username is not None else b"\x00"
     writer.write(b"\x05" + bytes([len(methods)]) + methods)
-    version, method = await reader.readexactly(2)
+    version, method = await reader.exactly(2, "greeting")
     if version != 5:
         raise ProxyError(f"SOCKS5 proxy answered with version {version}")
     if method == 2 and route.username is not None:
@@ -180,12 +223,12 @@ async def _socks5_connect(
         raise ProxyError(f"SOCKS5 proxy offers no usable authentication (method {method})")
     if route.bind:
         assert route.source_ip is not None
-        status, _ = await _socks5_request(reader, writer, _BIND, route.source_ip, 0)
+        status, _ = await _socks5_request(reader, writer, _BIND, route.source_ip, 0, "BIND")
         if status != 0:
             raise ProxyBindFailed(
                 f"SOCKS5 proxy could not bind {route.source_ip}: "
                 f"{_SOCKS_REPLIES.get(status, f'status {status}')}")
-    status, bound = await _socks5_request(reader, writer, _CONNECT, address, port)
+    status, bound = await _socks5_request(reader, writer, _CONNECT, address, port, "CONNECT")
     if status != 0:
         reason = _SOCKS_REPLIES.get(status, f"status {status}")
         raise ProxyError(f"SOCKS5 proxy could not connect to {address}:{port}: {reason}")
@@ -193,38 +236,39 @@ async def _socks5_connect(
 
 
 async def _socks5_request(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, command: int, address: str,
-    port: int,
+    reader: _Replies, writer: asyncio.StreamWriter, command: int, address: str, port: int,
+    name: str,
 ) -> tuple[int, tuple[str, int]]:
     """One request for an IP address; the reply's status and address."""
     ip = ipaddress.ip_address(address)
     kind = b"\x01" if ip.version == 4 else b"\x04"
     writer.write(bytes([5, command, 0]) + kind + ip.packed + struct.pack("!H", port))
-    _, status, _, atyp = await reader.readexactly(4)
-    return status, await _read_socks_address(reader, atyp)
+    reply = f"{name} reply"
+    _, status, _, atyp = await reader.exactly(4, reply)
+    return status, await _read_socks_address(reader, atyp, reply)
 
 
 async def _socks5_authenticate(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, username: str, password: bytes
+    reader: _Replies, writer: asyncio.StreamWriter, username: str, password: bytes
 ) -> None:
     user = username.encode()
     if len(user) > 255 or len(password) > 255:
         raise ProxyError("SOCKS5 user name and password are limited to 255 bytes each")
     writer.write(b"\x01" + bytes([len(user)]) + user + bytes([len(password)]) + password)
-    _, status = await reader.readexactly(2)
+    _, status = await reader.exactly(2, "authentication reply")
     if status != 0:
         raise ProxyError("SOCKS5 proxy refused the user name or password")
 
 
-async def _read_socks_address(reader: asyncio.StreamReader, atyp: int) -> tuple[str, int]:
+async def _read_socks_address(reader: _Replies, atyp: int, reply: str) -> tuple[str, int]:
     if atyp == 1:
-        raw = await reader.readexactly(6)
+        raw = await reader.exactly(6, reply)
         return socket.inet_ntop(socket.AF_INET, raw[:4]), struct.unpack("!H", raw[4:])[0]
     if atyp == 4:
-        raw = await reader.readexactly(18)
+        raw = await reader.exactly(18, reply)
         return socket.inet_ntop(socket.AF_INET6, raw[:16]), struct.unpack("!H", raw[16:])[0]
     if atyp == 3:
-        size = (await reader.readexactly(1))[0]
-        raw = await reader.readexactly(size + 2)
+        size = (await reader.exactly(1, reply))[0]
+        raw = await reader.exactly(size + 2, reply)
         return raw[:size].decode("ascii", "replace"), struct.unpack("!H", raw[size:])[0]
-    raise ProxyError(f"SOCKS5 proxy sent an unknown address type {atyp}")
+    raise ProxyError(f"SOCKS5 proxy sent an unknown address type {atyp} in its {reply}")

@@ -130,8 +130,11 @@ class BatchMemory:
     mailbox, not "too many"). ``tried``: every recipient sent in a transaction of this
     path since the batch last waited for a retry, whatever the session: kumocore's bound
     that lets a batch go out again at once only for recipients never tried
-    (:mod:`kumocore.queue.batch_send`). At most :attr:`LIMIT` batches are remembered: a
-    message that left the path another way (an expiry, an operator's bounce) is
+    (:mod:`kumocore.queue.batch_send`). A batch sent to wait between two transactions
+    (its next connection failed, a suspension, an operator's abort or bounce, shutdown)
+    is forgotten by the path then, so its retry starts afresh. An entry holds the
+    message's recipients twice over (about 115 bytes a name): at most :attr:`LIMIT`
+    batches are remembered, a message that left the path another way (an expiry)
     forgotten oldest first.
     """
 
@@ -140,6 +143,9 @@ class BatchMemory:
 
     def __init__(self) -> None:
         self._batches: dict[str, _Remembered] = {}
+
+    def __len__(self) -> int:
+        return len(self._batches)
 
     def last(self, message_id: str, session: object) -> frozenset[str]:
         known = self._batches.get(message_id)

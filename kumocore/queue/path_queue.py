@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from kumocore.mail.response import Response
     from kumocore.policy.refresh import Freshness
     from kumocore.queue.admin import AdminRules
+    from kumocore.queue.batch_groups import BatchMemory
     from kumocore.queue.egress import EgressShared, PathKey
     from kumocore.queue.slots import PathThrottles, Slot
 
@@ -55,6 +56,7 @@ class PathQueue:
     messages: collections.deque[Message]
     overflow: collections.deque[Message]
     throttles: PathThrottles
+    batch_memory: BatchMemory
     suspended_until: float
     _resume: asyncio.TimerHandle | None
     _deferred_in_pass: int
@@ -131,6 +133,7 @@ class PathQueue:
         rule = admin.suspension_for(message.queue_name() if queue is None else queue.name)
         if rule is None:
             return False
+        self.batch_memory.forget(message.id)  # it waits: its retry starts afresh
         self.shared.outcomes.transient(None, message, queue_suspended(rule.reason), None,
                                        None, queue_site=self.key.name)  # fmt: skip
         return True
@@ -153,6 +156,7 @@ class PathQueue:
                     give_back_wedged(self, connection, messages)
                     return
                 for message in messages:
+                    self.batch_memory.forget(message.id)
                     give_back(message)
                 return
         self.messages.extendleft(reversed(messages))
@@ -162,6 +166,9 @@ class PathQueue:
         taken = [*self.messages, *self.overflow]
         self.messages.clear()
         self.overflow.clear()
+        if self.batch_memory:  # batches between two transactions leave the path
+            for message in taken:
+                self.batch_memory.forget(message.id)
         return taken
 
     def fail_queued(self, response: Response) -> None:

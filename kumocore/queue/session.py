@@ -253,6 +253,7 @@ class SmtpEgressPath(EgressPath):
         self.connection_failures += 1
         message = self.take()
         if message is not None:
+            self.batch_memory.forget(message.id)  # a batch between transactions waits
             self.shared.outcomes.handle(self, message, response, peer=None)
         if self.shared.source_health.suspended and self._reroute_if_suspended():
             return
