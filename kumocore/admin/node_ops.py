@@ -29,6 +29,7 @@ from aiohttp import web
 
 from kumocore.admin.api_support import ADMIN_PREFIX, ApiError, json_errors, manager_of, read_object
 from kumocore.admin.machine_info import MACHINE_INFO_PATH, machine_info_handler
+from kumocore.errors import ConfigError
 from kumocore.policy.tasks import set_diagnostic_log_filter
 from kumocore.queue.dispatchers import parse_session_id
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
     from kumocore.queue.path import EgressPath
 
-__all__ = ["ABORT_PATH", "LOG_FILTER_PATH", "add_node_ops_routes"]
+__all__ = ["ABORT_PATH", "LOG_FILTER_PATH", "add_node_ops_routes", "set_log_filter"]
 
 LOG_FILTER_PATH = f"{ADMIN_PREFIX}/set_diagnostic_log_filter/v1"
 ABORT_PATH = f"{ADMIN_PREFIX}/abort-ready-q-conn/v1"
@@ -52,23 +53,29 @@ def find_ready_queue(paths: Any, name: str) -> EgressPath | None:
     return None
 
 
+async def set_log_filter(request: web.Request) -> web.StreamResponse:
+    """The log filter endpoint (also on the tsa and proxy services' listeners)."""
+    try:
+        body = await read_object(request, ("filter",))
+        spec = body.get("filter")
+        if not isinstance(spec, str):
+            raise ApiError(400, "field 'filter' is required and must be a string")
+        set_diagnostic_log_filter(spec)
+    except ApiError as exc:
+        return web.json_response({"error": exc.message}, status=exc.status)
+    except ConfigError as exc:  # a filter that does not parse
+        return web.json_response({"error": str(exc)}, status=400)
+    # Written at debug level: it shows only when the new filter lets debug through,
+    # which is how an operator (and the tests) see each worker took the change.
+    log.debug("diagnostic log filter applied", filter=spec, pid=os.getpid())
+    return web.Response(status=200)
+
+
 class NodeOpsApi:
     """The handlers of this module, bound to one runtime."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-
-    @json_errors
-    async def set_log_filter(self, request: web.Request) -> web.StreamResponse:
-        body = await read_object(request, ("filter",))
-        spec = body.get("filter")
-        if not isinstance(spec, str):
-            raise ApiError(400, "field 'filter' is required and must be a string")
-        set_diagnostic_log_filter(spec)  # ConfigError → 400 (by json_errors)
-        # Written at debug level: it shows only when the new filter lets debug through,
-        # which is how an operator (and the tests) see each worker took the change.
-        log.debug("diagnostic log filter applied", filter=spec, pid=os.getpid())
-        return web.Response(status=200)
 
     @json_errors
     async def abort_ready_q_conn(self, request: web.Request) -> web.StreamResponse:
@@ -92,6 +99,6 @@ class NodeOpsApi:
 def add_node_ops_routes(app: web.Application, runtime: Runtime) -> None:
     """Add this module's endpoints to ``app`` (called by :func:`add_admin_routes`)."""
     api = NodeOpsApi(runtime)
-    app.router.add_post(LOG_FILTER_PATH, api.set_log_filter)
+    app.router.add_post(LOG_FILTER_PATH, set_log_filter)
     app.router.add_post(ABORT_PATH, api.abort_ready_q_conn)
     app.router.add_get(MACHINE_INFO_PATH, machine_info_handler(runtime))

@@ -139,7 +139,7 @@ def make_request_guard(config: HttpListenerConfig) -> Any:
         info = request.get(AUTH_KEY)
         trusted_only = isinstance(info, AuthInfo) and info.trusted and info.user is None
         host = request.headers.get("Host")
-        open_path = request.path.startswith(("/api/check-liveness/", "/api-docs/"))
+        open_path = request.path.startswith(("/api/check-liveness/", "/api-docs/", "/rapidoc"))
         if trusted_only and not open_path and host is not None and not is_local_name(
                 host, config):
             return json_error(403, f"Host {host!r} is not this listener: a request from a "

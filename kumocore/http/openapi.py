@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from kumocore import __version__
+from kumocore.http.rapidoc import RAPIDOC_PATHS
 
 OPENAPI_KEY: web.AppKey[dict[str, Any]] = web.AppKey("kumocore.openapi", dict)
 
@@ -142,11 +143,12 @@ PATHS: dict[str, Any] = {
         "tags": ["docs"], "summary": "This document",
         "responses": {"200": {"description": "The OpenAPI document"}},
     }},
+    **RAPIDOC_PATHS,
 }
 
 
 #: Open to anyone: no access rule, so none of the refusals below applies.
-_OPEN_PATHS = ("/api/check-liveness/", "/api-docs/")
+_OPEN_PATHS = ("/api/check-liveness/", "/api-docs/", "/rapidoc")
 _STATE_CHANGING = ("post", "put", "patch", "delete")
 
 

@@ -2,6 +2,7 @@
 
 Routes: ``POST /api/inject/v1`` (:mod:`kumocore.http.inject`), ``GET
 /api/check-liveness/v1``, ``GET /api-docs/openapi.json`` (:mod:`kumocore.http.openapi`),
+``GET /rapidoc`` (:mod:`kumocore.http.rapidoc`),
 and — when the delivery side provides ``kumocore.admin.routes`` — ``/api/admin/*`` and
 ``/metrics`` via its ``add_admin_routes(app, runtime)``. Access rules are the middleware in
 :mod:`kumocore.http.auth` (KumoMTA's ACLs, :mod:`kumocore.http.acl_check`); cross-site and
@@ -32,6 +33,7 @@ from kumocore.http.openapi import (
     base_document,
     serve_openapi,
 )
+from kumocore.http.rapidoc import RAPIDOC_PATH, serve_rapidoc
 from kumocore.node import shedding
 
 if TYPE_CHECKING:
@@ -84,6 +86,7 @@ def make_app(
     app.router.add_post("/api/inject/v1", InjectHandler(runtime, config).handle)
     app.router.add_get("/api/check-liveness/v1", check_liveness)
     app.router.add_get("/api-docs/openapi.json", serve_openapi)
+    app.router.add_get(RAPIDOC_PATH, serve_rapidoc)
     if importlib.util.find_spec("kumocore.admin.routes") is not None:
         from kumocore.admin.routes import add_admin_routes
 

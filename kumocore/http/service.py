@@ -2,24 +2,33 @@
 
 ``kumocore tsa serve`` (``tsa.start_http_listener`` or ``--listen``) and the proxy
 server's ``proxy.start_http_listener`` serve a few endpoints to the listener's
-``trusted_hosts`` and a JSON ``401`` to everyone else. Anyone may still connect, so they
+``trusted_hosts`` and a JSON ``401`` to everyone else. Besides its own, each serves what
+every KumoMTA service listener has: ``/api-docs/openapi.json`` (its routes),
+``/rapidoc`` and ``POST /api/admin/set_diagnostic_log_filter/v1``. Requests pass the
+same guard as ``kumo.start_http_listener``'s (:func:`kumocore.http.guard.make_request_guard`):
+a browser on a trusted host cannot be made to post to them from another site, nor reach
+them through DNS rebinding. Anyone may still connect, so they
 keep ``kumo.start_http_listener``'s connection limits (:mod:`kumocore.http.binding`): at
 most ``max_connections`` clients, ``max_connections_per_peer`` from one peer, headers
-within ``header_timeout``, idle connections closed after ``keepalive_timeout``. A body over
-``request_body_limit`` is a JSON ``413``.
+within ``header_timeout``, idle connections closed after ``keepalive_timeout``; a body
+over ``request_body_limit`` is a ``413``, one slower than ``request_body_timeout`` a
+``408``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import copy
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from kumocore.errors import ConfigError
+from kumocore.http.auth import AUTH_KEY, AuthInfo
 from kumocore.http.binding import GuardedSite
-from kumocore.http.guard import json_error, make_connection_middleware, untrusted_peer
+from kumocore.http.guard import make_connection_middleware, make_request_guard, untrusted_peer
+from kumocore.http.rapidoc import RAPIDOC_PATH, RAPIDOC_PATHS, serve_rapidoc
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -73,11 +82,9 @@ def _trusted_only(config: HttpListenerConfig) -> Any:
         refusal = untrusted_peer(config, request)
         if refusal is not None:
             return refusal
-        try:
-            return await handler(request)
-        except web.HTTPRequestEntityTooLarge:
-            return json_error(413, "request body larger than request_body_limit "
-                                   f"({config.request_body_limit} bytes)")  # fmt: skip
+        # Let in for its address: the request guard's DNS-rebinding check applies.
+        request[AUTH_KEY] = AuthInfo(request.remote or "", trusted=True)
+        return await handler(request)
 
     return trusted_only
 
@@ -102,17 +109,48 @@ class ServiceListener:
         await self.server.wait_closed()
 
 
+def _document(title: str, paths: Mapping[str, Any]) -> dict[str, Any]:
+    from kumocore import __version__
+    from kumocore.admin.node_ops import LOG_FILTER_PATH
+    from kumocore.admin.node_ops_openapi import node_ops_openapi_paths
+    from kumocore.http.openapi import PATHS, SCHEMAS
+
+    common = {"/api-docs/openapi.json": PATHS["/api-docs/openapi.json"], **RAPIDOC_PATHS,
+              LOG_FILTER_PATH: node_ops_openapi_paths()[LOG_FILTER_PATH]}  # fmt: skip
+    return copy.deepcopy({
+        "openapi": "3.0.3",
+        "info": {"title": title, "version": __version__},
+        "paths": {**paths, **common},
+        "components": {"schemas": {"Error": SCHEMAS["Error"]}},
+    })  # fmt: skip
+
+
+def _add_common_routes(app: web.Application, document: dict[str, Any]) -> None:
+    from kumocore.admin.node_ops import LOG_FILTER_PATH, set_log_filter
+
+    async def openapi(_: web.Request) -> web.StreamResponse:
+        return web.json_response(document)
+
+    app.router.add_get("/api-docs/openapi.json", openapi)
+    app.router.add_get(RAPIDOC_PATH, serve_rapidoc)
+    app.router.add_post(LOG_FILTER_PATH, set_log_filter)
+
+
 async def start_service_listener(
-    config: HttpListenerConfig, add_routes: Callable[[web.Application], None], *, function: str
-) -> ServiceListener:
-    """Start one listener serving the routes ``add_routes`` puts on a new application;
-    ``function`` names the caller in the error when the address cannot be bound."""
+    config: HttpListenerConfig, add_routes: Callable[[web.Application], None], *,
+    function: str, title: str, paths: Mapping[str, Any],
+) -> ServiceListener:  # fmt: skip
+    """Start one listener serving the routes ``add_routes`` puts on a new application,
+    described by the OpenAPI ``paths`` in a document called ``title``; ``function`` names
+    the caller in the error when the address cannot be bound."""
     site = GuardedSite(config)
     app = web.Application(
-        middlewares=[make_connection_middleware(site.guard), _trusted_only(config)],
+        middlewares=[make_connection_middleware(site.guard), _trusted_only(config),
+                     make_request_guard(config)],
         client_max_size=config.request_body_limit,
     )
     add_routes(app)
+    _add_common_routes(app, _document(title, paths))
     runner = web.AppRunner(app, access_log=None, handle_signals=False,
                            keepalive_timeout=config.keepalive_timeout)  # fmt: skip
     await runner.setup()

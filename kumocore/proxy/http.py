@@ -36,6 +36,20 @@ def add_routes(app: web.Application, registry: CollectorRegistry) -> None:
     app.router.add_get("/proxy/status", status)
 
 
+_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
+#: This listener's own routes, for its /api-docs/openapi.json.
+OPENAPI_PATHS = {
+    "/metrics": {"get": {"tags": ["metrics"], "summary": "Prometheus metrics (text)",
+                         "responses": {"200": {"description": "OK", **_TEXT}}}},
+    "/metrics.json": {"get": {"tags": ["metrics"], "summary": "The metrics as JSON",
+                              "responses": {"200": {"description": "OK"}}}},
+    "/proxy/status": {"get": {"tags": ["status"], "summary": "Health check",
+                              "responses": {"200": {"description": "KumoProxy OK", **_TEXT}}}},
+}  # fmt: skip
+
+
 async def start_http(config: HttpListenerConfig, registry: CollectorRegistry) -> ServiceListener:
-    return await start_service_listener(config, lambda app: add_routes(app, registry),
-                                        function="proxy.start_http_listener")  # fmt: skip
+    return await start_service_listener(
+        config, lambda app: add_routes(app, registry), function="proxy.start_http_listener",
+        title="kumocore proxy", paths=OPENAPI_PATHS,
+    )  # fmt: skip

@@ -128,12 +128,17 @@ async def _status(_: web.Request) -> web.StreamResponse:
 async def _start(runtime: Runtime, config: HttpListenerConfig) -> ServiceListener:
     from kumocore.http.service import start_service_listener
     from kumocore.tsa.http import add_tsa_routes
+    from kumocore.tsa.openapi import tsa_openapi_paths
 
     def add_routes(app: web.Application) -> None:
         add_tsa_routes(app, runtime)
         app.router.add_get("/tsa/status", _status)
 
-    return await start_service_listener(config, add_routes, function="kumocore tsa serve")
+    status = {"get": {"tags": ["status"], "summary": "Health check",
+                      "responses": {"200": {"description": "TSA Daemon OK"}}}}
+    paths = {**tsa_openapi_paths(), "/tsa/status": status}
+    return await start_service_listener(config, add_routes, function="kumocore tsa serve",
+                                        title="kumocore tsa", paths=paths)  # fmt: skip
 
 
 async def serve(

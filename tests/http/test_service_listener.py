@@ -21,6 +21,7 @@ from kumocore.errors import ConfigError
 from kumocore.http.service import ServiceListener, start_service_listener
 
 UNTRUSTED = "127.0.0.5"
+PATHS = {"/hello": {"get": {"summary": "Says hello", "responses": {"200": {"description": "hi"}}}}}
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
@@ -36,14 +37,19 @@ def _routes(app: web.Application) -> None:
         await socket.close()
         return socket
 
+    async def echo(request: web.Request) -> web.StreamResponse:
+        return web.Response(body=await request.read())
+
     app.router.add_get("/hello", hello)
+    app.router.add_post("/echo", echo)
     app.router.add_get("/subscribe", subscribe)
 
 
 @contextlib.asynccontextmanager
 async def listening(**options: Any) -> AsyncIterator[ServiceListener]:
     config = HttpListenerConfig.from_options({"listen": "127.0.0.1:0", **options})
-    listener = await start_service_listener(config, _routes, function="test.listener")
+    listener = await start_service_listener(config, _routes, function="test.listener",
+                                            title="test service", paths=PATHS)  # fmt: skip
     try:
         yield listener
     finally:
@@ -64,7 +70,7 @@ async def _connect(listener: ServiceListener, source: str = UNTRUSTED) -> Stream
 
 async def _get(stream: Stream) -> bytes:
     reader, writer = stream
-    writer.write(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
     return head + await asyncio.wait_for(reader.readexactly(length), 5)
@@ -144,4 +150,48 @@ async def test_an_address_in_use_is_a_config_error_naming_the_function() -> None
         port = taken.getsockname()[1]
         config = HttpListenerConfig.from_options({"listen": f"127.0.0.1:{port}"})
         with pytest.raises(ConfigError, match=rf"test.listener: cannot listen on 127.0.0.1:{port}"):
-            await start_service_listener(config, _routes, function="test.listener")
+            await start_service_listener(config, _routes, function="test.listener",
+                                         title="test service", paths=PATHS)  # fmt: skip
+
+
+async def test_its_document_lists_its_own_routes_and_what_every_service_listener_serves() -> None:
+    async with listening() as listener, aiohttp.ClientSession() as http:
+        host, port = listener.address
+        async with http.get(f"http://{host}:{port}/api-docs/openapi.json") as response:
+            document = await response.json()
+        assert document["info"]["title"] == "test service"
+        assert sorted(document["paths"]) == [
+            "/api-docs/openapi.json", "/api/admin/set_diagnostic_log_filter/v1", "/hello",
+            "/rapidoc"]  # fmt: skip
+        async with http.get(f"http://{host}:{port}/rapidoc") as response:
+            assert response.content_type == "text/html"
+            assert 'spec-url="/api-docs/openapi.json"' in await response.text()
+
+
+async def test_the_diagnostic_log_filter_is_set_and_a_bad_one_is_a_json_400() -> None:
+    async with listening() as listener, aiohttp.ClientSession() as http:
+        host, port = listener.address
+        url = f"http://{host}:{port}/api/admin/set_diagnostic_log_filter/v1"
+        async with http.post(url, json={"filter": "kumod=info"}) as response:
+            assert response.status == 200
+        async with http.post(url, json={"filter": "kumod=loud"}) as response:
+            assert response.status == 400
+            assert "unknown level" in (await response.json())["error"]
+
+
+async def test_a_trusted_browser_cannot_be_made_to_post_from_another_site_or_a_rebound_name(
+) -> None:  # fmt: skip
+    async with listening() as listener, aiohttp.ClientSession() as http:
+        host, port = listener.address
+        url = f"http://{host}:{port}/echo"
+        async with http.post(url, data="x", headers={"Content-Type": "text/plain"}) as response:
+            assert response.status == 415  # a "simple" cross-site POST needs no preflight
+        foreign = {"Origin": "https://evil.example", "Content-Type": "application/json"}
+        async with http.post(url, data="{}", headers=foreign) as response:
+            assert response.status == 403
+        rebound = {"Host": f"evil.example:{port}"}
+        async with http.get(f"http://{host}:{port}/hello", headers=rebound) as response:
+            assert response.status == 403
+            assert "DNS rebinding" in (await response.json())["error"]
+        async with http.post(url, json={"ok": True}) as response:
+            assert (response.status, await response.read()) == (200, b'{"ok": true}')

@@ -54,6 +54,10 @@ async def test_metrics_count_connections_and_bytes(tmp_path: Path) -> None:
                 body = await response.json()
             async with http.get(f"http://127.0.0.1:{port}/proxy/status") as response:
                 assert await response.text() == "KumoProxy OK"
+            async with http.get(f"http://127.0.0.1:{port}/api-docs/openapi.json") as response:
+                paths = set((await response.json())["paths"])
+            assert {"/metrics", "/metrics.json", "/proxy/status", "/rapidoc",
+                    "/api/admin/set_diagnostic_log_filter/v1"} <= paths  # fmt: skip
         label = f'{{listener="{listener}"}}'
         assert f"proxy_connections_accepted_total{label} 1.0" in text
         assert f"proxy_connections_completed_total{label} 1.0" in text
