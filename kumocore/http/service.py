@@ -7,12 +7,15 @@ every KumoMTA service listener has: ``/api-docs/openapi.json`` (its routes),
 ``/rapidoc`` and ``POST /api/admin/set_diagnostic_log_filter/v1``. Requests pass the
 same guard as ``kumo.start_http_listener``'s (:func:`kumocore.http.guard.make_request_guard`):
 a browser on a trusted host cannot be made to post to them from another site, nor reach
-them through DNS rebinding. Anyone may still connect, so they
-keep ``kumo.start_http_listener``'s connection limits (:mod:`kumocore.http.binding`): at
-most ``max_connections`` clients, ``max_connections_per_peer`` from one peer, headers
-within ``header_timeout``, idle connections closed after ``keepalive_timeout``; a body
-over ``request_body_limit`` is a ``413``, one slower than ``request_body_timeout`` a
-``408``.
+them through DNS rebinding. The rebinding check (the ``Host`` must be an IP address,
+``localhost`` or the listener's ``hostname``) applies to requests a browser sent: a
+fleet's nodes may publish to the service by any DNS name, as they may to KumoMTA's.
+
+Anyone may still connect, so they keep ``kumo.start_http_listener``'s connection limits
+(:mod:`kumocore.http.binding`): at most ``max_connections`` clients,
+``max_connections_per_peer`` from one peer, headers within ``header_timeout``, idle
+connections closed after ``keepalive_timeout``; a body over ``request_body_limit`` is a
+``413``, one slower than ``request_body_timeout`` a ``408``.
 """
 
 from __future__ import annotations
@@ -76,14 +79,24 @@ class ServicePolicyModule:
         return HttpListenerConfig.from_options(options, function=function)
 
 
+#: Headers every current browser sends (``Origin`` on any POST, ``Sec-Fetch-*`` on every
+#: request) and the services' own clients (KumoMTA's publishers, kumocore nodes) do not.
+_BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode")
+
+
+def _from_a_browser(request: web.Request) -> bool:
+    return any(name in request.headers for name in _BROWSER_HEADERS)
+
+
 def _trusted_only(config: HttpListenerConfig) -> Any:
     @web.middleware
     async def trusted_only(request: web.Request, handler: Handler) -> web.StreamResponse:
         refusal = untrusted_peer(config, request)
         if refusal is not None:
             return refusal
-        # Let in for its address: the request guard's DNS-rebinding check applies.
-        request[AUTH_KEY] = AuthInfo(request.remote or "", trusted=True)
+        if _from_a_browser(request):
+            # Let in for its address: the request guard's DNS-rebinding check applies.
+            request[AUTH_KEY] = AuthInfo(request.remote or "", trusted=True)
         return await handler(request)
 
     return trusted_only

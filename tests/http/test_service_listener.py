@@ -181,6 +181,7 @@ async def test_the_diagnostic_log_filter_is_set_and_a_bad_one_is_a_json_400() ->
 
 async def test_a_trusted_browser_cannot_be_made_to_post_from_another_site_or_a_rebound_name(
 ) -> None:  # fmt: skip
+    """A node may name the service by any DNS name; a browser only by its address."""
     async with listening() as listener, aiohttp.ClientSession() as http:
         host, port = listener.address
         url = f"http://{host}:{port}/echo"
@@ -189,9 +190,12 @@ async def test_a_trusted_browser_cannot_be_made_to_post_from_another_site_or_a_r
         foreign = {"Origin": "https://evil.example", "Content-Type": "application/json"}
         async with http.post(url, data="{}", headers=foreign) as response:
             assert response.status == 403
-        rebound = {"Host": f"evil.example:{port}"}
+        rebound = {"Host": f"evil.example:{port}", "Sec-Fetch-Mode": "cors"}
         async with http.get(f"http://{host}:{port}/hello", headers=rebound) as response:
             assert response.status == 403
             assert "DNS rebinding" in (await response.json())["error"]
+        by_name = {"Host": f"tsa.fleet.example:{port}"}  # a node, not a browser
+        async with http.get(f"http://{host}:{port}/hello", headers=by_name) as response:
+            assert response.status == 200
         async with http.post(url, json={"ok": True}) as response:
             assert (response.status, await response.read()) == (200, b'{"ok": true}')
