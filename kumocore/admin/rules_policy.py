@@ -10,15 +10,20 @@ shared with every node of the automation store as the endpoints share it. They n
 running server, so they are for event handlers, not for the policy's load or ``init``.
 
 * ``bounce { ... }`` / ``suspend { ... }`` return the new rule's id (a UUID string);
-* ``list()`` returns the active rules as the ``GET`` endpoint lists them;
+* ``list()`` returns the active rules as the ``GET`` endpoint lists them (a bounce's
+  counts are the whole node's, summed over the workers);
 * ``delete(id)`` returns true if a worker or the shared store had that rule.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
+
+from kumocore.admin.merge import merge_rule_lists
 from kumocore.admin.peers import tell_other_workers
 from kumocore.admin.queue_rules import (
     add_bounce,
@@ -65,8 +70,16 @@ def _kind_functions(
 
     async def list_rules() -> list[dict[str, Any]]:
         """The active rules, as the endpoint's ``GET`` lists them."""
-        # Every worker holds the same rules (they are made for the whole node).
-        return listed(running(runtime, f"kumo.{prefix}.list"))
+        services = running(runtime, f"kumo.{prefix}.list")
+        here = listed(services)
+        if services.node is None:
+            return here
+        # Every worker holds the same rules, but each counts only the bounces it made:
+        # merged as the endpoint merges them, so the counts are the node's.
+        answers = await services.node.ask_others("GET", path, b"", {})
+        merged = merge_rule_lists(web.json_response(here), answers)
+        node_wide: list[dict[str, Any]] = json.loads(merged.text or "[]")
+        return node_wide
 
     async def delete(rule_id: Any) -> bool:
         """Cancel a rule on every worker; true if a worker or the shared store had it."""
