@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from kumocore.admin.peers import tell_other_workers
 from kumocore.admin.ready_holds import add_ready_suspension, cancel_ready_suspension
-from kumocore.errors import ConfigError
+from kumocore.admin.rules_policy import node_wide_delete
 from kumocore.policy.policy_host import running
 from kumocore.policy.policyfn import policy_function
 from kumocore.queue.ready_suspend import parse_ready_suspension
@@ -52,15 +52,8 @@ def make_ready_q_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]
         # Every worker holds the same suspensions (they are made for the whole node).
         return [s.to_json() for s in services.queues.egress.ready_holds.list()]
 
-    async def delete(suspension_id: Any) -> bool:
-        """Cancel a ready-queue suspension on every worker; true if one had it."""
-        services = running(runtime, f"kumo.{_PREFIX}.delete")
-        if not isinstance(suspension_id, str) or not suspension_id:
-            raise ConfigError(f"kumo.{_PREFIX}.delete takes a suspension id (a string), "
-                              f"got {suspension_id!r}")  # fmt: skip
-        here = await cancel_ready_suspension(runtime, services, suspension_id)
-        elsewhere = await tell_other_workers(services.node, "DELETE", _PATH, {"id": suspension_id})
-        return here or elsewhere
+    delete = node_wide_delete(runtime, f"{_PREFIX}.delete", _PATH, cancel_ready_suspension,
+                              "a suspension id")  # fmt: skip
 
     return {
         f"{_PREFIX}.suspend": suspend,

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from kumocore.node.services import Services
     from kumocore.policy.policy_host import PolicyHost
 
-__all__ = ["make_rule_functions"]
+__all__ = ["make_rule_functions", "node_wide_delete"]
 
 Add = Callable[["PolicyHost", "Services", QueueRule], Awaitable[None]]
 Cancel = Callable[["PolicyHost", "Services", str], Awaitable[bool]]
@@ -81,17 +81,26 @@ def _kind_functions(
         node_wide: list[dict[str, Any]] = json.loads(merged.text or "[]")
         return node_wide
 
+    delete = node_wide_delete(runtime, f"{prefix}.delete", path, cancel, "a rule id")
+    return {f"{prefix}.{kind}": create, f"{prefix}.list": list_rules, f"{prefix}.delete": delete}
+
+
+def node_wide_delete(
+    runtime: PolicyHost, name: str, path: str, cancel: Cancel, what: str
+) -> Callable[[Any], Awaitable[bool]]:
+    """``kumo.<name>(id)``: end the rule here (``cancel``) and on the other workers (the
+    ``DELETE`` of ``path``); true if any of them, or the shared store, had it."""
+
     async def delete(rule_id: Any) -> bool:
         """Cancel a rule on every worker; true if a worker or the shared store had it."""
-        services = running(runtime, f"kumo.{prefix}.delete")
+        services = running(runtime, f"kumo.{name}")
         if not isinstance(rule_id, str) or not rule_id:
-            raise ConfigError(f"kumo.{prefix}.delete takes a rule id (a string), "
-                              f"got {rule_id!r}")  # fmt: skip
+            raise ConfigError(f"kumo.{name} takes {what} (a string), got {rule_id!r}")
         here = await cancel(runtime, services, rule_id)
         elsewhere = await tell_other_workers(services.node, "DELETE", path, {"id": rule_id})
         return here or elsewhere
 
-    return {f"{prefix}.{kind}": create, f"{prefix}.list": list_rules, f"{prefix}.delete": delete}
+    return delete
 
 
 def _bounces(services: Services) -> list[dict[str, Any]]:
