@@ -11,11 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from bench.common.ports import free_port
-from kumocore.config.listeners import HttpListenerConfig
-from kumocore.proxy.http import start_http
 from kumocore.proxy.listener import RESERVED_FDS
 from tests.proxy.support import (
     CLIENT_ADDRESS,
@@ -138,28 +135,6 @@ async def test_http_listener_caps_the_connections_one_untrusted_peer_holds(
         reader, writer = await _http_client(port)  # a place is free again
         writer.write(b"GET /proxy/status HTTP/1.1\r\nHost: x\r\n\r\n")
         assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"HTTP/1.1 401 ")
-
-
-async def test_http_listener_closes_silent_and_slow_header_clients() -> None:
-    options = {"listen": "127.0.0.1:0", "header_timeout": "1s", "keepalive_timeout": "2s"}
-    config = HttpListenerConfig.from_options(options)
-    listener = await start_http(config, CollectorRegistry())
-    try:
-        port = listener.server.sockets[0].getsockname()[1]
-        silent = await _http_client(port)
-        slow_reader, slow_writer = await _http_client(port)
-        started = time.monotonic()
-        answer = b""
-        for byte in b"GET /proxy/status HTTP/1.1\r\n":  # a byte every 0.2 s: 6 s in all
-            slow_writer.write(bytes((byte,)))
-            with contextlib.suppress(TimeoutError):
-                answer = await asyncio.wait_for(slow_reader.read(1024), 0.2)
-                break
-        assert answer.startswith(b"HTTP/1.1 408 ")
-        assert time.monotonic() - started < 3
-        assert await closed(silent[0], within=3)
-    finally:
-        await listener.close()
 
 
 async def test_max_connections_is_lowered_to_fit_the_open_file_limit(
