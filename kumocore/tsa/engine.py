@@ -42,6 +42,9 @@ log = structlog.get_logger("kumocore.tsa")
 RulesFor = Callable[[str, str], "Sequence[Rule] | Awaitable[Sequence[Rule]]"]
 #: Builds the action store at start from the node's throttle store (Redis holds actions).
 StoreFactory = Callable[["ThrottleStore | None"], ActionStore]
+#: Events a subscriber may fall behind before it is dropped (KumoMTA's channel holds as
+#: many; its lagging subscriber is disconnected too).
+SUBSCRIBER_BACKLOG = 128 * 1024
 
 
 class TsaEngine:
@@ -132,17 +135,24 @@ class TsaEngine:
         for action_id, action in current.items():
             old = previous.get(action_id)
             if old is None or old.expires != action.expires:
-                for queue in self._subscribers:
-                    queue.put_nowait(action)
+                for queue in list(self._subscribers):
+                    try:
+                        queue.put_nowait(action)
+                    except asyncio.QueueFull:  # a stuck one is dropped; others still get it
+                        self._subscribers.discard(queue)
 
     def subscribe(self) -> asyncio.Queue[ActiveAction]:
         """New and extended actions from now on (``/subscribe_event_v1``)."""
-        queue: asyncio.Queue[ActiveAction] = asyncio.Queue(maxsize=10_000)
+        queue: asyncio.Queue[ActiveAction] = asyncio.Queue(maxsize=SUBSCRIBER_BACKLOG)
         self._subscribers.add(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[ActiveAction]) -> None:
         self._subscribers.discard(queue)
+
+    def subscribed(self, queue: asyncio.Queue[ActiveAction]) -> bool:
+        """False once ``queue`` fell a full queue behind and was dropped."""
+        return queue in self._subscribers
 
     # ------------------------------------------------------------------ records
     def held_until(self, path_name: str) -> float:
@@ -182,6 +192,18 @@ class TsaEngine:
             return False
         if view.type not in UNINTERESTING_TYPES:
             self._spawn(self._observe(view, None))
+        return True
+
+    async def consider_json(self, record: Mapping[str, Any]) -> bool:
+        """:meth:`observe_json`, matched and recorded before it returns (not in a task
+        per record): ``/publish_log_v1``'s way, see :mod:`kumocore.tsa.publish`."""
+        if names_postmaster(record):
+            return True
+        view = view_of_json(record)
+        if view is None:
+            return False
+        if view.type not in UNINTERESTING_TYPES:
+            await self._observe(view, None)
         return True
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
