@@ -83,6 +83,10 @@ class TaskRunner:
             log.error("spawned task failed", task_event=event_name, error=str(exc))
 
 
+#: Unknown filter directives named in the warning; the rest are counted.
+_SHOWN_IGNORED = 10
+
+
 def set_diagnostic_log_filter(filter: Any) -> None:
     """Apply the level a tracing-style filter (``'kumod=debug,other=warn'``) gives the server.
 
@@ -105,9 +109,9 @@ def set_diagnostic_log_filter(filter: Any) -> None:
             level = numeric
         else:
             ignored.append(directive)
-    if ignored:
+    if ignored:  # the first few: a filter may hold thousands (a 2 MiB request body)
         log.warning("diagnostic filter directives without a kumocore counterpart",
-                    directives=ignored)
+                    directives=ignored[:_SHOWN_IGNORED], count=len(ignored))
     if level is not None:
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
         logging.getLogger().setLevel(level)
