@@ -270,9 +270,12 @@ class TsaEngine:
                 log.error("automation: a tenant suspension needs a queue with a tenant",
                           rule=rule.origin, queue=view.queue)  # fmt: skip
                 continue
+            known = entry.id in self.actions
             await self.store.put(entry)
-            log.info("automation action recorded", id=entry.id, action=action.describe(),
-                     rule=rule.origin, until=entry.expires)  # fmt: skip
+            # At info once per action: a flood of matching records would be a line each.
+            (log.debug if known else log.info)(
+                "automation action recorded", id=entry.id, action=action.describe(),
+                rule=rule.origin, until=entry.expires)  # fmt: skip
         return True
 
     async def _publish(self, record: LogRecord) -> None:

@@ -217,3 +217,22 @@ async def test_a_reloaded_policy_replaces_the_rules_but_not_the_service(
     assert [r.regex for r in await engine.rules_for("x.test", "")] == [("new",)]
     with pytest.raises(ConfigError, match=r"publish/subscribe changed .* restart"):
         configure(runtime, second.rules_for, ["redis-throttles"], ["redis-throttles"])
+
+
+async def test_an_action_is_logged_at_info_once_however_many_records_match(
+    runtime: Runtime,
+) -> None:
+    from structlog.testing import capture_logs
+
+    engine = await engine_for(runtime, {"x.test": {"mx_rollup": False, "automation": [
+        rule(r"\[TS04\]")]}})  # fmt: skip
+    try:
+        with capture_logs() as logs:
+            for _ in range(5):
+                assert engine.observe_json(record("[TS04] deferred"))
+                await settle(engine)
+        recorded = [e["log_level"] for e in logs if e["event"] == "automation action recorded"]
+        assert recorded == ["info", "debug", "debug", "debug", "debug"]
+        assert len(await engine.list_actions()) == 1
+    finally:
+        await engine.stop()
