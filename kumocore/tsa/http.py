@@ -39,7 +39,6 @@ class TsaRoutes:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.publisher = Publisher()
-        self._next_sync: asyncio.Future[None] | None = None
 
     def _engine(self) -> TsaEngine | None:
         return self.runtime.tsa
@@ -96,31 +95,9 @@ class TsaRoutes:
         action_id = body.get("id") if isinstance(body, dict) else None
         if not isinstance(action_id, str) or not action_id:
             return _error(400, "field 'id' (the action to cancel) is required")
-        if not await engine.store.cancel(action_id):
+        if not await engine.cancel(action_id):
             return _error(404, f"no active automation action with id {action_id!r}")
-        await self._resync(engine)
         return web.json_response({"id": action_id})
-
-    async def _resync(self, engine: TsaEngine) -> None:
-        """:meth:`TsaEngine.sync` once for the cancellations that arrive together. (A
-        sync per DELETE reads every action: 60 DELETEs at once among 20,000 actions held
-        the loop for 0.29 s.) Each caller returns after a sync that began after its
-        cancellation."""
-        waiting = self._next_sync
-        if waiting is None:
-            waiting = self._next_sync = asyncio.get_running_loop().create_future()
-            try:
-                await asyncio.sleep(0)  # the others of this turn join this sync
-                self._next_sync = None
-                await engine.sync()
-            except Exception as exc:
-                waiting.set_exception(exc)
-            finally:
-                if self._next_sync is waiting:
-                    self._next_sync = None
-                if not waiting.done():  # also when cancelled: the sync loop catches up
-                    waiting.set_result(None)
-        await asyncio.shield(waiting)
 
 
 def _suspensions(actions: list[ActiveAction]) -> bytes:
