@@ -68,8 +68,14 @@ def merge_summary(local: web.Response, answers: list[PeerAnswer]) -> web.Respons
 
 
 def merge_rule_lists(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
+    return web.json_response(merge_rules(_json_bodies(local, answers)))
+
+
+def merge_rules(lists: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Workers' bounce or suspension listings as one: a rule once, its bounce counts
+    summed (each worker counts only the bounces it made)."""
     merged: dict[str, dict[str, Any]] = {}
-    for rules in _json_bodies(local, answers):
+    for rules in lists:
         for rule in rules:
             seen = merged.get(rule["id"])
             if seen is None:
@@ -77,7 +83,12 @@ def merge_rule_lists(local: web.Response, answers: list[PeerAnswer]) -> web.Resp
             elif "bounced" in rule:
                 seen["bounced"] = _sum_maps(seen.get("bounced", {}), rule["bounced"])
                 seen["total_bounced"] = sum(seen["bounced"].values())
-    return web.json_response(list(merged.values()))
+    return list(merged.values())
+
+
+def answered_json(answers: list[PeerAnswer]) -> list[Any]:
+    """The JSON bodies of the other workers that answered 200."""
+    return [json.loads(a.body) for a in answers if a.status == 200]
 
 
 def _sum_maps(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:

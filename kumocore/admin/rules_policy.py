@@ -17,13 +17,10 @@ running server, so they are for event handlers, not for the policy's load or ``i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from kumocore.admin.merge import merge_rule_lists
+from kumocore.admin.merge import answered_json, merge_rules
 from kumocore.admin.peers import tell_other_workers
 from kumocore.admin.queue_rules import (
     add_bounce,
@@ -77,9 +74,7 @@ def _kind_functions(
         # Every worker holds the same rules, but each counts only the bounces it made:
         # merged as the endpoint merges them, so the counts are the node's.
         answers = await services.node.ask_others("GET", path, b"", {})
-        merged = merge_rule_lists(web.json_response(here), answers)
-        node_wide: list[dict[str, Any]] = json.loads(merged.text or "[]")
-        return node_wide
+        return merge_rules([here, *answered_json(answers)])
 
     delete = node_wide_delete(runtime, f"{prefix}.delete", path, cancel, "a rule id")
     return {f"{prefix}.{kind}": create, f"{prefix}.list": list_rules, f"{prefix}.delete": delete}
