@@ -10,13 +10,12 @@ expires}}`` (``expires`` in RFC 3339) — and applies them with its own admin AP
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
 from kumocore.logs.timestamps import rfc3339
-from kumocore.tsa.publish import SLICE
+from kumocore.tsa.publish import Slices
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
@@ -46,12 +45,10 @@ async def subscribe_event_v1(runtime: Runtime, request: web.Request) -> web.Stre
     updates = engine.subscribe()  # before the snapshot: nothing recorded in between is lost
     closed = asyncio.ensure_future(_closed(ws))
     try:
-        given = time.perf_counter()
+        slices = Slices()  # the snapshot of 20,000 actions at once: a 0.2 s stall
         for action in list(engine.actions.values()):
             await _send(ws, action)
-            if time.perf_counter() - given >= SLICE:  # 20,000 at once: a 0.2 s stall
-                await asyncio.sleep(0)
-                given = time.perf_counter()
+            await slices.pause()
         # Until it goes away, or falls so far behind that the engine dropped it (it gets
         # the snapshot again when it reconnects). One that stops reading is hung up on
         # by the heartbeat: no pong within 45 s.

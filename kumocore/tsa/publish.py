@@ -46,6 +46,19 @@ def _no_constant(name: str) -> NoReturn:
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
 
 
+class Slices:
+    """Hands the event loop back once :data:`SLICE` seconds of work have run since the
+    last time: ``await slices.pause()`` between two items of a long loop."""
+
+    def __init__(self) -> None:
+        self._given = time.perf_counter()
+
+    async def pause(self) -> None:
+        if time.perf_counter() - self._given >= SLICE:
+            await asyncio.sleep(0)
+            self._given = time.perf_counter()
+
+
 class BodyError(ValueError):
     """The body is not JSON (the text says where)."""
 
@@ -117,15 +130,13 @@ class Publisher:
                 text = raw.decode()
             except UnicodeDecodeError as exc:
                 return f"request body is not JSON: not UTF-8 at byte {exc.start}"
-            given = time.perf_counter()
+            slices = Slices()
             try:
                 for n, record in enumerate(records(text)):
                     if not isinstance(record, dict) or not await engine.consider_json(record):
                         return (f"record {n}: expected a log record object with a "
                                 "'recipient' address")  # fmt: skip
-                    if time.perf_counter() - given >= SLICE:
-                        await asyncio.sleep(0)
-                        given = time.perf_counter()
+                    await slices.pause()
             except BodyError as exc:
                 return f"request body is not JSON: {exc}"
             return None
