@@ -323,7 +323,7 @@ def options_classes() -> dict[str, type]:
 
 def _named_convs() -> dict[int, str]:
     from kumocore.config import converters, kumo_serde, listeners, spool
-    from kumocore.config.egress import TRIGGER
+    from kumocore.config.egress import OPENSSL_OPTIONS, TRIGGER
 
     named = {
         converters.STRING: "string",
@@ -343,6 +343,7 @@ def _named_convs() -> dict[int, str]:
         converters.KEY_SOURCE: "key source",
         spool.MIN_FREE: "`'N%'` or an amount",
         TRIGGER: "`'Immediate'` or `{ Threshold = spec }`",
+        OPENSSL_OPTIONS: "`'NAME|NAME...'` (OpenSSL flag names)",
         listeners.LOG_DISPOSITION: "`'Ignore'`, `'LogThenRelay'`, `'LogThenDrop'` (or boolean)",
         listeners.CIDR_KEYED: "table: CIDR → listener options",
     }

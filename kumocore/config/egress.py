@@ -24,8 +24,10 @@ from kumocore.config.converters import (
     integer,
     list_of,
     map_of,
+    parsed,
 )
 from kumocore.config.kumo_serde import CIDR_SET, DURATION, LIMIT
+from kumocore.config.openssl_options import checked_openssl_options
 from kumocore.config.options import Options, nested, option
 from kumocore.errors import ConfigError
 from kumocore.throttle.spec import LimitSpec, ThrottleSpec
@@ -137,7 +139,6 @@ class EgressPool(Options, options_for="kumo.make_egress_pool"):
 # is refused at load unless the operator passes --allow-unsupported.
 PATH_UNSUPPORTED = (
     "openssl_cipher_suites",
-    "openssl_options",
     "rustls_cipher_suites",
     "aggressive_connection_opening",
     "dispatcher_wakeup_strategy",
@@ -148,6 +149,9 @@ PATH_UNSUPPORTED = (
 
 #: Parsed, never written back: KumoMTA skips them when it serialises a path.
 _NOT_SERIALISED = ("openssl_options", "rustls_cipher_suites")
+
+#: ``openssl_options``: flag names joined by ``|``, checked at load.
+OPENSSL_OPTIONS = parsed(checked_openssl_options)
 
 #: KumoMTA's ``ip_lookup_strategy`` values (also ``kumo.dns.lookup_addr``'s strategy).
 IP_LOOKUP_STRATEGIES = ("Ipv4Only", "Ipv6Only", "Ipv4AndIpv6", "Ipv6ThenIpv4", "Ipv4ThenIpv6")
@@ -174,7 +178,8 @@ class EgressPathConfig(Options, options_for="kumo.make_egress_path", unsupported
     tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
     openssl_cipher_list: str | None = option(STRING, default=None)
     openssl_cipher_suites: str | None = option(STRING, default=None)
-    openssl_options: str | None = option(STRING, default=None)
+    # Checked at load (KumoMTA's names), applied to each connection's client context.
+    openssl_options: str | None = option(OPENSSL_OPTIONS, default=None)
     rustls_cipher_suites: tuple[str, ...] = option(STRINGS, default=[])
 
     # SMTP client timeouts (KumoMTA's SmtpClientTimeouts, flattened into the path).

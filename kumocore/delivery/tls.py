@@ -11,7 +11,8 @@ KumoMTA's modes (``make_egress_path.enable_tls``):
 Certificates are verified against OpenSSL's default store (Python's ``ssl`` is OpenSSL,
 so ``tls_prefer_openssl`` is always true); ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` in the
 environment point it at another CA bundle, as for KumoMTA's OpenSSL build.
-``openssl_cipher_list`` is applied with ``SSL_CTX_set_cipher_list`` (TLS 1.2 and older).
+``openssl_cipher_list`` is applied with ``SSL_CTX_set_cipher_list`` (TLS 1.2 and older),
+``openssl_options`` as KumoMTA applies it (:mod:`kumocore.config.openssl_options`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from kumocore.config.openssl_options import apply_openssl_options
 
 if TYPE_CHECKING:
     from kumocore.config.egress import EgressPathConfig
@@ -51,6 +54,9 @@ def client_context(path: EgressPathConfig, mode: str | None = None) -> ssl.SSLCo
     cipher_list = getattr(path, "openssl_cipher_list", None)
     if cipher_list:
         context.set_ciphers(cipher_list)
+    options = getattr(path, "openssl_options", None)
+    if options:
+        apply_openssl_options(context, options)
     if getattr(path, "tls_certificate", None):
         _load_client_certificate(context, path)
     return context

@@ -111,7 +111,7 @@ def test_additional_limits_and_throttles_keep_their_names() -> None:
     "options",
     [
         {"readyq_pool_name": "pool"},
-        {"openssl_options": "NO_TLSV1"},
+        {"openssl_cipher_suites": "TLS_AES_256_GCM_SHA384"},
         {"aggressive_connection_opening": True},
         {"dispatcher_wakeup_strategy": "Relaxed"},
     ],
