@@ -22,7 +22,8 @@ from kumocore.tsa.store import ActionStore, LocalActionStore
 if TYPE_CHECKING:
     from kumocore.policy.policy_host import PolicyHost
     from kumocore.throttle.store import ThrottleStore
-    from kumocore.tsa.engine import RulesFor, TsaEngine
+    from kumocore.tsa.engine import TsaEngine
+    from kumocore.tsa.matching import RulesFor
 
 WHERE = "policy-extras.shaping: setup_with_automation"
 NATIVE = ("redis-throttles", "local")
