@@ -8,7 +8,9 @@ restart resumes the same schedule.
 The outcomes see the queue manager only through narrow callbacks: ``retry(message, due)``
 (persist, reschedule), ``finished(message, keep_spooled=)`` (leave queues and spool),
 ``requeue(message, response)`` (``requeue_message``) and ``record_of(message)`` (its one
-record: scheduled queue, last transient response).
+record: scheduled queue, last transient response). The transient outcomes, which go back
+to the scheduler, are the base class :class:`~kumocore.queue.retry_outcomes.RetryOutcomes`;
+a batch's outcomes are :class:`~kumocore.queue.batch_outcomes.BatchOutcomes`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from kumocore.queue.batch_groups import DELIVERY, TRANSIENT, kind_of
 from kumocore.queue.batch_outcomes import BatchOutcomes
 from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.path_stats import OutcomeStats
-from kumocore.queue.retry_due import retry_due
+from kumocore.queue.retry_outcomes import RetryOutcomes, _path_name
 
 if TYPE_CHECKING:
     from kumocore.delivery.tls import SessionInfo
@@ -46,11 +48,7 @@ DRAIN_GRACE = 2.0
 _COUNTER_OF = {"Bounce": "bounced", "AdminBounce": "admin_bounced", "Expiration": "expired"}
 
 
-def _path_name(path: PathView | None) -> str | None:
-    return path.key.name if path is not None else None
-
-
-class Outcomes(BatchOutcomes):
+class Outcomes(BatchOutcomes, RetryOutcomes):
     """Records outcomes, updates the spool and reschedules."""
 
     def __init__(
@@ -259,85 +257,3 @@ class Outcomes(BatchOutcomes):
     def expire(self, path: PathView | None, message: Message, response: Response) -> None:
         """An ``Expiration`` with ``response`` (see :mod:`kumocore.mail.internal_responses`)."""
         self.bounce(path, message, response, None, None, kind="Expiration")
-
-    # ------------------------------------------------------------------ retry
-    def transient(
-        self,
-        path: PathView | None,
-        message: Message,
-        response: Response,
-        peer: dict[str, str] | None,
-        source_address: SourceAddress,
-        session: SessionInfo | None = None,
-        retry_after: float | None = None,
-        queue_site: bool | str = False,
-    ) -> None:
-        """Log and reschedule; ``retry_after`` (seconds) replaces the queue's schedule for
-        this attempt (KumoMTA retries a failed maildir write after a minute).
-        ``queue_site``: the record is about the scheduled queue, not a path (KumoMTA's
-        record of a suspended queue names the queue as its site, and no pool); a string
-        is the site to name instead (the ready queue that found the queue suspended)."""
-        self.counters["transient"] += 1
-        self.stats.record(_path_name(path), "transient", response)
-        record = self._record_of(message)
-        queue = record.queue if record is not None else None
-        if record is not None:  # why it waits (``inspect-message``); goes with the record
-            record.last_response = response.to_single_line()
-        if queue is None:
-            log.error("transient failure for a message without a queue", id=message.id)
-            return
-        due, expiry = retry_due(message, queue.config, retry_after)
-
-        async def finish() -> None:
-            classification = await self.journal.classify(response)
-            # As in KumoMTA, the record shows the attempts made before this one; the
-            # count goes up when the message is requeued.
-            self._record(
-                "TransientFailure", message, response, path, peer, source_address,
-                classification, session=session, queue_site=queue_site,
-            )
-            await self._reschedule(path, message, response, due, expiry)
-
-        self._spawn(finish())
-
-    async def _reschedule(
-        self, path: PathView | None, message: Message, response: Response, due: float,
-        expiry: Response | None,
-    ) -> None:
-        """After a transient outcome (of the message, or of the recipients a batch has
-        left): ``requeue_message`` may move it; else the attempt is counted and the
-        message expires, or waits until ``due`` (its meta record saved first)."""
-        if await self._requeue(message, response):
-            return  # the policy moved it to another queue
-        message.num_attempts += 1
-        if expiry is not None:
-            self.expire(path, message, expiry)
-            return
-        message.due = due
-        await self._retry(message, due)
-
-    async def transient_retried_now(
-        self,
-        path: PathView,
-        message: Message,
-        response: Response,
-        peer: dict[str, str] | None,
-        source_address: SourceAddress,
-        session: SessionInfo | None = None,
-    ) -> None:
-        """A ``TransientFailure`` record for an attempt whose message the caller sends
-        again at once over another connection (``try_next_host_on_transport_error``): as
-        in KumoMTA, the attempt is not counted and nothing is rescheduled. The record is
-        written before the caller goes on, so it precedes the next attempt's."""
-        connection = current_dispatcher.get()
-        if connection is not None:
-            connection.transfailed += 1
-        self.counters["transient"] += 1
-        self.stats.record(_path_name(path), "transient", response)
-        record = self._record_of(message)
-        if record is not None:
-            record.last_response = response.to_single_line()
-        classification = await self.journal.classify(response)
-        self._record("TransientFailure", message, response, path, peer, source_address,
-                     classification, session=session)
-
