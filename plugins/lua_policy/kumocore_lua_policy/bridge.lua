@@ -498,7 +498,7 @@ local function print(...)
   py.write(table.concat(parts, '\t'))
 end
 
--- `search_path(default)` returns the whole package.path (see engine.lua_package_path).
+-- `search_path(default)` returns the whole package.path (see package_path.lua_package_path).
 function bridge.install(kumo, search_path)
   package.loaded.kumo = kumo
   if search_path then

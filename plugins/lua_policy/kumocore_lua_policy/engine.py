@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -252,47 +251,6 @@ class LuaEngine:
 
     def table(self, values: dict[str, Any] | None = None) -> Any:
         return self.lua.table_from(values or {})
-
-
-#: KumoMTA's install locations, searched after kumocore's own (as ``kumod`` sets them, plus
-#: ``share/policy-extras`` so that ``require 'sources'`` finds a helper module too).
-KUMOMTA_LUA_DIRS = (
-    "/opt/kumomta/etc/policy",
-    "/opt/kumomta/share",
-    "/opt/kumomta/share/policy-extras",
-)
-
-#: kumocore's own Lua module directories, searched after the policy's directory.
-#: kumocore's own Lua modules (``policy-extras/*.lua``), found before KumoMTA's copies.
-KUMOCORE_LUA_DIRS: list[str] = [str(resources.files(__package__).joinpath("lua"))]
-
-
-def lua_package_path(policy_dir: str | None, default: str) -> str:
-    """The ``package.path`` of a Lua policy, in search order:
-
-    1. the directories of ``$KUMOCORE_LUA_PATH`` (``:``-separated; an entry holding ``?`` is
-       used as a template as is) — so an operator can point at KumoMTA's helper files
-       wherever they are;
-    2. the policy file's own directory;
-    3. kumocore's own module directories (:data:`KUMOCORE_LUA_DIRS`);
-    4. KumoMTA's install locations (:data:`KUMOMTA_LUA_DIRS`);
-    5. Lua's default path.
-
-    Each directory ``D`` contributes ``D/?.lua`` and ``D/?/init.lua``.
-    """
-    dirs = [d for d in os.environ.get("KUMOCORE_LUA_PATH", "").split(os.pathsep) if d]
-    if policy_dir:
-        dirs.append(policy_dir)
-    dirs.extend(KUMOCORE_LUA_DIRS)
-    dirs.extend(KUMOMTA_LUA_DIRS)
-    templates: list[str] = []
-    for directory in dirs:
-        if "?" in directory:
-            templates.append(directory)
-        else:
-            templates.extend((f"{directory}/?.lua", f"{directory}/?/init.lua"))
-    templates.extend(t for t in default.split(";") if t)
-    return ";".join(dict.fromkeys(templates))
 
 
 def _write(text: str) -> None:

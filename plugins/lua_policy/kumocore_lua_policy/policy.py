@@ -1,11 +1,8 @@
 """Loading a ``.lua`` policy, and the loaded policy as a pluggy plugin.
 
-``require 'kumo'`` returns a plain, mutable Lua table, as in KumoMTA, so a policy (or a
-wrapper file that ``dofile``s it) may replace or wrap its functions. It holds every entry
-of ``kumo.functions`` — what core and the installed plugins contribute — with dotted names
-as nested tables (``kumo.dns.lookup_mx``), plus ``kumo.on``.
-
-The loaded policy has one async ``@hookimpl`` per registered event.
+The file is evaluated in a fresh runtime (:mod:`kumocore_lua_policy.policy_runtime`, where
+the ``kumo`` table is built); the loaded policy has one async ``@hookimpl`` per registered
+event.
 
 Only events the policy registered get an implementation, so an event the policy ignores
 costs nothing (the hook caller never even enters Lua for it). Each implementation converts
@@ -30,13 +27,12 @@ from typing import Any
 import structlog
 
 from kumocore import hookimpl
-from kumocore_lua_policy.engine import LuaEngine, lua_package_path
+from kumocore_lua_policy.engine import LuaEngine
 from kumocore_lua_policy.errors import LuaPolicyError
 from kumocore_lua_policy.events import EventRegistry, EventSpec
-from kumocore_lua_policy.extras import bind as bind_policy_extras
+from kumocore_lua_policy.policy_runtime import _evaluate
 from kumocore_lua_policy.stdlib import LuaStdlib
 from kumocore_lua_policy.stdlib.time_delta import TimeDelta
-from kumocore_lua_policy.stdlib_lua import install_stdlib
 
 log = structlog.get_logger("kumocore.lua")
 
@@ -283,45 +279,6 @@ def _make_impl(spec: EventSpec, dispatch: Dispatch) -> Callable[..., Any]:
     impl: Callable[..., Any] = namespace[spec.hook]
     impl.__doc__ = f"Lua policy handler(s) for kumo.on('{spec.name}', ...)."
     return impl
-
-
-def build_kumo_table(
-    engine: LuaEngine, functions: Mapping[str, Callable[..., Any]], registry: EventRegistry
-) -> Any:
-    """The ``kumo`` Lua table: nested tables for dotted names, wrapped Python functions."""
-    kumo = engine.table()
-    for dotted in sorted(functions):
-        *parents, leaf = dotted.split(".")
-        namespace = kumo
-        for index, part in enumerate(parents):
-            child = namespace[part]
-            if child is None:
-                child = engine.table()
-                namespace[part] = child
-            elif engine.conv.lua_type(child) != "table":
-                owner = ".".join(parents[: index + 1])
-                raise LuaPolicyError(f"kumo.{dotted} clashes with the function kumo.{owner}")
-            namespace = child
-        namespace[leaf] = engine.wrap(functions[dotted], f"kumo.{dotted}")
-    kumo["on"] = engine.wrap(registry.on, "kumo.on")
-    return kumo
-
-
-async def _evaluate(
-    path: str, functions: Mapping[str, Callable[..., Any]], stdlib: LuaStdlib | None
-) -> tuple[LuaEngine, EventRegistry]:
-    """A fresh runtime that ran the policy file's top-level code; its registered events."""
-    engine = LuaEngine()
-    registry = EventRegistry(is_function=lambda value: engine.conv.lua_type(value) == "function")
-    bind_policy_extras(functions)
-    table = build_kumo_table(engine, functions, registry)
-    install_stdlib(engine, table, stdlib or LuaStdlib())
-    policy_dir = os.path.dirname(os.path.abspath(path))
-    engine.install(table, lambda default: lua_package_path(policy_dir, default))
-    chunk = engine.load_file(path)
-    await engine.run(chunk)
-    registry.close()
-    return engine, registry
 
 
 async def load_lua_policy(path: str, kumo: Any, stdlib: LuaStdlib | None = None) -> LuaPolicy:

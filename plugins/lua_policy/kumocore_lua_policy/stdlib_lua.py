@@ -1,7 +1,8 @@
 """Installing ``stdlib.lua``: the Lua-side parts of the ``kumo`` standard library.
 
-Run once per Lua runtime, after :func:`~kumocore_lua_policy.policy.build_kumo_table`, with
-the Python helpers it needs (the memoize registry and KumoMTA's names). See ``stdlib.lua``.
+Run once per Lua runtime, after
+:func:`~kumocore_lua_policy.policy_runtime.build_kumo_table`, with the Python helpers it
+needs (the memoize registry and KumoMTA's names). See ``stdlib.lua``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kumocore_lua_policy.engine import lua_package_path
+from kumocore_lua_policy.package_path import lua_package_path
 
 from kumocore import PolicyError
 
