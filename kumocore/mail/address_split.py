@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kumocore.mail.headers import decode_rfc2047
+from kumocore.mail.rfc2047 import decode_rfc2047
 
 __all__ = ["MAX_COMMENT_DEPTH", "AddressHeaderError", "Piece", "group_name", "split_groups"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from kumocore.mail.address_split import AddressHeaderError, group_name, split_groups
-from kumocore.mail.headers import decode_rfc2047
+from kumocore.mail.rfc2047 import decode_rfc2047
 
 __all__ = [
     "AddressGroup",

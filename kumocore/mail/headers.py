@@ -9,14 +9,14 @@ signature made before an edit stays valid for the headers it covered.
 Values are returned unfolded, RFC 2047 decoded, each white-space run one space (as KumoMTA
 reads an unstructured header). Raw 8-bit header bytes are read as
 UTF-8 (RFC 6532), falling back to Latin-1 so that a broken legacy header never raises.
+Encoded words themselves, read and written, are :mod:`kumocore.mail.rfc2047`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
 import re
+
+from kumocore.mail.rfc2047 import decode_rfc2047, encode_header_value
 
 __all__ = [
     "HeaderBlock",
@@ -24,8 +24,6 @@ __all__ = [
     "HeaderField",
     "HeaderParseError",
     "append_header",
-    "decode_rfc2047",
-    "encode_header_value",
     "format_header",
     "header_line_for",
     "newline_of",
@@ -43,9 +41,6 @@ _NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
 _FOLDED = re.compile(r"[^\r\n]*(?:\r\n[ \t]+[^\r\n \t][^\r\n]*)+")
 #: A run of folding white space left by unfolding: read as one space.
 _WSP_RUN = re.compile(r"[ \t]{2,}|\t")
-_EW = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?\s]*)\?=")
-_Q_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!*+-/")
-_MAX_LINE = 78  # RFC 5322 2.1.1 "SHOULD"; an encoded word is at most 75 (RFC 2047 2).
 
 
 class HeaderError(ValueError):
@@ -155,113 +150,7 @@ class HeaderBlock:
         return found[0] if found else None
 
 
-# --------------------------------------------------------------------- RFC 2047 decoding
-
-
-def _decode_word(charset: str, enc: str, text: str) -> bytes | None:
-    try:
-        codecs.lookup(charset)
-        if enc in "Bb":
-            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        return binascii.a2b_qp(text.encode("ascii"), header=True)
-    except (LookupError, ValueError, binascii.Error):
-        return None
-
-
-def decode_rfc2047(value: str) -> str:
-    """Decode RFC 2047 encoded words; anything undecodable is left exactly as written.
-
-    Whitespace between adjacent encoded words is dropped (RFC 2047 6.2), and adjacent
-    words in one charset are joined before decoding, because broken encoders split a
-    multi-byte character across two words.
-    """
-    if "=?" not in value:
-        return value
-    out: list[str] = []
-    pending: list[bytes] = []
-    pending_charset = ""
-    after_word = False
-    pos = 0
-    for m in _EW.finditer(value):
-        between = value[pos : m.start()]
-        charset = m.group(1).split("*", 1)[0].lower()  # drop an RFC 2231 language suffix
-        raw = _decode_word(charset, m.group(2), m.group(3))
-        if raw is None:  # not decodable: keep it verbatim, like any other text
-            _flush(out, pending, pending_charset)
-            out.append(value[pos : m.end()])
-            after_word = False
-        else:
-            if not (after_word and (between == "" or between.isspace())):
-                _flush(out, pending, pending_charset)
-                out.append(between)
-            elif charset != pending_charset:
-                _flush(out, pending, pending_charset)
-            pending.append(raw)
-            pending_charset = charset
-            after_word = True
-        pos = m.end()
-    _flush(out, pending, pending_charset)
-    out.append(value[pos:])
-    return "".join(out)
-
-
-def _flush(out: list[str], pending: list[bytes], charset: str) -> None:
-    if pending:
-        out.append(b"".join(pending).decode(charset, "replace"))
-        pending.clear()
-
-
 # --------------------------------------------------------------------- building headers
-
-
-def encode_header_value(name: str, value: str) -> str:
-    """Fold ``value`` to ~76 columns, RFC 2047-encoding it (UTF-8) if it is not ASCII.
-
-    The value is treated as unstructured text (a Subject); do not use it for address
-    headers, whose addresses must stay unencoded.
-    """
-    room = max(_MAX_LINE - len(name) - 2, 20)  # the first line also holds "Name: "
-    if value.isascii():
-        return _fold_ascii(value, room)
-    enc = "q" if _word_len(value, "q") <= _word_len(value, "b") else "b"
-    words: list[str] = []
-    chunk = ""
-    limit = min(room, 75)
-    for c in value:  # split between characters, never inside a UTF-8 sequence
-        if chunk and _word_len(chunk + c, enc) > limit:
-            words.append(_encode_word(chunk, enc))
-            chunk, limit = "", 75
-        chunk += c
-    words.append(_encode_word(chunk, enc))
-    return "\r\n ".join(words)
-
-
-def _word_len(text: str, enc: str) -> int:
-    raw = text.encode()
-    if enc == "b":
-        return 12 + 4 * -(-len(raw) // 3)  # 12 = len("=?utf-8?b??=")
-    return 12 + sum(1 if b == 0x20 or chr(b) in _Q_SAFE else 3 for b in raw)
-
-
-def _encode_word(text: str, enc: str) -> str:
-    raw = text.encode()
-    if enc == "b":
-        return f"=?utf-8?b?{base64.b64encode(raw).decode('ascii')}?="
-    body = "".join("_" if b == 0x20 else chr(b) if chr(b) in _Q_SAFE else f"={b:02X}" for b in raw)
-    return f"=?utf-8?q?{body}?="
-
-
-def _fold_ascii(value: str, room: int) -> str:
-    lines: list[str] = []
-    line = ""
-    for word in value.split(" "):
-        if line and len(line) + 1 + len(word) > room:
-            lines.append(line)
-            line, room = word, _MAX_LINE - 1
-        else:
-            line = f"{line} {word}" if line else word
-    lines.append(line)
-    return "\r\n ".join(lines)
 
 
 def format_header(name: str, value: str, *, encode: bool = False, nl: bytes = b"\r\n") -> bytes:

@@ -24,8 +24,8 @@ from kumocore.mail.header_address import (
     HeaderAddress,
     parse_address_header,
 )
-from kumocore.mail.headers import decode_rfc2047
 from kumocore.mail.mime_codec import header_qp_encode
+from kumocore.mail.rfc2047 import decode_rfc2047
 
 __all__ = [
     "HeaderValueError",

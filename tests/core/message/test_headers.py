@@ -6,12 +6,12 @@ from kumocore.mail.headers import (
     HeaderBlock,
     HeaderError,
     append_header,
-    decode_rfc2047,
     format_header,
     prepend_header,
     remove_headers,
     split_header_block,
 )
+from kumocore.mail.rfc2047 import decode_rfc2047
 
 MSG = (
     b"Received: from a by b;\r\n\tMon, 1 Jan 2024 00:00:00 +0000\r\n"
