@@ -12,23 +12,22 @@ parts around it:
 * a :class:`~kumocore.testing.logs.RecordingLogSink` holding every log record.
 
 The node adds an ESMTP and an HTTP listener on 127.0.0.1 (free ports) in ``pre_init``;
-the policy's own ``init`` runs afterwards and may add more.
+the policy's own ``init`` runs afterwards and may add more. What a test then does with it
+(``send``, ``inject``, ``admin``, ``wait_for``...) is :mod:`kumocore.testing.node_client`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
-import smtplib
 import tempfile
 from collections.abc import Iterable, Mapping
-from email.message import EmailMessage
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
 from kumocore.hookspecs import hookimpl
 from kumocore.testing.logs import RecordingLogSink
+from kumocore.testing.node_client import NodeClient
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
@@ -82,7 +81,7 @@ class NodePlugin:
         })
 
 
-class Node:
+class Node(NodeClient):
     """A kumocore node on loopback. Use ``async with Node(...) as node`` (or
     :meth:`start`/:meth:`stop`), or the ``make_node`` pytest fixture.
 
@@ -246,72 +245,6 @@ class Node:
         """``http://127.0.0.1:<port>`` of the first HTTP listener."""
         host, port = self._listener("HttpListener")
         return f"http://{host}:{port}"
-
-    # ------------------------------------------------------------------ mail and logs
-    async def send(
-        self,
-        sender: str = "sender@example.org",
-        recipients: str | Iterable[str] = "recipient@example.com",
-        message: str | bytes | EmailMessage | None = None,
-        *,
-        subject: str = "test",
-        source_address: str = "127.0.0.1",
-    ) -> dict[str, tuple[int, bytes]]:
-        """Send one message to the ESMTP listener with :mod:`smtplib` (in a thread, so the
-        node keeps serving). Returns smtplib's refused recipients (empty: all accepted);
-        raises :class:`smtplib.SMTPException` when the message is refused."""
-        rcpts = [recipients] if isinstance(recipients, str) else list(recipients)
-        if message is None:
-            message = f"From: {sender}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n" \
-                      f"\r\nhello from kumocore.testing\r\n"
-        if isinstance(message, EmailMessage):
-            message = message.as_bytes()
-        port = self.smtp_port
-
-        def send() -> dict[str, tuple[int, bytes]]:
-            with smtplib.SMTP("127.0.0.1", port, source_address=(source_address, 0),
-                              timeout=30) as client:
-                return client.sendmail(sender, rcpts, message)
-
-        return await asyncio.to_thread(send)
-
-    async def inject(self, body: Mapping[str, Any]) -> tuple[int, Any]:
-        """POST ``body`` to ``/api/inject/v1``; returns (status, JSON answer)."""
-        return await self.admin("POST", "/api/inject/v1", body)
-
-    async def hold(self, reason: str = "held by kumocore.testing") -> str:
-        """Suspend every queue for a day through the admin API (``/api/admin/suspend/v1``):
-        messages are then accepted, spooled and queued but not delivered. Returns the
-        suspension's id (cancel it with ``DELETE`` on the same path)."""
-        status, answer = await self.admin("POST", "/api/admin/suspend/v1",
-                                          {"reason": reason, "duration": "1d"})
-        if status != 200:
-            raise RuntimeError(f"suspending every queue failed: {status} {answer}")
-        return str(answer["id"])
-
-    async def admin(
-        self, method: str, path: str, body: Mapping[str, Any] | None = None
-    ) -> tuple[int, Any]:
-        """Call the node's HTTP API (from 127.0.0.1); returns (status, JSON or text)."""
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session, session.request(
-                method, self.http_url + path, json=None if body is None else dict(body),
-        ) as response:
-            if response.content_type == "application/json":
-                return response.status, await response.json()
-            return response.status, await response.text()
-
-    def logs(self, *types: str, **fields: Any) -> list[dict[str, Any]]:
-        """Log records so far as KumoMTA JSON (all meta), filtered by type and fields."""
-        return self.log_sink.parsed(*types, **fields)
-
-    async def wait_for(
-        self, *types: str, count: int = 1, timeout: float = 10.0, **fields: Any
-    ) -> list[dict[str, Any]]:
-        """Wait for ``count`` log records of ``types`` matching ``fields`` (e.g.
-        ``await node.wait_for("Delivery", recipient="a@example.com")``)."""
-        return await self.log_sink.wait_for(*types, count=count, timeout=timeout, **fields)
 
 
 async def start_node(policy: str | Path | None = None, **options: Any) -> Node:
