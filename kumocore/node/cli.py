@@ -12,6 +12,7 @@ from typing import Any
 from kumocore import __version__
 from kumocore.errors import ConfigError, HookError, PolicyError
 from kumocore.node.diagnostics import configure_diagnostics
+from kumocore.node.validate_cli import _validate
 from kumocore.policy.plugins import PluginLoadError
 
 # What ``kumocore --help`` shows (the module docstring above is for readers of the code).
@@ -195,57 +196,6 @@ def _add_allow_unsupported(parser: argparse.ArgumentParser) -> None:
         help="load a policy that sets KumoMTA options kumocore does not implement yet, "
         "ignoring them (each is logged as a warning); without it such a policy is refused",
     )
-
-
-def _report_ignored() -> None:
-    from kumocore.config.unsupported import ignored_options
-
-    for name, function in sorted(ignored_options().items()):
-        print(
-            f"kumocore: warning: KumoMTA's option {name!r} ({function}) is not supported "
-            "by kumocore yet and is ignored (--allow-unsupported)",
-            file=sys.stderr,
-        )
-
-
-async def _validate(policy: str, domains: list[str], tenants: list[str]) -> int:
-    from kumocore.node.runtime import Runtime
-    from kumocore.policy.policy_check import check_policy
-
-    runtime = Runtime()
-    await runtime.load(policy)
-    # As `kumod --validate`: the validate_config handlers run after init, and any
-    # kumo.validation_failed() they (or init) called fails validation.
-    await runtime.hooks.validate_config()
-    if runtime.validation.failed:
-        for failure in runtime.validation.failures:
-            print(f"kumocore: validation failed: {failure}", file=sys.stderr)
-        print(
-            f"policy {policy} failed validation ({len(runtime.validation.failures)} problem(s))",
-            file=sys.stderr,
-        )
-        return 1
-    try:
-        findings = await check_policy(runtime, domains=domains, tenants=tenants)
-    finally:
-        await runtime.hooks.shutdown()
-    config = runtime.config
-    errors = [f for f in findings if f.severity == "error"]
-    summary = (
-        f"{len(config.spools)} spools, "
-        f"{len(config.esmtp_listeners)} ESMTP and {len(config.http_listeners)} HTTP "
-        f"listeners, {len(config.egress_sources)} egress sources, "
-        f"{len(config.egress_pools)} egress pools"
-    )
-    for finding in findings:
-        print(finding, file=sys.stderr)
-    _report_ignored()
-    if errors:
-        print(f"policy {policy} has {len(errors)} error(s): {summary}")
-        return 1
-    warned = f", {len(findings)} warning(s)" if findings else ""
-    print(f"policy {policy} OK: {summary}{warned}")
-    return 0
 
 
 def _plugins() -> int:
