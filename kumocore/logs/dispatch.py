@@ -12,8 +12,9 @@ falls behind (its deque holds ``buffer_size`` records):
 
 A batch the sink fails to write is retried, with backoff, until it is written: a record
 only counts as written (and :meth:`LogDispatcher.written` only says so, which is what
-lets the queue delete a finished message) once the sink accepted it. Records still
-pending when the dispatcher closes are counted as dropped; their messages stay spooled.
+lets the queue delete a finished message) once the sink accepted it (each lane's task is
+the base class, :mod:`kumocore.logs.lane_writer`). Records still pending when the
+dispatcher closes are counted as dropped; their messages stay spooled.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
 
-from kumocore.logs.filter_event import LogFilter, filter_batch
+from kumocore.logs.filter_event import LogFilter
 from kumocore.logs.lane import Lane as _Lane
 from kumocore.logs.lane import Ticket as Ticket  # re-exported: the queue awaits these
+from kumocore.logs.lane_writer import LaneWriter
 from kumocore.logs.record import LogRecord, RecordType
 from kumocore.logs.sink import LogSink, sink_options
 
@@ -38,16 +40,13 @@ DEFAULT_BUFFER_SIZE = 128_000  # KumoMTA's default back_pressure
 DEFAULT_BATCH_SIZE = 1_000
 DEFAULT_BATCH_LATENCY = 0.01  # seconds a partial batch waits for company (short: final
 # outcomes wait for their record before leaving the spool, see kumocore.queue.outcomes)
-#: Backoff between attempts to write a failed batch again: doubles up to the maximum.
-RETRY_INITIAL = 0.05
-RETRY_MAX = 5.0
 #: How often (seconds) the count of shed rejection records is logged while shedding.
 SHED_REPORT_INTERVAL = 1.0
 #: The records a hostile peer can multiply without any message being accepted.
 SHEDDABLE = frozenset({RecordType.Rejection})
 
 
-class LogDispatcher:
+class LogDispatcher(LaneWriter):
     """Fan log records out to sinks, each in its own batched lane.
 
     ``submit`` must be called from the event loop's thread. Stats per sink: ``submitted``,
@@ -228,67 +227,6 @@ class LogDispatcher:
             lane.wake_waiters()
             await self._close_sink(lane, max(deadline - time.monotonic(), 1.0))
 
-    async def _drain(self, lane: _Lane) -> None:
-        buffer = lane.buffer
-        while True:
-            if not buffer:
-                if self._closing:
-                    return
-                lane.wakeup.clear()
-                await lane.wakeup.wait()
-                continue
-            if len(buffer) < lane.options.batch_size and not self._closing and self._latency:
-                # Give a partial batch a moment to fill: one write of 1000 records is far
-                # cheaper than 1000 writes of one, and the wait is bounded.
-                lane.filled.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._latency):
-                        await lane.filled.wait()
-            count = min(len(buffer), lane.options.batch_size)
-            messages = lane.messages
-            await self._write(lane, [buffer.popleft() for _ in range(count)],
-                              None if messages is None else
-                              [messages.popleft() for _ in range(count)])
-
-    async def _write(self, lane: _Lane, batch: Sequence[LogRecord],
-                     messages: Sequence[Any] | None = None) -> None:
-        """Write ``batch`` (what the sink's ``filter_event`` keeps of it, when ``messages``
-        are given), retrying with backoff until the sink takes it (or we are cancelled at
-        close, when it counts as dropped)."""
-        taken = lane.in_flight = len(batch)
-        delay = RETRY_INITIAL
-        try:
-            if messages is not None:
-                batch = await self._filter(lane, batch, messages)
-            while batch:
-                try:
-                    await lane.sink.write_batch(batch)
-                except Exception as exc:
-                    lane.counts["errors"] += 1
-                    lane.counts["failed"] += len(batch)
-                    log.error("log sink failed to write a batch; retrying",
-                              sink=lane.sink.name, records=len(batch),
-                              retry_in=round(delay, 3), error=repr(exc))
-                    lane.wake_waiters()  # ``room`` waiters re-check their deadline
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
-                    continue
-                break
-            lane.counts["written"] += len(batch)
-            lane.processed += taken
-        except asyncio.CancelledError:
-            lane.counts["dropped"] += taken
-            raise
-        finally:
-            lane.in_flight = 0
-            lane.wake_waiters()
-
-    async def _filter(self, lane: _Lane, batch: Sequence[LogRecord],
-                      messages: Sequence[Any]) -> list[LogRecord]:
-        event, log_filter = lane.options.filter_event, self._log_filter
-        assert event is not None and log_filter is not None  # checked in __init__
-        return await filter_batch(log_filter, lane.sink, event, batch, messages, lane.counts)
-
     def _note_shed(self) -> None:
         self._shed_unreported += 1
         if self._shed_timer is None:
@@ -305,11 +243,3 @@ class LogDispatcher:
                         shed=self._shed_unreported,
                         total_shed={lane.sink.name: lane.counts["shed"] for lane in self._lanes})
             self._shed_unreported = 0
-
-    async def _close_sink(self, lane: _Lane, timeout: float) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                await lane.sink.close()
-        except Exception as exc:
-            lane.counts["errors"] += 1
-            log.error("log sink failed to close", sink=lane.sink.name, error=repr(exc))
