@@ -2,7 +2,8 @@
 
 The HTTP listener merges :func:`admin_openapi_paths` into its ``openapi.json``. Schemas
 are inline (no ``$ref``) so that merging is a plain dict update with nothing else to
-carry over. Shapes are KumoMTA's (``BounceV1Request``, ``SuspendV1ListEntry``...).
+carry over. Shapes are KumoMTA's (``BounceV1Request``, ``SuspendV1ListEntry``...); those
+of the endpoints that show and move queued messages are :mod:`kumocore.admin.queue_schemas`.
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kumocore.admin.openapi_parts import STR, json_response
+from kumocore.admin.openapi_parts import _NULLABLE_STR, STR, json_response
+from kumocore.admin.queue_schemas import (
+    _INSPECT,
+    _REBIND_REQUEST,
+    _REBIND_RESULT,
+    _SCHED_Q,
+    _SUMMARY,
+)
 
 __all__ = ["admin_openapi_paths"]
 
-_NULLABLE_STR = {"type": "string", "nullable": True}
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -86,99 +93,6 @@ _SUSPEND_ENTRY = {
         "domain": _NULLABLE_STR,
         "reason": STR,
         "duration": {"type": "string", "description": "time left, e.g. 287s"},
-    },
-}
-_INSPECT = {
-    "type": "object",
-    "properties": {
-        "id": STR,
-        "message": {
-            "type": "object",
-            "properties": {
-                "sender": STR,
-                "recipient": {
-                    "oneOf": [STR, {"type": "array", "items": STR}],
-                    "description": "the address, or the list of a batch's recipients",
-                },
-                "meta": {"type": "object"},
-                "data": {"type": "string", "description": "only with want_body=true"},
-                "due": {
-                    "type": "string",
-                    "format": "date-time",
-                    "description": "present while the message waits in the scheduler",
-                },
-                "created": {"type": "string", "format": "date-time"},
-                "num_attempts": {"type": "integer"},
-            },
-        },
-    },
-}
-_SUMMARY = {
-    "type": "object",
-    "properties": {
-        "scheduled": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"name": STR, "count": {"type": "integer"}, "egress_pool": STR},
-            },
-        },
-        "ready": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "name": STR,
-                    "source": STR,
-                    "site": STR,
-                    "count": {"type": "integer"},
-                    "connections": {"type": "integer"},
-                    "connection_limit": {"type": "integer"},
-                },
-            },
-        },
-        "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-}
-
-
-_REBIND_REQUEST = {
-    "type": "object",
-    "required": ["reason"],
-    "additionalProperties": False,
-    "properties": {
-        "campaign": _NULLABLE_STR,
-        "tenant": _NULLABLE_STR,
-        "domain": _NULLABLE_STR,
-        "routing_domain": _NULLABLE_STR,
-        "reason": {"type": "string", "description": "logged in AdminRebind records"},
-        "data": {"type": "object", "additionalProperties": STR,
-                 "description": "meta values to set on each matching message, or (with "
-                                "trigger_rebind_event) what the rebind_message event gets"},
-        "always_flush": {"type": "boolean", "default": False,
-                         "description": "make every matching message due now"},
-        "suppress_logging": {"type": "boolean", "default": False},
-        "trigger_rebind_event": {
-            "type": "boolean", "default": False,
-            "description": "call the policy's rebind_message event with each message and "
-                           "data instead of merging data into the meta"},
-    },
-}
-_REBIND_RESULT = {
-    "type": "object",
-    "description": "KumoMTA answers {}; kumocore adds how many messages it moved and flushed",
-    "properties": {"moved": {"type": "integer"}, "flushed": {"type": "integer"}},
-}
-_SCHED_Q = {
-    "type": "object",
-    "properties": {
-        "queue_name": STR,
-        "num_scheduled": {"type": "integer"},
-        "delayed_metric": {"type": "integer"},
-        "now": {"type": "string", "format": "date-time"},
-        "last_changed": {"type": "string", "format": "date-time"},
-        "queue_config": {"type": "object"},
-        "messages": {"type": "array", "items": {"type": "object"}},
     },
 }
 

@@ -14,6 +14,8 @@ __all__ = ["ERROR", "STR", "json_body", "json_response", "text_response"]
 STR: dict[str, Any] = {"type": "string"}
 #: The ``{"error": "..."}`` answer of every refused admin request.
 ERROR: dict[str, Any] = {"type": "object", "required": ["error"], "properties": {"error": STR}}
+#: A string that may be null (a field a request may leave unset, as in KumoMTA).
+_NULLABLE_STR = {"type": "string", "nullable": True}
 
 
 def json_response(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
