@@ -15,14 +15,8 @@ from __future__ import annotations
 from kumocore.logs.dispatch import LogDispatcher
 from kumocore.logs.journal import Journal
 from kumocore.logs.options import names, per_record_entries
-from kumocore.logs.record import (
-    LogRecord,
-    MessageLike,
-    PeerAddress,
-    RecordType,
-    Subject,
-    make_record,
-)
+from kumocore.logs.record import LogRecord, PeerAddress, RecordType
+from kumocore.logs.record_builder import MessageLike, Subject, make_record
 from kumocore.logs.select import select_headers, select_meta
 from kumocore.logs.sink import LogSink
 

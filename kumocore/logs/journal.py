@@ -20,14 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from kumocore.logs.record import (
-    LogRecord,
-    MessageLike,
-    PeerAddress,
-    RecordType,
-    Subject,
-    build_record,
-)
+from kumocore.logs.record import LogRecord, PeerAddress, RecordType
+from kumocore.logs.record_builder import MessageLike, Subject, build_record
 from kumocore.mail.response import Response
 
 if TYPE_CHECKING:

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from kumocore.config.duration import humantime
-from kumocore.logs.record import RecordType, Subject, build_record
+from kumocore.logs.record import RecordType
+from kumocore.logs.record_builder import Subject, build_record
 from kumocore.mail.response import Response
 from kumocore.queue.insert_context import DISPATCHER_DROP, LOGGED_TRANSIENT_FAILURE
 

@@ -26,7 +26,8 @@ from aiohttp import web
 
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.http.auth import AuthInfo, request_auth
-from kumocore.logs.record import PeerAddress, RecordType, Subject, build_record
+from kumocore.logs.record import PeerAddress, RecordType
+from kumocore.logs.record_builder import Subject, build_record
 from kumocore.mail.address import AddressError
 from kumocore.mail.ids import created_from_id
 from kumocore.mail.message import Message

@@ -234,7 +234,8 @@ class _Message:
 
 
 def test_every_log_record_field_and_type_has_a_row() -> None:
-    from kumocore.logs.record import _OPTIONAL_FIELDS, RecordType, make_record
+    from kumocore.logs.record import _OPTIONAL_FIELDS, RecordType
+    from kumocore.logs.record_builder import make_record
     from kumocore.mail.response import Response
 
     record = make_record("Delivery", _Message(), queue="q", response=Response(250, "ok"),

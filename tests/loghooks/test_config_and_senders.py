@@ -14,7 +14,8 @@ from kumocore.delivery.custom_lua import LuaProtocol, Sender, lua_protocol
 from kumocore.errors import ConfigError
 from kumocore.loghooks.options import parse_options
 from kumocore.loghooks.sink import LogHookSink
-from kumocore.logs.record import RecordType, make_record
+from kumocore.logs.record import RecordType
+from kumocore.logs.record_builder import make_record
 from kumocore.mail.message import Message
 from kumocore.mail.response import Response
 from tests.plugins.lua_policy.support import DATA, load

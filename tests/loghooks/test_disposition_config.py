@@ -13,7 +13,8 @@ from kumocore import hookimpl
 from kumocore.errors import ConfigError
 from kumocore.loghooks.disposition import DispositionHookSink, parse_disposition_options
 from kumocore.loghooks.policy_dispositions import PolicyDispositions
-from kumocore.logs.record import RecordType, make_record
+from kumocore.logs.record import RecordType
+from kumocore.logs.record_builder import make_record
 from kumocore.mail.message import Message
 from kumocore.mail.response import Response
 from kumocore.node.runtime import Runtime

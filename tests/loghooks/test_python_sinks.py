@@ -12,7 +12,8 @@ import pytest
 
 from kumocore.loghooks.sinks import AmqpLogSink, NatsLogSink, WebhookLogSink
 from kumocore.logs.dispatch import LogDispatcher
-from kumocore.logs.record import RecordType, make_record
+from kumocore.logs.record import RecordType
+from kumocore.logs.record_builder import make_record
 from kumocore.mail.message import Message
 from kumocore.mail.response import Response
 from kumocore.testing.webhook import RecordingWebhook

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from kumocore.logs.record import LogRecord, PeerAddress, RecordType, make_record
+from kumocore.logs.record import LogRecord, PeerAddress, RecordType
+from kumocore.logs.record_builder import make_record
 from kumocore.mail.response import Response
 
 NODEID = "6c7a1e5e-0a2b-4f4d-9c53-3d2a8f1e0b7c"

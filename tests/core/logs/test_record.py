@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import orjson
 
-from kumocore.logs.record import RecordType, make_record, rfc3339_ns
+from kumocore.logs.record import RecordType, rfc3339_ns
+from kumocore.logs.record_builder import make_record
 from kumocore.mail.response import Response
 from tests.core.logs.fakes import NODEID, FakeMessage, record
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from kumocore.logs.record import RecordType, make_record
+from kumocore.logs.record import RecordType
+from kumocore.logs.record_builder import make_record
 from kumocore.mail.address import AddressError
 from kumocore.mail.message import Message
 from kumocore.mail.response import Response
