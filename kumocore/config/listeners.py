@@ -115,7 +115,6 @@ class EsmtpListenerConfig(
     # Not acted on: refused at load (unless --allow-unsupported) when set to non-defaults.
     unsupported=(
         "data_buffer_size",
-        "deferred_spool",
     ),
 ):
     """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""

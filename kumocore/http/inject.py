@@ -250,7 +250,8 @@ class InjectHandler:
             if services is None:
                 raise web.HTTPServiceUnavailable(text="waiting for spool startup")
             results = await services.intake.accept(
-                [m for _, m in generated], reception_protocol="HTTP")
+                [m for _, m in generated], reception_protocol="HTTP",
+                deferred_spool=inject.deferred_spool)
             for (email_address, _), result in zip(generated, results, strict=True):
                 if not result.ok:
                     log.error("injected message not accepted", error=str(result.error))

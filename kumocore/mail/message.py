@@ -82,7 +82,7 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
 
     __slots__ = ("_crlf_clean", "_data", "_headers", "_more", "_shared", "_size",
                  "created", "due", "id", "meta", "num_attempts", "recipient", "sender",
-                 "spool_ref")  # fmt: skip
+                 "spool_ref", "unspooled")  # fmt: skip
 
     def __init__(
         self,
@@ -118,6 +118,9 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
         #: ``(body key, head)`` when the spool holds this message as a shared body plus
         #: its head (set by the store when saved); fixed once saved, whatever edits follow.
         self.spool_ref: tuple[str, bytes] | None = None
+        #: True while the message was accepted without being written (``deferred_spool``):
+        #: its bytes exist only here until the store writes them (kumocore.spool.store).
+        self.unspooled = False
         # jsonable makes the copy: the caller's mapping is never shared.
         self.meta: dict[str, Any] = jsonable(meta, "meta") if meta else {}
         self.created: float = time.time() if created is None else created
@@ -221,8 +224,11 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
     def release_data(self) -> None:
         """Drop the body from memory (it stays in the data spool); ``data`` is then ``b""``.
 
-        ``size`` keeps reporting the released body's length, for logs.
+        ``size`` keeps reporting the released body's length, for logs. A message not
+        written yet (:attr:`unspooled`) keeps its body: there is no other copy.
         """
+        if self.unspooled:
+            return
         self._data = b""
         self._crlf_clean = False  # reloaded from the spool later: not checked
         self._shared = None

@@ -34,18 +34,20 @@ def make_inject_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
 
     @policy_function(table=False)
     async def inject_message(message: Any, deferred_spool: Any = None) -> None:
-        """``kumo.inject_message(MSG)``: spool and queue a message from make_message."""
+        """``kumo.inject_message(MSG [, DEFERRED_SPOOL])``: spool and queue a message from
+        make_message (with ``true``: hold it in memory as ``deferred_spool`` does)."""
         if not isinstance(message, Message):
             raise ConfigError(
                 "kumo.inject_message: expected a message from kumo.make_message, "
                 f"got {message!r:.60}")
-        if deferred_spool:
-            raise ConfigError(
-                "kumo.inject_message: deferred_spool is not supported by kumocore yet")
+        if deferred_spool is not None and not isinstance(deferred_spool, bool):
+            raise ConfigError("kumo.inject_message: DEFERRED_SPOOL must be a boolean, "
+                              f"got {deferred_spool!r:.40}")
         intake = running(runtime, "kumo.inject_message").intake
         [outcome] = await intake.accept(
             [message], reception_protocol="Lua",
-            without_reception_record=frozenset({message.id}))
+            without_reception_record=frozenset({message.id}),
+            deferred_spool=bool(deferred_spool))
         if outcome.error is not None:
             raise outcome.error
 

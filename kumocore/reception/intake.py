@@ -156,11 +156,15 @@ class Intake:
         self, messages: Sequence[Message], *, reception_protocol: str,
         without_reception_record: frozenset[str] = frozenset(),
         all_or_nothing: bool = False,
+        deferred_spool: bool = False,
     ) -> list[Accepted]:
         """Make each message durable, log its reception and queue it.
 
         Failures are per message (the caller decides the reply); nothing that is reported
-        ``ok`` can be lost, and nothing that is not ``ok`` was stored.
+        ``ok`` can be lost, and nothing that is not ``ok`` was stored. With
+        ``deferred_spool`` (KumoMTA's listener and injection option) a message is held in
+        memory instead, and written only once it has to wait (MessageStore.defer): a
+        crash before then loses it, which the operator accepted by asking for it.
         """
         resolved = await _each(self.resolve_queue_config, messages)
         results: list[Accepted | None] = [None] * len(messages)
@@ -190,7 +194,14 @@ class Intake:
                 self._log_reception(result.message, NULL_QUEUE, reception_protocol)
 
         received = self.receptions
-        saved = await _each(self.store.save, [messages[i] for i, _, _ in to_save])
+        to_store = [messages[i] for i, _, _ in to_save]
+        saved: list[BaseException | None]
+        if deferred_spool:
+            for message in to_store:
+                self.store.defer(message)
+            saved = [None] * len(to_store)
+        else:
+            saved = await _each(self.store.save, to_store)
         for (index, queue, config), error in zip(to_save, saved, strict=True):
             message = messages[index]
             if isinstance(error, BaseException):

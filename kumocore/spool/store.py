@@ -74,6 +74,8 @@ class MessageStore:
         # Marker and body deleted with one call, the body held back until the marker's
         # delete is durable, when the data spool's kind can.
         self._delete_pair = data.delete_after if isinstance(data, OrderedDeletes) else None
+        # Accepted with deferred_spool and not written yet, by id (see defer()).
+        self._unsaved: dict[str, Message] = {}
 
     @property
     def bodies_in_memory(self) -> bool:
@@ -82,8 +84,27 @@ class MessageStore:
         nothing and cost a copy out of that spool at the next attempt."""
         return isinstance(self.data, MemorySpool)
 
+    def defer(self, message: Message) -> None:
+        """Accept ``message`` without writing it (KumoMTA's ``deferred_spool``): it is
+        written the first time its state must be kept (:meth:`save_meta`: its first
+        transient failure, a rebind, a transfer) or at :meth:`close`, and never if it
+        reaches a final outcome first. A crash before that loses it, as in KumoMTA."""
+        message.unspooled = True
+        self._unsaved[message.id] = message
+
+    @property
+    def unsaved(self) -> int:
+        """How many accepted messages are held in memory only (``deferred_spool``)."""
+        return len(self._unsaved)
+
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
+        await self._write(message)
+        if message.unspooled:
+            message.unspooled = False
+            self._unsaved.pop(message.id, None)
+
+    async def _write(self, message: Message) -> None:
         shared = message.shared
         if shared is None or shared.sole:  # its own record (a sole body with its head)
             message.spool_ref = None
@@ -120,7 +141,11 @@ class MessageStore:
         self._refs[key] = self._refs.get(key, 0) + 1
 
     async def save_meta(self, message: Message) -> None:
-        """Persist changed meta/attempt state (e.g. after a transient failure)."""
+        """Persist changed meta/attempt state (e.g. after a transient failure); a message
+        not written yet (``deferred_spool``) is written whole."""
+        if message.unspooled:
+            await self.save(message)
+            return
         await self.meta.put(message.id, message.meta_bytes())
 
     async def load_data(self, message: Message | str) -> bytes | None:
@@ -141,6 +166,10 @@ class MessageStore:
     async def remove(self, message: Message | str) -> None:
         """Forget a message that was delivered, bounced or expired (meta first)."""
         message_id = message if isinstance(message, str) else message.id
+        unsaved = self._unsaved.pop(message_id, None)
+        if unsaved is not None:  # never written: nothing to delete
+            unsaved.unspooled = False
+            return
         key = self._release_body(message_id)
         if key is None:
             await self.meta.delete(message_id)
@@ -267,6 +296,17 @@ class MessageStore:
         return report
 
     async def close(self) -> None:
+        """Write what ``deferred_spool`` still holds in memory, then close the spools."""
+        unsaved = list(self._unsaved.values())
+        if unsaved:
+            results = await asyncio.gather(*map(self.save, unsaved), return_exceptions=True)
+            lost = [m.id for m, r in zip(unsaved, results, strict=True)
+                    if isinstance(r, BaseException)]
+            log.info("deferred_spool messages written at shutdown",
+                     count=len(unsaved) - len(lost))
+            if lost:
+                log.error("deferred_spool messages could not be written at shutdown",
+                          count=len(lost), ids=lost[:10])
         await self.meta.close()
         await self.data.close()
 

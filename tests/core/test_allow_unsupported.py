@@ -18,14 +18,14 @@ local kumo = require 'kumo'
 kumo.on('init', function()
   kumo.define_spool {{ name = 'data', path = '{root}/data' }}
   kumo.define_spool {{ name = 'meta', path = '{root}/meta' }}
-  kumo.start_esmtp_listener {{ listen = '127.0.0.1:{port}', deferred_spool = true }}
+  kumo.start_esmtp_listener {{ listen = '127.0.0.1:{port}', data_buffer_size = 1048576 }}
 end)
 kumo.on('get_egress_path_config', function(domain, source, site)
   return kumo.make_egress_path {{ aggressive_connection_opening = true }}
 end)
 """
 
-MESSAGE = "KumoMTA's option 'deferred_spool' is not supported by kumocore yet"
+MESSAGE = "KumoMTA's option 'data_buffer_size' is not supported by kumocore yet"
 
 
 def _policy(tmp_path: Path, port: int = 0) -> Path:
@@ -46,7 +46,7 @@ def test_validate_with_allow_unsupported_passes_and_lists_every_ignored_option(
 ) -> None:
     result = run("validate", "--allow-unsupported", "--policy", str(_policy(tmp_path)))
     assert result.returncode == 0, result.stderr
-    assert "'deferred_spool' (kumo.start_esmtp_listener) is not supported" in result.stderr
+    assert "'data_buffer_size' (kumo.start_esmtp_listener) is not supported" in result.stderr
     assert ("'aggressive_connection_opening' (kumo.make_egress_path) is not supported"
             in result.stderr)
 
@@ -81,4 +81,4 @@ def test_serve_refuses_to_start_and_starts_with_allow_unsupported(tmp_path: Path
         process.terminate()
         process.wait(30)
     text = log.read_text()
-    assert "--allow-unsupported" in text and "deferred_spool" in text
+    assert "--allow-unsupported" in text and "data_buffer_size" in text

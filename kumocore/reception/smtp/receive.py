@@ -289,7 +289,8 @@ async def _accept(session: EsmtpSession, messages: list[Message],
     if intake is None:
         raise RuntimeError("the ESMTP listener runs without an intake")
     return await intake.accept(messages, reception_protocol="ESMTP",
-                               without_reception_record=feedback_ids, all_or_nothing=True)
+                               without_reception_record=feedback_ids, all_or_nothing=True,
+                               deferred_spool=session.config.deferred_spool)
 
 
 async def _final_reply(
