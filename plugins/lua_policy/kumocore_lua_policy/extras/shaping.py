@@ -34,23 +34,14 @@ from kumocore_lua_policy.extras.datafile import (
     table,
 )
 from kumocore_lua_policy.extras.shaping_merge import apply_blocks, provider_matches
-from kumocore_lua_policy.extras.shaping_remote import REMOTE_OPTIONS, RemoteOptions, fetch_data
+from kumocore_lua_policy.extras.shaping_options import _load_options
+from kumocore_lua_policy.extras.shaping_remote import RemoteOptions, fetch_data
 from kumocore_lua_policy.extras.shaping_rules import HELPER, Block, parse_block
 
 log = logging.getLogger("kumocore.shaping")
 
 #: ``lookup_mx(domain)`` → the ``kumo.dns.lookup_mx`` table (``site_name``, ``hosts``...).
 MxLookup = Callable[[str], Awaitable[Mapping[str, Any]]]
-
-SEVERITIES = ("Ignore", "Warn", "Error")
-_OPTION_DEFAULTS = {
-    "aliased_site": "Ignore",
-    "dns_fail": "Ignore",
-    "local_load": "Error",
-    "null_mx": "Ignore",
-    "provider_overlap": "Ignore",
-    "remote_load": "Ignore",
-}
 
 
 class Shaping:
@@ -289,22 +280,6 @@ async def _add_remote(shaping: Shaping, url: str) -> None:
         shaping.report("remote_load", str(exc))
         return
     shaping.add_file(url, data)
-
-
-def _load_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    result = dict(_OPTION_DEFAULTS)
-    for name, value in options.items():
-        if name in REMOTE_OPTIONS:
-            continue  # checked by RemoteOptions.parse
-        if name not in _OPTION_DEFAULTS:
-            known = ", ".join(sorted([*_OPTION_DEFAULTS, *REMOTE_OPTIONS]))
-            raise DataFileError(HELPER, "options", name, f"unknown option; expected one of {known}")
-        if value not in SEVERITIES:
-            raise DataFileError(
-                HELPER, "options", name, f"expected 'Ignore', 'Warn' or 'Error', got {value!r}"
-            )
-        result[name] = value
-    return result
 
 
 __all__ = ["Shaping", "is_toml", "load"]
