@@ -3,7 +3,9 @@
 Messages arrive from :mod:`kumocore.reception.intake` (already durable) or from spool recovery.
 A message that is due goes to a routing worker, which finds its egress path
 (:class:`~kumocore.queue.path.EgressPath`, kept in :attr:`QueueManager.paths`) and puts it
-in that path's ready queue; one that is not yet due waits in the :class:`Scheduler`.
+in that path's ready queue; one that is not yet due waits in the :class:`Scheduler`. The
+operator's bounce and suspension rules act through the base class
+(:mod:`kumocore.queue.admin_actions`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import structlog
 
 from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
-from kumocore.mail import internal_responses
-from kumocore.queue.admin import AdminRules, QueueRule
+from kumocore.queue.admin import AdminRules
+from kumocore.queue.admin_actions import QueueAdminActions
 from kumocore.queue.delays import Delays
 from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.insert_context import (
@@ -51,7 +53,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("kumocore.queue")
 
 
-class QueueManager:
+class QueueManager(QueueAdminActions):
     """Owns every queued message of this node until it is delivered, bounced or expired."""
 
     def __init__(
@@ -257,51 +259,3 @@ class QueueManager:
     def route_now(self, message_id: str) -> None:
         """Hand an owned message to the routing workers (it is due)."""
         self.routing.route_now(message_id)
-
-    # ------------------------------------------------------------------ admin
-    def admin_bounce(self, message: Message, rule: QueueRule) -> None:
-        queue = self.queue_of(message)
-        queue_name = "" if queue is None else queue.name
-        rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
-        self.unschedule(message.id)
-        response = internal_responses.admin_bounce(rule.reason)
-        self.outcomes.bounce(
-            None,
-            message,
-            response,
-            None,
-            None,
-            kind="AdminBounce",
-            log_it=not rule.suppress_logging,
-        )
-
-    def apply_bounce_rule(self, rule: QueueRule) -> None:
-        """Bounce every queued message that matches (not ones already in flight)."""
-        self.admin.bounces[rule.id] = rule
-        for path in self.paths.values():
-            kept = []
-            for message in path.drain():
-                queue = self.queue_of(message)
-                if rule.matches("" if queue is None else queue.name):
-                    self.admin_bounce(message, rule)
-                else:
-                    kept.append(message)
-            path.put_back(kept)
-        for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
-            for message_id in list(queue.ids):
-                record = self.queued.get(message_id)
-                if record is not None and record.waiting:
-                    self.admin_bounce(record.message, rule)
-
-    def cancel_bounce(self, rule_id: str) -> bool:
-        """Stop bouncing newly queued messages for rule ``rule_id``."""
-        return self.admin.bounces.pop(rule_id, None) is not None
-
-    def add_suspension(self, rule: QueueRule) -> bool:
-        """Hold the queues ``rule`` matches (:meth:`AdminRules.add_suspension`)."""
-        return self.admin.add_suspension(rule)
-
-    def cancel_suspension(self, rule_id: str) -> bool:
-        """End suspension ``rule_id``. As in KumoMTA, the messages it deferred are not
-        woken: each stays due at the retry time its TransientFailure gave it."""
-        return self.admin.suspensions.pop(rule_id, None) is not None

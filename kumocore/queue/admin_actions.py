@@ -1,0 +1,89 @@
+"""What the operator's bounce and suspension rules do to the queues.
+
+A bounce rule bounces every matching message the queues hold now (``AdminBounce``, logged
+unless the rule says not to) and, while it is active, each matching message inserted
+later; messages already in flight finish their attempt. A suspension holds the matching
+scheduled queues; cancelling it does not wake the messages it deferred. The rules
+themselves (matching, expiry, listing) are :mod:`kumocore.queue.admin`.
+
+The admin half of :class:`kumocore.queue.manager.QueueManager` (its base class): the
+manager owns the messages and their queues, this applies the rules to them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kumocore.mail import internal_responses
+
+if TYPE_CHECKING:
+    from kumocore.mail.message import Message
+    from kumocore.queue.admin import AdminRules, QueueRule
+    from kumocore.queue.egress import PathKey
+    from kumocore.queue.outcomes import Outcomes
+    from kumocore.queue.path import EgressPath
+    from kumocore.queue.queued import Queued
+    from kumocore.queue.schedule import ScheduledQueue
+
+
+class QueueAdminActions:
+    """The admin half of :class:`kumocore.queue.manager.QueueManager` (see the module doc)."""
+
+    if TYPE_CHECKING:  # QueueManager's attributes and helpers, for the type checker only
+        admin: AdminRules
+        outcomes: Outcomes
+        paths: dict[PathKey, EgressPath]
+        scheduled: dict[str, ScheduledQueue]
+        queued: dict[str, Queued]
+
+        def queue_of(self, message: Message) -> ScheduledQueue | None: ...
+        def unschedule(self, message_id: str) -> bool: ...
+
+    __slots__ = ()
+
+    def admin_bounce(self, message: Message, rule: QueueRule) -> None:
+        queue = self.queue_of(message)
+        queue_name = "" if queue is None else queue.name
+        rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
+        self.unschedule(message.id)
+        response = internal_responses.admin_bounce(rule.reason)
+        self.outcomes.bounce(
+            None,
+            message,
+            response,
+            None,
+            None,
+            kind="AdminBounce",
+            log_it=not rule.suppress_logging,
+        )
+
+    def apply_bounce_rule(self, rule: QueueRule) -> None:
+        """Bounce every queued message that matches (not ones already in flight)."""
+        self.admin.bounces[rule.id] = rule
+        for path in self.paths.values():
+            kept = []
+            for message in path.drain():
+                queue = self.queue_of(message)
+                if rule.matches("" if queue is None else queue.name):
+                    self.admin_bounce(message, rule)
+                else:
+                    kept.append(message)
+            path.put_back(kept)
+        for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
+            for message_id in list(queue.ids):
+                record = self.queued.get(message_id)
+                if record is not None and record.waiting:
+                    self.admin_bounce(record.message, rule)
+
+    def cancel_bounce(self, rule_id: str) -> bool:
+        """Stop bouncing newly queued messages for rule ``rule_id``."""
+        return self.admin.bounces.pop(rule_id, None) is not None
+
+    def add_suspension(self, rule: QueueRule) -> bool:
+        """Hold the queues ``rule`` matches (:meth:`AdminRules.add_suspension`)."""
+        return self.admin.add_suspension(rule)
+
+    def cancel_suspension(self, rule_id: str) -> bool:
+        """End suspension ``rule_id``. As in KumoMTA, the messages it deferred are not
+        woken: each stays due at the retry time its TransientFailure gave it."""
+        return self.admin.suspensions.pop(rule_id, None) is not None
