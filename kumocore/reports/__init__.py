@@ -15,13 +15,12 @@ reception (:mod:`kumocore.reception.smtp.reports`) or how it is logged
 
 from __future__ import annotations
 
+from kumocore.reports.report_fields import RemoteMta, ReportError
 from kumocore.reports.rfc3464 import (
     DeliveryStatusReport,
     DiagnosticCode,
     Recipient,
     RecipientStatus,
-    RemoteMta,
-    ReportError,
     ReportStatus,
     parse_rfc3464,
 )

@@ -2,23 +2,33 @@
 
 A remote MTA that accepted a message and later failed to deliver it sends a DSN back to the
 return path. With ``log_oob`` on the bounce domain, kumocore logs one ``OOB`` record per
-``Action: failed`` recipient of such a report, as KumoMTA does. The helpers at the bottom
-(header fields, returned message, dates) are shared with :mod:`kumocore.reports.rfc5965`.
+``Action: failed`` recipient of such a report, as KumoMTA does. What it shares with
+:mod:`kumocore.reports.rfc5965` (header fields, typed values, dates, the returned message,
+:class:`ReportError`, :class:`RemoteMta`) is :mod:`kumocore.reports.report_fields`.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
-import io
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.generator import BytesGenerator
+from datetime import datetime
 from email.message import Message
-from email.utils import parsedate_to_datetime
 
 from kumocore.digits import decimal
+from kumocore.reports.report_fields import (
+    RemoteMta,
+    ReportError,
+    _typed,
+    body_bytes,
+    header_fields,
+    parse_date,
+    remote_mta,
+    returned_message,
+    take_one,
+    take_required,
+)
 
 #: At most this many per-recipient blocks are taken from one report (so at most this many
 #: OOB records per received message); the rest are ignored, and the count says so.
@@ -28,22 +38,6 @@ MAX_REPORT_PARTS = 16
 
 ACTIONS = frozenset({"failed", "delayed", "delivered", "relayed", "expanded"})
 _STATUS = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+(.*))?$", re.DOTALL)
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-
-
-class ReportError(ValueError):
-    """The message says it is a DSN or ARF report but its report part is malformed."""
-
-
-@dataclass(frozen=True)
-class RemoteMta:
-    """``Reporting-MTA: dns; mx.example.com`` → ``RemoteMta("dns", "mx.example.com")``."""
-
-    mta_type: str
-    name: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"mta_type": self.mta_type, "name": self.name}
 
 
 @dataclass(frozen=True)
@@ -209,93 +203,9 @@ def _status(value: str) -> ReportStatus:
     return ReportStatus(int(klass), int(subject), int(detail), comment)
 
 
-def _typed(name: str, value: str) -> tuple[str, str]:
-    """``type; value`` fields (Reporting-MTA, Final-Recipient, Diagnostic-Code...)."""
-    kind, sep, rest = value.partition(";")
-    if not sep:
-        raise ReportError(f"{name}: expected 'type; value', got {value!r}")
-    return kind.strip(), rest.strip()
-
-
 def _recipient(name: str, value: str) -> Recipient:
     kind, address = _typed(name, value)
     if kind.lower() == "rfc822":
         address = address.strip().removeprefix("<").removesuffix(">")
     return Recipient(kind, address)
 
-
-# ---------------------------------------------------------------- shared with rfc5965
-
-
-def header_fields(msg: Message) -> dict[str, list[str]]:
-    """Fields of a header block by lower-case name, each value unfolded and stripped."""
-    fields: dict[str, list[str]] = {}
-    for name, value in msg.items():
-        fields.setdefault(name.lower(), []).append(_FOLD.sub("", str(value)).strip())
-    return fields
-
-
-def take_one(fields: dict[str, list[str]], name: str) -> str | None:
-    """Remove and return a single-valued field; what remains ends up in ``extensions``."""
-    values = fields.pop(name, [])
-    if len(values) > 1:
-        raise ReportError(f"{name} must appear once, found {len(values)}")
-    return values[0] if values else None
-
-
-def take_required(fields: dict[str, list[str]], name: str) -> str:
-    value = take_one(fields, name)
-    if value is None:
-        raise ReportError(f"required field {name} is missing")
-    return value
-
-
-def remote_mta(value: str | None) -> RemoteMta | None:
-    if value is None:
-        return None
-    return RemoteMta(*_typed("MTA name", value))
-
-
-def parse_date(name: str, value: str | None) -> datetime | None:
-    """An RFC 5322 date as an aware UTC datetime; ReportError names the field if invalid."""
-    if value is None:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        raise ReportError(f"{name}: {value!r} is not an RFC 5322 date") from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def body_bytes(part: Message) -> bytes | None:
-    """The body of a leaf part, transfer-decoded; an embedded message re-serialised."""
-    payload = part.get_payload()
-    if isinstance(payload, list):  # the stdlib parsed message/* bodies into a Message
-        if not payload:
-            return None
-        buffer = io.BytesIO()
-        # maxheaderlen=0: reproduce the returned headers as they were, not re-folded.
-        BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(payload[0])
-        return buffer.getvalue()
-    raw = part.get_payload(decode=True)
-    return raw if isinstance(raw, bytes) else None
-
-
-#: Parts that return the original message (RFC 3462, RFC 6522, RFC 6533).
-RETURNED_CONTENT = (
-    "message/rfc822",
-    "text/rfc822-headers",
-    "message/global",
-    "message/global-headers",
-)
-
-
-def returned_message(parts: list[Message]) -> str | None:
-    """The returned original message (or its headers) of a report, LF line endings."""
-    original: str | None = None
-    for part in parts:
-        if part.get_content_type() in RETURNED_CONTENT:
-            raw = body_bytes(part)
-            if raw is not None:
-                original = raw.decode("utf-8", "replace").replace("\r\n", "\n")
-    return original

@@ -17,7 +17,7 @@ from email.parser import BytesHeaderParser
 from typing import Any
 
 from kumocore.digits import decimal
-from kumocore.reports.rfc3464 import (
+from kumocore.reports.report_fields import (
     RETURNED_CONTENT,
     ReportError,
     body_bytes,

@@ -25,7 +25,8 @@ import email.policy
 from email.message import Message
 from email.parser import BytesHeaderParser
 
-from kumocore.reports.rfc3464 import MAX_REPORT_PARTS, RETURNED_CONTENT
+from kumocore.reports.report_fields import RETURNED_CONTENT
+from kumocore.reports.rfc3464 import MAX_REPORT_PARTS
 
 #: A report part (the machine-readable one) larger than this is refused as not a report.
 MAX_REPORT_PART = 64 * 1024
