@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.errors import ConfigError
-from kumocore.spool.store import QUARANTINE_PREFIX, _data_key
+from kumocore.spool.store_recovery import QUARANTINE_PREFIX, _data_key
 
 if TYPE_CHECKING:
     from kumocore.config.spool import SpoolDefinition

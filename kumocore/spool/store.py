@@ -20,21 +20,20 @@ delivered message's meta without its body). Crash safety without a durable count
   (:meth:`MessageStore.collect_garbage`);
 * while recovery is still scanning, no shared body is deleted (a message delivered early
   could otherwise drop a body that metas not yet scanned still use).
+
+Reading the store back at start (recovery, quarantine, orphan collection) is the base
+class, :mod:`kumocore.spool.store_recovery`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Collection
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import orjson
 import structlog
 
-from kumocore.mail.body import is_body_key
 from kumocore.spool.base import MemorySpool, OrderedDeletes, OrderedPuts, Spool
+from kumocore.spool.store_recovery import StoreRecovery
 
 if TYPE_CHECKING:
     from kumocore.mail.body import SharedBody
@@ -42,21 +41,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("kumocore.spool")
 
-QUARANTINE_PREFIX = "quarantine:"
-#: Records per batch when a spool kind has no ``scan_chunks``.
-_FALLBACK_CHUNK = 256
 
-
-@dataclass
-class RecoveryReport:
-    """What a start-up scan found."""
-
-    recovered: int = 0
-    quarantined: int = 0
-    seconds: float = 0.0
-
-
-class MessageStore:
+class MessageStore(StoreRecovery):
     """Durable storage of whole messages over a data spool and a meta spool."""
 
     def __init__(self, data: Spool, meta: Spool) -> None:
@@ -198,103 +184,6 @@ class MessageStore:
         """Shared body key → messages still referencing it (for tests and the admin)."""
         return dict(self._refs)
 
-    async def recover(self, *, load_data: bool = False) -> AsyncIterator[Message]:
-        """Yield every stored message; quarantine entries that cannot be decoded.
-
-        Bodies are loaded lazily by delivery unless ``load_data`` is set, so recovering a
-        million messages costs one pass over the (small) meta records. Once every meta
-        was seen, data records that none references are deleted.
-        """
-        async for batch in self.recover_batches(load_data=load_data):
-            for message in batch:
-                yield message
-
-    async def recover_batches(self, *, load_data: bool = False) -> AsyncIterator[list[Message]]:
-        """:meth:`recover`, a spool chunk at a time: the start-up scan handles a million
-        messages, and a suspension per message (through three async generators) cost
-        more than decoding it."""
-        from kumocore.mail.ids import is_message_id
-        from kumocore.mail.message import Message, SpoolRecordError
-
-        kept: set[str] = set()  # data keys that quarantined metas still reference
-        self._recovering = True
-        try:
-            async for chunk in _chunks(self.meta):
-                batch: list[Message] = []
-                for message_id, meta_bytes in chunk:
-                    if message_id.startswith(QUARANTINE_PREFIX):
-                        kept.add(_data_key(message_id[len(QUARANTINE_PREFIX):], meta_bytes))
-                        continue
-                    try:
-                        if not is_message_id(message_id):
-                            raise SpoolRecordError(message_id, "key is not a message id")
-                        message = Message.from_spool(message_id, meta_bytes, b"")
-                        if load_data:
-                            data = await self.load_data(message)
-                            if data is None:
-                                raise SpoolRecordError(message_id, "meta record has no data record")
-                            message.set_data(data)
-                    except Exception as exc:
-                        kept.add(_data_key(message_id, meta_bytes))
-                        await self.quarantine(message_id, meta_bytes, str(exc))
-                        continue
-                    if message.spool_ref is not None:
-                        self._reference(message_id, message.spool_ref[0])
-                    batch.append(message)
-                if batch:
-                    yield batch
-        finally:
-            self._recovering = False
-        await self.collect_garbage(kept)
-
-    async def collect_garbage(self, kept: Collection[str] = frozenset()) -> int:
-        """Delete data records no meta references (orphans of a crash); their count.
-
-        Runs before the listeners open (nothing is being saved). A message's own record
-        is kept while its meta exists; a shared body while a counted message uses it.
-        Both key listings come in key order, so they are merged without holding either.
-        """
-        metas = aiter(_keys(self.meta))
-        current = await anext(metas, None)
-        removed = 0
-        async for key in _keys(self.data):
-            if key in kept:
-                continue
-            if is_body_key(key):
-                if key in self._refs:
-                    continue
-            else:
-                while current is not None and current < key:
-                    current = await anext(metas, None)
-                if current == key:
-                    continue
-            await self.data.delete(key)
-            removed += 1
-        if removed:
-            log.warning("removed data records no message references", count=removed)
-        self.collected = removed
-        return removed
-
-    async def quarantine(self, message_id: str, meta_bytes: bytes, reason: str) -> None:
-        """Move an undecodable meta record aside so it never blocks a start again."""
-        log.error("quarantined corrupt spool entry", id=message_id, reason=reason)
-        self.quarantined += 1
-        await self.meta.put(QUARANTINE_PREFIX + message_id, meta_bytes)
-        await self.meta.delete(message_id)
-
-    async def recover_all(self, sink: list[Message] | None = None) -> RecoveryReport:
-        """Scan everything (used by tests and the benchmark); returns the counts."""
-        report = RecoveryReport()
-        started = time.perf_counter()
-        quarantined_before = self.quarantined
-        async for message in self.recover():
-            report.recovered += 1
-            if sink is not None:
-                sink.append(message)
-        report.seconds = time.perf_counter() - started
-        report.quarantined = self.quarantined - quarantined_before
-        return report
-
     async def close(self) -> None:
         """Write what ``deferred_spool`` still holds in memory, then close the spools."""
         unsaved = list(self._unsaved.values())
@@ -309,46 +198,3 @@ class MessageStore:
                           count=len(lost), ids=lost[:10])
         await self.meta.close()
         await self.data.close()
-
-
-def _chunks(spool: Spool) -> AsyncIterator[list[tuple[str, bytes]]]:
-    """``spool.scan_chunks()`` where the spool kind has it (RocksDB), else ``scan()``'s
-    records in lists: ``scan_chunks`` is an optional, faster form of ``scan``."""
-    if callable(getattr(spool, "scan_chunks", None)):
-        chunks: AsyncIterator[list[tuple[str, bytes]]] = spool.scan_chunks()  # type: ignore[attr-defined]
-        return chunks
-
-    async def from_scan() -> AsyncIterator[list[tuple[str, bytes]]]:
-        chunk: list[tuple[str, bytes]] = []
-        async for item in spool.scan():
-            chunk.append(item)
-            if len(chunk) >= _FALLBACK_CHUNK:
-                yield chunk
-                chunk = []
-        if chunk:
-            yield chunk
-
-    return from_scan()
-
-
-def _keys(spool: Spool) -> AsyncIterator[str]:
-    """``spool.keys()``; for a spool object without it (a wrapper written before keys()
-    joined the contract), the keys of ``scan()``, which come in the same order."""
-    if callable(getattr(spool, "keys", None)):
-        return spool.keys()
-
-    async def from_scan() -> AsyncIterator[str]:
-        async for key, _ in spool.scan():
-            yield key
-
-    return from_scan()
-
-
-def _data_key(message_id: str, meta_bytes: bytes) -> str:
-    """The data record a (possibly corrupt) meta record refers to."""
-    try:
-        record = orjson.loads(meta_bytes)
-    except orjson.JSONDecodeError:
-        return message_id
-    body = record.get("body") if isinstance(record, dict) else None
-    return body if isinstance(body, str) else message_id

@@ -18,7 +18,8 @@ from bench.reliability.abuse import meta_record, new_id, probe, undecodable_reco
 from bench.reliability.crash import World
 from kumocore.logs.reader import iter_records
 from kumocore.spool.base import MemorySpool
-from kumocore.spool.store import QUARANTINE_PREFIX, MessageStore
+from kumocore.spool.store import MessageStore
+from kumocore.spool.store_recovery import QUARANTINE_PREFIX
 from tests.reliability.conftest import StartKumo, unique
 
 

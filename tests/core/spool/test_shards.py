@@ -20,7 +20,8 @@ from kumocore.mail.message import Message
 from kumocore.spool.base import Spool
 from kumocore.spool.localdisk import LocalDiskSpool
 from kumocore.spool.shards import CRASH_AFTER_ENV, migrate, orphan_shards, owned_path
-from kumocore.spool.store import QUARANTINE_PREFIX, MessageStore
+from kumocore.spool.store import MessageStore
+from kumocore.spool.store_recovery import QUARANTINE_PREFIX
 
 BODY = b"Subject: shared\r\n\r\n" + b"b" * 2048 + b"\r\n"
 

@@ -13,7 +13,8 @@ from kumocore.mail.body import SharedBody, is_body_key
 from kumocore.mail.message import Message
 from kumocore.spool.base import MemorySpool, Spool
 from kumocore.spool.localdisk import LocalDiskSpool
-from kumocore.spool.store import QUARANTINE_PREFIX, MessageStore
+from kumocore.spool.store import MessageStore
+from kumocore.spool.store_recovery import QUARANTINE_PREFIX
 
 BODY = b"Subject: shared\r\n\r\n" + b"b" * 4096 + b"\r\n"
 Opener = Callable[[], MessageStore]

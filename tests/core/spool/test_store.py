@@ -8,7 +8,8 @@ import pytest
 
 from kumocore.mail.message import Message
 from kumocore.spool.base import MemorySpool
-from kumocore.spool.store import QUARANTINE_PREFIX, MessageStore
+from kumocore.spool.store import MessageStore
+from kumocore.spool.store_recovery import QUARANTINE_PREFIX
 
 
 def make_store() -> MessageStore:
