@@ -94,6 +94,9 @@ class InjectRefused(Exception):
 class InjectHandler:
     """The request handler, bound to one listener's runtime and configuration."""
 
+    #: Whether :meth:`answer` can queue a ``deferred_generation`` request.
+    queues_requests = False
+
     def __init__(self, runtime: PolicyHost, config: HttpListenerConfig) -> None:
         self.runtime = runtime
         self.config = config
@@ -116,8 +119,19 @@ class InjectHandler:
         refusal = await self._admit(request, len(inject.recipients))
         if refusal is not None:
             return refusal
-        summary = await self.inject(inject, templates, auth, self._via(request))
+        try:
+            summary = await self.answer(raw, inject, templates, auth, self._via(request))
+        except InjectRefused as exc:
+            return json_error(exc.status, exc.text)
         return web.json_response(summary)
+
+    async def answer(
+        self, raw: bytes, inject: InjectRequest, templates: Templates, auth: AuthInfo,
+        via: str | None,
+    ) -> dict[str, Any]:
+        """The answer to a checked request (``raw``: its JSON): its messages generated and
+        spooled now (kumocore.http.inject_deferred queues it instead when asked)."""
+        return await self.inject(inject, templates, auth, via)
 
     def _decode(self, raw: bytes) -> tuple[InjectRequest, Templates]:
         """Decode the request body and :meth:`prepare` it. Raises :class:`InjectRefused`."""
@@ -136,8 +150,8 @@ class InjectHandler:
             raise InjectRefused(400, str(exc)) from None
         except RecursionError:
             raise InjectRefused(400, "request body nests arrays/objects too deeply") from None
-        if inject.deferred_generation:
-            raise InjectRefused(422, "deferred_generation is not supported by kumocore")
+        if inject.deferred_generation and not self.queues_requests:
+            raise InjectRefused(422, "deferred_generation needs a node's generator queue")
         budget = self.config.inject_generated_size_limit
         size = content_size(inject)
         if size * len(inject.recipients) > budget:

@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from kumocore.errors import ConfigError
 from kumocore.http.auth import AuthInfo
-from kumocore.http.inject import InjectHandler, InjectRefused
+from kumocore.http.inject import InjectRefused
+from kumocore.http.inject_deferred import QueueingInjectHandler
 from kumocore.policy.policy_host import running
 from kumocore.policy.policyfn import policy_function
 
@@ -57,7 +60,7 @@ def make_inject_api_functions(runtime: PolicyHost) -> dict[str, Callable[..., An
     of ``kumo_register_policy_functions``."""
     from kumocore.config import HttpListenerConfig
 
-    handler: list[InjectHandler] = []  # made on first use: the hostname is known by then
+    handler: list[QueueingInjectHandler] = []  # made on first use: the hostname is known by then
 
     @policy_function(table=True)
     async def inject_v1(**request: Any) -> dict[str, Any]:
@@ -68,12 +71,14 @@ def make_inject_api_functions(runtime: PolicyHost) -> dict[str, Callable[..., An
         running(runtime, INJECT_V1)
         if not handler:
             config = HttpListenerConfig.from_options({"hostname": runtime.hostname})
-            handler.append(InjectHandler(runtime, config))
+            handler.append(QueueingInjectHandler(runtime, config))
+        body = _plain(request, "request")
         try:
-            inject, templates = handler[0].prepare(_plain(request, "request"))
+            inject, templates = handler[0].prepare(body)
+            return await handler[0].answer(orjson.dumps(body), inject, templates,
+                                           LOCAL_SYSTEM, None)  # fmt: skip
         except InjectRefused as exc:
             raise ConfigError(f"{INJECT_V1}: {exc.text}") from None
-        return await handler[0].inject(inject, templates, LOCAL_SYSTEM, None)
 
     @policy_function(table=False)
     def set_httpinject_recipient_rate_limit(spec: Any = None) -> None:

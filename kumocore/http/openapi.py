@@ -94,10 +94,12 @@ SCHEMAS: dict[str, Any] = {
             "template_dialect": {"type": "string", "enum": ["Jinja", "Static"],
                                  "default": "Jinja"},
             "deferred_spool": {"type": "boolean", "default": False,
-                               "description": "Accepted for compatibility; kumocore always "
-                               "spools before answering"},
+                               "description": "Hold the messages in memory until their first "
+                               "transient failure (a crash loses them)"},
             "deferred_generation": {"type": "boolean", "default": False,
-                                    "description": "Not supported: true gives 422"},
+                                    "description": "Queue the request in "
+                                    "generator.kumomta.internal and answer at once (zero "
+                                    "counts); its messages are generated later"},
             "trace_headers": {"$ref": "#/components/schemas/TraceHeaders"},
         },
     },

@@ -26,7 +26,7 @@ from kumocore.http.auth import make_auth_middleware
 from kumocore.http.binding import GuardedSite
 from kumocore.http.connections import ConnectionGuard
 from kumocore.http.guard import make_connection_middleware, make_request_guard
-from kumocore.http.inject import InjectHandler
+from kumocore.http.inject_deferred import QueueingInjectHandler
 from kumocore.http.openapi import (
     OPENAPI_KEY,
     add_openapi_paths,
@@ -83,7 +83,7 @@ def make_app(
     app[CONFIG_KEY] = config
     app[STATE_KEY] = {"closing": False}
     app[OPENAPI_KEY] = base_document()
-    app.router.add_post("/api/inject/v1", InjectHandler(runtime, config).handle)
+    app.router.add_post("/api/inject/v1", QueueingInjectHandler(runtime, config).handle)
     app.router.add_get("/api/check-liveness/v1", check_liveness)
     app.router.add_get("/api-docs/openapi.json", serve_openapi)
     app.router.add_get(RAPIDOC_PATH, serve_rapidoc)

@@ -127,8 +127,12 @@ def _spooled_sender(text: str) -> EnvelopeAddress:
     return NULL_SENDER if text == "" else parse_envelope_address(text, allow_null=True)
 
 
-def _spooled_recipients(value: str | list[Any]) -> str | list[str]:
-    """The recipient of a meta record: one address, or a non-empty list of strings."""
+def _spooled_recipients(value: str | list[Any]) -> str | list[str] | EnvelopeAddress:
+    """The recipient of a meta record: one address, or a non-empty list of strings. An
+    empty one is the null address of a queued HTTP injection request (KumoMTA's
+    ``generator.kumomta.internal`` messages), the only message spooled with it."""
     if isinstance(value, list) and not all(isinstance(item, str) for item in value):
         raise TypeError("field 'recipient' must be a string or a list of strings")
+    if value == "":
+        return _spooled_sender("<>")
     return value

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.http.inject_deferred import DeferredGenerator
 from kumocore.logs.journal import Journal
 from kumocore.node.memory import MEMORY, MemoryMonitor
 from kumocore.node.node_metrics import NodeMetrics
@@ -250,6 +251,7 @@ def wire_services(
     intake = Intake(
         hooks=runtime.hooks, store=store, logs=logs, journal=journal, queues=queues,
         nodeid=runtime.nodeid, receptions=metrics.receptions, storage=storage,
+        generate=DeferredGenerator(runtime).generate,
     )  # fmt: skip
     queues.resolve_queue = intake.resolve_queue_config  # deferred injection re-queues
     services = Services(

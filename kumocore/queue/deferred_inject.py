@@ -66,6 +66,7 @@ __all__ = [
     "DeferredInjectProtocol",
     "deferred_path_for",
     "deferred_queue_config",
+    "open_internal_path",
 ]
 
 log = structlog.get_logger("kumocore.deferred_inject")
@@ -118,6 +119,8 @@ class DeferredInjectPath(EgressPath):
     """The ready queue of :data:`DEFERRED_QUEUE_NAME`: each connection runs the event."""
 
     owner: DeferredOwner
+    #: What the dispatcher shows while a message is handled (``inspect-ready-q``).
+    detail = DETAIL
 
     async def serve(self, slot: Slot, epoch: int) -> None:
         dispatcher = running()
@@ -134,7 +137,7 @@ class DeferredInjectPath(EgressPath):
             try:
                 if not await self.throttles.message_rate(self.config):
                     return
-                dispatcher.enter_phase("DeliveringMessage", DETAIL)
+                dispatcher.enter_phase("DeliveringMessage", self.detail)
                 await self._process(message)
                 pending.clear()
             finally:
@@ -245,13 +248,23 @@ def _restore(message: Message) -> None:
 async def deferred_path_for(owner: DeferredOwner, queue_name: str) -> DeferredInjectPath:
     """The ready queue of the deferred queue (created on first use, its configuration
     asked again as its ``refresh_strategy`` says)."""
-    key = PathKey(SOURCE, DEFERRED_QUEUE_NAME, SUFFIX)
+    return await open_internal_path(owner, queue_name, DEFERRED_QUEUE_NAME, SUFFIX,
+                                    DeferredInjectPath)  # fmt: skip
+
+
+async def open_internal_path(
+    owner: DeferredOwner, queue_name: str, internal_name: str, suffix: str,
+    kind: type[DeferredInjectPath],
+) -> DeferredInjectPath:
+    """The ready queue ``kind`` of one of KumoMTA's internal queues (``internal_name``),
+    from source ``unspecified``: created on first use, its configuration asked of the
+    policy as for the site ``internal_name`` and again as its ``refresh_strategy`` says."""
+    key = PathKey(SOURCE, internal_name, suffix)
     path = owner.paths.get(key)
     hooks = owner.hooks
     if path is None or path.freshness.due(path.config, hooks.config_epoch):
         source = await hooks.get_egress_source(SOURCE)
-        config = await hooks.get_egress_path_config(DEFERRED_QUEUE_NAME, SOURCE,
-                                                    DEFERRED_QUEUE_NAME)  # fmt: skip
+        config = await hooks.get_egress_path_config(internal_name, SOURCE, internal_name)
         if source is None or config is None:
             raise RoutingError(
                 internal_responses.queue_unresolved(
@@ -260,11 +273,10 @@ async def deferred_path_for(owner: DeferredOwner, queue_name: str) -> DeferredIn
             )
         freshness = Freshness.now(config, hooks.config_epoch)
         if path is None:
-            path = DeferredInjectPath(owner.egress, key, DEFERRED_QUEUE_NAME, source, config,
-                                      freshness)  # fmt: skip
+            path = kind(owner.egress, key, internal_name, source, config, freshness)
             owner.paths[key] = path
         else:
             path.refresh(config, source, freshness)
-    assert isinstance(path, DeferredInjectPath)
+    assert isinstance(path, kind)
     path.owner = owner
     return path

@@ -32,9 +32,14 @@ import structlog
 
 from kumocore.config.protocols import DeliveryProtocol, MaildirProtocol
 from kumocore.mail.internal_responses import expired_due, insert_throttled, queue_suspended
-from kumocore.queue.deferred_inject import DeferredInjectProtocol, deferred_path_for
+from kumocore.queue.deferred_inject import (
+    DeferredInjectPath,
+    DeferredInjectProtocol,
+    deferred_path_for,
+)
 from kumocore.queue.egress_cache import DefinitionCache
 from kumocore.queue.errors import RoutingError
+from kumocore.queue.generator_inject import GeneratorProtocol, generator_path_for
 from kumocore.queue.owners import RouterOwner
 from kumocore.queue.pool import WeightedRoundRobin
 from kumocore.queue.queue_rate import throttle_queue_rate
@@ -127,9 +132,11 @@ class Router(PathResolver):
             # Handed over, not awaited: a slow target must not hold a routing task.
             protocol.sender.submit(manager, message, protocol)
             return True
-        if isinstance(protocol, DeferredInjectProtocol):
+        if isinstance(protocol, DeferredInjectProtocol | GeneratorProtocol):
             try:
-                path = await deferred_path_for(manager, queue.name)
+                path: DeferredInjectPath = await deferred_path_for(manager, queue.name) \
+                    if isinstance(protocol, DeferredInjectProtocol) \
+                    else await generator_path_for(manager, queue.name, protocol.generate)
             except RoutingError as error:
                 manager.outcomes.handle(None, message, error.response, peer=None)
                 return True

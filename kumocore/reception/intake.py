@@ -22,6 +22,11 @@ from kumocore.logs.record import PeerAddress
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.deferred_inject import DEFERRED_QUEUE_NAME, deferred_queue_config
+from kumocore.queue.generator_inject import (
+    GENERATOR_QUEUE_NAME,
+    GenerateRequest,
+    generator_queue_config,
+)
 from kumocore.queue.insert_context import RECEIVED
 
 if TYPE_CHECKING:
@@ -113,6 +118,7 @@ class Intake:
         nodeid: str,
         receptions: ReceptionCounter,
         storage: StorageMonitor | None = None,
+        generate: GenerateRequest | None = None,
     ) -> None:
         # What the pipeline writes to, given by the server (kumocore.node.services).
         self.hooks, self.store, self.logs, self.queues = hooks, store, logs, queues
@@ -120,6 +126,9 @@ class Intake:
         self._configs: dict[str, tuple[QueueConfig, Freshness]] = {}
         #: Builds the Reception records (kumocore.logs.journal).
         self.journal = journal
+        #: The queue of deferred HTTP injection requests, running ``generate`` (the
+        #: node's HTTP injection, kumocore.http.inject_deferred).
+        self.generator_config = generator_queue_config(generate)
 
     async def resolve_queue_config(self, message: Message) -> tuple[str, QueueConfig | None]:
         """The scheduled queue name and its configuration (None for the null queue).
@@ -135,6 +144,8 @@ class Intake:
         if name.endswith(INTERNAL_QUEUE_SUFFIX):  # KumoMTA's own queues: built-in configs
             if name == DEFERRED_QUEUE_NAME:
                 return name, deferred_queue_config()
+            if name == GENERATOR_QUEUE_NAME:
+                return name, self.generator_config
             from kumocore.xfer.send import xfer_queue_config
 
             xfer = xfer_queue_config(name)

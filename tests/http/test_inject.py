@@ -189,7 +189,6 @@ async def test_body_that_is_not_json_gets_400(http: HttpEnv) -> None:
     ({"subject": "only a subject"}, {}, "at least one of text_body and/or html_body"),
     ({"text_body": "{% for %}"}, {}, "syntax error"),
     ("x", {"template_dialect": "Handlebars"}, "Handlebars"),
-    ("x", {"deferred_generation": True}, "deferred_generation"),
 ])
 async def test_template_and_builder_errors_get_422(
     http: HttpEnv, content: Any, extra: dict[str, Any], fragment: str,

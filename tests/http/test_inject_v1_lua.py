@@ -31,10 +31,6 @@ local REQUESTS = {
     content = 'Subject: {{ oops\r\n\r\nx',
     recipients = { { email = 'r@dest.example' } },
   },
-  deferred = {
-    envelope_sender = 'a@sender.example', content = 'x', deferred_generation = true,
-    recipients = { { email = 'r@dest.example' } },
-  },
   unknownkey = {
     envelope_sender = 'a@sender.example', content = 'x', bogus = 1,
     recipients = { { email = 'r@dest.example' } },
@@ -121,7 +117,6 @@ async def test_inject_v1_generates_runs_the_event_and_answers_like_the_api(
     [
         ("empty", "recipients: at least one recipient is required"),
         ("badtemplate", "syntax error: unexpected identifier"),
-        ("deferred", "deferred_generation is not supported by kumocore"),
         ("unknownkey", "bogus"),
     ],
 )

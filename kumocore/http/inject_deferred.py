@@ -1,0 +1,119 @@
+"""Deferred generation: ``"deferred_generation": true`` queues the request, not messages.
+
+KumoMTA's answer to a request too large to expand while the client waits. The request is
+checked as any other (JSON, fields, sizes, templates: a bad one is still refused at
+once), then spooled as one message into ``generator.kumomta.internal``: its sender the
+request's envelope sender, a null recipient, the request's JSON as its body, and the meta
+KumoMTA gives it (``auth_info``, ``http_auth``, ``reception_protocol``, ``received_from``,
+``queue``). It gets a ``Reception`` record, and the client gets zero counts: how each
+recipient fares is in the log records of the messages generated later.
+
+:class:`DeferredGenerator` is what that queue runs for each request
+(:mod:`kumocore.queue.generator_inject`): the immediate injection, with the peer and
+authorisation the request came with and a default HTTP listener's limits (the listener
+that took the request may be gone, e.g. after a restart).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from kumocore.errors import Rejection
+from kumocore.http.auth import AuthInfo
+from kumocore.http.inject import InjectHandler, InjectRefused
+from kumocore.mail.address import parse_envelope_address
+from kumocore.mail.message import Message
+from kumocore.queue.generator_inject import GENERATOR_QUEUE_NAME
+
+if TYPE_CHECKING:
+    from kumocore.http.inject_schema import InjectRequest
+    from kumocore.http.templating import Templates
+    from kumocore.policy.policy_host import PolicyHost
+
+__all__ = ["DeferredGenerator", "QueueingInjectHandler", "queue_request"]
+
+#: The answer to a queued request (KumoMTA's: nothing is generated yet).
+_QUEUED: dict[str, Any] = {
+    "success_count": 0, "fail_count": 0, "failed_recipients": [], "errors": []}
+_NULL = parse_envelope_address("<>", allow_null=True)
+
+
+def request_message(body: bytes, inject: InjectRequest, auth: AuthInfo) -> Message:
+    """The message that carries a queued request."""
+    meta = {"auth_info": auth.to_dict(), "http_auth": auth.summary,
+            "reception_protocol": "HTTP", "received_from": auth.peer_address,
+            "queue": GENERATOR_QUEUE_NAME}  # fmt: skip
+    return Message(inject.envelope_sender, _NULL, body, meta=meta)
+
+
+async def queue_request(
+    runtime: PolicyHost, body: bytes, inject: InjectRequest, auth: AuthInfo
+) -> dict[str, Any]:
+    """Spool and queue the request ``body`` (already checked as ``inject``); the API's
+    answer. Raises :class:`InjectRefused` when it could not be stored."""
+    services = runtime.services
+    if services is None:
+        raise InjectRefused(503, "waiting for spool startup")
+    [result] = await services.intake.accept(
+        [request_message(body, inject, auth)], reception_protocol="HTTP",
+        deferred_spool=inject.deferred_spool)
+    if result.error is not None:
+        status = 503 if isinstance(result.error, Rejection) and result.error.code < 500 else 500
+        raise InjectRefused(status, f"the request could not be queued: {result.error}")
+    return dict(_QUEUED, failed_recipients=[], errors=[])
+
+
+class QueueingInjectHandler(InjectHandler):
+    """The injection handler of a node: ``deferred_generation`` requests are queued."""
+
+    queues_requests = True
+
+    async def answer(
+        self, raw: bytes, inject: InjectRequest, templates: Templates, auth: AuthInfo,
+        via: str | None,
+    ) -> dict[str, Any]:
+        if inject.deferred_generation:
+            return await queue_request(self.runtime, raw, inject, auth)
+        return await super().answer(raw, inject, templates, auth, via)
+
+
+def _auth_of(meta: dict[str, Any]) -> AuthInfo:
+    info = meta.get("auth_info")
+    peer = str(meta.get("received_from", ""))
+    if not isinstance(info, dict):
+        return AuthInfo(peer_address=peer, trusted=False)
+    user = info.get("user")
+    return AuthInfo(peer_address=str(info.get("peer_address", peer)),
+                    trusted=bool(info.get("trusted")),
+                    user=user if isinstance(user, str) else None)
+
+
+class DeferredGenerator:
+    """Runs queued requests for one node (its :meth:`generate` is the queue's work)."""
+
+    def __init__(self, runtime: PolicyHost) -> None:
+        self.runtime = runtime
+        self._handler: InjectHandler | None = None
+
+    def _injection(self) -> InjectHandler:
+        if self._handler is None:  # made on first use: the hostname is known by then
+            from kumocore.config import HttpListenerConfig
+
+            config = HttpListenerConfig.from_options({"hostname": self.runtime.hostname})
+            self._handler = InjectHandler(self.runtime, config)
+        return self._handler
+
+    async def generate(self, message: Message) -> None:
+        """Expand the request ``message`` carries; raises when it cannot be run at all."""
+        body = orjson.loads(message.data)
+        if not isinstance(body, dict):
+            raise ValueError("the queued request is not a JSON object")
+        body["deferred_generation"] = False
+        handler = self._injection()
+        try:
+            inject, templates = handler.prepare(body)
+        except InjectRefused as exc:
+            raise ValueError(exc.text) from None
+        await handler.inject(inject, templates, _auth_of(message.meta), None)
