@@ -322,7 +322,7 @@ def options_classes() -> dict[str, type]:
 
 
 def _named_convs() -> dict[int, str]:
-    from kumocore.config import converters, kumo_serde, listeners, spool
+    from kumocore.config import converters, kumo_serde, listener_domain, listeners, spool
     from kumocore.config.egress import OPENSSL_OPTIONS, TRIGGER
 
     named = {
@@ -344,7 +344,9 @@ def _named_convs() -> dict[int, str]:
         spool.MIN_FREE: "`'N%'` or an amount",
         TRIGGER: "`'Immediate'` or `{ Threshold = spec }`",
         OPENSSL_OPTIONS: "`'NAME|NAME...'` (OpenSSL flag names)",
-        listeners.LOG_DISPOSITION: "`'Ignore'`, `'LogThenRelay'`, `'LogThenDrop'` (or boolean)",
+        listener_domain.LOG_DISPOSITION: (
+            "`'Ignore'`, `'LogThenRelay'`, `'LogThenDrop'` (or boolean)"
+        ),
         listeners.CIDR_KEYED: "table: CIDR → listener options",
     }
     return {id(conv): label for conv, label in named.items()}

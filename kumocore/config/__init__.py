@@ -21,12 +21,9 @@ from kumocore.config.egress import (
     EgressSource,
     SuspendOnFailure,
 )
-from kumocore.config.listeners import (
-    EsmtpListenerConfig,
-    HttpListenerConfig,
-    ListenerDomain,
-    TraceHeaders,
-)
+from kumocore.config.http_listener import HttpListenerConfig
+from kumocore.config.listener_domain import ListenerDomain
+from kumocore.config.listeners import EsmtpListenerConfig, TraceHeaders
 from kumocore.config.options import Options, option
 from kumocore.config.queue import QueueConfig, QueueShrinkPolicy
 from kumocore.config.spool import MinFree, SpoolDefinition

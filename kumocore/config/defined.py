@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kumocore.config.egress import EgressPool, EgressSource
-from kumocore.config.listeners import EsmtpListenerConfig, HttpListenerConfig
+from kumocore.config.http_listener import HttpListenerConfig
+from kumocore.config.listeners import EsmtpListenerConfig
 from kumocore.config.spool import SpoolDefinition
 
 

@@ -1,14 +1,15 @@
-"""Listener options: ``kumo.start_esmtp_listener``, ``kumo.start_http_listener`` and
-``kumo.make_listener_domain`` (relaying and OOB/ARF handling per domain).
+"""ESMTP listener options: ``kumo.start_esmtp_listener``, its ``peer``/``via`` blocks and
+the per-connection overrides of ``smtp_server_get_dynamic_parameters``.
 
-Defaults are KumoMTA's (crates/kumod/src/smtp_server.rs, kumo-server-common http_server).
+Defaults are KumoMTA's (crates/kumod/src/smtp_server.rs). The options of its ``domains``
+entries (``kumo.make_listener_domain``) are :mod:`kumocore.config.listener_domain`; the
+HTTP listener's (``kumo.start_http_listener``) are :mod:`kumocore.config.http_listener`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import socket
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -29,49 +30,13 @@ from kumocore.config.converters import (
     integer,
     map_of,
 )
+from kumocore.config.listener_domain import ListenerDomain
 from kumocore.config.options import Options, nested, option
 from kumocore.config.unsupported import refuse_unsupported
 from kumocore.errors import ConfigError
 
 #: A ``peer``/``via`` block: the network it applies to and its converted options.
 OverrideRule = tuple[CidrSet, dict[str, Any]]
-
-LOG_DISPOSITIONS = ("Ignore", "LogThenRelay", "LogThenDrop")
-_LOG_ENUM = enum(*LOG_DISPOSITIONS)
-
-
-def _log_disposition(value: Any, path: Path) -> str:
-    # KumoMTA still accepts the older boolean form: true = LogThenRelay, false = Ignore.
-    if isinstance(value, bool):
-        return "LogThenRelay" if value else "Ignore"
-    if isinstance(value, str) and value not in LOG_DISPOSITIONS:
-        # KumoMTA's own words (its listener_domains helper's self-test matches them).
-        raise ConfigError(
-            f"{path.key!r} in {path.function}: invalid value: string {json.dumps(value)}, "
-            "expected a boolean value or one of 'Ignore', 'LogThenDrop' or 'LogThenRelay'"
-        )
-    return str(_LOG_ENUM.load(value, path))
-
-
-LOG_DISPOSITION = Conv(_log_disposition)
-
-
-class ListenerDomain(Options, options_for="kumo.make_listener_domain"):
-    """What the SMTP listener accepts for one domain (``kumo.make_listener_domain``)."""
-
-    relay_to: bool = option(BOOL, default=False)
-    relay_from: CidrSet = option(CIDRS, default=[])
-    log_oob: str = option(LOG_DISPOSITION, default="Ignore")
-    log_arf: str = option(LOG_DISPOSITION, default="Ignore")
-    ttl: float | None = option(DURATION, default=None)  # deprecated by KumoMTA; unused
-
-    @property
-    def should_log_oob(self) -> bool:
-        return self.log_oob != "Ignore"
-
-    @property
-    def should_log_arf(self) -> bool:
-        return self.log_arf != "Ignore"
 
 
 class TraceHeaders(Options, options_for="kumo.start_esmtp_listener trace_headers"):
@@ -325,33 +290,3 @@ def dynamic_overrides(table: Mapping[str, Any]) -> DynamicOverrides:
         _override_rules(blocks.get("peer", {}), path.child("peer")),
         _override_rules(blocks.get("via", {}), path.child("via")),
     )
-
-
-class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):
-    """One HTTP listener (``kumo.start_http_listener``): injection and admin API."""
-
-    listen: str = option(SOCKET_ADDRESS, default="127.0.0.1:8000")
-    hostname: str = option(STRING, default_factory=socket.gethostname)
-    use_tls: bool = option(BOOL, default=False)
-    tls_certificate: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
-    tls_private_key: str | dict[str, Any] | None = option(KEY_SOURCE, default=None)
-    trusted_hosts: CidrSet = option(CIDRS, default=["127.0.0.1", "::1"])
-    request_body_limit: int = option(SIZE, default="2 MiB")
-    # kumocore additions (docs/http-api.md "Limits"): what one peer may hold open and for
-    # how long, so that slow or silent clients cannot use up the process's descriptors.
-    max_connections: int = option(integer(1), default=1024)
-    max_connections_per_peer: int = option(integer(1), default=64)
-    header_timeout: float = option(DURATION, default="10s")
-    keepalive_timeout: float = option(DURATION, default="30s")
-    request_body_timeout: float = option(DURATION, default="30s")
-    auth_failure_limit: int = option(integer(1), default=10)
-    auth_failure_window: float = option(DURATION, default="60s")
-    inject_generated_size_limit: int = option(SIZE, default="256 MiB")
-    max_rendered_size: int = option(SIZE, default="20 MiB")
-    # kumocore addition: injected mail without a Message-ID gets one (Gmail refuses mail
-    # without it); false keeps KumoMTA's behaviour of adding none.
-    generate_message_id: bool = option(BOOL, default=True)
-
-    def listen_host_port(self) -> tuple[str, int]:
-        """``listen`` split into (host, port); IPv6 hosts come without brackets."""
-        return split_host_port(self.listen)

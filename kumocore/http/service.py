@@ -68,7 +68,7 @@ class ServicePolicyModule:
 
     def http_listener(self, options: dict[str, Any], function: str) -> HttpListenerConfig:
         """A ``start_http_listener``'s options checked: only KumoMTA's services' options."""
-        from kumocore.config.listeners import HttpListenerConfig
+        from kumocore.config.http_listener import HttpListenerConfig
 
         self.not_started(function)
         for name in options:

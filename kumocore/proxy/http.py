@@ -14,7 +14,7 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from kumocore.config.listeners import HttpListenerConfig
+from kumocore.config.http_listener import HttpListenerConfig
 from kumocore.http.service import ServiceListener, start_service_listener
 
 

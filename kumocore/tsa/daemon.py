@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from kumocore.config.listeners import HttpListenerConfig
+from kumocore.config.http_listener import HttpListenerConfig
 from kumocore.errors import ConfigError
 from kumocore.tsa.daemon_policy import (
     INIT_EVENT,

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from kumocore import hookimpl, policy_function
+from kumocore.config.http_listener import HttpListenerConfig
 from kumocore.config.listener_vault import keep_listener
-from kumocore.config.listeners import HttpListenerConfig
 from kumocore.errors import ConfigError, PolicyError
 from kumocore.http.service import ServicePolicyModule
 from kumocore.policy.custom_events import custom_event_source

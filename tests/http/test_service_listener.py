@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from kumocore.config.listeners import HttpListenerConfig
+from kumocore.config.http_listener import HttpListenerConfig
 from kumocore.errors import ConfigError
 from kumocore.http.service import ServiceListener, start_service_listener
 
