@@ -348,6 +348,7 @@ def _named_convs() -> dict[int, str]:
             "`'Ignore'`, `'LogThenRelay'`, `'LogThenDrop'` (or boolean)"
         ),
         listeners.CIDR_KEYED: "table: CIDR → listener options",
+        listeners.DATA_BUFFER_SIZE: "size (1 KiB to 64 MiB)",
     }
     return {id(conv): label for conv, label in named.items()}
 

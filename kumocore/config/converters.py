@@ -90,6 +90,18 @@ def _text(check: Callable[[str], object], expected: str) -> Callable[[Any], str]
 
 DURATION = parsed(duration_seconds)
 SIZE = parsed(byte_size)
+
+
+def size_in(low: int, high: int) -> Conv:
+    """A size (as :data:`SIZE` takes it) from ``low`` to ``high`` bytes."""
+
+    def parse(value: Any) -> int:
+        size = byte_size(value)
+        if not low <= size <= high:
+            raise ValueError(f"expected a size from {low} to {high} bytes")
+        return size
+
+    return parsed(parse)
 IP_ADDRESS = parsed(_text(ipaddress.ip_address, "an IP address"))
 SOCKET_ADDRESS = parsed(_text(split_host_port, "'host:port'"))
 THROTTLE = parsed(ThrottleSpec.parse, dump=str)

@@ -29,11 +29,15 @@ from kumocore.config.converters import (
     enum,
     integer,
     map_of,
+    size_in,
 )
 from kumocore.config.listener_domain import ListenerDomain
 from kumocore.config.options import Options, nested, option
 from kumocore.config.unsupported import refuse_unsupported
 from kumocore.errors import ConfigError
+
+#: ``data_buffer_size``: a size within 1 KiB to 64 MiB (memory each session may hold).
+DATA_BUFFER_SIZE = size_in(1024, 64 * 1024 * 1024)
 
 #: A ``peer``/``via`` block: the network it applies to and its converted options.
 OverrideRule = tuple[CidrSet, dict[str, Any]]
@@ -77,10 +81,6 @@ CIDR_KEYED = Conv(_cidr_keyed)
 class EsmtpListenerConfig(
     Options,
     options_for="kumo.start_esmtp_listener",
-    # Not acted on: refused at load (unless --allow-unsupported) when set to non-defaults.
-    unsupported=(
-        "data_buffer_size",
-    ),
 ):
     """One SMTP listener (``kumo.start_esmtp_listener``). Durations are in seconds."""
 
@@ -92,7 +92,9 @@ class EsmtpListenerConfig(
     max_messages_per_connection: int = option(integer(1), default=10_000)
     max_recipients_per_message: int = option(integer(1), default=1024)
     max_message_size: int = option(SIZE, default="20 MiB")
-    data_buffer_size: int = option(SIZE, default="128 KiB")
+    # How much of a message's DATA a session holds in its stream before taking it out
+    # (two read windows; kumocore.reception.smtp.data). Bounded: it is memory per session.
+    data_buffer_size: int = option(DATA_BUFFER_SIZE, default="128 KiB")
     # kumocore's own: DATA bytes all sessions of the listener may hold in memory at once.
     max_data_buffered: int = option(SIZE, default="256 MiB")
     # kumocore's own: a larger header block is refused (552 5.3.4); Postfix's

@@ -18,14 +18,15 @@ local kumo = require 'kumo'
 kumo.on('init', function()
   kumo.define_spool {{ name = 'data', path = '{root}/data' }}
   kumo.define_spool {{ name = 'meta', path = '{root}/meta' }}
-  kumo.start_esmtp_listener {{ listen = '127.0.0.1:{port}', data_buffer_size = 1048576 }}
+  kumo.start_esmtp_listener {{ listen = '127.0.0.1:{port}' }}
+  PATH = kumo.make_egress_path {{ aggressive_connection_opening = true }}
 end)
 kumo.on('get_egress_path_config', function(domain, source, site)
-  return kumo.make_egress_path {{ aggressive_connection_opening = true }}
+  return kumo.make_egress_path {{ dispatcher_wakeup_strategy = 'Relaxed' }}
 end)
 """
 
-MESSAGE = "KumoMTA's option 'data_buffer_size' is not supported by kumocore yet"
+MESSAGE = "KumoMTA's option 'aggressive_connection_opening' is not supported by kumocore yet"
 
 
 def _policy(tmp_path: Path, port: int = 0) -> Path:
@@ -37,7 +38,7 @@ def _policy(tmp_path: Path, port: int = 0) -> Path:
 def test_validate_refuses_an_unsupported_option_naming_it_and_the_line(tmp_path: Path) -> None:
     result = run("validate", "--policy", str(_policy(tmp_path)))
     assert result.returncode == 2
-    assert MESSAGE in result.stderr and "policy.lua:6" in result.stderr
+    assert MESSAGE in result.stderr and "policy.lua:7" in result.stderr
     assert "--allow-unsupported" in result.stderr
 
 
@@ -46,8 +47,9 @@ def test_validate_with_allow_unsupported_passes_and_lists_every_ignored_option(
 ) -> None:
     result = run("validate", "--allow-unsupported", "--policy", str(_policy(tmp_path)))
     assert result.returncode == 0, result.stderr
-    assert "'data_buffer_size' (kumo.start_esmtp_listener) is not supported" in result.stderr
     assert ("'aggressive_connection_opening' (kumo.make_egress_path) is not supported"
+            in result.stderr)
+    assert ("'dispatcher_wakeup_strategy' (kumo.make_egress_path) is not supported"
             in result.stderr)
 
 
@@ -81,4 +83,4 @@ def test_serve_refuses_to_start_and_starts_with_allow_unsupported(tmp_path: Path
         process.terminate()
         process.wait(30)
     text = log.read_text()
-    assert "--allow-unsupported" in text and "data_buffer_size" in text
+    assert "--allow-unsupported" in text and "aggressive_connection_opening" in text

@@ -288,7 +288,6 @@ def test_answer_applies_over_the_static_blocks_then_its_own_peer_and_via() -> No
 @pytest.mark.parametrize(
     ("answer", "error"),
     [
-        ({"data_buffer_size": 1048576}, "KumoMTA's option 'data_buffer_size' is not supported"),
         ({"tls_required_client_ca": "/ca.pem"}, "'tls_required_client_ca' .* not supported"),
         ({"max_connections": 5}, "'max_connections' cannot be changed per connection"),
         ({"via": {"not-a-cidr": {}}}, "expected a CIDR block as key"),

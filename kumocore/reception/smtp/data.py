@@ -15,8 +15,10 @@ inside the one message, whose bare line ends :func:`scan_lines` then finds: it i
 rejected (``invalid_line_endings = "Deny"``, the default) or normalised (``"Fix"``) —
 never a second message.
 
-While DATA is read the stream limit is raised to :data:`READ_WINDOW` (64 KiB), so the
-transport keeps reading until two windows are buffered; it is restored afterwards. A
+While DATA is read the stream limit is raised to a read window, :data:`READ_WINDOW`
+(64 KiB) or half the listener's ``data_buffer_size`` (KumoMTA's option; its default,
+128 KiB, gives the same), so the transport keeps reading until two windows are buffered;
+it is restored afterwards. A
 message that does not fit in two windows is taken out two windows at a time (all but the
 last four bytes, which may begin the marker), just before the transport would pause: a
 message of up to 128 KiB is copied out of the stream once, a larger one once plus the
@@ -91,15 +93,18 @@ class DataOverBudget:
 
 
 async def read_data(
-    reader: asyncio.StreamReader, max_size: int, budget: Budget | None = None
+    reader: asyncio.StreamReader, max_size: int, budget: Budget | None = None,
+    window: int | None = None,
 ) -> bytes | DataTooBig | DataOverBudget:
     """Read up to the end-of-data marker; return the raw (still dot-stuffed) data.
 
     The returned bytes end with the last line's CRLF (or are empty); the final ``.\\r\\n``
     is consumed. Raises ``asyncio.IncompleteReadError`` if the client goes away. With a
     ``budget``, the returned bytes stay charged to it: the caller gives them back.
+    ``window``: the read window (default :data:`READ_WINDOW`; a listener's is half its
+    ``data_buffer_size``).
     """
-    read = await _read(reader, max_size, budget)
+    read = await _read(reader, max_size, budget, window)
     return read if isinstance(read, DataTooBig | DataOverBudget) else read.raw
 
 
@@ -114,14 +119,15 @@ class Unstuffed:
 
 
 async def read_message(
-    reader: asyncio.StreamReader, max_size: int, budget: Budget | None = None
+    reader: asyncio.StreamReader, max_size: int, budget: Budget | None = None,
+    window: int | None = None,
 ) -> Unstuffed | DataTooBig | DataOverBudget:
     """:func:`read_data`, then unstuffed: the message as the client meant it.
 
     The reader already knows whether any line starts with a dot, so the common body
     without one is not searched again, here or by delivery. With a ``budget``, what stays
     charged to it is the length of the returned message."""
-    read = await _read(reader, max_size, budget)
+    read = await _read(reader, max_size, budget, window)
     if isinstance(read, DataTooBig | DataOverBudget):
         return read
     message = unstuff(read.raw, dot_lines=read.dot_lines)
@@ -194,7 +200,7 @@ class _Collected:
 
 
 async def _read(
-    reader: asyncio.StreamReader, max_size: int, budget: Budget | None
+    reader: asyncio.StreamReader, max_size: int, budget: Budget | None, window: int | None
 ) -> _Read | DataTooBig | DataOverBudget:
     # The stream's buffer is searched in place and taken with one copy
     # (:meth:`_Collected.take`) once the end is in it; ``_buffer``, ``_limit``,
@@ -204,10 +210,11 @@ async def _read(
     buffer: bytearray = reader._buffer  # type: ignore[attr-defined]
     got = _Collected(max_size, budget)
     saved_limit = reader._limit  # type: ignore[attr-defined]
-    reader._limit = READ_WINDOW + len(_END)  # type: ignore[attr-defined]
+    window = window or READ_WINDOW  # read at each call: tests patch READ_WINDOW
+    reader._limit = window + len(_END)  # type: ignore[attr-defined]
     dot_lines = False
     start = 0  # the buffer holds no marker that begins before this index
-    take_at = 2 * READ_WINDOW  # read at each call: tests patch READ_WINDOW
+    take_at = 2 * window
     try:
         while True:
             if not got.size and buffer.startswith(_DOT_CRLF):

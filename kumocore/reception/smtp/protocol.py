@@ -279,13 +279,13 @@ class SmtpProtocol(SMTP):
                 consumed = exc.consumed
 
     async def read_data(
-        self, max_size: int, budget: Budget | None = None
+        self, max_size: int, budget: Budget | None = None, window: int | None = None
     ) -> Unstuffed | DataTooBig | DataOverBudget:
         """The DATA section, dot-unstuffed (see :mod:`kumocore.reception.smtp.data`)."""
         self._waiting = True
         self._last_activity = self.loop.time()
         try:
-            return await read_message(self._reader, max_size, budget)
+            return await read_message(self._reader, max_size, budget, window)
         finally:
             self._waiting = False
 

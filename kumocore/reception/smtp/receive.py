@@ -99,7 +99,8 @@ async def _read_and_receive(session: EsmtpSession, txn: Transaction,
     # A client outside relay_hosts holds at most its share (kumocore.reception.smtp.budget).
     trusted = session.config.relay_hosts.contains(session.peer_ip)
     budget = data_budget(session).share(None if trusted else client_net(session.peer_ip))
-    read = await session.read_data(session.config.max_message_size, budget)
+    config = session.config
+    read = await session.read_data(config.max_message_size, budget, config.data_buffer_size // 2)
     session.txn = None
     if isinstance(read, data_io.DataTooBig):
         await session.reply(552, "5.3.4 message too big")
