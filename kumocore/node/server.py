@@ -10,6 +10,7 @@ is :mod:`kumocore.node.serve`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -206,10 +207,16 @@ class Server(ServerListeners):
             await listener.close()
         self.listeners.clear()
         services = runtime.services
+        # Messages held in memory (deferred_spool) are written now, while the deliveries
+        # in flight finish: left to store.close(), they waited for those deliveries and
+        # a shutdown running out of time lost them.
+        held = None if services is None else asyncio.ensure_future(services.store.write_held())
         if services is not None and services.tsa is not None:
             await services.tsa.stop()
         if services is not None:
             await services.queues.stop(timeout=max(timeout - 2.0, 1.0))
+        if held is not None:
+            await held
         # KumoMTA's shutdown_logging: the policy closes what feeds its own loggers (mpsc
         # queues) just before the log sinks go; bounded, so a stuck handler cannot hang us.
         await runtime.hooks.shutdown_logging()

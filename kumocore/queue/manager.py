@@ -196,6 +196,12 @@ class QueueManager(QueueAdminActions):
         if record.due is None and record.queue is not None:
             record.queue.waiting += 1
         self.scheduler.schedule(record, due)
+        message = record.message
+        if message.unspooled and self.store is not None:
+            # Held in memory (deferred_spool) and now waiting, for whatever reason (a
+            # dropped connection, a throttle, a later schedule): written, as KumoMTA
+            # writes such a message when it enters its scheduled queue's delay.
+            self.store.write_soon(message)
 
     def _unwait(self, record: Queued) -> bool:
         if not self.scheduler.cancel(record):

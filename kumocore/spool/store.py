@@ -28,6 +28,7 @@ class, :mod:`kumocore.spool.store_recovery`.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING
 
 import structlog
@@ -60,8 +61,11 @@ class MessageStore(StoreRecovery):
         # Marker and body deleted with one call, the body held back until the marker's
         # delete is durable, when the data spool's kind can.
         self._delete_pair = data.delete_after if isinstance(data, OrderedDeletes) else None
-        # Accepted with deferred_spool and not written yet, by id (see defer()).
+        # Accepted with deferred_spool and not written yet, by id (see defer()), and the
+        # writes of such messages under way: a remove waits for one (else its record,
+        # landing after the remove, would bring a delivered message back at the next start).
         self._unsaved: dict[str, Message] = {}
+        self._writing: dict[str, asyncio.Future[None]] = {}
 
     @property
     def bodies_in_memory(self) -> bool:
@@ -83,12 +87,52 @@ class MessageStore(StoreRecovery):
         """How many accepted messages are held in memory only (``deferred_spool``)."""
         return len(self._unsaved)
 
+    def write_soon(self, message: Message) -> None:
+        """Start writing ``message`` if it is held (it has to wait in a scheduled queue:
+        KumoMTA writes a ``deferred_spool`` message then); a failed write leaves it held,
+        to be written by its next save or at :meth:`close`."""
+        if message.unspooled:
+            self._write_held(message)
+
+    async def write_held(self) -> None:
+        """Write every message still held in memory (at shutdown: the node stops this
+        early, while deliveries in flight finish, and :meth:`close` once more)."""
+        held = list(self._unsaved.values())
+        if not held:
+            return
+        results = await asyncio.gather(*map(self.save, held), return_exceptions=True)
+        lost = [m.id for m, r in zip(held, results, strict=True) if isinstance(r, BaseException)]
+        log.info("deferred_spool messages written at shutdown", count=len(held) - len(lost))
+        if lost:
+            log.error("deferred_spool messages could not be written at shutdown",
+                      count=len(lost), ids=lost[:10])
+
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
-        await self._write(message)
+        writing = self._writing.get(message.id)
+        if writing is not None:  # a held message's write under way: this one follows it
+            await asyncio.wait([writing])
         if message.unspooled:
+            await asyncio.shield(self._write_held(message))
+        else:
+            await self._write(message)
+
+    def _write_held(self, message: Message) -> asyncio.Future[None]:
+        """The write of held ``message`` (one at a time): it stops being held once done."""
+        writing = self._writing.get(message.id)
+        if writing is None:
+            writing = self._writing[message.id] = asyncio.ensure_future(self._write(message))
+            writing.add_done_callback(functools.partial(self._held_written, message))
+        return writing
+
+    def _held_written(self, message: Message, writing: asyncio.Future[None]) -> None:
+        self._writing.pop(message.id, None)
+        error = None if writing.cancelled() else writing.exception()
+        if writing.cancelled() or error is not None:
+            log.error("deferred_spool message not written; still held", id=message.id,
+                      error=str(error))  # fmt: skip
+        elif self._unsaved.pop(message.id, None) is not None:  # (not removed meanwhile)
             message.unspooled = False
-            self._unsaved.pop(message.id, None)
 
     async def _write(self, message: Message) -> None:
         shared = message.shared
@@ -129,7 +173,7 @@ class MessageStore(StoreRecovery):
     async def save_meta(self, message: Message) -> None:
         """Persist changed meta/attempt state (e.g. after a transient failure); a message
         not written yet (``deferred_spool``) is written whole."""
-        if message.unspooled:
+        if message.unspooled or message.id in self._writing:
             await self.save(message)
             return
         await self.meta.put(message.id, message.meta_bytes())
@@ -153,9 +197,12 @@ class MessageStore(StoreRecovery):
         """Forget a message that was delivered, bounced or expired (meta first)."""
         message_id = message if isinstance(message, str) else message.id
         unsaved = self._unsaved.pop(message_id, None)
-        if unsaved is not None:  # never written: nothing to delete
+        if unsaved is not None:
             unsaved.unspooled = False
-            return
+            writing = self._writing.get(message_id)
+            if writing is None:
+                return  # never written: nothing to delete
+            await asyncio.wait([writing])  # being written: deleted once it is there
         key = self._release_body(message_id)
         if key is None:
             await self.meta.delete(message_id)
@@ -186,15 +233,8 @@ class MessageStore(StoreRecovery):
 
     async def close(self) -> None:
         """Write what ``deferred_spool`` still holds in memory, then close the spools."""
-        unsaved = list(self._unsaved.values())
-        if unsaved:
-            results = await asyncio.gather(*map(self.save, unsaved), return_exceptions=True)
-            lost = [m.id for m, r in zip(unsaved, results, strict=True)
-                    if isinstance(r, BaseException)]
-            log.info("deferred_spool messages written at shutdown",
-                     count=len(unsaved) - len(lost))
-            if lost:
-                log.error("deferred_spool messages could not be written at shutdown",
-                          count=len(lost), ids=lost[:10])
+        await self.write_held()
+        if self._writing:  # background writes of messages removed meanwhile
+            await asyncio.wait(list(self._writing.values()))
         await self.meta.close()
         await self.data.close()
