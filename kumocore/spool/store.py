@@ -56,6 +56,8 @@ class MessageStore(StoreRecovery):
         self._key_of: dict[str, str] = {}
         self._body_puts: dict[str, asyncio.Task[None]] = {}
         self._recovering = False
+        # Keys written while the start-up scan runs (kumocore.spool.store_recovery).
+        self._fresh: set[str] | None = None
         # Body and commit marker in one commit, when the data spool's kind can (in order).
         self._put_pair = data.put_before if isinstance(data, OrderedPuts) else None
         # Marker and body deleted with one call, the body held back until the marker's
@@ -136,6 +138,11 @@ class MessageStore(StoreRecovery):
 
     async def _write(self, message: Message) -> None:
         shared = message.shared
+        fresh = self._fresh
+        if fresh is not None:  # the start-up scan runs: not to be recovered or collected
+            fresh.add(message.id)
+            if shared is not None and not shared.sole:
+                fresh.add(shared.key)
         if shared is None or shared.sole:  # its own record (a sole body with its head)
             message.spool_ref = None
             # A message saved before with a shared body and edited since (a policy event

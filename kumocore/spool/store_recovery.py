@@ -6,6 +6,12 @@ cannot be decoded is moved aside under :data:`QUARANTINE_PREFIX` so that it neve
 start again. Once every meta was seen, data records that no meta (not even a quarantined
 one) references are deleted: the orphans a crash between writes or deletes can leave.
 
+Messages are delivered, and new ones written, while the scan runs: the queue of deferred
+HTTP injection requests expands a recovered request at once, log hooks spool records. A
+message written since the scan began is already owned by the queues: the scan must not
+hand it over a second time (it was delivered twice), and its records are not orphans
+(they were collected as such, its body gone). The store notes those ids (``_fresh``).
+
 The recovery half of :class:`kumocore.spool.store.MessageStore` (its base class): saving
 and removing messages are there, reading them all back is here.
 """
@@ -52,6 +58,7 @@ class StoreRecovery:
         collected: int
         _refs: dict[str, int]
         _recovering: bool
+        _fresh: set[str] | None
 
         async def load_data(self, message: Message | str) -> bytes | None: ...
         def _reference(self, message_id: str, key: str) -> None: ...
@@ -76,12 +83,15 @@ class StoreRecovery:
 
         kept: set[str] = set()  # data keys that quarantined metas still reference
         self._recovering = True
+        fresh = self._fresh = set()  # keys written from now on (see the module doc)
         try:
             async for chunk in _chunks(self.meta):
                 batch: list[Message] = []
                 for message_id, meta_bytes in chunk:
                     if message_id.startswith(QUARANTINE_PREFIX):
                         kept.add(_data_key(message_id[len(QUARANTINE_PREFIX):], meta_bytes))
+                        continue
+                    if message_id in fresh:
                         continue
                     try:
                         if not is_message_id(message_id):
@@ -103,20 +113,25 @@ class StoreRecovery:
                     yield batch
         finally:
             self._recovering = False
-        await self.collect_garbage(kept)
+        try:
+            await self.collect_garbage(kept)
+        finally:
+            self._fresh = None
 
     async def collect_garbage(self, kept: Collection[str] = frozenset()) -> int:
         """Delete data records no meta references (orphans of a crash); their count.
 
-        Runs before the listeners open (nothing is being saved). A message's own record
-        is kept while its meta exists; a shared body while a counted message uses it.
+        Runs before the listeners open; what the queues write meanwhile (the keys noted
+        in ``_fresh``) is left alone. A message's own record is kept while its meta
+        exists; a shared body while a counted message uses it.
         Both key listings come in key order, so they are merged without holding either.
         """
         metas = aiter(_keys(self.meta))
         current = await anext(metas, None)
         removed = 0
+        fresh = frozenset() if self._fresh is None else self._fresh
         async for key in _keys(self.data):
-            if key in kept:
+            if key in kept or key in fresh:
                 continue
             if is_body_key(key):
                 if key in self._refs:
