@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import email.errors
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -187,15 +187,19 @@ class InjectHandler:
         return join_host_port(str(sockname[0]), int(sockname[1]))
 
     async def inject(
-        self, inject: InjectRequest, templates: Templates, auth: AuthInfo, via: str | None
+        self, inject: InjectRequest, templates: Templates, auth: AuthInfo, via: str | None,
+        *, start: int = 0, progress: Callable[[int], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
+        """Generate and spool the messages of ``inject``'s recipients from ``start`` on
+        (a queued request resumed); ``progress`` is awaited with the count done after
+        each chunk is spooled."""
         errors: list[tuple[str, str]] = []
         budget = self.config.inject_generated_size_limit
         recipients = inject.recipients
         # Bytes per message: estimated from the content, then what was really generated
         # (substitutions and loops can make a small template render large).
         size = max(content_size(inject), 1)
-        done = generated = 0
+        done, generated = start, 0
         while done < len(recipients):
             if generated > budget:
                 errors += [(r.email, f"not generated: the request already generated "
@@ -212,9 +216,11 @@ class InjectHandler:
             generated += nbytes
             size = max(size, nbytes // max(len(built), 1))
             errors += await self._finish(inject, built, auth)
+            if progress is not None:
+                await progress(done)
             await asyncio.sleep(0)  # let other clients in between chunks
         return {
-            "success_count": len(inject.recipients) - len(errors),
+            "success_count": len(inject.recipients) - start - len(errors),
             "fail_count": len(errors),
             "failed_recipients": [email for email, _ in errors],
             "errors": [f"{email}: {text}" for email, text in errors],

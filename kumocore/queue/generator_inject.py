@@ -19,6 +19,13 @@ Per request, as KumoMTA: the request is run as an immediate injection with the
 business (logged as they would be for an immediate request); the request itself is then
 logged as ``Delivery`` (250 ``ok``). A request that cannot be run at all (its body no
 longer parses) is a ``Bounce`` (500 and the error). Either way it leaves the spool.
+
+A kumocore addition: the request counts in its meta the recipients it has generated
+(:data:`GENERATED_META`, saved after each chunk is spooled), and a run stopped part way
+(a shutdown, an aborted connection: the chunk under way is finished and counted first)
+resumes after them instead of generating them again. A count that cannot be saved
+(:class:`GenerationPaused`) is a ``TransientFailure``: the request is run again later,
+from the last count saved.
 """
 
 from __future__ import annotations
@@ -42,8 +49,10 @@ if TYPE_CHECKING:
     from kumocore.queue.owners import DeferredOwner
 
 __all__ = [
+    "GENERATED_META",
     "GENERATOR_QUEUE_NAME",
     "GenerateRequest",
+    "GenerationPaused",
     "GeneratorPath",
     "GeneratorProtocol",
     "generator_path_for",
@@ -65,8 +74,16 @@ DETAIL = "http_inject: try_send"
 
 _SESSION = SessionInfo(delivery_protocol=LOG_NAME)
 
+#: The meta key of a queued request counting its recipients generated so far, in order.
+GENERATED_META = "generated_recipients"
+
 #: Runs one queued request as an immediate injection; raises when it cannot be run.
 GenerateRequest = Callable[["Message"], Awaitable[None]]
+
+
+class GenerationPaused(Exception):
+    """A queued request stopped part way for a reason that passes (its count of the
+    recipients generated could not be saved): it is tried again later from that count."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,12 @@ class GeneratorPath(DeferredInjectPath):
             if self.generate is None:
                 raise RuntimeError("this node has no HTTP injection to run the request with")
             await self.generate(message)
+        except GenerationPaused as exc:
+            log.warning("deferred injection request paused", id=message.id, error=str(exc))
+            running().transfailed += 1
+            self.owner.outcomes.transient(self, message, Response(451, str(exc)[:1000]), None,
+                                          None, session=_SESSION)  # fmt: skip
+            return
         except Exception as exc:
             log.error("deferred injection request failed", id=message.id, error=str(exc))
             running().failed += 1

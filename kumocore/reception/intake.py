@@ -207,7 +207,7 @@ class Intake:
         received = self.receptions
         to_store = [messages[i] for i, _, _ in to_save]
         saved: list[BaseException | None]
-        if deferred_spool:
+        if deferred_spool and self.store.holds:  # (not once the node is stopping)
             for message in to_store:
                 self.store.defer(message)
             saved = [None] * len(to_store)

@@ -68,6 +68,9 @@ class MessageStore(StoreRecovery):
         # landing after the remove, would bring a delivered message back at the next start).
         self._unsaved: dict[str, Message] = {}
         self._writing: dict[str, asyncio.Future[None]] = {}
+        #: Whether a message may still be held (``deferred_spool``): no longer once the
+        #: node stops (:meth:`write_held`); what is accepted then is written at once.
+        self.holds = True
 
     @property
     def bodies_in_memory(self) -> bool:
@@ -99,6 +102,7 @@ class MessageStore(StoreRecovery):
     async def write_held(self) -> None:
         """Write every message still held in memory (at shutdown: the node stops this
         early, while deliveries in flight finish, and :meth:`close` once more)."""
+        self.holds = False
         held = list(self._unsaved.values())
         if not held:
             return
@@ -184,6 +188,13 @@ class MessageStore(StoreRecovery):
             await self.save(message)
             return
         await self.meta.put(message.id, message.meta_bytes())
+
+    async def save_meta_if_written(self, message: Message) -> None:
+        """:meth:`save_meta` for a message in the spool (or being written); nothing for
+        one held in memory (``deferred_spool``): whatever writes it writes this meta."""
+        if message.unspooled and message.id not in self._writing:
+            return
+        await self.save_meta(message)
 
     async def load_data(self, message: Message | str) -> bytes | None:
         """The spooled bytes of ``message`` (its head + shared body, or its own record).
