@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
     from kumocore.http.inject_schema import InjectRecipient
     from kumocore.policy.policy_host import PolicyHost
+    from kumocore.reception.intake import Accepted
 
 log = structlog.get_logger("kumocore.http")
 
@@ -91,11 +92,19 @@ class InjectRefused(Exception):
         self.text = text
 
 
+class ChunkRefused(Exception):
+    """The node took none of a chunk's messages, for a reason that passes (a 4xx: spool
+    disk under its floor, log sinks behind): raised, rather than failing its recipients,
+    by a handler that :attr:`~InjectHandler.pauses_on_refusal` (a queued request)."""
+
+
 class InjectHandler:
     """The request handler, bound to one listener's runtime and configuration."""
 
     #: Whether :meth:`answer` can queue a ``deferred_generation`` request.
     queues_requests = False
+    #: Whether a chunk refused for now stops the request (:class:`ChunkRefused`).
+    pauses_on_refusal = False
 
     def __init__(self, runtime: PolicyHost, config: HttpListenerConfig) -> None:
         self.runtime = runtime
@@ -272,6 +281,8 @@ class InjectHandler:
             results = await services.intake.accept(
                 [m for _, m in generated], reception_protocol="HTTP",
                 deferred_spool=inject.deferred_spool)
+            if self.pauses_on_refusal and _refused_for_now(results):
+                raise ChunkRefused(str(results[0].error))
             for (email_address, _), result in zip(generated, results, strict=True):
                 if not result.ok:
                     log.error("injected message not accepted", error=str(result.error))
@@ -306,3 +317,8 @@ class InjectHandler:
                 f"id {message.id} for <{message.recipient.email}>; {rfc2822_now()}"))
         if trace.supplemental_header:
             add_supplemental_header(message, trace.header_name, trace.include_meta_names)
+
+
+def _refused_for_now(results: Sequence[Accepted]) -> bool:
+    """Whether the intake took none of a chunk, all refused with a 4xx."""
+    return all(isinstance(r.error, Rejection) and r.error.code < 500 for r in results)

@@ -28,7 +28,7 @@ import structlog
 
 from kumocore.errors import Rejection
 from kumocore.http.auth import AuthInfo
-from kumocore.http.inject import THREAD_BODY, InjectHandler, InjectRefused
+from kumocore.http.inject import THREAD_BODY, ChunkRefused, InjectHandler, InjectRefused
 from kumocore.mail.address import parse_envelope_address
 from kumocore.mail.message import Message
 from kumocore.queue.generator_inject import (
@@ -115,12 +115,14 @@ class DeferredGenerator:
 
             config = HttpListenerConfig.from_options({"hostname": self.runtime.hostname})
             self._handler = InjectHandler(self.runtime, config)
+            # Nobody waits for the answer: a chunk refused for now is tried again later.
+            self._handler.pauses_on_refusal = True
         return self._handler
 
     async def generate(self, message: Message) -> None:
         """Expand the request ``message`` carries, from its first recipient not generated
         yet; raises ValueError when it cannot be run at all, GenerationPaused when its
-        progress could not be saved."""
+        progress could not be saved or the node refuses messages for now."""
         handler = self._injection()
         if len(message.data) >= THREAD_BODY:
             inject, templates = await asyncio.to_thread(_checked, handler, message.data)
@@ -132,6 +134,8 @@ class DeferredGenerator:
             progress=functools.partial(self._count, message, stop)))
         try:
             await asyncio.shield(run)
+        except ChunkRefused as exc:
+            raise GenerationPaused(f"the node refused its messages for now: {exc}") from exc
         except asyncio.CancelledError:
             # Stopped (a shutdown, an aborted connection): the chunk under way is spooled
             # and counted first, so that the next run neither repeats nor skips anyone.

@@ -23,9 +23,11 @@ longer parses) is a ``Bounce`` (500 and the error). Either way it leaves the spo
 A kumocore addition: the request counts in its meta the recipients it has generated
 (:data:`GENERATED_META`, saved after each chunk is spooled), and a run stopped part way
 (a shutdown, an aborted connection: the chunk under way is finished and counted first)
-resumes after them instead of generating them again. A count that cannot be saved
-(:class:`GenerationPaused`) is a ``TransientFailure``: the request is run again later,
-from the last count saved.
+resumes after them instead of generating them again. A count that cannot be saved, or a
+chunk the node refuses for now (spool disk under its floor, log sinks behind: an
+immediate request's client would be told to retry), stops the request with
+:class:`GenerationPaused`: a ``TransientFailure``, run again later from the last count
+saved, rather than recipients dropped.
 """
 
 from __future__ import annotations
@@ -83,7 +85,8 @@ GenerateRequest = Callable[["Message"], Awaitable[None]]
 
 class GenerationPaused(Exception):
     """A queued request stopped part way for a reason that passes (its count of the
-    recipients generated could not be saved): it is tried again later from that count."""
+    recipients generated could not be saved, the node refused a chunk for now): it is
+    tried again later from that count."""
 
 
 @dataclass(frozen=True)

@@ -158,3 +158,36 @@ async def test_a_request_whose_count_cannot_be_saved_is_retried_from_that_count(
     assert calls == [200, 400, 450]
     counts = _generated(node)
     assert len(counts) == 450 and set(counts.values()) == {1}
+
+
+SLOW_POLICY = """
+local kumo = require 'kumo'
+kumo.on('init', function() end)
+kumo.on('http_message_generated', function(msg) kumo.time.sleep(0.001) end)
+"""
+
+
+async def test_a_request_the_node_refuses_for_now_part_way_is_retried_not_dropped(
+    make_node: MakeNode,
+) -> None:
+    """Recipients of a queued request that the intake refused for now (here: the spool
+    disk fell under its floor part way) were failed for good, the request logged as
+    delivered; an immediate request's client is told to retry instead."""
+    node = await make_node(SLOW_POLICY, spool="rocksdb")  # (delivered to the node's sink)
+    services = node.runtime.services
+    assert services is not None and services.storage is not None
+    await services.storage.stop()  # its checks of the real disk would end the refusal
+    await _post(node, _body(1_000))
+    await node.wait_for("Reception", count=300, timeout=20)
+    services.storage.reasons = ["data spool: 0 bytes free (a test)"]
+    [paused] = await node.wait_for("TransientFailure", recipient="", timeout=20)
+    assert paused["response"]["code"] == 451 and "insufficient" in paused["response"]["content"]
+    done = sum(_generated(node).values())
+    assert done % 200 == 0 and 200 <= done < 1_000  # whole chunks, none after the refusal
+    services.storage.reasons = []  # space is back
+    status, _ = await node.admin("POST", "/api/admin/rebind/v1", {
+        "reason": "now", "always_flush": True, "domain": GENERATOR})
+    assert status == 200
+    await node.wait_for("Delivery", recipient="", timeout=20)
+    counts = _generated(node)
+    assert len(counts) == 1_000 and set(counts.values()) == {1}
