@@ -101,11 +101,6 @@ def _unsaved(node: Node) -> int:
     return services.store.unsaved
 
 
-async def _release(node: Node, hold: str) -> None:
-    status, _ = await node.admin("DELETE", "/api/admin/suspend/v1", {"id": hold})
-    assert status == 200
-
-
 async def test_a_message_delivered_at_its_first_attempt_is_never_written(
     make_node: MakeNode, gated: GatedSink,
 ) -> None:
