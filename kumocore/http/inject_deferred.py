@@ -123,6 +123,11 @@ class DeferredGenerator:
         """Expand the request ``message`` carries, from its first recipient not generated
         yet; raises ValueError when it cannot be run at all, GenerationPaused when its
         progress could not be saved or the node refuses messages for now."""
+        if not message.recipient.is_null or len(message.recipients) > 1:
+            # Mail that only names the queue (an SMTP client sending to
+            # x@generator.kumomta.internal with no Received header before a JSON body)
+            # would run as a request past the HTTP listener's access checks and limits.
+            raise ValueError("not a queued injection request: its recipient is not <>")
         handler = self._injection()
         if len(message.data) >= THREAD_BODY:
             inject, templates = await asyncio.to_thread(_checked, handler, message.data)

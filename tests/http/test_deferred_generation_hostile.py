@@ -191,3 +191,19 @@ async def test_a_request_the_node_refuses_for_now_part_way_is_retried_not_droppe
     await node.wait_for("Delivery", recipient="", timeout=20)
     counts = _generated(node)
     assert len(counts) == 1_000 and set(counts.values()) == {1}
+
+
+async def test_mail_sent_to_the_generator_queue_is_not_run_as_a_request(
+    make_node: MakeNode,
+) -> None:
+    """An SMTP relay client addressing ``x@generator.kumomta.internal`` put its message in
+    the queue of requests; on a listener adding no Received header, a JSON body was then
+    run as an injection request, past the HTTP listener's access control and recipient
+    rate limit: one message made 20 (up to the 256 MiB generation budget)."""
+    node = await make_node(NULL_POLICY % "", esmtp={"trace_headers": {
+        "received_header": False, "supplemental_header": False}})
+    request = _body(20).decode()
+    await node.send(recipients=f"x@{GENERATOR}", message=request + "\r\n")
+    [bounce] = await node.wait_for("Bounce", recipient=f"x@{GENERATOR}")
+    assert "not a queued injection request" in bounce["response"]["content"]
+    assert _generated(node) == Counter({f"x@{GENERATOR}": 1})  # its own Reception only
