@@ -39,19 +39,13 @@ from aiohttp import web
 from kumocore.config.cidr import join_host_port
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.http.auth import AuthInfo, request_auth
-from kumocore.http.builder import (
-    BuildError,
-    build_message,
-    compile_templates,
-    content_size,
-    with_message_id,
-)
+from kumocore.http.builder import BuildError, compile_templates, content_size
+from kumocore.http.inject_message import add_trace_headers, generated_message
 from kumocore.http.inject_rate import RateLimitExceeded
 from kumocore.http.inject_schema import InjectRequest, RequestError, parse_inject_request
 from kumocore.http.templating import TemplateFailure, Templates
 from kumocore.mail.message import Message
 from kumocore.node import shedding
-from kumocore.reception.trace import add_supplemental_header, rfc2822_now
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -248,7 +242,7 @@ class InjectHandler:
             if nbytes >= CHUNK_BYTES:
                 break
             try:
-                message = self._generate(inject, templates, recipient, auth, via)
+                message = generated_message(inject, templates, recipient, auth, via, self.config)
             except _RECIPIENT_ERRORS as exc:
                 built.append((recipient.email, exc))
                 continue
@@ -269,7 +263,7 @@ class InjectHandler:
                 continue
             try:
                 await self.runtime.hooks.http_message_generated(outcome, auth.to_dict())
-                self._trace(inject, outcome, auth)
+                add_trace_headers(inject, outcome, auth, self.config.hostname)
             except _RECIPIENT_ERRORS as exc:
                 errors.append((email_address, str(exc)))
                 continue
@@ -288,35 +282,6 @@ class InjectHandler:
                     log.error("injected message not accepted", error=str(result.error))
                     errors.append((email_address, str(result.error)))
         return errors
-
-    def _generate(
-        self, inject: InjectRequest, templates: Templates, recipient: InjectRecipient,
-        auth: AuthInfo, via: str | None,
-    ) -> Message:
-        data = build_message(inject, templates, recipient)
-        if self.config.generate_message_id:
-            data = with_message_id(data, self.config.hostname)
-        meta: dict[str, Any] = {
-            "http_auth": auth.summary,
-            "auth_info": auth.to_dict(),
-            "reception_protocol": "HTTP",
-            "received_from": auth.peer_address,
-        }
-        if via is not None:  # None: kumo.api.inject.inject_v1, no listener involved
-            meta["received_via"] = via
-            meta["hostname"] = self.config.hostname
-        if recipient.metadata is not None:
-            meta["extra"] = recipient.metadata
-        return Message(inject.envelope_sender, recipient.address, data, meta=meta)
-
-    def _trace(self, inject: InjectRequest, message: Message, auth: AuthInfo) -> None:
-        trace = inject.trace_headers
-        if trace.received_header:
-            message.prepend_header("Received", (
-                f"from {auth.peer_address} by {self.config.hostname} with HTTP "
-                f"id {message.id} for <{message.recipient.email}>; {rfc2822_now()}"))
-        if trace.supplemental_header:
-            add_supplemental_header(message, trace.header_name, trace.include_meta_names)
 
 
 def _refused_for_now(results: Sequence[Accepted]) -> bool:
