@@ -31,12 +31,13 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     await migrate(runtime.config.spools, runtime.hooks.spool_kinds(), 1)
     server = Server(runtime)
     await server.start()
-    freeze_survivors()
     # Operators send SIGHUP expecting a reload; dying on it would drop every connection.
+    stop = catch_stop_signals(lambda: log.warning("SIGHUP ignored: reloading the policy "
+                                                  "is not supported yet; restart to apply "
+                                                  "changes"))
+    freeze_survivors()
     await run_until_stopped(
-        server, shutdown_timeout,
-        on_sighup=lambda: log.warning("SIGHUP ignored: reloading the policy is not "
-                                      "supported yet; restart to apply changes"),
+        server, shutdown_timeout, stop=stop,
         ready=lambda: log.info("kumocore ready: 1 worker", workers=1, policy=policy,
                                hostname=runtime.hostname),
     )  # fmt: skip
@@ -44,22 +45,33 @@ async def serve(policy: str, *, shutdown_timeout: float = 10.0) -> int:
     return 0
 
 
-async def run_until_stopped(
-    server: Server,
-    shutdown_timeout: float,
-    *,
-    on_sighup: Callable[[], None],
-    ready: Callable[[], None],
-    **log_fields: object,
-) -> None:
-    """Serve until SIGTERM or SIGINT, then stop ``server`` within ``shutdown_timeout``
-    (``kumocore serve`` and each ``--workers`` worker). ``ready`` runs once the signal
-    handlers are in place, so a signal sent on seeing it is never missed."""
+def catch_stop_signals(on_sighup: Callable[[], None]) -> asyncio.Event:
+    """Handle SIGTERM and SIGINT (they set the returned event) and SIGHUP from now on.
+
+    A worker calls this before it tells the supervisor it listens: a SIGTERM sent on
+    seeing ``kumocore ready`` used to find it still collecting garbage with the default
+    handler in place, which killed it without its graceful stop (or its
+    ``shutdown_logging``)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    return stop
+
+
+async def run_until_stopped(
+    server: Server,
+    shutdown_timeout: float,
+    *,
+    stop: asyncio.Event,
+    ready: Callable[[], None],
+    **log_fields: object,
+) -> None:
+    """Serve until ``stop`` is set (by :func:`catch_stop_signals`), then stop ``server``
+    within ``shutdown_timeout`` (``kumocore serve`` and each ``--workers`` worker).
+    ``ready`` runs first: the handlers are already in place, so a signal sent on seeing
+    it is never missed."""
     ready()
     await stop.wait()
     log.info("shutting down", timeout=shutdown_timeout, **log_fields)

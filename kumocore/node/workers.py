@@ -107,7 +107,7 @@ async def serve_worker(
     """
     from kumocore.node.gctune import freeze_survivors, tune_for_server
     from kumocore.node.runtime import Runtime
-    from kumocore.node.serve import run_until_stopped
+    from kumocore.node.serve import catch_stop_signals, run_until_stopped
     from kumocore.node.server import Server
 
     tune_for_server()
@@ -129,13 +129,16 @@ async def serve_worker(
         from kumocore.admin.peer_rules import add_private_routes
 
         await runtime.node.serve(lambda app: add_private_routes(app, runtime))
+    # Before LISTENING: the supervisor logs ``kumocore ready`` on it, and a SIGTERM may
+    # follow at once. SIGHUP is ignored, as by the supervisor.
+    stop = catch_stop_signals(on_sighup=lambda: None)
     if control_fd is not None and not await _open_with_the_others(server, control_fd):
         log.warning("start-up called off by the supervisor; stopping", worker=index)
         await server.stop(shutdown_timeout)
         return 1
     freeze_survivors()
     await run_until_stopped(
-        server, shutdown_timeout, on_sighup=lambda: None,  # ignored, as by the supervisor
+        server, shutdown_timeout, stop=stop,
         ready=lambda: log.info("kumocore worker ready", worker=index, workers=count,
                                pid=os.getpid()),
         worker=index,

@@ -141,6 +141,7 @@ duration = "30 minutes"
 """
 
 
+@pytest.mark.serial  # a stall bound (100 ms): measured on a machine not running other tests
 async def test_listing_thousands_of_actions_does_not_stall_others(tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / "rules.toml").write_text(MANY_RULE)
