@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from kumocore.node.gc_pause import PauseBound
 from kumocore.node.gctune import YOUNG_THRESHOLD, freeze_survivors, tune_for_server
 
 
@@ -14,6 +15,9 @@ from kumocore.node.gctune import YOUNG_THRESHOLD, freeze_survivors, tune_for_ser
 def restored_gc() -> Iterator[None]:
     threshold = gc.get_threshold()
     yield
+    for callback in [c for c in gc.callbacks if isinstance(getattr(c, "__self__", None),
+                                                           PauseBound)]:  # fmt: skip
+        gc.callbacks.remove(callback)
     gc.unfreeze()
     gc.set_threshold(*threshold)
     gc.enable()
@@ -42,3 +46,14 @@ def test_collector_is_off_from_tuning_until_survivors_are_frozen(restored_gc: No
     assert not gc.isenabled()
     freeze_survivors()
     assert gc.isenabled()
+
+
+def test_freezing_the_survivors_starts_the_pause_bound_with_a_measured_cost(
+    restored_gc: None,
+) -> None:
+    bound = freeze_survivors()
+    assert bound._on_collection in gc.callbacks
+    # A full collection of the start-up heap over its size: nanoseconds, not zero.
+    assert 0 < bound.per_object < 1e-5
+    bound.close()
+    assert bound._on_collection not in gc.callbacks
