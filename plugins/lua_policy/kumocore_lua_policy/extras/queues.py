@@ -43,6 +43,7 @@ from kumocore_lua_policy.extras.datafile import (
     table,
 )
 from kumocore_lua_policy.extras.domain_map import DomainMap
+from kumocore_lua_policy.extras.queue_rates import NOT_IN_QUEUE_SECTIONS, OverallRates
 
 HELPER = "policy-extras.queue"
 #: Distinct (domain, tenant, campaign) answers kept by :meth:`QueueHelper.resolve`.
@@ -55,11 +56,8 @@ _TOP = {
     "default_tenant": str,
     "scheduling_header": str,
 }
-_NOT_YET = {
-    "overall_max_message_rate": "overall_max_message_rate is not supported by kumocore's "
-    "queue helper yet (it does not register the throttle_insert_ready_queue handler "
-    "that would apply it)",
-}
+# Read only in tenant sections (kumocore_lua_policy.extras.queue_rates).
+_NOT_YET = {"overall_max_message_rate": NOT_IN_QUEUE_SECTIONS}
 _QUEUE_OPTIONS = frozenset(QueueConfig.option_converters)
 _EXTRA = frozenset({"routing_domain"})
 
@@ -72,6 +70,8 @@ class QueueHelper:
         self.settings: dict[str, Any] = {}
         self.tenants: dict[str, dict[str, Any]] = {}
         self._queues: dict[str, dict[str, Any]] = {}
+        #: ``overall_max_message_rate`` of tenants and tenant campaigns.
+        self.overall_rates = OverallRates()
         load_all(HELPER, files, self._merge_file)
         self.queues: DomainMap[dict[str, Any]] = DomainMap(
             {k: v for k, v in self._queues.items() if k != "default"}
@@ -168,6 +168,14 @@ class QueueHelper:
         return params
 
     # ------------------------------------------------------------------ loading
+    def overall_throttles(self, tenant: Any = None, campaign: Any = None) -> list[list[str]]:
+        """``[name, rate]`` of the overall rates a message of ``tenant`` and ``campaign``
+        is held to (``throttle_insert_ready_queue``); empty for most."""
+        return self.overall_rates.throttles(tenant, campaign)
+
+    def has_overall_rates(self) -> bool:
+        return bool(self.overall_rates)
+
     def _merge_file(self, file: str, data: dict[str, Any]) -> None:
         for name, value in data.items():
             if name in _NOT_YET:
@@ -187,6 +195,7 @@ class QueueHelper:
 
     def _merge_tenant(self, file: str, key: str, tenant: str, options: Any) -> None:
         options = dict(table(HELPER, file, key, options))
+        self.overall_rates.take_from_tenant(file, key, tenant, options)
         target = self.tenants.setdefault(tenant, {"options": {}})
         if "require_authz" in options:
             target["require_authz"] = string_list(

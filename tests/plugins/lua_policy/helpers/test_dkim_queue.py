@@ -336,8 +336,22 @@ async def test_queue_apply_sets_tenant_campaign_routing_domain_and_checks_authz(
             r"scheduling_header: expected a string",
         ),
         (
-            ('require_authz = ["alice"]', 'overall_max_message_rate = "10/s"'),
-            r"tenant.vip.overall_max_message_rate: .*throttle_insert_ready_queue",
+            ('require_authz = ["alice"]', 'overall_max_message_rate = "ten/s"'),
+            r"tenant.vip.overall_max_message_rate: invalid throttle spec 'ten/s'",
+        ),
+        (
+            ('require_authz = ["alice"]', 'overall_max_message_rate = 10'),
+            r"tenant.vip.overall_max_message_rate: expected a rate such as '100/s', got 10",
+        ),
+        (
+            ('retry_interval = "1m"', 'overall_max_message_rate = "10/s"'),
+            r'queue."gmail.test".vip.welcome.overall_max_message_rate: overall_max_message_rate '
+            r"applies only in a \[tenant",
+        ),
+        (
+            ('require_authz = ["alice"]', '[tenant.vip.campaigns.promo]\nmax_age = "1h"'),
+            r"tenant.vip.campaigns.promo.max_age: unknown key: a tenant's campaign section "
+            r"takes only overall_max_message_rate",
         ),
         (
             ('require_authz = ["alice"]', 'require_authz = "alice"'),

@@ -51,6 +51,24 @@ function mod:setup_with_options(options)
     return params(domain, tenant, campaign)
   end
 
+  -- overall_max_message_rate ([tenant.'T'] and [tenant.'T'.campaigns.'C']): one rate
+  -- for all of the tenant's (campaign's) queues, applied as a due message goes to its
+  -- ready queue, through KumoMTA's throttle names. Registered only when the files set one.
+  if data.has_overall_rates() then
+    local overall_throttles = data.overall_throttles
+    kumo.on('throttle_insert_ready_queue', function(msg)
+      local tenant = msg:get_meta 'tenant'
+      if tenant == nil then
+        return
+      end
+      for _, throttle in ipairs(overall_throttles(tenant, msg:get_meta 'campaign')) do
+        if kumo.make_throttle(throttle[1], throttle[2]):delay_message_if_throttled(msg) then
+          return
+        end
+      end
+    end)
+  end
+
   if not options.skip_queue_config_hook then
     kumo.on('get_queue_config', function(domain, tenant, campaign, _routing_domain)
       return resolve(domain, tenant, campaign)
