@@ -158,12 +158,15 @@ class KumocoreCollector(Collector):
         counters: Mapping[str, int] = manager.outcomes.counters
         for key, name, doc in _OUTCOMES:
             yield _single(name, "counter", counters.get(key, 0), doc)
+        from kumocore.admin.scheduled_metrics import scheduled_aggregates
         from kumocore.admin.summary import ready_entries, scheduled_counts
         from kumocore.queue.watchdog import service
 
         ready = ready_entries(manager)
         yield _single("kumocore_messages_queued", "gauge", len(manager.queued))
-        yield _labelled("scheduled_count", "gauge", "queue", scheduled_counts(manager))
+        scheduled = scheduled_counts(manager)
+        yield _labelled("scheduled_count", "gauge", "queue", scheduled)
+        yield from scheduled_aggregates(scheduled, MAX_SERIES, OTHER)
         counts = {e["name"]: e["count"] for e in ready}
         yield _labelled("ready_count", "gauge", "queue", counts)
         # KumoMTA's service label: "<protocol>:<ready queue>" (lua, maildir... too).

@@ -65,7 +65,6 @@ class QueueConfig(
         "reap_interval",
         "strategy",
         "timerwheel_tick_interval",
-        "provider_name",
     ),
 ):
     """Settings of one scheduled queue. Durations are in seconds."""
@@ -86,6 +85,8 @@ class QueueConfig(
         default="SingletonTimerWheel",
     )
     refresh_strategy: str = option(enum("Ttl", "Epoch"), default="Ttl")
+    # The provider named in records the scheduled queue logs itself (Expiration,
+    # AdminBounce...), as KumoMTA; delivery records name their egress path's.
     provider_name: str | None = option(STRING, default=None)
     shrink_policy: tuple[QueueShrinkPolicy, ...] = option(
         list_of(nested(QueueShrinkPolicy)), default=[]

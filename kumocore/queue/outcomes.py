@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from kumocore.queue.automation import Automation
     from kumocore.queue.egress import PathView
     from kumocore.queue.queued import Queued
+    from kumocore.queue.schedule import ScheduledQueue
     from kumocore.status.responses import ResponseLog
 
 log = structlog.get_logger("kumocore.outcomes")
@@ -169,7 +170,7 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
             site=site,
             egress_pool=queue.pool_name if queue and not queue_site else None,
             egress_source=path.key.source if path is not None else None,
-            provider_name=path.config.provider_name if path is not None else None,
+            provider_name=_provider(kind, path, queue),
             peer=peer,
             source_address=source_address,
             delivery_protocol=protocol,
@@ -257,3 +258,12 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
     def expire(self, path: PathView | None, message: Message, response: Response) -> None:
         """An ``Expiration`` with ``response`` (see :mod:`kumocore.mail.internal_responses`)."""
         self.bounce(path, message, response, None, None, kind="Expiration")
+
+
+def _provider(kind: str, path: PathView | None, queue: ScheduledQueue | None) -> str | None:
+    """The provider a record names: the scheduled queue's config's for the records the
+    queue logs itself (an expiration, anything logged without a path), as KumoMTA's do;
+    the egress path's for an attempt's."""
+    if queue is not None and (path is None or kind == "Expiration"):
+        return queue.config.provider_name
+    return path.config.provider_name if path is not None else None

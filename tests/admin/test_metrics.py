@@ -181,3 +181,34 @@ def test_label_values_and_help_are_escaped_so_the_text_parses_back() -> None:
 
     assert family.documentation == 'help with \\ and "quotes"\nand a newline'
     assert family.samples[0].labels == {"queue": 'a"b\\c\nd'}
+
+
+async def test_scheduled_aggregates_sum_queues_by_domain_tenant_and_campaign(
+    runtime: Runtime, client: Any, enqueue: Enqueue, monkeypatch: Any
+) -> None:
+    enqueue("a@example.com", tenant="acme", campaign="welcome")
+    enqueue("b@example.com", tenant="acme", campaign="welcome")
+    enqueue("c@example.net", tenant="acme", campaign="welcome")
+    enqueue("d@example.net", tenant="acme")
+    enqueue("e@example.net", tenant="beta", campaign="news")
+    enqueue("f@example.com")
+    enqueue("g@example.com", routing_domain="relay.example")  # still example.com's
+    values = _samples(await (await client.get("/metrics")).text())
+    assert values[("scheduled_count_total", ())] == 7
+    assert values[("scheduled_by_domain", (("domain", "example.com"),))] == 4
+    assert values[("scheduled_by_domain", (("domain", "example.net"),))] == 3
+    assert values[("scheduled_by_tenant", (("tenant", "acme"),))] == 4
+    assert values[("scheduled_by_tenant", (("tenant", "beta"),))] == 1
+    campaign = (("campaign", "welcome"), ("tenant", "acme"))
+    assert values[("scheduled_by_tenant_campaign", campaign)] == 3
+    assert values[("scheduled_by_tenant_campaign", (("campaign", "news"), ("tenant", "beta")))] == 1
+    assert len([k for k in values if k[0] == "scheduled_by_tenant_campaign"]) == 2
+    body = await (await client.get("/metrics.json")).json()
+    assert body["scheduled_by_tenant_campaign"]["value"] == {
+        "campaign": {"news": {"tenant": {"beta": 1}}, "welcome": {"tenant": {"acme": 3}}}}
+    # A flood of one-off domains is capped as the per-queue gauge is.
+    enqueue("h@example.org")
+    monkeypatch.setattr(metrics, "MAX_SERIES", 2)
+    values = _samples(await (await client.get("/metrics")).text())
+    domains = {k[1][0][1]: v for k, v in values.items() if k[0] == "scheduled_by_domain"}
+    assert domains == {"example.com": 4, "other": 3 + 1}

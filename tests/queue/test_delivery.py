@@ -90,11 +90,16 @@ async def test_permanent_failure_bounces_with_classification(make_bench) -> None
 
 
 async def test_message_past_max_age_expires(make_bench) -> None:
-    bench = await make_bench(queue={"retry_interval": "1s", "max_age": "1s"})
+    bench = await make_bench(queue={"retry_interval": "1s", "max_age": "1s",
+                                    "provider_name": "Example Mail"})  # fmt: skip
     await bench.inject("tempfail@example.com")
     expiration = (await bench.wait_for_records("Expiration", 1, timeout=10))[0]
     assert expiration["response"]["code"] == 551
     assert expiration["response"]["enhanced_code"]["subject"] == 4
+    # The scheduled queue's record names its config's provider, as KumoMTA's does.
+    assert expiration["provider_name"] == "Example Mail"
+    [failure] = bench.log_sink.of_type("TransientFailure")
+    assert failure.get("provider_name") is None  # the egress path's: it names none
     await bench.wait_until(lambda: bench.spooled() == 0)
 
 

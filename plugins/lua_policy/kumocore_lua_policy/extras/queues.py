@@ -104,11 +104,21 @@ class QueueHelper:
             message.set_meta("routing_domain", composed["routing_domain"])
 
     def resolve(
-        self, domain: str, tenant: str | None = None, campaign: str | None = None
+        self, domain: str, tenant: str | None = None, campaign: str | None = None,
+        provider: str | None = None,
     ) -> QueueConfig | None:
         """The queue config; asked for every message received, so answers are cached
-        (configs are immutable, the data never changes after load)."""
-        return self._resolve_cached(domain.lower(), tenant, campaign)
+        (configs are immutable, the data never changes after load). ``provider`` is the
+        ``provider_name`` the egress path of the domain would have, for a config the
+        files give none (KumoMTA's helper back-propagates it so)."""
+        return self._resolve_cached(domain.lower(), tenant, campaign, provider)
+
+    def wants_provider(
+        self, domain: str, tenant: str | None = None, campaign: str | None = None
+    ) -> bool:
+        """Whether the files give a config for these that names no ``provider_name``."""
+        params = self.params(domain, tenant, campaign)
+        return bool(params) and "provider_name" not in params
 
     def params(
         self, domain: str, tenant: str | None = None, campaign: str | None = None
@@ -121,9 +131,11 @@ class QueueHelper:
         }
 
     def _resolve(
-        self, domain: str, tenant: str | None = None, campaign: str | None = None
+        self, domain: str, tenant: str | None, campaign: str | None, provider: str | None
     ) -> QueueConfig | None:
         params = self.params(domain, tenant, campaign)
+        if params and provider is not None:
+            params.setdefault("provider_name", provider)
         return QueueConfig.from_options(params) if params else None
 
     def _tenant(self, message: Message) -> tuple[str | None, str]:

@@ -70,7 +70,14 @@ function mod:setup_with_options(options)
   end
 
   if not options.skip_queue_config_hook then
-    kumo.on('get_queue_config', function(domain, tenant, campaign, _routing_domain)
+    local wants_provider = data.wants_provider
+    kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
+      -- A queue whose files name no provider takes the one its egress path would have
+      -- (the shaping helper's [provider] blocks), as KumoMTA's helper does: records the
+      -- queue logs itself then name it.
+      if wants_provider(domain, tenant, campaign) then
+        return resolve(domain, tenant, campaign, mod:resolve_provider(domain, routing_domain))
+      end
       return resolve(domain, tenant, campaign)
     end)
     mod.HOOK_POSITION = #kumo.get_event_registrars 'get_queue_config'
@@ -114,8 +121,31 @@ function mod.is_queue_config_option(name, value)
   return ok
 end
 
-function mod:resolve_provider(_domain, _routing_domain)
-  error('policy-extras.queue: resolve_provider is not supported by kumocore yet', 2)
+-- The provider_name the egress path configuration gives a destination, asked for the
+-- 'unspecified' source (a provider is a matter of destination, not source); nil when it
+-- names none or the asking fails (no MX, a handler error). Remembered for a minute, for
+-- up to 128 destinations, and forgotten when the configuration epoch changes.
+local function provider_of(domain, routing_domain)
+  local destination = routing_domain or domain
+  local asked, provider = pcall(function()
+    local site = kumo.dns.lookup_mx(destination).site_name
+    return kumo.invoke_get_egress_path_config(destination, 'unspecified', site).provider_name
+  end)
+  if asked then
+    return provider
+  end
+  return nil
+end
+
+local remembered_provider_of = kumo.memoize(provider_of, {
+  name = 'queue.lua_resolve_provider',
+  ttl = '1 minute',
+  capacity = 128,
+  invalidate_with_epoch = true,
+})
+
+function mod:resolve_provider(domain, routing_domain)
+  return remembered_provider_of(domain, routing_domain)
 end
 
 return mod
