@@ -166,7 +166,7 @@ class KumocoreCollector(Collector):
         yield _single("kumocore_messages_queued", "gauge", len(manager.queued))
         scheduled = scheduled_counts(manager)
         yield _labelled("scheduled_count", "gauge", "queue", scheduled)
-        yield from scheduled_aggregates(scheduled, MAX_SERIES, OTHER)
+        yield from scheduled_aggregates(manager.scheduled_totals, MAX_SERIES, OTHER)
         counts = {e["name"]: e["count"] for e in ready}
         yield _labelled("ready_count", "gauge", "queue", counts)
         # KumoMTA's service label: "<protocol>:<ready queue>" (lua, maildir... too).

@@ -36,6 +36,7 @@ from kumocore.queue.requeue import requeue_event
 from kumocore.queue.routing import Router
 from kumocore.queue.routing_workers import RoutingWorkers
 from kumocore.queue.schedule import ScheduledQueue, Scheduler
+from kumocore.queue.scheduled_totals import ScheduledTotals
 from kumocore.status.responses import ResponseLog
 
 if TYPE_CHECKING:
@@ -83,6 +84,8 @@ class QueueManager(QueueAdminActions):
         #: The same messages, read-only, for the many readers that want only the message.
         self.messages = MessagesView(self.queued)
         self.scheduled: dict[str, ScheduledQueue] = {}
+        #: Their waiting messages summed by domain, tenant, campaign (``/metrics``).
+        self.scheduled_totals = ScheduledTotals()
         #: Every egress path of this node, one per (source, site, protocol).
         self.paths: dict[PathKey, EgressPath] = {}
         #: A message's queue name and configuration as the intake resolves them; set
@@ -194,7 +197,7 @@ class QueueManager(QueueAdminActions):
         # The per-queue count changes only when the record enters the scheduler, not
         # on each reschedule of a message already waiting.
         if record.due is None and record.queue is not None:
-            record.queue.waiting += 1
+            self.scheduled_totals.change(record.queue, 1)
         self.scheduler.schedule(record, due)
         message = record.message
         if message.unspooled and self.store is not None:
@@ -207,7 +210,7 @@ class QueueManager(QueueAdminActions):
         if not self.scheduler.cancel(record):
             return False
         if record.queue is not None:
-            record.queue.waiting -= 1
+            self.scheduled_totals.change(record.queue, -1)
         return True
 
     def _leave_queue(self, record: Queued) -> None:
@@ -258,7 +261,7 @@ class QueueManager(QueueAdminActions):
     # ------------------------------------------------------------------ routing
     def _on_due(self, record: Queued) -> None:
         if record.queue is not None:  # the scheduler let it go: one fewer waiting
-            record.queue.waiting -= 1
+            self.scheduled_totals.change(record.queue, -1)
         record.context = DUE_TIME_WAS_REACHED
         self.route_now(record.message.id)
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from kumocore.mail.queue_name import QueueNameParts, parse_queue_name
+
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
 
@@ -32,10 +34,18 @@ class ScheduledQueue:
     #: How many of ``ids`` the scheduler holds (not yet due, retrying or suspended); the
     #: manager keeps it on schedule/cancel/due, so summaries need not walk ``ids``.
     waiting: int = 0
+    _parts: QueueNameParts | None = field(default=None, repr=False, compare=False)
 
     @property
     def pool_name(self) -> str:
         return self.config.egress_pool or "unspecified"
+
+    @property
+    def parts(self) -> QueueNameParts:
+        """The components of :attr:`name`, parsed once (the metrics ask at each scrape)."""
+        if self._parts is None:
+            self._parts = parse_queue_name(self.name)
+        return self._parts
 
 
 class Timed(Protocol):
