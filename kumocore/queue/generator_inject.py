@@ -12,7 +12,9 @@ retry interval, as KumoMTA's. Its messages go to one ready queue,
 ``unspecified->generator.kumomta.internal@httpinject:generator``, whose "connections"
 each generate one request at a time: the path's ``connection_limit``, from
 ``get_egress_path_config('generator.kumomta.internal', 'unspecified', ...)`` as KumoMTA's
-shaping note configures it, is how many requests are expanded at once.
+shaping note configures it, is how many requests are taken off the queue at once; how
+many of them are expanded at once is bounded for the node's other clients' sake
+(:mod:`kumocore.queue.generator_budget`).
 
 Per request, as KumoMTA: the request is run as an immediate injection with the
 ``auth_info`` and peer it was received with. Recipients that fail are that injection's
@@ -44,6 +46,7 @@ from kumocore.delivery.tls import SessionInfo
 from kumocore.mail.response import Response
 from kumocore.queue.deferred_inject import DeferredInjectPath, open_internal_path
 from kumocore.queue.dispatchers import running
+from kumocore.queue.generator_budget import ExpansionBudget
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -114,8 +117,18 @@ class GeneratorPath(DeferredInjectPath):
 
     generate: GenerateRequest | None = None
     detail = DETAIL
+    #: What this node expands at once, whatever the path's connection_limit (made on
+    #: first use: there is one generator path per node).
+    budget: ExpansionBudget | None = None
 
     async def _process(self, message: Message) -> None:
+        if self.budget is None:
+            self.budget = ExpansionBudget()
+        async with self.budget.admitted(message.size or len(message.data)):
+            await self._expand(message)
+
+    async def _expand(self, message: Message) -> None:
+        """Run the request ``message`` carries, and log how that went."""
         if not await self._load_body(message):
             return
         try:
