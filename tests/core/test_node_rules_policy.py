@@ -186,8 +186,17 @@ async def test_rules_made_by_the_policy_in_one_worker_hold_on_both_until_it_dele
     assert [(r["id"], r["bounced"], r["total_bounced"]) for r in tally] == [
         (r["id"], r["bounced"], r["total_bounced"]) for r in endpoint
     ]
-    queued = [await held_for(socket, "slow.test") for socket in workers.sockets()]
-    assert sum(queued) == len(slow) and all(queued), f"one worker held all: {queued}"
+    # A suspended message is retried on its queue's schedule (1 s here): for a moment in
+    # each retry it is being routed and spooled, not waiting, so a single reading could
+    # miss a worker's whole batch (due at once). Read until every one is seen waiting.
+    queued: list[int] = []
+
+    async def all_held() -> bool:
+        queued[:] = [await held_for(socket, "slow.test") for socket in workers.sockets()]
+        return sum(queued) == len(slow)
+
+    await wait_until(all_held, 10, "the slow.test messages are not all held")
+    assert all(queued), f"one worker held all: {queued}"
     await asyncio.sleep(1.5)  # past a retry: the held mail stays held
     assert sorted(m.recipient for m in sink.messages) == [
         "pause@dest.test",
