@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from kumocore import __version__
+from kumocore.admin.series_cap import capped
 from kumocore.node.node_metrics import ReceptionCounter
 
 if TYPE_CHECKING:
@@ -78,21 +79,8 @@ def registry_for(services: Services) -> CollectorRegistry:
 
 
 def _capped(values: Mapping[str, float], *, by_value: bool) -> list[tuple[str, float]]:
-    """At most MAX_SERIES (label, value) pairs; the remainder summed under ``other``.
-
-    Gauges keep the largest values (what an operator looks for). Counters keep the first
-    labels in insertion order instead: that set never changes once the cap is reached, so
-    ``other`` only ever grows and rate() sees no false counter resets.
-    """
-    items = list(values.items())
-    if len(items) <= MAX_SERIES:
-        return items
-    if by_value:
-        items.sort(key=lambda kv: -kv[1])
-    kept, rest = items[: MAX_SERIES - 1], items[MAX_SERIES - 1 :]
-    merged = dict(kept)
-    merged[OTHER] = merged.get(OTHER, 0) + sum(v for _, v in rest)
-    return list(merged.items())
+    """At most MAX_SERIES (label, value) pairs (:func:`~kumocore.admin.series_cap.capped`)."""
+    return capped(values, MAX_SERIES, OTHER, by_value=by_value)
 
 
 _HELP = {

@@ -9,12 +9,12 @@ totals (:mod:`kumocore.queue.scheduled_totals`): nothing is counted twice.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterator, Mapping
-from operator import itemgetter
+from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
+from kumocore.admin.series_cap import capped
 from kumocore.queue.scheduled_totals import ScheduledTotals
 
 __all__ = ["HELP", "scheduled_aggregates"]
@@ -41,20 +41,12 @@ def scheduled_aggregates(totals: ScheduledTotals, cap: int, other: str) -> Itera
 
 
 def _gauge(
-    name: str, labels: tuple[str, ...], values: Mapping[str, int] | Mapping[tuple[str, str], int],
-    cap: int, other: str,
+    name: str, labels: tuple[str, ...], values: Mapping[Any, int], cap: int, other: str,
 ) -> Metric:
     """One gauge; a key is the label value, or a tuple of them for several labels."""
     metric = Metric(name, HELP[name], "gauge")
-    items = list(values.items())
-    rest = 0
-    if len(items) > cap:
-        kept = heapq.nlargest(cap - 1, items, key=itemgetter(1))
-        rest = sum(values.values()) - sum(value for _, value in kept)
-        items = kept
-    for key, value in items:
+    other_key: str | tuple[str, ...] = other if len(labels) == 1 else (other,) * len(labels)
+    for key, value in capped(values, cap, other_key, by_value=True):
         label_values = key if isinstance(key, tuple) else (key,)
         metric.add_sample(name, dict(zip(labels, label_values, strict=True)), value)
-    if len(values) > cap:
-        metric.add_sample(name, dict.fromkeys(labels, other), rest)
     return metric
