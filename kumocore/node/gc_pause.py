@@ -67,8 +67,10 @@ class PauseBound:
         #: The frozen set's size when installed (the start's freeze) or last re-frozen.
         self._frozen_before = 0
 
-    def install(self) -> None:
+    def install(self, frozen: int | None = None) -> None:
         """Start watching full collections; with a running loop, also the drain check.
+        ``frozen``: the frozen set's size, when the caller has just counted it (counting
+        walks the whole set: a million recovered messages are millions of objects).
 
         Also lets a full collection be considered at every middle-generation one (the
         oldest threshold 0; CPython's quarter-growth rule still decides): with the
@@ -76,7 +78,7 @@ class PauseBound:
         allocations, so the first one walked that much however small the bound."""
         if self._on_collection not in gc.callbacks:
             gc.callbacks.append(self._on_collection)
-            self._frozen_before = gc.get_freeze_count()
+            self._frozen_before = gc.get_freeze_count() if frozen is None else frozen
             self._threshold = gc.get_threshold()
             young, middle, _ = self._threshold
             gc.set_threshold(young, middle, 0)

@@ -56,7 +56,8 @@ def freeze_survivors() -> PauseBound:
     took = time.perf_counter() - started
     gc.freeze()
     gc.enable()
-    bound = PauseBound(per_object=took / max(gc.get_freeze_count(), 1))
-    bound.install()
+    frozen = gc.get_freeze_count()
+    bound = PauseBound(per_object=took / max(frozen, 1))
+    bound.install(frozen)
     return bound
 
