@@ -297,6 +297,7 @@ async def test_bad_tailer_options_are_named(tmp_path: Path, config: str, error: 
         await run(tmp_path, f"require('kumo').jsonl.new_tailer {config}")
 
 
+@pytest.mark.serial  # a stall bound (250 ms): measured on a machine not running other tests
 async def test_reading_a_large_backlog_does_not_hold_the_event_loop(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     for n in range(4):
