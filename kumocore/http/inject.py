@@ -11,12 +11,16 @@ generated message in memory at once (issue 14, #12). So the request's content si
 its recipient count may not exceed ``inject_generated_size_limit`` (``413`` with a JSON
 error naming it; once the bytes really generated pass it, the remaining recipients
 fail), and recipients are handled in chunks of about :data:`CHUNK_BYTES` of
-generated data: a chunk whose messages are large, or whose templates compute (expressions,
-loops: a 6 KB template can burn its whole fuel for each of 200 recipients, 20 s of a
-loop), is rendered and built in a worker thread (the loop keeps running; the GIL is
-handed back every few milliseconds, and measured stalls stay in that range), then its
-policy events run on the loop and the chunk goes to :meth:`Intake.accept` (one synced
-spool write per chunk) before the next is built. A recipient whose
+generated data. A chunk is rendered and built on the loop a slice at a time
+(:mod:`kumocore.node.stepwise`: other clients wait for a few milliseconds of it, or for
+one render of templates that compute, whose fuel bounds it; a 6 KB template can burn its
+whole fuel for each of 200 recipients, 20 s in one piece), or, when its messages are
+large (:data:`THREAD_BYTES`), in a worker thread; then its policy events run and the
+chunk goes to :meth:`Intake.accept` (one synced spool write per chunk) before the next is
+built. A thread helps only where one step is long, pure-Python work (the ``email``
+package's build of a large message), which it hands back to the loop every 5 ms:
+minijinja holds the GIL while it renders, and a loop competing with threads for the GIL
+waits up to that switch interval at every turn. A recipient whose
 template fails to render, whose message the policy rejects (``kumo.reject``), or that the
 intake cannot take, is counted in ``fail_count`` with its error text; the request itself
 still answers ``200``::
@@ -42,10 +46,11 @@ from kumocore.http.auth import AuthInfo, request_auth
 from kumocore.http.builder import BuildError, compile_templates, content_size
 from kumocore.http.inject_message import add_trace_headers, generated_message
 from kumocore.http.inject_rate import RateLimitExceeded
-from kumocore.http.inject_schema import InjectRequest, RequestError, parse_inject_request
+from kumocore.http.inject_schema import InjectRequest, RequestError, parse_steps
 from kumocore.http.templating import TemplateFailure, Templates
 from kumocore.mail.message import Message
 from kumocore.node import shedding
+from kumocore.node.stepwise import Steps, run_stepwise, run_whole
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -60,12 +65,11 @@ TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
 CHUNK_BYTES = 4 * 1024 * 1024
 #: Recipients per step at most, so that small messages also yield to other clients.
 CHUNK_RECIPIENTS = 200
-#: A step generating at least this much is built in a worker thread rather than inline
-#: (as is every step of templates that compute, :attr:`Templates.computes`).
+#: A chunk generating at least this much is built in a worker thread: building one 1 MiB
+#: message with the ``email`` package is 25-30 ms of Python in one piece, which a thread
+#: hands back to the loop every 5 ms (the loop's longest gap over a 1 MiB x 100 request:
+#: 40-59 ms, against 85-97 ms built on the loop a message at a time).
 THREAD_BYTES = 256 * 1024
-#: A request body at least this large is decoded and checked in a worker thread: 85,000
-#: recipients (2 MB) held the loop for 0.37 s (tests/http/test_adversary_json_bombs.py).
-THREAD_BODY = 256 * 1024
 #: Per-recipient failures: reported in ``errors``, never an HTTP error.
 #: ValueError and MessageError: whatever else the ``email`` package refuses to build is
 #: that recipient's failure, never a 500 for the batch.
@@ -112,10 +116,7 @@ class InjectHandler:
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text=TOO_LARGE)
         try:
-            if len(raw) >= THREAD_BODY:
-                inject, templates = await asyncio.to_thread(self._decode, raw)
-            else:
-                inject, templates = self._decode(raw)
+            inject, templates = await self._decode(raw)
         except InjectRefused as exc:
             return json_error(exc.status, exc.text)
         auth = request_auth(request)
@@ -136,19 +137,20 @@ class InjectHandler:
         spooled now (kumocore.http.inject_deferred queues it instead when asked)."""
         return await self.inject(inject, templates, auth, via)
 
-    def _decode(self, raw: bytes) -> tuple[InjectRequest, Templates]:
+    async def _decode(self, raw: bytes) -> tuple[InjectRequest, Templates]:
         """Decode the request body and :meth:`prepare` it. Raises :class:`InjectRefused`."""
         try:
-            body = orjson.loads(raw)
+            body = orjson.loads(raw)  # 2 MB of JSON: 15-40 ms, the GIL held in a thread too
         except orjson.JSONDecodeError as exc:
             raise InjectRefused(400, f"request body is not valid JSON: {exc}") from None
-        return self.prepare(body)
+        return await self.prepare(body)
 
-    def prepare(self, body: Any) -> tuple[InjectRequest, Templates]:
+    async def prepare(self, body: Any) -> tuple[InjectRequest, Templates]:
         """Check a decoded request and compile its templates: what the HTTP API and
-        ``kumo.api.inject.inject_v1`` share. Raises :class:`InjectRefused`."""
+        ``kumo.api.inject.inject_v1`` share. The recipients are checked on the loop a slice
+        at a time (kumocore.node.stepwise). Raises :class:`InjectRefused`."""
         try:
-            inject = parse_inject_request(body)
+            inject = await run_stepwise(parse_steps(body))
         except RequestError as exc:
             raise InjectRefused(400, str(exc)) from None
         except RecursionError:
@@ -210,11 +212,11 @@ class InjectHandler:
                            for r in recipients[done:]]
                 break
             chunk = recipients[done:done + max(1, min(CHUNK_RECIPIENTS, CHUNK_BYTES // size))]
-            if templates.computes or size * len(chunk) >= THREAD_BYTES:
-                built, nbytes = await asyncio.to_thread(
-                    self._generate_all, inject, templates, chunk, auth, via)
+            steps = self._generate_steps(inject, templates, chunk, auth, via)
+            if size * len(chunk) >= THREAD_BYTES:
+                built, nbytes = await asyncio.to_thread(run_whole, steps)
             else:
-                built, nbytes = self._generate_all(inject, templates, chunk, auth, via)
+                built, nbytes = await run_stepwise(steps)
             done += len(built)
             generated += nbytes
             size = max(size, nbytes // max(len(built), 1))
@@ -229,13 +231,15 @@ class InjectHandler:
             "errors": [f"{email}: {text}" for email, text in errors],
         }
 
-    def _generate_all(
+    def _generate_steps(
         self, inject: InjectRequest, templates: Templates,
         chunk: Sequence[InjectRecipient], auth: AuthInfo, via: str | None,
-    ) -> tuple[list[tuple[str, Message | Exception]], int]:
+    ) -> Steps[tuple[list[tuple[str, Message | Exception]], int]]:
         """Each recipient's message, or why it could not be generated, and the bytes
         generated; stops early past :data:`CHUNK_BYTES` (the rest is the next chunk).
-        Runs in a worker thread for large chunks: it touches nothing shared."""
+        Yields after each message: one render of templates that compute can take its
+        whole fuel (0.1-0.15 s), and that is what other clients wait for, not a chunk.
+        Touches nothing shared, so a chunk of large messages runs it in a worker thread."""
         built: list[tuple[str, Message | Exception]] = []
         nbytes = 0
         for recipient in chunk:
@@ -245,9 +249,10 @@ class InjectHandler:
                 message = generated_message(inject, templates, recipient, auth, via, self.config)
             except _RECIPIENT_ERRORS as exc:
                 built.append((recipient.email, exc))
-                continue
-            nbytes += len(message.data)
-            built.append((recipient.email, message))
+            else:
+                nbytes += len(message.data)
+                built.append((recipient.email, message))
+            yield
         return built, nbytes
 
     async def _finish(

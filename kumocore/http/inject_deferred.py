@@ -28,7 +28,7 @@ import structlog
 
 from kumocore.errors import Rejection
 from kumocore.http.auth import AuthInfo
-from kumocore.http.inject import THREAD_BODY, ChunkRefused, InjectHandler, InjectRefused
+from kumocore.http.inject import ChunkRefused, InjectHandler, InjectRefused
 from kumocore.mail.address import parse_envelope_address
 from kumocore.mail.message import Message
 from kumocore.queue.generator_inject import (
@@ -129,10 +129,7 @@ class DeferredGenerator:
             # would run as a request past the HTTP listener's access checks and limits.
             raise ValueError("not a queued injection request: its recipient is not <>")
         handler = self._injection()
-        if len(message.data) >= THREAD_BODY:
-            inject, templates = await asyncio.to_thread(_checked, handler, message.data)
-        else:
-            inject, templates = _checked(handler, message.data)
+        inject, templates = await _checked(handler, message.data)
         stop = asyncio.Event()
         run = asyncio.ensure_future(handler.inject(
             inject, templates, _auth_of(message.meta), None, start=_generated(message),
@@ -169,15 +166,15 @@ class _Stopped(Exception):
     """Ends a queued request's run at a chunk's end (see DeferredGenerator.generate)."""
 
 
-def _checked(handler: InjectHandler, data: bytes) -> tuple[InjectRequest, Templates]:
-    """Decode and check a queued request (in a worker thread when large); ValueError when
-    it cannot be run."""
+async def _checked(handler: InjectHandler, data: bytes) -> tuple[InjectRequest, Templates]:
+    """Decode and check a queued request (its recipients a slice at a time); ValueError
+    when it cannot be run."""
     body = orjson.loads(data)  # (its JSONDecodeError is a ValueError)
     if not isinstance(body, dict):
         raise ValueError("the queued request is not a JSON object")
     body["deferred_generation"] = False
     try:
-        return handler.prepare(body)
+        return await handler.prepare(body)
     except InjectRefused as exc:
         raise ValueError(exc.text) from None
 

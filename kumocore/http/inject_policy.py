@@ -74,7 +74,7 @@ def make_inject_api_functions(runtime: PolicyHost) -> dict[str, Callable[..., An
             handler.append(QueueingInjectHandler(runtime, config))
         body = _plain(request, "request")
         try:
-            inject, templates = handler[0].prepare(body)
+            inject, templates = await handler[0].prepare(body)
             return await handler[0].answer(orjson.dumps(body), inject, templates,
                                            LOCAL_SYSTEM, None)  # fmt: skip
         except InjectRefused as exc:

@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kumocore.http.frozen import freeze
+from kumocore.http.frozen import FrozenDict, freeze
 from kumocore.mail.address import AddressError, EnvelopeAddress, parse_envelope_address
+from kumocore.node.stepwise import Steps, run_whole
 
 DIALECTS = ("Jinja", "Static", "Handlebars")
 _HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
@@ -89,8 +90,20 @@ class InjectRequest:
     trace_headers: TraceHeaders = field(default_factory=TraceHeaders)
 
 
+#: Values checked per step of :func:`parse_steps` (a recipient, and each of its
+#: substitutions and metadata entries, counts one): about 1 ms of work.
+RECIPIENTS_PER_STEP = 200
+
+
 def parse_inject_request(body: Any) -> InjectRequest:
-    """Validate a decoded JSON body; raises :class:`RequestError`."""
+    """Validate a decoded JSON body at once; raises :class:`RequestError`."""
+    return run_whole(parse_steps(body))
+
+
+def parse_steps(body: Any) -> Steps[InjectRequest]:
+    """Validate a decoded JSON body, yielding after every :data:`RECIPIENTS_PER_STEP`
+    recipients (:func:`kumocore.node.stepwise.run_stepwise` runs it on the event loop:
+    80,000 recipients are 0.4-0.5 s of checking); raises :class:`RequestError`."""
     obj = _object(body, "request", required=("envelope_sender", "recipients", "content"),
                   optional=("substitutions", "template_dialect", "deferred_spool",
                             "deferred_generation", "trace_headers"))
@@ -100,16 +113,39 @@ def parse_inject_request(body: Any) -> InjectRequest:
     dialect = obj.get("template_dialect", "Jinja")
     if dialect not in DIALECTS:
         raise RequestError(f"template_dialect: expected one of {', '.join(DIALECTS)}")
+    envelope_sender = _address(obj["envelope_sender"], "envelope_sender", allow_null=True)
+    checked: list[InjectRecipient] = []
+    work = 0
+    for i, value in enumerate(recipients):
+        recipient = _recipient(value, f"recipients[{i}]")
+        checked.append(recipient)
+        work += 1 + len(recipient.substitutions) + len(recipient.metadata or ())
+        if work >= RECIPIENTS_PER_STEP:
+            work = 0
+            yield
+    substitutions = yield from _frozen_steps(_map(obj.get("substitutions", {}),
+                                                  "substitutions"))
     return InjectRequest(
-        envelope_sender=_address(obj["envelope_sender"], "envelope_sender", allow_null=True),
-        recipients=tuple(_recipient(r, f"recipients[{i}]") for i, r in enumerate(recipients)),
+        envelope_sender=envelope_sender,
+        recipients=tuple(checked),
         content=_content(obj["content"]),
-        substitutions=freeze(_map(obj.get("substitutions", {}), "substitutions")),
+        substitutions=substitutions,
         template_dialect=dialect,
         deferred_spool=_bool(obj.get("deferred_spool", False), "deferred_spool"),
         deferred_generation=_bool(obj.get("deferred_generation", False), "deferred_generation"),
         trace_headers=_trace(obj.get("trace_headers")),
     )
+
+
+def _frozen_steps(values: dict[str, Any]) -> Steps[dict[str, Any]]:
+    """:func:`~kumocore.http.frozen.freeze` of a request's substitutions, a step at a
+    time: 150,000 keys are 80 ms of work."""
+    frozen: dict[str, Any] = {}
+    for n, (key, value) in enumerate(values.items(), 1):
+        frozen[str(key)] = freeze(value)
+        if n % RECIPIENTS_PER_STEP == 0:
+            yield
+    return FrozenDict(frozen) if frozen else freeze(frozen)
 
 
 def _recipient(value: Any, where: str) -> InjectRecipient:
@@ -222,11 +258,10 @@ def _object(value: Any, where: str, *, required: tuple[str, ...],
             optional: tuple[str, ...]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise RequestError(f"{where}: expected an object")
-    allowed = set(required) | set(optional)
     for key in value:
-        if key not in allowed:
-            raise RequestError(f"{where}: unknown field {key!r}; "
-                               f"expected one of {', '.join(sorted(allowed))}")
+        if key not in required and key not in optional:
+            raise RequestError(f"{where}: unknown field {key!r}; expected one of "
+                               f"{', '.join(sorted({*required, *optional}))}")
     for key in required:
         if value.get(key) is None:
             raise RequestError(f"{where}: missing field {key!r}")
