@@ -1,7 +1,7 @@
 """Work a request can make the listener do, bounded (stalls found by an outside check):
 compressed bodies are decoded only once the request was let in, never past
 ``request_body_limit`` and off the event loop (a refused client still had each 1 MB gzip
-body inflated to 1 GiB), and templates that compute render in a worker thread."""
+body inflated to 1 GiB), and templates that compute render a message at a time."""
 
 from __future__ import annotations
 
@@ -98,13 +98,14 @@ def test_decoding_stops_one_byte_past_the_limit() -> None:
 
 
 @pytest.mark.serial  # a stall bound: measured on a machine not running other tests
-async def test_templates_that_compute_render_off_the_loop_whatever_their_size(
+async def test_templates_that_compute_let_other_clients_in_between_renders(
     http: HttpEnv,
 ) -> None:
-    # 80 bytes of loops burn a render's whole fuel (0.1-0.15 s); inline, 20 recipients
-    # stalled every other client for over two seconds (an outside check saw 24 s with
-    # 200). In a worker thread the loop waits for a render or two: minijinja holds the
-    # GIL while it renders, so one render's fuel is the bound.
+    # 80 bytes of loops burn a render's whole fuel (0.1-0.15 s); a chunk rendered in one
+    # piece, 20 recipients stalled every other client for over two seconds (an outside
+    # check saw 24 s with 200). Rendered a message at a time (kumocore.node.stepwise),
+    # the loop waits for a render or two: minijinja holds the GIL while it renders, so
+    # one render's fuel is the bound, on the loop or on a thread.
     import asyncio
     import time
 
