@@ -14,7 +14,7 @@ each generate one request at a time: the path's ``connection_limit``, from
 ``get_egress_path_config('generator.kumomta.internal', 'unspecified', ...)`` as KumoMTA's
 shaping note configures it, is how many requests are taken off the queue at once; how
 many of them are expanded at once is bounded for the node's other clients' sake
-(:mod:`kumocore.queue.generator_budget`).
+(:mod:`kumocore.node.work_budget`).
 
 Per request, as KumoMTA: the request is run as an immediate injection with the
 ``auth_info`` and peer it was received with. Recipients that fail are that injection's
@@ -44,9 +44,9 @@ import structlog
 from kumocore.config.protocols import DeliveryProtocol
 from kumocore.delivery.tls import SessionInfo
 from kumocore.mail.response import Response
+from kumocore.node.work_budget import EXPANSION_BYTES, EXPANSION_REQUESTS, WorkBudget
 from kumocore.queue.deferred_inject import DeferredInjectPath, open_internal_path
 from kumocore.queue.dispatchers import running
-from kumocore.queue.generator_budget import ExpansionBudget
 
 if TYPE_CHECKING:
     from kumocore.config import QueueConfig
@@ -119,11 +119,11 @@ class GeneratorPath(DeferredInjectPath):
     detail = DETAIL
     #: What this node expands at once, whatever the path's connection_limit (made on
     #: first use: there is one generator path per node).
-    budget: ExpansionBudget | None = None
+    budget: WorkBudget | None = None
 
     async def _process(self, message: Message) -> None:
         if self.budget is None:
-            self.budget = ExpansionBudget()
+            self.budget = WorkBudget(EXPANSION_BYTES, EXPANSION_REQUESTS)
         async with self.budget.admitted(message.size or len(message.data)):
             await self._expand(message)
 

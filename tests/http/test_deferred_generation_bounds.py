@@ -6,7 +6,7 @@ default, as KumoMTA). Each one held its decoded recipients and took a turn of th
 loop per chunk of messages, so an SMTP client waited for a chunk of every one of them, and
 the worker's memory grew with their count: 40 requests of 2 MB took 952 MiB, and an EHLO
 177 ms typically, 1.5 s at worst. A node now expands at most a few requests (4 MiB of
-request JSON) at once (kumocore.queue.generator_budget), and checks and builds them on
+request JSON) at once (kumocore.node.work_budget), and checks and builds them on
 its event loop a slice at a time (kumocore.node.stepwise), not on worker threads that
 compete with the loop for the GIL.
 

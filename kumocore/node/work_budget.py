@@ -1,17 +1,20 @@
-"""How much queued-request expansion one node runs at once, whatever its connection_limit.
+"""Work of known size admitted a little at a time: at most so many pieces, and so many
+bytes, under way at once; the others wait their turn, first come first served.
 
-The generator queue (:mod:`kumocore.queue.generator_inject`) expands as many requests at
-once as its egress path's ``connection_limit`` (32 by default, as KumoMTA). Each request
-being expanded holds its decoded recipients in memory (about 27 MiB for a 2 MB request of
-80,000 recipients) and takes one turn of the event loop per chunk of messages it
-generates, so every other client of the node waits for one chunk of each of them: 40
-requests of 2 MB expanding at once took 952 MiB and made an SMTP client's EHLO wait
-177 ms typically and 1.5 s at worst.
+Two kinds of work hold memory in proportion to a request and take the event loop's
+time while they run, so a node bounds how many run at once:
 
-:class:`ExpansionBudget` holds the connections beyond :data:`MAX_REQUESTS` requests or
-:data:`MAX_BYTES` of request JSON being expanded until earlier ones are done, in the
-order they asked (one request larger than the whole budget still runs, alone). The
-waiting requests' bodies stay in the spool: the budget is taken before they are read.
+* queued ``deferred_generation`` requests being expanded (:mod:`kumocore.queue.
+  generator_inject`): 40 requests of 2 MB expanding at once took 952 MiB and made an
+  SMTP client's EHLO wait 1.5 s at worst; now :data:`EXPANSION_BYTES` /
+  :data:`EXPANSION_REQUESTS` (EHLO median 43 -> 9 ms, peak RSS 441 -> 282 MiB);
+* large ``/api/inject/v1`` bodies being decoded and checked (:mod:`kumocore.http.
+  inject`): thirty 2 MB requests of 80,000 recipients checked at once held 1.2 GiB and
+  made an EHLO wait 0.85 s; now :data:`CHECK_BYTES` / :data:`CHECK_REQUESTS`.
+
+A piece larger than the whole budget still runs, alone. Waiting work keeps nothing but
+what it already held (a queued request's body stays in the spool: the budget is taken
+before it is read).
 """
 
 from __future__ import annotations
@@ -21,30 +24,36 @@ import collections
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ["MAX_BYTES", "MAX_REQUESTS", "ExpansionBudget"]
+__all__ = ["CHECK_BYTES", "CHECK_REQUESTS", "EXPANSION_BYTES", "EXPANSION_REQUESTS",
+           "WorkBudget"]
 
 #: Request bytes (the queued JSON) being expanded at once: two requests at the HTTP
 #: listener's default ``request_body_limit`` (2 MiB).
-MAX_BYTES = 4 * 1024 * 1024
+EXPANSION_BYTES = 4 * 1024 * 1024
 #: Requests being expanded at once, however small: each adds a chunk to every turn of
 #: the loop that other clients wait out.
-MAX_REQUESTS = 4
+EXPANSION_REQUESTS = 4
+#: Request bodies being decoded and checked at once by one HTTP listener.
+CHECK_BYTES = 4 * 1024 * 1024
+#: Requests being checked at once by one HTTP listener (those under
+#: ``kumocore.http.inject.BUDGETED_BODY`` are not counted).
+CHECK_REQUESTS = 2
 
 
-class ExpansionBudget:
-    """Admits requests to be expanded, first come first served, within the limits."""
+class WorkBudget:
+    """Admits work, first come first served, within the limits."""
 
-    def __init__(self, max_bytes: int = MAX_BYTES, max_requests: int = MAX_REQUESTS) -> None:
+    def __init__(self, max_bytes: int, max_requests: int) -> None:
         self.max_bytes = max_bytes
         self.max_requests = max_requests
-        #: Bytes and requests being expanded now.
+        #: Bytes and pieces of work under way now.
         self.bytes = 0
         self.requests = 0
         self._waiting: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
 
     @asynccontextmanager
     async def admitted(self, size: int) -> AsyncIterator[None]:
-        """Until a request of ``size`` bytes fits (its turn come), then while it runs."""
+        """Until work of ``size`` bytes fits (its turn come), then while it runs."""
         if self._waiting or not self._fits(size):
             waiter = asyncio.get_running_loop().create_future()
             entry = (size, waiter)

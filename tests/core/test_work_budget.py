@@ -1,17 +1,17 @@
-"""The expansion budget of queued deferred_generation requests (kumocore.queue.
-generator_budget): how many run at once, in what order the others get in, and what a
-cancelled request gives back."""
+"""The work budget (kumocore.node.work_budget) that bounds queued deferred_generation
+requests expanding and large inject requests being checked: how many run at once, in
+what order the others get in, and what a cancelled request gives back."""
 
 from __future__ import annotations
 
 import asyncio
 
-from kumocore.queue.generator_budget import ExpansionBudget
+from kumocore.node.work_budget import WorkBudget
 
 MIB = 1024 * 1024
 
 
-async def _hold(budget: ExpansionBudget, size: int, order: list[str], name: str,
+async def _hold(budget: WorkBudget, size: int, order: list[str], name: str,
                 release: asyncio.Event) -> None:  # fmt: skip
     async with budget.admitted(size):
         order.append(name)
@@ -24,7 +24,7 @@ async def _settle() -> None:
 
 
 async def test_requests_past_the_count_wait_and_get_in_first_come_first_served() -> None:
-    budget, order, release = ExpansionBudget(max_bytes=100 * MIB, max_requests=2), [], {}
+    budget, order, release = WorkBudget(max_bytes=100 * MIB, max_requests=2), [], {}
     tasks = []
     for name in "abcd":
         release[name] = asyncio.Event()
@@ -44,7 +44,7 @@ async def test_requests_past_the_count_wait_and_get_in_first_come_first_served()
 
 
 async def test_the_byte_budget_holds_a_third_large_request_and_one_over_it_runs_alone() -> None:
-    budget, order = ExpansionBudget(max_bytes=4 * MIB, max_requests=4), []
+    budget, order = WorkBudget(max_bytes=4 * MIB, max_requests=4), []
     events = {name: asyncio.Event() for name in ("one", "two", "three", "huge")}
     tasks = [asyncio.create_task(_hold(budget, 2 * MIB, order, n, events[n]))
              for n in ("one", "two", "three")]  # fmt: skip
@@ -64,7 +64,7 @@ async def test_the_byte_budget_holds_a_third_large_request_and_one_over_it_runs_
 
 
 async def test_a_cancelled_waiter_leaves_the_line_and_those_behind_it_get_in() -> None:
-    budget, order = ExpansionBudget(max_bytes=4 * MIB, max_requests=4), []
+    budget, order = WorkBudget(max_bytes=4 * MIB, max_requests=4), []
     first, big, small = asyncio.Event(), asyncio.Event(), asyncio.Event()
     running = asyncio.create_task(_hold(budget, 3 * MIB, order, "first", first))
     await _settle()
@@ -82,7 +82,7 @@ async def test_a_cancelled_waiter_leaves_the_line_and_those_behind_it_get_in() -
 
 
 async def test_a_request_cancelled_as_it_is_admitted_gives_its_place_back() -> None:
-    budget, order = ExpansionBudget(max_bytes=4 * MIB, max_requests=1), []
+    budget, order = WorkBudget(max_bytes=4 * MIB, max_requests=1), []
     first, second = asyncio.Event(), asyncio.Event()
     waiting: asyncio.Task[None] | None = None
 
