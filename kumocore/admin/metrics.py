@@ -160,6 +160,10 @@ class KumocoreCollector(Collector):
         # KumoMTA's service label: "<protocol>:<ready queue>" (lua, maildir... too).
         connections = {service(path): path.connections for path in manager.paths.values()}
         yield _labelled("connection_count", "gauge", "service", connections)
+        from kumocore.admin.provider_metrics import provider_metrics
+
+        yield from provider_metrics(manager.outcomes.provider_counts, manager.paths.values(),
+                                    MAX_SERIES, OTHER)  # fmt: skip
         aborts = manager.egress.watchdog_aborts
         yield _labelled("dispatcher_watchdog_aborted_total", "counter", "service", aborts)
         admin = manager.admin
@@ -242,8 +246,7 @@ def render_json(registry: CollectorRegistry) -> dict[str, Any]:
     """``/metrics.json``: ``{name: {"type", "help", "value"}}``.
 
     ``value`` is a number for an unlabelled metric, else ``{label: {label_value: number}}``
-    (every kumocore metric has at most one label; multi-label families nest in
-    label-name order).
+    (multi-label families nest in label-name order: ``{label: {value: {label2: ...}}}``).
     """
     result: dict[str, Any] = {}
     for metric in registry.collect():

@@ -28,6 +28,7 @@ from kumocore.queue.batch_groups import DELIVERY, TRANSIENT, kind_of
 from kumocore.queue.batch_outcomes import BatchOutcomes
 from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.path_stats import OutcomeStats
+from kumocore.queue.provider_counts import ProviderCounts
 from kumocore.queue.retry_outcomes import RetryOutcomes, _path_name
 
 if TYPE_CHECKING:
@@ -73,6 +74,8 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
         self._finished = finished  # finished(message, keep_spooled=False)
         self.counters = dict.fromkeys(
             ("delivered", "transient", "bounced", "expired", "admin_bounced"), 0)
+        #: Attempts by provider, and by provider, source and pool (``/metrics``).
+        self.provider_counts = ProviderCounts()
         #: Per-path outcome counts and last errors (queue tools).
         self.stats = OutcomeStats()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -165,6 +168,10 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
         site = path.key.name if path is not None else ""
         if queue_site:  # a record of the scheduled queue itself: its name, no pool
             site = queue_site if isinstance(queue_site, str) else queue.name if queue else ""
+        else:
+            self.provider_counts.count(
+                kind, path, queue.pool_name if queue else "unspecified",
+                len(recipients) if recipients is not None else 1)
         attempt = Attempt(
             queue=queue.name if queue else "",
             site=site,
