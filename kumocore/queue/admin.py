@@ -38,12 +38,18 @@ class QueueRule:
     #: the later one on every worker (:meth:`AdminRules.add_suspension`).
     id: str = field(default_factory=new_suspension_id)
     bounced: dict[str, int] = field(default_factory=dict)
+    #: ``queue_names`` to look a name up in: a request may name 150,000 queues, and a
+    #: tuple made each check a scan (a bounce of 60,000 names over 3,000 queues held the
+    #: loop 0.77 s; every message inserted while the rule lasted paid 0.3 ms).
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._names = frozenset(self.queue_names)
 
     @property
     def selectors(self) -> tuple[str | None, str | None, str | None, str | None, frozenset[str]]:
         """What the rule matches by: two rules with equal selectors hold the same queues."""
-        return (self.campaign, self.tenant, self.domain, self.routing_domain,
-                frozenset(self.queue_names))  # fmt: skip
+        return self.campaign, self.tenant, self.domain, self.routing_domain, self._names
 
     @property
     def total_bounced(self) -> int:
@@ -54,8 +60,8 @@ class QueueRule:
         return time.time() < self.expires
 
     def matches(self, queue_name: str) -> bool:
-        if self.queue_names:
-            return queue_name in self.queue_names
+        if self._names:
+            return queue_name in self._names
         from kumocore.mail.queue_name import parse_queue_name
 
         parts = parse_queue_name(queue_name)
