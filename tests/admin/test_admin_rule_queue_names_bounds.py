@@ -41,5 +41,6 @@ async def test_a_rule_naming_60000_queues_is_applied_and_checked_by_lookup(
     # 1,000 inserts 0.3 s; in a set, 0.04 s and 0.02 s.
     assert bounce < 0.5 and suspend < 0.5 and inserts < 0.15, (bounce, suspend, inserts)
     scheduled = runtime.services.queues.scheduled
-    assert scheduled["d7.example.com"].waiting == 0  # the one queue the bounce named
+    named = scheduled.get("d7.example.com")  # the one queue the bounce named: emptied
+    assert named is None or named.waiting == 0
     assert scheduled["d8.example.com"].waiting == 1
