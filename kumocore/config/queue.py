@@ -62,7 +62,6 @@ class QueueConfig(
     options_for="kumo.make_queue_config",
     # Parsed, not acted on yet: refused at load (unless --allow-unsupported) when set.
     unsupported=(
-        "reap_interval",
         "strategy",
         "timerwheel_tick_interval",
     ),
@@ -77,6 +76,7 @@ class QueueConfig(
     # SMTP to the routing domain's MX when absent; else {smtp={mx_list=...}},
     # {maildir_path=...}, or a protocol registered in kumocore.config.protocols.
     protocol: DeliveryProtocol | None = option(PROTOCOL, default=None)
+    # How long an emptied queue stays before it is reaped (kumocore.queue.queue_reaper).
     reap_interval: float = option(DURATION, default="10m")
     refresh_interval: float = option(DURATION, default="1m")
     timerwheel_tick_interval: float | None = option(DURATION, default=None)

@@ -10,6 +10,7 @@ operator's bounce and suspension rules act through the base class
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import TYPE_CHECKING
@@ -31,6 +32,7 @@ from kumocore.queue.insert_context import (
 )
 from kumocore.queue.outcomes import Outcomes
 from kumocore.queue.path import EgressPath, stop_paths
+from kumocore.queue.queue_reaper import QueueReaper
 from kumocore.queue.queued import MessagesView, Queued
 from kumocore.queue.requeue import requeue_event
 from kumocore.queue.routing import Router
@@ -84,6 +86,8 @@ class QueueManager(QueueAdminActions):
         #: The same messages, read-only, for the many readers that want only the message.
         self.messages = MessagesView(self.queued)
         self.scheduled: dict[str, ScheduledQueue] = {}
+        #: Removes the queues empty for their ``reap_interval``.
+        self.reaper = QueueReaper(self.scheduled)
         #: Their waiting messages summed by domain, tenant, campaign (``/metrics``).
         self.scheduled_totals = ScheduledTotals()
         #: Every egress path of this node, one per (source, site, protocol).
@@ -130,9 +134,11 @@ class QueueManager(QueueAdminActions):
     async def start(self) -> None:
         self.scheduler.start()
         self.routing.start()
+        self.reaper.start(asyncio.get_running_loop())
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Stop routing and let connections finish what they are sending (bounded)."""
+        self.reaper.stop()
         await self.scheduler.stop()
         await self.routing.stop()
         await stop_paths(list(self.paths.values()), timeout)
@@ -155,6 +161,7 @@ class QueueManager(QueueAdminActions):
             queue = self.scheduled[queue_name] = ScheduledQueue(queue_name, config)
         else:
             queue.config = config
+            queue.empty_since = None  # busy again: not reaped (kumocore.queue.queue_reaper)
         queue.ids.add(message.id)
         old = self.queued.get(message.id)
         record = self.queued[message.id] = Queued(message, queue, context)
@@ -219,7 +226,7 @@ class QueueManager(QueueAdminActions):
         if queue is not None:
             queue.ids.discard(record.message.id)
             if not queue.ids:
-                del self.scheduled[queue.name]
+                self.reaper.emptied(queue)  # reaped once empty for its reap_interval
 
     def detach(self, message: Message) -> None:
         """Take a waiting message out of its scheduled queue (rebind moves it elsewhere);

@@ -34,6 +34,11 @@ class ScheduledQueue:
     #: How many of ``ids`` the scheduler holds (not yet due, retrying or suspended); the
     #: manager keeps it on schedule/cancel/due, so summaries need not walk ``ids``.
     waiting: int = 0
+    #: When it last lost its last message (monotonic), while it has none
+    #: (:mod:`kumocore.queue.queue_reaper`); None while it has messages.
+    empty_since: float | None = field(default=None, repr=False, compare=False)
+    #: Whether the reaper holds an entry for it.
+    reap_pending: bool = field(default=False, repr=False, compare=False)
     _parts: QueueNameParts | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -35,12 +35,13 @@ async def test_waiting_counts_follow_schedule_ready_forget_and_reschedule(
     assert scheduled_counts(manager) == {"a.example": 3, "b.example": 2} == _walked(manager)
     for message in b:
         await manager.forget(message)
-    assert "b.example" not in manager.scheduled
-    assert scheduled_counts(manager) == {"a.example": 3} == _walked(manager)
+    # Emptied, it stays at 0 until its reap_interval has passed (kumocore.queue.queue_reaper).
+    assert manager.scheduled["b.example"].ids == set()
+    assert scheduled_counts(manager) == {"a.example": 3, "b.example": 0} == _walked(manager)
     summary = queue_summary(manager)
     assert summary["totals"]["messages"] == 4 == len(manager.messages)
     assert summary["totals"]["scheduled"] == 3
-    assert [e["count"] for e in summary["scheduled"]] == [3]
+    assert [e["count"] for e in summary["scheduled"]] == [3, 0]
 
 
 async def test_waiting_counts_drop_when_messages_fall_due_or_are_bounced(

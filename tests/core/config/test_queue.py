@@ -90,7 +90,7 @@ def test_rates_protocol_and_shrink_policy_parse_when_unsupported_are_allowed(
 
 @pytest.mark.parametrize(
     "options",
-    [{"strategy": "SkipList"}, {"reap_interval": "1m"}],
+    [{"strategy": "SkipList"}, {"timerwheel_tick_interval": "1ms"}],
 )
 def test_unsupported_queue_options_are_refused_naming_the_option(
     options: dict[str, object],
