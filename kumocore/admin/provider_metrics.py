@@ -11,12 +11,12 @@ here does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from kumocore.admin.series_cap import capped
+from kumocore.admin.series_cap import capped_family
 from kumocore.queue.provider_counts import ProviderCounts, provider_of
 
 __all__ = ["HELP", "provider_metrics"]
@@ -42,26 +42,15 @@ def provider_metrics(
     ``config.provider_name``, ``key``)."""
     for outcome in _OUTCOME_HELP:
         name = f"total_messages_{outcome}_by_provider"
-        yield _family(name, "counter", ("provider",), counts.by_provider[outcome], cap, other)
-        yield _family(f"{name}_and_source", "counter", ("provider", "source", "pool"),
-                      counts.by_provider_and_source[outcome], cap, other)  # fmt: skip
+        yield capped_family(name, HELP[name], "counter", ("provider",),
+                            counts.by_provider[outcome], cap, other)  # fmt: skip
+        name += "_and_source"
+        yield capped_family(name, HELP[name], "counter", ("provider", "source", "pool"),
+                            counts.by_provider_and_source[outcome], cap, other)  # fmt: skip
     connections: dict[str, int] = {}
     for path in paths:
         if path.connections:
             provider = provider_of(path)
             connections[provider] = connections.get(provider, 0) + path.connections
-    yield _family("connection_count_by_provider", "gauge", ("provider",), connections, cap,
-                  other)  # fmt: skip
-
-
-def _family(
-    name: str, kind: str, labels: tuple[str, ...], values: Mapping[Any, int], cap: int,
-    other: str,
-) -> Metric:
-    """One family; a key is the label value, or a tuple of them for several labels."""
-    metric = Metric(name, HELP[name], kind)
-    other_key: str | tuple[str, ...] = other if len(labels) == 1 else (other,) * len(labels)
-    for key, value in capped(values, cap, other_key, by_value=kind == "gauge"):
-        label_values = key if isinstance(key, tuple) else (key,)
-        metric.add_sample(name, dict(zip(labels, label_values, strict=True)), value)
-    return metric
+    name = "connection_count_by_provider"
+    yield capped_family(name, HELP[name], "gauge", ("provider",), connections, cap, other)

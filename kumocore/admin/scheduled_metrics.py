@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from kumocore.admin.series_cap import capped
+from kumocore.admin.series_cap import capped_family
 from kumocore.queue.scheduled_totals import ScheduledTotals
 
 __all__ = ["HELP", "scheduled_aggregates"]
@@ -43,10 +43,4 @@ def scheduled_aggregates(totals: ScheduledTotals, cap: int, other: str) -> Itera
 def _gauge(
     name: str, labels: tuple[str, ...], values: Mapping[Any, int], cap: int, other: str,
 ) -> Metric:
-    """One gauge; a key is the label value, or a tuple of them for several labels."""
-    metric = Metric(name, HELP[name], "gauge")
-    other_key: str | tuple[str, ...] = other if len(labels) == 1 else (other,) * len(labels)
-    for key, value in capped(values, cap, other_key, by_value=True):
-        label_values = key if isinstance(key, tuple) else (key,)
-        metric.add_sample(name, dict(zip(labels, label_values, strict=True)), value)
-    return metric
+    return capped_family(name, HELP[name], "gauge", labels, values, cap, other)

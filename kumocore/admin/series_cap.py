@@ -11,9 +11,11 @@ from __future__ import annotations
 import heapq
 from collections.abc import Hashable, Mapping
 from operator import itemgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["capped"]
+from prometheus_client.metrics_core import Metric
+
+__all__ = ["capped", "capped_family"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -32,3 +34,18 @@ def capped(
     rest = sum(value for key, value in items if key not in merged)
     merged[other] = merged.get(other, 0) + rest
     return list(merged.items())
+
+
+def capped_family(
+    name: str, documentation: str, kind: str, labels: tuple[str, ...],
+    values: Mapping[Any, float], cap: int, other: str,
+) -> Metric:
+    """A metric family of ``values`` keyed by its one label's value, or by a tuple of
+    ``labels``' values; capped (gauges keep their largest series, counters their first),
+    the rest under ``other`` in every label."""
+    metric = Metric(name, documentation, kind)
+    other_key: str | tuple[str, ...] = other if len(labels) == 1 else (other,) * len(labels)
+    for key, value in capped(values, cap, other_key, by_value=kind == "gauge"):
+        label_values = key if isinstance(key, tuple) else (key,)
+        metric.add_sample(name, dict(zip(labels, label_values, strict=True)), value)
+    return metric
