@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from kumocore import __version__
-from kumocore.admin.series_cap import capped
+from kumocore.admin.series_cap import capped_family
 from kumocore.node.node_metrics import ReceptionCounter
 
 if TYPE_CHECKING:
@@ -78,11 +78,6 @@ def registry_for(services: Services) -> CollectorRegistry:
     return registry
 
 
-def _capped(values: Mapping[str, float], *, by_value: bool) -> list[tuple[str, float]]:
-    """At most MAX_SERIES (label, value) pairs (:func:`~kumocore.admin.series_cap.capped`)."""
-    return capped(values, MAX_SERIES, OTHER, by_value=by_value)
-
-
 _HELP = {
     "kumocore_build_info": "kumocore version (always 1).",
     "total_messages_received": "Messages accepted, per listener service.",
@@ -109,10 +104,8 @@ def _single(name: str, typ: str, value: float, doc: str | None = None) -> Metric
 
 
 def _labelled(name: str, typ: str, label: str, values: Mapping[str, float]) -> Metric:
-    metric = Metric(name, _HELP[name], typ)
-    for label_value, value in _capped(values, by_value=typ == "gauge"):
-        metric.add_sample(name, {label: label_value}, value)
-    return metric
+    """One family with one label, at most MAX_SERIES series (read at each scrape)."""
+    return capped_family(name, _HELP[name], typ, (label,), values, MAX_SERIES, OTHER)
 
 
 class KumocoreCollector(Collector):
