@@ -33,7 +33,7 @@ from typing import Any
 
 import minijinja
 
-from kumocore.http.inject_schema import InjectRecipient, InjectRequest, has_template_syntax
+from kumocore.http.inject_schema import InjectRecipient, InjectRequest
 from kumocore.logs.response_normalize import normalize_smtp_response
 
 #: Upper bound on the operations of one render (a few MB of output in practice).
@@ -66,13 +66,6 @@ class Templates:
             self._env.add_template(name, source)
         except minijinja.TemplateError as exc:
             raise TemplateFailure(_message(exc)) from None
-
-    @property
-    def computes(self) -> bool:
-        """Whether rendering may take more than time linear in the text: a template with
-        expressions or statements (loops, filters) can spend its whole fuel (about 0.1 s)
-        on a few bytes of source, so the source's size says nothing about the work."""
-        return not self.static and any(map(has_template_syntax, self._sources.values()))
 
     def render(self, name: str, context: dict[str, Any]) -> str:
         if self.static:
