@@ -161,7 +161,6 @@ class QueueManager(QueueAdminActions):
             queue = self.scheduled[queue_name] = ScheduledQueue(queue_name, config)
         else:
             queue.config = config
-            queue.empty_since = None  # busy again: not reaped (kumocore.queue.queue_reaper)
         queue.ids.add(message.id)
         old = self.queued.get(message.id)
         record = self.queued[message.id] = Queued(message, queue, context)

@@ -34,8 +34,8 @@ class ScheduledQueue:
     #: How many of ``ids`` the scheduler holds (not yet due, retrying or suspended); the
     #: manager keeps it on schedule/cancel/due, so summaries need not walk ``ids``.
     waiting: int = 0
-    #: When it last lost its last message (monotonic), while it has none
-    #: (:mod:`kumocore.queue.queue_reaper`); None while it has messages.
+    #: When it last lost its last message (monotonic; None before it ever did). The
+    #: reaper (:mod:`kumocore.queue.queue_reaper`) reads it only while ``ids`` is empty.
     empty_since: float | None = field(default=None, repr=False, compare=False)
     #: Whether the reaper holds an entry for it.
     reap_pending: bool = field(default=False, repr=False, compare=False)

@@ -42,8 +42,7 @@ def test_a_queue_refilled_in_time_stays_and_waits_a_whole_interval_once_empty_ag
     reaper = QueueReaper(scheduled, clock)
     reaper.emptied(queue)
     clock.now += 30
-    queue.ids.add("m1")  # a message for it (the manager also clears empty_since)
-    queue.empty_since = None
+    queue.ids.add("m1")  # a message for it
     clock.now += 40
     assert reaper.reap() == 0 and "a.example" in scheduled  # its entry came up: busy
     queue.ids.clear()
@@ -61,7 +60,6 @@ def test_a_queue_emptied_again_before_its_entry_came_up_is_held_by_one_entry() -
     reaper = QueueReaper(scheduled, clock)
     for _ in range(1000):  # one message at a time: empty after every delivery
         queue.ids.add("m")
-        queue.empty_since = None
         queue.ids.clear()
         reaper.emptied(queue)
         clock.now += 0.01
