@@ -32,6 +32,7 @@ still answers ``200``::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.errors
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -51,7 +52,7 @@ from kumocore.http.templating import TemplateFailure, Templates
 from kumocore.mail.message import Message
 from kumocore.node import shedding
 from kumocore.node.stepwise import Steps, run_stepwise, run_whole
-from kumocore.node.work_budget import CHECK_BYTES, CHECK_REQUESTS, WorkBudget
+from kumocore.node.work_budget import WorkBudget
 
 if TYPE_CHECKING:
     from kumocore.config import HttpListenerConfig
@@ -72,9 +73,13 @@ CHUNK_RECIPIENTS = 200
 #: 40-59 ms, against 85-97 ms built on the loop a message at a time).
 THREAD_BYTES = 256 * 1024
 #: A request body at least this large waits for the listener's checking budget
-#: (:data:`~kumocore.node.work_budget.CHECK_BYTES`, ``CHECK_REQUESTS``) before it is
-#: decoded: decoded and checked, a 2 MB body of 80,000 recipients holds about 40 MiB.
+#: (:data:`CHECK_BYTES`, :data:`CHECK_REQUESTS`) before it is decoded: decoded and
+#: checked, a 2 MB body of 80,000 recipients holds about 40 MiB.
 BUDGETED_BODY = 256 * 1024
+#: Request bodies one listener decodes and checks at once.
+CHECK_BYTES = 4 * 1024 * 1024
+#: Requests one listener checks at once (those under :data:`BUDGETED_BODY` not counted).
+CHECK_REQUESTS = 2
 #: Per-recipient failures: reported in ``errors``, never an HTTP error.
 #: ValueError and MessageError: whatever else the ``email`` package refuses to build is
 #: that recipient's failure, never a 500 for the batch.
@@ -122,11 +127,10 @@ class InjectHandler:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text=TOO_LARGE)
+        checking = (self.checking.admitted(len(raw)) if len(raw) >= BUDGETED_BODY
+                    else contextlib.nullcontext())
         try:
-            if len(raw) >= BUDGETED_BODY:
-                async with self.checking.admitted(len(raw)):
-                    inject, templates = await self._decode(raw)
-            else:
+            async with checking:
                 inject, templates = await self._decode(raw)
         except InjectRefused as exc:
             return json_error(exc.status, exc.text)

@@ -6,11 +6,13 @@ time while they run, so a node bounds how many run at once:
 
 * queued ``deferred_generation`` requests being expanded (:mod:`kumocore.queue.
   generator_inject`): 40 requests of 2 MB expanding at once took 952 MiB and made an
-  SMTP client's EHLO wait 1.5 s at worst; now :data:`EXPANSION_BYTES` /
-  :data:`EXPANSION_REQUESTS` (EHLO median 43 -> 9 ms, peak RSS 441 -> 282 MiB);
+  SMTP client's EHLO wait 1.5 s at worst; now its ``EXPANSION_BYTES`` /
+  ``EXPANSION_REQUESTS`` (EHLO median 43 -> 9 ms, peak RSS 441 -> 282 MiB);
 * large ``/api/inject/v1`` bodies being decoded and checked (:mod:`kumocore.http.
   inject`): thirty 2 MB requests of 80,000 recipients checked at once held 1.2 GiB and
-  made an EHLO wait 0.85 s; now :data:`CHECK_BYTES` / :data:`CHECK_REQUESTS`.
+  made an EHLO wait 0.85 s; now its ``CHECK_BYTES`` / ``CHECK_REQUESTS``.
+
+Each user keeps its own limits; this module only admits.
 
 A piece larger than the whole budget still runs, alone. Waiting work keeps nothing but
 what it already held (a queued request's body stays in the spool: the budget is taken
@@ -24,20 +26,7 @@ import collections
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ["CHECK_BYTES", "CHECK_REQUESTS", "EXPANSION_BYTES", "EXPANSION_REQUESTS",
-           "WorkBudget"]
-
-#: Request bytes (the queued JSON) being expanded at once: two requests at the HTTP
-#: listener's default ``request_body_limit`` (2 MiB).
-EXPANSION_BYTES = 4 * 1024 * 1024
-#: Requests being expanded at once, however small: each adds a chunk to every turn of
-#: the loop that other clients wait out.
-EXPANSION_REQUESTS = 4
-#: Request bodies being decoded and checked at once by one HTTP listener.
-CHECK_BYTES = 4 * 1024 * 1024
-#: Requests being checked at once by one HTTP listener (those under
-#: ``kumocore.http.inject.BUDGETED_BODY`` are not counted).
-CHECK_REQUESTS = 2
+__all__ = ["WorkBudget"]
 
 
 class WorkBudget:

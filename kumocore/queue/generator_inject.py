@@ -44,7 +44,7 @@ import structlog
 from kumocore.config.protocols import DeliveryProtocol
 from kumocore.delivery.tls import SessionInfo
 from kumocore.mail.response import Response
-from kumocore.node.work_budget import EXPANSION_BYTES, EXPANSION_REQUESTS, WorkBudget
+from kumocore.node.work_budget import WorkBudget
 from kumocore.queue.deferred_inject import DeferredInjectPath, open_internal_path
 from kumocore.queue.dispatchers import running
 
@@ -107,6 +107,14 @@ def generator_queue_config(generate: GenerateRequest | None) -> QueueConfig:
     base = QueueConfig.from_options({"retry_interval": RETRY_INTERVAL})
     protocol = GeneratorProtocol(name=NAME, suffix=SUFFIX, log_name=LOG_NAME, generate=generate)
     return dataclasses.replace(base, protocol=protocol)
+
+
+#: Request bytes (the queued JSON) a node expands at once: two requests at the HTTP
+#: listener's default ``request_body_limit`` (2 MiB).
+EXPANSION_BYTES = 4 * 1024 * 1024
+#: Requests a node expands at once, however small: each adds a chunk to every turn of
+#: the loop that other clients wait out.
+EXPANSION_REQUESTS = 4
 
 
 class GeneratorPath(DeferredInjectPath):
