@@ -106,9 +106,10 @@ class ReadyQueueApi:
 
 async def _no_fields(request: web.Request) -> None:
     """A request that takes no fields: an empty body, ``{}`` or ``null`` (what kcli and
-    the CLI send); anything else would be ignored, so it is refused (400)."""
+    the CLI send); anything else would be ignored, so it is refused (400), whitespace
+    alone too (not JSON: schemathesis found ``\r\n`` accepted)."""
     raw = await request.read()
-    if not raw.strip():
+    if not raw:
         return
     try:
         body = orjson.loads(raw)
