@@ -239,6 +239,10 @@ def add_admin_subcommands(subparsers: Any) -> None:
     client_options(top)
     top.set_defaults(handler=guarded(_top))
 
+    from kumocore.admin.provider_summary import add_provider_summary_subcommand
+
+    add_provider_summary_subcommand(subparsers)  # kcli's provider-summary
+
     from kumocore.admin.ready_q_cli import add_ready_q_subcommands
 
     add_ready_q_subcommands(subparsers)  # suspend-ready-q*, bump-config-epoch

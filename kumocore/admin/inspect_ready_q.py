@@ -17,10 +17,9 @@ A kumocore dispatcher is one connection, so ``delivered_this_connection`` is its
 ``messages_delivered`` (KumoMTA, whose dispatchers may reconnect, answers 0 there).
 Durations are written as KumoMTA writes them (humantime: ``1m 4s 120ms 7us 5ns``).
 
-Left out: ``egress_pool`` — KumoMTA names the pool of the scheduled queue whose message
-opened the ready queue; kumocore's paths do not record it (routing knows it when it opens
-a path but does not keep it), and any pool named from the messages now queued could be
-another one.
+``egress_pool`` is, as in KumoMTA, the pool of the scheduled queue whose message opened
+the ready queue (routing records it on the path; ``unspecified`` for a path no routed
+message opened), not necessarily the pool of every message now in it.
 
 With ``serve --workers N`` each worker has its own path under the name; the answers are
 merged by :func:`merge_inspect_ready_q` (counts summed, connections and scheduled queues
@@ -137,6 +136,7 @@ async def inspect_ready_q(manager: QueueManager, name: str,
     now = time.time()
     result: dict[str, Any] = {
         "queue_name": name,
+        "egress_pool": path.pool or "unspecified",
         "egress_source": path.key.source,
         "protocol": path.key.protocol,
         "now": rfc3339_ns(now),

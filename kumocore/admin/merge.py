@@ -55,6 +55,8 @@ def merge_summary(local: web.Response, answers: list[PeerAnswer]) -> web.Respons
                 continue
             merged = by_name[entry["name"]]
             merged["oldest_age"] = max(merged.get("oldest_age", 0), entry.get("oldest_age", 0))
+            if merged.get("site") is None:  # known on any worker that routed one
+                merged["site"] = entry.get("site")
     summed = ("count", "connections", "delivered", "transient", "failed")
     ready = _merge_entries((s["ready"] for s in summaries), "name", summed)
     scheduled.sort(key=lambda e: (-e["count"], e["name"]))

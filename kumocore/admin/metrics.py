@@ -155,7 +155,8 @@ class KumocoreCollector(Collector):
         yield _labelled("connection_count", "gauge", "service", connections)
         from kumocore.admin.provider_metrics import provider_metrics
 
-        yield from provider_metrics(manager.outcomes.provider_counts, manager.paths.values(),
+        yield from provider_metrics(manager.outcomes.provider_counts,
+                                    manager.scheduled_totals.providers, manager.paths.values(),
                                     MAX_SERIES, OTHER)  # fmt: skip
         aborts = manager.egress.watchdog_aborts
         yield _labelled("dispatcher_watchdog_aborted_total", "counter", "service", aborts)

@@ -1,7 +1,14 @@
 """KumoMTA's per-provider metrics for ``/metrics``: the delivery outcome counters
 ``total_messages_{delivered,transfail,fail}_by_provider`` and
-``..._by_provider_and_source`` (kept by :mod:`kumocore.queue.provider_counts`), and the
-``connection_count_by_provider`` gauge, read from the egress paths at each scrape.
+``..._by_provider_and_source`` (kept by :mod:`kumocore.queue.provider_counts`); the
+``connection_count_by_provider`` and ``connection_count_by_provider_and_pool`` gauges,
+read from the egress paths at each scrape; and ``queued_count_by_provider`` and
+``queued_count_by_provider_and_pool``: the messages of the ready queues (read from the
+paths) plus those waiting in the scheduled queues (the running totals of
+:mod:`kumocore.queue.queue_providers`).
+
+A path's pool label is the pool of the scheduled queue whose message opened it, as
+KumoMTA labels a ready queue; a path no routed message opened yet is ``unspecified``.
 
 Dashboards built on KumoMTA's provider view (``kcli provider-summary`` reads these
 names) chart a kumocore node the same way. Each family keeps its ``cap`` largest (gauge)
@@ -18,6 +25,7 @@ from prometheus_client.metrics_core import Metric
 
 from kumocore.admin.series_cap import capped_family
 from kumocore.queue.provider_counts import ProviderCounts, provider_of
+from kumocore.queue.queue_providers import QueuedByProvider
 
 __all__ = ["HELP", "provider_metrics"]
 
@@ -32,14 +40,19 @@ HELP = {
     **{f"total_messages_{outcome}_by_provider_and_source": text
        for outcome, text in _OUTCOME_HELP.items()},
     "connection_count_by_provider": "number of active connections",
+    "connection_count_by_provider_and_pool": "number of active connections",
+    "queued_count_by_provider": "number of messages in the scheduled and ready queue",
+    "queued_count_by_provider_and_pool": "number of messages in the scheduled and ready "
+    "queue",
 }
 
 
 def provider_metrics(
-    counts: ProviderCounts, paths: Iterable[Any], cap: int, other: str,
+    counts: ProviderCounts, scheduled: QueuedByProvider, paths: Iterable[Any], cap: int,
+    other: str,
 ) -> Iterator[Metric]:
-    """The seven families; ``paths`` are the node's egress paths (``connections``,
-    ``config.provider_name``, ``key``)."""
+    """The ten families; ``paths`` are the node's egress paths (``connections``,
+    ``len()``, ``pool``, ``config.provider_name``, ``key``)."""
     for outcome in _OUTCOME_HELP:
         name = f"total_messages_{outcome}_by_provider"
         yield capped_family(name, HELP[name], "counter", ("provider",),
@@ -48,9 +61,25 @@ def provider_metrics(
         yield capped_family(name, HELP[name], "counter", ("provider", "source", "pool"),
                             counts.by_provider_and_source[outcome], cap, other)  # fmt: skip
     connections: dict[str, int] = {}
+    connections_by_pool: dict[tuple[str, str], int] = {}
+    queued = dict(scheduled.by_provider)
+    queued_by_pool = dict(scheduled.by_provider_and_pool)
     for path in paths:
-        if path.connections:
-            provider = provider_of(path)
-            connections[provider] = connections.get(provider, 0) + path.connections
-    name = "connection_count_by_provider"
-    yield capped_family(name, HELP[name], "gauge", ("provider",), connections, cap, other)
+        ready, open_now = len(path), path.connections
+        if not (ready or open_now):
+            continue
+        provider = provider_of(path)
+        key = (provider, path.pool or "unspecified")
+        if open_now:
+            connections[provider] = connections.get(provider, 0) + open_now
+            connections_by_pool[key] = connections_by_pool.get(key, 0) + open_now
+        if ready:
+            queued[provider] = queued.get(provider, 0) + ready
+            queued_by_pool[key] = queued_by_pool.get(key, 0) + ready
+    for name, values in (("connection_count_by_provider", connections),
+                         ("queued_count_by_provider", queued)):  # fmt: skip
+        yield capped_family(name, HELP[name], "gauge", ("provider",), values, cap, other)
+    for name, by_pool in (("connection_count_by_provider_and_pool", connections_by_pool),
+                          ("queued_count_by_provider_and_pool", queued_by_pool)):  # fmt: skip
+        yield capped_family(name, HELP[name], "gauge", ("provider", "pool"), by_pool, cap,
+                            other)  # fmt: skip

@@ -43,7 +43,12 @@ _SUMMARY = {
             "type": "array",
             "items": {
                 "type": "object",
-                "properties": {"name": STR, "count": {"type": "integer"}, "egress_pool": STR},
+                "properties": {
+                    "name": STR,
+                    "count": {"type": "integer"},
+                    "egress_pool": STR,
+                    "site": _NULLABLE_STR,
+                },
             },
         },
         "ready": {

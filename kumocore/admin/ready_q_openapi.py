@@ -115,10 +115,11 @@ _DISPATCHER = {
 
 _INSPECT = {
     "type": "object",
-    "description": "KumoMTA's InspectReadyQV1Response without egress_pool (not recorded "
-                   "by kumocore)",
+    "description": "KumoMTA's InspectReadyQV1Response",
     "properties": {
         "queue_name": _NAME,
+        "egress_pool": {"type": "string",
+                        "description": "the pool of the scheduled queue that opened it"},
         "egress_source": STR,
         "protocol": STR,
         "now": {"type": "string", "format": "date-time"},

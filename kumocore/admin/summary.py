@@ -93,7 +93,7 @@ def queue_summary(manager: QueueManager) -> dict[str, Any]:
     names = sorted(manager.scheduled, key=lambda name: (-counts[name], name))
     scheduled = [
         {"name": name, "count": counts[name], "egress_pool": manager.scheduled[name].pool_name,
-         "oldest_age": _oldest_age(manager, name, now)}
+         "oldest_age": _oldest_age(manager, name, now), "site": manager.scheduled[name].site}
         for name in names
     ]  # fmt: skip
     ready = ready_entries(manager)

@@ -32,6 +32,7 @@ from kumocore.queue.insert_context import (
 )
 from kumocore.queue.outcomes import Outcomes
 from kumocore.queue.path import EgressPath, stop_paths
+from kumocore.queue.queue_providers import SiteLookups
 from kumocore.queue.queue_reaper import QueueReaper
 from kumocore.queue.queued import MessagesView, Queued
 from kumocore.queue.requeue import requeue_event
@@ -90,6 +91,10 @@ class QueueManager(QueueAdminActions):
         self.reaper = QueueReaper(self.scheduled)
         #: Their waiting messages summed by domain, tenant, campaign (``/metrics``).
         self.scheduled_totals = ScheduledTotals()
+        #: Finds the site of queues whose messages wait before one was routed (their
+        #: provider label, kumocore.queue.queue_providers).
+        self.site_lookups = SiteLookups(lambda domain: self.resolver.lookup_mx(domain),
+                                        self.scheduled_totals.providers.learn_site)
         #: Every egress path of this node, one per (source, site, protocol).
         self.paths: dict[PathKey, EgressPath] = {}
         #: A message's queue name and configuration as the intake resolves them; set
@@ -135,10 +140,12 @@ class QueueManager(QueueAdminActions):
         self.scheduler.start()
         self.routing.start()
         self.reaper.start(asyncio.get_running_loop())
+        self.site_lookups.start(asyncio.get_running_loop())
 
     async def stop(self, timeout: float = 8.0) -> None:
         """Stop routing and let connections finish what they are sending (bounded)."""
         self.reaper.stop()
+        await self.site_lookups.stop()
         await self.scheduler.stop()
         await self.routing.stop()
         await stop_paths(list(self.paths.values()), timeout)
@@ -202,8 +209,11 @@ class QueueManager(QueueAdminActions):
     def _wait(self, record: Queued, due: float) -> None:
         # The per-queue count changes only when the record enters the scheduler, not
         # on each reschedule of a message already waiting.
-        if record.due is None and record.queue is not None:
-            self.scheduled_totals.change(record.queue, 1)
+        queue = record.queue
+        if record.due is None and queue is not None:
+            self.scheduled_totals.change(queue, 1)
+            if queue.site is None:
+                self.site_lookups.want(queue)
         self.scheduler.schedule(record, due)
         message = record.message
         if message.unspooled and self.store is not None:

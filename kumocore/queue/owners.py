@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from kumocore.queue.path import EgressPath
     from kumocore.queue.queued import Queued
     from kumocore.queue.schedule import ScheduledQueue
+    from kumocore.queue.scheduled_totals import ScheduledTotals
     from kumocore.spool.store import MessageStore
 
 #: A message's queue name and configuration after the handler (None: the null queue).
@@ -92,6 +93,9 @@ class RouterOwner(LuaOwner, DeferredOwner, Protocol):
 
     @property
     def resolver(self) -> Resolver: ...
+
+    @property
+    def scheduled_totals(self) -> ScheduledTotals: ...  # routing learns queues' sites
 
     def queue_of(self, message: Message) -> ScheduledQueue | None: ...
 

@@ -66,6 +66,9 @@ class EgressPath(PathQueue):
         # move up as the queue drains, instead of waiting out a fixed reschedule delay.
         self.overflow: collections.deque[Message] = collections.deque()
         self.connections = 0
+        #: The pool of the scheduled queue whose message opened it: its pool label in the
+        #: provider metrics, as KumoMTA labels a ready queue (set by routing).
+        self.pool: str | None = None
         self.mx: Any = None  # the MailExchanger of the domain that opened this path
         # What to connect to, in order (kumocore.dns.mx.MxTarget), and how: set by routing.
         self.targets: list[Any] = []

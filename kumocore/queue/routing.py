@@ -112,6 +112,10 @@ class Router(PathResolver):
                 return
             manager.outcomes.handle(None, message, error.response, peer=None)
             return
+        if queue.site != path.key.site:  # the queue's provider label (queue_providers)
+            manager.scheduled_totals.providers.learn_site(queue, path.key.site)
+        if path.pool is None:  # as KumoMTA: the pool of the queue that opened it
+            path.pool = queue.pool_name
         path.add(message)
 
     async def _special(

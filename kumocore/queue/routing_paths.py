@@ -133,7 +133,7 @@ class PathResolver:
         if isinstance(protocol, SmtpProtocol) and protocol.mx_list:
             targets, site = list(protocol.mx_list), protocol.mx_list_site_name
         elif isinstance(protocol, SmtpProtocol):
-            mx = await self._lookup_mx(domain, queue.name)
+            mx = await self._lookup_mx(domain, queue)
             targets, site = mx.targets(), mx.site_name
         key = PathKey(source_name, site, protocol.suffix)
         path = self.manager.paths.get(key)
@@ -181,16 +181,19 @@ class PathResolver:
         assert isinstance(path, SmtpEgressPath)
         return path
 
-    async def _lookup_mx(self, domain: str, queue_name: str) -> MailExchanger:
+    async def _lookup_mx(self, domain: str, queue: ScheduledQueue) -> MailExchanger:
         from kumocore.dns import DnsError
 
         try:
             mx = await self.manager.resolver.lookup_mx(domain)
             mx = await self.manager.mta_sts.apply(domain, mx)  # enforce: allowed hosts only
         except DnsError as exc:
+            # The queue's provider label says so, as KumoMTA names such a site.
+            failure = "DNSFAIL" if exc.transient else "NXDOMAIN"
+            self.manager.scheduled_totals.providers.learn_site(queue, f"{failure}:{domain}")
             # Even NXDOMAIN is retried (as KumoMTA does): DNS breaks and recovers.
             raise RoutingError(
-                queue_unresolved(queue_name, f"MX lookup for {domain}: {exc}")
+                queue_unresolved(queue.name, f"MX lookup for {domain}: {exc}")
             ) from exc
         if mx.site_name == "":
             raise RoutingError(null_mx())

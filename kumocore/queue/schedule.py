@@ -39,6 +39,12 @@ class ScheduledQueue:
     empty_since: float | None = field(default=None, repr=False, compare=False)
     #: Whether the reaper holds an entry for it.
     reap_pending: bool = field(default=False, repr=False, compare=False)
+    #: KumoMTA's site name of its destination, once routing or a lookup found it
+    #: (:mod:`kumocore.queue.queue_providers`), and whether a lookup is on its way.
+    site: str | None = field(default=None, repr=False, compare=False)
+    site_pending: bool = field(default=False, repr=False, compare=False)
+    #: The ``(provider, pool)`` its ``waiting`` is counted under in the provider gauges.
+    counted_as: tuple[str, str] | None = field(default=None, repr=False, compare=False)
     _parts: QueueNameParts | None = field(default=None, repr=False, compare=False)
 
     @property

@@ -166,7 +166,8 @@ async def test_cli_inspect_ready_q_prints_kclis_sections_on_request(
     assert code == 0
     # 1024 deliveries per connection (the default) * 100 connections/s.
     assert out == (
-        f"queue: {READY_Q}\n\negress source:      unspecified\nprotocol:           smtp_client\n"
+        f"queue: {READY_Q}\n\negress pool:        unspecified\n"
+        "egress source:      unspecified\nprotocol:           smtp_client\n"
         "watchdog threshold: 10m\n\n"
         f"mx (site: {SINK_HOST}):\n    10  {SINK_HOST}.\n\nready: 0\n\n"
         "ceilings:\n  concurrent dispatchers: 1\n    source: connection_limit\n"

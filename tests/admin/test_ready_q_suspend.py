@@ -306,7 +306,7 @@ async def test_inspect_ready_q_shows_a_held_queue_its_messages_and_then_its_conn
     assert view["scheduled_queue_names"] == ["dest.test", "other.test"]
     assert view["mx"]["site_name"] == SINK_HOST and view["dispatchers"] == []
     assert node.sink is not None and view["path_config"]["smtp_port"] == node.sink.port
-    assert "egress_pool" not in view
+    assert view["egress_pool"] == "unspecified"  # the pool of the queue that opened it
     # the derived dispatcher_progress_watchdog_timeout: 2 x the 300 s command timeouts
     assert view["state"]["watchdog_threshold"] == "10m"
     assert view["constraints"]["max_concurrent_dispatchers"]["display"] == "32"

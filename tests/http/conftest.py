@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -13,6 +14,7 @@ import pytest
 from kumocore.config import HttpListenerConfig
 from kumocore.http.server import HttpListener, start_http_listener
 from tests.reception.harness import HOSTNAME, Reception, make_reception
+from tests.support.serve_worker import Worker
 
 
 @dataclass
@@ -75,3 +77,15 @@ async def start_http() -> AsyncIterator[StartHttp]:
 async def http(start_http: StartHttp) -> HttpEnv:
     """A listener with default options and no policy."""
     return await start_http()
+
+
+@pytest.fixture
+async def worker(tmp_path: Path) -> AsyncIterator[Worker]:
+    """A started one-worker ``kumocore serve`` (tests.support.serve_worker)."""
+    node = Worker(tmp_path)
+    node.start()
+    try:
+        await node.wait_for_log("kumocore ready", timeout=60)
+        yield node
+    finally:
+        node.stop()

@@ -16,8 +16,7 @@ import io
 import aiohttp
 import pytest
 
-from tests.http.test_deferred_generation_bounds import Worker, _ehlo_seconds
-from tests.http.test_deferred_generation_bounds import worker as worker  # the fixture
+from tests.support.serve_worker import Worker, ehlo_seconds
 
 pytestmark = pytest.mark.serial  # it measures latency: other test processes would add theirs
 
@@ -47,7 +46,7 @@ async def test_thirty_large_requests_at_once_are_checked_a_few_at_a_time(
         waits: list[float] = []
         async with asyncio.timeout(120):
             while not all(task.done() for task in posts):
-                waits.append(await _ehlo_seconds(worker.smtp))
+                waits.append(await ehlo_seconds(worker.smtp))
                 await asyncio.sleep(0.05)
         statuses = [task.result() for task in posts]
     _, peak = worker.rss_mib()
