@@ -242,6 +242,12 @@ def add_admin_subcommands(subparsers: Any) -> None:
     from kumocore.admin.provider_summary import add_provider_summary_subcommand
 
     add_provider_summary_subcommand(subparsers)  # kcli's provider-summary
+    from kumocore.admin.kcli_queue_summary import add_queue_summary_subcommand
+
+    add_queue_summary_subcommand(subparsers)  # kcli's queue-summary
+    from kumocore.admin.kcli_inspect import add_kcli_inspect_subcommands
+
+    add_kcli_inspect_subcommands(subparsers)  # kcli's inspect-message, inspect-sched-q
 
     from kumocore.admin.ready_q_cli import add_ready_q_subcommands
 

@@ -17,15 +17,15 @@ scripts should read the metrics.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kumocore.admin.kcli_table import count, natural_key, tabulate
 from kumocore.mail.queue_name import parse_queue_name
 
 __all__ = ["ProviderRow", "add_provider_summary_subcommand", "format_provider_summary",
-           "natural_key", "provider_rows", "site_domains"]  # fmt: skip
+           "provider_rows", "site_domains"]  # fmt: skip
 
 #: (column, metric of the provider view, metric of the provider-and-pool view).
 _COLUMNS = (
@@ -52,12 +52,6 @@ class ProviderRow:
     @property
     def volume(self) -> int:
         return self.delivered + self.transfail + self.fail + self.queued
-
-
-def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
-    """Natural order: digit runs compare as numbers, the rest without case."""
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
-                 for part in re.findall(r"\d+|\D+", text))  # fmt: skip
 
 
 def _samples(value: Any, labels: dict[str, str]) -> Iterator[tuple[dict[str, str], float]]:
@@ -113,20 +107,13 @@ def format_provider_summary(
     table = []
     for row in shown:
         cells = [row.name, *([row.pool or ""] if by_pool else []),
-                 *(f"{n:,}" for n in (row.delivered, row.transfail, row.fail, row.connections,
+                 *(count(n) for n in (row.delivered, row.transfail, row.fail, row.connections,
                                       row.queued))]  # fmt: skip
         if with_domains:
             assert domains is not None
             cells.append(", ".join(domains.get(row.name, [])))
         table.append(cells)
-    numeric = {"D", "T", "F", "C", "Q"}
-    widths = [max([len(h), *(len(r[i]) for r in table)]) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return " ".join(c.rjust(w) if headers[i] in numeric else c.ljust(w)
-                        for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
-
-    return "\n".join([line(headers), *(line(r) for r in table)])
+    return "\n".join(tabulate(headers, table, right={"D", "T", "F", "C", "Q"}))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 from kumocore.config.constraints import render_ceilings
 from kumocore.config.toml_text import toml_encode_pretty_compact
 
-__all__ = ["render_inspect", "render_mx", "render_resolution"]
+__all__ = ["chrono_display", "render_inspect", "render_mx", "render_resolution"]
 
 
 # ---------------------------------------------------------------------- MX
@@ -52,7 +52,7 @@ def render_resolution(answer: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------- inspect-ready-q
-def _since(stamp: str) -> str:
+def chrono_display(stamp: str) -> str:
     """``2026-01-01T12:00:07.512000000Z`` as chrono shows a UTC time:
     ``2026-01-01 12:00:07.512 UTC`` (the fraction only when not zero)."""
     date, _, clock = stamp.removesuffix("Z").partition("T")
@@ -85,7 +85,8 @@ def _states(state: dict[str, Any]) -> list[str]:
                        ("connection_limited", "connection limited")):  # fmt: skip
         held = state.get(key)
         if held is not None:
-            lines += ["", f"{title}: {held['context']}", f"  since: {_since(held['since'])}"]
+            since = chrono_display(held["since"])
+            lines += ["", f"{title}: {held['context']}", f"  since: {since}"]
     suspended = state.get("suspended")
     if suspended is not None:
         lines += ["", f"suspended: {suspended['reason']}",
