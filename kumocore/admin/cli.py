@@ -248,6 +248,9 @@ def add_admin_subcommands(subparsers: Any) -> None:
     from kumocore.admin.kcli_inspect import add_kcli_inspect_subcommands
 
     add_kcli_inspect_subcommands(subparsers)  # kcli's inspect-message, inspect-sched-q
+    from kumocore.admin.spool_compact import add_spool_compact_subcommand
+
+    add_spool_compact_subcommand(subparsers)  # kcli's spool-compact
 
     from kumocore.admin.ready_q_cli import add_ready_q_subcommands
 

@@ -12,6 +12,7 @@ node, and a suspension or bounce made through any worker applies on all of them:
 * cancelling a rule: done if any worker had it (404 only if none did);
 * inspect: the answer of the worker that holds the message;
 * the status page's data (``/api/admin/status/v1``): see ``merge_statuses``;
+* spool compaction: every worker compacts its own shard; the first failure answers;
 * ``/metrics`` and ``/metrics.json``: counters and gauges summed across workers (process
   start time: the earliest; build info and limits: the largest).
 
@@ -43,6 +44,7 @@ from kumocore.admin.merge import (
 )
 from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
 from kumocore.admin.ready_q_states import merge_states
+from kumocore.admin.spool_compact import merge_compactions
 from kumocore.xfer.admin import merge_cancel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -73,6 +75,7 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("POST", "/api/admin/abort-ready-q-conn/v1"): merge_first_success,
     ("POST", "/api/admin/xfer/v1"): merge_counts,  # each worker moves its own messages
     ("POST", "/api/admin/xfer/cancel/v1"): merge_cancel,
+    ("POST", "/api/admin/spool-compact/v1"): merge_compactions,  # each worker's shard
 }
 
 

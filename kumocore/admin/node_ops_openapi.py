@@ -1,9 +1,11 @@
-"""OpenAPI 3 path items of machine-info, the diagnostic log filter, abort-ready-q-conn and
-resolve-egress-path (merged by :func:`kumocore.admin.openapi.admin_openapi_paths`).
+"""OpenAPI 3 path items of machine-info, the diagnostic log filter, abort-ready-q-conn,
+spool-compact and resolve-egress-path (merged by
+:func:`kumocore.admin.openapi.admin_openapi_paths`).
 
-Request and response shapes are KumoMTA's (``MachineInfoV1``, ``SetDiagnosticFilterRequest``,
-``AbortReadyQConnV1Request``, ``ResolveEgressPathV1Response``), minus what kumocore does
-not fill (said in each description). ``constraints`` is ready_q_openapi's schema.
+Request and response shapes are KumoMTA's (``MachineInfoV1``,
+``SetDiagnosticFilterRequest``, ``AbortReadyQConnV1Request``, ``SpoolCompactV1Request``,
+``ResolveEgressPathV1Response``), minus what kumocore does not fill (said in each
+description). ``constraints`` is ready_q_openapi's schema.
 """
 
 from __future__ import annotations
@@ -95,6 +97,18 @@ def node_ops_openapi_paths() -> dict[str, Any]:
             "responses": {"200": text_response("aborted <session_id>"),
                           "400": json_response(ERROR, "bad body"),
                           "404": json_response(ERROR, "no matching queue or session")}}},
+        "/api/admin/spool-compact/v1": {"post": {
+            "tags": ["spool"],
+            "summary": "Flush and fully compact one spool on every worker (RocksDB; other "
+                       "kinds have nothing to do)",
+            "requestBody": json_body({"type": "object", "required": ["name"],
+                                      "additionalProperties": False,
+                                      "properties": {"name": {"type": "string",
+                                                              "example": "data"}}}),
+            "responses": {"200": {"description": "compacted (empty body)"},
+                          "400": json_response(ERROR, "bad body"),
+                          "404": json_response(ERROR, "no spool of that name"),
+                          "500": json_response(ERROR, "the storage failed")}}},
         "/api/admin/resolve-egress-path/v1": {"get": {
             "tags": ["inspect"],
             "summary": "The queue and egress path configuration a domain would get",

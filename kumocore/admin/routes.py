@@ -210,6 +210,9 @@ def add_admin_routes(app: web.Application, runtime: Runtime) -> None:
     add_ready_q_routes(app, runtime)  # suspend-ready-q, bump-config-epoch
     add_node_ops_routes(app, runtime)  # log filter, abort-ready-q-conn, machine-info
     add_resolve_route(app, runtime)  # resolve-egress-path
+    from kumocore.admin.spool_compact import add_spool_compact_route
+
+    add_spool_compact_route(app, runtime)  # spool-compact
     add_tsa_routes(app, runtime)
     from kumocore.trace.ws import add_trace_routes
 

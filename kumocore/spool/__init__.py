@@ -8,6 +8,14 @@ worker shards and the free-space guard. It does not own what happens to a stored
 
 from __future__ import annotations
 
-from kumocore.spool.base import MemorySpool, OrderedDeletes, OrderedPuts, Spool, SpoolFactory
+from kumocore.spool.base import (
+    Compactable,
+    MemorySpool,
+    OrderedDeletes,
+    OrderedPuts,
+    Spool,
+    SpoolFactory,
+)
 
-__all__ = ["MemorySpool", "OrderedDeletes", "OrderedPuts", "Spool", "SpoolFactory"]
+__all__ = ["Compactable", "MemorySpool", "OrderedDeletes", "OrderedPuts", "Spool",
+           "SpoolFactory"]  # fmt: skip

@@ -85,6 +85,18 @@ class OrderedDeletes(Protocol):
         ...
 
 
+@runtime_checkable
+class Compactable(Protocol):
+    """An optional spool capability: KumoMTA's ``spool-compact``, a forced flush and full
+    compaction of the store (the RocksDB kind). A kind without it has nothing to compact,
+    and the request does nothing for it, as in KumoMTA."""
+
+    async def compact(self) -> None:
+        """Flush what is in memory and compact the whole store; return when done. A
+        storage error (a missing or corrupt file) raises."""
+        ...
+
+
 #: ``factory(name=..., path=..., **options) -> Spool``; options are the remaining
 #: ``kumo.define_spool`` fields (``flush``, ``rocks_params``...).
 SpoolFactory = Callable[..., Spool]
