@@ -84,7 +84,7 @@ _HELP = {
     "kumocore_messages_queued": "Messages this node owns (any state).",
     "scheduled_count": "Messages waiting in each scheduled queue.",
     "ready_count": "Messages in each ready queue (egress path).",
-    "connection_count": "Open connections (sessions) per egress path.",
+    "scheduled_queue_count": "Scheduled queues (those emptied count until reaped).",
     "kumocore_admin_rules": "Active administrative rules, by kind.",
     "kumocore_log_sink_written_total": "Log records written, per sink.",
     "kumocore_log_sink_dropped_total": "Log records dropped (still pending at close), per sink.",
@@ -141,7 +141,6 @@ class KumocoreCollector(Collector):
             yield _single(name, "counter", counters.get(key, 0), doc)
         from kumocore.admin.scheduled_metrics import scheduled_aggregates
         from kumocore.admin.summary import ready_entries, scheduled_counts
-        from kumocore.queue.watchdog import service
 
         ready = ready_entries(manager)
         yield _single("kumocore_messages_queued", "gauge", len(manager.queued))
@@ -150,9 +149,11 @@ class KumocoreCollector(Collector):
         yield from scheduled_aggregates(manager.scheduled_totals, MAX_SERIES, OTHER)
         counts = {e["name"]: e["count"] for e in ready}
         yield _labelled("ready_count", "gauge", "queue", counts)
-        # KumoMTA's service label: "<protocol>:<ready queue>" (lua, maildir... too).
-        connections = {service(path): path.connections for path in manager.paths.values()}
-        yield _labelled("connection_count", "gauge", "service", connections)
+        from kumocore.admin.connection_metrics import connection_metrics
+
+        yield from connection_metrics(manager.paths.values(), manager.egress.connections_opened,
+                                      self.services.metrics.smtp_server, MAX_SERIES, OTHER)
+        yield _single("scheduled_queue_count", "gauge", len(manager.scheduled))
         from kumocore.admin.provider_metrics import provider_metrics
 
         yield from provider_metrics(manager.outcomes.provider_counts,

@@ -29,10 +29,36 @@ class ReceptionCounter:
         self.counts[service] = self.counts.get(service, 0) + count
 
 
+class SmtpServerCounts:
+    """KumoMTA's SMTP server metrics, kept by the ESMTP sessions of this process:
+
+    * ``open``: connections open now (``connection_count{service="esmtp_listener"}``);
+    * ``total``: connections accepted since start (``total_connection_count``);
+    * ``denied``: connections turned away at once with ``421 4.3.2`` for a limit (memory
+      or spool shedding, descriptors, ``max_connections``, ``max_connections_per_peer``:
+      ``total_connections_denied``);
+    * ``rejections``: 4xx/5xx replies, by ``total`` and by the local address the client
+      connected to (``smtp_server_rejections``; not the ``421 4.3.2`` load and shutdown
+      replies, which KumoMTA leaves out too).
+    """
+
+    __slots__ = ("denied", "open", "rejections", "total")
+
+    def __init__(self) -> None:
+        self.open = self.total = self.denied = 0
+        self.rejections: dict[str, int] = {}
+
+    def rejected(self, local_address: str) -> None:
+        rejections = self.rejections
+        rejections["total"] = rejections.get("total", 0) + 1
+        rejections[local_address] = rejections.get(local_address, 0) + 1
+
+
 class NodeMetrics:
     """One node's reception counts and (once scraped) its Prometheus registry."""
 
     def __init__(self) -> None:
         self.receptions = ReceptionCounter()
+        self.smtp_server = SmtpServerCounts()
         #: Built by :func:`kumocore.admin.metrics.registry_for` on the first scrape.
         self.registry: CollectorRegistry | None = None

@@ -124,10 +124,27 @@ class PathOutcomes(Protocol):
 class EgressShared:
     """The services every egress path of one node uses (see the module docstring)."""
 
-    __slots__ = ("admin", "broken_tls", "dane_counts", "forget", "give_back", "hooks",
-                 "hostname", "local", "outcomes", "queue_of", "ready_holds", "resolver",
-                 "source_health", "spool_hold", "store", "throttles", "tsa",
-                 "watchdog_aborts")
+    __slots__ = (
+        "admin",
+        "broken_tls",
+        "connections_opened",
+        "dane_counts",
+        "forget",
+        "give_back",
+        "hooks",
+        "hostname",
+        "local",
+        "outcomes",
+        "queue_of",
+        "ready_holds",
+        "resolver",
+        "source_health",
+        "spool_hold",
+        "store",
+        "throttles",
+        "tsa",
+        "watchdog_aborts",
+    )
 
     def __init__(
         self,
@@ -177,6 +194,10 @@ class EgressShared:
         #: Connections the progress watchdog aborted, by KumoMTA's ``service`` label
         #: (``dispatcher_watchdog_aborted_total``; :mod:`kumocore.queue.watchdog`).
         self.watchdog_aborts: Counter[str] = collections.Counter()
+        #: Connections (sessions) every path opened since start, by protocol (``smtp_client``,
+        #: ``lua``...): KumoMTA's node-wide ``total_connection_count`` series, which outlive
+        #: the paths (a path's own count goes with it, as a reaped ready queue's does).
+        self.connections_opened: Counter[str] = collections.Counter()
         #: ``spool_hold(message, site)``: while delivery is held for an unhealthy spool, a
         #: message about to be attempted goes back to its scheduled queue instead
         #: (:mod:`kumocore.queue.spool_hold`; set by the node).

@@ -66,6 +66,8 @@ class EgressPath(PathQueue):
         # move up as the queue drains, instead of waiting out a fixed reschedule delay.
         self.overflow: collections.deque[Message] = collections.deque()
         self.connections = 0
+        #: Connections (sessions) it opened since it was made (``total_connection_count``).
+        self.connections_opened = 0
         #: The pool of the scheduled queue whose message opened it: its pool label in the
         #: provider metrics, as KumoMTA labels a ready queue (set by routing).
         self.pool: str | None = None
@@ -141,6 +143,8 @@ class EgressPath(PathQueue):
                     self._retry_slots_later()
                     break
                 self.connections += 1
+                self.connections_opened += 1
+                self.shared.connections_opened[self.key.protocol.partition(":")[0]] += 1
                 self._spawn(self._connection(slot))
         finally:
             self._pumping = False

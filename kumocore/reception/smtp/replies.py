@@ -72,6 +72,8 @@ class SessionReplies(SessionState):
     def _log_rejection(self, code: int, text: str) -> None:
         if self.runtime.services is not None:  # a started node has a log dispatcher
             self.rejections.add(self, code, text)
+        if (counts := self.server_counts) is not None:
+            counts.rejected(self.local_address)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:

@@ -99,6 +99,9 @@ class EsmtpSession(SessionReplies):
                            transport.get_extra_info("sockname"))
         self.listener.sessions.add(self)
         self.listener.peers.add(self.peer_ip)
+        if (counts := self.server_counts) is not None:
+            counts.open += 1
+            counts.total += 1
         self._session_timer = self.loop.call_later(
             self.config.max_session_duration, self.end_soon,
             f"4.4.2 {self.hostname} session time limit reached")
@@ -115,6 +118,8 @@ class EsmtpSession(SessionReplies):
             return
         self.listener.sessions.discard(self)
         self.listener.peers.remove(self.peer_ip)
+        if (counts := self.server_counts) is not None:
+            counts.open -= 1
         if self._session_timer is not None:
             self._session_timer.cancel()
         self.rejections.summarize(self)
@@ -140,6 +145,8 @@ class EsmtpSession(SessionReplies):
         hostname = self.config.hostname
         refusal = admission_refusal(self)
         if refusal is not None:
+            if (counts := self.server_counts) is not None:
+                counts.denied += 1
             await self.reply(421, f"4.3.2 {hostname} {refusal}. Try later", close=True)
             return False
         if self.listener.closing:

@@ -77,6 +77,10 @@ class SessionState(SmtpProtocol):
         self.recipient_overshoot = 0
         self.auth_failures = 0
         self.rejections = RejectionLog()
+        #: The node's SMTP server counts (kumocore.node.node_metrics); None before the
+        #: node's services exist (a listener started on its own, in tests).
+        services = self.runtime.services
+        self.server_counts = None if services is None else services.metrics.smtp_server
         self._end_text: str | None = None  # set: end the session at the next command
         self._session_timer: asyncio.TimerHandle | None = None
         self._shutting_down = False

@@ -1,0 +1,67 @@
+"""KumoMTA's connection and SMTP server metrics on ``/metrics`` of a real node:
+``connection_count`` and ``total_connection_count`` for the SMTP listener
+(``esmtp_listener``), each egress path and each protocol; ``total_connections_denied``
+for connections turned away at a limit; ``smtp_server_rejections`` for 4xx/5xx replies.
+Untrusted clients connect from 127.0.0.5; the gauge must come back to 0 when they go."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bench.common.smtp_client import RawSmtpClient
+from kumocore.testing.node import SINK_HOST
+from kumocore.testing.plugin import MakeNode
+from tests.admin.test_provider_metrics import _by, _samples
+
+UNTRUSTED = "127.0.0.5"
+
+
+async def _values(node: Any) -> dict[Any, float]:
+    return _samples((await node.admin("GET", "/metrics"))[1])
+
+
+async def test_the_smtp_listener_counts_open_accepted_denied_and_rejected_connections(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node(esmtp={"max_connections_per_peer": 2})
+    listener = f"127.0.0.1:{node.smtp_port}"
+    clients = [await RawSmtpClient.connect(node.smtp_port, source=UNTRUSTED) for _ in range(3)]
+    try:
+        assert [(await c.read_reply()).code for c in clients] == [220, 220, 421]
+        first = clients[0]
+        assert (await first.command("EHLO client.example")).code == 250
+        assert (await first.command("RCPT TO:<a@example.com>")).code == 503  # no MAIL
+        assert (await first.command("NONSENSE")).code == 500
+        values = await _values(node)
+        connections = _by(values, "connection_count")
+        assert connections[("esmtp_listener",)] == 2  # the third was turned away
+        assert _by(values, "total_connection_count")[("esmtp_listener",)] == 3
+        assert _by(values, "total_connections_denied") == {("esmtp_listener",): 1}
+        # The 421 4.3.2 of the refusal is not a rejection, as in KumoMTA.
+        assert _by(values, "smtp_server_rejections") == {("total",): 2, (listener,): 2}
+    finally:
+        for client in clients:
+            await client.close()
+    for _ in range(100):  # the sessions end: the gauge comes back down, nothing leaks
+        if _by(await _values(node), "connection_count").get(("esmtp_listener",)) == 0:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("connection_count{service=esmtp_listener} stayed above 0")
+
+
+async def test_delivery_connections_are_counted_per_path_and_per_protocol(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node()
+    assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
+    await node.wait_for("Delivery", count=2)
+    values = await _values(node)
+    path = f"smtp_client:unspecified->{SINK_HOST}@smtp_client"
+    opened = _by(values, "total_connection_count")
+    assert opened[("smtp_client",)] == opened[(path,)] >= 1
+    assert opened[("esmtp_listener",)] == 1  # node.send's one connection
+    open_now = _by(values, "connection_count")
+    assert open_now[("smtp_client",)] == open_now.get((path,), 0)  # the sum per protocol
+    assert values[("scheduled_queue_count", ())] == 1  # example.com's, until reaped
