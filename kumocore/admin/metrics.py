@@ -85,6 +85,10 @@ _HELP = {
     "scheduled_count": "Messages waiting in each scheduled queue.",
     "ready_count": "Messages in each ready queue (egress path).",
     "scheduled_queue_count": "Scheduled queues (those emptied count until reaped).",
+    "delayed_due_to_message_rate_throttle": "Due messages sent back to wait by their "
+    "queue's max_message_rate, per scheduled queue.",
+    "delayed_due_to_throttle_insert_ready": "Due messages sent back to wait by the "
+    "throttle_insert_ready_queue event, per scheduled queue.",
     "kumocore_admin_rules": "Active administrative rules, by kind.",
     "kumocore_log_sink_written_total": "Log records written, per sink.",
     "kumocore_log_sink_dropped_total": "Log records dropped (still pending at close), per sink.",
@@ -154,6 +158,11 @@ class KumocoreCollector(Collector):
         yield from connection_metrics(manager.paths.values(), manager.egress.connections_opened,
                                       self.services.metrics.smtp_server, MAX_SERIES, OTHER)
         yield _single("scheduled_queue_count", "gauge", len(manager.scheduled))
+        delayed = manager.delay_counts
+        yield _labelled("delayed_due_to_message_rate_throttle", "counter", "queue",
+                        delayed.by_rate)  # fmt: skip
+        yield _labelled("delayed_due_to_throttle_insert_ready", "counter", "queue",
+                        delayed.by_insert_throttle)  # fmt: skip
         from kumocore.admin.provider_metrics import provider_metrics
 
         yield from provider_metrics(manager.outcomes.provider_counts,

@@ -21,6 +21,7 @@ from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
 from kumocore.queue.admin import AdminRules
 from kumocore.queue.admin_actions import QueueAdminActions
+from kumocore.queue.delay_counts import DelayCounts
 from kumocore.queue.delays import Delays
 from kumocore.queue.egress import EgressShared, PathKey
 from kumocore.queue.insert_context import (
@@ -88,7 +89,10 @@ class QueueManager(QueueAdminActions):
         self.messages = MessagesView(self.queued)
         self.scheduled: dict[str, ScheduledQueue] = {}
         #: Removes the queues empty for their ``reap_interval``.
-        self.reaper = QueueReaper(self.scheduled)
+        #: Due messages sent back by a queue rate or throttle_insert_ready_queue, by
+        #: queue (KumoMTA's delayed_due_to_* counters); a reaped queue's go with it.
+        self.delay_counts = DelayCounts()
+        self.reaper = QueueReaper(self.scheduled, on_reaped=self.delay_counts.forget)
         #: Their waiting messages summed by domain, tenant, campaign (``/metrics``).
         self.scheduled_totals = ScheduledTotals()
         #: Finds the site of queues whose messages wait before one was routed (their

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kumocore.mail.message import Message
     from kumocore.policy.hooks import Hooks
     from kumocore.queue.admin import AdminRules, QueueRule
+    from kumocore.queue.delay_counts import DelayCounts
     from kumocore.queue.delays import Delays
     from kumocore.queue.egress import EgressShared, PathKey
     from kumocore.queue.insert_context import Context
@@ -96,6 +97,9 @@ class RouterOwner(LuaOwner, DeferredOwner, Protocol):
 
     @property
     def scheduled_totals(self) -> ScheduledTotals: ...  # routing learns queues' sites
+
+    @property
+    def delay_counts(self) -> DelayCounts: ...  # and counts the messages it sends back
 
     def queue_of(self, message: Message) -> ScheduledQueue | None: ...
 

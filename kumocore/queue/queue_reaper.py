@@ -36,8 +36,11 @@ class QueueReaper:
 
     def __init__(
         self, scheduled: dict[str, ScheduledQueue], clock: Callable[[], float] = time.monotonic,
+        on_reaped: Callable[[str], None] | None = None,
     ) -> None:
         self._scheduled = scheduled
+        #: Told each reaped queue's name (what is kept by queue name forgets it).
+        self._on_reaped = on_reaped
         self._clock = clock
         #: (may go at, tie-break, queue)
         self._heap: list[tuple[float, int, ScheduledQueue]] = []
@@ -74,6 +77,8 @@ class QueueReaper:
                 self._push(queue, reap_at)
                 continue
             del self._scheduled[queue.name]
+            if self._on_reaped is not None:
+                self._on_reaped(queue.name)
             reaped += 1
         return reaped
 

@@ -92,8 +92,10 @@ class Router(PathResolver):
             return
         rate = queue.config.max_message_rate
         if rate is not None and await throttle_queue_rate(manager, message, queue, rate):
+            manager.delay_counts.rate_throttled(queue.name)
             return
         if await self._throttled(message):
+            manager.delay_counts.insert_throttled(queue.name)
             return
         protocol = queue.config.protocol
         # SMTP queues (no protocol, or smtp's) pay one test for the protocols below.
