@@ -10,14 +10,13 @@ moves to the messages that wait: three dict updates as each enters or leaves.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
-from kumocore.queue.queue_providers import QueuedByProvider
+from kumocore.queue.queue_providers import QueuedByProvider, add_count
 
 if TYPE_CHECKING:
     from kumocore.queue.schedule import ScheduledQueue
 
-K = TypeVar("K")
 
 
 class ScheduledTotals:
@@ -42,16 +41,8 @@ class ScheduledTotals:
         queue.waiting += delta
         self.total += delta
         parts = queue.parts
-        _bump(self.by_domain, parts.domain, delta)
+        add_count(self.by_domain, parts.domain, delta)
         if parts.tenant is not None:
-            _bump(self.by_tenant, parts.tenant, delta)
+            add_count(self.by_tenant, parts.tenant, delta)
         if parts.campaign is not None:
-            _bump(self.by_campaign, (parts.tenant or "", parts.campaign), delta)
-
-
-def _bump(counts: dict[K, int], key: K, delta: int) -> None:
-    value = counts.get(key, 0) + delta
-    if value:
-        counts[key] = value
-    else:  # a series at zero goes, so one-off domains do not pile up
-        counts.pop(key, None)
+            add_count(self.by_campaign, (parts.tenant or "", parts.campaign), delta)

@@ -23,6 +23,7 @@ from kumocore.queue.path import EgressPath
 from kumocore.testing import Node
 from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
+from tests.support.admin_cli import run_cli
 from tests.support.holding_sink import HoldingSink
 
 UNTRUSTED = "127.0.0.5"
@@ -249,23 +250,17 @@ async def test_a_valid_destination_is_resolved(make_node: MakeNode, domain: str)
 
 
 # ---------------------------------------------------------------------- CLI (kcli's names)
-async def _cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
-    from kumocore.node.cli import main
-
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))  # urllib blocks; the node runs here
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_cli_set_log_filter_prints_ok_and_a_bad_filter_fails(
     make_node: MakeNode, restore_log_level: None, capsys: Any
 ) -> None:
     node = await make_node(sink=False)
-    code, out, _ = await _cli(capsys, "set-log-filter", "kumod=warn", "--endpoint", node.http_url)
+    code, out, _ = await run_cli(capsys, "set-log-filter", "kumod=warn", "--endpoint",
+                                 node.http_url)
     assert (code, out) == (0, "OK\n") and logging.getLogger().level == logging.WARNING
-    code, _, err = await _cli(capsys, "set-log-filter", "kumod=loud", "--endpoint",
-                              node.http_url)  # fmt: skip
+    code, _, err = await run_cli(capsys, "set-log-filter", "kumod=loud", "--endpoint",
+                                 node.http_url)  # fmt: skip
     assert code == 1 and "unknown level" in json.loads(err)["error"]
 
 
@@ -276,12 +271,12 @@ async def test_cli_abort_ready_q_conn_prints_the_answer_or_the_error(
     node = await make_node(sink=holding_sink)
     await node.send(recipients="cli@example.com")
     path, session = await _held_connection(node, holding_sink)
-    code, out, _ = await _cli(capsys, "abort-ready-q-conn", path.key.name, str(session),
-                              "--endpoint", node.http_url)  # fmt: skip
+    code, out, _ = await run_cli(capsys, "abort-ready-q-conn", path.key.name, str(session),
+                                 "--endpoint", node.http_url)  # fmt: skip
     assert (code, out) == (0, f"aborted {session}\n")
     await node.wait_for("Delivery", recipient="cli@example.com")
-    code, _, err = await _cli(capsys, "abort-ready-q-conn", path.key.name, str(session),
-                              "--endpoint", node.http_url)  # fmt: skip
+    code, _, err = await run_cli(capsys, "abort-ready-q-conn", path.key.name, str(session),
+                                 "--endpoint", node.http_url)  # fmt: skip
     assert code == 1 and "no matching dispatcher" in json.loads(err)["error"]
 
 
@@ -291,7 +286,7 @@ async def test_cli_resolve_egress_path_prints_kclis_text_config_ceilings_or_json
     node = await make_node()
     assert node.sink is not None
     endpoint = ("--endpoint", node.http_url)
-    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "s1", *endpoint)
+    code, out, _ = await run_cli(capsys, "resolve-egress-path", "example.com", "s1", *endpoint)
     assert code == 0
     head, config = out.split("\n--- egress path config ---\n\n")
     config, ceilings = config.split("\n--- effective ceilings ---\n\n")
@@ -302,13 +297,13 @@ async def test_cli_resolve_egress_path_prints_kclis_text_config_ceilings_or_json
     assert config.endswith("\n[connection_limit]\nforce_local = false\nlimit = 32\n")
     assert ceilings == "ceilings:\n  concurrent dispatchers: 32\n    source: connection_limit\n"
 
-    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "--constraints",
-                              *endpoint)  # fmt: skip
+    code, out, _ = await run_cli(capsys, "resolve-egress-path", "example.com", "--constraints",
+                                 *endpoint)  # fmt: skip
     assert (code, out) == (0, ceilings)
-    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "--config",
-                              *endpoint)  # fmt: skip
+    code, out, _ = await run_cli(capsys, "resolve-egress-path", "example.com", "--config",
+                                 *endpoint)  # fmt: skip
     assert code == 0 and out == config
-    code, out, _ = await _cli(capsys, "resolve-egress-path", "example.com", "--json", *endpoint)
+    code, out, _ = await run_cli(capsys, "resolve-egress-path", "example.com", "--json", *endpoint)
     assert code == 0 and json.loads(out)["source"] == "unspecified"
     assert json.loads(out)["constraints"]["max_message_rate"] is None
 
@@ -318,11 +313,11 @@ async def test_cli_resolve_egress_path_takes_one_output_flag_and_reports_a_bad_d
 ) -> None:
     node = await make_node(sink=False)
     with pytest.raises(SystemExit) as refused:  # argparse: mutually exclusive
-        await _cli(capsys, "resolve-egress-path", "example.com", "--json", "--constraints",
-                   "--endpoint", node.http_url)  # fmt: skip
+        await run_cli(capsys, "resolve-egress-path", "example.com", "--json", "--constraints",
+                      "--endpoint", node.http_url)  # fmt: skip
     assert refused.value.code == 2
-    code, _, err = await _cli(capsys, "resolve-egress-path", "a..example", "--endpoint",
-                              node.http_url)  # fmt: skip
+    code, _, err = await run_cli(capsys, "resolve-egress-path", "a..example", "--endpoint",
+                                 node.http_url)  # fmt: skip
     assert code == 1 and "empty label" in json.loads(err)["error"]
 
 

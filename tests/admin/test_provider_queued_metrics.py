@@ -17,37 +17,8 @@ from kumocore.testing.node import start_node
 from kumocore.testing.smtp_sink import RecordingSink
 from tests.admin.conftest import Enqueue, make_ready
 from tests.admin.test_provider_metrics import _by, _samples
-
-POLICY = """
-local kumo = require 'kumo'
-
-kumo.on('init', function()
-  kumo.define_egress_source { name = 'ip-1' }
-  kumo.define_egress_pool { name = 'pool-1', entries = { { name = 'ip-1' } } }
-end)
-
-kumo.on('smtp_server_message_received', function(msg)
-  if msg:recipient().domain == 'later.test' then
-    msg:set_scheduling { first_attempt = 'LATER' }
-  end
-end)
-
-kumo.on('get_queue_config', function(domain, tenant, campaign, routing_domain)
-  local options = { egress_pool = 'pool-1', retry_interval = '1h' }
-  if domain == 'named.test' then
-    options.provider_name = 'NamedQueue'
-  end
-  return kumo.make_queue_config(options)
-end)
-
-kumo.on('get_egress_path_config', function(domain, source, site)
-  local options = { enable_tls = 'Disabled', smtp_port = SINK_PORT, prohibited_hosts = {} }
-  if domain == 'big.test' then
-    options.provider_name = 'BigMail'
-  end
-  return kumo.make_egress_path(options)
-end)
-"""
+from tests.support.admin_cli import run_cli
+from tests.support.provider_node import policy_for, settled_node
 
 
 async def test_waiting_messages_are_counted_by_provider_or_site_and_pool_on_a_real_node(
@@ -57,9 +28,7 @@ async def test_waiting_messages_are_counted_by_provider_or_site_and_pool_on_a_re
              "mx.later.test": {"A": ["127.0.0.1"]},
              "big.test": {"MX": [(10, "mx.big.test")]},
              "mx.big.test": {"A": ["127.0.0.1"]}}  # fmt: skip
-    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-    policy = POLICY.replace("SINK_PORT", str(sink.port)).replace("LATER", later)
-    node = await start_node(policy, sink=sink, zones=zones)
+    node = await start_node(policy_for(sink), sink=sink, zones=zones)
     try:
         # Routed, then back to wait an hour after the sink's 451. As in KumoMTA, a
         # scheduled queue counts under its own config's provider_name, else its site:
@@ -139,42 +108,14 @@ async def test_every_provider_family_keeps_500_series_under_a_flood_of_destinati
     assert scrape < 1.0  # ten capped families over 700 paths (measured 0.12 s)
 
 
-async def _cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
-    from kumocore.node.cli import main
-
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))  # urllib blocks; the node runs here
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 async def test_provider_summary_prints_kclis_table_by_provider_pool_and_domains(
     capsys: Any,
 ) -> None:
     sink = await RecordingSink().start()
-    zones: dict[str, Any] = {name: {"MX": [(10, f"mx.{name}")]}
-                             for name in ("later.test", "big.test", "small.test")}
-    zones.update({f"mx.{name}": {"A": ["127.0.0.1"]} for name in list(zones)})
-    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-    # Idle connections close at once, so C is 0 by the time the table is read.
-    policy = (POLICY.replace("SINK_PORT", str(sink.port)).replace("LATER", later)
-              .replace("prohibited_hosts = {} }", "prohibited_hosts = {}, idle_timeout = 0 }"))
-    node = await start_node(policy, sink=sink, zones=zones)
+    node = await settled_node(sink)  # idle connections closed: C is 0
     endpoint = ("--endpoint", node.http_url)
     try:
-        for recipient in ("a@small.test", "b@small.test", "tempfail@big.test", "x@later.test"):
-            assert await node.send("s@src.test", recipient) == {}
-        await node.wait_for("Delivery", count=2, timeout=20)
-        await node.wait_for("TransientFailure", timeout=20)
-        for _ in range(100):  # the background site lookup; the connections closing
-            metrics = (await node.admin("GET", "/metrics.json"))[1]
-            # A family without samples is absent from /metrics.json.
-            queued = metrics.get("queued_count_by_provider", {}).get("value", {})
-            if ("mx.later.test" in queued.get("provider", {})
-                    and "connection_count_by_provider" not in metrics):
-                break
-            await asyncio.sleep(0.05)
-        code, out, err = await _cli(capsys, "provider-summary", *endpoint)
+        code, out, err = await run_cli(capsys, "provider-summary", *endpoint)
         assert (code, err) == (0, "")
         # Volume (D+T+F+Q) first, then natural order. The path named BigMail took the
         # attempt; the waiting message counts under its scheduled queue's site.
@@ -186,8 +127,8 @@ async def test_provider_summary_prints_kclis_table_by_provider_pool_and_domains(
             ["mx.later.test", "0", "0", "0", "0", "1"],
         ]
         assert out.splitlines()[0] == "PROVIDER      D T F C Q"  # names left, numbers right
-        code, out, _ = await _cli(capsys, "provider-summary", "--by-pool", "--show-domains",
-                                  *endpoint)  # fmt: skip
+        code, out, _ = await run_cli(capsys, "provider-summary", "--by-pool", "--show-domains",
+                                     *endpoint)  # fmt: skip
         assert code == 0
         assert [line.split() for line in out.splitlines()] == [
             ["PROVIDER", "POOL", "D", "T", "F", "C", "Q", "DOMAINS"],
@@ -196,9 +137,9 @@ async def test_provider_summary_prints_kclis_table_by_provider_pool_and_domains(
             ["mx.big.test", "pool-1", "0", "0", "0", "0", "1", "big.test"],
             ["mx.later.test", "pool-1", "0", "0", "0", "0", "1", "later.test"],
         ]
-        code, out, _ = await _cli(capsys, "provider-summary", "--limit", "1", *endpoint)
+        code, out, _ = await run_cli(capsys, "provider-summary", "--limit", "1", *endpoint)
         assert code == 0 and len(out.splitlines()) == 2
-        code, _, err = await _cli(capsys, "provider-summary", "--limit", "-1", *endpoint)
+        code, _, err = await run_cli(capsys, "provider-summary", "--limit", "-1", *endpoint)
         assert code == 1 and "--limit" in err
     finally:
         await node.stop()

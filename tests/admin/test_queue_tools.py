@@ -8,21 +8,14 @@ from typing import Any
 
 import pytest
 
-from kumocore.node.cli import main
 from kumocore.node.runtime import Runtime
 from tests.admin.conftest import Enqueue
+from tests.support.admin_cli import run_cli
 
 
 @pytest.fixture
 def endpoint(client: Any) -> str:
     return str(client.make_url("")).rstrip("/")
-
-
-async def _cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()  # drop what the node logged while it started
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_inspect_sched_q_lists_a_queues_messages_with_their_due_time(
@@ -60,7 +53,7 @@ async def test_queue_list_prints_a_mailq_style_table(
     capsys: Any, endpoint: str, enqueue: Enqueue
 ) -> None:
     message = enqueue("a@example.com")
-    code, out, err = await _cli(capsys, "queue", "list", "example.com", "--endpoint", endpoint)
+    code, out, err = await run_cli(capsys, "queue", "list", "example.com", "--endpoint", endpoint)
     assert code == 0, err
     header, row, footer = out.strip().splitlines()
     assert header.split() == ["ID", "AGE", "ATTEMPTS", "NEXT", "ATTEMPT", "SENDER", "RECIPIENT"]
@@ -73,8 +66,8 @@ async def test_flush_makes_waiting_messages_due_now(
 ) -> None:
     message = enqueue("a@example.com", due_in=3600)
     untouched = enqueue("b@other.test", due_in=3600)
-    code, out, err = await _cli(capsys, "queue", "flush", "--domain", "example.com",
-                                "--endpoint", endpoint)  # fmt: skip
+    code, out, err = await run_cli(capsys, "queue", "flush", "--domain", "example.com",
+                                   "--endpoint", endpoint)  # fmt: skip
     assert code == 0, err
     assert '"flushed": 1' in out
     # Due now, it is routed at once: its pool is not defined, so it fails and is retried.
@@ -87,7 +80,7 @@ async def test_flush_makes_waiting_messages_due_now(
 
 
 async def test_flush_without_a_selector_needs_everything(capsys: Any, endpoint: str) -> None:
-    code, _, err = await _cli(capsys, "queue", "flush", "--endpoint", endpoint)
+    code, _, err = await run_cli(capsys, "queue", "flush", "--endpoint", endpoint)
     assert code == 1 and "--everything" in err
 
 

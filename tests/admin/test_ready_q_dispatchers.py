@@ -17,6 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from kumocore.testing.node import SINK_HOST, Node
 from kumocore.testing.plugin import MakeNode
 from kumocore.testing.smtp_sink import RecordingSink, SinkState, _Handler, _SinkSMTP
+from tests.support.admin_cli import run_cli
 
 INSPECT = "/api/admin/inspect-ready-q/v1"
 READY_Q = f"unspecified->{SINK_HOST}@smtp_client"
@@ -141,13 +142,6 @@ async def test_a_connection_limited_by_its_message_rate_says_so(node_with: NodeW
 
 
 # ---------------------------------------------------------------------- the CLI (kcli's)
-async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from kumocore.node.cli import main
-
-    capsys.readouterr()
-    code = await asyncio.to_thread(main, list(argv))  # urllib blocks; the node runs here
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_cli_inspect_ready_q_prints_kclis_sections_on_request(

@@ -18,6 +18,7 @@ import pytest
 from kumocore.node.runtime import Runtime
 from kumocore.testing.node import SINK_HOST, Node
 from kumocore.testing.plugin import MakeNode
+from tests.support.admin_cli import run_cli
 
 PATH = "/api/admin/suspend-ready-q/v1"
 #: The one ready queue of a node whose mail all goes to the test sink.
@@ -170,15 +171,6 @@ async def test_bumping_without_any_epoch_provider_is_refused(make_node: MakeNode
     node = await make_node(entrypoints=False)  # no Lua policy plugin: nothing provides one
     status, answer = await node.admin("POST", "/api/admin/bump-config-epoch", {})
     assert status == 501 and "kumo_register_config_epoch_bump" in answer["error"]
-
-
-async def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from kumocore.node.cli import main
-
-    capsys.readouterr()  # drop what the node logged meanwhile
-    code = await asyncio.to_thread(main, list(argv))  # the CLI blocks; the node runs here
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 async def test_the_cli_suspends_lists_cancels_and_bumps_with_kcli_names(

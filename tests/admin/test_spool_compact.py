@@ -14,7 +14,7 @@ import aiohttp
 
 from kumocore.testing import Node
 from kumocore.testing.plugin import MakeNode
-from tests.admin.test_provider_queued_metrics import _cli
+from tests.support.admin_cli import run_cli
 
 COMPACT = "/api/admin/spool-compact/v1"
 
@@ -90,6 +90,6 @@ async def test_the_cli_prints_nothing_when_it_worked_and_the_error_when_not(
 ) -> None:
     node = await make_node(spool="rocksdb")
     endpoint = ("--endpoint", node.http_url)
-    assert await _cli(capsys, "spool-compact", "--name", "data", *endpoint) == (0, "", "")
-    code, out, err = await _cli(capsys, "spool-compact", "--name", "nope", *endpoint)
+    assert await run_cli(capsys, "spool-compact", "--name", "data", *endpoint) == (0, "", "")
+    code, out, err = await run_cli(capsys, "spool-compact", "--name", "nope", *endpoint)
     assert (code, out) == (1, "") and "no spool named 'nope'" in json.loads(err)["error"]

@@ -7,6 +7,7 @@ sites come from a real DNS server on loopback."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from kumocore.dns import Resolver
 from kumocore.dns.mx import MailExchanger
 from kumocore.queue.queue_providers import (
     SITE_LOOKUP_WORKERS,
+    SITE_LOOKUPS_PER_SECOND,
     QueuedByProvider,
     SiteLookups,
     site_of,
@@ -99,7 +101,7 @@ def test_waiting_messages_move_with_their_queue_when_its_label_changes() -> None
     assert totals.by_provider == {} and totals.by_provider_and_pool == {}  # no zero series
 
 
-async def test_each_waiting_queue_without_a_site_is_looked_up_once_by_a_bounded_set_of_tasks(
+async def test_each_waiting_queue_without_a_site_is_looked_up_once_by_few_tasks_at_a_paced_rate(
     dns: TestDnsServer,
 ) -> None:
     resolver = Resolver([dns.address], timeout=0.5)
@@ -122,15 +124,19 @@ async def test_each_waiting_queue_without_a_site_is_looked_up_once_by_a_bounded_
     for queue in [*queues, *queues, named]:  # each queue asked for twice
         lookups.want(queue)
     assert len(lookups) == 40
+    started = time.monotonic()
     lookups.start(asyncio.get_running_loop())
     try:
         for _ in range(200):
             if all(q.site is not None for q in queues):
                 break
             await asyncio.sleep(0.02)
+        took = time.monotonic() - started
     finally:
         await lookups.stop()
     assert {q.site for q in queues} == {"mx.one.example"}
+    # Paced: 40 lookups take at least 40 / SITE_LOOKUPS_PER_SECOND (the last pause aside).
+    assert took >= (40 - SITE_LOOKUP_WORKERS) / SITE_LOOKUPS_PER_SECOND
     assert named.site is None and not named.site_pending
     assert 1 < most <= SITE_LOOKUP_WORKERS
     mx_queries = [q for q in dns.queries if q[1] == "MX"]
