@@ -38,8 +38,9 @@ class SmtpServerCounts:
       or spool shedding, descriptors, ``max_connections``, ``max_connections_per_peer``:
       ``total_connections_denied``);
     * ``rejections``: 4xx/5xx replies, by ``total`` and by the local address the client
-      connected to (``smtp_server_rejections``; not the ``421 4.3.2`` load and shutdown
-      replies, which KumoMTA leaves out too).
+      connected to, as the socket has it (``smtp_server_rejections``; not the ``421
+      4.3.2`` load and shutdown replies, which KumoMTA leaves out too). A PROXY header or
+      XCLIENT cannot add labels: there are no more than the host's addresses.
     """
 
     __slots__ = ("denied", "open", "rejections", "total")

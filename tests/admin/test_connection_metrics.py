@@ -65,3 +65,19 @@ async def test_delivery_connections_are_counted_per_path_and_per_protocol(
     open_now = _by(values, "connection_count")
     assert open_now[("smtp_client",)] == open_now.get((path,), 0)  # the sum per protocol
     assert values[("scheduled_queue_count", ())] == 1  # example.com's, until reaped
+
+
+async def test_a_forged_local_address_adds_no_rejection_series(make_node: MakeNode) -> None:
+    # XCLIENT (or a PROXY header) may say which local address the client reached; the
+    # count stays under the socket's own, so a client cannot mint labels.
+    node = await make_node(esmtp={"allow_xclient": True})
+    client = await RawSmtpClient.connect(node.smtp_port)
+    try:
+        assert (await client.read_reply()).code == 220
+        assert (await client.command("EHLO client.example")).code == 250
+        assert (await client.command("XCLIENT DESTADDR=10.9.9.9 DESTPORT=2525")).code == 220
+        assert (await client.command("NONSENSE")).code == 500
+    finally:
+        await client.close()
+    rejections = _by(await _values(node), "smtp_server_rejections")
+    assert rejections == {("total",): 1, (f"127.0.0.1:{node.smtp_port}",): 1}

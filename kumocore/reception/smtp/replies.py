@@ -73,7 +73,7 @@ class SessionReplies(SessionState):
         if self.runtime.services is not None:  # a started node has a log dispatcher
             self.rejections.add(self, code, text)
         if (counts := self.server_counts) is not None:
-            counts.rejected(self.local_address)
+            counts.rejected(self.accepted_on)
 
     # ------------------------------------------------------------------ shutdown
     def shutdown(self) -> None:

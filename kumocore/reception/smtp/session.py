@@ -97,6 +97,7 @@ class EsmtpSession(SessionReplies):
         self.session_id = str(uuid.uuid4())
         self.set_addresses(transport.get_extra_info("peername"),
                            transport.get_extra_info("sockname"))
+        self.accepted_on = self.local_address
         self.listener.sessions.add(self)
         self.listener.peers.add(self.peer_ip)
         if (counts := self.server_counts) is not None:

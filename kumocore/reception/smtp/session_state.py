@@ -64,6 +64,10 @@ class SessionState(SmtpProtocol):
         )
         self.conn_meta: dict[str, Any] = {}
         self.peer_ip = self.peer_address = self.local_ip = self.local_address = ""
+        #: The socket's own local address, as accepted: unlike ``local_address``, a PROXY
+        #: header or XCLIENT cannot change it, so counting by it stays bounded by the
+        #: host's addresses.
+        self.accepted_on = ""
         self.domains = DomainLookup(self.runtime.hooks, self.config, "", self.conn_meta)
         self.session_id = ""
         self.ehlo_domain: str | None = None
