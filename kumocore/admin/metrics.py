@@ -137,6 +137,9 @@ class KumocoreCollector(Collector):
 
         yield from memory_metrics()
         yield from spool_health_metrics(p.path for p in self.services.storage.paths)
+        from kumocore.node.disk_metrics import disk_free_metrics
+
+        yield from disk_free_metrics((p.name, p.path) for p in self.services.storage.paths)
 
     def _queue_metrics(self) -> Iterator[Metric]:
         manager = self.services.queues

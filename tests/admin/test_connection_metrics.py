@@ -81,3 +81,4 @@ async def test_a_forged_local_address_adds_no_rejection_series(make_node: MakeNo
         await client.close()
     rejections = _by(await _values(node), "smtp_server_rejections")
     assert rejections == {("total",): 1, (f"127.0.0.1:{node.smtp_port}",): 1}
+
