@@ -130,6 +130,9 @@ class KumocoreCollector(Collector):
         from kumocore.queue.source_health import source_health_metrics
 
         yield from source_health_metrics(self.services.queues.egress.source_health)
+        from kumocore.dns.mx_stats import mx_metrics
+
+        yield from mx_metrics(self.services.resolver.mx_stats)
         from kumocore.tsa.metrics import tsa_metrics
 
         yield from tsa_metrics(self.services.tsa)

@@ -38,6 +38,7 @@ from kumocore.dns.dnspython_records import normalize_name, preload_dnspython
 from kumocore.dns.errors import DnsError
 from kumocore.dns.hosts import HostsFile
 from kumocore.dns.mx import MailExchanger, domain_literal
+from kumocore.dns.mx_stats import MxStats
 from kumocore.dns.name_server import parse_name_server
 from kumocore.dns.query_cache import CachedQueries, DnssecAnswer, StaticAnswers, _Answer
 from kumocore.dns.site_name import split_port
@@ -85,6 +86,7 @@ class Resolver(CachedQueries):
         # Nobody mutates a MailExchanger (the policy gets copies), so sharing it is safe.
         # At most KumoMTA's dns_resolver_mx capacity of them (kumo.set_lruttl_cache_capacity),
         # and no more than the answers they are built from.
+        self.mx_stats = MxStats()  # KumoMTA's dns_mx_resolve_* counts
         self._built_mx: NamedLru[str, tuple[tuple[str, str], _Answer, MailExchanger]] = NamedLru(
             "dns_resolver_mx", ceiling=cache_size
         )
@@ -198,16 +200,31 @@ class Resolver(CachedQueries):
 
     async def lookup_mx(self, domain: str) -> MailExchanger:
         """Resolve ``domain`` (``name``, ``name:port`` or a domain literal) to its MX set."""
+        stats = self.mx_stats
+        built = self._built_mx.get(domain)
+        if built is not None and self._cache.get(built[0]) is built[1]:
+            self._built_mx.move_to_end(domain)  # least recently used goes first
+            stats.cache_hit += 1
+            return built[2]
+        stats.in_progress += 1
+        try:
+            mx = await self._resolve_mx(domain)
+        except Exception:  # (a cancelled lookup neither failed nor succeeded)
+            stats.failed += 1
+            raise
+        finally:
+            stats.in_progress -= 1
+        stats.resolved += 1
+        return mx
+
+    async def _resolve_mx(self, domain: str) -> MailExchanger:
         try:
             literal = domain_literal(domain)
         except ValueError as err:
             raise DnsError(str(err), name=domain) from None
         if literal is not None:
             return MailExchanger.for_literal(domain, *literal)
-        built = self._built_mx.get(domain)
-        if built is not None and self._cache.get(built[0]) is built[1]:
-            self._built_mx.move_to_end(domain)  # least recently used goes first
-            return built[2]
+        self.mx_stats.cache_miss += 1
         host, port = split_port(domain)
         name = normalize_name(host)
 
