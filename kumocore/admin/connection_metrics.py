@@ -60,8 +60,8 @@ def connection_metrics(
         name = service(path)
         if path.connections:
             per_path_open[name] = path.connections
-            protocol = path.key.protocol.partition(":")[0]
-            open_now[protocol] = open_now.get(protocol, 0) + path.connections
+            kind = path.key.protocol_kind
+            open_now[kind] = open_now.get(kind, 0) + path.connections
         if path.connections_opened:
             per_path_opened[name] = path.connections_opened
     yield _family("connection_count", "gauge", {**open_now, **per_path_open}, cap, other)

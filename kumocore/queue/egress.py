@@ -54,6 +54,12 @@ class PathKey:
         """KumoMTA's ready queue name: ``source->site@smtp_client``."""
         return f"{self.source}->{self.site}@{self.protocol}"
 
+    @property
+    def protocol_kind(self) -> str:
+        """The protocol without its detail (``smtp_client``, ``lua``): what KumoMTA's
+        metrics and log records name the ready queue's protocol by."""
+        return self.protocol.partition(":")[0]
+
 
 class PathView(Protocol):
     """What an outcome record needs to know of the path an attempt took."""

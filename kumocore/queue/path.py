@@ -144,7 +144,7 @@ class EgressPath(PathQueue):
                     break
                 self.connections += 1
                 self.connections_opened += 1
-                self.shared.connections_opened[self.key.protocol.partition(":")[0]] += 1
+                self.shared.connections_opened[self.key.protocol_kind] += 1
                 self._spawn(self._connection(slot))
         finally:
             self._pumping = False

@@ -111,7 +111,7 @@ def threshold(path: WatchedPath) -> float:
 
 def service(path: WatchedPath) -> str:
     """KumoMTA's ``service`` label of a ready queue: ``<protocol>:<queue name>``."""
-    return f"{path.key.protocol.partition(':')[0]}:{path.key.name}"
+    return f"{path.key.protocol_kind}:{path.key.name}"
 
 
 class Watchdog:
@@ -217,7 +217,7 @@ def give_back_wedged(path: PathView, dispatcher: Dispatcher, messages: list[Mess
                 site=path.key.name, response=response,
                 egress_pool=queue.pool_name if queue is not None else None,
                 egress_source=path.key.source, provider_name=path.config.provider_name,
-                delivery_protocol=_LOG_NAMES.get(path.key.protocol.partition(":")[0], "ESMTP"),
+                delivery_protocol=_LOG_NAMES.get(path.key.protocol_kind, "ESMTP"),
                 session_id=str(dispatcher.session_id))  # fmt: skip
             journal.logs.submit(record, message)
         give_back(message, WEDGED, response)

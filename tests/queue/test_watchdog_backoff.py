@@ -19,7 +19,8 @@ class _Path:
     dispatchers: Dispatchers
     config: Any = field(default_factory=lambda: SimpleNamespace(
         dispatcher_progress_watchdog_timeout=1.0, idle_timeout=1.0))
-    key: Any = field(default_factory=lambda: SimpleNamespace(name="q", protocol="smtp_client"))
+    key: Any = field(default_factory=lambda: SimpleNamespace(name="q", protocol="smtp_client",
+                                                                protocol_kind="smtp_client"))
     shared: Any = field(default_factory=lambda: SimpleNamespace(watchdog_aborts=Counter()))
 
 
