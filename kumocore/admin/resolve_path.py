@@ -122,13 +122,12 @@ def mx_resolution(mx: MailExchanger) -> dict[str, Any]:
 
 async def _site(manager: QueueManager, domain: str, protocol: Any) -> tuple[str, Any]:
     """The site name routing would use, and the MX set it came from (None if none)."""
-    from kumocore.config.protocols import SmtpProtocol
+    from kumocore.config.protocols import site_without_mx
     from kumocore.dns import DnsError
 
-    if isinstance(protocol, SmtpProtocol) and protocol.mx_list:
-        return protocol.mx_list_site_name, None
-    if not isinstance(protocol, SmtpProtocol):
-        return domain, None
+    site = site_without_mx(protocol, domain)
+    if site is not None:
+        return site, None
     try:
         mx = await manager.resolver.lookup_mx(domain)
         mx = await manager.mta_sts.apply(domain, mx)

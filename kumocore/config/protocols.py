@@ -68,6 +68,18 @@ class SmtpProtocol(DeliveryProtocol):
         return "mx_list:" + ",".join(target.label for target in self.mx_list)
 
 
+def site_without_mx(protocol: DeliveryProtocol | None, destination: str) -> str | None:
+    """The site name a queue's ``protocol`` gives by itself, as KumoMTA names it: an
+    explicit ``mx_list``'s (``mx_list:...``), or ``destination`` for a protocol that does
+    not deliver to MX hosts (maildir, custom_lua...). None for SMTP to the destination's
+    MX hosts (``None`` is that default), whose site their MX set names."""
+    if protocol is None:
+        return None
+    if isinstance(protocol, SmtpProtocol):
+        return protocol.mx_list_site_name if protocol.mx_list else None
+    return destination
+
+
 @dataclass(frozen=True)
 class MaildirProtocol(DeliveryProtocol):
     """Write each message into a maildir (``tmp/`` then ``new/``)."""

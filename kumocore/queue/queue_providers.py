@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
-from kumocore.config.protocols import SmtpProtocol
+from kumocore.config.protocols import site_without_mx
 from kumocore.dns.errors import DnsError
 
 if TYPE_CHECKING:
@@ -119,11 +119,9 @@ async def site_of(
     """KumoMTA's site name of ``queue``'s destination (its routing domain, else domain)."""
     parts = queue.parts
     domain = parts.routing_domain or parts.domain
-    protocol = queue.config.protocol
-    if protocol is not None and not isinstance(protocol, SmtpProtocol):
-        return domain  # maildir, custom_lua, xfer...: no MX, the destination names it
-    if protocol is not None and protocol.mx_list:
-        return protocol.mx_list_site_name
+    site = site_without_mx(queue.config.protocol, domain)
+    if site is not None:
+        return site
     try:
         mx = await lookup_mx(domain)
     except DnsError as exc:
