@@ -24,6 +24,7 @@ __all__ = [
     "AdminClientError",
     "Command",
     "canceller",
+    "check_limit",
     "client_options",
     "guarded",
     "lister",
@@ -98,6 +99,12 @@ def run(
     args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None
 ) -> Any:
     return request(args.endpoint, method, path, body, timeout=args.timeout)
+
+
+def check_limit(command: str, limit: int | None) -> None:
+    """Refuse a negative ``--limit`` before anything is asked (exit 1, a JSON error)."""
+    if limit is not None and limit < 0:
+        raise AdminClientError(0, {"error": f"{command}: --limit must be 0 or more"})
 
 
 def print_json(value: Any) -> int:

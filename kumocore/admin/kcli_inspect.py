@@ -24,12 +24,11 @@ def _inspect_message(args: argparse.Namespace) -> int:
 
 
 def _inspect_sched_q(args: argparse.Namespace) -> int:
-    from kumocore.admin.cli_client import AdminClientError, print_json, run
+    from kumocore.admin.cli_client import check_limit, print_json, run
 
     fields = {"queue_name": args.queue_name, "want_body": str(args.want_body).lower()}
     if not args.no_limit:
-        if args.limit < 0:
-            raise AdminClientError(0, {"error": "inspect-sched-q: --limit must be 0 or more"})
+        check_limit("inspect-sched-q", args.limit)
         fields["limit"] = str(args.limit)
     query = urllib.parse.urlencode(fields)
     return print_json(run(args, "GET", f"/api/admin/inspect-sched-q/v1?{query}"))

@@ -138,10 +138,9 @@ def _domain_site(fetch: Fetch, domain: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kumocore.admin.cli_client import AdminClientError, run
+    from kumocore.admin.cli_client import check_limit, run
 
-    if args.limit is not None and args.limit < 0:
-        raise AdminClientError(0, {"error": "queue-summary: --limit must be 0 or more"})
+    check_limit("queue-summary", args.limit)
 
     def fetch(path: str) -> Any:
         return run(args, "GET", path)

@@ -117,12 +117,9 @@ def format_provider_summary(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from kumocore.admin.cli_client import run
+    from kumocore.admin.cli_client import check_limit, run
 
-    if args.limit is not None and args.limit < 0:
-        from kumocore.admin.cli_client import AdminClientError
-
-        raise AdminClientError(0, {"error": "provider-summary: --limit must be 0 or more"})
+    check_limit("provider-summary", args.limit)
     rows = provider_rows(run(args, "GET", "/metrics.json"), by_pool=args.by_pool)
     domains = None
     if args.show_domains:
