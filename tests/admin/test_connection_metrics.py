@@ -12,13 +12,13 @@ from typing import Any
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
-from tests.admin.test_provider_metrics import _by, _samples
+from tests.support.metric_samples import samples, series
 
 UNTRUSTED = "127.0.0.5"
 
 
 async def _values(node: Any) -> dict[Any, float]:
-    return _samples((await node.admin("GET", "/metrics"))[1])
+    return samples((await node.admin("GET", "/metrics"))[1])
 
 
 async def test_the_smtp_listener_counts_open_accepted_denied_and_rejected_connections(
@@ -34,17 +34,17 @@ async def test_the_smtp_listener_counts_open_accepted_denied_and_rejected_connec
         assert (await first.command("RCPT TO:<a@example.com>")).code == 503  # no MAIL
         assert (await first.command("NONSENSE")).code == 500
         values = await _values(node)
-        connections = _by(values, "connection_count")
+        connections = series(values, "connection_count")
         assert connections[("esmtp_listener",)] == 2  # the third was turned away
-        assert _by(values, "total_connection_count")[("esmtp_listener",)] == 3
-        assert _by(values, "total_connections_denied") == {("esmtp_listener",): 1}
+        assert series(values, "total_connection_count")[("esmtp_listener",)] == 3
+        assert series(values, "total_connections_denied") == {("esmtp_listener",): 1}
         # The 421 4.3.2 of the refusal is not a rejection, as in KumoMTA.
-        assert _by(values, "smtp_server_rejections") == {("total",): 2, (listener,): 2}
+        assert series(values, "smtp_server_rejections") == {("total",): 2, (listener,): 2}
     finally:
         for client in clients:
             await client.close()
     for _ in range(100):  # the sessions end: the gauge comes back down, nothing leaks
-        if _by(await _values(node), "connection_count").get(("esmtp_listener",)) == 0:
+        if series(await _values(node), "connection_count").get(("esmtp_listener",)) == 0:
             break
         await asyncio.sleep(0.02)
     else:
@@ -59,10 +59,10 @@ async def test_delivery_connections_are_counted_per_path_and_per_protocol(
     await node.wait_for("Delivery", count=2)
     values = await _values(node)
     path = f"smtp_client:unspecified->{SINK_HOST}@smtp_client"
-    opened = _by(values, "total_connection_count")
+    opened = series(values, "total_connection_count")
     assert opened[("smtp_client",)] == opened[(path,)] >= 1
     assert opened[("esmtp_listener",)] == 1  # node.send's one connection
-    open_now = _by(values, "connection_count")
+    open_now = series(values, "connection_count")
     assert open_now[("smtp_client",)] == open_now.get((path,), 0)  # the sum per protocol
     assert values[("scheduled_queue_count", ())] == 1  # example.com's, until reaped
 
@@ -79,6 +79,6 @@ async def test_a_forged_local_address_adds_no_rejection_series(make_node: MakeNo
         assert (await client.command("NONSENSE")).code == 500
     finally:
         await client.close()
-    rejections = _by(await _values(node), "smtp_server_rejections")
+    rejections = series(await _values(node), "smtp_server_rejections")
     assert rejections == {("total",): 1, (f"127.0.0.1:{node.smtp_port}",): 1}
 

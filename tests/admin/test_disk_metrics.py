@@ -7,19 +7,20 @@ from __future__ import annotations
 import shutil
 
 from kumocore.testing.plugin import MakeNode
-from tests.admin.test_provider_metrics import _by, _samples
+from tests.support.metric_samples import samples, series
 
 
 async def test_free_space_under_each_spool_is_reported_as_kumomta_names_it(
     make_node: MakeNode,
 ) -> None:
     node = await make_node(spool="rocksdb")
-    values = _samples((await node.admin("GET", "/metrics"))[1])
+    values = samples((await node.admin("GET", "/metrics"))[1])
     for spool in ("data", "meta"):
         path = node.runtime.config.spools[spool].path
         usage = shutil.disk_usage(path)
         label = (f"{spool} spool",)
-        assert abs(_by(values, "disk_free_bytes")[label] - usage.free) < 64 << 20, spool
-        assert abs(_by(values, "disk_free_percent")[label] - usage.free * 100 // usage.total) <= 1
-        assert 0 <= _by(values, "disk_free_inodes_percent")[label] <= 100
-        assert _by(values, "disk_free_inodes")[label] > 0
+        assert abs(series(values, "disk_free_bytes")[label] - usage.free) < 64 << 20, spool
+        percent = usage.free * 100 // usage.total
+        assert abs(series(values, "disk_free_percent")[label] - percent) <= 1
+        assert 0 <= series(values, "disk_free_inodes_percent")[label] <= 100
+        assert series(values, "disk_free_inodes")[label] > 0

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 from kumocore.admin.kcli_queue_summary import ready_parts
-from kumocore.testing.smtp_sink import RecordingSink
 from tests.support.admin_cli import run_cli
 from tests.support.provider_node import settled_node
 
@@ -30,10 +29,8 @@ def test_a_ready_queue_name_splits_into_site_source_and_protocol_as_kcli_splits_
 async def test_queue_summary_prints_kclis_tables_with_held_queues_and_its_options(
     capsys: Any,
 ) -> None:
-    sink = await RecordingSink().start()
-    node = await settled_node(sink)
-    endpoint = ("--endpoint", node.http_url)
-    try:
+    async with settled_node() as node:  # idle connections closed: C is 0
+        endpoint = ("--endpoint", node.http_url)
         assert (await node.admin("POST", "/api/admin/suspend-ready-q/v1", {
             "name": BIG_READY, "reason": "maintenance", "duration": "1h"}))[0] == 200
         assert (await node.admin("POST", "/api/admin/suspend/v1", {
@@ -73,18 +70,13 @@ async def test_queue_summary_prints_kclis_tables_with_held_queues_and_its_option
         assert [line.split()[0] for line in scheduled.splitlines()[1:]] == ["big.test"]
         code, _, err = await run_cli(capsys, "queue-summary", "--limit", "-2", *endpoint)
         assert code == 1 and "--limit" in err
-    finally:
-        await node.stop()
-        await sink.stop()
 
 
 async def test_inspect_sched_q_and_inspect_message_print_the_apis_json_as_kcli(
     capsys: Any,
 ) -> None:
-    sink = await RecordingSink().start()
-    node = await settled_node(sink)
-    endpoint = ("--endpoint", node.http_url)
-    try:
+    async with settled_node() as node:  # idle connections closed: C is 0
+        endpoint = ("--endpoint", node.http_url)
         code, out, err = await run_cli(capsys, "inspect-sched-q", "big.test", *endpoint)
         assert (code, err) == (0, "")
         view = json.loads(out)
@@ -105,6 +97,3 @@ async def test_inspect_sched_q_and_inspect_message_print_the_apis_json_as_kcli(
         assert "\r\n" in answer["message"]["data"]  # the JSON answer whole, not as lines
         code, _, err = await run_cli(capsys, "inspect-message", "0" * 32, *endpoint)
         assert code == 1 and "error" in json.loads(err)
-    finally:
-        await node.stop()
-        await sink.stop()

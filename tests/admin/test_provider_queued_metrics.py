@@ -16,8 +16,8 @@ from kumocore.node.runtime import Runtime
 from kumocore.testing.node import start_node
 from kumocore.testing.smtp_sink import RecordingSink
 from tests.admin.conftest import Enqueue, make_ready
-from tests.admin.test_provider_metrics import _by, _samples
 from tests.support.admin_cli import run_cli
+from tests.support.metric_samples import samples, series
 from tests.support.provider_node import policy_for, settled_node
 
 
@@ -42,8 +42,8 @@ async def test_waiting_messages_are_counted_by_provider_or_site_and_pool_on_a_re
         await node.wait_for("Delivery", timeout=20)
         values: dict[Any, float] = {}
         for _ in range(100):  # the background lookup runs after the reception
-            values = _samples((await node.admin("GET", "/metrics"))[1])
-            if _by(values, "queued_count_by_provider").get(("mx.later.test",)):
+            values = samples((await node.admin("GET", "/metrics"))[1])
+            if series(values, "queued_count_by_provider").get(("mx.later.test",)):
                 break
             await asyncio.sleep(0.05)
         status, view = await node.admin(
@@ -52,10 +52,10 @@ async def test_waiting_messages_are_counted_by_provider_or_site_and_pool_on_a_re
     finally:
         await node.stop()
         await sink.stop()
-    assert _by(values, "queued_count_by_provider") == {
+    assert series(values, "queued_count_by_provider") == {
         ("mx.big.test",): 1, ("NamedQueue",): 1, ("mx.later.test",): 1}
     # labels sorted by name: pool, provider
-    assert _by(values, "queued_count_by_provider_and_pool") == {
+    assert series(values, "queued_count_by_provider_and_pool") == {
         ("pool-1", "mx.big.test"): 1, ("pool-1", "NamedQueue"): 1,
         ("pool-1", "mx.later.test"): 1}
     assert values[("scheduled_count_total", ())] == 3  # the gauges sum to it
@@ -72,11 +72,11 @@ async def test_ready_messages_and_connections_count_under_the_pool_that_opened_t
     big.config = dataclasses.replace(big.config, provider_name="BigMail")
     big.pool, small.pool = "pool-a", None  # None: no routed message opened it
     big.connections, small.connections, idle.connections = 2, 1, 0
-    values = _samples(await (await client.get("/metrics")).text())
-    assert _by(values, "queued_count_by_provider") == {("BigMail",): 2, ("mx.small",): 1}
-    assert _by(values, "queued_count_by_provider_and_pool") == {
+    values = samples(await (await client.get("/metrics")).text())
+    assert series(values, "queued_count_by_provider") == {("BigMail",): 2, ("mx.small",): 1}
+    assert series(values, "queued_count_by_provider_and_pool") == {
         ("pool-a", "BigMail"): 2, ("unspecified", "mx.small"): 1}
-    assert _by(values, "connection_count_by_provider_and_pool") == {
+    assert series(values, "connection_count_by_provider_and_pool") == {
         ("pool-a", "BigMail"): 2, ("unspecified", "mx.small"): 1}
 
 
@@ -92,29 +92,27 @@ async def test_every_provider_family_keeps_500_series_under_a_flood_of_destinati
         for kind in ("Delivery", "TransientFailure", "Bounce"):
             counts.count(kind, path, "pool")
     started = time.perf_counter()
-    values = _samples(await (await client.get("/metrics")).text())
+    values = samples(await (await client.get("/metrics")).text())
     scrape = time.perf_counter() - started
     families = [f"total_messages_{o}_by_provider{s}" for o in ("delivered", "transfail", "fail")
                 for s in ("", "_and_source")]  # fmt: skip
     families += ["connection_count_by_provider", "connection_count_by_provider_and_pool",
                  "queued_count_by_provider", "queued_count_by_provider_and_pool"]  # fmt: skip
     for name in families:
-        series = _by(values, name)
-        assert len(series) == MAX_SERIES, name
-        other = [value for labels, value in series.items() if labels[-1] == OTHER]
+        family = series(values, name)
+        assert len(family) == MAX_SERIES, name
+        other = [value for labels, value in family.items() if labels[-1] == OTHER]
         # the rest of the 700 sites, each 1, summed in one series
         assert other == [sites - MAX_SERIES + 1], name
-        assert sum(series.values()) == sites, name
+        assert sum(family.values()) == sites, name
     assert scrape < 1.0  # ten capped families over 700 paths (measured 0.12 s)
 
 
 async def test_provider_summary_prints_kclis_table_by_provider_pool_and_domains(
     capsys: Any,
 ) -> None:
-    sink = await RecordingSink().start()
-    node = await settled_node(sink)  # idle connections closed: C is 0
-    endpoint = ("--endpoint", node.http_url)
-    try:
+    async with settled_node() as node:  # idle connections closed: C is 0
+        endpoint = ("--endpoint", node.http_url)
         code, out, err = await run_cli(capsys, "provider-summary", *endpoint)
         assert (code, err) == (0, "")
         # Volume (D+T+F+Q) first, then natural order. The path named BigMail took the
@@ -141,6 +139,3 @@ async def test_provider_summary_prints_kclis_table_by_provider_pool_and_domains(
         assert code == 0 and len(out.splitlines()) == 2
         code, _, err = await run_cli(capsys, "provider-summary", "--limit", "-1", *endpoint)
         assert code == 1 and "--limit" in err
-    finally:
-        await node.stop()
-        await sink.stop()

@@ -14,8 +14,8 @@ from kumocore.queue import delays as delays_module
 from kumocore.queue.delay_counts import DelayCounts
 from kumocore.queue.queue_reaper import QueueReaper
 from kumocore.queue.schedule import ScheduledQueue
-from tests.admin.test_provider_metrics import _by, _samples
 from tests.queue.delayed_support import future, policy, start, wait_for_records
+from tests.support.metric_samples import samples, series
 
 
 async def test_queue_rate_and_insert_throttle_delays_are_counted_per_queue(
@@ -39,11 +39,11 @@ end)"""))
         await node.send(recipients="d@held.example")
         await wait_for_records(logs, "Delayed", count=3)
         await node.wait_for("Delivery")  # the first of rate.example
-        values = _samples((await node.admin("GET", "/metrics"))[1])
+        values = samples((await node.admin("GET", "/metrics"))[1])
     finally:
         await node.stop()
-    assert _by(values, "delayed_due_to_message_rate_throttle") == {("rate.example",): 2}
-    assert _by(values, "delayed_due_to_throttle_insert_ready") == {("held.example",): 1}
+    assert series(values, "delayed_due_to_message_rate_throttle") == {("rate.example",): 2}
+    assert series(values, "delayed_due_to_throttle_insert_ready") == {("held.example",): 1}
 
 
 def test_a_reaped_queue_takes_its_delay_series_with_it() -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from kumocore.testing.node import Node, start_node
@@ -57,22 +59,30 @@ def policy_for(sink: RecordingSink, *, idle_timeout: bool = False) -> str:
     return policy
 
 
-async def settled_node(sink: RecordingSink) -> Node:
-    """Two deliveries to small.test, a 451 from big.test (its message waits an hour), a
-    message for later.test scheduled an hour ahead; once later.test's site is found and
-    the idle connections closed (each destination has an MX of its own)."""
+@asynccontextmanager
+async def settled_node() -> AsyncIterator[Node]:
+    """A node (and its sink) where two messages were delivered to small.test, one got a 451
+    from big.test (it waits an hour) and one for later.test is scheduled an hour ahead;
+    entered once later.test's site is found and the idle connections closed (each
+    destination has an MX of its own). Both are stopped on the way out."""
+    sink = await RecordingSink().start()
     zones: dict[str, Any] = {name: {"MX": [(10, f"mx.{name}")]}
                              for name in ("later.test", "big.test", "small.test")}
     zones.update({f"mx.{name}": {"A": ["127.0.0.1"]} for name in list(zones)})
     node = await start_node(policy_for(sink, idle_timeout=True), sink=sink, zones=zones)
-    for recipient in ("a@small.test", "b@small.test", "tempfail@big.test", "x@later.test"):
-        assert await node.send("s@src.test", recipient) == {}
-    await node.wait_for("Delivery", count=2, timeout=20)
-    await node.wait_for("TransientFailure", timeout=20)
-    for _ in range(100):
-        summary = (await node.admin("GET", "/api/admin/queue-summary/v1"))[1]
-        sites = {e["name"]: e["site"] for e in summary["scheduled"]}
-        if sites.get("later.test") and not summary["totals"]["connections"]:
-            break
-        await asyncio.sleep(0.05)
-    return node
+    try:
+        for recipient in ("a@small.test", "b@small.test", "tempfail@big.test",
+                          "x@later.test"):  # fmt: skip
+            assert await node.send("s@src.test", recipient) == {}
+        await node.wait_for("Delivery", count=2, timeout=20)
+        await node.wait_for("TransientFailure", timeout=20)
+        for _ in range(100):
+            summary = (await node.admin("GET", "/api/admin/queue-summary/v1"))[1]
+            sites = {e["name"]: e["site"] for e in summary["scheduled"]}
+            if sites.get("later.test") and not summary["totals"]["connections"]:
+                break
+            await asyncio.sleep(0.05)
+        yield node
+    finally:
+        await node.stop()
+        await sink.stop()

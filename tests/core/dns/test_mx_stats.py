@@ -12,7 +12,7 @@ import pytest
 from kumocore.dns import DnsError, Resolver
 from kumocore.testing.dns import TestDnsServer
 from kumocore.testing.plugin import MakeNode
-from tests.admin.test_provider_metrics import _samples
+from tests.support.metric_samples import samples
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ async def test_the_node_exports_them_under_kumomtas_names(make_node: MakeNode) -
     node = await make_node()
     await node.send(recipients=["a@example.com", "b@example.net"])
     await node.wait_for("Delivery", count=2)
-    values = _samples((await node.admin("GET", "/metrics"))[1])
+    values = samples((await node.admin("GET", "/metrics"))[1])
     assert values[("dns_mx_resolve_status_ok", ())] >= 2
     assert values[("dns_mx_resolve_cache_miss", ())] >= 2  # two domains asked
     assert values[("dns_mx_resolve_status_fail", ())] == 0

@@ -1,0 +1,26 @@
+"""Reading a node's ``/metrics`` text in tests: every sample by (name, sorted labels), and
+one family's series by their label values (in label-name order)."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = ["Samples", "samples", "series"]
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def samples(text: str) -> Samples:
+    """Every sample of ``text``; a counter's under its family name (no ``_total``)."""
+    return {
+        (sample.name.removesuffix("_total") if family.type == "counter" else sample.name,
+         tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def series(values: Samples, name: str) -> dict[tuple[str, ...], float]:
+    """The series of family ``name``, keyed by their label values in label-name order."""
+    return {tuple(v for _, v in labels): value for (n, labels), value in values.items()
+            if n == name}
