@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from kumocore.mail.mime_api import BINARY_MIMEPART_FUNCTIONS, mimepart_functions
     from kumocore.mail.response import Response
     from kumocore.node.cache_capacity import NamedLru, set_lruttl_cache_capacity
+    from kumocore.node.cache_stats import CacheStats, cache_stats
     from kumocore.node.fsmode import create_private_file, private_dir
+    from kumocore.node.latency import observe_user_latency
     from kumocore.node.memory import (
         get_memory_hard_limit,
         get_memory_low_thresh,
@@ -58,6 +60,7 @@ __all__ = [
     "AclAuthInfo",
     "AclMap",
     "AddressError",
+    "CacheStats",
     "ConfigError",
     "HookError",
     "Message",
@@ -72,6 +75,7 @@ __all__ = [
     "ZstdSegmentWriter",
     "__version__",
     "apply_supplemental_trace_header",
+    "cache_stats",
     "create_private_file",
     "get_memory_hard_limit",
     "get_memory_low_thresh",
@@ -84,6 +88,7 @@ __all__ = [
     "make_access_control_list",
     "mimepart_functions",
     "new_message_id",
+    "observe_user_latency",
     "parse_envelope_address",
     "policy_function",
     "private_dir",
@@ -111,6 +116,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "make_access_control_list": "kumocore.http.acl_map",
     "AddressError": "kumocore.mail.address",
     "BINARY_MIMEPART_FUNCTIONS": "kumocore.mail.mime_api",
+    "CacheStats": "kumocore.node.cache_stats",
     "Message": "kumocore.mail.message",
     "MultipleValues": "kumocore.policy.policyfn",
     "NamedLru": "kumocore.node.cache_capacity",
@@ -121,6 +127,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "ZstdLinesError": "kumocore.logs.zstd_lines",
     "ZstdSegmentWriter": "kumocore.logs.zstd_segment",
     "apply_supplemental_trace_header": "kumocore.reception.trace_api",
+    "cache_stats": "kumocore.node.cache_stats",
     "create_private_file": "kumocore.node.fsmode",
     "get_memory_hard_limit": "kumocore.node.memory",
     "get_memory_low_thresh": "kumocore.node.memory",
@@ -128,6 +135,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "jsonable": "kumocore.policy.jsonable",
     "mimepart_functions": "kumocore.mail.mime_api",
     "new_message_id": "kumocore.mail.ids",
+    "observe_user_latency": "kumocore.node.latency",
     "parse_envelope_address": "kumocore.mail.address",
     "private_dir": "kumocore.node.fsmode",
     "register_memory_cache": "kumocore.node.memory",

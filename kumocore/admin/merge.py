@@ -18,8 +18,10 @@ from kumocore.admin.peers import PeerAnswer
 
 #: Samples combined by min/max instead of summed (the rest are counts: summed).
 _MIN_SAMPLES = {"process_start_time_seconds"}
-#: (An auto-suspended source reads 1 however many workers suspended it.)
-_MAX_SAMPLES = {"kumocore_build_info", "process_max_fds", "egress_source_health_suspended"}
+#: (An auto-suspended source reads 1 however many workers suspended it; every worker
+#: measures the same machine's CPU usage, so the system_cpu_usage_* gauges are not added.)
+_MAX_SAMPLES = {"kumocore_build_info", "process_max_fds", "egress_source_health_suspended",
+                "system_cpu_usage_sum", "system_cpu_usage_normalized"}
 
 
 def _bodies(local: web.Response, answers: list[PeerAnswer]) -> list[bytes]:

@@ -48,20 +48,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 MAX_SERIES = 500
 OTHER = "other"
 
-# outcome counter key (kumocore.queue.outcomes) → metric name and help
-_OUTCOMES = (
-    ("delivered", "total_messages_delivered", "Messages delivered (2xx at end of data)."),
-    ("transient", "total_messages_transfail", "Delivery attempts that failed transiently."),
-    ("bounced", "total_messages_fail", "Messages that failed permanently (bounced)."),
-    ("expired", "total_messages_expired", "Messages that expired (exceeded max_age)."),
-    (
-        "admin_bounced",
-        "kumocore_messages_admin_bounced_total",
-        "Messages bounced by an administrative bounce rule.",
-    ),
-)
-
-
 def reception_counter(services: Services) -> ReceptionCounter:
     """The node's reception counter."""
     return services.metrics.receptions
@@ -127,6 +113,9 @@ class KumocoreCollector(Collector):
         yield from self._hook_metrics()
         yield _labelled("dane_result_count", "counter", "result",
                         self.services.queues.dane_counts)
+        from kumocore.admin.latency_metrics import latency_metrics
+
+        yield from latency_metrics(self.services, MAX_SERIES, OTHER)
         from kumocore.queue.source_health import source_health_metrics
 
         yield from source_health_metrics(self.services.queues.egress.source_health)
@@ -143,12 +132,25 @@ class KumocoreCollector(Collector):
         from kumocore.node.disk_metrics import disk_free_metrics
 
         yield from disk_free_metrics((p.name, p.path) for p in self.services.storage.paths)
+        from kumocore.node.cpu_usage import cpu_usage_metrics
+        from kumocore.node.spool_stats import spool_stats_metrics
+
+        yield from cpu_usage_metrics(self.services.metrics.cpu)
+        store = self.services.store
+        yield from spool_stats_metrics((store.data, store.meta), self.services.storage.paths)
+        from kumocore.node.cache_stats import cache_metrics
+
+        yield from cache_metrics()
+        from kumocore.dkim.stats import dkim_metrics
+
+        yield from dkim_metrics()
 
     def _queue_metrics(self) -> Iterator[Metric]:
         manager = self.services.queues
-        counters: Mapping[str, int] = manager.outcomes.counters
-        for key, name, doc in _OUTCOMES:
-            yield _single(name, "counter", counters.get(key, 0), doc)
+        from kumocore.admin.outcome_metrics import outcome_metrics
+
+        yield from outcome_metrics(manager.outcomes.provider_counts, manager.outcomes.counters,
+                                   manager.paths.values(), MAX_SERIES, OTHER)  # fmt: skip
         from kumocore.admin.scheduled_metrics import scheduled_aggregates
         from kumocore.admin.summary import ready_entries, scheduled_counts
 

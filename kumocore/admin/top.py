@@ -23,9 +23,11 @@ from rich.table import Table
 #: (label, metric name in /metrics.json) of the counters shown as rates.
 RATES = (
     ("received", "total_messages_received"),
-    ("delivered", "total_messages_delivered"),
-    ("transient failures", "total_messages_transfail"),
-    ("bounced", "total_messages_fail"),
+    # The node's totals: KumoMTA's total_messages_* count only attempts over a path, and
+    # twice (per protocol and per path).
+    ("delivered", "kumocore_messages_delivered_total"),
+    ("transient failures", "kumocore_messages_transfail_total"),
+    ("bounced", "kumocore_messages_fail_total"),
     ("expired", "total_messages_expired"),
 )
 #: Rows shown per table; the rest are summed in a last "… N more" row.

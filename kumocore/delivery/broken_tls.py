@@ -28,16 +28,11 @@ class BrokenTls:
         # At most KumoMTA's smtp_dispatcher_broken_tls capacity of sites (64 Ki by
         # default; kumo.set_lruttl_cache_capacity): a remembered site outlives its
         # entry only if that many other sites failed since.
-        self._until: NamedLru[str, float] = NamedLru("smtp_dispatcher_broken_tls")
+        # The value is the expiry itself (float() of a float returns it, at C speed).
+        self._until: NamedLru[str, float] = NamedLru("smtp_dispatcher_broken_tls", expiry=float)
 
     def is_broken(self, site: str) -> bool:
-        until = self._until.get(site)
-        if until is None:
-            return False
-        if until <= time.monotonic():
-            del self._until[site]
-            return False
-        return True
+        return self._until.lookup(site, time.monotonic()) is not None
 
     def tls_mode(self, site: str, config: EgressPathConfig) -> str | Response:
         """The mode to connect to ``site`` with, or the refusal of a Required mode."""

@@ -161,7 +161,10 @@ class LuaReadyQueue(EgressPath):
                 )
                 await self._load_bodies(pending)
                 batch = list(pending)
+                started = time.perf_counter()
                 responses = await sender.deliver(batch) if batch else []
+                self.shared.outcomes.deliver_latency.observe(
+                    self.key.protocol_kind, time.perf_counter() - started)
                 for message, response in zip(batch, responses, strict=True):
                     self.shared.outcomes.handle(
                         self, message, response, peer=None, session=LUA_SESSION)

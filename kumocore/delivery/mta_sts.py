@@ -39,6 +39,7 @@ from kumocore.delivery.mta_sts_policy import (
 from kumocore.dns.errors import DnsError
 from kumocore.dns.site_name import factor_names, split_port
 from kumocore.node import cache_capacity
+from kumocore.node.cache_stats import cache_stats
 
 if TYPE_CHECKING:
     from kumocore.config import EgressPathConfig
@@ -90,6 +91,11 @@ class _KumoResolver(AbstractResolver):
         return None
 
 
+class _Policies(dict[str, tuple[StsPolicy, float]]):
+    """Policies by domain with their expiry (a class of its own so that the
+    ``lruttl_cache_size`` gauge can hold it by weak reference, which a dict cannot be)."""
+
+
 class MtaSts:
     """Policy discovery and cache for one server (:attr:`https_port` and
     :attr:`ssl_context` exist for tests: a policy server on a loopback port with a
@@ -109,7 +115,11 @@ class MtaSts:
         self._ssl_context = ssl_context
         # Policies by domain, one cache for the node as in KumoMTA: ``shares`` (the
         # default resolver's) lends its own to the policies of a define_resolver resolver.
-        self._cache: dict[str, tuple[StsPolicy, float]] = {} if shares is None else shares._cache
+        self._cache: _Policies = _Policies() if shares is None else shares._cache
+        # Counted as KumoMTA's mta_sts_policy cache (lruttl_* in /metrics).
+        self._stats = cache_stats("mta_sts_policy")
+        if shares is None:
+            self._stats.track(self._cache)
         # The default resolver, whose kumo.dns.configure_test_mta_sts policies apply to all.
         self._default: Resolver = resolver if shares is None else shares._default
         self._inflight: dict[str, asyncio.Task[StsPolicy | None]] = {}
@@ -165,7 +175,9 @@ class MtaSts:
     def _cached(self, domain: str) -> StsPolicy | None:
         entry = self._cache.get(domain)
         if entry is None or entry[1] < time.monotonic():
+            self._stats.misses += 1  # an expired one is removed (an expiry) by _prune
             return None
+        self._stats.hits += 1
         return entry[0]
 
     async def _discover(self, domain: str) -> StsPolicy | None:
@@ -190,6 +202,7 @@ class MtaSts:
             self._prune(capacity)
         if capacity > 0:
             self._cache[domain] = (policy, time.monotonic() + policy.max_age)
+            self._stats.inserts += 1
         return policy
 
     def _prune(self, capacity: int) -> None:
@@ -197,8 +210,10 @@ class MtaSts:
         now = time.monotonic()
         for name in [n for n, (_, expires) in self._cache.items() if expires < now]:
             del self._cache[name]
+            self._stats.expirations += 1
         while self._cache and len(self._cache) >= capacity:
             del self._cache[next(iter(self._cache))]
+            self._stats.evictions += 1
 
     async def _fetch(self, domain: str) -> StsPolicy:
         self.fetches += 1

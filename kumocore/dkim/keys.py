@@ -6,7 +6,8 @@ than signing with it, so parsed keys are cached: file keys by ``(path, mtime, si
 looked at again at most every :data:`RECHECK_SECONDS` (a ``stat`` per message was 1 % of a
 signing worker), so a rotated key file is picked up within a second; inline
 ``key_data`` by its bytes. (KumoMTA reads the key when it builds a signer, which it keeps
-for the signer's ``ttl``, 300 s by default.)
+for the signer's ``ttl``, 300 s by default.) Every load is counted as a lookup of
+KumoMTA's ``dkim_key_cache`` and a read as a key fetch (:mod:`kumocore.dkim.stats`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from kumocore.dkim.stats import STATS, Timing
 from kumocore.errors import ConfigError
 from kumocore.regular_file import read_regular_file
 
@@ -50,21 +52,38 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
     """The parsed private key in the file at ``path``, from cache while the file is unchanged.
 
     Raises :class:`ConfigError` naming ``path`` when it is missing, unreadable or malformed.
+    Counted in :data:`~kumocore.dkim.stats.STATS` as a lookup of KumoMTA's key cache.
     """
     name = os.fspath(path)
     now = time.monotonic()
+    STATS.key_cache_lookup_count += 1
     cached = _file_cache.get(name)
     if cached is not None and now - cached[2] < RECHECK_SECONDS:
+        STATS.key_cache_hit += 1
         return cached[1]
+    stamp = _file_stamp(name)
+    if cached is not None and cached[0] == stamp:
+        with _file_lock:
+            _file_cache[name] = (stamp, cached[1], now)
+        STATS.key_cache_hit += 1
+        return cached[1]
+    with Timing(STATS.key_fetch):
+        key = _read_key_file(name)
+    with _file_lock:
+        _file_cache[name] = (stamp, key, now)
+    STATS.key_cache_miss += 1
+    return key
+
+
+def _file_stamp(name: str) -> _FileStamp:
     try:
         st = os.stat(name)
     except OSError as exc:
         raise ConfigError(f"dkim key {name!r}: cannot read key file: {exc.strerror}") from exc
-    stamp = (st.st_mtime_ns, st.st_size)
-    if cached is not None and cached[0] == stamp:
-        with _file_lock:
-            _file_cache[name] = (stamp, cached[1], now)
-        return cached[1]
+    return st.st_mtime_ns, st.st_size
+
+
+def _read_key_file(name: str) -> PrivateKey:
     try:
         # A FIFO or a device must not hold the loop (or a worker) waiting: regular only.
         data = read_regular_file(name, MAX_KEY_FILE)
@@ -72,16 +91,30 @@ def load_private_key(path: str | os.PathLike[str]) -> PrivateKey:
         raise ConfigError(f"dkim key {name!r}: cannot read key file: {exc.strerror}") from exc
     if len(data) > MAX_KEY_FILE:
         raise ConfigError(f"dkim key {name!r}: key file is larger than {MAX_KEY_FILE} bytes")
-    key = parse_private_key(data, origin=repr(name))
-    with _file_lock:
-        _file_cache[name] = (stamp, key, now)
+    return parse_private_key(data, origin=repr(name))
+
+
+def load_private_key_data(data: bytes) -> PrivateKey:
+    """Parse inline key material (KumoMTA's ``key = { key_data = "..." }``), cached.
+
+    A lookup of KumoMTA's key cache too: a hit unless :func:`_parse_key_data` ran (and
+    counted the miss). Reading the miss count around the call is exact on the event
+    loop's thread, where signing happens (see :mod:`kumocore.dkim.stats`).
+    """
+    STATS.key_cache_lookup_count += 1
+    misses = STATS.key_cache_miss
+    key = _parse_key_data(data)
+    if STATS.key_cache_miss == misses:
+        STATS.key_cache_hit += 1
     return key
 
 
 @lru_cache(maxsize=256)
-def load_private_key_data(data: bytes) -> PrivateKey:
-    """Parse inline key material (KumoMTA's ``key = { key_data = "..." }``), cached."""
-    return parse_private_key(data, origin="key_data")
+def _parse_key_data(data: bytes) -> PrivateKey:
+    with Timing(STATS.key_fetch):
+        key = parse_private_key(data, origin="key_data")
+    STATS.key_cache_miss += 1
+    return key
 
 
 def parse_private_key(data: bytes, *, origin: str) -> PrivateKey:
@@ -136,4 +169,4 @@ def clear_key_cache() -> None:
     """Forget every parsed key (tests; an operator reload)."""
     with _file_lock:
         _file_cache.clear()
-    load_private_key_data.cache_clear()
+    _parse_key_data.cache_clear()

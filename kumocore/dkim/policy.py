@@ -3,6 +3,7 @@
 Policies usually build a signer inside ``smtp_server_message_received``, i.e. once per
 message. KumoMTA therefore caches signers by their parameters for ``ttl`` seconds (default
 300); so do we, per plugin manager, so the per-message cost is one dictionary lookup.
+Each lookup, hit, miss and build time is counted for ``/metrics`` (:mod:`kumocore.dkim.stats`).
 Keys are cached separately (:mod:`kumocore.dkim.keys`), so a rotated key file is used as
 soon as it changes on disk, whatever the signer TTL.
 
@@ -26,6 +27,7 @@ from kumocore.config.options import Options, option
 from kumocore.config.vault import is_vault_source, parse_vault_source, read_vault_secret
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.signer import Canonicalization, Signer
+from kumocore.dkim.stats import STATS, Timing
 from kumocore.errors import ConfigError
 from kumocore.node import cache_capacity
 from kumocore.node.cache_capacity import TtlCache
@@ -120,18 +122,27 @@ class SignerCache:
         # cache registers this object, whose resize takes the lock signing threads take.
         if capacity is None:
             capacity = cache_capacity.register("dkim_signer_cache", self)
-        self._signers: TtlCache[Hashable, Signer] = TtlCache(capacity)
+        self._signers: TtlCache[Hashable, Signer] = TtlCache(
+            capacity, counted_as="dkim_signer_cache"
+        )
         self._lock = threading.Lock()
         #: Vault reads under way, by event loop and signer options (one read per signer).
         self._reads: dict[tuple[int, Hashable], asyncio.Future[Signer]] = {}
         register_memory_cache(self)  # emptied when memory runs out, as KumoMTA's
 
     def get(self, algorithm: Algorithm, options: Mapping[str, Any]) -> Signer:
+        """The signer for ``options``: cached, or built (a lookup of KumoMTA's
+        ``dkim_signer_cache``, counted in :data:`~kumocore.dkim.stats.STATS`)."""
         cache_key = (algorithm, _freeze(options))
+        STATS.cache_lookup_count += 1
         signer = self._cached(cache_key)
-        if signer is None:
+        if signer is not None:
+            STATS.cache_hit += 1
+            return signer
+        with Timing(STATS.creation):
             signer = make_signer(algorithm, options)  # outside the lock: may read a key file
-            self._store(cache_key, signer)
+        STATS.cache_miss += 1
+        self._store(cache_key, signer)
         return signer
 
     def get_or_read(
@@ -148,29 +159,30 @@ class SignerCache:
         """The signer whose key is in HashiCorp Vault: cached, or read once for every
         caller waiting for it."""
         cache_key = (algorithm, _freeze(options))
+        STATS.cache_lookup_count += 1
         signer = self._cached(cache_key)
         if signer is not None:
+            STATS.cache_hit += 1
             return signer
         read_key = (id(asyncio.get_running_loop()), cache_key)
         read = self._reads.get(read_key)
+        joined = read is not None
         if read is None:
             read = asyncio.ensure_future(self._read_vault(algorithm, options, cache_key))
             self._reads[read_key] = read
             read.add_done_callback(lambda _: self._reads.pop(read_key, None))
-        return await asyncio.shield(read)  # a cancelled waiter leaves the read to others
+        signer = await asyncio.shield(read)  # a cancelled waiter leaves the read to others
+        if joined:
+            STATS.cache_hit += 1  # another caller's read answered it: KumoMTA's waiters hit
+        return signer
 
     async def _read_vault(
         self, algorithm: Algorithm, options: Mapping[str, Any], cache_key: Hashable
     ) -> Signer:
-        DkimSignerOptions.from_options(options)  # a bad option fails before any read
-        source = parse_vault_source(options["key"], "'key' in kumo.dkim.*_signer")
-        data = await read_vault_secret(source, "kumo.dkim.*_signer: key")
-        try:
-            signer = make_signer(algorithm, {**options, "key": {"key_data": data}})
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{exc} (the key read from HashiCorp Vault, {source.where})"
-            ) from None
+        """Build the signer (the miss of the caller that started the read) and keep it."""
+        with Timing(STATS.creation):
+            signer = await _vault_signer(algorithm, options)
+        STATS.cache_miss += 1
         self._store(cache_key, signer)
         return signer
 
@@ -197,6 +209,21 @@ class SignerCache:
 
     def __len__(self) -> int:
         return len(self._signers)
+
+
+async def _vault_signer(algorithm: Algorithm, options: Mapping[str, Any]) -> Signer:
+    """A signer whose key is read from HashiCorp Vault now. The read is a key cache miss
+    and a key fetch: kumocore keeps a Vault key only with its signer, never by source."""
+    DkimSignerOptions.from_options(options)  # a bad option fails before any read
+    source = parse_vault_source(options["key"], "'key' in kumo.dkim.*_signer")
+    STATS.key_cache_lookup_count += 1
+    with Timing(STATS.key_fetch):
+        data = await read_vault_secret(source, "kumo.dkim.*_signer: key")
+    STATS.key_cache_miss += 1
+    try:
+        return make_signer(algorithm, {**options, "key": {"key_data": data}})
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (the key read from HashiCorp Vault, {source.where})") from None
 
 
 def _first(item: tuple[str, Hashable]) -> str:

@@ -204,6 +204,7 @@ class Resolver(CachedQueries):
         built = self._built_mx.get(domain)
         if built is not None and self._cache.get(built[0]) is built[1]:
             self._built_mx.move_to_end(domain)  # least recently used goes first
+            self._built_mx.stats.hits += 1  # as NamedLru.lookup would, inline: every message
             stats.cache_hit += 1
             return built[2]
         stats.in_progress += 1
@@ -224,7 +225,8 @@ class Resolver(CachedQueries):
             raise DnsError(str(err), name=domain) from None
         if literal is not None:
             return MailExchanger.for_literal(domain, *literal)
-        self.mx_stats.cache_miss += 1
+        self.mx_stats.cache_miss += 1  # and dns_resolver_mx's (an outdated MX set expires):
+        self._built_mx.missed(domain, self._built_mx.get(domain))
         host, port = split_port(domain)
         name = normalize_name(host)
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from kumocore.errors import ConfigError
+from kumocore.node.cache_stats import CacheStats, cache_stats
 
 __all__ = [
     "DEFAULTS",
@@ -132,17 +134,51 @@ V = TypeVar("V")
 class NamedLru(OrderedDict[K, V]):
     """A dict of at most the named capacity (and at most ``ceiling``, when its owner has a
     bound of its own): storing past it drops the least recently stored entry (reads do
-    not reorder: callers that want that ``move_to_end``)."""
+    not reorder: callers that want that ``move_to_end``).
 
-    def __init__(self, name: str, *, ceiling: int | None = None) -> None:
+    Counted under its name (:mod:`kumocore.node.cache_stats`): every store, every entry
+    dropped for capacity, and the reads made with :meth:`lookup` (a plain ``get`` is not
+    counted). ``expiry`` gives an entry's expiry time from its value (none: entries hold
+    until dropped). Values are never None."""
+
+    def __init__(
+        self, name: str, *, ceiling: int | None = None, expiry: Callable[[V], float] | None = None
+    ) -> None:
         super().__init__()
         self._ceiling = ceiling
+        self._expiry = expiry
         self._capacity = register(name, self)
+        self.stats = cache_stats(name)
+        self.stats.track(self)
 
     def __setitem__(self, key: K, value: V) -> None:
         super().__setitem__(key, value)
         self.move_to_end(key)
+        self.stats.inserts += 1
         self._trim()
+
+    def lookup(self, key: K, now: float) -> V | None:
+        """The entry for ``key`` unless it expired by ``now`` (the caller's clock), counted
+        as a hit; else None, counted by :meth:`missed`."""
+        value = self.get(key)
+        if value is None:
+            self.stats.misses += 1
+            return None
+        expiry = self._expiry
+        if expiry is None or expiry(value) > now:
+            self.stats.hits += 1
+            return value
+        self.missed(key, value)
+        return None
+
+    def missed(self, key: K, found: V | None) -> None:
+        """Count a lookup of ``key`` that found nothing usable: a miss, and when it found
+        ``found``, an entry that no longer holds, that entry's removal (an expiry). For a
+        caller that checks entries itself on a hot path and counts its hits inline."""
+        self.stats.misses += 1
+        if found is not None:
+            del self[key]
+            self.stats.expirations += 1
 
     def resize(self, capacity: int) -> None:
         self._capacity = capacity
@@ -156,16 +192,26 @@ class NamedLru(OrderedDict[K, V]):
         limit = self._capacity if self._ceiling is None else min(self._capacity, self._ceiling)
         while len(self) > limit:
             self.popitem(last=False)
+            self.stats.evictions += 1
 
 
 class TtlCache(Generic[K, V]):
     """A least-recently-used map of at most ``capacity`` entries, each with an expiry
     (``now`` is the caller's clock); with ``name``, sized by that name too. Not locked:
-    a cache shared with threads is used under its owner's lock (the DKIM signers)."""
+    a cache shared with threads is used under its owner's lock (the DKIM signers).
 
-    def __init__(self, capacity: int, *, name: str | None = None) -> None:
+    Counted (:mod:`kumocore.node.cache_stats`) under ``name``, or under ``counted_as``
+    for a cache its owner sizes (the DKIM signers); with neither, the counts are kept by
+    the cache alone."""
+
+    def __init__(
+        self, capacity: int, *, name: str | None = None, counted_as: str | None = None
+    ) -> None:
         self.capacity = capacity if name is None else register(name, self)
         self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        counted_as = name if counted_as is None else counted_as
+        self.stats = CacheStats("") if counted_as is None else cache_stats(counted_as)
+        self.stats.track(self)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -173,16 +219,21 @@ class TtlCache(Generic[K, V]):
     def get(self, key: K, now: float) -> tuple[bool, V | None]:
         entry = self._entries.get(key)
         if entry is None:
+            self.stats.misses += 1
             return False, None
         if entry[0] <= now:
             del self._entries[key]
+            self.stats.expirations += 1
+            self.stats.misses += 1
             return False, None
         self._entries.move_to_end(key)
+        self.stats.hits += 1
         return True, entry[1]
 
     def put(self, key: K, value: V, expires: float) -> None:
         self._entries[key] = (expires, value)
         self._entries.move_to_end(key)
+        self.stats.inserts += 1
         self._trim()
 
     def resize(self, capacity: int) -> None:
@@ -196,3 +247,4 @@ class TtlCache(Generic[K, V]):
     def _trim(self) -> None:
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
+            self.stats.evictions += 1

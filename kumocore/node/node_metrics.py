@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kumocore.node.cpu_usage import CpuUsageMonitor
+from kumocore.node.latency import Histogram
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
@@ -43,11 +46,19 @@ class SmtpServerCounts:
       XCLIENT cannot add labels: there are no more than the host's addresses.
     """
 
-    __slots__ = ("denied", "open", "rejections", "total")
+    __slots__ = ("denied", "open", "process_data", "read_data", "rejections", "total",
+                 "transaction")
 
     def __init__(self) -> None:
         self.open = self.total = self.denied = 0
         self.rejections: dict[str, int] = {}
+        #: ``smtpsrv_transaction_duration``: from an accepted MAIL FROM until the
+        #: transaction ends (answered after DATA, or dropped by RSET/EHLO).
+        self.transaction = Histogram()
+        #: ``smtpsrv_read_data_duration``: from the ``354`` until the final dot is read.
+        self.read_data = Histogram()
+        #: ``smtpsrv_process_data_duration``: from the final dot until the reply is sent.
+        self.process_data = Histogram()
 
     def rejected(self, local_address: str) -> None:
         rejections = self.rejections
@@ -63,3 +74,5 @@ class NodeMetrics:
         self.smtp_server = SmtpServerCounts()
         #: Built by :func:`kumocore.admin.metrics.registry_for` on the first scrape.
         self.registry: CollectorRegistry | None = None
+        #: KumoMTA's CPU usage gauges; the server runs it (kumocore.node.cpu_usage).
+        self.cpu = CpuUsageMonitor()

@@ -115,6 +115,7 @@ class Server(ServerListeners):
             runtime, store=store, logs=logs, throttles=self._throttles(), storage=storage
         )
         self._watch_memory_and_spool_health(services)
+        services.metrics.cpu.start()  # KumoMTA's CPU usage gauges, every 3 s
         await services.queues.start()
         if services.tsa is not None:
             # after the throttle store (Redis holds automation state) and the queues
@@ -230,6 +231,8 @@ class Server(ServerListeners):
         await self.spool_health.stop()
         self._unwatch()
         await self.memory.stop()
+        if services is not None:
+            await services.metrics.cpu.stop()
         if self._storage is not None:
             await self._storage.stop()
         self.started = False

@@ -20,6 +20,7 @@ import pluggy
 import structlog
 
 from kumocore.errors import HookError, PolicyError, Rejection
+from kumocore.node.latency import Histogram
 
 log = structlog.get_logger("kumocore.policy.hooks")
 
@@ -33,10 +34,13 @@ _CORE_PACKAGE = "kumocore."
 
 @dataclass
 class HookTiming:
-    """Cumulative time spent per hook, for diagnostics and ``/metrics``."""
+    """Cumulative time spent per hook, for diagnostics and ``/metrics``; ``latency``
+    holds the calls that ran an implementation (KumoMTA's ``lua_event_latency``, which
+    times event callbacks only)."""
 
     calls: int = 0
     seconds: float = 0.0
+    latency: Histogram = field(default_factory=Histogram)
 
 
 @dataclass
@@ -110,19 +114,23 @@ class HookCaller:
         except Exception as exc:
             raise self._failure(impl, name, exc) from exc
 
-    def _timing(self, name: str, started: float) -> None:
+    def _timing(self, name: str, started: float, handled: bool) -> None:
         timing = self.timings.get(name)
         if timing is None:
             timing = self.timings[name] = HookTiming()
+        elapsed = time.perf_counter() - started
         timing.calls += 1
-        timing.seconds += time.perf_counter() - started
+        timing.seconds += elapsed
+        if handled:
+            timing.latency.observe(elapsed)
 
     async def call_all(self, name: str, **kwargs: Any) -> list[Any]:
         """Run every implementation in order; return their non-None results."""
         started = time.perf_counter()
         results = []
+        plan = self._plan(name)
         try:
-            for impl, argnames in self._plan(name):
+            for impl, argnames in plan:
                 # Inlined _invoke: a synchronous implementation (the usual case) costs
                 # no coroutine of its own.
                 result = self._call(impl, argnames, name, kwargs)
@@ -131,14 +139,15 @@ class HookCaller:
                 if result is not None:
                     results.append(result)
         finally:
-            self._timing(name, started)
+            self._timing(name, started, bool(plan))
         return results
 
     async def call_first(self, name: str, **kwargs: Any) -> Any:
         """Run implementations in order until one returns non-None; return it."""
         started = time.perf_counter()
+        plan = self._plan(name)
         try:
-            for impl, argnames in self._plan(name):
+            for impl, argnames in plan:
                 result = self._call(impl, argnames, name, kwargs)
                 if result is not None and inspect.isawaitable(result):
                     result = await self._settle(impl, name, result)
@@ -146,7 +155,7 @@ class HookCaller:
                     return result
             return None
         finally:
-            self._timing(name, started)
+            self._timing(name, started, bool(plan))
 
     def call_all_sync(self, name: str, **kwargs: Any) -> list[Any]:
         """Run a provider hook whose implementations must be synchronous.

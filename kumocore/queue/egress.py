@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from kumocore.logs.journal import Journal
     from kumocore.mail.message import Message
     from kumocore.mail.response import Response
+    from kumocore.node.latency import LabelledHistograms
     from kumocore.policy.hooks import Hooks
     from kumocore.queue.admin import AdminRules
     from kumocore.queue.automation import Automation
@@ -76,6 +77,9 @@ class PathOutcomes(Protocol):
 
     @property
     def journal(self) -> Journal: ...  # the progress watchdog writes its Delayed there
+
+    @property
+    def deliver_latency(self) -> LabelledHistograms: ...  # each attempt, by protocol
 
     def handle(
         self,

@@ -19,6 +19,7 @@ import structlog
 
 from kumocore.delivery.dane import new_dane_counts
 from kumocore.delivery.mta_sts import MtaSts
+from kumocore.node.latency import Histogram
 from kumocore.queue.admin import AdminRules
 from kumocore.queue.admin_actions import QueueAdminActions
 from kumocore.queue.delay_counts import DelayCounts
@@ -92,6 +93,8 @@ class QueueManager(QueueAdminActions):
         #: Due messages sent back by a queue rate or throttle_insert_ready_queue, by
         #: queue (KumoMTA's delayed_due_to_* counters); a reaped queue's go with it.
         self.delay_counts = DelayCounts()
+        #: KumoMTA's ``queue_insert_latency``: each :meth:`insert`.
+        self.insert_latency = Histogram()
         self.reaper = QueueReaper(self.scheduled, on_reaped=self.delay_counts.forget)
         #: Their waiting messages summed by domain, tenant, campaign (``/metrics``).
         self.scheduled_totals = ScheduledTotals()
@@ -167,6 +170,15 @@ class QueueManager(QueueAdminActions):
         """Take ownership of a durable message and schedule or route it. ``context`` says
         how it came (KumoMTA's insert reasons): a message that must wait gets a
         ``Delayed`` record unless it was only loaded from the spool."""
+        started = time.perf_counter()
+        try:
+            self._insert(message, queue_name, config, context)
+        finally:
+            self.insert_latency.observe(time.perf_counter() - started)
+
+    def _insert(
+        self, message: Message, queue_name: str, config: QueueConfig, context: Context
+    ) -> None:
         queue = self.scheduled.get(queue_name)
         if queue is None:
             queue = self.scheduled[queue_name] = ScheduledQueue(queue_name, config)

@@ -24,6 +24,7 @@ import structlog
 from kumocore.logs.journal import Attempt
 from kumocore.logs.record import RecordType
 from kumocore.mail.response import Response
+from kumocore.node.latency import LabelledHistograms
 from kumocore.queue.batch_groups import DELIVERY, TRANSIENT, kind_of
 from kumocore.queue.batch_outcomes import BatchOutcomes
 from kumocore.queue.dispatchers import current as current_dispatcher
@@ -78,6 +79,9 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
         self.provider_counts = ProviderCounts()
         #: Per-path outcome counts and last errors (queue tools).
         self.stats = OutcomeStats()
+        #: How long each delivery attempt took, by protocol kind (``smtp_client``, ``lua``):
+        #: KumoMTA's ``deliver_message_latency_rollup``. The paths observe it.
+        self.deliver_latency = LabelledHistograms()
         self._tasks: set[asyncio.Task[None]] = set()
         # Set while draining at shutdown: after it, unwritten final records stop holding
         # up the shutdown (their messages stay spooled).

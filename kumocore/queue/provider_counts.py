@@ -1,5 +1,7 @@
-"""KumoMTA's delivery outcomes by provider, for ``/metrics``:
-``total_messages_{delivered,transfail,fail}_by_provider`` (label ``provider``) and
+"""KumoMTA's delivery outcomes by label, for ``/metrics``:
+``total_messages_{delivered,transfail,fail}`` by ``service`` (the path's protocol,
+``smtp_client``, and the path itself, ``smtp_client:<ready queue>``: summing both counts
+each attempt twice, as in KumoMTA), ``..._by_provider`` (label ``provider``) and
 ``..._by_provider_and_source`` (labels ``provider``, ``source``, ``pool``).
 
 As KumoMTA's ready queues label them, the provider of an attempt is its egress path's
@@ -19,7 +21,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kumocore.queue.egress import PathView
 
-__all__ = ["OUTCOMES", "ProviderCounts", "provider_of"]
+__all__ = ["MAX_PATHS", "OUTCOMES", "ProviderCounts", "provider_of"]
+
+#: Paths whose own outcome counts are kept at once.
+MAX_PATHS = 10_000
 
 #: The outcome of each record kind that counts, as KumoMTA's metric names say it.
 OUTCOMES = {"Delivery": "delivered", "XferOut": "delivered", "TransientFailure": "transfail",
@@ -34,10 +39,16 @@ def provider_of(path: PathView) -> str:
 class ProviderCounts:
     """The counters, by outcome (``delivered``, ``transfail``, ``fail``)."""
 
-    __slots__ = ("by_provider", "by_provider_and_source")
+    __slots__ = ("by_path", "by_protocol", "by_provider", "by_provider_and_source")
 
     def __init__(self) -> None:
         outcomes = sorted(set(OUTCOMES.values()))
+        #: By protocol kind (``smtp_client``, ``lua``): kept for the node's life.
+        self.by_protocol: dict[str, dict[str, int]] = {o: {} for o in outcomes}
+        #: By path service (``smtp_client:<ready queue>``): forgotten past
+        #: :data:`MAX_PATHS` paths (KumoMTA prunes these series too), and read only for
+        #: the paths that still exist.
+        self.by_path: dict[str, dict[str, int]] = {o: {} for o in outcomes}
         self.by_provider: dict[str, dict[str, int]] = {o: {} for o in outcomes}
         #: Keyed ``(provider, source, pool)``.
         self.by_provider_and_source: dict[str, dict[tuple[str, str, str], int]] = {
@@ -49,6 +60,14 @@ class ProviderCounts:
         outcome = OUTCOMES.get(kind)
         if outcome is None or path is None:
             return
+        kind = path.key.protocol_kind
+        by_protocol = self.by_protocol[outcome]
+        by_protocol[kind] = by_protocol.get(kind, 0) + number
+        by_path = self.by_path[outcome]
+        service = f"{kind}:{path.key.name}"
+        if service not in by_path and len(by_path) >= MAX_PATHS:
+            by_path.clear()  # a flood of one-off paths: their counts start again
+        by_path[service] = by_path.get(service, 0) + number
         provider = provider_of(path)
         counts = self.by_provider[outcome]
         counts[provider] = counts.get(provider, 0) + number

@@ -165,6 +165,18 @@ class SmtpEgressPath(EgressPath):
     async def _send(
         self, conn: SmtpClientConnection, message: Message, plan: ConnectionPlan
     ) -> None:
+        """One attempt, timed as KumoMTA times a ``deliver_message`` call
+        (``deliver_message_latency_rollup``, by protocol)."""
+        started = time.perf_counter()
+        try:
+            await self._attempt(conn, message, plan)
+        finally:
+            self.shared.outcomes.deliver_latency.observe(
+                self.key.protocol_kind, time.perf_counter() - started)
+
+    async def _attempt(
+        self, conn: SmtpClientConnection, message: Message, plan: ConnectionPlan
+    ) -> None:
         """One attempt; its outcome is always handed to the outcomes (``conn.send``
         never raises: every wire failure comes back as a 4xx reply)."""
         shared = self.shared

@@ -15,7 +15,8 @@ from kumocore.spool.base import (
     OrderedPuts,
     Spool,
     SpoolFactory,
+    StoreStats,
 )
 
 __all__ = ["Compactable", "MemorySpool", "OrderedDeletes", "OrderedPuts", "Spool",
-           "SpoolFactory"]  # fmt: skip
+           "SpoolFactory", "StoreStats"]  # fmt: skip

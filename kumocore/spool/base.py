@@ -97,6 +97,21 @@ class Compactable(Protocol):
         ...
 
 
+@runtime_checkable
+class StoreStats(Protocol):
+    """An optional spool capability: the store's own gauges for ``/metrics``, such as
+    KumoMTA's ``rocks_spool_mem_table_total`` (the RocksDB kind). The core reads them at
+    every scrape and labels each with ``path``, the spool's directory; a kind without it
+    has no such gauges, as KumoMTA's spools other than RocksDB have none."""
+
+    def store_stats(self) -> Mapping[str, float]:
+        """``{metric name: value}`` as of now, every one a gauge. Called on the event
+        loop at each scrape, so it must take microseconds (in-memory counters, no I/O),
+        and it must not raise: a closed or failed store returns an empty mapping, and
+        its gauges are left out of that scrape."""
+        ...
+
+
 #: ``factory(name=..., path=..., **options) -> Spool``; options are the remaining
 #: ``kumo.define_spool`` fields (``flush``, ``rocks_params``...).
 SpoolFactory = Callable[..., Spool]

@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import structlog
 
+from kumocore.node.latency import Histogram
 from kumocore.spool.base import MemorySpool, OrderedDeletes, OrderedPuts, Spool
 from kumocore.spool.store_recovery import StoreRecovery
 
@@ -71,6 +73,8 @@ class MessageStore(StoreRecovery):
         #: Whether a message may still be held (``deferred_spool``): no longer once the
         #: node stops (:meth:`write_held`); what is accepted then is written at once.
         self.holds = True
+        #: KumoMTA's ``message_save_latency``: each :meth:`save` until it is durable.
+        self.save_latency = Histogram()
 
     @property
     def bodies_in_memory(self) -> bool:
@@ -115,6 +119,7 @@ class MessageStore(StoreRecovery):
 
     async def save(self, message: Message) -> None:
         """Make ``message`` durable; when this returns, a 250 may be sent."""
+        started = perf_counter()
         writing = self._writing.get(message.id)
         if writing is not None:  # a held message's write under way: this one follows it
             await asyncio.wait([writing])
@@ -122,6 +127,7 @@ class MessageStore(StoreRecovery):
             await asyncio.shield(self._write_held(message))
         else:
             await self._write(message)
+        self.save_latency.observe(perf_counter() - started)
 
     def _write_held(self, message: Message) -> asyncio.Future[None]:
         """The write of held ``message`` (one at a time): it stops being held once done."""

@@ -50,7 +50,11 @@ async def test_metrics_text_has_kumomta_names_and_live_queue_values(
         enqueue(f"u{n}@example.com")
     ready = make_ready(runtime.services.queues, [enqueue("r@example.com")])
     ready.connections = 2
-    runtime.services.queues.outcomes.counters.update(delivered=5, transient=4, bounced=3, expired=2)
+    outcomes = runtime.services.queues.outcomes
+    outcomes.counters.update(delivered=5, transient=4, bounced=3, expired=2)
+    # Two attempts over the ready path: KumoMTA's series, per protocol and per path.
+    outcomes.provider_counts.count("Delivery", ready, "unspecified", 2)
+    outcomes.provider_counts.count("TransientFailure", ready, "unspecified")
     assert runtime.services is not None
     reception_counter(runtime.services).add("ESMTP", 9)
 
@@ -58,8 +62,10 @@ async def test_metrics_text_has_kumomta_names_and_live_queue_values(
 
     assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     text = await response.text()
-    # KumoMTA's counters keep their names: no _total appended.
-    assert "\ntotal_messages_delivered 5.0\n" in text
+    # KumoMTA's counters keep their names and labels: no _total appended.
+    service = "smtp_client:src1->mx.example.com@smtp_client"
+    assert f'\ntotal_messages_delivered{{service="{service}"}} 2.0\n' in text
+    assert '\ntotal_messages_delivered{service="smtp_client"} 2.0\n' in text
     assert "# TYPE total_messages_delivered counter\n" in text
     # Families without samples yet (no log sinks here) keep their names too.
     assert "# TYPE kumocore_log_sink_dropped_total counter\n" in text
@@ -68,12 +74,15 @@ async def test_metrics_text_has_kumomta_names_and_live_queue_values(
     values = _samples(text)
     assert values[("total_messages_received", (("service", "esmtp_listener"),))] == 9
     assert values[("total_messages_received", (("service", "http_listener"),))] == 0
-    assert values[("total_messages_transfail", ())] == 4
-    assert values[("total_messages_fail", ())] == 3
+    assert values[("total_messages_transfail", (("service", service),))] == 1
+    assert ("total_messages_fail", (("service", "smtp_client"),)) not in values  # none yet
+    # The node's own totals: every outcome record, with or without a path.
+    assert values[("kumocore_messages_delivered", ())] == 5
+    assert values[("kumocore_messages_transfail", ())] == 4
+    assert values[("kumocore_messages_fail", ())] == 3
     assert values[("total_messages_expired", ())] == 2
     assert values[("scheduled_count", (("queue", "example.com"),))] == 3
     assert values[("ready_count", (("queue", "src1->mx.example.com@smtp_client"),))] == 1
-    service = "smtp_client:src1->mx.example.com@smtp_client"
     assert values[("connection_count", (("service", service),))] == 2
     assert values[("kumocore_messages_queued", ())] == 4
     assert ("process_cpu_seconds", ()) in values
@@ -121,8 +130,8 @@ async def test_metrics_json_nests_labelled_values(
     body = await (await client.get("/metrics.json")).json()
     assert body["scheduled_count"]["type"] == "gauge"
     assert body["scheduled_count"]["value"] == {"queue": {"example.com": 1}}
-    assert body["total_messages_delivered"]["value"] == 0
-    assert body["total_messages_delivered"]["type"] == "counter"
+    assert body["kumocore_messages_delivered_total"]["value"] == 0
+    assert body["kumocore_messages_delivered_total"]["type"] == "counter"
 
 
 def test_each_node_has_its_own_registry() -> None:

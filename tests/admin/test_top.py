@@ -6,13 +6,13 @@ from kumocore.admin.top import Sample, _total, rates
 
 
 def test_rates_are_counter_differences_per_second_and_never_negative() -> None:
-    zero = dict.fromkeys(("total_messages_received", "total_messages_delivered",
-                          "total_messages_transfail", "total_messages_fail",
+    zero = dict.fromkeys(("total_messages_received", "kumocore_messages_delivered_total",
+                          "kumocore_messages_transfail_total", "kumocore_messages_fail_total",
                           "total_messages_expired"), 0.0)  # fmt: skip
     before = Sample(10.0, zero, {})
     after = Sample(12.0, {**zero, "total_messages_received": 40.0,
-                          "total_messages_delivered": 10.0,
-                          "total_messages_fail": -5.0}, {})  # fmt: skip (a restart resets)
+                          "kumocore_messages_delivered_total": 10.0,
+                          "kumocore_messages_fail_total": -5.0}, {})  # fmt: skip (a restart resets)
     got = rates(before, after)
     assert got["received"] == 20.0
     assert got["delivered"] == 5.0

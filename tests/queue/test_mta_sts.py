@@ -290,3 +290,24 @@ async def test_a_domain_without_mx_records_gets_no_mta_sts_policy(
     implicit = MailExchanger.implicit("example.com")
     assert await sts.apply("example.com", implicit) is implicit
     assert sts.fetches == 0
+
+
+async def test_the_policy_cache_is_counted_as_kumomtas_mta_sts_policy_cache(
+    dns: TestDnsServer, policy_server: PolicyServer, ca: trustme.CA,
+) -> None:
+    from kumocore import cache_stats
+    from kumocore.dns.resolver import Resolver
+
+    resolver = Resolver()
+    resolver.configure([dns.address])
+    sts = MtaSts(resolver, https_port=policy_server.port, ssl_context=_client_context(ca))
+    stats = cache_stats("mta_sts_policy")
+    before = (stats.hits, stats.misses, stats.inserts)
+    _publish_txt(dns, "1")
+    policy_server.publish("testing", "mx1.example.com", max_age=3600)
+    await sts.policy_for("example.com")  # not cached: a miss, fetched and stored
+    sts._recent.clear()  # as RECHECK_INTERVAL later
+    await sts.policy_for("example.com")  # the same TXT id: the cached policy, a hit
+    moved = (stats.hits - before[0], stats.misses - before[1], stats.inserts - before[2])
+    assert moved == (1, 1, 1)  # hits, misses, stores
+    assert stats.size() >= 1

@@ -7,6 +7,7 @@ a :class:`~kumocore.Rejection` they raise propagates to the command loop, which 
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 from kumocore.digits import decimal
@@ -99,7 +100,7 @@ async def mail(session: EsmtpSession, arg: str) -> None:
         await session.reply(553, f"5.1.7 invalid sender address: {exc.reason}")
         return
     await session.runtime.hooks.smtp_server_mail_from(sender, session.conn_meta)
-    session.txn = Transaction(sender)
+    session.txn = Transaction(sender, perf_counter())
     await session.reply(250, "2.1.0 OK")
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import structlog
@@ -92,6 +93,8 @@ async def data(session: EsmtpSession, arg: str) -> None:
         await _read_and_receive(session, txn, expected)
     finally:
         expected.withdrawn()  # refused, failed or gone (no-op once handed over)
+        if (counts := session.server_counts) is not None:  # the transaction ends here
+            counts.transaction.observe(perf_counter() - txn.started)
 
 
 async def _read_and_receive(session: EsmtpSession, txn: Transaction,
@@ -100,8 +103,12 @@ async def _read_and_receive(session: EsmtpSession, txn: Transaction,
     trusted = session.config.relay_hosts.contains(session.peer_ip)
     budget = data_budget(session).share(None if trusted else client_net(session.peer_ip))
     config = session.config
+    started = perf_counter()
     read = await session.read_data(config.max_message_size, budget, config.data_buffer_size // 2)
     session.txn = None
+    read_at = perf_counter()
+    if (counts := session.server_counts) is not None:
+        counts.read_data.observe(read_at - started)
     if isinstance(read, data_io.DataTooBig):
         await session.reply(552, "5.3.4 message too big")
         return
@@ -126,6 +133,8 @@ async def _read_and_receive(session: EsmtpSession, txn: Transaction,
     finally:
         if task is None:
             budget.give(held)
+        if counts is not None:  # until answered (or the client left meanwhile)
+            counts.process_data.observe(perf_counter() - read_at)
 
 
 #: The DATA budget of each running listener (kept apart from the listener object, which

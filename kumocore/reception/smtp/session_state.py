@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kumocore.reception.smtp.protocol import SmtpProtocol, format_address
@@ -44,6 +45,8 @@ class Transaction:
     """The envelope being built between MAIL FROM and the end of DATA."""
 
     sender: EnvelopeAddress
+    #: ``perf_counter()`` when MAIL FROM was accepted (``smtpsrv_transaction_duration``).
+    started: float = 0.0
     recipients: list[EnvelopeAddress] = field(default_factory=list)
 
 
@@ -142,4 +145,7 @@ class SessionState(SmtpProtocol):
         self.conn_meta.pop("ehlo_domain", None)
 
     def reset_transaction(self) -> None:
-        self.txn = None
+        """Drop the transaction under way (RSET, EHLO): it ends, unanswered."""
+        txn, self.txn = self.txn, None
+        if txn is not None and (counts := self.server_counts) is not None:
+            counts.transaction.observe(perf_counter() - txn.started)

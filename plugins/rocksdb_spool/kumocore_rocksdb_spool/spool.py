@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from kumocore import ConfigError
 from kumocore.spool.commit import GroupCommitSpool, take_chunk
 from kumocore_rocksdb_spool.params import build_options
+from kumocore_rocksdb_spool.stats import read_stats
 
 if TYPE_CHECKING:
     from rocksdict import Rdict, WriteBatch
@@ -146,6 +147,13 @@ class RocksDBSpool(GroupCommitSpool):
     def _compact(self) -> None:
         self._db.flush(True)
         self._db.compact_range(None, None)
+
+    # ------------------------------------------------------------------ metrics
+
+    def store_stats(self) -> dict[str, int]:
+        """KumoMTA's ``rocks_spool_*`` gauges now (the core's ``StoreStats``; see
+        :mod:`.stats`), on the caller's thread: microseconds. Empty once closed."""
+        return {} if self._closed else read_stats(self._db)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -38,6 +38,7 @@ from kumocore import Message, Rejection
 from kumocore.dkim.keys import Algorithm
 from kumocore.dkim.policy import SignerCache, make_signer
 from kumocore.dkim.signer import Signer
+from kumocore.dkim.stats import STATS, Timing
 from kumocore_lua_policy.extras.datafile import (
     DataFileError,
     check_keys,
@@ -250,13 +251,19 @@ class DkimData:
         template = block.params.get("filename") or self.base.get("filename") or DEFAULT_TEMPLATE
         key_file = template.replace("{domain}", domain).replace("{selector}", selector)
         cache_key = (algorithm, domain, key_file)
+        # KumoMTA's helper asks kumo.dkim.*_signer for each message: count it the same way.
+        STATS.cache_lookup_count += 1
         signer = self._signers.get(cache_key)
-        if signer is None:
-            try:
+        if signer is not None:
+            STATS.cache_hit += 1
+            return signer
+        try:
+            with Timing(STATS.creation):
                 signer = make_signer(algorithm, {**options, "key": key_file})
-            except Exception as exc:
-                raise DataFileError(
-                    HELPER, block.file, block.key, f"cannot make a signer for {domain!r}: {exc}"
-                ) from exc
-            self._signers[cache_key] = signer
+        except Exception as exc:
+            raise DataFileError(
+                HELPER, block.file, block.key, f"cannot make a signer for {domain!r}: {exc}"
+            ) from exc
+        STATS.cache_miss += 1
+        self._signers[cache_key] = signer
         return signer

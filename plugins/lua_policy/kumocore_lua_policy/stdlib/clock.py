@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kumocore import ConfigError
+from kumocore import ConfigError, observe_user_latency
 from kumocore_lua_policy.stdlib.arguments import number_arg, string_arg
 from kumocore_lua_policy.stdlib.chrono_format import chrono_format, rfc3339
 from kumocore_lua_policy.stdlib.time_delta import TimeDelta, parse_duration
@@ -128,19 +128,30 @@ async def sleep(seconds: Any) -> None:
 
 
 class Timer:
-    """``kumo.time.start_timer(label)``; ``timer:done()`` returns the seconds elapsed.
-
-    kumocore records no ``user_lua_latency`` histogram yet: the value is only returned.
+    """``kumo.time.start_timer(label)``; ``timer:done()`` returns the seconds elapsed and,
+    the first time, records them in the ``user_lua_latency`` histogram under ``label``.
+    ``local timer <close> = ...`` records when the variable goes out of scope (the bridge
+    calls :meth:`close`), as in KumoMTA. A timer neither done nor closed records nothing
+    (KumoMTA records one when its timer is garbage-collected; Python's collection time is
+    not the operation's end).
     """
 
     lua_methods = True
 
-    def __init__(self, label: str) -> None:
-        self.label = label
+    def __init__(self, label: Any) -> None:
+        self.label = str(label)
         self._start = time.monotonic()
+        self._recorded = False
 
     def done(self) -> float:
-        return time.monotonic() - self._start
+        elapsed = time.monotonic() - self._start
+        if not self._recorded:
+            self._recorded = True
+            observe_user_latency(self.label, elapsed)
+        return elapsed
+
+    def close(self) -> None:
+        self.done()
 
 
 def clock_functions() -> dict[str, Callable[..., Any]]:

@@ -31,6 +31,11 @@ holds the registry of them by name and the two ways of calling through one.
 The Lua form is built on :meth:`MemoRegistry.lookup`/:meth:`MemoRegistry.store` (see
 ``stdlib.lua``, which must call the Lua function itself so it may do I/O); Python policies
 call :meth:`MemoRegistry.memoize`, which accepts plain and ``async`` functions.
+
+Both count each call as KumoMTA's ``memoize_cache_*`` counters do: a lookup, then a hit
+when it is answered with a value it did not compute (cached, computed by the caller it
+waited for, or stale), a miss when with the value it computed; a call that fails is
+neither. The cache counts the rest (:mod:`kumocore_lua_policy.stdlib.memo_cache`).
 """
 
 from __future__ import annotations
@@ -95,6 +100,7 @@ class MemoRegistry:
         or nil when it was stopped), which is what its waiters then learn.
         """
         cache = self.caches[name]
+        cache.stats.calls += 1
         turn = cache.begin(cache_key(args), self.epoch.value)
         if isinstance(turn, Wait):
             return self._lua_wait(cache, turn.flight)
@@ -106,7 +112,9 @@ class MemoRegistry:
     def store(self, name: str, flight: Flight, n: int, *values: Any) -> dict[int, Any]:
         """Cache a Lua function's ``n`` results; returns them for Lua to hand out a copy."""
         results = list(values[:n]) + [None] * (n - len(values))
-        self.caches[name].complete(flight, results)
+        cache = self.caches[name]
+        cache.complete(flight, results)
+        cache.stats.call_misses += 1
         return _sparse(results)
 
     # ------------------------------------------------------------------ Python policies
@@ -115,17 +123,22 @@ class MemoRegistry:
         if not callable(fn):
             raise ConfigError("kumo.memoize: the first argument must be a function")
         cache = self.cache(params)
+        stats = cache.stats
 
         if inspect.iscoroutinefunction(fn):
 
             @functools.wraps(fn)
             async def cached_async(*args: Any) -> Any:
+                stats.calls += 1
                 turn = cache.begin(cache_key(args), self.epoch.value)
                 if isinstance(turn, Wait):
                     turn = await cache.wait(turn.flight)
                 if isinstance(turn, Claim):
                     work = _populate(cache.params, fn, args)
-                    return copy.deepcopy(await cache.compute(turn.flight, work))
+                    value = await cache.compute(turn.flight, work)
+                    stats.call_misses += 1
+                    return copy.deepcopy(value)
+                stats.call_hits += 1
                 return copy.deepcopy(turn.value)
 
             return cached_async
@@ -133,16 +146,21 @@ class MemoRegistry:
         # A plain function cannot be interleaved with another call: nothing to wait for.
         @functools.wraps(fn)
         def cached(*args: Any) -> Any:
+            stats.calls += 1
             key, epoch = cache_key(args), self.epoch.value
             hit, value = cache.get(key)
             if hit:
-                return copy.deepcopy(cache.value(value))
+                value = copy.deepcopy(cache.value(value))
+                stats.call_hits += 1
+                return value
+            stats.populated += 1
             try:
                 value = fn(*args)
             except Exception as exc:
                 cache.put_failure(key, epoch, exc)
                 raise
             cache.put(key, value, epoch)
+            stats.call_misses += 1
             return copy.deepcopy(value)
 
         return cached
@@ -151,6 +169,7 @@ class MemoRegistry:
 def _lua_turn(cache: MemoCache, turn: Hit | Claim) -> dict[str, Any]:
     """The table :meth:`MemoRegistry.lookup` answers Lua with."""
     if isinstance(turn, Hit):
+        cache.stats.call_hits += 1
         return {"hit": True, "values": _sparse(turn.value), "n": len(turn.value)}
     flight = turn.flight
 

@@ -5,6 +5,13 @@
 failures remembered) and the computations in progress, so that callers of a missing key
 share one (single flight). The semantics, KumoMTA's, are listed in
 :mod:`kumocore_lua_policy.stdlib.memo`, whose registry makes and finds these caches.
+
+Each cache counts what KumoMTA's memoize caches count, under its name
+(``kumocore.cache_stats``, exported as ``lruttl_*{cache_name=<name>}`` in ``/metrics``):
+lookups that hit or missed (a remembered failure is a miss), expiries, evictions,
+computations started and failed, waiters (a gauge), waits that timed out (an error, or
+stale when the expired value answered them). The per-call ``memoize_cache_*`` counts are
+kept where the calls are made (:mod:`kumocore_lua_policy.stdlib.memo`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kumocore import ConfigError, register_memory_cache
+from kumocore import ConfigError, cache_stats, register_memory_cache
 from kumocore.config.duration import duration_seconds
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch
 from kumocore_lua_policy.stdlib.memo_failure import FAILURE_TTL, Failure, fresh_error
@@ -97,6 +104,8 @@ class MemoCache:
         #: How long a failure is remembered (an attribute so that tests need not wait).
         self.failure_ttl = FAILURE_TTL
         register_memory_cache(self)  # emptied when memory runs out, as KumoMTA's
+        self.stats = cache_stats(params.name, memoize=True)
+        self.stats.track(self)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -104,16 +113,24 @@ class MemoCache:
     def get(self, key: str) -> tuple[bool, Any]:
         """``(True, value)`` for a live entry — a :class:`Failure` when the computation
         failed (see :meth:`value`) — else ``(False, None)``."""
+        stats = self.stats
         entry = self._entries.get(key)
         if entry is None:
+            stats.misses += 1
             return False, None
         expires, epoch, value = entry
         stale = self.params.invalidate_with_epoch and epoch != self._epoch.value
         if stale or time.monotonic() >= expires:
+            stats.misses += 1
             if not self.params.allow_stale_reads:  # else kept for a waiter that times out
                 del self._entries[key]
+                stats.expirations += 1
             return False, None
         self._entries.move_to_end(key)
+        if isinstance(value, Failure):
+            stats.misses += 1  # KumoMTA's lookup counts a failed entry as a miss
+        else:
+            stats.hits += 1
         return True, value
 
     def put(self, key: str, value: Any, epoch: int) -> None:
@@ -126,6 +143,7 @@ class MemoCache:
     def put_failure(self, key: str, epoch: int, error: BaseException) -> None:
         """Remember that computing ``key`` failed with ``error``, for ``failure_ttl``.
         A copy without its traceback is kept: the cache holds no frames alive."""
+        self.stats.errors += 1
         self._insert(key, epoch, Failure(fresh_error(error)), self.failure_ttl)
 
     def _insert(self, key: str, epoch: int, value: Any, ttl: float) -> None:
@@ -133,6 +151,7 @@ class MemoCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self.params.capacity:
             self._entries.popitem(last=False)
+            self.stats.evictions += 1
 
     @staticmethod
     def value(found: Any) -> Any:
@@ -162,6 +181,7 @@ class MemoCache:
             self.finish(flight, ABANDONED)
         flight = Flight(key, epoch, self.params.populate_timeout)
         self._flights[self._flight_key(key, epoch)] = flight
+        self.stats.populated += 1  # the caller computes it now
         return Claim(flight)
 
     def finish(self, flight: Flight, outcome: Outcome) -> None:
@@ -199,6 +219,13 @@ class MemoCache:
         """Wait for another caller's computation: its value, or this caller's turn to
         compute when that one was given up (or, with ``retry_on_populate_timeout``, ran
         longer than ``populate_timeout``). Raises its error, or a timeout error."""
+        self.stats.waiting += 1
+        try:
+            return await self._wait(flight)
+        finally:
+            self.stats.waiting -= 1
+
+    async def _wait(self, flight: Flight) -> Hit | Claim:
         waits = WAITS_WITH_RETRY if self.params.retry_on_populate_timeout else 1
         deadline = time.monotonic() + self.params.populate_timeout
         while True:
@@ -206,7 +233,9 @@ class MemoCache:
             if outcome is None:
                 stale = self._stale(flight.key)
                 if stale is not None:
+                    self.stats.stale += 1
                     return stale
+                self.stats.errors += 1  # as KumoMTA counts a wait that timed out
                 waits -= 1
                 if waits == 0:
                     raise self._timeout_error()

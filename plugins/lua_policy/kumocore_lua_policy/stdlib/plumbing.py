@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from kumocore import ConfigError, NamedLru
@@ -37,16 +38,17 @@ class GlobCache:
     def __init__(self) -> None:
         # At most KumoMTA's mod_filesystem_glob_cache capacity of patterns (32 unless
         # kumo.set_lruttl_cache_capacity says otherwise).
+        # Each entry is (its expiry, the files).
         self._cache: NamedLru[tuple[str, str | None], tuple[float, list[str]]] = NamedLru(
-            "mod_filesystem_glob_cache")
+            "mod_filesystem_glob_cache", expiry=itemgetter(0))
 
     def glob(self, pattern: str, relative_to: str | None = None,
              ttl_seconds: float | None = None) -> list[str]:
         key = (pattern, relative_to)
         ttl = 60.0 if ttl_seconds is None else float(ttl_seconds)
-        hit = self._cache.get(key)
         now = time.monotonic()
-        if hit is not None and hit[0] > now:
+        hit = self._cache.lookup(key, now)
+        if hit is not None:
             return list(hit[1])
         result = uncached_glob(pattern, relative_to)
         self._cache[key] = (now + ttl, result)

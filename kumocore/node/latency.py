@@ -1,0 +1,130 @@
+"""KumoMTA's latency histograms: cheap to observe on the message path, read at scrape.
+
+KumoMTA exports its latencies (``smtpsrv_transaction_duration``, ``message_save_latency``,
+``lua_event_latency``...) as Prometheus histograms with the client library's default
+buckets, 5 ms to 10 s. A dashboard built for KumoMTA draws heatmaps from the
+``_bucket`` series, so kumocore keeps the same names, buckets and ``le`` label text
+(``le="1"``, ``le="10"``, as KumoMTA writes them, not Python's ``1.0``).
+
+A message passes several of these on its way, so an observation is one ``bisect`` and two
+additions on a plain object (no lock: each histogram belongs to one event loop, and a
+worker thread that observes one owns it alone). The cumulative bucket counts that
+Prometheus wants are computed only when ``/metrics`` is read. Several workers' text is
+summed sample by sample (:mod:`kumocore.admin.merge`), which is how histograms add up.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Mapping
+
+from prometheus_client.metrics_core import Metric
+
+__all__ = ["BUCKETS", "USER_LATENCY", "Histogram", "LabelledHistograms", "histogram_family",
+           "observe_user_latency"]
+
+#: Upper bounds in seconds, as KumoMTA's histograms have them (Prometheus' defaults).
+BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: ``le`` label texts, in KumoMTA's spelling, then the catch-all bucket.
+_LE = (*(f"{bound:g}" for bound in BUCKETS), "+Inf")
+
+
+class Histogram:
+    """Observations in :data:`BUCKETS` (not cumulative: ``counts[i]`` holds the values in
+    ``(BUCKETS[i-1], BUCKETS[i]]``, the last one those above 10 s) and their sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        # A value equal to a bound belongs to that bound's bucket ("less or equal").
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def merged(self, other: Histogram) -> Histogram:
+        """A new histogram holding both (series folded into ``other`` past the cap)."""
+        both = Histogram()
+        both.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        both.sum = self.sum + other.sum
+        return both
+
+
+class LabelledHistograms:
+    """One histogram per value of a label (``service``, ``event``), made on first use.
+
+    ``max_series`` bounds what a label fed by a policy can make: past it, a new value is
+    observed as ``other`` (the scrape caps what it shows at a lower number anyway)."""
+
+    __slots__ = ("max_series", "series")
+
+    def __init__(self, max_series: int = 10_000) -> None:
+        self.series: dict[str, Histogram] = {}
+        self.max_series = max_series
+
+    def labels(self, value: str) -> Histogram:
+        histogram = self.series.get(value)
+        if histogram is None:
+            if len(self.series) >= self.max_series:
+                value = "other"
+                histogram = self.series.get(value)
+                if histogram is not None:
+                    return histogram
+            histogram = self.series[value] = Histogram()
+        return histogram
+
+    def observe(self, value: str, seconds: float) -> None:
+        self.labels(value).observe(seconds)
+
+
+def _add_series(metric: Metric, name: str, labels: dict[str, str], histogram: Histogram) -> None:
+    cumulative = 0
+    for le, count in zip(_LE, histogram.counts, strict=True):
+        cumulative += count
+        metric.add_sample(f"{name}_bucket", {**labels, "le": le}, cumulative)
+    metric.add_sample(f"{name}_sum", labels, histogram.sum)
+    metric.add_sample(f"{name}_count", labels, cumulative)
+
+
+def _capped(series: Mapping[str, Histogram], limit: int,
+            other: str) -> Iterator[tuple[str, Histogram]]:  # fmt: skip
+    """The ``limit`` busiest series as they are, the rest folded into one ``other``."""
+    if len(series) <= limit:
+        yield from series.items()
+        return
+    ranked = sorted(series.items(), key=lambda item: -item[1].count)
+    yield from ranked[: limit - 1]
+    folded = Histogram()
+    for _, histogram in ranked[limit - 1:]:
+        folded = folded.merged(histogram)
+    yield other, folded
+
+
+def histogram_family(name: str, documentation: str, histogram: Histogram | None = None, *,
+                     label: str = "", series: Mapping[str, Histogram] | None = None,
+                     limit: int = 500, other: str = "other") -> Metric:  # fmt: skip
+    """A ``histogram`` family: one unlabelled ``histogram``, or ``series`` by ``label``
+    (at most ``limit`` of them, as every labelled kumocore metric is capped)."""
+    metric = Metric(name, documentation, "histogram")
+    if histogram is not None:
+        _add_series(metric, name, {}, histogram)
+    for value, each in _capped(series or {}, limit, other):
+        _add_series(metric, name, {label: value}, each)
+    return metric
+
+
+#: KumoMTA's ``user_lua_latency``, by the policy's own ``label``: what a policy times
+#: (``kumo.time.start_timer``). One per process, like the policy's caches.
+USER_LATENCY = LabelledHistograms()
+
+
+def observe_user_latency(label: str, seconds: float) -> None:
+    """Record ``seconds`` under a policy's timer ``label`` (``user_lua_latency``): the
+    public entry for policy plugins."""
+    USER_LATENCY.observe(label, seconds)

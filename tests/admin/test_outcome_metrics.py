@@ -1,0 +1,22 @@
+"""Delivery outcome counters on ``/metrics`` of a real node, labelled as KumoMTA labels
+them (``service``: the protocol, and the path), beside kumocore's node-wide totals."""
+
+from __future__ import annotations
+
+from kumocore.testing.node import SINK_HOST
+from kumocore.testing.plugin import MakeNode
+from tests.support.metric_samples import samples, series
+
+
+async def test_deliveries_count_per_protocol_and_per_path_and_in_the_node_total(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node()
+    assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
+    await node.wait_for("Delivery", count=2)
+    values = samples((await node.admin("GET", "/metrics"))[1])
+    path = f"smtp_client:unspecified->{SINK_HOST}@smtp_client"
+    assert series(values, "total_messages_delivered") == {("smtp_client",): 2, (path,): 2}
+    assert series(values, "total_messages_transfail") == {}
+    assert values[("kumocore_messages_delivered", ())] == 2
+    assert values[("kumocore_messages_transfail", ())] == 0

@@ -1,0 +1,70 @@
+"""A node's ``/metrics`` shows KumoMTA's per-cache counters: ``lruttl_*`` for its named
+caches (the MX sets, the broken-TLS sites...) and, for a policy's ``kumo.memoize`` cache,
+``memoize_cache_*`` too, labelled ``cache_name``. A real node, a Lua policy, the sink."""
+
+from __future__ import annotations
+
+from kumocore.testing.node import Node
+from kumocore.testing.plugin import MakeNode
+from tests.support.metric_samples import Samples, samples
+
+POLICY = """
+local kumo = require 'kumo'
+local cached = kumo.memoize(function(domain) return 'tenant of ' .. domain end,
+                            { name = 'node.tenant', ttl = '1h', capacity = 10 })
+kumo.on('smtp_server_message_received', function(msg)
+  msg:set_meta('tenant', cached(msg:recipient().domain))
+end)
+"""
+
+
+async def _scrape(node: Node) -> Samples:
+    return samples((await node.admin("GET", "/metrics"))[1])
+
+
+def _moved(before: Samples, after: Samples, metric: str, cache: str) -> float:
+    key = (metric, (("cache_name", cache),))
+    return after[key] - before.get(key, 0)
+
+
+async def test_the_memoize_cache_of_a_policy_is_counted_per_call_and_per_lookup(
+    make_node: MakeNode,
+) -> None:
+    node = await make_node(POLICY)
+    before = await _scrape(node)
+    for _ in range(3):
+        await node.send(recipients="someone@example.com")
+    await node.wait_for("Delivery", count=3)
+    after = await _scrape(node)
+    moved = {metric: _moved(before, after, metric, "node.tenant") for metric in (
+        "memoize_cache_lookup_count", "memoize_cache_hit_count", "memoize_cache_miss_count",
+        "memoize_cache_populated_count", "lruttl_lookup_count", "lruttl_hit_count",
+        "lruttl_miss_count", "lruttl_populated_count", "lruttl_insert_count")}
+    assert moved == {
+        "memoize_cache_lookup_count": 3, "memoize_cache_hit_count": 2,
+        "memoize_cache_miss_count": 1, "memoize_cache_populated_count": 1,
+        "lruttl_lookup_count": 3, "lruttl_hit_count": 2, "lruttl_miss_count": 1,
+        "lruttl_populated_count": 1, "lruttl_insert_count": 0}
+    assert after[("lruttl_cache_size", (("cache_name", "node.tenant"),))] == 1
+    assert after[("lruttl_waiting_populate", (("cache_name", "node.tenant"),))] == 0
+
+
+async def test_the_mx_and_broken_tls_caches_count_their_lookups(make_node: MakeNode) -> None:
+    node = await make_node()
+    before = await _scrape(node)
+    for _ in range(2):
+        await node.send(recipients="someone@example.com")
+    await node.wait_for("Delivery", count=2)
+    after = await _scrape(node)
+    mx = {metric: _moved(before, after, metric, "dns_resolver_mx") for metric in (
+        "lruttl_lookup_count", "lruttl_hit_count", "lruttl_miss_count",
+        "lruttl_populated_count", "lruttl_insert_count")}
+    assert mx["lruttl_hit_count"] >= 1 and mx["lruttl_miss_count"] >= 1  # asked, then kept
+    assert mx["lruttl_lookup_count"] == mx["lruttl_hit_count"] + mx["lruttl_miss_count"]
+    assert mx["lruttl_populated_count"] >= 1  # KumoMTA fills this one on a miss
+    assert mx["lruttl_insert_count"] == 0
+    assert after[("lruttl_cache_size", (("cache_name", "dns_resolver_mx"),))] >= 1
+    # Every connection asks whether the site's TLS is remembered as broken: it is not.
+    broken_tls = "smtp_dispatcher_broken_tls"
+    assert _moved(before, after, "lruttl_miss_count", broken_tls) >= 1
+    assert _moved(before, after, "lruttl_hit_count", broken_tls) == 0
