@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         set_memory_low_thresh,
         set_memory_soft_limit,
     )
+    from kumocore.node.redis_latency import observe_redis_latency, redis_service_label
     from kumocore.policy.jsonable import jsonable
     from kumocore.policy.policyfn import MultipleValues
     from kumocore.reception.trace_api import apply_supplemental_trace_header
@@ -88,10 +89,12 @@ __all__ = [
     "make_access_control_list",
     "mimepart_functions",
     "new_message_id",
+    "observe_redis_latency",
     "observe_user_latency",
     "parse_envelope_address",
     "policy_function",
     "private_dir",
+    "redis_service_label",
     "register_memory_cache",
     "set_lruttl_cache_capacity",
     "set_memory_hard_limit",
@@ -135,9 +138,11 @@ _LAZY_EXPORTS: dict[str, str] = {
     "jsonable": "kumocore.policy.jsonable",
     "mimepart_functions": "kumocore.mail.mime_api",
     "new_message_id": "kumocore.mail.ids",
+    "observe_redis_latency": "kumocore.node.redis_latency",
     "observe_user_latency": "kumocore.node.latency",
     "parse_envelope_address": "kumocore.mail.address",
     "private_dir": "kumocore.node.fsmode",
+    "redis_service_label": "kumocore.node.redis_latency",
     "register_memory_cache": "kumocore.node.memory",
     "set_memory_hard_limit": "kumocore.node.memory",
     "set_memory_low_thresh": "kumocore.node.memory",

@@ -15,7 +15,19 @@ module only names them as KumoMTA does and reads them at scrape time:
 * ``lua_event_latency`` by ``event``: each policy event that has an implementation
   (Lua or Python), named as KumoMTA names it (``smtp_server_message_received``);
 * ``user_lua_latency`` by ``label``: the policy's own timers (``kumo.time.start_timer``),
-  one set per process.
+  one set per process;
+* ``queue_resolve_latency``: finding a message's queue and its configuration
+  (:meth:`kumocore.reception.intake.Intake.resolve_queue_config`, before each insert);
+* ``ready_queue_insert_latency``: putting a due message in its ready queue (egress path);
+* ``message_data_load_latency``: reading a message's body back from the spool;
+* ``bounce_classify_latency``: classifying a response, when a classifier answered;
+* ``redis_operation_latency`` by ``service``, ``operation`` and ``status``: the plugins'
+  Redis commands, one set per process (:mod:`kumocore.node.redis_latency`);
+* the log submission metrics (:mod:`kumocore.admin.log_submit_metrics`).
+
+KumoMTA's ``message_meta_load_latency`` has no counterpart: kumocore keeps the meta of
+every message it owns in memory and reads meta records back only in the start-up scan,
+which KumoMTA does not time either.
 """
 
 from __future__ import annotations
@@ -25,7 +37,9 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import Metric
 
+from kumocore.admin.log_submit_metrics import log_submit_metrics
 from kumocore.node.latency import USER_LATENCY, Histogram, histogram_family
+from kumocore.node.redis_latency import redis_latency_family
 
 if TYPE_CHECKING:
     from kumocore.node.services import Services
@@ -46,6 +60,11 @@ _HELP = {
                          "event.",
     "user_lua_latency": "Seconds a policy's own timers (kumo.time.start_timer) measured, "
                         "by label.",
+    "queue_resolve_latency": "Seconds to find a message's scheduled queue and its "
+                             "configuration.",
+    "ready_queue_insert_latency": "Seconds to put a due message in its ready queue.",
+    "message_data_load_latency": "Seconds to read a message's body back from the spool.",
+    "bounce_classify_latency": "Seconds to classify a response into a bounce class.",
 }
 #: What kumocore's hook names carry in front of KumoMTA's event names.
 _HOOK_PREFIX = "kumo_"
@@ -64,6 +83,10 @@ def latency_metrics(services: Services, cap: int, other: str) -> Iterator[Metric
         "smtpsrv_process_data_duration": smtp.process_data,
         "message_save_latency": services.store.save_latency,
         "queue_insert_latency": services.queues.insert_latency,
+        "queue_resolve_latency": services.intake.resolve_latency,
+        "ready_queue_insert_latency": services.queues.router.ready_insert_latency,
+        "message_data_load_latency": services.store.data_load_latency,
+        "bounce_classify_latency": services.hooks.bounce_classify_latency,
     }
     for name, histogram in single.items():
         yield histogram_family(name, _HELP[name], histogram)
@@ -77,3 +100,5 @@ def latency_metrics(services: Services, cap: int, other: str) -> Iterator[Metric
                            series=events, limit=cap, other=other)  # fmt: skip
     yield histogram_family("user_lua_latency", _HELP["user_lua_latency"], label="label",
                            series=USER_LATENCY.series, limit=cap, other=other)  # fmt: skip
+    yield redis_latency_family()
+    yield from log_submit_metrics(services.logs, cap, other)

@@ -171,6 +171,10 @@ class KumocoreCollector(Collector):
                         delayed.by_rate)  # fmt: skip
         yield _labelled("delayed_due_to_throttle_insert_ready", "counter", "queue",
                         delayed.by_insert_throttle)  # fmt: skip
+        from kumocore.admin.queue_internal_metrics import event_metrics, queue_internal_metrics
+
+        yield from queue_internal_metrics(manager, MAX_SERIES, OTHER)
+        yield from event_metrics(self.services.hooks.caller.timings, MAX_SERIES, OTHER)
         from kumocore.admin.provider_metrics import provider_metrics
 
         yield from provider_metrics(manager.outcomes.provider_counts,

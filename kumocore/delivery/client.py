@@ -32,7 +32,7 @@ from kumocore.delivery.client_failure import ConnectFailure, failure_reason
 from kumocore.delivery.client_io import path_timeout
 from kumocore.delivery.eightbit import mail_parameters
 from kumocore.delivery.proxy import Progress, open_stream, route_for_source, timed_out
-from kumocore.delivery.source_failure import classify
+from kumocore.delivery.source_failure import classify, counted_as
 from kumocore.delivery.unix_socket import open_unix_stream
 from kumocore.delivery.wire import MAX_REPLY_LINE, dot_stuffed, expect_reply, refusal
 from kumocore.dns.unix_path import is_unix_path
@@ -225,6 +225,7 @@ async def open_connection(
             Response.parse(451, f"4.4.1 connection failed: {detail}"),
             reason=f"connection failed: {detail}",
             source_failure=None if route is None else classify(exc, route, progress),
+            counted_as=None if route is None else counted_as(exc, route, progress),
         ) from exc
     conn = SmtpClientConnection(reader, writer, mx_host, address, path, tls_mode, dane, tracer)
     conn.source_address = origin

@@ -29,7 +29,8 @@ class ConnectFailure(Exception):
     connection-failure response (:func:`kumocore.mail.internal_responses.connect_failed`):
     the peer's reply as it came, or kumocore's own text without a made-up code.
     ``source_failure``: the failure is the egress source's, of this kind
-    (:mod:`kumocore.delivery.source_failure`)."""
+    (:mod:`kumocore.delivery.source_failure`). ``counted_as``: KumoMTA's counter the
+    failure moves (``bind_failures``, ``proxy_connection_failures``), if any."""
 
     def __init__(
         self,
@@ -38,12 +39,14 @@ class ConnectFailure(Exception):
         tls_broken: bool = False,
         reason: str | None = None,
         source_failure: str | None = None,
+        counted_as: str | None = None,
     ) -> None:
         super().__init__(response.to_single_line())
         self.response = response
         self.tls_broken = tls_broken
         self.reason = reason if reason is not None else response.content
         self.source_failure = source_failure
+        self.counted_as = counted_as
 
     @classmethod
     def refused(cls, reply: Response) -> ConnectFailure:

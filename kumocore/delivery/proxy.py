@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kumocore.config.cidr import join_host_port
+from kumocore.delivery.source_bind import connect_from
 from kumocore.mail.internal_responses import debug_duration
 from kumocore.policy.secrets import load_secret
 from kumocore.reception.smtp.proxy_protocol import encode_v2
@@ -131,9 +132,10 @@ async def open_stream(
     """A stream to ``address:port`` along ``route`` (the caller bounds the time;
     ``progress`` tells it how far the opening got)."""
     if route.protocol is None:
-        local = (route.source_ip, 0) if route.source_ip else None
-        reader, writer = await asyncio.open_connection(
-            address, port, local_addr=local, limit=limit)
+        if route.source_ip:  # bound apart, so a failed bind is told (source_bind)
+            reader, writer = await connect_from(route.source_ip, address, port, limit=limit)
+        else:
+            reader, writer = await asyncio.open_connection(address, port, limit=limit)
         return reader, writer, route.describe(writer.get_extra_info("sockname"))
     assert route.server is not None and route.source_ip is not None
     if ipaddress.ip_address(route.source_ip).version != ipaddress.ip_address(address).version:

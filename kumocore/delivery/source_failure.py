@@ -11,6 +11,12 @@ on them):
 
 Anything else (the MX refused, the SOCKS5 proxy could not reach the MX, a slow greeting)
 is about the destination and is not classified.
+
+:func:`counted_as` names KumoMTA's counter a failure moves (kumocore.queue.egress_counts):
+``bind_failures`` for any failed bind of a direct connection's source address,
+``proxy_connection_failures`` for a proxy server that did not take the TCP connection
+(refused, unreachable, or not before the connect timeout) — not for a proxy that took it
+and then failed its handshake or connected from another address.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ from __future__ import annotations
 import errno
 
 from kumocore.delivery.proxy import Progress, ProxyUnreachable, ProxyWrongSource, Route
+from kumocore.delivery.source_bind import SourceBindFailed
+from kumocore.queue.egress_counts import BIND_FAILURES, PROXY_CONNECTION_FAILURES
 from kumocore.queue.source_health import PROXY_UNHEALTHY, UNPLUMBED
 
-__all__ = ["classify"]
+__all__ = ["classify", "counted_as"]
 
 
 def classify(exc: BaseException, route: Route, progress: Progress) -> str | None:
@@ -35,4 +43,16 @@ def classify(exc: BaseException, route: Route, progress: Progress) -> str | None
         return PROXY_UNHEALTHY
     if isinstance(exc, TimeoutError) and not progress.proxy_connected:
         return PROXY_UNHEALTHY
+    return None
+
+
+def counted_as(exc: BaseException, route: Route, progress: Progress) -> str | None:
+    """KumoMTA's counter of ``exc``, raised opening a stream along ``route``; None for a
+    failure neither counter takes."""
+    if route.protocol is None:
+        return BIND_FAILURES if isinstance(exc, SourceBindFailed) else None
+    if isinstance(exc, ProxyUnreachable):
+        return PROXY_CONNECTION_FAILURES
+    if isinstance(exc, TimeoutError) and not progress.proxy_connected:
+        return PROXY_CONNECTION_FAILURES
     return None

@@ -93,6 +93,7 @@ class DispositionHookSink:
         self.handlers = handlers
         self.config = config
         self.name = f"log_disposition:{config.name}"
+        self.logger_name = f"hook-{config.name}"  # KumoMTA's ``logger`` label on /metrics
         self.batch_size = BATCH_SIZE
         #: ``called`` (handlers ran), ``skipped`` (hook records, disabled types, no
         #: message), ``errors`` (a handler failed).

@@ -42,6 +42,7 @@ class LogHookSink:
         self.runtime = runtime
         self.config = config
         self.name = f"log_hook:{config.name}"
+        self.logger_name = f"hook-{config.name}"  # KumoMTA's ``logger`` label on /metrics
         self.header_names = config.headers
         self.buffer_size = config.back_pressure
         self.batch_size = HOOK_BATCH_SIZE

@@ -10,6 +10,11 @@ falls behind (its deque holds ``buffer_size`` records):
 * Rejection records (a hostile client can make any number of them) are shed over the
   bound; the shed count is in the stats and logged once per second while shedding.
 
+Submitting is timed per lane (KumoMTA's ``log_submit_latency``, by logger), and each
+submission that finds a lane's buffer at its bound is counted (``log_submit_full``); a
+reception held in :meth:`LogDispatcher.room` counts once per lane it waited for, and its
+wait is that lane's submission time (the record it waited to submit follows at once).
+
 A batch the sink fails to write is retried, with backoff, until it is written: a record
 only counts as written (and :meth:`LogDispatcher.written` only says so, which is what
 lets the queue delete a finished message) once the sink accepted it (each lane's task is
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable
+from time import perf_counter
 from typing import Any
 
 import structlog
@@ -33,6 +39,7 @@ from kumocore.logs.lane import Ticket as Ticket  # re-exported: the queue awaits
 from kumocore.logs.lane_writer import LaneWriter
 from kumocore.logs.record import LogRecord, RecordType
 from kumocore.logs.sink import LogSink, sink_options
+from kumocore.node.latency import LabelledHistograms
 
 log = structlog.get_logger("kumocore.logs")
 
@@ -71,6 +78,8 @@ class LogDispatcher(LaneWriter):
         if buffer_size < 1 or batch_size < 1 or batch_latency < 0:
             raise ValueError("buffer_size and batch_size must be >= 1, batch_latency >= 0")
         self._lanes: list[_Lane] = []
+        #: KumoMTA's ``log_submit_latency``, by ``logger`` (each sink's ``logger_name``).
+        self.submit_latency = LabelledHistograms()
         for sink in sinks:
             if any(lane.sink.name == sink.name for lane in self._lanes):
                 raise ValueError(f"two log sinks are named {sink.name!r}")
@@ -78,7 +87,8 @@ class LogDispatcher(LaneWriter):
             if options.filter_event and log_filter is None:
                 raise ValueError(f"log sink {sink.name!r} has a filter_event but the "
                                  "dispatcher has no log_filter to ask the policy with")
-            self._lanes.append(_Lane(sink, options))
+            self._lanes.append(
+                _Lane(sink, options, self.submit_latency.labels(options.logger_name)))
         self._log_filter = log_filter
         self._latency = batch_latency
         self._closing = False
@@ -92,6 +102,11 @@ class LogDispatcher(LaneWriter):
     @property
     def sinks(self) -> list[LogSink]:
         return [lane.sink for lane in self._lanes]
+
+    @property
+    def lanes(self) -> tuple[_Lane, ...]:
+        """Each sink's lane (to read its counters: ``/metrics``)."""
+        return tuple(self._lanes)
 
     @property
     def header_names(self) -> tuple[str, ...]:
@@ -112,6 +127,7 @@ class LogDispatcher(LaneWriter):
         """
         ticket: Ticket = []
         sheddable = record.type in SHEDDABLE
+        started = perf_counter()
         for lane in self._lanes:
             counts = lane.counts
             counts["submitted"] += 1
@@ -119,10 +135,12 @@ class LogDispatcher(LaneWriter):
             if self._closing:
                 counts["dropped"] += 1
                 continue
-            if sheddable and len(buffer) >= lane.options.buffer_size:
-                counts["shed"] += 1
-                self._note_shed()
-                continue
+            if len(buffer) >= lane.options.buffer_size:
+                lane.full += 1  # a record about a message goes in all the same
+                if sheddable:
+                    counts["shed"] += 1
+                    self._note_shed()
+                    continue
             buffer.append(record)
             if lane.messages is not None:
                 lane.messages.append(message)
@@ -131,6 +149,9 @@ class LogDispatcher(LaneWriter):
             lane.wakeup.set()
             if len(buffer) >= lane.options.batch_size:
                 lane.filled.set()
+            done = perf_counter()
+            lane.submit_latency.observe(done - started)
+            started = done
         return ticket
 
     def has_room(self) -> bool:
@@ -146,12 +167,19 @@ class LogDispatcher(LaneWriter):
             return True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        started = perf_counter()
         for lane in self._lanes:
-            while lane.backlog >= lane.options.buffer_size and not lane.closed:
-                if loop.time() >= deadline:
-                    return False
-                lane.watch(loop, deadline)
-                await lane.progress.wait()
+            if lane.backlog < lane.options.buffer_size or lane.closed:
+                continue
+            lane.full += 1
+            try:
+                while lane.backlog >= lane.options.buffer_size and not lane.closed:
+                    if loop.time() >= deadline:
+                        return False
+                    lane.watch(loop, deadline)
+                    await lane.progress.wait()
+            finally:
+                lane.submit_latency.observe(perf_counter() - started)
         return True
 
     async def written(self, ticket: Ticket, timeout: float | None,

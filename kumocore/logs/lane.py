@@ -9,6 +9,7 @@ from typing import Any
 
 from kumocore.logs.record import LogRecord
 from kumocore.logs.sink import LogSink, SinkOptions
+from kumocore.node.latency import Histogram
 from kumocore.node.timers import EarliestDeadline
 
 __all__ = ["Lane", "Ticket"]
@@ -17,9 +18,15 @@ __all__ = ["Lane", "Ticket"]
 class Lane:
     """One sink's buffer, worker task and counters."""
 
-    def __init__(self, sink: LogSink, options: SinkOptions) -> None:
+    def __init__(self, sink: LogSink, options: SinkOptions,
+                 submit_latency: Histogram | None = None) -> None:
         self.sink = sink
         self.options = options
+        #: KumoMTA's ``log_submit_latency`` of this lane's logger (shared by lanes whose
+        #: sinks have one ``logger_name``), and its ``log_submit_full``: submissions (and
+        #: receptions held for room) that found the buffer at ``buffer_size``.
+        self.submit_latency = Histogram() if submit_latency is None else submit_latency
+        self.full = 0
         self.buffer: deque[LogRecord] = deque()
         #: The message of each buffered record (None for a Rejection), kept in step with
         #: ``buffer`` only when the sink has a ``filter_event`` that will be asked about it.

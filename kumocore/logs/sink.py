@@ -21,6 +21,10 @@ Besides the three required members a sink may declare, as plain attributes:
     (KumoMTA's ``filter_event``; see :mod:`kumocore.logs.filter_event`). A sink that has
     one may also offer ``record_enabled(record_type: str) -> bool``, so the event is not
     asked about records the sink would drop anyway.
+``logger_name: str``
+    The ``logger`` label of the sink's ``log_submit_latency`` and ``log_submit_full`` on
+    ``/metrics``: what KumoMTA shows for the equivalent logger (``dir-<log_dir>`` for
+    local logs, ``hook-<name>`` for a log hook); the sink's ``name`` otherwise.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class SinkOptions:
     buffer_size: int
     batch_size: int
     filter_event: str | None = None
+    logger_name: str = ""
 
 
 def sink_options(sink: LogSink, *, buffer_size: int, batch_size: int) -> SinkOptions:
@@ -77,7 +82,13 @@ def sink_options(sink: LogSink, *, buffer_size: int, batch_size: int) -> SinkOpt
     if event is not None and (not isinstance(event, str) or not event):
         raise TypeError(f"log sink {sink.name!r}: filter_event must be an event name, "
                         f"got {event!r}")
-    return SinkOptions(tuple(headers), size, batch, event)
+    logger = getattr(sink, "logger_name", None)
+    if logger is None:
+        logger = sink.name
+    elif not isinstance(logger, str) or not logger:
+        raise TypeError(f"log sink {sink.name!r}: logger_name must be a non-empty str, "
+                        f"got {logger!r}")
+    return SinkOptions(tuple(headers), size, batch, event, logger)
 
 
 def _positive(sink: LogSink, attr: str, default: int) -> int:

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from prometheus_client.metrics_core import Metric
 
 __all__ = ["BUCKETS", "USER_LATENCY", "Histogram", "LabelledHistograms", "histogram_family",
-           "observe_user_latency"]
+           "multi_label_family", "observe_user_latency"]
 
 #: Upper bounds in seconds, as KumoMTA's histograms have them (Prometheus' defaults).
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -116,6 +116,17 @@ def histogram_family(name: str, documentation: str, histogram: Histogram | None 
         _add_series(metric, name, {}, histogram)
     for value, each in _capped(series or {}, limit, other):
         _add_series(metric, name, {label: value}, each)
+    return metric
+
+
+def multi_label_family(name: str, documentation: str, labels: tuple[str, ...],
+                       series: Mapping[tuple[str, ...], Histogram]) -> Metric:
+    """A ``histogram`` family whose series each carry several labels (``labels``, in the
+    order of each key's values): for the few metrics KumoMTA labels so, already bounded
+    where they are observed."""
+    metric = Metric(name, documentation, "histogram")
+    for values, histogram in series.items():
+        _add_series(metric, name, dict(zip(labels, values, strict=True)), histogram)
     return metric
 
 

@@ -36,11 +36,13 @@ _CORE_PACKAGE = "kumocore."
 class HookTiming:
     """Cumulative time spent per hook, for diagnostics and ``/metrics``; ``latency``
     holds the calls that ran an implementation (KumoMTA's ``lua_event_latency``, which
-    times event callbacks only)."""
+    times event callbacks only) and ``started`` counts those calls as they begin
+    (KumoMTA's ``lua_event_started``: started minus completed is the calls in flight)."""
 
     calls: int = 0
     seconds: float = 0.0
     latency: Histogram = field(default_factory=Histogram)
+    started: int = 0
 
 
 @dataclass
@@ -114,10 +116,12 @@ class HookCaller:
         except Exception as exc:
             raise self._failure(impl, name, exc) from exc
 
-    def _timing(self, name: str, started: float, handled: bool) -> None:
-        timing = self.timings.get(name)
-        if timing is None:
-            timing = self.timings[name] = HookTiming()
+    def _new_timing(self, name: str) -> HookTiming:
+        timing = self.timings[name] = HookTiming()
+        return timing
+
+    @staticmethod
+    def _timing(timing: HookTiming, started: float, handled: bool) -> None:
         elapsed = time.perf_counter() - started
         timing.calls += 1
         timing.seconds += elapsed
@@ -129,6 +133,11 @@ class HookCaller:
         started = time.perf_counter()
         results = []
         plan = self._plan(name)
+        # A call that runs an implementation counts as started here (lua_event_started)
+        # and as completed in _timing; inline, as in call_first: messages call many hooks.
+        timing = self.timings.get(name) or self._new_timing(name)
+        if plan:
+            timing.started += 1
         try:
             for impl, argnames in plan:
                 # Inlined _invoke: a synchronous implementation (the usual case) costs
@@ -139,13 +148,16 @@ class HookCaller:
                 if result is not None:
                     results.append(result)
         finally:
-            self._timing(name, started, bool(plan))
+            self._timing(timing, started, bool(plan))
         return results
 
     async def call_first(self, name: str, **kwargs: Any) -> Any:
         """Run implementations in order until one returns non-None; return it."""
         started = time.perf_counter()
         plan = self._plan(name)
+        timing = self.timings.get(name) or self._new_timing(name)
+        if plan:
+            timing.started += 1
         try:
             for impl, argnames in plan:
                 result = self._call(impl, argnames, name, kwargs)
@@ -155,7 +167,7 @@ class HookCaller:
                     return result
             return None
         finally:
-            self._timing(name, started, bool(plan))
+            self._timing(timing, started, bool(plan))
 
     def call_all_sync(self, name: str, **kwargs: Any) -> list[Any]:
         """Run a provider hook whose implementations must be synchronous.

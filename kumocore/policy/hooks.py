@@ -18,6 +18,7 @@ import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.hookspecs import PolicyLoader
+from kumocore.node.latency import Histogram
 from kumocore.policy.hookcall import HookCaller
 from kumocore.policy.hooks_lookup import UNSPECIFIED as UNSPECIFIED
 from kumocore.policy.hooks_lookup import LookupHooks
@@ -43,6 +44,7 @@ class Hooks(SmtpServerHooks, LookupHooks, MessageHooks):
     def __init__(self, pm: pluggy.PluginManager, *, timeout: float | None = 30.0) -> None:
         self.pm = pm
         self.caller = HookCaller(pm, timeout=timeout)
+        self.bounce_classify_latency = Histogram()
 
     # ---------------------------------------------------------------- lifecycle
     async def init(self, kumo: Kumo) -> None:

@@ -169,6 +169,8 @@ async def _first_reachable(
             failures.append(f"{where}: {failure.reason}")
             if failure.source_failure is not None:  # the source is broken, not the MX
                 health.record(source, failure.source_failure)
+            if failure.counted_as is not None:  # bind_failures, proxy_connection_failures
+                path.shared.counts.connect_failed(failure.counted_as)
     raise ConnectionFailed(connect_failed(failures))
 
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+from kumocore.queue.egress_counts import EgressCounts
 from kumocore.queue.ready_suspend import ReadySuspensions
 from kumocore.queue.source_health import SourceHealth
 
@@ -138,6 +139,7 @@ class EgressShared:
         "admin",
         "broken_tls",
         "connections_opened",
+        "counts",
         "dane_counts",
         "forget",
         "give_back",
@@ -208,6 +210,9 @@ class EgressShared:
         #: ``lua``...): KumoMTA's node-wide ``total_connection_count`` series, which outlive
         #: the paths (a path's own count goes with it, as a reaped ready queue's does).
         self.connections_opened: Counter[str] = collections.Counter()
+        #: Ready queue maintenance passes and failed binds / proxy connections
+        #: (``total_readyq_runs``, ``bind_failures``, ``proxy_connection_failures``).
+        self.counts = EgressCounts()
         #: ``spool_hold(message, site)``: while delivery is held for an unhealthy spool, a
         #: message about to be attempted goes back to its scheduled queue instead
         #: (:mod:`kumocore.queue.spool_hold`; set by the node).

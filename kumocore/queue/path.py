@@ -65,6 +65,7 @@ class EgressPath(PathQueue):
         # Beyond max_ready, messages wait here with their bodies released to disk; they
         # move up as the queue drains, instead of waiting out a fixed reschedule delay.
         self.overflow: collections.deque[Message] = collections.deque()
+        self.ready_full = 0
         self.connections = 0
         #: Connections (sessions) it opened since it was made (``total_connection_count``).
         self.connections_opened = 0
@@ -113,6 +114,7 @@ class EgressPath(PathQueue):
             self.backoff.call_when_over(self.wake)
             return
         self._pumping = True
+        self.shared.counts.readyq_runs += 1  # a pass of the ready queue's maintenance
         self._spawn(self._pump())
 
     def _spawn(self, coro: Any) -> None:

@@ -55,6 +55,8 @@ class PathQueue:
     freshness: Freshness
     messages: collections.deque[Message]
     overflow: collections.deque[Message]
+    #: Messages that did not fit in ``messages`` (``ready_full``; kept with the path).
+    ready_full: int
     throttles: PathThrottles
     batch_memory: BatchMemory
     suspended_until: float
@@ -78,17 +80,24 @@ class PathQueue:
     def connection_limit(self) -> int:
         return int(self.config.connection_limit.limit)
 
-    def add(self, message: Message) -> None:
+    def add(self, message: Message) -> bool:
+        """Queue ``message``; True when it did not fit (KumoMTA's ``ready_full``): the
+        ready queue held ``max_ready`` messages, or others still wait beyond them, so it
+        waits in the overflow with its body released (not sent back to its scheduled
+        queue, as KumoMTA does)."""
         if HOLD.active and self.held_for_spool(message, None):
-            return  # KumoMTA's insert_ready defers it while the spool is unhealthy
+            return False  # KumoMTA's insert_ready defers it while the spool is unhealthy
         if self.is_full or self.overflow:
             message.release_data()  # durable already; delivery reloads it from the spool
             self.overflow.append(message)
-        else:
-            if MEMORY.low:  # one attribute test per message; the body stays on disk
-                pressure.entering(self, message)
-            self.messages.append(message)
+            self.ready_full += 1
+            self.wake()
+            return True
+        if MEMORY.low:  # one attribute test per message; the body stays on disk
+            pressure.entering(self, message)
+        self.messages.append(message)
         self.wake()
+        return False
 
     def take(self) -> Message | None:
         """The next message of the ready queue (None when it is empty).

@@ -21,17 +21,23 @@ attribute tests.
 Any lookup that fails (an unknown pool or source, a policy error in
 ``get_egress_path_config``, a DNS failure) is logged and the message stays queued for a
 later attempt; only a null MX is final.
+
+Putting a message in its ready queue is timed (KumoMTA's ``ready_queue_insert_latency``):
+the SMTP-kind paths' and the deferred injection queue's, not a maildir write or a transfer
+hand-over, which have no ready queue here.
 """
 
 from __future__ import annotations
 
 import time
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import structlog
 
 from kumocore.config.protocols import DeliveryProtocol, MaildirProtocol
 from kumocore.mail.internal_responses import expired_due, insert_throttled, queue_suspended
+from kumocore.node.latency import Histogram
 from kumocore.queue.deferred_inject import (
     DeferredInjectPath,
     DeferredInjectProtocol,
@@ -68,6 +74,8 @@ class Router(PathResolver):
         # Kept for their ttl, as KumoMTA keeps them (kumocore.queue.egress_cache).
         self.pools = DefinitionCache(self.hooks.get_egress_pool)
         self.sources = DefinitionCache(self.hooks.get_egress_source)
+        #: KumoMTA's ``ready_queue_insert_latency``: each message put in a ready queue.
+        self.ready_insert_latency = Histogram()
 
     async def route(self, message: Message) -> None:
         manager = self.manager
@@ -118,7 +126,11 @@ class Router(PathResolver):
             manager.scheduled_totals.providers.learn_site(queue, path.key.site)
         if path.pool is None:  # as KumoMTA: the pool of the queue that opened it
             path.pool = queue.pool_name
-        path.add(message)
+        started = perf_counter()
+        full = path.add(message)
+        self.ready_insert_latency.observe(perf_counter() - started)
+        if full:  # it waits beyond max_ready
+            manager.delay_counts.ready_full(queue.name)
 
     async def _special(
         self, message: Message, queue: ScheduledQueue, protocol: DeliveryProtocol
@@ -146,7 +158,11 @@ class Router(PathResolver):
             except RoutingError as error:
                 manager.outcomes.handle(None, message, error.response, peer=None)
                 return True
-            path.add(message)
+            started = perf_counter()
+            full = path.add(message)
+            self.ready_insert_latency.observe(perf_counter() - started)
+            if full:
+                manager.delay_counts.ready_full(queue.name)
             return True
         return False
 

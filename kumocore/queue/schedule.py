@@ -90,6 +90,9 @@ class Scheduler(Generic[T]):
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        #: Passes over the due records (each wake-up of the task): KumoMTA's
+        #: ``total_qmaint_runs``, counted by its one scheduled-queue timer wheel per tick.
+        self.runs = 0
 
     def __len__(self) -> int:
         return self._count
@@ -153,6 +156,7 @@ class Scheduler(Generic[T]):
     async def _run(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
+            self.runs += 1
             now = self._clock()
             for record in self._pop_due(now):
                 self._on_due(record)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from time import perf_counter
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import structlog
@@ -20,6 +21,7 @@ from kumocore.digits import decimal
 from kumocore.errors import Rejection
 from kumocore.logs.record import PeerAddress
 from kumocore.mail.queue_name import NULL_QUEUE, message_queue
+from kumocore.node.latency import Histogram
 from kumocore.policy.refresh import Freshness
 from kumocore.queue.deferred_inject import DEFERRED_QUEUE_NAME, deferred_queue_config
 from kumocore.queue.generator_inject import (
@@ -129,6 +131,8 @@ class Intake:
         #: The queue of deferred HTTP injection requests, running ``generate`` (the
         #: node's HTTP injection, kumocore.http.inject_deferred).
         self.generator_config = generator_queue_config(generate)
+        #: KumoMTA's ``queue_resolve_latency``: each :meth:`resolve_queue_config`.
+        self.resolve_latency = Histogram()
 
     async def resolve_queue_config(self, message: Message) -> tuple[str, QueueConfig | None]:
         """The scheduled queue name and its configuration (None for the null queue).
@@ -137,31 +141,38 @@ class Intake:
         ``refresh_interval``, or until the configuration epoch changes), as KumoMTA does: the
         policy is asked once per queue, not once per message. Errors are never cached, so a
         refused message is asked about again when it is retried.
-        """
-        name, parts = message_queue(message)
-        if name == NULL_QUEUE:
-            return name, None
-        if name.endswith(INTERNAL_QUEUE_SUFFIX):  # KumoMTA's own queues: built-in configs
-            if name == DEFERRED_QUEUE_NAME:
-                return name, deferred_queue_config()
-            if name == GENERATOR_QUEUE_NAME:
-                return name, self.generator_config
-            from kumocore.xfer.send import xfer_queue_config
 
-            xfer = xfer_queue_config(name)
-            if xfer is not None:
-                return name, xfer
-        cached = self._configs.get(name)
-        epoch = self.hooks.config_epoch
-        if cached is not None and not cached[1].due(cached[0], epoch):
-            return name, cached[0]
-        config = await self.hooks.get_queue_config(
-            parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
-        if config is not None:
-            if len(self._configs) >= MAX_CACHED_QUEUE_CONFIGS:
-                self._configs.clear()
-            self._configs[name] = (config, Freshness.now(config, epoch))
-        return name, config
+        Every call is timed (``queue_resolve_latency``), failed ones too, as KumoMTA times
+        resolving a queue name before each insert.
+        """
+        started = perf_counter()
+        try:
+            name, parts = message_queue(message)
+            if name == NULL_QUEUE:
+                return name, None
+            if name.endswith(INTERNAL_QUEUE_SUFFIX):  # KumoMTA's own queues: built-in
+                if name == DEFERRED_QUEUE_NAME:
+                    return name, deferred_queue_config()
+                if name == GENERATOR_QUEUE_NAME:
+                    return name, self.generator_config
+                from kumocore.xfer.send import xfer_queue_config
+
+                xfer = xfer_queue_config(name)
+                if xfer is not None:
+                    return name, xfer
+            cached = self._configs.get(name)
+            epoch = self.hooks.config_epoch
+            if cached is not None and not cached[1].due(cached[0], epoch):
+                return name, cached[0]
+            config = await self.hooks.get_queue_config(
+                parts.domain, parts.tenant, parts.campaign, parts.routing_domain)
+            if config is not None:
+                if len(self._configs) >= MAX_CACHED_QUEUE_CONFIGS:
+                    self._configs.clear()
+                self._configs[name] = (config, Freshness.now(config, epoch))
+            return name, config
+        finally:
+            self.resolve_latency.observe(perf_counter() - started)
 
     async def accept(
         self, messages: Sequence[Message], *, reception_protocol: str,

@@ -75,6 +75,8 @@ class MessageStore(StoreRecovery):
         self.holds = True
         #: KumoMTA's ``message_save_latency``: each :meth:`save` until it is durable.
         self.save_latency = Histogram()
+        #: KumoMTA's ``message_data_load_latency``: each :meth:`load_data`.
+        self.data_load_latency = Histogram()
 
     @property
     def bodies_in_memory(self) -> bool:
@@ -207,15 +209,20 @@ class MessageStore(StoreRecovery):
 
         Given only an id, a message saved with a shared body is looked up by the key
         recorded for it; its head is then not known and only the body is returned.
+        Each call is timed (``message_data_load_latency``), a failed one too.
         """
-        if isinstance(message, str):
-            key = self._key_of.get(message)
-            return await self.data.get(key or message)
-        if message.spool_ref is None:
-            return await self.data.get(message.id)
-        key, head = message.spool_ref
-        body = await self.data.get(key)
-        return None if body is None else head + body
+        started = perf_counter()
+        try:
+            if isinstance(message, str):
+                key = self._key_of.get(message)
+                return await self.data.get(key or message)
+            if message.spool_ref is None:
+                return await self.data.get(message.id)
+            key, head = message.spool_ref
+            body = await self.data.get(key)
+            return None if body is None else head + body
+        finally:
+            self.data_load_latency.observe(perf_counter() - started)
 
     async def remove(self, message: Message | str) -> None:
         """Forget a message that was delivered, bounced or expired (meta first)."""

@@ -1,7 +1,8 @@
 """KumoMTA's ``delayed_due_to_message_rate_throttle`` and
 ``delayed_due_to_throttle_insert_ready`` counters: routing counts, per scheduled queue,
 the due messages a queue rate or the ``throttle_insert_ready_queue`` event sent back to
-wait (real node, Lua policy, the node's ``/metrics``), and a reaped queue's series go."""
+wait (real node, Lua policy, the node's ``/metrics``), and a reaped queue's series go
+(``delayed_due_to_ready_queue_full``'s too: tests/queue/test_ready_full.py counts it)."""
 
 from __future__ import annotations
 
@@ -54,8 +55,11 @@ def test_a_reaped_queue_takes_its_delay_series_with_it() -> None:
     reaper = QueueReaper(scheduled, clock=lambda: now[0], on_reaped=counts.forget)
     counts.rate_throttled("gone.example")
     counts.insert_throttled("gone.example")
+    counts.ready_full("gone.example")
     counts.rate_throttled("kept.example")
+    counts.ready_full("kept.example")
     reaper.emptied(queue)
     now[0] = 2.0
     assert reaper.reap() == 1 and scheduled == {}
     assert counts.by_rate == {"kept.example": 1} and counts.by_insert_throttle == {}
+    assert counts.by_ready_full == {"kept.example": 1}

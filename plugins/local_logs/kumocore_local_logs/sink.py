@@ -30,6 +30,8 @@ class LocalLogSink:
     def __init__(self, config: LocalLogsConfig) -> None:
         self.config = config
         self.name = f"local_logs:{config.log_dir}"
+        #: The ``logger`` label on /metrics, as KumoMTA names a local logger.
+        self.logger_name = f"dir-{config.log_dir}"
         # Optional sink attributes read by the dispatcher (see kumocore.logs.sink).
         self.header_names: tuple[str, ...] = config.headers
         self.buffer_size: int = config.back_pressure

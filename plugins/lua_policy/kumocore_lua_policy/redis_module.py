@@ -15,18 +15,23 @@ A cluster (several nodes, or ``cluster = true``) is refused: kumocore's client i
 single-node for now.
 
 Python policies: ``conn = kumo.redis.open(node=url)``, ``await conn.query("INCR", "k")``.
+
+Each query is timed, from asking the pool for a connection until the reply, as KumoMTA's
+``redis_operation_latency`` (operation ``query``; the service named as KumoMTA names it,
+:func:`kumocore.redis_service_label`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kumocore import ConfigError, policy_function
+from kumocore import ConfigError, observe_redis_latency, policy_function, redis_service_label
 from kumocore.config.duration import duration_seconds
 
 _NAME = "redis.open"
@@ -89,6 +94,13 @@ class RedisOpenOptions:
                    **durations)  # fmt: skip
 
     @property
+    def service(self) -> str:
+        """The ``service`` label of ``redis_operation_latency`` (never the password)."""
+        settings = (self.pool_size, self.connect_timeout, self.wait_timeout,
+                    self.response_timeout, self.recycle_timeout, self.read_from_replicas)
+        return redis_service_label((self.node,), self.username, settings)
+
+    @property
     def label(self) -> str:
         """The node without its password, for error messages."""
         parts = urlsplit(self.node)
@@ -143,22 +155,30 @@ class RedisConnection:
     def __init__(self, options: RedisOpenOptions, pools: RedisPools) -> None:
         self._options = options
         self._pools = pools
+        self._service = options.service
 
     def __repr__(self) -> str:
         return f"<redis {self._options.label}>"
 
     async def query(self, *args: Any) -> Any:
         """Send one command; its reply converted as KumoMTA converts it (redis_replies)."""
+        from kumocore_lua_policy.redis_replies import command_args
+
+        words = command_args(args)  # a policy's bad argument is not a Redis operation
+        started = time.perf_counter()
+        try:
+            reply = await self._send(words)
+        except Exception:
+            observe_redis_latency(self._service, "query", False, time.perf_counter() - started)
+            raise
+        observe_redis_latency(self._service, "query", True, time.perf_counter() - started)
+        return reply
+
+    async def _send(self, words: list[str | bytes]) -> Any:
         from redis.exceptions import RedisError, ResponseError, TimeoutError
 
-        from kumocore_lua_policy.redis_replies import (
-            RedisQueryError,
-            command_args,
-            error_text,
-            reply_value,
-        )
+        from kumocore_lua_policy.redis_replies import RedisQueryError, error_text, reply_value
 
-        words = command_args(args)
         options = self._options
         pool = self._pools.pool(options)
         conn = await self._connection(pool)

@@ -18,18 +18,22 @@ from typing import Any
 
 import orjson
 
+from kumocore import redis_service_label
 from kumocore.tsa.store import MAX_MATCHES_PER_SCOPE, ActiveAction
+from kumocore_redis_throttles.timing import QUERY, timed
 
 ACTIONS_KEY = "kumocore:tsa:actions"
 MATCH_PREFIX = "kumocore:tsa:m:"
 
 
 class RedisActionStore:
-    """A :class:`kumocore.tsa.store.ActionStore` on a ``redis.asyncio`` client."""
+    """A :class:`kumocore.tsa.store.ActionStore` on a ``redis.asyncio`` client; each
+    command (a pipeline counts as one) is timed under ``service``."""
 
-    def __init__(self, client: Any, label: str) -> None:
+    def __init__(self, client: Any, label: str, service: str | None = None) -> None:
         self._client = client
         self.label = f"redis {label}"
+        self.service = service or redis_service_label((label,))
 
     async def count_match(self, scope: str, window: float, now: float) -> int:
         key = MATCH_PREFIX + scope
@@ -39,20 +43,21 @@ class RedisActionStore:
             pipe.zremrangebyrank(key, 0, -MAX_MATCHES_PER_SCOPE - 1)
             pipe.zcard(key)
             pipe.pexpire(key, max(1, int(window * 1000)))
-            replies = await pipe.execute()
+            replies = await timed(self.service, QUERY, pipe.execute())
         return int(replies[3])
 
     async def put(self, action: ActiveAction) -> ActiveAction:
-        old = await self._client.hget(ACTIONS_KEY, action.id)
+        old = await timed(self.service, QUERY, self._client.hget(ACTIONS_KEY, action.id))
         if old is not None:
             previous = ActiveAction.from_json(orjson.loads(old))
             if previous.active:
                 action.since = previous.since
-        await self._client.hset(ACTIONS_KEY, action.id, orjson.dumps(_stored(action)))
+        stored = orjson.dumps(_stored(action))
+        await timed(self.service, QUERY, self._client.hset(ACTIONS_KEY, action.id, stored))
         return action
 
     async def active(self) -> dict[str, ActiveAction]:
-        raw = await self._client.hgetall(ACTIONS_KEY)
+        raw = await timed(self.service, QUERY, self._client.hgetall(ACTIONS_KEY))
         now = time.time()
         result: dict[str, ActiveAction] = {}
         expired = []
@@ -63,11 +68,12 @@ class RedisActionStore:
             else:
                 result[action.id] = action
         if expired:
-            await self._client.hdel(ACTIONS_KEY, *expired)
+            await timed(self.service, QUERY, self._client.hdel(ACTIONS_KEY, *expired))
         return result
 
     async def cancel(self, action_id: str) -> bool:
-        return int(await self._client.hdel(ACTIONS_KEY, action_id)) > 0
+        removed = await timed(self.service, QUERY, self._client.hdel(ACTIONS_KEY, action_id))
+        return int(removed) > 0
 
 
 def _stored(action: ActiveAction) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kumocore import ConfigError
+from kumocore import ConfigError, redis_service_label
 
 _FUNCTION = "kumo.configure_redis_throttles"
 _SCHEMES = ("redis", "rediss", "unix")
@@ -122,6 +122,14 @@ class RedisOptions:
     def label(self) -> str:
         """The node URL(s), password redacted: what errors and logs name."""
         return ", ".join(redact(node) for node in self.nodes)
+
+    @property
+    def service(self) -> str:
+        """The ``service`` label of ``redis_operation_latency``, shaped as KumoMTA's
+        (``redis://127.0.0.1:6379/-1c291ca3``): the nodes and a checksum of the rest."""
+        settings = (self.cluster, self.pool_size, self.connect_timeout, self.response_timeout,
+                    self.wait_timeout, self.read_from_replicas)  # never the password
+        return redis_service_label(self.nodes, self.username, settings)
 
     @classmethod
     def from_table(cls, options: Mapping[str, Any]) -> RedisOptions:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
-from kumocore import ConfigError
+from kumocore import ConfigError, redis_service_label
 from kumocore.throttle import (
     Lease,
     LeaseLostError,
@@ -27,6 +27,7 @@ from kumocore.throttle import (
     ThrottleSpec,
 )
 from kumocore_redis_throttles import scripts
+from kumocore_redis_throttles.timing import PING, QUERY, SCRIPT, timed
 
 if TYPE_CHECKING:
     from kumocore_redis_throttles.options import RedisOptions
@@ -68,11 +69,14 @@ class RedisThrottleStore:
         has_redis_cell: bool = False,
         local: LocalThrottleStore | None = None,
         probe_interval: float = 1.0,
+        service: str | None = None,
     ) -> None:
         """``client`` is a connected ``redis.asyncio`` client; ``label`` names the node(s)
-        in logs (password redacted). Use :meth:`connect` rather than calling this."""
+        in logs (password redacted), ``service`` in ``redis_operation_latency``
+        (:attr:`RedisOptions.service`). Use :meth:`connect` rather than calling this."""
         self._client = client
         self.label = label
+        self.service = service or redis_service_label((label,))
         self.has_redis_cell = has_redis_cell
         self.local = local or LocalThrottleStore()
         self.probe_interval = probe_interval
@@ -88,11 +92,12 @@ class RedisThrottleStore:
         """Connect, PING, detect redis-cell and load the scripts; ConfigError naming the
         node when Redis cannot be used (a fleet silently on per-node limits is worse)."""
         client = options.connect()
+        service = options.service
         try:
-            await client.ping()
-            has_cell = await _has_redis_cell(client)
+            await timed(service, PING, client.ping())
+            has_cell = await _has_redis_cell(client, service)
             for script in scripts.ALL_SCRIPTS:
-                await client.script_load(script.source)
+                await timed(service, QUERY, client.script_load(script.source))
         except Exception as err:
             await client.aclose()
             reason = str(err) or type(err).__name__
@@ -101,7 +106,7 @@ class RedisThrottleStore:
             ) from err
         log.info("redis throttles configured", node=options.label, redis_cell=has_cell)
         return cls(client, label=options.label, has_redis_cell=has_cell,
-                   probe_interval=probe_interval)  # fmt: skip
+                   probe_interval=probe_interval, service=service)  # fmt: skip
 
     @property
     def degraded(self) -> bool:
@@ -114,7 +119,9 @@ class RedisThrottleStore:
         if quantity < 0:
             raise ValueError(f"throttle quantity must not be negative, got {quantity}")
         if not spec.force_local:
-            result = await self._redis(self._throttle_redis, key, spec, quantity)
+            # CL.THROTTLE is one command; the GCRA is a script (KumoMTA's operations).
+            operation = QUERY if self.has_redis_cell else SCRIPT
+            result = await self._redis(operation, self._throttle_redis, key, spec, quantity)
             if result is not _DOWN:
                 return result
         return self.local.throttle_now(key, spec, quantity)
@@ -135,7 +142,7 @@ class RedisThrottleStore:
 
     async def acquire_lease(self, key: str, limit: int, duration: float) -> Lease | None:
         token = uuid.uuid4().hex  # unique across nodes: members of one shared sorted set
-        granted = await self._redis(scripts.ACQUIRE, self._client, (key,),
+        granted = await self._redis(SCRIPT, scripts.ACQUIRE, self._client, (key,),
                                     (token, limit, _ms(duration)))  # fmt: skip
         if granted is _DOWN:
             return await self.local.acquire_lease(key, limit, duration)
@@ -147,7 +154,7 @@ class RedisThrottleStore:
         if lease.origin != self.name:  # granted by the local store during an outage
             await self.local.renew_lease(lease, duration)
             return
-        renewed = await self._redis(scripts.RENEW, self._client, (lease.key,),
+        renewed = await self._redis(SCRIPT, scripts.RENEW, self._client, (lease.key,),
                                     (lease.token, _ms(duration)))  # fmt: skip
         if renewed is _DOWN:
             # Nothing to renew against; keep going. If the outage outlasts the lease, its
@@ -162,7 +169,7 @@ class RedisThrottleStore:
             await self.local.release_lease(lease)
             return
         # During an outage the release is skipped: the entry lapses at its expiry.
-        await self._redis(self._client.zrem, lease.key, lease.token)
+        await self._redis(QUERY, self._client.zrem, lease.key, lease.token)
 
     # ------------------------------------------------------------------ automation
 
@@ -170,12 +177,14 @@ class RedisThrottleStore:
         """Traffic shaping automation state in this Redis (``subscribe = {'redis-throttles'}``)."""
         from kumocore_redis_throttles.automation import RedisActionStore
 
-        return RedisActionStore(self._client, self.label)
+        return RedisActionStore(self._client, self.label, self.service)
 
     # ------------------------------------------------------------------ outage handling
 
-    async def _redis(self, op: Callable[..., Awaitable[T]], *args: Any) -> T | _Outage:
-        """Run ``op`` against Redis, or return ``_DOWN`` so the caller answers locally."""
+    async def _redis(self, operation: str, op: Callable[..., Awaitable[T]],
+                     *args: Any) -> T | _Outage:
+        """Run ``op`` against Redis (timed as ``operation``: ``query``, ``script``), or
+        return ``_DOWN`` so the caller answers locally."""
         if self._closed:
             return _DOWN
         if self._down_since is not None:
@@ -185,7 +194,7 @@ class RedisThrottleStore:
             # Claim this probe before awaiting, so concurrent callers don't all probe.
             self._next_probe = now + self.probe_interval
         try:
-            result = await op(*args)
+            result = await timed(self.service, operation, op(*args))
         except self._outage_errors as err:
             self._went_down(err)
             return _DOWN
@@ -216,14 +225,14 @@ class RedisThrottleStore:
         await self.local.close()
 
 
-async def _has_redis_cell(client: Any) -> bool:
+async def _has_redis_cell(client: Any, service: str) -> bool:
     """Whether the server has ``CL.THROTTLE`` (the redis-cell module, or a server with it
     built in). The command name "COMMAND INFO" as one word skips redis-py's reply parser,
     which cannot read the ``[nil]`` answered for an unknown command."""
     from redis.exceptions import ResponseError
 
     try:
-        reply = await client.execute_command("COMMAND INFO", "CL.THROTTLE")
+        reply = await timed(service, QUERY, client.execute_command("COMMAND INFO", "CL.THROTTLE"))
     except ResponseError:
         return False
     return any(item is not None for item in reply or ())
