@@ -24,13 +24,14 @@ the ``process_*`` values and keeps the highest ``system_*`` one (:mod:`kumocore.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 from prometheus_client.metrics_core import Metric
+
+from kumocore.node.tasks import cancel_and_wait
 
 __all__ = ["FIRST_INTERVAL", "INTERVAL", "CpuTimes", "CpuUsage", "CpuUsageMonitor",
            "cpu_usage_metrics", "read_cpu_times", "usage_between"]  # fmt: skip
@@ -152,11 +153,8 @@ class CpuUsageMonitor:
             delay = self.interval
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 def cpu_usage_metrics(monitor: CpuUsageMonitor) -> Iterator[Metric]:

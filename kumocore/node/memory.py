@@ -21,7 +21,6 @@ against the limits (KumoMTA is one process): set per-worker limits accordingly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Callable
 from typing import Protocol
@@ -31,6 +30,7 @@ import structlog
 from kumocore.errors import ConfigError
 from kumocore.node import memory_limits
 from kumocore.node.memory_limits import Cgroup, Limits
+from kumocore.node.tasks import cancel_and_wait
 
 log = structlog.get_logger("kumocore.memory")
 
@@ -204,11 +204,8 @@ class MemoryMonitor:
                 log.error("unable to query memory info", error=repr(exc))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self.state.reset()  # the next node (a test's, in this process) starts afresh
 
 

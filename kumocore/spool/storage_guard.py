@@ -11,7 +11,6 @@ no restart. Messages already spooled keep being delivered (that frees space too)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kumocore.errors import Rejection
+from kumocore.node.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from kumocore.config.spool import MinFree, SpoolDefinition
@@ -121,8 +121,5 @@ class StorageMonitor:
                 log.error("free space check failed", error=repr(exc))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
+from kumocore.node.tasks import cancel_and_wait
 from kumocore.status.page import render_page
 
 if TYPE_CHECKING:
@@ -96,10 +97,7 @@ class StatusHub:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
         self._subscribers.clear()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
 
 async def status_page(request: web.Request) -> web.Response:

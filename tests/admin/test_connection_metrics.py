@@ -7,18 +7,14 @@ Untrusted clients connect from 127.0.0.5; the gauge must come back to 0 when the
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import samples, series
+from tests.support.metric_samples import scrape, series
 
 UNTRUSTED = "127.0.0.5"
 
-
-async def _values(node: Any) -> dict[Any, float]:
-    return samples((await node.admin("GET", "/metrics"))[1])
 
 
 async def test_the_smtp_listener_counts_open_accepted_denied_and_rejected_connections(
@@ -33,7 +29,7 @@ async def test_the_smtp_listener_counts_open_accepted_denied_and_rejected_connec
         assert (await first.command("EHLO client.example")).code == 250
         assert (await first.command("RCPT TO:<a@example.com>")).code == 503  # no MAIL
         assert (await first.command("NONSENSE")).code == 500
-        values = await _values(node)
+        values = await scrape(node)
         connections = series(values, "connection_count")
         assert connections[("esmtp_listener",)] == 2  # the third was turned away
         assert series(values, "total_connection_count")[("esmtp_listener",)] == 3
@@ -44,7 +40,7 @@ async def test_the_smtp_listener_counts_open_accepted_denied_and_rejected_connec
         for client in clients:
             await client.close()
     for _ in range(100):  # the sessions end: the gauge comes back down, nothing leaks
-        if series(await _values(node), "connection_count").get(("esmtp_listener",)) == 0:
+        if series(await scrape(node), "connection_count").get(("esmtp_listener",)) == 0:
             break
         await asyncio.sleep(0.02)
     else:
@@ -57,7 +53,7 @@ async def test_delivery_connections_are_counted_per_path_and_per_protocol(
     node = await make_node()
     assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
     await node.wait_for("Delivery", count=2)
-    values = await _values(node)
+    values = await scrape(node)
     path = f"smtp_client:unspecified->{SINK_HOST}@smtp_client"
     opened = series(values, "total_connection_count")
     assert opened[("smtp_client",)] == opened[(path,)] >= 1
@@ -79,6 +75,6 @@ async def test_a_forged_local_address_adds_no_rejection_series(make_node: MakeNo
         assert (await client.command("NONSENSE")).code == 500
     finally:
         await client.close()
-    rejections = series(await _values(node), "smtp_server_rejections")
+    rejections = series(await scrape(node), "smtp_server_rejections")
     assert rejections == {("total",): 1, (f"127.0.0.1:{node.smtp_port}",): 1}
 

@@ -22,7 +22,7 @@ from kumocore.node.cpu_usage import (
     usage_between,
 )
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import samples
+from tests.support.metric_samples import samples, scrape
 
 NAMES = ("process_cpu_usage_sum", "process_cpu_usage_normalized",
          "system_cpu_usage_sum", "system_cpu_usage_normalized")  # fmt: skip
@@ -115,10 +115,10 @@ async def test_a_real_node_exposes_the_four_gauges_soon_after_it_starts(
     node = await make_node()
     cpus = read_cpu_times().cpus
     deadline = time.monotonic() + 3.0
-    values = samples((await node.admin("GET", "/metrics"))[1])
+    values = await scrape(node)
     while ("system_cpu_usage_sum", ()) not in values and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        values = samples((await node.admin("GET", "/metrics"))[1])
+        values = await scrape(node)
     gauges = {name: values[(name, ())] for name in NAMES}
     assert 0 <= gauges["process_cpu_usage_sum"] <= 100 * cpus
     assert 0 <= gauges["system_cpu_usage_sum"] <= 100 * cpus

@@ -7,14 +7,14 @@ from __future__ import annotations
 import shutil
 
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import samples, series
+from tests.support.metric_samples import scrape, series
 
 
 async def test_free_space_under_each_spool_is_reported_as_kumomta_names_it(
     make_node: MakeNode,
 ) -> None:
     node = await make_node(spool="rocksdb")
-    values = samples((await node.admin("GET", "/metrics"))[1])
+    values = await scrape(node)
     for spool in ("data", "meta"):
         path = node.runtime.config.spools[spool].path
         usage = shutil.disk_usage(path)

@@ -7,7 +7,6 @@ that only talk connect from 127.0.0.5, as untrusted peers."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -17,15 +16,12 @@ from kumocore.admin.merge import merge_metrics_text
 from kumocore.admin.peers import PeerAnswer
 from kumocore.node.latency import BUCKETS, Histogram, histogram_family
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import Samples, samples, series
+from tests.support.metric_samples import Samples, samples, scrape, series
 
 UNTRUSTED = "127.0.0.5"
 KUMOMTA_LE = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
               "+Inf")
 
-
-async def _values(node: Any) -> Samples:
-    return samples((await node.admin("GET", "/metrics"))[1])
 
 
 def _count(values: Samples, name: str, *labels: tuple[str, str]) -> float:
@@ -44,7 +40,7 @@ async def test_a_relayed_message_is_timed_at_each_step_with_kumomtas_buckets(
     node = await make_node()
     assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
     await node.wait_for("Delivery", count=2)
-    values = await _values(node)
+    values = await scrape(node)
     # One transaction, read and processed once; one message per recipient saved,
     # queued and delivered.
     for name in ("smtpsrv_transaction_duration", "smtpsrv_read_data_duration",
@@ -53,6 +49,14 @@ async def test_a_relayed_message_is_timed_at_each_step_with_kumomtas_buckets(
     assert _count(values, "message_save_latency") == 2
     assert _count(values, "queue_insert_latency") == 2
     assert _count(values, "deliver_message_latency_rollup", ("service", "smtp_client")) == 2
+    assert _count(values, "queue_resolve_latency") == 2
+    assert _count(values, "ready_queue_insert_latency") == 2
+    for name in ("queue_resolve_latency", "ready_queue_insert_latency"):
+        assert values[(f"{name}_bucket", (("le", "0.005"),))] == 2, name  # microseconds
+    # Bodies stay in memory until delivered: nothing is read back from the spool, and
+    # kumocore never reloads meta (KumoMTA's message_meta_load_latency is not made up).
+    assert _count(values, "message_data_load_latency") == 0
+    assert ("message_meta_load_latency_count", ()) not in values
     buckets = _buckets(values, "smtpsrv_transaction_duration")
     assert tuple(buckets) == KUMOMTA_LE
     assert buckets["+Inf"] == 1
@@ -68,7 +72,7 @@ async def test_policy_events_are_timed_under_kumomtas_event_names(make_node: Mak
     node = await make_node()
     assert await node.send() == {}
     await node.wait_for("Delivery")
-    events = {labels[0] for labels in series(await _values(node), "lua_event_latency_count")}
+    events = {labels[0] for labels in series(await scrape(node), "lua_event_latency_count")}
     # The test node's plugin implements get_egress_path_config: named without "kumo_".
     assert "get_egress_path_config" in events
     assert not any(event.startswith("kumo_") for event in events)
@@ -85,7 +89,7 @@ async def test_a_reset_transaction_is_timed_and_reads_no_data(make_node: MakeNod
         assert (await client.command("RSET")).code == 250  # no transaction: nothing to end
     finally:
         await client.close()
-    values = await _values(node)
+    values = await scrape(node)
     assert _count(values, "smtpsrv_transaction_duration") == 1
     assert _count(values, "smtpsrv_read_data_duration") == 0
 
@@ -104,7 +108,7 @@ async def test_a_slow_data_phase_lands_above_the_first_buckets(make_node: MakeNo
         assert (await client.command(".")).code == 250
     finally:
         await client.close()
-    values = await _values(node)
+    values = await scrape(node)
     read = _buckets(values, "smtpsrv_read_data_duration")
     assert read["0.05"] == 0 and read["+Inf"] == 1
     assert values[("smtpsrv_read_data_duration_sum", ())] >= 0.06
@@ -166,7 +170,7 @@ async def test_policy_timers_are_exported_as_user_lua_latency(make_node: MakeNod
     node = await make_node(TIMED_POLICY)
     assert await node.send() == {}
     await node.wait_for("Delivery")
-    values = await _values(node)
+    values = await scrape(node)
     counts = series(values, "user_lua_latency_count")
     # Labels are per process (other tests' timers may be there too): check ours.
     assert counts[("policy-done",)] == counts[("policy-scope",)] == 1

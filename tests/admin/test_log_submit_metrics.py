@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,7 +15,7 @@ from kumocore.logs.record import RecordType
 from kumocore.logs.sink import sink_options
 from kumocore.testing.plugin import MakeNode
 from tests.core.logs.fakes import RecordingSink, record
-from tests.support.metric_samples import Samples, samples, series
+from tests.support.metric_samples import scrape, series
 
 #: Local logs, and a log hook that holds one record at most and queues none.
 POLICY = """
@@ -29,9 +28,6 @@ kumo.on('should_enqueue_log_record', function(msg, hook_name) return false end)
 """
 
 
-async def _values(node: Any) -> Samples:
-    return samples((await node.admin("GET", "/metrics"))[1])
-
 
 async def test_each_logger_times_its_records_and_counts_them_when_its_queue_was_full(
     make_node: MakeNode, tmp_path: Path,
@@ -42,7 +38,7 @@ async def test_each_logger_times_its_records_and_counts_them_when_its_queue_was_
     # so the second finds the hook's one place taken.
     assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
     await node.wait_for("Delivery", count=2)
-    values = await _values(node)
+    values = await scrape(node)
     counts = series(values, "log_submit_latency_count")
     assert counts[(f"dir-{logs}",)] == counts[("hook-tight",)] >= 4  # 2 Receptions, 2 Deliveries
     assert counts[("kumocore.testing",)] == counts[("hook-tight",)]  # the test's own sink

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import samples, series
+from tests.support.metric_samples import scrape, series
 
 
 async def test_deliveries_count_per_protocol_and_per_path_and_in_the_node_total(
@@ -14,7 +14,7 @@ async def test_deliveries_count_per_protocol_and_per_path_and_in_the_node_total(
     node = await make_node()
     assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
     await node.wait_for("Delivery", count=2)
-    values = samples((await node.admin("GET", "/metrics"))[1])
+    values = await scrape(node)
     path = f"smtp_client:unspecified->{SINK_HOST}@smtp_client"
     assert series(values, "total_messages_delivered") == {("smtp_client",): 2, (path,): 2}
     assert series(values, "total_messages_transfail") == {}

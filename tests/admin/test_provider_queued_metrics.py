@@ -17,7 +17,7 @@ from kumocore.testing.node import start_node
 from kumocore.testing.smtp_sink import RecordingSink
 from tests.admin.conftest import Enqueue, make_ready
 from tests.support.admin_cli import run_cli
-from tests.support.metric_samples import samples, series
+from tests.support.metric_samples import samples, scrape, series
 from tests.support.provider_node import policy_for, settled_node
 
 
@@ -42,7 +42,7 @@ async def test_waiting_messages_are_counted_by_provider_or_site_and_pool_on_a_re
         await node.wait_for("Delivery", timeout=20)
         values: dict[Any, float] = {}
         for _ in range(100):  # the background lookup runs after the reception
-            values = samples((await node.admin("GET", "/metrics"))[1])
+            values = await scrape(node)
             if series(values, "queued_count_by_provider").get(("mx.later.test",)):
                 break
             await asyncio.sleep(0.05)

@@ -2,40 +2,19 @@
 ``queue_resolve_latency`` (a queue name resolved before each insert),
 ``ready_queue_insert_latency`` (a due message put in its ready queue),
 ``message_data_load_latency`` (a body read back from the spool) and
-``bounce_classify_latency`` (only when a classifier answers); and that KumoMTA's
-``message_meta_load_latency`` is not made up."""
+``bounce_classify_latency`` (only when a classifier answers). A message relayed at once
+is in tests/admin/test_latency_metrics.py."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import Samples, samples
-
-
-async def _values(node: Any) -> Samples:
-    return samples((await node.admin("GET", "/metrics"))[1])
+from tests.support.metric_samples import Samples, scrape
 
 
 def _count(values: Samples, name: str) -> float:
     return values.get((f"{name}_count", ()), 0.0)
-
-
-async def test_each_message_is_resolved_and_put_in_a_ready_queue_once(
-    make_node: MakeNode,
-) -> None:
-    node = await make_node()
-    assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
-    await node.wait_for("Delivery", count=2)
-    values = await _values(node)
-    assert _count(values, "queue_resolve_latency") == 2
-    assert _count(values, "ready_queue_insert_latency") == 2
-    # Bodies stay in memory until delivered: nothing is read back from the spool.
-    assert _count(values, "message_data_load_latency") == 0
-    assert ("message_meta_load_latency_count", ()) not in values
-    for name in ("queue_resolve_latency", "ready_queue_insert_latency"):
-        assert values[(f"{name}_bucket", (("le", "0.005"),))] == 2, name  # microseconds
 
 
 async def test_a_retried_message_reloads_its_body_and_enters_its_ready_queue_again(
@@ -54,7 +33,7 @@ async def test_a_retried_message_reloads_its_body_and_enters_its_ready_queue_aga
         "domain": "example.com", "reason": "retry now", "data": {}, "always_flush": True})
     assert (status, answer) == (200, {"moved": 0, "flushed": 1})
     await node.wait_for("Delivery")
-    values = await _values(node)
+    values = await scrape(node)
     assert _count(values, "message_data_load_latency") == 1
     assert values[("message_data_load_latency_sum", ())] > 0
     # Resolved once, at reception (flushed in place: its queue did not change); each
@@ -78,7 +57,7 @@ async def test_bounces_are_classified_and_timed_once_a_classifier_is_configured(
     assert await node.send(recipients="permfail@example.com") == {}
     [bounce] = await node.wait_for("Bounce")
     assert bounce["bounce_classification"] == "InvalidRecipient"
-    values = await _values(node)
+    values = await scrape(node)
     assert _count(values, "bounce_classify_latency") == 1
     assert values[("bounce_classify_latency_bucket", (("le", "0.005"),))] == 1
 
@@ -88,6 +67,6 @@ async def test_without_a_classifier_no_classification_is_timed(make_node: MakeNo
     assert await node.send(recipients="permfail@example.com") == {}
     [bounce] = await node.wait_for("Bounce")
     assert bounce["bounce_classification"] == "Uncategorized"
-    values = await _values(node)
+    values = await scrape(node)
     assert _count(values, "bounce_classify_latency") == 0
     assert ("bounce_classify_latency_bucket", (("le", "+Inf"),)) in values  # exported

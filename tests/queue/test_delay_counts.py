@@ -16,7 +16,7 @@ from kumocore.queue.delay_counts import DelayCounts
 from kumocore.queue.queue_reaper import QueueReaper
 from kumocore.queue.schedule import ScheduledQueue
 from tests.queue.delayed_support import future, policy, start, wait_for_records
-from tests.support.metric_samples import samples, series
+from tests.support.metric_samples import scrape, series
 
 
 async def test_queue_rate_and_insert_throttle_delays_are_counted_per_queue(
@@ -40,7 +40,7 @@ end)"""))
         await node.send(recipients="d@held.example")
         await wait_for_records(logs, "Delayed", count=3)
         await node.wait_for("Delivery")  # the first of rate.example
-        values = samples((await node.admin("GET", "/metrics"))[1])
+        values = await scrape(node)
     finally:
         await node.stop()
     assert series(values, "delayed_due_to_message_rate_throttle") == {("rate.example",): 2}

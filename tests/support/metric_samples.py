@@ -1,11 +1,14 @@
 """Reading a node's ``/metrics`` text in tests: every sample by (name, sorted labels), and
-one family's series by their label values (in label-name order)."""
+one family's series by their label values (in label-name order); :func:`scrape` reads a
+running node's."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Samples", "samples", "series"]
+__all__ = ["Samples", "samples", "scrape", "series"]
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -24,3 +27,8 @@ def series(values: Samples, name: str) -> dict[tuple[str, ...], float]:
     """The series of family ``name``, keyed by their label values in label-name order."""
     return {tuple(v for _, v in labels): value for (n, labels), value in values.items()
             if n == name}
+
+
+async def scrape(node: Any) -> Samples:
+    """Every sample of ``node``'s ``/metrics`` now (a :class:`kumocore.testing.node.Node`)."""
+    return samples((await node.admin("GET", "/metrics"))[1])
