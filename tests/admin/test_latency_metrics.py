@@ -94,6 +94,28 @@ async def test_a_reset_transaction_is_timed_and_reads_no_data(make_node: MakeNod
     assert _count(values, "smtpsrv_read_data_duration") == 0
 
 
+async def test_a_client_gone_mid_transaction_ends_it_once(make_node: MakeNode) -> None:
+    node = await make_node()
+    after_mail = await RawSmtpClient.connect(node.smtp_port)
+    mid_data = await RawSmtpClient.connect(node.smtp_port)
+    for client in (after_mail, mid_data):
+        assert (await client.read_reply()).code == 220
+        assert (await client.command("EHLO client.example")).code == 250
+        assert (await client.command("MAIL FROM:<s@example.org>")).code == 250
+    assert (await mid_data.command("RCPT TO:<a@example.com>")).code == 250
+    assert (await mid_data.command("DATA")).code == 354
+    await mid_data.send(b"Subject: cut\r\n\r\nhalf a mess")
+    for client in (after_mail, mid_data):
+        await client.close()
+    async with asyncio.timeout(5):
+        while _count(values := await scrape(node), "smtpsrv_transaction_duration") < 2:
+            await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)  # a second observation of the cut one would come now
+    values = await scrape(node)
+    assert _count(values, "smtpsrv_transaction_duration") == 2
+    assert _count(values, "smtpsrv_read_data_duration") == 0  # never finished reading
+
+
 async def test_a_slow_data_phase_lands_above_the_first_buckets(make_node: MakeNode) -> None:
     node = await make_node()
     client = await RawSmtpClient.connect(node.smtp_port)  # a relay host: it may relay

@@ -93,8 +93,7 @@ async def data(session: EsmtpSession, arg: str) -> None:
         await _read_and_receive(session, txn, expected)
     finally:
         expected.withdrawn()  # refused, failed or gone (no-op once handed over)
-        if (counts := session.server_counts) is not None:  # the transaction ends here
-            counts.transaction.observe(perf_counter() - txn.started)
+        session.end_transaction(txn)  # answered, or the read was cut short
 
 
 async def _read_and_receive(session: EsmtpSession, txn: Transaction,

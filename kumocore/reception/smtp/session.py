@@ -115,6 +115,7 @@ class EsmtpSession(SessionReplies):
     def _ended(self) -> None:
         if SERVER_TRACE.active:
             SERVER_TRACE.publish(self.conn_meta, "Closed")
+        self.reset_transaction()  # a client gone mid-transaction ends it (timed)
         if self not in self.listener.sessions:
             return
         self.listener.sessions.discard(self)

@@ -47,6 +47,7 @@ class Transaction:
     sender: EnvelopeAddress
     #: ``perf_counter()`` when MAIL FROM was accepted (``smtpsrv_transaction_duration``).
     started: float = 0.0
+    ended: bool = False  # timed already (an answer and a lost connection may both end it)
     recipients: list[EnvelopeAddress] = field(default_factory=list)
 
 
@@ -145,7 +146,16 @@ class SessionState(SmtpProtocol):
         self.conn_meta.pop("ehlo_domain", None)
 
     def reset_transaction(self) -> None:
-        """Drop the transaction under way (RSET, EHLO): it ends, unanswered."""
-        txn, self.txn = self.txn, None
-        if txn is not None and (counts := self.server_counts) is not None:
+        """Drop the transaction under way (RSET, EHLO, the connection lost)."""
+        if self.txn is not None:
+            self.end_transaction(self.txn)
+
+    def end_transaction(self, txn: Transaction) -> None:
+        """``txn`` is over (answered, reset or abandoned): forget it, and time it once."""
+        if self.txn is txn:
+            self.txn = None
+        if txn.ended:
+            return
+        txn.ended = True
+        if (counts := self.server_counts) is not None:
             counts.transaction.observe(perf_counter() - txn.started)
