@@ -23,6 +23,7 @@ from aiohttp import web
 from kumocore.admin.api_support import ADMIN_PREFIX, ApiError, json_errors, read_object, services_of
 from kumocore.admin.peers import PeerAnswer
 from kumocore.spool import Compactable
+from kumocore.spool.recovering import configured_kind
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
@@ -51,11 +52,12 @@ class SpoolCompactApi:
         if spool is None:
             raise ApiError(404, f"no spool named {name!r}; this node has "
                            f"{', '.join(map(repr, sorted(spools)))}")  # fmt: skip
-        if not isinstance(spool, Compactable):
+        kind = configured_kind(spool)
+        if not isinstance(kind, Compactable):
             return web.Response(status=200)  # nothing to compact, as in KumoMTA
         running = self._running.get(name)
         if running is None:
-            running = asyncio.ensure_future(spool.compact())
+            running = asyncio.ensure_future(kind.compact())
             self._running[name] = running
             running.add_done_callback(lambda _: self._running.pop(name, None))
         try:

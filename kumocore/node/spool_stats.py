@@ -20,7 +20,7 @@ import structlog
 from prometheus_client.metrics_core import Metric
 
 from kumocore.spool.base import Spool, StoreStats
-from kumocore.spool.recovering import RecoveringSpool
+from kumocore.spool.recovering import configured_kind
 
 if TYPE_CHECKING:
     from kumocore.spool.storage_guard import MonitoredPath
@@ -53,10 +53,8 @@ _VALID_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 def _capability(spool: Spool) -> StoreStats | None:
-    """The spool's stats, looked up in the spool the core opened (its current one after a
-    reopening); an explicit unwrap, since protocol checks do not see through
-    ``__getattr__`` on every Python version."""
-    store = spool.inner if isinstance(spool, RecoveringSpool) else spool
+    """The spool's stats, looked up in the spool of its configured kind."""
+    store = configured_kind(spool)
     return store if isinstance(store, StoreStats) else None
 
 

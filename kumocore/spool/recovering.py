@@ -137,3 +137,11 @@ class RecoveringSpool:
             self._failed = False
             self.reopened += 1
             log.warning("spool reopened after a failed write", spool=self.name)
+
+
+def configured_kind(spool: Spool) -> Spool:
+    """The spool of the configured kind behind ``spool`` (its current one after a
+    reopening). Ask it, not the wrapper, for an optional capability (``Compactable``,
+    ``StoreStats``): from Python 3.12 on, protocol checks no longer see attributes that
+    ``__getattr__`` forwards."""
+    return spool.inner if isinstance(spool, RecoveringSpool) else spool
