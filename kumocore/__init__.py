@@ -46,7 +46,11 @@ if TYPE_CHECKING:
         set_memory_low_thresh,
         set_memory_soft_limit,
     )
-    from kumocore.node.redis_latency import observe_redis_latency, redis_service_label
+    from kumocore.node.redis_latency import (
+        observe_redis_latency,
+        redis_service_label,
+        timed_redis_operation,
+    )
     from kumocore.policy.jsonable import jsonable
     from kumocore.policy.policyfn import MultipleValues
     from kumocore.reception.trace_api import apply_supplemental_trace_header
@@ -102,6 +106,7 @@ __all__ = [
     "set_memory_soft_limit",
     "suspend_delivery_when_spool_unhealthy",
     "takes_table",
+    "timed_redis_operation",
     "toml_encode",
     "toml_encode_pretty",
     "toml_encode_pretty_compact",
@@ -143,6 +148,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "parse_envelope_address": "kumocore.mail.address",
     "private_dir": "kumocore.node.fsmode",
     "redis_service_label": "kumocore.node.redis_latency",
+    "timed_redis_operation": "kumocore.node.redis_latency",
     "register_memory_cache": "kumocore.node.memory",
     "set_memory_hard_limit": "kumocore.node.memory",
     "set_memory_low_thresh": "kumocore.node.memory",

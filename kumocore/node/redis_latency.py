@@ -5,7 +5,7 @@ KumoMTA times each operation of its Redis client (``ping``, ``query``, ``script`
 process. kumocore's Redis users are plugins (the shared throttle store, the policies'
 ``redis.open``), so the histograms are here, behind two public functions:
 :func:`redis_service_label` names a service as KumoMTA does, :func:`observe_redis_latency`
-records one operation.
+records one operation, :func:`timed_redis_operation` times one and records it.
 
 Observations come from the event loop's thread (the Redis clients are asyncio ones), so
 the plain histograms need no lock, as the node's others. The series are bounded: past
@@ -15,7 +15,9 @@ the plain histograms need no lock, as the node's others. The series are bounded:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
+from time import perf_counter
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from prometheus_client.metrics_core import Metric
@@ -23,7 +25,9 @@ from prometheus_client.metrics_core import Metric
 from kumocore.node.latency import Histogram, multi_label_family
 
 __all__ = ["LABELS", "MAX_SERIES", "REDIS_LATENCY", "observe_redis_latency",
-           "redis_latency_family", "redis_service_label"]
+           "redis_latency_family", "redis_service_label", "timed_redis_operation"]
+
+T = TypeVar("T")
 
 #: The labels of each series, in the order of :data:`REDIS_LATENCY`'s keys.
 LABELS = ("service", "operation", "status")
@@ -47,6 +51,20 @@ def observe_redis_latency(service: str, operation: str, ok: bool, seconds: float
         if histogram is None:
             histogram = REDIS_LATENCY[key] = Histogram()
     histogram.observe(seconds)
+
+
+async def timed_redis_operation(service: str, operation: str, call: Awaitable[T]) -> T:
+    """Await ``call`` (one Redis ``operation`` sent to ``service``) and record how long it
+    took, ``ok`` or ``error``. A cancelled call is not recorded (KumoMTA records none
+    either): it neither succeeded nor failed."""
+    started = perf_counter()
+    try:
+        result = await call
+    except Exception:
+        observe_redis_latency(service, operation, False, perf_counter() - started)
+        raise
+    observe_redis_latency(service, operation, True, perf_counter() - started)
+    return result
 
 
 def _without_password(url: str) -> str:

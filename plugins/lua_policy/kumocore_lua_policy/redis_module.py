@@ -24,14 +24,13 @@ Each query is timed, from asking the pool for a connection until the reply, as K
 from __future__ import annotations
 
 import asyncio
-import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kumocore import ConfigError, observe_redis_latency, policy_function, redis_service_label
+from kumocore import ConfigError, policy_function, redis_service_label, timed_redis_operation
 from kumocore.config.duration import duration_seconds
 
 _NAME = "redis.open"
@@ -165,14 +164,7 @@ class RedisConnection:
         from kumocore_lua_policy.redis_replies import command_args
 
         words = command_args(args)  # a policy's bad argument is not a Redis operation
-        started = time.perf_counter()
-        try:
-            reply = await self._send(words)
-        except Exception:
-            observe_redis_latency(self._service, "query", False, time.perf_counter() - started)
-            raise
-        observe_redis_latency(self._service, "query", True, time.perf_counter() - started)
-        return reply
+        return await timed_redis_operation(self._service, "query", self._send(words))
 
     async def _send(self, words: list[str | bytes]) -> Any:
         from redis.exceptions import RedisError, ResponseError, TimeoutError
