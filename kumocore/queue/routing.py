@@ -30,7 +30,6 @@ hand-over, which have no ready queue here.
 from __future__ import annotations
 
 import time
-from time import perf_counter
 from typing import TYPE_CHECKING
 
 import structlog
@@ -53,6 +52,7 @@ from kumocore.queue.routing_paths import PathResolver
 
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
+    from kumocore.queue.path import EgressPath
     from kumocore.queue.schedule import ScheduledQueue
 
 log = structlog.get_logger("kumocore.routing")
@@ -126,11 +126,16 @@ class Router(PathResolver):
             manager.scheduled_totals.providers.learn_site(queue, path.key.site)
         if path.pool is None:  # as KumoMTA: the pool of the queue that opened it
             path.pool = queue.pool_name
-        started = perf_counter()
+        self._to_ready(path, message, queue)
+
+    def _to_ready(self, path: EgressPath, message: Message, queue: ScheduledQueue) -> None:
+        """Put ``message`` in ``path``'s ready queue, timed (``ready_queue_insert_latency``);
+        one that waits beyond ``max_ready`` is counted for its scheduled queue."""
+        started = time.perf_counter()
         full = path.add(message)
-        self.ready_insert_latency.observe(perf_counter() - started)
-        if full:  # it waits beyond max_ready
-            manager.delay_counts.ready_full(queue.name)
+        self.ready_insert_latency.observe(time.perf_counter() - started)
+        if full:
+            self.manager.delay_counts.ready_full(queue.name)
 
     async def _special(
         self, message: Message, queue: ScheduledQueue, protocol: DeliveryProtocol
@@ -158,11 +163,7 @@ class Router(PathResolver):
             except RoutingError as error:
                 manager.outcomes.handle(None, message, error.response, peer=None)
                 return True
-            started = perf_counter()
-            full = path.add(message)
-            self.ready_insert_latency.observe(perf_counter() - started)
-            if full:
-                manager.delay_counts.ready_full(queue.name)
+            self._to_ready(path, message, queue)
             return True
         return False
 
