@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from bench.common.smtp_client import RawSmtpClient
-from kumocore.testing.node import SINK_HOST
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import scrape, series
+from tests.support.metric_samples import SINK_PATH_SERVICE, scrape, scrape_after_delivering, series
 
 UNTRUSTED = "127.0.0.5"
 
@@ -51,10 +50,8 @@ async def test_delivery_connections_are_counted_per_path_and_per_protocol(
     make_node: MakeNode,
 ) -> None:
     node = await make_node()
-    assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
-    await node.wait_for("Delivery", count=2)
-    values = await scrape(node)
-    path = f"smtp_client:unspecified->{SINK_HOST}@smtp_client"
+    values = await scrape_after_delivering(node, ["a@example.com", "b@example.com"])
+    path = SINK_PATH_SERVICE
     opened = series(values, "total_connection_count")
     assert opened[("smtp_client",)] == opened[(path,)] >= 1
     assert opened[("esmtp_listener",)] == 1  # node.send's one connection

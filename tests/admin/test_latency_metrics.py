@@ -16,7 +16,7 @@ from kumocore.admin.merge import merge_metrics_text
 from kumocore.admin.peers import PeerAnswer
 from kumocore.node.latency import BUCKETS, Histogram, histogram_family
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import Samples, samples, scrape, series
+from tests.support.metric_samples import Samples, samples, scrape, scrape_after_delivering, series
 
 UNTRUSTED = "127.0.0.5"
 KUMOMTA_LE = ("0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10",
@@ -38,9 +38,7 @@ async def test_a_relayed_message_is_timed_at_each_step_with_kumomtas_buckets(
     make_node: MakeNode,
 ) -> None:
     node = await make_node()
-    assert await node.send(recipients=["a@example.com", "b@example.com"]) == {}
-    await node.wait_for("Delivery", count=2)
-    values = await scrape(node)
+    values = await scrape_after_delivering(node, ["a@example.com", "b@example.com"])
     # One transaction, read and processed once; one message per recipient saved,
     # queued and delivered.
     for name in ("smtpsrv_transaction_duration", "smtpsrv_read_data_duration",
