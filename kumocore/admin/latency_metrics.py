@@ -40,6 +40,7 @@ from prometheus_client.metrics_core import Metric
 from kumocore.admin.log_submit_metrics import log_submit_metrics
 from kumocore.node.latency import USER_LATENCY, Histogram, histogram_family
 from kumocore.node.redis_latency import redis_latency_family
+from kumocore.policy.hookcall import event_name
 
 if TYPE_CHECKING:
     from kumocore.node.services import Services
@@ -66,14 +67,6 @@ _HELP = {
     "message_data_load_latency": "Seconds to read a message's body back from the spool.",
     "bounce_classify_latency": "Seconds to classify a response into a bounce class.",
 }
-#: What kumocore's hook names carry in front of KumoMTA's event names.
-_HOOK_PREFIX = "kumo_"
-
-
-def _event(hook: str) -> str:
-    return hook[len(_HOOK_PREFIX):] if hook.startswith(_HOOK_PREFIX) else hook
-
-
 def latency_metrics(services: Services, cap: int, other: str) -> Iterator[Metric]:
     """Every latency histogram of the node (labelled ones capped at ``cap`` series)."""
     smtp = services.metrics.smtp_server
@@ -95,7 +88,7 @@ def latency_metrics(services: Services, cap: int, other: str) -> Iterator[Metric
                            _HELP["deliver_message_latency_rollup"], label="service",
                            series=deliveries, limit=cap, other=other)  # fmt: skip
     timings = services.hooks.caller.timings
-    events = {_event(hook): t.latency for hook, t in timings.items() if t.latency.count}
+    events = {event_name(hook): t.latency for hook, t in timings.items() if t.latency.count}
     yield histogram_family("lua_event_latency", _HELP["lua_event_latency"], label="event",
                            series=events, limit=cap, other=other)  # fmt: skip
     yield histogram_family("user_lua_latency", _HELP["user_lua_latency"], label="label",

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from kumocore import __version__
-from kumocore.admin.series_cap import capped_family
+from kumocore.admin.series_cap import capped_family, single_family
 from kumocore.node.node_metrics import ReceptionCounter
 
 if TYPE_CHECKING:
@@ -87,10 +87,8 @@ _HELP = {
 }
 
 
-def _single(name: str, typ: str, value: float, doc: str | None = None) -> Metric:
-    metric = Metric(name, doc or _HELP[name], typ)
-    metric.add_sample(name, {}, value)
-    return metric
+def _single(name: str, kind: str, value: float) -> Metric:
+    return single_family(name, _HELP[name], kind, value)
 
 
 def _labelled(name: str, typ: str, label: str, values: Mapping[str, float]) -> Metric:

@@ -25,7 +25,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from kumocore.admin.series_cap import capped_family
+from kumocore.admin.series_cap import capped_family, single_family
 from kumocore.queue.provider_counts import ProviderCounts
 from kumocore.queue.watchdog import service
 
@@ -65,6 +65,4 @@ def outcome_metrics(counts: ProviderCounts, totals: Mapping[str, int], paths: It
         name = f"total_messages_{outcome}"
         yield capped_family(name, documentation, "counter", ("service",), values, cap, other)
     for key, name, documentation in _TOTALS:
-        metric = Metric(name, documentation, "counter")
-        metric.add_sample(name, {}, totals.get(key, 0))
-        yield metric
+        yield single_family(name, documentation, "counter", totals.get(key, 0))

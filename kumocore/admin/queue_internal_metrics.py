@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import Metric
 
-from kumocore.admin.series_cap import capped_family
+from kumocore.admin.series_cap import capped_family, single_family
+from kumocore.policy.hookcall import event_name
 from kumocore.queue.watchdog import service
 
 if TYPE_CHECKING:
@@ -56,8 +57,6 @@ HELP = {
     "lua_event_started": "Policy event calls that ran an implementation, counted as they "
                          "start, by event.",
 }
-#: What kumocore's hook names carry in front of KumoMTA's event names.
-_HOOK_PREFIX = "kumo_"
 
 
 def queue_internal_metrics(manager: QueueManager, cap: int, other: str) -> Iterator[Metric]:
@@ -77,18 +76,12 @@ def queue_internal_metrics(manager: QueueManager, cap: int, other: str) -> Itera
 
 def event_metrics(timings: Mapping[str, HookTiming], cap: int, other: str) -> Iterator[Metric]:
     """``lua_event_started``, by KumoMTA's event name (the hook's without ``kumo_``)."""
-    started = {_event(hook): t.started for hook, t in timings.items() if t.started}
+    started = {event_name(hook): t.started for hook, t in timings.items() if t.started}
     yield _family("lua_event_started", "event", started, cap, other)
 
 
-def _event(hook: str) -> str:
-    return hook.removeprefix(_HOOK_PREFIX)
-
-
 def _single(name: str, kind: str, value: float) -> Metric:
-    metric = Metric(name, HELP[name], kind)
-    metric.add_sample(name, {}, value)
-    return metric
+    return single_family(name, HELP[name], kind, value)
 
 
 def _family(name: str, label: str, values: Mapping[str, int], cap: int, other: str) -> Metric:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from prometheus_client.metrics_core import Metric
 
-__all__ = ["capped", "capped_family"]
+__all__ = ["capped", "capped_family", "single_family"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -48,4 +48,11 @@ def capped_family(
     for key, value in capped(values, cap, other_key, by_value=kind == "gauge"):
         label_values = key if isinstance(key, tuple) else (key,)
         metric.add_sample(name, dict(zip(labels, label_values, strict=True)), value)
+    return metric
+
+
+def single_family(name: str, documentation: str, kind: str, value: float) -> Metric:
+    """A family of one unlabelled series (nothing to cap)."""
+    metric = Metric(name, documentation, kind)
+    metric.add_sample(name, {}, value)
     return metric

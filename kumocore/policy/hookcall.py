@@ -32,6 +32,12 @@ _PASS_THROUGH = (Rejection, PolicyError, HookError)
 _CORE_PACKAGE = "kumocore."
 
 
+def event_name(hook: str) -> str:
+    """KumoMTA's name of the event ``hook`` implements (``kumo_get_queue_config`` →
+    ``get_queue_config``): how ``/metrics`` labels a hook's calls."""
+    return hook.removeprefix("kumo_")
+
+
 @dataclass
 class HookTiming:
     """Cumulative time spent per hook, for diagnostics and ``/metrics``; ``latency``
