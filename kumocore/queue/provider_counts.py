@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kumocore.queue.watchdog import service
+
 if TYPE_CHECKING:
     from kumocore.queue.egress import PathView
 
@@ -60,14 +62,14 @@ class ProviderCounts:
         outcome = OUTCOMES.get(kind)
         if outcome is None or path is None:
             return
-        kind = path.key.protocol_kind
+        protocol = path.key.protocol_kind
         by_protocol = self.by_protocol[outcome]
-        by_protocol[kind] = by_protocol.get(kind, 0) + number
+        by_protocol[protocol] = by_protocol.get(protocol, 0) + number
         by_path = self.by_path[outcome]
-        service = f"{kind}:{path.key.name}"
-        if service not in by_path and len(by_path) >= MAX_PATHS:
+        label = service(path)
+        if label not in by_path and len(by_path) >= MAX_PATHS:
             by_path.clear()  # a flood of one-off paths: their counts start again
-        by_path[service] = by_path.get(service, 0) + number
+        by_path[label] = by_path.get(label, 0) + number
         provider = provider_of(path)
         counts = self.by_provider[outcome]
         counts[provider] = counts.get(provider, 0) + number

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from kumocore.mail.message import Message
     from kumocore.queue.dispatchers import Dispatcher, Dispatchers
     from kumocore.queue.egress import EgressShared, PathKey
+    from kumocore.queue.egress import PathView as AnyPath
 
 
 class PathView(Protocol):
@@ -109,7 +110,7 @@ def threshold(path: WatchedPath) -> float:
     return derived_threshold(path.config, path.key.protocol)
 
 
-def service(path: WatchedPath) -> str:
+def service(path: AnyPath) -> str:
     """KumoMTA's ``service`` label of a ready queue: ``<protocol>:<queue name>``."""
     return f"{path.key.protocol_kind}:{path.key.name}"
 

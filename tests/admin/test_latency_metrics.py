@@ -14,7 +14,7 @@ from aiohttp import web
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.admin.merge import merge_metrics_text
 from kumocore.admin.peers import PeerAnswer
-from kumocore.node.latency import BUCKETS, Histogram, histogram_family
+from kumocore.node.latency import BUCKETS, Histogram, LabelledHistograms, histogram_family
 from kumocore.testing.plugin import MakeNode
 from tests.support.metric_samples import Samples, samples, scrape, scrape_after_delivering, series
 
@@ -197,3 +197,12 @@ async def test_policy_timers_are_exported_as_user_lua_latency(make_node: MakeNod
     assert values[("user_lua_latency_sum", (("label", "policy-scope"),))] >= 0.03
     events = series(values, "lua_event_latency_count")
     assert events[("smtp_server_message_received",)] == 1
+
+
+def test_label_values_past_the_series_bound_are_observed_as_other() -> None:
+    # A policy choosing its timers' labels (user_lua_latency) cannot grow them unbounded.
+    histograms = LabelledHistograms(max_series=3)
+    for n in range(6):
+        histograms.observe(f"label-{n}", 0.001)
+    assert set(histograms.series) == {"label-0", "label-1", "label-2", "other"}
+    assert histograms.series["other"].count == 3

@@ -1,8 +1,16 @@
 """Delivery outcome counters on ``/metrics`` of a real node, labelled as KumoMTA labels
-them (``service``: the protocol, and the path), beside kumocore's node-wide totals."""
+them (``service``: the protocol, and the path), beside kumocore's node-wide totals; and
+the bound on the per-path counts (KumoMTA prunes them too)."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
+
+from kumocore.queue import provider_counts
+from kumocore.queue.egress import PathKey
+from kumocore.queue.watchdog import service
 from kumocore.testing.plugin import MakeNode
 from tests.support.metric_samples import SINK_PATH_SERVICE, scrape_after_delivering, series
 
@@ -17,3 +25,18 @@ async def test_deliveries_count_per_protocol_and_per_path_and_in_the_node_total(
     assert series(values, "total_messages_transfail") == {}
     assert values[("kumocore_messages_delivered", ())] == 2
     assert values[("kumocore_messages_transfail", ())] == 0
+
+
+def test_per_path_counts_start_again_past_their_bound_and_protocol_totals_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(provider_counts, "MAX_PATHS", 3)
+    counts = provider_counts.ProviderCounts()
+    paths = [SimpleNamespace(key=PathKey("src", f"mx{n}.example"),
+                             config=SimpleNamespace(provider_name=None)) for n in range(5)]
+    for path in paths:
+        counts.count("Delivery", path, "unspecified")  # type: ignore[arg-type]
+    # A fourth path found three kept: they were forgotten; the fifth joined the fourth.
+    kept = {service(path): 1 for path in paths[3:]}  # type: ignore[arg-type]
+    assert counts.by_path["delivered"] == kept
+    assert counts.by_protocol["delivered"] == {"smtp_client": 5}
