@@ -17,12 +17,14 @@ from kumocore.hookspecs import hookimpl, hookspec
 from kumocore.policy.policyfn import lua_type_name, policy_function, takes_table
 
 if TYPE_CHECKING:
+    from kumocore.auth_info import AclAuthInfo
     from kumocore.config.toml_text import (
         toml_encode,
         toml_encode_pretty,
         toml_encode_pretty_compact,
     )
-    from kumocore.http.acl import AccessControlList, AclAuthInfo
+    from kumocore.conn_meta import session_auth_info
+    from kumocore.http.acl import AccessControlList
     from kumocore.http.acl_map import AclMap, load_acl_map, make_access_control_list
     from kumocore.logs.zstd_lines import ZstdLines, ZstdLinesError
     from kumocore.logs.zstd_segment import ZstdSegmentWriter
@@ -100,6 +102,7 @@ __all__ = [
     "private_dir",
     "redis_service_label",
     "register_memory_cache",
+    "session_auth_info",
     "set_lruttl_cache_capacity",
     "set_memory_hard_limit",
     "set_memory_low_thresh",
@@ -118,7 +121,7 @@ __all__ = [
 #: needs ``hookimpl``; the deep modules are not part of the public API.
 _LAZY_EXPORTS: dict[str, str] = {
     "AccessControlList": "kumocore.http.acl",
-    "AclAuthInfo": "kumocore.http.acl",
+    "AclAuthInfo": "kumocore.auth_info",
     "AclMap": "kumocore.http.acl_map",
     "load_acl_map": "kumocore.http.acl_map",
     "make_access_control_list": "kumocore.http.acl_map",
@@ -154,6 +157,7 @@ _LAZY_EXPORTS: dict[str, str] = {
     "set_memory_low_thresh": "kumocore.node.memory",
     "set_lruttl_cache_capacity": "kumocore.node.cache_capacity",
     "set_memory_soft_limit": "kumocore.node.memory",
+    "session_auth_info": "kumocore.conn_meta",
     "suspend_delivery_when_spool_unhealthy": "kumocore.spool.health",
     "toml_encode": "kumocore.config.toml_text",
     "toml_encode_pretty": "kumocore.config.toml_text",

@@ -71,6 +71,7 @@ from kumocore.hookspecs_providers import (
 )
 
 if TYPE_CHECKING:
+    from kumocore.auth_info import AclAuthInfo
     from kumocore.config import (
         EgressPathConfig,
         EgressPool,
@@ -84,7 +85,8 @@ if TYPE_CHECKING:
     from kumocore.policy.kumo_api import Kumo
 
 #: Connection metadata as KumoMTA exposes it to policy: ``received_from``,
-#: ``received_via``, ``hostname``, ``ehlo_domain``, ``authn_id``, ``tls_*`` ...
+#: ``received_via``, ``hostname``, ``ehlo_domain``, ``authn_id``, ``tls_*`` ... A live dict;
+#: the SMTP server's also carries the session's AuthInfo (:mod:`kumocore.conn_meta`).
 ConnMeta = dict[str, Any]
 
 #: KumoMTA's ``Multiple`` events whose answer is unused: their implementations run in order
@@ -203,10 +205,15 @@ def kumo_smtp_server_ehlo(
 @hookspec(firstresult=True)
 def kumo_smtp_server_auth_plain(
     authz: str, authc: str, password: str, conn_meta: ConnMeta
-) -> bool | None:
+) -> bool | Mapping[str, Any] | AclAuthInfo | None:
     """Validate SMTP AUTH PLAIN/LOGIN credentials. First non-None result wins.
 
-    Return True to accept (``authn_id`` is set to ``authc``), False to refuse (535).
+    Return True to accept (``authn_id`` is set to ``authc``, ``authz_id`` to ``authz``),
+    False to refuse (535). Or accept by returning an AuthInfo (KumoMTA's table form,
+    ``{ identities = {{ identity = ..., context = ... }}, groups = {...} }``, at least one
+    identity): the ``SmtpAuthPlainAuthentication`` identity (else the first) becomes
+    ``authn_id``, the ``SmtpAuthPlainAuthorization`` one (else ``authn_id``) ``authz_id``,
+    and its identities and groups join the session's AuthInfo (``conn_meta:auth_info()``).
     Lua: ``kumo.on('smtp_server_auth_plain', function(authz, authc, password, conn_meta)
     return true end)``.
     """

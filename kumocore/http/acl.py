@@ -18,29 +18,16 @@ canonical form (unit identities as strings, as KumoMTA serialises them).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kumocore.auth_info import AclAuthInfo, bounded_list, parse_ip
 from kumocore.errors import ConfigError
-
-IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: The group KumoMTA gives a peer listed in the listener's ``trusted_hosts``.
 TRUSTED_GROUP = "kumomta:http-listener-trusted-ip"
 
-#: KumoMTA's ``IdentityContext`` values.
-IDENTITY_CONTEXTS = frozenset(
-    {
-        "SmtpAuthPlainAuthentication",
-        "SmtpAuthPlainAuthorization",
-        "HttpBasicAuth",
-        "BearerToken",
-        "ProxyAuthRfc1929",
-        "LocalSystem",
-        "GenericAuth",
-    }
-)
 UNIT_IDENTITIES = frozenset({"Any", "Authenticated", "Unauthenticated"})
 VALUE_IDENTITIES = frozenset({"Individual", "Group", "Machine", "MachineSet"})
 
@@ -48,96 +35,6 @@ VALUE_IDENTITIES = frozenset({"Individual", "Group", "Machine", "MachineSet"})
 MAX_CRITERIA_DEPTH = 16
 #: Terms one AllOf/AnyOf may list, and blocks one MachineSet may list.
 MAX_TERMS = 64
-#: Identities or groups one auth info may carry (it is part of a cache key).
-MAX_AUTH_ENTRIES = 64
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    identity: str
-    context: str = "GenericAuth"
-
-    def to_dict(self) -> dict[str, str]:
-        return {"identity": self.identity, "context": self.context}
-
-
-@dataclass(frozen=True, slots=True)
-class AclAuthInfo:
-    """KumoMTA's ``AuthInfo``: who the session is, for the ACL. Hashable (a cache key)."""
-
-    peer_address: IpAddress | None = None
-    identities: tuple[Identity, ...] = ()
-    groups: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "peer_address": None if self.peer_address is None else str(self.peer_address),
-            "identities": [i.to_dict() for i in self.identities],
-            "groups": list(self.groups),
-        }
-
-    def merged(self, other: AclAuthInfo) -> AclAuthInfo:
-        """Identities and groups of both, ``self``'s peer address (KumoMTA's merge_from)."""
-        return AclAuthInfo(
-            self.peer_address, self.identities + other.identities, self.groups + other.groups
-        )
-
-    def public_descriptor(self) -> str:
-        """KumoMTA's text for a peer: ``id=[a, b]`` or ``<Unauthenticated>``, then the IP."""
-        who = (
-            "<Unauthenticated>"
-            if not self.identities
-            else "id=[" + ", ".join(i.identity for i in self.identities) + "]"
-        )
-        return who if self.peer_address is None else f"{who}@ ip={self.peer_address}"
-
-
-def _list(value: Any, what: str) -> Sequence[Any]:
-    if value is None or value == {}:
-        return ()  # Lua's {} arrives as an empty dict
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise ConfigError(f"{what} must be a list, got {value!r:.80}")
-    if len(value) > MAX_AUTH_ENTRIES:
-        raise ConfigError(f"{what} lists {len(value)} entries; at most {MAX_AUTH_ENTRIES}")
-    return value
-
-
-def parse_auth_info(value: Any) -> AclAuthInfo:
-    """An :class:`AclAuthInfo` from its table form (``{ identities = {...}, groups = {...},
-    peer_address = '10.0.0.1' }``; every field optional)."""
-    if isinstance(value, AclAuthInfo):
-        return value
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"an auth info must be a table, got {value!r:.80}")
-    unknown = set(value) - {"peer_address", "identities", "groups"}
-    if unknown:
-        raise ConfigError(f"auth info: unknown field(s) {sorted(map(str, unknown))}")
-    peer = value.get("peer_address")
-    identities = []
-    for item in _list(value.get("identities"), "auth info identities"):
-        if not isinstance(item, Mapping) or not isinstance(item.get("identity"), str):
-            raise ConfigError(
-                f"an identity must be {{identity = '...', context = '...'}}, got {item!r:.80}"
-            )
-        context = item.get("context", "GenericAuth")
-        if context not in IDENTITY_CONTEXTS:
-            raise ConfigError(
-                f"unknown identity context {context!r}; one of {sorted(IDENTITY_CONTEXTS)}"
-            )
-        identities.append(Identity(item["identity"], context))
-    groups = _list(value.get("groups"), "auth info groups")
-    if not all(isinstance(g, str) for g in groups):
-        raise ConfigError(f"auth info groups must be strings, got {groups!r:.80}")
-    return AclAuthInfo(
-        _ip(peer, "peer_address") if peer is not None else None, tuple(identities), tuple(groups)
-    )
-
-
-def _ip(value: Any, what: str) -> IpAddress:
-    try:
-        return ipaddress.ip_address(str(value).strip("[]"))
-    except ValueError:
-        raise ConfigError(f"{what}: {value!r:.80} is not an IP address") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +101,9 @@ def parse_identity(value: Any) -> Criteria:
             raise ConfigError(f"identity {kind} takes a string, got {arg!r:.80}")
         return Criteria(kind, arg)
     if kind == "Machine":
-        return Criteria(kind, _ip(arg, "identity Machine"))
+        return Criteria(kind, parse_ip(arg, "identity Machine"))
     if kind == "MachineSet":
-        blocks = _list(arg, "identity MachineSet")
+        blocks = bounded_list(arg, "identity MachineSet")
         try:
             nets = tuple(ipaddress.ip_network(str(b), strict=False) for b in blocks)
         except ValueError as exc:
@@ -231,7 +128,7 @@ def parse_criteria(value: Any, depth: int = 0) -> Criteria:
     if kind == "Not":
         return Criteria("Not", terms=(parse_criteria(arg, depth + 1),))
     if kind in ("AllOf", "AnyOf"):
-        terms = _list(arg, f"criteria {kind}")
+        terms = bounded_list(arg, f"criteria {kind}")
         if len(terms) > MAX_TERMS:
             raise ConfigError(f"criteria {kind} lists {len(terms)} terms; at most {MAX_TERMS}")
         return Criteria(kind, terms=tuple(parse_criteria(t, depth + 1) for t in terms))

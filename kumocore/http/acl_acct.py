@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 import structlog
 
+from kumocore.auth_info import AclAuthInfo, Identity
 from kumocore.errors import ConfigError
 from kumocore.http.acct_segments import Worker, mark_leftovers_done, open_segment
 from kumocore.logs.timestamps import rfc3339
@@ -95,6 +96,14 @@ class AcctLog:
 
     def wants(self, kind: str) -> bool:
         return bool(self.enabled[kind])
+
+    def authentication(self, attempted: Identity, success: bool, info: AclAuthInfo) -> None:
+        """An ``Authentication`` record (when the log wants it): who tried, whether it
+        worked, and the session's AuthInfo after the attempt. HTTP and SMTP AUTH alike."""
+        if self.wants("log_authn_ok" if success else "log_authn_fail"):
+            self.submit({"type": "Authentication", "timestamp": timestamp(),
+                         "attempted_identity": attempted.to_dict(), "success": success,
+                         "auth_info": info.to_dict()})
 
     def submit(self, record: Mapping[str, Any]) -> None:
         """Queue one record (dropped, and counted, beyond ``back_pressure``)."""

@@ -26,8 +26,9 @@ from typing import Any
 
 import structlog
 
+from kumocore.auth_info import AclAuthInfo
 from kumocore.errors import ConfigError
-from kumocore.http.acl import AccessControlList, AclAuthInfo
+from kumocore.http.acl import AccessControlList
 from kumocore.http.acl_acct import AcctLog, timestamp
 from kumocore.http.acl_map import DEFAULT_ACL_MAP
 from kumocore.http.acl_resource import HttpUrlResource

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kumocore.auth_info import parse_auth_info
 from kumocore.config.vault import then_with_secrets
 from kumocore.errors import ConfigError
-from kumocore.http.acl import parse_auth_info
 from kumocore.http.acl_acct import AcctLog
 from kumocore.http.acl_check import AclDecision, parse_ttl
 from kumocore.http.acl_map import load_acl_map, make_access_control_list

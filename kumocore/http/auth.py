@@ -18,7 +18,7 @@ cannot be decoded, ``500 try again later`` when the policy's event fails. A peer
 Basic credentials failed ``auth_failure_limit`` times within ``auth_failure_window`` gets
 ``429`` with ``Retry-After`` (and a JSON error) without the policy being asked, until the
 oldest failure leaves the window (kumocore addition). The outcome is stored on the request
-as :class:`AuthInfo` (and the ACL's view as :class:`~kumocore.http.acl.AclAuthInfo`); the
+as :class:`AuthInfo` (and the ACL's view as :class:`~kumocore.auth_info.AclAuthInfo`); the
 inject handler copies its summary into the ``http_auth`` meta of each message.
 """
 
@@ -36,9 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from kumocore.auth_info import AclAuthInfo, Identity, parse_auth_info
 from kumocore.errors import HookError, PolicyError, Rejection
-from kumocore.http.acl import TRUSTED_GROUP, AclAuthInfo, Identity, parse_auth_info
-from kumocore.http.acl_acct import timestamp
+from kumocore.http.acl import TRUSTED_GROUP
 from kumocore.http.acl_resource import format_local_addr, http_url_resource
 from kumocore.reception.client_net import client_net
 
@@ -184,10 +184,8 @@ def make_auth_middleware(runtime: PolicyHost, config: HttpListenerConfig) -> Any
 
     def account(attempted: Identity, success: bool, session: AclAuthInfo) -> None:
         acct = runtime.http_access.acct
-        if acct is not None and acct.wants("log_authn_ok" if success else "log_authn_fail"):
-            acct.submit({"type": "Authentication", "timestamp": timestamp(),
-                         "attempted_identity": attempted.to_dict(), "success": success,
-                         "auth_info": session.to_dict()})
+        if acct is not None:
+            acct.authentication(attempted, success, session)
 
     async def authenticate(
         peer: str, header: str, session: AclAuthInfo

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from kumocore.errors import PolicyError
+from kumocore.auth_info import AclAuthInfo, parse_auth_info
+from kumocore.errors import ConfigError, PolicyError
 from kumocore.hookspecs import ConnMeta
 from kumocore.mail.address import EnvelopeAddress
 from kumocore.mail.message import recipient_tuple
@@ -70,7 +71,9 @@ class SmtpServerHooks:
 
     async def smtp_server_auth_plain(
         self, authz: str, authc: str, password: str, conn_meta: ConnMeta
-    ) -> bool:
+    ) -> bool | AclAuthInfo:
+        """True/False, or the AuthInfo the policy returned (at least one identity).
+        Raises PolicyError for an AuthInfo that is malformed or names nobody."""
         call = self.caller.call_first(
             "kumo_smtp_server_auth_plain",
             authz=authz,
@@ -80,7 +83,18 @@ class SmtpServerHooks:
         )
         if SERVER_TRACE.active:
             call = traced_callback(conn_meta, "smtp_server_auth_plain", call)
-        return bool(await call)
+        result = await call
+        if not isinstance(result, Mapping | AclAuthInfo):
+            return bool(result)
+        try:
+            info = parse_auth_info(result)
+        except ConfigError as exc:
+            raise PolicyError(f"smtp_server_auth_plain returned an invalid AuthInfo: {exc}") \
+                from None
+        if not info.identities:  # KumoMTA refuses it too: nobody to record as authn_id
+            raise PolicyError("smtp_server_auth_plain returned an AuthInfo with an empty "
+                              "identities list, which is not supported")
+        return info
 
     async def smtp_server_mail_from(self, sender: EnvelopeAddress, conn_meta: ConnMeta) -> None:
         call = self.caller.call_all(

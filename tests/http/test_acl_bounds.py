@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from kumocore import ConfigError
-from kumocore.http.acl import (
-    MAX_AUTH_ENTRIES,
-    MAX_CRITERIA_DEPTH,
-    MAX_TERMS,
-    AccessControlList,
-    AclAuthInfo,
-    parse_auth_info,
-)
+from kumocore.auth_info import MAX_AUTH_ENTRIES, AclAuthInfo, parse_auth_info
+from kumocore.http.acl import MAX_CRITERIA_DEPTH, MAX_TERMS, AccessControlList
 from kumocore.http.acl_check import CACHE_CAPACITY, AccessControl
 from kumocore.http.acl_map import (
     DEFAULT_ACL_MAP,

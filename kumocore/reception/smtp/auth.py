@@ -3,9 +3,11 @@
 AUTH is offered only once TLS is active, and refused before it: credentials never cross
 the network in clear text. Both mechanisms end up in the same policy event
 (``authz, authc, password, conn_meta``); LOGIN has no authorization identity, so ``authz``
-is the user name, as KumoMTA does for a PLAIN response without one. On success the
-identity is recorded in the connection meta (``authn_id``, ``authz_id``) and so in every
-message received on the connection; an authenticated client may relay.
+is the user name, as KumoMTA does for a PLAIN response without one. The policy answers
+true, false, or an AuthInfo (identities and groups). On success the identities are recorded
+in the connection meta (``authn_id``, ``authz_id``), and so in every message received on
+the connection, and join the session's AuthInfo (``conn_meta:auth_info()``); each attempt
+is an ``Authentication`` record of ``kumo.aaa.configure_acct_log``, as for HTTP.
 
 Replies follow KumoMTA's, except that AUTH before STARTTLS gets RFC 4954's
 ``538 5.7.11`` (KumoMTA answers 524), and three failed attempts end the connection so a
@@ -21,6 +23,9 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import TYPE_CHECKING
+
+from kumocore.auth_info import AclAuthInfo, Identity
+from kumocore.conn_meta import AUTHN_CONTEXT, AUTHZ_CONTEXT
 
 if TYPE_CHECKING:
     from kumocore.reception.smtp.session import EsmtpSession
@@ -69,21 +74,50 @@ async def auth(session: EsmtpSession, arg: str) -> None:
 async def _validate(session: EsmtpSession, credentials: Credentials) -> None:
     authz, authc, password = credentials
     authz = authz or authc
-    ok = await session.runtime.hooks.smtp_server_auth_plain(
+    answer = await session.runtime.hooks.smtp_server_auth_plain(
         authz, authc, password, session.conn_meta)
-    if not ok:
-        session.listener.auth_failures.record(session.peer_ip)
-        session.auth_failures += 1
-        if session.auth_failures >= MAX_AUTH_FAILURES:
-            await session.reply(
-                421, f"4.7.0 {session.config.hostname} too many AUTH failures", close=True)
-        else:
-            await session.reply(535, "5.7.8 AUTH invalid")
+    before = session.conn_meta.auth_info
+    if answer is False:
+        _account(session, authc, False, before)
+        await _refuse(session)
         return
-    session.authn_id = authc
+    if answer is True:
+        proven = AclAuthInfo(None, (Identity(authz, AUTHZ_CONTEXT), Identity(authc, AUTHN_CONTEXT)))
+    else:
+        proven = answer
+    authn, authz = _names(proven)
+    session.authn_id = authn
     session.conn_meta["authz_id"] = authz
-    session.conn_meta["authn_id"] = authc
+    session.conn_meta["authn_id"] = authn
+    session.conn_meta.auth_info = before.merged(proven)
+    _account(session, authc, True, session.conn_meta.auth_info)
     await session.reply(235, "2.7.0 AUTH OK!")
+
+
+def _names(info: AclAuthInfo) -> tuple[str, str]:
+    """``authn_id`` and ``authz_id`` from the identities the session proved, as KumoMTA
+    reads an AuthInfo the policy returned: the identity with the authentication context,
+    else the first; the one with the authorization context, else the authentication one."""
+    by_context = {i.context: i.identity for i in reversed(info.identities)}
+    authn = by_context.get(AUTHN_CONTEXT, info.identities[0].identity)
+    return authn, by_context.get(AUTHZ_CONTEXT, authn)
+
+
+def _account(session: EsmtpSession, authc: str, success: bool, info: AclAuthInfo) -> None:
+    """The ``Authentication`` record of ``kumo.aaa.configure_acct_log``, as for HTTP."""
+    acct = session.runtime.http_access.acct
+    if acct is not None:
+        acct.authentication(Identity(authc, AUTHN_CONTEXT), success, info)
+
+
+async def _refuse(session: EsmtpSession) -> None:
+    session.listener.auth_failures.record(session.peer_ip)
+    session.auth_failures += 1
+    if session.auth_failures >= MAX_AUTH_FAILURES:
+        await session.reply(
+            421, f"4.7.0 {session.config.hostname} too many AUTH failures", close=True)
+    else:
+        await session.reply(535, "5.7.8 AUTH invalid")
 
 
 async def _plain(session: EsmtpSession, initial: str | None) -> Credentials:

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto as sslproto
 import ssl
+import weakref
 from typing import Any, cast
 
 import structlog
 from aiosmtpd.smtp import SMTP
 
 from kumocore.config.cidr import join_host_port
+from kumocore.conn_meta import ConnMeta
 from kumocore.node.streams import drain_needed
 from kumocore.reception.smtp.data import (
     Budget,
@@ -58,6 +60,13 @@ def trace_write(conn_meta: dict[str, Any], reply: bytes) -> None:
         SERVER_TRACE.publish(conn_meta, "Write", line)
 
 
+def _abort_if_open(ref: weakref.ref[asyncio.Transport]) -> None:
+    """The end of a close's grace period: abort the transport if it still exists."""
+    transport = ref()
+    if transport is not None:
+        transport.abort()
+
+
 class _ServerTlsProtocol(sslproto.SSLProtocol):
     """asyncio's TLS layer with a 64 KiB read buffer instead of 256 KiB.
 
@@ -66,6 +75,15 @@ class _ServerTlsProtocol(sslproto.SSLProtocol):
     """
 
     max_size = 64 * 1024
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        # A session is freed by the cyclic collector, not by reference counting (asyncio's
+        # stream protocol and writer refer to each other), and the server collects
+        # seldom (kumocore.node.gctune): until then a closed session kept this buffer.
+        # Nothing reads into it once the connection is gone.
+        self._ssl_buffer = bytearray()
+        self._ssl_buffer_view = memoryview(self._ssl_buffer)
 
 
 class _NoHandler:
@@ -81,7 +99,7 @@ class SmtpProtocol(SMTP):
     """
 
     #: The connection's meta (set by the subclass), sent with each trace event.
-    conn_meta: dict[str, Any]
+    conn_meta: ConnMeta
 
     def _init_aiosmtpd(
         self, *, hostname: str, banner: str, timeout: float, line_limit: int, max_size: int,
@@ -251,7 +269,13 @@ class SmtpProtocol(SMTP):
         if transport is None or transport.is_closing():
             return
         transport.close()
-        self.loop.call_later(CLOSE_GRACE, transport.abort)
+        # The timer holds the transport weakly. While the socket is open (still
+        # flushing), the event loop keeps it alive; once it is closed nothing must: the
+        # bound ``transport.abort`` kept every closed TLS connection's TLS layer (a 64 KiB
+        # read buffer, OpenSSL's state) for CLOSE_GRACE seconds: a flood of ~400
+        # STARTTLS handshakes a second held ~2,000 of them, +150 MiB of RSS that the
+        # allocator then kept (tests/reliability/test_sec_smtp_adversary.py).
+        self.loop.call_later(CLOSE_GRACE, _abort_if_open, weakref.ref(transport))
 
     async def read_line(self, limit: int) -> bytes | None:
         """One CRLF-terminated line (CRLF included); None if it was over ``limit``."""

@@ -12,10 +12,12 @@ and what STARTTLS resets. The replies are :mod:`kumocore.reception.smtp.replies`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kumocore.conn_meta import ConnMeta, parse_peer_ip
 from kumocore.reception.smtp.protocol import SmtpProtocol, format_address
 from kumocore.reception.smtp.rejections import RejectionLog
 from kumocore.reception.smtp.relay import DomainLookup
@@ -66,7 +68,7 @@ class SessionState(SmtpProtocol):
             max_size=self.config.max_message_size,
             tls_context=listener.tls_context,
         )
-        self.conn_meta: dict[str, Any] = {}
+        self.conn_meta = ConnMeta()
         self.peer_ip = self.peer_address = self.local_ip = self.local_address = ""
         #: The socket's own local address, as accepted: unlike ``local_address``, a PROXY
         #: header or XCLIENT cannot change it, so counting by it stays bounded by the
@@ -104,6 +106,9 @@ class SessionState(SmtpProtocol):
         meta that relay decisions and log records use."""
         self.peer_ip, self.peer_address = format_address(peer)
         self.local_ip, self.local_address = format_address(local)
+        # The session's AuthInfo names the client as the ACL sees it (a PROXY header's).
+        self.conn_meta.auth_info = dataclasses.replace(
+            self.conn_meta.auth_info, peer_address=parse_peer_ip(self.peer_ip))
         self.conn_meta.update(
             {
                 "reception_protocol": "ESMTP",

@@ -373,6 +373,8 @@ local object_meta = {
 local map_methods = {
   get_meta = function(self, k) return py.map_get(target_of[self], k) end,
   set_meta = function(self, k, v) py.map_set(target_of[self], k, v) end,
+  -- conn_meta:auth_info(): a copy of the session's AuthInfo, as a plain table
+  auth_info = function(self) return py.map_auth_info(target_of[self]) end,
 }
 local map_meta = {
   __name = 'kumo-map',

@@ -24,7 +24,7 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from kumocore import ConfigError
+from kumocore import ConfigError, session_auth_info
 from kumocore_lua_policy.byte_strings import takes_bytes, wants_bytes
 from kumocore_lua_policy.convert import Converter, public_fields
 from kumocore_lua_policy.errors import scrub
@@ -63,6 +63,7 @@ class ProxyHelpers:
             "map_get": self.map_get,
             "map_set": self.map_set,
             "map_keys": self.map_keys,
+            "map_auth_info": self.map_auth_info,
             "message_method": self.message_method,
             "binop": self.binop,
             "member": self.member,
@@ -125,6 +126,11 @@ class ProxyHelpers:
 
     def map_keys(self, mapping: dict[Any, Any]) -> Any:
         return self.conv.to_lua([key for key in mapping if isinstance(key, str | int)])
+
+    def map_auth_info(self, mapping: dict[Any, Any]) -> Any:
+        """``conn_meta:auth_info()``: the session's AuthInfo as a new table (a copy, as
+        KumoMTA's: changing it changes nothing), ready for ``query_resource_access``."""
+        return self.conv.to_lua(session_auth_info(mapping).to_dict())
 
     # ------------------------------------------------------------------ messages
     def message_method(self, message: Any, name: Any) -> Any:
