@@ -24,7 +24,7 @@ import timeit
 from collections.abc import Callable
 
 from bench.perf.load import make_message
-from kumocore.delivery.wire import dot_stuff
+from kumocore.delivery.dot_stuffing import dot_stuff
 from kumocore.mail.body import SharedBody
 from kumocore.mail.message import Message
 from kumocore.reception.smtp.data import check_line_endings

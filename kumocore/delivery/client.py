@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING
 from kumocore.delivery.client_batch import BatchTransactions
 from kumocore.delivery.client_failure import ConnectFailure, failure_reason
 from kumocore.delivery.client_io import path_timeout
+from kumocore.delivery.dot_stuffing import dot_stuffed_in_slices
 from kumocore.delivery.eightbit import mail_parameters
 from kumocore.delivery.proxy import Progress, open_stream, route_for_source, timed_out
 from kumocore.delivery.source_failure import classify, counted_as
 from kumocore.delivery.unix_socket import open_unix_stream
-from kumocore.delivery.wire import MAX_REPLY_LINE, dot_stuffed, expect_reply, refusal
+from kumocore.delivery.wire import MAX_REPLY_LINE, expect_reply, refusal
 from kumocore.dns.unix_path import is_unix_path
 from kumocore.mail.internal_responses import send_failed
 from kumocore.mail.response import Response
@@ -60,7 +61,7 @@ class SmtpClientConnection(BatchTransactions):
         (:attr:`kumocore.mail.message.Message.crlf_clean`); the same bytes are sent, cheaper.
         ``head``: bytes sent in front of ``data`` (a message's own header lines before a
         body shared with other recipients, so that they need not be joined first; see
-        :func:`kumocore.delivery.wire.dot_stuffed`). ``no_dot_lines``: no line of ``data``
+        :func:`kumocore.delivery.dot_stuffing.dot_stuffed`). ``no_dot_lines``: no line of ``data``
         after its first is known to start with a full stop
         (:attr:`kumocore.mail.body.SharedBody.no_dot_lines`): it is not searched again.
 
@@ -104,8 +105,8 @@ class SmtpClientConnection(BatchTransactions):
             timeout = path_timeout(self.path, "data_dot_timeout", 300)
             self.replies.command = "."
             # Body and terminator in one writev (uvloop), without joining them first.
-            pieces = dot_stuffed(data, crlf_clean=crlf_clean, head=head,
-                                 no_dot_lines=no_dot_lines)
+            pieces = await dot_stuffed_in_slices(data, crlf_clean=crlf_clean, head=head,
+                                                 no_dot_lines=no_dot_lines)
             self.writer.writelines(pieces)
             if CLIENT_TRACE.active:  # as KumoMTA: the whole payload, as sent
                 self.tracer.write(b"".join(pieces))

@@ -33,8 +33,9 @@ from collections.abc import Sequence
 
 from kumocore.delivery.client_envelope import EnvelopeSteps
 from kumocore.delivery.client_io import path_timeout
+from kumocore.delivery.dot_stuffing import dot_stuffed_in_slices
 from kumocore.delivery.eightbit import mail_parameters
-from kumocore.delivery.wire import ReplyError, dot_stuffed, expect_reply, refusal
+from kumocore.delivery.wire import ReplyError, expect_reply, refusal
 from kumocore.mail.internal_responses import send_failed
 from kumocore.mail.response import Response
 from kumocore.trace.bus import CLIENT_TRACE
@@ -108,7 +109,8 @@ class BatchTransactions(EnvelopeSteps):
         session cannot go on: that reply stands for the replies that will not come."""
         timeout = path_timeout(self.path, "data_dot_timeout", 300)
         self.replies.command = "."
-        pieces = dot_stuffed(data, crlf_clean=crlf_clean, head=head, no_dot_lines=no_dot_lines)
+        pieces = await dot_stuffed_in_slices(
+            data, crlf_clean=crlf_clean, head=head, no_dot_lines=no_dot_lines)
         self.writer.writelines(pieces)
         if CLIENT_TRACE.active:
             self.tracer.write(b"".join(pieces))

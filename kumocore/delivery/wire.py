@@ -1,4 +1,5 @@
-"""SMTP wire details for the client: reading (multi-line) replies, dot-stuffing bodies.
+"""SMTP wire details for the client: reading (multi-line) replies (bodies are dot-stuffed
+by :mod:`kumocore.delivery.dot_stuffing`).
 
 A reply is bounded: at most :data:`MAX_REPLY_LINE` bytes per line (KumoMTA's limit) and
 :data:`MAX_REPLY_LINES` lines, all within the command's timeout. Anything else the MX
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from kumocore.mail.response import Response
 from kumocore.node.timers import EarliestDeadline
-from kumocore.reception.smtp.dots import has_dot_line
 from kumocore.trace.bus import CLIENT_TRACE
 
 if TYPE_CHECKING:
@@ -54,71 +54,6 @@ class WriteTimeout(TimeoutError):
         super().__init__(f"could not write {what} within {timeout}s")
         self.commands = commands
         self.timeout = timeout
-
-
-def dot_stuff(data: bytes, *, crlf_clean: bool = False) -> bytes:
-    """CRLF-normalise ``data``, double leading dots, and append the ``.`` terminator.
-
-    Every bare CR or LF becomes CRLF, so a smuggling payload that reached the spool can
-    never be passed on as a second end-of-data. ``crlf_clean`` says the caller knows that
-    every CR and LF in ``data`` is already part of a CRLF pair (reception checked it, see
-    :attr:`kumocore.mail.message.Message.crlf_clean`): normalising would change nothing, so it
-    is skipped (``splitlines`` + ``join`` are about two thirds of the cost at 100 KB).
-    The bytes sent are the same either way; a wrong ``True`` would pass bare line ends on.
-    """
-    body, terminator = dot_stuffed(data, crlf_clean=crlf_clean)
-    return body + terminator
-
-
-def dot_stuffed(
-    data: bytes, *, crlf_clean: bool = False, head: bytes = b"", no_dot_lines: bool = False
-) -> tuple[bytes, ...]:
-    """:func:`dot_stuff` of ``head + data`` in pieces, to be written with ``writelines``:
-    a body with no line to stuff is then sent as it is, without the copy that appending
-    the terminator to it would make (100 KB per message and recipient).
-
-    ``head`` is a message's own header lines in front of a body it shares with other
-    recipients (:attr:`kumocore.mail.message.Message.head`): given apart, the two are not
-    joined into a copy of the body for each recipient. ``crlf_clean`` speaks for both.
-
-    ``no_dot_lines`` says that no line of ``data`` after its first starts with a full stop
-    (reception's DATA reader saw none): the search for lines to stuff, a pass over the
-    whole body, is skipped. It speaks for ``data`` alone, and only where ``data`` is sent
-    as it is (CRLF-clean); the small head is always searched.
-    """
-    if head:
-        if not (crlf_clean and data and head.endswith(b"\r\n")):
-            return dot_stuffed(head + data, crlf_clean=crlf_clean)
-        # After the head's final CRLF the body's first line is a line like any other:
-        # stuffing each part on its own (the body's leading dot included) is the same.
-        return _stuff_clean(head)[0], *_stuff_clean(data, no_dot_lines)
-    if crlf_clean:
-        return _stuff_clean(data, no_dot_lines)
-    # bytes.splitlines breaks at CRLF, CR and LF (and nothing else): exactly where
-    # ``re.sub(rb"\r\n|\r|\n", b"\r\n", data)`` would. Joining its lines with CRLF
-    # normalises in one pass, cheaper than the three counts that would tell whether
-    # normalising is needed (about 3x faster at 50 KB).
-    body = b"\r\n".join(data.splitlines())
-    if body.startswith(b"."):
-        body = b"." + body
-    if has_dot_line(body):
-        body = body.replace(b"\r\n.", b"\r\n..")
-    return body, b"\r\n.\r\n"
-
-
-def _stuff_clean(data: bytes, no_dot_lines: bool = False) -> tuple[bytes, bytes]:
-    """:func:`dot_stuffed` of CRLF-clean ``data``, without the normalising pass.
-
-    The slow path drops a final CRLF (``splitlines`` leaves no empty last line) and then
-    appends ``CRLF . CRLF``: for data ending in CRLF that is just ``. CRLF`` more; the
-    final CRLF is never followed by a dot, so doubling dots before or after dropping it
-    gives the same bytes.
-    """
-    if data.startswith(b"."):
-        data = b"." + data
-    if not no_dot_lines and has_dot_line(data):
-        data = data.replace(b"\r\n.", b"\r\n..")
-    return data, (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
 def refusal(reply: Response, command: str) -> Response | None:

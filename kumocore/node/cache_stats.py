@@ -20,6 +20,16 @@ first kind, whose stores kumocore reports as populations. Only memoize caches wa
 another caller's computation, fail one, or answer with a stale value, so only they move
 ``lruttl_waiting_populate``, ``lruttl_error_count`` and ``lruttl_stale_count``. The size
 gauge is read at each scrape from the caches themselves.
+
+The names are bounded as every labelled metric is (500 series, ``other`` among them:
+:mod:`kumocore.admin.series_cap`), since a policy may make a ``kumo.memoize`` cache per
+domain. At most :data:`MAX_CACHE_NAMES` names have counters: a place is kept for
+:data:`OTHER` and for each of :data:`KUMOMTA_CACHES` (the names kumocore's own caches
+count under, which always have their own), and the other names take the remaining places
+in the order they are first used. A name first used after that counts into
+:data:`OTHER`'s counters, with every other such name, as a capped counter family adds its
+late labels to ``other``: each count goes to one name only, so the sums stay right, and a
+name that has counters keeps them (nothing moves between names, no counter resets).
 """
 
 from __future__ import annotations
@@ -29,13 +39,22 @@ from collections.abc import Iterable, Iterator, Sized
 
 from prometheus_client.metrics_core import Metric
 
-__all__ = ["FILLED_ON_MISS", "CacheStats", "cache_metrics", "cache_stats"]
+__all__ = ["FILLED_ON_MISS", "KUMOMTA_CACHES", "MAX_CACHE_NAMES", "OTHER", "CacheRegistry",
+           "CacheStats", "cache_metrics", "cache_stats"]
 
 #: The caches KumoMTA fills with ``get_or_try_insert`` (a store is a population there);
 #: its other caches (broken TLS sites, globs, MTA-STS policies) are filled with ``insert``.
 FILLED_ON_MISS = frozenset(
     {"acl_check", "acl_definition", "dkim_key_cache", "dkim_signer_cache", "dns_resolver_mx"}
 )
+#: The KumoMTA cache names kumocore's own caches count under: counted by name always.
+KUMOMTA_CACHES = FILLED_ON_MISS | {
+    "mod_filesystem_glob_cache", "mta_sts_policy", "smtp_dispatcher_broken_tls"}
+#: At most this many names have counters (so series per ``lruttl_*`` family), ``OTHER``
+#: included: the cap of every labelled metric (``MAX_SERIES`` of kumocore.admin.metrics).
+MAX_CACHE_NAMES = 500
+#: The name the caches made past the cap count under, together.
+OTHER = "other"
 
 
 class CacheStats:
@@ -89,15 +108,38 @@ class CacheStats:
         return sum(len(cache) for ref in self._members if (cache := ref()) is not None)
 
 
-_registry: dict[str, CacheStats] = {}
+class CacheRegistry:
+    """The counters by cache name: at most ``limit`` names (:data:`OTHER` included), of
+    which :data:`KUMOMTA_CACHES` are always among them (see the module's doc)."""
+
+    __slots__ = ("_room", "by_name")
+
+    def __init__(self, limit: int = MAX_CACHE_NAMES) -> None:
+        self.by_name: dict[str, CacheStats] = {}
+        #: Names not of KUMOMTA_CACHES that may still get counters of their own (a place
+        #: stays free for OTHER, and one for each KumoMTA name, made or not).
+        self._room = limit - 1 - len(KUMOMTA_CACHES)
+
+    def get(self, name: str) -> CacheStats:
+        """The counters of ``name``: its own, made now if there is room, else OTHER's."""
+        stats = self.by_name.get(name)
+        if stats is None:
+            if name not in KUMOMTA_CACHES and name != OTHER:  # those have their places
+                if self._room <= 0:
+                    return self.get(OTHER)
+                self._room -= 1
+            stats = self.by_name[name] = CacheStats(name)
+        return stats
+
+
+_registry = CacheRegistry()
 
 
 def cache_stats(name: str, *, memoize: bool = False) -> CacheStats:
     """The counters of the caches called ``name``, made on first use (``memoize``: a
-    ``kumo.memoize`` cache, which adds the ``memoize_cache_*`` series)."""
+    ``kumo.memoize`` cache, which adds the ``memoize_cache_*`` series); past
+    :data:`MAX_CACHE_NAMES` names, a new name's are :data:`OTHER`'s, shared."""
     stats = _registry.get(name)
-    if stats is None:
-        stats = _registry[name] = CacheStats(name)
     if memoize:
         stats.memoize = True
     return stats
@@ -144,7 +186,7 @@ def cache_metrics(caches: Iterable[CacheStats] | None = None) -> Iterator[Metric
     and the ``memoize_cache_*`` ones of the memoize caches among them."""
     lruttl = {name: Metric(name, text, kind) for name, (kind, text) in _LRUTTL.items()}
     memoize = {name: Metric(name, text, "counter") for name, text in _MEMOIZE.items()}
-    chosen = _registry.values() if caches is None else caches
+    chosen = _registry.by_name.values() if caches is None else caches
     for stats in sorted(chosen, key=lambda stats: stats.name):
         labels = {"cache_name": stats.name}
         for metric, value in zip(lruttl.values(), _lruttl_values(stats), strict=True):

@@ -4,9 +4,14 @@ caches (the MX sets, the broken-TLS sites...) and, for a policy's ``kumo.memoize
 
 from __future__ import annotations
 
+import sys
+
+import pytest
+
+from kumocore.node.cache_stats import KUMOMTA_CACHES, MAX_CACHE_NAMES, OTHER, CacheRegistry
 from kumocore.testing.node import Node
 from kumocore.testing.plugin import MakeNode
-from tests.support.metric_samples import Samples, samples
+from tests.support.metric_samples import Samples, samples, series
 
 POLICY = """
 local kumo = require 'kumo'
@@ -69,3 +74,39 @@ async def test_the_mx_and_broken_tls_caches_count_their_lookups(make_node: MakeN
     broken_tls = "smtp_dispatcher_broken_tls"
     assert _moved(before, after, "lruttl_miss_count", broken_tls) >= 1
     assert _moved(before, after, "lruttl_hit_count", broken_tls) == 0
+
+
+PER_DOMAIN_POLICY = """
+local kumo = require 'kumo'
+local tenant_of = {}
+for n = 1, 600 do  -- a memoize cache per domain, named after it
+  tenant_of[n] = kumo.memoize(function(domain) return 'tenant of ' .. domain end,
+                              { name = 'tenant.of.domain' .. n .. '.test', ttl = '1h',
+                                capacity = 10 })
+end
+kumo.on('smtp_server_message_received', function(msg)
+  for n = 1, 600 do tenant_of[n](msg:recipient().domain) end
+end)
+"""
+
+
+async def test_a_memoize_cache_per_domain_gets_500_cache_name_series_at_most_the_rest_other(
+    monkeypatch: pytest.MonkeyPatch, make_node: MakeNode
+) -> None:
+    # The node's registry is the process's: this test fills one of its own.
+    monkeypatch.setattr(sys.modules["kumocore.node.cache_stats"], "_registry", CacheRegistry())
+    node = await make_node(PER_DOMAIN_POLICY)
+    await node.send(recipients="someone@example.com")
+    await node.wait_for("Delivery")
+    after = await _scrape(node)
+    for family in ("lruttl_miss_count", "lruttl_populated_count", "lruttl_cache_size",
+                   "memoize_cache_lookup_count"):  # fmt: skip
+        values = series(after, family)
+        assert len(values) <= MAX_CACHE_NAMES
+        policy = {name: v for (name,), v in values.items() if name not in KUMOMTA_CACHES}
+        assert sum(policy.values()) == 600  # one call, miss, computation, entry each
+        assert policy[OTHER] == 600 - (len(policy) - 1)
+    assert len(series(after, "lruttl_miss_count")) == len(series(after, "lruttl_hit_count"))
+    assert ("tenant.of.domain1.test",) in series(after, "memoize_cache_miss_count")
+    assert ("tenant.of.domain600.test",) not in series(after, "memoize_cache_miss_count")
+    assert ("dns_resolver_mx",) in series(after, "lruttl_lookup_count")  # kept by name

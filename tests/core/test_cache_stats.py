@@ -5,8 +5,10 @@ every test: counts are compared before and after, or read from caches of their o
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterator
 
+import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -15,7 +17,15 @@ import kumocore
 from kumocore.admin.merge import merge_metrics_text
 from kumocore.admin.peers import PeerAnswer
 from kumocore.node.cache_capacity import NamedLru, TtlCache, set_capacity
-from kumocore.node.cache_stats import CacheStats, cache_metrics, cache_stats
+from kumocore.node.cache_stats import (
+    KUMOMTA_CACHES,
+    MAX_CACHE_NAMES,
+    OTHER,
+    CacheRegistry,
+    CacheStats,
+    cache_metrics,
+    cache_stats,
+)
 from tests.support.metric_samples import samples
 
 BROKEN_TLS = "smtp_dispatcher_broken_tls"
@@ -189,3 +199,76 @@ def test_a_nodes_workers_counts_and_sizes_are_summed() -> None:
     values = samples(merged.body.decode())
     assert values[("lruttl_hit_count", (("cache_name", "acl_check"),))] == 7
     assert values[("lruttl_cache_size", (("cache_name", "acl_check"),))] == 4
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> CacheRegistry:
+    """A registry of this test's own: the process's must not fill up for later tests."""
+    fresh = CacheRegistry()
+    monkeypatch.setattr(sys.modules["kumocore.node.cache_stats"], "_registry", fresh)
+    return fresh
+
+
+def _per_domain_caches(count: int) -> list[TtlCache[str, str]]:
+    """A policy's memoize cache per domain, ``domain<n>.test``: each one looked up twice
+    (a miss, then a hit) and holding one entry."""
+    caches: list[TtlCache[str, str]] = []
+    for n in range(count):
+        name = f"tenant.of.domain{n}.test"
+        cache: TtlCache[str, str] = TtlCache(10, counted_as=name)
+        cache_stats(name, memoize=True).calls += 2
+        cache.get("k", now=0.0)
+        cache.put("k", "tenant", expires=10.0)
+        cache.get("k", now=0.0)
+        caches.append(cache)
+    return caches
+
+
+def _series(name: str) -> dict[str, float]:
+    (family,) = [m for m in cache_metrics() if m.name == name]
+    return {s.labels["cache_name"]: s.value for s in family.samples}
+
+
+def test_past_500_cache_names_new_names_count_together_under_other_and_every_count_is_kept(
+    registry: CacheRegistry,
+) -> None:
+    for name in KUMOMTA_CACHES:
+        cache_stats(name)
+    caches = _per_domain_caches(600)
+    own = MAX_CACHE_NAMES - 1 - len(KUMOMTA_CACHES)  # the places left for a policy's names
+    for family in ("lruttl_hit_count", "lruttl_miss_count", "lruttl_insert_count",
+                   "lruttl_cache_size", "memoize_cache_lookup_count"):  # fmt: skip
+        values = _series(family)
+        policy = {name: value for name, value in values.items() if name not in KUMOMTA_CACHES}
+        assert len(policy) == own + 1  # and KumoMTA's names in the lruttl_* families: 500
+        assert len(values) == (MAX_CACHE_NAMES if family.startswith("lruttl_") else own + 1)
+        assert sum(policy.values()) == 600 * (2 if family == "memoize_cache_lookup_count" else 1)
+        assert policy[OTHER] == (600 - own) * policy["tenant.of.domain0.test"]
+    names = set(_series("lruttl_hit_count"))
+    assert {f"tenant.of.domain{n}.test" for n in range(own)} <= names  # the first ones
+    assert f"tenant.of.domain{own}.test" not in names
+    assert len(registry.by_name) == MAX_CACHE_NAMES
+    assert all(cache.stats.name == OTHER for cache in caches[own:])
+
+
+def test_kumomtas_cache_names_keep_their_own_counters_after_a_policy_used_up_the_names(
+    registry: CacheRegistry,
+) -> None:
+    _per_domain_caches(600)
+    for name in KUMOMTA_CACHES:
+        assert cache_stats(name).name == name
+    assert len(registry.by_name) == MAX_CACHE_NAMES  # OTHER's place was kept as well
+
+
+def test_a_name_keeps_the_counters_it_got_and_a_late_name_made_again_counts_on_under_other(
+    registry: CacheRegistry,
+) -> None:
+    early = cache_stats("tenant.early", memoize=True)
+    early.hits = 7
+    _per_domain_caches(600)
+    assert cache_stats("tenant.early") is early  # no move, no reset: still its own
+    late = cache_stats("tenant.late", memoize=True)  # a reload makes it again:
+    late.hits += 1
+    assert cache_stats("tenant.late") is late is registry.by_name[OTHER]
+    assert "tenant.late" not in registry.by_name
+    assert _series("lruttl_hit_count")["tenant.early"] == 7

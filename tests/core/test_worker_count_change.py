@@ -16,13 +16,11 @@ from typing import Any
 import pytest
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.redis_server import free_port
-from bench.common.sink import RecordingSink
 from kumocore.mail.message import Message
 from kumocore.spool.localdisk import LocalDiskSpool
 from kumocore.spool.shards import CRASH_AFTER_ENV, orphan_shards, owned_path
 from kumocore.spool.store import MessageStore
-from tests.support.worker_node import WorkerNode, mx_dns
+from tests.support.worker_node import DownDestination, WorkerNode, mx_dns
 from tests.support.worker_node import send as send_to
 
 pytestmark = pytest.mark.slow
@@ -36,13 +34,18 @@ def _rocksdb(name: str, path: str) -> Any:
 
 
 class Node(WorkerNode):
-    """A worker node whose destination is down (nothing listens on ``sink_port``) until
-    the test opens a sink there; its spool can be read while it is stopped."""
+    """A worker node whose destination is down until the test opens a sink there (its port
+    held meanwhile: :class:`DownDestination`); its spool can be read while it is stopped."""
 
     def __init__(self, root: Path, dns: str, kind: str) -> None:
         self.kind = kind
-        self.sink_port = free_port()
-        super().__init__(root, dns, self.sink_port, W_KIND=kind, W_RETRY="1s", W_MAX_RETRY="2s")
+        self.destination = DownDestination()
+        super().__init__(root, dns, self.destination.port, W_KIND=kind, W_RETRY="1s",
+                         W_MAX_RETRY="2s")  # fmt: skip
+
+    def kill9(self) -> None:
+        super().kill9()
+        self.destination.close()
 
     def store(self, index: int, count: int) -> MessageStore:
         def path(name: str) -> str:
@@ -81,7 +84,7 @@ async def send(port: int, connection: int, count: int) -> None:
 
 async def deliver_all(node: Node, expected: Counter[str]) -> None:
     """Open the sink; every expected message arrives, once."""
-    async with RecordingSink(port=node.sink_port) as sink:
+    async with node.destination.sink() as sink:
         await sink.wait_for(sum(expected.values()), timeout=90)
         await asyncio.sleep(3.0)  # room for a duplicate to show up
         got = Counter(_subject(m.data) for m in sink.messages)

@@ -9,12 +9,12 @@ import time
 
 import pytest
 
+from kumocore.delivery.dot_stuffing import dot_stuff
 from kumocore.delivery.wire import (
     MAX_REPLY_LINE,
     MAX_REPLY_LINES,
     ReplyError,
     ReplyReader,
-    dot_stuff,
 )
 from kumocore.node.streams import drain_needed
 

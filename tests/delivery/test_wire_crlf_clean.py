@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kumocore.delivery.wire import dot_stuff, dot_stuffed
+from kumocore.delivery.dot_stuffing import dot_stuff, dot_stuffed
 from kumocore.mail.body import SharedBody
 from kumocore.mail.headers import HeaderError
 from kumocore.mail.message import Message
@@ -176,7 +176,7 @@ def test_a_clean_body_without_dot_lines_is_written_as_is_not_copied() -> None:
 def test_a_body_known_without_dot_lines_is_not_searched_again_but_its_head_is(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import kumocore.delivery.wire as wire
+    import kumocore.delivery.dot_stuffing as wire
 
     body = b"Subject: s\r\n\r\n" + b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\r\n" * 3000
     searched: list[int] = []

@@ -13,23 +13,43 @@ by environment variables:
   and write the time it became ready to ``W_DIR/slow-worker-ready``.
 
 Each received message is stamped ``X-Worker-Pid`` with the PID of the worker that took it.
+
+Ports. A port picked free and bound later (a node start takes seconds; a test stops and
+starts its node again; a destination stays down until the test opens its sink) may be
+handed meanwhile to a parallel test, whose own pick sees it unbound, and then one of the
+two fails with "Address already in use". So the ports here are held from the moment
+they are picked, by a socket bound to them that never listens (:func:`held_port`):
+connecting to it is refused, as to a closed port, and :func:`~bench.common.ports.free_port`,
+whose check is a plain bind, hands it to nobody else. The node's ESMTP port is held with
+``SO_REUSEADDR`` set after the bind, so that kumocore (which binds with it) can listen on
+it alongside; should another process have picked the same port just before it was held,
+and bound it first, the start fails and :class:`WorkerNode` starts again on another port
+(:meth:`WorkerNode.ready` and the waits of ``ServeProcess``). A destination that is down
+until the sink appears is a :class:`DownDestination`: its sink listens on the held socket
+itself, so nothing else can ever bind that port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import signal
+import socket
 import subprocess
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.serve_process import ServeProcess, free_port
-from bench.common.sink import RecordingSink
+from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
 
 SHUTDOWN_TIMEOUT = 3.0
+#: Starts on another port after the ESMTP port turned out taken, before giving up.
+PORT_RETRIES = 5
 
 POLICY = """
 from __future__ import annotations
@@ -78,16 +98,77 @@ def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str)
 """
 
 
+def held_port(port: int | None = None) -> socket.socket:
+    """A socket bound to ``port`` on 127.0.0.1 (None: a free port), not listening. The
+    bind is plain, so it fails if anything holds the port and, while this socket lives,
+    no other plain bind (``free_port``'s check) succeeds. Raises OSError if ``port`` is
+    taken; a free port is looked for again if another process took it first."""
+    for _ in range(100):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", free_port() if port is None else port))
+        except OSError as exc:
+            sock.close()
+            if port is not None or exc.errno != errno.EADDRINUSE:
+                raise
+            continue
+        return sock
+    raise RuntimeError("no free port could be held")
+
+
+class DownDestination:
+    """A destination on 127.0.0.1 that is down (connections refused) until :meth:`sink`
+    opens a recording sink on it. The port is held meanwhile (:func:`held_port`) and the
+    sink listens on that very socket, so it cannot be taken in between."""
+
+    def __init__(self) -> None:
+        self._socket: socket.socket | None = held_port()
+        self.port: int = self._socket.getsockname()[1]
+        self._close = weakref.finalize(self, self._socket.close)
+
+    def sink(self) -> RecordingSink:
+        """The sink to start (``async with destination.sink() as sink``); once only. It
+        takes the socket: stopping the sink frees the port."""
+        assert self._socket is not None, "the destination's sink was opened already"
+        sink, self._socket = _HeldSink(self._socket), None
+        self._close.detach()
+        return sink
+
+    def close(self) -> None:
+        """Free the port if no sink took it."""
+        self._close()
+
+
+class _HeldSink(RecordingSink):
+    """A :class:`RecordingSink` that listens on a socket bound already."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__(port=sock.getsockname()[1])
+        self._socket = sock
+
+    async def start(self) -> RecordingSink:
+        handler = _Handler(self.state)
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _SinkSMTP(handler, hostname="sink.test", enable_SMTPUTF8=True,
+                              decode_data=False, tls_context=self.tls_context),
+            sock=self._socket)  # fmt: skip
+        return self
+
+
 class WorkerNode(ServeProcess):
     """One spool directory (``root``) served by ``kumocore serve``, a worker count per start.
 
     Every start appends ``--- start with N workers`` to the log, so :meth:`ready` can wait
-    for the readiness of the latest start only.
+    for the readiness of the latest start only. The ESMTP port (:attr:`smtp_port`) is held
+    from here until :meth:`kill9` (see the module's doc), and may change at a start.
     """
 
     def __init__(self, root: Path, dns: str, sink_port: int, **extra_env: str) -> None:
         self.root = root
-        self.smtp_port = free_port()
+        self._hold: weakref.finalize[Any, Any] | None = None
+        self.smtp_port = self._hold_smtp_port()
+        self._start_env: dict[str, str] = {}
+        self._port_retries = 0
         policy = root / "policy.py"
         policy.write_text(POLICY)
         env = {"W_DIR": str(root), "W_DNS": dns, "W_SINK": str(sink_port),
@@ -95,20 +176,70 @@ class WorkerNode(ServeProcess):
         super().__init__(policy, root / "kumocore.log", env, workers=2,
                          shutdown_timeout=SHUTDOWN_TIMEOUT)  # fmt: skip
 
+    def _hold_smtp_port(self, port: int | None = None) -> int:
+        """Hold ``port`` (None: a free one) with ``SO_REUSEADDR`` set after the bind, so
+        that kumocore's listener binds alongside and ``free_port`` never hands it out."""
+        sock = held_port(port)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._hold = weakref.finalize(self, sock.close)
+        return int(sock.getsockname()[1])
+
+    def _release_smtp_port(self) -> None:
+        if self._hold is not None:
+            self._hold()
+            self._hold = None
+
     def start(self, workers: int = 2, **env: str) -> subprocess.Popen[bytes]:
-        self.workers = workers
+        if self._hold is None:  # after kill9: the same port again if it is still free
+            try:
+                self._hold_smtp_port(self.smtp_port)
+            except OSError:
+                self._move_to_another_port()
+        self.workers, self._start_env = workers, env
         with self.log.open("ab") as log:
             log.write(f"--- start with {workers} workers\n".encode())
         return super().start(**env)
+
+    def _move_to_another_port(self) -> None:
+        self._release_smtp_port()
+        self.smtp_port = self._hold_smtp_port()
+        self.env["W_SMTP"] = str(self.smtp_port)
+
+    def _latest_start(self) -> str:
+        return self.text().rsplit("--- start", 1)[-1]
+
+    def _restart_if_port_taken(self) -> None:
+        """If the latest start exited because its ESMTP port was taken, start it again
+        (same workers, same environment) on another port."""
+        process = self.process
+        if process is None or process.poll() is None:
+            return
+        taken = f"ESMTP listener 127.0.0.1:{self.smtp_port}: cannot bind: " \
+                f"{os.strerror(errno.EADDRINUSE)}"
+        if taken not in self._latest_start():
+            return
+        self._port_retries += 1
+        assert self._port_retries <= PORT_RETRIES, self.text()
+        self._move_to_another_port()
+        self.start(self.workers, **self._start_env)
+
+    def _check_alive(self) -> None:  # the waits of ServeProcess: wait_for_log...
+        self._restart_if_port_taken()
+        super()._check_alive()
+
+    def kill9(self) -> None:
+        super().kill9()
+        self._release_smtp_port()
 
     def text(self) -> str:
         return self.log_text()
 
     async def ready(self, timeout: float = 60.0) -> None:
-        """Until the latest start logged ``kumocore ready``."""
-        starts = self.text().count("--- start")
+        """Until the latest start logged ``kumocore ready`` (started again on another
+        port if its port was taken)."""
         deadline = time.monotonic() + timeout
-        while "kumocore ready" not in self.text().split("--- start")[starts]:
+        while "kumocore ready" not in self._latest_start():
+            self._restart_if_port_taken()
             assert self.process is not None and self.process.poll() is None, self.text()
             assert time.monotonic() < deadline, self.text()
             await asyncio.sleep(0.1)
