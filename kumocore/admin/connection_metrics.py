@@ -19,12 +19,10 @@ node-wide ones first, so they are never folded into ``other``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.metrics_core import Metric
-
-from kumocore.admin.series_cap import capped_family
+from kumocore.admin.series_cap import Families, capped_series, chunks
 from kumocore.queue.watchdog import service
 
 if TYPE_CHECKING:
@@ -47,7 +45,7 @@ HELP = {
 def connection_metrics(
     paths: Iterable[Any], opened_by_protocol: Mapping[str, int], smtp: SmtpServerCounts,
     cap: int, other: str,
-) -> Iterator[Metric]:
+) -> Families:
     """The four families; ``paths`` are the node's egress paths (``connections``,
     ``connections_opened``, ``key``)."""
     open_now: dict[str, int] = {"esmtp_listener": smtp.open}
@@ -56,21 +54,23 @@ def connection_metrics(
         open_now[protocol] = 0
     per_path_open: dict[str, int] = {}
     per_path_opened: dict[str, int] = {}
-    for path in paths:
-        name = service(path)
-        if path.connections:
-            per_path_open[name] = path.connections
-            kind = path.key.protocol_kind
-            open_now[kind] = open_now.get(kind, 0) + path.connections
-        if path.connections_opened:
-            per_path_opened[name] = path.connections_opened
-    yield _family("connection_count", "gauge", {**open_now, **per_path_open}, cap, other)
-    yield _family("total_connection_count", "counter", {**opened, **per_path_opened}, cap,
-                  other)  # fmt: skip
-    yield _family("total_connections_denied", "counter", {"esmtp_listener": smtp.denied}, cap,
-                  other)  # fmt: skip
-    yield _family("smtp_server_rejections", "counter", smtp.rejections, cap, other)
+    for some in chunks(paths):  # 100,000 paths: a step between chunks
+        for path in some:
+            name = service(path)
+            if path.connections:
+                per_path_open[name] = path.connections
+                kind = path.key.protocol_kind
+                open_now[kind] = open_now.get(kind, 0) + path.connections
+            if path.connections_opened:
+                per_path_opened[name] = path.connections_opened
+        yield None
+    yield from _family("connection_count", "gauge", {**open_now, **per_path_open}, cap, other)
+    yield from _family("total_connection_count", "counter", {**opened, **per_path_opened}, cap,
+                       other)  # fmt: skip
+    yield from _family("total_connections_denied", "counter", {"esmtp_listener": smtp.denied},
+                       cap, other)  # fmt: skip
+    yield from _family("smtp_server_rejections", "counter", smtp.rejections, cap, other)
 
 
-def _family(name: str, kind: str, values: Mapping[str, int], cap: int, other: str) -> Metric:
-    return capped_family(name, HELP[name], kind, ("service",), values, cap, other)
+def _family(name: str, kind: str, values: Mapping[str, int], cap: int, other: str) -> Families:
+    return capped_series(name, HELP[name], kind, ("service",), values, cap, other)

@@ -34,21 +34,22 @@ from kumocore.admin.merge import (
     merge_first_success,
     merge_inspect,
     merge_local,
-    merge_metrics_json,
-    merge_metrics_text,
     merge_rule_lists,
     merge_rules_created,
     merge_sched_q,
     merge_status,
     merge_summary,
 )
+from kumocore.admin.merge_metrics import merge_metrics_json_steps, merge_metrics_text_steps
 from kumocore.admin.peers import ANSWERED_HEADER, RULE_ID_HEADER, NodePeers, PeerAnswer, answered
 from kumocore.admin.ready_q_states import merge_states
 from kumocore.admin.spool_compact import merge_compactions
+from kumocore.node.stepwise import Steps, run_stepwise
 from kumocore.xfer.admin import merge_cancel
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Merge = Callable[[web.Response, list[PeerAnswer]], web.Response]
+StepwiseMerge = Callable[[web.Response, list[PeerAnswer]], Steps[web.Response]]
 
 #: (method, path) of the admin requests answered for the whole node, and how.
 FANNED_OUT: dict[tuple[str, str], Merge] = {
@@ -62,8 +63,6 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
     ("GET", "/api/admin/inspect-message/v1"): merge_inspect,
     ("POST", "/api/admin/rebind/v1"): merge_counts,
     ("GET", "/api/admin/inspect-sched-q/v1"): merge_sched_q,
-    ("GET", "/metrics"): merge_metrics_text,
-    ("GET", "/metrics.json"): merge_metrics_json,
     ("GET", "/api/admin/status/v1"): merge_status,
     ("POST", "/api/admin/suspend-ready-q/v1"): merge_rules_created,
     ("GET", "/api/admin/suspend-ready-q/v1"): merge_rule_lists,
@@ -79,6 +78,13 @@ FANNED_OUT: dict[tuple[str, str], Merge] = {
 }
 
 
+#: Requests answered for the whole node whose merge is long work (a megabyte of text per
+#: worker): run a slice at a time, so the loop keeps serving SMTP clients.
+STEPWISE: dict[tuple[str, str], StepwiseMerge] = {
+    ("GET", "/metrics"): merge_metrics_text_steps,
+    ("GET", "/metrics.json"): merge_metrics_json_steps,
+}
+
 #: POSTs whose target lives in one worker: its 404 means "not here", so the others are asked.
 SEARCHED_PATHS = ("/api/admin/abort-ready-q-conn/v1", "/api/admin/xfer/cancel/v1")
 
@@ -86,13 +92,21 @@ SEARCHED_PATHS = ("/api/admin/abort-ready-q-conn/v1", "/api/admin/xfer/cancel/v1
 RULE_PATHS = ("/api/admin/bounce/v1", "/api/admin/suspend/v1", "/api/admin/suspend-ready-q/v1")
 
 
+async def _merged(key: tuple[str, str], local: web.Response,
+                  answers: list[PeerAnswer]) -> web.Response:  # fmt: skip
+    stepwise = STEPWISE.get(key)
+    if stepwise is not None:
+        return await run_stepwise(stepwise(local, answers))
+    return FANNED_OUT[key](local, answers)
+
+
 def make_fanout_middleware(peers: NodePeers) -> Any:
     """The middleware described in the module docstring, for this worker's ``peers``."""
 
     @web.middleware
     async def fanout(request: web.Request, handler: Handler) -> web.StreamResponse:
-        merge = FANNED_OUT.get((request.method, request.path))
-        if merge is None:
+        key = (request.method, request.path)
+        if key not in FANNED_OUT and key not in STEPWISE:
             return await handler(request)
         body = await request.read()  # cached by aiohttp: the local handler reads it again
         local = await handler(request)
@@ -105,7 +119,7 @@ def make_fanout_middleware(peers: NodePeers) -> Any:
         if request.method == "POST" and request.path in RULE_PATHS:
             headers[RULE_ID_HEADER] = json.loads(local.body)["id"]  # type: ignore[arg-type]
         answers = await peers.ask_others(request.method, request.path_qs, body, headers)
-        merged = merge(local, answers)
+        merged = await _merged(key, local, answers)
         merged.headers[ANSWERED_HEADER] = answered(local.status < 500, answers)
         return merged
 

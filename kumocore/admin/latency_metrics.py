@@ -32,13 +32,11 @@ which KumoMTA does not time either.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.metrics_core import Metric
-
 from kumocore.admin.log_submit_metrics import log_submit_metrics
-from kumocore.node.latency import USER_LATENCY, Histogram, histogram_family
+from kumocore.admin.series_cap import Families
+from kumocore.node.latency import USER_LATENCY, Histogram, histogram_family, histogram_series
 from kumocore.node.redis_latency import redis_latency_family
 from kumocore.policy.hookcall import event_name
 
@@ -67,7 +65,9 @@ _HELP = {
     "message_data_load_latency": "Seconds to read a message's body back from the spool.",
     "bounce_classify_latency": "Seconds to classify a response into a bounce class.",
 }
-def latency_metrics(services: Services, cap: int, other: str) -> Iterator[Metric]:
+
+
+def latency_metrics(services: Services, cap: int, other: str) -> Families:
     """Every latency histogram of the node (labelled ones capped at ``cap`` series)."""
     smtp = services.metrics.smtp_server
     single: dict[str, Histogram] = {
@@ -84,14 +84,17 @@ def latency_metrics(services: Services, cap: int, other: str) -> Iterator[Metric
     for name, histogram in single.items():
         yield histogram_family(name, _HELP[name], histogram)
     deliveries = services.queues.outcomes.deliver_latency.series
-    yield histogram_family("deliver_message_latency_rollup",
-                           _HELP["deliver_message_latency_rollup"], label="service",
-                           series=deliveries, limit=cap, other=other)  # fmt: skip
+    yield from histogram_series("deliver_message_latency_rollup",
+                                _HELP["deliver_message_latency_rollup"], label="service",
+                                series=deliveries, limit=cap, other=other)  # fmt: skip
     timings = services.hooks.caller.timings
     events = {event_name(hook): t.latency for hook, t in timings.items() if t.latency.count}
-    yield histogram_family("lua_event_latency", _HELP["lua_event_latency"], label="event",
-                           series=events, limit=cap, other=other)  # fmt: skip
-    yield histogram_family("user_lua_latency", _HELP["user_lua_latency"], label="label",
-                           series=USER_LATENCY.series, limit=cap, other=other)  # fmt: skip
+    yield from histogram_series("lua_event_latency", _HELP["lua_event_latency"],
+                                label="event", series=events, limit=cap,
+                                other=other)  # fmt: skip
+    # Up to 10,000 labels (LabelledHistograms' bound), ranked in steps.
+    yield from histogram_series("user_lua_latency", _HELP["user_lua_latency"],
+                                label="label", series=USER_LATENCY.series, limit=cap,
+                                other=other)  # fmt: skip
     yield redis_latency_family()
     yield from log_submit_metrics(services.logs, cap, other)

@@ -19,13 +19,10 @@ is that lane's ``log_submit_full``, under the name KumoMTA gives it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.metrics_core import Metric
-
-from kumocore.admin.series_cap import capped_family
-from kumocore.node.latency import histogram_family
+from kumocore.admin.series_cap import Families, capped_series
+from kumocore.node.latency import histogram_series
 
 if TYPE_CHECKING:
     from kumocore.logs.dispatch import LogDispatcher
@@ -42,12 +39,13 @@ _HELP = {
 }
 
 
-def log_submit_metrics(logs: LogDispatcher, cap: int, other: str) -> Iterator[Metric]:
+def log_submit_metrics(logs: LogDispatcher, cap: int, other: str) -> Families:
     """The three families, each capped at ``cap`` series."""
     from kumocore.loghooks.sink import LogHookSink
 
-    yield histogram_family("log_submit_latency", _HELP["log_submit_latency"], label="logger",
-                           series=logs.submit_latency.series, limit=cap, other=other)
+    yield from histogram_series("log_submit_latency", _HELP["log_submit_latency"],
+                                label="logger", series=logs.submit_latency.series,
+                                limit=cap, other=other)  # fmt: skip
     full: dict[str, int] = {}
     hooks: dict[str, int] = {}
     for lane in logs.lanes:
@@ -57,4 +55,5 @@ def log_submit_metrics(logs: LogDispatcher, cap: int, other: str) -> Iterator[Me
         if isinstance(sink, LogHookSink):
             hooks[sink.config.name] = lane.full
     for name, values in (("log_submit_full", full), ("log_hook_backlog_count", hooks)):
-        yield capped_family(name, _HELP[name], "counter", ("logger",), values, cap, other)
+        yield from capped_series(name, _HELP[name], "counter", ("logger",), values, cap,
+                                 other)  # fmt: skip

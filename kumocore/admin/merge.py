@@ -1,8 +1,9 @@
 """How the answers of a node's workers combine into one (see :mod:`kumocore.admin.fanout`).
 
 Each function takes this worker's own response and the other workers' answers and
-returns the node's response. Answers that are not 200 (a worker that was unreachable,
-or that does not hold the message asked about) are left out of sums.
+returns the node's response (the metrics merges are in :mod:`kumocore.admin.merge_metrics`).
+Answers that are not 200 (a worker that was unreachable, or that does not hold the message
+asked about) are left out of sums.
 """
 
 from __future__ import annotations
@@ -11,26 +12,45 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
-from kumocore.admin.metrics import CONTENT_TYPE, go_float
+from kumocore.admin.api_support import json_answer
+from kumocore.admin.merge_metrics import (
+    combine,
+    merge_metrics_json,
+    merge_metrics_text,
+    ok_bodies,
+)
 from kumocore.admin.peers import PeerAnswer
 
-#: Samples combined by min/max instead of summed (the rest are counts: summed).
-_MIN_SAMPLES = {"process_start_time_seconds"}
-#: (An auto-suspended source reads 1 however many workers suspended it; every worker
-#: measures the same machine's CPU usage, so the system_cpu_usage_* gauges are not added.)
-_MAX_SAMPLES = {"kumocore_build_info", "process_max_fds", "egress_source_health_suspended",
-                "system_cpu_usage_sum", "system_cpu_usage_normalized"}
-
-
-def _bodies(local: web.Response, answers: list[PeerAnswer]) -> list[bytes]:
-    own = [local.body] if local.status == 200 and isinstance(local.body, bytes) else []
-    return own + [a.body for a in answers if a.status == 200]
+__all__ = [
+    "merge_counts",
+    "merge_first_success",
+    "merge_inspect",
+    "merge_local",
+    "merge_metrics_json",
+    "merge_metrics_text",
+    "merge_rule_lists",
+    "merge_rules",
+    "merge_rules_created",
+    "merge_sched_q",
+    "merge_status",
+    "merge_statuses",
+    "merge_summaries",
+    "merge_summary",
+]
 
 
 def _json_bodies(local: web.Response, answers: list[PeerAnswer]) -> list[Any]:
-    return [json.loads(body) for body in _bodies(local, answers)]
+    return [_loads(body) for body in ok_bodies(local, answers)]
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)  # several times json's speed on megabyte answers
+    except ValueError:  # NaN, which json writes for a float meta value and orjson refuses
+        return json.loads(body)
 
 
 def _merge_entries(groups: Iterable[list[dict[str, Any]]], key: str,
@@ -48,7 +68,15 @@ def _merge_entries(groups: Iterable[list[dict[str, Any]]], key: str,
 
 
 def merge_summary(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    summaries = _json_bodies(local, answers)
+    # orjson: a summary of 10,000 queues per worker is megabytes to read and write.
+    return json_answer(merge_summaries(_json_bodies(local, answers)))
+
+
+def merge_summaries(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Workers' queue summaries as one: a queue of the same name on several workers is
+    one, its counts summed, as old as its oldest message anywhere. Each worker lists its
+    busiest queues only (kumocore.admin.summary.MAX_LISTED); when one left some out, so
+    does the node's answer, at the same length."""
     scheduled = _merge_entries((s["scheduled"] for s in summaries), "name", ("count",))
     by_name = {entry["name"]: entry for entry in scheduled}
     for summary in summaries:  # a queue's oldest message is the oldest on any worker
@@ -67,8 +95,16 @@ def merge_summary(local: web.Response, answers: list[PeerAnswer]) -> web.Respons
     for summary in summaries:
         for name, value in summary["totals"].items():
             totals[name] = totals.get(name, 0) + value
-    totals["scheduled_queues"], totals["ready_queues"] = len(scheduled), len(ready)
-    return web.json_response({"scheduled": scheduled, "ready": ready, "totals": totals})
+    for kind, entries in (("scheduled", scheduled), ("ready", ready)):
+        key = f"{kind}_queues"
+        listed = [(len(s[kind]), s["totals"].get(key, 0)) for s in summaries]
+        shortened = [shown for shown, total in listed if shown < total]
+        if shortened:  # a count of the queues behind the lists is all there is
+            del entries[max(shortened):]
+            totals[key] = max(len(entries), *(total for _, total in listed))
+        else:
+            totals[key] = len(entries)
+    return {"scheduled": scheduled, "ready": ready, "totals": totals}
 
 
 def merge_rule_lists(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
@@ -154,73 +190,9 @@ def merge_inspect(local: web.Response, answers: list[PeerAnswer]) -> web.Respons
     return merge_first_success(local, answers)  # the one worker that has the message answers
 
 
-def merge_metrics_json(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    merged: dict[str, Any] = {}
-    for metrics in _json_bodies(local, answers):
-        for name, entry in metrics.items():
-            seen = merged.get(name)
-            if seen is None:
-                merged[name] = entry
-            else:
-                seen["value"] = _combine(name, seen["value"], entry["value"])
-    return web.json_response(merged)
-
-
-def _combine(name: str, first: Any, second: Any) -> Any:
-    if isinstance(first, dict) and isinstance(second, dict):
-        out = dict(first)
-        for key, value in second.items():
-            out[key] = _combine(name, out[key], value) if key in out else value
-        return out
-    if isinstance(first, int | float) and isinstance(second, int | float):
-        if name in _MIN_SAMPLES:
-            return min(first, second)
-        if name in _MAX_SAMPLES:
-            return max(first, second)
-        return first + second
-    return first
-
-
-def merge_metrics_text(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
-    """Sum the workers' Prometheus text, sample by sample (name and label text).
-
-    Every worker renders the same families in the same format (kumocore.admin.metrics), so the
-    text is merged as text: HELP/TYPE lines once per family, each sample's value combined.
-    Label text is kept verbatim (already escaped), which also keeps the names exact —
-    prometheus_client's parser would rename counter samples.
-    """
-    headers: dict[str, list[str]] = {}  # family -> its HELP/TYPE lines
-    samples: dict[str, dict[str, float]] = {}  # family -> "name{labels}" -> value
-    for body in _bodies(local, answers):
-        family = ""
-        for line in body.decode("utf-8").splitlines():
-            if line.startswith("# "):
-                parts = line.split(" ", 3)
-                family = parts[2] if len(parts) > 2 else family
-                lines = headers.setdefault(family, [])
-                if line not in lines:
-                    lines.append(line)
-                continue
-            series, _, value = line.rpartition(" ")
-            if not series:
-                continue
-            values = samples.setdefault(family, {})
-            name = series.partition("{")[0]
-            number = float(value)
-            values[series] = _combine(name, values[series], number) if series in values \
-                else number  # fmt: skip
-    out: list[str] = []
-    for family, lines in headers.items():
-        out += [line + "\n" for line in lines]
-        out += [f"{series} {go_float(value)}\n"
-                for series, value in samples.get(family, {}).items()]  # fmt: skip
-    return web.Response(body="".join(out).encode("utf-8"),
-                        headers={"Content-Type": CONTENT_TYPE})  # fmt: skip
-
-
 def merge_status(local: web.Response, answers: list[PeerAnswer]) -> web.Response:
     """The status page's data (:mod:`kumocore.status.data`) for the whole node."""
-    return web.json_response(merge_statuses(_json_bodies(local, answers)))
+    return json_answer(merge_statuses(_json_bodies(local, answers)))
 
 
 def merge_statuses(statuses: list[dict[str, Any]]) -> dict[str, Any]:
@@ -233,12 +205,12 @@ def merge_statuses(statuses: list[dict[str, Any]]) -> dict[str, Any]:
     merged["workers"] = sum(s.get("workers", 1) for s in statuses)
     counters: dict[str, Any] = {}
     for status in statuses:
-        counters = _combine("counters", counters, status["counters"]) if counters \
+        counters = combine("counters", counters, status["counters"]) if counters \
             else dict(status["counters"])  # fmt: skip
     merged["counters"] = counters
     queues = [s["queues"] for s in statuses if s.get("queues") is not None]
     if queues:
-        merged["queues"] = _merged_summary(queues)
+        merged["queues"] = merge_summaries(queues)
         _keep_scheduled_facts(merged["queues"]["scheduled"], queues)
     for kind in ("suspensions", "bounces"):
         merged[kind] = _merge_entries((s[kind] for s in statuses), "id", ("total_bounced",))
@@ -253,24 +225,20 @@ def merge_statuses(statuses: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """The queue summaries merged exactly as ``merge_summary`` merges them."""
-    local = web.json_response(summaries[0])
-    answers = [PeerAnswer(k, 200, json.dumps(s).encode()) for k, s in enumerate(summaries[1:])]
-    return json.loads(merge_summary(local, answers).body)  # type: ignore[arg-type, no-any-return]
-
-
 def _keep_scheduled_facts(entries: list[dict[str, Any]], queues: list[dict[str, Any]]) -> None:
     """A queue is as old as its oldest message on any worker, suspended if on any."""
+    ages: dict[str, list[Any]] = {}
+    until: dict[str, list[Any]] = {}
+    for summary in queues:  # once over every worker's entries (not once per queue)
+        for other in summary["scheduled"]:
+            ages.setdefault(other["name"], []).append(other.get("oldest_age"))
+            until.setdefault(other["name"], []).append(other.get("suspended_until"))
     for entry in entries:
-        ages, until = [], []
-        for summary in queues:
-            for other in summary["scheduled"]:
-                if other["name"] == entry["name"]:
-                    ages.append(other.get("oldest_age"))
-                    until.append(other.get("suspended_until"))
-        entry["oldest_age"] = max((a for a in ages if a is not None), default=None)
-        entry["suspended_until"] = max((u for u in until if u is not None), default=None)
+        name = entry["name"]
+        entry["oldest_age"] = max((a for a in ages.get(name, ()) if a is not None),
+                                  default=None)  # fmt: skip
+        entry["suspended_until"] = max((u for u in until.get(name, ()) if u is not None),
+                                       default=None)  # fmt: skip
 
 
 def _merged_recent(recents: list[dict[str, Any]]) -> dict[str, Any]:

@@ -98,7 +98,8 @@ _SUSPEND_ENTRY = {
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    text = {400: "bad request body or query", 404: "unknown id", 503: "the queues are not started"}
+    text = {400: "bad request body or query", 404: "unknown id", 503: "the queues are not started",
+            429: "past the bounds on active rules (kumocore addition)"}
     return {str(s): json_response(_ERROR, text[s]) for s in statuses}
 
 
@@ -112,7 +113,7 @@ def _rule_path(kind: str, created: dict[str, Any], entry: dict[str, Any]) -> dic
                 "required": True,
                 "content": {"application/json": {"schema": _RULE_REQUEST}},
             },
-            "responses": {"200": json_response(created), **_errors(400, 503)},
+            "responses": {"200": json_response(created), **_errors(400, 429, 503)},
         },
         "get": {
             "tags": tag,
@@ -181,8 +182,14 @@ def admin_openapi_paths() -> dict[str, Any]:
         "/api/admin/queue-summary/v1": {
             "get": {
                 "tags": ["admin"],
-                "summary": "Scheduled and ready queues with their sizes",
-                "responses": {"200": json_response(_SUMMARY), **_errors(503)},
+                "summary": "Scheduled and ready queues with their sizes (the busiest `limit` "
+                           "of each kind; totals over all)",
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": False,
+                     "description": "queues of each kind listed (past 10,000: 10,000)",
+                     "schema": {"type": "integer", "minimum": 0, "default": 1000}},
+                ],
+                "responses": {"200": json_response(_SUMMARY), **_errors(400, 503)},
             }
         },
         "/api/admin/status/v1": {

@@ -20,12 +20,10 @@ they took KumoMTA's label), beside ``total_messages_expired`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client.metrics_core import Metric
-
-from kumocore.admin.series_cap import capped_family, single_family
+from kumocore.admin.series_cap import Families, capped_series, chunks, single_family
 from kumocore.queue.provider_counts import ProviderCounts
 from kumocore.queue.watchdog import service
 
@@ -55,14 +53,18 @@ _TOTALS = (
 
 
 def outcome_metrics(counts: ProviderCounts, totals: Mapping[str, int], paths: Iterable[Any],
-                    cap: int, other: str) -> Iterator[Metric]:  # fmt: skip
+                    cap: int, other: str) -> Families:  # fmt: skip
     """``paths``: the node's egress paths now (a path's own series goes with it)."""
-    live = {service(path) for path in paths}
+    live: set[str] = set()
+    for some in chunks(paths):  # 100,000 paths: a step between chunks
+        live.update(map(service, some))
+        yield None
     for outcome, documentation in _BY_SERVICE.items():
         values: dict[str, int] = dict(counts.by_protocol[outcome])  # first: never folded
         values.update((name, count) for name, count in counts.by_path[outcome].items()
                       if name in live)  # fmt: skip
         name = f"total_messages_{outcome}"
-        yield capped_family(name, documentation, "counter", ("service",), values, cap, other)
+        yield from capped_series(name, documentation, "counter", ("service",), values, cap,
+                                 other)  # fmt: skip
     for key, name, documentation in _TOTALS:
         yield single_family(name, documentation, "counter", totals.get(key, 0))

@@ -18,12 +18,10 @@ here does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.metrics_core import Metric
-
-from kumocore.admin.series_cap import capped_family
+from kumocore.admin.series_cap import Families, capped_series, chunks
 from kumocore.queue.provider_counts import ProviderCounts, provider_of
 from kumocore.queue.queue_providers import QueuedByProvider
 
@@ -50,36 +48,39 @@ HELP = {
 def provider_metrics(
     counts: ProviderCounts, scheduled: QueuedByProvider, paths: Iterable[Any], cap: int,
     other: str,
-) -> Iterator[Metric]:
+) -> Families:
     """The ten families; ``paths`` are the node's egress paths (``connections``,
     ``len()``, ``pool``, ``config.provider_name``, ``key``)."""
     for outcome in _OUTCOME_HELP:
         name = f"total_messages_{outcome}_by_provider"
-        yield capped_family(name, HELP[name], "counter", ("provider",),
-                            counts.by_provider[outcome], cap, other)  # fmt: skip
+        yield from capped_series(name, HELP[name], "counter", ("provider",),
+                                 counts.by_provider[outcome], cap, other)  # fmt: skip
         name += "_and_source"
-        yield capped_family(name, HELP[name], "counter", ("provider", "source", "pool"),
-                            counts.by_provider_and_source[outcome], cap, other)  # fmt: skip
+        yield from capped_series(name, HELP[name], "counter", ("provider", "source", "pool"),
+                                 counts.by_provider_and_source[outcome], cap,
+                                 other)  # fmt: skip
     connections: dict[str, int] = {}
     connections_by_pool: dict[tuple[str, str], int] = {}
     queued = dict(scheduled.by_provider)
     queued_by_pool = dict(scheduled.by_provider_and_pool)
-    for path in paths:
-        ready, open_now = len(path), path.connections
-        if not (ready or open_now):
-            continue
-        provider = provider_of(path)
-        key = (provider, path.pool or "unspecified")
-        if open_now:
-            connections[provider] = connections.get(provider, 0) + open_now
-            connections_by_pool[key] = connections_by_pool.get(key, 0) + open_now
-        if ready:
-            queued[provider] = queued.get(provider, 0) + ready
-            queued_by_pool[key] = queued_by_pool.get(key, 0) + ready
+    for some in chunks(paths):  # 100,000 paths: a step between chunks
+        for path in some:
+            ready, open_now = len(path), path.connections
+            if not (ready or open_now):
+                continue
+            provider = provider_of(path)
+            key = (provider, path.pool or "unspecified")
+            if open_now:
+                connections[provider] = connections.get(provider, 0) + open_now
+                connections_by_pool[key] = connections_by_pool.get(key, 0) + open_now
+            if ready:
+                queued[provider] = queued.get(provider, 0) + ready
+                queued_by_pool[key] = queued_by_pool.get(key, 0) + ready
+        yield None
     for name, values in (("connection_count_by_provider", connections),
                          ("queued_count_by_provider", queued)):  # fmt: skip
-        yield capped_family(name, HELP[name], "gauge", ("provider",), values, cap, other)
+        yield from capped_series(name, HELP[name], "gauge", ("provider",), values, cap, other)
     for name, by_pool in (("connection_count_by_provider_and_pool", connections_by_pool),
                           ("queued_count_by_provider_and_pool", queued_by_pool)):  # fmt: skip
-        yield capped_family(name, HELP[name], "gauge", ("provider", "pool"), by_pool, cap,
-                            other)  # fmt: skip
+        yield from capped_series(name, HELP[name], "gauge", ("provider", "pool"), by_pool,
+                                 cap, other)  # fmt: skip

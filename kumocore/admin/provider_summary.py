@@ -123,7 +123,11 @@ def _run(args: argparse.Namespace) -> int:
     rows = provider_rows(run(args, "GET", "/metrics.json"), by_pool=args.by_pool)
     domains = None
     if args.show_domains:
-        domains = site_domains(run(args, "GET", "/api/admin/queue-summary/v1"))
+        from kumocore.admin.summary import MAX_LISTED
+
+        # The most queues the summary lists: the domains of the busiest ones.
+        summary = run(args, "GET", f"/api/admin/queue-summary/v1?limit={MAX_LISTED}")
+        domains = site_domains(summary)
     print(format_provider_summary(rows, by_pool=args.by_pool, limit=args.limit,
                                   domains=domains))  # fmt: skip
     return 0

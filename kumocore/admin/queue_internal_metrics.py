@@ -25,12 +25,12 @@ at scrape time from counts kept where things happen:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client.metrics_core import Metric
 
-from kumocore.admin.series_cap import capped_family, single_family
+from kumocore.admin.series_cap import Families, capped_series, chunks, single_family
 from kumocore.policy.hookcall import event_name
 from kumocore.queue.watchdog import service
 
@@ -59,13 +59,15 @@ HELP = {
 }
 
 
-def queue_internal_metrics(manager: QueueManager, cap: int, other: str) -> Iterator[Metric]:
+def queue_internal_metrics(manager: QueueManager, cap: int, other: str) -> Families:
     """The queue-internals and connection-failure families of one node's queues."""
-    full = {service(path): path.ready_full for path in manager.paths.values()
-            if path.ready_full}  # fmt: skip
-    yield _family("ready_full", "service", full, cap, other)
-    yield _family("delayed_due_to_ready_queue_full", "queue",
-                  manager.delay_counts.by_ready_full, cap, other)  # fmt: skip
+    full: dict[str, int] = {}
+    for some in chunks(manager.paths.values()):  # 100,000 paths: a step between chunks
+        full.update((service(path), path.ready_full) for path in some if path.ready_full)
+        yield None
+    yield from _family("ready_full", "service", full, cap, other)
+    yield from _family("delayed_due_to_ready_queue_full", "queue",
+                       manager.delay_counts.by_ready_full, cap, other)  # fmt: skip
     counts = manager.egress.counts
     yield _single("total_readyq_runs", "counter", counts.readyq_runs)
     yield _single("total_qmaint_runs", "counter", manager.scheduler.runs)
@@ -74,15 +76,15 @@ def queue_internal_metrics(manager: QueueManager, cap: int, other: str) -> Itera
     yield _single("proxy_connection_failures", "counter", counts.proxy_connection_failures)
 
 
-def event_metrics(timings: Mapping[str, HookTiming], cap: int, other: str) -> Iterator[Metric]:
+def event_metrics(timings: Mapping[str, HookTiming], cap: int, other: str) -> Families:
     """``lua_event_started``, by KumoMTA's event name (the hook's without ``kumo_``)."""
     started = {event_name(hook): t.started for hook, t in timings.items() if t.started}
-    yield _family("lua_event_started", "event", started, cap, other)
+    yield from _family("lua_event_started", "event", started, cap, other)
 
 
 def _single(name: str, kind: str, value: float) -> Metric:
     return single_family(name, HELP[name], kind, value)
 
 
-def _family(name: str, label: str, values: Mapping[str, int], cap: int, other: str) -> Metric:
-    return capped_family(name, HELP[name], "counter", (label,), values, cap, other)
+def _family(name: str, label: str, values: Mapping[str, int], cap: int, other: str) -> Families:
+    return capped_series(name, HELP[name], "counter", (label,), values, cap, other)

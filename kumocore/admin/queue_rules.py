@@ -18,8 +18,27 @@ if TYPE_CHECKING:
     from kumocore.policy.policy_host import PolicyHost
     from kumocore.queue.admin import QueueRule
 
-__all__ = ["add_bounce", "add_suspension", "cancel_bounce", "cancel_suspension",
-           "suspension_entry"]  # fmt: skip
+__all__ = ["MAX_RULES", "MAX_RULE_NAMES", "add_bounce", "add_suspension", "cancel_bounce",
+           "cancel_suspension", "room_for", "suspension_entry"]  # fmt: skip
+
+#: Active rules of one kind (bounces, suspensions) the admin API adds at most: each is
+#: checked for every message queued (bounces) or routed (suspensions).
+MAX_RULES = 10_000
+#: ``queue_names`` the active rules of one kind hold at most: a 2 MiB request names
+#: 95,000 queues, 12 MB of memory for as long as the rule lasts (up to years).
+MAX_RULE_NAMES = 1_000_000
+
+
+def room_for(active: list[QueueRule], rule: QueueRule, kind: str) -> str | None:
+    """Why ``rule`` may not join the ``active`` rules of its kind, or None."""
+    if len(active) >= MAX_RULES:
+        return f"too many active {kind} rules ({MAX_RULES}): cancel some or wait for them to end"
+    names = sum(len(other.queue_names) for other in active) + len(rule.queue_names)
+    if names > MAX_RULE_NAMES:
+        return (f"the active {kind} rules would name {names} queues, more than "
+                f"{MAX_RULE_NAMES}: cancel some, or match the queues by domain, tenant or "
+                "campaign")
+    return None
 
 
 def suspension_entry(rule: QueueRule) -> dict[str, Any]:
@@ -31,7 +50,9 @@ def suspension_entry(rule: QueueRule) -> dict[str, Any]:
 async def add_bounce(runtime: PolicyHost, services: Services, rule: QueueRule) -> None:
     """Bounce what ``rule`` matches here (queued now, and queued while it lasts), and on
     every node sharing the automation store."""
-    services.queues.apply_bounce_rule(rule)
+    from kumocore.node.stepwise import run_stepwise
+
+    await run_stepwise(services.queues.bounce_rule_steps(rule))  # other clients go on
     await share_rule(runtime.tsa, runtime.hostname, "AdminBounce", rule)
 
 

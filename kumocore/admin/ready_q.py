@@ -40,9 +40,13 @@ from kumocore.queue.ready_suspend import parse_ready_suspension
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
 
-__all__ = ["BUMP_PATH", "SUSPEND_READY_Q_PATH", "ReadyQueueApi", "add_ready_q_routes"]
+__all__ = ["BUMP_PATH", "MAX_READY_HOLDS", "SUSPEND_READY_Q_PATH", "ReadyQueueApi",
+           "add_ready_q_routes"]
 
 SUSPEND_READY_Q_PATH = f"{ADMIN_PREFIX}/suspend-ready-q/v1"
+#: Ready queues the admin API holds at most at once (a new name past it is a 429): each
+#: new one gives every open path its hold anew, and each lasts until it ends.
+MAX_READY_HOLDS = 10_000
 BUMP_PATH = f"{ADMIN_PREFIX}/bump-config-epoch"
 
 
@@ -55,6 +59,10 @@ class ReadyQueueApi:
     @json_errors
     async def suspend_create(self, request: web.Request) -> web.StreamResponse:
         suspension = parse_ready_suspension(await json_object(request))
+        holds = manager_of(self.runtime).egress.ready_holds
+        if holds.get(suspension.name) is None and len(holds.list()) >= MAX_READY_HOLDS:
+            raise ApiError(429, f"too many suspended ready queues ({MAX_READY_HOLDS}): cancel "
+                           "some or wait for them to end")  # fmt: skip
         suspension.id = peer_rule_id(request) or suspension.id  # one id across the node
         await add_ready_suspension(self.runtime, services_of(self.runtime), suspension)
         return web.json_response({"id": suspension.id})

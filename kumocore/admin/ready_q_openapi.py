@@ -152,6 +152,8 @@ def ready_q_openapi_paths() -> dict[str, Any]:
             "post": {"tags": tags, "summary": "Suspend delivery on one ready queue",
                      "requestBody": json_body(_REQUEST),
                      "responses": {"200": json_response(_ID_BODY), "400": _BAD,
+                                   "429": json_response(ERROR, "too many suspended ready "
+                                                        "queues (kumocore addition)"),
                                    "503": _NOT_STARTED}},
             "get": {"tags": tags, "summary": "List active ready-queue suspensions",
                     "responses": {"200": json_response({"type": "array", "items": _ENTRY}),

@@ -5,6 +5,9 @@ restricts these paths to trusted hosts; nothing here authenticates. Errors are J
 ``{"error": "..."}``: 400 for a bad request body or query, 404 for an unknown id, 503 while
 the queues are not started.
 
+kumocore bounds what one caller can make it hold: 429 once the active bounce (or
+suspension) rules number ``queue_rules.MAX_RULES`` or name ``MAX_RULE_NAMES`` queues.
+
 One deliberate difference from KumoMTA: ``POST /api/admin/bounce/v1`` bounces matching
 queued messages before it answers, so its ``bounced``/``total_bounced`` are real counts
 (KumoMTA answers first and always reports 0, kumomta#191).
@@ -19,38 +22,47 @@ from aiohttp import web
 from kumocore.admin.api_support import (
     ADMIN_PREFIX,
     ApiError,
+    json_answer,
     json_errors,
     json_object,
+    query_limit,
+    refuse_unknown_query,
     rule_id_of,
     services_of,
 )
-from kumocore.admin.metrics import (
-    CONTENT_TYPE,
-    reception_counter,
-    registry_for,
-    render_json,
-    render_text,
-)
+from kumocore.admin.metrics import CONTENT_TYPE, reception_counter
 from kumocore.admin.peers import peer_rule_id
 from kumocore.admin.queue_rules import (
     add_bounce,
     add_suspension,
     cancel_bounce,
     cancel_suspension,
+    room_for,
     suspension_entry,
 )
-from kumocore.admin.summary import inspect_message, queue_summary
-from kumocore.digits import decimal
+from kumocore.admin.summary import (
+    MAX_LISTED,
+    inspect_message,
+    queue_summary,
+    queue_summary_steps,
+)
+from kumocore.node.stepwise import run_stepwise
 from kumocore.queue.admin import parse_rule
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
     from kumocore.node.services import Services
+    from kumocore.queue.admin import QueueRule
     from kumocore.queue.manager import QueueManager
 
-__all__ = ["ADMIN_PREFIX", "STATUS_PATH", "AdminApi", "add_admin_routes", "status_of"]
+__all__ = ["ADMIN_PREFIX", "STATUS_PATH", "AdminApi", "add_admin_routes", "status_of",
+           "status_stepwise"]
 
 STATUS_PATH = f"{ADMIN_PREFIX}/status/v1"
+#: Queues of each kind the queue summary lists unless ``?limit=`` asks for more (up to
+#: ``summary.MAX_LISTED``), and those the status page lists.
+DEFAULT_LISTED = 1_000
+STATUS_LISTED = 500
 
 def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
@@ -60,7 +72,12 @@ class AdminApi:
     """The handlers, bound to one runtime."""
 
     def __init__(self, runtime: Runtime) -> None:
+        from kumocore.admin.scrape import Coalesced, scrape_json, scrape_text
+
         self.runtime = runtime
+        # Scrapes arriving together share one computation (kumocore.admin.scrape).
+        self._text = Coalesced(lambda: scrape_text(self._services()))
+        self._json = Coalesced(lambda: scrape_json(self._services()))
 
     def _services(self) -> Services:
         return services_of(self.runtime)
@@ -72,6 +89,7 @@ class AdminApi:
     @json_errors
     async def bounce_create(self, request: web.Request) -> web.StreamResponse:
         rule = parse_rule(await json_object(request))
+        _refuse_past_bounds(self._manager().admin.list_bounces(), rule, "bounce")
         rule.id = peer_rule_id(request) or rule.id
         await add_bounce(self.runtime, self._services(), rule)
         return web.json_response(
@@ -94,6 +112,7 @@ class AdminApi:
     @json_errors
     async def suspend_create(self, request: web.Request) -> web.StreamResponse:
         rule = parse_rule(await json_object(request))
+        _refuse_past_bounds(self._manager().admin.list_suspensions(), rule, "suspension")
         rule.id = peer_rule_id(request) or rule.id
         await add_suspension(self.runtime, self._services(), rule)
         return web.json_response({"id": rule.id})
@@ -138,44 +157,69 @@ class AdminApi:
 
     @json_errors
     async def inspect_sched_q(self, request: web.Request) -> web.StreamResponse:
-        from kumocore.queue.rebind import queue_messages
+        from kumocore.admin.sched_q import MAX_MESSAGES, sched_q_steps
 
         name = request.query.get("queue_name", "")
         if not name:
             raise ApiError(400, "query parameter 'queue_name' is required")
-        raw_limit = request.query.get("limit")
-        limit = decimal(raw_limit) if raw_limit is not None else None
-        if raw_limit is not None and limit is None:
-            raise ApiError(400, "query parameter 'limit' must be a whole number")
+        limit = query_limit(request, MAX_MESSAGES, MAX_MESSAGES)
         want_body = request.query.get("want_body", "false").lower()
         if want_body not in ("true", "false"):
             raise ApiError(400, "query parameter 'want_body' must be true or false")
-        return web.json_response(queue_messages(
-            self._manager(), name, limit=limit, want_body=want_body == "true"))
+        steps = sched_q_steps(self._manager(), name, limit=limit, want_body=want_body == "true")
+        return json_answer(await run_stepwise(steps))
 
     @json_errors
     async def summary(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(queue_summary(self._manager()))
+        refuse_unknown_query(request, ("limit",))
+        limit = query_limit(request, MAX_LISTED, DEFAULT_LISTED)
+        return json_answer(await run_stepwise(queue_summary_steps(self._manager(), limit)))
 
+    @json_errors
     async def metrics(self, request: web.Request) -> web.StreamResponse:
-        body = render_text(registry_for(self._services()))
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+        self._services()  # 503 before the queues start
+        return web.Response(body=await self._text(), headers={"Content-Type": CONTENT_TYPE})
 
+    @json_errors
     async def metrics_json(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(render_json(registry_for(self._services())))
+        self._services()
+        return web.Response(body=await self._json(), content_type="application/json")
 
     async def status(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(status_of(self.runtime))
+        return json_answer(await status_stepwise(self.runtime))
+
+
+async def status_stepwise(runtime: Runtime) -> dict[str, Any]:
+    """:func:`status_of`, its queue summary computed a slice at a time."""
+    from kumocore.status.data import queue_manager
+
+    manager = queue_manager(runtime)
+    summary = None
+    if manager is not None:
+        summary = await run_stepwise(queue_summary_steps(manager, STATUS_LISTED))
+    return _status(runtime, summary)
+
+
+def _refuse_past_bounds(active: list[QueueRule], rule: QueueRule, kind: str) -> None:
+    refusal = room_for(active, rule, kind)
+    if refusal is not None:
+        raise ApiError(429, refusal)
 
 
 def status_of(runtime: Runtime) -> dict[str, Any]:
     """This worker's status for the status page (:mod:`kumocore.status.data`)."""
-    from kumocore import __version__
-    from kumocore.mail.queue_name import parse_queue_name
-    from kumocore.status.data import local_status, queue_manager
+    from kumocore.status.data import queue_manager
 
     manager = queue_manager(runtime)
-    summary = queue_summary(manager) if manager is not None else None
+    summary = queue_summary(manager, STATUS_LISTED) if manager is not None else None
+    return _status(runtime, summary)
+
+
+def _status(runtime: Runtime, summary: dict[str, Any] | None) -> dict[str, Any]:
+    from kumocore import __version__
+    from kumocore.mail.queue_name import parse_queue_name
+    from kumocore.status.data import local_status
+
     services = runtime.services
     received = reception_counter(services).counts if services is not None else {}
     return local_status(runtime, summary=summary, received=received,

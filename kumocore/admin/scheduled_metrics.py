@@ -9,12 +9,12 @@ totals (:mod:`kumocore.queue.scheduled_totals`): nothing is counted twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from kumocore.admin.series_cap import capped_family
+from kumocore.admin.series_cap import Families, capped_series
 from kumocore.queue.scheduled_totals import ScheduledTotals
 
 __all__ = ["HELP", "scheduled_aggregates"]
@@ -28,19 +28,19 @@ HELP = {
 }
 
 
-def scheduled_aggregates(totals: ScheduledTotals, cap: int, other: str) -> Iterator[Metric]:
+def scheduled_aggregates(totals: ScheduledTotals, cap: int, other: str) -> Families:
     """The four gauges from the manager's running totals; each labelled gauge keeps its
     ``cap`` largest series and sums the rest under ``other``."""
     metric = Metric("scheduled_count_total", HELP["scheduled_count_total"], "gauge")
     metric.add_sample("scheduled_count_total", {}, totals.total)
     yield metric
-    yield _gauge("scheduled_by_domain", ("domain",), totals.by_domain, cap, other)
-    yield _gauge("scheduled_by_tenant", ("tenant",), totals.by_tenant, cap, other)
-    yield _gauge("scheduled_by_tenant_campaign", ("tenant", "campaign"), totals.by_campaign,
+    yield from _gauge("scheduled_by_domain", ("domain",), totals.by_domain, cap, other)
+    yield from _gauge("scheduled_by_tenant", ("tenant",), totals.by_tenant, cap, other)
+    yield from _gauge("scheduled_by_tenant_campaign", ("tenant", "campaign"), totals.by_campaign,
                  cap, other)  # fmt: skip
 
 
 def _gauge(
     name: str, labels: tuple[str, ...], values: Mapping[Any, int], cap: int, other: str,
-) -> Metric:
-    return capped_family(name, HELP[name], "gauge", labels, values, cap, other)
+) -> Families:
+    return capped_series(name, HELP[name], "gauge", labels, values, cap, other)

@@ -4,30 +4,48 @@ The admin API, the CLI and ``/metrics`` all show the same numbers, so they are c
 here once. Only the :class:`~kumocore.queue.manager.QueueManager`'s public attributes are
 read (``scheduled``, ``ready``, ``queued``, ``messages``, ``scheduler``, ``connection_limit``);
 nothing here changes queue state. The counts come from the manager, which keeps them as
-messages come and go; only the oldest age walks a queue's messages.
+messages come and go; only the oldest age walks a queue's messages. The summary lists the
+busiest :data:`MAX_LISTED` queues at most, and is computed in steps
+(:mod:`kumocore.node.stepwise`) that the admin API runs a slice at a time.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from kumocore.admin.series_cap import CHUNK, chunks, smallest_steps
 from kumocore.logs.timestamps import rfc3339
 from kumocore.mail.address import recipient_json
+from kumocore.node.stepwise import Steps, run_whole
 
 if TYPE_CHECKING:
     from kumocore.mail.message import Message
     from kumocore.queue.manager import QueueManager
+    from kumocore.queue.path import EgressPath
+    from kumocore.queue.schedule import ScheduledQueue
     from kumocore.spool.store import MessageStore
 
 __all__ = [
+    "MAX_LISTED",
     "format_age",
     "format_summary",
     "inspect_message",
     "queue_summary",
-    "ready_entries",
+    "queue_summary_steps",
     "scheduled_counts",
 ]
+
+T = TypeVar("T")
+#: How a queue ranks: its negated sizes (busiest first), its name, its index in the copy.
+_Key = tuple[Any, ...]
+
+#: Queues of each kind the queue summary lists at most (the busiest): 100,000 scheduled
+#: queues made a 13 MB answer and held the event loop 0.6 s; the totals count them all.
+MAX_LISTED = 10_000
+#: Ready queue entries written between two steps.
+_ENTRIES_PER_STEP = 200
 
 
 def scheduled_counts(manager: QueueManager) -> dict[str, int]:
@@ -40,24 +58,19 @@ def scheduled_counts(manager: QueueManager) -> dict[str, int]:
     return {name: queue.waiting for name, queue in manager.scheduled.items()}
 
 
-def ready_entries(manager: QueueManager) -> list[dict[str, Any]]:
-    """One entry per ready queue (egress path), busiest first."""
-    queues = sorted(manager.paths.values(), key=lambda r: (-len(r), -r.connections, r.key.name))
-    return [
-        {
-            "name": ready.key.name,
-            "source": ready.key.source,
-            "site": ready.key.site,
-            "count": len(ready),
-            "connections": ready.connections,
-            "connection_limit": ready.connection_limit,
-            # kumocore additions: the path's message rate limit, what it saw since start,
-            # and its last error.
-            "max_message_rate": _rate_text(ready.config),
-            **_path_stats(manager, ready.key.name),
-        }
-        for ready in queues
-    ]
+def _ready_entry(manager: QueueManager, ready: EgressPath) -> dict[str, Any]:
+    return {
+        "name": ready.key.name,
+        "source": ready.key.source,
+        "site": ready.key.site,
+        "count": len(ready),
+        "connections": ready.connections,
+        "connection_limit": ready.connection_limit,
+        # kumocore additions: the path's message rate limit, what it saw since start,
+        # and its last error.
+        "max_message_rate": _rate_text(ready.config),
+        **_path_stats(manager, ready.key.name),
+    }
 
 
 def _rate_text(config: Any) -> str | None:
@@ -73,43 +86,84 @@ def _path_stats(manager: QueueManager, name: str) -> dict[str, Any]:
             "failed": stats.failed, "last_error": stats.last_error}  # fmt: skip
 
 
-def _oldest_age(manager: QueueManager, name: str, now: float) -> float:
-    """Seconds since scheduled queue ``name``'s oldest message was received.
+def _oldest_age(manager: QueueManager, queue: ScheduledQueue, now: float) -> Steps[float]:
+    """Seconds since ``queue``'s oldest message was received.
 
     The one figure not kept as messages come and go (a removal would need a heap or a
-    sorted index per queue): it walks the queue's ids, O(messages) per call."""
+    sorted index per queue): it walks the queue's ids, a chunk per step."""
     queued, oldest = manager.queued, now
-    for message_id in manager.scheduled[name].ids:
-        record = queued.get(message_id)
-        if record is not None and record.message.created < oldest:
-            oldest = record.message.created
+    for some in chunks(queue.ids):
+        for message_id in some:
+            record = queued.get(message_id)
+            if record is not None and record.message.created < oldest:
+                oldest = record.message.created
+        yield
     return round(now - oldest, 1)
 
 
-def queue_summary(manager: QueueManager) -> dict[str, Any]:
-    """What ``GET /api/admin/queue-summary/v1`` returns and ``kumocore queue summary`` prints."""
+def _scheduled(manager: QueueManager, limit: int, now: float,
+               totals: dict[str, int]) -> Steps[list[dict[str, Any]]]:  # fmt: skip
+    queues = list(manager.scheduled.values())  # the live dict changes between steps
+    totals["scheduled_queues"], totals["scheduled"] = len(queues), 0
+
+    def keys() -> Iterator[list[_Key]]:
+        for start, some in _numbered(queues):
+            chunk = [(-queue.waiting, queue.name, start + n) for n, queue in enumerate(some)]
+            totals["scheduled"] -= sum(key[0] for key in chunk)
+            yield chunk
+
+    entries = []
+    for count, name, index in (yield from smallest_steps(keys(), limit)):
+        queue = queues[index]
+        age = yield from _oldest_age(manager, queue, now)
+        entries.append({"name": name, "count": -count, "egress_pool": queue.pool_name,
+                        "oldest_age": age, "site": queue.site})  # fmt: skip
+    return entries
+
+
+def _ready(manager: QueueManager, limit: int,
+           totals: dict[str, int]) -> Steps[list[dict[str, Any]]]:  # fmt: skip
+    paths = list(manager.paths.values())
+    totals["ready_queues"], totals["ready"], totals["connections"] = len(paths), 0, 0
+
+    def keys() -> Iterator[list[_Key]]:
+        for start, some in _numbered(paths):
+            chunk = [(-len(path), -path.connections, path.key.name, start + n)
+                     for n, path in enumerate(some)]  # fmt: skip
+            totals["ready"] -= sum(key[0] for key in chunk)
+            totals["connections"] -= sum(key[1] for key in chunk)
+            yield chunk
+
+    entries = []
+    for n, key in enumerate((yield from smallest_steps(keys(), limit)), 1):
+        entries.append(_ready_entry(manager, paths[key[-1]]))
+        if n % _ENTRIES_PER_STEP == 0:
+            yield
+    return entries
+
+
+def _numbered(items: list[T]) -> Iterator[tuple[int, list[T]]]:
+    """``items`` in chunks, each with the index of its first item."""
+    for start in range(0, len(items), CHUNK):
+        yield start, items[start:start + CHUNK]
+
+
+def queue_summary_steps(manager: QueueManager, limit: int = MAX_LISTED) -> Steps[dict[str, Any]]:
+    """What ``GET /api/admin/queue-summary/v1`` returns, in steps: the ``limit`` busiest
+    scheduled and ready queues, and totals over all of them."""
     now = time.time()
-    counts = scheduled_counts(manager)
-    names = sorted(manager.scheduled, key=lambda name: (-counts[name], name))
-    scheduled = [
-        {"name": name, "count": counts[name], "egress_pool": manager.scheduled[name].pool_name,
-         "oldest_age": _oldest_age(manager, name, now), "site": manager.scheduled[name].site}
-        for name in names
-    ]  # fmt: skip
-    ready = ready_entries(manager)
-    return {
-        "scheduled": scheduled,
-        "ready": ready,
-        "totals": {
-            # Every message this node owns, wherever it is (scheduled, ready, in flight).
-            "messages": len(manager.queued),
-            "scheduled": sum(counts.values()),
-            "ready": sum(e["count"] for e in ready),
-            "connections": sum(e["connections"] for e in ready),
-            "scheduled_queues": len(scheduled),
-            "ready_queues": len(ready),
-        },
-    }
+    # Every message this node owns, wherever it is (scheduled, ready, in flight).
+    totals: dict[str, int] = {"messages": len(manager.queued)}
+    scheduled = yield from _scheduled(manager, limit, now, totals)
+    ready = yield from _ready(manager, limit, totals)
+    order = ("messages", "scheduled", "ready", "connections", "scheduled_queues",
+             "ready_queues")  # fmt: skip
+    return {"scheduled": scheduled, "ready": ready, "totals": {k: totals[k] for k in order}}
+
+
+def queue_summary(manager: QueueManager, limit: int = MAX_LISTED) -> dict[str, Any]:
+    """:func:`queue_summary_steps` at once (``kumocore queue summary`` prints it)."""
+    return run_whole(queue_summary_steps(manager, limit))
 
 
 async def inspect_message(

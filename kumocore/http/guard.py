@@ -14,7 +14,8 @@ rebinding page can even read the answers. So (issue 14, finding 14):
   page names its own domain there, and gets ``403``.
 
 The body is read here, under ``request_body_timeout`` (``408`` when it does not arrive in
-time); handlers then get it from aiohttp's cache. Errors are JSON ``{"error": ...}``.
+time); handlers then get it from aiohttp's cache. Errors are JSON ``{"error": ...}``, and
+so are the router's ``404``/``405`` for a path under ``/api/``.
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def make_request_guard(config: HttpListenerConfig) -> Any:
                               "trusted host must name it by IP address, localhost or "
                               "its hostname (DNS rebinding protection)")
         if request.method not in STATE_CHANGING:
-            return await handler(request)
+            return await _json_routing_errors(request, handler)
         refusal = _origin_refusal(request)
         if refusal is not None:
             return json_error(403, refusal)
@@ -183,6 +184,20 @@ def make_request_guard(config: HttpListenerConfig) -> Any:
             # The handlers read the body through request.read(), which returns what it
             # read before: from now on, the decoded body (aiohttp keeps it there).
             request._read_bytes = body  # type: ignore[attr-defined]
-        return await handler(request)
+        return await _json_routing_errors(request, handler)
 
     return request_guard
+
+
+async def _json_routing_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The router's own 404 and 405 under ``/api/`` as JSON errors, as every API error is
+    (aiohttp answers them in text: a client parsing the error got none)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if request.match_info.http_exception is None or not request.path.startswith("/api/"):
+            raise
+        allow = exc.headers.get("Allow")
+        extra = {"Allow": allow} if allow is not None else {}
+        return json_error(exc.status, f"{exc.reason}: {request.method} {request.path}",
+                          **extra)

@@ -16,12 +16,14 @@ summed sample by sample (:mod:`kumocore.admin.merge`), which is how histograms a
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 
 from prometheus_client.metrics_core import Metric
 
+from kumocore.node.stepwise import Steps
+
 __all__ = ["BUCKETS", "USER_LATENCY", "Histogram", "LabelledHistograms", "histogram_family",
-           "multi_label_family", "observe_user_latency"]
+           "histogram_series", "multi_label_family", "observe_user_latency"]
 
 #: Upper bounds in seconds, as KumoMTA's histograms have them (Prometheus' defaults).
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -51,9 +53,15 @@ class Histogram:
     def merged(self, other: Histogram) -> Histogram:
         """A new histogram holding both (series folded into ``other`` past the cap)."""
         both = Histogram()
-        both.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
-        both.sum = self.sum + other.sum
+        both.absorb(self)
+        both.absorb(other)
         return both
+
+    def absorb(self, other: Histogram) -> None:
+        """Add ``other``'s observations to this one's (in place: folding 10,000 series
+        into one made 10,000 throwaway histograms)."""
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.sum += other.sum
 
 
 class LabelledHistograms:
@@ -92,18 +100,50 @@ def _add_series(metric: Metric, name: str, labels: dict[str, str], histogram: Hi
     metric.add_sample(f"{name}_count", labels, cumulative)
 
 
+#: Series ranked, folded or written out between two points where a scrape may yield.
+_CHUNK = 200
+
+#: Metric families, with ``None`` where a scrape may let the loop run
+#: (:data:`kumocore.admin.series_cap.Families`).
+_Families = Generator[Metric | None, None, None]
+
+
 def _capped(series: Mapping[str, Histogram], limit: int,
-            other: str) -> Iterator[tuple[str, Histogram]]:  # fmt: skip
-    """The ``limit`` busiest series as they are, the rest folded into one ``other``."""
-    if len(series) <= limit:
-        yield from series.items()
-        return
-    ranked = sorted(series.items(), key=lambda item: -item[1].count)
-    yield from ranked[: limit - 1]
-    folded = Histogram()
-    for _, histogram in ranked[limit - 1:]:
-        folded = folded.merged(histogram)
-    yield other, folded
+            other: str) -> Steps[list[tuple[str, Histogram]]]:  # fmt: skip
+    """The ``limit`` busiest series as they are, the rest folded into one ``other`` (into
+    the kept one, when a series is itself named ``other``: a label past
+    :class:`LabelledHistograms`' bound is, and Prometheus refuses a scrape that repeats a
+    series)."""
+    items = list(series.items())  # the live mapping may grow while the loop runs
+    if len(items) <= limit:
+        return items
+    counted: list[tuple[int, str, Histogram]] = []
+    for start in range(0, len(items), _CHUNK):
+        counted += [(each.count, value, each) for value, each in items[start:start + _CHUNK]]
+        yield
+    counted.sort(key=lambda item: -item[0])  # stable: equal counts keep their order
+    kept = {value: each for _, value, each in counted[: limit - 1]}
+    folded = kept[other] = kept[other].merged(Histogram()) if other in kept else Histogram()
+    for start in range(limit - 1, len(counted), _CHUNK):
+        for _, _, each in counted[start:start + _CHUNK]:
+            folded.absorb(each)
+        yield
+    return list(kept.items())
+
+
+def histogram_series(name: str, documentation: str, histogram: Histogram | None = None, *,
+                     label: str = "", series: Mapping[str, Histogram] | None = None,
+                     limit: int = 500, other: str = "other") -> _Families:  # fmt: skip
+    """:func:`histogram_family` as steps (``None``), then the family."""
+    metric = Metric(name, documentation, "histogram")
+    if histogram is not None:
+        _add_series(metric, name, {}, histogram)
+    kept = yield from _capped(series or {}, limit, other)
+    for n, (value, each) in enumerate(kept, 1):
+        _add_series(metric, name, {label: value}, each)
+        if n % _CHUNK == 0:
+            yield None
+    yield metric
 
 
 def histogram_family(name: str, documentation: str, histogram: Histogram | None = None, *,
@@ -111,11 +151,9 @@ def histogram_family(name: str, documentation: str, histogram: Histogram | None 
                      limit: int = 500, other: str = "other") -> Metric:  # fmt: skip
     """A ``histogram`` family: one unlabelled ``histogram``, or ``series`` by ``label``
     (at most ``limit`` of them, as every labelled kumocore metric is capped)."""
-    metric = Metric(name, documentation, "histogram")
-    if histogram is not None:
-        _add_series(metric, name, {}, histogram)
-    for value, each in _capped(series or {}, limit, other):
-        _add_series(metric, name, {label: value}, each)
+    stream = histogram_series(name, documentation, histogram, label=label, series=series,
+                              limit=limit, other=other)  # fmt: skip
+    (metric,) = [each for each in stream if each is not None]
     return metric
 
 

@@ -50,9 +50,9 @@ async def node_status(runtime: Runtime) -> dict[str, Any]:
     """The whole node's status: this worker's, merged with the other workers' answers to
     ``GET /api/admin/status/v1`` (with ``serve --workers N``)."""
     from kumocore.admin.merge import merge_statuses
-    from kumocore.admin.routes import STATUS_PATH, status_of
+    from kumocore.admin.routes import STATUS_PATH, status_stepwise
 
-    local = status_of(runtime)
+    local = await status_stepwise(runtime)
     node = runtime.node
     if node is None:
         return local
