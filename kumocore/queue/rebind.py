@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import structlog
 
 from kumocore.errors import ConfigError
-from kumocore.mail.address import recipient_json
 from kumocore.mail.queue_name import message_queue_name
 from kumocore.queue.insert_context import ADMIN_REBIND
 from kumocore.queue.rebind_event import apply_rebind_event, warn_without_handler
@@ -161,31 +160,3 @@ def _log_rebind(
     manager: QueueManager, message: Message, old: str, queue: str, reason: str
 ) -> None:
     manager.journal.rebind(message, old_queue=old, queue=queue, reason=reason)
-
-
-def queue_messages(manager: QueueManager, queue_name: str, *, limit: int | None,
-                   want_body: bool) -> dict[str, Any]:  # fmt: skip
-    """KumoMTA's ``InspectSchedQV1Response`` for one scheduled queue (body not loaded)."""
-    from kumocore.logs.timestamps import rfc3339
-
-    queue = manager.scheduled.get(queue_name)
-    ids = sorted(queue.ids, key=lambda i: manager.messages[i].created) if queue else []
-    messages = []
-    for message_id in ids[: limit if limit is not None else len(ids)]:
-        message = manager.messages[message_id]
-        due = manager.scheduler.due_time(message_id)
-        entry: dict[str, Any] = {
-            "sender": message.sender.email, "recipient": recipient_json(message.recipients),
-            "meta": dict(message.meta), "num_attempts": message.num_attempts,
-            "created": rfc3339(message.created), "scheduling": {},
-            "due": rfc3339(due) if due is not None else None,
-        }  # fmt: skip
-        if want_body and message.data:
-            entry["data"] = message.data.decode("utf-8", errors="replace")
-        messages.append({"id": message_id, "message": entry})
-    waiting = queue.waiting if queue else 0
-    return {
-        "queue_name": queue_name, "num_scheduled": waiting, "delayed_metric": waiting,
-        "now": rfc3339(time.time()), "last_changed": rfc3339(time.time()),
-        "queue_config": queue.config.to_dict() if queue else {}, "messages": messages,
-    }  # fmt: skip
