@@ -148,8 +148,10 @@ def _run(args: argparse.Namespace) -> int:
     domain = None if args.domain is None else (args.domain, _domain_site(fetch, args.domain))
     suspended = {s["name"]: s.get("reason", "") for s in fetch("/api/admin/suspend-ready-q/v1")}
     states = fetch("/api/admin/ready-q-states/v1").get("states_by_ready_queue", {})
+    # The API lists the busiest 1,000 queues of each kind; a domain's may be further down.
+    summary = "/api/admin/queue-summary/v1" + ("" if domain is None else "?limit=10000")
     print(format_queue_summary(
-        fetch("/api/admin/queue-summary/v1"), by_volume=args.by_volume, limit=args.limit,
+        fetch(summary), by_volume=args.by_volume, limit=args.limit,
         domain=domain, suspended=suspended, states=states,
         bounces=fetch("/api/admin/bounce/v1"), suspensions=fetch("/api/admin/suspend/v1")))
     return 0
