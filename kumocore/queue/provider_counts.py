@@ -23,10 +23,24 @@ from kumocore.queue.watchdog import service
 if TYPE_CHECKING:
     from kumocore.queue.egress import PathView
 
-__all__ = ["MAX_PATHS", "OUTCOMES", "ProviderCounts", "provider_of"]
+__all__ = [
+    "MAX_PATHS",
+    "MAX_PROVIDER_KEYS",
+    "OTHER",
+    "OUTCOMES",
+    "ProviderCounts",
+    "provider_of",
+]
 
 #: Paths whose own outcome counts are kept at once.
 MAX_PATHS = 10_000
+#: Providers (and provider, source, pool triples) counted apart, per outcome. A provider
+#: is a site name where no ``provider_name`` applies, and a node sending to millions of
+#: domains meets that many sites: past the bound new ones count under :data:`OTHER`, so
+#: no count is lost and a series never goes backwards (as the scrape's series cap does).
+MAX_PROVIDER_KEYS = 10_000
+#: The label of everything counted past a bound.
+OTHER = "other"
 
 #: The outcome of each record kind that counts, as KumoMTA's metric names say it.
 OUTCOMES = {"Delivery": "delivered", "XferOut": "delivered", "TransientFailure": "transfail",
@@ -72,7 +86,11 @@ class ProviderCounts:
         by_path[label] = by_path.get(label, 0) + number
         provider = provider_of(path)
         counts = self.by_provider[outcome]
+        if provider not in counts and len(counts) >= MAX_PROVIDER_KEYS:
+            provider = OTHER
         counts[provider] = counts.get(provider, 0) + number
         key = (provider, path.key.source, pool)
         by_source = self.by_provider_and_source[outcome]
+        if key not in by_source and len(by_source) >= MAX_PROVIDER_KEYS:
+            key = (OTHER, OTHER, OTHER)
         by_source[key] = by_source.get(key, 0) + number

@@ -40,3 +40,20 @@ def test_per_path_counts_start_again_past_their_bound_and_protocol_totals_do_not
     kept = {service(path): 1 for path in paths[3:]}  # type: ignore[arg-type]
     assert counts.by_path["delivered"] == kept
     assert counts.by_protocol["delivered"] == {"smtp_client": 5}
+
+
+def test_providers_past_their_bound_count_under_other_and_no_count_is_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(provider_counts, "MAX_PROVIDER_KEYS", 3)
+    counts = provider_counts.ProviderCounts()
+    paths = [SimpleNamespace(key=PathKey("src", f"mx{n}.example"),
+                             config=SimpleNamespace(provider_name=None)) for n in range(6)]
+    for path in paths + paths[:2]:  # the first two again: they keep their own counts
+        counts.count("Delivery", path, "unspecified")  # type: ignore[arg-type]
+    by_provider = counts.by_provider["delivered"]
+    assert len(by_provider) == 4 and by_provider["other"] == 3
+    assert sum(by_provider.values()) == 8
+    by_source = counts.by_provider_and_source["delivered"]
+    assert len(by_source) == 4 and by_source[("other", "other", "other")] == 3
+    assert sum(by_source.values()) == 8
