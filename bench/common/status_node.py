@@ -15,7 +15,6 @@ import shutil
 import smtplib
 import tempfile
 import threading
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -28,6 +27,7 @@ from bench.common.sink import RecordingSink
 SITES = {"ok.test": "127.0.0.2", "defer.test": "127.0.0.3"}
 
 POLICY = '''
+import os
 from kumocore import hookimpl
 from kumocore.config import EgressPathConfig, QueueConfig
 
@@ -36,9 +36,10 @@ def kumo_init(kumo):
     kumo.dns.configure_resolver(name_servers=[{dns!r}])
     kumo.define_spool(name="data", path={spool!r} + "/data", kind="LocalDisk")
     kumo.define_spool(name="meta", path={spool!r} + "/meta", kind="LocalDisk")
-    kumo.start_esmtp_listener(listen="127.0.0.1:{smtp_port}", hostname="status.test",
-                              relay_hosts=["127.0.0.1"])
-    kumo.start_http_listener(listen="127.0.0.1:{http_port}", trusted_hosts=["127.0.0.1"])
+    kumo.start_esmtp_listener(listen="127.0.0.1:" + os.environ["S_SMTP"],
+                              hostname="status.test", relay_hosts=["127.0.0.1"])
+    kumo.start_http_listener(listen="127.0.0.1:" + os.environ["S_HTTP"],
+                             trusted_hosts=["127.0.0.1"])
 
 
 @hookimpl
@@ -118,34 +119,38 @@ class Sinks:
 
 class Node(ServeProcess):
     """``kumocore serve`` (with ``workers`` workers) as a child process in its own session,
-    started at once."""
+    started at once. Its ESMTP and HTTP ports are held (see
+    :mod:`bench.common.serve_process`): read them after :meth:`wait_ready`, as a start
+    whose port was taken moves it."""
 
     def __init__(self, root: Path, sink_port: int, dns: str, workers: int = 2) -> None:
         self.root = root
-        self.smtp_port, self.http_port = free_port(), free_port()
         policy = root / "policy.py"
-        policy.write_text(POLICY.format(
-            dns=dns, spool=str(root / "spool"), smtp_port=self.smtp_port,
-            http_port=self.http_port, sink_port=sink_port))  # fmt: skip
+        policy.write_text(POLICY.format(dns=dns, spool=str(root / "spool"), sink_port=sink_port))
         # The node's Unix sockets go under TMPDIR: a short one, as a test's tmp_path (longer
         # under pytest-xdist) can make their paths longer than AF_UNIX allows (107 bytes).
         self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))
         super().__init__(policy, root / "kumocore.log", {"TMPDIR": str(self.tmp)},
-                         workers=workers, shutdown_timeout=3)  # fmt: skip
+                         workers=workers, shutdown_timeout=3,
+                         listen_ports=["S_SMTP", "S_HTTP"])  # fmt: skip
         self.start()
+
+    @property
+    def smtp_port(self) -> int:
+        return self.ports["S_SMTP"]
+
+    @property
+    def http_port(self) -> int:
+        return self.ports["S_HTTP"]
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
     def wait_ready(self, timeout: float = 60.0) -> Node:
-        """Until ``kumocore ready`` is logged (blocking: the callers are not async)."""
-        deadline = time.monotonic() + timeout
-        while "kumocore ready" not in self.log_text():
-            assert self.process is not None and self.process.poll() is None, self.log_text()
-            assert time.monotonic() < deadline, self.log_text()
-            time.sleep(0.1)
-        return self
+        """Until ``kumocore ready`` is logged (blocking: the callers are not async),
+        started again on other ports if a port was taken."""
+        return self.wait_until_ready(timeout)
 
     def send(self, recipients: list[str]) -> None:
         """One message per recipient, over SMTP (each must get 250)."""

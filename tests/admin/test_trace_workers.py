@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 from tests.admin.test_trace_smtp_server import TRACED, RecordingClient
 
 pytestmark = pytest.mark.slow
@@ -39,14 +39,20 @@ SESSIONS = 16
 
 class Node(ServeProcess):
     def __init__(self, root: Path) -> None:
-        self.smtp_port, self.http_port = free_port(), free_port()
         (root / "policy.py").write_text(POLICY)
         # Short socket paths: tmp_path can exceed what AF_UNIX allows (107 bytes).
         self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))
-        env = {"T_DIR": str(root), "T_SMTP": str(self.smtp_port),
-               "T_HTTP": str(self.http_port), "TMPDIR": str(self.tmp)}  # fmt: skip
+        env = {"T_DIR": str(root), "TMPDIR": str(self.tmp)}
         super().__init__(root / "policy.py", root / "kumocore.log", env, workers=2,
-                         shutdown_timeout=3.0)  # fmt: skip
+                         shutdown_timeout=3.0, listen_ports=["T_SMTP", "T_HTTP"])  # fmt: skip
+
+    @property
+    def smtp_port(self) -> int:  # held (bench.common.serve_process)
+        return self.ports["T_SMTP"]
+
+    @property
+    def http_port(self) -> int:
+        return self.ports["T_HTTP"]
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 from kumocore.logs.reader import iter_records
 from kumocore.testing.dns import TestDnsServer
 from kumocore.testing.smtp_sink import RecordingSink
@@ -58,12 +58,15 @@ end)
 
 class DeferredNode:
     def __init__(self, root: Path, dns: str, sink_port: int) -> None:
-        self.root, self.smtp_port = root, free_port()
+        self.root = root
         (root / "policy.lua").write_text(POLICY)
-        env = {"DQ_DIR": str(root), "DQ_DNS": dns, "DQ_SINK": str(sink_port),
-               "DQ_SMTP": str(self.smtp_port)}  # fmt: skip
+        env = {"DQ_DIR": str(root), "DQ_DNS": dns, "DQ_SINK": str(sink_port)}
         self.process = ServeProcess(root / "policy.lua", root / "kumocore.log", env,
-                                    shutdown_timeout=3)  # fmt: skip
+                                    shutdown_timeout=3, listen_ports=["DQ_SMTP"])  # fmt: skip
+
+    @property
+    def smtp_port(self) -> int:  # held (bench.common.serve_process)
+        return self.process.ports["DQ_SMTP"]
 
     async def start(self, **env: str) -> None:
         self.process.start(**env)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 from kumocore.logs.reader import iter_records
 from tests.support.holding_sink import HoldingSink
 from tests.support.worker_node import mx_dns, send
@@ -59,16 +59,22 @@ def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str)
 
 class Node(ServeProcess):
     def __init__(self, root: Path, dns: str, sink_port: int) -> None:
-        self.smtp_port, self.http_port = free_port(), free_port()
         (root / "policy.py").write_text(POLICY)
         self.logs = root / "logs"
         # Short socket paths: tmp_path can exceed what AF_UNIX allows (107 bytes).
         self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))
         env = {"T_DIR": str(root), "T_DNS": dns, "T_SINK": str(sink_port),
-               "T_SMTP": str(self.smtp_port), "T_HTTP": str(self.http_port),
                "TMPDIR": str(self.tmp)}  # fmt: skip
         super().__init__(root / "policy.py", root / "kumocore.log", env, workers=2,
-                         shutdown_timeout=3.0)  # fmt: skip
+                         shutdown_timeout=3.0, listen_ports=["T_SMTP", "T_HTTP"])  # fmt: skip
+
+    @property
+    def smtp_port(self) -> int:  # held (bench.common.serve_process)
+        return self.ports["T_SMTP"]
+
+    @property
+    def http_port(self) -> int:
+        return self.ports["T_HTTP"]
 
     def diagnostics(self, event: str) -> list[dict[str, Any]]:
         """The JSON diagnostic lines of ``event`` in the log so far."""

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.testing.dns import TestDnsServer
 from kumocore.testing.smtp_sink import RecordingSink
@@ -62,16 +62,23 @@ end)
 class Workers:
     def __init__(self, root: Path, dns: str, sink_port: int) -> None:
         self.root = root
-        self.smtp_port, self.http_port = free_port(), free_port()
         (root / "policy.lua").write_text(POLICY)
         (root / "loads").write_text("")
         # The node's Unix sockets go under a short TMPDIR (AF_UNIX paths are limited).
         self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))
         env = {"RQ_DIR": str(root), "RQ_DNS": dns, "RQ_SINK": str(sink_port),
-               "RQ_SMTP": str(self.smtp_port), "RQ_HTTP": str(self.http_port),
                "TMPDIR": str(self.tmp)}  # fmt: skip
         self.process = ServeProcess(root / "policy.lua", root / "kumocore.log", env,
-                                    workers=2, shutdown_timeout=3)  # fmt: skip
+                                    workers=2, shutdown_timeout=3,
+                                    listen_ports=["RQ_SMTP", "RQ_HTTP"])  # fmt: skip
+
+    @property
+    def smtp_port(self) -> int:  # held (bench.common.serve_process)
+        return self.process.ports["RQ_SMTP"]
+
+    @property
+    def http_port(self) -> int:
+        return self.process.ports["RQ_HTTP"]
 
     def loads(self) -> int:
         return (self.root / "loads").read_text().count("loaded")

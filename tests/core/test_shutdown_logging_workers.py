@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
 
@@ -45,8 +45,8 @@ async def test_each_worker_runs_shutdown_logging_once_even_when_stopped_as_it_st
     # Short socket paths: tmp_path can exceed what AF_UNIX allows (107 bytes).
     short_tmp = tempfile.mkdtemp(prefix="kc-")
     node = ServeProcess(tmp_path / "policy.py", tmp_path / "kumocore.log",
-                        {"T_DIR": str(tmp_path), "T_SMTP": str(free_port()),
-                         "TMPDIR": short_tmp}, workers=2, shutdown_timeout=5.0)  # fmt: skip
+                        {"T_DIR": str(tmp_path), "TMPDIR": short_tmp}, workers=2,
+                        shutdown_timeout=5.0, listen_ports=["T_SMTP"])  # fmt: skip
     process = node.start()
     try:
         await node.wait_for_log("kumocore ready", timeout=60)

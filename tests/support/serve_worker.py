@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 from bench.common.smtp_client import RawSmtpClient
 
 __all__ = ["POLICY", "Worker", "ehlo_seconds"]
@@ -54,13 +54,22 @@ def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str)
 
 
 class Worker(ServeProcess):
-    """A one-worker ``kumocore serve`` (the supervisor is the worker) on free ports."""
+    """A one-worker ``kumocore serve`` (the supervisor is the worker) on held ports
+    (:attr:`smtp`, :attr:`http`: they may change at a start whose port was taken)."""
 
     def __init__(self, root: Path) -> None:
-        self.root, self.smtp, self.http = root, free_port(), free_port()
+        self.root = root
         (root / "policy.py").write_text(POLICY)
-        super().__init__(root / "policy.py", root / "kumocore.log", {
-            "W_DIR": str(root), "W_SMTP": str(self.smtp), "W_HTTP": str(self.http)})
+        super().__init__(root / "policy.py", root / "kumocore.log", {"W_DIR": str(root)},
+                         listen_ports=["W_SMTP", "W_HTTP"])  # fmt: skip
+
+    @property
+    def smtp(self) -> int:
+        return self.ports["W_SMTP"]
+
+    @property
+    def http(self) -> int:
+        return self.ports["W_HTTP"]
 
     def rss_mib(self) -> tuple[int, int]:
         """Its resident memory now and at its highest, in MiB."""

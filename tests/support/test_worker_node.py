@@ -1,13 +1,17 @@
-"""The ports of :mod:`tests.support.worker_node` cannot be taken between their pick and
+"""The ports of :mod:`tests.support.worker_node` (and of every
+:class:`~bench.common.serve_process.ServeProcess`) cannot be taken between their pick and
 their bind: a held port is handed to no other ``free_port`` caller and refuses
-connections like a closed one; a node whose port another process bound first starts
-again on another port; a down destination's sink listens on the port it held."""
+connections like a closed one; a port ``free_port`` handed out is handed to no other
+process for a while; a node whose port another process bound first starts again on
+another port; a down destination's sink listens on the port it held."""
 
 from __future__ import annotations
 
 import itertools
 import random
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +19,7 @@ import pytest
 
 from bench.common import ports
 from bench.common.dns_server import TestDnsServer
+from bench.common.serve_process import ServeProcess
 from tests.support.worker_node import DownDestination, WorkerNode, held_port, mx_dns, send
 
 DOMAIN = "ports.test"
@@ -39,6 +44,43 @@ def test_free_port_does_not_hand_out_a_held_port(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(ports, "ephemeral_range", lambda: (65_000, 65_535))
         assert ports.free_port() != port
         assert _refused(port)
+
+
+def test_free_port_does_not_hand_out_a_port_another_process_was_handed_lately(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another process (an xdist worker) is handed a port; it binds it only later.
+    other = subprocess.run([sys.executable, "-c",
+                            "from bench.common.ports import free_port; print(free_port())"],
+                           cwd=Path(__file__).parents[2], check=True, capture_output=True,
+                           text=True)  # fmt: skip
+    port = int(other.stdout)
+    picks = itertools.chain([port, port], range(20_000, 30_000))
+    monkeypatch.setattr(random, "randrange", lambda *_: next(picks))
+    monkeypatch.setattr(ports, "ephemeral_range", lambda: (65_000, 65_535))
+    assert ports.free_port() != port
+
+
+def test_a_serve_process_holds_its_listener_ports_until_it_is_stopped(tmp_path: Path) -> None:
+    node = ServeProcess(tmp_path / "policy.py", tmp_path / "kumocore.log",
+                        listen_ports=["T_SMTP", "T_HTTP"])  # fmt: skip
+    try:
+        assert set(node.ports) == {"T_SMTP", "T_HTTP"}
+        for key, port in node.ports.items():
+            assert node.env[key] == str(port)
+            assert _refused(port)
+            with socket.socket() as plain, pytest.raises(OSError):  # free_port's check
+                plain.bind(("127.0.0.1", port))
+        # A listener that binds with SO_REUSEADDR (as kumocore's do) listens alongside.
+        with socket.socket() as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", node.ports["T_SMTP"]))
+            listener.listen()
+    finally:
+        node.stop()  # never started: it lets go of its ports all the same
+    for port in node.ports.values():
+        with socket.socket() as plain:
+            plain.bind(("127.0.0.1", port))
 
 
 async def test_a_down_destination_refuses_connections_until_its_sink_listens_on_its_port(

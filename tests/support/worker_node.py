@@ -14,26 +14,18 @@ by environment variables:
 
 Each received message is stamped ``X-Worker-Pid`` with the PID of the worker that took it.
 
-Ports. A port picked free and bound later (a node start takes seconds; a test stops and
-starts its node again; a destination stays down until the test opens its sink) may be
-handed meanwhile to a parallel test, whose own pick sees it unbound, and then one of the
-two fails with "Address already in use". So the ports here are held from the moment
-they are picked, by a socket bound to them that never listens (:func:`held_port`):
-connecting to it is refused, as to a closed port, and :func:`~bench.common.ports.free_port`,
-whose check is a plain bind, hands it to nobody else. The node's ESMTP port is held with
-``SO_REUSEADDR`` set after the bind, so that kumocore (which binds with it) can listen on
-it alongside; should another process have picked the same port just before it was held,
-and bound it first, the start fails and :class:`WorkerNode` starts again on another port
-(:meth:`WorkerNode.ready` and the waits of ``ServeProcess``). A destination that is down
-until the sink appears is a :class:`DownDestination`: its sink listens on the held socket
-itself, so nothing else can ever bind that port.
+Ports. The node's ESMTP port (``W_SMTP``, :attr:`WorkerNode.smtp_port`) is one of the
+held listener ports of :class:`~bench.common.serve_process.ServeProcess`: held from the
+node's construction until it is stopped or killed, taken back at the next start, and moved
+to another held port by a start whose bind found it taken (see that module). A destination
+that is down until the sink appears is a :class:`DownDestination`: its port is held
+(:func:`~bench.common.ports.held_port`) and its sink listens on the held socket itself, so
+nothing else can ever bind that port.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import os
 import signal
 import socket
 import subprocess
@@ -43,13 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.ports import held_port
+from bench.common.serve_process import PORT_RETRIES, ServeProcess
 from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
 
+__all__ = ["PORT_RETRIES", "SHUTDOWN_TIMEOUT", "DownDestination", "WorkerNode", "held_port",
+           "mx_dns", "send", "worker_pids"]  # fmt: skip
+
 SHUTDOWN_TIMEOUT = 3.0
-#: Starts on another port after the ESMTP port turned out taken, before giving up.
-PORT_RETRIES = 5
 
 POLICY = """
 from __future__ import annotations
@@ -98,24 +92,6 @@ def kumo_get_egress_path_config(domain: str, egress_source: str, site_name: str)
 """
 
 
-def held_port(port: int | None = None) -> socket.socket:
-    """A socket bound to ``port`` on 127.0.0.1 (None: a free port), not listening. The
-    bind is plain, so it fails if anything holds the port and, while this socket lives,
-    no other plain bind (``free_port``'s check) succeeds. Raises OSError if ``port`` is
-    taken; a free port is looked for again if another process took it first."""
-    for _ in range(100):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            sock.bind(("127.0.0.1", free_port() if port is None else port))
-        except OSError as exc:
-            sock.close()
-            if port is not None or exc.errno != errno.EADDRINUSE:
-                raise
-            continue
-        return sock
-    raise RuntimeError("no free port could be held")
-
-
 class DownDestination:
     """A destination on 127.0.0.1 that is down (connections refused) until :meth:`sink`
     opens a recording sink on it. The port is held meanwhile (:func:`held_port`) and the
@@ -158,78 +134,28 @@ class _HeldSink(RecordingSink):
 class WorkerNode(ServeProcess):
     """One spool directory (``root``) served by ``kumocore serve``, a worker count per start.
 
-    Every start appends ``--- start with N workers`` to the log, so :meth:`ready` can wait
-    for the readiness of the latest start only. The ESMTP port (:attr:`smtp_port`) is held
-    from here until :meth:`kill9` (see the module's doc), and may change at a start.
+    Every start appends ``--- start with N workers`` to the log. The ESMTP port
+    (:attr:`smtp_port`) is held while the node is not stopped (see the module's doc), and
+    may change at a start.
     """
 
     def __init__(self, root: Path, dns: str, sink_port: int, **extra_env: str) -> None:
         self.root = root
-        self._hold: weakref.finalize[Any, Any] | None = None
-        self.smtp_port = self._hold_smtp_port()
-        self._start_env: dict[str, str] = {}
-        self._port_retries = 0
         policy = root / "policy.py"
         policy.write_text(POLICY)
-        env = {"W_DIR": str(root), "W_DNS": dns, "W_SINK": str(sink_port),
-               "W_SMTP": str(self.smtp_port), **extra_env}  # fmt: skip
+        env = {"W_DIR": str(root), "W_DNS": dns, "W_SINK": str(sink_port), **extra_env}
         super().__init__(policy, root / "kumocore.log", env, workers=2,
-                         shutdown_timeout=SHUTDOWN_TIMEOUT)  # fmt: skip
+                         shutdown_timeout=SHUTDOWN_TIMEOUT, listen_ports=["W_SMTP"])  # fmt: skip
 
-    def _hold_smtp_port(self, port: int | None = None) -> int:
-        """Hold ``port`` (None: a free one) with ``SO_REUSEADDR`` set after the bind, so
-        that kumocore's listener binds alongside and ``free_port`` never hands it out."""
-        sock = held_port(port)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._hold = weakref.finalize(self, sock.close)
-        return int(sock.getsockname()[1])
-
-    def _release_smtp_port(self) -> None:
-        if self._hold is not None:
-            self._hold()
-            self._hold = None
+    @property
+    def smtp_port(self) -> int:
+        return self.ports["W_SMTP"]
 
     def start(self, workers: int = 2, **env: str) -> subprocess.Popen[bytes]:
-        if self._hold is None:  # after kill9: the same port again if it is still free
-            try:
-                self._hold_smtp_port(self.smtp_port)
-            except OSError:
-                self._move_to_another_port()
-        self.workers, self._start_env = workers, env
+        self.workers = workers
         with self.log.open("ab") as log:
             log.write(f"--- start with {workers} workers\n".encode())
         return super().start(**env)
-
-    def _move_to_another_port(self) -> None:
-        self._release_smtp_port()
-        self.smtp_port = self._hold_smtp_port()
-        self.env["W_SMTP"] = str(self.smtp_port)
-
-    def _latest_start(self) -> str:
-        return self.text().rsplit("--- start", 1)[-1]
-
-    def _restart_if_port_taken(self) -> None:
-        """If the latest start exited because its ESMTP port was taken, start it again
-        (same workers, same environment) on another port."""
-        process = self.process
-        if process is None or process.poll() is None:
-            return
-        taken = f"ESMTP listener 127.0.0.1:{self.smtp_port}: cannot bind: " \
-                f"{os.strerror(errno.EADDRINUSE)}"
-        if taken not in self._latest_start():
-            return
-        self._port_retries += 1
-        assert self._port_retries <= PORT_RETRIES, self.text()
-        self._move_to_another_port()
-        self.start(self.workers, **self._start_env)
-
-    def _check_alive(self) -> None:  # the waits of ServeProcess: wait_for_log...
-        self._restart_if_port_taken()
-        super()._check_alive()
-
-    def kill9(self) -> None:
-        super().kill9()
-        self._release_smtp_port()
 
     def text(self) -> str:
         return self.log_text()
@@ -238,14 +164,14 @@ class WorkerNode(ServeProcess):
         """Until the latest start logged ``kumocore ready`` (started again on another
         port if its port was taken)."""
         deadline = time.monotonic() + timeout
-        while "kumocore ready" not in self._latest_start():
-            self._restart_if_port_taken()
-            assert self.process is not None and self.process.poll() is None, self.text()
+        while "kumocore ready" not in self.latest_start_log():
+            self._check_alive()
             assert time.monotonic() < deadline, self.text()
             await asyncio.sleep(0.1)
 
     async def terminate(self) -> None:
-        """SIGTERM to the supervisor only; it must stop its workers and exit 0."""
+        """SIGTERM to the supervisor only; it must stop its workers and exit 0. The ESMTP
+        port stays held (the node is to start again)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(self.process.wait, 30) == 0, self.text()

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 from kumocore.testing.node import Node
 from kumocore.testing.plugin import MakeNode
-from tests.support.worker_node import mx_dns, send
+from tests.support.worker_node import DownDestination, mx_dns, send
 
 pytestmark = pytest.mark.slow
 
@@ -62,14 +62,23 @@ kumo.on('xfer_message_received', function(msg) kumo.sleep(0.1 + math.random() * 
 
 class Source(ServeProcess):
     def __init__(self, root: Path, dns: str) -> None:
-        self.smtp_port, self.http_port = free_port(), free_port()
         (root / "policy.py").write_text(SOURCE_POLICY)
         self.tmp = Path(tempfile.mkdtemp(prefix="kc-"))  # short AF_UNIX socket paths
-        env = {"T_DIR": str(root), "T_DNS": dns, "T_DEAD": str(free_port()),
-               "T_SMTP": str(self.smtp_port), "T_HTTP": str(self.http_port),
+        # The dead destination's port is held (bound, never listening: connections are
+        # refused) for the test's length, so no parallel test can open a server there.
+        self.dead = DownDestination()
+        env = {"T_DIR": str(root), "T_DNS": dns, "T_DEAD": str(self.dead.port),
                "TMPDIR": str(self.tmp)}  # fmt: skip
         super().__init__(root / "policy.py", root / "kumocore.log", env, workers=2,
-                         shutdown_timeout=3.0)  # fmt: skip
+                         shutdown_timeout=3.0, listen_ports=["T_SMTP", "T_HTTP"])  # fmt: skip
+
+    @property
+    def smtp_port(self) -> int:  # held (bench.common.serve_process)
+        return self.ports["T_SMTP"]
+
+    @property
+    def http_port(self) -> int:
+        return self.ports["T_HTTP"]
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         request = urllib.request.Request(
@@ -99,6 +108,7 @@ async def source(tmp_path: Path) -> AsyncIterator[Source]:
             yield started
         finally:
             await asyncio.to_thread(started.stop)
+            started.dead.close()
             shutil.rmtree(started.tmp, ignore_errors=True)
 
 

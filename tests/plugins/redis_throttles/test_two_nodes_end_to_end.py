@@ -38,7 +38,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.redis_server import RedisServer, require_redis_server
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess
 from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.throttle import ThrottleSpec
@@ -117,13 +117,16 @@ class Node(ServeProcess):
     def __init__(self, name: str, root: Path, env: dict[str, str]) -> None:
         self.dir = root / name
         self.dir.mkdir(parents=True)
-        self.smtp_port = free_port()
-        env = {**env, "TWO_NODE_DIR": str(self.dir), "TWO_NODE_SMTP_PORT": str(self.smtp_port),
-               "TWO_NODE_NAME": f"{name}.test"}  # fmt: skip
-        super().__init__(POLICY, self.dir / "kumocore.log", env, shutdown_timeout=3, name=name)
+        env = {**env, "TWO_NODE_DIR": str(self.dir), "TWO_NODE_NAME": f"{name}.test"}
+        super().__init__(POLICY, self.dir / "kumocore.log", env, shutdown_timeout=3, name=name,
+                         listen_ports=["TWO_NODE_SMTP_PORT"])  # fmt: skip
+
+    @property
+    def smtp_port(self) -> int:  # held (bench.common.serve_process)
+        return self.ports["TWO_NODE_SMTP_PORT"]
 
     async def wait_ready(self, timeout: float = 20.0) -> None:
-        await self.wait_for_smtp(self.smtp_port, timeout)
+        await self.wait_for_smtp("TWO_NODE_SMTP_PORT", timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         super().stop(timeout)
