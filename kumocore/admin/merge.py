@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kumocore.admin.api_support import json_answer
+from kumocore.admin.json_answer import json_answer
 from kumocore.admin.merge_metrics import (
     combine,
     merge_metrics_json,
