@@ -59,6 +59,12 @@ def _close_all(held: dict[str, socket.socket]) -> None:
     held.clear()
 
 
+def listener_port(key: str) -> property:
+    """A read-only property: the port now held for the listener of ``key`` (one of the
+    ``listen_ports``). Read it each time: a start that found its port taken moved it."""
+    return property(lambda self: self.ports[key], doc=f"The port of ${key}.")
+
+
 class ServeProcess:
     """``kumocore serve --policy policy`` with ``env`` added to this process's environment.
 

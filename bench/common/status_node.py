@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common.dns_server import TestDnsServer
-from bench.common.serve_process import ServeProcess, free_port
+from bench.common.serve_process import ServeProcess, free_port, listener_port
 from bench.common.sink import RecordingSink
 
 SITES = {"ok.test": "127.0.0.2", "defer.test": "127.0.0.3"}
@@ -135,13 +135,8 @@ class Node(ServeProcess):
                          listen_ports=["S_SMTP", "S_HTTP"])  # fmt: skip
         self.start()
 
-    @property
-    def smtp_port(self) -> int:
-        return self.ports["S_SMTP"]
-
-    @property
-    def http_port(self) -> int:
-        return self.ports["S_HTTP"]
+    smtp_port = listener_port("S_SMTP")  # held (bench.common.serve_process)
+    http_port = listener_port("S_HTTP")
 
     @property
     def url(self) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bench.common.serve_process import ServeProcess
+from bench.common.serve_process import ServeProcess, listener_port
 from tests.admin.test_trace_smtp_server import TRACED, RecordingClient
 
 pytestmark = pytest.mark.slow
@@ -46,13 +46,8 @@ class Node(ServeProcess):
         super().__init__(root / "policy.py", root / "kumocore.log", env, workers=2,
                          shutdown_timeout=3.0, listen_ports=["T_SMTP", "T_HTTP"])  # fmt: skip
 
-    @property
-    def smtp_port(self) -> int:  # held (bench.common.serve_process)
-        return self.ports["T_SMTP"]
-
-    @property
-    def http_port(self) -> int:
-        return self.ports["T_HTTP"]
+    smtp_port = listener_port("T_SMTP")  # held (bench.common.serve_process)
+    http_port = listener_port("T_HTTP")
 
 
 @pytest.fixture

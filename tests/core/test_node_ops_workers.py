@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from bench.common.serve_process import ServeProcess
+from bench.common.serve_process import ServeProcess, listener_port
 from kumocore.logs.reader import iter_records
 from tests.support.holding_sink import HoldingSink
 from tests.support.worker_node import mx_dns, send
@@ -68,13 +68,8 @@ class Node(ServeProcess):
         super().__init__(root / "policy.py", root / "kumocore.log", env, workers=2,
                          shutdown_timeout=3.0, listen_ports=["T_SMTP", "T_HTTP"])  # fmt: skip
 
-    @property
-    def smtp_port(self) -> int:  # held (bench.common.serve_process)
-        return self.ports["T_SMTP"]
-
-    @property
-    def http_port(self) -> int:
-        return self.ports["T_HTTP"]
+    smtp_port = listener_port("T_SMTP")  # held (bench.common.serve_process)
+    http_port = listener_port("T_HTTP")
 
     def diagnostics(self, event: str) -> list[dict[str, Any]]:
         """The JSON diagnostic lines of ``event`` in the log so far."""

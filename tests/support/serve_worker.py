@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bench.common.serve_process import ServeProcess
+from bench.common.serve_process import ServeProcess, listener_port
 from bench.common.smtp_client import RawSmtpClient
 
 __all__ = ["POLICY", "Worker", "ehlo_seconds"]
@@ -63,13 +63,8 @@ class Worker(ServeProcess):
         super().__init__(root / "policy.py", root / "kumocore.log", {"W_DIR": str(root)},
                          listen_ports=["W_SMTP", "W_HTTP"])  # fmt: skip
 
-    @property
-    def smtp(self) -> int:
-        return self.ports["W_SMTP"]
-
-    @property
-    def http(self) -> int:
-        return self.ports["W_HTTP"]
+    smtp = listener_port("W_SMTP")  # held (bench.common.serve_process)
+    http = listener_port("W_HTTP")
 
     def rss_mib(self) -> tuple[int, int]:
         """Its resident memory now and at its highest, in MiB."""

@@ -36,7 +36,7 @@ from typing import Any
 
 from bench.common.dns_server import TestDnsServer
 from bench.common.ports import held_port
-from bench.common.serve_process import PORT_RETRIES, ServeProcess
+from bench.common.serve_process import PORT_RETRIES, ServeProcess, listener_port
 from bench.common.sink import RecordingSink, _Handler, _SinkSMTP
 from bench.common.smtp_client import RawSmtpClient
 
@@ -147,9 +147,7 @@ class WorkerNode(ServeProcess):
         super().__init__(policy, root / "kumocore.log", env, workers=2,
                          shutdown_timeout=SHUTDOWN_TIMEOUT, listen_ports=["W_SMTP"])  # fmt: skip
 
-    @property
-    def smtp_port(self) -> int:
-        return self.ports["W_SMTP"]
+    smtp_port = listener_port("W_SMTP")  # held (bench.common.serve_process)
 
     def start(self, workers: int = 2, **env: str) -> subprocess.Popen[bytes]:
         self.workers = workers

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bench.common.serve_process import ServeProcess
+from bench.common.serve_process import ServeProcess, listener_port
 from kumocore.testing.node import Node
 from kumocore.testing.plugin import MakeNode
 from tests.support.worker_node import DownDestination, mx_dns, send
@@ -72,13 +72,8 @@ class Source(ServeProcess):
         super().__init__(root / "policy.py", root / "kumocore.log", env, workers=2,
                          shutdown_timeout=3.0, listen_ports=["T_SMTP", "T_HTTP"])  # fmt: skip
 
-    @property
-    def smtp_port(self) -> int:  # held (bench.common.serve_process)
-        return self.ports["T_SMTP"]
-
-    @property
-    def http_port(self) -> int:
-        return self.ports["T_HTTP"]
+    smtp_port = listener_port("T_SMTP")  # held (bench.common.serve_process)
+    http_port = listener_port("T_HTTP")
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         request = urllib.request.Request(
