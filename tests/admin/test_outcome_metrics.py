@@ -27,13 +27,18 @@ async def test_deliveries_count_per_protocol_and_per_path_and_in_the_node_total(
     assert values[("kumocore_messages_transfail", ())] == 0
 
 
+def _paths(count: int) -> list[SimpleNamespace]:
+    """``count`` egress paths from one source to distinct sites, none with a provider."""
+    return [SimpleNamespace(key=PathKey("src", f"mx{n}.example"),
+                            config=SimpleNamespace(provider_name=None)) for n in range(count)]
+
+
 def test_per_path_counts_start_again_past_their_bound_and_protocol_totals_do_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(provider_counts, "MAX_PATHS", 3)
     counts = provider_counts.ProviderCounts()
-    paths = [SimpleNamespace(key=PathKey("src", f"mx{n}.example"),
-                             config=SimpleNamespace(provider_name=None)) for n in range(5)]
+    paths = _paths(5)
     for path in paths:
         counts.count("Delivery", path, "unspecified")  # type: ignore[arg-type]
     # A fourth path found three kept: they were forgotten; the fifth joined the fourth.
@@ -47,8 +52,7 @@ def test_providers_past_their_bound_count_under_other_and_no_count_is_lost(
 ) -> None:
     monkeypatch.setattr(provider_counts, "MAX_PROVIDER_KEYS", 3)
     counts = provider_counts.ProviderCounts()
-    paths = [SimpleNamespace(key=PathKey("src", f"mx{n}.example"),
-                             config=SimpleNamespace(provider_name=None)) for n in range(6)]
+    paths = _paths(6)
     for path in paths + paths[:2]:  # the first two again: they keep their own counts
         counts.count("Delivery", path, "unspecified")  # type: ignore[arg-type]
     by_provider = counts.by_provider["delivered"]
