@@ -119,3 +119,17 @@ def parse_ip(value: Any, what: str) -> IpAddress:
         return ipaddress.ip_address(str(value).strip("[]"))
     except ValueError:
         raise ConfigError(f"{what}: {value!r:.80} is not an IP address") from None
+
+
+def parse_peer_ip(address: Any) -> IpAddress | None:
+    """The IP of ``'10.0.0.1'``, ``'10.0.0.1:25'``, ``'::1'`` or ``'[::1]:25'``; None when
+    there is none to read (a Unix socket's path, a test transport, nothing): a session's
+    ``peer_address``, from what a listener or a message's meta says of the peer."""
+    if not isinstance(address, str):
+        return None
+    has_port = address.count(":") == 1 or address.startswith("[")
+    host = address.rsplit(":", 1)[0] if has_port else address
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None

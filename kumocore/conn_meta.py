@@ -10,13 +10,12 @@ address and gains identities and groups when ``AUTH`` succeeds.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from kumocore.auth_info import AclAuthInfo, Identity, IpAddress
+from kumocore.auth_info import AclAuthInfo, Identity, parse_peer_ip
 
-__all__ = ["ConnMeta", "parse_peer_ip", "session_auth_info"]
+__all__ = ["ConnMeta", "session_auth_info"]
 
 #: The identity contexts of SMTP AUTH's two names (KumoMTA's).
 AUTHN_CONTEXT = "SmtpAuthPlainAuthentication"
@@ -48,16 +47,3 @@ def session_auth_info(meta: Mapping[str, Any]) -> AclAuthInfo:
         if isinstance(meta.get(key), str)
     )
     return AclAuthInfo(parse_peer_ip(meta.get("received_from")), identities)
-
-
-def parse_peer_ip(address: Any) -> IpAddress | None:
-    """The IP of ``'10.0.0.1'``, ``'10.0.0.1:25'``, ``'::1'`` or ``'[::1]:25'``; None when
-    there is none to read (a Unix socket's path, nothing)."""
-    if not isinstance(address, str):
-        return None
-    has_port = address.count(":") == 1 or address.startswith("[")
-    host = address.rsplit(":", 1)[0] if has_port else address
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None

@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
-import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from kumocore.auth_info import AclAuthInfo, Identity, parse_auth_info
+from kumocore.auth_info import AclAuthInfo, Identity, parse_auth_info, parse_peer_ip
 from kumocore.errors import HookError, PolicyError, Rejection
 from kumocore.http.acl import TRUSTED_GROUP
 from kumocore.http.acl_resource import format_local_addr, http_url_resource
@@ -152,13 +151,6 @@ class _Refused(Exception):
         self.response = response
 
 
-def _peer_ip(peer: str) -> Any:
-    try:
-        return ipaddress.ip_address(peer)
-    except ValueError:
-        return None  # a Unix socket or a test transport: no address to match
-
-
 def _local_addr(request: web.Request) -> str:
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
     if isinstance(sockname, tuple) and len(sockname) >= 2:
@@ -223,7 +215,7 @@ def make_auth_middleware(runtime: PolicyHost, config: HttpListenerConfig) -> Any
     async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.remote or ""
         trusted = bool(peer) and config.trusted_hosts.contains(peer)
-        info = AclAuthInfo(_peer_ip(peer), (), (TRUSTED_GROUP,) if trusted else ())
+        info = AclAuthInfo(parse_peer_ip(peer), (), (TRUSTED_GROUP,) if trusted else ())
         user: str | None = None
         header = request.headers.get("Authorization")
         if header is not None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kumocore.conn_meta import ConnMeta, parse_peer_ip
+from kumocore.auth_info import parse_peer_ip
+from kumocore.conn_meta import ConnMeta
 from kumocore.reception.smtp.protocol import SmtpProtocol, format_address
 from kumocore.reception.smtp.rejections import RejectionLog
 from kumocore.reception.smtp.relay import DomainLookup
