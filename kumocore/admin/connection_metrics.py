@@ -36,7 +36,8 @@ HELP = {
     "total_connection_count": "Connections made since start: per egress path, per protocol, "
                               "and accepted by the SMTP listener.",
     "total_connections_denied": "SMTP connections turned away at once for a limit (load "
-                                "shedding, max_connections, max_connections_per_peer).",
+                                "shedding, max_connections, max_connections_per_peer, "
+                                "max_connection_rate_per_peer).",
     "smtp_server_rejections": "4xx/5xx replies of the SMTP listener: total and per local "
                               "address.",
 }

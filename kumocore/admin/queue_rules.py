@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["MAX_RULES", "MAX_RULE_NAMES", "add_bounce", "add_suspension", "cancel_bounce",
            "cancel_suspension", "room_for", "suspension_entry"]  # fmt: skip
 
-#: Active rules of one kind (bounces, suspensions) the admin API adds at most: each is
-#: checked for every message queued (bounces) or routed (suspensions).
+#: Active rules of one kind (bounces, suspensions) the admin API adds at most. A message
+#: reads only the few its queue's name parts select (:mod:`kumocore.queue.admin_index`);
+#: the bound is on memory and on listing them (each request that adds one counts them).
 MAX_RULES = 10_000
 #: ``queue_names`` the active rules of one kind hold at most: a 2 MiB request names
 #: 95,000 queues, 12 MB of memory for as long as the rule lasts (up to years).

@@ -26,6 +26,7 @@ from kumocore.config.converters import (
     STRING,
     STRINGS,
     TABLE,
+    THROTTLE,
     enum,
     integer,
     map_of,
@@ -35,6 +36,7 @@ from kumocore.config.listener_domain import ListenerDomain
 from kumocore.config.options import Options, nested, option
 from kumocore.config.unsupported import refuse_unsupported
 from kumocore.errors import ConfigError
+from kumocore.throttle.spec import ThrottleSpec
 
 #: ``data_buffer_size``: a size within 1 KiB to 64 MiB (memory each session may hold).
 DATA_BUFFER_SIZE = size_in(1024, 64 * 1024 * 1024)
@@ -115,6 +117,11 @@ class EsmtpListenerConfig(
     max_junk_commands: int = option(integer(0), default=100)
     max_session_duration: float = option(DURATION, default="1h")
     max_connections_per_peer: int = option(integer(1), default=50)
+    # New connections one client (outside relay_hosts) may open, as a KumoMTA throttle
+    # spec ("100/s", "6000/m,max_burst=100"); off by default, as Postfix's
+    # smtpd_client_connection_rate_limit: any default would refuse some legitimate
+    # injector that opens a connection per message (kumocore.reception.smtp.limits).
+    max_connection_rate_per_peer: ThrottleSpec | None = option(THROTTLE, default=None)
     reserved_file_descriptors: int = option(integer(0), default=256)
     max_auth_failures_per_peer: int = option(integer(1), default=10)
     auth_failure_window: float = option(DURATION, default="10m")

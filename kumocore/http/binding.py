@@ -60,13 +60,14 @@ class GuardedSite:
                         "descriptors for the rest of the process",
                         configured=config.max_connections, effective=cap,
                         listen=config.listen)  # fmt: skip
+        self.ssl_context = tls_context(config)
+        # The guard starts TLS once it admitted a connection (see kumocore.http.connections).
         self.guard = ConnectionGuard(
             lambda: self._factory[0](), max_connections=cap,
             max_per_peer=config.max_connections_per_peer,
             header_timeout=config.header_timeout, keepalive_timeout=config.keepalive_timeout,
-            trusted=config.trusted_hosts.contains,
+            trusted=config.trusted_hosts.contains, tls=self.ssl_context,
         )  # fmt: skip
-        self.ssl_context = tls_context(config)
 
     def attach(self, runner: web.AppRunner) -> None:
         """Serve ``runner``'s application (call after ``runner.setup()``)."""
@@ -77,7 +78,6 @@ class GuardedSite:
         """Listen on the configured address; ``OSError`` when it cannot."""
         host, port = self.config.listen_host_port()
         return await asyncio.get_running_loop().create_server(
-            self.guard, host or None, port, ssl=self.ssl_context, reuse_address=True,
+            self.guard, host or None, port, reuse_address=True,
             reuse_port=reuse_port, backlog=128, family=socket.AF_UNSPEC,
-            ssl_handshake_timeout=self.config.header_timeout if self.ssl_context else None,
         )  # fmt: skip

@@ -19,6 +19,15 @@ aiohttp's request handler (a thin protocol wrapper, so only public aiohttp API i
 The body deadline (``request_body_timeout``) is applied where the body is read, in
 :mod:`kumocore.http.guard`, which tells the guard when a request starts and ends through
 :meth:`ConnectionGuard.begin` / :meth:`ConnectionGuard.end`.
+
+TLS (``use_tls``) is started by the guard, after a connection was admitted, and its
+handshake must end within ``header_timeout``. A server made with ``ssl=`` would shake
+hands before the guard ever saw the connection: 6,000 connections that never sent a
+ClientHello were all accepted by a listener capped at 200, about 3,000 descriptors and
+110 MiB more per worker, for as long as the handshake timeout, so the caps meant to keep
+half the descriptors for SMTP and the spool did not hold. A connection over a cap is
+closed without a reply when the listener speaks TLS (a plain-text ``503`` would be
+noise to a TLS client, and answering in TLS would cost the handshake the cap avoids).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ssl
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -73,6 +83,12 @@ class GuardedProtocol(asyncio.Protocol):
         self.peer = ""
         self.trusted = False  # set by ConnectionGuard.admit
         self.admitted = False
+        #: aiohttp's handler has the connection (after the TLS handshake, with TLS).
+        self.started = False
+        self.handshake: asyncio.Task[None] | None = None
+        #: What TLS decrypted before the handshake's task resumed (the client's first
+        #: request may come with its last handshake flight), replayed by :meth:`_start`.
+        self._early: list[bytes] = []
         self.in_request = False
         self.receiving_headers = False
         self._timer: asyncio.TimerHandle | None = None
@@ -85,15 +101,52 @@ class GuardedProtocol(asyncio.Protocol):
         self.peer = str(peername[0]) if peername else ""
         refusal = self.guard.admit(self)
         if refusal is not None:
-            self.transport.write(raw_json_response(503, "Service Unavailable", refusal))
+            if self.guard.tls is None:
+                self.transport.write(raw_json_response(503, "Service Unavailable", refusal))
             self._close()
             return
         self.admitted = True
+        if self.guard.tls is None:
+            self._start(self.transport)
+        else:
+            # The ClientHello must wait in the socket for the TLS layer: read now, it would
+            # reach this protocol before the task below starts.
+            self.transport.pause_reading()
+            self.handshake = asyncio.get_running_loop().create_task(
+                self._shake_hands(self.transport, self.guard.tls))
+
+    async def _shake_hands(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
+        """TLS over the admitted connection, then aiohttp's handler over TLS."""
+        try:
+            secured = await asyncio.get_running_loop().start_tls(
+                raw, self, context, server_side=True,
+                ssl_handshake_timeout=self.guard.header_timeout)
+        except Exception:  # a failed, timed-out or abandoned handshake: the peer's doing
+            self.guard.failed_handshakes += 1
+            _abort(raw)
+            self._release()
+            return
+        finally:
+            self.handshake = None
+        if not self.admitted or secured is None:  # lost the moment the handshake ended
+            return
+        self._start(secured)
+
+    def _start(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.started = True
         self.inner.connection_made(transport)
         self._arm(self.guard.keepalive_timeout, self._idle_expired)
+        early, self._early = self._early, []
+        for data in early:
+            if not self.started:
+                break
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
-        if not self.admitted:
+        if not self.started:
+            if self.admitted:  # decrypted before the handshake's task resumed: at most a
+                self._early.append(data)  # read's worth, as the task is due this turn
             return
         if not self.in_request and not self.receiving_headers:
             self.receiving_headers = True
@@ -101,21 +154,28 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self.admitted else None
+        return self.inner.eof_received() if self.started else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        started = self.started
+        self._release()
+        if started:
+            self.inner.connection_lost(exc)
+
+    def _release(self) -> None:
+        """Give the connection's place back, once (a failed handshake, or the loss)."""
+        self.started = False
         if self.admitted:
             self.admitted = False
             self.guard.release(self)
-            self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        if self.admitted:
+        if self.started:
             self.inner.pause_writing()
 
     def resume_writing(self) -> None:
-        if self.admitted:
+        if self.started:
             self.inner.resume_writing()
 
     # -------------------------------------------------------------- request lifecycle
@@ -189,8 +249,11 @@ class ConnectionGuard:
         header_timeout: float,
         keepalive_timeout: float,
         trusted: Callable[[str], bool] = lambda peer: False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.inner_factory = inner_factory
+        #: The listener's TLS context: each admitted connection shakes hands with it.
+        self.tls = tls
         self.max_connections = max_connections
         self.trusted = trusted
         # The last slots are kept for trusted hosts: peers that may not call a single
@@ -207,6 +270,7 @@ class ConnectionGuard:
         self.refused = 0
         self.closed_idle = 0
         self.closed_slow_headers = 0
+        self.failed_handshakes = 0
 
     def __call__(self) -> GuardedProtocol:
         """The protocol factory handed to ``loop.create_server``."""
@@ -245,4 +309,5 @@ class ConnectionGuard:
 
     def stats(self) -> dict[str, int]:
         return {"open": self.open, "refused": self.refused, "closed_idle": self.closed_idle,
-                "closed_slow_headers": self.closed_slow_headers}
+                "closed_slow_headers": self.closed_slow_headers,
+                "failed_handshakes": self.failed_handshakes}

@@ -39,6 +39,8 @@ from collections.abc import Iterable, Iterator, Sized
 
 from prometheus_client.metrics_core import Metric
 
+from kumocore.capped_keys import capped_entry
+
 __all__ = ["FILLED_ON_MISS", "KUMOMTA_CACHES", "MAX_CACHE_NAMES", "OTHER", "CacheRegistry",
            "CacheStats", "cache_metrics", "cache_stats"]
 
@@ -55,6 +57,8 @@ KUMOMTA_CACHES = FILLED_ON_MISS | {
 MAX_CACHE_NAMES = 500
 #: The name the caches made past the cap count under, together.
 OTHER = "other"
+#: The names whose place is kept for them, made or not (KumoMTA's must never be OTHER).
+_PLACED = KUMOMTA_CACHES | {OTHER}
 
 
 class CacheStats:
@@ -112,23 +116,18 @@ class CacheRegistry:
     """The counters by cache name: at most ``limit`` names (:data:`OTHER` included), of
     which :data:`KUMOMTA_CACHES` are always among them (see the module's doc)."""
 
-    __slots__ = ("_room", "by_name")
+    __slots__ = ("by_name", "limit")
 
     def __init__(self, limit: int = MAX_CACHE_NAMES) -> None:
         self.by_name: dict[str, CacheStats] = {}
-        #: Names not of KUMOMTA_CACHES that may still get counters of their own (a place
-        #: stays free for OTHER, and one for each KumoMTA name, made or not).
-        self._room = limit - 1 - len(KUMOMTA_CACHES)
+        self.limit = limit
 
     def get(self, name: str) -> CacheStats:
         """The counters of ``name``: its own, made now if there is room, else OTHER's."""
-        stats = self.by_name.get(name)
+        stats = self.by_name.get(name)  # a known name: this one lookup
         if stats is None:
-            if name not in KUMOMTA_CACHES and name != OTHER:  # those have their places
-                if self._room <= 0:
-                    return self.get(OTHER)
-                self._room -= 1
-            stats = self.by_name[name] = CacheStats(name)
+            stats = capped_entry(self.by_name, name, self.limit, OTHER, CacheStats,
+                                 reserved=_PLACED)  # fmt: skip
         return stats
 
 

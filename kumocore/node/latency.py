@@ -20,6 +20,7 @@ from collections.abc import Generator, Mapping
 
 from prometheus_client.metrics_core import Metric
 
+from kumocore.capped_keys import capped_entry
 from kumocore.node.stepwise import Steps
 
 __all__ = ["BUCKETS", "USER_LATENCY", "Histogram", "LabelledHistograms", "histogram_family",
@@ -77,14 +78,11 @@ class LabelledHistograms:
         self.max_series = max_series
 
     def labels(self, value: str) -> Histogram:
+        # A known label (the message path's case) costs this one lookup.
         histogram = self.series.get(value)
         if histogram is None:
-            if len(self.series) >= self.max_series:
-                value = "other"
-                histogram = self.series.get(value)
-                if histogram is not None:
-                    return histogram
-            histogram = self.series[value] = Histogram()
+            histogram = capped_entry(self.series, value, self.max_series, "other",
+                                     lambda _label: Histogram())  # fmt: skip
         return histogram
 
     def observe(self, value: str, seconds: float) -> None:

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kumocore.capped_keys import capped_key
 from kumocore.node.cpu_usage import CpuUsageMonitor
 from kumocore.node.latency import Histogram
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+#: Local addresses with a ``smtp_server_rejections`` series of their own; later ones are
+#: counted under :data:`OTHER_ADDRESS` (``total`` and ``other`` within the cap).
+MAX_REJECTION_ADDRESSES = 500
+OTHER_ADDRESS = "other"
+_RESERVED_REJECTION_KEYS = frozenset({"total", OTHER_ADDRESS})
 
 
 class ReceptionCounter:
@@ -37,13 +44,15 @@ class SmtpServerCounts:
 
     * ``open``: connections open now (``connection_count{service="esmtp_listener"}``);
     * ``total``: connections accepted since start (``total_connection_count``);
-    * ``denied``: connections turned away at once with ``421 4.3.2`` for a limit (memory
-      or spool shedding, descriptors, ``max_connections``, ``max_connections_per_peer``:
-      ``total_connections_denied``);
+    * ``denied``: connections turned away at once for a limit: ``421 4.3.2`` for memory
+      or spool shedding, descriptors, ``max_connections`` and ``max_connections_per_peer``,
+      ``421 4.7.0`` for ``max_connection_rate_per_peer`` (``total_connections_denied``);
     * ``rejections``: 4xx/5xx replies, by ``total`` and by the local address the client
       connected to, as the socket has it (``smtp_server_rejections``; not the ``421
       4.3.2`` load and shutdown replies, which KumoMTA leaves out too). A PROXY header or
-      XCLIENT cannot add labels: there are no more than the host's addresses.
+      XCLIENT cannot add labels, but a host answering for a routed prefix (AnyIP) has
+      as many addresses as clients connect to: :data:`MAX_REJECTION_ADDRESSES` of them
+      get a series, the rest share ``other``.
     """
 
     __slots__ = ("denied", "open", "process_data", "read_data", "rejections", "total",
@@ -63,6 +72,11 @@ class SmtpServerCounts:
     def rejected(self, local_address: str) -> None:
         rejections = self.rejections
         rejections["total"] = rejections.get("total", 0) + 1
+        if local_address not in rejections:
+            # A host answering for a whole routed prefix (AnyIP) has as many local
+            # addresses as clients care to connect to: past the cap they share "other".
+            local_address = capped_key(rejections, local_address, MAX_REJECTION_ADDRESSES,
+                                       OTHER_ADDRESS, _RESERVED_REJECTION_KEYS)
         rejections[local_address] = rejections.get(local_address, 0) + 1
 
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.metrics_core import Metric
 
+from kumocore.capped_keys import capped_entry
 from kumocore.node.latency import Histogram, multi_label_family
 
 __all__ = ["LABELS", "MAX_SERIES", "REDIS_LATENCY", "observe_redis_latency",
@@ -42,14 +43,13 @@ def observe_redis_latency(service: str, operation: str, ok: bool, seconds: float
     """Record one Redis ``operation`` (``"ping"``, ``"query"``, ``"script"``) sent to
     ``service`` (:func:`redis_service_label`) that took ``seconds``; ``ok`` is False when
     it failed (an error reply, a timeout, a lost connection)."""
-    key = (service, operation, "ok" if ok else "error")
-    histogram = REDIS_LATENCY.get(key)
+    status = "ok" if ok else "error"
+    key = (service, operation, status)
+    histogram = REDIS_LATENCY.get(key)  # a known series: this one lookup
     if histogram is None:
-        if len(REDIS_LATENCY) >= MAX_SERIES:
-            key = ("other", operation, key[2])
-            histogram = REDIS_LATENCY.get(key)
-        if histogram is None:
-            histogram = REDIS_LATENCY[key] = Histogram()
+        # MAX_SERIES is read here, not bound once: tests lower it for a while.
+        histogram = capped_entry(REDIS_LATENCY, key, MAX_SERIES, ("other", operation, status),
+                                 lambda _key: Histogram())  # fmt: skip
     histogram.observe(seconds)
 
 

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from kumocore.errors import ConfigError
+from kumocore.mail.queue_name import QueueNameParts, parse_queue_name
+from kumocore.queue.admin_index import RuleIndex
 from kumocore.queue.ready_suspend import new_suspension_id, suspension_order
 
 _MATCH_FIELDS = ("campaign", "tenant", "domain", "routing_domain")
@@ -62,9 +64,13 @@ class QueueRule:
     def matches(self, queue_name: str) -> bool:
         if self._names:
             return queue_name in self._names
-        from kumocore.mail.queue_name import parse_queue_name
+        return self.matches_parsed(queue_name, parse_queue_name(queue_name))
 
-        parts = parse_queue_name(queue_name)
+    def matches_parsed(self, queue_name: str, parts: QueueNameParts) -> bool:
+        """:meth:`matches`, given ``queue_name`` parsed already (the index parses a name
+        once for all the rules it tests)."""
+        if self._names:
+            return queue_name in self._names
         return all(
             getattr(self, name) is None or getattr(self, name) == getattr(parts, name)
             for name in _MATCH_FIELDS
@@ -133,19 +139,20 @@ def parse_rule(body: dict[str, Any]) -> QueueRule:
 
 
 class AdminRules:
-    """The active bounce and suspension rules of one node."""
+    """The active bounce and suspension rules of one node, each kind by id in a
+    :class:`~kumocore.queue.admin_index.RuleIndex`: a queue name's rules are found
+    without testing every rule."""
 
     def __init__(self) -> None:
-        self.bounces: dict[str, QueueRule] = {}
-        self.suspensions: dict[str, QueueRule] = {}
+        self.bounces: RuleIndex[QueueRule] = RuleIndex()
+        self.suspensions: RuleIndex[QueueRule] = RuleIndex()
         #: Operator suspensions a later one with the same selectors replaced, with their
         #: ends (forgotten then): one that arrives late from a peer must not hold again.
         self._replaced: dict[str, float] = {}
 
     @staticmethod
-    def _prune(rules: dict[str, QueueRule]) -> list[QueueRule]:
-        for rule_id in [r.id for r in rules.values() if not r.active]:
-            del rules[rule_id]
+    def _prune(rules: RuleIndex[QueueRule]) -> list[QueueRule]:
+        rules.sweep(time.time())  # a listing reads every rule anyway
         return list(rules.values())
 
     def add_suspension(self, rule: QueueRule) -> bool:
@@ -160,7 +167,9 @@ class AdminRules:
         if rule.id in self._replaced:
             return False
         if _operator(rule):
-            for other in [r for r in self.suspensions.values() if r.id != rule.id]:
+            # Only rules filed with this one can have its selectors: with 10,000 active,
+            # testing them all made adopting a peer's rules quadratic.
+            for other in [r for r in self.suspensions.alike(rule) if r.id != rule.id]:
                 if not (_operator(other) and other.active and other.selectors == rule.selectors):
                     continue
                 if suspension_order(other.id) > suspension_order(rule.id):
@@ -177,23 +186,25 @@ class AdminRules:
             del self._replaced[gone]
 
     def bounce_rule_for(self, queue_name: str) -> QueueRule | None:
+        """The first-added active bounce rule that matches ``queue_name``, or None."""
         if not self.bounces:  # the common case, asked for every message queued or recovered
             return None
-        return next((r for r in self._prune(self.bounces) if r.matches(queue_name)), None)
+        matching = self.bounces.matching(queue_name)
+        return min(matching, key=_order)[1] if matching else None
 
     def suspension_for(self, queue_name: str) -> QueueRule | None:
         """The active suspension that holds ``queue_name`` (the newest, when several do:
         KumoMTA leaves the choice open), or None."""
         if not self.suspensions:  # the common case, asked for every message routed
             return None
-        matching = [r for r in self._prune(self.suspensions) if r.matches(queue_name)]
-        return matching[-1] if matching else None
+        matching = self.suspensions.matching(queue_name)
+        return max(matching, key=_order)[1] if matching else None
 
     def suspended_until(self, queue_name: str) -> float | None:
         """When the last suspension of ``queue_name`` ends (the status page shows it)."""
         if not self.suspensions:
             return None
-        until = [r.expires for r in self._prune(self.suspensions) if r.matches(queue_name)]
+        until = [rule.expires for _, rule in self.suspensions.matching(queue_name)]
         return max(until) if until else None
 
     def list_bounces(self) -> list[QueueRule]:
@@ -201,6 +212,11 @@ class AdminRules:
 
     def list_suspensions(self) -> list[QueueRule]:
         return self._prune(self.suspensions)
+
+
+def _order(match: tuple[int, QueueRule]) -> int:
+    """A match's place among its kind's rules: the order a dict of them kept."""
+    return match[0]
 
 
 def _operator(rule: QueueRule) -> bool:

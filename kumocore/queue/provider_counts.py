@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kumocore.capped_keys import capped_key
 from kumocore.queue.watchdog import service
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ MAX_PATHS = 10_000
 MAX_PROVIDER_KEYS = 10_000
 #: The label of everything counted past a bound.
 OTHER = "other"
+#: The (provider, source, pool) key of every triple counted past the bound.
+_OTHER_TRIPLE = (OTHER, OTHER, OTHER)
 
 #: The outcome of each record kind that counts, as KumoMTA's metric names say it.
 OUTCOMES = {"Delivery": "delivered", "XferOut": "delivered", "TransientFailure": "transfail",
@@ -84,13 +87,19 @@ class ProviderCounts:
         if label not in by_path and len(by_path) >= MAX_PATHS:
             by_path.clear()  # a flood of one-off paths: their counts start again
         by_path[label] = by_path.get(label, 0) + number
+        # A known key costs one lookup and the store; a new one is capped first. A
+        # provider past the cap is OTHER in its (provider, source, pool) key too.
         provider = provider_of(path)
         counts = self.by_provider[outcome]
-        if provider not in counts and len(counts) >= MAX_PROVIDER_KEYS:
-            provider = OTHER
-        counts[provider] = counts.get(provider, 0) + number
+        total = counts.get(provider)
+        if total is None:
+            provider = capped_key(counts, provider, MAX_PROVIDER_KEYS, OTHER)
+            total = counts.get(provider, 0)
+        counts[provider] = total + number
         key = (provider, path.key.source, pool)
         by_source = self.by_provider_and_source[outcome]
-        if key not in by_source and len(by_source) >= MAX_PROVIDER_KEYS:
-            key = (OTHER, OTHER, OTHER)
-        by_source[key] = by_source.get(key, 0) + number
+        total = by_source.get(key)
+        if total is None:
+            key = capped_key(by_source, key, MAX_PROVIDER_KEYS, _OTHER_TRIPLE)
+            total = by_source.get(key, 0)
+        by_source[key] = total + number

@@ -75,3 +75,24 @@ async def test_a_forged_local_address_adds_no_rejection_series(make_node: MakeNo
     rejections = series(await scrape(node), "smtp_server_rejections")
     assert rejections == {("total",): 1, (f"127.0.0.1:{node.smtp_port}",): 1}
 
+
+
+def test_rejections_by_local_address_are_capped_and_the_rest_counted_as_other() -> None:
+    # An AnyIP host answers on every address of a routed prefix: one series each would
+    # grow without bound, so past the cap they share "other" and nothing is lost.
+    from kumocore.node.node_metrics import (
+        MAX_REJECTION_ADDRESSES,
+        OTHER_ADDRESS,
+        SmtpServerCounts,
+    )
+
+    counts = SmtpServerCounts()
+    extra = 37
+    for n in range(MAX_REJECTION_ADDRESSES + extra):
+        counts.rejected(f"2001:db8::{n:x}")
+    counts.rejected("2001:db8::0")  # a known address keeps its own series past the cap
+    rejections = counts.rejections
+    assert len(rejections) == MAX_REJECTION_ADDRESSES
+    assert rejections["total"] == MAX_REJECTION_ADDRESSES + extra + 1
+    assert rejections["2001:db8::0"] == 2
+    assert rejections[OTHER_ADDRESS] == extra + 2

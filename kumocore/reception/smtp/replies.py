@@ -25,12 +25,18 @@ log = structlog.get_logger("kumocore.reception.smtp")
 class SessionReplies(SessionState):
     """How an ESMTP session answers; see the module docstring."""
 
-    async def reply(self, code: int, text: str, *, close: bool = False, error: bool = True) -> None:
+    async def reply(
+        self, code: int, text: str, *, close: bool = False, error: bool = True,
+        logged: bool = True,
+    ) -> None:
         """Send a reply; a 4xx/5xx that does not end the session counts as an error
-        unless ``error`` is False. The policy's ``smtp_server_rewrite_response`` may
-        change the reply the client sees (not what is logged or counted)."""
+        unless ``error`` is False, and is logged as a ``Rejection`` unless ``logged`` is
+        False (a connection turned away at once for a limit, counted in
+        ``total_connections_denied`` instead: a flood must not become as many records).
+        The policy's ``smtp_server_rewrite_response`` may change the reply the client
+        sees (not what is logged or counted)."""
         if code >= 400:
-            if not (code == 421 and text.startswith("4.3.2 ")):
+            if logged and not (code == 421 and text.startswith("4.3.2 ")):
                 self._log_rejection(code, text)
             if error and not close:
                 self.errors += 1

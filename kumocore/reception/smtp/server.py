@@ -23,7 +23,7 @@ import structlog
 from kumocore.errors import ConfigError
 from kumocore.reception.smtp.aiosmtpd_contract import check_aiosmtpd
 from kumocore.reception.smtp.commands import COMMANDS
-from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
+from kumocore.reception.smtp.limits import AuthFailures, ConnectionRates, PeerCounts
 from kumocore.reception.smtp.session import EsmtpSession
 from kumocore.reception.smtp.tls_contexts import check_block_certificates
 from kumocore.reception.tls import server_context
@@ -56,6 +56,7 @@ class EsmtpListener:
         self.commands: Mapping[str, CommandHandler] = COMMANDS
         self.sessions: set[EsmtpSession] = set()
         self.peers = PeerCounts()
+        self.connection_rates = ConnectionRates()  # max_connection_rate_per_peer
         self.auth_failures = AuthFailures(
             config.max_auth_failures_per_peer, config.auth_failure_window)
         self.closing = False

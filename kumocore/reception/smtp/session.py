@@ -42,7 +42,7 @@ import structlog
 from kumocore.errors import Rejection
 from kumocore.mail.headers import HeaderParseError
 from kumocore.reception.smtp.dynamic import apply_dynamic_parameters
-from kumocore.reception.smtp.limits import admission_refusal
+from kumocore.reception.smtp.limits import admission_refusal, rate_refusal
 from kumocore.reception.smtp.proxied import accept_proxy_header
 from kumocore.reception.smtp.replies import SessionReplies
 from kumocore.reception.smtp.session_state import ListenerView
@@ -50,7 +50,7 @@ from kumocore.trace.bus import SERVER_TRACE
 
 if TYPE_CHECKING:
 
-    from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
+    from kumocore.reception.smtp.limits import AuthFailures, ConnectionRates, PeerCounts
 
 log = structlog.get_logger("kumocore.reception.smtp")
 
@@ -81,6 +81,8 @@ class Listener(ListenerView, Protocol):
     def sessions(self) -> set[EsmtpSession]: ...
     @property
     def peers(self) -> PeerCounts: ...
+    @property
+    def connection_rates(self) -> ConnectionRates: ...
     @property
     def auth_failures(self) -> AuthFailures: ...
     @property
@@ -152,6 +154,12 @@ class EsmtpSession(SessionReplies):
             if (counts := self.server_counts) is not None:
                 counts.denied += 1
             await self.reply(421, f"4.3.2 {hostname} {refusal}. Try later", close=True)
+            return False
+        if (refusal := rate_refusal(self)) is not None:  # as Postfix's rate limit: 4.7.0
+            if (counts := self.server_counts) is not None:
+                counts.denied += 1
+            await self.reply(421, f"4.7.0 {hostname} {refusal}. Try later", close=True,
+                             logged=False)
             return False
         if self.listener.closing:
             await self.reply(421, f"4.3.2 {hostname} shutting down", close=True)
