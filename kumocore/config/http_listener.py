@@ -21,9 +21,11 @@ from kumocore.config.converters import (
     SIZE,
     SOCKET_ADDRESS,
     STRING,
+    THROTTLE,
     integer,
 )
 from kumocore.config.options import Options, option
+from kumocore.throttle.spec import ThrottleSpec
 
 
 class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):
@@ -40,6 +42,9 @@ class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):
     # how long, so that slow or silent clients cannot use up the process's descriptors.
     max_connections: int = option(integer(1), default=1024)
     max_connections_per_peer: int = option(integer(1), default=64)
+    # New connections per client (trusted_hosts exempt), as the ESMTP listener's; off by
+    # default, as there (kumocore.reception.connection_rates).
+    max_connection_rate_per_peer: ThrottleSpec | None = option(THROTTLE, default=None)
     header_timeout: float = option(DURATION, default="10s")
     keepalive_timeout: float = option(DURATION, default="30s")
     request_body_timeout: float = option(DURATION, default="30s")

@@ -67,6 +67,7 @@ class GuardedSite:
             max_per_peer=config.max_connections_per_peer,
             header_timeout=config.header_timeout, keepalive_timeout=config.keepalive_timeout,
             trusted=config.trusted_hosts.contains, tls=self.ssl_context,
+            rate=config.max_connection_rate_per_peer,
         )  # fmt: skip
 
     def attach(self, runner: web.AppRunner) -> None:

@@ -10,6 +10,8 @@ aiohttp's request handler (a thin protocol wrapper, so only public aiohttp API i
   ``503`` with a JSON error and is closed before aiohttp sees it; the last
   :data:`RESERVED_FOR_TRUSTED` (at most an eighth) of ``max_connections`` are kept for
   peers in ``trusted_hosts``;
+* ``max_connection_rate_per_peer`` (off unless set): a client (not in ``trusted_hosts``)
+  opening connections faster gets ``429`` the same way;
 * ``header_timeout``: from the connection's first byte (or the first byte after an idle
   keep-alive pause) to the end of the request headers; a client still sending headers then
   gets ``408`` and is closed;
@@ -37,11 +39,15 @@ import collections
 import contextlib
 import ssl
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
 from kumocore.reception.client_net import client_net
+from kumocore.reception.connection_rates import ConnectionRates
+
+if TYPE_CHECKING:
+    from kumocore.throttle.spec import ThrottleSpec
 
 __all__ = ["ConnectionGuard", "GuardedProtocol", "connection_cap", "raw_json_response"]
 
@@ -102,7 +108,7 @@ class GuardedProtocol(asyncio.Protocol):
         refusal = self.guard.admit(self)
         if refusal is not None:
             if self.guard.tls is None:
-                self.transport.write(raw_json_response(503, "Service Unavailable", refusal))
+                self.transport.write(raw_json_response(*refusal))
             self._close()
             return
         self.admitted = True
@@ -228,6 +234,9 @@ class GuardedProtocol(asyncio.Protocol):
         asyncio.get_running_loop().call_later(LINGER, _abort, transport)
 
 
+#: How a connection is refused: HTTP status, reason phrase, the JSON error's text.
+Refusal = tuple[int, str, str]
+
 #: Seconds a closing connection may take to flush its last bytes before it is aborted.
 LINGER = 1.0
 
@@ -250,8 +259,12 @@ class ConnectionGuard:
         keepalive_timeout: float,
         trusted: Callable[[str], bool] = lambda peer: False,
         tls: ssl.SSLContext | None = None,
+        rate: ThrottleSpec | None = None,
     ) -> None:
         self.inner_factory = inner_factory
+        #: ``max_connection_rate_per_peer``, and the clients' buckets.
+        self.rate = rate
+        self.rates = ConnectionRates()
         #: The listener's TLS context: each admitted connection shakes hands with it.
         self.tls = tls
         self.max_connections = max_connections
@@ -276,18 +289,24 @@ class ConnectionGuard:
         """The protocol factory handed to ``loop.create_server``."""
         return GuardedProtocol(self, self.inner_factory())
 
-    def admit(self, conn: GuardedProtocol) -> str | None:
-        """None when ``conn`` may proceed, else why it is refused."""
+    def admit(self, conn: GuardedProtocol) -> Refusal | None:
+        """None when ``conn`` may proceed, else the answer that refuses it."""
         conn.trusted = self.trusted(conn.peer)
         if self.open >= self.max_connections or (
                 not conn.trusted
                 and self.open_untrusted >= self.max_connections - self.reserved):
             self.refused += 1
-            return f"too many connections to this listener (max_connections {self.max_connections})"
+            return (503, "Service Unavailable", "too many connections to this listener "
+                    f"(max_connections {self.max_connections})")
         if self.per_peer[client_net(conn.peer)] >= self.max_per_peer:
             self.refused += 1
-            return (f"too many connections from {conn.peer} "
+            return (503, "Service Unavailable", f"too many connections from {conn.peer} "
                     f"(max_connections_per_peer {self.max_per_peer})")
+        if (self.rate is not None and not conn.trusted
+                and not self.rates.admit(conn.peer, self.rate)):
+            self.refused += 1
+            return (429, "Too Many Requests", f"too many connections from {conn.peer} "
+                    f"(max_connection_rate_per_peer {self.rate})")
         self.open += 1
         self.open_untrusted += not conn.trusted
         self.per_peer[client_net(conn.peer)] += 1

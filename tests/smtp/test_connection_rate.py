@@ -16,7 +16,7 @@ import pytest
 from bench.common.smtp_client import RawSmtpClient
 from kumocore.config import EsmtpListenerConfig
 from kumocore.errors import ConfigError
-from kumocore.reception.smtp.limits import MAX_TRACKED_PEERS, ConnectionRates
+from kumocore.reception.connection_rates import MAX_TRACKED_PEERS, ConnectionRates
 from kumocore.throttle.spec import ThrottleSpec
 from tests.reception.harness import HOSTNAME, lua_policy_listener, make_reception
 from tests.smtp.conftest import SmtpEnv, StartSmtp

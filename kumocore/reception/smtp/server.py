@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, cast
 import structlog
 
 from kumocore.errors import ConfigError
+from kumocore.reception.connection_rates import ConnectionRates
 from kumocore.reception.smtp.aiosmtpd_contract import check_aiosmtpd
 from kumocore.reception.smtp.commands import COMMANDS
-from kumocore.reception.smtp.limits import AuthFailures, ConnectionRates, PeerCounts
+from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
 from kumocore.reception.smtp.session import EsmtpSession
 from kumocore.reception.smtp.tls_contexts import check_block_certificates
 from kumocore.reception.tls import server_context

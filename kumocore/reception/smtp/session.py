@@ -50,7 +50,8 @@ from kumocore.trace.bus import SERVER_TRACE
 
 if TYPE_CHECKING:
 
-    from kumocore.reception.smtp.limits import AuthFailures, ConnectionRates, PeerCounts
+    from kumocore.reception.connection_rates import ConnectionRates
+    from kumocore.reception.smtp.limits import AuthFailures, PeerCounts
 
 log = structlog.get_logger("kumocore.reception.smtp")
 
