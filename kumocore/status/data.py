@@ -70,20 +70,15 @@ def _queues(manager: Any, summary: dict[str, Any],
             parse_name: Callable[[str], Any]) -> dict[str, Any]:  # fmt: skip
     """The queue summary (which has each queue's oldest message age), each scheduled queue
     with its name's parts and its suspension."""
-    # The active suspensions once, by the domain they match (None: any, or by their
-    # queue_names): asking the rules for each listed queue made 500 queues x 2,000
-    # suspensions a 3 s stall.
-    by_domain: dict[str | None, list[Any]] = {}
-    for rule in manager.admin.list_suspensions():
-        by_domain.setdefault(None if rule.queue_names else rule.domain, []).append(rule)
+    # The rules' index finds a queue's suspensions without testing each (500 queues x
+    # 2,000 suspensions tested one by one were a 3 s stall).
+    suspended_until = manager.admin.suspended_until
     for entry in summary["scheduled"]:
         name = entry["name"]
         parts = parse_name(name)
         entry.update(domain=parts.domain, tenant=parts.tenant, campaign=parts.campaign,
                      routing_domain=parts.routing_domain)  # fmt: skip
-        rules = [*by_domain.get(parts.domain, ()), *by_domain.get(None, ())]
-        entry["suspended_until"] = max((r.expires for r in rules if r.matches(name)),
-                                       default=None)  # fmt: skip
+        entry["suspended_until"] = suspended_until(name)
     return summary
 
 
