@@ -52,3 +52,40 @@ async def test_numbers_and_numeric_strings_are_coerced(tmp_path: Path) -> None:
         kumo.test.mark(kumo.time.from_unix_timestamp(1.5).unix_timestamp_millis)
     """, recorder=recorder)
     assert recorder.marks == [42, "1970-01-01T00:01:00+00:00", 1500]
+
+
+async def test_nil_arguments_of_mimepart_encode_regex_and_time_builders_are_named(
+    tmp_path: Path,
+) -> None:
+    # Found by running every Lua example of KumoMTA's reference pages: these leaked a
+    # Python AttributeError/TypeError, or took nil as the content type "None".
+    recorder = Recorder()
+    await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local function err(f, ...) kumo.test.mark(tostring(select(2, pcall(f, ...)))) end
+        err(kumo.mimepart.new_text_plain, nil)
+        err(kumo.mimepart.new_html, {})
+        err(kumo.mimepart.new_text, nil, 'body')
+        err(kumo.mimepart.new_binary, 'application/pdf', nil)
+        err(kumo.mimepart.new_multipart, 'multipart/mixed', 'x')
+        err(kumo.encode.charset_decode, nil, 'x')
+        err(kumo.encode.charset_encode, 'utf-8', nil)
+        err(kumo.regex.escape, nil)
+        err(kumo.time.with_ymd_hms, 2026, 12, 7, 1, 2, nil)
+        err(kumo.serde.toml_encode, nil)
+    """, recorder=recorder)
+    expected = [
+        "kumo.mimepart.new_text_plain: CONTENT must be a string, got nil",
+        "kumo.mimepart.new_html: CONTENT must be a string, got table",
+        "kumo.mimepart.new_text: CONTENT_TYPE must be a string, got nil",
+        "kumo.mimepart.new_binary: CONTENT must be a string, got nil",
+        "kumo.mimepart.new_multipart: PARTS must be an array of MimePart objects, got string",
+        "kumo.encode.charset_decode: CHARSET must be a string or a number, got nil",
+        "kumo.encode.charset_encode: TEXT must be a string or a number, got nil",
+        "kumo.regex.escape: TEXT must be a string or a number, got nil",
+        "kumo.time.with_ymd_hms: SECOND must be an integer, got nil",
+        "got nil",
+    ]
+    for got, want in zip(recorder.marks, expected, strict=True):
+        assert want in got, got
+        assert "Error:" not in got and "NoneType" not in got, got

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kumocore import ConfigError, observe_user_latency
+from kumocore import ConfigError, lua_type_name, observe_user_latency
 from kumocore_lua_policy.stdlib.arguments import number_arg, string_arg
 from kumocore_lua_policy.stdlib.chrono_format import chrono_format, rfc3339
 from kumocore_lua_policy.stdlib.time_delta import TimeDelta, parse_duration
@@ -97,6 +97,12 @@ def from_unix_timestamp(seconds: Any) -> Time:
 
 
 def with_ymd_hms(year: int, month: int, day: int, hour: int, minute: int, second: int) -> Time:
+    fields = (year, month, day, hour, minute, second)
+    for name, value in zip(("YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND"), fields,
+                           strict=True):  # fmt: skip
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"kumo.time.with_ymd_hms: {name} must be an integer, "
+                              f"got {lua_type_name(value)}")
     try:
         return Time(dt.datetime(year, month, day, hour, minute, second, tzinfo=UTC))
     except (TypeError, ValueError) as exc:

@@ -28,6 +28,7 @@ from kumocore import ConfigError
 from kumocore.config.key_source import key_source_bytes
 from kumocore.config.vault import then_with_secrets
 from kumocore_lua_policy.byte_strings import takes_bytes
+from kumocore_lua_policy.stdlib.arguments import string_arg
 
 _B32_STD = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 _B32_HEX = b"0123456789ABCDEFGHIJKLMNOPQRSTUV"
@@ -160,6 +161,7 @@ def _b32hex_decode(data: bytes, pad: bool) -> bytes:
 
 @takes_bytes
 def charset_decode(charset: str, data: Any) -> str:
+    charset = string_arg("kumo.encode.charset_decode", "CHARSET", charset)
     try:
         return _bytes(data).decode(charset)
     except LookupError:
@@ -173,8 +175,10 @@ def charset_encode(charset: str, text: str, ignore_errors: bool | None = None) -
     a character the charset lacks then becomes a numeric character reference
     (``&#8364;``), as KumoMTA's encoder writes it."""
     errors = "strict" if ignore_errors is False else "xmlcharrefreplace"
+    charset = string_arg("kumo.encode.charset_encode", "CHARSET", charset)
+    text = string_arg("kumo.encode.charset_encode", "TEXT", text)
     try:
-        return str(text).encode(charset, errors)
+        return text.encode(charset, errors)
     except LookupError:
         raise ConfigError(f"kumo.encode.charset_encode: unknown charset {charset!r}") from None
     except UnicodeEncodeError as exc:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from kumocore import ConfigError
+from kumocore_lua_policy.stdlib.arguments import string_arg
 
 _NAMED_GROUP = re.compile(r"(?<!\\)\(\?<(?=[A-Za-z_])")
 _REPLACEMENT_REF = re.compile(r"\$(\$|\{([^}]*)\}|([A-Za-z0-9_]+))")
@@ -108,7 +109,7 @@ class Regex:
 
 
 def escape(text: str) -> str:
-    return re.escape(text)
+    return re.escape(string_arg("kumo.regex.escape", "TEXT", text))
 
 
 def is_match(pattern: str, haystack: str) -> bool:

@@ -20,7 +20,7 @@ import orjson
 import yaml
 
 import kumocore
-from kumocore import ConfigError, jsonable
+from kumocore import ConfigError, jsonable, lua_type_name
 from kumocore.regular_file import read_regular_text
 from kumocore_lua_policy.stdlib.arguments import string_arg
 
@@ -116,7 +116,7 @@ def _toml_encoder(render: Callable[[Mapping[Any, Any]], str]) -> Callable[[Any],
         value = _plain(value)
         if not isinstance(value, Mapping):
             raise ConfigError("kumo.serde.toml_encode: only a table of key/value pairs can be "
-                              f"encoded as a TOML document, got {type(value).__name__}")
+                              f"encoded as a TOML document, got {lua_type_name(value)}")
         try:
             return render(value)
         except TypeError as exc:
