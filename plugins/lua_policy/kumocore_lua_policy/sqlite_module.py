@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kumocore import ConfigError, policy_function
+from kumocore import ConfigError, lua_type_name, policy_function
 
 #: Threads running sqlite queries for the whole process (KumoMTA: tokio's blocking pool).
 SQLITE_THREADS = 4
@@ -184,7 +184,7 @@ def open_database(path: Any, busy_timeout: Any = None) -> SqliteConnection:
         # itself refuses it): the module table came first.
         path, busy_timeout = busy_timeout, None
     if not isinstance(path, str):
-        raise ConfigError(f"sqlite.open: PATH must be a string, got {type(path).__name__}")
+        raise ConfigError(f"sqlite.open: PATH must be a string, got {lua_type_name(path)}")
     millis = DEFAULT_BUSY_TIMEOUT_MS if busy_timeout is None else busy_timeout
     if not isinstance(millis, int) or isinstance(millis, bool) or millis < 0:
         raise ConfigError(

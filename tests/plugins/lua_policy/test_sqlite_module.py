@@ -238,7 +238,7 @@ async def test_open_errors_and_argument_checks(tmp_path: Path) -> None:
     assert marks[0].endswith("missing-dir/x.db: unable to open database file (code 14)")
     assert "BUSY_TIMEOUT must be a whole number of milliseconds, got -1" in marks[1]
     assert "got 'soon'" in marks[2]
-    assert "PATH must be a string, got int" in marks[3]
+    assert "PATH must be a string, got number" in marks[3]
 
 
 async def test_a_closed_handle_refuses_queries(tmp_path: Path) -> None:

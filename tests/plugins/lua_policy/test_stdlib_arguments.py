@@ -89,3 +89,27 @@ async def test_nil_arguments_of_mimepart_encode_regex_and_time_builders_are_name
     for got, want in zip(recorder.marks, expected, strict=True):
         assert want in got, got
         assert "Error:" not in got and "NoneType" not in got, got
+
+
+async def test_mistyped_arguments_of_glob_is_match_and_shaping_load_are_named(
+    tmp_path: Path,
+) -> None:
+    # Found by calling every kumo.* function with nil, a table, a boolean and a number.
+    recorder = Recorder()
+    await load(tmp_path, """\
+        local kumo = require 'kumo'
+        local function err(f, ...) kumo.test.mark(tostring(select(2, pcall(f, ...)))) end
+        err(kumo.glob, {})
+        err(kumo.uncached_glob, '*.lua', true)
+        err(kumo.regex.is_match, 'x', nil)
+        err(kumo.shaping.load, {}, 5)
+    """, recorder=recorder)
+    expected = [
+        "kumo.glob: PATTERN must be a string or a number, got table",
+        "kumo.glob: RELATIVE_TO must be a string or a number, got boolean",
+        "kumo.regex.is_match: HAYSTACK must be a string or a number, got nil",
+        "kumo.shaping.load: OPTIONS must be a table, got number",
+    ]
+    for got, want in zip(recorder.marks, expected, strict=True):
+        assert want in got, got
+        assert "Error:" not in got and "NoneType" not in got, got

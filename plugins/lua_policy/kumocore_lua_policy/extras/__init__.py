@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from kumocore import policy_function
+from kumocore import ConfigError, lua_type_name, policy_function
 from kumocore_lua_policy.extras import shaping
 from kumocore_lua_policy.extras.datafile import load_data_file
 from kumocore_lua_policy.extras.dkim_data import DkimData
@@ -68,6 +68,9 @@ class PolicyExtras:
     async def load_shaping(
         self, files: Any, options: Mapping[str, Any] | None = None
     ) -> dict[str, Callable[..., Any]]:
+        if options is not None and not isinstance(options, Mapping):
+            raise ConfigError("kumo.shaping.load: OPTIONS must be a table, "
+                              f"got {lua_type_name(options)}")
         lookup = self._lookup_mx if "dns.lookup_mx" in self._functions else None
         data = await shaping.load(files, options, lookup)
         handle = next(self._handles)

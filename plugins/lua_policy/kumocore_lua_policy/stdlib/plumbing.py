@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from kumocore import ConfigError, NamedLru
+from kumocore_lua_policy.stdlib.arguments import string_arg
 from kumocore_lua_policy.stdlib.epoch import ConfigEpoch, ConfigMonitor, glob_files
 
 
@@ -29,6 +30,8 @@ def uncached_glob(pattern: str, relative_to: str | None = None) -> list[str]:
     ``relative_to`` (default ``.``) when they are under it."""
     if not isinstance(pattern, str):
         raise ConfigError(f"kumo.glob: the pattern must be a string, got {pattern!r}")
+    if relative_to is not None:
+        relative_to = string_arg("kumo.glob", "RELATIVE_TO", relative_to)
     if not os.path.isabs(pattern):
         pattern = os.path.join(os.path.abspath(relative_to or "."), pattern)
     return _relative(glob_files([pattern]), relative_to)
@@ -44,6 +47,9 @@ class GlobCache:
 
     def glob(self, pattern: str, relative_to: str | None = None,
              ttl_seconds: float | None = None) -> list[str]:
+        pattern = string_arg("kumo.glob", "PATTERN", pattern)
+        if relative_to is not None:
+            relative_to = string_arg("kumo.glob", "RELATIVE_TO", relative_to)
         key = (pattern, relative_to)
         ttl = 60.0 if ttl_seconds is None else float(ttl_seconds)
         now = time.monotonic()

@@ -114,7 +114,8 @@ def escape(text: str) -> str:
 
 def is_match(pattern: str, haystack: str) -> bool:
     """A kumocore convenience: ``kumo.regex.is_match(pattern, haystack)``."""
-    return compile_pattern(pattern, who="kumo.regex.is_match").search(haystack) is not None
+    text = string_arg("kumo.regex.is_match", "HAYSTACK", haystack)
+    return compile_pattern(pattern, who="kumo.regex.is_match").search(text) is not None
 
 
 class RegexSetMap:
