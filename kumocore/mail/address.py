@@ -32,6 +32,7 @@ from kumocore.mail.header_address import (
     NotSingleAddressError,
     parse_address_header,
 )
+from kumocore.policy.policyfn import lua_type_name
 
 __all__ = [
     "NULL_SENDER",
@@ -111,7 +112,7 @@ def parse_envelope_address(text: str, *, allow_null: bool = True) -> EnvelopeAdd
     ``allow_null=False`` for recipients. Raises :class:`AddressError` with the reason.
     """
     if not isinstance(text, str):
-        raise AddressError(repr(text), f"expected a string, got {type(text).__name__}")
+        raise AddressError(repr(text), f"expected a string, got {lua_type_name(text)}")
     plain = _PLAIN.fullmatch(text)
     if plain is not None and len(text) <= _MAX_LOCAL:  # ASCII: characters are octets
         domain, problem = _domain_verdict(plain[2])

@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from kumocore.policy.policyfn import lua_type_name
+
 __all__ = ["AuthResultsError", "render_authentication_results"]
 
 # RFC 2045 tspecials: with space, controls and non-ASCII, what a MIME token may not hold.
@@ -45,7 +47,7 @@ def _text(value: Any, what: str) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):
-        raise AuthResultsError(f"{what}: expected a string, got {type(value).__name__}")
+        raise AuthResultsError(f"{what}: expected a string, got {lua_type_name(value)}")
     if "\r" in value or "\n" in value:
         raise AuthResultsError(f"{what}: contains a line break")
     return value
@@ -62,11 +64,11 @@ def _entries(results: Any) -> list[Mapping[str, Any]]:
     if not isinstance(results, Sequence) or isinstance(results, str | bytes):
         raise AuthResultsError(
             f"results: expected an array of authenticationresult, got "
-            f"{type(results).__name__}")
+            f"{lua_type_name(results)}")
     for index, entry in enumerate(results, 1):
         if not isinstance(entry, Mapping):
             raise AuthResultsError(f"results[{index}]: expected an authenticationresult "
-                                   f"table, got {type(entry).__name__}")
+                                   f"table, got {lua_type_name(entry)}")
     return list(results)
 
 

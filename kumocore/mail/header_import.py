@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kumocore.mail.headers import HeaderField
+from kumocore.policy.policyfn import lua_type_name
 
 __all__ = ["HeaderImportError", "ImportSpec", "collect_imports", "parse_specs"]
 
@@ -80,7 +81,7 @@ def _choice(spec: Mapping[str, Any], field: str, allowed: tuple[str, ...]) -> st
 def _compile(spec: Any) -> ImportSpec:
     if not isinstance(spec, Mapping):
         raise HeaderImportError(
-            f"import_headers: each spec must be a table, got {type(spec).__name__}")
+            f"import_headers: each spec must be a table, got {lua_type_name(spec)}")
     unknown = sorted(str(k) for k in spec if k not in _FIELDS)
     if unknown:
         raise HeaderImportError(f"import_headers: unknown field `{unknown[0]}`, expected "

@@ -38,6 +38,7 @@ from kumocore.mail.message_json import SpoolRecordError, jsonable
 from kumocore.mail.message_methods import MessageMethods
 from kumocore.mail.message_spool import MessageSpoolRecord
 from kumocore.mail.queue_name import message_queue_name
+from kumocore.policy.policyfn import lua_type_name
 
 __all__ = [
     "AddressHeader",
@@ -282,8 +283,11 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
     def set_meta(self, key: str, value: Any) -> None:
         """Set a meta value; it must survive a JSON round trip (TypeError otherwise)."""
         if not isinstance(key, str):
-            raise TypeError(f"meta key must be a string, got {key!r}")
+            raise TypeError(f"meta key must be a string, got {lua_type_name(key)}")
         self.meta[key] = value if type(value) is str else jsonable(value, f"meta {key!r}")
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        return self.meta.get(key, default)
+        try:
+            return self.meta.get(key, default)
+        except TypeError:  # a table as the key: unhashable
+            raise TypeError(f"meta key must be a string, got {lua_type_name(key)}") from None

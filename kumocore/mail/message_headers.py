@@ -14,9 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 import kumocore.mail.headers as _h
+from kumocore.errors import ConfigError
 from kumocore.mail.address import AddressHeader, parse_address_header
 from kumocore.mail.auth_results import render_authentication_results
 from kumocore.mail.header_import import collect_imports, parse_specs
+from kumocore.policy.policyfn import lua_type_name
 
 if TYPE_CHECKING:
     from kumocore.mail.body import JoinedHeaders
@@ -49,17 +51,29 @@ class MessageHeaders:
         __slots__ = ()  # Message has __slots__; an empty base keeps it dict-free
 
     def get_first_named_header_value(self, name: str) -> str | None:
-        field = self._block().get_first(name)
+        try:
+            field = self._block().get_first(name)
+        except (AttributeError, TypeError):
+            _refuse_non_strings("get_first_named_header_value", name=name)
+            raise
         return None if field is None else field.value
 
     def get_all_named_header_values(self, name: str) -> list[str]:
-        return [f.value for f in self._block().get_all(name)]
+        try:
+            return [f.value for f in self._block().get_all(name)]
+        except (AttributeError, TypeError):
+            _refuse_non_strings("get_all_named_header_values", name=name)
+            raise
 
     def get_all_headers(self) -> list[tuple[str, str]]:
         return [(f.name, f.value) for f in self._block().fields]
 
     def get_address_header(self, name: str) -> AddressHeader | None:
-        field = self._block().get_first(name)
+        try:
+            field = self._block().get_first(name)
+        except (AttributeError, TypeError):
+            _refuse_non_strings("get_address_header", name=name)
+            raise
         return None if field is None else parse_address_header(field.raw_value)
 
     def from_header(self) -> AddressHeader | None:
@@ -69,7 +83,12 @@ class MessageHeaders:
         return self.get_address_header("To")
 
     def prepend_header(self, name: str, value: str, encode: bool = False) -> None:
-        self._prepend(_h.header_line_for(self._ending_of(), name, value, encode=encode))
+        try:
+            line = _h.header_line_for(self._ending_of(), name, value, encode=encode)
+        except (AttributeError, TypeError):
+            _refuse_non_strings("prepend_header", name=name, value=value)
+            raise
+        self._prepend(line)
 
     def add_authentication_results(self, serv_id: str, results: Any) -> None:
         """Prepend an RFC 8601 ``Authentication-Results`` header for ``results`` (what
@@ -79,11 +98,17 @@ class MessageHeaders:
         self._prepend(f"Authentication-Results: {value}{nl}".encode())
 
     def append_header(self, name: str, value: str, encode: bool = False) -> None:
+        if not (isinstance(name, str) and isinstance(value, str)):  # before the copy
+            _refuse_non_strings("append_header", name=name, value=value)
         self._own()
         self.data = _h.append_header(self._data, name, value, encode=encode)
 
     def remove_all_named_headers(self, name: str) -> None:
-        fields = self._block().get_all(name)
+        try:
+            fields = self._block().get_all(name)
+        except (AttributeError, TypeError):
+            _refuse_non_strings("remove_all_named_headers", name=name)
+            raise
         if not fields:
             return  # nothing to remove: keep sharing the body
         own = self._own_fields(fields)  # first: it makes ``_data`` the whole message
@@ -138,6 +163,9 @@ class MessageHeaders:
 
     def dkim_sign(self, signer: DkimSigner) -> None:
         """Prepend the ``DKIM-Signature`` header that ``signer.sign(data)`` returns."""
+        if not callable(getattr(signer, "sign", None)):
+            raise ConfigError("msg:dkim_sign: SIGNER must be a signer made by "
+                              f"kumo.dkim.*_signer, got {lua_type_name(signer)}")
         header = signer.sign(self.data)
         if not isinstance(header, bytes) or not header[:15].lower() == b"dkim-signature:":
             raise ValueError(f"DKIM signer returned {header!r:.60}, not a DKIM-Signature header")
@@ -152,3 +180,13 @@ def _x_fields(
     if names is None:
         return [f for f in block.fields if f.name.lower().startswith("x-")]
     return [f for name in names for f in block.get_all(name)]
+
+
+def _refuse_non_strings(method: str, **arguments: object) -> None:
+    """Refuse, naming it, an argument of ``msg:method`` that is not a string (a policy's
+    nil or table), where the header code would fail with a Python ``AttributeError``.
+    Header readers ask only once their call failed: a good call pays nothing."""
+    for what, value in arguments.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"msg:{method}: {what.upper()} must be a string, "
+                              f"got {lua_type_name(value)}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from kumocore.mail.scheduling import META_KEY, Schedule, ScheduleError, message_schedule
+from kumocore.policy.policyfn import lua_type_name
 
 if TYPE_CHECKING:
     from kumocore.mail.address import EnvelopeAddress
@@ -206,7 +207,7 @@ class MessageMethods:
         from kumocore.mail.text_append import append_text
 
         if not isinstance(content, str):
-            raise TypeError(f"expected a string to append, got {type(content).__name__}")
+            raise TypeError(f"expected a string to append, got {lua_type_name(content)}")
         data = append_text(self.get_data(), content_type, content)
         if data is None:
             return False
@@ -242,7 +243,7 @@ class MessageMethods:
         """``msg:set_force_sync(bool)``: accepted; no effect. Every kumocore spool write is
         already a high-durability one (synced before it returns), whatever this says."""
         if not isinstance(force, bool):
-            raise TypeError(f"msg:set_force_sync expects a boolean, got {type(force).__name__}")
+            raise TypeError(f"msg:set_force_sync expects a boolean, got {lua_type_name(force)}")
 
     def save(self) -> None:
         """``msg:save()`` is refused: a kumocore message does not know its spool. kumocore

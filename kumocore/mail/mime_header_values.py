@@ -26,6 +26,7 @@ from kumocore.mail.header_address import (
 )
 from kumocore.mail.mime_codec import header_qp_encode
 from kumocore.mail.rfc2047 import decode_rfc2047
+from kumocore.policy.policyfn import lua_type_name
 
 __all__ = [
     "HeaderValueError",
@@ -234,6 +235,9 @@ def _addr_spec(address: Mapping[str, Any]) -> str:
 
 
 def encode_mailbox(mailbox: Mapping[str, Any]) -> str:
+    if not isinstance(mailbox, Mapping):
+        raise HeaderValueError("invalid header: a mailbox must be a table, "
+                               f"got {lua_type_name(mailbox)}")
     address = mailbox.get("address")
     if not isinstance(address, Mapping):
         raise HeaderValueError("invalid header: a mailbox needs an address table")

@@ -22,6 +22,7 @@ from kumocore.mail import mime_parts
 from kumocore.mail.mime_headers import Header, HeaderMap
 from kumocore.mail.mime_tree import MAX_DEPTH, MAX_HEADERS, MAX_PARTS, MimeStructureError, Node
 from kumocore.mail.mime_tree import parse as parse_tree
+from kumocore.policy.policyfn import lua_type_name
 
 __all__ = [
     "MAX_DEPTH",
@@ -145,7 +146,7 @@ class MimePart:
 def _content(content: Any) -> str | bytes:
     if isinstance(content, str | bytes):
         return content
-    raise TypeError(f"a part's body must be a string, got {type(content).__name__}")
+    raise TypeError(f"a part's body must be a string, got {lua_type_name(content)}")
 
 
 def parse_mime(data: bytes | str) -> MimePart:

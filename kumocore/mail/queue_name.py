@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kumocore.policy.policyfn import lua_type_name
+
 __all__ = [
     "NULL_QUEUE",
     "QueueNameParts",
@@ -138,7 +140,7 @@ def _named_by_meta(meta: Mapping[str, Any]) -> str | None:
 def _meta_value(meta: Mapping[str, Any], key: str) -> str | None:
     value = meta.get(key)
     if value is not None and not isinstance(value, str):
-        raise TypeError(f"meta {key!r} must be a string, got {type(value).__name__}")
+        raise TypeError(f"meta {key!r} must be a string, got {lua_type_name(value)}")
     return value or None
 
 

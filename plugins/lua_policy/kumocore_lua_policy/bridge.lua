@@ -20,6 +20,8 @@ local AWAIT = setmetatable({}, { __name = 'kumo-await' })
 local driven = setmetatable({}, { __mode = 'k' })
 -- Proxy table -> the Python object it stands for.
 local target_of = setmetatable({}, { __mode = 'k' })
+-- The Python class of a method proxy's object (see message_meta).
+local class_of = setmetatable({}, { __mode = 'k' })
 
 local bridge = {}
 
@@ -391,14 +393,22 @@ local map_meta = {
 }
 
 -- A Message: msg:method(...) calls the Python method (see proxies.message_method).
+-- The functions are kept per class and name: a header map's set_sender is not the
+-- message's (its error names its owner, and it may take binary strings or not).
 local message_methods = {}
 local message_meta = {
   __name = 'kumo-message',
   __index = function(t, k)
-    local method = message_methods[k]
+    local class = class_of[t]
+    local methods = message_methods[class]
+    if methods == nil then
+      methods = {}
+      message_methods[class] = methods
+    end
+    local method = methods[k]
     if method == nil then
       method = py.message_method(target_of[t], k)
-      message_methods[k] = method
+      methods[k] = method
     end
     return method
   end,
@@ -423,9 +433,12 @@ local fields_meta = {
 local metas = { object = object_meta, map = map_meta, message = message_meta,
                 fields = fields_meta }
 
-function bridge.proxy(kind, obj)
+function bridge.proxy(kind, obj, class)
   local t = setmetatable({}, metas[kind])
   target_of[t] = obj
+  if class ~= nil then
+    class_of[t] = class
+  end
   return t
 end
 

@@ -87,8 +87,12 @@ class Converter:
         return self.proxy("object", value)
 
     def proxy(self, kind: str, obj: Any) -> Any:
-        """A proxy table of ``kind`` (``object``, ``map`` or ``message``) for ``obj``."""
-        return self._proxy(kind, obj)
+        """A proxy table of ``kind`` (``object``, ``map`` or ``message``) for ``obj``; a
+        ``message`` proxy names its class, by which the bridge keeps its method functions."""
+        if kind != "message":
+            return self._proxy(kind, obj)
+        cls = type(obj)
+        return self._proxy(kind, obj, f"{cls.__module__}.{cls.__qualname__}")
 
     def _key(self, key: Any) -> Any:
         if isinstance(key, enum.Enum):

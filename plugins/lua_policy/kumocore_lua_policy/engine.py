@@ -33,6 +33,7 @@ from importlib import resources
 from typing import Any
 
 from kumocore import ConfigError, MultipleValues, Rejection, takes_table
+from kumocore_lua_policy.arity import call_fitting, misfit
 from kumocore_lua_policy.byte_strings import BYTES_ARGS_LUA, accept, wants_bytes
 from kumocore_lua_policy.convert import Converter
 from kumocore_lua_policy.errors import (
@@ -160,7 +161,7 @@ class LuaEngine:
             # keep none of them beyond this call (see errors.scrub).
             del lua_args
         try:
-            result = fn(*args, **kwargs)
+            result = call_fitting(fn, args, kwargs)
             if inspect.isawaitable(result):
                 return "await", _Pending(name, result)
             return self._answer(result)
@@ -264,11 +265,6 @@ def _misfit_call(
     argument left out, one too many), that said in a policy author's words; None when the
     ``TypeError`` came from inside ``fn``. Only looked at after such a failure: the
     signature costs nothing on a call that works."""
-    try:
-        inspect.signature(fn).bind(*args, **kwargs)
-    except TypeError as misfit:
-        # KumoMTA passes nil for an argument left out; kumocore names what is missing.
-        return ConfigError(f"{misfit} (called with {len(args) + len(kwargs)} argument(s))")
-    except ValueError:  # no signature to compare with (a builtin)
-        return None
-    return None
+    # KumoMTA passes nil for an argument left out; kumocore names what is missing.
+    why = misfit(fn, args, kwargs)
+    return None if why is None else ConfigError(why)

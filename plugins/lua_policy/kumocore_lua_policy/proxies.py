@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kumocore import ConfigError, session_auth_info
+from kumocore_lua_policy.arity import call_fitting, misfit
 from kumocore_lua_policy.byte_strings import takes_bytes, wants_bytes
 from kumocore_lua_policy.convert import Converter, public_fields
 from kumocore_lua_policy.errors import scrub
@@ -42,9 +43,15 @@ def _call_message_method(name: str, message: Any, *args: Any) -> Any:
     # ``msg:recipient()`` with ``lua_recipient``: one address, or a list for a batch).
     attr = getattr(message, getattr(message, "__kumo_lua_names__", _NO_ALIASES).get(name, name))
     if callable(attr):
-        return attr(*args)
-    if args:
-        raise TypeError(f"msg:{name}() takes no arguments")
+        try:
+            return call_fitting(attr, args, {})
+        except TypeError as exc:
+            why = misfit(attr, args, {})
+            if why is None:
+                raise
+            raise ConfigError(why) from exc
+    if any(arg is not None for arg in args):
+        raise ConfigError(f"takes no arguments (called with {len(args)} argument(s))")
     return attr
 
 
