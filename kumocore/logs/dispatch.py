@@ -211,6 +211,13 @@ class LogDispatcher(LaneWriter):
                 await lane.progress.wait()
         return True
 
+    @staticmethod
+    def is_written(ticket: Ticket) -> bool:
+        """Whether every sink has written the ticket's record now (what :meth:`written`
+        waits for), for a caller that checks many tickets in order instead of waiting on
+        each (:mod:`kumocore.queue.bounce_batches`)."""
+        return all(lane.processed >= sequence for lane, sequence in ticket)
+
     def wake_waiters(self) -> None:
         """Wake every :meth:`written` and :meth:`room` waiter to re-check its condition."""
         for lane in self._lanes:

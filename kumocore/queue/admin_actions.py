@@ -18,7 +18,10 @@ from kumocore.mail import internal_responses
 from kumocore.node.stepwise import Steps, run_whole
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from kumocore.mail.message import Message
+    from kumocore.mail.response import Response
     from kumocore.queue.admin import AdminRules, QueueRule
     from kumocore.queue.egress import PathKey
     from kumocore.queue.outcomes import Outcomes
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 #: Messages bounced between two steps of :meth:`QueueAdminActions.bounce_rule_steps`.
 _BOUNCES_PER_STEP = 50
+#: Queue names matched between two steps of :meth:`QueueAdminActions.matching_queues`.
+_QUEUES_PER_STEP = 200
 
 
 class QueueAdminActions:
@@ -46,21 +51,19 @@ class QueueAdminActions:
 
     __slots__ = ()
 
-    def admin_bounce(self, message: Message, rule: QueueRule) -> None:
+    def admin_bounce(
+        self, message: Message, rule: QueueRule, response: Response | None = None
+    ) -> None:
+        """Bounce ``message`` for ``rule`` (``response``: the rule's, when the caller
+        made it once for many messages). Its record and its removal from the spool follow
+        with the other admin bounces' (:mod:`kumocore.queue.bounce_batches`)."""
         queue = self.queue_of(message)
         queue_name = "" if queue is None else queue.name
         rule.bounced[queue_name] = rule.bounced.get(queue_name, 0) + 1
         self.unschedule(message.id)
-        response = internal_responses.admin_bounce(rule.reason)
-        self.outcomes.bounce(
-            None,
-            message,
-            response,
-            None,
-            None,
-            kind="AdminBounce",
-            log_it=not rule.suppress_logging,
-        )
+        if response is None:
+            response = internal_responses.admin_bounce(rule.reason)
+        self.outcomes.admin_bounce(message, response, log_it=not rule.suppress_logging)
 
     def apply_bounce_rule(self, rule: QueueRule) -> None:
         """Bounce every queued message that matches (not ones already in flight)."""
@@ -71,24 +74,38 @@ class QueueAdminActions:
         record: 100,000 of them at once held the event loop 3.8 s). The rule is in force
         first, so a matching message queued meanwhile is bounced as it arrives."""
         self.admin.bounces[rule.id] = rule
+        response = internal_responses.admin_bounce(rule.reason)  # one for all (immutable)
         for path in list(self.paths.values()):
             kept = []
             for message in path.drain():  # a ready queue is bounced in one step
                 queue = self.queue_of(message)
                 if rule.matches("" if queue is None else queue.name):
-                    self.admin_bounce(message, rule)
+                    self.admin_bounce(message, rule, response)
                 else:
                     kept.append(message)
             path.put_back(kept)
             yield
-        for queue in [q for q in self.scheduled.values() if rule.matches(q.name)]:
+        for queue in self.matching_queues(rule):
+            if queue is None:
+                yield
+                continue
             for n, message_id in enumerate(list(queue.ids), 1):
                 record = self.queued.get(message_id)
                 if record is not None and record.waiting:  # still waiting when its turn comes
-                    self.admin_bounce(record.message, rule)
+                    self.admin_bounce(record.message, rule, response)
                 if n % _BOUNCES_PER_STEP == 0:
                     yield
             yield
+
+    def matching_queues(self, rule: QueueRule) -> Iterator[ScheduledQueue | None]:
+        """The scheduled queues ``rule`` matches (those there are now), and None after
+        every :data:`_QUEUES_PER_STEP` looked at: the caller's chance to let the loop
+        turn (matching 100,000 queues' names at once held it 165-187 ms)."""
+        for n, queue in enumerate(list(self.scheduled.values()), 1):
+            if rule.matches(queue.name):
+                yield queue
+            if n % _QUEUES_PER_STEP == 0:
+                yield None
 
     def cancel_bounce(self, rule_id: str) -> bool:
         """Stop bouncing newly queued messages for rule ``rule_id``."""

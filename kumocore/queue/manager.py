@@ -117,6 +117,8 @@ class QueueManager(QueueAdminActions):
             retry=self.persist_and_schedule,
             finished=self.forget,
             requeue=functools.partial(requeue_event, self),
+            let_go=self.let_go,
+            unspool=self.unspool,
         )
         #: What every path shares (throttle stores, resolver, spool, where outcomes go).
         self.egress = EgressShared(
@@ -284,11 +286,20 @@ class QueueManager(QueueAdminActions):
         ``keep_spooled`` leaves the spool record (its log record could not be confirmed):
         the next start handles the message again — logged twice rather than never.
         """
+        self.let_go(message)
+        if not keep_spooled:
+            await self.store.remove(message.id)
+
+    def let_go(self, message: Message) -> None:
+        """Drop a message with a final outcome from the queues and ``messages`` (what
+        :meth:`forget` does before the spool)."""
         record = self.queued.pop(message.id, None)
         if record is not None:
             self._leave_queue(record)
-        if not keep_spooled:
-            await self.store.remove(message.id)
+
+    async def unspool(self, message_ids: list[str]) -> None:
+        """Remove messages already let go of from the spool, as one write."""
+        await self.store.remove_many(message_ids)
 
     # ------------------------------------------------------------------ routing
     def _on_due(self, record: Queued) -> None:

@@ -27,6 +27,7 @@ from kumocore.mail.response import Response
 from kumocore.node.latency import LabelledHistograms
 from kumocore.queue.batch_groups import DELIVERY, TRANSIENT, kind_of
 from kumocore.queue.batch_outcomes import BatchOutcomes
+from kumocore.queue.bounce_batches import BounceBatches
 from kumocore.queue.dispatchers import current as current_dispatcher
 from kumocore.queue.path_stats import OutcomeStats
 from kumocore.queue.provider_counts import ProviderCounts
@@ -65,6 +66,8 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
         retry: Callable[[Message, float], Awaitable[None]],
         finished: Callable[..., Awaitable[None]],
         requeue: Callable[[Message, Response], Awaitable[bool]],
+        let_go: Callable[[Message], None],
+        unspool: Callable[[list[str]], Awaitable[None]],
     ) -> None:
         #: Builds every record (kumocore.logs.journal); ``logs`` confirms they are written.
         self.journal, self.logs = journal, logs
@@ -86,6 +89,11 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
         # Set while draining at shutdown: after it, unwritten final records stop holding
         # up the shutdown (their messages stay spooled).
         self._give_up_at: float | None = None
+        #: Admin bounces, logged and unspooled in batches by one task (``let_go``: drop a
+        #: finished message from the queues; ``unspool``: remove a list from the spool).
+        self.admin_bounces = BounceBatches(
+            classify=journal.classify, record=self._admin_bounce_record,
+            written=self._written, let_go=let_go, unspool=unspool, spawn=self._spawn)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -220,6 +228,12 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
                 break
         await self._finished(message, keep_spooled=not confirmed)
 
+    async def _written(self, ticket: Ticket) -> bool:
+        """Wait until every sink has written ``ticket``'s record (as :meth:`_finish`
+        does); False if the node stops first."""
+        logs = self.logs
+        return logs is None or await logs.written(ticket, None, give_up=self._giving_up)
+
     def delivered(
         self,
         path: PathView | None,
@@ -265,6 +279,20 @@ class Outcomes(BatchOutcomes, RetryOutcomes):
             await self._finish(message, ticket)
 
         self._spawn(finish())
+
+    def admin_bounce(self, message: Message, response: Response, log_it: bool) -> None:
+        """An operator's bounce (``AdminBounce``): as :meth:`bounce` without a path, but
+        logged and forgotten with the other admin bounces, in batches
+        (:mod:`kumocore.queue.bounce_batches`): a rule bounces 100,000 messages at once."""
+        self.counters["admin_bounced"] += 1
+        self.stats.record(_path_name(None), "failed", response)
+        self.admin_bounces.add(message, response, log_it)
+
+    def _admin_bounce_record(
+        self, message: Message, response: Response, classification: str
+    ) -> Ticket | None:
+        return self._record("AdminBounce", message, response, None, None, None,
+                            classification)  # fmt: skip
 
     def expire(self, path: PathView | None, message: Message, response: Response) -> None:
         """An ``Expiration`` with ``response`` (see :mod:`kumocore.mail.internal_responses`)."""

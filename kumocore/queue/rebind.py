@@ -14,15 +14,16 @@ Only messages waiting in the scheduler are touched: ones already in a ready queu
 being delivered are on their way, as in KumoMTA. Each message leaves the scheduler while
 it is worked on (KumoMTA drains the queue first), so it cannot fall due and be routed
 half-rebound while the policy or the spool is awaited. A rebind over a large queue hands
-the event loop back every :data:`YIELD_EVERY` seconds.
+the event loop back every :data:`YIELD_EVERY` seconds, and saves the metas it changed in
+that time as one spool write before it moves those messages on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import structlog
 
@@ -32,7 +33,7 @@ from kumocore.queue.insert_context import ADMIN_REBIND
 from kumocore.queue.rebind_event import apply_rebind_event, warn_without_handler
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from kumocore.config import QueueConfig
     from kumocore.mail.message import Message
@@ -51,8 +52,6 @@ YIELD_EVERY = 0.005
 
 #: A message's (possibly new) queue name and configuration (None: the null queue).
 ResolveQueue: TypeAlias = "Callable[[Message], Awaitable[tuple[str, QueueConfig | None]]]"
-#: What happened to one message: moved to another queue, flushed in place, or neither.
-Outcome = Literal["moved", "flushed"] | None
 
 
 @dataclass(frozen=True)
@@ -92,29 +91,66 @@ async def rebind(
     """Apply ``request``; returns how many messages moved and how many were flushed.
 
     ``resolve`` gives a message's new queue and its configuration (the intake's
-    :meth:`~kumocore.reception.intake.Intake.resolve_queue_config`, which caches them)."""
+    :meth:`~kumocore.reception.intake.Intake.resolve_queue_config`, which caches them).
+
+    The messages are taken a slice at a time: for :data:`YIELD_EVERY` each is taken out
+    of the scheduler and changed; then, after a turn of the loop, the slice's changed
+    metas are saved together (one spool write,
+    :meth:`~kumocore.spool.store.MessageStore.save_metas`: a synced write per message, one
+    after the other, made 10,000 messages take 19-36 s on RocksDB) and its messages moved
+    or put back, the loop turning every :data:`YIELD_EVERY` meanwhile."""
     if request.trigger_rebind_event:
         warn_without_handler(manager, request.rule.reason)
     counts = {"moved": 0, "flushed": 0}
-    slice_ends = time.perf_counter() + YIELD_EVERY
-    for queue in [q for q in manager.scheduled.values() if request.rule.matches(q.name)]:
-        for message_id in list(queue.ids):
-            if time.perf_counter() >= slice_ends:
-                await asyncio.sleep(0)  # let the worker's other clients in
-                slice_ends = time.perf_counter() + YIELD_EVERY
-            outcome = await _rebind_one(manager, queue.name, message_id, request, resolve)
-            if outcome is not None:
-                counts[outcome] += 1
+    work = _Slice()
+    taking_ends = time.perf_counter() + YIELD_EVERY
+    for candidate in _candidates(manager, request.rule):
+        if candidate is not None:
+            await _take(manager, *candidate, request, resolve, work, counts)
+        if time.perf_counter() >= taking_ends:
+            await asyncio.sleep(0)  # let the worker's other clients in
+            await _settle(manager, request, work, counts)
+            await asyncio.sleep(0)
+            taking_ends = time.perf_counter() + YIELD_EVERY
+    await _settle(manager, request, work, counts)
     log.info("rebind", reason=request.rule.reason, **counts)
     return counts
 
 
-async def _rebind_one(manager: QueueManager, queue_name: str, message_id: str,
-                      request: RebindRequest, resolve: ResolveQueue) -> Outcome:  # fmt: skip
+def _candidates(manager: QueueManager, rule: QueueRule) -> Iterator[tuple[str, str] | None]:
+    """(queue name, message id) of every message in the queues ``rule`` matches, and
+    None after every few queues looked at (a moment to let the loop turn)."""
+    for queue in manager.matching_queues(rule):
+        if queue is None:
+            yield None
+            continue
+        for message_id in list(queue.ids):
+            yield queue.name, message_id
+
+
+@dataclass(slots=True)
+class _Slice:
+    """The messages of a slice whose metas are to be saved, out of the scheduler until
+    then: ``moves`` go to another queue (old queue, new queue and its configuration),
+    ``stays`` back to their own; each with the due time it had."""
+
+    moves: list[tuple[Message, str, str, QueueConfig | None, float]] = field(
+        default_factory=list)
+    stays: list[tuple[Message, str, float]] = field(default_factory=list)
+
+    def taken(self) -> list[tuple[Message, str, float]]:
+        """Every message of the slice, its queue and its due time."""
+        return [(m, old, due) for m, old, _, _, due in self.moves] + self.stays
+
+
+async def _take(manager: QueueManager, queue_name: str, message_id: str, request: RebindRequest,
+                resolve: ResolveQueue, work: _Slice, counts: dict[str, int]) -> None:  # fmt: skip
+    """Take ``message_id`` out of the scheduler and change it; what becomes of it once
+    its meta is saved goes into ``work`` (or it goes back at once, with nothing to save)."""
     message = manager.messages.get(message_id)
     due = manager.scheduler.due_time(message_id)
     if message is None or due is None:
-        return None  # on its way already (ready queue or in flight)
+        return  # on its way already (ready queue or in flight)
     manager.unschedule(message_id)  # see the module's docstring
     try:
         if request.trigger_rebind_event:
@@ -123,35 +159,85 @@ async def _rebind_one(manager: QueueManager, queue_name: str, message_id: str,
             for key, value in request.data.items():
                 message.set_meta(key, value)
             changed = bool(request.data)
-        queue = manager.queue_of(message)
-        if queue is None or queue.name != queue_name:
-            return None  # it left meanwhile (an admin bounce...): nothing more to do
+        if not _still_in(manager, message, queue_name):
+            return  # it left meanwhile (an admin bounce...): nothing more to do
         if message_queue_name(message) != queue_name:
-            await _move(manager, message, queue_name, request, resolve)
-            return "moved"
-        if changed and manager.store is not None:
-            await manager.store.save_meta(message)
+            new, config = await resolve(message)
+            work.moves.append((message, queue_name, new, config, due))
+            return
     except Exception as exc:  # KumoMTA: logged; the message stays in its queue
-        log.error("rebind failed; the message stays where it was", id=message_id,
-                  queue=queue_name, error=str(exc))  # fmt: skip
-        manager.schedule(message, due)
-        return None
+        _failed(manager, message, queue_name, due, exc)
+        return
+    if changed and manager.store is not None:
+        work.stays.append((message, queue_name, due))
+        return
     manager.schedule(message, time.time() if request.always_flush else due)
-    return "flushed" if request.always_flush else None
+    if request.always_flush:
+        counts["flushed"] += 1
 
 
-async def _move(manager: QueueManager, message: Message, old: str,
-                request: RebindRequest, resolve: ResolveQueue) -> None:  # fmt: skip
-    """Move ``message`` (out of the scheduler) into the queue its meta now names."""
-    new, config = await resolve(message)
-    if manager.store is not None:
-        await manager.store.save_meta(message)
+async def _settle(manager: QueueManager, request: RebindRequest, work: _Slice,
+                  counts: dict[str, int]) -> None:  # fmt: skip
+    """Save the slice's changed metas as one write, then move or put back its messages."""
+    taken = work.taken()
+    if not taken:
+        return
+    moves, stays = work.moves, work.stays
+    work.moves, work.stays = [], []
+    try:
+        if manager.store is not None:
+            await manager.store.save_metas([message for message, _, _ in taken])
+    except Exception as exc:  # none of them is saved: each stays where it was
+        for message, queue_name, due in taken:
+            _failed(manager, message, queue_name, due, exc)
+        return
+    discarded: list[str] = []
+    turn_ends = time.perf_counter() + YIELD_EVERY
+    for message, old, new, config, due in moves:
+        if time.perf_counter() >= turn_ends:
+            await asyncio.sleep(0)  # (each move is a record and an insert: 40 us)
+            turn_ends = time.perf_counter() + YIELD_EVERY
+        if not _still_in(manager, message, old):
+            continue
+        try:
+            _move(manager, message, old, new, config, request)
+        except Exception as exc:
+            _failed(manager, message, old, due, exc)
+            continue
+        counts["moved"] += 1
+        if config is None:  # rebound into the null queue: discarded, as at reception
+            discarded.append(message.id)
+    for message, queue_name, due in stays:
+        if _still_in(manager, message, queue_name):
+            manager.schedule(message, time.time() if request.always_flush else due)
+            if request.always_flush:
+                counts["flushed"] += 1
+    if discarded and manager.store is not None:
+        await manager.unspool(discarded)
+
+
+def _still_in(manager: QueueManager, message: Message, queue_name: str) -> bool:
+    queue = manager.queue_of(message)
+    return queue is not None and queue.name == queue_name
+
+
+def _failed(manager: QueueManager, message: Message, queue_name: str, due: float,
+            exc: Exception) -> None:  # fmt: skip
+    log.error("rebind failed; the message stays where it was", id=message.id,
+              queue=queue_name, error=str(exc))  # fmt: skip
+    manager.schedule(message, due)
+
+
+def _move(manager: QueueManager, message: Message, old: str, new: str,
+          config: QueueConfig | None, request: RebindRequest) -> None:  # fmt: skip
+    """Move ``message`` (out of the scheduler, its meta saved) into the queue ``new``
+    its meta now names (``config`` None: the null queue, where it is let go of)."""
     manager.detach(message)
     if not request.suppress_logging:
         _log_rebind(manager, message, old, new, request.rule.reason)
     message.due = None
-    if config is None:  # rebound into the null queue: discarded, as at reception
-        await manager.forget(message)
+    if config is None:
+        manager.let_go(message)
         return
     manager.insert(message, new, config, ADMIN_REBIND)
 

@@ -9,6 +9,7 @@ worker shards and the free-space guard. It does not own what happens to a stored
 from __future__ import annotations
 
 from kumocore.spool.base import (
+    BatchWrites,
     Compactable,
     MemorySpool,
     OrderedDeletes,
@@ -18,5 +19,5 @@ from kumocore.spool.base import (
     StoreStats,
 )
 
-__all__ = ["Compactable", "MemorySpool", "OrderedDeletes", "OrderedPuts", "Spool",
+__all__ = ["BatchWrites", "Compactable", "MemorySpool", "OrderedDeletes", "OrderedPuts", "Spool",
            "SpoolFactory", "StoreStats"]  # fmt: skip

@@ -8,7 +8,7 @@ for tests.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -83,6 +83,61 @@ class OrderedDeletes(Protocol):
         return once both are queued (a delete need not be durable when this returns). A
         kind that cannot keep that order for ``then`` deletes one after the other."""
         ...
+
+
+@runtime_checkable
+class BatchWrites(Protocol):
+    """An optional spool capability: many writes as one. An admin bounce removes 100,000
+    messages at once, and a rebind saves as many metas; one ``delete`` or ``put`` each
+    made as many tickets for the writer and as many waits (and a synced put each, one
+    after the other, 3.6 ms a message). A kind that takes a whole list at once (the
+    group-commit kinds: RocksDB, LMDB) is given the list; any other gets one call per
+    key (:func:`delete_all`, :func:`put_all`)."""
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:meth:`Spool.put` of every ``(key, value)``, in one write; returns once all
+        are durable."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """:meth:`Spool.delete` of every key in ``keys``, in one write (need not be
+        synced)."""
+        ...
+
+    async def delete_many_after(
+        self, keys: Sequence[str], then: Spool, then_keys: Sequence[str]
+    ) -> None:
+        """:meth:`OrderedDeletes.delete_after` for lists: delete ``then_keys`` in
+        ``then``, and ``keys`` here once those deletes are synced; return once all are
+        queued. A kind that cannot keep that order for ``then`` deletes one list after
+        the other."""
+        ...
+
+
+async def put_all(spool: Spool, items: Sequence[tuple[str, bytes]]) -> None:
+    """Store every ``(key, value)``: one write where ``spool`` is :class:`BatchWrites`,
+    else one ``put`` after the other."""
+    if not items:
+        return
+    put_many = getattr(spool, "put_many", None)  # not the runtime protocol's slow check
+    if put_many is not None:
+        await put_many(items)
+        return
+    for key, value in items:
+        await spool.put(key, value)
+
+
+async def delete_all(spool: Spool, keys: Sequence[str]) -> None:
+    """Delete every key in ``keys``: one write where ``spool`` is :class:`BatchWrites`,
+    else one ``delete`` after the other."""
+    if not keys:
+        return
+    delete_many = getattr(spool, "delete_many", None)  # not the runtime protocol's check
+    if delete_many is not None:
+        await delete_many(keys)
+        return
+    for key in keys:
+        await spool.delete(key)
 
 
 @runtime_checkable

@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
 
-from kumocore.spool.base import Spool
+from kumocore.spool.base import Spool, delete_all
 
 log = structlog.get_logger("kumocore.spool")
 
@@ -72,6 +72,37 @@ class RecoveringSpool:
             return
         delete_pair, inner_then = paired
         await self._write_pair(then, delete_pair(key, inner_then, then_key))
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """:class:`~kumocore.spool.base.BatchWrites` through the wrapper: the inner
+        kind's one write where it has one, else one reopening ``put`` per item."""
+        put_many = getattr(self.inner, "put_many", None)
+        if put_many is None:
+            for key, value in items:
+                await self.put(key, value)
+            return
+        await self._write(put_many, items)
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """As :meth:`put_many`, one reopening ``delete`` per key without."""
+        delete_many = getattr(self.inner, "delete_many", None)
+        if delete_many is None:
+            for key in keys:
+                await self.delete(key)
+            return
+        await self._write(delete_many, keys)
+
+    async def delete_many_after(
+        self, keys: Sequence[str], then: Spool, then_keys: Sequence[str]
+    ) -> None:
+        """``BatchWrites`` through both wrappers, as :meth:`delete_after`."""
+        paired = self._paired("delete_many_after", then)
+        if paired is None:
+            await delete_all(then, then_keys)
+            await self.delete_many(keys)
+            return
+        delete_lists, inner_then = paired
+        await self._write_pair(then, delete_lists(keys, inner_then, then_keys))
 
     def _paired(self, name: str, then: Spool) -> tuple[Callable[..., Any], Spool] | None:
         """The inner kind's two-spool write ``name`` and ``then`` as it must be handed to

@@ -35,10 +35,20 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kumocore.node.latency import Histogram
-from kumocore.spool.base import MemorySpool, OrderedDeletes, OrderedPuts, Spool
+from kumocore.spool.base import (
+    BatchWrites,
+    MemorySpool,
+    OrderedDeletes,
+    OrderedPuts,
+    Spool,
+    delete_all,
+    put_all,
+)
 from kumocore.spool.store_recovery import StoreRecovery
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from kumocore.mail.body import SharedBody
     from kumocore.mail.message import Message
 
@@ -65,6 +75,8 @@ class MessageStore(StoreRecovery):
         # Marker and body deleted with one call, the body held back until the marker's
         # delete is durable, when the data spool's kind can.
         self._delete_pair = data.delete_after if isinstance(data, OrderedDeletes) else None
+        # The same for lists of them (remove_many), when the kind also takes lists.
+        self._delete_lists = data.delete_many_after if isinstance(data, BatchWrites) else None
         # Accepted with deferred_spool and not written yet, by id (see defer()), and the
         # writes of such messages under way: a remove waits for one (else its record,
         # landing after the remove, would bring a delivered message back at the next start).
@@ -197,6 +209,16 @@ class MessageStore(StoreRecovery):
             return
         await self.meta.put(message.id, message.meta_bytes())
 
+    async def save_metas(self, messages: Sequence[Message]) -> None:
+        """:meth:`save_meta` for many messages at once (a rebind's): the metas of those
+        written already as one write where the meta spool takes lists
+        (:class:`~kumocore.spool.base.BatchWrites`); one not written yet is written whole."""
+        whole = [m for m in messages if m.unspooled or m.id in self._writing]
+        await put_all(self.meta, [(m.id, m.meta_bytes()) for m in messages
+                                  if not (m.unspooled or m.id in self._writing)])  # fmt: skip
+        for message in whole:
+            await self.save(message)
+
     async def save_meta_if_written(self, message: Message) -> None:
         """:meth:`save_meta` for a message in the spool (or being written); nothing for
         one held in memory (``deferred_spool``): whatever writes it writes this meta."""
@@ -242,6 +264,36 @@ class MessageStore(StoreRecovery):
         else:
             await self.meta.delete(message_id)
             await self.data.delete(key)
+
+    async def remove_many(self, message_ids: Sequence[str]) -> None:
+        """:meth:`remove` for many messages at once (an admin bounce's): the metas'
+        deletes, then the bodies', each list as one write where the spool kinds take
+        lists (:class:`~kumocore.spool.base.BatchWrites`); a body's delete is held back
+        until its meta's is durable, as :meth:`remove` holds it."""
+        alone: list[str] = []  # metas whose body others still use (or recovery decides)
+        pairs: list[tuple[str, str]] = []  # (body key, meta key)
+        held: list[str] = []
+        for message_id in message_ids:
+            if message_id in self._unsaved:  # deferred_spool: maybe never written
+                held.append(message_id)
+                continue
+            key = self._release_body(message_id)
+            if key is None:
+                alone.append(message_id)
+            else:
+                pairs.append((key, message_id))
+        if self._delete_lists is not None:
+            await self._delete_lists([body for body, _ in pairs], self.meta,
+                                     alone + [meta for _, meta in pairs])  # fmt: skip
+        elif self._delete_pair is not None:
+            await delete_all(self.meta, alone)
+            for body, meta in pairs:
+                await self._delete_pair(body, self.meta, meta)
+        else:
+            await delete_all(self.meta, alone + [meta for _, meta in pairs])
+            await delete_all(self.data, [body for body, _ in pairs])
+        for message_id in held:
+            await self.remove(message_id)
 
     def _release_body(self, message_id: str) -> str | None:
         """The data record that goes with ``message_id``'s meta: its own, or its shared

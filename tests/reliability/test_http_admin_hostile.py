@@ -204,8 +204,11 @@ async def test_bouncing_100000_queued_messages_leaves_smtp_clients_served(
             _child(PROBE, node.smtp_port, 5))
     assert status == 200 and answer["total_bounced"] == QUEUES
     # Before: the 100,000 bounces (each a log record) were made at once: a 3.8 s stall.
+    # Then in steps, but each bounced message a task of its own: 0.13-0.19 s. One task
+    # for all of them now: 70-79 ms, the collector's walk of the records the test's
+    # sink keeps.
     assert rtts[-1] < 0.5, f"an SMTP client waited {rtts[-1]:.3f} s for a reply"
-    assert ticker.longest < 0.4, f"the event loop stood still for {ticker.longest:.3f} s"
+    assert ticker.longest < 0.13, f"the event loop stood still for {ticker.longest:.3f} s"
 
 
 # ------------------------------------------------------------------ memory and descriptors

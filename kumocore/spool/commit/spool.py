@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, TypeGuard
 
-from kumocore.spool.base import Spool
+from kumocore.spool.base import Spool, delete_all
 from kumocore.spool.commit.arrivals import Expected
 from kumocore.spool.commit.committer import Committer
 from kumocore.spool.commit.ops import CommitGroup
@@ -121,6 +121,36 @@ class GroupCommitSpool(ABC):
             return
         await then.delete(then_key)
         await self.delete(key)
+
+    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Store every ``(key, value)`` as one ticket; returns once all are synced (the
+        core's ``BatchWrites``)."""
+        if items:
+            committer = self._writing()
+            await committer.submit(
+                tuple((self, key.encode(), bytes(value)) for key, value in items))
+
+    async def delete_many(self, keys: Sequence[str]) -> None:
+        """Remove every key in ``keys`` as one ticket (``BatchWrites``)."""
+        if keys:
+            committer = self._writing()
+            await committer.submit(tuple((self, key.encode(), None) for key in keys))
+
+    async def delete_many_after(
+        self, keys: Sequence[str], then: Spool, then_keys: Sequence[str]
+    ) -> None:
+        """:meth:`delete_after` for lists, as one ticket: ``then_keys`` in ``then``, and
+        ``keys`` here once ``then`` has synced them (``BatchWrites``)."""
+        if not keys and not then_keys:
+            return
+        committer = self._writing()
+        if _written_by(then, committer):
+            await committer.submit(
+                tuple((then, key.encode(), None) for key in then_keys),
+                after=tuple((then, (self, key.encode(), None)) for key in keys))
+            return
+        await delete_all(then, then_keys)
+        await self.delete_many(keys)
 
     async def put_before(
         self, key: str, value: bytes, then: Spool, then_key: str, then_value: bytes

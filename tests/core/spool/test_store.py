@@ -129,3 +129,39 @@ async def test_a_save_whose_meta_write_fails_raises_and_its_body_is_collected() 
         await store.save(message(1))
     assert len(data) == 1  # an orphan body, as after a crash: the next recovery removes it
     assert await store.collect_garbage() == 1 and len(data) == 0
+
+
+async def test_removing_many_messages_at_once_removes_each_and_a_shared_body_with_its_last(
+) -> None:
+    from kumocore.mail.body import SharedBody
+
+    store = make_store()
+    alone = [message(n) for n in range(5)]
+    shared = SharedBody(b"Subject: x\r\n\r\nbody\r\n")
+    sharing = [Message("a@s.test", f"s{n}@example.com", b"Received: x\r\n", shared=shared)
+               for n in range(3)]  # fmt: skip
+    held = message(9)
+    for each in [*alone, *sharing]:
+        await store.save(each)
+    store.defer(held)  # deferred_spool: never written
+    await store.remove_many([m.id for m in [*alone, *sharing[:2], held]])
+    assert isinstance(store.meta, MemorySpool) and isinstance(store.data, MemorySpool)
+    assert set(store.meta.items) == {sharing[2].id}
+    assert set(store.data.items) == {shared.key}  # its last user is still there
+    assert store.unsaved == 0
+    await store.remove_many([sharing[2].id])
+    assert (dict(store.meta.items), dict(store.data.items)) == ({}, {})
+
+
+async def test_saving_many_metas_at_once_writes_each_and_a_held_message_whole() -> None:
+    store = make_store()
+    written, held = message(1), message(2)
+    await store.save(written)
+    store.defer(held)
+    for each in (written, held):
+        each.meta["tenant"] = "acme"
+    await store.save_metas([written, held])
+    recovered: list[Message] = []
+    await store.recover_all(recovered)
+    assert {m.id: m.meta["tenant"] for m in recovered} == {written.id: "acme", held.id: "acme"}
+    assert store.unsaved == 0

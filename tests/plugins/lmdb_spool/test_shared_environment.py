@@ -173,3 +173,30 @@ async def test_scanning_the_envelopes_does_not_keep_the_bodies_pages_beside_them
     finally:
         await data.close()
         await meta.close()
+
+
+async def test_a_store_saves_and_removes_lists_of_messages_here_and_both_survive_reopening(
+    tmp_path: Path,
+) -> None:
+    """An admin bounce's and a rebind's lists (MessageStore.remove_many, save_metas)
+    through one environment's transactions."""
+    from kumocore.mail.message import Message
+    from kumocore.spool.store import MessageStore
+
+    path = str(tmp_path / "spool")
+    store = MessageStore(LmdbSpool("data", path), LmdbSpool("meta", path))
+    messages = [Message("a@s.test", f"r{n}@example.com", b"Subject: x\r\n\r\nx\r\n")
+                for n in range(300)]  # fmt: skip
+    await asyncio.gather(*map(store.save, messages))
+    for message in messages[:100]:
+        message.meta["tenant"] = "acme"
+    await store.save_metas(messages[:100])
+    await store.remove_many([m.id for m in messages[100:]])
+    await store.close()
+    again = MessageStore(LmdbSpool("data", path), LmdbSpool("meta", path))
+    recovered: list[Message] = []
+    await again.recover_all(recovered)
+    assert {m.id: m.meta.get("tenant") for m in recovered} == {
+        m.id: "acme" for m in messages[:100]}
+    assert len([key async for key in again.data.keys()]) == 100  # noqa: SIM118 (a spool)
+    await again.close()

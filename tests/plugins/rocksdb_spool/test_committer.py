@@ -444,3 +444,59 @@ async def test_what_arrives_during_a_cycle_is_written_next_without_waiting_for_t
     await asyncio.gather(first, second)
     assert committer_for(asyncio.get_running_loop()).cycles == 2
     assert [await meta.get(key) for key in ("m1", "m2")] == [b"e1", b"e2"]
+
+
+async def test_many_messages_removed_at_once_take_one_cycle_and_their_bodies_wait_for_it(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    """An admin bounce's batch (MessageStore.remove_many): every marker's delete in one
+    write, every body's after the markers' sync, as one message's are."""
+    data, meta, events = pair
+    store = MessageStore(data, meta)
+    messages = [Message("a@s.test", f"r{n}@example.com", b"Subject: x\r\n\r\nx\r\n")
+                for n in range(200)]  # fmt: skip
+    await asyncio.gather(*map(store.save, messages))
+    events.clear()
+    before = committer_for(asyncio.get_running_loop()).cycles
+    await store.remove_many([m.id for m in messages])
+    assert committer_for(asyncio.get_running_loop()).cycles == before + 1
+    assert events == ["meta write"]
+    assert [key async for key in meta.keys()] == []  # noqa: SIM118 (a spool)
+
+    await _wait_gone(data, messages[-1].id)
+    assert events == ["meta write", "meta synced=True", "data write"]
+    assert [key async for key in data.keys()] == []  # noqa: SIM118 (a spool)
+
+
+async def test_many_metas_saved_at_once_take_one_synced_write(
+    pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
+) -> None:
+    data, meta, events = pair
+    store = MessageStore(data, meta)
+    messages = [Message("a@s.test", f"r{n}@example.com", b"Subject: x\r\n\r\nx\r\n")
+                for n in range(200)]  # fmt: skip
+    await asyncio.gather(*map(store.save, messages))
+    events.clear()
+    for message in messages:
+        message.meta["tenant"] = "acme"
+    await store.save_metas(messages)
+    assert events == ["meta write", "meta synced=True"]
+    assert all([b"acme" in (await meta.get(m.id) or b"") for m in messages])
+
+
+async def test_lists_of_writes_go_through_the_reopening_wrapper_as_one_write_each(
+    tmp_path: Path,
+) -> None:
+    data = RecoveringSpool(lambda: RocksDBSpool("data", str(tmp_path / "data")))
+    meta = RecoveringSpool(lambda: RocksDBSpool("meta", str(tmp_path / "meta")))
+    store = MessageStore(data, meta)
+    messages = [Message("a@s.test", f"r{n}@example.com", b"Subject: x\r\n\r\nx\r\n")
+                for n in range(50)]  # fmt: skip
+    await asyncio.gather(*map(store.save, messages))
+    before = committer_for(asyncio.get_running_loop()).cycles
+    await store.save_metas(messages)
+    await store.remove_many([m.id for m in messages])
+    assert committer_for(asyncio.get_running_loop()).cycles == before + 2
+    assert [key async for key in meta.keys()] == []  # noqa: SIM118 (a spool)
+    await _wait_gone(data, messages[-1].id)
+    await store.close()

@@ -11,17 +11,17 @@ from kumocore_rocksdb_spool import RocksDBSpool
 from tests.support.pairs_child import write_pairs
 
 
-async def pairs(path: str, count: int, writers: int) -> None:
+async def pairs(path: str, count: int, writers: int, lists: bool) -> None:
     """Bodies and their markers, some of them delivered (tests.support.pairs_child)."""
     data = RocksDBSpool("data", path + "/data")
     meta = RocksDBSpool("meta", path + "/meta")
     value = b"x" * 2048
-    await write_pairs(data, meta, count, writers, lambda _: value)
+    await write_pairs(data, meta, count, writers, lambda _: value, lists)
 
 
 async def main(path: str, count: int, writers: int, wal: str) -> None:
-    if wal == "pairs":
-        await pairs(path, count, writers)
+    if wal in ("pairs", "pair-lists"):
+        await pairs(path, count, writers, wal == "pair-lists")
         return
     spool = RocksDBSpool("data", path)
     value = b"x" * 2048
