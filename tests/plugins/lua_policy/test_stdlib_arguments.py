@@ -10,11 +10,24 @@ from pathlib import Path
 from .support import Recorder, load
 
 
-async def test_nil_arguments_are_refused_naming_the_argument(tmp_path: Path) -> None:
+async def refusals(tmp_path: Path, calls: str) -> list[str]:
+    """What each ``err(f, ...)`` line of ``calls`` raised, as the policy sees it."""
     recorder = Recorder()
     await load(tmp_path, """\
         local kumo = require 'kumo'
         local function err(f, ...) kumo.test.mark(tostring(select(2, pcall(f, ...)))) end
+    """ + calls, recorder=recorder)
+    return [str(mark) for mark in recorder.marks]
+
+
+def assert_named(got: list[str], expected: list[str]) -> None:
+    for text, want in zip(got, expected, strict=True):
+        assert want in text, text
+        assert "Error:" not in text and "NoneType" not in text, text
+
+
+async def test_nil_arguments_are_refused_naming_the_argument(tmp_path: Path) -> None:
+    got = await refusals(tmp_path, """\
         err(kumo.serde.json_parse, nil)
         err(kumo.serde.json_load, nil)
         err(kumo.serde.toml_parse, {})
@@ -25,8 +38,8 @@ async def test_nil_arguments_are_refused_naming_the_argument(tmp_path: Path) -> 
         err(kumo.time.parse_rfc2822, {})
         err(kumo.time.from_unix_timestamp, nil)
         err(kumo.time.from_unix_timestamp, 'soon')
-    """, recorder=recorder)
-    expected = [
+    """)
+    assert_named(got, [
         "kumo.serde.json_parse: TEXT must be a string or a number, got nil",
         "kumo.serde.json_load: PATH must be a string or a number, got nil",
         "kumo.serde.toml_parse: TEXT must be a string or a number, got table",
@@ -37,10 +50,7 @@ async def test_nil_arguments_are_refused_naming_the_argument(tmp_path: Path) -> 
         "kumo.time.parse_rfc2822: TEXT must be a string or a number, got table",
         "kumo.time.from_unix_timestamp: SECONDS must be a number, got nil",
         "kumo.time.from_unix_timestamp: SECONDS must be a number, got string",
-    ]
-    for got, want in zip(recorder.marks, expected, strict=True):
-        assert want in got
-        assert "Error:" not in got and "NoneType" not in got
+    ])
 
 
 async def test_numbers_and_numeric_strings_are_coerced(tmp_path: Path) -> None:
@@ -59,10 +69,7 @@ async def test_nil_arguments_of_mimepart_encode_regex_and_time_builders_are_name
 ) -> None:
     # Found by running every Lua example of KumoMTA's reference pages: these leaked a
     # Python AttributeError/TypeError, or took nil as the content type "None".
-    recorder = Recorder()
-    await load(tmp_path, """\
-        local kumo = require 'kumo'
-        local function err(f, ...) kumo.test.mark(tostring(select(2, pcall(f, ...)))) end
+    got = await refusals(tmp_path, """\
         err(kumo.mimepart.new_text_plain, nil)
         err(kumo.mimepart.new_html, {})
         err(kumo.mimepart.new_text, nil, 'body')
@@ -73,8 +80,8 @@ async def test_nil_arguments_of_mimepart_encode_regex_and_time_builders_are_name
         err(kumo.regex.escape, nil)
         err(kumo.time.with_ymd_hms, 2026, 12, 7, 1, 2, nil)
         err(kumo.serde.toml_encode, nil)
-    """, recorder=recorder)
-    expected = [
+    """)
+    assert_named(got, [
         "kumo.mimepart.new_text_plain: CONTENT must be a string, got nil",
         "kumo.mimepart.new_html: CONTENT must be a string, got table",
         "kumo.mimepart.new_text: CONTENT_TYPE must be a string, got nil",
@@ -85,31 +92,22 @@ async def test_nil_arguments_of_mimepart_encode_regex_and_time_builders_are_name
         "kumo.regex.escape: TEXT must be a string or a number, got nil",
         "kumo.time.with_ymd_hms: SECOND must be an integer, got nil",
         "got nil",
-    ]
-    for got, want in zip(recorder.marks, expected, strict=True):
-        assert want in got, got
-        assert "Error:" not in got and "NoneType" not in got, got
+    ])
 
 
 async def test_mistyped_arguments_of_glob_is_match_and_shaping_load_are_named(
     tmp_path: Path,
 ) -> None:
     # Found by calling every kumo.* function with nil, a table, a boolean and a number.
-    recorder = Recorder()
-    await load(tmp_path, """\
-        local kumo = require 'kumo'
-        local function err(f, ...) kumo.test.mark(tostring(select(2, pcall(f, ...)))) end
+    got = await refusals(tmp_path, """\
         err(kumo.glob, {})
         err(kumo.uncached_glob, '*.lua', true)
         err(kumo.regex.is_match, 'x', nil)
         err(kumo.shaping.load, {}, 5)
-    """, recorder=recorder)
-    expected = [
+    """)
+    assert_named(got, [
         "kumo.glob: PATTERN must be a string or a number, got table",
         "kumo.glob: RELATIVE_TO must be a string or a number, got boolean",
         "kumo.regex.is_match: HAYSTACK must be a string or a number, got nil",
         "kumo.shaping.load: OPTIONS must be a table, got number",
-    ]
-    for got, want in zip(recorder.marks, expected, strict=True):
-        assert want in got, got
-        assert "Error:" not in got and "NoneType" not in got, got
+    ])
