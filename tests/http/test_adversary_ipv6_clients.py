@@ -20,7 +20,9 @@ def test_connections_from_one_ipv6_64_share_max_connections_per_peer() -> None:
     same = [_connection(f"2001:db8:1:2::{n}") for n in range(1, 5)]
     answers = [guard.admit(conn) for conn in same]
     assert answers[:3] == [None, None, None]
-    assert answers[3] is not None and "too many connections from 2001:db8:1:2::4" in answers[3]
+    refusal = answers[3]
+    assert refusal is not None and refusal[0] == 503
+    assert "too many connections from 2001:db8:1:2::4" in refusal[2]
     assert guard.admit(_connection("2001:db8:1:3::1")) is None  # another /64
     guard.release(same[0])
     assert guard.admit(_connection("2001:db8:1:2::99")) is None  # a slot of the /64 freed
