@@ -213,9 +213,14 @@ class MessageStore(StoreRecovery):
         """:meth:`save_meta` for many messages at once (a rebind's): the metas of those
         written already as one write where the meta spool takes lists
         (:class:`~kumocore.spool.base.BatchWrites`); one not written yet is written whole."""
-        whole = [m for m in messages if m.unspooled or m.id in self._writing]
-        await put_all(self.meta, [(m.id, m.meta_bytes()) for m in messages
-                                  if not (m.unspooled or m.id in self._writing)])  # fmt: skip
+        whole: list[Message] = []
+        metas: list[tuple[str, bytes]] = []
+        for message in messages:
+            if message.unspooled or message.id in self._writing:
+                whole.append(message)
+            else:
+                metas.append((message.id, message.meta_bytes()))
+        await put_all(self.meta, metas)
         for message in whole:
             await self.save(message)
 

@@ -446,6 +446,14 @@ async def test_what_arrives_during_a_cycle_is_written_next_without_waiting_for_t
     assert [await meta.get(key) for key in ("m1", "m2")] == [b"e1", b"e2"]
 
 
+async def _saved_messages(store: MessageStore, count: int) -> list[Message]:
+    """``count`` small messages, each saved (its meta and its body) through ``store``."""
+    messages = [Message("a@s.test", f"r{n}@example.com", b"Subject: x\r\n\r\nx\r\n")
+                for n in range(count)]  # fmt: skip
+    await asyncio.gather(*map(store.save, messages))
+    return messages
+
+
 async def test_many_messages_removed_at_once_take_one_cycle_and_their_bodies_wait_for_it(
     pair: tuple[RocksDBSpool, RocksDBSpool, list[str]],
 ) -> None:
@@ -453,9 +461,7 @@ async def test_many_messages_removed_at_once_take_one_cycle_and_their_bodies_wai
     write, every body's after the markers' sync, as one message's are."""
     data, meta, events = pair
     store = MessageStore(data, meta)
-    messages = [Message("a@s.test", f"r{n}@example.com", b"Subject: x\r\n\r\nx\r\n")
-                for n in range(200)]  # fmt: skip
-    await asyncio.gather(*map(store.save, messages))
+    messages = await _saved_messages(store, 200)
     events.clear()
     before = committer_for(asyncio.get_running_loop()).cycles
     await store.remove_many([m.id for m in messages])
@@ -473,9 +479,7 @@ async def test_many_metas_saved_at_once_take_one_synced_write(
 ) -> None:
     data, meta, events = pair
     store = MessageStore(data, meta)
-    messages = [Message("a@s.test", f"r{n}@example.com", b"Subject: x\r\n\r\nx\r\n")
-                for n in range(200)]  # fmt: skip
-    await asyncio.gather(*map(store.save, messages))
+    messages = await _saved_messages(store, 200)
     events.clear()
     for message in messages:
         message.meta["tenant"] = "acme"
