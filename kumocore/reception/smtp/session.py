@@ -146,22 +146,23 @@ class EsmtpSession(SessionReplies):
             self.close_transport()
             self.release()  # every way out of the loop frees the session's slot
 
+    async def _turn_away(self, status: str, refusal: str, *, logged: bool = True) -> bool:
+        """Refuse a new connection at once for a limit (``total_connections_denied``);
+        False, for :meth:`_welcome` to return."""
+        if (counts := self.server_counts) is not None:
+            counts.denied += 1
+        await self.reply(421, f"{status} {self.config.hostname} {refusal}. Try later",
+                         close=True, logged=logged)  # fmt: skip
+        return False
+
     async def _welcome(self) -> bool:
         if self.config.require_proxy_protocol and not await accept_proxy_header(self):
             return False
         hostname = self.config.hostname
-        refusal = admission_refusal(self)
-        if refusal is not None:
-            if (counts := self.server_counts) is not None:
-                counts.denied += 1
-            await self.reply(421, f"4.3.2 {hostname} {refusal}. Try later", close=True)
-            return False
+        if (refusal := admission_refusal(self)) is not None:
+            return await self._turn_away("4.3.2", refusal)
         if (refusal := rate_refusal(self)) is not None:  # as Postfix's rate limit: 4.7.0
-            if (counts := self.server_counts) is not None:
-                counts.denied += 1
-            await self.reply(421, f"4.7.0 {hostname} {refusal}. Try later", close=True,
-                             logged=False)
-            return False
+            return await self._turn_away("4.7.0", refusal, logged=False)
         if self.listener.closing:
             await self.reply(421, f"4.3.2 {hostname} shutting down", close=True)
             return False
