@@ -18,11 +18,12 @@ before the next slice. The same generator runs whole, without the loop, through
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
-from collections.abc import Generator
-from typing import TypeVar
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, TypeVar
 
-__all__ = ["SLICE_SECONDS", "Steps", "run_stepwise", "run_whole"]
+__all__ = ["SLICE_SECONDS", "Steps", "run_stepwise", "run_whole", "sorted_steps"]
 
 T = TypeVar("T")
 
@@ -55,3 +56,23 @@ def run_whole(steps: Steps[T]) -> T:
             next(steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+
+def sorted_steps(items: Iterable[T], key: Callable[[T], Any], run: int = 2000) -> Steps[list[T]]:
+    """``sorted(items, key=key)`` in steps: runs of ``run`` items are sorted one a step,
+    then merged ``run`` items a step. (One ``sorted`` of 40,000 shuffled actions held the
+    loop 30 ms.) Stable, like ``sorted``: ``heapq.merge`` takes equal items from the
+    earlier run first."""
+    whole = list(items)
+    runs: list[list[T]] = []
+    for start in range(0, len(whole), run):
+        runs.append(sorted(whole[start:start + run], key=key))
+        yield
+    if len(runs) <= 1:
+        return runs[0] if runs else []
+    merged: list[T] = []
+    for item in heapq.merge(*runs, key=key):
+        merged.append(item)
+        if len(merged) % run == 0:
+            yield
+    return merged

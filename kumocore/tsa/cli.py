@@ -46,7 +46,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     return run_service("tsa serve", serve(args.policy, listen=args.listen,
                                           trusted=args.trusted_host,
-                                          state_file=args.state_file))  # fmt: skip
+                                          state_file=args.state_file,
+                                          tune_gc=True))  # fmt: skip
 
 
 def _validate(args: argparse.Namespace) -> int:

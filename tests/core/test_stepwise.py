@@ -14,7 +14,7 @@ from kumocore.http.inject_schema import (
     parse_inject_request,
     parse_steps,
 )
-from kumocore.node.stepwise import Steps, run_stepwise, run_whole
+from kumocore.node.stepwise import Steps, run_stepwise, run_whole, sorted_steps
 
 
 def _busy_steps(count: int, seconds: float) -> Steps[int]:
@@ -101,6 +101,28 @@ def _yields(body: dict[str, object]) -> int:
         except StopIteration as done:
             assert done.value == parse_inject_request(body)
             return yielded
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 10, 11, 95])
+def test_sorted_steps_sorts_as_sorted_does_and_keeps_equal_items_in_order(count: int) -> None:
+    import random
+
+    items = [(random.randrange(5), n) for n in range(count)]  # many equal keys
+    steps = sorted_steps(items, key=lambda item: item[0], run=10)
+    assert run_whole(steps) == sorted(items, key=lambda item: item[0])
+
+
+def test_sorted_steps_yields_once_per_run_sorted_and_per_run_merged() -> None:
+    steps = sorted_steps(range(35, 0, -1), key=lambda n: n, run=10)
+    yields = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            assert done.value == list(range(1, 36))
+            break
+        yields += 1
+    assert yields == 4 + 3  # four runs sorted; 35 merged items, a yield every ten
 
 
 def test_checking_a_request_yields_once_per_step_of_recipients() -> None:
