@@ -184,6 +184,9 @@ async def _settle(manager: QueueManager, request: RebindRequest, work: _Slice,
         return
     moves, stays = work.moves, work.stays
     work.moves, work.stays = [], []
+    # The turn starts before the save: serialising the slice's metas is work of this
+    # turn too (counted from after it, a turn was the save and 5 ms more: 10-11 ms).
+    turn_ends = time.perf_counter() + YIELD_EVERY
     try:
         if manager.store is not None:
             await manager.store.save_metas([message for message, _, _ in taken])
@@ -192,7 +195,6 @@ async def _settle(manager: QueueManager, request: RebindRequest, work: _Slice,
             _failed(manager, message, queue_name, due, exc)
         return
     discarded: list[str] = []
-    turn_ends = time.perf_counter() + YIELD_EVERY
     for message, old, new, config, due in moves:
         if time.perf_counter() >= turn_ends:
             await asyncio.sleep(0)  # (each move is a record and an insert: 40 us)

@@ -29,8 +29,6 @@ from kumocore.admin import latency_metrics
 from kumocore.config import EgressPathConfig, EgressSource, QueueConfig
 from kumocore.mail.message import Message
 from kumocore.node import latency
-from kumocore.node.gc_pause import PauseBound
-from kumocore.node.gctune import freeze_survivors, tune_for_server
 from kumocore.queue.egress import PathKey
 from kumocore.queue.manager import QueueManager
 from kumocore.queue.session import SmtpEgressPath
@@ -38,6 +36,7 @@ from kumocore.testing.node import Node
 from kumocore.testing.plugin import MakeNode
 from tests.admin.test_admin_hostile_requests import BAD_REQUESTS, request
 from tests.support.adversary import rss_mib
+from tests.support.server_gc import server_gc as server_gc_settings
 from tests.support.ticker import LoopTicker
 
 #: What the node is filled with: each labelled family's source past its bound.
@@ -104,18 +103,9 @@ def _port(node: Node) -> int:
 
 @pytest.fixture
 def server_gc() -> Iterator[Callable[[], None]]:
-    """``kumocore serve``'s collector settings: off while the node is filled (as while a
-    server recovers its spool), then call the yielded function: it collects once and
-    freezes what exists, and bounds full collections from then on, as a server does."""
-    threshold = gc.get_threshold()
-    tune_for_server()
-    bounds: list[PauseBound] = []
-    yield lambda: bounds.append(freeze_survivors())
-    for bound in bounds:
-        bound.close()
-    gc.unfreeze()
-    gc.enable()
-    gc.set_threshold(*threshold)
+    """:func:`tests.support.server_gc.server_gc` for the whole test."""
+    with server_gc_settings() as freeze:
+        yield freeze
 
 
 def _fill_timers(monkeypatch: pytest.MonkeyPatch) -> None:
