@@ -26,11 +26,18 @@ failed.
 A ticket may also carry writes that wait for another spool's sync (a body's delete waits
 for its marker's, :mod:`.deferred`); between tickets, the thread wakes up for those alone
 when they fall due.
+
+A cycle comes back to the loop as one callback, and each ticket it settles wakes the task
+that waits for it. A cycle of a bulk operation (the reschedules of thousands of messages
+an admin rebind made due) would wake thousands of tasks in one turn of the loop, and every
+other client would wait for all of them: so the tickets are settled
+:data:`SETTLE_PER_TURN` a turn, cycles in the order they were written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import queue
 import threading
 import time
@@ -54,6 +61,8 @@ MAX_BATCH_BYTES = 8 * 1024 * 1024
 HANDOVER_AFTER = 0.005
 #: ...sleeps this long, so that the thread can take it (see Committer._hand_over).
 HANDOVER_SLEEP = 0.0001
+#: Tickets settled (tasks woken) per turn of the loop; under load a cycle holds a few.
+SETTLE_PER_TURN = 64
 
 
 class Committer:
@@ -66,6 +75,10 @@ class Committer:
         self._outstanding = 0  # tickets submitted and not yet settled
         self._watching = False  # the hand-over watch is armed
         self._idle: list[asyncio.Future[None]] = []
+        # Cycles written and not yet wholly settled, oldest first, and how many tickets of
+        # the oldest are settled.
+        self._settling: collections.deque[Cycle] = collections.deque()
+        self._settled = 0
         # Started with the first write: a spool opened and only read, or opened before a
         # fork, has no thread.
         self._thread: threading.Thread | None = None
@@ -193,14 +206,29 @@ class Committer:
     def _written(self, cycle: Cycle) -> None:
         """On the loop: a cycle is on disk (or failed)."""
         self.cycles += 1
-        cycle.settle()
-        self._outstanding -= len(cycle.tickets)
-        if self._outstanding:
-            return
-        idle, self._idle = self._idle, []
-        for waiter in idle:
-            if not waiter.done():
-                waiter.set_result(None)
+        self._settling.append(cycle)
+        if len(self._settling) == 1:  # else a turn to come settles it after the others
+            self._settle_some()
+
+    def _settle_some(self) -> None:
+        """Settle :data:`SETTLE_PER_TURN` tickets of the oldest cycle; the rest in a turn
+        of the loop to come."""
+        cycle = self._settling[0]
+        start, stop = self._settled, self._settled + SETTLE_PER_TURN
+        cycle.settle(start, stop)
+        if stop < len(cycle.tickets):
+            self._settled = stop
+        else:
+            self._settling.popleft()
+            self._settled = 0
+            self._outstanding -= len(cycle.tickets)
+            if not self._outstanding:
+                idle, self._idle = self._idle, []
+                for waiter in idle:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        if self._settling:
+            asyncio.get_running_loop().call_soon(self._settle_some)
 
     # ------------------------------------------------------------------ lifecycle
 

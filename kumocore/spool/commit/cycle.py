@@ -93,10 +93,11 @@ class Cycle:
                 self.deferred.wrote(spool, synced=synced, wrote_any=bool(ops), now=self.now)
         return True
 
-    def settle(self) -> None:
+    def settle(self, start: int = 0, stop: int | None = None) -> None:
         """On the loop: a ticket succeeded if every spool it wrote to was written (a
-        closing ticket: if everything it flushed was written too)."""
-        for ticket in self.tickets:
+        closing ticket: if everything it flushed was written too). ``start``/``stop``:
+        only those tickets (the committer settles a large cycle a slice a turn)."""
+        for ticket in self.tickets[start:stop]:
             if ticket.future.done():  # its caller was cancelled
                 continue
             if self.failure is not None and (ticket.force or ticket.writes_to(self.unwritten)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import statistics
 import threading
@@ -504,3 +505,39 @@ async def test_lists_of_writes_go_through_the_reopening_wrapper_as_one_write_eac
     assert [key async for key in meta.keys()] == []  # noqa: SIM118 (a spool)
     await _wait_gone(data, messages[-1].id)
     await store.close()
+
+
+async def test_a_cycle_of_a_thousand_tickets_wakes_its_writers_a_slice_per_turn_of_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A bulk operation's writes come back as one cycle; its writers are woken at most
+    SETTLE_PER_TURN a turn, so another client waits for a slice, not for all of them.
+    (Settled at once, all 1,000 were woken in one turn.)"""
+    from kumocore.spool.commit.committer import SETTLE_PER_TURN
+
+    spool = RocksDBSpool("meta", str(tmp_path / "meta"))
+    loop = asyncio.get_running_loop()
+    turns = [0]
+    done = asyncio.Event()
+
+    def count_turns() -> None:  # once per turn of the loop, while the writes are out
+        turns[0] += 1
+        if not done.is_set():
+            loop.call_soon(count_turns)
+
+    woken_on: list[int] = []
+
+    async def write(n: int) -> None:
+        await spool.put(f"k{n}", b"v")
+        woken_on.append(turns[0])
+
+    try:
+        count_turns()
+        await asyncio.gather(*(write(n) for n in range(1000)))
+        done.set()
+        per_turn = collections.Counter(woken_on)
+        assert len(woken_on) == 1000 and await spool.get("k999") == b"v"
+        assert max(per_turn.values()) <= SETTLE_PER_TURN, per_turn
+        assert committer_for(loop).cycles < 1000 / SETTLE_PER_TURN  # still shared cycles
+    finally:
+        await spool.close()
