@@ -9,7 +9,10 @@ one of them with the event loop stopped. 1.33 M queued messages made it a 459 ms
 :class:`PauseBound` watches full collections (``gc.callbacks``). When one takes longer
 than ``bound``, its survivors are frozen as it ends: what it just walked and kept is
 never walked again, so the next one walks only what was born since, and no full
-collection takes much more than the bound, however long the queue grows.
+collection takes much more than the bound, however long the queue grows. Middle-generation
+collections are watched the same way: when thousands of messages change at once (an
+admin rebind of 40,000), the survivors of ten young collections are walked there first
+(80 ms measured), and then again by the full collection that follows.
 
 The price of freezing at run time is that a reference cycle frozen while alive is never
 reclaimed once it becomes garbage (a queued message dies by reference counting, frozen
@@ -100,13 +103,18 @@ class PauseBound:
 
     def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
         # Runs inside the collection, in whichever thread triggered it: cheap, no logging.
-        if info["generation"] != 2:
+        # The middle generation too: when thousands of messages change at once (an admin
+        # rebind of 40,000), what survives ten young collections is walked there, 80 ms;
+        # freezing it keeps that and the full collection after it from walking it again.
+        generation = info["generation"]
+        if generation == 0:
             return
         if phase == "start":
             self._started = time.perf_counter()
             return
         took = time.perf_counter() - self._started
-        self.longest = max(self.longest, took)
+        if generation == 2:
+            self.longest = max(self.longest, took)
         if took > self.bound:
             gc.freeze()  # the collection is over: its survivors, and the young since
             self._runtime_frozen = True

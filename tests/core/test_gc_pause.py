@@ -1,4 +1,4 @@
-"""The full-collection pause bound (kumocore.node.gc_pause): a queue grown at run time is
+"""The collection pause bound (kumocore.node.gc_pause): a queue grown at run time is
 frozen in steps, so no full collection walks all of it; cycles frozen alive are
 reclaimed once the queue has drained."""
 
@@ -31,14 +31,14 @@ def collector() -> Iterator[None]:
 
 
 class _Durations:
-    """Every full collection's wall time, recorded by a callback of its own."""
+    """Every middle and full collection's wall time, recorded by a callback of its own."""
 
     def __init__(self) -> None:
         self.seen: list[float] = []
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if info["generation"] == 2:
+        if info["generation"] > 0:
             if phase == "start":
                 self._started = time.perf_counter()
             else:
@@ -93,6 +93,23 @@ def test_cycles_frozen_alive_are_reclaimed_once_the_queue_drains(collector: None
         assert bound.check_drained() and bound.unfreezes == 1
         assert gone() is None
         assert not bound.check_drained(), "nothing frozen at run time since"
+    finally:
+        bound.close()
+
+
+def test_a_middle_generation_collection_over_the_bound_freezes_and_a_young_one_never(
+    collector: None,
+) -> None:
+    bound = PauseBound(per_object=1e-7, bound=0.0)  # any collection it watches freezes
+    bound.install()
+    try:
+        kept = [[n] for n in range(1000)]  # survivors of the young collection below
+        gc.collect(0)
+        assert bound.freezes == 0, "young collections are never frozen after"
+        frozen = gc.get_freeze_count()
+        gc.collect(1)
+        assert bound.freezes == 1 and gc.get_freeze_count() >= frozen + len(kept)
+        assert bound.longest == 0.0, "longest: full collections only"
     finally:
         bound.close()
 
