@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import kumocore.mail.headers as _h
+from kumocore.errors import ConfigError
 from kumocore.mail.address import (
     AddressHeader,
     EnvelopeAddress,
@@ -281,13 +282,21 @@ class Message(MessageHeaders, MessageSpoolRecord, MessageMethods):
         self._crlf_clean = clean
 
     def set_meta(self, key: str, value: Any) -> None:
-        """Set a meta value; it must survive a JSON round trip (TypeError otherwise)."""
+        """Set a meta value; it must survive a JSON round trip (ConfigError otherwise,
+        naming the part that does not, in a policy's terms)."""
         if not isinstance(key, str):
-            raise TypeError(f"meta key must be a string, got {lua_type_name(key)}")
-        self.meta[key] = value if type(value) is str else jsonable(value, f"meta {key!r}")
+            raise ConfigError(f"msg:set_meta: KEY must be a string, got {lua_type_name(key)}")
+        if type(value) is str:
+            self.meta[key] = value
+            return
+        try:
+            self.meta[key] = jsonable(value, f"meta {key!r}")
+        except TypeError as exc:
+            raise ConfigError(f"msg:set_meta: {exc}") from None
 
     def get_meta(self, key: str, default: Any = None) -> Any:
         try:
             return self.meta.get(key, default)
         except TypeError:  # a table as the key: unhashable
-            raise TypeError(f"meta key must be a string, got {lua_type_name(key)}") from None
+            raise ConfigError(
+                f"msg:get_meta: KEY must be a string, got {lua_type_name(key)}") from None

@@ -7,6 +7,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from kumocore.policy.policyfn import lua_type_name
+
 __all__ = ["SpoolRecordError", "jsonable", "record_field"]
 
 
@@ -47,7 +49,9 @@ def jsonable(value: Any, where: str) -> Any:
             # message that cannot happen (every message copies its connection's meta).
             out[k] = v if type(v) in _AS_IS else jsonable(v, f"{where}.{k}")
         return out
-    raise TypeError(f"{where}: {type(value).__name__} is not JSON-serialisable")
+    # In a policy's terms: a Lua function, a binary string (Lua's non-UTF-8 strings).
+    kind = "binary string (not UTF-8)" if isinstance(value, bytes) else lua_type_name(value)
+    raise TypeError(f"{where}: {kind} is not JSON-serialisable")
 
 
 def record_field(rec: dict[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:

@@ -56,4 +56,6 @@ def lua_type_name(value: Any) -> str:
         return "number"
     if isinstance(value, str | bytes):
         return "string"
-    return "table" if isinstance(value, Mapping | list | tuple) else type(value).__name__
+    if isinstance(value, Mapping | list | tuple):
+        return "table"
+    return "function" if callable(value) else type(value).__name__

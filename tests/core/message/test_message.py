@@ -6,6 +6,7 @@ from typing import Any
 import orjson
 import pytest
 
+from kumocore.errors import ConfigError
 from kumocore.mail.address import AddressError
 from kumocore.mail.headers import HeaderError
 from kumocore.mail.ids import is_message_id
@@ -162,13 +163,25 @@ def test_meta_accepts_json_values_and_returns_defaults_for_missing_keys() -> Non
         ({1: "a"}, "keys must be strings"),
         (float("nan"), "not representable"),
         (2**70, "64 bits"),
-        ({"x": [b"bytes"]}, r"meta 'k'.x\[0\]: bytes"),
+        ({"x": [b"\xff"]}, r"meta 'k'.x\[0\]: binary string \(not UTF-8\)"),
+        ({"f": print}, "meta 'k'.f: function is not JSON-serialisable"),
         ({1, 2}, "set is not JSON"),
     ],
 )
 def test_set_meta_refuses_values_that_do_not_survive_json(value: object, problem: str) -> None:
-    with pytest.raises(TypeError, match=problem):
+    with pytest.raises(ConfigError, match=f"^msg:set_meta: .*{problem}"):
         make().set_meta("k", value)
+
+
+@pytest.mark.parametrize(("key", "kind"), [(None, "nil"), (1, "number"), (["k"], "table")])
+def test_a_meta_key_that_is_not_a_string_is_refused_by_name_and_lua_type(
+    key: object, kind: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"^msg:set_meta: KEY must be a string, got {kind}$"):
+        make().set_meta(key, "v")  # type: ignore[arg-type]
+    if kind == "table":  # a dict lookup with an unhashable key
+        with pytest.raises(ConfigError, match=r"^msg:get_meta: KEY must be a string, got table$"):
+            make().get_meta(key)  # type: ignore[arg-type]
 
 
 def test_spool_round_trip_preserves_envelope_meta_and_schedule() -> None:

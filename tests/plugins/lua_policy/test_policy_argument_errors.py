@@ -12,7 +12,8 @@ from kumocore.mail.message import Message
 
 from .support import Recorder, load
 
-PYTHON_WORDS = ("AttributeError", "NoneType", "positional argument", "'dict'", "object has")
+PYTHON_WORDS = ("AttributeError", "NoneType", "positional argument", "'dict'", "object has",
+                "TypeError", "_Lua")
 
 
 async def marks_of(tmp_path: Path, body: str) -> list[str]:
@@ -40,6 +41,8 @@ async def test_header_methods_name_a_nil_or_table_header_name(tmp_path: Path) ->
           err(msg.append_header, msg, {}, 'v')
           err(msg.dkim_sign, msg, 'not a signer')
           err(msg.set_meta, msg, nil, 1)
+          err(msg.get_meta, msg, {})
+          err(msg.set_meta, msg, 'k', {1, {a=function() end}})
     """)
     expected = [
         "msg:get_first_named_header_value: NAME must be a string, got nil",
@@ -49,7 +52,9 @@ async def test_header_methods_name_a_nil_or_table_header_name(tmp_path: Path) ->
         "msg:prepend_header: VALUE must be a string, got nil",
         "msg:append_header: NAME must be a string, got table",
         "msg:dkim_sign: SIGNER must be a signer made by kumo.dkim.*_signer, got string",
-        "meta key must be a string, got nil",
+        "msg:set_meta: KEY must be a string, got nil",
+        "msg:get_meta: KEY must be a string, got table",
+        "msg:set_meta: meta 'k'[1].a: function is not JSON-serialisable",
     ]
     for got, want in zip(marks, expected, strict=True):
         assert want in got, got
