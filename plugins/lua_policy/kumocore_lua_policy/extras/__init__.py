@@ -89,7 +89,12 @@ class PolicyExtras:
         from kumocore_lua_policy.extras.shaping_automation import setup
 
         configure = self._functions["automation.configure"]
-        return setup(self._loaded[int(handle)], configure, publish, subscribe)
+        data = self._loaded.get(handle) if isinstance(handle, int) else None
+        if data is None:  # a policy calling this itself, not setup_with_automation
+            raise ConfigError("kumo.policy_extras.shaping_automation: HANDLE must be the "
+                              "automation_handle of a table kumo.shaping.load returned, "
+                              f"got {lua_type_name(handle)}")
+        return setup(data, configure, publish, subscribe)
 
     def policy_functions(self) -> dict[str, Callable[..., Any]]:
         return {

@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from kumocore import ConfigError
+from kumocore import ConfigError, lua_type_name
 from kumocore.config.options import Options
 from kumocore.regular_file import read_regular_file
 
@@ -51,8 +51,13 @@ def file_list(helper: str, files: Any) -> list[str | dict[str, Any]]:
         files = [files]
     if isinstance(files, Mapping) and not files:
         files = []
-    if not isinstance(files, list | tuple) or not all(isinstance(f, str | dict) for f in files):
-        raise ConfigError(f"{helper}: setup takes a list of file names, got {files!r}")
+    if not isinstance(files, list | tuple):
+        raise ConfigError(f"{helper}: setup takes a list of file names, "
+                          f"got {lua_type_name(files)}")
+    for index, entry in enumerate(files, 1):
+        if not isinstance(entry, str | dict):
+            raise ConfigError(f"{helper}: setup takes a list of file names; entry {index} "
+                              f"is a {lua_type_name(entry)}")
     return list(files)
 
 
@@ -63,6 +68,8 @@ def is_toml(path: str) -> bool:
 
 def load_data_file(helper: str, path: str) -> dict[str, Any]:
     """The table in a TOML (``*.toml``) or JSON (any other name) file."""
+    if not isinstance(path, str):
+        raise ConfigError(f"{helper}: PATH must be a string, got {lua_type_name(path)}")
     try:
         raw = read_regular_file(path)  # a FIFO or a device would hold the loop
     except OSError as exc:
@@ -155,7 +162,7 @@ def load_all(
 ) -> None:
     """Call ``each(file, data)`` for every file, in order (later files override earlier).
     An inline table is reported as ``<inline table N>`` (N counting from 1)."""
-    for index, entry in enumerate(file_list(helper, list(files)), 1):
+    for index, entry in enumerate(file_list(helper, files), 1):
         if isinstance(entry, dict):
             each(f"<inline table {index}>", entry)
         else:
