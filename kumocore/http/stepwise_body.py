@@ -32,10 +32,15 @@ async def stream_parts(
     response.content_type = content_type
     await response.prepare(request)
     until = time.monotonic() + SLICE_SECONDS
-    for part in parts:
-        await response.write(part)
-        if time.monotonic() >= until:
-            await asyncio.sleep(0)
-            until = time.monotonic() + SLICE_SECONDS
-    await response.write_eof()
+    try:
+        for part in parts:
+            await response.write(part)
+            if time.monotonic() >= until:
+                await asyncio.sleep(0)
+                until = time.monotonic() + SLICE_SECONDS
+        await response.write_eof()
+    except ConnectionError:
+        # The client went away: the rest is not made. (Raised on, aiohttp logged a
+        # traceback for each listing a client closed part way.)
+        pass
     return response
