@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING
 
 from kumocore.errors import ConfigError, HookError, PolicyError, Rejection
 from kumocore.hookspecs import hookimpl, hookspec
-from kumocore.policy.policyfn import lua_type_name, policy_function, takes_table
+from kumocore.policy.policyfn import (
+    lua_type_name,
+    policy_function,
+    string_argument,
+    takes_table,
+)
 
 if TYPE_CHECKING:
     from kumocore.auth_info import AclAuthInfo
@@ -107,6 +112,7 @@ __all__ = [
     "set_memory_hard_limit",
     "set_memory_low_thresh",
     "set_memory_soft_limit",
+    "string_argument",
     "suspend_delivery_when_spool_unhealthy",
     "takes_table",
     "timed_redis_operation",

@@ -22,7 +22,7 @@ from kumocore.dns.resolver import Resolver
 from kumocore.dns.resolver_config import parse_resolver_config
 from kumocore.dns.static_zones import make_zone_resolver
 from kumocore.errors import ConfigError
-from kumocore.policy.policyfn import MultipleValues, policy_function
+from kumocore.policy.policyfn import MultipleValues, policy_function, string_argument
 
 #: The resolver kinds of KumoMTA's define_resolver that kumocore cannot build.
 _UNSUPPORTED_KINDS = ("Unbound", "System", "Aggregate")
@@ -46,8 +46,7 @@ class NamedResolvers:
         return resolver
 
     def define(self, name: Any, config: Any) -> None:
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"kumo.dns.define_resolver: NAME must be a string, got {name!r}")
+        string_argument("kumo.dns.define_resolver", "NAME", name, empty=False)
         if config == "HickorySystemConfig":  # the system's resolv.conf, as the default
             self._add(name, Resolver())
             return

@@ -26,7 +26,7 @@ from kumocore.config.duration import duration_seconds
 from kumocore.digits import decimal
 from kumocore.errors import ConfigError
 from kumocore.http.form_data import encode_form_data
-from kumocore.policy.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function, string_argument
 
 _CLIENT_OPTIONS = ("user_agent", "timeout", "pool_idle_timeout", "connection_verbose",
                    "accept_invalid_certs")
@@ -43,9 +43,7 @@ def _seconds(value: Any, what: str) -> float:
 def _text(value: Any, what: str) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8")
-    if not isinstance(value, str):
-        raise ConfigError(f"kumo.http: {what} must be a string, got {value!r:.40}")
-    return value
+    return string_argument("kumo.http", what, value)
 
 
 class HttpResponse:

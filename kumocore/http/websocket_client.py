@@ -27,7 +27,7 @@ from yarl import URL
 from kumocore.config.duration import duration_seconds
 from kumocore.errors import ConfigError
 from kumocore.http.client import HttpResponse, release_session
-from kumocore.policy.policyfn import MultipleValues, policy_function
+from kumocore.policy.policyfn import MultipleValues, policy_function, string_argument
 
 _FN = "kumo.http.connect_websocket"
 #: Seconds the TCP connect, TLS and HTTP upgrade may take together.
@@ -116,11 +116,10 @@ def _drop(session: aiohttp.ClientSession, handshake: aiohttp.ClientResponse | No
 def _check_url(url: Any) -> str:
     if isinstance(url, bytes):
         url = url.decode("utf-8", "replace")
-    if not isinstance(url, str):
-        raise ConfigError(f"{_FN}: URL must be a string, got {url!r:.40}")
-    if URL(url).scheme not in ("ws", "wss"):
-        raise ConfigError(f"{_FN}: {url!r} is not a ws:// or wss:// URL")
-    return url
+    text = string_argument(_FN, "URL", url)
+    if URL(text).scheme not in ("ws", "wss"):
+        raise ConfigError(f"{_FN}: {text!r} is not a ws:// or wss:// URL")
+    return text
 
 
 async def connect_websocket(url: Any) -> MultipleValues:

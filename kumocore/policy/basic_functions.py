@@ -16,14 +16,14 @@ import structlog
 
 from kumocore.errors import DISCONNECT_DISPOSITIONS, ConfigError, Rejection
 from kumocore.policy.jsonable import jsonable
+from kumocore.policy.policyfn import string_argument
 
 policy_log = structlog.get_logger("kumocore.policy")
 
 
 def _reply(who: str, code: Any, message: Any) -> tuple[int, str]:
     """The checked ``(code, text)`` of ``kumo.reject``/``kumo.disconnect``."""
-    if not isinstance(message, str):  # nil became the reply text "None"
-        raise ConfigError(f"{who}: the reply text must be a string, got {message!r}")
+    string_argument(who, "the reply text", message)  # (nil became the reply text "None")
     try:
         number = int(code)
     except (TypeError, ValueError):

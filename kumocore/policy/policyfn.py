@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
+from kumocore.errors import ConfigError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 _TABLE_ATTR = "__kumo_table__"
@@ -59,3 +61,15 @@ def lua_type_name(value: Any) -> str:
     if isinstance(value, Mapping | list | tuple):
         return "table"
     return "function" if callable(value) else type(value).__name__
+
+
+def string_argument(who: str, what: str, value: Any, *, empty: bool = True) -> str:
+    """``value`` when it is a string (and not empty, unless ``empty``); else a
+    :class:`~kumocore.errors.ConfigError` naming the function, the argument and what the
+    policy gave in Lua's terms: ``kumo.make_throttle: NAME must be a non-empty string,
+    got nil``."""
+    if isinstance(value, str) and (empty or value):
+        return value
+    got = "an empty string" if isinstance(value, str) else lua_type_name(value)
+    wanted = "a string" if empty else "a non-empty string"
+    raise ConfigError(f"{who}: {what} must be {wanted}, got {got}")

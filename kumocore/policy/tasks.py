@@ -20,7 +20,7 @@ import structlog
 
 from kumocore.errors import ConfigError
 from kumocore.policy.plugins import POLICY_PLUGIN_NAME
-from kumocore.policy.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function, string_argument
 
 if TYPE_CHECKING:
     from kumocore.policy.policy_host import PolicyHost
@@ -63,8 +63,7 @@ class TaskRunner:
         return fn  # type: ignore[no-any-return]
 
     def spawn(self, event_name: Any, args: Any = None) -> None:
-        if not isinstance(event_name, str) or not event_name:
-            raise ConfigError(f"kumo.spawn_task: event_name must be a string, got {event_name!r}")
+        string_argument("kumo.spawn_task", "event_name", event_name, empty=False)
         handler = self._handler(event_name)
         task = asyncio.get_running_loop().create_task(
             self._run(event_name, handler, args), name=f"kumo.spawn_task:{event_name}")

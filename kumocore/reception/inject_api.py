@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kumocore.errors import ConfigError
 from kumocore.mail.message import Message
 from kumocore.policy.policy_host import running
-from kumocore.policy.policyfn import policy_function
+from kumocore.policy.policyfn import lua_type_name, policy_function
 
 if TYPE_CHECKING:
     from kumocore.policy.policy_host import PolicyHost
@@ -29,7 +29,8 @@ def make_inject_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]]:
         if not isinstance(sender, str) or not isinstance(recipient, str):
             raise ConfigError("kumo.make_message: SENDER and RECIPIENT must be address strings")
         if not isinstance(body, str | bytes):
-            raise ConfigError(f"kumo.make_message: BODY must be a string, got {body!r:.40}")
+            raise ConfigError("kumo.make_message: BODY must be a string, "
+                              f"got {lua_type_name(body)}")
         return Message(sender, recipient, body.encode() if isinstance(body, str) else body)
 
     @policy_function(table=False)

@@ -14,7 +14,7 @@ from typing import Any
 
 from kumocore.dns.lists import NamedResolvers
 from kumocore.errors import ConfigError
-from kumocore.policy.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function, string_argument
 from kumocore.spf.evaluator import CheckHostParams, check_host
 from kumocore.spf.result import SpfResult
 
@@ -61,8 +61,7 @@ def _output(result: SpfResult, params: CheckHostParams) -> dict[str, Any]:
 def host_params(domain: Any, conn_meta: Any, sender: Any) -> CheckHostParams:
     """``check_host(domain, conn_meta, sender)``: without a sender the HELO identity is
     checked, and ``domain`` is that HELO name."""
-    if not isinstance(domain, str):
-        raise ConfigError(f"kumo.spf.check_host: domain must be a string, got {domain!r:.60}")
+    string_argument("kumo.spf.check_host", "domain", domain)
     if sender is not None and not isinstance(sender, str):
         sender = str(sender)  # an EnvelopeAddress from smtp_server_mail_from
     helo = _meta_string(conn_meta, "ehlo_domain") if sender is not None else domain

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kumocore.errors import ConfigError
-from kumocore.policy.policyfn import policy_function
+from kumocore.policy.policyfn import policy_function, string_argument
 from kumocore.throttle.local import LocalThrottleStore
 from kumocore.throttle.spec import ThrottleSpec
 from kumocore.throttle.store import ThrottleStore, rate_key
@@ -78,8 +78,7 @@ def make_throttle_functions(runtime: PolicyHost) -> dict[str, Callable[..., Any]
     @policy_function(table=False)
     def make_throttle(name: Any, spec: Any) -> PolicyThrottle:
         """``kumo.make_throttle('reception-rate', '100/minute')``."""
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"kumo.make_throttle: name must be a string, got {name!r}")
+        string_argument("kumo.make_throttle", "name", name, empty=False)
         parsed = ThrottleSpec.parse(spec)
 
         def store() -> ThrottleStore:

@@ -41,7 +41,7 @@ async def test_reject_421_disconnects(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("call", "needle"), [
-    ("kumo.reject(451, nil)", "the reply text must be a string, got None"),
+    ("kumo.reject(451, nil)", "the reply text must be a string, got nil"),
     ("kumo.reject('4xx', 'no')", "the code must be a number, got '4xx'"),
 ])
 async def test_reject_with_a_bad_argument_is_a_policy_error_naming_the_line(

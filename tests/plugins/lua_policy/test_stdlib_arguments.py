@@ -111,3 +111,23 @@ async def test_mistyped_arguments_of_glob_is_match_and_shaping_load_are_named(
         "kumo.regex.is_match: HAYSTACK must be a string or a number, got nil",
         "kumo.shaping.load: OPTIONS must be a table, got number",
     ])
+
+
+async def test_string_arguments_are_refused_in_luas_terms_not_pythons(tmp_path: Path) -> None:
+    # These said "got None", "got {...}" or "got 42" (Python's repr): one check for all.
+    got = await refusals(tmp_path, """\
+        err(kumo.make_throttle, nil, '10/s')
+        err(kumo.make_throttle, '', '10/s')
+        err(kumo.dns.define_resolver, {}, 'HickorySystemConfig')
+        err(kumo.reject, 451, nil)
+        err(kumo.spawn_task, { event_name = 42 })
+        err(kumo.make_message, 'a@example.com', 'b@example.com', true)
+    """)
+    assert_named(got, [
+        "kumo.make_throttle: name must be a non-empty string, got nil",
+        "kumo.make_throttle: name must be a non-empty string, got an empty string",
+        "kumo.dns.define_resolver: NAME must be a non-empty string, got table",
+        "kumo.reject: the reply text must be a string, got nil",
+        "kumo.spawn_task: event_name must be a non-empty string, got number",
+        "kumo.make_message: BODY must be a string, got boolean",
+    ])

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from kumocore import ConfigError, ZstdSegmentWriter
+from kumocore import ConfigError, ZstdSegmentWriter, string_argument
 
 
 class LogWriter:
@@ -47,8 +47,7 @@ class LogWriter:
 
     def write_line(self, line: str) -> None:
         """Write ``line`` as one record (a newline is added unless it ends with one)."""
-        if not isinstance(line, str):
-            raise ConfigError(f"write_line: line must be a string, got {type(line).__name__}")
+        string_argument("write_line", "line", line)
         if self._segment is None:
             self._segment = self._open()
         data = line.encode() if line.endswith("\n") else (line + "\n").encode()
