@@ -11,13 +11,11 @@ chunked (its length is not known until the end).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterable
 
 from aiohttp import web
 
-from kumocore.node.stepwise import SLICE_SECONDS
+from kumocore.node.stepwise import Slices
 
 __all__ = ["stream_parts"]
 
@@ -31,13 +29,11 @@ async def stream_parts(
     response = web.StreamResponse()
     response.content_type = content_type
     await response.prepare(request)
-    until = time.monotonic() + SLICE_SECONDS
+    slices = Slices()
     try:
         for part in parts:
             await response.write(part)
-            if time.monotonic() >= until:
-                await asyncio.sleep(0)
-                until = time.monotonic() + SLICE_SECONDS
+            await slices.pause()
         await response.write_eof()
     except ConnectionError:
         # The client went away: the rest is not made. (Raised on, aiohttp logged a

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["SLICE_SECONDS", "Steps", "run_stepwise", "run_whole", "sorted_steps"]
+__all__ = ["SLICE_SECONDS", "Slices", "Steps", "run_stepwise", "run_whole", "sorted_steps"]
 
 T = TypeVar("T")
 
@@ -35,18 +35,30 @@ SLICE_SECONDS = 0.004
 Steps = Generator[None, None, T]
 
 
+class Slices:
+    """Hands the event loop back once ``budget`` seconds of work have run since the last
+    time: ``await slices.pause()`` between two items of a long loop."""
+
+    def __init__(self, budget: float = SLICE_SECONDS) -> None:
+        self.budget = budget
+        self._until = time.monotonic() + budget
+
+    async def pause(self) -> None:
+        if time.monotonic() >= self._until:
+            await asyncio.sleep(0)
+            self._until = time.monotonic() + self.budget
+
+
 async def run_stepwise(steps: Steps[T], budget: float = SLICE_SECONDS) -> T:
     """Run ``steps`` to its end on the running loop, a turn of the loop after each
     ``budget`` seconds of work."""
-    until = time.monotonic() + budget
+    slices = Slices(budget)
     while True:
         try:
             next(steps)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        if time.monotonic() >= until:
-            await asyncio.sleep(0)
-            until = time.monotonic() + budget
+        await slices.pause()
 
 
 def run_whole(steps: Steps[T]) -> T:

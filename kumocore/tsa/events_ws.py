@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from kumocore.logs.timestamps import rfc3339
-from kumocore.tsa.publish import Slices
+from kumocore.node.stepwise import Slices
+from kumocore.tsa.publish import SLICE
 
 if TYPE_CHECKING:
     from kumocore.node.runtime import Runtime
@@ -45,7 +46,7 @@ async def subscribe_event_v1(runtime: Runtime, request: web.Request) -> web.Stre
     updates = engine.subscribe()  # before the snapshot: nothing recorded in between is lost
     closed = asyncio.ensure_future(_closed(ws))
     try:
-        slices = Slices()  # the snapshot of 20,000 actions at once: a 0.2 s stall
+        slices = Slices(SLICE)  # the snapshot of 20,000 actions at once: a 0.2 s stall
         for action in list(engine.actions.values()):
             await _send(ws, action)
             await slices.pause()

@@ -21,11 +21,12 @@ import asyncio
 import contextlib
 import json
 import re
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
+
+from kumocore.node.stepwise import Slices
 
 if TYPE_CHECKING:
     from kumocore.tsa.engine import TsaEngine
@@ -44,19 +45,6 @@ def _no_constant(name: str) -> NoReturn:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_no_constant)
-
-
-class Slices:
-    """Hands the event loop back once :data:`SLICE` seconds of work have run since the
-    last time: ``await slices.pause()`` between two items of a long loop."""
-
-    def __init__(self) -> None:
-        self._given = time.perf_counter()
-
-    async def pause(self) -> None:
-        if time.perf_counter() - self._given >= SLICE:
-            await asyncio.sleep(0)
-            self._given = time.perf_counter()
 
 
 class BodyError(ValueError):
@@ -130,7 +118,7 @@ class Publisher:
                 text = raw.decode()
             except UnicodeDecodeError as exc:
                 return f"request body is not JSON: not UTF-8 at byte {exc.start}"
-            slices = Slices()
+            slices = Slices(SLICE)
             try:
                 for n, record in enumerate(records(text)):
                     if not isinstance(record, dict) or not await engine.consider_json(record):
