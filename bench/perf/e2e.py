@@ -1,4 +1,4 @@
-"""The end-to-end section: every side relays the same messages to its own ``smtp-sink``.
+"""The end-to-end section: every side relays the same messages to its own sink.
 
 Sides (each a private instance in the run's temp dir, all started once per run):
 
@@ -66,6 +66,12 @@ class Side:
         except OSError:
             return None
 
+    def sink_cpu_seconds(self) -> float | None:
+        try:
+            return process_cpu_seconds(self.sink.pid) if self.sink.pid else None
+        except OSError:
+            return None
+
     def errors(self) -> list[str]:
         found: list[str] = []
         for part in self.parts:
@@ -96,9 +102,10 @@ def start_side(
     key: Path,
     sample_port: int,
     baseline: Path | None = None,
+    sink_program: str | None = None,
 ) -> Side:
     where = root / name.replace("+", "-")
-    sink = SmtpSink(UNLIMITED).start()
+    sink = SmtpSink(UNLIMITED, program=sink_program).start()
     side = Side(name, 0, sink, [], [])
     try:
         if name.startswith("postfix"):
@@ -170,11 +177,11 @@ def run_batch(
     """``count`` messages through ``side``: first injected → last counted by its sink."""
     total = side.sink.expect(count)
     meter = CpuMeter()
-    cpu_before = side.cpu_seconds()
+    cpu_before, sink_before = side.cpu_seconds(), side.sink_cpu_seconds()
     source = SmtpSource(side.port, count, sessions, message).run(timeout)
     reached = side.sink.wait_total(max(timeout - source.seconds, 1.0))
     end = reached if reached is not None else time.perf_counter()
-    cpu_after = side.cpu_seconds()
+    cpu_after, sink_after = side.cpu_seconds(), side.sink_cpu_seconds()
     errors = []
     if source.returncode != 0:
         errors.append(f"smtp-source exit {source.returncode}: {source.stderr.strip()[-300:]}")
@@ -192,6 +199,10 @@ def run_batch(
             cpu_after - cpu_before if cpu_after is not None and cpu_before is not None else None
         ),
         errors=errors,
+        sink_cpu_seconds=(
+            sink_after - sink_before if sink_after is not None and sink_before is not None
+            else None
+        ),
     )
 
 
@@ -229,7 +240,8 @@ def run_e2e(
                     try:
                         log(f"e2e: starting {name}")
                         sides.append(
-                            start_side(name, root, base, key, capture.port, baseline))
+                            start_side(name, root, base, key, capture.port, baseline,
+                                       mode.sink_program or None))
                         continue
                     except LoadError as exc:
                         reason = f"did not start: {str(exc)[:1200]}"
@@ -266,6 +278,11 @@ def run_e2e(
                             + (
                                 f", {result.cpu_ms_per_message:.2f} CPU ms/msg"
                                 if result.cpu_ms_per_message
+                                else ""
+                            )
+                            + (
+                                f" (sink {result.sink_cpu_ms_per_message:.2f})"
+                                if result.sink_cpu_ms_per_message is not None
                                 else ""
                             )
                         )

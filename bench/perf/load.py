@@ -1,6 +1,8 @@
-"""The load: test messages, Postfix's ``smtp-source`` and ``smtp-sink``, HTTP injection.
+"""The load: test messages, Postfix's ``smtp-source``, the sink, HTTP injection.
 
-Throughput is counted at the sink. :class:`SmtpSink` runs ``smtp-sink -c -M N``: it prints
+Throughput is counted at the sink. :class:`SmtpSink` runs ``kc-sink`` (bench/perf/sink.c,
+built into the run's directory by :func:`sink_program`) or Postfix's ``smtp-sink``, both as
+``-c -M N``: each prints
 a running ``mesg=<n>`` counter as each ``.`` arrives and exits after the N-th message, so
 "the sink has received all N" is an event we can time without a Python sink in the path.
 A reader thread timestamps the counter updates (first and last message). It reads at most
@@ -30,6 +32,11 @@ from bench.common.ports import free_port as free_port
 
 SMTP_SOURCE = "smtp-source"
 SMTP_SINK = "smtp-sink"
+#: The benchmark's own sink (bench/perf/sink.c): smtp-sink's replies and counter, at a
+#: fraction of its CPU per message (see docs/performance.md, "The sink").
+KC_SINK = "kc-sink"
+SINKS = (KC_SINK, SMTP_SINK)
+SINK_SOURCE = Path(__file__).with_name("sink.c")
 #: The sender domain (DKIM-signed by kumocore) and the destination domain (MX → sink).
 SENDER_DOMAIN = "bench.example"
 DEST_DOMAIN = "dest.example"
@@ -52,6 +59,24 @@ def tool_path(name: str) -> str | None:
 
 def missing_tools() -> list[str]:
     return [tool for tool in (SMTP_SOURCE, SMTP_SINK, "postfix", "postconf") if not tool_path(tool)]
+
+
+def sink_program(name: str, where: Path) -> str:
+    """The program for sink ``name``: ``kc-sink`` is compiled into ``where`` first."""
+    if name == SMTP_SINK:
+        return tool_path(SMTP_SINK) or SMTP_SINK
+    if name != KC_SINK:
+        raise LoadError(f"unknown sink {name!r}: one of {', '.join(SINKS)}")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise LoadError("kc-sink needs a C compiler (apt-get install gcc); or --sink smtp-sink")
+    program = where / KC_SINK
+    built = subprocess.run(
+        [compiler, "-O2", "-Wall", "-o", str(program), str(SINK_SOURCE)],
+        capture_output=True, text=True, check=False)
+    if built.returncode != 0:
+        raise LoadError(f"cannot build kc-sink: {built.stderr.strip()[-800:]}")
+    return str(program)
 
 
 def wait_for_port(host: str, port: int, timeout: float, *, alive: Any = None) -> None:
@@ -165,10 +190,21 @@ class SinkResult:
 
 
 class SmtpSink:
-    """``smtp-sink -c -M expected`` on 127.0.0.1: counts messages, exits after the last."""
+    """``<sink> -c -M expected`` on 127.0.0.1: counts messages, exits after the last.
 
-    def __init__(self, expected: int, *, port: int | None = None, backlog: int = 1024) -> None:
+    ``program`` is a path from :func:`sink_program`; Postfix's ``smtp-sink`` when omitted.
+    """
+
+    def __init__(
+        self,
+        expected: int,
+        *,
+        port: int | None = None,
+        backlog: int = 1024,
+        program: str | None = None,
+    ) -> None:
         self.expected = expected
+        self.program = program or tool_path(SMTP_SINK) or SMTP_SINK
         self.port = port or free_port()
         self.backlog = backlog
         self.received = 0
@@ -184,7 +220,7 @@ class SmtpSink:
         self._target_event = threading.Event()
 
     def start(self) -> SmtpSink:
-        cmd = [tool_path(SMTP_SINK) or SMTP_SINK, "-c", "-M", str(self.expected)]
+        cmd = [self.program, "-c", "-M", str(self.expected)]
         user = unprivileged_user()
         if user:
             cmd += ["-u", user]
@@ -248,6 +284,10 @@ class SmtpSink:
 
     def output_tail(self) -> str:
         return self._tail.replace(b"\r", b"\n").decode("ascii", "replace")[-400:]
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

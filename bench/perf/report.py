@@ -28,6 +28,7 @@ class E2EResult:
     cpu_busy_cores: float  # whole machine, average during the run
     mta_cpu_seconds: float | None = None  # kumocore's process only
     errors: list[str] = field(default_factory=list)
+    sink_cpu_seconds: float | None = None  # the sink's process (a load tool, shown apart)
 
     @property
     def rate(self) -> float:
@@ -39,6 +40,12 @@ class E2EResult:
         if not self.mta_cpu_seconds or not self.received:
             return None
         return 1000 * self.mta_cpu_seconds / self.received
+
+    @property
+    def sink_cpu_ms_per_message(self) -> float | None:
+        if self.sink_cpu_seconds is None or not self.received:
+            return None
+        return 1000 * self.sink_cpu_seconds / self.received
 
 
 def log(text: str) -> None:
@@ -80,28 +87,33 @@ def e2e_ratio(
     return geometric_mean(list(ratios.values())), ratios
 
 
-def median_cpu(results: list[E2EResult]) -> dict[tuple[str, int], float]:
+def median_cpu(results: list[E2EResult], *, sink: bool = False) -> dict[tuple[str, int], float]:
+    """Median CPU ms per message of each side (``sink``: of its sink) and size."""
     cpu: dict[tuple[str, int], list[float]] = {}
     for r in results:
-        if r.cpu_ms_per_message is not None:
-            cpu.setdefault((r.side, r.size), []).append(r.cpu_ms_per_message)
+        value = r.sink_cpu_ms_per_message if sink else r.cpu_ms_per_message
+        if value is not None:
+            cpu.setdefault((r.side, r.size), []).append(value)
     return {key: statistics.median(values) for key, values in cpu.items()}
 
 
 def print_e2e(results: list[E2EResult]) -> None:
     """One line per side and size (medians over the repeats), then every run."""
     medians, cpu = median_rates(results), median_cpu(results)
+    sink_cpu = median_cpu(results, sink=True)
     log("")
-    log("| side | size | runs | msg/s (median) | msg/s (each run) | CPU ms/msg (median) |")
-    log("|---|---:|---:|---:|---|---:|")
+    log("| side | size | runs | msg/s (median) | msg/s (each run) | CPU ms/msg (median) "
+        "| sink CPU ms/msg |")
+    log("|---|---:|---:|---:|---|---:|---:|")
     order = {side: n for n, side in enumerate(dict.fromkeys(r.side for r in results))}
     for side, size in sorted(medians, key=lambda key: (key[1], order[key[0]])):
         runs = [r for r in results if (r.side, r.size) == (side, size)]
         each = ", ".join(f"{r.rate:,.0f}" + ("" if r.complete else "*") for r in runs)
         per_msg = f"{cpu[(side, size)]:.2f}" if (side, size) in cpu else "-"
+        sink_ms = f"{sink_cpu[(side, size)]:.2f}" if (side, size) in sink_cpu else "-"
         log(
             f"| {side} | {size // 1024} KB | {len(runs)} | {medians[(side, size)]:,.0f} | "
-            f"{each} | {per_msg} |"
+            f"{each} | {per_msg} | {sink_ms} |"
         )
     if any(not r.complete for r in results):
         log("(* incomplete: the run timed out before the sink had every message)")

@@ -20,6 +20,7 @@ from bench.perf.kumocore_side import (
     top_inclusive,
 )
 from bench.perf.load import (
+    KC_SINK,
     SmtpSink,
     SmtpSource,
     free_port,
@@ -53,6 +54,8 @@ class Mode:
     repeats: int = 1  # e2e runs per side and size, interleaved; the ratios use the medians
     warmup: int = 200  # 2 KB messages through each side before anything is timed
     openssl_seconds: int = 1  # `openssl speed -seconds N rsa2048`
+    sink: str = KC_SINK  # which sink counts the messages (bench/perf/load.py: SINKS)
+    sink_program: str = ""  # its path, set once the run has a directory (sink_program())
 
 
 MODES = {
@@ -109,7 +112,7 @@ class HttpResult:
 
 def run_http(root: Path, mode: Mode, base: KumocoreSettings) -> HttpResult:
     content = make_message(2048)
-    with SmtpSink(mode.http_recipients) as sink:
+    with SmtpSink(mode.http_recipients, program=mode.sink_program or None) as sink:
         instance = KumocoreInstance(root / "kumocore-http", with_sink(base, sink.port, http=True))
         try:
             instance.start()
@@ -206,7 +209,7 @@ def run_profile(
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     output = root / "profile.collapsed"
     unlimited = 10_000_000
-    with SmtpSink(unlimited) as sink:
+    with SmtpSink(unlimited, program=mode.sink_program or None) as sink:
         # One worker: py-spy samples one event loop, the thing that limits a worker.
         settings = with_sink(base, sink.port, workers=1)
         instance = KumocoreInstance(root / "kumocore-profile", settings)
