@@ -1,7 +1,8 @@
 """Reliability section ``sec_http``: hostile HTTP clients (issue 14, findings 4 and 11-14).
 
 Against a real ``kumocore serve`` with an HTTP listener (small caps and deadlines so the
-section stays short): slowloris and silent connections, per-peer and per-listener
+section stays short): slowloris and silent connections, clients that never read their
+responses, per-peer and per-listener
 connection floods, cross-site simple POSTs / foreign Origins / DNS-rebinding Hosts, a bad
 character in every header field, templates that try to grow memory through Python
 methods or produce huge output, Basic-auth guessing, and a 1 MiB x N inject while an SMTP
@@ -25,6 +26,7 @@ from bench.reliability.crash import KumoServer, free_port
 
 S = "sec_http"
 LIMITS = {"header_timeout": "2s", "keepalive_timeout": "3s", "request_body_timeout": "2s",
+          "response_write_timeout": "2s",
           "max_connections": 300, "max_connections_per_peer": 40, "auth_failure_limit": 5,
           "max_rendered_size": "1 MiB"}
 NASTY = ["\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
@@ -62,6 +64,7 @@ def section_sec_http(bench: Bench) -> None:
     port = server.spec.http_port
     assert port is not None
     figures["slow_and_silent"] = _slow_and_silent(bench, server, port)
+    figures["slow_readers"] = _slow_readers(bench, server, port)
     figures["connection_caps"] = _connection_caps(bench, server, port)
     figures["cross_site"] = _cross_site(bench, port)
     figures["nasty_characters"] = _nasty_characters(bench, port)
@@ -105,6 +108,51 @@ def _slow_and_silent(bench: Bench, server: KumoServer, port: int) -> dict[str, A
             "slowloris_open_after_8s": len(open_slow), "slowloris_answered_408": answered_408,
             "silent_open_after_8s": len(open_silent), "smtp_probe_ok": probe,
             "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+
+
+def _slow_readers(bench: Bench, server: KumoServer, port: int) -> dict[str, Any]:
+    """Clients that ask for about 7 MB of answers each (the OpenAPI document, which anyone
+    may fetch, 100 times in one pipelined write) and never read them."""
+    count = 20
+    ask = b"GET /api-docs/openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 100
+    readers = []
+    for source in sources(count):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.bind((source, 0))
+        sock.settimeout(5)
+        try:
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(ask)
+        except OSError:  # not what this attack is about: counted, not waited for
+            sock.close()
+            continue
+        readers.append(sock)
+    started = time.monotonic()
+    probe = bench.probe_ok(server, S, f"{count} HTTP clients not reading their responses")
+    while time.monotonic() < started + 8 and not all(map(_reset, readers)):
+        time.sleep(0.25)
+    still_open = [sock for sock in readers if not _reset(sock)]
+    seconds = time.monotonic() - started
+    for sock in readers:
+        sock.close()
+    bench.hostile(S, "HTTP clients not reading their responses aborted after "
+                  "response_write_timeout", bool(readers) and not still_open,
+                  f"{len(still_open)}/{len(readers)} still open after {seconds:.0f} s "
+                  f"({count - len(readers)} could not connect and send)")  # fmt: skip
+    return {"clients": len(readers), "could_not_send": count - len(readers),
+            "open_after": len(still_open), "seconds": round(seconds, 1),
+            "smtp_probe_ok": probe}
+
+
+def _reset(sock: socket.socket) -> bool:
+    """The server dropped the connection (TCP state CLOSE), whatever is left unread."""
+    state = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+    return state == TCP_CLOSE
+
+
+#: ``tcpi_state`` of a connection that is gone (Linux ``TCP_CLOSE``).
+TCP_CLOSE = 7
 
 
 def _open(port: int, addresses: list[str]) -> list[socket.socket]:

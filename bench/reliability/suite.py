@@ -18,8 +18,9 @@ loopback (see :mod:`bench.reliability.crash` for the harness):
    pipelining stalls, junk commands, per-peer and descriptor caps, unparsable headers,
    AUTH guessing (:mod:`bench.reliability.sec_smtp`).
 9. full disks and hostile files (:mod:`bench.reliability.sec_disk`).
-9. ``sec_http``: slowloris/silent/flooding HTTP clients, cross-site POSTs, bad characters,
-   template abuse, Basic-auth guessing, a 1 MiB x N inject vs SMTP latency
+9. ``sec_http``: slowloris/silent/flooding HTTP clients, clients that never read their
+   responses, cross-site POSTs, bad characters, template abuse, Basic-auth guessing, a
+   1 MiB x N inject vs SMTP latency
    (:mod:`bench.reliability.sec_http`).
 9. policy I/O: hung HTTP calls, MIME bombs, garbage RBL lookups, failing tasks, large
    conformance fixes (:mod:`bench.reliability.policy_io`).

@@ -48,6 +48,7 @@ class HttpListenerConfig(Options, options_for="kumo.start_http_listener"):
     header_timeout: float = option(DURATION, default="10s")
     keepalive_timeout: float = option(DURATION, default="30s")
     request_body_timeout: float = option(DURATION, default="30s")
+    response_write_timeout: float = option(DURATION, default="30s")
     auth_failure_limit: int = option(integer(1), default=10)
     auth_failure_window: float = option(DURATION, default="60s")
     inject_generated_size_limit: int = option(SIZE, default="256 MiB")

@@ -66,6 +66,7 @@ class GuardedSite:
             lambda: self._factory[0](), max_connections=cap,
             max_per_peer=config.max_connections_per_peer,
             header_timeout=config.header_timeout, keepalive_timeout=config.keepalive_timeout,
+            response_write_timeout=config.response_write_timeout,
             trusted=config.trusted_hosts.contains, tls=self.ssl_context,
             rate=config.max_connection_rate_per_peer,
         )  # fmt: skip

@@ -16,7 +16,12 @@ aiohttp's request handler (a thin protocol wrapper, so only public aiohttp API i
   keep-alive pause) to the end of the request headers; a client still sending headers then
   gets ``408`` and is closed;
 * ``keepalive_timeout``: how long a connection may sit idle between requests (and before
-  its first one) before it is closed.
+  its first one) before it is closed;
+* ``response_write_timeout``: while writing is paused because the client does not read
+  the response, it must take some of it at least this often, else the connection is
+  aborted without a reply (:mod:`kumocore.http.write_progress`). Such a connection is not
+  idle either: aiohttp writes a ``web.Response`` after its handler returned, when
+  ``keepalive_timeout`` already runs.
 
 The body deadline (``request_body_timeout``) is applied where the body is read, in
 :mod:`kumocore.http.guard`, which tells the guard when a request starts and ends through
@@ -43,6 +48,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
+from kumocore.http.write_progress import WriteProgress, kernel_unsent, reset
 from kumocore.reception.client_net import client_net
 from kumocore.reception.connection_rates import ConnectionRates
 
@@ -86,6 +92,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.guard = guard
         self.inner = inner
         self.transport: asyncio.Transport | None = None
+        #: The socket's own transport: ``transport`` until TLS starts, then the one under it.
+        self.raw: asyncio.Transport | None = None
         self.peer = ""
         self.trusted = False  # set by ConnectionGuard.admit
         self.admitted = False
@@ -98,11 +106,14 @@ class GuardedProtocol(asyncio.Protocol):
         self.in_request = False
         self.receiving_headers = False
         self._timer: asyncio.TimerHandle | None = None
+        #: Its own timer: the header and idle deadlines of ``_timer`` run at the same time.
+        self.writing = WriteProgress(
+            guard.response_write_timeout, self._unsent_bytes, self._stopped_reading)
 
     # -------------------------------------------------------------- asyncio protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, so no isinstance check.
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = self.raw = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else ""
         refusal = self.guard.admit(self)
@@ -164,6 +175,7 @@ class GuardedProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel()
+        self.writing.resumed()
         started = self.started
         self._release()
         if started:
@@ -178,9 +190,11 @@ class GuardedProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.started:
+            self.writing.paused()
             self.inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self.writing.resumed()
         if self.started:
             self.inner.resume_writing()
 
@@ -210,6 +224,12 @@ class GuardedProtocol(asyncio.Protocol):
 
     def _idle_expired(self) -> None:
         self._timer = None
+        if self.writing.watching:
+            # Writing is paused: a response is still going out, under
+            # response_write_timeout (aiohttp writes the one a handler returned after
+            # end() armed this deadline). Not idle.
+            self._arm(self.guard.keepalive_timeout, self._idle_expired)
+            return
         self.guard.closed_idle += 1
         self._close()
 
@@ -225,13 +245,33 @@ class GuardedProtocol(asyncio.Protocol):
                 "(header_timeout)"))
         self._close()
 
+    def _unsent_bytes(self) -> int:
+        """What the transports (TLS's and the socket's) and the kernel still hold."""
+        raw = self.raw
+        if raw is None:
+            return 0
+        unsent = raw.get_write_buffer_size() + kernel_unsent(raw)
+        if self.transport is not None and self.transport is not raw:
+            # With TLS, what its layer holds too; asking fails once the TLS transport
+            # was closed twice (it forgets its layer), and then there is nothing to add.
+            with contextlib.suppress(Exception):
+                unsent += self.transport.get_write_buffer_size()
+        return unsent
+
+    def _stopped_reading(self) -> None:
+        self.guard.closed_slow_readers += 1
+        if self.raw is not None:
+            reset(self.raw)  # drops the unsent response; the handler's drain ends
+
     def _close(self) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         transport.close()  # flushes what was written (the 408), then closes
         # ... unless the client stopped reading: then the socket goes anyway, a moment later.
-        asyncio.get_running_loop().call_later(LINGER, _abort, transport)
+        # The socket's transport: a TLS transport closed again (aiohttp closes an idle
+        # connection too) forgets its TLS layer, and its abort() then does nothing.
+        asyncio.get_running_loop().call_later(LINGER, _abort, self.raw or transport)
 
 
 #: How a connection is refused: HTTP status, reason phrase, the JSON error's text.
@@ -257,6 +297,7 @@ class ConnectionGuard:
         max_per_peer: int,
         header_timeout: float,
         keepalive_timeout: float,
+        response_write_timeout: float = 30.0,
         trusted: Callable[[str], bool] = lambda peer: False,
         tls: ssl.SSLContext | None = None,
         rate: ThrottleSpec | None = None,
@@ -277,12 +318,14 @@ class ConnectionGuard:
         self.max_per_peer = max_per_peer
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
+        self.response_write_timeout = response_write_timeout
         self.open = 0
         self.per_peer: collections.Counter[str] = collections.Counter()
         self.by_handler: dict[Any, GuardedProtocol] = {}
         self.refused = 0
         self.closed_idle = 0
         self.closed_slow_headers = 0
+        self.closed_slow_readers = 0
         self.failed_handshakes = 0
 
     def __call__(self) -> GuardedProtocol:
@@ -329,4 +372,5 @@ class ConnectionGuard:
     def stats(self) -> dict[str, int]:
         return {"open": self.open, "refused": self.refused, "closed_idle": self.closed_idle,
                 "closed_slow_headers": self.closed_slow_headers,
+                "closed_slow_readers": self.closed_slow_readers,
                 "failed_handshakes": self.failed_handshakes}

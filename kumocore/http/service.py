@@ -14,7 +14,8 @@ fleet's nodes may publish to the service by any DNS name, as they may to KumoMTA
 Anyone may still connect, so they keep ``kumo.start_http_listener``'s connection limits
 (:mod:`kumocore.http.binding`): at most ``max_connections`` clients,
 ``max_connections_per_peer`` from one peer, headers within ``header_timeout``, idle
-connections closed after ``keepalive_timeout``; a body over ``request_body_limit`` is a
+connections closed after ``keepalive_timeout``, a client that stops reading its response
+aborted after ``response_write_timeout``; a body over ``request_body_limit`` is a
 ``413``, one slower than ``request_body_timeout`` a ``408``.
 """
 
