@@ -4,7 +4,7 @@
 modules:
 
 * :mod:`bench.perf.load` — the load: test messages, Postfix's ``smtp-source`` and a counting
-  ``smtp-sink``, HTTP injection;
+  sink (``kc-sink``, bench/perf/sink.c, or Postfix's ``smtp-sink``), HTTP injection;
 * :mod:`bench.perf.postfix` — a private Postfix instance (own config, queue and data
   directories under a temp dir; the system's ``/etc/postfix`` is never touched);
 * :mod:`bench.perf.kumocore_side` — ``kumocore serve`` with ``bench/policy/bench_policy.py``;

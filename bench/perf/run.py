@@ -3,7 +3,7 @@
 Sections (``--only`` picks some):
 
 ``e2e``       ``smtp-source`` (``--sessions`` connections, each message to a distinct
-              recipient) → relay → its own ``smtp-sink``, for each size (2, 50, 100 KB),
+              recipient) → relay → its own sink (``--sink``), for each size (2, 50, 100 KB),
               first message injected → last message at the sink. Six sides, like for
               like (bench/perf/e2e.py): Postfix and kumocore without signing, Postfix +
               OpenDKIM and kumocore with DKIM, Haraka without and with DKIM. Each side's
