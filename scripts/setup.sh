@@ -32,7 +32,7 @@ declare -A wanted=(
   [nats-server]=nats-server
   [/usr/sbin/opendkim]=opendkim
   [strace]=strace  # orders spool syncs before the 250 (tests/reliability)
-  [gcc]=gcc  # builds reception's C line check (setup.py; optional: without it, NumPy)
+  [gcc]=gcc  # builds reception's C line check (setup.py; optional: without it, NumPy) and bench/perf/sink.c
   # the word list of kumo.string.normalize_smtp_response (kumocore/logs/response_normalize.py)
   [/usr/share/dict/words]=wamerican
 )
