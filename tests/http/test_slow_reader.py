@@ -189,6 +189,20 @@ async def read_slowly(receive: Callable[[], Awaitable[bytes]], served: Served) -
     return received
 
 
+async def fetch_slowly(served: Served, path: str) -> tuple[bytes, float]:
+    """``GET path`` read by :func:`read_slowly` on a new connection; the response as
+    received and the seconds it took."""
+    loop = asyncio.get_running_loop()
+    client = await raw_client(served.address, receive_buffer=256 * 1024)
+    try:
+        await loop.sock_sendall(client, get(path))
+        started = time.monotonic()
+        received = await read_slowly(lambda: loop.sock_recv(client, 512 * 1024), served)
+        return received, time.monotonic() - started
+    finally:
+        client.close()
+
+
 async def received_until_closed(client: socket.socket) -> bytes:
     received = b""
     with contextlib.suppress(ConnectionError):
@@ -260,15 +274,7 @@ async def test_a_client_reading_slowly_but_steadily_gets_the_whole_response(
     """With a small send buffer the server's transport holds most of the response, and
     writing stays paused until nearly all of it was read: seconds, several timeouts."""
     async with serving(send_buffer, response_write_timeout=f"{TIMEOUT}s") as served:
-        loop = asyncio.get_running_loop()
-        client = await raw_client(served.address, receive_buffer=256 * 1024)
-        try:
-            await loop.sock_sendall(client, get("/large"))
-            started = time.monotonic()
-            received = await read_slowly(lambda: loop.sock_recv(client, 512 * 1024), served)
-            seconds = time.monotonic() - started
-        finally:
-            client.close()
+        received, seconds = await fetch_slowly(served, "/large")
         assert body_of(received) == BODY
         # several timeouts in all: the deadline is for each wait, not for the whole body
         assert seconds > 2 * TIMEOUT, seconds
@@ -281,15 +287,7 @@ async def test_a_steady_reader_is_not_closed_as_idle_while_the_response_waits_fo
     writing is paused the connection is not idle (``response_write_timeout`` applies)."""
     async with serving(64 * 1024, response_write_timeout=f"{TIMEOUT}s",
                        keepalive_timeout=f"{TIMEOUT}s") as served:  # fmt: skip
-        loop = asyncio.get_running_loop()
-        client = await raw_client(served.address, receive_buffer=256 * 1024)
-        try:
-            await loop.sock_sendall(client, get("/answer"))
-            started = time.monotonic()
-            received = await read_slowly(lambda: loop.sock_recv(client, 512 * 1024), served)
-            seconds = time.monotonic() - started
-        finally:
-            client.close()
+        received, seconds = await fetch_slowly(served, "/answer")
         assert body_of(received) == BODY
         assert seconds > 2 * TIMEOUT + LINGER, seconds
         assert served.guard.stats()["closed_slow_readers"] == 0
