@@ -163,6 +163,9 @@ class KumocoreCollector(Collector):
         from kumocore.dkim.stats import dkim_metrics
 
         yield from dkim_metrics()
+        from kumocore.http.guard_metrics import http_guard_metrics
+
+        yield from http_guard_metrics()
 
     def _queue_metrics(self) -> Families:
         manager = self.services.queues

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kumocore.http.connections import ConnectionGuard, connection_cap
+from kumocore.http.guard_metrics import watch_guard
 from kumocore.reception.tls import server_context
 from kumocore.reception.tls_reload import serve_renewed
 
@@ -79,7 +80,9 @@ class GuardedSite:
     async def bind(self, *, reuse_port: bool | None = None) -> asyncio.Server:
         """Listen on the configured address; ``OSError`` when it cannot."""
         host, port = self.config.listen_host_port()
-        return await asyncio.get_running_loop().create_server(
+        server = await asyncio.get_running_loop().create_server(
             self.guard, host or None, port, reuse_address=True,
             reuse_port=reuse_port, backlog=128, family=socket.AF_UNSPEC,
         )  # fmt: skip
+        watch_guard(self.guard, self.config.listen)
+        return server
