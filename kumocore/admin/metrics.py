@@ -165,7 +165,7 @@ class KumocoreCollector(Collector):
         yield from dkim_metrics()
         from kumocore.http.guard_metrics import http_guard_metrics
 
-        yield from http_guard_metrics()
+        yield from http_guard_metrics(self.services.metrics.http_guards)
 
     def _queue_metrics(self) -> Families:
         manager = self.services.queues

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from kumocore.http.connections import ConnectionGuard, connection_cap
-from kumocore.http.guard_metrics import watch_guard
 from kumocore.reception.tls import server_context
 from kumocore.reception.tls_reload import serve_renewed
 
@@ -80,9 +79,7 @@ class GuardedSite:
     async def bind(self, *, reuse_port: bool | None = None) -> asyncio.Server:
         """Listen on the configured address; ``OSError`` when it cannot."""
         host, port = self.config.listen_host_port()
-        server = await asyncio.get_running_loop().create_server(
+        return await asyncio.get_running_loop().create_server(
             self.guard, host or None, port, reuse_address=True,
             reuse_port=reuse_port, backlog=128, family=socket.AF_UNSPEC,
         )  # fmt: skip
-        watch_guard(self.guard, self.config.listen)
-        return server

@@ -9,43 +9,37 @@ operator could not tell an attack the guard is holding off from quiet traffic.
 
 ``kumocore_http_connections{listener}`` is the open connections of a listener and
 ``kumocore_http_connections_closed_total{listener,reason}`` the counts above; ``listener``
-is the ``listen`` address. A guard is watched once its listener is bound, for as long as
-the listener exists (weakly: a discarded listener leaves the families). Guards under one
-address (a listener started again while the old one is still referenced) are added up,
-so a series is never exported twice.
+is the ``listen`` address. The node keeps its listeners' guards from their bind
+(``NodeMetrics.http_guards``, so nothing about a node lives in this module). Guards under
+one address (two listeners given the same ``listen``) are added up, so a series is never
+exported twice.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client.metrics_core import Metric
 
-if TYPE_CHECKING:
-    from kumocore.http.connections import ConnectionGuard
+__all__ = ["GuardCounts", "http_guard_metrics"]
 
-__all__ = ["http_guard_metrics", "watch_guard"]
+
+class GuardCounts(Protocol):
+    """What is exported of a guard (:class:`~kumocore.http.connections.ConnectionGuard`)."""
+
+    def stats(self) -> dict[str, int]: ...
+
 
 #: reason label → the guard's ``stats()`` key
 REASONS = {"refused": "refused", "idle": "closed_idle",
            "slow_headers": "closed_slow_headers", "slow_reader": "closed_slow_readers",
            "failed_handshake": "failed_handshakes"}  # fmt: skip
 
-_WATCHED: weakref.WeakKeyDictionary[ConnectionGuard, str] = weakref.WeakKeyDictionary()
 
-
-def watch_guard(guard: ConnectionGuard, listener: str) -> None:
-    """Export ``guard``'s counts under ``listener`` (its ``listen`` address)."""
-    _WATCHED[guard] = listener
-
-
-def http_guard_metrics(
-    guards: Iterable[tuple[ConnectionGuard, str]] | None = None,
-) -> Iterator[Metric]:
-    """The two families, one series per watched listener (and reason)."""
-    watched = list(_WATCHED.items() if guards is None else guards)
+def http_guard_metrics(guards: Iterable[tuple[GuardCounts, str]]) -> Iterator[Metric]:
+    """The two families, one series per listener (and reason); none without listeners."""
+    watched = list(guards)
     if not watched:
         return
     opened = Metric("kumocore_http_connections",

@@ -162,6 +162,8 @@ async def prepare_http_listener(
     async def start() -> HttpListener:
         server = await site.bind(reuse_port=runtime.reuse_port or None)
         listener = HttpListener(app, runner, server)
+        if runtime.services is not None:  # its counts on /metrics
+            runtime.services.metrics.http_guards.append((site.guard, config.listen))
         log.debug("HTTP listener started", address=listener.address, tls=config.use_tls)
         return listener
 

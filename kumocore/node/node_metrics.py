@@ -16,6 +16,8 @@ from kumocore.node.latency import Histogram
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from kumocore.http.guard_metrics import GuardCounts
+
 #: Local addresses with a ``smtp_server_rejections`` series of their own; later ones are
 #: counted under :data:`OTHER_ADDRESS` (``total`` and ``other`` within the cap).
 MAX_REJECTION_ADDRESSES = 500
@@ -90,3 +92,6 @@ class NodeMetrics:
         self.registry: CollectorRegistry | None = None
         #: KumoMTA's CPU usage gauges; the server runs it (kumocore.node.cpu_usage).
         self.cpu = CpuUsageMonitor()
+        #: The HTTP listeners' connection guards and ``listen`` addresses, from their
+        #: bind (kumocore.http.server), for /metrics (kumocore.http.guard_metrics).
+        self.http_guards: list[tuple[GuardCounts, str]] = []

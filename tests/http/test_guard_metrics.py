@@ -75,3 +75,12 @@ def test_guards_under_one_address_are_added_up_into_one_series_each() -> None:
 
 def test_no_families_without_an_http_listener() -> None:
     assert list(http_guard_metrics([])) == []
+
+
+async def test_a_listener_is_counted_by_its_own_node_only(start_http: StartHttp) -> None:
+    first, second = await start_http(), await start_http()
+    mine, theirs = first.reception.runtime.services, second.reception.runtime.services
+    assert mine is not None and theirs is not None and mine is not theirs
+    assert (first.listener.guard, LISTEN) in mine.metrics.http_guards
+    assert (first.listener.guard, LISTEN) not in theirs.metrics.http_guards
+    assert (second.listener.guard, LISTEN) in theirs.metrics.http_guards
